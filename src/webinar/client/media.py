@@ -1,0 +1,179 @@
+"""Pre-encoded media for headless clients, tests and benchmarks.
+
+A clip is encoded once (VP8 with libvpx, Opus) and then replayed as ``av.Packet``
+objects: aiortc's sender packetizes pre-encoded packets without encoding, so a
+publisher costs almost no CPU and measurements see the SFU, not the client.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import fractions
+import math
+import time
+from dataclasses import dataclass
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+VIDEO_CLOCK = 90000
+AUDIO_CLOCK = 48000
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedClip:
+    kind: str  # "video" | "audio"
+    frames: tuple[bytes, ...]
+    keyframes: tuple[bool, ...]
+    frame_duration: float  # seconds
+    bitrate_bps: int  # measured mean
+
+
+def make_vp8_clip(
+    *,
+    width: int = 640,
+    height: int = 480,
+    fps: int = 30,
+    seconds: float = 4.0,
+    bitrate: int = 1_000_000,
+    keyframe_interval: int = 60,
+) -> EncodedClip:
+    """Encode a moving test pattern to VP8 (realtime, CBR)."""
+    codec = av.CodecContext.create("libvpx", "w")
+    codec.width = width
+    codec.height = height
+    codec.pix_fmt = "yuv420p"
+    codec.bit_rate = bitrate
+    codec.time_base = fractions.Fraction(1, fps)
+    codec.framerate = fractions.Fraction(fps, 1)
+    codec.gop_size = keyframe_interval
+    codec.options = {
+        "deadline": "realtime",
+        "cpu-used": "8",
+        "lag-in-frames": "0",
+        "minrate": str(bitrate),
+        "maxrate": str(bitrate),
+        "bufsize": str(bitrate),
+        "partitions": "0",
+    }
+    n = int(seconds * fps)
+    frames: list[bytes] = []
+    keys: list[bool] = []
+    pattern = bytes(range(256)) * (width // 256 + 2)
+    for i in range(n):
+        # A diagonal gradient that moves: compressible, never static, never black.
+        y = b"".join(
+            pattern[(row + i * 4) % 256 : (row + i * 4) % 256 + width] for row in range(height)
+        )
+        u = bytes([(i * 3) % 256]) * (width // 2 * (height // 2))
+        v = bytes([128]) * (width // 2 * (height // 2))
+        frame = av.VideoFrame(width, height, "yuv420p")
+        for plane, data in zip(frame.planes, (y, u, v), strict=True):
+            _fill_plane(plane, data, plane.width)
+        frame.pts = i
+        frame.time_base = codec.time_base
+        if i % keyframe_interval == 0:
+            frame.pict_type = av.video.frame.PictureType.I
+        for packet in codec.encode(frame):
+            frames.append(bytes(packet))
+            keys.append(bool(packet.is_keyframe))
+    for packet in codec.encode(None):
+        frames.append(bytes(packet))
+        keys.append(bool(packet.is_keyframe))
+    total = sum(len(f) for f in frames)
+    return EncodedClip(
+        kind="video",
+        frames=tuple(frames),
+        keyframes=tuple(keys),
+        frame_duration=1 / fps,
+        bitrate_bps=int(total * 8 / (len(frames) / fps)) if frames else 0,
+    )
+
+
+def make_opus_clip(*, seconds: float = 4.0, frequency: float = 440.0) -> EncodedClip:
+    """Encode a tone to Opus, 20 ms per packet."""
+    codec = av.CodecContext.create("libopus", "w")
+    codec.sample_rate = AUDIO_CLOCK
+    codec.layout = "stereo"
+    codec.format = "s16"
+    codec.bit_rate = 64000
+    codec.time_base = fractions.Fraction(1, AUDIO_CLOCK)
+    samples = 960
+    n = int(seconds / 0.02)
+    frames: list[bytes] = []
+    for i in range(n):
+        pcm = array.array("h")
+        for k in range(samples):
+            value = int(math.sin(2 * math.pi * frequency * (k + i * samples) / AUDIO_CLOCK) * 8000)
+            pcm.append(value)
+            pcm.append(value)
+        frame = av.AudioFrame(format="s16", layout="stereo", samples=samples)
+        frame.planes[0].update(pcm.tobytes())
+        frame.sample_rate = AUDIO_CLOCK
+        frame.pts = i * samples
+        frame.time_base = codec.time_base
+        for packet in codec.encode(frame):
+            frames.append(bytes(packet))
+    for packet in codec.encode(None):
+        frames.append(bytes(packet))
+    total = sum(len(f) for f in frames)
+    return EncodedClip(
+        kind="audio",
+        frames=tuple(frames),
+        keyframes=tuple(True for _ in frames),
+        frame_duration=0.02,
+        bitrate_bps=int(total * 8 / (len(frames) * 0.02)) if frames else 0,
+    )
+
+
+def _fill_plane(plane: av.video.plane.VideoPlane, data: bytes, width: int) -> None:
+    stride = plane.line_size
+    if stride == width:
+        plane.update(data)
+        return
+    rows = len(data) // width
+    padded = b"".join(
+        data[r * width : (r + 1) * width] + b"\x00" * (stride - width) for r in range(rows)
+    )
+    plane.update(padded)
+
+
+class ClipTrack(MediaStreamTrack):
+    """Replays an :class:`EncodedClip` in real time, looping, as ``av.Packet``s.
+
+    ``frames_sent`` counts frames handed to the sender (the loss test compares
+    decoded frames against it)."""
+
+    def __init__(self, clip: EncodedClip) -> None:
+        super().__init__()
+        self.kind = clip.kind
+        self._clip = clip
+        self._index = 0
+        self._start: float | None = None
+        self.frames_sent = 0
+        clock = VIDEO_CLOCK if clip.kind == "video" else AUDIO_CLOCK
+        self._time_base = fractions.Fraction(1, clock)
+        self._ticks = round(clip.frame_duration * clock)
+
+    async def recv(self) -> av.Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        n = self.frames_sent
+        due = self._start + n * self._clip.frame_duration
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        frames = self._clip.frames
+        data = frames[self._index]
+        self._index = (self._index + 1) % len(frames)
+        if self._index == 0 and self.kind == "video":
+            # Loop from a keyframe: clips start with one.
+            pass
+        packet = av.Packet(data)
+        packet.pts = n * self._ticks
+        packet.time_base = self._time_base
+        self.frames_sent = n + 1
+        return packet

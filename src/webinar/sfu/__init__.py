@@ -1,0 +1,47 @@
+"""The forwarding engine: RTP in, RTP out, no decoding, no encoding.
+
+Nouns as in mediasoup: a :class:`Router` per room, a :class:`Producer` per
+published track, a :class:`Consumer` per (subscriber, producer). This package
+imports nothing from rooms, signalling or ticketing.
+"""
+
+from ._aiortc import HookError, check_hooks, running_decoder_threads
+from .consumer import Consumer
+from .estimator import BandwidthEstimator, Estimate
+from .producer import Producer
+from .router import MAX_CAMERAS_LIMIT, Router, RouterConfig
+from .transport import IceServer, PublishTransport, SubscribeTransport, TrackSpec, TransportConfig
+from .types import (
+    CloseReason,
+    ConsumerId,
+    MediaKind,
+    MediaSource,
+    ProducerId,
+    SfuError,
+    SfuErrorCode,
+)
+
+__all__ = [
+    "MAX_CAMERAS_LIMIT",
+    "BandwidthEstimator",
+    "CloseReason",
+    "Consumer",
+    "ConsumerId",
+    "Estimate",
+    "HookError",
+    "IceServer",
+    "MediaKind",
+    "MediaSource",
+    "Producer",
+    "ProducerId",
+    "PublishTransport",
+    "Router",
+    "RouterConfig",
+    "SfuError",
+    "SfuErrorCode",
+    "SubscribeTransport",
+    "TrackSpec",
+    "TransportConfig",
+    "check_hooks",
+    "running_decoder_threads",
+]

@@ -1,0 +1,558 @@
+"""Every use of aiortc's and aioice's private API lives here, and only here.
+
+The forwarding engine works on RTP packets: it never decodes or encodes. aiortc's
+public API only offers decoded frames, so this module reaches into a few private
+names of aiortc 1.16 / aioice 0.13 (pinned in pyproject.toml):
+
+* ingress: the DTLS transport's ``_handle_rtp_data`` is replaced so packets are
+  routed by MID (then SSRC) straight to the SFU, skipping the jitter buffer; the
+  receiver's ``receive`` is replaced so no decoder thread is ever started, while
+  its RTCP loop keeps sending truthful receiver reports fed from our statistics;
+* egress: packets are SRTP-protected with the transport's session and handed to
+  the nominated ICE pair's UDP socket synchronously (no coroutine per packet);
+  the sender's RTCP loop keeps running and its sender-report fields are kept
+  truthful from the forwarding counters;
+* feedback: the sender's ``_handle_rtcp_packet`` is replaced so NACK, PLI/FIR,
+  REMB and receiver reports reach the consumer;
+* gathering: host addresses, the UDP port range and an announced public IP.
+
+:func:`check_hooks` verifies every name this module touches; it runs at import
+time of the server and in a test, so an aiortc upgrade fails loudly, not subtly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, cast
+
+import aioice.ice
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc.codecs import HEADER_EXTENSIONS
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
+from aiortc.rtp import (
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    AnyRtcpPacket,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    RtpPacket,
+    pack_remb_fci,
+)
+
+__all__ = [
+    "HookError",
+    "IngressTap",
+    "PacketSink",
+    "SenderTap",
+    "SilentTrack",
+    "check_hooks",
+    "configure_gathering",
+    "install_ingress",
+    "running_decoder_threads",
+    "subscriber_extension_ids",
+]
+
+
+class HookError(RuntimeError):
+    """aiortc or aioice changed under us: a private name we rely on is gone."""
+
+
+_R = "_RTCRtpReceiver__"
+_S = "_RTCRtpSender__"
+
+# (owner, attribute, what we use it for)
+_RECEIVER_ATTRS = (
+    "codecs",
+    "rtx_ssrc",
+    "remote_streams",
+    "remote_bitrate_estimator",
+    "rtcp_ssrc",
+    "started",
+    "rtcp_task",
+    "transport",
+    "decoder_thread",
+)
+_SENDER_ATTRS = ("packet_count", "octet_count", "ntp_timestamp", "rtp_timestamp", "rtt")
+
+
+def check_hooks() -> None:
+    """Raise :class:`HookError` naming every private hook that is missing."""
+    missing: list[str] = []
+    loop = asyncio.new_event_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        pc = RTCPeerConnection()
+        try:
+            tr = pc.addTransceiver("video", direction="sendrecv")
+            receiver, sender = tr.receiver, tr.sender
+            dtls = receiver.transport
+            for name in _RECEIVER_ATTRS:
+                if not hasattr(receiver, _R + name):
+                    missing.append(f"RTCRtpReceiver.__{name}")
+            for name in _SENDER_ATTRS:
+                if not hasattr(sender, _S + name):
+                    missing.append(f"RTCRtpSender.__{name}")
+            for obj, name in (
+                (receiver, "_run_rtcp"),
+                (receiver, "_handle_rtcp_packet"),
+                (receiver, "_send_rtcp"),
+                (sender, "_handle_rtcp_packet"),
+                (sender, "_ssrc"),
+                (sender, "_rtx_ssrc"),
+                (sender, "_stream_id"),
+                (tr, "_codecs"),
+                (tr, "_headerExtensions"),
+                (dtls, "_handle_rtp_data"),
+                (dtls, "_rtp_header_extensions_map"),
+                (dtls, "_rtp_router"),
+                (dtls, "_tx_srtp"),
+                (dtls, "transport"),
+                (pc, "_RTCPeerConnection__createTransceiver"),
+            ):
+                if not hasattr(obj, name):
+                    missing.append(f"{type(obj).__name__}.{name}")
+            ice = dtls.transport
+            gatherer = getattr(ice, "iceGatherer", None)
+            conn = getattr(gatherer, "_connection", None)
+            if conn is None:
+                missing.append("RTCIceGatherer._connection")
+            else:
+                for name in ("_nominated", "_protocols", "_local_candidates", "gather_candidates"):
+                    if not hasattr(conn, name):
+                        missing.append(f"aioice.Connection.{name}")
+            loop.run_until_complete(pc.close())
+        finally:
+            if not loop.is_closed():
+                loop.run_until_complete(asyncio.sleep(0))
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+    for name in ("StunProtocol", "Candidate", "candidate_foundation", "candidate_priority"):
+        if not hasattr(aioice.ice, name):
+            missing.append(f"aioice.ice.{name}")
+    if not hasattr(aioice.ice.CandidatePair, "remote_addr"):
+        missing.append("aioice.ice.CandidatePair.remote_addr")
+    try:
+        subscriber_extension_ids("video")
+        subscriber_extension_ids("audio")
+    except KeyError as exc:
+        missing.append(f"aiortc.codecs.HEADER_EXTENSIONS: {exc}")
+    if missing:
+        raise HookError("aiortc/aioice private API changed; missing: " + ", ".join(missing))
+
+
+# --------------------------------------------------------------------------- tracks
+
+
+class SilentTrack(MediaStreamTrack):
+    """A track whose ``recv`` never returns: the sender negotiates and sends RTCP
+    but never encodes anything (a ``None`` track would poll every 20 ms)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self._ended = asyncio.Event()
+
+    async def recv(self) -> Any:
+        await self._ended.wait()
+        raise MediaStreamError
+
+    def stop(self) -> None:
+        self._ended.set()
+        super().stop()
+
+
+# --------------------------------------------------------------------------- extensions
+
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+
+
+def subscriber_extension_ids(kind: str) -> dict[str, int]:
+    """Header extension IDs aiortc offers on a subscriber connection, by URI.
+
+    The SFU writes forwarded headers in this layout; consumers check that what was
+    negotiated matches it.
+    """
+    ids = {ext.uri: ext.id for ext in HEADER_EXTENSIONS[kind]}
+    if MID_URI not in ids:
+        raise KeyError(MID_URI)
+    wanted = ABS_SEND_TIME_URI if kind == "video" else AUDIO_LEVEL_URI
+    if wanted not in ids:
+        raise KeyError(wanted)
+    return ids
+
+
+def negotiated_extension_ids(transceiver: RTCRtpTransceiver) -> dict[str, int]:
+    return {ext.uri: ext.id for ext in transceiver._headerExtensions}
+
+
+def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[Any]:
+    return list(transceiver._codecs)
+
+
+def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:
+    """The msid stream of the m-line: tracks in one stream are lip-synced."""
+    sender._stream_id = stream_id
+
+
+# --------------------------------------------------------------------------- egress
+
+
+class _UdpSend:
+    """Resolves the nominated ICE pair into a synchronous ``sendto``."""
+
+    __slots__ = ("_conn", "_loop", "_pair", "_send", "_tasks")
+
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
+        self._conn = dtls.transport.iceGatherer._connection
+        self._pair: Any = None
+        self._send: Callable[[bytes], None] | None = None
+        self._loop = asyncio.get_event_loop()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __call__(self, data: bytes) -> bool:
+        pair = self._conn._nominated.get(1)
+        if pair is None:
+            return False
+        if pair is not self._pair:
+            self._resolve(pair)
+        send = self._send
+        assert send is not None
+        send(data)
+        return True
+
+    def _resolve(self, pair: Any) -> None:
+        self._pair = pair
+        protocol = pair.protocol
+        addr = pair.remote_addr
+        if type(protocol) is aioice.ice.StunProtocol:
+            transport = protocol.transport
+            self._send = lambda data: transport.sendto(data, addr)
+        else:  # TURN-relayed or TCP protocol: its send is a coroutine
+
+            def send(data: bytes) -> None:
+                task = self._loop.create_task(protocol.send_data(data, addr))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+            self._send = send
+
+
+class PacketSink:
+    """Synchronous SRTP/SRTCP send on one peer connection's DTLS transport."""
+
+    __slots__ = ("_dtls", "_udp", "bytes_sent", "packets_sent")
+
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
+        self._dtls = dtls
+        self._udp = _UdpSend(dtls)
+        self.packets_sent = 0
+        self.bytes_sent = 0
+
+    def send_rtp(self, data: bytes) -> bool:
+        srtp = self._dtls._tx_srtp
+        if srtp is None or self._dtls.state != "connected":
+            return False
+        out = srtp.protect(data)
+        if self._udp(out):
+            self.packets_sent += 1
+            self.bytes_sent += len(out)
+            return True
+        return False
+
+    def send_rtcp(self, data: bytes) -> bool:
+        srtp = self._dtls._tx_srtp
+        if srtp is None or self._dtls.state != "connected":
+            return False
+        return self._udp(srtp.protect_rtcp(data))
+
+
+RtcpHandler = Callable[[AnyRtcpPacket], Awaitable[None]]
+
+
+class SenderTap:
+    """Access to one aiortc sender used as a forwarding egress."""
+
+    def __init__(self, transceiver: RTCRtpTransceiver) -> None:
+        self.transceiver = transceiver
+        self.sender: RTCRtpSender = transceiver.sender
+        self._original_rtcp = self.sender._handle_rtcp_packet
+
+    @property
+    def ssrc(self) -> int:
+        return cast(int, self.sender._ssrc)
+
+    @property
+    def rtx_ssrc(self) -> int:
+        return cast(int, self.sender._rtx_ssrc)
+
+    def sink(self) -> PacketSink:
+        return PacketSink(self.sender.transport)
+
+    def intercept_rtcp(self, handler: RtcpHandler) -> None:
+        """Route the subscriber's feedback for this stream to ``handler``.
+
+        Receiver reports still reach aiortc's own handler first so its RTT and
+        remote-inbound statistics stay right."""
+        original = self._original_rtcp
+
+        async def handle(packet: AnyRtcpPacket) -> None:
+            if type(packet).__name__ in ("RtcpRrPacket", "RtcpSrPacket"):
+                await original(packet)
+            await handler(packet)
+
+        self.sender._handle_rtcp_packet = handle
+
+    def rtt(self) -> float | None:
+        return cast("float | None", getattr(self.sender, _S + "rtt"))
+
+    def sync_sender_report(
+        self, packet_count: int, octet_count: int, ntp_timestamp: int, rtp_timestamp: int
+    ) -> None:
+        """Make the sender's next RTCP SR describe what we actually forwarded."""
+        s = self.sender
+        setattr(s, _S + "packet_count", packet_count)
+        setattr(s, _S + "octet_count", octet_count)
+        setattr(s, _S + "ntp_timestamp", ntp_timestamp)
+        setattr(s, _S + "rtp_timestamp", rtp_timestamp)
+
+
+# --------------------------------------------------------------------------- ingress
+
+
+class IngressTap:
+    """One publisher-side aiortc receiver turned into a packet tap.
+
+    No decoder thread is started; the receiver's RTCP loop keeps sending receiver
+    reports from statistics this tap feeds, and REMB from aiortc's estimator.
+    """
+
+    def __init__(
+        self,
+        receiver: RTCRtpReceiver,
+        on_started: Callable[[Any], None],
+    ) -> None:
+        self.receiver = receiver
+        self._on_started = on_started
+        self._streams: dict[int, StreamStatistics] = getattr(receiver, _R + "remote_streams")
+        self._estimator = getattr(receiver, _R + "remote_bitrate_estimator")
+        self.nack = NackGenerator()
+        self._sink: PacketSink | None = None
+        receiver.receive = self._receive  # type: ignore[method-assign]
+
+    async def _receive(self, parameters: Any) -> None:
+        r = self.receiver
+        if getattr(r, _R + "started"):
+            return
+        codecs = getattr(r, _R + "codecs")
+        for codec in parameters.codecs:
+            codecs[codec.payloadType] = codec
+        rtx = getattr(r, _R + "rtx_ssrc")
+        for encoding in parameters.encodings:
+            if encoding.rtx:
+                rtx[encoding.rtx.ssrc] = encoding.ssrc
+        transport: RTCDtlsTransport = getattr(r, _R + "transport")
+        transport._register_rtp_receiver(r, parameters)
+        setattr(r, _R + "rtcp_task", asyncio.ensure_future(r._run_rtcp()))
+        setattr(r, _R + "started", True)
+        self._sink = PacketSink(transport)
+        self._on_started(parameters)
+
+    @property
+    def rtcp_ssrc(self) -> int | None:
+        return cast("int | None", getattr(self.receiver, _R + "rtcp_ssrc"))
+
+    def account(self, packet: RtpPacket, arrival_time_ms: int, clock_rate: int) -> None:
+        """Feed receiver statistics (for RR) and the REMB estimator."""
+        stats = self._streams.get(packet.ssrc)
+        if stats is None:
+            stats = self._streams[packet.ssrc] = StreamStatistics(clock_rate)
+        stats.add(packet)
+        est = self._estimator
+        if est is not None and packet.extensions.abs_send_time is not None:
+            remb = est.add(
+                abs_send_time=packet.extensions.abs_send_time,
+                arrival_time_ms=arrival_time_ms,
+                payload_size=len(packet.payload) + packet.padding_size,
+                ssrc=packet.ssrc,
+            )
+            rtcp_ssrc = self.rtcp_ssrc
+            if remb is not None and rtcp_ssrc is not None:
+                self._send_rtcp(
+                    bytes(
+                        RtcpPsfbPacket(
+                            fmt=15, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
+                        )
+                    )
+                )
+
+    def send_nack(self, media_ssrc: int, lost: Iterable[int]) -> None:
+        rtcp_ssrc = self.rtcp_ssrc
+        if rtcp_ssrc is None:
+            return
+        packet = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=rtcp_ssrc, media_ssrc=media_ssrc)
+        packet.lost = sorted(lost)
+        self._send_rtcp(bytes(packet))
+
+    def send_pli(self, media_ssrc: int) -> None:
+        rtcp_ssrc = self.rtcp_ssrc
+        if rtcp_ssrc is None:
+            return
+        self._send_rtcp(
+            bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=rtcp_ssrc, media_ssrc=media_ssrc))
+        )
+
+    def _send_rtcp(self, data: bytes) -> None:
+        if self._sink is not None:
+            self._sink.send_rtcp(data)
+
+
+RtpHandler = Callable[[RtpPacket, int], None]
+
+
+def install_ingress(
+    dtls: RTCDtlsTransport,
+    route: Callable[[RtpPacket], RtpHandler | None],
+) -> None:
+    """Replace the transport's RTP handling: parse, route (by MID first), hand on.
+
+    ``route`` returns the handler for a packet or ``None`` to drop it. aiortc's own
+    router matches only SSRC and payload type, which mis-routes two video m-lines
+    without ``a=ssrc`` lines in one bundle; the SFU routes by MID and learns SSRCs.
+    """
+    ext_map = dtls._rtp_header_extensions_map
+    parse = RtpPacket.parse
+
+    async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
+        try:
+            packet = parse(data, ext_map)
+        except ValueError:
+            return
+        handler = route(packet)
+        if handler is not None:
+            handler(packet, arrival_time_ms)
+
+    dtls._handle_rtp_data = handle_rtp_data
+
+
+def receiver_transport(receiver: RTCRtpReceiver) -> RTCDtlsTransport:
+    return cast(RTCDtlsTransport, receiver.transport)
+
+
+def running_decoder_threads() -> list[str]:
+    """Names of aiortc decoder threads alive in this process (tests assert none)."""
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name.endswith("-decoder")]
+
+
+# --------------------------------------------------------------------------- gathering
+
+
+def configure_gathering(
+    pc: RTCPeerConnection,
+    *,
+    host_addresses: list[str],
+    port_min: int | None,
+    port_max: int | None,
+    announced_ip: str | None,
+) -> None:
+    """Control host-candidate gathering of every ICE transport ``pc`` creates.
+
+    Must be called before the first offer/answer. ``host_addresses`` empty means
+    aioice's default (every non-loopback interface).
+    """
+    if not host_addresses and port_min is None and announced_ip is None:
+        return
+
+    original = pc._RTCPeerConnection__createTransceiver  # noqa: SLF001
+
+    def create(*args: Any, **kwargs: Any) -> Any:
+        transceiver = original(*args, **kwargs)
+        conn = transceiver.receiver.transport.transport.iceGatherer._connection
+        if not getattr(conn, "_webinar_gather", False):
+            _patch_gather(conn, host_addresses, port_min, port_max, announced_ip)
+        return transceiver
+
+    pc._RTCPeerConnection__createTransceiver = create
+
+
+def _patch_gather(
+    conn: Any,
+    host_addresses: list[str],
+    port_min: int | None,
+    port_max: int | None,
+    announced_ip: str | None,
+) -> None:
+    conn._webinar_gather = True
+    ice = aioice.ice
+
+    async def bind(address: str) -> Any:
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        if port_min is None or port_max is None:
+            ports: list[int] = [0]
+        else:
+            ports = list(range(port_min, port_max + 1))
+            random.shuffle(ports)
+        last: OSError | None = None
+        for port in ports:
+            try:
+                _, protocol = await loop.create_datagram_endpoint(
+                    lambda: ice.StunProtocol(conn), local_addr=(address, port), family=family
+                )
+                return protocol
+            except OSError as exc:
+                last = exc
+        raise OSError(f"no free UDP port on {address} in {port_min}-{port_max}") from last
+
+    async def gather_candidates() -> None:
+        if conn._local_candidates_start:
+            return
+        conn._local_candidates_start = True
+        addresses = host_addresses or ice.get_host_addresses(
+            use_ipv4=conn._use_ipv4, use_ipv6=conn._use_ipv6
+        )
+        for component in conn._components:
+            for address in addresses:
+                try:
+                    protocol = await bind(address)
+                except OSError:
+                    continue
+                host, port = protocol.transport.get_extra_info("sockname")[:2]
+                protocol.local_candidate = ice.Candidate(
+                    foundation=ice.candidate_foundation("host", "udp", host),
+                    component=component,
+                    transport="udp",
+                    priority=ice.candidate_priority(component, "host"),
+                    host=host,
+                    port=port,
+                    type="host",
+                )
+                conn._protocols.append(protocol)
+                conn._local_candidates.append(protocol.local_candidate)
+                if announced_ip:
+                    conn._local_candidates.append(
+                        ice.Candidate(
+                            foundation=ice.candidate_foundation("srflx", "udp", announced_ip),
+                            component=component,
+                            transport="udp",
+                            priority=ice.candidate_priority(component, "srflx"),
+                            host=announced_ip,
+                            port=port,
+                            type="srflx",
+                            related_address=host,
+                            related_port=port,
+                        )
+                    )
+        conn._local_candidates_end = True
+
+    conn.gather_candidates = gather_candidates
+

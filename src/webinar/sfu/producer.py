@@ -1,0 +1,225 @@
+"""Producer: one published track entering the SFU, fanned out to its consumers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiortc.rtp import RtcpSrPacket, RtpPacket
+
+from .rtp import (
+    DuplicateFilter,
+    MediaPacket,
+    SeqUnwrapper,
+    abs_send_time_bytes,
+    vp8_is_keyframe_start,
+)
+from .types import CloseReason, MediaKind, MediaSource, ProducerId, new_id
+
+if TYPE_CHECKING:
+    from ._aiortc import IngressTap
+    from .consumer import Consumer
+
+logger = logging.getLogger(__name__)
+
+KEYFRAME_REQUEST_INTERVAL = 0.25  # seconds between two PLIs sent to the publisher
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerCodec:
+    mime_type: str  # "video/VP8", "audio/opus"
+    clock_rate: int
+    payload_type: int
+    rtx_payload_type: int | None
+    channels: int | None = None
+    parameters: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(slots=True)
+class ProducerStats:
+    packets: int = 0
+    bytes: int = 0
+    duplicates: int = 0
+    retransmissions: int = 0
+    keyframes: int = 0
+    keyframe_requests: int = 0
+    nacks_sent: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SenderReportMapping:
+    """The publisher's latest RTP↔NTP mapping, with our clock at its arrival."""
+
+    ntp: int
+    rtp: int
+    arrived: float  # time.time()
+
+
+class Producer:
+    """Receives one track's RTP (via an :class:`IngressTap`) and forwards each
+    packet, once, to every consumer. Closing it closes its consumers."""
+
+    def __init__(
+        self,
+        *,
+        kind: MediaKind,
+        source: MediaSource,
+        mid: str,
+        tap: IngressTap,
+        app_data: dict[str, Any] | None = None,
+    ) -> None:
+        self.id = ProducerId(new_id("pr"))
+        self.kind = kind
+        self.source = source
+        self.mid = mid
+        self.app_data: dict[str, Any] = app_data or {}
+        self.codec: ProducerCodec | None = None
+        self.ssrc: int | None = None
+        self.stats = ProducerStats()
+        self.closed = False
+        self.sender_report: SenderReportMapping | None = None
+        self.audio_level = -1  # last ssrc-audio-level byte seen (-dBov, 127 = silence)
+        self._tap = tap
+        self._consumers: dict[str, Consumer] = {}
+        self._active: tuple[Consumer, ...] = ()
+        self._unwrap = SeqUnwrapper()
+        self._dupes = DuplicateFilter()
+        self._rtx_ssrcs: set[int] = set()
+        self._last_pli = 0.0
+        self._close_listeners: list[Callable[[Producer, CloseReason], None]] = []
+
+    # ------------------------------------------------------------------ wiring
+
+    def set_codec(self, codec: ProducerCodec, ssrc: int | None, rtx_ssrc: int | None) -> None:
+        self.codec = codec
+        if ssrc is not None:
+            self.ssrc = ssrc
+        if rtx_ssrc is not None:
+            self._rtx_ssrcs.add(rtx_ssrc)
+
+    def on_close(self, listener: Callable[[Producer, CloseReason], None]) -> None:
+        self._close_listeners.append(listener)
+
+    def add_consumer(self, consumer: Consumer) -> None:
+        if self.closed:
+            raise RuntimeError("producer is closed")
+        self._consumers[consumer.id] = consumer
+        self._active = tuple(self._consumers.values())
+
+    def remove_consumer(self, consumer: Consumer) -> None:
+        if self._consumers.pop(consumer.id, None) is not None:
+            self._active = tuple(self._consumers.values())
+
+    @property
+    def consumers(self) -> tuple[Consumer, ...]:
+        return self._active
+
+    # ------------------------------------------------------------------ hot path
+
+    def on_rtp(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        codec = self.codec
+        if codec is None or self.closed:
+            return
+        pt = packet.payload_type
+        self._tap.account(packet, arrival_time_ms, codec.clock_rate)
+        payload = packet.payload
+        if pt == codec.payload_type:
+            if self.ssrc is None:
+                self.ssrc = packet.ssrc
+            seq = packet.sequence_number
+            retransmission = False
+        elif pt == codec.rtx_payload_type:
+            if len(payload) < 2:  # RTX padding probe
+                return
+            seq = (payload[0] << 8) | payload[1]
+            payload = payload[2:]
+            retransmission = True
+        else:
+            return
+        if not payload:  # padding only
+            return
+        ext = self._unwrap.unwrap(seq)
+        if not self._dupes.first_time(ext):
+            self.stats.duplicates += 1
+            return
+        stats = self.stats
+        stats.packets += 1
+        stats.bytes += len(payload)
+        if retransmission:
+            stats.retransmissions += 1
+        keyframe = False
+        if self.kind is MediaKind.VIDEO:
+            nack = self._tap.nack
+            if not retransmission and self.ssrc is not None:
+                if nack.add(packet):
+                    stats.nacks_sent += 1
+                    self._tap.send_nack(self.ssrc, nack.missing)
+            elif retransmission:
+                nack.missing.discard(seq)
+            keyframe = vp8_is_keyframe_start(payload)
+            if keyframe:
+                stats.keyframes += 1
+        level = packet.extensions.audio_level
+        if level is not None:
+            self.audio_level = level[1]
+            audio_level = (0x80 if level[0] else 0) | level[1]
+        else:
+            audio_level = -1
+        now = time.time()
+        mp = MediaPacket(
+            seq=ext,
+            timestamp=packet.timestamp,
+            marker=packet.marker,
+            payload=payload,
+            keyframe=keyframe,
+            audio_level=audio_level,
+            arrival=now,
+            abs_send_time=abs_send_time_bytes(now),
+        )
+        for consumer in self._active:
+            consumer.forward(mp)
+
+    # ------------------------------------------------------------------ feedback
+
+    def request_keyframe(self) -> bool:
+        """Ask the publisher for a keyframe (PLI), at most every 250 ms."""
+        if self.kind is not MediaKind.VIDEO or self.ssrc is None or self.closed:
+            return False
+        now = time.monotonic()
+        if now - self._last_pli < KEYFRAME_REQUEST_INTERVAL:
+            return False
+        self._last_pli = now
+        self.stats.keyframe_requests += 1
+        self._tap.send_pli(self.ssrc)
+        return True
+
+    def on_sender_report(self, packet: RtcpSrPacket) -> None:
+        if self.ssrc is not None and packet.ssrc != self.ssrc:
+            return
+        info = packet.sender_info
+        self.sender_report = SenderReportMapping(
+            ntp=info.ntp_timestamp, rtp=info.rtp_timestamp, arrived=time.time()
+        )
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self, reason: CloseReason = CloseReason.UNPUBLISHED) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for consumer in list(self._consumers.values()):
+            consumer.producer_closed()
+        self._consumers.clear()
+        self._active = ()
+        for listener in self._close_listeners:
+            try:
+                listener(self, reason)
+            except Exception:
+                logger.exception("producer close listener failed")
+        self._close_listeners.clear()
+
+    def __repr__(self) -> str:
+        return f"Producer({self.id}, {self.source}, mid={self.mid})"

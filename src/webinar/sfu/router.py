@@ -1,0 +1,127 @@
+"""Router: the media of one room. Owns its transports, knows its producers,
+enforces the camera limit and runs the periodic housekeeping (truthful RTCP
+sender reports, keyframe retries). Closing it closes everything below it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .consumer import Consumer
+from .producer import Producer
+from .transport import (
+    OfferSender,
+    PublishTransport,
+    SubscribeTransport,
+    TrackSpec,
+    TransportConfig,
+)
+from .types import CloseReason, MediaSource, SfuError, SfuErrorCode
+
+logger = logging.getLogger(__name__)
+
+HOUSEKEEPING_INTERVAL = 0.25
+MAX_CAMERAS_LIMIT = 7
+
+
+@dataclass(frozen=True, slots=True)
+class RouterConfig:
+    max_cameras: int = 4
+    transport: TransportConfig = TransportConfig()
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_cameras <= MAX_CAMERAS_LIMIT:
+            raise ValueError(f"max_cameras must be 1..{MAX_CAMERAS_LIMIT}")
+
+
+class Router:
+    def __init__(self, config: RouterConfig) -> None:
+        self.config = config
+        self.closed = False
+        self.producers: dict[str, Producer] = {}
+        self._publishers: set[PublishTransport] = set()
+        self._subscribers: set[SubscribeTransport] = set()
+        self._task = asyncio.get_running_loop().create_task(self._housekeeping())
+
+    # ------------------------------------------------------------------ transports
+
+    def create_publish_transport(
+        self, *, on_producer: Callable[[Producer], None]
+    ) -> PublishTransport:
+        self._check_open()
+
+        def added(producer: Producer) -> None:
+            self.producers[producer.id] = producer
+            producer.on_close(lambda p, _r: self.producers.pop(p.id, None))
+            on_producer(producer)
+
+        transport = PublishTransport(
+            self.config.transport, may_add=self._check_limits, on_producer=added
+        )
+        self._publishers.add(transport)
+        transport.on_close(lambda: self._publishers.discard(transport))
+        return transport
+
+    def create_subscribe_transport(
+        self,
+        *,
+        send_offer: OfferSender,
+        on_consumer_closed: Callable[[Consumer, CloseReason], None],
+        answer_timeout: float = 15.0,
+    ) -> SubscribeTransport:
+        self._check_open()
+        transport = SubscribeTransport(
+            self.config.transport,
+            send_offer=send_offer,
+            on_consumer_closed=on_consumer_closed,
+            answer_timeout=answer_timeout,
+        )
+        self._subscribers.add(transport)
+        transport.on_close(lambda: self._subscribers.discard(transport))
+        return transport
+
+    def camera_count(self) -> int:
+        return sum(1 for p in self.producers.values() if p.source is MediaSource.CAMERA)
+
+    def _check_limits(self, specs: list[TrackSpec]) -> None:
+        new_cameras = sum(1 for s in specs if s.source is MediaSource.CAMERA)
+        if new_cameras and self.camera_count() + new_cameras > self.config.max_cameras:
+            raise SfuError(
+                SfuErrorCode.CAMERA_LIMIT,
+                f"this room allows {self.config.max_cameras} cameras and "
+                f"{self.camera_count()} are on",
+            )
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise SfuError(SfuErrorCode.CLOSED, "router is closed")
+
+    # ------------------------------------------------------------------ upkeep
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
+            now_wall, now_mono = time.time(), time.monotonic()
+            for transport in list(self._subscribers):
+                try:
+                    transport.housekeeping(now_wall, now_mono)
+                except Exception:
+                    logger.exception("housekeeping failed for %s", transport.id)
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        await asyncio.gather(
+            *(t.close() for t in list(self._publishers)),
+            *(t.close(CloseReason.ROUTER_CLOSED) for t in list(self._subscribers)),
+            return_exceptions=True,
+        )
+        self.producers.clear()

@@ -1,0 +1,527 @@
+"""WebRTC transports of the SFU: one peer connection per direction per peer.
+
+A :class:`PublishTransport` answers the peer's offers and turns each sending
+m-line into a :class:`Producer`. A :class:`SubscribeTransport` makes the offers:
+each :class:`Consumer` gets its own sendonly m-line, and a change of consumers
+schedules a renegotiation through the owner's ``send_offer`` callback. Two
+connections (as LiveKit does) avoid offer glare between publishing and
+server-initiated subscription changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.rtp import RtcpSrPacket, RtpPacket
+from aiortc.sdp import SessionDescription, candidate_from_sdp
+
+from . import _aiortc as hooks
+from .consumer import Consumer, ConsumerLayout
+from .estimator import BandwidthEstimator, Estimate
+from .producer import Producer, ProducerCodec
+from .types import (
+    CloseReason,
+    MediaKind,
+    MediaSource,
+    SfuError,
+    SfuErrorCode,
+    TransportId,
+    new_id,
+)
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_CODECS = {MediaKind.VIDEO: "video/vp8", MediaKind.AUDIO: "audio/opus"}
+MAX_SDP_BYTES = 64 * 1024
+MAX_DEAD_MLINES = 32  # inactive m-lines a subscriber keeps before it must reconnect
+
+
+@dataclass(frozen=True, slots=True)
+class IceServer:
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransportConfig:
+    ice_servers: list[IceServer] = field(default_factory=list)
+    host_addresses: list[str] = field(default_factory=list)
+    udp_port_min: int | None = None
+    udp_port_max: int | None = None
+    announced_ip: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackSpec:
+    """What the publisher says an m-line of its offer carries."""
+
+    mid: str
+    source: MediaSource
+
+
+def _make_pc(config: TransportConfig, *, max_bundle: bool) -> RTCPeerConnection:
+    rtc_config = RTCConfiguration(
+        iceServers=[
+            RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
+            for s in config.ice_servers
+        ],
+        bundlePolicy=RTCBundlePolicy.MAX_BUNDLE if max_bundle else RTCBundlePolicy.BALANCED,
+    )
+    pc = RTCPeerConnection(configuration=rtc_config)
+    hooks.configure_gathering(
+        pc,
+        host_addresses=config.host_addresses,
+        port_min=config.udp_port_min,
+        port_max=config.udp_port_max,
+        announced_ip=config.announced_ip,
+    )
+    return pc
+
+
+def parse_sdp(sdp: str, expected_type: str) -> SessionDescription:
+    if len(sdp) > MAX_SDP_BYTES:
+        raise SfuError(SfuErrorCode.BAD_SDP, f"SDP larger than {MAX_SDP_BYTES} bytes")
+    try:
+        return SessionDescription.parse(sdp)
+    except Exception as exc:
+        raise SfuError(SfuErrorCode.BAD_SDP, f"unparseable {expected_type}: {exc}") from exc
+
+
+class _Transport:
+    def __init__(self, config: TransportConfig, *, max_bundle: bool) -> None:
+        self.id = TransportId(new_id("tr"))
+        self.pc = _make_pc(config, max_bundle=max_bundle)
+        self.closed = False
+        self._close_listeners: list[Callable[[], None]] = []
+        self._state_listeners: list[Callable[[str], None]] = []
+        self.pc.on("connectionstatechange", self._on_state)
+
+    def _on_state(self) -> None:
+        state = self.pc.connectionState
+        for listener in list(self._state_listeners):
+            listener(state)
+
+    def on_state(self, listener: Callable[[str], None]) -> None:
+        self._state_listeners.append(listener)
+
+    def on_close(self, listener: Callable[[], None]) -> None:
+        self._close_listeners.append(listener)
+
+    @property
+    def connection_state(self) -> str:
+        return str(self.pc.connectionState)
+
+    async def add_ice_candidate(self, candidate: str, sdp_mid: str | None, index: int | None) -> None:
+        """Trickled remote candidate (``candidate:...`` line); empty means end."""
+        if self.closed:
+            return
+        if not candidate:
+            return  # aiortc needs no end-of-candidates signal
+        text = candidate.removeprefix("a=").removeprefix("candidate:")
+        try:
+            ice = candidate_from_sdp(text)
+        except Exception as exc:
+            raise SfuError(SfuErrorCode.BAD_SDP, f"bad ICE candidate: {exc}") from exc
+        ice.sdpMid = sdp_mid
+        ice.sdpMLineIndex = index
+        if ice.sdpMid is None and ice.sdpMLineIndex is None:
+            ice.sdpMLineIndex = 0
+        try:
+            await self.pc.addIceCandidate(ice)
+        except Exception as exc:
+            raise SfuError(SfuErrorCode.BAD_SDP, f"ICE candidate refused: {exc}") from exc
+
+    async def _close_pc(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.pc.close()
+        for listener in self._close_listeners:
+            try:
+                listener()
+            except Exception:
+                logger.exception("transport close listener failed")
+        self._close_listeners.clear()
+
+
+class PublishTransport(_Transport):
+    """Receives a peer's tracks. Offers come from the peer."""
+
+    def __init__(
+        self,
+        config: TransportConfig,
+        *,
+        may_add: Callable[[list[TrackSpec]], None],
+        on_producer: Callable[[Producer], None],
+    ) -> None:
+        super().__init__(config, max_bundle=False)
+        self.producers: dict[str, Producer] = {}  # by mid
+        self._may_add = may_add
+        self._on_producer = on_producer
+        self._routes_mid: dict[str, Producer] = {}
+        self._routes_ssrc: dict[int, Producer] = {}
+        self._ingress_installed: set[int] = set()
+        self._lock = asyncio.Lock()
+
+    async def handle_offer(self, sdp: str, tracks: list[TrackSpec]) -> tuple[str, list[Producer]]:
+        """Apply the peer's offer; returns our answer and the new producers.
+
+        The offer is checked before anything is applied: an m-line that sends
+        needs a track spec and a supported codec, and the room's limits must allow
+        the new tracks. A refused offer leaves the transport as it was."""
+        async with self._lock:
+            if self.closed:
+                raise SfuError(SfuErrorCode.CLOSED, "transport is closed")
+            desc = parse_sdp(sdp, "offer")
+            specs = {t.mid: t for t in tracks}
+            new_specs: list[TrackSpec] = []
+            sending_mids: set[str] = set()
+            for media in desc.media:
+                if media.kind not in ("audio", "video"):
+                    continue
+                mid = media.rtp.muxId
+                if media.direction not in ("sendonly", "sendrecv") or media.port == 0:
+                    continue
+                sending_mids.add(mid)
+                if mid in self.producers:
+                    continue
+                spec = specs.get(mid)
+                if spec is None:
+                    raise SfuError(
+                        SfuErrorCode.TRACK_MISMATCH, f"m-line {mid} sends but no track names it"
+                    )
+                if spec.source.kind.value != media.kind:
+                    raise SfuError(
+                        SfuErrorCode.TRACK_MISMATCH,
+                        f"m-line {mid} is {media.kind} but was declared {spec.source}",
+                    )
+                wanted = SUPPORTED_CODECS[MediaKind(media.kind)]
+                if not any(c.mimeType.lower() == wanted for c in media.rtp.codecs):
+                    raise SfuError(
+                        SfuErrorCode.UNSUPPORTED_CODEC,
+                        f"m-line {mid}: the server forwards {wanted.split('/')[1]} only",
+                    )
+                new_specs.append(spec)
+            self._may_add(new_specs)
+
+            try:
+                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            except Exception as exc:
+                raise SfuError(SfuErrorCode.BAD_SDP, f"offer refused: {exc}") from exc
+
+            created: list[Producer] = []
+            for transceiver in self.pc.getTransceivers():
+                mid = transceiver.mid
+                if mid is None:
+                    continue
+                self._restrict_codecs(transceiver)
+                self._install_ingress(transceiver)
+                if mid in self.producers:
+                    if mid not in sending_mids:
+                        self.producers[mid].close(CloseReason.UNPUBLISHED)
+                    continue
+                spec = specs.get(mid)
+                if spec is None or mid not in sending_mids:
+                    continue
+                producer = self._make_producer(transceiver, spec)
+                created.append(producer)
+
+            answer = await self.pc.createAnswer()
+            await self.pc.setLocalDescription(answer)
+            for producer in created:
+                self._on_producer(producer)
+            return self.pc.localDescription.sdp, created
+
+    def _restrict_codecs(self, transceiver: RTCRtpTransceiver) -> None:
+        wanted = SUPPORTED_CODECS[MediaKind(transceiver.kind)]
+        codecs = hooks.negotiated_codecs(transceiver)
+        keep = [c for c in codecs if c.mimeType.lower() == wanted][:1]
+        if keep:
+            pt = keep[0].payloadType
+            keep += [
+                c
+                for c in codecs
+                if c.mimeType.lower().endswith("/rtx") and c.parameters.get("apt") == pt
+            ][:1]
+            transceiver._codecs = keep
+
+    def _install_ingress(self, transceiver: RTCRtpTransceiver) -> None:
+        dtls = transceiver.receiver.transport
+        if id(dtls) in self._ingress_installed:
+            return
+        self._ingress_installed.add(id(dtls))
+        hooks.install_ingress(dtls, self._route)
+
+    def _route(self, packet: RtpPacket) -> hooks.RtpHandler | None:
+        mid = packet.extensions.mid
+        if mid is not None:
+            producer = self._routes_mid.get(mid)
+            if producer is not None:
+                self._routes_ssrc[packet.ssrc] = producer
+                return producer.on_rtp
+        producer = self._routes_ssrc.get(packet.ssrc)
+        return producer.on_rtp if producer is not None else None
+
+    def _make_producer(self, transceiver: RTCRtpTransceiver, spec: TrackSpec) -> Producer:
+        receiver = transceiver.receiver
+        producer_box: list[Producer] = []
+
+        def started(parameters: Any) -> None:
+            producer = producer_box[0]
+            main = next(
+                (c for c in parameters.codecs if not c.mimeType.lower().endswith("/rtx")), None
+            )
+            if main is None:
+                return
+            rtx = next(
+                (
+                    c
+                    for c in parameters.codecs
+                    if c.mimeType.lower().endswith("/rtx")
+                    and c.parameters.get("apt") == main.payloadType
+                ),
+                None,
+            )
+            ssrc = parameters.encodings[0].ssrc if parameters.encodings else None
+            rtx_ssrc = None
+            if parameters.encodings and parameters.encodings[0].rtx:
+                rtx_ssrc = parameters.encodings[0].rtx.ssrc
+            producer.set_codec(
+                ProducerCodec(
+                    mime_type=main.mimeType,
+                    clock_rate=main.clockRate,
+                    payload_type=main.payloadType,
+                    rtx_payload_type=rtx.payloadType if rtx else None,
+                    channels=main.channels,
+                    parameters=tuple(sorted(main.parameters.items())),
+                ),
+                ssrc,
+                rtx_ssrc,
+            )
+            for s in (ssrc, rtx_ssrc):
+                if s is not None:
+                    self._routes_ssrc[s] = producer
+
+        tap = hooks.IngressTap(receiver, started)
+        producer = Producer(
+            kind=MediaKind(transceiver.kind), source=spec.source, mid=spec.mid, tap=tap
+        )
+        producer_box.append(producer)
+        # Publisher sender reports carry the RTP↔NTP mapping consumers re-use.
+        original_rtcp = receiver._handle_rtcp_packet
+
+        async def handle_rtcp(packet: Any) -> None:
+            if isinstance(packet, RtcpSrPacket):
+                producer.on_sender_report(packet)
+            await original_rtcp(packet)
+
+        receiver._handle_rtcp_packet = handle_rtcp
+        self.producers[spec.mid] = producer
+        self._routes_mid[spec.mid] = producer
+
+        def forget(p: Producer, _reason: CloseReason) -> None:
+            self._routes_mid.pop(p.mid, None)
+            for ssrc, q in list(self._routes_ssrc.items()):
+                if q is p:
+                    del self._routes_ssrc[ssrc]
+
+        producer.on_close(forget)
+        return producer
+
+    def close_producer(self, producer: Producer, reason: CloseReason) -> None:
+        if self.producers.get(producer.mid) is producer:
+            producer.close(reason)
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for producer in list(self.producers.values()):
+            producer.close(CloseReason.TRANSPORT_CLOSED)
+        await self._close_pc()
+
+
+OfferSender = Callable[[str, list[Consumer]], Awaitable[None]]
+
+
+class SubscribeTransport(_Transport):
+    """Sends forwarded media to a peer. Offers come from the server."""
+
+    def __init__(
+        self,
+        config: TransportConfig,
+        *,
+        send_offer: OfferSender,
+        on_consumer_closed: Callable[[Consumer, CloseReason], None],
+        answer_timeout: float = 15.0,
+    ) -> None:
+        super().__init__(config, max_bundle=True)
+        self.consumers: dict[str, Consumer] = {}
+        self.estimator = BandwidthEstimator()
+        self._send_offer = send_offer
+        self._on_consumer_closed = on_consumer_closed
+        self._answer_timeout = answer_timeout
+        self._transceivers: dict[str, RTCRtpTransceiver] = {}  # by consumer id
+        self._pending_answer: asyncio.Future[str] | None = None
+        self._dirty = asyncio.Event()
+        self._dead_mlines = 0
+        self._task = asyncio.get_running_loop().create_task(self._negotiate_loop())
+        self.on_state(self._state_changed)
+
+    def consume(self, producer: Producer, *, stream_id: str) -> Consumer:
+        """Add a paused consumer; it resumes once the subscriber answered."""
+        if self.closed:
+            raise SfuError(SfuErrorCode.CLOSED, "transport is closed")
+        kind = producer.kind.value
+        transceiver = self.pc.addTransceiver(hooks.SilentTrack(kind), direction="sendonly")
+        wanted = SUPPORTED_CODECS[producer.kind]
+        caps = RTCRtpSender.getCapabilities(kind).codecs
+        main = [c for c in caps if c.mimeType.lower() == wanted]
+        rtx = [c for c in caps if c.mimeType.lower().endswith("/rtx")]
+        transceiver.setCodecPreferences(main + rtx if producer.kind is MediaKind.VIDEO else main)
+        hooks.set_stream_id(transceiver.sender, stream_id)
+        consumer = Consumer(
+            producer=producer,
+            tap=hooks.SenderTap(transceiver),
+            estimator=self.estimator,
+            on_closed=self._consumer_closed,
+        )
+        producer.add_consumer(consumer)
+        self.consumers[consumer.id] = consumer
+        self._transceivers[consumer.id] = transceiver
+        self._dirty.set()
+        return consumer
+
+    def _consumer_closed(self, consumer: Consumer, reason: CloseReason) -> None:
+        self.consumers.pop(consumer.id, None)
+        transceiver = self._transceivers.pop(consumer.id, None)
+        if transceiver is not None and not self.closed:
+            transceiver.direction = "inactive"
+            if transceiver.sender.track is not None:
+                transceiver.sender.track.stop()
+            self._dead_mlines += 1
+            self._dirty.set()
+        self._on_consumer_closed(consumer, reason)
+
+    @property
+    def needs_restart(self) -> bool:
+        """Too many dead m-lines: the owner should replace this transport."""
+        return self._dead_mlines > MAX_DEAD_MLINES
+
+    def estimate(self, now: float) -> Estimate:
+        return self.estimator.estimate(now)
+
+    async def handle_answer(self, sdp: str) -> None:
+        fut = self._pending_answer
+        if fut is None or fut.done():
+            raise SfuError(SfuErrorCode.NEGOTIATION, "no subscriber offer is waiting for an answer")
+        parse_sdp(sdp, "answer")
+        fut.set_result(sdp)
+
+    async def _negotiate_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while not self.closed:
+                await self._dirty.wait()
+                self._dirty.clear()
+                offer = await self.pc.createOffer()
+                await self.pc.setLocalDescription(offer)
+                included = [
+                    c for cid, c in self.consumers.items() if self._transceivers[cid].mid is not None
+                ]
+                self._pending_answer = loop.create_future()
+                await self._send_offer(self.pc.localDescription.sdp, included)
+                try:
+                    sdp = await asyncio.wait_for(self._pending_answer, self._answer_timeout)
+                except TimeoutError:
+                    logger.warning("subscriber %s did not answer in time", self.id)
+                    await self.close()
+                    return
+                finally:
+                    self._pending_answer = None
+                try:
+                    await self.pc.setRemoteDescription(
+                        RTCSessionDescription(sdp=sdp, type="answer")
+                    )
+                except Exception:
+                    logger.warning("subscriber %s sent a bad answer", self.id, exc_info=True)
+                    await self.close()
+                    return
+                for consumer in included:
+                    if consumer.closed:
+                        continue
+                    if consumer.mid is None:
+                        consumer.set_layout(self._layout(consumer))
+                    if self.pc.connectionState == "connected":
+                        consumer.resume()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("subscriber negotiation failed")
+            await self.close()
+
+    def _layout(self, consumer: Consumer) -> ConsumerLayout:
+        transceiver = self._transceivers[consumer.id]
+        codecs = hooks.negotiated_codecs(transceiver)
+        wanted = SUPPORTED_CODECS[consumer.kind]
+        main = next(c for c in codecs if c.mimeType.lower() == wanted)
+        rtx = next(
+            (
+                c
+                for c in codecs
+                if c.mimeType.lower().endswith("/rtx") and c.parameters.get("apt") == main.payloadType
+            ),
+            None,
+        )
+        ext = hooks.negotiated_extension_ids(transceiver)
+        mid_id = ext.get(hooks.MID_URI)
+        if mid_id is None or transceiver.mid is None:
+            raise SfuError(SfuErrorCode.NEGOTIATION, "subscriber did not accept the MID extension")
+        return ConsumerLayout(
+            payload_type=main.payloadType,
+            rtx_payload_type=rtx.payloadType if rtx else None,
+            mid=transceiver.mid,
+            mid_ext_id=mid_id,
+            abs_send_time_ext_id=ext.get(hooks.ABS_SEND_TIME_URI),
+            audio_level_ext_id=ext.get(hooks.AUDIO_LEVEL_URI),
+        )
+
+    def _state_changed(self, state: str) -> None:
+        if state == "connected":
+            for consumer in self.consumers.values():
+                if consumer.mid is not None:
+                    consumer.resume()
+        elif state == "failed" and not self.closed:
+            asyncio.get_running_loop().create_task(self.close(CloseReason.CONNECTION_FAILED))
+
+    def housekeeping(self, now_wall: float, now_mono: float) -> None:
+        for consumer in self.consumers.values():
+            consumer.housekeeping(now_wall, now_mono)
+
+    async def close(self, reason: CloseReason = CloseReason.TRANSPORT_CLOSED) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        current = asyncio.current_task()
+        if self._task is not current:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._pending_answer is not None and not self._pending_answer.done():
+            self._pending_answer.cancel()
+        for consumer in list(self.consumers.values()):
+            consumer.close(reason)
+        await self._close_pc()
