@@ -1,0 +1,248 @@
+"""Command line: ``webinar serve``, ``webinar event create``, ``webinar event list``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import os
+import sqlite3
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol, cast
+
+from webinar import __version__
+from webinar.config import Config, ConfigError, load_config
+from webinar.links import event_links
+from webinar.store import Event, Store, StoreError, validate_title
+
+DEMO_TITLE = "Demo webinar"
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad command-line input; reported with exit code 2."""
+
+
+class _RunApp(Protocol):
+    def __call__(self, config: Config, store: Store) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def parse_start(text: str) -> datetime:
+    """Parse ``--start``: ISO-8601 with a UTC offset or ``Z``. Returns an aware UTC datetime."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO-8601 date and time, e.g. 2030-01-31T18:00Z"
+        ) from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no UTC offset; add one, e.g. {value:%Y-%m-%dT%H:%M}Z for UTC"
+            f" or {value:%Y-%m-%dT%H:%M}+01:00"
+        )
+    return value.astimezone(UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def event_json(config: Config, event: Event) -> dict[str, str | None]:
+    """The JSON form of an event printed by ``--json``."""
+    attendee_url, presenter_url = event_links(config, event)
+    return {
+        "event_id": event.display_id,
+        "title": event.title,
+        "starts_at": _iso(event.starts_at),
+        "attendee_url": attendee_url,
+        "presenter_url": presenter_url,
+    }
+
+
+def _print_event(config: Config, event: Event) -> None:
+    attendee_url, presenter_url = event_links(config, event)
+    starts = "not set" if event.starts_at is None else f"{event.starts_at:%Y-%m-%d %H:%M} UTC"
+    print(f"{event.display_id}  {event.title}")
+    print(f"  Starts:         {starts}")
+    print(f"  Attendee link:  {attendee_url}")
+    print(f"  Presenter link: {presenter_url}")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    config = load_config(args.config, os.environ)
+    return config.with_overrides(
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        data_dir=args.data_dir,
+    )
+
+
+def _load_run_app() -> _RunApp:
+    # Imported lazily: the event commands must work without loading the server stack.
+    module = importlib.import_module("webinar.app")
+    return cast(_RunApp, module.run_app)
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    config = _config(args)
+    run_app = _load_run_app()
+    store = Store(config.data_dir)
+
+    async def prepare() -> tuple[Event | None, int]:
+        await store.open()
+        count = await store.count_events()
+        if count == 0:
+            return await store.create_event(DEMO_TITLE, None), 1
+        return None, count
+
+    try:
+        demo, count = asyncio.run(prepare())
+        if demo is not None:
+            print(f"Created a demo event: {demo.title}")
+            _print_event(config, demo)
+        else:
+            noun = "event" if count == 1 else "events"
+            print(f"{count} {noun} in {store.path}; `webinar event list` shows their links.")
+        sys.stdout.flush()
+        run_app(config, store)
+    finally:
+        asyncio.run(store.close())
+    return EXIT_OK
+
+
+def _cmd_event_create(args: argparse.Namespace) -> int:
+    try:
+        title = validate_title(args.title)
+    except ValueError as exc:
+        raise UsageError(f"--title: {exc}") from None
+    config = _config(args)
+    with Store.open_sync(config.data_dir) as store:
+        event = store.create_event(title, args.start)
+    if args.json:
+        print(json.dumps(event_json(config, event), ensure_ascii=False))
+    else:
+        print("Created event:")
+        _print_event(config, event)
+        print("Keep the presenter link secret: anyone who has it can present.")
+    return EXIT_OK
+
+
+def _cmd_event_list(args: argparse.Namespace) -> int:
+    config = _config(args)
+    with Store.open_sync(config.data_dir) as store:
+        events = store.list_events()
+    if args.json:
+        print(json.dumps([event_json(config, event) for event in events], ensure_ascii=False))
+    elif not events:
+        print("No events yet. Create one with: webinar event create --title TITLE")
+    else:
+        for event in events:
+            _print_event(config, event)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# Parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="TOML configuration file (see docs/configuration.md)",
+    )
+    common.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="folder of the database (overrides data_dir; default ./data)",
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="webinar", description="Self-hosted webinar server with its own WebRTC SFU."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        parents=[common],
+        help="run the server",
+        description="Run the server. With an empty database, first create a demo event "
+        "and print its links.",
+    )
+    serve.add_argument("--host", help="address to listen on (overrides http.host)")
+    serve.add_argument("--port", type=int, help="TCP port to listen on (overrides http.port)")
+    serve.set_defaults(handler=_cmd_serve)
+
+    event = commands.add_parser("event", help="create and list events")
+    event_commands = event.add_subparsers(dest="event_command", required=True, metavar="ACTION")
+
+    create = event_commands.add_parser(
+        "create",
+        parents=[common],
+        help="create an event and print its links",
+        description="Create an event and print its ID, attendee link and presenter link.",
+    )
+    create.add_argument("--title", required=True, help="title, 1 to 200 characters")
+    create.add_argument(
+        "--start",
+        type=parse_start,
+        metavar="ISO-8601",
+        help="start time with a UTC offset, e.g. 2030-01-31T18:00Z or 2030-01-31T19:00+01:00",
+    )
+    create.add_argument("--json", action="store_true", help="print one JSON object")
+    create.set_defaults(handler=_cmd_event_create)
+
+    list_ = event_commands.add_parser("list", parents=[common], help="list events with their links")
+    list_.add_argument("--json", action="store_true", help="print one JSON array")
+    list_.set_defaults(handler=_cmd_event_list)
+    return parser
+
+
+def _exit_code(exc: SystemExit) -> int:
+    if exc.code is None:
+        return EXIT_OK
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the process exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on bad usage (code 2) and after --help (0)
+        return _exit_code(exc)
+    handler = cast(Callable[[argparse.Namespace], int], args.handler)
+    try:
+        return handler(args)
+    except (UsageError, ConfigError) as exc:
+        print(f"webinar: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (StoreError, sqlite3.Error, OSError) as exc:
+        print(f"webinar: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130

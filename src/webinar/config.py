@@ -1,0 +1,477 @@
+"""Server configuration: typed defaults, a TOML file, ``WEBINAR_*`` environment variables.
+
+Precedence, lowest first: built-in defaults, the TOML file, environment variables, command-line
+flags (applied by the CLI with :meth:`Config.with_overrides`). Every key of the file can be set by
+an environment variable named ``WEBINAR_<SECTION>_<KEY>`` (``WEBINAR_<KEY>`` for top-level keys),
+for example ``WEBINAR_HTTP_PORT=9000``. docs/configuration.md lists every key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import ipaddress
+import json
+import math
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "WEBINAR_"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid. The message names the offending key and the problem."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The configuration itself. Each dataclass validates itself, so values built in code, loaded
+# from a file or replaced with dataclasses.replace() are all checked the same way.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpConfig:
+    """The HTTP listener and the public address used in printed links."""
+
+    host: str = "0.0.0.0"
+    port: int = 8080
+    #: Base URL for links, e.g. ``https://webinar.example.org``; None derives one from host/port.
+    public_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.host or any(c.isspace() for c in self.host):
+            _fail("http.host", f"must be a host name or IP address, got {self.host!r}")
+        _check_range("http.port", self.port, 1, 65535)
+        if self.public_url is not None:
+            object.__setattr__(self, "public_url", _check_public_url(self.public_url))
+
+    @property
+    def base_url(self) -> str:
+        """The base URL for links, without a trailing slash."""
+        if self.public_url is not None:
+            return self.public_url
+        host = self.host
+        if host in ("0.0.0.0", "::"):
+            host = "localhost"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IceServer:
+    """One STUN or TURN server offered to the SFU's ICE agent."""
+
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IceConfig:
+    """ICE (connectivity) settings of the SFU."""
+
+    #: STUN/TURN servers. Empty by default: no third-party server is ever contacted unasked.
+    servers: tuple[IceServer, ...] = ()
+    #: Local IP addresses to gather host candidates on; empty means every non-loopback interface.
+    host_addresses: tuple[str, ...] = ()
+    #: Public IP address to advertise in candidates (for a server behind 1:1 NAT).
+    announced_ip: str | None = None
+    #: UDP port range for media; both set or both None (any free port).
+    udp_port_min: int | None = None
+    udp_port_max: int | None = None
+
+    def __post_init__(self) -> None:
+        for index, server in enumerate(self.servers):
+            _check_ice_server(f"ice.servers[{index}]", server)
+        for address in self.host_addresses:
+            _check_ip("ice.host_addresses", address)
+        if self.announced_ip is not None:
+            _check_ip("ice.announced_ip", self.announced_ip)
+        if (self.udp_port_min is None) != (self.udp_port_max is None):
+            _fail("ice.udp_port_min", "udp_port_min and udp_port_max must be set together")
+        if self.udp_port_min is not None and self.udp_port_max is not None:
+            _check_range("ice.udp_port_min", self.udp_port_min, 1024, 65535)
+            _check_range("ice.udp_port_max", self.udp_port_max, 1024, 65535)
+            if self.udp_port_min > self.udp_port_max:
+                _fail(
+                    "ice.udp_port_min",
+                    f"must not exceed ice.udp_port_max ({self.udp_port_min} > {self.udp_port_max})",
+                )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomsConfig:
+    """Limits of one event's room."""
+
+    #: Cameras (video publishers) live in one room at once.
+    max_cameras: int = 4
+    #: People in one room at once, presenters included.
+    max_participants: int = 500
+
+    def __post_init__(self) -> None:
+        _check_range("rooms.max_cameras", self.max_cameras, 1, 7)
+        _check_range("rooms.max_participants", self.max_participants, 1, 100_000)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignallingConfig:
+    """The WebSocket signalling channel."""
+
+    #: Largest signalling message accepted from a client, in bytes.
+    max_message_bytes: int = 65536
+    #: Interval between WebSocket pings; a client that stops answering is disconnected.
+    heartbeat_seconds: float = 20.0
+
+    def __post_init__(self) -> None:
+        _check_range("signalling.max_message_bytes", self.max_message_bytes, 1024, 16 * 1024 * 1024)
+        if not (math.isfinite(self.heartbeat_seconds) and 0 < self.heartbeat_seconds <= 3600):
+            _fail(
+                "signalling.heartbeat_seconds",
+                f"must be more than 0 and at most 3600, got {self.heartbeat_seconds}",
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """The whole server configuration."""
+
+    http: HttpConfig = field(default_factory=HttpConfig)
+    #: Folder holding the SQLite database and other server state.
+    data_dir: Path = Path("data")
+    ice: IceConfig = field(default_factory=IceConfig)
+    rooms: RoomsConfig = field(default_factory=RoomsConfig)
+    signalling: SignallingConfig = field(default_factory=SignallingConfig)
+
+    def with_overrides(
+        self,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        data_dir: Path | None = None,
+    ) -> Config:
+        """Return a copy with the given command-line values applied (None keeps the value)."""
+        http = self.http
+        if host is not None:
+            http = dataclasses.replace(http, host=host)
+        if port is not None:
+            http = dataclasses.replace(http, port=port)
+        return dataclasses.replace(
+            self, http=http, data_dir=self.data_dir if data_dir is None else data_dir
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation helpers.
+
+
+def _fail(key: str, problem: str) -> typing.NoReturn:
+    raise ConfigError(f"{key}: {problem}")
+
+
+def _check_range(key: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        _fail(key, f"must be between {low} and {high}, got {value}")
+
+
+def _check_ip(key: str, value: str) -> None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        _fail(key, f"not an IP address: {value!r}")
+
+
+def _check_public_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        _fail("http.public_url", f"must be an absolute http:// or https:// URL, got {value!r}")
+    if parts.query or parts.fragment:
+        _fail("http.public_url", f"must not have a query or fragment, got {value!r}")
+    return value.rstrip("/")
+
+
+_ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
+
+
+def _check_ice_server(key: str, server: IceServer) -> None:
+    if not server.urls:
+        _fail(f"{key}.urls", "must list at least one URL")
+    for url in server.urls:
+        if not url.startswith(_ICE_SCHEMES):
+            _fail(f"{key}.urls", f"must start with stun:, stuns:, turn: or turns:, got {url!r}")
+    if (server.username is None) != (server.credential is None):
+        _fail(key, "username and credential must be set together")
+    if server.username is None and any(url.startswith("turn") for url in server.urls):
+        _fail(key, "TURN servers need a username and a credential")
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading: keys are derived from the dataclasses' type hints, so the file, the environment
+# and the dataclasses cannot drift apart.
+
+
+class _Kind(enum.Enum):
+    STR = "a string"
+    INT = "an integer"
+    FLOAT = "a number"
+    BOOL = "a boolean"
+    PATH = "a path"
+    STR_LIST = "a list of strings"
+    ICE_SERVERS = "a list of ICE server tables"
+
+
+_KIND_OF_TYPE: dict[object, _Kind] = {
+    str: _Kind.STR,
+    int: _Kind.INT,
+    float: _Kind.FLOAT,
+    bool: _Kind.BOOL,
+    Path: _Kind.PATH,
+    tuple[str, ...]: _Kind.STR_LIST,
+    tuple[IceServer, ...]: _Kind.ICE_SERVERS,
+}
+
+_SECTIONS: dict[str, type[HttpConfig | IceConfig | RoomsConfig | SignallingConfig]] = {
+    "http": HttpConfig,
+    "ice": IceConfig,
+    "rooms": RoomsConfig,
+    "signalling": SignallingConfig,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    section: str | None  # None for a top-level key
+    name: str
+    kind: _Kind
+    optional: bool
+
+    @property
+    def dotted(self) -> str:
+        return self.name if self.section is None else f"{self.section}.{self.name}"
+
+    @property
+    def env_var(self) -> str:
+        return ENV_PREFIX + self.dotted.replace(".", "_").upper()
+
+
+def _keys_of(section: str | None, cls: type) -> list[_Key]:
+    hints = typing.get_type_hints(cls)
+    keys = []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if section is None and f.name in _SECTIONS:
+            continue
+        args = typing.get_args(hint)
+        optional = type(None) in args and len(args) == 2
+        base = next(a for a in args if a is not type(None)) if optional else hint
+        keys.append(_Key(section, f.name, _KIND_OF_TYPE[base], optional))
+    return keys
+
+
+def _all_keys() -> list[_Key]:
+    keys = _keys_of(None, Config)
+    for section, cls in _SECTIONS.items():
+        keys.extend(_keys_of(section, cls))
+    return keys
+
+
+_KEYS: tuple[_Key, ...] = tuple(_all_keys())
+_KEY_BY_DOTTED: dict[str, _Key] = {key.dotted: key for key in _KEYS}
+_KEY_BY_ENV: dict[str, _Key] = {key.env_var: key for key in _KEYS}
+
+
+def config_keys() -> list[tuple[str, str]]:
+    """Every configuration key as ``(dotted_name, environment_variable)``, in file order."""
+    return [(key.dotted, key.env_var) for key in _KEYS]
+
+
+def _type_name(value: object) -> str:
+    return {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        list: "array",
+        dict: "table",
+    }.get(type(value), type(value).__name__)
+
+
+def _from_toml(key: _Key, value: object, name: str) -> object:
+    """Convert a value read from TOML (or JSON) for ``key``; ``name`` is used in messages."""
+
+    def wrong() -> typing.NoReturn:
+        _fail(name, f"expected {key.kind.value}, got {_type_name(value)} {value!r}")
+
+    match key.kind:
+        case _Kind.STR:
+            if not isinstance(value, str):
+                wrong()
+            return value
+        case _Kind.INT:
+            if isinstance(value, bool) or not isinstance(value, int):
+                wrong()
+            return value
+        case _Kind.FLOAT:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                wrong()
+            return float(value)
+        case _Kind.BOOL:
+            if not isinstance(value, bool):
+                wrong()
+            return value
+        case _Kind.PATH:
+            if not isinstance(value, str) or not value:
+                wrong()
+            return Path(value).expanduser()
+        case _Kind.STR_LIST:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                wrong()
+            return tuple(value)
+        case _Kind.ICE_SERVERS:
+            if not isinstance(value, list):
+                wrong()
+            return tuple(_ice_server(f"{name}[{i}]", item) for i, item in enumerate(value))
+
+
+def _ice_server(name: str, value: object) -> IceServer:
+    if not isinstance(value, dict):
+        _fail(name, f"expected a table, got {_type_name(value)} {value!r}")
+    for item_key in value:
+        if item_key not in ("urls", "username", "credential"):
+            raise ConfigError(f"unknown key '{name}.{item_key}'")
+    if "urls" not in value:
+        _fail(f"{name}.urls", "missing")
+    urls = value["urls"]
+    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+        _fail(f"{name}.urls", f"expected a list of strings, got {_type_name(urls)} {urls!r}")
+    texts: dict[str, str | None] = {}
+    for item_key in ("username", "credential"):
+        text = value.get(item_key)
+        if text is not None and not isinstance(text, str):
+            _fail(f"{name}.{item_key}", f"expected a string, got {_type_name(text)} {text!r}")
+        texts[item_key] = text
+    return IceServer(urls=tuple(urls), username=texts["username"], credential=texts["credential"])
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _from_env(key: _Key, text: str) -> object:
+    """Convert the text of an environment variable for ``key``."""
+    name = f"{key.env_var} ({key.dotted})"
+    stripped = text.strip()
+    if key.optional and not stripped:
+        return None
+
+    def wrong() -> typing.NoReturn:
+        _fail(name, f"expected {key.kind.value}, got {text!r}")
+
+    match key.kind:
+        case _Kind.STR:
+            return text
+        case _Kind.INT:
+            try:
+                return int(stripped, 10)
+            except ValueError:
+                wrong()
+        case _Kind.FLOAT:
+            try:
+                number = float(stripped)
+            except ValueError:
+                wrong()
+            if not math.isfinite(number):
+                wrong()
+            return number
+        case _Kind.BOOL:
+            if stripped.lower() in _TRUE:
+                return True
+            if stripped.lower() in _FALSE:
+                return False
+            wrong()
+        case _Kind.PATH:
+            if not stripped:
+                wrong()
+            return Path(stripped).expanduser()
+        case _Kind.STR_LIST:
+            return tuple(part.strip() for part in text.split(",") if part.strip())
+        case _Kind.ICE_SERVERS:
+            if not stripped:
+                return ()
+            try:
+                decoded = json.loads(stripped)
+            except json.JSONDecodeError as exc:
+                _fail(name, f"invalid JSON: {exc}")
+            return _from_toml(key, decoded, name)
+
+
+def _read_toml(path: Path) -> dict[str, object]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: not found") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path}: invalid TOML: {exc}") from None
+
+
+def _values_from_toml(document: Mapping[str, object]) -> dict[_Key, object]:
+    values: dict[_Key, object] = {}
+    for top, top_value in document.items():
+        if top in _SECTIONS:
+            if not isinstance(top_value, dict):
+                _fail(top, f"expected a table, got {_type_name(top_value)} {top_value!r}")
+            entries = [(f"{top}.{name}", value) for name, value in top_value.items()]
+        else:
+            entries = [(top, top_value)]
+        for dotted, value in entries:
+            key = _KEY_BY_DOTTED.get(dotted)
+            if key is None:
+                raise ConfigError(f"unknown key '{dotted}'")
+            values[key] = _from_toml(key, value, dotted)
+    return values
+
+
+def _values_from_env(env: Mapping[str, str]) -> dict[_Key, object]:
+    values: dict[_Key, object] = {}
+    section_prefixes = tuple(f"{ENV_PREFIX}{section.upper()}_" for section in _SECTIONS)
+    for var, text in env.items():
+        key = _KEY_BY_ENV.get(var)
+        if key is not None:
+            values[key] = _from_env(key, text)
+        elif var.startswith(section_prefixes):
+            # A misspelt setting must not be silently ignored.
+            raise ConfigError(f"unknown environment variable {var}")
+    return values
+
+
+def _build(values: Mapping[_Key, object]) -> Config:
+    def section_args(section: str | None) -> dict[str, typing.Any]:
+        return {key.name: value for key, value in values.items() if key.section == section}
+
+    sections: dict[str, typing.Any] = {
+        name: cls(**section_args(name)) for name, cls in _SECTIONS.items()
+    }
+    return Config(**section_args(None), **sections)
+
+
+def load_config(path: Path | None, env: Mapping[str, str]) -> Config:
+    """Build the configuration from defaults, the TOML file at ``path`` (if any) and ``env``.
+
+    Raises ConfigError naming the key on an unknown key, a value of the wrong type, a value out
+    of range or a missing or unreadable file.
+    """
+    values: dict[_Key, object] = {}
+    if path is not None:
+        document = _read_toml(path)
+        try:
+            values.update(_values_from_toml(document))
+        except ConfigError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+    values.update(_values_from_env(env))
+    return _build(values)

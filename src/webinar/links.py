@@ -1,0 +1,29 @@
+"""Links to an event, shared by the CLI and the web app.
+
+Contract: the attendee link is ``<public_url>/e/<123-456-789>`` and the presenter link is
+``<public_url>/e/<123-456-789>/present?key=<presenter_key>``.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from webinar.config import Config
+from webinar.ids import format_event_id
+from webinar.store import Event
+
+
+def attendee_path(event: Event) -> str:
+    """Path of the attendee page, e.g. ``/e/123-456-789``."""
+    return f"/e/{format_event_id(event.event_id)}"
+
+
+def presenter_path(event: Event) -> str:
+    """Path and query of the presenter page, including the presenter key."""
+    return f"{attendee_path(event)}/present?key={quote(event.presenter_key, safe='')}"
+
+
+def event_links(config: Config, event: Event) -> tuple[str, str]:
+    """Return ``(attendee_url, presenter_url)`` for ``event`` under the configured base URL."""
+    base = config.http.base_url
+    return base + attendee_path(event), base + presenter_path(event)

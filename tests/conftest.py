@@ -1,0 +1,13 @@
+"""Fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def tmp_data_dir(tmp_path: Path) -> Path:
+    """An empty data folder (not created yet: the store creates it on open)."""
+    return tmp_path / "data"

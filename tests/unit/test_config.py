@@ -1,0 +1,307 @@
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from webinar.config import (
+    Config,
+    ConfigError,
+    HttpConfig,
+    IceConfig,
+    IceServer,
+    config_keys,
+    load_config,
+)
+
+GOOD_TOML = """
+data_dir = "/var/lib/webinar"
+
+[http]
+host = "127.0.0.1"
+port = 9000
+public_url = "https://webinar.example.org/"
+
+[ice]
+host_addresses = ["192.0.2.10"]
+announced_ip = "203.0.113.7"
+udp_port_min = 40000
+udp_port_max = 40100
+servers = [
+  { urls = ["turn:turn.example.org:3478?transport=udp"], username = "u", credential = "p" },
+  { urls = ["stun:stun.example.org:3478"] },
+]
+
+[rooms]
+max_cameras = 7
+max_participants = 1000
+
+[signalling]
+max_message_bytes = 131072
+heartbeat_seconds = 5
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "webinar.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults() -> None:
+    config = load_config(None, {})
+    assert config == Config()
+    assert config.http.host == "0.0.0.0"
+    assert config.http.port == 8080
+    assert config.http.base_url == "http://localhost:8080"
+    assert config.data_dir == Path("data")
+    assert config.ice.servers == ()  # never a public STUN server by default
+    assert config.ice.host_addresses == ()
+    assert config.ice.udp_port_min is None and config.ice.udp_port_max is None
+    assert config.rooms.max_cameras == 4
+    assert config.rooms.max_participants == 500
+    assert config.signalling.max_message_bytes == 65536
+    assert config.signalling.heartbeat_seconds == 20.0
+
+
+def test_good_file(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD_TOML), {})
+    assert config.data_dir == Path("/var/lib/webinar")
+    assert config.http == HttpConfig(
+        host="127.0.0.1", port=9000, public_url="https://webinar.example.org"
+    )
+    assert config.http.base_url == "https://webinar.example.org"
+    assert config.ice == IceConfig(
+        servers=(
+            IceServer(
+                urls=("turn:turn.example.org:3478?transport=udp",), username="u", credential="p"
+            ),
+            IceServer(urls=("stun:stun.example.org:3478",)),
+        ),
+        host_addresses=("192.0.2.10",),
+        announced_ip="203.0.113.7",
+        udp_port_min=40000,
+        udp_port_max=40100,
+    )
+    assert config.rooms.max_cameras == 7
+    assert config.rooms.max_participants == 1000
+    assert config.signalling.max_message_bytes == 131072
+    assert config.signalling.heartbeat_seconds == 5.0
+    assert isinstance(config.signalling.heartbeat_seconds, float)
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        # unknown keys
+        ("[ice]\nfoo = 1", "unknown key 'ice.foo'"),
+        ("colour = 'red'", "unknown key 'colour'"),
+        ("[database]\nurl = 'x'", "unknown key 'database'"),
+        (
+            "[[ice.servers]]\nurls = ['stun:a']\npassword = 'x'",
+            "unknown key 'ice.servers[0].password'",
+        ),
+        # wrong types
+        ("[http]\nport = '9000'", "http.port: expected an integer, got string '9000'"),
+        ("[http]\nport = true", "http.port: expected an integer, got boolean True"),
+        ("[http]\nport = 80.5", "http.port: expected an integer"),
+        ("[http]\nhost = 1", "http.host: expected a string"),
+        ("http = 1", "http: expected a table"),
+        ("data_dir = 5", "data_dir: expected a path"),
+        ("[ice]\nhost_addresses = '127.0.0.1'", "ice.host_addresses: expected a list of strings"),
+        ("[ice]\nservers = [1]", "ice.servers[0]: expected a table"),
+        ("[ice]\nservers = [{}]", "ice.servers[0].urls: missing"),
+        (
+            "[signalling]\nheartbeat_seconds = 'soon'",
+            "signalling.heartbeat_seconds: expected a number",
+        ),
+        # bad values and ranges
+        ("[http]\nport = 0", "http.port: must be between 1 and 65535, got 0"),
+        ("[http]\nport = 70000", "http.port: must be between 1 and 65535"),
+        ("[http]\npublic_url = 'example.org'", "http.public_url: must be an absolute"),
+        ("[http]\nhost = ''", "http.host: must be a host name"),
+        ("[rooms]\nmax_cameras = 0", "rooms.max_cameras: must be between 1 and 7, got 0"),
+        ("[rooms]\nmax_cameras = 8", "rooms.max_cameras: must be between 1 and 7, got 8"),
+        ("[rooms]\nmax_participants = 0", "rooms.max_participants: must be between"),
+        ("[signalling]\nmax_message_bytes = 10", "signalling.max_message_bytes: must be between"),
+        (
+            "[signalling]\nheartbeat_seconds = 0",
+            "signalling.heartbeat_seconds: must be more than 0",
+        ),
+        ("[ice]\nannounced_ip = 'my.host'", "ice.announced_ip: not an IP address: 'my.host'"),
+        ("[ice]\nhost_addresses = ['1.2.3']", "ice.host_addresses: not an IP address"),
+        ("[ice]\nudp_port_min = 80\nudp_port_max = 90", "ice.udp_port_min: must be between 1024"),
+        ("[ice]\nudp_port_min = 50000\nudp_port_max = 70000", "ice.udp_port_max: must be between"),
+        ("[ice]\nudp_port_min = 50001\nudp_port_max = 50000", "ice.udp_port_min: must not exceed"),
+        ("[[ice.servers]]\nurls = ['http://x']", "ice.servers[0].urls: must start with stun:"),
+        ("[[ice.servers]]\nurls = []", "ice.servers[0].urls: must list at least one URL"),
+        ("[[ice.servers]]\nurls = ['turn:x']", "ice.servers[0]: TURN servers need a username"),
+        ("[[ice.servers]]\nurls = ['stun:x']\nusername = 'u'", "must be set together"),
+        # port range half-set
+        (
+            "[ice]\nudp_port_min = 40000",
+            "ice.udp_port_min: udp_port_min and udp_port_max must be set",
+        ),
+        (
+            "[ice]\nudp_port_max = 40000",
+            "ice.udp_port_min: udp_port_min and udp_port_max must be set",
+        ),
+        # not TOML at all
+        ("[http\nport = 1", "invalid TOML"),
+    ],
+)
+def test_bad_file(tmp_path: Path, toml: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(write(tmp_path, toml), {})
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "absent.toml", {})
+
+
+def test_error_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[ice]\nfoo = 1")
+    with pytest.raises(ConfigError, match=re.escape(f"config file {path}: unknown key 'ice.foo'")):
+        load_config(path, {})
+
+
+@pytest.mark.parametrize(
+    ("env", "check"),
+    [
+        ({"WEBINAR_HTTP_PORT": "9000"}, lambda c: c.http.port == 9000),
+        ({"WEBINAR_HTTP_HOST": "::1"}, lambda c: c.http.base_url == "http://[::1]:8080"),
+        (
+            {"WEBINAR_HTTP_PUBLIC_URL": "https://w.example/x/"},
+            lambda c: c.http.base_url == "https://w.example/x",
+        ),
+        ({"WEBINAR_DATA_DIR": "/x"}, lambda c: c.data_dir == Path("/x")),
+        (
+            {"WEBINAR_ICE_HOST_ADDRESSES": "127.0.0.1, 127.0.0.2"},
+            lambda c: c.ice.host_addresses == ("127.0.0.1", "127.0.0.2"),
+        ),
+        ({"WEBINAR_ICE_HOST_ADDRESSES": ""}, lambda c: c.ice.host_addresses == ()),
+        (
+            {"WEBINAR_ICE_ANNOUNCED_IP": "203.0.113.9"},
+            lambda c: c.ice.announced_ip == "203.0.113.9",
+        ),
+        (
+            {"WEBINAR_ICE_UDP_PORT_MIN": "40000", "WEBINAR_ICE_UDP_PORT_MAX": "40010"},
+            lambda c: (c.ice.udp_port_min, c.ice.udp_port_max) == (40000, 40010),
+        ),
+        (
+            {
+                "WEBINAR_ICE_SERVERS": '[{"urls": ["turn:t.example"], "username": "u",'
+                ' "credential": "p"}]'
+            },
+            lambda c: (
+                c.ice.servers
+                == (IceServer(urls=("turn:t.example",), username="u", credential="p"),)
+            ),
+        ),
+        ({"WEBINAR_ROOMS_MAX_CAMERAS": "7"}, lambda c: c.rooms.max_cameras == 7),
+        ({"WEBINAR_ROOMS_MAX_PARTICIPANTS": "42"}, lambda c: c.rooms.max_participants == 42),
+        (
+            {"WEBINAR_SIGNALLING_MAX_MESSAGE_BYTES": "2048"},
+            lambda c: c.signalling.max_message_bytes == 2048,
+        ),
+        (
+            {"WEBINAR_SIGNALLING_HEARTBEAT_SECONDS": "0.5"},
+            lambda c: c.signalling.heartbeat_seconds == 0.5,
+        ),
+        # Unrelated variables, including other WEBINAR_* ones, are ignored.
+        ({"WEBINAR_TEST_SKIP_INSTALL": "1", "HOME": "/root"}, lambda c: c == Config()),
+    ],
+)
+def test_env_override(env: dict[str, str], check: Callable[[Config], bool]) -> None:
+    assert check(load_config(None, env))
+
+
+def test_env_overrides_file(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD_TOML), {"WEBINAR_HTTP_PORT": "9100"})
+    assert config.http.port == 9100
+    assert config.http.host == "127.0.0.1"  # from the file
+
+
+def test_empty_env_unsets_optional_key(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD_TOML), {"WEBINAR_HTTP_PUBLIC_URL": ""})
+    assert config.http.public_url is None
+    assert config.http.base_url == "http://127.0.0.1:9000"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"WEBINAR_HTTP_PORT": "nine"}, "WEBINAR_HTTP_PORT (http.port): expected an integer"),
+        ({"WEBINAR_HTTP_PORT": "0"}, "http.port: must be between 1 and 65535"),
+        ({"WEBINAR_HTTP_PROT": "9000"}, "unknown environment variable WEBINAR_HTTP_PROT"),
+        (
+            {"WEBINAR_SIGNALLING_HEARTBEAT_SECONDS": "nan"},
+            "WEBINAR_SIGNALLING_HEARTBEAT_SECONDS (signalling.heartbeat_seconds): expected",
+        ),
+        ({"WEBINAR_ICE_SERVERS": "[{"}, "WEBINAR_ICE_SERVERS (ice.servers): invalid JSON"),
+        ({"WEBINAR_ICE_SERVERS": '{"urls": []}'}, "expected a list of ICE server tables"),
+        ({"WEBINAR_ICE_UDP_PORT_MIN": "40000"}, "must be set together"),
+        ({"WEBINAR_DATA_DIR": " "}, "WEBINAR_DATA_DIR (data_dir): expected a path"),
+    ],
+)
+def test_bad_env(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, env)
+
+
+def test_cli_overrides_win(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD_TOML), {"WEBINAR_HTTP_PORT": "9100"})
+    overridden = config.with_overrides(host="127.0.0.2", port=9200, data_dir=tmp_path / "d")
+    assert overridden.http.host == "127.0.0.2"
+    assert overridden.http.port == 9200
+    assert overridden.data_dir == tmp_path / "d"
+    assert overridden.ice == config.ice
+    assert config.with_overrides() == config
+    with pytest.raises(ConfigError, match=r"http\.port"):
+        config.with_overrides(port=0)
+
+
+def test_frozen() -> None:
+    config = Config()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.http.port = 1  # type: ignore[misc]
+
+
+def test_every_key_has_an_env_var() -> None:
+    assert config_keys() == [
+        ("data_dir", "WEBINAR_DATA_DIR"),
+        ("http.host", "WEBINAR_HTTP_HOST"),
+        ("http.port", "WEBINAR_HTTP_PORT"),
+        ("http.public_url", "WEBINAR_HTTP_PUBLIC_URL"),
+        ("ice.servers", "WEBINAR_ICE_SERVERS"),
+        ("ice.host_addresses", "WEBINAR_ICE_HOST_ADDRESSES"),
+        ("ice.announced_ip", "WEBINAR_ICE_ANNOUNCED_IP"),
+        ("ice.udp_port_min", "WEBINAR_ICE_UDP_PORT_MIN"),
+        ("ice.udp_port_max", "WEBINAR_ICE_UDP_PORT_MAX"),
+        ("rooms.max_cameras", "WEBINAR_ROOMS_MAX_CAMERAS"),
+        ("rooms.max_participants", "WEBINAR_ROOMS_MAX_PARTICIPANTS"),
+        ("signalling.max_message_bytes", "WEBINAR_SIGNALLING_MAX_MESSAGE_BYTES"),
+        ("signalling.heartbeat_seconds", "WEBINAR_SIGNALLING_HEARTBEAT_SECONDS"),
+    ]
+
+
+def test_docs_mention_every_key() -> None:
+    docs = Path(__file__).parents[2] / "docs" / "configuration.md"
+    text = docs.read_text(encoding="utf-8")
+    for dotted, env_var in config_keys():
+        name = dotted.rsplit(".", 1)[-1]
+        assert f"`{name}`" in text, dotted
+        assert env_var in text, env_var
+
+
+def test_docs_example_loads(tmp_path: Path) -> None:
+    docs = Path(__file__).parents[2] / "docs" / "configuration.md"
+    match = re.search(r"```toml\n(.*?)```", docs.read_text(encoding="utf-8"), re.DOTALL)
+    assert match is not None
+    config = load_config(write(tmp_path, match.group(1)), {})
+    assert config.http.public_url == "https://webinar.example.org"
+    assert (config.ice.udp_port_min, config.ice.udp_port_max) == (40000, 40999)
