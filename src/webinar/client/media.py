@@ -13,6 +13,7 @@ import fractions
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -156,7 +157,7 @@ class ClipTrack(MediaStreamTrack):
         self._time_base = fractions.Fraction(1, clock)
         self._ticks = round(clip.frame_duration * clock)
 
-    async def recv(self) -> av.Packet:
+    async def recv(self) -> Any:
         if self.readyState != "live":
             raise MediaStreamError
         if self._start is None:

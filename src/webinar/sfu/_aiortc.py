@@ -287,11 +287,11 @@ class SenderTap:
 
     @property
     def ssrc(self) -> int:
-        return cast(int, self.sender._ssrc)
+        return self.sender._ssrc
 
     @property
     def rtx_ssrc(self) -> int:
-        return cast(int, self.sender._rtx_ssrc)
+        return self.sender._rtx_ssrc
 
     def sink(self) -> PacketSink:
         return PacketSink(self.sender.transport)
@@ -308,7 +308,7 @@ class SenderTap:
                 await original(packet)
             await handler(packet)
 
-        self.sender._handle_rtcp_packet = handle
+        self.sender._handle_rtcp_packet = handle  # type: ignore[method-assign]
 
     def rtt(self) -> float | None:
         return cast("float | None", getattr(self.sender, _S + "rtt"))
@@ -439,11 +439,7 @@ def install_ingress(
         if handler is not None:
             handler(packet, arrival_time_ms)
 
-    dtls._handle_rtp_data = handle_rtp_data
-
-
-def receiver_transport(receiver: RTCRtpReceiver) -> RTCDtlsTransport:
-    return cast(RTCDtlsTransport, receiver.transport)
+    dtls._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
 
 
 def running_decoder_threads() -> list[str]:
@@ -472,7 +468,8 @@ def configure_gathering(
     if not host_addresses and port_min is None and announced_ip is None:
         return
 
-    original = pc._RTCPeerConnection__createTransceiver  # noqa: SLF001
+    private: Any = pc
+    original = private._RTCPeerConnection__createTransceiver
 
     def create(*args: Any, **kwargs: Any) -> Any:
         transceiver = original(*args, **kwargs)
@@ -481,7 +478,7 @@ def configure_gathering(
             _patch_gather(conn, host_addresses, port_min, port_max, announced_ip)
         return transceiver
 
-    pc._RTCPeerConnection__createTransceiver = create
+    private._RTCPeerConnection__createTransceiver = create
 
 
 def _patch_gather(
@@ -492,7 +489,7 @@ def _patch_gather(
     announced_ip: str | None,
 ) -> None:
     conn._webinar_gather = True
-    ice = aioice.ice
+    ice: Any = aioice.ice
 
     async def bind(address: str) -> Any:
         loop = asyncio.get_running_loop()
@@ -555,4 +552,3 @@ def _patch_gather(
         conn._local_candidates_end = True
 
     conn.gather_candidates = gather_candidates
-

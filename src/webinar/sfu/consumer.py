@@ -197,10 +197,19 @@ class Consumer:
     ) -> bytes:
         head = _HDR.pack(0x90, (mp.marker << 7) | pt, seq, ts, ssrc, 0xBEDE, self._ext_words)
         if self._ast_id is not None:
-            return b"".join((head, self._ext_fixed, self._ast_id, mp.abs_send_time, self._ext_pad, payload))
+            return b"".join(
+                (head, self._ext_fixed, self._ast_id, mp.abs_send_time, self._ext_pad, payload)
+            )
         if self._level_id is not None and mp.audio_level >= 0:
             return b"".join(
-                (head, self._ext_fixed, self._level_id, bytes((mp.audio_level,)), self._ext_pad, payload)
+                (
+                    head,
+                    self._ext_fixed,
+                    self._level_id,
+                    bytes((mp.audio_level,)),
+                    self._ext_pad,
+                    payload,
+                )
             )
         if self._level_id is not None:  # keep the layout: a padding byte and a zero-length-0 slot
             return b"".join((head, self._ext_fixed, b"\x00\x00", self._ext_pad, payload))

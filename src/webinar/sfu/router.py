@@ -9,7 +9,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .consumer import Consumer
 from .producer import Producer
@@ -31,7 +31,7 @@ MAX_CAMERAS_LIMIT = 7
 @dataclass(frozen=True, slots=True)
 class RouterConfig:
     max_cameras: int = 4
-    transport: TransportConfig = TransportConfig()
+    transport: TransportConfig = field(default_factory=TransportConfig)
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_cameras <= MAX_CAMERAS_LIMIT:
@@ -56,7 +56,7 @@ class Router:
 
         def added(producer: Producer) -> None:
             self.producers[producer.id] = producer
-            producer.on_close(lambda p, _r: self.producers.pop(p.id, None))
+            producer.on_close(self._forget_producer)
             on_producer(producer)
 
         transport = PublishTransport(
@@ -83,6 +83,9 @@ class Router:
         self._subscribers.add(transport)
         transport.on_close(lambda: self._subscribers.discard(transport))
         return transport
+
+    def _forget_producer(self, producer: Producer, _reason: CloseReason) -> None:
+        self.producers.pop(producer.id, None)
 
     def camera_count(self) -> int:
         return sum(1 for p in self.producers.values() if p.source is MediaSource.CAMERA)

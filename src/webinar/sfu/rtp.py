@@ -196,9 +196,7 @@ def build_header(
     ext_words: int,
 ) -> bytes:
     """RTP fixed header plus the one-byte-extension preamble (RFC 8285)."""
-    return _HDR.pack(
-        0x90, (marker << 7) | payload_type, seq, timestamp, ssrc, 0xBEDE, ext_words
-    )
+    return _HDR.pack(0x90, (marker << 7) | payload_type, seq, timestamp, ssrc, 0xBEDE, ext_words)
 
 
 def one_byte_extension(ext_id: int, value: bytes) -> bytes:

@@ -126,7 +126,9 @@ class _Transport:
     def connection_state(self) -> str:
         return str(self.pc.connectionState)
 
-    async def add_ice_candidate(self, candidate: str, sdp_mid: str | None, index: int | None) -> None:
+    async def add_ice_candidate(
+        self, candidate: str, sdp_mid: str | None, index: int | None
+    ) -> None:
         """Trickled remote candidate (``candidate:...`` line); empty means end."""
         if self.closed:
             return
@@ -224,9 +226,9 @@ class PublishTransport(_Transport):
 
             created: list[Producer] = []
             for transceiver in self.pc.getTransceivers():
-                mid = transceiver.mid
-                if mid is None:
+                if transceiver.mid is None:
                     continue
+                mid = transceiver.mid
                 self._restrict_codecs(transceiver)
                 self._install_ingress(transceiver)
                 if mid in self.producers:
@@ -328,7 +330,7 @@ class PublishTransport(_Transport):
                 producer.on_sender_report(packet)
             await original_rtcp(packet)
 
-        receiver._handle_rtcp_packet = handle_rtcp
+        receiver._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
         self.producers[spec.mid] = producer
         self._routes_mid[spec.mid] = producer
 
@@ -416,6 +418,10 @@ class SubscribeTransport(_Transport):
             self._dirty.set()
         self._on_consumer_closed(consumer, reason)
 
+    def mid_of(self, consumer: Consumer) -> str | None:
+        transceiver = self._transceivers.get(consumer.id)
+        return transceiver.mid if transceiver is not None else None
+
     @property
     def needs_restart(self) -> bool:
         """Too many dead m-lines: the owner should replace this transport."""
@@ -440,7 +446,9 @@ class SubscribeTransport(_Transport):
                 offer = await self.pc.createOffer()
                 await self.pc.setLocalDescription(offer)
                 included = [
-                    c for cid, c in self.consumers.items() if self._transceivers[cid].mid is not None
+                    c
+                    for cid, c in self.consumers.items()
+                    if self._transceivers[cid].mid is not None
                 ]
                 self._pending_answer = loop.create_future()
                 await self._send_offer(self.pc.localDescription.sdp, included)
@@ -482,7 +490,8 @@ class SubscribeTransport(_Transport):
             (
                 c
                 for c in codecs
-                if c.mimeType.lower().endswith("/rtx") and c.parameters.get("apt") == main.payloadType
+                if c.mimeType.lower().endswith("/rtx")
+                and c.parameters.get("apt") == main.payloadType
             ),
             None,
         )

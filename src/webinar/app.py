@@ -1,0 +1,207 @@
+"""The aiohttp application: pages, the signalling WebSocket, health, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from webinar import __version__
+from webinar.config import Config
+from webinar.ids import format_event_id, normalize_event_id, same_secret
+from webinar.rooms.manager import RoomManager
+from webinar.sfu import IceServer, RouterConfig, TransportConfig, check_hooks
+from webinar.signalling.session import Services
+from webinar.signalling.ws import Connection, shutdown_connections, websocket_handler
+from webinar.store import Store
+
+logger = logging.getLogger(__name__)
+
+CONFIG = web.AppKey("config", Config)
+STORE = web.AppKey("store", Store)
+ROOMS = web.AppKey("rooms", RoomManager)
+SERVICES = web.AppKey("services", Services)
+CONNECTIONS = web.AppKey("connections", set[Connection])
+TEMPLATES = web.AppKey("templates", jinja2.Environment)
+
+
+def web_root() -> Path:
+    """The browser client: packaged as ``webinar/web`` or the repository's ``web/``."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "web", here.parents[1] / "web"):
+        if (candidate / "templates").is_dir():
+            return candidate
+    raise FileNotFoundError("the web/ folder (templates and static files) is missing")
+
+
+def router_config(config: Config) -> RouterConfig:
+    ice = config.ice
+    return RouterConfig(
+        max_cameras=config.rooms.max_cameras,
+        transport=TransportConfig(
+            ice_servers=[
+                IceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+                for s in ice.servers
+            ],
+            host_addresses=list(ice.host_addresses),
+            udp_port_min=ice.udp_port_min,
+            udp_port_max=ice.udp_port_max,
+            announced_ip=ice.announced_ip,
+        ),
+    )
+
+
+def browser_ice_servers(config: Config) -> list[dict[str, Any]]:
+    servers: list[dict[str, Any]] = []
+    for s in config.ice.servers:
+        entry: dict[str, Any] = {"urls": list(s.urls)}
+        if s.username is not None:
+            entry["username"] = s.username
+        if s.credential is not None:
+            entry["credential"] = s.credential
+        servers.append(entry)
+    return servers
+
+
+def create_app(config: Config, store: Store | None = None) -> web.Application:
+    """Build the application. ``store`` defaults to the SQLite store in the data dir;
+    it is opened and closed with the app."""
+    app = web.Application(client_max_size=1024 * 1024)
+    app[CONFIG] = config
+    app[STORE] = store if store is not None else Store(config.data_dir)
+    app[CONNECTIONS] = set()
+    root = web_root()
+    app[TEMPLATES] = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(root / "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        enable_async=False,
+    )
+    app.cleanup_ctx.append(_lifecycle)
+    app.router.add_get("/", home_page)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/ws", ws_endpoint)
+    app.router.add_get("/e/{event_id}", attendee_page)
+    app.router.add_get("/e/{event_id}/present", presenter_page)
+    app.router.add_static("/static/", root / "static", append_version=True)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    store = app[STORE]
+    if not store.is_open:
+        await store.open()
+    rooms = RoomManager(router_config(config), max_participants=config.rooms.max_participants)
+    app[ROOMS] = rooms
+    app[SERVICES] = Services(
+        store=store,
+        rooms=rooms,
+        ice_servers=browser_ice_servers(config),
+        heartbeat_interval=config.signalling.heartbeat_seconds,
+        max_message_bytes=config.signalling.max_message_bytes,
+    )
+    try:
+        yield
+    finally:
+        await shutdown_connections(app[CONNECTIONS])
+        await rooms.close()
+        await asyncio.sleep(0)
+        await store.close()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    app = request.app
+    rooms = app.get(ROOMS)
+    return web.json_response(
+        {
+            "status": "ok",
+            "version": __version__,
+            "rooms": len(rooms.rooms()) if rooms else 0,
+            "connections": len(app[CONNECTIONS]),
+        }
+    )
+
+
+async def ws_endpoint(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    return await websocket_handler(request, app[SERVICES], app[CONNECTIONS])
+
+
+def _render(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
+    template = request.app[TEMPLATES].get_template(name)
+    html = template.render(version=__version__, **context)
+    return web.Response(text=html, status=status, content_type="text/html")
+
+
+async def home_page(request: web.Request) -> web.Response:
+    return _render(request, "home.html", prefill=request.query.get("event", ""))
+
+
+async def _event_or_404(request: web.Request) -> Any:
+    raw = request.match_info["event_id"]
+    event_id = normalize_event_id(raw)
+    event = await request.app[STORE].get_event(event_id) if event_id else None
+    if event is None:
+        raise web.HTTPNotFound(
+            text=_render(request, "not_found.html", status=404, event_id=raw[:32]).text,
+            content_type="text/html",
+        )
+    return event
+
+
+async def attendee_page(request: web.Request) -> web.Response:
+    event = await _event_or_404(request)
+    return _render(
+        request,
+        "room.html",
+        role="attendee",
+        event_id=format_event_id(event.event_id),
+        title=event.title,
+        starts_at=event.starts_at.isoformat() if event.starts_at else None,
+        presenter_key=None,
+    )
+
+
+async def presenter_page(request: web.Request) -> web.Response:
+    event = await _event_or_404(request)
+    key = request.query.get("key", "")
+    if not key or not same_secret(key, event.presenter_key):
+        raise web.HTTPForbidden(text="This presenter link is not valid.")
+    return _render(
+        request,
+        "room.html",
+        role="presenter",
+        event_id=format_event_id(event.event_id),
+        title=event.title,
+        starts_at=event.starts_at.isoformat() if event.starts_at else None,
+        presenter_key=key,
+    )
+
+
+def run_app(config: Config, store: Store | None = None) -> None:
+    """Run until SIGINT/SIGTERM; then close every connection, room and task."""
+    check_hooks()  # fail at start, loudly, if aiortc changed under us
+    try:
+        import uvloop
+
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        loop = asyncio.new_event_loop()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = create_app(config, store)
+    web.run_app(
+        app,
+        host=config.http.host,
+        port=config.http.port,
+        shutdown_timeout=5.0,
+        print=lambda *_: None,
+        access_log=None,
+        loop=loop,
+    )

@@ -1,0 +1,54 @@
+"""Live rooms by event: created on the first join, closed when the last one leaves."""
+
+from __future__ import annotations
+
+import asyncio
+
+from webinar.sfu import Router, RouterConfig
+
+from .live import LiveRoom
+
+
+class RoomManager:
+    def __init__(
+        self, router_config: RouterConfig, *, max_participants: int, answer_timeout: float = 15.0
+    ) -> None:
+        self._router_config = router_config
+        self._max_participants = max_participants
+        self._answer_timeout = answer_timeout
+        self._rooms: dict[str, LiveRoom] = {}
+        self.closed = False
+
+    @property
+    def max_cameras(self) -> int:
+        return self._router_config.max_cameras
+
+    def get_or_create(self, room_id: str) -> LiveRoom:
+        room = self._rooms.get(room_id)
+        if room is None or room.closed:
+            room = LiveRoom(
+                room_id,
+                Router(self._router_config),
+                max_participants=self._max_participants,
+                answer_timeout=self._answer_timeout,
+            )
+            self._rooms[room_id] = room
+        return room
+
+    def get(self, room_id: str) -> LiveRoom | None:
+        return self._rooms.get(room_id)
+
+    def rooms(self) -> list[LiveRoom]:
+        return list(self._rooms.values())
+
+    async def release_if_empty(self, room_id: str) -> None:
+        room = self._rooms.get(room_id)
+        if room is not None and room.is_empty:
+            del self._rooms[room_id]
+            await room.close()
+
+    async def close(self) -> None:
+        self.closed = True
+        rooms = list(self._rooms.values())
+        self._rooms.clear()
+        await asyncio.gather(*(r.close() for r in rooms), return_exceptions=True)

@@ -1,0 +1,169 @@
+"""The WebSocket endpoint: framing, size and rate limits, the outbound queue.
+
+It decodes frames, enforces the limits and hands validated messages to the
+:class:`Session`; it holds no protocol logic of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from . import schema as s
+from .session import Services, Session
+
+logger = logging.getLogger(__name__)
+
+RATE_BURST = 40
+RATE_PER_SECOND = 20.0
+MAX_REFUSED = 200  # refused messages before the connection is closed
+OUTBOUND_QUEUE = 2000  # messages waiting for a slow client before it is dropped
+
+
+class TokenBucket:
+    __slots__ = ("_at", "_burst", "_rate", "_tokens")
+
+    def __init__(self, burst: int, rate: float) -> None:
+        self._burst = float(burst)
+        self._rate = rate
+        self._tokens = float(burst)
+        self._at = time.monotonic()
+
+    def take(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+
+class Connection:
+    """One WebSocket: owns its writer task and its :class:`Session`."""
+
+    def __init__(self, ws: web.WebSocketResponse, services: Services) -> None:
+        self._ws = ws
+        self._services = services
+        self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(OUTBOUND_QUEUE)
+        self._closing: str | None = None
+        self._refused = 0
+        self._bucket = TokenBucket(RATE_BURST, RATE_PER_SECOND)
+        self.session = Session(services, self._enqueue, self.close)
+
+    def _enqueue(self, message: dict[str, Any]) -> None:
+        if self._closing is not None:
+            return
+        try:
+            self._queue.put_nowait(message)
+        except asyncio.QueueFull:
+            logger.warning("client too slow; closing its connection")
+            self.close("slow-client")
+
+    def close(self, reason: str) -> None:
+        if self._closing is None:
+            self._closing = reason
+            with contextlib.suppress(asyncio.QueueFull):
+                self._queue.put_nowait(None)
+
+    async def _writer(self) -> None:
+        while True:
+            message = await self._queue.get()
+            if message is None:
+                await self._ws.close()
+                return
+            try:
+                await self._ws.send_str(json.dumps(message, separators=(",", ":")))
+            except (ConnectionError, RuntimeError):
+                return
+
+    async def run(self) -> None:
+        writer = asyncio.get_running_loop().create_task(self._writer())
+        try:
+            async for frame in self._ws:
+                if frame.type is WSMsgType.TEXT:
+                    await self._on_text(frame.data)
+                elif frame.type is WSMsgType.BINARY:
+                    self._refuse(s.ErrorCode.BAD_MESSAGE, "binary frames are not accepted", None)
+                elif frame.type is WSMsgType.ERROR:
+                    break
+                if self._closing is not None:
+                    break
+        finally:
+            try:
+                await self.session.leave(self._closing or "disconnected")
+            except Exception:
+                logger.exception("leaving the room failed")
+            self.close(self._closing or "disconnected")
+            try:
+                await asyncio.wait_for(writer, 2.0)
+            except (TimeoutError, asyncio.CancelledError):
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
+            if not self._ws.closed:
+                await self._ws.close()
+
+    async def _on_text(self, text: str) -> None:
+        limit = self._services.max_message_bytes
+        if len(text) > limit and len(text.encode()) > limit:
+            self._refuse(s.ErrorCode.TOO_LARGE, f"messages are limited to {limit} bytes", None)
+            return
+        if not self._bucket.take():
+            self._refuse(s.ErrorCode.RATE_LIMITED, "too many messages; slow down", None)
+            return
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            self._refuse(s.ErrorCode.BAD_JSON, "not valid JSON", None)
+            return
+        request_id = obj.get("id") if isinstance(obj, dict) else None
+        if not isinstance(request_id, int | str) or isinstance(request_id, bool):
+            request_id = None
+        try:
+            message, request_id = s.parse_client_message(obj)
+        except s.ProtocolError as exc:
+            self._refuse(exc.code, exc.message, request_id)
+            return
+        try:
+            await self.session.handle(message, request_id)
+        except Exception:
+            logger.exception("handling %s failed", type(message).__name__)
+            self.session.error(s.ErrorCode.INTERNAL, "internal error", request_id)
+
+    def _refuse(self, code: s.ErrorCode, message: str, request_id: s.RequestId | None) -> None:
+        self._refused += 1
+        self.session.error(code, message, request_id)
+        if self._refused > MAX_REFUSED:
+            self.session.send(s.Bye(reason="protocol-violation"))
+            self.close("protocol-violation")
+
+
+async def websocket_handler(
+    request: web.Request, services: Services, connections: set[Connection]
+) -> web.StreamResponse:
+    ws = web.WebSocketResponse(
+        heartbeat=services.heartbeat_interval,
+        max_msg_size=services.max_message_bytes * 4,
+    )
+    await ws.prepare(request)
+    connection = Connection(ws, services)
+    connections.add(connection)
+    try:
+        await connection.run()
+    finally:
+        connections.discard(connection)
+    return ws
+
+
+async def shutdown_connections(connections: set[Connection]) -> None:
+    """Tell every client the server is going away and close their sockets."""
+    for connection in list(connections):
+        connection.session.send(s.Bye(reason="shutdown"))
+        connection.close("shutdown")

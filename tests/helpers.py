@@ -1,0 +1,54 @@
+"""Shared test helpers: a real server on a loopback port with a real SQLite store."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp.test_utils import TestServer
+
+from webinar.app import create_app
+from webinar.config import Config, IceConfig, RoomsConfig, SignallingConfig
+from webinar.store import Event, Store
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass
+class RunningServer:
+    base_url: str
+    store: Store
+    server: TestServer
+
+    async def create_event(self, title: str = "Test webinar") -> Event:
+        return await self.store.create_event(title, None)
+
+
+def make_config(data_dir: Path, **rooms: int) -> Config:
+    return Config(
+        data_dir=data_dir,
+        ice=IceConfig(host_addresses=(LOOPBACK,)),
+        rooms=dataclasses.replace(RoomsConfig(), **rooms),
+        signalling=SignallingConfig(),
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_server(
+    data_dir: Path, config: Config | None = None
+) -> AsyncIterator[RunningServer]:
+    config = config or make_config(data_dir)
+    store = Store(config.data_dir)
+    await store.open()
+    app = create_app(config, store)
+    server = TestServer(app, host=LOOPBACK)
+    await server.start_server()
+    try:
+        yield RunningServer(f"http://{LOOPBACK}:{server.port}", store, server)
+    finally:
+        await server.close()
+        if store.is_open:
+            await store.close()

@@ -1,0 +1,277 @@
+"""The consumer's per-packet rewriting, history and feedback, without a network.
+
+A fake egress captures what would be SRTP-protected and sent; packets are parsed
+back with aiortc's own parser, so the bytes are checked as a receiver sees them.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    HeaderExtensionsMap,
+    RtcpPsfbPacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtpPacket,
+    pack_remb_fci,
+)
+
+from webinar.sfu.consumer import RESEND_INTERVAL, Consumer, ConsumerLayout
+from webinar.sfu.estimator import BandwidthEstimator
+from webinar.sfu.rtp import MediaPacket
+from webinar.sfu.types import CloseReason, MediaKind
+
+SSRC, RTX_SSRC = 0x11111111, 0x22222222
+
+
+class FakeSink:
+    def __init__(self) -> None:
+        self.rtp: list[bytes] = []
+
+    def send_rtp(self, data: bytes) -> bool:
+        self.rtp.append(data)
+        return True
+
+    def send_rtcp(self, data: bytes) -> bool:
+        return True
+
+
+class FakeTransport:
+    state = "connected"
+
+
+class FakeSender:
+    transport = FakeTransport()
+
+
+class FakeTap:
+    def __init__(self) -> None:
+        self.ssrc = SSRC
+        self.rtx_ssrc = RTX_SSRC
+        self.sender = FakeSender()
+        self._sink = FakeSink()
+        self.handler: Callable[[Any], Awaitable[None]] | None = None
+        self.reports: list[tuple[int, int, int, int]] = []
+
+    def sink(self) -> FakeSink:
+        return self._sink
+
+    def intercept_rtcp(self, handler: Callable[[Any], Awaitable[None]]) -> None:
+        self.handler = handler
+
+    def rtt(self) -> float | None:
+        return 0.05
+
+    def sync_sender_report(self, packets: int, octets: int, ntp: int, rtp: int) -> None:
+        self.reports.append((packets, octets, ntp, rtp))
+
+
+class FakeProducer:
+    def __init__(self, kind: MediaKind) -> None:
+        self.id = "pr_test"
+        self.kind = kind
+        self.keyframe_requests = 0
+        self.codec = None
+        self.sender_report = None
+        self.removed = False
+
+    def request_keyframe(self) -> bool:
+        self.keyframe_requests += 1
+        return True
+
+    def remove_consumer(self, consumer: Consumer) -> None:
+        self.removed = True
+
+
+def make_consumer(kind: MediaKind = MediaKind.VIDEO) -> tuple[Consumer, FakeTap, FakeProducer]:
+    tap, producer = FakeTap(), FakeProducer(kind)
+    closed: list[CloseReason] = []
+    consumer = Consumer(
+        producer=producer,  # type: ignore[arg-type]
+        tap=tap,  # type: ignore[arg-type]
+        estimator=BandwidthEstimator(),
+        on_closed=lambda _c, r: closed.append(r),
+    )
+    video = kind is MediaKind.VIDEO
+    consumer.set_layout(
+        ConsumerLayout(
+            payload_type=97 if video else 111,
+            rtx_payload_type=98 if video else None,
+            mid="3",
+            mid_ext_id=1,
+            abs_send_time_ext_id=3 if video else None,
+            audio_level_ext_id=None if video else 2,
+        )
+    )
+    return consumer, tap, producer
+
+
+def ext_map(kind: MediaKind) -> HeaderExtensionsMap:
+    m = HeaderExtensionsMap()
+    exts = [RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid")]
+    if kind is MediaKind.VIDEO:
+        exts.append(
+            RTCRtpHeaderExtensionParameters(
+                id=3, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+            )
+        )
+    else:
+        exts.append(
+            RTCRtpHeaderExtensionParameters(id=2, uri="urn:ietf:params:rtp-hdrext:ssrc-audio-level")
+        )
+    m.configure(RTCRtpParameters(headerExtensions=exts))
+    return m
+
+
+def packet(seq: int, *, keyframe: bool = False, ts: int = 1000, level: int = -1) -> MediaPacket:
+    payload = bytes([0x10, 0x00 if keyframe else 0x01]) + bytes(50)
+    return MediaPacket(
+        seq=seq,
+        timestamp=ts,
+        marker=1,
+        payload=payload,
+        keyframe=keyframe,
+        audio_level=level,
+        arrival=1.0,
+        abs_send_time=b"\x01\x02\x03",
+    )
+
+
+def parse(data: bytes, kind: MediaKind = MediaKind.VIDEO) -> RtpPacket:
+    return RtpPacket.parse(data, ext_map(kind))
+
+
+def test_video_waits_for_keyframe_then_rewrites_everything() -> None:
+    consumer, tap, producer = make_consumer()
+    consumer.forward(packet(70000))  # paused: nothing
+    assert tap._sink.rtp == []
+    consumer.resume()
+    assert producer.keyframe_requests == 1  # a new subscriber asks for a keyframe at once
+    consumer.forward(packet(70001))  # not a keyframe: dropped
+    assert tap._sink.rtp == []
+    consumer.forward(packet(70002, keyframe=True, ts=5000))
+    consumer.forward(packet(70003, ts=8000))
+    first, second = (parse(d) for d in tap._sink.rtp)
+    assert first.ssrc == second.ssrc == SSRC
+    assert first.payload_type == 97
+    assert second.sequence_number == (first.sequence_number + 1) & 0xFFFF
+    assert (second.timestamp - first.timestamp) & 0xFFFFFFFF == 3000
+    assert first.extensions.mid == "3"
+    assert first.extensions.abs_send_time == 0x010203
+    assert first.payload == packet(0, keyframe=True).payload
+
+
+def test_pause_resume_never_reuses_a_sequence_number() -> None:
+    consumer, tap, _ = make_consumer()
+    consumer.resume()
+    for i in range(5):
+        consumer.forward(packet(100 + i, keyframe=i == 0))
+    consumer.pause()
+    consumer.resume()
+    consumer.forward(packet(103))  # late packet from before: dropped while waiting
+    consumer.forward(packet(200, keyframe=True))
+    consumer.forward(packet(150))  # older than the restart point: never forwarded
+    seqs = [parse(d).sequence_number for d in tap._sink.rtp]
+    assert len(seqs) == len(set(seqs)) == 6
+    assert seqs == [(seqs[0] + i) & 0xFFFF for i in range(6)]
+
+
+def test_sequence_numbers_wrap_around() -> None:
+    consumer, tap, _ = make_consumer()
+    consumer._highest_out = (1 << 16) + 65533  # next packet goes out as 65534
+    consumer.resume()
+    for i in range(4):
+        consumer.forward(packet(10 + i, keyframe=i == 0))
+    assert [parse(d).sequence_number for d in tap._sink.rtp] == [65534, 65535, 0, 1]
+
+
+async def test_nack_resends_as_rtx_once_per_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    consumer, tap, _ = make_consumer()
+    consumer.resume()
+    for i in range(10):
+        consumer.forward(packet(500 + i, keyframe=i == 0, ts=100 * i))
+    sent = [parse(d) for d in tap._sink.rtp]
+    lost = [sent[3].sequence_number, sent[4].sequence_number, 4242]  # 4242 never sent
+    assert tap.handler is not None
+    nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=SSRC)
+    nack.lost = lost
+    now = [100.0]
+    monkeypatch.setattr("webinar.sfu.consumer.time.monotonic", lambda: now[0])
+    await tap.handler(nack)
+    rtx = [parse(d) for d in tap._sink.rtp[10:]]
+    assert [p.ssrc for p in rtx] == [RTX_SSRC, RTX_SSRC]
+    assert [p.payload_type for p in rtx] == [98, 98]
+    assert [struct.unpack("!H", p.payload[:2])[0] for p in rtx] == lost[:2]
+    assert rtx[0].payload[2:] == sent[3].payload
+    assert rtx[1].sequence_number == (rtx[0].sequence_number + 1) & 0xFFFF
+    assert rtx[0].timestamp == sent[3].timestamp
+    # a storm of repeated NACKs inside 100 ms resends nothing more
+    for _ in range(50):
+        await tap.handler(nack)
+    assert len(tap._sink.rtp) == 12
+    assert consumer.stats.resend_suppressed == 100
+    now[0] += RESEND_INTERVAL + 0.01
+    await tap.handler(nack)
+    assert len(tap._sink.rtp) == 14
+
+
+async def test_pli_and_remb_and_receiver_reports() -> None:
+    consumer, tap, producer = make_consumer()
+    consumer.resume()
+    assert tap.handler is not None
+    before = producer.keyframe_requests
+    await tap.handler(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1, media_ssrc=SSRC))
+    assert producer.keyframe_requests == before + 1
+    await tap.handler(
+        RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=pack_remb_fci(750_000, [SSRC]))
+    )
+    report = RtcpReceiverInfo(
+        ssrc=SSRC, fraction_lost=64, packets_lost=3, highest_sequence=1, jitter=0, lsr=0, dlsr=0
+    )
+    await tap.handler(RtcpRrPacket(ssrc=1, reports=[report]))
+    assert consumer.stats.fraction_lost == 64
+    est = consumer._estimator.estimate(now=__import__("time").monotonic())
+    assert est.bitrate_bps == 750_000
+    assert est.loss == pytest.approx(0.3 * 0.25)
+    assert est.rtt == 0.05
+
+
+def test_audio_starts_at_once_and_carries_level() -> None:
+    consumer, tap, producer = make_consumer(MediaKind.AUDIO)
+    consumer.resume()
+    assert producer.keyframe_requests == 0
+    consumer.forward(packet(9, level=0x80 | 30))
+    consumer.forward(packet(10))
+    first, second = (parse(d, MediaKind.AUDIO) for d in tap._sink.rtp)
+    assert first.payload_type == 111
+    assert first.extensions.audio_level == (True, 30)
+    assert first.extensions.mid == "3"
+    assert second.extensions.audio_level is None
+
+
+def test_sender_report_counters_follow_forwarding() -> None:
+    consumer, tap, _ = make_consumer()
+    consumer.resume()
+    consumer.forward(packet(1, keyframe=True, ts=90000))
+    consumer.forward(packet(2, ts=93000))
+    consumer.housekeeping(now_wall=1000.0, now_mono=1.0)
+    packets, octets, _ntp, rtp = tap.reports[-1]
+    assert packets == 2
+    assert octets == 2 * len(packet(0).payload)
+    assert rtp == parse(tap._sink.rtp[-1]).timestamp
+
+
+def test_close_detaches_and_reports() -> None:
+    consumer, _, producer = make_consumer()
+    consumer.close()
+    assert consumer.closed and producer.removed
+    consumer.forward(packet(1, keyframe=True))  # closed consumers are paused
