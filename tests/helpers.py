@@ -10,8 +10,9 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestServer
 
-from webinar.app import create_app
+from webinar.app import ROOMS, create_app
 from webinar.config import Config, IceConfig, RoomsConfig, SignallingConfig
+from webinar.rooms.manager import RoomManager
 from webinar.store import Event, Store
 
 LOOPBACK = "127.0.0.1"
@@ -25,6 +26,10 @@ class RunningServer:
 
     async def create_event(self, title: str = "Test webinar") -> Event:
         return await self.store.create_event(title, None)
+
+    @property
+    def rooms(self) -> RoomManager:
+        return self.server.app[ROOMS]
 
 
 def make_config(data_dir: Path, **rooms: int) -> Config:

@@ -199,13 +199,22 @@ class WebinarClient:
     async def publish(self, tracks: list[tuple[MediaStreamTrack, str]]) -> list[dict[str, str]]:
         """Publish ``(track, source)`` pairs; returns the server's producers."""
         assert self.signalling is not None
+        fresh = self.publish_pc is None
         if self.publish_pc is None:
             self.publish_pc = self._new_pc()
         pc = self.publish_pc
         transceivers = [(pc.addTransceiver(t, direction="sendonly"), src) for t, src in tracks]
         await pc.setLocalDescription(await pc.createOffer())
         specs = [{"mid": tr.mid, "source": src} for tr, src in transceivers]
-        reply = await self.signalling.request("publish", sdp=pc.localDescription.sdp, tracks=specs)
+        try:
+            reply = await self.signalling.request(
+                "publish", sdp=pc.localDescription.sdp, tracks=specs
+            )
+        except ClientError:
+            if fresh:  # aiortc cannot roll back an offer: start over next time
+                await pc.close()
+                self.publish_pc = None
+            raise
         await pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
         producers: list[dict[str, str]] = reply["producers"]
         return producers

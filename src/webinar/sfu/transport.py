@@ -96,10 +96,15 @@ def _make_pc(config: TransportConfig, *, max_bundle: bool) -> RTCPeerConnection:
 def parse_sdp(sdp: str, expected_type: str) -> SessionDescription:
     if len(sdp) > MAX_SDP_BYTES:
         raise SfuError(SfuErrorCode.BAD_SDP, f"SDP larger than {MAX_SDP_BYTES} bytes")
+    if not sdp.startswith("v=0"):
+        raise SfuError(SfuErrorCode.BAD_SDP, f"the {expected_type} is not SDP (no 'v=0' line)")
     try:
-        return SessionDescription.parse(sdp)
+        desc = SessionDescription.parse(sdp)
     except Exception as exc:
         raise SfuError(SfuErrorCode.BAD_SDP, f"unparseable {expected_type}: {exc}") from exc
+    if not desc.media:
+        raise SfuError(SfuErrorCode.BAD_SDP, f"the {expected_type} has no media section")
+    return desc
 
 
 class _Transport:
@@ -443,6 +448,8 @@ class SubscribeTransport(_Transport):
             while not self.closed:
                 await self._dirty.wait()
                 self._dirty.clear()
+                if self.closed or self.pc.connectionState == "closed":
+                    return
                 offer = await self.pc.createOffer()
                 await self.pc.setLocalDescription(offer)
                 included = [
@@ -478,7 +485,8 @@ class SubscribeTransport(_Transport):
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("subscriber negotiation failed")
+            if not self.closed and self.pc.connectionState != "closed":
+                logger.exception("subscriber negotiation failed")
             await self.close()
 
     def _layout(self, consumer: Consumer) -> ConsumerLayout:

@@ -87,6 +87,8 @@ class Session:
             reply = await handler(self, message)
             if reply is not None:
                 self.send(reply, request_id)
+                if isinstance(reply, s.Bye):
+                    self._close(reply.reason)
             elif request_id is not None:
                 self.send(s.Ok(), request_id)
         except s.ProtocolError as exc:
@@ -138,8 +140,14 @@ class Session:
             raise s.ProtocolError(s.ErrorCode.BAD_CREDENTIAL, "the presenter key is not right")
         participant = Participant(participant_id=f"pa_{secrets.token_hex(6)}", name=name, role=role)
         room = self._services.rooms.get_or_create(event.event_id)
-        room.join(participant, self)
-        self.participant, self.room, self.event = participant, room, event
+        self.participant = participant  # set first: the room's events about us name us
+        try:
+            room.join(participant, self)
+        except RoomError:
+            self.participant = None
+            await self._services.rooms.release_if_empty(event.event_id)
+            raise
+        self.room, self.event = room, event
         return s.Joined(
             participant_id=participant.participant_id,
             role=role.value,
@@ -184,10 +192,9 @@ class Session:
     async def on_ping(self, _msg: s.Ping) -> s.ServerMessage:
         return s.Pong()
 
-    async def on_leave(self, _msg: s.Leave) -> None:
+    async def on_leave(self, _msg: s.Leave) -> s.ServerMessage:
         await self.leave("left")
-        self.send(s.Bye(reason="left"))
-        self._close("left")
+        return s.Bye(reason="left")
 
     # ------------------------------------------------------------------ room peer
 
