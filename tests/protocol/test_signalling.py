@@ -26,7 +26,7 @@ c=IN IP4 0.0.0.0
 a=rtcp:9 IN IP4 0.0.0.0
 a=ice-ufrag:abcd
 a=ice-pwd:abcdefghijklmnopqrstuvwx
-a=fingerprint:sha-256 6B:8B:F0:65:5F:78:E2:51:3B:AC:6F:F3:3F:46:1B:35:DC:B8:5F:64:1A:24:C2:43:F0:A1:58:D0:A1:2C:19:08
+a=fingerprint:sha-256 {FINGERPRINT}
 a=setup:actpass
 a=mid:0
 a=sendonly
@@ -34,7 +34,7 @@ a=rtcp-mux
 a=rtpmap:102 H264/90000
 a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f
 a=ssrc:1001 cname:x
-"""
+""".replace("{FINGERPRINT}", ":".join(["AB"] * 32))
 
 
 @pytest.fixture
