@@ -82,6 +82,7 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
         enable_async=False,
     )
     app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_say_goodbye)
     app.router.add_get("/", home_page)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/ws", ws_endpoint)
@@ -112,6 +113,16 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await rooms.close()
         await asyncio.sleep(0)
         await store.close()
+
+
+async def _say_goodbye(app: web.Application) -> None:
+    """On SIGINT/SIGTERM: tell every client, close their sockets, let sessions leave."""
+    connections = app[CONNECTIONS]
+    await shutdown_connections(connections)
+    for _ in range(50):
+        if not connections:
+            break
+        await asyncio.sleep(0.05)
 
 
 async def healthz(request: web.Request) -> web.Response:
