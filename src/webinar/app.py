@@ -88,6 +88,7 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
     app.router.add_get("/ws", ws_endpoint)
     app.router.add_get("/e/{event_id}", attendee_page)
     app.router.add_get("/e/{event_id}/present", presenter_page)
+    app.router.add_get("/thanks", thanks_page)
     app.router.add_static("/static/", root / "static", append_version=True)
     return app
 
@@ -181,17 +182,25 @@ async def attendee_page(request: web.Request) -> web.Response:
 async def presenter_page(request: web.Request) -> web.Response:
     event = await _event_or_404(request)
     key = request.query.get("key", "")
-    if not key or not same_secret(key, event.presenter_key):
+    if key and event.host_key and same_secret(key, event.host_key):
+        role = "host"
+    elif key and same_secret(key, event.presenter_key):
+        role = "presenter"
+    else:
         raise web.HTTPForbidden(text="This presenter link is not valid.")
     return _render(
         request,
         "room.html",
-        role="presenter",
+        role=role,
         event_id=format_event_id(event.event_id),
         title=event.title,
         starts_at=event.starts_at.isoformat() if event.starts_at else None,
         presenter_key=key,
     )
+
+
+async def thanks_page(request: web.Request) -> web.Response:
+    return _render(request, "thanks.html", title="Thank you")
 
 
 def run_app(config: Config, store: Store | None = None) -> None:

@@ -16,7 +16,7 @@ from typing import Protocol, cast
 
 from webinar import __version__
 from webinar.config import Config, ConfigError, load_config
-from webinar.links import event_links
+from webinar.links import event_links, host_url
 from webinar.store import Event, Store, StoreError, validate_title
 
 DEMO_TITLE = "Demo webinar"
@@ -69,6 +69,7 @@ def event_json(config: Config, event: Event) -> dict[str, str | None]:
         "starts_at": _iso(event.starts_at),
         "attendee_url": attendee_url,
         "presenter_url": presenter_url,
+        "host_url": host_url(config, event),
     }
 
 
@@ -79,6 +80,7 @@ def _print_event(config: Config, event: Event) -> None:
     print(f"  Starts:         {starts}")
     print(f"  Attendee link:  {attendee_url}")
     print(f"  Presenter link: {presenter_url}")
+    print(f"  Host link:      {host_url(config, event)}")
 
 
 def _config(args: argparse.Namespace) -> Config:

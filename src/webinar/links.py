@@ -1,7 +1,8 @@
 """Links to an event, shared by the CLI and the web app.
 
-Contract: the attendee link is ``<public_url>/e/<123-456-789>`` and the presenter link is
-``<public_url>/e/<123-456-789>/present?key=<presenter_key>``.
+Contract: the attendee link is ``<public_url>/e/<123-456-789>``, the presenter link is
+``<public_url>/e/<123-456-789>/present?key=<presenter_key>`` and the host link is the same
+page with the host key.
 """
 
 from __future__ import annotations
@@ -27,3 +28,9 @@ def event_links(config: Config, event: Event) -> tuple[str, str]:
     """Return ``(attendee_url, presenter_url)`` for ``event`` under the configured base URL."""
     base = config.http.base_url
     return base + attendee_path(event), base + presenter_path(event)
+
+
+def host_url(config: Config, event: Event) -> str:
+    """The host's link: the presenter page opened with the host key."""
+    path = f"{attendee_path(event)}/present?key={quote(event.host_key, safe='')}"
+    return config.http.base_url + path

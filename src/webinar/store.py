@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from webinar.ids import format_event_id, new_event_id, new_presenter_key, normalize_event_id
 
@@ -40,6 +40,17 @@ MIGRATIONS: tuple[str, ...] = (
         created_at    TEXT NOT NULL  -- ISO-8601, UTC
     );
     CREATE INDEX events_created_at ON events (created_at);
+    """,
+    # 2: what a live room needs: a host key, the lobby's texts, the join window, the
+    # thank-you page.
+    """
+    ALTER TABLE events ADD COLUMN host_key TEXT NOT NULL DEFAULT '';
+    UPDATE events SET host_key = lower(hex(randomblob(18))) WHERE host_key = '';
+    ALTER TABLE events ADD COLUMN agenda TEXT NOT NULL DEFAULT '';
+    ALTER TABLE events ADD COLUMN lobby_message TEXT NOT NULL DEFAULT '';
+    ALTER TABLE events ADD COLUMN join_window_minutes INTEGER NOT NULL DEFAULT 5
+        CHECK (join_window_minutes BETWEEN 0 AND 1440);
+    ALTER TABLE events ADD COLUMN thank_you_url TEXT NULL;
     """,
 )
 
@@ -63,6 +74,15 @@ class Event:
     starts_at: datetime | None
     #: When the event was created (timezone-aware, UTC).
     created_at: datetime
+    #: Secret that makes its holder the host (presenter rights plus running the room).
+    host_key: str = ""
+    agenda: str = ""
+    #: The organiser's message shown in the lobby.
+    lobby_message: str = ""
+    #: How many minutes before the start attendees may enter the lobby.
+    join_window_minutes: int = 5
+    #: Where attendees go when the event is ended for all (None: our thank-you page).
+    thank_you_url: str | None = None
 
     @property
     def display_id(self) -> str:
@@ -123,18 +143,55 @@ def _migrate(conn: sqlite3.Connection) -> None:
         raise
 
 
-_EVENT_COLUMNS = "event_id, title, presenter_key, starts_at, created_at"
+_EVENT_COLUMNS = (
+    "event_id, title, presenter_key, starts_at, created_at,"
+    " host_key, agenda, lobby_message, join_window_minutes, thank_you_url"
+)
+AGENDA_MAX_CHARS = 4000
+LOBBY_MESSAGE_MAX_CHARS = 1000
 
 
-def _event_from_row(row: tuple[str, str, str, str | None, str]) -> Event:
-    event_id, title, presenter_key, starts_at, created_at = row
+def _event_from_row(row: tuple[Any, ...]) -> Event:
+    (
+        event_id,
+        title,
+        presenter_key,
+        starts_at,
+        created_at,
+        host_key,
+        agenda,
+        lobby_message,
+        join_window,
+        thank_you_url,
+    ) = row
     return Event(
         event_id=event_id,
         title=title,
         presenter_key=presenter_key,
         starts_at=None if starts_at is None else _from_db_time(starts_at),
         created_at=_from_db_time(created_at),
+        host_key=host_key,
+        agenda=agenda,
+        lobby_message=lobby_message,
+        join_window_minutes=int(join_window),
+        thank_you_url=thank_you_url,
     )
+
+
+def _check_text(name: str, value: str, limit: int) -> str:
+    value = value.strip()
+    if len(value) > limit:
+        raise ValueError(f"{name} must have at most {limit} characters")
+    return value
+
+
+def _check_url(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if not value.startswith(("https://", "http://")) or len(value) > 2000:
+        raise ValueError("the thank-you URL must be an http(s) URL of at most 2000 characters")
+    return value
 
 
 class SyncStore:
@@ -190,25 +247,49 @@ class SyncStore:
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
         return int(version)
 
-    def create_event(self, title: str, starts_at: datetime | None) -> Event:
-        """Create an event with a fresh unique ID and presenter key.
+    def create_event(
+        self,
+        title: str,
+        starts_at: datetime | None,
+        *,
+        agenda: str = "",
+        lobby_message: str = "",
+        join_window_minutes: int = 5,
+        thank_you_url: str | None = None,
+    ) -> Event:
+        """Create an event with a fresh unique ID, presenter key and host key.
 
-        Raises ValueError for a bad title or a naive ``starts_at``.
+        Raises ValueError for a bad title, text, URL or window, or a naive ``starts_at``.
         """
         title = validate_title(title)
+        agenda = _check_text("agenda", agenda, AGENDA_MAX_CHARS)
+        lobby_message = _check_text("lobby message", lobby_message, LOBBY_MESSAGE_MAX_CHARS)
+        thank_you_url = _check_url(thank_you_url)
+        if not 0 <= join_window_minutes <= 1440:
+            raise ValueError("the join window must be 0 to 1440 minutes")
         starts_text = None if starts_at is None else _to_db_time(starts_at)
         created_text = _to_db_time(datetime.now(UTC))
         for _ in range(_ID_ATTEMPTS):
-            event_id = new_event_id()
-            presenter_key = new_presenter_key()
+            row = (
+                new_event_id(),
+                title,
+                new_presenter_key(),
+                starts_text,
+                created_text,
+                new_presenter_key(),
+                agenda,
+                lobby_message,
+                join_window_minutes,
+                thank_you_url,
+            )
             # ON CONFLICT DO NOTHING: an ID collision inserts nothing, and we draw again.
             cursor = self._db.execute(
-                f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+                f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (event_id) DO NOTHING",
-                (event_id, title, presenter_key, starts_text, created_text),
+                row,
             )
             if cursor.rowcount == 1:
-                return _event_from_row((event_id, title, presenter_key, starts_text, created_text))
+                return _event_from_row(row)
         raise StoreError(f"no free event ID after {_ID_ATTEMPTS} attempts")
 
     def get_event(self, event_id: str) -> Event | None:
@@ -314,13 +395,31 @@ class Store:
             raise StoreError("store is not open")
         return await asyncio.get_running_loop().run_in_executor(executor, call, core)
 
-    async def create_event(self, title: str, starts_at: datetime | None) -> Event:
-        """Create an event; raises ValueError for a bad title or a naive ``starts_at``."""
+    async def create_event(
+        self,
+        title: str,
+        starts_at: datetime | None,
+        *,
+        agenda: str = "",
+        lobby_message: str = "",
+        join_window_minutes: int = 5,
+        thank_you_url: str | None = None,
+    ) -> Event:
+        """Create an event; raises ValueError for bad input (see :meth:`SyncStore.create_event`)."""
         # Validate here too, so bad input fails before reaching the worker thread.
         validate_title(title)
         if starts_at is not None:
             _to_db_time(starts_at)
-        return await self._run(lambda core: core.create_event(title, starts_at))
+        return await self._run(
+            lambda core: core.create_event(
+                title,
+                starts_at,
+                agenda=agenda,
+                lobby_message=lobby_message,
+                join_window_minutes=join_window_minutes,
+                thank_you_url=thank_you_url,
+            )
+        )
 
     async def get_event(self, event_id: str) -> Event | None:
         return await self._run(lambda core: core.get_event(event_id))

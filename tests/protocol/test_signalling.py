@@ -100,6 +100,12 @@ async def test_hello_join_and_roles(
             "participant_id": joined2["participant_id"],
             "name": "Bo",
             "role": "presenter",
+            "hand_raised": None,
+            "grant_audio": False,
+            "grant_video": False,
+            "listen_only": False,
+            "connected": True,
+            "quality": "unknown",
         }
         await presenter.request("leave")
     finally:

@@ -38,7 +38,14 @@ def test_event_create_json(tmp_data_dir: Path, capsys: pytest.CaptureFixture[str
         capsys, "event", "create", "--title", "Launch", "--json", "--data-dir", data_dir
     )
     assert isinstance(created, dict)
-    assert set(created) == {"event_id", "title", "starts_at", "attendee_url", "presenter_url"}
+    assert set(created) == {
+        "event_id",
+        "title",
+        "starts_at",
+        "attendee_url",
+        "presenter_url",
+        "host_url",
+    }
     assert re.fullmatch(EVENT_ID, created["event_id"])
     assert created["title"] == "Launch"
     assert created["starts_at"] is None

@@ -275,3 +275,26 @@ def test_close_detaches_and_reports() -> None:
     consumer.close()
     assert consumer.closed and producer.removed
     consumer.forward(packet(1, keyframe=True))  # closed consumers are paused
+
+
+def test_audio_restart_continues_without_a_gap() -> None:
+    consumer, tap, _ = make_consumer(MediaKind.AUDIO)
+    consumer.resume()
+    consumer.forward(packet(10))
+    consumer.forward(packet(11))
+    consumer.restart()  # the producer was paused and resumed: input jumped ahead
+    consumer.forward(packet(500))
+    seqs = [parse(d, MediaKind.AUDIO).sequence_number for d in tap._sink.rtp]
+    assert seqs == [seqs[0], (seqs[0] + 1) & 0xFFFF, (seqs[0] + 2) & 0xFFFF]
+
+
+def test_unwanted_consumer_stays_silent_until_wanted() -> None:
+    consumer, tap, producer = make_consumer()
+    consumer.want(False)
+    consumer.resume()  # e.g. the subscriber answered: still not wanted
+    consumer.forward(packet(1, keyframe=True))
+    assert tap._sink.rtp == []
+    consumer.want(True)
+    assert producer.keyframe_requests == 1
+    consumer.forward(packet(2, keyframe=True))
+    assert len(tap._sink.rtp) == 1

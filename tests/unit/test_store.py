@@ -62,9 +62,23 @@ def test_schema_and_pragmas(tmp_data_dir: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert conn.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
         columns = [row[1] for row in conn.execute("PRAGMA table_info(events)")]
-        assert columns == ["event_id", "title", "presenter_key", "starts_at", "created_at"]
+        assert columns == [
+            "event_id",
+            "title",
+            "presenter_key",
+            "starts_at",
+            "created_at",
+            "host_key",
+            "agenda",
+            "lobby_message",
+            "join_window_minutes",
+            "thank_you_url",
+        ]
         with pytest.raises(sqlite3.IntegrityError):
-            conn.execute("INSERT INTO events VALUES ('12345678x', 't', 'k', NULL, 'now')")
+            conn.execute(
+                "INSERT INTO events (event_id, title, presenter_key, created_at)"
+                " VALUES ('12345678x', 't', 'k', 'now')"
+            )
     finally:
         conn.close()
 
@@ -170,3 +184,39 @@ def test_event_is_frozen() -> None:
     event = Event("123456789", "t", "k", None, datetime.now(UTC))
     with pytest.raises(AttributeError):
         event.title = "x"  # type: ignore[misc]
+
+
+def test_version_1_database_gets_host_keys(tmp_data_dir: Path) -> None:
+    """Migration 2 on a database made by migration 1 gives old events a host key."""
+    tmp_data_dir.mkdir(parents=True)
+    conn = sqlite3.connect(tmp_data_dir / DB_FILENAME)
+    for statement in MIGRATIONS[0].split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute(
+        "INSERT INTO events VALUES ('123456789', 'Old', 'pk', NULL, '2026-01-01T00:00:00Z')"
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with SyncStore.open(tmp_data_dir) as store:
+        event = store.get_event("123456789")
+    assert event is not None
+    assert len(event.host_key) == 36 and event.host_key != event.presenter_key
+    assert event.join_window_minutes == 5 and event.agenda == ""
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"agenda": "x" * 4001}, "agenda"),
+        ({"lobby_message": "x" * 1001}, "lobby message"),
+        ({"thank_you_url": "javascript:alert(1)"}, "thank-you URL"),
+        ({"join_window_minutes": -1}, "join window"),
+    ],
+)
+def test_event_fields_are_validated(
+    tmp_data_dir: Path, kwargs: dict[str, object], message: str
+) -> None:
+    with SyncStore.open(tmp_data_dir) as store, pytest.raises(ValueError, match=message):
+        store.create_event("T", None, **kwargs)  # type: ignore[arg-type]

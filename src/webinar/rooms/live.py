@@ -1,12 +1,21 @@
-"""A live room: applies :class:`RoomState` events to the forwarding engine and tells
-each participant's connection what happened. Signalling calls in; the SFU is
-called from here; nothing here knows about WebSockets or JSON."""
+"""A live room: applies :class:`RoomState` to the forwarding engine and tells each
+participant's connection what happened. Signalling calls in; the SFU is called
+from here; nothing here knows about WebSockets or JSON.
+
+After every command the room *reconciles*: for each participant it compares the
+streams the state says they should receive with the consumers they have, adds
+the missing ones and pauses or resumes the rest. Pausing is SFU-level (no
+packets), so presenters-only mode and the lobby cost no renegotiation.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable
+import secrets
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,18 +33,25 @@ from webinar.sfu import (
 )
 
 from .state import (
+    RESUME_GRACE,
     Participant,
+    Removed,
+    RoomEnded,
     RoomError,
     RoomErrorCode,
     RoomEvent,
     RoomState,
     Source,
     Stream,
-    StreamAdded,
     StreamRemoved,
+    StreamUpdated,
 )
 
 logger = logging.getLogger(__name__)
+
+SPEAKER_INTERVAL = 0.4  # seconds between active-speaker decisions
+SPEAKING_LEVEL = 60  # -dBov: louder than this counts as speaking
+QUALITY_INTERVAL = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,17 +73,23 @@ class RoomPeer(Protocol):
 
     def room_event(self, event: RoomEvent) -> None: ...
 
+    def active_speaker(self, participant_id: str | None) -> None: ...
+
     async def subscriber_offer(self, sdp: str, streams: list[OfferedStream]) -> None: ...
+
+    def disconnect(self, reason: str) -> None: ...
 
 
 class _Member:
-    __slots__ = ("participant", "peer", "publish", "subscribe")
+    __slots__ = ("consumers", "expiry", "participant_id", "peer", "publish", "subscribe")
 
-    def __init__(self, participant: Participant, peer: RoomPeer) -> None:
-        self.participant = participant
+    def __init__(self, participant_id: str, peer: RoomPeer | None) -> None:
+        self.participant_id = participant_id
         self.peer = peer
         self.publish: PublishTransport | None = None
         self.subscribe: SubscribeTransport | None = None
+        self.consumers: dict[str, Consumer] = {}  # by stream id
+        self.expiry: asyncio.TimerHandle | None = None
 
 
 def sync_group(stream: Stream) -> str:
@@ -82,53 +104,103 @@ class LiveRoom:
         self,
         room_id: str,
         router: Router,
+        state: RoomState,
         *,
-        max_participants: int,
         answer_timeout: float = 15.0,
+        resume_grace: float = RESUME_GRACE,
+        clock: Callable[[], float] = time.time,
+        on_empty: Callable[[LiveRoom], Awaitable[None]] | None = None,
     ) -> None:
         self.room_id = room_id
         self.router = router
-        self.state = RoomState(max_participants=max_participants)
+        self.state = state
         self.closed = False
         self._members: dict[str, _Member] = {}
         self._producers: dict[str, Producer] = {}
+        self._resume_tokens: dict[str, str] = {}  # token -> participant id
         self._answer_timeout = answer_timeout
+        self._resume_grace = resume_grace
+        self._clock = clock
+        self._on_empty = on_empty
+        self._speaker: str | None = None
+        self._loop = asyncio.get_running_loop()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ticker = self._loop.create_task(self._tick())
 
     @property
     def is_empty(self) -> bool:
         return not self._members
 
+    @property
+    def recordable(self) -> bool:
+        """The flag a recorder reads: false in presenters-only mode and outside live."""
+        return self.state.recordable
+
     # ------------------------------------------------------------------ membership
 
-    def join(self, participant: Participant, peer: RoomPeer) -> None:
+    def join(self, participant: Participant, peer: RoomPeer, *, ban_key: str | None = None) -> str:
+        """Admit a participant; returns their resume token."""
         if self.closed:
-            raise RoomError(RoomErrorCode.UNKNOWN_PARTICIPANT, "the room has closed")
-        events = self.state.join(participant)
-        member = _Member(participant, peer)
-        self._members[participant.participant_id] = member
-        self._emit(events)
-        receivable = self.state.receivable(participant.participant_id)
-        if receivable:
-            subscriber = self._ensure_subscriber(member)
-            for stream in receivable:
-                producer = self._producers.get(stream.stream_id)
-                if producer is not None:
-                    subscriber.consume(producer, stream_id=sync_group(stream))
+            raise RoomError(RoomErrorCode.ENDED, "this event has ended")
+        events = self.state.join(participant, now=self._clock(), ban_key=ban_key)
+        self._members[participant.participant_id] = _Member(participant.participant_id, peer)
+        token = secrets.token_urlsafe(24)
+        self._resume_tokens[token] = participant.participant_id
+        self._apply(events)
+        return token
+
+    def resume(self, token: str, peer: RoomPeer) -> Participant | None:
+        """Take a dropped (or stale) participant back with their role, grants and hand."""
+        pid = self._resume_tokens.get(token)
+        member = self._members.get(pid) if pid else None
+        if pid is None or member is None:
+            return None
+        old = member.peer
+        member.peer = peer
+        if member.expiry is not None:
+            member.expiry.cancel()
+            member.expiry = None
+        if old is not None and old is not peer:
+            old.disconnect("replaced")
+            self._spawn(self._close_media(member))
+        self._apply(self.state.reconnect(pid))
+        return self.state.get(pid)
+
+    def disconnect(self, participant_id: str, peer: RoomPeer) -> None:
+        """The participant's connection went away: media ends now, the place is kept
+        for the grace period, then they leave."""
+        member = self._members.get(participant_id)
+        if member is None or member.peer is not peer:
+            return  # already replaced by a resumed session
+        member.peer = None
+        self._spawn(self._close_media(member))
+        self._apply(self.state.disconnect(participant_id))
+        member.expiry = self._loop.call_later(
+            self._resume_grace, lambda: self._spawn(self.leave(participant_id, "disconnected"))
+        )
 
     async def leave(self, participant_id: str, reason: str) -> None:
         member = self._members.pop(participant_id, None)
         if member is None:
             return
-        self._emit(self.state.leave(participant_id, reason))
-        await self._close_member(member)
+        if member.expiry is not None:
+            member.expiry.cancel()
+        for token, pid in list(self._resume_tokens.items()):
+            if pid == participant_id:
+                del self._resume_tokens[token]
+        self._apply(self.state.leave(participant_id, reason))
+        await self._close_media(member)
+        if not self._members and self._on_empty is not None and not self.closed:
+            await self._on_empty(self)
 
-    async def _close_member(self, member: _Member) -> None:
+    async def _close_media(self, member: _Member) -> None:
         transports: list[Awaitable[None]] = []
         if member.publish is not None:
             transports.append(member.publish.close())
         if member.subscribe is not None:
             transports.append(member.subscribe.close())
         member.publish = member.subscribe = None
+        member.consumers.clear()
         await asyncio.gather(*transports, return_exceptions=True)
 
     def participants(self) -> list[Participant]:
@@ -141,6 +213,16 @@ class LiveRoom:
         p = self.state.participants.get(participant_id)
         return p.name if p else ""
 
+    @property
+    def active_speaker(self) -> str | None:
+        return self._speaker
+
+    # ------------------------------------------------------------------ commands
+
+    def command(self, events: list[RoomEvent]) -> None:
+        """Apply the events of a state command (``room.command(room.state.x(...))``)."""
+        self._apply(events)
+
     # ------------------------------------------------------------------ publishing
 
     async def publish(
@@ -148,18 +230,25 @@ class LiveRoom:
     ) -> tuple[str, list[Published]]:
         member = self._member(participant_id)
         self.state.authorize_publish(participant_id, [source for _, source in tracks])
-        if member.publish is None:
-            member.publish = self.router.create_publish_transport(
-                on_producer=lambda p: self._producer_added(member, p)
+        if member.publish is None or member.publish.closed:
+            transport = self.router.create_publish_transport(
+                on_producer=lambda p: self._producer_added(participant_id, p)
             )
+            member.publish = transport
+            transport.on_state(lambda s: self._publish_state(member, transport, s))
         specs = [TrackSpec(mid=mid, source=MediaSource(source.value)) for mid, source in tracks]
         answer, producers = await member.publish.handle_offer(sdp, specs)
         return answer, [Published(p.id, p.mid, Source(p.source.value)) for p in producers]
 
-    def _producer_added(self, member: _Member, producer: Producer) -> None:
+    def _publish_state(self, member: _Member, transport: PublishTransport, state: str) -> None:
+        if state in ("failed", "closed") and member.publish is transport:
+            member.publish = None
+            self._spawn(transport.close())
+
+    def _producer_added(self, participant_id: str, producer: Producer) -> None:
         stream = Stream(
             stream_id=producer.id,
-            participant_id=member.participant.participant_id,
+            participant_id=participant_id,
             source=Source(producer.source.value),
             kind=producer.kind.value,
         )
@@ -170,11 +259,11 @@ class LiveRoom:
             raise
         self._producers[producer.id] = producer
         producer.on_close(self._producer_closed)
-        self._emit(events)
+        self._apply(events)
 
     def _producer_closed(self, producer: Producer, reason: CloseReason) -> None:
         self._producers.pop(producer.id, None)
-        self._emit(self.state.remove_stream(producer.id, reason.value))
+        self._apply(self.state.remove_stream(producer.id, reason.value))
 
     def unpublish(self, participant_id: str, stream_id: str) -> None:
         member = self._member(participant_id)
@@ -189,26 +278,28 @@ class LiveRoom:
     def _ensure_subscriber(self, member: _Member) -> SubscribeTransport:
         if member.subscribe is not None and not member.subscribe.closed:
             return member.subscribe
-        pid = member.participant.participant_id
 
         async def send_offer(sdp: str, consumers: list[Consumer]) -> None:
             streams = []
+            subscriber = member.subscribe
             for consumer in consumers:
                 stream = self.state.streams.get(consumer.producer.id)
-                if stream is None or consumer.closed:
+                mid = consumer.mid or (subscriber.mid_of(consumer) if subscriber else None)
+                if stream is None or consumer.closed or mid is None:
                     continue
-                mid = self._mid_of(member, consumer)
-                if mid is not None:
-                    streams.append(
-                        OfferedStream(
-                            mid=mid, stream=stream, name=self.name_of(stream.participant_id)
-                        )
-                    )
-            await member.peer.subscriber_offer(sdp, streams)
+                streams.append(
+                    OfferedStream(mid=mid, stream=stream, name=self.name_of(stream.participant_id))
+                )
+            if member.peer is not None:
+                await member.peer.subscriber_offer(sdp, streams)
+
+        def consumer_closed(consumer: Consumer, _reason: CloseReason) -> None:
+            if member.consumers.get(consumer.producer.id) is consumer:
+                del member.consumers[consumer.producer.id]
 
         transport = self.router.create_subscribe_transport(
             send_offer=send_offer,
-            on_consumer_closed=lambda _c, _r: None,
+            on_consumer_closed=consumer_closed,
             answer_timeout=self._answer_timeout,
         )
         member.subscribe = transport
@@ -216,19 +307,35 @@ class LiveRoom:
         def closed() -> None:
             if member.subscribe is transport:
                 member.subscribe = None
+                member.consumers.clear()
+                if not self.closed and member.peer is not None:
+                    self._reconcile()  # a fresh connection for what they should see
 
         transport.on_close(closed)
-        logger.debug("subscribe transport %s for %s", transport.id, pid)
         return transport
 
-    @staticmethod
-    def _mid_of(member: _Member, consumer: Consumer) -> str | None:
-        if consumer.mid is not None:
-            return consumer.mid
-        subscriber = member.subscribe
-        if subscriber is None:
-            return None
-        return subscriber.mid_of(consumer)
+    def _reconcile(self) -> None:
+        """Make every participant's consumers match what the state says they receive."""
+        state = self.state
+        for member in self._members.values():
+            participant = state.participants.get(member.participant_id)
+            if participant is None or member.peer is None:
+                continue
+            for stream in state.streams.values():
+                wanted = state.receives(participant, stream)
+                consumer = member.consumers.get(stream.stream_id)
+                if consumer is None:
+                    producer = self._producers.get(stream.stream_id)
+                    if not wanted or producer is None or producer.closed:
+                        continue
+                    subscriber = self._ensure_subscriber(member)
+                    if subscriber.needs_restart:
+                        self._spawn(subscriber.close())
+                        continue
+                    consumer = subscriber.consume(producer, stream_id=sync_group(stream))
+                    member.consumers[stream.stream_id] = consumer
+                if consumer.wanted != wanted:
+                    consumer.want(wanted)
 
     async def subscriber_answer(self, participant_id: str, sdp: str) -> None:
         member = self._member(participant_id)
@@ -251,25 +358,40 @@ class LiveRoom:
 
     # ------------------------------------------------------------------ events
 
-    def _emit(self, events: list[RoomEvent]) -> None:
+    def _apply(self, events: list[RoomEvent]) -> None:
         for event in events:
-            if isinstance(event, StreamAdded):
-                producer = self._producers.get(event.stream.stream_id)
-                for pid in event.audience:
-                    member = self._members.get(pid)
-                    if member is not None and producer is not None:
-                        self._ensure_subscriber(member).consume(
-                            producer, stream_id=sync_group(event.stream)
-                        )
-            elif isinstance(event, StreamRemoved):
+            if isinstance(event, StreamRemoved):
                 producer = self._producers.pop(event.stream.stream_id, None)
                 if producer is not None:
                     producer.close(CloseReason.UNPUBLISHED)
+            elif isinstance(event, StreamUpdated):
+                producer = self._producers.get(event.stream.stream_id)
+                if producer is not None:
+                    if event.stream.paused:
+                        producer.pause()
+                    else:
+                        producer.resume()
             for member in list(self._members.values()):
+                if member.peer is None:
+                    continue
                 try:
                     member.peer.room_event(event)
                 except Exception:
                     logger.exception("delivering %s failed", type(event).__name__)
+            if isinstance(event, Removed):
+                self._kick(event.participant.participant_id, "removed")
+            elif isinstance(event, RoomEnded):
+                for pid in list(self._members):
+                    self._kick(pid, "ended")
+        if events and not self.closed:
+            self._reconcile()
+
+    def _kick(self, participant_id: str, reason: str) -> None:
+        member = self._members.get(participant_id)
+        if member is not None and member.peer is not None:
+            # After the current command's reply has been queued.
+            self._loop.call_soon(member.peer.disconnect, reason)
+        self._spawn(self.leave(participant_id, reason))
 
     def _member(self, participant_id: str) -> _Member:
         member = self._members.get(participant_id)
@@ -277,11 +399,76 @@ class LiveRoom:
             raise RoomError(RoomErrorCode.UNKNOWN_PARTICIPANT, "not in the room")
         return member
 
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        async def run() -> None:
+            await coro
+
+        task = self._loop.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ upkeep
+
+    async def _tick(self) -> None:
+        """Active speaker a few times a second, connection quality every 2 s."""
+        last_quality = 0.0
+        quiet_rounds = 0
+        while True:
+            await asyncio.sleep(SPEAKER_INTERVAL)
+            loudest: tuple[int, str] | None = None
+            for producer in list(self._producers.values()):
+                if producer.source is not MediaSource.MICROPHONE:
+                    continue
+                stream = self.state.streams.get(producer.id)
+                level = producer.take_loudest()
+                if stream is None or level > SPEAKING_LEVEL:
+                    continue
+                if loudest is None or level < loudest[0]:
+                    loudest = (level, stream.participant_id)
+            speaker = loudest[1] if loudest else None
+            quiet_rounds = quiet_rounds + 1 if speaker is None else 0
+            if speaker is None and quiet_rounds < 5:
+                speaker = self._speaker  # hold the highlight through short pauses
+            if speaker != self._speaker:
+                self._speaker = speaker
+                for member in list(self._members.values()):
+                    if member.peer is not None:
+                        member.peer.active_speaker(speaker)
+            now = time.monotonic()
+            if now - last_quality >= QUALITY_INTERVAL:
+                last_quality = now
+                self._update_quality(now)
+
+    def _update_quality(self, now: float) -> None:
+        events: list[RoomEvent] = []
+        for member in self._members.values():
+            subscriber = member.subscribe
+            if subscriber is None or not subscriber.consumers:
+                continue
+            loss = subscriber.estimate(now).loss
+            quality = "good" if loss < 0.02 else "fair" if loss < 0.08 else "poor"
+            events += self.state.set_quality(member.participant_id, quality)
+        if events:
+            self._apply(events)
+
     async def close(self) -> None:
         if self.closed:
             return
         self.closed = True
+        self._ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._ticker
         members = list(self._members.values())
         self._members.clear()
-        await asyncio.gather(*(self._close_member(m) for m in members), return_exceptions=True)
+        for member in members:
+            if member.expiry is not None:
+                member.expiry.cancel()
+        await asyncio.gather(*(self._close_media(m) for m in members), return_exceptions=True)
         await self.router.close()
+        current = asyncio.current_task()
+        others = [t for t in self._tasks if t is not current]
+        for task in others:
+            task.cancel()
+        for task in others:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

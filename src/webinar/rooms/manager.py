@@ -7,15 +7,22 @@ import asyncio
 from webinar.sfu import Router, RouterConfig
 
 from .live import LiveRoom
+from .state import RESUME_GRACE, RoomState
 
 
 class RoomManager:
     def __init__(
-        self, router_config: RouterConfig, *, max_participants: int, answer_timeout: float = 15.0
+        self,
+        router_config: RouterConfig,
+        *,
+        max_participants: int,
+        answer_timeout: float = 15.0,
+        resume_grace: float = RESUME_GRACE,
     ) -> None:
         self._router_config = router_config
         self._max_participants = max_participants
         self._answer_timeout = answer_timeout
+        self._resume_grace = resume_grace
         self._rooms: dict[str, LiveRoom] = {}
         self.closed = False
 
@@ -23,14 +30,23 @@ class RoomManager:
     def max_cameras(self) -> int:
         return self._router_config.max_cameras
 
-    def get_or_create(self, room_id: str) -> LiveRoom:
+    def get_or_create(
+        self, room_id: str, *, starts_at: float | None = None, join_window: float = 300.0
+    ) -> LiveRoom:
         room = self._rooms.get(room_id)
         if room is None or room.closed:
+            state = RoomState(
+                max_participants=self._max_participants,
+                starts_at=starts_at,
+                join_window=join_window,
+            )
             room = LiveRoom(
                 room_id,
                 Router(self._router_config),
-                max_participants=self._max_participants,
+                state,
                 answer_timeout=self._answer_timeout,
+                resume_grace=self._resume_grace,
+                on_empty=self._release,
             )
             self._rooms[room_id] = room
         return room
@@ -41,11 +57,15 @@ class RoomManager:
     def rooms(self) -> list[LiveRoom]:
         return list(self._rooms.values())
 
+    async def _release(self, room: LiveRoom) -> None:
+        if self._rooms.get(room.room_id) is room and room.is_empty:
+            del self._rooms[room.room_id]
+            await room.close()
+
     async def release_if_empty(self, room_id: str) -> None:
         room = self._rooms.get(room_id)
-        if room is not None and room.is_empty:
-            del self._rooms[room_id]
-            await room.close()
+        if room is not None:
+            await self._release(room)
 
     async def close(self) -> None:
         self.closed = True

@@ -1,15 +1,21 @@
 """The room as a pure state machine: commands in, new state and events out.
 
-No I/O and no media here: :mod:`webinar.rooms.live` applies the events to the
-forwarding engine and to the participants' connections.
+No I/O, no clocks, no media: time is passed in, and :mod:`webinar.rooms.live`
+applies the events to the forwarding engine and to the participants'
+connections. Every rule of a live room is enforced here, so the browser only
+ever shows what the server allows.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
 
 from .roles import Capability, Role, capabilities
+
+DISCUSSION_LIMIT = 25  # participants allowed while the room is in discussion mode
+RESUME_GRACE = 60.0  # seconds a dropped participant keeps their place
 
 
 class Source(enum.StrEnum):
@@ -17,6 +23,18 @@ class Source(enum.StrEnum):
     CAMERA = "camera"
     SCREEN = "screen"
     SCREEN_AUDIO = "screen-audio"
+
+
+class Mode(enum.StrEnum):
+    LISTEN_ONLY = "listen-only"
+    DISCUSSION = "discussion"
+    PRESENTERS_ONLY = "presenters-only"
+
+
+class Phase(enum.StrEnum):
+    LOBBY = "lobby"  # before a presenter starts the event
+    LIVE = "live"
+    ENDED = "ended"
 
 
 SOURCE_CAPABILITY: dict[Source, Capability] = {
@@ -29,10 +47,16 @@ SOURCE_CAPABILITY: dict[Source, Capability] = {
 
 class RoomErrorCode(enum.StrEnum):
     ROOM_FULL = "room-full"
+    ROOM_LOCKED = "room-locked"
+    BANNED = "banned"
+    NOT_STARTED = "not-started"
+    ENDED = "ended"
     FORBIDDEN = "forbidden"
     UNKNOWN_PARTICIPANT = "unknown-participant"
     UNKNOWN_STREAM = "unknown-stream"
     DUPLICATE = "duplicate"
+    TOO_MANY_FOR_DISCUSSION = "too-many-for-discussion"
+    INVALID = "invalid"
 
 
 class RoomError(Exception):
@@ -47,10 +71,19 @@ class Participant:
     participant_id: str
     name: str
     role: Role
+    hand_raised: int | None = None  # order of raising (smaller = earlier), None when down
+    grant_audio: bool = False
+    grant_video: bool = False
+    listen_only: bool = False  # admitted while discussion was full: may not publish
+    connected: bool = True
+    quality: str = "unknown"  # "good" | "fair" | "poor" | "unknown"
 
     @property
     def capabilities(self) -> frozenset[Capability]:
         return capabilities(self.role)
+
+    def can(self, capability: Capability) -> bool:
+        return capability in capabilities(self.role)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +92,8 @@ class Stream:
     participant_id: str
     source: Source
     kind: str  # "audio" | "video"
+    paused: bool = False
+    pause_reason: str | None = None  # "mode-changed" | "muted" | "self"
 
 
 # ----------------------------------------------------------------------------- events
@@ -76,9 +111,14 @@ class ParticipantLeft:
 
 
 @dataclass(frozen=True, slots=True)
+class ParticipantUpdated:
+    participant: Participant
+    cause: str  # "hand" | "grant" | "role" | "connection" | "quality"
+
+
+@dataclass(frozen=True, slots=True)
 class StreamAdded:
     stream: Stream
-    audience: tuple[str, ...]  # participant ids that should receive it
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,47 +127,311 @@ class StreamRemoved:
     reason: str
 
 
-RoomEvent = ParticipantJoined | ParticipantLeft | StreamAdded | StreamRemoved
+@dataclass(frozen=True, slots=True)
+class StreamUpdated:
+    stream: Stream
+
+
+@dataclass(frozen=True, slots=True)
+class RoomUpdated:
+    mode: Mode
+    phase: Phase
+    locked: bool
+    cause: str  # "mode-changed" | "started" | "locked" | "unlocked"
+    by: str | None  # participant id of whoever did it
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    participant: Participant
+    banned: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RoomEnded:
+    by: str
+
+
+RoomEvent = (
+    ParticipantJoined
+    | ParticipantLeft
+    | ParticipantUpdated
+    | StreamAdded
+    | StreamRemoved
+    | StreamUpdated
+    | RoomUpdated
+    | Removed
+    | RoomEnded
+)
 
 
 @dataclass(slots=True)
 class RoomState:
     max_participants: int
+    starts_at: float | None = None  # epoch seconds; None: no lobby, live at once
+    join_window: float = 300.0  # seconds before ``starts_at`` attendees may enter
+    mode: Mode = Mode.LISTEN_ONLY
+    phase: Phase = Phase.LIVE
+    locked: bool = False
     participants: dict[str, Participant] = field(default_factory=dict)
     streams: dict[str, Stream] = field(default_factory=dict)
+    banned: set[str] = field(default_factory=set)
+    ban_keys: dict[str, str] = field(default_factory=dict)  # participant id -> ban key
+    current_speaker: str | None = None  # granted by "let next speak"
+    _hand_counter: int = 0
 
-    def join(self, participant: Participant) -> list[RoomEvent]:
+    def __post_init__(self) -> None:
+        if self.starts_at is not None:
+            self.phase = Phase.LOBBY
+
+    # ------------------------------------------------------------------ queries
+
+    def get(self, participant_id: str) -> Participant:
+        participant = self.participants.get(participant_id)
+        if participant is None:
+            raise RoomError(RoomErrorCode.UNKNOWN_PARTICIPANT, "no such participant here")
+        return participant
+
+    @property
+    def recordable(self) -> bool:
+        """What a recorder reads: presenters-only (backstage) is never recorded."""
+        return self.phase is Phase.LIVE and self.mode is not Mode.PRESENTERS_ONLY
+
+    def hand_queue(self) -> list[Participant]:
+        raised = [p for p in self.participants.values() if p.hand_raised is not None]
+        return sorted(raised, key=lambda p: p.hand_raised or 0)
+
+    def may_publish(self, participant: Participant, source: Source) -> bool:
+        if participant.can(SOURCE_CAPABILITY[source]):
+            return True
+        if self.phase is not Phase.LIVE or self.mode is Mode.PRESENTERS_ONLY:
+            return False
+        if source is Source.MICROPHONE:
+            allowed = participant.grant_audio
+        elif source is Source.CAMERA:
+            allowed = participant.grant_video
+        else:
+            return False
+        return allowed or (self.mode is Mode.DISCUSSION and not participant.listen_only)
+
+    def receives(self, participant: Participant, stream: Stream) -> bool:
+        """Whether ``participant`` should get ``stream`` forwarded right now."""
+        if stream.participant_id == participant.participant_id or not participant.connected:
+            return False
+        if not participant.can(Capability.SUBSCRIBE):
+            return False
+        backstage = self.phase is Phase.LOBBY or self.mode is Mode.PRESENTERS_ONLY
+        return not backstage or participant.can(Capability.SEE_BACKSTAGE)
+
+    def audience(self, stream: Stream) -> tuple[str, ...]:
+        return tuple(
+            p.participant_id for p in self.participants.values() if self.receives(p, stream)
+        )
+
+    def owns(self, participant_id: str, stream_id: str) -> bool:
+        stream = self.streams.get(stream_id)
+        return stream is not None and stream.participant_id == participant_id
+
+    # ------------------------------------------------------------------ membership
+
+    def join(
+        self, participant: Participant, *, now: float, ban_key: str | None = None
+    ) -> list[RoomEvent]:
         if participant.participant_id in self.participants:
             raise RoomError(RoomErrorCode.DUPLICATE, "already in the room")
+        if self.phase is Phase.ENDED:
+            raise RoomError(RoomErrorCode.ENDED, "this event has ended")
+        if ban_key is not None and ban_key in self.banned:
+            raise RoomError(RoomErrorCode.BANNED, "you were removed from this event")
+        early = participant.can(Capability.ENTER_EARLY)
+        if self.locked and not early:
+            raise RoomError(RoomErrorCode.ROOM_LOCKED, "the room is locked")
+        if (
+            not early
+            and self.phase is Phase.LOBBY
+            and self.starts_at is not None
+            and now < self.starts_at - self.join_window
+        ):
+            raise RoomError(
+                RoomErrorCode.NOT_STARTED,
+                f"the event opens {int(self.join_window // 60)} minutes before it starts",
+            )
         if len(self.participants) >= self.max_participants:
             raise RoomError(
                 RoomErrorCode.ROOM_FULL, f"the room is full ({self.max_participants} people)"
             )
+        if (
+            self.mode is Mode.DISCUSSION
+            and len(self.participants) >= DISCUSSION_LIMIT
+            and not participant.can(Capability.PUBLISH_AUDIO)
+        ):
+            participant = dataclasses.replace(participant, listen_only=True)
         self.participants[participant.participant_id] = participant
+        if ban_key is not None:
+            self.ban_keys[participant.participant_id] = ban_key
         return [ParticipantJoined(participant)]
 
     def leave(self, participant_id: str, reason: str) -> list[RoomEvent]:
         participant = self.participants.pop(participant_id, None)
         if participant is None:
             return []
-        events: list[RoomEvent] = [
-            StreamRemoved(s, reason)
-            for s in list(self.streams.values())
-            if s.participant_id == participant_id
-        ]
-        for event in events:
-            assert isinstance(event, StreamRemoved)
-            del self.streams[event.stream.stream_id]
+        self.ban_keys.pop(participant_id, None)
+        if self.current_speaker == participant_id:
+            self.current_speaker = None
+        events: list[RoomEvent] = self._drop_streams(
+            lambda s: s.participant_id == participant_id, reason
+        )
         events.append(ParticipantLeft(participant, reason))
         return events
 
+    def disconnect(self, participant_id: str) -> list[RoomEvent]:
+        """The connection dropped: media goes at once, the place is kept for a while."""
+        participant = self.get(participant_id)
+        if not participant.connected:
+            return []
+        events = self._drop_streams(lambda s: s.participant_id == participant_id, "disconnected")
+        events.append(self._update(participant, "connection", connected=False))
+        return events
+
+    def reconnect(self, participant_id: str) -> list[RoomEvent]:
+        participant = self.get(participant_id)
+        if participant.connected:
+            return []
+        return [self._update(participant, "connection", connected=True)]
+
+    # ------------------------------------------------------------------ phase and mode
+
+    def start(self, actor_id: str) -> list[RoomEvent]:
+        self._require(actor_id, Capability.START_EVENT, "start the event")
+        if self.phase is not Phase.LOBBY:
+            return []
+        self.phase = Phase.LIVE
+        return [self._room_updated("started", actor_id)]
+
+    def set_mode(self, actor_id: str, mode: Mode) -> list[RoomEvent]:
+        actor = self._require(actor_id, Capability.SWITCH_MODE, "change the mode")
+        if mode is self.mode:
+            return []
+        if mode is Mode.DISCUSSION and len(self.participants) > DISCUSSION_LIMIT:
+            raise RoomError(
+                RoomErrorCode.TOO_MANY_FOR_DISCUSSION,
+                f"discussion mode allows at most {DISCUSSION_LIMIT} people; "
+                f"{len(self.participants)} are here",
+            )
+        self.mode = mode
+        events: list[RoomEvent] = [self._room_updated("mode-changed", actor.participant_id)]
+        # A deliberate safety step: every other presenter's microphone is paused.
+        for stream in list(self.streams.values()):
+            owner = self.participants.get(stream.participant_id)
+            if (
+                stream.source is Source.MICROPHONE
+                and owner is not None
+                and owner.participant_id != actor_id
+                and owner.can(Capability.PUBLISH_AUDIO)
+                and not stream.paused
+            ):
+                events.append(self._pause(stream, "mode-changed"))
+        events += self._enforce_publishing("mode-changed")
+        return events
+
+    def lock(self, actor_id: str, locked: bool) -> list[RoomEvent]:
+        self._require(actor_id, Capability.MODERATE, "lock the room")
+        if locked is self.locked:
+            return []
+        self.locked = locked
+        return [self._room_updated("locked" if locked else "unlocked", actor_id)]
+
+    def end_for_all(self, actor_id: str) -> list[RoomEvent]:
+        self._require(actor_id, Capability.END_FOR_ALL, "end the event for everyone")
+        self.phase = Phase.ENDED
+        events: list[RoomEvent] = self._drop_streams(lambda s: True, "ended")
+        events.append(RoomEnded(by=actor_id))
+        return events
+
+    # ------------------------------------------------------------------ floor control
+
+    def raise_hand(self, participant_id: str) -> list[RoomEvent]:
+        participant = self._require(participant_id, Capability.RAISE_HAND, "raise a hand")
+        if participant.hand_raised is not None:
+            return []
+        self._hand_counter += 1
+        return [self._update(participant, "hand", hand_raised=self._hand_counter)]
+
+    def lower_hand(self, actor_id: str, target_id: str) -> list[RoomEvent]:
+        if actor_id != target_id:
+            self._require(actor_id, Capability.MANAGE_FLOOR, "lower someone's hand")
+        target = self.get(target_id)
+        if target.hand_raised is None:
+            return []
+        return [self._update(target, "hand", hand_raised=None)]
+
+    def grant(self, actor_id: str, target_id: str, *, audio: bool, video: bool) -> list[RoomEvent]:
+        self._require(actor_id, Capability.MANAGE_FLOOR, "grant the floor")
+        target = self.get(target_id)
+        if target.can(Capability.PUBLISH_AUDIO):
+            raise RoomError(RoomErrorCode.INVALID, "presenters need no grant")
+        if (target.grant_audio, target.grant_video) == (audio, video):
+            return []
+        lower = target.hand_raised if not (audio or video) else None
+        events: list[RoomEvent] = [
+            self._update(target, "grant", grant_audio=audio, grant_video=video, hand_raised=lower)
+        ]
+        if not (audio or video) and self.current_speaker == target_id:
+            self.current_speaker = None
+        events += self._enforce_publishing("grant-revoked")
+        return events
+
+    def next_speaker(self, actor_id: str) -> list[RoomEvent]:
+        """Grant the microphone to the first raised hand, take it from the previous one."""
+        self._require(actor_id, Capability.MANAGE_FLOOR, "let the next person speak")
+        events: list[RoomEvent] = []
+        previous = self.current_speaker
+        if previous is not None and previous in self.participants:
+            events += self.grant(actor_id, previous, audio=False, video=False)
+        self.current_speaker = None
+        queue = [p for p in self.hand_queue() if not p.can(Capability.PUBLISH_AUDIO)]
+        if queue:
+            nxt = queue[0]
+            events += self.grant(actor_id, nxt.participant_id, audio=True, video=nxt.grant_video)
+            self.current_speaker = nxt.participant_id
+        return events
+
+    def mute(self, actor_id: str, target_id: str) -> list[RoomEvent]:
+        self._require(actor_id, Capability.MANAGE_FLOOR, "mute someone")
+        self.get(target_id)
+        return [
+            self._pause(s, "muted")
+            for s in list(self.streams.values())
+            if s.participant_id == target_id and s.source is Source.MICROPHONE and not s.paused
+        ]
+
+    def mute_all_attendees(self, actor_id: str) -> list[RoomEvent]:
+        self._require(actor_id, Capability.MANAGE_FLOOR, "mute attendees")
+        events: list[RoomEvent] = []
+        for stream in list(self.streams.values()):
+            owner = self.participants.get(stream.participant_id)
+            if (
+                owner is not None
+                and not owner.can(Capability.PUBLISH_AUDIO)
+                and stream.source is Source.MICROPHONE
+                and not stream.paused
+            ):
+                events.append(self._pause(stream, "muted"))
+        return events
+
+    # ------------------------------------------------------------------ streams
+
     def authorize_publish(self, participant_id: str, sources: list[Source]) -> None:
-        """Refuse before any media is touched when the role may not publish."""
-        participant = self._get(participant_id)
+        """Refuse before any media is touched when the participant may not publish."""
+        participant = self.get(participant_id)
         for source in sources:
-            if SOURCE_CAPABILITY[source] not in participant.capabilities:
+            if not self.may_publish(participant, source):
                 raise RoomError(
-                    RoomErrorCode.FORBIDDEN, f"a {participant.role} may not publish {source}"
+                    RoomErrorCode.FORBIDDEN,
+                    f"you may not publish {source} now"
+                    + (
+                        "" if participant.can(SOURCE_CAPABILITY[source]) else " (ask for the floor)"
+                    ),
                 )
 
     def add_stream(self, stream: Stream) -> list[RoomEvent]:
@@ -135,7 +439,7 @@ class RoomState:
         if stream.stream_id in self.streams:
             raise RoomError(RoomErrorCode.DUPLICATE, "stream already published")
         self.streams[stream.stream_id] = stream
-        return [StreamAdded(stream, self.audience(stream))]
+        return [StreamAdded(stream)]
 
     def remove_stream(self, stream_id: str, reason: str) -> list[RoomEvent]:
         stream = self.streams.pop(stream_id, None)
@@ -143,27 +447,99 @@ class RoomState:
             return []
         return [StreamRemoved(stream, reason)]
 
-    def audience(self, stream: Stream) -> tuple[str, ...]:
-        """Who receives ``stream``: everyone allowed to subscribe but its publisher."""
-        return tuple(
-            p.participant_id
-            for p in self.participants.values()
-            if p.participant_id != stream.participant_id and Capability.SUBSCRIBE in p.capabilities
-        )
-
-    def receivable(self, participant_id: str) -> list[Stream]:
-        """Streams a (new) participant should receive."""
-        participant = self._get(participant_id)
-        if Capability.SUBSCRIBE not in participant.capabilities:
-            return []
-        return [s for s in self.streams.values() if s.participant_id != participant_id]
-
-    def owns(self, participant_id: str, stream_id: str) -> bool:
+    def set_stream_paused(self, actor_id: str, stream_id: str, paused: bool) -> list[RoomEvent]:
+        """The owner switches their own stream off and on again."""
         stream = self.streams.get(stream_id)
-        return stream is not None and stream.participant_id == participant_id
+        if stream is None or stream.participant_id != actor_id:
+            raise RoomError(RoomErrorCode.UNKNOWN_STREAM, "no such stream of yours")
+        if paused == stream.paused:
+            return []
+        if not paused and not self.may_publish(self.get(actor_id), stream.source):
+            raise RoomError(RoomErrorCode.FORBIDDEN, f"you may not publish {stream.source} now")
+        updated = dataclasses.replace(
+            stream, paused=paused, pause_reason="self" if paused else None
+        )
+        self.streams[stream_id] = updated
+        return [StreamUpdated(updated)]
 
-    def _get(self, participant_id: str) -> Participant:
+    # ------------------------------------------------------------------ people
+
+    def promote(self, actor_id: str, target_id: str, role: Role) -> list[RoomEvent]:
+        self._require(actor_id, Capability.PROMOTE, "change roles")
+        target = self.get(target_id)
+        if role is Role.HOST or target.role is Role.HOST:
+            raise RoomError(RoomErrorCode.INVALID, "the host role cannot be given or taken")
+        if target.role is role:
+            return []
+        events: list[RoomEvent] = [
+            self._update(
+                target,
+                "role",
+                role=role,
+                grant_audio=False,
+                grant_video=False,
+                hand_raised=None,
+                listen_only=False,
+            )
+        ]
+        if self.current_speaker == target_id:
+            self.current_speaker = None
+        events += self._enforce_publishing("role-changed")
+        return events
+
+    def remove(self, actor_id: str, target_id: str, *, ban: bool) -> list[RoomEvent]:
+        self._require(actor_id, Capability.MODERATE, "remove people")
+        target = self.get(target_id)
+        if target.role is Role.HOST or actor_id == target_id:
+            raise RoomError(RoomErrorCode.INVALID, "the host cannot be removed")
+        key = self.ban_keys.get(target_id)
+        if ban and key is not None:
+            self.banned.add(key)
+        events = self.leave(target_id, "removed")
+        events.insert(0, Removed(target, banned=ban and key is not None))
+        return events
+
+    def set_quality(self, participant_id: str, quality: str) -> list[RoomEvent]:
         participant = self.participants.get(participant_id)
-        if participant is None:
-            raise RoomError(RoomErrorCode.UNKNOWN_PARTICIPANT, "not in the room")
-        return participant
+        if participant is None or participant.quality == quality:
+            return []
+        return [self._update(participant, "quality", quality=quality)]
+
+    # ------------------------------------------------------------------ helpers
+
+    def _require(self, actor_id: str, capability: Capability, what: str) -> Participant:
+        actor = self.get(actor_id)
+        if not actor.can(capability):
+            raise RoomError(RoomErrorCode.FORBIDDEN, f"a {actor.role} may not {what}")
+        return actor
+
+    def _update(
+        self, participant: Participant, cause: str, **changes: object
+    ) -> ParticipantUpdated:
+        updated = dataclasses.replace(participant, **changes)  # type: ignore[arg-type]
+        self.participants[participant.participant_id] = updated
+        return ParticipantUpdated(updated, cause)
+
+    def _pause(self, stream: Stream, reason: str) -> StreamUpdated:
+        updated = dataclasses.replace(stream, paused=True, pause_reason=reason)
+        self.streams[stream.stream_id] = updated
+        return StreamUpdated(updated)
+
+    def _room_updated(self, cause: str, by: str | None) -> RoomUpdated:
+        return RoomUpdated(self.mode, self.phase, self.locked, cause, by)
+
+    def _drop_streams(self, which: object, reason: str) -> list[RoomEvent]:
+        assert callable(which)
+        gone = [s for s in self.streams.values() if which(s)]
+        for stream in gone:
+            del self.streams[stream.stream_id]
+        return [StreamRemoved(s, reason) for s in gone]
+
+    def _enforce_publishing(self, reason: str) -> list[RoomEvent]:
+        """Remove every stream its owner may no longer publish."""
+
+        def forbidden(stream: Stream) -> bool:
+            owner = self.participants.get(stream.participant_id)
+            return owner is None or not self.may_publish(owner, stream.source)
+
+        return self._drop_streams(forbidden, reason)

@@ -88,6 +88,7 @@ class Consumer:
         self.stats = ConsumerStats()
         self.closed = False
         self.paused = True
+        self.wanted = True  # the owner's wish; forwarding needs it and a negotiated m-line
         self._tap = tap
         self._estimator = estimator
         self._on_closed = on_closed
@@ -150,16 +151,31 @@ class Consumer:
         return self._layout.mid if self._layout else None
 
     def resume(self) -> None:
-        """Start (or restart) forwarding; video waits for a keyframe."""
-        if self.closed or not self.paused or self._layout is None:
+        """Start (or restart) forwarding if wanted; video waits for a keyframe."""
+        if self.closed or not self.paused or self._layout is None or not self.wanted:
             return
         self.paused = False
+        self._started = False  # the next packet anchors a gap-free continuation
         if self._video:
             self._need_keyframe = True
             self.request_keyframe()
 
     def pause(self) -> None:
         self.paused = True
+
+    def want(self, wanted: bool) -> None:
+        """Set whether this subscriber should receive the stream now; no renegotiation."""
+        self.wanted = wanted
+        if wanted:
+            self.resume()
+        else:
+            self.pause()
+
+    def restart(self) -> None:
+        """Continue after the producer paused: a fresh start point, no sequence gap."""
+        if not self.paused:
+            self.paused = True
+            self.resume()
 
     # ------------------------------------------------------------------ hot path
 

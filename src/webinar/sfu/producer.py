@@ -80,8 +80,10 @@ class Producer:
         self.ssrc: int | None = None
         self.stats = ProducerStats()
         self.closed = False
+        self.paused = False
         self.sender_report: SenderReportMapping | None = None
         self.audio_level = -1  # last ssrc-audio-level byte seen (-dBov, 127 = silence)
+        self._loudest = 127  # lowest -dBov seen since the last take_loudest()
         self._tap = tap
         self._consumers: dict[str, Consumer] = {}
         self._active: tuple[Consumer, ...] = ()
@@ -165,9 +167,13 @@ class Producer:
         level = packet.extensions.audio_level
         if level is not None:
             self.audio_level = level[1]
+            if level[1] < self._loudest:
+                self._loudest = level[1]
             audio_level = (0x80 if level[0] else 0) | level[1]
         else:
             audio_level = -1
+        if self.paused:
+            return
         now = time.time()
         mp = MediaPacket(
             seq=ext,
@@ -181,6 +187,26 @@ class Producer:
         )
         for consumer in self._active:
             consumer.forward(mp)
+
+    # ------------------------------------------------------------------ control
+
+    def pause(self) -> None:
+        """Stop forwarding to every consumer (the publisher keeps sending)."""
+        self.paused = True
+
+    def resume(self) -> None:
+        """Forward again; each consumer restarts cleanly (continuous sequence numbers,
+        video from a keyframe)."""
+        if not self.paused or self.closed:
+            return
+        self.paused = False
+        for consumer in self._active:
+            consumer.restart()
+
+    def take_loudest(self) -> int:
+        """The loudest audio level (-dBov, 0 loudest, 127 silence) since the last call."""
+        loudest, self._loudest = self._loudest, 127
+        return 127 if self.paused else loudest
 
     # ------------------------------------------------------------------ feedback
 

@@ -30,6 +30,13 @@ class ErrorCode(enum.StrEnum):
     NOT_JOINED = "not-joined"
     ALREADY_JOINED = "already-joined"
     UNKNOWN_EVENT = "unknown-event"
+    NOT_STARTED = "not-started"
+    ENDED = "ended"
+    ROOM_LOCKED = "room-locked"
+    BANNED = "banned"
+    TOO_MANY_FOR_DISCUSSION = "too-many-for-discussion"
+    UNKNOWN_PARTICIPANT = "unknown-participant"
+    INVALID_REQUEST = "invalid-request"
     BAD_CREDENTIAL = "bad-credential"
     ROOM_FULL = "room-full"
     FORBIDDEN = "forbidden"
@@ -75,6 +82,8 @@ class Join:
     event_id: str = field(metadata=_len(1, 32))
     name: str = field(metadata=_len(1, 200))
     credential: str | None = field(default=None, metadata=_len(1, 200))
+    resume_token: str | None = field(default=None, metadata=_len(1, 100))
+    client_id: str | None = field(default=None, metadata=_len(1, 64))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +121,87 @@ class IceCandidate:
 
 
 @dataclass(frozen=True, slots=True)
+class Start:
+    type: ClassVar[str] = "start"
+
+
+ModeName = Literal["listen-only", "discussion", "presenters-only"]
+
+
+@dataclass(frozen=True, slots=True)
+class SetMode:
+    type: ClassVar[str] = "set-mode"
+    mode: ModeName
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    type: ClassVar[str] = "lock"
+    locked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EndForAll:
+    type: ClassVar[str] = "end-for-all"
+
+
+@dataclass(frozen=True, slots=True)
+class RaiseHand:
+    type: ClassVar[str] = "raise-hand"
+
+
+@dataclass(frozen=True, slots=True)
+class LowerHand:
+    type: ClassVar[str] = "lower-hand"
+    participant_id: str | None = field(default=None, metadata=_len(1, 64))
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    type: ClassVar[str] = "grant"
+    participant_id: str = field(metadata=_len(1, 64))
+    audio: bool
+    video: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NextSpeaker:
+    type: ClassVar[str] = "next-speaker"
+
+
+@dataclass(frozen=True, slots=True)
+class Mute:
+    type: ClassVar[str] = "mute"
+    participant_id: str = field(metadata=_len(1, 64))
+
+
+@dataclass(frozen=True, slots=True)
+class MuteAttendees:
+    type: ClassVar[str] = "mute-attendees"
+
+
+@dataclass(frozen=True, slots=True)
+class SetStreamPaused:
+    type: ClassVar[str] = "set-stream-paused"
+    producer_id: str = field(metadata=_len(1, 64))
+    paused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SetRole:
+    type: ClassVar[str] = "set-role"
+    participant_id: str = field(metadata=_len(1, 64))
+    role: Literal["presenter", "attendee"]
+
+
+@dataclass(frozen=True, slots=True)
+class Remove:
+    type: ClassVar[str] = "remove"
+    participant_id: str = field(metadata=_len(1, 64))
+    ban: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Ping:
     type: ClassVar[str] = "ping"
 
@@ -121,11 +211,55 @@ class Leave:
     type: ClassVar[str] = "leave"
 
 
-ClientMessage = Hello | Join | Publish | Unpublish | SubscriberAnswer | IceCandidate | Ping | Leave
+ClientMessage = (
+    Hello
+    | Join
+    | Publish
+    | Unpublish
+    | SubscriberAnswer
+    | IceCandidate
+    | Start
+    | SetMode
+    | Lock
+    | EndForAll
+    | RaiseHand
+    | LowerHand
+    | Grant
+    | NextSpeaker
+    | Mute
+    | MuteAttendees
+    | SetStreamPaused
+    | SetRole
+    | Remove
+    | Ping
+    | Leave
+)
 
 CLIENT_MESSAGES: dict[str, type[Any]] = {
     cls.type: cls
-    for cls in (Hello, Join, Publish, Unpublish, SubscriberAnswer, IceCandidate, Ping, Leave)
+    for cls in (
+        Hello,
+        Join,
+        Publish,
+        Unpublish,
+        SubscriberAnswer,
+        IceCandidate,
+        Start,
+        SetMode,
+        Lock,
+        EndForAll,
+        RaiseHand,
+        LowerHand,
+        Grant,
+        NextSpeaker,
+        Mute,
+        MuteAttendees,
+        SetStreamPaused,
+        SetRole,
+        Remove,
+        Ping,
+        Leave,
+    )
 }
 
 # --------------------------------------------------------------------------- server
@@ -136,6 +270,12 @@ class ParticipantInfo:
     participant_id: str
     name: str
     role: str
+    hand_raised: int | None = None  # order of raising; sort ascending for the queue
+    grant_audio: bool = False
+    grant_video: bool = False
+    listen_only: bool = False
+    connected: bool = True
+    quality: str = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +285,21 @@ class StreamInfo:
     name: str
     source: str
     kind: str
+    paused: bool = False
+    pause_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    mode: str
+    phase: str
+    locked: bool
+    recordable: bool
+    title: str
+    agenda: str
+    lobby_message: str
+    starts_at: str | None
+    join_window_minutes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +338,10 @@ class Joined:
     max_cameras: int
     participants: list[ParticipantInfo]
     streams: list[StreamInfo]
+    room: RoomInfo
+    resume_token: str
+    resumed: bool
+    active_speaker: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +392,39 @@ class ParticipantLeft:
 
 
 @dataclass(frozen=True, slots=True)
+class ParticipantUpdated:
+    type: ClassVar[str] = "participant-updated"
+    participant: ParticipantInfo
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamUpdated:
+    type: ClassVar[str] = "stream-updated"
+    stream: StreamInfo
+
+
+@dataclass(frozen=True, slots=True)
+class RoomUpdated:
+    type: ClassVar[str] = "room-updated"
+    room: RoomInfo
+    cause: str
+    by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveSpeaker:
+    type: ClassVar[str] = "active-speaker"
+    participant_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RoomEnded:
+    type: ClassVar[str] = "room-ended"
+    thank_you_url: str
+
+
+@dataclass(frozen=True, slots=True)
 class Ok:
     type: ClassVar[str] = "ok"
 
@@ -265,6 +457,11 @@ ServerMessage = (
     | StreamEnded
     | ParticipantJoined
     | ParticipantLeft
+    | ParticipantUpdated
+    | StreamUpdated
+    | RoomUpdated
+    | ActiveSpeaker
+    | RoomEnded
     | Ok
     | Pong
     | Bye

@@ -14,10 +14,12 @@ from typing import Any
 
 from webinar import __version__
 from webinar.ids import format_event_id, normalize_event_id, same_secret
+from webinar.rooms import state as rs
 from webinar.rooms.live import LiveRoom, OfferedStream
 from webinar.rooms.manager import RoomManager
 from webinar.rooms.roles import Role
 from webinar.rooms.state import (
+    Mode,
     Participant,
     RoomError,
     RoomErrorCode,
@@ -25,10 +27,6 @@ from webinar.rooms.state import (
     Source,
     Stream,
 )
-from webinar.rooms.state import ParticipantJoined as RoomParticipantJoined
-from webinar.rooms.state import ParticipantLeft as RoomParticipantLeft
-from webinar.rooms.state import StreamAdded as RoomStreamAdded
-from webinar.rooms.state import StreamRemoved as RoomStreamRemoved
 from webinar.sfu import SfuError, SfuErrorCode
 from webinar.store import Event, Store
 
@@ -46,10 +44,16 @@ _SFU_ERRORS = {
 }
 _ROOM_ERRORS = {
     RoomErrorCode.ROOM_FULL: s.ErrorCode.ROOM_FULL,
+    RoomErrorCode.ROOM_LOCKED: s.ErrorCode.ROOM_LOCKED,
+    RoomErrorCode.BANNED: s.ErrorCode.BANNED,
+    RoomErrorCode.NOT_STARTED: s.ErrorCode.NOT_STARTED,
+    RoomErrorCode.ENDED: s.ErrorCode.ENDED,
     RoomErrorCode.FORBIDDEN: s.ErrorCode.FORBIDDEN,
-    RoomErrorCode.UNKNOWN_PARTICIPANT: s.ErrorCode.NOT_JOINED,
+    RoomErrorCode.UNKNOWN_PARTICIPANT: s.ErrorCode.UNKNOWN_PARTICIPANT,
     RoomErrorCode.UNKNOWN_STREAM: s.ErrorCode.UNKNOWN_STREAM,
-    RoomErrorCode.DUPLICATE: s.ErrorCode.BAD_MESSAGE,
+    RoomErrorCode.DUPLICATE: s.ErrorCode.INVALID_REQUEST,
+    RoomErrorCode.TOO_MANY_FOR_DISCUSSION: s.ErrorCode.TOO_MANY_FOR_DISCUSSION,
+    RoomErrorCode.INVALID: s.ErrorCode.INVALID_REQUEST,
 }
 
 
@@ -132,25 +136,35 @@ class Session:
             raise s.ProtocolError(
                 s.ErrorCode.UNKNOWN_EVENT, f"there is no event with ID {msg.event_id[:32]!r}"
             )
-        if msg.credential is None:
-            role = Role.ATTENDEE
-        elif same_secret(msg.credential, event.presenter_key):
-            role = Role.PRESENTER
+        role = _role_for(event, msg.credential)
+        room = self._services.rooms.get_or_create(
+            event.event_id,
+            starts_at=event.starts_at.timestamp() if event.starts_at else None,
+            join_window=event.join_window_minutes * 60.0,
+        )
+        resumed = None
+        if msg.resume_token is not None:
+            resumed = room.resume(msg.resume_token, self)
+        if resumed is not None:
+            participant, token = resumed, msg.resume_token
         else:
-            raise s.ProtocolError(s.ErrorCode.BAD_CREDENTIAL, "the presenter key is not right")
-        participant = Participant(participant_id=f"pa_{secrets.token_hex(6)}", name=name, role=role)
-        room = self._services.rooms.get_or_create(event.event_id)
-        self.participant = participant  # set first: the room's events about us name us
-        try:
-            room.join(participant, self)
-        except RoomError:
-            self.participant = None
-            await self._services.rooms.release_if_empty(event.event_id)
-            raise
-        self.room, self.event = room, event
+            participant = Participant(
+                participant_id=f"pa_{secrets.token_hex(6)}", name=name, role=role
+            )
+            ban_key = msg.credential or (f"client:{msg.client_id}" if msg.client_id else None)
+            self.participant = participant  # set first: the room's events about us name us
+            try:
+                token = room.join(participant, self, ban_key=ban_key)
+            except RoomError:
+                self.participant = None
+                await self._services.rooms.release_if_empty(event.event_id)
+                raise
+            participant = room.state.get(participant.participant_id)  # may be listen-only
+        assert token is not None
+        self.participant, self.room, self.event = participant, room, event
         return s.Joined(
             participant_id=participant.participant_id,
-            role=role.value,
+            role=participant.role.value,
             event=s.EventInfo(
                 event_id=format_event_id(event.event_id),
                 title=event.title,
@@ -160,6 +174,10 @@ class Session:
             max_cameras=self._services.rooms.max_cameras,
             participants=[_participant(p) for p in room.participants()],
             streams=[_stream(st, room.name_of(st.participant_id)) for st in room.streams()],
+            room=self._room_info(),
+            resume_token=token,
+            resumed=resumed is not None,
+            active_speaker=room.active_speaker,
         )
 
     async def on_publish(self, msg: s.Publish) -> s.ServerMessage:
@@ -189,6 +207,65 @@ class Session:
             participant.participant_id, msg.target, msg.candidate, msg.sdp_mid, msg.sdp_mline_index
         )
 
+    # Room commands: each is one state-machine call; the room applies its events.
+
+    async def on_start(self, _msg: s.Start) -> None:
+        room, me = self._joined()
+        room.command(room.state.start(me.participant_id))
+
+    async def on_set_mode(self, msg: s.SetMode) -> None:
+        room, me = self._joined()
+        room.command(room.state.set_mode(me.participant_id, Mode(msg.mode)))
+
+    async def on_lock(self, msg: s.Lock) -> None:
+        room, me = self._joined()
+        room.command(room.state.lock(me.participant_id, msg.locked))
+
+    async def on_end_for_all(self, _msg: s.EndForAll) -> None:
+        room, me = self._joined()
+        room.command(room.state.end_for_all(me.participant_id))
+
+    async def on_raise_hand(self, _msg: s.RaiseHand) -> None:
+        room, me = self._joined()
+        room.command(room.state.raise_hand(me.participant_id))
+
+    async def on_lower_hand(self, msg: s.LowerHand) -> None:
+        room, me = self._joined()
+        target = msg.participant_id or me.participant_id
+        room.command(room.state.lower_hand(me.participant_id, target))
+
+    async def on_grant(self, msg: s.Grant) -> None:
+        room, me = self._joined()
+        room.command(
+            room.state.grant(
+                me.participant_id, msg.participant_id, audio=msg.audio, video=msg.video
+            )
+        )
+
+    async def on_next_speaker(self, _msg: s.NextSpeaker) -> None:
+        room, me = self._joined()
+        room.command(room.state.next_speaker(me.participant_id))
+
+    async def on_mute(self, msg: s.Mute) -> None:
+        room, me = self._joined()
+        room.command(room.state.mute(me.participant_id, msg.participant_id))
+
+    async def on_mute_attendees(self, _msg: s.MuteAttendees) -> None:
+        room, me = self._joined()
+        room.command(room.state.mute_all_attendees(me.participant_id))
+
+    async def on_set_stream_paused(self, msg: s.SetStreamPaused) -> None:
+        room, me = self._joined()
+        room.command(room.state.set_stream_paused(me.participant_id, msg.producer_id, msg.paused))
+
+    async def on_set_role(self, msg: s.SetRole) -> None:
+        room, me = self._joined()
+        room.command(room.state.promote(me.participant_id, msg.participant_id, Role(msg.role)))
+
+    async def on_remove(self, msg: s.Remove) -> None:
+        room, me = self._joined()
+        room.command(room.state.remove(me.participant_id, msg.participant_id, ban=msg.ban))
+
     async def on_ping(self, _msg: s.Ping) -> s.ServerMessage:
         return s.Pong()
 
@@ -200,21 +277,30 @@ class Session:
 
     def room_event(self, event: RoomEvent) -> None:
         me = self.participant.participant_id if self.participant else None
-        if isinstance(event, RoomParticipantJoined):
+        room = self.room
+        if room is None:
+            return
+        if isinstance(event, rs.ParticipantJoined):
             if event.participant.participant_id != me:
                 self.send(s.ParticipantJoined(participant=_participant(event.participant)))
-        elif isinstance(event, RoomParticipantLeft):
+        elif isinstance(event, rs.ParticipantLeft):
             if event.participant.participant_id != me:
                 self.send(
                     s.ParticipantLeft(
                         participant_id=event.participant.participant_id, reason=event.reason
                     )
                 )
-        elif isinstance(event, RoomStreamAdded):
-            if event.stream.participant_id != me and self.room is not None:
-                name = self.room.name_of(event.stream.participant_id)
+        elif isinstance(event, rs.ParticipantUpdated):
+            if event.participant.participant_id == me:
+                self.participant = event.participant
+            self.send(
+                s.ParticipantUpdated(participant=_participant(event.participant), cause=event.cause)
+            )
+        elif isinstance(event, rs.StreamAdded):
+            if event.stream.participant_id != me:
+                name = room.name_of(event.stream.participant_id)
                 self.send(s.StreamAdded(stream=_stream(event.stream, name)))
-        elif isinstance(event, RoomStreamRemoved):
+        elif isinstance(event, rs.StreamRemoved):
             self.send(
                 s.StreamEnded(
                     producer_id=event.stream.stream_id,
@@ -222,6 +308,39 @@ class Session:
                     reason=event.reason,
                 )
             )
+        elif isinstance(event, rs.StreamUpdated):
+            name = room.name_of(event.stream.participant_id)
+            self.send(s.StreamUpdated(stream=_stream(event.stream, name)))
+        elif isinstance(event, rs.RoomUpdated):
+            self.send(s.RoomUpdated(room=self._room_info(), cause=event.cause, by=event.by))
+        elif isinstance(event, rs.RoomEnded):
+            url = self.event.thank_you_url if self.event else None
+            self.send(s.RoomEnded(thank_you_url=url or "/thanks"))
+
+    def active_speaker(self, participant_id: str | None) -> None:
+        self.send(s.ActiveSpeaker(participant_id=participant_id))
+
+    def disconnect(self, reason: str) -> None:
+        """The room ends this session (removed, ended, replaced by a resumed one)."""
+        self.room = None  # the room has dealt with us already
+        self.send(s.Bye(reason=reason))
+        self._close(reason)
+
+    def _room_info(self) -> s.RoomInfo:
+        room, event = self.room, self.event
+        assert room is not None
+        state = room.state
+        return s.RoomInfo(
+            mode=state.mode.value,
+            phase=state.phase.value,
+            locked=state.locked,
+            recordable=state.recordable,
+            title=event.title if event else "",
+            agenda=event.agenda if event else "",
+            lobby_message=event.lobby_message if event else "",
+            starts_at=event.starts_at.isoformat() if event and event.starts_at else None,
+            join_window_minutes=event.join_window_minutes if event else 0,
+        )
 
     async def subscriber_offer(self, sdp: str, streams: list[OfferedStream]) -> None:
         self.send(
@@ -249,16 +368,43 @@ class Session:
         return self.room, self.participant
 
     async def leave(self, reason: str) -> None:
+        """Leave for good (the ``leave`` message)."""
         room, participant = self.room, self.participant
         self.room = None
         if room is None or participant is None:
             return
         await room.leave(participant.participant_id, reason)
-        await self._services.rooms.release_if_empty(room.room_id)
+
+    def dropped(self) -> None:
+        """The socket closed without ``leave``: keep the place for the resume grace."""
+        room, participant = self.room, self.participant
+        self.room = None
+        if room is not None and participant is not None:
+            room.disconnect(participant.participant_id, self)
+
+
+def _role_for(event: Event, credential: str | None) -> Role:
+    if credential is None:
+        return Role.ATTENDEE
+    if event.host_key and same_secret(credential, event.host_key):
+        return Role.HOST
+    if same_secret(credential, event.presenter_key):
+        return Role.PRESENTER
+    raise s.ProtocolError(s.ErrorCode.BAD_CREDENTIAL, "the presenter key is not right")
 
 
 def _participant(p: Participant) -> s.ParticipantInfo:
-    return s.ParticipantInfo(participant_id=p.participant_id, name=p.name, role=p.role.value)
+    return s.ParticipantInfo(
+        participant_id=p.participant_id,
+        name=p.name,
+        role=p.role.value,
+        hand_raised=p.hand_raised,
+        grant_audio=p.grant_audio,
+        grant_video=p.grant_video,
+        listen_only=p.listen_only,
+        connected=p.connected,
+        quality=p.quality,
+    )
 
 
 def _stream(st: Stream, name: str) -> s.StreamInfo:
@@ -268,6 +414,8 @@ def _stream(st: Stream, name: str) -> s.StreamInfo:
         name=name,
         source=st.source.value,
         kind=st.kind,
+        paused=st.paused,
+        pause_reason=st.pause_reason,
     )
 
 
@@ -279,6 +427,19 @@ _HANDLERS: dict[type[Any], _Handler] = {
     s.Unpublish: Session.on_unpublish,
     s.SubscriberAnswer: Session.on_subscriber_answer,
     s.IceCandidate: Session.on_ice_candidate,
+    s.Start: Session.on_start,
+    s.SetMode: Session.on_set_mode,
+    s.Lock: Session.on_lock,
+    s.EndForAll: Session.on_end_for_all,
+    s.RaiseHand: Session.on_raise_hand,
+    s.LowerHand: Session.on_lower_hand,
+    s.Grant: Session.on_grant,
+    s.NextSpeaker: Session.on_next_speaker,
+    s.Mute: Session.on_mute,
+    s.MuteAttendees: Session.on_mute_attendees,
+    s.SetStreamPaused: Session.on_set_stream_paused,
+    s.SetRole: Session.on_set_role,
+    s.Remove: Session.on_remove,
     s.Ping: Session.on_ping,
     s.Leave: Session.on_leave,
 }

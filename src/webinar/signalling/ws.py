@@ -97,7 +97,10 @@ class Connection:
                     break
         finally:
             try:
-                await self.session.leave(self._closing or "disconnected")
+                if self._closing == "shutdown":
+                    await self.session.leave("shutdown")
+                else:
+                    self.session.dropped()
             except Exception:
                 logger.exception("leaving the room failed")
             self.close(self._closing or "disconnected")
