@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
+import fractions
+import math
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import av
 import pytest
+from aiortc.mediastreams import MediaStreamTrack
 
 from tests.helpers import RunningServer, running_server
 from webinar.client.media import ClipTrack, make_opus_clip, make_vp8_clip
@@ -142,3 +147,53 @@ async def test_granted_attendee_is_heard_by_the_others(
     assert ended["reason"] == "grant-revoked"
     await asyncio.sleep(0.3)
     assert await grows(listener, "audio") <= 1
+
+
+class ToneTrack(MediaStreamTrack):
+    """A loud 440 Hz tone as raw audio frames: aiortc encodes it and stamps the
+    audio-level header extension, as a browser does."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pts = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        await asyncio.sleep(max(0.0, self._start + self._pts / 48000 - time.monotonic()))
+        samples = array.array(
+            "h",
+            (
+                int(12000 * math.sin(2 * math.pi * 440 * (self._pts + i) / 48000))
+                for i in range(960)
+            ),
+        )
+        frame = av.AudioFrame(format="s16", layout="mono", samples=960)
+        frame.planes[0].update(samples.tobytes())
+        frame.sample_rate = 48000
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, 48000)
+        self._pts += 960
+        return frame
+
+
+async def test_active_speaker_follows_the_audio_level(
+    server: RunningServer, clients: list[WebinarClient]
+) -> None:
+    event = await server.create_event()
+    quiet = client(clients, server.base_url)
+    loud = client(clients, server.base_url)
+    att = client(clients, server.base_url)
+    await quiet.join(event.event_id, "Quiet", event.presenter_key)
+    joined = await loud.join(event.event_id, "Loud", event.presenter_key)
+    await att.join(event.event_id, "Att")
+    await quiet.publish([(ClipTrack(make_opus_clip(seconds=1)), "microphone")])  # no level
+    await loud.publish([(ToneTrack(), "microphone")])
+    assert att.signalling is not None
+    speaker = await att.signalling.wait_for(
+        "active-speaker", within=10, where=lambda m: m["participant_id"] is not None
+    )
+    assert speaker["participant_id"] == joined["participant_id"]
