@@ -24,8 +24,8 @@ class RunningServer:
     store: Store
     server: TestServer
 
-    async def create_event(self, title: str = "Test webinar") -> Event:
-        return await self.store.create_event(title, None)
+    async def create_event(self, title: str = "Test webinar", **settings: object) -> Event:
+        return await self.store.create_event(title, None, **settings)
 
     @property
     def rooms(self) -> RoomManager:

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from webinar import __version__
 from webinar.config import Config
+from webinar.dashboard import Dashboard
 from webinar.ids import format_event_id, normalize_event_id, same_secret
 from webinar.rooms.manager import RoomManager
 from webinar.sfu import IceServer, RouterConfig, TransportConfig, check_hooks
@@ -90,6 +91,12 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
     app.router.add_get("/e/{event_id}/present", presenter_page)
     app.router.add_get("/thanks", thanks_page)
     app.router.add_static("/static/", root / "static", append_version=True)
+    dashboard = Dashboard(
+        store=app[STORE],
+        render=_render,
+        public_url=config.http.public_url,
+    )
+    app.router.add_routes(dashboard.routes())
     return app
 
 

@@ -1,9 +1,10 @@
-"""Command line: ``webinar serve``, ``webinar event create``, ``webinar event list``."""
+"""Command line: `webinar serve`, `webinar event create|list`, `webinar user ...`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import importlib
 import json
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Protocol, cast
 
 from webinar import __version__
+from webinar.accounts import check_password_rules, hash_password
 from webinar.config import Config, ConfigError, load_config
 from webinar.links import event_links, host_url
 from webinar.store import Event, Store, StoreError, validate_title
@@ -111,7 +113,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         await store.open()
         count = await store.count_events()
         if count == 0:
-            return await store.create_event(DEMO_TITLE, None), 1
+            demo = await store.create_event(DEMO_TITLE, None, camera_limit=config.rooms.max_cameras)
+            return demo, 1
         return None, count
 
     try:
@@ -136,7 +139,7 @@ def _cmd_event_create(args: argparse.Namespace) -> int:
         raise UsageError(f"--title: {exc}") from None
     config = _config(args)
     with Store.open_sync(config.data_dir) as store:
-        event = store.create_event(title, args.start)
+        event = store.create_event(title, args.start, camera_limit=config.rooms.max_cameras)
     if args.json:
         print(json.dumps(event_json(config, event), ensure_ascii=False))
     else:
@@ -157,6 +160,69 @@ def _cmd_event_list(args: argparse.Namespace) -> int:
     else:
         for event in events:
             _print_event(config, event)
+    return EXIT_OK
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    """From stdin with --password-stdin (scripts), else asked twice on the terminal."""
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat it: ") != password:
+            raise UsageError("the two passwords differ")
+    try:
+        check_password_rules(password)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return password
+
+
+def _cmd_user_add(args: argparse.Namespace) -> int:
+    config = _config(args)
+    password = _read_password(args)
+    role = "admin" if args.admin else "organiser"
+    with Store.open_sync(config.data_dir) as store:
+        try:
+            user = store.create_user(args.username, hash_password(password), role)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    print(f"Added {user.role} {user.username}.")
+    return EXIT_OK
+
+
+def _cmd_user_list(args: argparse.Namespace) -> int:
+    config = _config(args)
+    with Store.open_sync(config.data_dir) as store:
+        users = store.list_users()
+    if args.json:
+        print(json.dumps([{"username": u.username, "role": u.role} for u in users]))
+    else:
+        for user in users:
+            print(f"{user.username}\t{user.role}")
+    return EXIT_OK
+
+
+def _cmd_user_passwd(args: argparse.Namespace) -> int:
+    config = _config(args)
+    password = _read_password(args)
+    with Store.open_sync(config.data_dir) as store:
+        try:
+            store.set_password_hash(args.username, hash_password(password))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    print(f"Changed the password of {args.username}; their sessions were signed out.")
+    return EXIT_OK
+
+
+def _cmd_user_remove(args: argparse.Namespace) -> int:
+    config = _config(args)
+    with Store.open_sync(config.data_dir) as store:
+        try:
+            store.delete_user(args.username)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    print(f"Removed {args.username}; their events remain (admins see them).")
     return EXIT_OK
 
 
@@ -218,6 +284,24 @@ def build_parser() -> argparse.ArgumentParser:
     list_ = event_commands.add_parser("list", parents=[common], help="list events with their links")
     list_.add_argument("--json", action="store_true", help="print one JSON array")
     list_.set_defaults(handler=_cmd_event_list)
+
+    user = commands.add_parser("user", help="manage organiser accounts for the dashboard")
+    user_commands = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    add = user_commands.add_parser("add", parents=[common], help="add an organiser (or admin)")
+    add.add_argument("username")
+    add.add_argument("--admin", action="store_true", help="an admin sees every event")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.set_defaults(handler=_cmd_user_add)
+    users = user_commands.add_parser("list", parents=[common], help="list accounts")
+    users.add_argument("--json", action="store_true")
+    users.set_defaults(handler=_cmd_user_list)
+    passwd = user_commands.add_parser("passwd", parents=[common], help="change a password")
+    passwd.add_argument("username")
+    passwd.add_argument("--password-stdin", action="store_true")
+    passwd.set_defaults(handler=_cmd_user_passwd)
+    remove = user_commands.add_parser("remove", parents=[common], help="remove an account")
+    remove.add_argument("username")
+    remove.set_defaults(handler=_cmd_user_remove)
     return parser
 
 

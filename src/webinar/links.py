@@ -30,7 +30,10 @@ def event_links(config: Config, event: Event) -> tuple[str, str]:
     return base + attendee_path(event), base + presenter_path(event)
 
 
+def host_path(event: Event) -> str:
+    """The host's page: the presenter page opened with the host key."""
+    return f"{attendee_path(event)}/present?key={quote(event.host_key, safe='')}"
+
+
 def host_url(config: Config, event: Event) -> str:
-    """The host's link: the presenter page opened with the host key."""
-    path = f"{attendee_path(event)}/present?key={quote(event.host_key, safe='')}"
-    return config.http.base_url + path
+    return config.http.base_url + host_path(event)

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
+import functools
 import sqlite3
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -52,6 +55,35 @@ MIGRATIONS: tuple[str, ...] = (
         CHECK (join_window_minutes BETWEEN 0 AND 1440);
     ALTER TABLE events ADD COLUMN thank_you_url TEXT NULL;
     """,
+    # 3: organiser accounts, their sign-in sessions, and who owns which event.
+    """
+    CREATE TABLE users (
+        user_id       INTEGER PRIMARY KEY,
+        username      TEXT NOT NULL UNIQUE COLLATE NOCASE
+                      CHECK (length(username) BETWEEN 1 AND 64),
+        password_hash TEXT NOT NULL,
+        role          TEXT NOT NULL CHECK (role IN ('admin', 'organiser')),
+        created_at    TEXT NOT NULL
+    );
+    CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        user_id    INTEGER NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        csrf_token TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    );
+    CREATE INDEX sessions_user ON sessions (user_id);
+    ALTER TABLE events ADD COLUMN owner_id INTEGER NULL
+        REFERENCES users (user_id) ON DELETE SET NULL;
+    ALTER TABLE events ADD COLUMN timezone TEXT NOT NULL DEFAULT 'UTC';
+    ALTER TABLE events ADD COLUMN duration_minutes INTEGER NOT NULL DEFAULT 60
+        CHECK (duration_minutes BETWEEN 1 AND 1440);
+    ALTER TABLE events ADD COLUMN access_type TEXT NOT NULL DEFAULT 'open'
+        CHECK (access_type IN ('open', 'password', 'token', 'paid'));
+    ALTER TABLE events ADD COLUMN camera_limit INTEGER NOT NULL DEFAULT 4
+        CHECK (camera_limit BETWEEN 1 AND 7);
+    CREATE INDEX events_owner ON events (owner_id);
+    """,
 )
 
 T = TypeVar("T")
@@ -83,11 +115,105 @@ class Event:
     join_window_minutes: int = 5
     #: Where attendees go when the event is ended for all (None: our thank-you page).
     thank_you_url: str | None = None
+    owner_id: int | None = None
+    #: IANA name the organiser schedules in; times are stored in UTC.
+    timezone: str = "UTC"
+    duration_minutes: int = 60
+    access_type: str = "open"
+    camera_limit: int = 4
 
     @property
     def display_id(self) -> str:
         """The event ID as people read it: ``123-456-789``."""
         return format_event_id(self.event_id)
+
+    def status(self, now: datetime) -> str:
+        """``upcoming``, ``live`` (inside start..start+duration) or ``past``."""
+        if self.starts_at is None:
+            return "live"
+        end = self.starts_at + timedelta(minutes=self.duration_minutes)
+        if now < self.starts_at:
+            return "upcoming"
+        return "live" if now < end else "past"
+
+
+@dataclass(frozen=True, slots=True)
+class EventSettings:
+    """What an organiser sets on an event; validated by :meth:`validated`."""
+
+    title: str
+    starts_at: datetime | None = None
+    agenda: str = ""
+    lobby_message: str = ""
+    join_window_minutes: int = 5
+    thank_you_url: str | None = None
+    timezone: str = "UTC"
+    duration_minutes: int = 60
+    access_type: str = "open"
+    camera_limit: int = 4
+
+    def validated(self) -> EventSettings:
+        """A normalised copy; ValueError names the first field that is wrong."""
+        if self.timezone not in _zones():
+            raise ValueError(f"unknown time zone {self.timezone!r} (use an IANA name)")
+        if not 1 <= self.duration_minutes <= 1440:
+            raise ValueError("the duration must be 1 to 1440 minutes")
+        if not 0 <= self.join_window_minutes <= 1440:
+            raise ValueError("the join window must be 0 to 1440 minutes")
+        if self.access_type not in ACCESS_TYPES:
+            raise ValueError(f"access type must be one of {', '.join(ACCESS_TYPES)}")
+        if not 1 <= self.camera_limit <= 7:
+            raise ValueError("the camera limit must be 1 to 7")
+        if self.starts_at is not None:
+            _to_db_time(self.starts_at)
+        return dataclasses.replace(
+            self,
+            title=validate_title(self.title),
+            agenda=_check_text("agenda", self.agenda, AGENDA_MAX_CHARS),
+            lobby_message=_check_text("lobby message", self.lobby_message, LOBBY_MESSAGE_MAX_CHARS),
+            thank_you_url=_check_url(self.thank_you_url),
+        )
+
+
+ACCESS_TYPES = ("open", "password", "token", "paid")
+USER_ROLES = ("admin", "organiser")
+_USER_COLUMNS = "user_id, username, password_hash, role"
+USERNAME_MAX_CHARS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    user_id: int
+    username: str
+    password_hash: str
+    role: str  # "admin" sees every event; "organiser" their own
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A dashboard sign-in; only a hash of the cookie's token is stored."""
+
+    token_hash: str
+    user_id: int
+    csrf_token: str
+    created_at: datetime
+    expires_at: datetime
+
+
+def validate_username(username: str) -> str:
+    name = username.strip()
+    if not 1 <= len(name) <= USERNAME_MAX_CHARS or any(c.isspace() for c in name):
+        raise ValueError(f"a user name has 1 to {USERNAME_MAX_CHARS} characters and no spaces")
+    return name
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones()) | {"UTC"}
 
 
 def validate_title(title: str) -> str:
@@ -143,39 +269,41 @@ def _migrate(conn: sqlite3.Connection) -> None:
         raise
 
 
-_EVENT_COLUMNS = (
-    "event_id, title, presenter_key, starts_at, created_at,"
-    " host_key, agenda, lobby_message, join_window_minutes, thank_you_url"
+_EVENT_FIELDS = (
+    "event_id",
+    "title",
+    "presenter_key",
+    "starts_at",
+    "created_at",
+    "host_key",
+    "agenda",
+    "lobby_message",
+    "join_window_minutes",
+    "thank_you_url",
+    "owner_id",
+    "timezone",
+    "duration_minutes",
+    "access_type",
+    "camera_limit",
 )
+_EVENT_COLUMNS = ", ".join(_EVENT_FIELDS)
+_SETTINGS_FIELDS = tuple(f.name for f in dataclasses.fields(EventSettings))
 AGENDA_MAX_CHARS = 4000
 LOBBY_MESSAGE_MAX_CHARS = 1000
 
 
 def _event_from_row(row: tuple[Any, ...]) -> Event:
-    (
-        event_id,
-        title,
-        presenter_key,
-        starts_at,
-        created_at,
-        host_key,
-        agenda,
-        lobby_message,
-        join_window,
-        thank_you_url,
-    ) = row
-    return Event(
-        event_id=event_id,
-        title=title,
-        presenter_key=presenter_key,
-        starts_at=None if starts_at is None else _from_db_time(starts_at),
-        created_at=_from_db_time(created_at),
-        host_key=host_key,
-        agenda=agenda,
-        lobby_message=lobby_message,
-        join_window_minutes=int(join_window),
-        thank_you_url=thank_you_url,
-    )
+    values = dict(zip(_EVENT_FIELDS, row, strict=True))
+    starts = values["starts_at"]
+    values["starts_at"] = None if starts is None else _from_db_time(starts)
+    values["created_at"] = _from_db_time(values["created_at"])
+    return Event(**values)
+
+
+def _settings_row(settings: EventSettings) -> dict[str, Any]:
+    row = {name: getattr(settings, name) for name in _SETTINGS_FIELDS}
+    row["starts_at"] = None if settings.starts_at is None else _to_db_time(settings.starts_at)
+    return row
 
 
 def _check_text(name: str, value: str, limit: int) -> str:
@@ -252,45 +380,50 @@ class SyncStore:
         title: str,
         starts_at: datetime | None,
         *,
-        agenda: str = "",
-        lobby_message: str = "",
-        join_window_minutes: int = 5,
-        thank_you_url: str | None = None,
+        owner_id: int | None = None,
+        **settings: Any,
     ) -> Event:
         """Create an event with a fresh unique ID, presenter key and host key.
 
-        Raises ValueError for a bad title, text, URL or window, or a naive ``starts_at``.
+        ``settings`` are :class:`EventSettings` fields; ValueError names a bad one.
         """
-        title = validate_title(title)
-        agenda = _check_text("agenda", agenda, AGENDA_MAX_CHARS)
-        lobby_message = _check_text("lobby message", lobby_message, LOBBY_MESSAGE_MAX_CHARS)
-        thank_you_url = _check_url(thank_you_url)
-        if not 0 <= join_window_minutes <= 1440:
-            raise ValueError("the join window must be 0 to 1440 minutes")
-        starts_text = None if starts_at is None else _to_db_time(starts_at)
-        created_text = _to_db_time(datetime.now(UTC))
+        return self.create_event_from(
+            EventSettings(title=title, starts_at=starts_at, **settings), owner_id=owner_id
+        )
+
+    def create_event_from(self, settings: EventSettings, *, owner_id: int | None) -> Event:
+        values = _settings_row(settings.validated())
+        values["created_at"] = _to_db_time(datetime.now(UTC))
+        values["owner_id"] = owner_id
         for _ in range(_ID_ATTEMPTS):
-            row = (
-                new_event_id(),
-                title,
-                new_presenter_key(),
-                starts_text,
-                created_text,
-                new_presenter_key(),
-                agenda,
-                lobby_message,
-                join_window_minutes,
-                thank_you_url,
-            )
+            values["event_id"] = new_event_id()
+            values["presenter_key"] = new_presenter_key()
+            values["host_key"] = new_presenter_key()
+            row = tuple(values[name] for name in _EVENT_FIELDS)
+            marks = ", ".join("?" * len(_EVENT_FIELDS))
             # ON CONFLICT DO NOTHING: an ID collision inserts nothing, and we draw again.
             cursor = self._db.execute(
-                f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({marks})"
                 " ON CONFLICT (event_id) DO NOTHING",
                 row,
             )
             if cursor.rowcount == 1:
                 return _event_from_row(row)
         raise StoreError(f"no free event ID after {_ID_ATTEMPTS} attempts")
+
+    def update_event(self, event_id: str, settings: EventSettings) -> Event:
+        """Replace an event's settings (IDs and keys stay); ValueError for bad ones."""
+        values = _settings_row(settings.validated())
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        cursor = self._db.execute(
+            f"UPDATE events SET {assignments} WHERE event_id = ?",
+            (*values.values(), event_id),
+        )
+        if cursor.rowcount != 1:
+            raise StoreError(f"no event {event_id}")
+        event = self.get_event(event_id)
+        assert event is not None
+        return event
 
     def get_event(self, event_id: str) -> Event | None:
         """Return the event, or None. ``event_id`` may be in any form people type."""
@@ -302,16 +435,111 @@ class SyncStore:
         ).fetchone()
         return None if row is None else _event_from_row(row)
 
-    def list_events(self) -> list[Event]:
-        """All events, oldest first."""
-        rows = self._db.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY created_at, rowid"
-        ).fetchall()
+    def list_events(self, owner_id: int | None = None) -> list[Event]:
+        """All events (or one owner's), oldest first."""
+        if owner_id is None:
+            rows = self._db.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY created_at, rowid"
+            ).fetchall()
+        else:
+            rows = self._db.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE owner_id = ?"
+                " ORDER BY created_at, rowid",
+                (owner_id,),
+            ).fetchall()
         return [_event_from_row(row) for row in rows]
 
     def count_events(self) -> int:
         (count,) = self._db.execute("SELECT count(*) FROM events").fetchone()
         return int(count)
+
+    # users -----------------------------------------------------------------------------
+
+    def create_user(self, username: str, password_hash: str, role: str) -> User:
+        username = validate_username(username)
+        if role not in USER_ROLES:
+            raise ValueError(f"role must be one of {', '.join(USER_ROLES)}")
+        try:
+            cursor = self._db.execute(
+                "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)",
+                (username, password_hash, role, _to_db_time(datetime.now(UTC))),
+            )
+        except sqlite3.IntegrityError:
+            raise ValueError(f"a user named {username!r} exists already") from None
+        user = self.get_user(int(cursor.lastrowid or 0))
+        assert user is not None
+        return user
+
+    def get_user(self, user_id: int) -> User | None:
+        row = self._db.execute(
+            f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = ?", (user_id,)
+        ).fetchone()
+        return None if row is None else User(*row)
+
+    def get_user_by_name(self, username: str) -> User | None:
+        row = self._db.execute(
+            f"SELECT {_USER_COLUMNS} FROM users WHERE username = ?", (username.strip(),)
+        ).fetchone()
+        return None if row is None else User(*row)
+
+    def list_users(self) -> list[User]:
+        rows = self._db.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY username").fetchall()
+        return [User(*row) for row in rows]
+
+    def set_password_hash(self, username: str, password_hash: str) -> None:
+        cursor = self._db.execute(
+            "UPDATE users SET password_hash = ? WHERE username = ?", (password_hash, username)
+        )
+        if cursor.rowcount != 1:
+            raise ValueError(f"no user named {username!r}")
+        self._db.execute(
+            "DELETE FROM sessions WHERE user_id = (SELECT user_id FROM users WHERE username = ?)",
+            (username,),
+        )
+
+    def delete_user(self, username: str) -> None:
+        cursor = self._db.execute("DELETE FROM users WHERE username = ?", (username,))
+        if cursor.rowcount != 1:
+            raise ValueError(f"no user named {username!r}")
+
+    # sign-in sessions ------------------------------------------------------------------
+
+    def create_session(self, session: SessionRecord) -> None:
+        self._db.execute(
+            "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                session.token_hash,
+                session.user_id,
+                session.csrf_token,
+                _to_db_time(session.created_at),
+                _to_db_time(session.expires_at),
+            ),
+        )
+
+    def get_session(self, token_hash: str, now: datetime) -> tuple[SessionRecord, User] | None:
+        row = self._db.execute(
+            "SELECT token_hash, user_id, csrf_token, created_at, expires_at FROM sessions"
+            " WHERE token_hash = ?",
+            (token_hash,),
+        ).fetchone()
+        if row is None:
+            return None
+        record = SessionRecord(
+            token_hash=row[0],
+            user_id=row[1],
+            csrf_token=row[2],
+            created_at=_from_db_time(row[3]),
+            expires_at=_from_db_time(row[4]),
+        )
+        if record.expires_at <= now:
+            self.delete_session(token_hash)
+            return None
+        user = self.get_user(record.user_id)
+        return None if user is None else (record, user)
+
+    def delete_session(self, token_hash: str) -> None:
+        self._db.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
 
     def ping(self) -> bool:
         """True if the database answers a query."""
@@ -400,32 +628,42 @@ class Store:
         title: str,
         starts_at: datetime | None,
         *,
-        agenda: str = "",
-        lobby_message: str = "",
-        join_window_minutes: int = 5,
-        thank_you_url: str | None = None,
+        owner_id: int | None = None,
+        **settings: Any,
     ) -> Event:
-        """Create an event; raises ValueError for bad input (see :meth:`SyncStore.create_event`)."""
-        # Validate here too, so bad input fails before reaching the worker thread.
-        validate_title(title)
-        if starts_at is not None:
-            _to_db_time(starts_at)
-        return await self._run(
-            lambda core: core.create_event(
-                title,
-                starts_at,
-                agenda=agenda,
-                lobby_message=lobby_message,
-                join_window_minutes=join_window_minutes,
-                thank_you_url=thank_you_url,
-            )
-        )
+        """Create an event; ValueError names a bad setting (see :class:`EventSettings`)."""
+        checked = EventSettings(title=title, starts_at=starts_at, **settings).validated()
+        return await self._run(lambda core: core.create_event_from(checked, owner_id=owner_id))
+
+    async def create_event_from(self, settings: EventSettings, *, owner_id: int | None) -> Event:
+        checked = settings.validated()
+        return await self._run(lambda core: core.create_event_from(checked, owner_id=owner_id))
+
+    async def update_event(self, event_id: str, settings: EventSettings) -> Event:
+        checked = settings.validated()
+        return await self._run(lambda core: core.update_event(event_id, checked))
 
     async def get_event(self, event_id: str) -> Event | None:
         return await self._run(lambda core: core.get_event(event_id))
 
-    async def list_events(self) -> list[Event]:
-        return await self._run(SyncStore.list_events)
+    async def list_events(self, owner_id: int | None = None) -> list[Event]:
+        return await self._run(lambda core: core.list_events(owner_id))
+
+    # users and sessions
+
+    async def get_user_by_name(self, username: str) -> User | None:
+        return await self._run(lambda core: core.get_user_by_name(username))
+
+    async def create_session(self, session: SessionRecord) -> None:
+        await self._run(lambda core: core.create_session(session))
+
+    async def get_session(
+        self, token_hash: str, now: datetime
+    ) -> tuple[SessionRecord, User] | None:
+        return await self._run(lambda core: core.get_session(token_hash, now))
+
+    async def delete_session(self, token_hash: str) -> None:
+        await self._run(lambda core: core.delete_session(token_hash))
 
     async def count_events(self) -> int:
         return await self._run(SyncStore.count_events)

@@ -165,11 +165,8 @@ async def test_stream_end_reaches_subscribers(server: RunningServer) -> None:
 
 
 async def test_camera_limit(tmp_path: Path) -> None:
-    from tests.helpers import make_config
-
-    config = make_config(tmp_path / "data", max_cameras=1)
-    async with running_server(tmp_path / "data", config) as srv:
-        event = await srv.create_event()
+    async with running_server(tmp_path / "data") as srv:
+        event = await srv.create_event(camera_limit=1)
         a = WebinarClient(srv.base_url, host_addresses=LOOPBACK)
         b = WebinarClient(srv.base_url, host_addresses=LOOPBACK)
         try:

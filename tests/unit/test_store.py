@@ -73,6 +73,11 @@ def test_schema_and_pragmas(tmp_data_dir: Path) -> None:
             "lobby_message",
             "join_window_minutes",
             "thank_you_url",
+            "owner_id",
+            "timezone",
+            "duration_minutes",
+            "access_type",
+            "camera_limit",
         ]
         with pytest.raises(sqlite3.IntegrityError):
             conn.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from webinar.sfu import Router, RouterConfig
 
@@ -31,10 +32,18 @@ class RoomManager:
         return self._router_config.max_cameras
 
     def get_or_create(
-        self, room_id: str, *, starts_at: float | None = None, join_window: float = 300.0
+        self,
+        room_id: str,
+        *,
+        starts_at: float | None = None,
+        join_window: float = 300.0,
+        max_cameras: int | None = None,
     ) -> LiveRoom:
         room = self._rooms.get(room_id)
         if room is None or room.closed:
+            config = self._router_config
+            if max_cameras is not None:
+                config = dataclasses.replace(config, max_cameras=max_cameras)
             state = RoomState(
                 max_participants=self._max_participants,
                 starts_at=starts_at,
@@ -42,7 +51,7 @@ class RoomManager:
             )
             room = LiveRoom(
                 room_id,
-                Router(self._router_config),
+                Router(config),
                 state,
                 answer_timeout=self._answer_timeout,
                 resume_grace=self._resume_grace,

@@ -141,6 +141,7 @@ class Session:
             event.event_id,
             starts_at=event.starts_at.timestamp() if event.starts_at else None,
             join_window=event.join_window_minutes * 60.0,
+            max_cameras=event.camera_limit,
         )
         resumed = None
         if msg.resume_token is not None:
@@ -171,7 +172,7 @@ class Session:
                 starts_at=event.starts_at.isoformat() if event.starts_at else None,
             ),
             ice_servers=self._services.ice_servers,
-            max_cameras=self._services.rooms.max_cameras,
+            max_cameras=room.router.config.max_cameras,
             participants=[_participant(p) for p in room.participants()],
             streams=[_stream(st, room.name_of(st.participant_id)) for st in room.streams()],
             room=self._room_info(),
