@@ -183,3 +183,41 @@ async def test_camera_limit(tmp_path: Path) -> None:
             await b.publish([(ClipTrack(make_opus_clip(seconds=1)), "microphone")])
         finally:
             await asyncio.gather(a.close(), b.close())
+
+
+async def test_port_range_and_announced_ip(tmp_path: Path) -> None:
+    """The admin's UDP port range and public IP show up in the server's candidates."""
+    import dataclasses
+
+    from tests.helpers import make_config
+    from webinar.config import IceConfig
+
+    base = make_config(tmp_path / "data")
+    config = dataclasses.replace(
+        base,
+        ice=IceConfig(
+            host_addresses=("127.0.0.1",),
+            udp_port_min=41000,
+            udp_port_max=41010,
+            announced_ip="203.0.113.7",
+        ),
+    )
+    async with running_server(tmp_path / "data", config) as srv:
+        event = await srv.create_event()
+        presenter = WebinarClient(srv.base_url, host_addresses=LOOPBACK)
+        viewer = WebinarClient(srv.base_url, mode="count", host_addresses=LOOPBACK)
+        try:
+            await presenter.join(event.event_id, "P", event.presenter_key)
+            await viewer.join(event.event_id, "V")
+            await presenter.publish(
+                [(ClipTrack(make_vp8_clip(width=160, height=120, seconds=1)), "camera")]
+            )
+            assert presenter.publish_pc is not None
+            answer = presenter.publish_pc.remoteDescription.sdp
+            candidates = [line for line in answer.splitlines() if line.startswith("a=candidate")]
+            ports = {int(c.split()[5]) for c in candidates}
+            assert ports and all(41000 <= p <= 41010 for p in ports), candidates
+            assert any("203.0.113.7" in c and "typ srflx" in c for c in candidates), candidates
+            await until(lambda: viewer.stats.packets["video"] > 5, within=10)  # still works
+        finally:
+            await asyncio.gather(presenter.close(), viewer.close())

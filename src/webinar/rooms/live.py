@@ -193,7 +193,8 @@ class LiveRoom:
         if not self._members and self._on_empty is not None and not self.closed:
             await self._on_empty(self)
 
-    async def _close_media(self, member: _Member) -> None:
+    def _close_media(self, member: _Member) -> Awaitable[None]:
+        """Detach the member's transports now; the returned awaitable closes them."""
         transports: list[Awaitable[None]] = []
         if member.publish is not None:
             transports.append(member.publish.close())
@@ -201,7 +202,11 @@ class LiveRoom:
             transports.append(member.subscribe.close())
         member.publish = member.subscribe = None
         member.consumers.clear()
-        await asyncio.gather(*transports, return_exceptions=True)
+
+        async def close() -> None:
+            await asyncio.gather(*transports, return_exceptions=True)
+
+        return close()
 
     def participants(self) -> list[Participant]:
         return list(self.state.participants.values())
@@ -464,11 +469,14 @@ class LiveRoom:
             if member.expiry is not None:
                 member.expiry.cancel()
         await asyncio.gather(*(self._close_media(m) for m in members), return_exceptions=True)
-        await self.router.close()
+        # Pending closes and leaves are short: let them finish, then stop what is left.
         current = asyncio.current_task()
         others = [t for t in self._tasks if t is not current]
-        for task in others:
-            task.cancel()
-        for task in others:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if others:
+            _done, pending = await asyncio.wait(others, timeout=5.0)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self.router.close()
