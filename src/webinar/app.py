@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from webinar import __version__
 from webinar.config import Config
 from webinar.dashboard import Dashboard
 from webinar.ids import format_event_id, normalize_event_id, same_secret
+from webinar.metrics import Metrics
 from webinar.rooms.manager import RoomManager
 from webinar.sfu import IceServer, RouterConfig, TransportConfig, check_hooks
 from webinar.signalling.session import Services
@@ -29,6 +31,8 @@ ROOMS = web.AppKey("rooms", RoomManager)
 SERVICES = web.AppKey("services", Services)
 CONNECTIONS = web.AppKey("connections", set[Connection])
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
+METRICS = web.AppKey("metrics", Metrics)
+DRAINING = web.AppKey("draining", list[bool])
 
 
 def web_root() -> Path:
@@ -76,6 +80,8 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
     app[CONFIG] = config
     app[STORE] = store if store is not None else Store(config.data_dir)
     app[CONNECTIONS] = set()
+    app[METRICS] = Metrics()
+    app[DRAINING] = [False]
     root = web_root()
     app[TEMPLATES] = jinja2.Environment(
         loader=jinja2.FileSystemLoader(root / "templates"),
@@ -86,6 +92,8 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
     app.on_shutdown.append(_say_goodbye)
     app.router.add_get("/", home_page)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/ws", ws_endpoint)
     app.router.add_get("/e/{event_id}", attendee_page)
     app.router.add_get("/e/{event_id}/present", presenter_page)
@@ -107,16 +115,20 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.open()
     rooms = RoomManager(router_config(config), max_participants=config.rooms.max_participants)
     app[ROOMS] = rooms
+    metrics = app[METRICS]
     app[SERVICES] = Services(
         store=store,
         rooms=rooms,
         ice_servers=browser_ice_servers(config),
         heartbeat_interval=config.signalling.heartbeat_seconds,
         max_message_bytes=config.signalling.max_message_bytes,
+        on_error=metrics.count_error,
     )
+    await metrics.start()
     try:
         yield
     finally:
+        await metrics.stop()
         await shutdown_connections(app[CONNECTIONS])
         await rooms.close()
         await asyncio.sleep(0)
@@ -125,6 +137,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 async def _say_goodbye(app: web.Application) -> None:
     """On SIGINT/SIGTERM: tell every client, close their sockets, let sessions leave."""
+    app[DRAINING][0] = True
     connections = app[CONNECTIONS]
     await shutdown_connections(connections)
     for _ in range(50):
@@ -144,6 +157,38 @@ async def healthz(request: web.Request) -> web.Response:
             "connections": len(app[CONNECTIONS]),
         }
     )
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready: the store answers and the server is not draining."""
+    app = request.app
+    store_ok = await app[STORE].ping() if app[STORE].is_open else False
+    draining = app[DRAINING][0]
+    ok = store_ok and not draining
+    return web.json_response(
+        {"ready": ok, "store": store_ok, "draining": draining}, status=200 if ok else 503
+    )
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    """Prometheus metrics: with admin.token set, a bearer token; else loopback only."""
+    app = request.app
+    token = app[CONFIG].admin.token
+    if token is not None:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not same_secret(given, token):
+            raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
+    elif not _is_loopback(request.remote):
+        raise web.HTTPForbidden(text="Set admin.token to read /metrics from elsewhere.")
+    text = app[METRICS].render(app.get(ROOMS), len(app[CONNECTIONS]))
+    return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 
 async def ws_endpoint(request: web.Request) -> web.StreamResponse:

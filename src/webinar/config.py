@@ -136,6 +136,18 @@ class SignallingConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AdminConfig:
+    """Operator endpoints."""
+
+    #: Bearer token for /metrics. Unset: /metrics answers only clients on loopback.
+    token: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.token is not None and len(self.token) < 16:
+            _fail("admin.token", "must have at least 16 characters")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """The whole server configuration."""
 
@@ -145,6 +157,7 @@ class Config:
     ice: IceConfig = field(default_factory=IceConfig)
     rooms: RoomsConfig = field(default_factory=RoomsConfig)
     signalling: SignallingConfig = field(default_factory=SignallingConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
 
     def with_overrides(
         self,
@@ -233,11 +246,14 @@ _KIND_OF_TYPE: dict[object, _Kind] = {
     tuple[IceServer, ...]: _Kind.ICE_SERVERS,
 }
 
-_SECTIONS: dict[str, type[HttpConfig | IceConfig | RoomsConfig | SignallingConfig]] = {
+_SECTIONS: dict[
+    str, type[HttpConfig | IceConfig | RoomsConfig | SignallingConfig | AdminConfig]
+] = {
     "http": HttpConfig,
     "ice": IceConfig,
     "rooms": RoomsConfig,
     "signalling": SignallingConfig,
+    "admin": AdminConfig,
 }
 
 

@@ -222,6 +222,14 @@ class LiveRoom:
     def active_speaker(self) -> str | None:
         return self._speaker
 
+    def subscriber_estimates(self, now: float) -> list[int | None]:
+        """Each connected subscriber's estimated downlink (bits/s), for metrics."""
+        return [
+            m.subscribe.estimate(now).bitrate_bps
+            for m in self._members.values()
+            if m.subscribe is not None and not m.subscribe.closed
+        ]
+
     # ------------------------------------------------------------------ commands
 
     def command(self, events: list[RoomEvent]) -> None:

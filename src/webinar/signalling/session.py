@@ -64,6 +64,7 @@ class Services:
     ice_servers: list[dict[str, Any]]
     heartbeat_interval: float
     max_message_bytes: int
+    on_error: Callable[[str], None] = lambda _code: None
 
 
 Send = Callable[[dict[str, Any]], None]
@@ -106,6 +107,7 @@ class Session:
         self._send(s.encode(message, request_id))
 
     def error(self, code: s.ErrorCode, message: str, request_id: s.RequestId | None) -> None:
+        self._services.on_error(code.value)
         self.send(s.Error(code=code, message=message), request_id)
 
     # ------------------------------------------------------------------ handlers
