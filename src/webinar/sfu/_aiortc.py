@@ -29,10 +29,12 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
 import aioice.ice
+import pylibsrtp
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import HEADER_EXTENSIONS
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as _DtlsState
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import (
     RTCP_PSFB_PLI,
@@ -111,6 +113,7 @@ def check_hooks() -> None:
                 (dtls, "_rtp_header_extensions_map"),
                 (dtls, "_rtp_router"),
                 (dtls, "_tx_srtp"),
+                (dtls, "_state"),
                 (dtls, "transport"),
                 (pc, "_RTCPeerConnection__createTransceiver"),
             ):
@@ -132,6 +135,8 @@ def check_hooks() -> None:
     finally:
         asyncio.set_event_loop(None)
         loop.close()
+    if not hasattr(_DtlsState, "CONNECTED"):
+        missing.append("aiortc.rtcdtlstransport.State.CONNECTED")
     for name in ("StunProtocol", "Candidate", "candidate_foundation", "candidate_priority"):
         if not hasattr(aioice.ice, name):
             missing.append(f"aioice.ice.{name}")
@@ -245,6 +250,9 @@ class _UdpSend:
             self._send = send
 
 
+_CONNECTED = _DtlsState.CONNECTED
+
+
 class PacketSink:
     """Synchronous SRTP/SRTCP send on one peer connection's DTLS transport."""
 
@@ -258,9 +266,12 @@ class PacketSink:
 
     def send_rtp(self, data: bytes) -> bool:
         srtp = self._dtls._tx_srtp
-        if srtp is None or self._dtls.state != "connected":
+        if srtp is None or self._dtls._state is not _CONNECTED:
             return False
-        out = srtp.protect(data)
+        try:
+            out = srtp.protect(data)
+        except pylibsrtp.Error:  # e.g. an index SRTP considers replayed: never fatal
+            return False
         if self._udp(out):
             self.packets_sent += 1
             self.bytes_sent += len(out)
@@ -269,9 +280,12 @@ class PacketSink:
 
     def send_rtcp(self, data: bytes) -> bool:
         srtp = self._dtls._tx_srtp
-        if srtp is None or self._dtls.state != "connected":
+        if srtp is None or self._dtls._state is not _CONNECTED:
             return False
-        return self._udp(srtp.protect_rtcp(data))
+        try:
+            return self._udp(srtp.protect_rtcp(data))
+        except pylibsrtp.Error:
+            return False
 
 
 RtcpHandler = Callable[[AnyRtcpPacket], Awaitable[None]]

@@ -186,7 +186,10 @@ class Producer:
             abs_send_time=abs_send_time_bytes(now),
         )
         for consumer in self._active:
-            consumer.forward(mp)
+            try:
+                consumer.forward(mp)
+            except Exception:  # one subscriber's trouble never stops the others
+                logger.exception("forwarding to %s failed", consumer)
 
     # ------------------------------------------------------------------ control
 
