@@ -1,0 +1,303 @@
+// The video grid: one tile per remote video stream (plus the presenter's own
+// preview), sized so every tile fits the stage at 16:9 without reflowing when
+// video metadata arrives. Remote audio plays through the tile of the same
+// participant (one MediaStream carries both), or an <audio> element when that
+// participant sends no video.
+
+import { el } from "./ui.js";
+
+const GAP_PX = 12;
+const ASPECT = 16 / 9;
+
+/** @typedef {import("./protocol.js").RemoteStream} RemoteStream */
+
+/**
+ * @typedef {object} Tile
+ * @property {HTMLElement} root
+ * @property {HTMLVideoElement} video
+ * @property {string | null} producerId
+ * @property {string | null} group
+ */
+
+const SOURCE_LABEL = /** @type {Record<string, string>} */ ({ screen: "Screen", camera: "" });
+
+export class VideoGrid {
+  /**
+   * @param {HTMLElement} container
+   * @param {{onSoundBlocked?: () => void, onChange?: () => void}} [hooks]
+   */
+  constructor(container, hooks = {}) {
+    this.container = container;
+    this.hooks = hooks;
+    /** @type {Map<string, Tile>} tiles by producer ID, and "self" */
+    this.tiles = new Map();
+    /** @type {Map<string, {stream: MediaStream, videos: string[], audios: Set<string>, audio: HTMLAudioElement | null}>} */
+    this.groups = new Map();
+    /** @type {Map<string, string>} group of each producer */
+    this.groupOf = new Map();
+    this.soundBlocked = false;
+    this._reconcileQueued = false;
+    this.audioHost = el("div", { class: "audio-sinks", hidden: true });
+    container.after(this.audioHost);
+    new ResizeObserver(() => this.layout()).observe(container);
+  }
+
+  /** Remote video tiles shown. */
+  get remoteVideoCount() {
+    let n = 0;
+    for (const [key] of this.tiles) if (key !== "self") n += 1;
+    return n;
+  }
+
+  /** Remote streams being played (video or audio). */
+  get remoteCount() {
+    return this.groupOf.size;
+  }
+
+  /** @param {RemoteStream} remote */
+  add(remote) {
+    const { info, track, stream } = remote;
+    const key = stream.id;
+    let group = this.groups.get(key);
+    if (!group) {
+      group = { stream, videos: [], audios: new Set(), audio: null };
+      this.groups.set(key, group);
+    }
+    this.groupOf.set(info.producer_id, key);
+    if (track.kind === "video") {
+      group.videos.push(info.producer_id);
+      const primary = group.videos.length === 1;
+      const label = SOURCE_LABEL[info.source] ?? "";
+      const tile = this._makeTile({
+        testid: "video-tile",
+        name: info.name || "Presenter",
+        detail: label,
+        stream: primary ? stream : new MediaStream([track]),
+        muted: !primary,
+        producerId: info.producer_id,
+        source: info.source,
+      });
+      tile.group = key;
+      this.tiles.set(info.producer_id, tile);
+      this.container.append(tile.root);
+      this.layout();
+    } else {
+      group.audios.add(info.producer_id);
+    }
+    this._queueReconcile();
+    this.hooks.onChange?.();
+  }
+
+  /** @param {string} producerId */
+  remove(producerId) {
+    const key = this.groupOf.get(producerId);
+    this.groupOf.delete(producerId);
+    const tile = this.tiles.get(producerId);
+    if (tile) {
+      tile.video.srcObject = null;
+      tile.root.remove();
+      this.tiles.delete(producerId);
+      this.layout();
+    }
+    if (key) {
+      const group = this.groups.get(key);
+      if (group) {
+        group.videos = group.videos.filter((id) => id !== producerId);
+        group.audios.delete(producerId);
+      }
+      this._queueReconcile();
+    }
+    this.hooks.onChange?.();
+    return Boolean(tile);
+  }
+
+  /** Remove every remote tile and audio element. */
+  clear() {
+    for (const producerId of [...this.groupOf.keys()]) this.remove(producerId);
+  }
+
+  /**
+   * Show (or hide, with `stream` null) the presenter's own preview as the first tile.
+   * @param {MediaStream | null} stream
+   * @param {{label: string, name?: string, cameraOff: boolean}} options
+   */
+  setSelf(stream, { label, name: person = label, cameraOff }) {
+    let tile = this.tiles.get("self");
+    if (!stream) {
+      if (tile) {
+        tile.video.srcObject = null;
+        tile.root.remove();
+        this.tiles.delete("self");
+        this.layout();
+        this.hooks.onChange?.();
+      }
+      return;
+    }
+    if (!tile) {
+      tile = this._makeTile({
+        testid: "self-view",
+        name: label,
+        initials: initials(person),
+        detail: "",
+        stream,
+        muted: true,
+        producerId: null,
+        source: "camera",
+      });
+      tile.root.classList.add("tile-self");
+      this.tiles.set("self", tile);
+      this.container.prepend(tile.root);
+      this.layout();
+    } else if (tile.video.srcObject !== stream) {
+      tile.video.srcObject = stream;
+    }
+    const name = tile.root.querySelector(".tile-name");
+    if (name) name.textContent = label;
+    tile.root.classList.toggle("tile-off", cameraOff);
+    this.hooks.onChange?.();
+  }
+
+  /** Try again to play everything with sound (after a click). */
+  async unblockSound() {
+    this.soundBlocked = false;
+    const media = [
+      ...[...this.tiles.values()].map((t) => t.video),
+      ...[...this.groups.values()].map((g) => g.audio).filter((a) => a !== null),
+    ];
+    for (const element of media) {
+      if (!element) continue;
+      if (element.dataset.wantsSound === "1") element.muted = false;
+      await element.play().catch(() => {});
+    }
+  }
+
+  /**
+   * @param {{testid: string, name: string, initials?: string, detail: string, stream: MediaStream, muted: boolean, producerId: string | null, source: string}} spec
+   * @returns {Tile}
+   */
+  _makeTile(spec) {
+    const video = /** @type {HTMLVideoElement} */ (
+      el("video", { autoplay: true, playsinline: true, "aria-hidden": "true" })
+    );
+    video.muted = spec.muted;
+    video.dataset.wantsSound = spec.muted ? "0" : "1";
+    video.srcObject = spec.stream;
+    this._play(video);
+    const root = el(
+      "figure",
+      {
+        class: `tile tile-${spec.source}`,
+        "data-testid": spec.testid,
+        "data-producer-id": spec.producerId,
+        "data-source": spec.source,
+      },
+      [
+        video,
+        el("div", { class: "tile-placeholder", "aria-hidden": "true" }, [
+          el("span", { class: "avatar", text: spec.initials ?? initials(spec.name) }),
+        ]),
+        el("figcaption", { class: "tile-label" }, [
+          el("span", { class: "tile-name", text: spec.name }),
+          spec.detail ? el("span", { class: "tile-detail", text: spec.detail }) : null,
+        ]),
+      ],
+    );
+    root.setAttribute("aria-label", spec.detail ? `${spec.name}: ${spec.detail}` : spec.name);
+    return { root, video, producerId: spec.producerId, group: null };
+  }
+
+  /** @param {HTMLMediaElement} element */
+  _play(element) {
+    const attempt = element.play();
+    if (!attempt) return;
+    attempt.catch((error) => {
+      if (error && error.name === "NotAllowedError" && !element.muted) {
+        // Autoplay with sound needs a click first: play muted now, offer sound.
+        element.muted = true;
+        element.play().catch(() => {});
+        if (!this.soundBlocked) {
+          this.soundBlocked = true;
+          this.hooks.onSoundBlocked?.();
+        }
+      }
+      // AbortError: a newer srcObject replaced this one; nothing to do.
+    });
+  }
+
+  _queueReconcile() {
+    if (this._reconcileQueued) return;
+    this._reconcileQueued = true;
+    queueMicrotask(() => {
+      this._reconcileQueued = false;
+      this._reconcileAudio();
+    });
+  }
+
+  /** Each participant's audio plays exactly once: in their first video tile, or in an <audio>. */
+  _reconcileAudio() {
+    for (const [key, group] of this.groups) {
+      if (group.videos.length === 0 && group.audios.size === 0) {
+        if (group.audio) {
+          group.audio.srcObject = null;
+          group.audio.remove();
+        }
+        this.groups.delete(key);
+        continue;
+      }
+      if (group.videos.length > 0) {
+        if (group.audio) {
+          group.audio.srcObject = null;
+          group.audio.remove();
+          group.audio = null;
+        }
+        const primary = this.tiles.get(group.videos[0]);
+        if (primary && primary.video.srcObject !== group.stream) {
+          primary.video.srcObject = group.stream;
+          primary.video.muted = false;
+          primary.video.dataset.wantsSound = "1";
+          this._play(primary.video);
+        }
+      } else if (!group.audio) {
+        const audio = /** @type {HTMLAudioElement} */ (el("audio", { autoplay: true }));
+        audio.dataset.wantsSound = "1";
+        audio.dataset.testid = "remote-audio";
+        audio.srcObject = group.stream;
+        group.audio = audio;
+        this.audioHost.append(audio);
+        this._play(audio);
+      }
+    }
+  }
+
+  /** Size the tiles so that all of them fit the container at 16:9, as large as possible. */
+  layout() {
+    const n = this.tiles.size;
+    this.container.dataset.count = String(n);
+    if (n === 0) return;
+    const width = this.container.clientWidth;
+    const height = this.container.clientHeight;
+    if (width <= 0 || height <= 0) return;
+    let best = 0;
+    let bestCols = 1;
+    for (let cols = 1; cols <= n; cols += 1) {
+      const rows = Math.ceil(n / cols);
+      const w = Math.min(
+        (width - (cols - 1) * GAP_PX) / cols,
+        ((height - (rows - 1) * GAP_PX) / rows) * ASPECT,
+      );
+      if (w > best) {
+        best = w;
+        bestCols = cols;
+      }
+    }
+    this.container.style.setProperty("--tile-w", `${Math.max(120, Math.floor(best))}px`);
+    this.container.dataset.cols = String(bestCols);
+  }
+}
+
+/** @param {string} name */
+function initials(name) {
+  const parts = name.trim().split(/\s+/).filter(Boolean);
+  const letters = parts.length > 1 ? parts[0][0] + parts[parts.length - 1][0] : (parts[0] ?? "?").slice(0, 2);
+  return letters.toUpperCase();
+}

@@ -1,0 +1,227 @@
+// Local media for presenters: camera and microphone with device choice, screen capture.
+
+const DEVICE_KEY = { audio: "webinar.micDevice", video: "webinar.cameraDevice" };
+
+/** @type {MediaTrackConstraints} */
+const VIDEO = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
+/** @type {MediaTrackConstraints} */
+const AUDIO = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
+
+/** Errors that mean "this kind of device cannot be used", worth retrying the other kind alone. */
+const PER_DEVICE_ERRORS = new Set(["NotFoundError", "OverconstrainedError", "NotReadableError", "AbortError"]);
+
+/**
+ * A sentence for a getUserMedia/getDisplayMedia failure.
+ * @param {unknown} error
+ * @param {string} what  "camera", "microphone", "camera and microphone", "screen"
+ */
+export function mediaErrorMessage(error, what) {
+  const name = error instanceof Error ? error.name : "";
+  switch (name) {
+    case "NotAllowedError":
+      return what === "screen"
+        ? "Screen sharing was not allowed."
+        : `Permission to use your ${what} was denied. Allow it in your browser's site settings, then try again.`;
+    case "NotFoundError":
+      return `No ${what} was found. Connect one and try again.`;
+    case "NotReadableError":
+    case "AbortError":
+      return `Your ${what} could not be started; another application may be using it.`;
+    case "OverconstrainedError":
+      return `The selected ${what} is not available any more.`;
+    case "SecurityError":
+    case "TypeError":
+      return `Using your ${what} needs a secure (https) connection.`;
+    default:
+      return `Your ${what} could not be used: ${error instanceof Error ? error.message : String(error)}`;
+  }
+}
+
+/** @param {"audio" | "video"} kind */
+function storedDevice(kind) {
+  try {
+    return localStorage.getItem(DEVICE_KEY[kind]) || "";
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * @param {"audio" | "video"} kind
+ * @param {string} deviceId
+ */
+function storeDevice(kind, deviceId) {
+  try {
+    localStorage.setItem(DEVICE_KEY[kind], deviceId);
+  } catch {
+    // not remembering is fine
+  }
+}
+
+/**
+ * @param {"audio" | "video"} kind
+ * @param {string} deviceId
+ * @param {boolean} exact
+ * @returns {MediaTrackConstraints}
+ */
+function constraints(kind, deviceId, exact) {
+  const base = kind === "video" ? VIDEO : AUDIO;
+  if (!deviceId) return { ...base };
+  return { ...base, deviceId: exact ? { exact: deviceId } : { ideal: deviceId } };
+}
+
+/** Is capture possible at all here (secure context, API present)? */
+export function mediaAvailable() {
+  return Boolean(navigator.mediaDevices && navigator.mediaDevices.getUserMedia);
+}
+
+/**
+ * The presenter's camera and microphone. `stream` always holds the current tracks
+ * (the preview plays it); toggles survive a change of device.
+ */
+export class LocalMedia extends EventTarget {
+  constructor() {
+    super();
+    this.stream = new MediaStream();
+    /** @type {MediaStreamTrack | null} */
+    this.audio = null;
+    /** @type {MediaStreamTrack | null} */
+    this.video = null;
+    this.micOn = true;
+    this.cameraOn = true;
+  }
+
+  /** Tracks that are still running. */
+  get live() {
+    return [this.video, this.audio].filter((t) => t && t.readyState === "live");
+  }
+
+  /**
+   * Start camera and microphone; a kind that fails is left out.
+   * @returns {Promise<{kind: "audio" | "video" | "both", error: unknown}[]>}  what failed
+   */
+  async start() {
+    if (!mediaAvailable()) {
+      const error = new DOMException("no media devices API", "SecurityError");
+      return [{ kind: "both", error }];
+    }
+    /** @type {{kind: "audio" | "video" | "both", error: unknown}[]} */
+    const failures = [];
+    const wantVideo = !this.video || this.video.readyState !== "live";
+    const wantAudio = !this.audio || this.audio.readyState !== "live";
+    if (!wantVideo && !wantAudio) return failures;
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia({
+        video: wantVideo ? constraints("video", storedDevice("video"), false) : false,
+        audio: wantAudio ? constraints("audio", storedDevice("audio"), false) : false,
+      });
+      for (const track of stream.getTracks()) this._adopt(track);
+      return failures;
+    } catch (error) {
+      const name = error instanceof Error ? error.name : "";
+      if (!PER_DEVICE_ERRORS.has(name) || !(wantVideo && wantAudio)) {
+        failures.push({ kind: wantVideo && wantAudio ? "both" : wantVideo ? "video" : "audio", error });
+        return failures;
+      }
+    }
+    // One of the two is missing or busy: try each alone.
+    for (const kind of /** @type {const} */ (["video", "audio"])) {
+      try {
+        const stream = await navigator.mediaDevices.getUserMedia({
+          [kind]: constraints(kind, storedDevice(kind), false),
+        });
+        for (const track of stream.getTracks()) this._adopt(track);
+      } catch (error) {
+        failures.push({ kind, error });
+      }
+    }
+    return failures;
+  }
+
+  /**
+   * Switch to another device of one kind; returns the new and the old track
+   * (the old one is stopped already).
+   * @param {"audio" | "video"} kind
+   * @param {string} deviceId
+   */
+  async switchDevice(kind, deviceId) {
+    const old = kind === "video" ? this.video : this.audio;
+    // Some devices cannot be opened twice: release the old one first.
+    if (old) old.stop();
+    const stream = await navigator.mediaDevices.getUserMedia({ [kind]: constraints(kind, deviceId, true) });
+    const track = stream.getTracks()[0];
+    storeDevice(kind, deviceId);
+    this._adopt(track);
+    return { track, old };
+  }
+
+  /** @param {MediaStreamTrack} track */
+  _adopt(track) {
+    const kind = /** @type {"audio" | "video"} */ (track.kind);
+    const old = kind === "video" ? this.video : this.audio;
+    if (old) {
+      this.stream.removeTrack(old);
+      if (old !== track) old.stop();
+    }
+    track.enabled = kind === "video" ? this.cameraOn : this.micOn;
+    if (kind === "video") this.video = track;
+    else this.audio = track;
+    this.stream.addTrack(track);
+    track.addEventListener("ended", () => this.dispatchEvent(new CustomEvent("ended", { detail: { kind, track } })));
+    this.dispatchEvent(new CustomEvent("change"));
+  }
+
+  /**
+   * @param {"audio" | "video"} kind
+   * @param {boolean} on
+   */
+  setEnabled(kind, on) {
+    if (kind === "video") {
+      this.cameraOn = on;
+      if (this.video) this.video.enabled = on;
+    } else {
+      this.micOn = on;
+      if (this.audio) this.audio.enabled = on;
+    }
+    this.dispatchEvent(new CustomEvent("change"));
+  }
+
+  /** The device in use for a kind, if known. @param {"audio" | "video"} kind */
+  currentDevice(kind) {
+    const track = kind === "video" ? this.video : this.audio;
+    return track?.getSettings().deviceId || storedDevice(kind);
+  }
+
+  /** Stop and forget both tracks. */
+  stop() {
+    for (const track of [this.video, this.audio]) {
+      if (track) {
+        track.stop();
+        this.stream.removeTrack(track);
+      }
+    }
+    this.video = this.audio = null;
+    this.dispatchEvent(new CustomEvent("change"));
+  }
+}
+
+/** Cameras and microphones, labelled once permission was given. */
+export async function listDevices() {
+  if (!navigator.mediaDevices?.enumerateDevices) return { video: [], audio: [] };
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  return {
+    video: devices.filter((d) => d.kind === "videoinput" && d.deviceId),
+    audio: devices.filter((d) => d.kind === "audioinput" && d.deviceId),
+  };
+}
+
+/** Ask the user for a screen (or window, or tab), with its audio when offered. */
+export async function captureScreen() {
+  if (!navigator.mediaDevices?.getDisplayMedia) {
+    throw new DOMException("screen capture is not supported", "NotSupportedError");
+  }
+  return navigator.mediaDevices.getDisplayMedia({
+    video: { frameRate: { ideal: 15, max: 30 } },
+    audio: true,
+  });
+}
