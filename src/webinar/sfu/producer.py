@@ -129,7 +129,7 @@ class Producer:
         self._tap.account(packet, arrival_time_ms, codec.clock_rate)
         payload = packet.payload
         if pt == codec.payload_type:
-            if self.ssrc is None:
+            if packet.ssrc != self.ssrc:  # first packet, or a new track on a reused m-line
                 self.ssrc = packet.ssrc
             seq = packet.sequence_number
             retransmission = False

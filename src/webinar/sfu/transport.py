@@ -164,6 +164,56 @@ class _Transport:
         self._close_listeners.clear()
 
 
+class _Line:
+    """One receiving m-line of a publish connection: its tap and negotiated codec."""
+
+    def __init__(self, receiver: Any, transport: PublishTransport, mid: str) -> None:
+        self.mid = mid
+        self.codec: ProducerCodec | None = None
+        self.ssrc: int | None = None
+        self.rtx_ssrc: int | None = None
+        self._transport = transport
+        self.tap = hooks.IngressTap(receiver, self._started)
+        original_rtcp = receiver._handle_rtcp_packet
+
+        async def handle_rtcp(packet: Any) -> None:
+            # Publisher sender reports carry the RTP/NTP mapping consumers re-use.
+            if isinstance(packet, RtcpSrPacket):
+                producer = transport.producers.get(mid)
+                if producer is not None:
+                    producer.on_sender_report(packet)
+            await original_rtcp(packet)
+
+        receiver._handle_rtcp_packet = handle_rtcp
+
+    def _started(self, parameters: Any) -> None:
+        main = next((c for c in parameters.codecs if not c.mimeType.lower().endswith("/rtx")), None)
+        if main is None:
+            return
+        rtx = next(
+            (
+                c
+                for c in parameters.codecs
+                if c.mimeType.lower().endswith("/rtx")
+                and c.parameters.get("apt") == main.payloadType
+            ),
+            None,
+        )
+        if parameters.encodings:
+            self.ssrc = parameters.encodings[0].ssrc
+            if parameters.encodings[0].rtx:
+                self.rtx_ssrc = parameters.encodings[0].rtx.ssrc
+        self.codec = ProducerCodec(
+            mime_type=main.mimeType,
+            clock_rate=main.clockRate,
+            payload_type=main.payloadType,
+            rtx_payload_type=rtx.payloadType if rtx else None,
+            channels=main.channels,
+            parameters=tuple(sorted(main.parameters.items())),
+        )
+        self._transport._line_started(self)
+
+
 class PublishTransport(_Transport):
     """Receives a peer's tracks. Offers come from the peer."""
 
@@ -175,7 +225,8 @@ class PublishTransport(_Transport):
         on_producer: Callable[[Producer], None],
     ) -> None:
         super().__init__(config, max_bundle=False)
-        self.producers: dict[str, Producer] = {}  # by mid
+        self.producers: dict[str, Producer] = {}  # live producers by mid
+        self._lines: dict[str, _Line] = {}
         self._may_add = may_add
         self._on_producer = on_producer
         self._routes_mid: dict[str, Producer] = {}
@@ -283,70 +334,43 @@ class PublishTransport(_Transport):
         return producer.on_rtp if producer is not None else None
 
     def _make_producer(self, transceiver: RTCRtpTransceiver, spec: TrackSpec) -> Producer:
-        receiver = transceiver.receiver
-        producer_box: list[Producer] = []
-
-        def started(parameters: Any) -> None:
-            producer = producer_box[0]
-            main = next(
-                (c for c in parameters.codecs if not c.mimeType.lower().endswith("/rtx")), None
-            )
-            if main is None:
-                return
-            rtx = next(
-                (
-                    c
-                    for c in parameters.codecs
-                    if c.mimeType.lower().endswith("/rtx")
-                    and c.parameters.get("apt") == main.payloadType
-                ),
-                None,
-            )
-            ssrc = parameters.encodings[0].ssrc if parameters.encodings else None
-            rtx_ssrc = None
-            if parameters.encodings and parameters.encodings[0].rtx:
-                rtx_ssrc = parameters.encodings[0].rtx.ssrc
-            producer.set_codec(
-                ProducerCodec(
-                    mime_type=main.mimeType,
-                    clock_rate=main.clockRate,
-                    payload_type=main.payloadType,
-                    rtx_payload_type=rtx.payloadType if rtx else None,
-                    channels=main.channels,
-                    parameters=tuple(sorted(main.parameters.items())),
-                ),
-                ssrc,
-                rtx_ssrc,
-            )
-            for s in (ssrc, rtx_ssrc):
-                if s is not None:
-                    self._routes_ssrc[s] = producer
-
-        tap = hooks.IngressTap(receiver, started)
+        """A producer for an m-line; an m-line may carry a new track after its last
+        producer closed, so the tap (and what it learned) belongs to the m-line."""
+        mid = spec.mid
+        line = self._lines.get(mid)
+        if line is None:
+            line = self._lines[mid] = _Line(transceiver.receiver, self, mid)
         producer = Producer(
-            kind=MediaKind(transceiver.kind), source=spec.source, mid=spec.mid, tap=tap
+            kind=MediaKind(transceiver.kind), source=spec.source, mid=mid, tap=line.tap
         )
-        producer_box.append(producer)
-        # Publisher sender reports carry the RTP↔NTP mapping consumers re-use.
-        original_rtcp = receiver._handle_rtcp_packet
-
-        async def handle_rtcp(packet: Any) -> None:
-            if isinstance(packet, RtcpSrPacket):
-                producer.on_sender_report(packet)
-            await original_rtcp(packet)
-
-        receiver._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
-        self.producers[spec.mid] = producer
-        self._routes_mid[spec.mid] = producer
+        if line.codec is not None:
+            producer.set_codec(line.codec, line.ssrc, line.rtx_ssrc)
+        self.producers[mid] = producer
+        self._routes_mid[mid] = producer
+        for ssrc in (line.ssrc, line.rtx_ssrc):
+            if ssrc is not None:
+                self._routes_ssrc[ssrc] = producer
 
         def forget(p: Producer, _reason: CloseReason) -> None:
-            self._routes_mid.pop(p.mid, None)
+            if self.producers.get(p.mid) is p:
+                del self.producers[p.mid]
+            if self._routes_mid.get(p.mid) is p:
+                del self._routes_mid[p.mid]
             for ssrc, q in list(self._routes_ssrc.items()):
                 if q is p:
                     del self._routes_ssrc[ssrc]
 
         producer.on_close(forget)
         return producer
+
+    def _line_started(self, line: _Line) -> None:
+        producer = self.producers.get(line.mid)
+        if producer is None or line.codec is None:
+            return
+        producer.set_codec(line.codec, line.ssrc, line.rtx_ssrc)
+        for ssrc in (line.ssrc, line.rtx_ssrc):
+            if ssrc is not None:
+                self._routes_ssrc[ssrc] = producer
 
     def close_producer(self, producer: Producer, reason: CloseReason) -> None:
         if self.producers.get(producer.mid) is producer:
@@ -382,7 +406,7 @@ class SubscribeTransport(_Transport):
         self._on_consumer_closed = on_consumer_closed
         self._answer_timeout = answer_timeout
         self._transceivers: dict[str, RTCRtpTransceiver] = {}  # by consumer id
-        self._pending_answer: asyncio.Future[str] | None = None
+        self._pending_answer: asyncio.Future[None] | None = None
         self._dirty = asyncio.Event()
         self._dead_mlines = 0
         self._task = asyncio.get_running_loop().create_task(self._negotiate_loop())
@@ -436,11 +460,19 @@ class SubscribeTransport(_Transport):
         return self.estimator.estimate(now)
 
     async def handle_answer(self, sdp: str) -> None:
+        """Apply the subscriber's answer; returns once it is applied, so what the peer
+        sends next (trickled candidates) finds the connection ready."""
         fut = self._pending_answer
         if fut is None or fut.done():
             raise SfuError(SfuErrorCode.NEGOTIATION, "no subscriber offer is waiting for an answer")
         parse_sdp(sdp, "answer")
-        fut.set_result(sdp)
+        self._pending_answer = None
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        except Exception as exc:
+            fut.set_exception(SfuError(SfuErrorCode.NEGOTIATION, f"answer refused: {exc}"))
+            raise SfuError(SfuErrorCode.NEGOTIATION, f"answer refused: {exc}") from exc
+        fut.set_result(None)
 
     async def _negotiate_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -457,24 +489,21 @@ class SubscribeTransport(_Transport):
                     for cid, c in self.consumers.items()
                     if self._transceivers[cid].mid is not None
                 ]
-                self._pending_answer = loop.create_future()
+                answered: asyncio.Future[None] = loop.create_future()
+                self._pending_answer = answered
                 await self._send_offer(self.pc.localDescription.sdp, included)
                 try:
-                    sdp = await asyncio.wait_for(self._pending_answer, self._answer_timeout)
+                    await asyncio.wait_for(asyncio.shield(answered), self._answer_timeout)
                 except TimeoutError:
                     logger.warning("subscriber %s did not answer in time", self.id)
                     await self.close()
                     return
-                finally:
-                    self._pending_answer = None
-                try:
-                    await self.pc.setRemoteDescription(
-                        RTCSessionDescription(sdp=sdp, type="answer")
-                    )
-                except Exception:
-                    logger.warning("subscriber %s sent a bad answer", self.id, exc_info=True)
+                except SfuError:
+                    logger.warning("subscriber %s sent a bad answer", self.id)
                     await self.close()
                     return
+                finally:
+                    self._pending_answer = None
                 for consumer in included:
                     if consumer.closed:
                         continue
