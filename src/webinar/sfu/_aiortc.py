@@ -45,6 +45,8 @@ from aiortc.rtp import (
     RtpPacket,
     pack_remb_fci,
 )
+from pylibsrtp._binding import ffi as _srtp_ffi
+from pylibsrtp._binding import lib as _srtp_lib
 
 __all__ = [
     "HookError",
@@ -135,6 +137,14 @@ def check_hooks() -> None:
     finally:
         asyncio.set_event_loop(None)
         loop.close()
+    session = pylibsrtp.Session()
+    for name in ("_srtp", "_cdata", "_buffer"):
+        if not hasattr(session, name):
+            missing.append(f"pylibsrtp.Session.{name}")
+    if str(_srtp_ffi.typeof(_srtp_protect)) != (
+        "<ctype 'srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)'>"
+    ):
+        missing.append("libsrtp srtp_protect(ctx, data, int *len) signature")
     if not hasattr(_DtlsState, "CONNECTED"):
         missing.append("aiortc.rtcdtlstransport.State.CONNECTED")
     for name in ("StunProtocol", "Candidate", "candidate_foundation", "candidate_priority"):
@@ -251,26 +261,61 @@ class _UdpSend:
 
 
 _CONNECTED = _DtlsState.CONNECTED
+_srtp_protect = _srtp_lib.srtp_protect
+_SRTP_MAX_TRAILER = 16 + 128  # pylibsrtp's SRTP_MAX_TRAILER_LEN
+
+
+class _FastProtect:
+    """SRTP protect through libsrtp directly, reusing the session's buffer.
+
+    pylibsrtp allocates an ``int *`` and checks its arguments on every call; on the
+    forwarding path that wrapper cost about as much as the encryption itself."""
+
+    __slots__ = ("_buffer", "_cdata", "_ctx", "_len", "_limit", "_session")
+
+    def __init__(self, session: Any) -> None:
+        self._session = session  # keeps the context and buffer alive
+        self._ctx = session._srtp[0]
+        self._cdata = session._cdata
+        self._buffer = session._buffer
+        self._len = _srtp_ffi.new("int *")
+        self._limit = len(session._buffer) - _SRTP_MAX_TRAILER
+
+    def __call__(self, data: bytes) -> bytes | None:
+        n = len(data)
+        if n > self._limit:
+            return None
+        self._buffer[0:n] = data
+        length = self._len
+        length[0] = n
+        if _srtp_protect(self._ctx, self._cdata, length) != 0:
+            return None  # e.g. an index libsrtp considers replayed: drop, never raise
+        return self._buffer[0 : length[0]]  # type: ignore[no-any-return]
 
 
 class PacketSink:
     """Synchronous SRTP/SRTCP send on one peer connection's DTLS transport."""
 
-    __slots__ = ("_dtls", "_udp", "bytes_sent", "packets_sent")
+    __slots__ = ("_dtls", "_protect", "_udp", "bytes_sent", "packets_sent")
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
         self._dtls = dtls
+        self._protect: _FastProtect | None = None
         self._udp = _UdpSend(dtls)
         self.packets_sent = 0
         self.bytes_sent = 0
 
     def send_rtp(self, data: bytes) -> bool:
-        srtp = self._dtls._tx_srtp
-        if srtp is None or self._dtls._state is not _CONNECTED:
+        dtls = self._dtls
+        if dtls._state is not _CONNECTED:
             return False
-        try:
-            out = srtp.protect(data)
-        except pylibsrtp.Error:  # e.g. an index SRTP considers replayed: never fatal
+        protect = self._protect
+        if protect is None or protect._session is not dtls._tx_srtp:
+            if dtls._tx_srtp is None:
+                return False
+            protect = self._protect = _FastProtect(dtls._tx_srtp)
+        out = protect(data)
+        if out is None:
             return False
         if self._udp(out):
             self.packets_sent += 1
