@@ -17,7 +17,7 @@ from typing import Protocol, cast
 
 from webinar import __version__
 from webinar.accounts import check_password_rules, hash_password
-from webinar.config import Config, ConfigError, load_config
+from webinar.config import Config, ConfigError, example_toml, load_config
 from webinar.links import event_links, host_url
 from webinar.store import Event, Store, StoreError, validate_title
 
@@ -226,6 +226,26 @@ def _cmd_user_remove(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    config = _config(args)  # raises ConfigError naming the key and the problem
+    source = f"{args.config}" if args.config else "built-in defaults"
+    print(f"Configuration OK ({source} plus WEBINAR_* environment variables).")
+    print(f"  listens on {config.http.host}:{config.http.port}, links use {config.http.base_url}")
+    print(f"  data in {config.data_dir}")
+    ice = config.ice
+    ports = (
+        f"UDP {ice.udp_port_min}-{ice.udp_port_max}" if ice.udp_port_min else "any free UDP port"
+    )
+    print(f"  media on {ports}; announced IP: {ice.announced_ip or 'none'}")
+    print(f"  ICE servers: {len(ice.servers) or 'none (no third party is contacted)'}")
+    return EXIT_OK
+
+
+def _cmd_config_example(_args: argparse.Namespace) -> int:
+    print(example_toml(), end="")
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------------------------
 # Parser
 
@@ -284,6 +304,17 @@ def build_parser() -> argparse.ArgumentParser:
     list_ = event_commands.add_parser("list", parents=[common], help="list events with their links")
     list_.add_argument("--json", action="store_true", help="print one JSON array")
     list_.set_defaults(handler=_cmd_event_list)
+
+    config = commands.add_parser("config", help="check or print the configuration")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    check = config_commands.add_parser(
+        "check", parents=[common], help="validate the configuration file and environment"
+    )
+    check.set_defaults(handler=_cmd_config_check)
+    example = config_commands.add_parser(
+        "example", help="print a commented configuration file with every key and its default"
+    )
+    example.set_defaults(handler=_cmd_config_example)
 
     user = commands.add_parser("user", help="manage organiser accounts for the dashboard")
     user_commands = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import inspect
 import ipaddress
 import json
 import math
@@ -491,3 +492,71 @@ def load_config(path: Path | None, env: Mapping[str, str]) -> Config:
             raise ConfigError(f"config file {path}: {exc}") from None
     values.update(_values_from_env(env))
     return _build(values)
+
+
+# ---------------------------------------------------------------------------------------------
+# `webinar config example`: every key with its default, commented from the ``#:`` notes above.
+
+
+def _field_notes(cls: type) -> dict[str, str]:
+    """The ``#:`` comment lines written above each field of a config dataclass."""
+    notes: dict[str, str] = {}
+    pending: list[str] = []
+    for line in inspect.getsource(cls).splitlines():
+        text = line.strip()
+        if text.startswith(("def ", "@property")):
+            break  # fields come first; what follows are methods
+        if text.startswith("#:"):
+            pending.append(text[2:].strip())
+        elif ":" in text and not text.startswith(("#", '"', "@")):
+            name = text.split(":", 1)[0].strip()
+            if name.isidentifier():
+                notes[name] = " ".join(pending)
+            pending = []
+        else:
+            pending = []
+    return notes
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | Path):
+        return json.dumps(str(value))
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return str(value)
+
+
+def example_toml() -> str:
+    """A commented configuration file with every key set to its default."""
+    lines = [
+        "# webinar.toml: every key with its default. Use with: webinar serve --config FILE",
+        "# Every key can also be set by an environment variable: WEBINAR_<SECTION>_<KEY>.",
+        "",
+    ]
+
+    def emit(cls: type, instance: object, section: str | None) -> None:
+        notes = _field_notes(cls)
+        for f in dataclasses.fields(cls):
+            if section is None and f.name in _SECTIONS:
+                continue
+            value = getattr(instance, f.name)
+            if notes.get(f.name):
+                lines.append(f"# {notes[f.name]}")
+            if value is None or value == ():
+                lines.append(f"# {f.name} = ...  (unset by default)")
+            elif isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0]):
+                lines.append(f"# {f.name}: see docs/configuration.md")
+            else:
+                lines.append(f"{f.name} = {_toml_value(value)}")
+
+    defaults = Config()
+    emit(Config, defaults, None)
+    for section, cls in _SECTIONS.items():
+        lines += ["", f"[{section}]"]
+        doc = (cls.__doc__ or "").strip()
+        if doc:
+            lines.append(f"# {doc}")
+        emit(cls, getattr(defaults, section), section)
+    return "\n".join(lines) + "\n"

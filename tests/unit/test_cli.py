@@ -201,3 +201,28 @@ def test_module_entry_point(tmp_data_dir: Path) -> None:
     created = json.loads(result.stdout)
     assert created["title"] == "Sub"
     assert re.fullmatch(EVENT_ID, created["event_id"])
+
+
+def test_config_example_loads_and_names_every_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from webinar.config import config_keys, load_config
+
+    assert cli.main(["config", "example"]) == 0
+    text = capsys.readouterr().out
+    path = tmp_path / "example.toml"
+    path.write_text(text)
+    assert load_config(path, {}) == load_config(None, {})  # the defaults, exactly
+    for dotted, _env in config_keys():
+        assert dotted.split(".")[-1] in text, dotted
+
+
+def test_config_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text("[http]\nport = 9000\n[ice]\nudp_port_min = 40000\nudp_port_max = 40100\n")
+    assert cli.main(["config", "check", "--config", str(good)]) == 0
+    assert "Configuration OK" in capsys.readouterr().out
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[ice]\nudp_port_min = 40000\n")
+    assert cli.main(["config", "check", "--config", str(bad)]) == 2
+    assert "ice.udp_port_min" in capsys.readouterr().err
