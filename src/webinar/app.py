@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from webinar.sfu import IceServer, RouterConfig, TransportConfig, check_hooks
 from webinar.signalling.session import Services
 from webinar.signalling.ws import Connection, shutdown_connections, websocket_handler
 from webinar.store import Store
+from webinar.turn import ice_servers_for
 
 logger = logging.getLogger(__name__)
 
@@ -59,18 +61,6 @@ def router_config(config: Config) -> RouterConfig:
             announced_ip=ice.announced_ip,
         ),
     )
-
-
-def browser_ice_servers(config: Config) -> list[dict[str, Any]]:
-    servers: list[dict[str, Any]] = []
-    for s in config.ice.servers:
-        entry: dict[str, Any] = {"urls": list(s.urls)}
-        if s.username is not None:
-            entry["username"] = s.username
-        if s.credential is not None:
-            entry["credential"] = s.credential
-        servers.append(entry)
-    return servers
 
 
 def create_app(config: Config, store: Store | None = None) -> web.Application:
@@ -119,7 +109,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[SERVICES] = Services(
         store=store,
         rooms=rooms,
-        ice_servers=browser_ice_servers(config),
+        ice_servers=functools.partial(ice_servers_for, config),
         heartbeat_interval=config.signalling.heartbeat_seconds,
         max_message_bytes=config.signalling.max_message_bytes,
         on_error=metrics.count_error,

@@ -137,6 +137,28 @@ class SignallingConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TurnConfig:
+    """A TURN server for browsers behind UDP-blocking firewalls (coturn's REST scheme)."""
+
+    #: TURN URLs handed to browsers, e.g. ``turns:turn.example.org:443?transport=tcp``.
+    urls: tuple[str, ...] = ()
+    #: Shared secret (coturn ``static-auth-secret``): browsers get time-limited credentials.
+    secret: str | None = None
+    #: How long handed-out TURN credentials stay valid, in seconds.
+    ttl_seconds: int = 3600
+
+    def __post_init__(self) -> None:
+        for url in self.urls:
+            if not url.startswith(("turn:", "turns:")):
+                _fail("turn.urls", f"{url!r} is not a turn: or turns: URL")
+        if self.urls and not self.secret:
+            _fail("turn.secret", "is required when turn.urls is set")
+        if self.secret is not None and len(self.secret) < 16:
+            _fail("turn.secret", "must have at least 16 characters")
+        _check_range("turn.ttl_seconds", self.ttl_seconds, 60, 7 * 86400)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AdminConfig:
     """Operator endpoints."""
 
@@ -158,6 +180,7 @@ class Config:
     ice: IceConfig = field(default_factory=IceConfig)
     rooms: RoomsConfig = field(default_factory=RoomsConfig)
     signalling: SignallingConfig = field(default_factory=SignallingConfig)
+    turn: TurnConfig = field(default_factory=TurnConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
 
     def with_overrides(
@@ -248,12 +271,13 @@ _KIND_OF_TYPE: dict[object, _Kind] = {
 }
 
 _SECTIONS: dict[
-    str, type[HttpConfig | IceConfig | RoomsConfig | SignallingConfig | AdminConfig]
+    str, type[HttpConfig | IceConfig | RoomsConfig | SignallingConfig | TurnConfig | AdminConfig]
 ] = {
     "http": HttpConfig,
     "ice": IceConfig,
     "rooms": RoomsConfig,
     "signalling": SignallingConfig,
+    "turn": TurnConfig,
     "admin": AdminConfig,
 }
 

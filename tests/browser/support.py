@@ -100,6 +100,34 @@ async () => {
 """
 
 
+# The same, per sending participant: {participant_id: {"audio": {...}, "video": {...}}}.
+# A stats entry belongs to the remote stream whose track it carries (trackIdentifier).
+INBOUND_BY_PARTICIPANT_JS = """
+async () => {
+  const conn = window.__webinar && window.__webinar.connection;
+  const pc = conn && conn.subscribeConnection;
+  const out = {};
+  if (!pc) return out;
+  const byTrack = new Map();
+  for (const remote of conn.remoteStreams.values()) byTrack.set(remote.track.id, remote.info);
+  const report = await pc.getStats();
+  report.forEach((r) => {
+    if (r.type !== "inbound-rtp") return;
+    const info = byTrack.get(r.trackIdentifier);
+    if (!info) return;
+    const mine = out[info.participant_id] || (out[info.participant_id] = {
+      video: {framesDecoded: 0, packetsReceived: 0, bytesReceived: 0},
+      audio: {packetsReceived: 0, bytesReceived: 0},
+    });
+    const sums = mine[r.kind];
+    if (!sums) return;
+    for (const key of Object.keys(sums)) sums[key] += r[key] || 0;
+  });
+  return out;
+}
+"""
+
+
 async def wait_until(
     probe: Callable[[], Awaitable[T]],
     accept: Callable[[T], bool],
@@ -125,19 +153,59 @@ async def inbound_stats(page: Page) -> dict[str, Any]:
     return result
 
 
+async def inbound_from(page: Page, participant_id: str) -> dict[str, Any]:
+    """What ``page`` receives from one participant (zeros when nothing)."""
+    every: dict[str, Any] = await page.evaluate(INBOUND_BY_PARTICIPANT_JS)
+    return every.get(
+        participant_id,
+        {
+            "video": {"framesDecoded": 0, "packetsReceived": 0, "bytesReceived": 0},
+            "audio": {"packetsReceived": 0, "bytesReceived": 0},
+        },
+    )
+
+
+async def growth(
+    probe: Callable[[], Awaitable[dict[str, Any]]], kind: str, key: str, seconds: float
+) -> int:
+    """How much ``probe()[kind][key]`` grows in ``seconds``."""
+    before = await probe()
+    await asyncio.sleep(seconds)
+    after = await probe()
+    return int(after[kind][key] - before[kind][key])
+
+
+async def participant_id(page: Page) -> str:
+    pid: str = await page.evaluate("() => window.__webinar.connection.participantId")
+    return pid
+
+
 async def join_attendee(page: Page, server: RunningServer, event: Event, name: str) -> None:
     await page.goto(f"{server.base_url}/e/{event.event_id}")
-    await page.get_by_test_id("lobby-name-input").fill(name)
-    await page.get_by_test_id("lobby-join-button").click()
+    await page.get_by_test_id("prejoin-name-input").fill(name)
+    await page.get_by_test_id("enter-room-button").click()
     await expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "ok")
 
 
 async def join_presenter(
-    page: Page, server: RunningServer, event: Event, name: str, *, preview: bool = True
+    page: Page,
+    server: RunningServer,
+    event: Event,
+    name: str,
+    *,
+    preview: bool = True,
+    key: str | None = None,
 ) -> None:
-    await page.goto(f"{server.base_url}/e/{event.event_id}/present?key={event.presenter_key}")
-    await page.get_by_test_id("lobby-name-input").fill(name)
-    await page.get_by_test_id("lobby-join-button").click()
+    """Open the presenter link (or the host link with ``key=event.host_key``), pass the
+    device check and enter the studio."""
+    await page.goto(
+        f"{server.base_url}/e/{event.event_id}/present?key={key or event.presenter_key}"
+    )
+    if preview:  # the device check shows the camera before entering
+        await expect(page.get_by_test_id("device-preview")).to_be_visible()
+        await wait_for_playing_video(page, "[data-testid=device-preview]")
+    await page.get_by_test_id("prejoin-name-input").fill(name)
+    await page.get_by_test_id("enter-room-button").click()
     await expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "ok")
     await expect(page.get_by_test_id("self-view")).to_be_visible()
     if preview:  # the camera is on: the self view shows it, not the placeholder
@@ -194,3 +262,9 @@ def mean_luma(png: Path) -> float:
             start = row * stride
             total += sum(data[start : start + width])
         return total / (width * height)
+
+
+async def mic_level(page: Page) -> float:
+    """The microphone level meter's value (0..1) on a page with a device check."""
+    level: float = await page.evaluate("() => window.__webinar.room.meter.level")
+    return level

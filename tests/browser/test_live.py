@@ -78,7 +78,7 @@ async def test_presenter_live_to_two_attendees(server: RunningServer, open_page:
     after = await inbound_stats(late)
     assert after["video"]["framesDecoded"] - before["video"]["framesDecoded"] <= 2
 
-    # Live again: new m-lines next to the stopped ones; both attendees see Alice again.
+    # Live again (on the same m-lines); both attendees see Alice again.
     await go_live(presenter)
     for attendee in (early, late):
         await expect(attendee.get_by_test_id("video-tile")).to_have_count(1)
@@ -89,3 +89,36 @@ async def test_presenter_live_to_two_attendees(server: RunningServer, open_page:
         " await room.switchDevice('video', room.local.currentDevice('video')); }"
     )
     await wait_for_media(late)
+
+
+async def test_going_live_again_reuses_the_m_lines(
+    server: RunningServer, open_page: OpenPage
+) -> None:
+    """Stop closes the producers; the next Go live sends new tracks on the same two
+    m-lines (replaceTrack + sendonly) instead of adding two more every time."""
+    event = await server.create_event("On and off")
+    presenter = await open_page("presenter")
+    attendee = await open_page("attendee")
+    await join_presenter(presenter, server, event, "Alice")
+    await join_attendee(attendee, server, event, "Viewer")
+    transceivers = (
+        "() => window.__webinar.connection.publishConnection.getTransceivers()"
+        ".map((t) => [t.mid, t.receiver.track.kind, t.direction])"
+    )
+    seen: list[list[list[str]]] = []
+    producer_ids: set[str] = set()
+    for _round in range(3):
+        await go_live(presenter)
+        await expect(attendee.get_by_test_id("video-tile")).to_have_count(1)
+        await wait_for_media(attendee)
+        seen.append(await presenter.evaluate(transceivers))
+        producer_ids |= set(
+            await presenter.evaluate("() => [...window.__webinar.connection.producers.keys()]")
+        )
+        await presenter.get_by_test_id("stop-live").click()
+        await expect(presenter.get_by_test_id("go-live")).to_be_visible()
+        await expect(attendee.get_by_test_id("video-tile")).to_have_count(0)
+    assert seen == [[["0", "video", "sendonly"], ["1", "audio", "sendonly"]]] * 3, seen
+    assert len(producer_ids) == 6  # a new producer each time, on the same m-lines
+    stopped = await presenter.evaluate(transceivers)
+    assert [t[2] for t in stopped] == ["inactive", "inactive"]

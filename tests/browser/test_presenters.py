@@ -18,7 +18,8 @@ from tests.browser.support import (
     inbound_stats,
     join_attendee,
     join_presenter,
-    wait_for_media,
+    mic_level,
+    wait_for_playing_video,
     wait_until,
 )
 from tests.helpers import RunningServer
@@ -141,7 +142,8 @@ async def test_toggles_and_attendee_leave(server: RunningServer, open_page: Open
 async def test_denied_camera_is_said_plainly(
     server: RunningServer, page_errors: PageErrors
 ) -> None:
-    """Without the fake permission UI, headless Chromium denies camera and microphone."""
+    """Without the fake permission UI, headless Chromium denies camera and microphone:
+    the device check says so, entering still works, Go live says it again."""
     event = await server.create_event("Denied")
     args = [a for a in CHROMIUM_ARGS if a != "--use-fake-ui-for-media-stream"]
     async with async_playwright() as p:
@@ -149,41 +151,103 @@ async def test_denied_camera_is_said_plainly(
         try:
             page = await (await browser.new_context(viewport=DESKTOP)).new_page()
             page_errors.watch(page, "denied")
+            await page.goto(
+                f"{server.base_url}/e/{event.event_id}/present?key={event.presenter_key}"
+            )
+            check = page.get_by_test_id("device-error")
+            await expect(check).to_contain_text("Permission to use your camera and microphone")
+            await expect(check).to_contain_text("You can still enter without them")
+            await check.get_by_test_id("device-retry").click()
+            await expect(check).to_contain_text("was denied")
             await join_presenter(page, server, event, "Alice", preview=False)
-            error = page.get_by_test_id("error")
-            await expect(error).to_contain_text("Permission to use your camera and microphone")
             await expect(page.get_by_test_id("self-view")).to_have_class(re.compile("tile-off"))
             # Go live asks again, and says it again; nothing is published.
-            await error.get_by_role("button", name="Dismiss").click()
-            await expect(error).to_be_hidden()
+            error = page.get_by_test_id("error")
             await page.get_by_test_id("go-live").click()
             await expect(error).to_contain_text("was denied")
             await expect(page.get_by_test_id("go-live")).to_be_visible()
             assert await page.evaluate("() => window.__webinar.connection.producers.size") == 0
+            await error.get_by_role("button", name="Dismiss").click()
+            await expect(error).to_be_hidden()
         finally:
             await browser.close()
     assert page_errors.unexpected() == []
 
 
-async def test_host_going_live_starts_a_scheduled_event(
+async def test_device_check_level_meter_and_joining_with_camera_off(
     server: RunningServer, open_page: OpenPage
 ) -> None:
-    """Before a presenter starts a scheduled event its room is a lobby: no media for
-    attendees. The host link gives the presenter UI; Go live starts the event."""
-    starts = datetime.now(UTC) + timedelta(minutes=3)
-    event = await server.store.create_event("Scheduled", starts)
+    event = await server.create_event("Prepared")
+    presenter = await open_page("presenter")
     attendee = await open_page("attendee")
-    host = await open_page("host")
-    await join_attendee(attendee, server, event, "Early")
-    await expect(attendee.get_by_test_id("room-status")).to_contain_text("not started yet")
+    await presenter.goto(f"{server.base_url}/e/{event.event_id}/present?key={event.presenter_key}")
+    await expect(presenter.get_by_test_id("device-check")).to_be_visible()
+    await wait_for_playing_video(presenter, "[data-testid=device-preview]")
+    # The fake microphone beeps: the level meter moves.
+    await wait_until(lambda: mic_level(presenter), lambda v: v > 0.05, within=5, what="mic level")
+    await expect(presenter.get_by_test_id("mic-level")).not_to_have_attribute("aria-valuenow", "0")
+    await expect(presenter.get_by_test_id("camera-select")).to_contain_text("fake_device_0")
+    await expect(presenter.get_by_test_id("mic-select")).not_to_be_disabled()
+    # Enter with the camera off: the preview shows the avatar; so will everyone else.
+    camera = presenter.get_by_test_id("precheck-camera-toggle")
+    await camera.click()
+    await expect(camera).to_have_attribute("aria-pressed", "false")
+    await expect(presenter.locator("#preview-box")).to_have_class(re.compile("tile-off"))
+    await presenter.get_by_test_id("prejoin-name-input").fill("Alice")
+    await presenter.get_by_test_id("enter-room-button").click()
+    await expect(presenter.get_by_test_id("self-view")).to_have_class(re.compile("tile-off"))
+    await expect(presenter.get_by_test_id("camera-toggle")).to_have_attribute(
+        "aria-pressed", "false"
+    )
+    await expect(presenter.get_by_test_id("mic-toggle")).to_have_attribute("aria-pressed", "true")
+    # The device choice moved into the Devices menu.
+    await presenter.get_by_test_id("device-settings").click()
+    await expect(presenter.get_by_test_id("camera-select")).to_be_visible()
+    await presenter.get_by_test_id("device-settings").click()
 
-    await host.goto(f"{server.base_url}/e/{event.event_id}/present?key={event.host_key}")
-    await expect(host.get_by_text("Host", exact=True)).to_be_visible()
-    await host.get_by_test_id("lobby-name-input").fill("Hank Host")
-    await host.get_by_test_id("lobby-join-button").click()
-    await expect(host.get_by_test_id("self-view")).to_be_visible()
+    await go_live(presenter)
+    await join_attendee(attendee, server, event, "Viewer")
+    tile = attendee.get_by_test_id("video-tile")
+    await expect(tile).to_have_attribute("data-paused", "true")  # an avatar, not a frozen frame
+    await expect(tile).to_have_class(re.compile("tile-off"))
+    await wait_until(
+        lambda: inbound_stats(attendee),
+        lambda s: s["audio"]["packetsReceived"] > 20,
+        within=10,
+        what="the presenter's audio",
+    )
+    # Camera on: everyone sees the picture.
+    await presenter.get_by_test_id("camera-toggle").click()
+    await expect(tile).to_have_attribute("data-paused", "false")
+    await wait_until(
+        lambda: inbound_stats(attendee),
+        lambda s: s["video"]["framesDecoded"] > 10,
+        within=10,
+        what="the camera's frames",
+    )
+
+
+async def test_join_errors_say_what_is_wrong(server: RunningServer, open_page: OpenPage) -> None:
+    """Too early: the start time in the user's own format; presenters may enter early."""
+    starts = datetime.now(UTC) + timedelta(days=1)
+    event = await server.store.create_event("Tomorrow", starts)
+    early = await open_page("early")
+    await early.goto(f"{server.base_url}/e/{event.event_id}")
+    await early.get_by_test_id("prejoin-name-input").fill("Eager")
+    await early.get_by_test_id("enter-room-button").click()
+    when = await early.evaluate(
+        "(iso) => new Intl.DateTimeFormat(undefined, {dateStyle: 'medium', timeStyle: 'short'})"
+        ".format(new Date(iso))",
+        starts.isoformat(),
+    )
+    error = early.get_by_test_id("prejoin-error")
+    await expect(error).to_contain_text("has not opened yet")
+    await expect(error).to_contain_text(when)
+    await expect(early.get_by_test_id("prejoin-name-input")).to_be_visible()
+
+    host = await open_page("host")
+    await join_presenter(host, server, event, "Hana Host", key=event.host_key, preview=False)
     assert await host.evaluate("() => window.__webinar.connection.joined.role") == "host"
-    await go_live(host)
-    await expect(attendee.get_by_test_id("video-tile")).to_have_count(1)
-    await expect(attendee.get_by_test_id("video-tile")).to_contain_text("Hank Host")
-    await wait_for_media(attendee)
+    await expect(host.get_by_test_id("role-badge")).to_have_text("Host")
+    await expect(host.get_by_test_id("stage-banner")).to_contain_text("has not started")
+    await expect(host.get_by_test_id("start-event")).to_be_visible()

@@ -180,6 +180,8 @@ async def test_end_for_all(server: RunningServer, people: list[Person]) -> None:
         ended = await person.wait("room-ended")
         assert ended["thank_you_url"] == "https://example.org/ty"
         assert (await person.wait("bye"))["reason"] == "ended"
+    await asyncio.sleep(0.3)  # the emptied room is released
+    await refused("ended", enter(server, people, event, "Latecomer"))
 
 
 async def test_lobby_and_join_window(server: RunningServer, people: list[Person]) -> None:

@@ -286,6 +286,9 @@ def test_every_key_has_an_env_var() -> None:
         ("rooms.max_participants", "WEBINAR_ROOMS_MAX_PARTICIPANTS"),
         ("signalling.max_message_bytes", "WEBINAR_SIGNALLING_MAX_MESSAGE_BYTES"),
         ("signalling.heartbeat_seconds", "WEBINAR_SIGNALLING_HEARTBEAT_SECONDS"),
+        ("turn.urls", "WEBINAR_TURN_URLS"),
+        ("turn.secret", "WEBINAR_TURN_SECRET"),
+        ("turn.ttl_seconds", "WEBINAR_TURN_TTL_SECONDS"),
         ("admin.token", "WEBINAR_ADMIN_TOKEN"),
     ]
 

@@ -20,11 +20,13 @@ from typing import Any, Literal
 import aiohttp
 from aiortc import (
     RTCConfiguration,
+    RTCIceServer,
     RTCPeerConnection,
     RTCRtpReceiver,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from aiortc.rtp import RtpPacket
 
 from webinar.sfu import _aiortc as hooks
@@ -140,6 +142,7 @@ class WebinarClient:
         mode: Literal["decode", "count"] = "decode",
         host_addresses: list[str] | None = None,
         rtp_filter: Callable[[RtpPacket], bool] | None = None,
+        relay_only: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.mode = mode
@@ -148,6 +151,7 @@ class WebinarClient:
         self.joined: dict[str, Any] = {}
         self._host_addresses = host_addresses or []
         self._rtp_filter = rtp_filter
+        self._relay_only = relay_only
         self._http: aiohttp.ClientSession | None = None
         self.signalling: SignallingClient | None = None
         self.publish_pc: RTCPeerConnection | None = None
@@ -183,7 +187,13 @@ class WebinarClient:
             self._offers.put_nowait(message)
 
     def _new_pc(self) -> RTCPeerConnection:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        """A peer connection using the ICE servers the server handed out in ``joined``."""
+        servers = [
+            RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+            for s in self.joined.get("ice_servers", [])
+        ]
+        policy = RTCIceTransportPolicy.RELAY if self._relay_only else RTCIceTransportPolicy.ALL
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=servers, iceTransportPolicy=policy))
         if self._host_addresses:
             hooks.configure_gathering(
                 pc,

@@ -8,7 +8,7 @@ import dataclasses
 from webinar.sfu import Router, RouterConfig
 
 from .live import LiveRoom
-from .state import RESUME_GRACE, RoomState
+from .state import RESUME_GRACE, Phase, RoomError, RoomErrorCode, RoomState
 
 
 class RoomManager:
@@ -25,6 +25,7 @@ class RoomManager:
         self._answer_timeout = answer_timeout
         self._resume_grace = resume_grace
         self._rooms: dict[str, LiveRoom] = {}
+        self._ended: set[str] = set()  # ended for all: no new room for these events
         self.closed = False
 
     @property
@@ -40,6 +41,10 @@ class RoomManager:
         max_cameras: int | None = None,
     ) -> LiveRoom:
         room = self._rooms.get(room_id)
+        if room is not None and room.state.phase is Phase.ENDED:
+            self._ended.add(room_id)
+        if room_id in self._ended:
+            raise RoomError(RoomErrorCode.ENDED, "this event has ended")
         if room is None or room.closed:
             config = self._router_config
             if max_cameras is not None:
@@ -67,6 +72,8 @@ class RoomManager:
         return list(self._rooms.values())
 
     async def _release(self, room: LiveRoom) -> None:
+        if room.state.phase is Phase.ENDED:
+            self._ended.add(room.room_id)
         if self._rooms.get(room.room_id) is room and room.is_empty:
             del self._rooms[room.room_id]
             await room.close()

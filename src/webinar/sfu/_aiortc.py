@@ -127,7 +127,19 @@ def check_hooks() -> None:
             if conn is None:
                 missing.append("RTCIceGatherer._connection")
             else:
-                for name in ("_nominated", "_protocols", "_local_candidates", "gather_candidates"):
+                for name in (
+                    "_nominated",
+                    "_protocols",
+                    "_local_candidates",
+                    "_local_candidates_start",
+                    "_local_candidates_end",
+                    "_transport_policy",
+                    "_components",
+                    "stun_server",
+                    "turn_server",
+                    "gather_candidates",
+                    "get_component_candidates",
+                ):
                     if not hasattr(conn, name):
                         missing.append(f"aioice.Connection.{name}")
             loop.run_until_complete(pc.close())
@@ -147,7 +159,15 @@ def check_hooks() -> None:
         missing.append("libsrtp srtp_protect(ctx, data, int *len) signature")
     if not hasattr(_DtlsState, "CONNECTED"):
         missing.append("aiortc.rtcdtlstransport.State.CONNECTED")
-    for name in ("StunProtocol", "Candidate", "candidate_foundation", "candidate_priority"):
+    for name in (
+        "StunProtocol",
+        "Candidate",
+        "candidate_foundation",
+        "candidate_priority",
+        "server_reflexive_candidate",
+        "get_host_addresses",
+        "TransportPolicy",
+    ):
         if not hasattr(aioice.ice, name):
             missing.append(f"aioice.ice.{name}")
     if not hasattr(aioice.ice.CandidatePair, "remote_addr"):
@@ -573,10 +593,15 @@ def _patch_gather(
         if conn._local_candidates_start:
             return
         conn._local_candidates_start = True
-        addresses = host_addresses or ice.get_host_addresses(
-            use_ipv4=conn._use_ipv4, use_ipv6=conn._use_ipv6
+        relay_only = conn._transport_policy == ice.TransportPolicy.RELAY
+        addresses = (
+            []
+            if relay_only
+            else host_addresses
+            or ice.get_host_addresses(use_ipv4=conn._use_ipv4, use_ipv6=conn._use_ipv6)
         )
         for component in conn._components:
+            hosts = []
             for address in addresses:
                 try:
                     protocol = await bind(address)
@@ -592,6 +617,7 @@ def _patch_gather(
                     port=port,
                     type="host",
                 )
+                hosts.append(protocol)
                 conn._protocols.append(protocol)
                 conn._local_candidates.append(protocol.local_candidate)
                 if announced_ip:
@@ -608,6 +634,18 @@ def _patch_gather(
                             related_port=port,
                         )
                     )
+            # STUN (server-reflexive) on our sockets, TURN (relayed) through aioice.
+            tasks = []
+            if conn.stun_server and not announced_ip:
+                tasks += [ice.server_reflexive_candidate(p, conn.stun_server) for p in hosts]
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for result in results:
+                if isinstance(result, tuple):
+                    conn._local_candidates.append(result[0])
+            if conn.turn_server:
+                conn._local_candidates += await conn.get_component_candidates(
+                    component=component, addresses=[]
+                )
         conn._local_candidates_end = True
 
     conn.gather_candidates = gather_candidates

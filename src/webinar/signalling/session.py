@@ -61,7 +61,7 @@ _ROOM_ERRORS = {
 class Services:
     store: Store
     rooms: RoomManager
-    ice_servers: list[dict[str, Any]]
+    ice_servers: Callable[[str], list[dict[str, Any]]]  # per participant (TURN credentials)
     heartbeat_interval: float
     max_message_bytes: int
     on_error: Callable[[str], None] = lambda _code: None
@@ -173,7 +173,7 @@ class Session:
                 title=event.title,
                 starts_at=event.starts_at.isoformat() if event.starts_at else None,
             ),
-            ice_servers=self._services.ice_servers,
+            ice_servers=self._services.ice_servers(participant.participant_id),
             max_cameras=room.router.config.max_cameras,
             participants=[_participant(p) for p in room.participants()],
             streams=[_stream(st, room.name_of(st.participant_id)) for st in room.streams()],

@@ -1,13 +1,15 @@
-// The video grid: one tile per remote video stream (plus the presenter's own
-// preview), sized so every tile fits the stage at 16:9 without reflowing when
-// video metadata arrives. Remote audio plays through the tile of the same
-// participant (one MediaStream carries both), or an <audio> element when that
-// participant sends no video.
+// The video grid: one tile per remote video stream (plus one's own preview), sized so
+// every tile fits the stage at 16:9 without reflowing when video metadata arrives.
+// With a screen share the grid switches to a spotlight layout: the screen large, the
+// cameras in a strip beside it (landscape) or below it (portrait). Remote audio plays
+// through the tile of the same participant (one MediaStream carries both), or an
+// <audio> element when that participant sends no video.
 
-import { el } from "./ui.js";
+import { el, icon, initials } from "./ui.js";
 
 const GAP_PX = 12;
 const ASPECT = 16 / 9;
+const MIN_TILE_PX = 120;
 
 /** @typedef {import("./protocol.js").RemoteStream} RemoteStream */
 
@@ -16,6 +18,8 @@ const ASPECT = 16 / 9;
  * @property {HTMLElement} root
  * @property {HTMLVideoElement} video
  * @property {string | null} producerId
+ * @property {string | null} participantId
+ * @property {string} source
  * @property {string | null} group
  */
 
@@ -35,6 +39,10 @@ export class VideoGrid {
     this.groups = new Map();
     /** @type {Map<string, string>} group of each producer */
     this.groupOf = new Map();
+    /** Participants whose microphone is off (muted or paused). @type {Set<string>} */
+    this.micOff = new Set();
+    /** @type {string | null} */
+    this.activeSpeaker = null;
     this.soundBlocked = false;
     this._reconcileQueued = false;
     this.audioHost = el("div", { class: "audio-sinks", hidden: true });
@@ -75,11 +83,13 @@ export class VideoGrid {
         stream: primary ? stream : new MediaStream([track]),
         muted: !primary,
         producerId: info.producer_id,
+        participantId: info.participant_id,
         source: info.source,
       });
       tile.group = key;
       this.tiles.set(info.producer_id, tile);
       this.container.append(tile.root);
+      this.setPaused(info.producer_id, Boolean(info.paused));
       this.layout();
     } else {
       group.audios.add(info.producer_id);
@@ -117,11 +127,54 @@ export class VideoGrid {
   }
 
   /**
-   * Show (or hide, with `stream` null) the presenter's own preview as the first tile.
-   * @param {MediaStream | null} stream
-   * @param {{label: string, name?: string, cameraOff: boolean}} options
+   * A paused video shows the sender's avatar instead of a frozen picture.
+   * @param {string} producerId
+   * @param {boolean} paused
    */
-  setSelf(stream, { label, name: person = label, cameraOff }) {
+  setPaused(producerId, paused) {
+    const tile = this.tiles.get(producerId);
+    if (!tile) return;
+    tile.root.classList.toggle("tile-off", paused);
+    tile.root.dataset.paused = String(paused);
+  }
+
+  /**
+   * Show a crossed-out microphone on a participant's camera tiles.
+   * @param {string} participantId
+   * @param {boolean} off
+   */
+  setMicOff(participantId, off) {
+    if (off) this.micOff.add(participantId);
+    else this.micOff.delete(participantId);
+    for (const tile of this.tiles.values()) {
+      if (tile.participantId === participantId) this._renderMic(tile);
+    }
+  }
+
+  /** @param {Tile} tile */
+  _renderMic(tile) {
+    const mic = /** @type {HTMLElement | null} */ (tile.root.querySelector(".tile-mic"));
+    if (mic) mic.hidden = tile.source === "screen" || !tile.participantId || !this.micOff.has(tile.participantId);
+  }
+
+  /**
+   * Highlight the tiles of whoever speaks (null: nobody).
+   * @param {string | null} participantId
+   */
+  setActiveSpeaker(participantId) {
+    this.activeSpeaker = participantId;
+    for (const tile of this.tiles.values()) {
+      const on = participantId !== null && tile.participantId === participantId && tile.source !== "screen";
+      tile.root.dataset.activeSpeaker = String(on);
+    }
+  }
+
+  /**
+   * Show (or hide, with `stream` null) one's own preview as the first tile.
+   * @param {MediaStream | null} stream
+   * @param {{label: string, name?: string, cameraOff: boolean, participantId?: string | null}} options
+   */
+  setSelf(stream, { label, name: person = label, cameraOff, participantId = null }) {
     let tile = this.tiles.get("self");
     if (!stream) {
       if (tile) {
@@ -142,6 +195,7 @@ export class VideoGrid {
         stream,
         muted: true,
         producerId: null,
+        participantId,
         source: "camera",
       });
       tile.root.classList.add("tile-self");
@@ -151,9 +205,18 @@ export class VideoGrid {
     } else if (tile.video.srcObject !== stream) {
       tile.video.srcObject = stream;
     }
+    if (participantId && tile.participantId !== participantId) {
+      tile.participantId = participantId;
+      tile.root.dataset.participantId = participantId;
+    }
     const name = tile.root.querySelector(".tile-name");
     if (name) name.textContent = label;
+    const avatar = tile.root.querySelector(".avatar");
+    if (avatar) avatar.textContent = initials(person);
+    tile.root.setAttribute("aria-label", label);
     tile.root.classList.toggle("tile-off", cameraOff);
+    this._renderMic(tile);
+    this.setActiveSpeaker(this.activeSpeaker);
     this.hooks.onChange?.();
   }
 
@@ -172,7 +235,7 @@ export class VideoGrid {
   }
 
   /**
-   * @param {{testid: string, name: string, initials?: string, detail: string, stream: MediaStream, muted: boolean, producerId: string | null, source: string}} spec
+   * @param {{testid: string, name: string, initials?: string, detail: string, stream: MediaStream, muted: boolean, producerId: string | null, participantId: string | null, source: string}} spec
    * @returns {Tile}
    */
   _makeTile(spec) {
@@ -183,13 +246,17 @@ export class VideoGrid {
     video.dataset.wantsSound = spec.muted ? "0" : "1";
     video.srcObject = spec.stream;
     this._play(video);
+    const mic = el("span", { class: "tile-mic", title: "Microphone off", hidden: true }, [icon("mic-off")]);
     const root = el(
       "figure",
       {
         class: `tile tile-${spec.source}`,
         "data-testid": spec.testid,
         "data-producer-id": spec.producerId,
+        "data-participant-id": spec.participantId,
         "data-source": spec.source,
+        "data-active-speaker": "false",
+        "data-paused": "false",
       },
       [
         video,
@@ -197,13 +264,27 @@ export class VideoGrid {
           el("span", { class: "avatar", text: spec.initials ?? initials(spec.name) }),
         ]),
         el("figcaption", { class: "tile-label" }, [
+          mic,
           el("span", { class: "tile-name", text: spec.name }),
           spec.detail ? el("span", { class: "tile-detail", text: spec.detail }) : null,
         ]),
       ],
     );
     root.setAttribute("aria-label", spec.detail ? `${spec.name}: ${spec.detail}` : spec.name);
-    return { root, video, producerId: spec.producerId, group: null };
+    /** @type {Tile} */
+    const tile = {
+      root,
+      video,
+      producerId: spec.producerId,
+      participantId: spec.participantId,
+      source: spec.source,
+      group: null,
+    };
+    this._renderMic(tile);
+    if (spec.participantId && spec.participantId === this.activeSpeaker && spec.source !== "screen") {
+      root.dataset.activeSpeaker = "true";
+    }
+    return tile;
   }
 
   /** @param {HTMLMediaElement} element */
@@ -269,14 +350,29 @@ export class VideoGrid {
     }
   }
 
-  /** Size the tiles so that all of them fit the container at 16:9, as large as possible. */
+  /**
+   * Size the tiles: all of them as large as fits at 16:9, or, with a screen share,
+   * the screen large and the others in a strip.
+   */
   layout() {
-    const n = this.tiles.size;
-    this.container.dataset.count = String(n);
+    const tiles = [...this.tiles.values()];
+    const n = tiles.length;
+    const box = this.container;
+    box.dataset.count = String(n);
+    const spot = n > 1 ? tiles.find((t) => t.source === "screen" && t.producerId !== null) : undefined;
+    for (const tile of tiles) {
+      if (tile !== spot) delete tile.root.dataset.spotlight;
+    }
+    box.dataset.layout = spot ? "spotlight" : "grid";
     if (n === 0) return;
-    const width = this.container.clientWidth;
-    const height = this.container.clientHeight;
+    const width = box.clientWidth;
+    const height = box.clientHeight;
     if (width <= 0 || height <= 0) return;
+    if (spot) {
+      spot.root.dataset.spotlight = "true";
+      this._layoutSpotlight(width, height, n - 1);
+      return;
+    }
     let best = 0;
     let bestCols = 1;
     for (let cols = 1; cols <= n; cols += 1) {
@@ -290,14 +386,38 @@ export class VideoGrid {
         bestCols = cols;
       }
     }
-    this.container.style.setProperty("--tile-w", `${Math.max(120, Math.floor(best))}px`);
-    this.container.dataset.cols = String(bestCols);
+    box.style.setProperty("--tile-w", `${Math.max(MIN_TILE_PX, Math.floor(best))}px`);
+    box.dataset.cols = String(bestCols);
   }
-}
 
-/** @param {string} name */
-function initials(name) {
-  const parts = name.trim().split(/\s+/).filter(Boolean);
-  const letters = parts.length > 1 ? parts[0][0] + parts[parts.length - 1][0] : (parts[0] ?? "?").slice(0, 2);
-  return letters.toUpperCase();
+  /**
+   * @param {number} width
+   * @param {number} height
+   * @param {number} others  tiles in the strip
+   */
+  _layoutSpotlight(width, height, others) {
+    const box = this.container;
+    const landscape = width >= height;
+    let strip;
+    let spotW;
+    let spotH;
+    if (landscape) {
+      // a column at the right: as wide as a fifth of the stage, narrower when many
+      strip = Math.min(Math.max(160, width * 0.2), 300);
+      const fit = ((height - (others - 1) * GAP_PX) / others) * ASPECT;
+      strip = Math.max(MIN_TILE_PX, Math.min(strip, fit));
+      spotW = width - strip - GAP_PX;
+      spotH = height;
+    } else {
+      // a row below
+      const fit = (width - (others - 1) * GAP_PX) / others;
+      strip = Math.max(MIN_TILE_PX, Math.min(fit, width * 0.45));
+      spotW = width;
+      spotH = height - strip / ASPECT - GAP_PX;
+    }
+    box.dataset.orient = landscape ? "landscape" : "portrait";
+    box.style.setProperty("--tile-w", `${Math.floor(strip)}px`);
+    box.style.setProperty("--spot-w", `${Math.floor(spotW)}px`);
+    box.style.setProperty("--spot-h", `${Math.max(80, Math.floor(spotH))}px`);
+  }
 }

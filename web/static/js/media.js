@@ -1,4 +1,5 @@
-// Local media for presenters: camera and microphone with device choice, screen capture.
+// Local media: camera and microphone with device choice, a microphone level meter,
+// screen capture.
 
 const DEVICE_KEY = { audio: "webinar.micDevice", video: "webinar.cameraDevice" };
 
@@ -97,18 +98,19 @@ export class LocalMedia extends EventTarget {
   }
 
   /**
-   * Start camera and microphone; a kind that fails is left out.
+   * Start camera and microphone (or only the kinds asked for); a kind that fails is left out.
+   * @param {{video?: boolean, audio?: boolean}} [kinds]
    * @returns {Promise<{kind: "audio" | "video" | "both", error: unknown}[]>}  what failed
    */
-  async start() {
+  async start({ video = true, audio = true } = {}) {
     if (!mediaAvailable()) {
       const error = new DOMException("no media devices API", "SecurityError");
-      return [{ kind: "both", error }];
+      return [{ kind: video && audio ? "both" : video ? "video" : "audio", error }];
     }
     /** @type {{kind: "audio" | "video" | "both", error: unknown}[]} */
     const failures = [];
-    const wantVideo = !this.video || this.video.readyState !== "live";
-    const wantAudio = !this.audio || this.audio.readyState !== "live";
+    const wantVideo = video && (!this.video || this.video.readyState !== "live");
+    const wantAudio = audio && (!this.audio || this.audio.readyState !== "live");
     if (!wantVideo && !wantAudio) return failures;
     try {
       const stream = await navigator.mediaDevices.getUserMedia({
@@ -126,6 +128,7 @@ export class LocalMedia extends EventTarget {
     }
     // One of the two is missing or busy: try each alone.
     for (const kind of /** @type {const} */ (["video", "audio"])) {
+      if (kind === "video" ? !wantVideo : !wantAudio) continue;
       try {
         const stream = await navigator.mediaDevices.getUserMedia({
           [kind]: constraints(kind, storedDevice(kind), false),
@@ -192,6 +195,23 @@ export class LocalMedia extends EventTarget {
     return track?.getSettings().deviceId || storedDevice(kind);
   }
 
+  /** Is a track of this kind running? @param {"audio" | "video"} kind */
+  has(kind) {
+    const track = kind === "video" ? this.video : this.audio;
+    return Boolean(track && track.readyState === "live");
+  }
+
+  /** Stop and forget the track of one kind. @param {"audio" | "video"} kind */
+  stopKind(kind) {
+    const track = kind === "video" ? this.video : this.audio;
+    if (!track) return;
+    track.stop();
+    this.stream.removeTrack(track);
+    if (kind === "video") this.video = null;
+    else this.audio = null;
+    this.dispatchEvent(new CustomEvent("change"));
+  }
+
   /** Stop and forget both tracks. */
   stop() {
     for (const track of [this.video, this.audio]) {
@@ -224,4 +244,91 @@ export async function captureScreen() {
     video: { frameRate: { ideal: 15, max: 30 } },
     audio: true,
   });
+}
+
+/**
+ * The loudness of a microphone track (WebAudio AnalyserNode), 0..1, for a level meter.
+ * `onLevel` is called about 20 times a second while the meter runs.
+ */
+export class LevelMeter {
+  /** @param {(level: number) => void} onLevel */
+  constructor(onLevel) {
+    this.onLevel = onLevel;
+    /** @type {AudioContext | null} */
+    this.context = null;
+    /** @type {MediaStreamAudioSourceNode | null} */
+    this.source = null;
+    /** @type {AnalyserNode | null} */
+    this.analyser = null;
+    /** @type {Float32Array<ArrayBuffer> | null} */
+    this.samples = null;
+    this.timer = 0;
+    this.level = 0;
+    /** @type {MediaStreamTrack | null} */
+    this.track = null;
+    this._resume = () => {
+      this.context?.resume().catch(() => {});
+    };
+  }
+
+  /** Measure this track (null stops measuring). @param {MediaStreamTrack | null} track */
+  attach(track) {
+    if (track === this.track) return;
+    this.detach();
+    if (!track || typeof AudioContext === "undefined") return;
+    this.track = track;
+    if (!this.context || this.context.state === "closed") {
+      this.context = new AudioContext();
+      // Browsers may start it suspended until the page gets a click or key press.
+      document.addEventListener("pointerdown", this._resume, { capture: true });
+      document.addEventListener("keydown", this._resume, { capture: true });
+    }
+    this._resume();
+    this.source = this.context.createMediaStreamSource(new MediaStream([track]));
+    this.analyser = this.context.createAnalyser();
+    this.analyser.fftSize = 1024;
+    this.analyser.smoothingTimeConstant = 0.3;
+    this.samples = new Float32Array(this.analyser.fftSize);
+    this.source.connect(this.analyser);
+    this.timer = window.setInterval(() => this._tick(), 50);
+  }
+
+  _tick() {
+    const { analyser, samples, track } = this;
+    if (!analyser || !samples) return;
+    let level = 0;
+    if (track && track.enabled && track.readyState === "live") {
+      analyser.getFloatTimeDomainData(samples);
+      let sum = 0;
+      for (const v of samples) sum += v * v;
+      const rms = Math.sqrt(sum / samples.length);
+      // -60 dBFS .. 0 dBFS onto 0..1: speech sits in the middle
+      const db = 20 * Math.log10(rms || 1e-8);
+      level = Math.min(1, Math.max(0, (db + 60) / 60));
+    }
+    // fall slowly, rise at once: easier to read
+    this.level = level > this.level ? level : this.level * 0.85 + level * 0.15;
+    this.onLevel(this.level);
+  }
+
+  detach() {
+    window.clearInterval(this.timer);
+    this.timer = 0;
+    this.source?.disconnect();
+    this.analyser?.disconnect();
+    this.source = this.analyser = null;
+    this.samples = null;
+    this.track = null;
+    this.level = 0;
+    this.onLevel(0);
+  }
+
+  /** Stop for good: release the audio context. */
+  close() {
+    this.detach();
+    document.removeEventListener("pointerdown", this._resume, { capture: true });
+    document.removeEventListener("keydown", this._resume, { capture: true });
+    this.context?.close().catch(() => {});
+    this.context = null;
+  }
 }

@@ -4,15 +4,35 @@
 // (publish: the browser offers; subscribe: the server offers) and reports what
 // happens as DOM events. The UI lives in room.js.
 //
-// Structure, with reconnect/resume in mind: the socket (`_socket*`), the
-// request table (`request`, `_pending`), the publish side (`_publish*`) and the
-// subscribe side (`_subscribe*`) are separate, and `join()` keeps its arguments,
-// so a later resume can open a new socket and re-run the handshake.
+// The socket (`_socket*`), the request table (`request`, `_pending`), the publish
+// side (`_publish*`) and the subscribe side (`_subscribe*`) are separate. When the
+// socket drops without a `bye` that ends the session, the connection opens a new
+// socket by itself (exponential backoff) and joins again with the `resume_token`;
+// the server restores the same participant. Media is negotiated afresh then: the
+// UI republishes what was live (the `resumed` event).
 
 export const PROTOCOL_VERSION = 1;
 export const CLIENT_NAME = "webinar-web/1";
 export const PING_INTERVAL_MS = 15_000;
 export const REQUEST_TIMEOUT_MS = 20_000;
+/** Reconnect delays: 1 s, 2 s, 4 s … at most 60 s between attempts. */
+export const RECONNECT_INITIAL_MS = 1000;
+export const RECONNECT_MAX_MS = 60_000;
+export const RECONNECT_ATTEMPTS = 12;
+
+/** `bye` reasons after which coming back makes no sense (or is not allowed). */
+const FINAL_BYE = new Set(["left", "removed", "ended", "replaced", "protocol-violation"]);
+/** Join refusals that trying again later cannot fix. */
+const FINAL_JOIN_ERRORS = new Set([
+  "unknown-event",
+  "ended",
+  "banned",
+  "bad-credential",
+  "room-locked",
+  "protocol-version",
+  "bad-message",
+  "forbidden",
+]);
 
 /**
  * @typedef {"camera" | "microphone" | "screen" | "screen-audio"} Source
@@ -20,7 +40,13 @@ export const REQUEST_TIMEOUT_MS = 20_000;
  * @typedef {object} ParticipantInfo
  * @property {string} participant_id
  * @property {string} name
- * @property {string} role
+ * @property {string} role  "host" | "presenter" | "attendee"
+ * @property {number | null} [hand_raised]  order of raising; null when the hand is down
+ * @property {boolean} [grant_audio]
+ * @property {boolean} [grant_video]
+ * @property {boolean} [listen_only]
+ * @property {boolean} [connected]
+ * @property {string} [quality]  "good" | "fair" | "poor" | "unknown"
  *
  * @typedef {object} StreamInfo
  * @property {string} producer_id
@@ -28,8 +54,21 @@ export const REQUEST_TIMEOUT_MS = 20_000;
  * @property {string} name
  * @property {Source} source
  * @property {"audio" | "video"} kind
+ * @property {boolean} [paused]
+ * @property {string | null} [pause_reason]  "mode-changed" | "muted" | "self"
  *
  * @typedef {StreamInfo & {mid: string}} MidStream
+ *
+ * @typedef {object} RoomInfo
+ * @property {"listen-only" | "discussion" | "presenters-only"} mode
+ * @property {"lobby" | "live" | "ended"} phase
+ * @property {boolean} locked
+ * @property {boolean} recordable
+ * @property {string} title
+ * @property {string} agenda
+ * @property {string} lobby_message
+ * @property {string | null} starts_at
+ * @property {number} join_window_minutes
  *
  * @typedef {object} JoinedMessage
  * @property {string} participant_id
@@ -39,6 +78,10 @@ export const REQUEST_TIMEOUT_MS = 20_000;
  * @property {number} max_cameras
  * @property {ParticipantInfo[]} participants
  * @property {StreamInfo[]} streams
+ * @property {RoomInfo} room
+ * @property {string} resume_token
+ * @property {boolean} resumed
+ * @property {string | null} active_speaker
  *
  * @typedef {object} Producer
  * @property {string} producer_id
@@ -46,20 +89,24 @@ export const REQUEST_TIMEOUT_MS = 20_000;
  * @property {Source} source
  * @property {MediaStreamTrack} track
  *
+ * @typedef {Producer & {transceiver: RTCRtpTransceiver, paused: boolean, pause_reason: string | null}} OwnProducer
+ *
  * @typedef {object} RemoteStream  detail of the `stream` event
  * @property {MidStream} info
  * @property {MediaStreamTrack} track
  * @property {MediaStream} stream  audio and video of one participant share it
  * @property {RTCRtpTransceiver} transceiver
  *
- * @typedef {"idle" | "connecting" | "connected" | "joined" | "closed"} ConnectionState
+ * @typedef {"idle" | "connecting" | "connected" | "joined" | "reconnecting" | "closed"} ConnectionState
+ *
+ * @typedef {{resolve: (m: any) => void, reject: (e: Error) => void, timer: number, type: string}} Pending
  */
 
 /** A refused request or a failure of the connection; `code` is stable (see docs/protocol.md). */
 export class WebinarError extends Error {
   /**
    * @param {string} code  a protocol error code, or one of the client's own:
-   *   `timeout`, `closed`, `not-connected`, `media`
+   *   `timeout`, `closed`, `not-connected`, `media`, `bad-state`
    * @param {string} message  for people
    * @param {unknown} [cause]
    */
@@ -71,7 +118,12 @@ export class WebinarError extends Error {
 }
 
 /** Sources that travel together in one MediaStream on the publisher's side. */
-const SYNC_GROUP = { camera: "main", microphone: "main", screen: "screen", "screen-audio": "screen" };
+const SYNC_GROUP = /** @type {Record<string, string>} */ ({
+  camera: "main",
+  microphone: "main",
+  screen: "screen",
+  "screen-audio": "screen",
+});
 
 /**
  * One participant's session.
@@ -80,65 +132,97 @@ const SYNC_GROUP = { camera: "main", microphone: "main", screen: "screen", "scre
  * - `statechange` `{state}` — see {@link ConnectionState}
  * - `stream` {@link RemoteStream} — a remote track can be played
  * - `stream-added` `{stream: StreamInfo}` — announced; its track follows with `stream`
- * - `stream-ended` `{producer_id, participant_id, reason, info}` — remove its tile now
+ * - `stream-ended` `{producer_id, participant_id, reason, info, shown}` — remove its tile now
+ *   (reason `reconnecting` when our own connection dropped)
+ * - `stream-updated` `{stream: StreamInfo, own: boolean}` — paused or resumed
  * - `participant-joined` `{participant}`, `participant-left` `{participant_id, reason, participant}`
- * - `producer-closed` `{producer_id, source}` — one of our own published tracks ended server-side
+ * - `participant-updated` `{participant, previous, cause, self}` — hand, grant, role, connection, quality
+ * - `active-speaker` `{participant_id}` — the loudest microphone (null after silence)
+ * - `producer-closed` `{producer_id, source, reason, ours}` — one of our own tracks ended server-side
  * - `mediastatechange` `{target: "publish" | "subscribe", state}`
  * - `room-updated` `{room, cause, by}`, `room-ended` `{thank_you_url}`
- * - `bye` `{reason}`, `error` `{error: WebinarError}`, `close` `{code, reason, bye}`
+ * - `reconnecting` `{attempt, delay, code}` — the socket dropped; the next attempt is in `delay` ms
+ * - `resumed` `{joined, resumed}` — back in; `resumed` false means a new participant (too late)
+ * - `bye` `{reason}`, `error` `{error: WebinarError}`, `close` `{code, reason, bye, error}`
  */
 export class WebinarConnection extends EventTarget {
   /**
    * @param {object} [options]
    * @param {number} [options.pingInterval]  ms between `ping`s
    * @param {number} [options.requestTimeout]  ms before a request fails with `timeout`
+   * @param {boolean} [options.reconnect]  reconnect and resume after a drop (default true)
+   * @param {number} [options.reconnectInitial]  first reconnect delay, ms
+   * @param {number} [options.reconnectMax]  longest reconnect delay, ms
+   * @param {number} [options.reconnectAttempts]  attempts before giving up
+   * @param {string} [options.url]  the WebSocket URL (default: `/ws` of this page's host)
    */
   constructor(options = {}) {
     super();
     this.pingInterval = options.pingInterval ?? PING_INTERVAL_MS;
     this.requestTimeout = options.requestTimeout ?? REQUEST_TIMEOUT_MS;
+    this.reconnect = options.reconnect ?? true;
+    this.reconnectInitial = options.reconnectInitial ?? RECONNECT_INITIAL_MS;
+    this.reconnectMax = options.reconnectMax ?? RECONNECT_MAX_MS;
+    this.reconnectAttempts = options.reconnectAttempts ?? RECONNECT_ATTEMPTS;
+    this.url = options.url ?? null;
     /** @type {ConnectionState} */
     this.state = "idle";
     /** @type {JoinedMessage | null} */
     this.joined = null;
     /** @type {any} */
     this.welcome = null;
-    /** The room's state (`joined.room`, then `room-updated`), when the server sends it. @type {any} */
+    /** The room's state (`joined.room`, then `room-updated`). @type {RoomInfo | null} */
     this.room = null;
     /** @type {Map<string, ParticipantInfo>} */
     this.participants = new Map();
-    /** Streams announced by the server, by producer_id. @type {Map<string, StreamInfo>} */
+    /** Streams of others announced by the server, by producer_id. @type {Map<string, StreamInfo>} */
     this.streamInfo = new Map();
     /** Streams with a playable track, by producer_id. @type {Map<string, RemoteStream>} */
     this.remoteStreams = new Map();
-    /** Our own published tracks, by producer_id. @type {Map<string, Producer & {transceiver: RTCRtpTransceiver}>} */
+    /** Our own published tracks, by producer_id. @type {Map<string, OwnProducer>} */
     this.producers = new Map();
+    /** @type {string | null} */
+    this.activeSpeaker = null;
     /** @type {RTCPeerConnection | null} */
     this.publishConnection = null;
     /** @type {RTCPeerConnection | null} */
     this.subscribeConnection = null;
+    /** How many times this session resumed after a drop. */
+    this.resumeCount = 0;
 
     /** @type {WebSocket | null} */
     this._ws = null;
     this._nextId = 1;
-    /** @type {Map<number, {resolve: (m: any) => void, reject: (e: Error) => void, timer: number, type: string}>} */
+    /** @type {Map<number, Pending>} */
     this._pending = new Map();
-    /** @type {{eventId: string, name: string, credential?: string} | null} */
+    /** @type {{eventId: string, name: string, credential?: string, clientId?: string} | null} */
     this._joinParams = null;
+    /** @type {string | null} */
+    this._resumeToken = null;
     this._pingTimer = 0;
     /** @type {string | null} */
     this._byeReason = null;
+    /** Set when the close is ours (leave, close): no reconnect then. */
+    this._closing = false;
     this._closeDispatched = false;
+    this._reconnectTimer = 0;
+    this._reconnectAttempt = 0;
+    this._attemptInFlight = false;
+    /** Bumped whenever the media connections are torn down: late callbacks of the old
+     * ones see the change and keep quiet. */
+    this._epoch = 0;
 
     // publish side
+    /** @type {Promise<unknown>} */
     this._publishChain = Promise.resolve();
     this._publishNegotiated = false;
     /** @type {RTCIceCandidate[]} */
     this._publishCandidates = [];
     /** @type {Map<string, MediaStream>} */
     this._localStreams = new Map();
-    /** Transceivers of refused offers, rolled back and idle: reused before adding new
-     * m-lines (they never carried a producer, so the server accepts their mid later).
+    /** Idle transceivers, reused before adding new m-lines: those of refused offers
+     * (rolled back; they never carried a producer) and those whose producer closed
+     * (the server lets an m-line carry a new track after its producer is gone).
      * @type {RTCRtpTransceiver[]} */
     this._spareTransceivers = [];
 
@@ -146,9 +230,9 @@ export class WebinarConnection extends EventTarget {
     /** @type {() => void} */
     this._markJoined = () => {};
     /** @type {Promise<void>} */
-    this._joinedReady = new Promise((resolve) => {
-      this._markJoined = resolve;
-    });
+    this._joinedReady = Promise.resolve();
+    this._resetJoinedReady();
+    /** @type {Promise<void>} */
     this._subscribeChain = Promise.resolve();
     this._subscribeAnswered = false;
     /** @type {RTCIceCandidate[]} */
@@ -157,6 +241,9 @@ export class WebinarConnection extends EventTarget {
     this._trackStreams = new Map();
     /** Producers that ended: never shown again even if a stale offer still carries them. */
     this._ended = new Set();
+
+    this._onOnline = () => this.reconnectNow();
+    window.addEventListener("online", this._onOnline);
   }
 
   // ------------------------------------------------------------------ socket
@@ -168,55 +255,101 @@ export class WebinarConnection extends EventTarget {
    */
   connect(url) {
     if (this._ws) return Promise.reject(new WebinarError("bad-state", "already connected"));
-    const target = url ?? defaultSocketUrl();
+    if (url) this.url = url;
+    this._closing = false;
+    this._closeDispatched = false;
+    this._byeReason = null;
     this._setState("connecting");
+    return this._openSocket().then(() => this._setState("connected"));
+  }
+
+  /** @returns {Promise<void>} */
+  _openSocket() {
+    const target = this.url ?? defaultSocketUrl();
     return new Promise((resolve, reject) => {
       let opened = false;
       const ws = new WebSocket(target);
       this._ws = ws;
       ws.addEventListener("open", () => {
         opened = true;
-        this._setState("connected");
         resolve();
       });
-      ws.addEventListener("message", (event) => this._onSocketMessage(event));
+      ws.addEventListener("message", (event) => {
+        if (ws === this._ws) this._onSocketMessage(event);
+      });
       ws.addEventListener("close", (event) => {
         if (!opened) reject(new WebinarError("closed", "could not reach the server"));
-        this._onSocketClose(event.code, event.reason);
+        this._onSocketClose(ws, event.code, event.reason);
       });
     });
   }
 
   /**
    * Send hello and join; resolves with the `joined` payload.
-   * @param {{eventId: string, name: string, credential?: string | null}} params
+   * @param {{eventId: string, name: string, credential?: string | null, clientId?: string | null}} params
    * @returns {Promise<JoinedMessage>}
    */
-  async join({ eventId, name, credential }) {
-    this.welcome = await this.request("hello", { protocol: PROTOCOL_VERSION, client: CLIENT_NAME });
-    /** @type {Record<string, unknown>} */
-    const fields = { event_id: eventId, name };
-    if (credential) fields.credential = credential;
-    this._joinParams = { eventId, name, ...(credential ? { credential } : {}) };
-    const joined = /** @type {JoinedMessage} */ (await this.request("join", fields));
-    this.joined = joined;
-    this.room = /** @type {any} */ (joined).room ?? null;
-    for (const p of joined.participants) this.participants.set(p.participant_id, p);
-    for (const s of joined.streams) this.streamInfo.set(s.producer_id, s);
-    this._setState("joined");
-    this._markJoined();
-    this._startPing();
+  async join({ eventId, name, credential, clientId }) {
+    this._joinParams = {
+      eventId,
+      name,
+      ...(credential ? { credential } : {}),
+      ...(clientId ? { clientId } : {}),
+    };
+    const joined = await this._handshake(null);
+    this._adoptJoined(joined);
     return joined;
   }
 
-  /** Open the room for attendees (presenters and hosts; the room leaves its lobby phase). */
-  async start() {
-    await this.request("start");
+  /**
+   * hello + join on the current socket.
+   * @param {string | null} resumeToken
+   * @returns {Promise<JoinedMessage>}
+   */
+  async _handshake(resumeToken) {
+    const params = this._joinParams;
+    if (!params) throw new WebinarError("bad-state", "join first");
+    this.welcome = await this.request("hello", { protocol: PROTOCOL_VERSION, client: CLIENT_NAME });
+    /** @type {Record<string, unknown>} */
+    const fields = { event_id: params.eventId, name: params.name };
+    if (params.credential) fields.credential = params.credential;
+    if (params.clientId) fields.client_id = params.clientId;
+    if (resumeToken) fields.resume_token = resumeToken;
+    return /** @type {JoinedMessage} */ (await this.request("join", fields));
+  }
+
+  /** @param {JoinedMessage} joined */
+  _adoptJoined(joined) {
+    this.joined = joined;
+    this.room = joined.room ?? null;
+    this._resumeToken = joined.resume_token ?? null;
+    this.activeSpeaker = joined.active_speaker ?? null;
+    this.participants.clear();
+    for (const p of joined.participants) this.participants.set(p.participant_id, p);
+    this.streamInfo.clear();
+    for (const s of joined.streams) {
+      if (s.participant_id !== joined.participant_id) this.streamInfo.set(s.producer_id, s);
+    }
+    this._setState("joined");
+    this._markJoined();
+    this._startPing();
+  }
+
+  _resetJoinedReady() {
+    this._joinedReady = new Promise((resolve) => {
+      this._markJoined = resolve;
+    });
   }
 
   /** Our participant ID once joined. */
   get participantId() {
     return this.joined?.participant_id ?? null;
+  }
+
+  /** Our own participant record (role, hand, grants), once joined. */
+  get me() {
+    const id = this.participantId;
+    return id ? (this.participants.get(id) ?? null) : null;
   }
 
   /**
@@ -266,7 +399,7 @@ export class WebinarConnection extends EventTarget {
       return;
     }
     if (message.id !== undefined && this._pending.has(message.id)) {
-      const pending = /** @type {any} */ (this._pending.get(message.id));
+      const pending = /** @type {Pending} */ (this._pending.get(message.id));
       this._pending.delete(message.id);
       window.clearTimeout(pending.timer);
       if (message.type === "error") {
@@ -288,6 +421,9 @@ export class WebinarConnection extends EventTarget {
       case "stream-ended":
         this._onStreamEnded(message);
         break;
+      case "stream-updated":
+        this._onStreamUpdated(message.stream);
+        break;
       case "participant-joined":
         this.participants.set(message.participant.participant_id, message.participant);
         this._emit("participant-joined", { participant: message.participant });
@@ -298,6 +434,19 @@ export class WebinarConnection extends EventTarget {
         this._emit("participant-left", { ...message, participant });
         break;
       }
+      case "participant-updated": {
+        const participant = message.participant;
+        const previous = this.participants.get(participant.participant_id) ?? null;
+        this.participants.set(participant.participant_id, participant);
+        const self = participant.participant_id === this.participantId;
+        if (self && this.joined) this.joined.role = participant.role;
+        this._emit("participant-updated", { participant, previous, cause: message.cause, self });
+        break;
+      }
+      case "active-speaker":
+        this.activeSpeaker = message.participant_id ?? null;
+        this._emit("active-speaker", { participant_id: this.activeSpeaker });
+        break;
       case "room-updated":
         this.room = message.room;
         this._emit("room-updated", { room: message.room, cause: message.cause, by: message.by });
@@ -327,23 +476,126 @@ export class WebinarConnection extends EventTarget {
   }
 
   /**
+   * @param {WebSocket} ws  the socket that closed
    * @param {number} code
    * @param {string} reason
    */
-  _onSocketClose(code, reason) {
+  _onSocketClose(ws, code, reason) {
+    if (ws !== this._ws) return; // an older socket, already replaced
     this._ws = null;
     for (const [id, pending] of this._pending) {
       window.clearTimeout(pending.timer);
       pending.reject(new WebinarError("closed", `the connection closed before ${pending.type} was answered`));
       this._pending.delete(id);
     }
+    this._stopPing();
+    if (this._attemptInFlight) return; // the reconnect attempt sees its request fail
+    const wasIn = this.state === "joined" || this.state === "reconnecting";
+    const retry =
+      wasIn &&
+      this.reconnect &&
+      !this._closing &&
+      this._resumeToken !== null &&
+      !(this._byeReason && FINAL_BYE.has(this._byeReason));
+    if (retry) {
+      this._teardownMedia("reconnecting");
+      this._resetJoinedReady();
+      this._byeReason = null;
+      this._reconnectAttempt = 0;
+      this._setState("reconnecting");
+      this._scheduleReconnect(code);
+      return;
+    }
+    this._finish(code, reason, null);
+  }
+
+  /**
+   * The session is over for good.
+   * @param {number} code
+   * @param {string} reason
+   * @param {WebinarError | null} error  why reconnecting failed, if it did
+   */
+  _finish(code, reason, error) {
     this._teardownMedia();
     this._stopPing();
+    window.clearTimeout(this._reconnectTimer);
+    this._reconnectTimer = 0;
+    window.removeEventListener("online", this._onOnline);
     this._setState("closed");
     if (!this._closeDispatched) {
       this._closeDispatched = true;
-      this._emit("close", { code, reason, bye: this._byeReason });
+      this._emit("close", { code, reason, bye: this._byeReason, error });
     }
+  }
+
+  /** @param {number} code  the close code of the socket that dropped */
+  _scheduleReconnect(code = 1006) {
+    if (this._reconnectTimer || this._attemptInFlight || this.state !== "reconnecting") return;
+    if (this._reconnectAttempt >= this.reconnectAttempts) {
+      this._finish(code, "gave up reconnecting", null);
+      return;
+    }
+    const base = Math.min(this.reconnectMax, this.reconnectInitial * 2 ** this._reconnectAttempt);
+    // a little jitter, so a restarted server is not hit by everyone at once
+    const delay = this._reconnectAttempt === 0 ? Math.min(base, 500) : Math.round(base * (0.8 + Math.random() * 0.4));
+    this._reconnectAttempt += 1;
+    this._emit("reconnecting", { attempt: this._reconnectAttempt, delay, code });
+    this._reconnectTimer = window.setTimeout(() => {
+      this._reconnectTimer = 0;
+      this._attemptReconnect();
+    }, delay);
+  }
+
+  /** Try to reconnect at once (a "Try now" button, or the browser going online). */
+  reconnectNow() {
+    if (this.state !== "reconnecting" || this._attemptInFlight) return;
+    window.clearTimeout(this._reconnectTimer);
+    this._reconnectTimer = 0;
+    this._attemptReconnect();
+  }
+
+  async _attemptReconnect() {
+    if (this.state !== "reconnecting") return;
+    this._attemptInFlight = true;
+    /** @type {JoinedMessage | null} */
+    let joined = null;
+    /** @type {unknown} */
+    let failure = null;
+    try {
+      await this._openSocket();
+      joined = await this._handshake(this._resumeToken);
+    } catch (error) {
+      failure = error;
+    }
+    this._attemptInFlight = false;
+    if (this.state !== "reconnecting" || this._closing) {
+      // closed by the page meanwhile
+      if (this._ws) this._ws.close(1000, "closed by client");
+      return;
+    }
+    if (joined) {
+      this.resumeCount += 1;
+      this._adoptJoined(joined);
+      this._emit("resumed", { joined, resumed: Boolean(joined.resumed) });
+      return;
+    }
+    if (failure instanceof WebinarError && FINAL_JOIN_ERRORS.has(failure.code)) {
+      if (this._ws) this._ws.close(1000, "giving up");
+      this._ws = null;
+      this._finish(1000, failure.message, failure);
+      return;
+    }
+    if (this._ws) {
+      const ws = this._ws;
+      this._ws = null;
+      ws.close(4000, "retry");
+    }
+    this._scheduleReconnect();
+  }
+
+  /** Test and debugging hook: drop the socket as a network failure would (no `leave`). */
+  dropSocket() {
+    this._ws?.close(4001, "dropped by test");
   }
 
   _startPing() {
@@ -351,7 +603,7 @@ export class WebinarConnection extends EventTarget {
     this._pingTimer = window.setInterval(() => {
       this.request("ping", {}, { timeout: this.pingInterval }).catch((error) => {
         if (error.code === "timeout" && this._ws) {
-          // the server stopped answering: give up on this socket
+          // the server stopped answering: give up on this socket (and reconnect)
           this._ws.close(4000, "ping timeout");
         }
       });
@@ -367,8 +619,9 @@ export class WebinarConnection extends EventTarget {
 
   /** Leave the room politely (`leave` → `bye`), then close everything. */
   async leave() {
+    this._closing = true;
     try {
-      if (this._ws && this._ws.readyState === WebSocket.OPEN && this.joined) {
+      if (this._ws && this._ws.readyState === WebSocket.OPEN && this.state === "joined") {
         await this.request("leave", {}, { timeout: 5000 });
       }
     } catch (error) {
@@ -378,19 +631,28 @@ export class WebinarConnection extends EventTarget {
     }
   }
 
-  /** Close the socket and both peer connections at once. */
+  /** Close the socket and both peer connections at once (no reconnect). */
   close() {
+    this._closing = true;
     this._stopPing();
+    window.clearTimeout(this._reconnectTimer);
+    this._reconnectTimer = 0;
     this._teardownMedia();
     const ws = this._ws;
-    if (ws && ws.readyState <= WebSocket.OPEN) {
+    if (this.state === "reconnecting") {
+      this._ws = null;
+      ws?.close(1000, "closed by client");
+      this._finish(1000, "closed by client", null);
+    } else if (ws && ws.readyState <= WebSocket.OPEN) {
       ws.close(1000, "closed by client");
     } else if (!ws) {
       this._setState("closed");
     }
   }
 
-  _teardownMedia() {
+  /** @param {string} [reason]  what `stream-ended` says for the remote streams */
+  _teardownMedia(reason = "transport-closed") {
+    this._epoch += 1;
     for (const pc of [this.publishConnection, this.subscribeConnection]) {
       if (pc && pc.signalingState !== "closed") pc.close();
     }
@@ -401,10 +663,97 @@ export class WebinarConnection extends EventTarget {
     this._publishCandidates = [];
     this._subscribeCandidates = [];
     this._spareTransceivers = [];
+    this._trackStreams.clear();
+    this._localStreams.clear();
+    this._publishChain = Promise.resolve();
+    this._subscribeChain = Promise.resolve();
     for (const producerId of [...this.remoteStreams.keys()]) {
-      this._endRemote(producerId, "transport-closed");
+      this._endRemote(producerId, reason);
     }
+    // A new subscribe connection carries those streams again (after a resume).
+    this._ended.clear();
     this.producers.clear();
+  }
+
+  // ------------------------------------------------------------------ room commands
+
+  /** Open the room for attendees (presenters and hosts; the room leaves its lobby phase). */
+  async start() {
+    await this.request("start");
+  }
+
+  /** @param {"listen-only" | "discussion" | "presenters-only"} mode */
+  setMode(mode) {
+    return this.request("set-mode", { mode });
+  }
+
+  /** @param {boolean} locked */
+  lock(locked) {
+    return this.request("lock", { locked });
+  }
+
+  endForAll() {
+    return this.request("end-for-all");
+  }
+
+  raiseHand() {
+    return this.request("raise-hand");
+  }
+
+  /** @param {string} [participantId]  someone else's hand (presenters, hosts) */
+  lowerHand(participantId) {
+    return this.request("lower-hand", participantId ? { participant_id: participantId } : {});
+  }
+
+  /**
+   * @param {string} participantId
+   * @param {{audio: boolean, video: boolean}} grant
+   */
+  grant(participantId, { audio, video }) {
+    return this.request("grant", { participant_id: participantId, audio, video });
+  }
+
+  nextSpeaker() {
+    return this.request("next-speaker");
+  }
+
+  /** @param {string} participantId */
+  mute(participantId) {
+    return this.request("mute", { participant_id: participantId });
+  }
+
+  muteAttendees() {
+    return this.request("mute-attendees");
+  }
+
+  /**
+   * Switch one of our own streams off or on for everyone.
+   * @param {string} producerId
+   * @param {boolean} paused
+   */
+  async setStreamPaused(producerId, paused) {
+    await this.request("set-stream-paused", { producer_id: producerId, paused });
+    const own = this.producers.get(producerId);
+    if (own) {
+      own.paused = paused;
+      own.pause_reason = paused ? "self" : null;
+    }
+  }
+
+  /**
+   * @param {string} participantId
+   * @param {"presenter" | "attendee"} role
+   */
+  setRole(participantId, role) {
+    return this.request("set-role", { participant_id: participantId, role });
+  }
+
+  /**
+   * @param {string} participantId
+   * @param {{ban?: boolean}} [options]
+   */
+  remove(participantId, { ban = false } = {}) {
+    return this.request("remove", { participant_id: participantId, ban });
   }
 
   // ------------------------------------------------------------------ publishing
@@ -419,6 +768,7 @@ export class WebinarConnection extends EventTarget {
     const pc = new RTCPeerConnection(this._rtcConfig());
     this.publishConnection = pc;
     pc.addEventListener("icecandidate", (event) => {
+      if (pc !== this.publishConnection) return;
       if (!event.candidate || !event.candidate.candidate) return;
       if (this._publishNegotiated) {
         this._sendCandidate("publish", event.candidate);
@@ -444,6 +794,12 @@ export class WebinarConnection extends EventTarget {
     return run;
   }
 
+  /** The producer of ours publishing `source`, if any. @param {Source} source */
+  producerFor(source) {
+    for (const p of this.producers.values()) if (p.source === source) return p;
+    return null;
+  }
+
   /** @param {{track: MediaStreamTrack, source: Source}[]} tracks */
   async _publish(tracks) {
     if (this.state !== "joined") throw new WebinarError("not-joined", "join the event first");
@@ -454,19 +810,15 @@ export class WebinarConnection extends EventTarget {
       const transceiver = await this._sendingTransceiver(pc, track, this._localStream(source));
       added.push({ transceiver, track, source });
     }
-    /** @type {RTCSessionDescriptionInit} */
-    let offer;
     try {
-      offer = await pc.createOffer();
+      const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
     } catch (error) {
       await this._rollbackPublish(pc, added);
       throw new WebinarError("media", `could not prepare the offer: ${describe(error)}`, error);
     }
     // Every sending m-line, by mid (known now, after setLocalDescription).
-    const bySender = new Map(
-      [...this.producers.values()].map((p) => [p.transceiver, p.source]),
-    );
+    const bySender = new Map([...this.producers.values()].map((p) => [p.transceiver, p.source]));
     /** @type {{mid: string, source: Source}[]} */
     const specs = [];
     for (const transceiver of pc.getTransceivers()) {
@@ -483,6 +835,7 @@ export class WebinarConnection extends EventTarget {
       await this._rollbackPublish(pc, added);
       throw error;
     }
+    if (pc !== this.publishConnection) throw new WebinarError("closed", "the connection dropped");
     try {
       await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
     } catch (error) {
@@ -500,7 +853,16 @@ export class WebinarConnection extends EventTarget {
         (/** @type {any} */ p) => p.mid === transceiver.mid,
       );
       if (!producer) continue;
-      const entry = { producer_id: producer.producer_id, mid: producer.mid, source, track, transceiver };
+      /** @type {OwnProducer} */
+      const entry = {
+        producer_id: producer.producer_id,
+        mid: producer.mid,
+        source,
+        track,
+        transceiver,
+        paused: false,
+        pause_reason: null,
+      };
       this.producers.set(producer.producer_id, entry);
       result.push({ producer_id: producer.producer_id, mid: producer.mid, source, track });
     }
@@ -514,7 +876,9 @@ export class WebinarConnection extends EventTarget {
    * @param {MediaStream} stream
    */
   async _sendingTransceiver(pc, track, stream) {
-    const index = this._spareTransceivers.findIndex((t) => t.receiver.track.kind === track.kind);
+    const index = this._spareTransceivers.findIndex(
+      (t) => t.receiver.track.kind === track.kind && t.currentDirection !== "stopped",
+    );
     if (index >= 0) {
       const [spare] = this._spareTransceivers.splice(index, 1);
       await spare.sender.replaceTrack(track);
@@ -525,6 +889,14 @@ export class WebinarConnection extends EventTarget {
     const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
     if (track.kind === "video") preferCodec(transceiver, "video/VP8");
     return transceiver;
+  }
+
+  /** An m-line whose producer is gone waits, idle, to carry the next track of its kind.
+   * @param {RTCRtpTransceiver} transceiver */
+  _retire(transceiver) {
+    transceiver.direction = "inactive";
+    transceiver.sender.replaceTrack(null).catch(() => {});
+    if (!this._spareTransceivers.includes(transceiver)) this._spareTransceivers.push(transceiver);
   }
 
   /**
@@ -546,27 +918,33 @@ export class WebinarConnection extends EventTarget {
     for (const { transceiver } of added) {
       transceiver.direction = "inactive";
       await transceiver.sender.replaceTrack(null).catch(() => {});
-      this._spareTransceivers.push(transceiver);
+      if (!this._spareTransceivers.includes(transceiver)) this._spareTransceivers.push(transceiver);
     }
   }
 
   /**
-   * Stop one of our tracks. Its m-line stops sending now and is offered as
-   * inactive with the next `publish`.
+   * Stop one of our tracks. Its m-line stops sending now, is offered as inactive
+   * with the next `publish`, and carries the next track of its kind.
    * @param {string} producerId
    */
-  async unpublish(producerId) {
+  unpublish(producerId) {
+    const run = this._publishChain.then(() => this._unpublish(producerId));
+    this._publishChain = run.catch(() => {});
+    return run;
+  }
+
+  /** @param {string} producerId */
+  async _unpublish(producerId) {
     const entry = this.producers.get(producerId);
     this.producers.delete(producerId);
-    if (entry) {
-      entry.transceiver.direction = "inactive";
-      await entry.transceiver.sender.replaceTrack(null).catch(() => {});
-    }
+    if (entry) this._retire(entry.transceiver);
     try {
       await this.request("unpublish", { producer_id: producerId });
     } catch (error) {
-      // already gone server-side (it ended there first): nothing left to do
-      if (!(error instanceof WebinarError && error.code === "unknown-stream")) throw error;
+      // already gone server-side (it ended there first, or the connection dropped)
+      if (!(error instanceof WebinarError && ["unknown-stream", "not-connected", "closed"].includes(error.code))) {
+        throw error;
+      }
     }
   }
 
@@ -604,6 +982,7 @@ export class WebinarConnection extends EventTarget {
     if (candidate.sdpMid != null) fields.sdp_mid = candidate.sdpMid;
     if (candidate.sdpMLineIndex != null) fields.sdp_mline_index = candidate.sdpMLineIndex;
     this.request("ice-candidate", fields).catch((error) => {
+      if (error.code === "closed" || error.code === "not-connected") return;
       console.warn(`webinar: ${target} ICE candidate refused: ${error.code} ${error.message}`);
     });
   }
@@ -619,6 +998,7 @@ export class WebinarConnection extends EventTarget {
       if (mid) this._trackStreams.set(mid, event.streams[0] ?? new MediaStream([event.track]));
     });
     pc.addEventListener("icecandidate", (event) => {
+      if (pc !== this.subscribeConnection) return;
       if (!event.candidate || !event.candidate.candidate) return;
       if (this._subscribeAnswered) {
         this._sendCandidate("subscribe", event.candidate);
@@ -634,27 +1014,35 @@ export class WebinarConnection extends EventTarget {
 
   /** Offers are answered one at a time, in order. @param {any} message */
   _queueSubscriberOffer(message) {
+    const epoch = this._epoch;
     this._subscribeChain = this._subscribeChain
-      .then(() => this._answerSubscriberOffer(message))
+      .then(() => this._answerSubscriberOffer(message, epoch))
       .catch((error) => {
+        if (epoch !== this._epoch) return; // the connection it was for is gone
         const wrapped =
           error instanceof WebinarError
             ? error
             : new WebinarError("media", `could not receive the streams: ${describe(error)}`, error);
-        if (wrapped.code !== "closed") this._emit("error", { error: wrapped });
+        if (wrapped.code !== "closed" && wrapped.code !== "not-connected" && this.state === "joined") {
+          this._emit("error", { error: wrapped });
+        }
       });
   }
 
-  /** @param {{sdp: string, streams: MidStream[]}} message */
-  async _answerSubscriberOffer(message) {
+  /**
+   * @param {{sdp: string, streams: MidStream[]}} message
+   * @param {number} epoch  the media generation the offer belongs to
+   */
+  async _answerSubscriberOffer(message, epoch) {
     await this._joinedReady;
-    if (this.state !== "joined") return; // closed meanwhile
+    if (this.state !== "joined" || epoch !== this._epoch) return; // closed or dropped meanwhile
     const pc = this._ensureSubscribeConnection();
     const offered = new Map(message.streams.map((s) => [s.mid, s]));
     await pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
     await this.request("subscriber-answer", { sdp: pc.localDescription?.sdp ?? answer.sdp });
+    if (pc !== this.subscribeConnection) return;
     if (!this._subscribeAnswered) {
       this._subscribeAnswered = true;
       for (const candidate of this._subscribeCandidates.splice(0)) {
@@ -667,10 +1055,22 @@ export class WebinarConnection extends EventTarget {
       if (!carried.has(producerId)) this._endRemote(producerId, "removed");
     }
     for (const transceiver of pc.getTransceivers()) {
-      const info = transceiver.mid ? offered.get(transceiver.mid) : undefined;
-      if (!info || this._ended.has(info.producer_id) || this.remoteStreams.has(info.producer_id)) {
+      const offeredInfo = transceiver.mid ? offered.get(transceiver.mid) : undefined;
+      if (
+        !offeredInfo ||
+        this._ended.has(offeredInfo.producer_id) ||
+        this.remoteStreams.has(offeredInfo.producer_id)
+      ) {
         continue;
       }
+      // The offer's list lacks the paused state: take it from what was announced.
+      const known = this.streamInfo.get(offeredInfo.producer_id);
+      /** @type {MidStream} */
+      const info = {
+        ...offeredInfo,
+        paused: known?.paused ?? false,
+        pause_reason: known?.pause_reason ?? null,
+      };
       const track = transceiver.receiver.track;
       const stream =
         this._trackStreams.get(/** @type {string} */ (transceiver.mid)) ?? new MediaStream([track]);
@@ -684,12 +1084,11 @@ export class WebinarConnection extends EventTarget {
   /** @param {{producer_id: string, participant_id: string, reason: string}} message */
   _onStreamEnded(message) {
     if (message.participant_id === this.participantId) {
-      // one of ours: closed by the server (or the reply to our own unpublish)
+      // one of ours: closed by the server (or the echo of our own unpublish)
       const own = this.producers.get(message.producer_id);
       if (own) {
         this.producers.delete(message.producer_id);
-        own.transceiver.direction = "inactive";
-        own.transceiver.sender.replaceTrack(null).catch(() => {});
+        this._retire(own.transceiver);
       }
       this._emit("producer-closed", {
         producer_id: message.producer_id,
@@ -700,6 +1099,26 @@ export class WebinarConnection extends EventTarget {
       return;
     }
     this._endRemote(message.producer_id, message.reason, message.participant_id);
+  }
+
+  /** @param {StreamInfo} stream */
+  _onStreamUpdated(stream) {
+    const own = stream.participant_id === this.participantId;
+    if (own) {
+      const entry = this.producers.get(stream.producer_id);
+      if (entry) {
+        entry.paused = Boolean(stream.paused);
+        entry.pause_reason = stream.pause_reason ?? null;
+      }
+    } else {
+      this.streamInfo.set(stream.producer_id, stream);
+      const remote = this.remoteStreams.get(stream.producer_id);
+      if (remote) {
+        remote.info.paused = Boolean(stream.paused);
+        remote.info.pause_reason = stream.pause_reason ?? null;
+      }
+    }
+    this._emit("stream-updated", { stream, own });
   }
 
   /**

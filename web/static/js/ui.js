@@ -1,4 +1,4 @@
-// Small DOM helpers shared by the pages: element building, toasts, error texts.
+// Small DOM helpers shared by the pages: element building, toasts, error texts, times.
 
 import { WebinarError } from "./protocol.js";
 
@@ -6,7 +6,7 @@ import { WebinarError } from "./protocol.js";
  * Build an element.
  * @param {string} tag
  * @param {Record<string, string | boolean | number | null | undefined>} [attrs]
- *   `class`, `text`, `dataset` keys as data-*, anything else as an attribute
+ *   `class`, `text`, anything else as an attribute (`true` → empty attribute)
  * @param {(Node | string | null | undefined | false)[]} [children]
  * @returns {HTMLElement}
  */
@@ -26,6 +26,21 @@ export function el(tag, attrs = {}, children = []) {
 }
 
 /**
+ * An inline SVG icon from the page's sprite (`<symbol id="i-…">`).
+ * @param {string} name  without the `i-` prefix
+ */
+export function icon(name) {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("class", `icon icon-${name}`);
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("aria-hidden", "true");
+  const use = document.createElementNS("http://www.w3.org/2000/svg", "use");
+  use.setAttribute("href", `#i-${name}`);
+  svg.append(use);
+  return svg;
+}
+
+/**
  * The element with this id; throws when the template lacks it (a bug).
  * @template {HTMLElement} T
  * @param {string} id
@@ -37,6 +52,14 @@ export function byId(id) {
   return /** @type {T} */ (node);
 }
 
+/**
+ * @typedef {object} ToastOptions
+ * @property {"info" | "warn" | "error" | "success"} [kind]
+ * @property {number} [timeout]  ms; 0 keeps it until dismissed
+ * @property {{label: string, run: () => void, testid?: string}} [action]  a button in the toast
+ * @property {string} [key]  a toast with the same key replaces the older one
+ */
+
 /** Transient notices in an aria-live region. */
 export class Toasts {
   /** @param {HTMLElement} region */
@@ -46,18 +69,31 @@ export class Toasts {
 
   /**
    * @param {string} text
-   * @param {{kind?: "info" | "warn" | "error", timeout?: number}} [options]
+   * @param {ToastOptions} [options]
    */
-  show(text, { kind = "info", timeout = 6000 } = {}) {
-    const close = el("button", { class: "toast-close", type: "button", "aria-label": "Dismiss" }, [
-      "×",
-    ]);
-    const toast = el("div", { class: `toast toast-${kind}`, "data-testid": "toast" }, [
+  show(text, { kind = "info", timeout = 6000, action, key } = {}) {
+    if (key) {
+      for (const old of this.region.querySelectorAll(`[data-key="${CSS.escape(key)}"]`)) old.remove();
+    }
+    const close = el("button", { class: "toast-close", type: "button", "aria-label": "Dismiss" }, ["×"]);
+    const button = action
+      ? el("button", { class: "btn btn-small toast-action", type: "button", "data-testid": action.testid }, [
+          action.label,
+        ])
+      : null;
+    const toast = el("div", { class: `toast toast-${kind}`, "data-testid": "toast", "data-key": key }, [
       el("span", { class: "toast-text", text }),
+      button,
       close,
     ]);
     const remove = () => toast.remove();
     close.addEventListener("click", remove);
+    if (button && action) {
+      button.addEventListener("click", () => {
+        remove();
+        action.run();
+      });
+    }
     this.region.append(toast);
     while (this.region.childElementCount > 4) this.region.firstElementChild?.remove();
     if (timeout > 0) window.setTimeout(remove, timeout);
@@ -73,10 +109,26 @@ export const SOURCE_NOUN = {
   "screen-audio": "screen audio",
 };
 
+/** What the modes are called, and what they mean. */
+export const MODES = /** @type {Record<string, {label: string, about: string}>} */ ({
+  "listen-only": {
+    label: "Listen only",
+    about: "Attendees watch and listen; presenters and invited speakers talk.",
+  },
+  discussion: {
+    label: "Discussion",
+    about: "Everyone may turn on their microphone and camera.",
+  },
+  "presenters-only": {
+    label: "Presenters only",
+    about: "Backstage: attendees see and hear nothing of the presenters.",
+  },
+});
+
 /**
  * A plain sentence for an error from the server or the connection.
  * @param {unknown} error
- * @param {{maxCameras?: number}} [context]
+ * @param {{maxCameras?: number, startsAt?: string | null}} [context]
  */
 export function errorText(error, context = {}) {
   if (!(error instanceof WebinarError)) {
@@ -88,21 +140,28 @@ export function errorText(error, context = {}) {
         context.maxCameras ? ` (${context.maxCameras})` : ""
       }. Your camera was not published.`;
     case "unknown-event":
-      return "This event does not exist (any more). Check the event ID.";
+      return "This event does not exist (any more). Check the event ID in your invitation.";
     case "bad-credential":
       return "This presenter link is not valid. Ask the organiser for a new one.";
     case "not-started":
-      return "This webinar is not open yet. Come back a few minutes before it starts.";
+      return context.startsAt
+        ? `This webinar has not opened yet. It starts ${formatTime(context.startsAt)} (your time); ` +
+            "the room opens a few minutes before. Please come back then."
+        : "This webinar has not opened yet. Come back a few minutes before it starts.";
     case "ended":
-      return "This webinar has ended.";
+      return "This webinar has ended. Thank you for your interest.";
     case "room-locked":
-      return "The room is locked: no one new can join right now.";
+      return "The organisers have locked the room: nobody new can join right now. Try again in a little while.";
     case "banned":
-      return "You were removed from this webinar and cannot rejoin.";
+      return "You were removed from this webinar and cannot join it again.";
     case "room-full":
-      return "The webinar is full. Try again later.";
+      return "The webinar is full: it holds no more people right now. Try again later.";
+    case "too-many-for-discussion":
+      return `Discussion needs a smaller room: ${error.message || "it allows at most 25 people"}. The mode was not changed.`;
     case "forbidden":
-      return "Your role may not do that.";
+      return `You may not do that in your role. (${error.message})`;
+    case "unknown-participant":
+      return "That person is no longer in the room.";
     case "unsupported-codec":
       return "Your browser did not offer the VP8 video or Opus audio codec this server needs.";
     case "closed":
@@ -118,16 +177,47 @@ export function errorText(error, context = {}) {
 }
 
 /**
- * Format an ISO time for people, in their own time zone.
+ * Format an ISO time for people, in their own time zone and language.
  * @param {string} iso
  */
 export function formatTime(iso) {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return iso;
-  return new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" }).format(date);
+  return new Intl.DateTimeFormat(undefined, {
+    dateStyle: "medium",
+    timeStyle: "short",
+  }).format(date);
+}
+
+/**
+ * "2:05", "1:02:05", from milliseconds (never negative).
+ * @param {number} ms
+ */
+export function formatCountdown(ms) {
+  const total = Math.max(0, Math.ceil(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  const pad = (/** @type {number} */ n) => String(n).padStart(2, "0");
+  return h > 0 ? `${h}:${pad(m)}:${pad(s)}` : `${m}:${pad(s)}`;
+}
+
+/**
+ * "in 3 minutes" in the user's language.
+ * @param {number} ms
+ */
+export function formatRelative(ms) {
+  const rtf = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+  const minutes = Math.round(ms / 60_000);
+  if (Math.abs(minutes) < 1) return rtf.format(Math.round(ms / 1000), "second");
+  if (Math.abs(minutes) < 90) return rtf.format(minutes, "minute");
+  const hours = Math.round(ms / 3_600_000);
+  if (Math.abs(hours) < 36) return rtf.format(hours, "hour");
+  return rtf.format(Math.round(ms / 86_400_000), "day");
 }
 
 const NAME_KEY = "webinar.name";
+const CLIENT_KEY = "webinar.clientId";
 
 /** The display name used last time, if any. */
 export function savedName() {
@@ -147,7 +237,33 @@ export function saveName(name) {
   }
 }
 
+/** This browser's opaque ID (the server applies a ban to it); kept in localStorage. */
+export function clientId() {
+  try {
+    let id = localStorage.getItem(CLIENT_KEY);
+    if (!id) {
+      id = crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2);
+      localStorage.setItem(CLIENT_KEY, id);
+    }
+    return id;
+  } catch {
+    return null;
+  }
+}
+
 /** @param {string} name */
 export function cleanName(name) {
   return name.split(/\s+/).filter(Boolean).join(" ").slice(0, 64);
+}
+
+/** @param {string} name */
+export function initials(name) {
+  const parts = name.trim().split(/\s+/).filter(Boolean);
+  const letters = parts.length > 1 ? parts[0][0] + parts[parts.length - 1][0] : (parts[0] ?? "?").slice(0, 2);
+  return letters.toUpperCase();
+}
+
+/** What a role is called. @param {string} role */
+export function roleLabel(role) {
+  return role === "host" ? "Host" : role === "presenter" ? "Presenter" : "Attendee";
 }

@@ -1,0 +1,331 @@
+// The participant list: everyone in the room with role, raised hand (and place in the
+// queue), microphone and camera state, connection quality; for presenters and hosts
+// the actions their role allows on each row. The server enforces every rule anyway;
+// the list only leaves out buttons that would be refused.
+//
+// Rows are keyed by participant ID and rebuilt only when what they show changed, so
+// an open "More" menu or a focused button survives unrelated updates.
+
+import { el, icon, initials, roleLabel } from "./ui.js";
+
+/** @typedef {import("./protocol.js").ParticipantInfo} ParticipantInfo */
+/** @typedef {import("./protocol.js").StreamInfo} StreamInfo */
+
+/**
+ * @typedef {"grant-mic" | "grant-camera" | "revoke" | "lower-hand" | "mute" | "remove" | "make-presenter" | "make-attendee"} RowAction
+ *
+ * @typedef {"on" | "off" | "none"} DeviceState
+ *
+ * @typedef {object} ListState
+ * @property {ParticipantInfo[]} participants
+ * @property {StreamInfo[]} streams  everyone else's streams
+ * @property {string | null} me  our participant ID
+ * @property {string} myRole
+ * @property {{mic: DeviceState, camera: DeviceState}} self  our own microphone and camera
+ */
+
+const ROLE_ORDER = /** @type {Record<string, number>} */ ({ host: 0, presenter: 1, attendee: 2 });
+
+const QUALITY_TEXT = /** @type {Record<string, string>} */ ({
+  good: "Connection good",
+  fair: "Connection fair",
+  poor: "Connection poor",
+  unknown: "Connection not measured yet",
+});
+
+/** @param {string} role */
+export function isStaff(role) {
+  return role === "host" || role === "presenter";
+}
+
+/**
+ * Raised hands first (in the order they were raised), then hosts and presenters,
+ * then attendees, by name.
+ * @param {ParticipantInfo[]} people
+ */
+export function sortParticipants(people) {
+  return [...people].sort((a, b) => {
+    const ha = a.hand_raised ?? null;
+    const hb = b.hand_raised ?? null;
+    if (ha !== null || hb !== null) {
+      if (ha === null) return 1;
+      if (hb === null) return -1;
+      return ha - hb;
+    }
+    const ra = ROLE_ORDER[a.role] ?? 3;
+    const rb = ROLE_ORDER[b.role] ?? 3;
+    if (ra !== rb) return ra - rb;
+    return a.name.localeCompare(b.name);
+  });
+}
+
+/** @param {number} n */
+function ordinal(n) {
+  const rules = new Intl.PluralRules("en", { type: "ordinal" });
+  const suffix = /** @type {Record<string, string>} */ ({ one: "st", two: "nd", few: "rd", other: "th" });
+  return `${n}${suffix[rules.select(n)] ?? "th"}`;
+}
+
+export class ParticipantList {
+  /**
+   * @param {HTMLUListElement} list
+   * @param {(action: RowAction, participant: ParticipantInfo) => void} onAction
+   */
+  constructor(list, onAction) {
+    this.list = list;
+    this.onAction = onAction;
+    /** @type {Map<string, {row: HTMLElement, sig: string}>} */
+    this.rows = new Map();
+    /** @type {string | null} */
+    this.activeSpeaker = null;
+    list.addEventListener("click", (event) => {
+      const target = /** @type {HTMLElement} */ (event.target);
+      const button = /** @type {HTMLButtonElement | null} */ (target.closest("button[data-action]"));
+      if (!button || button.disabled) return;
+      const row = /** @type {HTMLElement | null} */ (button.closest("[data-participant-id]"));
+      const id = row?.dataset.participantId;
+      const person = id ? this.people.get(id) : undefined;
+      if (!person) return;
+      const details = button.closest("details");
+      if (details) details.open = false;
+      this.onAction(/** @type {RowAction} */ (button.dataset.action), person);
+    });
+    /** @type {Map<string, ParticipantInfo>} */
+    this.people = new Map();
+  }
+
+  /** @param {ListState} state */
+  render(state) {
+    const ordered = sortParticipants(state.participants);
+    this.people = new Map(ordered.map((p) => [p.participant_id, p]));
+    /** @type {Map<string, StreamInfo[]>} */
+    const streamsOf = new Map();
+    for (const stream of state.streams) {
+      const list = streamsOf.get(stream.participant_id) ?? [];
+      list.push(stream);
+      streamsOf.set(stream.participant_id, list);
+    }
+    const queue = ordered.filter((p) => p.hand_raised != null);
+    const seen = new Set();
+    ordered.forEach((person, index) => {
+      const id = person.participant_id;
+      seen.add(id);
+      const self = id === state.me;
+      const devices = self ? state.self : deviceStates(streamsOf.get(id) ?? []);
+      const position = person.hand_raised != null ? queue.indexOf(person) + 1 : 0;
+      const actions = self ? [] : this.actionsFor(person, state.myRole, devices);
+      const sig = JSON.stringify([person, devices, position, actions, self]);
+      let entry = this.rows.get(id);
+      if (!entry || entry.sig !== sig) {
+        const row = this._buildRow(person, { self, devices, position, actions });
+        if (entry) {
+          carryOver(entry.row, row);
+          entry.row.replaceWith(row);
+        }
+        entry = { row, sig };
+        this.rows.set(id, entry);
+      }
+      const at = this.list.children[index];
+      if (at !== entry.row) this.list.insertBefore(entry.row, at ?? null);
+    });
+    for (const [id, entry] of this.rows) {
+      if (!seen.has(id)) {
+        entry.row.remove();
+        this.rows.delete(id);
+      }
+    }
+    this.setActiveSpeaker(this.activeSpeaker);
+  }
+
+  /** @param {string | null} participantId */
+  setActiveSpeaker(participantId) {
+    this.activeSpeaker = participantId;
+    for (const [id, { row }] of this.rows) row.dataset.speaking = String(id === participantId);
+  }
+
+  /**
+   * What we may do to this person (empty for attendees).
+   * @param {ParticipantInfo} person
+   * @param {string} myRole
+   * @param {{mic: DeviceState, camera: DeviceState}} devices
+   * @returns {RowAction[]}
+   */
+  actionsFor(person, myRole, devices) {
+    if (!isStaff(myRole)) return [];
+    /** @type {RowAction[]} */
+    const out = [];
+    if (person.role === "attendee") {
+      if (!person.grant_audio) out.push("grant-mic");
+      if (!person.grant_video) out.push("grant-camera");
+      if (person.grant_audio || person.grant_video) out.push("revoke");
+      if (person.hand_raised != null) out.push("lower-hand");
+    }
+    if (devices.mic === "on") out.push("mute");
+    if (myRole === "host" && person.role === "attendee") out.push("make-presenter");
+    if (myRole === "host" && person.role === "presenter") out.push("make-attendee");
+    if (person.role !== "host") out.push("remove");
+    return out;
+  }
+
+  /**
+   * @param {ParticipantInfo} person
+   * @param {{self: boolean, devices: {mic: DeviceState, camera: DeviceState}, position: number, actions: RowAction[]}} view
+   */
+  _buildRow(person, { self, devices, position, actions }) {
+    const connected = person.connected !== false;
+    const quality = person.quality ?? "unknown";
+    const name = el("span", { class: "person-name" }, [person.name, self ? el("span", { class: "muted", text: " (you)" }) : null]);
+    const status = el("div", { class: "person-status" }, [
+      position
+        ? el(
+            "span",
+            {
+              class: "chip chip-hand",
+              "data-testid": "hand-position",
+              title: `Raised a hand: ${ordinal(position)} in the queue`,
+            },
+            [icon("hand"), el("span", { text: `${ordinal(position)}` }), el("span", { class: "sr-only", text: " in the queue" })],
+          )
+        : null,
+      deviceChip("mic", devices.mic),
+      deviceChip("camera", devices.camera),
+      person.grant_audio || person.grant_video
+        ? el("span", {
+            class: "chip chip-grant",
+            text: person.grant_audio && person.grant_video ? "May speak and show video" : person.grant_audio ? "May speak" : "May show video",
+          })
+        : null,
+      person.listen_only ? el("span", { class: "chip", text: "Listen only", title: "Joined when discussion was full" }) : null,
+    ]);
+    const row = el(
+      "li",
+      {
+        class: "person",
+        "data-testid": "participant-row",
+        "data-participant-id": person.participant_id,
+        "data-role": person.role,
+        "data-hand": person.hand_raised != null ? String(position) : "",
+        "data-connected": String(connected),
+        "data-self": String(self),
+      },
+      [
+        el("span", { class: "avatar avatar-small", "aria-hidden": "true", text: initials(person.name) }),
+        el("div", { class: "person-main" }, [
+          el("div", { class: "person-line" }, [
+            name,
+            person.role !== "attendee" ? el("span", { class: "badge", text: roleLabel(person.role) }) : null,
+            connected ? null : el("span", { class: "person-reconnecting", text: "(reconnecting)" }),
+            el("span", {
+              class: "quality-dot",
+              "data-quality": quality,
+              "data-testid": "participant-quality",
+              role: "img",
+              "aria-label": QUALITY_TEXT[quality] ?? QUALITY_TEXT.unknown,
+              title: QUALITY_TEXT[quality] ?? QUALITY_TEXT.unknown,
+            }),
+          ]),
+          status.childElementCount ? status : null,
+          actions.length ? this._buildActions(person, actions) : null,
+        ]),
+      ],
+    );
+    return row;
+  }
+
+  /**
+   * @param {ParticipantInfo} person
+   * @param {RowAction[]} actions
+   */
+  _buildActions(person, actions) {
+    const who = person.name;
+    /** @type {Record<RowAction, {label: string, aria: string, kind?: string}>} */
+    const spec = {
+      "grant-mic": { label: "Allow mic", aria: `Let ${who} speak (allow the microphone)`, kind: "btn-primary" },
+      "grant-camera": { label: "Allow camera", aria: `Let ${who} show their camera` },
+      revoke: { label: "Revoke", aria: `Take the microphone and camera back from ${who}` },
+      "lower-hand": { label: "Lower hand", aria: `Lower ${who}'s hand` },
+      mute: { label: "Mute", aria: `Mute ${who}'s microphone` },
+      "make-presenter": { label: "Make presenter", aria: `Make ${who} a presenter` },
+      "make-attendee": { label: "Make attendee", aria: `Make ${who} an attendee` },
+      remove: { label: "Remove…", aria: `Remove ${who} from the webinar` },
+    };
+    const inMenu = new Set(["grant-camera", "make-presenter", "make-attendee", "remove", "lower-hand"]);
+    /** @param {RowAction} action @param {string} cls */
+    const button = (action, cls) =>
+      el(
+        "button",
+        {
+          type: "button",
+          class: `${cls} ${spec[action].kind ?? ""}`.trim(),
+          "data-action": action,
+          "data-testid": action,
+          "aria-label": spec[action].aria,
+        },
+        [spec[action].label],
+      );
+    const main = actions.filter((a) => !inMenu.has(a)).map((a) => button(a, "btn btn-small"));
+    const more = actions.filter((a) => inMenu.has(a));
+    return el("div", { class: "person-actions" }, [
+      ...main,
+      more.length
+        ? el("details", { class: "menu" }, [
+            el("summary", { class: "btn btn-small", "aria-label": `More actions for ${who}`, "data-testid": "more-actions" }, ["More"]),
+            el("div", { class: "menu-panel", role: "group", "aria-label": `More actions for ${who}` }, more.map((a) => button(a, "menu-item"))),
+          ])
+        : null,
+    ]);
+  }
+}
+
+/**
+ * A participant's microphone and camera, from their streams.
+ * @param {StreamInfo[]} streams
+ * @returns {{mic: DeviceState, camera: DeviceState}}
+ */
+export function deviceStates(streams) {
+  /** @param {string} source @returns {DeviceState} */
+  const state = (source) => {
+    const s = streams.find((x) => x.source === source);
+    return !s ? "none" : s.paused ? "off" : "on";
+  };
+  return { mic: state("microphone"), camera: state("camera") };
+}
+
+/**
+ * @param {"mic" | "camera"} what
+ * @param {DeviceState} state
+ */
+function deviceChip(what, state) {
+  if (state === "none") return null;
+  const noun = what === "mic" ? "Microphone" : "Camera";
+  const text = `${noun} ${state}`;
+  return el(
+    "span",
+    { class: `chip chip-device chip-${state}`, role: "img", "aria-label": text, title: text, "data-device": what, "data-state": state },
+    [icon(state === "on" ? what : `${what}-off`)],
+  );
+}
+
+/**
+ * Keep an open menu open and the focused button focused across a row rebuild.
+ * @param {HTMLElement} from
+ * @param {HTMLElement} to
+ */
+function carryOver(from, to) {
+  const open = from.querySelector("details[open]");
+  if (open) to.querySelector("details")?.setAttribute("open", "");
+  const active = document.activeElement;
+  if (active instanceof HTMLElement && from.contains(active)) {
+    const action = active.dataset.action ?? (active.tagName === "SUMMARY" ? "summary" : null);
+    queueMicrotask(() => {
+      const again =
+        action === "summary"
+          ? to.querySelector("summary")
+          : action
+            ? to.querySelector(`[data-action="${action}"]`)
+            : null;
+      const fallback = again ?? to.querySelector("button, summary");
+      if (fallback instanceof HTMLElement) fallback.focus();
+    });
+  }
+}
