@@ -560,6 +560,9 @@ def configure_gathering(
     private._RTCPeerConnection__createTransceiver = create
 
 
+MEDIA_SOCKET_BUFFER = 4 * 1024 * 1024  # the kernel caps it at net.core.rmem_max
+
+
 def _patch_gather(
     conn: Any,
     host_addresses: list[str],
@@ -581,9 +584,12 @@ def _patch_gather(
         last: OSError | None = None
         for port in ports:
             try:
-                _, protocol = await loop.create_datagram_endpoint(
+                transport, protocol = await loop.create_datagram_endpoint(
                     lambda: ice.StunProtocol(conn), local_addr=(address, port), family=family
                 )
+                sock = transport.get_extra_info("socket")
+                if sock is not None:  # as aioice does: bursts must not overflow the socket
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, MEDIA_SOCKET_BUFFER)
                 return protocol
             except OSError as exc:
                 last = exc
