@@ -21,7 +21,6 @@ from webinar.rooms.state import (
     RoomUpdated,
     Source,
     Stream,
-    StreamAdded,
     StreamRemoved,
     StreamUpdated,
 )
@@ -363,4 +362,3 @@ def test_quality_updates_only_on_change() -> None:
     state = room(ATT)
     assert len(state.set_quality("a", "good")) == 1
     assert state.set_quality("a", "good") == []
-    assert StreamAdded  # imported for completeness of the event table

@@ -32,9 +32,11 @@ from webinar.sfu import (
     TrackSpec,
 )
 
+from .roles import Capability
 from .state import (
     RESUME_GRACE,
     Participant,
+    ParticipantUpdated,
     Removed,
     RoomEnded,
     RoomError,
@@ -384,7 +386,7 @@ class LiveRoom:
                         producer.pause()
                     else:
                         producer.resume()
-            for member in list(self._members.values()):
+            for member in self._recipients(event):
                 if member.peer is None:
                     continue
                 try:
@@ -398,6 +400,25 @@ class LiveRoom:
                     self._kick(pid, "ended")
         if events and not self.closed:
             self._reconcile()
+
+    def _recipients(self, event: RoomEvent) -> list[_Member]:
+        """Who hears of an event. Connection quality changes every few seconds for
+        everyone; broadcasting it would be N² messages, so only the person concerned
+        and those who run the floor get it."""
+        members = list(self._members.values())
+        if isinstance(event, ParticipantUpdated) and event.cause == "quality":
+            subject = event.participant.participant_id
+            state = self.state
+            return [
+                m
+                for m in members
+                if m.participant_id == subject
+                or (
+                    (p := state.participants.get(m.participant_id)) is not None
+                    and p.can(Capability.MANAGE_FLOOR)
+                )
+            ]
+        return members
 
     def _kick(self, participant_id: str, reason: str) -> None:
         member = self._members.get(participant_id)

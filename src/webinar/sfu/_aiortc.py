@@ -41,7 +41,9 @@ from aiortc.rtp import (
     RTCP_RTPFB_NACK,
     AnyRtcpPacket,
     RtcpPsfbPacket,
+    RtcpRrPacket,
     RtcpRtpfbPacket,
+    RtcpSrPacket,
     RtpPacket,
     pack_remb_fci,
 )
@@ -383,7 +385,7 @@ class SenderTap:
         original = self._original_rtcp
 
         async def handle(packet: AnyRtcpPacket) -> None:
-            if type(packet).__name__ in ("RtcpRrPacket", "RtcpSrPacket"):
+            if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
                 await original(packet)
             await handler(packet)
 

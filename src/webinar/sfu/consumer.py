@@ -10,6 +10,7 @@ feeds REMB and receiver reports into the subscriber's bandwidth estimate.
 from __future__ import annotations
 
 import logging
+import secrets
 import struct
 import time
 from collections.abc import Callable
@@ -360,8 +361,6 @@ class Consumer:
 
 
 def _randbytes(n: int) -> bytes:
-    import secrets
-
     return secrets.token_bytes(n)
 
 

@@ -82,7 +82,6 @@ class Producer:
         self.closed = False
         self.paused = False
         self.sender_report: SenderReportMapping | None = None
-        self.audio_level = -1  # last ssrc-audio-level byte seen (-dBov, 127 = silence)
         self._loudest = 127  # lowest -dBov seen since the last take_loudest()
         self._tap = tap
         self._consumers: dict[str, Consumer] = {}
@@ -166,7 +165,6 @@ class Producer:
                 stats.keyframes += 1
         level = packet.extensions.audio_level
         if level is not None:
-            self.audio_level = level[1]
             if level[1] < self._loudest:
                 self._loudest = level[1]
             audio_level = (0x80 if level[0] else 0) | level[1]

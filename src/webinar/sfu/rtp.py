@@ -5,20 +5,9 @@ path, so it stays allocation-light."""
 
 from __future__ import annotations
 
-import struct
-import time
 from dataclasses import dataclass
 
 NTP_EPOCH_OFFSET = 2208988800  # seconds between 1900-01-01 and 1970-01-01
-
-_HDR = struct.Struct("!BBHIIHH")  # RTP fixed header + one-byte extension profile/length
-_HDR_NOEXT = struct.Struct("!BBHII")
-
-
-def ntp_now() -> int:
-    """Current wall-clock time as a 64-bit NTP timestamp."""
-    t = time.time() + NTP_EPOCH_OFFSET
-    return (int(t) << 32) | int((t % 1) * (1 << 32))
 
 
 def ntp_from_seconds(t: float) -> int:
@@ -187,18 +176,6 @@ class DuplicateFilter:
         return True
 
 
-def build_header(
-    marker: int,
-    payload_type: int,
-    seq: int,
-    timestamp: int,
-    ssrc: int,
-    ext_words: int,
-) -> bytes:
-    """RTP fixed header plus the one-byte-extension preamble (RFC 8285)."""
-    return _HDR.pack(0x90, (marker << 7) | payload_type, seq, timestamp, ssrc, 0xBEDE, ext_words)
-
-
 def one_byte_extension(ext_id: int, value: bytes) -> bytes:
     if not 1 <= ext_id <= 14:
         raise ValueError("one-byte header extension id must be 1..14")
@@ -209,12 +186,3 @@ def one_byte_extension(ext_id: int, value: bytes) -> bytes:
 
 def pad4(data: bytes) -> bytes:
     return data + b"\x00" * (-len(data) % 4)
-
-
-def wrap_rtx_payload(original_seq: int, payload: bytes) -> bytes:
-    return struct.pack("!H", original_seq) + payload
-
-
-def seq_newer(a: int, b: int) -> bool:
-    """16-bit sequence comparison: is ``a`` newer than ``b``."""
-    return a != b and ((a - b) & 0xFFFF) < 0x8000
