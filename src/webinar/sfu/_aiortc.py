@@ -608,7 +608,7 @@ def configure_gathering(
 
     private: Any = pc
     original = private._RTCPeerConnection__createTransceiver
-    sockets: list[asyncio.BaseTransport] = []
+    sockets = _Sockets()
     private._webinar_sockets = sockets
 
     def create(*args: Any, **kwargs: Any) -> Any:
@@ -633,14 +633,37 @@ def release_sockets(pc: RTCPeerConnection) -> None:
 
     aioice closes the sockets it knows of, but not one bound while its connection
     was closing, nor those of an ICE transport aiortc dropped without closing."""
-    for transport in getattr(pc, "_webinar_sockets", ()):
-        if not transport.is_closing():
+    sockets: _Sockets | None = getattr(pc, "_webinar_sockets", None)
+    if sockets is not None:
+        sockets.release()
+
+
+class _Sockets:
+    """The UDP transports our gathering bound for one peer connection."""
+
+    def __init__(self) -> None:
+        self.released = False
+        self._transports: list[asyncio.BaseTransport] = []
+
+    def add(self, transport: asyncio.BaseTransport) -> bool:
+        """Keep ``transport``; after :meth:`release` close it at once and say so."""
+        if self.released:
             transport.close()
+            return False
+        self._transports.append(transport)
+        return True
+
+    def release(self) -> None:
+        self.released = True
+        for transport in self._transports:
+            if not transport.is_closing():
+                transport.close()
+        self._transports.clear()
 
 
 def _patch_gather(
     conn: Any,
-    sockets: list[asyncio.BaseTransport],
+    sockets: _Sockets,
     host_addresses: list[str],
     port_min: int | None,
     port_max: int | None,
@@ -663,8 +686,8 @@ def _patch_gather(
                 transport, protocol = await loop.create_datagram_endpoint(
                     lambda: ice.StunProtocol(conn), local_addr=(address, port), family=family
                 )
-                sockets.append(transport)
-                if conn._closing:  # closed while we were binding: nobody would close it
+                # Closed while we were binding? Then nobody else would close it.
+                if not sockets.add(transport) or conn._closing:
                     transport.close()
                     raise _Closed
                 sock = transport.get_extra_info("socket")

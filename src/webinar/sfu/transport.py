@@ -170,7 +170,8 @@ class _Transport:
             await asyncio.wait_for(self.pc.close(), CLOSE_TIMEOUT)
         except Exception:
             logger.warning("closing %s's peer connection failed", self.id, exc_info=True)
-        hooks.release_sockets(self.pc)
+        finally:  # even when the closing task is cancelled
+            hooks.release_sockets(self.pc)
         for listener in self._close_listeners:
             try:
                 listener()
