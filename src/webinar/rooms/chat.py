@@ -185,8 +185,9 @@ class Chat:
         self.messages[message_id] = message
         return message
 
-    def restore(self, messages: list[ChatMessage]) -> None:
+    def restore(self, messages: list[ChatMessage], seq: int = 0) -> None:
         """Load persisted history (oldest first), e.g. when a room opens again."""
+        self.seq = max(self.seq, seq)
         for message in messages:
             self._keep(message)
             self.seq = max(self.seq, message.seq)

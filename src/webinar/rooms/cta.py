@@ -73,7 +73,13 @@ class CtaClosed:
     reason: str  # "closed" | "expired" | "replaced"
 
 
-CtaEvent = CtaShown | CtaClosed
+@dataclass(frozen=True, slots=True)
+class CtaClicked:
+    cta_id: str
+    clicks: int  # all clicks on it so far
+
+
+CtaEvent = CtaShown | CtaClosed | CtaClicked
 
 
 def build_cta(
