@@ -176,6 +176,11 @@ class Dashboard:
     async def _visible_events(self, user: User) -> list[Event]:
         return await self.store.list_events(None if user.is_admin else user.user_id)
 
+    async def owned_event(self, request: web.Request) -> Event:
+        """The event in the URL if the signed-in user may see it (else a redirect or 404)."""
+        _record, user = await self._require(request)
+        return await self._own_event(request, user)
+
     async def _own_event(self, request: web.Request, user: User) -> Event:
         event = await self.store.get_event(request.match_info["event_id"])
         if event is None or not (user.is_admin or event.owner_id == user.user_id):
