@@ -103,6 +103,8 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
         rooms=lambda: app.get(ROOMS),
         secret=lambda: app[SERVICES].interaction_secret,
         owned_event=dashboard.owned_event,
+        render=_render,
+        event_links=dashboard.event_view,
     )
     app.router.add_routes(interaction.routes())
     return app

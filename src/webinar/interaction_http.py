@@ -31,7 +31,7 @@ from webinar.rooms import polls as pl
 from webinar.rooms.interaction_errors import InteractionError, InteractionErrorCode
 from webinar.rooms.manager import RoomManager
 from webinar.signalling import interaction as glue
-from webinar.store import Event, Store, SyncStore
+from webinar.store import Event, SessionRecord, Store, SyncStore, User
 
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
@@ -105,7 +105,9 @@ class InteractionHttp:
         admin_token: str | None,
         rooms: Callable[[], RoomManager | None],
         secret: Callable[[], bytes],
-        owned_event: Callable[[web.Request], Awaitable[Event]],
+        owned_event: Callable[[web.Request], Awaitable[tuple[Event, SessionRecord, User]]],
+        render: Callable[..., web.Response],
+        event_links: Callable[[web.Request, Event], dict[str, Any]],
     ) -> None:
         self._store = store
         self._images = data_dir / "images"
@@ -113,6 +115,8 @@ class InteractionHttp:
         self._rooms = rooms
         self._secret = secret
         self._owned_event = owned_event
+        self._render = render
+        self._event_links = event_links
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -120,6 +124,8 @@ class InteractionHttp:
             web.post("/api/events/{event_id}/images", self.upload_image),
             web.get("/images/{image_id}", self.image),
             web.get("/dashboard/events/{event_id}/export/{kind}.csv", self.dashboard_export),
+            web.get("/dashboard/events/{event_id}/polls", self.dashboard_polls),
+            web.post("/dashboard/events/{event_id}/polls", self.dashboard_create_poll),
             web.get("/api/admin/events/{event_id}/interaction", self.admin_interaction),
             web.get("/api/admin/events/{event_id}/export/{kind}.csv", self.admin_export),
             web.get("/api/admin/events/{event_id}/polls", self.admin_polls),
@@ -255,8 +261,30 @@ class InteractionHttp:
     # ------------------------------------------------------------------ exports
 
     async def dashboard_export(self, request: web.Request) -> web.Response:
-        event = await self._owned_event(request)
+        event, _record, _user = await self._owned_event(request)
         return await self._csv(event, request.match_info["kind"])
+
+    async def dashboard_polls(self, request: web.Request) -> web.Response:
+        """The organiser prepares polls and tests before the event."""
+        event, record, user = await self._owned_event(request)
+        event_id = event.event_id
+        polls = await self._store.run(lambda core: ist.list_polls(core, event_id))
+        return self._render(
+            request,
+            "event_polls.html",
+            user=user,
+            csrf=record.csrf_token,
+            event=self._event_links(request, event),
+            presenter_key=event.presenter_key,
+            polls=[_poll_json(p) for p in polls],
+        )
+
+    async def dashboard_create_poll(self, request: web.Request) -> web.Response:
+        event, record, _user = await self._owned_event(request)
+        given = request.headers.get("X-CSRF-Token", "")
+        if not given or not same_secret(given, record.csrf_token):
+            raise _json_error(403, "forbidden", "the page expired or did not come from this site")
+        return await self._create_poll(request, event)
 
     async def admin_export(self, request: web.Request) -> web.Response:
         self._check_admin(request)
@@ -279,7 +307,9 @@ class InteractionHttp:
     async def admin_create_poll(self, request: web.Request) -> web.Response:
         """Prepare a poll or test before (or during) the event."""
         self._check_admin(request)
-        event = await self._event(request)
+        return await self._create_poll(request, await self._event(request))
+
+    async def _create_poll(self, request: web.Request, event: Event) -> web.Response:
         try:
             spec = await request.json()
         except ValueError:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from playwright.async_api import Page, expect
 
 from tests.browser.support import OpenPage, join_attendee, join_presenter, wait_until
+from tests.browser.test_dashboard import add_user, sign_in
 from tests.helpers import RunningServer
+from tests.protocol.test_interaction_http import png
 from webinar import interaction_store as ist
 
 pytestmark = pytest.mark.browser
@@ -147,3 +152,47 @@ async def test_question_upvoted_published_and_cta_click_counted(
     await wait_until(clicks, lambda n: n == 1, within=5, what="the click in the store")
     await pres.get_by_test_id("cta-close").click()
     await expect(bob.get_by_test_id("cta-popup")).to_be_hidden()
+
+
+async def test_test_prepared_on_the_dashboard_with_an_image_is_scored(
+    server: RunningServer, open_page: OpenPage, tmp_path: Path
+) -> None:
+    user = add_user(server, "olga")
+    event = await server.create_event("Quiz night", owner_id=user.user_id)
+    image = tmp_path / "red.png"
+    image.write_bytes(png())
+    org = await open_page("organiser")
+    await sign_in(org, server, "olga")
+    await org.goto(f"{server.base_url}/dashboard/events/{event.display_id}")
+    await org.get_by_test_id("prepare-polls").click()
+    await expect(org.get_by_test_id("no-prepared-polls")).to_be_visible()
+    await org.get_by_test_id("poll-title").fill("Colours")
+    await org.get_by_test_id("poll-kind").select_option("test")
+    editor = org.get_by_test_id("poll-question-editor").first
+    await editor.get_by_test_id("poll-question-text").fill("Which one is red?")
+    rows = editor.get_by_test_id("poll-option-editor")
+    await rows.nth(0).get_by_test_id("poll-option-text").fill("This one")
+    await rows.nth(0).get_by_test_id("poll-option-image").set_input_files(image)
+    await expect(rows.nth(0).locator("img")).to_have_attribute("src", re.compile(r"^/images/img_"))
+    await rows.nth(0).get_by_test_id("poll-option-correct").check()
+    await rows.nth(1).get_by_test_id("poll-option-text").fill("That one")
+    await org.get_by_test_id("poll-save").click()
+    await expect(org.get_by_test_id("prepared-poll")).to_contain_text("Colours")
+
+    pres = await open_page("presenter")
+    ann = await open_page("ann")
+    await join_presenter(pres, server, event, "Piet Presenter", preview=False)
+    await join_attendee(ann, server, event, "Ann Attendee")
+    await open_tab(pres, "tab-polls")
+    item = pres.get_by_test_id("poll-item").first
+    await expect(item.get_by_test_id("poll-item-title")).to_have_text("Colours")
+    await item.get_by_test_id("poll-launch").click()
+    active = ann.get_by_test_id("poll-active")
+    picture = active.locator("img.poll-option-image")
+    await expect(picture).to_have_attribute("src", re.compile(r"^/images/img_"))
+    assert await picture.evaluate("img => img.complete && img.naturalWidth") == 2
+    await active.get_by_test_id("poll-choice").nth(0).check()
+    await active.get_by_test_id("poll-submit").click()
+    await expect(active.get_by_test_id("poll-answer-saved")).to_be_visible()
+    await item.get_by_test_id("poll-close").click()
+    await expect(ann.get_by_test_id("poll-score")).to_have_text("Your score: 1 of 1")

@@ -227,3 +227,47 @@ async def test_exports_from_admin_api_and_dashboard(
             assert resp.status in (302, 303)  # not signed in
     finally:
         await organiser.close()
+
+
+async def test_organiser_prepares_polls_on_the_dashboard(
+    server: RunningServer, people: list[Person], http: aiohttp.ClientSession
+) -> None:
+    add_user(server, "olga")
+    add_user(server, "mallory")
+    organiser = await sign_in(server, "olga")
+    other = await sign_in(server, "mallory")
+    try:
+        user = await server.store.get_user_by_name("olga")
+        assert user is not None
+        event = await server.create_event(owner_id=user.user_id)
+        page = f"{server.base_url}/dashboard/events/{event.display_id}"
+        async with organiser.get(page) as resp:
+            html = await resp.text()
+        for kind in ist.EXPORT_KINDS:
+            assert f'href="/dashboard/events/{event.display_id}/export/{kind}.csv"' in html
+        async with organiser.get(page + "/polls") as resp:
+            assert resp.status == 200
+            html = await resp.text()
+        assert 'data-testid="no-prepared-polls"' in html
+        csrf = html.split('data-csrf="', 1)[1].split('"', 1)[0]
+        async with organiser.post(page + "/polls", json=POLL) as resp:
+            assert resp.status == 403  # no CSRF token
+        async with other.post(page + "/polls", json=POLL, headers={"X-CSRF-Token": csrf}) as resp:
+            assert resp.status == 404  # not mallory's event
+        async with organiser.post(
+            page + "/polls", json={**POLL, "questions": []}, headers={"X-CSRF-Token": csrf}
+        ) as resp:
+            assert resp.status == 400
+        async with organiser.post(
+            page + "/polls", json=POLL, headers={"X-CSRF-Token": csrf}
+        ) as resp:
+            assert resp.status == 201, await resp.text()
+            poll_id = (await resp.json())["poll"]["poll_id"]
+        async with organiser.get(page + "/polls") as resp:
+            assert f'data-poll-id="{poll_id}"' in await resp.text()
+        pres = await enter(server, people, event, "Pres", event.presenter_key)
+        state = await pres.request("sync-interaction")
+        assert [p["poll_id"] for p in state["polls"]] == [poll_id]
+    finally:
+        await organiser.close()
+        await other.close()

@@ -24,7 +24,15 @@ export class PollPanel {
     /** @type {Map<string, any>} */
     this.scores = new Map();
     const panel = /** @type {HTMLElement} */ (document.getElementById("panel-polls"));
-    this.builder = this.makeBuilder();
+    this.builder = new PollBuilder({
+      toast: ctx.toast,
+      eventId: ctx.eventId,
+      presenterKey: ctx.presenterKey,
+      save: async (/** @type {any} */ spec) => {
+        const reply = await ctx.request("poll-create", spec);
+        this.upsert(reply.poll, "created");
+      },
+    }).element;
     this.newButton = el("button", { type: "button", class: "btn btn-small", "data-testid": "poll-new", text: "New poll or test" });
     this.newButton.addEventListener("click", () => {
       this.builder.hidden = !this.builder.hidden;
@@ -289,9 +297,33 @@ export class PollPanel {
     return wrap;
   }
 
-  // ------------------------------------------------------------------ the builder (presenters)
+  /**
+   * @param {string} type
+   * @param {Record<string, unknown>} fields
+   */
+  async act(type, fields) {
+    try {
+      await this.ctx.request(type, fields);
+    } catch (failure) {
+      this.ctx.toast(errorMessage(failure), { kind: "warn", key: "poll" });
+    }
+  }
+}
 
-  makeBuilder() {
+
+/**
+ * The form that makes a poll or test (the room's Polls tab, the dashboard's polls page).
+ * `ctx`: `{toast(text, options), eventId, presenterKey, save: async (spec) => void}`;
+ * `save` rejects with an Error whose message is shown.
+ */
+export class PollBuilder {
+  /** @param {any} ctx */
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.element = this.makeForm();
+  }
+
+  makeForm() {
     const title = el("input", { type: "text", "data-testid": "poll-title", maxlength: 200, required: true, "aria-label": "Title" });
     const kind = /** @type {HTMLSelectElement} */ (
       el("select", { "data-testid": "poll-kind", "aria-label": "Kind" }, [
@@ -326,8 +358,7 @@ export class PollPanel {
         questions: [...questions.children].map((q) => this.readQuestion(/** @type {HTMLElement} */ (q), kind.value === "test")),
       };
       try {
-        const reply = await this.ctx.request("poll-create", spec);
-        this.upsert(reply.poll, "created");
+        await this.ctx.save(spec);
         form.reset();
         questions.replaceChildren(this.questionEditor());
         sync();
@@ -435,17 +466,6 @@ export class PollPanel {
     return { text, kind, options };
   }
 
-  /**
-   * @param {string} type
-   * @param {Record<string, unknown>} fields
-   */
-  async act(type, fields) {
-    try {
-      await this.ctx.request(type, fields);
-    } catch (failure) {
-      this.ctx.toast(errorMessage(failure), { kind: "warn", key: "poll" });
-    }
-  }
 }
 
 /**
