@@ -49,6 +49,9 @@ async def test_chat_and_a_poll_with_live_results(
     await expect(links).to_have_count(1)
     await expect(links).to_have_attribute("href", "https://example.com/a")
     await expect(bob.locator("[data-testid=chat-message]")).to_have_count(1)
+    await expect(bob.get_by_test_id("tab-chat")).to_have_attribute("data-unread", "1")
+    await open_tab(bob, "tab-chat")
+    await expect(bob.get_by_test_id("tab-chat")).to_have_attribute("data-unread", "0")
 
     # The presenter prepares and launches a poll.
     await open_tab(pres, "tab-polls")

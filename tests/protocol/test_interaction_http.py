@@ -96,6 +96,8 @@ async def test_cta_click_redirects_and_counts_per_attendee(
         assert resp.status == 404
     cta_id = ann_cta["cta_id"]
     assert await server.store.run(lambda core: ist.click_count(core, cta_id)) == 3
+    assert (await pres.request("sync-interaction"))["cta"]["clicks"] == 3  # after a reload
+    assert (await ann.request("sync-interaction"))["cta"]["clicks"] is None
     async with http.get(
         f"{server.base_url}/api/admin/events/{event.event_id}/export/cta.csv",
         headers={"Authorization": f"Bearer {ADMIN}"},

@@ -271,7 +271,7 @@ class Viewer:
             answers=self.answers(book, p),
         )
 
-    def cta(self, c: ct.CallToAction) -> s.CtaInfo:
+    def cta(self, c: ct.CallToAction, clicks: int = 0) -> s.CtaInfo:
         token = click_token(self.secret, c.cta_id, self.participant.participant_id, self.name)
         return s.CtaInfo(
             cta_id=c.cta_id,
@@ -282,6 +282,7 @@ class Viewer:
             duration_seconds=c.duration_seconds,
             shown_at=c.shown_at,
             closes_at=c.closes_at,
+            clicks=clicks if self.can(Capability.RUN_CTA) else None,
         )
 
     @property
@@ -299,7 +300,7 @@ class Viewer:
     def qa_state(self, board: qa_.QuestionBoard, by: str | None = None) -> s.QaState:
         return s.QaState(open=board.open, questions=self.questions(board), by=by)
 
-    def snapshot(self, ia: RoomInteraction) -> s.InteractionState:
+    def snapshot(self, ia: RoomInteraction, cta_clicks: int = 0) -> s.InteractionState:
         book = ia.polls
         visible = [p for p in book.polls.values() if self.sees_poll(p)]
         scores = [sc for p in visible if (sc := self.score(book, p)) is not None]
@@ -313,7 +314,7 @@ class Viewer:
             results=[self.results(book, p) for p in visible if self.sees_results(p)],
             my_answers={p.poll_id: a for p in visible if (a := self.answers(book, p))},
             scores=scores,
-            cta=self.cta(ia.cta.current) if ia.cta.current is not None else None,
+            cta=self.cta(ia.cta.current, cta_clicks) if ia.cta.current is not None else None,
         )
 
     def render(self, ia: RoomInteraction, event: InteractionEvent) -> list[s.ServerMessage]:
@@ -410,7 +411,12 @@ async def _context(session: Session) -> tuple[LiveRoom, Participant, str, RoomIn
 
 async def on_sync(session: Session, _msg: s.SyncInteraction) -> s.ServerMessage:
     _room, me, key, ia = await _context(session)
-    return Viewer(me, key, session.services.interaction_secret).snapshot(ia)
+    clicks = 0
+    current = ia.cta.current
+    if current is not None and me.can(Capability.RUN_CTA):
+        cta_id = current.cta_id
+        clicks = await session.services.store.run(lambda core: ist.click_count(core, cta_id))
+    return Viewer(me, key, session.services.interaction_secret).snapshot(ia, clicks)
 
 
 async def on_chat_send(session: Session, msg: s.ChatSend) -> s.ServerMessage:

@@ -866,6 +866,7 @@ class CtaInfo:
     duration_seconds: int | None
     shown_at: float
     closes_at: float | None
+    clicks: int | None = None  # for those who run call-to-actions
 
 
 @dataclass(frozen=True, slots=True)

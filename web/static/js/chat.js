@@ -111,6 +111,28 @@ export class ChatPanel {
     this.input.addEventListener("input", () => this.renderCount());
     panel.append(this.tools, this.list, this.status, form);
     this.renderCount();
+    // unread messages while the chat is not in view: a count on the tab
+    this.unread = 0;
+    const seen = () => {
+      if (this.visible()) this.setUnread(0);
+    };
+    const observer = new MutationObserver(seen);
+    observer.observe(panel, { attributes: true, attributeFilter: ["hidden"] });
+    const live = document.getElementById("live");
+    if (live) observer.observe(live, { attributes: true, attributeFilter: ["data-panel"] });
+  }
+
+  visible() {
+    return !this.panel.hidden && document.getElementById("live")?.dataset.panel === "open";
+  }
+
+  /** @param {number} n */
+  setUnread(n) {
+    this.unread = n;
+    const tab = document.getElementById("tab-chat");
+    if (!tab) return;
+    tab.textContent = n ? `Chat (${n > 99 ? "99+" : n})` : "Chat";
+    tab.dataset.unread = String(n);
   }
 
   renderCount() {
@@ -126,15 +148,19 @@ export class ChatPanel {
     this.list.replaceChildren();
     this.rows.clear();
     this.lastSeq = 0;
-    for (const m of messages) this.add(m);
+    for (const m of messages) this.add(m, false);
     this.setState(state);
   }
 
-  /** @param {any} m ChatInfo */
-  add(m) {
+  /**
+   * @param {any} m ChatInfo
+   * @param {boolean} [fresh]  a new message (not history): counts as unread when out of view
+   */
+  add(m, fresh = true) {
     if (this.rows.has(m.message_id) || m.seq <= this.lastSeq) return;
     this.lastSeq = m.seq;
     const mine = m.participant_id === this.ctx.me();
+    if (fresh && !mine && !this.visible()) this.setUnread(this.unread + 1);
     const actions = el("span", { class: "chat-actions" });
     const row = el(
       "li",

@@ -97,7 +97,7 @@ export class CtaView {
   show(cta, _reason) {
     if (cta === null && this.current && _reason === "replaced") return; // the new one follows
     this.current = cta;
-    this.clicks = 0;
+    this.clicks = cta?.clicks ?? 0;
     this.render();
   }
 
