@@ -418,7 +418,7 @@ def load(core: SyncStore, event_id: str, chat_limit: int) -> Snapshot:
 
 
 def export_rows(core: SyncStore, event_id: str, kind: str) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows of one export: chat, questions, polls, cta."""
+    """Header and rows of one export (see :data:`EXPORT_KINDS`)."""
     conn = core.connection
     if kind == "chat":
         header = ["seq", "time", "participant_id", "name", "role", "text", "deleted", "question_id"]
@@ -483,6 +483,24 @@ def export_rows(core: SyncStore, event_id: str, kind: str) -> tuple[list[str], l
                      r[1], r[2], answer, correct, r[6]]
                 )  # fmt: skip
         return header, out
+    if kind == "scores":
+        header = ["poll_id", "poll_title", "participant_id", "name", "correct", "total"]
+        scored: list[list[Any]] = []
+        for poll in list_polls(core, event_id):
+            if poll.kind is not PollKind.TEST:
+                continue
+            total = sum(1 for q in poll.questions if q.scored)
+            people: dict[str, list[Any]] = {}
+            for key, pid, name, correct in conn.execute(
+                "SELECT voter_key, participant_id, name, correct FROM poll_answers"
+                " WHERE poll_id = ? ORDER BY answered_at",
+                (poll.poll_id,),
+            ):
+                row = people.setdefault(key, [poll.poll_id, poll.title, pid, name, 0, total])
+                row[2], row[3] = pid, name  # the latest name they answered with
+                row[4] += 1 if correct == 1 else 0
+            scored.extend(sorted(people.values(), key=lambda r: (-r[4], str(r[3]))))
+        return header, scored
     if kind == "cta":
         header = ["cta_id", "message", "url", "shown_at", "participant_id", "name", "clicked_at"]
         rows = conn.execute(
@@ -495,4 +513,4 @@ def export_rows(core: SyncStore, event_id: str, kind: str) -> tuple[list[str], l
     raise ValueError(f"unknown export {kind!r}")
 
 
-EXPORT_KINDS = ("chat", "questions", "polls", "cta")
+EXPORT_KINDS = ("chat", "questions", "polls", "scores", "cta")

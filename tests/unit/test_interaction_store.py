@@ -128,6 +128,8 @@ def test_round_trip_of_everything_a_room_restores(core: SyncStore) -> None:
     assert table[0]["answered_at"] == "1970-01-01T00:00:33.000+00:00"
     chat_rows = list(csv.DictReader(io.StringIO(to_csv(*ist.export_rows(core, eid, "chat")))))
     assert [(r["text"], r["deleted"]) for r in chat_rows] == [("hello", "false"), ("oops", "true")]
+    _, score_rows = ist.export_rows(core, eid, "scores")
+    assert score_rows == [[poll.poll_id, "T", ANN.participant_id, ANN.name, 1, 2]]
     _, cta_rows = ist.export_rows(core, eid, "cta")
     assert len(cta_rows) == 2
     _, q_rows = ist.export_rows(core, eid, "questions")
