@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -225,9 +226,7 @@ class InteractionHttp:
         content_type = sniff_image(body[:16])
         if content_type is None:
             raise _json_error(415, "unsupported-type", "poll images must be PNG, JPEG, GIF or WebP")
-        image_id = "img_" + hashlib.sha256(body).hexdigest()[:24]
-        path = self._images / image_id
-        await asyncio.to_thread(_write_file, path, body)
+        image_id = await asyncio.to_thread(_save_image_file, self._images, body)
         event_id, now = event.event_id, time.time()
         await self._store.run(
             lambda core: ist.save_image(core, image_id, event_id, content_type, size, now)
@@ -351,13 +350,16 @@ def _poll_json(p: pl.Poll) -> dict[str, Any]:
     }
 
 
-def _write_file(path: Path, body: bytes) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if path.exists():
-        return  # same content, same name
-    tmp = path.with_suffix(".part")
-    tmp.write_bytes(body)
-    tmp.replace(path)
+def _save_image_file(folder: Path, body: bytes) -> str:
+    """Store the image under its content's hash (off the event loop); returns its id."""
+    image_id = "img_" + hashlib.sha256(body).hexdigest()[:24]
+    path = folder / image_id
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():  # same content, same name
+        tmp = path.with_suffix(f".{secrets.token_hex(4)}.part")
+        tmp.write_bytes(body)
+        tmp.replace(path)
+    return image_id
 
 
 def _too_large() -> web.HTTPException:

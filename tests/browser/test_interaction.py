@@ -118,6 +118,8 @@ async def test_question_upvoted_published_and_cta_click_counted(
     seen = pres.get_by_test_id("qa-item").first
     await expect(seen.get_by_test_id("qa-votes")).to_have_text("1")
     await expect(seen.get_by_test_id("qa-name")).to_have_text("Ann Attendee")
+    # Bob's connection drops while the question is published: he gets it when he is back.
+    await bob.evaluate("() => window.__webinar.dropConnection()")
     await seen.get_by_test_id("qa-publish").click()
     for page in (ann, bob):
         banner = page.get_by_test_id("published-question")
