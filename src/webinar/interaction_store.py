@@ -57,13 +57,23 @@ def save_settings(
     slow_mode_seconds: int,
     qa_open: bool,
     published_question_id: str | None,
+    chat_muted: frozenset[str] = frozenset(),
 ) -> None:
     core.connection.execute(
         "INSERT INTO interaction_settings (event_id, chat_enabled, slow_mode_seconds, qa_open,"
-        " published_question_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET"
+        " published_question_id, chat_muted) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (event_id) DO UPDATE SET"
         " chat_enabled = excluded.chat_enabled, slow_mode_seconds = excluded.slow_mode_seconds,"
-        " qa_open = excluded.qa_open, published_question_id = excluded.published_question_id",
-        (event_id, int(chat_enabled), slow_mode_seconds, int(qa_open), published_question_id),
+        " qa_open = excluded.qa_open, published_question_id = excluded.published_question_id,"
+        " chat_muted = excluded.chat_muted",
+        (
+            event_id,
+            int(chat_enabled),
+            slow_mode_seconds,
+            int(qa_open),
+            published_question_id,
+            json.dumps(sorted(chat_muted)),
+        ),
     )
 
 
@@ -329,6 +339,7 @@ class Snapshot:
     chat_enabled: bool = True
     slow_mode_seconds: int = 0
     qa_open: bool = True
+    chat_muted: frozenset[str] = frozenset()
 
 
 def load(core: SyncStore, event_id: str, chat_limit: int) -> Snapshot:
@@ -375,7 +386,7 @@ def load(core: SyncStore, event_id: str, chat_limit: int) -> Snapshot:
             )
         )
     settings = conn.execute(
-        "SELECT chat_enabled, slow_mode_seconds, qa_open, published_question_id"
+        "SELECT chat_enabled, slow_mode_seconds, qa_open, published_question_id, chat_muted"
         " FROM interaction_settings WHERE event_id = ?",
         (event_id,),
     ).fetchone()
@@ -384,6 +395,7 @@ def load(core: SyncStore, event_id: str, chat_limit: int) -> Snapshot:
         snap.slow_mode_seconds = int(settings[1])
         snap.qa_open = bool(settings[2])
         snap.published_id = settings[3]
+        snap.chat_muted = frozenset(json.loads(settings[4]))
     snap.polls = list_polls(core, event_id)
     for r in conn.execute(
         "SELECT a.poll_id, a.question_id, a.voter_key, a.participant_id, a.name, a.option_ids,"

@@ -171,7 +171,8 @@ MIGRATIONS: tuple[str, ...] = (
         chat_enabled      INTEGER NOT NULL DEFAULT 1,
         slow_mode_seconds INTEGER NOT NULL DEFAULT 0,
         qa_open           INTEGER NOT NULL DEFAULT 1,
-        published_question_id TEXT NULL
+        published_question_id TEXT NULL,
+        chat_muted        TEXT NOT NULL DEFAULT '[]'  -- JSON list of person keys
     );
     CREATE TABLE poll_images (
         image_id     TEXT PRIMARY KEY,

@@ -445,11 +445,17 @@ async def test_interaction_survives_the_room_closing(
 ) -> None:
     event = await server.create_event()
     pres = await enter(server, people, event, "Pres", event.presenter_key)
+    troll = await enter(server, people, event, "Troll", client_id="browser-troll")
     await pres.request("chat-send", text="before the break")
     poll_id = (await pres.request("poll-create", **POLL))["poll"]["poll_id"]
     await pres.request("chat-settings", slow_mode_seconds=10)
+    await pres.request("chat-mute", participant_id=troll.pid)
+    await troll.request("leave")
     await pres.request("leave")
     await eventually(lambda: server.rooms.get(event.event_id) is None)
+    back = await enter(server, people, event, "Troll", client_id="browser-troll")
+    assert (await back.request("sync-interaction"))["chat"]["muted"] is True
+    await refused("chat-muted", back.request("chat-send", text="I am back"))
     again = await enter(server, people, event, "Pres again", event.presenter_key)
     state = await again.request("sync-interaction")
     assert [m["text"] for m in state["messages"]] == ["before the break"]

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+RESULT_TEXTS = 100  # latest text answers per question in live results (the export has all)
+
 ERRORS: dict[InteractionErrorCode, s.ErrorCode] = {
     InteractionErrorCode.FORBIDDEN: s.ErrorCode.FORBIDDEN,
     InteractionErrorCode.CHAT_OFF: s.ErrorCode.CHAT_OFF,
@@ -78,6 +80,7 @@ async def ensure_loaded(store: Store, room: LiveRoom) -> RoomInteraction:
         ia.chat.restore(snap.chat, snap.chat_seq)
         ia.chat.enabled = snap.chat_enabled
         ia.chat.slow_mode_seconds = snap.slow_mode_seconds
+        ia.chat.muted = set(snap.chat_muted)
         ia.qa.restore(snap.questions)
         ia.qa.open = snap.qa_open
         ia.qa.published_id = snap.published_id if snap.published_id in ia.qa.questions else None
@@ -240,7 +243,7 @@ class Viewer:
                     question_id=r.question_id,
                     responses=r.responses,
                     counts=r.counts,
-                    texts=list(r.texts) if runner else None,
+                    texts=list(r.texts[-RESULT_TEXTS:]) if runner else None,
                 )
                 for r in per_question
             ],
@@ -440,7 +443,7 @@ async def on_chat_delete(session: Session, msg: s.ChatDelete) -> None:
 
 async def _save_settings(session: Session, room: LiveRoom, ia: RoomInteraction) -> None:
     enabled, slow, open_ = ia.chat.enabled, ia.chat.slow_mode_seconds, ia.qa.open
-    published = ia.qa.published_id
+    published, muted = ia.qa.published_id, frozenset(ia.chat.muted)
     await session.services.store.run(
         lambda core: ist.save_settings(
             core,
@@ -449,6 +452,7 @@ async def _save_settings(session: Session, room: LiveRoom, ia: RoomInteraction) 
             slow_mode_seconds=slow,
             qa_open=open_,
             published_question_id=published,
+            chat_muted=muted,
         )
     )
 
@@ -463,7 +467,9 @@ async def on_chat_settings(session: Session, msg: s.ChatSettings) -> None:
 async def on_chat_mute(session: Session, msg: s.ChatMute) -> None:
     room, me, _key, ia = await _context(session)
     target = room.state.get(msg.participant_id)
-    ia.emit([ia.chat.set_muted(me, target, person_key(room, target.participant_id), msg.muted)])
+    changed = ia.chat.set_muted(me, target, person_key(room, target.participant_id), msg.muted)
+    await _save_settings(session, room, ia)
+    ia.emit([changed])
 
 
 async def on_question_ask(session: Session, msg: s.QuestionAsk) -> s.ServerMessage:
