@@ -194,6 +194,8 @@ async def test_chat_moderation(server: RunningServer, people: list[Person]) -> N
     muted = await ann.wait("chat-state", where=lambda m: m["muted"])
     assert muted["muted"] is True
     await refused("chat-muted", ann.request("chat-send", text="let me"))
+    assert (await pres.request("sync-interaction"))["chat"]["muted_participants"] == [ann.pid]
+    assert (await bob.request("sync-interaction"))["chat"]["muted_participants"] is None
     bob_msg = await bob.request("chat-send", text="I can still talk")
     # delete
     await refused("forbidden", ann.request("chat-delete", message_id=bob_msg["message_id"]))

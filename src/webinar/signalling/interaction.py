@@ -149,12 +149,15 @@ def _chat(m: ch.ChatMessage) -> s.ChatInfo:
 class Viewer:
     """Who a message is rendered for."""
 
-    __slots__ = ("key", "participant", "secret")
+    __slots__ = ("key", "participant", "room", "secret")
 
-    def __init__(self, participant: Participant, key: str, secret: bytes) -> None:
+    def __init__(
+        self, participant: Participant, key: str, secret: bytes, room: LiveRoom | None = None
+    ) -> None:
         self.participant = participant
         self.key = key
         self.secret = secret
+        self.room = room
 
     def can(self, capability: Capability) -> bool:
         return self.participant.can(capability)
@@ -293,11 +296,18 @@ class Viewer:
         return self.participant.name
 
     def chat_state(self, chat: ch.Chat, by: str | None = None) -> s.ChatState:
+        muted_here: list[str] | None = None
+        if self.room is not None and self.can(Capability.MODERATE_CHAT):
+            room = self.room
+            muted_here = [
+                pid for pid in room.state.participants if chat.is_muted(person_key(room, pid))
+            ]
         return s.ChatState(
             enabled=chat.enabled,
             slow_mode_seconds=chat.slow_mode_seconds,
             muted=chat.is_muted(self.key),
             by=by,
+            muted_participants=muted_here,
         )
 
     def qa_state(self, board: qa_.QuestionBoard, by: str | None = None) -> s.QaState:
@@ -391,7 +401,7 @@ def viewer_of(session: Session) -> Viewer | None:
         return None
     current = room.state.participants.get(participant.participant_id, participant)
     key = person_key(room, current.participant_id)
-    return Viewer(current, key, session.services.interaction_secret)
+    return Viewer(current, key, session.services.interaction_secret, room)
 
 
 def deliver(session: Session, event: InteractionEvent) -> None:
@@ -413,13 +423,13 @@ async def _context(session: Session) -> tuple[LiveRoom, Participant, str, RoomIn
 
 
 async def on_sync(session: Session, _msg: s.SyncInteraction) -> s.ServerMessage:
-    _room, me, key, ia = await _context(session)
+    room, me, key, ia = await _context(session)
     clicks = 0
     current = ia.cta.current
     if current is not None and me.can(Capability.RUN_CTA):
         cta_id = current.cta_id
         clicks = await session.services.store.run(lambda core: ist.click_count(core, cta_id))
-    return Viewer(me, key, session.services.interaction_secret).snapshot(ia, clicks)
+    return Viewer(me, key, session.services.interaction_secret, room).snapshot(ia, clicks)
 
 
 async def on_chat_send(session: Session, msg: s.ChatSend) -> s.ServerMessage:

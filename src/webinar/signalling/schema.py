@@ -721,6 +721,7 @@ class ChatState:
     slow_mode_seconds: int
     muted: bool  # the receiver is muted in chat
     by: str | None = None
+    muted_participants: list[str] | None = None  # for moderators: who here is muted
 
 
 @dataclass(frozen=True, slots=True)

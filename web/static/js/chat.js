@@ -241,9 +241,10 @@ export class ChatPanel {
     this.rows.delete(messageId);
   }
 
-  /** @param {{enabled: boolean, slow_mode_seconds: number, muted: boolean}} state */
+  /** @param {{enabled: boolean, slow_mode_seconds: number, muted: boolean, muted_participants?: string[] | null}} state */
   setState(state) {
     this.state = { enabled: state.enabled, slow_mode_seconds: state.slow_mode_seconds, muted: state.muted };
+    if (Array.isArray(state.muted_participants)) this.mutedPeople = new Set(state.muted_participants);
     const staff = this.ctx.staff();
     this.tools.hidden = !staff;
     this.enabledBox.checked = state.enabled;
