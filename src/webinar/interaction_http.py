@@ -35,6 +35,7 @@ from webinar.signalling import interaction as glue
 from webinar.store import Event, SessionRecord, Store, SyncStore, User
 
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
+MAX_IMAGES_PER_EVENT = 200
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 _IMAGE_ID = re.compile(r"^img_[0-9a-f]{24}$")
 _TIME_COLUMNS = {"time", "asked_at", "published_at", "answered_at", "shown_at", "clicked_at"}
@@ -183,13 +184,15 @@ class InteractionHttp:
             pid, name = who
             now = time.time()
 
-            def record(core: SyncStore) -> int:
-                ist.record_click(core, cta_id, pid, name, now)
+            def record(core: SyncStore) -> int | None:
+                if not ist.record_click(core, cta_id, pid, name, now):
+                    return None
                 return ist.click_count(core, cta_id)
 
             clicks = await self._store.run(record)
             rooms = self._rooms()
-            glue.cta_clicked(rooms.get(event_id) if rooms else None, cta_id, clicks)
+            if clicks is not None:
+                glue.cta_clicked(rooms.get(event_id) if rooms else None, cta_id, clicks)
         raise web.HTTPFound(
             url, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
         )
@@ -212,6 +215,13 @@ class InteractionHttp:
         event = await self._event(request)
         if not await self._may_upload(request, event):
             raise _json_error(403, "forbidden", "only presenters upload poll images")
+        event_id = event.event_id
+        if await self._store.run(lambda core: ist.image_count(core, event_id)) >= (
+            MAX_IMAGES_PER_EVENT
+        ):
+            raise _json_error(
+                400, "limit-reached", f"at most {MAX_IMAGES_PER_EVENT} images per event"
+            )
         declared = request.content_length
         if declared is not None and declared > MAX_IMAGE_BYTES:
             raise _too_large()
@@ -227,7 +237,7 @@ class InteractionHttp:
         if content_type is None:
             raise _json_error(415, "unsupported-type", "poll images must be PNG, JPEG, GIF or WebP")
         image_id = await asyncio.to_thread(_save_image_file, self._images, body)
-        event_id, now = event.event_id, time.time()
+        now = time.time()
         await self._store.run(
             lambda core: ist.save_image(core, image_id, event_id, content_type, size, now)
         )

@@ -276,11 +276,22 @@ def cta_target(core: SyncStore, cta_id: str) -> tuple[str, str] | None:
     return None if row is None else (row[0], row[1])
 
 
-def record_click(core: SyncStore, cta_id: str, participant_id: str, name: str, at: float) -> None:
+MAX_CLICKS_PER_ATTENDEE = 100  # per call-to-action; later clicks still redirect
+
+
+def record_click(core: SyncStore, cta_id: str, participant_id: str, name: str, at: float) -> bool:
+    """Count one click; False (not counted) past MAX_CLICKS_PER_ATTENDEE."""
+    (n,) = core.connection.execute(
+        "SELECT count(*) FROM cta_clicks WHERE cta_id = ? AND participant_id = ?",
+        (cta_id, participant_id),
+    ).fetchone()
+    if n >= MAX_CLICKS_PER_ATTENDEE:
+        return False
     core.connection.execute(
         "INSERT INTO cta_clicks (cta_id, participant_id, name, clicked_at) VALUES (?, ?, ?, ?)",
         (cta_id, participant_id, name, at),
     )
+    return True
 
 
 def click_count(core: SyncStore, cta_id: str) -> int:
@@ -301,6 +312,13 @@ def save_image(
         " VALUES (?, ?, ?, ?, ?)",
         (image_id, event_id, content_type, size, at),
     )
+
+
+def image_count(core: SyncStore, event_id: str) -> int:
+    (n,) = core.connection.execute(
+        "SELECT count(*) FROM poll_images WHERE event_id = ?", (event_id,)
+    ).fetchone()
+    return int(n)
 
 
 def get_image(core: SyncStore, image_id: str) -> tuple[str, str] | None:

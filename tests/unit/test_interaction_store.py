@@ -166,3 +166,19 @@ def test_click_tokens_are_signed_per_cta_and_participant() -> None:
     assert read_click_token(secret, "ct_1", forged) is None
     for junk in ("", ".", "abc", "a.b", payload + ".!!", "x" * 700):
         assert read_click_token(secret, "ct_1", junk) is None
+
+
+def test_clicks_per_attendee_are_bounded(core: SyncStore) -> None:
+    event = core.create_event("Webinar", None)
+    (shown,) = CtaBoard().show(
+        PRES, message="Buy", button="Go", url="https://e.com/", duration_seconds=None, now=1
+    )
+    cta = shown.cta  # type: ignore[union-attr]
+    ist.save_cta(core, event.event_id, cta)
+    results = [
+        ist.record_click(core, cta.cta_id, "pa_ann", "Ann", float(i))
+        for i in range(ist.MAX_CLICKS_PER_ATTENDEE + 2)
+    ]
+    assert results.count(True) == ist.MAX_CLICKS_PER_ATTENDEE and results[-1] is False
+    assert ist.record_click(core, cta.cta_id, "pa_bob", "Bob", 1.0)
+    assert ist.click_count(core, cta.cta_id) == ist.MAX_CLICKS_PER_ATTENDEE + 1
