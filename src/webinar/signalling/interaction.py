@@ -94,12 +94,6 @@ async def ensure_loaded(store: Store, room: LiveRoom) -> RoomInteraction:
     return ia
 
 
-def add_prepared_poll(room: LiveRoom | None, poll: pl.Poll) -> None:
-    """A poll made through the admin API while the room is live."""
-    if room is not None and room.interaction.loaded:
-        room.interaction.emit([room.interaction.polls.add_prepared(poll)])
-
-
 def cta_clicked(room: LiveRoom | None, cta_id: str, clicks: int) -> None:
     if room is not None and room.interaction.loaded:
         room.interaction.emit([ct.CtaClicked(cta_id, clicks)])
