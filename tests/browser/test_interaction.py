@@ -201,3 +201,73 @@ async def test_test_prepared_on_the_dashboard_with_an_image_is_scored(
     await expect(active.get_by_test_id("poll-answer-saved")).to_be_visible()
     await item.get_by_test_id("poll-close").click()
     await expect(ann.get_by_test_id("poll-score")).to_have_text("Your score: 1 of 1")
+
+
+async def test_chat_moderation_and_question_order(
+    server: RunningServer, open_page: OpenPage
+) -> None:
+    event = await server.create_event("Moderated")
+    pres = await open_page("presenter")
+    ann = await open_page("ann")
+    bob = await open_page("bob")
+    await join_presenter(pres, server, event, "Piet Presenter", preview=False)
+    await join_attendee(ann, server, event, "Ann Attendee")
+    await join_attendee(bob, server, event, "Bob Attendee")
+    await open_tab(pres, "tab-chat")
+    await open_tab(ann, "tab-chat")
+
+    # chat off for attendees, and on again
+    await pres.get_by_test_id("chat-enabled-toggle").uncheck()
+    await expect(ann.get_by_test_id("chat-status")).to_have_text(
+        "The presenters have switched chat off."
+    )
+    await expect(ann.get_by_test_id("chat-input")).to_be_disabled()
+    await pres.get_by_test_id("chat-enabled-toggle").check()
+    await expect(ann.get_by_test_id("chat-input")).to_be_enabled()
+
+    # delete a message: it goes from every page
+    await ann.get_by_test_id("chat-input").fill("buy cheap pills")
+    await ann.get_by_test_id("chat-send").click()
+    spam = pres.get_by_test_id("chat-message").filter(has_text="buy cheap pills")
+    await spam.get_by_test_id("chat-delete").click()
+    await expect(ann.get_by_test_id("chat-message")).to_have_count(0)
+
+    # mute one attendee
+    await ann.get_by_test_id("chat-input").fill("sorry")
+    await ann.get_by_test_id("chat-send").click()
+    row = pres.get_by_test_id("chat-message").filter(has_text="sorry")
+    await row.get_by_test_id("chat-mute").click()
+    await expect(row.get_by_test_id("chat-mute")).to_have_attribute("aria-pressed", "true")
+    await expect(ann.get_by_test_id("chat-status")).to_have_text("A presenter muted you in chat.")
+    await expect(ann.get_by_test_id("chat-input")).to_be_disabled()
+
+    # slow mode, as attendees see it
+    await pres.get_by_test_id("chat-slow-mode").select_option("30")
+    await open_tab(bob, "tab-chat")
+    await expect(bob.get_by_test_id("chat-status")).to_have_text(
+        "Slow mode: one message every 30 seconds."
+    )
+
+    # Q&A sorted by votes or by time
+    await open_tab(ann, "tab-qa")
+    await open_tab(bob, "tab-qa")
+    for text in ("First question", "Second question"):
+        await bob.get_by_test_id("qa-input").fill(text)
+        await bob.get_by_test_id("qa-ask").click()
+        await expect(bob.get_by_test_id("qa-item").filter(has_text=text)).to_be_visible()
+    second = ann.get_by_test_id("qa-item").filter(has_text="Second question")
+    await second.get_by_test_id("qa-upvote").click()
+    await expect(second.get_by_test_id("qa-votes")).to_have_text("1")
+    texts = ann.get_by_test_id("qa-text")
+    await expect(texts).to_have_text(["Second question", "First question"])
+    await ann.get_by_test_id("qa-sort").select_option("time")
+    await expect(texts).to_have_text(["First question", "Second question"])
+    # an anonymous question shows no name to other attendees
+    await bob.get_by_test_id("qa-input").fill("A shy one")
+    await bob.get_by_test_id("qa-anonymous").check()
+    await bob.get_by_test_id("qa-ask").click()
+    shy = ann.get_by_test_id("qa-item").filter(has_text="A shy one")
+    await expect(shy.get_by_test_id("qa-name")).to_have_text("Anonymous")
+    await open_tab(pres, "tab-qa")
+    named = pres.get_by_test_id("qa-item").filter(has_text="A shy one")
+    await expect(named.get_by_test_id("qa-name")).to_have_text("Bob Attendee (anonymous to others)")
