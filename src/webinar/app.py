@@ -17,6 +17,7 @@ from webinar import __version__
 from webinar.config import Config
 from webinar.dashboard import Dashboard
 from webinar.ids import format_event_id, normalize_event_id, same_secret
+from webinar.interaction_http import InteractionHttp
 from webinar.metrics import Metrics
 from webinar.rooms.manager import RoomManager
 from webinar.sfu import IceServer, RouterConfig, TransportConfig, check_hooks
@@ -95,6 +96,17 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
         public_url=config.http.public_url,
     )
     app.router.add_routes(dashboard.routes())
+    interaction = InteractionHttp(
+        store=app[STORE],
+        data_dir=config.data_dir,
+        admin_token=config.admin.token,
+        rooms=lambda: app.get(ROOMS),
+        secret=lambda: app[SERVICES].interaction_secret,
+        owned_event=dashboard.owned_event,
+        render=_render,
+        event_links=dashboard.event_view,
+    )
+    app.router.add_routes(interaction.routes())
     return app
 
 

@@ -84,6 +84,104 @@ MIGRATIONS: tuple[str, ...] = (
         CHECK (camera_limit BETWEEN 1 AND 7);
     CREATE INDEX events_owner ON events (owner_id);
     """,
+    # 4: interaction (webinar.interaction_store): chat, Q&A, polls and tests, call-to-action.
+    # Times are epoch seconds (REAL).
+    """
+    CREATE TABLE chat_messages (
+        message_id     TEXT PRIMARY KEY,
+        event_id       TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        seq            INTEGER NOT NULL,
+        participant_id TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        role           TEXT NOT NULL,
+        text           TEXT NOT NULL CHECK (length(text) BETWEEN 1 AND 2000),
+        at             REAL NOT NULL,
+        deleted_at     REAL NULL,
+        deleted_by     TEXT NULL,
+        question_id    TEXT NULL
+    );
+    CREATE INDEX chat_messages_event ON chat_messages (event_id, seq);
+    CREATE TABLE questions (
+        question_id    TEXT PRIMARY KEY,
+        event_id       TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        participant_id TEXT NOT NULL,
+        author_key     TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        text           TEXT NOT NULL,
+        anonymous      INTEGER NOT NULL CHECK (anonymous IN (0, 1)),
+        asked_at       REAL NOT NULL,
+        message_id     TEXT NULL,
+        state          TEXT NOT NULL CHECK (state IN ('new', 'answered', 'dismissed')),
+        published_at   REAL NULL
+    );
+    CREATE INDEX questions_event ON questions (event_id, asked_at);
+    CREATE TABLE question_votes (
+        question_id TEXT NOT NULL REFERENCES questions (question_id) ON DELETE CASCADE,
+        voter_key   TEXT NOT NULL,
+        voted_at    REAL NOT NULL,
+        PRIMARY KEY (question_id, voter_key)
+    );
+    CREATE TABLE polls (
+        poll_id       TEXT PRIMARY KEY,
+        event_id      TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        title         TEXT NOT NULL,
+        kind          TEXT NOT NULL CHECK (kind IN ('poll', 'test')),
+        definition    TEXT NOT NULL,  -- JSON: the questions and options
+        state         TEXT NOT NULL CHECK (state IN ('draft', 'open', 'closed')),
+        results_shown INTEGER NOT NULL DEFAULT 0,
+        created_at    REAL NOT NULL,
+        launched_at   REAL NULL,
+        closed_at     REAL NULL
+    );
+    CREATE INDEX polls_event ON polls (event_id, created_at);
+    CREATE TABLE poll_answers (
+        poll_id        TEXT NOT NULL REFERENCES polls (poll_id) ON DELETE CASCADE,
+        question_id    TEXT NOT NULL,
+        voter_key      TEXT NOT NULL,
+        participant_id TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        option_ids     TEXT NOT NULL,  -- JSON list
+        text           TEXT NULL,
+        correct        INTEGER NULL,
+        answered_at    REAL NOT NULL,
+        PRIMARY KEY (poll_id, question_id, voter_key)
+    );
+    CREATE TABLE ctas (
+        cta_id           TEXT PRIMARY KEY,
+        event_id         TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        message          TEXT NOT NULL CHECK (length(message) BETWEEN 1 AND 54),
+        button           TEXT NOT NULL,
+        url              TEXT NOT NULL,
+        duration_seconds INTEGER NULL,
+        shown_at         REAL NOT NULL,
+        shown_by         TEXT NOT NULL,
+        closed_at        REAL NULL
+    );
+    CREATE INDEX ctas_event ON ctas (event_id, shown_at);
+    CREATE TABLE cta_clicks (
+        click_id       INTEGER PRIMARY KEY,
+        cta_id         TEXT NOT NULL REFERENCES ctas (cta_id) ON DELETE CASCADE,
+        participant_id TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        clicked_at     REAL NOT NULL
+    );
+    CREATE INDEX cta_clicks_cta ON cta_clicks (cta_id);
+    CREATE TABLE interaction_settings (
+        event_id          TEXT PRIMARY KEY REFERENCES events (event_id) ON DELETE CASCADE,
+        chat_enabled      INTEGER NOT NULL DEFAULT 1,
+        slow_mode_seconds INTEGER NOT NULL DEFAULT 0,
+        qa_open           INTEGER NOT NULL DEFAULT 1,
+        published_question_id TEXT NULL,
+        chat_muted        TEXT NOT NULL DEFAULT '[]'  -- JSON list of person keys
+    );
+    CREATE TABLE poll_images (
+        image_id     TEXT PRIMARY KEY,
+        event_id     TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        content_type TEXT NOT NULL,
+        size         INTEGER NOT NULL,
+        created_at   REAL NOT NULL
+    );
+    """,
 )
 
 T = TypeVar("T")
@@ -348,6 +446,11 @@ class SyncStore:
             conn.close()
             raise
         return cls(conn, path)
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """For modules with tables of their own (e.g. :mod:`webinar.interaction_store`)."""
+        return self._db
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -622,6 +725,10 @@ class Store:
         if executor is None or core is None:
             raise StoreError("store is not open")
         return await asyncio.get_running_loop().run_in_executor(executor, call, core)
+
+    async def run(self, call: Callable[[SyncStore], T]) -> T:
+        """Run ``call`` on the store's thread (modules with tables of their own use it)."""
+        return await self._run(call)
 
     async def create_event(
         self,

@@ -32,6 +32,7 @@ from webinar.sfu import (
     TrackSpec,
 )
 
+from .interaction import RoomInteraction
 from .roles import Capability
 from .state import (
     RESUME_GRACE,
@@ -128,6 +129,7 @@ class LiveRoom:
         self._loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task[None]] = set()
         self._ticker = self._loop.create_task(self._tick())
+        self.interaction = RoomInteraction(self._connected_peers, clock=clock)
 
     @property
     def is_empty(self) -> bool:
@@ -209,6 +211,9 @@ class LiveRoom:
             await asyncio.gather(*transports, return_exceptions=True)
 
         return close()
+
+    def _connected_peers(self) -> list[RoomPeer]:
+        return [m.peer for m in self._members.values() if m.peer is not None]
 
     def participants(self) -> list[Participant]:
         return list(self.state.participants.values())
@@ -489,6 +494,7 @@ class LiveRoom:
         if self.closed:
             return
         self.closed = True
+        self.interaction.close()
         self._ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._ticker

@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from webinar import __version__
 from webinar.ids import format_event_id, normalize_event_id, same_secret
 from webinar.rooms import state as rs
+from webinar.rooms.interaction import InteractionEvent
+from webinar.rooms.interaction_errors import InteractionError
 from webinar.rooms.live import LiveRoom, OfferedStream
 from webinar.rooms.manager import RoomManager
 from webinar.rooms.roles import Role
@@ -30,6 +32,7 @@ from webinar.rooms.state import (
 from webinar.sfu import SfuError, SfuErrorCode
 from webinar.store import Event, Store
 
+from . import interaction as ia
 from . import schema as s
 
 logger = logging.getLogger(__name__)
@@ -65,6 +68,8 @@ class Services:
     heartbeat_interval: float
     max_message_bytes: int
     on_error: Callable[[str], None] = lambda _code: None
+    #: Signs call-to-action click links (one per process; see docs/api.md).
+    interaction_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
 
 
 Send = Callable[[dict[str, Any]], None]
@@ -102,6 +107,9 @@ class Session:
             self.error(_ROOM_ERRORS[exc.code], exc.message, request_id)
         except SfuError as exc:
             self.error(_SFU_ERRORS[exc.code], exc.message, request_id)
+        except InteractionError as exc:
+            err = ia.to_protocol_error(exc)
+            self.error(err.code, err.message, request_id)
 
     def send(self, message: s.ServerMessage, request_id: s.RequestId | None = None) -> None:
         self._send(s.encode(message, request_id))
@@ -365,6 +373,16 @@ class Session:
 
     # ------------------------------------------------------------------ lifecycle
 
+    @property
+    def services(self) -> Services:
+        return self._services
+
+    def joined(self) -> tuple[LiveRoom, Participant]:
+        return self._joined()
+
+    def interaction_event(self, event: InteractionEvent) -> None:
+        ia.deliver(self, event)
+
     def _joined(self) -> tuple[LiveRoom, Participant]:
         if self.room is None or self.participant is None:
             raise s.ProtocolError(s.ErrorCode.NOT_JOINED, "join an event first")
@@ -445,4 +463,24 @@ _HANDLERS: dict[type[Any], _Handler] = {
     s.Remove: Session.on_remove,
     s.Ping: Session.on_ping,
     s.Leave: Session.on_leave,
+    # interaction: chat, Q&A, polls and tests, call-to-action (signalling/interaction.py)
+    s.SyncInteraction: ia.on_sync,
+    s.ChatSend: ia.on_chat_send,
+    s.ChatDelete: ia.on_chat_delete,
+    s.ChatSettings: ia.on_chat_settings,
+    s.ChatMute: ia.on_chat_mute,
+    s.QuestionAsk: ia.on_question_ask,
+    s.QuestionMark: ia.on_question_mark,
+    s.QuestionVote: ia.on_question_vote,
+    s.QuestionSetState: ia.on_question_state,
+    s.QuestionPublish: ia.on_question_publish,
+    s.QaSettings: ia.on_qa_settings,
+    s.PollCreate: ia.on_poll_create,
+    s.PollDelete: ia.on_poll_delete,
+    s.PollLaunch: ia.on_poll_launch,
+    s.PollClose: ia.on_poll_close,
+    s.PollShowResults: ia.on_poll_show_results,
+    s.PollAnswer: ia.on_poll_answer,
+    s.CtaShow: ia.on_cta_show,
+    s.CtaClose: ia.on_cta_close,
 }

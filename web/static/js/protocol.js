@@ -464,7 +464,9 @@ export class WebinarConnection extends EventTarget {
       case "ok":
         break; // replies to requests we no longer wait for
       default:
-        // newer servers may add messages (docs/protocol.md, Versioning): ignore them
+        // Interaction messages (chat, Q&A, polls, CTA) go to their UI (interaction.js);
+        // newer servers may add messages (docs/protocol.md, Versioning): others ignore them.
+        this._emit("server-message", message);
         break;
     }
   }

@@ -8,6 +8,7 @@
 // window.__webinar exposes the live connection for tests and debugging.
 
 import { VideoGrid } from "./grid.js";
+import { Interaction } from "./interaction.js";
 import { LevelMeter, LocalMedia, captureScreen, listDevices, mediaErrorMessage } from "./media.js";
 import { ParticipantList, deviceStates, isStaff } from "./participants.js";
 import { WebinarConnection, WebinarError } from "./protocol.js";
@@ -101,6 +102,13 @@ class Room {
       /** @type {HTMLUListElement} */ (byId("participant-list")),
       (action, person) => this.onRowAction(action, person),
     );
+    /** Chat, Q&A, polls, call-to-action (interaction.js). */
+    this.interaction = new Interaction({
+      toasts: this.toasts,
+      showTab: (id) => this.showTab(id),
+      presenterKey: CREDENTIAL,
+      eventId: EVENT_ID,
+    });
     /** @type {ParticipantInfo | null} */
     this.removing = null;
     this.levelShown = -1;
@@ -301,10 +309,12 @@ class Room {
     this.people.setActiveSpeaker(conn.activeSpeaker);
     this.renderRoom();
     this.renderLocal();
+    this.interaction.joined(this.role);
   }
 
   /** @param {WebinarConnection} conn */
   wire(conn) {
+    this.interaction.attach(conn);
     /**
      * @param {string} type
      * @param {(detail: any) => void} handler
@@ -579,6 +589,7 @@ class Room {
   /** @param {string} role */
   onRoleChanged(role) {
     this.role = role;
+    this.interaction.setRole(role);
     byId("room").dataset.role = role;
     if (isStaff(role)) {
       this.toasts.show("You are now a presenter: you can go live with your camera and microphone.", {
@@ -1557,6 +1568,17 @@ class Room {
       list[next].focus();
     });
     WIDE.addEventListener("change", () => this.grid.layout());
+  }
+
+  /**
+   * Open the side panel on a tab (a poll starts, for instance).
+   * @param {string} id
+   */
+  showTab(id) {
+    const tab = document.getElementById(id);
+    if (!tab || tab.hidden) return;
+    this.selectTab(tab);
+    if (byId("live").dataset.panel !== "open") this.setPanelOpen(true, false);
   }
 
   /** @param {HTMLElement} tab */
