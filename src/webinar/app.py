@@ -18,6 +18,8 @@ from webinar.config import Config
 from webinar.dashboard import Dashboard
 from webinar.ids import format_event_id, normalize_event_id, same_secret
 from webinar.metrics import Metrics
+from webinar.recording_pages import RecordingPages
+from webinar.recordings import MIB, RecordingService
 from webinar.rooms.manager import RoomManager
 from webinar.sfu import IceServer, RouterConfig, TransportConfig, check_hooks
 from webinar.signalling.session import Services
@@ -35,6 +37,7 @@ CONNECTIONS = web.AppKey("connections", set[Connection])
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 METRICS = web.AppKey("metrics", Metrics)
 DRAINING = web.AppKey("draining", list[bool])
+RECORDINGS = web.AppKey("recordings", RecordingService)
 
 
 def web_root() -> Path:
@@ -95,6 +98,12 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
         public_url=config.http.public_url,
     )
     app.router.add_routes(dashboard.routes())
+    app[RECORDINGS] = RecordingService(
+        app[STORE],
+        config.data_dir / "recordings",
+        quota_bytes=config.recording.quota_mb * MIB,
+    )
+    app.router.add_routes(RecordingPages(dashboard, app[RECORDINGS]).routes())
     return app
 
 
@@ -103,7 +112,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     store = app[STORE]
     if not store.is_open:
         await store.open()
-    rooms = RoomManager(router_config(config), max_participants=config.rooms.max_participants)
+    rooms = RoomManager(
+        router_config(config),
+        max_participants=config.rooms.max_participants,
+        recording_hooks=app[RECORDINGS],
+    )
     app[ROOMS] = rooms
     metrics = app[METRICS]
     app[SERVICES] = Services(
@@ -113,6 +126,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         heartbeat_interval=config.signalling.heartbeat_seconds,
         max_message_bytes=config.signalling.max_message_bytes,
         on_error=metrics.count_error,
+        recordings=app[RECORDINGS],
     )
     await metrics.start()
     try:

@@ -84,6 +84,41 @@ MIGRATIONS: tuple[str, ...] = (
         CHECK (camera_limit BETWEEN 1 AND 7);
     CREATE INDEX events_owner ON events (owner_id);
     """,
+    # 4: after the event: recordings (files listed as JSON), per-event recording settings,
+    # and attendance (one row per participant session; person_key merges one person's).
+    """
+    CREATE TABLE recordings (
+        recording_id     TEXT PRIMARY KEY,
+        event_id         TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        started_at       TEXT NOT NULL,
+        ended_at         TEXT NOT NULL,
+        duration_seconds REAL NOT NULL CHECK (duration_seconds >= 0),
+        size_bytes       INTEGER NOT NULL CHECK (size_bytes >= 0),
+        files            TEXT NOT NULL
+    );
+    CREATE INDEX recordings_event ON recordings (event_id, started_at);
+    CREATE TABLE event_recording (
+        event_id    TEXT PRIMARY KEY REFERENCES events (event_id) ON DELETE CASCADE,
+        auto_record INTEGER NOT NULL DEFAULT 0 CHECK (auto_record IN (0, 1))
+    );
+    CREATE TABLE attendance (
+        session_id     INTEGER PRIMARY KEY,
+        event_id       TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        person_key     TEXT NOT NULL,
+        participant_id TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        email          TEXT NULL,
+        role           TEXT NOT NULL,
+        joined_at      REAL NOT NULL,
+        left_at        REAL NULL,
+        leave_reason   TEXT NULL,
+        user_agent     TEXT NOT NULL DEFAULT '',
+        browser        TEXT NOT NULL DEFAULT '',
+        os             TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX attendance_event ON attendance (event_id, joined_at);
+    CREATE INDEX attendance_participant ON attendance (participant_id);
+    """,
 )
 
 T = TypeVar("T")
@@ -355,6 +390,11 @@ class SyncStore:
             raise StoreError("store is closed")
         return self._conn
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection, for feature modules that keep their own tables (same thread)."""
+        return self._db
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -616,6 +656,10 @@ class Store:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    async def run(self, call: Callable[[SyncStore], T]) -> T:
+        """Run ``call(sync_store)`` in the store's thread (for feature modules)."""
+        return await self._run(call)
 
     async def _run(self, call: Callable[[SyncStore], T]) -> T:
         executor, core = self._executor, self._core

@@ -25,6 +25,7 @@ class Capability(enum.StrEnum):
     MODERATE = "moderate"  # remove, ban, lock
     PROMOTE = "promote"  # make an attendee presenter and back
     END_FOR_ALL = "end-for-all"
+    RECORD = "record"  # start and stop the room's recording
 
 
 _PRESENTER = frozenset(
@@ -39,6 +40,7 @@ _PRESENTER = frozenset(
         Capability.START_EVENT,
         Capability.MANAGE_FLOOR,
         Capability.MODERATE,
+        Capability.RECORD,
     }
 )
 

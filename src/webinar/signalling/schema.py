@@ -46,6 +46,7 @@ class ErrorCode(enum.StrEnum):
     TRACK_MISMATCH = "track-mismatch"
     UNKNOWN_STREAM = "unknown-stream"
     NEGOTIATION_FAILED = "negotiation-failed"
+    QUOTA_EXCEEDED = "quota-exceeded"
     INTERNAL = "internal"
 
 
@@ -202,6 +203,12 @@ class Remove:
 
 
 @dataclass(frozen=True, slots=True)
+class SetRecording:
+    type: ClassVar[str] = "set-recording"
+    recording: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Ping:
     type: ClassVar[str] = "ping"
 
@@ -231,6 +238,7 @@ ClientMessage = (
     | SetStreamPaused
     | SetRole
     | Remove
+    | SetRecording
     | Ping
     | Leave
 )
@@ -257,6 +265,7 @@ CLIENT_MESSAGES: dict[str, type[Any]] = {
         SetStreamPaused,
         SetRole,
         Remove,
+        SetRecording,
         Ping,
         Leave,
     )
@@ -300,6 +309,7 @@ class RoomInfo:
     lobby_message: str
     starts_at: str | None
     join_window_minutes: int
+    recording: str = "off"  # "off" | "recording" | "paused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,6 +429,13 @@ class ActiveSpeaker:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordingUpdated:
+    type: ClassVar[str] = "recording-updated"
+    status: str  # "off" | "recording" | "paused" (presenters-only mode)
+    by: str | None  # who pressed REC; None when the mode or the phase changed it
+
+
+@dataclass(frozen=True, slots=True)
 class RoomEnded:
     type: ClassVar[str] = "room-ended"
     thank_you_url: str
@@ -462,6 +479,7 @@ ServerMessage = (
     | RoomUpdated
     | ActiveSpeaker
     | RoomEnded
+    | RecordingUpdated
     | Ok
     | Pong
     | Bye

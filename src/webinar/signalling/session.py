@@ -10,14 +10,14 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from webinar import __version__
 from webinar.ids import format_event_id, normalize_event_id, same_secret
 from webinar.rooms import state as rs
 from webinar.rooms.live import LiveRoom, OfferedStream
 from webinar.rooms.manager import RoomManager
-from webinar.rooms.roles import Role
+from webinar.rooms.roles import Capability, Role
 from webinar.rooms.state import (
     Mode,
     Participant,
@@ -65,9 +65,20 @@ class Services:
     heartbeat_interval: float
     max_message_bytes: int
     on_error: Callable[[str], None] = lambda _code: None
+    recordings: RecordingPolicy | None = None
 
 
 Send = Callable[[dict[str, Any]], None]
+
+
+class RecordingPolicy(Protocol):
+    """What signalling asks the recording service (webinar.recordings)."""
+
+    async def refusal(self, event: Event) -> str | None:
+        """Why a new recording of ``event`` may not start (quota), or None."""
+        ...
+
+    async def auto_record(self, event: Event) -> bool: ...
 
 
 class Session:
@@ -139,11 +150,19 @@ class Session:
                 s.ErrorCode.UNKNOWN_EVENT, f"there is no event with ID {msg.event_id[:32]!r}"
             )
         role = _role_for(event, msg.credential)
+        policy = self._services.recordings
+        auto_record = (
+            policy is not None
+            and self._services.rooms.get(event.event_id) is None
+            and await policy.auto_record(event)
+            and await policy.refusal(event) is None
+        )
         room = self._services.rooms.get_or_create(
             event.event_id,
             starts_at=event.starts_at.timestamp() if event.starts_at else None,
             join_window=event.join_window_minutes * 60.0,
             max_cameras=event.camera_limit,
+            auto_record=auto_record,
         )
         resumed = None
         if msg.resume_token is not None:
@@ -269,6 +288,18 @@ class Session:
         room, me = self._joined()
         room.command(room.state.remove(me.participant_id, msg.participant_id, ban=msg.ban))
 
+    async def on_set_recording(self, msg: s.SetRecording) -> None:
+        room, me = self._joined()
+        policy = self._services.recordings
+        if policy is None and msg.recording:
+            raise s.ProtocolError(s.ErrorCode.FORBIDDEN, "recording is not enabled here")
+        if msg.recording and me.can(Capability.RECORD) and self.event is not None:
+            assert policy is not None
+            refusal = await policy.refusal(self.event)
+            if refusal is not None and room.state.recording_wanted is False:
+                raise s.ProtocolError(s.ErrorCode.QUOTA_EXCEEDED, refusal)
+        room.command(room.state.set_recording(me.participant_id, msg.recording))
+
     async def on_ping(self, _msg: s.Ping) -> s.ServerMessage:
         return s.Pong()
 
@@ -316,6 +347,8 @@ class Session:
             self.send(s.StreamUpdated(stream=_stream(event.stream, name)))
         elif isinstance(event, rs.RoomUpdated):
             self.send(s.RoomUpdated(room=self._room_info(), cause=event.cause, by=event.by))
+        elif isinstance(event, rs.RecordingChanged):
+            self.send(s.RecordingUpdated(status=event.status.value, by=event.by))
         elif isinstance(event, rs.RoomEnded):
             url = self.event.thank_you_url if self.event else None
             self.send(s.RoomEnded(thank_you_url=url or "/thanks"))
@@ -343,6 +376,7 @@ class Session:
             lobby_message=event.lobby_message if event else "",
             starts_at=event.starts_at.isoformat() if event and event.starts_at else None,
             join_window_minutes=event.join_window_minutes if event else 0,
+            recording=state.recording.value,
         )
 
     async def subscriber_offer(self, sdp: str, streams: list[OfferedStream]) -> None:
@@ -443,6 +477,7 @@ _HANDLERS: dict[type[Any], _Handler] = {
     s.SetStreamPaused: Session.on_set_stream_paused,
     s.SetRole: Session.on_set_role,
     s.Remove: Session.on_remove,
+    s.SetRecording: Session.on_set_recording,
     s.Ping: Session.on_ping,
     s.Leave: Session.on_leave,
 }
