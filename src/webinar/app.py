@@ -14,6 +14,7 @@ import jinja2
 from aiohttp import web
 
 from webinar import __version__
+from webinar.attendance import AttendanceService
 from webinar.config import Config
 from webinar.dashboard import Dashboard
 from webinar.ids import format_event_id, normalize_event_id, same_secret
@@ -24,6 +25,7 @@ from webinar.rooms.manager import RoomManager
 from webinar.sfu import IceServer, RouterConfig, TransportConfig, check_hooks
 from webinar.signalling.session import Services
 from webinar.signalling.ws import Connection, shutdown_connections, websocket_handler
+from webinar.stats_pages import StatsPages
 from webinar.store import Store
 from webinar.turn import ice_servers_for
 
@@ -38,6 +40,7 @@ TEMPLATES = web.AppKey("templates", jinja2.Environment)
 METRICS = web.AppKey("metrics", Metrics)
 DRAINING = web.AppKey("draining", list[bool])
 RECORDINGS = web.AppKey("recordings", RecordingService)
+ATTENDANCE = web.AppKey("attendance", AttendanceService)
 
 
 def web_root() -> Path:
@@ -104,6 +107,8 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
         quota_bytes=config.recording.quota_mb * MIB,
     )
     app.router.add_routes(RecordingPages(dashboard, app[RECORDINGS]).routes())
+    app[ATTENDANCE] = AttendanceService(app[STORE])
+    app.router.add_routes(StatsPages(dashboard, app[ATTENDANCE], app[RECORDINGS]).routes())
     return app
 
 
@@ -127,7 +132,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         max_message_bytes=config.signalling.max_message_bytes,
         on_error=metrics.count_error,
         recordings=app[RECORDINGS],
+        attendance=app[ATTENDANCE],
     )
+    await app[ATTENDANCE].close_open_sessions("server-restart")
     await metrics.start()
     try:
         yield

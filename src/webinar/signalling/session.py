@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from webinar import __version__
+from webinar.attendance import AttendanceService
 from webinar.ids import format_event_id, normalize_event_id, same_secret
 from webinar.rooms import state as rs
 from webinar.rooms.live import LiveRoom, OfferedStream
@@ -66,6 +67,7 @@ class Services:
     max_message_bytes: int
     on_error: Callable[[str], None] = lambda _code: None
     recordings: RecordingPolicy | None = None
+    attendance: AttendanceService | None = None
 
 
 Send = Callable[[dict[str, Any]], None]
@@ -92,6 +94,8 @@ class Session:
         self.participant: Participant | None = None
         self.room: LiveRoom | None = None
         self.event: Event | None = None
+        self.user_agent = ""  # set by the WebSocket handler, for attendance statistics
+        self._attendance_id: int | None = None
 
     # ------------------------------------------------------------------ dispatch
 
@@ -184,6 +188,18 @@ class Session:
             participant = room.state.get(participant.participant_id)  # may be listen-only
         assert token is not None
         self.participant, self.room, self.event = participant, room, event
+        attendance = self._services.attendance
+        if attendance is not None:
+            self._attendance_id = await attendance.joined(
+                event_id=event.event_id,
+                participant_id=participant.participant_id,
+                person_key=f"client:{msg.client_id}"
+                if msg.client_id
+                else participant.participant_id,
+                name=participant.name,
+                role=participant.role.value,
+                user_agent=self.user_agent,
+            )
         return s.Joined(
             participant_id=participant.participant_id,
             role=participant.role.value,
@@ -411,6 +427,12 @@ class Session:
         if room is None or participant is None:
             return
         await room.leave(participant.participant_id, reason)
+
+    async def closed(self, reason: str) -> None:
+        """The socket is gone: the attendance session ends (a resume starts a new one)."""
+        session_id, self._attendance_id = self._attendance_id, None
+        if session_id is not None and self._services.attendance is not None:
+            await self._services.attendance.left(session_id, reason)
 
     def dropped(self) -> None:
         """The socket closed without ``leave``: keep the place for the resume grace."""
