@@ -124,7 +124,7 @@ async def test_engagement_export_joins_sources(tmp_path: Path) -> None:
         assert not to_csv(columns, rows).startswith(b"\xef\xbb\xbf")
         doc = json.loads(to_json("123-456-789", columns, rows))
         assert doc["attendees"][2]["name"] == "Bob Ünicode"
-        assert await service.delete_event_data(ev) == 5
+        assert await service.delete_event_data(ev) == 6  # six sessions
         assert (await service.stats(ev)).participants == 0
     finally:
         await store.close()
