@@ -278,3 +278,14 @@ async def test_apis_need_a_sign_in(server: RunningServer) -> None:
         for path in ("/api/recordings", "/api/stats/monthly", "/api/events/123456789/stats"):
             async with http.get(server.base_url + path) as resp:
                 assert resp.status == 401
+
+
+async def test_automatic_recording_starts_when_the_event_is_live(
+    server: RunningServer, people: list[Person]
+) -> None:
+    event = await server.create_event()
+    await server.server.app[RECORDINGS].set_auto_record(event.event_id, True)
+    host = await enter(server, people, event, "Host", event.host_key)
+    assert host.joined["room"]["recording"] == "recording"
+    att = await enter(server, people, event, "Att")
+    assert att.joined["room"]["recording"] == "recording"

@@ -510,3 +510,31 @@ async def test_the_recorder_is_a_consumer_and_leaves_the_producer(
     assert video._tap.plis == 1  # type: ignore[attr-defined]  # asked for a keyframe at once
     await recorder.stop()
     assert video._active == ()
+
+
+async def test_a_track_attached_before_its_codec_is_known_is_recorded(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    video = Producer(kind=MediaKind.VIDEO, source=MediaSource.CAMERA, mid="0", tap=FakeTap())  # type: ignore[arg-type]
+    recorder = Recorder(tmp_path / "rec")
+    assert recorder.attach(video, feed="h") is not None  # as soon as it is published
+    video.set_codec(ProducerCodec("video/VP8", 90000, 96, None), 99, None)
+    start = clock.now
+    video.sender_report = SenderReportMapping(ntp=ntp_from_seconds(start), rtp=0, arrived=start)
+    vs = VideoSender(video, vp8_frames(30), 0)
+    for i in range(30):
+        clock.now = start + i / FPS
+        send(video, vs.packets(i))
+    result = await recorder.stop()
+    assert read_back(result.directory / result.files[0].name)["counts"]["video"] == 30
+
+
+async def test_other_codecs_are_not_recorded(tmp_path: Path, clock: FakeClock) -> None:
+    video = Producer(kind=MediaKind.VIDEO, source=MediaSource.CAMERA, mid="0", tap=FakeTap())  # type: ignore[arg-type]
+    video.set_codec(ProducerCodec("video/H264", 90000, 96, None), 99, None)
+    recorder = Recorder(tmp_path / "rec")
+    recorder.attach(video, feed="h264")
+    send(video, VideoSender(video, vp8_frames(3), 0).packets(0))
+    assert video._active == ()
+    result = await recorder.stop()
+    assert result.files == []

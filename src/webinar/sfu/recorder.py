@@ -258,9 +258,11 @@ class RecorderTrack:
         self._recorder = recorder
         self._feed = feed
         self.slot = slot
-        codec = producer.codec
-        self.clock_rate: int = codec.clock_rate if codec is not None else 90000
-        self.channels: int = (codec.channels or 2) if codec is not None else 2
+        # The codec may not be known yet (a track is attached as soon as it is published);
+        # it is read at the first packet, which the producer forwards only once it is.
+        self.clock_rate = 90000 if producer.kind is MediaKind.VIDEO else 48000
+        self.channels = 2
+        self._resolved = False
         self._video = self.kind is MediaKind.VIDEO
         self._depack: Vp8Depacketizer | OpusDepacketizer = (
             Vp8Depacketizer(self.request_keyframe) if self._video else OpusDepacketizer()
@@ -278,6 +280,8 @@ class RecorderTrack:
     def forward(self, mp: MediaPacket) -> None:
         if self.closed or self._recorder.paused:
             return
+        if not self._resolved and not self._resolve():
+            return
         now = time.time()
         if self._first_packet_at is None:
             self._first_packet_at = now
@@ -291,6 +295,21 @@ class RecorderTrack:
             self.request_keyframe()
         for frame in depack.push(mp, now):
             self._frame(frame, now)
+
+    def _resolve(self) -> bool:
+        codec = self.producer.codec
+        if codec is None:
+            return False
+        wanted = RecorderSource.VP8 if self._video else RecorderSource.OPUS
+        if codec.mime_type.lower() != wanted.value:
+            logger.warning("not recording %s: codec %s", self.producer, codec.mime_type)
+            self.detach()
+            self._recorder._track_closed(self)
+            return False
+        self.clock_rate = codec.clock_rate
+        self.channels = codec.channels or (2 if not self._video else 1)
+        self._resolved = True
+        return True
 
     def restart(self) -> None:
         """The producer resumed after a pause: start again at a keyframe."""
@@ -470,6 +489,7 @@ class _Feed:
             return
         if track.width and not slot.width:
             slot.width, slot.height = track.width, track.height
+        slot.clock_rate, slot.channels = track.clock_rate, track.channels
         if self.file is not None:
             if track.slot in self.file_slots:
                 self._write(track.slot, frame, rec_time)
@@ -735,14 +755,10 @@ class Recorder:
     # -- producers
 
     def attach(self, producer: Producer, *, feed: str, label: str = "") -> RecorderTrack | None:
-        """Record ``producer`` (once). Only VP8 video and Opus audio are recorded."""
+        """Record ``producer`` (once). Only VP8 video and Opus audio are recorded (checked at
+        the first packet: a producer's codec is known only once its media flows)."""
         if self.stopped or producer.closed or producer.id in self._tracks:
             return self._tracks.get(producer.id)
-        codec = producer.codec
-        mime = codec.mime_type.lower() if codec is not None else ""
-        if mime not in (RecorderSource.VP8.value, RecorderSource.OPUS.value):
-            logger.warning("not recording %s: codec %s", producer, mime or "unknown")
-            return None
         f = self._feeds.get(feed)
         if f is None:
             f = self._feeds[feed] = _Feed(self, feed, label or feed)
