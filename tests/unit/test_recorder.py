@@ -538,3 +538,38 @@ async def test_other_codecs_are_not_recorded(tmp_path: Path, clock: FakeClock) -
     assert video._active == ()
     result = await recorder.stop()
     assert result.files == []
+
+
+async def test_a_muted_microphone_switched_on_later_continues_the_file(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    recorder = Recorder(tmp_path / "rec")
+    start = clock.now
+    video, audio = video_producer(), audio_producer()
+    recorder.attach(video, feed="m")
+    recorder.attach(audio, feed="m")
+    for p in (video, audio):
+        p.sender_report = SenderReportMapping(ntp=ntp_from_seconds(start), rtp=0, arrived=start)
+    vs = VideoSender(video, vp8_frames(120), 0)
+    opus = opus_frames(50)
+    for i in range(120):
+        clock.now = start + i / FPS
+        send(video, vs.packets(i))
+        if 90 <= i < 90 + 50:  # the microphone comes on at 3 s
+            j = i - 90
+            audio.on_rtp(
+                RtpPacket(
+                    payload_type=111,
+                    sequence_number=j,
+                    timestamp=int((i / FPS) * 48000),
+                    ssrc=5678,
+                    payload=opus[j],
+                ),
+                0,
+            )
+    result = await recorder.stop()
+    assert len(result.files) == 1
+    info = read_back(result.directory / result.files[0].name)
+    assert info["kinds"] == ["video", "audio"]
+    assert info["counts"]["video"] == 120 and info["counts"]["audio"] == 30
+    assert abs(info["starts"]["audio"] - 3.0) < 0.02

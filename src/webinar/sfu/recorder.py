@@ -511,11 +511,16 @@ class _Feed:
         waited = time.time() - (self.buffer_since or time.time())
         if not force and not live <= have and waited < GATHER_WINDOW:
             return
-        names = [n for n in self.slots if n in have]
-        # Video streams need their size (from a keyframe) in the header.
-        names = [n for n in names if self.slots[n].kind is MediaKind.AUDIO or self.slots[n].width]
-        if not names:
-            self.buffer.clear()
+        # Streams with frames, and live microphones still silent (a muted microphone switched
+        # on later then continues this file); video needs its size from a keyframe.
+        names = [
+            n
+            for n, slot in self.slots.items()
+            if (n in have and (slot.kind is MediaKind.AUDIO or slot.width))
+            or (n in live and slot.kind is MediaKind.AUDIO)
+        ]
+        if not any(n in have for n in names):
+            self.buffer.clear()  # nothing usable (video without a readable keyframe)
             self.buffer_since = None
             return
         self.part += 1
@@ -596,7 +601,9 @@ class _Writer:
 
     def __init__(self, directory: Path, queue_size: int = WRITE_QUEUE_SIZE) -> None:
         self.directory = directory
-        self._queue: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=queue_size)
+        # Unbounded so that control messages never block the loop; frames are bounded below.
+        self._queue: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self._limit = queue_size
         self._thread = threading.Thread(target=self._run, name="webinar-recorder", daemon=True)
         self._files: dict[str, RecordedFile] = {}
         self.bytes_queued = 0
@@ -605,22 +612,21 @@ class _Writer:
     # -- loop side
 
     def open(self, file: RecordedFile, specs: list[_StreamSpec]) -> None:
-        self._queue.put(("open", file, specs))  # control messages never drop
+        self._queue.put_nowait(("open", file, specs))  # control messages never drop
 
     def packet(self, name: str, index: int, data: bytes, ms: int, keyframe: bool) -> bool:
-        try:
-            self._queue.put_nowait(("packet", name, index, data, ms, keyframe))
-        except queue.Full:
-            return False
+        if self._queue.qsize() >= self._limit:
+            return False  # the disk is behind: drop (the caller restarts video at a keyframe)
+        self._queue.put_nowait(("packet", name, index, data, ms, keyframe))
         self.bytes_queued += len(data)
         return True
 
     def close(self, name: str) -> None:
-        self._queue.put(("close", name))
+        self._queue.put_nowait(("close", name))
 
     def finish(self) -> None:
         """Blocking: wait for the thread to drain; call via ``asyncio.to_thread``."""
-        self._queue.put(("stop",))
+        self._queue.put_nowait(("stop",))
         self._thread.join()
 
     # -- thread side
