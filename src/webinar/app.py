@@ -19,6 +19,7 @@ from webinar.config import Config
 from webinar.dashboard import Dashboard
 from webinar.ids import format_event_id, normalize_event_id, same_secret
 from webinar.metrics import Metrics
+from webinar.publish import OutboxMailer, Publisher
 from webinar.recording_pages import RecordingPages
 from webinar.recordings import MIB, RecordingService
 from webinar.rooms.manager import RoomManager
@@ -41,6 +42,7 @@ METRICS = web.AppKey("metrics", Metrics)
 DRAINING = web.AppKey("draining", list[bool])
 RECORDINGS = web.AppKey("recordings", RecordingService)
 ATTENDANCE = web.AppKey("attendance", AttendanceService)
+PUBLISHER = web.AppKey("publisher", Publisher)
 
 
 def web_root() -> Path:
@@ -106,9 +108,15 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
         config.data_dir / "recordings",
         quota_bytes=config.recording.quota_mb * MIB,
     )
-    app.router.add_routes(RecordingPages(dashboard, app[RECORDINGS]).routes())
+    # Without an SMTP mailer wired in, recording links are written to <data_dir>/outbox.
+    app[PUBLISHER] = Publisher(
+        app[STORE], app[RECORDINGS], OutboxMailer(config.data_dir / "outbox")
+    )
+    app.router.add_routes(RecordingPages(dashboard, app[RECORDINGS], app[PUBLISHER]).routes())
     app[ATTENDANCE] = AttendanceService(app[STORE])
-    app.router.add_routes(StatsPages(dashboard, app[ATTENDANCE], app[RECORDINGS]).routes())
+    app.router.add_routes(
+        StatsPages(dashboard, app[ATTENDANCE], app[RECORDINGS], app[PUBLISHER]).routes()
+    )
     return app
 
 

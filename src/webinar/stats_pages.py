@@ -19,6 +19,7 @@ from aiohttp import web
 from webinar.attendance import AttendanceService, EventStats, to_csv, to_json
 from webinar.dashboard import Dashboard
 from webinar.ids import format_event_id
+from webinar.publish import Publisher
 from webinar.recordings import RecordingService
 from webinar.store import Event, User
 
@@ -98,11 +99,16 @@ def _when(t: float | None) -> str:
 
 class StatsPages:
     def __init__(
-        self, dashboard: Dashboard, attendance: AttendanceService, recordings: RecordingService
+        self,
+        dashboard: Dashboard,
+        attendance: AttendanceService,
+        recordings: RecordingService,
+        publisher: Publisher,
     ) -> None:
         self.dashboard = dashboard
         self.attendance = attendance
         self.recordings = recordings
+        self.publisher = publisher
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -215,6 +221,7 @@ class StatsPages:
         form = await request.post()
         self.dashboard._check_csrf(record.csrf_token, form)
         await self.attendance.delete_event_data(event.event_id)
+        await self.publisher.delete_event_viewers(event.event_id)
         await self.recordings.delete_event_recordings(event.event_id)
         raise web.HTTPSeeOther(
             f"/dashboard/events/{format_event_id(event.event_id)}/stats?notice=deleted"

@@ -85,7 +85,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX events_owner ON events (owner_id);
     """,
     # 4: after the event: recordings (files listed as JSON), per-event recording settings,
-    # and attendance (one row per participant session; person_key merges one person's).
+    # attendance (one row per participant session; person_key merges one person's), and
+    # published recordings (signed expiring links) with the e-mails of their viewers.
     """
     CREATE TABLE recordings (
         recording_id     TEXT PRIMARY KEY,
@@ -118,6 +119,28 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX attendance_event ON attendance (event_id, joined_at);
     CREATE INDEX attendance_participant ON attendance (participant_id);
+    CREATE TABLE server_secrets (
+        name  TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );
+    CREATE TABLE recording_publications (
+        publication_id TEXT PRIMARY KEY,
+        recording_id   TEXT NOT NULL REFERENCES recordings (recording_id) ON DELETE CASCADE,
+        expires_at     REAL NOT NULL,
+        require_email  INTEGER NOT NULL CHECK (require_email IN (0, 1)),
+        created_at     REAL NOT NULL
+    );
+    CREATE INDEX recording_publications_recording ON recording_publications (recording_id);
+    CREATE TABLE recording_viewers (
+        viewer_id      INTEGER PRIMARY KEY,
+        publication_id TEXT NOT NULL
+                       REFERENCES recording_publications (publication_id) ON DELETE CASCADE,
+        event_id       TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        email          TEXT NOT NULL,
+        first_viewed   REAL NOT NULL,
+        UNIQUE (publication_id, email)
+    );
+    CREATE INDEX recording_viewers_event ON recording_viewers (event_id);
     """,
 )
 
