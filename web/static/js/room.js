@@ -701,7 +701,8 @@ class Room {
     const recBadge = byId("recording-indicator");
     recBadge.hidden = recording === "off";
     recBadge.dataset.status = recording;
-    recBadge.textContent = recording === "paused" ? "REC paused (backstage)" : "● REC";
+    recBadge.textContent = recording === "paused" ? "REC paused (backstage)" : "REC";
+    recBadge.title = recording === "paused" ? "Recording is on, but backstage time is not recorded" : "This event is being recorded";
     const recButton = byId("record-toggle");
     recButton.hidden = !this.staff || phase !== "live";
     recButton.setAttribute("aria-pressed", String(recording !== "off"));
