@@ -396,7 +396,40 @@ class AttendanceService:
         return columns, rows
 
 
-def to_csv(columns: list[str], rows: list[dict[str, Any]], *, bom: bool = False) -> bytes:
+SESSION_COLUMNS = (
+    "name",
+    "email",
+    "role",
+    "joined_at",
+    "left_at",
+    "seconds",
+    "leave_reason",
+    "browser",
+    "os",
+)
+
+
+def session_rows(sessions: Sequence[SessionRow], now: float) -> list[dict[str, Any]]:
+    """The detail file: one row per session (a person may have several)."""
+    return [
+        {
+            "name": r.name,
+            "email": r.email or "",
+            "role": r.role,
+            "joined_at": _iso(r.joined_at),
+            "left_at": _iso(r.left_at) if r.left_at is not None else "",
+            "seconds": round((r.left_at if r.left_at is not None else now) - r.joined_at, 1),
+            "leave_reason": r.leave_reason or "",
+            "browser": r.browser,
+            "os": r.os,
+        }
+        for r in sessions
+    ]
+
+
+def to_csv(
+    columns: list[str] | tuple[str, ...], rows: list[dict[str, Any]], *, bom: bool = False
+) -> bytes:
     out = io.StringIO(newline="")
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\r\n")
     writer.writeheader()

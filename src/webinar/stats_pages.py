@@ -10,13 +10,21 @@ Routes (signed-in organiser for their own events, admin for all):
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from webinar.attendance import AttendanceService, EventStats, to_csv, to_json
+from webinar.attendance import (
+    SESSION_COLUMNS,
+    AttendanceService,
+    EventStats,
+    session_rows,
+    to_csv,
+    to_json,
+)
 from webinar.dashboard import Dashboard
 from webinar.ids import format_event_id
 from webinar.publish import Publisher
@@ -116,6 +124,7 @@ class StatsPages:
             web.get("/dashboard/events/{event_id}/stats", self.event_page),
             web.get("/dashboard/events/{event_id}/export.csv", self.export_csv),
             web.get("/dashboard/events/{event_id}/export.json", self.export_json),
+            web.get("/dashboard/events/{event_id}/sessions.csv", self.sessions_csv),
             web.post("/dashboard/events/{event_id}/delete-personal-data", self.delete_data),
             web.get("/api/stats/monthly", self.api_monthly),
             web.get("/api/events/{event_id}/stats", self.api_event),
@@ -201,6 +210,20 @@ class StatsPages:
             charset="utf-8",
             headers={
                 "Content-Disposition": f'attachment; filename="engagement-{event.event_id}.csv"'
+            },
+        )
+
+    async def sessions_csv(self, request: web.Request) -> web.Response:
+        _record, user = await self.dashboard._require(request)
+        event = await self.dashboard._own_event(request, user)
+        rows = session_rows(await self.attendance.sessions(event.event_id), time.time())
+        body = to_csv(SESSION_COLUMNS, rows, bom=request.query.get("bom") in ("1", "true", "yes"))
+        return web.Response(
+            body=body,
+            content_type="text/csv",
+            charset="utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="sessions-{event.event_id}.csv"'
             },
         )
 

@@ -248,6 +248,10 @@ async def test_dashboard_recordings_stats_and_exports(server: RunningServer) -> 
         async with http.get(f"{base}/dashboard/events/{display}/export.csv?bom=1") as resp:
             body = await resp.read()
             assert body.startswith(b"\xef\xbb\xbf") and "Zoë".encode() in body
+        async with http.get(f"{base}/dashboard/events/{display}/sessions.csv") as resp:
+            lines = (await resp.text()).splitlines()
+            assert lines[0].startswith("name,email,role,joined_at,left_at,seconds")
+            assert len(lines) == 2 and ",left," in lines[1]
         export = json.loads(
             await (await http.get(f"{base}/dashboard/events/{display}/export.json")).read()
         )
