@@ -38,7 +38,7 @@ def bar_chart(items: list[tuple[str, int]], *, label: str) -> str:
     """An accessible SVG bar chart (no script)."""
     n = max(1, len(items))
     top = max([v for _k, v in items] + [1])
-    bw = (CHART_W - 40) / n
+    bw = min(60.0, (CHART_W - 40) / n)
     parts = [
         f'<svg class="chart" viewBox="0 0 {CHART_W} {CHART_H + 30}" role="img"'
         f' aria-label="{escape(label)}" data-testid="chart-monthly">'
@@ -57,6 +57,23 @@ def bar_chart(items: list[tuple[str, int]], *, label: str) -> str:
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def month_range(
+    months: list[dict[str, Any]], now: datetime, span: int = 12
+) -> list[tuple[str, int]]:
+    """Events per month for the last ``span`` months up to now (and any later month with
+    events), zeros included, so the chart's axis is time."""
+    counts = {m["month"]: int(m["events"]) for m in months}
+    year, month = now.year, now.month
+    keys = []
+    for _ in range(span):
+        keys.append(f"{year:04d}-{month:02d}")
+        month -= 1
+        if month == 0:
+            year, month = year - 1, 12
+    keys = sorted(set(keys) | {k for k in counts if k > keys[0]})
+    return [(k, counts.get(k, 0)) for k in keys]
 
 
 def step_chart(steps: list[tuple[float, int]], *, label: str) -> str:
@@ -153,7 +170,7 @@ class StatsPages:
                     "average": _hms(stats.average_seconds),
                 }
             )
-        chart = bar_chart([(m["month"], m["events"]) for m in months], label="Events per month")
+        chart = bar_chart(month_range(months, datetime.now(UTC)), label="Events per month")
         return self.dashboard.render(
             request,
             "stats.html",

@@ -137,3 +137,15 @@ def test_still_open_sessions_count_up_to_now() -> None:
     stats = compute_stats("e", rows, now=160.0)
     assert stats.people[0].seconds == 60 and stats.people[0].last_leave is None
     assert stats.peak_concurrency == 1
+
+
+def test_month_range_fills_the_last_year() -> None:
+    from datetime import UTC, datetime
+
+    from webinar.stats_pages import month_range
+
+    months = [{"month": "2026-03", "events": 2}, {"month": "2027-02", "events": 1}]
+    out = month_range(months, datetime(2026, 12, 5, tzinfo=UTC))
+    assert out[0] == ("2026-01", 0) and ("2026-03", 2) in out
+    assert out[-2] == ("2026-12", 0) and out[-1] == ("2027-02", 1)  # scheduled ahead
+    assert len(out) == 13
