@@ -75,6 +75,7 @@ async def test_recording_survives_a_camera_switch_and_a_reconnect(
     await asyncio.sleep(3)
 
     # the presenter's connection drops; they come back as a new connection
+    dropped = time.monotonic() - started
     await pres.close()
     clients.remove(pres)
     again = WebinarClient(server.base_url, mode="count", host_addresses=LOOPBACK)
@@ -103,4 +104,4 @@ async def test_recording_survives_a_camera_switch_and_a_reconnect(
     assert one["sizes"] == 2  # both cameras in one track: 320x240, then 160x120
     assert one["video"] > 5 * 20 and one["audio"] > 5 * 40
     assert two["video"] > 2 * 20 and two["audio"] > 2 * 40
-    assert 5.5 < first["duration"] < 7.0
+    assert 5.5 < first["duration"] < dropped + 1.0, (first, dropped)
