@@ -351,7 +351,7 @@ class RecorderTrack:
     # -- timing
 
     def _frame(self, frame: Frame, now: float) -> None:
-        if self._video and frame.keyframe and not self.width:
+        if self._video and frame.keyframe:  # the size may change (another camera)
             size = vp8_frame_size(frame.data)
             if size is not None:
                 self.width, self.height = size
@@ -487,8 +487,8 @@ class _Feed:
         slot = self.slots.get(track.slot)
         if slot is None or slot.track is not track:
             return
-        if track.width and not slot.width:
-            slot.width, slot.height = track.width, track.height
+        if track.width:
+            slot.width, slot.height = track.width, track.height  # for the next file's header
         slot.clock_rate, slot.channels = track.clock_rate, track.channels
         if self.file is not None:
             if track.slot in self.file_slots:
