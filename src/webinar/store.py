@@ -182,6 +182,64 @@ MIGRATIONS: tuple[str, ...] = (
         created_at   REAL NOT NULL
     );
     """,
+    # 5: after the event: recordings (files listed as JSON), per-event recording settings,
+    # attendance (one row per participant session; person_key merges one person's), and
+    # published recordings (signed expiring links) with the e-mails of their viewers.
+    """
+    CREATE TABLE recordings (
+        recording_id     TEXT PRIMARY KEY,
+        event_id         TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        started_at       TEXT NOT NULL,
+        ended_at         TEXT NOT NULL,
+        duration_seconds REAL NOT NULL CHECK (duration_seconds >= 0),
+        size_bytes       INTEGER NOT NULL CHECK (size_bytes >= 0),
+        files            TEXT NOT NULL
+    );
+    CREATE INDEX recordings_event ON recordings (event_id, started_at);
+    CREATE TABLE event_recording (
+        event_id    TEXT PRIMARY KEY REFERENCES events (event_id) ON DELETE CASCADE,
+        auto_record INTEGER NOT NULL DEFAULT 0 CHECK (auto_record IN (0, 1))
+    );
+    CREATE TABLE attendance (
+        session_id     INTEGER PRIMARY KEY,
+        event_id       TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        person_key     TEXT NOT NULL,
+        participant_id TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        email          TEXT NULL,
+        role           TEXT NOT NULL,
+        joined_at      REAL NOT NULL,
+        left_at        REAL NULL,
+        leave_reason   TEXT NULL,
+        user_agent     TEXT NOT NULL DEFAULT '',
+        browser        TEXT NOT NULL DEFAULT '',
+        os             TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX attendance_event ON attendance (event_id, joined_at);
+    CREATE INDEX attendance_participant ON attendance (participant_id);
+    CREATE TABLE server_secrets (
+        name  TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );
+    CREATE TABLE recording_publications (
+        publication_id TEXT PRIMARY KEY,
+        recording_id   TEXT NOT NULL REFERENCES recordings (recording_id) ON DELETE CASCADE,
+        expires_at     REAL NOT NULL,
+        require_email  INTEGER NOT NULL CHECK (require_email IN (0, 1)),
+        created_at     REAL NOT NULL
+    );
+    CREATE INDEX recording_publications_recording ON recording_publications (recording_id);
+    CREATE TABLE recording_viewers (
+        viewer_id      INTEGER PRIMARY KEY,
+        publication_id TEXT NOT NULL
+                       REFERENCES recording_publications (publication_id) ON DELETE CASCADE,
+        event_id       TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        email          TEXT NOT NULL,
+        first_viewed   REAL NOT NULL,
+        UNIQUE (publication_id, email)
+    );
+    CREATE INDEX recording_viewers_event ON recording_viewers (event_id);
+    """,
 )
 
 T = TypeVar("T")
@@ -720,15 +778,15 @@ class Store:
     ) -> None:
         await self.close()
 
+    async def run(self, call: Callable[[SyncStore], T]) -> T:
+        """Run ``call(sync_store)`` in the store's thread (for feature modules)."""
+        return await self._run(call)
+
     async def _run(self, call: Callable[[SyncStore], T]) -> T:
         executor, core = self._executor, self._core
         if executor is None or core is None:
             raise StoreError("store is not open")
         return await asyncio.get_running_loop().run_in_executor(executor, call, core)
-
-    async def run(self, call: Callable[[SyncStore], T]) -> T:
-        """Run ``call`` on the store's thread (modules with tables of their own use it)."""
-        return await self._run(call)
 
     async def create_event(
         self,

@@ -33,6 +33,7 @@ from webinar.sfu import (
 )
 
 from .interaction import RoomInteraction
+from .recording import RecordingHooks, RoomRecording
 from .roles import Capability
 from .state import (
     RESUME_GRACE,
@@ -113,6 +114,7 @@ class LiveRoom:
         resume_grace: float = RESUME_GRACE,
         clock: Callable[[], float] = time.time,
         on_empty: Callable[[LiveRoom], Awaitable[None]] | None = None,
+        recording_hooks: RecordingHooks | None = None,
     ) -> None:
         self.room_id = room_id
         self.router = router
@@ -130,6 +132,17 @@ class LiveRoom:
         self._tasks: set[asyncio.Task[None]] = set()
         self._ticker = self._loop.create_task(self._tick())
         self.interaction = RoomInteraction(self._connected_peers, clock=clock)
+        self.recording = (
+            RoomRecording(
+                room_id,
+                state,
+                recording_hooks,
+                producers=lambda: self._producers,
+                name_of=self.name_of,
+            )
+            if recording_hooks is not None
+            else None
+        )
 
     @property
     def is_empty(self) -> bool:
@@ -405,6 +418,8 @@ class LiveRoom:
                     self._kick(pid, "ended")
         if events and not self.closed:
             self._reconcile()
+            if self.recording is not None:
+                self.recording.sync()
 
     def _recipients(self, event: RoomEvent) -> list[_Member]:
         """Who hears of an event. Connection quality changes every few seconds for
@@ -514,4 +529,6 @@ class LiveRoom:
             for task in pending:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self.recording is not None:
+            await self.recording.close()
         await self.router.close()

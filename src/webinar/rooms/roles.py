@@ -33,6 +33,7 @@ class Capability(enum.StrEnum):
     ANSWER_POLL = "answer-poll"
     RUN_POLLS = "run-polls"  # prepare, launch, close, show results, see live results
     RUN_CTA = "run-cta"  # show and close a call-to-action
+    RECORD = "record"  # start and stop the room's recording
 
 
 _PRESENTER = frozenset(
@@ -52,6 +53,7 @@ _PRESENTER = frozenset(
         Capability.MANAGE_QA,
         Capability.RUN_POLLS,
         Capability.RUN_CTA,
+        Capability.RECORD,
     }
 )
 

@@ -65,6 +65,7 @@ class ErrorCode(enum.StrEnum):
     TRACK_MISMATCH = "track-mismatch"
     UNKNOWN_STREAM = "unknown-stream"
     NEGOTIATION_FAILED = "negotiation-failed"
+    QUOTA_EXCEEDED = "quota-exceeded"
     INTERNAL = "internal"
     CHAT_OFF = "chat-off"
     CHAT_MUTED = "chat-muted"
@@ -230,6 +231,12 @@ class Remove:
     type: ClassVar[str] = "remove"
     participant_id: str = field(metadata=_len(1, 64))
     ban: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SetRecording:
+    type: ClassVar[str] = "set-recording"
+    recording: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,6 +450,7 @@ ClientMessage = (
     | SetStreamPaused
     | SetRole
     | Remove
+    | SetRecording
     | Ping
     | Leave
     | ChatSend
@@ -488,6 +496,7 @@ CLIENT_MESSAGES: dict[str, type[Any]] = {
         SetStreamPaused,
         SetRole,
         Remove,
+        SetRecording,
         Ping,
         Leave,
     )
@@ -532,6 +541,7 @@ class RoomInfo:
     lobby_message: str
     starts_at: str | None
     join_window_minutes: int
+    recording: str = "off"  # "off" | "recording" | "paused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -648,6 +658,13 @@ class RoomUpdated:
 class ActiveSpeaker:
     type: ClassVar[str] = "active-speaker"
     participant_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingUpdated:
+    type: ClassVar[str] = "recording-updated"
+    status: str  # "off" | "recording" | "paused" (presenters-only mode)
+    by: str | None  # who pressed REC; None when the mode or the phase changed it
 
 
 @dataclass(frozen=True, slots=True)
@@ -913,6 +930,7 @@ ServerMessage = (
     | RoomUpdated
     | ActiveSpeaker
     | RoomEnded
+    | RecordingUpdated
     | Ok
     | Pong
     | Bye

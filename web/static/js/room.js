@@ -355,6 +355,7 @@ class Room {
     });
     on("producer-closed", (detail) => this.onProducerClosed(detail));
     on("room-updated", (detail) => this.onRoomUpdated(detail));
+    on("recording-updated", () => this.renderRoom());
     on("room-ended", (detail) => {
       this.leaving = true;
       location.assign(detail.thank_you_url || "/thanks");
@@ -706,6 +707,17 @@ class Room {
     if (this.view !== "ended") {
       this.showView(phase === "lobby" && !this.staff ? "lobby" : "live");
     }
+    // recording: everyone sees it; the record capability (host, presenter) has the control
+    const recording = room?.recording ?? "off";
+    const recBadge = byId("recording-indicator");
+    recBadge.hidden = recording === "off";
+    recBadge.dataset.status = recording;
+    recBadge.textContent = recording === "paused" ? "REC paused (backstage)" : "REC";
+    recBadge.title = recording === "paused" ? "Recording is on, but backstage time is not recorded" : "This event is being recorded";
+    const recButton = byId("record-toggle");
+    recButton.hidden = !this.staff || phase !== "live";
+    recButton.setAttribute("aria-pressed", String(recording !== "off"));
+    recButton.textContent = recording === "off" ? "REC" : "Stop recording";
     // top bar
     const roleBadge = byId("role-badge");
     roleBadge.hidden = !this.staff;
@@ -1073,6 +1085,12 @@ class Room {
       this.command(() => {
         const conn = /** @type {WebinarConnection} */ (this.conn);
         return conn.lock(!conn.room?.locked);
+      }),
+    );
+    byId("record-toggle").addEventListener("click", () =>
+      this.command(() => {
+        const conn = /** @type {WebinarConnection} */ (this.conn);
+        return conn.setRecording((conn.room?.recording ?? "off") === "off");
       }),
     );
     const endDialog = /** @type {HTMLDialogElement} */ (byId("end-dialog"));
