@@ -23,6 +23,8 @@ from webinar.sfu import IceServer, RouterConfig, TransportConfig, check_hooks
 from webinar.signalling.session import Services
 from webinar.signalling.ws import Connection, shutdown_connections, websocket_handler
 from webinar.store import Store
+from webinar.ticketing import Ticketing
+from webinar.ticketing.web import setup_ticketing
 from webinar.turn import ice_servers_for
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ CONNECTIONS = web.AppKey("connections", set[Connection])
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 METRICS = web.AppKey("metrics", Metrics)
 DRAINING = web.AppKey("draining", list[bool])
+TICKETING = web.AppKey("ticketing", Ticketing)
 
 
 def web_root() -> Path:
@@ -95,6 +98,7 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
         public_url=config.http.public_url,
     )
     app.router.add_routes(dashboard.routes())
+    app[TICKETING] = setup_ticketing(app, config, app[STORE], _render)
     return app
 
 
@@ -112,6 +116,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         ice_servers=functools.partial(ice_servers_for, config),
         heartbeat_interval=config.signalling.heartbeat_seconds,
         max_message_bytes=config.signalling.max_message_bytes,
+        ticketing=app[TICKETING],
         on_error=metrics.count_error,
     )
     await metrics.start()

@@ -84,6 +84,68 @@ MIGRATIONS: tuple[str, ...] = (
         CHECK (camera_limit BETWEEN 1 AND 7);
     CREATE INDEX events_owner ON events (owner_id);
     """,
+    # 4: ticketing: access settings per event, invitees, registrations, payment webhooks,
+    # API tokens (see webinar.ticketing.records).
+    """
+    CREATE TABLE event_access (
+        event_id                TEXT PRIMARY KEY REFERENCES events (event_id) ON DELETE CASCADE,
+        attendee_password_hash  TEXT NULL,
+        presenter_password_hash TEXT NULL,
+        price_minor             INTEGER NULL CHECK (price_minor IS NULL OR price_minor > 0),
+        currency                TEXT NULL,
+        capacity                INTEGER NULL CHECK (capacity IS NULL OR capacity >= 1),
+        second_device           TEXT NOT NULL DEFAULT 'takeover'
+                                CHECK (second_device IN ('takeover', 'refuse')),
+        payment_provider        TEXT NOT NULL DEFAULT 'manual'
+                                CHECK (payment_provider IN ('manual', 'stripe'))
+    );
+    CREATE TABLE invitees (
+        invitee_id INTEGER PRIMARY KEY,
+        event_id   TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        name       TEXT NOT NULL,
+        email      TEXT NOT NULL COLLATE NOCASE,
+        token      TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        sent_at    TEXT NULL,
+        revoked_at TEXT NULL,
+        UNIQUE (event_id, email)
+    );
+    CREATE TABLE registrations (
+        registration_id INTEGER PRIMARY KEY,
+        event_id        TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        first_name      TEXT NOT NULL,
+        last_name       TEXT NOT NULL,
+        email           TEXT NOT NULL COLLATE NOCASE,
+        seats           INTEGER NOT NULL DEFAULT 1 CHECK (seats BETWEEN 1 AND 100),
+        status          TEXT NOT NULL
+                        CHECK (status IN ('pending', 'confirmed', 'rejected', 'cancelled')),
+        amount_minor    INTEGER NOT NULL DEFAULT 0,
+        currency        TEXT NULL,
+        provider        TEXT NOT NULL DEFAULT 'manual',
+        provider_ref    TEXT NULL UNIQUE,
+        code            TEXT NULL,
+        code_hash       TEXT NULL UNIQUE,
+        created_at      TEXT NOT NULL,
+        updated_at      TEXT NOT NULL,
+        confirmed_at    TEXT NULL,
+        checked_in_at   TEXT NULL
+    );
+    CREATE INDEX registrations_event ON registrations (event_id);
+    CREATE TABLE payment_webhooks (
+        provider    TEXT NOT NULL,
+        webhook_id  TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        outcome     TEXT NOT NULL,
+        PRIMARY KEY (provider, webhook_id)
+    );
+    CREATE TABLE api_tokens (
+        token_hash TEXT PRIMARY KEY,
+        user_id    INTEGER NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        label      TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    """,
 )
 
 T = TypeVar("T")
@@ -355,6 +417,11 @@ class SyncStore:
             raise StoreError("store is closed")
         return self._conn
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The connection, for modules keeping their own tables (webinar.ticketing)."""
+        return self._db
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -616,6 +683,10 @@ class Store:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    async def run(self, call: Callable[[SyncStore], T]) -> T:
+        """Run ``call(sync_store)`` on the store's thread (for modules with own tables)."""
+        return await self._run(call)
 
     async def _run(self, call: Callable[[SyncStore], T]) -> T:
         executor, core = self._executor, self._core

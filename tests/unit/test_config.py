@@ -290,6 +290,23 @@ def test_every_key_has_an_env_var() -> None:
         ("turn.secret", "WEBINAR_TURN_SECRET"),
         ("turn.ttl_seconds", "WEBINAR_TURN_TTL_SECONDS"),
         ("admin.token", "WEBINAR_ADMIN_TOKEN"),
+        ("ticketing.min_lead_minutes", "WEBINAR_TICKETING_MIN_LEAD_MINUTES"),
+        ("ticketing.max_lead_days", "WEBINAR_TICKETING_MAX_LEAD_DAYS"),
+        ("ticketing.max_active_events", "WEBINAR_TICKETING_MAX_ACTIVE_EVENTS"),
+        ("ticketing.usable_days", "WEBINAR_TICKETING_USABLE_DAYS"),
+        ("ticketing.code_early_minutes", "WEBINAR_TICKETING_CODE_EARLY_MINUTES"),
+        ("ticketing.code_late_minutes", "WEBINAR_TICKETING_CODE_LATE_MINUTES"),
+        ("mail.smtp_host", "WEBINAR_MAIL_SMTP_HOST"),
+        ("mail.smtp_port", "WEBINAR_MAIL_SMTP_PORT"),
+        ("mail.smtp_security", "WEBINAR_MAIL_SMTP_SECURITY"),
+        ("mail.smtp_username", "WEBINAR_MAIL_SMTP_USERNAME"),
+        ("mail.smtp_password", "WEBINAR_MAIL_SMTP_PASSWORD"),
+        ("mail.from_address", "WEBINAR_MAIL_FROM_ADDRESS"),
+        ("mail.outbox_dir", "WEBINAR_MAIL_OUTBOX_DIR"),
+        ("payments.stripe_secret_key", "WEBINAR_PAYMENTS_STRIPE_SECRET_KEY"),
+        ("payments.stripe_webhook_secret", "WEBINAR_PAYMENTS_STRIPE_WEBHOOK_SECRET"),
+        ("payments.stripe_api_url", "WEBINAR_PAYMENTS_STRIPE_API_URL"),
+        ("payments.webhook_tolerance_seconds", "WEBINAR_PAYMENTS_WEBHOOK_TOLERANCE_SECONDS"),
     ]
 
 

@@ -47,6 +47,14 @@ class ErrorCode(enum.StrEnum):
     UNKNOWN_STREAM = "unknown-stream"
     NEGOTIATION_FAILED = "negotiation-failed"
     INTERNAL = "internal"
+    # entry refusals from ticketing (webinar.ticketing.RefusalCode)
+    CREDENTIAL_REQUIRED = "credential-required"
+    REVOKED = "revoked"
+    NOT_CONFIRMED = "not-confirmed"
+    OUTSIDE_WINDOW = "outside-window"
+    BOOKING_EXPIRED = "booking-expired"
+    TICKET_IN_USE = "ticket-in-use"
+    GROUP_FULL = "group-full"
 
 
 class ProtocolError(Exception):
