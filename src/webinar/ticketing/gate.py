@@ -254,6 +254,13 @@ class Ticketing:
             now=self._monotonic(),
         )
 
+    def end_ticket(
+        self, *, registration_id: int | None = None, invitee_id: int | None = None
+    ) -> int:
+        """A reservation was cancelled or an invitation revoked: whoever is in leaves now."""
+        ticket = f"reg:{registration_id}" if registration_id is not None else f"inv:{invitee_id}"
+        return self.seats.evict_all(ticket, "revoked")
+
     def release(self, grant: Grant, *, dropped: bool) -> None:
         """The grant's holder left (or lost the connection): free its device slot."""
         if isinstance(grant.seat, Seat):

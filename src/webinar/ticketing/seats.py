@@ -94,5 +94,13 @@ class Seats:
             if not self._held[seat.ticket]:
                 del self._held[seat.ticket]
 
+    def evict_all(self, ticket: str, reason: str) -> int:
+        """End every connection holding ``ticket`` (revoked, cancelled); how many there were."""
+        seats = self._held.pop(ticket, [])
+        for seat in seats:
+            if seat.holder is not None:
+                seat.holder.evict(reason)
+        return sum(1 for s in seats if s.holder is not None)
+
     def in_use(self, ticket: str, now: float) -> int:
         return len(self.holding(ticket, now))

@@ -1,0 +1,306 @@
+"""The ticket desk: what organisers and attendees do with tickets, for the dashboard and
+the JSON API alike (invite, revoke, resend; register, confirm, reject, cancel; payments)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import zoneinfo
+from dataclasses import dataclass
+from datetime import datetime
+
+from webinar.ids import format_event_id
+from webinar.links import attendee_path
+from webinar.store import Event, Store
+
+from . import records
+from .codes import format_code
+from .gate import Ticketing
+from .mail import Mailer, Sent
+from .payments import (
+    Checkout,
+    CheckoutRequest,
+    Provider,
+    WebhookRefused,
+    check_paid_matches,
+    parse_stripe_event,
+    verify_stripe_signature,
+)
+from .records import EventAccess, Invitee, PaymentProvider, Registration, RegistrationStatus
+from .rules import format_price
+
+logger = logging.getLogger(__name__)
+
+
+class DeskError(ValueError):
+    """The request cannot be done (unknown row, wrong state); the message says why."""
+
+
+def local_time(event: Event, when: datetime | None) -> str:
+    if when is None:
+        return "no fixed time"
+    try:
+        zone = zoneinfo.ZoneInfo(event.timezone)
+    except zoneinfo.ZoneInfoNotFoundError:
+        zone = zoneinfo.ZoneInfo("UTC")
+    return when.astimezone(zone).strftime("%a %d %b %Y, %H:%M ") + event.timezone
+
+
+@dataclass
+class TicketDesk:
+    store: Store
+    ticketing: Ticketing
+    mailer: Mailer
+    providers: dict[PaymentProvider, Provider]
+    stripe_webhook_secret: str | None = None
+    webhook_tolerance: float = 300.0
+
+    # ------------------------------------------------------------------ lookups
+
+    async def access(self, event_id: str) -> EventAccess:
+        return await self.store.run(lambda core: records.get_access(core.connection, event_id))
+
+    async def put_access(self, access: EventAccess) -> None:
+        await self.store.run(lambda core: records.put_access(core.connection, access))
+
+    async def invitees(self, event: Event) -> list[Invitee]:
+        return await self.store.run(
+            lambda core: records.list_invitees(core.connection, event.event_id)
+        )
+
+    async def registrations(self, event: Event) -> list[Registration]:
+        return await self.store.run(
+            lambda core: records.list_registrations(core.connection, event.event_id)
+        )
+
+    async def _invitee(self, event: Event, invitee_id: int) -> Invitee:
+        found = await self.store.run(lambda core: records.get_invitee(core.connection, invitee_id))
+        if found is None or found.event_id != event.event_id:
+            raise DeskError(f"no invitee {invitee_id} on this event")
+        return found
+
+    async def registration(self, event: Event, registration_id: int) -> Registration:
+        found = await self.store.run(
+            lambda core: records.get_registration(core.connection, registration_id)
+        )
+        if found is None or found.event_id != event.event_id:
+            raise DeskError(f"no registration {registration_id} on this event")
+        return found
+
+    # ------------------------------------------------------------------ invitations
+
+    async def invite(self, event: Event, name: str, email: str, base: str) -> Invitee:
+        if event.access_type != "token":
+            raise DeskError("invitations with personal tokens need the access type 'token'")
+        invitee = await self.store.run(
+            lambda core: records.add_invitee(core.connection, event.event_id, name, email)
+        )
+        await self._send_invitation(event, invitee, base)
+        return invitee
+
+    async def resend_invitation(self, event: Event, invitee_id: int, base: str) -> Sent:
+        invitee = await self._invitee(event, invitee_id)
+        if invitee.revoked:
+            raise DeskError("this invitation was revoked; invite the person again instead")
+        return await self._send_invitation(event, invitee, base)
+
+    async def revoke(self, event: Event, invitee_id: int) -> Invitee:
+        await self._invitee(event, invitee_id)
+        await self.store.run(lambda core: records.revoke_invitee(core.connection, invitee_id))
+        self.ticketing.end_ticket(invitee_id=invitee_id)
+        return await self._invitee(event, invitee_id)
+
+    async def _send_invitation(self, event: Event, invitee: Invitee, base: str) -> Sent:
+        sent = await self.mailer.send_template(
+            "invitation",
+            invitee.email,
+            name=invitee.name,
+            event=event,
+            event_id=format_event_id(event.event_id),
+            when=local_time(event, event.starts_at),
+            agenda=event.agenda,
+            # The token rides in the fragment: it never reaches a server log.
+            link=f"{base}{attendee_path(event)}#token={invitee.token}",
+        )
+        invitee_id = invitee.invitee_id
+        await self.store.run(lambda core: records.mark_invitee_sent(core.connection, invitee_id))
+        return sent
+
+    # ------------------------------------------------------------------ registrations
+
+    async def register(
+        self,
+        event: Event,
+        *,
+        first_name: str,
+        last_name: str,
+        email: str,
+        seats: int,
+        base: str,
+    ) -> tuple[Registration, Checkout | None]:
+        if event.access_type != "paid":
+            raise DeskError("this event takes no registrations")
+        if event.starts_at is not None and self.ticketing.clock() >= event.starts_at:
+            raise DeskError("registration is closed: the event has started")
+        access = await self.access(event.event_id)
+        if access.price_minor is None or access.currency is None:
+            raise DeskError("the organiser has not set a price yet")
+        price, currency = access.price_minor, access.currency
+        provider = (
+            self.providers.get(access.payment_provider) or self.providers[PaymentProvider.MANUAL]
+        )
+        registration = await self.store.run(
+            lambda core: records.add_registration(
+                core.connection,
+                event.event_id,
+                first_name=first_name,
+                last_name=last_name,
+                email=email,
+                seats=seats,
+                amount_minor=price * seats,
+                currency=currency,
+                provider=provider.name,
+                capacity=access.capacity,
+            )
+        )
+        page = f"{base}{attendee_path(event)}/register"
+        checkout = await provider.start(
+            CheckoutRequest(
+                registration=registration,
+                title=event.title,
+                unit_amount_minor=price,
+                currency=currency,
+                success_url=f"{page}?paid=1",
+                cancel_url=f"{page}?cancelled=1",
+            )
+        )
+        if checkout is not None:
+            ref = checkout.reference
+            await self.store.run(
+                lambda core: records.set_provider_ref(
+                    core.connection, registration.registration_id, ref
+                )
+            )
+            registration = await self.registration(event, registration.registration_id)
+        else:
+            await self.mailer.send_template(
+                "registration",
+                registration.email,
+                name=registration.name,
+                event=event,
+                event_id=format_event_id(event.event_id),
+                when=local_time(event, event.starts_at),
+                seats=registration.seats,
+                price=format_price(registration.amount_minor, currency),
+            )
+        return registration, checkout
+
+    async def confirm(self, event: Event, registration_id: int, base: str) -> Registration:
+        await self.registration(event, registration_id)
+        confirmed = await self.store.run(
+            lambda core: records.confirm_registration(core.connection, registration_id)
+        )
+        if confirmed is None:
+            current = await self.registration(event, registration_id)
+            raise DeskError(
+                f"only a pending registration can be confirmed (this one is {current.status})"
+            )
+        logger.info(
+            "registration %s of event %s confirmed by hand", registration_id, event.event_id
+        )
+        await self.send_code(event, confirmed, base)
+        return confirmed
+
+    async def end(
+        self, event: Event, registration_id: int, status: RegistrationStatus
+    ) -> Registration:
+        """Reject (pending) or cancel (pending or confirmed); the person is told."""
+        await self.registration(event, registration_id)
+        ended = await self.store.run(
+            lambda core: records.end_registration(core.connection, registration_id, status)
+        )
+        if ended is None:
+            current = await self.registration(event, registration_id)
+            what = "rejected" if status is RegistrationStatus.REJECTED else "cancelled"
+            raise DeskError(f"a {current.status} registration cannot be {what}")
+        self.ticketing.end_ticket(registration_id=registration_id)
+        await self.mailer.send_template(
+            "rejected",
+            ended.email,
+            name=ended.name,
+            event=event,
+            when=local_time(event, event.starts_at),
+            cancelled=status is RegistrationStatus.CANCELLED,
+        )
+        return ended
+
+    async def resend_code(self, event: Event, registration_id: int, base: str) -> Sent:
+        registration = await self.registration(event, registration_id)
+        if registration.status is not RegistrationStatus.CONFIRMED:
+            raise DeskError("only a confirmed registration has a code to send")
+        return await self.send_code(event, registration, base)
+
+    async def send_code(self, event: Event, registration: Registration, base: str) -> Sent:
+        assert registration.code is not None
+        window = self.ticketing.code_window(event)
+        return await self.mailer.send_template(
+            "confirmed",
+            registration.email,
+            name=registration.name,
+            event=event,
+            event_id=format_event_id(event.event_id),
+            when=local_time(event, event.starts_at),
+            code=format_code(registration.code),
+            seats=registration.seats,
+            link=f"{base}{attendee_path(event)}",
+            opens=local_time(event, window.opens),
+            closes=local_time(event, window.closes),
+        )
+
+    # ------------------------------------------------------------------ Stripe
+
+    async def stripe_webhook(self, payload: bytes, signature: str | None, base: str) -> str:
+        """Verify and apply a Stripe webhook; WebhookRefused for anything not acted on."""
+        secret = self.stripe_webhook_secret
+        if secret is None:
+            raise WebhookRefused("Stripe is not configured")
+        verify_stripe_signature(
+            payload, signature, secret, now=time.time(), tolerance=self.webhook_tolerance
+        )
+        paid = parse_stripe_event(payload)
+        if isinstance(paid, str):
+            webhook_id = paid
+            await self.store.run(
+                lambda core: records.record_webhook(
+                    core.connection, "stripe", webhook_id, "ignored"
+                )
+            )
+            return "ignored"
+        registration = await self.store.run(
+            lambda core: records.registration_by_ref(core.connection, paid.session_id)
+        )
+        if registration is not None and registration.registration_id != paid.registration_id:
+            registration = None
+        check_paid_matches(paid, registration)
+        assert registration is not None
+        outcome, confirmed = await self.store.run(
+            lambda core: records.apply_payment_once(
+                core.connection, "stripe", paid.webhook_id, paid.registration_id
+            )
+        )
+        if outcome == "duplicate":
+            logger.warning("Stripe webhook %s delivered again: not applied twice", paid.webhook_id)
+            return "duplicate"
+        if confirmed is None:
+            logger.warning(
+                "Stripe webhook %s: registration %s is %s, nothing applied",
+                paid.webhook_id,
+                registration.registration_id,
+                registration.status,
+            )
+            return outcome
+        event = await self.store.get_event(confirmed.event_id)
+        logger.info("registration %s paid through Stripe", confirmed.registration_id)
+        if event is not None:
+            await self.send_code(event, confirmed, base)
+        return "applied"
