@@ -92,13 +92,15 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
     app.router.add_get("/e/{event_id}/present", presenter_page)
     app.router.add_get("/thanks", thanks_page)
     app.router.add_static("/static/", root / "static", append_version=True)
+    tickets = setup_ticketing(app, config, app[STORE], _render, root / "templates")
+    app[TICKETING] = tickets.ticketing
     dashboard = Dashboard(
         store=app[STORE],
         render=_render,
         public_url=config.http.public_url,
+        hooks=tickets,
     )
     app.router.add_routes(dashboard.routes())
-    app[TICKETING] = setup_ticketing(app, config, app[STORE], _render)
     return app
 
 
@@ -223,6 +225,7 @@ async def attendee_page(request: web.Request) -> web.Response:
         title=event.title,
         starts_at=event.starts_at.isoformat() if event.starts_at else None,
         presenter_key=None,
+        access_type=event.access_type,
     )
 
 
