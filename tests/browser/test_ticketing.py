@@ -1,0 +1,156 @@
+"""Paid entry in real Chromium: register → the organiser confirms in the dashboard → the
+code arrives by e-mail (a real SMTP server) → the code opens the room; a wrong code, a
+second device with the same single-use code, and a code outside its window."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from playwright.async_api import expect
+
+from tests.browser.support import OpenPage
+from tests.helpers import RunningServer, make_config, running_server
+from tests.smtp import Inbox, code_in, smtp_server
+from webinar.accounts import hash_password
+from webinar.config import MailConfig
+from webinar.ticketing import records
+from webinar.ticketing.records import EventAccess
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+async def inbox() -> AsyncIterator[Inbox]:
+    async with smtp_server() as box:
+        yield box
+
+
+@pytest.fixture
+async def shop(tmp_path: Path, inbox: Inbox) -> AsyncIterator[RunningServer]:
+    config = dataclasses.replace(
+        make_config(tmp_path / "data"),
+        mail=MailConfig(smtp_host="127.0.0.1", smtp_port=inbox.port, smtp_security="none"),
+    )
+    async with running_server(config.data_dir, config) as srv:
+        yield srv
+
+
+async def test_register_confirm_and_enter_with_the_code(
+    shop: RunningServer, inbox: Inbox, open_page: OpenPage
+) -> None:
+    server = shop
+    olga = await server.store.run(
+        lambda core: core.create_user("olga", hash_password(PASSWORD, n=2**12), "organiser")
+    )
+    now = datetime.now(UTC)
+    event = await server.store.create_event(
+        "Paid masterclass",
+        now + timedelta(minutes=4),
+        owner_id=olga.user_id,
+        access_type="paid",
+        lobby_message="Welcome, ticket holders!",
+    )
+    await server.store.run(
+        lambda core: records.put_access(
+            core.connection, EventAccess(event.event_id, price_minor=2500, currency="EUR")
+        )
+    )
+
+    # The attendee registers on our page.
+    attendee = await open_page("attendee")
+    await attendee.goto(f"{server.base_url}/e/{event.display_id}/register")
+    await expect(attendee.get_by_test_id("register-price")).to_have_text("25.00 EUR")
+    await attendee.get_by_test_id("register-first-name").fill("Grace")
+    await attendee.get_by_test_id("register-last-name").fill("Hopper")
+    await attendee.get_by_test_id("register-email").fill("grace@example.org")
+    await attendee.get_by_test_id("register-submit").click()
+    await expect(attendee.get_by_test_id("register-done")).to_contain_text(
+        "waits for payment confirmation"
+    )
+
+    # The organiser sees the registrant as payment pending and confirms by hand.
+    organiser = await open_page("organiser")
+    await organiser.goto(f"{server.base_url}/login")
+    await organiser.get_by_test_id("login-username").fill("olga")
+    await organiser.get_by_test_id("login-password").fill(PASSWORD)
+    await organiser.get_by_test_id("login-submit").click()
+    await organiser.goto(f"{server.base_url}/dashboard/events/{event.display_id}/tickets")
+    row = organiser.get_by_test_id("registration-row")
+    await expect(row.get_by_test_id("registration-status")).to_have_text("payment pending")
+    await row.get_by_test_id("registration-confirm").click()
+    await expect(organiser.get_by_test_id("tickets-done")).to_contain_text("is confirmed")
+    await expect(row.get_by_test_id("registration-status")).to_have_text("confirmed")
+
+    # The e-mail with the code arrives; a wrong code gets a clear message first.
+    code = code_in(await inbox.wait_for("grace@example.org", "reservation code"))
+    await attendee.goto(f"{server.base_url}/e/{event.display_id}")
+    await attendee.get_by_test_id("access-code-input").fill("2222-3333-4444")
+    await attendee.get_by_test_id("access-code-submit").click()
+    error = attendee.get_by_test_id("prejoin-error")
+    await expect(error).to_contain_text("This reservation code is not valid for this event")
+    await attendee.get_by_test_id("access-code-input").fill(code.lower().replace("-", " "))
+    await attendee.get_by_test_id("access-code-submit").click()
+    room = attendee.get_by_test_id("room")
+    await expect(room).to_have_attribute("data-view", "lobby")
+    await expect(attendee.get_by_test_id("lobby-message")).to_have_text("Welcome, ticket holders!")
+    await expect(attendee.get_by_test_id("connection-state")).to_have_attribute("data-state", "ok")
+
+    # The organiser sees the check-in.
+    await organiser.reload()
+    await expect(row.get_by_test_id("registration-checked-in")).to_contain_text("UTC")
+
+    # A second device with the same single-use code takes over (the event's default);
+    # the first one is told why.
+    second = await open_page("second device")
+    await second.goto(f"{server.base_url}/e/{event.display_id}#code={code}")
+    await expect(second.get_by_test_id("access-code-input")).to_have_value(code)
+    await second.get_by_test_id("access-code-submit").click()
+    await expect(second.get_by_test_id("room")).to_have_attribute("data-view", "lobby")
+    await expect(room).to_have_attribute("data-view", "ended")
+    await expect(attendee.locator("#ended-text")).to_contain_text("used to enter on another device")
+
+
+async def test_code_outside_its_window_shows_the_window(
+    shop: RunningServer, open_page: OpenPage
+) -> None:
+    server = shop
+    start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(hours=3)
+    event = await server.store.create_event(
+        "Evening show", start, access_type="paid", join_window_minutes=5
+    )
+    reg = await server.store.run(
+        lambda core: records.add_registration(
+            core.connection,
+            event.event_id,
+            first_name="Ada",
+            last_name="L",
+            email="ada@example.org",
+            seats=1,
+            amount_minor=1000,
+            currency="EUR",
+            provider=records.PaymentProvider.MANUAL,
+            capacity=None,
+        )
+    )
+    confirmed = await server.store.run(
+        lambda core: records.confirm_registration(core.connection, reg.registration_id)
+    )
+    assert confirmed is not None and confirmed.code
+    page = await open_page("early bird")
+    await page.goto(f"{server.base_url}/e/{event.display_id}")
+    await page.get_by_test_id("access-code-input").fill(confirmed.code)
+    await page.get_by_test_id("access-code-submit").click()
+    opens = start - timedelta(minutes=5 + 10)
+    closes = start + timedelta(minutes=60 + 15)
+    end = closes.strftime("%H:%M" if closes.date() == opens.date() else "%Y-%m-%d %H:%M")
+    await expect(page.get_by_test_id("prejoin-error")).to_contain_text(
+        f"works only around the event's time: too early: this code works from"
+        f" {opens:%Y-%m-%d %H:%M} to {end} UTC"
+    )
+    await expect(page.get_by_test_id("room")).to_have_attribute("data-view", "prejoin")
