@@ -96,7 +96,7 @@ class TicketDesk:
             lambda core: records.add_invitee(core.connection, event.event_id, name, email)
         )
         await self._send_invitation(event, invitee, base)
-        return invitee
+        return await self._invitee(event, invitee.invitee_id)
 
     async def resend_invitation(self, event: Event, invitee_id: int, base: str) -> Sent:
         invitee = await self._invitee(event, invitee_id)

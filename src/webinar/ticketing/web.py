@@ -32,7 +32,14 @@ from .grants import SecondDevice
 from .mail import Mailer, MailError
 from .payments import ManualProvider, PaymentError, Provider, StripeCheckout, WebhookRefused
 from .records import EventAccess, PaymentProvider, RegistrationStatus
-from .rules import PRICE_CAPS, BookingLimits, check_booking, format_price, parse_price
+from .rules import (
+    PRICE_CAPS,
+    BookingLimits,
+    check_booking,
+    check_price_minor,
+    format_price,
+    parse_price,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -160,11 +167,14 @@ class TicketingWeb:
             if not 1 <= capacity <= MAX_CAPACITY:
                 raise ValueError(f"the places must be 1 to {MAX_CAPACITY}")
         price_minor, currency = old.price_minor, old.currency
-        if settings.access_type == "paid" or text("price"):
-            if not text("price"):
-                raise ValueError("a paid event needs a ticket price")
-            currency = (text("currency") or "EUR").upper()
+        if text("price"):
+            currency = (text("currency") or old.currency or "EUR").upper()
             price_minor = parse_price(text("price"), currency)
+        elif price_minor is not None and text("currency"):
+            currency = text("currency").upper()
+            check_price_minor(price_minor, currency)
+        if settings.access_type == "paid" and price_minor is None:
+            raise ValueError("a paid event needs a ticket price")
         attendee_hash, presenter_hash = old.attendee_password_hash, old.presenter_password_hash
         attendee_pw, presenter_pw = (
             form.get("attendee_password", ""),
@@ -470,4 +480,7 @@ def setup_ticketing(
     )
     part = TicketingWeb(config, store, render, ticketing, desk)
     app.router.add_routes(part.routes())
+    from .api import AdminApi  # api.py builds on this module
+
+    app.router.add_routes(AdminApi(part).routes())
     return part
