@@ -18,6 +18,7 @@ from webinar.config import Config
 from webinar.dashboard import Dashboard
 from webinar.ids import format_event_id, normalize_event_id, same_secret
 from webinar.metrics import Metrics
+from webinar.proxy import proxy_headers
 from webinar.rooms.manager import RoomManager
 from webinar.sfu import IceServer, RouterConfig, TransportConfig, check_hooks
 from webinar.signalling.session import Services
@@ -81,6 +82,8 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
         autoescape=jinja2.select_autoescape(["html"]),
         enable_async=False,
     )
+    if config.http.trust_proxy_headers:
+        app.middlewares.append(proxy_headers)
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_say_goodbye)
     app.router.add_get("/", home_page)

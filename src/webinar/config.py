@@ -41,6 +41,8 @@ class HttpConfig:
     port: int = 8080
     #: Base URL for links, e.g. ``https://webinar.example.org``; None derives one from host/port.
     public_url: str | None = None
+    #: Behind a reverse proxy on this machine: client address and scheme from its headers.
+    trust_proxy_headers: bool = False
 
     def __post_init__(self) -> None:
         if not self.host or any(c.isspace() for c in self.host):

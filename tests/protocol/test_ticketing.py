@@ -682,3 +682,31 @@ async def test_restart_keeps_events_registrations_and_codes(
             (pending.email, RegistrationStatus.PENDING),
         ]
         assert regs[0].checked_in_at is not None
+
+
+async def test_rate_limit_counts_real_clients_behind_a_proxy(
+    tmp_path: Path, people: list[Person]
+) -> None:
+    config = with_config(tmp_path / "data")
+    config = dataclasses.replace(
+        config, http=dataclasses.replace(config.http, trust_proxy_headers=True)
+    )
+    async with running_server(config.data_dir, config) as server:
+        event = await paid_event(server)
+
+        async def attempt(client: str) -> str:
+            http = aiohttp.ClientSession(headers={"X-Forwarded-For": f"10.9.9.9, {client}"})
+            ws = SignallingClient(http, server.base_url.replace("http", "ws") + "/ws")
+            await ws.connect()
+            people.append(Person(http, ws))
+            await ws.request("hello", protocol=1)
+            with pytest.raises(ClientError) as err:
+                await ws.request(
+                    "join", event_id=event.event_id, name="x", credential="2222-3333-4444"
+                )
+            return err.value.code
+
+        for _ in range(10):
+            assert await attempt("203.0.113.7") == "bad-credential"
+        assert await attempt("203.0.113.7") == "rate-limited"
+        assert await attempt("198.51.100.1") == "bad-credential"  # another client

@@ -277,6 +277,7 @@ def test_every_key_has_an_env_var() -> None:
         ("http.host", "WEBINAR_HTTP_HOST"),
         ("http.port", "WEBINAR_HTTP_PORT"),
         ("http.public_url", "WEBINAR_HTTP_PUBLIC_URL"),
+        ("http.trust_proxy_headers", "WEBINAR_HTTP_TRUST_PROXY_HEADERS"),
         ("ice.servers", "WEBINAR_ICE_SERVERS"),
         ("ice.host_addresses", "WEBINAR_ICE_HOST_ADDRESSES"),
         ("ice.announced_ip", "WEBINAR_ICE_ANNOUNCED_IP"),
