@@ -97,7 +97,9 @@ MIGRATIONS: tuple[str, ...] = (
         second_device           TEXT NOT NULL DEFAULT 'takeover'
                                 CHECK (second_device IN ('takeover', 'refuse')),
         payment_provider        TEXT NOT NULL DEFAULT 'manual'
-                                CHECK (payment_provider IN ('manual', 'stripe'))
+                                CHECK (payment_provider IN ('manual', 'stripe')),
+        -- when a change of time or title was saved after people got their e-mail
+        settings_changed_at     TEXT NULL
     );
     CREATE TABLE invitees (
         invitee_id INTEGER PRIMARY KEY,
@@ -139,7 +141,20 @@ MIGRATIONS: tuple[str, ...] = (
         outcome     TEXT NOT NULL,
         PRIMARY KEY (provider, webhook_id)
     );
-    CREATE TABLE api_tokens (
+    CREATE TABLE reminders (
+        reminder_id     INTEGER PRIMARY KEY,
+        event_id        TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        registration_id INTEGER NULL UNIQUE
+                        REFERENCES registrations (registration_id) ON DELETE CASCADE,
+        invitee_id      INTEGER NULL UNIQUE REFERENCES invitees (invitee_id) ON DELETE CASCADE,
+        due_at          TEXT NOT NULL,
+        state           TEXT NOT NULL DEFAULT 'pending'
+                        CHECK (state IN ('pending', 'sending', 'sent', 'skipped', 'failed')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        sent_at         TEXT NULL
+    );
+    CREATE INDEX reminders_due ON reminders (state, due_at);
+        CREATE TABLE api_tokens (
         token_hash TEXT PRIMARY KEY,
         user_id    INTEGER NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
         label      TEXT NOT NULL,

@@ -447,7 +447,9 @@ async def mailing(tmp_path: Path, inbox: Inbox) -> AsyncIterator[RunningServer]:
 
 async def post_form(http: aiohttp.ClientSession, url: str, **fields: str) -> str:
     """Submit a dashboard form (with the page's CSRF token); the page it leads to."""
-    async with http.get(re.sub(r"/(invitees|registrations)/.*$", "/tickets", url)) as resp:
+    async with http.get(
+        re.sub(r"/(invitees/|registrations/|resend-all).*$", "/tickets", url)
+    ) as resp:
         token = csrf_of(await resp.text())
     async with http.post(url, data={"csrf": token, **fields}) as resp:
         assert resp.status == 200, await resp.text()
@@ -710,3 +712,96 @@ async def test_rate_limit_counts_real_clients_behind_a_proxy(
             assert await attempt("203.0.113.7") == "bad-credential"
         assert await attempt("203.0.113.7") == "rate-limited"
         assert await attempt("198.51.100.1") == "bad-credential"  # another client
+
+
+# ------------------------------------------------------------------------------ reminders
+
+
+async def test_reminders_survive_a_restart_and_go_out_once(tmp_path: Path, inbox: Inbox) -> None:
+    from webinar.ticketing.web import REMINDERS, TICKETS
+
+    config = with_config(
+        tmp_path / "data",
+        mail=MailConfig(smtp_host="127.0.0.1", smtp_port=inbox.port, smtp_security="none"),
+    )
+    now = datetime.now(UTC)
+    async with running_server(config.data_dir, config) as server:
+        desk = server.server.app[TICKETS].desk
+        far = await paid_event(server)
+        far = await server.store.update_event(
+            far.event_id, dataclasses.replace(_settings(far), starts_at=now + timedelta(hours=7))
+        )
+        near = await paid_event(server)  # starts in 5 minutes: the code e-mail is all
+        token_event = await server.store.create_event(
+            "Invited", now + timedelta(days=2), access_type="token"
+        )
+        for event, email in ((far, "far@example.org"), (near, "near@example.org")):
+            reg = await registration(server, event, confirm=False, email=email)
+            await desk.confirm(event, reg.registration_id, server.base_url)
+        await desk.invite(token_event, "Ada", "ada@example.org", server.base_url)
+        planned = await server.store.run(
+            lambda core: [
+                (r.event_id, r.due_at, r.state)
+                for e in (far, near, token_event)
+                for r in records.list_reminders(core.connection, e.event_id)
+            ]
+        )
+        assert far.starts_at and token_event.starts_at
+        assert planned == [
+            (far.event_id, far.starts_at - timedelta(hours=1), "pending"),
+            (token_event.event_id, token_event.starts_at - timedelta(hours=1), "pending"),
+        ]
+        assert await server.server.app[REMINDERS].send_due() == 0  # not due yet
+    # While the server is down, the reminders fall due.
+    with server.store.open_sync(config.data_dir) as sync:
+        sync.connection.execute("UPDATE reminders SET due_at = ?", (records.to_db(now),))
+    async with running_server(config.data_dir, config) as server:
+        await inbox.wait_for("far@example.org", "Starting in 1 hour")
+        reminder = await inbox.wait_for("ada@example.org", "Starting in 1 hour")
+        assert "#token=" in text_of(reminder)
+        assert await server.server.app[REMINDERS].send_due() == 0
+    async with running_server(config.data_dir, config) as server:
+        assert await server.server.app[REMINDERS].send_due() == 0
+        await asyncio.sleep(0.2)
+    reminders = [m for m in inbox.messages if "Starting in 1 hour" in str(m["Subject"])]
+    assert sorted(str(m["To"]) for m in reminders) == ["ada@example.org", "far@example.org"]
+    assert not inbox.to("near@example.org")[1:]  # only the code e-mail
+
+
+async def test_changed_settings_offer_a_resend(mailing: RunningServer, inbox: Inbox) -> None:
+    server = mailing
+    await add_user(server, "olga")
+    async with await sign_in(server, "olga") as http:
+        status, event_id = await schedule(http, server.base_url, access_type="token")
+        assert status == 303
+        tickets = f"{server.base_url}/dashboard/events/{event_id}/tickets"
+        async with http.get(tickets) as resp:
+            token = csrf_of(await resp.text())
+        async with http.post(
+            f"{server.base_url}/dashboard/events/{event_id}/invitees",
+            data={"csrf": token, "name": "Ada", "email": "ada@example.org"},
+        ) as resp:
+            assert 'data-testid="settings-changed"' not in await resp.text()
+        await inbox.wait_for("ada@example.org", "Invitation")
+        edit = f"{server.base_url}/dashboard/events/{event_id}"
+        async with http.get(edit) as resp:
+            page = await resp.text()
+        form = {
+            "csrf": csrf_of(page),
+            "title": "Talk (moved)",
+            "start": local_start(timedelta(days=3)),
+            "timezone": "UTC",
+            "duration_minutes": "60",
+            "join_window_minutes": "5",
+            "access_type": "token",
+            "camera_limit": "4",
+        }
+        async with http.post(edit, data=form) as resp:
+            assert 'data-testid="settings-changed-notice"' in await resp.text()
+        async with http.get(tickets) as resp:
+            assert 'data-testid="settings-changed"' in await resp.text()
+        page = await post_form(http, f"{server.base_url}/dashboard/events/{event_id}/resend-all")
+        assert "The new details went to 1 people" in page
+        assert 'data-testid="settings-changed"' not in page
+        again = await inbox.wait_for("ada@example.org", "Invitation: Talk (moved)")
+        assert "Invitation: Talk (moved)" in str(again["Subject"])

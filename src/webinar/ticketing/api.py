@@ -81,6 +81,7 @@ class AdminApi:
                 p + "/{event_id}/registrations/{registration_id}/{action}",
                 self.registration_action,
             ),
+            web.post(p + "/{event_id}/resend", self.resend_all),
             web.get(p + "/{event_id}/invitees", self.list_invitees),
             web.post(p + "/{event_id}/invitees", self.add_invitee),
             web.post(p + "/{event_id}/invitees/{invitee_id}/{action}", self.invitee_action),
@@ -154,6 +155,7 @@ class AdminApi:
             "lobby_message": event.lobby_message,
             "thank_you_url": event.thank_you_url,
             "booking_ends_at": _iso(self.web_part.ticketing.booking_end(event)),
+            "settings_changed_at": _iso(await self.web_part.desk.settings_changed_at(event)),
             "access": {
                 "has_attendee_password": access.attendee_password_hash is not None,
                 "has_presenter_password": access.presenter_password_hash is not None,
@@ -210,6 +212,15 @@ class AdminApi:
             raise _error(422, "invalid", str(exc)) from None
         await after(saved)
         return saved
+
+    async def resend_all(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        event = await self._event(request, user)
+        try:
+            count = await self.web_part.desk.resend_all(event, self._base(request))
+        except MailError as exc:
+            raise _error(502, "mail-failed", str(exc)) from None
+        return web.json_response({"sent": count})
 
     # ------------------------------------------------------------------ registrations
 

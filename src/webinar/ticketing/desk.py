@@ -96,7 +96,23 @@ class TicketDesk:
             lambda core: records.add_invitee(core.connection, event.event_id, name, email)
         )
         await self._send_invitation(event, invitee, base)
+        await self._plan(event, invitee_id=invitee.invitee_id)
         return await self._invitee(event, invitee.invitee_id)
+
+    async def _plan(
+        self, event: Event, *, registration_id: int | None = None, invitee_id: int | None = None
+    ) -> None:
+        now = self.ticketing.clock()
+        await self.store.run(
+            lambda core: records.plan_reminder(
+                core.connection,
+                event.event_id,
+                event.starts_at,
+                now,
+                registration_id=registration_id,
+                invitee_id=invitee_id,
+            )
+        )
 
     async def resend_invitation(self, event: Event, invitee_id: int, base: str) -> Sent:
         invitee = await self._invitee(event, invitee_id)
@@ -208,6 +224,7 @@ class TicketDesk:
         logger.info(
             "registration %s of event %s confirmed by hand", registration_id, event.event_id
         )
+        await self._plan(event, registration_id=registration_id)
         await self.send_code(event, confirmed, base)
         return confirmed
 
@@ -302,5 +319,92 @@ class TicketDesk:
         event = await self.store.get_event(confirmed.event_id)
         logger.info("registration %s paid through Stripe", confirmed.registration_id)
         if event is not None:
+            await self._plan(event, registration_id=confirmed.registration_id)
             await self.send_code(event, confirmed, base)
         return "applied"
+
+    # ------------------------------------------------------------------ reminders
+
+    async def send_reminder(self, reminder: records.Reminder, base: str) -> str:
+        """Send one claimed reminder; the state it ends in (sent, skipped)."""
+        event = await self.store.get_event(reminder.event_id)
+        if event is None:
+            return "skipped"
+        when = local_time(event, event.starts_at)
+        display = format_event_id(event.event_id)
+        if reminder.registration_id is not None:
+            reg = await self.registration(event, reminder.registration_id)
+            if reg.status is not RegistrationStatus.CONFIRMED or reg.code is None:
+                return "skipped"
+            await self.mailer.send_template(
+                "reminder",
+                reg.email,
+                name=reg.name,
+                event=event,
+                when=when,
+                event_id=display,
+                code=format_code(reg.code),
+                link=f"{base}{attendee_path(event)}",
+            )
+            return "sent"
+        if reminder.invitee_id is not None:
+            invitee = await self._invitee(event, reminder.invitee_id)
+            if invitee.revoked:
+                return "skipped"
+            await self.mailer.send_template(
+                "reminder",
+                invitee.email,
+                name=invitee.name,
+                event=event,
+                when=when,
+                event_id=display,
+                code=None,
+                link=f"{base}{attendee_path(event)}#token={invitee.token}",
+            )
+            return "sent"
+        return "skipped"
+
+    # ------------------------------------------------------------------ settings changed
+
+    async def event_changed(self, before: Event, after: Event) -> None:
+        """Reminders follow a moved start; people already told are offered a resend."""
+        event_id = after.event_id
+        await self.store.run(
+            lambda core: records.move_reminders(core.connection, event_id, after.starts_at)
+        )
+        told = [i for i in await self.invitees(after) if i.sent_at and not i.revoked] + [
+            r for r in await self.registrations(after) if r.status is RegistrationStatus.CONFIRMED
+        ]
+        changed = (before.starts_at, before.duration_minutes, before.title, before.timezone) != (
+            after.starts_at,
+            after.duration_minutes,
+            after.title,
+            after.timezone,
+        )
+        if changed and told:
+            now = self.ticketing.clock()
+            await self.store.run(
+                lambda core: records.mark_settings_changed(core.connection, event_id, now)
+            )
+
+    async def settings_changed_at(self, event: Event) -> datetime | None:
+        return await self.store.run(
+            lambda core: records.settings_changed_at(core.connection, event.event_id)
+        )
+
+    async def resend_all(self, event: Event, base: str) -> int:
+        """The event changed: send every active invitee and confirmed registrant the news."""
+        count = 0
+        for invitee in await self.invitees(event):
+            if not invitee.revoked:
+                await self._send_invitation(event, invitee, base)
+                count += 1
+        for reg in await self.registrations(event):
+            if reg.status is RegistrationStatus.CONFIRMED:
+                await self.send_code(event, reg, base)
+                count += 1
+        event_id = event.event_id
+        await self.store.run(
+            lambda core: records.mark_settings_changed(core.connection, event_id, None)
+        )
+        return count

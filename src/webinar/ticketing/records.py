@@ -10,7 +10,7 @@ import dataclasses
 import enum
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .codes import format_code, lookup_hash, new_code, new_token
@@ -481,3 +481,136 @@ def count_active_events(conn: sqlite3.Connection, owner_id: int, since: datetime
         (owner_id, to_db(since)),
     ).fetchone()
     return int(count)
+
+
+# ------------------------------------------------------------------------ reminders
+
+#: A reminder goes out this long before the start ...
+REMINDER_BEFORE = timedelta(hours=1)
+#: ... unless the booking came this close to the start: then its first e-mail is the only one.
+SINGLE_MESSAGE_WITHIN = timedelta(hours=6)
+REMINDER_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Reminder:
+    reminder_id: int
+    event_id: str
+    registration_id: int | None
+    invitee_id: int | None
+    due_at: datetime
+    state: str
+    attempts: int
+
+
+_REMINDER_COLUMNS = "reminder_id, event_id, registration_id, invitee_id, due_at, state, attempts"
+
+
+def _reminder(row: tuple[Any, ...]) -> Reminder:
+    return Reminder(
+        reminder_id=row[0],
+        event_id=row[1],
+        registration_id=row[2],
+        invitee_id=row[3],
+        due_at=from_db(row[4]) or now_utc(),
+        state=row[5],
+        attempts=row[6],
+    )
+
+
+def plan_reminder(
+    conn: sqlite3.Connection,
+    event_id: str,
+    starts_at: datetime | None,
+    now: datetime,
+    *,
+    registration_id: int | None = None,
+    invitee_id: int | None = None,
+) -> bool:
+    """Persist a reminder 1 hour before the start; none when the start is within 6 hours
+    (the invitation or confirmation is then the single message). True if one was planned."""
+    if starts_at is None or starts_at - now < SINGLE_MESSAGE_WITHIN:
+        return False
+    cursor = conn.execute(
+        "INSERT INTO reminders (event_id, registration_id, invitee_id, due_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (event_id, registration_id, invitee_id, to_db(starts_at - REMINDER_BEFORE)),
+    )
+    return cursor.rowcount == 1
+
+
+def move_reminders(conn: sqlite3.Connection, event_id: str, starts_at: datetime | None) -> None:
+    """The event moved: pending reminders follow its start (or are dropped without one)."""
+    if starts_at is None:
+        conn.execute(
+            "UPDATE reminders SET state = 'skipped' WHERE event_id = ? AND state = 'pending'",
+            (event_id,),
+        )
+        return
+    conn.execute(
+        "UPDATE reminders SET due_at = ? WHERE event_id = ? AND state = 'pending'",
+        (to_db(starts_at - REMINDER_BEFORE), event_id),
+    )
+
+
+def due_reminders(conn: sqlite3.Connection, now: datetime, limit: int = 100) -> list[Reminder]:
+    rows = conn.execute(
+        f"SELECT {_REMINDER_COLUMNS} FROM reminders WHERE state = 'pending' AND due_at <= ?"
+        " ORDER BY due_at LIMIT ?",
+        (to_db(now), limit),
+    ).fetchall()
+    return [_reminder(r) for r in rows]
+
+
+def list_reminders(conn: sqlite3.Connection, event_id: str) -> list[Reminder]:
+    rows = conn.execute(
+        f"SELECT {_REMINDER_COLUMNS} FROM reminders WHERE event_id = ? ORDER BY reminder_id",
+        (event_id,),
+    ).fetchall()
+    return [_reminder(r) for r in rows]
+
+
+def claim_reminder(conn: sqlite3.Connection, reminder_id: int) -> bool:
+    """pending -> sending; only one claimer wins (so nothing is sent twice)."""
+    cursor = conn.execute(
+        "UPDATE reminders SET state = 'sending', attempts = attempts + 1"
+        " WHERE reminder_id = ? AND state = 'pending'",
+        (reminder_id,),
+    )
+    return cursor.rowcount == 1
+
+
+def finish_reminder(conn: sqlite3.Connection, reminder_id: int, state: str) -> None:
+    """sending -> sent / skipped / failed, or back to pending for another attempt."""
+    if state == "pending":
+        conn.execute(
+            "UPDATE reminders SET state = CASE WHEN attempts >= ? THEN 'failed' ELSE 'pending'"
+            " END WHERE reminder_id = ?",
+            (REMINDER_ATTEMPTS, reminder_id),
+        )
+        return
+    conn.execute(
+        "UPDATE reminders SET state = ?, sent_at = ? WHERE reminder_id = ?",
+        (state, to_db(now_utc()) if state == "sent" else None, reminder_id),
+    )
+
+
+def abandon_interrupted_reminders(conn: sqlite3.Connection) -> int:
+    """At start: reminders a crash left half-sent are not sent again (maybe they were)."""
+    cursor = conn.execute("UPDATE reminders SET state = 'failed' WHERE state = 'sending'")
+    return cursor.rowcount
+
+
+def mark_settings_changed(conn: sqlite3.Connection, event_id: str, at: datetime | None) -> None:
+    conn.execute(
+        "INSERT INTO event_access (event_id, settings_changed_at) VALUES (?, ?)"
+        " ON CONFLICT (event_id) DO UPDATE SET settings_changed_at = excluded.settings_changed_at",
+        (event_id, None if at is None else to_db(at)),
+    )
+
+
+def settings_changed_at(conn: sqlite3.Connection, event_id: str) -> datetime | None:
+    row = conn.execute(
+        "SELECT settings_changed_at FROM event_access WHERE event_id = ?", (event_id,)
+    ).fetchone()
+    return None if row is None else from_db(row[0])

@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -32,6 +32,7 @@ from .grants import SecondDevice
 from .mail import Mailer, MailError
 from .payments import ManualProvider, PaymentError, Provider, StripeCheckout, WebhookRefused
 from .records import EventAccess, PaymentProvider, RegistrationStatus
+from .reminders import Reminders
 from .rules import (
     PRICE_CAPS,
     BookingLimits,
@@ -44,6 +45,7 @@ from .rules import (
 logger = logging.getLogger(__name__)
 
 Render = Callable[..., web.Response]
+REMINDERS = web.AppKey("reminders", Reminders)
 EVENT_PASSWORD_MIN_CHARS = 6
 EVENT_PASSWORD_MAX_CHARS = 200
 MAX_CAPACITY = 100_000
@@ -84,6 +86,7 @@ class TicketingWeb:
                 self.registration_action,
             ),
             web.post("/dashboard/events/{event_id}/invitees", self.add_invitee),
+            web.post("/dashboard/events/{event_id}/resend-all", self.resend_all),
             web.post(
                 "/dashboard/events/{event_id}/invitees/{invitee_id}/{action}", self.invitee_action
             ),
@@ -113,6 +116,7 @@ class TicketingWeb:
             "stripe_enabled": self.config.payments.stripe_enabled,
             "has_attendee_password": access.attendee_password_hash is not None,
             "has_presenter_password": access.presenter_password_hash is not None,
+            "settings_changed": bool(event and await self.desk.settings_changed_at(event)),
         }
 
     async def before_save(
@@ -141,6 +145,8 @@ class TicketingWeb:
 
         async def after(saved: Event) -> None:
             await self.desk.put_access(dataclasses.replace(access, event_id=saved.event_id))
+            if event is not None:
+                await self.desk.event_changed(event, saved)
 
         return after
 
@@ -270,6 +276,7 @@ class TicketingWeb:
             ),
             registrations=registrations,
             invitees=invitees,
+            settings_changed=await self.desk.settings_changed_at(event),
             register_url=f"{self.base(request)}/e/{format_event_id(event.event_id)}/register",
             local=lambda when: local_time(event, when),
             done=request.query.get("done", "")[:300],
@@ -302,6 +309,16 @@ class TicketingWeb:
         except (DeskError, ValueError, MailError) as exc:
             raise self._back(event, str(exc), error=True) from None
         raise self._back(event, message)
+
+    async def resend_all(self, request: web.Request) -> web.Response:
+        record, user = await self._organiser(request)
+        event = await self._own_event(request, user)
+        await self._form(request, record)
+        try:
+            count = await self.desk.resend_all(event, self.base(request))
+        except MailError as exc:
+            raise self._back(event, str(exc), error=True) from None
+        raise self._back(event, f"The new details went to {count} people.")
 
     async def add_invitee(self, request: web.Request) -> web.Response:
         record, user = await self._organiser(request)
@@ -457,6 +474,9 @@ async def _verify_async(password: str, stored: str) -> bool:
     return ok
 
 
+TICKETS = web.AppKey("tickets", TicketingWeb)
+
+
 def setup_ticketing(
     app: web.Application, config: Config, store: Store, render: Render, templates: Any
 ) -> TicketingWeb:
@@ -480,6 +500,18 @@ def setup_ticketing(
     )
     part = TicketingWeb(config, store, render, ticketing, desk)
     app.router.add_routes(part.routes())
+    reminders = Reminders(desk, config.http.base_url)
+    app[REMINDERS] = reminders
+    app[TICKETS] = part
+
+    async def run_reminders(_app: web.Application) -> AsyncIterator[None]:
+        await reminders.start()
+        try:
+            yield
+        finally:
+            await reminders.stop()
+
+    app.cleanup_ctx.append(run_reminders)
     from .api import AdminApi  # api.py builds on this module
 
     app.router.add_routes(AdminApi(part).routes())
