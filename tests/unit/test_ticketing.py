@@ -80,7 +80,8 @@ LIMITS = BookingLimits()
 @pytest.mark.parametrize(
     ("start", "active", "rule"),
     [
-        (None, 0, BookingRule.START_REQUIRED),
+        (None, 0, None),  # a room open at once: only the count applies
+        (None, 3, BookingRule.MAX_ACTIVE),
         (NOW + 10 * MIN - timedelta(seconds=1), 0, BookingRule.MIN_LEAD),
         (NOW + 10 * MIN, 0, None),
         (NOW + timedelta(days=30), 0, None),

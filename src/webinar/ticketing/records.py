@@ -475,10 +475,12 @@ def user_id_for_api_token(conn: sqlite3.Connection, token: str) -> int | None:
 
 
 def count_active_events(conn: sqlite3.Connection, owner_id: int, since: datetime) -> int:
-    """Events of ``owner_id`` starting after ``since`` (now minus how long a booking lasts)."""
+    """Events of ``owner_id`` whose booking still runs: starting (or, without a start,
+    created) after ``since`` (now minus how long a booking lasts)."""
     (count,) = conn.execute(
-        "SELECT count(*) FROM events WHERE owner_id = ? AND starts_at > ?",
-        (owner_id, to_db(since)),
+        "SELECT count(*) FROM events WHERE owner_id = ?"
+        " AND (starts_at > ? OR (starts_at IS NULL AND created_at > ?))",
+        (owner_id, to_db(since), to_db(since)),
     ).fetchone()
     return int(count)
 

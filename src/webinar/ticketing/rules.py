@@ -35,7 +35,7 @@ MINOR_UNITS = 100  # every currency above has two decimals
 class BookingRule(enum.StrEnum):
     """The scheduling rule a refused booking broke (stable names for programs)."""
 
-    START_REQUIRED = "start-required"
+    START_REQUIRED = "start-required"  # paid events need a start (their codes have a window)
     MIN_LEAD = "min-lead"
     MAX_LEAD = "max-lead"
     MAX_ACTIVE = "max-active"
@@ -80,11 +80,8 @@ def check_booking(
     ``previous_start`` is set when an existing event is edited: an unchanged start is
     always allowed (so a title can be fixed after the event began).
     """
-    if starts_at is None:
-        raise BookingRefused(
-            BookingRule.START_REQUIRED, "a scheduled event needs a start date and time"
-        )
-    if previous_start is None or starts_at != previous_start:
+    # An event without a start is a room open at once: only the count applies to it.
+    if starts_at is not None and (previous_start is None or starts_at != previous_start):
         if starts_at < now + limits.min_lead:
             raise BookingRefused(
                 BookingRule.MIN_LEAD,

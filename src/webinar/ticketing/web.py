@@ -36,6 +36,8 @@ from .reminders import Reminders
 from .rules import (
     PRICE_CAPS,
     BookingLimits,
+    BookingRefused,
+    BookingRule,
     check_booking,
     check_price_minor,
     format_price,
@@ -181,6 +183,11 @@ class TicketingWeb:
             check_price_minor(price_minor, currency)
         if settings.access_type == "paid" and price_minor is None:
             raise ValueError("a paid event needs a ticket price")
+        if settings.access_type == "paid" and settings.starts_at is None:
+            raise BookingRefused(
+                BookingRule.START_REQUIRED,
+                "a paid event needs a start date and time (its codes work around it)",
+            )
         attendee_hash, presenter_hash = old.attendee_password_hash, old.presenter_password_hash
         attendee_pw, presenter_pw = (
             form.get("attendee_password", ""),
