@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Page, expect
 
-from tests.browser.support import OpenPage
+from tests.browser.support import SCREENSHOTS, OpenPage
 from tests.helpers import RunningServer, make_config, running_server
 from tests.smtp import Inbox, code_in, smtp_server
 from webinar.accounts import hash_password
@@ -23,6 +23,16 @@ from webinar.ticketing.records import EventAccess
 pytestmark = pytest.mark.browser
 
 PASSWORD = "correct horse battery"
+
+
+async def shot(page: Page, name: str) -> None:
+    """Keep a picture for people to look at (artifacts/screenshots), and check it fits."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    overflow = await page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"{name}: the page is {overflow}px wider than the viewport"
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 @pytest.fixture
@@ -66,6 +76,7 @@ async def test_register_confirm_and_enter_with_the_code(
     attendee = await open_page("attendee")
     await attendee.goto(f"{server.base_url}/e/{event.display_id}/register")
     await expect(attendee.get_by_test_id("register-price")).to_have_text("25.00 EUR")
+    await shot(attendee, "ticketing-register-desktop")
     await attendee.get_by_test_id("register-first-name").fill("Grace")
     await attendee.get_by_test_id("register-last-name").fill("Hopper")
     await attendee.get_by_test_id("register-email").fill("grace@example.org")
@@ -83,6 +94,7 @@ async def test_register_confirm_and_enter_with_the_code(
     await organiser.goto(f"{server.base_url}/dashboard/events/{event.display_id}/tickets")
     row = organiser.get_by_test_id("registration-row")
     await expect(row.get_by_test_id("registration-status")).to_have_text("payment pending")
+    await shot(organiser, "ticketing-tickets-pending-desktop")
     await row.get_by_test_id("registration-confirm").click()
     await expect(organiser.get_by_test_id("tickets-done")).to_contain_text("is confirmed")
     await expect(row.get_by_test_id("registration-status")).to_have_text("confirmed")
@@ -94,6 +106,7 @@ async def test_register_confirm_and_enter_with_the_code(
     await attendee.get_by_test_id("access-code-submit").click()
     error = attendee.get_by_test_id("prejoin-error")
     await expect(error).to_contain_text("This reservation code is not valid for this event")
+    await shot(attendee, "ticketing-code-wrong-desktop")
     await attendee.get_by_test_id("access-code-input").fill(code.lower().replace("-", " "))
     await attendee.get_by_test_id("access-code-submit").click()
     room = attendee.get_by_test_id("room")
@@ -104,6 +117,11 @@ async def test_register_confirm_and_enter_with_the_code(
     # The organiser sees the check-in.
     await organiser.reload()
     await expect(row.get_by_test_id("registration-checked-in")).to_contain_text("UTC")
+    await shot(organiser, "ticketing-tickets-checked-in-desktop")
+    await organiser.goto(f"{server.base_url}/dashboard/events/{event.display_id}")
+    await expect(organiser.get_by_test_id("event-ticket-fields")).to_be_visible()
+    await expect(organiser.get_by_test_id("event-price-input")).to_have_value("25.00")
+    await shot(organiser, "ticketing-event-form-desktop")
 
     # A second device with the same single-use code takes over (the event's default);
     # the first one is told why.
@@ -114,6 +132,7 @@ async def test_register_confirm_and_enter_with_the_code(
     await expect(second.get_by_test_id("room")).to_have_attribute("data-view", "lobby")
     await expect(room).to_have_attribute("data-view", "ended")
     await expect(attendee.locator("#ended-text")).to_contain_text("used to enter on another device")
+    await shot(attendee, "ticketing-taken-over-desktop")
 
 
 async def test_code_outside_its_window_shows_the_window(
