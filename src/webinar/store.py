@@ -99,7 +99,9 @@ MIGRATIONS: tuple[str, ...] = (
         payment_provider        TEXT NOT NULL DEFAULT 'manual'
                                 CHECK (payment_provider IN ('manual', 'stripe')),
         -- when a change of time or title was saved after people got their e-mail
-        settings_changed_at     TEXT NULL
+        settings_changed_at     TEXT NULL,
+        -- the organiser's extra registration questions: JSON [{"label": ..., "required": ...}]
+        form_fields             TEXT NOT NULL DEFAULT '[]'
     );
     CREATE TABLE invitees (
         invitee_id INTEGER PRIMARY KEY,
@@ -131,7 +133,8 @@ MIGRATIONS: tuple[str, ...] = (
         created_at      TEXT NOT NULL,
         updated_at      TEXT NOT NULL,
         confirmed_at    TEXT NULL,
-        checked_in_at   TEXT NULL
+        checked_in_at   TEXT NULL,
+        answers         TEXT NOT NULL DEFAULT '{}'  -- JSON {label: answer}
     );
     CREATE INDEX registrations_event ON registrations (event_id);
     CREATE TABLE payment_webhooks (

@@ -515,13 +515,24 @@ async def test_paid_registration_confirm_and_reject_by_smtp(
             price="25",
             currency="EUR",
             start=local_start(timedelta(minutes=12)),
+            registration_questions="Company *\nHow did you hear of us?",
         )
         assert status == 303
         async with aiohttp.ClientSession() as visitor:
+            register = f"{server.base_url}/e/{event_id}/register"
+            person = {"first_name": "Grace", "last_name": "X", "email": "x@example.org"}
+            async with visitor.post(register, data=person) as resp:
+                assert resp.status == 400 and "please answer: Company" in await resp.text()
             for first, email in (("Grace", "grace@example.org"), ("Mallory", "mal@example.org")):
                 async with visitor.post(
-                    f"{server.base_url}/e/{event_id}/register",
-                    data={"first_name": first, "last_name": "X", "email": email, "seats": "1"},
+                    register,
+                    data={
+                        "first_name": first,
+                        "last_name": "X",
+                        "email": email,
+                        "seats": "1",
+                        "q0": "ACME",
+                    },
                 ) as resp:
                     assert resp.status == 200
                     assert "waits for payment confirmation" in await resp.text()
@@ -538,6 +549,7 @@ async def test_paid_registration_confirm_and_reject_by_smtp(
             ("pending", "mal@example.org"),
         ]
         grace_id, mal_id = rows[0][0], rows[1][0]
+        assert page.count('data-testid="registration-answer">Company: ACME<') == 2
         page = await post_form(
             http, f"{tickets.rsplit('/', 1)[0]}/registrations/{grace_id}/confirm"
         )

@@ -89,6 +89,7 @@ async def test_api_events_registrations_invitees(server: RunningServer) -> None:
                 "currency": "EUR",
                 "capacity": 10,
                 "second_device": "refuse",
+                "form_fields": [{"label": "Company", "required": True}],
             },
         )
         assert status == 201, event
@@ -102,6 +103,7 @@ async def test_api_events_registrations_invitees(server: RunningServer) -> None:
             "capacity": 10,
             "second_device": "refuse",
             "payment_provider": "manual",
+            "form_fields": [{"label": "Company", "required": True}],
         }
         assert event["links"]["register"].endswith(f"/e/{event['event_id']}/register")
         event_id = event["event_id"]
@@ -118,7 +120,13 @@ async def test_api_events_registrations_invitees(server: RunningServer) -> None:
         # registrations: someone registers on the public page, the API confirms
         async with http.post(
             f"{server.base_url}/e/{event_id}/register",
-            data={"first_name": "Grace", "last_name": "H", "email": "g@example.org", "seats": "2"},
+            data={
+                "first_name": "Grace",
+                "last_name": "H",
+                "email": "g@example.org",
+                "seats": "2",
+                "q0": "ACME",
+            },
         ) as resp:
             assert resp.status == 200
         status, regs = await api.call("GET", f"/events/{event_id}/registrations")
@@ -130,6 +138,7 @@ async def test_api_events_registrations_invitees(server: RunningServer) -> None:
             "39.80",
             None,
         )
+        assert reg["answers"] == {"Company": "ACME"}
         rid = reg["registration_id"]
         status, confirmed = await api.call(
             "POST", f"/events/{event_id}/registrations/{rid}/confirm"

@@ -503,3 +503,13 @@ async def test_wrong_attempts_are_rate_limited(store: Store) -> None:
     assert refusal.retry_after == 300 and "try again in 300 s" in refusal.message
     clock.tick = 301
     assert (await refused(ticketing, event, "AAAA-BBBB-CCCC")).code is RefusalCode.BAD_CREDENTIAL
+
+
+def test_registration_questions() -> None:
+    fields = records.parse_form_fields("Company\n  Job   title *\n\n")
+    assert fields == (records.FormField("Company"), records.FormField("Job title", True))
+    assert records.form_fields_text(fields) == "Company\nJob title *"
+    with pytest.raises(ValueError, match="asked twice"):
+        records.parse_form_fields("Company\ncompany")
+    with pytest.raises(ValueError, match="at most 10"):
+        records.parse_form_fields("\n".join(f"Q{i}" for i in range(11)))

@@ -47,6 +47,7 @@ _ACCESS_KEYS = (
     "capacity",
     "second_device",
     "payment_provider",
+    "form_fields",
 )
 
 
@@ -168,6 +169,9 @@ class AdminApi:
                 "capacity": access.capacity,
                 "second_device": access.second_device.value,
                 "payment_provider": access.payment_provider.value,
+                "form_fields": [
+                    {"label": f.label, "required": f.required} for f in access.form_fields
+                ],
             },
             "links": links,
         }
@@ -200,7 +204,13 @@ class AdminApi:
     async def _save(self, user: User, body: dict[str, Any], event: Event | None) -> Event:
         try:
             settings = _settings(body, event)
-            form = {k: _text(body[k]) for k in _ACCESS_KEYS if body.get(k) is not None}
+            form = {
+                k: _text(body[k])
+                for k in _ACCESS_KEYS
+                if body.get(k) is not None and k != "form_fields"
+            }
+            if "form_fields" in body:
+                form["registration_questions"] = _questions(body["form_fields"])
             after = await self.web_part.before_save(user, settings, form, event)
             if event is None:
                 saved = await self.store.create_event_from(settings, owner_id=user.user_id)
@@ -307,6 +317,19 @@ class AdminApi:
         return web.json_response(_invitee(invitee))
 
 
+def _questions(value: Any) -> str:
+    """``[{"label": ..., "required": ...}]`` in the dashboard's one-per-line form."""
+    if not isinstance(value, list):
+        raise ValueError("form_fields must be a list of {label, required}")
+    lines = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("label"), str):
+            raise ValueError("each form field needs a label")
+        label = " ".join(item["label"].split()).rstrip("*")
+        lines.append(label + (" *" if item.get("required") is True else ""))
+    return "\n".join(lines)
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"expected a string or a number, got {json.dumps(value)[:40]}")
@@ -375,6 +398,7 @@ def _registration(r: Registration) -> dict[str, Any]:
         "created_at": _iso(r.created_at),
         "confirmed_at": _iso(r.confirmed_at),
         "checked_in_at": _iso(r.checked_in_at),
+        "answers": r.answers,
     }
 
 

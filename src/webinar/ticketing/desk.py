@@ -153,7 +153,9 @@ class TicketDesk:
         email: str,
         seats: int,
         base: str,
+        answers: dict[str, str] | None = None,
     ) -> tuple[Registration, Checkout | None]:
+        """``answers`` to the organiser's questions come keyed ``q0``, ``q1``, ... (form order)."""
         if event.access_type != "paid":
             raise DeskError("this event takes no registrations")
         if event.starts_at is not None and self.ticketing.clock() >= event.starts_at:
@@ -162,6 +164,17 @@ class TicketDesk:
         if access.price_minor is None or access.currency is None:
             raise DeskError("the organiser has not set a price yet")
         price, currency = access.price_minor, access.currency
+        given = answers or {}
+        replies: dict[str, str] = {}
+        for index, field in enumerate(access.form_fields):
+            answer = " ".join(given.get(f"q{index}", "").split())
+            if field.required and not answer:
+                raise DeskError(f"please answer: {field.label}")
+            if len(answer) > records.ANSWER_MAX_CHARS:
+                limit = records.ANSWER_MAX_CHARS
+                raise DeskError(f"the answer to {field.label!r} has at most {limit} characters")
+            if answer:
+                replies[field.label] = answer
         provider = (
             self.providers.get(access.payment_provider) or self.providers[PaymentProvider.MANUAL]
         )
@@ -177,6 +190,7 @@ class TicketDesk:
                 currency=currency,
                 provider=provider.name,
                 capacity=access.capacity,
+                answers=replies,
             )
         )
         page = f"{base}{attendee_path(event)}/register"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,10 @@ from .codes import format_code, lookup_hash, new_code, new_token
 from .grants import SecondDevice
 
 NAME_MAX_CHARS = 100
+#: The organiser's extra registration questions: how many, how long, how long an answer.
+MAX_FORM_FIELDS = 10
+FIELD_LABEL_MAX_CHARS = 80
+ANSWER_MAX_CHARS = 500
 EMAIL_MAX_CHARS = 254
 MAX_SEATS = 100
 _CODE_ATTEMPTS = 20
@@ -47,6 +52,41 @@ def from_db(text: str | None) -> datetime | None:
 
 
 @dataclass(frozen=True, slots=True)
+class FormField:
+    label: str
+    required: bool = False
+
+
+def parse_form_fields(text: str) -> tuple[FormField, ...]:
+    """One question per line; a trailing ``*`` makes it required."""
+    fields: list[FormField] = []
+    for line in text.splitlines():
+        label = " ".join(line.split())
+        required = label.endswith("*")
+        label = label.rstrip("*").strip()
+        if not label:
+            continue
+        if len(label) > FIELD_LABEL_MAX_CHARS:
+            raise ValueError(
+                f"a registration question has at most {FIELD_LABEL_MAX_CHARS} characters"
+            )
+        if label.lower() in {f.label.lower() for f in fields} | {
+            "first name",
+            "last name",
+            "e-mail",
+        }:
+            raise ValueError(f"the registration question {label!r} is asked twice")
+        fields.append(FormField(label, required))
+    if len(fields) > MAX_FORM_FIELDS:
+        raise ValueError(f"at most {MAX_FORM_FIELDS} extra registration questions")
+    return tuple(fields)
+
+
+def form_fields_text(fields: tuple[FormField, ...]) -> str:
+    return "\n".join(f.label + (" *" if f.required else "") for f in fields)
+
+
+@dataclass(frozen=True, slots=True)
 class EventAccess:
     """An event's ticketing settings (row of ``event_access``; defaults when absent)."""
 
@@ -58,6 +98,7 @@ class EventAccess:
     capacity: int | None = None
     second_device: SecondDevice = SecondDevice.TAKEOVER
     payment_provider: PaymentProvider = PaymentProvider.MANUAL
+    form_fields: tuple[FormField, ...] = ()
 
 
 _ACCESS_FIELDS = tuple(f.name for f in dataclasses.fields(EventAccess))
@@ -113,6 +154,7 @@ class Registration:
     updated_at: datetime
     confirmed_at: datetime | None
     checked_in_at: datetime | None
+    answers: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -129,7 +171,8 @@ class Registration:
 
 _REG_COLUMNS = (
     "registration_id, event_id, first_name, last_name, email, seats, status, amount_minor,"
-    " currency, provider, provider_ref, code, created_at, updated_at, confirmed_at, checked_in_at"
+    " currency, provider, provider_ref, code, created_at, updated_at, confirmed_at, checked_in_at,"
+    " answers"
 )
 
 
@@ -151,6 +194,7 @@ def _registration(row: tuple[Any, ...]) -> Registration:
         updated_at=from_db(row[13]) or now_utc(),
         confirmed_at=from_db(row[14]),
         checked_in_at=from_db(row[15]),
+        answers={str(k): str(v) for k, v in json.loads(row[16]).items()},
     )
 
 
@@ -187,12 +231,19 @@ def get_access(conn: sqlite3.Connection, event_id: str) -> EventAccess:
     values = dict(zip(_ACCESS_FIELDS, row, strict=True))
     values["second_device"] = SecondDevice(values["second_device"])
     values["payment_provider"] = PaymentProvider(values["payment_provider"])
+    values["form_fields"] = tuple(
+        FormField(str(f["label"]), bool(f.get("required")))
+        for f in json.loads(values["form_fields"])
+    )
     return EventAccess(**values)
 
 
 def put_access(conn: sqlite3.Connection, access: EventAccess) -> None:
     values = [getattr(access, name) for name in _ACCESS_FIELDS]
     values = [v.value if isinstance(v, enum.Enum) else v for v in values]
+    values[_ACCESS_FIELDS.index("form_fields")] = json.dumps(
+        [dataclasses.asdict(f) for f in access.form_fields]
+    )
     updates = ", ".join(f"{n} = excluded.{n}" for n in _ACCESS_FIELDS[1:])
     conn.execute(
         f"INSERT INTO event_access ({', '.join(_ACCESS_FIELDS)})"
@@ -272,6 +323,7 @@ def add_registration(
     currency: str | None,
     provider: PaymentProvider,
     capacity: int | None,
+    answers: dict[str, str] | None = None,
 ) -> Registration:
     first_name = check_name("the first name", first_name)
     last_name = check_name("the last name", last_name)
@@ -296,8 +348,8 @@ def add_registration(
                 )
         cursor = conn.execute(
             "INSERT INTO registrations (event_id, first_name, last_name, email, seats, status,"
-            " amount_minor, currency, provider, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
+            " amount_minor, currency, provider, created_at, updated_at, answers)"
+            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
             (
                 event_id,
                 first_name,
@@ -309,6 +361,7 @@ def add_registration(
                 provider.value,
                 now,
                 now,
+                json.dumps(answers or {}),
             ),
         )
         conn.execute("COMMIT")

@@ -119,6 +119,7 @@ class TicketingWeb:
             "has_attendee_password": access.attendee_password_hash is not None,
             "has_presenter_password": access.presenter_password_hash is not None,
             "settings_changed": bool(event and await self.desk.settings_changed_at(event)),
+            "registration_questions": records.form_fields_text(access.form_fields),
         }
 
     async def before_save(
@@ -220,8 +221,12 @@ class TicketingWeb:
             presenter_hash = await hash_password_async(presenter_pw)
         if settings.access_type == "password" and attendee_hash is None:
             raise ValueError("a password event needs an attendee password")
+        questions = old.form_fields
+        if "registration_questions" in form:
+            questions = records.parse_form_fields(form["registration_questions"])
         return EventAccess(
             event_id=old.event_id,
+            form_fields=questions,
             attendee_password_hash=attendee_hash,
             presenter_password_hash=presenter_hash,
             price_minor=price_minor,
@@ -393,6 +398,7 @@ class TicketingWeb:
                 if access.price_minor is not None and access.currency
                 else None
             ),
+            questions=list(enumerate(access.form_fields)),
             values=values,
             error=error,
             done=done,
@@ -431,6 +437,7 @@ class TicketingWeb:
                 email=values.get("email", ""),
                 seats=seats,
                 base=self.base(request),
+                answers={k: v for k, v in values.items() if k.startswith("q")},
             )
         except (DeskError, ValueError) as exc:
             return await self._register_page(
