@@ -818,3 +818,20 @@ async def test_changed_settings_offer_a_resend(mailing: RunningServer, inbox: In
         assert 'data-testid="settings-changed"' not in page
         again = await inbox.wait_for("ada@example.org", "Invitation: Talk (moved)")
         assert "Invitation: Talk (moved)" in str(again["Subject"])
+
+
+async def test_registrations_are_rate_limited_per_client(server: RunningServer) -> None:
+    event = await paid_event(server)
+    url = f"{server.base_url}/e/{event.display_id}/register"
+    async with aiohttp.ClientSession() as visitor:
+        for n in range(10):
+            form = {"first_name": "A", "last_name": "B", "email": f"p{n}@example.org"}
+            async with visitor.post(url, data=form) as resp:
+                assert resp.status == 200
+        async with visitor.post(url, data=form) as resp:
+            assert resp.status == 429
+            assert re.search(r"try again in \d+ s", await resp.text())
+    regs = await server.store.run(
+        lambda core: records.list_registrations(core.connection, event.event_id)
+    )
+    assert len(regs) == 10

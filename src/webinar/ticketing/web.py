@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import hmac
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
@@ -29,6 +30,7 @@ from . import records
 from .desk import DeskError, TicketDesk, local_time
 from .gate import Ticketing
 from .grants import SecondDevice
+from .limiter import AttemptLimiter
 from .mail import Mailer, MailError
 from .payments import ManualProvider, PaymentError, Provider, StripeCheckout, WebhookRefused
 from .records import EventAccess, PaymentProvider, RegistrationStatus
@@ -51,6 +53,8 @@ REMINDERS = web.AppKey("reminders", Reminders)
 EVENT_PASSWORD_MIN_CHARS = 6
 EVENT_PASSWORD_MAX_CHARS = 200
 MAX_CAPACITY = 100_000
+#: Registrations one client address may submit in 10 minutes (per event: 1000).
+REGISTRATIONS_PER_CLIENT = 10
 
 
 def booking_limits(config: Config) -> BookingLimits:
@@ -79,6 +83,11 @@ class TicketingWeb:
     render: Render
     ticketing: Ticketing
     desk: TicketDesk
+    registrations: AttemptLimiter = dataclasses.field(
+        default_factory=lambda: AttemptLimiter(
+            per_client=REGISTRATIONS_PER_CLIENT, per_event=1000, window=600.0
+        )
+    )
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -424,7 +433,18 @@ class TicketingWeb:
     async def register(self, request: web.Request) -> web.Response:
         event = await self._paid_event(request)
         form = await request.post()
-        values = {k: str(v)[:300] for k, v in form.items() if isinstance(v, str)}
+        values = {k: str(v)[:600] for k, v in form.items() if isinstance(v, str)}
+        tick = time.monotonic()
+        wait = self.registrations.retry_after(request.remote, event.event_id, tick)
+        if wait:
+            return await self._register_page(
+                request,
+                event,
+                values=values,
+                error=f"Too many registrations from your address; try again in {wait} s.",
+                status=429,
+            )
+        self.registrations.failed(request.remote, event.event_id, tick)  # counts every one
         try:
             seats = int(values.get("seats", "1") or "1")
         except ValueError:
