@@ -835,3 +835,78 @@ async def test_registrations_are_rate_limited_per_client(server: RunningServer) 
         lambda core: records.list_registrations(core.connection, event.event_id)
     )
     assert len(regs) == 10
+
+
+async def test_stripe_checkout_is_started_for_a_registration(tmp_path: Path) -> None:
+    """Our side of creating a Checkout Session, against a stand-in for Stripe's API on
+    loopback (tests have no network): the request Stripe documents, then the redirect."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    seen: list[tuple[dict[str, str], dict[str, str]]] = []
+
+    async def create_session(request: web.Request) -> web.Response:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        seen.append((dict(request.headers), form))
+        return web.json_response(
+            {"id": "cs_test_123", "url": "https://checkout.stripe.com/c/pay/cs_test_123"}
+        )
+
+    stripe = web.Application()
+    stripe.router.add_post("/v1/checkout/sessions", create_session)
+    fake = TestServer(stripe, host="127.0.0.1")
+    await fake.start_server()
+    config = with_config(
+        tmp_path / "data",
+        payments=PaymentsConfig(
+            stripe_secret_key="sk_test_abc",
+            stripe_webhook_secret=WHSEC,
+            stripe_api_url=f"http://127.0.0.1:{fake.port}",
+        ),
+    )
+    try:
+        async with running_server(config.data_dir, config) as server:
+            event = await paid_event(server)
+            await set_access(
+                server,
+                EventAccess(
+                    event.event_id,
+                    price_minor=1990,
+                    currency="EUR",
+                    payment_provider=PaymentProvider.STRIPE,
+                ),
+            )
+            async with (
+                aiohttp.ClientSession() as visitor,
+                visitor.post(
+                    f"{server.base_url}/e/{event.display_id}/register",
+                    data={
+                        "first_name": "G",
+                        "last_name": "H",
+                        "email": "g@example.org",
+                        "seats": "2",
+                    },
+                    allow_redirects=False,
+                ) as resp,
+            ):
+                assert resp.status == 303
+                assert resp.headers["Location"] == "https://checkout.stripe.com/c/pay/cs_test_123"
+            ((headers, form),) = seen
+            assert headers["Authorization"] == "Bearer sk_test_abc"
+            (reg,) = await server.store.run(
+                lambda core: records.list_registrations(core.connection, event.event_id)
+            )
+            assert headers["Idempotency-Key"] == f"registration-{reg.registration_id}"
+            assert form["mode"] == "payment"
+            assert form["client_reference_id"] == str(reg.registration_id)
+            assert form["line_items[0][price_data][currency]"] == "eur"
+            assert form["line_items[0][price_data][unit_amount]"] == "1990"
+            assert form["line_items[0][quantity]"] == "2"
+            assert form["success_url"].endswith(f"/e/{event.display_id}/register?paid=1")
+            assert (reg.status, reg.provider_ref, reg.amount_minor) == (
+                RegistrationStatus.PENDING,
+                "cs_test_123",
+                3980,
+            )
+    finally:
+        await fake.close()
