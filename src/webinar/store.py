@@ -101,7 +101,9 @@ MIGRATIONS: tuple[str, ...] = (
         -- when a change of time or title was saved after people got their e-mail
         settings_changed_at     TEXT NULL,
         -- the organiser's extra registration questions: JSON [{"label": ..., "required": ...}]
-        form_fields             TEXT NOT NULL DEFAULT '[]'
+        form_fields             TEXT NOT NULL DEFAULT '[]',
+        -- the organiser cancelled the event: attendees are refused, everyone was told
+        cancelled_at            TEXT NULL
     );
     CREATE TABLE invitees (
         invitee_id INTEGER PRIMARY KEY,

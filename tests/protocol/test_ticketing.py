@@ -449,7 +449,7 @@ async def mailing(tmp_path: Path, inbox: Inbox) -> AsyncIterator[RunningServer]:
 async def post_form(http: aiohttp.ClientSession, url: str, **fields: str) -> str:
     """Submit a dashboard form (with the page's CSRF token); the page it leads to."""
     async with http.get(
-        re.sub(r"/(invitees/|registrations/|resend-all).*$", "/tickets", url)
+        re.sub(r"/(invitees/|registrations/|resend-all|cancel-event).*$", "/tickets", url)
     ) as resp:
         token = csrf_of(await resp.text())
     async with http.post(url, data={"csrf": token, **fields}) as resp:
@@ -910,3 +910,58 @@ async def test_stripe_checkout_is_started_for_a_registration(tmp_path: Path) -> 
             )
     finally:
         await fake.close()
+
+
+async def test_cancelling_the_event_tells_everyone(
+    mailing: RunningServer, inbox: Inbox, people: list[Person]
+) -> None:
+    server = mailing
+    await add_user(server, "olga")
+    async with await sign_in(server, "olga") as http:
+        status, event_id = await schedule(
+            http,
+            server.base_url,
+            access_type="paid",
+            price="10",
+            currency="GBP",
+            start=local_start(timedelta(minutes=12)),
+            join_window_minutes="15",
+        )
+        assert status == 303
+        event = await server.store.get_event(event_id)
+        assert event is not None
+        paid = await registration(server, event, email="paid@example.org")
+        await registration(server, event, confirm=False, email="pending@example.org")
+        assert paid.code
+        viewer = await enter(server, people, event, paid.code, client_id="v")
+        page = await post_form(http, f"{server.base_url}/dashboard/events/{event_id}/cancel-event")
+        assert "The event is cancelled; 2 people were told" in page
+        assert 'data-testid="event-cancelled"' in page and 'data-testid="cancel-event"' not in page
+        assert (await viewer.wait("bye"))["reason"] == "revoked"
+        for address in ("paid@example.org", "pending@example.org"):
+            told = await inbox.wait_for(address, "Event cancelled")
+            assert "will not take place" in text_of(told) and "Refunds" in text_of(told)
+        assert (await refused(server, people, event, paid.code, "v")).code == "event-cancelled"
+        assert (await refused(server, people, event, None)).code == "event-cancelled"
+        host = await enter(server, people, event, event.host_key)
+        assert host.joined["role"] == "host"
+        async with aiohttp.ClientSession() as visitor:
+            form = {"first_name": "Late", "last_name": "Comer", "email": "late@example.org"}
+            async with visitor.post(f"{server.base_url}/e/{event_id}/register", data=form) as resp:
+                assert resp.status == 400 and "cancelled this event" in await resp.text()
+        # editing the event afterwards keeps it cancelled
+        async with http.get(f"{server.base_url}/dashboard/events/{event_id}") as resp:
+            token = csrf_of(await resp.text())
+        form = {
+            "csrf": token,
+            "title": "Renamed",
+            "start": local_start(timedelta(minutes=30)),
+            "timezone": "UTC",
+            "duration_minutes": "60",
+            "join_window_minutes": "5",
+            "access_type": "open",
+            "camera_limit": "4",
+        }
+        async with http.post(f"{server.base_url}/dashboard/events/{event_id}", data=form) as resp:
+            assert resp.status == 200
+        assert (await refused(server, people, event, None)).code == "event-cancelled"

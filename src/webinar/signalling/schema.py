@@ -55,6 +55,7 @@ class ErrorCode(enum.StrEnum):
     BOOKING_EXPIRED = "booking-expired"
     TICKET_IN_USE = "ticket-in-use"
     GROUP_FULL = "group-full"
+    EVENT_CANCELLED = "event-cancelled"
 
 
 class ProtocolError(Exception):

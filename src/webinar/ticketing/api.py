@@ -83,6 +83,7 @@ class AdminApi:
                 self.registration_action,
             ),
             web.post(p + "/{event_id}/resend", self.resend_all),
+            web.post(p + "/{event_id}/cancel", self.cancel_event),
             web.get(p + "/{event_id}/invitees", self.list_invitees),
             web.post(p + "/{event_id}/invitees", self.add_invitee),
             web.post(p + "/{event_id}/invitees/{invitee_id}/{action}", self.invitee_action),
@@ -157,6 +158,7 @@ class AdminApi:
             "thank_you_url": event.thank_you_url,
             "booking_ends_at": _iso(self.web_part.ticketing.booking_end(event)),
             "settings_changed_at": _iso(await self.web_part.desk.settings_changed_at(event)),
+            "cancelled_at": _iso(access.cancelled_at),
             "access": {
                 "has_attendee_password": access.attendee_password_hash is not None,
                 "has_presenter_password": access.presenter_password_hash is not None,
@@ -231,6 +233,17 @@ class AdminApi:
         except MailError as exc:
             raise _error(502, "mail-failed", str(exc)) from None
         return web.json_response({"sent": count})
+
+    async def cancel_event(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        event = await self._event(request, user)
+        try:
+            told = await self.web_part.desk.cancel_event(event)
+        except DeskError as exc:
+            raise _error(409, "conflict", str(exc)) from None
+        except MailError as exc:
+            raise _error(502, "mail-failed", str(exc)) from None
+        return web.json_response({"cancelled": True, "told": told})
 
     # ------------------------------------------------------------------ registrations
 

@@ -3,6 +3,7 @@ the JSON API alike (invite, revoke, resend; register, confirm, reject, cancel; p
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import zoneinfo
@@ -161,6 +162,8 @@ class TicketDesk:
         if event.starts_at is not None and self.ticketing.clock() >= event.starts_at:
             raise DeskError("registration is closed: the event has started")
         access = await self.access(event.event_id)
+        if access.cancelled_at is not None:
+            raise DeskError("the organiser cancelled this event")
         if access.price_minor is None or access.currency is None:
             raise DeskError("the organiser has not set a price yet")
         price, currency = access.price_minor, access.currency
@@ -243,7 +246,12 @@ class TicketDesk:
         return confirmed
 
     async def end(
-        self, event: Event, registration_id: int, status: RegistrationStatus
+        self,
+        event: Event,
+        registration_id: int,
+        status: RegistrationStatus,
+        *,
+        event_cancelled: bool = False,
     ) -> Registration:
         """Reject (pending) or cancel (pending or confirmed); the person is told."""
         await self.registration(event, registration_id)
@@ -262,6 +270,8 @@ class TicketDesk:
             event=event,
             when=local_time(event, event.starts_at),
             cancelled=status is RegistrationStatus.CANCELLED,
+            event_cancelled=event_cancelled,
+            paid=True,
         )
         return ended
 
@@ -377,6 +387,39 @@ class TicketDesk:
             )
             return "sent"
         return "skipped"
+
+    # ------------------------------------------------------------------ cancelling
+
+    async def cancel_event(self, event: Event) -> int:
+        """Cancel the event: attendees are refused from now on; every pending or confirmed
+        registrant and every active invitee is told (and their tickets stop working)."""
+        access = await self.access(event.event_id)
+        if access.cancelled_at is not None:
+            raise DeskError("this event is cancelled already")
+        await self.put_access(dataclasses.replace(access, cancelled_at=self.ticketing.clock()))
+        logger.info("event %s cancelled by its organiser", event.event_id)
+        told = 0
+        for reg in await self.registrations(event):
+            if reg.status in (RegistrationStatus.PENDING, RegistrationStatus.CONFIRMED):
+                await self.end(
+                    event, reg.registration_id, RegistrationStatus.CANCELLED, event_cancelled=True
+                )
+                told += 1
+        for invitee in await self.invitees(event):
+            if not invitee.revoked:
+                await self.revoke(event, invitee.invitee_id)
+                await self.mailer.send_template(
+                    "rejected",
+                    invitee.email,
+                    name=invitee.name,
+                    event=event,
+                    when=local_time(event, event.starts_at),
+                    cancelled=True,
+                    event_cancelled=True,
+                    paid=False,
+                )
+                told += 1
+        return told
 
     # ------------------------------------------------------------------ settings changed
 

@@ -111,14 +111,16 @@ class Ticketing:
             if same_secret(credential, event.presenter_key):
                 return Grant.for_role(Role.PRESENTER, via="key")
         kind = AccessType(event.access_type)
+        access = await self.store.run(
+            lambda core: records.get_access(core.connection, event.event_id)
+        )
+        if access.cancelled_at is not None:
+            raise Refusal(RefusalCode.EVENT_CANCELLED, "the organiser cancelled this event")
         try:
             if kind is AccessType.OPEN:
                 if credential is not None:
                     raise self._wrong("the presenter key is not right")
                 return Grant.for_role(Role.ATTENDEE, via="open")
-            access = await self.store.run(
-                lambda core: records.get_access(core.connection, event.event_id)
-            )
             if kind is AccessType.PASSWORD:
                 return await self._password(event, access, credential, now)
             if kind is AccessType.TOKEN:

@@ -33,6 +33,7 @@ class RefusalCode(enum.StrEnum):
     TICKET_IN_USE = "ticket-in-use"
     GROUP_FULL = "group-full"
     RATE_LIMITED = "rate-limited"
+    EVENT_CANCELLED = "event-cancelled"
 
 
 class Refusal(Exception):

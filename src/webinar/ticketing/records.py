@@ -99,6 +99,7 @@ class EventAccess:
     second_device: SecondDevice = SecondDevice.TAKEOVER
     payment_provider: PaymentProvider = PaymentProvider.MANUAL
     form_fields: tuple[FormField, ...] = ()
+    cancelled_at: datetime | None = None
 
 
 _ACCESS_FIELDS = tuple(f.name for f in dataclasses.fields(EventAccess))
@@ -231,6 +232,7 @@ def get_access(conn: sqlite3.Connection, event_id: str) -> EventAccess:
     values = dict(zip(_ACCESS_FIELDS, row, strict=True))
     values["second_device"] = SecondDevice(values["second_device"])
     values["payment_provider"] = PaymentProvider(values["payment_provider"])
+    values["cancelled_at"] = from_db(values["cancelled_at"])
     values["form_fields"] = tuple(
         FormField(str(f["label"]), bool(f.get("required")))
         for f in json.loads(values["form_fields"])
@@ -241,6 +243,8 @@ def get_access(conn: sqlite3.Connection, event_id: str) -> EventAccess:
 def put_access(conn: sqlite3.Connection, access: EventAccess) -> None:
     values = [getattr(access, name) for name in _ACCESS_FIELDS]
     values = [v.value if isinstance(v, enum.Enum) else v for v in values]
+    if access.cancelled_at is not None:
+        values[_ACCESS_FIELDS.index("cancelled_at")] = to_db(access.cancelled_at)
     values[_ACCESS_FIELDS.index("form_fields")] = json.dumps(
         [dataclasses.asdict(f) for f in access.form_fields]
     )

@@ -98,6 +98,7 @@ class TicketingWeb:
             ),
             web.post("/dashboard/events/{event_id}/invitees", self.add_invitee),
             web.post("/dashboard/events/{event_id}/resend-all", self.resend_all),
+            web.post("/dashboard/events/{event_id}/cancel-event", self.cancel_event),
             web.post(
                 "/dashboard/events/{event_id}/invitees/{invitee_id}/{action}", self.invitee_action
             ),
@@ -235,6 +236,7 @@ class TicketingWeb:
             questions = records.parse_form_fields(form["registration_questions"])
         return EventAccess(
             event_id=old.event_id,
+            cancelled_at=old.cancelled_at,
             form_fields=questions,
             attendee_password_hash=attendee_hash,
             presenter_password_hash=presenter_hash,
@@ -340,6 +342,16 @@ class TicketingWeb:
         except MailError as exc:
             raise self._back(event, str(exc), error=True) from None
         raise self._back(event, f"The new details went to {count} people.")
+
+    async def cancel_event(self, request: web.Request) -> web.Response:
+        record, user = await self._organiser(request)
+        event = await self._own_event(request, user)
+        await self._form(request, record)
+        try:
+            count = await self.desk.cancel_event(event)
+        except (DeskError, MailError) as exc:
+            raise self._back(event, str(exc), error=True) from None
+        raise self._back(event, f"The event is cancelled; {count} people were told.")
 
     async def add_invitee(self, request: web.Request) -> web.Response:
         record, user = await self._organiser(request)

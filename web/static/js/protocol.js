@@ -48,6 +48,7 @@ const FINAL_JOIN_ERRORS = new Set([
   "booking-expired",
   "ticket-in-use",
   "group-full",
+  "event-cancelled",
 ]);
 
 /**

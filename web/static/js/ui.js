@@ -158,6 +158,8 @@ export function errorText(error, context = {}) {
       return `Your reservation cannot be used: ${error.message}. Contact the organiser if this is wrong.`;
     case "revoked":
       return "The organiser withdrew this invitation.";
+    case "event-cancelled":
+      return "The organiser cancelled this webinar; it will not take place.";
     case "booking-expired":
     case "ticket-in-use":
     case "group-full":
