@@ -513,3 +513,67 @@ def test_registration_questions() -> None:
         records.parse_form_fields("Company\ncompany")
     with pytest.raises(ValueError, match="at most 10"):
         records.parse_form_fields("\n".join(f"Q{i}" for i in range(11)))
+
+
+# ------------------------------------------------------------------------------ webhooks
+
+SECRET = "whsec_unit"
+BODY = b'{"id": "evt_1"}'
+
+
+def _header(t: int, body: bytes = BODY, secret: str = SECRET) -> str:
+    import hashlib
+    import hmac
+
+    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+@pytest.mark.parametrize(
+    ("header", "problem"),
+    [
+        (None, "unsigned"),
+        ("", "unsigned"),
+        ("t=1000", "needs t= and v1="),
+        ("v1=abc", "needs t= and v1="),
+        ("t=soon,v1=abc", "not a number"),
+        ("t=1000,v1=" + "0" * 64, "signature mismatch"),
+        (_header(1000, secret="whsec_other"), "signature mismatch"),
+        (_header(1000, body=b"{}"), "signature mismatch"),
+        (_header(1000 - 301), "stale"),  # replayed later than the tolerance
+        (_header(1000 + 301), "stale"),
+        (_header(1000 - 300), None),
+        (_header(1000), None),
+        ("t=1000,v1=" + "0" * 64 + "," + _header(1000).split(",")[1], None),  # rolled secrets
+    ],
+)
+def test_stripe_signature(header: str | None, problem: str | None) -> None:
+    from webinar.ticketing.payments import WebhookRefused, verify_stripe_signature
+
+    if problem is None:
+        verify_stripe_signature(BODY, header, SECRET, now=1000, tolerance=300)
+        return
+    with pytest.raises(WebhookRefused, match=problem):
+        verify_stripe_signature(BODY, header, SECRET, now=1000, tolerance=300)
+
+
+def test_stripe_events_we_ignore_and_refuse() -> None:
+    from webinar.ticketing.payments import PaidCheckout, WebhookRefused, parse_stripe_event
+
+    assert (
+        parse_stripe_event(b'{"id": "evt_9", "type": "charge.refunded", "data": {"object": {}}}')
+        == "evt_9"
+    )
+    unpaid = (
+        b'{"id": "evt_8", "type": "checkout.session.completed",'
+        b' "data": {"object": {"payment_status": "unpaid"}}}'
+    )
+    assert parse_stripe_event(unpaid) == "evt_8"
+    with pytest.raises(WebhookRefused):
+        parse_stripe_event(b"[]")
+    paid = parse_stripe_event(
+        b'{"id": "evt_7", "type": "checkout.session.completed", "data": {"object": {'
+        b'"id": "cs_1", "payment_status": "paid", "client_reference_id": "4",'
+        b' "amount_total": 2500, "currency": "eur"}}}'
+    )
+    assert paid == PaidCheckout("evt_7", "cs_1", 4, 2500, "EUR")
