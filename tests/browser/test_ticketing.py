@@ -173,3 +173,57 @@ async def test_code_outside_its_window_shows_the_window(
         f" {opens:%Y-%m-%d %H:%M} to {end} UTC"
     )
     await expect(page.get_by_test_id("room")).to_have_attribute("data-view", "prejoin")
+
+
+async def test_invitation_link_and_password_pages(
+    server: RunningServer, open_page: OpenPage
+) -> None:
+    """The invitation link's fragment carries the token (and leaves the address bar); a
+    password event asks for the password and says plainly when it is wrong."""
+    start = datetime.now(UTC) + timedelta(minutes=3)
+    invited = await server.store.create_event("By invitation", start, access_type="token")
+    ada = await server.store.run(
+        lambda core: records.add_invitee(
+            core.connection, invited.event_id, "Ada Lovelace", "ada@example.org"
+        )
+    )
+    page = await open_page("ada")
+    await page.goto(f"{server.base_url}/e/{invited.display_id}#token={ada.token}")
+    await expect(page).to_have_url(f"{server.base_url}/e/{invited.display_id}")
+    await page.get_by_test_id("prejoin-name-input").fill("A.")
+    await page.get_by_test_id("enter-room-button").click()
+    await expect(page.get_by_test_id("room")).to_have_attribute("data-view", "lobby")
+    bound = await page.evaluate(
+        "() => { const c = window.__webinar.connection;"
+        " return c.participants.get(c.joined.participant_id).name; }"
+    )
+    assert bound == "Ada Lovelace"  # the token's invitee, not what was typed
+    # Without the link, the page says the webinar is by invitation.
+    stranger = await open_page("stranger")
+    await stranger.goto(f"{server.base_url}/e/{invited.display_id}")
+    await stranger.get_by_test_id("prejoin-name-input").fill("Eve")
+    await stranger.get_by_test_id("enter-room-button").click()
+    await expect(stranger.get_by_test_id("prejoin-error")).to_contain_text(
+        "by invitation only: open the personal link from your invitation e-mail"
+    )
+
+    guarded = await server.store.create_event("Guarded", start, access_type="password")
+    await server.store.run(
+        lambda core: records.put_access(
+            core.connection,
+            EventAccess(
+                guarded.event_id, attendee_password_hash=hash_password("open-sesame", n=2**10)
+            ),
+        )
+    )
+    guest = await open_page("guest")
+    await guest.goto(f"{server.base_url}/e/{guarded.display_id}")
+    await guest.get_by_test_id("prejoin-name-input").fill("Guest")
+    await guest.get_by_test_id("access-password-input").fill("open-barley")
+    await guest.get_by_test_id("enter-room-button").click()
+    await expect(guest.get_by_test_id("prejoin-error")).to_contain_text(
+        "That password is not right"
+    )
+    await guest.get_by_test_id("access-password-input").fill("open-sesame")
+    await guest.get_by_test_id("enter-room-button").click()
+    await expect(guest.get_by_test_id("room")).to_have_attribute("data-view", "lobby")
