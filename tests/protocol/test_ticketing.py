@@ -135,6 +135,22 @@ async def paid_event(server: RunningServer, **settings: Any) -> Event:
     return event
 
 
+def visitor_session() -> aiohttp.ClientSession:
+    """A browser-like visitor: keeps cookies for 127.0.0.1 (the form's CSRF cookie)."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+async def submit_registration(
+    visitor: aiohttp.ClientSession, url: str, data: dict[str, str], **kw: Any
+) -> tuple[int, str, dict[str, str]]:
+    """Open the registration page (for its CSRF token), then submit the form."""
+    async with visitor.get(url) as resp:
+        match = re.search(r'name="csrf" value="([^"]+)"', await resp.text())
+        assert match
+    async with visitor.post(url, data={"csrf": match.group(1), **data}, **kw) as resp:
+        return resp.status, await resp.text(), dict(resp.headers)
+
+
 def with_config(data: Path, **sections: Any) -> Config:
     return dataclasses.replace(make_config(data), **sections)
 
@@ -518,24 +534,26 @@ async def test_paid_registration_confirm_and_reject_by_smtp(
             registration_questions="Company *\nHow did you hear of us?",
         )
         assert status == 303
-        async with aiohttp.ClientSession() as visitor:
+        async with visitor_session() as visitor:
             register = f"{server.base_url}/e/{event_id}/register"
             person = {"first_name": "Grace", "last_name": "X", "email": "x@example.org"}
-            async with visitor.post(register, data=person) as resp:
-                assert resp.status == 400 and "please answer: Company" in await resp.text()
+            status, text, _ = await submit_registration(visitor, register, person)
+            assert status == 400 and "please answer: Company" in text
+            async with visitor.post(register, data={"csrf": "forged", **person}) as resp:
+                assert resp.status == 403  # no CSRF token from our page
             for first, email in (("Grace", "grace@example.org"), ("Mallory", "mal@example.org")):
-                async with visitor.post(
+                status, text, _ = await submit_registration(
+                    visitor,
                     register,
-                    data={
+                    {
                         "first_name": first,
                         "last_name": "X",
                         "email": email,
                         "seats": "1",
                         "q0": "ACME",
                     },
-                ) as resp:
-                    assert resp.status == 200
-                    assert "waits for payment confirmation" in await resp.text()
+                )
+                assert status == 200 and "waits for payment confirmation" in text
         received = await inbox.wait_for("grace@example.org", "Registration received")
         assert "25.00 EUR" in text_of(received)
         tickets = f"{server.base_url}/dashboard/events/{event_id}/tickets"
@@ -823,14 +841,12 @@ async def test_changed_settings_offer_a_resend(mailing: RunningServer, inbox: In
 async def test_registrations_are_rate_limited_per_client(server: RunningServer) -> None:
     event = await paid_event(server)
     url = f"{server.base_url}/e/{event.display_id}/register"
-    async with aiohttp.ClientSession() as visitor:
+    async with visitor_session() as visitor:
         for n in range(10):
             form = {"first_name": "A", "last_name": "B", "email": f"p{n}@example.org"}
-            async with visitor.post(url, data=form) as resp:
-                assert resp.status == 200
-        async with visitor.post(url, data=form) as resp:
-            assert resp.status == 429
-            assert re.search(r"try again in \d+ s", await resp.text())
+            assert (await submit_registration(visitor, url, form))[0] == 200
+        status, text, _ = await submit_registration(visitor, url, form)
+        assert status == 429 and re.search(r"try again in \d+ s", text)
     regs = await server.store.run(
         lambda core: records.list_registrations(core.connection, event.event_id)
     )
@@ -876,21 +892,15 @@ async def test_stripe_checkout_is_started_for_a_registration(tmp_path: Path) -> 
                     payment_provider=PaymentProvider.STRIPE,
                 ),
             )
-            async with (
-                aiohttp.ClientSession() as visitor,
-                visitor.post(
+            async with visitor_session() as visitor:
+                status, _, headers = await submit_registration(
+                    visitor,
                     f"{server.base_url}/e/{event.display_id}/register",
-                    data={
-                        "first_name": "G",
-                        "last_name": "H",
-                        "email": "g@example.org",
-                        "seats": "2",
-                    },
+                    {"first_name": "G", "last_name": "H", "email": "g@example.org", "seats": "2"},
                     allow_redirects=False,
-                ) as resp,
-            ):
-                assert resp.status == 303
-                assert resp.headers["Location"] == "https://checkout.stripe.com/c/pay/cs_test_123"
+                )
+            assert status == 303
+            assert headers["Location"] == "https://checkout.stripe.com/c/pay/cs_test_123"
             ((headers, form),) = seen
             assert headers["Authorization"] == "Bearer sk_test_abc"
             (reg,) = await server.store.run(
@@ -945,10 +955,12 @@ async def test_cancelling_the_event_tells_everyone(
         assert (await refused(server, people, event, None)).code == "event-cancelled"
         host = await enter(server, people, event, event.host_key)
         assert host.joined["role"] == "host"
-        async with aiohttp.ClientSession() as visitor:
+        async with visitor_session() as visitor:
             form = {"first_name": "Late", "last_name": "Comer", "email": "late@example.org"}
-            async with visitor.post(f"{server.base_url}/e/{event_id}/register", data=form) as resp:
-                assert resp.status == 400 and "cancelled this event" in await resp.text()
+            status, text, _ = await submit_registration(
+                visitor, f"{server.base_url}/e/{event_id}/register", form
+            )
+            assert status == 400 and "cancelled this event" in text
         # editing the event afterwards keeps it cancelled
         async with http.get(f"{server.base_url}/dashboard/events/{event_id}") as resp:
             token = csrf_of(await resp.text())

@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from tests.helpers import RunningServer, make_config, running_server
+from tests.protocol.test_ticketing import submit_registration, visitor_session
 from webinar.accounts import hash_password
 from webinar.cli import main
 from webinar.config import TicketingConfig
@@ -118,17 +119,19 @@ async def test_api_events_registrations_invitees(server: RunningServer) -> None:
         assert patched["starts_at"] == event["starts_at"]
 
         # registrations: someone registers on the public page, the API confirms
-        async with http.post(
-            f"{server.base_url}/e/{event_id}/register",
-            data={
-                "first_name": "Grace",
-                "last_name": "H",
-                "email": "g@example.org",
-                "seats": "2",
-                "q0": "ACME",
-            },
-        ) as resp:
-            assert resp.status == 200
+        async with visitor_session() as visitor:
+            status, _, _ = await submit_registration(
+                visitor,
+                f"{server.base_url}/e/{event_id}/register",
+                {
+                    "first_name": "Grace",
+                    "last_name": "H",
+                    "email": "g@example.org",
+                    "seats": "2",
+                    "q0": "ACME",
+                },
+            )
+            assert status == 200
         status, regs = await api.call("GET", f"/events/{event_id}/registrations")
         assert status == 200
         (reg,) = regs["registrations"]

@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import hmac
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -55,6 +56,7 @@ EVENT_PASSWORD_MAX_CHARS = 200
 MAX_CAPACITY = 100_000
 #: Registrations one client address may submit in 10 minutes (per event: 1000).
 REGISTRATIONS_PER_CLIENT = 10
+REGISTER_CSRF_COOKIE = "webinar_register_csrf"
 
 
 def booking_limits(config: Config) -> BookingLimits:
@@ -407,10 +409,12 @@ class TicketingWeb:
         status: int = 200,
     ) -> web.Response:
         access = await self.desk.access(event.event_id)
-        return self.render(
+        csrf = secrets.token_urlsafe(24)
+        response = self.render(
             request,
             "register.html",
             status=status,
+            csrf=csrf,
             event=event,
             event_id=format_event_id(event.event_id),
             when=local_time(event, event.starts_at),
@@ -424,6 +428,18 @@ class TicketingWeb:
             error=error,
             done=done,
         )
+        # Double-submit: the form's token must match this cookie (another site cannot read
+        # it, so it cannot post the form in a visitor's name).
+        response.set_cookie(
+            REGISTER_CSRF_COOKIE,
+            csrf,
+            httponly=True,
+            samesite="Strict",
+            secure=request.secure,
+            max_age=3600,
+            path=f"/e/{format_event_id(event.event_id)}/register",
+        )
+        return response
 
     async def register_form(self, request: web.Request) -> web.Response:
         event = await self._paid_event(request)
@@ -445,7 +461,10 @@ class TicketingWeb:
     async def register(self, request: web.Request) -> web.Response:
         event = await self._paid_event(request)
         form = await request.post()
-        values = {k: str(v)[:600] for k, v in form.items() if isinstance(v, str)}
+        given, expected = str(form.get("csrf", "")), request.cookies.get(REGISTER_CSRF_COOKIE, "")
+        if not given or not expected or not hmac.compare_digest(given, expected):
+            raise web.HTTPForbidden(text="The form expired or did not come from this site.")
+        values = {k: str(v)[:600] for k, v in form.items() if isinstance(v, str) and k != "csrf"}
         tick = time.monotonic()
         wait = self.registrations.retry_after(request.remote, event.event_id, tick)
         if wait:
