@@ -314,6 +314,8 @@ async def test_wrong_codes_are_rate_limited(server: RunningServer, people: list[
         assert (await refused(server, people, event, "2222-3333-4444")).code == "bad-credential"
     error = await refused(server, people, event, "2222-3333-4444")
     assert error.code == "rate-limited" and re.search(r"try again in \d+ s", error.message)
+    # keys cannot be guessed: the host gets in even now, from the same address
+    assert (await enter(server, people, event, event.host_key)).joined["role"] == "host"
 
 
 # ------------------------------------------------------------------------------ dashboard

@@ -257,9 +257,16 @@ def test_rate_limit_per_client_and_per_event() -> None:
     assert limiter.retry_after("5.6.7.8", "e", 3) == 0
     limiter.failed("5.6.7.8", "e", 3)
     limiter.failed("5.6.7.8", "e", 4)
-    assert limiter.retry_after("9.9.9.9", "e", 5) == 55  # the event's limit
-    assert limiter.retry_after("9.9.9.9", "other", 5) == 0
-    assert limiter.retry_after("1.2.3.4", "e", 60) == 0  # the first failure aged out
+    # The event's limit is reached: it holds back whoever has failed before ...
+    assert limiter.retry_after("5.6.7.8", "e", 5) == 55
+    # ... but not someone who has not mistyped (a flood cannot lock everyone out) ...
+    assert limiter.retry_after("9.9.9.9", "e", 5) == 0
+    # ... until they fail once too; an unknown address counts as having failed.
+    limiter.failed("9.9.9.9", "e", 5)
+    assert limiter.retry_after("9.9.9.9", "e", 6) == 54
+    assert limiter.retry_after(None, "e", 6) == 54
+    assert limiter.retry_after("9.9.9.9", "other", 6) == 0
+    assert limiter.retry_after("1.2.3.4", "e", 61) == 0  # the failures aged out
 
 
 # ------------------------------------------------------------------------------ the gate

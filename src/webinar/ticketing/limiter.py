@@ -35,11 +35,16 @@ class AttemptLimiter:
         return max(1, int(self.window - (now - failures[0]) + 0.999))
 
     def retry_after(self, client: str | None, event_id: str, now: float) -> int:
-        """Seconds to wait before the next attempt may be made (0: go ahead)."""
-        waits = [self._wait(f"event:{event_id}", self.per_event, now)]
-        if client:
-            waits.append(self._wait(f"client:{client}", self.per_client, now))
-        return max(waits)
+        """Seconds to wait before the next attempt may be made (0: go ahead).
+
+        The per-event limit holds back only clients that have failed themselves (or are
+        unknown): while someone floods an event with guesses, people who have not mistyped
+        still get in, and each guessing address gets one try per window.
+        """
+        own = self._wait(f"client:{client}", self.per_client, now) if client else 0
+        if client and f"client:{client}" not in self._failures:
+            return own
+        return max(own, self._wait(f"event:{event_id}", self.per_event, now))
 
     def failed(self, client: str | None, event_id: str, now: float) -> None:
         keys = [f"event:{event_id}"] + ([f"client:{client}"] if client else [])
