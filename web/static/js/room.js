@@ -1677,7 +1677,9 @@ Object.defineProperty(window, "__webinar", {
 try {
   const want = sessionStorage.getItem(AUTOJOIN_KEY);
   sessionStorage.removeItem(AUTOJOIN_KEY);
-  if (PAGE_ROLE === "attendee" && want && want === EVENT_ID.replace(/\D/g, "") && savedName()) {
+  // Events that need a password or a code ask for it first: no joining at once there.
+  const ready = ACCESS === "open" || (ACCESS === "token" && room.credential !== null);
+  if (PAGE_ROLE === "attendee" && ready && want && want === EVENT_ID.replace(/\D/g, "") && savedName()) {
     room.enter(savedName());
   }
 } catch {
