@@ -227,13 +227,17 @@ def _cmd_user_remove(args: argparse.Namespace) -> int:
 
 
 def _cmd_user_token(args: argparse.Namespace) -> int:
-    from webinar.ticketing.records import add_api_token
+    from webinar.ticketing.records import add_api_token, revoke_api_tokens
 
     config = _config(args)
     with Store.open_sync(config.data_dir) as store:
         user = store.get_user_by_name(args.username)
         if user is None:
             raise UsageError(f"no user named {args.username!r}")
+        if args.revoke_all:
+            count = revoke_api_tokens(store.connection, user.user_id)
+            print(f"Revoked {count} API token{'s' if count != 1 else ''} of {user.username}.")
+            return EXIT_OK
         token = add_api_token(store.connection, user.user_id, args.label)
     print(token)
     print(
@@ -356,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.add_argument("username")
     token.add_argument("--label", default="api", help="what the token is for (kept with it)")
+    token.add_argument(
+        "--revoke-all", action="store_true", help="revoke every API token of this user instead"
+    )
     token.set_defaults(handler=_cmd_user_token)
     return parser
 

@@ -209,3 +209,7 @@ def test_cli_makes_api_tokens(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert token.startswith("wbt_")
     with __import__("webinar.store").store.Store.open_sync(tmp_path / "data") as store:
         assert records.user_id_for_api_token(store.connection, token) == user.user_id
+    assert main(["user", "token", "olga", "--revoke-all", "--data-dir", data]) == 0
+    assert "Revoked 1 API token of olga" in capsys.readouterr().out
+    with __import__("webinar.store").store.Store.open_sync(tmp_path / "data") as store:
+        assert records.user_id_for_api_token(store.connection, token) is None

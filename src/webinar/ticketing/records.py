@@ -524,6 +524,10 @@ def add_api_token(conn: sqlite3.Connection, user_id: int, label: str) -> str:
     return token
 
 
+def revoke_api_tokens(conn: sqlite3.Connection, user_id: int) -> int:
+    return conn.execute("DELETE FROM api_tokens WHERE user_id = ?", (user_id,)).rowcount
+
+
 def user_id_for_api_token(conn: sqlite3.Connection, token: str) -> int | None:
     row = conn.execute(
         "SELECT user_id FROM api_tokens WHERE token_hash = ?", (lookup_hash(token),)
