@@ -687,6 +687,31 @@ async def test_stripe_webhook_is_verified_and_applied_once(
         outbox = list((config.data_dir / "outbox").glob("*.eml"))
         assert len(outbox) == 1 and format_code(paid.code) in outbox[0].read_text()
 
+        # An abandoned checkout frees its place (once); a paid one is not touched by it.
+        late = await registration(
+            server, event, confirm=False, provider=PaymentProvider.STRIPE, email="l@example.org"
+        )
+        await server.store.run(
+            lambda core: records.set_provider_ref(core.connection, late.registration_id, "cs_2")
+        )
+        for ref, outcome in (("cs_2", "expired"), ("cs_1", "ignored")):
+            expired = json.dumps(
+                {
+                    "id": f"evt_x_{ref}",
+                    "type": "checkout.session.expired",
+                    "data": {"object": {"id": ref, "object": "checkout.session"}},
+                }
+            ).encode()
+            code, body = await post(expired, sign(expired))
+            assert (code, body["outcome"]) == (200, outcome)
+            code, body = await post(expired, sign(expired))
+            assert (code, body["outcome"]) == (200, "duplicate")
+        gone = await server.store.run(
+            lambda core: records.get_registration(core.connection, late.registration_id)
+        )
+        assert gone is not None and gone.status is RegistrationStatus.CANCELLED
+        assert (await status()).status is RegistrationStatus.CONFIRMED
+
 
 # ------------------------------------------------------------------------------ restart
 

@@ -21,6 +21,7 @@ from .mail import Mailer, Sent
 from .payments import (
     Checkout,
     CheckoutRequest,
+    ExpiredCheckout,
     Provider,
     WebhookRefused,
     check_paid_matches,
@@ -317,6 +318,8 @@ class TicketDesk:
                 )
             )
             return "ignored"
+        if isinstance(paid, ExpiredCheckout):
+            return await self._checkout_expired(paid)
         registration = await self.store.run(
             lambda core: records.registration_by_ref(core.connection, paid.session_id)
         )
@@ -346,6 +349,30 @@ class TicketDesk:
             await self._plan(event, registration_id=confirmed.registration_id)
             await self.send_code(event, confirmed, base)
         return "applied"
+
+    async def _checkout_expired(self, expired: ExpiredCheckout) -> str:
+        """An abandoned checkout: its pending registration is cancelled (the place is free
+        again), once; nobody is e-mailed, nothing was paid."""
+        first = await self.store.run(
+            lambda core: records.record_webhook(
+                core.connection, "stripe", expired.webhook_id, "expired"
+            )
+        )
+        if not first:
+            return "duplicate"
+        registration = await self.store.run(
+            lambda core: records.registration_by_ref(core.connection, expired.session_id)
+        )
+        if registration is None or registration.status is not RegistrationStatus.PENDING:
+            return "ignored"
+        registration_id = registration.registration_id
+        await self.store.run(
+            lambda core: records.end_registration(
+                core.connection, registration_id, RegistrationStatus.CANCELLED
+            )
+        )
+        logger.info("registration %s: its Stripe checkout expired unpaid", registration_id)
+        return "expired"
 
     # ------------------------------------------------------------------ reminders
 

@@ -175,8 +175,16 @@ class PaidCheckout:
     currency: str
 
 
-def parse_stripe_event(payload: bytes) -> PaidCheckout | str:
-    """A paid checkout, or the ID of an event we ignore (other types, unpaid sessions)."""
+@dataclass(frozen=True, slots=True)
+class ExpiredCheckout:
+    """``checkout.session.expired``: the payer never finished; the place is freed."""
+
+    webhook_id: str
+    session_id: str
+
+
+def parse_stripe_event(payload: bytes) -> PaidCheckout | ExpiredCheckout | str:
+    """A paid or an expired checkout, or the ID of an event we ignore."""
     try:
         event: Any = json.loads(payload)
         webhook_id = str(event["id"])
@@ -184,6 +192,8 @@ def parse_stripe_event(payload: bytes) -> PaidCheckout | str:
         obj = event["data"]["object"]
     except (ValueError, KeyError, TypeError):
         raise WebhookRefused("not a Stripe event") from None
+    if kind == "checkout.session.expired" and isinstance(obj.get("id"), str):
+        return ExpiredCheckout(webhook_id, obj["id"])
     if kind != "checkout.session.completed" or obj.get("payment_status") != "paid":
         return webhook_id
     try:
