@@ -395,10 +395,30 @@ async def test_booking_rules_name_the_rule(tmp_path: Path) -> None:
                 http, base, access_type="paid", price="1000.01", currency="EUR"
             )
             assert status == 400 and "at most 1000 EUR" in text
+            ids = []
             for _ in range(3):
-                assert (await schedule(http, base))[0] == 303
+                status, event_id = await schedule(http, base)
+                assert status == 303
+                ids.append(event_id)
             status, text = await schedule(http, base)
             assert status == 400 and "at most 3 active events" in text
+            # editing one of the three is not a new booking
+            async with http.get(f"{base}/dashboard/events/{ids[0]}") as resp:
+                token = csrf_of(await resp.text())
+            form = {
+                "csrf": token,
+                "title": "Renamed",
+                "start": local_start(timedelta(days=2)),
+                "timezone": "UTC",
+                "duration_minutes": "60",
+                "join_window_minutes": "5",
+                "access_type": "open",
+                "camera_limit": "4",
+            }
+            async with http.post(
+                f"{base}/dashboard/events/{ids[0]}", data=form, allow_redirects=False
+            ) as resp:
+                assert resp.status == 303
 
 
 async def test_dashboard_stores_access_settings(server: RunningServer) -> None:

@@ -106,10 +106,14 @@ def test_booking_rules_are_configurable_and_edits_keep_their_start() -> None:
     with pytest.raises(BookingRefused, match="2 hours"):
         check_booking(NOW + MIN * 90, NOW, limits, active_events=0)
     # editing an event that started already: an unchanged start is fine, the count too
-    check_booking(NOW - MIN, NOW, limits, active_events=5, previous_start=NOW - MIN)
+    check_booking(NOW - MIN, NOW, limits, active_events=5, editing=True, previous_start=NOW - MIN)
+    check_booking(None, NOW, limits, active_events=5, editing=True, previous_start=None)
     with pytest.raises(BookingRefused) as refused:
-        check_booking(NOW, NOW, limits, active_events=0, previous_start=NOW - MIN)
+        check_booking(NOW, NOW, limits, active_events=0, editing=True, previous_start=NOW - MIN)
     assert refused.value.rule is BookingRule.MIN_LEAD
+    # a room without a start that gets one: the new start must keep the rules
+    with pytest.raises(BookingRefused):
+        check_booking(NOW + MIN, NOW, limits, active_events=0, editing=True, previous_start=None)
 
 
 # ------------------------------------------------------------------------------ windows

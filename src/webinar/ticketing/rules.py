@@ -72,16 +72,18 @@ def check_booking(
     limits: BookingLimits,
     *,
     active_events: int,
+    editing: bool = False,
     previous_start: datetime | None = None,
 ) -> None:
     """Raise :class:`BookingRefused` when a new or moved booking breaks a rule.
 
     ``active_events`` counts the organiser's other bookings still usable at ``now``.
-    ``previous_start`` is set when an existing event is edited: an unchanged start is
-    always allowed (so a title can be fixed after the event began).
+    ``editing`` an existing event (whose start was ``previous_start``): an unchanged start
+    is always allowed (so a title can be fixed after the event began), and the count
+    does not apply.
     """
     # An event without a start is a room open at once: only the count applies to it.
-    if starts_at is not None and (previous_start is None or starts_at != previous_start):
+    if starts_at is not None and (not editing or starts_at != previous_start):
         if starts_at < now + limits.min_lead:
             raise BookingRefused(
                 BookingRule.MIN_LEAD,
@@ -92,7 +94,7 @@ def check_booking(
                 BookingRule.MAX_LEAD,
                 f"the start must be at most {_span(limits.max_lead)} from now",
             )
-    if previous_start is None and active_events >= limits.max_active_events:
+    if not editing and active_events >= limits.max_active_events:
         raise BookingRefused(
             BookingRule.MAX_ACTIVE,
             f"an organiser may have at most {limits.max_active_events} active events at once;"

@@ -153,6 +153,7 @@ class TicketingWeb:
             now,
             limits,
             active_events=active,
+            editing=event is not None,
             previous_start=event.starts_at if event else None,
         )
         old = await self.desk.access(event.event_id) if event else EventAccess("")
