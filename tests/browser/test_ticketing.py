@@ -227,3 +227,49 @@ async def test_invitation_link_and_password_pages(
     await guest.get_by_test_id("access-password-input").fill("open-sesame")
     await guest.get_by_test_id("enter-room-button").click()
     await expect(guest.get_by_test_id("room")).to_have_attribute("data-view", "lobby")
+
+
+async def test_second_device_is_refused_when_the_event_says_so(
+    server: RunningServer, open_page: OpenPage
+) -> None:
+    event = await server.store.create_event(
+        "One seat each", datetime.now(UTC) + timedelta(minutes=3), access_type="paid"
+    )
+    await server.store.run(
+        lambda core: records.put_access(
+            core.connection,
+            EventAccess(
+                event.event_id,
+                price_minor=500,
+                currency="EUR",
+                second_device=records.SecondDevice.REFUSE,
+            ),
+        )
+    )
+    reg = await server.store.run(
+        lambda core: records.add_registration(
+            core.connection,
+            event.event_id,
+            first_name="Lin",
+            last_name="Q",
+            email="lin@example.org",
+            seats=1,
+            amount_minor=500,
+            currency="EUR",
+            provider=records.PaymentProvider.MANUAL,
+            capacity=None,
+        )
+    )
+    confirmed = await server.store.run(
+        lambda core: records.confirm_registration(core.connection, reg.registration_id)
+    )
+    assert confirmed is not None and confirmed.code
+    first = await open_page("laptop")
+    await first.goto(f"{server.base_url}/e/{event.display_id}#code={confirmed.code}")
+    await first.get_by_test_id("access-code-submit").click()
+    await expect(first.get_by_test_id("room")).to_have_attribute("data-view", "lobby")
+    second = await open_page("phone")
+    await second.goto(f"{server.base_url}/e/{event.display_id}#code={confirmed.code}")
+    await second.get_by_test_id("access-code-submit").click()
+    await expect(second.get_by_test_id("prejoin-error")).to_contain_text("in use on another device")
+    await expect(first.get_by_test_id("room")).to_have_attribute("data-view", "lobby")
