@@ -991,10 +991,16 @@ async def test_cancelling_the_event_tells_everyone(
         await registration(server, event, confirm=False, email="pending@example.org")
         assert paid.code
         viewer = await enter(server, people, event, paid.code, client_id="v")
+        await server.store.update_event(
+            event.event_id, dataclasses.replace(_settings(event), access_type="open")
+        )
+        walk_in = await enter(server, people, event, None, client_id="w")  # open now
+        await server.store.update_event(event.event_id, _settings(event))
         page = await post_form(http, f"{server.base_url}/dashboard/events/{event_id}/cancel-event")
         assert "The event is cancelled; 2 people were told" in page
         assert 'data-testid="event-cancelled"' in page and 'data-testid="cancel-event"' not in page
-        assert (await viewer.wait("bye"))["reason"] == "revoked"
+        assert (await viewer.wait("bye"))["reason"] == "cancelled"
+        assert (await walk_in.wait("bye"))["reason"] == "cancelled"
         for address in ("paid@example.org", "pending@example.org"):
             told = await inbox.wait_for(address, "Event cancelled")
             assert "will not take place" in text_of(told) and "Refunds" in text_of(told)

@@ -425,6 +425,7 @@ class TicketDesk:
             raise DeskError("this event is cancelled already")
         await self.put_access(dataclasses.replace(access, cancelled_at=self.ticketing.clock()))
         logger.info("event %s cancelled by its organiser", event.event_id)
+        self.ticketing.end_event(event.event_id)
         told = 0
         for reg in await self.registrations(event):
             if reg.status in (RegistrationStatus.PENDING, RegistrationStatus.CONFIRMED):

@@ -17,6 +17,7 @@ time; failed attempts are rate-limited per client address and per event.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -64,6 +65,8 @@ class Ticketing:
         self.limiter = AttemptLimiter()
         self.clock = clock
         self._monotonic = monotonic
+        #: Attendees (not key holders) in each event's room, by event ID.
+        self._present: dict[str, set[Holder]] = {}
 
     # ------------------------------------------------------------------ windows
 
@@ -122,16 +125,19 @@ class Ticketing:
             if kind is AccessType.OPEN:
                 if credential is not None:
                     raise self._wrong("the presenter key is not right")
-                return Grant.for_role(Role.ATTENDEE, via="open")
-            if kind is AccessType.PASSWORD:
-                return await self._password(event, access, credential, now)
-            if kind is AccessType.TOKEN:
-                return await self._token(event, access, credential, now, client_key, holder)
-            return await self._code(event, access, credential, now, client_key, holder)
+                grant = Grant.for_role(Role.ATTENDEE, via="open")
+            elif kind is AccessType.PASSWORD:
+                grant = await self._password(event, access, credential, now)
+            elif kind is AccessType.TOKEN:
+                grant = await self._token(event, access, credential, now, client_key, holder)
+            else:
+                grant = await self._code(event, access, credential, now, client_key, holder)
         except _Wrong as wrong:
             self.limiter.failed(client, event.event_id, tick)
             logger.info("entry refused for event %s: %s", event.event_id, wrong.refusal.code)
             raise wrong.refusal from None
+        self._present.setdefault(event.event_id, set()).add(holder)
+        return dataclasses.replace(grant, event_id=event.event_id, holder=holder)
 
     @staticmethod
     def _wrong(message: str) -> _Wrong:
@@ -265,10 +271,23 @@ class Ticketing:
         ticket = f"reg:{registration_id}" if registration_id is not None else f"inv:{invitee_id}"
         return self.seats.evict_all(ticket, "revoked")
 
+    def end_event(self, event_id: str) -> int:
+        """The event was cancelled: every attendee in its room leaves now."""
+        holders = self._present.pop(event_id, set())
+        for holder in list(holders):
+            holder.evict("cancelled")
+        return len(holders)
+
     def release(self, grant: Grant, *, dropped: bool) -> None:
         """The grant's holder left (or lost the connection): free its device slot."""
         if isinstance(grant.seat, Seat):
             self.seats.release(grant.seat, self._monotonic(), dropped=dropped)
+        if grant.event_id is not None:
+            present = self._present.get(grant.event_id)
+            if present is not None:
+                present.discard(grant.holder)
+                if not present:
+                    del self._present[grant.event_id]
 
 
 async def _verify(password: str, stored: str) -> bool:

@@ -73,6 +73,9 @@ class Grant:
     invitee_id: int | None = None
     #: The device slot held for a single-use or group credential; release it on leave.
     seat: object | None = field(default=None, compare=False)
+    #: Attendees are tracked per event so that cancelling it lets them go.
+    event_id: str | None = None
+    holder: object | None = field(default=None, compare=False)
 
     @classmethod
     def for_role(cls, role: Role, **kw: object) -> Grant:

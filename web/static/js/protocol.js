@@ -30,6 +30,7 @@ const FINAL_BYE = new Set([
   "taken-over",
   "window-ended",
   "revoked",
+  "cancelled",
 ]);
 /** Join refusals that trying again later cannot fix. */
 const FINAL_JOIN_ERRORS = new Set([

@@ -52,6 +52,7 @@ const BYE_TEXT = /** @type {Record<string, string>} */ ({
   "taken-over": "Your code or invitation was used to enter on another device, so this one left the webinar.",
   "window-ended": "The time window of your ticket is over, so viewing has ended. Thank you for joining.",
   revoked: "The organiser withdrew your ticket or invitation.",
+  cancelled: "The organiser cancelled this webinar; it will not take place.",
 });
 
 /**
