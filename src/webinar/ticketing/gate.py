@@ -66,7 +66,7 @@ class Ticketing:
         self.clock = clock
         self._monotonic = monotonic
         #: Attendees (not key holders) in each event's room, by event ID.
-        self._present: dict[str, set[Holder]] = {}
+        self._present: dict[str, dict[int, Holder]] = {}  # by id() of the holder
 
     # ------------------------------------------------------------------ windows
 
@@ -136,7 +136,7 @@ class Ticketing:
             self.limiter.failed(client, event.event_id, tick)
             logger.info("entry refused for event %s: %s", event.event_id, wrong.refusal.code)
             raise wrong.refusal from None
-        self._present.setdefault(event.event_id, set()).add(holder)
+        self._present.setdefault(event.event_id, {})[id(holder)] = holder
         return dataclasses.replace(grant, event_id=event.event_id, holder=holder)
 
     @staticmethod
@@ -273,8 +273,8 @@ class Ticketing:
 
     def end_event(self, event_id: str) -> int:
         """The event was cancelled: every attendee in its room leaves now."""
-        holders = self._present.pop(event_id, set())
-        for holder in list(holders):
+        holders = self._present.pop(event_id, {})
+        for holder in list(holders.values()):
             holder.evict("cancelled")
         return len(holders)
 
@@ -285,7 +285,7 @@ class Ticketing:
         if grant.event_id is not None:
             present = self._present.get(grant.event_id)
             if present is not None:
-                present.discard(grant.holder)
+                present.pop(id(grant.holder), None)
                 if not present:
                     del self._present[grant.event_id]
 
