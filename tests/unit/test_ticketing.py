@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from webinar.accounts import hash_password
-from webinar.rooms.roles import Capability, Role
+from webinar.rooms.roles import ROLE_CAPABILITIES, Capability, Role
 from webinar.store import Event, Store
 from webinar.ticketing import Refusal, RefusalCode, SecondDevice, Ticketing, records
 from webinar.ticketing.codes import (
@@ -334,7 +334,8 @@ async def test_open_event(store: Store) -> None:
     event = await store.create_event("E", None)
     grant = await ticketing.admit(event, None, client=None, client_key="x", holder=FakeHolder())
     assert grant.role is Role.ATTENDEE
-    assert grant.capabilities == frozenset({Capability.SUBSCRIBE, Capability.RAISE_HAND})
+    assert grant.capabilities == ROLE_CAPABILITIES[Role.ATTENDEE]
+    assert Capability.PUBLISH_CAMERA not in grant.capabilities
     assert (await refused(ticketing, event, "nope")).code is RefusalCode.BAD_CREDENTIAL
 
 
