@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from webinar import __version__
+from webinar import __version__, engagement
 from webinar.attendance import AttendanceService
 from webinar.config import Config
 from webinar.dashboard import Dashboard
@@ -125,9 +125,15 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
         app[STORE], app[RECORDINGS], OutboxMailer(config.data_dir / "outbox")
     )
     app.router.add_routes(RecordingPages(dashboard, app[RECORDINGS], app[PUBLISHER]).routes())
-    app[ATTENDANCE] = AttendanceService(app[STORE])
+    app[ATTENDANCE] = AttendanceService(app[STORE], sources=engagement.sources())
     app.router.add_routes(
-        StatsPages(dashboard, app[ATTENDANCE], app[RECORDINGS], app[PUBLISHER]).routes()
+        StatsPages(
+            dashboard,
+            app[ATTENDANCE],
+            app[RECORDINGS],
+            app[PUBLISHER],
+            rooms=lambda: app.get(ROOMS),
+        ).routes()
     )
     return app
 

@@ -154,11 +154,13 @@ class InteractionHttp:
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    async def _csv(self, event: Event, kind: str) -> web.Response:
+    async def _csv(self, event: Event, kind: str, *, bom: bool = False) -> web.Response:
         if kind not in ist.EXPORT_KINDS:
             raise _json_error(404, "not-found", f"exports are {', '.join(ist.EXPORT_KINDS)}")
         event_id = event.event_id
         text = await self._store.run(lambda core: to_csv(*ist.export_rows(core, event_id, kind)))
+        if bom:  # a UTF-8 byte-order mark, for spreadsheet programs
+            text = "\ufeff" + text
         return web.Response(
             text=text,
             content_type="text/csv",
@@ -271,7 +273,7 @@ class InteractionHttp:
 
     async def dashboard_export(self, request: web.Request) -> web.Response:
         event, _record, _user = await self._owned_event(request)
-        return await self._csv(event, request.match_info["kind"])
+        return await self._csv(event, request.match_info["kind"], bom=_bom(request))
 
     async def dashboard_polls(self, request: web.Request) -> web.Response:
         """The organiser prepares polls and tests before the event."""
@@ -297,7 +299,8 @@ class InteractionHttp:
 
     async def admin_export(self, request: web.Request) -> web.Response:
         self._check_admin(request)
-        return await self._csv(await self._event(request), request.match_info["kind"])
+        event = await self._event(request)
+        return await self._csv(event, request.match_info["kind"], bom=_bom(request))
 
     async def admin_interaction(self, request: web.Request) -> web.Response:
         self._check_admin(request)
@@ -347,6 +350,10 @@ class InteractionHttp:
         if room is not None and room.interaction.loaded:
             room.interaction.emit([pl.PollChanged(poll, "created")])
         return web.json_response({"poll": _poll_json(poll)}, status=201)
+
+
+def _bom(request: web.Request) -> bool:
+    return request.query.get("bom") in ("1", "true", "yes")
 
 
 def _poll_json(p: pl.Poll) -> dict[str, Any]:

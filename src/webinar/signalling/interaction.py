@@ -61,9 +61,9 @@ def to_protocol_error(exc: InteractionError) -> s.ProtocolError:
 
 
 def person_key(room: LiveRoom, participant_id: str) -> str:
-    """Who someone is across reconnects: their browser's client id, else the participant."""
-    key = room.state.ban_keys.get(participant_id)
-    return key if key is not None and key.startswith("client:") else participant_id
+    """Who someone is across reconnects and reloads: the same key attendance records
+    (:func:`webinar.rooms.state.person_key_for`), so the export joins them up."""
+    return room.state.person_key(participant_id)
 
 
 # ----------------------------------------------------------------------------- loading

@@ -29,6 +29,7 @@ from webinar.rooms.state import (
     RoomEvent,
     Source,
     Stream,
+    person_key_for,
 )
 from webinar.sfu import SfuError, SfuErrorCode
 from webinar.store import Event, Store
@@ -188,7 +189,12 @@ class Session:
             ban_key = msg.credential or (f"client:{msg.client_id}" if msg.client_id else None)
             self.participant = participant  # set first: the room's events about us name us
             try:
-                token = room.join(participant, self, ban_key=ban_key)
+                token = room.join(
+                    participant,
+                    self,
+                    ban_key=ban_key,
+                    person_key=person_key_for(msg.client_id, participant.participant_id),
+                )
             except RoomError:
                 self.participant = None
                 await self._services.rooms.release_if_empty(event.event_id)
@@ -201,9 +207,7 @@ class Session:
             self._attendance_id = await attendance.joined(
                 event_id=event.event_id,
                 participant_id=participant.participant_id,
-                person_key=f"client:{msg.client_id}"
-                if msg.client_id
-                else participant.participant_id,
+                person_key=room.state.person_key(participant.participant_id),
                 name=participant.name,
                 role=participant.role.value,
                 user_agent=self.user_agent,
