@@ -113,6 +113,7 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
         owned_event=dashboard.owned_event,
         render=_render,
         event_links=dashboard.event_view,
+        count=app[METRICS].count_interaction,
     )
     app.router.add_routes(interaction.routes())
     app[RECORDINGS] = RecordingService(
@@ -157,6 +158,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         heartbeat_interval=config.signalling.heartbeat_seconds,
         max_message_bytes=config.signalling.max_message_bytes,
         on_error=metrics.count_error,
+        on_interaction=metrics.count_interaction,
         recordings=app[RECORDINGS],
         attendance=app[ATTENDANCE],
     )

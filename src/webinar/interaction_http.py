@@ -110,7 +110,9 @@ class InteractionHttp:
         owned_event: Callable[[web.Request], Awaitable[tuple[Event, SessionRecord, User]]],
         render: Callable[..., web.Response],
         event_links: Callable[[web.Request, Event], dict[str, Any]],
+        count: Callable[[str, int], None] = lambda _kind, _n: None,
     ) -> None:
+        self._count = count
         self._store = store
         self._images = data_dir / "images"
         self._admin_token = admin_token
@@ -194,6 +196,7 @@ class InteractionHttp:
             clicks = await self._store.run(record)
             rooms = self._rooms()
             if clicks is not None:
+                self._count("cta_clicks", 1)
                 glue.cta_clicked(rooms.get(event_id) if rooms else None, cta_id, clicks)
         raise web.HTTPFound(
             url, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}

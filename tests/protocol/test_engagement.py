@@ -254,6 +254,16 @@ async def test_export_joins_everything_for_the_right_attendee(
     stats = await (await http.get(f"{base}/api/events/{display}/stats")).json()
     api_ann = next(p for p in stats["people"] if p["name"] == 'Zoë, "Ann"')
     assert api_ann["questions_asked"] == 1 and api_ann["polls_test_correct"] == 2
+    # and counted for Prometheus (Bob's second vote after his reload is no new vote)
+    async with http.get(f"{base}/metrics") as resp:
+        metrics = dict(
+            line.split(" ") for line in (await resp.text()).splitlines() if line[:1] != "#"
+        )
+    assert metrics["webinar_chat_messages_total"] == "4"
+    assert metrics["webinar_questions_total"] == "2"
+    assert metrics["webinar_question_votes_total"] == "2"
+    assert metrics["webinar_poll_answers_total"] == "7"  # 2 + 1 + 2, and 2 re-answered
+    assert metrics["webinar_cta_clicks_total"] == "4"
 
 
 async def test_deleting_personal_data_removes_interaction_too(

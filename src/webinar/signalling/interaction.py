@@ -431,6 +431,7 @@ async def on_chat_send(session: Session, msg: s.ChatSend) -> s.ServerMessage:
     posted = ia.chat.post(me, key, msg.text, ia.now())
     m = posted.message
     await session.services.store.run(lambda core: ist.save_chat(core, room.room_id, m))
+    session.services.on_interaction("chat_messages", 1)
     ia.emit([posted])
     return s.ChatSent(message_id=m.message_id, seq=m.seq)
 
@@ -481,6 +482,7 @@ async def on_question_ask(session: Session, msg: s.QuestionAsk) -> s.ServerMessa
     asked = ia.qa.ask(me, key, msg.text, ia.now(), anonymous=msg.anonymous)
     q = asked.question
     await session.services.store.run(lambda core: ist.save_question(core, room.room_id, q))
+    session.services.on_interaction("questions", 1)
     ia.emit([asked])
     viewer = Viewer(me, key, session.services.interaction_secret)
     return s.QuestionUpdate(question=viewer.question(q), cause="asked")
@@ -512,6 +514,7 @@ async def on_question_mark(session: Session, msg: s.QuestionMark) -> s.ServerMes
         ist.link_chat_question(core, message.message_id, q.question_id)
 
     await session.services.store.run(save)
+    session.services.on_interaction("questions", 1)
     ia.emit([asked])
     viewer = Viewer(me, key, session.services.interaction_secret)
     return s.QuestionUpdate(question=viewer.question(q), cause="asked")
@@ -519,11 +522,14 @@ async def on_question_mark(session: Session, msg: s.QuestionMark) -> s.ServerMes
 
 async def on_question_vote(session: Session, msg: s.QuestionVote) -> None:
     _room, me, key, ia = await _context(session)
+    before = ia.qa.questions.get(msg.question_id)
     voted = ia.qa.vote(me, key, msg.question_id, msg.up)
     now = ia.now()
     await session.services.store.run(
         lambda core: ist.set_vote(core, msg.question_id, key, msg.up, now)
     )
+    if msg.up and before is not None and key not in before.voters:
+        session.services.on_interaction("question_votes", 1)
     ia.emit([voted])
 
 
@@ -637,6 +643,7 @@ async def on_poll_answer(session: Session, msg: s.PollAnswer) -> s.ServerMessage
         ia.now(),
     )
     await session.services.store.run(lambda core: ist.save_answers(core, answered.answers))
+    session.services.on_interaction("poll_answers", len(answered.answers))
     ia.results_changed(msg.poll_id)
     return s.PollAnswered(
         poll_id=msg.poll_id,

@@ -70,6 +70,8 @@ class Services:
     heartbeat_interval: float
     max_message_bytes: int
     on_error: Callable[[str], None] = lambda _code: None
+    #: Counts interaction (webinar.metrics.INTERACTION_COUNTERS): kind, how many.
+    on_interaction: Callable[[str, int], None] = lambda _kind, _n: None
     #: Signs call-to-action click links (one per process; see docs/api.md).
     interaction_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     recordings: RecordingPolicy | None = None
