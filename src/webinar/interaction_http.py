@@ -30,6 +30,7 @@ from webinar import interaction_store as ist
 from webinar.ids import normalize_event_id, same_secret
 from webinar.rooms import polls as pl
 from webinar.rooms.interaction_errors import InteractionError, InteractionErrorCode
+from webinar.rooms.live import LiveRoom
 from webinar.rooms.manager import RoomManager
 from webinar.signalling import interaction as glue
 from webinar.store import Event, SessionRecord, Store, SyncStore, User
@@ -130,10 +131,14 @@ class InteractionHttp:
             web.get("/dashboard/events/{event_id}/export/{kind}.csv", self.dashboard_export),
             web.get("/dashboard/events/{event_id}/polls", self.dashboard_polls),
             web.post("/dashboard/events/{event_id}/polls", self.dashboard_create_poll),
+            web.put("/dashboard/events/{event_id}/polls/{poll_id}", self.dashboard_update_poll),
+            web.delete("/dashboard/events/{event_id}/polls/{poll_id}", self.dashboard_delete_poll),
             web.get("/api/admin/events/{event_id}/interaction", self.admin_interaction),
             web.get("/api/admin/events/{event_id}/export/{kind}.csv", self.admin_export),
             web.get("/api/admin/events/{event_id}/polls", self.admin_polls),
             web.post("/api/admin/events/{event_id}/polls", self.admin_create_poll),
+            web.put("/api/admin/events/{event_id}/polls/{poll_id}", self.admin_update_poll),
+            web.delete("/api/admin/events/{event_id}/polls/{poll_id}", self.admin_delete_poll),
         ]
 
     # ------------------------------------------------------------------ helpers
@@ -293,12 +298,22 @@ class InteractionHttp:
             polls=[_poll_json(p) for p in polls],
         )
 
-    async def dashboard_create_poll(self, request: web.Request) -> web.Response:
+    async def _dashboard_json_event(self, request: web.Request) -> Event:
+        """The organiser's own event, for a script call carrying the page's CSRF token."""
         event, record, _user = await self._owned_event(request)
         given = request.headers.get("X-CSRF-Token", "")
         if not given or not same_secret(given, record.csrf_token):
             raise _json_error(403, "forbidden", "the page expired or did not come from this site")
-        return await self._create_poll(request, event)
+        return event
+
+    async def dashboard_create_poll(self, request: web.Request) -> web.Response:
+        return await self._create_poll(request, await self._dashboard_json_event(request))
+
+    async def dashboard_update_poll(self, request: web.Request) -> web.Response:
+        return await self._update_poll(request, await self._dashboard_json_event(request))
+
+    async def dashboard_delete_poll(self, request: web.Request) -> web.Response:
+        return await self._delete_poll(request, await self._dashboard_json_event(request))
 
     async def admin_export(self, request: web.Request) -> web.Response:
         self._check_admin(request)
@@ -323,6 +338,65 @@ class InteractionHttp:
         """Prepare a poll or test before (or during) the event."""
         self._check_admin(request)
         return await self._create_poll(request, await self._event(request))
+
+    async def admin_update_poll(self, request: web.Request) -> web.Response:
+        self._check_admin(request)
+        return await self._update_poll(request, await self._event(request))
+
+    async def admin_delete_poll(self, request: web.Request) -> web.Response:
+        self._check_admin(request)
+        return await self._delete_poll(request, await self._event(request))
+
+    def _loaded_room(self, event_id: str) -> LiveRoom | None:
+        rooms = self._rooms()
+        room = rooms.get(event_id) if rooms else None
+        return room if room is not None and room.interaction.loaded else None
+
+    async def _update_poll(self, request: web.Request, event: Event) -> web.Response:
+        """A new definition for a prepared poll that never ran (same id, same place)."""
+        spec = await _json_object(request)
+        event_id, poll_id = event.event_id, request.match_info["poll_id"]
+        found = await self._store.run(lambda core: ist.get_poll(core, event_id, poll_id))
+        if found is None:
+            raise _json_error(404, "not-found", "no such poll")
+        try:
+            poll = pl.build_poll(spec, now=found.created_at, poll_id=poll_id)
+            await glue.check_images(self._store, event_id, poll)
+            room = self._loaded_room(event_id)
+            changed = room.interaction.polls.replace_prepared(poll) if room else None
+            if not await self._store.run(lambda core: ist.update_draft_poll(core, event_id, poll)):
+                raise InteractionError(
+                    InteractionErrorCode.INVALID, "only a poll that never ran can be changed"
+                )
+        except InteractionError as exc:
+            err = glue.to_protocol_error(exc)
+            raise _json_error(400, err.code.value, err.message) from None
+        if room is not None and changed is not None:
+            room.interaction.emit([changed])
+        return web.json_response({"poll": _poll_json(changed.poll if changed else poll)})
+
+    async def _delete_poll(self, request: web.Request, event: Event) -> web.Response:
+        """Delete a prepared poll that never ran (one that ran holds answers: the
+        event's personal-data deletion removes those)."""
+        event_id, poll_id = event.event_id, request.match_info["poll_id"]
+        found = await self._store.run(lambda core: ist.get_poll(core, event_id, poll_id))
+        if found is None:
+            raise _json_error(404, "not-found", "no such poll")
+        try:
+            room = self._loaded_room(event_id)
+            changed = room.interaction.polls.remove_prepared(poll_id) if room else None
+            if not await self._store.run(
+                lambda core: ist.delete_draft_poll(core, event_id, poll_id)
+            ):
+                raise InteractionError(
+                    InteractionErrorCode.INVALID, "only a poll that never ran can be deleted"
+                )
+        except InteractionError as exc:
+            err = glue.to_protocol_error(exc)
+            raise _json_error(400, err.code.value, err.message) from None
+        if room is not None and changed is not None:
+            room.interaction.emit([changed])
+        return web.json_response({"deleted": poll_id})
 
     async def _create_poll(self, request: web.Request, event: Event) -> web.Response:
         try:
@@ -353,6 +427,16 @@ class InteractionHttp:
         if room is not None and room.interaction.loaded:
             room.interaction.emit([pl.PollChanged(poll, "created")])
         return web.json_response({"poll": _poll_json(poll)}, status=201)
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        spec = await request.json()
+    except ValueError:
+        raise _json_error(400, "bad-json", "the body must be JSON") from None
+    if not isinstance(spec, dict):
+        raise _json_error(400, "bad-message", "the body must be a JSON object")
+    return spec
 
 
 def _bom(request: web.Request) -> bool:

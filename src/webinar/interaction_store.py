@@ -188,6 +188,33 @@ def delete_poll(core: SyncStore, poll_id: str) -> None:
     core.connection.execute("DELETE FROM polls WHERE poll_id = ?", (poll_id,))
 
 
+def get_poll(core: SyncStore, event_id: str, poll_id: str) -> Poll | None:
+    return next((p for p in list_polls(core, event_id) if p.poll_id == poll_id), None)
+
+
+def update_draft_poll(core: SyncStore, event_id: str, p: Poll) -> bool:
+    """Replace the definition of a poll that never ran; False if it ran (or is gone)."""
+    return (
+        core.connection.execute(
+            "UPDATE polls SET title = ?, kind = ?, definition = ? WHERE poll_id = ?"
+            " AND event_id = ? AND state = 'draft'",
+            (p.title, p.kind.value, poll_definition(p), p.poll_id, event_id),
+        ).rowcount
+        == 1
+    )
+
+
+def delete_draft_poll(core: SyncStore, event_id: str, poll_id: str) -> bool:
+    """Delete a poll that never ran; False if it ran (or is gone)."""
+    return (
+        core.connection.execute(
+            "DELETE FROM polls WHERE poll_id = ? AND event_id = ? AND state = 'draft'",
+            (poll_id, event_id),
+        ).rowcount
+        == 1
+    )
+
+
 def list_polls(core: SyncStore, event_id: str) -> list[Poll]:
     rows = core.connection.execute(
         "SELECT poll_id, title, kind, definition, state, results_shown, created_at, launched_at,"

@@ -174,6 +174,7 @@ class Room {
     byId("ended").hidden = which !== "ended";
     byId("controls").hidden = which !== "live";
     if (which !== "lobby") this.stopCountdown();
+    this.interaction?.setLobby(which === "lobby");
     if (!changed) return;
     if (which === "prejoin") byId("prejoin-name").focus();
     if (which === "ended") byId("rejoin").focus();
