@@ -546,4 +546,5 @@ _HANDLERS: dict[type[Any], _Handler] = {
     s.PollAnswer: ia.on_poll_answer,
     s.CtaShow: ia.on_cta_show,
     s.CtaClose: ia.on_cta_close,
+    s.CtaLaunch: ia.on_cta_launch,
 }

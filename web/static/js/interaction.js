@@ -118,6 +118,7 @@ export class Interaction {
       this.qa.load(state.qa, state.published);
       this.polls.load(state.polls, state.results, state.my_answers, state.scores);
       this.cta.load(state.cta);
+      this.cta.setPrepared(state.prepared_ctas);
       this.placeChat();
     } catch (failure) {
       this.host.toasts.show(`Chat and polls could not load: ${errorText(failure)}`, { kind: "warn", key: "interaction" });
@@ -179,6 +180,9 @@ export class Interaction {
         break;
       case "cta-clicks":
         this.cta.setClicks(message.cta_id, message.clicks);
+        break;
+      case "cta-prepared":
+        this.cta.setPrepared(message.prepared);
         break;
       default:
         break;
