@@ -274,8 +274,9 @@ class StatsPages:
         event, columns, rows = await self._export(request)
         event_id = event.event_id
         details = await self.dashboard.store.run(lambda core: ih.export_json(core, event_id))
+        sessions = session_rows(await self.attendance.sessions(event_id), time.time())
         body = json.loads(to_json(format_event_id(event_id), columns, rows))
-        body["details"] = details
+        body["details"] = {"sessions": sessions, **details}
         return web.Response(
             body=json.dumps(body, ensure_ascii=False).encode("utf-8"),
             content_type="application/json",

@@ -231,6 +231,7 @@ async def test_export_joins_everything_for_the_right_attendee(
     assert by_name['Zoë, "Ann"']["cta_clicks"] == 3
     assert by_name['Zoë, "Ann"']["questions_votes_received"] == 2
     assert len(export["details"]["chat"]) == 4 and len(export["details"]["cta"]) == 4
+    assert len(export["details"]["sessions"]) == 7  # Ann, Bob and Pres came twice
     assert export["details"]["questions"][0]["votes"] == 2
 
     # the detail files are the interaction exports, reachable from the statistics page
