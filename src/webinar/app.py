@@ -20,7 +20,8 @@ from webinar.dashboard import Dashboard
 from webinar.ids import format_event_id, normalize_event_id, same_secret
 from webinar.interaction_http import InteractionHttp
 from webinar.metrics import Metrics
-from webinar.publish import OutboxMailer, Publisher
+from webinar.proxy import proxy_headers
+from webinar.publish import Publisher
 from webinar.recording_pages import RecordingPages
 from webinar.recordings import MIB, RecordingService
 from webinar.rooms.manager import RoomManager
@@ -29,6 +30,8 @@ from webinar.signalling.session import Services
 from webinar.signalling.ws import Connection, shutdown_connections, websocket_handler
 from webinar.stats_pages import StatsPages
 from webinar.store import Store
+from webinar.ticketing import Ticketing
+from webinar.ticketing.web import setup_ticketing
 from webinar.turn import ice_servers_for
 
 logger = logging.getLogger(__name__)
@@ -44,6 +47,7 @@ DRAINING = web.AppKey("draining", list[bool])
 RECORDINGS = web.AppKey("recordings", RecordingService)
 ATTENDANCE = web.AppKey("attendance", AttendanceService)
 PUBLISHER = web.AppKey("publisher", Publisher)
+TICKETING = web.AppKey("ticketing", Ticketing)
 
 
 def web_root() -> Path:
@@ -87,6 +91,8 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
         autoescape=jinja2.select_autoescape(["html"]),
         enable_async=False,
     )
+    if config.http.trust_proxy_headers:
+        app.middlewares.append(proxy_headers)
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_say_goodbye)
     app.router.add_get("/", home_page)
@@ -98,10 +104,13 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
     app.router.add_get("/e/{event_id}/present", presenter_page)
     app.router.add_get("/thanks", thanks_page)
     app.router.add_static("/static/", root / "static", append_version=True)
+    tickets = setup_ticketing(app, config, app[STORE], _render, root / "templates")
+    app[TICKETING] = tickets.ticketing
     dashboard = Dashboard(
         store=app[STORE],
         render=_render,
         public_url=config.http.public_url,
+        hooks=tickets,
     )
     app.router.add_routes(dashboard.routes())
     interaction = InteractionHttp(
@@ -121,10 +130,8 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
         config.data_dir / "recordings",
         quota_bytes=config.recording.quota_mb * MIB,
     )
-    # Without an SMTP mailer wired in, recording links are written to <data_dir>/outbox.
-    app[PUBLISHER] = Publisher(
-        app[STORE], app[RECORDINGS], OutboxMailer(config.data_dir / "outbox")
-    )
+    # Recording links go out like every other e-mail: SMTP per [mail], else .eml files.
+    app[PUBLISHER] = Publisher(app[STORE], app[RECORDINGS], tickets.desk.mailer)
     app.router.add_routes(RecordingPages(dashboard, app[RECORDINGS], app[PUBLISHER]).routes())
     app[ATTENDANCE] = AttendanceService(app[STORE], sources=engagement.sources())
     app.router.add_routes(
@@ -157,6 +164,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         ice_servers=functools.partial(ice_servers_for, config),
         heartbeat_interval=config.signalling.heartbeat_seconds,
         max_message_bytes=config.signalling.max_message_bytes,
+        ticketing=app[TICKETING],
         on_error=metrics.count_error,
         on_interaction=metrics.count_interaction,
         recordings=app[RECORDINGS],
@@ -267,6 +275,7 @@ async def attendee_page(request: web.Request) -> web.Response:
         title=event.title,
         starts_at=event.starts_at.isoformat() if event.starts_at else None,
         presenter_key=None,
+        access_type=event.access_type,
     )
 
 

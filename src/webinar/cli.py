@@ -226,6 +226,28 @@ def _cmd_user_remove(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_user_token(args: argparse.Namespace) -> int:
+    from webinar.ticketing.records import add_api_token, revoke_api_tokens
+
+    config = _config(args)
+    with Store.open_sync(config.data_dir) as store:
+        user = store.get_user_by_name(args.username)
+        if user is None:
+            raise UsageError(f"no user named {args.username!r}")
+        if args.revoke_all:
+            count = revoke_api_tokens(store.connection, user.user_id)
+            print(f"Revoked {count} API token{'s' if count != 1 else ''} of {user.username}.")
+            return EXIT_OK
+        token = add_api_token(store.connection, user.user_id, args.label)
+    print(token)
+    print(
+        f"An API token for {user.username} ({user.role}); it is shown only now. Send it as"
+        " 'Authorization: Bearer <token>' to /api/v1 (docs/api.md).",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
 def _cmd_config_check(args: argparse.Namespace) -> int:
     config = _config(args)  # raises ConfigError naming the key and the problem
     source = f"{args.config}" if args.config else "built-in defaults"
@@ -333,6 +355,15 @@ def build_parser() -> argparse.ArgumentParser:
     remove = user_commands.add_parser("remove", parents=[common], help="remove an account")
     remove.add_argument("username")
     remove.set_defaults(handler=_cmd_user_remove)
+    token = user_commands.add_parser(
+        "token", parents=[common], help="make an API token for the JSON admin API"
+    )
+    token.add_argument("username")
+    token.add_argument("--label", default="api", help="what the token is for (kept with it)")
+    token.add_argument(
+        "--revoke-all", action="store_true", help="revoke every API token of this user instead"
+    )
+    token.set_defaults(handler=_cmd_user_token)
     return parser
 
 

@@ -41,6 +41,8 @@ class HttpConfig:
     port: int = 8080
     #: Base URL for links, e.g. ``https://webinar.example.org``; None derives one from host/port.
     public_url: str | None = None
+    #: Behind a reverse proxy on this machine: client address and scheme from its headers.
+    trust_proxy_headers: bool = False
 
     def __post_init__(self) -> None:
         if not self.host or any(c.isspace() for c in self.host):
@@ -182,6 +184,89 @@ class RecordingConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TicketingConfig:
+    """Booking rules and reservation-code windows (webinar.ticketing)."""
+
+    #: A new event may start no sooner than this many minutes after it is booked.
+    min_lead_minutes: int = 10
+    #: ... and no later than this many days after.
+    max_lead_days: int = 30
+    #: Events an organiser may have active at once (an event is active until its booking ends).
+    max_active_events: int = 3
+    #: Days after its start a booking stays usable with the same ID and credentials.
+    usable_days: int = 14
+    #: Minutes before the lobby opens (the event's join window) that a reservation code works.
+    code_early_minutes: int = 10
+    #: Minutes after the scheduled end that a reservation code still works; then viewers leave.
+    code_late_minutes: int = 15
+
+    def __post_init__(self) -> None:
+        _check_range("ticketing.min_lead_minutes", self.min_lead_minutes, 0, 7 * 1440)
+        _check_range("ticketing.max_lead_days", self.max_lead_days, 1, 3660)
+        _check_range("ticketing.max_active_events", self.max_active_events, 1, 100_000)
+        _check_range("ticketing.usable_days", self.usable_days, 1, 3660)
+        _check_range("ticketing.code_early_minutes", self.code_early_minutes, 0, 1440)
+        _check_range("ticketing.code_late_minutes", self.code_late_minutes, 0, 1440)
+
+
+_SMTP_SECURITY = ("starttls", "tls", "none")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MailConfig:
+    """Outgoing e-mail: SMTP, or .eml files in the outbox folder when no smtp_host is set."""
+
+    #: SMTP server to send through; unset: write .eml files to the outbox instead.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    #: ``starttls`` (upgrade after connecting), ``tls`` (TLS from the start) or ``none``.
+    smtp_security: str = "starttls"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    #: The From: address of every message.
+    from_address: str = "webinar@localhost"
+    #: Folder for .eml files when no SMTP server is set; unset: ``<data_dir>/outbox``.
+    outbox_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        _check_range("mail.smtp_port", self.smtp_port, 1, 65535)
+        if self.smtp_security not in _SMTP_SECURITY:
+            _fail("mail.smtp_security", f"must be one of {', '.join(_SMTP_SECURITY)}")
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            _fail("mail.smtp_username", "smtp_username and smtp_password must be set together")
+        if "@" not in self.from_address:
+            _fail("mail.from_address", f"not an e-mail address: {self.from_address!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PaymentsConfig:
+    """Online payment for paid events (the manual provider needs nothing)."""
+
+    #: Stripe secret API key (``sk_...``); with the webhook secret it enables Stripe Checkout.
+    stripe_secret_key: str | None = None
+    #: Signing secret of the Stripe webhook endpoint (``whsec_...``).
+    stripe_webhook_secret: str | None = None
+    #: Base URL of Stripe's API.
+    stripe_api_url: str = "https://api.stripe.com"
+    #: Webhooks signed longer ago than this many seconds are refused as replays.
+    webhook_tolerance_seconds: int = 300
+
+    def __post_init__(self) -> None:
+        if (self.stripe_secret_key is None) != (self.stripe_webhook_secret is None):
+            _fail(
+                "payments.stripe_secret_key",
+                "stripe_secret_key and stripe_webhook_secret must be set together",
+            )
+        if not self.stripe_api_url.startswith(("https://", "http://")):
+            _fail("payments.stripe_api_url", "must be an http(s) URL")
+        _check_range("payments.webhook_tolerance_seconds", self.webhook_tolerance_seconds, 1, 3600)
+
+    @property
+    def stripe_enabled(self) -> bool:
+        return self.stripe_secret_key is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """The whole server configuration."""
 
@@ -194,6 +279,9 @@ class Config:
     turn: TurnConfig = field(default_factory=TurnConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
+    ticketing: TicketingConfig = field(default_factory=TicketingConfig)
+    mail: MailConfig = field(default_factory=MailConfig)
+    payments: PaymentsConfig = field(default_factory=PaymentsConfig)
 
     def with_overrides(
         self,
@@ -292,6 +380,9 @@ _SECTIONS: dict[
         | TurnConfig
         | AdminConfig
         | RecordingConfig
+        | TicketingConfig
+        | MailConfig
+        | PaymentsConfig
     ],
 ] = {
     "http": HttpConfig,
@@ -301,6 +392,9 @@ _SECTIONS: dict[
     "turn": TurnConfig,
     "admin": AdminConfig,
     "recording": RecordingConfig,
+    "ticketing": TicketingConfig,
+    "mail": MailConfig,
+    "payments": PaymentsConfig,
 }
 
 

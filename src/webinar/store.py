@@ -240,7 +240,89 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX recording_viewers_event ON recording_viewers (event_id);
     """,
-    # 6: calls-to-action prepared before the event (webinar.interaction_store), launched
+    # 6: ticketing: access settings per event, invitees, registrations, payment webhooks,
+    # API tokens (see webinar.ticketing.records).
+    """
+    CREATE TABLE event_access (
+        event_id                TEXT PRIMARY KEY REFERENCES events (event_id) ON DELETE CASCADE,
+        attendee_password_hash  TEXT NULL,
+        presenter_password_hash TEXT NULL,
+        price_minor             INTEGER NULL CHECK (price_minor IS NULL OR price_minor > 0),
+        currency                TEXT NULL,
+        capacity                INTEGER NULL CHECK (capacity IS NULL OR capacity >= 1),
+        second_device           TEXT NOT NULL DEFAULT 'takeover'
+                                CHECK (second_device IN ('takeover', 'refuse')),
+        payment_provider        TEXT NOT NULL DEFAULT 'manual'
+                                CHECK (payment_provider IN ('manual', 'stripe')),
+        -- when a change of time or title was saved after people got their e-mail
+        settings_changed_at     TEXT NULL,
+        -- the organiser's extra registration questions: JSON [{"label": ..., "required": ...}]
+        form_fields             TEXT NOT NULL DEFAULT '[]',
+        -- the organiser cancelled the event: attendees are refused, everyone was told
+        cancelled_at            TEXT NULL
+    );
+    CREATE TABLE invitees (
+        invitee_id INTEGER PRIMARY KEY,
+        event_id   TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        name       TEXT NOT NULL,
+        email      TEXT NOT NULL COLLATE NOCASE,
+        token      TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        sent_at    TEXT NULL,
+        revoked_at TEXT NULL,
+        UNIQUE (event_id, email)
+    );
+    CREATE TABLE registrations (
+        registration_id INTEGER PRIMARY KEY,
+        event_id        TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        first_name      TEXT NOT NULL,
+        last_name       TEXT NOT NULL,
+        email           TEXT NOT NULL COLLATE NOCASE,
+        seats           INTEGER NOT NULL DEFAULT 1 CHECK (seats BETWEEN 1 AND 100),
+        status          TEXT NOT NULL
+                        CHECK (status IN ('pending', 'confirmed', 'rejected', 'cancelled')),
+        amount_minor    INTEGER NOT NULL DEFAULT 0,
+        currency        TEXT NULL,
+        provider        TEXT NOT NULL DEFAULT 'manual',
+        provider_ref    TEXT NULL UNIQUE,
+        code            TEXT NULL,
+        code_hash       TEXT NULL UNIQUE,
+        created_at      TEXT NOT NULL,
+        updated_at      TEXT NOT NULL,
+        confirmed_at    TEXT NULL,
+        checked_in_at   TEXT NULL,
+        answers         TEXT NOT NULL DEFAULT '{}'  -- JSON {label: answer}
+    );
+    CREATE INDEX registrations_event ON registrations (event_id);
+    CREATE TABLE payment_webhooks (
+        provider    TEXT NOT NULL,
+        webhook_id  TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        outcome     TEXT NOT NULL,
+        PRIMARY KEY (provider, webhook_id)
+    );
+    CREATE TABLE reminders (
+        reminder_id     INTEGER PRIMARY KEY,
+        event_id        TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        registration_id INTEGER NULL UNIQUE
+                        REFERENCES registrations (registration_id) ON DELETE CASCADE,
+        invitee_id      INTEGER NULL UNIQUE REFERENCES invitees (invitee_id) ON DELETE CASCADE,
+        due_at          TEXT NOT NULL,
+        state           TEXT NOT NULL DEFAULT 'pending'
+                        CHECK (state IN ('pending', 'sending', 'sent', 'skipped', 'failed')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        sent_at         TEXT NULL
+    );
+    CREATE INDEX reminders_due ON reminders (state, due_at);
+        CREATE TABLE api_tokens (
+        token_hash TEXT PRIMARY KEY,
+        user_id    INTEGER NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        label      TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    """,
+    # 7: calls-to-action prepared before the event (webinar.interaction_store), launched
     # in the room by a presenter.
     """
     CREATE TABLE cta_prepared (
@@ -521,7 +603,7 @@ class SyncStore:
 
     @property
     def connection(self) -> sqlite3.Connection:
-        """For modules with tables of their own (e.g. :mod:`webinar.interaction_store`)."""
+        """For modules with tables of their own (interaction, recordings, ticketing)."""
         return self._db
 
     @property

@@ -79,6 +79,15 @@ class ErrorCode(enum.StrEnum):
     QA_CLOSED = "qa-closed"
     BAD_URL = "bad-url"
     LIMIT_REACHED = "limit-reached"
+    # entry refusals from ticketing (webinar.ticketing.RefusalCode)
+    CREDENTIAL_REQUIRED = "credential-required"
+    REVOKED = "revoked"
+    NOT_CONFIRMED = "not-confirmed"
+    OUTSIDE_WINDOW = "outside-window"
+    BOOKING_EXPIRED = "booking-expired"
+    TICKET_IN_USE = "ticket-in-use"
+    GROUP_FULL = "group-full"
+    EVENT_CANCELLED = "event-cancelled"
 
 
 class ProtocolError(Exception):

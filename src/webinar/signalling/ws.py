@@ -48,14 +48,16 @@ class TokenBucket:
 class Connection:
     """One WebSocket: owns its writer task and its :class:`Session`."""
 
-    def __init__(self, ws: web.WebSocketResponse, services: Services) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, services: Services, remote: str | None = None
+    ) -> None:
         self._ws = ws
         self._services = services
         self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(OUTBOUND_QUEUE)
         self._closing: str | None = None
         self._refused = 0
         self._bucket = TokenBucket(RATE_BURST, RATE_PER_SECOND)
-        self.session = Session(services, self._enqueue, self.close)
+        self.session = Session(services, self._enqueue, self.close, remote)
 
     def _enqueue(self, message: dict[str, Any]) -> None:
         if self._closing is not None:
@@ -97,8 +99,8 @@ class Connection:
                     break
         finally:
             try:
-                if self._closing == "shutdown":
-                    await self.session.leave("shutdown")
+                if self._closing == "shutdown" or self.session.leaves_on_close:
+                    await self.session.leave(self._closing or "left")
                 else:
                     self.session.dropped()
             except Exception:
@@ -160,7 +162,7 @@ async def websocket_handler(
         max_msg_size=services.max_message_bytes * 4,
     )
     await ws.prepare(request)
-    connection = Connection(ws, services)
+    connection = Connection(ws, services, request.remote)
     connection.session.user_agent = request.headers.get("User-Agent", "")
     connections.add(connection)
     try:

@@ -21,7 +21,17 @@ export const RECONNECT_MAX_MS = 60_000;
 export const RECONNECT_ATTEMPTS = 12;
 
 /** `bye` reasons after which coming back makes no sense (or is not allowed). */
-const FINAL_BYE = new Set(["left", "removed", "ended", "replaced", "protocol-violation"]);
+const FINAL_BYE = new Set([
+  "left",
+  "removed",
+  "ended",
+  "replaced",
+  "protocol-violation",
+  "taken-over",
+  "window-ended",
+  "revoked",
+  "cancelled",
+]);
 /** Join refusals that trying again later cannot fix. */
 const FINAL_JOIN_ERRORS = new Set([
   "unknown-event",
@@ -32,6 +42,14 @@ const FINAL_JOIN_ERRORS = new Set([
   "protocol-version",
   "bad-message",
   "forbidden",
+  "credential-required",
+  "revoked",
+  "not-confirmed",
+  "outside-window",
+  "booking-expired",
+  "ticket-in-use",
+  "group-full",
+  "event-cancelled",
 ]);
 
 /**
