@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from webinar import __version__
+from webinar import __version__, engagement
 from webinar.attendance import AttendanceService
 from webinar.config import Config
 from webinar.dashboard import Dashboard
@@ -122,6 +122,7 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
         owned_event=dashboard.owned_event,
         render=_render,
         event_links=dashboard.event_view,
+        count=app[METRICS].count_interaction,
     )
     app.router.add_routes(interaction.routes())
     app[RECORDINGS] = RecordingService(
@@ -132,9 +133,15 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
     # Recording links go out like every other e-mail: SMTP per [mail], else .eml files.
     app[PUBLISHER] = Publisher(app[STORE], app[RECORDINGS], tickets.desk.mailer)
     app.router.add_routes(RecordingPages(dashboard, app[RECORDINGS], app[PUBLISHER]).routes())
-    app[ATTENDANCE] = AttendanceService(app[STORE])
+    app[ATTENDANCE] = AttendanceService(app[STORE], sources=engagement.sources())
     app.router.add_routes(
-        StatsPages(dashboard, app[ATTENDANCE], app[RECORDINGS], app[PUBLISHER]).routes()
+        StatsPages(
+            dashboard,
+            app[ATTENDANCE],
+            app[RECORDINGS],
+            app[PUBLISHER],
+            rooms=lambda: app.get(ROOMS),
+        ).routes()
     )
     return app
 
@@ -159,6 +166,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         max_message_bytes=config.signalling.max_message_bytes,
         ticketing=app[TICKETING],
         on_error=metrics.count_error,
+        on_interaction=metrics.count_interaction,
         recordings=app[RECORDINGS],
         attendance=app[ATTENDANCE],
     )

@@ -322,6 +322,20 @@ MIGRATIONS: tuple[str, ...] = (
         created_at TEXT NOT NULL
     );
     """,
+    # 7: calls-to-action prepared before the event (webinar.interaction_store), launched
+    # in the room by a presenter.
+    """
+    CREATE TABLE cta_prepared (
+        prepared_id      TEXT PRIMARY KEY,
+        event_id         TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        message          TEXT NOT NULL,
+        button           TEXT NOT NULL,
+        url              TEXT NOT NULL,
+        duration_seconds INTEGER NULL,
+        created_at       REAL NOT NULL
+    );
+    CREATE INDEX cta_prepared_event ON cta_prepared (event_id, created_at);
+    """,
 )
 
 T = TypeVar("T")

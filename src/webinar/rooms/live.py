@@ -155,11 +155,20 @@ class LiveRoom:
 
     # ------------------------------------------------------------------ membership
 
-    def join(self, participant: Participant, peer: RoomPeer, *, ban_key: str | None = None) -> str:
+    def join(
+        self,
+        participant: Participant,
+        peer: RoomPeer,
+        *,
+        ban_key: str | None = None,
+        person_key: str | None = None,
+    ) -> str:
         """Admit a participant; returns their resume token."""
         if self.closed:
             raise RoomError(RoomErrorCode.ENDED, "this event has ended")
-        events = self.state.join(participant, now=self._clock(), ban_key=ban_key)
+        events = self.state.join(
+            participant, now=self._clock(), ban_key=ban_key, person_key=person_key
+        )
         self._members[participant.participant_id] = _Member(participant.participant_id, peer)
         token = secrets.token_urlsafe(24)
         self._resume_tokens[token] = participant.participant_id

@@ -413,6 +413,14 @@ class CtaClose:
 
 
 @dataclass(frozen=True, slots=True)
+class CtaLaunch:
+    """Show a call-to-action prepared before the event (dashboard or admin API)."""
+
+    type: ClassVar[str] = "cta-launch"
+    prepared_id: str = field(metadata=_len(1, 64))
+
+
+@dataclass(frozen=True, slots=True)
 class SyncInteraction:
     type: ClassVar[str] = "sync-interaction"
 
@@ -436,6 +444,7 @@ INTERACTION_MESSAGES: tuple[type[Any], ...] = (
     PollAnswer,
     CtaShow,
     CtaClose,
+    CtaLaunch,
     SyncInteraction,
 )
 
@@ -480,6 +489,7 @@ ClientMessage = (
     | PollAnswer
     | CtaShow
     | CtaClose
+    | CtaLaunch
     | SyncInteraction
 )
 
@@ -911,6 +921,23 @@ class CtaClicks:
 
 
 @dataclass(frozen=True, slots=True)
+class PreparedCtaInfo:
+    prepared_id: str
+    message: str
+    button: str
+    url: str
+    duration_seconds: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CtaPrepared:
+    """To those who run calls-to-action: the prepared list changed."""
+
+    type: ClassVar[str] = "cta-prepared"
+    prepared: list[PreparedCtaInfo]
+
+
+@dataclass(frozen=True, slots=True)
 class InteractionState:
     type: ClassVar[str] = "interaction-state"
     chat: ChatState
@@ -922,6 +949,7 @@ class InteractionState:
     my_answers: dict[str, list[AnswerInfo]]
     scores: list[PollScore]
     cta: CtaInfo | None
+    prepared_ctas: list[PreparedCtaInfo] | None = None  # to those who run calls-to-action
 
 
 ServerMessage = (
@@ -960,6 +988,7 @@ ServerMessage = (
     | PollScore
     | Cta
     | CtaClicks
+    | CtaPrepared
     | InteractionState
 )
 

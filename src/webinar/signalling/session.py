@@ -30,6 +30,7 @@ from webinar.rooms.state import (
     RoomEvent,
     Source,
     Stream,
+    person_key_for,
 )
 from webinar.sfu import SfuError, SfuErrorCode
 from webinar.store import Event, Store
@@ -72,6 +73,8 @@ class Services:
     max_message_bytes: int
     ticketing: Ticketing
     on_error: Callable[[str], None] = lambda _code: None
+    #: Counts interaction (webinar.metrics.INTERACTION_COUNTERS): kind, how many.
+    on_interaction: Callable[[str, int], None] = lambda _kind, _n: None
     #: Signs call-to-action click links (one per process; see docs/api.md).
     interaction_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     recordings: RecordingPolicy | None = None
@@ -217,7 +220,12 @@ class Session:
             ban_key = msg.credential or (f"client:{msg.client_id}" if msg.client_id else None)
             self.participant = participant  # set first: the room's events about us name us
             try:
-                token = room.join(participant, self, ban_key=ban_key)
+                token = room.join(
+                    participant,
+                    self,
+                    ban_key=ban_key,
+                    person_key=person_key_for(msg.client_id, participant.participant_id),
+                )
             except RoomError:
                 self.participant = None
                 ticketing.release(grant, dropped=False)
@@ -232,9 +240,7 @@ class Session:
             self._attendance_id = await attendance.joined(
                 event_id=event.event_id,
                 participant_id=participant.participant_id,
-                person_key=f"client:{msg.client_id}"
-                if msg.client_id
-                else participant.participant_id,
+                person_key=room.state.person_key(participant.participant_id),
                 name=participant.name,
                 role=participant.role.value,
                 user_agent=self.user_agent,
@@ -591,4 +597,5 @@ _HANDLERS: dict[type[Any], _Handler] = {
     s.PollAnswer: ia.on_poll_answer,
     s.CtaShow: ia.on_cta_show,
     s.CtaClose: ia.on_cta_close,
+    s.CtaLaunch: ia.on_cta_launch,
 }

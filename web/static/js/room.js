@@ -242,6 +242,7 @@ class Room {
     byId("ended").hidden = which !== "ended";
     byId("controls").hidden = which !== "live";
     if (which !== "lobby") this.stopCountdown();
+    this.interaction?.setLobby(which === "lobby");
     if (!changed) return;
     if (which === "prejoin") (document.getElementById("access-code") ?? byId("prejoin-name")).focus();
     if (which === "ended") byId("rejoin").focus();
