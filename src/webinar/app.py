@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from webinar import __version__
+from webinar import __version__, forwarded
 from webinar.config import Config
 from webinar.dashboard import Dashboard
 from webinar.ids import format_event_id, normalize_event_id, same_secret
@@ -66,7 +66,8 @@ def router_config(config: Config) -> RouterConfig:
 def create_app(config: Config, store: Store | None = None) -> web.Application:
     """Build the application. ``store`` defaults to the SQLite store in the data dir;
     it is opened and closed with the app."""
-    app = web.Application(client_max_size=1024 * 1024)
+    middlewares = [forwarded.middleware(config.http.trusted_proxies)]
+    app = web.Application(client_max_size=1024 * 1024, middlewares=middlewares)
     app[CONFIG] = config
     app[STORE] = store if store is not None else Store(config.data_dir)
     app[CONNECTIONS] = set()
@@ -113,6 +114,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         heartbeat_interval=config.signalling.heartbeat_seconds,
         max_message_bytes=config.signalling.max_message_bytes,
         on_error=metrics.count_error,
+        is_draining=lambda: app[DRAINING][0],
     )
     await metrics.start()
     try:
@@ -167,6 +169,11 @@ def _is_loopback(address: str | None) -> bool:
         return False
 
 
+def _is_forwarded(request: web.Request) -> bool:
+    """Came through a proxy: a loopback peer then says nothing of where the client is."""
+    return any(h in request.headers for h in ("X-Forwarded-For", "Forwarded", "X-Real-IP"))
+
+
 async def metrics_endpoint(request: web.Request) -> web.Response:
     """Prometheus metrics: with admin.token set, a bearer token; else loopback only."""
     app = request.app
@@ -175,7 +182,7 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not same_secret(given, token):
             raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
-    elif not _is_loopback(request.remote):
+    elif not _is_loopback(request.remote) or _is_forwarded(request):
         raise web.HTTPForbidden(text="Set admin.token to read /metrics from elsewhere.")
     text = app[METRICS].render(app.get(ROOMS), len(app[CONNECTIONS]))
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
@@ -246,24 +253,9 @@ async def thanks_page(request: web.Request) -> web.Response:
 
 
 def run_app(config: Config, store: Store | None = None) -> None:
-    """Run until SIGINT/SIGTERM; then close every connection, room and task."""
+    """Run until SIGTERM (drain) or SIGINT; then close every connection, room and task."""
     check_hooks()  # fail at start, loudly, if aiortc changed under us
-    try:
-        import uvloop
+    from webinar import logs, server  # server imports this module
 
-        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        loop = asyncio.new_event_loop()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    app = create_app(config, store)
-    web.run_app(
-        app,
-        host=config.http.host,
-        port=config.http.port,
-        shutdown_timeout=5.0,
-        print=lambda *_: None,
-        access_log=None,
-        loop=loop,
-    )
+    logs.configure(config.log)
+    server.run(config, store)

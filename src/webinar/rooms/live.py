@@ -151,6 +151,9 @@ class LiveRoom:
         self._apply(events)
         return token
 
+    def has_resume_token(self, token: str) -> bool:
+        return token in self._resume_tokens
+
     def resume(self, token: str, peer: RoomPeer) -> Participant | None:
         """Take a dropped (or stale) participant back with their role, grants and hand."""
         pid = self._resume_tokens.get(token)

@@ -47,6 +47,7 @@ class ErrorCode(enum.StrEnum):
     UNKNOWN_STREAM = "unknown-stream"
     NEGOTIATION_FAILED = "negotiation-failed"
     INTERNAL = "internal"
+    DRAINING = "draining"
 
 
 class ProtocolError(Exception):
@@ -441,6 +442,14 @@ class Bye:
 
 
 @dataclass(frozen=True, slots=True)
+class Draining:
+    """The server is stopping: no new joins; it closes every session within the deadline."""
+
+    type: ClassVar[str] = "draining"
+    deadline_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Error:
     type: ClassVar[str] = "error"
     code: ErrorCode
@@ -465,6 +474,7 @@ ServerMessage = (
     | Ok
     | Pong
     | Bye
+    | Draining
     | Error
 )
 

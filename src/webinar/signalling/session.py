@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from webinar import __version__
+from webinar import __version__, logs
 from webinar.ids import format_event_id, normalize_event_id, same_secret
 from webinar.rooms import state as rs
 from webinar.rooms.live import LiveRoom, OfferedStream
@@ -65,6 +65,7 @@ class Services:
     heartbeat_interval: float
     max_message_bytes: int
     on_error: Callable[[str], None] = lambda _code: None
+    is_draining: Callable[[], bool] = lambda: False
 
 
 Send = Callable[[dict[str, Any]], None]
@@ -139,6 +140,10 @@ class Session:
                 s.ErrorCode.UNKNOWN_EVENT, f"there is no event with ID {msg.event_id[:32]!r}"
             )
         role = _role_for(event, msg.credential)
+        if self._services.is_draining() and not self._resumable(event.event_id, msg.resume_token):
+            raise s.ProtocolError(
+                s.ErrorCode.DRAINING, "the server is shutting down; join again in a moment"
+            )
         room = self._services.rooms.get_or_create(
             event.event_id,
             starts_at=event.starts_at.timestamp() if event.starts_at else None,
@@ -165,6 +170,7 @@ class Session:
             participant = room.state.get(participant.participant_id)  # may be listen-only
         assert token is not None
         self.participant, self.room, self.event = participant, room, event
+        logs.bind(room_id=event.event_id, participant_id=participant.participant_id)
         return s.Joined(
             participant_id=participant.participant_id,
             role=participant.role.value,
@@ -364,6 +370,11 @@ class Session:
         )
 
     # ------------------------------------------------------------------ lifecycle
+
+    def _resumable(self, room_id: str, token: str | None) -> bool:
+        """While draining, only a participant of a live room may come back (after a drop)."""
+        room = self._services.rooms.get(room_id)
+        return token is not None and room is not None and room.has_resume_token(token)
 
     def _joined(self) -> tuple[LiveRoom, Participant]:
         if self.room is None or self.participant is None:

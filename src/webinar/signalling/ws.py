@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from webinar import logs
+
 from . import schema as s
 from .session import Services, Session
 
@@ -156,6 +158,7 @@ async def websocket_handler(
         max_msg_size=services.max_message_bytes * 4,
     )
     await ws.prepare(request)
+    logs.bind(client=request.remote)
     connection = Connection(ws, services)
     connections.add(connection)
     try:
