@@ -72,7 +72,7 @@ def client_context(cert_file: Path) -> ssl.SSLContext:
 
 async def peer_serial(host: str, port: int, context: ssl.SSLContext) -> int:
     """Serial number of the certificate a new TLS connection is shown."""
-    reader, writer = await asyncio.open_connection(host, port, ssl=context)
+    _reader, writer = await asyncio.open_connection(host, port, ssl=context)
     try:
         ssl_object = writer.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True)
@@ -110,7 +110,7 @@ class ServerProcess:
         async with aiohttp.ClientSession(connector=connector) as http:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
-                    out, err = self.proc.communicate()
+                    _out, err = self.proc.communicate()
                     raise AssertionError(f"server exited early ({self.proc.returncode}): {err}")
                 try:
                     async with http.get(self.base_url + "/healthz") as resp:

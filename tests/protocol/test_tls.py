@@ -62,7 +62,7 @@ async def test_https_and_wss_with_a_self_signed_certificate(tmp_path: Path) -> N
             except aiohttp.ClientError:
                 pass
     finally:
-        out, err = server.stop()
+        _out, err = server.stop()
     assert "Traceback" not in err, err
 
 
@@ -105,6 +105,6 @@ async def test_sighup_reloads_the_certificate_and_keeps_websockets(tmp_path: Pat
             assert (await ws.request("ping"))["type"] == "pong"
             await ws.close()
     finally:
-        out, err = server.stop()
+        _out, err = server.stop()
     assert "Traceback" not in err, err
     assert "keeping the old certificate" in err
