@@ -24,6 +24,7 @@ from webinar.signalling.session import Services
 from webinar.signalling.ws import Connection, shutdown_connections, websocket_handler
 from webinar.store import Store
 from webinar.turn import ice_servers_for
+from webinar.webhooks import WebhookPages, Webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ CONNECTIONS = web.AppKey("connections", set[Connection])
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 METRICS = web.AppKey("metrics", Metrics)
 DRAINING = web.AppKey("draining", list[bool])
+WEBHOOKS = web.AppKey("webhooks", Webhooks)
 
 
 def web_root() -> Path:
@@ -96,6 +98,15 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
         public_url=config.http.public_url,
     )
     app.router.add_routes(dashboard.routes())
+    pages = WebhookPages(
+        webhooks=lambda: app[WEBHOOKS],
+        store=app[STORE],
+        require=dashboard._require,
+        render=_render,
+        allow_private=config.webhooks.allow_private_addresses,
+        admin_token=config.admin.token,
+    )
+    app.router.add_routes(pages.routes())
     return app
 
 
@@ -104,7 +115,12 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     store = app[STORE]
     if not store.is_open:
         await store.open()
-    rooms = RoomManager(router_config(config), max_participants=config.rooms.max_participants)
+    webhooks = Webhooks(store, config.webhooks)
+    await webhooks.start()
+    app[WEBHOOKS] = webhooks
+    rooms = RoomManager(
+        router_config(config), max_participants=config.rooms.max_participants, observer=webhooks
+    )
     app[ROOMS] = rooms
     metrics = app[METRICS]
     app[SERVICES] = Services(
@@ -123,6 +139,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await metrics.stop()
         await shutdown_connections(app[CONNECTIONS])
         await rooms.close()
+        await webhooks.close()
         await asyncio.sleep(0)
         await store.close()
 

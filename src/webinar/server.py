@@ -102,7 +102,8 @@ async def drain(app: web.Application, seconds: float, now: asyncio.Event) -> boo
         if left <= 0:
             break
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(now.wait(), min(DRAIN_POLL, left))
+            async with asyncio.timeout(min(DRAIN_POLL, left)):
+                await now.wait()
     ended = not rooms.rooms()
     if ended:
         logger.info("drained: no live room is left")
