@@ -171,6 +171,7 @@ class Session:
         assert token is not None
         self.participant, self.room, self.event = participant, room, event
         logs.bind(room_id=event.event_id, participant_id=participant.participant_id)
+        logger.info("joined as %s%s", participant.role.value, " (resumed)" if resumed else "")
         return s.Joined(
             participant_id=participant.participant_id,
             role=participant.role.value,

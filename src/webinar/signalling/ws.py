@@ -106,6 +106,8 @@ class Connection:
             except Exception:
                 logger.exception("leaving the room failed")
             self.close(self._closing or "disconnected")
+            if self.session.participant is not None:
+                logger.info("connection closed: %s", self._closing)
             try:
                 await asyncio.wait_for(writer, 2.0)
             except (TimeoutError, asyncio.CancelledError):
