@@ -119,7 +119,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await webhooks.start()
     app[WEBHOOKS] = webhooks
     rooms = RoomManager(
-        router_config(config), max_participants=config.rooms.max_participants, observer=webhooks
+        router_config(config),
+        max_participants=config.rooms.max_participants,
+        observer=webhooks,
+        max_rooms=config.rooms.max_rooms,
     )
     app[ROOMS] = rooms
     metrics = app[METRICS]

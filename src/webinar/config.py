@@ -119,10 +119,13 @@ class RoomsConfig:
     max_cameras: int = 4
     #: People in one room at once, presenters included.
     max_participants: int = 500
+    #: Events live (rooms open) on this server at once; a join that would open one more is refused.
+    max_rooms: int = 50
 
     def __post_init__(self) -> None:
         _check_range("rooms.max_cameras", self.max_cameras, 1, 7)
         _check_range("rooms.max_participants", self.max_participants, 1, 100_000)
+        _check_range("rooms.max_rooms", self.max_rooms, 1, 10_000)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -285,6 +285,7 @@ def test_every_key_has_an_env_var() -> None:
         ("ice.udp_port_max", "WEBINAR_ICE_UDP_PORT_MAX"),
         ("rooms.max_cameras", "WEBINAR_ROOMS_MAX_CAMERAS"),
         ("rooms.max_participants", "WEBINAR_ROOMS_MAX_PARTICIPANTS"),
+        ("rooms.max_rooms", "WEBINAR_ROOMS_MAX_ROOMS"),
         ("signalling.max_message_bytes", "WEBINAR_SIGNALLING_MAX_MESSAGE_BYTES"),
         ("signalling.heartbeat_seconds", "WEBINAR_SIGNALLING_HEARTBEAT_SECONDS"),
         ("turn.urls", "WEBINAR_TURN_URLS"),

@@ -35,7 +35,9 @@ class RoomManager:
         answer_timeout: float = 15.0,
         resume_grace: float = RESUME_GRACE,
         observer: RoomObserver | None = None,
+        max_rooms: int | None = None,
     ) -> None:
+        self._max_rooms = max_rooms
         self._router_config = router_config
         self._observer = observer
         self._max_participants = max_participants
@@ -63,6 +65,11 @@ class RoomManager:
         if room_id in self._ended:
             raise RoomError(RoomErrorCode.ENDED, "this event has ended")
         if room is None or room.closed:
+            if self._max_rooms is not None and len(self._rooms) >= self._max_rooms:
+                raise RoomError(
+                    RoomErrorCode.SERVER_FULL,
+                    f"this server runs at most {self._max_rooms} live events at once",
+                )
             config = self._router_config
             if max_cameras is not None:
                 config = dataclasses.replace(config, max_cameras=max_cameras)

@@ -48,6 +48,7 @@ class ErrorCode(enum.StrEnum):
     NEGOTIATION_FAILED = "negotiation-failed"
     INTERNAL = "internal"
     DRAINING = "draining"
+    SERVER_FULL = "server-full"
 
 
 class ProtocolError(Exception):

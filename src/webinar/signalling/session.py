@@ -54,6 +54,7 @@ _ROOM_ERRORS = {
     RoomErrorCode.DUPLICATE: s.ErrorCode.INVALID_REQUEST,
     RoomErrorCode.TOO_MANY_FOR_DISCUSSION: s.ErrorCode.TOO_MANY_FOR_DISCUSSION,
     RoomErrorCode.INVALID: s.ErrorCode.INVALID_REQUEST,
+    RoomErrorCode.SERVER_FULL: s.ErrorCode.SERVER_FULL,
 }
 
 
