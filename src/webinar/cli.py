@@ -228,6 +228,9 @@ def _cmd_user_remove(args: argparse.Namespace) -> int:
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
     config = _config(args)  # raises ConfigError naming the key and the problem
+    from webinar.tls import check_tls
+
+    cert = check_tls(config.tls)  # raises ConfigError if the pair does not load
     source = f"{args.config}" if args.config else "built-in defaults"
     print(f"Configuration OK ({source} plus WEBINAR_* environment variables).")
     print(f"  listens on {config.http.host}:{config.http.port}, links use {config.base_url}")
@@ -238,9 +241,6 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     )
     print(f"  media on {ports}; announced IP: {ice.announced_ip or 'none'}")
     print(f"  ICE servers: {len(ice.servers) or 'none (no third party is contacted)'}")
-    from webinar.tls import check_tls
-
-    cert = check_tls(config.tls)  # raises ConfigError if the pair does not load
     if cert is None:
         print("  TLS: off (serve behind a TLS reverse proxy, see docs/deployment.md)")
     else:

@@ -34,18 +34,24 @@ class CertificateInfo:
 
 def _read_pair(cert_file: Path, key_file: Path) -> CertificateInfo:
     """Check that the pair loads (blocking: files and key parsing); describe the certificate."""
+    for path in (cert_file, key_file):
+        try:
+            with path.open("rb"):
+                pass
+        except FileNotFoundError:
+            raise ConfigError(f"tls: cannot read {path}: not found") from None
+        except OSError as exc:
+            raise ConfigError(f"tls: cannot read {path}: {exc.strerror}") from None
     probe = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         probe.load_cert_chain(cert_file, key_file)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"tls: cannot read {exc.filename}: not found") from None
-    except PermissionError as exc:
-        raise ConfigError(f"tls: cannot read {exc.filename}: permission denied") from None
-    except ssl.SSLError as exc:
+    except ssl.SSLError as exc:  # before OSError, of which it is a kind
         raise ConfigError(
             f"tls: {cert_file} and {key_file} are not a matching PEM certificate and key"
             f" ({exc.reason or exc})"
         ) from None
+    except OSError as exc:
+        raise ConfigError(f"tls: cannot read {cert_file} or {key_file}: {exc}") from None
     cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
     return CertificateInfo(
         subject=cert.subject.rfc4514_string(),
