@@ -171,6 +171,10 @@ export function errorText(error, context = {}) {
       return "The server did not answer in time. Check your network and try again.";
     case "rate-limited":
       return "Too many requests; slow down a little.";
+    case "draining":
+      return "The server is restarting and takes nobody new right now. Try again in a minute.";
+    case "server-full":
+      return "The server is running as many webinars as it can right now. Try again later.";
     default:
       return error.message || error.code;
   }
