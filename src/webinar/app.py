@@ -205,6 +205,9 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     elif not _is_loopback(request.remote) or _is_forwarded(request):
         raise web.HTTPForbidden(text="Set admin.token to read /metrics from elsewhere.")
     text = app[METRICS].render(app.get(ROOMS), len(app[CONNECTIONS]))
+    webhooks = app.get(WEBHOOKS)
+    if webhooks is not None:
+        text += webhooks.metrics_text()
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 

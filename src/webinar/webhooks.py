@@ -731,6 +731,22 @@ class Webhooks:
     def retry_now(self) -> None:
         self._wake.set()
 
+    def metrics_text(self) -> str:
+        """Prometheus lines appended to /metrics."""
+        lines = [
+            "# HELP webinar_webhook_attempts_total Webhook delivery attempts by outcome.",
+            "# TYPE webinar_webhook_attempts_total counter",
+        ]
+        outcomes = {"delivered": "delivered", "failed": "gave_up", "retried": "will_retry"}
+        for key, label in outcomes.items():
+            lines.append(f'webinar_webhook_attempts_total{{outcome="{label}"}} {self.counts[key]}')
+        lines += [
+            "# HELP webinar_webhook_dropped_total Emitted events dropped: the queue was full.",
+            "# TYPE webinar_webhook_dropped_total counter",
+            f"webinar_webhook_dropped_total {self._dropped}",
+        ]
+        return "\n".join(lines) + "\n"
+
 
 def _person(p: rs.Participant) -> dict[str, Any]:
     return {"participant_id": p.participant_id, "name": p.name, "role": p.role.value}

@@ -213,6 +213,16 @@ async def test_room_events_signed_retried_and_logged(tmp_path: Path, receiver: R
             "participant.left",
         }
 
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(
+                server.base_url + "/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            ) as metrics,
+        ):
+            text = await metrics.text()
+        assert 'webinar_webhook_attempts_total{outcome="will_retry"} 1' in text
+        assert f'webinar_webhook_attempts_total{{outcome="delivered"}} {len(log)}' in text
+
         # The organiser sees the same log in the dashboard.
         async with olga.get(server.base_url + "/dashboard/webhooks") as page:
             text = await page.text()
