@@ -172,7 +172,7 @@ class TurnConfig:
 class AdminConfig:
     """Operator endpoints."""
 
-    #: Bearer token for /metrics. Unset: /metrics answers only clients on loopback.
+    #: Bearer token for /metrics and /api/admin/. Unset: /metrics is loopback-only, the API off.
     token: str | None = None
 
     def __post_init__(self) -> None:
