@@ -106,6 +106,9 @@ def _load_run_app() -> _RunApp:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     config = _config(args)
+    from webinar.tls import check_tls
+
+    check_tls(config.tls)  # a certificate problem stops us before anything is done
     run_app = _load_run_app()
     store = Store(config.data_dir)
 
