@@ -14,14 +14,20 @@ import jinja2
 from aiohttp import web
 
 from webinar import __version__, forwarded
+from webinar.attendance import AttendanceService
 from webinar.config import Config
 from webinar.dashboard import Dashboard
 from webinar.ids import format_event_id, normalize_event_id, same_secret
+from webinar.interaction_http import InteractionHttp
 from webinar.metrics import Metrics
+from webinar.publish import OutboxMailer, Publisher
+from webinar.recording_pages import RecordingPages
+from webinar.recordings import MIB, RecordingService
 from webinar.rooms.manager import RoomManager
 from webinar.sfu import IceServer, RouterConfig, TransportConfig, check_hooks
 from webinar.signalling.session import Services
 from webinar.signalling.ws import Connection, shutdown_connections, websocket_handler
+from webinar.stats_pages import StatsPages
 from webinar.store import Store
 from webinar.turn import ice_servers_for
 from webinar.webhooks import WebhookPages, Webhooks
@@ -36,6 +42,9 @@ CONNECTIONS = web.AppKey("connections", set[Connection])
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 METRICS = web.AppKey("metrics", Metrics)
 DRAINING = web.AppKey("draining", list[bool])
+RECORDINGS = web.AppKey("recordings", RecordingService)
+ATTENDANCE = web.AppKey("attendance", AttendanceService)
+PUBLISHER = web.AppKey("publisher", Publisher)
 WEBHOOKS = web.AppKey("webhooks", Webhooks)
 
 
@@ -98,6 +107,31 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
         public_url=config.http.public_url,
     )
     app.router.add_routes(dashboard.routes())
+    interaction = InteractionHttp(
+        store=app[STORE],
+        data_dir=config.data_dir,
+        admin_token=config.admin.token,
+        rooms=lambda: app.get(ROOMS),
+        secret=lambda: app[SERVICES].interaction_secret,
+        owned_event=dashboard.owned_event,
+        render=_render,
+        event_links=dashboard.event_view,
+    )
+    app.router.add_routes(interaction.routes())
+    app[RECORDINGS] = RecordingService(
+        app[STORE],
+        config.data_dir / "recordings",
+        quota_bytes=config.recording.quota_mb * MIB,
+    )
+    # Without an SMTP mailer wired in, recording links are written to <data_dir>/outbox.
+    app[PUBLISHER] = Publisher(
+        app[STORE], app[RECORDINGS], OutboxMailer(config.data_dir / "outbox")
+    )
+    app.router.add_routes(RecordingPages(dashboard, app[RECORDINGS], app[PUBLISHER]).routes())
+    app[ATTENDANCE] = AttendanceService(app[STORE])
+    app.router.add_routes(
+        StatsPages(dashboard, app[ATTENDANCE], app[RECORDINGS], app[PUBLISHER]).routes()
+    )
     pages = WebhookPages(
         webhooks=lambda: app[WEBHOOKS],
         store=app[STORE],
@@ -123,6 +157,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         max_participants=config.rooms.max_participants,
         observer=webhooks,
         max_rooms=config.rooms.max_rooms,
+        recording_hooks=app[RECORDINGS],
     )
     app[ROOMS] = rooms
     metrics = app[METRICS]
@@ -134,7 +169,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         max_message_bytes=config.signalling.max_message_bytes,
         on_error=metrics.count_error,
         is_draining=lambda: app[DRAINING][0],
+        recordings=app[RECORDINGS],
+        attendance=app[ATTENDANCE],
     )
+    await app[ATTENDANCE].close_open_sessions("server-restart")
     await metrics.start()
     try:
         yield

@@ -181,6 +181,17 @@ class AdminConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RecordingConfig:
+    """Recordings of events (WebM files under <data_dir>/recordings)."""
+
+    #: Storage each organiser may fill with recordings, in MiB; 0 disables recording.
+    quota_mb: int = 5120
+
+    def __post_init__(self) -> None:
+        _check_range("recording.quota_mb", self.quota_mb, 0, 100_000_000)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TlsConfig:
     """HTTPS served directly; the pair is read again on SIGHUP (renewals need no restart)."""
 
@@ -288,6 +299,8 @@ class Config:
             base = "https://" + base.removeprefix("http://")
         return base
 
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
+
     def with_overrides(
         self,
         *,
@@ -382,6 +395,7 @@ _SECTIONS: dict[str, type[typing.Any]] = {
     "signalling": SignallingConfig,
     "turn": TurnConfig,
     "admin": AdminConfig,
+    "recording": RecordingConfig,
     "tls": TlsConfig,
     "lifecycle": LifecycleConfig,
     "log": LogConfig,

@@ -884,14 +884,17 @@ class WebhookPages:
         status = request.query.get("status") or None
         if status not in (None, "pending", "delivered", "failed"):
             return web.json_response(
-                {"error": "status must be pending, delivered or failed"}, status=400
+                {"error": "bad-request", "message": "status must be pending, delivered or failed"},
+                status=400,
             )
         try:
             limit = int(request.query.get("limit", "100"))
         except ValueError:
             limit = -1
         if not 1 <= limit <= 1000:
-            return web.json_response({"error": "limit must be 1 to 1000"}, status=400)
+            return web.json_response(
+                {"error": "bad-request", "message": "limit must be 1 to 1000"}, status=400
+            )
         deliveries = await self.store.run_sql(
             lambda db: sql_deliveries(db, None, limit=limit, status=status)
         )

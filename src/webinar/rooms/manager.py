@@ -11,6 +11,7 @@ from typing import Protocol
 from webinar.sfu import Router, RouterConfig
 
 from .live import LiveRoom
+from .recording import RecordingHooks
 from .state import RESUME_GRACE, Phase, RoomError, RoomErrorCode, RoomEvent, RoomState
 
 logger = logging.getLogger(__name__)
@@ -36,10 +37,12 @@ class RoomManager:
         resume_grace: float = RESUME_GRACE,
         observer: RoomObserver | None = None,
         max_rooms: int | None = None,
+        recording_hooks: RecordingHooks | None = None,
     ) -> None:
         self._max_rooms = max_rooms
         self._router_config = router_config
         self._observer = observer
+        self._recording_hooks = recording_hooks
         self._max_participants = max_participants
         self._answer_timeout = answer_timeout
         self._resume_grace = resume_grace
@@ -58,6 +61,7 @@ class RoomManager:
         starts_at: float | None = None,
         join_window: float = 300.0,
         max_cameras: int | None = None,
+        auto_record: bool = False,
     ) -> LiveRoom:
         room = self._rooms.get(room_id)
         if room is not None and room.state.phase is Phase.ENDED:
@@ -77,6 +81,7 @@ class RoomManager:
                 max_participants=self._max_participants,
                 starts_at=starts_at,
                 join_window=join_window,
+                recording_wanted=auto_record,
             )
             room = LiveRoom(
                 room_id,
@@ -90,6 +95,7 @@ class RoomManager:
                     if self._observer is not None
                     else None
                 ),
+                recording_hooks=self._recording_hooks,
             )
             self._rooms[room_id] = room
             if self._observer is not None:

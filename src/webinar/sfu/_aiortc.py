@@ -8,12 +8,13 @@ names of aiortc 1.16 / aioice 0.13 (pinned in pyproject.toml):
   routed by MID (then SSRC) straight to the SFU, skipping the jitter buffer; the
   receiver's ``receive`` is replaced so no decoder thread is ever started, while
   its RTCP loop keeps sending truthful receiver reports fed from our statistics;
-* egress: packets are SRTP-protected with the transport's session and handed to
-  the nominated ICE pair's UDP socket synchronously (no coroutine per packet);
-  the sender's RTCP loop keeps running and its sender-report fields are kept
-  truthful from the forwarding counters;
-* feedback: the sender's ``_handle_rtcp_packet`` is replaced so NACK, PLI/FIR,
-  REMB and receiver reports reach the consumer;
+* egress: packets are written into a C buffer, SRTP-protected in place with the
+  transport's libsrtp session and handed to the nominated ICE pair's UDP socket
+  synchronously (no coroutine per packet);
+* feedback: the subscriber connection's ``_handle_rtcp_data`` is replaced so NACK,
+  PLI/FIR, REMB and receiver reports reach the consumer synchronously, and each
+  sender's RTCP loop is replaced: the SFU sends one compound SR per subscriber
+  connection for all its streams;
 * gathering: host addresses, the UDP port range and an announced public IP.
 
 :func:`check_hooks` verifies every name this module touches; it runs at import
@@ -23,9 +24,10 @@ time of the server and in a test, so an aiortc upgrade fails loudly, not subtly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 import aioice.ice
@@ -40,9 +42,12 @@ from aiortc.rtp import (
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
     AnyRtcpPacket,
+    RtcpByePacket,
+    RtcpPacket,
     RtcpPsfbPacket,
-    RtcpRrPacket,
     RtcpRtpfbPacket,
+    RtcpSdesPacket,
+    RtcpSourceInfo,
     RtcpSrPacket,
     RtpPacket,
     pack_remb_fci,
@@ -58,8 +63,11 @@ __all__ = [
     "SilentTrack",
     "check_hooks",
     "configure_gathering",
+    "install_feedback",
     "install_ingress",
+    "release_sockets",
     "running_decoder_threads",
+    "sender_reports",
     "subscriber_extension_ids",
 ]
 
@@ -83,7 +91,7 @@ _RECEIVER_ATTRS = (
     "transport",
     "decoder_thread",
 )
-_SENDER_ATTRS = ("packet_count", "octet_count", "ntp_timestamp", "rtp_timestamp", "rtt")
+_SENDER_ATTRS = ("rtcp_started", "rtcp_exited", "cname")
 
 
 def check_hooks() -> None:
@@ -107,13 +115,14 @@ def check_hooks() -> None:
                 (receiver, "_run_rtcp"),
                 (receiver, "_handle_rtcp_packet"),
                 (receiver, "_send_rtcp"),
-                (sender, "_handle_rtcp_packet"),
+                (sender, "_run_rtcp"),
                 (sender, "_ssrc"),
                 (sender, "_rtx_ssrc"),
                 (sender, "_stream_id"),
                 (tr, "_codecs"),
                 (tr, "_headerExtensions"),
                 (dtls, "_handle_rtp_data"),
+                (dtls, "_handle_rtcp_data"),
                 (dtls, "_rtp_header_extensions_map"),
                 (dtls, "_rtp_router"),
                 (dtls, "_tx_srtp"),
@@ -130,6 +139,7 @@ def check_hooks() -> None:
                 missing.append("RTCIceGatherer._connection")
             else:
                 for name in (
+                    "_closing",
                     "_nominated",
                     "_protocols",
                     "_local_candidates",
@@ -152,13 +162,14 @@ def check_hooks() -> None:
         asyncio.set_event_loop(None)
         loop.close()
     session = pylibsrtp.Session()
-    for name in ("_srtp", "_cdata", "_buffer"):
+    for name in ("_srtp",):
         if not hasattr(session, name):
             missing.append(f"pylibsrtp.Session.{name}")
-    if str(_srtp_ffi.typeof(_srtp_protect)) != (
-        "<ctype 'srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)'>"
-    ):
-        missing.append("libsrtp srtp_protect(ctx, data, int *len) signature")
+    for fn in (_srtp_protect, _srtp_protect_rtcp):
+        if str(_srtp_ffi.typeof(fn)) != (
+            "<ctype 'srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)'>"
+        ):
+            missing.append(f"libsrtp {fn.__name__}(ctx, data, int *len) signature")
     if not hasattr(_DtlsState, "CONNECTED"):
         missing.append("aiortc.rtcdtlstransport.State.CONNECTED")
     for name in (
@@ -242,129 +253,160 @@ def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:
 # --------------------------------------------------------------------------- egress
 
 
-class _UdpSend:
-    """Resolves the nominated ICE pair into a synchronous ``sendto``."""
-
-    __slots__ = ("_conn", "_loop", "_pair", "_send", "_tasks")
-
-    def __init__(self, dtls: RTCDtlsTransport) -> None:
-        self._conn = dtls.transport.iceGatherer._connection
-        self._pair: Any = None
-        self._send: Callable[[bytes], None] | None = None
-        self._loop = asyncio.get_event_loop()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def __call__(self, data: bytes) -> bool:
-        pair = self._conn._nominated.get(1)
-        if pair is None:
-            return False
-        if pair is not self._pair:
-            self._resolve(pair)
-        send = self._send
-        assert send is not None
-        send(data)
-        return True
-
-    def _resolve(self, pair: Any) -> None:
-        self._pair = pair
-        protocol = pair.protocol
-        addr = pair.remote_addr
-        if type(protocol) is aioice.ice.StunProtocol:
-            transport = protocol.transport
-            self._send = lambda data: transport.sendto(data, addr)
-        else:  # TURN-relayed or TCP protocol: its send is a coroutine
-
-            def send(data: bytes) -> None:
-                task = self._loop.create_task(protocol.send_data(data, addr))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-
-            self._send = send
-
-
 _CONNECTED = _DtlsState.CONNECTED
 _srtp_protect = _srtp_lib.srtp_protect
+_srtp_protect_rtcp = _srtp_lib.srtp_protect_rtcp
+_unpack = _srtp_ffi.unpack
 _SRTP_MAX_TRAILER = 16 + 128  # pylibsrtp's SRTP_MAX_TRAILER_LEN
-
-
-class _FastProtect:
-    """SRTP protect through libsrtp directly, reusing the session's buffer.
-
-    pylibsrtp allocates an ``int *`` and checks its arguments on every call; on the
-    forwarding path that wrapper cost about as much as the encryption itself."""
-
-    __slots__ = ("_buffer", "_cdata", "_ctx", "_len", "_limit", "_session")
-
-    def __init__(self, session: Any) -> None:
-        self._session = session  # keeps the context and buffer alive
-        self._ctx = session._srtp[0]
-        self._cdata = session._cdata
-        self._buffer = session._buffer
-        self._len = _srtp_ffi.new("int *")
-        self._limit = len(session._buffer) - _SRTP_MAX_TRAILER
-
-    def __call__(self, data: bytes) -> bytes | None:
-        n = len(data)
-        if n > self._limit:
-            return None
-        self._buffer[0:n] = data
-        length = self._len
-        length[0] = n
-        if _srtp_protect(self._ctx, self._cdata, length) != 0:
-            return None  # e.g. an index libsrtp considers replayed: drop, never raise
-        return self._buffer[0 : length[0]]  # type: ignore[no-any-return]
+_SRTCP_MAX_TRAILER = 4 + 16 + 128  # pylibsrtp's SRTP_MAX_SRTCP_TRAILER_LEN
+MAX_PACKET = 1500  # largest RTP packet (header included) the sink accepts
 
 
 class PacketSink:
-    """Synchronous SRTP/SRTCP send on one peer connection's DTLS transport."""
+    """Synchronous SRTP/SRTCP send on one peer connection's DTLS transport.
 
-    __slots__ = ("_dtls", "_protect", "_udp", "bytes_sent", "packets_sent")
+    The forwarding path writes a packet straight into :attr:`out` (a writable view
+    of the sink's own C buffer), then calls :meth:`send_out`: libsrtp protects it in
+    place and the nominated ICE pair's UDP transport sends it. No coroutine, no
+    intermediate ``bytes`` but the one handed to the socket. Everything that can
+    change under a live connection (the SRTP session after a DTLS restart, the
+    nominated pair after an ICE change) is re-resolved when it changes, checked
+    by identity per packet.
+    """
+
+    __slots__ = (
+        "_addr",
+        "_cbuf",
+        "_ctx",
+        "_dtls",
+        "_len",
+        "_loop",
+        "_nominated",
+        "_pair",
+        "_sendto",
+        "_session",
+        "_tasks",
+        "bytes_sent",
+        "out",
+        "packets_sent",
+    )
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
         self._dtls = dtls
-        self._protect: _FastProtect | None = None
-        self._udp = _UdpSend(dtls)
+        self._nominated: dict[int, Any] = dtls.transport.iceGatherer._connection._nominated
+        self._session: Any = None
+        self._ctx: Any = None
+        self._pair: Any = None
+        self._addr: Any = None
+        self._sendto: Callable[[bytes, Any], None] | None = None
+        self._loop = asyncio.get_event_loop()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._cbuf = _srtp_ffi.new("char[]", MAX_PACKET + _SRTCP_MAX_TRAILER)
+        self._len = _srtp_ffi.new("int *")
+        self.out = memoryview(_srtp_ffi.buffer(self._cbuf))
         self.packets_sent = 0
         self.bytes_sent = 0
 
-    def send_rtp(self, data: bytes) -> bool:
+    def send_out(self, n: int) -> bool:
+        """Protect the first ``n`` bytes of :attr:`out` (an RTP packet) and send them."""
         dtls = self._dtls
         if dtls._state is not _CONNECTED:
             return False
-        protect = self._protect
-        if protect is None or protect._session is not dtls._tx_srtp:
-            if dtls._tx_srtp is None:
-                return False
-            protect = self._protect = _FastProtect(dtls._tx_srtp)
-        out = protect(data)
-        if out is None:
+        if dtls._tx_srtp is not self._session and not self._resolve_srtp():
             return False
-        if self._udp(out):
-            self.packets_sent += 1
-            self.bytes_sent += len(out)
-            return True
-        return False
+        pair = self._nominated.get(1)
+        if pair is not self._pair and not self._resolve_pair(pair):
+            return False
+        length = self._len
+        length[0] = n
+        if _srtp_protect(self._ctx, self._cbuf, length) != 0:
+            return False  # e.g. an index libsrtp considers replayed: drop, never raise
+        n = length[0]
+        self._sendto(_unpack(self._cbuf, n), self._addr)  # type: ignore[misc]
+        self.packets_sent += 1
+        self.bytes_sent += n
+        return True
+
+    def send_rtp(self, data: bytes) -> bool:
+        """Protect and send a packet built elsewhere (retransmissions, tests)."""
+        n = len(data)
+        if n > MAX_PACKET:
+            return False
+        self.out[0:n] = data
+        return self.send_out(n)
 
     def send_rtcp(self, data: bytes) -> bool:
-        srtp = self._dtls._tx_srtp
-        if srtp is None or self._dtls._state is not _CONNECTED:
+        dtls = self._dtls
+        n = len(data)
+        if dtls._state is not _CONNECTED or n > MAX_PACKET:
             return False
-        try:
-            return self._udp(srtp.protect_rtcp(data))
-        except pylibsrtp.Error:
+        if dtls._tx_srtp is not self._session and not self._resolve_srtp():
             return False
+        pair = self._nominated.get(1)
+        if pair is not self._pair and not self._resolve_pair(pair):
+            return False
+        self.out[0:n] = data
+        length = self._len
+        length[0] = n
+        if _srtp_protect_rtcp(self._ctx, self._cbuf, length) != 0:
+            return False
+        self._sendto(_unpack(self._cbuf, length[0]), self._addr)  # type: ignore[misc]
+        return True
 
+    def _resolve_srtp(self) -> bool:
+        session = self._dtls._tx_srtp
+        if session is None:
+            return False
+        self._session = session  # keeps the libsrtp context alive
+        self._ctx = session._srtp[0]
+        return True
 
-RtcpHandler = Callable[[AnyRtcpPacket], Awaitable[None]]
+    def _resolve_pair(self, pair: Any) -> bool:
+        if pair is None:
+            return False
+        self._pair = pair
+        self._addr = pair.remote_addr
+        protocol = pair.protocol
+        if type(protocol) is aioice.ice.StunProtocol:
+            self._sendto = protocol.transport.sendto
+        else:  # TURN-relayed or TCP protocol: its send is a coroutine
+            self._sendto = self._send_via_task
+        return True
+
+    def _send_via_task(self, data: bytes, addr: Any) -> None:
+        task = self._loop.create_task(self._pair.protocol.send_data(data, addr))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
 
 class SenderTap:
-    """Access to one aiortc sender used as a forwarding egress."""
+    """Access to one aiortc sender used as a forwarding egress.
+
+    The sender negotiates its m-line, but sends nothing itself: its RTCP loop is
+    replaced by one that only says BYE at the end, because the SFU sends one
+    compound SR per subscriber connection for all its streams (see
+    :func:`sender_reports`) and handles their feedback itself
+    (:func:`install_feedback`)."""
 
     def __init__(self, transceiver: RTCRtpTransceiver) -> None:
         self.transceiver = transceiver
         self.sender: RTCRtpSender = transceiver.sender
-        self._original_rtcp = self.sender._handle_rtcp_packet
+        sender = self.sender
+        started: asyncio.Event = getattr(sender, _S + "rtcp_started")
+        exited: asyncio.Event = getattr(sender, _S + "rtcp_exited")
+
+        async def run_rtcp() -> None:
+            started.set()
+            try:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.get_running_loop().create_future()
+                dtls = sender.transport
+                if dtls._state is _CONNECTED and dtls._tx_srtp is not None:
+                    PacketSink(dtls).send_rtcp(bytes(RtcpByePacket(sources=[sender._ssrc])))
+            finally:
+                exited.set()  # RTCRtpSender.stop() waits for it
+
+        sender._run_rtcp = run_rtcp  # type: ignore[method-assign]
 
     @property
     def ssrc(self) -> int:
@@ -374,35 +416,50 @@ class SenderTap:
     def rtx_ssrc(self) -> int:
         return self.sender._rtx_ssrc
 
+    @property
+    def cname(self) -> str | None:
+        return cast("str | None", getattr(self.sender, _S + "cname"))
+
     def sink(self) -> PacketSink:
         return PacketSink(self.sender.transport)
 
-    def intercept_rtcp(self, handler: RtcpHandler) -> None:
-        """Route the subscriber's feedback for this stream to ``handler``.
 
-        Receiver reports still reach aiortc's own handler first so its RTT and
-        remote-inbound statistics stay right."""
-        original = self._original_rtcp
+def sender_reports(reports: list[RtcpSrPacket], cname: str | None) -> list[bytes]:
+    """Compound RTCP packets (SR + SDES CNAME) for many streams, each under ~1200 bytes."""
+    out: list[bytes] = []
+    per_packet = 12
+    for i in range(0, len(reports), per_packet):
+        group = reports[i : i + per_packet]
+        data = b"".join(bytes(r) for r in group)
+        if cname is not None:
+            data += bytes(
+                RtcpSdesPacket(
+                    chunks=[
+                        RtcpSourceInfo(ssrc=r.ssrc, items=[(1, cname.encode("utf8"))])
+                        for r in group
+                    ]
+                )
+            )
+        out.append(data)
+    return out
 
-        async def handle(packet: AnyRtcpPacket) -> None:
-            if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
-                await original(packet)
-            await handler(packet)
 
-        self.sender._handle_rtcp_packet = handle  # type: ignore[method-assign]
+def install_feedback(dtls: RTCDtlsTransport, on_packet: Callable[[AnyRtcpPacket], None]) -> None:
+    """Hand every RTCP packet a subscriber sends straight to ``on_packet``.
 
-    def rtt(self) -> float | None:
-        return cast("float | None", getattr(self.sender, _S + "rtt"))
+    aiortc would route each to its senders through two coroutines per packet and
+    per recipient; the SFU routes by SSRC itself, synchronously."""
+    parse = RtcpPacket.parse
 
-    def sync_sender_report(
-        self, packet_count: int, octet_count: int, ntp_timestamp: int, rtp_timestamp: int
-    ) -> None:
-        """Make the sender's next RTCP SR describe what we actually forwarded."""
-        s = self.sender
-        setattr(s, _S + "packet_count", packet_count)
-        setattr(s, _S + "octet_count", octet_count)
-        setattr(s, _S + "ntp_timestamp", ntp_timestamp)
-        setattr(s, _S + "rtp_timestamp", rtp_timestamp)
+    async def handle_rtcp_data(data: bytes) -> None:
+        try:
+            packets = parse(data)
+        except ValueError:
+            return
+        for packet in packets:
+            on_packet(packet)
+
+    dtls._handle_rtcp_data = handle_rtcp_data  # type: ignore[method-assign]
 
 
 # --------------------------------------------------------------------------- ingress
@@ -551,22 +608,62 @@ def configure_gathering(
 
     private: Any = pc
     original = private._RTCPeerConnection__createTransceiver
+    sockets = _Sockets()
+    private._webinar_sockets = sockets
 
     def create(*args: Any, **kwargs: Any) -> Any:
         transceiver = original(*args, **kwargs)
         conn = transceiver.receiver.transport.transport.iceGatherer._connection
         if not getattr(conn, "_webinar_gather", False):
-            _patch_gather(conn, host_addresses, port_min, port_max, announced_ip)
+            _patch_gather(conn, sockets, host_addresses, port_min, port_max, announced_ip)
         return transceiver
 
     private._RTCPeerConnection__createTransceiver = create
 
 
+class _Closed(Exception):
+    """The ICE connection closed while candidates were being gathered."""
+
+
 MEDIA_SOCKET_BUFFER = 4 * 1024 * 1024  # the kernel caps it at net.core.rmem_max
+
+
+def release_sockets(pc: RTCPeerConnection) -> None:
+    """After ``pc.close()``: close every UDP socket our gathering bound for ``pc``.
+
+    aioice closes the sockets it knows of, but not one bound while its connection
+    was closing, nor those of an ICE transport aiortc dropped without closing."""
+    sockets: _Sockets | None = getattr(pc, "_webinar_sockets", None)
+    if sockets is not None:
+        sockets.release()
+
+
+class _Sockets:
+    """The UDP transports our gathering bound for one peer connection."""
+
+    def __init__(self) -> None:
+        self.released = False
+        self._transports: list[asyncio.BaseTransport] = []
+
+    def add(self, transport: asyncio.BaseTransport) -> bool:
+        """Keep ``transport``; after :meth:`release` close it at once and say so."""
+        if self.released:
+            transport.close()
+            return False
+        self._transports.append(transport)
+        return True
+
+    def release(self) -> None:
+        self.released = True
+        for transport in self._transports:
+            if not transport.is_closing():
+                transport.close()
+        self._transports.clear()
 
 
 def _patch_gather(
     conn: Any,
+    sockets: _Sockets,
     host_addresses: list[str],
     port_min: int | None,
     port_max: int | None,
@@ -589,6 +686,10 @@ def _patch_gather(
                 transport, protocol = await loop.create_datagram_endpoint(
                     lambda: ice.StunProtocol(conn), local_addr=(address, port), family=family
                 )
+                # Closed while we were binding? Then nobody else would close it.
+                if not sockets.add(transport) or conn._closing:
+                    transport.close()
+                    raise _Closed
                 sock = transport.get_extra_info("socket")
                 if sock is not None:  # as aioice does: bursts must not overflow the socket
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, MEDIA_SOCKET_BUFFER)
@@ -601,6 +702,17 @@ def _patch_gather(
         if conn._local_candidates_start:
             return
         conn._local_candidates_start = True
+        with contextlib.suppress(_Closed):
+            await gather()
+        if conn._closing:
+            # The connection closed while gathering: its close() may already have run
+            # over _protocols, so close whatever we added (closing twice is harmless).
+            for protocol in conn._protocols:
+                protocol.transport.close()
+            conn._protocols.clear()
+        conn._local_candidates_end = True
+
+    async def gather() -> None:
         relay_only = conn._transport_policy == ice.TransportPolicy.RELAY
         addresses = (
             []
@@ -650,10 +762,9 @@ def _patch_gather(
             for result in results:
                 if isinstance(result, tuple):
                     conn._local_candidates.append(result[0])
-            if conn.turn_server:
+            if conn.turn_server and not conn._closing:
                 conn._local_candidates += await conn.get_component_candidates(
                     component=component, addresses=[]
                 )
-        conn._local_candidates_end = True
 
     conn.gather_candidates = gather_candidates

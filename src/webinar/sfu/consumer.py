@@ -24,8 +24,10 @@ from aiortc.rtp import (
     RTCP_RTPFB_NACK,
     AnyRtcpPacket,
     RtcpPsfbPacket,
+    RtcpReceiverInfo,
     RtcpRrPacket,
     RtcpRtpfbPacket,
+    RtcpSenderInfo,
     RtcpSrPacket,
     unpack_remb_fci,
 )
@@ -43,6 +45,7 @@ logger = logging.getLogger(__name__)
 HISTORY_SIZE = 1024  # packets kept per video consumer for retransmission (~8 s at 1 Mbps)
 RESEND_INTERVAL = 0.1  # a sequence number is resent at most once per 100 ms
 MAX_NACK_ITEMS = 128  # bound on the work done for one NACK
+RTT_ALPHA = 0.85  # smoothing of the round-trip time, as aiortc's sender does
 _HDR = struct.Struct("!BBHIIHH")
 
 
@@ -99,53 +102,70 @@ class Consumer:
         self._rtx_ssrc = tap.rtx_ssrc
         self._pt = 0
         self._rtx_pt: int | None = None
-        self._ext_fixed = b""  # extension elements that are the same for every packet
-        self._ext_words = 0
         self._need_keyframe = producer.kind is MediaKind.VIDEO
         self._started = False
         self._seq_offset = 0
         self._base_seq = 0  # first (unwrapped) input sequence number forwarded
         self._highest_out = _random_start()  # highest extended output sequence sent
         self._ts_offset = int.from_bytes(_randbytes(4), "big")
-        self._last_out_ts = 0
-        self._last_sent_at = 0.0
         self._rtx_seq = int.from_bytes(_randbytes(2), "big") & 0x7FFF
         self._video = producer.kind is MediaKind.VIDEO
-        self._history: list[tuple[int, int, MediaPacket] | None] = (
-            [None] * HISTORY_SIZE if self._video else []
-        )
+        # Retransmission history by output sequence number: the packet and the output
+        # sequence number it went out with (a slot is reused after HISTORY_SIZE).
+        self._hist_mp: list[MediaPacket | None] = [None] * HISTORY_SIZE if self._video else []
+        self._hist_seq: list[int] = [-1] * HISTORY_SIZE if self._video else []
         self._resent_at: list[float] = [0.0] * HISTORY_SIZE if self._video else []
+        self._last: MediaPacket | None = None  # last packet sent (for SRs without a publisher SR)
+        self._head: struct.Struct = _HDR
+        self._head_len = _HDR.size
+        self._head_fixed: tuple[bytes, ...] = ()
+        self._out: memoryview = memoryview(b"")
+        self._mid_ext = b""
+        self._ext_words = 0
+        self._var_id = 0  # id byte of the per-packet extension element; 0: none
+        self._has_level = False
         self._keyframe_asked = 0.0
-        tap.intercept_rtcp(self._handle_rtcp)
+        self.rtt: float | None = None  # seconds, smoothed, from receiver reports
+        self._lsr = 0  # middle 32 bits of the NTP time of our last SR
+        self._lsr_time = 0.0
 
     # ------------------------------------------------------------------ setup
 
     def set_layout(self, layout: ConsumerLayout) -> None:
-        """Called once the subscriber's answer fixed payload types and extensions."""
+        """Called once the subscriber's answer fixed payload types and extensions.
+
+        Fixes the header layout of every packet this consumer sends: the 12-byte RTP
+        header, a one-byte-extension block with the MID and one per-packet element
+        (abs-send-time for video, audio level for audio), padded to 32 bits. One
+        ``struct`` writes it all into the sink's buffer per packet."""
         self._layout = layout
         self._pt = layout.payload_type
         self._rtx_pt = layout.rtx_payload_type
-        ext = one_byte_extension(layout.mid_ext_id, layout.mid.encode())
-        self._ext_fixed = ext
-        variable = 0
+        mid = one_byte_extension(layout.mid_ext_id, layout.mid.encode())
         if self._video and layout.abs_send_time_ext_id is not None:
-            variable = 4
+            var_fmt, var_id = "B3s", bytes([(layout.abs_send_time_ext_id << 4) | 2])
         elif not self._video and layout.audio_level_ext_id is not None:
-            variable = 2
-        total = len(pad4(ext + b"\x00" * variable))
-        self._ext_words = total // 4
-        self._ext_pad = b"\x00" * (total - len(ext) - variable)
-        self._ast_id = (
-            bytes([(layout.abs_send_time_ext_id << 4) | 2])
-            if self._video and layout.abs_send_time_ext_id is not None
-            else None
-        )
-        self._level_id = (
-            bytes([layout.audio_level_ext_id << 4])
-            if not self._video and layout.audio_level_ext_id is not None
-            else None
-        )
+            var_fmt, var_id = "BB", bytes([layout.audio_level_ext_id << 4])
+        else:
+            var_fmt, var_id = "", b""
+        body = len(mid) + len(var_id) + (3 if var_fmt == "B3s" else 1 if var_fmt else 0)
+        pad = len(pad4(b"\x00" * body)) - body
+        self._ext_words = (body + pad) // 4
+        self._var_id = var_id[0] if var_id else 0
+        self._has_level = var_fmt == "BB"
+        self._head = struct.Struct(f"!BBHIIHH{len(mid)}s{var_fmt}{pad}x")
+        self._head_len = self._head.size
+        self._mid_ext = mid
         self._sink = self._tap.sink()
+        self._out = self._sink.out
+
+    @property
+    def ssrc(self) -> int:
+        return self._ssrc
+
+    @property
+    def rtx_ssrc(self) -> int:
+        return self._rtx_ssrc
 
     @property
     def mid(self) -> str | None:
@@ -196,41 +216,72 @@ class Consumer:
         if out_ext > self._highest_out:
             self._highest_out = out_ext
         out_seq = out_ext & 0xFFFF
-        out_ts = (mp.timestamp + self._ts_offset) & 0xFFFFFFFF
-        data = self._build(mp, self._pt, out_seq, out_ts, self._ssrc, mp.payload)
-        sink = self._sink
-        assert sink is not None
-        if sink.send_rtp(data):
+        payload = mp.payload
+        n = self._write(mp, self._pt, out_seq, self._ssrc, payload, -1)
+        if self._sink.send_out(n):  # type: ignore[union-attr]
             st = self.stats
             st.packets += 1
-            st.bytes += len(mp.payload)
-            self._last_out_ts = out_ts
-            self._last_sent_at = mp.arrival
+            st.bytes += len(payload)
+            self._last = mp
         if self._video:
-            self._history[out_seq & (HISTORY_SIZE - 1)] = (out_seq, out_ts, mp)
+            slot = out_seq & (HISTORY_SIZE - 1)
+            self._hist_mp[slot] = mp
+            self._hist_seq[slot] = out_seq
 
-    def _build(
-        self, mp: MediaPacket, pt: int, seq: int, ts: int, ssrc: int, payload: bytes
-    ) -> bytes:
-        head = _HDR.pack(0x90, (mp.marker << 7) | pt, seq, ts, ssrc, 0xBEDE, self._ext_words)
-        if self._ast_id is not None:
-            return b"".join(
-                (head, self._ext_fixed, self._ast_id, mp.abs_send_time, self._ext_pad, payload)
+    def _write(
+        self, mp: MediaPacket, pt: int, seq: int, ssrc: int, payload: bytes, osn: int
+    ) -> int:
+        """Write header, extensions and payload into the sink's buffer; returns the
+        length. ``osn`` >= 0 makes it an RTX packet carrying that original number."""
+        out = self._out
+        head = self._head_len
+        ts = (mp.timestamp + self._ts_offset) & 0xFFFFFFFF
+        first = (mp.marker << 7) | pt
+        if self._var_id == 0:
+            self._head.pack_into(
+                out, 0, 0x90, first, seq, ts, ssrc, 0xBEDE, self._ext_words, self._mid_ext
             )
-        if self._level_id is not None and mp.audio_level >= 0:
-            return b"".join(
-                (
-                    head,
-                    self._ext_fixed,
-                    self._level_id,
-                    bytes((mp.audio_level,)),
-                    self._ext_pad,
-                    payload,
-                )
+        elif not self._has_level:
+            self._head.pack_into(
+                out,
+                0,
+                0x90,
+                first,
+                seq,
+                ts,
+                ssrc,
+                0xBEDE,
+                self._ext_words,
+                self._mid_ext,
+                self._var_id,
+                mp.abs_send_time,
             )
-        if self._level_id is not None:  # keep the layout: a padding byte and a zero-length-0 slot
-            return b"".join((head, self._ext_fixed, b"\x00\x00", self._ext_pad, payload))
-        return b"".join((head, self._ext_fixed, self._ext_pad, payload))
+        elif mp.audio_level >= 0:
+            self._head.pack_into(
+                out,
+                0,
+                0x90,
+                first,
+                seq,
+                ts,
+                ssrc,
+                0xBEDE,
+                self._ext_words,
+                self._mid_ext,
+                self._var_id,
+                mp.audio_level,
+            )
+        else:  # keep the layout: padding bytes where the level would be
+            self._head.pack_into(
+                out, 0, 0x90, first, seq, ts, ssrc, 0xBEDE, self._ext_words, self._mid_ext, 0, 0
+            )
+        if osn >= 0:
+            out[head] = osn >> 8
+            out[head + 1] = osn & 0xFF
+            head += 2
+        end = head + len(payload)
+        out[head:end] = payload
+        return end
 
     def _restart_at(self, mp: MediaPacket) -> None:
         self._need_keyframe = False
@@ -244,7 +295,8 @@ class Consumer:
 
     # ------------------------------------------------------------------ feedback
 
-    async def _handle_rtcp(self, packet: AnyRtcpPacket) -> None:
+    def handle_rtcp(self, packet: AnyRtcpPacket) -> None:
+        """The subscriber's feedback on this stream (the transport routes it here)."""
         if self.closed:
             return
         if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
@@ -266,10 +318,19 @@ class Consumer:
         elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
             for report in packet.reports:
                 if report.ssrc == self._ssrc:
-                    self.stats.fraction_lost = report.fraction_lost
-                    self._estimator.on_receiver_report(
-                        report.fraction_lost, time.monotonic(), self._tap.rtt()
-                    )
+                    self.on_report(report)
+
+    def on_report(self, report: RtcpReceiverInfo) -> None:
+        """A report block about this stream: loss, and RTT against our last SR."""
+        if self.closed:
+            return
+        self.stats.fraction_lost = report.fraction_lost
+        now = time.time()
+        if report.lsr and report.lsr == self._lsr and report.dlsr:
+            rtt = now - self._lsr_time - report.dlsr / 65536
+            if rtt >= 0:
+                self.rtt = rtt if self.rtt is None else RTT_ALPHA * self.rtt + (1 - RTT_ALPHA) * rtt
+        self._estimator.on_receiver_report(report.fraction_lost, time.monotonic(), self.rtt)
 
     def retransmit(self, lost: list[int]) -> int:
         """Resend what the subscriber reported lost; returns how many were sent."""
@@ -277,33 +338,27 @@ class Consumer:
             return 0
         now = time.monotonic()
         sent = 0
-        history = self._history
         resent_at = self._resent_at
+        hist_mp = self._hist_mp
+        hist_seq = self._hist_seq
+        sink = self._sink
         for seq in lost[:MAX_NACK_ITEMS]:
             self.stats.nack_items += 1
             slot = seq & (HISTORY_SIZE - 1)
-            entry = history[slot]
-            if entry is None or entry[0] != seq:
+            mp = hist_mp[slot]
+            if mp is None or hist_seq[slot] != seq:
                 continue
             if now - resent_at[slot] < RESEND_INTERVAL:
                 self.stats.resend_suppressed += 1
                 continue
             resent_at[slot] = now
-            out_seq, out_ts, mp = entry
             if self._rtx_pt is not None:
                 rtx_seq = self._rtx_seq
                 self._rtx_seq = (rtx_seq + 1) & 0xFFFF
-                data = self._build(
-                    mp,
-                    self._rtx_pt,
-                    rtx_seq,
-                    out_ts,
-                    self._rtx_ssrc,
-                    struct.pack("!H", out_seq) + mp.payload,
-                )
+                n = self._write(mp, self._rtx_pt, rtx_seq, self._rtx_ssrc, mp.payload, seq)
             else:
-                data = self._build(mp, self._pt, out_seq, out_ts, self._ssrc, mp.payload)
-            if self._sink.send_rtp(data):
+                n = self._write(mp, self._pt, seq, self._ssrc, mp.payload, -1)
+            if sink.send_out(n):
                 sent += 1
         self.stats.retransmitted += sent
         return sent
@@ -313,26 +368,43 @@ class Consumer:
             self._keyframe_asked = time.monotonic()
             self.producer.request_keyframe()
 
-    def housekeeping(self, now_wall: float, now_mono: float) -> None:
-        """Called a few times per second by the router: keep RTCP SRs truthful and
-        re-ask for a keyframe while still waiting for one."""
+    def housekeeping(self, now_mono: float) -> None:
+        """Called a few times per second: re-ask for a keyframe while waiting for one."""
         if self.closed or self._layout is None:
             return
         if not self.paused and self._need_keyframe and now_mono - self._keyframe_asked > 1.0:
             self.request_keyframe()
-        if not self._started:
-            return
+
+    def sender_report(self, now_wall: float) -> RtcpSrPacket | None:
+        """A truthful RTCP SR for what this consumer forwarded (None before it starts).
+
+        Its RTP/NTP mapping is the publisher's, shifted by this consumer's timestamp
+        offset, so browsers can lip-sync audio and video; without a publisher SR yet,
+        the last forwarded packet anchors it."""
+        if self.closed or self._layout is None or not self._started:
+            return None
         codec = self.producer.codec
         sr = self.producer.sender_report
         if sr is not None and codec is not None:
             elapsed = now_wall - sr.arrived
             ntp = sr.ntp + int(elapsed * (1 << 32))
             rtp = (sr.rtp + self._ts_offset + int(elapsed * codec.clock_rate)) & 0xFFFFFFFF
+        elif self._last is not None:
+            ntp = ntp_from_seconds(self._last.arrival)
+            rtp = (self._last.timestamp + self._ts_offset) & 0xFFFFFFFF
         else:
-            ntp = ntp_from_seconds(self._last_sent_at or now_wall)
-            rtp = self._last_out_ts
-        self._tap.sync_sender_report(
-            self.stats.packets & 0xFFFFFFFF, self.stats.bytes & 0xFFFFFFFF, ntp, rtp
+            return None
+        ntp &= 0xFFFFFFFFFFFFFFFF
+        self._lsr = (ntp >> 16) & 0xFFFFFFFF
+        self._lsr_time = now_wall
+        return RtcpSrPacket(
+            ssrc=self._ssrc,
+            sender_info=RtcpSenderInfo(
+                ntp_timestamp=ntp,
+                rtp_timestamp=rtp,
+                packet_count=self.stats.packets & 0xFFFFFFFF,
+                octet_count=self.stats.bytes & 0xFFFFFFFF,
+            ),
         )
 
     # ------------------------------------------------------------------ closing
@@ -350,7 +422,8 @@ class Consumer:
         self.paused = True
         if detach:
             self.producer.remove_consumer(self)
-        self._history = []
+        self._hist_mp = []
+        self._last = None
         try:
             self._on_closed(self, reason)
         except Exception:

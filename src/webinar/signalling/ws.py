@@ -105,6 +105,10 @@ class Connection:
                     self.session.dropped()
             except Exception:
                 logger.exception("leaving the room failed")
+            try:
+                await self.session.closed(self._closing or "disconnected")
+            except Exception:
+                logger.exception("recording attendance failed")
             self.close(self._closing or "disconnected")
             if self.session.participant is not None:
                 logger.info("connection closed: %s", self._closing)
@@ -162,6 +166,7 @@ async def websocket_handler(
     await ws.prepare(request)
     logs.bind(client=request.remote)
     connection = Connection(ws, services)
+    connection.session.user_agent = request.headers.get("User-Agent", "")
     connections.add(connection)
     try:
         await connection.run()
