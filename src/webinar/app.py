@@ -30,7 +30,7 @@ from webinar.signalling.ws import Connection, shutdown_connections, websocket_ha
 from webinar.stats_pages import StatsPages
 from webinar.store import Store
 from webinar.turn import ice_servers_for
-from webinar.webhooks import WebhookPages, Webhooks
+from webinar.webhooks import WebhookEvent, WebhookPages, Webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +152,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     webhooks = Webhooks(store, config.webhooks)
     await webhooks.start()
     app[WEBHOOKS] = webhooks
+    app[RECORDINGS].on_ready = lambda event_id, data: webhooks.emit(
+        WebhookEvent.RECORDING_READY, data, event_id=event_id
+    )
     rooms = RoomManager(
         router_config(config),
         max_participants=config.rooms.max_participants,

@@ -374,3 +374,19 @@ async def test_pending_deliveries_survive_a_restart(tmp_path: Path, receiver: Re
         await receiver.wait_for("payment.refunded", 2)
         log = await api_deliveries(server)
         assert log[0]["status"] == "delivered" and log[0]["attempts"] == 2
+
+
+async def test_recording_ready_is_sent(tmp_path: Path, receiver: Receiver) -> None:
+    from tests.protocol.test_after_event import store_recording
+
+    async with running_server(tmp_path / "data", webhook_config(tmp_path)) as server:
+        olga = await sign_in(server, "olga")
+        await add_endpoint(olga, server.base_url, receiver.url, ("recording.ready",))
+        await olga.close()
+        event = await server.create_event("Recorded for real", owner_id=1)
+        recording_id = await store_recording(server, event)  # the real recorder's files
+        ready = await receiver.wait_for("recording.ready")
+        assert ready["event_id"] == event.display_id
+        assert ready["data"]["recording_id"] == recording_id
+        assert ready["data"]["duration_seconds"] > 1
+        assert ready["data"]["size_bytes"] > 0 and ready["data"]["files"]
