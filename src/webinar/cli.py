@@ -106,6 +106,9 @@ def _load_run_app() -> _RunApp:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     config = _config(args)
+    from webinar.tls import check_tls
+
+    check_tls(config.tls)  # a certificate problem stops us before anything is done
     run_app = _load_run_app()
     store = Store(config.data_dir)
 
@@ -250,9 +253,12 @@ def _cmd_user_token(args: argparse.Namespace) -> int:
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
     config = _config(args)  # raises ConfigError naming the key and the problem
+    from webinar.tls import check_tls
+
+    cert = check_tls(config.tls)  # raises ConfigError if the pair does not load
     source = f"{args.config}" if args.config else "built-in defaults"
     print(f"Configuration OK ({source} plus WEBINAR_* environment variables).")
-    print(f"  listens on {config.http.host}:{config.http.port}, links use {config.http.base_url}")
+    print(f"  listens on {config.http.host}:{config.http.port}, links use {config.base_url}")
     print(f"  data in {config.data_dir}")
     ice = config.ice
     ports = (
@@ -260,6 +266,24 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     )
     print(f"  media on {ports}; announced IP: {ice.announced_ip or 'none'}")
     print(f"  ICE servers: {len(ice.servers) or 'none (no third party is contacted)'}")
+    if cert is None:
+        print("  TLS: off (serve behind a TLS reverse proxy, see docs/deployment.md)")
+    else:
+        print(f"  TLS: {cert.subject}, valid until {cert.not_after:%Y-%m-%d %H:%M} UTC")
+    proxies = ", ".join(config.http.trusted_proxies) or "none"
+    print(f"  trusted proxies: {proxies}; drain on SIGTERM: {config.lifecycle.drain_seconds:g} s")
+    return EXIT_OK
+
+
+def _cmd_backup(args: argparse.Namespace) -> int:
+    from webinar.backup import backup_database
+
+    config = _config(args)
+    result = backup_database(config.data_dir, args.output)
+    print(
+        f"Backed up {config.data_dir / 'webinar.sqlite3'} to {result.path}"
+        f" ({result.size_bytes} bytes, schema version {result.schema_version})."
+    )
     return EXIT_OK
 
 
@@ -337,6 +361,17 @@ def build_parser() -> argparse.ArgumentParser:
         "example", help="print a commented configuration file with every key and its default"
     )
     example.set_defaults(handler=_cmd_config_example)
+
+    backup = commands.add_parser(
+        "backup",
+        parents=[common],
+        help="copy the database while the server runs (online SQLite backup)",
+        description="Write a consistent copy of <data_dir>/webinar.sqlite3 to FILE; safe while "
+        "the server runs. Restore: stop the server, replace webinar.sqlite3 with the copy "
+        "(and delete webinar.sqlite3-wal and -shm), start it (docs/deployment.md).",
+    )
+    backup.add_argument("--output", "-o", type=Path, required=True, metavar="FILE")
+    backup.set_defaults(handler=_cmd_backup)
 
     user = commands.add_parser("user", help="manage organiser accounts for the dashboard")
     user_commands = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")

@@ -41,8 +41,8 @@ class HttpConfig:
     port: int = 8080
     #: Base URL for links, e.g. ``https://webinar.example.org``; None derives one from host/port.
     public_url: str | None = None
-    #: Behind a reverse proxy on this machine: client address and scheme from its headers.
-    trust_proxy_headers: bool = False
+    #: Reverse proxies (IP addresses or CIDR networks) whose X-Forwarded-For/-Proto are believed.
+    trusted_proxies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.host or any(c.isspace() for c in self.host):
@@ -50,6 +50,11 @@ class HttpConfig:
         _check_range("http.port", self.port, 1, 65535)
         if self.public_url is not None:
             object.__setattr__(self, "public_url", _check_public_url(self.public_url))
+        for network in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                _fail("http.trusted_proxies", f"not an IP address or network: {network!r}")
 
     @property
     def base_url(self) -> str:
@@ -114,10 +119,13 @@ class RoomsConfig:
     max_cameras: int = 4
     #: People in one room at once, presenters included.
     max_participants: int = 500
+    #: Events live (rooms open) on this server at once; a join that would open one more is refused.
+    max_rooms: int = 50
 
     def __post_init__(self) -> None:
         _check_range("rooms.max_cameras", self.max_cameras, 1, 7)
         _check_range("rooms.max_participants", self.max_participants, 1, 100_000)
+        _check_range("rooms.max_rooms", self.max_rooms, 1, 10_000)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -164,7 +172,7 @@ class TurnConfig:
 class AdminConfig:
     """Operator endpoints."""
 
-    #: Bearer token for /metrics. Unset: /metrics answers only clients on loopback.
+    #: Bearer token for /metrics and /api/admin/. Unset: /metrics is loopback-only, the API off.
     token: str | None = None
 
     def __post_init__(self) -> None:
@@ -267,6 +275,89 @@ class PaymentsConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TlsConfig:
+    """HTTPS served directly; the pair is read again on SIGHUP (renewals need no restart)."""
+
+    #: PEM certificate chain (e.g. Let's Encrypt ``fullchain.pem``); with key_file turns on HTTPS.
+    cert_file: Path | None = None
+    #: PEM private key of the certificate.
+    key_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        if (self.cert_file is None) != (self.key_file is None):
+            _fail("tls.cert_file", "cert_file and key_file must be set together")
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LifecycleConfig:
+    """Stopping: SIGTERM drains (no new joins, clients told), SIGINT stops at once."""
+
+    #: Longest wait, after SIGTERM, for live rooms to end before everyone is disconnected.
+    drain_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.drain_seconds) and 0 <= self.drain_seconds <= 86400):
+            _fail(
+                "lifecycle.drain_seconds",
+                f"must be between 0 and 86400, got {self.drain_seconds}",
+            )
+
+
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogConfig:
+    """Server logs, written to standard error (journald keeps them under systemd)."""
+
+    #: ``text`` (one readable line) or ``json`` (one JSON object a line, with room/participant IDs).
+    format: str = "text"
+    #: ``debug``, ``info``, ``warning`` or ``error``.
+    level: str = "info"
+
+    def __post_init__(self) -> None:
+        if self.format not in LOG_FORMATS:
+            _fail("log.format", f"must be one of {', '.join(LOG_FORMATS)}, got {self.format!r}")
+        if self.level not in LOG_LEVELS:
+            _fail("log.level", f"must be one of {', '.join(LOG_LEVELS)}, got {self.level!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhooksConfig:
+    """Signed HTTP callbacks to the endpoints organisers add in the dashboard."""
+
+    #: How long one delivery attempt may take, in seconds.
+    timeout_seconds: float = 10.0
+    #: Attempts per delivery before it is given up (the first one included).
+    max_attempts: int = 8
+    #: Wait before the first retry; each further retry waits twice as long (at most 1 hour).
+    retry_base_seconds: float = 10.0
+    #: Allow endpoints on loopback, private and link-local addresses (off: no SSRF into the VM).
+    allow_private_addresses: bool = False
+    #: Days the delivery log keeps finished deliveries.
+    log_retention_days: int = 30
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.timeout_seconds) and 0.1 <= self.timeout_seconds <= 120):
+            _fail(
+                "webhooks.timeout_seconds",
+                f"must be between 0.1 and 120, got {self.timeout_seconds}",
+            )
+        _check_range("webhooks.max_attempts", self.max_attempts, 1, 50)
+        if not (math.isfinite(self.retry_base_seconds) and 0.01 <= self.retry_base_seconds <= 3600):
+            _fail(
+                "webhooks.retry_base_seconds",
+                f"must be between 0.01 and 3600, got {self.retry_base_seconds}",
+            )
+        _check_range("webhooks.log_retention_days", self.log_retention_days, 1, 3650)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """The whole server configuration."""
 
@@ -278,6 +369,19 @@ class Config:
     signalling: SignallingConfig = field(default_factory=SignallingConfig)
     turn: TurnConfig = field(default_factory=TurnConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+
+    @property
+    def base_url(self) -> str:
+        """Base URL of links: ``http.public_url``, else derived (https when TLS is on)."""
+        base = self.http.base_url
+        if self.http.public_url is None and self.tls.enabled:
+            base = "https://" + base.removeprefix("http://")
+        return base
+
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     ticketing: TicketingConfig = field(default_factory=TicketingConfig)
     mail: MailConfig = field(default_factory=MailConfig)
@@ -370,21 +474,7 @@ _KIND_OF_TYPE: dict[object, _Kind] = {
     tuple[IceServer, ...]: _Kind.ICE_SERVERS,
 }
 
-_SECTIONS: dict[
-    str,
-    type[
-        HttpConfig
-        | IceConfig
-        | RoomsConfig
-        | SignallingConfig
-        | TurnConfig
-        | AdminConfig
-        | RecordingConfig
-        | TicketingConfig
-        | MailConfig
-        | PaymentsConfig
-    ],
-] = {
+_SECTIONS: dict[str, type[typing.Any]] = {
     "http": HttpConfig,
     "ice": IceConfig,
     "rooms": RoomsConfig,
@@ -395,6 +485,10 @@ _SECTIONS: dict[
     "ticketing": TicketingConfig,
     "mail": MailConfig,
     "payments": PaymentsConfig,
+    "tls": TlsConfig,
+    "lifecycle": LifecycleConfig,
+    "log": LogConfig,
+    "webhooks": WebhooksConfig,
 }
 
 

@@ -336,6 +336,43 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX cta_prepared_event ON cta_prepared (event_id, created_at);
     """,
+    # 8: webhooks: organisers' endpoints, and the delivery log with every attempt.
+    """
+    CREATE TABLE webhook_endpoints (
+        endpoint_id INTEGER PRIMARY KEY,
+        owner_id    INTEGER NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        url         TEXT NOT NULL CHECK (length(url) BETWEEN 8 AND 2000),
+        secret      TEXT NOT NULL,
+        events      TEXT NOT NULL DEFAULT '*',  -- comma-separated event names, or '*'
+        created_at  REAL NOT NULL               -- Unix time
+    );
+    CREATE INDEX webhook_endpoints_owner ON webhook_endpoints (owner_id);
+    CREATE TABLE webhook_deliveries (
+        delivery_id     TEXT PRIMARY KEY,
+        endpoint_id     INTEGER NOT NULL
+                        REFERENCES webhook_endpoints (endpoint_id) ON DELETE CASCADE,
+        event           TEXT NOT NULL,
+        event_id        TEXT NULL,              -- the webinar event it is about, if any
+        body            TEXT NOT NULL,          -- the exact JSON that is signed and sent
+        status          TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NULL,
+        created_at      REAL NOT NULL,
+        finished_at     REAL NULL
+    );
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+    CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, created_at);
+    CREATE TABLE webhook_attempts (
+        delivery_id TEXT NOT NULL
+                    REFERENCES webhook_deliveries (delivery_id) ON DELETE CASCADE,
+        attempt     INTEGER NOT NULL,
+        at          REAL NOT NULL,
+        http_status INTEGER NULL,
+        error       TEXT NULL,
+        duration_ms INTEGER NOT NULL,
+        PRIMARY KEY (delivery_id, attempt)
+    );
+    """,
 )
 
 T = TypeVar("T")
@@ -928,6 +965,10 @@ class Store:
 
     async def count_events(self) -> int:
         return await self._run(SyncStore.count_events)
+
+    async def run_sql(self, call: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``call(connection)`` on the store's thread, in order with every other call."""
+        return await self._run(lambda core: call(core.connection))
 
     async def ping(self) -> bool:
         """True if the store is open and the database answers."""

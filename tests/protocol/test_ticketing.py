@@ -769,7 +769,7 @@ async def test_rate_limit_counts_real_clients_behind_a_proxy(
 ) -> None:
     config = with_config(tmp_path / "data")
     config = dataclasses.replace(
-        config, http=dataclasses.replace(config.http, trust_proxy_headers=True)
+        config, http=dataclasses.replace(config.http, trusted_proxies=("127.0.0.0/8",))
     )
     async with running_server(config.data_dir, config) as server:
         event = await paid_event(server)

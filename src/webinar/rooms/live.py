@@ -114,6 +114,7 @@ class LiveRoom:
         resume_grace: float = RESUME_GRACE,
         clock: Callable[[], float] = time.time,
         on_empty: Callable[[LiveRoom], Awaitable[None]] | None = None,
+        on_event: Callable[[RoomEvent], None] | None = None,
         recording_hooks: RecordingHooks | None = None,
     ) -> None:
         self.room_id = room_id
@@ -127,6 +128,7 @@ class LiveRoom:
         self._resume_grace = resume_grace
         self._clock = clock
         self._on_empty = on_empty
+        self._on_event = on_event
         self._speaker: str | None = None
         self._loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -174,6 +176,9 @@ class LiveRoom:
         self._resume_tokens[token] = participant.participant_id
         self._apply(events)
         return token
+
+    def has_resume_token(self, token: str) -> bool:
+        return token in self._resume_tokens
 
     def resume(self, token: str, peer: RoomPeer) -> Participant | None:
         """Take a dropped (or stale) participant back with their role, grants and hand."""
@@ -420,6 +425,11 @@ class LiveRoom:
                     member.peer.room_event(event)
                 except Exception:
                     logger.exception("delivering %s failed", type(event).__name__)
+            if self._on_event is not None:
+                try:
+                    self._on_event(event)
+                except Exception:
+                    logger.exception("room observer failed on %s", type(event).__name__)
             if isinstance(event, Removed):
                 self._kick(event.participant.participant_id, "removed")
             elif isinstance(event, RoomEnded):

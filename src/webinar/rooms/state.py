@@ -57,6 +57,7 @@ class RoomErrorCode(enum.StrEnum):
     DUPLICATE = "duplicate"
     TOO_MANY_FOR_DISCUSSION = "too-many-for-discussion"
     INVALID = "invalid"
+    SERVER_FULL = "server-full"
 
 
 class RoomError(Exception):

@@ -88,6 +88,8 @@ class ErrorCode(enum.StrEnum):
     TICKET_IN_USE = "ticket-in-use"
     GROUP_FULL = "group-full"
     EVENT_CANCELLED = "event-cancelled"
+    DRAINING = "draining"
+    SERVER_FULL = "server-full"
 
 
 class ProtocolError(Exception):
@@ -709,6 +711,14 @@ class Bye:
 
 
 @dataclass(frozen=True, slots=True)
+class Draining:
+    """The server is stopping: no new joins; it closes every session within the deadline."""
+
+    type: ClassVar[str] = "draining"
+    deadline_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Error:
     type: ClassVar[str] = "error"
     code: ErrorCode
@@ -971,6 +981,7 @@ ServerMessage = (
     | Ok
     | Pong
     | Bye
+    | Draining
     | Error
     | ChatMessage
     | ChatSent

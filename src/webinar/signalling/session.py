@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from webinar import __version__
+from webinar import __version__, logs
 from webinar.attendance import AttendanceService
 from webinar.ids import format_event_id, normalize_event_id
 from webinar.rooms import state as rs
@@ -61,6 +61,7 @@ _ROOM_ERRORS = {
     RoomErrorCode.DUPLICATE: s.ErrorCode.INVALID_REQUEST,
     RoomErrorCode.TOO_MANY_FOR_DISCUSSION: s.ErrorCode.TOO_MANY_FOR_DISCUSSION,
     RoomErrorCode.INVALID: s.ErrorCode.INVALID_REQUEST,
+    RoomErrorCode.SERVER_FULL: s.ErrorCode.SERVER_FULL,
 }
 
 
@@ -75,6 +76,7 @@ class Services:
     on_error: Callable[[str], None] = lambda _code: None
     #: Counts interaction (webinar.metrics.INTERACTION_COUNTERS): kind, how many.
     on_interaction: Callable[[str, int], None] = lambda _kind, _n: None
+    is_draining: Callable[[], bool] = lambda: False
     #: Signs call-to-action click links (one per process; see docs/api.md).
     interaction_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     recordings: RecordingPolicy | None = None
@@ -178,6 +180,10 @@ class Session:
             raise s.ProtocolError(
                 s.ErrorCode.UNKNOWN_EVENT, f"there is no event with ID {msg.event_id[:32]!r}"
             )
+        if self._services.is_draining() and not self._resumable(event.event_id, msg.resume_token):
+            raise s.ProtocolError(
+                s.ErrorCode.DRAINING, "the server is shutting down; join again in a moment"
+            )
         ticketing = self._services.ticketing
         try:
             grant = await ticketing.admit(
@@ -235,6 +241,8 @@ class Session:
         assert token is not None
         self.participant, self.room, self.event = participant, room, event
         self._hold(grant)
+        logs.bind(room_id=event.event_id, participant_id=participant.participant_id)
+        logger.info("joined as %s%s", participant.role.value, " (resumed)" if resumed else "")
         attendance = self._services.attendance
         if attendance is not None:
             self._attendance_id = await attendance.joined(
@@ -487,6 +495,11 @@ class Session:
         )
 
     # ------------------------------------------------------------------ lifecycle
+
+    def _resumable(self, room_id: str, token: str | None) -> bool:
+        """While draining, only a participant of a live room may come back (after a drop)."""
+        room = self._services.rooms.get(room_id)
+        return token is not None and room is not None and room.has_resume_token(token)
 
     @property
     def services(self) -> Services:

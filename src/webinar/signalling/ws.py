@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from webinar import logs
+
 from . import schema as s
 from .session import Services, Session
 
@@ -110,6 +112,8 @@ class Connection:
             except Exception:
                 logger.exception("recording attendance failed")
             self.close(self._closing or "disconnected")
+            if self.session.participant is not None:
+                logger.info("connection closed: %s", self._closing)
             try:
                 await asyncio.wait_for(writer, 2.0)
             except (TimeoutError, asyncio.CancelledError):
@@ -162,6 +166,7 @@ async def websocket_handler(
         max_msg_size=services.max_message_bytes * 4,
     )
     await ws.prepare(request)
+    logs.bind(client=request.remote)
     connection = Connection(ws, services, request.remote)
     connection.session.user_agent = request.headers.get("User-Agent", "")
     connections.add(connection)

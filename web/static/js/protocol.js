@@ -160,6 +160,7 @@ const SYNC_GROUP = /** @type {Record<string, string>} */ ({
  * - `mediastatechange` `{target: "publish" | "subscribe", state}`
  * - `room-updated` `{room, cause, by}`, `room-ended` `{thank_you_url}`
  * - `recording-updated` `{status, by}`: status "off" | "recording" | "paused"
+ * - `draining` `{deadline_seconds}`: the server is shutting down (no new joins; bye follows)
  * - `reconnecting` `{attempt, delay, code}` — the socket dropped; the next attempt is in `delay` ms
  * - `resumed` `{joined, resumed}` — back in; `resumed` false means a new participant (too late)
  * - `bye` `{reason}`, `error` `{error: WebinarError}`, `close` `{code, reason, bye, error}`
@@ -479,6 +480,9 @@ export class WebinarConnection extends EventTarget {
         break;
       case "bye":
         this._onBye(message.reason);
+        break;
+      case "draining":
+        this._emit("draining", { deadline_seconds: message.deadline_seconds });
         break;
       case "error":
         this._emit("error", { error: new WebinarError(message.code, message.message) });

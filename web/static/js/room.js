@@ -430,6 +430,13 @@ class Room {
       this.leaving = true;
       location.assign(detail.thank_you_url || "/thanks");
     });
+    on("draining", (detail) => {
+      const minutes = Math.max(1, Math.round(detail.deadline_seconds / 60));
+      this.toasts.show(
+        `The server is being restarted. The webinar can go on for up to ${minutes} more minute${minutes === 1 ? "" : "s"}; then you will be reconnected.`,
+        { kind: "warn", key: "draining", timeout: 0 },
+      );
+    });
     on("reconnecting", (detail) => this.onReconnecting(detail));
     on("resumed", (detail) => this.onResumed(detail));
     on("error", (detail) => {

@@ -194,6 +194,10 @@ export function errorText(error, context = {}) {
       return /try again in/.test(error.message)
         ? `Too many wrong attempts: ${error.message.replace(/^.*(try again in \d+ s).*$/, "$1")}.`
         : "Too many requests; slow down a little.";
+    case "draining":
+      return "The server is restarting and takes nobody new right now. Try again in a minute.";
+    case "server-full":
+      return "The server is running as many webinars as it can right now. Try again later.";
     default:
       return error.message || error.code;
   }
