@@ -30,6 +30,7 @@ from webinar.signalling.ws import Connection, shutdown_connections, websocket_ha
 from webinar.stats_pages import StatsPages
 from webinar.store import Store
 from webinar.ticketing import Ticketing
+from webinar.ticketing.desk import TicketDesk
 from webinar.ticketing.web import setup_ticketing
 from webinar.turn import ice_servers_for
 from webinar.webhooks import WebhookEvent, WebhookPages, Webhooks
@@ -48,6 +49,7 @@ RECORDINGS = web.AppKey("recordings", RecordingService)
 ATTENDANCE = web.AppKey("attendance", AttendanceService)
 PUBLISHER = web.AppKey("publisher", Publisher)
 TICKETING = web.AppKey("ticketing", Ticketing)
+TICKET_DESK = web.AppKey("ticket_desk", TicketDesk)
 WEBHOOKS = web.AppKey("webhooks", Webhooks)
 
 
@@ -106,6 +108,7 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
     app.router.add_static("/static/", root / "static", append_version=True)
     tickets = setup_ticketing(app, config, app[STORE], _render, root / "templates")
     app[TICKETING] = tickets.ticketing
+    app[TICKET_DESK] = tickets.desk
     dashboard = Dashboard(
         store=app[STORE],
         render=_render,
@@ -165,6 +168,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[WEBHOOKS] = webhooks
     app[RECORDINGS].on_ready = lambda event_id, data: webhooks.emit(
         WebhookEvent.RECORDING_READY, data, event_id=event_id
+    )
+    app[TICKET_DESK].notify = lambda kind, event_id, data: webhooks.emit(
+        WebhookEvent(kind), data, event_id=event_id
     )
     rooms = RoomManager(
         router_config(config),

@@ -390,3 +390,43 @@ async def test_recording_ready_is_sent(tmp_path: Path, receiver: Receiver) -> No
         assert ready["data"]["recording_id"] == recording_id
         assert ready["data"]["duration_seconds"] > 1
         assert ready["data"]["size_bytes"] > 0 and ready["data"]["files"]
+
+
+async def test_registration_changes_are_sent(tmp_path: Path, receiver: Receiver) -> None:
+    from webinar.app import TICKET_DESK
+    from webinar.ticketing.records import EventAccess, RegistrationStatus
+
+    async with running_server(tmp_path / "data", webhook_config(tmp_path)) as server:
+        olga = await sign_in(server, "olga")
+        await add_endpoint(
+            olga,
+            server.base_url,
+            receiver.url,
+            ("registration.created", "registration.updated", "registration.cancelled"),
+        )
+        await olga.close()
+        start = datetime.now(UTC) + timedelta(days=2)
+        event = await server.create_event("Paid talk", owner_id=1, access_type="paid")
+        event = dataclasses.replace(event, starts_at=start)
+        desk = server.server.app[TICKET_DESK]
+        await desk.put_access(EventAccess(event.event_id, price_minor=2500, currency="EUR"))
+        first, _ = await desk.register(
+            event, first_name="Ada", last_name="L", email="ada@example.org", seats=2, base="x"
+        )
+        second, _ = await desk.register(
+            event, first_name="Bo", last_name="K", email="bo@example.org", seats=1, base="x"
+        )
+        created = await receiver.wait_for("registration.created")
+        assert created["event_id"] == event.display_id
+        assert created["data"]["email"] == "ada@example.org"
+        assert created["data"]["status"] == "pending"
+        assert created["data"]["amount_minor"] == 5000 and created["data"]["currency"] == "EUR"
+        assert "code" not in created["data"]
+        await desk.confirm(event, first.registration_id, "http://x")
+        updated = await receiver.wait_for("registration.updated")
+        assert updated["data"]["registration_id"] == first.registration_id
+        assert updated["data"]["status"] == "confirmed"
+        await desk.end(event, second.registration_id, RegistrationStatus.CANCELLED)
+        cancelled = await receiver.wait_for("registration.cancelled")
+        assert cancelled["data"]["registration_id"] == second.registration_id
+        assert cancelled["data"]["status"] == "cancelled"

@@ -7,8 +7,10 @@ import dataclasses
 import logging
 import time
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from webinar.ids import format_event_id
 from webinar.links import attendee_path
@@ -56,6 +58,15 @@ class TicketDesk:
     providers: dict[PaymentProvider, Provider]
     stripe_webhook_secret: str | None = None
     webhook_tolerance: float = 300.0
+    #: Told of every registration and payment change: (kind, event ID, data). The app
+    #: turns these into webhooks (``registration.*``, ``payment.*``).
+    notify: Callable[[str, str, dict[str, Any]], None] = lambda _kind, _event, _data: None
+
+    def _tell(self, kind: str, registration: Registration) -> None:
+        try:
+            self.notify(kind, registration.event_id, registration_summary(registration))
+        except Exception:  # a listener's trouble never undoes the change
+            logger.exception("registration listener failed for %s", kind)
 
     # ------------------------------------------------------------------ lookups
 
@@ -216,7 +227,9 @@ class TicketDesk:
                 )
             )
             registration = await self.registration(event, registration.registration_id)
+            self._tell("registration.created", registration)
         else:
+            self._tell("registration.created", registration)
             await self.mailer.send_template(
                 "registration",
                 registration.email,
@@ -242,6 +255,7 @@ class TicketDesk:
         logger.info(
             "registration %s of event %s confirmed by hand", registration_id, event.event_id
         )
+        self._tell("registration.updated", confirmed)
         await self._plan(event, registration_id=registration_id)
         await self.send_code(event, confirmed, base)
         return confirmed
@@ -264,6 +278,12 @@ class TicketDesk:
             what = "rejected" if status is RegistrationStatus.REJECTED else "cancelled"
             raise DeskError(f"a {current.status} registration cannot be {what}")
         self.ticketing.end_ticket(registration_id=registration_id)
+        self._tell(
+            "registration.cancelled"
+            if status is RegistrationStatus.CANCELLED
+            else "registration.updated",
+            ended,
+        )
         await self.mailer.send_template(
             "rejected",
             ended.email,
@@ -345,6 +365,8 @@ class TicketDesk:
             return outcome
         event = await self.store.get_event(confirmed.event_id)
         logger.info("registration %s paid through Stripe", confirmed.registration_id)
+        self._tell("payment.succeeded", confirmed)
+        self._tell("registration.updated", confirmed)
         if event is not None:
             await self._plan(event, registration_id=confirmed.registration_id)
             await self.send_code(event, confirmed, base)
@@ -372,6 +394,8 @@ class TicketDesk:
             )
         )
         logger.info("registration %s: its Stripe checkout expired unpaid", registration_id)
+        self._tell("payment.failed", registration)
+        self._tell("registration.cancelled", registration)
         return "expired"
 
     # ------------------------------------------------------------------ reminders
@@ -493,3 +517,18 @@ class TicketDesk:
             lambda core: records.mark_settings_changed(core.connection, event_id, None)
         )
         return count
+
+
+def registration_summary(registration: Registration) -> dict[str, Any]:
+    """What a webhook says of a registration (no code: it is a credential)."""
+    return {
+        "registration_id": registration.registration_id,
+        "event_id": registration.event_id,
+        "name": registration.name,
+        "email": registration.email,
+        "seats": registration.seats,
+        "status": registration.status.value,
+        "amount_minor": registration.amount_minor,
+        "currency": registration.currency,
+        "provider": registration.provider.value,
+    }
