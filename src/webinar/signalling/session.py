@@ -524,9 +524,13 @@ class Session:
         if room is None or participant is None:
             return
         await room.leave(participant.participant_id, reason)
+        await self._end_attendance(reason)  # now, not when the socket is noticed gone
 
     async def closed(self, reason: str) -> None:
         """The socket is gone: the attendance session ends (a resume starts a new one)."""
+        await self._end_attendance(reason)
+
+    async def _end_attendance(self, reason: str) -> None:
         session_id, self._attendance_id = self._attendance_id, None
         if session_id is not None and self._services.attendance is not None:
             await self._services.attendance.left(session_id, reason)
