@@ -23,6 +23,7 @@ import pytest
 from tests.helpers import RunningServer, make_config, running_server
 from tests.smtp import Inbox, code_in, smtp_server, text_of, token_link_in
 from webinar.accounts import hash_password
+from webinar.app import ATTENDANCE
 from webinar.client.peer import ClientError, SignallingClient
 from webinar.config import Config, MailConfig, PaymentsConfig, TicketingConfig
 from webinar.store import Event
@@ -527,6 +528,9 @@ async def test_invitations_by_smtp(
         assert event is not None
         ada = await enter(server, people, event, secret, client_id="ada")
         assert ada.joined["role"] == "attendee"
+        # Attendance knows who came by the invitation's address (statistics, export).
+        stats = await server.server.app[ATTENDANCE].stats(event.event_id)
+        assert [(p.name, p.email) for p in stats.people] == [("Ada Lovelace", "ada@example.org")]
         invitee_id = re.search(r'data-invitee-id="(\d+)"', page)
         assert invitee_id
         base = f"{server.base_url}/dashboard/events/{event_id}/invitees/{invitee_id.group(1)}"

@@ -252,6 +252,7 @@ class Session:
                 name=participant.name,
                 role=participant.role.value,
                 user_agent=self.user_agent,
+                email=grant.email,
             )
         return s.Joined(
             participant_id=participant.participant_id,

@@ -66,6 +66,8 @@ class Grant:
     expires_at: datetime | None = None
     #: A display name the ticket is bound to (invitee, registrant); None: the one typed.
     name: str | None = None
+    #: The e-mail address the ticket was issued to (invitee, registrant), for attendance.
+    email: str | None = None
     #: Which access was used: "key", "open", "password", "token" or "code".
     via: str = "open"
     #: Registration or invitee row the entry belongs to.
