@@ -267,44 +267,18 @@ class Consumer:
         head = self._head_len
         ts = (mp.timestamp + self._ts_offset) & 0xFFFFFFFF
         first = (mp.marker << 7) | pt
+        tail: tuple[int | bytes, ...]
         if self._var_id == 0:
-            self._head.pack_into(
-                out, 0, 0x90, first, seq, ts, ssrc, 0xBEDE, self._ext_words, self._mid_ext
-            )
+            tail = ()
         elif not self._has_level:
-            self._head.pack_into(
-                out,
-                0,
-                0x90,
-                first,
-                seq,
-                ts,
-                ssrc,
-                0xBEDE,
-                self._ext_words,
-                self._mid_ext,
-                self._var_id,
-                mp.abs_send_time,
-            )
+            tail = (self._var_id, mp.abs_send_time)
         elif mp.audio_level >= 0:
-            self._head.pack_into(
-                out,
-                0,
-                0x90,
-                first,
-                seq,
-                ts,
-                ssrc,
-                0xBEDE,
-                self._ext_words,
-                self._mid_ext,
-                self._var_id,
-                mp.audio_level,
-            )
+            tail = (self._var_id, mp.audio_level)
         else:  # keep the layout: padding bytes where the level would be
-            self._head.pack_into(
-                out, 0, 0x90, first, seq, ts, ssrc, 0xBEDE, self._ext_words, self._mid_ext, 0, 0
-            )
+            tail = (0, 0)
+        self._head.pack_into(
+            out, 0, 0x90, first, seq, ts, ssrc, 0xBEDE, self._ext_words, self._mid_ext, *tail
+        )
         if osn >= 0:
             out[head] = osn >> 8
             out[head + 1] = osn & 0xFF
