@@ -365,6 +365,12 @@ async def test_pending_deliveries_survive_a_restart(tmp_path: Path, receiver: Re
             WebhookEvent.PAYMENT_REFUNDED, {"amount": 5}, event_id=event.event_id
         )
         await receiver.wait_for("payment.refunded")  # failed; next try in an hour
+        # Stop only once the failed attempt is in the log: the receiver has the request
+        # before the server has stored its answer.
+        deadline = time.monotonic() + 10
+        while not (await api_deliveries(server))[0]["attempts"]:
+            assert time.monotonic() < deadline, "the failed attempt was never logged"
+            await asyncio.sleep(0.05)
     # A new process with a short back-off: the due delivery is sent once it is due.
     with Store.open_sync(tmp_path / "data") as sync:  # as if the hour had passed
         sync.connection.execute(

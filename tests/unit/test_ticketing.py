@@ -335,7 +335,7 @@ async def test_open_event(store: Store) -> None:
     grant = await ticketing.admit(event, None, client=None, client_key="x", holder=FakeHolder())
     assert grant.role is Role.ATTENDEE
     assert grant.capabilities == ROLE_CAPABILITIES[Role.ATTENDEE]
-    assert Capability.PUBLISH_CAMERA not in grant.capabilities
+    assert Capability.PUBLISH_VIDEO not in grant.capabilities
     assert (await refused(ticketing, event, "nope")).code is RefusalCode.BAD_CREDENTIAL
 
 
