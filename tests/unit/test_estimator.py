@@ -29,3 +29,89 @@ def test_loss_is_smoothed_and_heavy_loss_scales_down() -> None:
     for _ in range(20):
         e.on_receiver_report(0, now=0.0)
     assert e.estimate(0.0).bitrate_bps == 1_000_000
+
+
+# --------------------------------------------------------------------------- budget
+
+from webinar.sfu.estimator import (  # noqa: E402
+    PROBE_BACKOFF_MAX,
+    PROBE_HOLD,
+    PROBE_INTERVAL,
+    UP_HOLD,
+    BudgetController,
+    Estimate,
+)
+
+
+def est(remb: int | None, loss: float = 0.0) -> Estimate:
+    return Estimate(bitrate_bps=remb, loss=loss, rtt=0.02)
+
+
+def run(
+    c: BudgetController, samples: list[tuple[float, Estimate]], wanted: int | None = None
+) -> list[int]:
+    return [c.update(e, t, wanted) for t, e in samples]
+
+
+def test_budget_does_not_flap_on_a_noisy_estimate() -> None:
+    c = BudgetController(start_bps=1_000_000)
+    noisy = [(t * 0.5, est(1_000_000 + (100_000 if t % 2 else -60_000))) for t in range(40)]
+    assert set(run(c, noisy)) == {1_000_000}
+
+
+def test_budget_drops_at_once_on_a_falling_remb_or_loss() -> None:
+    c = BudgetController(start_bps=2_000_000)
+    c.update(est(2_000_000), 0.0)
+    assert c.update(est(1_200_000), 0.5) == 1_200_000  # REMB fell: queueing
+    c = BudgetController(start_bps=2_000_000)
+    assert c.update(est(2_000_000, loss=0.2), 0.0) == 1_800_000  # heavy loss scales down
+
+
+def test_budget_rises_only_after_the_estimate_held() -> None:
+    c = BudgetController(start_bps=1_000_000)
+    samples = [(t * 0.5, est(1_600_000)) for t in range(int(UP_HOLD / 0.5))]
+    assert set(run(c, samples)) == {1_000_000}
+    assert c.update(est(1_600_000), UP_HOLD + 0.1) == 1_600_000
+
+
+def test_a_short_spike_does_not_raise_it() -> None:
+    c = BudgetController(start_bps=1_000_000)
+    c.update(est(3_000_000), 0.0)
+    c.update(est(3_000_000), 1.0)
+    assert c.update(est(1_050_000), 1.5) == 1_000_000
+    assert c.update(est(3_000_000), 2.5) == 1_000_000
+
+
+def test_probe_steps_up_when_more_is_wanted_and_keeps_it_when_clean() -> None:
+    c = BudgetController(start_bps=300_000)
+    assert c.update(est(300_000), 0.0, wanted_bps=None) == 300_000  # nothing more wanted: no probe
+    assert c.update(est(300_000), 0.5, wanted_bps=1_300_000) == 600_000  # probe
+    assert c.probing
+    assert c.update(est(330_000), 0.5 + PROBE_HOLD / 2, wanted_bps=1_300_000) == 600_000
+    assert c.update(est(360_000), 0.6 + PROBE_HOLD, wanted_bps=1_300_000) == 600_000
+    assert not c.probing and c.probes_ok == 1
+    # the next probe after the interval, doubling again
+    t = 0.6 + PROBE_HOLD + PROBE_INTERVAL + 0.01
+    assert c.update(est(500_000), t, wanted_bps=1_300_000) == 1_200_000
+    # a REMB that rises but lags behind what is sent does not undo a good probe
+    assert c.update(est(700_000), t + PROBE_HOLD + 0.1, wanted_bps=1_300_000) == 1_200_000
+
+
+def test_failed_probe_reverts_and_backs_off() -> None:
+    c = BudgetController(start_bps=400_000)
+    t = 0.0
+    c.update(est(450_000), t, wanted_bps=2_000_000)
+    assert c.budget_bps == 800_000
+    waits = []
+    for _ in range(5):
+        t += 0.5
+        assert (
+            c.update(est(450_000, loss=0.06), t, wanted_bps=2_000_000) == 400_000
+        )  # probe lost packets
+        started = t
+        while c.update(est(450_000), t, wanted_bps=2_000_000) == 400_000:
+            t += 0.1
+        waits.append(round((t - started) * 2) / 2)
+    assert waits == [2.0, 4.0, 4.0, 4.0, 4.0]  # each failure waits longer ...
+    assert max(waits) <= PROBE_BACKOFF_MAX + 0.2  # ... but never long: bandwidth may be back
+    assert c.probes_failed == 5

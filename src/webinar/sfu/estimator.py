@@ -51,3 +51,135 @@ class BandwidthEstimator:
         if remb is not None and self._loss > HIGH_LOSS:
             remb = int(remb * (1 - 0.5 * self._loss))
         return Estimate(bitrate_bps=remb, loss=self._loss, rtt=self._rtt)
+
+
+# --------------------------------------------------------------------------- budget
+
+START_BUDGET = 500_000  # bits/s before the subscriber's first REMB ("audio + 1 video")
+MIN_BUDGET = 100_000
+DOWN_LOSS = 0.08  # smoothed loss above this: congestion
+PROBE_LOSS = 0.03  # loss above this during a probe: the probe failed
+REMB_FALL = 0.92  # a REMB below this share of the previous one: the path is queueing ...
+DOWN_BAND = 0.9  # ... and below this share of the budget: lower the budget to it
+UP_RATIO = 1.15  # REMB this far above the budget ...
+UP_HOLD = 2.0  # ... for this long raises the budget to it
+LAG_RATIO = 0.6  # REMB below this share of the budget ...
+LAG_HOLD = 8.0  # ... for this long (while not falling) lowers the budget to it
+PROBE_FACTOR = 2.0  # a probe offers this multiple of the budget (the allocator steps a rung)
+PROBE_HOLD = 1.5  # seconds a probe is watched before it counts as good
+PROBE_INTERVAL = 1.0  # seconds between a good probe and the next one
+PROBE_BACKOFF_MAX = 4.0  # longest wait after failed probes
+
+
+class BudgetController:
+    """What the allocator may spend on one subscriber: the estimate with hysteresis
+    and careful upward probing.
+
+    REMB alone never climbs much above what is being sent (Chrome caps it at ~1.5x
+    the received rate), so staying put would freeze a subscriber at the low layer
+    for good. Instead, when the path looks clean and the allocator wants more,
+    the budget is raised for a trial (the allocator then steps one rung up); loss
+    or a falling REMB during the trial reverts it and the next trial waits longer.
+    Decreases are immediate, increases need evidence that lasts: it does not flap.
+    """
+
+    __slots__ = (
+        "_backoff",
+        "_before_probe",
+        "_falling",
+        "_lag_since",
+        "_last_remb",
+        "_next_probe",
+        "_probe_until",
+        "_up_since",
+        "budget_bps",
+        "probes_failed",
+        "probes_ok",
+    )
+
+    def __init__(self, start_bps: int = START_BUDGET) -> None:
+        self.budget_bps = start_bps
+        self.probes_ok = 0
+        self.probes_failed = 0
+        self._last_remb: int | None = None
+        self._falling = False
+        self._up_since: float | None = None
+        self._lag_since: float | None = None
+        self._probe_until: float | None = None
+        self._before_probe = start_bps
+        self._next_probe = 0.0
+        self._backoff = PROBE_INTERVAL
+
+    @property
+    def probing(self) -> bool:
+        return self._probe_until is not None
+
+    def update(self, estimate: Estimate, now: float, wanted_bps: int | None = None) -> int:
+        """Fold in the latest estimate; ``wanted_bps`` is what the allocator would
+        spend without limit (no probe when the budget already covers it)."""
+        remb = estimate.bitrate_bps
+        if remb is not None and remb != self._last_remb:
+            self._falling = self._last_remb is not None and remb < self._last_remb * REMB_FALL
+            self._last_remb = remb
+        congested = estimate.loss > DOWN_LOSS or (
+            self._falling and remb is not None and remb < self.budget_bps * DOWN_BAND
+        )
+        if self._probe_until is not None:
+            if estimate.loss > PROBE_LOSS or congested:
+                self._fail_probe(now, remb)
+                return self.budget_bps
+            if now < self._probe_until:
+                return self.budget_bps
+            self._probe_until = None  # the probe held: keep its budget
+            self.probes_ok += 1
+            self._backoff = PROBE_INTERVAL
+            self._next_probe = now + PROBE_INTERVAL
+            self._up_since = self._lag_since = None
+        if congested:
+            target = remb if remb is not None else self.budget_bps
+            if estimate.loss > DOWN_LOSS:
+                target = int(min(target, self.budget_bps) * (1 - 0.5 * estimate.loss))
+            self._set(min(self.budget_bps, target))
+            self._falling = False
+            self._next_probe = max(self._next_probe, now + self._backoff)
+            self._up_since = self._lag_since = None
+            return self.budget_bps
+        if remb is not None:
+            if remb > self.budget_bps * UP_RATIO:
+                self._up_since = self._up_since if self._up_since is not None else now
+                if now - self._up_since >= UP_HOLD:
+                    self._set(remb)
+                    self._up_since = None
+            else:
+                self._up_since = None
+            if remb < self.budget_bps * LAG_RATIO:
+                self._lag_since = self._lag_since if self._lag_since is not None else now
+                if now - self._lag_since >= LAG_HOLD:
+                    self._set(remb)
+                    self._lag_since = None
+            else:
+                self._lag_since = None
+        if (
+            wanted_bps is not None
+            and wanted_bps > self.budget_bps
+            and now >= self._next_probe
+            and estimate.loss <= PROBE_LOSS / 2
+        ):
+            self._before_probe = self.budget_bps
+            self._set(int(self.budget_bps * PROBE_FACTOR))
+            self._probe_until = now + PROBE_HOLD
+        return self.budget_bps
+
+    def _fail_probe(self, now: float, remb: int | None) -> None:
+        self.probes_failed += 1
+        back = self._before_probe
+        if remb is not None and self._falling:
+            back = min(back, remb)
+        self._set(back)
+        self._probe_until = None
+        self._falling = False
+        self._backoff = min(self._backoff * 2, PROBE_BACKOFF_MAX)
+        self._next_probe = now + self._backoff
+
+    def _set(self, bps: int) -> None:
+        self.budget_bps = max(int(bps), MIN_BUDGET)

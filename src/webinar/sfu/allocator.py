@@ -1,0 +1,228 @@
+"""Bandwidth allocation for one subscriber: which layer of which stream, or paused.
+
+A pure function of the subscriber's budget, the streams on offer (with their
+layer ladders and priorities) and the subscriber's quality choice. It knows
+nothing of rooms: the caller ranks the streams (audio first, then screen
+share, then the active speaker, then other cameras by recent speaking).
+
+The number of videos follows the bandwidth tiers of the product (down
+direction):
+
+    audio only               256 kbps
+    audio + 1 video          512 kbps
+    audio + video + screen  1024 kbps   (two videos)
+    3 camera streams        2048 kbps
+    4 .. 7 camera streams   3072 .. 6144 kbps (+1024 each)
+
+Then layers are raised one rung at a time, in priority order, while the total
+fits the budget (less headroom for retransmissions and RTCP).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# (videos, down kbps) rows of the tier table
+TIERS: tuple[tuple[int, int], ...] = (
+    (0, 256),
+    (1, 512),
+    (2, 1024),
+    (3, 2048),
+    (4, 3072),
+    (5, 4096),
+    (6, 5120),
+    (7, 6144),
+)
+HEADROOM = 0.85  # share of the budget media may use (RTX, RTCP, estimate noise)
+DATA_SAVER_VIDEOS = 1
+DATA_SAVER_MAX_TEMPORAL = 1  # TL0+TL1: half the frame rate
+
+
+class Quality(enum.StrEnum):
+    """The subscriber's cap on what the allocator may choose."""
+
+    AUTO = "auto"
+    DATA_SAVER = "data-saver"
+    HIGH = "high"
+
+
+class StreamClass(enum.IntEnum):
+    """Allocation order between kinds of stream (lower first)."""
+
+    AUDIO = 0
+    SCREEN = 1
+    CAMERA = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """One rung of a stream's ladder: spatial layer, temporal layer, cost."""
+
+    spatial: int
+    temporal: int
+    bitrate_bps: int
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """A stream the subscriber may receive. ``rank`` orders streams of one class
+    (0 = most important: the active speaker among cameras). ``layers`` is the
+    ladder, cheapest first; audio has one rung."""
+
+    key: str
+    cls: StreamClass
+    rank: int
+    layers: tuple[Layer, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    videos: int
+    down_kbps: int
+
+    @property
+    def label(self) -> str:
+        if self.videos == 0:
+            return "audio only"
+        if self.videos == 1:
+            return "audio + 1 video"
+        return f"audio + {self.videos} videos"
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    choices: dict[str, Layer | None]  # None: paused
+    tier: Tier
+    used_bps: int
+    wanted_bps: int  # what everything at its best allowed rung would cost
+
+    def paused(self) -> list[str]:
+        return [k for k, v in self.choices.items() if v is None]
+
+
+def tier_for(budget_bps: int) -> Tier:
+    """The highest row of the tier table the budget reaches."""
+    kbps = budget_bps / 1000
+    best = TIERS[0]
+    for row in TIERS:
+        if kbps >= row[1]:
+            best = row
+    return Tier(videos=best[0], down_kbps=best[1])
+
+
+def _ladder(demand: Demand, quality: Quality) -> tuple[Layer, ...]:
+    layers = demand.layers
+    if demand.cls is StreamClass.AUDIO or quality is not Quality.DATA_SAVER:
+        return layers
+    lowest = min((la.spatial for la in layers), default=0)
+    capped = tuple(
+        la for la in layers if la.spatial == lowest and la.temporal <= DATA_SAVER_MAX_TEMPORAL
+    )
+    return capped or layers[:1]
+
+
+def allocate(
+    budget_bps: int, streams: Sequence[Demand], quality: Quality = Quality.AUTO
+) -> Allocation:
+    """Pick a layer (or pause) for every stream so the total fits ``budget_bps``."""
+    ordered = sorted(streams, key=lambda d: (d.cls, d.rank, d.key))
+    ladders = {d.key: _ladder(d, quality) for d in ordered}
+    choices: dict[str, Layer | None] = {}
+    used = 0
+    for d in ordered:  # audio is never paused
+        if d.cls is StreamClass.AUDIO and ladders[d.key]:
+            rung = ladders[d.key][0]
+            choices[d.key] = rung
+            used += rung.bitrate_bps
+    videos = [d for d in ordered if d.cls is not StreamClass.AUDIO and ladders[d.key]]
+    wanted = used + sum(ladders[d.key][-1].bitrate_bps for d in videos)
+    tier = tier_for(budget_bps)
+    limit = tier.videos
+    if quality is Quality.DATA_SAVER:
+        limit = min(limit, DATA_SAVER_VIDEOS)
+    available = int(budget_bps * HEADROOM) - used
+    shown = videos[:limit]
+    levels = _fill(shown, ladders, available)
+    while shown and levels is None:
+        shown = shown[:-1]
+        levels = _fill(shown, ladders, available)
+    if quality is Quality.HIGH and shown and levels is not None:
+        # Fewer videos rather than a small picture of the one that matters most:
+        # the largest count at which the first video reaches its top encoding.
+        first = ladders[shown[0].key]
+        if first[levels[0]].spatial < _max_spatial(first):
+            for n in range(len(shown) - 1, 0, -1):
+                trial = _fill(shown[:n], ladders, available)
+                if trial is not None and first[trial[0]].spatial == _max_spatial(first):
+                    shown, levels = shown[:n], trial
+                    break
+    chosen = dict(zip((d.key for d in shown), levels or [], strict=False))
+    for d in videos:
+        level = chosen.get(d.key)
+        if level is None:
+            choices[d.key] = None
+        else:
+            rung = ladders[d.key][level]
+            choices[d.key] = rung
+            used += rung.bitrate_bps
+    for d in ordered:
+        choices.setdefault(d.key, None)
+    shown_count = sum(1 for d in videos if choices[d.key] is not None)
+    return Allocation(
+        choices=choices,
+        tier=Tier(videos=shown_count, down_kbps=_row(shown_count)),
+        used_bps=used,
+        wanted_bps=wanted,
+    )
+
+
+def _row(videos: int) -> int:
+    return TIERS[min(videos, len(TIERS) - 1)][1]
+
+
+def _max_spatial(ladder: tuple[Layer, ...]) -> int:
+    return max((la.spatial for la in ladder), default=0)
+
+
+def _fill(
+    shown: list[Demand], ladders: dict[str, tuple[Layer, ...]], available: int
+) -> list[int] | None:
+    """Rung index per shown video: all at their cheapest, then raised one rung at a
+    time in priority order while it fits; ``None`` when even the cheapest do not."""
+    levels = [0] * len(shown)
+    total = sum(ladders[d.key][0].bitrate_bps for d in shown)
+    if total > available:
+        return None
+    raised = True
+    while raised:
+        raised = False
+        for i, d in enumerate(shown):
+            ladder = ladders[d.key]
+            if levels[i] + 1 >= len(ladder):
+                continue
+            step = ladder[levels[i] + 1].bitrate_bps - ladder[levels[i]].bitrate_bps
+            if total + step <= available:
+                levels[i] += 1
+                total += step
+                raised = True
+    return levels
+
+
+TEMPORAL_SHARE = (0.4, 0.6, 1.0)  # bitrate of TL0, TL0+1, TL0+1+2 (libwebrtc's split)
+
+
+def video_ladder(spatial_bps: Sequence[int], temporal_layers: int = 3) -> tuple[Layer, ...]:
+    """The rungs of a video: the lowest encoding at reduced frame rates, then each
+    encoding at its full frame rate. ``spatial_bps`` is the bitrate of each
+    encoding, lowest first (one entry for a single stream)."""
+    if not spatial_bps:
+        return ()
+    top_t = max(min(temporal_layers, len(TEMPORAL_SHARE)), 1) - 1
+    rungs = [
+        Layer(0, t, max(int(spatial_bps[0] * TEMPORAL_SHARE[t] / TEMPORAL_SHARE[top_t]), 1))
+        for t in range(top_t + 1)
+    ]
+    rungs += [Layer(s, top_t, bps) for s, bps in enumerate(spatial_bps) if s > 0]
+    return tuple(rungs)
