@@ -137,3 +137,28 @@ def test_wanted_is_what_the_best_allowed_rungs_cost() -> None:
 def test_streams_without_layers_known_yet_are_paused() -> None:
     alloc = allocate(5_000_000, [Demand("cam", StreamClass.CAMERA, 0, ())])
     assert alloc.choices == {"cam": None}
+
+
+@pytest.mark.parametrize(
+    ("kbps", "cameras", "quality", "expected_next"),
+    [
+        # no video yet: the first needs the 512 kbps row
+        (300, 1, Quality.AUTO, 512_000),
+        # one camera on the low rung: the middle one needs (32k + 500k) / 0.85
+        (600, 1, Quality.AUTO, 625_883),
+        # everything at the top: nothing more to want
+        (3_000, 1, Quality.AUTO, None),
+        # the second video needs the 1024 kbps row (the top rung would need more)
+        (900, 2, Quality.AUTO, 1_024_000),
+        # data saver: one video, capped rung reached: nothing more
+        (5_000, 2, Quality.DATA_SAVER, None),
+    ],
+)
+def test_next_budget_is_what_one_more_rung_needs(
+    kbps: int, cameras: int, quality: Quality, expected_next: int | None
+) -> None:
+    streams = [Demand("mic", StreamClass.AUDIO, 0, AUDIO)] + [
+        Demand(f"cam{i}", StreamClass.CAMERA, i, LADDER) for i in range(cameras)
+    ]
+    alloc = allocate(kbps * 1000, streams, quality)
+    assert alloc.next_bps == expected_next

@@ -85,23 +85,24 @@ def test_a_short_spike_does_not_raise_it() -> None:
 def test_probe_steps_up_when_more_is_wanted_and_keeps_it_when_clean() -> None:
     c = BudgetController(start_bps=300_000)
     assert c.update(est(300_000), 0.0, wanted_bps=None) == 300_000  # nothing more wanted: no probe
-    assert c.update(est(300_000), 0.5, wanted_bps=1_300_000) == 600_000  # probe
+    # a probe: towards what the next rung needs, at most 3x at once
+    assert c.update(est(300_000), 0.5, wanted_bps=1_300_000) == 900_000
     assert c.probing
-    assert c.update(est(330_000), 0.5 + PROBE_HOLD / 2, wanted_bps=1_300_000) == 600_000
-    assert c.update(est(360_000), 0.6 + PROBE_HOLD, wanted_bps=1_300_000) == 600_000
+    assert c.update(est(330_000), 0.5 + PROBE_HOLD / 2, wanted_bps=1_300_000) == 900_000
+    assert c.update(est(360_000), 0.6 + PROBE_HOLD, wanted_bps=1_300_000) == 900_000
     assert not c.probing and c.probes_ok == 1
-    # the next probe after the interval, doubling again
+    # the next probe after the interval reaches the rung
     t = 0.6 + PROBE_HOLD + PROBE_INTERVAL + 0.01
-    assert c.update(est(500_000), t, wanted_bps=1_300_000) == 1_200_000
+    assert c.update(est(500_000), t, wanted_bps=1_300_000) == 1_300_000
     # a REMB that rises but lags behind what is sent does not undo a good probe
-    assert c.update(est(700_000), t + PROBE_HOLD + 0.1, wanted_bps=1_300_000) == 1_200_000
+    assert c.update(est(700_000), t + PROBE_HOLD + 0.1, wanted_bps=None) == 1_300_000
 
 
 def test_failed_probe_reverts_and_backs_off() -> None:
     c = BudgetController(start_bps=400_000)
     t = 0.0
     c.update(est(450_000), t, wanted_bps=2_000_000)
-    assert c.budget_bps == 800_000
+    assert c.budget_bps == 1_200_000
     waits = []
     for _ in range(5):
         t += 0.5

@@ -301,3 +301,45 @@ def test_a_stream_without_picture_ids_is_forwarded_whole() -> None:
         mp.vp8 = scan(mp.payload)
     h.feed(mps)
     assert len(h.out) == 2
+
+
+@pytest.mark.parametrize("cut", [0, 1])  # take over at a picture start, or mid-picture
+def test_taking_over_a_plain_stream_keeps_it_continuous(cut: int) -> None:
+    h = Harness()
+    enc = Encoding(layer=0)
+    seq_offset = 7000
+    ts_offset = 123
+    plain: list[MediaPacket] = []
+    for _ in range(6):
+        plain += enc.picture(0.0)
+    split = enc.picture(0.0)
+    plain += split[:cut]
+    for mp in plain:  # what the consumer's plain path sent: numbers shifted, payload as is
+        info = scan(mp.payload)
+        assert info is not None
+        h.out.append(
+            Out(
+                (mp.seq + seq_offset) & 0xFFFF,
+                (mp.timestamp + ts_offset) & 0xFFFFFFFF,
+                info.picture_id,
+                info.tl0picidx,
+                info.temporal_id,
+                info.keyframe,
+                info.begin,
+                0,
+            )
+        )
+    last = plain[-1]
+    h.selector.set_target(0, 0)
+    h.selector.continue_from(
+        highest_out=last.seq + seq_offset,
+        seq_offset=seq_offset,
+        base_seq=plain[0].seq,
+        ts_offset=ts_offset,
+        last_ts=last.timestamp + ts_offset,
+        last_arrival=0.0,
+    )
+    h.feed(split[cut:])
+    h.run([enc], 20)
+    assert_continuous(h.out)
+    assert h.selector.dropped_temporal > 0

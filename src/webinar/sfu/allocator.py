@@ -97,6 +97,7 @@ class Allocation:
     tier: Tier
     used_bps: int
     wanted_bps: int  # what everything at its best allowed rung would cost
+    next_bps: int | None  # the smallest budget that would raise one stream a rung
 
     def paused(self) -> list[str]:
         return [k for k, v in self.choices.items() if v is None]
@@ -175,7 +176,52 @@ def allocate(
         tier=Tier(videos=shown_count, down_kbps=_row(shown_count)),
         used_bps=used,
         wanted_bps=wanted,
+        next_bps=_next_budget(
+            videos,
+            ladders,
+            choices,
+            used,
+            DATA_SAVER_VIDEOS if quality is Quality.DATA_SAVER else len(TIERS) - 1,
+            budget_bps,
+        ),
     )
+
+
+def _need(media_bps: int) -> int:
+    """The least budget whose media share (after headroom) covers ``media_bps``."""
+    budget = int(media_bps / HEADROOM)
+    while int(budget * HEADROOM) < media_bps:
+        budget += 1
+    return budget
+
+
+def _next_budget(
+    videos: list[Demand],
+    ladders: dict[str, tuple[Layer, ...]],
+    choices: dict[str, Layer | None],
+    used: int,
+    hard_limit: int,
+    budget_bps: int,
+) -> int | None:
+    """The least budget at which one more rung (or one more video) would fit."""
+    steps: list[int] = []
+    shown = 0
+    for d in videos:
+        ladder = ladders[d.key]
+        current = choices.get(d.key)
+        if current is None:
+            continue
+        shown += 1
+        i = ladder.index(current)
+        if i + 1 < len(ladder):
+            steps.append(_need(used + ladder[i + 1].bitrate_bps - current.bitrate_bps))
+    paused = [d for d in videos if choices.get(d.key) is None]
+    if paused and shown < hard_limit:
+        row = TIERS[shown + 1][1] * 1000
+        first = ladders[paused[0].key][0].bitrate_bps
+        steps.append(max(row, _need(used + first)))
+    above = [b for b in steps if b > budget_bps]
+    return min(above) if above else None
 
 
 def _row(videos: int) -> int:

@@ -65,7 +65,8 @@ UP_RATIO = 1.15  # REMB this far above the budget ...
 UP_HOLD = 2.0  # ... for this long raises the budget to it
 LAG_RATIO = 0.6  # REMB below this share of the budget ...
 LAG_HOLD = 8.0  # ... for this long (while not falling) lowers the budget to it
-PROBE_FACTOR = 2.0  # a probe offers this multiple of the budget (the allocator steps a rung)
+PROBE_MIN_STEP = 1.25  # a probe raises the budget at least this much ...
+PROBE_MAX_STEP = 3.0  # ... and at most this much (the allocator steps one rung)
 PROBE_HOLD = 1.5  # seconds a probe is watched before it counts as good
 PROBE_INTERVAL = 1.0  # seconds between a good probe and the next one
 PROBE_BACKOFF_MAX = 4.0  # longest wait after failed probes
@@ -115,8 +116,8 @@ class BudgetController:
         return self._probe_until is not None
 
     def update(self, estimate: Estimate, now: float, wanted_bps: int | None = None) -> int:
-        """Fold in the latest estimate; ``wanted_bps`` is what the allocator would
-        spend without limit (no probe when the budget already covers it)."""
+        """Fold in the latest estimate; ``wanted_bps`` is the budget the allocator
+        needs for one more rung (``None``: nothing more to want, so no probe)."""
         remb = estimate.bitrate_bps
         if remb is not None and remb != self._last_remb:
             self._falling = self._last_remb is not None and remb < self._last_remb * REMB_FALL
@@ -166,7 +167,10 @@ class BudgetController:
             and estimate.loss <= PROBE_LOSS / 2
         ):
             self._before_probe = self.budget_bps
-            self._set(int(self.budget_bps * PROBE_FACTOR))
+            step = min(
+                max(wanted_bps, self.budget_bps * PROBE_MIN_STEP), self.budget_bps * PROBE_MAX_STEP
+            )
+            self._set(int(step))
             self._probe_until = now + PROBE_HOLD
         return self.budget_bps
 

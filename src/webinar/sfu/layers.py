@@ -29,7 +29,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 
 from .rtp import MediaPacket
-from .vp8 import Vp8Info, rewrite
+from .vp8 import Vp8Info, rewrite, scan
 
 MAX_TEMPORAL = 2  # L1T3: temporal layers 0, 1, 2
 DUP_WINDOW = 1024  # input sequence numbers remembered for duplicate detection
@@ -49,6 +49,7 @@ class LayerSelector:
     needed) and sets :attr:`out_seq` / :attr:`out_ts`, or returns ``None``."""
 
     __slots__ = (
+        "_adopting",
         "_asked_at",
         "_base",
         "_clock",
@@ -132,6 +133,7 @@ class LayerSelector:
         self._pid_drops: list[int] = []
         self._pid_out_hi = -1
         self._pic_forward = True
+        self._adopting = False
         # TL0PICIDX
         self._tl0_off = 0
         self._tl0_out_last = -1
@@ -180,10 +182,37 @@ class LayerSelector:
         if self._on_listen is not None:
             self._on_listen(self.listening())
 
+    def continue_from(
+        self,
+        *,
+        highest_out: int,
+        seq_offset: int,
+        base_seq: int,
+        ts_offset: int,
+        last_ts: int,
+        last_arrival: float,
+    ) -> None:
+        """Take over a stream a plain consumer was forwarding unchanged (layer 0,
+        the publisher's PictureIDs): the subscriber sees no break. A picture the
+        plain path began is finished whole."""
+        self._out_hi = highest_out
+        self._seq_off = seq_offset
+        self._base = base_seq
+        self._in_hi = highest_out - seq_offset
+        self._ts_off = ts_offset & 0xFFFFFFFF
+        self.last_ts = last_ts
+        self._last_arrival = last_arrival
+        self.spatial = 0
+        self._need_keyframe = False
+        self._started = True
+        self._adopting = True
+
     # ------------------------------------------------------------------ hot path
 
     def process(self, mp: MediaPacket) -> bytes | bytearray | None:
         info = mp.vp8
+        if info is None:  # read once, by the first selector that needs it
+            info = mp.vp8 = scan(mp.payload)
         if self._need_keyframe or mp.layer != self.spatial:
             if mp.layer != self.target_spatial or info is None or not info.keyframe:
                 return None  # the old layer while a switch waits, or other layers
@@ -260,6 +289,14 @@ class LayerSelector:
             return self._pic_forward
         if pid_ext < self._pid_hi:
             return not self._dropped_picture(pid_ext)
+        if self._adopting:
+            self._adopting = False
+            if self._pid_hi < 0:  # the first picture seen here
+                self._pid_base = pid_ext if info.begin else pid_ext - 1
+                if not info.begin:  # begun by the plain path: finish it
+                    self._pid_hi = pid_ext
+                    self._pic_forward = True
+                    return True
         forward = self._temporal_ok(info)
         if not forward:
             self._pid_off -= 1
