@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from .consumer import Consumer
 from .producer import Producer
+from .tiers import SubscriberTiers
 from .transport import (
     OfferSender,
     PublishTransport,
@@ -45,13 +46,20 @@ class Router:
         self.producers: dict[str, Producer] = {}
         self._publishers: set[PublishTransport] = set()
         self._subscribers: set[SubscribeTransport] = set()
+        self._tiers: dict[SubscribeTransport, SubscriberTiers] = {}
+        self._layer_listeners: dict[PublishTransport, Callable[[Producer, list[bool]], None]] = {}
         self._task = asyncio.get_running_loop().create_task(self._housekeeping())
 
     # ------------------------------------------------------------------ transports
 
     def create_publish_transport(
-        self, *, on_producer: Callable[[Producer], None]
+        self,
+        *,
+        on_producer: Callable[[Producer], None],
+        on_layers: Callable[[Producer, list[bool]], None] | None = None,
     ) -> PublishTransport:
+        """``on_layers(producer, active)``: tell the publisher which of a simulcast
+        producer's encodings (lowest first) anyone needs (dynacast)."""
         self._check_open()
 
         def added(producer: Producer) -> None:
@@ -63,7 +71,14 @@ class Router:
             self.config.transport, may_add=self._check_limits, on_producer=added
         )
         self._publishers.add(transport)
-        transport.on_close(lambda: self._publishers.discard(transport))
+        if on_layers is not None:
+            self._layer_listeners[transport] = on_layers
+
+        def closed() -> None:
+            self._publishers.discard(transport)
+            self._layer_listeners.pop(transport, None)
+
+        transport.on_close(closed)
         return transport
 
     def create_subscribe_transport(
@@ -81,8 +96,22 @@ class Router:
             answer_timeout=answer_timeout,
         )
         self._subscribers.add(transport)
-        transport.on_close(lambda: self._subscribers.discard(transport))
+        self._tiers[transport] = SubscriberTiers(transport.estimator)
+
+        def closed() -> None:
+            self._subscribers.discard(transport)
+            self._tiers.pop(transport, None)
+
+        transport.on_close(closed)
         return transport
+
+    def tiers_of(self, transport: SubscribeTransport) -> SubscriberTiers:
+        """The subscriber's bandwidth allocation: its quality choice, the priorities
+        of what it receives and where its reports go."""
+        tiers = self._tiers.get(transport)
+        if tiers is None:
+            tiers = self._tiers[transport] = SubscriberTiers(transport.estimator)
+        return tiers
 
     def _forget_producer(self, producer: Producer, _reason: CloseReason) -> None:
         self.producers.pop(producer.id, None)

@@ -193,7 +193,7 @@ export class WebinarConnection extends EventTarget {
     this.subscribeConnection = null;
     /** How many times this session resumed after a drop. */
     this.resumeCount = 0;
-    /** What we receive (`set-quality`): "auto", "data-saver" or "high". */
+    /** What we receive (`set-video-quality`): "auto", "data-saver" or "high". */
     this.quality = "auto";
     /** The server's latest `allocation` for us. @type {import("./tiers.js").AllocationMessage | null} */
     this.allocation = null;
@@ -997,9 +997,9 @@ export class WebinarConnection extends EventTarget {
   }
 
   _sendQuality() {
-    return this.request("set-quality", { quality: this.quality }).catch((error) => {
+    return this.request("set-video-quality", { quality: this.quality }).catch((error) => {
       if (error.code !== "closed" && error.code !== "not-connected") {
-        console.warn(`webinar: set-quality refused: ${error.code} ${error.message}`);
+        console.warn(`webinar: set-video-quality refused: ${error.code} ${error.message}`);
       }
     });
   }
