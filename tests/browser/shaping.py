@@ -57,7 +57,9 @@ class ShapedNetwork:
         links = subprocess.run(
             ["ip", "-o", "link", "show"], capture_output=True, text=True, check=False
         ).stdout
-        names = [line.split(":")[1].strip().split("@")[0] for line in links.splitlines() if ":" in line]
+        names = [
+            line.split(":")[1].strip().split("@")[0] for line in links.splitlines() if ":" in line
+        ]
         others = sorted(n for n in names if n != "lo" and not n.startswith("wt"))
         if others:  # not the private namespace scripts/test makes: the machine's own
             raise ShapingUnavailable(
