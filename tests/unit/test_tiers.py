@@ -217,3 +217,121 @@ def test_layer_bitrate_is_measured_and_nominal_until_then() -> None:
     assert layer.cost_bps() == layer.bitrate_bps
     layer.measure(120.0)  # nothing for a while
     assert layer.bitrate_bps == 0 and not layer.flowing(120.0)
+
+
+# --------------------------------------------------------------------------- ingress
+
+from aiortc.rtp import RtpPacket  # noqa: E402
+
+from webinar.sfu.producer import ProducerStats  # noqa: E402
+from webinar.sfu.rtp import MediaPacket  # noqa: E402
+from webinar.sfu.simulcast import SimulcastIngress  # noqa: E402
+from webinar.sfu.vp8 import build_descriptor  # noqa: E402
+
+VP8, RTX = 96, 97
+
+
+class FakeTap:
+    def __init__(self) -> None:
+        self.plis: list[int] = []
+        self.nacks: list[tuple[int, list[int]]] = []
+        self.accounted = 0
+
+    def account(self, packet: RtpPacket, arrival_time_ms: int, clock_rate: int) -> None:
+        self.accounted += 1
+
+    def send_nack(self, media_ssrc: int, lost: set[int]) -> None:
+        self.nacks.append((media_ssrc, sorted(lost)))
+
+    def send_pli(self, media_ssrc: int) -> None:
+        self.plis.append(media_ssrc)
+
+
+@dataclass
+class Listener:
+    id: str
+    got: list[MediaPacket] = field(default_factory=list)
+    restarts: int = 0
+
+    def forward(self, mp: MediaPacket) -> None:
+        self.got.append(mp)
+
+    def restart(self) -> None:
+        self.restarts += 1
+
+
+def rtp(ssrc: int, seq: int, *, rid: str | None = None, rrid: str | None = None,
+        pt: int = VP8, payload: bytes | None = None, key: bool = False) -> RtpPacket:  # fmt: skip
+    p = RtpPacket(payload_type=pt, sequence_number=seq, timestamp=seq * 3000, ssrc=ssrc)
+    p.payload = payload if payload is not None else build_descriptor(picture_id=seq, keyframe=key)
+    p.extensions.rtp_stream_id = rid
+    p.extensions.repaired_rtp_stream_id = rrid
+    return p
+
+
+def make_ingress() -> tuple[SimulcastIngress, FakeTap, ProducerStats]:
+    tap, stats = FakeTap(), ProducerStats()
+    return SimulcastIngress(("q", "h", "f"), tap, stats), tap, stats  # type: ignore[arg-type]
+
+
+def feed(ing: SimulcastIngress, packet: RtpPacket) -> None:
+    ing.on_rtp(packet, 0, VP8, RTX, 90000, False)
+
+
+def test_ingress_learns_rids_and_hands_each_layer_to_its_listeners() -> None:
+    ing, tap, stats = make_ingress()
+    low, high, both = Listener("low"), Listener("high"), Listener("both")
+    ing.listen(low, (0,))
+    ing.listen(high, (2,))
+    ing.listen(both, (0, 2))
+    feed(ing, rtp(111, 1))  # no RID yet: cannot tell the layer
+    assert tap.accounted == 0
+    feed(ing, rtp(111, 2, rid="q", key=True))
+    feed(ing, rtp(333, 50, rid="f"))
+    feed(ing, rtp(111, 3))  # the RID extension is only in the first packets
+    feed(ing, rtp(333, 51))
+    feed(ing, rtp(222, 7, rid="h"))
+    assert [(m.layer, m.seq & 0xFFFF) for m in low.got] == [(0, 2), (0, 3)]
+    assert [(m.layer, m.seq & 0xFFFF) for m in high.got] == [(2, 50), (2, 51)]
+    assert len(both.got) == 4
+    assert low.got[0].keyframe and ing.temporal_layers == 1
+    assert stats.packets == 5
+    # RTX of the high layer, known by its repaired RID; duplicates are dropped
+    feed(ing, rtp(444, 900, rrid="f", pt=RTX, payload=b"\x00\x34" + build_descriptor()))
+    assert [m.seq & 0xFFFF for m in high.got] == [50, 51, 52]
+    feed(ing, rtp(333, 52))
+    assert len(high.got) == 3 and stats.duplicates == 1
+    # a gap on one layer NACKs that layer's SSRC
+    feed(ing, rtp(222, 10))
+    assert tap.nacks == [(222, [8, 9])]
+
+
+def test_ingress_keyframe_requests_go_to_the_layer_and_are_throttled() -> None:
+    ing, tap, _ = make_ingress()
+    assert not ing.request_keyframe(1)  # SSRC not known yet
+    feed(ing, rtp(222, 1, rid="h"))
+    assert ing.request_keyframe(1) and not ing.request_keyframe(1)
+    assert tap.plis == [222]
+
+
+def test_a_new_ssrc_for_a_rid_restarts_its_listeners() -> None:
+    ing, _, _ = make_ingress()
+    listener = Listener("x")
+    ing.listen(listener, (0,))
+    feed(ing, rtp(111, 1, rid="q"))
+    feed(ing, rtp(999, 40000, rid="q"))
+    assert listener.restarts == 1 and len(listener.got) == 2
+
+
+def test_ladder_leaves_out_layers_that_should_run_but_do_not() -> None:
+    ing, _, _ = make_ingress()
+    start = ing.layers[0].enabled_at
+    assert [r.spatial for r in ing.ladder(start + 1)] == [0, 0, 0, 1, 2]  # all starting
+    feed(ing, rtp(111, 1, rid="q", payload=build_descriptor(temporal_id=0, keyframe=True)))
+    assert ing.temporal_layers == 3
+    now = ing.layers[0].last_arrival
+    assert [r.spatial for r in ing.ladder(now + 5)] == []  # nothing flows any more
+    ing.layers[0].last_arrival = now + 5
+    ing.set_enabled([True, False, True], now + 5)
+    # q flows, h was turned off (can be turned on again), f should run but does not
+    assert [r.spatial for r in ing.ladder(now + 5)] == [0, 0, 0, 1]

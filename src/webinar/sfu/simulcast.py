@@ -14,13 +14,30 @@ first). A browser that sends one stream (no simulcast) has a single layer 0.
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
 from aiortc.rtcrtpreceiver import NackGenerator
+from aiortc.rtp import RtpPacket
 
-from .rtp import DuplicateFilter, SeqUnwrapper
+from .allocator import Layer, video_ladder
+from .rtp import (
+    DuplicateFilter,
+    MediaPacket,
+    SeqUnwrapper,
+    abs_send_time_bytes,
+    vp8_is_keyframe_start,
+)
+from .vp8 import scan
+
+if TYPE_CHECKING:
+    from ._aiortc import IngressTap
+
+logger = logging.getLogger(__name__)
 
 RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
 REPAIRED_RID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
@@ -193,3 +210,230 @@ class ProducerLayer:
         return (
             max(self.bitrate_bps, self.nominal_bps // 2) if self.bitrate_bps else self.nominal_bps
         )
+
+
+# --------------------------------------------------------------------------- ingress
+
+KEYFRAME_REQUEST_INTERVAL = 0.25  # seconds between two PLIs for one layer
+STARTING_GRACE = 3.0  # seconds a layer that should run may take to start flowing
+
+
+class LayerListener(Protocol):
+    """What the ingress hands a layer's packets to (a consumer)."""
+
+    id: str
+
+    def forward(self, mp: MediaPacket) -> None: ...
+
+    def restart(self) -> None: ...
+
+
+class SimulcastIngress:
+    """The layers of one simulcast producer: learns RID -> SSRC, keeps each layer's
+    sequence space, NACKs, keyframe requests and sender reports, and hands each
+    packet only to the consumers listening to its layer."""
+
+    def __init__(self, rids: tuple[str, ...], tap: IngressTap, stats: Any) -> None:
+        self.layers = [ProducerLayer(index=i, rid=rid) for i, rid in enumerate(rids)]
+        self.by_layer: list[tuple[LayerListener, ...]] = [() for _ in rids]
+        self.sender_reports: list[tuple[int, int, float] | None] = [None] * len(rids)
+        self.temporal_layers = 0  # 0 until a keyframe told: 1 (none) or 3 (L1T3)
+        self._tap = tap
+        self._stats = stats
+        self._by_rid = {layer.rid: layer for layer in self.layers}
+        self._media: dict[int, ProducerLayer] = {}
+        self._rtx: dict[int, ProducerLayer] = {}
+        self._listening: dict[str, tuple[LayerListener, tuple[int, ...]]] = {}
+        self._last_pli = [0.0] * len(rids)
+        created = time.time()  # wall clock, like arrival times: layers may start till then
+        for layer in self.layers:
+            layer.enabled_at = created
+
+    # ------------------------------------------------------------------ listeners
+
+    def listen(self, listener: LayerListener, layers: tuple[int, ...]) -> None:
+        self._listening[listener.id] = (listener, layers)
+        self._rebuild()
+
+    def forget(self, listener: LayerListener) -> None:
+        if self._listening.pop(listener.id, None) is not None:
+            self._rebuild()
+
+    def clear(self) -> None:
+        self._listening.clear()
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        self.by_layer = [
+            tuple(lst for lst, layers in self._listening.values() if index in layers)
+            for index in range(len(self.layers))
+        ]
+
+    # ------------------------------------------------------------------ hot path
+
+    def on_rtp(
+        self,
+        packet: RtpPacket,
+        arrival_time_ms: int,
+        codec_pt: int,
+        rtx_pt: int | None,
+        clock_rate: int,
+        paused: bool,
+    ) -> None:
+        ssrc = packet.ssrc
+        layer = self._media.get(ssrc)
+        rtx = False
+        if layer is None:
+            layer = self._rtx.get(ssrc)
+            if layer is not None:
+                rtx = True
+            else:
+                learned = self._learn(packet, codec_pt, rtx_pt)
+                if learned is None:
+                    return
+                layer, rtx = learned
+        self._tap.account(packet, arrival_time_ms, clock_rate)
+        payload = packet.payload
+        if rtx:
+            if packet.payload_type != rtx_pt or len(payload) < 2:
+                return  # padding probes
+            seq = (payload[0] << 8) | payload[1]
+            payload = payload[2:]
+        else:
+            if packet.payload_type != codec_pt:
+                return
+            seq = packet.sequence_number
+        if not payload:
+            return
+        ext = layer.unwrap.unwrap(seq)
+        stats = self._stats
+        if not layer.dupes.first_time(ext):
+            stats.duplicates += 1
+            return
+        n = len(payload)
+        stats.packets += 1
+        stats.bytes += n
+        layer.packets += 1
+        layer.bytes += n
+        now = time.time()
+        layer.last_arrival = now
+        if rtx:
+            stats.retransmissions += 1
+            layer.nack.missing.discard(seq)
+        elif layer.nack.add(packet):
+            stats.nacks_sent += 1
+            self._tap.send_nack(ssrc, layer.nack.missing)
+        keyframe = vp8_is_keyframe_start(payload)
+        if keyframe:
+            stats.keyframes += 1
+            if not self.temporal_layers:
+                info = scan(payload)
+                self.temporal_layers = 3 if info is not None and info.temporal_id >= 0 else 1
+        if paused:
+            return
+        mp = MediaPacket(
+            seq=ext,
+            timestamp=packet.timestamp,
+            marker=packet.marker,
+            payload=payload,
+            keyframe=keyframe,
+            audio_level=-1,
+            arrival=now,
+            abs_send_time=abs_send_time_bytes(now),
+            layer=layer.index,
+        )
+        for listener in self.by_layer[layer.index]:
+            try:
+                listener.forward(mp)
+            except Exception:  # one subscriber's trouble never stops the others
+                logger.exception("forwarding to %s failed", listener)
+
+    def _learn(
+        self, packet: RtpPacket, codec_pt: int, rtx_pt: int | None
+    ) -> tuple[ProducerLayer, bool] | None:
+        """A new SSRC: which layer (and whether its RTX) from the RID extensions."""
+        ext = packet.extensions
+        if ext.rtp_stream_id is not None and packet.payload_type == codec_pt:
+            layer = self._by_rid.get(ext.rtp_stream_id)
+            if layer is None:
+                return None
+            if layer.ssrc is not None and layer.ssrc != packet.ssrc:
+                self._media.pop(layer.ssrc, None)  # a new encoder: a new sequence space
+                layer.unwrap = SeqUnwrapper()
+                layer.dupes = DuplicateFilter()
+                layer.nack = NackGenerator()
+                for listener in self.by_layer[layer.index]:
+                    listener.restart()
+            layer.ssrc = packet.ssrc
+            self._media[packet.ssrc] = layer
+            return layer, False
+        if ext.repaired_rtp_stream_id is not None and packet.payload_type == rtx_pt:
+            layer = self._by_rid.get(ext.repaired_rtp_stream_id)
+            if layer is None:
+                return None
+            if layer.rtx_ssrc is not None:
+                self._rtx.pop(layer.rtx_ssrc, None)
+            layer.rtx_ssrc = packet.ssrc
+            self._rtx[packet.ssrc] = layer
+            return layer, True
+        return None
+
+    # ------------------------------------------------------------------ control
+
+    def request_keyframe(self, index: int) -> bool:
+        if not 0 <= index < len(self.layers):
+            return False
+        layer = self.layers[index]
+        now = time.monotonic()
+        if layer.ssrc is None or now - self._last_pli[index] < KEYFRAME_REQUEST_INTERVAL:
+            return False
+        self._last_pli[index] = now
+        self._stats.keyframe_requests += 1
+        self._tap.send_pli(layer.ssrc)
+        return True
+
+    def on_sender_report(self, ssrc: int, ntp: int, rtp: int, arrived: float) -> bool:
+        layer = self._media.get(ssrc)
+        if layer is None:
+            return False
+        self.sender_reports[layer.index] = (ntp, rtp, arrived)
+        return True
+
+    def set_enabled(self, active: list[bool], now: float) -> None:
+        for layer, on in zip(self.layers, active, strict=False):
+            if on and not layer.enabled:
+                layer.enabled_at = now
+            layer.enabled = on
+
+    def measure(self, now: float) -> None:
+        for layer in self.layers:
+            layer.measure(now)
+
+    def ladder(self, now: float) -> tuple[Layer, ...]:
+        """What a subscriber may be given (``now`` is ``time.time()``): running layers,
+        layers dynacast turned off (turned on again on demand), and ones still
+        starting; not ones that should run but do not (the publisher's uplink or
+        camera cannot carry them)."""
+        usable = [
+            layer
+            for layer in self.layers
+            if layer.flowing(now)
+            or not layer.enabled
+            or now - max(layer.enabled_at, self._started_at(layer)) < STARTING_GRACE
+        ]
+        return layer_ladder(
+            [(layer.index, layer.cost_bps()) for layer in usable], self.temporal_layers or 3
+        )
+
+    def _started_at(self, layer: ProducerLayer) -> float:
+        return layer.last_arrival if layer.packets else 0.0
+
+
+def layer_ladder(costs: list[tuple[int, int]], temporal_layers: int) -> tuple[Layer, ...]:
+    """Rungs from (spatial index, bitrate) pairs, lowest first: the lowest at each
+    frame rate, the others at full frame rate (indices need not be contiguous)."""
+    if not costs:
+        return ()
+    rungs = video_ladder([bps for _, bps in costs], temporal_layers)
+    indices = [index for index, _ in costs]
+    return tuple(Layer(indices[r.spatial], r.temporal, r.bitrate_bps) for r in rungs)
