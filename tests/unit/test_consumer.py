@@ -34,11 +34,14 @@ SSRC, RTX_SSRC = 0x11111111, 0x22222222
 
 
 class FakeSink:
+    """What the real sink offers the consumer: a buffer to write into and a send."""
+
     def __init__(self) -> None:
         self.rtp: list[bytes] = []
+        self.out = memoryview(bytearray(1500))
 
-    def send_rtp(self, data: bytes) -> bool:
-        self.rtp.append(data)
+    def send_out(self, n: int) -> bool:
+        self.rtp.append(bytes(self.out[:n]))
         return True
 
     def send_rtcp(self, data: bytes) -> bool:

@@ -130,6 +130,7 @@ def check_hooks() -> None:
                 missing.append("RTCIceGatherer._connection")
             else:
                 for name in (
+                    "_closing",
                     "_nominated",
                     "_protocols",
                     "_local_candidates",
@@ -152,13 +153,14 @@ def check_hooks() -> None:
         asyncio.set_event_loop(None)
         loop.close()
     session = pylibsrtp.Session()
-    for name in ("_srtp", "_cdata", "_buffer"):
+    for name in ("_srtp",):
         if not hasattr(session, name):
             missing.append(f"pylibsrtp.Session.{name}")
-    if str(_srtp_ffi.typeof(_srtp_protect)) != (
-        "<ctype 'srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)'>"
-    ):
-        missing.append("libsrtp srtp_protect(ctx, data, int *len) signature")
+    for fn in (_srtp_protect, _srtp_protect_rtcp):
+        if str(_srtp_ffi.typeof(fn)) != (
+            "<ctype 'srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)'>"
+        ):
+            missing.append(f"libsrtp {fn.__name__}(ctx, data, int *len) signature")
     if not hasattr(_DtlsState, "CONNECTED"):
         missing.append("aiortc.rtcdtlstransport.State.CONNECTED")
     for name in (
@@ -242,117 +244,130 @@ def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:
 # --------------------------------------------------------------------------- egress
 
 
-class _UdpSend:
-    """Resolves the nominated ICE pair into a synchronous ``sendto``."""
-
-    __slots__ = ("_conn", "_loop", "_pair", "_send", "_tasks")
-
-    def __init__(self, dtls: RTCDtlsTransport) -> None:
-        self._conn = dtls.transport.iceGatherer._connection
-        self._pair: Any = None
-        self._send: Callable[[bytes], None] | None = None
-        self._loop = asyncio.get_event_loop()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def __call__(self, data: bytes) -> bool:
-        pair = self._conn._nominated.get(1)
-        if pair is None:
-            return False
-        if pair is not self._pair:
-            self._resolve(pair)
-        send = self._send
-        assert send is not None
-        send(data)
-        return True
-
-    def _resolve(self, pair: Any) -> None:
-        self._pair = pair
-        protocol = pair.protocol
-        addr = pair.remote_addr
-        if type(protocol) is aioice.ice.StunProtocol:
-            transport = protocol.transport
-            self._send = lambda data: transport.sendto(data, addr)
-        else:  # TURN-relayed or TCP protocol: its send is a coroutine
-
-            def send(data: bytes) -> None:
-                task = self._loop.create_task(protocol.send_data(data, addr))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-
-            self._send = send
-
-
 _CONNECTED = _DtlsState.CONNECTED
 _srtp_protect = _srtp_lib.srtp_protect
+_srtp_protect_rtcp = _srtp_lib.srtp_protect_rtcp
+_unpack = _srtp_ffi.unpack
 _SRTP_MAX_TRAILER = 16 + 128  # pylibsrtp's SRTP_MAX_TRAILER_LEN
-
-
-class _FastProtect:
-    """SRTP protect through libsrtp directly, reusing the session's buffer.
-
-    pylibsrtp allocates an ``int *`` and checks its arguments on every call; on the
-    forwarding path that wrapper cost about as much as the encryption itself."""
-
-    __slots__ = ("_buffer", "_cdata", "_ctx", "_len", "_limit", "_session")
-
-    def __init__(self, session: Any) -> None:
-        self._session = session  # keeps the context and buffer alive
-        self._ctx = session._srtp[0]
-        self._cdata = session._cdata
-        self._buffer = session._buffer
-        self._len = _srtp_ffi.new("int *")
-        self._limit = len(session._buffer) - _SRTP_MAX_TRAILER
-
-    def __call__(self, data: bytes) -> bytes | None:
-        n = len(data)
-        if n > self._limit:
-            return None
-        self._buffer[0:n] = data
-        length = self._len
-        length[0] = n
-        if _srtp_protect(self._ctx, self._cdata, length) != 0:
-            return None  # e.g. an index libsrtp considers replayed: drop, never raise
-        return self._buffer[0 : length[0]]  # type: ignore[no-any-return]
+_SRTCP_MAX_TRAILER = 4 + 16 + 128  # pylibsrtp's SRTP_MAX_SRTCP_TRAILER_LEN
+MAX_PACKET = 1500  # largest RTP packet (header included) the sink accepts
 
 
 class PacketSink:
-    """Synchronous SRTP/SRTCP send on one peer connection's DTLS transport."""
+    """Synchronous SRTP/SRTCP send on one peer connection's DTLS transport.
 
-    __slots__ = ("_dtls", "_protect", "_udp", "bytes_sent", "packets_sent")
+    The forwarding path writes a packet straight into :attr:`out` (a writable view
+    of the sink's own C buffer), then calls :meth:`send_out`: libsrtp protects it in
+    place and the nominated ICE pair's UDP transport sends it. No coroutine, no
+    intermediate ``bytes`` but the one handed to the socket. Everything that can
+    change under a live connection (the SRTP session after a DTLS restart, the
+    nominated pair after an ICE change) is re-resolved when it changes, checked
+    by identity per packet.
+    """
+
+    __slots__ = (
+        "_addr",
+        "_cbuf",
+        "_ctx",
+        "_dtls",
+        "_len",
+        "_loop",
+        "_nominated",
+        "_pair",
+        "_sendto",
+        "_session",
+        "_tasks",
+        "bytes_sent",
+        "out",
+        "packets_sent",
+    )
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
         self._dtls = dtls
-        self._protect: _FastProtect | None = None
-        self._udp = _UdpSend(dtls)
+        self._nominated: dict[int, Any] = dtls.transport.iceGatherer._connection._nominated
+        self._session: Any = None
+        self._ctx: Any = None
+        self._pair: Any = None
+        self._addr: Any = None
+        self._sendto: Callable[[bytes, Any], None] | None = None
+        self._loop = asyncio.get_event_loop()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._cbuf = _srtp_ffi.new("char[]", MAX_PACKET + _SRTCP_MAX_TRAILER)
+        self._len = _srtp_ffi.new("int *")
+        self.out = memoryview(_srtp_ffi.buffer(self._cbuf))
         self.packets_sent = 0
         self.bytes_sent = 0
 
-    def send_rtp(self, data: bytes) -> bool:
+    def send_out(self, n: int) -> bool:
+        """Protect the first ``n`` bytes of :attr:`out` (an RTP packet) and send them."""
         dtls = self._dtls
         if dtls._state is not _CONNECTED:
             return False
-        protect = self._protect
-        if protect is None or protect._session is not dtls._tx_srtp:
-            if dtls._tx_srtp is None:
-                return False
-            protect = self._protect = _FastProtect(dtls._tx_srtp)
-        out = protect(data)
-        if out is None:
+        if dtls._tx_srtp is not self._session and not self._resolve_srtp():
             return False
-        if self._udp(out):
-            self.packets_sent += 1
-            self.bytes_sent += len(out)
-            return True
-        return False
+        pair = self._nominated.get(1)
+        if pair is not self._pair and not self._resolve_pair(pair):
+            return False
+        length = self._len
+        length[0] = n
+        if _srtp_protect(self._ctx, self._cbuf, length) != 0:
+            return False  # e.g. an index libsrtp considers replayed: drop, never raise
+        n = length[0]
+        self._sendto(_unpack(self._cbuf, n), self._addr)  # type: ignore[misc]
+        self.packets_sent += 1
+        self.bytes_sent += n
+        return True
+
+    def send_rtp(self, data: bytes) -> bool:
+        """Protect and send a packet built elsewhere (retransmissions, tests)."""
+        n = len(data)
+        if n > MAX_PACKET:
+            return False
+        self.out[0:n] = data
+        return self.send_out(n)
 
     def send_rtcp(self, data: bytes) -> bool:
-        srtp = self._dtls._tx_srtp
-        if srtp is None or self._dtls._state is not _CONNECTED:
+        dtls = self._dtls
+        n = len(data)
+        if dtls._state is not _CONNECTED or n > MAX_PACKET:
             return False
-        try:
-            return self._udp(srtp.protect_rtcp(data))
-        except pylibsrtp.Error:
+        if dtls._tx_srtp is not self._session and not self._resolve_srtp():
             return False
+        pair = self._nominated.get(1)
+        if pair is not self._pair and not self._resolve_pair(pair):
+            return False
+        self.out[0:n] = data
+        length = self._len
+        length[0] = n
+        if _srtp_protect_rtcp(self._ctx, self._cbuf, length) != 0:
+            return False
+        self._sendto(_unpack(self._cbuf, length[0]), self._addr)  # type: ignore[misc]
+        return True
+
+    def _resolve_srtp(self) -> bool:
+        session = self._dtls._tx_srtp
+        if session is None:
+            return False
+        self._session = session  # keeps the libsrtp context alive
+        self._ctx = session._srtp[0]
+        return True
+
+    def _resolve_pair(self, pair: Any) -> bool:
+        if pair is None:
+            return False
+        self._pair = pair
+        self._addr = pair.remote_addr
+        protocol = pair.protocol
+        if type(protocol) is aioice.ice.StunProtocol:
+            self._sendto = protocol.transport.sendto
+        else:  # TURN-relayed or TCP protocol: its send is a coroutine
+            self._sendto = self._send_via_task
+        return True
+
+    def _send_via_task(self, data: bytes, addr: Any) -> None:
+        task = self._loop.create_task(self._pair.protocol.send_data(data, addr))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
 
 RtcpHandler = Callable[[AnyRtcpPacket], Awaitable[None]]
@@ -562,6 +577,10 @@ def configure_gathering(
     private._RTCPeerConnection__createTransceiver = create
 
 
+class _Closed(Exception):
+    """The ICE connection closed while candidates were being gathered."""
+
+
 MEDIA_SOCKET_BUFFER = 4 * 1024 * 1024  # the kernel caps it at net.core.rmem_max
 
 
@@ -589,6 +608,9 @@ def _patch_gather(
                 transport, protocol = await loop.create_datagram_endpoint(
                     lambda: ice.StunProtocol(conn), local_addr=(address, port), family=family
                 )
+                if conn._closing:  # closed while we were binding: nobody would close it
+                    transport.close()
+                    raise _Closed
                 sock = transport.get_extra_info("socket")
                 if sock is not None:  # as aioice does: bursts must not overflow the socket
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, MEDIA_SOCKET_BUFFER)
@@ -601,6 +623,19 @@ def _patch_gather(
         if conn._local_candidates_start:
             return
         conn._local_candidates_start = True
+        try:
+            await gather()
+        except _Closed:
+            pass
+        if conn._closing:
+            # The connection closed while gathering: its close() may already have run
+            # over _protocols, so close whatever we added (closing twice is harmless).
+            for protocol in conn._protocols:
+                protocol.transport.close()
+            conn._protocols.clear()
+        conn._local_candidates_end = True
+
+    async def gather() -> None:
         relay_only = conn._transport_policy == ice.TransportPolicy.RELAY
         addresses = (
             []
@@ -650,10 +685,9 @@ def _patch_gather(
             for result in results:
                 if isinstance(result, tuple):
                     conn._local_candidates.append(result[0])
-            if conn.turn_server:
+            if conn.turn_server and not conn._closing:
                 conn._local_candidates += await conn.get_component_candidates(
                     component=component, addresses=[]
                 )
-        conn._local_candidates_end = True
 
     conn.gather_candidates = gather_candidates

@@ -99,53 +99,60 @@ class Consumer:
         self._rtx_ssrc = tap.rtx_ssrc
         self._pt = 0
         self._rtx_pt: int | None = None
-        self._ext_fixed = b""  # extension elements that are the same for every packet
-        self._ext_words = 0
         self._need_keyframe = producer.kind is MediaKind.VIDEO
         self._started = False
         self._seq_offset = 0
         self._base_seq = 0  # first (unwrapped) input sequence number forwarded
         self._highest_out = _random_start()  # highest extended output sequence sent
         self._ts_offset = int.from_bytes(_randbytes(4), "big")
-        self._last_out_ts = 0
-        self._last_sent_at = 0.0
         self._rtx_seq = int.from_bytes(_randbytes(2), "big") & 0x7FFF
         self._video = producer.kind is MediaKind.VIDEO
-        self._history: list[tuple[int, int, MediaPacket] | None] = (
-            [None] * HISTORY_SIZE if self._video else []
-        )
+        # Retransmission history by output sequence number: the packet and the output
+        # sequence number it went out with (a slot is reused after HISTORY_SIZE).
+        self._hist_mp: list[MediaPacket | None] = [None] * HISTORY_SIZE if self._video else []
+        self._hist_seq: list[int] = [-1] * HISTORY_SIZE if self._video else []
         self._resent_at: list[float] = [0.0] * HISTORY_SIZE if self._video else []
+        self._last: MediaPacket | None = None  # last packet sent (for SRs without a publisher SR)
+        self._head: struct.Struct = _HDR
+        self._head_len = _HDR.size
+        self._head_fixed: tuple[bytes, ...] = ()
+        self._out: memoryview = memoryview(b"")
+        self._mid_ext = b""
+        self._ext_words = 0
+        self._var_id = 0  # id byte of the per-packet extension element; 0: none
+        self._has_level = False
         self._keyframe_asked = 0.0
         tap.intercept_rtcp(self._handle_rtcp)
 
     # ------------------------------------------------------------------ setup
 
     def set_layout(self, layout: ConsumerLayout) -> None:
-        """Called once the subscriber's answer fixed payload types and extensions."""
+        """Called once the subscriber's answer fixed payload types and extensions.
+
+        Fixes the header layout of every packet this consumer sends: the 12-byte RTP
+        header, a one-byte-extension block with the MID and one per-packet element
+        (abs-send-time for video, audio level for audio), padded to 32 bits. One
+        ``struct`` writes it all into the sink's buffer per packet."""
         self._layout = layout
         self._pt = layout.payload_type
         self._rtx_pt = layout.rtx_payload_type
-        ext = one_byte_extension(layout.mid_ext_id, layout.mid.encode())
-        self._ext_fixed = ext
-        variable = 0
+        mid = one_byte_extension(layout.mid_ext_id, layout.mid.encode())
         if self._video and layout.abs_send_time_ext_id is not None:
-            variable = 4
+            var_fmt, var_id = "B3s", bytes([(layout.abs_send_time_ext_id << 4) | 2])
         elif not self._video and layout.audio_level_ext_id is not None:
-            variable = 2
-        total = len(pad4(ext + b"\x00" * variable))
-        self._ext_words = total // 4
-        self._ext_pad = b"\x00" * (total - len(ext) - variable)
-        self._ast_id = (
-            bytes([(layout.abs_send_time_ext_id << 4) | 2])
-            if self._video and layout.abs_send_time_ext_id is not None
-            else None
-        )
-        self._level_id = (
-            bytes([layout.audio_level_ext_id << 4])
-            if not self._video and layout.audio_level_ext_id is not None
-            else None
-        )
+            var_fmt, var_id = "BB", bytes([layout.audio_level_ext_id << 4])
+        else:
+            var_fmt, var_id = "", b""
+        body = len(mid) + len(var_id) + (3 if var_fmt == "B3s" else 1 if var_fmt else 0)
+        pad = len(pad4(b"\x00" * body)) - body
+        self._ext_words = (body + pad) // 4
+        self._var_id = var_id[0] if var_id else 0
+        self._has_level = var_fmt == "BB"
+        self._head = struct.Struct(f"!BBHIIHH{len(mid)}s{var_fmt}{pad}x")
+        self._head_len = self._head.size
+        self._mid_ext = mid
         self._sink = self._tap.sink()
+        self._out = self._sink.out
 
     @property
     def mid(self) -> str | None:
@@ -196,41 +203,72 @@ class Consumer:
         if out_ext > self._highest_out:
             self._highest_out = out_ext
         out_seq = out_ext & 0xFFFF
-        out_ts = (mp.timestamp + self._ts_offset) & 0xFFFFFFFF
-        data = self._build(mp, self._pt, out_seq, out_ts, self._ssrc, mp.payload)
-        sink = self._sink
-        assert sink is not None
-        if sink.send_rtp(data):
+        payload = mp.payload
+        n = self._write(mp, self._pt, out_seq, self._ssrc, payload, -1)
+        if self._sink.send_out(n):  # type: ignore[union-attr]
             st = self.stats
             st.packets += 1
-            st.bytes += len(mp.payload)
-            self._last_out_ts = out_ts
-            self._last_sent_at = mp.arrival
+            st.bytes += len(payload)
+            self._last = mp
         if self._video:
-            self._history[out_seq & (HISTORY_SIZE - 1)] = (out_seq, out_ts, mp)
+            slot = out_seq & (HISTORY_SIZE - 1)
+            self._hist_mp[slot] = mp
+            self._hist_seq[slot] = out_seq
 
-    def _build(
-        self, mp: MediaPacket, pt: int, seq: int, ts: int, ssrc: int, payload: bytes
-    ) -> bytes:
-        head = _HDR.pack(0x90, (mp.marker << 7) | pt, seq, ts, ssrc, 0xBEDE, self._ext_words)
-        if self._ast_id is not None:
-            return b"".join(
-                (head, self._ext_fixed, self._ast_id, mp.abs_send_time, self._ext_pad, payload)
+    def _write(
+        self, mp: MediaPacket, pt: int, seq: int, ssrc: int, payload: bytes, osn: int
+    ) -> int:
+        """Write header, extensions and payload into the sink's buffer; returns the
+        length. ``osn`` >= 0 makes it an RTX packet carrying that original number."""
+        out = self._out
+        head = self._head_len
+        ts = (mp.timestamp + self._ts_offset) & 0xFFFFFFFF
+        first = (mp.marker << 7) | pt
+        if self._var_id == 0:
+            self._head.pack_into(
+                out, 0, 0x90, first, seq, ts, ssrc, 0xBEDE, self._ext_words, self._mid_ext
             )
-        if self._level_id is not None and mp.audio_level >= 0:
-            return b"".join(
-                (
-                    head,
-                    self._ext_fixed,
-                    self._level_id,
-                    bytes((mp.audio_level,)),
-                    self._ext_pad,
-                    payload,
-                )
+        elif not self._has_level:
+            self._head.pack_into(
+                out,
+                0,
+                0x90,
+                first,
+                seq,
+                ts,
+                ssrc,
+                0xBEDE,
+                self._ext_words,
+                self._mid_ext,
+                self._var_id,
+                mp.abs_send_time,
             )
-        if self._level_id is not None:  # keep the layout: a padding byte and a zero-length-0 slot
-            return b"".join((head, self._ext_fixed, b"\x00\x00", self._ext_pad, payload))
-        return b"".join((head, self._ext_fixed, self._ext_pad, payload))
+        elif mp.audio_level >= 0:
+            self._head.pack_into(
+                out,
+                0,
+                0x90,
+                first,
+                seq,
+                ts,
+                ssrc,
+                0xBEDE,
+                self._ext_words,
+                self._mid_ext,
+                self._var_id,
+                mp.audio_level,
+            )
+        else:  # keep the layout: padding bytes where the level would be
+            self._head.pack_into(
+                out, 0, 0x90, first, seq, ts, ssrc, 0xBEDE, self._ext_words, self._mid_ext, 0, 0
+            )
+        if osn >= 0:
+            out[head] = osn >> 8
+            out[head + 1] = osn & 0xFF
+            head += 2
+        end = head + len(payload)
+        out[head:end] = payload
+        return end
 
     def _restart_at(self, mp: MediaPacket) -> None:
         self._need_keyframe = False
@@ -277,33 +315,27 @@ class Consumer:
             return 0
         now = time.monotonic()
         sent = 0
-        history = self._history
         resent_at = self._resent_at
+        hist_mp = self._hist_mp
+        hist_seq = self._hist_seq
+        sink = self._sink
         for seq in lost[:MAX_NACK_ITEMS]:
             self.stats.nack_items += 1
             slot = seq & (HISTORY_SIZE - 1)
-            entry = history[slot]
-            if entry is None or entry[0] != seq:
+            mp = hist_mp[slot]
+            if mp is None or hist_seq[slot] != seq:
                 continue
             if now - resent_at[slot] < RESEND_INTERVAL:
                 self.stats.resend_suppressed += 1
                 continue
             resent_at[slot] = now
-            out_seq, out_ts, mp = entry
             if self._rtx_pt is not None:
                 rtx_seq = self._rtx_seq
                 self._rtx_seq = (rtx_seq + 1) & 0xFFFF
-                data = self._build(
-                    mp,
-                    self._rtx_pt,
-                    rtx_seq,
-                    out_ts,
-                    self._rtx_ssrc,
-                    struct.pack("!H", out_seq) + mp.payload,
-                )
+                n = self._write(mp, self._rtx_pt, rtx_seq, self._rtx_ssrc, mp.payload, seq)
             else:
-                data = self._build(mp, self._pt, out_seq, out_ts, self._ssrc, mp.payload)
-            if self._sink.send_rtp(data):
+                n = self._write(mp, self._pt, seq, self._ssrc, mp.payload, -1)
+            if sink.send_out(n):
                 sent += 1
         self.stats.retransmitted += sent
         return sent
@@ -328,9 +360,11 @@ class Consumer:
             elapsed = now_wall - sr.arrived
             ntp = sr.ntp + int(elapsed * (1 << 32))
             rtp = (sr.rtp + self._ts_offset + int(elapsed * codec.clock_rate)) & 0xFFFFFFFF
+        elif self._last is not None:
+            ntp = ntp_from_seconds(self._last.arrival)
+            rtp = (self._last.timestamp + self._ts_offset) & 0xFFFFFFFF
         else:
-            ntp = ntp_from_seconds(self._last_sent_at or now_wall)
-            rtp = self._last_out_ts
+            ntp, rtp = ntp_from_seconds(now_wall), 0
         self._tap.sync_sender_report(
             self.stats.packets & 0xFFFFFFFF, self.stats.bytes & 0xFFFFFFFF, ntp, rtp
         )
@@ -350,7 +384,8 @@ class Consumer:
         self.paused = True
         if detach:
             self.producer.remove_consumer(self)
-        self._history = []
+        self._hist_mp = []
+        self._last = None
         try:
             self._on_closed(self, reason)
         except Exception:
