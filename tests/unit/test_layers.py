@@ -108,7 +108,7 @@ class Harness:
             payload = self.selector.process(mp)
             if payload is None:
                 continue
-            info = scan(bytes(payload))
+            info = scan(payload)
             assert info is not None
             self.out.append(
                 Out(

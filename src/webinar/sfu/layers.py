@@ -150,6 +150,28 @@ class LayerSelector:
     def switching(self) -> bool:
         return self._need_keyframe or self.spatial != self.target_spatial
 
+    @property
+    def waiting(self) -> bool:
+        """Nothing is forwarded until a keyframe of the target layer arrives."""
+        return self._need_keyframe
+
+    @property
+    def ts_offset(self) -> int:
+        """Output timestamp minus input timestamp in the current layer epoch."""
+        return self._ts_off
+
+    def seed_numbering(
+        self, *, highest_out: int, ts_offset: int, last_ts: int, last_arrival: float, sent: bool
+    ) -> None:
+        """Continue the numbering of what a plain consumer sent before (``sent``), or
+        just share its random starting points; forwarding starts at a keyframe."""
+        self._out_hi = highest_out
+        self._ts_off = ts_offset & 0xFFFFFFFF
+        if sent:
+            self.last_ts = last_ts
+            self._last_arrival = last_arrival
+            self._started = True
+
     def set_target(self, spatial: int, temporal: int) -> None:
         """Aim at a layer; a spatial change waits for that layer's keyframe."""
         temporal = min(max(temporal, 0), MAX_TEMPORAL)
@@ -209,7 +231,7 @@ class LayerSelector:
 
     # ------------------------------------------------------------------ hot path
 
-    def process(self, mp: MediaPacket) -> bytes | bytearray | None:
+    def process(self, mp: MediaPacket) -> bytes | None:
         info = mp.vp8
         if info is None:  # read once, by the first selector that needs it
             info = mp.vp8 = scan(mp.payload)
@@ -261,7 +283,7 @@ class LayerSelector:
             return mp.payload
         return self._payload(mp, info, pid_ext)
 
-    def _payload(self, mp: MediaPacket, info: Vp8Info, pid_ext: int) -> bytes | bytearray:
+    def _payload(self, mp: MediaPacket, info: Vp8Info, pid_ext: int) -> bytes:
         pid = info.picture_id
         out_pid = pid
         if pid_ext >= 0:

@@ -126,7 +126,7 @@ def scan(payload: bytes) -> Vp8Info | None:
     )
 
 
-def rewrite(payload: bytes, info: Vp8Info, picture_id: int, tl0picidx: int) -> bytearray:
+def rewrite(payload: bytes, info: Vp8Info, picture_id: int, tl0picidx: int) -> bytes:
     """A copy of ``payload`` carrying ``picture_id`` (reduced to the field's width)
     and ``tl0picidx`` (mod 256); fields the packet lacks are left alone. The
     descriptor keeps its size, so nothing else moves."""
@@ -141,7 +141,7 @@ def rewrite(payload: bytes, info: Vp8Info, picture_id: int, tl0picidx: int) -> b
             out[pos] = picture_id & 0x7F
     if info.tl0_pos >= 0:
         out[info.tl0_pos] = tl0picidx & 0xFF
-    return out
+    return bytes(out)
 
 
 def build_descriptor(
