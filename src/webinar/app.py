@@ -14,14 +14,20 @@ import jinja2
 from aiohttp import web
 
 from webinar import __version__
+from webinar.attendance import AttendanceService
 from webinar.config import Config
 from webinar.dashboard import Dashboard
 from webinar.ids import format_event_id, normalize_event_id, same_secret
+from webinar.interaction_http import InteractionHttp
 from webinar.metrics import Metrics
+from webinar.publish import OutboxMailer, Publisher
+from webinar.recording_pages import RecordingPages
+from webinar.recordings import MIB, RecordingService
 from webinar.rooms.manager import RoomManager
 from webinar.sfu import IceServer, RouterConfig, TransportConfig, check_hooks
 from webinar.signalling.session import Services
 from webinar.signalling.ws import Connection, shutdown_connections, websocket_handler
+from webinar.stats_pages import StatsPages
 from webinar.store import Store
 from webinar.turn import ice_servers_for
 
@@ -35,6 +41,9 @@ CONNECTIONS = web.AppKey("connections", set[Connection])
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 METRICS = web.AppKey("metrics", Metrics)
 DRAINING = web.AppKey("draining", list[bool])
+RECORDINGS = web.AppKey("recordings", RecordingService)
+ATTENDANCE = web.AppKey("attendance", AttendanceService)
+PUBLISHER = web.AppKey("publisher", Publisher)
 
 
 def web_root() -> Path:
@@ -95,6 +104,31 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
         public_url=config.http.public_url,
     )
     app.router.add_routes(dashboard.routes())
+    interaction = InteractionHttp(
+        store=app[STORE],
+        data_dir=config.data_dir,
+        admin_token=config.admin.token,
+        rooms=lambda: app.get(ROOMS),
+        secret=lambda: app[SERVICES].interaction_secret,
+        owned_event=dashboard.owned_event,
+        render=_render,
+        event_links=dashboard.event_view,
+    )
+    app.router.add_routes(interaction.routes())
+    app[RECORDINGS] = RecordingService(
+        app[STORE],
+        config.data_dir / "recordings",
+        quota_bytes=config.recording.quota_mb * MIB,
+    )
+    # Without an SMTP mailer wired in, recording links are written to <data_dir>/outbox.
+    app[PUBLISHER] = Publisher(
+        app[STORE], app[RECORDINGS], OutboxMailer(config.data_dir / "outbox")
+    )
+    app.router.add_routes(RecordingPages(dashboard, app[RECORDINGS], app[PUBLISHER]).routes())
+    app[ATTENDANCE] = AttendanceService(app[STORE])
+    app.router.add_routes(
+        StatsPages(dashboard, app[ATTENDANCE], app[RECORDINGS], app[PUBLISHER]).routes()
+    )
     return app
 
 
@@ -103,7 +137,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     store = app[STORE]
     if not store.is_open:
         await store.open()
-    rooms = RoomManager(router_config(config), max_participants=config.rooms.max_participants)
+    rooms = RoomManager(
+        router_config(config),
+        max_participants=config.rooms.max_participants,
+        recording_hooks=app[RECORDINGS],
+    )
     app[ROOMS] = rooms
     metrics = app[METRICS]
     app[SERVICES] = Services(
@@ -113,7 +151,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         heartbeat_interval=config.signalling.heartbeat_seconds,
         max_message_bytes=config.signalling.max_message_bytes,
         on_error=metrics.count_error,
+        recordings=app[RECORDINGS],
+        attendance=app[ATTENDANCE],
     )
+    await app[ATTENDANCE].close_open_sessions("server-restart")
     await metrics.start()
     try:
         yield

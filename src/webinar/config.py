@@ -171,6 +171,17 @@ class AdminConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RecordingConfig:
+    """Recordings of events (WebM files under <data_dir>/recordings)."""
+
+    #: Storage each organiser may fill with recordings, in MiB; 0 disables recording.
+    quota_mb: int = 5120
+
+    def __post_init__(self) -> None:
+        _check_range("recording.quota_mb", self.quota_mb, 0, 100_000_000)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """The whole server configuration."""
 
@@ -182,6 +193,7 @@ class Config:
     signalling: SignallingConfig = field(default_factory=SignallingConfig)
     turn: TurnConfig = field(default_factory=TurnConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
 
     def with_overrides(
         self,
@@ -271,7 +283,16 @@ _KIND_OF_TYPE: dict[object, _Kind] = {
 }
 
 _SECTIONS: dict[
-    str, type[HttpConfig | IceConfig | RoomsConfig | SignallingConfig | TurnConfig | AdminConfig]
+    str,
+    type[
+        HttpConfig
+        | IceConfig
+        | RoomsConfig
+        | SignallingConfig
+        | TurnConfig
+        | AdminConfig
+        | RecordingConfig
+    ],
 ] = {
     "http": HttpConfig,
     "ice": IceConfig,
@@ -279,6 +300,7 @@ _SECTIONS: dict[
     "signalling": SignallingConfig,
     "turn": TurnConfig,
     "admin": AdminConfig,
+    "recording": RecordingConfig,
 }
 
 

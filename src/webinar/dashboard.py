@@ -176,6 +176,11 @@ class Dashboard:
     async def _visible_events(self, user: User) -> list[Event]:
         return await self.store.list_events(None if user.is_admin else user.user_id)
 
+    async def owned_event(self, request: web.Request) -> tuple[Event, SessionRecord, User]:
+        """The event in the URL if the signed-in user may see it (else a redirect or 404)."""
+        record, user = await self._require(request)
+        return await self._own_event(request, user), record, user
+
     async def _own_event(self, request: web.Request, user: User) -> Event:
         event = await self.store.get_event(request.match_info["event_id"])
         if event is None or not (user.is_admin or event.owner_id == user.user_id):
@@ -193,6 +198,10 @@ class Dashboard:
         return self.render(
             request, "dashboard.html", user=user, csrf=record.csrf_token, groups=groups
         )
+
+    def event_view(self, request: web.Request, event: Event) -> dict[str, Any]:
+        """What templates show of an event (its ID, times, the three links)."""
+        return self._event_view(request, event)
 
     def _event_view(self, request: web.Request, event: Event) -> dict[str, Any]:
         base = (self.public_url or str(request.url.origin())).rstrip("/")

@@ -84,6 +84,162 @@ MIGRATIONS: tuple[str, ...] = (
         CHECK (camera_limit BETWEEN 1 AND 7);
     CREATE INDEX events_owner ON events (owner_id);
     """,
+    # 4: interaction (webinar.interaction_store): chat, Q&A, polls and tests, call-to-action.
+    # Times are epoch seconds (REAL).
+    """
+    CREATE TABLE chat_messages (
+        message_id     TEXT PRIMARY KEY,
+        event_id       TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        seq            INTEGER NOT NULL,
+        participant_id TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        role           TEXT NOT NULL,
+        text           TEXT NOT NULL CHECK (length(text) BETWEEN 1 AND 2000),
+        at             REAL NOT NULL,
+        deleted_at     REAL NULL,
+        deleted_by     TEXT NULL,
+        question_id    TEXT NULL
+    );
+    CREATE INDEX chat_messages_event ON chat_messages (event_id, seq);
+    CREATE TABLE questions (
+        question_id    TEXT PRIMARY KEY,
+        event_id       TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        participant_id TEXT NOT NULL,
+        author_key     TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        text           TEXT NOT NULL,
+        anonymous      INTEGER NOT NULL CHECK (anonymous IN (0, 1)),
+        asked_at       REAL NOT NULL,
+        message_id     TEXT NULL,
+        state          TEXT NOT NULL CHECK (state IN ('new', 'answered', 'dismissed')),
+        published_at   REAL NULL
+    );
+    CREATE INDEX questions_event ON questions (event_id, asked_at);
+    CREATE TABLE question_votes (
+        question_id TEXT NOT NULL REFERENCES questions (question_id) ON DELETE CASCADE,
+        voter_key   TEXT NOT NULL,
+        voted_at    REAL NOT NULL,
+        PRIMARY KEY (question_id, voter_key)
+    );
+    CREATE TABLE polls (
+        poll_id       TEXT PRIMARY KEY,
+        event_id      TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        title         TEXT NOT NULL,
+        kind          TEXT NOT NULL CHECK (kind IN ('poll', 'test')),
+        definition    TEXT NOT NULL,  -- JSON: the questions and options
+        state         TEXT NOT NULL CHECK (state IN ('draft', 'open', 'closed')),
+        results_shown INTEGER NOT NULL DEFAULT 0,
+        created_at    REAL NOT NULL,
+        launched_at   REAL NULL,
+        closed_at     REAL NULL
+    );
+    CREATE INDEX polls_event ON polls (event_id, created_at);
+    CREATE TABLE poll_answers (
+        poll_id        TEXT NOT NULL REFERENCES polls (poll_id) ON DELETE CASCADE,
+        question_id    TEXT NOT NULL,
+        voter_key      TEXT NOT NULL,
+        participant_id TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        option_ids     TEXT NOT NULL,  -- JSON list
+        text           TEXT NULL,
+        correct        INTEGER NULL,
+        answered_at    REAL NOT NULL,
+        PRIMARY KEY (poll_id, question_id, voter_key)
+    );
+    CREATE TABLE ctas (
+        cta_id           TEXT PRIMARY KEY,
+        event_id         TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        message          TEXT NOT NULL CHECK (length(message) BETWEEN 1 AND 54),
+        button           TEXT NOT NULL,
+        url              TEXT NOT NULL,
+        duration_seconds INTEGER NULL,
+        shown_at         REAL NOT NULL,
+        shown_by         TEXT NOT NULL,
+        closed_at        REAL NULL
+    );
+    CREATE INDEX ctas_event ON ctas (event_id, shown_at);
+    CREATE TABLE cta_clicks (
+        click_id       INTEGER PRIMARY KEY,
+        cta_id         TEXT NOT NULL REFERENCES ctas (cta_id) ON DELETE CASCADE,
+        participant_id TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        clicked_at     REAL NOT NULL
+    );
+    CREATE INDEX cta_clicks_cta ON cta_clicks (cta_id);
+    CREATE TABLE interaction_settings (
+        event_id          TEXT PRIMARY KEY REFERENCES events (event_id) ON DELETE CASCADE,
+        chat_enabled      INTEGER NOT NULL DEFAULT 1,
+        slow_mode_seconds INTEGER NOT NULL DEFAULT 0,
+        qa_open           INTEGER NOT NULL DEFAULT 1,
+        published_question_id TEXT NULL,
+        chat_muted        TEXT NOT NULL DEFAULT '[]'  -- JSON list of person keys
+    );
+    CREATE TABLE poll_images (
+        image_id     TEXT PRIMARY KEY,
+        event_id     TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        content_type TEXT NOT NULL,
+        size         INTEGER NOT NULL,
+        created_at   REAL NOT NULL
+    );
+    """,
+    # 5: after the event: recordings (files listed as JSON), per-event recording settings,
+    # attendance (one row per participant session; person_key merges one person's), and
+    # published recordings (signed expiring links) with the e-mails of their viewers.
+    """
+    CREATE TABLE recordings (
+        recording_id     TEXT PRIMARY KEY,
+        event_id         TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        started_at       TEXT NOT NULL,
+        ended_at         TEXT NOT NULL,
+        duration_seconds REAL NOT NULL CHECK (duration_seconds >= 0),
+        size_bytes       INTEGER NOT NULL CHECK (size_bytes >= 0),
+        files            TEXT NOT NULL
+    );
+    CREATE INDEX recordings_event ON recordings (event_id, started_at);
+    CREATE TABLE event_recording (
+        event_id    TEXT PRIMARY KEY REFERENCES events (event_id) ON DELETE CASCADE,
+        auto_record INTEGER NOT NULL DEFAULT 0 CHECK (auto_record IN (0, 1))
+    );
+    CREATE TABLE attendance (
+        session_id     INTEGER PRIMARY KEY,
+        event_id       TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        person_key     TEXT NOT NULL,
+        participant_id TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        email          TEXT NULL,
+        role           TEXT NOT NULL,
+        joined_at      REAL NOT NULL,
+        left_at        REAL NULL,
+        leave_reason   TEXT NULL,
+        user_agent     TEXT NOT NULL DEFAULT '',
+        browser        TEXT NOT NULL DEFAULT '',
+        os             TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX attendance_event ON attendance (event_id, joined_at);
+    CREATE INDEX attendance_participant ON attendance (participant_id);
+    CREATE TABLE server_secrets (
+        name  TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );
+    CREATE TABLE recording_publications (
+        publication_id TEXT PRIMARY KEY,
+        recording_id   TEXT NOT NULL REFERENCES recordings (recording_id) ON DELETE CASCADE,
+        expires_at     REAL NOT NULL,
+        require_email  INTEGER NOT NULL CHECK (require_email IN (0, 1)),
+        created_at     REAL NOT NULL
+    );
+    CREATE INDEX recording_publications_recording ON recording_publications (recording_id);
+    CREATE TABLE recording_viewers (
+        viewer_id      INTEGER PRIMARY KEY,
+        publication_id TEXT NOT NULL
+                       REFERENCES recording_publications (publication_id) ON DELETE CASCADE,
+        event_id       TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        email          TEXT NOT NULL,
+        first_viewed   REAL NOT NULL,
+        UNIQUE (publication_id, email)
+    );
+    CREATE INDEX recording_viewers_event ON recording_viewers (event_id);
+    """,
 )
 
 T = TypeVar("T")
@@ -348,6 +504,11 @@ class SyncStore:
             conn.close()
             raise
         return cls(conn, path)
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """For modules with tables of their own (e.g. :mod:`webinar.interaction_store`)."""
+        return self._db
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -616,6 +777,10 @@ class Store:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    async def run(self, call: Callable[[SyncStore], T]) -> T:
+        """Run ``call(sync_store)`` in the store's thread (for feature modules)."""
+        return await self._run(call)
 
     async def _run(self, call: Callable[[SyncStore], T]) -> T:
         executor, core = self._executor, self._core

@@ -100,6 +100,35 @@ async () => {
 """
 
 
+# What the SFU's RTCP sender reports told the subscriber, per kind (remote-outbound-rtp),
+# next to what it received (inbound-rtp): SRs must describe the forwarded stream.
+SENDER_REPORTS_JS = """
+async () => {
+  const pc = window.__webinar.connection.subscribeConnection;
+  const out = {};
+  const report = await pc.getStats();
+  const inbound = {};
+  report.forEach((r) => { if (r.type === "inbound-rtp") inbound[r.id] = r; });
+  report.forEach((r) => {
+    if (r.type !== "remote-outbound-rtp") return;
+    const local = [...Object.values(inbound)].find((i) => i.remoteId === r.id) || {};
+    out[r.kind] = {
+      reportsSent: r.reportsSent || 0,
+      packetsSent: r.packetsSent || 0,
+      remoteTimestamp: r.remoteTimestamp || 0,
+      packetsReceived: local.packetsReceived || 0,
+    };
+  });
+  return out;
+}
+"""
+
+
+async def sender_reports(page: Page) -> dict[str, Any]:
+    result: dict[str, Any] = await page.evaluate(SENDER_REPORTS_JS)
+    return result
+
+
 # The same, per sending participant: {participant_id: {"audio": {...}, "video": {...}}}.
 # A stats entry belongs to the remote stream whose track it carries (trackIdentifier).
 INBOUND_BY_PARTICIPANT_JS = """

@@ -13,6 +13,7 @@ from tests.browser.support import (
     join_attendee,
     join_presenter,
     mean_luma,
+    sender_reports,
     wait_for_media,
     wait_for_playing_video,
 )
@@ -43,6 +44,19 @@ async def test_presenter_live_to_two_attendees(server: RunningServer, open_page:
         stats = await wait_for_media(attendee)
         assert stats["connection"] == "connected"
         assert stats["video"]["frameWidth"] > 0
+
+    # The SFU's compound RTCP sender reports reach the browser for both streams and
+    # count what was forwarded (what lip sync and the browser's stats rest on).
+    for _ in range(40):
+        reports = await sender_reports(late)
+        if all(reports.get(k, {}).get("reportsSent", 0) >= 2 for k in ("audio", "video")):
+            break
+        await late.wait_for_timeout(250)
+    for kind in ("audio", "video"):
+        got = reports[kind]
+        assert got["reportsSent"] >= 2, reports
+        assert got["remoteTimestamp"] > 0, reports
+        assert 0 < got["packetsSent"] <= got["packetsReceived"] + 100, reports
 
     # The picture is a picture: the fake camera's pattern is far from black.
     await wait_for_playing_video(late, "[data-testid=video-tile] video")

@@ -290,6 +290,7 @@ def test_every_key_has_an_env_var() -> None:
         ("turn.secret", "WEBINAR_TURN_SECRET"),
         ("turn.ttl_seconds", "WEBINAR_TURN_TTL_SECONDS"),
         ("admin.token", "WEBINAR_ADMIN_TOKEN"),
+        ("recording.quota_mb", "WEBINAR_RECORDING_QUOTA_MB"),
     ]
 
 

@@ -7,8 +7,7 @@ back with aiortc's own parser, so the bytes are checked as a receiver sees them.
 from __future__ import annotations
 
 import struct
-from collections.abc import Awaitable, Callable
-from typing import Any
+import time
 
 import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
@@ -62,20 +61,9 @@ class FakeTap:
         self.rtx_ssrc = RTX_SSRC
         self.sender = FakeSender()
         self._sink = FakeSink()
-        self.handler: Callable[[Any], Awaitable[None]] | None = None
-        self.reports: list[tuple[int, int, int, int]] = []
 
     def sink(self) -> FakeSink:
         return self._sink
-
-    def intercept_rtcp(self, handler: Callable[[Any], Awaitable[None]]) -> None:
-        self.handler = handler
-
-    def rtt(self) -> float | None:
-        return 0.05
-
-    def sync_sender_report(self, packets: int, octets: int, ntp: int, rtp: int) -> None:
-        self.reports.append((packets, octets, ntp, rtp))
 
 
 class FakeProducer:
@@ -204,12 +192,11 @@ async def test_nack_resends_as_rtx_once_per_interval(monkeypatch: pytest.MonkeyP
         consumer.forward(packet(500 + i, keyframe=i == 0, ts=100 * i))
     sent = [parse(d) for d in tap._sink.rtp]
     lost = [sent[3].sequence_number, sent[4].sequence_number, 4242]  # 4242 never sent
-    assert tap.handler is not None
     nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=SSRC)
     nack.lost = lost
     now = [100.0]
     monkeypatch.setattr("webinar.sfu.consumer.time.monotonic", lambda: now[0])
-    await tap.handler(nack)
+    consumer.handle_rtcp(nack)
     rtx = [parse(d) for d in tap._sink.rtp[10:]]
     assert [p.ssrc for p in rtx] == [RTX_SSRC, RTX_SSRC]
     assert [p.payload_type for p in rtx] == [98, 98]
@@ -219,33 +206,62 @@ async def test_nack_resends_as_rtx_once_per_interval(monkeypatch: pytest.MonkeyP
     assert rtx[0].timestamp == sent[3].timestamp
     # a storm of repeated NACKs inside 100 ms resends nothing more
     for _ in range(50):
-        await tap.handler(nack)
+        consumer.handle_rtcp(nack)
     assert len(tap._sink.rtp) == 12
     assert consumer.stats.resend_suppressed == 100
     now[0] += RESEND_INTERVAL + 0.01
-    await tap.handler(nack)
+    consumer.handle_rtcp(nack)
     assert len(tap._sink.rtp) == 14
 
 
 async def test_pli_and_remb_and_receiver_reports() -> None:
-    consumer, tap, producer = make_consumer()
+    consumer, _tap, producer = make_consumer()
     consumer.resume()
-    assert tap.handler is not None
     before = producer.keyframe_requests
-    await tap.handler(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1, media_ssrc=SSRC))
+    consumer.handle_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1, media_ssrc=SSRC))
     assert producer.keyframe_requests == before + 1
-    await tap.handler(
+    consumer.handle_rtcp(
         RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=pack_remb_fci(750_000, [SSRC]))
     )
+    # RTT: the report names our last SR (LSR) and how long the subscriber held it (DLSR)
+    consumer.forward(packet(1, keyframe=True))
+    sr = consumer.sender_report(time.time() - 0.25)
+    assert sr is not None
+    lsr = (sr.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF
     report = RtcpReceiverInfo(
-        ssrc=SSRC, fraction_lost=64, packets_lost=3, highest_sequence=1, jitter=0, lsr=0, dlsr=0
+        ssrc=SSRC,
+        fraction_lost=64,
+        packets_lost=3,
+        highest_sequence=1,
+        jitter=0,
+        lsr=lsr,
+        dlsr=int(0.2 * 65536),
     )
-    await tap.handler(RtcpRrPacket(ssrc=1, reports=[report]))
+    consumer.handle_rtcp(RtcpRrPacket(ssrc=1, reports=[report]))
     assert consumer.stats.fraction_lost == 64
-    est = consumer._estimator.estimate(now=__import__("time").monotonic())
+    assert consumer.rtt == pytest.approx(0.05, abs=0.01)
+    est = consumer._estimator.estimate(now=time.monotonic())
     assert est.bitrate_bps == 750_000
     assert est.loss == pytest.approx(0.3 * 0.25)
-    assert est.rtt == 0.05
+    assert est.rtt == pytest.approx(0.05, abs=0.01)
+    # a report about another SR (or none) leaves the RTT as it was
+    consumer.handle_rtcp(
+        RtcpRrPacket(
+            ssrc=1,
+            reports=[
+                report.__class__(
+                    ssrc=SSRC,
+                    fraction_lost=0,
+                    packets_lost=3,
+                    highest_sequence=2,
+                    jitter=0,
+                    lsr=0,
+                    dlsr=0,
+                )
+            ],
+        )
+    )
+    assert consumer.rtt == pytest.approx(0.05, abs=0.01)
 
 
 def test_audio_starts_at_once_and_carries_level() -> None:
@@ -266,11 +282,13 @@ def test_sender_report_counters_follow_forwarding() -> None:
     consumer.resume()
     consumer.forward(packet(1, keyframe=True, ts=90000))
     consumer.forward(packet(2, ts=93000))
-    consumer.housekeeping(now_wall=1000.0, now_mono=1.0)
-    packets, octets, _ntp, rtp = tap.reports[-1]
-    assert packets == 2
-    assert octets == 2 * len(packet(0).payload)
-    assert rtp == parse(tap._sink.rtp[-1]).timestamp
+    sr = consumer.sender_report(now_wall=1000.0)
+    assert sr is not None
+    assert sr.ssrc == SSRC
+    info = sr.sender_info
+    assert info.packet_count == 2
+    assert info.octet_count == 2 * len(packet(0).payload)
+    assert info.rtp_timestamp == parse(tap._sink.rtp[-1]).timestamp
 
 
 def test_close_detaches_and_reports() -> None:

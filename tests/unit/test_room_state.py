@@ -55,7 +55,13 @@ def stream(pid: str, source: Source, sid: str | None = None) -> Stream:
 def test_capability_table_covers_every_role() -> None:
     assert set(ROLE_CAPABILITIES) == set(Role)
     assert ROLE_CAPABILITIES[Role.PRESENTER] < ROLE_CAPABILITIES[Role.HOST]
-    assert ROLE_CAPABILITIES[Role.ATTENDEE] == {Capability.SUBSCRIBE, Capability.RAISE_HAND}
+    assert ROLE_CAPABILITIES[Role.ATTENDEE] == {
+        Capability.SUBSCRIBE,
+        Capability.RAISE_HAND,
+        Capability.CHAT,
+        Capability.ASK_QUESTION,
+        Capability.ANSWER_POLL,
+    }
     for only_host in (Capability.PROMOTE, Capability.END_FOR_ALL):
         assert only_host not in ROLE_CAPABILITIES[Role.PRESENTER]
 

@@ -35,6 +35,8 @@ from webinar.sfu import (
     VideoQuality,
 )
 
+from .interaction import RoomInteraction
+from .recording import RecordingHooks, RoomRecording
 from .roles import Capability
 from .state import (
     RESUME_GRACE,
@@ -136,6 +138,7 @@ class LiveRoom:
         resume_grace: float = RESUME_GRACE,
         clock: Callable[[], float] = time.time,
         on_empty: Callable[[LiveRoom], Awaitable[None]] | None = None,
+        recording_hooks: RecordingHooks | None = None,
     ) -> None:
         self.room_id = room_id
         self.router = router
@@ -153,6 +156,18 @@ class LiveRoom:
         self._loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task[None]] = set()
         self._ticker = self._loop.create_task(self._tick())
+        self.interaction = RoomInteraction(self._connected_peers, clock=clock)
+        self.recording = (
+            RoomRecording(
+                room_id,
+                state,
+                recording_hooks,
+                producers=lambda: self._producers,
+                name_of=self.name_of,
+            )
+            if recording_hooks is not None
+            else None
+        )
 
     @property
     def is_empty(self) -> bool:
@@ -235,6 +250,9 @@ class LiveRoom:
             await asyncio.gather(*transports, return_exceptions=True)
 
         return close()
+
+    def _connected_peers(self) -> list[RoomPeer]:
+        return [m.peer for m in self._members.values() if m.peer is not None]
 
     def participants(self) -> list[Participant]:
         return list(self.state.participants.values())
@@ -474,6 +492,8 @@ class LiveRoom:
                     self._kick(pid, "ended")
         if events and not self.closed:
             self._reconcile()
+            if self.recording is not None:
+                self.recording.sync()
 
     def _recipients(self, event: RoomEvent) -> list[_Member]:
         """Who hears of an event. Connection quality changes every few seconds for
@@ -567,6 +587,7 @@ class LiveRoom:
         if self.closed:
             return
         self.closed = True
+        self.interaction.close()
         self._ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._ticker
@@ -586,4 +607,6 @@ class LiveRoom:
             for task in pending:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self.recording is not None:
+            await self.recording.close()
         await self.router.close()

@@ -8,6 +8,7 @@ import dataclasses
 from webinar.sfu import Router, RouterConfig
 
 from .live import LiveRoom
+from .recording import RecordingHooks
 from .state import RESUME_GRACE, Phase, RoomError, RoomErrorCode, RoomState
 
 
@@ -19,8 +20,10 @@ class RoomManager:
         max_participants: int,
         answer_timeout: float = 15.0,
         resume_grace: float = RESUME_GRACE,
+        recording_hooks: RecordingHooks | None = None,
     ) -> None:
         self._router_config = router_config
+        self._recording_hooks = recording_hooks
         self._max_participants = max_participants
         self._answer_timeout = answer_timeout
         self._resume_grace = resume_grace
@@ -39,6 +42,7 @@ class RoomManager:
         starts_at: float | None = None,
         join_window: float = 300.0,
         max_cameras: int | None = None,
+        auto_record: bool = False,
     ) -> LiveRoom:
         room = self._rooms.get(room_id)
         if room is not None and room.state.phase is Phase.ENDED:
@@ -53,6 +57,7 @@ class RoomManager:
                 max_participants=self._max_participants,
                 starts_at=starts_at,
                 join_window=join_window,
+                recording_wanted=auto_record,
             )
             room = LiveRoom(
                 room_id,
@@ -61,6 +66,7 @@ class RoomManager:
                 answer_timeout=self._answer_timeout,
                 resume_grace=self._resume_grace,
                 on_empty=self._release,
+                recording_hooks=self._recording_hooks,
             )
             self._rooms[room_id] = room
         return room

@@ -25,6 +25,15 @@ class Capability(enum.StrEnum):
     MODERATE = "moderate"  # remove, ban, lock
     PROMOTE = "promote"  # make an attendee presenter and back
     END_FOR_ALL = "end-for-all"
+    # Interaction (chat, Q&A, polls and tests, call-to-action).
+    CHAT = "chat"  # post in chat while it is on
+    MODERATE_CHAT = "moderate-chat"  # chat on/off, slow mode, delete, mute; exempt from both
+    ASK_QUESTION = "ask-question"  # ask, mark one's own message, upvote
+    MANAGE_QA = "manage-qa"  # mark anyone's message, answer/dismiss, publish, open/close Q&A
+    ANSWER_POLL = "answer-poll"
+    RUN_POLLS = "run-polls"  # prepare, launch, close, show results, see live results
+    RUN_CTA = "run-cta"  # show and close a call-to-action
+    RECORD = "record"  # start and stop the room's recording
 
 
 _PRESENTER = frozenset(
@@ -39,13 +48,27 @@ _PRESENTER = frozenset(
         Capability.START_EVENT,
         Capability.MANAGE_FLOOR,
         Capability.MODERATE,
+        Capability.CHAT,
+        Capability.MODERATE_CHAT,
+        Capability.MANAGE_QA,
+        Capability.RUN_POLLS,
+        Capability.RUN_CTA,
+        Capability.RECORD,
     }
 )
 
 ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
     Role.HOST: _PRESENTER | {Capability.PROMOTE, Capability.END_FOR_ALL},
     Role.PRESENTER: _PRESENTER,
-    Role.ATTENDEE: frozenset({Capability.SUBSCRIBE, Capability.RAISE_HAND}),
+    Role.ATTENDEE: frozenset(
+        {
+            Capability.SUBSCRIBE,
+            Capability.RAISE_HAND,
+            Capability.CHAT,
+            Capability.ASK_QUESTION,
+            Capability.ANSWER_POLL,
+        }
+    ),
 }
 
 

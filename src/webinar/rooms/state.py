@@ -152,6 +152,18 @@ class RoomEnded:
     by: str
 
 
+class RecordingStatus(enum.StrEnum):
+    OFF = "off"
+    RECORDING = "recording"
+    PAUSED = "paused"  # wanted, but the room is in presenters-only mode
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingChanged:
+    status: RecordingStatus
+    by: str | None  # who pressed REC, or None when the mode or phase changed it
+
+
 RoomEvent = (
     ParticipantJoined
     | ParticipantLeft
@@ -162,6 +174,7 @@ RoomEvent = (
     | RoomUpdated
     | Removed
     | RoomEnded
+    | RecordingChanged
 )
 
 
@@ -178,6 +191,7 @@ class RoomState:
     banned: set[str] = field(default_factory=set)
     ban_keys: dict[str, str] = field(default_factory=dict)  # participant id -> ban key
     current_speaker: str | None = None  # granted by "let next speak"
+    recording_wanted: bool = False  # REC pressed (or auto-start); effective per mode
     _hand_counter: int = 0
 
     def __post_init__(self) -> None:
@@ -196,6 +210,24 @@ class RoomState:
     def recordable(self) -> bool:
         """What a recorder reads: presenters-only (backstage) is never recorded."""
         return self.phase is Phase.LIVE and self.mode is not Mode.PRESENTERS_ONLY
+
+    @property
+    def recording(self) -> RecordingStatus:
+        if not self.recording_wanted or self.phase is not Phase.LIVE:
+            return RecordingStatus.OFF
+        return RecordingStatus.RECORDING if self.recordable else RecordingStatus.PAUSED
+
+    def set_recording(self, actor_id: str, on: bool) -> list[RoomEvent]:
+        self._require(actor_id, Capability.RECORD, "start or stop the recording")
+        if self.phase is not Phase.LIVE and on:
+            raise RoomError(RoomErrorCode.INVALID, "start the event before recording it")
+        before = self.recording
+        self.recording_wanted = on
+        return self._recording_changed(before, actor_id)
+
+    def _recording_changed(self, before: RecordingStatus, by: str | None) -> list[RoomEvent]:
+        after = self.recording
+        return [] if after is before else [RecordingChanged(after, by)]
 
     def hand_queue(self) -> list[Participant]:
         raised = [p for p in self.participants.values() if p.hand_raised is not None]
@@ -305,8 +337,9 @@ class RoomState:
         self._require(actor_id, Capability.START_EVENT, "start the event")
         if self.phase is not Phase.LOBBY:
             return []
+        before = self.recording
         self.phase = Phase.LIVE
-        return [self._room_updated("started", actor_id)]
+        return [self._room_updated("started", actor_id), *self._recording_changed(before, None)]
 
     def set_mode(self, actor_id: str, mode: Mode) -> list[RoomEvent]:
         actor = self._require(actor_id, Capability.SWITCH_MODE, "change the mode")
@@ -318,8 +351,10 @@ class RoomState:
                 f"discussion mode allows at most {DISCUSSION_LIMIT} people; "
                 f"{len(self.participants)} are here",
             )
+        before = self.recording
         self.mode = mode
         events: list[RoomEvent] = [self._room_updated("mode-changed", actor.participant_id)]
+        events += self._recording_changed(before, None)
         # A deliberate safety step: every other presenter's microphone is paused.
         for stream in list(self.streams.values()):
             owner = self.participants.get(stream.participant_id)
@@ -343,8 +378,10 @@ class RoomState:
 
     def end_for_all(self, actor_id: str) -> list[RoomEvent]:
         self._require(actor_id, Capability.END_FOR_ALL, "end the event for everyone")
+        before = self.recording
         self.phase = Phase.ENDED
         events: list[RoomEvent] = self._drop_streams(lambda s: True, "ended")
+        events += self._recording_changed(before, None)
         events.append(RoomEnded(by=actor_id))
         return events
 

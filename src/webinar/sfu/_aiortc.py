@@ -8,12 +8,13 @@ names of aiortc 1.16 / aioice 0.13 (pinned in pyproject.toml):
   routed by MID (then SSRC) straight to the SFU, skipping the jitter buffer; the
   receiver's ``receive`` is replaced so no decoder thread is ever started, while
   its RTCP loop keeps sending truthful receiver reports fed from our statistics;
-* egress: packets are SRTP-protected with the transport's session and handed to
-  the nominated ICE pair's UDP socket synchronously (no coroutine per packet);
-  the sender's RTCP loop keeps running and its sender-report fields are kept
-  truthful from the forwarding counters;
-* feedback: the sender's ``_handle_rtcp_packet`` is replaced so NACK, PLI/FIR,
-  REMB and receiver reports reach the consumer;
+* egress: packets are written into a C buffer, SRTP-protected in place with the
+  transport's libsrtp session and handed to the nominated ICE pair's UDP socket
+  synchronously (no coroutine per packet);
+* feedback: the subscriber connection's ``_handle_rtcp_data`` is replaced so NACK,
+  PLI/FIR, REMB and receiver reports reach the consumer synchronously, and each
+  sender's RTCP loop is replaced: the SFU sends one compound SR per subscriber
+  connection for all its streams;
 * gathering: host addresses, the UDP port range and an announced public IP.
 
 :func:`check_hooks` verifies every name this module touches; it runs at import
@@ -23,9 +24,10 @@ time of the server and in a test, so an aiortc upgrade fails loudly, not subtly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 import aioice.ice
@@ -40,9 +42,12 @@ from aiortc.rtp import (
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
     AnyRtcpPacket,
+    RtcpByePacket,
+    RtcpPacket,
     RtcpPsfbPacket,
-    RtcpRrPacket,
     RtcpRtpfbPacket,
+    RtcpSdesPacket,
+    RtcpSourceInfo,
     RtcpSrPacket,
     RtpPacket,
     pack_remb_fci,
@@ -58,8 +63,11 @@ __all__ = [
     "SilentTrack",
     "check_hooks",
     "configure_gathering",
+    "install_feedback",
     "install_ingress",
+    "release_sockets",
     "running_decoder_threads",
+    "sender_reports",
     "subscriber_extension_ids",
 ]
 
@@ -83,7 +91,7 @@ _RECEIVER_ATTRS = (
     "transport",
     "decoder_thread",
 )
-_SENDER_ATTRS = ("packet_count", "octet_count", "ntp_timestamp", "rtp_timestamp", "rtt")
+_SENDER_ATTRS = ("rtcp_started", "rtcp_exited", "cname")
 
 
 def check_hooks() -> None:
@@ -107,13 +115,14 @@ def check_hooks() -> None:
                 (receiver, "_run_rtcp"),
                 (receiver, "_handle_rtcp_packet"),
                 (receiver, "_send_rtcp"),
-                (sender, "_handle_rtcp_packet"),
+                (sender, "_run_rtcp"),
                 (sender, "_ssrc"),
                 (sender, "_rtx_ssrc"),
                 (sender, "_stream_id"),
                 (tr, "_codecs"),
                 (tr, "_headerExtensions"),
                 (dtls, "_handle_rtp_data"),
+                (dtls, "_handle_rtcp_data"),
                 (dtls, "_rtp_header_extensions_map"),
                 (dtls, "_rtp_router"),
                 (dtls, "_tx_srtp"),
@@ -370,16 +379,34 @@ class PacketSink:
         task.add_done_callback(self._tasks.discard)
 
 
-RtcpHandler = Callable[[AnyRtcpPacket], Awaitable[None]]
-
-
 class SenderTap:
-    """Access to one aiortc sender used as a forwarding egress."""
+    """Access to one aiortc sender used as a forwarding egress.
+
+    The sender negotiates its m-line, but sends nothing itself: its RTCP loop is
+    replaced by one that only says BYE at the end, because the SFU sends one
+    compound SR per subscriber connection for all its streams (see
+    :func:`sender_reports`) and handles their feedback itself
+    (:func:`install_feedback`)."""
 
     def __init__(self, transceiver: RTCRtpTransceiver) -> None:
         self.transceiver = transceiver
         self.sender: RTCRtpSender = transceiver.sender
-        self._original_rtcp = self.sender._handle_rtcp_packet
+        sender = self.sender
+        started: asyncio.Event = getattr(sender, _S + "rtcp_started")
+        exited: asyncio.Event = getattr(sender, _S + "rtcp_exited")
+
+        async def run_rtcp() -> None:
+            started.set()
+            try:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.get_running_loop().create_future()
+                dtls = sender.transport
+                if dtls._state is _CONNECTED and dtls._tx_srtp is not None:
+                    PacketSink(dtls).send_rtcp(bytes(RtcpByePacket(sources=[sender._ssrc])))
+            finally:
+                exited.set()  # RTCRtpSender.stop() waits for it
+
+        sender._run_rtcp = run_rtcp  # type: ignore[method-assign]
 
     @property
     def ssrc(self) -> int:
@@ -389,35 +416,50 @@ class SenderTap:
     def rtx_ssrc(self) -> int:
         return self.sender._rtx_ssrc
 
+    @property
+    def cname(self) -> str | None:
+        return cast("str | None", getattr(self.sender, _S + "cname"))
+
     def sink(self) -> PacketSink:
         return PacketSink(self.sender.transport)
 
-    def intercept_rtcp(self, handler: RtcpHandler) -> None:
-        """Route the subscriber's feedback for this stream to ``handler``.
 
-        Receiver reports still reach aiortc's own handler first so its RTT and
-        remote-inbound statistics stay right."""
-        original = self._original_rtcp
+def sender_reports(reports: list[RtcpSrPacket], cname: str | None) -> list[bytes]:
+    """Compound RTCP packets (SR + SDES CNAME) for many streams, each under ~1200 bytes."""
+    out: list[bytes] = []
+    per_packet = 12
+    for i in range(0, len(reports), per_packet):
+        group = reports[i : i + per_packet]
+        data = b"".join(bytes(r) for r in group)
+        if cname is not None:
+            data += bytes(
+                RtcpSdesPacket(
+                    chunks=[
+                        RtcpSourceInfo(ssrc=r.ssrc, items=[(1, cname.encode("utf8"))])
+                        for r in group
+                    ]
+                )
+            )
+        out.append(data)
+    return out
 
-        async def handle(packet: AnyRtcpPacket) -> None:
-            if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
-                await original(packet)
-            await handler(packet)
 
-        self.sender._handle_rtcp_packet = handle  # type: ignore[method-assign]
+def install_feedback(dtls: RTCDtlsTransport, on_packet: Callable[[AnyRtcpPacket], None]) -> None:
+    """Hand every RTCP packet a subscriber sends straight to ``on_packet``.
 
-    def rtt(self) -> float | None:
-        return cast("float | None", getattr(self.sender, _S + "rtt"))
+    aiortc would route each to its senders through two coroutines per packet and
+    per recipient; the SFU routes by SSRC itself, synchronously."""
+    parse = RtcpPacket.parse
 
-    def sync_sender_report(
-        self, packet_count: int, octet_count: int, ntp_timestamp: int, rtp_timestamp: int
-    ) -> None:
-        """Make the sender's next RTCP SR describe what we actually forwarded."""
-        s = self.sender
-        setattr(s, _S + "packet_count", packet_count)
-        setattr(s, _S + "octet_count", octet_count)
-        setattr(s, _S + "ntp_timestamp", ntp_timestamp)
-        setattr(s, _S + "rtp_timestamp", rtp_timestamp)
+    async def handle_rtcp_data(data: bytes) -> None:
+        try:
+            packets = parse(data)
+        except ValueError:
+            return
+        for packet in packets:
+            on_packet(packet)
+
+    dtls._handle_rtcp_data = handle_rtcp_data  # type: ignore[method-assign]
 
 
 # --------------------------------------------------------------------------- ingress
@@ -566,12 +608,14 @@ def configure_gathering(
 
     private: Any = pc
     original = private._RTCPeerConnection__createTransceiver
+    sockets = _Sockets()
+    private._webinar_sockets = sockets
 
     def create(*args: Any, **kwargs: Any) -> Any:
         transceiver = original(*args, **kwargs)
         conn = transceiver.receiver.transport.transport.iceGatherer._connection
         if not getattr(conn, "_webinar_gather", False):
-            _patch_gather(conn, host_addresses, port_min, port_max, announced_ip)
+            _patch_gather(conn, sockets, host_addresses, port_min, port_max, announced_ip)
         return transceiver
 
     private._RTCPeerConnection__createTransceiver = create
@@ -584,8 +628,42 @@ class _Closed(Exception):
 MEDIA_SOCKET_BUFFER = 4 * 1024 * 1024  # the kernel caps it at net.core.rmem_max
 
 
+def release_sockets(pc: RTCPeerConnection) -> None:
+    """After ``pc.close()``: close every UDP socket our gathering bound for ``pc``.
+
+    aioice closes the sockets it knows of, but not one bound while its connection
+    was closing, nor those of an ICE transport aiortc dropped without closing."""
+    sockets: _Sockets | None = getattr(pc, "_webinar_sockets", None)
+    if sockets is not None:
+        sockets.release()
+
+
+class _Sockets:
+    """The UDP transports our gathering bound for one peer connection."""
+
+    def __init__(self) -> None:
+        self.released = False
+        self._transports: list[asyncio.BaseTransport] = []
+
+    def add(self, transport: asyncio.BaseTransport) -> bool:
+        """Keep ``transport``; after :meth:`release` close it at once and say so."""
+        if self.released:
+            transport.close()
+            return False
+        self._transports.append(transport)
+        return True
+
+    def release(self) -> None:
+        self.released = True
+        for transport in self._transports:
+            if not transport.is_closing():
+                transport.close()
+        self._transports.clear()
+
+
 def _patch_gather(
     conn: Any,
+    sockets: _Sockets,
     host_addresses: list[str],
     port_min: int | None,
     port_max: int | None,
@@ -608,7 +686,8 @@ def _patch_gather(
                 transport, protocol = await loop.create_datagram_endpoint(
                     lambda: ice.StunProtocol(conn), local_addr=(address, port), family=family
                 )
-                if conn._closing:  # closed while we were binding: nobody would close it
+                # Closed while we were binding? Then nobody else would close it.
+                if not sockets.add(transport) or conn._closing:
                     transport.close()
                     raise _Closed
                 sock = transport.get_extra_info("socket")
@@ -623,10 +702,8 @@ def _patch_gather(
         if conn._local_candidates_start:
             return
         conn._local_candidates_start = True
-        try:
+        with contextlib.suppress(_Closed):
             await gather()
-        except _Closed:
-            pass
         if conn._closing:
             # The connection closed while gathering: its close() may already have run
             # over _protocols, so close whatever we added (closing twice is harmless).

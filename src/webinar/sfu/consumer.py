@@ -24,8 +24,10 @@ from aiortc.rtp import (
     RTCP_RTPFB_NACK,
     AnyRtcpPacket,
     RtcpPsfbPacket,
+    RtcpReceiverInfo,
     RtcpRrPacket,
     RtcpRtpfbPacket,
+    RtcpSenderInfo,
     RtcpSrPacket,
     unpack_remb_fci,
 )
@@ -43,6 +45,7 @@ logger = logging.getLogger(__name__)
 HISTORY_SIZE = 1024  # packets kept per video consumer for retransmission (~8 s at 1 Mbps)
 RESEND_INTERVAL = 0.1  # a sequence number is resent at most once per 100 ms
 MAX_NACK_ITEMS = 128  # bound on the work done for one NACK
+RTT_ALPHA = 0.85  # smoothing of the round-trip time, as aiortc's sender does
 _HDR = struct.Struct("!BBHIIHH")
 
 
@@ -122,7 +125,9 @@ class Consumer:
         self._var_id = 0  # id byte of the per-packet extension element; 0: none
         self._has_level = False
         self._keyframe_asked = 0.0
-        tap.intercept_rtcp(self._handle_rtcp)
+        self.rtt: float | None = None  # seconds, smoothed, from receiver reports
+        self._lsr = 0  # middle 32 bits of the NTP time of our last SR
+        self._lsr_time = 0.0
 
     # ------------------------------------------------------------------ setup
 
@@ -153,6 +158,14 @@ class Consumer:
         self._mid_ext = mid
         self._sink = self._tap.sink()
         self._out = self._sink.out
+
+    @property
+    def ssrc(self) -> int:
+        return self._ssrc
+
+    @property
+    def rtx_ssrc(self) -> int:
+        return self._rtx_ssrc
 
     @property
     def mid(self) -> str | None:
@@ -282,7 +295,8 @@ class Consumer:
 
     # ------------------------------------------------------------------ feedback
 
-    async def _handle_rtcp(self, packet: AnyRtcpPacket) -> None:
+    def handle_rtcp(self, packet: AnyRtcpPacket) -> None:
+        """The subscriber's feedback on this stream (the transport routes it here)."""
         if self.closed:
             return
         if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
@@ -304,10 +318,19 @@ class Consumer:
         elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
             for report in packet.reports:
                 if report.ssrc == self._ssrc:
-                    self.stats.fraction_lost = report.fraction_lost
-                    self._estimator.on_receiver_report(
-                        report.fraction_lost, time.monotonic(), self._tap.rtt()
-                    )
+                    self.on_report(report)
+
+    def on_report(self, report: RtcpReceiverInfo) -> None:
+        """A report block about this stream: loss, and RTT against our last SR."""
+        if self.closed:
+            return
+        self.stats.fraction_lost = report.fraction_lost
+        now = time.time()
+        if report.lsr and report.lsr == self._lsr and report.dlsr:
+            rtt = now - self._lsr_time - report.dlsr / 65536
+            if rtt >= 0:
+                self.rtt = rtt if self.rtt is None else RTT_ALPHA * self.rtt + (1 - RTT_ALPHA) * rtt
+        self._estimator.on_receiver_report(report.fraction_lost, time.monotonic(), self.rtt)
 
     def retransmit(self, lost: list[int]) -> int:
         """Resend what the subscriber reported lost; returns how many were sent."""
@@ -345,15 +368,21 @@ class Consumer:
             self._keyframe_asked = time.monotonic()
             self.producer.request_keyframe()
 
-    def housekeeping(self, now_wall: float, now_mono: float) -> None:
-        """Called a few times per second by the router: keep RTCP SRs truthful and
-        re-ask for a keyframe while still waiting for one."""
+    def housekeeping(self, now_mono: float) -> None:
+        """Called a few times per second: re-ask for a keyframe while waiting for one."""
         if self.closed or self._layout is None:
             return
         if not self.paused and self._need_keyframe and now_mono - self._keyframe_asked > 1.0:
             self.request_keyframe()
-        if not self._started:
-            return
+
+    def sender_report(self, now_wall: float) -> RtcpSrPacket | None:
+        """A truthful RTCP SR for what this consumer forwarded (None before it starts).
+
+        Its RTP/NTP mapping is the publisher's, shifted by this consumer's timestamp
+        offset, so browsers can lip-sync audio and video; without a publisher SR yet,
+        the last forwarded packet anchors it."""
+        if self.closed or self._layout is None or not self._started:
+            return None
         codec = self.producer.codec
         sr = self.producer.sender_report
         if sr is not None and codec is not None:
@@ -364,9 +393,18 @@ class Consumer:
             ntp = ntp_from_seconds(self._last.arrival)
             rtp = (self._last.timestamp + self._ts_offset) & 0xFFFFFFFF
         else:
-            ntp, rtp = ntp_from_seconds(now_wall), 0
-        self._tap.sync_sender_report(
-            self.stats.packets & 0xFFFFFFFF, self.stats.bytes & 0xFFFFFFFF, ntp, rtp
+            return None
+        ntp &= 0xFFFFFFFFFFFFFFFF
+        self._lsr = (ntp >> 16) & 0xFFFFFFFF
+        self._lsr_time = now_wall
+        return RtcpSrPacket(
+            ssrc=self._ssrc,
+            sender_info=RtcpSenderInfo(
+                ntp_timestamp=ntp,
+                rtp_timestamp=rtp,
+                packet_count=self.stats.packets & 0xFFFFFFFF,
+                octet_count=self.stats.bytes & 0xFFFFFFFF,
+            ),
         )
 
     # ------------------------------------------------------------------ closing

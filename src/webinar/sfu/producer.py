@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiortc.rtp import RtcpSrPacket, RtpPacket
 
@@ -26,6 +26,19 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 KEYFRAME_REQUEST_INTERVAL = 0.25  # seconds between two PLIs sent to the publisher
+
+
+class PacketConsumer(Protocol):
+    """What a producer forwards to: a subscriber's Consumer, or a recorder's track."""
+
+    @property
+    def id(self) -> str: ...
+
+    def forward(self, mp: MediaPacket) -> None: ...
+
+    def restart(self) -> None: ...
+
+    def producer_closed(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +97,8 @@ class Producer:
         self.sender_report: SenderReportMapping | None = None
         self._loudest = 127  # lowest -dBov seen since the last take_loudest()
         self._tap = tap
-        self._consumers: dict[str, Consumer] = {}
-        self._active: tuple[Consumer, ...] = ()
+        self._consumers: dict[str, PacketConsumer] = {}
+        self._active: tuple[PacketConsumer, ...] = ()
         self._unwrap = SeqUnwrapper()
         self._dupes = DuplicateFilter()
         self._rtx_ssrcs: set[int] = set()
@@ -104,19 +117,22 @@ class Producer:
     def on_close(self, listener: Callable[[Producer, CloseReason], None]) -> None:
         self._close_listeners.append(listener)
 
-    def add_consumer(self, consumer: Consumer) -> None:
+    def add_consumer(self, consumer: PacketConsumer) -> None:
         if self.closed:
             raise RuntimeError("producer is closed")
         self._consumers[consumer.id] = consumer
         self._active = tuple(self._consumers.values())
 
-    def remove_consumer(self, consumer: Consumer) -> None:
+    def remove_consumer(self, consumer: PacketConsumer) -> None:
         if self._consumers.pop(consumer.id, None) is not None:
             self._active = tuple(self._consumers.values())
 
     @property
     def consumers(self) -> tuple[Consumer, ...]:
-        return self._active
+        """The subscribers' consumers (not the recorder's tracks)."""
+        from .consumer import Consumer
+
+        return tuple(c for c in self._active if isinstance(c, Consumer))
 
     # ------------------------------------------------------------------ hot path
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,17 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.rtcconfiguration import RTCBundlePolicy
-from aiortc.rtp import RtcpSrPacket, RtpPacket
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_FIR,
+    AnyRtcpPacket,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    unpack_remb_fci,
+)
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from . import _aiortc as hooks
@@ -47,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 SUPPORTED_CODECS = {MediaKind.VIDEO: "video/vp8", MediaKind.AUDIO: "audio/opus"}
 MAX_SDP_BYTES = 64 * 1024
+CLOSE_TIMEOUT = 10.0  # seconds a peer connection may take to close before we stop waiting
 MAX_DEAD_MLINES = 32  # inactive m-lines a subscriber keeps before it must reconnect
 
 
@@ -154,8 +166,12 @@ class _Transport:
             raise SfuError(SfuErrorCode.BAD_SDP, f"ICE candidate refused: {exc}") from exc
 
     async def _close_pc(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.pc.close()
+        try:
+            await asyncio.wait_for(self.pc.close(), CLOSE_TIMEOUT)
+        except Exception:
+            logger.warning("closing %s's peer connection failed", self.id, exc_info=True)
+        finally:  # even when the closing task is cancelled
+            hooks.release_sockets(self.pc)
         for listener in self._close_listeners:
             try:
                 listener()
@@ -409,6 +425,11 @@ class SubscribeTransport(_Transport):
         self._pending_answer: asyncio.Future[None] | None = None
         self._dirty = asyncio.Event()
         self._dead_mlines = 0
+        self._by_ssrc: dict[int, Consumer] = {}  # our sender SSRCs (and RTX) -> consumer
+        self._feedback_installed = False
+        self._rtcp_sink: hooks.PacketSink | None = None
+        self._cname: str | None = None
+        self._next_report = 0.0
         self._task = asyncio.get_running_loop().create_task(self._negotiate_loop())
         self.on_state(self._state_changed)
 
@@ -424,20 +445,30 @@ class SubscribeTransport(_Transport):
         rtx = [c for c in caps if c.mimeType.lower().endswith("/rtx")]
         transceiver.setCodecPreferences(main + rtx if producer.kind is MediaKind.VIDEO else main)
         hooks.set_stream_id(transceiver.sender, stream_id)
+        tap = hooks.SenderTap(transceiver)
         consumer = Consumer(
             producer=producer,
-            tap=hooks.SenderTap(transceiver),
+            tap=tap,
             estimator=self.estimator,
             on_closed=self._consumer_closed,
         )
         producer.add_consumer(consumer)
         self.consumers[consumer.id] = consumer
+        self._by_ssrc[consumer.ssrc] = consumer
+        self._by_ssrc[consumer.rtx_ssrc] = consumer
+        if not self._feedback_installed:
+            self._feedback_installed = True
+            self._cname = tap.cname
+            hooks.install_feedback(transceiver.sender.transport, self._on_rtcp)
         self._transceivers[consumer.id] = transceiver
         self._dirty.set()
         return consumer
 
     def _consumer_closed(self, consumer: Consumer, reason: CloseReason) -> None:
         self.consumers.pop(consumer.id, None)
+        for ssrc in (consumer.ssrc, consumer.rtx_ssrc):
+            if self._by_ssrc.get(ssrc) is consumer:
+                del self._by_ssrc[ssrc]
         transceiver = self._transceivers.pop(consumer.id, None)
         if transceiver is not None and not self.closed:
             transceiver.direction = "inactive"
@@ -553,9 +584,63 @@ class SubscribeTransport(_Transport):
         elif state == "failed" and not self.closed:
             asyncio.get_running_loop().create_task(self.close(CloseReason.CONNECTION_FAILED))
 
+    def _on_rtcp(self, packet: AnyRtcpPacket) -> None:
+        """Route the subscriber's feedback to the consumer it is about (synchronous)."""
+        by_ssrc = self._by_ssrc
+        if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+            for report in packet.reports:
+                consumer = by_ssrc.get(report.ssrc)
+                if consumer is not None:
+                    consumer.on_report(report)
+        elif isinstance(packet, RtcpRtpfbPacket | RtcpPsfbPacket):
+            consumer = by_ssrc.get(packet.media_ssrc)
+            if (
+                consumer is None
+                and isinstance(packet, RtcpPsfbPacket)
+                and packet.fmt in (RTCP_PSFB_APP, RTCP_PSFB_FIR)
+            ):
+                # REMB names its streams in the FCI (one estimate for the whole
+                # connection: handled once); FIR names its target there too.
+                consumer = self._fci_consumer(packet)
+            if consumer is not None:
+                consumer.handle_rtcp(packet)
+
+    def _fci_consumer(self, packet: RtcpPsfbPacket) -> Consumer | None:
+        if packet.fmt == RTCP_PSFB_APP:
+            try:
+                ssrcs = unpack_remb_fci(packet.fci)[1]
+            except ValueError:
+                return None
+        else:
+            fci = packet.fci
+            ssrcs = [int.from_bytes(fci[i : i + 4], "big") for i in range(0, len(fci) - 7, 8)]
+        for ssrc in ssrcs:
+            consumer = self._by_ssrc.get(ssrc)
+            if consumer is not None:
+                return consumer
+        return None
+
     def housekeeping(self, now_wall: float, now_mono: float) -> None:
         for consumer in self.consumers.values():
-            consumer.housekeeping(now_wall, now_mono)
+            consumer.housekeeping(now_mono)
+        if now_mono >= self._next_report:
+            # One compound SR for every stream, every 0.5..1.5 s (as RFC 3550 varies it).
+            self._next_report = now_mono + 0.5 + random.random()
+            self._send_sender_reports(now_wall)
+
+    def _send_sender_reports(self, now_wall: float) -> None:
+        reports = [
+            sr
+            for consumer in self.consumers.values()
+            if (sr := consumer.sender_report(now_wall)) is not None
+        ]
+        if not reports or not self.consumers:
+            return
+        if self._rtcp_sink is None:
+            first = next(iter(self._transceivers.values()))
+            self._rtcp_sink = hooks.PacketSink(first.sender.transport)
+        for data in hooks.sender_reports(reports, self._cname):
+            self._rtcp_sink.send_rtcp(data)
 
     async def close(self, reason: CloseReason = CloseReason.TRANSPORT_CLOSED) -> None:
         if self.closed:

@@ -14,6 +14,25 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
+from webinar.rooms.chat import MAX_CHAT_CHARS, MAX_SLOW_MODE_SECONDS
+from webinar.rooms.cta import (
+    CTA_BUTTON_CHARS,
+    CTA_MESSAGE_CHARS,
+    CTA_URL_CHARS,
+    MAX_DURATION_SECONDS,
+    MIN_DURATION_SECONDS,
+)
+from webinar.rooms.polls import (
+    MAX_ACCEPTED_TEXTS,
+    MAX_OPTIONS_PER_QUESTION,
+    MAX_QUESTIONS_PER_POLL,
+    OPTION_TEXT_CHARS,
+    POLL_TITLE_CHARS,
+    QUESTION_TEXT_CHARS,
+    TEXT_ANSWER_CHARS,
+)
+from webinar.rooms.qa import MAX_QUESTION_CHARS
+
 PROTOCOL_VERSION = 1
 
 RequestId = int | str
@@ -46,7 +65,20 @@ class ErrorCode(enum.StrEnum):
     TRACK_MISMATCH = "track-mismatch"
     UNKNOWN_STREAM = "unknown-stream"
     NEGOTIATION_FAILED = "negotiation-failed"
+    QUOTA_EXCEEDED = "quota-exceeded"
     INTERNAL = "internal"
+    CHAT_OFF = "chat-off"
+    CHAT_MUTED = "chat-muted"
+    SLOW_MODE = "slow-mode"
+    TOO_LONG = "too-long"
+    EMPTY = "empty"
+    NOT_FOUND = "not-found"
+    POLL_OPEN = "poll-open"
+    POLL_CLOSED = "poll-closed"
+    BAD_ANSWER = "bad-answer"
+    QA_CLOSED = "qa-closed"
+    BAD_URL = "bad-url"
+    LIMIT_REACHED = "limit-reached"
 
 
 class ProtocolError(Exception):
@@ -211,6 +243,12 @@ class SetVideoQuality:
 
 
 @dataclass(frozen=True, slots=True)
+class SetRecording:
+    type: ClassVar[str] = "set-recording"
+    recording: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Ping:
     type: ClassVar[str] = "ping"
 
@@ -219,6 +257,187 @@ class Ping:
 class Leave:
     type: ClassVar[str] = "leave"
 
+
+# Interaction (docs/protocol.md, "Interaction"). Bounds are the state machines' own.
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSend:
+    type: ClassVar[str] = "chat-send"
+    text: str = field(metadata=_len(1, MAX_CHAT_CHARS))
+
+
+@dataclass(frozen=True, slots=True)
+class ChatDelete:
+    type: ClassVar[str] = "chat-delete"
+    message_id: str = field(metadata=_len(1, 64))
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSettings:
+    type: ClassVar[str] = "chat-settings"
+    enabled: bool | None = None
+    slow_mode_seconds: int | None = field(
+        default=None, metadata={"min": 0, "max": MAX_SLOW_MODE_SECONDS}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMute:
+    type: ClassVar[str] = "chat-mute"
+    participant_id: str = field(metadata=_len(1, 64))
+    muted: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionAsk:
+    type: ClassVar[str] = "question-ask"
+    text: str = field(metadata=_len(1, MAX_QUESTION_CHARS))
+    anonymous: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionMark:
+    type: ClassVar[str] = "question-mark"
+    message_id: str = field(metadata=_len(1, 64))
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionVote:
+    type: ClassVar[str] = "question-vote"
+    question_id: str = field(metadata=_len(1, 64))
+    up: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionSetState:
+    type: ClassVar[str] = "question-state"
+    question_id: str = field(metadata=_len(1, 64))
+    state: Literal["new", "answered", "dismissed"]
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionPublish:
+    type: ClassVar[str] = "question-publish"
+    question_id: str | None = field(default=None, metadata=_len(1, 64))
+
+
+@dataclass(frozen=True, slots=True)
+class QaSettings:
+    type: ClassVar[str] = "qa-settings"
+    open: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PollOptionSpec:
+    text: str = field(metadata=_len(1, OPTION_TEXT_CHARS))
+    image_id: str | None = field(default=None, metadata=_len(1, 40))
+    correct: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PollQuestionSpec:
+    text: str = field(metadata=_len(1, QUESTION_TEXT_CHARS))
+    kind: Literal["single", "multiple", "text"] = "single"
+    options: list[PollOptionSpec] = field(
+        default_factory=list, metadata=_len(0, MAX_OPTIONS_PER_QUESTION)
+    )
+    accepted: list[str] = field(default_factory=list, metadata=_len(0, MAX_ACCEPTED_TEXTS))
+
+
+@dataclass(frozen=True, slots=True)
+class PollCreate:
+    type: ClassVar[str] = "poll-create"
+    title: str = field(metadata=_len(1, POLL_TITLE_CHARS))
+    kind: Literal["poll", "test"] = "poll"
+    questions: list[PollQuestionSpec] = field(
+        default_factory=list, metadata=_len(1, MAX_QUESTIONS_PER_POLL)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PollDelete:
+    type: ClassVar[str] = "poll-delete"
+    poll_id: str = field(metadata=_len(1, 64))
+
+
+@dataclass(frozen=True, slots=True)
+class PollLaunch:
+    type: ClassVar[str] = "poll-launch"
+    poll_id: str = field(metadata=_len(1, 64))
+
+
+@dataclass(frozen=True, slots=True)
+class PollClose:
+    type: ClassVar[str] = "poll-close"
+    poll_id: str = field(metadata=_len(1, 64))
+
+
+@dataclass(frozen=True, slots=True)
+class PollShowResults:
+    type: ClassVar[str] = "poll-show-results"
+    poll_id: str = field(metadata=_len(1, 64))
+    shown: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerSpec:
+    question_id: str = field(metadata=_len(1, 16))
+    option_ids: list[str] = field(default_factory=list, metadata=_len(0, MAX_OPTIONS_PER_QUESTION))
+    text: str | None = field(default=None, metadata=_len(0, TEXT_ANSWER_CHARS))
+
+
+@dataclass(frozen=True, slots=True)
+class PollAnswer:
+    type: ClassVar[str] = "poll-answer"
+    poll_id: str = field(metadata=_len(1, 64))
+    answers: list[AnswerSpec] = field(
+        default_factory=list, metadata=_len(1, MAX_QUESTIONS_PER_POLL)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CtaShow:
+    type: ClassVar[str] = "cta-show"
+    message: str = field(metadata=_len(1, CTA_MESSAGE_CHARS))
+    button: str = field(metadata=_len(1, CTA_BUTTON_CHARS))
+    url: str = field(metadata=_len(1, CTA_URL_CHARS))
+    duration_seconds: int | None = field(
+        default=None, metadata={"min": MIN_DURATION_SECONDS, "max": MAX_DURATION_SECONDS}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CtaClose:
+    type: ClassVar[str] = "cta-close"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncInteraction:
+    type: ClassVar[str] = "sync-interaction"
+
+
+INTERACTION_MESSAGES: tuple[type[Any], ...] = (
+    ChatSend,
+    ChatDelete,
+    ChatSettings,
+    ChatMute,
+    QuestionAsk,
+    QuestionMark,
+    QuestionVote,
+    QuestionSetState,
+    QuestionPublish,
+    QaSettings,
+    PollCreate,
+    PollDelete,
+    PollLaunch,
+    PollClose,
+    PollShowResults,
+    PollAnswer,
+    CtaShow,
+    CtaClose,
+    SyncInteraction,
+)
 
 ClientMessage = (
     Hello
@@ -241,8 +460,28 @@ ClientMessage = (
     | SetRole
     | Remove
     | SetVideoQuality
+    | SetRecording
     | Ping
     | Leave
+    | ChatSend
+    | ChatDelete
+    | ChatSettings
+    | ChatMute
+    | QuestionAsk
+    | QuestionMark
+    | QuestionVote
+    | QuestionSetState
+    | QuestionPublish
+    | QaSettings
+    | PollCreate
+    | PollDelete
+    | PollLaunch
+    | PollClose
+    | PollShowResults
+    | PollAnswer
+    | CtaShow
+    | CtaClose
+    | SyncInteraction
 )
 
 CLIENT_MESSAGES: dict[str, type[Any]] = {
@@ -268,10 +507,12 @@ CLIENT_MESSAGES: dict[str, type[Any]] = {
         SetRole,
         Remove,
         SetVideoQuality,
+        SetRecording,
         Ping,
         Leave,
     )
 }
+CLIENT_MESSAGES.update({cls.type: cls for cls in INTERACTION_MESSAGES})
 
 # --------------------------------------------------------------------------- server
 
@@ -311,6 +552,7 @@ class RoomInfo:
     lobby_message: str
     starts_at: str | None
     join_window_minutes: int
+    recording: str = "off"  # "off" | "recording" | "paused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,6 +672,13 @@ class ActiveSpeaker:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordingUpdated:
+    type: ClassVar[str] = "recording-updated"
+    status: str  # "off" | "recording" | "paused" (presenters-only mode)
+    by: str | None  # who pressed REC; None when the mode or the phase changed it
+
+
+@dataclass(frozen=True, slots=True)
 class RoomEnded:
     type: ClassVar[str] = "room-ended"
     thank_you_url: str
@@ -493,6 +742,225 @@ class Error:
     message: str
 
 
+# Interaction (docs/protocol.md, "Interaction").
+
+
+@dataclass(frozen=True, slots=True)
+class ChatInfo:
+    message_id: str
+    seq: int
+    participant_id: str
+    name: str
+    role: str
+    text: str
+    at: float
+    question_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    type: ClassVar[str] = "chat-message"
+    message: ChatInfo
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSent:
+    type: ClassVar[str] = "chat-sent"
+    message_id: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChatDeleted:
+    type: ClassVar[str] = "chat-deleted"
+    message_id: str
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatState:
+    type: ClassVar[str] = "chat-state"
+    enabled: bool
+    slow_mode_seconds: int
+    muted: bool  # the receiver is muted in chat
+    by: str | None = None
+    muted_participants: list[str] | None = None  # for moderators: who here is muted
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMuteChanged:
+    type: ClassVar[str] = "chat-mute-changed"
+    participant_id: str
+    muted: bool
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionInfo:
+    question_id: str
+    text: str
+    name: str | None  # None: asked anonymously (shown to Q&A managers with anonymous=true)
+    participant_id: str | None
+    anonymous: bool
+    state: str
+    votes: int
+    voted: bool  # the receiver voted for it
+    mine: bool
+    asked_at: float
+    message_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionUpdate:
+    type: ClassVar[str] = "question"
+    question: QuestionInfo
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionHidden:
+    type: ClassVar[str] = "question-hidden"
+    question_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionPublished:
+    type: ClassVar[str] = "question-published"
+    question: QuestionInfo | None
+    by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QaState:
+    type: ClassVar[str] = "qa-state"
+    open: bool
+    questions: list[QuestionInfo]
+    by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OptionInfo:
+    option_id: str
+    text: str
+    image_url: str | None
+    correct: bool | None  # None: not revealed to the receiver
+
+
+@dataclass(frozen=True, slots=True)
+class PollQuestionInfo:
+    question_id: str
+    text: str
+    kind: str
+    options: list[OptionInfo]
+    accepted: list[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class PollInfo:
+    poll_id: str
+    title: str
+    kind: str
+    state: str
+    results_shown: bool
+    questions: list[PollQuestionInfo]
+    launched_at: float | None
+    closed_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PollUpdate:
+    type: ClassVar[str] = "poll"
+    poll: PollInfo
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
+class PollDeleted:
+    type: ClassVar[str] = "poll-deleted"
+    poll_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResultInfo:
+    question_id: str
+    responses: int
+    counts: dict[str, int]
+    texts: list[str] | None  # text answers, for those who run polls
+
+
+@dataclass(frozen=True, slots=True)
+class PollResults:
+    type: ClassVar[str] = "poll-results"
+    poll_id: str
+    respondents: int
+    questions: list[ResultInfo]
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerInfo:
+    question_id: str
+    option_ids: list[str]
+    text: str | None
+    correct: bool | None  # revealed once a test is closed
+
+
+@dataclass(frozen=True, slots=True)
+class PollAnswered:
+    type: ClassVar[str] = "poll-answered"
+    poll_id: str
+    answers: list[AnswerInfo]
+
+
+@dataclass(frozen=True, slots=True)
+class PollScore:
+    type: ClassVar[str] = "poll-score"
+    poll_id: str
+    correct: int
+    total: int
+    answers: list[AnswerInfo]
+
+
+@dataclass(frozen=True, slots=True)
+class CtaInfo:
+    cta_id: str
+    message: str
+    button: str
+    url: str  # shown as text; the button opens click_url
+    click_url: str
+    duration_seconds: int | None
+    shown_at: float
+    closes_at: float | None
+    clicks: int | None = None  # for those who run call-to-actions
+
+
+@dataclass(frozen=True, slots=True)
+class Cta:
+    type: ClassVar[str] = "cta"
+    cta: CtaInfo | None
+    reason: str | None = None  # on closing: "closed" | "expired" | "replaced"
+
+
+@dataclass(frozen=True, slots=True)
+class CtaClicks:
+    type: ClassVar[str] = "cta-clicks"
+    cta_id: str
+    clicks: int
+
+
+@dataclass(frozen=True, slots=True)
+class InteractionState:
+    type: ClassVar[str] = "interaction-state"
+    chat: ChatState
+    messages: list[ChatInfo]
+    qa: QaState
+    published: QuestionInfo | None
+    polls: list[PollInfo]
+    results: list[PollResults]
+    my_answers: dict[str, list[AnswerInfo]]
+    scores: list[PollScore]
+    cta: CtaInfo | None
+
+
 ServerMessage = (
     Welcome
     | Joined
@@ -510,10 +978,28 @@ ServerMessage = (
     | RoomEnded
     | Allocation
     | PublisherLayers
+    | RecordingUpdated
     | Ok
     | Pong
     | Bye
     | Error
+    | ChatMessage
+    | ChatSent
+    | ChatDeleted
+    | ChatState
+    | ChatMuteChanged
+    | QuestionUpdate
+    | QuestionHidden
+    | QuestionPublished
+    | QaState
+    | PollUpdate
+    | PollDeleted
+    | PollResults
+    | PollAnswered
+    | PollScore
+    | Cta
+    | CtaClicks
+    | InteractionState
 )
 
 

@@ -9,15 +9,18 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from webinar import __version__
+from webinar.attendance import AttendanceService
 from webinar.ids import format_event_id, normalize_event_id, same_secret
 from webinar.rooms import state as rs
+from webinar.rooms.interaction import InteractionEvent
+from webinar.rooms.interaction_errors import InteractionError
 from webinar.rooms.live import LiveRoom, OfferedStream
 from webinar.rooms.manager import RoomManager
-from webinar.rooms.roles import Role
+from webinar.rooms.roles import Capability, Role
 from webinar.rooms.state import (
     Mode,
     Participant,
@@ -30,6 +33,7 @@ from webinar.rooms.state import (
 from webinar.sfu import AllocationReport, SfuError, SfuErrorCode, VideoQuality
 from webinar.store import Event, Store
 
+from . import interaction as ia
 from . import schema as s
 
 logger = logging.getLogger(__name__)
@@ -65,9 +69,23 @@ class Services:
     heartbeat_interval: float
     max_message_bytes: int
     on_error: Callable[[str], None] = lambda _code: None
+    #: Signs call-to-action click links (one per process; see docs/api.md).
+    interaction_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    recordings: RecordingPolicy | None = None
+    attendance: AttendanceService | None = None
 
 
 Send = Callable[[dict[str, Any]], None]
+
+
+class RecordingPolicy(Protocol):
+    """What signalling asks the recording service (webinar.recordings)."""
+
+    async def refusal(self, event: Event) -> str | None:
+        """Why a new recording of ``event`` may not start (quota), or None."""
+        ...
+
+    async def auto_record(self, event: Event) -> bool: ...
 
 
 class Session:
@@ -81,6 +99,8 @@ class Session:
         self.participant: Participant | None = None
         self.room: LiveRoom | None = None
         self.event: Event | None = None
+        self.user_agent = ""  # set by the WebSocket handler, for attendance statistics
+        self._attendance_id: int | None = None
 
     # ------------------------------------------------------------------ dispatch
 
@@ -102,6 +122,9 @@ class Session:
             self.error(_ROOM_ERRORS[exc.code], exc.message, request_id)
         except SfuError as exc:
             self.error(_SFU_ERRORS[exc.code], exc.message, request_id)
+        except InteractionError as exc:
+            err = ia.to_protocol_error(exc)
+            self.error(err.code, err.message, request_id)
 
     def send(self, message: s.ServerMessage, request_id: s.RequestId | None = None) -> None:
         self._send(s.encode(message, request_id))
@@ -139,11 +162,19 @@ class Session:
                 s.ErrorCode.UNKNOWN_EVENT, f"there is no event with ID {msg.event_id[:32]!r}"
             )
         role = _role_for(event, msg.credential)
+        policy = self._services.recordings
+        auto_record = (
+            policy is not None
+            and self._services.rooms.get(event.event_id) is None
+            and await policy.auto_record(event)
+            and await policy.refusal(event) is None
+        )
         room = self._services.rooms.get_or_create(
             event.event_id,
             starts_at=event.starts_at.timestamp() if event.starts_at else None,
             join_window=event.join_window_minutes * 60.0,
             max_cameras=event.camera_limit,
+            auto_record=auto_record,
         )
         resumed = None
         if msg.resume_token is not None:
@@ -165,6 +196,18 @@ class Session:
             participant = room.state.get(participant.participant_id)  # may be listen-only
         assert token is not None
         self.participant, self.room, self.event = participant, room, event
+        attendance = self._services.attendance
+        if attendance is not None:
+            self._attendance_id = await attendance.joined(
+                event_id=event.event_id,
+                participant_id=participant.participant_id,
+                person_key=f"client:{msg.client_id}"
+                if msg.client_id
+                else participant.participant_id,
+                name=participant.name,
+                role=participant.role.value,
+                user_agent=self.user_agent,
+            )
         return s.Joined(
             participant_id=participant.participant_id,
             role=participant.role.value,
@@ -273,6 +316,18 @@ class Session:
         room, me = self._joined()
         room.set_video_quality(me.participant_id, VideoQuality(msg.quality))
 
+    async def on_set_recording(self, msg: s.SetRecording) -> None:
+        room, me = self._joined()
+        policy = self._services.recordings
+        if policy is None and msg.recording:
+            raise s.ProtocolError(s.ErrorCode.FORBIDDEN, "recording is not enabled here")
+        if msg.recording and me.can(Capability.RECORD) and self.event is not None:
+            assert policy is not None
+            refusal = await policy.refusal(self.event)
+            if refusal is not None and room.state.recording_wanted is False:
+                raise s.ProtocolError(s.ErrorCode.QUOTA_EXCEEDED, refusal)
+        room.command(room.state.set_recording(me.participant_id, msg.recording))
+
     async def on_ping(self, _msg: s.Ping) -> s.ServerMessage:
         return s.Pong()
 
@@ -320,6 +375,8 @@ class Session:
             self.send(s.StreamUpdated(stream=_stream(event.stream, name)))
         elif isinstance(event, rs.RoomUpdated):
             self.send(s.RoomUpdated(room=self._room_info(), cause=event.cause, by=event.by))
+        elif isinstance(event, rs.RecordingChanged):
+            self.send(s.RecordingUpdated(status=event.status.value, by=event.by))
         elif isinstance(event, rs.RoomEnded):
             url = self.event.thank_you_url if self.event else None
             self.send(s.RoomEnded(thank_you_url=url or "/thanks"))
@@ -373,6 +430,7 @@ class Session:
             lobby_message=event.lobby_message if event else "",
             starts_at=event.starts_at.isoformat() if event and event.starts_at else None,
             join_window_minutes=event.join_window_minutes if event else 0,
+            recording=state.recording.value,
         )
 
     async def subscriber_offer(self, sdp: str, streams: list[OfferedStream]) -> None:
@@ -395,6 +453,16 @@ class Session:
 
     # ------------------------------------------------------------------ lifecycle
 
+    @property
+    def services(self) -> Services:
+        return self._services
+
+    def joined(self) -> tuple[LiveRoom, Participant]:
+        return self._joined()
+
+    def interaction_event(self, event: InteractionEvent) -> None:
+        ia.deliver(self, event)
+
     def _joined(self) -> tuple[LiveRoom, Participant]:
         if self.room is None or self.participant is None:
             raise s.ProtocolError(s.ErrorCode.NOT_JOINED, "join an event first")
@@ -407,6 +475,12 @@ class Session:
         if room is None or participant is None:
             return
         await room.leave(participant.participant_id, reason)
+
+    async def closed(self, reason: str) -> None:
+        """The socket is gone: the attendance session ends (a resume starts a new one)."""
+        session_id, self._attendance_id = self._attendance_id, None
+        if session_id is not None and self._services.attendance is not None:
+            await self._services.attendance.left(session_id, reason)
 
     def dropped(self) -> None:
         """The socket closed without ``leave``: keep the place for the resume grace."""
@@ -474,6 +548,27 @@ _HANDLERS: dict[type[Any], _Handler] = {
     s.SetRole: Session.on_set_role,
     s.Remove: Session.on_remove,
     s.SetVideoQuality: Session.on_set_video_quality,
+    s.SetRecording: Session.on_set_recording,
     s.Ping: Session.on_ping,
     s.Leave: Session.on_leave,
+    # interaction: chat, Q&A, polls and tests, call-to-action (signalling/interaction.py)
+    s.SyncInteraction: ia.on_sync,
+    s.ChatSend: ia.on_chat_send,
+    s.ChatDelete: ia.on_chat_delete,
+    s.ChatSettings: ia.on_chat_settings,
+    s.ChatMute: ia.on_chat_mute,
+    s.QuestionAsk: ia.on_question_ask,
+    s.QuestionMark: ia.on_question_mark,
+    s.QuestionVote: ia.on_question_vote,
+    s.QuestionSetState: ia.on_question_state,
+    s.QuestionPublish: ia.on_question_publish,
+    s.QaSettings: ia.on_qa_settings,
+    s.PollCreate: ia.on_poll_create,
+    s.PollDelete: ia.on_poll_delete,
+    s.PollLaunch: ia.on_poll_launch,
+    s.PollClose: ia.on_poll_close,
+    s.PollShowResults: ia.on_poll_show_results,
+    s.PollAnswer: ia.on_poll_answer,
+    s.CtaShow: ia.on_cta_show,
+    s.CtaClose: ia.on_cta_close,
 }

@@ -103,6 +103,10 @@ class Connection:
                     self.session.dropped()
             except Exception:
                 logger.exception("leaving the room failed")
+            try:
+                await self.session.closed(self._closing or "disconnected")
+            except Exception:
+                logger.exception("recording attendance failed")
             self.close(self._closing or "disconnected")
             try:
                 await asyncio.wait_for(writer, 2.0)
@@ -157,6 +161,7 @@ async def websocket_handler(
     )
     await ws.prepare(request)
     connection = Connection(ws, services)
+    connection.session.user_agent = request.headers.get("User-Agent", "")
     connections.add(connection)
     try:
         await connection.run()

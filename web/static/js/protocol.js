@@ -143,6 +143,7 @@ const SYNC_GROUP = /** @type {Record<string, string>} */ ({
  * - `producer-closed` `{producer_id, source, reason, ours}` — one of our own tracks ended server-side
  * - `mediastatechange` `{target: "publish" | "subscribe", state}`
  * - `room-updated` `{room, cause, by}`, `room-ended` `{thank_you_url}`
+ * - `recording-updated` `{status, by}`: status "off" | "recording" | "paused"
  * - `reconnecting` `{attempt, delay, code}` — the socket dropped; the next attempt is in `delay` ms
  * - `resumed` `{joined, resumed}` — back in; `resumed` false means a new participant (too late)
  * - `bye` `{reason}`, `error` `{error: WebinarError}`, `close` `{code, reason, bye, error}`
@@ -460,6 +461,10 @@ export class WebinarConnection extends EventTarget {
         this.room = message.room;
         this._emit("room-updated", { room: message.room, cause: message.cause, by: message.by });
         break;
+      case "recording-updated":
+        if (this.room) this.room = { ...this.room, recording: message.status };
+        this._emit("recording-updated", { status: message.status, by: message.by });
+        break;
       case "room-ended":
         this._emit("room-ended", { thank_you_url: message.thank_you_url });
         break;
@@ -480,7 +485,9 @@ export class WebinarConnection extends EventTarget {
       case "ok":
         break; // replies to requests we no longer wait for
       default:
-        // newer servers may add messages (docs/protocol.md, Versioning): ignore them
+        // Interaction messages (chat, Q&A, polls, CTA) go to their UI (interaction.js);
+        // newer servers may add messages (docs/protocol.md, Versioning): others ignore them.
+        this._emit("server-message", message);
         break;
     }
   }
@@ -706,6 +713,11 @@ export class WebinarConnection extends EventTarget {
   /** @param {boolean} locked */
   lock(locked) {
     return this.request("lock", { locked });
+  }
+
+  /** Start or stop the room's recording (needs the `record` capability). @param {boolean} on */
+  setRecording(on) {
+    return this.request("set-recording", { recording: on });
   }
 
   endForAll() {

@@ -8,6 +8,7 @@
 // window.__webinar exposes the live connection for tests and debugging.
 
 import { VideoGrid } from "./grid.js";
+import { Interaction } from "./interaction.js";
 import { LevelMeter, LocalMedia, captureScreen, listDevices, mediaErrorMessage } from "./media.js";
 import { ParticipantList, deviceStates, isStaff } from "./participants.js";
 import { WebinarConnection, WebinarError } from "./protocol.js";
@@ -112,6 +113,13 @@ class Room {
       /** @type {HTMLUListElement} */ (byId("participant-list")),
       (action, person) => this.onRowAction(action, person),
     );
+    /** Chat, Q&A, polls, call-to-action (interaction.js). */
+    this.interaction = new Interaction({
+      toasts: this.toasts,
+      showTab: (id) => this.showTab(id),
+      presenterKey: CREDENTIAL,
+      eventId: EVENT_ID,
+    });
     /** @type {ParticipantInfo | null} */
     this.removing = null;
     this.levelShown = -1;
@@ -314,10 +322,12 @@ class Room {
     this.people.setActiveSpeaker(conn.activeSpeaker);
     this.renderRoom();
     this.renderLocal();
+    this.interaction.joined(this.role);
   }
 
   /** @param {WebinarConnection} conn */
   wire(conn) {
+    this.interaction.attach(conn);
     /**
      * @param {string} type
      * @param {(detail: any) => void} handler
@@ -361,6 +371,7 @@ class Room {
     on("producer-closed", (detail) => this.onProducerClosed(detail));
     on("room-updated", (detail) => this.onRoomUpdated(detail));
     on("allocation", (detail) => this.onAllocation(detail));
+    on("recording-updated", () => this.renderRoom());
     on("room-ended", (detail) => {
       this.leaving = true;
       location.assign(detail.thank_you_url || "/thanks");
@@ -597,6 +608,7 @@ class Room {
   /** @param {string} role */
   onRoleChanged(role) {
     this.role = role;
+    this.interaction.setRole(role);
     byId("room").dataset.role = role;
     if (isStaff(role)) {
       this.toasts.show("You are now a presenter: you can go live with your camera and microphone.", {
@@ -713,6 +725,17 @@ class Room {
     if (this.view !== "ended") {
       this.showView(phase === "lobby" && !this.staff ? "lobby" : "live");
     }
+    // recording: everyone sees it; the record capability (host, presenter) has the control
+    const recording = room?.recording ?? "off";
+    const recBadge = byId("recording-indicator");
+    recBadge.hidden = recording === "off";
+    recBadge.dataset.status = recording;
+    recBadge.textContent = recording === "paused" ? "REC paused (backstage)" : "REC";
+    recBadge.title = recording === "paused" ? "Recording is on, but backstage time is not recorded" : "This event is being recorded";
+    const recButton = byId("record-toggle");
+    recButton.hidden = !this.staff || phase !== "live";
+    recButton.setAttribute("aria-pressed", String(recording !== "off"));
+    recButton.textContent = recording === "off" ? "REC" : "Stop recording";
     // top bar
     const roleBadge = byId("role-badge");
     roleBadge.hidden = !this.staff;
@@ -1090,6 +1113,12 @@ class Room {
       this.command(() => {
         const conn = /** @type {WebinarConnection} */ (this.conn);
         return conn.lock(!conn.room?.locked);
+      }),
+    );
+    byId("record-toggle").addEventListener("click", () =>
+      this.command(() => {
+        const conn = /** @type {WebinarConnection} */ (this.conn);
+        return conn.setRecording((conn.room?.recording ?? "off") === "off");
       }),
     );
     const endDialog = /** @type {HTMLDialogElement} */ (byId("end-dialog"));
@@ -1585,6 +1614,17 @@ class Room {
       list[next].focus();
     });
     WIDE.addEventListener("change", () => this.grid.layout());
+  }
+
+  /**
+   * Open the side panel on a tab (a poll starts, for instance).
+   * @param {string} id
+   */
+  showTab(id) {
+    const tab = document.getElementById(id);
+    if (!tab || tab.hidden) return;
+    this.selectTab(tab);
+    if (byId("live").dataset.panel !== "open") this.setPanelOpen(true, false);
   }
 
   /** @param {HTMLElement} tab */

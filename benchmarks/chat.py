@@ -1,0 +1,208 @@
+"""Chat fan-out: N WebSocket clients in one room, some of them chatting; delivery latency.
+
+    .venv/bin/python benchmarks/chat.py --clients 200 --senders 20 --seconds 10
+
+Starts our server (``python -m webinar serve``) as a subprocess on a free 127.0.0.1 port
+with a fresh data dir, joins ``--clients`` signalling-only clients (no media), then lets
+``--senders`` of them each send one chat message per second (the per-person chat limit)
+for ``--seconds``. Every client records when each message arrives; the message carries
+its send time (all clients live in this process, so one clock). It checks that every
+client received every message, in the same order, and prints the delivery latency
+(send → receive, over all deliveries): median, 99th percentile, maximum.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], str, str, Path]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBINAR_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    data_dir = tmp / "data"
+    created = subprocess.run(
+        [
+            *(sys.executable, "-m", "webinar", "event", "create"),
+            *("--title", "Chat benchmark", "--json", "--data-dir", str(data_dir)),
+        ],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    event_id = str(json.loads(created.stdout)["event_id"])
+    port = free_port()
+    log = tmp / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "webinar", "serve", "--host", LOOPBACK),
+                *("--port", str(port), "--data-dir", str(data_dir)),
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://{LOOPBACK}:{port}"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with opener.open(url + "/healthz", timeout=2):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the server did not start:\n{log.read_text()[-2000:]}"
+                ) from None
+            time.sleep(0.1)
+    return proc, url, event_id, log
+
+
+class Client:
+    def __init__(self, http: aiohttp.ClientSession, url: str, index: int) -> None:
+        self.http = http
+        self.url = url
+        self.index = index
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.seqs: list[int] = []
+        self.latencies: list[float] = []
+        self.replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.next_id = 0
+        self.reader: asyncio.Task[None] | None = None
+
+    async def connect(self, event_id: str) -> None:
+        self.ws = await self.http.ws_connect(self.url, heartbeat=30, max_msg_size=0)
+        self.reader = asyncio.get_running_loop().create_task(self.read())
+        await self.request("hello", protocol=1)
+        await self.request("join", event_id=event_id, name=f"Client {self.index}")
+
+    async def request(self, type_: str, **fields: Any) -> dict[str, Any]:
+        assert self.ws is not None
+        self.next_id += 1
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.replies[self.next_id] = fut
+        await self.ws.send_json({"type": type_, "id": self.next_id, **fields})
+        reply = await asyncio.wait_for(fut, 30)
+        if reply["type"] == "error":
+            raise RuntimeError(f"{type_}: {reply['code']} {reply['message']}")
+        return reply
+
+    async def read(self) -> None:
+        assert self.ws is not None
+        async for frame in self.ws:
+            if frame.type is not aiohttp.WSMsgType.TEXT:
+                continue
+            now = time.perf_counter()
+            message = json.loads(frame.data)
+            fut = self.replies.pop(message.get("id", -1), None)
+            if fut is not None:
+                fut.set_result(message)
+            elif message["type"] == "chat-message":
+                chat = message["message"]
+                self.seqs.append(chat["seq"])
+                self.latencies.append(now - float(chat["text"].split()[-1]))
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self.reader is not None:
+            self.reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.reader
+
+
+async def run(args: argparse.Namespace, url: str, event_id: str) -> int:
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, trust_env=False) as http:
+        clients = [Client(http, url.replace("http", "ws") + "/ws", i) for i in range(args.clients)]
+        started = time.perf_counter()
+        for batch in range(0, len(clients), 20):
+            await asyncio.gather(*(c.connect(event_id) for c in clients[batch : batch + 20]))
+        print(f"{len(clients)} clients joined in {time.perf_counter() - started:.1f} s")
+        await asyncio.sleep(1.0)
+        senders = clients[: args.senders]
+
+        async def chatter(client: Client, offset: float) -> int:
+            await asyncio.sleep(offset)
+            count = 0
+            for i in range(args.seconds):
+                await client.request(
+                    "chat-send", text=f"msg {client.index}.{i} {time.perf_counter()!r}"
+                )
+                count += 1
+                await asyncio.sleep(1.05)  # the per-person chat limit is 1/s
+            return count
+
+        counts = await asyncio.gather(
+            *(chatter(c, i / max(1, len(senders))) for i, c in enumerate(senders))
+        )
+        sent = sum(counts)
+        deadline = time.monotonic() + 30
+        while any(len(c.seqs) < sent for c in clients) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        complete = all(len(c.seqs) == sent for c in clients)
+        ordered = all(c.seqs == sorted(c.seqs) for c in clients)
+        same = len({tuple(c.seqs) for c in clients}) == 1
+        latencies = sorted(x for c in clients for x in c.latencies)
+        await asyncio.gather(*(c.close() for c in clients))
+    deliveries = len(latencies)
+    p50 = statistics.median(latencies) * 1000
+    p99 = latencies[min(deliveries - 1, int(deliveries * 0.99))] * 1000
+    print(
+        f"messages sent: {sent}; deliveries: {deliveries} of {sent * args.clients} "
+        f"(complete: {complete}, in order: {ordered}, same order everywhere: {same})"
+    )
+    print(
+        f"delivery latency: median {p50:.1f} ms, p99 {p99:.1f} ms, "
+        f"max {latencies[-1] * 1000:.1f} ms"
+    )
+    return 0 if complete and ordered and same else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--senders", type=int, default=20)
+    parser.add_argument("--seconds", type=int, default=10, help="messages per sender (1/s)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="webinar-chat-") as tmp:
+        proc, url, event_id, _log = start_server(Path(tmp))
+        try:
+            return asyncio.run(run(args, url, event_id))
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

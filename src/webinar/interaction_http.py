@@ -1,0 +1,395 @@
+"""HTTP side of interaction: the call-to-action redirect, poll images, exports, the admin API.
+
+- ``GET /cta/{cta_id}?t=...`` counts a click for the attendee the signed token names and
+  redirects to the call-to-action's stored, validated URL (nowhere else).
+- ``POST /api/events/{event_id}/images`` stores a poll option's image (PNG, JPEG, GIF or
+  WebP, checked by content, at most :data:`MAX_IMAGE_BYTES`); ``GET /images/{id}`` serves
+  it from our origin.
+- Exports as CSV from the dashboard and the admin API, and the admin API's JSON view and
+  poll preparation. ``docs/api.md`` ("Interaction export") documents them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import io
+import json
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from webinar import interaction_store as ist
+from webinar.ids import normalize_event_id, same_secret
+from webinar.rooms import polls as pl
+from webinar.rooms.interaction_errors import InteractionError, InteractionErrorCode
+from webinar.rooms.manager import RoomManager
+from webinar.signalling import interaction as glue
+from webinar.store import Event, SessionRecord, Store, SyncStore, User
+
+MAX_IMAGE_BYTES = 2 * 1024 * 1024
+MAX_IMAGES_PER_EVENT = 200
+IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
+_IMAGE_ID = re.compile(r"^img_[0-9a-f]{24}$")
+_TIME_COLUMNS = {"time", "asked_at", "published_at", "answered_at", "shown_at", "clicked_at"}
+
+
+def sniff_image(head: bytes) -> str | None:
+    """The image type by its first bytes; None for anything else (SVG included)."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC).isoformat(timespec="milliseconds")
+    return value
+
+
+def _safe_cell(value: Any) -> Any:
+    """Spreadsheets run cells that start like a formula; make them plain text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def to_csv(header: list[str], rows: list[list[Any]]) -> str:
+    times = [i for i, name in enumerate(header) if name in _TIME_COLUMNS]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    for row in rows:
+        cells = list(row)
+        for i in times:
+            cells[i] = _iso(cells[i]) if cells[i] is not None else ""
+        writer.writerow(
+            ["" if c is None else ("true" if c is True else "false" if c is False else c)
+             for c in map(_safe_cell, cells)]
+        )  # fmt: skip
+    return out.getvalue()
+
+
+def export_json(core: SyncStore, event_id: str) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for kind in ist.EXPORT_KINDS:
+        header, rows = ist.export_rows(core, event_id, kind)
+        times = {name for name in header if name in _TIME_COLUMNS}
+        result[kind] = [
+            {
+                k: (_iso(v) if k in times and v is not None else v)
+                for k, v in zip(header, r, strict=True)
+            }
+            for r in rows
+        ]
+    return result
+
+
+class InteractionHttp:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        data_dir: Path,
+        admin_token: str | None,
+        rooms: Callable[[], RoomManager | None],
+        secret: Callable[[], bytes],
+        owned_event: Callable[[web.Request], Awaitable[tuple[Event, SessionRecord, User]]],
+        render: Callable[..., web.Response],
+        event_links: Callable[[web.Request, Event], dict[str, Any]],
+    ) -> None:
+        self._store = store
+        self._images = data_dir / "images"
+        self._admin_token = admin_token
+        self._rooms = rooms
+        self._secret = secret
+        self._owned_event = owned_event
+        self._render = render
+        self._event_links = event_links
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/cta/{cta_id}", self.cta_click),
+            web.post("/api/events/{event_id}/images", self.upload_image),
+            web.get("/images/{image_id}", self.image),
+            web.get("/dashboard/events/{event_id}/export/{kind}.csv", self.dashboard_export),
+            web.get("/dashboard/events/{event_id}/polls", self.dashboard_polls),
+            web.post("/dashboard/events/{event_id}/polls", self.dashboard_create_poll),
+            web.get("/api/admin/events/{event_id}/interaction", self.admin_interaction),
+            web.get("/api/admin/events/{event_id}/export/{kind}.csv", self.admin_export),
+            web.get("/api/admin/events/{event_id}/polls", self.admin_polls),
+            web.post("/api/admin/events/{event_id}/polls", self.admin_create_poll),
+        ]
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _event(self, request: web.Request) -> Event:
+        event_id = normalize_event_id(request.match_info["event_id"])
+        event = await self._store.get_event(event_id) if event_id else None
+        if event is None:
+            raise _json_error(404, "unknown-event", "there is no such event")
+        return event
+
+    def _check_admin(self, request: web.Request) -> None:
+        if self._admin_token is None:
+            raise _json_error(403, "forbidden", "set admin.token to use the admin API")
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not same_secret(given, self._admin_token):
+            raise web.HTTPUnauthorized(
+                text=json.dumps({"error": "unauthorized", "message": "a bearer token is needed"}),
+                content_type="application/json",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    async def _csv(self, event: Event, kind: str) -> web.Response:
+        if kind not in ist.EXPORT_KINDS:
+            raise _json_error(404, "not-found", f"exports are {', '.join(ist.EXPORT_KINDS)}")
+        event_id = event.event_id
+        text = await self._store.run(lambda core: to_csv(*ist.export_rows(core, event_id, kind)))
+        return web.Response(
+            text=text,
+            content_type="text/csv",
+            charset="utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="event-{event_id}-{kind}.csv"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    # ------------------------------------------------------------------ call-to-action
+
+    async def cta_click(self, request: web.Request) -> web.Response:
+        cta_id = request.match_info["cta_id"]
+        if not re.fullmatch(r"ct_[0-9a-f]{16}", cta_id):
+            raise web.HTTPNotFound(text="No such link.")
+        target = await self._store.run(lambda core: ist.cta_target(core, cta_id))
+        if target is None:
+            raise web.HTTPNotFound(text="No such link.")
+        event_id, url = target
+        who = glue.read_click_token(self._secret(), cta_id, request.query.get("t", ""))
+        if who is not None:
+            pid, name = who
+            now = time.time()
+
+            def record(core: SyncStore) -> int | None:
+                if not ist.record_click(core, cta_id, pid, name, now):
+                    return None
+                return ist.click_count(core, cta_id)
+
+            clicks = await self._store.run(record)
+            rooms = self._rooms()
+            if clicks is not None:
+                glue.cta_clicked(rooms.get(event_id) if rooms else None, cta_id, clicks)
+        raise web.HTTPFound(
+            url, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+        )
+
+    # ------------------------------------------------------------------ images
+
+    async def _may_upload(self, request: web.Request, event: Event) -> bool:
+        key = request.headers.get("X-Presenter-Key", "")
+        if key and (
+            same_secret(key, event.presenter_key)
+            or (event.host_key and same_secret(key, event.host_key))
+        ):
+            return True
+        auth = request.headers.get("Authorization", "")
+        if auth and self._admin_token is not None:
+            return same_secret(auth.removeprefix("Bearer ").strip(), self._admin_token)
+        return False
+
+    async def upload_image(self, request: web.Request) -> web.Response:
+        event = await self._event(request)
+        if not await self._may_upload(request, event):
+            raise _json_error(403, "forbidden", "only presenters upload poll images")
+        event_id = event.event_id
+        if await self._store.run(lambda core: ist.image_count(core, event_id)) >= (
+            MAX_IMAGES_PER_EVENT
+        ):
+            raise _json_error(
+                400, "limit-reached", f"at most {MAX_IMAGES_PER_EVENT} images per event"
+            )
+        declared = request.content_length
+        if declared is not None and declared > MAX_IMAGE_BYTES:
+            raise _too_large()
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await request.content.read(64 * 1024):
+            size += len(chunk)
+            if size > MAX_IMAGE_BYTES:
+                raise _too_large()
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        content_type = sniff_image(body[:16])
+        if content_type is None:
+            raise _json_error(415, "unsupported-type", "poll images must be PNG, JPEG, GIF or WebP")
+        image_id = await asyncio.to_thread(_save_image_file, self._images, body)
+        now = time.time()
+        await self._store.run(
+            lambda core: ist.save_image(core, image_id, event_id, content_type, size, now)
+        )
+        return web.json_response(
+            {"image_id": image_id, "url": f"/images/{image_id}", "content_type": content_type},
+            status=201,
+        )
+
+    async def image(self, request: web.Request) -> web.StreamResponse:
+        image_id = request.match_info["image_id"]
+        if not _IMAGE_ID.match(image_id):
+            raise web.HTTPNotFound()
+        found = await self._store.run(lambda core: ist.get_image(core, image_id))
+        path = self._images / image_id
+        if found is None:
+            raise web.HTTPNotFound()
+        _event_id, content_type = found
+        if not await asyncio.to_thread(path.is_file):
+            raise web.HTTPNotFound()
+        return web.FileResponse(
+            path,
+            headers={
+                "Content-Type": content_type,
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'none'",
+                "Cache-Control": "public, max-age=31536000, immutable",
+            },
+        )
+
+    # ------------------------------------------------------------------ exports
+
+    async def dashboard_export(self, request: web.Request) -> web.Response:
+        event, _record, _user = await self._owned_event(request)
+        return await self._csv(event, request.match_info["kind"])
+
+    async def dashboard_polls(self, request: web.Request) -> web.Response:
+        """The organiser prepares polls and tests before the event."""
+        event, record, user = await self._owned_event(request)
+        event_id = event.event_id
+        polls = await self._store.run(lambda core: ist.list_polls(core, event_id))
+        return self._render(
+            request,
+            "event_polls.html",
+            user=user,
+            csrf=record.csrf_token,
+            event=self._event_links(request, event),
+            presenter_key=event.presenter_key,
+            polls=[_poll_json(p) for p in polls],
+        )
+
+    async def dashboard_create_poll(self, request: web.Request) -> web.Response:
+        event, record, _user = await self._owned_event(request)
+        given = request.headers.get("X-CSRF-Token", "")
+        if not given or not same_secret(given, record.csrf_token):
+            raise _json_error(403, "forbidden", "the page expired or did not come from this site")
+        return await self._create_poll(request, event)
+
+    async def admin_export(self, request: web.Request) -> web.Response:
+        self._check_admin(request)
+        return await self._csv(await self._event(request), request.match_info["kind"])
+
+    async def admin_interaction(self, request: web.Request) -> web.Response:
+        self._check_admin(request)
+        event = await self._event(request)
+        event_id = event.event_id
+        data = await self._store.run(lambda core: export_json(core, event_id))
+        return web.json_response({"event_id": event.display_id, **data})
+
+    async def admin_polls(self, request: web.Request) -> web.Response:
+        self._check_admin(request)
+        event = await self._event(request)
+        event_id = event.event_id
+        polls = await self._store.run(lambda core: ist.list_polls(core, event_id))
+        return web.json_response({"polls": [_poll_json(p) for p in polls]})
+
+    async def admin_create_poll(self, request: web.Request) -> web.Response:
+        """Prepare a poll or test before (or during) the event."""
+        self._check_admin(request)
+        return await self._create_poll(request, await self._event(request))
+
+    async def _create_poll(self, request: web.Request, event: Event) -> web.Response:
+        try:
+            spec = await request.json()
+        except ValueError:
+            raise _json_error(400, "bad-json", "the body must be JSON") from None
+        if not isinstance(spec, dict):
+            raise _json_error(400, "bad-message", "the body must be a JSON object")
+        try:
+            poll = pl.build_poll(spec, now=time.time())
+            await glue.check_images(self._store, event.event_id, poll)
+            rooms = self._rooms()
+            room = rooms.get(event.event_id) if rooms else None
+            if room is not None and room.interaction.loaded:
+                room.interaction.polls.add_prepared(poll)  # checks the count bound
+            else:
+                event_id = event.event_id
+                count = await self._store.run(lambda core: len(ist.list_polls(core, event_id)))
+                if count >= pl.MAX_POLLS:
+                    raise InteractionError(
+                        InteractionErrorCode.LIMIT, f"at most {pl.MAX_POLLS} polls per event"
+                    )
+        except InteractionError as exc:
+            err = glue.to_protocol_error(exc)
+            raise _json_error(400, err.code.value, err.message) from None
+        event_id = event.event_id
+        await self._store.run(lambda core: ist.save_poll(core, event_id, poll))
+        if room is not None and room.interaction.loaded:
+            room.interaction.emit([pl.PollChanged(poll, "created")])
+        return web.json_response({"poll": _poll_json(poll)}, status=201)
+
+
+def _poll_json(p: pl.Poll) -> dict[str, Any]:
+    return {
+        "poll_id": p.poll_id,
+        "title": p.title,
+        "kind": p.kind.value,
+        "state": p.state.value,
+        "results_shown": p.results_shown,
+        "questions": json.loads(ist.poll_definition(p)),
+    }
+
+
+def _save_image_file(folder: Path, body: bytes) -> str:
+    """Store the image under its content's hash (off the event loop); returns its id."""
+    image_id = "img_" + hashlib.sha256(body).hexdigest()[:24]
+    path = folder / image_id
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():  # same content, same name
+        tmp = path.with_suffix(f".{secrets.token_hex(4)}.part")
+        tmp.write_bytes(body)
+        tmp.replace(path)
+    return image_id
+
+
+def _too_large() -> web.HTTPException:
+    return _json_error(
+        413, "too-large", f"poll images are limited to {MAX_IMAGE_BYTES // (1024 * 1024)} MiB"
+    )
+
+
+def _json_error(status: int, code: str, message: str) -> web.HTTPException:
+    body = json.dumps({"error": code, "message": message})
+    classes: dict[int, type[web.HTTPException]] = {
+        400: web.HTTPBadRequest,
+        403: web.HTTPForbidden,
+        404: web.HTTPNotFound,
+        413: web.HTTPRequestEntityTooLarge,
+        415: web.HTTPUnsupportedMediaType,
+    }
+    cls = classes[status]
+    if cls is web.HTTPRequestEntityTooLarge:
+        return web.HTTPRequestEntityTooLarge(
+            max_size=MAX_IMAGE_BYTES, actual_size=0, text=body, content_type="application/json"
+        )
+    return cls(text=body, content_type="application/json")

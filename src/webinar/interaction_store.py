@@ -1,0 +1,546 @@
+"""SQLite persistence of interaction: chat, Q&A, polls and tests, CTA and its clicks.
+
+Plain functions on a :class:`~webinar.store.SyncStore`; the server calls them on the
+store's thread with ``await store.run(lambda core: save_chat(core, ...))``. The tables
+are migration 4 of :data:`webinar.store.MIGRATIONS`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from webinar.rooms.chat import ChatMessage
+from webinar.rooms.cta import CallToAction
+from webinar.rooms.polls import (
+    Answer,
+    Option,
+    Poll,
+    PollKind,
+    PollQuestion,
+    PollState,
+    QuestionKind,
+)
+from webinar.rooms.qa import Question, QuestionState
+from webinar.store import SyncStore
+
+# ----------------------------------------------------------------------------- chat
+
+
+def save_chat(core: SyncStore, event_id: str, m: ChatMessage) -> None:
+    core.connection.execute(
+        "INSERT INTO chat_messages (message_id, event_id, seq, participant_id, name, role, text,"
+        " at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (m.message_id, event_id, m.seq, m.participant_id, m.name, m.role, m.text, m.at),
+    )
+
+
+def delete_chat(core: SyncStore, message_id: str, at: float, by: str) -> None:
+    core.connection.execute(
+        "UPDATE chat_messages SET deleted_at = ?, deleted_by = ? WHERE message_id = ?",
+        (at, by, message_id),
+    )
+
+
+def link_chat_question(core: SyncStore, message_id: str, question_id: str) -> None:
+    core.connection.execute(
+        "UPDATE chat_messages SET question_id = ? WHERE message_id = ?", (question_id, message_id)
+    )
+
+
+def save_settings(
+    core: SyncStore,
+    event_id: str,
+    *,
+    chat_enabled: bool,
+    slow_mode_seconds: int,
+    qa_open: bool,
+    published_question_id: str | None,
+    chat_muted: frozenset[str] = frozenset(),
+) -> None:
+    core.connection.execute(
+        "INSERT INTO interaction_settings (event_id, chat_enabled, slow_mode_seconds, qa_open,"
+        " published_question_id, chat_muted) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (event_id) DO UPDATE SET"
+        " chat_enabled = excluded.chat_enabled, slow_mode_seconds = excluded.slow_mode_seconds,"
+        " qa_open = excluded.qa_open, published_question_id = excluded.published_question_id,"
+        " chat_muted = excluded.chat_muted",
+        (
+            event_id,
+            int(chat_enabled),
+            slow_mode_seconds,
+            int(qa_open),
+            published_question_id,
+            json.dumps(sorted(chat_muted)),
+        ),
+    )
+
+
+# ----------------------------------------------------------------------------- Q&A
+
+
+def save_question(core: SyncStore, event_id: str, q: Question) -> None:
+    core.connection.execute(
+        "INSERT INTO questions (question_id, event_id, participant_id, author_key, name, text,"
+        " anonymous, asked_at, message_id, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (question_id) DO UPDATE SET state = excluded.state",
+        (
+            q.question_id,
+            event_id,
+            q.participant_id,
+            q.author_key,
+            q.name,
+            q.text,
+            int(q.anonymous),
+            q.asked_at,
+            q.message_id,
+            q.state.value,
+        ),
+    )
+
+
+def set_vote(core: SyncStore, question_id: str, voter_key: str, up: bool, at: float) -> None:
+    if up:
+        core.connection.execute(
+            "INSERT OR IGNORE INTO question_votes (question_id, voter_key, voted_at)"
+            " VALUES (?, ?, ?)",
+            (question_id, voter_key, at),
+        )
+    else:
+        core.connection.execute(
+            "DELETE FROM question_votes WHERE question_id = ? AND voter_key = ?",
+            (question_id, voter_key),
+        )
+
+
+def mark_published(core: SyncStore, question_id: str, at: float) -> None:
+    core.connection.execute(
+        "UPDATE questions SET published_at = ? WHERE question_id = ?", (at, question_id)
+    )
+
+
+# ----------------------------------------------------------------------------- polls
+
+
+def poll_definition(poll: Poll) -> str:
+    return json.dumps(
+        [
+            {
+                "question_id": q.question_id,
+                "text": q.text,
+                "kind": q.kind.value,
+                "accepted": list(q.accepted),
+                "options": [
+                    {
+                        "option_id": o.option_id,
+                        "text": o.text,
+                        "image_id": o.image_id,
+                        "correct": o.correct,
+                    }
+                    for o in q.options
+                ],
+            }
+            for q in poll.questions
+        ]
+    )
+
+
+def _questions_from(definition: str) -> tuple[PollQuestion, ...]:
+    return tuple(
+        PollQuestion(
+            question_id=q["question_id"],
+            text=q["text"],
+            kind=QuestionKind(q["kind"]),
+            accepted=tuple(q.get("accepted", ())),
+            options=tuple(
+                Option(o["option_id"], o["text"], o.get("image_id"), bool(o.get("correct")))
+                for o in q["options"]
+            ),
+        )
+        for q in json.loads(definition)
+    )
+
+
+def save_poll(core: SyncStore, event_id: str, p: Poll) -> None:
+    core.connection.execute(
+        "INSERT INTO polls (poll_id, event_id, title, kind, definition, state, results_shown,"
+        " created_at, launched_at, closed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (poll_id) DO UPDATE SET state = excluded.state,"
+        " results_shown = excluded.results_shown, launched_at = excluded.launched_at,"
+        " closed_at = excluded.closed_at",
+        (
+            p.poll_id,
+            event_id,
+            p.title,
+            p.kind.value,
+            poll_definition(p),
+            p.state.value,
+            int(p.results_shown),
+            p.created_at,
+            p.launched_at,
+            p.closed_at,
+        ),
+    )
+
+
+def delete_poll(core: SyncStore, poll_id: str) -> None:
+    core.connection.execute("DELETE FROM polls WHERE poll_id = ?", (poll_id,))
+
+
+def list_polls(core: SyncStore, event_id: str) -> list[Poll]:
+    rows = core.connection.execute(
+        "SELECT poll_id, title, kind, definition, state, results_shown, created_at, launched_at,"
+        " closed_at FROM polls WHERE event_id = ? ORDER BY created_at, rowid",
+        (event_id,),
+    ).fetchall()
+    return [
+        Poll(
+            poll_id=r[0],
+            title=r[1],
+            kind=PollKind(r[2]),
+            questions=_questions_from(r[3]),
+            state=PollState(r[4]),
+            results_shown=bool(r[5]),
+            created_at=r[6],
+            launched_at=r[7],
+            closed_at=r[8],
+        )
+        for r in rows
+    ]
+
+
+def save_answers(core: SyncStore, answers: tuple[Answer, ...]) -> None:
+    conn = core.connection
+    conn.execute("BEGIN")
+    try:
+        conn.executemany(
+            "INSERT INTO poll_answers (poll_id, question_id, voter_key, participant_id, name,"
+            " option_ids, text, correct, answered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (poll_id, question_id, voter_key) DO UPDATE SET"
+            " participant_id = excluded.participant_id, name = excluded.name,"
+            " option_ids = excluded.option_ids, text = excluded.text,"
+            " correct = excluded.correct, answered_at = excluded.answered_at",
+            [
+                (
+                    a.poll_id,
+                    a.question_id,
+                    a.key,
+                    a.participant_id,
+                    a.name,
+                    json.dumps(list(a.option_ids)),
+                    a.text,
+                    None if a.correct is None else int(a.correct),
+                    a.at,
+                )
+                for a in answers
+            ],
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+# ----------------------------------------------------------------------------- CTA
+
+
+def save_cta(core: SyncStore, event_id: str, c: CallToAction) -> None:
+    core.connection.execute(
+        "INSERT INTO ctas (cta_id, event_id, message, button, url, duration_seconds, shown_at,"
+        " shown_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            c.cta_id,
+            event_id,
+            c.message,
+            c.button,
+            c.url,
+            c.duration_seconds,
+            c.shown_at,
+            c.shown_by,
+        ),
+    )
+
+
+def close_cta(core: SyncStore, cta_id: str, at: float) -> None:
+    core.connection.execute(
+        "UPDATE ctas SET closed_at = ? WHERE cta_id = ? AND closed_at IS NULL", (at, cta_id)
+    )
+
+
+def cta_target(core: SyncStore, cta_id: str) -> tuple[str, str] | None:
+    """(event id, validated URL) of a call-to-action."""
+    row = core.connection.execute(
+        "SELECT event_id, url FROM ctas WHERE cta_id = ?", (cta_id,)
+    ).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+MAX_CLICKS_PER_ATTENDEE = 100  # per call-to-action; later clicks still redirect
+
+
+def record_click(core: SyncStore, cta_id: str, participant_id: str, name: str, at: float) -> bool:
+    """Count one click; False (not counted) past MAX_CLICKS_PER_ATTENDEE."""
+    (n,) = core.connection.execute(
+        "SELECT count(*) FROM cta_clicks WHERE cta_id = ? AND participant_id = ?",
+        (cta_id, participant_id),
+    ).fetchone()
+    if n >= MAX_CLICKS_PER_ATTENDEE:
+        return False
+    core.connection.execute(
+        "INSERT INTO cta_clicks (cta_id, participant_id, name, clicked_at) VALUES (?, ?, ?, ?)",
+        (cta_id, participant_id, name, at),
+    )
+    return True
+
+
+def click_count(core: SyncStore, cta_id: str) -> int:
+    (n,) = core.connection.execute(
+        "SELECT count(*) FROM cta_clicks WHERE cta_id = ?", (cta_id,)
+    ).fetchone()
+    return int(n)
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def save_image(
+    core: SyncStore, image_id: str, event_id: str, content_type: str, size: int, at: float
+) -> None:
+    core.connection.execute(
+        "INSERT OR IGNORE INTO poll_images (image_id, event_id, content_type, size, created_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (image_id, event_id, content_type, size, at),
+    )
+
+
+def image_count(core: SyncStore, event_id: str) -> int:
+    (n,) = core.connection.execute(
+        "SELECT count(*) FROM poll_images WHERE event_id = ?", (event_id,)
+    ).fetchone()
+    return int(n)
+
+
+def get_image(core: SyncStore, image_id: str) -> tuple[str, str] | None:
+    """(event id, content type) of an uploaded image."""
+    row = core.connection.execute(
+        "SELECT event_id, content_type FROM poll_images WHERE image_id = ?", (image_id,)
+    ).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def images_of(core: SyncStore, event_id: str, image_ids: set[str]) -> set[str]:
+    if not image_ids:
+        return set()
+    marks = ", ".join("?" * len(image_ids))
+    rows = core.connection.execute(
+        f"SELECT image_id FROM poll_images WHERE event_id = ? AND image_id IN ({marks})",
+        (event_id, *sorted(image_ids)),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """What a room needs when it opens (again): recent chat, questions, polls, the CTA."""
+
+    chat: list[ChatMessage] = field(default_factory=list)
+    chat_seq: int = 0  # the last sequence number used (deleted messages count too)
+    questions: list[Question] = field(default_factory=list)
+    published_id: str | None = None
+    polls: list[Poll] = field(default_factory=list)
+    answers: list[Answer] = field(default_factory=list)
+    cta: CallToAction | None = None
+    chat_enabled: bool = True
+    slow_mode_seconds: int = 0
+    qa_open: bool = True
+    chat_muted: frozenset[str] = frozenset()
+
+
+def load(core: SyncStore, event_id: str, chat_limit: int) -> Snapshot:
+    conn = core.connection
+    snap = Snapshot()
+    rows = conn.execute(
+        "SELECT message_id, seq, participant_id, name, role, text, at, question_id"
+        " FROM chat_messages WHERE event_id = ? AND deleted_at IS NULL"
+        " ORDER BY seq DESC LIMIT ?",
+        (event_id, chat_limit),
+    ).fetchall()
+    snap.chat = [
+        ChatMessage(r[0], r[1], r[2], r[3], r[4], r[5], r[6], question_id=r[7])
+        for r in reversed(rows)
+    ]
+    (max_seq,) = conn.execute(
+        "SELECT coalesce(max(seq), 0) FROM chat_messages WHERE event_id = ?", (event_id,)
+    ).fetchone()
+    snap.chat_seq = int(max_seq)
+    votes: dict[str, set[str]] = {}
+    for qid, key in conn.execute(
+        "SELECT v.question_id, v.voter_key FROM question_votes v JOIN questions q"
+        " USING (question_id) WHERE q.event_id = ?",
+        (event_id,),
+    ):
+        votes.setdefault(qid, set()).add(key)
+    for r in conn.execute(
+        "SELECT question_id, participant_id, author_key, name, text, anonymous, asked_at,"
+        " message_id, state, published_at FROM questions WHERE event_id = ? ORDER BY asked_at",
+        (event_id,),
+    ):
+        snap.questions.append(
+            Question(
+                question_id=r[0],
+                participant_id=r[1],
+                author_key=r[2],
+                name=r[3],
+                text=r[4],
+                anonymous=bool(r[5]),
+                asked_at=r[6],
+                message_id=r[7],
+                state=QuestionState(r[8]),
+                voters=frozenset(votes.get(r[0], ())),
+            )
+        )
+    settings = conn.execute(
+        "SELECT chat_enabled, slow_mode_seconds, qa_open, published_question_id, chat_muted"
+        " FROM interaction_settings WHERE event_id = ?",
+        (event_id,),
+    ).fetchone()
+    if settings is not None:
+        snap.chat_enabled = bool(settings[0])
+        snap.slow_mode_seconds = int(settings[1])
+        snap.qa_open = bool(settings[2])
+        snap.published_id = settings[3]
+        snap.chat_muted = frozenset(json.loads(settings[4]))
+    snap.polls = list_polls(core, event_id)
+    for r in conn.execute(
+        "SELECT a.poll_id, a.question_id, a.voter_key, a.participant_id, a.name, a.option_ids,"
+        " a.text, a.correct, a.answered_at FROM poll_answers a JOIN polls p USING (poll_id)"
+        " WHERE p.event_id = ?",
+        (event_id,),
+    ):
+        snap.answers.append(
+            Answer(
+                poll_id=r[0],
+                question_id=r[1],
+                key=r[2],
+                participant_id=r[3],
+                name=r[4],
+                option_ids=tuple(json.loads(r[5])),
+                text=r[6],
+                at=r[8],
+                correct=None if r[7] is None else bool(r[7]),
+            )
+        )
+    row = conn.execute(
+        "SELECT cta_id, message, button, url, duration_seconds, shown_at, shown_by FROM ctas"
+        " WHERE event_id = ? AND closed_at IS NULL ORDER BY shown_at DESC LIMIT 1",
+        (event_id,),
+    ).fetchone()
+    if row is not None:
+        snap.cta = CallToAction(*row)
+    return snap
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def export_rows(core: SyncStore, event_id: str, kind: str) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of one export (see :data:`EXPORT_KINDS`)."""
+    conn = core.connection
+    if kind == "chat":
+        header = ["seq", "time", "participant_id", "name", "role", "text", "deleted", "question_id"]
+        rows = conn.execute(
+            "SELECT seq, at, participant_id, name, role, text, deleted_at IS NOT NULL,"
+            " question_id FROM chat_messages WHERE event_id = ? ORDER BY seq",
+            (event_id,),
+        ).fetchall()
+        return header, [[r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7]] for r in rows]
+    if kind == "questions":
+        header = [
+            "question_id",
+            "asked_at",
+            "participant_id",
+            "name",
+            "anonymous",
+            "text",
+            "state",
+            "votes",
+            "published_at",
+            "message_id",
+        ]
+        rows = conn.execute(
+            "SELECT q.question_id, q.asked_at, q.participant_id, q.name, q.anonymous, q.text,"
+            " q.state, (SELECT count(*) FROM question_votes v WHERE v.question_id ="
+            " q.question_id), q.published_at, q.message_id FROM questions q"
+            " WHERE q.event_id = ? ORDER BY q.asked_at",
+            (event_id,),
+        ).fetchall()
+        return header, [[*r[:4], bool(r[4]), *r[5:]] for r in rows]
+    if kind == "polls":
+        header = [
+            "poll_id",
+            "poll_title",
+            "kind",
+            "question_id",
+            "question",
+            "participant_id",
+            "name",
+            "answer",
+            "correct",
+            "answered_at",
+        ]
+        out: list[list[Any]] = []
+        for poll in list_polls(core, event_id):
+            questions = {q.question_id: q for q in poll.questions}
+            for r in conn.execute(
+                "SELECT question_id, participant_id, name, option_ids, text, correct, answered_at"
+                " FROM poll_answers WHERE poll_id = ? ORDER BY name, participant_id, question_id",
+                (poll.poll_id,),
+            ):
+                q = questions.get(r[0])
+                labels = {o.option_id: o.text for o in q.options} if q else {}
+                answer = (
+                    r[4]
+                    if r[4] is not None
+                    else "; ".join(labels.get(o, o) for o in json.loads(r[3]))
+                )
+                correct = "" if r[5] is None else bool(r[5])
+                out.append(
+                    [poll.poll_id, poll.title, poll.kind.value, r[0], q.text if q else "",
+                     r[1], r[2], answer, correct, r[6]]
+                )  # fmt: skip
+        return header, out
+    if kind == "scores":
+        header = ["poll_id", "poll_title", "participant_id", "name", "correct", "total"]
+        scored: list[list[Any]] = []
+        for poll in list_polls(core, event_id):
+            if poll.kind is not PollKind.TEST:
+                continue
+            total = sum(1 for q in poll.questions if q.scored)
+            people: dict[str, list[Any]] = {}
+            for key, pid, name, correct in conn.execute(
+                "SELECT voter_key, participant_id, name, correct FROM poll_answers"
+                " WHERE poll_id = ? ORDER BY answered_at",
+                (poll.poll_id,),
+            ):
+                row = people.setdefault(key, [poll.poll_id, poll.title, pid, name, 0, total])
+                row[2], row[3] = pid, name  # the latest name they answered with
+                row[4] += 1 if correct == 1 else 0
+            scored.extend(sorted(people.values(), key=lambda r: (-r[4], str(r[3]))))
+        return header, scored
+    if kind == "cta":
+        header = ["cta_id", "message", "url", "shown_at", "participant_id", "name", "clicked_at"]
+        rows = conn.execute(
+            "SELECT c.cta_id, c.message, c.url, c.shown_at, k.participant_id, k.name,"
+            " k.clicked_at FROM cta_clicks k JOIN ctas c USING (cta_id) WHERE c.event_id = ?"
+            " ORDER BY k.clicked_at",
+            (event_id,),
+        ).fetchall()
+        return header, [list(r) for r in rows]
+    raise ValueError(f"unknown export {kind!r}")
+
+
+EXPORT_KINDS = ("chat", "questions", "polls", "scores", "cta")

@@ -1,0 +1,329 @@
+"""Dashboard pages for recordings: list with duration and size, download, trim, delete,
+auto-start per event; the organiser sees their own events' recordings, an admin all.
+Also the JSON list for the admin API (``GET /api/recordings``, the same sign-in)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from webinar.dashboard import Dashboard
+from webinar.ids import format_event_id, normalize_event_id
+from webinar.publish import LINK_MAX_DAYS, LinkError, OpenedLink, Publisher, valid_email
+from webinar.recordings import MIB, RecordingInfo, RecordingService
+from webinar.store import User
+
+VIEWER_COOKIE = "webinar_viewer_"
+
+
+def _duration(seconds: float) -> str:
+    s = round(seconds)
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _size(n: int) -> str:
+    if n >= MIB:
+        return f"{n / MIB:.1f} MiB"
+    return f"{max(1, n // 1024)} KiB"
+
+
+class RecordingPages:
+    def __init__(
+        self, dashboard: Dashboard, service: RecordingService, publisher: Publisher
+    ) -> None:
+        self.dashboard = dashboard
+        self.service = service
+        self.publisher = publisher
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/dashboard/recordings", self.list_page),
+            web.get("/dashboard/recordings/{recording_id}/files/{name}", self.download),
+            web.post("/dashboard/recordings/{recording_id}/delete", self.delete),
+            web.post("/dashboard/recordings/{recording_id}/trim", self.trim),
+            web.post("/dashboard/events/{event_id}/auto-record", self.auto_record),
+            web.get("/api/recordings", self.api_list),
+            web.post("/dashboard/recordings/{recording_id}/publish", self.publish),
+            web.post("/dashboard/publications/{publication_id}/revoke", self.revoke),
+            web.get("/r/{token}", self.watch),
+            web.post("/r/{token}", self.lead),
+            web.get("/r/{token}/files/{name}", self.watch_file),
+        ]
+
+    async def _visible(self, user: User, recording_id: str) -> RecordingInfo:
+        info = await self.service.get(recording_id)
+        if info is not None and not user.is_admin:
+            event = await self.dashboard.store.get_event(info.event_id)
+            if event is None or event.owner_id != user.user_id:
+                info = None
+        if info is None:
+            raise web.HTTPNotFound(text="No such recording of yours.")
+        return info
+
+    async def list_page(self, request: web.Request) -> web.Response:
+        record, user = await self.dashboard._require(request)
+        recordings = await self.service.list(owner_id=None if user.is_admin else user.user_id)
+        events = {
+            e.event_id: e
+            for e in await self.dashboard.store.list_events(None if user.is_admin else user.user_id)
+        }
+        rows = []
+        for info in recordings:
+            event = events.get(info.event_id)
+            rows.append(
+                {
+                    "id": info.recording_id,
+                    "title": event.title if event else info.event_id,
+                    "event_id": format_event_id(info.event_id),
+                    "started": info.started_at.strftime("%Y-%m-%d %H:%M UTC"),
+                    "started_iso": info.started_at.isoformat(),
+                    "duration": _duration(info.duration),
+                    "duration_seconds": round(info.duration, 1),
+                    "size": _size(info.size),
+                    "files": [
+                        {
+                            "name": f["name"],
+                            "label": f.get("label") or f["feed"],
+                            "kinds": " + ".join(s["kind"] for s in f["streams"]),
+                            "size": _size(int(f["size"])),
+                            "offset": round(float(f["offset"]), 1),
+                        }
+                        for f in info.files
+                    ],
+                }
+            )
+        base = (self.dashboard.public_url or str(request.url.origin())).rstrip("/")
+        now = datetime.now(UTC)
+        for row in rows:
+            row["publications"] = [
+                {
+                    "id": p.publication_id,
+                    "expires": p.expires.strftime("%Y-%m-%d %H:%M UTC"),
+                    "expired": p.expires <= now,
+                    "require_email": p.require_email,
+                    "viewers": p.viewers,
+                    "link": f"{base}/r/{await self.publisher.token(p)}",
+                }
+                for p in await self.publisher.publications(str(row["id"]))
+            ]
+        auto = {e.event_id: await self.service.auto_record(e) for e in events.values()}
+        used = await self.service.usage(user.user_id) if not user.is_admin else None
+        return self.dashboard.render(
+            request,
+            "recordings.html",
+            user=user,
+            csrf=record.csrf_token,
+            recordings=rows,
+            events=[
+                {"id": format_event_id(e.event_id), "title": e.title, "auto": auto[e.event_id]}
+                for e in events.values()
+            ],
+            used=_size(used) if used is not None else None,
+            quota=f"{self.service.quota_bytes // MIB} MiB",
+            over_quota=used is not None and used >= self.service.quota_bytes,
+            error=request.query.get("error"),
+            notice=request.query.get("notice"),
+            max_days=LINK_MAX_DAYS,
+        )
+
+    async def download(self, request: web.Request) -> web.StreamResponse:
+        _record, user = await self.dashboard._require(request)
+        info = await self._visible(user, request.match_info["recording_id"])
+        path = self.service.file_path(info, request.match_info["name"])
+        if path is None:
+            raise web.HTTPNotFound(text="No such file in this recording.")
+        return web.FileResponse(
+            path,
+            headers={
+                "Content-Type": "video/webm",
+                "Content-Disposition": f'attachment; filename="{info.recording_id}-{path.name}"',
+            },
+        )
+
+    async def delete(self, request: web.Request) -> web.Response:
+        record, user = await self.dashboard._require(request)
+        form = await request.post()
+        self.dashboard._check_csrf(record.csrf_token, form)
+        info = await self._visible(user, request.match_info["recording_id"])
+        await self.service.delete(info.recording_id)
+        raise web.HTTPSeeOther("/dashboard/recordings?notice=deleted")
+
+    async def trim(self, request: web.Request) -> web.Response:
+        record, user = await self.dashboard._require(request)
+        form = await request.post()
+        self.dashboard._check_csrf(record.csrf_token, form)
+        info = await self._visible(user, request.match_info["recording_id"])
+        try:
+            start = float(str(form.get("start", "0")) or 0)
+            end = float(str(form.get("end", "")) or info.duration)
+            await self.service.trim(info.recording_id, start, end)
+        except ValueError as exc:
+            raise web.HTTPSeeOther(
+                f"/dashboard/recordings?error={quote('trim: ' + str(exc)[:200])}"
+            ) from None
+        raise web.HTTPSeeOther("/dashboard/recordings?notice=trimmed")
+
+    async def auto_record(self, request: web.Request) -> web.Response:
+        record, user = await self.dashboard._require(request)
+        form = await request.post()
+        self.dashboard._check_csrf(record.csrf_token, form)
+        event_id = normalize_event_id(request.match_info["event_id"]) or ""
+        event = await self.dashboard.store.get_event(event_id)
+        if event is None or not (user.is_admin or event.owner_id == user.user_id):
+            raise web.HTTPNotFound(text="No such event of yours.")
+        await self.service.set_auto_record(event.event_id, form.get("auto_record") == "on")
+        raise web.HTTPSeeOther("/dashboard/recordings?notice=saved")
+
+    async def api_list(self, request: web.Request) -> web.Response:
+        found = await self.dashboard._session(request)
+        if found is None:
+            raise web.HTTPUnauthorized(text="sign in first")
+        user = found[1]
+        event_id = request.query.get("event_id")
+        recordings = await self.service.list(
+            owner_id=None if user.is_admin else user.user_id,
+            event_id=normalize_event_id(event_id) if event_id else None,
+        )
+        body: dict[str, Any] = {"recordings": [r.as_json() for r in recordings]}
+        return web.json_response(body)
+
+    # ------------------------------------------------------------------ publishing
+
+    async def publish(self, request: web.Request) -> web.Response:
+        record, user = await self.dashboard._require(request)
+        form = await request.post()
+        self.dashboard._check_csrf(record.csrf_token, form)
+        info = await self._visible(user, request.match_info["recording_id"])
+        event = await self.dashboard.store.get_event(info.event_id)
+        try:
+            days = int(str(form.get("days", "14")) or 14)
+            recipients = [
+                r for r in str(form.get("recipients", "")).replace(",", "\n").split() if r.strip()
+            ]
+            for r in recipients:
+                valid_email(r)
+            publication = await self.publisher.publish(
+                info.recording_id, days=days, require_email=form.get("require_email") == "on"
+            )
+            sent = 0
+            if recipients:
+                sent = await self.publisher.send(
+                    publication,
+                    recipients,
+                    base_url=self.dashboard.public_url or str(request.url.origin()),
+                    title=event.title if event else "the event",
+                )
+        except ValueError as exc:
+            raise web.HTTPSeeOther(f"/dashboard/recordings?error={quote(str(exc)[:200])}") from None
+        notice = quote(f"published, {sent} e-mails sent")
+        raise web.HTTPSeeOther(f"/dashboard/recordings?notice={notice}")
+
+    async def revoke(self, request: web.Request) -> web.Response:
+        record, user = await self.dashboard._require(request)
+        form = await request.post()
+        self.dashboard._check_csrf(record.csrf_token, form)
+        publication_id = request.match_info["publication_id"]
+        for publication in await self._publications_of(user):
+            if publication == publication_id:
+                await self.publisher.revoke(publication_id)
+                raise web.HTTPSeeOther("/dashboard/recordings?notice=link%20revoked")
+        raise web.HTTPNotFound(text="No such link of yours.")
+
+    async def _publications_of(self, user: User) -> list[str]:
+        out = []
+        for info in await self.service.list(owner_id=None if user.is_admin else user.user_id):
+            out += [p.publication_id for p in await self.publisher.publications(info.recording_id)]
+        return out
+
+    async def _opened(self, request: web.Request) -> OpenedLink:
+        try:
+            return await self.publisher.open(request.match_info["token"])
+        except LinkError as exc:
+            text = {
+                "expired": "This link has expired. Ask the organiser for a new one.",
+                "revoked": "This recording is no longer published.",
+            }.get(exc.reason, "This link is not valid.")
+            raise (
+                web.HTTPGone(text=text) if exc.reason != "invalid" else web.HTTPNotFound(text=text)
+            ) from None
+
+    async def _viewer(self, request: web.Request, link: OpenedLink) -> str | None:
+        """Who watches: the personal link's recipient, or the lead-capture cookie."""
+        if link.recipient is not None:
+            return link.recipient
+        cookie = request.cookies.get(VIEWER_COOKIE + link.publication.publication_id)
+        return await self.publisher.viewer_from_cookie(link.publication.publication_id, cookie)
+
+    async def watch(self, request: web.Request) -> web.Response:
+        link = await self._opened(request)
+        viewer = await self._viewer(request, link)
+        if link.recipient is not None:
+            await self.publisher.viewed(link, link.recipient)
+        event = await self.dashboard.store.get_event(link.recording.event_id)
+        gate = link.publication.require_email and viewer is None
+        token = request.match_info["token"]
+        return self.dashboard.render(
+            request,
+            "watch.html",
+            title=event.title if event else "Recording",
+            gate=gate,
+            error=None,
+            token=token,
+            expires=link.publication.expires.strftime("%d %B %Y, %H:%M UTC"),
+            files=[]
+            if gate
+            else [
+                {
+                    "url": f"/r/{token}/files/{f['name']}",
+                    "label": f.get("label") or f["feed"],
+                    "video": any(s["kind"] == "video" for s in f["streams"]),
+                    "offset": round(float(f["offset"]), 1),
+                }
+                for f in link.recording.files
+            ],
+        )
+
+    async def lead(self, request: web.Request) -> web.Response:
+        link = await self._opened(request)
+        form = await request.post()
+        try:
+            email = valid_email(str(form.get("email", "")))
+        except ValueError as exc:
+            event = await self.dashboard.store.get_event(link.recording.event_id)
+            return self.dashboard.render(
+                request,
+                "watch.html",
+                status=400,
+                title=event.title if event else "Recording",
+                gate=True,
+                error=str(exc),
+                token=request.match_info["token"],
+                expires=link.publication.expires.strftime("%d %B %Y, %H:%M UTC"),
+                files=[],
+            )
+        await self.publisher.viewed(link, email)
+        response = web.HTTPSeeOther(f"/r/{request.match_info['token']}")
+        response.set_cookie(
+            VIEWER_COOKIE + link.publication.publication_id,
+            await self.publisher.viewer_cookie(link.publication.publication_id, email),
+            httponly=True,
+            samesite="Lax",
+            secure=request.secure,
+            max_age=int(max(60, link.publication.expires_at - datetime.now(UTC).timestamp())),
+            path="/r/",
+        )
+        raise response
+
+    async def watch_file(self, request: web.Request) -> web.StreamResponse:
+        link = await self._opened(request)
+        if link.publication.require_email and await self._viewer(request, link) is None:
+            raise web.HTTPForbidden(text="Give your e-mail address on the recording's page first.")
+        path = self.service.file_path(link.recording, request.match_info["name"])
+        if path is None:
+            raise web.HTTPNotFound(text="No such file in this recording.")
+        return web.FileResponse(path, headers={"Content-Type": "video/webm"})

@@ -1,0 +1,118 @@
+"""A live room's interaction: chat, Q&A, polls and the call-to-action together.
+
+The four state machines are pure; this object owns what is not: the timers (a
+call-to-action closing by itself, live poll results sent at most every
+:data:`RESULTS_INTERVAL`) and the fan-out of events to the room's connections.
+The :class:`webinar.rooms.live.LiveRoom` creates one and closes it with itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from .chat import Chat, ChatEvent
+from .cta import CtaBoard, CtaClosed, CtaEvent, CtaShown
+from .polls import PollBook, PollEvent
+from .qa import QaEvent, QuestionBoard
+
+logger = logging.getLogger(__name__)
+
+RESULTS_INTERVAL = 0.5  # seconds: live poll results are sent at most this often
+
+
+@dataclass(frozen=True, slots=True)
+class PollResultsChanged:
+    poll_id: str
+
+
+InteractionEvent = ChatEvent | QaEvent | PollEvent | CtaEvent | PollResultsChanged
+
+
+@runtime_checkable
+class InteractionPeer(Protocol):
+    """A connection that shows interaction (each renders events for its viewer)."""
+
+    def interaction_event(self, event: InteractionEvent) -> None: ...
+
+
+class RoomInteraction:
+    def __init__(
+        self, peers: Callable[[], Iterable[object]], *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.chat = Chat()
+        self.qa = QuestionBoard()
+        self.polls = PollBook()
+        self.cta = CtaBoard()
+        self.loaded = False  # persisted state restored (see webinar.signalling.interaction)
+        self.closed = False
+        self._peers = peers
+        self._clock = clock
+        self._loop = asyncio.get_running_loop()
+        self._cta_timer: asyncio.TimerHandle | None = None
+        self._results_timer: asyncio.TimerHandle | None = None
+        self._results_due: set[str] = set()
+
+    def now(self) -> float:
+        return self._clock()
+
+    def emit(self, events: Iterable[InteractionEvent]) -> None:
+        """Deliver events to every connection, in order."""
+        if self.closed:
+            return
+        peers = [p for p in self._peers() if isinstance(p, InteractionPeer)]
+        for event in events:
+            if isinstance(event, CtaShown):
+                self._arm_cta(event)
+            elif isinstance(event, CtaClosed) and self.cta.current is None:
+                self._disarm_cta()
+            for peer in peers:
+                try:
+                    peer.interaction_event(event)
+                except Exception:
+                    logger.exception("delivering %s failed", type(event).__name__)
+
+    def results_changed(self, poll_id: str) -> None:
+        """New answers: send results soon, at most every RESULTS_INTERVAL."""
+        if self.closed:
+            return
+        self._results_due.add(poll_id)
+        if self._results_timer is None:
+            self._results_timer = self._loop.call_later(RESULTS_INTERVAL, self._flush_results)
+
+    def _flush_results(self) -> None:
+        self._results_timer = None
+        due, self._results_due = sorted(self._results_due), set()
+        self.emit(PollResultsChanged(poll_id) for poll_id in due)
+
+    def _arm_cta(self, shown: CtaShown) -> None:
+        self._disarm_cta()
+        closes_at = shown.cta.closes_at
+        if closes_at is not None:
+            delay = max(0.0, closes_at - self._clock())
+            self._cta_timer = self._loop.call_later(delay, self._expire_cta)
+
+    def _disarm_cta(self) -> None:
+        if self._cta_timer is not None:
+            self._cta_timer.cancel()
+            self._cta_timer = None
+
+    def _expire_cta(self) -> None:
+        self._cta_timer = None
+        self.emit(self.cta.expire(self._clock() + 0.01))
+
+    def arm_restored_cta(self) -> None:
+        """After loading a live call-to-action from the store, close it on time."""
+        if self.cta.current is not None:
+            self._arm_cta(CtaShown(self.cta.current))
+
+    def close(self) -> None:
+        self.closed = True
+        self._disarm_cta()
+        if self._results_timer is not None:
+            self._results_timer.cancel()
+            self._results_timer = None

@@ -1,0 +1,200 @@
+"""Q&A as a pure state machine: questions, upvotes, states, publishing, open/closed.
+
+A question comes from a chat message (its author marks it, or anyone holding
+``MANAGE_QA`` marks anyone's) or is asked directly, optionally anonymously: the
+name is then hidden from other attendees but kept for the organiser's export.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from dataclasses import dataclass, field, replace
+
+from .chat import MAX_CHAT_CHARS, clean_text
+from .interaction_errors import InteractionError, InteractionErrorCode
+from .roles import Capability
+from .state import Participant
+
+MAX_QUESTION_CHARS = MAX_CHAT_CHARS
+MAX_QUESTIONS = 1000  # per event
+
+E = InteractionErrorCode
+
+
+class QuestionState(enum.StrEnum):
+    NEW = "new"
+    ANSWERED = "answered"
+    DISMISSED = "dismissed"
+
+
+class QuestionOrder(enum.StrEnum):
+    VOTES = "votes"
+    TIME = "time"
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    question_id: str
+    participant_id: str
+    author_key: str
+    name: str  # kept even when anonymous; only renderers hide it
+    text: str
+    anonymous: bool
+    asked_at: float
+    message_id: str | None = None  # the chat message it came from
+    state: QuestionState = QuestionState.NEW
+    voters: frozenset[str] = frozenset()  # participant keys
+
+    @property
+    def votes(self) -> int:
+        return len(self.voters)
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionChanged:
+    question: Question
+    cause: str  # "asked" | "vote" | "state"
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionPublished:
+    question: Question | None  # None: cleared
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class QaSettingsChanged:
+    open: bool
+    by: str
+
+
+QaEvent = QuestionChanged | QuestionPublished | QaSettingsChanged
+
+
+@dataclass(slots=True)
+class QuestionBoard:
+    open: bool = True
+    questions: dict[str, Question] = field(default_factory=dict)
+    published_id: str | None = None
+
+    # ------------------------------------------------------------------ queries
+
+    def get(self, question_id: str) -> Question:
+        question = self.questions.get(question_id)
+        if question is None:
+            raise InteractionError(E.NOT_FOUND, "no such question")
+        return question
+
+    @property
+    def published(self) -> Question | None:
+        return self.questions.get(self.published_id) if self.published_id else None
+
+    def ordered(self, order: QuestionOrder = QuestionOrder.VOTES) -> list[Question]:
+        """Most votes first (older first among equals), or oldest first."""
+        items = list(self.questions.values())
+        if order is QuestionOrder.TIME:
+            return sorted(items, key=lambda q: q.asked_at)
+        return sorted(items, key=lambda q: (-q.votes, q.asked_at))
+
+    # ------------------------------------------------------------------ commands
+
+    def ask(
+        self,
+        author: Participant,
+        key: str,
+        text: str,
+        now: float,
+        *,
+        anonymous: bool = False,
+        message_id: str | None = None,
+        on_behalf: Participant | None = None,
+        on_behalf_key: str | None = None,
+    ) -> QuestionChanged:
+        """``author`` asks (or, with ``on_behalf``, a Q&A manager marks someone's message)."""
+        if on_behalf is not None:
+            self._manager(author, "mark someone's message as a question")
+            asker, asker_key = on_behalf, on_behalf_key or on_behalf.participant_id
+        else:
+            if not author.can(Capability.ASK_QUESTION) and not author.can(Capability.MANAGE_QA):
+                raise InteractionError(E.FORBIDDEN, f"a {author.role} may not ask questions")
+            asker, asker_key = author, key
+        if not self.open:
+            raise InteractionError(E.QA_CLOSED, "Q&A is closed")
+        if len(self.questions) >= MAX_QUESTIONS:
+            raise InteractionError(E.LIMIT, f"at most {MAX_QUESTIONS} questions per event")
+        if message_id is not None and any(
+            q.message_id == message_id for q in self.questions.values()
+        ):
+            raise InteractionError(E.INVALID, "this message is a question already")
+        question = Question(
+            question_id=f"qu_{secrets.token_hex(8)}",
+            participant_id=asker.participant_id,
+            author_key=asker_key,
+            name=asker.name,
+            text=clean_text(text, MAX_QUESTION_CHARS),
+            anonymous=anonymous,
+            asked_at=now,
+            message_id=message_id,
+        )
+        self.questions[question.question_id] = question
+        return QuestionChanged(question, "asked")
+
+    def vote(self, voter: Participant, key: str, question_id: str, up: bool) -> QuestionChanged:
+        """One vote per person per question; voting twice changes nothing."""
+        if not voter.can(Capability.ASK_QUESTION):
+            raise InteractionError(E.FORBIDDEN, f"a {voter.role} may not vote on questions")
+        if not self.open:
+            raise InteractionError(E.QA_CLOSED, "Q&A is closed")
+        question = self.get(question_id)
+        if question.state is QuestionState.DISMISSED:
+            raise InteractionError(E.NOT_FOUND, "no such question")
+        voters = question.voters | {key} if up else question.voters - {key}
+        question = replace(question, voters=voters)
+        self.questions[question_id] = question
+        return QuestionChanged(question, "vote")
+
+    def set_state(
+        self, actor: Participant, question_id: str, state: QuestionState
+    ) -> list[QaEvent]:
+        self._manager(actor, "answer or dismiss questions")
+        question = replace(self.get(question_id), state=state)
+        self.questions[question_id] = question
+        events: list[QaEvent] = [QuestionChanged(question, "state")]
+        if state is QuestionState.DISMISSED and self.published_id == question_id:
+            self.published_id = None
+            events.append(QuestionPublished(None, actor.participant_id))
+        return events
+
+    def publish(self, actor: Participant, question_id: str | None) -> QuestionPublished:
+        """Show one question in everyone's main view (None clears it)."""
+        self._manager(actor, "publish questions")
+        if question_id is None:
+            self.published_id = None
+            return QuestionPublished(None, actor.participant_id)
+        if not self.open:
+            raise InteractionError(E.QA_CLOSED, "Q&A is closed")
+        question = self.get(question_id)
+        if question.state is QuestionState.DISMISSED:
+            raise InteractionError(E.INVALID, "a dismissed question cannot be published")
+        self.published_id = question_id
+        return QuestionPublished(question, actor.participant_id)
+
+    def set_open(self, actor: Participant, open_: bool) -> list[QaEvent]:
+        """Closing Q&A hides the list from attendees and clears the published question."""
+        self._manager(actor, "open or close Q&A")
+        events: list[QaEvent] = []
+        if not open_ and self.published_id is not None:
+            self.published_id = None
+            events.append(QuestionPublished(None, actor.participant_id))
+        self.open = open_
+        events.append(QaSettingsChanged(open_, actor.participant_id))
+        return events
+
+    def restore(self, questions: list[Question]) -> None:
+        for question in questions:
+            self.questions[question.question_id] = question
+
+    def _manager(self, actor: Participant, what: str) -> None:
+        if not actor.can(Capability.MANAGE_QA):
+            raise InteractionError(E.FORBIDDEN, f"a {actor.role} may not {what}")

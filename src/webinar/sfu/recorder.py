@@ -1,0 +1,855 @@
+"""Recording without transcoding: forwarded RTP -> frames -> WebM, no decoder, no encoder.
+
+The recorder is just another consumer of the forwarding engine: each recorded
+producer gets a :class:`RecorderTrack`, which the producer feeds with
+``forward(mp)`` exactly as it feeds a subscriber's :class:`~webinar.sfu.Consumer`.
+
+* **Depacketizing.** VP8 (RFC 7741): packets are put back in sequence order, the
+  payload descriptor is stripped, a frame ends at the marker bit; recording starts
+  at a keyframe, and after a loss that retransmission did not repair it waits for
+  (and asks for) the next keyframe. Opus (RFC 7587): one packet is one frame.
+* **Time.** Frame times come from the publisher's RTCP sender reports (RTP -> NTP),
+  made relative to our clock once per feed, never from arrival times; so the
+  camera and the microphone of one publisher stay in sync. Frames wait (bounded)
+  for the first sender report; without one, arrival time is the fallback.
+* **Files.** One WebM per *feed* (a publisher's camera + microphone; a screen share
+  + its audio), each source its own track. A new producer for a source the feed
+  already has (a reconnect, a camera switch) continues the same track; a source
+  that was not in the file when it was opened starts a new part.
+* **Pausing.** While paused (presenters-only mode) nothing is written and the
+  recording clock stands still: the file plays on without the paused span.
+* **I/O.** Muxing and file writes run in one writer thread fed by a bounded queue;
+  the event loop only depacketizes. A full queue drops (and counts) frames.
+
+This module imports nothing from rooms or signalling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import enum
+import fractions
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import av
+
+from .rtp import NTP_EPOCH_OFFSET, MediaPacket, parse_vp8_descriptor
+from .types import MediaKind, new_id
+
+if TYPE_CHECKING:
+    from .producer import Producer
+
+logger = logging.getLogger(__name__)
+
+MAX_PENDING_PACKETS = 512  # video packets held for reordering/retransmission per track
+MAX_FRAME_WAIT = 0.5  # seconds an incomplete video frame may wait for a retransmission
+SENDER_REPORT_WAIT = 6.0  # seconds frames wait for the first RTCP sender report
+MAX_BUFFERED_FRAMES = 1500  # per track while waiting for a sender report or a file
+GATHER_WINDOW = 2.0  # seconds a new feed waits for all its tracks before its file opens
+WRITE_QUEUE_SIZE = 4096  # frames in flight to the writer thread
+KEYFRAME_RETRY = 1.0  # seconds between keyframe requests while waiting for one
+TIME_BASE = fractions.Fraction(1, 1000)  # WebM's millisecond ticks
+
+
+class RecorderSource(enum.StrEnum):
+    """How a producer's payload is depacketized."""
+
+    VP8 = "video/vp8"
+    OPUS = "audio/opus"
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    data: bytes
+    rtp_timestamp: int
+    keyframe: bool
+    arrived: float  # time.time() when its last packet arrived
+
+
+# ----------------------------------------------------------------------------- depacketizers
+
+
+class Vp8Depacketizer:
+    """RTP packets of one VP8 stream in, whole frames out (in decode order).
+
+    A frame is emitted only when all its packets, from the one that starts
+    partition 0 up to the one with the marker bit, are present without a gap.
+    The first frame is a keyframe; after an unrepaired loss the next one is too.
+    """
+
+    def __init__(self, on_need_keyframe: Callable[[], None] = lambda: None) -> None:
+        self._pending: dict[int, tuple[MediaPacket, float]] = {}
+        self._expected: int | None = None
+        self._need_key = True
+        self._on_need_keyframe = on_need_keyframe
+        self.frames = 0
+        self.dropped_frames = 0  # frames given up (loss, corruption)
+
+    @property
+    def waiting_for_keyframe(self) -> bool:
+        return self._need_key
+
+    def reset(self) -> None:
+        """Start over at the next keyframe (after a pause or a new file)."""
+        self._pending.clear()
+        self._expected = None
+        self._need_key = True
+
+    def push(self, mp: MediaPacket, now: float) -> list[Frame]:
+        if self._expected is not None and mp.seq < self._expected:
+            return []  # late: its frame was emitted or given up
+        if mp.seq in self._pending:
+            return []
+        self._pending[mp.seq] = (mp, now)
+        if self._expected is None:
+            if not mp.keyframe:
+                self._trim()
+                return []
+            self._expected = mp.seq
+            for seq in [s for s in self._pending if s < mp.seq]:
+                del self._pending[seq]
+        out = self._drain()
+        if self._pending and self._stale(now):
+            self._resync()
+            out += self._drain()
+        return out
+
+    def _drain(self) -> list[Frame]:
+        out: list[Frame] = []
+        pending = self._pending
+        while self._expected is not None:
+            first = pending.get(self._expected)
+            if first is None:
+                break
+            mp0 = first[0]
+            seq = self._expected
+            packets: list[MediaPacket] = []
+            complete = False
+            while True:
+                entry = pending.get(seq)
+                if entry is None:
+                    break
+                mp = entry[0]
+                if mp.timestamp != mp0.timestamp:
+                    complete = bool(packets)  # the next frame began: this one is whole
+                    break
+                packets.append(mp)
+                if mp.marker:
+                    complete = True
+                    seq += 1
+                    break
+                seq += 1
+            if not complete:
+                break
+            for s in range(self._expected, self._expected + len(packets)):
+                arrived = pending.pop(s)[1]
+            self._expected = self._expected + len(packets)
+            frame = self._assemble(packets, arrived)
+            if frame is None:
+                self._resync()
+                continue
+            if self._need_key and not frame.keyframe:
+                self.dropped_frames += 1
+                continue
+            self._need_key = False
+            self.frames += 1
+            out.append(frame)
+        return out
+
+    def _assemble(self, packets: list[MediaPacket], arrived: float) -> Frame | None:
+        parts = []
+        try:
+            for i, mp in enumerate(packets):
+                desc = parse_vp8_descriptor(mp.payload)
+                if i == 0 and not (desc.start_of_partition and desc.partition_id == 0):
+                    return None
+                parts.append(mp.payload[desc.header_size :])
+        except ValueError:
+            return None
+        data = b"".join(parts)
+        if not data:
+            return None
+        keyframe = packets[0].keyframe
+        return Frame(data, packets[0].timestamp, keyframe, arrived)
+
+    def _stale(self, now: float) -> bool:
+        if len(self._pending) > MAX_PENDING_PACKETS:
+            return True
+        oldest = min(arrived for _mp, arrived in self._pending.values())
+        return now - oldest > MAX_FRAME_WAIT
+
+    def _resync(self) -> None:
+        """Give up the incomplete frame(s): continue at the next keyframe we hold."""
+        self.dropped_frames += 1
+        self._need_key = True
+        self._on_need_keyframe()
+        keys = sorted(s for s, (mp, _t) in self._pending.items() if mp.keyframe)
+        if keys:
+            self._expected = keys[0]
+            for seq in [s for s in self._pending if s < keys[0]]:
+                del self._pending[seq]
+        else:
+            self._expected = None
+            self._pending.clear()
+
+    def _trim(self) -> None:
+        if len(self._pending) > MAX_PENDING_PACKETS:
+            for seq in sorted(self._pending)[: len(self._pending) - MAX_PENDING_PACKETS]:
+                del self._pending[seq]
+
+
+class OpusDepacketizer:
+    """One RTP packet is one Opus frame; late and repeated packets are dropped."""
+
+    def __init__(self) -> None:
+        self._last = -1
+        self.frames = 0
+
+    def reset(self) -> None:
+        self._last = -1
+
+    def push(self, mp: MediaPacket, now: float) -> list[Frame]:
+        if mp.seq <= self._last:
+            return []
+        self._last = mp.seq
+        self.frames += 1
+        return [Frame(mp.payload, mp.timestamp, True, now)]
+
+
+def vp8_frame_size(frame: bytes) -> tuple[int, int] | None:
+    """Width and height from a VP8 keyframe's header (RFC 6386 section 9.1)."""
+    if len(frame) < 10 or frame[0] & 0x01 or frame[3:6] != b"\x9d\x01\x2a":
+        return None
+    width = int.from_bytes(frame[6:8], "little") & 0x3FFF
+    height = int.from_bytes(frame[8:10], "little") & 0x3FFF
+    return (width, height) if width and height else None
+
+
+def ntp_to_unix(ntp: int) -> float:
+    return (ntp >> 32) - NTP_EPOCH_OFFSET + (ntp & 0xFFFFFFFF) / (1 << 32)
+
+
+def _signed32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+# ----------------------------------------------------------------------------- tracks
+
+
+class RecorderTrack:
+    """The recorder's consumer of one producer (the producer's duck-typed consumer
+    interface: ``id``, ``forward``, ``restart``, ``producer_closed``)."""
+
+    def __init__(self, recorder: Recorder, feed: _Feed, slot: str, producer: Producer) -> None:
+        self.id = new_id("rt")
+        self.producer = producer
+        self.kind: MediaKind = producer.kind
+        self.closed = False
+        self._recorder = recorder
+        self._feed = feed
+        self.slot = slot
+        # The codec may not be known yet (a track is attached as soon as it is published);
+        # it is read at the first packet, which the producer forwards only once it is.
+        self.clock_rate = 90000 if producer.kind is MediaKind.VIDEO else 48000
+        self.channels = 2
+        self._resolved = False
+        self._video = self.kind is MediaKind.VIDEO
+        self._depack: Vp8Depacketizer | OpusDepacketizer = (
+            Vp8Depacketizer(self.request_keyframe) if self._video else OpusDepacketizer()
+        )
+        self._waiting_sr: list[Frame] = []
+        self._first_packet_at: float | None = None
+        self._keyframe_asked = 0.0
+        self.width = 0
+        self.height = 0
+        if self._video:
+            self.request_keyframe()
+
+    # -- the consumer interface the producer calls
+
+    def forward(self, mp: MediaPacket) -> None:
+        if self.closed or self._recorder.paused:
+            return
+        if not self._resolved and not self._resolve():
+            return
+        now = time.time()
+        if self._first_packet_at is None:
+            self._first_packet_at = now
+        depack = self._depack
+        if (
+            self._video
+            and isinstance(depack, Vp8Depacketizer)
+            and depack.waiting_for_keyframe
+            and now - self._keyframe_asked > KEYFRAME_RETRY
+        ):
+            self.request_keyframe()
+        for frame in depack.push(mp, now):
+            self._frame(frame, now)
+
+    def _resolve(self) -> bool:
+        codec = self.producer.codec
+        if codec is None:
+            return False
+        wanted = RecorderSource.VP8 if self._video else RecorderSource.OPUS
+        if codec.mime_type.lower() != wanted.value:
+            logger.warning("not recording %s: codec %s", self.producer, codec.mime_type)
+            self.detach()
+            self._recorder._track_closed(self)
+            return False
+        self.clock_rate = codec.clock_rate
+        self.channels = codec.channels or (2 if not self._video else 1)
+        self._resolved = True
+        return True
+
+    def restart(self) -> None:
+        """The producer resumed after a pause: start again at a keyframe."""
+        self.reset()
+
+    def producer_closed(self) -> None:
+        self.flush()
+        self.closed = True
+        self._recorder._track_closed(self)
+
+    # -- control
+
+    def reset(self) -> None:
+        self._depack.reset()
+        self._waiting_sr.clear()
+        if self._video:
+            self.request_keyframe()
+
+    def request_keyframe(self) -> None:
+        if self._video and not self.producer.closed:
+            self._keyframe_asked = time.time()
+            self.producer.request_keyframe()
+
+    def detach(self) -> None:
+        """The recorder stops: leave the producer."""
+        if not self.closed:
+            self.flush()
+            self.closed = True
+            with contextlib.suppress(Exception):
+                self.producer.remove_consumer(self)
+
+    def flush(self) -> None:
+        """Map what still waits for a sender report by arrival time and pass it on."""
+        if self._waiting_sr:
+            frames, self._waiting_sr = self._waiting_sr, []
+            for frame in frames:
+                self._emit(frame, self._wall_time(frame, fallback=True))
+
+    # -- timing
+
+    def _frame(self, frame: Frame, now: float) -> None:
+        if self._video and frame.keyframe:  # the size may change (another camera)
+            size = vp8_frame_size(frame.data)
+            if size is not None:
+                self.width, self.height = size
+        wall = self._wall_time(frame, fallback=False)
+        if wall is None:
+            waited = now - (self._first_packet_at or now)
+            if waited < SENDER_REPORT_WAIT and len(self._waiting_sr) < MAX_BUFFERED_FRAMES:
+                self._waiting_sr.append(frame)
+                return
+            wall = self._wall_time(frame, fallback=True)
+        if self._waiting_sr:
+            frames, self._waiting_sr = self._waiting_sr, []
+            for early in frames:
+                self._emit(early, self._wall_time(early, fallback=True))
+        self._emit(frame, wall)
+
+    def _wall_time(self, frame: Frame, *, fallback: bool) -> float | None:
+        sr = self.producer.sender_report
+        if sr is not None:
+            ntp = ntp_to_unix(sr.ntp)
+            offset = self._feed.clock_offset(sr.arrived - ntp)
+            return ntp + offset + _signed32(frame.rtp_timestamp - sr.rtp) / self.clock_rate
+        if not fallback:
+            return None
+        anchor = self._feed.arrival_anchor(self, frame)
+        return anchor[0] + _signed32(frame.rtp_timestamp - anchor[1]) / self.clock_rate
+
+    def _emit(self, frame: Frame, wall: float | None) -> None:
+        if wall is None:
+            return
+        self._feed.push(self, frame, self._recorder.recording_time(wall))
+
+
+# ----------------------------------------------------------------------------- feeds
+
+
+@dataclass(slots=True)
+class _Slot:
+    name: str  # "camera", "microphone", "screen", ... (a second one: "camera-2")
+    kind: MediaKind
+    track: RecorderTrack | None
+    clock_rate: int
+    channels: int
+    width: int = 0
+    height: int = 0
+
+
+@dataclass(slots=True)
+class RecordedStream:
+    slot: str
+    kind: str
+    codec: str
+    frames: int = 0
+    first_ms: int | None = None
+    last_ms: int | None = None
+
+
+@dataclass(slots=True)
+class RecordedFile:
+    """One WebM of a recording, as the writer left it."""
+
+    name: str  # file name inside the recording's folder
+    feed: str
+    label: str
+    part: int
+    offset: float  # seconds into the recording where this file's time 0 lies
+    streams: list[RecordedStream] = field(default_factory=list)
+    size: int = 0
+    duration: float = 0.0
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class _Feed:
+    """One publisher's sync group: the tracks that share a file."""
+
+    def __init__(self, recorder: Recorder, key: str, label: str) -> None:
+        self.recorder = recorder
+        self.key = key
+        self.label = label
+        self.slots: dict[str, _Slot] = {}
+        self.part = 0
+        self.file: RecordedFile | None = None
+        self.file_slots: list[str] = []  # stream order in the open file
+        self.base = 0.0  # recording time of the open file's t=0
+        self.last_ms: dict[str, int] = {}
+        self.buffer: list[tuple[str, Frame, float]] = []
+        self.buffer_since: float | None = None
+        self._offset: float | None = None
+        self._anchors: dict[str, tuple[float, int]] = {}
+
+    # -- clocks shared by the feed's tracks
+
+    def clock_offset(self, candidate: float) -> float:
+        """Our clock minus the publisher's, fixed at the first sender report."""
+        if self._offset is None:
+            self._offset = candidate
+        return self._offset
+
+    def arrival_anchor(self, track: RecorderTrack, frame: Frame) -> tuple[float, int]:
+        anchor = self._anchors.get(track.id)
+        if anchor is None:
+            anchor = (frame.arrived, frame.rtp_timestamp)
+            self._anchors[track.id] = anchor
+        return anchor
+
+    # -- tracks
+
+    def add_track(self, track_factory: Callable[[str], RecorderTrack], source: str) -> None:
+        name = source
+        n = 1
+        while name in self.slots and self.slots[name].track is not None:
+            n += 1
+            name = f"{source}-{n}"
+        track = track_factory(name)
+        slot = self.slots.get(name)
+        if slot is None:
+            self.slots[name] = _Slot(name, track.kind, track, track.clock_rate, track.channels)
+        else:
+            slot.track = track  # a reconnect or a camera switch: the same track goes on
+
+    def track_closed(self, track: RecorderTrack) -> None:
+        slot = self.slots.get(track.slot)
+        if slot is not None and slot.track is track:
+            slot.track = None
+        self._anchors.pop(track.id, None)
+
+    # -- frames
+
+    def push(self, track: RecorderTrack, frame: Frame, rec_time: float) -> None:
+        slot = self.slots.get(track.slot)
+        if slot is None or slot.track is not track:
+            return
+        if track.width:
+            slot.width, slot.height = track.width, track.height  # for the next file's header
+        slot.clock_rate, slot.channels = track.clock_rate, track.channels
+        if self.file is not None:
+            if track.slot in self.file_slots:
+                self._write(track.slot, frame, rec_time)
+                return
+            self.roll_over()
+        if len(self.buffer) >= MAX_BUFFERED_FRAMES * max(1, len(self.slots)):
+            self.recorder.stats.dropped_frames += 1
+            return
+        if self.buffer_since is None:
+            self.buffer_since = time.time()
+        self.buffer.append((track.slot, frame, rec_time))
+        self.maybe_open(force=False)
+
+    def maybe_open(self, *, force: bool) -> None:
+        if self.file is not None or not self.buffer:
+            return
+        have = {name for name, _f, _t in self.buffer}
+        live = {name for name, slot in self.slots.items() if slot.track is not None}
+        waited = time.time() - (self.buffer_since or time.time())
+        if not force and not live <= have and waited < GATHER_WINDOW:
+            return
+        # Streams with frames, and live microphones still silent (a muted microphone switched
+        # on later then continues this file); video needs its size from a keyframe.
+        names = [
+            n
+            for n, slot in self.slots.items()
+            if (n in have and (slot.kind is MediaKind.AUDIO or slot.width))
+            or (n in live and slot.kind is MediaKind.AUDIO)
+        ]
+        if not any(n in have for n in names):
+            self.buffer.clear()  # nothing usable (video without a readable keyframe)
+            self.buffer_since = None
+            return
+        self.part += 1
+        safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in self.key)
+        name = f"{safe}-{self.part}.webm"
+        buffered = sorted(self.buffer, key=lambda item: item[2])
+        self.buffer.clear()
+        self.buffer_since = None
+        self.base = min(t for n, _f, t in buffered if n in names)
+        self.file = RecordedFile(
+            name=name, feed=self.key, label=self.label, part=self.part, offset=self.base
+        )
+        self.file_slots = names
+        self.last_ms = {}
+        specs = []
+        for n in names:
+            slot = self.slots[n]
+            codec = "vp8" if slot.kind is MediaKind.VIDEO else "opus"
+            self.file.streams.append(RecordedStream(slot=n, kind=slot.kind.value, codec=codec))
+            specs.append(
+                _StreamSpec(
+                    kind=slot.kind, width=slot.width, height=slot.height, channels=slot.channels
+                )
+            )
+        self.recorder.writer.open(self.file, specs)
+        for n, frame, t in buffered:
+            if n in names:
+                self._write(n, frame, t)
+
+    def _write(self, slot_name: str, frame: Frame, rec_time: float) -> None:
+        file = self.file
+        assert file is not None
+        index = self.file_slots.index(slot_name)
+        ms = max(0, round((rec_time - self.base) * 1000))
+        last = self.last_ms.get(slot_name)
+        if last is not None and ms <= last:
+            ms = last + 1  # WebM needs strictly increasing times per track
+        self.last_ms[slot_name] = ms
+        stream = file.streams[index]
+        stream.frames += 1
+        if stream.first_ms is None:
+            stream.first_ms = ms
+        stream.last_ms = ms
+        if not self.recorder.writer.packet(file.name, index, frame.data, ms, frame.keyframe):
+            self.recorder.stats.dropped_frames += 1
+            track = self.slots[slot_name].track
+            if track is not None and track.kind is MediaKind.VIDEO:
+                track.reset()  # the decoder's references are broken: restart at a keyframe
+
+    def roll_over(self) -> None:
+        """Close the open file; the next frames start a new part (video at keyframes)."""
+        self.close_file()
+        for slot in self.slots.values():
+            if slot.track is not None:
+                slot.track.reset()
+
+    def close_file(self) -> None:
+        if self.file is not None:
+            self.recorder.writer.close(self.file.name)
+            self.recorder.files.append(self.file)
+            self.file = None
+            self.file_slots = []
+
+
+# ----------------------------------------------------------------------------- the writer
+
+
+@dataclass(frozen=True, slots=True)
+class _StreamSpec:
+    kind: MediaKind
+    width: int
+    height: int
+    channels: int
+
+
+class _Writer:
+    """Muxes in its own thread; the loop side only enqueues."""
+
+    def __init__(self, directory: Path, queue_size: int = WRITE_QUEUE_SIZE) -> None:
+        self.directory = directory
+        # Unbounded so that control messages never block the loop; frames are bounded below.
+        self._queue: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self._limit = queue_size
+        self._thread = threading.Thread(target=self._run, name="webinar-recorder", daemon=True)
+        self._files: dict[str, RecordedFile] = {}
+        self.bytes_queued = 0
+        self._thread.start()
+
+    # -- loop side
+
+    def open(self, file: RecordedFile, specs: list[_StreamSpec]) -> None:
+        self._queue.put_nowait(("open", file, specs))  # control messages never drop
+
+    def packet(self, name: str, index: int, data: bytes, ms: int, keyframe: bool) -> bool:
+        if self._queue.qsize() >= self._limit:
+            return False  # the disk is behind: drop (the caller restarts video at a keyframe)
+        self._queue.put_nowait(("packet", name, index, data, ms, keyframe))
+        self.bytes_queued += len(data)
+        return True
+
+    def close(self, name: str) -> None:
+        self._queue.put_nowait(("close", name))
+
+    def finish(self) -> None:
+        """Blocking: wait for the thread to drain; call via ``asyncio.to_thread``."""
+        self._queue.put_nowait(("stop",))
+        self._thread.join()
+
+    # -- thread side
+
+    def _run(self) -> None:
+        containers: dict[str, Any] = {}
+        streams: dict[str, list[Any]] = {}
+        held: dict[tuple[str, int], Any] = {}  # each stream's previous packet, for durations
+
+        def mux(name: str, index: int, pkt: Any) -> None:
+            key = (name, index)
+            previous = held.get(key)
+            if previous is not None:
+                previous.duration = max(1, int(pkt.pts - previous.pts))
+                containers[name].mux(previous)
+            held[key] = pkt
+
+        def close(name: str) -> None:
+            container = containers.pop(name, None)
+            file = self._files.pop(name, None)
+            if container is None or file is None:
+                return
+            try:
+                for index in range(len(streams.get(name, []))):
+                    pkt = held.pop((name, index), None)
+                    if pkt is not None:
+                        pkt.duration = 20 if file.streams[index].kind == "audio" else 33
+                        container.mux(pkt)
+                container.close()
+            except Exception as exc:
+                logger.exception("closing %s failed", name)
+                file.error = file.error or str(exc)
+            streams.pop(name, None)
+            path = self.directory / name
+            file.size = path.stat().st_size if path.exists() else 0
+            ends = [
+                (s.last_ms or 0) + (20 if s.kind == "audio" else 33)
+                for s in file.streams
+                if s.frames
+            ]
+            file.duration = max(ends, default=0) / 1000
+
+        while True:
+            item = self._queue.get()
+            op = item[0]
+            try:
+                if op == "packet":
+                    _, name, index, data, ms, keyframe = item
+                    container = containers.get(name)
+                    if container is None:
+                        continue
+                    pkt = av.Packet(data)
+                    pkt.stream = streams[name][index]
+                    pkt.pts = pkt.dts = ms
+                    pkt.time_base = TIME_BASE
+                    pkt.is_keyframe = keyframe
+                    mux(name, index, pkt)
+                elif op == "open":
+                    _, file, specs = item
+                    self._files[file.name] = file
+                    container = av.open(str(self.directory / file.name), "w", format="webm")
+                    containers[file.name] = container
+                    streams[file.name] = [_add_stream(container, spec) for spec in specs]
+                elif op == "close":
+                    close(item[1])
+                elif op == "stop":
+                    for name in list(containers):
+                        close(name)
+                    return
+            except Exception as exc:  # one bad frame or file never stops the others
+                logger.exception("recorder writer: %s failed", op)
+                target = item[1].name if op == "open" else item[1] if op != "stop" else None
+                if isinstance(target, str) and target in self._files:
+                    self._files[target].error = self._files[target].error or str(exc)
+
+
+def _add_stream(container: Any, spec: _StreamSpec) -> Any:
+    if spec.kind is MediaKind.VIDEO:
+        stream = container.add_stream("vp8")
+        stream.width = spec.width
+        stream.height = spec.height
+        stream.pix_fmt = "yuv420p"
+    else:
+        stream = container.add_stream("libopus", rate=48000)
+        stream.layout = "stereo" if spec.channels == 2 else "mono"
+    stream.time_base = TIME_BASE
+    return stream
+
+
+# ----------------------------------------------------------------------------- the recorder
+
+
+@dataclass(slots=True)
+class RecorderStats:
+    dropped_frames: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingResult:
+    directory: Path
+    files: list[RecordedFile]
+    started_at: float  # time.time()
+    ended_at: float
+    duration: float  # recorded seconds (paused spans excluded)
+    size: int
+    dropped_frames: int
+
+
+class Recorder:
+    """Records producers into WebM files in ``directory`` (created), without transcoding.
+
+    ``attach(producer, feed=..., label=...)`` adds a producer; producers of one feed
+    share a file and a clock. ``pause()``/``resume()`` stop and restart the recording
+    clock; ``await stop()`` detaches, flushes, closes the files and reports them.
+    """
+
+    def __init__(self, directory: Path, *, paused: bool = False) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.started_at = time.time()
+        self.stats = RecorderStats()
+        self.files: list[RecordedFile] = []
+        self.writer = _Writer(directory)
+        self.stopped = False
+        self._feeds: dict[str, _Feed] = {}
+        self._tracks: dict[str, RecorderTrack] = {}  # by producer id
+        self._paused_total = 0.0
+        self._paused_at: float | None = self.started_at if paused else None
+        self._ended_at = 0.0
+        self._recorded = 0.0
+
+    # -- producers
+
+    def attach(self, producer: Producer, *, feed: str, label: str = "") -> RecorderTrack | None:
+        """Record ``producer`` (once). Only VP8 video and Opus audio are recorded (checked at
+        the first packet: a producer's codec is known only once its media flows)."""
+        if self.stopped or producer.closed or producer.id in self._tracks:
+            return self._tracks.get(producer.id)
+        f = self._feeds.get(feed)
+        if f is None:
+            f = self._feeds[feed] = _Feed(self, feed, label or feed)
+        created: list[RecorderTrack] = []
+
+        def make(slot: str) -> RecorderTrack:
+            track = RecorderTrack(self, f, slot, producer)
+            created.append(track)
+            return track
+
+        f.add_track(make, str(producer.source))
+        track = created[0]
+        self._tracks[producer.id] = track
+        producer.add_consumer(track)
+        return track
+
+    def is_attached(self, producer_id: str) -> bool:
+        return producer_id in self._tracks
+
+    def _track_closed(self, track: RecorderTrack) -> None:
+        if self._tracks.get(track.producer.id) is track:
+            del self._tracks[track.producer.id]
+        track._feed.track_closed(track)
+
+    # -- clock
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_at is not None
+
+    def pause(self) -> None:
+        if self._paused_at is None and not self.stopped:
+            for track in self._tracks.values():
+                track.flush()
+            self._paused_at = time.time()
+
+    def resume(self) -> None:
+        if self._paused_at is None or self.stopped:
+            return
+        self._paused_total += time.time() - self._paused_at
+        self._paused_at = None
+        for track in self._tracks.values():
+            track.reset()
+
+    def recording_time(self, wall: float) -> float:
+        """Seconds into the recording for a wall-clock time (pauses cut out)."""
+        return wall - self.started_at - self._paused_total
+
+    def recorded_seconds(self, now: float | None = None) -> float:
+        now = time.time() if now is None else now
+        paused = self._paused_total + (now - self._paused_at if self._paused_at else 0.0)
+        return max(0.0, now - self.started_at - paused)
+
+    @property
+    def bytes_written(self) -> int:
+        """Payload bytes handed to the writer so far (the files' size, near enough)."""
+        return self.writer.bytes_queued
+
+    def tick(self) -> None:
+        """Open feeds whose gather window passed (call a few times a second)."""
+        for feed in self._feeds.values():
+            feed.maybe_open(force=False)
+
+    # -- stopping
+
+    async def stop(self) -> RecordingResult:
+        if not self.stopped:
+            self.stopped = True
+            ended = time.time()
+            self._ended_at = ended
+            self._recorded = self.recorded_seconds(ended)
+            for track in list(self._tracks.values()):
+                track.detach()
+            self._tracks.clear()
+            for feed in self._feeds.values():
+                feed.maybe_open(force=True)
+                feed.close_file()
+            await asyncio.to_thread(self.writer.finish)
+        files = sorted(self.files, key=lambda f: (f.offset, f.name))
+        return RecordingResult(
+            directory=self.directory,
+            files=files,
+            started_at=self.started_at,
+            ended_at=self._ended_at,
+            duration=self._recorded,
+            size=sum(f.size for f in files),
+            dropped_frames=self.stats.dropped_frames,
+        )

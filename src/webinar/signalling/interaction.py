@@ -1,0 +1,683 @@
+"""Signalling glue for interaction: one small handler per message, and per-viewer rendering.
+
+Each handler loads the room's persisted interaction once, runs one state-machine
+command, persists its result through the store's thread, then lets the room
+deliver the events; every connection renders them for its own viewer (what an
+attendee sees differs from what a presenter sees: drafts, text answers, correct
+options, anonymous names).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from webinar import interaction_store as ist
+from webinar.rooms import chat as ch
+from webinar.rooms import cta as ct
+from webinar.rooms import polls as pl
+from webinar.rooms import qa as qa_
+from webinar.rooms.interaction import InteractionEvent, PollResultsChanged, RoomInteraction
+from webinar.rooms.interaction_errors import InteractionError, InteractionErrorCode
+from webinar.rooms.live import LiveRoom
+from webinar.rooms.roles import Capability, Role
+from webinar.rooms.state import Participant
+from webinar.store import Store, SyncStore
+
+from . import schema as s
+
+if TYPE_CHECKING:
+    from .session import Session
+
+logger = logging.getLogger(__name__)
+
+RESULT_TEXTS = 100  # latest text answers per question in live results (the export has all)
+
+ERRORS: dict[InteractionErrorCode, s.ErrorCode] = {
+    InteractionErrorCode.FORBIDDEN: s.ErrorCode.FORBIDDEN,
+    InteractionErrorCode.CHAT_OFF: s.ErrorCode.CHAT_OFF,
+    InteractionErrorCode.CHAT_MUTED: s.ErrorCode.CHAT_MUTED,
+    InteractionErrorCode.SLOW_MODE: s.ErrorCode.SLOW_MODE,
+    InteractionErrorCode.RATE_LIMITED: s.ErrorCode.RATE_LIMITED,
+    InteractionErrorCode.TOO_LONG: s.ErrorCode.TOO_LONG,
+    InteractionErrorCode.EMPTY: s.ErrorCode.EMPTY,
+    InteractionErrorCode.NOT_FOUND: s.ErrorCode.NOT_FOUND,
+    InteractionErrorCode.POLL_OPEN: s.ErrorCode.POLL_OPEN,
+    InteractionErrorCode.POLL_CLOSED: s.ErrorCode.POLL_CLOSED,
+    InteractionErrorCode.BAD_ANSWER: s.ErrorCode.BAD_ANSWER,
+    InteractionErrorCode.QA_CLOSED: s.ErrorCode.QA_CLOSED,
+    InteractionErrorCode.BAD_URL: s.ErrorCode.BAD_URL,
+    InteractionErrorCode.LIMIT: s.ErrorCode.LIMIT_REACHED,
+    InteractionErrorCode.INVALID: s.ErrorCode.INVALID_REQUEST,
+}
+
+
+def to_protocol_error(exc: InteractionError) -> s.ProtocolError:
+    return s.ProtocolError(ERRORS[exc.code], exc.message)
+
+
+def person_key(room: LiveRoom, participant_id: str) -> str:
+    """Who someone is across reconnects: their browser's client id, else the participant."""
+    key = room.state.ban_keys.get(participant_id)
+    return key if key is not None and key.startswith("client:") else participant_id
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+async def ensure_loaded(store: Store, room: LiveRoom) -> RoomInteraction:
+    """Restore what the store holds for this event the first time the room needs it."""
+    ia = room.interaction
+    if ia.loaded:
+        return ia
+    event_id = room.room_id
+    snap = await store.run(lambda core: ist.load(core, event_id, ch.CHAT_HISTORY))
+    if not ia.loaded:  # another session may have loaded it meanwhile
+        ia.chat.restore(snap.chat, snap.chat_seq)
+        ia.chat.enabled = snap.chat_enabled
+        ia.chat.slow_mode_seconds = snap.slow_mode_seconds
+        ia.chat.muted = set(snap.chat_muted)
+        ia.qa.restore(snap.questions)
+        ia.qa.open = snap.qa_open
+        ia.qa.published_id = snap.published_id if snap.published_id in ia.qa.questions else None
+        for poll in snap.polls:
+            ia.polls.add_prepared(poll)
+        for answer in snap.answers:
+            ia.polls.restore_answer(answer)
+        ia.cta.restore(snap.cta, ia.now())
+        ia.arm_restored_cta()
+        ia.loaded = True
+    return ia
+
+
+def cta_clicked(room: LiveRoom | None, cta_id: str, clicks: int) -> None:
+    if room is not None and room.interaction.loaded:
+        room.interaction.emit([ct.CtaClicked(cta_id, clicks)])
+
+
+# ----------------------------------------------------------------------------- click links
+
+
+def click_token(secret: bytes, cta_id: str, participant_id: str, name: str) -> str:
+    payload = base64.urlsafe_b64encode(json.dumps([participant_id, name]).encode()).rstrip(b"=")
+    sig = hmac.new(secret, cta_id.encode() + b"." + payload, hashlib.sha256).digest()[:16]
+    return payload.decode() + "." + base64.urlsafe_b64encode(sig).rstrip(b"=").decode()
+
+
+def read_click_token(secret: bytes, cta_id: str, token: str) -> tuple[str, str] | None:
+    """(participant id, name) from a genuine token, else None."""
+    payload, _, sig = token.partition(".")
+    if not payload or not sig or len(token) > 600:
+        return None
+    want = hmac.new(secret, cta_id.encode() + b"." + payload.encode(), hashlib.sha256).digest()
+    try:
+        given = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+        if not hmac.compare_digest(given, want[:16]):
+            return None
+        pid, name = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (ValueError, TypeError):
+        return None
+    return (pid, name) if isinstance(pid, str) and isinstance(name, str) else None
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def _chat(m: ch.ChatMessage) -> s.ChatInfo:
+    return s.ChatInfo(
+        message_id=m.message_id,
+        seq=m.seq,
+        participant_id=m.participant_id,
+        name=m.name,
+        role=m.role,
+        text=m.text,
+        at=m.at,
+        question_id=m.question_id,
+    )
+
+
+class Viewer:
+    """Who a message is rendered for."""
+
+    __slots__ = ("key", "participant", "room", "secret")
+
+    def __init__(
+        self, participant: Participant, key: str, secret: bytes, room: LiveRoom | None = None
+    ) -> None:
+        self.participant = participant
+        self.key = key
+        self.secret = secret
+        self.room = room
+
+    def can(self, capability: Capability) -> bool:
+        return self.participant.can(capability)
+
+    def question(self, q: qa_.Question) -> s.QuestionInfo:
+        mine = q.author_key == self.key or q.participant_id == self.participant.participant_id
+        reveal = not q.anonymous or mine or self.can(Capability.MANAGE_QA)
+        return s.QuestionInfo(
+            question_id=q.question_id,
+            text=q.text,
+            name=q.name if reveal else None,
+            participant_id=q.participant_id if reveal else None,
+            anonymous=q.anonymous,
+            state=q.state.value,
+            votes=q.votes,
+            voted=self.key in q.voters,
+            mine=mine,
+            asked_at=q.asked_at,
+            message_id=q.message_id,
+        )
+
+    def sees_question(self, board: qa_.QuestionBoard, q: qa_.Question) -> bool:
+        if self.can(Capability.MANAGE_QA):
+            return True
+        if not board.open:
+            return False
+        return q.state is not qa_.QuestionState.DISMISSED or q.author_key == self.key
+
+    def questions(self, board: qa_.QuestionBoard) -> list[s.QuestionInfo]:
+        return [
+            self.question(q)
+            for q in board.ordered(qa_.QuestionOrder.TIME)
+            if self.sees_question(board, q)
+        ]
+
+    def poll(self, p: pl.Poll) -> s.PollInfo:
+        runner = self.can(Capability.RUN_POLLS)
+        reveal = runner or p.state is pl.PollState.CLOSED
+        return s.PollInfo(
+            poll_id=p.poll_id,
+            title=p.title,
+            kind=p.kind.value,
+            state=p.state.value,
+            results_shown=p.results_shown,
+            launched_at=p.launched_at,
+            closed_at=p.closed_at,
+            questions=[
+                s.PollQuestionInfo(
+                    question_id=q.question_id,
+                    text=q.text,
+                    kind=q.kind.value,
+                    accepted=list(q.accepted) if reveal and p.kind is pl.PollKind.TEST else None,
+                    options=[
+                        s.OptionInfo(
+                            option_id=o.option_id,
+                            text=o.text,
+                            image_url=f"/images/{o.image_id}" if o.image_id else None,
+                            correct=o.correct if reveal and p.kind is pl.PollKind.TEST else None,
+                        )
+                        for o in q.options
+                    ],
+                )
+                for q in p.questions
+            ],
+        )
+
+    def sees_poll(self, p: pl.Poll) -> bool:
+        return self.can(Capability.RUN_POLLS) or p.state is not pl.PollState.DRAFT
+
+    def sees_results(self, p: pl.Poll) -> bool:
+        return self.can(Capability.RUN_POLLS) or (
+            p.results_shown and p.state is not pl.PollState.DRAFT
+        )
+
+    def results(self, book: pl.PollBook, p: pl.Poll) -> s.PollResults:
+        runner = self.can(Capability.RUN_POLLS)
+        per_question = book.results(p.poll_id)
+        respondents = {
+            key for answers in book.answers.get(p.poll_id, {}).values() for key in answers
+        }
+        return s.PollResults(
+            poll_id=p.poll_id,
+            respondents=len(respondents),
+            questions=[
+                s.ResultInfo(
+                    question_id=r.question_id,
+                    responses=r.responses,
+                    counts=r.counts,
+                    texts=list(r.texts[-RESULT_TEXTS:]) if runner else None,
+                )
+                for r in per_question
+            ],
+        )
+
+    def answers(self, book: pl.PollBook, p: pl.Poll) -> list[s.AnswerInfo]:
+        reveal = p.state is pl.PollState.CLOSED and p.kind is pl.PollKind.TEST
+        return [
+            s.AnswerInfo(
+                question_id=a.question_id,
+                option_ids=list(a.option_ids),
+                text=a.text,
+                correct=a.correct if reveal else None,
+            )
+            for a in book.answers_of(p.poll_id, self.key)
+        ]
+
+    def score(self, book: pl.PollBook, p: pl.Poll) -> s.PollScore | None:
+        if p.kind is not pl.PollKind.TEST or p.state is not pl.PollState.CLOSED:
+            return None
+        if not self.can(Capability.ANSWER_POLL):
+            return None
+        score = book.score(p.poll_id, self.key)
+        return s.PollScore(
+            poll_id=p.poll_id,
+            correct=score.correct,
+            total=score.total,
+            answers=self.answers(book, p),
+        )
+
+    def cta(self, c: ct.CallToAction, clicks: int = 0) -> s.CtaInfo:
+        token = click_token(self.secret, c.cta_id, self.participant.participant_id, self.name)
+        return s.CtaInfo(
+            cta_id=c.cta_id,
+            message=c.message,
+            button=c.button,
+            url=c.url,
+            click_url=f"/cta/{c.cta_id}?t={token}",
+            duration_seconds=c.duration_seconds,
+            shown_at=c.shown_at,
+            closes_at=c.closes_at,
+            clicks=clicks if self.can(Capability.RUN_CTA) else None,
+        )
+
+    @property
+    def name(self) -> str:
+        return self.participant.name
+
+    def chat_state(self, chat: ch.Chat, by: str | None = None) -> s.ChatState:
+        muted_here: list[str] | None = None
+        if self.room is not None and self.can(Capability.MODERATE_CHAT):
+            room = self.room
+            muted_here = [
+                pid for pid in room.state.participants if chat.is_muted(person_key(room, pid))
+            ]
+        return s.ChatState(
+            enabled=chat.enabled,
+            slow_mode_seconds=chat.slow_mode_seconds,
+            muted=chat.is_muted(self.key),
+            by=by,
+            muted_participants=muted_here,
+        )
+
+    def qa_state(self, board: qa_.QuestionBoard, by: str | None = None) -> s.QaState:
+        return s.QaState(open=board.open, questions=self.questions(board), by=by)
+
+    def snapshot(self, ia: RoomInteraction, cta_clicks: int = 0) -> s.InteractionState:
+        book = ia.polls
+        visible = [p for p in book.polls.values() if self.sees_poll(p)]
+        scores = [sc for p in visible if (sc := self.score(book, p)) is not None]
+        published = ia.qa.published
+        return s.InteractionState(
+            chat=self.chat_state(ia.chat),
+            messages=[_chat(m) for m in ia.chat.history()],
+            qa=self.qa_state(ia.qa),
+            published=self.question(published) if published is not None else None,
+            polls=[self.poll(p) for p in visible],
+            results=[self.results(book, p) for p in visible if self.sees_results(p)],
+            my_answers={p.poll_id: a for p in visible if (a := self.answers(book, p))},
+            scores=scores,
+            cta=self.cta(ia.cta.current, cta_clicks) if ia.cta.current is not None else None,
+        )
+
+    def render(self, ia: RoomInteraction, event: InteractionEvent) -> list[s.ServerMessage]:
+        me = self.participant.participant_id
+        if isinstance(event, ch.ChatPosted):
+            return [s.ChatMessage(message=_chat(event.message))]
+        if isinstance(event, ch.ChatDeleted):
+            return [s.ChatDeleted(message_id=event.message_id, by=event.by)]
+        if isinstance(event, ch.ChatSettingsChanged):
+            return [self.chat_state(ia.chat, event.by)]
+        if isinstance(event, ch.ChatMuteChanged):
+            out: list[s.ServerMessage] = []
+            if event.participant_id == me:
+                out.append(self.chat_state(ia.chat, event.by))
+            if self.can(Capability.MODERATE_CHAT):
+                out.append(
+                    s.ChatMuteChanged(
+                        participant_id=event.participant_id, muted=event.muted, by=event.by
+                    )
+                )
+            return out
+        if isinstance(event, qa_.QuestionChanged):
+            q = event.question
+            if self.sees_question(ia.qa, q):
+                return [s.QuestionUpdate(question=self.question(q), cause=event.cause)]
+            if ia.qa.open and q.state is qa_.QuestionState.DISMISSED:
+                return [s.QuestionHidden(question_id=q.question_id)]
+            return []
+        if isinstance(event, qa_.QuestionPublished):
+            info = self.question(event.question) if event.question is not None else None
+            return [s.QuestionPublished(question=info, by=event.by)]
+        if isinstance(event, qa_.QaSettingsChanged):
+            return [self.qa_state(ia.qa, event.by)]
+        if isinstance(event, pl.PollChanged):
+            return self._poll_changed(ia, event)
+        if isinstance(event, PollResultsChanged):
+            poll = ia.polls.polls.get(event.poll_id)
+            if poll is None or not self.sees_results(poll):
+                return []
+            return [self.results(ia.polls, poll)]
+        if isinstance(event, ct.CtaShown):
+            return [s.Cta(cta=self.cta(event.cta))]
+        if isinstance(event, ct.CtaClosed):
+            return [s.Cta(cta=None, reason=event.reason)]
+        if isinstance(event, ct.CtaClicked):
+            if self.can(Capability.RUN_CTA):
+                return [s.CtaClicks(cta_id=event.cta_id, clicks=event.clicks)]
+            return []
+        return []
+
+    def _poll_changed(self, ia: RoomInteraction, event: pl.PollChanged) -> list[s.ServerMessage]:
+        poll = event.poll
+        if event.cause == "deleted":
+            return [s.PollDeleted(poll_id=poll.poll_id)] if self.sees_poll(poll) else []
+        current = ia.polls.polls.get(poll.poll_id, poll)
+        if not self.sees_poll(current):
+            return []
+        out: list[s.ServerMessage] = [s.PollUpdate(poll=self.poll(current), cause=event.cause)]
+        if event.cause in ("closed", "results", "launched") and self.sees_results(current):
+            out.append(self.results(ia.polls, current))
+        if event.cause == "closed":
+            score = self.score(ia.polls, current)
+            if score is not None:
+                out.append(score)
+        return out
+
+
+def viewer_of(session: Session) -> Viewer | None:
+    room, participant = session.room, session.participant
+    if room is None or participant is None:
+        return None
+    current = room.state.participants.get(participant.participant_id, participant)
+    key = person_key(room, current.participant_id)
+    return Viewer(current, key, session.services.interaction_secret, room)
+
+
+def deliver(session: Session, event: InteractionEvent) -> None:
+    viewer, room = viewer_of(session), session.room
+    if viewer is None or room is None:
+        return
+    for message in viewer.render(room.interaction, event):
+        session.send(message)
+
+
+# ----------------------------------------------------------------------------- handlers
+
+
+async def _context(session: Session) -> tuple[LiveRoom, Participant, str, RoomInteraction]:
+    room, me = session.joined()
+    ia = await ensure_loaded(session.services.store, room)
+    current = room.state.participants.get(me.participant_id, me)
+    return room, current, person_key(room, me.participant_id), ia
+
+
+async def on_sync(session: Session, _msg: s.SyncInteraction) -> s.ServerMessage:
+    room, me, key, ia = await _context(session)
+    clicks = 0
+    current = ia.cta.current
+    if current is not None and me.can(Capability.RUN_CTA):
+        cta_id = current.cta_id
+        clicks = await session.services.store.run(lambda core: ist.click_count(core, cta_id))
+    return Viewer(me, key, session.services.interaction_secret, room).snapshot(ia, clicks)
+
+
+async def on_chat_send(session: Session, msg: s.ChatSend) -> s.ServerMessage:
+    room, me, key, ia = await _context(session)
+    posted = ia.chat.post(me, key, msg.text, ia.now())
+    m = posted.message
+    await session.services.store.run(lambda core: ist.save_chat(core, room.room_id, m))
+    ia.emit([posted])
+    return s.ChatSent(message_id=m.message_id, seq=m.seq)
+
+
+async def on_chat_delete(session: Session, msg: s.ChatDelete) -> None:
+    _room, me, _key, ia = await _context(session)
+    deleted = ia.chat.delete(me, msg.message_id)
+    now = ia.now()
+    await session.services.store.run(
+        lambda core: ist.delete_chat(core, msg.message_id, now, me.participant_id)
+    )
+    ia.emit([deleted])
+
+
+async def _save_settings(session: Session, room: LiveRoom, ia: RoomInteraction) -> None:
+    enabled, slow, open_ = ia.chat.enabled, ia.chat.slow_mode_seconds, ia.qa.open
+    published, muted = ia.qa.published_id, frozenset(ia.chat.muted)
+    await session.services.store.run(
+        lambda core: ist.save_settings(
+            core,
+            room.room_id,
+            chat_enabled=enabled,
+            slow_mode_seconds=slow,
+            qa_open=open_,
+            published_question_id=published,
+            chat_muted=muted,
+        )
+    )
+
+
+async def on_chat_settings(session: Session, msg: s.ChatSettings) -> None:
+    room, me, _key, ia = await _context(session)
+    changed = ia.chat.configure(me, enabled=msg.enabled, slow_mode_seconds=msg.slow_mode_seconds)
+    await _save_settings(session, room, ia)
+    ia.emit([changed])
+
+
+async def on_chat_mute(session: Session, msg: s.ChatMute) -> None:
+    room, me, _key, ia = await _context(session)
+    target = room.state.get(msg.participant_id)
+    changed = ia.chat.set_muted(me, target, person_key(room, target.participant_id), msg.muted)
+    await _save_settings(session, room, ia)
+    ia.emit([changed])
+
+
+async def on_question_ask(session: Session, msg: s.QuestionAsk) -> s.ServerMessage:
+    room, me, key, ia = await _context(session)
+    asked = ia.qa.ask(me, key, msg.text, ia.now(), anonymous=msg.anonymous)
+    q = asked.question
+    await session.services.store.run(lambda core: ist.save_question(core, room.room_id, q))
+    ia.emit([asked])
+    viewer = Viewer(me, key, session.services.interaction_secret)
+    return s.QuestionUpdate(question=viewer.question(q), cause="asked")
+
+
+async def on_question_mark(session: Session, msg: s.QuestionMark) -> s.ServerMessage:
+    room, me, key, ia = await _context(session)
+    message = ia.chat.get(msg.message_id)
+    if message.participant_id == me.participant_id:
+        asked = ia.qa.ask(me, key, message.text, ia.now(), message_id=message.message_id)
+    else:
+        author = room.state.participants.get(message.participant_id) or Participant(
+            message.participant_id, message.name, Role(message.role)
+        )
+        asked = ia.qa.ask(
+            me,
+            key,
+            message.text,
+            ia.now(),
+            message_id=message.message_id,
+            on_behalf=author,
+            on_behalf_key=person_key(room, message.participant_id),
+        )
+    q = asked.question
+    ia.chat.link_question(message.message_id, q.question_id)
+
+    def save(core: SyncStore) -> None:
+        ist.save_question(core, room.room_id, q)
+        ist.link_chat_question(core, message.message_id, q.question_id)
+
+    await session.services.store.run(save)
+    ia.emit([asked])
+    viewer = Viewer(me, key, session.services.interaction_secret)
+    return s.QuestionUpdate(question=viewer.question(q), cause="asked")
+
+
+async def on_question_vote(session: Session, msg: s.QuestionVote) -> None:
+    _room, me, key, ia = await _context(session)
+    voted = ia.qa.vote(me, key, msg.question_id, msg.up)
+    now = ia.now()
+    await session.services.store.run(
+        lambda core: ist.set_vote(core, msg.question_id, key, msg.up, now)
+    )
+    ia.emit([voted])
+
+
+async def on_question_state(session: Session, msg: s.QuestionSetState) -> None:
+    room, me, _key, ia = await _context(session)
+    events = ia.qa.set_state(me, msg.question_id, qa_.QuestionState(msg.state))
+    q = ia.qa.get(msg.question_id)
+    await session.services.store.run(lambda core: ist.save_question(core, room.room_id, q))
+    await _save_settings(session, room, ia)
+    ia.emit(events)
+
+
+async def on_question_publish(session: Session, msg: s.QuestionPublish) -> None:
+    room, me, _key, ia = await _context(session)
+    published = ia.qa.publish(me, msg.question_id)
+    now, qid = ia.now(), msg.question_id
+    if qid is not None:
+        await session.services.store.run(lambda core: ist.mark_published(core, qid, now))
+    await _save_settings(session, room, ia)
+    ia.emit([published])
+
+
+async def on_qa_settings(session: Session, msg: s.QaSettings) -> None:
+    room, me, _key, ia = await _context(session)
+    events = ia.qa.set_open(me, msg.open)
+    await _save_settings(session, room, ia)
+    ia.emit(events)
+
+
+def poll_spec(msg: s.PollCreate) -> dict[str, object]:
+    return {
+        "title": msg.title,
+        "kind": msg.kind,
+        "questions": [
+            {
+                "text": q.text,
+                "kind": q.kind,
+                "accepted": list(q.accepted),
+                "options": [
+                    {"text": o.text, "image_id": o.image_id, "correct": o.correct}
+                    for o in q.options
+                ],
+            }
+            for q in msg.questions
+        ],
+    }
+
+
+async def check_images(store: Store, event_id: str, poll: pl.Poll) -> None:
+    wanted = {o.image_id for q in poll.questions for o in q.options if o.image_id}
+    if not wanted:
+        return
+    found = await store.run(lambda core: ist.images_of(core, event_id, wanted))
+    if found != wanted:
+        raise InteractionError(
+            InteractionErrorCode.INVALID, "an option's image was not uploaded for this event"
+        )
+
+
+async def on_poll_create(session: Session, msg: s.PollCreate) -> s.ServerMessage:
+    room, me, key, ia = await _context(session)
+    if not me.can(Capability.RUN_POLLS):
+        raise InteractionError(InteractionErrorCode.FORBIDDEN, f"a {me.role} may not make polls")
+    poll = pl.build_poll(poll_spec(msg), now=ia.now())
+    await check_images(session.services.store, room.room_id, poll)
+    created = ia.polls.add(me, poll)
+    await session.services.store.run(lambda core: ist.save_poll(core, room.room_id, poll))
+    ia.emit([created])
+    return s.PollUpdate(
+        poll=Viewer(me, key, session.services.interaction_secret).poll(poll), cause="created"
+    )
+
+
+async def on_poll_delete(session: Session, msg: s.PollDelete) -> None:
+    _room, me, _key, ia = await _context(session)
+    deleted = ia.polls.delete(me, msg.poll_id)
+    await session.services.store.run(lambda core: ist.delete_poll(core, msg.poll_id))
+    ia.emit([deleted])
+
+
+async def _poll_command(session: Session, changed: pl.PollChanged) -> None:
+    room = session.room
+    assert room is not None
+    poll = changed.poll
+    await session.services.store.run(lambda core: ist.save_poll(core, room.room_id, poll))
+    room.interaction.emit([changed])
+
+
+async def on_poll_launch(session: Session, msg: s.PollLaunch) -> None:
+    _room, me, _key, ia = await _context(session)
+    await _poll_command(session, ia.polls.launch(me, msg.poll_id, ia.now()))
+
+
+async def on_poll_close(session: Session, msg: s.PollClose) -> None:
+    _room, me, _key, ia = await _context(session)
+    await _poll_command(session, ia.polls.close(me, msg.poll_id, ia.now()))
+
+
+async def on_poll_show_results(session: Session, msg: s.PollShowResults) -> None:
+    _room, me, _key, ia = await _context(session)
+    await _poll_command(session, ia.polls.show_results(me, msg.poll_id, msg.shown))
+
+
+async def on_poll_answer(session: Session, msg: s.PollAnswer) -> s.ServerMessage:
+    _room, me, key, ia = await _context(session)
+    answered = ia.polls.answer(
+        me,
+        key,
+        msg.poll_id,
+        [(a.question_id, tuple(a.option_ids), a.text) for a in msg.answers],
+        ia.now(),
+    )
+    await session.services.store.run(lambda core: ist.save_answers(core, answered.answers))
+    ia.results_changed(msg.poll_id)
+    return s.PollAnswered(
+        poll_id=msg.poll_id,
+        answers=Viewer(me, key, session.services.interaction_secret).answers(
+            ia.polls, answered.poll
+        ),
+    )
+
+
+async def on_cta_show(session: Session, msg: s.CtaShow) -> None:
+    room, me, _key, ia = await _context(session)
+    events = ia.cta.show(
+        me,
+        message=msg.message,
+        button=msg.button,
+        url=msg.url,
+        duration_seconds=msg.duration_seconds,
+        now=ia.now(),
+    )
+    now = ia.now()
+
+    def save(core: SyncStore) -> None:
+        for event in events:
+            if isinstance(event, ct.CtaClosed):
+                ist.close_cta(core, event.cta.cta_id, now)
+            elif isinstance(event, ct.CtaShown):
+                ist.save_cta(core, room.room_id, event.cta)
+
+    await session.services.store.run(save)
+    ia.emit(events)
+
+
+async def on_cta_close(session: Session, _msg: s.CtaClose) -> None:
+    _room, me, _key, ia = await _context(session)
+    events = ia.cta.close(me)
+    now = ia.now()
+    closed = [e.cta.cta_id for e in events if isinstance(e, ct.CtaClosed)]
+
+    def save(core: SyncStore) -> None:
+        for cta_id in closed:
+            ist.close_cta(core, cta_id, now)
+
+    await session.services.store.run(save)
+    ia.emit(events)

@@ -1,0 +1,281 @@
+"""Statistics in the dashboard (server-rendered SVG charts), the engagement export, the
+admin API's JSON, and deleting an event's personal data.
+
+Routes (signed-in organiser for their own events, admin for all):
+``/dashboard/stats``, ``/dashboard/events/{id}/stats``,
+``/dashboard/events/{id}/export.csv[?bom=1]``, ``/dashboard/events/{id}/export.json``,
+``POST /dashboard/events/{id}/delete-personal-data``,
+``/api/stats/monthly``, ``/api/events/{id}/stats``.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+from xml.sax.saxutils import escape
+
+from aiohttp import web
+
+from webinar.attendance import (
+    SESSION_COLUMNS,
+    AttendanceService,
+    EventStats,
+    session_rows,
+    to_csv,
+    to_json,
+)
+from webinar.dashboard import Dashboard
+from webinar.ids import format_event_id
+from webinar.publish import Publisher
+from webinar.recordings import RecordingService
+from webinar.store import Event, User
+
+CHART_W, CHART_H = 640, 200
+
+
+def bar_chart(items: list[tuple[str, int]], *, label: str) -> str:
+    """An accessible SVG bar chart (no script)."""
+    n = max(1, len(items))
+    top = max([v for _k, v in items] + [1])
+    bw = min(60.0, (CHART_W - 40) / n)
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {CHART_W} {CHART_H + 30}" role="img"'
+        f' aria-label="{escape(label)}" data-testid="chart-monthly">'
+    ]
+    for i, (key, value) in enumerate(items):
+        h = (CHART_H - 20) * value / top
+        x = 30 + i * bw
+        y = CHART_H - h
+        parts.append(
+            f'<rect x="{x + 4:.1f}" y="{y:.1f}" width="{max(2.0, bw - 8):.1f}" height="{h:.1f}"'
+            f' fill="#4f8cff"><title>{escape(key)}: {value}</title></rect>'
+            f'<text x="{x + bw / 2:.1f}" y="{y - 4:.1f}" text-anchor="middle" font-size="12"'
+            f' fill="#dfe6f0">{value}</text>'
+            f'<text x="{x + bw / 2:.1f}" y="{CHART_H + 18}" text-anchor="middle" font-size="11"'
+            f' fill="#aab4c3">{escape(key)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def month_range(
+    months: list[dict[str, Any]], now: datetime, span: int = 12
+) -> list[tuple[str, int]]:
+    """Events per month for the last ``span`` months up to now (and any later month with
+    events), zeros included, so the chart's axis is time."""
+    counts = {m["month"]: int(m["events"]) for m in months}
+    year, month = now.year, now.month
+    keys = []
+    for _ in range(span):
+        keys.append(f"{year:04d}-{month:02d}")
+        month -= 1
+        if month == 0:
+            year, month = year - 1, 12
+    keys = sorted(set(keys) | {k for k in counts if k > keys[0]})
+    return [(k, counts.get(k, 0)) for k in keys]
+
+
+def step_chart(steps: list[tuple[float, int]], *, label: str) -> str:
+    """People in the room over time, as an SVG step line."""
+    if len(steps) < 2:
+        return f'<p class="dash-sub" data-testid="chart-concurrency">{escape(label)}: no data</p>'
+    t0, t1 = steps[0][0], steps[-1][0]
+    span = max(1.0, t1 - t0)
+    top = max([n for _t, n in steps] + [1])
+
+    def x(t: float) -> float:
+        return 30 + (CHART_W - 40) * (t - t0) / span
+
+    def y(n: int) -> float:
+        return CHART_H - (CHART_H - 20) * n / top
+
+    points = []
+    previous = 0
+    for t, n in steps:
+        points.append(f"{x(t):.1f},{y(previous):.1f}")
+        points.append(f"{x(t):.1f},{y(n):.1f}")
+        previous = n
+    start = datetime.fromtimestamp(t0, UTC).strftime("%H:%M")
+    end = datetime.fromtimestamp(t1, UTC).strftime("%H:%M")
+    return (
+        f'<svg class="chart" viewBox="0 0 {CHART_W} {CHART_H + 30}" role="img"'
+        f' aria-label="{escape(label)}" data-testid="chart-concurrency">'
+        f'<polyline fill="none" stroke="#4f8cff" stroke-width="2" points="{" ".join(points)}"/>'
+        f'<text x="4" y="{y(top) + 4:.1f}" font-size="11" fill="#aab4c3">{top}</text>'
+        f'<text x="30" y="{CHART_H + 18}" font-size="11" fill="#aab4c3">{start} UTC</text>'
+        f'<text x="{CHART_W - 10}" y="{CHART_H + 18}" text-anchor="end" font-size="11"'
+        f' fill="#aab4c3">{end} UTC</text></svg>'
+    )
+
+
+def _hms(seconds: float) -> str:
+    s = round(seconds)
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+def _when(t: float | None) -> str:
+    if t is None:
+        return "still in the room"
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+class StatsPages:
+    def __init__(
+        self,
+        dashboard: Dashboard,
+        attendance: AttendanceService,
+        recordings: RecordingService,
+        publisher: Publisher,
+    ) -> None:
+        self.dashboard = dashboard
+        self.attendance = attendance
+        self.recordings = recordings
+        self.publisher = publisher
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/dashboard/stats", self.overview),
+            web.get("/dashboard/events/{event_id}/stats", self.event_page),
+            web.get("/dashboard/events/{event_id}/export.csv", self.export_csv),
+            web.get("/dashboard/events/{event_id}/export.json", self.export_json),
+            web.get("/dashboard/events/{event_id}/sessions.csv", self.sessions_csv),
+            web.post("/dashboard/events/{event_id}/delete-personal-data", self.delete_data),
+            web.get("/api/stats/monthly", self.api_monthly),
+            web.get("/api/events/{event_id}/stats", self.api_event),
+        ]
+
+    async def _api_user(self, request: web.Request) -> User:
+        found = await self.dashboard._session(request)
+        if found is None:
+            raise web.HTTPUnauthorized(text="sign in first")
+        return found[1]
+
+    async def overview(self, request: web.Request) -> web.Response:
+        record, user = await self.dashboard._require(request)
+        owner = None if user.is_admin else user.user_id
+        months = await self.attendance.events_per_month(owner)
+        events = await self.dashboard.store.list_events(owner)
+        rows = []
+        for event in reversed(events):
+            stats = await self.attendance.stats(event.event_id)
+            rows.append(
+                {
+                    "id": format_event_id(event.event_id),
+                    "title": event.title,
+                    "attendees": stats.attendees,
+                    "peak": stats.peak_concurrency,
+                    "average": _hms(stats.average_seconds),
+                }
+            )
+        chart = bar_chart(month_range(months, datetime.now(UTC)), label="Events per month")
+        return self.dashboard.render(
+            request,
+            "stats.html",
+            user=user,
+            csrf=record.csrf_token,
+            chart=chart,
+            months=months,
+            events=rows,
+            event=None,
+        )
+
+    async def event_page(self, request: web.Request) -> web.Response:
+        record, user = await self.dashboard._require(request)
+        event = await self.dashboard._own_event(request, user)
+        stats = await self.attendance.stats(event.event_id)
+        return self.dashboard.render(
+            request,
+            "stats.html",
+            user=user,
+            csrf=record.csrf_token,
+            event={"id": format_event_id(event.event_id), "title": event.title},
+            stats=stats,
+            chart=step_chart(stats.concurrency, label="People in the room over time"),
+            people=[
+                {
+                    "name": p.name,
+                    "email": p.email or "",
+                    "role": p.role,
+                    "first_join": _when(p.first_join),
+                    "last_leave": _when(p.last_leave),
+                    "sessions": p.sessions,
+                    "time": _hms(p.seconds),
+                    "browser": p.browser,
+                    "os": p.os,
+                }
+                for p in stats.people
+            ],
+            average=_hms(stats.average_seconds),
+            notice=request.query.get("notice"),
+        )
+
+    async def _export(self, request: web.Request) -> tuple[Event, list[str], list[dict[str, Any]]]:
+        _record, user = await self.dashboard._require(request)
+        event = await self.dashboard._own_event(request, user)
+        columns, rows = await self.attendance.engagement(event.event_id)
+        return event, columns, rows
+
+    async def export_csv(self, request: web.Request) -> web.Response:
+        event, columns, rows = await self._export(request)
+        body = to_csv(columns, rows, bom=request.query.get("bom") in ("1", "true", "yes"))
+        return web.Response(
+            body=body,
+            content_type="text/csv",
+            charset="utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="engagement-{event.event_id}.csv"'
+            },
+        )
+
+    async def sessions_csv(self, request: web.Request) -> web.Response:
+        _record, user = await self.dashboard._require(request)
+        event = await self.dashboard._own_event(request, user)
+        rows = session_rows(await self.attendance.sessions(event.event_id), time.time())
+        body = to_csv(SESSION_COLUMNS, rows, bom=request.query.get("bom") in ("1", "true", "yes"))
+        return web.Response(
+            body=body,
+            content_type="text/csv",
+            charset="utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="sessions-{event.event_id}.csv"'
+            },
+        )
+
+    async def export_json(self, request: web.Request) -> web.Response:
+        event, columns, rows = await self._export(request)
+        return web.Response(
+            body=to_json(format_event_id(event.event_id), columns, rows),
+            content_type="application/json",
+            charset="utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="engagement-{event.event_id}.json"'
+            },
+        )
+
+    async def delete_data(self, request: web.Request) -> web.Response:
+        record, user = await self.dashboard._require(request)
+        event = await self.dashboard._own_event(request, user)
+        form = await request.post()
+        self.dashboard._check_csrf(record.csrf_token, form)
+        await self.attendance.delete_event_data(event.event_id)
+        await self.publisher.delete_event_viewers(event.event_id)
+        await self.recordings.delete_event_recordings(event.event_id)
+        raise web.HTTPSeeOther(
+            f"/dashboard/events/{format_event_id(event.event_id)}/stats?notice=deleted"
+        )
+
+    async def api_monthly(self, request: web.Request) -> web.Response:
+        user = await self._api_user(request)
+        months = await self.attendance.events_per_month(None if user.is_admin else user.user_id)
+        return web.json_response({"months": months})
+
+    async def api_event(self, request: web.Request) -> web.Response:
+        user = await self._api_user(request)
+        event = await self.dashboard.store.get_event(request.match_info["event_id"])
+        if event is None or not (user.is_admin or event.owner_id == user.user_id):
+            raise web.HTTPNotFound(text="No such event of yours.")
+        stats: EventStats = await self.attendance.stats(event.event_id)
+        return web.json_response(stats.as_json())

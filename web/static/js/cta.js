@@ -1,0 +1,158 @@
+// Call-to-action: the presenters' form (message of at most 54 characters, button,
+// http(s) URL, optional duration) and the attendees' popup. The popup's button opens
+// our server's redirect link, which counts the click and forwards to the URL.
+
+import { errorMessage } from "./chat.js";
+import { el } from "./ui.js";
+
+export const CTA_MESSAGE_CHARS = 54; // spaces included; the server checks it again
+export const CTA_BUTTON_CHARS = 30;
+
+/** @param {string} url */
+export function isHttpUrl(url) {
+  try {
+    const parsed = new URL(url);
+    return (parsed.protocol === "http:" || parsed.protocol === "https:") && Boolean(parsed.hostname);
+  } catch {
+    return false;
+  }
+}
+
+export class CtaView {
+  /** @param {any} ctx */
+  constructor(ctx) {
+    this.ctx = ctx;
+    /** @type {any} */
+    this.current = null;
+    this.timer = 0;
+    this.clicks = 0;
+    this.dismissed = "";
+    // attendees: the popup on the stage
+    this.slot = /** @type {HTMLElement} */ (document.getElementById("cta-slot"));
+    this.popupMessage = el("p", { class: "cta-message", "data-testid": "cta-popup-message" });
+    this.popupButton = /** @type {HTMLAnchorElement} */ (
+      el("a", { class: "btn btn-primary", "data-testid": "cta-popup-button", target: "_blank", rel: "noopener noreferrer" })
+    );
+    const dismiss = el("button", { type: "button", class: "btn btn-icon cta-dismiss", "data-testid": "cta-popup-dismiss", "aria-label": "Close", text: "×" });
+    dismiss.addEventListener("click", () => {
+      this.dismissed = this.current?.cta_id ?? "";
+      this.render();
+    });
+    this.popup = el("div", { class: "cta-popup", "data-testid": "cta-popup", role: "dialog", "aria-label": "Offer", hidden: true }, [
+      this.popupMessage,
+      this.popupButton,
+      dismiss,
+    ]);
+    this.slot.append(this.popup);
+    // presenters: the form in their CTA tab
+    this.panel = document.getElementById("panel-cta");
+    this.status = el("div", { class: "cta-status card", "data-testid": "cta-status", hidden: true });
+    this.form = this.makeForm();
+    this.panel?.append(this.status, this.form);
+  }
+
+  makeForm() {
+    const message = /** @type {HTMLInputElement} */ (el("input", { type: "text", "data-testid": "cta-message", maxlength: CTA_MESSAGE_CHARS, required: true, "aria-describedby": "cta-message-count" }));
+    const count = el("span", { id: "cta-message-count", class: "hint", "data-testid": "cta-message-count", text: `0 / ${CTA_MESSAGE_CHARS}` });
+    const button = /** @type {HTMLInputElement} */ (el("input", { type: "text", "data-testid": "cta-button-text", maxlength: CTA_BUTTON_CHARS, required: true, value: "Learn more" }));
+    const url = /** @type {HTMLInputElement} */ (el("input", { type: "url", "data-testid": "cta-url", required: true, placeholder: "https://", maxlength: 2000 }));
+    const duration = /** @type {HTMLInputElement} */ (el("input", { type: "number", "data-testid": "cta-duration", min: 5, max: 3600, placeholder: "until closed" }));
+    const form = el("form", { class: "cta-form", "data-testid": "cta-form" }, [
+      el("div", { class: "field" }, [el("label", { text: "Message (54 characters at most)" }), message, count]),
+      el("div", { class: "field" }, [el("label", { text: "Button text" }), button]),
+      el("div", { class: "field" }, [el("label", { text: "Link (http or https)" }), url]),
+      el("div", { class: "field" }, [el("label", { text: "Close by itself after (seconds, optional)" }), duration]),
+      el("button", { type: "submit", class: "btn btn-primary", "data-testid": "cta-show", text: "Show to attendees" }),
+    ]);
+    message.addEventListener("input", () => {
+      count.textContent = `${message.value.length} / ${CTA_MESSAGE_CHARS}`;
+    });
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (!isHttpUrl(url.value.trim())) {
+        this.ctx.toast("The link must start with http:// or https://.", { kind: "warn", key: "cta" });
+        return;
+      }
+      /** @type {Record<string, unknown>} */
+      const fields = { message: message.value.trim(), button: button.value.trim(), url: url.value.trim() };
+      if (duration.value) fields.duration_seconds = Number(duration.value);
+      try {
+        await this.ctx.request("cta-show", fields);
+      } catch (failure) {
+        this.ctx.toast(errorMessage(failure), { kind: "warn", key: "cta" });
+      }
+    });
+    return form;
+  }
+
+  /** @param {any} cta */
+  load(cta) {
+    this.show(cta, null);
+  }
+
+  /**
+   * @param {any} cta  CtaInfo or null
+   * @param {string | null} _reason
+   */
+  show(cta, _reason) {
+    if (cta === null && this.current && _reason === "replaced") return; // the new one follows
+    this.current = cta;
+    this.clicks = cta?.clicks ?? 0;
+    this.render();
+  }
+
+  /**
+   * @param {string} ctaId
+   * @param {number} clicks
+   */
+  setClicks(ctaId, clicks) {
+    if (this.current?.cta_id !== ctaId) return;
+    this.clicks = clicks;
+    this.render();
+  }
+
+  render() {
+    const cta = this.current;
+    const staff = this.ctx.staff();
+    window.clearInterval(this.timer);
+    // the popup: attendees only
+    const showPopup = Boolean(cta) && !staff && this.dismissed !== cta?.cta_id;
+    this.popup.hidden = !showPopup;
+    this.slot.hidden = !showPopup;
+    if (cta && showPopup) {
+      this.popupMessage.textContent = cta.message;
+      this.popupButton.textContent = cta.button;
+      this.popupButton.href = cta.click_url; // our redirect: counted, then the stored URL
+      this.popupButton.title = cta.url;
+    }
+    // the presenters' status
+    this.status.hidden = !cta || !staff;
+    if (cta && staff) {
+      const close = el("button", { type: "button", class: "btn btn-small btn-live", "data-testid": "cta-close", text: "Close now" });
+      close.addEventListener("click", async () => {
+        try {
+          await this.ctx.request("cta-close");
+        } catch (failure) {
+          this.ctx.toast(errorMessage(failure), { kind: "warn", key: "cta" });
+        }
+      });
+      const left = el("span", { class: "hint", "data-testid": "cta-time-left" });
+      this.status.replaceChildren(
+        el("p", { class: "eyebrow", text: "Shown to attendees" }),
+        el("p", { class: "cta-message", text: cta.message }),
+        el("p", { class: "hint", text: `${cta.button} → ${cta.url}` }),
+        el("p", {}, ["Clicks: ", el("strong", { "data-testid": "cta-clicks", text: String(this.clicks ?? 0) })]),
+        left,
+        close,
+      );
+      if (cta.closes_at) {
+        const tick = () => {
+          const seconds = Math.max(0, Math.round(cta.closes_at - Date.now() / 1000));
+          left.textContent = `Closes by itself in ${seconds} s.`;
+        };
+        tick();
+        this.timer = window.setInterval(tick, 1000);
+      }
+    }
+  }
+}
