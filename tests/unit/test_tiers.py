@@ -29,6 +29,13 @@ class FakeConsumer:
     allocatable: bool = True
     layers: tuple[Layer, ...] = LADDER
     applied: list[Layer | None] = field(default_factory=list)
+    sent_bytes: int = 0
+    padding: int = 0
+    switching: bool = False
+
+    def send_padding(self, nbytes: int, now: float) -> int:
+        self.padding += nbytes
+        return nbytes
 
     def ladder(self) -> tuple[Layer, ...]:
         return self.layers if not self.is_audio else (Layer(0, 0, 32_000),)
@@ -40,7 +47,15 @@ class FakeConsumer:
 class FixedBudget(BudgetController):
     """The budget without probing, so allocations are easy to predict."""
 
-    def update(self, estimate: Estimate, now: float, wanted_bps: int | None = None) -> int:
+    def update(
+        self,
+        estimate: Estimate,
+        now: float,
+        wanted_bps: int | None = None,
+        sending_bps: int | None = None,
+        allocated_bps: int | None = None,
+        video_flowing: bool = False,
+    ) -> int:
         return self.budget_bps
 
 
@@ -86,18 +101,30 @@ def test_reports_only_when_something_changed() -> None:
     assert cams[1].applied[-1] == Layer(0, 1, 90_000)
 
 
-def test_the_budget_probes_upward_when_more_is_wanted() -> None:
+def test_the_budget_probes_upward_with_padding_then_steps_up() -> None:
     reports: list[AllocationReport] = []
     tiers = SubscriberTiers(
-        BandwidthEstimator(), on_report=reports.append, controller=BudgetController(600_000)
+        BandwidthEstimator(), on_report=reports.append, controller=BudgetController(1_000_000)
     )
     cams = [FakeConsumer("cam0")]
     tiers.tick(0.0, cams)
     first = cams[0].applied[-1]
+    assert first is not None and first.spatial == 1
+    cams[0].sent_bytes += 40_000  # the budget is being used: 530 kbit/s
+    tiers.estimator.on_remb(700_000, 0.5)  # and the subscriber reports its estimate
     tiers.tick(0.6, cams)
     assert tiers.controller.probing
-    assert first is not None and cams[0].applied[-1] is not None
-    assert cams[0].applied[-1].bitrate_bps > first.bitrate_bps  # one rung up, on trial
+    assert cams[0].applied[-1] == first  # the picture does not change on a guess ...
+    padded = tiers.pad(0.6, cams, 0.25)
+    assert padded > 0 and cams[0].padding == padded  # ... padding tests the path
+    t = 0.6
+    while tiers.controller.probing:
+        t += 0.5
+        cams[0].sent_bytes += 40_000
+        tiers.estimator.on_remb(1_500_000, t)
+        tiers.tick(t, cams)
+    assert cams[0].applied[-1] == LADDER[-1]  # the probe held: one rung up
+    assert tiers.pad(t, cams, 0.25) == 0
 
 
 def test_consumers_not_negotiated_yet_are_left_alone() -> None:
@@ -168,6 +195,9 @@ def test_answer_gets_rid_and_simulcast_lines() -> None:
             "m=video 9 UDP/TLS/RTP/SAVPF 96 97",
             "a=mid:1",
             "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+            "a=rtpmap:96 VP8/90000",
+            "a=rtpmap:97 rtx/90000",
+            "a=fmtp:97 apt=96",
             "a=recvonly",
             "m=video 9 UDP/TLS/RTP/SAVPF 96",
             "a=mid:2",
@@ -175,6 +205,8 @@ def test_answer_gets_rid_and_simulcast_lines() -> None:
         ]
     )
     out = answer_with_simulcast(answer, offers).split("\r\n")
+    # the publisher's estimate starts high enough for the top encoding at once
+    assert out[out.index("a=rtpmap:96 VP8/90000") + 1] == "a=fmtp:96 x-google-start-bitrate=1200"
     i = out.index("a=recvonly")
     assert out[i + 1 : i + 5] == [
         "a=rid:q recv",
@@ -335,3 +367,18 @@ def test_ladder_leaves_out_layers_that_should_run_but_do_not() -> None:
     ing.set_enabled([True, False, True], now + 5)
     # q flows, h was turned off (can be turned on again), f should run but does not
     assert [r.spatial for r in ing.ladder(now + 5)] == [0, 0, 0, 1]
+
+
+def test_remb_floor_lets_encodings_start_but_yields_to_a_falling_estimate() -> None:
+    from webinar.sfu.simulcast import REMB_FLOOR_HOLD, RembFloor
+
+    now = [0.0]
+    floor = RembFloor(1_850_000, clock=lambda: now[0])
+    assert floor(400_000) == 1_850_000  # capped by what arrives: say what is needed
+    assert floor(420_000) == 1_850_000
+    assert floor(2_500_000) == 2_500_000  # more than the floor passes unchanged
+    assert floor(900_000) == 900_000  # falling: the uplink queues, pass it on
+    now[0] = REMB_FLOOR_HOLD / 2
+    assert floor(950_000) == 950_000  # still held off
+    now[0] = REMB_FLOOR_HOLD + 0.1
+    assert floor(960_000) == 1_850_000

@@ -36,6 +36,9 @@ TIERS: tuple[tuple[int, int], ...] = (
     (7, 6144),
 )
 HEADROOM = 0.85  # share of the budget media may use (RTX, RTCP, estimate noise)
+# A budget this close below a row of the table counts as that row: REMB reports about
+# 85 % of a congested link: a 600 kbit/s link can show as ~500 kbit/s.
+TIER_SLACK = 0.95
 DATA_SAVER_VIDEOS = 1
 DATA_SAVER_MAX_TEMPORAL = 1  # TL0+TL1: half the frame rate
 
@@ -139,8 +142,7 @@ def allocate(
             used += rung.bitrate_bps
     videos = [d for d in ordered if d.cls is not StreamClass.AUDIO and ladders[d.key]]
     wanted = used + sum(ladders[d.key][-1].bitrate_bps for d in videos)
-    tier = tier_for(budget_bps)
-    limit = tier.videos
+    limit = tier_for(int(budget_bps / TIER_SLACK)).videos
     if quality is Quality.DATA_SAVER:
         limit = min(limit, DATA_SAVER_VIDEOS)
     available = int(budget_bps * HEADROOM) - used

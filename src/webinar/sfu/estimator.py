@@ -55,7 +55,7 @@ class BandwidthEstimator:
 
 # --------------------------------------------------------------------------- budget
 
-START_BUDGET = 500_000  # bits/s before the subscriber's first REMB ("audio + 1 video")
+START_BUDGET = 600_000  # bits/s before the subscriber's first REMB ("audio + 1 video")
 MIN_BUDGET = 100_000
 DOWN_LOSS = 0.08  # smoothed loss above this: congestion
 PROBE_LOSS = 0.03  # loss above this during a probe: the probe failed
@@ -63,13 +63,16 @@ REMB_FALL = 0.92  # a REMB below this share of the previous one: the path is que
 DOWN_BAND = 0.9  # ... and below this share of the budget: lower the budget to it
 UP_RATIO = 1.15  # REMB this far above the budget ...
 UP_HOLD = 2.0  # ... for this long raises the budget to it
-LAG_RATIO = 0.6  # REMB below this share of the budget ...
-LAG_HOLD = 8.0  # ... for this long (while not falling) lowers the budget to it
-PROBE_MIN_STEP = 1.25  # a probe raises the budget at least this much ...
-PROBE_MAX_STEP = 3.0  # ... and at most this much (the allocator steps one rung)
+PROBE_MIN_STEP = 1.4  # a probe raises the budget at least this much ...
+PROBE_MAX_STEP = 1.6  # ... and at most this much (the allocator steps one rung)
 PROBE_HOLD = 1.5  # seconds a probe is watched before it counts as good
-PROBE_INTERVAL = 1.0  # seconds between a good probe and the next one
-PROBE_BACKOFF_MAX = 4.0  # longest wait after failed probes
+REVERT_WINDOW = 6.0  # congestion this soon after a raise undoes the raise ...
+CEILING_HOLD = 6.0  # ... and no probe reaches the level that failed for this long
+PROBE_INTERVAL = 0.5  # seconds between a good probe and the next one
+PROBE_BACKOFF_MAX = 6.0  # longest wait after failed probes
+DOWN_HOLD = 2.0  # seconds after a decrease before loss may lower the budget again
+DELIVERED_SHARE = 0.9  # on congestion, the budget keeps this share of what got through
+PROBE_USE = 0.5  # probe only while at least this share of what was allocated is sent
 
 
 class BudgetController:
@@ -87,11 +90,15 @@ class BudgetController:
     __slots__ = (
         "_backoff",
         "_before_probe",
+        "_ceiling",
+        "_ceiling_until",
+        "_down_at",
         "_falling",
-        "_lag_since",
+        "_last_good",
         "_last_remb",
         "_next_probe",
         "_probe_until",
+        "_raised_at",
         "_up_since",
         "budget_bps",
         "probes_failed",
@@ -105,7 +112,11 @@ class BudgetController:
         self._last_remb: int | None = None
         self._falling = False
         self._up_since: float | None = None
-        self._lag_since: float | None = None
+        self._down_at = -1e9
+        self._raised_at = -1e9
+        self._last_good = start_bps
+        self._ceiling = 0
+        self._ceiling_until = -1e9
         self._probe_until: float | None = None
         self._before_probe = start_bps
         self._next_probe = 0.0
@@ -115,14 +126,34 @@ class BudgetController:
     def probing(self) -> bool:
         return self._probe_until is not None
 
-    def update(self, estimate: Estimate, now: float, wanted_bps: int | None = None) -> int:
+    @property
+    def committed_bps(self) -> int:
+        """What media may use: during a probe the budget from before it (the probe
+        itself is padding, so a failed one costs no picture)."""
+        return self._before_probe if self._probe_until is not None else self.budget_bps
+
+    def update(
+        self,
+        estimate: Estimate,
+        now: float,
+        wanted_bps: int | None = None,
+        sending_bps: int | None = None,
+        allocated_bps: int | None = None,
+        video_flowing: bool = False,
+    ) -> int:
         """Fold in the latest estimate; ``wanted_bps`` is the budget the allocator
-        needs for one more rung (``None``: nothing more to want, so no probe)."""
+        needs for one more rung (``None``: nothing more to want, so no probe).
+        ``sending_bps`` is what is actually sent and ``allocated_bps`` what the last
+        allocation planned: no probe while far less is sent than planned (a layer
+        switch still waits), so a budget nobody uses cannot grow."""
         remb = estimate.bitrate_bps
         if remb is not None and remb != self._last_remb:
             self._falling = self._last_remb is not None and remb < self._last_remb * REMB_FALL
             self._last_remb = remb
-        congested = estimate.loss > DOWN_LOSS or (
+        # Smoothed loss outlives the congestion it reports: act on it once, then give
+        # the lower rate time to show (a falling REMB is a fresh signal every time).
+        lossy = estimate.loss > DOWN_LOSS and now - self._down_at >= DOWN_HOLD
+        congested = lossy or (
             self._falling and remb is not None and remb < self.budget_bps * DOWN_BAND
         )
         if self._probe_until is not None:
@@ -132,54 +163,81 @@ class BudgetController:
             if now < self._probe_until:
                 return self.budget_bps
             self._probe_until = None  # the probe held: keep its budget
+            self._raised(now, self._before_probe)
             self.probes_ok += 1
             self._backoff = PROBE_INTERVAL
             self._next_probe = now + PROBE_INTERVAL
-            self._up_since = self._lag_since = None
+            self._up_since = None
+        if congested and now - self._raised_at < REVERT_WINDOW:
+            # The step up was one too many: back to where it was fine, and stay below.
+            self._ceiling, self._ceiling_until = self.budget_bps, now + CEILING_HOLD
+            self._set(min(self.budget_bps, self._last_good))
+            self._raised_at = -1e9
+            self._down_at = now
+            self._falling = False
+            self._next_probe = max(self._next_probe, now + self._backoff)
+            self._up_since = None
+            return self.budget_bps
         if congested:
             target = remb if remb is not None else self.budget_bps
             if estimate.loss > DOWN_LOSS:
                 target = int(min(target, self.budget_bps) * (1 - 0.5 * estimate.loss))
+            if sending_bps:
+                # What got through is a floor: a queue that drains makes REMB and loss
+                # undershoot for a moment, and the link carried this much.
+                delivered = int(sending_bps * (1 - estimate.loss) * DELIVERED_SHARE)
+                target = max(target, delivered)
             self._set(min(self.budget_bps, target))
+            self._down_at = now
             self._falling = False
             self._next_probe = max(self._next_probe, now + self._backoff)
-            self._up_since = self._lag_since = None
+            self._up_since = None
             return self.budget_bps
         if remb is not None:
             if remb > self.budget_bps * UP_RATIO:
                 self._up_since = self._up_since if self._up_since is not None else now
                 if now - self._up_since >= UP_HOLD:
+                    self._raised(now, self.budget_bps)
                     self._set(remb)
                     self._up_since = None
             else:
                 self._up_since = None
-            if remb < self.budget_bps * LAG_RATIO:
-                self._lag_since = self._lag_since if self._lag_since is not None else now
-                if now - self._lag_since >= LAG_HOLD:
-                    self._set(remb)
-                    self._lag_since = None
-            else:
-                self._lag_since = None
+            # A REMB below the budget is no news while it does not fall: the browser
+            # never reports much more than 1.5x what it receives.
         if (
             wanted_bps is not None
             and wanted_bps > self.budget_bps
             and now >= self._next_probe
             and estimate.loss <= PROBE_LOSS / 2
+            and (
+                sending_bps is None
+                or allocated_bps is None
+                or sending_bps >= allocated_bps * PROBE_USE
+            )
+            # without a REMB there is no evidence yet, unless no video flows to give one
+            and (remb is not None or not video_flowing)
         ):
-            self._before_probe = self.budget_bps
             step = min(
                 max(wanted_bps, self.budget_bps * PROBE_MIN_STEP), self.budget_bps * PROBE_MAX_STEP
             )
-            self._set(int(step))
-            self._probe_until = now + PROBE_HOLD
+            if now < self._ceiling_until:
+                step = min(step, self._ceiling * 0.95)
+            if step > self.budget_bps * 1.05:
+                self._before_probe = self.budget_bps
+                self._set(int(step))
+                self._probe_until = now + PROBE_HOLD
         return self.budget_bps
 
+    def _raised(self, now: float, good: int) -> None:
+        self._raised_at = now
+        self._last_good = good
+
     def _fail_probe(self, now: float, remb: int | None) -> None:
+        # The probe was padding: media never went above the old budget, so back to it.
         self.probes_failed += 1
-        back = self._before_probe
-        if remb is not None and self._falling:
-            back = min(back, remb)
-        self._set(back)
+        self._ceiling, self._ceiling_until = self.budget_bps, now + CEILING_HOLD
+        self._set(self._before_probe)
+        self._down_at = now + PROBE_HOLD  # its loss still shows in the next reports
         self._probe_until = None
         self._falling = False
         self._backoff = min(self._backoff * 2, PROBE_BACKOFF_MAX)

@@ -161,16 +161,29 @@ class LayerSelector:
         return self._ts_off
 
     def seed_numbering(
-        self, *, highest_out: int, ts_offset: int, last_ts: int, last_arrival: float, sent: bool
+        self,
+        *,
+        highest_out: int,
+        ts_offset: int,
+        last_ts: int,
+        last_arrival: float,
+        last_payload: bytes | None,
     ) -> None:
-        """Continue the numbering of what a plain consumer sent before (``sent``), or
+        """Continue the numbering of what a plain consumer sent (its last payload), or
         just share its random starting points; forwarding starts at a keyframe."""
         self._out_hi = highest_out
         self._ts_off = ts_offset & 0xFFFFFFFF
-        if sent:
-            self.last_ts = last_ts
-            self._last_arrival = last_arrival
-            self._started = True
+        if last_payload is None:
+            return
+        self.last_ts = last_ts
+        self._last_arrival = last_arrival
+        self._started = True
+        info = scan(last_payload)
+        if info is not None:
+            if info.picture_id >= 0:
+                self._pid_out_hi = info.picture_id
+            if info.tl0picidx >= 0:
+                self._tl0_out_last = info.tl0picidx
 
     def set_target(self, spatial: int, temporal: int) -> None:
         """Aim at a layer; a spatial change waits for that layer's keyframe."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -47,6 +48,9 @@ MAX_RID_LENGTH = 16  # RFC 8851 allows more; browsers use one or two characters
 # clients' layers get these by position until their bitrate is measured.
 NOMINAL_BPS = (150_000, 500_000, 1_200_000)
 NOMINAL_BY_RID = {"q": 150_000, "h": 500_000, "f": 1_200_000}
+# The publisher's send-side estimate starts here (Chrome's x-google-start-bitrate, kbit/s)
+# rather than at 300 kbit/s: with REMB alone the top encoding would start after 15-20 s.
+START_BITRATE_KBPS = 1200
 BITRATE_ALPHA = 0.5  # EWMA weight of the latest second's bitrate
 FLOWING_TIMEOUT = 1.5  # seconds without a packet after which a layer is not flowing
 
@@ -131,7 +135,8 @@ def extensions_with_rid(
 
 def answer_with_simulcast(answer: str, offers: dict[str, SimulcastOffer]) -> str:
     """Add ``a=rid:... recv`` and ``a=simulcast:recv ...`` to the answer's m-sections
-    that carry an offered simulcast m-line (and take the RID extension)."""
+    that carry an offered simulcast m-line (and take the RID extension), and the
+    start bitrate for their VP8."""
     if not offers:
         return answer
     eol = "\r\n" if "\r\n" in answer else "\n"
@@ -139,16 +144,20 @@ def answer_with_simulcast(answer: str, offers: dict[str, SimulcastOffer]) -> str
     out: list[str] = []
     current: SimulcastOffer | None = None
     has_rid_ext = False
+    section_start = 0
 
     def close_section() -> None:
-        if current is not None and has_rid_ext:
-            out.extend(f"a=rid:{rid} recv" for rid in current.rids)
-            out.append("a=simulcast:recv " + ";".join(current.rids))
+        if current is None or not has_rid_ext:
+            return
+        out.extend(f"a=rid:{rid} recv" for rid in current.rids)
+        out.append("a=simulcast:recv " + ";".join(current.rids))
+        _start_bitrate(out, section_start)
 
     for line in lines:
         if line.startswith("m=") or (line == "" and current is not None):
             close_section()
             current, has_rid_ext = None, False
+            section_start = len(out)
         elif line.startswith("a=mid:"):
             current = offers.get(line[6:].strip())
         elif line.startswith("a=extmap:") and RID_URI in line and REPAIRED_RID_URI not in line:
@@ -156,6 +165,28 @@ def answer_with_simulcast(answer: str, offers: dict[str, SimulcastOffer]) -> str
         out.append(line)
     close_section()
     return eol.join(out)
+
+
+def _start_bitrate(section: list[str], start: int) -> None:
+    """``x-google-start-bitrate`` on the section's VP8 format (added, or appended)."""
+    pts = [
+        line[9:].split()[0]
+        for line in section[start:]
+        if line.startswith("a=rtpmap:") and "vp8/" in line.lower()
+    ]
+    param = f"x-google-start-bitrate={START_BITRATE_KBPS}"
+    for pt in pts:
+        prefix = f"a=fmtp:{pt} "
+        for i in range(start, len(section)):
+            if section[i].startswith(prefix):
+                if "x-google-start-bitrate" not in section[i]:
+                    section[i] += ";" + param
+                break
+        else:
+            rtpmap = next(
+                i for i in range(start, len(section)) if section[i].startswith(f"a=rtpmap:{pt} ")
+            )
+            section.insert(rtpmap + 1, prefix + param)
 
 
 @dataclass(slots=True)
@@ -175,11 +206,14 @@ class ProducerLayer:
     bitrate_bps: int = 0  # measured, smoothed
     enabled: bool = True  # dynacast: whether the publisher was asked to send it
     enabled_at: float = 0.0
+    nominal: int = 0  # planned bitrate before it is measured; 0: by RID / position
     _counted: int = 0
     _counted_at: float = 0.0
 
     @property
     def nominal_bps(self) -> int:
+        if self.nominal:
+            return self.nominal
         if self.rid in NOMINAL_BY_RID:
             return NOMINAL_BY_RID[self.rid]
         return NOMINAL_BPS[min(self.index, len(NOMINAL_BPS) - 1)]
@@ -205,11 +239,44 @@ class ProducerLayer:
             self.bitrate_bps = int((1 - BITRATE_ALPHA) * self.bitrate_bps + BITRATE_ALPHA * rate)
 
     def cost_bps(self) -> int:
-        """What forwarding this layer costs: measured once it is known, else nominal.
-        A ramping encoder sends less than its cap; plan for the cap."""
-        return (
-            max(self.bitrate_bps, self.nominal_bps // 2) if self.bitrate_bps else self.nominal_bps
-        )
+        """What forwarding this layer costs: measured once it is known, else nominal
+        (with a floor: a still picture costs little until it moves)."""
+        if not self.bitrate_bps:
+            return self.nominal_bps
+        return max(self.bitrate_bps, self.nominal_bps // 5)
+
+
+# --------------------------------------------------------------------------- uplink
+
+REMB_FLOOR_HOLD = 10.0  # seconds the floor stays off after the estimate fell
+REMB_FALL = 0.95
+
+
+class RembFloor:
+    """The REMB a simulcast publisher is sent.
+
+    aiortc's receive-side estimate never exceeds ~1.5x what arrives, so an encoding
+    that is not running (not started yet, or turned off by dynacast) could never
+    start: the browser only enables it once its estimate covers it. While the
+    estimate is not falling, the publisher is told at least ``floor_bps`` (what its
+    encodings need); a falling estimate (its uplink queueing) is passed on as is,
+    and the floor stays off for a while. The browser's own loss-based control
+    still backs off on a lossy uplink."""
+
+    def __init__(self, floor_bps: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.floor_bps = floor_bps
+        self._clock = clock
+        self._last: int | None = None
+        self._off_until = -1.0
+
+    def __call__(self, bitrate_bps: int) -> int:
+        now = self._clock()
+        last, self._last = self._last, bitrate_bps
+        if last is not None and bitrate_bps < last * REMB_FALL:
+            self._off_until = now + REMB_FLOOR_HOLD
+        if now < self._off_until:
+            return bitrate_bps
+        return max(bitrate_bps, self.floor_bps)
 
 
 # --------------------------------------------------------------------------- ingress
@@ -221,7 +288,8 @@ STARTING_GRACE = 3.0  # seconds a layer that should run may take to start flowin
 class LayerListener(Protocol):
     """What the ingress hands a layer's packets to (a consumer)."""
 
-    id: str
+    @property
+    def id(self) -> str: ...
 
     def forward(self, mp: MediaPacket) -> None: ...
 
@@ -240,6 +308,7 @@ class SimulcastIngress:
         self.temporal_layers = 0  # 0 until a keyframe told: 1 (none) or 3 (L1T3)
         self._tap = tap
         self._stats = stats
+        tap.remb_filter = RembFloor(sum(layer.nominal_bps for layer in self.layers))
         self._by_rid = {layer.rid: layer for layer in self.layers}
         self._media: dict[int, ProducerLayer] = {}
         self._rtx: dict[int, ProducerLayer] = {}

@@ -24,6 +24,10 @@ REPORT_INTERVAL = 2.0  # the numbers (bandwidth) are re-sent at most this often
 REPORT_CHANGE = 0.15  # ... and only when they moved by more than this share
 DYNACAST_HOLD = 5.0  # seconds a layer nobody needs keeps being sent
 DEFAULT_RANK = 1000
+# While probing, media plus padding fill this multiple of the probed budget: a little
+# more than the budget itself, so a link that cannot carry it shows loss or queueing
+# within the probe (a deep queue hides a probe at exactly the new level).
+PROBE_PAD = 1.15
 
 
 class Allocatable(Protocol):
@@ -37,6 +41,14 @@ class Allocatable(Protocol):
 
     @property
     def is_audio(self) -> bool: ...
+
+    @property
+    def sent_bytes(self) -> int: ...  # payload octets sent so far
+
+    @property
+    def switching(self) -> bool: ...  # a layer switch waits for its keyframe
+
+    def send_padding(self, nbytes: int, now: float) -> int: ...  # redundant RTX; bytes sent
 
     def ladder(self) -> tuple[Layer, ...]: ...
 
@@ -84,6 +96,8 @@ class SubscriberTiers:
         self._next_at = 0.0
         self._reported_at = -1e9
         self._dirty = True
+        self.sending_bps = 0  # what the consumers sent lately (payload, smoothed)
+        self._sent: tuple[float, int] | None = None
 
     def set_on_report(self, on_report: Callable[[AllocationReport], None] | None) -> None:
         self._on_report = on_report
@@ -123,7 +137,12 @@ class SubscriberTiers:
             demands.append(Demand(key=key, cls=cls, rank=rank, layers=c.ladder()))
         estimate = self.estimator.estimate(now)
         wanted = self.last.next_bps if self.last is not None else None
-        budget = self.controller.update(estimate, now, wanted)
+        self._measure_sending(now, live)
+        flowing = self.last is not None and self.last.tier.videos > 0
+        if any(c.switching for c in live):
+            wanted = None  # what was granted is not in use yet: no probe on top of it
+        self.controller.update(estimate, now, wanted, self.sending_bps, video_flowing=flowing)
+        budget = self.controller.committed_bps
         alloc = allocate(budget, demands, self.quality)
         self.last = alloc
         for c in live:
@@ -145,6 +164,16 @@ class SubscriberTiers:
             ),
         )
         previous = self.last_report
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "allocation: remb=%s loss=%.3f sending=%d budget=%d probing=%s -> %s",
+                estimate.bitrate_bps,
+                estimate.loss,
+                self.sending_bps,
+                budget,
+                self.controller.probing,
+                [(s.producer_id[-4:], s.spatial, s.temporal) for s in report.streams],
+            )
         due = (
             shape_changed
             or previous is None
@@ -161,6 +190,34 @@ class SubscriberTiers:
             except Exception:
                 logger.exception("allocation report listener failed")
         return report
+
+    def pad(self, now: float, consumers: Iterable[Allocatable], interval: float) -> int:
+        """While probing, fill the gap between what media sends and the probed budget
+        with redundant retransmissions: the probe tests the path, not the picture."""
+        if not self.controller.probing:
+            return 0
+        target = int(self.controller.budget_bps * PROBE_PAD)
+        gap = target - self.sending_bps
+        if gap <= 0:
+            return 0
+        want = int(gap * interval / 8)
+        sent = 0
+        for c in consumers:
+            if c.is_audio or not c.allocatable:
+                continue
+            sent += c.send_padding(want - sent, now)
+            if sent >= want:
+                break
+        return sent
+
+    def _measure_sending(self, now: float, live: list[Allocatable]) -> None:
+        total = sum(c.sent_bytes for c in live)
+        previous = self._sent
+        self._sent = (now, total)
+        if previous is None or now <= previous[0] or total < previous[1]:
+            return
+        rate = int((total - previous[1]) * 8 / (now - previous[0]))
+        self.sending_bps = rate if not self.sending_bps else (self.sending_bps + rate) // 2
 
 
 def _layer_spatial(layer: Layer | None) -> int | None:
