@@ -101,12 +101,14 @@ class BudgetController:
         "_raised_at",
         "_up_since",
         "budget_bps",
+        "limited",
         "probes_failed",
         "probes_ok",
     )
 
     def __init__(self, start_bps: int = START_BUDGET) -> None:
         self.budget_bps = start_bps
+        self.limited = False  # seen evidence of a limit (loss, a falling REMB, a failed probe)
         self.probes_ok = 0
         self.probes_failed = 0
         self._last_remb: int | None = None
@@ -172,6 +174,7 @@ class BudgetController:
             # The step up was one too many: back to where it was fine, and stay below.
             self._ceiling, self._ceiling_until = self.budget_bps, now + CEILING_HOLD
             self._set(min(self.budget_bps, self._last_good))
+            self.limited = True
             self._raised_at = -1e9
             self._down_at = now
             self._falling = False
@@ -188,6 +191,7 @@ class BudgetController:
                 delivered = int(sending_bps * (1 - estimate.loss) * DELIVERED_SHARE)
                 target = max(target, delivered)
             self._set(min(self.budget_bps, target))
+            self.limited = True
             self._down_at = now
             self._falling = False
             self._next_probe = max(self._next_probe, now + self._backoff)
@@ -235,6 +239,7 @@ class BudgetController:
     def _fail_probe(self, now: float, remb: int | None) -> None:
         # The probe was padding: media never went above the old budget, so back to it.
         self.probes_failed += 1
+        self.limited = True
         self._ceiling, self._ceiling_until = self.budget_bps, now + CEILING_HOLD
         self._set(self._before_probe)
         self._down_at = now + PROBE_HOLD  # its loss still shows in the next reports

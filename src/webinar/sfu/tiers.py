@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from .allocator import Allocation, Demand, Layer, Quality, StreamClass, Tier, allocate
+from .allocator import HEADROOM, Allocation, Demand, Layer, Quality, StreamClass, Tier, allocate
 from .estimator import BandwidthEstimator, BudgetController
 
 logger = logging.getLogger(__name__)
@@ -143,6 +143,8 @@ class SubscriberTiers:
             wanted = None  # what was granted is not in use yet: no probe on top of it
         self.controller.update(estimate, now, wanted, self.sending_bps, video_flowing=flowing)
         budget = self.controller.committed_bps
+        if not self.controller.limited:
+            budget = max(budget, _first_video_budget(demands))
         alloc = allocate(budget, demands, self.quality)
         self.last = alloc
         for c in live:
@@ -218,6 +220,19 @@ class SubscriberTiers:
             return
         rate = int((total - previous[1]) * 8 / (now - previous[0]))
         self.sending_bps = rate if not self.sending_bps else (self.sending_bps + rate) // 2
+
+
+def _first_video_budget(demands: list[Demand]) -> int:
+    """Until a limit shows, the most important video is never paused: the budget that
+    carries the audio and that video's cheapest rung."""
+    audio = sum(d.layers[0].bitrate_bps for d in demands if d.cls is StreamClass.AUDIO and d.layers)
+    videos = sorted(
+        (d for d in demands if d.cls is not StreamClass.AUDIO and d.layers),
+        key=lambda d: (d.cls, d.rank, d.key),
+    )
+    if not videos:
+        return 0
+    return int((audio + videos[0].layers[0].bitrate_bps) / HEADROOM) + 1
 
 
 def _layer_spatial(layer: Layer | None) -> int | None:
