@@ -113,7 +113,7 @@ def test_failed_probe_reverts_and_backs_off() -> None:
         while c.update(est(450_000), t, wanted_bps=2_000_000) == 400_000:
             t += 0.1
         waits.append(round((t - started) * 2) / 2)
-    assert waits == [1.0, 2.0, 4.0, 6.0, 6.0]  # each failure waits longer ...
+    assert waits == [1.0, 2.0, 4.0, 4.0, 4.0]  # each failure waits longer ...
     assert max(waits) <= PROBE_BACKOFF_MAX + 0.2  # ... but never long: bandwidth may be back
     assert c.probes_failed == 5
 
@@ -156,3 +156,13 @@ def test_without_a_remb_no_probe_unless_no_video_flows() -> None:
     assert c.update(est(None), 0.0, 2_000_000, video_flowing=True) == 800_000
     # everything paused: no video, so no REMB will come; probe to get one back
     assert c.update(est(None), 0.5, 2_000_000, video_flowing=False) == 1_280_000
+
+
+def test_a_probe_that_makes_the_round_trip_longer_fails() -> None:
+    c = BudgetController(start_bps=1_000_000)
+    fast = Estimate(bitrate_bps=1_000_000, loss=0.0, rtt=0.010)
+    c.update(fast, 0.0, 2_000_000)
+    assert c.probing
+    slow = Estimate(bitrate_bps=1_000_000, loss=0.0, rtt=0.045)  # a queue is building
+    assert c.update(slow, 0.5, 2_000_000) == 1_000_000
+    assert not c.probing and c.probes_failed == 1

@@ -14,8 +14,9 @@ direction):
     3 camera streams        2048 kbps
     4 .. 7 camera streams   3072 .. 6144 kbps (+1024 each)
 
-Then layers are raised one rung at a time, in priority order, while the total
-fits the budget (less headroom for retransmissions and RTCP).
+Then the videos are raised, sharing first (one rung each in turn, up to the middle
+encoding), then in priority order as far as the budget (less headroom for
+retransmissions and RTCP) allows: the active speaker sharp first.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ HEADROOM = 0.85  # share of the budget media may use (RTX, RTCP, estimate noise)
 # A budget this close below a row of the table counts as that row: REMB reports about
 # 85 % of a congested link: a 600 kbit/s link can show as ~500 kbit/s.
 TIER_SLACK = 0.95
+FAIR_SPATIAL = 1  # every shown video may reach this encoding before any goes higher
 DATA_SAVER_VIDEOS = 1
 DATA_SAVER_MAX_TEMPORAL = 1  # TL0+TL1: half the frame rate
 
@@ -237,24 +239,32 @@ def _max_spatial(ladder: tuple[Layer, ...]) -> int:
 def _fill(
     shown: list[Demand], ladders: dict[str, tuple[Layer, ...]], available: int
 ) -> list[int] | None:
-    """Rung index per shown video: all at their cheapest, then raised one rung at a
-    time in priority order while it fits; ``None`` when even the cheapest do not."""
+    """Rung index per shown video: all at their cheapest; then raised one rung at a time
+    in priority order up to the middle encoding (everyone shown gets a good picture
+    before anyone gets more); then each raised as far as it fits, in priority order
+    (the active speaker sharp first). ``None`` when even the cheapest do not fit."""
     levels = [0] * len(shown)
     total = sum(ladders[d.key][0].bitrate_bps for d in shown)
     if total > available:
         return None
-    raised = True
-    while raised:
-        raised = False
-        for i, d in enumerate(shown):
-            ladder = ladders[d.key]
-            if levels[i] + 1 >= len(ladder):
-                continue
-            step = ladder[levels[i] + 1].bitrate_bps - ladder[levels[i]].bitrate_bps
-            if total + step <= available:
-                levels[i] += 1
-                total += step
-                raised = True
+    for cap in (FAIR_SPATIAL, None):
+        raised = True
+        while raised:
+            raised = False
+            for i, d in enumerate(shown):
+                ladder = ladders[d.key]
+                while levels[i] + 1 < len(ladder):
+                    nxt = ladder[levels[i] + 1]
+                    if cap is not None and nxt.spatial > cap:
+                        break
+                    step = nxt.bitrate_bps - ladder[levels[i]].bitrate_bps
+                    if total + step > available:
+                        break
+                    levels[i] += 1
+                    total += step
+                    raised = True
+                    if cap is not None:
+                        break  # one rung each per round while sharing
     return levels
 
 

@@ -58,7 +58,8 @@ class BandwidthEstimator:
 START_BUDGET = 600_000  # bits/s before the subscriber's first REMB ("audio + 1 video")
 MIN_BUDGET = 100_000
 DOWN_LOSS = 0.08  # smoothed loss above this: congestion
-PROBE_LOSS = 0.03  # loss above this during a probe: the probe failed
+PROBE_LOSS = 0.03  # loss above this during a probe: the probe failed ...
+PROBE_RTT_RISE = 0.02  # ... and so did one that made the round trip this much longer
 REMB_FALL = 0.92  # a REMB below this share of the previous one: the path is queueing ...
 DOWN_BAND = 0.9  # ... and below this share of the budget: lower the budget to it
 UP_RATIO = 1.15  # REMB this far above the budget ...
@@ -67,9 +68,9 @@ PROBE_MIN_STEP = 1.4  # a probe raises the budget at least this much ...
 PROBE_MAX_STEP = 1.6  # ... and at most this much (the allocator steps one rung)
 PROBE_HOLD = 1.5  # seconds a probe is watched before it counts as good
 REVERT_WINDOW = 6.0  # congestion this soon after a raise undoes the raise ...
-CEILING_HOLD = 6.0  # ... and no probe reaches the level that failed for this long
+CEILING_HOLD = 4.0  # ... and no probe reaches the level that failed for this long
 PROBE_INTERVAL = 0.5  # seconds between a good probe and the next one
-PROBE_BACKOFF_MAX = 6.0  # longest wait after failed probes
+PROBE_BACKOFF_MAX = 4.0  # longest wait after failed probes
 DOWN_HOLD = 2.0  # seconds after a decrease before loss may lower the budget again
 DELIVERED_SHARE = 0.9  # on congestion, the budget keeps this share of what got through
 PROBE_USE = 0.5  # probe only while at least this share of what was allocated is sent
@@ -89,6 +90,7 @@ class BudgetController:
 
     __slots__ = (
         "_backoff",
+        "_base_rtt",
         "_before_probe",
         "_ceiling",
         "_ceiling_until",
@@ -115,6 +117,7 @@ class BudgetController:
         self._falling = False
         self._up_since: float | None = None
         self._down_at = -1e9
+        self._base_rtt: float | None = None
         self._raised_at = -1e9
         self._last_good = start_bps
         self._ceiling = 0
@@ -158,8 +161,12 @@ class BudgetController:
         congested = lossy or (
             self._falling and remb is not None and remb < self.budget_bps * DOWN_BAND
         )
+        rtt = estimate.rtt
+        queueing = (
+            rtt is not None and self._base_rtt is not None and rtt > self._base_rtt + PROBE_RTT_RISE
+        )
         if self._probe_until is not None:
-            if estimate.loss > PROBE_LOSS or congested:
+            if estimate.loss > PROBE_LOSS or congested or queueing:
                 self._fail_probe(now, remb)
                 return self.budget_bps
             if now < self._probe_until:
@@ -227,6 +234,7 @@ class BudgetController:
             if now < self._ceiling_until:
                 step = min(step, self._ceiling * 0.95)
             if step > self.budget_bps * 1.05:
+                self._base_rtt = estimate.rtt  # a probe must not make it longer
                 self._before_probe = self.budget_bps
                 self._set(int(step))
                 self._probe_until = now + PROBE_HOLD

@@ -240,10 +240,11 @@ class ProducerLayer:
 
     def cost_bps(self) -> int:
         """What forwarding this layer costs: measured once it is known, else nominal
-        (with a floor: a still picture costs little until it moves)."""
+        (at least half of it: a still picture costs little until it moves, and each
+        switch brings a keyframe)."""
         if not self.bitrate_bps:
             return self.nominal_bps
-        return max(self.bitrate_bps, self.nominal_bps // 5)
+        return max(self.bitrate_bps, self.nominal_bps // 2)
 
 
 # --------------------------------------------------------------------------- uplink
