@@ -65,12 +65,14 @@ DOWN_BAND = 0.9  # ... and below this share of the budget: lower the budget to i
 UP_RATIO = 1.15  # REMB this far above the budget ...
 UP_HOLD = 2.0  # ... for this long raises the budget to it
 PROBE_MIN_STEP = 1.4  # a probe raises the budget at least this much ...
-PROBE_MAX_STEP = 1.6  # ... and at most this much (the allocator steps one rung)
+PROBE_MAX_STEP = 1.6  # ... and at most this much (the allocator steps one rung);
+PROBE_STREAK_STEP = 0.25  # each good probe in a row allows this much more, up to
+PROBE_FAST_STEP = 2.0  # this (bandwidth came back: get there in a few steps)
 PROBE_HOLD = 1.5  # seconds a probe is watched before it counts as good
 REVERT_WINDOW = 6.0  # congestion this soon after a raise undoes the raise ...
 CEILING_HOLD = 4.0  # ... and no probe reaches the level that failed for this long
 PROBE_INTERVAL = 0.5  # seconds between a good probe and the next one
-PROBE_BACKOFF_MAX = 4.0  # longest wait after failed probes
+PROBE_BACKOFF_MAX = 3.0  # longest wait after failed probes
 DOWN_HOLD = 2.0  # seconds after a decrease before loss may lower the budget again
 DELIVERED_SHARE = 0.9  # on congestion, the budget keeps this share of what got through
 PROBE_USE = 0.5  # probe only while at least this share of what was allocated is sent
@@ -101,6 +103,7 @@ class BudgetController:
         "_next_probe",
         "_probe_until",
         "_raised_at",
+        "_streak",
         "_up_since",
         "budget_bps",
         "limited",
@@ -118,6 +121,7 @@ class BudgetController:
         self._up_since: float | None = None
         self._down_at = -1e9
         self._base_rtt: float | None = None
+        self._streak = 0
         self._raised_at = -1e9
         self._last_good = start_bps
         self._ceiling = 0
@@ -174,6 +178,7 @@ class BudgetController:
             self._probe_until = None  # the probe held: keep its budget
             self._raised(now, self._before_probe)
             self.probes_ok += 1
+            self._streak += 1
             self._backoff = PROBE_INTERVAL
             self._next_probe = now + PROBE_INTERVAL
             self._up_since = None
@@ -199,6 +204,7 @@ class BudgetController:
                 target = max(target, delivered)
             self._set(min(self.budget_bps, target))
             self.limited = True
+            self._streak = 0
             self._down_at = now
             self._falling = False
             self._next_probe = max(self._next_probe, now + self._backoff)
@@ -228,11 +234,12 @@ class BudgetController:
             # without a REMB there is no evidence yet, unless no video flows to give one
             and (remb is not None or not video_flowing)
         ):
-            step = min(
-                max(wanted_bps, self.budget_bps * PROBE_MIN_STEP), self.budget_bps * PROBE_MAX_STEP
-            )
-            if now < self._ceiling_until:
-                step = min(step, self._ceiling * 0.95)
+            bonus = PROBE_STREAK_STEP * self._streak
+            most = min(PROBE_MAX_STEP + bonus, PROBE_FAST_STEP)
+            least = min(PROBE_MIN_STEP + bonus, most)
+            step = min(max(wanted_bps, self.budget_bps * least), self.budget_bps * most)
+            if now < self._ceiling_until:  # a probe failed above: halve the distance to it
+                step = min(step, (self.budget_bps + self._ceiling) / 2)
             if step > self.budget_bps * 1.05:
                 self._base_rtt = estimate.rtt  # a probe must not make it longer
                 self._before_probe = self.budget_bps
@@ -247,6 +254,7 @@ class BudgetController:
     def _fail_probe(self, now: float, remb: int | None) -> None:
         # The probe was padding: media never went above the old budget, so back to it.
         self.probes_failed += 1
+        self._streak = 0
         self.limited = True
         self._ceiling, self._ceiling_until = self.budget_bps, now + CEILING_HOLD
         self._set(self._before_probe)

@@ -24,10 +24,10 @@ REPORT_INTERVAL = 2.0  # the numbers (bandwidth) are re-sent at most this often
 REPORT_CHANGE = 0.15  # ... and only when they moved by more than this share
 DYNACAST_HOLD = 5.0  # seconds a layer nobody needs keeps being sent
 DEFAULT_RANK = 1000
-# While probing, media plus padding fill this multiple of the probed budget: a little
-# more than the budget itself, so a link that cannot carry it shows loss or queueing
-# within the probe (a deep queue hides a probe at exactly the new level).
-PROBE_PAD = 1.15
+# While probing, media plus padding fill this share of the probed budget (its media
+# share and a little): a link that cannot carry it shows a longer round trip first,
+# so the probe ends before the queue overflows into the picture.
+PROBE_PAD = 0.9
 
 
 class Allocatable(Protocol):
