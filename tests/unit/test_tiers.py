@@ -173,7 +173,7 @@ CHROME_OFFER = "\r\n".join(
 
 def test_simulcast_offer_is_read_per_mid() -> None:
     offers = parse_simulcast(CHROME_OFFER)
-    assert list(offers) == ["1"]
+    assert list(offers) == ["1"]  # mid 2 offers neither simulcast nor the RID extension
     assert offers["1"].rids == ("q", "h", "f")
     assert (offers["1"].rid_ext_id, offers["1"].repaired_rid_ext_id) == (10, 11)
 
@@ -182,7 +182,9 @@ def test_paused_and_unannounced_rids_are_ignored() -> None:
     offer = CHROME_OFFER.replace("a=simulcast:send q;h;f", "a=simulcast:send q;~h;f;x")
     assert parse_simulcast(offer)["1"].rids == ("q", "f")
     single = CHROME_OFFER.replace("a=simulcast:send q;h;f", "a=simulcast:send q")
-    assert parse_simulcast(single) == {}
+    assert parse_simulcast(single)["1"].rids == ("q",)  # the RID extension is still taken
+    plain = single.replace("a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n", "")
+    assert parse_simulcast(plain) == {}
 
 
 def test_answer_gets_rid_and_simulcast_lines() -> None:
@@ -268,6 +270,7 @@ class FakeTap:
         self.plis: list[int] = []
         self.nacks: list[tuple[int, list[int]]] = []
         self.accounted = 0
+        self.rid_ssrcs: dict[str, list[int | None]] = {}
 
     def account(self, packet: RtpPacket, arrival_time_ms: int, clock_rate: int) -> None:
         self.accounted += 1
@@ -382,3 +385,16 @@ def test_remb_floor_lets_encodings_start_but_yields_to_a_falling_estimate() -> N
     assert floor(950_000) == 950_000  # still held off
     now[0] = REMB_FLOOR_HOLD + 0.1
     assert floor(960_000) == 1_850_000
+
+
+def test_a_later_producer_on_the_m_line_knows_the_ssrcs() -> None:
+    ing, tap, stats = make_ingress()
+    feed(ing, rtp(111, 1, rid="q"))
+    feed(ing, rtp(444, 9, rrid="q", pt=RTX, payload=b"\x00\x01" + build_descriptor()))
+    # unpublished, published again on the same transceiver: no RID extension any more
+    again = SimulcastIngress(("q", "h", "f"), tap, stats)  # type: ignore[arg-type]
+    listener = Listener("x")
+    again.listen(listener, (0,))
+    feed(again, rtp(111, 500))
+    assert [m.seq & 0xFFFF for m in listener.got] == [500]
+    assert again.layers[0].rtx_ssrc == 444

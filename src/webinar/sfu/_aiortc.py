@@ -492,6 +492,9 @@ class IngressTap:
         self._estimator = getattr(receiver, _R + "remote_bitrate_estimator")
         self.nack = NackGenerator()
         self.remb_filter: Callable[[int], int] | None = None  # the REMB the publisher gets
+        # RID -> [media SSRC, RTX SSRC] learned on this m-line: a browser sends the RID
+        # only in a stream's first packets, so a later producer on it must know them.
+        self.rid_ssrcs: dict[str, list[int | None]] = {}
         self._sink: PacketSink | None = None
         receiver.receive = self._receive  # type: ignore[method-assign]
 

@@ -68,8 +68,11 @@ class SimulcastOffer:
 
 
 def parse_simulcast(sdp: str) -> dict[str, SimulcastOffer]:
-    """The m-lines of an offer that send simulcast, by MID. Paused (``~``) and
-    alternative encodings are ignored; more than :data:`MAX_LAYERS` are cut."""
+    """The m-lines of an offer that send simulcast (two or more RIDs) or offer the RID
+    extension, by MID. Paused (``~``) and alternative encodings are ignored; more
+    than :data:`MAX_LAYERS` are cut. The RID extension is accepted wherever it is
+    offered: a browser refuses its own later offer to simulcast on an m-line whose
+    answer did not take it."""
     found: dict[str, SimulcastOffer] = {}
     for section in _sections(sdp):
         mid = None
@@ -98,7 +101,7 @@ def parse_simulcast(sdp: str) -> dict[str, SimulcastOffer]:
                 except ValueError:
                     continue
         rids = tuple(r for r in (listed or send_rids) if r in send_rids)[:MAX_LAYERS]
-        if mid is not None and len(rids) >= 2:
+        if mid is not None and (len(rids) >= 2 or RID_URI in ext):
             found[mid] = SimulcastOffer(
                 mid=mid,
                 rids=rids,
@@ -147,7 +150,7 @@ def answer_with_simulcast(answer: str, offers: dict[str, SimulcastOffer]) -> str
     section_start = 0
 
     def close_section() -> None:
-        if current is None or not has_rid_ext:
+        if current is None or not has_rid_ext or len(current.rids) < 2:
             return
         out.extend(f"a=rid:{rid} recv" for rid in current.rids)
         out.append("a=simulcast:recv " + ";".join(current.rids))
@@ -318,6 +321,13 @@ class SimulcastIngress:
         created = time.time()  # wall clock, like arrival times: layers may start till then
         for layer in self.layers:
             layer.enabled_at = created
+            known = tap.rid_ssrcs.get(layer.rid or "")
+            if known is not None:  # an earlier producer on this m-line learned them
+                layer.ssrc, layer.rtx_ssrc = known
+                if layer.ssrc is not None:
+                    self._media[layer.ssrc] = layer
+                if layer.rtx_ssrc is not None:
+                    self._rtx[layer.rtx_ssrc] = layer
 
     # ------------------------------------------------------------------ listeners
 
@@ -436,6 +446,7 @@ class SimulcastIngress:
                     listener.restart()
             layer.ssrc = packet.ssrc
             self._media[packet.ssrc] = layer
+            self._tap.rid_ssrcs[layer.rid or ""] = [layer.ssrc, layer.rtx_ssrc]
             return layer, False
         if ext.repaired_rtp_stream_id is not None and packet.payload_type == rtx_pt:
             layer = self._by_rid.get(ext.repaired_rtp_stream_id)
@@ -445,6 +456,7 @@ class SimulcastIngress:
                 self._rtx.pop(layer.rtx_ssrc, None)
             layer.rtx_ssrc = packet.ssrc
             self._rtx[packet.ssrc] = layer
+            self._tap.rid_ssrcs[layer.rid or ""] = [layer.ssrc, layer.rtx_ssrc]
             return layer, True
         return None
 

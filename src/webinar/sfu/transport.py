@@ -320,9 +320,8 @@ class PublishTransport(_Transport):
                 if spec is None or mid not in sending_mids:
                     continue
                 offered = simulcast.get(mid)
-                producer = self._make_producer(
-                    transceiver, spec, offered.rids if offered is not None else ()
-                )
+                rids = offered.rids if offered is not None and len(offered.rids) > 1 else ()
+                producer = self._make_producer(transceiver, spec, rids)
                 created.append(producer)
 
             answer = await self.pc.createAnswer()
@@ -378,7 +377,9 @@ class PublishTransport(_Transport):
             producer.set_codec(line.codec, line.ssrc, line.rtx_ssrc)
         self.producers[mid] = producer
         self._routes_mid[mid] = producer
-        for ssrc in (line.ssrc, line.rtx_ssrc):
+        # simulcast SSRCs the m-line's earlier producers learned (no MID in later packets)
+        learned = [x for pair in line.tap.rid_ssrcs.values() for x in pair if x is not None]
+        for ssrc in (line.ssrc, line.rtx_ssrc, *learned):
             if ssrc is not None:
                 self._routes_ssrc[ssrc] = producer
 
