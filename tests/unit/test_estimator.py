@@ -62,7 +62,7 @@ def test_budget_does_not_flap_on_a_noisy_estimate() -> None:
 def test_budget_drops_at_once_on_a_falling_remb_or_loss() -> None:
     c = BudgetController(start_bps=2_000_000)
     c.update(est(2_000_000), 0.0)
-    assert c.update(est(1_200_000), 0.5) == 1_200_000  # REMB fell: queueing
+    assert c.update(est(1_200_000), 0.5) == 1_260_000  # REMB fell: queueing; ~the link
     c = BudgetController(start_bps=2_000_000)
     assert c.update(est(2_000_000, loss=0.2), 0.0) == 1_800_000  # heavy loss scales down
 
@@ -137,9 +137,13 @@ def test_no_probe_while_the_budget_is_not_used() -> None:
 def test_congestion_keeps_what_got_through() -> None:
     c = BudgetController(start_bps=2_000_000)
     c.update(est(2_000_000), 0.0)
-    # a 700 kbit/s link behind a 1 Mbit/s send: REMB dips below the link for a moment
+    # a 700 kbit/s link behind a 1 Mbit/s send: smoothed loss lags (30 % seen), REMB
+    # says what arrived; the budget keeps what got through, as far as REMB confirms it
     got = c.update(est(400_000, loss=0.3), 0.5, sending_bps=1_000_000)
-    assert got == int(1_000_000 * 0.7 * 0.9)
+    assert got == int(400_000 * 1.05)
+    c = BudgetController(start_bps=2_000_000)
+    got = c.update(est(None, loss=0.3), 0.5, sending_bps=1_000_000)  # no REMB: loss alone
+    assert got == int(2_000_000 * (1 - 0.15))
 
 
 def test_lingering_loss_lowers_the_budget_once_not_on_every_report() -> None:

@@ -73,6 +73,7 @@ REVERT_WINDOW = 6.0  # congestion this soon after a raise undoes the raise ...
 CEILING_HOLD = 4.0  # ... and no probe reaches the level that failed for this long
 PROBE_INTERVAL = 0.5  # seconds between a good probe and the next one
 PROBE_BACKOFF_MAX = 3.0  # longest wait after failed probes
+REMB_TO_LINK = 1.05  # budget per REMB bit when it fell (REMB ~ 0.85 x received, less margin)
 DOWN_HOLD = 2.0  # seconds after a decrease before loss may lower the budget again
 DELIVERED_SHARE = 0.9  # on congestion, the budget keeps this share of what got through
 PROBE_USE = 0.5  # probe only while at least this share of what was allocated is sent
@@ -194,13 +195,18 @@ class BudgetController:
             self._up_since = None
             return self.budget_bps
         if congested:
-            target = remb if remb is not None else self.budget_bps
+            # A browser that sees queueing reports ~85 % of what it receives: the link.
+            link = int(remb * REMB_TO_LINK) if remb is not None else None
+            target = link if link is not None else self.budget_bps
             if estimate.loss > DOWN_LOSS:
                 target = int(min(target, self.budget_bps) * (1 - 0.5 * estimate.loss))
             if sending_bps:
                 # What got through is a floor: a queue that drains makes REMB and loss
-                # undershoot for a moment, and the link carried this much.
+                # undershoot for a moment, and the link carried this much (smoothed loss
+                # lags behind, so never trust it beyond what the browser says it got).
                 delivered = int(sending_bps * (1 - estimate.loss) * DELIVERED_SHARE)
+                if link is not None:
+                    delivered = min(delivered, link)
                 target = max(target, delivered)
             self._set(min(self.budget_bps, target))
             self.limited = True
