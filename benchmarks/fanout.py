@@ -175,33 +175,6 @@ def enlarge_receive_buffers(pcs: list[Any], size: int) -> int:
     return effective
 
 
-class GatedClipTrack(ClipTrack):
-    """A ClipTrack the benchmark can pause: the window is measured between two quiet
-    moments, so every packet the publisher counted has reached (or missed) every
-    subscriber when the counters are read, however late a busy process answers."""
-
-    def __init__(self, clip: EncodedClip) -> None:
-        super().__init__(clip)
-        self._open = asyncio.Event()
-        self._open.set()
-        self._paused_at: float | None = None
-
-    def pause(self) -> None:
-        if self._open.is_set():
-            self._open.clear()
-            self._paused_at = time.monotonic()
-
-    def resume(self) -> None:
-        if self._paused_at is not None and self._start is not None:
-            self._start += time.monotonic() - self._paused_at  # no catch-up burst
-        self._paused_at = None
-        self._open.set()
-
-    async def recv(self) -> Any:
-        await self._open.wait()
-        return await super().recv()
-
-
 @dataclass(frozen=True)
 class WorkerSpec:
     index: int
@@ -232,7 +205,7 @@ class Clients:
         self._janus_session: _janus.JanusSession | None = None
         self._janus_pub: _janus.JanusPublisher | None = None
         self._janus_subs: list[_janus.JanusSubscriber] = []
-        self._tracks: list[GatedClipTrack] = []
+        self._tracks: list[ClipTrack] = []
         self._http: Any = None
 
     # ---- setup
@@ -251,7 +224,7 @@ class Clients:
     async def _start_publisher(self) -> None:
         spec = self.spec
         assert spec.clips is not None
-        self._tracks = [GatedClipTrack(spec.clips[0]), GatedClipTrack(spec.clips[1])]
+        self._tracks = [ClipTrack(spec.clips[0]), ClipTrack(spec.clips[1])]
         if spec.peer == "ours":
             client = WebinarClient(spec.url, mode="count", host_addresses=[LOOPBACK])
             self._ours.append(client)

@@ -11,7 +11,7 @@ from pathlib import Path
 from aiohttp.test_utils import TestServer
 
 from webinar.app import ROOMS, create_app
-from webinar.config import Config, IceConfig, RoomsConfig, SignallingConfig
+from webinar.config import Config, IceConfig, RoomsConfig, SignallingConfig, TicketingConfig
 from webinar.rooms.manager import RoomManager
 from webinar.store import Event, Store
 
@@ -38,6 +38,9 @@ def make_config(data_dir: Path, **rooms: int) -> Config:
         ice=IceConfig(host_addresses=(LOOPBACK,)),
         rooms=dataclasses.replace(RoomsConfig(), **rooms),
         signalling=SignallingConfig(),
+        # Tests schedule far ahead (DST days in 2031) and many events per organiser; the
+        # booking rules' defaults are tested in tests/protocol/test_ticketing.py.
+        ticketing=TicketingConfig(max_lead_days=3660, max_active_events=1000),
     )
 
 

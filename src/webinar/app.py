@@ -13,14 +13,14 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from webinar import __version__
+from webinar import __version__, engagement, forwarded
 from webinar.attendance import AttendanceService
 from webinar.config import Config
 from webinar.dashboard import Dashboard
 from webinar.ids import format_event_id, normalize_event_id, same_secret
 from webinar.interaction_http import InteractionHttp
 from webinar.metrics import Metrics
-from webinar.publish import OutboxMailer, Publisher
+from webinar.publish import Publisher
 from webinar.recording_pages import RecordingPages
 from webinar.recordings import MIB, RecordingService
 from webinar.rooms.manager import RoomManager
@@ -29,7 +29,10 @@ from webinar.signalling.session import Services
 from webinar.signalling.ws import Connection, shutdown_connections, websocket_handler
 from webinar.stats_pages import StatsPages
 from webinar.store import Store
+from webinar.ticketing import Ticketing
+from webinar.ticketing.web import setup_ticketing
 from webinar.turn import ice_servers_for
+from webinar.webhooks import WebhookEvent, WebhookPages, Webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +47,8 @@ DRAINING = web.AppKey("draining", list[bool])
 RECORDINGS = web.AppKey("recordings", RecordingService)
 ATTENDANCE = web.AppKey("attendance", AttendanceService)
 PUBLISHER = web.AppKey("publisher", Publisher)
+TICKETING = web.AppKey("ticketing", Ticketing)
+WEBHOOKS = web.AppKey("webhooks", Webhooks)
 
 
 def web_root() -> Path:
@@ -75,7 +80,8 @@ def router_config(config: Config) -> RouterConfig:
 def create_app(config: Config, store: Store | None = None) -> web.Application:
     """Build the application. ``store`` defaults to the SQLite store in the data dir;
     it is opened and closed with the app."""
-    app = web.Application(client_max_size=1024 * 1024)
+    middlewares = [forwarded.middleware(config.http.trusted_proxies)]
+    app = web.Application(client_max_size=1024 * 1024, middlewares=middlewares)
     app[CONFIG] = config
     app[STORE] = store if store is not None else Store(config.data_dir)
     app[CONNECTIONS] = set()
@@ -98,10 +104,13 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
     app.router.add_get("/e/{event_id}/present", presenter_page)
     app.router.add_get("/thanks", thanks_page)
     app.router.add_static("/static/", root / "static", append_version=True)
+    tickets = setup_ticketing(app, config, app[STORE], _render, root / "templates")
+    app[TICKETING] = tickets.ticketing
     dashboard = Dashboard(
         store=app[STORE],
         render=_render,
         public_url=config.http.public_url,
+        hooks=tickets,
     )
     app.router.add_routes(dashboard.routes())
     interaction = InteractionHttp(
@@ -113,6 +122,7 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
         owned_event=dashboard.owned_event,
         render=_render,
         event_links=dashboard.event_view,
+        count=app[METRICS].count_interaction,
     )
     app.router.add_routes(interaction.routes())
     app[RECORDINGS] = RecordingService(
@@ -120,15 +130,28 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
         config.data_dir / "recordings",
         quota_bytes=config.recording.quota_mb * MIB,
     )
-    # Without an SMTP mailer wired in, recording links are written to <data_dir>/outbox.
-    app[PUBLISHER] = Publisher(
-        app[STORE], app[RECORDINGS], OutboxMailer(config.data_dir / "outbox")
-    )
+    # Recording links go out like every other e-mail: SMTP per [mail], else .eml files.
+    app[PUBLISHER] = Publisher(app[STORE], app[RECORDINGS], tickets.desk.mailer)
     app.router.add_routes(RecordingPages(dashboard, app[RECORDINGS], app[PUBLISHER]).routes())
-    app[ATTENDANCE] = AttendanceService(app[STORE])
+    app[ATTENDANCE] = AttendanceService(app[STORE], sources=engagement.sources())
     app.router.add_routes(
-        StatsPages(dashboard, app[ATTENDANCE], app[RECORDINGS], app[PUBLISHER]).routes()
+        StatsPages(
+            dashboard,
+            app[ATTENDANCE],
+            app[RECORDINGS],
+            app[PUBLISHER],
+            rooms=lambda: app.get(ROOMS),
+        ).routes()
     )
+    pages = WebhookPages(
+        webhooks=lambda: app[WEBHOOKS],
+        store=app[STORE],
+        require=dashboard._require,
+        render=_render,
+        allow_private=config.webhooks.allow_private_addresses,
+        admin_token=config.admin.token,
+    )
+    app.router.add_routes(pages.routes())
     return app
 
 
@@ -137,9 +160,17 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     store = app[STORE]
     if not store.is_open:
         await store.open()
+    webhooks = Webhooks(store, config.webhooks)
+    await webhooks.start()
+    app[WEBHOOKS] = webhooks
+    app[RECORDINGS].on_ready = lambda event_id, data: webhooks.emit(
+        WebhookEvent.RECORDING_READY, data, event_id=event_id
+    )
     rooms = RoomManager(
         router_config(config),
         max_participants=config.rooms.max_participants,
+        observer=webhooks,
+        max_rooms=config.rooms.max_rooms,
         recording_hooks=app[RECORDINGS],
     )
     app[ROOMS] = rooms
@@ -150,7 +181,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         ice_servers=functools.partial(ice_servers_for, config),
         heartbeat_interval=config.signalling.heartbeat_seconds,
         max_message_bytes=config.signalling.max_message_bytes,
+        ticketing=app[TICKETING],
         on_error=metrics.count_error,
+        on_interaction=metrics.count_interaction,
+        is_draining=lambda: app[DRAINING][0],
         recordings=app[RECORDINGS],
         attendance=app[ATTENDANCE],
     )
@@ -162,6 +196,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await metrics.stop()
         await shutdown_connections(app[CONNECTIONS])
         await rooms.close()
+        await webhooks.close()
         await asyncio.sleep(0)
         await store.close()
 
@@ -208,6 +243,11 @@ def _is_loopback(address: str | None) -> bool:
         return False
 
 
+def _is_forwarded(request: web.Request) -> bool:
+    """Came through a proxy: a loopback peer then says nothing of where the client is."""
+    return any(h in request.headers for h in ("X-Forwarded-For", "Forwarded", "X-Real-IP"))
+
+
 async def metrics_endpoint(request: web.Request) -> web.Response:
     """Prometheus metrics: with admin.token set, a bearer token; else loopback only."""
     app = request.app
@@ -216,9 +256,12 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not same_secret(given, token):
             raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
-    elif not _is_loopback(request.remote):
+    elif not _is_loopback(request.remote) or _is_forwarded(request):
         raise web.HTTPForbidden(text="Set admin.token to read /metrics from elsewhere.")
     text = app[METRICS].render(app.get(ROOMS), len(app[CONNECTIONS]))
+    webhooks = app.get(WEBHOOKS)
+    if webhooks is not None:
+        text += webhooks.metrics_text()
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 
@@ -259,6 +302,7 @@ async def attendee_page(request: web.Request) -> web.Response:
         title=event.title,
         starts_at=event.starts_at.isoformat() if event.starts_at else None,
         presenter_key=None,
+        access_type=event.access_type,
     )
 
 
@@ -287,24 +331,9 @@ async def thanks_page(request: web.Request) -> web.Response:
 
 
 def run_app(config: Config, store: Store | None = None) -> None:
-    """Run until SIGINT/SIGTERM; then close every connection, room and task."""
+    """Run until SIGTERM (drain) or SIGINT; then close every connection, room and task."""
     check_hooks()  # fail at start, loudly, if aiortc changed under us
-    try:
-        import uvloop
+    from webinar import logs, server  # server imports this module
 
-        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        loop = asyncio.new_event_loop()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    app = create_app(config, store)
-    web.run_app(
-        app,
-        host=config.http.host,
-        port=config.http.port,
-        shutdown_timeout=5.0,
-        print=lambda *_: None,
-        access_log=None,
-        loop=loop,
-    )
+    logs.configure(config.log)
+    server.run(config, store)

@@ -6,9 +6,9 @@ leave time, role, browser and OS from the user agent). Sessions of one person
 ``person_key`` and are merged: time in room is the union of their intervals.
 
 The engagement export joins attendance with whatever interaction data exists:
-each :class:`EngagementSource` adds columns per person (chat, Q&A, polls, CTA
-clicks plug in here as their tables arrive). CSV (optionally with a UTF-8 BOM for
-spreadsheet programs) or JSON.
+each :class:`EngagementSource` adds columns per person (chat, Q&A, polls and tests,
+CTA clicks: :mod:`webinar.engagement`, passed in by the app). CSV (optionally with a
+UTF-8 BOM for spreadsheet programs) or JSON.
 """
 
 from __future__ import annotations
@@ -219,8 +219,9 @@ class EngagementSource(Protocol):
     def rows(self, db: SyncStore, event_id: str) -> dict[str, dict[str, Any]]: ...
 
 
-#: Sources joined into every export; other features append theirs at start-up.
-ENGAGEMENT_SOURCES: list[EngagementSource] = []
+#: Sources joined into an export when the service is given none (the app passes
+#: :func:`webinar.engagement.sources`).
+ENGAGEMENT_SOURCES: tuple[EngagementSource, ...] = ()
 
 _SESSION_COLUMNS = (
     "session_id, person_key, participant_id, name, email, role, joined_at, left_at,"
@@ -234,11 +235,11 @@ class AttendanceService:
         store: Store,
         *,
         clock: Callable[[], float] = time.time,
-        sources: list[EngagementSource] | None = None,
+        sources: Sequence[EngagementSource] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
-        self.sources = ENGAGEMENT_SOURCES if sources is None else sources
+        self.sources = tuple(ENGAGEMENT_SOURCES if sources is None else sources)
 
     async def joined(
         self,
@@ -356,16 +357,39 @@ class AttendanceService:
 
     # ------------------------------------------------------------------ export
 
-    async def engagement(self, event_id: str) -> tuple[list[str], list[dict[str, Any]]]:
-        """One row per person: attendance plus every source's columns."""
-        stats = await self.stats(event_id)
+    def engagement_columns(self) -> list[str]:
+        """The sources' columns, each prefixed with its source's name."""
+        return [f"{source.name}_{c}" for source in self.sources for c in source.columns]
+
+    async def detailed_stats(self, event_id: str) -> EventStats:
+        """The statistics with every source's columns in each person's ``extra``.
+
+        A source's row keyed by a participant id counts for the person whose session
+        had that id; several keys of one person add up (numbers) or join (texts)."""
         sessions = await self.sessions(event_id)
+        stats = compute_stats(event_id, sessions, self.clock())
         pid_to_person = {s.participant_id: s.person_key for s in sessions}
+        sources = list(self.sources)
 
         def collect(db: SyncStore) -> list[dict[str, dict[str, Any]]]:
-            return [source.rows(db, event_id) for source in self.sources]
+            return [source.rows(db, event_id) for source in sources]
 
-        extra = await self.store.run(collect)
+        extra = await self.store.run(collect) if sources else []
+        merged: dict[str, dict[str, Any]] = {}
+        for source, data in zip(sources, extra, strict=True):
+            for key, values in data.items():
+                into = merged.setdefault(pid_to_person.get(key, key), {})
+                for c, v in values.items():
+                    _merge(into, f"{source.name}_{c}", v)
+        columns = self.engagement_columns()
+        for person in stats.people:
+            found = merged.get(person.person_key, {})
+            person.extra = {c: found.get(c, "") for c in columns}
+        return stats
+
+    async def engagement(self, event_id: str) -> tuple[list[str], list[dict[str, Any]]]:
+        """One row per person: attendance plus every source's columns."""
+        stats = await self.detailed_stats(event_id)
         columns = [
             "name",
             "email",
@@ -376,28 +400,23 @@ class AttendanceService:
             "seconds",
             "browser",
             "os",
+            *self.engagement_columns(),
         ]
-        for source in self.sources:
-            columns += [f"{source.name}_{c}" for c in source.columns]
         rows = []
         for person in stats.people:
             row = person.as_json()
-            row.pop("person_key")
-            for source, data in zip(self.sources, extra, strict=True):
-                merged: dict[str, Any] = {}
-                for key, values in data.items():
-                    if pid_to_person.get(key, key) == person.person_key:
-                        for c, v in values.items():
-                            if isinstance(v, int | float) and isinstance(
-                                merged.get(c), int | float
-                            ):
-                                merged[c] = merged[c] + v
-                            else:
-                                merged[c] = v
-                for c in source.columns:
-                    row[f"{source.name}_{c}"] = merged.get(c, "")
             rows.append({c: row.get(c, "") for c in columns})
         return columns, rows
+
+
+def _merge(into: dict[str, Any], column: str, value: Any) -> None:
+    before = into.get(column)
+    if before is None or before == "":
+        into[column] = value
+    elif isinstance(value, int | float) and isinstance(before, int | float):
+        into[column] = before + value
+    elif value != "" and value != before:
+        into[column] = f"{before} | {value}"
 
 
 SESSION_COLUMNS = (
@@ -438,9 +457,18 @@ def to_csv(
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({c: "" if row.get(c) is None else row.get(c) for c in columns})
+        writer.writerow({c: _safe_cell(row.get(c)) for c in columns})
     text = out.getvalue()
     return ("\ufeff" + text if bom else text).encode("utf-8")
+
+
+def _safe_cell(value: Any) -> Any:
+    """Blank for None; text that a spreadsheet would run as a formula starts with "'"."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def to_json(event_id: str, columns: list[str], rows: list[dict[str, Any]]) -> bytes:

@@ -106,6 +106,9 @@ def _load_run_app() -> _RunApp:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     config = _config(args)
+    from webinar.tls import check_tls
+
+    check_tls(config.tls)  # a certificate problem stops us before anything is done
     run_app = _load_run_app()
     store = Store(config.data_dir)
 
@@ -226,11 +229,36 @@ def _cmd_user_remove(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_user_token(args: argparse.Namespace) -> int:
+    from webinar.ticketing.records import add_api_token, revoke_api_tokens
+
+    config = _config(args)
+    with Store.open_sync(config.data_dir) as store:
+        user = store.get_user_by_name(args.username)
+        if user is None:
+            raise UsageError(f"no user named {args.username!r}")
+        if args.revoke_all:
+            count = revoke_api_tokens(store.connection, user.user_id)
+            print(f"Revoked {count} API token{'s' if count != 1 else ''} of {user.username}.")
+            return EXIT_OK
+        token = add_api_token(store.connection, user.user_id, args.label)
+    print(token)
+    print(
+        f"An API token for {user.username} ({user.role}); it is shown only now. Send it as"
+        " 'Authorization: Bearer <token>' to /api/v1 (docs/api.md).",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
 def _cmd_config_check(args: argparse.Namespace) -> int:
     config = _config(args)  # raises ConfigError naming the key and the problem
+    from webinar.tls import check_tls
+
+    cert = check_tls(config.tls)  # raises ConfigError if the pair does not load
     source = f"{args.config}" if args.config else "built-in defaults"
     print(f"Configuration OK ({source} plus WEBINAR_* environment variables).")
-    print(f"  listens on {config.http.host}:{config.http.port}, links use {config.http.base_url}")
+    print(f"  listens on {config.http.host}:{config.http.port}, links use {config.base_url}")
     print(f"  data in {config.data_dir}")
     ice = config.ice
     ports = (
@@ -238,6 +266,24 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     )
     print(f"  media on {ports}; announced IP: {ice.announced_ip or 'none'}")
     print(f"  ICE servers: {len(ice.servers) or 'none (no third party is contacted)'}")
+    if cert is None:
+        print("  TLS: off (serve behind a TLS reverse proxy, see docs/deployment.md)")
+    else:
+        print(f"  TLS: {cert.subject}, valid until {cert.not_after:%Y-%m-%d %H:%M} UTC")
+    proxies = ", ".join(config.http.trusted_proxies) or "none"
+    print(f"  trusted proxies: {proxies}; drain on SIGTERM: {config.lifecycle.drain_seconds:g} s")
+    return EXIT_OK
+
+
+def _cmd_backup(args: argparse.Namespace) -> int:
+    from webinar.backup import backup_database
+
+    config = _config(args)
+    result = backup_database(config.data_dir, args.output)
+    print(
+        f"Backed up {config.data_dir / 'webinar.sqlite3'} to {result.path}"
+        f" ({result.size_bytes} bytes, schema version {result.schema_version})."
+    )
     return EXIT_OK
 
 
@@ -316,6 +362,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     example.set_defaults(handler=_cmd_config_example)
 
+    backup = commands.add_parser(
+        "backup",
+        parents=[common],
+        help="copy the database while the server runs (online SQLite backup)",
+        description="Write a consistent copy of <data_dir>/webinar.sqlite3 to FILE; safe while "
+        "the server runs. Restore: stop the server, replace webinar.sqlite3 with the copy "
+        "(and delete webinar.sqlite3-wal and -shm), start it (docs/deployment.md).",
+    )
+    backup.add_argument("--output", "-o", type=Path, required=True, metavar="FILE")
+    backup.set_defaults(handler=_cmd_backup)
+
     user = commands.add_parser("user", help="manage organiser accounts for the dashboard")
     user_commands = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
     add = user_commands.add_parser("add", parents=[common], help="add an organiser (or admin)")
@@ -333,6 +390,15 @@ def build_parser() -> argparse.ArgumentParser:
     remove = user_commands.add_parser("remove", parents=[common], help="remove an account")
     remove.add_argument("username")
     remove.set_defaults(handler=_cmd_user_remove)
+    token = user_commands.add_parser(
+        "token", parents=[common], help="make an API token for the JSON admin API"
+    )
+    token.add_argument("username")
+    token.add_argument("--label", default="api", help="what the token is for (kept with it)")
+    token.add_argument(
+        "--revoke-all", action="store_true", help="revoke every API token of this user instead"
+    )
+    token.set_defaults(handler=_cmd_user_token)
     return parser
 
 

@@ -41,6 +41,8 @@ class HttpConfig:
     port: int = 8080
     #: Base URL for links, e.g. ``https://webinar.example.org``; None derives one from host/port.
     public_url: str | None = None
+    #: Reverse proxies (IP addresses or CIDR networks) whose X-Forwarded-For/-Proto are believed.
+    trusted_proxies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.host or any(c.isspace() for c in self.host):
@@ -48,6 +50,11 @@ class HttpConfig:
         _check_range("http.port", self.port, 1, 65535)
         if self.public_url is not None:
             object.__setattr__(self, "public_url", _check_public_url(self.public_url))
+        for network in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                _fail("http.trusted_proxies", f"not an IP address or network: {network!r}")
 
     @property
     def base_url(self) -> str:
@@ -112,10 +119,13 @@ class RoomsConfig:
     max_cameras: int = 4
     #: People in one room at once, presenters included.
     max_participants: int = 500
+    #: Events live (rooms open) on this server at once; a join that would open one more is refused.
+    max_rooms: int = 50
 
     def __post_init__(self) -> None:
         _check_range("rooms.max_cameras", self.max_cameras, 1, 7)
         _check_range("rooms.max_participants", self.max_participants, 1, 100_000)
+        _check_range("rooms.max_rooms", self.max_rooms, 1, 10_000)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,7 +172,7 @@ class TurnConfig:
 class AdminConfig:
     """Operator endpoints."""
 
-    #: Bearer token for /metrics. Unset: /metrics answers only clients on loopback.
+    #: Bearer token for /metrics and /api/admin/. Unset: /metrics is loopback-only, the API off.
     token: str | None = None
 
     def __post_init__(self) -> None:
@@ -182,6 +192,172 @@ class RecordingConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TicketingConfig:
+    """Booking rules and reservation-code windows (webinar.ticketing)."""
+
+    #: A new event may start no sooner than this many minutes after it is booked.
+    min_lead_minutes: int = 10
+    #: ... and no later than this many days after.
+    max_lead_days: int = 30
+    #: Events an organiser may have active at once (an event is active until its booking ends).
+    max_active_events: int = 3
+    #: Days after its start a booking stays usable with the same ID and credentials.
+    usable_days: int = 14
+    #: Minutes before the lobby opens (the event's join window) that a reservation code works.
+    code_early_minutes: int = 10
+    #: Minutes after the scheduled end that a reservation code still works; then viewers leave.
+    code_late_minutes: int = 15
+
+    def __post_init__(self) -> None:
+        _check_range("ticketing.min_lead_minutes", self.min_lead_minutes, 0, 7 * 1440)
+        _check_range("ticketing.max_lead_days", self.max_lead_days, 1, 3660)
+        _check_range("ticketing.max_active_events", self.max_active_events, 1, 100_000)
+        _check_range("ticketing.usable_days", self.usable_days, 1, 3660)
+        _check_range("ticketing.code_early_minutes", self.code_early_minutes, 0, 1440)
+        _check_range("ticketing.code_late_minutes", self.code_late_minutes, 0, 1440)
+
+
+_SMTP_SECURITY = ("starttls", "tls", "none")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MailConfig:
+    """Outgoing e-mail: SMTP, or .eml files in the outbox folder when no smtp_host is set."""
+
+    #: SMTP server to send through; unset: write .eml files to the outbox instead.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    #: ``starttls`` (upgrade after connecting), ``tls`` (TLS from the start) or ``none``.
+    smtp_security: str = "starttls"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    #: The From: address of every message.
+    from_address: str = "webinar@localhost"
+    #: Folder for .eml files when no SMTP server is set; unset: ``<data_dir>/outbox``.
+    outbox_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        _check_range("mail.smtp_port", self.smtp_port, 1, 65535)
+        if self.smtp_security not in _SMTP_SECURITY:
+            _fail("mail.smtp_security", f"must be one of {', '.join(_SMTP_SECURITY)}")
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            _fail("mail.smtp_username", "smtp_username and smtp_password must be set together")
+        if "@" not in self.from_address:
+            _fail("mail.from_address", f"not an e-mail address: {self.from_address!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PaymentsConfig:
+    """Online payment for paid events (the manual provider needs nothing)."""
+
+    #: Stripe secret API key (``sk_...``); with the webhook secret it enables Stripe Checkout.
+    stripe_secret_key: str | None = None
+    #: Signing secret of the Stripe webhook endpoint (``whsec_...``).
+    stripe_webhook_secret: str | None = None
+    #: Base URL of Stripe's API.
+    stripe_api_url: str = "https://api.stripe.com"
+    #: Webhooks signed longer ago than this many seconds are refused as replays.
+    webhook_tolerance_seconds: int = 300
+
+    def __post_init__(self) -> None:
+        if (self.stripe_secret_key is None) != (self.stripe_webhook_secret is None):
+            _fail(
+                "payments.stripe_secret_key",
+                "stripe_secret_key and stripe_webhook_secret must be set together",
+            )
+        if not self.stripe_api_url.startswith(("https://", "http://")):
+            _fail("payments.stripe_api_url", "must be an http(s) URL")
+        _check_range("payments.webhook_tolerance_seconds", self.webhook_tolerance_seconds, 1, 3600)
+
+    @property
+    def stripe_enabled(self) -> bool:
+        return self.stripe_secret_key is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsConfig:
+    """HTTPS served directly; the pair is read again on SIGHUP (renewals need no restart)."""
+
+    #: PEM certificate chain (e.g. Let's Encrypt ``fullchain.pem``); with key_file turns on HTTPS.
+    cert_file: Path | None = None
+    #: PEM private key of the certificate.
+    key_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        if (self.cert_file is None) != (self.key_file is None):
+            _fail("tls.cert_file", "cert_file and key_file must be set together")
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LifecycleConfig:
+    """Stopping: SIGTERM drains (no new joins, clients told), SIGINT stops at once."""
+
+    #: Longest wait, after SIGTERM, for live rooms to end before everyone is disconnected.
+    drain_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.drain_seconds) and 0 <= self.drain_seconds <= 86400):
+            _fail(
+                "lifecycle.drain_seconds",
+                f"must be between 0 and 86400, got {self.drain_seconds}",
+            )
+
+
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogConfig:
+    """Server logs, written to standard error (journald keeps them under systemd)."""
+
+    #: ``text`` (one readable line) or ``json`` (one JSON object a line, with room/participant IDs).
+    format: str = "text"
+    #: ``debug``, ``info``, ``warning`` or ``error``.
+    level: str = "info"
+
+    def __post_init__(self) -> None:
+        if self.format not in LOG_FORMATS:
+            _fail("log.format", f"must be one of {', '.join(LOG_FORMATS)}, got {self.format!r}")
+        if self.level not in LOG_LEVELS:
+            _fail("log.level", f"must be one of {', '.join(LOG_LEVELS)}, got {self.level!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhooksConfig:
+    """Signed HTTP callbacks to the endpoints organisers add in the dashboard."""
+
+    #: How long one delivery attempt may take, in seconds.
+    timeout_seconds: float = 10.0
+    #: Attempts per delivery before it is given up (the first one included).
+    max_attempts: int = 8
+    #: Wait before the first retry; each further retry waits twice as long (at most 1 hour).
+    retry_base_seconds: float = 10.0
+    #: Allow endpoints on loopback, private and link-local addresses (off: no SSRF into the VM).
+    allow_private_addresses: bool = False
+    #: Days the delivery log keeps finished deliveries.
+    log_retention_days: int = 30
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.timeout_seconds) and 0.1 <= self.timeout_seconds <= 120):
+            _fail(
+                "webhooks.timeout_seconds",
+                f"must be between 0.1 and 120, got {self.timeout_seconds}",
+            )
+        _check_range("webhooks.max_attempts", self.max_attempts, 1, 50)
+        if not (math.isfinite(self.retry_base_seconds) and 0.01 <= self.retry_base_seconds <= 3600):
+            _fail(
+                "webhooks.retry_base_seconds",
+                f"must be between 0.01 and 3600, got {self.retry_base_seconds}",
+            )
+        _check_range("webhooks.log_retention_days", self.log_retention_days, 1, 3650)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """The whole server configuration."""
 
@@ -193,7 +369,23 @@ class Config:
     signalling: SignallingConfig = field(default_factory=SignallingConfig)
     turn: TurnConfig = field(default_factory=TurnConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+
+    @property
+    def base_url(self) -> str:
+        """Base URL of links: ``http.public_url``, else derived (https when TLS is on)."""
+        base = self.http.base_url
+        if self.http.public_url is None and self.tls.enabled:
+            base = "https://" + base.removeprefix("http://")
+        return base
+
     recording: RecordingConfig = field(default_factory=RecordingConfig)
+    ticketing: TicketingConfig = field(default_factory=TicketingConfig)
+    mail: MailConfig = field(default_factory=MailConfig)
+    payments: PaymentsConfig = field(default_factory=PaymentsConfig)
 
     def with_overrides(
         self,
@@ -282,18 +474,7 @@ _KIND_OF_TYPE: dict[object, _Kind] = {
     tuple[IceServer, ...]: _Kind.ICE_SERVERS,
 }
 
-_SECTIONS: dict[
-    str,
-    type[
-        HttpConfig
-        | IceConfig
-        | RoomsConfig
-        | SignallingConfig
-        | TurnConfig
-        | AdminConfig
-        | RecordingConfig
-    ],
-] = {
+_SECTIONS: dict[str, type[typing.Any]] = {
     "http": HttpConfig,
     "ice": IceConfig,
     "rooms": RoomsConfig,
@@ -301,6 +482,13 @@ _SECTIONS: dict[
     "turn": TurnConfig,
     "admin": AdminConfig,
     "recording": RecordingConfig,
+    "ticketing": TicketingConfig,
+    "mail": MailConfig,
+    "payments": PaymentsConfig,
+    "tls": TlsConfig,
+    "lifecycle": LifecycleConfig,
+    "log": LogConfig,
+    "webhooks": WebhooksConfig,
 }
 
 

@@ -14,9 +14,9 @@ import secrets
 import time
 import zoneinfo
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -30,6 +30,21 @@ LOGIN_CSRF_COOKIE = "webinar_login_csrf"
 LOGIN_FAILURES_PER_MINUTE = 5
 
 Render = Callable[..., web.Response]
+AfterSave = Callable[[Event], Awaitable[None]]
+
+
+class EventHooks(Protocol):
+    """What ticketing adds to the event form: booking rules and access settings."""
+
+    async def before_save(
+        self, user: User, settings: EventSettings, form: dict[str, str], event: Event | None
+    ) -> AfterSave:
+        """Check the form (ValueError names the problem); the result stores the rest."""
+        ...
+
+    async def form_values(self, event: Event | None) -> dict[str, Any]:
+        """Extra form values (and template context) for the event form."""
+        ...
 
 
 class LoginLimiter:
@@ -61,6 +76,7 @@ class Dashboard:
     render: Render
     public_url: str | None  # links use it, else the origin the request came to
     limiter: LoginLimiter = dataclasses.field(default_factory=LoginLimiter)
+    hooks: EventHooks | None = None
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -224,7 +240,24 @@ class Dashboard:
 
     async def new_event_form(self, request: web.Request) -> web.Response:
         record, user = await self._require(request)
-        return self._form(request, record, user, event=None, values=_form_values(None), error=None)
+        values = {**_form_values(None), **await self._extra_values(None)}
+        return self._form(request, record, user, event=None, values=values, error=None)
+
+    async def _extra_values(self, event: Event | None) -> dict[str, Any]:
+        return await self.hooks.form_values(event) if self.hooks else {}
+
+    async def _save(self, user: User, values: dict[str, str], event: Event | None) -> Event:
+        settings = _settings_from_form(values)
+        after = None
+        if self.hooks is not None:
+            after = await self.hooks.before_save(user, settings, values, event)
+        if event is None:
+            saved = await self.store.create_event_from(settings, owner_id=user.user_id)
+        else:
+            saved = await self.store.update_event(event.event_id, settings)
+        if after is not None:
+            await after(saved)
+        return saved
 
     def _form(
         self,
@@ -255,9 +288,9 @@ class Dashboard:
         self._check_csrf(record.csrf_token, form)
         values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
         try:
-            settings = _settings_from_form(values)
-            event = await self.store.create_event_from(settings, owner_id=user.user_id)
+            event = await self._save(user, values, None)
         except ValueError as exc:
+            values = {**await self._extra_values(None), **values}
             return self._form(
                 request, record, user, event=None, values=values, error=str(exc), status=400
             )
@@ -266,9 +299,8 @@ class Dashboard:
     async def edit_event_form(self, request: web.Request) -> web.Response:
         record, user = await self._require(request)
         event = await self._own_event(request, user)
-        return self._form(
-            request, record, user, event=event, values=_form_values(event), error=None
-        )
+        values = {**_form_values(event), **await self._extra_values(event)}
+        return self._form(request, record, user, event=event, values=values, error=None)
 
     async def update_event(self, request: web.Request) -> web.Response:
         record, user = await self._require(request)
@@ -277,8 +309,9 @@ class Dashboard:
         self._check_csrf(record.csrf_token, form)
         values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
         try:
-            updated = await self.store.update_event(event.event_id, _settings_from_form(values))
+            updated = await self._save(user, values, event)
         except ValueError as exc:
+            values = {**await self._extra_values(event), **values}
             return self._form(
                 request, record, user, event=event, values=values, error=str(exc), status=400
             )

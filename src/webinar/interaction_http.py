@@ -28,8 +28,10 @@ from aiohttp import web
 
 from webinar import interaction_store as ist
 from webinar.ids import normalize_event_id, same_secret
+from webinar.rooms import cta as ct
 from webinar.rooms import polls as pl
 from webinar.rooms.interaction_errors import InteractionError, InteractionErrorCode
+from webinar.rooms.live import LiveRoom
 from webinar.rooms.manager import RoomManager
 from webinar.signalling import interaction as glue
 from webinar.store import Event, SessionRecord, Store, SyncStore, User
@@ -110,7 +112,9 @@ class InteractionHttp:
         owned_event: Callable[[web.Request], Awaitable[tuple[Event, SessionRecord, User]]],
         render: Callable[..., web.Response],
         event_links: Callable[[web.Request, Event], dict[str, Any]],
+        count: Callable[[str, int], None] = lambda _kind, _n: None,
     ) -> None:
+        self._count = count
         self._store = store
         self._images = data_dir / "images"
         self._admin_token = admin_token
@@ -128,10 +132,22 @@ class InteractionHttp:
             web.get("/dashboard/events/{event_id}/export/{kind}.csv", self.dashboard_export),
             web.get("/dashboard/events/{event_id}/polls", self.dashboard_polls),
             web.post("/dashboard/events/{event_id}/polls", self.dashboard_create_poll),
+            web.put("/dashboard/events/{event_id}/polls/{poll_id}", self.dashboard_update_poll),
+            web.delete("/dashboard/events/{event_id}/polls/{poll_id}", self.dashboard_delete_poll),
+            web.get("/dashboard/events/{event_id}/ctas", self.dashboard_ctas),
+            web.post("/dashboard/events/{event_id}/ctas", self.dashboard_create_cta),
+            web.post(
+                "/dashboard/events/{event_id}/ctas/{prepared_id}/delete", self.dashboard_delete_cta
+            ),
+            web.get("/api/admin/events/{event_id}/ctas", self.admin_ctas),
+            web.post("/api/admin/events/{event_id}/ctas", self.admin_create_cta),
+            web.delete("/api/admin/events/{event_id}/ctas/{prepared_id}", self.admin_delete_cta),
             web.get("/api/admin/events/{event_id}/interaction", self.admin_interaction),
             web.get("/api/admin/events/{event_id}/export/{kind}.csv", self.admin_export),
             web.get("/api/admin/events/{event_id}/polls", self.admin_polls),
             web.post("/api/admin/events/{event_id}/polls", self.admin_create_poll),
+            web.put("/api/admin/events/{event_id}/polls/{poll_id}", self.admin_update_poll),
+            web.delete("/api/admin/events/{event_id}/polls/{poll_id}", self.admin_delete_poll),
         ]
 
     # ------------------------------------------------------------------ helpers
@@ -154,11 +170,13 @@ class InteractionHttp:
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    async def _csv(self, event: Event, kind: str) -> web.Response:
+    async def _csv(self, event: Event, kind: str, *, bom: bool = False) -> web.Response:
         if kind not in ist.EXPORT_KINDS:
             raise _json_error(404, "not-found", f"exports are {', '.join(ist.EXPORT_KINDS)}")
         event_id = event.event_id
         text = await self._store.run(lambda core: to_csv(*ist.export_rows(core, event_id, kind)))
+        if bom:  # a UTF-8 byte-order mark, for spreadsheet programs
+            text = "\ufeff" + text
         return web.Response(
             text=text,
             content_type="text/csv",
@@ -192,10 +210,153 @@ class InteractionHttp:
             clicks = await self._store.run(record)
             rooms = self._rooms()
             if clicks is not None:
+                self._count("cta_clicks", 1)
                 glue.cta_clicked(rooms.get(event_id) if rooms else None, cta_id, clicks)
         raise web.HTTPFound(
             url, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
         )
+
+    # ------------------------------------------------------------------ prepared CTAs
+
+    async def _prepare_cta(self, event: Event, fields: Any) -> ct.PreparedCta:
+        """Check and store one prepared call-to-action (InteractionError when refused)."""
+        if not isinstance(fields, dict):
+            raise InteractionError(InteractionErrorCode.INVALID, "send a JSON object")
+        texts = {k: fields.get(k) for k in ("message", "button", "url")}
+        for key, value in texts.items():
+            if not isinstance(value, str):
+                raise InteractionError(InteractionErrorCode.INVALID, f"{key} must be text")
+        raw = fields.get("duration_seconds")
+        if raw in (None, ""):
+            duration = None
+        elif isinstance(raw, int) and not isinstance(raw, bool):
+            duration = raw
+        elif isinstance(raw, str) and raw.strip().isdigit():
+            duration = int(raw.strip())
+        else:
+            raise InteractionError(
+                InteractionErrorCode.INVALID, "duration_seconds must be a whole number"
+            )
+        prepared = ct.prepare_cta(
+            message=str(texts["message"]),
+            button=str(texts["button"]),
+            url=str(texts["url"]),
+            duration_seconds=duration,
+            now=time.time(),
+        )
+        event_id = event.event_id
+        if not await self._store.run(
+            lambda core: ist.save_prepared_cta(core, event_id, prepared, ct.MAX_PREPARED_CTAS)
+        ):
+            raise InteractionError(
+                InteractionErrorCode.LIMIT,
+                f"at most {ct.MAX_PREPARED_CTAS} prepared calls-to-action per event",
+            )
+        await self._prepared_changed(event_id)
+        return prepared
+
+    async def _prepared_changed(self, event_id: str) -> None:
+        """Presenters in the live room get the new list at once."""
+        room = self._loaded_room(event_id)
+        if room is None:
+            return
+        prepared = await self._store.run(lambda core: ist.list_prepared_ctas(core, event_id))
+        room.interaction.emit([ct.CtaPreparedChanged(tuple(prepared))])
+
+    async def _delete_prepared(self, event: Event, prepared_id: str) -> bool:
+        event_id = event.event_id
+        deleted = await self._store.run(
+            lambda core: ist.delete_prepared_cta(core, event_id, prepared_id)
+        )
+        if deleted:
+            await self._prepared_changed(event_id)
+        return deleted
+
+    async def _cta_page(
+        self,
+        request: web.Request,
+        event: Event,
+        record: SessionRecord,
+        user: User,
+        *,
+        error: str | None = None,
+        form: dict[str, str] | None = None,
+        status: int = 200,
+    ) -> web.Response:
+        event_id = event.event_id
+        prepared = await self._store.run(lambda core: ist.list_prepared_ctas(core, event_id))
+        response = self._render(
+            request,
+            "event_ctas.html",
+            user=user,
+            csrf=record.csrf_token,
+            event=self._event_links(request, event),
+            prepared=[_prepared_json(p) for p in prepared],
+            limits={
+                "message": ct.CTA_MESSAGE_CHARS,
+                "button": ct.CTA_BUTTON_CHARS,
+                "url": ct.CTA_URL_CHARS,
+                "min_duration": ct.MIN_DURATION_SECONDS,
+                "max_duration": ct.MAX_DURATION_SECONDS,
+            },
+            error=error,
+            form=form or {},
+        )
+        response.set_status(status)
+        return response
+
+    async def dashboard_ctas(self, request: web.Request) -> web.Response:
+        """The organiser prepares calls-to-action; presenters launch them in the room."""
+        event, record, user = await self._owned_event(request)
+        return await self._cta_page(request, event, record, user)
+
+    async def _form(self, request: web.Request, record: SessionRecord) -> dict[str, str]:
+        data = await request.post()
+        given = data.get("csrf")
+        if not isinstance(given, str) or not same_secret(given, record.csrf_token):
+            raise web.HTTPForbidden(text="The page expired or did not come from this site.")
+        return {k: v for k, v in data.items() if isinstance(v, str)}
+
+    async def dashboard_create_cta(self, request: web.Request) -> web.Response:
+        event, record, user = await self._owned_event(request)
+        form = await self._form(request, record)
+        try:
+            await self._prepare_cta(event, form)
+        except InteractionError as exc:
+            return await self._cta_page(
+                request, event, record, user, error=exc.message, form=form, status=400
+            )
+        raise web.HTTPSeeOther(f"/dashboard/events/{event.display_id}/ctas")
+
+    async def dashboard_delete_cta(self, request: web.Request) -> web.Response:
+        event, record, _user = await self._owned_event(request)
+        await self._form(request, record)
+        await self._delete_prepared(event, request.match_info["prepared_id"])
+        raise web.HTTPSeeOther(f"/dashboard/events/{event.display_id}/ctas")
+
+    async def admin_ctas(self, request: web.Request) -> web.Response:
+        self._check_admin(request)
+        event_id = (await self._event(request)).event_id
+        prepared = await self._store.run(lambda core: ist.list_prepared_ctas(core, event_id))
+        return web.json_response({"ctas": [_prepared_json(p) for p in prepared]})
+
+    async def admin_create_cta(self, request: web.Request) -> web.Response:
+        self._check_admin(request)
+        event = await self._event(request)
+        try:
+            prepared = await self._prepare_cta(event, await _json_object(request))
+        except InteractionError as exc:
+            err = glue.to_protocol_error(exc)
+            raise _json_error(400, err.code.value, err.message) from None
+        return web.json_response({"cta": _prepared_json(prepared)}, status=201)
+
+    async def admin_delete_cta(self, request: web.Request) -> web.Response:
+        self._check_admin(request)
+        event = await self._event(request)
+        prepared_id = request.match_info["prepared_id"]
+        if not await self._delete_prepared(event, prepared_id):
+            raise _json_error(404, "not-found", "no such prepared call-to-action")
+        return web.json_response({"deleted": prepared_id})
 
     # ------------------------------------------------------------------ images
 
@@ -271,7 +432,7 @@ class InteractionHttp:
 
     async def dashboard_export(self, request: web.Request) -> web.Response:
         event, _record, _user = await self._owned_event(request)
-        return await self._csv(event, request.match_info["kind"])
+        return await self._csv(event, request.match_info["kind"], bom=_bom(request))
 
     async def dashboard_polls(self, request: web.Request) -> web.Response:
         """The organiser prepares polls and tests before the event."""
@@ -288,16 +449,27 @@ class InteractionHttp:
             polls=[_poll_json(p) for p in polls],
         )
 
-    async def dashboard_create_poll(self, request: web.Request) -> web.Response:
+    async def _dashboard_json_event(self, request: web.Request) -> Event:
+        """The organiser's own event, for a script call carrying the page's CSRF token."""
         event, record, _user = await self._owned_event(request)
         given = request.headers.get("X-CSRF-Token", "")
         if not given or not same_secret(given, record.csrf_token):
             raise _json_error(403, "forbidden", "the page expired or did not come from this site")
-        return await self._create_poll(request, event)
+        return event
+
+    async def dashboard_create_poll(self, request: web.Request) -> web.Response:
+        return await self._create_poll(request, await self._dashboard_json_event(request))
+
+    async def dashboard_update_poll(self, request: web.Request) -> web.Response:
+        return await self._update_poll(request, await self._dashboard_json_event(request))
+
+    async def dashboard_delete_poll(self, request: web.Request) -> web.Response:
+        return await self._delete_poll(request, await self._dashboard_json_event(request))
 
     async def admin_export(self, request: web.Request) -> web.Response:
         self._check_admin(request)
-        return await self._csv(await self._event(request), request.match_info["kind"])
+        event = await self._event(request)
+        return await self._csv(event, request.match_info["kind"], bom=_bom(request))
 
     async def admin_interaction(self, request: web.Request) -> web.Response:
         self._check_admin(request)
@@ -317,6 +489,65 @@ class InteractionHttp:
         """Prepare a poll or test before (or during) the event."""
         self._check_admin(request)
         return await self._create_poll(request, await self._event(request))
+
+    async def admin_update_poll(self, request: web.Request) -> web.Response:
+        self._check_admin(request)
+        return await self._update_poll(request, await self._event(request))
+
+    async def admin_delete_poll(self, request: web.Request) -> web.Response:
+        self._check_admin(request)
+        return await self._delete_poll(request, await self._event(request))
+
+    def _loaded_room(self, event_id: str) -> LiveRoom | None:
+        rooms = self._rooms()
+        room = rooms.get(event_id) if rooms else None
+        return room if room is not None and room.interaction.loaded else None
+
+    async def _update_poll(self, request: web.Request, event: Event) -> web.Response:
+        """A new definition for a prepared poll that never ran (same id, same place)."""
+        spec = await _json_object(request)
+        event_id, poll_id = event.event_id, request.match_info["poll_id"]
+        found = await self._store.run(lambda core: ist.get_poll(core, event_id, poll_id))
+        if found is None:
+            raise _json_error(404, "not-found", "no such poll")
+        try:
+            poll = pl.build_poll(spec, now=found.created_at, poll_id=poll_id)
+            await glue.check_images(self._store, event_id, poll)
+            room = self._loaded_room(event_id)
+            changed = room.interaction.polls.replace_prepared(poll) if room else None
+            if not await self._store.run(lambda core: ist.update_draft_poll(core, event_id, poll)):
+                raise InteractionError(
+                    InteractionErrorCode.INVALID, "only a poll that never ran can be changed"
+                )
+        except InteractionError as exc:
+            err = glue.to_protocol_error(exc)
+            raise _json_error(400, err.code.value, err.message) from None
+        if room is not None and changed is not None:
+            room.interaction.emit([changed])
+        return web.json_response({"poll": _poll_json(changed.poll if changed else poll)})
+
+    async def _delete_poll(self, request: web.Request, event: Event) -> web.Response:
+        """Delete a prepared poll that never ran (one that ran holds answers: the
+        event's personal-data deletion removes those)."""
+        event_id, poll_id = event.event_id, request.match_info["poll_id"]
+        found = await self._store.run(lambda core: ist.get_poll(core, event_id, poll_id))
+        if found is None:
+            raise _json_error(404, "not-found", "no such poll")
+        try:
+            room = self._loaded_room(event_id)
+            changed = room.interaction.polls.remove_prepared(poll_id) if room else None
+            if not await self._store.run(
+                lambda core: ist.delete_draft_poll(core, event_id, poll_id)
+            ):
+                raise InteractionError(
+                    InteractionErrorCode.INVALID, "only a poll that never ran can be deleted"
+                )
+        except InteractionError as exc:
+            err = glue.to_protocol_error(exc)
+            raise _json_error(400, err.code.value, err.message) from None
+        if room is not None and changed is not None:
+            room.interaction.emit([changed])
+        return web.json_response({"deleted": poll_id})
 
     async def _create_poll(self, request: web.Request, event: Event) -> web.Response:
         try:
@@ -347,6 +578,30 @@ class InteractionHttp:
         if room is not None and room.interaction.loaded:
             room.interaction.emit([pl.PollChanged(poll, "created")])
         return web.json_response({"poll": _poll_json(poll)}, status=201)
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        spec = await request.json()
+    except ValueError:
+        raise _json_error(400, "bad-json", "the body must be JSON") from None
+    if not isinstance(spec, dict):
+        raise _json_error(400, "bad-message", "the body must be a JSON object")
+    return spec
+
+
+def _bom(request: web.Request) -> bool:
+    return request.query.get("bom") in ("1", "true", "yes")
+
+
+def _prepared_json(p: ct.PreparedCta) -> dict[str, Any]:
+    return {
+        "prepared_id": p.prepared_id,
+        "message": p.message,
+        "button": p.button,
+        "url": p.url,
+        "duration_seconds": p.duration_seconds,
+    }
 
 
 def _poll_json(p: pl.Poll) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webinar.rooms.chat import ChatMessage
-from webinar.rooms.cta import CallToAction
+from webinar.rooms.cta import CallToAction, PreparedCta
 from webinar.rooms.polls import (
     Answer,
     Option,
@@ -188,6 +188,33 @@ def delete_poll(core: SyncStore, poll_id: str) -> None:
     core.connection.execute("DELETE FROM polls WHERE poll_id = ?", (poll_id,))
 
 
+def get_poll(core: SyncStore, event_id: str, poll_id: str) -> Poll | None:
+    return next((p for p in list_polls(core, event_id) if p.poll_id == poll_id), None)
+
+
+def update_draft_poll(core: SyncStore, event_id: str, p: Poll) -> bool:
+    """Replace the definition of a poll that never ran; False if it ran (or is gone)."""
+    return (
+        core.connection.execute(
+            "UPDATE polls SET title = ?, kind = ?, definition = ? WHERE poll_id = ?"
+            " AND event_id = ? AND state = 'draft'",
+            (p.title, p.kind.value, poll_definition(p), p.poll_id, event_id),
+        ).rowcount
+        == 1
+    )
+
+
+def delete_draft_poll(core: SyncStore, event_id: str, poll_id: str) -> bool:
+    """Delete a poll that never ran; False if it ran (or is gone)."""
+    return (
+        core.connection.execute(
+            "DELETE FROM polls WHERE poll_id = ? AND event_id = ? AND state = 'draft'",
+            (poll_id, event_id),
+        ).rowcount
+        == 1
+    )
+
+
 def list_polls(core: SyncStore, event_id: str) -> list[Poll]:
     rows = core.connection.execute(
         "SELECT poll_id, title, kind, definition, state, results_shown, created_at, launched_at,"
@@ -274,6 +301,53 @@ def cta_target(core: SyncStore, cta_id: str) -> tuple[str, str] | None:
         "SELECT event_id, url FROM ctas WHERE cta_id = ?", (cta_id,)
     ).fetchone()
     return None if row is None else (row[0], row[1])
+
+
+def _prepared(row: tuple[Any, ...]) -> PreparedCta:
+    return PreparedCta(*row)
+
+
+def list_prepared_ctas(core: SyncStore, event_id: str) -> list[PreparedCta]:
+    rows = core.connection.execute(
+        "SELECT prepared_id, message, button, url, duration_seconds, created_at"
+        " FROM cta_prepared WHERE event_id = ? ORDER BY created_at, rowid",
+        (event_id,),
+    ).fetchall()
+    return [_prepared(r) for r in rows]
+
+
+def get_prepared_cta(core: SyncStore, event_id: str, prepared_id: str) -> PreparedCta | None:
+    row = core.connection.execute(
+        "SELECT prepared_id, message, button, url, duration_seconds, created_at"
+        " FROM cta_prepared WHERE event_id = ? AND prepared_id = ?",
+        (event_id, prepared_id),
+    ).fetchone()
+    return None if row is None else _prepared(row)
+
+
+def save_prepared_cta(core: SyncStore, event_id: str, c: PreparedCta, limit: int) -> bool:
+    """Store a prepared call-to-action; False when the event has ``limit`` already."""
+    (n,) = core.connection.execute(
+        "SELECT count(*) FROM cta_prepared WHERE event_id = ?", (event_id,)
+    ).fetchone()
+    if n >= limit:
+        return False
+    core.connection.execute(
+        "INSERT INTO cta_prepared (prepared_id, event_id, message, button, url,"
+        " duration_seconds, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (c.prepared_id, event_id, c.message, c.button, c.url, c.duration_seconds, c.created_at),
+    )
+    return True
+
+
+def delete_prepared_cta(core: SyncStore, event_id: str, prepared_id: str) -> bool:
+    return (
+        core.connection.execute(
+            "DELETE FROM cta_prepared WHERE event_id = ? AND prepared_id = ?",
+            (event_id, prepared_id),
+        ).rowcount
+        == 1
+    )
 
 
 MAX_CLICKS_PER_ATTENDEE = 100  # per call-to-action; later clicks still redirect

@@ -26,7 +26,7 @@ def presenter_path(event: Event) -> str:
 
 def event_links(config: Config, event: Event) -> tuple[str, str]:
     """Return ``(attendee_url, presenter_url)`` for ``event`` under the configured base URL."""
-    base = config.http.base_url
+    base = config.base_url
     return base + attendee_path(event), base + presenter_path(event)
 
 
@@ -36,4 +36,4 @@ def host_path(event: Event) -> str:
 
 
 def host_url(config: Config, event: Event) -> str:
-    return config.http.base_url + host_path(event)
+    return config.base_url + host_path(event)

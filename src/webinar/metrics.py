@@ -29,15 +29,32 @@ BANDWIDTH_BUCKETS = (
 )
 
 
+#: Interaction counters (name -> help), counted as things happen; a kind not listed
+#: here is refused, so a typo cannot make a new metric.
+INTERACTION_COUNTERS = {
+    "chat_messages": "Chat messages posted.",
+    "questions": "Questions asked (or chat messages marked as questions).",
+    "question_votes": "Question upvotes given (a repeated vote does not count).",
+    "poll_answers": "Answers to poll and test questions accepted (a re-answer counts again).",
+    "cta_clicks": "Call-to-action clicks counted (within the per-attendee bound).",
+}
+
+
 class Metrics:
     def __init__(self) -> None:
         self.signalling_errors: Counter[str] = Counter()
+        self.interaction: Counter[str] = Counter()
         self.loop_lag_seconds = 0.0
         self.loop_lag_max_seconds = 0.0
         self._task: asyncio.Task[None] | None = None
 
     def count_error(self, code: str) -> None:
         self.signalling_errors[code] += 1
+
+    def count_interaction(self, kind: str, n: int = 1) -> None:
+        if kind not in INTERACTION_COUNTERS:
+            raise ValueError(f"no interaction counter {kind!r}")
+        self.interaction[kind] += n
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._watch_loop())
@@ -157,6 +174,8 @@ class Metrics:
             "Error replies sent to clients, by code.",
             [(f'{{code="{c}"}}', n) for c, n in sorted(self.signalling_errors.items())],
         )
+        for kind, help_ in INTERACTION_COUNTERS.items():
+            metric(f"webinar_{kind}_total", "counter", help_, [("", self.interaction[kind])])
         return "\n".join(out) + "\n"
 
 

@@ -15,18 +15,15 @@ thread) or :class:`OutboxMailer` (``.eml`` files, for servers without SMTP).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
 import re
 import secrets
-import smtplib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Protocol
 
 from webinar.recordings import RecordingInfo, RecordingService
@@ -56,50 +53,10 @@ def valid_email(value: str) -> str:
 
 
 class Mailer(Protocol):
-    async def send(self, message: EmailMessage) -> None: ...
+    """What sends the links: :class:`webinar.ticketing.mail.Mailer` (SMTP per the
+    ``[mail]`` settings, or ``.eml`` files in the outbox)."""
 
-
-class SmtpMailer:
-    """Plain SMTP (optionally STARTTLS and login), run in a thread."""
-
-    def __init__(
-        self,
-        host: str,
-        port: int = 25,
-        *,
-        starttls: bool = False,
-        username: str | None = None,
-        password: str | None = None,
-        timeout: float = 20.0,
-    ) -> None:
-        self.host, self.port, self.starttls = host, port, starttls
-        self.username, self.password, self.timeout = username, password, timeout
-
-    def _send(self, message: EmailMessage) -> None:
-        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
-            if self.starttls:
-                smtp.starttls()
-            if self.username is not None and self.password is not None:
-                smtp.login(self.username, self.password)
-            smtp.send_message(message)
-
-    async def send(self, message: EmailMessage) -> None:
-        await asyncio.to_thread(self._send, message)
-
-
-class OutboxMailer:
-    """Writes each message as an ``.eml`` file (no SMTP server configured)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def _write(self, message: EmailMessage) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        name = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}.eml"
-        (self.folder / name).write_bytes(bytes(message))
-
-    async def send(self, message: EmailMessage) -> None:
-        await asyncio.to_thread(self._write, message)
+    async def send(self, message: EmailMessage) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)

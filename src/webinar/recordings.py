@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,6 +86,8 @@ class RecordingService:
         self.store = store
         self.root = root
         self.quota_bytes = quota_bytes
+        #: Told ``(event_id, data)`` when a recording is stored (the app sends a webhook).
+        self.on_ready: Callable[[str, dict[str, Any]], None] | None = None
 
     # ------------------------------------------------------------------ rooms' hooks
 
@@ -113,6 +116,18 @@ class RecordingService:
             )
 
         await self.store.run(insert)
+        if self.on_ready is not None:
+            self.on_ready(
+                started.room_id,
+                {
+                    "recording_id": started.recording_id,
+                    "started_at": payload[2],
+                    "ended_at": payload[3],
+                    "duration_seconds": round(result.duration, 3),
+                    "size_bytes": payload[5],
+                    "files": [f["name"] for f in files],
+                },
+            )
 
     # ------------------------------------------------------------------ signalling's policy
 

@@ -10,13 +10,17 @@ Routes (signed-in organiser for their own events, admin for all):
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
 from aiohttp import web
 
+from webinar import engagement
+from webinar import interaction_http as ih
 from webinar.attendance import (
     SESSION_COLUMNS,
     AttendanceService,
@@ -29,6 +33,7 @@ from webinar.dashboard import Dashboard
 from webinar.ids import format_event_id
 from webinar.publish import Publisher
 from webinar.recordings import RecordingService
+from webinar.rooms.manager import RoomManager
 from webinar.store import Event, User
 
 CHART_W, CHART_H = 640, 200
@@ -122,6 +127,21 @@ def _when(t: float | None) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _engagement_cells(extra: dict[str, Any]) -> dict[str, Any]:
+    """What the attendee table shows of one person's engagement (blank: nothing)."""
+    correct, total = extra.get("polls_test_correct", ""), extra.get("polls_test_total", "")
+    return {
+        "chat": extra.get("chat_messages", ""),
+        "questions": extra.get("questions_asked", ""),
+        "votes": extra.get("questions_votes_received", ""),
+        "answers": extra.get("polls_answers", ""),
+        "answered": extra.get("polls_answered", ""),
+        "score": f"{correct}/{total}" if total != "" else "",
+        "scores": extra.get("polls_test_scores", ""),
+        "clicks": extra.get("cta_clicks", ""),
+    }
+
+
 class StatsPages:
     def __init__(
         self,
@@ -129,11 +149,14 @@ class StatsPages:
         attendance: AttendanceService,
         recordings: RecordingService,
         publisher: Publisher,
+        *,
+        rooms: Callable[[], RoomManager | None] = lambda: None,
     ) -> None:
         self.dashboard = dashboard
         self.attendance = attendance
         self.recordings = recordings
         self.publisher = publisher
+        self._rooms = rooms
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -185,7 +208,7 @@ class StatsPages:
     async def event_page(self, request: web.Request) -> web.Response:
         record, user = await self.dashboard._require(request)
         event = await self.dashboard._own_event(request, user)
-        stats = await self.attendance.stats(event.event_id)
+        stats = await self.attendance.detailed_stats(event.event_id)
         return self.dashboard.render(
             request,
             "stats.html",
@@ -205,9 +228,11 @@ class StatsPages:
                     "time": _hms(p.seconds),
                     "browser": p.browser,
                     "os": p.os,
+                    **_engagement_cells(p.extra),
                 }
                 for p in stats.people
             ],
+            details=engagement.DETAIL_FILES,
             average=_hms(stats.average_seconds),
             notice=request.query.get("notice"),
         )
@@ -245,9 +270,15 @@ class StatsPages:
         )
 
     async def export_json(self, request: web.Request) -> web.Response:
+        """The rows of the CSV, plus the detail files' rows under ``details``."""
         event, columns, rows = await self._export(request)
+        event_id = event.event_id
+        details = await self.dashboard.store.run(lambda core: ih.export_json(core, event_id))
+        sessions = session_rows(await self.attendance.sessions(event_id), time.time())
+        body = json.loads(to_json(format_event_id(event_id), columns, rows))
+        body["details"] = {"sessions": sessions, **details}
         return web.Response(
-            body=to_json(format_event_id(event.event_id), columns, rows),
+            body=json.dumps(body, ensure_ascii=False).encode("utf-8"),
             content_type="application/json",
             charset="utf-8",
             headers={
@@ -260,6 +291,14 @@ class StatsPages:
         event = await self.dashboard._own_event(request, user)
         form = await request.post()
         self.dashboard._check_csrf(record.csrf_token, form)
+        rooms = self._rooms()
+        if rooms is not None and rooms.get(event.event_id) is not None:
+            # the live room holds chat, questions and answers in memory and would keep them
+            raise web.HTTPSeeOther(
+                f"/dashboard/events/{format_event_id(event.event_id)}/stats?notice=room-open"
+            )
+        event_id = event.event_id
+        await self.dashboard.store.run(lambda core: engagement.delete_personal_data(core, event_id))
         await self.attendance.delete_event_data(event.event_id)
         await self.publisher.delete_event_viewers(event.event_id)
         await self.recordings.delete_event_recordings(event.event_id)
@@ -277,5 +316,5 @@ class StatsPages:
         event = await self.dashboard.store.get_event(request.match_info["event_id"])
         if event is None or not (user.is_admin or event.owner_id == user.user_id):
             raise web.HTTPNotFound(text="No such event of yours.")
-        stats: EventStats = await self.attendance.stats(event.event_id)
+        stats: EventStats = await self.attendance.detailed_stats(event.event_id)
         return web.json_response(stats.as_json())

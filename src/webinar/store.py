@@ -240,6 +240,139 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX recording_viewers_event ON recording_viewers (event_id);
     """,
+    # 6: ticketing: access settings per event, invitees, registrations, payment webhooks,
+    # API tokens (see webinar.ticketing.records).
+    """
+    CREATE TABLE event_access (
+        event_id                TEXT PRIMARY KEY REFERENCES events (event_id) ON DELETE CASCADE,
+        attendee_password_hash  TEXT NULL,
+        presenter_password_hash TEXT NULL,
+        price_minor             INTEGER NULL CHECK (price_minor IS NULL OR price_minor > 0),
+        currency                TEXT NULL,
+        capacity                INTEGER NULL CHECK (capacity IS NULL OR capacity >= 1),
+        second_device           TEXT NOT NULL DEFAULT 'takeover'
+                                CHECK (second_device IN ('takeover', 'refuse')),
+        payment_provider        TEXT NOT NULL DEFAULT 'manual'
+                                CHECK (payment_provider IN ('manual', 'stripe')),
+        -- when a change of time or title was saved after people got their e-mail
+        settings_changed_at     TEXT NULL,
+        -- the organiser's extra registration questions: JSON [{"label": ..., "required": ...}]
+        form_fields             TEXT NOT NULL DEFAULT '[]',
+        -- the organiser cancelled the event: attendees are refused, everyone was told
+        cancelled_at            TEXT NULL
+    );
+    CREATE TABLE invitees (
+        invitee_id INTEGER PRIMARY KEY,
+        event_id   TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        name       TEXT NOT NULL,
+        email      TEXT NOT NULL COLLATE NOCASE,
+        token      TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        sent_at    TEXT NULL,
+        revoked_at TEXT NULL,
+        UNIQUE (event_id, email)
+    );
+    CREATE TABLE registrations (
+        registration_id INTEGER PRIMARY KEY,
+        event_id        TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        first_name      TEXT NOT NULL,
+        last_name       TEXT NOT NULL,
+        email           TEXT NOT NULL COLLATE NOCASE,
+        seats           INTEGER NOT NULL DEFAULT 1 CHECK (seats BETWEEN 1 AND 100),
+        status          TEXT NOT NULL
+                        CHECK (status IN ('pending', 'confirmed', 'rejected', 'cancelled')),
+        amount_minor    INTEGER NOT NULL DEFAULT 0,
+        currency        TEXT NULL,
+        provider        TEXT NOT NULL DEFAULT 'manual',
+        provider_ref    TEXT NULL UNIQUE,
+        code            TEXT NULL,
+        code_hash       TEXT NULL UNIQUE,
+        created_at      TEXT NOT NULL,
+        updated_at      TEXT NOT NULL,
+        confirmed_at    TEXT NULL,
+        checked_in_at   TEXT NULL,
+        answers         TEXT NOT NULL DEFAULT '{}'  -- JSON {label: answer}
+    );
+    CREATE INDEX registrations_event ON registrations (event_id);
+    CREATE TABLE payment_webhooks (
+        provider    TEXT NOT NULL,
+        webhook_id  TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        outcome     TEXT NOT NULL,
+        PRIMARY KEY (provider, webhook_id)
+    );
+    CREATE TABLE reminders (
+        reminder_id     INTEGER PRIMARY KEY,
+        event_id        TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        registration_id INTEGER NULL UNIQUE
+                        REFERENCES registrations (registration_id) ON DELETE CASCADE,
+        invitee_id      INTEGER NULL UNIQUE REFERENCES invitees (invitee_id) ON DELETE CASCADE,
+        due_at          TEXT NOT NULL,
+        state           TEXT NOT NULL DEFAULT 'pending'
+                        CHECK (state IN ('pending', 'sending', 'sent', 'skipped', 'failed')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        sent_at         TEXT NULL
+    );
+    CREATE INDEX reminders_due ON reminders (state, due_at);
+        CREATE TABLE api_tokens (
+        token_hash TEXT PRIMARY KEY,
+        user_id    INTEGER NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        label      TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    """,
+    # 7: calls-to-action prepared before the event (webinar.interaction_store), launched
+    # in the room by a presenter.
+    """
+    CREATE TABLE cta_prepared (
+        prepared_id      TEXT PRIMARY KEY,
+        event_id         TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        message          TEXT NOT NULL,
+        button           TEXT NOT NULL,
+        url              TEXT NOT NULL,
+        duration_seconds INTEGER NULL,
+        created_at       REAL NOT NULL
+    );
+    CREATE INDEX cta_prepared_event ON cta_prepared (event_id, created_at);
+    """,
+    # 8: webhooks: organisers' endpoints, and the delivery log with every attempt.
+    """
+    CREATE TABLE webhook_endpoints (
+        endpoint_id INTEGER PRIMARY KEY,
+        owner_id    INTEGER NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        url         TEXT NOT NULL CHECK (length(url) BETWEEN 8 AND 2000),
+        secret      TEXT NOT NULL,
+        events      TEXT NOT NULL DEFAULT '*',  -- comma-separated event names, or '*'
+        created_at  REAL NOT NULL               -- Unix time
+    );
+    CREATE INDEX webhook_endpoints_owner ON webhook_endpoints (owner_id);
+    CREATE TABLE webhook_deliveries (
+        delivery_id     TEXT PRIMARY KEY,
+        endpoint_id     INTEGER NOT NULL
+                        REFERENCES webhook_endpoints (endpoint_id) ON DELETE CASCADE,
+        event           TEXT NOT NULL,
+        event_id        TEXT NULL,              -- the webinar event it is about, if any
+        body            TEXT NOT NULL,          -- the exact JSON that is signed and sent
+        status          TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NULL,
+        created_at      REAL NOT NULL,
+        finished_at     REAL NULL
+    );
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+    CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, created_at);
+    CREATE TABLE webhook_attempts (
+        delivery_id TEXT NOT NULL
+                    REFERENCES webhook_deliveries (delivery_id) ON DELETE CASCADE,
+        attempt     INTEGER NOT NULL,
+        at          REAL NOT NULL,
+        http_status INTEGER NULL,
+        error       TEXT NULL,
+        duration_ms INTEGER NOT NULL,
+        PRIMARY KEY (delivery_id, attempt)
+    );
+    """,
 )
 
 T = TypeVar("T")
@@ -507,7 +640,7 @@ class SyncStore:
 
     @property
     def connection(self) -> sqlite3.Connection:
-        """For modules with tables of their own (e.g. :mod:`webinar.interaction_store`)."""
+        """For modules with tables of their own (interaction, recordings, ticketing)."""
         return self._db
 
     @property
@@ -832,6 +965,10 @@ class Store:
 
     async def count_events(self) -> int:
         return await self._run(SyncStore.count_events)
+
+    async def run_sql(self, call: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``call(connection)`` on the store's thread, in order with every other call."""
+        return await self._run(lambda core: call(core.connection))
 
     async def ping(self) -> bool:
         """True if the store is open and the database answers."""

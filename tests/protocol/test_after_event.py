@@ -25,7 +25,9 @@ from tests.unit.test_recorder import (
     video_producer,
     vp8_frames,
 )
+from webinar import interaction_store as ist
 from webinar.app import ATTENDANCE, RECORDINGS
+from webinar.rooms.chat import ChatMessage
 from webinar.rooms.recording import RecordingStarted
 from webinar.sfu.producer import SenderReportMapping
 from webinar.sfu.recorder import Recorder
@@ -200,6 +202,8 @@ async def test_dashboard_recordings_stats_and_exports(server: RunningServer) -> 
         at=time.time() - 120,
     )
     await attendance.left(sid, "left")
+    chat = ChatMessage("m_1", 1, "pa_1", 'Zoë, "Z"', "attendee", "Hello", time.time() - 60)
+    await server.store.run(lambda core: ist.save_chat(core, event.event_id, chat))
     base = server.base_url
     http = await sign_in(server, "olga")
     stranger = await sign_in(server, "other")
@@ -262,7 +266,8 @@ async def test_dashboard_recordings_stats_and_exports(server: RunningServer) -> 
             assert resp.status == 404
         monthly = await (await http.get(base + "/api/stats/monthly")).json()
         assert monthly["months"][0]["events"] == 1
-        # one action deletes the event's personal data: attendance and recordings
+        assert export["attendees"][0]["chat_messages"] == 1
+        # one action deletes the event's personal data: attendance, interaction, recordings
         async with http.post(
             f"{base}/dashboard/events/{display}/delete-personal-data",
             data={"csrf": token},
@@ -271,6 +276,8 @@ async def test_dashboard_recordings_stats_and_exports(server: RunningServer) -> 
             assert resp.status == 303
         assert (await (await http.get(base + "/api/recordings")).json())["recordings"] == []
         assert (await attendance.stats(event.event_id)).participants == 0
+        ev = event.event_id
+        assert await server.store.run(lambda core: ist.export_rows(core, ev, "chat")[1]) == []
         assert not (server.server.app[RECORDINGS].root / recording_id).exists()
     finally:
         await http.close()

@@ -106,6 +106,7 @@ async def test_sign_in_schedule_edit(server: RunningServer) -> None:
             "duration_minutes": "60",
             "join_window_minutes": "5",
             "access_type": "password",
+            "attendee_password": "let-me-in-2031",  # a password event needs one
             "camera_limit": "7",
             "thank_you_url": "https://example.org/thanks",
         }

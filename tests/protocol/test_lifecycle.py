@@ -55,7 +55,13 @@ async def wait_healthy(url: str, proc: subprocess.Popen[str], within: float = 20
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 async def test_serve_shuts_down_cleanly(tmp_path: Path, signum: signal.Signals) -> None:
-    env = {**os.environ, "WEBINAR_ICE_HOST_ADDRESSES": "127.0.0.1", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "WEBINAR_ICE_HOST_ADDRESSES": "127.0.0.1",
+        "PYTHONUNBUFFERED": "1",
+        # SIGTERM drains first (tests/protocol/test_drain.py); keep the wait short here.
+        "WEBINAR_LIFECYCLE_DRAIN_SECONDS": "1",
+    }
     data = str(tmp_path / "data")
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -22,7 +22,10 @@ from tests.helpers import RunningServer
 from tests.protocol.test_after_event import server, store_recording
 from tests.protocol.test_dashboard import add_user, csrf_of, sign_in
 from webinar.app import PUBLISHER
-from webinar.publish import SmtpMailer
+from webinar.config import MailConfig
+from webinar.ticketing.mail import Mailer
+
+WEB_TEMPLATES = Path(__file__).resolve().parents[2] / "web" / "templates"
 
 __all__ = ["server"]
 
@@ -59,7 +62,11 @@ async def setup(server: RunningServer, port: int) -> tuple[aiohttp.ClientSession
         assert owner is not None
         event = sync.create_event("Product launch", None, owner_id=owner.user_id)
     recording_id = await store_recording(server, event)
-    server.server.app[PUBLISHER].mailer = SmtpMailer("127.0.0.1", port)
+    server.server.app[PUBLISHER].mailer = Mailer(
+        MailConfig(smtp_host="127.0.0.1", smtp_port=port, smtp_security="none"),
+        server.store.data_dir / "outbox",
+        WEB_TEMPLATES / "email",
+    )
     http = await sign_in(server, "olga")
     async with http.get(server.base_url + "/dashboard/recordings") as resp:
         token = csrf_of(await resp.text())
@@ -182,11 +189,11 @@ def test_outbox_is_the_fallback(tmp_path: Path) -> None:
     import asyncio
     from email.message import EmailMessage
 
-    from webinar.publish import OutboxMailer
-
     message = EmailMessage()
     message["To"] = "a@example.org"
+    message["Subject"] = "link"
     message.set_content("hi")
-    asyncio.run(OutboxMailer(tmp_path / "outbox").send(message))
+    mailer = Mailer(MailConfig(), tmp_path / "outbox", WEB_TEMPLATES / "email")
+    asyncio.run(mailer.send(message))
     (written,) = (tmp_path / "outbox").iterdir()
     assert written.suffix == ".eml" and b"a@example.org" in written.read_bytes()

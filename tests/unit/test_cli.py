@@ -226,3 +226,25 @@ def test_config_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     bad.write_text("[ice]\nudp_port_min = 40000\n")
     assert cli.main(["config", "check", "--config", str(bad)]) == 2
     assert "ice.udp_port_min" in capsys.readouterr().err
+
+
+def test_config_check_loads_the_tls_pair(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.serving import make_certificate
+
+    cert, key = tmp_path / "fullchain.pem", tmp_path / "privkey.pem"
+    monkeypatch.setenv("WEBINAR_TLS_CERT_FILE", str(cert))
+    monkeypatch.setenv("WEBINAR_TLS_KEY_FILE", str(key))
+    assert cli.main(["config", "check"]) == 2
+    assert f"tls: cannot read {cert}: not found" in capsys.readouterr().err
+    make_certificate(cert, key, serial=5)
+    assert cli.main(["config", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "TLS: CN=webinar test, valid until" in out
+    assert "links use https://localhost:8080" in out
+    other_key = tmp_path / "other.pem"
+    make_certificate(tmp_path / "other-cert.pem", other_key, serial=6)
+    monkeypatch.setenv("WEBINAR_TLS_KEY_FILE", str(other_key))
+    assert cli.main(["config", "check"]) == 2
+    assert "are not a matching PEM certificate and key" in capsys.readouterr().err

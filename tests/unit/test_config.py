@@ -277,6 +277,7 @@ def test_every_key_has_an_env_var() -> None:
         ("http.host", "WEBINAR_HTTP_HOST"),
         ("http.port", "WEBINAR_HTTP_PORT"),
         ("http.public_url", "WEBINAR_HTTP_PUBLIC_URL"),
+        ("http.trusted_proxies", "WEBINAR_HTTP_TRUSTED_PROXIES"),
         ("ice.servers", "WEBINAR_ICE_SERVERS"),
         ("ice.host_addresses", "WEBINAR_ICE_HOST_ADDRESSES"),
         ("ice.announced_ip", "WEBINAR_ICE_ANNOUNCED_IP"),
@@ -284,6 +285,7 @@ def test_every_key_has_an_env_var() -> None:
         ("ice.udp_port_max", "WEBINAR_ICE_UDP_PORT_MAX"),
         ("rooms.max_cameras", "WEBINAR_ROOMS_MAX_CAMERAS"),
         ("rooms.max_participants", "WEBINAR_ROOMS_MAX_PARTICIPANTS"),
+        ("rooms.max_rooms", "WEBINAR_ROOMS_MAX_ROOMS"),
         ("signalling.max_message_bytes", "WEBINAR_SIGNALLING_MAX_MESSAGE_BYTES"),
         ("signalling.heartbeat_seconds", "WEBINAR_SIGNALLING_HEARTBEAT_SECONDS"),
         ("turn.urls", "WEBINAR_TURN_URLS"),
@@ -291,7 +293,76 @@ def test_every_key_has_an_env_var() -> None:
         ("turn.ttl_seconds", "WEBINAR_TURN_TTL_SECONDS"),
         ("admin.token", "WEBINAR_ADMIN_TOKEN"),
         ("recording.quota_mb", "WEBINAR_RECORDING_QUOTA_MB"),
+        ("ticketing.min_lead_minutes", "WEBINAR_TICKETING_MIN_LEAD_MINUTES"),
+        ("ticketing.max_lead_days", "WEBINAR_TICKETING_MAX_LEAD_DAYS"),
+        ("ticketing.max_active_events", "WEBINAR_TICKETING_MAX_ACTIVE_EVENTS"),
+        ("ticketing.usable_days", "WEBINAR_TICKETING_USABLE_DAYS"),
+        ("ticketing.code_early_minutes", "WEBINAR_TICKETING_CODE_EARLY_MINUTES"),
+        ("ticketing.code_late_minutes", "WEBINAR_TICKETING_CODE_LATE_MINUTES"),
+        ("mail.smtp_host", "WEBINAR_MAIL_SMTP_HOST"),
+        ("mail.smtp_port", "WEBINAR_MAIL_SMTP_PORT"),
+        ("mail.smtp_security", "WEBINAR_MAIL_SMTP_SECURITY"),
+        ("mail.smtp_username", "WEBINAR_MAIL_SMTP_USERNAME"),
+        ("mail.smtp_password", "WEBINAR_MAIL_SMTP_PASSWORD"),
+        ("mail.from_address", "WEBINAR_MAIL_FROM_ADDRESS"),
+        ("mail.outbox_dir", "WEBINAR_MAIL_OUTBOX_DIR"),
+        ("payments.stripe_secret_key", "WEBINAR_PAYMENTS_STRIPE_SECRET_KEY"),
+        ("payments.stripe_webhook_secret", "WEBINAR_PAYMENTS_STRIPE_WEBHOOK_SECRET"),
+        ("payments.stripe_api_url", "WEBINAR_PAYMENTS_STRIPE_API_URL"),
+        ("payments.webhook_tolerance_seconds", "WEBINAR_PAYMENTS_WEBHOOK_TOLERANCE_SECONDS"),
+        ("tls.cert_file", "WEBINAR_TLS_CERT_FILE"),
+        ("tls.key_file", "WEBINAR_TLS_KEY_FILE"),
+        ("lifecycle.drain_seconds", "WEBINAR_LIFECYCLE_DRAIN_SECONDS"),
+        ("log.format", "WEBINAR_LOG_FORMAT"),
+        ("log.level", "WEBINAR_LOG_LEVEL"),
+        ("webhooks.timeout_seconds", "WEBINAR_WEBHOOKS_TIMEOUT_SECONDS"),
+        ("webhooks.max_attempts", "WEBINAR_WEBHOOKS_MAX_ATTEMPTS"),
+        ("webhooks.retry_base_seconds", "WEBINAR_WEBHOOKS_RETRY_BASE_SECONDS"),
+        ("webhooks.allow_private_addresses", "WEBINAR_WEBHOOKS_ALLOW_PRIVATE_ADDRESSES"),
+        ("webhooks.log_retention_days", "WEBINAR_WEBHOOKS_LOG_RETENTION_DAYS"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"WEBINAR_HTTP_TRUSTED_PROXIES": "10.0.0.0/8,nope"}, "http.trusted_proxies: not an IP"),
+        ({"WEBINAR_TLS_CERT_FILE": "/etc/cert.pem"}, "cert_file and key_file must be set"),
+        ({"WEBINAR_LIFECYCLE_DRAIN_SECONDS": "-1"}, "lifecycle.drain_seconds: must be between"),
+        ({"WEBINAR_LOG_FORMAT": "xml"}, "log.format: must be one of text, json"),
+        ({"WEBINAR_LOG_LEVEL": "loud"}, "log.level: must be one of"),
+        ({"WEBINAR_WEBHOOKS_MAX_ATTEMPTS": "0"}, "webhooks.max_attempts: must be between 1"),
+        ({"WEBINAR_WEBHOOKS_TIMEOUT_SECONDS": "0"}, "webhooks.timeout_seconds: must be"),
+        ({"WEBINAR_WEBHOOKS_ALLOW_PRIVATE_ADDRESSES": "maybe"}, "expected a boolean"),
+        ({"WEBINAR_TLS_BOGUS": "1"}, "unknown environment variable WEBINAR_TLS_BOGUS"),
+    ],
+)
+def test_bad_operations_settings(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, env)
+
+
+def test_operations_settings_from_file_and_env(tmp_path: Path) -> None:
+    text = """
+[http]
+trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]
+[tls]
+cert_file = "/etc/letsencrypt/live/w/fullchain.pem"
+key_file = "/etc/letsencrypt/live/w/privkey.pem"
+[lifecycle]
+drain_seconds = 120
+[log]
+format = "json"
+[webhooks]
+max_attempts = 3
+"""
+    config = load_config(write(tmp_path, text), {"WEBINAR_LOG_LEVEL": "debug"})
+    assert config.http.trusted_proxies == ("127.0.0.1", "10.0.0.0/8")
+    assert config.tls.enabled and config.tls.key_file == Path("/etc/letsencrypt/live/w/privkey.pem")
+    assert config.lifecycle.drain_seconds == 120.0
+    assert (config.log.format, config.log.level) == ("json", "debug")
+    assert config.webhooks.max_attempts == 3
+    assert config.base_url == "https://localhost:8080"  # TLS on, no public_url
 
 
 def test_docs_mention_every_key() -> None:

@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 
 from webinar.rooms.chat import CHAT_BURST, CHAT_HISTORY, MAX_CHAT_CHARS, Chat
-from webinar.rooms.cta import CTA_MESSAGE_CHARS, CtaBoard, CtaClosed, CtaShown, validate_url
+from webinar.rooms.cta import (
+    CTA_MESSAGE_CHARS,
+    CtaBoard,
+    CtaClosed,
+    CtaShown,
+    prepare_cta,
+    validate_url,
+)
 from webinar.rooms.interaction_errors import InteractionError
 from webinar.rooms.polls import (
     MAX_OPTIONS_PER_QUESTION,
@@ -311,6 +318,44 @@ def test_one_poll_open_at_a_time() -> None:
     book.launch(HOST, b.poll_id, now=3)
     with refused("invalid"):
         book.delete(PRES, b.poll_id)
+
+
+def test_prepared_polls_change_only_until_they_run() -> None:
+    book = PollBook()
+    draft = build_poll(_poll_spec(), now=5)
+    book.add_prepared(draft)
+    new = build_poll(_poll_spec("test", title="Quiz"), now=99, poll_id=draft.poll_id)
+    changed = book.replace_prepared(new)
+    assert changed.cause == "updated" and changed.poll.title == "Quiz"
+    assert book.get(draft.poll_id).created_at == 5  # it keeps its place
+    with refused("not-found"):
+        book.replace_prepared(build_poll(_poll_spec(), now=0, poll_id="po_missing"))
+    book.launch(PRES, draft.poll_id, now=6)
+    with refused("invalid"):
+        book.replace_prepared(new)
+    with refused("invalid"):
+        book.remove_prepared(draft.poll_id)
+    other = build_poll(_poll_spec(), now=7)
+    book.add_prepared(other)
+    assert book.remove_prepared(other.poll_id).cause == "deleted"
+    assert list(book.polls) == [draft.poll_id]
+
+
+def test_prepared_cta_has_the_live_rules() -> None:
+    ok = prepare_cta(
+        message="y" * CTA_MESSAGE_CHARS, button="Go", url="https://e.x/", duration_seconds=None,
+        now=1,
+    )  # fmt: skip
+    assert ok.prepared_id.startswith("cp_") and ok.message == "y" * CTA_MESSAGE_CHARS
+    with refused("too-long"):
+        prepare_cta(
+            message="y" * (CTA_MESSAGE_CHARS + 1), button="Go", url="https://e.x/",
+            duration_seconds=None, now=1,
+        )  # fmt: skip
+    with refused("bad-url"):
+        prepare_cta(message="Hi", button="Go", url="javascript:x", duration_seconds=None, now=1)
+    with refused("invalid"):
+        prepare_cta(message="Hi", button="Go", url="https://e.x/", duration_seconds=1, now=1)
 
 
 def test_test_scoring() -> None:

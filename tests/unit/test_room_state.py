@@ -23,6 +23,7 @@ from webinar.rooms.state import (
     Stream,
     StreamRemoved,
     StreamUpdated,
+    person_key_for,
 )
 
 HOST = Participant("h", "Host", Role.HOST)
@@ -368,3 +369,18 @@ def test_quality_updates_only_on_change() -> None:
     state = room(ATT)
     assert len(state.set_quality("a", "good")) == 1
     assert state.set_quality("a", "good") == []
+
+
+def test_one_person_key_across_reloads_and_credentials() -> None:
+    """The key attendance and interaction share: the browser's client id, whatever the
+    credential (a presenter key is a ban key, not a person), else the participant."""
+    assert person_key_for("browser-1", "pa_1") == "client:browser-1"
+    assert person_key_for(None, "pa_1") == "pa_1"
+    state = room(HOST)
+    pres = Participant("pa_2", "Pres", Role.PRESENTER)
+    state.join(pres, now=NOW, ban_key="secret-key", person_key=person_key_for("b-2", "pa_2"))
+    state.join(ATT, now=NOW)
+    assert state.person_key("pa_2") == "client:b-2"
+    assert state.person_key("a") == "a"
+    state.leave("pa_2", "left")
+    assert state.person_key("pa_2") == "client:b-2"  # what they did stays theirs

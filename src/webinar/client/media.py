@@ -144,10 +144,14 @@ class ClipTrack(MediaStreamTrack):
     """Replays an :class:`EncodedClip` in real time, looping, as ``av.Packet``s.
 
     ``frames_sent`` counts frames handed to the sender (the loss test compares
-    decoded frames against it)."""
+    decoded frames against it). :meth:`pause` and :meth:`resume` let a measurement
+    start and end at quiet moments, when no packet is in flight."""
 
     def __init__(self, clip: EncodedClip) -> None:
         super().__init__()
+        self._open = asyncio.Event()
+        self._open.set()
+        self._paused_at: float | None = None
         self.kind = clip.kind
         self._clip = clip
         self._index = 0
@@ -157,7 +161,19 @@ class ClipTrack(MediaStreamTrack):
         self._time_base = fractions.Fraction(1, clock)
         self._ticks = round(clip.frame_duration * clock)
 
+    def pause(self) -> None:
+        if self._open.is_set():
+            self._open.clear()
+            self._paused_at = time.monotonic()
+
+    def resume(self) -> None:
+        if self._paused_at is not None and self._start is not None:
+            self._start += time.monotonic() - self._paused_at  # no catch-up burst
+        self._paused_at = None
+        self._open.set()
+
     async def recv(self) -> Any:
+        await self._open.wait()
         if self.readyState != "live":
             raise MediaStreamError
         if self._start is None:

@@ -79,7 +79,51 @@ class CtaClicked:
     clicks: int  # all clicks on it so far
 
 
-CtaEvent = CtaShown | CtaClosed | CtaClicked
+@dataclass(frozen=True, slots=True)
+class PreparedCta:
+    """A call-to-action made ready before the event; a presenter launches it (which
+    shows a :class:`CallToAction` with the same texts)."""
+
+    prepared_id: str
+    message: str
+    button: str
+    url: str
+    duration_seconds: int | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CtaPreparedChanged:
+    """The prepared list changed (dashboard or API): presenters get the new list."""
+
+    prepared: tuple[PreparedCta, ...]
+
+
+CtaEvent = CtaShown | CtaClosed | CtaClicked | CtaPreparedChanged
+
+MAX_PREPARED_CTAS = 50  # per event
+
+
+def prepare_cta(
+    *, message: str, button: str, url: str, duration_seconds: int | None, now: float
+) -> PreparedCta:
+    """Check a call-to-action made in advance with the same rules as one shown live."""
+    checked = build_cta(
+        message=message,
+        button=button,
+        url=url,
+        duration_seconds=duration_seconds,
+        now=now,
+        by="",
+    )
+    return PreparedCta(
+        prepared_id=f"cp_{secrets.token_hex(8)}",
+        message=checked.message,
+        button=checked.button,
+        url=checked.url,
+        duration_seconds=checked.duration_seconds,
+        created_at=now,
+    )
 
 
 def build_cta(

@@ -138,6 +138,7 @@ class LiveRoom:
         resume_grace: float = RESUME_GRACE,
         clock: Callable[[], float] = time.time,
         on_empty: Callable[[LiveRoom], Awaitable[None]] | None = None,
+        on_event: Callable[[RoomEvent], None] | None = None,
         recording_hooks: RecordingHooks | None = None,
     ) -> None:
         self.room_id = room_id
@@ -151,6 +152,7 @@ class LiveRoom:
         self._resume_grace = resume_grace
         self._clock = clock
         self._on_empty = on_empty
+        self._on_event = on_event
         self._speaker: str | None = None
         self._spoke_at: dict[str, float] = {}  # participant -> when last heard speaking
         self._loop = asyncio.get_running_loop()
@@ -180,16 +182,28 @@ class LiveRoom:
 
     # ------------------------------------------------------------------ membership
 
-    def join(self, participant: Participant, peer: RoomPeer, *, ban_key: str | None = None) -> str:
+    def join(
+        self,
+        participant: Participant,
+        peer: RoomPeer,
+        *,
+        ban_key: str | None = None,
+        person_key: str | None = None,
+    ) -> str:
         """Admit a participant; returns their resume token."""
         if self.closed:
             raise RoomError(RoomErrorCode.ENDED, "this event has ended")
-        events = self.state.join(participant, now=self._clock(), ban_key=ban_key)
+        events = self.state.join(
+            participant, now=self._clock(), ban_key=ban_key, person_key=person_key
+        )
         self._members[participant.participant_id] = _Member(participant.participant_id, peer)
         token = secrets.token_urlsafe(24)
         self._resume_tokens[token] = participant.participant_id
         self._apply(events)
         return token
+
+    def has_resume_token(self, token: str) -> bool:
+        return token in self._resume_tokens
 
     def resume(self, token: str, peer: RoomPeer) -> Participant | None:
         """Take a dropped (or stale) participant back with their role, grants and hand."""
@@ -485,6 +499,11 @@ class LiveRoom:
                     member.peer.room_event(event)
                 except Exception:
                     logger.exception("delivering %s failed", type(event).__name__)
+            if self._on_event is not None:
+                try:
+                    self._on_event(event)
+                except Exception:
+                    logger.exception("room observer failed on %s", type(event).__name__)
             if isinstance(event, Removed):
                 self._kick(event.participant.participant_id, "removed")
             elif isinstance(event, RoomEnded):

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import logging
+from typing import Protocol
 
 from webinar.sfu import Router, RouterConfig
 
 from .live import LiveRoom
 from .recording import RecordingHooks
-from .state import RESUME_GRACE, Phase, RoomError, RoomErrorCode, RoomState
+from .state import RESUME_GRACE, Phase, RoomError, RoomErrorCode, RoomEvent, RoomState
+
+logger = logging.getLogger(__name__)
+
+
+class RoomObserver(Protocol):
+    """Told of every room's events (webhooks, statistics); must return quickly."""
+
+    def room_event(self, room_id: str, event: RoomEvent) -> None: ...
+
+    def room_opened(self, room_id: str, phase: Phase) -> None: ...
+
+    def room_closed(self, room_id: str, phase: Phase) -> None: ...
 
 
 class RoomManager:
@@ -20,9 +35,13 @@ class RoomManager:
         max_participants: int,
         answer_timeout: float = 15.0,
         resume_grace: float = RESUME_GRACE,
+        observer: RoomObserver | None = None,
+        max_rooms: int | None = None,
         recording_hooks: RecordingHooks | None = None,
     ) -> None:
+        self._max_rooms = max_rooms
         self._router_config = router_config
+        self._observer = observer
         self._recording_hooks = recording_hooks
         self._max_participants = max_participants
         self._answer_timeout = answer_timeout
@@ -50,6 +69,11 @@ class RoomManager:
         if room_id in self._ended:
             raise RoomError(RoomErrorCode.ENDED, "this event has ended")
         if room is None or room.closed:
+            if self._max_rooms is not None and len(self._rooms) >= self._max_rooms:
+                raise RoomError(
+                    RoomErrorCode.SERVER_FULL,
+                    f"this server runs at most {self._max_rooms} live events at once",
+                )
             config = self._router_config
             if max_cameras is not None:
                 config = dataclasses.replace(config, max_cameras=max_cameras)
@@ -66,9 +90,19 @@ class RoomManager:
                 answer_timeout=self._answer_timeout,
                 resume_grace=self._resume_grace,
                 on_empty=self._release,
+                on_event=(
+                    functools.partial(self._observer.room_event, room_id)
+                    if self._observer is not None
+                    else None
+                ),
                 recording_hooks=self._recording_hooks,
             )
             self._rooms[room_id] = room
+            if self._observer is not None:
+                try:
+                    self._observer.room_opened(room_id, room.state.phase)
+                except Exception:
+                    logger.exception("room observer failed")
         return room
 
     def get(self, room_id: str) -> LiveRoom | None:
@@ -83,6 +117,14 @@ class RoomManager:
         if self._rooms.get(room.room_id) is room and room.is_empty:
             del self._rooms[room.room_id]
             await room.close()
+            self._closed(room)
+
+    def _closed(self, room: LiveRoom) -> None:
+        if self._observer is not None:
+            try:
+                self._observer.room_closed(room.room_id, room.state.phase)
+            except Exception:
+                logger.exception("room observer failed")
 
     async def release_if_empty(self, room_id: str) -> None:
         room = self._rooms.get(room_id)
@@ -94,3 +136,5 @@ class RoomManager:
         rooms = list(self._rooms.values())
         self._rooms.clear()
         await asyncio.gather(*(r.close() for r in rooms), return_exceptions=True)
+        for room in rooms:
+            self._closed(room)

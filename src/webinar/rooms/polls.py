@@ -128,7 +128,7 @@ class Score:
 @dataclass(frozen=True, slots=True)
 class PollChanged:
     poll: Poll
-    cause: str  # "created" | "launched" | "closed" | "results" | "deleted"
+    cause: str  # "created" | "updated" | "launched" | "closed" | "results" | "deleted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,11 +294,25 @@ class PollBook:
 
     def delete(self, actor: Participant, poll_id: str) -> PollChanged:
         self._runner(actor, "delete polls")
+        return self.remove_prepared(poll_id)
+
+    def remove_prepared(self, poll_id: str) -> PollChanged:
+        """Delete a poll that never ran (from the room, the dashboard or the API)."""
         poll = self.get(poll_id)
         if poll.state is not PollState.DRAFT:
             raise InteractionError(E.INVALID, "only a poll that never ran can be deleted")
         del self.polls[poll_id]
         return PollChanged(poll, "deleted")
+
+    def replace_prepared(self, poll: Poll) -> PollChanged:
+        """A new definition (title, kind, questions) of a poll that never ran; answers
+        were never given to it, so nothing is lost."""
+        current = self.get(poll.poll_id)
+        if current.state is not PollState.DRAFT:
+            raise InteractionError(E.INVALID, "only a poll that never ran can be changed")
+        poll = replace(poll, created_at=current.created_at)
+        self.polls[poll.poll_id] = poll
+        return PollChanged(poll, "updated")
 
     def launch(self, actor: Participant, poll_id: str, now: float) -> PollChanged:
         self._runner(actor, "launch polls")

@@ -57,6 +57,7 @@ class RoomErrorCode(enum.StrEnum):
     DUPLICATE = "duplicate"
     TOO_MANY_FOR_DISCUSSION = "too-many-for-discussion"
     INVALID = "invalid"
+    SERVER_FULL = "server-full"
 
 
 class RoomError(Exception):
@@ -64,6 +65,15 @@ class RoomError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def person_key_for(client_id: str | None, participant_id: str) -> str:
+    """The one key that names a person in attendance and in interaction alike.
+
+    A participant id lasts one join (a resume keeps it, a reload does not); the browser's
+    client id (kept in its local storage) survives reloads, so sessions, chat, votes,
+    answers and clicks of one browser join up. Without a client id: the participant."""
+    return f"client:{client_id}" if client_id else participant_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +200,9 @@ class RoomState:
     streams: dict[str, Stream] = field(default_factory=dict)
     banned: set[str] = field(default_factory=set)
     ban_keys: dict[str, str] = field(default_factory=dict)  # participant id -> ban key
+    # participant id -> person key (see person_key_for); kept after a leave for as long as
+    # the room lives, so what someone did before a reload stays theirs
+    person_keys: dict[str, str] = field(default_factory=dict)
     current_speaker: str | None = None  # granted by "let next speak"
     recording_wanted: bool = False  # REC pressed (or auto-start); effective per mode
     _hand_counter: int = 0
@@ -199,6 +212,10 @@ class RoomState:
             self.phase = Phase.LOBBY
 
     # ------------------------------------------------------------------ queries
+
+    def person_key(self, participant_id: str) -> str:
+        """Who someone is across reconnects and reloads (attendance and interaction alike)."""
+        return self.person_keys.get(participant_id, participant_id)
 
     def get(self, participant_id: str) -> Participant:
         participant = self.participants.get(participant_id)
@@ -267,7 +284,12 @@ class RoomState:
     # ------------------------------------------------------------------ membership
 
     def join(
-        self, participant: Participant, *, now: float, ban_key: str | None = None
+        self,
+        participant: Participant,
+        *,
+        now: float,
+        ban_key: str | None = None,
+        person_key: str | None = None,
     ) -> list[RoomEvent]:
         if participant.participant_id in self.participants:
             raise RoomError(RoomErrorCode.DUPLICATE, "already in the room")
@@ -301,6 +323,7 @@ class RoomState:
         self.participants[participant.participant_id] = participant
         if ban_key is not None:
             self.ban_keys[participant.participant_id] = ban_key
+        self.person_keys[participant.participant_id] = person_key or participant.participant_id
         return [ParticipantJoined(participant)]
 
     def leave(self, participant_id: str, reason: str) -> list[RoomEvent]:

@@ -295,9 +295,7 @@ class PacketSink:
         "_sendto",
         "_session",
         "_tasks",
-        "bytes_sent",
         "out",
-        "packets_sent",
     )
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
@@ -312,9 +310,8 @@ class PacketSink:
         self._tasks: set[asyncio.Task[None]] = set()
         self._cbuf = _srtp_ffi.new("char[]", MAX_PACKET + _SRTCP_MAX_TRAILER)
         self._len = _srtp_ffi.new("int *")
+        # One writer per sink: a consumer keeps constant header bytes in it between packets.
         self.out = memoryview(_srtp_ffi.buffer(self._cbuf))
-        self.packets_sent = 0
-        self.bytes_sent = 0
 
     def send_out(self, n: int) -> bool:
         """Protect the first ``n`` bytes of :attr:`out` (an RTP packet) and send them."""
@@ -330,10 +327,7 @@ class PacketSink:
         length[0] = n
         if _srtp_protect(self._ctx, self._cbuf, length) != 0:
             return False  # e.g. an index libsrtp considers replayed: drop, never raise
-        n = length[0]
-        self._sendto(_unpack(self._cbuf, n), self._addr)  # type: ignore[misc]
-        self.packets_sent += 1
-        self.bytes_sent += n
+        self._sendto(_unpack(self._cbuf, length[0]), self._addr)  # type: ignore[misc]
         return True
 
     def send_rtp(self, data: bytes) -> bool:

@@ -128,6 +128,9 @@ class Consumer:
         self._ext_words = 0
         self._var_id = 0  # id byte of the per-packet extension element; 0: none
         self._has_level = False
+        self._middle = b""
+        self._middle_no_level = b""
+        self._fast: struct.Struct = _HDR
         self._keyframe_asked = 0.0
         self.rtt: float | None = None  # seconds, smoothed, from receiver reports
         self._lsr = 0  # middle 32 bits of the NTP time of our last SR
@@ -164,8 +167,19 @@ class Consumer:
         self._head = struct.Struct(f"!BBHIIHH{len(mid)}s{var_fmt}{pad}x")
         self._head_len = self._head.size
         self._mid_ext = mid
+        # The forwarding path writes only what changes per packet, from byte 1 on:
+        # marker|PT, sequence number, timestamp, then the constant SSRC, extension
+        # header, MID and extension id as one string, then abs-send-time / level.
+        # Byte 0 (V=2, X=1) and the padding stay as written here (every writer of
+        # this buffer writes the same there).
+        middle = struct.pack("!IHH", self._ssrc, 0xBEDE, self._ext_words) + mid + var_id
+        self._middle = middle
+        self._middle_no_level = middle[:-1] + b"\x00" if var_fmt == "BB" else middle
+        tail = {"B3s": "3s", "BB": "B", "": ""}[var_fmt]
+        self._fast = struct.Struct(f"!BHI{len(middle)}s{tail}")
         self._sink = self._tap.sink()
         self._out = self._sink.out
+        self._out[0 : self._head_len] = bytes([0x90]) + bytes(self._head_len - 1)
         if self.producer.simulcast is not None:
             self._selector()  # every packet of a simulcast producer goes through one
 
@@ -237,7 +251,23 @@ class Consumer:
             self._highest_out = out_ext
         out_seq = out_ext & 0xFFFF
         payload = mp.payload
-        n = self._write(mp, self._pt, out_seq, self._ssrc, payload, -1)
+        out = self._out
+        ts = (mp.timestamp + self._ts_offset) & 0xFFFFFFFF
+        first = (mp.marker << 7) | self._pt
+        if self._video:
+            if self._var_id:
+                self._fast.pack_into(out, 1, first, out_seq, ts, self._middle, mp.abs_send_time)
+            else:
+                self._fast.pack_into(out, 1, first, out_seq, ts, self._middle)
+        elif not self._has_level:
+            self._fast.pack_into(out, 1, first, out_seq, ts, self._middle)
+        elif mp.audio_level >= 0:
+            self._fast.pack_into(out, 1, first, out_seq, ts, self._middle, mp.audio_level)
+        else:  # keep the layout: padding where the level would be
+            self._fast.pack_into(out, 1, first, out_seq, ts, self._middle_no_level, 0)
+        head = self._head_len
+        n = head + len(payload)
+        out[head:n] = payload
         if self._sink.send_out(n):  # type: ignore[union-attr]
             st = self.stats
             st.packets += 1

@@ -61,9 +61,9 @@ def to_protocol_error(exc: InteractionError) -> s.ProtocolError:
 
 
 def person_key(room: LiveRoom, participant_id: str) -> str:
-    """Who someone is across reconnects: their browser's client id, else the participant."""
-    key = room.state.ban_keys.get(participant_id)
-    return key if key is not None and key.startswith("client:") else participant_id
+    """Who someone is across reconnects and reloads: the same key attendance records
+    (:func:`webinar.rooms.state.person_key_for`), so the export joins them up."""
+    return room.state.person_key(participant_id)
 
 
 # ----------------------------------------------------------------------------- loading
@@ -289,6 +289,22 @@ class Viewer:
     def name(self) -> str:
         return self.participant.name
 
+    def prepared_ctas(
+        self, prepared: list[ct.PreparedCta] | None
+    ) -> list[s.PreparedCtaInfo] | None:
+        if prepared is None or not self.can(Capability.RUN_CTA):
+            return None
+        return [
+            s.PreparedCtaInfo(
+                prepared_id=p.prepared_id,
+                message=p.message,
+                button=p.button,
+                url=p.url,
+                duration_seconds=p.duration_seconds,
+            )
+            for p in prepared
+        ]
+
     def chat_state(self, chat: ch.Chat, by: str | None = None) -> s.ChatState:
         muted_here: list[str] | None = None
         if self.room is not None and self.can(Capability.MODERATE_CHAT):
@@ -307,7 +323,12 @@ class Viewer:
     def qa_state(self, board: qa_.QuestionBoard, by: str | None = None) -> s.QaState:
         return s.QaState(open=board.open, questions=self.questions(board), by=by)
 
-    def snapshot(self, ia: RoomInteraction, cta_clicks: int = 0) -> s.InteractionState:
+    def snapshot(
+        self,
+        ia: RoomInteraction,
+        cta_clicks: int = 0,
+        prepared_ctas: list[ct.PreparedCta] | None = None,
+    ) -> s.InteractionState:
         book = ia.polls
         visible = [p for p in book.polls.values() if self.sees_poll(p)]
         scores = [sc for p in visible if (sc := self.score(book, p)) is not None]
@@ -322,6 +343,7 @@ class Viewer:
             my_answers={p.poll_id: a for p in visible if (a := self.answers(book, p))},
             scores=scores,
             cta=self.cta(ia.cta.current, cta_clicks) if ia.cta.current is not None else None,
+            prepared_ctas=self.prepared_ctas(prepared_ctas),
         )
 
     def render(self, ia: RoomInteraction, event: InteractionEvent) -> list[s.ServerMessage]:
@@ -370,6 +392,9 @@ class Viewer:
             if self.can(Capability.RUN_CTA):
                 return [s.CtaClicks(cta_id=event.cta_id, clicks=event.clicks)]
             return []
+        if isinstance(event, ct.CtaPreparedChanged):
+            prepared = self.prepared_ctas(list(event.prepared))
+            return [s.CtaPrepared(prepared=prepared)] if prepared is not None else []
         return []
 
     def _poll_changed(self, ia: RoomInteraction, event: pl.PollChanged) -> list[s.ServerMessage]:
@@ -419,11 +444,19 @@ async def _context(session: Session) -> tuple[LiveRoom, Participant, str, RoomIn
 async def on_sync(session: Session, _msg: s.SyncInteraction) -> s.ServerMessage:
     room, me, key, ia = await _context(session)
     clicks = 0
+    prepared: list[ct.PreparedCta] | None = None
     current = ia.cta.current
-    if current is not None and me.can(Capability.RUN_CTA):
-        cta_id = current.cta_id
-        clicks = await session.services.store.run(lambda core: ist.click_count(core, cta_id))
-    return Viewer(me, key, session.services.interaction_secret, room).snapshot(ia, clicks)
+    if me.can(Capability.RUN_CTA):
+        cta_id = current.cta_id if current is not None else None
+        event_id = room.room_id
+
+        def read(core: SyncStore) -> tuple[int, list[ct.PreparedCta]]:
+            n = ist.click_count(core, cta_id) if cta_id is not None else 0
+            return n, ist.list_prepared_ctas(core, event_id)
+
+        clicks, prepared = await session.services.store.run(read)
+    viewer = Viewer(me, key, session.services.interaction_secret, room)
+    return viewer.snapshot(ia, clicks, prepared)
 
 
 async def on_chat_send(session: Session, msg: s.ChatSend) -> s.ServerMessage:
@@ -431,6 +464,7 @@ async def on_chat_send(session: Session, msg: s.ChatSend) -> s.ServerMessage:
     posted = ia.chat.post(me, key, msg.text, ia.now())
     m = posted.message
     await session.services.store.run(lambda core: ist.save_chat(core, room.room_id, m))
+    session.services.on_interaction("chat_messages", 1)
     ia.emit([posted])
     return s.ChatSent(message_id=m.message_id, seq=m.seq)
 
@@ -481,6 +515,7 @@ async def on_question_ask(session: Session, msg: s.QuestionAsk) -> s.ServerMessa
     asked = ia.qa.ask(me, key, msg.text, ia.now(), anonymous=msg.anonymous)
     q = asked.question
     await session.services.store.run(lambda core: ist.save_question(core, room.room_id, q))
+    session.services.on_interaction("questions", 1)
     ia.emit([asked])
     viewer = Viewer(me, key, session.services.interaction_secret)
     return s.QuestionUpdate(question=viewer.question(q), cause="asked")
@@ -512,6 +547,7 @@ async def on_question_mark(session: Session, msg: s.QuestionMark) -> s.ServerMes
         ist.link_chat_question(core, message.message_id, q.question_id)
 
     await session.services.store.run(save)
+    session.services.on_interaction("questions", 1)
     ia.emit([asked])
     viewer = Viewer(me, key, session.services.interaction_secret)
     return s.QuestionUpdate(question=viewer.question(q), cause="asked")
@@ -519,11 +555,14 @@ async def on_question_mark(session: Session, msg: s.QuestionMark) -> s.ServerMes
 
 async def on_question_vote(session: Session, msg: s.QuestionVote) -> None:
     _room, me, key, ia = await _context(session)
+    before = ia.qa.questions.get(msg.question_id)
     voted = ia.qa.vote(me, key, msg.question_id, msg.up)
     now = ia.now()
     await session.services.store.run(
         lambda core: ist.set_vote(core, msg.question_id, key, msg.up, now)
     )
+    if msg.up and before is not None and key not in before.voters:
+        session.services.on_interaction("question_votes", 1)
     ia.emit([voted])
 
 
@@ -637,6 +676,7 @@ async def on_poll_answer(session: Session, msg: s.PollAnswer) -> s.ServerMessage
         ia.now(),
     )
     await session.services.store.run(lambda core: ist.save_answers(core, answered.answers))
+    session.services.on_interaction("poll_answers", len(answered.answers))
     ia.results_changed(msg.poll_id)
     return s.PollAnswered(
         poll_id=msg.poll_id,
@@ -647,13 +687,35 @@ async def on_poll_answer(session: Session, msg: s.PollAnswer) -> s.ServerMessage
 
 
 async def on_cta_show(session: Session, msg: s.CtaShow) -> None:
+    await _show_cta(session, msg.message, msg.button, msg.url, msg.duration_seconds)
+
+
+async def on_cta_launch(session: Session, msg: s.CtaLaunch) -> None:
+    """Show a call-to-action prepared before the event, as it was prepared."""
+    room, me = session.joined()
+    if not me.can(Capability.RUN_CTA):
+        raise InteractionError(InteractionErrorCode.FORBIDDEN, f"a {me.role} may not do that")
+    event_id = room.room_id
+    prepared = await session.services.store.run(
+        lambda core: ist.get_prepared_cta(core, event_id, msg.prepared_id)
+    )
+    if prepared is None:
+        raise InteractionError(InteractionErrorCode.NOT_FOUND, "no such prepared call-to-action")
+    await _show_cta(
+        session, prepared.message, prepared.button, prepared.url, prepared.duration_seconds
+    )
+
+
+async def _show_cta(
+    session: Session, message: str, button: str, url: str, duration_seconds: int | None
+) -> None:
     room, me, _key, ia = await _context(session)
     events = ia.cta.show(
         me,
-        message=msg.message,
-        button=msg.button,
-        url=msg.url,
-        duration_seconds=msg.duration_seconds,
+        message=message,
+        button=button,
+        url=url,
+        duration_seconds=duration_seconds,
         now=ia.now(),
     )
     now = ia.now()

@@ -79,6 +79,17 @@ class ErrorCode(enum.StrEnum):
     QA_CLOSED = "qa-closed"
     BAD_URL = "bad-url"
     LIMIT_REACHED = "limit-reached"
+    # entry refusals from ticketing (webinar.ticketing.RefusalCode)
+    CREDENTIAL_REQUIRED = "credential-required"
+    REVOKED = "revoked"
+    NOT_CONFIRMED = "not-confirmed"
+    OUTSIDE_WINDOW = "outside-window"
+    BOOKING_EXPIRED = "booking-expired"
+    TICKET_IN_USE = "ticket-in-use"
+    GROUP_FULL = "group-full"
+    EVENT_CANCELLED = "event-cancelled"
+    DRAINING = "draining"
+    SERVER_FULL = "server-full"
 
 
 class ProtocolError(Exception):
@@ -413,6 +424,14 @@ class CtaClose:
 
 
 @dataclass(frozen=True, slots=True)
+class CtaLaunch:
+    """Show a call-to-action prepared before the event (dashboard or admin API)."""
+
+    type: ClassVar[str] = "cta-launch"
+    prepared_id: str = field(metadata=_len(1, 64))
+
+
+@dataclass(frozen=True, slots=True)
 class SyncInteraction:
     type: ClassVar[str] = "sync-interaction"
 
@@ -436,6 +455,7 @@ INTERACTION_MESSAGES: tuple[type[Any], ...] = (
     PollAnswer,
     CtaShow,
     CtaClose,
+    CtaLaunch,
     SyncInteraction,
 )
 
@@ -481,6 +501,7 @@ ClientMessage = (
     | PollAnswer
     | CtaShow
     | CtaClose
+    | CtaLaunch
     | SyncInteraction
 )
 
@@ -736,6 +757,14 @@ class Bye:
 
 
 @dataclass(frozen=True, slots=True)
+class Draining:
+    """The server is stopping: no new joins; it closes every session within the deadline."""
+
+    type: ClassVar[str] = "draining"
+    deadline_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Error:
     type: ClassVar[str] = "error"
     code: ErrorCode
@@ -948,6 +977,23 @@ class CtaClicks:
 
 
 @dataclass(frozen=True, slots=True)
+class PreparedCtaInfo:
+    prepared_id: str
+    message: str
+    button: str
+    url: str
+    duration_seconds: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CtaPrepared:
+    """To those who run calls-to-action: the prepared list changed."""
+
+    type: ClassVar[str] = "cta-prepared"
+    prepared: list[PreparedCtaInfo]
+
+
+@dataclass(frozen=True, slots=True)
 class InteractionState:
     type: ClassVar[str] = "interaction-state"
     chat: ChatState
@@ -959,6 +1005,7 @@ class InteractionState:
     my_answers: dict[str, list[AnswerInfo]]
     scores: list[PollScore]
     cta: CtaInfo | None
+    prepared_ctas: list[PreparedCtaInfo] | None = None  # to those who run calls-to-action
 
 
 ServerMessage = (
@@ -982,6 +1029,7 @@ ServerMessage = (
     | Ok
     | Pong
     | Bye
+    | Draining
     | Error
     | ChatMessage
     | ChatSent
@@ -999,6 +1047,7 @@ ServerMessage = (
     | PollScore
     | Cta
     | CtaClicks
+    | CtaPrepared
     | InteractionState
 )
 

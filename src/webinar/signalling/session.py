@@ -6,15 +6,16 @@ between the wire schema and the room, nothing more.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from webinar import __version__
+from webinar import __version__, logs
 from webinar.attendance import AttendanceService
-from webinar.ids import format_event_id, normalize_event_id, same_secret
+from webinar.ids import format_event_id, normalize_event_id
 from webinar.rooms import state as rs
 from webinar.rooms.interaction import InteractionEvent
 from webinar.rooms.interaction_errors import InteractionError
@@ -29,9 +30,11 @@ from webinar.rooms.state import (
     RoomEvent,
     Source,
     Stream,
+    person_key_for,
 )
 from webinar.sfu import AllocationReport, SfuError, SfuErrorCode, VideoQuality
 from webinar.store import Event, Store
+from webinar.ticketing import Grant, Refusal, Ticketing
 
 from . import interaction as ia
 from . import schema as s
@@ -58,6 +61,7 @@ _ROOM_ERRORS = {
     RoomErrorCode.DUPLICATE: s.ErrorCode.INVALID_REQUEST,
     RoomErrorCode.TOO_MANY_FOR_DISCUSSION: s.ErrorCode.TOO_MANY_FOR_DISCUSSION,
     RoomErrorCode.INVALID: s.ErrorCode.INVALID_REQUEST,
+    RoomErrorCode.SERVER_FULL: s.ErrorCode.SERVER_FULL,
 }
 
 
@@ -68,7 +72,11 @@ class Services:
     ice_servers: Callable[[str], list[dict[str, Any]]]  # per participant (TURN credentials)
     heartbeat_interval: float
     max_message_bytes: int
+    ticketing: Ticketing
     on_error: Callable[[str], None] = lambda _code: None
+    #: Counts interaction (webinar.metrics.INTERACTION_COUNTERS): kind, how many.
+    on_interaction: Callable[[str, int], None] = lambda _kind, _n: None
+    is_draining: Callable[[], bool] = lambda: False
     #: Signs call-to-action click links (one per process; see docs/api.md).
     interaction_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     recordings: RecordingPolicy | None = None
@@ -91,11 +99,22 @@ class RecordingPolicy(Protocol):
 class Session:
     """Implements :class:`webinar.rooms.live.RoomPeer` for one WebSocket."""
 
-    def __init__(self, services: Services, send: Send, close: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        services: Services,
+        send: Send,
+        close: Callable[[str], None],
+        remote: str | None = None,
+    ) -> None:
         self._services = services
         self._send = send
         self._close = close
+        self._remote = remote
         self._greeted = False
+        self._grant: Grant | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+        #: Set when ticketing ends this session: the socket's close then leaves the room.
+        self.leaves_on_close = False
         self.participant: Participant | None = None
         self.room: LiveRoom | None = None
         self.event: Event | None = None
@@ -161,7 +180,22 @@ class Session:
             raise s.ProtocolError(
                 s.ErrorCode.UNKNOWN_EVENT, f"there is no event with ID {msg.event_id[:32]!r}"
             )
-        role = _role_for(event, msg.credential)
+        if self._services.is_draining() and not self._resumable(event.event_id, msg.resume_token):
+            raise s.ProtocolError(
+                s.ErrorCode.DRAINING, "the server is shutting down; join again in a moment"
+            )
+        ticketing = self._services.ticketing
+        try:
+            grant = await ticketing.admit(
+                event,
+                msg.credential,
+                client=self._remote,
+                client_key=msg.client_id or f"session:{id(self)}",
+                holder=self,
+            )
+        except Refusal as refusal:
+            raise s.ProtocolError(s.ErrorCode(refusal.code.value), refusal.message) from None
+        role, name = grant.role, grant.name or name
         policy = self._services.recordings
         auto_record = (
             policy is not None
@@ -169,13 +203,17 @@ class Session:
             and await policy.auto_record(event)
             and await policy.refusal(event) is None
         )
-        room = self._services.rooms.get_or_create(
-            event.event_id,
-            starts_at=event.starts_at.timestamp() if event.starts_at else None,
-            join_window=event.join_window_minutes * 60.0,
-            max_cameras=event.camera_limit,
-            auto_record=auto_record,
-        )
+        try:
+            room = self._services.rooms.get_or_create(
+                event.event_id,
+                starts_at=event.starts_at.timestamp() if event.starts_at else None,
+                join_window=ticketing.lobby_window_seconds(event),
+                max_cameras=event.camera_limit,
+                auto_record=auto_record,
+            )
+        except RoomError:
+            ticketing.release(grant, dropped=False)
+            raise
         resumed = None
         if msg.resume_token is not None:
             resumed = room.resume(msg.resume_token, self)
@@ -188,22 +226,29 @@ class Session:
             ban_key = msg.credential or (f"client:{msg.client_id}" if msg.client_id else None)
             self.participant = participant  # set first: the room's events about us name us
             try:
-                token = room.join(participant, self, ban_key=ban_key)
+                token = room.join(
+                    participant,
+                    self,
+                    ban_key=ban_key,
+                    person_key=person_key_for(msg.client_id, participant.participant_id),
+                )
             except RoomError:
                 self.participant = None
+                ticketing.release(grant, dropped=False)
                 await self._services.rooms.release_if_empty(event.event_id)
                 raise
             participant = room.state.get(participant.participant_id)  # may be listen-only
         assert token is not None
         self.participant, self.room, self.event = participant, room, event
+        self._hold(grant)
+        logs.bind(room_id=event.event_id, participant_id=participant.participant_id)
+        logger.info("joined as %s%s", participant.role.value, " (resumed)" if resumed else "")
         attendance = self._services.attendance
         if attendance is not None:
             self._attendance_id = await attendance.joined(
                 event_id=event.event_id,
                 participant_id=participant.participant_id,
-                person_key=f"client:{msg.client_id}"
-                if msg.client_id
-                else participant.participant_id,
+                person_key=room.state.person_key(participant.participant_id),
                 name=participant.name,
                 role=participant.role.value,
                 user_agent=self.user_agent,
@@ -413,8 +458,36 @@ class Session:
     def disconnect(self, reason: str) -> None:
         """The room ends this session (removed, ended, replaced by a resumed one)."""
         self.room = None  # the room has dealt with us already
+        self._let_go(dropped=False)
         self.send(s.Bye(reason=reason))
         self._close(reason)
+
+    def evict(self, reason: str) -> None:
+        """Ticketing ends this session: ``taken-over`` (another device entered with the
+        same single-use credential) or ``window-ended``. The room is left when it closes."""
+        if self.room is None:
+            return
+        self.leaves_on_close = True
+        self._let_go(dropped=False)
+        self.send(s.Bye(reason=reason))
+        self._close(reason)
+
+    def _hold(self, grant: Grant) -> None:
+        """Keep the grant; end the session when it expires."""
+        self._let_go(dropped=False)
+        self._grant = grant
+        if grant.expires_at is not None:
+            delay = (grant.expires_at - self._services.ticketing.clock()).total_seconds()
+            loop = asyncio.get_running_loop()
+            self._expiry = loop.call_later(max(0.0, delay), self.evict, "window-ended")
+
+    def _let_go(self, *, dropped: bool) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        grant, self._grant = self._grant, None
+        if grant is not None:
+            self._services.ticketing.release(grant, dropped=dropped)
 
     def _room_info(self) -> s.RoomInfo:
         room, event = self.room, self.event
@@ -453,6 +526,11 @@ class Session:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def _resumable(self, room_id: str, token: str | None) -> bool:
+        """While draining, only a participant of a live room may come back (after a drop)."""
+        room = self._services.rooms.get(room_id)
+        return token is not None and room is not None and room.has_resume_token(token)
+
     @property
     def services(self) -> Services:
         return self._services
@@ -472,6 +550,7 @@ class Session:
         """Leave for good (the ``leave`` message)."""
         room, participant = self.room, self.participant
         self.room = None
+        self._let_go(dropped=False)
         if room is None or participant is None:
             return
         await room.leave(participant.participant_id, reason)
@@ -486,18 +565,9 @@ class Session:
         """The socket closed without ``leave``: keep the place for the resume grace."""
         room, participant = self.room, self.participant
         self.room = None
+        self._let_go(dropped=True)
         if room is not None and participant is not None:
             room.disconnect(participant.participant_id, self)
-
-
-def _role_for(event: Event, credential: str | None) -> Role:
-    if credential is None:
-        return Role.ATTENDEE
-    if event.host_key and same_secret(credential, event.host_key):
-        return Role.HOST
-    if same_secret(credential, event.presenter_key):
-        return Role.PRESENTER
-    raise s.ProtocolError(s.ErrorCode.BAD_CREDENTIAL, "the presenter key is not right")
 
 
 def _participant(p: Participant) -> s.ParticipantInfo:
@@ -571,4 +641,5 @@ _HANDLERS: dict[type[Any], _Handler] = {
     s.PollAnswer: ia.on_poll_answer,
     s.CtaShow: ia.on_cta_show,
     s.CtaClose: ia.on_cta_close,
+    s.CtaLaunch: ia.on_cta_launch,
 }

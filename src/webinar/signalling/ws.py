@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from webinar import logs
+
 from . import schema as s
 from .session import Services, Session
 
@@ -48,14 +50,16 @@ class TokenBucket:
 class Connection:
     """One WebSocket: owns its writer task and its :class:`Session`."""
 
-    def __init__(self, ws: web.WebSocketResponse, services: Services) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, services: Services, remote: str | None = None
+    ) -> None:
         self._ws = ws
         self._services = services
         self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(OUTBOUND_QUEUE)
         self._closing: str | None = None
         self._refused = 0
         self._bucket = TokenBucket(RATE_BURST, RATE_PER_SECOND)
-        self.session = Session(services, self._enqueue, self.close)
+        self.session = Session(services, self._enqueue, self.close, remote)
 
     def _enqueue(self, message: dict[str, Any]) -> None:
         if self._closing is not None:
@@ -97,8 +101,8 @@ class Connection:
                     break
         finally:
             try:
-                if self._closing == "shutdown":
-                    await self.session.leave("shutdown")
+                if self._closing == "shutdown" or self.session.leaves_on_close:
+                    await self.session.leave(self._closing or "left")
                 else:
                     self.session.dropped()
             except Exception:
@@ -108,6 +112,8 @@ class Connection:
             except Exception:
                 logger.exception("recording attendance failed")
             self.close(self._closing or "disconnected")
+            if self.session.participant is not None:
+                logger.info("connection closed: %s", self._closing)
             try:
                 await asyncio.wait_for(writer, 2.0)
             except (TimeoutError, asyncio.CancelledError):
@@ -160,7 +166,8 @@ async def websocket_handler(
         max_msg_size=services.max_message_bytes * 4,
     )
     await ws.prepare(request)
-    connection = Connection(ws, services)
+    logs.bind(client=request.remote)
+    connection = Connection(ws, services, request.remote)
     connection.session.user_agent = request.headers.get("User-Agent", "")
     connections.add(connection)
     try:

@@ -123,6 +123,7 @@ export class ChatPanel {
   }
 
   visible() {
+    if (this.panel.parentElement?.id === "lobby-chat") return !this.panel.hidden;
     return !this.panel.hidden && document.getElementById("live")?.dataset.panel === "open";
   }
 

@@ -47,8 +47,39 @@ export class CtaView {
     // presenters: the form in their CTA tab
     this.panel = document.getElementById("panel-cta");
     this.status = el("div", { class: "cta-status card", "data-testid": "cta-status", hidden: true });
+    // calls-to-action prepared before the event (dashboard): one click shows one
+    this.preparedList = el("ul", { class: "cta-prepared-list", "data-testid": "cta-prepared" });
+    this.preparedBox = el("section", { class: "cta-prepared", "aria-label": "Prepared calls-to-action", hidden: true }, [
+      el("p", { class: "eyebrow", text: "Prepared" }),
+      this.preparedList,
+    ]);
     this.form = this.makeForm();
-    this.panel?.append(this.status, this.form);
+    this.panel?.append(this.status, this.preparedBox, this.form);
+  }
+
+  /** @param {any[] | null | undefined} prepared  PreparedCtaInfo list (presenters) */
+  setPrepared(prepared) {
+    const items = prepared ?? [];
+    this.preparedBox.hidden = items.length === 0;
+    this.preparedList.replaceChildren(
+      ...items.map((p) => {
+        const show = el("button", { type: "button", class: "btn btn-small btn-primary", "data-testid": "cta-launch", text: "Show" });
+        show.addEventListener("click", async () => {
+          try {
+            await this.ctx.request("cta-launch", { prepared_id: p.prepared_id });
+          } catch (failure) {
+            this.ctx.toast(errorMessage(failure), { kind: "warn", key: "cta" });
+          }
+        });
+        return el("li", { class: "cta-prepared-item", "data-testid": "cta-prepared-item", "data-prepared-id": p.prepared_id }, [
+          el("div", {}, [
+            el("strong", { text: p.message }),
+            el("p", { class: "hint", text: `${p.button} → ${p.url}${p.duration_seconds ? ` · ${p.duration_seconds} s` : ""}` }),
+          ]),
+          show,
+        ]);
+      }),
+    );
   }
 
   makeForm() {

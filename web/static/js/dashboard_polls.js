@@ -1,28 +1,62 @@
-// The dashboard's polls page: the same builder as the room's, saved over HTTP.
+// The dashboard's polls page: the same builder as the room's, saved over HTTP; prepared
+// polls that never ran can be changed (loaded back into the builder) or deleted.
 
 import { PollBuilder } from "./polls.js";
 
 const root = /** @type {HTMLElement} */ (document.getElementById("poll-builder-root"));
 const errorBox = /** @type {HTMLElement} */ (document.querySelector("[data-testid=poll-builder-error]"));
 const eventId = root.dataset.eventId ?? "";
+const base = `/dashboard/events/${encodeURIComponent(eventId)}/polls`;
+const headers = { "Content-Type": "application/json", "X-CSRF-Token": root.dataset.csrf ?? "" };
+/** @type {any[]} */
+const prepared = JSON.parse(document.getElementById("prepared-polls-data")?.textContent || "[]");
+
+/** @param {string} text */
+function showError(text) {
+  errorBox.textContent = text;
+  errorBox.hidden = false;
+}
+
+/**
+ * @param {string} url
+ * @param {RequestInit} init
+ */
+async function call(url, init) {
+  const response = await fetch(url, { ...init, headers });
+  const reply = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(reply.message ?? `not saved (${response.status})`);
+  return reply;
+}
 
 const builder = new PollBuilder({
   eventId,
   presenterKey: root.dataset.presenterKey ?? null,
-  toast: (/** @type {string} */ text) => {
-    errorBox.textContent = text;
-    errorBox.hidden = false;
-  },
-  save: async (/** @type {any} */ spec) => {
-    const response = await fetch(`/dashboard/events/${encodeURIComponent(eventId)}/polls`, {
-      method: "POST",
-      body: JSON.stringify(spec),
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": root.dataset.csrf ?? "" },
-    });
-    const reply = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(reply.message ?? `not saved (${response.status})`);
+  toast: showError,
+  save: async (/** @type {any} */ spec, /** @type {string | null} */ pollId) => {
+    if (pollId) await call(`${base}/${encodeURIComponent(pollId)}`, { method: "PUT", body: JSON.stringify(spec) });
+    else await call(base, { method: "POST", body: JSON.stringify(spec) });
     window.location.reload();
   },
 });
 builder.element.hidden = false;
 root.append(builder.element);
+
+for (const item of document.querySelectorAll("[data-testid=prepared-poll]")) {
+  const pollId = /** @type {HTMLElement} */ (item).dataset.pollId ?? "";
+  const poll = prepared.find((p) => p.poll_id === pollId);
+  item.querySelector("[data-testid=prepared-poll-edit]")?.addEventListener("click", () => {
+    if (!poll) return;
+    errorBox.hidden = true;
+    builder.edit(poll);
+    document.getElementById("new-poll-title")?.scrollIntoView({ block: "start" });
+  });
+  item.querySelector("[data-testid=prepared-poll-delete]")?.addEventListener("click", async () => {
+    if (!window.confirm(`Delete “${poll?.title ?? "this poll"}”?`)) return;
+    try {
+      await call(`${base}/${encodeURIComponent(pollId)}`, { method: "DELETE" });
+      window.location.reload();
+    } catch (failure) {
+      showError(failure instanceof Error ? failure.message : String(failure));
+    }
+  });
+}

@@ -45,6 +45,36 @@ export class Interaction {
     this.polls = new PollPanel(ctx);
     this.cta = new CtaView(ctx);
     this.chat.onMarkQuestion = (messageId) => this.qa.markMessage(messageId);
+    this.inLobby = false;
+  }
+
+  /**
+   * People waiting in the lobby see the chat while it is on: the chat panel moves into
+   * the lobby, and back into the side panel when the event starts.
+   * @param {boolean} inLobby
+   */
+  setLobby(inLobby) {
+    this.inLobby = inLobby;
+    this.placeChat();
+  }
+
+  placeChat() {
+    const panel = document.getElementById("panel-chat");
+    const box = document.getElementById("lobby-chat");
+    const tab = document.getElementById("tab-chat");
+    if (!panel || !box) return;
+    const show = this.inLobby && this.state !== null && this.chat.state.enabled;
+    if (show) {
+      if (panel.parentElement !== box) box.append(panel);
+      panel.hidden = false;
+      box.hidden = false;
+      return;
+    }
+    box.hidden = true;
+    if (panel.parentElement === box) {
+      document.getElementById("panel-qa")?.before(panel);
+      panel.hidden = tab?.getAttribute("aria-selected") !== "true";
+    }
   }
 
   /** @param {WebinarConnection} conn */
@@ -88,6 +118,8 @@ export class Interaction {
       this.qa.load(state.qa, state.published);
       this.polls.load(state.polls, state.results, state.my_answers, state.scores);
       this.cta.load(state.cta);
+      this.cta.setPrepared(state.prepared_ctas);
+      this.placeChat();
     } catch (failure) {
       this.host.toasts.show(`Chat and polls could not load: ${errorText(failure)}`, { kind: "warn", key: "interaction" });
     }
@@ -113,6 +145,7 @@ export class Interaction {
         break;
       case "chat-state":
         this.chat.setState(message);
+        this.placeChat();
         break;
       case "chat-mute-changed":
         this.chat.muteChanged(message.participant_id, message.muted);
@@ -147,6 +180,9 @@ export class Interaction {
         break;
       case "cta-clicks":
         this.cta.setClicks(message.cta_id, message.clicks);
+        break;
+      case "cta-prepared":
+        this.cta.setPrepared(message.prepared);
         break;
       default:
         break;

@@ -320,7 +320,35 @@ export class PollBuilder {
   /** @param {any} ctx */
   constructor(ctx) {
     this.ctx = ctx;
+    /** the prepared poll being edited (its id), or null for a new one */
+    this.editingId = /** @type {string | null} */ (null);
     this.element = this.makeForm();
+  }
+
+  /**
+   * Load a prepared poll (PollInfo as the dashboard lists it) into the form to change it.
+   * @param {any} poll
+   */
+  edit(poll) {
+    this.editingId = poll.poll_id;
+    this.titleInput.value = poll.title;
+    this.kindSelect.value = poll.kind;
+    this.questionsBox.replaceChildren(...poll.questions.map((/** @type {any} */ q) => this.questionEditor(q)));
+    this.syncKind();
+    this.saveButton.textContent = "Save changes";
+    this.cancelButton.hidden = false;
+    this.element.hidden = false;
+    this.titleInput.focus();
+  }
+
+  /** Back to an empty form for a new poll. */
+  reset() {
+    this.editingId = null;
+    /** @type {HTMLFormElement} */ (this.element).reset();
+    this.questionsBox.replaceChildren(this.questionEditor());
+    this.syncKind();
+    this.saveButton.textContent = "Save";
+    this.cancelButton.hidden = true;
   }
 
   makeForm() {
@@ -334,13 +362,21 @@ export class PollBuilder {
     const questions = el("div", { class: "poll-builder-questions" });
     const addQuestion = el("button", { type: "button", class: "btn btn-small", "data-testid": "poll-add-question", text: "Add question" });
     const save = el("button", { type: "submit", class: "btn btn-primary btn-small", "data-testid": "poll-save", text: "Save" });
+    const cancel = el("button", { type: "button", class: "btn btn-ghost btn-small", "data-testid": "poll-edit-cancel", text: "Cancel", hidden: true });
     const form = el("form", { class: "poll-builder card", "data-testid": "poll-builder", hidden: true }, [
       el("div", { class: "field" }, [el("label", { text: "Title" }), title]),
       el("div", { class: "field" }, [kind]),
       questions,
-      el("div", { class: "row" }, [addQuestion, save]),
+      el("div", { class: "row" }, [addQuestion, save, cancel]),
     ]);
     const sync = () => form.classList.toggle("is-test", kind.value === "test");
+    this.titleInput = /** @type {HTMLInputElement} */ (title);
+    this.kindSelect = kind;
+    this.questionsBox = questions;
+    this.syncKind = sync;
+    this.saveButton = save;
+    this.cancelButton = cancel;
+    cancel.addEventListener("click", () => this.reset());
     kind.addEventListener("change", sync);
     addQuestion.addEventListener("click", () => {
       if (questions.childElementCount >= MAX_QUESTIONS_PER_POLL) {
@@ -358,10 +394,8 @@ export class PollBuilder {
         questions: [...questions.children].map((q) => this.readQuestion(/** @type {HTMLElement} */ (q), kind.value === "test")),
       };
       try {
-        await this.ctx.save(spec);
-        form.reset();
-        questions.replaceChildren(this.questionEditor());
-        sync();
+        await this.ctx.save(spec, this.editingId);
+        this.reset();
         form.hidden = true;
       } catch (failure) {
         this.ctx.toast(errorMessage(failure), { kind: "warn", key: "poll" });
@@ -370,8 +404,9 @@ export class PollBuilder {
     return form;
   }
 
-  questionEditor() {
-    const text = el("input", { type: "text", "data-testid": "poll-question-text", maxlength: 500, placeholder: "Question", "aria-label": "Question" });
+  /** @param {any} [q]  a prepared question to edit */
+  questionEditor(q) {
+    const text = el("input", { type: "text", "data-testid": "poll-question-text", maxlength: 500, placeholder: "Question", "aria-label": "Question", value: q?.text ?? "" });
     const kind = /** @type {HTMLSelectElement} */ (
       el("select", { "data-testid": "poll-question-kind", "aria-label": "Answer type" }, [
         el("option", { value: "single", text: "One choice" }),
@@ -381,7 +416,8 @@ export class PollBuilder {
     );
     const options = el("div", { class: "poll-builder-options" });
     const addOption = el("button", { type: "button", class: "btn btn-ghost btn-tiny", "data-testid": "poll-add-option", text: "Add option" });
-    const accepted = el("input", { type: "text", class: "poll-accepted", "data-testid": "poll-accepted", placeholder: "Right answers, separated by |", "aria-label": "Right answers" });
+    const accepted = el("input", { type: "text", class: "poll-accepted", "data-testid": "poll-accepted", placeholder: "Right answers, separated by |", "aria-label": "Right answers", value: (q?.accepted ?? []).join(" | ") });
+    if (q) kind.value = q.kind;
     const remove = el("button", { type: "button", class: "btn btn-ghost btn-tiny", text: "Remove question" });
     const box = el("fieldset", { class: "poll-question-editor", "data-testid": "poll-question-editor" }, [
       el("div", { class: "row" }, [text, kind]),
@@ -406,14 +442,17 @@ export class PollBuilder {
     remove.addEventListener("click", () => {
       if (box.parentElement && box.parentElement.childElementCount > 1) box.remove();
     });
-    options.append(this.optionEditor(), this.optionEditor());
+    if (q && q.kind !== "text" && q.options?.length) options.append(...q.options.map((/** @type {any} */ o) => this.optionEditor(o)));
+    else options.append(this.optionEditor(), this.optionEditor());
     syncKind();
     return box;
   }
 
-  optionEditor() {
-    const text = el("input", { type: "text", "data-testid": "poll-option-text", maxlength: 200, placeholder: "Option", "aria-label": "Option" });
-    const correct = el("input", { type: "checkbox", "data-testid": "poll-option-correct", "aria-label": "Right answer" });
+  /** @param {any} [o]  a prepared option to edit */
+  optionEditor(o) {
+    const text = el("input", { type: "text", "data-testid": "poll-option-text", maxlength: 200, placeholder: "Option", "aria-label": "Option", value: o?.text ?? "" });
+    const correct = /** @type {HTMLInputElement} */ (el("input", { type: "checkbox", "data-testid": "poll-option-correct", "aria-label": "Right answer" }));
+    correct.checked = Boolean(o?.correct);
     const file = /** @type {HTMLInputElement} */ (el("input", { type: "file", accept: IMAGE_TYPES.join(","), "data-testid": "poll-option-image", "aria-label": "Image for this option" }));
     const thumb = el("img", { class: "poll-option-thumb", alt: "", hidden: true });
     const row = el("div", { class: "poll-option-editor", "data-testid": "poll-option-editor" }, [
@@ -422,6 +461,11 @@ export class PollBuilder {
       el("label", { class: "btn btn-ghost btn-tiny poll-image-button" }, ["Image", file]),
       thumb,
     ]);
+    if (o?.image_id) {
+      row.dataset.imageId = o.image_id;
+      thumb.setAttribute("src", `/images/${encodeURIComponent(o.image_id)}`);
+      thumb.hidden = false;
+    }
     file.addEventListener("change", async () => {
       const chosen = file.files?.[0];
       if (!chosen) return;

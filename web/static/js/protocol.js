@@ -23,7 +23,17 @@ export const RECONNECT_MAX_MS = 60_000;
 export const RECONNECT_ATTEMPTS = 12;
 
 /** `bye` reasons after which coming back makes no sense (or is not allowed). */
-const FINAL_BYE = new Set(["left", "removed", "ended", "replaced", "protocol-violation"]);
+const FINAL_BYE = new Set([
+  "left",
+  "removed",
+  "ended",
+  "replaced",
+  "protocol-violation",
+  "taken-over",
+  "window-ended",
+  "revoked",
+  "cancelled",
+]);
 /** Join refusals that trying again later cannot fix. */
 const FINAL_JOIN_ERRORS = new Set([
   "unknown-event",
@@ -34,6 +44,14 @@ const FINAL_JOIN_ERRORS = new Set([
   "protocol-version",
   "bad-message",
   "forbidden",
+  "credential-required",
+  "revoked",
+  "not-confirmed",
+  "outside-window",
+  "booking-expired",
+  "ticket-in-use",
+  "group-full",
+  "event-cancelled",
 ]);
 
 /**
@@ -144,6 +162,7 @@ const SYNC_GROUP = /** @type {Record<string, string>} */ ({
  * - `mediastatechange` `{target: "publish" | "subscribe", state}`
  * - `room-updated` `{room, cause, by}`, `room-ended` `{thank_you_url}`
  * - `recording-updated` `{status, by}`: status "off" | "recording" | "paused"
+ * - `draining` `{deadline_seconds}`: the server is shutting down (no new joins; bye follows)
  * - `reconnecting` `{attempt, delay, code}` — the socket dropped; the next attempt is in `delay` ms
  * - `resumed` `{joined, resumed}` — back in; `resumed` false means a new participant (too late)
  * - `bye` `{reason}`, `error` `{error: WebinarError}`, `close` `{code, reason, bye, error}`
@@ -477,6 +496,9 @@ export class WebinarConnection extends EventTarget {
         break;
       case "bye":
         this._onBye(message.reason);
+        break;
+      case "draining":
+        this._emit("draining", { deadline_seconds: message.deadline_seconds });
         break;
       case "error":
         this._emit("error", { error: new WebinarError(message.code, message.message) });

@@ -35,6 +35,9 @@ const body = document.body;
 const PAGE_ROLE = body.dataset.role ?? "attendee";
 const EVENT_ID = body.dataset.eventId ?? "";
 const CREDENTIAL = body.dataset.presenterKey || null;
+/** The event's access type: open, password, token (invitation link) or paid (reservation code). */
+const ACCESS = body.dataset.access ?? "open";
+const TOKEN_KEY = `webinar.token.${EVENT_ID}`;
 const STARTS_AT = body.dataset.startsAt || null;
 export const AUTOJOIN_KEY = "webinar.autojoin";
 /** Wider than this, the side panel sits beside the stage; narrower, it covers it. */
@@ -48,7 +51,46 @@ const BYE_TEXT = /** @type {Record<string, string>} */ ({
   removed: "You were removed from this webinar.",
   ended: "The webinar has ended. Thank you for joining.",
   "slow-client": "Your connection was too slow to keep up. Try again.",
+  "taken-over": "Your code or invitation was used to enter on another device, so this one left the webinar.",
+  "window-ended": "The time window of your ticket is over, so viewing has ended. Thank you for joining.",
+  revoked: "The organiser withdrew your ticket or invitation.",
+  cancelled: "The organiser cancelled this webinar; it will not take place.",
 });
+
+/**
+ * The secret this page enters with: the presenter or host key, or for attendees of a
+ * token event the invitation token from the link's fragment (`#token=…`, which never
+ * reaches the server's logs; kept in sessionStorage so a reload works, then removed from
+ * the address bar).
+ * @returns {string | null}
+ */
+function initialCredential() {
+  if (CREDENTIAL) return CREDENTIAL;
+  const fragment = new URLSearchParams(window.location.hash.slice(1));
+  const token = fragment.get("token");
+  const code = fragment.get("code");
+  if (token || code) history.replaceState(null, "", window.location.pathname + window.location.search);
+  if (token && ACCESS === "token") {
+    try {
+      sessionStorage.setItem(TOKEN_KEY, token);
+    } catch {
+      /* private mode: the token lives in this page only */
+    }
+    return token;
+  }
+  if (code && ACCESS === "paid") {
+    const input = /** @type {HTMLInputElement | null} */ (document.getElementById("access-code"));
+    if (input) input.value = code;
+  }
+  if (ACCESS === "token") {
+    try {
+      return sessionStorage.getItem(TOKEN_KEY);
+    } catch {
+      return null;
+    }
+  }
+  return null;
+}
 
 /** Stream-ended reasons that mean the network, not the person, stopped it. */
 const LOST_REASONS = new Set(["disconnected", "transport-closed", "producer-closed", "connection-failed"]);
@@ -123,6 +165,8 @@ class Room {
     /** @type {ParticipantInfo | null} */
     this.removing = null;
     this.levelShown = -1;
+    /** What `join` sends as `credential` (see initialCredential). @type {string | null} */
+    this.credential = initialCredential();
     this.bindPage();
     this.bindControls();
     this.bindPanel();
@@ -148,8 +192,32 @@ class Room {
   bindPage() {
     const nameInput = /** @type {HTMLInputElement} */ (byId("prejoin-name"));
     nameInput.value = savedName();
+    const codeInput = /** @type {HTMLInputElement | null} */ (document.getElementById("access-code"));
+    const passwordInput = /** @type {HTMLInputElement | null} */ (document.getElementById("access-password"));
     byId("prejoin-form").addEventListener("submit", (event) => {
       event.preventDefault();
+      const error = byId("prejoin-error");
+      if (codeInput) {
+        // The name comes from the reservation; the code is all we ask for.
+        if (!codeInput.value.trim()) {
+          error.textContent = "Please enter the reservation code from your confirmation e-mail.";
+          error.hidden = false;
+          codeInput.focus();
+          return;
+        }
+        this.credential = codeInput.value.trim();
+        this.enter(savedName() || "Guest");
+        return;
+      }
+      if (passwordInput) {
+        if (!passwordInput.value) {
+          error.textContent = "Please enter the webinar's password.";
+          error.hidden = false;
+          passwordInput.focus();
+          return;
+        }
+        this.credential = passwordInput.value;
+      }
       this.enter(nameInput.value);
     });
     byId("rejoin").addEventListener("click", () => {
@@ -185,8 +253,9 @@ class Room {
     byId("ended").hidden = which !== "ended";
     byId("controls").hidden = which !== "live";
     if (which !== "lobby") this.stopCountdown();
+    this.interaction?.setLobby(which === "lobby");
     if (!changed) return;
-    if (which === "prejoin") byId("prejoin-name").focus();
+    if (which === "prejoin") (document.getElementById("access-code") ?? byId("prejoin-name")).focus();
     if (which === "ended") byId("rejoin").focus();
     if (which === "lobby") byId("lobby-title").focus?.();
     if (which === "live") this.grid.layout();
@@ -281,14 +350,15 @@ class Room {
     this.updateConnection();
     try {
       await conn.connect();
-      await conn.join({ eventId: EVENT_ID, name, credential: CREDENTIAL, clientId: clientId() });
+      await conn.join({ eventId: EVENT_ID, name, credential: this.credential, clientId: clientId() });
     } catch (failure) {
       conn.close();
       this.conn = null;
       this.updateConnection();
       this.showView("prejoin");
-      error.textContent = errorText(failure, { startsAt: STARTS_AT });
+      error.textContent = errorText(failure, { startsAt: STARTS_AT, access: ACCESS });
       error.hidden = false;
+      document.getElementById("access-code")?.select();
       return;
     } finally {
       this.busy = false;
@@ -375,6 +445,13 @@ class Room {
     on("room-ended", (detail) => {
       this.leaving = true;
       location.assign(detail.thank_you_url || "/thanks");
+    });
+    on("draining", (detail) => {
+      const minutes = Math.max(1, Math.round(detail.deadline_seconds / 60));
+      this.toasts.show(
+        `The server is being restarted. The webinar can go on for up to ${minutes} more minute${minutes === 1 ? "" : "s"}; then you will be reconnected.`,
+        { kind: "warn", key: "draining", timeout: 0 },
+      );
     });
     on("reconnecting", (detail) => this.onReconnecting(detail));
     on("resumed", (detail) => this.onResumed(detail));
@@ -1677,7 +1754,9 @@ Object.defineProperty(window, "__webinar", {
 try {
   const want = sessionStorage.getItem(AUTOJOIN_KEY);
   sessionStorage.removeItem(AUTOJOIN_KEY);
-  if (PAGE_ROLE === "attendee" && want && want === EVENT_ID.replace(/\D/g, "") && savedName()) {
+  // Events that need a password or a code ask for it first: no joining at once there.
+  const ready = ACCESS === "open" || (ACCESS === "token" && room.credential !== null);
+  if (PAGE_ROLE === "attendee" && ready && want && want === EVENT_ID.replace(/\D/g, "") && savedName()) {
     room.enter(savedName());
   }
 } catch {

@@ -128,7 +128,7 @@ export const MODES = /** @type {Record<string, {label: string, about: string}>} 
 /**
  * A plain sentence for an error from the server or the connection.
  * @param {unknown} error
- * @param {{maxCameras?: number, startsAt?: string | null}} [context]
+ * @param {{maxCameras?: number, startsAt?: string | null, access?: string}} [context]
  */
 export function errorText(error, context = {}) {
   if (!(error instanceof WebinarError)) {
@@ -142,7 +142,28 @@ export function errorText(error, context = {}) {
     case "unknown-event":
       return "This event does not exist (any more). Check the event ID in your invitation.";
     case "bad-credential":
+      if (context.access === "paid") {
+        return "This reservation code is not valid for this event. Check the code in your confirmation e-mail (letters and digits, e.g. ABCD-EFGH-JKMN).";
+      }
+      if (context.access === "password") return "That password is not right. Check your invitation and try again.";
+      if (context.access === "token") return "This invitation link is not valid for this webinar. Use the link from your own invitation e-mail.";
       return "This presenter link is not valid. Ask the organiser for a new one.";
+    case "credential-required":
+      return context.access === "token"
+        ? "This webinar is by invitation only: open the personal link from your invitation e-mail."
+        : `This webinar needs ${context.access === "paid" ? "your reservation code" : "a password"}.`;
+    case "outside-window":
+      return `Your reservation code works only around the event's time: ${error.message}.`;
+    case "not-confirmed":
+      return `Your reservation cannot be used: ${error.message}. Contact the organiser if this is wrong.`;
+    case "revoked":
+      return "The organiser withdrew this invitation.";
+    case "event-cancelled":
+      return "The organiser cancelled this webinar; it will not take place.";
+    case "booking-expired":
+    case "ticket-in-use":
+    case "group-full":
+      return `${error.message.charAt(0).toUpperCase()}${error.message.slice(1)}.`;
     case "not-started":
       return context.startsAt
         ? `This webinar has not opened yet. It starts ${formatTime(context.startsAt)} (your time); ` +
@@ -170,7 +191,13 @@ export function errorText(error, context = {}) {
     case "timeout":
       return "The server did not answer in time. Check your network and try again.";
     case "rate-limited":
-      return "Too many requests; slow down a little.";
+      return /try again in/.test(error.message)
+        ? `Too many wrong attempts: ${error.message.replace(/^.*(try again in \d+ s).*$/, "$1")}.`
+        : "Too many requests; slow down a little.";
+    case "draining":
+      return "The server is restarting and takes nobody new right now. Try again in a minute.";
+    case "server-full":
+      return "The server is running as many webinars as it can right now. Try again later.";
     default:
       return error.message || error.code;
   }

@@ -1,0 +1,160 @@
+"""Running the server process: the listener (HTTP or HTTPS), signals, graceful drain.
+
+Signals:
+
+- ``SIGTERM`` (systemd's stop, ``docker stop``): *drain*. The server stops admitting (new joins
+  get the ``draining`` error, ``/readyz`` answers 503 ``draining``), tells every connected
+  client with a ``draining`` message, and waits up to ``lifecycle.drain_seconds`` for the live
+  rooms to end. Then every session gets ``bye {reason: "shutdown"}`` and the process exits 0.
+- ``SIGINT`` (Ctrl-C), or a second ``SIGTERM`` while draining: stop now (the same goodbye,
+  without the wait).
+- ``SIGHUP``: read the TLS certificate and key again; new connections get the new certificate,
+  open ones (and so every live room) carry on. A bad pair is logged and the old one kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from webinar.app import CONNECTIONS, DRAINING, ROOMS, create_app
+from webinar.config import Config, ConfigError
+from webinar.signalling import schema as s
+from webinar.store import Store
+from webinar.tls import TlsContext
+
+logger = logging.getLogger(__name__)
+
+#: How long closing sockets may take once everyone has been told to go.
+SHUTDOWN_TIMEOUT = 5.0
+#: How often the drain looks whether the rooms have ended.
+DRAIN_POLL = 0.2
+
+
+class Stop(enum.Enum):
+    DRAIN = "drain"
+    NOW = "now"
+
+
+class Signals:
+    """Turns signals into a stop request; owns the reload tasks SIGHUP starts."""
+
+    def __init__(self, reload: Callable[[], Awaitable[object]] | None) -> None:
+        self._reload = reload
+        self.requested: asyncio.Future[Stop] = asyncio.get_running_loop().create_future()
+        self.now = asyncio.Event()  # stop at once, even in the middle of a drain
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def terminate(self) -> None:
+        if self.requested.done():
+            logger.info("second SIGTERM: stopping now")
+            self.now.set()
+        else:
+            logger.info("SIGTERM: draining")
+            self.requested.set_result(Stop.DRAIN)
+
+    def interrupt(self) -> None:
+        logger.info("SIGINT: stopping now")
+        self.now.set()
+        if not self.requested.done():
+            self.requested.set_result(Stop.NOW)
+
+    def hangup(self) -> None:
+        if self._reload is None:
+            logger.info("SIGHUP: no TLS certificate to reload")
+            return
+        task = asyncio.get_running_loop().create_task(self._run_reload())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_reload(self) -> None:
+        assert self._reload is not None
+        try:
+            await self._reload()
+        except ConfigError as exc:
+            logger.error("SIGHUP: keeping the old certificate: %s", exc)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def drain(app: web.Application, seconds: float, now: asyncio.Event) -> bool:
+    """Stop admitting, tell the clients, wait for the rooms to end. True if they all did."""
+    app[DRAINING][0] = True
+    rooms = app[ROOMS]
+    connections = app[CONNECTIONS]
+    for connection in list(connections):
+        connection.session.send(s.Draining(deadline_seconds=seconds))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while rooms.rooms() and not now.is_set():
+        left = deadline - loop.time()
+        if left <= 0:
+            break
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(DRAIN_POLL, left)):
+                await now.wait()
+    ended = not rooms.rooms()
+    if ended:
+        logger.info("drained: no live room is left")
+    else:
+        logger.info("drain over: closing %d live room(s)", len(rooms.rooms()))
+    return ended
+
+
+async def serve(
+    config: Config, store: Store | None = None, *, on_listening: Callable[[], None] | None = None
+) -> None:
+    """Serve until SIGTERM (drain) or SIGINT (now); then close every connection and room."""
+    tls = await TlsContext.create(config.tls) if config.tls.enabled else None
+    app = create_app(config, store)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    await runner.setup()
+    loop = asyncio.get_running_loop()
+    signals = Signals(tls.reload if tls is not None else None)
+    handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    try:
+        site = web.TCPSite(
+            runner,
+            config.http.host,
+            config.http.port,
+            ssl_context=tls.context if tls is not None else None,
+        )
+        await site.start()
+        loop.add_signal_handler(signal.SIGTERM, signals.terminate)
+        loop.add_signal_handler(signal.SIGINT, signals.interrupt)
+        loop.add_signal_handler(signal.SIGHUP, signals.hangup)
+        scheme = "https" if tls is not None else "http"
+        logger.info("listening on %s://%s:%d", scheme, config.http.host, config.http.port)
+        if on_listening is not None:
+            on_listening()
+        stop = await signals.requested
+        if stop is Stop.DRAIN:
+            await drain(app, config.lifecycle.drain_seconds, signals.now)
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+        await signals.close()
+        await runner.cleanup()
+
+
+def run(config: Config, store: Store | None = None) -> None:
+    """Run :func:`serve` on a fresh (uvloop) event loop."""
+    try:
+        import uvloop
+
+        factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        factory = asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve(config, store))

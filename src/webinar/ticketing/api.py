@@ -1,0 +1,426 @@
+"""The JSON admin API for events, registrations and invitees (docs/api.md).
+
+Authenticated by a bearer token (``webinar user token USERNAME`` makes one); an organiser's
+token reaches only their own events, an admin's every event. The same rules as the
+dashboard apply: booking limits, price caps, access settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import zoneinfo
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from webinar.ids import format_event_id
+from webinar.links import attendee_path, host_path, presenter_path
+from webinar.store import Event, EventSettings, Store, User
+
+from . import records
+from .desk import DeskError
+from .mail import MailError
+from .records import Invitee, Registration, RegistrationStatus
+from .rules import BookingRefused, format_price
+from .web import TicketingWeb
+
+MAX_BODY_BYTES = 64 * 1024
+_SETTING_KEYS = (
+    "title",
+    "agenda",
+    "lobby_message",
+    "join_window_minutes",
+    "thank_you_url",
+    "timezone",
+    "duration_minutes",
+    "access_type",
+    "camera_limit",
+)
+_ACCESS_KEYS = (
+    "attendee_password",
+    "presenter_password",
+    "price",
+    "currency",
+    "capacity",
+    "second_device",
+    "payment_provider",
+    "form_fields",
+)
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> web.HTTPException:
+    body = json.dumps({"error": {"code": code, "message": message, **extra}})
+    exc = web.HTTPException(text=body, content_type="application/json")
+    exc.set_status(status)
+    return exc
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class AdminApi:
+    web_part: TicketingWeb
+
+    @property
+    def store(self) -> Store:
+        return self.web_part.store
+
+    def routes(self) -> list[web.RouteDef]:
+        p = "/api/v1/events"
+        return [
+            web.get(p, self.list_events),
+            web.post(p, self.create_event),
+            web.get(p + "/{event_id}", self.get_event),
+            web.patch(p + "/{event_id}", self.update_event),
+            web.get(p + "/{event_id}/registrations", self.list_registrations),
+            web.post(
+                p + "/{event_id}/registrations/{registration_id}/{action}",
+                self.registration_action,
+            ),
+            web.post(p + "/{event_id}/resend", self.resend_all),
+            web.post(p + "/{event_id}/cancel", self.cancel_event),
+            web.get(p + "/{event_id}/invitees", self.list_invitees),
+            web.post(p + "/{event_id}/invitees", self.add_invitee),
+            web.post(p + "/{event_id}/invitees/{invitee_id}/{action}", self.invitee_action),
+        ]
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def _user(self, request: web.Request) -> User:
+        header = request.headers.get("Authorization", "")
+        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        user = None
+        if token and len(token) <= 200:
+            user_id = await self.store.run(
+                lambda core: records.user_id_for_api_token(core.connection, token)
+            )
+            user = await self.store.run(lambda core: core.get_user(user_id)) if user_id else None
+        if user is None:
+            exc = _error(401, "unauthorized", "send Authorization: Bearer <API token>")
+            exc.headers["WWW-Authenticate"] = "Bearer"
+            raise exc
+        return user
+
+    async def _event(self, request: web.Request, user: User) -> Event:
+        event = await self.store.get_event(request.match_info["event_id"])
+        if event is None or not (user.is_admin or event.owner_id == user.user_id):
+            raise _error(404, "not-found", "no such event of yours")
+        return event
+
+    @staticmethod
+    async def _body(request: web.Request) -> dict[str, Any]:
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            raise _error(413, "too-large", f"bodies are limited to {MAX_BODY_BYTES} bytes")
+        raw = await request.content.read(MAX_BODY_BYTES + 1)
+        if len(raw) > MAX_BODY_BYTES:
+            raise _error(413, "too-large", f"bodies are limited to {MAX_BODY_BYTES} bytes")
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            raise _error(400, "bad-json", "the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise _error(400, "bad-json", "the body must be a JSON object")
+        unknown = set(body) - {*_SETTING_KEYS, *_ACCESS_KEYS, "starts_at", "name", "email"}
+        if unknown:
+            raise _error(400, "unknown-field", f"unknown field {sorted(unknown)[0]!r}")
+        return body
+
+    def _base(self, request: web.Request) -> str:
+        return self.web_part.base(request)
+
+    async def _event_json(self, request: web.Request, event: Event) -> dict[str, Any]:
+        base = self._base(request)
+        access = await self.web_part.desk.access(event.event_id)
+        display = format_event_id(event.event_id)
+        links = {
+            "attendee": base + attendee_path(event),
+            "presenter": base + presenter_path(event),
+            "host": base + host_path(event),
+        }
+        if event.access_type == "paid":
+            links["register"] = f"{base}/e/{display}/register"
+        return {
+            "event_id": display,
+            "title": event.title,
+            "starts_at": _iso(event.starts_at),
+            "timezone": event.timezone,
+            "duration_minutes": event.duration_minutes,
+            "join_window_minutes": event.join_window_minutes,
+            "access_type": event.access_type,
+            "camera_limit": event.camera_limit,
+            "agenda": event.agenda,
+            "lobby_message": event.lobby_message,
+            "thank_you_url": event.thank_you_url,
+            "booking_ends_at": _iso(self.web_part.ticketing.booking_end(event)),
+            "settings_changed_at": _iso(await self.web_part.desk.settings_changed_at(event)),
+            "cancelled_at": _iso(access.cancelled_at),
+            "access": {
+                "has_attendee_password": access.attendee_password_hash is not None,
+                "has_presenter_password": access.presenter_password_hash is not None,
+                "price": (
+                    format_price(access.price_minor, access.currency).split()[0]
+                    if access.price_minor is not None and access.currency
+                    else None
+                ),
+                "currency": access.currency,
+                "capacity": access.capacity,
+                "second_device": access.second_device.value,
+                "payment_provider": access.payment_provider.value,
+                "form_fields": [
+                    {"label": f.label, "required": f.required} for f in access.form_fields
+                ],
+            },
+            "links": links,
+        }
+
+    # ------------------------------------------------------------------ events
+
+    async def list_events(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        events = await self.store.list_events(None if user.is_admin else user.user_id)
+        return web.json_response({"events": [await self._event_json(request, e) for e in events]})
+
+    async def get_event(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        event = await self._event(request, user)
+        return web.json_response(await self._event_json(request, event))
+
+    async def create_event(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        body = await self._body(request)
+        saved = await self._save(user, body, None)
+        return web.json_response(await self._event_json(request, saved), status=201)
+
+    async def update_event(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        event = await self._event(request, user)
+        body = await self._body(request)
+        saved = await self._save(user, body, event)
+        return web.json_response(await self._event_json(request, saved))
+
+    async def _save(self, user: User, body: dict[str, Any], event: Event | None) -> Event:
+        try:
+            settings = _settings(body, event)
+            form = {
+                k: _text(body[k])
+                for k in _ACCESS_KEYS
+                if body.get(k) is not None and k != "form_fields"
+            }
+            if "form_fields" in body:
+                form["registration_questions"] = _questions(body["form_fields"])
+            after = await self.web_part.before_save(user, settings, form, event)
+            if event is None:
+                saved = await self.store.create_event_from(settings, owner_id=user.user_id)
+            else:
+                saved = await self.store.update_event(event.event_id, settings)
+        except BookingRefused as refused:
+            raise _error(422, "booking-rule", str(refused), rule=refused.rule.value) from None
+        except (ValueError, TypeError) as exc:
+            raise _error(422, "invalid", str(exc)) from None
+        await after(saved)
+        return saved
+
+    async def resend_all(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        event = await self._event(request, user)
+        try:
+            count = await self.web_part.desk.resend_all(event, self._base(request))
+        except MailError as exc:
+            raise _error(502, "mail-failed", str(exc)) from None
+        return web.json_response({"sent": count})
+
+    async def cancel_event(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        event = await self._event(request, user)
+        try:
+            told = await self.web_part.desk.cancel_event(event)
+        except DeskError as exc:
+            raise _error(409, "conflict", str(exc)) from None
+        except MailError as exc:
+            raise _error(502, "mail-failed", str(exc)) from None
+        return web.json_response({"cancelled": True, "told": told})
+
+    # ------------------------------------------------------------------ registrations
+
+    async def list_registrations(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        event = await self._event(request, user)
+        regs = await self.web_part.desk.registrations(event)
+        return web.json_response({"registrations": [_registration(r) for r in regs]})
+
+    async def registration_action(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        event = await self._event(request, user)
+        desk, action = self.web_part.desk, request.match_info["action"]
+        try:
+            registration_id = int(request.match_info["registration_id"])
+            if action == "confirm":
+                reg = await desk.confirm(event, registration_id, self._base(request))
+            elif action in ("reject", "cancel"):
+                status = (
+                    RegistrationStatus.REJECTED
+                    if action == "reject"
+                    else (RegistrationStatus.CANCELLED)
+                )
+                reg = await desk.end(event, registration_id, status)
+            elif action == "resend":
+                await desk.resend_code(event, registration_id, self._base(request))
+                reg = await desk.registration(event, registration_id)
+            else:
+                raise _error(404, "not-found", f"no action {action!r}")
+        except DeskError as exc:
+            raise _error(409, "conflict", str(exc)) from None
+        except ValueError as exc:
+            raise _error(400, "invalid", str(exc)) from None
+        except MailError as exc:
+            raise _error(502, "mail-failed", str(exc)) from None
+        return web.json_response(_registration(reg))
+
+    # ------------------------------------------------------------------ invitees
+
+    async def list_invitees(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        event = await self._event(request, user)
+        found = await self.web_part.desk.invitees(event)
+        return web.json_response({"invitees": [_invitee(i) for i in found]})
+
+    async def add_invitee(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        event = await self._event(request, user)
+        body = await self._body(request)
+        try:
+            invitee = await self.web_part.desk.invite(
+                event,
+                _text(body.get("name", "")),
+                _text(body.get("email", "")),
+                self._base(request),
+            )
+        except DeskError as exc:
+            raise _error(409, "conflict", str(exc)) from None
+        except ValueError as exc:
+            raise _error(422, "invalid", str(exc)) from None
+        except MailError as exc:
+            raise _error(502, "mail-failed", str(exc)) from None
+        return web.json_response(_invitee(invitee), status=201)
+
+    async def invitee_action(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        event = await self._event(request, user)
+        desk, action = self.web_part.desk, request.match_info["action"]
+        try:
+            invitee_id = int(request.match_info["invitee_id"])
+            if action == "revoke":
+                invitee = await desk.revoke(event, invitee_id)
+            elif action == "resend":
+                await desk.resend_invitation(event, invitee_id, self._base(request))
+                invitee = next(i for i in await desk.invitees(event) if i.invitee_id == invitee_id)
+            else:
+                raise _error(404, "not-found", f"no action {action!r}")
+        except DeskError as exc:
+            raise _error(409, "conflict", str(exc)) from None
+        except ValueError as exc:
+            raise _error(400, "invalid", str(exc)) from None
+        except MailError as exc:
+            raise _error(502, "mail-failed", str(exc)) from None
+        return web.json_response(_invitee(invitee))
+
+
+def _questions(value: Any) -> str:
+    """``[{"label": ..., "required": ...}]`` in the dashboard's one-per-line form."""
+    if not isinstance(value, list):
+        raise ValueError("form_fields must be a list of {label, required}")
+    lines = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("label"), str):
+            raise ValueError("each form field needs a label")
+        label = " ".join(item["label"].split()).rstrip("*")
+        lines.append(label + (" *" if item.get("required") is True else ""))
+    return "\n".join(lines)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected a string or a number, got {json.dumps(value)[:40]}")
+    return str(value)
+
+
+_INT_KEYS = ("join_window_minutes", "duration_minutes", "camera_limit")
+
+
+def _settings(body: dict[str, Any], event: Event | None) -> EventSettings:
+    """Settings from JSON: a full set for a new event, a patch over an existing one."""
+    base = EventSettings(title="")
+    if event is not None:
+        base = EventSettings(
+            title=event.title,
+            starts_at=event.starts_at,
+            **{k: getattr(event, k) for k in _SETTING_KEYS if k != "title"},
+        )
+    changes: dict[str, Any] = {}
+    for key in _SETTING_KEYS:
+        if key not in body:
+            continue
+        value = body[key]
+        if key == "thank_you_url" and value is None:
+            changes[key] = None
+            continue
+        expected = int if key in _INT_KEYS else str
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise ValueError(f"{key} must be {'an integer' if expected is int else 'a string'}")
+        changes[key] = value
+    if "starts_at" in body:
+        changes["starts_at"] = _start(body["starts_at"], changes.get("timezone", base.timezone))
+    return dataclasses.replace(base, **changes)
+
+
+def _start(value: Any, timezone: str) -> datetime | None:
+    """ISO 8601 with an offset (``2026-05-01T09:00:00Z``), or local time in ``timezone``."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("starts_at must be an ISO 8601 date-time string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("starts_at must be an ISO 8601 date-time string") from None
+    if parsed.tzinfo is None:
+        try:
+            parsed = parsed.replace(tzinfo=zoneinfo.ZoneInfo(timezone))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {timezone!r} (use an IANA name)") from None
+    return parsed.astimezone(UTC)
+
+
+def _registration(r: Registration) -> dict[str, Any]:
+    return {
+        "registration_id": r.registration_id,
+        "first_name": r.first_name,
+        "last_name": r.last_name,
+        "email": r.email,
+        "seats": r.seats,
+        "status": r.status.value,
+        "amount": format_price(r.amount_minor, r.currency or "").split()[0],
+        "currency": r.currency,
+        "provider": r.provider.value,
+        "code": r.display_code,
+        "created_at": _iso(r.created_at),
+        "confirmed_at": _iso(r.confirmed_at),
+        "checked_in_at": _iso(r.checked_in_at),
+        "answers": r.answers,
+    }
+
+
+def _invitee(i: Invitee) -> dict[str, Any]:
+    return {
+        "invitee_id": i.invitee_id,
+        "name": i.name,
+        "email": i.email,
+        "status": "revoked" if i.revoked else "active",
+        "sent_at": _iso(i.sent_at),
+        "revoked_at": _iso(i.revoked_at),
+    }

@@ -1,0 +1,495 @@
+"""The ticket desk: what organisers and attendees do with tickets, for the dashboard and
+the JSON API alike (invite, revoke, resend; register, confirm, reject, cancel; payments)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import zoneinfo
+from dataclasses import dataclass
+from datetime import datetime
+
+from webinar.ids import format_event_id
+from webinar.links import attendee_path
+from webinar.store import Event, Store
+
+from . import records
+from .codes import format_code
+from .gate import Ticketing
+from .mail import Mailer, Sent
+from .payments import (
+    Checkout,
+    CheckoutRequest,
+    ExpiredCheckout,
+    Provider,
+    WebhookRefused,
+    check_paid_matches,
+    parse_stripe_event,
+    verify_stripe_signature,
+)
+from .records import EventAccess, Invitee, PaymentProvider, Registration, RegistrationStatus
+from .rules import format_price
+
+logger = logging.getLogger(__name__)
+
+
+class DeskError(ValueError):
+    """The request cannot be done (unknown row, wrong state); the message says why."""
+
+
+def local_time(event: Event, when: datetime | None) -> str:
+    if when is None:
+        return "no fixed time"
+    try:
+        zone = zoneinfo.ZoneInfo(event.timezone)
+    except zoneinfo.ZoneInfoNotFoundError:
+        zone = zoneinfo.ZoneInfo("UTC")
+    return when.astimezone(zone).strftime("%a %d %b %Y, %H:%M ") + event.timezone
+
+
+@dataclass
+class TicketDesk:
+    store: Store
+    ticketing: Ticketing
+    mailer: Mailer
+    providers: dict[PaymentProvider, Provider]
+    stripe_webhook_secret: str | None = None
+    webhook_tolerance: float = 300.0
+
+    # ------------------------------------------------------------------ lookups
+
+    async def access(self, event_id: str) -> EventAccess:
+        return await self.store.run(lambda core: records.get_access(core.connection, event_id))
+
+    async def put_access(self, access: EventAccess) -> None:
+        await self.store.run(lambda core: records.put_access(core.connection, access))
+
+    async def invitees(self, event: Event) -> list[Invitee]:
+        return await self.store.run(
+            lambda core: records.list_invitees(core.connection, event.event_id)
+        )
+
+    async def registrations(self, event: Event) -> list[Registration]:
+        return await self.store.run(
+            lambda core: records.list_registrations(core.connection, event.event_id)
+        )
+
+    async def _invitee(self, event: Event, invitee_id: int) -> Invitee:
+        found = await self.store.run(lambda core: records.get_invitee(core.connection, invitee_id))
+        if found is None or found.event_id != event.event_id:
+            raise DeskError(f"no invitee {invitee_id} on this event")
+        return found
+
+    async def registration(self, event: Event, registration_id: int) -> Registration:
+        found = await self.store.run(
+            lambda core: records.get_registration(core.connection, registration_id)
+        )
+        if found is None or found.event_id != event.event_id:
+            raise DeskError(f"no registration {registration_id} on this event")
+        return found
+
+    # ------------------------------------------------------------------ invitations
+
+    async def invite(self, event: Event, name: str, email: str, base: str) -> Invitee:
+        if event.access_type != "token":
+            raise DeskError("invitations with personal tokens need the access type 'token'")
+        invitee = await self.store.run(
+            lambda core: records.add_invitee(core.connection, event.event_id, name, email)
+        )
+        await self._send_invitation(event, invitee, base)
+        await self._plan(event, invitee_id=invitee.invitee_id)
+        return await self._invitee(event, invitee.invitee_id)
+
+    async def _plan(
+        self, event: Event, *, registration_id: int | None = None, invitee_id: int | None = None
+    ) -> None:
+        now = self.ticketing.clock()
+        await self.store.run(
+            lambda core: records.plan_reminder(
+                core.connection,
+                event.event_id,
+                event.starts_at,
+                now,
+                registration_id=registration_id,
+                invitee_id=invitee_id,
+            )
+        )
+
+    async def resend_invitation(self, event: Event, invitee_id: int, base: str) -> Sent:
+        invitee = await self._invitee(event, invitee_id)
+        if invitee.revoked:
+            raise DeskError("this invitation was revoked; invite the person again instead")
+        return await self._send_invitation(event, invitee, base)
+
+    async def revoke(self, event: Event, invitee_id: int) -> Invitee:
+        await self._invitee(event, invitee_id)
+        await self.store.run(lambda core: records.revoke_invitee(core.connection, invitee_id))
+        self.ticketing.end_ticket(invitee_id=invitee_id)
+        return await self._invitee(event, invitee_id)
+
+    async def _send_invitation(self, event: Event, invitee: Invitee, base: str) -> Sent:
+        sent = await self.mailer.send_template(
+            "invitation",
+            invitee.email,
+            name=invitee.name,
+            event=event,
+            event_id=format_event_id(event.event_id),
+            when=local_time(event, event.starts_at),
+            agenda=event.agenda,
+            # The token rides in the fragment: it never reaches a server log.
+            link=f"{base}{attendee_path(event)}#token={invitee.token}",
+        )
+        invitee_id = invitee.invitee_id
+        await self.store.run(lambda core: records.mark_invitee_sent(core.connection, invitee_id))
+        return sent
+
+    # ------------------------------------------------------------------ registrations
+
+    async def register(
+        self,
+        event: Event,
+        *,
+        first_name: str,
+        last_name: str,
+        email: str,
+        seats: int,
+        base: str,
+        answers: dict[str, str] | None = None,
+    ) -> tuple[Registration, Checkout | None]:
+        """``answers`` to the organiser's questions come keyed ``q0``, ``q1``, ... (form order)."""
+        if event.access_type != "paid":
+            raise DeskError("this event takes no registrations")
+        if event.starts_at is not None and self.ticketing.clock() >= event.starts_at:
+            raise DeskError("registration is closed: the event has started")
+        access = await self.access(event.event_id)
+        if access.cancelled_at is not None:
+            raise DeskError("the organiser cancelled this event")
+        if access.price_minor is None or access.currency is None:
+            raise DeskError("the organiser has not set a price yet")
+        price, currency = access.price_minor, access.currency
+        given = answers or {}
+        replies: dict[str, str] = {}
+        for index, field in enumerate(access.form_fields):
+            answer = " ".join(given.get(f"q{index}", "").split())
+            if field.required and not answer:
+                raise DeskError(f"please answer: {field.label}")
+            if len(answer) > records.ANSWER_MAX_CHARS:
+                limit = records.ANSWER_MAX_CHARS
+                raise DeskError(f"the answer to {field.label!r} has at most {limit} characters")
+            if answer:
+                replies[field.label] = answer
+        provider = (
+            self.providers.get(access.payment_provider) or self.providers[PaymentProvider.MANUAL]
+        )
+        registration = await self.store.run(
+            lambda core: records.add_registration(
+                core.connection,
+                event.event_id,
+                first_name=first_name,
+                last_name=last_name,
+                email=email,
+                seats=seats,
+                amount_minor=price * seats,
+                currency=currency,
+                provider=provider.name,
+                capacity=access.capacity,
+                answers=replies,
+            )
+        )
+        page = f"{base}{attendee_path(event)}/register"
+        checkout = await provider.start(
+            CheckoutRequest(
+                registration=registration,
+                title=event.title,
+                unit_amount_minor=price,
+                currency=currency,
+                success_url=f"{page}?paid=1",
+                cancel_url=f"{page}?cancelled=1",
+            )
+        )
+        if checkout is not None:
+            ref = checkout.reference
+            await self.store.run(
+                lambda core: records.set_provider_ref(
+                    core.connection, registration.registration_id, ref
+                )
+            )
+            registration = await self.registration(event, registration.registration_id)
+        else:
+            await self.mailer.send_template(
+                "registration",
+                registration.email,
+                name=registration.name,
+                event=event,
+                event_id=format_event_id(event.event_id),
+                when=local_time(event, event.starts_at),
+                seats=registration.seats,
+                price=format_price(registration.amount_minor, currency),
+            )
+        return registration, checkout
+
+    async def confirm(self, event: Event, registration_id: int, base: str) -> Registration:
+        await self.registration(event, registration_id)
+        confirmed = await self.store.run(
+            lambda core: records.confirm_registration(core.connection, registration_id)
+        )
+        if confirmed is None:
+            current = await self.registration(event, registration_id)
+            raise DeskError(
+                f"only a pending registration can be confirmed (this one is {current.status})"
+            )
+        logger.info(
+            "registration %s of event %s confirmed by hand", registration_id, event.event_id
+        )
+        await self._plan(event, registration_id=registration_id)
+        await self.send_code(event, confirmed, base)
+        return confirmed
+
+    async def end(
+        self,
+        event: Event,
+        registration_id: int,
+        status: RegistrationStatus,
+        *,
+        event_cancelled: bool = False,
+    ) -> Registration:
+        """Reject (pending) or cancel (pending or confirmed); the person is told."""
+        await self.registration(event, registration_id)
+        ended = await self.store.run(
+            lambda core: records.end_registration(core.connection, registration_id, status)
+        )
+        if ended is None:
+            current = await self.registration(event, registration_id)
+            what = "rejected" if status is RegistrationStatus.REJECTED else "cancelled"
+            raise DeskError(f"a {current.status} registration cannot be {what}")
+        self.ticketing.end_ticket(registration_id=registration_id)
+        await self.mailer.send_template(
+            "rejected",
+            ended.email,
+            name=ended.name,
+            event=event,
+            when=local_time(event, event.starts_at),
+            cancelled=status is RegistrationStatus.CANCELLED,
+            event_cancelled=event_cancelled,
+            paid=True,
+        )
+        return ended
+
+    async def resend_code(self, event: Event, registration_id: int, base: str) -> Sent:
+        registration = await self.registration(event, registration_id)
+        if registration.status is not RegistrationStatus.CONFIRMED:
+            raise DeskError("only a confirmed registration has a code to send")
+        return await self.send_code(event, registration, base)
+
+    async def send_code(self, event: Event, registration: Registration, base: str) -> Sent:
+        assert registration.code is not None
+        window = self.ticketing.code_window(event)
+        return await self.mailer.send_template(
+            "confirmed",
+            registration.email,
+            name=registration.name,
+            event=event,
+            event_id=format_event_id(event.event_id),
+            when=local_time(event, event.starts_at),
+            code=format_code(registration.code),
+            seats=registration.seats,
+            link=f"{base}{attendee_path(event)}",
+            opens=local_time(event, window.opens),
+            closes=local_time(event, window.closes),
+        )
+
+    # ------------------------------------------------------------------ Stripe
+
+    async def stripe_webhook(self, payload: bytes, signature: str | None, base: str) -> str:
+        """Verify and apply a Stripe webhook; WebhookRefused for anything not acted on."""
+        secret = self.stripe_webhook_secret
+        if secret is None:
+            raise WebhookRefused("Stripe is not configured")
+        verify_stripe_signature(
+            payload, signature, secret, now=time.time(), tolerance=self.webhook_tolerance
+        )
+        paid = parse_stripe_event(payload)
+        if isinstance(paid, str):
+            webhook_id = paid
+            await self.store.run(
+                lambda core: records.record_webhook(
+                    core.connection, "stripe", webhook_id, "ignored"
+                )
+            )
+            return "ignored"
+        if isinstance(paid, ExpiredCheckout):
+            return await self._checkout_expired(paid)
+        registration = await self.store.run(
+            lambda core: records.registration_by_ref(core.connection, paid.session_id)
+        )
+        if registration is not None and registration.registration_id != paid.registration_id:
+            registration = None
+        check_paid_matches(paid, registration)
+        assert registration is not None
+        outcome, confirmed = await self.store.run(
+            lambda core: records.apply_payment_once(
+                core.connection, "stripe", paid.webhook_id, paid.registration_id
+            )
+        )
+        if outcome == "duplicate":
+            logger.warning("Stripe webhook %s delivered again: not applied twice", paid.webhook_id)
+            return "duplicate"
+        if confirmed is None:
+            logger.warning(
+                "Stripe webhook %s: registration %s is %s, nothing applied",
+                paid.webhook_id,
+                registration.registration_id,
+                registration.status,
+            )
+            return outcome
+        event = await self.store.get_event(confirmed.event_id)
+        logger.info("registration %s paid through Stripe", confirmed.registration_id)
+        if event is not None:
+            await self._plan(event, registration_id=confirmed.registration_id)
+            await self.send_code(event, confirmed, base)
+        return "applied"
+
+    async def _checkout_expired(self, expired: ExpiredCheckout) -> str:
+        """An abandoned checkout: its pending registration is cancelled (the place is free
+        again), once; nobody is e-mailed, nothing was paid."""
+        first = await self.store.run(
+            lambda core: records.record_webhook(
+                core.connection, "stripe", expired.webhook_id, "expired"
+            )
+        )
+        if not first:
+            return "duplicate"
+        registration = await self.store.run(
+            lambda core: records.registration_by_ref(core.connection, expired.session_id)
+        )
+        if registration is None or registration.status is not RegistrationStatus.PENDING:
+            return "ignored"
+        registration_id = registration.registration_id
+        await self.store.run(
+            lambda core: records.end_registration(
+                core.connection, registration_id, RegistrationStatus.CANCELLED
+            )
+        )
+        logger.info("registration %s: its Stripe checkout expired unpaid", registration_id)
+        return "expired"
+
+    # ------------------------------------------------------------------ reminders
+
+    async def send_reminder(self, reminder: records.Reminder, base: str) -> str:
+        """Send one claimed reminder; the state it ends in (sent, skipped)."""
+        event = await self.store.get_event(reminder.event_id)
+        if event is None:
+            return "skipped"
+        when = local_time(event, event.starts_at)
+        display = format_event_id(event.event_id)
+        if reminder.registration_id is not None:
+            reg = await self.registration(event, reminder.registration_id)
+            if reg.status is not RegistrationStatus.CONFIRMED or reg.code is None:
+                return "skipped"
+            await self.mailer.send_template(
+                "reminder",
+                reg.email,
+                name=reg.name,
+                event=event,
+                when=when,
+                event_id=display,
+                code=format_code(reg.code),
+                link=f"{base}{attendee_path(event)}",
+            )
+            return "sent"
+        if reminder.invitee_id is not None:
+            invitee = await self._invitee(event, reminder.invitee_id)
+            if invitee.revoked:
+                return "skipped"
+            await self.mailer.send_template(
+                "reminder",
+                invitee.email,
+                name=invitee.name,
+                event=event,
+                when=when,
+                event_id=display,
+                code=None,
+                link=f"{base}{attendee_path(event)}#token={invitee.token}",
+            )
+            return "sent"
+        return "skipped"
+
+    # ------------------------------------------------------------------ cancelling
+
+    async def cancel_event(self, event: Event) -> int:
+        """Cancel the event: attendees are refused from now on; every pending or confirmed
+        registrant and every active invitee is told (and their tickets stop working)."""
+        access = await self.access(event.event_id)
+        if access.cancelled_at is not None:
+            raise DeskError("this event is cancelled already")
+        await self.put_access(dataclasses.replace(access, cancelled_at=self.ticketing.clock()))
+        logger.info("event %s cancelled by its organiser", event.event_id)
+        self.ticketing.end_event(event.event_id)
+        told = 0
+        for reg in await self.registrations(event):
+            if reg.status in (RegistrationStatus.PENDING, RegistrationStatus.CONFIRMED):
+                await self.end(
+                    event, reg.registration_id, RegistrationStatus.CANCELLED, event_cancelled=True
+                )
+                told += 1
+        for invitee in await self.invitees(event):
+            if not invitee.revoked:
+                await self.revoke(event, invitee.invitee_id)
+                await self.mailer.send_template(
+                    "rejected",
+                    invitee.email,
+                    name=invitee.name,
+                    event=event,
+                    when=local_time(event, event.starts_at),
+                    cancelled=True,
+                    event_cancelled=True,
+                    paid=False,
+                )
+                told += 1
+        return told
+
+    # ------------------------------------------------------------------ settings changed
+
+    async def event_changed(self, before: Event, after: Event) -> None:
+        """Reminders follow a moved start; people already told are offered a resend."""
+        event_id = after.event_id
+        await self.store.run(
+            lambda core: records.move_reminders(core.connection, event_id, after.starts_at)
+        )
+        told = [i for i in await self.invitees(after) if i.sent_at and not i.revoked] + [
+            r for r in await self.registrations(after) if r.status is RegistrationStatus.CONFIRMED
+        ]
+        changed = (before.starts_at, before.duration_minutes, before.title, before.timezone) != (
+            after.starts_at,
+            after.duration_minutes,
+            after.title,
+            after.timezone,
+        )
+        if changed and told:
+            now = self.ticketing.clock()
+            await self.store.run(
+                lambda core: records.mark_settings_changed(core.connection, event_id, now)
+            )
+
+    async def settings_changed_at(self, event: Event) -> datetime | None:
+        return await self.store.run(
+            lambda core: records.settings_changed_at(core.connection, event.event_id)
+        )
+
+    async def resend_all(self, event: Event, base: str) -> int:
+        """The event changed: send every active invitee and confirmed registrant the news."""
+        count = 0
+        for invitee in await self.invitees(event):
+            if not invitee.revoked:
+                await self._send_invitation(event, invitee, base)
+                count += 1
+        for reg in await self.registrations(event):
+            if reg.status is RegistrationStatus.CONFIRMED:
+                await self.send_code(event, reg, base)
+                count += 1
+        event_id = event.event_id
+        await self.store.run(
+            lambda core: records.mark_settings_changed(core.connection, event_id, None)
+        )
+        return count

@@ -1,0 +1,318 @@
+"""The one entry point: may this credential enter this event, and as what?
+
+:meth:`Ticketing.admit` checks an entry attempt against the event's access type and
+returns a :class:`Grant` (role, capabilities, expiry) or raises a typed :class:`Refusal`.
+Presenter and host keys work on every event; then:
+
+- *open*: anyone enters as an attendee;
+- *password*: the attendee password, or the presenter password (presenter role);
+- *token*: an invitee's own token (bound to their name, one device at a time);
+- *paid*: a confirmed reservation's code, inside the event's window; a single-use code
+  admits one device at a time, a group code as many as the reservation's seats.
+
+Password hashes are verified off the event loop; every secret is compared in constant
+time; failed attempts are rate-limited per client address and per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from webinar.accounts import verify_password
+from webinar.ids import same_secret
+from webinar.rooms.roles import Role
+from webinar.store import Event, Store
+
+from . import records
+from .codes import normalize_code, same
+from .grants import AccessType, Grant, Refusal, RefusalCode, SecondDevice
+from .limiter import AttemptLimiter
+from .records import EventAccess, RegistrationStatus
+from .rules import BookingLimits, Window, booking_end, code_window
+from .seats import Holder, Seat, Seats
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Ticketing:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        limits: BookingLimits | None = None,
+        code_early: timedelta = timedelta(minutes=10),
+        code_late: timedelta = timedelta(minutes=15),
+        seat_grace: float = 60.0,
+        clock: Clock = _utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.limits = limits or BookingLimits()
+        self.code_early = code_early
+        self.code_late = code_late
+        self.seats = Seats(grace=seat_grace)
+        self.limiter = AttemptLimiter()
+        self.clock = clock
+        self._monotonic = monotonic
+        #: Attendees (not key holders) in each event's room, by event ID.
+        self._present: dict[str, dict[int, Holder]] = {}  # by id() of the holder
+
+    # ------------------------------------------------------------------ windows
+
+    def code_window(self, event: Event) -> Window:
+        return code_window(
+            event.starts_at,
+            timedelta(minutes=event.duration_minutes),
+            timedelta(minutes=event.join_window_minutes),
+            early=self.code_early,
+            late=self.code_late,
+        )
+
+    def lobby_window_seconds(self, event: Event) -> float:
+        """How long before the start the room lets attendees in (code events: plus early)."""
+        extra = self.code_early if event.access_type == AccessType.PAID else timedelta(0)
+        return event.join_window_minutes * 60.0 + extra.total_seconds()
+
+    def booking_end(self, event: Event) -> datetime:
+        return booking_end(event.starts_at, event.created_at, self.limits)
+
+    # ------------------------------------------------------------------ entry
+
+    async def admit(
+        self,
+        event: Event,
+        credential: str | None,
+        *,
+        client: str | None,
+        client_key: str,
+        holder: Holder,
+    ) -> Grant:
+        """Check one entry attempt; a :class:`Grant` or :class:`Refusal`."""
+        now = self.clock()
+        tick = self._monotonic()
+        # The 144-bit keys cannot be guessed: checked before the rate limit, so a flood of
+        # wrong codes never locks the host or a presenter out.
+        if credential is not None:
+            if event.host_key and same_secret(credential, event.host_key):
+                return Grant.for_role(Role.HOST, via="key")
+            if same_secret(credential, event.presenter_key):
+                return Grant.for_role(Role.PRESENTER, via="key")
+        wait = self.limiter.retry_after(client, event.event_id, tick)
+        if wait:
+            raise Refusal(
+                RefusalCode.RATE_LIMITED,
+                f"too many wrong attempts; try again in {wait} s",
+                retry_after=wait,
+            )
+        kind = AccessType(event.access_type)
+        access = await self.store.run(
+            lambda core: records.get_access(core.connection, event.event_id)
+        )
+        if access.cancelled_at is not None:
+            raise Refusal(RefusalCode.EVENT_CANCELLED, "the organiser cancelled this event")
+        try:
+            if kind is AccessType.OPEN:
+                if credential is not None:
+                    raise self._wrong("the presenter key is not right")
+                grant = Grant.for_role(Role.ATTENDEE, via="open")
+            elif kind is AccessType.PASSWORD:
+                grant = await self._password(event, access, credential, now)
+            elif kind is AccessType.TOKEN:
+                grant = await self._token(event, access, credential, now, client_key, holder)
+            else:
+                grant = await self._code(event, access, credential, now, client_key, holder)
+        except _Wrong as wrong:
+            self.limiter.failed(client, event.event_id, tick)
+            logger.info("entry refused for event %s: %s", event.event_id, wrong.refusal.code)
+            raise wrong.refusal from None
+        self._present.setdefault(event.event_id, {})[id(holder)] = holder
+        return dataclasses.replace(grant, event_id=event.event_id, holder=holder)
+
+    @staticmethod
+    def _wrong(message: str) -> _Wrong:
+        return _Wrong(Refusal(RefusalCode.BAD_CREDENTIAL, message))
+
+    def _check_booking(self, event: Event, now: datetime) -> datetime:
+        end = self.booking_end(event)
+        if now >= end:
+            raise Refusal(
+                RefusalCode.BOOKING_EXPIRED,
+                f"this booking ended on {end:%Y-%m-%d %H:%M} UTC; ask the organiser for a new one",
+                closes=end,
+            )
+        return end
+
+    async def _password(
+        self, event: Event, access: EventAccess, credential: str | None, now: datetime
+    ) -> Grant:
+        if credential is None:
+            raise Refusal(RefusalCode.CREDENTIAL_REQUIRED, "this webinar needs a password")
+        end = self._check_booking(event, now)
+        presenter_hash, attendee_hash = (
+            access.presenter_password_hash,
+            access.attendee_password_hash,
+        )
+        if presenter_hash is not None and await _verify(credential, presenter_hash):
+            return Grant.for_role(Role.PRESENTER, via="password")
+        if attendee_hash is not None and await _verify(credential, attendee_hash):
+            return Grant.for_role(Role.ATTENDEE, expires_at=end, via="password")
+        raise self._wrong("the password is not right")
+
+    async def _token(
+        self,
+        event: Event,
+        access: EventAccess,
+        credential: str | None,
+        now: datetime,
+        client_key: str,
+        holder: Holder,
+    ) -> Grant:
+        if credential is None:
+            raise Refusal(
+                RefusalCode.CREDENTIAL_REQUIRED,
+                "this webinar is by invitation: open the link in your invitation e-mail",
+            )
+        invitee = await self.store.run(
+            lambda core: records.invitee_by_token(core.connection, event.event_id, credential)
+        )
+        if invitee is None or not same(invitee.token, credential):
+            raise self._wrong("this invitation is not valid for this webinar")
+        if invitee.revoked:
+            raise Refusal(RefusalCode.REVOKED, "this invitation was withdrawn by the organiser")
+        end = self._check_booking(event, now)
+        seat = self._claim(f"inv:{invitee.invitee_id}", 1, access.second_device, client_key, holder)
+        return Grant.for_role(
+            Role.ATTENDEE,
+            expires_at=end,
+            name=invitee.name,
+            via="token",
+            invitee_id=invitee.invitee_id,
+            seat=seat,
+        )
+
+    async def _code(
+        self,
+        event: Event,
+        access: EventAccess,
+        credential: str | None,
+        now: datetime,
+        client_key: str,
+        holder: Holder,
+    ) -> Grant:
+        if credential is None:
+            raise Refusal(RefusalCode.CREDENTIAL_REQUIRED, "enter your reservation code")
+        code = normalize_code(credential)
+        registration = (
+            None
+            if code is None
+            else await self.store.run(
+                lambda core: records.registration_by_code(core.connection, event.event_id, code)
+            )
+        )
+        if code is None or registration is None or not same(registration.code or "", code):
+            raise self._wrong("this reservation code is not valid for this event")
+        if registration.status is not RegistrationStatus.CONFIRMED:
+            raise Refusal(
+                RefusalCode.NOT_CONFIRMED,
+                f"this reservation is {registration.status.value}; it does not admit anyone",
+            )
+        window = self.code_window(event)
+        if not window.contains(now):
+            raise _outside(window, now)
+        seat = self._claim(
+            f"reg:{registration.registration_id}",
+            registration.seats,
+            access.second_device,
+            client_key,
+            holder,
+        )
+        registration_id = registration.registration_id
+        first = await self.store.run(
+            lambda core: records.check_in(core.connection, registration_id, now)
+        )
+        if first:
+            logger.info("reservation %s of event %s checked in", registration_id, event.event_id)
+        return Grant.for_role(
+            Role.ATTENDEE,
+            expires_at=window.closes,
+            name=registration.name,
+            via="code",
+            registration_id=registration_id,
+            seat=seat,
+        )
+
+    def _claim(
+        self, ticket: str, capacity: int, policy: SecondDevice, client_key: str, holder: Holder
+    ) -> Seat:
+        return self.seats.claim(
+            ticket,
+            capacity=capacity,
+            policy=policy,
+            client_key=client_key,
+            holder=holder,
+            now=self._monotonic(),
+        )
+
+    def end_ticket(
+        self, *, registration_id: int | None = None, invitee_id: int | None = None
+    ) -> int:
+        """A reservation was cancelled or an invitation revoked: whoever is in leaves now."""
+        ticket = f"reg:{registration_id}" if registration_id is not None else f"inv:{invitee_id}"
+        return self.seats.evict_all(ticket, "revoked")
+
+    def end_event(self, event_id: str) -> int:
+        """The event was cancelled: every attendee in its room leaves now."""
+        holders = self._present.pop(event_id, {})
+        for holder in list(holders.values()):
+            holder.evict("cancelled")
+        return len(holders)
+
+    def release(self, grant: Grant, *, dropped: bool) -> None:
+        """The grant's holder left (or lost the connection): free its device slot."""
+        if isinstance(grant.seat, Seat):
+            self.seats.release(grant.seat, self._monotonic(), dropped=dropped)
+        if grant.event_id is not None:
+            present = self._present.get(grant.event_id)
+            if present is not None:
+                present.pop(id(grant.holder), None)
+                if not present:
+                    del self._present[grant.event_id]
+
+
+async def _verify(password: str, stored: str) -> bool:
+    """scrypt is slow on purpose: off the event loop."""
+    ok: bool = await asyncio.to_thread(verify_password, password, stored)
+    return ok
+
+
+class _Wrong(Exception):
+    """A wrong credential: counted by the rate limiter."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+
+
+def _outside(window: Window, now: datetime) -> Refusal:
+    opens, closes = window.opens, window.closes
+    span = ""
+    if opens is not None and closes is not None:
+        same_day = opens.date() == closes.date()
+        end_format = "%H:%M" if same_day else "%Y-%m-%d %H:%M"
+        span = f"{opens:%Y-%m-%d %H:%M} to {closes.strftime(end_format)} UTC"
+    if opens is not None and now < opens:
+        message = f"too early: this code works from {span}"
+    else:
+        message = f"this event is over: the code worked from {span}"
+    return Refusal(RefusalCode.OUTSIDE_WINDOW, message, opens=opens, closes=closes)

@@ -1,0 +1,97 @@
+"""Outgoing e-mail: invitations, registration and payment confirmations, codes.
+
+Sent through SMTP (``aiosmtplib``) when ``mail.smtp_host`` is set; otherwise each message
+is written as an ``.eml`` file to the outbox folder and logged. Templates are jinja2, a
+plain-text and an HTML part each (``web/templates/email/<name>.txt`` / ``.html``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+import jinja2
+
+from webinar.config import MailConfig
+
+logger = logging.getLogger(__name__)
+
+SMTP_TIMEOUT_SECONDS = 20.0
+
+
+class MailError(Exception):
+    """The message could not be handed to the SMTP server."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    to: str
+    subject: str
+    via: str  # "smtp" or the .eml path
+
+
+class Mailer:
+    def __init__(self, config: MailConfig, outbox: Path, templates: Path) -> None:
+        self.config = config
+        self.outbox = outbox
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(templates),
+            autoescape=jinja2.select_autoescape(["html"]),
+            undefined=jinja2.StrictUndefined,
+        )
+
+    def compose(self, template: str, to: str, **context: Any) -> EmailMessage:
+        subject = self._env.get_template(f"{template}.subject.txt").render(**context).strip()
+        text = self._env.get_template(f"{template}.txt").render(**context)
+        html = self._env.get_template(f"{template}.html").render(**context)
+        message = EmailMessage()
+        message["From"] = self.config.from_address
+        message["To"] = to
+        message["Subject"] = " ".join(subject.split())
+        message["Date"] = format_datetime(datetime.now(UTC))
+        message["Message-ID"] = make_msgid(domain=self.config.from_address.rpartition("@")[2])
+        message.set_content(text)
+        message.add_alternative(html, subtype="html")
+        return message
+
+    async def send_template(self, template: str, to: str, **context: Any) -> Sent:
+        return await self.send(self.compose(template, to, **context))
+
+    async def send(self, message: EmailMessage) -> Sent:
+        to, subject = str(message["To"]), str(message["Subject"])
+        config = self.config
+        if config.smtp_host is None:
+            path = await asyncio.to_thread(self._write_eml, message)
+            logger.info("mail to %s (%s) written to %s", to, subject, path)
+            return Sent(to, subject, str(path))
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=config.smtp_host,
+                port=config.smtp_port,
+                username=config.smtp_username,
+                password=config.smtp_password,
+                use_tls=config.smtp_security == "tls",
+                start_tls=config.smtp_security == "starttls",
+                timeout=SMTP_TIMEOUT_SECONDS,
+            )
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            logger.warning("mail to %s (%s) failed: %s", to, subject, exc)
+            raise MailError(f"the e-mail to {to} could not be sent: {exc}") from exc
+        logger.info("mail to %s (%s) sent via %s", to, subject, config.smtp_host)
+        return Sent(to, subject, "smtp")
+
+    def _write_eml(self, message: EmailMessage) -> Path:
+        self.outbox.mkdir(mode=0o700, parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        path = self.outbox / f"{stamp}-{secrets.token_hex(4)}.eml"
+        path.write_bytes(message.as_bytes())
+        return path

@@ -1,0 +1,679 @@
+"""Ticketing's tables (migration 4): access settings, invitees, registrations, webhooks.
+
+Plain synchronous functions on the store's connection; async code runs them on the store's
+thread with ``await store.run(lambda core: records.some_call(core.connection, ...))``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .codes import format_code, lookup_hash, new_code, new_token
+from .grants import SecondDevice
+
+NAME_MAX_CHARS = 100
+#: The organiser's extra registration questions: how many, how long, how long an answer.
+MAX_FORM_FIELDS = 10
+FIELD_LABEL_MAX_CHARS = 80
+ANSWER_MAX_CHARS = 500
+EMAIL_MAX_CHARS = 254
+MAX_SEATS = 100
+_CODE_ATTEMPTS = 20
+
+
+class RegistrationStatus(enum.StrEnum):
+    PENDING = "pending"  # payment pending (or waiting for the organiser)
+    CONFIRMED = "confirmed"  # paid or confirmed by hand: a code is issued
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+class PaymentProvider(enum.StrEnum):
+    MANUAL = "manual"
+    STRIPE = "stripe"
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_db(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_db(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text).astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class FormField:
+    label: str
+    required: bool = False
+
+
+def parse_form_fields(text: str) -> tuple[FormField, ...]:
+    """One question per line; a trailing ``*`` makes it required."""
+    fields: list[FormField] = []
+    for line in text.splitlines():
+        label = " ".join(line.split())
+        required = label.endswith("*")
+        label = label.rstrip("*").strip()
+        if not label:
+            continue
+        if len(label) > FIELD_LABEL_MAX_CHARS:
+            raise ValueError(
+                f"a registration question has at most {FIELD_LABEL_MAX_CHARS} characters"
+            )
+        if label.lower() in {f.label.lower() for f in fields} | {
+            "first name",
+            "last name",
+            "e-mail",
+        }:
+            raise ValueError(f"the registration question {label!r} is asked twice")
+        fields.append(FormField(label, required))
+    if len(fields) > MAX_FORM_FIELDS:
+        raise ValueError(f"at most {MAX_FORM_FIELDS} extra registration questions")
+    return tuple(fields)
+
+
+def form_fields_text(fields: tuple[FormField, ...]) -> str:
+    return "\n".join(f.label + (" *" if f.required else "") for f in fields)
+
+
+@dataclass(frozen=True, slots=True)
+class EventAccess:
+    """An event's ticketing settings (row of ``event_access``; defaults when absent)."""
+
+    event_id: str
+    attendee_password_hash: str | None = None
+    presenter_password_hash: str | None = None
+    price_minor: int | None = None
+    currency: str | None = None
+    capacity: int | None = None
+    second_device: SecondDevice = SecondDevice.TAKEOVER
+    payment_provider: PaymentProvider = PaymentProvider.MANUAL
+    form_fields: tuple[FormField, ...] = ()
+    cancelled_at: datetime | None = None
+
+
+_ACCESS_FIELDS = tuple(f.name for f in dataclasses.fields(EventAccess))
+
+
+@dataclass(frozen=True, slots=True)
+class Invitee:
+    invitee_id: int
+    event_id: str
+    name: str
+    email: str
+    token: str
+    created_at: datetime
+    sent_at: datetime | None
+    revoked_at: datetime | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+_INVITEE_COLUMNS = "invitee_id, event_id, name, email, token, created_at, sent_at, revoked_at"
+
+
+def _invitee(row: tuple[Any, ...]) -> Invitee:
+    return Invitee(
+        invitee_id=row[0],
+        event_id=row[1],
+        name=row[2],
+        email=row[3],
+        token=row[4],
+        created_at=from_db(row[5]) or now_utc(),
+        sent_at=from_db(row[6]),
+        revoked_at=from_db(row[7]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    registration_id: int
+    event_id: str
+    first_name: str
+    last_name: str
+    email: str
+    seats: int
+    status: RegistrationStatus
+    amount_minor: int
+    currency: str | None
+    provider: PaymentProvider
+    provider_ref: str | None
+    code: str | None
+    created_at: datetime
+    updated_at: datetime
+    confirmed_at: datetime | None
+    checked_in_at: datetime | None
+    answers: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+    @property
+    def display_code(self) -> str | None:
+        return format_code(self.code) if self.code else None
+
+    @property
+    def group(self) -> bool:
+        return self.seats > 1
+
+
+_REG_COLUMNS = (
+    "registration_id, event_id, first_name, last_name, email, seats, status, amount_minor,"
+    " currency, provider, provider_ref, code, created_at, updated_at, confirmed_at, checked_in_at,"
+    " answers"
+)
+
+
+def _registration(row: tuple[Any, ...]) -> Registration:
+    return Registration(
+        registration_id=row[0],
+        event_id=row[1],
+        first_name=row[2],
+        last_name=row[3],
+        email=row[4],
+        seats=row[5],
+        status=RegistrationStatus(row[6]),
+        amount_minor=row[7],
+        currency=row[8],
+        provider=PaymentProvider(row[9]),
+        provider_ref=row[10],
+        code=row[11],
+        created_at=from_db(row[12]) or now_utc(),
+        updated_at=from_db(row[13]) or now_utc(),
+        confirmed_at=from_db(row[14]),
+        checked_in_at=from_db(row[15]),
+        answers={str(k): str(v) for k, v in json.loads(row[16]).items()},
+    )
+
+
+def check_name(label: str, value: str) -> str:
+    value = " ".join(value.split())
+    if not 1 <= len(value) <= NAME_MAX_CHARS:
+        raise ValueError(f"{label} must have 1 to {NAME_MAX_CHARS} characters")
+    return value
+
+
+def check_email(value: str) -> str:
+    value = value.strip()
+    local, at, domain = value.rpartition("@")
+    if (
+        not at
+        or not local
+        or "." not in domain
+        or len(value) > EMAIL_MAX_CHARS
+        or any(c.isspace() or c in "<>,;\"'" for c in value)
+    ):
+        raise ValueError("the e-mail address does not look right (name@example.org)")
+    return value
+
+
+# ------------------------------------------------------------------------ access settings
+
+
+def get_access(conn: sqlite3.Connection, event_id: str) -> EventAccess:
+    row = conn.execute(
+        f"SELECT {', '.join(_ACCESS_FIELDS)} FROM event_access WHERE event_id = ?", (event_id,)
+    ).fetchone()
+    if row is None:
+        return EventAccess(event_id)
+    values = dict(zip(_ACCESS_FIELDS, row, strict=True))
+    values["second_device"] = SecondDevice(values["second_device"])
+    values["payment_provider"] = PaymentProvider(values["payment_provider"])
+    values["cancelled_at"] = from_db(values["cancelled_at"])
+    values["form_fields"] = tuple(
+        FormField(str(f["label"]), bool(f.get("required")))
+        for f in json.loads(values["form_fields"])
+    )
+    return EventAccess(**values)
+
+
+def put_access(conn: sqlite3.Connection, access: EventAccess) -> None:
+    values = [getattr(access, name) for name in _ACCESS_FIELDS]
+    values = [v.value if isinstance(v, enum.Enum) else v for v in values]
+    if access.cancelled_at is not None:
+        values[_ACCESS_FIELDS.index("cancelled_at")] = to_db(access.cancelled_at)
+    values[_ACCESS_FIELDS.index("form_fields")] = json.dumps(
+        [dataclasses.asdict(f) for f in access.form_fields]
+    )
+    updates = ", ".join(f"{n} = excluded.{n}" for n in _ACCESS_FIELDS[1:])
+    conn.execute(
+        f"INSERT INTO event_access ({', '.join(_ACCESS_FIELDS)})"
+        f" VALUES ({', '.join('?' * len(_ACCESS_FIELDS))})"
+        f" ON CONFLICT (event_id) DO UPDATE SET {updates}",
+        values,
+    )
+
+
+# ------------------------------------------------------------------------ invitees
+
+
+def add_invitee(conn: sqlite3.Connection, event_id: str, name: str, email: str) -> Invitee:
+    name, email = check_name("the name", name), check_email(email)
+    token = new_token()
+    try:
+        cursor = conn.execute(
+            "INSERT INTO invitees (event_id, name, email, token, token_hash, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (event_id, name, email, token, lookup_hash(token), to_db(now_utc())),
+        )
+    except sqlite3.IntegrityError:
+        raise ValueError(f"{email} is invited already") from None
+    found = get_invitee(conn, int(cursor.lastrowid or 0))
+    assert found is not None
+    return found
+
+
+def get_invitee(conn: sqlite3.Connection, invitee_id: int) -> Invitee | None:
+    row = conn.execute(
+        f"SELECT {_INVITEE_COLUMNS} FROM invitees WHERE invitee_id = ?", (invitee_id,)
+    ).fetchone()
+    return None if row is None else _invitee(row)
+
+
+def invitee_by_token(conn: sqlite3.Connection, event_id: str, token: str) -> Invitee | None:
+    row = conn.execute(
+        f"SELECT {_INVITEE_COLUMNS} FROM invitees WHERE token_hash = ? AND event_id = ?",
+        (lookup_hash(token), event_id),
+    ).fetchone()
+    return None if row is None else _invitee(row)
+
+
+def list_invitees(conn: sqlite3.Connection, event_id: str) -> list[Invitee]:
+    rows = conn.execute(
+        f"SELECT {_INVITEE_COLUMNS} FROM invitees WHERE event_id = ? ORDER BY invitee_id",
+        (event_id,),
+    ).fetchall()
+    return [_invitee(r) for r in rows]
+
+
+def revoke_invitee(conn: sqlite3.Connection, invitee_id: int) -> None:
+    conn.execute(
+        "UPDATE invitees SET revoked_at = ? WHERE invitee_id = ? AND revoked_at IS NULL",
+        (to_db(now_utc()), invitee_id),
+    )
+
+
+def mark_invitee_sent(conn: sqlite3.Connection, invitee_id: int) -> None:
+    conn.execute(
+        "UPDATE invitees SET sent_at = ? WHERE invitee_id = ?", (to_db(now_utc()), invitee_id)
+    )
+
+
+# ------------------------------------------------------------------------ registrations
+
+
+def add_registration(
+    conn: sqlite3.Connection,
+    event_id: str,
+    *,
+    first_name: str,
+    last_name: str,
+    email: str,
+    seats: int,
+    amount_minor: int,
+    currency: str | None,
+    provider: PaymentProvider,
+    capacity: int | None,
+    answers: dict[str, str] | None = None,
+) -> Registration:
+    first_name = check_name("the first name", first_name)
+    last_name = check_name("the last name", last_name)
+    email = check_email(email)
+    if not 1 <= seats <= MAX_SEATS:
+        raise ValueError(f"a reservation has 1 to {MAX_SEATS} places")
+    now = to_db(now_utc())
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if capacity is not None:
+            (taken,) = conn.execute(
+                "SELECT coalesce(sum(seats), 0) FROM registrations"
+                " WHERE event_id = ? AND status IN ('pending', 'confirmed')",
+                (event_id,),
+            ).fetchone()
+            if int(taken) + seats > capacity:
+                left = max(0, capacity - int(taken))
+                raise ValueError(
+                    f"the event is sold out ({left} places left)"
+                    if left
+                    else "the event is sold out"
+                )
+        cursor = conn.execute(
+            "INSERT INTO registrations (event_id, first_name, last_name, email, seats, status,"
+            " amount_minor, currency, provider, created_at, updated_at, answers)"
+            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+            (
+                event_id,
+                first_name,
+                last_name,
+                email,
+                seats,
+                amount_minor,
+                currency,
+                provider.value,
+                now,
+                now,
+                json.dumps(answers or {}),
+            ),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    found = get_registration(conn, int(cursor.lastrowid or 0))
+    assert found is not None
+    return found
+
+
+def get_registration(conn: sqlite3.Connection, registration_id: int) -> Registration | None:
+    row = conn.execute(
+        f"SELECT {_REG_COLUMNS} FROM registrations WHERE registration_id = ?",
+        (registration_id,),
+    ).fetchone()
+    return None if row is None else _registration(row)
+
+
+def registration_by_code(conn: sqlite3.Connection, event_id: str, code: str) -> Registration | None:
+    row = conn.execute(
+        f"SELECT {_REG_COLUMNS} FROM registrations WHERE code_hash = ? AND event_id = ?",
+        (lookup_hash(code), event_id),
+    ).fetchone()
+    return None if row is None else _registration(row)
+
+
+def registration_by_ref(conn: sqlite3.Connection, provider_ref: str) -> Registration | None:
+    row = conn.execute(
+        f"SELECT {_REG_COLUMNS} FROM registrations WHERE provider_ref = ?", (provider_ref,)
+    ).fetchone()
+    return None if row is None else _registration(row)
+
+
+def list_registrations(conn: sqlite3.Connection, event_id: str) -> list[Registration]:
+    rows = conn.execute(
+        f"SELECT {_REG_COLUMNS} FROM registrations WHERE event_id = ? ORDER BY registration_id",
+        (event_id,),
+    ).fetchall()
+    return [_registration(r) for r in rows]
+
+
+def set_provider_ref(conn: sqlite3.Connection, registration_id: int, ref: str) -> None:
+    conn.execute(
+        "UPDATE registrations SET provider_ref = ?, updated_at = ? WHERE registration_id = ?",
+        (ref, to_db(now_utc()), registration_id),
+    )
+
+
+def confirm_registration(conn: sqlite3.Connection, registration_id: int) -> Registration | None:
+    """pending -> confirmed with a fresh code. None if it was not pending (nothing changes)."""
+    now = to_db(now_utc())
+    for _ in range(_CODE_ATTEMPTS):
+        code = new_code()
+        try:
+            cursor = conn.execute(
+                "UPDATE registrations SET status = 'confirmed', code = ?, code_hash = ?,"
+                " confirmed_at = ?, updated_at = ?"
+                " WHERE registration_id = ? AND status = 'pending'",
+                (code, lookup_hash(code), now, now, registration_id),
+            )
+        except sqlite3.IntegrityError:  # a code collision (about 2^-59): draw again
+            continue
+        if cursor.rowcount != 1:
+            return None
+        return get_registration(conn, registration_id)
+    raise RuntimeError("no free reservation code")
+
+
+def end_registration(
+    conn: sqlite3.Connection, registration_id: int, status: RegistrationStatus
+) -> Registration | None:
+    """Reject (pending) or cancel (pending or confirmed); the code stops working at once."""
+    allowed = ("pending",) if status is RegistrationStatus.REJECTED else ("pending", "confirmed")
+    marks = ", ".join("?" * len(allowed))
+    cursor = conn.execute(
+        f"UPDATE registrations SET status = ?, updated_at = ? WHERE registration_id = ?"
+        f" AND status IN ({marks})",
+        (status.value, to_db(now_utc()), registration_id, *allowed),
+    )
+    return get_registration(conn, registration_id) if cursor.rowcount == 1 else None
+
+
+def check_in(conn: sqlite3.Connection, registration_id: int, at: datetime) -> bool:
+    """Record the first entry; True if this was it."""
+    cursor = conn.execute(
+        "UPDATE registrations SET checked_in_at = ? WHERE registration_id = ?"
+        " AND checked_in_at IS NULL",
+        (to_db(at), registration_id),
+    )
+    return cursor.rowcount == 1
+
+
+# ------------------------------------------------------------------------ payment webhooks
+
+
+def apply_payment_once(
+    conn: sqlite3.Connection,
+    provider: str,
+    webhook_id: str,
+    registration_id: int,
+) -> tuple[str, Registration | None]:
+    """Record the webhook and confirm the registration in one transaction.
+
+    Returns ``("applied", registration)``, ``("duplicate", None)`` when this webhook was
+    seen before, or ``("not-pending", None)`` when the registration was already settled.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        try:
+            conn.execute(
+                "INSERT INTO payment_webhooks (provider, webhook_id, received_at, outcome)"
+                " VALUES (?, ?, ?, 'applied')",
+                (provider, webhook_id, to_db(now_utc())),
+            )
+        except sqlite3.IntegrityError:
+            conn.execute("ROLLBACK")
+            return "duplicate", None
+        confirmed = confirm_registration(conn, registration_id)
+        if confirmed is None:
+            conn.execute(
+                "UPDATE payment_webhooks SET outcome = 'not-pending'"
+                " WHERE provider = ? AND webhook_id = ?",
+                (provider, webhook_id),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return ("applied", confirmed) if confirmed is not None else ("not-pending", None)
+
+
+def record_webhook(conn: sqlite3.Connection, provider: str, webhook_id: str, outcome: str) -> bool:
+    """Remember a webhook that changed nothing; False if it was seen before."""
+    try:
+        conn.execute(
+            "INSERT INTO payment_webhooks (provider, webhook_id, received_at, outcome)"
+            " VALUES (?, ?, ?, ?)",
+            (provider, webhook_id, to_db(now_utc()), outcome),
+        )
+    except sqlite3.IntegrityError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------ API tokens
+
+
+def add_api_token(conn: sqlite3.Connection, user_id: int, label: str) -> str:
+    token = "wbt_" + new_token()
+    conn.execute(
+        "INSERT INTO api_tokens (token_hash, user_id, label, created_at) VALUES (?, ?, ?, ?)",
+        (lookup_hash(token), user_id, label[:100], to_db(now_utc())),
+    )
+    return token
+
+
+def revoke_api_tokens(conn: sqlite3.Connection, user_id: int) -> int:
+    return conn.execute("DELETE FROM api_tokens WHERE user_id = ?", (user_id,)).rowcount
+
+
+def user_id_for_api_token(conn: sqlite3.Connection, token: str) -> int | None:
+    row = conn.execute(
+        "SELECT user_id FROM api_tokens WHERE token_hash = ?", (lookup_hash(token),)
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def count_active_events(conn: sqlite3.Connection, owner_id: int, since: datetime) -> int:
+    """Events of ``owner_id`` whose booking still runs: starting (or, without a start,
+    created) after ``since`` (now minus how long a booking lasts)."""
+    (count,) = conn.execute(
+        "SELECT count(*) FROM events WHERE owner_id = ?"
+        " AND (starts_at > ? OR (starts_at IS NULL AND created_at > ?))",
+        (owner_id, to_db(since), to_db(since)),
+    ).fetchone()
+    return int(count)
+
+
+# ------------------------------------------------------------------------ reminders
+
+#: A reminder goes out this long before the start ...
+REMINDER_BEFORE = timedelta(hours=1)
+#: ... unless the booking came this close to the start: then its first e-mail is the only one.
+SINGLE_MESSAGE_WITHIN = timedelta(hours=6)
+REMINDER_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Reminder:
+    reminder_id: int
+    event_id: str
+    registration_id: int | None
+    invitee_id: int | None
+    due_at: datetime
+    state: str
+    attempts: int
+
+
+_REMINDER_COLUMNS = "reminder_id, event_id, registration_id, invitee_id, due_at, state, attempts"
+
+
+def _reminder(row: tuple[Any, ...]) -> Reminder:
+    return Reminder(
+        reminder_id=row[0],
+        event_id=row[1],
+        registration_id=row[2],
+        invitee_id=row[3],
+        due_at=from_db(row[4]) or now_utc(),
+        state=row[5],
+        attempts=row[6],
+    )
+
+
+def plan_reminder(
+    conn: sqlite3.Connection,
+    event_id: str,
+    starts_at: datetime | None,
+    now: datetime,
+    *,
+    registration_id: int | None = None,
+    invitee_id: int | None = None,
+) -> bool:
+    """Persist a reminder 1 hour before the start; none when the start is within 6 hours
+    (the invitation or confirmation is then the single message). True if one was planned."""
+    if starts_at is None or starts_at - now < SINGLE_MESSAGE_WITHIN:
+        return False
+    cursor = conn.execute(
+        "INSERT INTO reminders (event_id, registration_id, invitee_id, due_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (event_id, registration_id, invitee_id, to_db(starts_at - REMINDER_BEFORE)),
+    )
+    return cursor.rowcount == 1
+
+
+def move_reminders(conn: sqlite3.Connection, event_id: str, starts_at: datetime | None) -> None:
+    """The event moved: pending reminders follow its start (or are dropped without one)."""
+    if starts_at is None:
+        conn.execute(
+            "UPDATE reminders SET state = 'skipped' WHERE event_id = ? AND state = 'pending'",
+            (event_id,),
+        )
+        return
+    conn.execute(
+        "UPDATE reminders SET due_at = ? WHERE event_id = ? AND state = 'pending'",
+        (to_db(starts_at - REMINDER_BEFORE), event_id),
+    )
+
+
+def due_reminders(conn: sqlite3.Connection, now: datetime, limit: int = 100) -> list[Reminder]:
+    rows = conn.execute(
+        f"SELECT {_REMINDER_COLUMNS} FROM reminders WHERE state = 'pending' AND due_at <= ?"
+        " ORDER BY due_at LIMIT ?",
+        (to_db(now), limit),
+    ).fetchall()
+    return [_reminder(r) for r in rows]
+
+
+def list_reminders(conn: sqlite3.Connection, event_id: str) -> list[Reminder]:
+    rows = conn.execute(
+        f"SELECT {_REMINDER_COLUMNS} FROM reminders WHERE event_id = ? ORDER BY reminder_id",
+        (event_id,),
+    ).fetchall()
+    return [_reminder(r) for r in rows]
+
+
+def claim_reminder(conn: sqlite3.Connection, reminder_id: int) -> bool:
+    """pending -> sending; only one claimer wins (so nothing is sent twice)."""
+    cursor = conn.execute(
+        "UPDATE reminders SET state = 'sending', attempts = attempts + 1"
+        " WHERE reminder_id = ? AND state = 'pending'",
+        (reminder_id,),
+    )
+    return cursor.rowcount == 1
+
+
+def finish_reminder(conn: sqlite3.Connection, reminder_id: int, state: str) -> None:
+    """sending -> sent / skipped / failed, or back to pending for another attempt."""
+    if state == "pending":
+        conn.execute(
+            "UPDATE reminders SET state = CASE WHEN attempts >= ? THEN 'failed' ELSE 'pending'"
+            " END WHERE reminder_id = ?",
+            (REMINDER_ATTEMPTS, reminder_id),
+        )
+        return
+    conn.execute(
+        "UPDATE reminders SET state = ?, sent_at = ? WHERE reminder_id = ?",
+        (state, to_db(now_utc()) if state == "sent" else None, reminder_id),
+    )
+
+
+def abandon_interrupted_reminders(conn: sqlite3.Connection) -> int:
+    """At start: reminders a crash left half-sent are not sent again (maybe they were)."""
+    cursor = conn.execute("UPDATE reminders SET state = 'failed' WHERE state = 'sending'")
+    return cursor.rowcount
+
+
+def mark_settings_changed(conn: sqlite3.Connection, event_id: str, at: datetime | None) -> None:
+    conn.execute(
+        "INSERT INTO event_access (event_id, settings_changed_at) VALUES (?, ?)"
+        " ON CONFLICT (event_id) DO UPDATE SET settings_changed_at = excluded.settings_changed_at",
+        (event_id, None if at is None else to_db(at)),
+    )
+
+
+def settings_changed_at(conn: sqlite3.Connection, event_id: str) -> datetime | None:
+    row = conn.execute(
+        "SELECT settings_changed_at FROM event_access WHERE event_id = ?", (event_id,)
+    ).fetchone()
+    return None if row is None else from_db(row[0])

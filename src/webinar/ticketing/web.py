@@ -1,0 +1,584 @@
+"""Ticketing's HTTP side, mounted on the app by :func:`setup_ticketing`:
+
+- the event form's access settings and booking rules (hooks of the dashboard),
+- the organiser's page of registrants and invitees (confirm, reject, cancel, resend, revoke),
+- the public registration page of paid events,
+- Stripe's webhook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from webinar.accounts import hash_password_async, token_hash, verify_password
+from webinar.config import Config
+from webinar.dashboard import SESSION_COOKIE, AfterSave
+from webinar.ids import format_event_id, normalize_event_id
+from webinar.store import Event, EventSettings, SessionRecord, Store, User
+
+from . import records
+from .desk import DeskError, TicketDesk, local_time
+from .gate import Ticketing
+from .grants import SecondDevice
+from .limiter import AttemptLimiter
+from .mail import Mailer, MailError
+from .payments import ManualProvider, PaymentError, Provider, StripeCheckout, WebhookRefused
+from .records import EventAccess, PaymentProvider, RegistrationStatus
+from .reminders import Reminders
+from .rules import (
+    PRICE_CAPS,
+    BookingLimits,
+    BookingRefused,
+    BookingRule,
+    check_booking,
+    check_price_minor,
+    format_price,
+    parse_price,
+)
+
+logger = logging.getLogger(__name__)
+
+Render = Callable[..., web.Response]
+REMINDERS = web.AppKey("reminders", Reminders)
+EVENT_PASSWORD_MIN_CHARS = 6
+EVENT_PASSWORD_MAX_CHARS = 200
+MAX_CAPACITY = 100_000
+#: Registrations one client address may submit in 10 minutes (per event: 1000).
+REGISTRATIONS_PER_CLIENT = 10
+REGISTER_CSRF_COOKIE = "webinar_register_csrf"
+
+
+def booking_limits(config: Config) -> BookingLimits:
+    t = config.ticketing
+    return BookingLimits(
+        min_lead=timedelta(minutes=t.min_lead_minutes),
+        max_lead=timedelta(days=t.max_lead_days),
+        max_active_events=t.max_active_events,
+        usable_for=timedelta(days=t.usable_days),
+    )
+
+
+def make_ticketing(config: Config, store: Store) -> Ticketing:
+    return Ticketing(
+        store,
+        limits=booking_limits(config),
+        code_early=timedelta(minutes=config.ticketing.code_early_minutes),
+        code_late=timedelta(minutes=config.ticketing.code_late_minutes),
+    )
+
+
+@dataclasses.dataclass
+class TicketingWeb:
+    config: Config
+    store: Store
+    render: Render
+    ticketing: Ticketing
+    desk: TicketDesk
+    registrations: AttemptLimiter = dataclasses.field(
+        default_factory=lambda: AttemptLimiter(
+            per_client=REGISTRATIONS_PER_CLIENT, per_event=1000, window=600.0
+        )
+    )
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/dashboard/events/{event_id}/tickets", self.tickets_page),
+            web.post(
+                "/dashboard/events/{event_id}/registrations/{registration_id}/{action}",
+                self.registration_action,
+            ),
+            web.post("/dashboard/events/{event_id}/invitees", self.add_invitee),
+            web.post("/dashboard/events/{event_id}/resend-all", self.resend_all),
+            web.post("/dashboard/events/{event_id}/cancel-event", self.cancel_event),
+            web.post(
+                "/dashboard/events/{event_id}/invitees/{invitee_id}/{action}", self.invitee_action
+            ),
+            web.get("/e/{event_id}/register", self.register_form),
+            web.post("/e/{event_id}/register", self.register),
+            web.post("/payments/stripe/webhook", self.stripe_webhook),
+        ]
+
+    def base(self, request: web.Request) -> str:
+        return (self.config.http.public_url or str(request.url.origin())).rstrip("/")
+
+    # ------------------------------------------------------------------ event form hooks
+
+    async def form_values(self, event: Event | None) -> dict[str, Any]:
+        access = await self.desk.access(event.event_id) if event else EventAccess("")
+        price = ""
+        if access.price_minor is not None and access.currency is not None:
+            price = format_price(access.price_minor, access.currency).split()[0]
+        return {
+            "price": price,
+            "currency": access.currency or "EUR",
+            "currencies": list(PRICE_CAPS),
+            "price_caps": PRICE_CAPS,
+            "capacity": "" if access.capacity is None else str(access.capacity),
+            "second_device": access.second_device.value,
+            "payment_provider": access.payment_provider.value,
+            "stripe_enabled": self.config.payments.stripe_enabled,
+            "has_attendee_password": access.attendee_password_hash is not None,
+            "has_presenter_password": access.presenter_password_hash is not None,
+            "settings_changed": bool(event and await self.desk.settings_changed_at(event)),
+            "registration_questions": records.form_fields_text(access.form_fields),
+        }
+
+    async def before_save(
+        self, user: User, settings: EventSettings, form: dict[str, str], event: Event | None
+    ) -> AfterSave:
+        """Booking rules, then the access settings; ValueError names what is wrong."""
+        checked = settings.validated()
+        now = self.ticketing.clock()
+        limits = self.ticketing.limits
+        active = 0
+        if not user.is_admin:
+            active = await self.store.run(
+                lambda core: records.count_active_events(
+                    core.connection, user.user_id, now - limits.usable_for
+                )
+            )
+        check_booking(
+            checked.starts_at,
+            now,
+            limits,
+            active_events=active,
+            editing=event is not None,
+            previous_start=event.starts_at if event else None,
+        )
+        old = await self.desk.access(event.event_id) if event else EventAccess("")
+        access = await self._access_from_form(checked, form, old)
+
+        async def after(saved: Event) -> None:
+            await self.desk.put_access(dataclasses.replace(access, event_id=saved.event_id))
+            if event is not None:
+                await self.desk.event_changed(event, saved)
+
+        return after
+
+    async def _access_from_form(
+        self, settings: EventSettings, form: dict[str, str], old: EventAccess
+    ) -> EventAccess:
+        def text(name: str) -> str:
+            return form.get(name, "").strip()
+
+        second = text("second_device") or old.second_device.value
+        if second not in ("takeover", "refuse"):
+            raise ValueError("a second device must either take over or be refused")
+        provider = text("payment_provider") or old.payment_provider.value
+        if provider not in ("manual", "stripe"):
+            raise ValueError("payment must be manual or stripe")
+        if provider == "stripe" and not self.config.payments.stripe_enabled:
+            raise ValueError("Stripe is not configured on this server (payments.stripe_*)")
+        capacity: int | None = None
+        if text("capacity"):
+            try:
+                capacity = int(text("capacity"))
+            except ValueError:
+                raise ValueError("the places must be a whole number") from None
+            if not 1 <= capacity <= MAX_CAPACITY:
+                raise ValueError(f"the places must be 1 to {MAX_CAPACITY}")
+        price_minor, currency = old.price_minor, old.currency
+        if text("price"):
+            currency = (text("currency") or old.currency or "EUR").upper()
+            price_minor = parse_price(text("price"), currency)
+        elif price_minor is not None and text("currency"):
+            currency = text("currency").upper()
+            check_price_minor(price_minor, currency)
+        if settings.access_type == "paid" and price_minor is None:
+            raise ValueError("a paid event needs a ticket price")
+        if settings.access_type == "paid" and settings.starts_at is None:
+            raise BookingRefused(
+                BookingRule.START_REQUIRED,
+                "a paid event needs a start date and time (its codes work around it)",
+            )
+        attendee_hash, presenter_hash = old.attendee_password_hash, old.presenter_password_hash
+        attendee_pw, presenter_pw = (
+            form.get("attendee_password", ""),
+            form.get("presenter_password", ""),
+        )
+        for label, value in (("attendee", attendee_pw), ("presenter", presenter_pw)):
+            if value and not EVENT_PASSWORD_MIN_CHARS <= len(value) <= EVENT_PASSWORD_MAX_CHARS:
+                raise ValueError(
+                    f"the {label} password needs {EVENT_PASSWORD_MIN_CHARS} to"
+                    f" {EVENT_PASSWORD_MAX_CHARS} characters"
+                )
+        if attendee_pw and presenter_pw and hmac.compare_digest(attendee_pw, presenter_pw):
+            raise ValueError("the presenter password must differ from the attendee password")
+        clash = (
+            attendee_pw
+            and presenter_hash
+            and not presenter_pw
+            and await _verify_async(attendee_pw, presenter_hash)
+        ) or (
+            presenter_pw
+            and attendee_hash
+            and not attendee_pw
+            and await _verify_async(presenter_pw, attendee_hash)
+        )
+        if clash:
+            raise ValueError("the attendee and presenter passwords must differ")
+        if attendee_pw:
+            attendee_hash = await hash_password_async(attendee_pw)
+        if presenter_pw:
+            presenter_hash = await hash_password_async(presenter_pw)
+        if settings.access_type == "password" and attendee_hash is None:
+            raise ValueError("a password event needs an attendee password")
+        questions = old.form_fields
+        if "registration_questions" in form:
+            questions = records.parse_form_fields(form["registration_questions"])
+        return EventAccess(
+            event_id=old.event_id,
+            cancelled_at=old.cancelled_at,
+            form_fields=questions,
+            attendee_password_hash=attendee_hash,
+            presenter_password_hash=presenter_hash,
+            price_minor=price_minor,
+            currency=currency,
+            capacity=capacity,
+            second_device=SecondDevice(second),
+            payment_provider=PaymentProvider(provider),
+        )
+
+    # ------------------------------------------------------------------ organiser pages
+
+    async def _organiser(self, request: web.Request) -> tuple[SessionRecord, User]:
+        token = request.cookies.get(SESSION_COOKIE)
+        found = None
+        if token and len(token) <= 100:
+            found = await self.store.get_session(token_hash(token), self.ticketing.clock())
+        if found is None:
+            raise web.HTTPSeeOther("/login")
+        return found
+
+    async def _own_event(self, request: web.Request, user: User) -> Event:
+        event = await self.store.get_event(request.match_info["event_id"])
+        if event is None or not (user.is_admin or event.owner_id == user.user_id):
+            raise web.HTTPNotFound(text="No such event of yours.")
+        return event
+
+    async def _form(self, request: web.Request, record: SessionRecord) -> dict[str, str]:
+        form = await request.post()
+        given = str(form.get("csrf", ""))
+        if not given or not hmac.compare_digest(given, record.csrf_token):
+            raise web.HTTPForbidden(text="The form expired or did not come from this site.")
+        return {k: str(v) for k, v in form.items() if isinstance(v, str)}
+
+    def _back(self, event: Event, message: str, *, error: bool = False) -> web.HTTPSeeOther:
+        key = "error" if error else "done"
+        return web.HTTPSeeOther(
+            f"/dashboard/events/{format_event_id(event.event_id)}/tickets?{key}={quote(message)}"
+        )
+
+    async def tickets_page(self, request: web.Request) -> web.Response:
+        record, user = await self._organiser(request)
+        event = await self._own_event(request, user)
+        access = await self.desk.access(event.event_id)
+        registrations = await self.desk.registrations(event)
+        invitees = await self.desk.invitees(event)
+        return self.render(
+            request,
+            "tickets.html",
+            user=user,
+            csrf=record.csrf_token,
+            event=event,
+            event_id=format_event_id(event.event_id),
+            when=local_time(event, event.starts_at),
+            access=access,
+            price=(
+                format_price(access.price_minor, access.currency)
+                if access.price_minor is not None and access.currency
+                else None
+            ),
+            registrations=registrations,
+            invitees=invitees,
+            settings_changed=await self.desk.settings_changed_at(event),
+            register_url=f"{self.base(request)}/e/{format_event_id(event.event_id)}/register",
+            local=lambda when: local_time(event, when),
+            done=request.query.get("done", "")[:300],
+            error=request.query.get("error", "")[:300],
+        )
+
+    async def registration_action(self, request: web.Request) -> web.Response:
+        record, user = await self._organiser(request)
+        event = await self._own_event(request, user)
+        await self._form(request, record)
+        action = request.match_info["action"]
+        try:
+            registration_id = int(request.match_info["registration_id"])
+            if action == "confirm":
+                reg = await self.desk.confirm(event, registration_id, self.base(request))
+                message = f"{reg.name} is confirmed; the reservation code was sent to {reg.email}."
+            elif action in ("reject", "cancel"):
+                status = (
+                    RegistrationStatus.REJECTED
+                    if action == "reject"
+                    else RegistrationStatus.CANCELLED
+                )
+                reg = await self.desk.end(event, registration_id, status)
+                message = f"{reg.name} is {reg.status.value}; {reg.email} was told."
+            elif action == "resend":
+                sent = await self.desk.resend_code(event, registration_id, self.base(request))
+                message = f"The reservation code was sent again to {sent.to}."
+            else:
+                raise web.HTTPNotFound(text="No such action.")
+        except (DeskError, ValueError, MailError) as exc:
+            raise self._back(event, str(exc), error=True) from None
+        raise self._back(event, message)
+
+    async def resend_all(self, request: web.Request) -> web.Response:
+        record, user = await self._organiser(request)
+        event = await self._own_event(request, user)
+        await self._form(request, record)
+        try:
+            count = await self.desk.resend_all(event, self.base(request))
+        except MailError as exc:
+            raise self._back(event, str(exc), error=True) from None
+        raise self._back(event, f"The new details went to {count} people.")
+
+    async def cancel_event(self, request: web.Request) -> web.Response:
+        record, user = await self._organiser(request)
+        event = await self._own_event(request, user)
+        await self._form(request, record)
+        try:
+            count = await self.desk.cancel_event(event)
+        except (DeskError, MailError) as exc:
+            raise self._back(event, str(exc), error=True) from None
+        raise self._back(event, f"The event is cancelled; {count} people were told.")
+
+    async def add_invitee(self, request: web.Request) -> web.Response:
+        record, user = await self._organiser(request)
+        event = await self._own_event(request, user)
+        form = await self._form(request, record)
+        try:
+            invitee = await self.desk.invite(
+                event, form.get("name", ""), form.get("email", ""), self.base(request)
+            )
+        except (DeskError, ValueError, MailError) as exc:
+            raise self._back(event, str(exc), error=True) from None
+        raise self._back(
+            event, f"{invitee.name} is invited; the invitation went to {invitee.email}."
+        )
+
+    async def invitee_action(self, request: web.Request) -> web.Response:
+        record, user = await self._organiser(request)
+        event = await self._own_event(request, user)
+        await self._form(request, record)
+        action = request.match_info["action"]
+        try:
+            invitee_id = int(request.match_info["invitee_id"])
+            if action == "revoke":
+                invitee = await self.desk.revoke(event, invitee_id)
+                message = f"The invitation of {invitee.name} is revoked."
+            elif action == "resend":
+                sent = await self.desk.resend_invitation(event, invitee_id, self.base(request))
+                message = f"The invitation was sent again to {sent.to}."
+            else:
+                raise web.HTTPNotFound(text="No such action.")
+        except (DeskError, ValueError, MailError) as exc:
+            raise self._back(event, str(exc), error=True) from None
+        raise self._back(event, message)
+
+    # ------------------------------------------------------------------ registration
+
+    async def _paid_event(self, request: web.Request) -> Event:
+        raw = request.match_info["event_id"]
+        canonical = normalize_event_id(raw)
+        event = await self.store.get_event(canonical) if canonical else None
+        if event is None or event.access_type != "paid":
+            raise web.HTTPNotFound(text="This event takes no registrations.")
+        return event
+
+    async def _register_page(
+        self,
+        request: web.Request,
+        event: Event,
+        *,
+        values: dict[str, str],
+        error: str | None = None,
+        done: str | None = None,
+        status: int = 200,
+    ) -> web.Response:
+        access = await self.desk.access(event.event_id)
+        csrf = secrets.token_urlsafe(24)
+        response = self.render(
+            request,
+            "register.html",
+            status=status,
+            csrf=csrf,
+            event=event,
+            event_id=format_event_id(event.event_id),
+            when=local_time(event, event.starts_at),
+            price=(
+                format_price(access.price_minor, access.currency)
+                if access.price_minor is not None and access.currency
+                else None
+            ),
+            questions=list(enumerate(access.form_fields)),
+            values=values,
+            error=error,
+            done=done,
+        )
+        # Double-submit: the form's token must match this cookie (another site cannot read
+        # it, so it cannot post the form in a visitor's name).
+        response.set_cookie(
+            REGISTER_CSRF_COOKIE,
+            csrf,
+            httponly=True,
+            samesite="Strict",
+            secure=request.secure,
+            max_age=3600,
+            path=f"/e/{format_event_id(event.event_id)}/register",
+        )
+        return response
+
+    async def register_form(self, request: web.Request) -> web.Response:
+        event = await self._paid_event(request)
+        done = None
+        if request.query.get("paid"):
+            done = (
+                "Thank you: your payment is being confirmed."
+                " Your reservation code follows by e-mail."
+            )
+        elif request.query.get("registered"):
+            done = (
+                "Thank you for registering. Your registration waits for payment confirmation;"
+                " your reservation code follows by e-mail once it is confirmed."
+            )
+        elif request.query.get("cancelled"):
+            done = "The payment was cancelled; you have not been charged."
+        return await self._register_page(request, event, values={"seats": "1"}, done=done)
+
+    async def register(self, request: web.Request) -> web.Response:
+        event = await self._paid_event(request)
+        form = await request.post()
+        given, expected = str(form.get("csrf", "")), request.cookies.get(REGISTER_CSRF_COOKIE, "")
+        if not given or not expected or not hmac.compare_digest(given, expected):
+            raise web.HTTPForbidden(text="The form expired or did not come from this site.")
+        values = {k: str(v)[:600] for k, v in form.items() if isinstance(v, str) and k != "csrf"}
+        tick = time.monotonic()
+        wait = self.registrations.retry_after(request.remote, event.event_id, tick)
+        if wait:
+            return await self._register_page(
+                request,
+                event,
+                values=values,
+                error=f"Too many registrations from your address; try again in {wait} s.",
+                status=429,
+            )
+        self.registrations.failed(request.remote, event.event_id, tick)  # counts every one
+        try:
+            seats = int(values.get("seats", "1") or "1")
+        except ValueError:
+            seats = 0
+        try:
+            registration, checkout = await self.desk.register(
+                event,
+                first_name=values.get("first_name", ""),
+                last_name=values.get("last_name", ""),
+                email=values.get("email", ""),
+                seats=seats,
+                base=self.base(request),
+                answers={k: v for k, v in values.items() if k.startswith("q")},
+            )
+        except (DeskError, ValueError) as exc:
+            return await self._register_page(
+                request, event, values=values, error=str(exc), status=400
+            )
+        except (PaymentError, MailError) as exc:
+            logger.warning("registration for event %s: %s", event.event_id, exc)
+            return await self._register_page(
+                request,
+                event,
+                values=values,
+                error="Your registration is saved, but the next step failed; the organiser will"
+                " contact you.",
+                status=502,
+            )
+        if checkout is not None:
+            raise web.HTTPSeeOther(checkout.url)
+        if event.thank_you_url:
+            raise web.HTTPSeeOther(event.thank_you_url)
+        raise web.HTTPSeeOther(
+            f"/e/{format_event_id(event.event_id)}/register?registered={registration.seats}"
+        )
+
+    # ------------------------------------------------------------------ Stripe
+
+    async def stripe_webhook(self, request: web.Request) -> web.Response:
+        if request.content_length is not None and request.content_length > 256 * 1024:
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=256 * 1024, actual_size=request.content_length
+            )
+        payload = await request.read()
+        try:
+            outcome = await self.desk.stripe_webhook(
+                payload, request.headers.get("Stripe-Signature"), self.base(request)
+            )
+        except WebhookRefused as refused:
+            logger.warning(
+                "Stripe webhook from %s refused: %s", request.remote or "?", refused.reason
+            )
+            return web.json_response({"error": refused.reason}, status=400)
+        except MailError:
+            outcome = "applied"  # the payment counts; the organiser can resend the code
+        return web.json_response({"received": True, "outcome": outcome})
+
+
+async def _verify_async(password: str, stored: str) -> bool:
+    ok: bool = await asyncio.to_thread(verify_password, password, stored)
+    return ok
+
+
+TICKETS = web.AppKey("tickets", TicketingWeb)
+
+
+def setup_ticketing(
+    app: web.Application, config: Config, store: Store, render: Render, templates: Any
+) -> TicketingWeb:
+    """Build ticketing for the app and add its routes; the result's hooks go to the dashboard."""
+    ticketing = make_ticketing(config, store)
+    outbox = config.mail.outbox_dir or (config.data_dir / "outbox")
+    mailer = Mailer(config.mail, outbox, templates / "email")
+    providers: dict[PaymentProvider, Provider] = {PaymentProvider.MANUAL: ManualProvider()}
+    payments = config.payments
+    if payments.stripe_secret_key is not None:
+        providers[PaymentProvider.STRIPE] = StripeCheckout(
+            payments.stripe_secret_key, payments.stripe_api_url
+        )
+    desk = TicketDesk(
+        store=store,
+        ticketing=ticketing,
+        mailer=mailer,
+        providers=providers,
+        stripe_webhook_secret=payments.stripe_webhook_secret,
+        webhook_tolerance=float(payments.webhook_tolerance_seconds),
+    )
+    part = TicketingWeb(config, store, render, ticketing, desk)
+    app.router.add_routes(part.routes())
+    reminders = Reminders(desk, config.http.base_url)
+    app[REMINDERS] = reminders
+    app[TICKETS] = part
+
+    async def run_reminders(_app: web.Application) -> AsyncIterator[None]:
+        await reminders.start()
+        try:
+            yield
+        finally:
+            await reminders.stop()
+
+    app.cleanup_ctx.append(run_reminders)
+    from .api import AdminApi  # api.py builds on this module
+
+    app.router.add_routes(AdminApi(part).routes())
+    return part
