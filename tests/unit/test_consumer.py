@@ -75,6 +75,7 @@ class FakeProducer:
         self.sender_report = None
         self.removed = False
         self.simulcast = None
+        self.temporal_layers = 3
         self.listening: tuple[int, ...] = ()
 
     def request_keyframe(self, layer: int = 0) -> bool:

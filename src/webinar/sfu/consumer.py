@@ -354,7 +354,10 @@ class Consumer:
                 self.pause()
             return
         sel = self._sel
-        if sel is None and (self.producer.simulcast is not None or layer.temporal < MAX_TEMPORAL):
+        if sel is None and (
+            self.producer.simulcast is not None
+            or (self.producer.temporal_layers > 1 and layer.temporal < MAX_TEMPORAL)
+        ):
             sel = self._selector()
         if sel is not None:
             sel.set_target(layer.spatial, layer.temporal)
