@@ -350,7 +350,7 @@ async def test_a_limited_subscriber_gets_the_low_layer_then_the_high_one_without
             assert layer_of(await allocation(viewer), bob_cam)[0] is True  # stays paused
         decoded = [s["framesDecoded"] for s in samples]
         assert all(b > a for a, b in itertools.pairwise(decoded)), decoded  # never stalls 1 s
-        assert decoded[-1] - decoded[0] >= 4 * CLIP_FPS
+        assert decoded[-1] - decoded[0] >= 2 * CLIP_FPS  # a lower frame rate is a layer too
         print("steady:", samples)
         under_limit = samples[-1]["freezeCount"] - freezes_at_start
 
