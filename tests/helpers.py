@@ -46,13 +46,14 @@ def make_config(data_dir: Path, **rooms: int) -> Config:
 
 @contextlib.asynccontextmanager
 async def running_server(
-    data_dir: Path, config: Config | None = None
+    data_dir: Path, config: Config | None = None, *, host: str = LOOPBACK
 ) -> AsyncIterator[RunningServer]:
+    """``host`` is where HTTP listens (``base_url`` always names the loopback address)."""
     config = config or make_config(data_dir)
     store = Store(config.data_dir)
     await store.open()
     app = create_app(config, store)
-    server = TestServer(app, host=LOOPBACK)
+    server = TestServer(app, host=host)
     await server.start_server()
     try:
         yield RunningServer(f"http://{LOOPBACK}:{server.port}", store, server)

@@ -74,10 +74,19 @@ class FakeProducer:
         self.codec = None
         self.sender_report = None
         self.removed = False
+        self.simulcast = None
+        self.temporal_layers = 3
+        self.listening: tuple[int, ...] = ()
 
-    def request_keyframe(self) -> bool:
+    def request_keyframe(self, layer: int = 0) -> bool:
         self.keyframe_requests += 1
         return True
+
+    def listen(self, consumer: Consumer, layers: tuple[int, ...]) -> None:
+        self.listening = layers
+
+    def sender_report_of(self, layer: int) -> None:
+        return None
 
     def remove_consumer(self, consumer: Consumer) -> None:
         self.removed = True

@@ -29,3 +29,144 @@ def test_loss_is_smoothed_and_heavy_loss_scales_down() -> None:
     for _ in range(20):
         e.on_receiver_report(0, now=0.0)
     assert e.estimate(0.0).bitrate_bps == 1_000_000
+
+
+# --------------------------------------------------------------------------- budget
+
+from webinar.sfu.estimator import (  # noqa: E402
+    PROBE_BACKOFF_MAX,
+    PROBE_HOLD,
+    PROBE_INTERVAL,
+    UP_HOLD,
+    BudgetController,
+    Estimate,
+)
+
+
+def est(remb: int | None, loss: float = 0.0) -> Estimate:
+    return Estimate(bitrate_bps=remb, loss=loss, rtt=0.02)
+
+
+def run(
+    c: BudgetController, samples: list[tuple[float, Estimate]], wanted: int | None = None
+) -> list[int]:
+    return [c.update(e, t, wanted) for t, e in samples]
+
+
+def test_budget_does_not_flap_on_a_noisy_estimate() -> None:
+    c = BudgetController(start_bps=1_000_000)
+    noisy = [(t * 0.5, est(1_000_000 + (100_000 if t % 2 else -60_000))) for t in range(40)]
+    assert set(run(c, noisy)) == {1_000_000}
+
+
+def test_budget_drops_at_once_on_a_falling_remb_or_loss() -> None:
+    c = BudgetController(start_bps=2_000_000)
+    c.update(est(2_000_000), 0.0)
+    assert c.update(est(1_200_000), 0.5) == 1_260_000  # REMB fell: queueing; ~the link
+    c = BudgetController(start_bps=2_000_000)
+    assert c.update(est(2_000_000, loss=0.2), 0.0) == 1_800_000  # heavy loss scales down
+
+
+def test_budget_rises_only_after_the_estimate_held() -> None:
+    c = BudgetController(start_bps=1_000_000)
+    samples = [(t * 0.5, est(1_600_000)) for t in range(int(UP_HOLD / 0.5))]
+    assert set(run(c, samples)) == {1_000_000}
+    assert c.update(est(1_600_000), UP_HOLD + 0.1) == 1_600_000
+
+
+def test_a_short_spike_does_not_raise_it() -> None:
+    c = BudgetController(start_bps=1_000_000)
+    c.update(est(3_000_000), 0.0)
+    c.update(est(3_000_000), 1.0)
+    assert c.update(est(1_050_000), 1.5) == 1_000_000
+    assert c.update(est(3_000_000), 2.5) == 1_000_000
+
+
+def test_probe_steps_up_when_more_is_wanted_and_keeps_it_when_clean() -> None:
+    c = BudgetController(start_bps=300_000)
+    assert c.update(est(300_000), 0.0, wanted_bps=None) == 300_000  # nothing more wanted: no probe
+    # a probe: towards what the next rung needs, at most 1.6x at once
+    assert c.update(est(300_000), 0.5, wanted_bps=1_300_000) == 480_000
+    assert c.probing
+    assert c.update(est(330_000), 0.5 + PROBE_HOLD / 2, wanted_bps=1_300_000) == 480_000
+    assert c.update(est(360_000), 0.6 + PROBE_HOLD, wanted_bps=1_300_000) == 480_000
+    assert not c.probing and c.probes_ok == 1
+    # the next probe after the interval, a bigger step after a good one
+    t = 0.6 + PROBE_HOLD + PROBE_INTERVAL + 0.01
+    assert c.update(est(400_000), t, wanted_bps=1_300_000) == int(480_000 * 1.85)
+    # a REMB that rises but lags behind what is sent does not undo a good probe
+    assert c.update(est(450_000), t + PROBE_HOLD + 0.1, wanted_bps=None) == int(480_000 * 1.85)
+
+
+def test_failed_probe_reverts_and_backs_off() -> None:
+    c = BudgetController(start_bps=400_000)
+    t = 0.0
+    c.update(est(450_000), t, wanted_bps=2_000_000)
+    assert c.budget_bps == 640_000
+    waits = []
+    for _ in range(5):
+        t += 0.5
+        assert (
+            c.update(est(450_000, loss=0.06), t, wanted_bps=2_000_000) == 400_000
+        )  # probe lost packets
+        started = t
+        while c.update(est(450_000), t, wanted_bps=2_000_000) == 400_000:
+            t += 0.1
+        waits.append(round((t - started) * 2) / 2)
+    assert waits[0] < waits[-1] and waits[:3] == sorted(waits[:3])  # each failure waits longer
+    assert max(waits) <= PROBE_BACKOFF_MAX + PROBE_HOLD  # ... but never long: it may be back
+    assert c.probes_failed == 5
+
+
+def test_no_probe_while_the_budget_is_not_used() -> None:
+    c = BudgetController(start_bps=1_000_000)
+    # a layer switch still waits: little is sent, so more budget would be a guess
+    planned = 850_000
+    assert (
+        c.update(est(1_000_000), 0.0, 2_000_000, sending_bps=200_000, allocated_bps=planned)
+        == 1_000_000
+    )
+    assert not c.probing
+    assert (
+        c.update(est(1_000_000), 0.5, 2_000_000, sending_bps=600_000, allocated_bps=planned)
+        == 1_600_000
+    )
+    assert c.probing
+
+
+def test_congestion_keeps_what_got_through() -> None:
+    c = BudgetController(start_bps=2_000_000)
+    c.update(est(2_000_000), 0.0)
+    # a 700 kbit/s link behind a 1 Mbit/s send: smoothed loss lags (30 % seen), REMB
+    # says what arrived; the budget keeps what got through, as far as REMB confirms it
+    got = c.update(est(400_000, loss=0.3), 0.5, sending_bps=1_000_000)
+    assert got == int(400_000 * 1.05)
+    c = BudgetController(start_bps=2_000_000)
+    got = c.update(est(None, loss=0.3), 0.5, sending_bps=1_000_000)  # no REMB: loss alone
+    assert got == int(2_000_000 * (1 - 0.15))
+
+
+def test_lingering_loss_lowers_the_budget_once_not_on_every_report() -> None:
+    c = BudgetController(start_bps=1_000_000)
+    first = c.update(est(None, loss=0.2), 0.0, sending_bps=1_000_000)
+    assert first == 900_000  # scaled by the loss, not below what got through
+    # the smoothed loss stays high for a moment while less is sent: no death spiral
+    assert c.update(est(None, loss=0.15), 0.5, sending_bps=500_000) == first
+    assert c.update(est(None, loss=0.12), 1.0, sending_bps=300_000) == first
+
+
+def test_without_a_remb_no_probe_unless_no_video_flows() -> None:
+    c = BudgetController(start_bps=800_000)
+    assert c.update(est(None), 0.0, 2_000_000, video_flowing=True) == 800_000
+    # everything paused: no video, so no REMB will come; probe to get one back
+    assert c.update(est(None), 0.5, 2_000_000, video_flowing=False) == 1_280_000
+
+
+def test_a_probe_that_makes_the_round_trip_longer_fails() -> None:
+    c = BudgetController(start_bps=1_000_000)
+    fast = Estimate(bitrate_bps=1_000_000, loss=0.0, rtt=0.010)
+    c.update(fast, 0.0, 2_000_000)
+    assert c.probing
+    slow = Estimate(bitrate_bps=1_000_000, loss=0.0, rtt=0.045)  # a queue is building
+    assert c.update(slow, 0.5, 2_000_000) == 1_000_000
+    assert not c.probing and c.probes_failed == 1

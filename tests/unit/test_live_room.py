@@ -5,7 +5,7 @@ from __future__ import annotations
 from webinar.rooms.live import LiveRoom, OfferedStream
 from webinar.rooms.roles import Role
 from webinar.rooms.state import Participant, ParticipantUpdated, RoomEvent, RoomState
-from webinar.sfu import Router, RouterConfig
+from webinar.sfu import AllocationReport, Router, RouterConfig
 
 
 class Peer:
@@ -22,6 +22,12 @@ class Peer:
         pass
 
     def disconnect(self, reason: str) -> None:
+        pass
+
+    def allocation(self, report: AllocationReport) -> None:
+        pass
+
+    def publisher_layers(self, producer_id: str, active: list[bool]) -> None:
         pass
 
 

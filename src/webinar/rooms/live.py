@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from webinar.sfu import (
+    AllocationReport,
     CloseReason,
     Consumer,
     MediaSource,
@@ -28,8 +29,10 @@ from webinar.sfu import (
     Router,
     SfuError,
     SfuErrorCode,
+    StreamClass,
     SubscribeTransport,
     TrackSpec,
+    VideoQuality,
 )
 
 from .interaction import RoomInteraction
@@ -83,9 +86,21 @@ class RoomPeer(Protocol):
 
     def disconnect(self, reason: str) -> None: ...
 
+    def allocation(self, report: AllocationReport) -> None: ...
+
+    def publisher_layers(self, producer_id: str, active: list[bool]) -> None: ...
+
 
 class _Member:
-    __slots__ = ("consumers", "expiry", "participant_id", "peer", "publish", "subscribe")
+    __slots__ = (
+        "consumers",
+        "expiry",
+        "participant_id",
+        "peer",
+        "publish",
+        "subscribe",
+        "video_quality",
+    )
 
     def __init__(self, participant_id: str, peer: RoomPeer | None) -> None:
         self.participant_id = participant_id
@@ -94,6 +109,15 @@ class _Member:
         self.subscribe: SubscribeTransport | None = None
         self.consumers: dict[str, Consumer] = {}  # by stream id
         self.expiry: asyncio.TimerHandle | None = None
+        self.video_quality = VideoQuality.AUTO
+
+
+_STREAM_CLASS = {
+    Source.MICROPHONE: StreamClass.AUDIO,
+    Source.SCREEN_AUDIO: StreamClass.AUDIO,
+    Source.SCREEN: StreamClass.SCREEN,
+    Source.CAMERA: StreamClass.CAMERA,
+}
 
 
 def sync_group(stream: Stream) -> str:
@@ -130,6 +154,7 @@ class LiveRoom:
         self._on_empty = on_empty
         self._on_event = on_event
         self._speaker: str | None = None
+        self._spoke_at: dict[str, float] = {}  # participant -> when last heard speaking
         self._loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task[None]] = set()
         self._ticker = self._loop.create_task(self._tick())
@@ -219,6 +244,7 @@ class LiveRoom:
         for token, pid in list(self._resume_tokens.items()):
             if pid == participant_id:
                 del self._resume_tokens[token]
+        self._spoke_at.pop(participant_id, None)
         self._apply(self.state.leave(participant_id, reason))
         await self._close_media(member)
         if not self._members and self._on_empty is not None and not self.closed:
@@ -270,6 +296,14 @@ class LiveRoom:
         """Apply the events of a state command (``room.command(room.state.x(...))``)."""
         self._apply(events)
 
+    def set_video_quality(self, participant_id: str, quality: VideoQuality) -> None:
+        """What this participant receives: fit the connection, save data, or favour
+        sharp pictures over many. Kept for the participant's later connections."""
+        member = self._member(participant_id)
+        member.video_quality = quality
+        if member.subscribe is not None:
+            self.router.tiers_of(member.subscribe).set_quality(quality)
+
     # ------------------------------------------------------------------ publishing
 
     async def publish(
@@ -279,13 +313,18 @@ class LiveRoom:
         self.state.authorize_publish(participant_id, [source for _, source in tracks])
         if member.publish is None or member.publish.closed:
             transport = self.router.create_publish_transport(
-                on_producer=lambda p: self._producer_added(participant_id, p)
+                on_producer=lambda p: self._producer_added(participant_id, p),
+                on_layers=lambda p, active: self._publisher_layers(member, p, active),
             )
             member.publish = transport
             transport.on_state(lambda s: self._publish_state(member, transport, s))
         specs = [TrackSpec(mid=mid, source=MediaSource(source.value)) for mid, source in tracks]
         answer, producers = await member.publish.handle_offer(sdp, specs)
         return answer, [Published(p.id, p.mid, Source(p.source.value)) for p in producers]
+
+    def _publisher_layers(self, member: _Member, producer: Producer, active: list[bool]) -> None:
+        if member.peer is not None:
+            member.peer.publisher_layers(producer.id, active)
 
     def _publish_state(self, member: _Member, transport: PublishTransport, state: str) -> None:
         if state in ("failed", "closed") and member.publish is transport:
@@ -350,6 +389,14 @@ class LiveRoom:
             answer_timeout=self._answer_timeout,
         )
         member.subscribe = transport
+        tiers = self.router.tiers_of(transport)
+        tiers.set_quality(member.video_quality)
+
+        def report(allocation: AllocationReport) -> None:
+            if member.peer is not None and member.subscribe is transport:
+                member.peer.allocation(allocation)
+
+        tiers.set_on_report(report)
 
         def closed() -> None:
             if member.subscribe is transport:
@@ -383,6 +430,33 @@ class LiveRoom:
                     member.consumers[stream.stream_id] = consumer
                 if consumer.wanted != wanted:
                     consumer.want(wanted)
+        self._prioritise()
+
+    def _prioritise(self) -> None:
+        """Tell each subscriber's allocation what matters most: audio, then screen
+        shares, then the active speaker's camera, then cameras by recent speaking."""
+        state = self.state
+        speaker = self._speaker
+        cameras = sorted(
+            (s for s in state.streams.values() if s.source is Source.CAMERA),
+            key=lambda s: (
+                s.participant_id != speaker,
+                -self._spoke_at.get(s.participant_id, 0.0),
+                s.stream_id,
+            ),
+        )
+        camera_rank = {s.stream_id: i for i, s in enumerate(cameras)}
+        for member in self._members.values():
+            if member.subscribe is None or not member.consumers:
+                continue
+            tiers = self.router.tiers_of(member.subscribe)
+            for stream_id in member.consumers:
+                stream = state.streams.get(stream_id)
+                if stream is None:
+                    continue
+                tiers.set_priority(
+                    stream_id, _STREAM_CLASS[stream.source], camera_rank.get(stream_id, 0)
+                )
 
     async def subscriber_answer(self, participant_id: str, sdp: str) -> None:
         member = self._member(participant_id)
@@ -489,6 +563,7 @@ class LiveRoom:
         while True:
             await asyncio.sleep(SPEAKER_INTERVAL)
             loudest: tuple[int, str] | None = None
+            heard_at = time.monotonic()
             for producer in list(self._producers.values()):
                 if producer.source is not MediaSource.MICROPHONE:
                     continue
@@ -496,6 +571,7 @@ class LiveRoom:
                 level = producer.take_loudest()
                 if stream is None or level > SPEAKING_LEVEL:
                     continue
+                self._spoke_at[stream.participant_id] = heard_at
                 if loudest is None or level < loudest[0]:
                     loudest = (level, stream.participant_id)
             speaker = loudest[1] if loudest else None
@@ -507,10 +583,12 @@ class LiveRoom:
                 for member in list(self._members.values()):
                     if member.peer is not None:
                         member.peer.active_speaker(speaker)
+                self._prioritise()
             now = time.monotonic()
             if now - last_quality >= QUALITY_INTERVAL:
                 last_quality = now
                 self._update_quality(now)
+                self._prioritise()  # cameras by recent speaking
 
     def _update_quality(self, now: float) -> None:
         events: list[RoomEvent] = []

@@ -6,10 +6,13 @@ imports nothing from rooms, signalling or ticketing.
 """
 
 from ._aiortc import HookError, check_hooks, running_decoder_threads
+from .allocator import Quality as VideoQuality
+from .allocator import StreamClass, Tier
 from .consumer import Consumer
 from .estimator import BandwidthEstimator, Estimate
 from .producer import Producer
 from .router import MAX_CAMERAS_LIMIT, Router, RouterConfig
+from .tiers import AllocationReport, StreamReport, SubscriberTiers
 from .transport import IceServer, PublishTransport, SubscribeTransport, TrackSpec, TransportConfig
 from .types import (
     CloseReason,
@@ -23,6 +26,7 @@ from .types import (
 
 __all__ = [
     "MAX_CAMERAS_LIMIT",
+    "AllocationReport",
     "BandwidthEstimator",
     "CloseReason",
     "Consumer",
@@ -39,9 +43,14 @@ __all__ = [
     "RouterConfig",
     "SfuError",
     "SfuErrorCode",
+    "StreamClass",
+    "StreamReport",
     "SubscribeTransport",
+    "SubscriberTiers",
+    "Tier",
     "TrackSpec",
     "TransportConfig",
+    "VideoQuality",
     "check_hooks",
     "running_decoder_threads",
 ]

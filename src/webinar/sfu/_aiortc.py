@@ -245,6 +245,15 @@ def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[Any]:
     return list(transceiver._codecs)
 
 
+def negotiated_extensions(transceiver: RTCRtpTransceiver) -> list[Any]:
+    return list(transceiver._headerExtensions)
+
+
+def set_negotiated_extensions(transceiver: RTCRtpTransceiver, extensions: list[Any]) -> None:
+    """What the answer accepts and the receiver parses (aiortc offers no RID ones)."""
+    transceiver._headerExtensions = list(extensions)
+
+
 def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:
     """The msid stream of the m-line: tracks in one stream are lip-synced."""
     sender._stream_id = stream_id
@@ -476,6 +485,10 @@ class IngressTap:
         self._streams: dict[int, StreamStatistics] = getattr(receiver, _R + "remote_streams")
         self._estimator = getattr(receiver, _R + "remote_bitrate_estimator")
         self.nack = NackGenerator()
+        self.remb_filter: Callable[[int], int] | None = None  # the REMB the publisher gets
+        # RID -> [media SSRC, RTX SSRC] learned on this m-line: a browser sends the RID
+        # only in a stream's first packets, so a later producer on it must know them.
+        self.rid_ssrcs: dict[str, list[int | None]] = {}
         self._sink: PacketSink | None = None
         receiver.receive = self._receive  # type: ignore[method-assign]
 
@@ -517,10 +530,13 @@ class IngressTap:
             )
             rtcp_ssrc = self.rtcp_ssrc
             if remb is not None and rtcp_ssrc is not None:
+                bitrate, ssrcs = remb
+                if self.remb_filter is not None:
+                    bitrate = self.remb_filter(bitrate)
                 self._send_rtcp(
                     bytes(
                         RtcpPsfbPacket(
-                            fmt=15, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
+                            fmt=15, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, ssrcs)
                         )
                     )
                 )

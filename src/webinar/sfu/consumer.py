@@ -32,7 +32,9 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
-from .rtp import MediaPacket, ntp_from_seconds, one_byte_extension, pad4
+from .allocator import Layer
+from .layers import MAX_TEMPORAL, LayerSelector
+from .rtp import MediaPacket, abs_send_time_bytes, ntp_from_seconds, one_byte_extension, pad4
 from .types import CloseReason, ConsumerId, MediaKind, new_id
 
 if TYPE_CHECKING:
@@ -46,6 +48,7 @@ HISTORY_SIZE = 1024  # packets kept per video consumer for retransmission (~8 s 
 RESEND_INTERVAL = 0.1  # a sequence number is resent at most once per 100 ms
 MAX_NACK_ITEMS = 128  # bound on the work done for one NACK
 RTT_ALPHA = 0.85  # smoothing of the round-trip time, as aiortc's sender does
+MAX_PADDING_PACKETS = 64  # bound on one probing burst
 _HDR = struct.Struct("!BBHIIHH")
 
 
@@ -73,6 +76,7 @@ class ConsumerStats:
     firs: int = 0
     dropped_waiting_keyframe: int = 0
     fraction_lost: int = 0  # last receiver report, 0..255
+    padding_bytes: int = 0  # redundant retransmissions sent to probe the path
 
 
 class Consumer:
@@ -131,6 +135,10 @@ class Consumer:
         self.rtt: float | None = None  # seconds, smoothed, from receiver reports
         self._lsr = 0  # middle 32 bits of the NTP time of our last SR
         self._lsr_time = 0.0
+        # Layer switching (simulcast, temporal layers): a selector once one is needed;
+        # until then (a single stream at full frame rate) the plain path above.
+        self._sel: LayerSelector | None = None
+        self.bandwidth_paused = False  # the allocation paused it to fit the connection
 
     # ------------------------------------------------------------------ setup
 
@@ -172,6 +180,8 @@ class Consumer:
         self._sink = self._tap.sink()
         self._out = self._sink.out
         self._out[0 : self._head_len] = bytes([0x90]) + bytes(self._head_len - 1)
+        if self.producer.simulcast is not None:
+            self._selector()  # every packet of a simulcast producer goes through one
 
     @property
     def ssrc(self) -> int:
@@ -189,7 +199,13 @@ class Consumer:
         """Start (or restart) forwarding if wanted; video waits for a keyframe."""
         if self.closed or not self.paused or self._layout is None or not self.wanted:
             return
+        if self.bandwidth_paused:
+            return
         self.paused = False
+        if self._sel is not None:
+            self._sel.restart()  # from a keyframe of the target layer, numbering unbroken
+            self._keyframe_asked = time.monotonic()
+            return
         self._started = False  # the next packet anchors a gap-free continuation
         if self._video:
             self._need_keyframe = True
@@ -216,6 +232,10 @@ class Consumer:
 
     def forward(self, mp: MediaPacket) -> None:
         if self.paused:
+            return
+        sel = self._sel
+        if sel is not None:
+            self._forward_layered(sel, mp)
             return
         if self._need_keyframe:
             if not mp.keyframe or not self._sink_ready():
@@ -257,6 +277,175 @@ class Consumer:
             slot = out_seq & (HISTORY_SIZE - 1)
             self._hist_mp[slot] = mp
             self._hist_seq[slot] = out_seq
+
+    def _forward_layered(self, sel: LayerSelector, mp: MediaPacket) -> None:
+        if sel.waiting and mp.keyframe and not self._sink_ready():
+            self.stats.dropped_waiting_keyframe += 1
+            return
+        payload = sel.process(mp)
+        if payload is None:
+            return
+        out_seq = sel.out_seq
+        ts = (sel.out_ts - self._ts_offset) & 0xFFFFFFFF
+        if payload is not mp.payload or ts != mp.timestamp:
+            # This subscriber's own copy (rewritten descriptor, another layer's clock):
+            # what the history resends must be what was sent.
+            mp = MediaPacket(
+                seq=mp.seq,
+                timestamp=ts,
+                marker=mp.marker,
+                payload=payload,
+                keyframe=mp.keyframe,
+                audio_level=mp.audio_level,
+                arrival=mp.arrival,
+                abs_send_time=mp.abs_send_time,
+                layer=mp.layer,
+                vp8=mp.vp8,
+            )
+        self._started = True
+        n = self._write(mp, self._pt, out_seq, self._ssrc, payload, -1)
+        if self._sink.send_out(n):  # type: ignore[union-attr]
+            st = self.stats
+            st.packets += 1
+            st.bytes += len(payload)
+            self._last = mp
+        slot = out_seq & (HISTORY_SIZE - 1)
+        self._hist_mp[slot] = mp
+        self._hist_seq[slot] = out_seq
+
+    # ------------------------------------------------------------------ layers
+
+    @property
+    def producer_key(self) -> str:
+        return self.producer.id
+
+    @property
+    def is_audio(self) -> bool:
+        return not self._video
+
+    @property
+    def sent_bytes(self) -> int:
+        return self.stats.bytes
+
+    @property
+    def switching(self) -> bool:
+        sel = self._sel
+        return sel is not None and not self.paused and sel.switching
+
+    @property
+    def allocatable(self) -> bool:
+        """Negotiated, wanted by its owner and open: the allocation may decide."""
+        return not self.closed and self._layout is not None and self.wanted
+
+    @property
+    def selector(self) -> LayerSelector | None:
+        return self._sel
+
+    def ladder(self) -> tuple[Layer, ...]:
+        return self.producer.ladder(time.time())
+
+    def set_allocation(self, layer: Layer | None) -> None:
+        """Apply the subscriber's allocation: a layer to aim at, or paused (``None``)."""
+        if not self._video or self.closed:
+            return
+        if layer is None:
+            if not self.bandwidth_paused:
+                self.bandwidth_paused = True
+                self.pause()
+            return
+        sel = self._sel
+        if sel is None and (
+            self.producer.simulcast is not None
+            or (self.producer.temporal_layers > 1 and layer.temporal < MAX_TEMPORAL)
+        ):
+            sel = self._selector()
+        if sel is not None:
+            sel.set_target(layer.spatial, layer.temporal)
+        if self.bandwidth_paused:
+            self.bandwidth_paused = False
+            self.resume()
+
+    def _selector(self) -> LayerSelector:
+        """Switch to the layered path, continuing what the plain path sent."""
+        if self._sel is not None:
+            return self._sel
+        codec = self.producer.codec
+        sel = LayerSelector(
+            request_keyframe=self._layer_keyframe,
+            on_listen=self._listen,
+            clock_rate=codec.clock_rate if codec is not None else 90000,
+        )
+        last = self._last
+        if self._started and not self.paused and not self._need_keyframe and last is not None:
+            sel.continue_from(
+                highest_out=self._highest_out,
+                seq_offset=self._seq_offset,
+                base_seq=self._base_seq,
+                ts_offset=self._ts_offset,
+                last_ts=(last.timestamp + self._ts_offset) & 0xFFFFFFFF,
+                last_arrival=last.arrival,
+            )
+        else:
+            sel.seed_numbering(
+                highest_out=self._highest_out,
+                ts_offset=self._ts_offset,
+                last_ts=((last.timestamp + self._ts_offset) & 0xFFFFFFFF) if last else 0,
+                last_arrival=last.arrival if last else 0.0,
+                last_payload=last.payload if last else None,
+            )
+            if not self.paused:
+                sel.restart()
+        self._need_keyframe = False
+        self._sel = sel
+        self._listen(sel.listening())
+        return sel
+
+    def send_padding(self, nbytes: int, now: float) -> int:
+        """Probe the path: resend recent packets on the RTX stream (the subscriber
+        already has them and drops them), stamped with a fresh send time so its
+        bandwidth estimate counts them. Returns the payload bytes sent."""
+        sink = self._sink
+        if not self._video or sink is None or self._rtx_pt is None or self.paused:
+            return 0
+        sent = 0
+        sel = self._sel
+        out_seq = sel.out_seq if sel is not None else self._highest_out & 0xFFFF
+        stamp = abs_send_time_bytes(time.time())
+        for back in range(MAX_PADDING_PACKETS):
+            if sent >= nbytes:
+                break
+            seq = (out_seq - back) & 0xFFFF
+            slot = seq & (HISTORY_SIZE - 1)
+            mp = self._hist_mp[slot]
+            if mp is None or self._hist_seq[slot] != seq:
+                break
+            probe = MediaPacket(
+                seq=mp.seq,
+                timestamp=mp.timestamp,
+                marker=mp.marker,
+                payload=mp.payload,
+                keyframe=False,
+                audio_level=mp.audio_level,
+                arrival=mp.arrival,
+                abs_send_time=stamp,
+                layer=mp.layer,
+                vp8=mp.vp8,
+            )
+            rtx_seq = self._rtx_seq
+            self._rtx_seq = (rtx_seq + 1) & 0xFFFF
+            n = self._write(probe, self._rtx_pt, rtx_seq, self._rtx_ssrc, mp.payload, seq)
+            if not sink.send_out(n):
+                break
+            sent += len(mp.payload)
+        self.stats.padding_bytes += sent
+        return sent
+
+    def _listen(self, layers: tuple[int, ...]) -> None:
+        self.producer.listen(self, layers)
+
+    def _layer_keyframe(self, layer: int) -> None:
+        self._keyframe_asked = time.monotonic()
+        self.producer.request_keyframe(layer)
 
     def _write(
         self, mp: MediaPacket, pt: int, seq: int, ssrc: int, payload: bytes, osn: int
@@ -309,10 +498,10 @@ class Consumer:
         elif isinstance(packet, RtcpPsfbPacket):
             if packet.fmt == RTCP_PSFB_PLI:
                 self.stats.plis += 1
-                self.producer.request_keyframe()
+                self.producer.request_keyframe(self._sel.spatial if self._sel else 0)
             elif packet.fmt == RTCP_PSFB_FIR:
                 self.stats.firs += 1
-                self.producer.request_keyframe()
+                self.producer.request_keyframe(self._sel.spatial if self._sel else 0)
             elif packet.fmt == RTCP_PSFB_APP:
                 try:
                     bitrate, _ssrcs = unpack_remb_fci(packet.fci)
@@ -370,29 +559,38 @@ class Consumer:
     def request_keyframe(self) -> None:
         if self._video:
             self._keyframe_asked = time.monotonic()
-            self.producer.request_keyframe()
+            sel = self._sel
+            self.producer.request_keyframe(sel.target_spatial if sel is not None else 0)
 
     def housekeeping(self, now_mono: float) -> None:
         """Called a few times per second: re-ask for a keyframe while waiting for one."""
         if self.closed or self._layout is None:
             return
+        sel = self._sel
         if not self.paused and self._need_keyframe and now_mono - self._keyframe_asked > 1.0:
             self.request_keyframe()
+        if sel is not None and not self.paused:
+            sel.housekeeping()
 
     def sender_report(self, now_wall: float) -> RtcpSrPacket | None:
         """A truthful RTCP SR for what this consumer forwarded (None before it starts).
 
         Its RTP/NTP mapping is the publisher's, shifted by this consumer's timestamp
         offset, so browsers can lip-sync audio and video; without a publisher SR yet,
-        the last forwarded packet anchors it."""
+        the last forwarded packet anchors it. On the layered path: the mapping of the
+        layer being forwarded, in its epoch's offset."""
         if self.closed or self._layout is None or not self._started:
             return None
+        sel = self._sel
         codec = self.producer.codec
-        sr = self.producer.sender_report
+        if sel is None:
+            sr, offset = self.producer.sender_report, self._ts_offset
+        else:  # the layer being forwarded, in its epoch's timestamp offset
+            sr, offset = self.producer.sender_report_of(max(sel.spatial, 0)), sel.ts_offset
         if sr is not None and codec is not None:
             elapsed = now_wall - sr.arrived
             ntp = sr.ntp + int(elapsed * (1 << 32))
-            rtp = (sr.rtp + self._ts_offset + int(elapsed * codec.clock_rate)) & 0xFFFFFFFF
+            rtp = (sr.rtp + offset + int(elapsed * codec.clock_rate)) & 0xFFFFFFFF
         elif self._last is not None:
             ntp = ntp_from_seconds(self._last.arrival)
             rtp = (self._last.timestamp + self._ts_offset) & 0xFFFFFFFF

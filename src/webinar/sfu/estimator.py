@@ -51,3 +51,224 @@ class BandwidthEstimator:
         if remb is not None and self._loss > HIGH_LOSS:
             remb = int(remb * (1 - 0.5 * self._loss))
         return Estimate(bitrate_bps=remb, loss=self._loss, rtt=self._rtt)
+
+
+# --------------------------------------------------------------------------- budget
+
+START_BUDGET = 600_000  # bits/s before the subscriber's first REMB ("audio + 1 video")
+MIN_BUDGET = 100_000
+DOWN_LOSS = 0.08  # smoothed loss above this: congestion
+PROBE_LOSS = 0.03  # loss above this during a probe: the probe failed ...
+PROBE_RTT_RISE = 0.02  # ... and so did one that made the round trip this much longer
+REMB_FALL = 0.92  # a REMB below this share of the previous one: the path is queueing ...
+DOWN_BAND = 0.9  # ... and below this share of the budget: lower the budget to it
+UP_RATIO = 1.15  # REMB this far above the budget ...
+UP_HOLD = 2.0  # ... for this long raises the budget to it
+PROBE_MIN_STEP = 1.4  # a probe raises the budget at least this much ...
+PROBE_MAX_STEP = 1.6  # ... and at most this much (the allocator steps one rung);
+PROBE_STREAK_STEP = 0.25  # each good probe in a row allows this much more, up to
+PROBE_FAST_STEP = 2.0  # this (bandwidth came back: get there in a few steps)
+PROBE_HOLD = 1.5  # seconds a probe is watched before it counts as good
+REVERT_WINDOW = 6.0  # congestion this soon after a raise undoes the raise ...
+CEILING_HOLD = 4.0  # ... and no probe reaches the level that failed for this long
+PROBE_INTERVAL = 0.5  # seconds between a good probe and the next one
+PROBE_BACKOFF_MAX = 3.0  # longest wait after failed probes
+REMB_TO_LINK = 1.05  # budget per REMB bit when it fell (REMB ~ 0.85 x received, less margin)
+DOWN_HOLD = 2.0  # seconds after a decrease before loss may lower the budget again
+DELIVERED_SHARE = 0.9  # on congestion, the budget keeps this share of what got through
+PROBE_USE = 0.5  # probe only while at least this share of what was allocated is sent
+
+
+class BudgetController:
+    """What the allocator may spend on one subscriber: the estimate with hysteresis
+    and careful upward probing.
+
+    REMB alone never climbs much above what is being sent (Chrome caps it at ~1.5x
+    the received rate), so staying put would freeze a subscriber at the low layer
+    for good. Instead, when the path looks clean and the allocator wants more,
+    the budget is raised for a trial (the allocator then steps one rung up); loss
+    or a falling REMB during the trial reverts it and the next trial waits longer.
+    Decreases are immediate, increases need evidence that lasts: it does not flap.
+    """
+
+    __slots__ = (
+        "_backoff",
+        "_base_rtt",
+        "_before_probe",
+        "_ceiling",
+        "_ceiling_until",
+        "_down_at",
+        "_falling",
+        "_last_good",
+        "_last_remb",
+        "_next_probe",
+        "_probe_until",
+        "_raised_at",
+        "_streak",
+        "_up_since",
+        "budget_bps",
+        "limited",
+        "probes_failed",
+        "probes_ok",
+    )
+
+    def __init__(self, start_bps: int = START_BUDGET) -> None:
+        self.budget_bps = start_bps
+        self.limited = False  # seen evidence of a limit (loss, a falling REMB, a failed probe)
+        self.probes_ok = 0
+        self.probes_failed = 0
+        self._last_remb: int | None = None
+        self._falling = False
+        self._up_since: float | None = None
+        self._down_at = -1e9
+        self._base_rtt: float | None = None
+        self._streak = 0
+        self._raised_at = -1e9
+        self._last_good = start_bps
+        self._ceiling = 0
+        self._ceiling_until = -1e9
+        self._probe_until: float | None = None
+        self._before_probe = start_bps
+        self._next_probe = 0.0
+        self._backoff = PROBE_INTERVAL
+
+    @property
+    def probing(self) -> bool:
+        return self._probe_until is not None
+
+    @property
+    def committed_bps(self) -> int:
+        """What media may use: during a probe the budget from before it (the probe
+        itself is padding, so a failed one costs no picture)."""
+        return self._before_probe if self._probe_until is not None else self.budget_bps
+
+    def update(
+        self,
+        estimate: Estimate,
+        now: float,
+        wanted_bps: int | None = None,
+        sending_bps: int | None = None,
+        allocated_bps: int | None = None,
+        video_flowing: bool = False,
+    ) -> int:
+        """Fold in the latest estimate; ``wanted_bps`` is the budget the allocator
+        needs for one more rung (``None``: nothing more to want, so no probe).
+        ``sending_bps`` is what is actually sent and ``allocated_bps`` what the last
+        allocation planned: no probe while far less is sent than planned (a layer
+        switch still waits), so a budget nobody uses cannot grow."""
+        remb = estimate.bitrate_bps
+        if remb is not None and remb != self._last_remb:
+            self._falling = self._last_remb is not None and remb < self._last_remb * REMB_FALL
+            self._last_remb = remb
+        # Smoothed loss outlives the congestion it reports: act on it once, then give
+        # the lower rate time to show (a falling REMB is a fresh signal every time).
+        lossy = estimate.loss > DOWN_LOSS and now - self._down_at >= DOWN_HOLD
+        congested = lossy or (
+            self._falling and remb is not None and remb < self.budget_bps * DOWN_BAND
+        )
+        rtt = estimate.rtt
+        queueing = (
+            rtt is not None and self._base_rtt is not None and rtt > self._base_rtt + PROBE_RTT_RISE
+        )
+        if self._probe_until is not None:
+            if estimate.loss > PROBE_LOSS or congested or queueing:
+                self._fail_probe(now, remb)
+                return self.budget_bps
+            if now < self._probe_until:
+                return self.budget_bps
+            self._probe_until = None  # the probe held: keep its budget
+            self._raised(now, self._before_probe)
+            self.probes_ok += 1
+            self._streak += 1
+            self._backoff = PROBE_INTERVAL
+            self._next_probe = now + PROBE_INTERVAL
+            self._up_since = None
+        if congested and now - self._raised_at < REVERT_WINDOW:
+            # The step up was one too many: back to where it was fine, and stay below.
+            self._ceiling, self._ceiling_until = self.budget_bps, now + CEILING_HOLD
+            self._set(min(self.budget_bps, self._last_good))
+            self.limited = True
+            self._raised_at = -1e9
+            self._down_at = now
+            self._falling = False
+            self._next_probe = max(self._next_probe, now + self._backoff)
+            self._up_since = None
+            return self.budget_bps
+        if congested:
+            # A browser that sees queueing reports ~85 % of what it receives: the link.
+            link = int(remb * REMB_TO_LINK) if remb is not None else None
+            target = link if link is not None else self.budget_bps
+            if estimate.loss > DOWN_LOSS:
+                target = int(min(target, self.budget_bps) * (1 - 0.5 * estimate.loss))
+            if sending_bps:
+                # What got through is a floor: a queue that drains makes REMB and loss
+                # undershoot for a moment, and the link carried this much (smoothed loss
+                # lags behind, so never trust it beyond what the browser says it got).
+                delivered = int(sending_bps * (1 - estimate.loss) * DELIVERED_SHARE)
+                if link is not None:
+                    delivered = min(delivered, link)
+                target = max(target, delivered)
+            self._set(min(self.budget_bps, target))
+            self.limited = True
+            self._streak = 0
+            self._down_at = now
+            self._falling = False
+            self._next_probe = max(self._next_probe, now + self._backoff)
+            self._up_since = None
+            return self.budget_bps
+        if remb is not None:
+            if remb > self.budget_bps * UP_RATIO:
+                self._up_since = self._up_since if self._up_since is not None else now
+                if now - self._up_since >= UP_HOLD:
+                    self._raised(now, self.budget_bps)
+                    self._set(remb)
+                    self._up_since = None
+            else:
+                self._up_since = None
+            # A REMB below the budget is no news while it does not fall: the browser
+            # never reports much more than 1.5x what it receives.
+        if (
+            wanted_bps is not None
+            and wanted_bps > self.budget_bps
+            and now >= self._next_probe
+            and estimate.loss <= PROBE_LOSS / 2
+            and (
+                sending_bps is None
+                or allocated_bps is None
+                or sending_bps >= allocated_bps * PROBE_USE
+            )
+            # without a REMB there is no evidence yet, unless no video flows to give one
+            and (remb is not None or not video_flowing)
+        ):
+            bonus = PROBE_STREAK_STEP * self._streak
+            most = min(PROBE_MAX_STEP + bonus, PROBE_FAST_STEP)
+            least = min(PROBE_MIN_STEP + bonus, most)
+            step = min(max(wanted_bps, self.budget_bps * least), self.budget_bps * most)
+            if now < self._ceiling_until:  # a probe failed above: halve the distance to it
+                step = min(step, (self.budget_bps + self._ceiling) / 2)
+            if step > self.budget_bps * 1.05:
+                self._base_rtt = estimate.rtt  # a probe must not make it longer
+                self._before_probe = self.budget_bps
+                self._set(int(step))
+                self._probe_until = now + PROBE_HOLD
+        return self.budget_bps
+
+    def _raised(self, now: float, good: int) -> None:
+        self._raised_at = now
+        self._last_good = good
+
+    def _fail_probe(self, now: float, remb: int | None) -> None:
+        # The probe was padding: media never went above the old budget, so back to it.
+        self.probes_failed += 1
+        self._streak = 0
+        self.limited = True
+        self._ceiling, self._ceiling_until = self.budget_bps, now + CEILING_HOLD
+        self._set(self._before_probe)
+        self._down_at = now + PROBE_HOLD  # its loss still shows in the next reports
+        self._probe_until = None
+        self._falling = False
+        self._backoff = min(self._backoff * 2, PROBE_BACKOFF_MAX)
+        self._next_probe = now + self._backoff
+
+    def _set(self, bps: int) -> None:
+        self.budget_bps = max(int(bps), MIN_BUDGET)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiortc.rtp import RtcpSrPacket, RtpPacket
 
+from .allocator import Layer
 from .rtp import (
     DuplicateFilter,
     MediaPacket,
@@ -17,7 +18,9 @@ from .rtp import (
     abs_send_time_bytes,
     vp8_is_keyframe_start,
 )
+from .simulcast import ProducerLayer, SimulcastIngress, layer_ladder
 from .types import CloseReason, MediaKind, MediaSource, ProducerId, new_id
+from .vp8 import scan
 
 if TYPE_CHECKING:
     from ._aiortc import IngressTap
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 KEYFRAME_REQUEST_INTERVAL = 0.25  # seconds between two PLIs sent to the publisher
+AUDIO_BPS = 40_000  # what the allocator plans for an audio stream
+SINGLE_STREAM_BPS = 800_000  # ... and for a video without simulcast, until measured
 
 
 class PacketConsumer(Protocol):
@@ -83,7 +88,10 @@ class Producer:
         mid: str,
         tap: IngressTap,
         app_data: dict[str, Any] | None = None,
+        rids: tuple[str, ...] = (),
     ) -> None:
+        """``rids``: the simulcast encodings of the m-line, lowest first (none or one:
+        a single stream)."""
         self.id = ProducerId(new_id("pr"))
         self.kind = kind
         self.source = source
@@ -104,6 +112,14 @@ class Producer:
         self._rtx_ssrcs: set[int] = set()
         self._last_pli = 0.0
         self._close_listeners: list[Callable[[Producer, CloseReason], None]] = []
+        # Layers: a simulcast producer's encodings; a single stream is layer 0.
+        self.simulcast = (
+            SimulcastIngress(rids, tap, self.stats)
+            if len(rids) > 1 and kind is MediaKind.VIDEO
+            else None
+        )
+        self.temporal_layers = 0  # single stream: 0 until a keyframe told (1 or 3)
+        self._single = ProducerLayer(index=0, rid=None, nominal=SINGLE_STREAM_BPS)
 
     # ------------------------------------------------------------------ wiring
 
@@ -126,6 +142,17 @@ class Producer:
     def remove_consumer(self, consumer: PacketConsumer) -> None:
         if self._consumers.pop(consumer.id, None) is not None:
             self._active = tuple(self._consumers.values())
+        if self.simulcast is not None:
+            self.simulcast.forget(consumer)
+
+    def listen(self, consumer: Consumer, layers: tuple[int, ...]) -> None:
+        """Simulcast: which layers' packets ``consumer`` gets (its selector asks)."""
+        if self.simulcast is not None and consumer.id in self._consumers:
+            self.simulcast.listen(consumer, layers)
+
+    @property
+    def layer_count(self) -> int:
+        return len(self.simulcast.layers) if self.simulcast is not None else 1
 
     @property
     def consumers(self) -> tuple[Consumer, ...]:
@@ -139,6 +166,16 @@ class Producer:
     def on_rtp(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         codec = self.codec
         if codec is None or self.closed:
+            return
+        if self.simulcast is not None:
+            self.simulcast.on_rtp(
+                packet,
+                arrival_time_ms,
+                codec.payload_type,
+                codec.rtx_payload_type,
+                codec.clock_rate,
+                self.paused,
+            )
             return
         pt = packet.payload_type
         self._tap.account(packet, arrival_time_ms, codec.clock_rate)
@@ -179,6 +216,9 @@ class Producer:
             keyframe = vp8_is_keyframe_start(payload)
             if keyframe:
                 stats.keyframes += 1
+                if not self.temporal_layers:
+                    info = scan(payload)
+                    self.temporal_layers = 3 if info and info.temporal_id >= 0 else 1
         level = packet.extensions.audio_level
         if level is not None:
             if level[1] < self._loudest:
@@ -227,8 +267,10 @@ class Producer:
 
     # ------------------------------------------------------------------ feedback
 
-    def request_keyframe(self) -> bool:
-        """Ask the publisher for a keyframe (PLI), at most every 250 ms."""
+    def request_keyframe(self, layer: int = 0) -> bool:
+        """Ask the publisher for a keyframe (PLI) of a layer, at most every 250 ms."""
+        if self.simulcast is not None:
+            return not self.closed and self.simulcast.request_keyframe(layer)
         if self.kind is not MediaKind.VIDEO or self.ssrc is None or self.closed:
             return False
         now = time.monotonic()
@@ -240,12 +282,55 @@ class Producer:
         return True
 
     def on_sender_report(self, packet: RtcpSrPacket) -> None:
+        if self.simulcast is not None:
+            info = packet.sender_info
+            self.simulcast.on_sender_report(
+                packet.ssrc, info.ntp_timestamp, info.rtp_timestamp, time.time()
+            )
+            return
         if self.ssrc is not None and packet.ssrc != self.ssrc:
             return
         info = packet.sender_info
         self.sender_report = SenderReportMapping(
             ntp=info.ntp_timestamp, rtp=info.rtp_timestamp, arrived=time.time()
         )
+
+    def sender_report_of(self, layer: int) -> SenderReportMapping | None:
+        """The RTP/NTP mapping of one layer (the producer's own for a single stream)."""
+        if self.simulcast is None:
+            return self.sender_report
+        reports = self.simulcast.sender_reports
+        if not 0 <= layer < len(reports) or reports[layer] is None:
+            return None
+        ntp, rtp, arrived = reports[layer]  # type: ignore[misc]
+        return SenderReportMapping(ntp=ntp, rtp=rtp, arrived=arrived)
+
+    # ------------------------------------------------------------------ layers
+
+    def measure(self, now_wall: float) -> None:
+        """Bitrate of each layer, for the allocator (called about once a second)."""
+        if self.simulcast is not None:
+            self.simulcast.measure(now_wall)
+            return
+        single = self._single
+        if self.stats.packets != single.packets:
+            single.last_arrival = now_wall
+        single.packets = self.stats.packets
+        single.bytes = self.stats.bytes
+        single.measure(now_wall)
+
+    def ladder(self, now_wall: float) -> tuple[Layer, ...]:
+        """The rungs a subscriber may be given, cheapest first."""
+        if self.kind is MediaKind.AUDIO:
+            return (Layer(0, 0, self._single.bitrate_bps or AUDIO_BPS),)
+        if self.simulcast is not None:
+            return self.simulcast.ladder(now_wall)
+        return layer_ladder([(0, self._single.cost_bps())], self.temporal_layers or 1)
+
+    def set_active_layers(self, active: list[bool]) -> None:
+        """Dynacast: which encodings the publisher was asked to send."""
+        if self.simulcast is not None:
+            self.simulcast.set_enabled(active, time.time())
 
     # ------------------------------------------------------------------ closing
 
@@ -257,6 +342,8 @@ class Producer:
             consumer.producer_closed()
         self._consumers.clear()
         self._active = ()
+        if self.simulcast is not None:
+            self.simulcast.clear()
         for listener in self._close_listeners:
             try:
                 listener(self, reason)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from .consumer import Consumer
 from .producer import Producer
+from .tiers import Dynacast, SubscriberTiers
 from .transport import (
     OfferSender,
     PublishTransport,
@@ -25,6 +26,7 @@ from .types import CloseReason, MediaSource, SfuError, SfuErrorCode
 logger = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL = 0.25
+MEASURE_INTERVAL = 1.0  # seconds between layer bitrate measurements and dynacast rounds
 MAX_CAMERAS_LIMIT = 7
 
 
@@ -45,17 +47,28 @@ class Router:
         self.producers: dict[str, Producer] = {}
         self._publishers: set[PublishTransport] = set()
         self._subscribers: set[SubscribeTransport] = set()
+        self._tiers: dict[SubscribeTransport, SubscriberTiers] = {}
+        self._layer_listeners: dict[PublishTransport, Callable[[Producer, list[bool]], None]] = {}
+        self._publisher_of: dict[str, PublishTransport] = {}  # producer id -> its transport
+        self._dynacast: dict[str, Dynacast] = {}
+        self._measured_at = 0.0
         self._task = asyncio.get_running_loop().create_task(self._housekeeping())
 
     # ------------------------------------------------------------------ transports
 
     def create_publish_transport(
-        self, *, on_producer: Callable[[Producer], None]
+        self,
+        *,
+        on_producer: Callable[[Producer], None],
+        on_layers: Callable[[Producer, list[bool]], None] | None = None,
     ) -> PublishTransport:
+        """``on_layers(producer, active)``: tell the publisher which of a simulcast
+        producer's encodings (lowest first) anyone needs (dynacast)."""
         self._check_open()
 
         def added(producer: Producer) -> None:
             self.producers[producer.id] = producer
+            self._publisher_of[producer.id] = transport
             producer.on_close(self._forget_producer)
             on_producer(producer)
 
@@ -63,7 +76,14 @@ class Router:
             self.config.transport, may_add=self._check_limits, on_producer=added
         )
         self._publishers.add(transport)
-        transport.on_close(lambda: self._publishers.discard(transport))
+        if on_layers is not None:
+            self._layer_listeners[transport] = on_layers
+
+        def closed() -> None:
+            self._publishers.discard(transport)
+            self._layer_listeners.pop(transport, None)
+
+        transport.on_close(closed)
         return transport
 
     def create_subscribe_transport(
@@ -81,11 +101,27 @@ class Router:
             answer_timeout=answer_timeout,
         )
         self._subscribers.add(transport)
-        transport.on_close(lambda: self._subscribers.discard(transport))
+        self._tiers[transport] = SubscriberTiers(transport.estimator)
+
+        def closed() -> None:
+            self._subscribers.discard(transport)
+            self._tiers.pop(transport, None)
+
+        transport.on_close(closed)
         return transport
+
+    def tiers_of(self, transport: SubscribeTransport) -> SubscriberTiers:
+        """The subscriber's bandwidth allocation: its quality choice, the priorities
+        of what it receives and where its reports go."""
+        tiers = self._tiers.get(transport)
+        if tiers is None:
+            tiers = self._tiers[transport] = SubscriberTiers(transport.estimator)
+        return tiers
 
     def _forget_producer(self, producer: Producer, _reason: CloseReason) -> None:
         self.producers.pop(producer.id, None)
+        self._publisher_of.pop(producer.id, None)
+        self._dynacast.pop(producer.id, None)
 
     def camera_count(self) -> int:
         return sum(1 for p in self.producers.values() if p.source is MediaSource.CAMERA)
@@ -109,11 +145,51 @@ class Router:
         while True:
             await asyncio.sleep(HOUSEKEEPING_INTERVAL)
             now_wall, now_mono = time.time(), time.monotonic()
+            measure = now_mono - self._measured_at >= MEASURE_INTERVAL
+            if measure:
+                self._measured_at = now_mono
+                for producer in list(self.producers.values()):
+                    producer.measure(now_wall)
             for transport in list(self._subscribers):
                 try:
                     transport.housekeeping(now_wall, now_mono)
+                    tiers = self._tiers.get(transport)
+                    if tiers is not None and not transport.closed:
+                        consumers = list(transport.consumers.values())
+                        tiers.tick(now_mono, consumers)
+                        tiers.pad(now_mono, consumers, HOUSEKEEPING_INTERVAL)
                 except Exception:
                     logger.exception("housekeeping failed for %s", transport.id)
+            if measure:
+                self._run_dynacast(now_mono)
+
+    def _run_dynacast(self, now: float) -> None:
+        """Tell publishers which simulcast encodings anybody aims at."""
+        for producer in list(self.producers.values()):
+            if producer.simulcast is None or producer.closed:
+                continue
+            dynacast = self._dynacast.get(producer.id)
+            if dynacast is None:
+                dynacast = self._dynacast[producer.id] = Dynacast(producer.layer_count, now)
+            needed: set[int] = set()
+            for consumer in producer.consumers:
+                sel = consumer.selector
+                if sel is None or consumer.paused:
+                    continue
+                needed.add(sel.target_spatial)
+                if sel.spatial >= 0:
+                    needed.add(sel.spatial)
+            active = dynacast.update(now, needed)
+            if active is None:
+                continue
+            producer.set_active_layers(active)
+            transport = self._publisher_of.get(producer.id)
+            listener = self._layer_listeners.get(transport) if transport is not None else None
+            if listener is not None:
+                try:
+                    listener(producer, active)
+                except Exception:
+                    logger.exception("publisher layers listener failed")
 
     async def close(self) -> None:
         if self.closed:

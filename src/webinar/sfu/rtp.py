@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .vp8 import Vp8Info
+
 NTP_EPOCH_OFFSET = 2208988800  # seconds between 1900-01-01 and 1970-01-01
 
 
@@ -37,6 +39,8 @@ class MediaPacket:
     audio_level: int  # raw ssrc-audio-level byte, -1 when absent
     arrival: float  # time.monotonic() at arrival
     abs_send_time: bytes  # 3 bytes, stamped once when forwarded
+    layer: int = 0  # simulcast layer (encoding index, 0 = lowest); 0 for a single stream
+    vp8: Vp8Info | None = None  # the VP8 descriptor, read once for layer switching
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ from . import _aiortc as hooks
 from .consumer import Consumer, ConsumerLayout
 from .estimator import BandwidthEstimator, Estimate
 from .producer import Producer, ProducerCodec
+from .simulcast import answer_with_simulcast, extensions_with_rid, parse_simulcast
 from .types import (
     CloseReason,
     MediaKind,
@@ -260,6 +261,7 @@ class PublishTransport(_Transport):
             if self.closed:
                 raise SfuError(SfuErrorCode.CLOSED, "transport is closed")
             desc = parse_sdp(sdp, "offer")
+            simulcast = parse_simulcast(sdp)
             specs = {t.mid: t for t in tracks}
             new_specs: list[TrackSpec] = []
             sending_mids: set[str] = set()
@@ -302,6 +304,13 @@ class PublishTransport(_Transport):
                     continue
                 mid = transceiver.mid
                 self._restrict_codecs(transceiver)
+                if mid in simulcast and transceiver.kind == "video":
+                    hooks.set_negotiated_extensions(
+                        transceiver,
+                        extensions_with_rid(
+                            hooks.negotiated_extensions(transceiver), simulcast[mid]
+                        ),
+                    )
                 self._install_ingress(transceiver)
                 if mid in self.producers:
                     if mid not in sending_mids:
@@ -310,14 +319,17 @@ class PublishTransport(_Transport):
                 spec = specs.get(mid)
                 if spec is None or mid not in sending_mids:
                     continue
-                producer = self._make_producer(transceiver, spec)
+                offered = simulcast.get(mid)
+                rids = offered.rids if offered is not None and len(offered.rids) > 1 else ()
+                producer = self._make_producer(transceiver, spec, rids)
                 created.append(producer)
 
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
             for producer in created:
                 self._on_producer(producer)
-            return self.pc.localDescription.sdp, created
+            # Accept the simulcast the browser offered (aiortc's SDP knows nothing of it).
+            return answer_with_simulcast(self.pc.localDescription.sdp, simulcast), created
 
     def _restrict_codecs(self, transceiver: RTCRtpTransceiver) -> None:
         wanted = SUPPORTED_CODECS[MediaKind(transceiver.kind)]
@@ -349,7 +361,9 @@ class PublishTransport(_Transport):
         producer = self._routes_ssrc.get(packet.ssrc)
         return producer.on_rtp if producer is not None else None
 
-    def _make_producer(self, transceiver: RTCRtpTransceiver, spec: TrackSpec) -> Producer:
+    def _make_producer(
+        self, transceiver: RTCRtpTransceiver, spec: TrackSpec, rids: tuple[str, ...] = ()
+    ) -> Producer:
         """A producer for an m-line; an m-line may carry a new track after its last
         producer closed, so the tap (and what it learned) belongs to the m-line."""
         mid = spec.mid
@@ -357,13 +371,15 @@ class PublishTransport(_Transport):
         if line is None:
             line = self._lines[mid] = _Line(transceiver.receiver, self, mid)
         producer = Producer(
-            kind=MediaKind(transceiver.kind), source=spec.source, mid=mid, tap=line.tap
+            kind=MediaKind(transceiver.kind), source=spec.source, mid=mid, tap=line.tap, rids=rids
         )
         if line.codec is not None:
             producer.set_codec(line.codec, line.ssrc, line.rtx_ssrc)
         self.producers[mid] = producer
         self._routes_mid[mid] = producer
-        for ssrc in (line.ssrc, line.rtx_ssrc):
+        # simulcast SSRCs the m-line's earlier producers learned (no MID in later packets)
+        learned = [x for pair in line.tap.rid_ssrcs.values() for x in pair if x is not None]
+        for ssrc in (line.ssrc, line.rtx_ssrc, *learned):
             if ssrc is not None:
                 self._routes_ssrc[ssrc] = producer
 

@@ -245,6 +245,15 @@ class Remove:
 
 
 @dataclass(frozen=True, slots=True)
+class SetVideoQuality:
+    """What the sender of this message receives: ``auto`` fits the connection,
+    ``data-saver`` one small video, ``high`` fewer but sharper videos."""
+
+    type: ClassVar[str] = "set-video-quality"
+    quality: Literal["auto", "data-saver", "high"]
+
+
+@dataclass(frozen=True, slots=True)
 class SetRecording:
     type: ClassVar[str] = "set-recording"
     recording: bool
@@ -470,6 +479,7 @@ ClientMessage = (
     | SetStreamPaused
     | SetRole
     | Remove
+    | SetVideoQuality
     | SetRecording
     | Ping
     | Leave
@@ -517,6 +527,7 @@ CLIENT_MESSAGES: dict[str, type[Any]] = {
         SetStreamPaused,
         SetRole,
         Remove,
+        SetVideoQuality,
         SetRecording,
         Ping,
         Leave,
@@ -692,6 +703,41 @@ class RecordingUpdated:
 class RoomEnded:
     type: ClassVar[str] = "room-ended"
     thank_you_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class TierInfo:
+    videos: int  # videos the connection carries now
+    down_kbps: int  # the tier table's row for that many
+    label: str  # "audio only", "audio + 1 video", "audio + 3 videos"
+
+
+@dataclass(frozen=True, slots=True)
+class AllocatedStream:
+    producer_id: str
+    paused: bool  # paused to fit the connection: show the avatar, not a frozen picture
+    spatial: int | None  # simulcast layer, 0 = smallest; None when paused
+    temporal: int | None  # temporal layer, 2 = full frame rate; None when paused
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    type: ClassVar[str] = "allocation"
+    quality: str
+    estimate_bps: int | None  # the subscriber's measured downlink (REMB), None until known
+    budget_bps: int  # what the server lets itself send
+    tier: TierInfo
+    streams: list[AllocatedStream]  # video streams only; audio is never paused
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherLayers:
+    """Dynacast: which encodings of one of the receiver's own producers anyone
+    needs (lowest first); the browser turns the others off."""
+
+    type: ClassVar[str] = "publisher-layers"
+    producer_id: str
+    active: list[bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -977,6 +1023,8 @@ ServerMessage = (
     | RoomUpdated
     | ActiveSpeaker
     | RoomEnded
+    | Allocation
+    | PublisherLayers
     | RecordingUpdated
     | Ok
     | Pong

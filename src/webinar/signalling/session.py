@@ -32,7 +32,7 @@ from webinar.rooms.state import (
     Stream,
     person_key_for,
 )
-from webinar.sfu import SfuError, SfuErrorCode
+from webinar.sfu import AllocationReport, SfuError, SfuErrorCode, VideoQuality
 from webinar.store import Event, Store
 from webinar.ticketing import Grant, Refusal, Ticketing
 
@@ -358,6 +358,10 @@ class Session:
         room, me = self._joined()
         room.command(room.state.remove(me.participant_id, msg.participant_id, ban=msg.ban))
 
+    async def on_set_video_quality(self, msg: s.SetVideoQuality) -> None:
+        room, me = self._joined()
+        room.set_video_quality(me.participant_id, VideoQuality(msg.quality))
+
     async def on_set_recording(self, msg: s.SetRecording) -> None:
         room, me = self._joined()
         policy = self._services.recordings
@@ -425,6 +429,32 @@ class Session:
 
     def active_speaker(self, participant_id: str | None) -> None:
         self.send(s.ActiveSpeaker(participant_id=participant_id))
+
+    def allocation(self, report: AllocationReport) -> None:
+        self.send(
+            s.Allocation(
+                quality=report.quality.value,
+                estimate_bps=report.estimate_bps,
+                budget_bps=report.budget_bps,
+                tier=s.TierInfo(
+                    videos=report.tier.videos,
+                    down_kbps=report.tier.down_kbps,
+                    label=report.tier.label,
+                ),
+                streams=[
+                    s.AllocatedStream(
+                        producer_id=st.producer_id,
+                        paused=st.paused,
+                        spatial=st.spatial,
+                        temporal=st.temporal,
+                    )
+                    for st in report.streams
+                ],
+            )
+        )
+
+    def publisher_layers(self, producer_id: str, active: list[bool]) -> None:
+        self.send(s.PublisherLayers(producer_id=producer_id, active=list(active)))
 
     def disconnect(self, reason: str) -> None:
         """The room ends this session (removed, ended, replaced by a resumed one)."""
@@ -592,6 +622,7 @@ _HANDLERS: dict[type[Any], _Handler] = {
     s.SetStreamPaused: Session.on_set_stream_paused,
     s.SetRole: Session.on_set_role,
     s.Remove: Session.on_remove,
+    s.SetVideoQuality: Session.on_set_video_quality,
     s.SetRecording: Session.on_set_recording,
     s.Ping: Session.on_ping,
     s.Leave: Session.on_leave,

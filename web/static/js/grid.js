@@ -134,8 +134,22 @@ export class VideoGrid {
   setPaused(producerId, paused) {
     const tile = this.tiles.get(producerId);
     if (!tile) return;
-    tile.root.classList.toggle("tile-off", paused);
     tile.root.dataset.paused = String(paused);
+    tile.root.classList.toggle("tile-off", paused || tile.root.dataset.bandwidthPaused === "true");
+  }
+
+  /**
+   * The server stopped this video to fit our connection (see `allocation`): the
+   * avatar shows until it sends the video again.
+   * @param {string} producerId
+   * @param {boolean} paused
+   */
+  setBandwidthPaused(producerId, paused) {
+    const tile = this.tiles.get(producerId);
+    if (!tile) return;
+    tile.root.dataset.bandwidthPaused = String(paused);
+    tile.root.classList.toggle("tile-off", paused || tile.root.dataset.paused === "true");
+    tile.root.title = paused ? "Paused to fit your connection" : "";
   }
 
   /**
@@ -257,6 +271,7 @@ export class VideoGrid {
         "data-source": spec.source,
         "data-active-speaker": "false",
         "data-paused": "false",
+        "data-bandwidth-paused": "false",
       },
       [
         video,

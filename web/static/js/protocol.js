@@ -11,6 +11,8 @@
 // the server restores the same participant. Media is negotiated afresh then: the
 // UI republishes what was live (the `resumed` event).
 
+import { adoptNegotiatedEncodings, applyActiveEncodings, sendEncodings } from "./tiers.js";
+
 export const PROTOCOL_VERSION = 1;
 export const CLIENT_NAME = "webinar-web/1";
 export const PING_INTERVAL_MS = 15_000;
@@ -164,6 +166,8 @@ const SYNC_GROUP = /** @type {Record<string, string>} */ ({
  * - `reconnecting` `{attempt, delay, code}` — the socket dropped; the next attempt is in `delay` ms
  * - `resumed` `{joined, resumed}` — back in; `resumed` false means a new participant (too late)
  * - `bye` `{reason}`, `error` `{error: WebinarError}`, `close` `{code, reason, bye, error}`
+ * - `allocation` {@link import("./tiers.js").AllocationMessage} — our tier, bandwidth and paused streams
+ * - `publisher-layers` `{producer_id, active}` — the server changed which of our encodings are sent
  */
 export class WebinarConnection extends EventTarget {
   /**
@@ -209,6 +213,10 @@ export class WebinarConnection extends EventTarget {
     this.subscribeConnection = null;
     /** How many times this session resumed after a drop. */
     this.resumeCount = 0;
+    /** What we receive (`set-video-quality`): "auto", "data-saver" or "high". */
+    this.quality = "auto";
+    /** The server's latest `allocation` for us. @type {import("./tiers.js").AllocationMessage | null} */
+    this.allocation = null;
 
     /** @type {WebSocket | null} */
     this._ws = null;
@@ -353,6 +361,7 @@ export class WebinarConnection extends EventTarget {
     this._setState("joined");
     this._markJoined();
     this._startPing();
+    if (this.quality !== "auto") this._sendQuality();
   }
 
   _resetJoinedReady() {
@@ -477,6 +486,13 @@ export class WebinarConnection extends EventTarget {
         break;
       case "room-ended":
         this._emit("room-ended", { thank_you_url: message.thank_you_url });
+        break;
+      case "allocation":
+        this.allocation = message;
+        this._emit("allocation", message);
+        break;
+      case "publisher-layers":
+        this._onPublisherLayers(message);
         break;
       case "bye":
         this._onBye(message.reason);
@@ -841,7 +857,7 @@ export class WebinarConnection extends EventTarget {
     /** @type {{transceiver: RTCRtpTransceiver, track: MediaStreamTrack, source: Source}[]} */
     const added = [];
     for (const { track, source } of tracks) {
-      const transceiver = await this._sendingTransceiver(pc, track, this._localStream(source));
+      const transceiver = await this._sendingTransceiver(pc, track, this._localStream(source), source);
       added.push({ transceiver, track, source });
     }
     try {
@@ -874,6 +890,9 @@ export class WebinarConnection extends EventTarget {
       await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
     } catch (error) {
       throw new WebinarError("media", `the server's answer was not accepted: ${describe(error)}`, error);
+    }
+    for (const { transceiver, track } of added) {
+      if (track.kind === "video") await adoptNegotiatedEncodings(transceiver.sender);
     }
     if (!this._publishNegotiated) {
       this._publishNegotiated = true;
@@ -908,8 +927,9 @@ export class WebinarConnection extends EventTarget {
    * @param {RTCPeerConnection} pc
    * @param {MediaStreamTrack} track
    * @param {MediaStream} stream
+   * @param {Source} [source]
    */
-  async _sendingTransceiver(pc, track, stream) {
+  async _sendingTransceiver(pc, track, stream, source) {
     const index = this._spareTransceivers.findIndex(
       (t) => t.receiver.track.kind === track.kind && t.currentDirection !== "stopped",
     );
@@ -920,7 +940,12 @@ export class WebinarConnection extends EventTarget {
       spare.direction = "sendonly";
       return spare;
     }
-    const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+    const encodings = track.kind === "video" && source ? sendEncodings(source) : undefined;
+    const transceiver = pc.addTransceiver(track, {
+      direction: "sendonly",
+      streams: [stream],
+      ...(encodings ? { sendEncodings: encodings } : {}),
+    });
     if (track.kind === "video") preferCodec(transceiver, "video/VP8");
     return transceiver;
   }
@@ -993,6 +1018,36 @@ export class WebinarConnection extends EventTarget {
     if (!entry) throw new WebinarError("unknown-stream", "no such producer of ours");
     await entry.transceiver.sender.replaceTrack(track);
     entry.track = track;
+  }
+
+  /**
+   * Choose what we receive: "auto", "data-saver" (one video, small) or "high" (fewer
+   * videos rather than small ones). Kept across reconnects.
+   * @param {"auto" | "data-saver" | "high"} quality
+   */
+  async setQuality(quality) {
+    this.quality = quality;
+    if (this.state === "joined") await this._sendQuality();
+  }
+
+  _sendQuality() {
+    return this.request("set-video-quality", { quality: this.quality }).catch((error) => {
+      if (error.code !== "closed" && error.code !== "not-connected") {
+        console.warn(`webinar: set-video-quality refused: ${error.code} ${error.message}`);
+      }
+    });
+  }
+
+  /** Dynacast: the server says which of our encodings anyone needs.
+   * @param {{producer_id: string, active: boolean[]}} message */
+  _onPublisherLayers(message) {
+    const own = this.producers.get(message.producer_id);
+    if (!own) return;
+    applyActiveEncodings(own.transceiver.sender, message.active)
+      .then((changed) => {
+        if (changed) this._emit("publisher-layers", message);
+      })
+      .catch((error) => console.warn("webinar: could not change the sent encodings", error));
   }
 
   /** @param {Source} source */

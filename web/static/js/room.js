@@ -13,6 +13,7 @@ import { LevelMeter, LocalMedia, captureScreen, listDevices, mediaErrorMessage }
 import { ParticipantList, deviceStates, isStaff } from "./participants.js";
 import { WebinarConnection, WebinarError } from "./protocol.js";
 import { QualityMonitor, describeQuality } from "./quality.js";
+import { ConnectionPanel } from "./tiers.js";
 import {
   MODES,
   SOURCE_NOUN,
@@ -140,6 +141,16 @@ class Room {
       () => [this.conn?.subscribeConnection ?? null, this.conn?.publishConnection ?? null],
       (report) => this.renderQuality(report),
     );
+    this.connectionPanel = new ConnectionPanel({
+      root: byId("connection-panel"),
+      select: /** @type {HTMLSelectElement} */ (byId("quality-select")),
+      tier: byId("connection-tier"),
+      bandwidth: byId("connection-bandwidth"),
+      paused: byId("connection-paused"),
+      onQuality: (quality) => {
+        this.conn?.setQuality(quality).catch(() => {});
+      },
+    });
     this.people = new ParticipantList(
       /** @type {HTMLUListElement} */ (byId("participant-list")),
       (action, person) => this.onRowAction(action, person),
@@ -333,6 +344,7 @@ class Room {
     byId("rejoin").setAttribute("disabled", "");
 
     const conn = new WebinarConnection();
+    conn.quality = this.connectionPanel.quality;
     this.conn = conn;
     this.wire(conn);
     this.updateConnection();
@@ -375,6 +387,7 @@ class Room {
     if (first) this.setPanelOpen(this.staff && WIDE.matches, false);
     this.quality.start();
     byId("quality-wrap").hidden = false;
+    byId("connection-menu").hidden = false;
     this.grid.setActiveSpeaker(conn.activeSpeaker);
     this.people.setActiveSpeaker(conn.activeSpeaker);
     this.renderRoom();
@@ -397,6 +410,8 @@ class Room {
     on("mediastatechange", () => this.updateConnection());
     on("stream", (remote) => {
       this.grid.add(remote);
+      const allocated = conn.allocation?.streams.find((s) => s.producer_id === remote.info.producer_id);
+      if (allocated) this.grid.setBandwidthPaused(remote.info.producer_id, allocated.paused);
       this.renderMicState(remote.info.participant_id);
     });
     on("stream-added", () => this.renderPeople());
@@ -425,6 +440,7 @@ class Room {
     });
     on("producer-closed", (detail) => this.onProducerClosed(detail));
     on("room-updated", (detail) => this.onRoomUpdated(detail));
+    on("allocation", (detail) => this.onAllocation(detail));
     on("recording-updated", () => this.renderRoom());
     on("room-ended", (detail) => {
       this.leaving = true;
@@ -457,6 +473,8 @@ class Room {
     this.quality.stop();
     this.hideReconnecting();
     byId("quality-wrap").hidden = true;
+    byId("connection-menu").hidden = true;
+    this.connectionPanel.reset();
     this.grid.setSelf(null, { label: "", cameraOff: true });
     this.updateConnection();
     if (this.leaving) return;
@@ -1125,6 +1143,16 @@ class Room {
     stage.dataset.empty = String(this.grid.tiles.size === 0 || backstage);
     stage.dataset.waiting = String(waiting);
     stage.dataset.backstage = String(backstage);
+  }
+
+  /**
+   * What the server sends us to fit our connection: the panel shows the tier and
+   * bandwidth; a video paused for bandwidth shows the avatar, not a frozen picture.
+   * @param {import("./tiers.js").AllocationMessage} message
+   */
+  onAllocation(message) {
+    this.connectionPanel.render(message);
+    for (const stream of message.streams) this.grid.setBandwidthPaused(stream.producer_id, stream.paused);
   }
 
   /** @param {import("./quality.js").QualityReport} report */

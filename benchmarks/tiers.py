@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Bandwidth-tier benchmark: how fast a subscriber's quality follows its network.
+
+    python benchmarks/tiers.py [--limit-kbit 700] [--hold 15]
+
+Runs our server in-process, two presenters in headless Chromium (Alice speaks, Bob's
+microphone is off; both send VP8 simulcast) and one attendee in a Chromium of its own
+behind a veth pair in a private network namespace, shaped with ``tc`` (tbf) on the
+server's side (tests/browser/shaping.py). Phases:
+
+1. unlimited from the start: time until the attendee receives Alice's top layer;
+2. limited to ``--limit-kbit``: time until the allocation drops (fewer cameras or a
+   lower layer), then ``--hold`` seconds steady;
+3. the limit lifted: time until Alice's top layer and both cameras are back.
+
+Prints one JSON line on stdout: ``top_layer_after_start_s``, ``adapt_down_s``,
+``adapt_up_s``, ``freezes`` (the attendee's inbound-rtp ``freezeCount`` growth per
+phase, all videos), ``frames_decoded`` per phase, and ``bytes_per_tier``: the
+attendee's received video kbit/s per phase with the tier the server reported.
+Needs root; outside a private network namespace it re-runs itself in one
+(``unshare -n``). Everything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+INNER = "WEBINAR_TIERS_BENCH_INNER"
+
+
+def log(*args: object) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+async def run(limit_kbit: int, hold: float) -> dict[str, Any]:
+    from playwright.async_api import Page, async_playwright
+
+    from tests.browser.shaping import SERVER_ADDRESS, ShapedNetwork
+    from tests.browser.support import CHROMIUM, CHROMIUM_ARGS, DESKTOP, go_live, join_presenter
+    from tests.browser.test_tiers import (
+        OUTBOUND_JS,
+        allocation,
+        camera_producer,
+        layer_of,
+        video_stats,
+    )
+    from tests.helpers import LOOPBACK, running_server
+    from webinar.config import Config, IceConfig, RoomsConfig, SignallingConfig
+
+    net = ShapedNetwork().start()
+    data = Path(tempfile.mkdtemp(prefix="webinar-tiers-"))
+    config = Config(
+        data_dir=data,
+        ice=IceConfig(host_addresses=(LOOPBACK, SERVER_ADDRESS)),
+        rooms=RoomsConfig(),
+        signalling=SignallingConfig(),
+    )
+    out: dict[str, Any] = {"limit_kbit": limit_kbit, "hold_s": hold}
+    try:
+        async with running_server(data, config, host="0.0.0.0") as server, async_playwright() as p:
+            presenters = await p.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            )
+            shaped = await p.chromium.launch(
+                executable_path=str(net.chromium_wrapper), headless=True, args=CHROMIUM_ARGS
+            )
+            event = await server.create_event("Tiers benchmark")
+            alice = await (await presenters.new_context(viewport=DESKTOP)).new_page()
+            bob = await (await presenters.new_context(viewport=DESKTOP)).new_page()
+            await join_presenter(alice, server, event, "Alice")
+            await go_live(alice)
+            await bob.goto(
+                f"{server.base_url}/e/{event.event_id}/present?key={event.presenter_key}"
+            )
+            await bob.get_by_test_id("precheck-mic-toggle").click()
+            await bob.get_by_test_id("prejoin-name-input").fill("Bob")
+            await bob.get_by_test_id("enter-room-button").click()
+            await go_live(bob)
+            alice_cam, bob_cam = await camera_producer(alice), await camera_producer(bob)
+            viewer: Page = await (await shaped.new_context(viewport=DESKTOP)).new_page()
+            url = server.base_url.replace(LOOPBACK, SERVER_ADDRESS)
+            start = time.monotonic()
+            await viewer.goto(f"{url}/e/{event.event_id}")
+            await viewer.get_by_test_id("prejoin-name-input").fill("Viewer")
+            await viewer.get_by_test_id("enter-room-button").click()
+
+            async def sample() -> dict[str, Any]:
+                stats = await video_stats(viewer)
+                return {
+                    "t": time.monotonic(),
+                    "alloc": await allocation(viewer),
+                    "freezes": sum(s["freezeCount"] for s in stats.values()),
+                    "frames": sum(s["framesDecoded"] for s in stats.values()),
+                    "bytes": sum(s["bytesReceived"] for s in stats.values()),
+                    "alice_width": stats.get(alice_cam, {}).get("frameWidth", 0),
+                }
+
+            async def until(pred: Any, within: float) -> tuple[float | None, dict[str, Any]]:
+                began = time.monotonic()
+                s = await sample()
+                while not pred(s):
+                    if time.monotonic() - began > within:
+                        return None, s
+                    await asyncio.sleep(0.25)
+                    s = await sample()
+                return s["t"], s
+
+            def top_reached(s: dict[str, Any]) -> bool:
+                top = s.get("top", 0)
+                return (
+                    layer_of(s["alloc"], alice_cam) == (False, 2)
+                    and layer_of(s["alloc"], bob_cam)[0] is False
+                    and s["alice_width"] > 0
+                    and s["alice_width"] >= top
+                )
+
+            async def with_top(s: dict[str, Any]) -> dict[str, Any]:
+                sent = await alice.evaluate(OUTBOUND_JS)
+                s["top"] = sent.get("f", {}).get("width", 0)
+                return s
+
+            phases: dict[str, dict[str, Any]] = {}
+
+            async def phase(name: str, first: dict[str, Any], last: dict[str, Any]) -> None:
+                seconds = max(last["t"] - first["t"], 1e-6)
+                alloc = last["alloc"] or {}
+                phases[name] = {
+                    "seconds": round(seconds, 1),
+                    "video_kbps": round((last["bytes"] - first["bytes"]) * 8 / seconds / 1000),
+                    "tier": (alloc.get("tier") or {}).get("label"),
+                    "freezes": last["freezes"] - first["freezes"],
+                    "frames_decoded": last["frames"] - first["frames"],
+                }
+
+            # 1. unlimited: the top layer
+            s0 = await sample()
+            reached, s1 = None, s0
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                s1 = await with_top(await sample())
+                if top_reached(s1):
+                    reached = s1["t"]
+                    break
+                await asyncio.sleep(0.5)
+            out["top_layer_after_start_s"] = round(reached - start, 1) if reached else None
+            await phase("start", s0, s1)
+            # 2. limited
+            net.limit(limit_kbit)
+            limited_at = time.monotonic()
+            down, s2 = await until(
+                lambda s: (
+                    layer_of(s["alloc"], bob_cam)[0] is True
+                    or (layer_of(s["alloc"], alice_cam)[1] or 0) < 2
+                ),
+                within=30,
+            )
+            out["adapt_down_s"] = round(down - limited_at, 1) if down else None
+            await asyncio.sleep(hold)
+            s3 = await sample()
+            await phase("limited", s2, s3)
+            # 3. lifted
+            net.unlimit()
+            lifted_at = time.monotonic()
+            up, s4 = None, s3
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                s4 = await with_top(await sample())
+                if top_reached(s4):
+                    up = s4["t"]
+                    break
+                await asyncio.sleep(0.25)
+            out["adapt_up_s"] = round(up - lifted_at, 1) if up else None
+            await asyncio.sleep(3)
+            s5 = await sample()
+            await phase("lifted", s4, s5)
+            out["freezes"] = {k: v["freezes"] for k, v in phases.items()}
+            out["frames_decoded"] = {k: v["frames_decoded"] for k, v in phases.items()}
+            out["bytes_per_tier"] = {
+                k: {"tier": v["tier"], "video_kbps": v["video_kbps"], "seconds": v["seconds"]}
+                for k, v in phases.items()
+            }
+            await shaped.close()
+            await presenters.close()
+    finally:
+        net.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--limit-kbit", type=int, default=700)
+    parser.add_argument("--hold", type=float, default=15.0)
+    args = parser.parse_args()
+    if os.environ.get(INNER) != "1":
+        script = (
+            "ip link set lo up && ip addr add 127.0.0.2/8 dev lo && "
+            f'exec "{sys.executable}" "{Path(__file__).resolve()}" '
+            f"--limit-kbit {args.limit_kbit} --hold {args.hold}"
+        )
+        env = {**os.environ, INNER: "1"}
+        sys.exit(subprocess.run(["unshare", "-n", "sh", "-c", script], env=env).returncode)
+    result = asyncio.run(run(args.limit_kbit, args.hold))
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

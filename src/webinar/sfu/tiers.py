@@ -1,0 +1,279 @@
+"""Bandwidth tiers in the SFU: per subscriber, the budget and the allocation applied
+to its consumers; per layered producer, which encodings anyone needs (dynacast).
+
+The owner (a room) ranks streams with :meth:`SubscriberTiers.set_priority`; this
+module knows no roles or speakers, only classes and ranks. What the subscriber
+should be told (its tier, bandwidth, which streams are paused) comes out through
+the ``on_report`` callback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from .allocator import HEADROOM, Allocation, Demand, Layer, Quality, StreamClass, Tier, allocate
+from .estimator import BandwidthEstimator, BudgetController
+
+logger = logging.getLogger(__name__)
+
+ALLOCATE_INTERVAL = 0.5  # seconds between allocations of one subscriber
+REPORT_INTERVAL = 2.0  # the numbers (bandwidth) are re-sent at most this often
+REPORT_CHANGE = 0.15  # ... and only when they moved by more than this share
+DYNACAST_HOLD = 5.0  # seconds a layer nobody needs keeps being sent
+DEFAULT_RANK = 1000
+# While probing, media plus padding fill this share of the probed budget (its media
+# share and a little): a link that cannot carry it shows a longer round trip first,
+# so the probe ends before the queue overflows into the picture.
+PROBE_PAD = 0.9
+
+
+class Allocatable(Protocol):
+    """What a consumer offers the allocator."""
+
+    @property
+    def producer_key(self) -> str: ...
+
+    @property
+    def allocatable(self) -> bool: ...  # negotiated, wanted by its owner, open
+
+    @property
+    def is_audio(self) -> bool: ...
+
+    @property
+    def sent_bytes(self) -> int: ...  # payload octets sent so far
+
+    @property
+    def switching(self) -> bool: ...  # a layer switch waits for its keyframe
+
+    def send_padding(self, nbytes: int, now: float) -> int: ...  # redundant RTX; bytes sent
+
+    def ladder(self) -> tuple[Layer, ...]: ...
+
+    def set_allocation(self, layer: Layer | None) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReport:
+    producer_id: str
+    paused: bool
+    spatial: int | None
+    temporal: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationReport:
+    quality: Quality
+    estimate_bps: int | None
+    budget_bps: int
+    tier: Tier
+    streams: tuple[StreamReport, ...]
+
+    def shape(self) -> tuple[object, ...]:
+        """What matters to the subscriber's UI apart from the numbers."""
+        return (self.quality, self.tier.videos, self.streams)
+
+
+class SubscriberTiers:
+    """One subscriber's budget, quality choice and stream priorities."""
+
+    def __init__(
+        self,
+        estimator: BandwidthEstimator,
+        *,
+        on_report: Callable[[AllocationReport], None] | None = None,
+        controller: BudgetController | None = None,
+    ) -> None:
+        self.estimator = estimator
+        self.controller = controller or BudgetController()
+        self.quality = Quality.AUTO
+        self.last: Allocation | None = None
+        self.last_report: AllocationReport | None = None
+        self._on_report = on_report
+        self._priority: dict[str, tuple[StreamClass, int]] = {}
+        self._next_at = 0.0
+        self._reported_at = -1e9
+        self._dirty = True
+        self.sending_bps = 0  # what the consumers sent lately (payload, smoothed)
+        self._sent: tuple[float, int] | None = None
+
+    def set_on_report(self, on_report: Callable[[AllocationReport], None] | None) -> None:
+        self._on_report = on_report
+        self._dirty = True
+
+    def set_quality(self, quality: Quality) -> None:
+        if quality is not self.quality:
+            self.quality = quality
+            self._dirty = True
+            self._next_at = 0.0
+
+    def set_priority(self, producer_key: str, cls: StreamClass, rank: int) -> None:
+        if self._priority.get(producer_key) != (cls, rank):
+            self._priority[producer_key] = (cls, rank)
+            self._dirty = True
+
+    def forget(self, producer_key: str) -> None:
+        self._priority.pop(producer_key, None)
+
+    def tick(self, now: float, consumers: Iterable[Allocatable]) -> AllocationReport | None:
+        """Re-allocate (at most every :data:`ALLOCATE_INTERVAL` unless priorities or
+        the quality changed) and apply the result; returns the report when one is due."""
+        if now < self._next_at and not self._dirty:
+            return None
+        self._next_at = now + ALLOCATE_INTERVAL
+        shape_changed = self._dirty
+        self._dirty = False
+        live = [c for c in consumers if c.allocatable]
+        demands: list[Demand] = []
+        for c in live:
+            key = c.producer_key
+            cls, rank = self._priority.get(
+                key, (StreamClass.AUDIO if c.is_audio else StreamClass.CAMERA, DEFAULT_RANK)
+            )
+            if c.is_audio:
+                cls = StreamClass.AUDIO
+            demands.append(Demand(key=key, cls=cls, rank=rank, layers=c.ladder()))
+        estimate = self.estimator.estimate(now)
+        wanted = self.last.next_bps if self.last is not None else None
+        self._measure_sending(now, live)
+        flowing = self.last is not None and self.last.tier.videos > 0
+        if any(c.switching for c in live):
+            wanted = None  # what was granted is not in use yet: no probe on top of it
+        self.controller.update(estimate, now, wanted, self.sending_bps, video_flowing=flowing)
+        budget = self.controller.committed_bps
+        if not self.controller.limited:
+            budget = max(budget, _first_video_budget(demands))
+        alloc = allocate(budget, demands, self.quality)
+        self.last = alloc
+        for c in live:
+            c.set_allocation(alloc.choices.get(c.producer_key))
+        report = AllocationReport(
+            quality=self.quality,
+            estimate_bps=estimate.bitrate_bps,
+            budget_bps=budget,
+            tier=alloc.tier,
+            streams=tuple(
+                StreamReport(
+                    producer_id=d.key,
+                    paused=alloc.choices[d.key] is None,
+                    spatial=_layer_spatial(alloc.choices[d.key]),
+                    temporal=_layer_temporal(alloc.choices[d.key]),
+                )
+                for d in sorted(demands, key=lambda d: d.key)
+                if d.cls is not StreamClass.AUDIO
+            ),
+        )
+        previous = self.last_report
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "allocation: remb=%s loss=%.3f sending=%d budget=%d probing=%s -> %s",
+                estimate.bitrate_bps,
+                estimate.loss,
+                self.sending_bps,
+                budget,
+                self.controller.probing,
+                [(s.producer_id[-4:], s.spatial, s.temporal) for s in report.streams],
+            )
+        due = (
+            shape_changed
+            or previous is None
+            or report.shape() != previous.shape()
+            or (now - self._reported_at >= REPORT_INTERVAL and _moved(previous, report))
+        )
+        if not due:
+            return None
+        self.last_report = report
+        self._reported_at = now
+        if self._on_report is not None:
+            try:
+                self._on_report(report)
+            except Exception:
+                logger.exception("allocation report listener failed")
+        return report
+
+    def pad(self, now: float, consumers: Iterable[Allocatable], interval: float) -> int:
+        """While probing, fill the gap between what media sends and the probed budget
+        with redundant retransmissions: the probe tests the path, not the picture."""
+        if not self.controller.probing:
+            return 0
+        target = int(self.controller.budget_bps * PROBE_PAD)
+        gap = target - self.sending_bps
+        if gap <= 0:
+            return 0
+        want = int(gap * interval / 8)
+        sent = 0
+        for c in consumers:
+            if c.is_audio or not c.allocatable:
+                continue
+            sent += c.send_padding(want - sent, now)
+            if sent >= want:
+                break
+        return sent
+
+    def _measure_sending(self, now: float, live: list[Allocatable]) -> None:
+        total = sum(c.sent_bytes for c in live)
+        previous = self._sent
+        self._sent = (now, total)
+        if previous is None or now <= previous[0] or total < previous[1]:
+            return
+        rate = int((total - previous[1]) * 8 / (now - previous[0]))
+        self.sending_bps = rate if not self.sending_bps else (self.sending_bps + rate) // 2
+
+
+def _first_video_budget(demands: list[Demand]) -> int:
+    """Until a limit shows, the most important video is never paused: the budget that
+    carries the audio and that video's cheapest rung."""
+    audio = sum(d.layers[0].bitrate_bps for d in demands if d.cls is StreamClass.AUDIO and d.layers)
+    videos = sorted(
+        (d for d in demands if d.cls is not StreamClass.AUDIO and d.layers),
+        key=lambda d: (d.cls, d.rank, d.key),
+    )
+    if not videos:
+        return 0
+    return int((audio + videos[0].layers[0].bitrate_bps) / HEADROOM) + 1
+
+
+def _layer_spatial(layer: Layer | None) -> int | None:
+    return layer.spatial if layer is not None else None
+
+
+def _layer_temporal(layer: Layer | None) -> int | None:
+    return layer.temporal if layer is not None else None
+
+
+def _moved(a: AllocationReport, b: AllocationReport) -> bool:
+    def far(x: int | None, y: int | None) -> bool:
+        if x is None or y is None:
+            return x != y
+        return abs(x - y) > REPORT_CHANGE * max(x, y, 1)
+
+    return far(a.budget_bps, b.budget_bps) or far(a.estimate_bps, b.estimate_bps)
+
+
+class Dynacast:
+    """Which encodings of one layered producer the publisher should send.
+
+    A layer somebody's selector aims at is turned on at once; one nobody needs is
+    turned off after :data:`DYNACAST_HOLD` seconds (so a subscriber stepping
+    down and up again finds it still running). The lowest always runs, so a new
+    subscriber starts without waiting for the encoder."""
+
+    def __init__(self, layers: int, now: float) -> None:
+        self.active = [True] * layers
+        self._needed_at = [now] * layers  # everything runs at first
+
+    def update(self, now: float, needed: Iterable[int]) -> list[bool] | None:
+        """``needed``: the spatial layers consumers aim at now. Returns the new
+        active list when it changed."""
+        for index in needed:
+            if 0 <= index < len(self.active):
+                self._needed_at[index] = now
+        changed = False
+        for index in range(len(self.active)):
+            want = index == 0 or now - self._needed_at[index] < DYNACAST_HOLD
+            if want != self.active[index]:
+                self.active[index] = want
+                changed = True
+        return list(self.active) if changed else None

@@ -1,0 +1,113 @@
+"""A rate-limited network for one browser: a veth pair into a network namespace of
+its own, shaped with ``tc`` (token-bucket filter) on the server's side.
+
+::
+
+    test's namespace (server, other pages)        the subscriber's namespace
+      10.77.0.1  wt0  ==== veth ====  wt1  10.77.0.2   Chromium (via nsenter)
+                 ^ tbf: what the subscriber receives
+
+The subscriber's Chromium is started through a wrapper that enters the namespace
+(``nsenter``), so Playwright drives it as usual over its pipes. Needs root in a
+private network namespace (``scripts/test`` runs pytest in one); it refuses to touch
+the machine's real namespace and says so, so a test cannot silently pass.
+Used by tests/browser/test_tiers.py and benchmarks/tiers.py.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+SERVER_ADDRESS = "10.77.0.1"
+CLIENT_ADDRESS = "10.77.0.2"
+CHROMIUM = "/usr/bin/chromium"
+
+
+class ShapingUnavailable(RuntimeError):
+    """This machine (or this way of running the tests) cannot shape a network."""
+
+
+def _run(*args: str) -> None:
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ShapingUnavailable(f"{' '.join(args)} failed: {done.stderr.strip()}")
+
+
+class ShapedNetwork:
+    """Create with :meth:`start`, always :meth:`close`."""
+
+    def __init__(self) -> None:
+        self.dev = f"wt{os.getpid() % 100000}"
+        self.peer = f"{self.dev}p"
+        self._holder: subprocess.Popen[bytes] | None = None
+        self._dir = Path(tempfile.mkdtemp(prefix="webinar-shaping-"))
+        self.chromium_wrapper = self._dir / "chromium-in-netns"
+        self.rate_kbit: int | None = None
+
+    def start(self) -> ShapedNetwork:
+        missing = [tool for tool in ("ip", "tc", "nsenter", "unshare") if not shutil.which(tool)]
+        if missing:
+            raise ShapingUnavailable(f"missing tools: {', '.join(missing)} (iproute2, util-linux)")
+        if os.geteuid() != 0:
+            raise ShapingUnavailable("shaping the network needs root (run through scripts/test)")
+        links = subprocess.run(
+            ["ip", "-o", "link", "show"], capture_output=True, text=True, check=False
+        ).stdout
+        names = [
+            line.split(":")[1].strip().split("@")[0] for line in links.splitlines() if ":" in line
+        ]
+        others = sorted(n for n in names if n != "lo" and not n.startswith("wt"))
+        if others:  # not the private namespace scripts/test makes: the machine's own
+            raise ShapingUnavailable(
+                f"refusing to add interfaces next to {', '.join(others)}: run the test "
+                "through scripts/test, which gives pytest a private network namespace"
+            )
+        self._holder = subprocess.Popen(["unshare", "-n", "sleep", "100000"])
+        pid = str(self._holder.pid)
+        # the holder must have entered its namespace before we move the peer into it
+        for _ in range(100):
+            try:
+                if os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net"):
+                    break
+            except OSError:
+                pass
+            subprocess.run(["sleep", "0.02"], check=False)
+        _run("ip", "link", "add", self.dev, "type", "veth", "peer", "name", self.peer)
+        _run("ip", "link", "set", self.peer, "netns", pid)
+        _run("ip", "addr", "add", f"{SERVER_ADDRESS}/24", "dev", self.dev)
+        _run("ip", "link", "set", self.dev, "up")
+        inside = ("nsenter", "-t", pid, "-n")
+        _run(*inside, "ip", "link", "set", "lo", "up")
+        _run(*inside, "ip", "addr", "add", f"{CLIENT_ADDRESS}/24", "dev", self.peer)
+        _run(*inside, "ip", "link", "set", self.peer, "up")
+        self.chromium_wrapper.write_text(
+            f'#!/bin/sh\nexec nsenter -t {pid} -n {CHROMIUM} "$@"\n', encoding="utf-8"
+        )
+        self.chromium_wrapper.chmod(0o755)
+        return self
+
+    def limit(self, kbit: int) -> None:
+        """Shape what the subscriber receives to ``kbit`` kbit/s (a 150 ms queue)."""
+        burst = max(kbit * 1000 // 8 // 20, 3000)  # ~50 ms worth of bytes
+        _run(
+            "tc", "qdisc", "replace", "dev", self.dev, "root", "tbf",
+            "rate", f"{kbit}kbit", "burst", str(burst), "latency", "150ms",
+        )  # fmt: skip
+        self.rate_kbit = kbit
+
+    def unlimit(self) -> None:
+        if self.rate_kbit is not None:
+            _run("tc", "qdisc", "del", "dev", self.dev, "root")
+            self.rate_kbit = None
+
+    def close(self) -> None:
+        subprocess.run(["ip", "link", "del", self.dev], capture_output=True, check=False)
+        if self._holder is not None:
+            self._holder.kill()
+            self._holder.wait()
+            self._holder = None
+        shutil.rmtree(self._dir, ignore_errors=True)

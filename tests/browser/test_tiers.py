@@ -1,0 +1,395 @@
+"""Bandwidth tiers in real Chromium: simulcast from the presenter, the attendee's
+quality menu, and a subscriber behind a rate limit (tc on a veth pair) that gets the
+low layer and fewer cameras, then the high layer once the limit is lifted, without
+a freeze."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.browser.shaping import SERVER_ADDRESS, ShapedNetwork, ShapingUnavailable
+from tests.browser.support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DESKTOP,
+    OpenPage,
+    PageErrors,
+    go_live,
+    join_attendee,
+    join_presenter,
+    wait_until,
+)
+from tests.helpers import LOOPBACK, RunningServer, running_server
+from webinar.config import Config, IceConfig, RoomsConfig, SignallingConfig
+from webinar.store import Event
+
+# Per remote video stream (by producer id): what the subscriber decodes.
+VIDEO_STATS_JS = """
+async () => {
+  const conn = window.__webinar && window.__webinar.connection;
+  const pc = conn && conn.subscribeConnection;
+  const out = {};
+  if (!pc) return out;
+  const byTrack = new Map();
+  for (const remote of conn.remoteStreams.values()) byTrack.set(remote.track.id, remote.info);
+  const report = await pc.getStats();
+  report.forEach((r) => {
+    if (r.type !== "inbound-rtp" || r.kind !== "video") return;
+    const info = byTrack.get(r.trackIdentifier);
+    if (!info) return;
+    out[info.producer_id] = {
+      framesDecoded: r.framesDecoded || 0,
+      freezeCount: r.freezeCount || 0,
+      frameWidth: r.frameWidth || 0,
+      bytesReceived: r.bytesReceived || 0,
+      participant: info.participant_id,
+    };
+  });
+  return out;
+}
+"""
+
+# What the presenter's camera sends, per simulcast encoding (rid -> width, bytes).
+OUTBOUND_JS = """
+async () => {
+  const pc = window.__webinar.connection.publishConnection;
+  const out = {};
+  if (!pc) return out;
+  (await pc.getStats()).forEach((r) => {
+    if (r.type === "outbound-rtp" && r.kind === "video") {
+      out[r.rid || "-"] = {width: r.frameWidth || 0, bytes: r.bytesSent || 0, active: r.active};
+    }
+  });
+  return out;
+}
+"""
+
+
+# The tier table gives one video from 512 kbit/s: a link a little above that shows
+# one camera; REMB reports ~85 % of a congested link.
+LIMIT_KBIT = 650
+LIFT_WITHIN = 15.0  # seconds from lifting the limit to the top layer (4.6-11.8 measured)
+# Chromium freezeCount growth allowed over the whole shaped run: probing right at the
+# limit and the keyframes of layer switches on a busy 2-core machine (0-6 seen here).
+MAX_FREEZES = 6
+CLIP_SIZE = (640, 360)
+CLIP_FPS = 15
+
+
+def write_clip(path: Path, frames: int = 45) -> Path:
+    """A small moving test pattern as y4m, for the fake camera: three 640x360 / 320x180
+    / 160x90 encodings cost a fraction of what 1280x720 does on a busy machine."""
+    width, height = CLIP_SIZE
+    base = bytes((x * 3) & 0xFF for x in range(width)) * 2
+    with path.open("wb") as f:
+        f.write(f"YUV4MPEG2 W{width} H{height} F{CLIP_FPS}:1 Ip A1:1 C420jpeg\n".encode())
+        for n in range(frames):
+            f.write(b"FRAME\n")
+            rows = []
+            for y in range(height):
+                shift = (n * 12 + (y // 24) * 40) % width
+                row = base[shift : shift + width]
+                if (y // 45 + n // 5) % 2:
+                    row = bytes(255 - b for b in row[:64]) + row[64:]
+                rows.append(row)
+            f.write(b"".join(rows))
+            f.write(bytes([(n * 5) & 0xFF]) * (width * height // 4))
+            f.write(bytes([128]) * (width * height // 4))
+    return path
+
+
+def tier_args(clip: Path) -> list[str]:
+    return [
+        *CHROMIUM_ARGS,
+        f"--use-file-for-fake-video-capture={clip}",
+        # three simulcast encodings even below 960x540 (as from a real 720p camera)
+        "--force-fieldtrials=WebRTC-LegacySimulcastLayerLimit/Disabled/",
+    ]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_clip(tmp_path_factory.mktemp("clip") / "camera.y4m")
+
+
+@pytest.fixture
+async def browser(clip: Path) -> AsyncIterator[Browser]:
+    """The presenters' browser, with the small clip as its camera."""
+    async with async_playwright() as p:
+        chromium = await p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=tier_args(clip)
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def video_stats(page: Page) -> dict[str, dict[str, Any]]:
+    result: dict[str, dict[str, Any]] = await page.evaluate(VIDEO_STATS_JS)
+    return result
+
+
+async def allocation(page: Page) -> dict[str, Any] | None:
+    result: dict[str, Any] | None = await page.evaluate(
+        "() => window.__webinar.connection.allocation"
+    )
+    return result
+
+
+def layer_of(alloc: dict[str, Any] | None, producer_id: str) -> tuple[bool, int | None]:
+    for stream in (alloc or {}).get("streams", []):
+        if stream["producer_id"] == producer_id:
+            return stream["paused"], stream["spatial"]
+    return True, None
+
+
+async def camera_producer(page: Page) -> str:
+    pid: str = await page.evaluate(
+        "() => [...window.__webinar.connection.producers.values()]"
+        ".find((p) => p.source === 'camera').producer_id"
+    )
+    return pid
+
+
+async def test_quality_menu_caps_what_the_attendee_receives(
+    server: RunningServer, open_page: OpenPage
+) -> None:
+    event = await server.create_event("Quality menu")
+    presenter = await open_page("presenter")
+    attendee = await open_page("attendee")
+    await join_presenter(presenter, server, event, "Alice")
+    await go_live(presenter)
+    camera = await camera_producer(presenter)
+    await join_attendee(attendee, server, event, "Viewer")
+    await wait_until(
+        lambda: video_stats(attendee),
+        lambda s: s.get(camera, {}).get("framesDecoded", 0) > 10,
+        within=15,
+        what="the camera's frames",
+    )
+    # The presenter sends simulcast: three encodings, lowest first.
+    sent = await wait_until(
+        lambda: presenter.evaluate(OUTBOUND_JS),
+        lambda s: {"q", "h", "f"} <= set(s) and s["q"]["width"] > 0,
+        within=15,
+        what="three simulcast encodings from the presenter",
+    )
+    assert sent["q"]["width"] < sent["f"]["width"] or sent["f"]["width"] == 0
+
+    # The connection panel shows the tier and the measured bandwidth.
+    await attendee.get_by_test_id("connection-panel-toggle").click()
+    panel = attendee.get_by_test_id("connection-panel")
+    await expect(panel).to_be_visible()
+    await expect(attendee.get_by_test_id("connection-tier")).to_have_text(
+        re.compile(r"audio \+ 1 video")
+    )
+    await expect(attendee.get_by_test_id("connection-bandwidth")).to_have_text(
+        re.compile(r"\d+(\.\d)? (kbps|Mbps)")
+    )
+    select = attendee.get_by_test_id("quality-select")
+    await expect(select).to_have_value("auto")
+
+    # Data saver: the smallest encoding, at most half the frame rate.
+    await select.select_option("data-saver")
+    await expect(panel).to_have_attribute("data-quality", "data-saver")
+    alloc = await allocation(attendee)
+    assert alloc is not None and alloc["quality"] == "data-saver"
+    (stream,) = alloc["streams"]
+    assert (stream["paused"], stream["spatial"]) == (False, 0) and stream["temporal"] <= 1
+    low = (await presenter.evaluate(OUTBOUND_JS))["q"]["width"]
+    await wait_until(
+        lambda: video_stats(attendee),
+        lambda s: s[camera]["frameWidth"] == low,
+        within=10,
+        what=f"the attendee to decode the {low} px encoding",
+    )
+    before = (await video_stats(attendee))[camera]["framesDecoded"]
+    await asyncio.sleep(2)
+    assert (await video_stats(attendee))[camera]["framesDecoded"] > before + 10  # still moving
+
+    # The choice is remembered: after a reload the server applies it again.
+    await attendee.reload()
+    await attendee.get_by_test_id("prejoin-name-input").fill("Viewer")
+    await attendee.get_by_test_id("enter-room-button").click()
+    await attendee.get_by_test_id("connection-panel-toggle").click()
+    await expect(attendee.get_by_test_id("quality-select")).to_have_value("data-saver")
+    await expect(attendee.get_by_test_id("connection-panel")).to_have_attribute(
+        "data-quality", "data-saver"
+    )
+    # Back to auto: a bigger encoding again.
+    await attendee.get_by_test_id("quality-select").select_option("auto")
+    await expect(attendee.get_by_test_id("connection-panel")).to_have_attribute(
+        "data-quality", "auto"
+    )
+    await wait_until(
+        lambda: video_stats(attendee),
+        lambda s: s.get(camera, {}).get("frameWidth", 0) > low,
+        within=15,
+        what="a bigger encoding after going back to auto",
+    )
+
+
+# --------------------------------------------------------------------------- shaped network
+
+
+@pytest.fixture
+def network() -> AsyncIterator[ShapedNetwork]:
+    net = ShapedNetwork()
+    try:
+        net.start()
+    except ShapingUnavailable as exc:
+        net.close()
+        pytest.fail(f"cannot shape the network here, so this cannot be tested: {exc}")
+    yield net  # type: ignore[misc]
+    net.close()
+
+
+@pytest.fixture
+async def wide_server(tmp_path: Path, network: ShapedNetwork) -> AsyncIterator[RunningServer]:
+    """A server the shaped namespace can reach: HTTP and media on 10.77.0.1 too."""
+    config = Config(
+        data_dir=tmp_path / "data",
+        ice=IceConfig(host_addresses=(LOOPBACK, SERVER_ADDRESS)),
+        rooms=RoomsConfig(),
+        signalling=SignallingConfig(),
+    )
+    async with running_server(tmp_path / "data", config, host="0.0.0.0") as srv:
+        yield srv
+
+
+@pytest.fixture
+async def shaped_browser(network: ShapedNetwork) -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        chromium = await p.chromium.launch(
+            executable_path=str(network.chromium_wrapper), headless=True, args=CHROMIUM_ARGS
+        )  # the viewer needs no camera
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def test_a_limited_subscriber_gets_the_low_layer_then_the_high_one_without_freezing(
+    wide_server: RunningServer,
+    network: ShapedNetwork,
+    shaped_browser: Browser,
+    open_page: OpenPage,
+    page_errors: PageErrors,
+) -> None:
+    server = wide_server
+    event: Event = await server.create_event("Shaped")
+    alice = await open_page("alice")  # speaks
+    bob = await open_page("bob")  # camera only
+    await join_presenter(alice, server, event, "Alice")
+    await go_live(alice)
+    await bob.goto(f"{server.base_url}/e/{event.event_id}/present?key={event.presenter_key}")
+    await bob.get_by_test_id("precheck-mic-toggle").click()  # Bob's microphone stays off
+    await bob.get_by_test_id("prejoin-name-input").fill("Bob")
+    await bob.get_by_test_id("enter-room-button").click()
+    await go_live(bob)
+    alice_cam, bob_cam = await camera_producer(alice), await camera_producer(bob)
+
+    context = await shaped_browser.new_context(viewport=DESKTOP)
+    viewer = await context.new_page()
+    page_errors.watch(viewer, "shaped viewer")
+
+    try:
+        # Alice's top encoding runs (Bob watches it, unlimited).
+        sent = await wait_until(
+            lambda: alice.evaluate(OUTBOUND_JS),
+            lambda s: s.get("f", {}).get("width", 0) > 0,
+            within=30,
+            what="Alice's top encoding to run",
+        )
+        top = sent["f"]["width"]
+        # The viewer joins behind the limit: the active speaker's camera on a lower
+        # layer, the other camera paused (an avatar).
+        network.limit(LIMIT_KBIT)
+        url = server.base_url.replace(LOOPBACK, SERVER_ADDRESS)
+        await viewer.goto(f"{url}/e/{event.event_id}")
+        await viewer.get_by_test_id("prejoin-name-input").fill("Slow Viewer")
+        await viewer.get_by_test_id("enter-room-button").click()
+        await expect(viewer.get_by_test_id("video-tile")).to_have_count(2, timeout=15_000)
+        await wait_until(
+            lambda: allocation(viewer),
+            lambda a: layer_of(a, alice_cam)[0] is False and layer_of(a, bob_cam)[0] is True,
+            within=20,
+            what=f"Alice's camera shown and Bob's paused at {LIMIT_KBIT} kbit/s",
+        )
+        limited = await allocation(viewer)
+        assert limited is not None and limited["tier"]["videos"] == 1
+        paused_tile = viewer.locator(f"[data-testid=video-tile][data-producer-id={bob_cam}]")
+        await expect(paused_tile).to_have_attribute("data-bandwidth-paused", "true")
+        await expect(paused_tile).to_have_class(re.compile("tile-off"))
+        stats = await wait_until(
+            lambda: video_stats(viewer),
+            lambda s: (
+                0 < s.get(alice_cam, {}).get("frameWidth", 0) < top
+                and s[alice_cam]["framesDecoded"] > 2 * CLIP_FPS
+            ),
+            within=15,
+            what="Alice's video on a lower layer under the limit",
+        )
+        print("limited:", stats, await allocation(viewer))
+        freezes_at_start = stats[alice_cam]["freezeCount"]
+        # Steady under the limit for a while: no flapping, the picture keeps moving.
+        samples: list[dict[str, Any]] = []
+        for _ in range(8):
+            await asyncio.sleep(1)
+            samples.append((await video_stats(viewer))[alice_cam])
+            assert layer_of(await allocation(viewer), bob_cam)[0] is True  # stays paused
+        decoded = [s["framesDecoded"] for s in samples]
+        assert all(b > a for a, b in itertools.pairwise(decoded)), decoded  # never stalls 1 s
+        assert decoded[-1] - decoded[0] >= 2 * CLIP_FPS  # a lower frame rate is a layer too
+        print("steady:", samples)
+        under_limit = samples[-1]["freezeCount"] - freezes_at_start
+
+        # Lift the limit: soon both cameras, Alice's on the top layer, without a stall.
+        network.unlimit()
+        lifted = time.monotonic()
+        watch: list[int] = []
+
+        async def top_layer() -> dict[str, Any]:
+            s = await video_stats(viewer)
+            watch.append(s.get(alice_cam, {}).get("framesDecoded", 0))
+            return {"alloc": await allocation(viewer), "stats": s}
+
+        reached = await wait_until(
+            top_layer,
+            lambda r: (
+                layer_of(r["alloc"], alice_cam) == (False, 2)
+                and layer_of(r["alloc"], bob_cam)[0] is False
+                and r["stats"].get(alice_cam, {}).get("frameWidth", 0) >= top > 0
+            ),
+            within=LIFT_WITHIN,
+            interval=0.5,
+            what=f"the top layer for Alice and Bob's camera back within {LIFT_WITHIN} s",
+        )
+        took = time.monotonic() - lifted
+        await asyncio.sleep(2)
+        after = (await video_stats(viewer))[alice_cam]
+        watch.append(after["framesDecoded"])
+        assert watch == sorted(watch) and watch[-1] > watch[0]  # kept growing
+        assert all(b > a for a, b in itertools.pairwise(watch[::2])), watch  # no 1 s stall
+        freezes = after["freezeCount"] - freezes_at_start
+        print(
+            f"lifted: top layer after {took:.1f} s; freezes under the limit: {under_limit},"
+            f" since joining: {freezes}"
+        )
+        # Probing for bandwidth right at the limit can lose a packet or two to the
+        # token bucket's queue (see docs/testing.md): a short freeze now and then,
+        # never a frozen screen (frames were decoded every second throughout).
+        assert freezes <= MAX_FREEZES, f"Alice's video froze {freezes} times"
+        assert reached["stats"][alice_cam]["frameWidth"] >= top
+    finally:
+        await context.close()
