@@ -271,6 +271,10 @@ class FakeTap:
         self.nacks: list[tuple[int, list[int]]] = []
         self.accounted = 0
         self.rid_ssrcs: dict[str, list[int | None]] = {}
+        self.claimed: list[int] = []  # SSRCs whose RTCP (sender reports) must reach us
+
+    def claim_ssrc(self, ssrc: int) -> None:
+        self.claimed.append(ssrc)
 
     def account(self, packet: RtpPacket, arrival_time_ms: int, clock_rate: int) -> None:
         self.accounted += 1
@@ -331,6 +335,7 @@ def test_ingress_learns_rids_and_hands_each_layer_to_its_listeners() -> None:
     assert len(both.got) == 4
     assert low.got[0].keyframe and ing.temporal_layers == 1
     assert stats.packets == 5
+    assert tap.claimed == [111, 333, 222]  # their sender reports are routed to us
     # RTX of the high layer, known by its repaired RID; duplicates are dropped
     feed(ing, rtp(444, 900, rrid="f", pt=RTX, payload=b"\x00\x34" + build_descriptor()))
     assert [m.seq & 0xFFFF for m in high.got] == [50, 51, 52]

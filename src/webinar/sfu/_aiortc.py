@@ -132,6 +132,8 @@ def check_hooks() -> None:
             ):
                 if not hasattr(obj, name):
                     missing.append(f"{type(obj).__name__}.{name}")
+            if not hasattr(getattr(dtls, "_rtp_router", None), "ssrc_table"):
+                missing.append("aiortc RtpRouter.ssrc_table")
             ice = dtls.transport
             gatherer = getattr(ice, "iceGatherer", None)
             conn = getattr(gatherer, "_connection", None)
@@ -513,6 +515,14 @@ class IngressTap:
     @property
     def rtcp_ssrc(self) -> int | None:
         return cast("int | None", getattr(self.receiver, _R + "rtcp_ssrc"))
+
+    def claim_ssrc(self, ssrc: int) -> None:
+        """Route RTCP about ``ssrc`` (sender reports) to this receiver.
+
+        aiortc's RTP router knows only the SSRCs the SDP named; simulcast encodings are
+        learned from their RID extension, so their SRs would be dropped otherwise."""
+        dtls: RTCDtlsTransport = getattr(self.receiver, _R + "transport")
+        dtls._rtp_router.ssrc_table[ssrc] = self.receiver
 
     def account(self, packet: RtpPacket, arrival_time_ms: int, clock_rate: int) -> None:
         """Feed receiver statistics (for RR) and the REMB estimator."""

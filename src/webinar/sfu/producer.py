@@ -106,6 +106,7 @@ class Producer:
         self._loudest = 127  # lowest -dBov seen since the last take_loudest()
         self._tap = tap
         self._consumers: dict[str, PacketConsumer] = {}
+        self._pinned: dict[str, int] = {}  # recorder id -> the simulcast layer it gets
         self._active: tuple[PacketConsumer, ...] = ()
         self._unwrap = SeqUnwrapper()
         self._dupes = DuplicateFilter()
@@ -138,10 +139,41 @@ class Producer:
             raise RuntimeError("producer is closed")
         self._consumers[consumer.id] = consumer
         self._active = tuple(self._consumers.values())
+        from .consumer import Consumer
+
+        if self.simulcast is not None and not isinstance(consumer, Consumer):
+            # A recorder has no layer selector: it keeps one encoding (one sequence
+            # space, one picture size), the best one flowing now, and dynacast keeps
+            # that encoding on for it (see pinned_layers).
+            layer = self.best_flowing_layer()
+            self._pinned[consumer.id] = layer
+            self.simulcast.listen(consumer, (layer,))
+
+    def best_flowing_layer(self, within: float = 1.0) -> int:
+        """The best encoding that sent in the last ``within`` seconds (the top one if
+        none has yet); 0 for a single stream."""
+        if self.simulcast is None:
+            return 0
+        now = time.time()
+        layers = self.simulcast.layers
+        for layer in reversed(layers):
+            if layer.last_arrival and now - layer.last_arrival < within:
+                return layer.index
+        return len(layers) - 1
+
+    def pinned_layer(self, consumer_id: str) -> int:
+        """The encoding a selector-less consumer (a recorder) gets."""
+        return self._pinned.get(consumer_id, 0)
+
+    def pinned_layers(self) -> set[int]:
+        """Encodings that consumers without a selector (recorders) need whatever the
+        subscribers' allocations say."""
+        return set(self._pinned.values())
 
     def remove_consumer(self, consumer: PacketConsumer) -> None:
         if self._consumers.pop(consumer.id, None) is not None:
             self._active = tuple(self._consumers.values())
+        self._pinned.pop(consumer.id, None)
         if self.simulcast is not None:
             self.simulcast.forget(consumer)
 

@@ -331,7 +331,7 @@ class RecorderTrack:
     def request_keyframe(self) -> None:
         if self._video and not self.producer.closed:
             self._keyframe_asked = time.time()
-            self.producer.request_keyframe()
+            self.producer.request_keyframe(self.producer.pinned_layer(self.id))
 
     def detach(self) -> None:
         """The recorder stops: leave the producer."""
@@ -369,7 +369,8 @@ class RecorderTrack:
         self._emit(frame, wall)
 
     def _wall_time(self, frame: Frame, *, fallback: bool) -> float | None:
-        sr = self.producer.sender_report
+        # A simulcast producer hands the recorder one encoding: that one's SR.
+        sr = self.producer.sender_report_of(self.producer.pinned_layer(self.id))
         if sr is not None:
             ntp = ntp_to_unix(sr.ntp)
             offset = self._feed.clock_offset(sr.arrived - ntp)

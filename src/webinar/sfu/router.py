@@ -171,7 +171,7 @@ class Router:
             dynacast = self._dynacast.get(producer.id)
             if dynacast is None:
                 dynacast = self._dynacast[producer.id] = Dynacast(producer.layer_count, now)
-            needed: set[int] = set()
+            needed: set[int] = producer.pinned_layers()
             for consumer in producer.consumers:
                 sel = consumer.selector
                 if sel is None or consumer.paused:

@@ -447,6 +447,7 @@ class SimulcastIngress:
             layer.ssrc = packet.ssrc
             self._media[packet.ssrc] = layer
             self._tap.rid_ssrcs[layer.rid or ""] = [layer.ssrc, layer.rtx_ssrc]
+            self._tap.claim_ssrc(packet.ssrc)  # its sender reports must reach us too
             return layer, False
         if ext.repaired_rtp_stream_id is not None and packet.payload_type == rtx_pt:
             layer = self._by_rid.get(ext.repaired_rtp_stream_id)
