@@ -162,3 +162,22 @@ def test_next_budget_is_what_one_more_rung_needs(
     ]
     alloc = allocate(kbps * 1000, streams, quality)
     assert alloc.next_bps == expected_next
+
+
+@pytest.mark.parametrize(("kbps", "shown_cams"), [(600, ["cam0"]), (1000, ["cam0"]), (300, [])])
+def test_a_single_stream_is_not_paused_while_the_budget_reaches_the_one_video_row(
+    kbps: int, shown_cams: list[str]
+) -> None:
+    """A camera without layers (~1 Mbit/s) and a budget from REMB that hovers around what
+    is being sent: from the table's "audio + 1 video" row on, it stays on (pausing it would
+    keep the receive-side estimate down); below the row, only audio."""
+    single = (Layer(0, 0, 1_000_000),)
+    streams = [
+        Demand("mic", StreamClass.AUDIO, 0, AUDIO),
+        Demand("cam0", StreamClass.CAMERA, 0, single),
+        Demand("cam1", StreamClass.CAMERA, 1, single),
+    ]
+    alloc = allocate(kbps * 1000, streams)
+    assert shown(alloc.choices) == shown_cams
+    assert alloc.choices["mic"] is not None
+    assert alloc.tier.videos == len(shown_cams)

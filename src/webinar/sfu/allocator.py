@@ -153,6 +153,13 @@ def allocate(
     while shown and levels is None:
         shown = shown[:-1]
         levels = _fill(shown, ladders, available)
+    if limit >= 1 and videos and not shown:
+        # The table's "audio + 1 video" row: at that budget the most important video
+        # is shown on its lowest layer even when that layer (a single stream) costs
+        # more than the budget's share. A receive-side estimate (REMB) only climbs
+        # a little above what is being sent, so pausing the one video there would
+        # keep it paused; a busy picture beats an avatar.
+        shown, levels = videos[:1], [0]
     if quality is Quality.HIGH and shown and levels is not None:
         # Fewer videos rather than a small picture of the one that matters most:
         # the largest count at which the first video reaches its top encoding.
