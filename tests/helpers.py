@@ -7,10 +7,13 @@ import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
+import aiohttp
 from aiohttp.test_utils import TestServer
 
 from webinar.app import ROOMS, create_app
+from webinar.client.peer import SignallingClient
 from webinar.config import Config, IceConfig, RoomsConfig, SignallingConfig, TicketingConfig
 from webinar.rooms.manager import RoomManager
 from webinar.store import Event, Store
@@ -61,3 +64,60 @@ async def running_server(
         await server.close()
         if store.is_open:
             await store.close()
+
+
+class Person:
+    """One signalling-only participant (a WebSocket, no media). Keeps every message."""
+
+    def __init__(self, http: aiohttp.ClientSession, client: SignallingClient) -> None:
+        self.http = http
+        self.client = client
+        self.joined: dict[str, Any] = {}
+        self.seen: list[dict[str, Any]] = []
+        client.on_message(self.seen.append)
+
+    @property
+    def pid(self) -> str:
+        return str(self.joined["participant_id"])
+
+    async def request(self, type_: str, **fields: Any) -> dict[str, Any]:
+        return await self.client.request(type_, **fields)
+
+    async def wait(self, type_: str, where: Any = None, within: float = 5.0) -> dict[str, Any]:
+        return await self.client.wait_for(type_, within=within, where=where)
+
+    async def close(self) -> None:
+        await self.client.close()
+        await self.http.close()
+
+
+P = TypeVar("P", bound=Person)
+
+
+async def connect_person(server: RunningServer, people: list[P], cls: type[P]) -> P:
+    """A new signalling client that has said hello; closed by whoever owns ``people``."""
+    http = aiohttp.ClientSession()
+    client = SignallingClient(http, server.base_url.replace("http", "ws") + "/ws")
+    await client.connect()
+    person = cls(http, client)
+    people.append(person)
+    await client.request("hello", protocol=1)
+    return person
+
+
+async def join_person(
+    server: RunningServer,
+    people: list[P],
+    cls: type[P],
+    event: Event,
+    name: str,
+    credential: str | None = None,
+    **extra: Any,
+) -> P:
+    """A participant who has joined ``event`` (``joined`` holds the answer)."""
+    person = await connect_person(server, people, cls)
+    fields: dict[str, Any] = {"event_id": event.event_id, "name": name, **extra}
+    if credential is not None:
+        fields["credential"] = credential
+    person.joined = await person.request("join", **fields)
+    return person

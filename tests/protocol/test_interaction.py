@@ -11,36 +11,16 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests import helpers
 from tests.helpers import RunningServer, running_server
 from webinar.client.peer import ClientError, SignallingClient
 from webinar.rooms.chat import CHAT_BURST
 from webinar.store import Event
 
 
-class Person:
-    def __init__(self, http: aiohttp.ClientSession, client: SignallingClient) -> None:
-        self.http = http
-        self.client = client
-        self.joined: dict[str, Any] = {}
-        self.seen: list[dict[str, Any]] = []
-        client.on_message(self.seen.append)
-
-    @property
-    def pid(self) -> str:
-        return str(self.joined["participant_id"])
-
-    async def request(self, type_: str, **fields: Any) -> dict[str, Any]:
-        return await self.client.request(type_, **fields)
-
-    async def wait(self, type_: str, where: Any = None, within: float = 5.0) -> dict[str, Any]:
-        return await self.client.wait_for(type_, within=within, where=where)
-
+class Person(helpers.Person):
     def chat_texts(self) -> list[str]:
         return [m["message"]["text"] for m in self.seen if m["type"] == "chat-message"]
-
-    async def close(self) -> None:
-        await self.client.close()
-        await self.http.close()
 
 
 @pytest.fixture
@@ -64,17 +44,7 @@ async def enter(
     credential: str | None = None,
     **extra: Any,
 ) -> Person:
-    http = aiohttp.ClientSession()
-    client = SignallingClient(http, server.base_url.replace("http", "ws") + "/ws")
-    await client.connect()
-    person = Person(http, client)
-    people.append(person)
-    await client.request("hello", protocol=1)
-    fields: dict[str, Any] = {"event_id": event.event_id, "name": name, **extra}
-    if credential:
-        fields["credential"] = credential
-    person.joined = await client.request("join", **fields)
-    return person
+    return await helpers.join_person(server, people, Person, event, name, credential, **extra)
 
 
 async def refused(code: str, call: Any) -> ClientError:

@@ -8,38 +8,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
+from tests import helpers
 from tests.helpers import RunningServer, running_server
-from webinar.client.peer import ClientError, SignallingClient
+from webinar.client.peer import ClientError
 from webinar.store import Event
 
 
-class Person:
-    """One signalling-only participant."""
+class Person(helpers.Person):
+    """One signalling-only participant; ``wait`` matches fields (``a__b`` digs in)."""
 
-    def __init__(self, http: aiohttp.ClientSession, client: SignallingClient) -> None:
-        self.http = http
-        self.client = client
-        self.joined: dict[str, Any] = {}
-
-    @property
-    def pid(self) -> str:
-        return str(self.joined["participant_id"])
-
-    async def request(self, type_: str, **fields: Any) -> dict[str, Any]:
-        return await self.client.request(type_, **fields)
-
-    async def wait(self, type_: str, **match: Any) -> dict[str, Any]:
+    async def wait(  # type: ignore[override]
+        self, type_: str, within: float = 5.0, **match: Any
+    ) -> dict[str, Any]:
         def where(m: dict[str, Any]) -> bool:
             return all(_dig(m, k) == v for k, v in match.items())
 
-        return await self.client.wait_for(type_, within=5, where=where)
-
-    async def close(self) -> None:
-        await self.client.close()
-        await self.http.close()
+        return await self.client.wait_for(type_, within=within, where=where)
 
 
 def _dig(message: dict[str, Any], dotted: str) -> Any:
@@ -70,17 +56,7 @@ async def enter(
     credential: str | None = None,
     **extra: Any,
 ) -> Person:
-    http = aiohttp.ClientSession()
-    client = SignallingClient(http, server.base_url.replace("http", "ws") + "/ws")
-    await client.connect()
-    person = Person(http, client)
-    people.append(person)
-    await client.request("hello", protocol=1)
-    fields: dict[str, Any] = {"event_id": event.event_id, "name": name, **extra}
-    if credential:
-        fields["credential"] = credential
-    person.joined = await client.request("join", **fields)
-    return person
+    return await helpers.join_person(server, people, Person, event, name, credential, **extra)
 
 
 async def refused(code: str, call: Any) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests import helpers
 from tests.helpers import RunningServer, make_config, running_server
 from tests.smtp import Inbox, code_in, smtp_server, text_of, token_link_in
 from webinar.accounts import hash_password
@@ -34,20 +35,13 @@ from webinar.ticketing.records import EventAccess, PaymentProvider, Registration
 PASSWORD = "correct horse battery"
 
 
-class Person:
-    def __init__(self, http: aiohttp.ClientSession, client: SignallingClient) -> None:
-        self.http = http
-        self.client = client
-        self.joined: dict[str, Any] = {}
-
-    async def wait(self, type_: str, within: float = 5.0, **match: Any) -> dict[str, Any]:
+class Person(helpers.Person):
+    async def wait(  # type: ignore[override]
+        self, type_: str, within: float = 5.0, **match: Any
+    ) -> dict[str, Any]:
         return await self.client.wait_for(
             type_, within=within, where=lambda m: all(m.get(k) == v for k, v in match.items())
         )
-
-    async def close(self) -> None:
-        await self.client.close()
-        await self.http.close()
 
 
 @pytest.fixture
@@ -58,13 +52,7 @@ async def people() -> AsyncIterator[list[Person]]:
 
 
 async def connect(server: RunningServer, people: list[Person]) -> Person:
-    http = aiohttp.ClientSession()
-    client = SignallingClient(http, server.base_url.replace("http", "ws") + "/ws")
-    await client.connect()
-    person = Person(http, client)
-    people.append(person)
-    await client.request("hello", protocol=1)
-    return person
+    return await helpers.connect_person(server, people, Person)
 
 
 async def enter(
@@ -75,14 +63,8 @@ async def enter(
     name: str = "Someone",
     client_id: str | None = None,
 ) -> Person:
-    person = await connect(server, people)
-    fields: dict[str, Any] = {"event_id": event.event_id, "name": name}
-    if credential is not None:
-        fields["credential"] = credential
-    if client_id is not None:
-        fields["client_id"] = client_id
-    person.joined = await person.client.request("join", **fields)
-    return person
+    extra = {} if client_id is None else {"client_id": client_id}
+    return await helpers.join_person(server, people, Person, event, name, credential, **extra)
 
 
 async def refused(
