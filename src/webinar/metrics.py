@@ -9,12 +9,13 @@ a small owned task.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import Counter
 from collections.abc import Iterable
 
 from webinar.rooms.manager import RoomManager
+
+from .tasks import stop_task
 
 BANDWIDTH_BUCKETS = (
     128_000,
@@ -60,10 +61,8 @@ class Metrics:
         self._task = asyncio.get_running_loop().create_task(self._watch_loop())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        task, self._task = self._task, None
+        await stop_task(task)
 
     async def _watch_loop(self, interval: float = 0.5) -> None:
         while True:

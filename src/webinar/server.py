@@ -29,6 +29,8 @@ from webinar.signalling import schema as s
 from webinar.store import Store
 from webinar.tls import TlsContext
 
+from .tasks import stop_tasks
+
 logger = logging.getLogger(__name__)
 
 #: How long closing sockets may take once everyone has been told to go.
@@ -81,11 +83,7 @@ class Signals:
             logger.error("SIGHUP: keeping the old certificate: %s", exc)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(list(self._tasks))
 
 
 async def drain(app: web.Application, seconds: float, now: asyncio.Event) -> bool:

@@ -51,6 +51,8 @@ from webinar.rooms import state as rs
 from webinar.rooms.state import Phase
 from webinar.store import SessionRecord, Store, User
 
+from .tasks import stop_task
+
 logger = logging.getLogger(__name__)
 
 
@@ -612,10 +614,7 @@ class Webhooks:
         """Write what was emitted to the log, stop sending; pending deliveries resume on start."""
         self._closing = True
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
         with contextlib.suppress(Exception):
             await self._record()
         if self._http is not None:

@@ -9,7 +9,6 @@ decoder thread at all, so a benchmark measures the server, not its clients).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 from collections import Counter
@@ -30,6 +29,8 @@ from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from aiortc.rtp import RtpPacket
 
 from webinar.sfu import _aiortc as hooks
+
+from ..tasks import stop_task, stop_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -128,10 +129,7 @@ class SignallingClient:
     async def close(self) -> None:
         if self._ws is not None and not self._ws.closed:
             await self._ws.close()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        await stop_task(self._reader)
 
 
 class WebinarClient:
@@ -344,11 +342,7 @@ class WebinarClient:
     # ------------------------------------------------------------------ closing
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop_tasks(list(self._tasks))
         for pc in (self.publish_pc, self.subscribe_pc):
             if pc is not None:
                 await pc.close()

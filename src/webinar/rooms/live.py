@@ -11,7 +11,6 @@ packets), so presenters-only mode and the lobby cost no renegotiation.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -35,6 +34,7 @@ from webinar.sfu import (
     VideoQuality,
 )
 
+from ..tasks import stop_task, stop_tasks
 from .interaction import RoomInteraction
 from .recording import RecordingHooks, RoomRecording
 from .roles import Capability
@@ -607,9 +607,7 @@ class LiveRoom:
             return
         self.closed = True
         self.interaction.close()
-        self._ticker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._ticker
+        await stop_task(self._ticker)
         members = list(self._members.values())
         self._members.clear()
         for member in members:
@@ -621,11 +619,7 @@ class LiveRoom:
         others = [t for t in self._tasks if t is not current]
         if others:
             _done, pending = await asyncio.wait(others, timeout=5.0)
-            for task in pending:
-                task.cancel()
-            for task in pending:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop_tasks(pending)
         if self.recording is not None:
             await self.recording.close()
         await self.router.close()

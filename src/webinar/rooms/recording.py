@@ -10,7 +10,6 @@ the application's :class:`RecordingHooks` (which stores them).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -22,6 +21,7 @@ from typing import Protocol
 from webinar.sfu import Producer
 from webinar.sfu.recorder import Recorder, RecordingResult
 
+from ..tasks import stop_tasks
 from .state import RecordingStatus, RoomState, Source, Stream
 
 logger = logging.getLogger(__name__)
@@ -136,7 +136,4 @@ class RoomRecording:
         tasks = list(self._tasks)
         if tasks:
             _done, pending = await asyncio.wait(tasks, timeout=30.0)
-            for task in pending:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop_tasks(pending)

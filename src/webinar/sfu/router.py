@@ -5,12 +5,12 @@ sender reports, keyframe retries). Closing it closes everything below it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..tasks import stop_task
 from .consumer import Consumer
 from .producer import Producer
 from .tiers import Dynacast, SubscriberTiers
@@ -195,9 +195,7 @@ class Router:
         if self.closed:
             return
         self.closed = True
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await stop_task(self._task)
         await asyncio.gather(
             *(t.close() for t in list(self._publishers)),
             *(t.close(CloseReason.ROUTER_CLOSED) for t in list(self._subscribers)),

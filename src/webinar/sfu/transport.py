@@ -11,7 +11,6 @@ server-initiated subscription changes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -40,6 +39,7 @@ from aiortc.rtp import (
 )
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
+from ..tasks import stop_task
 from . import _aiortc as hooks
 from .consumer import Consumer, ConsumerLayout
 from .estimator import BandwidthEstimator, Estimate
@@ -664,9 +664,7 @@ class SubscribeTransport(_Transport):
         self.closed = True
         current = asyncio.current_task()
         if self._task is not current:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
         if self._pending_answer is not None and not self._pending_answer.done():
             self._pending_answer.cancel()
         for consumer in list(self.consumers.values()):

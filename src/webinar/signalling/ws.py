@@ -17,6 +17,7 @@ from aiohttp import WSMsgType, web
 
 from webinar import logs
 
+from ..tasks import stop_task
 from . import schema as s
 from .session import Services, Session
 
@@ -117,9 +118,7 @@ class Connection:
             try:
                 await asyncio.wait_for(writer, 2.0)
             except (TimeoutError, asyncio.CancelledError):
-                writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await writer
+                await stop_task(writer)
             if not self._ws.closed:
                 await self._ws.close()
 

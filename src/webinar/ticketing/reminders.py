@@ -8,9 +8,9 @@ that was not sent yet nor sends one twice; a reminder a crash left half-sent is 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
+from ..tasks import stop_task
 from . import records
 from .desk import DeskError, TicketDesk
 from .mail import MailError
@@ -37,10 +37,7 @@ class Reminders:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     async def _run(self) -> None:
         while True:
