@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import pytest
@@ -36,10 +37,8 @@ async def test_a_task_whose_wait_for_swallowed_the_cancel_is_still_stopped() -> 
 
 async def test_a_task_that_ignores_one_cancel_is_cancelled_again() -> None:
     async def stubborn() -> None:
-        try:
+        with contextlib.suppress(asyncio.CancelledError):  # swallowed, as a buggy library would
             await asyncio.sleep(30.0)
-        except asyncio.CancelledError:
-            pass  # swallowed, as a buggy library would
         await asyncio.sleep(30.0)
 
     task = asyncio.get_running_loop().create_task(stubborn())
