@@ -31,6 +31,7 @@ from tests.browser.support import (
 from tests.helpers import LOOPBACK, RunningServer, running_server
 from webinar.config import Config, IceConfig, RoomsConfig, SignallingConfig
 from webinar.store import Event
+from webinar.tasks import stop_task
 
 # Per remote video stream (by producer id): what the subscriber decodes.
 VIDEO_STATS_JS = """
@@ -239,6 +240,44 @@ async def test_quality_menu_caps_what_the_attendee_receives(
     )
 
 
+class Timeline:
+    """Samples the viewer's picture and allocation every 250 ms while a test runs, so
+    a freeze can be laid next to what the server decided just before it."""
+
+    def __init__(self, page: Page, producer_id: str) -> None:
+        self._page, self._pid = page, producer_id
+        self.phase = "join"
+        self.rows: list[str] = []
+        self._start = time.monotonic()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        await stop_task(self._task)
+        print("timeline (t, phase, freezes, decoded, width, spatial/temporal, est, budget):")
+        print("\n".join(self.rows))
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                stats = (await video_stats(self._page)).get(self._pid, {})
+                alloc = await allocation(self._page) or {}
+            except Exception:  # the page is navigating or closing
+                await asyncio.sleep(0.25)
+                continue
+            layer = next((x for x in alloc.get("streams", []) if x["producer_id"] == self._pid), {})
+            self.rows.append(
+                f"{time.monotonic() - self._start:6.2f} {self.phase:8s}"
+                f" fz={stats.get('freezeCount', '-')} dec={stats.get('framesDecoded', '-')}"
+                f" w={stats.get('frameWidth', '-')}"
+                f" s/t={layer.get('spatial')}/{layer.get('temporal')}"
+                f" est={alloc.get('estimate_bps')} budget={alloc.get('budget_bps')}"
+            )
+            await asyncio.sleep(0.25)
+
+
 # --------------------------------------------------------------------------- shaped network
 
 
@@ -302,6 +341,7 @@ async def test_a_limited_subscriber_gets_the_low_layer_then_the_high_one_without
     context = await shaped_browser.new_context(viewport=DESKTOP)
     viewer = await context.new_page()
     page_errors.watch(viewer, "shaped viewer")
+    timeline = Timeline(viewer, alice_cam)
 
     try:
         # Alice's top encoding runs (Bob watches it, unlimited).
@@ -315,6 +355,7 @@ async def test_a_limited_subscriber_gets_the_low_layer_then_the_high_one_without
         # The viewer joins behind the limit: the active speaker's camera on a lower
         # layer, the other camera paused (an avatar).
         network.limit(LIMIT_KBIT)
+        timeline.start()
         url = server.base_url.replace(LOOPBACK, SERVER_ADDRESS)
         await viewer.goto(f"{url}/e/{event.event_id}")
         await viewer.get_by_test_id("prejoin-name-input").fill("Slow Viewer")
@@ -342,6 +383,7 @@ async def test_a_limited_subscriber_gets_the_low_layer_then_the_high_one_without
         )
         print("limited:", stats, await allocation(viewer))
         freezes_at_start = stats[alice_cam]["freezeCount"]
+        timeline.phase = "steady"
         # Steady under the limit for a while: no flapping, the picture keeps moving.
         samples: list[dict[str, Any]] = []
         for _ in range(8):
@@ -356,6 +398,7 @@ async def test_a_limited_subscriber_gets_the_low_layer_then_the_high_one_without
 
         # Lift the limit: soon both cameras, Alice's on the top layer, without a stall.
         network.unlimit()
+        timeline.phase = "lifted"
         lifted = time.monotonic()
         watch: list[int] = []
 
@@ -392,4 +435,5 @@ async def test_a_limited_subscriber_gets_the_low_layer_then_the_high_one_without
         assert freezes <= MAX_FREEZES, f"Alice's video froze {freezes} times"
         assert reached["stats"][alice_cam]["frameWidth"] >= top
     finally:
+        await timeline.stop()
         await context.close()
