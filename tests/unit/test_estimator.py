@@ -37,9 +37,13 @@ from webinar.sfu.estimator import (  # noqa: E402
     PROBE_BACKOFF_MAX,
     PROBE_HOLD,
     PROBE_INTERVAL,
+    PROBE_MAX_STEP,
+    PROBE_PAD_SECONDS,
+    PROBE_STREAK_STEP,
     UP_HOLD,
     BudgetController,
     Estimate,
+    RttSample,
 )
 
 
@@ -85,24 +89,26 @@ def test_a_short_spike_does_not_raise_it() -> None:
 def test_probe_steps_up_when_more_is_wanted_and_keeps_it_when_clean() -> None:
     c = BudgetController(start_bps=300_000)
     assert c.update(est(300_000), 0.0, wanted_bps=None) == 300_000  # nothing more wanted: no probe
-    # a probe: towards what the next rung needs, at most 1.6x at once
-    assert c.update(est(300_000), 0.5, wanted_bps=1_300_000) == 480_000
+    # a probe: towards what the next rung needs, a bounded step at once
+    first = int(300_000 * PROBE_MAX_STEP)
+    assert c.update(est(300_000), 0.5, wanted_bps=1_300_000) == first
     assert c.probing
-    assert c.update(est(330_000), 0.5 + PROBE_HOLD / 2, wanted_bps=1_300_000) == 480_000
-    assert c.update(est(360_000), 0.6 + PROBE_HOLD, wanted_bps=1_300_000) == 480_000
+    assert c.update(est(330_000), 0.5 + PROBE_HOLD / 2, wanted_bps=1_300_000) == first
+    assert c.update(est(360_000), 0.6 + PROBE_HOLD, wanted_bps=1_300_000) == first
     assert not c.probing and c.probes_ok == 1
     # the next probe after the interval, a bigger step after a good one
     t = 0.6 + PROBE_HOLD + PROBE_INTERVAL + 0.01
-    assert c.update(est(400_000), t, wanted_bps=1_300_000) == int(480_000 * 1.85)
+    second = int(first * (PROBE_MAX_STEP + PROBE_STREAK_STEP))
+    assert c.update(est(400_000), t, wanted_bps=1_300_000) == second
     # a REMB that rises but lags behind what is sent does not undo a good probe
-    assert c.update(est(450_000), t + PROBE_HOLD + 0.1, wanted_bps=None) == int(480_000 * 1.85)
+    assert c.update(est(450_000), t + PROBE_HOLD + 0.1, wanted_bps=None) == second
 
 
 def test_failed_probe_reverts_and_backs_off() -> None:
     c = BudgetController(start_bps=400_000)
     t = 0.0
     c.update(est(450_000), t, wanted_bps=2_000_000)
-    assert c.budget_bps == 640_000
+    assert c.budget_bps == int(400_000 * PROBE_MAX_STEP)
     waits = []
     for _ in range(5):
         t += 0.5
@@ -127,20 +133,23 @@ def test_no_probe_while_the_budget_is_not_used() -> None:
         == 1_000_000
     )
     assert not c.probing
-    assert (
-        c.update(est(1_000_000), 0.5, 2_000_000, sending_bps=600_000, allocated_bps=planned)
-        == 1_600_000
-    )
+    assert c.update(
+        est(1_000_000), 0.5, 2_000_000, sending_bps=600_000, allocated_bps=planned
+    ) == int(1_000_000 * PROBE_MAX_STEP)
     assert c.probing
 
 
 def test_congestion_keeps_what_got_through() -> None:
     c = BudgetController(start_bps=2_000_000)
     c.update(est(2_000_000), 0.0)
-    # a 700 kbit/s link behind a 1 Mbit/s send: smoothed loss lags (30 % seen), REMB
-    # says what arrived; the budget keeps what got through, as far as REMB confirms it
+    # a 700 kbit/s link behind a 1 Mbit/s send: smoothed loss lags (30 % seen); the
+    # browser's REMB trails far below (it climbs a few % a second): the budget keeps
+    # what got through
     got = c.update(est(400_000, loss=0.3), 0.5, sending_bps=1_000_000)
-    assert got == int(400_000 * 1.05)
+    assert got == int(1_000_000 * 0.7 * 0.9)
+    c = BudgetController(start_bps=2_000_000)
+    got = c.update(est(900_000, loss=0.3), 0.5, sending_bps=1_000_000)  # REMB above: REMB
+    assert got == int(int(900_000 * 1.05) * (1 - 0.15))  # ... scaled by the loss
     c = BudgetController(start_bps=2_000_000)
     got = c.update(est(None, loss=0.3), 0.5, sending_bps=1_000_000)  # no REMB: loss alone
     assert got == int(2_000_000 * (1 - 0.15))
@@ -159,7 +168,7 @@ def test_without_a_remb_no_probe_unless_no_video_flows() -> None:
     c = BudgetController(start_bps=800_000)
     assert c.update(est(None), 0.0, 2_000_000, video_flowing=True) == 800_000
     # everything paused: no video, so no REMB will come; probe to get one back
-    assert c.update(est(None), 0.5, 2_000_000, video_flowing=False) == 1_280_000
+    assert c.update(est(None), 0.5, 2_000_000, video_flowing=False) == int(800_000 * PROBE_MAX_STEP)
 
 
 def test_a_probe_that_makes_the_round_trip_longer_fails() -> None:
@@ -170,3 +179,48 @@ def test_a_probe_that_makes_the_round_trip_longer_fails() -> None:
     slow = Estimate(bitrate_bps=1_000_000, loss=0.0, rtt=0.045)  # a queue is building
     assert c.update(slow, 0.5, 2_000_000) == 1_000_000
     assert not c.probing and c.probes_failed == 1
+
+
+def sample(rtt: float, sr_sent: float, arrived: float, lost: float = 0.0) -> Estimate:
+    return Estimate(
+        bitrate_bps=1_000_000,
+        loss=0.0,
+        rtt=0.02,
+        sample=RttSample(rtt=rtt, sr_sent=sr_sent, arrived=arrived, lost=lost),
+    )
+
+
+def test_a_probe_pads_briefly_then_a_report_on_its_late_sender_report_decides() -> None:
+    c = BudgetController(start_bps=1_000_000)
+    c.update(sample(0.010, -1.0, -0.9), 0.0)  # the path's round-trip floor: 10 ms
+    c.update(sample(0.010, -1.0, -0.9), 0.1, 2_000_000)
+    assert c.probing and c.padding(0.2) and not c.padding(0.1 + PROBE_PAD_SECONDS + 0.01)
+    # the sender reports the probe asks for, one per mark
+    assert not c.take_sender_report(0.15)
+    assert c.take_sender_report(0.31) and not c.take_sender_report(0.32)
+    assert c.take_sender_report(0.55) and not c.take_sender_report(0.6)
+    # a report on an early sender report says nothing yet ...
+    c.update(sample(0.011, 0.15, 0.7), 0.7, 2_000_000)
+    assert c.probing and c.committed_bps == 1_000_000  # media waits for the verdict
+    # ... the one on the last says the queue did not grow: the probe holds at once
+    raised = c.update(sample(0.012, 0.5, 0.9), 0.9, 2_000_000)
+    assert raised == int(1_000_000 * PROBE_MAX_STEP) and not c.probing and c.probes_ok == 1
+
+
+def test_a_probe_whose_late_sender_report_queued_fails_before_any_loss() -> None:
+    c = BudgetController(start_bps=1_000_000)
+    c.update(sample(0.010, -1.0, -0.9), 0.0)
+    c.update(sample(0.010, -1.0, -0.9), 0.1, 2_000_000)
+    assert c.probing
+    # the sender report sent at the end of the padding waited 80 ms in a queue
+    assert c.update(sample(0.090, 0.5, 0.9), 0.9, 2_000_000) == 1_000_000
+    assert not c.probing and c.probes_failed == 1
+
+
+def test_a_probe_whose_report_counts_loss_fails() -> None:
+    c = BudgetController(start_bps=1_000_000)
+    c.update(sample(0.010, -1.0, -0.9), 0.0)
+    c.update(sample(0.010, -1.0, -0.9), 0.1, 2_000_000)
+    # smoothed loss is still low, but the report covering the probe counted 10 %
+    assert c.update(sample(0.011, 0.5, 0.9, lost=0.10), 0.9, 2_000_000) == 1_000_000
+    assert c.probes_failed == 1

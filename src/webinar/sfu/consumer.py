@@ -33,6 +33,7 @@ from aiortc.rtp import (
 )
 
 from .allocator import Layer
+from .estimator import RttSample
 from .layers import MAX_TEMPORAL, LayerSelector
 from .rtp import MediaPacket, abs_send_time_bytes, ntp_from_seconds, one_byte_extension, pad4
 from .types import CloseReason, ConsumerId, MediaKind, new_id
@@ -47,6 +48,7 @@ logger = logging.getLogger(__name__)
 HISTORY_SIZE = 1024  # packets kept per video consumer for retransmission (~8 s at 1 Mbps)
 RESEND_INTERVAL = 0.1  # a sequence number is resent at most once per 100 ms
 MAX_NACK_ITEMS = 128  # bound on the work done for one NACK
+SR_HISTORY = 16  # sender reports remembered for round-trip times
 RTT_ALPHA = 0.85  # smoothing of the round-trip time, as aiortc's sender does
 MAX_PADDING_PACKETS = 64  # bound on one probing burst
 _HDR = struct.Struct("!BBHIIHH")
@@ -133,8 +135,8 @@ class Consumer:
         self._fast: struct.Struct = _HDR
         self._keyframe_asked = 0.0
         self.rtt: float | None = None  # seconds, smoothed, from receiver reports
-        self._lsr = 0  # middle 32 bits of the NTP time of our last SR
-        self._lsr_time = 0.0
+        # our recent SRs: middle 32 bits of their NTP time -> when they were sent (wall)
+        self._sr_sent: dict[int, float] = {}
         # Layer switching (simulcast, temporal layers): a selector once one is needed;
         # until then (a single stream at full frame rate) the plain path above.
         self._sel: LayerSelector | None = None
@@ -519,11 +521,22 @@ class Consumer:
             return
         self.stats.fraction_lost = report.fraction_lost
         now = time.time()
-        if report.lsr and report.lsr == self._lsr and report.dlsr:
-            rtt = now - self._lsr_time - report.dlsr / 65536
+        sample: RttSample | None = None
+        sent = self._sr_sent.get(report.lsr) if report.lsr else None
+        if sent is not None:
+            # Any recent SR, not only the last: while probing they go out every few
+            # hundred ms, and the one a report names is the one that crossed the queue.
+            rtt = now - sent - report.dlsr / 65536
             if rtt >= 0:
                 self.rtt = rtt if self.rtt is None else RTT_ALPHA * self.rtt + (1 - RTT_ALPHA) * rtt
-        self._estimator.on_receiver_report(report.fraction_lost, time.monotonic(), self.rtt)
+                mono = time.monotonic()
+                sample = RttSample(
+                    rtt=rtt,
+                    sr_sent=mono - (now - sent),
+                    arrived=mono,
+                    lost=min(max(report.fraction_lost, 0), 255) / 256.0,
+                )
+        self._estimator.on_receiver_report(report.fraction_lost, time.monotonic(), self.rtt, sample)
 
     def retransmit(self, lost: list[int]) -> int:
         """Resend what the subscriber reported lost; returns how many were sent."""
@@ -597,8 +610,10 @@ class Consumer:
         else:
             return None
         ntp &= 0xFFFFFFFFFFFFFFFF
-        self._lsr = (ntp >> 16) & 0xFFFFFFFF
-        self._lsr_time = now_wall
+        sr_sent = self._sr_sent
+        sr_sent[(ntp >> 16) & 0xFFFFFFFF] = now_wall
+        if len(sr_sent) > SR_HISTORY:
+            del sr_sent[next(iter(sr_sent))]
         return RtcpSrPacket(
             ssrc=self._ssrc,
             sender_info=RtcpSenderInfo(

@@ -14,10 +14,21 @@ LOW_LOSS = 0.02
 
 
 @dataclass(frozen=True, slots=True)
+class RttSample:
+    """One round trip measured from a receiver report (monotonic clock)."""
+
+    rtt: float  # seconds, not smoothed
+    sr_sent: float  # when the sender report it answers left us
+    arrived: float  # when the receiver report came back
+    lost: float = 0.0  # that report's fraction lost (0..1), not smoothed
+
+
+@dataclass(frozen=True, slots=True)
 class Estimate:
     bitrate_bps: int | None  # None until the subscriber sent a REMB
     loss: float  # smoothed fraction of packets lost, 0..1
     rtt: float | None  # seconds
+    sample: RttSample | None = None  # the latest raw round trip
 
 
 class BandwidthEstimator:
@@ -25,13 +36,14 @@ class BandwidthEstimator:
     loss from its receiver reports: heavy loss scales the estimate down, the way
     loss-based controllers do (RFC 8698 style), light loss leaves it alone."""
 
-    __slots__ = ("_loss", "_remb", "_remb_at", "_rtt")
+    __slots__ = ("_loss", "_remb", "_remb_at", "_rtt", "_sample")
 
     def __init__(self) -> None:
         self._remb: int | None = None
         self._remb_at = 0.0
         self._loss = 0.0
         self._rtt: float | None = None
+        self._sample: RttSample | None = None
 
     def on_remb(self, bitrate_bps: int, now: float) -> None:
         if bitrate_bps < 0:
@@ -39,18 +51,26 @@ class BandwidthEstimator:
         self._remb = bitrate_bps
         self._remb_at = now
 
-    def on_receiver_report(self, fraction_lost: int, now: float, rtt: float | None = None) -> None:
+    def on_receiver_report(
+        self,
+        fraction_lost: int,
+        now: float,
+        rtt: float | None = None,
+        sample: RttSample | None = None,
+    ) -> None:
         """``fraction_lost`` as in RTCP: 0..255 for 0..100 %."""
         frac = min(max(fraction_lost, 0), 255) / 256.0
         self._loss = (1 - LOSS_ALPHA) * self._loss + LOSS_ALPHA * frac
         if rtt is not None and rtt >= 0:
             self._rtt = rtt
+        if sample is not None:
+            self._sample = sample
 
     def estimate(self, now: float) -> Estimate:
         remb = self._remb if self._remb is not None and now - self._remb_at < REMB_TIMEOUT else None
         if remb is not None and self._loss > HIGH_LOSS:
             remb = int(remb * (1 - 0.5 * self._loss))
-        return Estimate(bitrate_bps=remb, loss=self._loss, rtt=self._rtt)
+        return Estimate(bitrate_bps=remb, loss=self._loss, rtt=self._rtt, sample=self._sample)
 
 
 # --------------------------------------------------------------------------- budget
@@ -64,15 +84,21 @@ REMB_FALL = 0.92  # a REMB below this share of the previous one: the path is que
 DOWN_BAND = 0.9  # ... and below this share of the budget: lower the budget to it
 UP_RATIO = 1.15  # REMB this far above the budget ...
 UP_HOLD = 2.0  # ... for this long raises the budget to it
-PROBE_MIN_STEP = 1.4  # a probe raises the budget at least this much ...
-PROBE_MAX_STEP = 1.6  # ... and at most this much (the allocator steps one rung);
+PROBE_MIN_STEP = 1.25  # a probe raises the budget at least this much ...
+PROBE_MAX_STEP = 1.35  # ... and at most this much (the allocator steps one rung);
 PROBE_STREAK_STEP = 0.25  # each good probe in a row allows this much more, up to
 PROBE_FAST_STEP = 2.0  # this (bandwidth came back: get there in a few steps)
-PROBE_HOLD = 1.5  # seconds a probe is watched before it counts as good
+PROBE_HOLD = 2.0  # seconds a probe is watched at most before it counts as good
+PROBE_PAD_SECONDS = 0.4  # padding runs this long, then stops while the verdict comes:
+# a 150 ms bottleneck queue absorbs a 35 % overshoot for that long without a drop, and
+# the sender reports sent during it come back with the queueing delay in their RTT
+PROBE_SR_AT = (0.2, 0.4)  # seconds into a probe: send a sender report
+PROBE_VERDICT_SR = 0.3  # a report on an SR sent this late in the probe decides it
+RTT_FLOOR_RISE = 0.05  # the round-trip floor follows a longer path this fast per sample
 REVERT_WINDOW = 6.0  # congestion this soon after a raise undoes the raise ...
 CEILING_HOLD = 4.0  # ... and no probe reaches the level that failed for this long
-PROBE_INTERVAL = 0.5  # seconds between a good probe and the next one
-PROBE_BACKOFF_MAX = 3.0  # longest wait after failed probes
+PROBE_INTERVAL = 0.3  # seconds between a good probe and the next one
+PROBE_BACKOFF_MAX = 2.0  # longest wait after failed probes
 REMB_TO_LINK = 1.05  # budget per REMB bit when it fell (REMB ~ 0.85 x received, less margin)
 DOWN_HOLD = 2.0  # seconds after a decrease before loss may lower the budget again
 DELIVERED_SHARE = 0.9  # on congestion, the budget keeps this share of what got through
@@ -102,8 +128,12 @@ class BudgetController:
         "_last_good",
         "_last_remb",
         "_next_probe",
+        "_probe_started",
         "_probe_until",
         "_raised_at",
+        "_rtt_floor",
+        "_sample_seen",
+        "_sr_marks",
         "_streak",
         "_up_since",
         "budget_bps",
@@ -128,6 +158,10 @@ class BudgetController:
         self._ceiling = 0
         self._ceiling_until = -1e9
         self._probe_until: float | None = None
+        self._probe_started = 0.0
+        self._sr_marks: list[float] = []
+        self._rtt_floor: float | None = None
+        self._sample_seen: RttSample | None = None
         self._before_probe = start_bps
         self._next_probe = 0.0
         self._backoff = PROBE_INTERVAL
@@ -135,6 +169,20 @@ class BudgetController:
     @property
     def probing(self) -> bool:
         return self._probe_until is not None
+
+    def padding(self, now: float) -> bool:
+        """Whether probe padding should go out now (the first part of a probe)."""
+        return self._probe_until is not None and now < self._probe_started + PROBE_PAD_SECONDS
+
+    def take_sender_report(self, now: float) -> bool:
+        """True once per :data:`PROBE_SR_AT` mark a running probe has passed: send a
+        sender report now, so a receiver report measures the probe's queueing."""
+        marks = self._sr_marks
+        if self._probe_until is None or not marks or now < self._probe_started + marks[0]:
+            return False
+        while marks and now >= self._probe_started + marks[0]:
+            marks.pop(0)
+        return True
 
     @property
     def committed_bps(self) -> int:
@@ -166,15 +214,38 @@ class BudgetController:
         congested = lossy or (
             self._falling and remb is not None and remb < self.budget_bps * DOWN_BAND
         )
+        sample = estimate.sample
+        fresh = sample is not None and sample is not self._sample_seen
+        if fresh and sample is not None:
+            self._sample_seen = sample
+            floor = self._rtt_floor
+            if floor is None or sample.rtt < floor:
+                self._rtt_floor = sample.rtt
+            elif self._probe_until is None:
+                self._rtt_floor = floor + RTT_FLOOR_RISE * (sample.rtt - floor)
         rtt = estimate.rtt
         queueing = (
             rtt is not None and self._base_rtt is not None and rtt > self._base_rtt + PROBE_RTT_RISE
         )
         if self._probe_until is not None:
-            if estimate.loss > PROBE_LOSS or congested or queueing:
+            # The report on a sender report sent late in the probe saw what the probe
+            # did to the path: a longer round trip (a queue) or loss fails it.
+            verdict = (
+                fresh
+                and sample is not None
+                and sample.sr_sent >= self._probe_started + PROBE_VERDICT_SR
+            )
+            slow = (
+                verdict
+                and sample is not None
+                and self._base_rtt is not None
+                and sample.rtt > self._base_rtt + PROBE_RTT_RISE
+            )
+            lost = verdict and sample is not None and sample.lost > PROBE_LOSS
+            if estimate.loss > PROBE_LOSS or congested or queueing or slow or lost:
                 self._fail_probe(now, remb)
                 return self.budget_bps
-            if now < self._probe_until:
+            if now < self._probe_until and not verdict:
                 return self.budget_bps
             self._probe_until = None  # the probe held: keep its budget
             self._raised(now, self._before_probe)
@@ -204,9 +275,9 @@ class BudgetController:
                 # What got through is a floor: a queue that drains makes REMB and loss
                 # undershoot for a moment, and the link carried this much (smoothed loss
                 # lags behind, so never trust it beyond what the browser says it got).
+                # A browser's REMB can trail far below what it receives (it climbs a
+                # few % a second), so it never pulls the budget under what got through.
                 delivered = int(sending_bps * (1 - estimate.loss) * DELIVERED_SHARE)
-                if link is not None:
-                    delivered = min(delivered, link)
                 target = max(target, delivered)
             self._set(min(self.budget_bps, target))
             self.limited = True
@@ -247,10 +318,13 @@ class BudgetController:
             if now < self._ceiling_until:  # a probe failed above: halve the distance to it
                 step = min(step, (self.budget_bps + self._ceiling) / 2)
             if step > self.budget_bps * 1.05:
-                self._base_rtt = estimate.rtt  # a probe must not make it longer
+                # a probe must not make the round trip longer than the path's floor
+                self._base_rtt = self._rtt_floor if self._rtt_floor is not None else estimate.rtt
                 self._before_probe = self.budget_bps
                 self._set(int(step))
+                self._probe_started = now
                 self._probe_until = now + PROBE_HOLD
+                self._sr_marks = list(PROBE_SR_AT)
         return self.budget_bps
 
     def _raised(self, now: float, good: int) -> None:

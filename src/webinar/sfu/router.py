@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..tasks import stop_task
+from ..tasks import stop_tasks
 from .consumer import Consumer
 from .producer import Producer
 from .tiers import Dynacast, SubscriberTiers
@@ -26,6 +26,7 @@ from .types import CloseReason, MediaSource, SfuError, SfuErrorCode
 logger = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL = 0.25
+PAD_INTERVAL = 0.02  # probe padding goes out in slices this far apart, never as one burst
 MEASURE_INTERVAL = 1.0  # seconds between layer bitrate measurements and dynacast rounds
 MAX_CAMERAS_LIMIT = 7
 
@@ -52,7 +53,9 @@ class Router:
         self._publisher_of: dict[str, PublishTransport] = {}  # producer id -> its transport
         self._dynacast: dict[str, Dynacast] = {}
         self._measured_at = 0.0
-        self._task = asyncio.get_running_loop().create_task(self._housekeeping())
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._housekeeping())
+        self._pacer = loop.create_task(self._pace())
 
     # ------------------------------------------------------------------ transports
 
@@ -157,11 +160,28 @@ class Router:
                     if tiers is not None and not transport.closed:
                         consumers = list(transport.consumers.values())
                         tiers.tick(now_mono, consumers)
-                        tiers.pad(now_mono, consumers, HOUSEKEEPING_INTERVAL)
                 except Exception:
                     logger.exception("housekeeping failed for %s", transport.id)
             if measure:
                 self._run_dynacast(now_mono)
+
+    async def _pace(self) -> None:
+        """Send probe padding in small slices: a quarter second of padding sent at once
+        would overflow a shallow bottleneck queue and take media packets with it."""
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(PAD_INTERVAL)
+            now = time.monotonic()
+            interval, last = min(now - last, 2 * PAD_INTERVAL), now  # a stall is not caught up
+            for transport, tiers in list(self._tiers.items()):
+                if transport.closed or not tiers.controller.probing:
+                    continue
+                try:
+                    tiers.pad(now, list(transport.consumers.values()), interval)
+                    if tiers.controller.take_sender_report(now):
+                        transport.send_sender_reports(time.time())
+                except Exception:
+                    logger.exception("probe padding failed for %s", transport.id)
 
     def _run_dynacast(self, now: float) -> None:
         """Tell publishers which simulcast encodings anybody aims at."""
@@ -195,7 +215,7 @@ class Router:
         if self.closed:
             return
         self.closed = True
-        await stop_task(self._task)
+        await stop_tasks((self._task, self._pacer))
         await asyncio.gather(
             *(t.close() for t in list(self._publishers)),
             *(t.close(CloseReason.ROUTER_CLOSED) for t in list(self._subscribers)),

@@ -196,7 +196,7 @@ class SubscriberTiers:
     def pad(self, now: float, consumers: Iterable[Allocatable], interval: float) -> int:
         """While probing, fill the gap between what media sends and the probed budget
         with redundant retransmissions: the probe tests the path, not the picture."""
-        if not self.controller.probing:
+        if not self.controller.padding(now):
             return 0
         target = int(self.controller.budget_bps * PROBE_PAD)
         gap = target - self.sending_bps

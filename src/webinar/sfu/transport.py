@@ -167,8 +167,15 @@ class _Transport:
             raise SfuError(SfuErrorCode.BAD_SDP, f"ICE candidate refused: {exc}") from exc
 
     async def _close_pc(self) -> None:
+        # Never cancel aiortc's close: a second close() awaits the first one's shared
+        # future, and cancelling that waiter cancels the future itself, so the first
+        # close then fails with InvalidStateError. On a timeout it goes on by itself.
+        closing = asyncio.ensure_future(self.pc.close())
         try:
-            await asyncio.wait_for(self.pc.close(), CLOSE_TIMEOUT)
+            await asyncio.wait_for(asyncio.shield(closing), CLOSE_TIMEOUT)
+        except TimeoutError:
+            logger.warning("closing %s's peer connection takes over %s s", self.id, CLOSE_TIMEOUT)
+            closing.add_done_callback(_log_close_failure)
         except Exception:
             logger.warning("closing %s's peer connection failed", self.id, exc_info=True)
         finally:  # even when the closing task is cancelled
@@ -179,6 +186,11 @@ class _Transport:
             except Exception:
                 logger.exception("transport close listener failed")
         self._close_listeners.clear()
+
+
+def _log_close_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("a peer connection failed to close", exc_info=task.exception())
 
 
 class _Line:
@@ -642,9 +654,10 @@ class SubscribeTransport(_Transport):
         if now_mono >= self._next_report:
             # One compound SR for every stream, every 0.5..1.5 s (as RFC 3550 varies it).
             self._next_report = now_mono + 0.5 + random.random()
-            self._send_sender_reports(now_wall)
+            self.send_sender_reports(now_wall)
 
-    def _send_sender_reports(self, now_wall: float) -> None:
+    def send_sender_reports(self, now_wall: float) -> None:
+        """One compound SR for every stream of this subscriber, now."""
         reports = [
             sr
             for consumer in self.consumers.values()
