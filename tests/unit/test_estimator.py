@@ -34,6 +34,7 @@ def test_loss_is_smoothed_and_heavy_loss_scales_down() -> None:
 # --------------------------------------------------------------------------- budget
 
 from webinar.sfu.estimator import (  # noqa: E402
+    FIRST_PROBE_SCALE,
     PROBE_BACKOFF_MAX,
     PROBE_HOLD,
     PROBE_INTERVAL,
@@ -224,3 +225,15 @@ def test_a_probe_whose_report_counts_loss_fails() -> None:
     # smoothed loss is still low, but the report covering the probe counted 10 %
     assert c.update(sample(0.011, 0.5, 0.9, lost=0.10), 0.9, 2_000_000) == 1_000_000
     assert c.probes_failed == 1
+
+
+def test_the_first_probe_is_shorter_than_the_later_ones() -> None:
+    c = BudgetController(start_bps=600_000)
+    c.update(sample(0.010, -1.0, -0.9), 0.0)
+    c.update(sample(0.010, -1.0, -0.9), 0.1, 2_000_000)  # the start budget is a guess
+    assert c.probing and not c.padding(0.1 + PROBE_PAD_SECONDS * FIRST_PROBE_SCALE + 0.01)
+    c.update(sample(0.011, 0.4, 0.8), 0.8, 2_000_000)  # clean: passed
+    assert c.probes_ok == 1
+    t = 0.8 + PROBE_INTERVAL + 0.01
+    c.update(sample(0.011, 0.4, 0.8), t, 2_000_000)
+    assert c.probing and c.padding(t + PROBE_PAD_SECONDS - 0.01)

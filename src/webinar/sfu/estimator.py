@@ -94,6 +94,7 @@ PROBE_PAD_SECONDS = 0.4  # padding runs this long, then stops while the verdict 
 # the sender reports sent during it come back with the queueing delay in their RTT
 PROBE_SR_AT = (0.2, 0.4)  # seconds into a probe: send a sender report
 PROBE_VERDICT_SR = 0.3  # a report on an SR sent this late in the probe decides it
+FIRST_PROBE_SCALE = 0.6  # the first probe (nothing verified yet) is this much shorter
 RTT_FLOOR_RISE = 0.05  # the round-trip floor follows a longer path this fast per sample
 REVERT_WINDOW = 6.0  # congestion this soon after a raise undoes the raise ...
 CEILING_HOLD = 4.0  # ... and no probe reaches the level that failed for this long
@@ -128,6 +129,7 @@ class BudgetController:
         "_last_good",
         "_last_remb",
         "_next_probe",
+        "_pad_seconds",
         "_probe_started",
         "_probe_until",
         "_raised_at",
@@ -136,6 +138,7 @@ class BudgetController:
         "_sr_marks",
         "_streak",
         "_up_since",
+        "_verdict_after",
         "budget_bps",
         "limited",
         "probes_failed",
@@ -160,6 +163,8 @@ class BudgetController:
         self._probe_until: float | None = None
         self._probe_started = 0.0
         self._sr_marks: list[float] = []
+        self._pad_seconds = PROBE_PAD_SECONDS
+        self._verdict_after = PROBE_VERDICT_SR
         self._rtt_floor: float | None = None
         self._sample_seen: RttSample | None = None
         self._before_probe = start_bps
@@ -172,7 +177,7 @@ class BudgetController:
 
     def padding(self, now: float) -> bool:
         """Whether probe padding should go out now (the first part of a probe)."""
-        return self._probe_until is not None and now < self._probe_started + PROBE_PAD_SECONDS
+        return self._probe_until is not None and now < self._probe_started + self._pad_seconds
 
     def take_sender_report(self, now: float) -> bool:
         """True once per :data:`PROBE_SR_AT` mark a running probe has passed: send a
@@ -233,7 +238,7 @@ class BudgetController:
             verdict = (
                 fresh
                 and sample is not None
-                and sample.sr_sent >= self._probe_started + PROBE_VERDICT_SR
+                and sample.sr_sent >= self._probe_started + self._verdict_after
             )
             slow = (
                 verdict
@@ -324,7 +329,12 @@ class BudgetController:
                 self._set(int(step))
                 self._probe_started = now
                 self._probe_until = now + PROBE_HOLD
-                self._sr_marks = list(PROBE_SR_AT)
+                # Before anything was verified the start budget is a guess, and what
+                # flows may be far below it: a shorter first probe overshoots less.
+                scale = FIRST_PROBE_SCALE if self.probes_ok == 0 and not self.limited else 1.0
+                self._pad_seconds = PROBE_PAD_SECONDS * scale
+                self._verdict_after = PROBE_VERDICT_SR * scale
+                self._sr_marks = [mark * scale for mark in PROBE_SR_AT]
         return self.budget_bps
 
     def _raised(self, now: float, good: int) -> None:
