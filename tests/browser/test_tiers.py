@@ -78,15 +78,7 @@ async () => {
 # The tier table gives one video from 512 kbit/s: a link a little above that shows
 # one camera; REMB reports ~85 % of a congested link.
 LIMIT_KBIT = 650
-# Seconds from lifting the limit to the top layer: the issue asks for 10; 3.2-8.8 s are
-# measured on the 2-core machine, and CI runs it loaded.
-LIFT_WITHIN = 12.0
-# Chromium's freezeCount from the first frame to the end. The issue asks for none: probes
-# pad briefly and stop at the first sign of a queue, and 0 is what most runs show; the
-# first probe (before any round trip is known) still costs one freeze in about one run
-# in four, as does the sending browser on a loaded machine (the unlimited viewer's count
-# is printed next to it).
-MAX_FREEZES = 1
+LIFT_WITHIN = 10.0  # seconds from lifting the limit to the top layer (3.2-8.8 s measured)
 CLIP_SIZE = (640, 360)
 CLIP_FPS = 15
 
@@ -438,8 +430,10 @@ async def test_a_limited_subscriber_gets_the_low_layer_then_the_high_one_without
             f"lifted: top layer after {took:.1f} s; freezes under the limit: {under_limit},"
             f" since joining: {freezes}; the unlimited viewer's since then: {reference}"
         )
-        # From the first frame on (the counter starts with the stream): no freeze.
-        assert after["freezeCount"] <= MAX_FREEZES, f"Alice's video froze {freezes} times"
+        # From the first frame on (the counter starts with the stream) no freeze, unless
+        # the sending browser itself stalled on this busy machine: then the unlimited
+        # viewer of the same camera froze as often over the same time.
+        assert freezes <= reference, f"Alice's video froze {freezes} times ({reference} unlimited)"
         assert reached["stats"][alice_cam]["frameWidth"] >= top
     finally:
         await timeline.stop()
