@@ -44,7 +44,7 @@ def log(*args: object) -> None:
     print(*args, file=sys.stderr, flush=True)
 
 
-async def run(limit_kbit: int, hold: float) -> dict[str, Any]:
+async def run(limit_kbit: int, hold: float, trace: bool = False) -> dict[str, Any]:
     from playwright.async_api import Page, async_playwright
 
     from tests.browser.shaping import SERVER_ADDRESS, ShapedNetwork
@@ -98,6 +98,22 @@ async def run(limit_kbit: int, hold: float) -> dict[str, Any]:
 
             async def sample() -> dict[str, Any]:
                 stats = await video_stats(viewer)
+                if trace:
+                    alloc = await allocation(viewer) or {}
+                    layers = {x["producer_id"]: x for x in alloc.get("streams", [])}
+                    cams = ((alice_cam, "alice"), (bob_cam, "bob"))
+                    print(
+                        f"{time.monotonic() - start:6.2f} net={net.rate_kbit}"
+                        f" budget={alloc.get('budget_bps')} est={alloc.get('estimate_bps')} "
+                        + " ".join(
+                            f"{name}: fz={stats.get(pid, {}).get('freezeCount')}"
+                            f" dec={stats.get(pid, {}).get('framesDecoded')}"
+                            f" s/t={layers.get(pid, {}).get('spatial')}"
+                            f"/{layers.get(pid, {}).get('temporal')}"
+                            for pid, name in cams
+                        ),
+                        file=sys.stderr,
+                    )
                 return {
                     "t": time.monotonic(),
                     "alloc": await allocation(viewer),
@@ -167,7 +183,11 @@ async def run(limit_kbit: int, hold: float) -> dict[str, Any]:
                 within=30,
             )
             out["adapt_down_s"] = round(down - limited_at, 1) if down else None
-            await asyncio.sleep(hold)
+            held = time.monotonic() + hold
+            while time.monotonic() < held:
+                await asyncio.sleep(0.5)
+                if trace:
+                    await sample()
             s3 = await sample()
             await phase("limited", s2, s3)
             # 3. lifted
@@ -202,16 +222,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit-kbit", type=int, default=700)
     parser.add_argument("--hold", type=float, default=15.0)
+    parser.add_argument(
+        "--trace", action="store_true", help="print every sample (per stream) to stderr"
+    )
     args = parser.parse_args()
     if os.environ.get(INNER) != "1":
         script = (
             "ip link set lo up && ip addr add 127.0.0.2/8 dev lo && "
             f'exec "{sys.executable}" "{Path(__file__).resolve()}" '
             f"--limit-kbit {args.limit_kbit} --hold {args.hold}"
+            + (" --trace" if args.trace else "")
         )
         env = {**os.environ, INNER: "1"}
         sys.exit(subprocess.run(["unshare", "-n", "sh", "-c", script], env=env).returncode)
-    result = asyncio.run(run(args.limit_kbit, args.hold))
+    result = asyncio.run(run(args.limit_kbit, args.hold, args.trace))
     print(json.dumps(result), flush=True)
 
 

@@ -237,3 +237,53 @@ def test_the_first_probe_is_shorter_than_the_later_ones() -> None:
     t = 0.8 + PROBE_INTERVAL + 0.01
     c.update(sample(0.011, 0.4, 0.8), t, 2_000_000)
     assert c.probing and c.padding(t + PROBE_PAD_SECONDS - 0.01)
+
+
+def test_loss_fades_when_reports_stop_coming() -> None:
+    e = BandwidthEstimator()
+    for t in range(5):
+        e.on_receiver_report(100, now=float(t))  # ~40 % lost, reports every second
+    heavy = e.estimate(4.0).loss
+    assert heavy > 0.3
+    assert e.estimate(4.0 + 1.0).loss == heavy  # the usual report interval: unchanged
+    # the video was paused: no more reports; the figure fades instead of blocking probes
+    assert e.estimate(4.0 + 1.5 + 3.0).loss == pytest.approx(heavy / 8)
+    assert e.estimate(30.0).loss < 0.001
+    e.on_receiver_report(0, now=30.0)  # a new report starts from the faded figure
+    assert e.estimate(30.0).loss < 0.001
+
+
+def reported(loss: float, at: float, smoothed: float | None = None) -> Estimate:
+    return Estimate(
+        bitrate_bps=300_000,  # Chrome's REMB, trailing far below what it receives
+        loss=loss if smoothed is None else smoothed,
+        rtt=0.02,
+        report_loss=loss,
+        report_at=at,
+    )
+
+
+def test_a_lossy_report_lowers_the_budget_to_what_got_through_and_no_further() -> None:
+    c = BudgetController(start_bps=2_000_000)
+    c.update(reported(0.0, 0.0), 0.0, sending_bps=1_400_000)
+    # a 700 kbit/s link behind a 1.4 Mbit/s send: the report says half was lost
+    got = c.update(reported(0.5, 1.0), 1.0, sending_bps=1_400_000)
+    assert got == int(1_400_000 * 0.5 * 0.9)
+    # the next report still covers the time before the decrease: no second cut, even
+    # though less is sent now and the smoothed loss is still high
+    assert c.update(reported(0.4, 1.2, smoothed=0.3), 1.2, sending_bps=600_000) == got
+    # a clean report after the queue drained: it fits
+    assert c.update(reported(0.0, 2.2, smoothed=0.2), 2.2, sending_bps=600_000) == got
+    # light loss in a fresh report is no congestion either
+    assert c.update(reported(0.05, 3.2), 3.2, sending_bps=600_000) == got
+    # heavy loss in a fresh report is
+    assert c.update(reported(0.3, 4.2), 4.2, sending_bps=600_000) < got
+
+
+def test_a_reports_loss_is_its_worst_block() -> None:
+    e = BandwidthEstimator()
+    e.on_receiver_report(128, now=1.0)  # the video block: half lost
+    e.on_receiver_report(0, now=1.001)  # the audio block of the same RTCP packet
+    assert e.estimate(1.001).report_loss == 0.5
+    e.on_receiver_report(0, now=2.0)  # the next packet
+    assert e.estimate(2.0).report_loss == 0.0

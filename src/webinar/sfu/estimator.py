@@ -11,6 +11,9 @@ LOSS_ALPHA = 0.3  # EWMA weight of a new receiver report
 REMB_TIMEOUT = 5.0  # seconds after which a REMB value is considered stale
 HIGH_LOSS = 0.10
 LOW_LOSS = 0.02
+COMPOUND_SECONDS = 0.02  # report blocks this close together came in one RTCP packet
+LOSS_STALE = 1.5  # seconds without a receiver report after which the loss figure fades ...
+LOSS_HALF_LIFE = 1.0  # ... halving every this many seconds (paused video sends no reports)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +32,10 @@ class Estimate:
     loss: float  # smoothed fraction of packets lost, 0..1
     rtt: float | None  # seconds
     sample: RttSample | None = None  # the latest raw round trip
+    # The latest receiver report's own loss (not smoothed) and when it came; None when
+    # the source has no per-report figures (then ``loss`` stands for it).
+    report_loss: float | None = None
+    report_at: float | None = None
 
 
 class BandwidthEstimator:
@@ -36,12 +43,14 @@ class BandwidthEstimator:
     loss from its receiver reports: heavy loss scales the estimate down, the way
     loss-based controllers do (RFC 8698 style), light loss leaves it alone."""
 
-    __slots__ = ("_loss", "_remb", "_remb_at", "_rtt", "_sample")
+    __slots__ = ("_loss", "_loss_at", "_remb", "_remb_at", "_report_loss", "_rtt", "_sample")
 
     def __init__(self) -> None:
         self._remb: int | None = None
         self._remb_at = 0.0
         self._loss = 0.0
+        self._loss_at = 0.0
+        self._report_loss: float | None = None
         self._rtt: float | None = None
         self._sample: RttSample | None = None
 
@@ -60,17 +69,39 @@ class BandwidthEstimator:
     ) -> None:
         """``fraction_lost`` as in RTCP: 0..255 for 0..100 %."""
         frac = min(max(fraction_lost, 0), 255) / 256.0
-        self._loss = (1 - LOSS_ALPHA) * self._loss + LOSS_ALPHA * frac
+        # One compound RTCP packet carries a block per stream (audio, each video): the
+        # worst of them is the report's loss, not whichever block came last.
+        same = self._report_loss is not None and now - self._loss_at < COMPOUND_SECONDS
+        self._report_loss = max(frac, self._report_loss or 0.0) if same else frac
+        self._loss = (1 - LOSS_ALPHA) * self._loss_now(now) + LOSS_ALPHA * frac
+        self._loss_at = now
         if rtt is not None and rtt >= 0:
             self._rtt = rtt
         if sample is not None:
             self._sample = sample
 
+    def _loss_now(self, now: float) -> float:
+        """Loss from reports that stopped coming fades: once congestion paused the
+        video, only sparse audio reports arrive, and an old figure must not block
+        every probe for good."""
+        silent = now - self._loss_at - LOSS_STALE
+        if silent <= 0 or self._loss == 0:
+            return self._loss
+        return float(self._loss * 0.5 ** (silent / LOSS_HALF_LIFE))
+
     def estimate(self, now: float) -> Estimate:
         remb = self._remb if self._remb is not None and now - self._remb_at < REMB_TIMEOUT else None
-        if remb is not None and self._loss > HIGH_LOSS:
-            remb = int(remb * (1 - 0.5 * self._loss))
-        return Estimate(bitrate_bps=remb, loss=self._loss, rtt=self._rtt, sample=self._sample)
+        loss = self._loss_now(now)
+        if remb is not None and loss > HIGH_LOSS:
+            remb = int(remb * (1 - 0.5 * loss))
+        return Estimate(
+            bitrate_bps=remb,
+            loss=loss,
+            rtt=self._rtt,
+            sample=self._sample,
+            report_loss=self._report_loss,
+            report_at=self._loss_at if self._report_loss is not None else None,
+        )
 
 
 # --------------------------------------------------------------------------- budget
@@ -101,7 +132,10 @@ CEILING_HOLD = 4.0  # ... and no probe reaches the level that failed for this lo
 PROBE_INTERVAL = 0.3  # seconds between a good probe and the next one
 PROBE_BACKOFF_MAX = 2.0  # longest wait after failed probes
 REMB_TO_LINK = 1.05  # budget per REMB bit when it fell (REMB ~ 0.85 x received, less margin)
-DOWN_HOLD = 2.0  # seconds after a decrease before loss may lower the budget again
+DOWN_HOLD = 2.0  # seconds after a decrease before smoothed loss may lower it again
+DOWN_REPORT_LOSS = 0.10  # a receiver report this lossy, sent after the last decrease
+DRAIN_SECONDS = 0.5  # ... took effect (the queue drained), is congestion
+PEAK_DECAY = 0.6  # per second: how fast the remembered send rate before a cut fades
 DELIVERED_SHARE = 0.9  # on congestion, the budget keeps this share of what got through
 PROBE_USE = 0.5  # probe only while at least this share of what was allocated is sent
 
@@ -135,6 +169,8 @@ class BudgetController:
         "_raised_at",
         "_rtt_floor",
         "_sample_seen",
+        "_sent_peak",
+        "_sent_peak_at",
         "_sr_marks",
         "_streak",
         "_up_since",
@@ -163,6 +199,8 @@ class BudgetController:
         self._probe_until: float | None = None
         self._probe_started = 0.0
         self._sr_marks: list[float] = []
+        self._sent_peak = 0
+        self._sent_peak_at = 0.0
         self._pad_seconds = PROBE_PAD_SECONDS
         self._verdict_after = PROBE_VERDICT_SR
         self._rtt_floor: float | None = None
@@ -209,13 +247,28 @@ class BudgetController:
         ``sending_bps`` is what is actually sent and ``allocated_bps`` what the last
         allocation planned: no probe while far less is sent than planned (a layer
         switch still waits), so a budget nobody uses cannot grow."""
+        if sending_bps:
+            elapsed = max(now - self._sent_peak_at, 0.0)
+            self._sent_peak = max(sending_bps, int(self._sent_peak * PEAK_DECAY**elapsed))
+            self._sent_peak_at = now
         remb = estimate.bitrate_bps
         if remb is not None and remb != self._last_remb:
             self._falling = self._last_remb is not None and remb < self._last_remb * REMB_FALL
             self._last_remb = remb
-        # Smoothed loss outlives the congestion it reports: act on it once, then give
-        # the lower rate time to show (a falling REMB is a fresh signal every time).
-        lossy = estimate.loss > DOWN_LOSS and now - self._down_at >= DOWN_HOLD
+        # Smoothed loss outlives the congestion it reports, and acting on it again
+        # while less is sent spirals down to audio only: each report's own loss counts,
+        # once the last decrease had time to drain the queue (a falling REMB is a fresh
+        # signal every time).
+        report_loss = estimate.report_loss
+        if report_loss is None or estimate.report_at is None:
+            lossy = estimate.loss > DOWN_LOSS and now - self._down_at >= DOWN_HOLD
+            loss_now = estimate.loss
+        else:
+            loss_now = report_loss
+            lossy = (
+                report_loss > DOWN_REPORT_LOSS
+                and estimate.report_at >= self._down_at + DRAIN_SECONDS
+            )
         congested = lossy or (
             self._falling and remb is not None and remb < self.budget_bps * DOWN_BAND
         )
@@ -229,8 +282,13 @@ class BudgetController:
             elif self._probe_until is None:
                 self._rtt_floor = floor + RTT_FLOOR_RISE * (sample.rtt - floor)
         rtt = estimate.rtt
+        # Without raw round trips (a source with smoothed figures only), a smoothed
+        # one that grew during a probe stands for them.
         queueing = (
-            rtt is not None and self._base_rtt is not None and rtt > self._base_rtt + PROBE_RTT_RISE
+            estimate.sample is None
+            and rtt is not None
+            and self._base_rtt is not None
+            and rtt > self._base_rtt + PROBE_RTT_RISE
         )
         if self._probe_until is not None:
             # The report on a sender report sent late in the probe saw what the probe
@@ -274,15 +332,19 @@ class BudgetController:
             # A browser that sees queueing reports ~85 % of what it receives: the link.
             link = int(remb * REMB_TO_LINK) if remb is not None else None
             target = link if link is not None else self.budget_bps
-            if estimate.loss > DOWN_LOSS:
-                target = int(min(target, self.budget_bps) * (1 - 0.5 * estimate.loss))
+            if lossy:
+                target = int(min(target, self.budget_bps) * (1 - 0.5 * loss_now))
             if sending_bps:
                 # What got through is a floor: a queue that drains makes REMB and loss
                 # undershoot for a moment, and the link carried this much (smoothed loss
                 # lags behind, so never trust it beyond what the browser says it got).
                 # A browser's REMB can trail far below what it receives (it climbs a
                 # few % a second), so it never pulls the budget under what got through.
-                delivered = int(sending_bps * (1 - estimate.loss) * DELIVERED_SHARE)
+                # What was sent before the loss showed, not what is sent now: a pause
+                # of the video the last cut caused must not feed the next cut.
+                delivered = int(
+                    max(sending_bps, self._sent_peak) * (1 - loss_now) * DELIVERED_SHARE
+                )
                 target = max(target, delivered)
             self._set(min(self.budget_bps, target))
             self.limited = True
