@@ -287,3 +287,11 @@ def test_a_reports_loss_is_its_worst_block() -> None:
     assert e.estimate(1.001).report_loss == 0.5
     e.on_receiver_report(0, now=2.0)  # the next packet
     assert e.estimate(2.0).report_loss == 0.0
+
+
+def test_audio_reports_do_not_stand_for_the_latest_report() -> None:
+    e = BandwidthEstimator()
+    e.on_receiver_report(0, now=1.0)  # video: clean
+    e.on_receiver_report(128, now=1.5, video=False)  # audio, 5 s late, about old loss
+    assert e.estimate(1.5).report_loss == 0.0 and e.estimate(1.5).report_at == 1.0
+    assert e.estimate(1.5).loss > 0  # it still counts in the smoothed figure

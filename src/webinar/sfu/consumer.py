@@ -517,7 +517,9 @@ class Consumer:
 
     def on_report(self, report: RtcpReceiverInfo) -> None:
         """A report block about this stream: loss, and RTT against our last SR."""
-        if self.closed:
+        if self.closed or report.ssrc != self._ssrc:
+            # The RTX stream's block counts padding and retransmissions dropped long
+            # ago, not this stream's loss.
             return
         self.stats.fraction_lost = report.fraction_lost
         now = time.time()
@@ -536,7 +538,9 @@ class Consumer:
                     arrived=mono,
                     lost=min(max(report.fraction_lost, 0), 255) / 256.0,
                 )
-        self._estimator.on_receiver_report(report.fraction_lost, time.monotonic(), self.rtt, sample)
+        self._estimator.on_receiver_report(
+            report.fraction_lost, time.monotonic(), self.rtt, sample, video=self._video
+        )
 
     def retransmit(self, lost: list[int]) -> int:
         """Resend what the subscriber reported lost; returns how many were sent."""

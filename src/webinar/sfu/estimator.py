@@ -43,7 +43,16 @@ class BandwidthEstimator:
     loss from its receiver reports: heavy loss scales the estimate down, the way
     loss-based controllers do (RFC 8698 style), light loss leaves it alone."""
 
-    __slots__ = ("_loss", "_loss_at", "_remb", "_remb_at", "_report_loss", "_rtt", "_sample")
+    __slots__ = (
+        "_loss",
+        "_loss_at",
+        "_remb",
+        "_remb_at",
+        "_report_at",
+        "_report_loss",
+        "_rtt",
+        "_sample",
+    )
 
     def __init__(self) -> None:
         self._remb: int | None = None
@@ -51,6 +60,7 @@ class BandwidthEstimator:
         self._loss = 0.0
         self._loss_at = 0.0
         self._report_loss: float | None = None
+        self._report_at = 0.0
         self._rtt: float | None = None
         self._sample: RttSample | None = None
 
@@ -66,14 +76,19 @@ class BandwidthEstimator:
         now: float,
         rtt: float | None = None,
         sample: RttSample | None = None,
+        video: bool = True,
     ) -> None:
-        """``fraction_lost`` as in RTCP: 0..255 for 0..100 %."""
+        """``fraction_lost`` as in RTCP: 0..255 for 0..100 %. Audio's reports come
+        every few seconds and so describe congestion long gone: they count in the
+        smoothed loss only, never as the latest report."""
         frac = min(max(fraction_lost, 0), 255) / 256.0
         # One compound RTCP packet carries a block per stream (audio, each video): the
         # worst of them is the report's loss, not whichever block came last.
-        same = self._report_loss is not None and now - self._loss_at < COMPOUND_SECONDS
-        self._report_loss = max(frac, self._report_loss or 0.0) if same else frac
         self._loss = (1 - LOSS_ALPHA) * self._loss_now(now) + LOSS_ALPHA * frac
+        if video:
+            same = self._report_loss is not None and now - self._report_at < COMPOUND_SECONDS
+            self._report_loss = max(frac, self._report_loss or 0.0) if same else frac
+            self._report_at = now
         self._loss_at = now
         if rtt is not None and rtt >= 0:
             self._rtt = rtt
@@ -100,7 +115,7 @@ class BandwidthEstimator:
             rtt=self._rtt,
             sample=self._sample,
             report_loss=self._report_loss,
-            report_at=self._loss_at if self._report_loss is not None else None,
+            report_at=self._report_at if self._report_loss is not None else None,
         )
 
 
