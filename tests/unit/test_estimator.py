@@ -204,7 +204,7 @@ def test_a_probe_pads_briefly_then_a_report_on_its_late_sender_report_decides() 
     c.update(sample(0.011, 0.15, 0.7), 0.7, 2_000_000)
     assert c.probing and c.committed_bps == 1_000_000  # media waits for the verdict
     # ... the one on the last says the queue did not grow: the probe holds at once
-    raised = c.update(sample(0.012, 0.5, 0.9), 0.9, 2_000_000)
+    raised = c.update(sample(0.012, 0.33, 0.9), 0.9, 2_000_000)
     assert raised == int(1_000_000 * PROBE_MAX_STEP) and not c.probing and c.probes_ok == 1
 
 
@@ -214,7 +214,7 @@ def test_a_probe_whose_late_sender_report_queued_fails_before_any_loss() -> None
     c.update(sample(0.010, -1.0, -0.9), 0.1, 2_000_000)
     assert c.probing
     # the sender report sent at the end of the padding waited 80 ms in a queue
-    assert c.update(sample(0.090, 0.5, 0.9), 0.9, 2_000_000) == 1_000_000
+    assert c.update(sample(0.090, 0.33, 0.9), 0.9, 2_000_000) == 1_000_000
     assert not c.probing and c.probes_failed == 1
 
 
@@ -223,7 +223,7 @@ def test_a_probe_whose_report_counts_loss_fails() -> None:
     c.update(sample(0.010, -1.0, -0.9), 0.0)
     c.update(sample(0.010, -1.0, -0.9), 0.1, 2_000_000)
     # smoothed loss is still low, but the report covering the probe counted 10 %
-    assert c.update(sample(0.011, 0.5, 0.9, lost=0.10), 0.9, 2_000_000) == 1_000_000
+    assert c.update(sample(0.011, 0.33, 0.9, lost=0.10), 0.9, 2_000_000) == 1_000_000
     assert c.probes_failed == 1
 
 
@@ -295,3 +295,16 @@ def test_audio_reports_do_not_stand_for_the_latest_report() -> None:
     e.on_receiver_report(128, now=1.5, video=False)  # audio, 5 s late, about old loss
     assert e.estimate(1.5).report_loss == 0.0 and e.estimate(1.5).report_at == 1.0
     assert e.estimate(1.5).loss > 0  # it still counts in the smoothed figure
+
+
+def test_no_report_on_the_probes_own_sender_reports_means_no_raise() -> None:
+    c = BudgetController(start_bps=1_000_000)
+    c.update(sample(0.010, -1.0, -0.9), 0.0)
+    c.update(sample(0.010, -1.0, -0.9), 0.1, 2_000_000)
+    assert c.probing
+    # a report on an SR sent after the padding stopped (a drained queue) is no verdict
+    c.update(sample(0.010, 1.0, 1.2), 1.2, 2_000_000)
+    assert c.probing
+    # the probe times out without one: back to the old budget, not counted as failed
+    assert c.update(sample(0.010, 1.0, 1.2), 0.1 + PROBE_HOLD + 0.01, 2_000_000) == 1_000_000
+    assert not c.probing and c.probes_ok == 0 and c.probes_failed == 0

@@ -140,6 +140,7 @@ PROBE_PAD_SECONDS = 0.4  # padding runs this long, then stops while the verdict 
 # the sender reports sent during it come back with the queueing delay in their RTT
 PROBE_SR_AT = (0.2, 0.4)  # seconds into a probe: send a sender report
 PROBE_VERDICT_SR = 0.3  # a report on an SR sent this late in the probe decides it
+VERDICT_SLACK = 0.1  # seconds after the padding an SR still counts as the probe's
 FIRST_PROBE_SCALE = 0.6  # the first probe (nothing verified yet) is this much shorter
 RTT_FLOOR_RISE = 0.05  # the round-trip floor follows a longer path this fast per sample
 REVERT_WINDOW = 6.0  # congestion this soon after a raise undoes the raise ...
@@ -308,10 +309,13 @@ class BudgetController:
         if self._probe_until is not None:
             # The report on a sender report sent late in the probe saw what the probe
             # did to the path: a longer round trip (a queue) or loss fails it.
+            # (an SR sent after the padding stopped saw a drained queue: no verdict)
             verdict = (
                 fresh
                 and sample is not None
-                and sample.sr_sent >= self._probe_started + self._verdict_after
+                and self._probe_started + self._verdict_after
+                <= sample.sr_sent
+                <= self._probe_started + self._pad_seconds + VERDICT_SLACK
             )
             slow = (
                 verdict
@@ -324,6 +328,13 @@ class BudgetController:
                 self._fail_probe(now, remb)
                 return self.budget_bps
             if now < self._probe_until and not verdict:
+                return self.budget_bps
+            if not verdict and self._rtt_floor is not None:
+                # No report on the probe's own sender reports came back: nothing says
+                # the path took it. Back to the old budget, without counting a failure.
+                self._probe_until = None
+                self._set(self._before_probe)
+                self._next_probe = now + self._backoff
                 return self.budget_bps
             self._probe_until = None  # the probe held: keep its budget
             self._raised(now, self._before_probe)

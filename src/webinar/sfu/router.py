@@ -179,7 +179,7 @@ class Router:
                 try:
                     tiers.pad(now, list(transport.consumers.values()), interval)
                     if tiers.controller.take_sender_report(now):
-                        transport.send_sender_reports(time.time())
+                        transport.send_probe_reports(time.time())
                 except Exception:
                     logger.exception("probe padding failed for %s", transport.id)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 SUPPORTED_CODECS = {MediaKind.VIDEO: "video/vp8", MediaKind.AUDIO: "audio/opus"}
 MAX_SDP_BYTES = 64 * 1024
+PROBE_REPORT_HOLD = 1.5  # seconds regular SRs wait after a probe's SR
 CLOSE_TIMEOUT = 10.0  # seconds a peer connection may take to close before we stop waiting
 MAX_DEAD_MLINES = 32  # inactive m-lines a subscriber keeps before it must reconnect
 
@@ -655,6 +657,12 @@ class SubscribeTransport(_Transport):
             # One compound SR for every stream, every 0.5..1.5 s (as RFC 3550 varies it).
             self._next_report = now_mono + 0.5 + random.random()
             self.send_sender_reports(now_wall)
+
+    def send_probe_reports(self, now_wall: float) -> None:
+        """SRs for a bandwidth probe: the next regular ones wait, so the receiver's next
+        report answers these (and so measures the probe's queueing)."""
+        self.send_sender_reports(now_wall)
+        self._next_report = max(self._next_report, time.monotonic() + PROBE_REPORT_HOLD)
 
     def send_sender_reports(self, now_wall: float) -> None:
         """One compound SR for every stream of this subscriber, now."""
