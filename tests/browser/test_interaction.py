@@ -195,7 +195,8 @@ async def test_test_prepared_on_the_dashboard_with_an_image_is_scored(
     active = ann.get_by_test_id("poll-active")
     picture = active.locator("img.poll-option-image")
     await expect(picture).to_have_attribute("src", re.compile(r"^/images/img_"))
-    assert await picture.evaluate("img => img.complete && img.naturalWidth") == 2
+    await picture.evaluate("img => img.decode()")  # loaded and decodable (rejects if broken)
+    assert await picture.evaluate("img => img.naturalWidth") == 2
     await active.get_by_test_id("poll-choice").nth(0).check()
     await active.get_by_test_id("poll-submit").click()
     await expect(active.get_by_test_id("poll-answer-saved")).to_be_visible()
