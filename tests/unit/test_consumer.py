@@ -6,6 +6,7 @@ back with aiortc's own parser, so the bytes are checked as a receiver sees them.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import time
 
@@ -20,6 +21,7 @@ from aiortc.rtp import (
     RtcpReceiverInfo,
     RtcpRrPacket,
     RtcpRtpfbPacket,
+    RtcpSrPacket,
     RtpPacket,
     pack_remb_fci,
 )
@@ -328,3 +330,38 @@ def test_unwanted_consumer_stays_silent_until_wanted() -> None:
     assert producer.keyframe_requests == 1
     consumer.forward(packet(2, keyframe=True))
     assert len(tap._sink.rtp) == 1
+
+
+def test_a_report_on_an_older_sr_gives_a_raw_round_trip_and_rtx_blocks_do_not_count() -> None:
+    consumer, _tap, _producer = make_consumer()
+    consumer.resume()
+    consumer.forward(packet(1, keyframe=True))
+    now = time.time()
+    first = consumer.sender_report(now - 0.5)  # a probe's SR ...
+    consumer.forward(dataclasses.replace(packet(2), arrival=2.0))  # (its NTP time moves on)
+    later = consumer.sender_report(now - 0.1)  # ... and one sent after it
+    assert first is not None and later is not None
+    assert first.sender_info.ntp_timestamp != later.sender_info.ntp_timestamp
+    assert first is not None and later is not None
+
+    def block(ssrc: int, sr: RtcpSrPacket, held: float, lost: int) -> RtcpReceiverInfo:
+        return RtcpReceiverInfo(
+            ssrc=ssrc,
+            fraction_lost=lost,
+            packets_lost=0,
+            highest_sequence=1,
+            jitter=0,
+            lsr=(sr.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF,
+            dlsr=int(held * 65536),
+        )
+
+    # the RTX stream's block (old dropped padding) is no news about this stream
+    consumer.on_report(block(consumer.rtx_ssrc, first, 0.3, 128))
+    assert consumer._estimator.estimate(time.monotonic()).sample is None
+    # the media block names the older SR: a round trip of ~0.2 s, and its own loss
+    consumer.on_report(block(SSRC, first, 0.3, 26))
+    sample = consumer._estimator.estimate(time.monotonic()).sample
+    assert sample is not None
+    assert sample.rtt == pytest.approx(0.2, abs=0.02)
+    assert sample.lost == pytest.approx(26 / 256)
+    assert time.monotonic() - sample.sr_sent == pytest.approx(0.5, abs=0.05)
