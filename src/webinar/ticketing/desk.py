@@ -411,33 +411,28 @@ class TicketDesk:
             reg = await self.registration(event, reminder.registration_id)
             if reg.status is not RegistrationStatus.CONFIRMED or reg.code is None:
                 return "skipped"
-            await self.mailer.send_template(
-                "reminder",
-                reg.email,
-                name=reg.name,
-                event=event,
-                when=when,
-                event_id=display,
-                code=format_code(reg.code),
-                link=f"{base}{attendee_path(event)}",
-            )
-            return "sent"
-        if reminder.invitee_id is not None:
+            to, name = reg.email, reg.name
+            code: str | None = format_code(reg.code)
+            link = f"{base}{attendee_path(event)}"
+        elif reminder.invitee_id is not None:
             invitee = await self._invitee(event, reminder.invitee_id)
             if invitee.revoked:
                 return "skipped"
-            await self.mailer.send_template(
-                "reminder",
-                invitee.email,
-                name=invitee.name,
-                event=event,
-                when=when,
-                event_id=display,
-                code=None,
-                link=f"{base}{attendee_path(event)}#token={invitee.token}",
-            )
-            return "sent"
-        return "skipped"
+            to, name, code = invitee.email, invitee.name, None
+            link = f"{base}{attendee_path(event)}#token={invitee.token}"
+        else:
+            return "skipped"
+        await self.mailer.send_template(
+            "reminder",
+            to,
+            name=name,
+            event=event,
+            when=when,
+            event_id=display,
+            code=code,
+            link=link,
+        )
+        return "sent"
 
     # ------------------------------------------------------------------ cancelling
 
