@@ -111,9 +111,10 @@ async def test_one_presenter_to_twenty_subscribers(
 
 async def test_video_keeps_decoding_with_five_percent_loss(server: RunningServer) -> None:
     rng = random.Random(5)
-    dropped = [0]
+    seen, dropped = [0], [0]
 
     def lossy(packet: RtpPacket) -> bool:
+        seen[0] += 1
         if rng.random() < 0.05:
             dropped[0] += 1
             return False
@@ -135,7 +136,8 @@ async def test_video_keeps_decoding_with_five_percent_loss(server: RunningServer
         sent0, decoded0 = video.frames_sent, viewer.stats.frames["video"]
         await asyncio.sleep(10)
         sent, decoded = video.frames_sent - sent0, viewer.stats.frames["video"] - decoded0
-        assert dropped[0] > 20  # the loss really happened
+        # the loss really happened (a count, not a guess at how many packets came)
+        assert seen[0] > 300 and dropped[0] >= 0.02 * seen[0], (dropped[0], seen[0])
         assert sent > 250
         producer = next(iter(server.rooms.rooms())).router.producers
         consumer_stats = [c.stats for p in producer.values() for c in p.consumers]
