@@ -18,6 +18,7 @@ from tests.helpers import RunningServer, running_server
 from webinar.client.media import ClipTrack, make_opus_clip, make_vp8_clip
 from webinar.client.peer import WebinarClient
 from webinar.sfu import HookError, check_hooks, running_decoder_threads
+from webinar.sfu._aiortc import direct_receive
 
 pytestmark = pytest.mark.media
 LOOPBACK = ["127.0.0.1"]
@@ -105,6 +106,18 @@ async def test_one_presenter_to_twenty_subscribers(
         assert max(ratios) <= 1.0, ratios  # no duplicates
         assert decoders == []
         assert running_decoder_threads() == []
+        # The media took the direct receive path (socket callback -> libsrtp -> the
+        # producer), not aioice's queue and aiortc's DTLS task: the publisher's RTP
+        # and the subscribers' RTCP.
+        router = next(iter(server.rooms.rooms())).router
+        for producer in router.producers.values():
+            direct = direct_receive(producer._tap.receiver.transport)
+            assert direct is not None and direct.handled >= expected, (direct, expected)
+        consumers = [c for p in router.producers.values() for c in p.consumers]
+        assert len(consumers) == 40
+        for consumer in consumers:
+            direct = direct_receive(consumer._tap.sender.transport)
+            assert direct is not None and direct.handled > 0
     finally:
         await asyncio.gather(presenter.close(), *(s.close() for s in subscribers))
 

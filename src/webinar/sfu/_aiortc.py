@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import socket
+import time
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
@@ -56,6 +59,7 @@ from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
 __all__ = [
+    "DirectReceive",
     "HookError",
     "IngressTap",
     "PacketSink",
@@ -63,6 +67,7 @@ __all__ = [
     "SilentTrack",
     "check_hooks",
     "configure_gathering",
+    "direct_receive",
     "install_feedback",
     "install_ingress",
     "release_sockets",
@@ -70,6 +75,9 @@ __all__ = [
     "sender_reports",
     "subscriber_extension_ids",
 ]
+
+
+logger = logging.getLogger(__name__)
 
 
 class HookError(RuntimeError):
@@ -126,6 +134,9 @@ def check_hooks() -> None:
                 (dtls, "_rtp_header_extensions_map"),
                 (dtls, "_rtp_router"),
                 (dtls, "_tx_srtp"),
+                (dtls, "_rx_srtp"),
+                (dtls, _DTLS_RX_BYTES),
+                (dtls, _DTLS_RX_PACKETS),
                 (dtls, "_state"),
                 (dtls, "transport"),
                 (pc, "_RTCPeerConnection__createTransceiver"),
@@ -153,6 +164,8 @@ def check_hooks() -> None:
                     "turn_server",
                     "gather_candidates",
                     "get_component_candidates",
+                    "_queue",
+                    "data_received",
                 ):
                     if not hasattr(conn, name):
                         missing.append(f"aioice.Connection.{name}")
@@ -456,7 +469,7 @@ def install_feedback(dtls: RTCDtlsTransport, on_packet: Callable[[AnyRtcpPacket]
     per recipient; the SFU routes by SSRC itself, synchronously."""
     parse = RtcpPacket.parse
 
-    async def handle_rtcp_data(data: bytes) -> None:
+    def handle_rtcp(data: bytes) -> None:
         try:
             packets = parse(data)
         except ValueError:
@@ -464,7 +477,11 @@ def install_feedback(dtls: RTCDtlsTransport, on_packet: Callable[[AnyRtcpPacket]
         for packet in packets:
             on_packet(packet)
 
+    async def handle_rtcp_data(data: bytes) -> None:
+        handle_rtcp(data)
+
     dtls._handle_rtcp_data = handle_rtcp_data  # type: ignore[method-assign]
+    _direct(dtls).set_rtcp(handle_rtcp, handle_rtcp_data)
 
 
 # --------------------------------------------------------------------------- ingress
@@ -588,7 +605,7 @@ def install_ingress(
     ext_map = dtls._rtp_header_extensions_map
     parse = RtpPacket.parse
 
-    async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
+    def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
         try:
             packet = parse(data, ext_map)
         except ValueError:
@@ -597,7 +614,139 @@ def install_ingress(
         if handler is not None:
             handler(packet, arrival_time_ms)
 
+    async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
+        handle_rtp(data, arrival_time_ms)
+
     dtls._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
+    _direct(dtls).set_rtp(handle_rtp, handle_rtp_data)
+
+
+# --------------------------------------------------------------------------- direct receive
+
+_NTP_OFFSET = 2208988800.0  # seconds from 1900 (aiortc's clock epoch) to 1970
+_DIRECT = "_webinar_direct"
+_DTLS_RX_BYTES = "_RTCDtlsTransport__rx_bytes"
+_DTLS_RX_PACKETS = "_RTCDtlsTransport__rx_packets"
+
+
+class DirectReceive:
+    """SRTP and SRTCP datagrams of one DTLS transport, handled in the socket's
+    receive callback.
+
+    aioice first tries to parse every datagram as STUN (an exception for each media
+    packet), then queues it; aiortc's DTLS task takes it from the queue through five
+    coroutine frames, then unprotects and parses it. Here a datagram whose first byte
+    says RTP/RTCP (RFC 7983: 128-191) goes straight to the same libsrtp session and
+    the same synchronous handler that aiortc's path would reach, with the same
+    transport statistics. Anything else (STUN, DTLS), anything while a datagram
+    still waits in aioice's queue (so order is kept), and anything whose aiortc
+    handler was replaced again after ours (a test's loss filter) takes aiortc's own
+    path.
+    """
+
+    __slots__ = (
+        "_conn",
+        "_dtls",
+        "_patched",
+        "_queue",
+        "_rtcp",
+        "_rtcp_async",
+        "_rtp",
+        "_rtp_async",
+        "handled",
+    )
+
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
+        self._dtls = dtls
+        self._rtp: Callable[[bytes, int], None] | None = None
+        self._rtp_async: Any = None
+        self._rtcp: Callable[[bytes], None] | None = None
+        self._rtcp_async: Any = None
+        self.handled = 0  # datagrams that took the direct path
+        conn = dtls.transport.iceGatherer._connection
+        self._conn = conn
+        self._queue: asyncio.Queue[Any] = conn._queue
+        self._patched: weakref.WeakSet[Any] = weakref.WeakSet()
+        conn.data_received = self.data_received  # type: ignore[method-assign]
+        self._patch_protocols()
+
+    def set_rtp(self, handler: Callable[[bytes, int], None], installed: Any) -> None:
+        """``handler`` does what ``installed`` (now the transport's
+        ``_handle_rtp_data``) does, synchronously."""
+        self._rtp, self._rtp_async = handler, installed
+
+    def set_rtcp(self, handler: Callable[[bytes], None], installed: Any) -> None:
+        self._rtcp, self._rtcp_async = handler, installed
+
+    def _patch_protocols(self) -> None:
+        """Media datagrams skip aioice's attempt to parse them as STUN."""
+        for protocol in self._conn._protocols:
+            if protocol in self._patched or type(protocol) is not aioice.ice.StunProtocol:
+                continue
+            self._patched.add(protocol)
+            original = protocol.datagram_received
+
+            def datagram_received(
+                data: bytes, addr: Any, _p: Any = protocol, _orig: Any = original
+            ) -> None:
+                if data and 127 < data[0] < 192:
+                    _p.receiver.data_received(data, _p.local_candidate.component)
+                else:
+                    _orig(data, addr)
+
+            protocol.datagram_received = datagram_received  # type: ignore[method-assign,assignment]
+
+    def data_received(self, data: bytes, component: int) -> None:
+        dtls = self._dtls
+        first = data[0] if data else 0
+        if (
+            127 < first < 192
+            and dtls._state is _CONNECTED
+            and dtls._rx_srtp is not None
+            and self._queue.empty()
+        ):
+            rtcp = len(data) >= 2 and 191 < data[1] < 209
+            handler: Any
+            if rtcp:
+                handler = self._rtcp if dtls._handle_rtcp_data is self._rtcp_async else None
+            else:
+                handler = self._rtp if dtls._handle_rtp_data is self._rtp_async else None
+            if handler is not None:
+                self.handled += 1
+                self._handle(dtls, data, rtcp, handler)
+                return
+        self._queue.put_nowait((data, component))
+        if len(self._patched) != len(self._conn._protocols):
+            self._patch_protocols()
+
+    @staticmethod
+    def _handle(dtls: RTCDtlsTransport, data: bytes, rtcp: bool, handler: Any) -> None:
+        setattr(dtls, _DTLS_RX_BYTES, getattr(dtls, _DTLS_RX_BYTES) + len(data))
+        setattr(dtls, _DTLS_RX_PACKETS, getattr(dtls, _DTLS_RX_PACKETS) + 1)
+        session = dtls._rx_srtp
+        try:
+            if rtcp:
+                handler(session.unprotect_rtcp(data))
+            else:
+                arrival_ms = int((time.time() + _NTP_OFFSET) * 1000)
+                handler(session.unprotect(data), arrival_ms)
+        except pylibsrtp.Error:
+            pass  # as aiortc: a packet that does not authenticate is dropped
+        except Exception:
+            logger.exception("handling a %s datagram failed", "RTCP" if rtcp else "RTP")
+
+
+def direct_receive(dtls: RTCDtlsTransport) -> DirectReceive | None:
+    """The transport's direct receive path, once an ingress or feedback hook is in."""
+    return cast("DirectReceive | None", getattr(dtls, _DIRECT, None))
+
+
+def _direct(dtls: RTCDtlsTransport) -> DirectReceive:
+    direct: DirectReceive | None = getattr(dtls, _DIRECT, None)
+    if direct is None:
+        direct = DirectReceive(dtls)
+        setattr(dtls, _DIRECT, direct)
+    return direct
 
 
 def running_decoder_threads() -> list[str]:
