@@ -54,6 +54,7 @@ class Router:
         self._dynacast: dict[str, Dynacast] = {}
         self._measured_at = 0.0
         loop = asyncio.get_running_loop()
+        self._probing = asyncio.Event()  # set when a subscriber's probe may need padding
         self._task = loop.create_task(self._housekeeping())
         self._pacer = loop.create_task(self._pace())
 
@@ -160,6 +161,8 @@ class Router:
                     if tiers is not None and not transport.closed:
                         consumers = list(transport.consumers.values())
                         tiers.tick(now_mono, consumers)
+                        if tiers.controller.probing:
+                            self._probing.set()
                 except Exception:
                     logger.exception("housekeeping failed for %s", transport.id)
             if measure:
@@ -167,15 +170,23 @@ class Router:
 
     async def _pace(self) -> None:
         """Send probe padding in small slices: a quarter second of padding sent at once
-        would overflow a shallow bottleneck queue and take media packets with it."""
+        would overflow a shallow bottleneck queue and take media packets with it.
+
+        Only probes start in housekeeping, so while none runs this task waits for
+        housekeeping to start one instead of waking every slice for nothing."""
         last = time.monotonic()
         while True:
+            if not self._probing.is_set():
+                await self._probing.wait()
+                last = time.monotonic()
             await asyncio.sleep(PAD_INTERVAL)
             now = time.monotonic()
             interval, last = min(now - last, 2 * PAD_INTERVAL), now  # a stall is not caught up
+            self._probing.clear()
             for transport, tiers in list(self._tiers.items()):
                 if transport.closed or not tiers.controller.probing:
                     continue
+                self._probing.set()
                 try:
                     tiers.pad(now, list(transport.consumers.values()), interval)
                     if tiers.controller.take_sender_report(now):
