@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -89,9 +90,18 @@ class Producer:
         tap: IngressTap,
         app_data: dict[str, Any] | None = None,
         rids: tuple[str, ...] = (),
+        batch: bool = False,
     ) -> None:
         """``rids``: the simulcast encodings of the m-line, lowest first (none or one:
-        a single stream)."""
+        a single stream).
+
+        ``batch``: a single stream's packets that arrive in one turn of the event
+        loop (the packets of a video frame come back to back) are forwarded together
+        at the end of that turn, consumer by consumer: each subscriber's socket gets
+        them back to back, so its receiver wakes once per frame, not once per packet.
+        Without it (tests that drive a producer by hand) every packet goes out before
+        :meth:`on_rtp` returns. Simulcast layers are always forwarded at once: a
+        consumer switching layers must see the two layers in arrival order."""
         self.id = ProducerId(new_id("pr"))
         self.kind = kind
         self.source = source
@@ -108,6 +118,8 @@ class Producer:
         self._consumers: dict[str, PacketConsumer] = {}
         self._pinned: dict[str, int] = {}  # recorder id -> the simulcast layer it gets
         self._active: tuple[PacketConsumer, ...] = ()
+        self._batching = batch
+        self._batch: list[MediaPacket] = []
         self._unwrap = SeqUnwrapper()
         self._dupes = DuplicateFilter()
         self._rtx_ssrcs: set[int] = set()
@@ -271,9 +283,27 @@ class Producer:
             arrival=now,
             abs_send_time=abs_send_time_bytes(now),
         )
+        if self._batching:
+            batch = self._batch
+            batch.append(mp)
+            if len(batch) == 1:
+                asyncio.get_running_loop().call_soon(self.flush)
+            return
         for consumer in self._active:
             try:
                 consumer.forward(mp)
+            except Exception:  # one subscriber's trouble never stops the others
+                logger.exception("forwarding to %s failed", consumer)
+
+    def flush(self) -> None:
+        """Forward the packets held for the end of this event-loop turn (``batch``)."""
+        batch, self._batch = self._batch, []
+        if not batch or self.paused or self.closed:
+            return
+        for consumer in self._active:
+            try:
+                for mp in batch:
+                    consumer.forward(mp)
             except Exception:  # one subscriber's trouble never stops the others
                 logger.exception("forwarding to %s failed", consumer)
 

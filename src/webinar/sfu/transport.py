@@ -385,7 +385,12 @@ class PublishTransport(_Transport):
         if line is None:
             line = self._lines[mid] = _Line(transceiver.receiver, self, mid)
         producer = Producer(
-            kind=MediaKind(transceiver.kind), source=spec.source, mid=mid, tap=line.tap, rids=rids
+            kind=MediaKind(transceiver.kind),
+            source=spec.source,
+            mid=mid,
+            tap=line.tap,
+            rids=rids,
+            batch=True,
         )
         if line.codec is not None:
             producer.set_codec(line.codec, line.ssrc, line.rtx_ssrc)

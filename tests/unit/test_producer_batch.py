@@ -1,0 +1,114 @@
+"""A batching producer forwards one event-loop turn's packets together, consumer by
+consumer, at the end of the turn; nothing is lost, reordered or sent after a pause."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiortc.rtp import RtpPacket
+
+from webinar.sfu.producer import Producer, ProducerCodec
+from webinar.sfu.rtp import MediaPacket
+from webinar.sfu.types import MediaKind, MediaSource
+
+
+class FakeNack:
+    def __init__(self) -> None:
+        self.missing: set[int] = set()
+
+    def add(self, packet: Any) -> bool:
+        return False
+
+
+class FakeTap:
+    def __init__(self) -> None:
+        self.nack = FakeNack()
+
+    def account(self, packet: Any, arrival: int, clock_rate: int) -> None:
+        pass
+
+    def send_nack(self, ssrc: int, lost: Any) -> None:
+        pass
+
+    def send_pli(self, ssrc: int) -> None:
+        pass
+
+
+class Recording:
+    """A consumer that writes down what it is handed, into one shared log."""
+
+    def __init__(self, name: str, log: list[tuple[str, int]]) -> None:
+        self.id = name
+        self.log = log
+
+    def forward(self, mp: MediaPacket) -> None:
+        self.log.append((self.id, mp.seq))
+
+    def restart(self) -> None:
+        pass
+
+    def producer_closed(self) -> None:
+        pass
+
+
+def producer(batch: bool) -> Producer:
+    p = Producer(
+        kind=MediaKind.AUDIO,
+        source=MediaSource.MICROPHONE,
+        mid="0",
+        tap=FakeTap(),  # type: ignore[arg-type]
+        batch=batch,
+    )
+    p.set_codec(ProducerCodec("audio/opus", 48000, 111, None, channels=2), 5678, None)
+    return p
+
+
+def packet(seq: int) -> RtpPacket:
+    return RtpPacket(
+        payload_type=111, sequence_number=seq, timestamp=960 * seq, ssrc=5678, payload=b"\x01" * 40
+    )
+
+
+async def test_one_turn_goes_out_together_consumer_by_consumer() -> None:
+    log: list[tuple[str, int]] = []
+    p = producer(batch=True)
+    p.add_consumer(Recording("a", log))  # type: ignore[arg-type]
+    p.add_consumer(Recording("b", log))  # type: ignore[arg-type]
+    for seq in (10, 11, 12):
+        p.on_rtp(packet(seq), 0)
+    assert log == []  # held for the end of this turn
+    await asyncio.sleep(0)
+    assert [name for name, _ in log] == ["a", "a", "a", "b", "b", "b"]
+    assert [seq for name, seq in log if name == "a"] == sorted(s for n, s in log if n == "a")
+    assert [seq for name, seq in log if name == "b"] == [seq for name, seq in log if name == "a"]
+    for seq in (13, 14):  # the next turn is a batch of its own
+        p.on_rtp(packet(seq), 0)
+    await asyncio.sleep(0)
+    assert len(log) == 10 and log[6][0] == "a" and log[8][0] == "b"
+
+
+async def test_paused_or_closed_before_the_end_of_the_turn_sends_nothing() -> None:
+    log: list[tuple[str, int]] = []
+    p = producer(batch=True)
+    p.add_consumer(Recording("a", log))  # type: ignore[arg-type]
+    p.on_rtp(packet(10), 0)
+    p.pause()
+    await asyncio.sleep(0)
+    assert log == []
+    p.resume()
+    p.on_rtp(packet(11), 0)
+    p.close()
+    await asyncio.sleep(0)
+    assert log == []
+
+
+def test_without_batching_every_packet_goes_out_at_once() -> None:
+    log: list[tuple[str, int]] = []
+    p = producer(batch=False)
+    p.add_consumer(Recording("a", log))  # type: ignore[arg-type]
+    p.add_consumer(Recording("b", log))  # type: ignore[arg-type]
+    p.on_rtp(packet(10), 0)
+    assert [name for name, _ in log] == ["a", "b"]
+    p.on_rtp(packet(11), 0)
+    assert [name for name, _ in log] == ["a", "b", "a", "b"]
