@@ -8,6 +8,9 @@ names of aiortc 1.16 / aioice 0.13 (pinned in pyproject.toml):
   routed by MID (then SSRC) straight to the SFU, skipping the jitter buffer; the
   receiver's ``receive`` is replaced so no decoder thread is ever started, while
   its RTCP loop keeps sending truthful receiver reports fed from our statistics;
+* direct receive: SRTP/SRTCP datagrams are unprotected and handled in the UDP
+  socket's receive callback (:class:`DirectReceive`) instead of going through
+  aioice's queue and aiortc's DTLS task;
 * egress: packets are written into a C buffer, SRTP-protected in place with the
   transport's libsrtp session and handed to the nominated ICE pair's UDP socket
   synchronously (no coroutine per packet);
