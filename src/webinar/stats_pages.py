@@ -19,7 +19,7 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from webinar import engagement
+from webinar import engagement, webhooks
 from webinar import interaction_http as ih
 from webinar.attendance import (
     SESSION_COLUMNS,
@@ -35,6 +35,7 @@ from webinar.publish import Publisher
 from webinar.recordings import RecordingService
 from webinar.rooms.manager import RoomManager
 from webinar.store import Event, User
+from webinar.ticketing import records
 
 CHART_W, CHART_H = 640, 200
 
@@ -299,6 +300,10 @@ class StatsPages:
             )
         event_id = event.event_id
         await self.dashboard.store.run(lambda core: engagement.delete_personal_data(core, event_id))
+        await self.dashboard.store.run(lambda core: records.erase_people(core.connection, event_id))
+        await self.dashboard.store.run(
+            lambda core: webhooks.sql_delete_event_deliveries(core.connection, event_id)
+        )
         await self.attendance.delete_event_data(event.event_id)
         await self.publisher.delete_event_viewers(event.event_id)
         await self.recordings.delete_event_recordings(event.event_id)

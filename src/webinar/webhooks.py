@@ -507,6 +507,11 @@ def sql_retry(db: sqlite3.Connection, owner_id: int | None, delivery_id: str, no
     return cursor.rowcount > 0
 
 
+def sql_delete_event_deliveries(db: sqlite3.Connection, event_id: str) -> int:
+    """The delivery log of one webinar event (its bodies name people), attempts included."""
+    return db.execute("DELETE FROM webhook_deliveries WHERE event_id = ?", (event_id,)).rowcount
+
+
 def sql_prune(db: sqlite3.Connection, before: float) -> int:
     cursor = db.execute(
         "DELETE FROM webhook_deliveries WHERE status != 'pending' AND finished_at < ?", (before,)

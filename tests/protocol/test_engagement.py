@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,10 @@ from tests.helpers import RunningServer, running_server
 from tests.protocol.test_dashboard import add_user, csrf_of, sign_in
 from tests.protocol.test_interaction import POLL, Person, enter
 from webinar import interaction_store as ist
+from webinar import webhooks
 from webinar.app import ATTENDANCE
 from webinar.store import Event
+from webinar.ticketing import records
 
 TEST = {
     "title": "Quiz",
@@ -267,6 +270,36 @@ async def test_export_joins_everything_for_the_right_attendee(
     assert metrics["webinar_cta_clicks_total"] == "4"
 
 
+def seed_people(conn: sqlite3.Connection, event: Event) -> None:
+    """A confirmed registration, an invitee and a webhook delivery naming a person."""
+    ev = event.event_id
+    reg = records.add_registration(
+        conn,
+        ev,
+        first_name="Reg",
+        last_name="Istrant",
+        email="reg@example.org",
+        seats=2,
+        amount_minor=0,
+        currency=None,
+        provider=records.PaymentProvider.MANUAL,
+        capacity=None,
+        answers={},
+    )
+    records.confirm_registration(conn, reg.registration_id)
+    records.add_invitee(conn, ev, "Ivy", "ivy@example.org")
+    assert event.owner_id is not None
+    endpoint = webhooks.sql_add_endpoint(
+        conn, event.owner_id, "https://hooks.example.org/in", frozenset(), 0.0
+    )
+    conn.execute(
+        "INSERT INTO webhook_deliveries (delivery_id, endpoint_id, event, event_id, body,"
+        " status, attempts, created_at) VALUES ('whd_test', ?, 'participant.joined', ?,"
+        ' \'{"data": {"name": "Reg Istrant"}}\', \'delivered\', 1, 0)',
+        (endpoint.endpoint_id, ev),
+    )
+
+
 async def test_deleting_personal_data_removes_interaction_too(
     server: RunningServer,
     people: list[Person],
@@ -288,8 +321,20 @@ async def test_deleting_personal_data_removes_interaction_too(
     for person in list(people):
         await person.request("leave")
     assert server.rooms.get(event.event_id) is None
+    await server.store.run(lambda core: seed_people(core.connection, event))
     async with http.post(url, data={"csrf": token}, allow_redirects=False) as resp:
         assert resp.status == 303 and resp.headers["Location"].endswith("notice=deleted")
+    # who registered or was invited is forgotten; the seats and the money stay
+    (reg,) = await server.store.run(lambda core: records.list_registrations(core.connection, ev))
+    assert (reg.first_name, reg.last_name, reg.email, reg.code) == ("", "", "", None)
+    assert (reg.seats, reg.status) == (2, records.RegistrationStatus.CONFIRMED)
+    assert await server.store.run(lambda core: records.list_invitees(core.connection, ev)) == []
+    (deliveries,) = await server.store.run(
+        lambda core: core.connection.execute(
+            "SELECT count(*) FROM webhook_deliveries WHERE event_id = ?", (ev,)
+        ).fetchone()
+    )
+    assert deliveries == 0
     for kind in ist.EXPORT_KINDS:
         rows = await server.store.run(lambda core, k=kind: ist.export_rows(core, ev, k)[1])
         assert rows == [], kind

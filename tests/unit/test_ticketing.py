@@ -589,3 +589,59 @@ def test_stripe_events_we_ignore_and_refuse() -> None:
         b' "amount_total": 2500, "currency": "eur"}}}'
     )
     assert paid == PaidCheckout("evt_7", "cs_1", 4, 2500, "EUR")
+
+
+async def test_erasing_an_events_people_keeps_the_accounts_and_admits_nobody(
+    store: Store,
+) -> None:
+    clock = Clock(now=NOW + MIN * 50)
+    ticketing = gate(store, clock)
+    event, reg = await paid_event(store)
+    other, other_reg = await paid_event(store)
+    confirmed = await store.run(
+        lambda core: records.confirm_registration(core.connection, reg.registration_id)
+    )
+    assert confirmed is not None and confirmed.code is not None
+    await admit(ticketing, event, confirmed.code, "laptop")
+    ada = await store.run(
+        lambda core: records.add_invitee(core.connection, event.event_id, "Ada", "ada@example.org")
+    )
+    for registration_id, invitee_id in ((reg.registration_id, None), (None, ada.invitee_id)):
+        planned = await store.run(
+            lambda core, r=registration_id, i=invitee_id: records.plan_reminder(
+                core.connection,
+                event.event_id,
+                NOW + timedelta(days=1),
+                NOW,
+                registration_id=r,
+                invitee_id=i,
+            )
+        )
+        assert planned
+    counts = await store.run(lambda core: records.erase_people(core.connection, event.event_id))
+    assert counts == {"registrations": 1, "invitees": 1}
+    (erased,) = await store.run(
+        lambda core: records.list_registrations(core.connection, event.event_id)
+    )
+    assert (erased.first_name, erased.last_name, erased.email, erased.code) == ("", "", "", None)
+    assert erased.answers == {}
+    # the organiser's accounts stay: seats, status, amount
+    assert erased.status is RegistrationStatus.CONFIRMED
+    assert (erased.seats, erased.amount_minor, erased.currency) == (1, 2500, "EUR")
+    assert (
+        await store.run(lambda core: records.list_invitees(core.connection, event.event_id)) == []
+    )
+    reminders = await store.run(
+        lambda core: records.list_reminders(core.connection, event.event_id)
+    )
+    assert [r.state for r in reminders] == ["skipped"]  # the invitee's went with the invitee
+    # the code and the invitation admit nobody now
+    refusal = await refused(ticketing, event, confirmed.code, "phone")
+    assert refusal.code is RefusalCode.BAD_CREDENTIAL
+    # another event's people are untouched, and erasing twice changes nothing more
+    (kept,) = await store.run(
+        lambda core: records.list_registrations(core.connection, other.event_id)
+    )
+    assert kept.email == "grace@example.org" and kept == other_reg
+    again = await store.run(lambda core: records.erase_people(core.connection, event.event_id))
+    assert again == {"registrations": 0, "invitees": 0}

@@ -664,6 +664,39 @@ def abandon_interrupted_reminders(conn: sqlite3.Connection) -> int:
     return cursor.rowcount
 
 
+def erase_people(conn: sqlite3.Connection, event_id: str) -> dict[str, int]:
+    """Forget who registered for or was invited to one event, in one transaction.
+
+    Registrations keep their seats, status and payment (the organiser's accounts and
+    capacity) but lose the person: names, e-mail, answers to the form's questions and
+    the entry code (which then admits nobody). Invitees are deleted: their links stop
+    working and their reminders go with them. Reminders of registrations not yet sent
+    are skipped (there is nobody to send them to)."""
+    counts: dict[str, int] = {}
+    conn.execute("BEGIN")
+    try:
+        conn.execute(
+            "UPDATE reminders SET state = 'skipped'"
+            " WHERE event_id = ? AND state = 'pending' AND registration_id IS NOT NULL",
+            (event_id,),
+        )
+        counts["registrations"] = conn.execute(
+            "UPDATE registrations SET first_name = '', last_name = '', email = '',"
+            " answers = '{}', code = NULL, code_hash = NULL, updated_at = ?"
+            " WHERE event_id = ? AND NOT (first_name = '' AND last_name = '' AND email = ''"
+            " AND code_hash IS NULL)",
+            (to_db(now_utc()), event_id),
+        ).rowcount
+        counts["invitees"] = conn.execute(
+            "DELETE FROM invitees WHERE event_id = ?", (event_id,)
+        ).rowcount
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return counts
+
+
 def mark_settings_changed(conn: sqlite3.Connection, event_id: str, at: datetime | None) -> None:
     conn.execute(
         "INSERT INTO event_access (event_id, settings_changed_at) VALUES (?, ?)"
