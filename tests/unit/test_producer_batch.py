@@ -4,35 +4,13 @@ consumer, at the end of the turn; nothing is lost, reordered or sent after a pau
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from aiortc.rtp import RtpPacket
 
+from tests.unit.test_recorder import FakeTap
 from webinar.sfu.producer import Producer, ProducerCodec
 from webinar.sfu.rtp import MediaPacket
 from webinar.sfu.types import MediaKind, MediaSource
-
-
-class FakeNack:
-    def __init__(self) -> None:
-        self.missing: set[int] = set()
-
-    def add(self, packet: Any) -> bool:
-        return False
-
-
-class FakeTap:
-    def __init__(self) -> None:
-        self.nack = FakeNack()
-
-    def account(self, packet: Any, arrival: int, clock_rate: int) -> None:
-        pass
-
-    def send_nack(self, ssrc: int, lost: Any) -> None:
-        pass
-
-    def send_pli(self, ssrc: int) -> None:
-        pass
 
 
 class Recording:
