@@ -123,7 +123,6 @@ class BandwidthEstimator:
 
 START_BUDGET = 600_000  # bits/s before the subscriber's first REMB ("audio + 1 video")
 MIN_BUDGET = 100_000
-DOWN_LOSS = 0.08  # smoothed loss above this: congestion
 PROBE_LOSS = 0.03  # loss above this during a probe: the probe failed ...
 PROBE_RTT_RISE = 0.02  # ... and so did one that made the round trip this much longer
 REMB_FALL = 0.92  # a REMB below this share of the previous one: the path is queueing ...
@@ -148,7 +147,6 @@ CEILING_HOLD = 4.0  # ... and no probe reaches the level that failed for this lo
 PROBE_INTERVAL = 0.3  # seconds between a good probe and the next one
 PROBE_BACKOFF_MAX = 2.0  # longest wait after failed probes
 REMB_TO_LINK = 1.05  # budget per REMB bit when it fell (REMB ~ 0.85 x received, less margin)
-DOWN_HOLD = 2.0  # seconds after a decrease before smoothed loss may lower it again
 DOWN_REPORT_LOSS = 0.10  # a receiver report this lossy, sent after the last decrease
 DRAIN_SECONDS = 0.5  # ... took effect (the queue drained), is congestion
 PEAK_DECAY = 0.6  # per second: how fast the remembered send rate before a cut fades
@@ -275,16 +273,15 @@ class BudgetController:
         # while less is sent spirals down to audio only: each report's own loss counts,
         # once the last decrease had time to drain the queue (a falling REMB is a fresh
         # signal every time).
-        report_loss = estimate.report_loss
-        if report_loss is None or estimate.report_at is None:
-            lossy = estimate.loss > DOWN_LOSS and now - self._down_at >= DOWN_HOLD
-            loss_now = estimate.loss
-        else:
-            loss_now = report_loss
-            lossy = (
-                report_loss > DOWN_REPORT_LOSS
-                and estimate.report_at >= self._down_at + DRAIN_SECONDS
-            )
+        # No receiver report yet: no loss is known.
+        report_loss, report_at = estimate.report_loss, estimate.report_at
+        loss_now = report_loss if report_loss is not None else 0.0
+        lossy = (
+            report_loss is not None
+            and report_at is not None
+            and report_loss > DOWN_REPORT_LOSS
+            and report_at >= self._down_at + DRAIN_SECONDS
+        )
         congested = lossy or (
             self._falling and remb is not None and remb < self.budget_bps * DOWN_BAND
         )
