@@ -31,7 +31,6 @@ import contextlib
 import logging
 import random
 import socket
-import time
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, cast
@@ -39,6 +38,7 @@ from typing import Any, cast
 import aioice.ice
 import pylibsrtp
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc.clock import current_ms
 from aiortc.codecs import HEADER_EXTENSIONS
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCDtlsTransport
@@ -56,6 +56,7 @@ from aiortc.rtp import (
     RtcpSourceInfo,
     RtcpSrPacket,
     RtpPacket,
+    is_rtcp,
     pack_remb_fci,
 )
 from pylibsrtp._binding import ffi as _srtp_ffi
@@ -626,7 +627,6 @@ def install_ingress(
 
 # --------------------------------------------------------------------------- direct receive
 
-_NTP_OFFSET = 2208988800.0  # seconds from 1900 (aiortc's clock epoch) to 1970
 _DIRECT = "_webinar_direct"
 _DTLS_RX_BYTES = "_RTCDtlsTransport__rx_bytes"
 _DTLS_RX_PACKETS = "_RTCDtlsTransport__rx_packets"
@@ -708,7 +708,7 @@ class DirectReceive:
             and dtls._rx_srtp is not None
             and self._queue.empty()
         ):
-            rtcp = len(data) >= 2 and 191 < data[1] < 209
+            rtcp = is_rtcp(data)
             handler: Any
             if rtcp:
                 handler = self._rtcp if dtls._handle_rtcp_data is self._rtcp_async else None
@@ -719,8 +719,7 @@ class DirectReceive:
                 self._handle(dtls, data, rtcp, handler)
                 return
         self._queue.put_nowait((data, component))
-        if len(self._patched) != len(self._conn._protocols):
-            self._patch_protocols()
+        self._patch_protocols()  # a protocol gathered after us has said something
 
     @staticmethod
     def _handle(dtls: RTCDtlsTransport, data: bytes, rtcp: bool, handler: Any) -> None:
@@ -731,8 +730,7 @@ class DirectReceive:
             if rtcp:
                 handler(session.unprotect_rtcp(data))
             else:
-                arrival_ms = int((time.time() + _NTP_OFFSET) * 1000)
-                handler(session.unprotect(data), arrival_ms)
+                handler(session.unprotect(data), current_ms())
         except pylibsrtp.Error:
             pass  # as aiortc: a packet that does not authenticate is dropped
         except Exception:
