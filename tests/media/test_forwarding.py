@@ -149,8 +149,11 @@ async def test_video_keeps_decoding_with_five_percent_loss(server: RunningServer
         sent0, decoded0 = video.frames_sent, viewer.stats.frames["video"]
         await asyncio.sleep(10)
         sent, decoded = video.frames_sent - sent0, viewer.stats.frames["video"] - decoded0
-        # the loss really happened (a count, not a guess at how many packets came)
-        assert seen[0] > 300 and dropped[0] >= 0.02 * seen[0], (dropped[0], seen[0])
+        # The loss really happened (a count, not a guess at how many packets came). This
+        # clip comes out at about one packet a frame: 240-260 packets seen in a run, so
+        # "over 300" failed now and then while everything worked; the RNG is seeded, so
+        # the share dropped depends on the count only (~7 % at that count).
+        assert seen[0] > 200 and dropped[0] >= 0.02 * seen[0], (dropped[0], seen[0])
         assert sent > 250
         producer = next(iter(server.rooms.rooms())).router.producers
         consumer_stats = [c.stats for p in producer.values() for c in p.consumers]
