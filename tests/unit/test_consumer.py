@@ -365,3 +365,32 @@ def test_a_report_on_an_older_sr_gives_a_raw_round_trip_and_rtx_blocks_do_not_co
     assert sample.rtt == pytest.approx(0.2, abs=0.02)
     assert sample.lost == pytest.approx(26 / 256)
     assert time.monotonic() - sample.sr_sent == pytest.approx(0.5, abs=0.05)
+
+
+def test_a_reports_packet_count_is_the_advance_of_its_highest_sequence() -> None:
+    consumer, _tap, _producer = make_consumer()
+    consumer.resume()
+
+    def block(highest: int, lost: int) -> RtcpReceiverInfo:
+        return RtcpReceiverInfo(
+            ssrc=SSRC,
+            fraction_lost=lost,
+            packets_lost=0,
+            highest_sequence=highest,
+            jitter=0,
+            lsr=0,
+            dlsr=0,
+        )
+
+    def packets() -> int | None:
+        return consumer._estimator.estimate(time.monotonic()).report_packets
+
+    consumer.on_report(block(0xFFFFFFF0, 128))  # the first covers an unknown stretch
+    assert packets() == 0
+    assert not consumer._estimator.estimate(time.monotonic()).report_significant()
+    time.sleep(0.03)  # another RTCP packet
+    consumer.on_report(block(0x00000010, 64))  # across the 32-bit wrap: 32 packets
+    assert packets() == 32
+    time.sleep(0.03)
+    consumer.on_report(block(0x00000008, 0))  # backwards: the receiver started over
+    assert packets() == 0

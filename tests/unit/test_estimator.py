@@ -302,3 +302,69 @@ def test_no_report_on_the_probes_own_sender_reports_means_no_raise() -> None:
     # the probe times out without one: back to the old budget, not counted as failed
     assert c.update(sample(0.010, 1.0, 1.2), 0.1 + PROBE_HOLD + 0.01, 2_000_000) == 1_000_000
     assert not c.probing and c.probes_ok == 0 and c.probes_failed == 0
+
+
+# ------------------------------------------------------------- loss against packet count
+
+from webinar.sfu.estimator import RANDOM_LOSS, SIGNIFICANCE, significant_loss  # noqa: E402
+
+
+def test_a_loss_figure_counts_only_beyond_what_random_loss_explains() -> None:
+    # 3 of 25 is 12 %: on a path with 5 % random loss one report in eight says so
+    assert not significant_loss(3, 25)
+    assert not significant_loss(6, 25)
+    assert significant_loss(7, 25)  # 28 %: random loss says that once in >1000 reports
+    assert not significant_loss(16, 150)  # 10.7 %
+    assert significant_loss(18, 150)
+    assert significant_loss(30, 150)
+    assert significant_loss(150, 2000)  # many packets: the 10 % rule alone decides
+    assert not significant_loss(0, 0)
+    # the threshold is the binomial tail it claims to be
+    from math import comb
+
+    def tail(n: int, k: int) -> float:
+        p = RANDOM_LOSS
+        return sum(comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
+
+    for n, k in ((25, 7), (40, 8), (150, 18)):
+        assert tail(n, k) < SIGNIFICANCE <= tail(n, k - 1)
+
+
+def test_a_lossy_report_about_few_packets_does_not_cut_the_budget() -> None:
+    c = BudgetController(start_bps=600_000)
+    c.update(reported(0.0, 0.0), 0.0, sending_bps=250_000)
+
+    def small(loss: float, at: float, packets: int) -> Estimate:
+        return Estimate(
+            bitrate_bps=300_000,
+            loss=0.05,
+            rtt=0.02,
+            report_loss=loss,
+            report_at=at,
+            report_packets=packets,
+        )
+
+    # 12 % of 25 packets: what a 5 %-lossy Wi-Fi link says now and then
+    assert c.update(small(0.12, 1.0, 25), 1.0, sending_bps=250_000) == 600_000
+    assert not c.limited
+    # 40 % of 25 packets is congestion
+    assert c.update(small(0.4, 2.0, 25), 2.0, sending_bps=250_000) < 600_000
+    assert c.limited
+
+
+def test_the_videos_of_one_report_add_up_their_packets() -> None:
+    e = BandwidthEstimator()
+    e.on_receiver_report(64, now=1.0, packets=20)  # a small video: 25 % of 20 lost
+    e.on_receiver_report(0, now=1.001, packets=180)  # the big one of the same packet: none
+    got = e.estimate(1.001)
+    assert got.report_packets == 200
+    assert got.report_loss == pytest.approx(0.025)
+    assert not got.report_significant()
+    e.on_receiver_report(64, now=2.0, packets=200)  # the next report: 25 % of 200
+    got = e.estimate(2.0)
+    assert got.report_packets == 200 and got.report_significant()
+    # a block of unknown size: the worst figure stands alone, as before
+    e.on_receiver_report(0, now=3.0, packets=10)
+    e.on_receiver_report(128, now=3.001)
+    got = e.estimate(3.001)
+    assert got.report_loss == 0.5 and got.report_packets is None and got.report_significant()

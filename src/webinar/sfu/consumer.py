@@ -137,6 +137,9 @@ class Consumer:
         self.rtt: float | None = None  # seconds, smoothed, from receiver reports
         # our recent SRs: middle 32 bits of their NTP time -> when they were sent (wall)
         self._sr_sent: dict[int, float] = {}
+        # the last receiver report's extended highest sequence: how many packets the
+        # next one covers (its loss figure is only as good as that count)
+        self._rr_highest: int | None = None
         # Layer switching (simulcast, temporal layers): a selector once one is needed;
         # until then (a single stream at full frame rate) the plain path above.
         self._sel: LayerSelector | None = None
@@ -538,8 +541,21 @@ class Consumer:
                     arrived=mono,
                     lost=min(max(report.fraction_lost, 0), 255) / 256.0,
                 )
+        # The first report covers an unknown stretch: it counts as covering nothing,
+        # so its loss alone cuts no budget. A report going backwards (the receiver
+        # restarted its statistics) likewise.
+        highest = report.highest_sequence & 0xFFFFFFFF
+        previous, self._rr_highest = self._rr_highest, highest
+        packets = (highest - previous) & 0xFFFFFFFF if previous is not None else 0
+        if packets >= 0x80000000:
+            packets = 0
         self._estimator.on_receiver_report(
-            report.fraction_lost, time.monotonic(), self.rtt, sample, video=self._video
+            report.fraction_lost,
+            time.monotonic(),
+            self.rtt,
+            sample,
+            video=self._video,
+            packets=packets,
         )
 
     def retransmit(self, lost: list[int]) -> int:

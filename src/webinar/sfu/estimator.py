@@ -5,6 +5,7 @@ Pure logic with an injected clock; the bandwidth tiers build on :attr:`estimate_
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 LOSS_ALPHA = 0.3  # EWMA weight of a new receiver report
@@ -14,6 +15,13 @@ LOW_LOSS = 0.02
 COMPOUND_SECONDS = 0.02  # report blocks this close together came in one RTCP packet
 LOSS_STALE = 1.5  # seconds without a receiver report after which the loss figure fades ...
 LOSS_HALF_LIFE = 1.0  # ... halving every this many seconds (paused video sends no reports)
+# A report about few packets is a noisy figure: 3 of 25 packets lost is 12 %, and on a
+# path with 5 % random loss (Wi-Fi) one report in eight says that. A report's loss is
+# congestion only when random loss at this rate would explain it less than once in
+# ``SIGNIFICANCE`` reports (a binomial tail over the packets it covers).
+RANDOM_LOSS = 0.05
+SIGNIFICANCE = 0.001
+EXACT_PACKETS = 1000  # above this many packets the 10 % rule alone is the stricter one
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +44,43 @@ class Estimate:
     # the source has no per-report figures (then ``loss`` stands for it).
     report_loss: float | None = None
     report_at: float | None = None
+    # How many packets that report covers (None: unknown, the figure stands alone).
+    report_packets: int | None = None
+
+    def report_significant(self) -> bool:
+        """Whether the latest report's loss is more than random loss on the path
+        would explain (see :data:`SIGNIFICANCE`); True when its size is unknown."""
+        if self.report_loss is None:
+            return False
+        if self.report_packets is None:
+            return True
+        return significant_loss(round(self.report_loss * self.report_packets), self.report_packets)
+
+
+def significant_loss(lost: int, packets: int) -> bool:
+    """``lost`` of ``packets`` is beyond what :data:`RANDOM_LOSS` would explain."""
+    if packets <= 0:
+        return False
+    if packets > EXACT_PACKETS:
+        return True
+    return lost >= _least_significant(packets)
+
+
+@functools.lru_cache(maxsize=EXACT_PACKETS)
+def _least_significant(packets: int) -> int:
+    """The least lost count out of ``packets`` whose binomial tail under
+    :data:`RANDOM_LOSS` is below :data:`SIGNIFICANCE`."""
+    p, q = RANDOM_LOSS, 1 - RANDOM_LOSS
+    pmf = [0.0] * (packets + 1)
+    pmf[0] = q**packets
+    for k in range(1, packets + 1):
+        pmf[k] = pmf[k - 1] * (packets - k + 1) / k * p / q
+    tail = 0.0
+    for k in range(packets, -1, -1):
+        tail += pmf[k]
+        if tail >= SIGNIFICANCE:
+            return k + 1
+    return 0
 
 
 class BandwidthEstimator:
@@ -50,6 +95,8 @@ class BandwidthEstimator:
         "_remb_at",
         "_report_at",
         "_report_loss",
+        "_report_lost",
+        "_report_packets",
         "_rtt",
         "_sample",
     )
@@ -61,6 +108,8 @@ class BandwidthEstimator:
         self._loss_at = 0.0
         self._report_loss: float | None = None
         self._report_at = 0.0
+        self._report_lost = 0.0
+        self._report_packets: int | None = None
         self._rtt: float | None = None
         self._sample: RttSample | None = None
 
@@ -77,17 +126,31 @@ class BandwidthEstimator:
         rtt: float | None = None,
         sample: RttSample | None = None,
         video: bool = True,
+        packets: int | None = None,
     ) -> None:
-        """``fraction_lost`` as in RTCP: 0..255 for 0..100 %. Audio's reports come
-        every few seconds and so describe congestion long gone: they count in the
-        smoothed loss only, never as the latest report."""
+        """``fraction_lost`` as in RTCP: 0..255 for 0..100 %; ``packets`` how many the
+        report covers (the extended highest sequence's advance), None if unknown.
+        Audio's reports come every few seconds and so describe congestion long gone:
+        they count in the smoothed loss only, never as the latest report."""
         frac = min(max(fraction_lost, 0), 255) / 256.0
         # One compound RTCP packet carries a block per stream (audio, each video): the
         # worst of them is the report's loss, not whichever block came last.
         self._loss = (1 - LOSS_ALPHA) * self._loss_now(now) + LOSS_ALPHA * frac
         if video:
             same = self._report_loss is not None and now - self._report_at < COMPOUND_SECONDS
-            self._report_loss = max(frac, self._report_loss or 0.0) if same else frac
+            if same and packets is not None and self._report_packets is not None:
+                # The videos of one subscriber share its path: their packets add up.
+                self._report_lost += frac * packets
+                self._report_packets += packets
+                total = self._report_packets
+                self._report_loss = self._report_lost / total if total else 0.0
+            elif same:
+                self._report_loss = max(frac, self._report_loss or 0.0)
+                self._report_packets = None
+            else:
+                self._report_loss = frac
+                self._report_lost = frac * (packets or 0)
+                self._report_packets = packets
             self._report_at = now
         self._loss_at = now
         if rtt is not None and rtt >= 0:
@@ -116,6 +179,7 @@ class BandwidthEstimator:
             sample=self._sample,
             report_loss=self._report_loss,
             report_at=self._report_at if self._report_loss is not None else None,
+            report_packets=self._report_packets,
         )
 
 
@@ -281,6 +345,7 @@ class BudgetController:
             and report_at is not None
             and report_loss > DOWN_REPORT_LOSS
             and report_at >= self._down_at + DRAIN_SECONDS
+            and estimate.report_significant()
         )
         congested = lossy or (
             self._falling and remb is not None and remb < self.budget_bps * DOWN_BAND

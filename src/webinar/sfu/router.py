@@ -114,6 +114,11 @@ class Router:
         transport.on_close(closed)
         return transport
 
+    @property
+    def subscribers(self) -> tuple[SubscribeTransport, ...]:
+        """The open subscribe transports."""
+        return tuple(self._subscribers)
+
     def tiers_of(self, transport: SubscribeTransport) -> SubscriberTiers:
         """The subscriber's bandwidth allocation: its quality choice, the priorities
         of what it receives and where its reports go."""
