@@ -512,6 +512,31 @@ async def test_the_recorder_is_a_consumer_and_leaves_the_producer(
     assert video._active == ()
 
 
+async def test_on_a_simulcast_producer_the_keyframe_request_is_for_the_pinned_encoding(
+    tmp_path: Path,
+) -> None:
+    from tests.unit.test_tiers import FakeTap as LayerTap
+    from tests.unit.test_tiers import rtp
+
+    tap = LayerTap()
+    video = Producer(
+        kind=MediaKind.VIDEO,
+        source=MediaSource.CAMERA,
+        mid="0",
+        tap=tap,
+        rids=("q", "h", "f"),  # type: ignore[arg-type]
+    )
+    video.set_codec(ProducerCodec("video/VP8", 90000, 96, 97), None, None)
+    video.on_rtp(rtp(111, 1, rid="q"), 0)
+    video.on_rtp(rtp(222, 1, rid="h"), 0)  # the best encoding flowing: the middle one
+    recorder = Recorder(tmp_path / "rec")
+    track = recorder.attach(video, feed="s")
+    assert track is not None and video.pinned_layer(track.id) == 1
+    # one request, for that encoding (a keyframe of another is of no use to the file)
+    assert tap.plis == [222]
+    await recorder.stop()
+
+
 async def test_a_track_attached_before_its_codec_is_known_is_recorded(
     tmp_path: Path, clock: FakeClock
 ) -> None:

@@ -56,7 +56,10 @@ SENDER_REPORT_WAIT = 6.0  # seconds frames wait for the first RTCP sender report
 MAX_BUFFERED_FRAMES = 1500  # per track while waiting for a sender report or a file
 GATHER_WINDOW = 2.0  # seconds a new feed waits for all its tracks before its file opens
 WRITE_QUEUE_SIZE = 4096  # frames in flight to the writer thread
-KEYFRAME_RETRY = 1.0  # seconds between keyframe requests while waiting for one
+# Seconds between keyframe requests while waiting for one: a little over the 300 ms in
+# which Chrome ignores a request after the last one it answered (libwebrtc's
+# EncoderRtcpFeedback), since another consumer's request may just have used that window.
+KEYFRAME_RETRY = 0.4
 TIME_BASE = fractions.Fraction(1, 1000)  # WebM's millisecond ticks
 
 
@@ -272,8 +275,6 @@ class RecorderTrack:
         self._keyframe_asked = 0.0
         self.width = 0
         self.height = 0
-        if self._video:
-            self.request_keyframe()
 
     # -- the consumer interface the producer calls
 
@@ -780,6 +781,9 @@ class Recorder:
         track = created[0]
         self._tracks[producer.id] = track
         producer.add_consumer(track)
+        # Only now: a simulcast producer pins the track to an encoding in add_consumer,
+        # and a keyframe of another encoding is of no use to it.
+        track.request_keyframe()
         return track
 
     def is_attached(self, producer_id: str) -> bool:
