@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
 
 from webinar.sfu.allocator import Layer, Quality, StreamClass, video_ladder
@@ -354,6 +355,51 @@ def test_ingress_keyframe_requests_go_to_the_layer_and_are_throttled() -> None:
     feed(ing, rtp(222, 1, rid="h"))
     assert ing.request_keyframe(1) and not ing.request_keyframe(1)
     assert tap.plis == [222]
+
+
+class Clock:
+    """Stands for the ``time`` module inside the module under test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.now
+
+
+def test_a_keyframe_request_inside_the_interval_is_held_until_it_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import webinar.sfu.simulcast as simulcast
+
+    clock = Clock()
+    monkeypatch.setattr(simulcast, "time", clock)
+    ing, tap, _ = make_ingress()
+    feed(ing, rtp(222, 1, rid="h"))
+    assert ing.request_keyframe(1)
+    feed(ing, rtp(222, 2, rid="h", key=True))  # the keyframe it asked for
+    clock.now += 0.1
+    # A recorder attaches just after that keyframe: Chrome would ignore a PLI now
+    # (300 ms after the one it answered), so ours waits, and goes with the first packet
+    # of the layer once the interval is over.
+    assert not ing.request_keyframe(1)
+    feed(ing, rtp(222, 3))
+    assert tap.plis == [222]
+    clock.now += simulcast.KEYFRAME_REQUEST_INTERVAL
+    feed(ing, rtp(222, 4))
+    assert tap.plis == [222, 222]
+    feed(ing, rtp(222, 5))
+    assert tap.plis == [222, 222]  # once
+    # a held request that a keyframe answers first is not sent
+    clock.now += 0.1
+    assert not ing.request_keyframe(1)
+    feed(ing, rtp(222, 6, key=True))
+    clock.now += simulcast.KEYFRAME_REQUEST_INTERVAL
+    feed(ing, rtp(222, 7))
+    assert tap.plis == [222, 222]
 
 
 def test_a_new_ssrc_for_a_rid_restarts_its_listeners() -> None:

@@ -19,7 +19,7 @@ from .rtp import (
     abs_send_time_bytes,
     vp8_is_keyframe_start,
 )
-from .simulcast import ProducerLayer, SimulcastIngress, layer_ladder
+from .simulcast import KEYFRAME_REQUEST_INTERVAL, ProducerLayer, SimulcastIngress, layer_ladder
 from .types import CloseReason, MediaKind, MediaSource, ProducerId, new_id
 from .vp8 import scan
 
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-KEYFRAME_REQUEST_INTERVAL = 0.25  # seconds between two PLIs sent to the publisher
 AUDIO_BPS = 40_000  # what the allocator plans for an audio stream
 SINGLE_STREAM_BPS = 800_000  # ... and for a video without simulcast, until measured
 
@@ -124,6 +123,7 @@ class Producer:
         self._dupes = DuplicateFilter()
         self._rtx_ssrcs: set[int] = set()
         self._last_pli = 0.0
+        self._pli_held = False  # a keyframe request inside the interval waits (see simulcast)
         self._close_listeners: list[Callable[[Producer, CloseReason], None]] = []
         # Layers: a simulcast producer's encodings; a single stream is layer 0.
         self.simulcast = (
@@ -260,9 +260,12 @@ class Producer:
             keyframe = vp8_is_keyframe_start(payload)
             if keyframe:
                 stats.keyframes += 1
+                self._pli_held = False
                 if not self.temporal_layers:
                     info = scan(payload)
                     self.temporal_layers = 3 if info and info.temporal_id >= 0 else 1
+            elif self._pli_held:
+                self.request_keyframe()
         level = packet.extensions.audio_level
         if level is not None:
             if level[1] < self._loudest:
@@ -330,14 +333,18 @@ class Producer:
     # ------------------------------------------------------------------ feedback
 
     def request_keyframe(self, layer: int = 0) -> bool:
-        """Ask the publisher for a keyframe (PLI) of a layer, at most every 250 ms."""
+        """Ask the publisher for a keyframe (PLI) of a layer, at most once per
+        :data:`KEYFRAME_REQUEST_INTERVAL`; a request inside it is sent when it ends
+        (unless a keyframe came first). True if a PLI went out now."""
         if self.simulcast is not None:
             return not self.closed and self.simulcast.request_keyframe(layer)
         if self.kind is not MediaKind.VIDEO or self.ssrc is None or self.closed:
             return False
         now = time.monotonic()
         if now - self._last_pli < KEYFRAME_REQUEST_INTERVAL:
+            self._pli_held = True
             return False
+        self._pli_held = False
         self._last_pli = now
         self.stats.keyframe_requests += 1
         self._tap.send_pli(self.ssrc)

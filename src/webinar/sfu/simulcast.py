@@ -285,7 +285,11 @@ class RembFloor:
 
 # --------------------------------------------------------------------------- ingress
 
-KEYFRAME_REQUEST_INTERVAL = 0.25  # seconds between two PLIs for one layer
+# Seconds between two PLIs for one layer. Chrome ignores a keyframe request that comes
+# within 300 ms of the last one it answered (libwebrtc's EncoderRtcpFeedback,
+# kMinKeyframeSendIntervalMs): sending sooner is wasted, so a request inside the window
+# is held and sent when the window ends, unless a keyframe came meanwhile.
+KEYFRAME_REQUEST_INTERVAL = 0.32
 STARTING_GRACE = 3.0  # seconds a layer that should run may take to start flowing
 
 
@@ -318,6 +322,7 @@ class SimulcastIngress:
         self._rtx: dict[int, ProducerLayer] = {}
         self._listening: dict[str, tuple[LayerListener, tuple[int, ...]]] = {}
         self._last_pli = [0.0] * len(rids)
+        self._pli_held = [False] * len(rids)  # a request inside the interval waits
         created = time.time()  # wall clock, like arrival times: layers may start till then
         for layer in self.layers:
             layer.enabled_at = created
@@ -406,9 +411,12 @@ class SimulcastIngress:
         keyframe = vp8_is_keyframe_start(payload)
         if keyframe:
             stats.keyframes += 1
+            self._pli_held[layer.index] = False  # what the held request wanted came
             if not self.temporal_layers:
                 info = scan(payload)
                 self.temporal_layers = 3 if info is not None and info.temporal_id >= 0 else 1
+        elif self._pli_held[layer.index]:
+            self.request_keyframe(layer.index)
         if paused:
             return
         mp = MediaPacket(
@@ -468,8 +476,14 @@ class SimulcastIngress:
             return False
         layer = self.layers[index]
         now = time.monotonic()
-        if layer.ssrc is None or now - self._last_pli[index] < KEYFRAME_REQUEST_INTERVAL:
+        if layer.ssrc is None:
             return False
+        if now - self._last_pli[index] < KEYFRAME_REQUEST_INTERVAL:
+            # The keyframe the last request brings may already have come and gone:
+            # send this one when the interval ends (checked as the layer's packets come).
+            self._pli_held[index] = True
+            return False
+        self._pli_held[index] = False
         self._last_pli[index] = now
         self._stats.keyframe_requests += 1
         self._tap.send_pli(layer.ssrc)
