@@ -134,7 +134,8 @@ class BandwidthEstimator:
         they count in the smoothed loss only, never as the latest report."""
         frac = min(max(fraction_lost, 0), 255) / 256.0
         # One compound RTCP packet carries a block per stream (audio, each video): the
-        # worst of them is the report's loss, not whichever block came last.
+        # video blocks together are the report, not whichever came last (their packets
+        # add up; when a block's size is unknown, the worst figure stands).
         self._loss = (1 - LOSS_ALPHA) * self._loss_now(now) + LOSS_ALPHA * frac
         if video:
             same = self._report_loss is not None and now - self._report_at < COMPOUND_SECONDS
