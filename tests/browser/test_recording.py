@@ -25,6 +25,7 @@ from tests.browser.support import (
 from tests.helpers import RunningServer
 from webinar.app import PUBLISHER, RECORDINGS
 from webinar.recordings import RecordingInfo
+from webinar.sfu.simulcast import KEYFRAME_REQUEST_INTERVAL
 
 pytestmark = pytest.mark.browser
 
@@ -95,8 +96,12 @@ async def test_a_presenter_is_recorded_into_a_playable_webm(
     # every frame the attendee saw meanwhile is in the file (less a keyframe wait at the start)
     assert result["decoded"]["video"] >= 0.9 * seen > 0, (result, seen)
     assert result["decoded"]["audio"] > 0.9 * elapsed * 50  # 20 ms Opus frames
-    offset = abs(result["starts"]["video"] - result["starts"]["audio"])
-    assert offset < 0.1, result["starts"]
+    # Audio is recorded from the press on; video from its first keyframe. The recorder
+    # asks for one at once, but Chrome answers at most one request per 300 ms, so when a
+    # subscriber's request has just used that window the recorder's waits for it
+    # (KEYFRAME_REQUEST_INTERVAL), plus encoding and the trip here.
+    offset = result["starts"]["video"] - result["starts"]["audio"]
+    assert -0.1 < offset < KEYFRAME_REQUEST_INTERVAL + 0.2, result["starts"]
 
     # What a viewer of the published recording sees: the browser's own player plays it.
     publisher = server.server.app[PUBLISHER]
