@@ -400,6 +400,17 @@ def test_a_keyframe_request_inside_the_interval_is_held_until_it_ends(
     clock.now += simulcast.KEYFRAME_REQUEST_INTERVAL
     feed(ing, rtp(222, 7))
     assert tap.plis == [222, 222]
+    # The window is the publisher's, not a layer's (Chrome ignores a request for any
+    # encoding inside it): another layer's request waits too, for its own packets.
+    feed(ing, rtp(111, 1, rid="q"))
+    assert ing.request_keyframe(1)
+    assert not ing.request_keyframe(0)
+    feed(ing, rtp(111, 2))
+    assert tap.plis == [222, 222, 222]
+    clock.now += simulcast.KEYFRAME_REQUEST_INTERVAL
+    feed(ing, rtp(222, 8))  # another layer's packet does not send it
+    feed(ing, rtp(111, 3))
+    assert tap.plis == [222, 222, 222, 111]
 
 
 def test_a_new_ssrc_for_a_rid_restarts_its_listeners() -> None:

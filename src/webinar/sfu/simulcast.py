@@ -285,10 +285,11 @@ class RembFloor:
 
 # --------------------------------------------------------------------------- ingress
 
-# Seconds between two PLIs for one layer. Chrome ignores a keyframe request that comes
-# within 300 ms of the last one it answered (libwebrtc's EncoderRtcpFeedback,
-# kMinKeyframeSendIntervalMs): sending sooner is wasted, so a request inside the window
-# is held and sent when the window ends, unless a keyframe came meanwhile.
+# Seconds between two PLIs to one publisher. Chrome ignores a keyframe request that comes
+# within 300 ms of the last one it answered, whichever encoding either was for (libwebrtc's
+# EncoderRtcpFeedback, kMinKeyframeSendIntervalMs; it then sends keyframes on all of
+# them): sending sooner is wasted, so a request inside the window is held and sent when
+# the window ends, unless a keyframe of its layer came meanwhile.
 KEYFRAME_REQUEST_INTERVAL = 0.32
 STARTING_GRACE = 3.0  # seconds a layer that should run may take to start flowing
 
@@ -321,7 +322,7 @@ class SimulcastIngress:
         self._media: dict[int, ProducerLayer] = {}
         self._rtx: dict[int, ProducerLayer] = {}
         self._listening: dict[str, tuple[LayerListener, tuple[int, ...]]] = {}
-        self._last_pli = [0.0] * len(rids)
+        self._last_pli = 0.0  # any layer's: the publisher's window is one for all
         self._pli_held = [False] * len(rids)  # a request inside the interval waits
         created = time.time()  # wall clock, like arrival times: layers may start till then
         for layer in self.layers:
@@ -478,13 +479,13 @@ class SimulcastIngress:
         now = time.monotonic()
         if layer.ssrc is None:
             return False
-        if now - self._last_pli[index] < KEYFRAME_REQUEST_INTERVAL:
+        if now - self._last_pli < KEYFRAME_REQUEST_INTERVAL:
             # The keyframe the last request brings may already have come and gone:
             # send this one when the interval ends (checked as the layer's packets come).
             self._pli_held[index] = True
             return False
         self._pli_held[index] = False
-        self._last_pli[index] = now
+        self._last_pli = now
         self._stats.keyframe_requests += 1
         self._tap.send_pli(layer.ssrc)
         return True
