@@ -357,25 +357,13 @@ def test_ingress_keyframe_requests_go_to_the_layer_and_are_throttled() -> None:
     assert tap.plis == [222]
 
 
-class Clock:
-    """Stands for the ``time`` module inside the module under test."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return self.now
-
-
 def test_a_keyframe_request_inside_the_interval_is_held_until_it_ends(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import webinar.sfu.simulcast as simulcast
+    from tests.unit.test_recorder import FakeClock
 
-    clock = Clock()
+    clock = FakeClock(1000.0)
     monkeypatch.setattr(simulcast, "time", clock)
     ing, tap, _ = make_ingress()
     feed(ing, rtp(222, 1, rid="h"))
