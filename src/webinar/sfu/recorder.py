@@ -56,10 +56,10 @@ SENDER_REPORT_WAIT = 6.0  # seconds frames wait for the first RTCP sender report
 MAX_BUFFERED_FRAMES = 1500  # per track while waiting for a sender report or a file
 GATHER_WINDOW = 2.0  # seconds a new feed waits for all its tracks before its file opens
 WRITE_QUEUE_SIZE = 4096  # frames in flight to the writer thread
-# Seconds between keyframe requests while waiting for one: a little over the 300 ms in
-# which Chrome ignores a request after the last one it answered (libwebrtc's
-# EncoderRtcpFeedback), since another consumer's request may just have used that window.
-KEYFRAME_RETRY = 0.4
+# Seconds between keyframe requests while waiting for one, as for subscribers: the
+# producer already holds a request that comes inside the publisher's keyframe window and
+# sends it when the window ends, so a retry only covers a request lost on the way.
+KEYFRAME_RETRY = 1.0
 TIME_BASE = fractions.Fraction(1, 1000)  # WebM's millisecond ticks
 
 
