@@ -9,7 +9,6 @@ feeds REMB and receiver reports into the subscriber's bandwidth estimate.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import secrets
 import struct
@@ -569,7 +568,6 @@ class Consumer:
         hist_mp = self._hist_mp
         hist_seq = self._hist_seq
         sink = self._sink
-        stamp: bytes | None = None
         for seq in lost[:MAX_NACK_ITEMS]:
             self.stats.nack_items += 1
             slot = seq & (HISTORY_SIZE - 1)
@@ -580,18 +578,12 @@ class Consumer:
                 self.stats.resend_suppressed += 1
                 continue
             resent_at[slot] = now
-            if stamp is None:
-                stamp = abs_send_time_bytes(time.time())
-            # Sent now, so stamped now: with the original's send time the receiver's
-            # delay-based estimate sees a packet that took its whole NACK round trip
-            # to arrive, reads queueing into random loss and lowers its REMB.
-            again = dataclasses.replace(mp, abs_send_time=stamp)
             if self._rtx_pt is not None:
                 rtx_seq = self._rtx_seq
                 self._rtx_seq = (rtx_seq + 1) & 0xFFFF
-                n = self._write(again, self._rtx_pt, rtx_seq, self._rtx_ssrc, mp.payload, seq)
+                n = self._write(mp, self._rtx_pt, rtx_seq, self._rtx_ssrc, mp.payload, seq)
             else:
-                n = self._write(again, self._pt, seq, self._ssrc, mp.payload, -1)
+                n = self._write(mp, self._pt, seq, self._ssrc, mp.payload, -1)
             if sink.send_out(n):
                 sent += 1
         self.stats.retransmitted += sent
