@@ -155,10 +155,9 @@ async def test_video_keeps_decoding_with_five_percent_loss(server: RunningServer
         # the share dropped depends on the count only (~7 % at that count).
         assert seen[0] > 200 and dropped[0] >= 0.02 * seen[0], (dropped[0], seen[0])
         assert sent > 250
-        producer = next(iter(server.rooms.rooms())).router.producers
-        consumer_stats = [c.stats for p in producer.values() for c in p.consumers]
-        producer_stats = [p.stats for p in producer.values()]
         router = next(iter(server.rooms.rooms())).router
+        consumer_stats = [c.stats for p in router.producers.values() for c in p.consumers]
+        producer_stats = [p.stats for p in router.producers.values()]
         (controller,) = [router.tiers_of(t).controller for t in router.subscribers]
         # Random loss is no congestion: no report about ~25 packets with 3 lost (12 %,
         # one report in eight at 5 %) cut the budget, which paused the only video.
