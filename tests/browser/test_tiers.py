@@ -30,6 +30,8 @@ from tests.browser.support import (
 )
 from tests.helpers import LOOPBACK, RunningServer, running_server
 from webinar.config import Config, IceConfig, RoomsConfig, SignallingConfig
+from webinar.sfu.router import Router
+from webinar.sfu.transport import SubscribeTransport
 from webinar.store import Event
 from webinar.tasks import stop_task
 
@@ -52,6 +54,10 @@ async () => {
       freezeCount: r.freezeCount || 0,
       frameWidth: r.frameWidth || 0,
       bytesReceived: r.bytesReceived || 0,
+      keyFramesDecoded: r.keyFramesDecoded || 0,
+      pliCount: r.pliCount || 0,
+      nackCount: r.nackCount || 0,
+      packetsLost: r.packetsLost || 0,
       participant: info.participant_id,
     };
   });
@@ -241,19 +247,41 @@ class Timeline:
     """Samples the viewer's picture and allocation every 250 ms while a test runs, so
     a freeze can be laid next to what the server decided just before it."""
 
-    def __init__(self, page: Page, producer_id: str) -> None:
-        self._page, self._pid = page, producer_id
+    def __init__(self, page: Page, producer_id: str, server: RunningServer) -> None:
+        self._page, self._pid, self._server = page, producer_id, server
         self.phase = "join"
         self.rows: list[str] = []
         self._start = time.monotonic()
         self._task: asyncio.Task[None] | None = None
+        self._before: set[str] = set()  # subscriber transports from before the viewer
 
     def start(self) -> None:
+        self._before = {t.id for _, t in self._subscribers()}
         self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def _subscribers(self) -> list[tuple[Router, SubscribeTransport]]:
+        return [(r.router, t) for r in self._server.rooms.rooms() for t in r.router.subscribers]
+
+    def _server_row(self) -> str:
+        """What the server's budget controller says about the viewer (whose subscriber
+        transport is the one that came after the timeline started)."""
+        for router, transport in self._subscribers():
+            if transport.id not in self._before:
+                tiers = router.tiers_of(transport)
+                c = tiers.controller
+                return (
+                    f" | probes ok={c.probes_ok} failed={c.probes_failed}"
+                    f" probing={int(c.probing)} limited={int(c.limited)}"
+                    f" budget={c.budget_bps} sending={tiers.sending_bps}"
+                )
+        return ""
 
     async def stop(self) -> None:
         await stop_task(self._task)
-        print("timeline (t, phase, freezes, decoded, width, spatial/temporal, est, budget):")
+        print(
+            "timeline (t, phase, freezes, decoded, width, keyframes, PLIs, NACKs, lost,"
+            " spatial/temporal, est, budget | the server's controller):"
+        )
         print("\n".join(self.rows))
 
     async def _run(self) -> None:
@@ -264,13 +292,16 @@ class Timeline:
             except Exception:  # the page is navigating or closing
                 await asyncio.sleep(0.25)
                 continue
+            server = self._server_row()
             layer = next((x for x in alloc.get("streams", []) if x["producer_id"] == self._pid), {})
             self.rows.append(
                 f"{time.monotonic() - self._start:6.2f} {self.phase:8s}"
                 f" fz={stats.get('freezeCount', '-')} dec={stats.get('framesDecoded', '-')}"
                 f" w={stats.get('frameWidth', '-')}"
+                f" kf={stats.get('keyFramesDecoded', '-')} pli={stats.get('pliCount', '-')}"
+                f" nack={stats.get('nackCount', '-')} lost={stats.get('packetsLost', '-')}"
                 f" s/t={layer.get('spatial')}/{layer.get('temporal')}"
-                f" est={alloc.get('estimate_bps')} budget={alloc.get('budget_bps')}"
+                f" est={alloc.get('estimate_bps')} budget={alloc.get('budget_bps')}{server}"
             )
             await asyncio.sleep(0.25)
 
@@ -338,7 +369,7 @@ async def test_a_limited_subscriber_gets_the_low_layer_then_the_high_one_without
     context = await shaped_browser.new_context(viewport=DESKTOP)
     viewer = await context.new_page()
     page_errors.watch(viewer, "shaped viewer")
-    timeline = Timeline(viewer, alice_cam)
+    timeline = Timeline(viewer, alice_cam, server)
 
     try:
         # Alice's top encoding runs (Bob watches it, unlimited).
@@ -349,6 +380,15 @@ async def test_a_limited_subscriber_gets_the_low_layer_then_the_high_one_without
             what="Alice's top encoding to run",
         )
         top = sent["f"]["width"]
+        # ... and Bob decodes it: his climb to the top layer asks Alice for keyframes,
+        # which her browser sends on every encoding, the viewer's too. The viewer joins a
+        # room that has settled, as most attendees do.
+        await wait_until(
+            lambda: video_stats(bob),
+            lambda s: s.get(alice_cam, {}).get("frameWidth", 0) >= top,
+            within=30,
+            what="Bob to decode Alice's top layer",
+        )
         # The viewer joins behind the limit: the active speaker's camera on a lower
         # layer, the other camera paused (an avatar).
         network.limit(LIMIT_KBIT)
