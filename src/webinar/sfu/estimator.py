@@ -217,6 +217,7 @@ DRAIN_SECONDS = 0.5  # ... took effect (the queue drained), is congestion
 PEAK_DECAY = 0.6  # per second: how fast the remembered send rate before a cut fades
 DELIVERED_SHARE = 0.9  # on congestion, the budget keeps this share of what got through
 PROBE_USE = 0.5  # probe only while at least this share of what was allocated is sent
+REMB_OVER_SENT = 1.5  # a REMB raises the budget to at most this much over what was sent
 
 
 class BudgetController:
@@ -447,8 +448,16 @@ class BudgetController:
             if remb > self.budget_bps * UP_RATIO:
                 self._up_since = self._up_since if self._up_since is not None else now
                 if now - self._up_since >= UP_HOLD:
-                    self._raised(now, self.budget_bps)
-                    self._set(remb)
+                    # A browser measures at most ~1.5x what it receives; a REMB far
+                    # beyond that is its estimator's start value or a probe cluster
+                    # it timed through a shaper's burst (2.3-2.7 Mbit/s seen behind a
+                    # 650 kbit/s link), not a measured path.
+                    target = remb
+                    if sending_bps:
+                        target = min(target, int(self._sent_peak * REMB_OVER_SENT))
+                    if target > self.budget_bps:
+                        self._raised(now, self.budget_bps)
+                        self._set(target)
                     self._up_since = None
             else:
                 self._up_since = None
@@ -498,7 +507,17 @@ class BudgetController:
         self._streak = 0
         self.limited = True
         self._ceiling, self._ceiling_until = self.budget_bps, now + CEILING_HOLD
-        self._set(self._before_probe)
+        back = self._before_probe
+        if now - self._raised_at < REVERT_WINDOW and self._sent_peak <= self._last_good:
+            # The level this probe started from was itself a step up, just now, and
+            # media has not sent more than the level below it since: only a probe's
+            # padding speaks for it. A short probe cannot see an overshoot that a
+            # shaper's burst allowance absorbs (a 650 kbit/s link with a 50 ms bucket
+            # passes a 0.24 s probe to 730 kbit/s), so the failure just above makes
+            # that step doubtful: undo it too.
+            back = min(back, self._last_good)
+            self._raised_at = -1e9
+        self._set(back)
         self._down_at = now + PROBE_HOLD  # its loss still shows in the next reports
         self._probe_until = None
         self._falling = False
