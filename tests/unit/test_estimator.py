@@ -183,6 +183,36 @@ def test_failed_probe_reverts_and_backs_off() -> None:
     assert c.probes_failed == 5
 
 
+def test_probes_that_closed_in_on_a_failed_level_test_it_again_after_the_backoff() -> None:
+    c = BudgetController(start_bps=600_000)
+    t, levels, started = 0.0, [], []
+
+    def next_probe() -> None:
+        nonlocal t
+        while not c.probing:
+            t += 0.1
+            c.update(est(450_000), t, wanted_bps=2_000_000)
+        levels.append(c.budget_bps)
+        started.append(t)
+
+    for _ in range(4):  # each fails: the steps halve towards the level that failed
+        next_probe()
+        t += 0.1
+        assert c.update(est(450_000, loss=0.06), t, wanted_bps=2_000_000) == 600_000
+    assert levels[:3] == [int(600_000 * PROBE_MAX_STEP), 705_000, 652_500]
+    # halving would now be a step of under 5 %: the failed level itself, after the
+    # backoff, not nothing until the hold on it ends
+    assert levels[3] == 652_500 and started[3] - started[2] <= PROBE_BACKOFF_MAX + 0.3
+    # the bandwidth came back: that probe holds, the hold is lifted, steps are normal
+    next_probe()
+    assert c.budget_bps == 652_500
+    t += PROBE_HOLD + 0.01
+    c.update(est(450_000), t, wanted_bps=2_000_000)
+    assert not c.probing and c.probes_ok == 1 and c.budget_bps == 652_500
+    next_probe()
+    assert c.budget_bps >= int(652_500 * 1.25)
+
+
 def test_no_probe_while_the_budget_is_not_used() -> None:
     c = BudgetController(start_bps=1_000_000)
     # a layer switch still waits: little is sent, so more budget would be a guess

@@ -402,6 +402,8 @@ class BudgetController:
                 return self.budget_bps
             self._probe_until = None  # the probe held: keep its budget
             self._raised(now, self._before_probe)
+            if self.budget_bps >= self._ceiling:
+                self._ceiling_until = -1e9  # the level that failed holds now
             self.probes_ok += 1
             self._streak += 1
             self._backoff = PROBE_INTERVAL
@@ -482,6 +484,11 @@ class BudgetController:
             step = min(max(wanted_bps, self.budget_bps * least), self.budget_bps * most)
             if now < self._ceiling_until:  # a probe failed above: halve the distance to it
                 step = min(step, (self.budget_bps + self._ceiling) / 2)
+                if step <= self.budget_bps * 1.05 < self._ceiling:
+                    # Halving has closed in on the failed level: test that level again
+                    # (after the backoff) rather than stop probing until the hold ends,
+                    # so bandwidth that came back shows within the backoff, not 4 s.
+                    step = self._ceiling
             if step > self.budget_bps * 1.05:
                 # a probe must not make the round trip longer than the path's floor
                 self._base_rtt = self._rtt_floor if self._rtt_floor is not None else estimate.rtt
