@@ -78,12 +78,28 @@ class ShapedNetwork:
             subprocess.run(["sleep", "0.02"], check=False)
         _run("ip", "link", "add", self.dev, "type", "veth", "peer", "name", self.peer)
         _run("ip", "link", "set", self.peer, "netns", pid)
+        inside = ("nsenter", "-t", pid, "-n")
+        # No IPv6 link-local addresses: the kernel adds them a moment after the link
+        # comes up, and a browser that sees an address appear fails its requests in
+        # flight (net::ERR_NETWORK_CHANGED, seen once as a presenter page loaded).
+        _run("ip", "link", "set", "dev", self.dev, "addrgenmode", "none")
+        _run(*inside, "ip", "link", "set", "dev", self.peer, "addrgenmode", "none")
         _run("ip", "addr", "add", f"{SERVER_ADDRESS}/24", "dev", self.dev)
         _run("ip", "link", "set", self.dev, "up")
-        inside = ("nsenter", "-t", pid, "-n")
         _run(*inside, "ip", "link", "set", "lo", "up")
         _run(*inside, "ip", "addr", "add", f"{CLIENT_ADDRESS}/24", "dev", self.peer)
         _run(*inside, "ip", "link", "set", self.peer, "up")
+        # ... nor a link that changes state after the pages opened: wait for the carrier
+        for _ in range(100):
+            state = subprocess.run(
+                ["ip", "-o", "link", "show", "dev", self.dev],
+                capture_output=True, text=True, check=False,
+            ).stdout  # fmt: skip
+            if "LOWER_UP" in state:
+                break
+            subprocess.run(["sleep", "0.02"], check=False)
+        else:
+            raise ShapingUnavailable(f"{self.dev} has no carrier after 2 s")
         self.chromium_wrapper.write_text(
             f'#!/bin/sh\nexec nsenter -t {pid} -n {CHROMIUM} "$@"\n', encoding="utf-8"
         )
