@@ -42,7 +42,6 @@ from webinar.sfu.estimator import (  # noqa: E402
     PROBE_PAD_SECONDS,
     PROBE_STREAK_STEP,
     REMB_OVER_SENT,
-    REVERT_WINDOW,
     UP_HOLD,
     BudgetController,
     Estimate,
@@ -99,42 +98,6 @@ def test_a_remb_far_beyond_what_was_sent_raises_the_budget_only_that_far() -> No
         c.update(est(2_700_000), t, sending_bps=500_000)
         t += 0.25
     assert c.budget_bps == int(500_000 * REMB_OVER_SENT)
-
-
-def test_a_failed_probe_just_above_a_fresh_raise_undoes_the_raise_too() -> None:
-    def probe_up(c: BudgetController, t: float) -> float:
-        c.update(est(300_000), t, wanted_bps=5_000_000)
-        assert c.probing
-        t += PROBE_HOLD + 0.01  # no report on its sender reports came: it holds
-        c.update(est(300_000), t, wanted_bps=None)
-        assert not c.probing
-        return t
-
-    c = BudgetController(start_bps=600_000)
-    t = probe_up(c, 0.0)
-    raised = c.budget_bps
-    assert raised > 600_000 and c.probes_ok == 1
-    # the next probe, soon after, loses packets: the step below it goes too
-    t += PROBE_INTERVAL + 0.01
-    assert c.update(est(300_000), t, wanted_bps=5_000_000) > raised
-    assert c.update(est(300_000, loss=0.2, at=t + 0.1), t + 0.1, wanted_bps=5_000_000) == 600_000
-    assert c.probes_failed == 1
-
-    # a level media has carried for a while stays when a probe above it fails ...
-    c = BudgetController(start_bps=600_000)
-    t = probe_up(c, 0.0)
-    raised = c.budget_bps
-    t += REVERT_WINDOW + 0.1
-    assert c.update(est(300_000), t, wanted_bps=5_000_000) > raised
-    assert c.update(est(300_000, loss=0.2, at=t + 0.1), t + 0.1, wanted_bps=5_000_000) == raised
-    # ... and so does one media used beyond the level below it, however fresh
-    c = BudgetController(start_bps=600_000)
-    t = probe_up(c, 0.0)
-    raised = c.budget_bps
-    t += PROBE_INTERVAL + 0.01
-    assert c.update(est(300_000), t, wanted_bps=5_000_000, sending_bps=700_000) > raised
-    lossy = est(300_000, loss=0.2, at=t + 0.1)
-    assert c.update(lossy, t + 0.1, wanted_bps=5_000_000, sending_bps=700_000) == raised
 
 
 def test_a_short_spike_does_not_raise_it() -> None:

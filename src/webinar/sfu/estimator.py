@@ -514,17 +514,7 @@ class BudgetController:
         self._streak = 0
         self.limited = True
         self._ceiling, self._ceiling_until = self.budget_bps, now + CEILING_HOLD
-        back = self._before_probe
-        if now - self._raised_at < REVERT_WINDOW and self._sent_peak <= self._last_good:
-            # The level this probe started from was itself a step up, just now, and
-            # media has not sent more than the level below it since: only a probe's
-            # padding speaks for it. A short probe cannot see an overshoot that a
-            # shaper's burst allowance absorbs (a 650 kbit/s link with a 50 ms bucket
-            # passes a 0.24 s probe to 730 kbit/s), so the failure just above makes
-            # that step doubtful: undo it too.
-            back = min(back, self._last_good)
-            self._raised_at = -1e9
-        self._set(back)
+        self._set(self._before_probe)
         self._down_at = now + PROBE_HOLD  # its loss still shows in the next reports
         self._probe_until = None
         self._falling = False
