@@ -194,6 +194,7 @@ REMB_FALL = 0.92  # a REMB below this share of the previous one: the path is que
 DOWN_BAND = 0.9  # ... and below this share of the budget: lower the budget to it
 UP_RATIO = 1.15  # REMB this far above the budget ...
 UP_HOLD = 2.0  # ... for this long raises the budget to it
+PROBE_LEAST_STEP = 1.05  # a step smaller than this is not worth a probe
 PROBE_MIN_STEP = 1.25  # a probe raises the budget at least this much ...
 PROBE_MAX_STEP = 1.35  # ... and at most this much (the allocator steps one rung);
 PROBE_STREAK_STEP = 0.25  # each good probe in a row allows this much more, up to
@@ -484,12 +485,12 @@ class BudgetController:
             step = min(max(wanted_bps, self.budget_bps * least), self.budget_bps * most)
             if now < self._ceiling_until:  # a probe failed above: halve the distance to it
                 step = min(step, (self.budget_bps + self._ceiling) / 2)
-                if step <= self.budget_bps * 1.05 < self._ceiling:
+                if step <= self.budget_bps * PROBE_LEAST_STEP < self._ceiling:
                     # Halving has closed in on the failed level: test that level again
                     # (after the backoff) rather than stop probing until the hold ends,
                     # so bandwidth that came back shows within the backoff, not 4 s.
                     step = self._ceiling
-            if step > self.budget_bps * 1.05:
+            if step > self.budget_bps * PROBE_LEAST_STEP:
                 # a probe must not make the round trip longer than the path's floor
                 self._base_rtt = self._rtt_floor if self._rtt_floor is not None else estimate.rtt
                 self._before_probe = self.budget_bps
