@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 SERVER_ADDRESS = "10.77.0.1"
@@ -75,7 +76,7 @@ class ShapedNetwork:
                     break
             except OSError:
                 pass
-            subprocess.run(["sleep", "0.02"], check=False)
+            time.sleep(0.02)
         _run("ip", "link", "add", self.dev, "type", "veth", "peer", "name", self.peer)
         _run("ip", "link", "set", self.peer, "netns", pid)
         inside = ("nsenter", "-t", pid, "-n")
@@ -97,7 +98,7 @@ class ShapedNetwork:
             ).stdout  # fmt: skip
             if "LOWER_UP" in state:
                 break
-            subprocess.run(["sleep", "0.02"], check=False)
+            time.sleep(0.02)
         else:
             raise ShapingUnavailable(f"{self.dev} has no carrier after 2 s")
         self.chromium_wrapper.write_text(
