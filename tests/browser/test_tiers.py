@@ -85,6 +85,7 @@ async () => {
 # one camera; REMB reports ~85 % of a congested link.
 LIMIT_KBIT = 650
 LIFT_WITHIN = 10.0  # seconds from lifting the limit to the top layer (5.2-7.3 s measured)
+VIEWER_STALLS = 2  # freezes the viewer's own busy browser may add (0-1 seen per run)
 CLIP_SIZE = (640, 360)
 CLIP_FPS = 15
 
@@ -517,6 +518,13 @@ async def test_a_limited_subscriber_gets_the_low_layer_then_the_high_one_without
         assert freezes - stalls <= reference, (
             f"Alice's video froze {freezes} times ({stalls} with no network event around"
             f" them; {reference} for the unlimited viewer)"
+        )
+        # The quiet ones are the sender's (the unlimited viewer counts them) and a few
+        # of the viewer's own; more than that is something of ours that leaves no trace
+        # in the timeline (the server's event loop stalling, say), not a busy machine.
+        assert stalls <= reference + VIEWER_STALLS, (
+            f"{stalls} freezes with no network event around them, {reference} for the"
+            f" unlimited viewer: more than {VIEWER_STALLS} of the viewer's own"
         )
         assert reached["stats"][alice_cam]["frameWidth"] >= top
     finally:
