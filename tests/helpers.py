@@ -16,7 +16,7 @@ from webinar.app import ROOMS, create_app
 from webinar.client.peer import SignallingClient
 from webinar.config import Config, IceConfig, RoomsConfig, SignallingConfig, TicketingConfig
 from webinar.rooms.manager import RoomManager
-from webinar.store import Event, Store
+from webinar.storage.store import Event, Store
 
 LOOPBACK = "127.0.0.1"
 

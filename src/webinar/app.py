@@ -13,27 +13,29 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from webinar import __version__, engagement, forwarded
-from webinar.attendance import AttendanceService
+from webinar import __version__
+from webinar.attendance.service import AttendanceService
 from webinar.config import Config
-from webinar.dashboard import Dashboard
+from webinar.http import forwarded
+from webinar.http.dashboard import Dashboard
+from webinar.http.interaction import InteractionHttp
+from webinar.http.metrics import Metrics
+from webinar.http.recordings import RecordingPages
+from webinar.http.stats import StatsPages
+from webinar.http.tickets import setup_ticketing
 from webinar.ids import format_event_id, normalize_event_id, same_secret
-from webinar.interaction_http import InteractionHttp
-from webinar.metrics import Metrics
-from webinar.publish import Publisher
-from webinar.recording_pages import RecordingPages
-from webinar.recordings import MIB, RecordingService
+from webinar.interaction import engagement
+from webinar.recordings.library import MIB, RecordingService
+from webinar.recordings.sharing import Publisher
 from webinar.rooms.manager import RoomManager
 from webinar.sfu import IceServer, RouterConfig, TransportConfig, check_hooks
 from webinar.signalling.session import Services
 from webinar.signalling.ws import Connection, shutdown_connections, websocket_handler
-from webinar.stats_pages import StatsPages
-from webinar.store import Store
+from webinar.storage.store import Store
 from webinar.ticketing import Ticketing
 from webinar.ticketing.desk import TicketDesk
-from webinar.ticketing.web import setup_ticketing
 from webinar.turn import ice_servers_for
-from webinar.webhooks import WebhookEvent, WebhookPages, Webhooks
+from webinar.webhooks.service import WebhookEvent, WebhookPages, Webhooks
 
 logger = logging.getLogger(__name__)
 

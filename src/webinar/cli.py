@@ -19,7 +19,7 @@ from webinar import __version__
 from webinar.accounts import check_password_rules, hash_password
 from webinar.config import Config, ConfigError, example_toml, load_config
 from webinar.links import event_links, host_url
-from webinar.store import Event, Store, StoreError, validate_title
+from webinar.storage.store import Event, Store, StoreError, validate_title
 
 DEMO_TITLE = "Demo webinar"
 
@@ -276,7 +276,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_backup(args: argparse.Namespace) -> int:
-    from webinar.backup import backup_database
+    from webinar.storage.backup import backup_database
 
     config = _config(args)
     result = backup_database(config.data_dir, args.output)

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from webinar.config import Config
 from webinar.ids import format_event_id
-from webinar.store import Event
+from webinar.storage.store import Event
 
 
 def attendee_path(event: Event) -> str:

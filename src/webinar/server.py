@@ -26,7 +26,7 @@ from aiohttp import web
 from webinar.app import CONNECTIONS, DRAINING, ROOMS, create_app
 from webinar.config import Config, ConfigError
 from webinar.signalling import schema as s
-from webinar.store import Store
+from webinar.storage.store import Store
 from webinar.tls import TlsContext
 
 from .tasks import stop_tasks

@@ -14,7 +14,7 @@ import av
 from playwright.async_api import ConsoleMessage, Page, expect
 
 from tests.helpers import RunningServer
-from webinar.store import Event
+from webinar.storage.store import Event
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ from playwright.async_api import Page, expect
 from tests.browser.support import DESKTOP, PHONE, SCREENSHOTS, OpenPage, PageErrors
 from tests.helpers import RunningServer
 from webinar.accounts import hash_password
-from webinar.store import User
+from webinar.storage.store import User
 
 pytestmark = pytest.mark.browser
 

@@ -12,7 +12,7 @@ from tests.browser.support import OpenPage, join_attendee, join_presenter, wait_
 from tests.browser.test_dashboard import add_user, sign_in
 from tests.helpers import RunningServer
 from tests.protocol.test_interaction_http import png
-from webinar import interaction_store as ist
+from webinar.interaction import store as ist
 
 pytestmark = pytest.mark.browser
 

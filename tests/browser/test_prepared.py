@@ -13,7 +13,7 @@ from tests.browser.support import OpenPage, join_presenter
 from tests.browser.test_dashboard import add_user, sign_in
 from tests.browser.test_interaction import open_tab
 from tests.helpers import RunningServer
-from webinar import interaction_store as ist
+from webinar.interaction import store as ist
 
 pytestmark = pytest.mark.browser
 

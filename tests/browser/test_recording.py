@@ -24,7 +24,7 @@ from tests.browser.support import (
 )
 from tests.helpers import RunningServer
 from webinar.app import PUBLISHER, RECORDINGS
-from webinar.recordings import RecordingInfo
+from webinar.recordings.library import RecordingInfo
 from webinar.sfu.simulcast import KEYFRAME_REQUEST_INTERVAL
 
 pytestmark = pytest.mark.browser

@@ -32,7 +32,7 @@ from tests.helpers import LOOPBACK, RunningServer, running_server
 from webinar.config import Config, IceConfig, RoomsConfig, SignallingConfig
 from webinar.sfu.router import Router
 from webinar.sfu.transport import SubscribeTransport
-from webinar.store import Event
+from webinar.storage.store import Event
 from webinar.tasks import stop_task
 
 # Per remote video stream (by producer id): what the subscriber decodes.

@@ -25,14 +25,14 @@ from tests.unit.test_recorder import (
     video_producer,
     vp8_frames,
 )
-from webinar import interaction_store as ist
 from webinar.app import ATTENDANCE, RECORDINGS
+from webinar.interaction import store as ist
 from webinar.rooms.chat import ChatMessage
 from webinar.rooms.recording import RecordingStarted
 from webinar.sfu.producer import SenderReportMapping
 from webinar.sfu.recorder import Recorder
 from webinar.sfu.rtp import ntp_from_seconds
-from webinar.store import Event
+from webinar.storage.store import Event
 
 
 @pytest.fixture

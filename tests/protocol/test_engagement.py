@@ -19,11 +19,11 @@ import pytest
 from tests.helpers import RunningServer, running_server
 from tests.protocol.test_dashboard import add_user, csrf_of, sign_in
 from tests.protocol.test_interaction import POLL, Person, enter
-from webinar import interaction_store as ist
-from webinar import webhooks
 from webinar.app import ATTENDANCE
-from webinar.store import Event
+from webinar.interaction import store as ist
+from webinar.storage.store import Event
 from webinar.ticketing import records
+from webinar.webhooks import service as webhooks
 
 TEST = {
     "title": "Quiz",

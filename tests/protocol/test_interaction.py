@@ -15,7 +15,7 @@ from tests import helpers
 from tests.helpers import RunningServer, running_server
 from webinar.client.peer import ClientError, SignallingClient
 from webinar.rooms.chat import CHAT_BURST
-from webinar.store import Event
+from webinar.storage.store import Event
 
 
 class Person(helpers.Person):

@@ -18,9 +18,9 @@ import pytest
 from tests.helpers import RunningServer, make_config, running_server
 from tests.protocol.test_dashboard import add_user, sign_in
 from tests.protocol.test_interaction import POLL, Person, enter, refused
-from webinar import interaction_store as ist
 from webinar.config import AdminConfig
-from webinar.interaction_http import MAX_IMAGE_BYTES
+from webinar.http.interaction import MAX_IMAGE_BYTES
+from webinar.interaction import store as ist
 
 ADMIN = "admin-token-for-tests-0123456789"
 

@@ -17,7 +17,7 @@ from tests.protocol.test_dashboard import add_user, csrf_of, sign_in
 from tests.protocol.test_interaction import POLL, Person, enter, refused
 from webinar.config import AdminConfig
 from webinar.rooms.cta import MAX_PREPARED_CTAS
-from webinar.store import Event
+from webinar.storage.store import Event
 
 ADMIN = "admin-token-for-tests-0123456789"
 BEARER = {"Authorization": f"Bearer {ADMIN}"}

@@ -13,7 +13,7 @@ import pytest
 from tests import helpers
 from tests.helpers import RunningServer, running_server
 from webinar.client.peer import ClientError
-from webinar.store import Event
+from webinar.storage.store import Event
 
 
 class Person(helpers.Person):

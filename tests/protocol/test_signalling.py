@@ -14,7 +14,7 @@ import pytest
 from tests.helpers import RunningServer, make_config, running_server
 from webinar.client.peer import ClientError, SignallingClient, WebinarClient
 from webinar.ids import format_event_id
-from webinar.store import Event
+from webinar.storage.store import Event
 
 H264_ONLY_OFFER = """v=0
 o=- 1 2 IN IP4 127.0.0.1

@@ -27,7 +27,7 @@ from webinar.accounts import hash_password
 from webinar.app import ATTENDANCE
 from webinar.client.peer import ClientError, SignallingClient
 from webinar.config import Config, MailConfig, PaymentsConfig, TicketingConfig
-from webinar.store import Event
+from webinar.storage.store import Event
 from webinar.ticketing import SecondDevice, records
 from webinar.ticketing.codes import format_code
 from webinar.ticketing.records import EventAccess, PaymentProvider, RegistrationStatus
@@ -280,7 +280,7 @@ async def test_code_window_refuses_and_ends(tmp_path: Path, people: list[Person]
 
 
 def _settings(event: Event) -> Any:
-    from webinar.store import EventSettings
+    from webinar.storage.store import EventSettings
 
     return EventSettings(
         title=event.title,
@@ -782,7 +782,7 @@ async def test_rate_limit_counts_real_clients_behind_a_proxy(
 
 
 async def test_reminders_survive_a_restart_and_go_out_once(tmp_path: Path, inbox: Inbox) -> None:
-    from webinar.ticketing.web import REMINDERS, TICKETS
+    from webinar.http.tickets import REMINDERS, TICKETS
 
     config = with_config(
         tmp_path / "data",

@@ -17,6 +17,7 @@ from tests.protocol.test_ticketing import submit_registration, visitor_session
 from webinar.accounts import hash_password
 from webinar.cli import main
 from webinar.config import TicketingConfig
+from webinar.storage.store import Store
 from webinar.ticketing import records
 
 
@@ -201,15 +202,15 @@ async def test_api_events_registrations_invitees(server: RunningServer) -> None:
 def test_cli_makes_api_tokens(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = str(tmp_path / "data")
     assert main(["user", "token", "nobody", "--data-dir", data]) == 2
-    with __import__("webinar.store").store.Store.open_sync(tmp_path / "data") as store:
+    with Store.open_sync(tmp_path / "data") as store:
         user = store.create_user("olga", hash_password("x" * 12, n=2**10), "organiser")
     capsys.readouterr()
     assert main(["user", "token", "olga", "--data-dir", data]) == 0
     token = capsys.readouterr().out.strip()
     assert token.startswith("wbt_")
-    with __import__("webinar.store").store.Store.open_sync(tmp_path / "data") as store:
+    with Store.open_sync(tmp_path / "data") as store:
         assert records.user_id_for_api_token(store.connection, token) == user.user_id
     assert main(["user", "token", "olga", "--revoke-all", "--data-dir", data]) == 0
     assert "Revoked 1 API token of olga" in capsys.readouterr().out
-    with __import__("webinar.store").store.Store.open_sync(tmp_path / "data") as store:
+    with Store.open_sync(tmp_path / "data") as store:
         assert records.user_id_for_api_token(store.connection, token) is None

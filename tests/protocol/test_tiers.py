@@ -11,7 +11,7 @@ import pytest
 from tests.helpers import RunningServer, running_server
 from webinar.client.peer import ClientError, SignallingClient
 from webinar.sfu import VideoQuality
-from webinar.store import Event
+from webinar.storage.store import Event
 
 
 @pytest.fixture

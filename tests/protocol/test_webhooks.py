@@ -24,8 +24,8 @@ from webinar.accounts import hash_password
 from webinar.app import WEBHOOKS
 from webinar.client.peer import SignallingClient
 from webinar.config import AdminConfig, Config, WebhooksConfig
-from webinar.store import Store
-from webinar.webhooks import (
+from webinar.storage.store import Store
+from webinar.webhooks.service import (
     ID_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,

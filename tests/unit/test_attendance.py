@@ -9,14 +9,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from webinar.attendance import (
+from webinar.attendance.service import (
     AttendanceService,
     compute_stats,
     parse_user_agent,
     to_csv,
     to_json,
 )
-from webinar.store import Store, SyncStore
+from webinar.storage.store import Store, SyncStore
 
 T0 = 1_790_000_000.0
 CHROME_LINUX = (
@@ -131,7 +131,7 @@ async def test_engagement_export_joins_sources(tmp_path: Path) -> None:
 
 
 def test_still_open_sessions_count_up_to_now() -> None:
-    from webinar.attendance import SessionRow
+    from webinar.attendance.service import SessionRow
 
     rows = [SessionRow(1, "k", "p", "A", None, "attendee", 100.0, None, None, "", "")]
     stats = compute_stats("e", rows, now=160.0)
@@ -142,7 +142,7 @@ def test_still_open_sessions_count_up_to_now() -> None:
 def test_month_range_fills_the_last_year() -> None:
     from datetime import UTC, datetime
 
-    from webinar.stats_pages import month_range
+    from webinar.http.stats import month_range
 
     months = [{"month": "2026-03", "events": 2}, {"month": "2027-02", "events": 1}]
     out = month_range(months, datetime(2026, 12, 5, tzinfo=UTC))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from webinar.backup import backup_database, backup_database_async
 from webinar.cli import main
-from webinar.store import DB_FILENAME, MIGRATIONS, Store, StoreError
+from webinar.storage.backup import backup_database, backup_database_async
+from webinar.storage.store import DB_FILENAME, MIGRATIONS, Store, StoreError
 
 
 def test_backup_and_restore_with_the_cli(

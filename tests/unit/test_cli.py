@@ -12,7 +12,7 @@ import pytest
 
 import webinar.cli as cli
 from webinar.config import Config
-from webinar.store import Store
+from webinar.storage.store import Store
 
 EVENT_ID = r"[0-9]{3}-[0-9]{3}-[0-9]{3}"
 KEY = r"[A-Za-z0-9_-]{24}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from webinar.forwarded import client_address, forwarded_proto, parse_networks
+from webinar.http.forwarded import client_address, forwarded_proto, parse_networks
 
 TRUSTED = parse_networks(["10.0.0.0/8", "192.0.2.1", "::1"])
 

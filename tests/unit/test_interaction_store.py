@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from webinar import interaction_store as ist
-from webinar.interaction_http import sniff_image, to_csv
+from webinar.http.interaction import sniff_image, to_csv
+from webinar.interaction import store as ist
 from webinar.rooms.chat import Chat
 from webinar.rooms.cta import CtaBoard
 from webinar.rooms.polls import PollBook, build_poll
@@ -18,7 +18,7 @@ from webinar.rooms.qa import QuestionBoard, QuestionState
 from webinar.rooms.roles import Role
 from webinar.rooms.state import Participant
 from webinar.signalling.interaction import click_token, read_click_token
-from webinar.store import SyncStore
+from webinar.storage.store import SyncStore
 
 PRES = Participant("pa_pres", "Piet", Role.PRESENTER)
 ANN = Participant("pa_ann", "=cmd|' /C calc'!A0", Role.ATTENDEE)

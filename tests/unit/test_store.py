@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import webinar.store as store_module
-from webinar.store import DB_FILENAME, MIGRATIONS, Event, Store, StoreError, SyncStore
+import webinar.storage.store as store_module
+from webinar.storage.store import DB_FILENAME, MIGRATIONS, Event, Store, StoreError, SyncStore
 
 
 async def test_create_get_list(tmp_data_dir: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from webinar.accounts import hash_password
 from webinar.rooms.roles import ROLE_CAPABILITIES, Capability, Role
-from webinar.store import Event, Store
+from webinar.storage.store import Event, Store
 from webinar.ticketing import Refusal, RefusalCode, SecondDevice, Ticketing, records
 from webinar.ticketing.codes import (
     CODE_ALPHABET,

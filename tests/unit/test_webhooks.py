@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webinar.webhooks import (
+from webinar.webhooks.service import (
     MAX_RETRY_DELAY,
     PublicResolver,
     check_endpoint_url,

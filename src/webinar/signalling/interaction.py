@@ -16,7 +16,7 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-from webinar import interaction_store as ist
+from webinar.interaction import store as ist
 from webinar.rooms import chat as ch
 from webinar.rooms import cta as ct
 from webinar.rooms import polls as pl
@@ -26,7 +26,7 @@ from webinar.rooms.interaction_errors import InteractionError, InteractionErrorC
 from webinar.rooms.live import LiveRoom
 from webinar.rooms.roles import Capability, Role
 from webinar.rooms.state import Participant
-from webinar.store import Store, SyncStore
+from webinar.storage.store import Store, SyncStore
 
 from . import schema as s
 

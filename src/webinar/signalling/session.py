@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from webinar import __version__, logs
-from webinar.attendance import AttendanceService
+from webinar.attendance.service import AttendanceService
 from webinar.ids import format_event_id, normalize_event_id
 from webinar.rooms import state as rs
 from webinar.rooms.interaction import InteractionEvent
@@ -33,7 +33,7 @@ from webinar.rooms.state import (
     person_key_for,
 )
 from webinar.sfu import AllocationReport, SfuError, SfuErrorCode, VideoQuality
-from webinar.store import Event, Store
+from webinar.storage.store import Event, Store
 from webinar.ticketing import Grant, Refusal, Ticketing
 
 from . import interaction as ia
@@ -74,7 +74,7 @@ class Services:
     max_message_bytes: int
     ticketing: Ticketing
     on_error: Callable[[str], None] = lambda _code: None
-    #: Counts interaction (webinar.metrics.INTERACTION_COUNTERS): kind, how many.
+    #: Counts interaction (webinar.http.metrics.INTERACTION_COUNTERS): kind, how many.
     on_interaction: Callable[[str, int], None] = lambda _kind, _n: None
     is_draining: Callable[[], bool] = lambda: False
     #: Signs call-to-action click links (one per process; see docs/api.md).
@@ -87,7 +87,7 @@ Send = Callable[[dict[str, Any]], None]
 
 
 class RecordingPolicy(Protocol):
-    """What signalling asks the recording service (webinar.recordings)."""
+    """What signalling asks the recording service (webinar.recordings.library)."""
 
     async def refusal(self, event: Event) -> str | None:
         """Why a new recording of ``event`` may not start (quota), or None."""

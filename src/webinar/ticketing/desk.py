@@ -14,7 +14,7 @@ from typing import Any
 
 from webinar.ids import format_event_id
 from webinar.links import attendee_path
-from webinar.store import Event, Store
+from webinar.storage.store import Event, Store
 
 from . import records
 from .codes import format_code

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from webinar.accounts import verify_password
 from webinar.ids import same_secret
 from webinar.rooms.roles import Role
-from webinar.store import Event, Store
+from webinar.storage.store import Event, Store
 
 from . import records
 from .codes import normalize_code, same

@@ -7,7 +7,7 @@ leave time, role, browser and OS from the user agent). Sessions of one person
 
 The engagement export joins attendance with whatever interaction data exists:
 each :class:`EngagementSource` adds columns per person (chat, Q&A, polls and tests,
-CTA clicks: :mod:`webinar.engagement`, passed in by the app). CSV (optionally with a
+CTA clicks: :mod:`webinar.interaction.engagement`, passed in by the app). CSV (optionally with a
 UTF-8 BOM for spreadsheet programs) or JSON.
 """
 
@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from webinar.store import Store, SyncStore
+from webinar.storage.store import Store, SyncStore
 
 USER_AGENT_MAX = 400
 EXPORT_MAX_ROWS = 100_000
@@ -220,7 +220,7 @@ class EngagementSource(Protocol):
 
 
 #: Sources joined into an export when the service is given none (the app passes
-#: :func:`webinar.engagement.sources`).
+#: :func:`webinar.interaction.engagement.sources`).
 ENGAGEMENT_SOURCES: tuple[EngagementSource, ...] = ()
 
 _SESSION_COLUMNS = (

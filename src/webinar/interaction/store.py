@@ -1,8 +1,8 @@
 """SQLite persistence of interaction: chat, Q&A, polls and tests, CTA and its clicks.
 
-Plain functions on a :class:`~webinar.store.SyncStore`; the server calls them on the
+Plain functions on a :class:`~webinar.storage.store.SyncStore`; the server calls them on the
 store's thread with ``await store.run(lambda core: save_chat(core, ...))``. The tables
-are migration 4 of :data:`webinar.store.MIGRATIONS`.
+are migration 4 of :data:`webinar.storage.store.MIGRATIONS`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from webinar.rooms.polls import (
     QuestionKind,
 )
 from webinar.rooms.qa import Question, QuestionState
-from webinar.store import SyncStore
+from webinar.storage.store import SyncStore
 
 # ----------------------------------------------------------------------------- chat
 

@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Protocol
 
-from webinar.recordings import RecordingInfo, RecordingService
-from webinar.store import Store, SyncStore
+from webinar.recordings.library import RecordingInfo, RecordingService
+from webinar.storage.store import Store, SyncStore
 
 LINK_MAX_DAYS = 90
 MAX_RECIPIENTS = 500

@@ -18,16 +18,15 @@ from typing import Any
 
 from aiohttp import web
 
+from webinar.http.tickets import TicketingWeb
 from webinar.ids import format_event_id
 from webinar.links import attendee_path, host_path, presenter_path
-from webinar.store import Event, EventSettings, Store, User
-
-from . import records
-from .desk import DeskError
-from .mail import MailError
-from .records import Invitee, Registration, RegistrationStatus
-from .rules import BookingRefused, format_price
-from .web import TicketingWeb
+from webinar.storage.store import Event, EventSettings, Store, User
+from webinar.ticketing import records
+from webinar.ticketing.desk import DeskError
+from webinar.ticketing.mail import MailError
+from webinar.ticketing.records import Invitee, Registration, RegistrationStatus
+from webinar.ticketing.rules import BookingRefused, format_price
 
 MAX_BODY_BYTES = 64 * 1024
 _SETTING_KEYS = (

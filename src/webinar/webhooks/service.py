@@ -49,9 +49,8 @@ from webinar.config import WebhooksConfig
 from webinar.ids import format_event_id
 from webinar.rooms import state as rs
 from webinar.rooms.state import Phase
-from webinar.store import SessionRecord, Store, User
-
-from .tasks import stop_task
+from webinar.storage.store import SessionRecord, Store, User
+from webinar.tasks import stop_task
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from webinar.rooms.manager import RoomManager
-
-from .tasks import stop_task
+from webinar.tasks import stop_task
 
 BANDWIDTH_BUCKETS = (
     128_000,

@@ -14,7 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from webinar.store import DB_FILENAME, StoreError
+from webinar.storage.store import DB_FILENAME, StoreError
 
 #: Pages copied per step; between steps the server may write (the backup API restarts then).
 PAGES_PER_STEP = 1024

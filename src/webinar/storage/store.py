@@ -84,7 +84,7 @@ MIGRATIONS: tuple[str, ...] = (
         CHECK (camera_limit BETWEEN 1 AND 7);
     CREATE INDEX events_owner ON events (owner_id);
     """,
-    # 4: interaction (webinar.interaction_store): chat, Q&A, polls and tests, call-to-action.
+    # 4: interaction (webinar.interaction.store): chat, Q&A, polls and tests, call-to-action.
     # Times are epoch seconds (REAL).
     """
     CREATE TABLE chat_messages (
@@ -322,7 +322,7 @@ MIGRATIONS: tuple[str, ...] = (
         created_at TEXT NOT NULL
     );
     """,
-    # 7: calls-to-action prepared before the event (webinar.interaction_store), launched
+    # 7: calls-to-action prepared before the event (webinar.interaction.store), launched
     # in the room by a presenter.
     """
     CREATE TABLE cta_prepared (

@@ -23,20 +23,25 @@ from aiohttp import web
 
 from webinar.accounts import hash_password_async, token_hash, verify_password
 from webinar.config import Config
-from webinar.dashboard import SESSION_COOKIE, AfterSave
+from webinar.http.dashboard import SESSION_COOKIE, AfterSave
 from webinar.ids import format_event_id, normalize_event_id
-from webinar.store import Event, EventSettings, SessionRecord, Store, User
-
-from . import records
-from .desk import DeskError, TicketDesk, local_time
-from .gate import Ticketing
-from .grants import SecondDevice
-from .limiter import AttemptLimiter
-from .mail import Mailer, MailError
-from .payments import ManualProvider, PaymentError, Provider, StripeCheckout, WebhookRefused
-from .records import EventAccess, PaymentProvider, RegistrationStatus
-from .reminders import Reminders
-from .rules import (
+from webinar.storage.store import Event, EventSettings, SessionRecord, Store, User
+from webinar.ticketing import records
+from webinar.ticketing.desk import DeskError, TicketDesk, local_time
+from webinar.ticketing.gate import Ticketing
+from webinar.ticketing.grants import SecondDevice
+from webinar.ticketing.limiter import AttemptLimiter
+from webinar.ticketing.mail import Mailer, MailError
+from webinar.ticketing.payments import (
+    ManualProvider,
+    PaymentError,
+    Provider,
+    StripeCheckout,
+    WebhookRefused,
+)
+from webinar.ticketing.records import EventAccess, PaymentProvider, RegistrationStatus
+from webinar.ticketing.reminders import Reminders
+from webinar.ticketing.rules import (
     PRICE_CAPS,
     BookingLimits,
     BookingRefused,
@@ -578,7 +583,7 @@ def setup_ticketing(
             await reminders.stop()
 
     app.cleanup_ctx.append(run_reminders)
-    from .api import AdminApi  # api.py builds on this module
+    from webinar.http.tickets_api import AdminApi  # api.py builds on this module
 
     app.router.add_routes(AdminApi(part).routes())
     return part

@@ -10,11 +10,11 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from webinar.dashboard import Dashboard
+from webinar.http.dashboard import Dashboard
 from webinar.ids import format_event_id, normalize_event_id
-from webinar.publish import LINK_MAX_DAYS, LinkError, OpenedLink, Publisher, valid_email
-from webinar.recordings import MIB, RecordingInfo, RecordingService
-from webinar.store import User
+from webinar.recordings.library import MIB, RecordingInfo, RecordingService
+from webinar.recordings.sharing import LINK_MAX_DAYS, LinkError, OpenedLink, Publisher, valid_email
+from webinar.storage.store import User
 
 VIEWER_COOKIE = "webinar_viewer_"
 

@@ -23,7 +23,7 @@ from aiohttp import web
 from webinar.accounts import new_session, token_hash, verify_password_async
 from webinar.ids import format_event_id
 from webinar.links import attendee_path, host_path, presenter_path
-from webinar.store import ACCESS_TYPES, Event, EventSettings, SessionRecord, Store, User
+from webinar.storage.store import ACCESS_TYPES, Event, EventSettings, SessionRecord, Store, User
 
 SESSION_COOKIE = "webinar_session"
 LOGIN_CSRF_COOKIE = "webinar_login_csrf"

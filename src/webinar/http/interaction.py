@@ -26,15 +26,15 @@ from typing import Any
 
 from aiohttp import web
 
-from webinar import interaction_store as ist
 from webinar.ids import normalize_event_id, same_secret
+from webinar.interaction import store as ist
 from webinar.rooms import cta as ct
 from webinar.rooms import polls as pl
 from webinar.rooms.interaction_errors import InteractionError, InteractionErrorCode
 from webinar.rooms.live import LiveRoom
 from webinar.rooms.manager import RoomManager
 from webinar.signalling import interaction as glue
-from webinar.store import Event, SessionRecord, Store, SyncStore, User
+from webinar.storage.store import Event, SessionRecord, Store, SyncStore, User
 
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
 MAX_IMAGES_PER_EVENT = 200

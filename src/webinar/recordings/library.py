@@ -24,7 +24,7 @@ import av
 
 from webinar.rooms.recording import RecordingStarted
 from webinar.sfu.recorder import RecordingResult
-from webinar.store import Event, Store, SyncStore
+from webinar.storage.store import Event, Store, SyncStore
 
 logger = logging.getLogger(__name__)
 

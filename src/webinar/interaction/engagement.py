@@ -5,7 +5,7 @@ Each source reads one interaction table on the store's thread and returns, per p
 the numbers (and short texts) of one row of the engagement export. Rows are keyed by the
 person key where the table has one (``author_key``, ``voter_key``: the same key
 attendance records, see :func:`webinar.rooms.state.person_key_for`) and by participant id
-otherwise (chat, clicks); :meth:`webinar.attendance.AttendanceService.engagement` maps a
+otherwise (chat, clicks); :meth:`webinar.attendance.service.AttendanceService.engagement` maps a
 participant id to its person through the attendance rows, so several sessions of one
 person (reloads, reconnects) add up on one row.
 
@@ -19,10 +19,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from webinar import interaction_store as ist
-from webinar.attendance import EngagementSource
+from webinar.attendance.service import EngagementSource
+from webinar.interaction import store as ist
 from webinar.rooms.polls import PollKind
-from webinar.store import SyncStore
+from webinar.storage.store import SyncStore
 
 ANSWER_SUMMARY_MAX = 2000  # characters of the per-attendee answers cell (the detail file has all)
 

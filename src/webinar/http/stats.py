@@ -19,9 +19,7 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from webinar import engagement, webhooks
-from webinar import interaction_http as ih
-from webinar.attendance import (
+from webinar.attendance.service import (
     SESSION_COLUMNS,
     AttendanceService,
     EventStats,
@@ -29,13 +27,16 @@ from webinar.attendance import (
     to_csv,
     to_json,
 )
-from webinar.dashboard import Dashboard
+from webinar.http import interaction as ih
+from webinar.http.dashboard import Dashboard
 from webinar.ids import format_event_id
-from webinar.publish import Publisher
-from webinar.recordings import RecordingService
+from webinar.interaction import engagement
+from webinar.recordings.library import RecordingService
+from webinar.recordings.sharing import Publisher
 from webinar.rooms.manager import RoomManager
-from webinar.store import Event, User
+from webinar.storage.store import Event, User
 from webinar.ticketing import records
+from webinar.webhooks import service as webhooks
 
 CHART_W, CHART_H = 640, 200
 
