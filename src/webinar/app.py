@@ -25,6 +25,7 @@ from webinar.http.stats import StatsPages
 from webinar.http.tickets import setup_ticketing
 from webinar.ids import format_event_id, normalize_event_id, same_secret
 from webinar.interaction import engagement
+from webinar.interaction.service import InteractionService
 from webinar.recordings.library import MIB, RecordingService
 from webinar.recordings.sharing import Publisher
 from webinar.rooms.manager import RoomManager
@@ -184,14 +185,14 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[ROOMS] = rooms
     metrics = app[METRICS]
     app[SERVICES] = Services(
-        store=store,
+        get_event=store.get_event,
         rooms=rooms,
         ice_servers=functools.partial(ice_servers_for, config),
         heartbeat_interval=config.signalling.heartbeat_seconds,
         max_message_bytes=config.signalling.max_message_bytes,
         ticketing=app[TICKETING],
+        interaction=InteractionService(store, metrics.count_interaction),
         on_error=metrics.count_error,
-        on_interaction=metrics.count_interaction,
         is_draining=lambda: app[DRAINING][0],
         recordings=app[RECORDINGS],
         attendance=app[ATTENDANCE],

@@ -91,7 +91,7 @@ def test_slow_mode_one_message_per_n_seconds() -> None:
     chat.post(PRES, "kp", "presenters are exempt", now=105)
     chat.post(PRES, "kp", "twice", now=105.1)
     chat.post(ANN, "k", "two", now=110)
-    with refused("invalid"):
+    with refused("invalid-request"):
         chat.configure(PRES, enabled=None, slow_mode_seconds=-1)
 
 
@@ -117,7 +117,7 @@ def test_delete_and_mute() -> None:
         chat.delete(PRES, msg.message_id)
     with refused("forbidden"):
         chat.set_muted(BOB, ANN, "k_ann", True)
-    with refused("invalid"):
+    with refused("invalid-request"):
         chat.set_muted(HOST, PRES, "k_pres", True)
     chat.set_muted(PRES, ANN, "k_ann", True)
     with refused("chat-muted"):
@@ -167,7 +167,7 @@ def test_questions_votes_are_deduplicated_and_sorted() -> None:
 def test_marking_messages_and_states() -> None:
     qa = QuestionBoard()
     q = qa.ask(ANN, "k_ann", "mine", now=1, message_id="cm_1").question
-    with refused("invalid"):
+    with refused("invalid-request"):
         qa.ask(ANN, "k_ann", "mine", now=1, message_id="cm_1")
     with refused("forbidden"):
         qa.ask(ANN, "k_ann", "Bob's", now=1, message_id="cm_2", on_behalf=BOB)
@@ -189,7 +189,7 @@ def test_publish_and_close_qa() -> None:
     events = qa.set_state(PRES, q.question_id, QuestionState.DISMISSED)
     assert events[-1].question is None  # type: ignore[union-attr]
     assert qa.published is None
-    with refused("invalid"):
+    with refused("invalid-request"):
         qa.publish(PRES, q.question_id)
     q2 = qa.ask(BOB, "kb", "Why?", now=2).question
     qa.publish(PRES, q2.question_id)
@@ -241,15 +241,15 @@ def test_poll_bounds_are_enforced() -> None:
     )
     with refused("limit-reached"):
         build_poll({"title": "t", "questions": questions}, now=0)
-    with refused("invalid"):
+    with refused("invalid-request"):
         build_poll({"title": "t", "questions": [{"text": "q", "options": [{"text": "a"}]}]}, now=0)
-    with refused("invalid"):  # a poll has no right answers
+    with refused("invalid-request"):  # a poll has no right answers
         build_poll(
             _poll_spec("poll", title="t") | {"questions": _poll_spec("test")["questions"]}, now=0
         )
-    with refused("invalid"):  # a test question needs one
+    with refused("invalid-request"):  # a test question needs one
         build_poll(_poll_spec("test") | {"questions": _poll_spec("poll")["questions"][:1]}, now=0)
-    with refused("invalid"):
+    with refused("invalid-request"):
         build_poll(
             {
                 "title": "t",
@@ -316,7 +316,7 @@ def test_one_poll_open_at_a_time() -> None:
         book.launch(PRES, b.poll_id, now=1)
     book.close(PRES, a.poll_id, now=2)
     book.launch(HOST, b.poll_id, now=3)
-    with refused("invalid"):
+    with refused("invalid-request"):
         book.delete(PRES, b.poll_id)
 
 
@@ -331,9 +331,9 @@ def test_prepared_polls_change_only_until_they_run() -> None:
     with refused("not-found"):
         book.replace_prepared(build_poll(_poll_spec(), now=0, poll_id="po_missing"))
     book.launch(PRES, draft.poll_id, now=6)
-    with refused("invalid"):
+    with refused("invalid-request"):
         book.replace_prepared(new)
-    with refused("invalid"):
+    with refused("invalid-request"):
         book.remove_prepared(draft.poll_id)
     other = build_poll(_poll_spec(), now=7)
     book.add_prepared(other)
@@ -354,7 +354,7 @@ def test_prepared_cta_has_the_live_rules() -> None:
         )  # fmt: skip
     with refused("bad-url"):
         prepare_cta(message="Hi", button="Go", url="javascript:x", duration_seconds=None, now=1)
-    with refused("invalid"):
+    with refused("invalid-request"):
         prepare_cta(message="Hi", button="Go", url="https://e.x/", duration_seconds=1, now=1)
 
 
@@ -450,7 +450,7 @@ def test_cta_replace_close_and_expire() -> None:
     (expired,) = board.expire(now=40)
     assert isinstance(expired, CtaClosed) and expired.reason == "expired"
     assert board.current is None
-    with refused("invalid"):
+    with refused("invalid-request"):
         board.show(PRES, message="x", button="Go", url="https://e.com", duration_seconds=1, now=0)
     board.show(PRES, message="x", button="Go", url="https://e.com", duration_seconds=None, now=0)
     with refused("forbidden"):

@@ -11,13 +11,13 @@ import pytest
 
 from webinar.http.interaction import sniff_image, to_csv
 from webinar.interaction import store as ist
+from webinar.interaction.service import click_token, read_click_token
 from webinar.rooms.chat import Chat
 from webinar.rooms.cta import CtaBoard
 from webinar.rooms.polls import PollBook, build_poll
 from webinar.rooms.qa import QuestionBoard, QuestionState
 from webinar.rooms.roles import Role
 from webinar.rooms.state import Participant
-from webinar.signalling.interaction import click_token, read_click_token
 from webinar.storage.store import SyncStore
 
 PRES = Participant("pa_pres", "Piet", Role.PRESENTER)

@@ -96,3 +96,12 @@ def test_every_client_type_is_documented() -> None:
         assert f"`{name}`" in doc, name
     for code in s.ErrorCode:
         assert f"`{code.value}`" in doc, code
+
+
+def test_every_domain_refusal_has_a_wire_code() -> None:
+    """A room, interaction or SFU refusal always reaches the client as a documented code."""
+    from webinar.signalling.errors import DOMAIN_CODES, wire_code
+
+    for enum_type in DOMAIN_CODES:
+        for code in enum_type:
+            assert isinstance(wire_code(code), s.ErrorCode), code

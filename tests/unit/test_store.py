@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import webinar.storage.migrations as migrations_module
 import webinar.storage.store as store_module
 from webinar.storage.store import DB_FILENAME, MIGRATIONS, Event, Store, StoreError, SyncStore
 
@@ -101,7 +102,7 @@ def test_failed_migration_is_rolled_back(
     tmp_data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     broken = (*MIGRATIONS, "CREATE TABLE extra (x INTEGER); INSERT INTO missing VALUES (1);")
-    monkeypatch.setattr(store_module, "MIGRATIONS", broken)
+    monkeypatch.setattr(migrations_module, "MIGRATIONS", broken)
     with pytest.raises(sqlite3.OperationalError, match="no such table: missing"):
         SyncStore.open(tmp_data_dir)
     conn = sqlite3.connect(tmp_data_dir / DB_FILENAME)

@@ -27,13 +27,13 @@ from typing import Any
 from aiohttp import web
 
 from webinar.ids import normalize_event_id, same_secret
+from webinar.interaction import service as glue
 from webinar.interaction import store as ist
 from webinar.rooms import cta as ct
 from webinar.rooms import polls as pl
 from webinar.rooms.interaction_errors import InteractionError, InteractionErrorCode
 from webinar.rooms.live import LiveRoom
 from webinar.rooms.manager import RoomManager
-from webinar.signalling import interaction as glue
 from webinar.storage.store import Event, SessionRecord, Store, SyncStore, User
 
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
@@ -346,8 +346,7 @@ class InteractionHttp:
         try:
             prepared = await self._prepare_cta(event, await _json_object(request))
         except InteractionError as exc:
-            err = glue.to_protocol_error(exc)
-            raise _json_error(400, err.code.value, err.message) from None
+            raise _json_error(400, exc.code.value, exc.message) from None
         return web.json_response({"cta": _prepared_json(prepared)}, status=201)
 
     async def admin_delete_cta(self, request: web.Request) -> web.Response:
@@ -520,8 +519,7 @@ class InteractionHttp:
                     InteractionErrorCode.INVALID, "only a poll that never ran can be changed"
                 )
         except InteractionError as exc:
-            err = glue.to_protocol_error(exc)
-            raise _json_error(400, err.code.value, err.message) from None
+            raise _json_error(400, exc.code.value, exc.message) from None
         if room is not None and changed is not None:
             room.interaction.emit([changed])
         return web.json_response({"poll": _poll_json(changed.poll if changed else poll)})
@@ -543,8 +541,7 @@ class InteractionHttp:
                     InteractionErrorCode.INVALID, "only a poll that never ran can be deleted"
                 )
         except InteractionError as exc:
-            err = glue.to_protocol_error(exc)
-            raise _json_error(400, err.code.value, err.message) from None
+            raise _json_error(400, exc.code.value, exc.message) from None
         if room is not None and changed is not None:
             room.interaction.emit([changed])
         return web.json_response({"deleted": poll_id})
@@ -571,8 +568,7 @@ class InteractionHttp:
                         InteractionErrorCode.LIMIT, f"at most {pl.MAX_POLLS} polls per event"
                     )
         except InteractionError as exc:
-            err = glue.to_protocol_error(exc)
-            raise _json_error(400, err.code.value, err.message) from None
+            raise _json_error(400, exc.code.value, exc.message) from None
         event_id = event.event_id
         await self._store.run(lambda core: ist.save_poll(core, event_id, poll))
         if room is not None and room.interaction.loaded:

@@ -20,7 +20,7 @@ class InteractionErrorCode(enum.StrEnum):
     QA_CLOSED = "qa-closed"
     BAD_URL = "bad-url"
     LIMIT = "limit-reached"  # a count bound (polls per event, questions per event, ...)
-    INVALID = "invalid"
+    INVALID = "invalid-request"
 
 
 class InteractionError(Exception):

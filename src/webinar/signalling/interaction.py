@@ -9,14 +9,10 @@ options, anonymous names).
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import logging
 from typing import TYPE_CHECKING
 
-from webinar.interaction import store as ist
+from webinar.interaction.service import click_token, person_key
 from webinar.rooms import chat as ch
 from webinar.rooms import cta as ct
 from webinar.rooms import polls as pl
@@ -26,9 +22,9 @@ from webinar.rooms.interaction_errors import InteractionError, InteractionErrorC
 from webinar.rooms.live import LiveRoom
 from webinar.rooms.roles import Capability, Role
 from webinar.rooms.state import Participant
-from webinar.storage.store import Store, SyncStore
 
 from . import schema as s
+from .errors import wire_code
 
 if TYPE_CHECKING:
     from .session import Session
@@ -37,91 +33,9 @@ logger = logging.getLogger(__name__)
 
 RESULT_TEXTS = 100  # latest text answers per question in live results (the export has all)
 
-ERRORS: dict[InteractionErrorCode, s.ErrorCode] = {
-    InteractionErrorCode.FORBIDDEN: s.ErrorCode.FORBIDDEN,
-    InteractionErrorCode.CHAT_OFF: s.ErrorCode.CHAT_OFF,
-    InteractionErrorCode.CHAT_MUTED: s.ErrorCode.CHAT_MUTED,
-    InteractionErrorCode.SLOW_MODE: s.ErrorCode.SLOW_MODE,
-    InteractionErrorCode.RATE_LIMITED: s.ErrorCode.RATE_LIMITED,
-    InteractionErrorCode.TOO_LONG: s.ErrorCode.TOO_LONG,
-    InteractionErrorCode.EMPTY: s.ErrorCode.EMPTY,
-    InteractionErrorCode.NOT_FOUND: s.ErrorCode.NOT_FOUND,
-    InteractionErrorCode.POLL_OPEN: s.ErrorCode.POLL_OPEN,
-    InteractionErrorCode.POLL_CLOSED: s.ErrorCode.POLL_CLOSED,
-    InteractionErrorCode.BAD_ANSWER: s.ErrorCode.BAD_ANSWER,
-    InteractionErrorCode.QA_CLOSED: s.ErrorCode.QA_CLOSED,
-    InteractionErrorCode.BAD_URL: s.ErrorCode.BAD_URL,
-    InteractionErrorCode.LIMIT: s.ErrorCode.LIMIT_REACHED,
-    InteractionErrorCode.INVALID: s.ErrorCode.INVALID_REQUEST,
-}
-
 
 def to_protocol_error(exc: InteractionError) -> s.ProtocolError:
-    return s.ProtocolError(ERRORS[exc.code], exc.message)
-
-
-def person_key(room: LiveRoom, participant_id: str) -> str:
-    """Who someone is across reconnects and reloads: the same key attendance records
-    (:func:`webinar.rooms.state.person_key_for`), so the export joins them up."""
-    return room.state.person_key(participant_id)
-
-
-# ----------------------------------------------------------------------------- loading
-
-
-async def ensure_loaded(store: Store, room: LiveRoom) -> RoomInteraction:
-    """Restore what the store holds for this event the first time the room needs it."""
-    ia = room.interaction
-    if ia.loaded:
-        return ia
-    event_id = room.room_id
-    snap = await store.run(lambda core: ist.load(core, event_id, ch.CHAT_HISTORY))
-    if not ia.loaded:  # another session may have loaded it meanwhile
-        ia.chat.restore(snap.chat, snap.chat_seq)
-        ia.chat.enabled = snap.chat_enabled
-        ia.chat.slow_mode_seconds = snap.slow_mode_seconds
-        ia.chat.muted = set(snap.chat_muted)
-        ia.qa.restore(snap.questions)
-        ia.qa.open = snap.qa_open
-        ia.qa.published_id = snap.published_id if snap.published_id in ia.qa.questions else None
-        for poll in snap.polls:
-            ia.polls.add_prepared(poll)
-        for answer in snap.answers:
-            ia.polls.restore_answer(answer)
-        ia.cta.restore(snap.cta, ia.now())
-        ia.arm_restored_cta()
-        ia.loaded = True
-    return ia
-
-
-def cta_clicked(room: LiveRoom | None, cta_id: str, clicks: int) -> None:
-    if room is not None and room.interaction.loaded:
-        room.interaction.emit([ct.CtaClicked(cta_id, clicks)])
-
-
-# ----------------------------------------------------------------------------- click links
-
-
-def click_token(secret: bytes, cta_id: str, participant_id: str, name: str) -> str:
-    payload = base64.urlsafe_b64encode(json.dumps([participant_id, name]).encode()).rstrip(b"=")
-    sig = hmac.new(secret, cta_id.encode() + b"." + payload, hashlib.sha256).digest()[:16]
-    return payload.decode() + "." + base64.urlsafe_b64encode(sig).rstrip(b"=").decode()
-
-
-def read_click_token(secret: bytes, cta_id: str, token: str) -> tuple[str, str] | None:
-    """(participant id, name) from a genuine token, else None."""
-    payload, _, sig = token.partition(".")
-    if not payload or not sig or len(token) > 600:
-        return None
-    want = hmac.new(secret, cta_id.encode() + b"." + payload.encode(), hashlib.sha256).digest()
-    try:
-        given = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
-        if not hmac.compare_digest(given, want[:16]):
-            return None
-        pid, name = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (ValueError, TypeError):
-        return None
-    return (pid, name) if isinstance(pid, str) and isinstance(name, str) else None
+    return s.ProtocolError(wire_code(exc.code), exc.message)
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -436,7 +350,7 @@ def deliver(session: Session, event: InteractionEvent) -> None:
 
 async def _context(session: Session) -> tuple[LiveRoom, Participant, str, RoomInteraction]:
     room, me = session.joined()
-    ia = await ensure_loaded(session.services.store, room)
+    ia = await session.services.interaction.load(room)
     current = room.state.participants.get(me.participant_id, me)
     return room, current, person_key(room, me.participant_id), ia
 
@@ -448,13 +362,7 @@ async def on_sync(session: Session, _msg: s.SyncInteraction) -> s.ServerMessage:
     current = ia.cta.current
     if me.can(Capability.RUN_CTA):
         cta_id = current.cta_id if current is not None else None
-        event_id = room.room_id
-
-        def read(core: SyncStore) -> tuple[int, list[ct.PreparedCta]]:
-            n = ist.click_count(core, cta_id) if cta_id is not None else 0
-            return n, ist.list_prepared_ctas(core, event_id)
-
-        clicks, prepared = await session.services.store.run(read)
+        clicks, prepared = await session.services.interaction.cta_panel(room.room_id, cta_id)
     viewer = Viewer(me, key, session.services.interaction_secret, room)
     return viewer.snapshot(ia, clicks, prepared)
 
@@ -463,8 +371,8 @@ async def on_chat_send(session: Session, msg: s.ChatSend) -> s.ServerMessage:
     room, me, key, ia = await _context(session)
     posted = ia.chat.post(me, key, msg.text, ia.now())
     m = posted.message
-    await session.services.store.run(lambda core: ist.save_chat(core, room.room_id, m))
-    session.services.on_interaction("chat_messages", 1)
+    await session.services.interaction.save_chat(room.room_id, m)
+    session.services.interaction.count("chat_messages", 1)
     ia.emit([posted])
     return s.ChatSent(message_id=m.message_id, seq=m.seq)
 
@@ -472,33 +380,14 @@ async def on_chat_send(session: Session, msg: s.ChatSend) -> s.ServerMessage:
 async def on_chat_delete(session: Session, msg: s.ChatDelete) -> None:
     _room, me, _key, ia = await _context(session)
     deleted = ia.chat.delete(me, msg.message_id)
-    now = ia.now()
-    await session.services.store.run(
-        lambda core: ist.delete_chat(core, msg.message_id, now, me.participant_id)
-    )
+    await session.services.interaction.delete_chat(msg.message_id, ia.now(), me.participant_id)
     ia.emit([deleted])
-
-
-async def _save_settings(session: Session, room: LiveRoom, ia: RoomInteraction) -> None:
-    enabled, slow, open_ = ia.chat.enabled, ia.chat.slow_mode_seconds, ia.qa.open
-    published, muted = ia.qa.published_id, frozenset(ia.chat.muted)
-    await session.services.store.run(
-        lambda core: ist.save_settings(
-            core,
-            room.room_id,
-            chat_enabled=enabled,
-            slow_mode_seconds=slow,
-            qa_open=open_,
-            published_question_id=published,
-            chat_muted=muted,
-        )
-    )
 
 
 async def on_chat_settings(session: Session, msg: s.ChatSettings) -> None:
     room, me, _key, ia = await _context(session)
     changed = ia.chat.configure(me, enabled=msg.enabled, slow_mode_seconds=msg.slow_mode_seconds)
-    await _save_settings(session, room, ia)
+    await session.services.interaction.save_settings(room.room_id, ia)
     ia.emit([changed])
 
 
@@ -506,7 +395,7 @@ async def on_chat_mute(session: Session, msg: s.ChatMute) -> None:
     room, me, _key, ia = await _context(session)
     target = room.state.get(msg.participant_id)
     changed = ia.chat.set_muted(me, target, person_key(room, target.participant_id), msg.muted)
-    await _save_settings(session, room, ia)
+    await session.services.interaction.save_settings(room.room_id, ia)
     ia.emit([changed])
 
 
@@ -514,8 +403,8 @@ async def on_question_ask(session: Session, msg: s.QuestionAsk) -> s.ServerMessa
     room, me, key, ia = await _context(session)
     asked = ia.qa.ask(me, key, msg.text, ia.now(), anonymous=msg.anonymous)
     q = asked.question
-    await session.services.store.run(lambda core: ist.save_question(core, room.room_id, q))
-    session.services.on_interaction("questions", 1)
+    await session.services.interaction.save_question(room.room_id, q)
+    session.services.interaction.count("questions", 1)
     ia.emit([asked])
     viewer = Viewer(me, key, session.services.interaction_secret)
     return s.QuestionUpdate(question=viewer.question(q), cause="asked")
@@ -541,13 +430,10 @@ async def on_question_mark(session: Session, msg: s.QuestionMark) -> s.ServerMes
         )
     q = asked.question
     ia.chat.link_question(message.message_id, q.question_id)
-
-    def save(core: SyncStore) -> None:
-        ist.save_question(core, room.room_id, q)
-        ist.link_chat_question(core, message.message_id, q.question_id)
-
-    await session.services.store.run(save)
-    session.services.on_interaction("questions", 1)
+    await session.services.interaction.save_question(
+        room.room_id, q, from_message=message.message_id
+    )
+    session.services.interaction.count("questions", 1)
     ia.emit([asked])
     viewer = Viewer(me, key, session.services.interaction_secret)
     return s.QuestionUpdate(question=viewer.question(q), cause="asked")
@@ -557,21 +443,17 @@ async def on_question_vote(session: Session, msg: s.QuestionVote) -> None:
     _room, me, key, ia = await _context(session)
     before = ia.qa.questions.get(msg.question_id)
     voted = ia.qa.vote(me, key, msg.question_id, msg.up)
-    now = ia.now()
-    await session.services.store.run(
-        lambda core: ist.set_vote(core, msg.question_id, key, msg.up, now)
-    )
+    await session.services.interaction.set_vote(msg.question_id, key, msg.up, ia.now())
     if msg.up and before is not None and key not in before.voters:
-        session.services.on_interaction("question_votes", 1)
+        session.services.interaction.count("question_votes", 1)
     ia.emit([voted])
 
 
 async def on_question_state(session: Session, msg: s.QuestionSetState) -> None:
     room, me, _key, ia = await _context(session)
     events = ia.qa.set_state(me, msg.question_id, qa_.QuestionState(msg.state))
-    q = ia.qa.get(msg.question_id)
-    await session.services.store.run(lambda core: ist.save_question(core, room.room_id, q))
-    await _save_settings(session, room, ia)
+    await session.services.interaction.save_question(room.room_id, ia.qa.get(msg.question_id))
+    await session.services.interaction.save_settings(room.room_id, ia)
     ia.emit(events)
 
 
@@ -580,15 +462,15 @@ async def on_question_publish(session: Session, msg: s.QuestionPublish) -> None:
     published = ia.qa.publish(me, msg.question_id)
     now, qid = ia.now(), msg.question_id
     if qid is not None:
-        await session.services.store.run(lambda core: ist.mark_published(core, qid, now))
-    await _save_settings(session, room, ia)
+        await session.services.interaction.mark_published(qid, now)
+    await session.services.interaction.save_settings(room.room_id, ia)
     ia.emit([published])
 
 
 async def on_qa_settings(session: Session, msg: s.QaSettings) -> None:
     room, me, _key, ia = await _context(session)
     events = ia.qa.set_open(me, msg.open)
-    await _save_settings(session, room, ia)
+    await session.services.interaction.save_settings(room.room_id, ia)
     ia.emit(events)
 
 
@@ -611,25 +493,14 @@ def poll_spec(msg: s.PollCreate) -> dict[str, object]:
     }
 
 
-async def check_images(store: Store, event_id: str, poll: pl.Poll) -> None:
-    wanted = {o.image_id for q in poll.questions for o in q.options if o.image_id}
-    if not wanted:
-        return
-    found = await store.run(lambda core: ist.images_of(core, event_id, wanted))
-    if found != wanted:
-        raise InteractionError(
-            InteractionErrorCode.INVALID, "an option's image was not uploaded for this event"
-        )
-
-
 async def on_poll_create(session: Session, msg: s.PollCreate) -> s.ServerMessage:
     room, me, key, ia = await _context(session)
     if not me.can(Capability.RUN_POLLS):
         raise InteractionError(InteractionErrorCode.FORBIDDEN, f"a {me.role} may not make polls")
     poll = pl.build_poll(poll_spec(msg), now=ia.now())
-    await check_images(session.services.store, room.room_id, poll)
+    await session.services.interaction.check_images(room.room_id, poll)
     created = ia.polls.add(me, poll)
-    await session.services.store.run(lambda core: ist.save_poll(core, room.room_id, poll))
+    await session.services.interaction.save_poll(room.room_id, poll)
     ia.emit([created])
     return s.PollUpdate(
         poll=Viewer(me, key, session.services.interaction_secret).poll(poll), cause="created"
@@ -639,15 +510,14 @@ async def on_poll_create(session: Session, msg: s.PollCreate) -> s.ServerMessage
 async def on_poll_delete(session: Session, msg: s.PollDelete) -> None:
     _room, me, _key, ia = await _context(session)
     deleted = ia.polls.delete(me, msg.poll_id)
-    await session.services.store.run(lambda core: ist.delete_poll(core, msg.poll_id))
+    await session.services.interaction.delete_poll(msg.poll_id)
     ia.emit([deleted])
 
 
 async def _poll_command(session: Session, changed: pl.PollChanged) -> None:
     room = session.room
     assert room is not None
-    poll = changed.poll
-    await session.services.store.run(lambda core: ist.save_poll(core, room.room_id, poll))
+    await session.services.interaction.save_poll(room.room_id, changed.poll)
     room.interaction.emit([changed])
 
 
@@ -675,8 +545,8 @@ async def on_poll_answer(session: Session, msg: s.PollAnswer) -> s.ServerMessage
         [(a.question_id, tuple(a.option_ids), a.text) for a in msg.answers],
         ia.now(),
     )
-    await session.services.store.run(lambda core: ist.save_answers(core, answered.answers))
-    session.services.on_interaction("poll_answers", len(answered.answers))
+    await session.services.interaction.save_answers(answered.answers)
+    session.services.interaction.count("poll_answers", len(answered.answers))
     ia.results_changed(msg.poll_id)
     return s.PollAnswered(
         poll_id=msg.poll_id,
@@ -695,10 +565,7 @@ async def on_cta_launch(session: Session, msg: s.CtaLaunch) -> None:
     room, me = session.joined()
     if not me.can(Capability.RUN_CTA):
         raise InteractionError(InteractionErrorCode.FORBIDDEN, f"a {me.role} may not do that")
-    event_id = room.room_id
-    prepared = await session.services.store.run(
-        lambda core: ist.get_prepared_cta(core, event_id, msg.prepared_id)
-    )
+    prepared = await session.services.interaction.prepared_cta(room.room_id, msg.prepared_id)
     if prepared is None:
         raise InteractionError(InteractionErrorCode.NOT_FOUND, "no such prepared call-to-action")
     await _show_cta(
@@ -718,28 +585,12 @@ async def _show_cta(
         duration_seconds=duration_seconds,
         now=ia.now(),
     )
-    now = ia.now()
-
-    def save(core: SyncStore) -> None:
-        for event in events:
-            if isinstance(event, ct.CtaClosed):
-                ist.close_cta(core, event.cta.cta_id, now)
-            elif isinstance(event, ct.CtaShown):
-                ist.save_cta(core, room.room_id, event.cta)
-
-    await session.services.store.run(save)
+    await session.services.interaction.save_cta_events(room.room_id, events, ia.now())
     ia.emit(events)
 
 
 async def on_cta_close(session: Session, _msg: s.CtaClose) -> None:
-    _room, me, _key, ia = await _context(session)
+    room, me, _key, ia = await _context(session)
     events = ia.cta.close(me)
-    now = ia.now()
-    closed = [e.cta.cta_id for e in events if isinstance(e, ct.CtaClosed)]
-
-    def save(core: SyncStore) -> None:
-        for cta_id in closed:
-            ist.close_cta(core, cta_id, now)
-
-    await session.services.store.run(save)
+    await session.services.interaction.save_cta_events(room.room_id, events, ia.now())
     ia.emit(events)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from webinar import __version__, logs
 from webinar.attendance.service import AttendanceService
 from webinar.ids import format_event_id, normalize_event_id
+from webinar.interaction.service import InteractionService
 from webinar.rooms import state as rs
 from webinar.rooms.interaction import InteractionEvent
 from webinar.rooms.interaction_errors import InteractionError
@@ -26,56 +27,34 @@ from webinar.rooms.state import (
     Mode,
     Participant,
     RoomError,
-    RoomErrorCode,
     RoomEvent,
     Source,
     Stream,
     person_key_for,
 )
-from webinar.sfu import AllocationReport, SfuError, SfuErrorCode, VideoQuality
-from webinar.storage.store import Event, Store
+from webinar.sfu import AllocationReport, SfuError, VideoQuality
+from webinar.storage.records import Event
 from webinar.ticketing import Grant, Refusal, Ticketing
 
 from . import interaction as ia
 from . import schema as s
+from .errors import wire_code
 
 logger = logging.getLogger(__name__)
-
-_SFU_ERRORS = {
-    SfuErrorCode.BAD_SDP: s.ErrorCode.BAD_SDP,
-    SfuErrorCode.UNSUPPORTED_CODEC: s.ErrorCode.UNSUPPORTED_CODEC,
-    SfuErrorCode.CAMERA_LIMIT: s.ErrorCode.CAMERA_LIMIT,
-    SfuErrorCode.TRACK_MISMATCH: s.ErrorCode.TRACK_MISMATCH,
-    SfuErrorCode.CLOSED: s.ErrorCode.NEGOTIATION_FAILED,
-    SfuErrorCode.NEGOTIATION: s.ErrorCode.NEGOTIATION_FAILED,
-}
-_ROOM_ERRORS = {
-    RoomErrorCode.ROOM_FULL: s.ErrorCode.ROOM_FULL,
-    RoomErrorCode.ROOM_LOCKED: s.ErrorCode.ROOM_LOCKED,
-    RoomErrorCode.BANNED: s.ErrorCode.BANNED,
-    RoomErrorCode.NOT_STARTED: s.ErrorCode.NOT_STARTED,
-    RoomErrorCode.ENDED: s.ErrorCode.ENDED,
-    RoomErrorCode.FORBIDDEN: s.ErrorCode.FORBIDDEN,
-    RoomErrorCode.UNKNOWN_PARTICIPANT: s.ErrorCode.UNKNOWN_PARTICIPANT,
-    RoomErrorCode.UNKNOWN_STREAM: s.ErrorCode.UNKNOWN_STREAM,
-    RoomErrorCode.DUPLICATE: s.ErrorCode.INVALID_REQUEST,
-    RoomErrorCode.TOO_MANY_FOR_DISCUSSION: s.ErrorCode.TOO_MANY_FOR_DISCUSSION,
-    RoomErrorCode.INVALID: s.ErrorCode.INVALID_REQUEST,
-    RoomErrorCode.SERVER_FULL: s.ErrorCode.SERVER_FULL,
-}
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    store: Store
+    #: Looks an event up by its canonical ID (the store's ``get_event``).
+    get_event: Callable[[str], Awaitable[Event | None]]
     rooms: RoomManager
     ice_servers: Callable[[str], list[dict[str, Any]]]  # per participant (TURN credentials)
     heartbeat_interval: float
     max_message_bytes: int
     ticketing: Ticketing
+    #: Persists chat, Q&A, polls and calls-to-action (and counts them for /metrics).
+    interaction: InteractionService
     on_error: Callable[[str], None] = lambda _code: None
-    #: Counts interaction (webinar.http.metrics.INTERACTION_COUNTERS): kind, how many.
-    on_interaction: Callable[[str, int], None] = lambda _kind, _n: None
     is_draining: Callable[[], bool] = lambda: False
     #: Signs call-to-action click links (one per process; see docs/api.md).
     interaction_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
@@ -138,9 +117,9 @@ class Session:
         except s.ProtocolError as exc:
             self.error(exc.code, exc.message, request_id)
         except RoomError as exc:
-            self.error(_ROOM_ERRORS[exc.code], exc.message, request_id)
+            self.error(wire_code(exc.code), exc.message, request_id)
         except SfuError as exc:
-            self.error(_SFU_ERRORS[exc.code], exc.message, request_id)
+            self.error(wire_code(exc.code), exc.message, request_id)
         except InteractionError as exc:
             err = ia.to_protocol_error(exc)
             self.error(err.code, err.message, request_id)
@@ -175,7 +154,7 @@ class Session:
         if not 1 <= len(name) <= 64:
             raise s.ProtocolError(s.ErrorCode.BAD_MESSAGE, "name must be 1-64 characters")
         event_id = normalize_event_id(msg.event_id)
-        event = await self._services.store.get_event(event_id) if event_id else None
+        event = await self._services.get_event(event_id) if event_id else None
         if event is None:
             raise s.ProtocolError(
                 s.ErrorCode.UNKNOWN_EVENT, f"there is no event with ID {msg.event_id[:32]!r}"

@@ -1,0 +1,173 @@
+"""The store's records: what an event, a user and a dashboard sign-in are, and the rules their
+fields obey. No SQL here (that is :mod:`webinar.storage.store`), so any layer may use these types.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import zoneinfo
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from webinar.ids import format_event_id
+
+TITLE_MAX_CHARS = 200
+AGENDA_MAX_CHARS = 4000
+LOBBY_MESSAGE_MAX_CHARS = 1000
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked (closed, newer schema, no free event ID, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A scheduled webinar."""
+
+    #: Canonical 9-digit ID, without separators; see :attr:`display_id`.
+    event_id: str
+    title: str
+    #: Secret that lets its holder present.
+    presenter_key: str
+    #: When the event is announced to start (timezone-aware, UTC), if set.
+    starts_at: datetime | None
+    #: When the event was created (timezone-aware, UTC).
+    created_at: datetime
+    #: Secret that makes its holder the host (presenter rights plus running the room).
+    host_key: str = ""
+    agenda: str = ""
+    #: The organiser's message shown in the lobby.
+    lobby_message: str = ""
+    #: How many minutes before the start attendees may enter the lobby.
+    join_window_minutes: int = 5
+    #: Where attendees go when the event is ended for all (None: our thank-you page).
+    thank_you_url: str | None = None
+    owner_id: int | None = None
+    #: IANA name the organiser schedules in; times are stored in UTC.
+    timezone: str = "UTC"
+    duration_minutes: int = 60
+    access_type: str = "open"
+    camera_limit: int = 4
+
+    @property
+    def display_id(self) -> str:
+        """The event ID as people read it: ``123-456-789``."""
+        return format_event_id(self.event_id)
+
+    def status(self, now: datetime) -> str:
+        """``upcoming``, ``live`` (inside start..start+duration) or ``past``."""
+        if self.starts_at is None:
+            return "live"
+        end = self.starts_at + timedelta(minutes=self.duration_minutes)
+        if now < self.starts_at:
+            return "upcoming"
+        return "live" if now < end else "past"
+
+
+@dataclass(frozen=True, slots=True)
+class EventSettings:
+    """What an organiser sets on an event; validated by :meth:`validated`."""
+
+    title: str
+    starts_at: datetime | None = None
+    agenda: str = ""
+    lobby_message: str = ""
+    join_window_minutes: int = 5
+    thank_you_url: str | None = None
+    timezone: str = "UTC"
+    duration_minutes: int = 60
+    access_type: str = "open"
+    camera_limit: int = 4
+
+    def validated(self) -> EventSettings:
+        """A normalised copy; ValueError names the first field that is wrong."""
+        if self.timezone not in _zones():
+            raise ValueError(f"unknown time zone {self.timezone!r} (use an IANA name)")
+        if not 1 <= self.duration_minutes <= 1440:
+            raise ValueError("the duration must be 1 to 1440 minutes")
+        if not 0 <= self.join_window_minutes <= 1440:
+            raise ValueError("the join window must be 0 to 1440 minutes")
+        if self.access_type not in ACCESS_TYPES:
+            raise ValueError(f"access type must be one of {', '.join(ACCESS_TYPES)}")
+        if not 1 <= self.camera_limit <= 7:
+            raise ValueError("the camera limit must be 1 to 7")
+        if self.starts_at is not None:
+            to_db_time(self.starts_at)
+        return dataclasses.replace(
+            self,
+            title=validate_title(self.title),
+            agenda=check_text("agenda", self.agenda, AGENDA_MAX_CHARS),
+            lobby_message=check_text("lobby message", self.lobby_message, LOBBY_MESSAGE_MAX_CHARS),
+            thank_you_url=check_url(self.thank_you_url),
+        )
+
+
+ACCESS_TYPES = ("open", "password", "token", "paid")
+USER_ROLES = ("admin", "organiser")
+USERNAME_MAX_CHARS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    user_id: int
+    username: str
+    password_hash: str
+    role: str  # "admin" sees every event; "organiser" their own
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A dashboard sign-in; only a hash of the cookie's token is stored."""
+
+    token_hash: str
+    user_id: int
+    csrf_token: str
+    created_at: datetime
+    expires_at: datetime
+
+
+def validate_username(username: str) -> str:
+    name = username.strip()
+    if not 1 <= len(name) <= USERNAME_MAX_CHARS or any(c.isspace() for c in name):
+        raise ValueError(f"a user name has 1 to {USERNAME_MAX_CHARS} characters and no spaces")
+    return name
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones()) | {"UTC"}
+
+
+def validate_title(title: str) -> str:
+    """Return ``title`` stripped; raise ValueError unless it has 1 to 200 characters."""
+    stripped = title.strip()
+    if not 1 <= len(stripped) <= TITLE_MAX_CHARS:
+        raise ValueError(f"title must have 1 to {TITLE_MAX_CHARS} characters")
+    return stripped
+
+
+def to_db_time(value: datetime) -> str:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("time must be timezone-aware")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def check_text(name: str, value: str, limit: int) -> str:
+    value = value.strip()
+    if len(value) > limit:
+        raise ValueError(f"{name} must have at most {limit} characters")
+    return value
+
+
+def check_url(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if not value.startswith(("https://", "http://")) or len(value) > 2000:
+        raise ValueError("the thank-you URL must be an http(s) URL of at most 2000 characters")
+    return value
