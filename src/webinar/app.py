@@ -17,12 +17,16 @@ from webinar import __version__
 from webinar.attendance.service import AttendanceService
 from webinar.config import Config
 from webinar.http import forwarded
+from webinar.http.auth import SignIn
 from webinar.http.dashboard import Dashboard
 from webinar.http.interaction import InteractionHttp
 from webinar.http.metrics import Metrics
 from webinar.http.recordings import RecordingPages
+from webinar.http.site import Site
 from webinar.http.stats import StatsPages
 from webinar.http.tickets import setup_ticketing
+from webinar.http.tickets_api import AdminApi
+from webinar.http.webhooks import WebhookPages
 from webinar.ids import format_event_id, normalize_event_id, same_secret
 from webinar.interaction import engagement
 from webinar.interaction.service import InteractionService
@@ -36,7 +40,8 @@ from webinar.storage.store import Store
 from webinar.ticketing import Ticketing
 from webinar.ticketing.desk import TicketDesk
 from webinar.turn import ice_servers_for
-from webinar.webhooks.service import WebhookEvent, WebhookPages, Webhooks
+from webinar.webhooks.service import Webhooks
+from webinar.webhooks.signing import WebhookEvent
 
 logger = logging.getLogger(__name__)
 
@@ -109,15 +114,13 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
     app.router.add_get("/e/{event_id}/present", presenter_page)
     app.router.add_get("/thanks", thanks_page)
     app.router.add_static("/static/", root / "static", append_version=True)
-    tickets = setup_ticketing(app, config, app[STORE], _render, root / "templates")
+    site = Site(store=app[STORE], render=_render, public_url=config.http.public_url)
+    tickets = setup_ticketing(app, config, site, root / "templates")
+    app.router.add_routes(AdminApi(tickets).routes())
     app[TICKETING] = tickets.ticketing
     app[TICKET_DESK] = tickets.desk
-    dashboard = Dashboard(
-        store=app[STORE],
-        render=_render,
-        public_url=config.http.public_url,
-        hooks=tickets,
-    )
+    dashboard = Dashboard(site=site, hooks=tickets)
+    app.router.add_routes(SignIn(site).routes())
     app.router.add_routes(dashboard.routes())
     interaction = InteractionHttp(
         store=app[STORE],
@@ -125,7 +128,7 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
         admin_token=config.admin.token,
         rooms=lambda: app.get(ROOMS),
         secret=lambda: app[SERVICES].interaction_secret,
-        owned_event=dashboard.owned_event,
+        owned_event=site.owned_event,
         render=_render,
         event_links=dashboard.event_view,
         count=app[METRICS].count_interaction,
@@ -138,11 +141,11 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
     )
     # Recording links go out like every other e-mail: SMTP per [mail], else .eml files.
     app[PUBLISHER] = Publisher(app[STORE], app[RECORDINGS], tickets.desk.mailer)
-    app.router.add_routes(RecordingPages(dashboard, app[RECORDINGS], app[PUBLISHER]).routes())
+    app.router.add_routes(RecordingPages(site, app[RECORDINGS], app[PUBLISHER]).routes())
     app[ATTENDANCE] = AttendanceService(app[STORE], sources=engagement.sources())
     app.router.add_routes(
         StatsPages(
-            dashboard,
+            site,
             app[ATTENDANCE],
             app[RECORDINGS],
             app[PUBLISHER],
@@ -151,9 +154,7 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
     )
     pages = WebhookPages(
         webhooks=lambda: app[WEBHOOKS],
-        store=app[STORE],
-        require=dashboard._require,
-        render=_render,
+        site=site,
         allow_private=config.webhooks.allow_private_addresses,
         admin_token=config.admin.token,
     )

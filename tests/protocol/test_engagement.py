@@ -23,7 +23,7 @@ from webinar.app import ATTENDANCE
 from webinar.interaction import store as ist
 from webinar.storage.store import Event
 from webinar.ticketing import records
-from webinar.webhooks import service as webhooks
+from webinar.webhooks import records as webhooks
 
 TEST = {
     "title": "Quiz",

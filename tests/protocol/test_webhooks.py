@@ -25,7 +25,7 @@ from webinar.app import WEBHOOKS
 from webinar.client.peer import SignallingClient
 from webinar.config import AdminConfig, Config, WebhooksConfig
 from webinar.storage.store import Store
-from webinar.webhooks.service import (
+from webinar.webhooks.signing import (
     ID_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,

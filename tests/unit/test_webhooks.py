@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webinar.webhooks.service import (
+from webinar.webhooks.signing import (
     MAX_RETRY_DELAY,
     PublicResolver,
     check_endpoint_url,

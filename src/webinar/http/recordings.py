@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from webinar.http.dashboard import Dashboard
+from webinar.http.site import Site
 from webinar.ids import format_event_id, normalize_event_id
 from webinar.recordings.library import MIB, RecordingInfo, RecordingService
 from webinar.recordings.sharing import LINK_MAX_DAYS, LinkError, OpenedLink, Publisher, valid_email
@@ -33,10 +33,8 @@ def _size(n: int) -> str:
 
 
 class RecordingPages:
-    def __init__(
-        self, dashboard: Dashboard, service: RecordingService, publisher: Publisher
-    ) -> None:
-        self.dashboard = dashboard
+    def __init__(self, site: Site, service: RecordingService, publisher: Publisher) -> None:
+        self.site = site
         self.service = service
         self.publisher = publisher
 
@@ -58,7 +56,7 @@ class RecordingPages:
     async def _visible(self, user: User, recording_id: str) -> RecordingInfo:
         info = await self.service.get(recording_id)
         if info is not None and not user.is_admin:
-            event = await self.dashboard.store.get_event(info.event_id)
+            event = await self.site.store.get_event(info.event_id)
             if event is None or event.owner_id != user.user_id:
                 info = None
         if info is None:
@@ -66,11 +64,11 @@ class RecordingPages:
         return info
 
     async def list_page(self, request: web.Request) -> web.Response:
-        record, user = await self.dashboard._require(request)
+        record, user = await self.site.require(request)
         recordings = await self.service.list(owner_id=None if user.is_admin else user.user_id)
         events = {
             e.event_id: e
-            for e in await self.dashboard.store.list_events(None if user.is_admin else user.user_id)
+            for e in await self.site.store.list_events(None if user.is_admin else user.user_id)
         }
         rows = []
         for info in recordings:
@@ -97,7 +95,7 @@ class RecordingPages:
                     ],
                 }
             )
-        base = (self.dashboard.public_url or str(request.url.origin())).rstrip("/")
+        base = (self.site.public_url or str(request.url.origin())).rstrip("/")
         now = datetime.now(UTC)
         for row in rows:
             row["publications"] = [
@@ -113,7 +111,7 @@ class RecordingPages:
             ]
         auto = {e.event_id: await self.service.auto_record(e) for e in events.values()}
         used = await self.service.usage(user.user_id) if not user.is_admin else None
-        return self.dashboard.render(
+        return self.site.render(
             request,
             "recordings.html",
             user=user,
@@ -132,7 +130,7 @@ class RecordingPages:
         )
 
     async def download(self, request: web.Request) -> web.StreamResponse:
-        _record, user = await self.dashboard._require(request)
+        _record, user = await self.site.require(request)
         info = await self._visible(user, request.match_info["recording_id"])
         path = self.service.file_path(info, request.match_info["name"])
         if path is None:
@@ -146,17 +144,17 @@ class RecordingPages:
         )
 
     async def delete(self, request: web.Request) -> web.Response:
-        record, user = await self.dashboard._require(request)
+        record, user = await self.site.require(request)
         form = await request.post()
-        self.dashboard._check_csrf(record.csrf_token, form)
+        self.site.check_csrf(record.csrf_token, form)
         info = await self._visible(user, request.match_info["recording_id"])
         await self.service.delete(info.recording_id)
         raise web.HTTPSeeOther("/dashboard/recordings?notice=deleted")
 
     async def trim(self, request: web.Request) -> web.Response:
-        record, user = await self.dashboard._require(request)
+        record, user = await self.site.require(request)
         form = await request.post()
-        self.dashboard._check_csrf(record.csrf_token, form)
+        self.site.check_csrf(record.csrf_token, form)
         info = await self._visible(user, request.match_info["recording_id"])
         try:
             start = float(str(form.get("start", "0")) or 0)
@@ -169,18 +167,18 @@ class RecordingPages:
         raise web.HTTPSeeOther("/dashboard/recordings?notice=trimmed")
 
     async def auto_record(self, request: web.Request) -> web.Response:
-        record, user = await self.dashboard._require(request)
+        record, user = await self.site.require(request)
         form = await request.post()
-        self.dashboard._check_csrf(record.csrf_token, form)
+        self.site.check_csrf(record.csrf_token, form)
         event_id = normalize_event_id(request.match_info["event_id"]) or ""
-        event = await self.dashboard.store.get_event(event_id)
+        event = await self.site.store.get_event(event_id)
         if event is None or not (user.is_admin or event.owner_id == user.user_id):
             raise web.HTTPNotFound(text="No such event of yours.")
         await self.service.set_auto_record(event.event_id, form.get("auto_record") == "on")
         raise web.HTTPSeeOther("/dashboard/recordings?notice=saved")
 
     async def api_list(self, request: web.Request) -> web.Response:
-        found = await self.dashboard._session(request)
+        found = await self.site.session(request)
         if found is None:
             raise web.HTTPUnauthorized(text="sign in first")
         user = found[1]
@@ -195,11 +193,11 @@ class RecordingPages:
     # ------------------------------------------------------------------ publishing
 
     async def publish(self, request: web.Request) -> web.Response:
-        record, user = await self.dashboard._require(request)
+        record, user = await self.site.require(request)
         form = await request.post()
-        self.dashboard._check_csrf(record.csrf_token, form)
+        self.site.check_csrf(record.csrf_token, form)
         info = await self._visible(user, request.match_info["recording_id"])
-        event = await self.dashboard.store.get_event(info.event_id)
+        event = await self.site.store.get_event(info.event_id)
         try:
             days = int(str(form.get("days", "14")) or 14)
             recipients = [
@@ -215,7 +213,7 @@ class RecordingPages:
                 sent = await self.publisher.send(
                     publication,
                     recipients,
-                    base_url=self.dashboard.public_url or str(request.url.origin()),
+                    base_url=self.site.public_url or str(request.url.origin()),
                     title=event.title if event else "the event",
                 )
         except ValueError as exc:
@@ -224,9 +222,9 @@ class RecordingPages:
         raise web.HTTPSeeOther(f"/dashboard/recordings?notice={notice}")
 
     async def revoke(self, request: web.Request) -> web.Response:
-        record, user = await self.dashboard._require(request)
+        record, user = await self.site.require(request)
         form = await request.post()
-        self.dashboard._check_csrf(record.csrf_token, form)
+        self.site.check_csrf(record.csrf_token, form)
         publication_id = request.match_info["publication_id"]
         for publication in await self._publications_of(user):
             if publication == publication_id:
@@ -264,10 +262,10 @@ class RecordingPages:
         viewer = await self._viewer(request, link)
         if link.recipient is not None:
             await self.publisher.viewed(link, link.recipient)
-        event = await self.dashboard.store.get_event(link.recording.event_id)
+        event = await self.site.store.get_event(link.recording.event_id)
         gate = link.publication.require_email and viewer is None
         token = request.match_info["token"]
-        return self.dashboard.render(
+        return self.site.render(
             request,
             "watch.html",
             title=event.title if event else "Recording",
@@ -294,8 +292,8 @@ class RecordingPages:
         try:
             email = valid_email(str(form.get("email", "")))
         except ValueError as exc:
-            event = await self.dashboard.store.get_event(link.recording.event_id)
-            return self.dashboard.render(
+            event = await self.site.store.get_event(link.recording.event_id)
+            return self.site.render(
                 request,
                 "watch.html",
                 status=400,

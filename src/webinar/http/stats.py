@@ -28,7 +28,7 @@ from webinar.attendance.service import (
     to_json,
 )
 from webinar.http import interaction as ih
-from webinar.http.dashboard import Dashboard
+from webinar.http.site import Site
 from webinar.ids import format_event_id
 from webinar.interaction import engagement
 from webinar.recordings.library import RecordingService
@@ -36,7 +36,7 @@ from webinar.recordings.sharing import Publisher
 from webinar.rooms.manager import RoomManager
 from webinar.storage.store import Event, User
 from webinar.ticketing import records
-from webinar.webhooks import service as webhooks
+from webinar.webhooks import records as webhooks
 
 CHART_W, CHART_H = 640, 200
 
@@ -147,14 +147,14 @@ def _engagement_cells(extra: dict[str, Any]) -> dict[str, Any]:
 class StatsPages:
     def __init__(
         self,
-        dashboard: Dashboard,
+        site: Site,
         attendance: AttendanceService,
         recordings: RecordingService,
         publisher: Publisher,
         *,
         rooms: Callable[[], RoomManager | None] = lambda: None,
     ) -> None:
-        self.dashboard = dashboard
+        self.site = site
         self.attendance = attendance
         self.recordings = recordings
         self.publisher = publisher
@@ -173,16 +173,16 @@ class StatsPages:
         ]
 
     async def _api_user(self, request: web.Request) -> User:
-        found = await self.dashboard._session(request)
+        found = await self.site.session(request)
         if found is None:
             raise web.HTTPUnauthorized(text="sign in first")
         return found[1]
 
     async def overview(self, request: web.Request) -> web.Response:
-        record, user = await self.dashboard._require(request)
+        record, user = await self.site.require(request)
         owner = None if user.is_admin else user.user_id
         months = await self.attendance.events_per_month(owner)
-        events = await self.dashboard.store.list_events(owner)
+        events = await self.site.store.list_events(owner)
         rows = []
         for event in reversed(events):
             stats = await self.attendance.stats(event.event_id)
@@ -196,7 +196,7 @@ class StatsPages:
                 }
             )
         chart = bar_chart(month_range(months, datetime.now(UTC)), label="Events per month")
-        return self.dashboard.render(
+        return self.site.render(
             request,
             "stats.html",
             user=user,
@@ -208,10 +208,10 @@ class StatsPages:
         )
 
     async def event_page(self, request: web.Request) -> web.Response:
-        record, user = await self.dashboard._require(request)
-        event = await self.dashboard._own_event(request, user)
+        record, user = await self.site.require(request)
+        event = await self.site.own_event(request, user)
         stats = await self.attendance.detailed_stats(event.event_id)
-        return self.dashboard.render(
+        return self.site.render(
             request,
             "stats.html",
             user=user,
@@ -240,8 +240,8 @@ class StatsPages:
         )
 
     async def _export(self, request: web.Request) -> tuple[Event, list[str], list[dict[str, Any]]]:
-        _record, user = await self.dashboard._require(request)
-        event = await self.dashboard._own_event(request, user)
+        _record, user = await self.site.require(request)
+        event = await self.site.own_event(request, user)
         columns, rows = await self.attendance.engagement(event.event_id)
         return event, columns, rows
 
@@ -258,8 +258,8 @@ class StatsPages:
         )
 
     async def sessions_csv(self, request: web.Request) -> web.Response:
-        _record, user = await self.dashboard._require(request)
-        event = await self.dashboard._own_event(request, user)
+        _record, user = await self.site.require(request)
+        event = await self.site.own_event(request, user)
         rows = session_rows(await self.attendance.sessions(event.event_id), time.time())
         body = to_csv(SESSION_COLUMNS, rows, bom=request.query.get("bom") in ("1", "true", "yes"))
         return web.Response(
@@ -275,7 +275,7 @@ class StatsPages:
         """The rows of the CSV, plus the detail files' rows under ``details``."""
         event, columns, rows = await self._export(request)
         event_id = event.event_id
-        details = await self.dashboard.store.run(lambda core: ih.export_json(core, event_id))
+        details = await self.site.store.run(lambda core: ih.export_json(core, event_id))
         sessions = session_rows(await self.attendance.sessions(event_id), time.time())
         body = json.loads(to_json(format_event_id(event_id), columns, rows))
         body["details"] = {"sessions": sessions, **details}
@@ -289,10 +289,10 @@ class StatsPages:
         )
 
     async def delete_data(self, request: web.Request) -> web.Response:
-        record, user = await self.dashboard._require(request)
-        event = await self.dashboard._own_event(request, user)
+        record, user = await self.site.require(request)
+        event = await self.site.own_event(request, user)
         form = await request.post()
-        self.dashboard._check_csrf(record.csrf_token, form)
+        self.site.check_csrf(record.csrf_token, form)
         rooms = self._rooms()
         if rooms is not None and rooms.get(event.event_id) is not None:
             # the live room holds chat, questions and answers in memory and would keep them
@@ -300,9 +300,9 @@ class StatsPages:
                 f"/dashboard/events/{format_event_id(event.event_id)}/stats?notice=room-open"
             )
         event_id = event.event_id
-        await self.dashboard.store.run(lambda core: engagement.delete_personal_data(core, event_id))
-        await self.dashboard.store.run(lambda core: records.erase_people(core.connection, event_id))
-        await self.dashboard.store.run(
+        await self.site.store.run(lambda core: engagement.delete_personal_data(core, event_id))
+        await self.site.store.run(lambda core: records.erase_people(core.connection, event_id))
+        await self.site.store.run(
             lambda core: webhooks.sql_delete_event_deliveries(core.connection, event_id)
         )
         await self.attendance.delete_event_data(event.event_id)
@@ -319,7 +319,7 @@ class StatsPages:
 
     async def api_event(self, request: web.Request) -> web.Response:
         user = await self._api_user(request)
-        event = await self.dashboard.store.get_event(request.match_info["event_id"])
+        event = await self.site.store.get_event(request.match_info["event_id"])
         if event is None or not (user.is_admin or event.owner_id == user.user_id):
             raise web.HTTPNotFound(text="No such event of yours.")
         stats: EventStats = await self.attendance.detailed_stats(event.event_id)

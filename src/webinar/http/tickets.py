@@ -21,9 +21,10 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from webinar.accounts import hash_password_async, token_hash, verify_password
+from webinar.accounts import hash_password_async, verify_password
 from webinar.config import Config
-from webinar.http.dashboard import SESSION_COOKIE, AfterSave
+from webinar.http.dashboard import AfterSave
+from webinar.http.site import Site
 from webinar.ids import format_event_id, normalize_event_id
 from webinar.storage.store import Event, EventSettings, SessionRecord, Store, User
 from webinar.ticketing import records
@@ -86,8 +87,7 @@ def make_ticketing(config: Config, store: Store) -> Ticketing:
 @dataclasses.dataclass
 class TicketingWeb:
     config: Config
-    store: Store
-    render: Render
+    site: Site
     ticketing: Ticketing
     desk: TicketDesk
     registrations: AttemptLimiter = dataclasses.field(
@@ -148,7 +148,7 @@ class TicketingWeb:
         limits = self.ticketing.limits
         active = 0
         if not user.is_admin:
-            active = await self.store.run(
+            active = await self.site.store.run(
                 lambda core: records.count_active_events(
                     core.connection, user.user_id, now - limits.usable_for
                 )
@@ -257,26 +257,9 @@ class TicketingWeb:
 
     # ------------------------------------------------------------------ organiser pages
 
-    async def _organiser(self, request: web.Request) -> tuple[SessionRecord, User]:
-        token = request.cookies.get(SESSION_COOKIE)
-        found = None
-        if token and len(token) <= 100:
-            found = await self.store.get_session(token_hash(token), self.ticketing.clock())
-        if found is None:
-            raise web.HTTPSeeOther("/login")
-        return found
-
-    async def _own_event(self, request: web.Request, user: User) -> Event:
-        event = await self.store.get_event(request.match_info["event_id"])
-        if event is None or not (user.is_admin or event.owner_id == user.user_id):
-            raise web.HTTPNotFound(text="No such event of yours.")
-        return event
-
     async def _form(self, request: web.Request, record: SessionRecord) -> dict[str, str]:
         form = await request.post()
-        given = str(form.get("csrf", ""))
-        if not given or not hmac.compare_digest(given, record.csrf_token):
-            raise web.HTTPForbidden(text="The form expired or did not come from this site.")
+        self.site.check_csrf(record.csrf_token, form)
         return {k: str(v) for k, v in form.items() if isinstance(v, str)}
 
     def _back(self, event: Event, message: str, *, error: bool = False) -> web.HTTPSeeOther:
@@ -286,12 +269,12 @@ class TicketingWeb:
         )
 
     async def tickets_page(self, request: web.Request) -> web.Response:
-        record, user = await self._organiser(request)
-        event = await self._own_event(request, user)
+        record, user = await self.site.require(request)
+        event = await self.site.own_event(request, user)
         access = await self.desk.access(event.event_id)
         registrations = await self.desk.registrations(event)
         invitees = await self.desk.invitees(event)
-        return self.render(
+        return self.site.render(
             request,
             "tickets.html",
             user=user,
@@ -315,8 +298,8 @@ class TicketingWeb:
         )
 
     async def registration_action(self, request: web.Request) -> web.Response:
-        record, user = await self._organiser(request)
-        event = await self._own_event(request, user)
+        record, user = await self.site.require(request)
+        event = await self.site.own_event(request, user)
         await self._form(request, record)
         action = request.match_info["action"]
         try:
@@ -342,8 +325,8 @@ class TicketingWeb:
         raise self._back(event, message)
 
     async def resend_all(self, request: web.Request) -> web.Response:
-        record, user = await self._organiser(request)
-        event = await self._own_event(request, user)
+        record, user = await self.site.require(request)
+        event = await self.site.own_event(request, user)
         await self._form(request, record)
         try:
             count = await self.desk.resend_all(event, self.base(request))
@@ -352,8 +335,8 @@ class TicketingWeb:
         raise self._back(event, f"The new details went to {count} people.")
 
     async def cancel_event(self, request: web.Request) -> web.Response:
-        record, user = await self._organiser(request)
-        event = await self._own_event(request, user)
+        record, user = await self.site.require(request)
+        event = await self.site.own_event(request, user)
         await self._form(request, record)
         try:
             count = await self.desk.cancel_event(event)
@@ -362,8 +345,8 @@ class TicketingWeb:
         raise self._back(event, f"The event is cancelled; {count} people were told.")
 
     async def add_invitee(self, request: web.Request) -> web.Response:
-        record, user = await self._organiser(request)
-        event = await self._own_event(request, user)
+        record, user = await self.site.require(request)
+        event = await self.site.own_event(request, user)
         form = await self._form(request, record)
         try:
             invitee = await self.desk.invite(
@@ -376,8 +359,8 @@ class TicketingWeb:
         )
 
     async def invitee_action(self, request: web.Request) -> web.Response:
-        record, user = await self._organiser(request)
-        event = await self._own_event(request, user)
+        record, user = await self.site.require(request)
+        event = await self.site.own_event(request, user)
         await self._form(request, record)
         action = request.match_info["action"]
         try:
@@ -399,7 +382,7 @@ class TicketingWeb:
     async def _paid_event(self, request: web.Request) -> Event:
         raw = request.match_info["event_id"]
         canonical = normalize_event_id(raw)
-        event = await self.store.get_event(canonical) if canonical else None
+        event = await self.site.store.get_event(canonical) if canonical else None
         if event is None or event.access_type != "paid":
             raise web.HTTPNotFound(text="This event takes no registrations.")
         return event
@@ -416,7 +399,7 @@ class TicketingWeb:
     ) -> web.Response:
         access = await self.desk.access(event.event_id)
         csrf = secrets.token_urlsafe(24)
-        response = self.render(
+        response = self.site.render(
             request,
             "register.html",
             status=status,
@@ -549,9 +532,11 @@ TICKETS = web.AppKey("tickets", TicketingWeb)
 
 
 def setup_ticketing(
-    app: web.Application, config: Config, store: Store, render: Render, templates: Any
+    app: web.Application, config: Config, site: Site, templates: Any
 ) -> TicketingWeb:
-    """Build ticketing for the app and add its routes; the result's hooks go to the dashboard."""
+    """Build ticketing for the app and add its pages; the result's hooks go to the dashboard
+    (the JSON API, :class:`webinar.http.tickets_api.AdminApi`, builds on the result)."""
+    store = site.store
     ticketing = make_ticketing(config, store)
     outbox = config.mail.outbox_dir or (config.data_dir / "outbox")
     mailer = Mailer(config.mail, outbox, templates / "email")
@@ -569,7 +554,7 @@ def setup_ticketing(
         stripe_webhook_secret=payments.stripe_webhook_secret,
         webhook_tolerance=float(payments.webhook_tolerance_seconds),
     )
-    part = TicketingWeb(config, store, render, ticketing, desk)
+    part = TicketingWeb(config, site, ticketing, desk)
     app.router.add_routes(part.routes())
     reminders = Reminders(desk, config.http.base_url)
     app[REMINDERS] = reminders
@@ -583,7 +568,4 @@ def setup_ticketing(
             await reminders.stop()
 
     app.cleanup_ctx.append(run_reminders)
-    from webinar.http.tickets_api import AdminApi  # api.py builds on this module
-
-    app.router.add_routes(AdminApi(part).routes())
     return part

@@ -83,7 +83,7 @@ class AdminApi:
 
     @property
     def store(self) -> Store:
-        return self.web_part.store
+        return self.web_part.site.store
 
     def routes(self) -> list[web.RouteDef]:
         p = "/api/v1/events"

@@ -1,0 +1,153 @@
+"""Webhook signatures and the endpoint guard: how a request is signed and verified, and which
+URLs an endpoint may have (public addresses only, checked again at connect time)."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import ipaddress
+import secrets
+import socket
+import time
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+
+class WebhookEvent(enum.StrEnum):
+    """Every event name a webhook can carry (docs/api.md lists their ``data``)."""
+
+    EVENT_STARTED = "event.started"
+    EVENT_ENDED = "event.ended"
+    PARTICIPANT_JOINED = "participant.joined"
+    PARTICIPANT_LEFT = "participant.left"
+    RECORDING_READY = "recording.ready"
+    REGISTRATION_CREATED = "registration.created"
+    REGISTRATION_UPDATED = "registration.updated"
+    REGISTRATION_CANCELLED = "registration.cancelled"
+    PAYMENT_SUCCEEDED = "payment.succeeded"
+    PAYMENT_FAILED = "payment.failed"
+    PAYMENT_REFUNDED = "payment.refunded"
+    #: Sent by the dashboard's "Send test" button to one endpoint only.
+    TEST = "webhook.test"
+
+
+SIGNATURE_HEADER = "Webinar-Webhook-Signature"
+TIMESTAMP_HEADER = "Webinar-Webhook-Timestamp"
+ID_HEADER = "Webinar-Webhook-Id"
+EVENT_HEADER = "Webinar-Webhook-Event"
+
+#: Endpoints one account may have.
+MAX_ENDPOINTS_PER_OWNER = 10
+#: Largest JSON body of one webhook.
+MAX_BODY_BYTES = 64 * 1024
+#: Events waiting to be written to the log; beyond that new ones are dropped (and logged).
+MAX_QUEUED = 10_000
+#: Deliveries attempted at once.
+BATCH = 16
+#: Longest wait between retries, whatever the back-off says.
+MAX_RETRY_DELAY = 3600.0
+#: How often finished deliveries older than the retention are deleted.
+PRUNE_INTERVAL = 3600.0
+#: Receivers should refuse signatures older than this (what :func:`verify` does).
+SIGNATURE_TOLERANCE = 300
+#: How much of an error message the log keeps.
+MAX_ERROR_CHARS = 300
+
+
+# ----------------------------------------------------------------------------- signing
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The ``Webinar-Webhook-Signature`` value for one attempt."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return "v1=" + mac.hexdigest()
+
+
+def verify(
+    secret: str,
+    timestamp: str,
+    signature: str,
+    body: bytes,
+    *,
+    now: float | None = None,
+    tolerance: int = SIGNATURE_TOLERANCE,
+) -> bool:
+    """What a receiver does: the signature matches and the timestamp is recent."""
+    try:
+        ts = int(timestamp)
+    except ValueError:
+        return False
+    now = time.time() if now is None else now
+    if abs(now - ts) > tolerance:
+        return False
+    expected = sign(secret, ts, body)
+    return any(hmac.compare_digest(expected, part.strip()) for part in signature.split(","))
+
+
+def retry_delay(attempts: int, base: float) -> float:
+    """Seconds to wait after the ``attempts``-th failed attempt: base, 2·base, 4·base, …"""
+    return float(min(base * 2 ** max(attempts - 1, 0), MAX_RETRY_DELAY))
+
+
+def new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+# ----------------------------------------------------------------------------- endpoints
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def check_endpoint_url(url: str, *, allow_private: bool) -> str:
+    """A webhook URL: absolute http(s), no credentials; ValueError says what is wrong."""
+    url = url.strip()
+    if len(url) > 2000:
+        raise ValueError("the URL must have at most 2000 characters")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError("the URL must start with https:// (or http://) and name a host")
+    if parts.username or parts.password:
+        raise ValueError("put no user name or password in the URL; the signature authenticates")
+    if parts.fragment:
+        raise ValueError("the URL must not have a #fragment")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError("the URL has an invalid port") from None
+    if not allow_private:
+        host = parts.hostname
+        if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+            raise ValueError("the URL must point to a public host")
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            address = None
+        if address is not None and not _is_public(address):
+            raise ValueError("the URL must point to a public address, not a private one")
+    return url
+
+
+class PublicResolver(AbstractResolver):
+    """Resolves names to public addresses only: a webhook cannot reach into the server's LAN."""
+
+    def __init__(self) -> None:
+        self._inner = aiohttp.ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        public = [r for r in found if _is_public(ipaddress.ip_address(r["host"]))]
+        if not public:
+            raise OSError(f"{host} resolves to no public address")
+        return public
+
+    async def close(self) -> None:
+        await self._inner.close()
