@@ -416,3 +416,136 @@ def test_the_videos_of_one_report_add_up_their_packets() -> None:
     e.on_receiver_report(128, now=3.001)
     got = e.estimate(3.001)
     assert got.report_loss == 0.5 and got.report_packets is None and got.report_significant()
+
+
+# ------------------------------------------------------------------ the probe cycle's states
+
+import itertools  # noqa: E402
+import logging  # noqa: E402
+import re  # noqa: E402
+
+from webinar.sfu.estimator import BudgetState  # noqa: E402
+
+
+def state(c: BudgetController) -> BudgetState:
+    """``c.state``, not narrowed by a type checker from one update to the next."""
+    return c.state
+
+
+TRANSITION = re.compile(r": (\w+) -> (\w+) at ")
+
+
+def transitions(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    """The state changes the controller logged, in order."""
+    found = [TRANSITION.search(r.getMessage()) for r in caplog.records]
+    return [(m[1], m[2]) for m in found if m is not None]
+
+
+@pytest.fixture
+def logged(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG, logger="webinar.sfu.estimator")
+    return caplog
+
+
+def test_a_probe_start_enters_probing_and_logs_it_once(logged: pytest.LogCaptureFixture) -> None:
+    c = BudgetController(start_bps=1_000_000)
+    assert state(c) is BudgetState.STEADY
+    c.update(est(1_000_000), 0.0, wanted_bps=None)  # nothing more wanted: no change
+    assert state(c) is BudgetState.STEADY and transitions(logged) == []
+    c.update(est(1_000_000), 0.5, wanted_bps=2_000_000)
+    assert state(c) is BudgetState.PROBING and c.probing
+    assert transitions(logged) == [("steady", "probing")]
+    (record,) = logged.records
+    assert record.levelno == logging.DEBUG
+    assert f"budget {int(1_000_000 * PROBE_MAX_STEP)}, committed 1000000" in record.getMessage()
+    c.update(est(1_000_000), 0.6, wanted_bps=2_000_000)  # the probe runs on: no news
+    assert state(c) is BudgetState.PROBING and len(logged.records) == 1
+
+
+def test_a_failed_probe_enters_backoff_until_it_ends(logged: pytest.LogCaptureFixture) -> None:
+    c = BudgetController(start_bps=400_000)
+    c.update(est(450_000), 0.0, wanted_bps=2_000_000)
+    assert state(c) is BudgetState.PROBING
+    c.update(est(450_000, loss=0.06), 0.5, wanted_bps=2_000_000)
+    assert state(c) is BudgetState.BACKOFF and not c.probing and c.limited
+    assert transitions(logged) == [("steady", "probing"), ("probing", "backoff")]
+    assert "probe failed: loss" in logged.records[-1].getMessage()
+    # the backoff doubled: still waiting just before it ends, steady once it did
+    c.update(est(450_000), 0.5 + 2 * PROBE_INTERVAL - 0.01)
+    assert state(c) is BudgetState.BACKOFF and len(logged.records) == 2
+    c.update(est(450_000), 0.5 + 2 * PROBE_INTERVAL)
+    assert state(c) is BudgetState.STEADY
+    assert transitions(logged)[-1] == ("backoff", "steady")
+    assert "backoff over" in logged.records[-1].getMessage()
+
+
+def test_a_probe_that_held_settles_then_the_next_one_starts(
+    logged: pytest.LogCaptureFixture,
+) -> None:
+    c = BudgetController(start_bps=1_000_000)
+    c.update(sample(0.010, -1.0, -0.9), 0.0)
+    c.update(sample(0.010, -1.0, -0.9), 0.1, 2_000_000)
+    c.update(sample(0.012, 0.33, 0.9), 0.9, 2_000_000)  # a clean verdict
+    assert state(c) is BudgetState.SETTLING and c.probes_ok == 1
+    c.update(sample(0.012, 0.33, 0.9), 0.9 + PROBE_INTERVAL - 0.01, 2_000_000)
+    assert state(c) is BudgetState.SETTLING
+    # the interval is over: steady, and in the same update the next probe
+    c.update(sample(0.012, 0.33, 0.9), 0.9 + PROBE_INTERVAL, 2_000_000)
+    assert state(c) is BudgetState.PROBING
+    assert transitions(logged) == [
+        ("steady", "probing"),
+        ("probing", "settling"),
+        ("settling", "steady"),
+        ("steady", "probing"),
+    ]
+
+
+def test_a_probe_without_a_verdict_backs_off_without_failing(
+    logged: pytest.LogCaptureFixture,
+) -> None:
+    c = BudgetController(start_bps=1_000_000)
+    c.update(sample(0.010, -1.0, -0.9), 0.0)
+    c.update(sample(0.010, -1.0, -0.9), 0.1, 2_000_000)
+    c.update(sample(0.010, 1.0, 1.2), 0.1 + PROBE_HOLD + 0.01, 2_000_000)
+    assert state(c) is BudgetState.BACKOFF and c.probes_failed == 0 and not c.limited
+    assert transitions(logged) == [("steady", "probing"), ("probing", "backoff")]
+    assert "no verdict" in logged.records[-1].getMessage()
+
+
+def test_congestion_backs_off_and_sets_limited(logged: pytest.LogCaptureFixture) -> None:
+    c = BudgetController(start_bps=2_000_000)
+    c.update(est(2_000_000), 0.0)
+    assert not c.limited
+    c.update(est(1_200_000), 0.5)  # REMB fell: lowered
+    assert state(c) is BudgetState.BACKOFF and c.limited
+    assert transitions(logged) == [("steady", "backoff")]
+    assert "congestion: lowered" in logged.records[-1].getMessage()
+    with pytest.raises(AttributeError):
+        c.limited = False
+    with pytest.raises(AttributeError):
+        c.state = BudgetState.STEADY
+
+
+def test_every_state_change_is_logged_once(logged: pytest.LogCaptureFixture) -> None:
+    # failed probes, then good ones, then a falling REMB: each logged transition starts
+    # where the one before ended, and the states updates showed are the ones logged
+    c = BudgetController(start_bps=600_000)
+    t, shown, remb = 0.0, [c.state.value], 450_000
+    for i in range(150):
+        t += 0.1
+        lossy = c.probing and t < 4.0 and i % 7 == 3
+        if state(c) is BudgetState.SETTLING and t > 9.0:
+            remb = 200_000  # just after a raise: it is reverted
+        c.update(est(remb, loss=0.06 if lossy else 0.0, at=t), t, wanted_bps=2_000_000)
+        if c.state.value != shown[-1]:
+            shown.append(c.state.value)
+    changes = transitions(logged)
+    assert len(changes) == len(logged.records)
+    assert {to for _, to in changes} == {"probing", "backoff", "settling", "steady"}
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(changes))
+    chain = [changes[0][0], *(to for _, to in changes)]
+    assert chain[0] == shown[0] and chain[-1] == shown[-1]
+    # an update can end a wait and start a probe at once: it shows only the last state
+    it = iter(chain)
+    assert all(s in it for s in shown)
+    assert "congestion after a raise: reverted" in logged.text

@@ -5,8 +5,12 @@ Pure logic with an injected clock; the bandwidth tiers build on :attr:`estimate_
 
 from __future__ import annotations
 
+import enum
 import functools
+import logging
 from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
 
 LOSS_ALPHA = 0.3  # EWMA weight of a new receiver report
 REMB_TIMEOUT = 5.0  # seconds after which a REMB value is considered stale
@@ -221,6 +225,26 @@ PROBE_USE = 0.5  # probe only while at least this share of what was allocated is
 REMB_OVER_SENT = 1.5  # a REMB raises the budget to at most this much over what was sent
 
 
+class BudgetState(enum.Enum):
+    """Where a :class:`BudgetController` is in its probe cycle; one at a time.
+
+    The windows that overlap the cycle are deadlines of their own, not states: the
+    revert window after a raise (:data:`REVERT_WINDOW`, it spans the next probes), the
+    hold on a level that failed (:data:`CEILING_HOLD`, probes halve towards it meanwhile),
+    the drain after a decrease (:data:`DRAIN_SECONDS`) and a high REMB's wait
+    (:data:`UP_HOLD`). Whether a limit was ever seen is :attr:`BudgetController.limited`.
+    """
+
+    STEADY = "steady"  # the budget holds; a probe starts once more is wanted
+    PROBING = "probing"  # a trial budget: padding tests it, media keeps the old one
+    SETTLING = "settling"  # a probe held: the next one waits PROBE_INTERVAL
+    BACKOFF = "backoff"  # a probe failed or went unverified, or congestion lowered the
+    # budget: no probe until the backoff ends
+
+
+_WAITS = (BudgetState.SETTLING, BudgetState.BACKOFF)  # states that end at _next_probe
+
+
 class BudgetController:
     """What the allocator may spend on one subscriber: the estimate with hysteresis
     and careful upward probing.
@@ -231,6 +255,10 @@ class BudgetController:
     the budget is raised for a trial (the allocator then steps one rung up); loss
     or a falling REMB during the trial reverts it and the next trial waits longer.
     Decreases are immediate, increases need evidence that lasts: it does not flap.
+
+    The probe cycle is :attr:`state`; :meth:`_enter` alone changes it, and logs each
+    transition at debug level. A wait (SETTLING, BACKOFF) ends at the first update at or
+    after its deadline, so between updates :attr:`state` is as of the last one.
     """
 
     __slots__ = (
@@ -243,28 +271,29 @@ class BudgetController:
         "_falling",
         "_last_good",
         "_last_remb",
+        "_limited",
         "_next_probe",
         "_pad_seconds",
         "_probe_started",
-        "_probe_until",
         "_raised_at",
         "_rtt_floor",
         "_sample_seen",
         "_sent_peak",
         "_sent_peak_at",
         "_sr_marks",
+        "_state",
         "_streak",
         "_up_since",
         "_verdict_after",
         "budget_bps",
-        "limited",
         "probes_failed",
         "probes_ok",
     )
 
     def __init__(self, start_bps: int = START_BUDGET) -> None:
         self.budget_bps = start_bps
-        self.limited = False  # seen evidence of a limit (loss, a falling REMB, a failed probe)
+        self._state = BudgetState.STEADY
+        self._limited = False  # seen evidence of a limit (loss, a falling REMB, a failed probe)
         self.probes_ok = 0
         self.probes_failed = 0
         self._last_remb: int | None = None
@@ -277,8 +306,7 @@ class BudgetController:
         self._last_good = start_bps
         self._ceiling = 0
         self._ceiling_until = -1e9
-        self._probe_until: float | None = None
-        self._probe_started = 0.0
+        self._probe_started = 0.0  # while PROBING: when the probe started
         self._sr_marks: list[float] = []
         self._sent_peak = 0
         self._sent_peak_at = 0.0
@@ -287,22 +315,32 @@ class BudgetController:
         self._rtt_floor: float | None = None
         self._sample_seen: RttSample | None = None
         self._before_probe = start_bps
-        self._next_probe = 0.0
+        self._next_probe = 0.0  # while SETTLING or BACKOFF: when the wait ends
         self._backoff = PROBE_INTERVAL
 
     @property
+    def state(self) -> BudgetState:
+        return self._state
+
+    @property
     def probing(self) -> bool:
-        return self._probe_until is not None
+        return self._state is BudgetState.PROBING
+
+    @property
+    def limited(self) -> bool:
+        """Whether evidence of a limit was ever seen (loss, a falling REMB, a failed
+        probe); until then the allocator may grant the first video regardless."""
+        return self._limited
 
     def padding(self, now: float) -> bool:
         """Whether probe padding should go out now (the first part of a probe)."""
-        return self._probe_until is not None and now < self._probe_started + self._pad_seconds
+        return self.probing and now < self._probe_started + self._pad_seconds
 
     def take_sender_report(self, now: float) -> bool:
         """True once per :data:`PROBE_SR_AT` mark a running probe has passed: send a
         sender report now, so a receiver report measures the probe's queueing."""
         marks = self._sr_marks
-        if self._probe_until is None or not marks or now < self._probe_started + marks[0]:
+        if not self.probing or not marks or now < self._probe_started + marks[0]:
             return False
         while marks and now >= self._probe_started + marks[0]:
             marks.pop(0)
@@ -312,7 +350,7 @@ class BudgetController:
     def committed_bps(self) -> int:
         """What media may use: during a probe the budget from before it (the probe
         itself is padding, so a failed one costs no picture)."""
-        return self._before_probe if self._probe_until is not None else self.budget_bps
+        return self._before_probe if self.probing else self.budget_bps
 
     def update(
         self,
@@ -328,6 +366,9 @@ class BudgetController:
         ``sending_bps`` is what is actually sent and ``allocated_bps`` what the last
         allocation planned: no probe while far less is sent than planned (a layer
         switch still waits), so a budget nobody uses cannot grow."""
+        if self._state in _WAITS and now >= self._next_probe:
+            over = "backoff over" if self._state is BudgetState.BACKOFF else "interval over"
+            self._enter(BudgetState.STEADY, over, now)
         if sending_bps:
             elapsed = max(now - self._sent_peak_at, 0.0)
             self._sent_peak = max(sending_bps, int(self._sent_peak * PEAK_DECAY**elapsed))
@@ -360,7 +401,7 @@ class BudgetController:
             floor = self._rtt_floor
             if floor is None or sample.rtt < floor:
                 self._rtt_floor = sample.rtt
-            elif self._probe_until is None:
+            elif not self.probing:
                 self._rtt_floor = floor + RTT_FLOOR_RISE * (sample.rtt - floor)
         rtt = estimate.rtt
         # Without raw round trips (a source with smoothed figures only), a smoothed
@@ -371,7 +412,7 @@ class BudgetController:
             and self._base_rtt is not None
             and rtt > self._base_rtt + PROBE_RTT_RISE
         )
-        if self._probe_until is not None:
+        if self.probing:
             # The report on a sender report sent late in the probe saw what the probe
             # did to the path: a longer round trip (a queue) or loss fails it.
             # (an SR sent after the padding stopped saw a drained queue: no verdict)
@@ -389,37 +430,48 @@ class BudgetController:
                 and sample.rtt > self._base_rtt + PROBE_RTT_RISE
             )
             lost = verdict and sample is not None and sample.lost > PROBE_LOSS
-            if estimate.loss > PROBE_LOSS or congested or queueing or slow or lost:
-                self._fail_probe(now, remb)
+            failed = [
+                why
+                for bad, why in (
+                    (estimate.loss > PROBE_LOSS, "loss"),
+                    (congested, "congestion"),
+                    (queueing, "a longer round trip"),
+                    (slow, "its sender report queued"),
+                    (lost, "its report counted loss"),
+                )
+                if bad
+            ]
+            if failed:
+                self._fail_probe(now, ", ".join(failed))
                 return self.budget_bps
-            if now < self._probe_until and not verdict:
+            if now < self._probe_started + PROBE_HOLD and not verdict:
                 return self.budget_bps
             if not verdict and self._rtt_floor is not None:
                 # No report on the probe's own sender reports came back: nothing says
                 # the path took it. Back to the old budget, without counting a failure.
-                self._probe_until = None
                 self._set(self._before_probe)
-                self._next_probe = now + self._backoff
+                self._enter(BudgetState.BACKOFF, "no verdict", now, now + self._backoff)
                 return self.budget_bps
-            self._probe_until = None  # the probe held: keep its budget
+            # the probe held: keep its budget
             self._raised(now, self._before_probe)
             if self.budget_bps >= self._ceiling:
                 self._ceiling_until = -1e9  # the level that failed holds now
             self.probes_ok += 1
             self._streak += 1
             self._backoff = PROBE_INTERVAL
-            self._next_probe = now + PROBE_INTERVAL
             self._up_since = None
+            self._enter(BudgetState.SETTLING, "probe held", now, now + PROBE_INTERVAL)
         if congested and now - self._raised_at < REVERT_WINDOW:
             # The step up was one too many: back to where it was fine, and stay below.
             self._ceiling, self._ceiling_until = self.budget_bps, now + CEILING_HOLD
             self._set(min(self.budget_bps, self._last_good))
-            self.limited = True
+            self._limited = True
             self._raised_at = -1e9
             self._down_at = now
             self._falling = False
-            self._next_probe = max(self._next_probe, now + self._backoff)
             self._up_since = None
+            until = max(self._next_probe, now + self._backoff)
+            self._enter(BudgetState.BACKOFF, "congestion after a raise: reverted", now, until)
             return self.budget_bps
         if congested:
             # A browser that sees queueing reports ~85 % of what it receives: the link.
@@ -440,12 +492,13 @@ class BudgetController:
                 )
                 target = max(target, delivered)
             self._set(min(self.budget_bps, target))
-            self.limited = True
+            self._limited = True
             self._streak = 0
             self._down_at = now
             self._falling = False
-            self._next_probe = max(self._next_probe, now + self._backoff)
             self._up_since = None
+            until = max(self._next_probe, now + self._backoff)
+            self._enter(BudgetState.BACKOFF, "congestion: lowered", now, until)
             return self.budget_bps
         if remb is not None:
             if remb > self.budget_bps * UP_RATIO:
@@ -469,7 +522,7 @@ class BudgetController:
         if (
             wanted_bps is not None
             and wanted_bps > self.budget_bps
-            and now >= self._next_probe
+            and self._state is BudgetState.STEADY
             and estimate.loss <= PROBE_LOSS / 2
             and (
                 sending_bps is None
@@ -496,31 +549,51 @@ class BudgetController:
                 self._before_probe = self.budget_bps
                 self._set(int(step))
                 self._probe_started = now
-                self._probe_until = now + PROBE_HOLD
                 # Before anything was verified the start budget is a guess, and what
                 # flows may be far below it: a shorter first probe overshoots less.
-                scale = FIRST_PROBE_SCALE if self.probes_ok == 0 and not self.limited else 1.0
+                scale = FIRST_PROBE_SCALE if self.probes_ok == 0 and not self._limited else 1.0
                 self._pad_seconds = PROBE_PAD_SECONDS * scale
                 self._verdict_after = PROBE_VERDICT_SR * scale
                 self._sr_marks = [mark * scale for mark in PROBE_SR_AT]
+                self._enter(BudgetState.PROBING, "more wanted", now)
         return self.budget_bps
 
     def _raised(self, now: float, good: int) -> None:
         self._raised_at = now
         self._last_good = good
 
-    def _fail_probe(self, now: float, remb: int | None) -> None:
+    def _fail_probe(self, now: float, why: str) -> None:
         # The probe was padding: media never went above the old budget, so back to it.
         self.probes_failed += 1
         self._streak = 0
-        self.limited = True
+        self._limited = True
         self._ceiling, self._ceiling_until = self.budget_bps, now + CEILING_HOLD
         self._set(self._before_probe)
         self._down_at = now + PROBE_HOLD  # its loss still shows in the next reports
-        self._probe_until = None
         self._falling = False
         self._backoff = min(self._backoff * 2, PROBE_BACKOFF_MAX)
-        self._next_probe = now + self._backoff
+        self._enter(BudgetState.BACKOFF, f"probe failed: {why}", now, now + self._backoff)
+
+    def _enter(
+        self, state: BudgetState, reason: str, now: float, until: float | None = None
+    ) -> None:
+        """The one place the state changes, and logs it; ``until``: when a wait
+        (SETTLING, BACKOFF) ends, a deadline only waits have."""
+        assert (state in _WAITS) == (until is not None), (state, until)
+        if until is not None:
+            self._next_probe = until
+        previous, self._state = self._state, state
+        logger.debug(
+            "budget %x: %s -> %s at %.3f (%s): budget %d, committed %d%s",
+            id(self),
+            previous.value,
+            state.value,
+            now,
+            reason,
+            self.budget_bps,
+            self.committed_bps,
+            "" if until is None else f", until {until:.3f}",
+        )
 
     def _set(self, bps: int) -> None:
         self.budget_bps = max(int(bps), MIN_BUDGET)
