@@ -18,6 +18,7 @@ from typing import Protocol, cast
 from webinar import __version__
 from webinar.accounts import check_password_rules, hash_password
 from webinar.config import Config, ConfigError, example_toml, load_config
+from webinar.formats import iso_time
 from webinar.links import event_links, host_url
 from webinar.storage.store import Event, Store, StoreError, validate_title
 
@@ -56,19 +57,13 @@ def parse_start(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def event_json(config: Config, event: Event) -> dict[str, str | None]:
     """The JSON form of an event printed by ``--json``."""
     attendee_url, presenter_url = event_links(config, event)
     return {
         "event_id": event.display_id,
         "title": event.title,
-        "starts_at": _iso(event.starts_at),
+        "starts_at": iso_time(event.starts_at, zulu=True),
         "attendee_url": attendee_url,
         "presenter_url": presenter_url,
         "host_url": host_url(config, event),

@@ -16,7 +16,9 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 # Leaves: small modules anything may use; they import only other leaves.
-LEAVES = frozenset({"config", "ids", "tasks", "logs", "tls", "turn", "accounts", "links"})
+LEAVES = frozenset(
+    {"config", "ids", "tasks", "logs", "tls", "turn", "accounts", "links", "formats"}
+)
 # Features: services that own a kind of data (and its SQL); below http/ and signalling/.
 FEATURES = frozenset(
     {"storage", "ticketing", "interaction", "recordings", "attendance", "webhooks"}

@@ -13,16 +13,14 @@ UTF-8 BOM for spreadsheet programs) or JSON.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from webinar.formats import csv_text, iso_time
 from webinar.storage.store import Store, SyncStore
 
 USER_AGENT_MAX = 400
@@ -98,8 +96,10 @@ class PersonStats:
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
-        out["first_join"] = _iso(self.first_join)
-        out["last_leave"] = _iso(self.last_leave) if self.last_leave is not None else None
+        out["first_join"] = iso_time(self.first_join, timespec="seconds")
+        out["last_leave"] = (
+            iso_time(self.last_leave, timespec="seconds") if self.last_leave is not None else None
+        )
         out["seconds"] = round(self.seconds, 1)
         extra = out.pop("extra")
         out.update(extra)
@@ -123,15 +123,13 @@ class EventStats:
             "attendees": self.attendees,
             "participants": self.participants,
             "peak_concurrency": self.peak_concurrency,
-            "peak_at": _iso(self.peak_at) if self.peak_at is not None else None,
+            "peak_at": iso_time(self.peak_at, timespec="seconds")
+            if self.peak_at is not None
+            else None,
             "average_seconds": round(self.average_seconds, 1),
             "people": [p.as_json() for p in self.people],
-            "concurrency": [[_iso(t), n] for t, n in self.concurrency],
+            "concurrency": [[iso_time(t, timespec="seconds"), n] for t, n in self.concurrency],
         }
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
 
 
 def _union_seconds(intervals: list[tuple[float, float]]) -> float:
@@ -439,8 +437,8 @@ def session_rows(sessions: Sequence[SessionRow], now: float) -> list[dict[str, A
             "name": r.name,
             "email": r.email or "",
             "role": r.role,
-            "joined_at": _iso(r.joined_at),
-            "left_at": _iso(r.left_at) if r.left_at is not None else "",
+            "joined_at": iso_time(r.joined_at, timespec="seconds"),
+            "left_at": iso_time(r.left_at, timespec="seconds") if r.left_at is not None else "",
             "seconds": round((r.left_at if r.left_at is not None else now) - r.joined_at, 1),
             "leave_reason": r.leave_reason or "",
             "browser": r.browser,
@@ -453,22 +451,8 @@ def session_rows(sessions: Sequence[SessionRow], now: float) -> list[dict[str, A
 def to_csv(
     columns: list[str] | tuple[str, ...], rows: list[dict[str, Any]], *, bom: bool = False
 ) -> bytes:
-    out = io.StringIO(newline="")
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\r\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({c: _safe_cell(row.get(c)) for c in columns})
-    text = out.getvalue()
+    text = csv_text(columns, ([row.get(c) for c in columns] for row in rows))
     return ("\ufeff" + text if bom else text).encode("utf-8")
-
-
-def _safe_cell(value: Any) -> Any:
-    """Blank for None; text that a spreadsheet would run as a formula starts with "'"."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
 
 
 def to_json(event_id: str, columns: list[str], rows: list[dict[str, Any]]) -> bytes:

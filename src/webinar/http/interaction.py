@@ -12,20 +12,18 @@
 from __future__ import annotations
 
 import asyncio
-import csv
 import hashlib
-import io
 import json
 import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from webinar.formats import csv_text, iso_time
 from webinar.ids import normalize_event_id, same_secret
 from webinar.interaction import service as glue
 from webinar.interaction import store as ist
@@ -57,32 +55,22 @@ def sniff_image(head: bytes) -> str | None:
 
 
 def _iso(value: Any) -> Any:
+    """A time column's cell: Unix seconds as ISO 8601 (ms), anything else as it is."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC).isoformat(timespec="milliseconds")
-    return value
-
-
-def _safe_cell(value: Any) -> Any:
-    """Spreadsheets run cells that start like a formula; make them plain text."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
+        return iso_time(value, timespec="milliseconds")
     return value
 
 
 def to_csv(header: list[str], rows: list[list[Any]]) -> str:
     times = [i for i, name in enumerate(header) if name in _TIME_COLUMNS]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(header)
-    for row in rows:
+
+    def cells(row: list[Any]) -> list[Any]:
         cells = list(row)
         for i in times:
-            cells[i] = _iso(cells[i]) if cells[i] is not None else ""
-        writer.writerow(
-            ["" if c is None else ("true" if c is True else "false" if c is False else c)
-             for c in map(_safe_cell, cells)]
-        )  # fmt: skip
-    return out.getvalue()
+            cells[i] = _iso(cells[i])
+        return cells
+
+    return csv_text(header, map(cells, rows))
 
 
 def export_json(core: SyncStore, event_id: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from webinar.formats import iso_time
 from webinar.http.tickets import TicketingWeb
 from webinar.ids import format_event_id
 from webinar.links import attendee_path, host_path, presenter_path
@@ -71,10 +72,6 @@ def _desk_errors(invalid: int = 400) -> Iterator[None]:
         raise _error(invalid, "invalid", str(exc)) from None
     except MailError as exc:
         raise _error(502, "mail-failed", str(exc)) from None
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -162,7 +159,7 @@ class AdminApi:
         return {
             "event_id": display,
             "title": event.title,
-            "starts_at": _iso(event.starts_at),
+            "starts_at": iso_time(event.starts_at, zulu=True),
             "timezone": event.timezone,
             "duration_minutes": event.duration_minutes,
             "join_window_minutes": event.join_window_minutes,
@@ -171,9 +168,11 @@ class AdminApi:
             "agenda": event.agenda,
             "lobby_message": event.lobby_message,
             "thank_you_url": event.thank_you_url,
-            "booking_ends_at": _iso(self.web_part.ticketing.booking_end(event)),
-            "settings_changed_at": _iso(await self.web_part.desk.settings_changed_at(event)),
-            "cancelled_at": _iso(access.cancelled_at),
+            "booking_ends_at": iso_time(self.web_part.ticketing.booking_end(event), zulu=True),
+            "settings_changed_at": iso_time(
+                await self.web_part.desk.settings_changed_at(event), zulu=True
+            ),
+            "cancelled_at": iso_time(access.cancelled_at, zulu=True),
             "access": {
                 "has_attendee_password": access.attendee_password_hash is not None,
                 "has_presenter_password": access.presenter_password_hash is not None,
@@ -399,9 +398,9 @@ def _registration(r: Registration) -> dict[str, Any]:
         "currency": r.currency,
         "provider": r.provider.value,
         "code": r.display_code,
-        "created_at": _iso(r.created_at),
-        "confirmed_at": _iso(r.confirmed_at),
-        "checked_in_at": _iso(r.checked_in_at),
+        "created_at": iso_time(r.created_at, zulu=True),
+        "confirmed_at": iso_time(r.confirmed_at, zulu=True),
+        "checked_in_at": iso_time(r.checked_in_at, zulu=True),
         "answers": r.answers,
     }
 
@@ -412,6 +411,6 @@ def _invitee(i: Invitee) -> dict[str, Any]:
         "name": i.name,
         "email": i.email,
         "status": "revoked" if i.revoked else "active",
-        "sent_at": _iso(i.sent_at),
-        "revoked_at": _iso(i.revoked_at),
+        "sent_at": iso_time(i.sent_at, zulu=True),
+        "revoked_at": iso_time(i.revoked_at, zulu=True),
     }

@@ -16,12 +16,13 @@ import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import av
 
+from webinar.formats import iso_time
 from webinar.rooms.recording import RecordingStarted
 from webinar.sfu.recorder import RecordingResult
 from webinar.storage.store import Event, Store, SyncStore
@@ -57,10 +58,6 @@ class RecordingInfo:
 
 class QuotaExceeded(Exception):
     pass
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat()
 
 
 _COLUMNS = "recording_id, event_id, started_at, ended_at, duration_seconds, size_bytes, files"
@@ -103,8 +100,8 @@ class RecordingService:
         payload = (
             started.recording_id,
             started.room_id,
-            _iso(started.started_at),
-            _iso(result.ended_at),
+            iso_time(started.started_at),
+            iso_time(result.ended_at),
             result.duration,
             sum(f["size"] for f in files),
             json.dumps(files),

@@ -8,9 +8,9 @@ import json
 import secrets
 import sqlite3
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
+from webinar.formats import iso_time
 from webinar.ids import format_event_id
 from webinar.webhooks.signing import MAX_ENDPOINTS_PER_OWNER, WebhookEvent, new_secret
 
@@ -61,14 +61,14 @@ class Delivery:
             "event_id": format_event_id(self.event_id) if self.event_id else None,
             "status": self.status,
             "attempts": self.attempts,
-            "next_attempt_at": _iso(self.next_attempt_at),
-            "created_at": _iso(self.created_at),
-            "finished_at": _iso(self.finished_at),
+            "next_attempt_at": iso_time(self.next_attempt_at, timespec="milliseconds", zulu=True),
+            "created_at": iso_time(self.created_at, timespec="milliseconds", zulu=True),
+            "finished_at": iso_time(self.finished_at, timespec="milliseconds", zulu=True),
             "payload": json.loads(self.body),
             "history": [
                 {
                     "attempt": a.attempt,
-                    "at": _iso(a.at),
+                    "at": iso_time(a.at, timespec="milliseconds", zulu=True),
                     "http_status": a.http_status,
                     "error": a.error,
                     "duration_ms": a.duration_ms,
@@ -76,13 +76,6 @@ class Delivery:
                 for a in self.history
             ],
         }
-
-
-def _iso(value: float | None) -> str | None:
-    if value is None:
-        return None
-    text = datetime.fromtimestamp(value, UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
 
 
 # ----------------------------------------------------------------------------- SQL (store thread)
@@ -167,7 +160,7 @@ def _body(delivery_id: str, item: Emitted) -> str:
         {
             "id": delivery_id,
             "event": item.event.value,
-            "created_at": _iso(item.created_at),
+            "created_at": iso_time(item.created_at, timespec="milliseconds", zulu=True),
             "event_id": format_event_id(item.event_id) if item.event_id else None,
             "data": item.data,
         },
