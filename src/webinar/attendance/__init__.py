@@ -1,0 +1,1 @@
+"""Attendance: who joined and left when, statistics and the attendee export."""

@@ -1,0 +1,1 @@
+"""A WebRTC client on aiortc that speaks the signalling protocol (tests and benchmarks)."""

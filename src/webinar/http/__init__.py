@@ -1,0 +1,1 @@
+"""HTTP: every page and JSON API handler, the dashboard sign-in, metrics and proxy headers."""

@@ -1,0 +1,1 @@
+"""Webhooks: signed callbacks to organisers' endpoints, with a delivery log and retries."""
