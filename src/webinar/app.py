@@ -33,6 +33,7 @@ from webinar.interaction.service import InteractionService
 from webinar.recordings.library import MIB, RecordingService
 from webinar.recordings.sharing import Publisher
 from webinar.rooms.manager import RoomManager
+from webinar.rooms.reasons import ByeReason
 from webinar.sfu import IceServer, RouterConfig, TransportConfig, check_hooks
 from webinar.signalling.session import Services
 from webinar.signalling.ws import Connection, shutdown_connections, websocket_handler
@@ -198,7 +199,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         recordings=app[RECORDINGS],
         attendance=app[ATTENDANCE],
     )
-    await app[ATTENDANCE].close_open_sessions("server-restart")
+    await app[ATTENDANCE].close_open_sessions(ByeReason.SERVER_RESTART)
     await metrics.start()
     try:
         yield

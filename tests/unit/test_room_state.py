@@ -384,3 +384,12 @@ def test_one_person_key_across_reloads_and_credentials() -> None:
     assert state.person_key("a") == "a"
     state.leave("pa_2", "left")
     assert state.person_key("pa_2") == "client:b-2"  # what they did stays theirs
+
+
+def test_link_quality_from_loss() -> None:
+    from webinar.rooms.state import LinkQuality
+
+    assert LinkQuality.from_loss(0.0) is LinkQuality.GOOD
+    assert LinkQuality.from_loss(0.02) is LinkQuality.FAIR
+    assert LinkQuality.from_loss(0.079) is LinkQuality.FAIR
+    assert LinkQuality.from_loss(0.08) is LinkQuality.POOR

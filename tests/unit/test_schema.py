@@ -105,3 +105,17 @@ def test_every_domain_refusal_has_a_wire_code() -> None:
     for enum_type in DOMAIN_CODES:
         for code in enum_type:
             assert isinstance(wire_code(code), s.ErrorCode), code
+
+
+def test_a_track_source_is_the_sfu_media_source() -> None:
+    from webinar.sfu.types import MediaSource
+
+    msg, _ = s.parse_client_message(
+        {"type": "publish", "sdp": "v=0", "tracks": [{"mid": "0", "source": "screen-audio"}]}
+    )
+    assert isinstance(msg, s.Publish)
+    assert msg.tracks[0].source is MediaSource.SCREEN_AUDIO
+    with pytest.raises(s.ProtocolError, match="source must be one of 'microphone'"):
+        s.parse_client_message(
+            {"type": "publish", "sdp": "v=0", "tracks": [{"mid": "0", "source": "radio"}]}
+        )

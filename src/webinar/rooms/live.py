@@ -36,10 +36,12 @@ from webinar.sfu import (
 
 from ..tasks import stop_task, stop_tasks
 from .interaction import RoomInteraction
+from .reasons import ByeReason
 from .recording import RecordingHooks, RoomRecording
 from .roles import Capability
 from .state import (
     RESUME_GRACE,
+    LinkQuality,
     Participant,
     ParticipantUpdated,
     Removed,
@@ -84,7 +86,7 @@ class RoomPeer(Protocol):
 
     async def subscriber_offer(self, sdp: str, streams: list[OfferedStream]) -> None: ...
 
-    def disconnect(self, reason: str) -> None: ...
+    def disconnect(self, reason: ByeReason) -> None: ...
 
     def allocation(self, report: AllocationReport) -> None: ...
 
@@ -217,7 +219,7 @@ class LiveRoom:
             member.expiry.cancel()
             member.expiry = None
         if old is not None and old is not peer:
-            old.disconnect("replaced")
+            old.disconnect(ByeReason.REPLACED)
             self._spawn(self._close_media(member))
         self._apply(self.state.reconnect(pid))
         return self.state.get(pid)
@@ -232,10 +234,11 @@ class LiveRoom:
         self._spawn(self._close_media(member))
         self._apply(self.state.disconnect(participant_id))
         member.expiry = self._loop.call_later(
-            self._resume_grace, lambda: self._spawn(self.leave(participant_id, "disconnected"))
+            self._resume_grace,
+            lambda: self._spawn(self.leave(participant_id, ByeReason.DISCONNECTED)),
         )
 
-    async def leave(self, participant_id: str, reason: str) -> None:
+    async def leave(self, participant_id: str, reason: ByeReason) -> None:
         member = self._members.pop(participant_id, None)
         if member is None:
             return
@@ -318,9 +321,9 @@ class LiveRoom:
             )
             member.publish = transport
             transport.on_state(lambda s: self._publish_state(member, transport, s))
-        specs = [TrackSpec(mid=mid, source=MediaSource(source.value)) for mid, source in tracks]
+        specs = [TrackSpec(mid=mid, source=source) for mid, source in tracks]
         answer, producers = await member.publish.handle_offer(sdp, specs)
-        return answer, [Published(p.id, p.mid, Source(p.source.value)) for p in producers]
+        return answer, [Published(p.id, p.mid, p.source) for p in producers]
 
     def _publisher_layers(self, member: _Member, producer: Producer, active: list[bool]) -> None:
         if member.peer is not None:
@@ -335,7 +338,7 @@ class LiveRoom:
         stream = Stream(
             stream_id=producer.id,
             participant_id=participant_id,
-            source=Source(producer.source.value),
+            source=producer.source,
             kind=producer.kind.value,
         )
         try:
@@ -505,10 +508,10 @@ class LiveRoom:
                 except Exception:
                     logger.exception("room observer failed on %s", type(event).__name__)
             if isinstance(event, Removed):
-                self._kick(event.participant.participant_id, "removed")
+                self._kick(event.participant.participant_id, ByeReason.REMOVED)
             elif isinstance(event, RoomEnded):
                 for pid in list(self._members):
-                    self._kick(pid, "ended")
+                    self._kick(pid, ByeReason.ENDED)
         if events and not self.closed:
             self._reconcile()
             if self.recording is not None:
@@ -533,7 +536,7 @@ class LiveRoom:
             ]
         return members
 
-    def _kick(self, participant_id: str, reason: str) -> None:
+    def _kick(self, participant_id: str, reason: ByeReason) -> None:
         member = self._members.get(participant_id)
         if member is not None and member.peer is not None:
             # After the current command's reply has been queued.
@@ -597,8 +600,7 @@ class LiveRoom:
             if subscriber is None or not subscriber.consumers:
                 continue
             loss = subscriber.estimate(now).loss
-            quality = "good" if loss < 0.02 else "fair" if loss < 0.08 else "poor"
-            events += self.state.set_quality(member.participant_id, quality)
+            events += self.state.set_quality(member.participant_id, LinkQuality.from_loss(loss))
         if events:
             self._apply(events)
 

@@ -12,17 +12,31 @@ import dataclasses
 import enum
 from dataclasses import dataclass, field
 
+from webinar.sfu.types import MediaSource
+
+from .reasons import ByeReason
 from .roles import Capability, Role, capabilities
 
 DISCUSSION_LIMIT = 25  # participants allowed while the room is in discussion mode
 RESUME_GRACE = 60.0  # seconds a dropped participant keeps their place
 
 
-class Source(enum.StrEnum):
-    MICROPHONE = "microphone"
-    CAMERA = "camera"
-    SCREEN = "screen"
-    SCREEN_AUDIO = "screen-audio"
+#: What a published track carries: the SFU's one type, under the name the room uses.
+Source = MediaSource
+
+
+class LinkQuality(enum.StrEnum):
+    """How a participant's downlink looks to the server, from the loss it reports."""
+
+    GOOD = "good"
+    FAIR = "fair"
+    POOR = "poor"
+    UNKNOWN = "unknown"  # nothing received yet
+
+    @classmethod
+    def from_loss(cls, loss: float) -> LinkQuality:
+        """Under 2 % lost is good, under 8 % fair, more is poor."""
+        return cls.GOOD if loss < 0.02 else cls.FAIR if loss < 0.08 else cls.POOR
 
 
 class Mode(enum.StrEnum):
@@ -86,7 +100,7 @@ class Participant:
     grant_video: bool = False
     listen_only: bool = False  # admitted while discussion was full: may not publish
     connected: bool = True
-    quality: str = "unknown"  # "good" | "fair" | "poor" | "unknown"
+    quality: LinkQuality = LinkQuality.UNKNOWN
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -117,7 +131,7 @@ class ParticipantJoined:
 @dataclass(frozen=True, slots=True)
 class ParticipantLeft:
     participant: Participant
-    reason: str
+    reason: ByeReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,7 +340,7 @@ class RoomState:
         self.person_keys[participant.participant_id] = person_key or participant.participant_id
         return [ParticipantJoined(participant)]
 
-    def leave(self, participant_id: str, reason: str) -> list[RoomEvent]:
+    def leave(self, participant_id: str, reason: ByeReason) -> list[RoomEvent]:
         participant = self.participants.pop(participant_id, None)
         if participant is None:
             return []
@@ -555,11 +569,11 @@ class RoomState:
         key = self.ban_keys.get(target_id)
         if ban and key is not None:
             self.banned.add(key)
-        events = self.leave(target_id, "removed")
+        events = self.leave(target_id, ByeReason.REMOVED)
         events.insert(0, Removed(target, banned=ban and key is not None))
         return events
 
-    def set_quality(self, participant_id: str, quality: str) -> list[RoomEvent]:
+    def set_quality(self, participant_id: str, quality: LinkQuality) -> list[RoomEvent]:
         participant = self.participants.get(participant_id)
         if participant is None or participant.quality == quality:
             return []

@@ -32,6 +32,8 @@ from webinar.rooms.polls import (
     TEXT_ANSWER_CHARS,
 )
 from webinar.rooms.qa import MAX_QUESTION_CHARS
+from webinar.rooms.reasons import ByeReason
+from webinar.sfu.types import MediaSource
 
 PROTOCOL_VERSION = 1
 
@@ -107,7 +109,6 @@ def _len(lo: int, hi: int) -> dict[str, int]:
 
 MAX_SDP = 60_000
 
-Source = Literal["camera", "microphone", "screen", "screen-audio"]
 
 # --------------------------------------------------------------------------- client
 
@@ -132,7 +133,7 @@ class Join:
 @dataclass(frozen=True, slots=True)
 class TrackInfo:
     mid: str = field(metadata=_len(1, 32))
-    source: Source
+    source: MediaSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -753,7 +754,7 @@ class Pong:
 @dataclass(frozen=True, slots=True)
 class Bye:
     type: ClassVar[str] = "bye"
-    reason: str
+    reason: ByeReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -1127,6 +1128,11 @@ def _check(value: Any, hint: Any, meta: Any, where: str) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         return _check(value, inner[0], meta, where)
+    if isinstance(hint, type) and issubclass(hint, enum.StrEnum):
+        if value not in hint._value2member_map_:
+            allowed = ", ".join(repr(m.value) for m in hint)
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{where} must be one of {allowed}")
+        return hint(value)
     if origin is Literal:
         if value not in get_args(hint):
             allowed = ", ".join(repr(a) for a in get_args(hint))

@@ -22,13 +22,13 @@ from webinar.rooms.interaction import InteractionEvent
 from webinar.rooms.interaction_errors import InteractionError
 from webinar.rooms.live import LiveRoom, OfferedStream
 from webinar.rooms.manager import RoomManager
+from webinar.rooms.reasons import ByeReason
 from webinar.rooms.roles import Capability, Role
 from webinar.rooms.state import (
     Mode,
     Participant,
     RoomError,
     RoomEvent,
-    Source,
     Stream,
     person_key_for,
 )
@@ -82,7 +82,7 @@ class Session:
         self,
         services: Services,
         send: Send,
-        close: Callable[[str], None],
+        close: Callable[[ByeReason], None],
         remote: str | None = None,
     ) -> None:
         self._services = services
@@ -253,7 +253,7 @@ class Session:
 
     async def on_publish(self, msg: s.Publish) -> s.ServerMessage:
         room, participant = self._joined()
-        tracks = [(t.mid, Source(t.source)) for t in msg.tracks]
+        tracks = [(t.mid, t.source) for t in msg.tracks]
         answer, published = await room.publish(participant.participant_id, msg.sdp, tracks)
         return s.PublishAnswer(
             sdp=answer,
@@ -357,8 +357,8 @@ class Session:
         return s.Pong()
 
     async def on_leave(self, _msg: s.Leave) -> s.ServerMessage:
-        await self.leave("left")
-        return s.Bye(reason="left")
+        await self.leave(ByeReason.LEFT)
+        return s.Bye(reason=ByeReason.LEFT)
 
     # ------------------------------------------------------------------ room peer
 
@@ -435,14 +435,14 @@ class Session:
     def publisher_layers(self, producer_id: str, active: list[bool]) -> None:
         self.send(s.PublisherLayers(producer_id=producer_id, active=list(active)))
 
-    def disconnect(self, reason: str) -> None:
+    def disconnect(self, reason: ByeReason) -> None:
         """The room ends this session (removed, ended, replaced by a resumed one)."""
         self.room = None  # the room has dealt with us already
         self._let_go(dropped=False)
         self.send(s.Bye(reason=reason))
         self._close(reason)
 
-    def evict(self, reason: str) -> None:
+    def evict(self, reason: ByeReason) -> None:
         """Ticketing ends this session: ``taken-over`` (another device entered with the
         same single-use credential) or ``window-ended``. The room is left when it closes."""
         if self.room is None:
@@ -459,7 +459,7 @@ class Session:
         if grant.expires_at is not None:
             delay = (grant.expires_at - self._services.ticketing.clock()).total_seconds()
             loop = asyncio.get_running_loop()
-            self._expiry = loop.call_later(max(0.0, delay), self.evict, "window-ended")
+            self._expiry = loop.call_later(max(0.0, delay), self.evict, ByeReason.WINDOW_ENDED)
 
     def _let_go(self, *, dropped: bool) -> None:
         if self._expiry is not None:
@@ -526,7 +526,7 @@ class Session:
             raise s.ProtocolError(s.ErrorCode.NOT_JOINED, "join an event first")
         return self.room, self.participant
 
-    async def leave(self, reason: str) -> None:
+    async def leave(self, reason: ByeReason) -> None:
         """Leave for good (the ``leave`` message)."""
         room, participant = self.room, self.participant
         self.room = None
@@ -536,11 +536,11 @@ class Session:
         await room.leave(participant.participant_id, reason)
         await self._end_attendance(reason)  # now, not when the socket is noticed gone
 
-    async def closed(self, reason: str) -> None:
+    async def closed(self, reason: ByeReason) -> None:
         """The socket is gone: the attendance session ends (a resume starts a new one)."""
         await self._end_attendance(reason)
 
-    async def _end_attendance(self, reason: str) -> None:
+    async def _end_attendance(self, reason: ByeReason) -> None:
         session_id, self._attendance_id = self._attendance_id, None
         if session_id is not None and self._services.attendance is not None:
             await self._services.attendance.left(session_id, reason)

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from webinar import logs
+from webinar.rooms.reasons import ByeReason
 
 from ..tasks import stop_task
 from . import schema as s
@@ -57,7 +58,7 @@ class Connection:
         self._ws = ws
         self._services = services
         self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(OUTBOUND_QUEUE)
-        self._closing: str | None = None
+        self._closing: ByeReason | None = None
         self._refused = 0
         self._bucket = TokenBucket(RATE_BURST, RATE_PER_SECOND)
         self.session = Session(services, self._enqueue, self.close, remote)
@@ -69,9 +70,9 @@ class Connection:
             self._queue.put_nowait(message)
         except asyncio.QueueFull:
             logger.warning("client too slow; closing its connection")
-            self.close("slow-client")
+            self.close(ByeReason.SLOW_CLIENT)
 
-    def close(self, reason: str) -> None:
+    def close(self, reason: ByeReason) -> None:
         if self._closing is None:
             self._closing = reason
             with contextlib.suppress(asyncio.QueueFull):
@@ -102,17 +103,17 @@ class Connection:
                     break
         finally:
             try:
-                if self._closing == "shutdown" or self.session.leaves_on_close:
-                    await self.session.leave(self._closing or "left")
+                if self._closing is ByeReason.SHUTDOWN or self.session.leaves_on_close:
+                    await self.session.leave(self._closing or ByeReason.LEFT)
                 else:
                     self.session.dropped()
             except Exception:
                 logger.exception("leaving the room failed")
             try:
-                await self.session.closed(self._closing or "disconnected")
+                await self.session.closed(self._closing or ByeReason.DISCONNECTED)
             except Exception:
                 logger.exception("recording attendance failed")
-            self.close(self._closing or "disconnected")
+            self.close(self._closing or ByeReason.DISCONNECTED)
             if self.session.participant is not None:
                 logger.info("connection closed: %s", self._closing)
             try:
@@ -153,8 +154,8 @@ class Connection:
         self._refused += 1
         self.session.error(code, message, request_id)
         if self._refused > MAX_REFUSED:
-            self.session.send(s.Bye(reason="protocol-violation"))
-            self.close("protocol-violation")
+            self.session.send(s.Bye(reason=ByeReason.PROTOCOL_VIOLATION))
+            self.close(ByeReason.PROTOCOL_VIOLATION)
 
 
 async def websocket_handler(
@@ -179,5 +180,5 @@ async def websocket_handler(
 async def shutdown_connections(connections: set[Connection]) -> None:
     """Tell every client the server is going away and close their sockets."""
     for connection in list(connections):
-        connection.session.send(s.Bye(reason="shutdown"))
-        connection.close("shutdown")
+        connection.session.send(s.Bye(reason=ByeReason.SHUTDOWN))
+        connection.close(ByeReason.SHUTDOWN)

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 from webinar.accounts import verify_password
 from webinar.ids import same_secret
+from webinar.rooms.reasons import ByeReason
 from webinar.rooms.roles import Role
 from webinar.storage.store import Event, Store
 
@@ -271,13 +272,13 @@ class Ticketing:
     ) -> int:
         """A reservation was cancelled or an invitation revoked: whoever is in leaves now."""
         ticket = f"reg:{registration_id}" if registration_id is not None else f"inv:{invitee_id}"
-        return self.seats.evict_all(ticket, "revoked")
+        return self.seats.evict_all(ticket, ByeReason.REVOKED)
 
     def end_event(self, event_id: str) -> int:
         """The event was cancelled: every attendee in its room leaves now."""
         holders = self._present.pop(event_id, {})
         for holder in list(holders.values()):
-            holder.evict("cancelled")
+            holder.evict(ByeReason.CANCELLED)
         return len(holders)
 
     def release(self, grant: Grant, *, dropped: bool) -> None:

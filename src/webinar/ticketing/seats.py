@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from webinar.rooms.reasons import ByeReason
+
 from .grants import Refusal, RefusalCode, SecondDevice
 
 
 class Holder(Protocol):
-    def evict(self, reason: str) -> None:
+    def evict(self, reason: ByeReason) -> None:
         """Leave the room now, telling the person ``reason``."""
 
 
@@ -78,7 +80,7 @@ class Seats:
         self._held[ticket] = [*others, seat]
         for old in evict:
             if old.holder is not None and old.holder is not holder:
-                old.holder.evict("taken-over")
+                old.holder.evict(ByeReason.TAKEN_OVER)
         return seat
 
     def release(self, seat: Seat, now: float, *, dropped: bool) -> None:
@@ -94,7 +96,7 @@ class Seats:
             if not self._held[seat.ticket]:
                 del self._held[seat.ticket]
 
-    def evict_all(self, ticket: str, reason: str) -> int:
+    def evict_all(self, ticket: str, reason: ByeReason) -> int:
         """End every connection holding ``ticket`` (revoked, cancelled); how many there were."""
         seats = self._held.pop(ticket, [])
         for seat in seats:
