@@ -1,16 +1,73 @@
-"""Formats of what leaves the server as files and JSON: ISO 8601 times and spreadsheet-safe CSV.
+"""Formats at the server's edge: JSON coming in, ISO 8601 times and spreadsheet-safe CSV going out.
 
-One place for both, so every export and API writes a time the same way for the same field and
-no CSV cell can run as a spreadsheet formula.
+One place for each, so every WebSocket message and JSON request is parsed under the same limits
+(depth, valid Unicode), every export writes a time the same way for the same field, and no CSV
+cell can run as a spreadsheet formula.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, overload
+
+#: Deepest nesting of arrays and objects a JSON input may have (messages need 4).
+MAX_JSON_DEPTH = 32
+
+
+class BadJson(ValueError):
+    """Input that is not JSON we accept: malformed, nested too deeply, or text that is not
+    valid Unicode (a lone surrogate such as ``"\\ud800"``, which no UTF-8 store can keep)."""
+
+
+def parse_json(text: str | bytes, *, max_depth: int = MAX_JSON_DEPTH, texts: bool = True) -> Any:
+    """Parse JSON input from a client; :class:`BadJson` says what is wrong with it.
+
+    ``texts=False`` leaves the check of strings to the caller (the signalling schema checks each
+    field, so a refusal can name it and answer the request by its ID)."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise BadJson("JSON nested too deeply") from None
+    except ValueError:
+        raise BadJson("not valid JSON") from None
+    check_json(value, max_depth=max_depth, texts=texts)
+    return value
+
+
+def check_json(value: Any, *, max_depth: int = MAX_JSON_DEPTH, texts: bool = True) -> None:
+    """Refuse parsed JSON nested deeper than ``max_depth`` or (``texts``) holding invalid text;
+    iterative, so no input can exhaust the stack."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if texts:
+                check_text(item)
+        elif isinstance(item, dict | list):
+            if depth >= max_depth:
+                raise BadJson(f"JSON nested deeper than {max_depth} levels")
+            if isinstance(item, dict):
+                for key, inner in item.items():
+                    if texts:
+                        check_text(key)
+                    stack.append((inner, depth + 1))
+            else:
+                stack.extend((inner, depth + 1) for inner in item)
+
+
+def check_text(text: str) -> str:
+    """``text`` if it is valid Unicode (no lone surrogates), else :class:`BadJson`."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadJson("text must be valid Unicode (it has a lone surrogate)") from None
+    return text
+
 
 #: What a spreadsheet takes for the start of a formula (CSV injection).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

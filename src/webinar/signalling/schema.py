@@ -14,6 +14,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
+from webinar.formats import BadJson, check_text
 from webinar.rooms.chat import MAX_CHAT_CHARS, MAX_SLOW_MODE_SECONDS
 from webinar.rooms.cta import (
     CTA_BUTTON_CHARS,
@@ -1147,6 +1148,10 @@ def _check(value: Any, hint: Any, meta: Any, where: str) -> Any:
     if hint is str:
         if not isinstance(value, str):
             raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{where} must be a string")
+        try:
+            check_text(value)
+        except BadJson as exc:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{where}: {exc}") from None
         _bounds(len(value), meta, where, "characters")
         return value
     if hint is int:

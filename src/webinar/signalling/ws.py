@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from webinar import logs
+from webinar.formats import BadJson, parse_json
 from webinar.rooms.reasons import ByeReason
 
 from ..tasks import stop_task
@@ -132,9 +133,9 @@ class Connection:
             self._refuse(s.ErrorCode.RATE_LIMITED, "too many messages; slow down", None)
             return
         try:
-            obj = json.loads(text)
-        except ValueError:
-            self._refuse(s.ErrorCode.BAD_JSON, "not valid JSON", None)
+            obj = parse_json(text, texts=False)  # the schema checks every string
+        except BadJson as exc:
+            self._refuse(s.ErrorCode.BAD_JSON, str(exc), None)
             return
         request_id = obj.get("id") if isinstance(obj, dict) else None
         if not isinstance(request_id, int | str) or isinstance(request_id, bool):
