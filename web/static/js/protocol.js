@@ -89,6 +89,7 @@ const FINAL_JOIN_ERRORS = new Set([
  * @property {string} lobby_message
  * @property {string | null} starts_at
  * @property {number} join_window_minutes
+ * @property {"off" | "recording" | "paused"} [recording]  the recording status (`recording-updated`)
  *
  * @typedef {object} JoinedMessage
  * @property {string} participant_id

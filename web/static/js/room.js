@@ -358,7 +358,7 @@ class Room {
       this.showView("prejoin");
       error.textContent = errorText(failure, { startsAt: STARTS_AT, access: ACCESS });
       error.hidden = false;
-      document.getElementById("access-code")?.select();
+      /** @type {HTMLInputElement | null} */ (document.getElementById("access-code"))?.select();
       return;
     } finally {
       this.busy = false;

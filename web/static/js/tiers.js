@@ -61,6 +61,7 @@ export async function applyActiveEncodings(sender, active) {
   const params = sender.getParameters();
   const encodings = params.encodings ?? [];
   if (encodings.length < 2) return false;
+  /** @type {string[]} */
   const order = CAMERA_ENCODINGS.map((e) => e.rid);
   let changed = false;
   for (const encoding of encodings) {
