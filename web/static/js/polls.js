@@ -1,8 +1,7 @@
 // Polls and tests: the presenters' builder and controls with live results, the
 // attendees' answer form, shown results and their own test score.
 
-import { errorMessage } from "./chat.js";
-import { el } from "./ui.js";
+import { el, errorMessage } from "./ui.js";
 
 // The server's bounds (rooms/polls.py); the server checks them again.
 export const MAX_QUESTIONS_PER_POLL = 20;

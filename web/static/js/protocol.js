@@ -2,7 +2,9 @@
 //
 // UI-free: a WebinarConnection owns the WebSocket and the two RTCPeerConnections
 // (publish: the browser offers; subscribe: the server offers) and reports what
-// happens as DOM events. The UI lives in room.js.
+// happens as events (it is an EventTarget). It touches no DOM, no storage and no
+// UI module: what it needs from the page (the `online` signal, the quality choice)
+// the UI passes in. The UI lives in room.js and room/.
 //
 // The socket (`_socket*`), the request table (`request`, `_pending`), the publish
 // side (`_publish*`) and the subscribe side (`_subscribe*`) are separate. When the
@@ -180,6 +182,8 @@ export class WebinarConnection extends EventTarget {
    * @param {number} [options.reconnectMax]  longest reconnect delay, ms
    * @param {number} [options.reconnectAttempts]  attempts before giving up
    * @param {string} [options.url]  the WebSocket URL (default: `/ws` of this page's host)
+   * @param {EventTarget} [options.network]  fires `online` when the network is back (the page
+   *   passes `window`): a reconnect waiting for its timer is tried at once
    */
   constructor(options = {}) {
     super();
@@ -271,8 +275,9 @@ export class WebinarConnection extends EventTarget {
     /** Producers that ended: never shown again even if a stale offer still carries them. */
     this._ended = new Set();
 
+    this._network = options.network ?? null;
     this._onOnline = () => this.reconnectNow();
-    window.addEventListener("online", this._onOnline);
+    this._network?.addEventListener("online", this._onOnline);
   }
 
   // ------------------------------------------------------------------ socket
@@ -397,7 +402,7 @@ export class WebinarConnection extends EventTarget {
     const id = this._nextId++;
     const timeout = options.timeout ?? this.requestTimeout;
     return new Promise((resolve, reject) => {
-      const timer = window.setTimeout(() => {
+      const timer = setTimeout(() => {
         this._pending.delete(id);
         reject(new WebinarError("timeout", `no reply to ${type} within ${timeout / 1000} s`));
       }, timeout);
@@ -431,7 +436,7 @@ export class WebinarConnection extends EventTarget {
     if (message.id !== undefined && this._pending.has(message.id)) {
       const pending = /** @type {Pending} */ (this._pending.get(message.id));
       this._pending.delete(message.id);
-      window.clearTimeout(pending.timer);
+      clearTimeout(pending.timer);
       if (message.type === "error") {
         pending.reject(new WebinarError(message.code, message.message));
       } else {
@@ -530,7 +535,7 @@ export class WebinarConnection extends EventTarget {
     if (ws !== this._ws) return; // an older socket, already replaced
     this._ws = null;
     for (const [id, pending] of this._pending) {
-      window.clearTimeout(pending.timer);
+      clearTimeout(pending.timer);
       pending.reject(new WebinarError("closed", `the connection closed before ${pending.type} was answered`));
       this._pending.delete(id);
     }
@@ -564,9 +569,9 @@ export class WebinarConnection extends EventTarget {
   _finish(code, reason, error) {
     this._teardownMedia();
     this._stopPing();
-    window.clearTimeout(this._reconnectTimer);
+    clearTimeout(this._reconnectTimer);
     this._reconnectTimer = 0;
-    window.removeEventListener("online", this._onOnline);
+    this._network?.removeEventListener("online", this._onOnline);
     this._setState("closed");
     if (!this._closeDispatched) {
       this._closeDispatched = true;
@@ -586,7 +591,7 @@ export class WebinarConnection extends EventTarget {
     const delay = this._reconnectAttempt === 0 ? Math.min(base, 500) : Math.round(base * (0.8 + Math.random() * 0.4));
     this._reconnectAttempt += 1;
     this._emit("reconnecting", { attempt: this._reconnectAttempt, delay, code });
-    this._reconnectTimer = window.setTimeout(() => {
+    this._reconnectTimer = setTimeout(() => {
       this._reconnectTimer = 0;
       this._attemptReconnect();
     }, delay);
@@ -595,7 +600,7 @@ export class WebinarConnection extends EventTarget {
   /** Try to reconnect at once (a "Try now" button, or the browser going online). */
   reconnectNow() {
     if (this.state !== "reconnecting" || this._attemptInFlight) return;
-    window.clearTimeout(this._reconnectTimer);
+    clearTimeout(this._reconnectTimer);
     this._reconnectTimer = 0;
     this._attemptReconnect();
   }
@@ -646,7 +651,7 @@ export class WebinarConnection extends EventTarget {
 
   _startPing() {
     this._stopPing();
-    this._pingTimer = window.setInterval(() => {
+    this._pingTimer = setInterval(() => {
       this.request("ping", {}, { timeout: this.pingInterval }).catch((error) => {
         if (error.code === "timeout" && this._ws) {
           // the server stopped answering: give up on this socket (and reconnect)
@@ -657,7 +662,7 @@ export class WebinarConnection extends EventTarget {
   }
 
   _stopPing() {
-    if (this._pingTimer) window.clearInterval(this._pingTimer);
+    if (this._pingTimer) clearInterval(this._pingTimer);
     this._pingTimer = 0;
   }
 
@@ -681,7 +686,7 @@ export class WebinarConnection extends EventTarget {
   close() {
     this._closing = true;
     this._stopPing();
-    window.clearTimeout(this._reconnectTimer);
+    clearTimeout(this._reconnectTimer);
     this._reconnectTimer = 0;
     this._teardownMedia();
     const ws = this._ws;
@@ -1251,8 +1256,9 @@ export class WebinarConnection extends EventTarget {
 
 /** The WebSocket URL of this page's server. */
 export function defaultSocketUrl() {
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/ws`;
+  const { protocol, host } = globalThis.location;
+  const scheme = protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${host}/ws`;
 }
 
 /**

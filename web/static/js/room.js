@@ -13,8 +13,9 @@ import { LevelMeter, LocalMedia, captureScreen, listDevices, mediaErrorMessage }
 import { ParticipantList, deviceStates, isStaff } from "./participants.js";
 import { WebinarConnection, WebinarError } from "./protocol.js";
 import { QualityMonitor, describeQuality } from "./quality.js";
-import { ConnectionPanel } from "./tiers.js";
+import { ConnectionPanel } from "./room/status.js";
 import {
+  AUTOJOIN_KEY,
   MODES,
   SOURCE_NOUN,
   Toasts,
@@ -24,8 +25,11 @@ import {
   errorText,
   formatCountdown,
   formatRelative,
+  forget,
   formatTime,
   initials,
+  recall,
+  remember,
   roleLabel,
   saveName,
   savedName,
@@ -39,7 +43,6 @@ const CREDENTIAL = body.dataset.presenterKey || null;
 const ACCESS = body.dataset.access ?? "open";
 const TOKEN_KEY = `webinar.token.${EVENT_ID}`;
 const STARTS_AT = body.dataset.startsAt || null;
-export const AUTOJOIN_KEY = "webinar.autojoin";
 /** Wider than this, the side panel sits beside the stage; narrower, it covers it. */
 const WIDE = window.matchMedia("(min-width: 1000px)");
 
@@ -71,25 +74,14 @@ function initialCredential() {
   const code = fragment.get("code");
   if (token || code) history.replaceState(null, "", window.location.pathname + window.location.search);
   if (token && ACCESS === "token") {
-    try {
-      sessionStorage.setItem(TOKEN_KEY, token);
-    } catch {
-      /* private mode: the token lives in this page only */
-    }
+    remember(TOKEN_KEY, token, "session"); // if not (private mode), the token lives in this page only
     return token;
   }
   if (code && ACCESS === "paid") {
     const input = /** @type {HTMLInputElement | null} */ (document.getElementById("access-code"));
     if (input) input.value = code;
   }
-  if (ACCESS === "token") {
-    try {
-      return sessionStorage.getItem(TOKEN_KEY);
-    } catch {
-      return null;
-    }
-  }
-  return null;
+  return ACCESS === "token" ? recall(TOKEN_KEY, "session") : null;
 }
 
 /** Stream-ended reasons that mean the network, not the person, stopped it. */
@@ -343,7 +335,7 @@ class Room {
     button.setAttribute("aria-busy", "true");
     byId("rejoin").setAttribute("disabled", "");
 
-    const conn = new WebinarConnection();
+    const conn = new WebinarConnection({ network: window });
     conn.quality = this.connectionPanel.quality;
     this.conn = conn;
     this.wire(conn);
@@ -1750,15 +1742,12 @@ Object.defineProperty(window, "__webinar", {
   }),
 });
 
-// Coming from the home page's form: join at once with the name typed there.
-try {
-  const want = sessionStorage.getItem(AUTOJOIN_KEY);
-  sessionStorage.removeItem(AUTOJOIN_KEY);
-  // Events that need a password or a code ask for it first: no joining at once there.
-  const ready = ACCESS === "open" || (ACCESS === "token" && room.credential !== null);
-  if (PAGE_ROLE === "attendee" && ready && want && want === EVENT_ID.replace(/\D/g, "") && savedName()) {
-    room.enter(savedName());
-  }
-} catch {
-  // storage disabled: the page asks for the name
+// Coming from the home page's form: join at once with the name typed there (with storage
+// disabled, the page asks for the name).
+const want = recall(AUTOJOIN_KEY, "session");
+forget(AUTOJOIN_KEY, "session");
+// Events that need a password or a code ask for it first: no joining at once there.
+const ready = ACCESS === "open" || (ACCESS === "token" && room.credential !== null);
+if (PAGE_ROLE === "attendee" && ready && want && want === EVENT_ID.replace(/\D/g, "") && savedName()) {
+  room.enter(savedName());
 }
