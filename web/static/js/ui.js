@@ -53,6 +53,17 @@ export function byId(id) {
 }
 
 /**
+ * A button while what it started runs: disabled, and aria-busy for screen readers.
+ * @param {HTMLButtonElement} button
+ * @param {boolean} busy
+ */
+export function setBusy(button, busy) {
+  button.disabled = busy;
+  if (busy) button.setAttribute("aria-busy", "true");
+  else button.removeAttribute("aria-busy");
+}
+
+/**
  * @typedef {object} ToastOptions
  * @property {"info" | "warn" | "error" | "success"} [kind]
  * @property {number} [timeout]  ms; 0 keeps it until dismissed

@@ -1,8 +1,11 @@
-// The room's connection status: the connection panel (quality menu, the tier and
-// bandwidth the server measured for us).
+// The room's top bar: the connection's state, its quality (measured from the media
+// connections' stats), the connection panel (quality menu, the tier and bandwidth the
+// server measured for us), how many people are here, the role, mode and recording
+// badges; and the "Reconnecting…" bar under it.
 
+import { QualityMonitor, describeQuality } from "../quality.js";
 import { QUALITIES } from "../tiers.js";
-import { recall, remember } from "../ui.js";
+import { MODES, byId, recall, remember, roleLabel } from "../ui.js";
 
 /** @typedef {import("../tiers.js").QualityChoice} QualityChoice */
 /** @typedef {import("../tiers.js").AllocationMessage} AllocationMessage */
@@ -70,5 +73,156 @@ export class ConnectionPanel {
     this.pausedEl.hidden = paused === 0;
     this.pausedEl.textContent =
       paused === 1 ? "1 video is paused to fit your connection." : `${paused} videos are paused to fit your connection.`;
+  }
+}
+
+/** @typedef {import("./page.js").WebinarConnection} WebinarConnection */
+
+export class StatusBar {
+  /**
+   * @param {() => WebinarConnection | null} connection  the connection now
+   */
+  constructor(connection) {
+    this.connection = connection;
+    this.reconnectInfo = { attempt: 0, at: 0 };
+    this.reconnectTimer = 0;
+    /** @type {import("../quality.js").QualityReport | null} */
+    this.lastQuality = null;
+    this.quality = new QualityMonitor(
+      () => [connection()?.subscribeConnection ?? null, connection()?.publishConnection ?? null],
+      (report) => this.renderQuality(report),
+    );
+    this.panel = new ConnectionPanel({
+      root: byId("connection-panel"),
+      select: /** @type {HTMLSelectElement} */ (byId("quality-select")),
+      tier: byId("connection-tier"),
+      bandwidth: byId("connection-bandwidth"),
+      paused: byId("connection-paused"),
+      onQuality: (quality) => {
+        connection()?.setQuality(quality).catch(() => {});
+      },
+    });
+    byId("reconnect-now").addEventListener("click", () => connection()?.reconnectNow());
+  }
+
+  /** Joined (or resumed): measure the quality, show it and the connection menu. */
+  start() {
+    this.quality.start();
+    byId("quality-wrap").hidden = false;
+    byId("connection-menu").hidden = false;
+  }
+
+  /** We left: no quality any more. */
+  stop() {
+    this.quality.stop();
+    byId("quality-wrap").hidden = true;
+  }
+
+  /** The connection closed: nothing measured, no connection menu. */
+  reset() {
+    this.stop();
+    byId("connection-menu").hidden = true;
+    this.panel.reset();
+  }
+
+  /** The connection's state in words, on the pill. */
+  renderConnection() {
+    const conn = this.connection();
+    const pill = byId("connection-state");
+    const label = byId("connection-label");
+    let state = "idle";
+    let text = "Not connected";
+    if (conn) {
+      if (conn.state === "connecting" || conn.state === "connected") {
+        state = "connecting";
+        text = "Connecting…";
+      } else if (conn.state === "reconnecting") {
+        state = "connecting";
+        text = "Reconnecting…";
+      } else if (conn.state === "joined") {
+        const pcs = [conn.subscribeConnection, conn.publishConnection].filter((pc) => pc !== null);
+        if (pcs.some((pc) => pc.connectionState === "failed")) {
+          state = "warn";
+          text = "Media connection failed";
+        } else if (pcs.some((pc) => pc.connectionState === "disconnected")) {
+          state = "warn";
+          text = "Media interrupted…";
+        } else {
+          state = "ok";
+          text = "Connected";
+        }
+      } else if (conn.state === "closed") {
+        state = "closed";
+        text = "Disconnected";
+      }
+    }
+    pill.dataset.state = state;
+    label.textContent = text;
+  }
+
+  /** @param {import("../quality.js").QualityReport} report */
+  renderQuality(report) {
+    this.lastQuality = report;
+    const button = byId("quality");
+    button.dataset.quality = report.level;
+    const text = describeQuality(report);
+    byId("quality-label").textContent = text;
+    byId("quality-tip").textContent = text;
+  }
+
+  /**
+   * How many people are here (null: not in the room, nothing shown).
+   * @param {number | null} count
+   */
+  renderCount(count) {
+    const element = byId("participant-count");
+    element.hidden = count === null;
+    if (count !== null) element.textContent = `${count} ${count === 1 ? "person" : "people"} here`;
+  }
+
+  /**
+   * The role, mode and recording badges.
+   * @param {{role: string, staff: boolean, phase: string, mode: string, recording: string}} state
+   */
+  renderBadges({ role, staff, phase, mode, recording }) {
+    // recording: everyone sees it; the record capability (host, presenter) has the control
+    const recBadge = byId("recording-indicator");
+    recBadge.hidden = recording === "off";
+    recBadge.dataset.status = recording;
+    recBadge.textContent = recording === "paused" ? "REC paused (backstage)" : "REC";
+    recBadge.title = recording === "paused" ? "Recording is on, but backstage time is not recorded" : "This event is being recorded";
+    const roleBadge = byId("role-badge");
+    roleBadge.hidden = !staff;
+    roleBadge.textContent = roleLabel(role);
+    const modeBadge = byId("mode-badge");
+    modeBadge.hidden = phase !== "live" || mode === "listen-only";
+    modeBadge.textContent = mode === "presenters-only" ? "Backstage" : (MODES[mode]?.label ?? mode);
+  }
+
+  /**
+   * The connection dropped: the bar counts down to the next attempt.
+   * @param {{attempt: number, delay: number}} detail
+   */
+  showReconnecting(detail) {
+    this.reconnectInfo = { attempt: detail.attempt, at: Date.now() + detail.delay };
+    this.quality.stop();
+    byId("reconnecting").hidden = false;
+    this.renderReconnecting();
+    if (!this.reconnectTimer) {
+      this.reconnectTimer = window.setInterval(() => this.renderReconnecting(), 1000);
+    }
+  }
+
+  renderReconnecting() {
+    const { attempt, at } = this.reconnectInfo;
+    const seconds = Math.max(0, Math.ceil((at - Date.now()) / 1000));
+    const when = seconds > 0 ? `next try in ${seconds} s` : "trying now";
+    byId("reconnecting-text").textContent = `Connection lost. Reconnecting… (attempt ${attempt}, ${when})`;
+  }
+
+  hideReconnecting() {
+    window.clearInterval(this.reconnectTimer);
+    this.reconnectTimer = 0;
+    byId("reconnecting").hidden = true;
   }
 }
