@@ -248,9 +248,7 @@ export class WebinarConnection extends EventTarget {
     // publish side
     /** @type {Promise<unknown>} */
     this._publishChain = Promise.resolve();
-    this._publishNegotiated = false;
-    /** @type {RTCIceCandidate[]} */
-    this._publishCandidates = [];
+    this._publishCandidates = new CandidateTrickle((candidate) => this._sendCandidate("publish", candidate));
     /** @type {Map<string, MediaStream>} */
     this._localStreams = new Map();
     /** Idle transceivers, reused before adding new m-lines: those of refused offers
@@ -267,9 +265,7 @@ export class WebinarConnection extends EventTarget {
     this._resetJoinedReady();
     /** @type {Promise<void>} */
     this._subscribeChain = Promise.resolve();
-    this._subscribeAnswered = false;
-    /** @type {RTCIceCandidate[]} */
-    this._subscribeCandidates = [];
+    this._subscribeCandidates = new CandidateTrickle((candidate) => this._sendCandidate("subscribe", candidate));
     /** MediaStream of each m-line, from `track` events. @type {Map<string, MediaStream>} */
     this._trackStreams = new Map();
     /** Producers that ended: never shown again even if a stale offer still carries them. */
@@ -709,10 +705,8 @@ export class WebinarConnection extends EventTarget {
     }
     this.publishConnection = null;
     this.subscribeConnection = null;
-    this._publishNegotiated = false;
-    this._subscribeAnswered = false;
-    this._publishCandidates = [];
-    this._subscribeCandidates = [];
+    this._publishCandidates.reset();
+    this._subscribeCandidates.reset();
     this._spareTransceivers = [];
     this._trackStreams.clear();
     this._localStreams.clear();
@@ -823,18 +817,7 @@ export class WebinarConnection extends EventTarget {
     if (this.publishConnection) return this.publishConnection;
     const pc = new RTCPeerConnection(this._rtcConfig());
     this.publishConnection = pc;
-    pc.addEventListener("icecandidate", (event) => {
-      if (pc !== this.publishConnection) return;
-      if (!event.candidate || !event.candidate.candidate) return;
-      if (this._publishNegotiated) {
-        this._sendCandidate("publish", event.candidate);
-      } else {
-        this._publishCandidates.push(event.candidate);
-      }
-    });
-    pc.addEventListener("connectionstatechange", () => {
-      this._emit("mediastatechange", { target: "publish", state: pc.connectionState });
-    });
+    this._watchConnection(pc, "publish", this._publishCandidates);
     return pc;
   }
 
@@ -900,11 +883,7 @@ export class WebinarConnection extends EventTarget {
     for (const { transceiver, track } of added) {
       if (track.kind === "video") await adoptNegotiatedEncodings(transceiver.sender);
     }
-    if (!this._publishNegotiated) {
-      this._publishNegotiated = true;
-      const queued = this._publishCandidates.splice(0);
-      for (const candidate of queued) this._sendCandidate("publish", candidate);
-    }
+    this._publishCandidates.release();
     /** @type {Producer[]} */
     const result = [];
     for (const { transceiver, track, source } of added) {
@@ -1068,6 +1047,25 @@ export class WebinarConnection extends EventTarget {
   }
 
   /**
+   * Trickle this connection's ICE candidates (while it is the current one) and report
+   * its connection state as `mediastatechange`.
+   * @param {RTCPeerConnection} pc
+   * @param {"publish" | "subscribe"} target
+   * @param {CandidateTrickle} candidates
+   */
+  _watchConnection(pc, target, candidates) {
+    pc.addEventListener("icecandidate", (event) => {
+      const current = target === "publish" ? this.publishConnection : this.subscribeConnection;
+      if (pc !== current) return;
+      if (!event.candidate || !event.candidate.candidate) return;
+      candidates.add(event.candidate);
+    });
+    pc.addEventListener("connectionstatechange", () => {
+      this._emit("mediastatechange", { target, state: pc.connectionState });
+    });
+  }
+
+  /**
    * @param {"publish" | "subscribe"} target
    * @param {RTCIceCandidate} candidate
    */
@@ -1092,18 +1090,7 @@ export class WebinarConnection extends EventTarget {
       const mid = event.transceiver.mid;
       if (mid) this._trackStreams.set(mid, event.streams[0] ?? new MediaStream([event.track]));
     });
-    pc.addEventListener("icecandidate", (event) => {
-      if (pc !== this.subscribeConnection) return;
-      if (!event.candidate || !event.candidate.candidate) return;
-      if (this._subscribeAnswered) {
-        this._sendCandidate("subscribe", event.candidate);
-      } else {
-        this._subscribeCandidates.push(event.candidate);
-      }
-    });
-    pc.addEventListener("connectionstatechange", () => {
-      this._emit("mediastatechange", { target: "subscribe", state: pc.connectionState });
-    });
+    this._watchConnection(pc, "subscribe", this._subscribeCandidates);
     return pc;
   }
 
@@ -1138,12 +1125,7 @@ export class WebinarConnection extends EventTarget {
     await pc.setLocalDescription(answer);
     await this.request("subscriber-answer", { sdp: pc.localDescription?.sdp ?? answer.sdp });
     if (pc !== this.subscribeConnection) return;
-    if (!this._subscribeAnswered) {
-      this._subscribeAnswered = true;
-      for (const candidate of this._subscribeCandidates.splice(0)) {
-        this._sendCandidate("subscribe", candidate);
-      }
-    }
+    this._subscribeCandidates.release();
     // Streams that the offer no longer carries are over.
     const carried = new Set([...offered.values()].map((s) => s.producer_id));
     for (const producerId of [...this.remoteStreams.keys()]) {
@@ -1251,6 +1233,39 @@ export class WebinarConnection extends EventTarget {
    */
   _emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
+
+/**
+ * Our ICE candidates for one side (publish or subscribe): held until its first
+ * negotiation is done (the server knows the connection then), sent at once after that.
+ */
+class CandidateTrickle {
+  /** @param {(candidate: RTCIceCandidate) => void} send */
+  constructor(send) {
+    this.send = send;
+    this.open = false;
+    /** @type {RTCIceCandidate[]} */
+    this.held = [];
+  }
+
+  /** @param {RTCIceCandidate} candidate */
+  add(candidate) {
+    if (this.open) this.send(candidate);
+    else this.held.push(candidate);
+  }
+
+  /** The first negotiation is done: send what was held, and from now on at once. */
+  release() {
+    if (this.open) return;
+    this.open = true;
+    for (const candidate of this.held.splice(0)) this.send(candidate);
+  }
+
+  /** A new connection: hold again. */
+  reset() {
+    this.open = false;
+    this.held = [];
   }
 }
 
