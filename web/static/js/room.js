@@ -10,7 +10,8 @@
 //   devices.js   camera and microphone: device check, device choice, level meter
 //   lobby.js     the lobby view and its countdown
 //   stage.js     the video grid, the status line and the staff's banner
-//   controls.js  the controls bar, the staff's commands, what we publish
+//   publish.js   what we publish: camera, microphone, screen; Go live and Stop
+//   controls.js  the controls bar, the staff's commands, a person's row actions
 //   panel.js     the side panel: tabs and the people list
 //   status.js    the top bar: connection, quality, tier, badges, reconnecting
 //   notices.js   the toasts about what happens in the room
@@ -28,6 +29,7 @@ import { Notices } from "./room/notices.js";
 import { ACCESS, EVENT_ID, PAGE_ROLE, PRESENTER_KEY, STARTS_AT, WIDE, inRoom, kindOf } from "./room/page.js";
 import { SidePanel } from "./room/panel.js";
 import { Prejoin } from "./room/prejoin.js";
+import { Publisher } from "./room/publish.js";
 import { Stage } from "./room/stage.js";
 import { StatusBar } from "./room/status.js";
 
@@ -74,14 +76,18 @@ export class Room {
       onRowAction: (action, person) => this.controls.onRowAction(action, person),
       onResize: () => this.stage.layout(),
     });
-    this.controls = new Controls(this, this.devices, {
+    this.publisher = new Publisher(this, this.devices, {
       renderLocal: () => this.renderLocal(),
       renderPeople: () => this.renderPeople(),
+      renderControls: () => this.controls.render(),
+      updateLive: () => this.controls.updateLive(),
+    });
+    this.controls = new Controls(this, this.publisher, {
       updateStatus: () => this.updateStatus(),
       leave: () => this.leave(),
     });
     this.notices = new Notices(this, {
-      turnOn: (source) => this.controls.toggleSource(source),
+      turnOn: (source) => this.publisher.toggleSource(source),
       allowMic: (person) => this.controls.onRowAction("grant-mic", person),
     });
     /** Chat, Q&A, polls, call-to-action (interaction.js). */
@@ -280,14 +286,14 @@ export class Room {
     on("error", (detail) => {
       const code = detail.error?.code;
       if (code === "closed" || code === "not-connected") return;
-      this.showError(errorText(detail.error, this.context()));
+      this.showFailure(detail.error);
     });
     on("close", (detail) => this.onClosed(detail));
   }
 
   /** Stop everything of ours on the page: media, tiles, measuring. */
   stopMedia() {
-    this.controls.stopAll();
+    this.publisher.stopAll();
     this.devices.stop();
     this.stage.clear();
     this.status.hideReconnecting();
@@ -337,7 +343,7 @@ export class Room {
     this.status.hideReconnecting();
     this.notices.reconnected(detail.resumed);
     this.onJoined(false);
-    await this.controls.republish();
+    await this.publisher.republish();
   }
 
   // ------------------------------------------------------------------ room events
@@ -379,7 +385,7 @@ export class Room {
       this.notices.roleChanged(true);
       this.panel.setOpen(WIDE.matches, false);
     } else {
-      this.controls.stopAll();
+      this.publisher.stopAll();
       this.local.stop();
       this.notices.roleChanged(false);
     }
@@ -389,7 +395,7 @@ export class Room {
   /** @param {{producer_id: string, source: Source | null, reason: string, ours: boolean}} detail */
   onProducerClosed(detail) {
     if (!detail.ours) return; // the echo of our own unpublish
-    this.controls.producerClosed(detail);
+    this.publisher.producerClosed(detail);
     this.notices.producerClosed(detail);
     this.controls.render();
     this.renderLocal();
@@ -432,7 +438,7 @@ export class Room {
     this.panel.renderPeople(conn, {
       role: this.role,
       staff: this.staff,
-      self: { mic: this.controls.selfState("microphone"), camera: this.controls.selfState("camera") },
+      self: { mic: this.publisher.selfState("microphone"), camera: this.publisher.selfState("camera") },
     });
     this.status.renderCount(conn.participants.size);
     if (this.view === "lobby") this.lobby.render(conn);
@@ -444,8 +450,8 @@ export class Room {
     this.devices.renderPreview();
     if (inRoom(this.conn)) {
       this.stage.renderSelf(this.local, {
-        live: this.controls.live.size > 0,
-        micOff: this.controls.selfState("microphone") === "off",
+        live: this.publisher.live.size > 0,
+        micOff: this.publisher.selfState("microphone") === "off",
       });
     }
   }
@@ -460,7 +466,7 @@ export class Room {
       this.status.renderCount(null);
       return;
     }
-    this.stage.renderStatus({ live: this.controls.live.size > 0, sharing: Boolean(this.controls.screen) });
+    this.stage.renderStatus({ live: this.publisher.live.size > 0, sharing: Boolean(this.publisher.screen) });
   }
 
   /**
@@ -483,6 +489,14 @@ export class Room {
 
   hideError() {
     byId("error").hidden = true;
+  }
+
+  /**
+   * Say plainly what the server refused (or what failed).
+   * @param {unknown} error
+   */
+  showFailure(error) {
+    this.showError(errorText(error, this.context()));
   }
 }
 

@@ -36,6 +36,7 @@ export const WIDE = window.matchMedia("(min-width: 1000px)");
  * @property {import("../ui.js").Toasts} toasts
  * @property {(text: string, action?: ErrorAction | null) => void} showError  the page's error box
  * @property {() => void} hideError
+ * @property {(error: unknown) => void} showFailure  the error box with what failed, in plain words
  * @property {() => {maxCameras?: number, startsAt?: string | null}} context  for errorText
  */
 
