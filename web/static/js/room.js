@@ -54,7 +54,7 @@ const BYE_TEXT = /** @type {Record<string, string>} */ ({
 });
 
 /** @implements {RoomContext} */
-export class Room {
+class Room {
   constructor() {
     /** @type {WebinarConnection | null} */
     this.conn = null;
