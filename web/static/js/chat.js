@@ -3,7 +3,7 @@
 // Text is only ever set with textContent; links become <a> elements only for
 // http:// and https:// URLs (linkify), so no message can inject markup.
 
-import { el } from "./ui.js";
+import { el, errorMessage } from "./ui.js";
 
 export const MAX_CHAT_CHARS = 2000; // the server's bound (rooms/chat.py)
 const URL_PATTERN = /\bhttps?:\/\/[^\s<>"'`]+/gi;
@@ -321,10 +321,4 @@ export class ChatPanel {
  */
 function hasOption(select, value) {
   return [...select.options].some((o) => o.value === String(value));
-}
-
-/** @param {unknown} failure */
-export function errorMessage(failure) {
-  const message = /** @type {{message?: string}} */ (failure)?.message ?? String(failure);
-  return message ? message.charAt(0).toUpperCase() + message.slice(1) + (message.endsWith(".") ? "" : ".") : "That did not work.";
 }

@@ -2,8 +2,7 @@
 // http(s) URL, optional duration) and the attendees' popup. The popup's button opens
 // our server's redirect link, which counts the click and forwards to the URL.
 
-import { errorMessage } from "./chat.js";
-import { el } from "./ui.js";
+import { el, errorMessage } from "./ui.js";
 
 export const CTA_MESSAGE_CHARS = 54; // spaces included; the server checks it again
 export const CTA_BUTTON_CHARS = 30;

@@ -1,8 +1,7 @@
 // The home page: join an event by its ID.
 
-import { byId, cleanName, saveName, savedName } from "./ui.js";
+import { AUTOJOIN_KEY, byId, cleanName, remember, saveName, savedName } from "./ui.js";
 
-const AUTOJOIN_KEY = "webinar.autojoin";
 // The separators the server accepts between digit groups (webinar.ids).
 const SEPARATORS = /[\s\-._\u00a0\u2010-\u2014\u2212]/g;
 
@@ -55,11 +54,7 @@ form.addEventListener("submit", (event) => {
     return;
   }
   saveName(name);
-  try {
-    sessionStorage.setItem(AUTOJOIN_KEY, eventId);
-  } catch {
-    // the room page will ask for the name again
-  }
+  remember(AUTOJOIN_KEY, eventId, "session"); // if not, the room page asks for the name again
   const button = /** @type {HTMLButtonElement} */ (byId("join-button"));
   button.disabled = true;
   button.textContent = "Joining…";

@@ -1,6 +1,8 @@
 // Local media: camera and microphone with device choice, a microphone level meter,
 // screen capture.
 
+import { recall, remember } from "./ui.js";
+
 const DEVICE_KEY = { audio: "webinar.micDevice", video: "webinar.cameraDevice" };
 
 /** @type {MediaTrackConstraints} */
@@ -40,11 +42,7 @@ export function mediaErrorMessage(error, what) {
 
 /** @param {"audio" | "video"} kind */
 function storedDevice(kind) {
-  try {
-    return localStorage.getItem(DEVICE_KEY[kind]) || "";
-  } catch {
-    return "";
-  }
+  return recall(DEVICE_KEY[kind]) || "";
 }
 
 /**
@@ -52,11 +50,7 @@ function storedDevice(kind) {
  * @param {string} deviceId
  */
 function storeDevice(kind, deviceId) {
-  try {
-    localStorage.setItem(DEVICE_KEY[kind], deviceId);
-  } catch {
-    // not remembering is fine
-  }
+  remember(DEVICE_KEY[kind], deviceId);
 }
 
 /**

@@ -1,8 +1,7 @@
 // Polls and tests: the presenters' builder and controls with live results, the
 // attendees' answer form, shown results and their own test score.
 
-import { errorMessage } from "./chat.js";
-import { el } from "./ui.js";
+import { el, errorMessage } from "./ui.js";
 
 // The server's bounds (rooms/polls.py); the server checks them again.
 export const MAX_QUESTIONS_PER_POLL = 20;
@@ -378,13 +377,7 @@ export class PollBuilder {
     this.cancelButton = cancel;
     cancel.addEventListener("click", () => this.reset());
     kind.addEventListener("change", sync);
-    addQuestion.addEventListener("click", () => {
-      if (questions.childElementCount >= MAX_QUESTIONS_PER_POLL) {
-        this.ctx.toast(`At most ${MAX_QUESTIONS_PER_POLL} questions per poll.`, { kind: "warn", key: "poll" });
-        return;
-      }
-      questions.append(this.questionEditor());
-    });
+    this.bindAdd(addQuestion, questions, MAX_QUESTIONS_PER_POLL, "questions per poll", () => this.questionEditor());
     questions.append(this.questionEditor());
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -402,6 +395,25 @@ export class PollBuilder {
       }
     });
     return form;
+  }
+
+  /**
+   * An "add" button: appends a new editor to the list, at most `max` of them (then it
+   * says so).
+   * @param {HTMLElement} button
+   * @param {HTMLElement} list
+   * @param {number} max
+   * @param {string} what  "questions per poll"
+   * @param {() => HTMLElement} make
+   */
+  bindAdd(button, list, max, what, make) {
+    button.addEventListener("click", () => {
+      if (list.childElementCount >= max) {
+        this.ctx.toast(`At most ${max} ${what}.`, { kind: "warn", key: "poll" });
+        return;
+      }
+      list.append(make());
+    });
   }
 
   /** @param {any} [q]  a prepared question to edit */
@@ -432,13 +444,7 @@ export class PollBuilder {
       box.classList.toggle("is-text", isText);
     };
     kind.addEventListener("change", syncKind);
-    addOption.addEventListener("click", () => {
-      if (options.childElementCount >= MAX_OPTIONS_PER_QUESTION) {
-        this.ctx.toast(`At most ${MAX_OPTIONS_PER_QUESTION} options per question.`, { kind: "warn", key: "poll" });
-        return;
-      }
-      options.append(this.optionEditor());
-    });
+    this.bindAdd(addOption, options, MAX_OPTIONS_PER_QUESTION, "options per question", () => this.optionEditor());
     remove.addEventListener("click", () => {
       if (box.parentElement && box.parentElement.childElementCount > 1) box.remove();
     });

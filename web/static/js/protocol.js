@@ -2,7 +2,9 @@
 //
 // UI-free: a WebinarConnection owns the WebSocket and the two RTCPeerConnections
 // (publish: the browser offers; subscribe: the server offers) and reports what
-// happens as DOM events. The UI lives in room.js.
+// happens as events (it is an EventTarget). It touches no DOM, no storage and no
+// UI module: what it needs from the page (the `online` signal, the quality choice)
+// the UI passes in. The UI lives in room.js and room/.
 //
 // The socket (`_socket*`), the request table (`request`, `_pending`), the publish
 // side (`_publish*`) and the subscribe side (`_subscribe*`) are separate. When the
@@ -89,6 +91,7 @@ const FINAL_JOIN_ERRORS = new Set([
  * @property {string} lobby_message
  * @property {string | null} starts_at
  * @property {number} join_window_minutes
+ * @property {"off" | "recording" | "paused"} [recording]  the recording status (`recording-updated`)
  *
  * @typedef {object} JoinedMessage
  * @property {string} participant_id
@@ -179,6 +182,8 @@ export class WebinarConnection extends EventTarget {
    * @param {number} [options.reconnectMax]  longest reconnect delay, ms
    * @param {number} [options.reconnectAttempts]  attempts before giving up
    * @param {string} [options.url]  the WebSocket URL (default: `/ws` of this page's host)
+   * @param {EventTarget} [options.network]  fires `online` when the network is back (the page
+   *   passes `window`): a reconnect waiting for its timer is tried at once
    */
   constructor(options = {}) {
     super();
@@ -243,9 +248,7 @@ export class WebinarConnection extends EventTarget {
     // publish side
     /** @type {Promise<unknown>} */
     this._publishChain = Promise.resolve();
-    this._publishNegotiated = false;
-    /** @type {RTCIceCandidate[]} */
-    this._publishCandidates = [];
+    this._publishCandidates = new CandidateTrickle((candidate) => this._sendCandidate("publish", candidate));
     /** @type {Map<string, MediaStream>} */
     this._localStreams = new Map();
     /** Idle transceivers, reused before adding new m-lines: those of refused offers
@@ -262,16 +265,15 @@ export class WebinarConnection extends EventTarget {
     this._resetJoinedReady();
     /** @type {Promise<void>} */
     this._subscribeChain = Promise.resolve();
-    this._subscribeAnswered = false;
-    /** @type {RTCIceCandidate[]} */
-    this._subscribeCandidates = [];
+    this._subscribeCandidates = new CandidateTrickle((candidate) => this._sendCandidate("subscribe", candidate));
     /** MediaStream of each m-line, from `track` events. @type {Map<string, MediaStream>} */
     this._trackStreams = new Map();
     /** Producers that ended: never shown again even if a stale offer still carries them. */
     this._ended = new Set();
 
+    this._network = options.network ?? null;
     this._onOnline = () => this.reconnectNow();
-    window.addEventListener("online", this._onOnline);
+    this._network?.addEventListener("online", this._onOnline);
   }
 
   // ------------------------------------------------------------------ socket
@@ -396,7 +398,7 @@ export class WebinarConnection extends EventTarget {
     const id = this._nextId++;
     const timeout = options.timeout ?? this.requestTimeout;
     return new Promise((resolve, reject) => {
-      const timer = window.setTimeout(() => {
+      const timer = setTimeout(() => {
         this._pending.delete(id);
         reject(new WebinarError("timeout", `no reply to ${type} within ${timeout / 1000} s`));
       }, timeout);
@@ -430,7 +432,7 @@ export class WebinarConnection extends EventTarget {
     if (message.id !== undefined && this._pending.has(message.id)) {
       const pending = /** @type {Pending} */ (this._pending.get(message.id));
       this._pending.delete(message.id);
-      window.clearTimeout(pending.timer);
+      clearTimeout(pending.timer);
       if (message.type === "error") {
         pending.reject(new WebinarError(message.code, message.message));
       } else {
@@ -529,7 +531,7 @@ export class WebinarConnection extends EventTarget {
     if (ws !== this._ws) return; // an older socket, already replaced
     this._ws = null;
     for (const [id, pending] of this._pending) {
-      window.clearTimeout(pending.timer);
+      clearTimeout(pending.timer);
       pending.reject(new WebinarError("closed", `the connection closed before ${pending.type} was answered`));
       this._pending.delete(id);
     }
@@ -563,9 +565,9 @@ export class WebinarConnection extends EventTarget {
   _finish(code, reason, error) {
     this._teardownMedia();
     this._stopPing();
-    window.clearTimeout(this._reconnectTimer);
+    clearTimeout(this._reconnectTimer);
     this._reconnectTimer = 0;
-    window.removeEventListener("online", this._onOnline);
+    this._network?.removeEventListener("online", this._onOnline);
     this._setState("closed");
     if (!this._closeDispatched) {
       this._closeDispatched = true;
@@ -585,7 +587,7 @@ export class WebinarConnection extends EventTarget {
     const delay = this._reconnectAttempt === 0 ? Math.min(base, 500) : Math.round(base * (0.8 + Math.random() * 0.4));
     this._reconnectAttempt += 1;
     this._emit("reconnecting", { attempt: this._reconnectAttempt, delay, code });
-    this._reconnectTimer = window.setTimeout(() => {
+    this._reconnectTimer = setTimeout(() => {
       this._reconnectTimer = 0;
       this._attemptReconnect();
     }, delay);
@@ -594,7 +596,7 @@ export class WebinarConnection extends EventTarget {
   /** Try to reconnect at once (a "Try now" button, or the browser going online). */
   reconnectNow() {
     if (this.state !== "reconnecting" || this._attemptInFlight) return;
-    window.clearTimeout(this._reconnectTimer);
+    clearTimeout(this._reconnectTimer);
     this._reconnectTimer = 0;
     this._attemptReconnect();
   }
@@ -645,7 +647,7 @@ export class WebinarConnection extends EventTarget {
 
   _startPing() {
     this._stopPing();
-    this._pingTimer = window.setInterval(() => {
+    this._pingTimer = setInterval(() => {
       this.request("ping", {}, { timeout: this.pingInterval }).catch((error) => {
         if (error.code === "timeout" && this._ws) {
           // the server stopped answering: give up on this socket (and reconnect)
@@ -656,7 +658,7 @@ export class WebinarConnection extends EventTarget {
   }
 
   _stopPing() {
-    if (this._pingTimer) window.clearInterval(this._pingTimer);
+    if (this._pingTimer) clearInterval(this._pingTimer);
     this._pingTimer = 0;
   }
 
@@ -680,7 +682,7 @@ export class WebinarConnection extends EventTarget {
   close() {
     this._closing = true;
     this._stopPing();
-    window.clearTimeout(this._reconnectTimer);
+    clearTimeout(this._reconnectTimer);
     this._reconnectTimer = 0;
     this._teardownMedia();
     const ws = this._ws;
@@ -703,10 +705,8 @@ export class WebinarConnection extends EventTarget {
     }
     this.publishConnection = null;
     this.subscribeConnection = null;
-    this._publishNegotiated = false;
-    this._subscribeAnswered = false;
-    this._publishCandidates = [];
-    this._subscribeCandidates = [];
+    this._publishCandidates.reset();
+    this._subscribeCandidates.reset();
     this._spareTransceivers = [];
     this._trackStreams.clear();
     this._localStreams.clear();
@@ -817,18 +817,7 @@ export class WebinarConnection extends EventTarget {
     if (this.publishConnection) return this.publishConnection;
     const pc = new RTCPeerConnection(this._rtcConfig());
     this.publishConnection = pc;
-    pc.addEventListener("icecandidate", (event) => {
-      if (pc !== this.publishConnection) return;
-      if (!event.candidate || !event.candidate.candidate) return;
-      if (this._publishNegotiated) {
-        this._sendCandidate("publish", event.candidate);
-      } else {
-        this._publishCandidates.push(event.candidate);
-      }
-    });
-    pc.addEventListener("connectionstatechange", () => {
-      this._emit("mediastatechange", { target: "publish", state: pc.connectionState });
-    });
+    this._watchConnection(pc, "publish", this._publishCandidates);
     return pc;
   }
 
@@ -894,11 +883,7 @@ export class WebinarConnection extends EventTarget {
     for (const { transceiver, track } of added) {
       if (track.kind === "video") await adoptNegotiatedEncodings(transceiver.sender);
     }
-    if (!this._publishNegotiated) {
-      this._publishNegotiated = true;
-      const queued = this._publishCandidates.splice(0);
-      for (const candidate of queued) this._sendCandidate("publish", candidate);
-    }
+    this._publishCandidates.release();
     /** @type {Producer[]} */
     const result = [];
     for (const { transceiver, track, source } of added) {
@@ -1062,6 +1047,25 @@ export class WebinarConnection extends EventTarget {
   }
 
   /**
+   * Trickle this connection's ICE candidates (while it is the current one) and report
+   * its connection state as `mediastatechange`.
+   * @param {RTCPeerConnection} pc
+   * @param {"publish" | "subscribe"} target
+   * @param {CandidateTrickle} candidates
+   */
+  _watchConnection(pc, target, candidates) {
+    pc.addEventListener("icecandidate", (event) => {
+      const current = target === "publish" ? this.publishConnection : this.subscribeConnection;
+      if (pc !== current) return;
+      if (!event.candidate || !event.candidate.candidate) return;
+      candidates.add(event.candidate);
+    });
+    pc.addEventListener("connectionstatechange", () => {
+      this._emit("mediastatechange", { target, state: pc.connectionState });
+    });
+  }
+
+  /**
    * @param {"publish" | "subscribe"} target
    * @param {RTCIceCandidate} candidate
    */
@@ -1086,18 +1090,7 @@ export class WebinarConnection extends EventTarget {
       const mid = event.transceiver.mid;
       if (mid) this._trackStreams.set(mid, event.streams[0] ?? new MediaStream([event.track]));
     });
-    pc.addEventListener("icecandidate", (event) => {
-      if (pc !== this.subscribeConnection) return;
-      if (!event.candidate || !event.candidate.candidate) return;
-      if (this._subscribeAnswered) {
-        this._sendCandidate("subscribe", event.candidate);
-      } else {
-        this._subscribeCandidates.push(event.candidate);
-      }
-    });
-    pc.addEventListener("connectionstatechange", () => {
-      this._emit("mediastatechange", { target: "subscribe", state: pc.connectionState });
-    });
+    this._watchConnection(pc, "subscribe", this._subscribeCandidates);
     return pc;
   }
 
@@ -1132,12 +1125,7 @@ export class WebinarConnection extends EventTarget {
     await pc.setLocalDescription(answer);
     await this.request("subscriber-answer", { sdp: pc.localDescription?.sdp ?? answer.sdp });
     if (pc !== this.subscribeConnection) return;
-    if (!this._subscribeAnswered) {
-      this._subscribeAnswered = true;
-      for (const candidate of this._subscribeCandidates.splice(0)) {
-        this._sendCandidate("subscribe", candidate);
-      }
-    }
+    this._subscribeCandidates.release();
     // Streams that the offer no longer carries are over.
     const carried = new Set([...offered.values()].map((s) => s.producer_id));
     for (const producerId of [...this.remoteStreams.keys()]) {
@@ -1248,10 +1236,44 @@ export class WebinarConnection extends EventTarget {
   }
 }
 
+/**
+ * Our ICE candidates for one side (publish or subscribe): held until its first
+ * negotiation is done (the server knows the connection then), sent at once after that.
+ */
+class CandidateTrickle {
+  /** @param {(candidate: RTCIceCandidate) => void} send */
+  constructor(send) {
+    this.send = send;
+    this.open = false;
+    /** @type {RTCIceCandidate[]} */
+    this.held = [];
+  }
+
+  /** @param {RTCIceCandidate} candidate */
+  add(candidate) {
+    if (this.open) this.send(candidate);
+    else this.held.push(candidate);
+  }
+
+  /** The first negotiation is done: send what was held, and from now on at once. */
+  release() {
+    if (this.open) return;
+    this.open = true;
+    for (const candidate of this.held.splice(0)) this.send(candidate);
+  }
+
+  /** A new connection: hold again. */
+  reset() {
+    this.open = false;
+    this.held = [];
+  }
+}
+
 /** The WebSocket URL of this page's server. */
 export function defaultSocketUrl() {
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/ws`;
+  const { protocol, host } = globalThis.location;
+  const scheme = protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${host}/ws`;
 }
 
 /**

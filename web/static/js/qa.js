@@ -1,8 +1,8 @@
 // Q&A: the question list (votes, states, sorting), asking (optionally anonymously),
 // the presenters' tools, and the published question on everyone's stage.
 
-import { clock, errorMessage, linkify } from "./chat.js";
-import { el } from "./ui.js";
+import { clock, linkify } from "./chat.js";
+import { el, errorMessage } from "./ui.js";
 
 export const MAX_QUESTION_CHARS = 2000;
 

@@ -1,7 +1,7 @@
 // Bandwidth tiers in the browser: what a presenter's camera sends (VP8 simulcast,
 // three encodings, each with three temporal layers), the encodings the server asks
-// for (dynacast), the attendee's quality choice and the connection panel showing
-// the tier and bandwidth the server measured for us.
+// for (dynacast) and the quality choices an attendee has. UI-free (protocol.js uses
+// it); the connection panel showing the tier and bandwidth is in room/status.js.
 
 /** Simulcast encodings of a camera, lowest first; the bitrates fit the tier table
  * (one low video fits 512 kbps, three middle ones 2 Mbps). `rid`s are what the
@@ -20,7 +20,6 @@ const SINGLE_ENCODING = { scaleResolutionDownBy: 1, maxBitrate: 1_200_000 };
 
 export const QUALITIES = /** @type {const} */ (["auto", "data-saver", "high"]);
 /** @typedef {typeof QUALITIES[number]} QualityChoice */
-const QUALITY_KEY = "webinar.quality";
 
 /**
  * `sendEncodings` for a new sending transceiver of this source.
@@ -61,6 +60,7 @@ export async function applyActiveEncodings(sender, active) {
   const params = sender.getParameters();
   const encodings = params.encodings ?? [];
   if (encodings.length < 2) return false;
+  /** @type {string[]} */
   const order = CAMERA_ENCODINGS.map((e) => e.rid);
   let changed = false;
   for (const encoding of encodings) {
@@ -77,32 +77,6 @@ export async function applyActiveEncodings(sender, active) {
   return true;
 }
 
-/** @returns {QualityChoice} */
-export function storedQuality() {
-  try {
-    const value = localStorage.getItem(QUALITY_KEY);
-    return QUALITIES.includes(/** @type {any} */ (value)) ? /** @type {QualityChoice} */ (value) : "auto";
-  } catch {
-    return "auto";
-  }
-}
-
-/** @param {QualityChoice} quality */
-export function storeQuality(quality) {
-  try {
-    localStorage.setItem(QUALITY_KEY, quality);
-  } catch {
-    // not remembering is fine
-  }
-}
-
-/** "1.8 Mbps", "640 kbps". @param {number | null | undefined} bps */
-export function formatBitrate(bps) {
-  if (bps === null || bps === undefined) return "not measured yet";
-  if (bps >= 1_000_000) return `${(bps / 1_000_000).toFixed(1)} Mbps`;
-  return `${Math.round(bps / 1000)} kbps`;
-}
-
 /**
  * @typedef {object} AllocationMessage
  * @property {QualityChoice} quality
@@ -111,49 +85,3 @@ export function formatBitrate(bps) {
  * @property {{videos: number, down_kbps: number, label: string}} tier
  * @property {{producer_id: string, paused: boolean, spatial: number | null, temporal: number | null}[]} streams
  */
-
-/** The connection panel: quality menu, current tier, measured bandwidth. */
-export class ConnectionPanel {
-  /**
-   * @param {{root: HTMLElement, select: HTMLSelectElement, tier: HTMLElement, bandwidth: HTMLElement, paused: HTMLElement, onQuality: (q: QualityChoice) => void}} parts
-   */
-  constructor({ root, select, tier, bandwidth, paused, onQuality }) {
-    this.root = root;
-    this.select = select;
-    this.tierEl = tier;
-    this.bandwidthEl = bandwidth;
-    this.pausedEl = paused;
-    this.select.value = storedQuality();
-    this.select.addEventListener("change", () => {
-      const value = /** @type {QualityChoice} */ (this.select.value);
-      storeQuality(value);
-      onQuality(value);
-    });
-    this.reset();
-  }
-
-  /** @returns {QualityChoice} */
-  get quality() {
-    return /** @type {QualityChoice} */ (this.select.value);
-  }
-
-  reset() {
-    this.tierEl.textContent = "not measured yet";
-    this.root.dataset.tier = "";
-    this.bandwidthEl.textContent = formatBitrate(null);
-    this.pausedEl.hidden = true;
-  }
-
-  /** @param {AllocationMessage} message */
-  render(message) {
-    this.tierEl.textContent = message.tier.label;
-    this.root.dataset.tier = String(message.tier.videos);
-    this.root.dataset.quality = message.quality;
-    this.bandwidthEl.textContent = formatBitrate(message.estimate_bps ?? message.budget_bps);
-    this.bandwidthEl.dataset.bps = String(message.estimate_bps ?? message.budget_bps);
-    const paused = message.streams.filter((s) => s.paused).length;
-    this.pausedEl.hidden = paused === 0;
-    this.pausedEl.textContent =
-      paused === 1 ? "1 video is paused to fit your connection." : `${paused} videos are paused to fit your connection.`;
-  }
-}

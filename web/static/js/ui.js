@@ -53,6 +53,17 @@ export function byId(id) {
 }
 
 /**
+ * A button while what it started runs: disabled, and aria-busy for screen readers.
+ * @param {HTMLButtonElement} button
+ * @param {boolean} busy
+ */
+export function setBusy(button, busy) {
+  button.disabled = busy;
+  if (busy) button.setAttribute("aria-busy", "true");
+  else button.removeAttribute("aria-busy");
+}
+
+/**
  * @typedef {object} ToastOptions
  * @property {"info" | "warn" | "error" | "success"} [kind]
  * @property {number} [timeout]  ms; 0 keeps it until dismissed
@@ -245,37 +256,81 @@ export function formatRelative(ms) {
 
 const NAME_KEY = "webinar.name";
 const CLIENT_KEY = "webinar.clientId";
+/** sessionStorage: the home page's form sends the room page this event's ID to join at once. */
+export const AUTOJOIN_KEY = "webinar.autojoin";
+
+/** @typedef {"local" | "session"} StorageArea */
+
+/**
+ * A remembered value, or null when there is none or storage is disabled (private mode;
+ * even reading `localStorage` can throw then).
+ * @param {string} key
+ * @param {StorageArea} [area]
+ * @returns {string | null}
+ */
+export function recall(key, area = "local") {
+  try {
+    return (area === "session" ? sessionStorage : localStorage).getItem(key);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Remember a value; not remembering (storage disabled) is fine for every caller.
+ * @param {string} key
+ * @param {string} value
+ * @param {StorageArea} [area]
+ * @returns {boolean}  whether it was stored
+ */
+export function remember(key, value, area = "local") {
+  try {
+    (area === "session" ? sessionStorage : localStorage).setItem(key, value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * @param {string} key
+ * @param {StorageArea} [area]
+ */
+export function forget(key, area = "local") {
+  try {
+    (area === "session" ? sessionStorage : localStorage).removeItem(key);
+  } catch {
+    // nothing to forget
+  }
+}
 
 /** The display name used last time, if any. */
 export function savedName() {
-  try {
-    return localStorage.getItem(NAME_KEY) ?? "";
-  } catch {
-    return "";
-  }
+  return recall(NAME_KEY) ?? "";
 }
 
 /** @param {string} name */
 export function saveName(name) {
-  try {
-    localStorage.setItem(NAME_KEY, name);
-  } catch {
-    // private mode: not remembering the name is fine
-  }
+  remember(NAME_KEY, name);
 }
 
 /** This browser's opaque ID (the server applies a ban to it); kept in localStorage. */
 export function clientId() {
-  try {
-    let id = localStorage.getItem(CLIENT_KEY);
-    if (!id) {
-      id = crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2);
-      localStorage.setItem(CLIENT_KEY, id);
-    }
-    return id;
-  } catch {
-    return null;
+  let id = recall(CLIENT_KEY);
+  if (!id) {
+    id = crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2);
+    if (!remember(CLIENT_KEY, id)) return null;
   }
+  return id;
+}
+
+/**
+ * A failure's own message as a sentence (capitalised, with a full stop), for a toast.
+ * @param {unknown} failure
+ */
+export function errorMessage(failure) {
+  const message = /** @type {{message?: string}} */ (failure)?.message ?? String(failure);
+  return message ? message.charAt(0).toUpperCase() + message.slice(1) + (message.endsWith(".") ? "" : ".") : "That did not work.";
 }
 
 /** @param {string} name */

@@ -1,0 +1,72 @@
+// The lobby view: where attendees wait before a scheduled event starts (title, start
+// time with a running countdown, the organiser's message and agenda, who else is here).
+// The lobby chat is interaction.js's.
+
+import { byId, formatCountdown, formatRelative, formatTime } from "../ui.js";
+
+/** @typedef {import("./page.js").WebinarConnection} WebinarConnection */
+
+export class Lobby {
+  /** @param {() => void} onLeave  the lobby's Leave button */
+  constructor(onLeave) {
+    this.countdownTimer = 0;
+    byId("lobby-leave").addEventListener("click", () => onLeave());
+  }
+
+  /**
+   * Show the room's lobby as the connection knows it; the countdown runs until stop().
+   * @param {WebinarConnection} conn
+   */
+  render(conn) {
+    const room = conn.room;
+    if (!room) return;
+    byId("lobby-title").textContent = room.title || conn.joined?.event.title || "";
+    const startsAt = room.starts_at ?? conn.joined?.event.starts_at ?? null;
+    byId("lobby-when").textContent = startsAt ? `Starts ${formatTime(startsAt)} (your time)` : "";
+    const message = byId("lobby-message");
+    message.textContent = room.lobby_message || "";
+    message.hidden = !room.lobby_message;
+    byId("lobby-agenda").textContent = room.agenda || "";
+    byId("lobby-agenda-box").hidden = !room.agenda;
+    const others = conn.participants.size - 1;
+    byId("lobby-people").textContent =
+      others > 0 ? `${others} other ${others === 1 ? "person is" : "people are"} here.` : "You are the first one here.";
+    this.startCountdown(startsAt);
+  }
+
+  /** Where focus goes when the view shows. */
+  focus() {
+    byId("lobby-title").focus?.();
+  }
+
+  /** @param {string | null} startsAt */
+  startCountdown(startsAt) {
+    const target = startsAt ? new Date(startsAt).getTime() : NaN;
+    const tick = () => {
+      const left = target - Date.now();
+      const countdown = byId("lobby-countdown");
+      const label = byId("lobby-countdown-label");
+      if (Number.isNaN(target)) {
+        label.textContent = "Starting";
+        countdown.textContent = "soon";
+        countdown.setAttribute("aria-label", "Starting soon");
+      } else if (left > 0) {
+        label.textContent = "Starts in";
+        countdown.textContent = formatCountdown(left);
+        countdown.setAttribute("aria-label", `Starts ${formatRelative(left)}`);
+      } else {
+        label.textContent = "Starting";
+        countdown.textContent = "any moment now";
+        countdown.setAttribute("aria-label", "Starting any moment now");
+      }
+      countdown.dataset.remaining = String(Math.max(0, Math.round(left / 1000)));
+    };
+    tick();
+    if (!this.countdownTimer) this.countdownTimer = window.setInterval(tick, 1000);
+  }
+
+  stop() {
+    window.clearInterval(this.countdownTimer);
+    this.countdownTimer = 0;
+  }
+}

@@ -1,0 +1,132 @@
+// The side panel of the live view: opening and closing it, its tabs (people, chat, Q&A,
+// polls, call to action; the WAI-ARIA tabs pattern), and the people tab's list with
+// its counts and raised hands. What is inside the other tabs is interaction.js's.
+
+import { ParticipantList } from "../participants.js";
+import { byId } from "../ui.js";
+import { WIDE } from "./page.js";
+
+/** @typedef {import("./page.js").ParticipantInfo} ParticipantInfo */
+/** @typedef {import("./page.js").WebinarConnection} WebinarConnection */
+/** @typedef {import("../participants.js").RowAction} RowAction */
+/** @typedef {"on" | "off" | "none"} DeviceState */
+
+export class SidePanel {
+  /**
+   * @param {{onRowAction: (action: RowAction, person: ParticipantInfo) => void, onResize: () => void}} hooks
+   *   onRowAction: a button on a person's row; onResize: the stage changed size
+   */
+  constructor({ onRowAction, onResize }) {
+    this.onResize = onResize;
+    this.people = new ParticipantList(
+      /** @type {HTMLUListElement} */ (byId("participant-list")),
+      (action, person) => onRowAction(action, person),
+    );
+    byId("people-toggle").addEventListener("click", () => {
+      const open = byId("live").dataset.panel !== "open";
+      this.setOpen(open, true);
+    });
+    byId("panel-close").addEventListener("click", () => this.closeByUser());
+    byId("side-panel").addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && !WIDE.matches) this.closeByUser();
+    });
+    // Tabs: arrow keys move between the visible tabs (WAI-ARIA tabs pattern).
+    const tablist = /** @type {HTMLElement} */ (document.querySelector("#side-panel [role=tablist]"));
+    const tabs = () => /** @type {HTMLElement[]} */ ([...tablist.querySelectorAll("[role=tab]")].filter((t) => !(/** @type {HTMLElement} */ (t).hidden)));
+    tablist.addEventListener("click", (event) => {
+      const tab = /** @type {HTMLElement | null} */ (/** @type {HTMLElement} */ (event.target).closest("[role=tab]"));
+      if (tab) this.selectTab(tab);
+    });
+    tablist.addEventListener("keydown", (event) => {
+      const list = tabs();
+      const index = list.indexOf(/** @type {HTMLElement} */ (document.activeElement));
+      if (index < 0) return;
+      let next = -1;
+      if (event.key === "ArrowRight") next = (index + 1) % list.length;
+      else if (event.key === "ArrowLeft") next = (index - 1 + list.length) % list.length;
+      else if (event.key === "Home") next = 0;
+      else if (event.key === "End") next = list.length - 1;
+      if (next < 0) return;
+      event.preventDefault();
+      this.selectTab(list[next]);
+      list[next].focus();
+    });
+    WIDE.addEventListener("change", () => onResize());
+  }
+
+  /** The user closed the panel: focus goes back to the button that opens it. */
+  closeByUser() {
+    this.setOpen(false, true);
+    byId("people-toggle").focus();
+  }
+
+  /**
+   * Open the side panel on a tab (a poll starts, for instance).
+   * @param {string} id
+   */
+  showTab(id) {
+    const tab = document.getElementById(id);
+    if (!tab || tab.hidden) return;
+    this.selectTab(tab);
+    if (byId("live").dataset.panel !== "open") this.setOpen(true, false);
+  }
+
+  /** @param {HTMLElement} tab */
+  selectTab(tab) {
+    for (const other of document.querySelectorAll("#side-panel [role=tab]")) {
+      const selected = other === tab;
+      other.setAttribute("aria-selected", String(selected));
+      other.setAttribute("tabindex", selected ? "0" : "-1");
+      const panel = document.getElementById(other.getAttribute("aria-controls") ?? "");
+      if (panel) panel.hidden = !selected;
+    }
+  }
+
+  /**
+   * @param {boolean} open
+   * @param {boolean} focus  move focus into the panel (when the user opened it)
+   */
+  setOpen(open, focus) {
+    const live = byId("live");
+    live.dataset.panel = open ? "open" : "closed";
+    byId("people-toggle").setAttribute("aria-expanded", String(open));
+    if (open && focus) byId("tab-people").focus();
+    // the stage changes size: the tiles follow
+    requestAnimationFrame(() => this.onResize());
+  }
+
+  /** @param {string | null} participantId */
+  setActiveSpeaker(participantId) {
+    this.people.setActiveSpeaker(participantId);
+  }
+
+  /**
+   * The people tab: the list, its count, the raised hands (a badge on the people
+   * button for the staff) and whether there is a next speaker to call.
+   * @param {WebinarConnection} conn
+   * @param {{role: string, staff: boolean, self: {mic: DeviceState, camera: DeviceState}}} me
+   */
+  renderPeople(conn, { role, staff, self }) {
+    const participants = [...conn.participants.values()];
+    this.people.render({
+      participants,
+      streams: [...conn.streamInfo.values()],
+      me: conn.participantId,
+      myRole: role,
+      self,
+    });
+    const hands = participants.filter((p) => p.hand_raised != null).length;
+    byId("people-count").textContent = String(participants.length);
+    const badge = byId("people-badge");
+    badge.hidden = !(staff && hands > 0);
+    badge.textContent = String(hands);
+    badge.setAttribute("aria-label", `${hands} raised ${hands === 1 ? "hand" : "hands"}`);
+    byId("hands-summary").textContent = hands
+      ? `${hands} raised ${hands === 1 ? "hand" : "hands"}${staff ? ": first come, first served." : "."}`
+      : staff
+        ? "No raised hands."
+        : "";
+    /** @type {HTMLButtonElement} */ (byId("next-speaker")).disabled =
+      hands === 0 && !participants.some((p) => p.role === "attendee" && (p.grant_audio || p.grant_video));
+  }
+}

@@ -1,0 +1,111 @@
+// The prejoin view: the name form (or the reservation code, or the password), the
+// credential this page enters with, the Enter button while joining and join errors.
+// The presenters' device check on the same view is in devices.js.
+
+import { byId, errorText, recall, remember, savedName, setBusy } from "../ui.js";
+import { ACCESS, EVENT_ID, PRESENTER_KEY, STARTS_AT } from "./page.js";
+
+const TOKEN_KEY = `webinar.token.${EVENT_ID}`;
+
+/**
+ * The secret this page enters with: the presenter or host key, or for attendees of a
+ * token event the invitation token from the link's fragment (`#token=…`, which never
+ * reaches the server's logs; kept in sessionStorage so a reload works, then removed from
+ * the address bar).
+ * @returns {string | null}
+ */
+function initialCredential() {
+  if (PRESENTER_KEY) return PRESENTER_KEY;
+  const fragment = new URLSearchParams(window.location.hash.slice(1));
+  const token = fragment.get("token");
+  const code = fragment.get("code");
+  if (token || code) history.replaceState(null, "", window.location.pathname + window.location.search);
+  if (token && ACCESS === "token") {
+    remember(TOKEN_KEY, token, "session"); // if not (private mode), the token lives in this page only
+    return token;
+  }
+  if (code && ACCESS === "paid") {
+    const input = /** @type {HTMLInputElement | null} */ (document.getElementById("access-code"));
+    if (input) input.value = code;
+  }
+  return ACCESS === "token" ? recall(TOKEN_KEY, "session") : null;
+}
+
+export class Prejoin {
+  /** @param {(name: string) => void} onEnter  the form was sent with this name */
+  constructor(onEnter) {
+    /** What `join` sends as `credential` (see initialCredential). @type {string | null} */
+    this.credential = initialCredential();
+    this.nameInput = /** @type {HTMLInputElement} */ (byId("prejoin-name"));
+    this.nameInput.value = savedName();
+    this.error = byId("prejoin-error");
+    this.button = /** @type {HTMLButtonElement} */ (byId("enter-room"));
+    const codeInput = /** @type {HTMLInputElement | null} */ (document.getElementById("access-code"));
+    const passwordInput = /** @type {HTMLInputElement | null} */ (document.getElementById("access-password"));
+    byId("prejoin-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (codeInput) {
+        // The name comes from the reservation; the code is all we ask for.
+        if (!codeInput.value.trim()) {
+          this.fail("Please enter the reservation code from your confirmation e-mail.", codeInput);
+          return;
+        }
+        this.credential = codeInput.value.trim();
+        onEnter(savedName() || "Guest");
+        return;
+      }
+      if (passwordInput) {
+        if (!passwordInput.value) {
+          this.fail("Please enter the webinar's password.", passwordInput);
+          return;
+        }
+        this.credential = passwordInput.value;
+      }
+      onEnter(this.nameInput.value);
+    });
+  }
+
+  /** The name typed in the form (the preview's avatar shows its initials). */
+  get typedName() {
+    return this.nameInput.value;
+  }
+
+  /** Where focus goes when the view shows. */
+  focus() {
+    (document.getElementById("access-code") ?? this.nameInput).focus();
+  }
+
+  /**
+   * Say what is wrong with the form.
+   * @param {string} text
+   * @param {HTMLInputElement} [field]  focused
+   */
+  fail(text, field) {
+    this.error.textContent = text;
+    this.error.hidden = false;
+    field?.focus();
+  }
+
+  askName() {
+    this.fail("Please enter your name.", this.nameInput);
+  }
+
+  /**
+   * Joining failed: say why (a wrong code is selected to be typed again).
+   * @param {unknown} failure
+   */
+  joinFailed(failure) {
+    this.fail(errorText(failure, { startsAt: STARTS_AT, access: ACCESS }));
+    /** @type {HTMLInputElement | null} */ (document.getElementById("access-code"))?.select();
+  }
+
+  /**
+   * The Enter button (and the ended view's Rejoin) while joining.
+   * @param {boolean} busy
+   */
+  setBusy(busy) {
+    if (busy) this.error.hidden = true;
+    setBusy(this.button, busy);
+    byId("rejoin").toggleAttribute("disabled", busy);
+  }
+}

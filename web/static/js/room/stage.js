@@ -1,0 +1,185 @@
+// The stage of the live view: the video grid (remote tiles and our own), the status
+// line over it ("Waiting for the presenter…"), the staff's banner (lobby, backstage)
+// with Start event, and the button that unblocks sound.
+
+import { VideoGrid } from "../grid.js";
+import { deviceStates } from "../participants.js";
+import { byId, formatTime } from "../ui.js";
+import { STARTS_AT } from "./page.js";
+
+/** @typedef {import("./page.js").RoomContext} RoomContext */
+/** @typedef {import("../protocol.js").RemoteStream} RemoteStream */
+/** @typedef {import("../tiers.js").AllocationMessage} AllocationMessage */
+
+export class Stage {
+  /**
+   * @param {RoomContext} room
+   * @param {() => void} onChange  tiles came or went (the status line follows)
+   */
+  constructor(room, onChange) {
+    this.room = room;
+    this.grid = new VideoGrid(byId("grid"), {
+      onSoundBlocked: () => {
+        byId("sound-button").hidden = false;
+      },
+      onChange,
+    });
+    byId("sound-button").addEventListener("click", async () => {
+      byId("sound-button").hidden = true;
+      await this.grid.unblockSound();
+    });
+  }
+
+  /**
+   * A remote stream's track arrived: its tile (paused already if the server paused it
+   * for our bandwidth).
+   * @param {RemoteStream} remote
+   */
+  addStream(remote) {
+    this.grid.add(remote);
+    const allocated = this.room.conn?.allocation?.streams.find((s) => s.producer_id === remote.info.producer_id);
+    if (allocated) this.grid.setBandwidthPaused(remote.info.producer_id, allocated.paused);
+    this.renderMicState(remote.info.participant_id);
+  }
+
+  /**
+   * A remote stream ended: its tile goes.
+   * @param {string} producerId
+   * @returns {boolean}  whether it was shown
+   */
+  removeStream(producerId) {
+    return this.grid.remove(producerId);
+  }
+
+  /**
+   * Someone else's stream was paused or resumed (a video then shows the avatar).
+   * @param {import("./page.js").StreamInfo} stream
+   */
+  renderStreamPaused(stream) {
+    if (stream.kind === "video") this.grid.setPaused(stream.producer_id, Boolean(stream.paused));
+    this.renderMicState(stream.participant_id);
+  }
+
+  /**
+   * A video paused for our bandwidth shows the avatar, not a frozen picture.
+   * @param {AllocationMessage} message
+   */
+  renderAllocation(message) {
+    for (const stream of message.streams) this.grid.setBandwidthPaused(stream.producer_id, stream.paused);
+  }
+
+  /** @param {string | null} participantId */
+  setActiveSpeaker(participantId) {
+    this.grid.setActiveSpeaker(participantId);
+  }
+
+  /** The crossed-out microphone on a participant's tiles. @param {string} participantId */
+  renderMicState(participantId) {
+    const streams = [...(this.room.conn?.streamInfo.values() ?? [])].filter((s) => s.participant_id === participantId);
+    this.grid.setMicOff(participantId, deviceStates(streams).mic === "off");
+  }
+
+  /**
+   * Our own tile: the presenters' always (preview or live), an attendee's while their
+   * camera is published.
+   * @param {import("../media.js").LocalMedia} local
+   * @param {{live: boolean, micOff: boolean}} state  we are live; our published microphone is off
+   */
+  renderSelf(local, { live, micOff }) {
+    const { conn, staff, name } = this.room;
+    if (!conn) return;
+    const camera = conn.producerFor("camera");
+    const showSelf = staff || camera !== null;
+    this.grid.setSelf(showSelf ? local.stream : null, {
+      label: `${name} (you${staff ? (live ? ", live" : ", preview") : ""})`,
+      name,
+      participantId: conn.participantId,
+      cameraOff: !local.video || local.video.readyState !== "live" || !local.cameraOn || Boolean(camera?.paused),
+    });
+    this.grid.setMicOff(conn.participantId ?? "", micOff);
+  }
+
+  /** No tiles any more (we left, or the connection closed). */
+  clear() {
+    this.grid.clear();
+    this.grid.setSelf(null, { label: "", cameraOff: true });
+  }
+
+  /**
+   * The status line over the stage, and the stage's data-empty, data-waiting and
+   * data-backstage (the CSS shows the waiting picture by them).
+   * @param {{live: boolean, sharing: boolean}} state  we are live; we share our screen
+   */
+  renderStatus({ live, sharing }) {
+    const { conn, staff } = this.room;
+    if (!conn) return;
+    const status = byId("status");
+    const stage = byId("stage");
+    let text = "";
+    let waiting = false;
+    const room = conn.room;
+    const backstage = !staff && room?.mode === "presenters-only" && room.phase === "live";
+    if (conn.state === "reconnecting") {
+      // the banner says it; the stage says it only when it has nothing else to show
+      text = this.grid.tiles.size ? "" : "Reconnecting… The webinar continues; you will be back in a moment.";
+      waiting = true;
+    } else if (staff) {
+      const watching = [...conn.participants.values()].filter((p) => p.role === "attendee").length;
+      const audience = `${watching} ${watching === 1 ? "attendee" : "attendees"}`;
+      const backstageNow = room?.phase === "lobby" || room?.mode === "presenters-only";
+      if (live && backstageNow) {
+        text = "You are live backstage: only presenters see and hear you.";
+      } else if (live) {
+        text = `You are live. ${audience} watching.`;
+      } else {
+        text = `You are not live. Check your preview, then press Go live. ${audience} waiting.`;
+      }
+      if (sharing) text += " You are sharing your screen.";
+    } else if (backstage) {
+      text = "The presenters are preparing backstage. You will see and hear them again in a moment.";
+      waiting = true;
+    } else if (this.grid.remoteVideoCount === 0) {
+      if (this.grid.remoteCount > 0) {
+        text = "Audio only: the presenter's camera is off.";
+      } else {
+        text = "Waiting for the presenter…";
+        waiting = true;
+        if (STARTS_AT && room?.phase !== "live") text += ` The webinar is scheduled for ${formatTime(STARTS_AT)}.`;
+      }
+    }
+    status.textContent = text;
+    status.hidden = text === "";
+    stage.dataset.empty = String(this.grid.tiles.size === 0 || backstage);
+    stage.dataset.waiting = String(waiting);
+    stage.dataset.backstage = String(backstage);
+  }
+
+  /** The staff's banner: the event has not started (with Start event), or backstage. */
+  renderBanner() {
+    const { conn, staff } = this.room;
+    const room = conn?.room;
+    const banner = byId("stage-banner");
+    const start = byId("start-event");
+    let text = "";
+    let canStart = false;
+    if (staff && room) {
+      const waiting = [...(conn?.participants.values() ?? [])].filter((p) => p.role === "attendee").length;
+      if (room.phase === "lobby") {
+        const who = waiting === 1 ? "1 attendee is" : `${waiting} attendees are`;
+        const when = room.starts_at ? ` It is scheduled for ${formatTime(room.starts_at)}.` : "";
+        text = `The event has not started: ${who} waiting in the lobby, seeing and hearing nothing yet. Presenters see and hear each other.${when}`;
+        canStart = true;
+      } else if (room.mode === "presenters-only") {
+        text = "Backstage: attendees see and hear nothing of the presenters. Switch the mode to go back on air.";
+      }
+    }
+    banner.hidden = !text;
+    byId("stage-banner-text").textContent = text;
+    start.hidden = !canStart;
+  }
+
+  /** Size the tiles to the stage (it changed size). */
+  layout() {
+    this.grid.layout();
+  }
+}
