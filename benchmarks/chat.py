@@ -43,6 +43,7 @@ def free_port() -> int:
 def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], str, str, Path]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WEBINAR_")}
     env["PYTHONUNBUFFERED"] = "1"
+    env["WEBINAR_SIGNALLING_MAX_SOCKETS_PER_ADDRESS"] = "0"  # every client is on loopback
     data_dir = tmp / "data"
     created = subprocess.run(
         [

@@ -478,6 +478,7 @@ def _server_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WEBINAR_")}
     env["WEBINAR_ICE_HOST_ADDRESSES"] = LOOPBACK  # gather ICE candidates on loopback only
     env["PYTHONUNBUFFERED"] = "1"
+    env["WEBINAR_SIGNALLING_MAX_SOCKETS_PER_ADDRESS"] = "0"  # every subscriber is on loopback
     return env
 
 

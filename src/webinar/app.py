@@ -36,7 +36,12 @@ from webinar.rooms.manager import RoomManager
 from webinar.rooms.reasons import ByeReason
 from webinar.sfu import IceServer, RouterConfig, TransportConfig, check_hooks
 from webinar.signalling.session import Services
-from webinar.signalling.ws import Connection, shutdown_connections, websocket_handler
+from webinar.signalling.ws import (
+    AddressCount,
+    Connection,
+    shutdown_connections,
+    websocket_handler,
+)
 from webinar.storage.store import Store
 from webinar.ticketing import Ticketing
 from webinar.ticketing.desk import TicketDesk
@@ -51,6 +56,7 @@ STORE = web.AppKey("store", Store)
 ROOMS = web.AppKey("rooms", RoomManager)
 SERVICES = web.AppKey("services", Services)
 CONNECTIONS = web.AppKey("connections", set[Connection])
+SOCKETS = web.AppKey("sockets", AddressCount)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 METRICS = web.AppKey("metrics", Metrics)
 DRAINING = web.AppKey("draining", list[bool])
@@ -96,6 +102,7 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
     app[CONFIG] = config
     app[STORE] = store if store is not None else Store(config.data_dir)
     app[CONNECTIONS] = set()
+    app[SOCKETS] = AddressCount(config.signalling.max_sockets_per_address)
     app[METRICS] = Metrics()
     app[DRAINING] = [False]
     root = web_root()
@@ -192,6 +199,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         ice_servers=functools.partial(ice_servers_for, config),
         heartbeat_interval=config.signalling.heartbeat_seconds,
         max_message_bytes=config.signalling.max_message_bytes,
+        hello_timeout=config.signalling.hello_timeout_seconds,
         ticketing=app[TICKETING],
         interaction=InteractionService(store, metrics.count_interaction),
         on_error=metrics.count_error,
@@ -278,7 +286,7 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 async def ws_endpoint(request: web.Request) -> web.StreamResponse:
     app = request.app
-    return await websocket_handler(request, app[SERVICES], app[CONNECTIONS])
+    return await websocket_handler(request, app[SERVICES], app[CONNECTIONS], app[SOCKETS])
 
 
 def _render(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:

@@ -43,8 +43,18 @@ class HttpConfig:
     public_url: str | None = None
     #: Reverse proxies (IP addresses or CIDR networks) whose X-Forwarded-For/-Proto are believed.
     trusted_proxies: tuple[str, ...] = ()
+    #: A connection must send a whole request head within this many seconds of opening, or it
+    #: is closed (slow or silent clients cannot hold connections open).
+    header_timeout_seconds: float = 15.0
 
     def __post_init__(self) -> None:
+        if not (
+            math.isfinite(self.header_timeout_seconds) and 0 < self.header_timeout_seconds <= 600
+        ):
+            _fail(
+                "http.header_timeout_seconds",
+                f"must be more than 0 and at most 600, got {self.header_timeout_seconds}",
+            )
         if not self.host or any(c.isspace() for c in self.host):
             _fail("http.host", f"must be a host name or IP address, got {self.host!r}")
         _check_range("http.port", self.port, 1, 65535)
@@ -136,9 +146,21 @@ class SignallingConfig:
     max_message_bytes: int = 65536
     #: Interval between WebSocket pings; a client that stops answering is disconnected.
     heartbeat_seconds: float = 20.0
+    #: A WebSocket that has not sent ``hello`` this many seconds after opening is closed.
+    hello_timeout_seconds: float = 10.0
+    #: Open WebSockets per client address (IPv6: per /64); 0 means no limit.
+    max_sockets_per_address: int = 100
 
     def __post_init__(self) -> None:
         _check_range("signalling.max_message_bytes", self.max_message_bytes, 1024, 16 * 1024 * 1024)
+        _check_range("signalling.max_sockets_per_address", self.max_sockets_per_address, 0, 100000)
+        if not (
+            math.isfinite(self.hello_timeout_seconds) and 0 < self.hello_timeout_seconds <= 600
+        ):
+            _fail(
+                "signalling.hello_timeout_seconds",
+                f"must be more than 0 and at most 600, got {self.hello_timeout_seconds}",
+            )
         if not (math.isfinite(self.heartbeat_seconds) and 0 < self.heartbeat_seconds <= 3600):
             _fail(
                 "signalling.heartbeat_seconds",

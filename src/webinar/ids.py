@@ -8,6 +8,7 @@ Presenting needs the presenter key, a 144-bit random URL-safe token.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import secrets
 
 EVENT_ID_DIGITS = 9
@@ -64,3 +65,20 @@ def new_presenter_key() -> str:
 def same_secret(a: str, b: str) -> bool:
     """Compare two secrets in time independent of where they differ."""
     return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
+def client_key(address: str | None) -> str:
+    """The key a client's address counts under in limits: an IPv4 address as it is, an IPv6
+    address by its /64 (one subscriber's whole prefix is one client), anything else as given."""
+    if not address:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        mapped = ip.ipv4_mapped
+        if mapped is not None:
+            return str(mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)

@@ -39,6 +39,29 @@ SHUTDOWN_TIMEOUT = 5.0
 DRAIN_POLL = 0.2
 
 
+def head_timeout_factory(server: web.Server, timeout: float) -> Callable[[], asyncio.BaseProtocol]:
+    """aiohttp's protocol factory, with a deadline for the first request's head: a connection
+    that has not sent a whole request line and headers ``timeout`` seconds after it opened
+    (a silent socket, or headers dribbled a byte at a time) is closed. Later requests on a
+    kept-alive connection fall under aiohttp's own keep-alive timeout."""
+    loop = asyncio.get_running_loop()
+
+    def expire(handler: asyncio.BaseProtocol) -> None:
+        # aiohttp counts a request once its head is parsed; none yet means none came in time.
+        if getattr(handler, "_request_count", 1) == 0:
+            transport = getattr(handler, "transport", None)
+            if transport is not None and not transport.is_closing():
+                logger.info("closed a connection that sent no request head in %.0f s", timeout)
+                transport.close()
+
+    def factory() -> asyncio.BaseProtocol:
+        handler = server()
+        loop.call_later(timeout, expire, handler)
+        return handler
+
+    return factory
+
+
 class Stop(enum.Enum):
     DRAIN = "drain"
     NOW = "now"
@@ -121,14 +144,16 @@ async def serve(
     loop = asyncio.get_running_loop()
     signals = Signals(tls.reload if tls is not None else None)
     handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    listener: asyncio.Server | None = None
     try:
-        site = web.TCPSite(
-            runner,
+        assert runner.server is not None
+        listener = await loop.create_server(
+            head_timeout_factory(runner.server, config.http.header_timeout_seconds),
             config.http.host,
             config.http.port,
-            ssl_context=tls.context if tls is not None else None,
+            ssl=tls.context if tls is not None else None,
+            reuse_address=True,
         )
-        await site.start()
         loop.add_signal_handler(signal.SIGTERM, signals.terminate)
         loop.add_signal_handler(signal.SIGINT, signals.interrupt)
         loop.add_signal_handler(signal.SIGHUP, signals.hangup)
@@ -143,6 +168,8 @@ async def serve(
         for signum in handled:
             loop.remove_signal_handler(signum)
         await signals.close()
+        if listener is not None:
+            listener.close()  # no new connections; runner.cleanup() closes the open ones
         await runner.cleanup()
 
 

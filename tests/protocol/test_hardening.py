@@ -3,6 +3,8 @@ here against a real server over real WebSockets."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,7 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.helpers import RunningServer, running_server
+from tests.helpers import RunningServer, make_config, running_server
+from tests.serving import start_server
 from webinar.client.peer import ClientError, SignallingClient
 from webinar.storage.store import Event
 
@@ -127,3 +130,75 @@ async def test_deeply_nested_json_is_answered_bad_json_and_the_socket_stays(
         reply = await client.wait_for("error")
         assert reply["code"] == "bad-json", reply
     assert (await client.request("ping"))["type"] == "pong"
+
+
+# ----------------------------------------------------------------------------- idle limits
+
+
+async def test_a_socket_that_says_no_hello_is_closed(tmp_path: Path) -> None:
+    config = make_config(tmp_path / "data")
+    config = dataclasses.replace(
+        config, signalling=dataclasses.replace(config.signalling, hello_timeout_seconds=0.5)
+    )
+    async with running_server(tmp_path / "data", config) as srv, aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(srv.base_url + "/ws", autoping=True)
+        frame = await ws.receive(timeout=5)
+        assert json.loads(frame.data) == {"type": "bye", "reason": "no-hello"}
+        assert (await ws.receive(timeout=5)).type in (
+            aiohttp.WSMsgType.CLOSE,
+            aiohttp.WSMsgType.CLOSED,
+        )
+        # one that does say hello in time stays
+        ws2 = await http.ws_connect(srv.base_url + "/ws")
+        await ws2.send_json({"type": "hello", "protocol": 1, "id": 1})
+        assert json.loads((await ws2.receive(timeout=5)).data)["type"] == "welcome"
+        await asyncio.sleep(0.8)
+        await ws2.send_json({"type": "ping", "id": 2})
+        assert json.loads((await ws2.receive(timeout=5)).data)["type"] == "pong"
+        await ws2.close()
+
+
+async def test_open_sockets_per_address_are_capped_even_when_opened_at_once(
+    tmp_path: Path,
+) -> None:
+    config = make_config(tmp_path / "data")
+    config = dataclasses.replace(
+        config, signalling=dataclasses.replace(config.signalling, max_sockets_per_address=3)
+    )
+    async with running_server(tmp_path / "data", config) as srv, aiohttp.ClientSession() as http:
+        url = srv.base_url + "/ws"
+        tries = await asyncio.gather(
+            *(http.ws_connect(url) for _ in range(8)), return_exceptions=True
+        )
+        opened = [t for t in tries if isinstance(t, aiohttp.ClientWebSocketResponse)]
+        refused = [t for t in tries if isinstance(t, aiohttp.WSServerHandshakeError)]
+        assert len(opened) == 3 and len(refused) == 5, tries
+        assert all(r.status == 429 for r in refused)
+        await opened[0].close()
+        await asyncio.sleep(0.1)
+        again = await http.ws_connect(url)  # a place is free again
+        for ws in [*opened[1:], again]:
+            await ws.close()
+
+
+async def test_a_silent_or_slow_connection_is_closed_after_the_head_timeout(
+    tmp_path: Path,
+) -> None:
+    server = start_server(tmp_path, {"WEBINAR_HTTP_HEADER_TIMEOUT_SECONDS": "1"})
+    try:
+        await server.wait_healthy()
+        host, port = server.base_url.removeprefix("http://").split(":")
+        silent = await asyncio.open_connection(host, int(port))
+        slow = await asyncio.open_connection(host, int(port))
+        slow[1].write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never ends its headers
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for reader, writer in (silent, slow):
+            assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the server
+            writer.close()
+        assert loop.time() - started < 5
+        # an ordinary request is served
+        async with aiohttp.ClientSession() as http, http.get(server.base_url + "/healthz") as r:
+            assert r.status == 200
+    finally:
+        server.stop()

@@ -23,6 +23,7 @@ class ByeReason(enum.StrEnum):
     SLOW_CLIENT = "slow-client"  # the client did not read what it was sent in time
     PROTOCOL_VIOLATION = "protocol-violation"  # the client broke the protocol
     SHUTDOWN = "shutdown"  # the server is shutting down: come back in a moment
+    NO_HELLO = "no-hello"  # the socket said no hello in time (signalling.hello_timeout_seconds)
     # No bye is sent for these two: the connection is already gone.
     DISCONNECTED = "disconnected"  # the socket closed without a leave
     SERVER_RESTART = "server-restart"  # sessions left open when the server stopped

@@ -51,6 +51,8 @@ class Services:
     ice_servers: Callable[[str], list[dict[str, Any]]]  # per participant (TURN credentials)
     heartbeat_interval: float
     max_message_bytes: int
+    #: Seconds a new WebSocket has to send ``hello`` before it is closed.
+    hello_timeout: float
     ticketing: Ticketing
     #: Persists chat, Q&A, polls and calls-to-action (and counts them for /metrics).
     interaction: InteractionService
@@ -123,6 +125,11 @@ class Session:
         except InteractionError as exc:
             err = ia.to_protocol_error(exc)
             self.error(err.code, err.message, request_id)
+
+    @property
+    def greeted(self) -> bool:
+        """Whether the client has said ``hello``."""
+        return self._greeted
 
     def send(self, message: s.ServerMessage, request_id: s.RequestId | None = None) -> None:
         self._send(s.encode(message, request_id))

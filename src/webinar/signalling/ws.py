@@ -17,6 +17,7 @@ from aiohttp import WSMsgType, web
 
 from webinar import logs
 from webinar.formats import BadJson, parse_json
+from webinar.ids import client_key
 from webinar.rooms.reasons import ByeReason
 
 from ..tasks import stop_task
@@ -50,6 +51,31 @@ class TokenBucket:
         return False
 
 
+class AddressCount:
+    """Open WebSockets per client address (:func:`webinar.ids.client_key`), with a cap.
+
+    :meth:`take` counts the socket and checks the cap in one step, with no await between, so
+    parallel upgrades from one address cannot all pass the check."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit  # 0: no limit
+        self._open: dict[str, int] = {}
+
+    def take(self, key: str) -> bool:
+        n = self._open.get(key, 0) + 1
+        if self.limit and n > self.limit:
+            return False
+        self._open[key] = n
+        return True
+
+    def give_back(self, key: str) -> None:
+        n = self._open.get(key, 0) - 1
+        if n > 0:
+            self._open[key] = n
+        else:
+            self._open.pop(key, None)
+
+
 class Connection:
     """One WebSocket: owns its writer task and its :class:`Session`."""
 
@@ -58,6 +84,7 @@ class Connection:
     ) -> None:
         self._ws = ws
         self._services = services
+        self._hello_timer: asyncio.TimerHandle | None = None
         self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(OUTBOUND_QUEUE)
         self._closing: ByeReason | None = None
         self._refused = 0
@@ -90,8 +117,15 @@ class Connection:
             except (ConnectionError, RuntimeError):
                 return
 
+    def _no_hello(self) -> None:
+        if not self.session.greeted:
+            self.session.send(s.Bye(reason=ByeReason.NO_HELLO))
+            self.close(ByeReason.NO_HELLO)
+
     async def run(self) -> None:
-        writer = asyncio.get_running_loop().create_task(self._writer())
+        loop = asyncio.get_running_loop()
+        writer = loop.create_task(self._writer())
+        self._hello_timer = loop.call_later(self._services.hello_timeout, self._no_hello)
         try:
             async for frame in self._ws:
                 if frame.type is WSMsgType.TEXT:
@@ -103,6 +137,7 @@ class Connection:
                 if self._closing is not None:
                     break
         finally:
+            self._hello_timer.cancel()
             try:
                 if self._closing is ByeReason.SHUTDOWN or self.session.leaves_on_close:
                     await self.session.leave(self._closing or ByeReason.LEFT)
@@ -160,21 +195,31 @@ class Connection:
 
 
 async def websocket_handler(
-    request: web.Request, services: Services, connections: set[Connection]
+    request: web.Request,
+    services: Services,
+    connections: set[Connection],
+    per_address: AddressCount,
 ) -> web.StreamResponse:
-    ws = web.WebSocketResponse(
-        heartbeat=services.heartbeat_interval,
-        max_msg_size=services.max_message_bytes * 4,
-    )
-    await ws.prepare(request)
-    logs.bind(client=request.remote)
-    connection = Connection(ws, services, request.remote)
-    connection.session.user_agent = request.headers.get("User-Agent", "")
-    connections.add(connection)
+    key = client_key(request.remote)
+    if not per_address.take(key):
+        logger.warning("refused a WebSocket: %d open from %s", per_address.limit, key)
+        raise web.HTTPTooManyRequests(text="too many open connections from your address")
     try:
-        await connection.run()
+        ws = web.WebSocketResponse(
+            heartbeat=services.heartbeat_interval,
+            max_msg_size=services.max_message_bytes * 4,
+        )
+        await ws.prepare(request)
+        logs.bind(client=request.remote)
+        connection = Connection(ws, services, request.remote)
+        connection.session.user_agent = request.headers.get("User-Agent", "")
+        connections.add(connection)
+        try:
+            await connection.run()
+        finally:
+            connections.discard(connection)
     finally:
-        connections.discard(connection)
+        per_address.give_back(key)
     return ws
 
 

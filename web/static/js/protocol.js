@@ -24,18 +24,39 @@ export const RECONNECT_INITIAL_MS = 1000;
 export const RECONNECT_MAX_MS = 60_000;
 export const RECONNECT_ATTEMPTS = 12;
 
+/**
+ * Why the server ends a session: `bye.reason` (and the socket's close reason). Mirrors
+ * `webinar.rooms.reasons.ByeReason` once; tests/unit/test_reasons.py keeps the two equal.
+ */
+export const ByeReason = Object.freeze({
+  LEFT: "left",
+  REMOVED: "removed",
+  ENDED: "ended",
+  REPLACED: "replaced",
+  TAKEN_OVER: "taken-over",
+  WINDOW_ENDED: "window-ended",
+  REVOKED: "revoked",
+  CANCELLED: "cancelled",
+  SLOW_CLIENT: "slow-client",
+  PROTOCOL_VIOLATION: "protocol-violation",
+  SHUTDOWN: "shutdown",
+  NO_HELLO: "no-hello",
+  DISCONNECTED: "disconnected",
+  SERVER_RESTART: "server-restart",
+});
+
 /** `bye` reasons after which coming back makes no sense (or is not allowed). */
-const FINAL_BYE = new Set([
-  "left",
-  "removed",
-  "ended",
-  "replaced",
-  "protocol-violation",
-  "taken-over",
-  "window-ended",
-  "revoked",
-  "cancelled",
-]);
+const FINAL_BYE = /** @type {Set<string>} */ (new Set([
+  ByeReason.LEFT,
+  ByeReason.REMOVED,
+  ByeReason.ENDED,
+  ByeReason.REPLACED,
+  ByeReason.PROTOCOL_VIOLATION,
+  ByeReason.TAKEN_OVER,
+  ByeReason.WINDOW_ENDED,
+  ByeReason.REVOKED,
+  ByeReason.CANCELLED,
+]));
 /** Join refusals that trying again later cannot fix. */
 const FINAL_JOIN_ERRORS = new Set([
   "unknown-event",

@@ -20,7 +20,7 @@
 
 import { Interaction } from "./interaction.js";
 import { isStaff } from "./participants.js";
-import { WebinarConnection } from "./protocol.js";
+import { ByeReason, WebinarConnection } from "./protocol.js";
 import { AUTOJOIN_KEY, Toasts, byId, cleanName, clientId, errorText, forget, formatTime, recall, saveName, savedName } from "./ui.js";
 import { Controls } from "./room/controls.js";
 import { Devices } from "./room/devices.js";
@@ -40,17 +40,18 @@ import { StatusBar } from "./room/status.js";
 /** @typedef {import("./room/page.js").RoomContext} RoomContext */
 
 const BYE_TEXT = /** @type {Record<string, string>} */ ({
-  left: "You left the webinar.",
-  shutdown: "The server is restarting. Try again in a moment.",
-  replaced: "You joined this webinar from another tab or device.",
-  "protocol-violation": "The server closed the connection because this page misbehaved. Reload the page.",
-  removed: "You were removed from this webinar.",
-  ended: "The webinar has ended. Thank you for joining.",
-  "slow-client": "Your connection was too slow to keep up. Try again.",
-  "taken-over": "Your code or invitation was used to enter on another device, so this one left the webinar.",
-  "window-ended": "The time window of your ticket is over, so viewing has ended. Thank you for joining.",
-  revoked: "The organiser withdrew your ticket or invitation.",
-  cancelled: "The organiser cancelled this webinar; it will not take place.",
+  [ByeReason.LEFT]: "You left the webinar.",
+  [ByeReason.SHUTDOWN]: "The server is restarting. Try again in a moment.",
+  [ByeReason.REPLACED]: "You joined this webinar from another tab or device.",
+  [ByeReason.PROTOCOL_VIOLATION]: "The server closed the connection because this page misbehaved. Reload the page.",
+  [ByeReason.REMOVED]: "You were removed from this webinar.",
+  [ByeReason.ENDED]: "The webinar has ended. Thank you for joining.",
+  [ByeReason.SLOW_CLIENT]: "Your connection was too slow to keep up. Try again.",
+  [ByeReason.TAKEN_OVER]: "Your code or invitation was used to enter on another device, so this one left the webinar.",
+  [ByeReason.WINDOW_ENDED]: "The time window of your ticket is over, so viewing has ended. Thank you for joining.",
+  [ByeReason.REVOKED]: "The organiser withdrew your ticket or invitation.",
+  [ByeReason.CANCELLED]: "The organiser cancelled this webinar; it will not take place.",
+  [ByeReason.NO_HELLO]: "The connection was not set up in time. Reload the page.",
 });
 
 /** @implements {RoomContext} */
