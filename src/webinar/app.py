@@ -16,7 +16,7 @@ from aiohttp import web
 from webinar import __version__
 from webinar.attendance.service import AttendanceService
 from webinar.config import Config
-from webinar.http import forwarded
+from webinar.http import forwarded, headers
 from webinar.http.auth import SignIn
 from webinar.http.dashboard import Dashboard
 from webinar.http.interaction import InteractionHttp
@@ -97,7 +97,10 @@ def router_config(config: Config) -> RouterConfig:
 def create_app(config: Config, store: Store | None = None) -> web.Application:
     """Build the application. ``store`` defaults to the SQLite store in the data dir;
     it is opened and closed with the app."""
-    middlewares = [forwarded.middleware(config.http.trusted_proxies)]
+    middlewares = [
+        forwarded.middleware(config.http.trusted_proxies),
+        headers.middleware(config.http.embed_origins),
+    ]
     app = web.Application(client_max_size=1024 * 1024, middlewares=middlewares)
     app[CONFIG] = config
     app[STORE] = store if store is not None else Store(config.data_dir)

@@ -46,8 +46,19 @@ class HttpConfig:
     #: A connection must send a whole request head within this many seconds of opening, or it
     #: is closed (slow or silent clients cannot hold connections open).
     header_timeout_seconds: float = 15.0
+    #: Origins (``https://site.example``) allowed to show the attendee and presenter rooms in
+    #: a frame; every other page, and the rooms for any other origin, refuse to be framed.
+    embed_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        for origin in self.embed_origins:
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in ("https", "http")
+                or not parts.netloc
+                or origin != (f"{parts.scheme}://{parts.netloc}")
+            ):
+                _fail("http.embed_origins", f"not an origin like https://site.example: {origin!r}")
         if not (
             math.isfinite(self.header_timeout_seconds) and 0 < self.header_timeout_seconds <= 600
         ):

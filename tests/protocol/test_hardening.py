@@ -202,3 +202,37 @@ async def test_a_silent_or_slow_connection_is_closed_after_the_head_timeout(
             assert r.status == 200
     finally:
         server.stop()
+
+
+# ----------------------------------------------------------------------------- framing
+
+
+async def test_pages_refuse_framing_and_run_only_our_scripts(
+    server: RunningServer, event: Event
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        for path in ("/login", "/dashboard/events/new", f"/e/{event.event_id}", "/"):
+            async with http.get(server.base_url + path, allow_redirects=False) as resp:
+                if resp.status in (302, 303):
+                    continue  # a redirect has no page to frame
+                csp = resp.headers["Content-Security-Policy"]
+                assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp, path
+                assert resp.headers["X-Frame-Options"] == "DENY", path
+                assert "onsubmit=" not in await resp.text()
+        async with http.get(server.base_url + "/static/js/room.js") as resp:
+            assert resp.headers["X-Content-Type-Options"] == "nosniff"
+            assert "X-Frame-Options" not in resp.headers
+
+
+async def test_the_room_is_embeddable_only_by_the_configured_origins(tmp_path: Path) -> None:
+    config = make_config(tmp_path / "data")
+    config = dataclasses.replace(
+        config, http=dataclasses.replace(config.http, embed_origins=("https://site.example",))
+    )
+    async with running_server(tmp_path / "data", config) as srv, aiohttp.ClientSession() as http:
+        event = await srv.create_event("Embedded")
+        async with http.get(f"{srv.base_url}/e/{event.event_id}") as resp:
+            assert "frame-ancestors https://site.example" in resp.headers["Content-Security-Policy"]
+            assert "X-Frame-Options" not in resp.headers
+        async with http.get(srv.base_url + "/login") as resp:
+            assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]

@@ -279,6 +279,7 @@ def test_every_key_has_an_env_var() -> None:
         ("http.public_url", "WEBINAR_HTTP_PUBLIC_URL"),
         ("http.trusted_proxies", "WEBINAR_HTTP_TRUSTED_PROXIES"),
         ("http.header_timeout_seconds", "WEBINAR_HTTP_HEADER_TIMEOUT_SECONDS"),
+        ("http.embed_origins", "WEBINAR_HTTP_EMBED_ORIGINS"),
         ("ice.servers", "WEBINAR_ICE_SERVERS"),
         ("ice.host_addresses", "WEBINAR_ICE_HOST_ADDRESSES"),
         ("ice.announced_ip", "WEBINAR_ICE_ANNOUNCED_IP"),
