@@ -239,37 +239,25 @@ class StatsPages:
             notice=request.query.get("notice"),
         )
 
-    async def _export(self, request: web.Request) -> tuple[Event, list[str], list[dict[str, Any]]]:
+    async def _own_event(self, request: web.Request) -> Event:
         _record, user = await self.site.require(request)
-        event = await self.site.own_event(request, user)
+        return await self.site.own_event(request, user)
+
+    async def _export(self, request: web.Request) -> tuple[Event, list[str], list[dict[str, Any]]]:
+        event = await self._own_event(request)
         columns, rows = await self.attendance.engagement(event.event_id)
         return event, columns, rows
 
     async def export_csv(self, request: web.Request) -> web.Response:
         event, columns, rows = await self._export(request)
-        body = to_csv(columns, rows, bom=request.query.get("bom") in ("1", "true", "yes"))
-        return web.Response(
-            body=body,
-            content_type="text/csv",
-            charset="utf-8",
-            headers={
-                "Content-Disposition": f'attachment; filename="engagement-{event.event_id}.csv"'
-            },
-        )
+        body = to_csv(columns, rows, bom=ih.wants_bom(request))
+        return _download(body, "text/csv", f"engagement-{event.event_id}.csv")
 
     async def sessions_csv(self, request: web.Request) -> web.Response:
-        _record, user = await self.site.require(request)
-        event = await self.site.own_event(request, user)
+        event = await self._own_event(request)
         rows = session_rows(await self.attendance.sessions(event.event_id), time.time())
-        body = to_csv(SESSION_COLUMNS, rows, bom=request.query.get("bom") in ("1", "true", "yes"))
-        return web.Response(
-            body=body,
-            content_type="text/csv",
-            charset="utf-8",
-            headers={
-                "Content-Disposition": f'attachment; filename="sessions-{event.event_id}.csv"'
-            },
-        )
+        body = to_csv(SESSION_COLUMNS, rows, bom=ih.wants_bom(request))
+        return _download(body, "text/csv", f"sessions-{event.event_id}.csv")
 
     async def export_json(self, request: web.Request) -> web.Response:
         """The rows of the CSV, plus the detail files' rows under ``details``."""
@@ -279,13 +267,10 @@ class StatsPages:
         sessions = session_rows(await self.attendance.sessions(event_id), time.time())
         body = json.loads(to_json(format_event_id(event_id), columns, rows))
         body["details"] = {"sessions": sessions, **details}
-        return web.Response(
-            body=json.dumps(body, ensure_ascii=False).encode("utf-8"),
-            content_type="application/json",
-            charset="utf-8",
-            headers={
-                "Content-Disposition": f'attachment; filename="engagement-{event.event_id}.json"'
-            },
+        return _download(
+            json.dumps(body, ensure_ascii=False).encode("utf-8"),
+            "application/json",
+            f"engagement-{event.event_id}.json",
         )
 
     async def delete_data(self, request: web.Request) -> web.Response:
@@ -324,3 +309,13 @@ class StatsPages:
             raise web.HTTPNotFound(text="No such event of yours.")
         stats: EventStats = await self.attendance.detailed_stats(event.event_id)
         return web.json_response(stats.as_json())
+
+
+def _download(body: bytes, content_type: str, filename: str) -> web.Response:
+    """A UTF-8 export that the browser saves as ``filename``."""
+    return web.Response(
+        body=body,
+        content_type=content_type,
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -26,7 +26,7 @@ from webinar.config import Config
 from webinar.http.dashboard import AfterSave
 from webinar.http.site import Site
 from webinar.ids import format_event_id, normalize_event_id
-from webinar.storage.store import Event, EventSettings, SessionRecord, Store, User
+from webinar.storage.store import Event, EventSettings, Store, User
 from webinar.ticketing import records
 from webinar.ticketing.desk import DeskError, TicketDesk, local_time
 from webinar.ticketing.gate import Ticketing
@@ -257,10 +257,13 @@ class TicketingWeb:
 
     # ------------------------------------------------------------------ organiser pages
 
-    async def _form(self, request: web.Request, record: SessionRecord) -> dict[str, str]:
+    async def _posted(self, request: web.Request) -> tuple[Event, dict[str, str]]:
+        """The organiser's own event and the text fields of their form (CSRF checked)."""
+        record, user = await self.site.require(request)
+        event = await self.site.own_event(request, user)
         form = await request.post()
         self.site.check_csrf(record.csrf_token, form)
-        return {k: str(v) for k, v in form.items() if isinstance(v, str)}
+        return event, {k: str(v) for k, v in form.items() if isinstance(v, str)}
 
     def _back(self, event: Event, message: str, *, error: bool = False) -> web.HTTPSeeOther:
         key = "error" if error else "done"
@@ -283,11 +286,7 @@ class TicketingWeb:
             event_id=format_event_id(event.event_id),
             when=local_time(event, event.starts_at),
             access=access,
-            price=(
-                format_price(access.price_minor, access.currency)
-                if access.price_minor is not None and access.currency
-                else None
-            ),
+            price=_price(access),
             registrations=registrations,
             invitees=invitees,
             settings_changed=await self.desk.settings_changed_at(event),
@@ -298,9 +297,7 @@ class TicketingWeb:
         )
 
     async def registration_action(self, request: web.Request) -> web.Response:
-        record, user = await self.site.require(request)
-        event = await self.site.own_event(request, user)
-        await self._form(request, record)
+        event, _ = await self._posted(request)
         action = request.match_info["action"]
         try:
             registration_id = int(request.match_info["registration_id"])
@@ -325,9 +322,7 @@ class TicketingWeb:
         raise self._back(event, message)
 
     async def resend_all(self, request: web.Request) -> web.Response:
-        record, user = await self.site.require(request)
-        event = await self.site.own_event(request, user)
-        await self._form(request, record)
+        event, _ = await self._posted(request)
         try:
             count = await self.desk.resend_all(event, self.base(request))
         except MailError as exc:
@@ -335,9 +330,7 @@ class TicketingWeb:
         raise self._back(event, f"The new details went to {count} people.")
 
     async def cancel_event(self, request: web.Request) -> web.Response:
-        record, user = await self.site.require(request)
-        event = await self.site.own_event(request, user)
-        await self._form(request, record)
+        event, _ = await self._posted(request)
         try:
             count = await self.desk.cancel_event(event)
         except (DeskError, MailError) as exc:
@@ -345,9 +338,7 @@ class TicketingWeb:
         raise self._back(event, f"The event is cancelled; {count} people were told.")
 
     async def add_invitee(self, request: web.Request) -> web.Response:
-        record, user = await self.site.require(request)
-        event = await self.site.own_event(request, user)
-        form = await self._form(request, record)
+        event, form = await self._posted(request)
         try:
             invitee = await self.desk.invite(
                 event, form.get("name", ""), form.get("email", ""), self.base(request)
@@ -359,9 +350,7 @@ class TicketingWeb:
         )
 
     async def invitee_action(self, request: web.Request) -> web.Response:
-        record, user = await self.site.require(request)
-        event = await self.site.own_event(request, user)
-        await self._form(request, record)
+        event, _ = await self._posted(request)
         action = request.match_info["action"]
         try:
             invitee_id = int(request.match_info["invitee_id"])
@@ -407,11 +396,7 @@ class TicketingWeb:
             event=event,
             event_id=format_event_id(event.event_id),
             when=local_time(event, event.starts_at),
-            price=(
-                format_price(access.price_minor, access.currency)
-                if access.price_minor is not None and access.currency
-                else None
-            ),
+            price=_price(access),
             questions=list(enumerate(access.form_fields)),
             values=values,
             error=error,
@@ -521,6 +506,13 @@ class TicketingWeb:
         except MailError:
             outcome = "applied"  # the payment counts; the organiser can resend the code
         return web.json_response({"received": True, "outcome": outcome})
+
+
+def _price(access: EventAccess) -> str | None:
+    """The ticket price as the pages show it; None until the organiser sets one."""
+    if access.price_minor is None or not access.currency:
+        return None
+    return format_price(access.price_minor, access.currency)
 
 
 async def _verify_async(password: str, stored: str) -> bool:
