@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
-from tests import helpers
-from tests.helpers import RunningServer, running_server
+from tests import helpers, protocol_fixtures
+from tests.helpers import RunningServer
+from tests.protocol_fixtures import refused
 from webinar.client.peer import ClientError, SignallingClient
 from webinar.rooms.chat import CHAT_BURST
-from webinar.storage.store import Event
 
 
 class Person(helpers.Person):
@@ -23,35 +20,9 @@ class Person(helpers.Person):
         return [m["message"]["text"] for m in self.seen if m["type"] == "chat-message"]
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    async with running_server(tmp_path / "data") as srv:
-        yield srv
-
-
-@pytest.fixture
-async def people(server: RunningServer) -> AsyncIterator[list[Person]]:
-    made: list[Person] = []
-    yield made
-    await asyncio.gather(*(p.close() for p in made))
-
-
-async def enter(
-    server: RunningServer,
-    people: list[Person],
-    event: Event,
-    name: str,
-    credential: str | None = None,
-    **extra: Any,
-) -> Person:
-    return await helpers.join_person(server, people, Person, event, name, credential, **extra)
-
-
-async def refused(code: str, call: Any) -> ClientError:
-    with pytest.raises(ClientError) as err:
-        await call
-    assert err.value.code == code, err.value
-    return err.value
+server = protocol_fixtures.server
+people = protocol_fixtures.people
+enter = protocol_fixtures.Entrance(Person)
 
 
 async def eventually(check: Any, within: float = 5.0) -> None:
