@@ -34,7 +34,7 @@ from webinar.interaction import engagement
 from webinar.recordings.library import RecordingService
 from webinar.recordings.sharing import Publisher
 from webinar.rooms.manager import RoomManager
-from webinar.storage.store import Event, User
+from webinar.storage.store import Event
 from webinar.ticketing import records
 from webinar.webhooks import records as webhooks
 
@@ -172,12 +172,6 @@ class StatsPages:
             web.get("/api/events/{event_id}/stats", self.api_event),
         ]
 
-    async def _api_user(self, request: web.Request) -> User:
-        found = await self.site.session(request)
-        if found is None:
-            raise web.HTTPUnauthorized(text="sign in first")
-        return found[1]
-
     async def overview(self, request: web.Request) -> web.Response:
         record, user = await self.site.require(request)
         owner = None if user.is_admin else user.user_id
@@ -208,8 +202,7 @@ class StatsPages:
         )
 
     async def event_page(self, request: web.Request) -> web.Response:
-        record, user = await self.site.require(request)
-        event = await self.site.own_event(request, user)
+        event, record, user = await self.site.owned_event(request)
         stats = await self.attendance.detailed_stats(event.event_id)
         return self.site.render(
             request,
@@ -239,12 +232,8 @@ class StatsPages:
             notice=request.query.get("notice"),
         )
 
-    async def _own_event(self, request: web.Request) -> Event:
-        _record, user = await self.site.require(request)
-        return await self.site.own_event(request, user)
-
     async def _export(self, request: web.Request) -> tuple[Event, list[str], list[dict[str, Any]]]:
-        event = await self._own_event(request)
+        event, _record, _user = await self.site.owned_event(request)
         columns, rows = await self.attendance.engagement(event.event_id)
         return event, columns, rows
 
@@ -254,7 +243,7 @@ class StatsPages:
         return _download(body, "text/csv", f"engagement-{event.event_id}.csv")
 
     async def sessions_csv(self, request: web.Request) -> web.Response:
-        event = await self._own_event(request)
+        event, _record, _user = await self.site.owned_event(request)
         rows = session_rows(await self.attendance.sessions(event.event_id), time.time())
         body = to_csv(SESSION_COLUMNS, rows, bom=ih.wants_bom(request))
         return _download(body, "text/csv", f"sessions-{event.event_id}.csv")
@@ -274,8 +263,7 @@ class StatsPages:
         )
 
     async def delete_data(self, request: web.Request) -> web.Response:
-        record, user = await self.site.require(request)
-        event = await self.site.own_event(request, user)
+        event, record, _user = await self.site.owned_event(request)
         form = await request.post()
         self.site.check_csrf(record.csrf_token, form)
         rooms = self._rooms()
@@ -298,12 +286,12 @@ class StatsPages:
         )
 
     async def api_monthly(self, request: web.Request) -> web.Response:
-        user = await self._api_user(request)
+        user = await self.site.api_user(request)
         months = await self.attendance.events_per_month(None if user.is_admin else user.user_id)
         return web.json_response({"months": months})
 
     async def api_event(self, request: web.Request) -> web.Response:
-        user = await self._api_user(request)
+        user = await self.site.api_user(request)
         event = await self.site.store.get_event(request.match_info["event_id"])
         if event is None or not (user.is_admin or event.owner_id == user.user_id):
             raise web.HTTPNotFound(text="No such event of yours.")

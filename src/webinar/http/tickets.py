@@ -9,12 +9,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hmac
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -259,8 +260,7 @@ class TicketingWeb:
 
     async def _posted(self, request: web.Request) -> tuple[Event, dict[str, str]]:
         """The organiser's own event and the text fields of their form (CSRF checked)."""
-        record, user = await self.site.require(request)
-        event = await self.site.own_event(request, user)
+        event, record, _user = await self.site.owned_event(request)
         form = await request.post()
         self.site.check_csrf(record.csrf_token, form)
         return event, {k: str(v) for k, v in form.items() if isinstance(v, str)}
@@ -271,9 +271,17 @@ class TicketingWeb:
             f"/dashboard/events/{format_event_id(event.event_id)}/tickets?{key}={quote(message)}"
         )
 
+    @contextlib.contextmanager
+    def _refusals_back(self, event: Event, *refusals: type[Exception]) -> Iterator[None]:
+        """An organiser action's refusal (one of ``refusals``) goes back to the tickets page
+        as its error."""
+        try:
+            yield
+        except refusals as exc:
+            raise self._back(event, str(exc), error=True) from None
+
     async def tickets_page(self, request: web.Request) -> web.Response:
-        record, user = await self.site.require(request)
-        event = await self.site.own_event(request, user)
+        event, record, user = await self.site.owned_event(request)
         access = await self.desk.access(event.event_id)
         registrations = await self.desk.registrations(event)
         invitees = await self.desk.invitees(event)
@@ -299,7 +307,7 @@ class TicketingWeb:
     async def registration_action(self, request: web.Request) -> web.Response:
         event, _ = await self._posted(request)
         action = request.match_info["action"]
-        try:
+        with self._refusals_back(event, DeskError, ValueError, MailError):
             registration_id = int(request.match_info["registration_id"])
             if action == "confirm":
                 reg = await self.desk.confirm(event, registration_id, self.base(request))
@@ -317,34 +325,26 @@ class TicketingWeb:
                 message = f"The reservation code was sent again to {sent.to}."
             else:
                 raise web.HTTPNotFound(text="No such action.")
-        except (DeskError, ValueError, MailError) as exc:
-            raise self._back(event, str(exc), error=True) from None
         raise self._back(event, message)
 
     async def resend_all(self, request: web.Request) -> web.Response:
         event, _ = await self._posted(request)
-        try:
+        with self._refusals_back(event, MailError):
             count = await self.desk.resend_all(event, self.base(request))
-        except MailError as exc:
-            raise self._back(event, str(exc), error=True) from None
         raise self._back(event, f"The new details went to {count} people.")
 
     async def cancel_event(self, request: web.Request) -> web.Response:
         event, _ = await self._posted(request)
-        try:
+        with self._refusals_back(event, DeskError, MailError):
             count = await self.desk.cancel_event(event)
-        except (DeskError, MailError) as exc:
-            raise self._back(event, str(exc), error=True) from None
         raise self._back(event, f"The event is cancelled; {count} people were told.")
 
     async def add_invitee(self, request: web.Request) -> web.Response:
         event, form = await self._posted(request)
-        try:
+        with self._refusals_back(event, DeskError, ValueError, MailError):
             invitee = await self.desk.invite(
                 event, form.get("name", ""), form.get("email", ""), self.base(request)
             )
-        except (DeskError, ValueError, MailError) as exc:
-            raise self._back(event, str(exc), error=True) from None
         raise self._back(
             event, f"{invitee.name} is invited; the invitation went to {invitee.email}."
         )
@@ -352,7 +352,7 @@ class TicketingWeb:
     async def invitee_action(self, request: web.Request) -> web.Response:
         event, _ = await self._posted(request)
         action = request.match_info["action"]
-        try:
+        with self._refusals_back(event, DeskError, ValueError, MailError):
             invitee_id = int(request.match_info["invitee_id"])
             if action == "revoke":
                 invitee = await self.desk.revoke(event, invitee_id)
@@ -362,8 +362,6 @@ class TicketingWeb:
                 message = f"The invitation was sent again to {sent.to}."
             else:
                 raise web.HTTPNotFound(text="No such action.")
-        except (DeskError, ValueError, MailError) as exc:
-            raise self._back(event, str(exc), error=True) from None
         raise self._back(event, message)
 
     # ------------------------------------------------------------------ registration
