@@ -13,14 +13,16 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Protocol, TypeVar, cast
 
 from webinar import __version__
 from webinar.accounts import check_password_rules, hash_password
 from webinar.config import Config, ConfigError, example_toml, load_config
 from webinar.formats import iso_time
 from webinar.links import event_links, host_url
-from webinar.storage.store import Event, Store, StoreError, validate_title
+from webinar.storage.store import Event, Store, StoreError, SyncStore, validate_title
+
+T = TypeVar("T")
 
 DEMO_TITLE = "Demo webinar"
 
@@ -176,15 +178,22 @@ def _read_password(args: argparse.Namespace) -> str:
     return password
 
 
+def _change_users(config: Config, change: Callable[[SyncStore], T]) -> T:
+    """One change to the accounts; the store's refusal (ValueError) is a usage error."""
+    with Store.open_sync(config.data_dir) as store:
+        try:
+            return change(store)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+
+
 def _cmd_user_add(args: argparse.Namespace) -> int:
     config = _config(args)
     password = _read_password(args)
     role = "admin" if args.admin else "organiser"
-    with Store.open_sync(config.data_dir) as store:
-        try:
-            user = store.create_user(args.username, hash_password(password), role)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+    user = _change_users(
+        config, lambda store: store.create_user(args.username, hash_password(password), role)
+    )
     print(f"Added {user.role} {user.username}.")
     return EXIT_OK
 
@@ -204,22 +213,16 @@ def _cmd_user_list(args: argparse.Namespace) -> int:
 def _cmd_user_passwd(args: argparse.Namespace) -> int:
     config = _config(args)
     password = _read_password(args)
-    with Store.open_sync(config.data_dir) as store:
-        try:
-            store.set_password_hash(args.username, hash_password(password))
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+    _change_users(
+        config, lambda store: store.set_password_hash(args.username, hash_password(password))
+    )
     print(f"Changed the password of {args.username}; their sessions were signed out.")
     return EXIT_OK
 
 
 def _cmd_user_remove(args: argparse.Namespace) -> int:
     config = _config(args)
-    with Store.open_sync(config.data_dir) as store:
-        try:
-            store.delete_user(args.username)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+    _change_users(config, lambda store: store.delete_user(args.username))
     print(f"Removed {args.username}; their events remain (admins see them).")
     return EXIT_OK
 

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import Awaitable
 from typing import Any
 
 import aiohttp
-import pytest
 
-from tests import helpers
-from tests.helpers import RunningServer, running_server
+from tests import helpers, protocol_fixtures
+from tests.helpers import RunningServer
+from tests.protocol_fixtures import refused
 from webinar.client.peer import ClientError, SignallingClient
 from webinar.rooms.chat import CHAT_BURST
-from webinar.storage.store import Event
 
 
 class Person(helpers.Person):
@@ -23,35 +21,9 @@ class Person(helpers.Person):
         return [m["message"]["text"] for m in self.seen if m["type"] == "chat-message"]
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    async with running_server(tmp_path / "data") as srv:
-        yield srv
-
-
-@pytest.fixture
-async def people(server: RunningServer) -> AsyncIterator[list[Person]]:
-    made: list[Person] = []
-    yield made
-    await asyncio.gather(*(p.close() for p in made))
-
-
-async def enter(
-    server: RunningServer,
-    people: list[Person],
-    event: Event,
-    name: str,
-    credential: str | None = None,
-    **extra: Any,
-) -> Person:
-    return await helpers.join_person(server, people, Person, event, name, credential, **extra)
-
-
-async def refused(code: str, call: Any) -> ClientError:
-    with pytest.raises(ClientError) as err:
-        await call
-    assert err.value.code == code, err.value
-    return err.value
+server = protocol_fixtures.server
+people = protocol_fixtures.people
+enter = protocol_fixtures.Entrance(Person)
 
 
 async def eventually(check: Any, within: float = 5.0) -> None:
@@ -74,6 +46,16 @@ POLL = {
         {"text": "Why?", "kind": "text"},
     ],
 }
+
+
+def answer(
+    person: Person, poll_id: str, *options: str, text: str | None = None
+) -> Awaitable[dict[str, Any]]:
+    """``person`` answers question q1 with ``options`` (and q2 with ``text``)."""
+    answers: list[dict[str, Any]] = [{"question_id": "q1", "option_ids": list(options)}]
+    if text is not None:
+        answers.append({"question_id": "q2", "text": text})
+    return person.request("poll-answer", poll_id=poll_id, answers=answers)
 
 
 # ----------------------------------------------------------------------------- chat
@@ -196,39 +178,16 @@ async def test_poll_answers_results_and_test_scores(
     pid = created["poll_id"]
     assert not [m for m in ann.seen if m["type"] == "poll"]  # drafts are the presenters'
     await refused("bad-message", ann.request("poll-answer", poll_id=pid, answers=[]))
-    await refused(
-        "poll-closed",
-        ann.request(
-            "poll-answer", poll_id=pid, answers=[{"question_id": "q1", "option_ids": ["q1o1"]}]
-        ),
-    )
+    await refused("poll-closed", answer(ann, pid, "q1o1"))
     await refused("forbidden", ann.request("poll-launch", poll_id=pid))
     await pres.request("poll-launch", poll_id=pid)
     launched = await ann.wait("poll", where=lambda m: m["cause"] == "launched")
     assert [o["text"] for o in launched["poll"]["questions"][0]["options"]] == ["Monday", "Friday"]
-    await ann.request(
-        "poll-answer", poll_id=pid, answers=[{"question_id": "q1", "option_ids": ["q1o1"]}]
-    )
+    await answer(ann, pid, "q1o1")
     # re-answer replaces
-    await ann.request(
-        "poll-answer",
-        poll_id=pid,
-        answers=[
-            {"question_id": "q1", "option_ids": ["q1o2"]},
-            {"question_id": "q2", "text": "fun"},
-        ],
-    )
-    await bob.request(
-        "poll-answer", poll_id=pid, answers=[{"question_id": "q1", "option_ids": ["q1o2"]}]
-    )
-    await refused(
-        "bad-answer",
-        bob.request(
-            "poll-answer",
-            poll_id=pid,
-            answers=[{"question_id": "q1", "option_ids": ["q1o1", "q1o2"]}],
-        ),
-    )
+    await answer(ann, pid, "q1o2", text="fun")
+    await answer(bob, pid, "q1o2")
+    await refused("bad-answer", answer(bob, pid, "q1o1", "q1o2"))
 
     def final(m: dict[str, Any]) -> bool:
         return m["questions"][0]["counts"] == {"q1o1": 0, "q1o2": 2}
@@ -244,12 +203,7 @@ async def test_poll_answers_results_and_test_scores(
     await refused("poll-open", pres.request("poll-launch", poll_id=other))
     await pres.request("poll-close", poll_id=pid)
     await ann.wait("poll", where=lambda m: m["cause"] == "closed")
-    await refused(
-        "poll-closed",
-        ann.request(
-            "poll-answer", poll_id=pid, answers=[{"question_id": "q1", "option_ids": ["q1o1"]}]
-        ),
-    )
+    await refused("poll-closed", answer(ann, pid, "q1o1"))
     await pres.request("poll-delete", poll_id=other)
 
     test = {
@@ -268,17 +222,8 @@ async def test_poll_answers_results_and_test_scores(
     await pres.request("poll-launch", poll_id=tid)
     quiz = await ann.wait("poll", where=lambda m: m["poll"]["poll_id"] == tid)
     assert all(o["correct"] is None for o in quiz["poll"]["questions"][0]["options"])
-    await ann.request(
-        "poll-answer",
-        poll_id=tid,
-        answers=[
-            {"question_id": "q1", "option_ids": ["q1o2"]},
-            {"question_id": "q2", "text": "paris"},
-        ],
-    )
-    await bob.request(
-        "poll-answer", poll_id=tid, answers=[{"question_id": "q1", "option_ids": ["q1o1"]}]
-    )
+    await answer(ann, tid, "q1o2", text="paris")
+    await answer(bob, tid, "q1o1")
     await pres.request("poll-close", poll_id=tid)
     ann_score = await ann.wait("poll-score")
     bob_score = await bob.wait("poll-score")
@@ -385,9 +330,7 @@ async def test_late_and_reconnecting_clients_get_the_state(
         await ann.request("chat-send", text=f"hello {i}")
     poll_id = (await pres.request("poll-create", **POLL))["poll"]["poll_id"]
     await pres.request("poll-launch", poll_id=poll_id)
-    await ann.request(
-        "poll-answer", poll_id=poll_id, answers=[{"question_id": "q1", "option_ids": ["q1o2"]}]
-    )
+    await answer(ann, poll_id, "q1o2")
     question = (await ann.request("question-ask", text="What next?"))["question"]
     await pres.request("question-publish", question_id=question["question_id"])
     await pres.request(

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests import helpers
+from tests import helpers, protocol_fixtures
 from tests.helpers import RunningServer, running_server
-from webinar.client.peer import ClientError
-from webinar.storage.store import Event
+from tests.protocol_fixtures import refused
 
 
 class Person(helpers.Person):
@@ -35,34 +31,9 @@ def _dig(message: dict[str, Any], dotted: str) -> Any:
     return value
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    async with running_server(tmp_path / "data") as srv:
-        yield srv
-
-
-@pytest.fixture
-async def people(server: RunningServer) -> AsyncIterator[list[Person]]:
-    made: list[Person] = []
-    yield made
-    await asyncio.gather(*(p.close() for p in made))
-
-
-async def enter(
-    server: RunningServer,
-    people: list[Person],
-    event: Event,
-    name: str,
-    credential: str | None = None,
-    **extra: Any,
-) -> Person:
-    return await helpers.join_person(server, people, Person, event, name, credential, **extra)
-
-
-async def refused(code: str, call: Any) -> None:
-    with pytest.raises(ClientError) as err:
-        await call
-    assert err.value.code == code, err.value
+server = protocol_fixtures.server
+people = protocol_fixtures.people
+enter = protocol_fixtures.Entrance(Person)
 
 
 async def test_roles_from_credentials(server: RunningServer, people: list[Person]) -> None:

@@ -12,12 +12,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -331,10 +332,8 @@ class InteractionHttp:
     async def admin_create_cta(self, request: web.Request) -> web.Response:
         self._check_admin(request)
         event = await self._event(request)
-        try:
+        with _refused_as_json():
             prepared = await self._prepare_cta(event, await _json_object(request))
-        except InteractionError as exc:
-            raise _json_error(400, exc.code.value, exc.message) from None
         return web.json_response({"cta": _prepared_json(prepared)}, status=201)
 
     async def admin_delete_cta(self, request: web.Request) -> web.Response:
@@ -419,7 +418,7 @@ class InteractionHttp:
 
     async def dashboard_export(self, request: web.Request) -> web.Response:
         event, _record, _user = await self._owned_event(request)
-        return await self._csv(event, request.match_info["kind"], bom=_bom(request))
+        return await self._csv(event, request.match_info["kind"], bom=wants_bom(request))
 
     async def dashboard_polls(self, request: web.Request) -> web.Response:
         """The organiser prepares polls and tests before the event."""
@@ -456,7 +455,7 @@ class InteractionHttp:
     async def admin_export(self, request: web.Request) -> web.Response:
         self._check_admin(request)
         event = await self._event(request)
-        return await self._csv(event, request.match_info["kind"], bom=_bom(request))
+        return await self._csv(event, request.match_info["kind"], bom=wants_bom(request))
 
     async def admin_interaction(self, request: web.Request) -> web.Response:
         self._check_admin(request)
@@ -494,72 +493,72 @@ class InteractionHttp:
         """A new definition for a prepared poll that never ran (same id, same place)."""
         spec = await _json_object(request)
         event_id, poll_id = event.event_id, request.match_info["poll_id"]
-        found = await self._store.run(lambda core: ist.get_poll(core, event_id, poll_id))
-        if found is None:
-            raise _json_error(404, "not-found", "no such poll")
-        try:
+        found = await self._prepared_poll(event_id, poll_id)
+        with _refused_as_json():
             poll = pl.build_poll(spec, now=found.created_at, poll_id=poll_id)
             await glue.check_images(self._store, event_id, poll)
-            room = self._loaded_room(event_id)
-            changed = room.interaction.polls.replace_prepared(poll) if room else None
-            if not await self._store.run(lambda core: ist.update_draft_poll(core, event_id, poll)):
-                raise InteractionError(
-                    InteractionErrorCode.INVALID, "only a poll that never ran can be changed"
-                )
-        except InteractionError as exc:
-            raise _json_error(400, exc.code.value, exc.message) from None
-        if room is not None and changed is not None:
-            room.interaction.emit([changed])
+            changed = await self._change_draft(
+                event_id,
+                lambda polls: polls.replace_prepared(poll),
+                lambda core: ist.update_draft_poll(core, event_id, poll),
+                "only a poll that never ran can be changed",
+            )
         return web.json_response({"poll": _poll_json(changed.poll if changed else poll)})
 
     async def _delete_poll(self, request: web.Request, event: Event) -> web.Response:
         """Delete a prepared poll that never ran (one that ran holds answers: the
         event's personal-data deletion removes those)."""
         event_id, poll_id = event.event_id, request.match_info["poll_id"]
+        await self._prepared_poll(event_id, poll_id)
+        with _refused_as_json():
+            await self._change_draft(
+                event_id,
+                lambda polls: polls.remove_prepared(poll_id),
+                lambda core: ist.delete_draft_poll(core, event_id, poll_id),
+                "only a poll that never ran can be deleted",
+            )
+        return web.json_response({"deleted": poll_id})
+
+    async def _prepared_poll(self, event_id: str, poll_id: str) -> pl.Poll:
         found = await self._store.run(lambda core: ist.get_poll(core, event_id, poll_id))
         if found is None:
             raise _json_error(404, "not-found", "no such poll")
-        try:
-            room = self._loaded_room(event_id)
-            changed = room.interaction.polls.remove_prepared(poll_id) if room else None
-            if not await self._store.run(
-                lambda core: ist.delete_draft_poll(core, event_id, poll_id)
-            ):
-                raise InteractionError(
-                    InteractionErrorCode.INVALID, "only a poll that never ran can be deleted"
-                )
-        except InteractionError as exc:
-            raise _json_error(400, exc.code.value, exc.message) from None
+        return found
+
+    async def _change_draft(
+        self,
+        event_id: str,
+        in_room: Callable[[pl.PollBook], pl.PollChanged],
+        in_store: Callable[[SyncStore], bool],
+        refused: str,
+    ) -> pl.PollChanged | None:
+        """Change a poll that never ran in the live room (if loaded) and in the store, or
+        refuse with ``refused`` when the store's copy ran; the room's change (announced)."""
+        room = self._loaded_room(event_id)
+        changed = in_room(room.interaction.polls) if room else None
+        if not await self._store.run(in_store):
+            raise InteractionError(InteractionErrorCode.INVALID, refused)
         if room is not None and changed is not None:
             room.interaction.emit([changed])
-        return web.json_response({"deleted": poll_id})
+        return changed
 
     async def _create_poll(self, request: web.Request, event: Event) -> web.Response:
-        try:
-            spec = await request.json()
-        except ValueError:
-            raise _json_error(400, "bad-json", "the body must be JSON") from None
-        if not isinstance(spec, dict):
-            raise _json_error(400, "bad-message", "the body must be a JSON object")
-        try:
+        spec = await _json_object(request)
+        event_id = event.event_id
+        with _refused_as_json():
             poll = pl.build_poll(spec, now=time.time())
-            await glue.check_images(self._store, event.event_id, poll)
-            rooms = self._rooms()
-            room = rooms.get(event.event_id) if rooms else None
-            if room is not None and room.interaction.loaded:
+            await glue.check_images(self._store, event_id, poll)
+            room = self._loaded_room(event_id)
+            if room is not None:
                 room.interaction.polls.add_prepared(poll)  # checks the count bound
             else:
-                event_id = event.event_id
                 count = await self._store.run(lambda core: len(ist.list_polls(core, event_id)))
                 if count >= pl.MAX_POLLS:
                     raise InteractionError(
                         InteractionErrorCode.LIMIT, f"at most {pl.MAX_POLLS} polls per event"
                     )
-        except InteractionError as exc:
-            raise _json_error(400, exc.code.value, exc.message) from None
-        event_id = event.event_id
         await self._store.run(lambda core: ist.save_poll(core, event_id, poll))
-        if room is not None and room.interaction.loaded:
+        if room is not None:
             room.interaction.emit([pl.PollChanged(poll, "created")])
         return web.json_response({"poll": _poll_json(poll)}, status=201)
 
@@ -574,7 +573,17 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
     return spec
 
 
-def _bom(request: web.Request) -> bool:
+@contextlib.contextmanager
+def _refused_as_json() -> Iterator[None]:
+    """A refusal (InteractionError) inside is the admin API's 400 answer with its code."""
+    try:
+        yield
+    except InteractionError as exc:
+        raise _json_error(400, exc.code.value, exc.message) from None
+
+
+def wants_bom(request: web.Request) -> bool:
+    """``?bom=1``: the CSV starts with a UTF-8 byte-order mark, for spreadsheet programs."""
     return request.query.get("bom") in ("1", "true", "yes")
 
 

@@ -144,17 +144,13 @@ class RecordingPages:
         )
 
     async def delete(self, request: web.Request) -> web.Response:
-        record, user = await self.site.require(request)
-        form = await request.post()
-        self.site.check_csrf(record.csrf_token, form)
+        _record, user, _form = await self.site.require_form(request)
         info = await self._visible(user, request.match_info["recording_id"])
         await self.service.delete(info.recording_id)
         raise web.HTTPSeeOther("/dashboard/recordings?notice=deleted")
 
     async def trim(self, request: web.Request) -> web.Response:
-        record, user = await self.site.require(request)
-        form = await request.post()
-        self.site.check_csrf(record.csrf_token, form)
+        _record, user, form = await self.site.require_form(request)
         info = await self._visible(user, request.match_info["recording_id"])
         try:
             start = float(str(form.get("start", "0")) or 0)
@@ -167,9 +163,7 @@ class RecordingPages:
         raise web.HTTPSeeOther("/dashboard/recordings?notice=trimmed")
 
     async def auto_record(self, request: web.Request) -> web.Response:
-        record, user = await self.site.require(request)
-        form = await request.post()
-        self.site.check_csrf(record.csrf_token, form)
+        _record, user, form = await self.site.require_form(request)
         event_id = normalize_event_id(request.match_info["event_id"]) or ""
         event = await self.site.store.get_event(event_id)
         if event is None or not (user.is_admin or event.owner_id == user.user_id):
@@ -178,10 +172,7 @@ class RecordingPages:
         raise web.HTTPSeeOther("/dashboard/recordings?notice=saved")
 
     async def api_list(self, request: web.Request) -> web.Response:
-        found = await self.site.session(request)
-        if found is None:
-            raise web.HTTPUnauthorized(text="sign in first")
-        user = found[1]
+        user = await self.site.api_user(request)
         event_id = request.query.get("event_id")
         recordings = await self.service.list(
             owner_id=None if user.is_admin else user.user_id,
@@ -193,9 +184,7 @@ class RecordingPages:
     # ------------------------------------------------------------------ publishing
 
     async def publish(self, request: web.Request) -> web.Response:
-        record, user = await self.site.require(request)
-        form = await request.post()
-        self.site.check_csrf(record.csrf_token, form)
+        _record, user, form = await self.site.require_form(request)
         info = await self._visible(user, request.match_info["recording_id"])
         event = await self.site.store.get_event(info.event_id)
         try:
@@ -222,9 +211,7 @@ class RecordingPages:
         raise web.HTTPSeeOther(f"/dashboard/recordings?notice={notice}")
 
     async def revoke(self, request: web.Request) -> web.Response:
-        record, user = await self.site.require(request)
-        form = await request.post()
-        self.site.check_csrf(record.csrf_token, form)
+        _record, user, _form = await self.site.require_form(request)
         publication_id = request.match_info["publication_id"]
         for publication in await self._publications_of(user):
             if publication == publication_id:

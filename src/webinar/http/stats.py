@@ -34,7 +34,7 @@ from webinar.interaction import engagement
 from webinar.recordings.library import RecordingService
 from webinar.recordings.sharing import Publisher
 from webinar.rooms.manager import RoomManager
-from webinar.storage.store import Event, User
+from webinar.storage.store import Event
 from webinar.ticketing import records
 from webinar.webhooks import records as webhooks
 
@@ -172,12 +172,6 @@ class StatsPages:
             web.get("/api/events/{event_id}/stats", self.api_event),
         ]
 
-    async def _api_user(self, request: web.Request) -> User:
-        found = await self.site.session(request)
-        if found is None:
-            raise web.HTTPUnauthorized(text="sign in first")
-        return found[1]
-
     async def overview(self, request: web.Request) -> web.Response:
         record, user = await self.site.require(request)
         owner = None if user.is_admin else user.user_id
@@ -208,8 +202,7 @@ class StatsPages:
         )
 
     async def event_page(self, request: web.Request) -> web.Response:
-        record, user = await self.site.require(request)
-        event = await self.site.own_event(request, user)
+        event, record, user = await self.site.owned_event(request)
         stats = await self.attendance.detailed_stats(event.event_id)
         return self.site.render(
             request,
@@ -240,36 +233,20 @@ class StatsPages:
         )
 
     async def _export(self, request: web.Request) -> tuple[Event, list[str], list[dict[str, Any]]]:
-        _record, user = await self.site.require(request)
-        event = await self.site.own_event(request, user)
+        event, _record, _user = await self.site.owned_event(request)
         columns, rows = await self.attendance.engagement(event.event_id)
         return event, columns, rows
 
     async def export_csv(self, request: web.Request) -> web.Response:
         event, columns, rows = await self._export(request)
-        body = to_csv(columns, rows, bom=request.query.get("bom") in ("1", "true", "yes"))
-        return web.Response(
-            body=body,
-            content_type="text/csv",
-            charset="utf-8",
-            headers={
-                "Content-Disposition": f'attachment; filename="engagement-{event.event_id}.csv"'
-            },
-        )
+        body = to_csv(columns, rows, bom=ih.wants_bom(request))
+        return _download(body, "text/csv", f"engagement-{event.event_id}.csv")
 
     async def sessions_csv(self, request: web.Request) -> web.Response:
-        _record, user = await self.site.require(request)
-        event = await self.site.own_event(request, user)
+        event, _record, _user = await self.site.owned_event(request)
         rows = session_rows(await self.attendance.sessions(event.event_id), time.time())
-        body = to_csv(SESSION_COLUMNS, rows, bom=request.query.get("bom") in ("1", "true", "yes"))
-        return web.Response(
-            body=body,
-            content_type="text/csv",
-            charset="utf-8",
-            headers={
-                "Content-Disposition": f'attachment; filename="sessions-{event.event_id}.csv"'
-            },
-        )
+        body = to_csv(SESSION_COLUMNS, rows, bom=ih.wants_bom(request))
+        return _download(body, "text/csv", f"sessions-{event.event_id}.csv")
 
     async def export_json(self, request: web.Request) -> web.Response:
         """The rows of the CSV, plus the detail files' rows under ``details``."""
@@ -279,18 +256,14 @@ class StatsPages:
         sessions = session_rows(await self.attendance.sessions(event_id), time.time())
         body = json.loads(to_json(format_event_id(event_id), columns, rows))
         body["details"] = {"sessions": sessions, **details}
-        return web.Response(
-            body=json.dumps(body, ensure_ascii=False).encode("utf-8"),
-            content_type="application/json",
-            charset="utf-8",
-            headers={
-                "Content-Disposition": f'attachment; filename="engagement-{event.event_id}.json"'
-            },
+        return _download(
+            json.dumps(body, ensure_ascii=False).encode("utf-8"),
+            "application/json",
+            f"engagement-{event.event_id}.json",
         )
 
     async def delete_data(self, request: web.Request) -> web.Response:
-        record, user = await self.site.require(request)
-        event = await self.site.own_event(request, user)
+        event, record, _user = await self.site.owned_event(request)
         form = await request.post()
         self.site.check_csrf(record.csrf_token, form)
         rooms = self._rooms()
@@ -313,14 +286,24 @@ class StatsPages:
         )
 
     async def api_monthly(self, request: web.Request) -> web.Response:
-        user = await self._api_user(request)
+        user = await self.site.api_user(request)
         months = await self.attendance.events_per_month(None if user.is_admin else user.user_id)
         return web.json_response({"months": months})
 
     async def api_event(self, request: web.Request) -> web.Response:
-        user = await self._api_user(request)
+        user = await self.site.api_user(request)
         event = await self.site.store.get_event(request.match_info["event_id"])
         if event is None or not (user.is_admin or event.owner_id == user.user_id):
             raise web.HTTPNotFound(text="No such event of yours.")
         stats: EventStats = await self.attendance.detailed_stats(event.event_id)
         return web.json_response(stats.as_json())
+
+
+def _download(body: bytes, content_type: str, filename: str) -> web.Response:
+    """A UTF-8 export that the browser saves as ``filename``."""
+    return web.Response(
+        body=body,
+        content_type=content_type,
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -9,12 +9,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hmac
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -26,7 +27,7 @@ from webinar.config import Config
 from webinar.http.dashboard import AfterSave
 from webinar.http.site import Site
 from webinar.ids import format_event_id, normalize_event_id
-from webinar.storage.store import Event, EventSettings, SessionRecord, Store, User
+from webinar.storage.store import Event, EventSettings, Store, User
 from webinar.ticketing import records
 from webinar.ticketing.desk import DeskError, TicketDesk, local_time
 from webinar.ticketing.gate import Ticketing
@@ -257,10 +258,12 @@ class TicketingWeb:
 
     # ------------------------------------------------------------------ organiser pages
 
-    async def _form(self, request: web.Request, record: SessionRecord) -> dict[str, str]:
+    async def _posted(self, request: web.Request) -> tuple[Event, dict[str, str]]:
+        """The organiser's own event and the text fields of their form (CSRF checked)."""
+        event, record, _user = await self.site.owned_event(request)
         form = await request.post()
         self.site.check_csrf(record.csrf_token, form)
-        return {k: str(v) for k, v in form.items() if isinstance(v, str)}
+        return event, {k: str(v) for k, v in form.items() if isinstance(v, str)}
 
     def _back(self, event: Event, message: str, *, error: bool = False) -> web.HTTPSeeOther:
         key = "error" if error else "done"
@@ -268,9 +271,17 @@ class TicketingWeb:
             f"/dashboard/events/{format_event_id(event.event_id)}/tickets?{key}={quote(message)}"
         )
 
+    @contextlib.contextmanager
+    def _refusals_back(self, event: Event, *refusals: type[Exception]) -> Iterator[None]:
+        """An organiser action's refusal (one of ``refusals``) goes back to the tickets page
+        as its error."""
+        try:
+            yield
+        except refusals as exc:
+            raise self._back(event, str(exc), error=True) from None
+
     async def tickets_page(self, request: web.Request) -> web.Response:
-        record, user = await self.site.require(request)
-        event = await self.site.own_event(request, user)
+        event, record, user = await self.site.owned_event(request)
         access = await self.desk.access(event.event_id)
         registrations = await self.desk.registrations(event)
         invitees = await self.desk.invitees(event)
@@ -283,11 +294,7 @@ class TicketingWeb:
             event_id=format_event_id(event.event_id),
             when=local_time(event, event.starts_at),
             access=access,
-            price=(
-                format_price(access.price_minor, access.currency)
-                if access.price_minor is not None and access.currency
-                else None
-            ),
+            price=_price(access),
             registrations=registrations,
             invitees=invitees,
             settings_changed=await self.desk.settings_changed_at(event),
@@ -298,11 +305,9 @@ class TicketingWeb:
         )
 
     async def registration_action(self, request: web.Request) -> web.Response:
-        record, user = await self.site.require(request)
-        event = await self.site.own_event(request, user)
-        await self._form(request, record)
+        event, _ = await self._posted(request)
         action = request.match_info["action"]
-        try:
+        with self._refusals_back(event, DeskError, ValueError, MailError):
             registration_id = int(request.match_info["registration_id"])
             if action == "confirm":
                 reg = await self.desk.confirm(event, registration_id, self.base(request))
@@ -320,50 +325,34 @@ class TicketingWeb:
                 message = f"The reservation code was sent again to {sent.to}."
             else:
                 raise web.HTTPNotFound(text="No such action.")
-        except (DeskError, ValueError, MailError) as exc:
-            raise self._back(event, str(exc), error=True) from None
         raise self._back(event, message)
 
     async def resend_all(self, request: web.Request) -> web.Response:
-        record, user = await self.site.require(request)
-        event = await self.site.own_event(request, user)
-        await self._form(request, record)
-        try:
+        event, _ = await self._posted(request)
+        with self._refusals_back(event, MailError):
             count = await self.desk.resend_all(event, self.base(request))
-        except MailError as exc:
-            raise self._back(event, str(exc), error=True) from None
         raise self._back(event, f"The new details went to {count} people.")
 
     async def cancel_event(self, request: web.Request) -> web.Response:
-        record, user = await self.site.require(request)
-        event = await self.site.own_event(request, user)
-        await self._form(request, record)
-        try:
+        event, _ = await self._posted(request)
+        with self._refusals_back(event, DeskError, MailError):
             count = await self.desk.cancel_event(event)
-        except (DeskError, MailError) as exc:
-            raise self._back(event, str(exc), error=True) from None
         raise self._back(event, f"The event is cancelled; {count} people were told.")
 
     async def add_invitee(self, request: web.Request) -> web.Response:
-        record, user = await self.site.require(request)
-        event = await self.site.own_event(request, user)
-        form = await self._form(request, record)
-        try:
+        event, form = await self._posted(request)
+        with self._refusals_back(event, DeskError, ValueError, MailError):
             invitee = await self.desk.invite(
                 event, form.get("name", ""), form.get("email", ""), self.base(request)
             )
-        except (DeskError, ValueError, MailError) as exc:
-            raise self._back(event, str(exc), error=True) from None
         raise self._back(
             event, f"{invitee.name} is invited; the invitation went to {invitee.email}."
         )
 
     async def invitee_action(self, request: web.Request) -> web.Response:
-        record, user = await self.site.require(request)
-        event = await self.site.own_event(request, user)
-        await self._form(request, record)
+        event, _ = await self._posted(request)
         action = request.match_info["action"]
-        try:
+        with self._refusals_back(event, DeskError, ValueError, MailError):
             invitee_id = int(request.match_info["invitee_id"])
             if action == "revoke":
                 invitee = await self.desk.revoke(event, invitee_id)
@@ -373,8 +362,6 @@ class TicketingWeb:
                 message = f"The invitation was sent again to {sent.to}."
             else:
                 raise web.HTTPNotFound(text="No such action.")
-        except (DeskError, ValueError, MailError) as exc:
-            raise self._back(event, str(exc), error=True) from None
         raise self._back(event, message)
 
     # ------------------------------------------------------------------ registration
@@ -407,11 +394,7 @@ class TicketingWeb:
             event=event,
             event_id=format_event_id(event.event_id),
             when=local_time(event, event.starts_at),
-            price=(
-                format_price(access.price_minor, access.currency)
-                if access.price_minor is not None and access.currency
-                else None
-            ),
+            price=_price(access),
             questions=list(enumerate(access.form_fields)),
             values=values,
             error=error,
@@ -521,6 +504,13 @@ class TicketingWeb:
         except MailError:
             outcome = "applied"  # the payment counts; the organiser can resend the code
         return web.json_response({"received": True, "outcome": outcome})
+
+
+def _price(access: EventAccess) -> str | None:
+    """The ticket price as the pages show it; None until the organiser sets one."""
+    if access.price_minor is None or not access.currency:
+        return None
+    return format_price(access.price_minor, access.currency)
 
 
 async def _verify_async(password: str, stored: str) -> bool:

@@ -124,6 +124,10 @@ class AdminApi:
             raise _error(404, "not-found", "no such event of yours")
         return event
 
+    async def _own_event(self, request: web.Request) -> Event:
+        """The event the path names, if the bearer's (any event for an admin)."""
+        return await self._event(request, await self._user(request))
+
     @staticmethod
     async def _body(request: web.Request) -> dict[str, Any]:
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
@@ -200,8 +204,7 @@ class AdminApi:
         return web.json_response({"events": [await self._event_json(request, e) for e in events]})
 
     async def get_event(self, request: web.Request) -> web.Response:
-        user = await self._user(request)
-        event = await self._event(request, user)
+        event = await self._own_event(request)
         return web.json_response(await self._event_json(request, event))
 
     async def create_event(self, request: web.Request) -> web.Response:
@@ -240,15 +243,13 @@ class AdminApi:
         return saved
 
     async def resend_all(self, request: web.Request) -> web.Response:
-        user = await self._user(request)
-        event = await self._event(request, user)
+        event = await self._own_event(request)
         with _desk_errors():
             count = await self.web_part.desk.resend_all(event, self._base(request))
         return web.json_response({"sent": count})
 
     async def cancel_event(self, request: web.Request) -> web.Response:
-        user = await self._user(request)
-        event = await self._event(request, user)
+        event = await self._own_event(request)
         with _desk_errors():
             told = await self.web_part.desk.cancel_event(event)
         return web.json_response({"cancelled": True, "told": told})
@@ -256,14 +257,12 @@ class AdminApi:
     # ------------------------------------------------------------------ registrations
 
     async def list_registrations(self, request: web.Request) -> web.Response:
-        user = await self._user(request)
-        event = await self._event(request, user)
+        event = await self._own_event(request)
         regs = await self.web_part.desk.registrations(event)
         return web.json_response({"registrations": [_registration(r) for r in regs]})
 
     async def registration_action(self, request: web.Request) -> web.Response:
-        user = await self._user(request)
-        event = await self._event(request, user)
+        event = await self._own_event(request)
         desk, action = self.web_part.desk, request.match_info["action"]
         with _desk_errors():
             registration_id = int(request.match_info["registration_id"])
@@ -286,14 +285,12 @@ class AdminApi:
     # ------------------------------------------------------------------ invitees
 
     async def list_invitees(self, request: web.Request) -> web.Response:
-        user = await self._user(request)
-        event = await self._event(request, user)
+        event = await self._own_event(request)
         found = await self.web_part.desk.invitees(event)
         return web.json_response({"invitees": [_invitee(i) for i in found]})
 
     async def add_invitee(self, request: web.Request) -> web.Response:
-        user = await self._user(request)
-        event = await self._event(request, user)
+        event = await self._own_event(request)
         body = await self._body(request)
         with _desk_errors(422):
             invitee = await self.web_part.desk.invite(
@@ -305,8 +302,7 @@ class AdminApi:
         return web.json_response(_invitee(invitee), status=201)
 
     async def invitee_action(self, request: web.Request) -> web.Response:
-        user = await self._user(request)
-        event = await self._event(request, user)
+        event = await self._own_event(request)
         desk, action = self.web_part.desk, request.match_info["action"]
         with _desk_errors():
             invitee_id = int(request.match_info["invitee_id"])

@@ -25,6 +25,12 @@ from webinar.rooms.polls import (
 from webinar.rooms.qa import Question, QuestionState
 from webinar.storage.store import SyncStore
 
+
+def _one_row(core: SyncStore, sql: str, params: tuple[Any, ...]) -> bool:
+    """Run an UPDATE or DELETE; whether it changed exactly one row."""
+    return core.connection.execute(sql, params).rowcount == 1
+
+
 # ----------------------------------------------------------------------------- chat
 
 
@@ -194,24 +200,20 @@ def get_poll(core: SyncStore, event_id: str, poll_id: str) -> Poll | None:
 
 def update_draft_poll(core: SyncStore, event_id: str, p: Poll) -> bool:
     """Replace the definition of a poll that never ran; False if it ran (or is gone)."""
-    return (
-        core.connection.execute(
-            "UPDATE polls SET title = ?, kind = ?, definition = ? WHERE poll_id = ?"
-            " AND event_id = ? AND state = 'draft'",
-            (p.title, p.kind.value, poll_definition(p), p.poll_id, event_id),
-        ).rowcount
-        == 1
+    return _one_row(
+        core,
+        "UPDATE polls SET title = ?, kind = ?, definition = ? WHERE poll_id = ?"
+        " AND event_id = ? AND state = 'draft'",
+        (p.title, p.kind.value, poll_definition(p), p.poll_id, event_id),
     )
 
 
 def delete_draft_poll(core: SyncStore, event_id: str, poll_id: str) -> bool:
     """Delete a poll that never ran; False if it ran (or is gone)."""
-    return (
-        core.connection.execute(
-            "DELETE FROM polls WHERE poll_id = ? AND event_id = ? AND state = 'draft'",
-            (poll_id, event_id),
-        ).rowcount
-        == 1
+    return _one_row(
+        core,
+        "DELETE FROM polls WHERE poll_id = ? AND event_id = ? AND state = 'draft'",
+        (poll_id, event_id),
     )
 
 
@@ -307,20 +309,21 @@ def _prepared(row: tuple[Any, ...]) -> PreparedCta:
     return PreparedCta(*row)
 
 
+_PREPARED_SELECT = (
+    "SELECT prepared_id, message, button, url, duration_seconds, created_at FROM cta_prepared"
+)
+
+
 def list_prepared_ctas(core: SyncStore, event_id: str) -> list[PreparedCta]:
     rows = core.connection.execute(
-        "SELECT prepared_id, message, button, url, duration_seconds, created_at"
-        " FROM cta_prepared WHERE event_id = ? ORDER BY created_at, rowid",
-        (event_id,),
+        f"{_PREPARED_SELECT} WHERE event_id = ? ORDER BY created_at, rowid", (event_id,)
     ).fetchall()
     return [_prepared(r) for r in rows]
 
 
 def get_prepared_cta(core: SyncStore, event_id: str, prepared_id: str) -> PreparedCta | None:
     row = core.connection.execute(
-        "SELECT prepared_id, message, button, url, duration_seconds, created_at"
-        " FROM cta_prepared WHERE event_id = ? AND prepared_id = ?",
-        (event_id, prepared_id),
+        f"{_PREPARED_SELECT} WHERE event_id = ? AND prepared_id = ?", (event_id, prepared_id)
     ).fetchone()
     return None if row is None else _prepared(row)
 
@@ -341,12 +344,10 @@ def save_prepared_cta(core: SyncStore, event_id: str, c: PreparedCta, limit: int
 
 
 def delete_prepared_cta(core: SyncStore, event_id: str, prepared_id: str) -> bool:
-    return (
-        core.connection.execute(
-            "DELETE FROM cta_prepared WHERE event_id = ? AND prepared_id = ?",
-            (event_id, prepared_id),
-        ).rowcount
-        == 1
+    return _one_row(
+        core,
+        "DELETE FROM cta_prepared WHERE event_id = ? AND prepared_id = ?",
+        (event_id, prepared_id),
     )
 
 

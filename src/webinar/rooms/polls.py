@@ -310,9 +310,7 @@ class PollBook:
         current = self.get(poll.poll_id)
         if current.state is not PollState.DRAFT:
             raise InteractionError(E.INVALID, "only a poll that never ran can be changed")
-        poll = replace(poll, created_at=current.created_at)
-        self.polls[poll.poll_id] = poll
-        return PollChanged(poll, "updated")
+        return self._keep(replace(poll, created_at=current.created_at), "updated")
 
     def launch(self, actor: Participant, poll_id: str, now: float) -> PollChanged:
         self._runner(actor, "launch polls")
@@ -321,29 +319,28 @@ class PollBook:
             raise InteractionError(E.POLL_OPEN, "close the running poll first")
         if poll.state is not PollState.DRAFT:
             raise InteractionError(E.POLL_CLOSED, "this poll has run already")
-        poll = replace(poll, state=PollState.OPEN, launched_at=now)
-        self.polls[poll_id] = poll
         self.open_id = poll_id
-        return PollChanged(poll, "launched")
+        return self._keep(replace(poll, state=PollState.OPEN, launched_at=now), "launched")
 
     def close(self, actor: Participant, poll_id: str, now: float) -> PollChanged:
         self._runner(actor, "close polls")
         poll = self.get(poll_id)
         if poll.state is not PollState.OPEN:
             raise InteractionError(E.POLL_CLOSED, "this poll is not open")
-        poll = replace(poll, state=PollState.CLOSED, closed_at=now)
-        self.polls[poll_id] = poll
         self.open_id = None
-        return PollChanged(poll, "closed")
+        return self._keep(replace(poll, state=PollState.CLOSED, closed_at=now), "closed")
 
     def show_results(self, actor: Participant, poll_id: str, shown: bool) -> PollChanged:
         self._runner(actor, "show results")
         poll = self.get(poll_id)
         if poll.state is PollState.DRAFT:
             raise InteractionError(E.POLL_CLOSED, "this poll has not run yet")
-        poll = replace(poll, results_shown=shown)
-        self.polls[poll_id] = poll
-        return PollChanged(poll, "results")
+        return self._keep(replace(poll, results_shown=shown), "results")
+
+    def _keep(self, poll: Poll, change: str) -> PollChanged:
+        """Keep the new version of a poll; what the room is told."""
+        self.polls[poll.poll_id] = poll
+        return PollChanged(poll, change)
 
     def answer(
         self,

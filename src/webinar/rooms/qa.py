@@ -137,8 +137,7 @@ class QuestionBoard:
             asked_at=now,
             message_id=message_id,
         )
-        self.questions[question.question_id] = question
-        return QuestionChanged(question, "asked")
+        return self._keep(question, "asked")
 
     def vote(self, voter: Participant, key: str, question_id: str, up: bool) -> QuestionChanged:
         """One vote per person per question; voting twice changes nothing."""
@@ -150,17 +149,13 @@ class QuestionBoard:
         if question.state is QuestionState.DISMISSED:
             raise InteractionError(E.NOT_FOUND, "no such question")
         voters = question.voters | {key} if up else question.voters - {key}
-        question = replace(question, voters=voters)
-        self.questions[question_id] = question
-        return QuestionChanged(question, "vote")
+        return self._keep(replace(question, voters=voters), "vote")
 
     def set_state(
         self, actor: Participant, question_id: str, state: QuestionState
     ) -> list[QaEvent]:
         self._manager(actor, "answer or dismiss questions")
-        question = replace(self.get(question_id), state=state)
-        self.questions[question_id] = question
-        events: list[QaEvent] = [QuestionChanged(question, "state")]
+        events: list[QaEvent] = [self._keep(replace(self.get(question_id), state=state), "state")]
         if state is QuestionState.DISMISSED and self.published_id == question_id:
             self.published_id = None
             events.append(QuestionPublished(None, actor.participant_id))
@@ -194,6 +189,11 @@ class QuestionBoard:
     def restore(self, questions: list[Question]) -> None:
         for question in questions:
             self.questions[question.question_id] = question
+
+    def _keep(self, question: Question, cause: str) -> QuestionChanged:
+        """Keep the new version of a question; what the room is told."""
+        self.questions[question.question_id] = question
+        return QuestionChanged(question, cause)
 
     def _manager(self, actor: Participant, what: str) -> None:
         if not actor.can(Capability.MANAGE_QA):

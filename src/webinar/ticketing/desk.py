@@ -140,13 +140,11 @@ class TicketDesk:
         return await self._invitee(event, invitee_id)
 
     async def _send_invitation(self, event: Event, invitee: Invitee, base: str) -> Sent:
-        sent = await self.mailer.send_template(
+        sent = await self._mail(
             "invitation",
+            event,
             invitee.email,
-            name=invitee.name,
-            event=event,
-            event_id=format_event_id(event.event_id),
-            when=local_time(event, event.starts_at),
+            invitee.name,
             agenda=event.agenda,
             # The token rides in the fragment: it never reaches a server log.
             link=f"{base}{attendee_path(event)}#token={invitee.token}",
@@ -154,6 +152,19 @@ class TicketDesk:
         invitee_id = invitee.invitee_id
         await self.store.run(lambda core: records.mark_invitee_sent(core.connection, invitee_id))
         return sent
+
+    async def _mail(self, template: str, event: Event, to: str, name: str, **context: Any) -> Sent:
+        """One of the event's e-mails to one person; every template gets the event, its
+        display ID and its start in the event's time zone besides ``context``."""
+        return await self.mailer.send_template(
+            template,
+            to,
+            name=name,
+            event=event,
+            event_id=format_event_id(event.event_id),
+            when=local_time(event, event.starts_at),
+            **context,
+        )
 
     # ------------------------------------------------------------------ registrations
 
@@ -230,13 +241,11 @@ class TicketDesk:
             self._tell("registration.created", registration)
         else:
             self._tell("registration.created", registration)
-            await self.mailer.send_template(
+            await self._mail(
                 "registration",
+                event,
                 registration.email,
-                name=registration.name,
-                event=event,
-                event_id=format_event_id(event.event_id),
-                when=local_time(event, event.starts_at),
+                registration.name,
                 seats=registration.seats,
                 price=format_price(registration.amount_minor, currency),
             )
@@ -284,12 +293,11 @@ class TicketDesk:
             else "registration.updated",
             ended,
         )
-        await self.mailer.send_template(
+        await self._mail(
             "rejected",
+            event,
             ended.email,
-            name=ended.name,
-            event=event,
-            when=local_time(event, event.starts_at),
+            ended.name,
             cancelled=status is RegistrationStatus.CANCELLED,
             event_cancelled=event_cancelled,
             paid=True,
@@ -305,13 +313,11 @@ class TicketDesk:
     async def send_code(self, event: Event, registration: Registration, base: str) -> Sent:
         assert registration.code is not None
         window = self.ticketing.code_window(event)
-        return await self.mailer.send_template(
+        return await self._mail(
             "confirmed",
+            event,
             registration.email,
-            name=registration.name,
-            event=event,
-            event_id=format_event_id(event.event_id),
-            when=local_time(event, event.starts_at),
+            registration.name,
             code=format_code(registration.code),
             seats=registration.seats,
             link=f"{base}{attendee_path(event)}",
@@ -405,8 +411,6 @@ class TicketDesk:
         event = await self.store.get_event(reminder.event_id)
         if event is None:
             return "skipped"
-        when = local_time(event, event.starts_at)
-        display = format_event_id(event.event_id)
         if reminder.registration_id is not None:
             reg = await self.registration(event, reminder.registration_id)
             if reg.status is not RegistrationStatus.CONFIRMED or reg.code is None:
@@ -422,16 +426,7 @@ class TicketDesk:
             link = f"{base}{attendee_path(event)}#token={invitee.token}"
         else:
             return "skipped"
-        await self.mailer.send_template(
-            "reminder",
-            to,
-            name=name,
-            event=event,
-            when=when,
-            event_id=display,
-            code=code,
-            link=link,
-        )
+        await self._mail("reminder", event, to, name, code=code, link=link)
         return "sent"
 
     # ------------------------------------------------------------------ cancelling
@@ -455,12 +450,11 @@ class TicketDesk:
         for invitee in await self.invitees(event):
             if not invitee.revoked:
                 await self.revoke(event, invitee.invitee_id)
-                await self.mailer.send_template(
+                await self._mail(
                     "rejected",
+                    event,
                     invitee.email,
-                    name=invitee.name,
-                    event=event,
-                    when=local_time(event, event.starts_at),
+                    invitee.name,
                     cancelled=True,
                     event_cancelled=True,
                     paid=False,

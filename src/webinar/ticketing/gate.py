@@ -31,7 +31,7 @@ from webinar.storage.store import Event, Store
 
 from . import records
 from .codes import normalize_code, same
-from .grants import AccessType, Grant, Refusal, RefusalCode, SecondDevice
+from .grants import AccessType, Grant, Refusal, RefusalCode
 from .limiter import AttemptLimiter
 from .records import EventAccess, RegistrationStatus
 from .rules import BookingLimits, Window, booking_end, code_window
@@ -127,12 +127,14 @@ class Ticketing:
                 if credential is not None:
                     raise self._wrong("the presenter key is not right")
                 grant = Grant.for_role(Role.ATTENDEE, via="open")
-            elif kind is AccessType.PASSWORD:
-                grant = await self._password(event, access, credential, now)
-            elif kind is AccessType.TOKEN:
-                grant = await self._token(event, access, credential, now, client_key, holder)
             else:
-                grant = await self._code(event, access, credential, now, client_key, holder)
+                attempt = _Attempt(event, access, credential, now, client_key, holder)
+                if kind is AccessType.PASSWORD:
+                    grant = await self._password(attempt)
+                elif kind is AccessType.TOKEN:
+                    grant = await self._token(attempt)
+                else:
+                    grant = await self._code(attempt)
         except _Wrong as wrong:
             self.limiter.failed(client, event.event_id, tick)
             logger.info("entry refused for event %s: %s", event.event_id, wrong.refusal.code)
@@ -154,15 +156,12 @@ class Ticketing:
             )
         return end
 
-    async def _password(
-        self, event: Event, access: EventAccess, credential: str | None, now: datetime
-    ) -> Grant:
-        if credential is None:
-            raise Refusal(RefusalCode.CREDENTIAL_REQUIRED, "this webinar needs a password")
-        end = self._check_booking(event, now)
+    async def _password(self, attempt: _Attempt) -> Grant:
+        credential = attempt.required("this webinar needs a password")
+        end = self._check_booking(attempt.event, attempt.now)
         presenter_hash, attendee_hash = (
-            access.presenter_password_hash,
-            access.attendee_password_hash,
+            attempt.access.presenter_password_hash,
+            attempt.access.attendee_password_hash,
         )
         if presenter_hash is not None and await _verify(credential, presenter_hash):
             return Grant.for_role(Role.PRESENTER, via="password")
@@ -170,20 +169,11 @@ class Ticketing:
             return Grant.for_role(Role.ATTENDEE, expires_at=end, via="password")
         raise self._wrong("the password is not right")
 
-    async def _token(
-        self,
-        event: Event,
-        access: EventAccess,
-        credential: str | None,
-        now: datetime,
-        client_key: str,
-        holder: Holder,
-    ) -> Grant:
-        if credential is None:
-            raise Refusal(
-                RefusalCode.CREDENTIAL_REQUIRED,
-                "this webinar is by invitation: open the link in your invitation e-mail",
-            )
+    async def _token(self, attempt: _Attempt) -> Grant:
+        credential = attempt.required(
+            "this webinar is by invitation: open the link in your invitation e-mail"
+        )
+        event = attempt.event
         invitee = await self.store.run(
             lambda core: records.invitee_by_token(core.connection, event.event_id, credential)
         )
@@ -191,8 +181,8 @@ class Ticketing:
             raise self._wrong("this invitation is not valid for this webinar")
         if invitee.revoked:
             raise Refusal(RefusalCode.REVOKED, "this invitation was withdrawn by the organiser")
-        end = self._check_booking(event, now)
-        seat = self._claim(f"inv:{invitee.invitee_id}", 1, access.second_device, client_key, holder)
+        end = self._check_booking(event, attempt.now)
+        seat = self._claim(attempt, f"inv:{invitee.invitee_id}", 1)
         return Grant.for_role(
             Role.ATTENDEE,
             expires_at=end,
@@ -203,18 +193,9 @@ class Ticketing:
             seat=seat,
         )
 
-    async def _code(
-        self,
-        event: Event,
-        access: EventAccess,
-        credential: str | None,
-        now: datetime,
-        client_key: str,
-        holder: Holder,
-    ) -> Grant:
-        if credential is None:
-            raise Refusal(RefusalCode.CREDENTIAL_REQUIRED, "enter your reservation code")
-        code = normalize_code(credential)
+    async def _code(self, attempt: _Attempt) -> Grant:
+        code = normalize_code(attempt.required("enter your reservation code"))
+        event, now = attempt.event, attempt.now
         registration = (
             None
             if code is None
@@ -232,13 +213,7 @@ class Ticketing:
         window = self.code_window(event)
         if not window.contains(now):
             raise _outside(window, now)
-        seat = self._claim(
-            f"reg:{registration.registration_id}",
-            registration.seats,
-            access.second_device,
-            client_key,
-            holder,
-        )
+        seat = self._claim(attempt, f"reg:{registration.registration_id}", registration.seats)
         registration_id = registration.registration_id
         first = await self.store.run(
             lambda core: records.check_in(core.connection, registration_id, now)
@@ -255,15 +230,13 @@ class Ticketing:
             seat=seat,
         )
 
-    def _claim(
-        self, ticket: str, capacity: int, policy: SecondDevice, client_key: str, holder: Holder
-    ) -> Seat:
+    def _claim(self, attempt: _Attempt, ticket: str, capacity: int) -> Seat:
         return self.seats.claim(
             ticket,
             capacity=capacity,
-            policy=policy,
-            client_key=client_key,
-            holder=holder,
+            policy=attempt.access.second_device,
+            client_key=attempt.client_key,
+            holder=attempt.holder,
             now=self._monotonic(),
         )
 
@@ -297,6 +270,24 @@ async def _verify(password: str, stored: str) -> bool:
     """scrypt is slow on purpose: off the event loop."""
     ok: bool = await asyncio.to_thread(verify_password, password, stored)
     return ok
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Attempt:
+    """One entry attempt at a password, token or code event, as each of their checks sees it."""
+
+    event: Event
+    access: EventAccess
+    credential: str | None
+    now: datetime
+    client_key: str
+    holder: Holder
+
+    def required(self, message: str) -> str:
+        """The credential; a :class:`Refusal` saying ``message`` when none was given."""
+        if self.credential is None:
+            raise Refusal(RefusalCode.CREDENTIAL_REQUIRED, message)
+        return self.credential
 
 
 class _Wrong(Exception):

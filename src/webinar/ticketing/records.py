@@ -276,19 +276,17 @@ def add_invitee(conn: sqlite3.Connection, event_id: str, name: str, email: str) 
     return found
 
 
-def get_invitee(conn: sqlite3.Connection, invitee_id: int) -> Invitee | None:
-    row = conn.execute(
-        f"SELECT {_INVITEE_COLUMNS} FROM invitees WHERE invitee_id = ?", (invitee_id,)
-    ).fetchone()
+def _one_invitee(conn: sqlite3.Connection, where: str, *params: Any) -> Invitee | None:
+    row = conn.execute(f"SELECT {_INVITEE_COLUMNS} FROM invitees WHERE {where}", params).fetchone()
     return None if row is None else _invitee(row)
+
+
+def get_invitee(conn: sqlite3.Connection, invitee_id: int) -> Invitee | None:
+    return _one_invitee(conn, "invitee_id = ?", invitee_id)
 
 
 def invitee_by_token(conn: sqlite3.Connection, event_id: str, token: str) -> Invitee | None:
-    row = conn.execute(
-        f"SELECT {_INVITEE_COLUMNS} FROM invitees WHERE token_hash = ? AND event_id = ?",
-        (lookup_hash(token), event_id),
-    ).fetchone()
-    return None if row is None else _invitee(row)
+    return _one_invitee(conn, "token_hash = ? AND event_id = ?", lookup_hash(token), event_id)
 
 
 def list_invitees(conn: sqlite3.Connection, event_id: str) -> list[Invitee]:
@@ -377,27 +375,21 @@ def add_registration(
     return found
 
 
-def get_registration(conn: sqlite3.Connection, registration_id: int) -> Registration | None:
-    row = conn.execute(
-        f"SELECT {_REG_COLUMNS} FROM registrations WHERE registration_id = ?",
-        (registration_id,),
-    ).fetchone()
+def _one_registration(conn: sqlite3.Connection, where: str, *params: Any) -> Registration | None:
+    row = conn.execute(f"SELECT {_REG_COLUMNS} FROM registrations WHERE {where}", params).fetchone()
     return None if row is None else _registration(row)
+
+
+def get_registration(conn: sqlite3.Connection, registration_id: int) -> Registration | None:
+    return _one_registration(conn, "registration_id = ?", registration_id)
 
 
 def registration_by_code(conn: sqlite3.Connection, event_id: str, code: str) -> Registration | None:
-    row = conn.execute(
-        f"SELECT {_REG_COLUMNS} FROM registrations WHERE code_hash = ? AND event_id = ?",
-        (lookup_hash(code), event_id),
-    ).fetchone()
-    return None if row is None else _registration(row)
+    return _one_registration(conn, "code_hash = ? AND event_id = ?", lookup_hash(code), event_id)
 
 
 def registration_by_ref(conn: sqlite3.Connection, provider_ref: str) -> Registration | None:
-    row = conn.execute(
-        f"SELECT {_REG_COLUMNS} FROM registrations WHERE provider_ref = ?", (provider_ref,)
-    ).fetchone()
-    return None if row is None else _registration(row)
+    return _one_registration(conn, "provider_ref = ?", provider_ref)
 
 
 def list_registrations(conn: sqlite3.Connection, event_id: str) -> list[Registration]:

@@ -1,0 +1,62 @@
+"""What protocol tests with signalling-only participants share: a server, the people a test lets
+in, a typed ``enter`` and ``refused``.
+
+A test module takes the two fixtures under its own names (pytest finds a fixture by the name it
+has in the module): ``server = protocol_fixtures.server`` and ``people = protocol_fixtures.people``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic
+
+import pytest
+
+from tests.helpers import P, RunningServer, join_person, running_server
+from webinar.client.peer import ClientError
+from webinar.storage.store import Event
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    """A running server on a fresh data folder."""
+    async with running_server(tmp_path / "data") as srv:
+        yield srv
+
+
+@pytest.fixture
+async def people(server: RunningServer) -> AsyncIterator[list[Any]]:
+    """The participants a test lets in (with an :class:`Entrance`), all closed at its end."""
+    made: list[Any] = []
+    yield made
+    await asyncio.gather(*(p.close() for p in made))
+
+
+@dataclass(frozen=True)
+class Entrance(Generic[P]):
+    """``enter = Entrance(Person)``; ``await enter(server, people, event, name, credential)``
+    is a joined ``Person`` (:func:`tests.helpers.join_person`)."""
+
+    cls: type[P]
+
+    async def __call__(
+        self,
+        server: RunningServer,
+        people: list[P],
+        event: Event,
+        name: str,
+        credential: str | None = None,
+        **extra: Any,
+    ) -> P:
+        return await join_person(server, people, self.cls, event, name, credential, **extra)
+
+
+async def refused(code: str, call: Awaitable[Any]) -> ClientError:
+    """Await ``call``, which must fail with the error ``code``; that error."""
+    with pytest.raises(ClientError) as err:
+        await call
+    assert err.value.code == code, err.value
+    return err.value
