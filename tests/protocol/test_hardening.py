@@ -236,3 +236,55 @@ async def test_the_room_is_embeddable_only_by_the_configured_origins(tmp_path: P
             assert "X-Frame-Options" not in resp.headers
         async with http.get(srv.base_url + "/login") as resp:
             assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+
+
+# ----------------------------------------------------------------------------- failed writes
+
+
+async def _rename(server: RunningServer, table: str, to: str) -> None:
+    """A real write failure: the table the next write needs is not there."""
+    await server.store.run(
+        lambda core: core.connection.execute(f"ALTER TABLE {table} RENAME TO {to}")
+    )
+
+
+async def test_a_command_whose_write_fails_leaves_nothing_in_memory(
+    server: RunningServer, event: Event, clients: list[SignallingClient]
+) -> None:
+    host, _ = await joined(server, clients, event, "Host", credential=event.host_key)
+    attendee, _ = await joined(server, clients, event, "Ann")
+    await host.request("chat-send", text="first")
+    created = await host.request(
+        "poll-create",
+        title="Lunch?",
+        questions=[{"text": "Pizza?", "options": [{"text": "yes"}, {"text": "no"}]}],
+    )
+    poll = created["poll"]
+    await host.request("poll-launch", poll_id=poll["poll_id"])
+    await _rename(server, "chat_messages", "chat_gone")
+    await _rename(server, "poll_answers", "answers_gone")
+    with pytest.raises(ClientError) as failed:
+        await host.request("chat-send", text="lost")
+    assert failed.value.code == "internal"
+    question = poll["questions"][0]
+    answer = {
+        "question_id": question["question_id"],
+        "option_ids": [question["options"][0]["option_id"]],
+    }
+    with pytest.raises(ClientError) as failed:
+        await attendee.request("poll-answer", poll_id=poll["poll_id"], answers=[answer])
+    assert failed.value.code == "internal"
+    # Nobody sees what the store does not have: not a late joiner, not the poll's results.
+    late, _ = await joined(server, clients, event, "Late")
+    sync = await late.request("sync-interaction")
+    assert [m["text"] for m in sync["messages"]] == ["first"]
+    mine = await attendee.request("sync-interaction")
+    assert mine["my_answers"] == {}
+    # Once the store works again, so does everything, from where the store left off.
+    await _rename(server, "chat_gone", "chat_messages")
+    await _rename(server, "answers_gone", "poll_answers")
+    sent = await host.request("chat-send", text="second")
+    assert sent["type"] == "chat-sent"
+    await attendee.request("poll-answer", poll_id=poll["poll_id"], answers=[answer])
+    sync = await late.request("sync-interaction")
+    assert [m["text"] for m in sync["messages"]] == ["first", "second"]

@@ -4,16 +4,23 @@ The four state machines are pure; this object owns what is not: the timers (a
 call-to-action closing by itself, live poll results sent at most every
 :data:`RESULTS_INTERVAL`) and the fan-out of events to the room's connections.
 The :class:`webinar.rooms.live.LiveRoom` creates one and closes it with itself.
+
+A command and the write that backs it run under :meth:`RoomInteraction.change`: one at a time
+per room, and when the write fails, the state machines go back to what they held before the
+command, so nobody (a late joiner's sync included) ever sees a change the store does not have.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
+import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .chat import Chat, ChatEvent
 from .cta import CtaBoard, CtaClosed, CtaEvent, CtaShown
@@ -31,6 +38,16 @@ class PollResultsChanged:
 
 
 InteractionEvent = ChatEvent | QaEvent | PollEvent | CtaEvent | PollResultsChanged
+
+
+def _fields(machine: object) -> tuple[str, ...]:
+    if dataclasses.is_dataclass(machine):
+        return tuple(f.name for f in dataclasses.fields(machine))
+    return tuple(type(machine).__slots__)  # type: ignore[attr-defined]
+
+
+def _copied(value: Any) -> Any:
+    return copy.copy(value) if isinstance(value, dict | set | list) else value
 
 
 @runtime_checkable
@@ -56,6 +73,37 @@ class RoomInteraction:
         self._cta_timer: asyncio.TimerHandle | None = None
         self._results_timer: asyncio.TimerHandle | None = None
         self._results_due: set[str] = set()
+        self._lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def change(self) -> AsyncIterator[None]:
+        """Run one command and its write: alone in this room, and undone if anything raises.
+
+        Readers that must not see a change before its write (a sync) take it too."""
+        async with self._lock:
+            saved = self._checkpoint()
+            try:
+                yield
+            except BaseException:
+                self._rollback(saved)
+                raise
+
+    _MACHINES = ("chat", "qa", "polls", "cta")
+
+    def _checkpoint(self) -> dict[str, dict[str, Any]]:
+        # One level of containers is copied: their values are frozen records, replaced rather
+        # than changed (poll answers, two levels down, are recorded after their write).
+        saved: dict[str, dict[str, Any]] = {}
+        for name in self._MACHINES:
+            machine = getattr(self, name)
+            saved[name] = {field: _copied(getattr(machine, field)) for field in _fields(machine)}
+        return saved
+
+    def _rollback(self, saved: dict[str, dict[str, Any]]) -> None:
+        for name, values in saved.items():
+            machine = getattr(self, name)
+            for field_name, value in values.items():
+                setattr(machine, field_name, value)
 
     def now(self) -> float:
         return self._clock()

@@ -351,6 +351,20 @@ class PollBook:
         now: float,
     ) -> PollAnswered:
         """``answers``: (question id, chosen option ids, text). All or nothing."""
+        answered = self.check_answer(participant, key, poll_id, answers, now)
+        self.record(answered)
+        return answered
+
+    def check_answer(
+        self,
+        participant: Participant,
+        key: str,
+        poll_id: str,
+        answers: list[tuple[str, tuple[str, ...], str | None]],
+        now: float,
+    ) -> PollAnswered:
+        """The answers :meth:`answer` would record, checked; nothing changes until
+        :meth:`record` (after the write that keeps them)."""
         if not participant.can(Capability.ANSWER_POLL):
             raise InteractionError(E.FORBIDDEN, f"a {participant.role} may not answer polls")
         poll = self.get(poll_id)
@@ -375,10 +389,13 @@ class PollBook:
                 at=now,
                 correct=q.is_correct(option_ids, text) if q.scored else None,
             )
-        per_poll = self.answers.setdefault(poll_id, {})
-        for question_id, a in checked.items():
-            per_poll.setdefault(question_id, {})[key] = a  # replaces an earlier answer
         return PollAnswered(poll, tuple(checked.values()))
+
+    def record(self, answered: PollAnswered) -> None:
+        """Keep checked answers; each replaces the person's earlier answer to its question."""
+        per_poll = self.answers.setdefault(answered.poll.poll_id, {})
+        for a in answered.answers:
+            per_poll.setdefault(a.question_id, {})[a.key] = a
 
     def restore_answer(self, answer: Answer) -> None:
         self.answers.setdefault(answer.poll_id, {}).setdefault(answer.question_id, {})[

@@ -9,7 +9,9 @@ options, anonymous names).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from webinar.interaction.service import click_token, person_key
@@ -348,130 +350,139 @@ def deliver(session: Session, event: InteractionEvent) -> None:
 # ----------------------------------------------------------------------------- handlers
 
 
-async def _context(session: Session) -> tuple[LiveRoom, Participant, str, RoomInteraction]:
+@contextlib.asynccontextmanager
+async def _command(
+    session: Session,
+) -> AsyncIterator[tuple[LiveRoom, Participant, str, RoomInteraction]]:
+    """The room, who asks (as the room knows them now), their person key and the room's
+    interaction, for one command and its write: alone in the room, and undone if the write
+    fails (:meth:`webinar.rooms.interaction.RoomInteraction.change`)."""
     room, me = session.joined()
     ia = await session.services.interaction.load(room)
-    current = room.state.participants.get(me.participant_id, me)
-    return room, current, person_key(room, me.participant_id), ia
+    async with ia.change():
+        current = room.state.participants.get(me.participant_id, me)
+        yield room, current, person_key(room, me.participant_id), ia
 
 
 async def on_sync(session: Session, _msg: s.SyncInteraction) -> s.ServerMessage:
-    room, me, key, ia = await _context(session)
-    clicks = 0
-    prepared: list[ct.PreparedCta] | None = None
-    current = ia.cta.current
-    if me.can(Capability.RUN_CTA):
-        cta_id = current.cta_id if current is not None else None
-        clicks, prepared = await session.services.interaction.cta_panel(room.room_id, cta_id)
-    viewer = Viewer(me, key, session.services.interaction_secret, room)
-    return viewer.snapshot(ia, clicks, prepared)
+    async with _command(session) as (room, me, key, ia):
+        clicks = 0
+        prepared: list[ct.PreparedCta] | None = None
+        current = ia.cta.current
+        if me.can(Capability.RUN_CTA):
+            cta_id = current.cta_id if current is not None else None
+            clicks, prepared = await session.services.interaction.cta_panel(room.room_id, cta_id)
+        viewer = Viewer(me, key, session.services.interaction_secret, room)
+        return viewer.snapshot(ia, clicks, prepared)
 
 
 async def on_chat_send(session: Session, msg: s.ChatSend) -> s.ServerMessage:
-    room, me, key, ia = await _context(session)
-    posted = ia.chat.post(me, key, msg.text, ia.now())
-    m = posted.message
-    await session.services.interaction.save_chat(room.room_id, m)
-    session.services.interaction.count("chat_messages", 1)
-    ia.emit([posted])
-    return s.ChatSent(message_id=m.message_id, seq=m.seq)
+    async with _command(session) as (room, me, key, ia):
+        posted = ia.chat.post(me, key, msg.text, ia.now())
+        m = posted.message
+        await session.services.interaction.save_chat(room.room_id, m)
+        session.services.interaction.count("chat_messages", 1)
+        ia.emit([posted])
+        return s.ChatSent(message_id=m.message_id, seq=m.seq)
 
 
 async def on_chat_delete(session: Session, msg: s.ChatDelete) -> None:
-    _room, me, _key, ia = await _context(session)
-    deleted = ia.chat.delete(me, msg.message_id)
-    await session.services.interaction.delete_chat(msg.message_id, ia.now(), me.participant_id)
-    ia.emit([deleted])
+    async with _command(session) as (_room, me, _key, ia):
+        deleted = ia.chat.delete(me, msg.message_id)
+        await session.services.interaction.delete_chat(msg.message_id, ia.now(), me.participant_id)
+        ia.emit([deleted])
 
 
 async def on_chat_settings(session: Session, msg: s.ChatSettings) -> None:
-    room, me, _key, ia = await _context(session)
-    changed = ia.chat.configure(me, enabled=msg.enabled, slow_mode_seconds=msg.slow_mode_seconds)
-    await session.services.interaction.save_settings(room.room_id, ia)
-    ia.emit([changed])
+    async with _command(session) as (room, me, _key, ia):
+        changed = ia.chat.configure(
+            me, enabled=msg.enabled, slow_mode_seconds=msg.slow_mode_seconds
+        )
+        await session.services.interaction.save_settings(room.room_id, ia)
+        ia.emit([changed])
 
 
 async def on_chat_mute(session: Session, msg: s.ChatMute) -> None:
-    room, me, _key, ia = await _context(session)
-    target = room.state.get(msg.participant_id)
-    changed = ia.chat.set_muted(me, target, person_key(room, target.participant_id), msg.muted)
-    await session.services.interaction.save_settings(room.room_id, ia)
-    ia.emit([changed])
+    async with _command(session) as (room, me, _key, ia):
+        target = room.state.get(msg.participant_id)
+        changed = ia.chat.set_muted(me, target, person_key(room, target.participant_id), msg.muted)
+        await session.services.interaction.save_settings(room.room_id, ia)
+        ia.emit([changed])
 
 
 async def on_question_ask(session: Session, msg: s.QuestionAsk) -> s.ServerMessage:
-    room, me, key, ia = await _context(session)
-    asked = ia.qa.ask(me, key, msg.text, ia.now(), anonymous=msg.anonymous)
-    q = asked.question
-    await session.services.interaction.save_question(room.room_id, q)
-    session.services.interaction.count("questions", 1)
-    ia.emit([asked])
-    viewer = Viewer(me, key, session.services.interaction_secret)
-    return s.QuestionUpdate(question=viewer.question(q), cause="asked")
+    async with _command(session) as (room, me, key, ia):
+        asked = ia.qa.ask(me, key, msg.text, ia.now(), anonymous=msg.anonymous)
+        q = asked.question
+        await session.services.interaction.save_question(room.room_id, q)
+        session.services.interaction.count("questions", 1)
+        ia.emit([asked])
+        viewer = Viewer(me, key, session.services.interaction_secret)
+        return s.QuestionUpdate(question=viewer.question(q), cause="asked")
 
 
 async def on_question_mark(session: Session, msg: s.QuestionMark) -> s.ServerMessage:
-    room, me, key, ia = await _context(session)
-    message = ia.chat.get(msg.message_id)
-    if message.participant_id == me.participant_id:
-        asked = ia.qa.ask(me, key, message.text, ia.now(), message_id=message.message_id)
-    else:
-        author = room.state.participants.get(message.participant_id) or Participant(
-            message.participant_id, message.name, Role(message.role)
+    async with _command(session) as (room, me, key, ia):
+        message = ia.chat.get(msg.message_id)
+        if message.participant_id == me.participant_id:
+            asked = ia.qa.ask(me, key, message.text, ia.now(), message_id=message.message_id)
+        else:
+            author = room.state.participants.get(message.participant_id) or Participant(
+                message.participant_id, message.name, Role(message.role)
+            )
+            asked = ia.qa.ask(
+                me,
+                key,
+                message.text,
+                ia.now(),
+                message_id=message.message_id,
+                on_behalf=author,
+                on_behalf_key=person_key(room, message.participant_id),
+            )
+        q = asked.question
+        ia.chat.link_question(message.message_id, q.question_id)
+        await session.services.interaction.save_question(
+            room.room_id, q, from_message=message.message_id
         )
-        asked = ia.qa.ask(
-            me,
-            key,
-            message.text,
-            ia.now(),
-            message_id=message.message_id,
-            on_behalf=author,
-            on_behalf_key=person_key(room, message.participant_id),
-        )
-    q = asked.question
-    ia.chat.link_question(message.message_id, q.question_id)
-    await session.services.interaction.save_question(
-        room.room_id, q, from_message=message.message_id
-    )
-    session.services.interaction.count("questions", 1)
-    ia.emit([asked])
-    viewer = Viewer(me, key, session.services.interaction_secret)
-    return s.QuestionUpdate(question=viewer.question(q), cause="asked")
+        session.services.interaction.count("questions", 1)
+        ia.emit([asked])
+        viewer = Viewer(me, key, session.services.interaction_secret)
+        return s.QuestionUpdate(question=viewer.question(q), cause="asked")
 
 
 async def on_question_vote(session: Session, msg: s.QuestionVote) -> None:
-    _room, me, key, ia = await _context(session)
-    before = ia.qa.questions.get(msg.question_id)
-    voted = ia.qa.vote(me, key, msg.question_id, msg.up)
-    await session.services.interaction.set_vote(msg.question_id, key, msg.up, ia.now())
-    if msg.up and before is not None and key not in before.voters:
-        session.services.interaction.count("question_votes", 1)
-    ia.emit([voted])
+    async with _command(session) as (_room, me, key, ia):
+        before = ia.qa.questions.get(msg.question_id)
+        voted = ia.qa.vote(me, key, msg.question_id, msg.up)
+        await session.services.interaction.set_vote(msg.question_id, key, msg.up, ia.now())
+        if msg.up and before is not None and key not in before.voters:
+            session.services.interaction.count("question_votes", 1)
+        ia.emit([voted])
 
 
 async def on_question_state(session: Session, msg: s.QuestionSetState) -> None:
-    room, me, _key, ia = await _context(session)
-    events = ia.qa.set_state(me, msg.question_id, qa_.QuestionState(msg.state))
-    await session.services.interaction.save_question(room.room_id, ia.qa.get(msg.question_id))
-    await session.services.interaction.save_settings(room.room_id, ia)
-    ia.emit(events)
+    async with _command(session) as (room, me, _key, ia):
+        events = ia.qa.set_state(me, msg.question_id, qa_.QuestionState(msg.state))
+        await session.services.interaction.save_question(room.room_id, ia.qa.get(msg.question_id))
+        await session.services.interaction.save_settings(room.room_id, ia)
+        ia.emit(events)
 
 
 async def on_question_publish(session: Session, msg: s.QuestionPublish) -> None:
-    room, me, _key, ia = await _context(session)
-    published = ia.qa.publish(me, msg.question_id)
-    now, qid = ia.now(), msg.question_id
-    if qid is not None:
-        await session.services.interaction.mark_published(qid, now)
-    await session.services.interaction.save_settings(room.room_id, ia)
-    ia.emit([published])
+    async with _command(session) as (room, me, _key, ia):
+        published = ia.qa.publish(me, msg.question_id)
+        now, qid = ia.now(), msg.question_id
+        if qid is not None:
+            await session.services.interaction.mark_published(qid, now)
+        await session.services.interaction.save_settings(room.room_id, ia)
+        ia.emit([published])
 
 
 async def on_qa_settings(session: Session, msg: s.QaSettings) -> None:
-    room, me, _key, ia = await _context(session)
-    events = ia.qa.set_open(me, msg.open)
-    await session.services.interaction.save_settings(room.room_id, ia)
-    ia.emit(events)
+    async with _command(session) as (room, me, _key, ia):
+        events = ia.qa.set_open(me, msg.open)
+        await session.services.interaction.save_settings(room.room_id, ia)
+        ia.emit(events)
 
 
 def poll_spec(msg: s.PollCreate) -> dict[str, object]:
@@ -494,24 +505,26 @@ def poll_spec(msg: s.PollCreate) -> dict[str, object]:
 
 
 async def on_poll_create(session: Session, msg: s.PollCreate) -> s.ServerMessage:
-    room, me, key, ia = await _context(session)
-    if not me.can(Capability.RUN_POLLS):
-        raise InteractionError(InteractionErrorCode.FORBIDDEN, f"a {me.role} may not make polls")
-    poll = pl.build_poll(poll_spec(msg), now=ia.now())
-    await session.services.interaction.check_images(room.room_id, poll)
-    created = ia.polls.add(me, poll)
-    await session.services.interaction.save_poll(room.room_id, poll)
-    ia.emit([created])
-    return s.PollUpdate(
-        poll=Viewer(me, key, session.services.interaction_secret).poll(poll), cause="created"
-    )
+    async with _command(session) as (room, me, key, ia):
+        if not me.can(Capability.RUN_POLLS):
+            raise InteractionError(
+                InteractionErrorCode.FORBIDDEN, f"a {me.role} may not make polls"
+            )
+        poll = pl.build_poll(poll_spec(msg), now=ia.now())
+        await session.services.interaction.check_images(room.room_id, poll)
+        created = ia.polls.add(me, poll)
+        await session.services.interaction.save_poll(room.room_id, poll)
+        ia.emit([created])
+        return s.PollUpdate(
+            poll=Viewer(me, key, session.services.interaction_secret).poll(poll), cause="created"
+        )
 
 
 async def on_poll_delete(session: Session, msg: s.PollDelete) -> None:
-    _room, me, _key, ia = await _context(session)
-    deleted = ia.polls.delete(me, msg.poll_id)
-    await session.services.interaction.delete_poll(msg.poll_id)
-    ia.emit([deleted])
+    async with _command(session) as (_room, me, _key, ia):
+        deleted = ia.polls.delete(me, msg.poll_id)
+        await session.services.interaction.delete_poll(msg.poll_id)
+        ia.emit([deleted])
 
 
 async def _poll_command(session: Session, changed: pl.PollChanged) -> None:
@@ -522,38 +535,39 @@ async def _poll_command(session: Session, changed: pl.PollChanged) -> None:
 
 
 async def on_poll_launch(session: Session, msg: s.PollLaunch) -> None:
-    _room, me, _key, ia = await _context(session)
-    await _poll_command(session, ia.polls.launch(me, msg.poll_id, ia.now()))
+    async with _command(session) as (_room, me, _key, ia):
+        await _poll_command(session, ia.polls.launch(me, msg.poll_id, ia.now()))
 
 
 async def on_poll_close(session: Session, msg: s.PollClose) -> None:
-    _room, me, _key, ia = await _context(session)
-    await _poll_command(session, ia.polls.close(me, msg.poll_id, ia.now()))
+    async with _command(session) as (_room, me, _key, ia):
+        await _poll_command(session, ia.polls.close(me, msg.poll_id, ia.now()))
 
 
 async def on_poll_show_results(session: Session, msg: s.PollShowResults) -> None:
-    _room, me, _key, ia = await _context(session)
-    await _poll_command(session, ia.polls.show_results(me, msg.poll_id, msg.shown))
+    async with _command(session) as (_room, me, _key, ia):
+        await _poll_command(session, ia.polls.show_results(me, msg.poll_id, msg.shown))
 
 
 async def on_poll_answer(session: Session, msg: s.PollAnswer) -> s.ServerMessage:
-    _room, me, key, ia = await _context(session)
-    answered = ia.polls.answer(
-        me,
-        key,
-        msg.poll_id,
-        [(a.question_id, tuple(a.option_ids), a.text) for a in msg.answers],
-        ia.now(),
-    )
-    await session.services.interaction.save_answers(answered.answers)
-    session.services.interaction.count("poll_answers", len(answered.answers))
-    ia.results_changed(msg.poll_id)
-    return s.PollAnswered(
-        poll_id=msg.poll_id,
-        answers=Viewer(me, key, session.services.interaction_secret).answers(
-            ia.polls, answered.poll
-        ),
-    )
+    async with _command(session) as (_room, me, key, ia):
+        answered = ia.polls.check_answer(
+            me,
+            key,
+            msg.poll_id,
+            [(a.question_id, tuple(a.option_ids), a.text) for a in msg.answers],
+            ia.now(),
+        )
+        await session.services.interaction.save_answers(answered.answers)
+        ia.polls.record(answered)  # after the write: answers are not in the checkpoint
+        session.services.interaction.count("poll_answers", len(answered.answers))
+        ia.results_changed(msg.poll_id)
+        return s.PollAnswered(
+            poll_id=msg.poll_id,
+            answers=Viewer(me, key, session.services.interaction_secret).answers(
+                ia.polls, answered.poll
+            ),
+        )
 
 
 async def on_cta_show(session: Session, msg: s.CtaShow) -> None:
@@ -576,21 +590,21 @@ async def on_cta_launch(session: Session, msg: s.CtaLaunch) -> None:
 async def _show_cta(
     session: Session, message: str, button: str, url: str, duration_seconds: int | None
 ) -> None:
-    room, me, _key, ia = await _context(session)
-    events = ia.cta.show(
-        me,
-        message=message,
-        button=button,
-        url=url,
-        duration_seconds=duration_seconds,
-        now=ia.now(),
-    )
-    await session.services.interaction.save_cta_events(room.room_id, events, ia.now())
-    ia.emit(events)
+    async with _command(session) as (room, me, _key, ia):
+        events = ia.cta.show(
+            me,
+            message=message,
+            button=button,
+            url=url,
+            duration_seconds=duration_seconds,
+            now=ia.now(),
+        )
+        await session.services.interaction.save_cta_events(room.room_id, events, ia.now())
+        ia.emit(events)
 
 
 async def on_cta_close(session: Session, _msg: s.CtaClose) -> None:
-    room, me, _key, ia = await _context(session)
-    events = ia.cta.close(me)
-    await session.services.interaction.save_cta_events(room.room_id, events, ia.now())
-    ia.emit(events)
+    async with _command(session) as (room, me, _key, ia):
+        events = ia.cta.close(me)
+        await session.services.interaction.save_cta_events(room.room_id, events, ia.now())
+        ia.emit(events)
