@@ -36,7 +36,7 @@ from .allocator import Layer
 from .estimator import RttSample
 from .layers import MAX_TEMPORAL, LayerSelector
 from .rtp import MediaPacket, abs_send_time_bytes, ntp_from_seconds, one_byte_extension, pad4
-from .types import CloseReason, ConsumerId, MediaKind, new_id
+from .types import CloseReason, ConsumerId, ConsumerStats, MediaKind, new_id
 
 if TYPE_CHECKING:
     from ._aiortc import PacketSink, SenderTap
@@ -66,23 +66,10 @@ class ConsumerLayout:
     audio_level_ext_id: int | None  # audio
 
 
-@dataclass(slots=True)
-class ConsumerStats:
-    packets: int = 0
-    bytes: int = 0  # payload octets (what RTCP SR counts)
-    retransmitted: int = 0
-    nacks: int = 0
-    nack_items: int = 0
-    resend_suppressed: int = 0
-    plis: int = 0
-    firs: int = 0
-    dropped_waiting_keyframe: int = 0
-    fraction_lost: int = 0  # last receiver report, 0..255
-    padding_bytes: int = 0  # redundant retransmissions sent to probe the path
-
-
 class Consumer:
     """Created paused: the subscriber must have the m-line before media flows."""
+
+    selects_layers = True  # a subscriber's: it asks a simulcast producer for layers
 
     def __init__(
         self,

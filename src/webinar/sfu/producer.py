@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, cast
 
 from aiortc.rtp import RtcpSrPacket, RtpPacket
 
@@ -15,29 +15,23 @@ from .allocator import Layer
 from .ingest import Ingest, ProducerStats
 from .rtp import MediaPacket
 from .simulcast import KEYFRAME_REQUEST_INTERVAL, ProducerLayer, SimulcastIngress, layer_ladder
-from .types import CloseReason, MediaKind, MediaSource, ProducerId, new_id
+from .types import (
+    CloseReason,
+    MediaKind,
+    MediaSource,
+    PacketConsumer,
+    ProducerId,
+    SubscriberConsumer,
+    new_id,
+)
 
 if TYPE_CHECKING:
     from ._aiortc import IngressTap
-    from .consumer import Consumer
 
 logger = logging.getLogger(__name__)
 
 AUDIO_BPS = 40_000  # what the allocator plans for an audio stream
 SINGLE_STREAM_BPS = 800_000  # ... and for a video without simulcast, until measured
-
-
-class PacketConsumer(Protocol):
-    """What a producer forwards to: a subscriber's Consumer, or a recorder's track."""
-
-    @property
-    def id(self) -> str: ...
-
-    def forward(self, mp: MediaPacket) -> None: ...
-
-    def restart(self) -> None: ...
-
-    def producer_closed(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,9 +145,7 @@ class Producer:
             raise RuntimeError("producer is closed")
         self._consumers[consumer.id] = consumer
         self._active = tuple(self._consumers.values())
-        from .consumer import Consumer
-
-        if self.simulcast is not None and not isinstance(consumer, Consumer):
+        if self.simulcast is not None and not consumer.selects_layers:
             # A recorder has no layer selector: it keeps one encoding (one sequence
             # space, one picture size), the best one flowing now, and dynacast keeps
             # that encoding on for it (see pinned_layers).
@@ -189,7 +181,7 @@ class Producer:
         if self.simulcast is not None:
             self.simulcast.forget(consumer)
 
-    def listen(self, consumer: Consumer, layers: tuple[int, ...]) -> None:
+    def listen(self, consumer: PacketConsumer, layers: tuple[int, ...]) -> None:
         """Simulcast: which layers' packets ``consumer`` gets (its selector asks)."""
         if self.simulcast is not None and consumer.id in self._consumers:
             self.simulcast.listen(consumer, layers)
@@ -199,11 +191,9 @@ class Producer:
         return len(self.simulcast.layers) if self.simulcast is not None else 1
 
     @property
-    def consumers(self) -> tuple[Consumer, ...]:
+    def consumers(self) -> tuple[SubscriberConsumer, ...]:
         """The subscribers' consumers (not the recorder's tracks)."""
-        from .consumer import Consumer
-
-        return tuple(c for c in self._active if isinstance(c, Consumer))
+        return tuple(cast("SubscriberConsumer", c) for c in self._active if c.selects_layers)
 
     # ------------------------------------------------------------------ hot path
 
