@@ -5,6 +5,16 @@ abs-send-time for its subscriber, keeps a history for retransmission and sends.
 It answers the subscriber's NACKs from that history (each packet at most once per
 100 ms), turns PLI/FIR into throttled keyframe requests to the publisher and
 feeds REMB and receiver reports into the subscriber's bandwidth estimate.
+
+It forwards in one of two ways: the plain path (a single stream at full frame
+rate: a fixed sequence and timestamp offset) and the layered path (a
+:class:`~webinar.sfu.layers.LayerSelector` picks simulcast encodings and temporal
+layers). Unlike mediasoup's SimpleConsumer / SimulcastConsumer this is one class,
+because the way is not fixed when the consumer is made: a single stream's consumer
+moves from the plain path to the layered one, continuing its numbering, the first
+time its allocation asks for fewer temporal layers, and the consumer object is held
+by the transport, the room and the producer by then. The hot path pays one
+attribute test for it (``self._sel`` in :meth:`Consumer.forward`).
 """
 
 from __future__ import annotations
