@@ -16,9 +16,10 @@ from webinar.sfu.types import MediaKind, MediaSource
 class Recording:
     """A consumer that writes down what it is handed, into one shared log."""
 
-    def __init__(self, name: str, log: list[tuple[str, int]]) -> None:
+    def __init__(self, name: str, log: list[tuple[str, int]], selects_layers: bool = True) -> None:
         self.id = name
         self.log = log
+        self.selects_layers = selects_layers
 
     def forward(self, mp: MediaPacket) -> None:
         self.log.append((self.id, mp.seq))
@@ -90,3 +91,33 @@ def test_without_batching_every_packet_goes_out_at_once() -> None:
     assert [name for name, _ in log] == ["a", "b"]
     p.on_rtp(packet(11), 0)
     assert [name for name, _ in log] == ["a", "b", "a", "b"]
+
+
+def test_consumers_without_a_layer_selector_are_pinned_and_not_listed() -> None:
+    """The consumer protocol's ``selects_layers`` tells a subscriber's consumer (asks
+    for layers itself) from a recorder's track (pinned to one encoding)."""
+    from tests.unit.test_tiers import FakeTap as LayerTap
+    from tests.unit.test_tiers import rtp
+
+    p = Producer(
+        kind=MediaKind.VIDEO,
+        source=MediaSource.CAMERA,
+        mid="0",
+        tap=LayerTap(),  # type: ignore[arg-type]
+        rids=("q", "h", "f"),
+    )
+    p.set_codec(ProducerCodec("video/VP8", 90000, 96, 97), None, None)
+    log: list[tuple[str, int]] = []
+    subscriber = Recording("sub", log)
+    recorder = Recording("rec", log, selects_layers=False)
+    p.add_consumer(subscriber)  # type: ignore[arg-type]
+    p.on_rtp(rtp(222, 1, rid="h"), 0)  # the best encoding flowing: the middle one
+    p.add_consumer(recorder)  # type: ignore[arg-type]
+    assert p.consumers == (subscriber,)
+    assert p.pinned_layers() == {1} and p.pinned_layer("rec") == 1
+    p.on_rtp(rtp(222, 2), 0)  # the subscriber listens to no layer until it asks
+    p.on_rtp(rtp(111, 1, rid="q"), 0)
+    assert [(name, seq & 0xFFFF) for name, seq in log] == [("rec", 2)]
+    p.listen(subscriber, (0,))  # type: ignore[arg-type]
+    p.on_rtp(rtp(111, 2), 0)
+    assert [(name, seq & 0xFFFF) for name, seq in log] == [("rec", 2), ("sub", 2)]

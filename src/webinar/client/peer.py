@@ -307,24 +307,7 @@ class WebinarClient:
         keep = self._rtp_filter
         assert keep is not None
         for transceiver in pc.getTransceivers():
-            dtls = transceiver.receiver.transport
-            if getattr(dtls, "_webinar_filtered", False):
-                continue
-            setattr(dtls, "_webinar_filtered", True)  # noqa: B010
-            original = dtls._handle_rtp_data
-            ext_map = dtls._rtp_header_extensions_map
-
-            async def handle(
-                data: bytes, arrival_time_ms: int, original: Any = original, ext_map: Any = ext_map
-            ) -> None:
-                try:
-                    packet = RtpPacket.parse(data, ext_map)
-                except ValueError:
-                    return
-                if keep(packet):
-                    await original(data, arrival_time_ms)
-
-            dtls._handle_rtp_data = handle  # type: ignore[method-assign]
+            hooks.install_rtp_filter(transceiver.receiver.transport, keep)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         kind = track.kind

@@ -74,10 +74,13 @@ __all__ = [
     "direct_receive",
     "install_feedback",
     "install_ingress",
+    "install_rtp_filter",
     "release_sockets",
     "running_decoder_threads",
     "sender_reports",
+    "set_negotiated_codecs",
     "subscriber_extension_ids",
+    "watch_receiver_rtcp",
 ]
 
 
@@ -262,6 +265,11 @@ def negotiated_extension_ids(transceiver: RTCRtpTransceiver) -> dict[str, int]:
 
 def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[Any]:
     return list(transceiver._codecs)
+
+
+def set_negotiated_codecs(transceiver: RTCRtpTransceiver, codecs: list[Any]) -> None:
+    """The codecs the m-line keeps (what the answer offers and the receiver accepts)."""
+    transceiver._codecs = list(codecs)
 
 
 def negotiated_extensions(transceiver: RTCRtpTransceiver) -> list[Any]:
@@ -593,6 +601,18 @@ class IngressTap:
             self._sink.send_rtcp(data)
 
 
+def watch_receiver_rtcp(receiver: RTCRtpReceiver, watch: Callable[[AnyRtcpPacket], None]) -> None:
+    """Show ``watch`` every RTCP packet aiortc hands the receiver (a publisher's sender
+    reports, say), before aiortc handles it as usual."""
+    original = receiver._handle_rtcp_packet
+
+    async def handle_rtcp(packet: AnyRtcpPacket) -> None:
+        watch(packet)
+        await original(packet)
+
+    receiver._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
+
+
 RtpHandler = Callable[[RtpPacket, int], None]
 
 
@@ -623,6 +643,30 @@ def install_ingress(
 
     dtls._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
     _direct(dtls).set_rtp(handle_rtp, handle_rtp_data)
+
+
+_FILTERED = "_webinar_filtered"
+
+
+def install_rtp_filter(dtls: RTCDtlsTransport, keep: Callable[[RtpPacket], bool]) -> None:
+    """Drop incoming RTP that ``keep`` rejects (loss simulation in tests) before aiortc,
+    or an ingress installed earlier, sees it. Once per transport: later calls keep the
+    first filter."""
+    if getattr(dtls, _FILTERED, False):
+        return
+    setattr(dtls, _FILTERED, True)
+    original = dtls._handle_rtp_data
+    ext_map = dtls._rtp_header_extensions_map
+
+    async def handle(data: bytes, arrival_time_ms: int) -> None:
+        try:
+            packet = RtpPacket.parse(data, ext_map)
+        except ValueError:
+            return
+        if keep(packet):
+            await original(data, arrival_time_ms)
+
+    dtls._handle_rtp_data = handle  # type: ignore[method-assign]
 
 
 # --------------------------------------------------------------------------- direct receive

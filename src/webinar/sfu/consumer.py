@@ -5,6 +5,16 @@ abs-send-time for its subscriber, keeps a history for retransmission and sends.
 It answers the subscriber's NACKs from that history (each packet at most once per
 100 ms), turns PLI/FIR into throttled keyframe requests to the publisher and
 feeds REMB and receiver reports into the subscriber's bandwidth estimate.
+
+It forwards in one of two ways: the plain path (a single stream at full frame
+rate: a fixed sequence and timestamp offset) and the layered path (a
+:class:`~webinar.sfu.layers.LayerSelector` picks simulcast encodings and temporal
+layers). Unlike mediasoup's SimpleConsumer / SimulcastConsumer this is one class,
+because the way is not fixed when the consumer is made: a single stream's consumer
+moves from the plain path to the layered one, continuing its numbering, the first
+time its allocation asks for fewer temporal layers, and the consumer object is held
+by the transport, the room and the producer by then. The hot path pays one
+attribute test for it (``self._sel`` in :meth:`Consumer.forward`).
 """
 
 from __future__ import annotations
@@ -36,7 +46,7 @@ from .allocator import Layer
 from .estimator import RttSample
 from .layers import MAX_TEMPORAL, LayerSelector
 from .rtp import MediaPacket, abs_send_time_bytes, ntp_from_seconds, one_byte_extension, pad4
-from .types import CloseReason, ConsumerId, MediaKind, new_id
+from .types import CloseReason, ConsumerId, ConsumerStats, MediaKind, new_id
 
 if TYPE_CHECKING:
     from ._aiortc import PacketSink, SenderTap
@@ -66,23 +76,10 @@ class ConsumerLayout:
     audio_level_ext_id: int | None  # audio
 
 
-@dataclass(slots=True)
-class ConsumerStats:
-    packets: int = 0
-    bytes: int = 0  # payload octets (what RTCP SR counts)
-    retransmitted: int = 0
-    nacks: int = 0
-    nack_items: int = 0
-    resend_suppressed: int = 0
-    plis: int = 0
-    firs: int = 0
-    dropped_waiting_keyframe: int = 0
-    fraction_lost: int = 0  # last receiver report, 0..255
-    padding_bytes: int = 0  # redundant retransmissions sent to probe the path
-
-
 class Consumer:
     """Created paused: the subscriber must have the m-line before media flows."""
+
+    selects_layers = True  # a subscriber's: it asks a simulcast producer for layers
 
     def __init__(
         self,

@@ -7,43 +7,31 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, cast
 
 from aiortc.rtp import RtcpSrPacket, RtpPacket
 
 from .allocator import Layer
-from .rtp import (
-    DuplicateFilter,
-    MediaPacket,
-    SeqUnwrapper,
-    abs_send_time_bytes,
-    vp8_is_keyframe_start,
-)
+from .ingest import Ingest, ProducerStats
+from .rtp import MediaPacket
 from .simulcast import KEYFRAME_REQUEST_INTERVAL, ProducerLayer, SimulcastIngress, layer_ladder
-from .types import CloseReason, MediaKind, MediaSource, ProducerId, new_id
-from .vp8 import scan
+from .types import (
+    CloseReason,
+    MediaKind,
+    MediaSource,
+    PacketConsumer,
+    ProducerId,
+    SubscriberConsumer,
+    new_id,
+)
 
 if TYPE_CHECKING:
     from ._aiortc import IngressTap
-    from .consumer import Consumer
 
 logger = logging.getLogger(__name__)
 
 AUDIO_BPS = 40_000  # what the allocator plans for an audio stream
 SINGLE_STREAM_BPS = 800_000  # ... and for a video without simulcast, until measured
-
-
-class PacketConsumer(Protocol):
-    """What a producer forwards to: a subscriber's Consumer, or a recorder's track."""
-
-    @property
-    def id(self) -> str: ...
-
-    def forward(self, mp: MediaPacket) -> None: ...
-
-    def restart(self) -> None: ...
-
-    def producer_closed(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,17 +42,6 @@ class ProducerCodec:
     rtx_payload_type: int | None
     channels: int | None = None
     parameters: tuple[tuple[str, Any], ...] = ()
-
-
-@dataclass(slots=True)
-class ProducerStats:
-    packets: int = 0
-    bytes: int = 0
-    duplicates: int = 0
-    retransmissions: int = 0
-    keyframes: int = 0
-    keyframe_requests: int = 0
-    nacks_sent: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,23 +84,18 @@ class Producer:
         self.mid = mid
         self.app_data: dict[str, Any] = app_data or {}
         self.codec: ProducerCodec | None = None
-        self.ssrc: int | None = None
         self.stats = ProducerStats()
         self.closed = False
         self.paused = False
         self.sender_report: SenderReportMapping | None = None
-        self._loudest = 127  # lowest -dBov seen since the last take_loudest()
         self._tap = tap
         self._consumers: dict[str, PacketConsumer] = {}
         self._pinned: dict[str, int] = {}  # recorder id -> the simulcast layer it gets
         self._active: tuple[PacketConsumer, ...] = ()
         self._batching = batch
         self._batch: list[MediaPacket] = []
-        self._unwrap = SeqUnwrapper()
-        self._dupes = DuplicateFilter()
         self._rtx_ssrcs: set[int] = set()
         self._last_pli = 0.0
-        self._pli_held = False  # a keyframe request inside the interval waits (see simulcast)
         self._close_listeners: list[Callable[[Producer, CloseReason], None]] = []
         # Layers: a simulcast producer's encodings; a single stream is layer 0.
         self.simulcast = (
@@ -131,8 +103,30 @@ class Producer:
             if len(rids) > 1 and kind is MediaKind.VIDEO
             else None
         )
-        self.temporal_layers = 0  # single stream: 0 until a keyframe told (1 or 3)
         self._single = ProducerLayer(index=0, rid=None, nominal=SINGLE_STREAM_BPS)
+        if self.simulcast is None and kind is MediaKind.VIDEO:
+            self._single.nack = tap.nack  # the m-line's: it outlives a producer on it
+        self._measured_packets = 0  # the single stream's packets at the last measure()
+        self._ingest = Ingest(
+            tap,
+            self.stats,
+            video=kind is MediaKind.VIDEO,
+            request_keyframe=self.request_keyframe,
+        )
+
+    @property
+    def ssrc(self) -> int | None:
+        """The single stream's media SSRC (the negotiated one, then the latest seen)."""
+        return self._single.ssrc
+
+    @ssrc.setter
+    def ssrc(self, ssrc: int | None) -> None:
+        self._single.ssrc = ssrc
+
+    @property
+    def temporal_layers(self) -> int:
+        """Single stream: 0 until a keyframe told, then 1 or 3."""
+        return self._ingest.temporal_layers
 
     # ------------------------------------------------------------------ wiring
 
@@ -151,9 +145,7 @@ class Producer:
             raise RuntimeError("producer is closed")
         self._consumers[consumer.id] = consumer
         self._active = tuple(self._consumers.values())
-        from .consumer import Consumer
-
-        if self.simulcast is not None and not isinstance(consumer, Consumer):
+        if self.simulcast is not None and not consumer.selects_layers:
             # A recorder has no layer selector: it keeps one encoding (one sequence
             # space, one picture size), the best one flowing now, and dynacast keeps
             # that encoding on for it (see pinned_layers).
@@ -189,7 +181,7 @@ class Producer:
         if self.simulcast is not None:
             self.simulcast.forget(consumer)
 
-    def listen(self, consumer: Consumer, layers: tuple[int, ...]) -> None:
+    def listen(self, consumer: PacketConsumer, layers: tuple[int, ...]) -> None:
         """Simulcast: which layers' packets ``consumer`` gets (its selector asks)."""
         if self.simulcast is not None and consumer.id in self._consumers:
             self.simulcast.listen(consumer, layers)
@@ -199,11 +191,9 @@ class Producer:
         return len(self.simulcast.layers) if self.simulcast is not None else 1
 
     @property
-    def consumers(self) -> tuple[Consumer, ...]:
+    def consumers(self) -> tuple[SubscriberConsumer, ...]:
         """The subscribers' consumers (not the recorder's tracks)."""
-        from .consumer import Consumer
-
-        return tuple(c for c in self._active if isinstance(c, Consumer))
+        return tuple(cast("SubscriberConsumer", c) for c in self._active if c.selects_layers)
 
     # ------------------------------------------------------------------ hot path
 
@@ -221,71 +211,19 @@ class Producer:
                 self.paused,
             )
             return
-        pt = packet.payload_type
-        self._tap.account(packet, arrival_time_ms, codec.clock_rate)
-        payload = packet.payload
-        if pt == codec.payload_type:
-            if packet.ssrc != self.ssrc:  # first packet, or a new track on a reused m-line
-                self.ssrc = packet.ssrc
-            seq = packet.sequence_number
-            retransmission = False
-        elif pt == codec.rtx_payload_type:
-            if len(payload) < 2:  # RTX padding probe
-                return
-            seq = (payload[0] << 8) | payload[1]
-            payload = payload[2:]
-            retransmission = True
-        else:
-            return
-        if not payload:  # padding only
-            return
-        ext = self._unwrap.unwrap(seq)
-        if not self._dupes.first_time(ext):
-            self.stats.duplicates += 1
-            return
-        stats = self.stats
-        stats.packets += 1
-        stats.bytes += len(payload)
-        if retransmission:
-            stats.retransmissions += 1
-        keyframe = False
-        if self.kind is MediaKind.VIDEO:
-            nack = self._tap.nack
-            if not retransmission and self.ssrc is not None:
-                if nack.add(packet):
-                    stats.nacks_sent += 1
-                    self._tap.send_nack(self.ssrc, nack.missing)
-            elif retransmission:
-                nack.missing.discard(seq)
-            keyframe = vp8_is_keyframe_start(payload)
-            if keyframe:
-                stats.keyframes += 1
-                self._pli_held = False
-                if not self.temporal_layers:
-                    info = scan(payload)
-                    self.temporal_layers = 3 if info and info.temporal_id >= 0 else 1
-            elif self._pli_held:
-                self.request_keyframe()
-        level = packet.extensions.audio_level
-        if level is not None:
-            if level[1] < self._loudest:
-                self._loudest = level[1]
-            audio_level = (0x80 if level[0] else 0) | level[1]
-        else:
-            audio_level = -1
-        if self.paused:
-            return
-        now = time.time()
-        mp = MediaPacket(
-            seq=ext,
-            timestamp=packet.timestamp,
-            marker=packet.marker,
-            payload=payload,
-            keyframe=keyframe,
-            audio_level=audio_level,
-            arrival=now,
-            abs_send_time=abs_send_time_bytes(now),
+        # A single stream's encoding is told by payload type: its own, or its RTX's.
+        rtx = packet.payload_type != codec.payload_type
+        mp = self._ingest.receive(
+            self._single,
+            packet,
+            arrival_time_ms,
+            codec.clock_rate,
+            codec.rtx_payload_type if rtx else codec.payload_type,
+            rtx,
+            self.paused,
         )
+        if mp is None:
+            return
         if self._batching:
             batch = self._batch
             batch.append(mp)
@@ -327,7 +265,8 @@ class Producer:
 
     def take_loudest(self) -> int:
         """The loudest audio level (-dBov, 0 loudest, 127 silence) since the last call."""
-        loudest, self._loudest = self._loudest, 127
+        ingest = self._ingest
+        loudest, ingest.loudest = ingest.loudest, 127
         return 127 if self.paused else loudest
 
     # ------------------------------------------------------------------ feedback
@@ -342,9 +281,9 @@ class Producer:
             return False
         now = time.monotonic()
         if now - self._last_pli < KEYFRAME_REQUEST_INTERVAL:
-            self._pli_held = True
+            self._single.pli_held = True
             return False
-        self._pli_held = False
+        self._single.pli_held = False
         self._last_pli = now
         self.stats.keyframe_requests += 1
         self._tap.send_pli(self.ssrc)
@@ -381,11 +320,11 @@ class Producer:
         if self.simulcast is not None:
             self.simulcast.measure(now_wall)
             return
+        # The single stream counts as flowing while packets came since the last call.
         single = self._single
-        if self.stats.packets != single.packets:
+        if single.packets != self._measured_packets:
+            self._measured_packets = single.packets
             single.last_arrival = now_wall
-        single.packets = self.stats.packets
-        single.bytes = self.stats.bytes
         single.measure(now_wall)
 
     def ladder(self, now_wall: float) -> tuple[Layer, ...]:

@@ -250,8 +250,10 @@ def _signed32(value: int) -> int:
 
 
 class RecorderTrack:
-    """The recorder's consumer of one producer (the producer's duck-typed consumer
-    interface: ``id``, ``forward``, ``restart``, ``producer_closed``)."""
+    """The recorder's consumer of one producer (the producer's consumer protocol,
+    :class:`~webinar.sfu.types.PacketConsumer`)."""
+
+    selects_layers = False  # the producer pins it to one simulcast encoding
 
     def __init__(self, recorder: Recorder, feed: _Feed, slot: str, producer: Producer) -> None:
         self.id = new_id("rt")

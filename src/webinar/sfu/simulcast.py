@@ -19,21 +19,15 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
 from aiortc.rtcrtpreceiver import NackGenerator
 from aiortc.rtp import RtpPacket
 
 from .allocator import Layer, video_ladder
-from .rtp import (
-    DuplicateFilter,
-    MediaPacket,
-    SeqUnwrapper,
-    abs_send_time_bytes,
-    vp8_is_keyframe_start,
-)
-from .vp8 import scan
+from .ingest import Ingest, ProducerStats
+from .rtp import DuplicateFilter, MediaPacket, SeqUnwrapper
 
 if TYPE_CHECKING:
     from ._aiortc import IngressTap
@@ -194,7 +188,9 @@ def _start_bitrate(section: list[str], start: int) -> None:
 
 @dataclass(slots=True)
 class ProducerLayer:
-    """One encoding of a producer: its SSRCs and its own sequence-number space."""
+    """One encoding of a producer: its SSRCs, its own sequence-number space and what
+    :class:`~webinar.sfu.ingest.Ingest` keeps per encoding (a single stream is one
+    of these too)."""
 
     index: int
     rid: str | None
@@ -203,7 +199,8 @@ class ProducerLayer:
     unwrap: SeqUnwrapper = field(default_factory=SeqUnwrapper)
     dupes: DuplicateFilter = field(default_factory=DuplicateFilter)
     nack: NackGenerator = field(default_factory=NackGenerator)
-    bytes: int = 0  # payload octets received (counted by the producer)
+    pli_held: bool = False  # a keyframe request inside the interval waits
+    bytes: int = 0  # payload octets received (counted by the ingest)
     packets: int = 0
     last_arrival: float = 0.0  # time.time() of the latest packet
     bitrate_bps: int = 0  # measured, smoothed
@@ -310,20 +307,19 @@ class SimulcastIngress:
     sequence space, NACKs, keyframe requests and sender reports, and hands each
     packet only to the consumers listening to its layer."""
 
-    def __init__(self, rids: tuple[str, ...], tap: IngressTap, stats: Any) -> None:
+    def __init__(self, rids: tuple[str, ...], tap: IngressTap, stats: ProducerStats) -> None:
         self.layers = [ProducerLayer(index=i, rid=rid) for i, rid in enumerate(rids)]
         self.by_layer: list[tuple[LayerListener, ...]] = [() for _ in rids]
         self.sender_reports: list[tuple[int, int, float] | None] = [None] * len(rids)
-        self.temporal_layers = 0  # 0 until a keyframe told: 1 (none) or 3 (L1T3)
         self._tap = tap
         self._stats = stats
+        self._ingest = Ingest(tap, stats, video=True, request_keyframe=self.request_keyframe)
         tap.remb_filter = RembFloor(sum(layer.nominal_bps for layer in self.layers))
         self._by_rid = {layer.rid: layer for layer in self.layers}
         self._media: dict[int, ProducerLayer] = {}
         self._rtx: dict[int, ProducerLayer] = {}
         self._listening: dict[str, tuple[LayerListener, tuple[int, ...]]] = {}
         self._last_pli = 0.0  # any layer's: the publisher's window is one for all
-        self._pli_held = [False] * len(rids)  # a request inside the interval waits
         created = time.time()  # wall clock, like arrival times: layers may start till then
         for layer in self.layers:
             layer.enabled_at = created
@@ -357,6 +353,11 @@ class SimulcastIngress:
 
     # ------------------------------------------------------------------ hot path
 
+    @property
+    def temporal_layers(self) -> int:
+        """0 until a keyframe told: 1 (none) or 3 (L1T3)."""
+        return self._ingest.temporal_layers
+
     def on_rtp(
         self,
         packet: RtpPacket,
@@ -366,11 +367,10 @@ class SimulcastIngress:
         clock_rate: int,
         paused: bool,
     ) -> None:
-        ssrc = packet.ssrc
-        layer = self._media.get(ssrc)
+        layer = self._media.get(packet.ssrc)
         rtx = False
         if layer is None:
-            layer = self._rtx.get(ssrc)
+            layer = self._rtx.get(packet.ssrc)
             if layer is not None:
                 rtx = True
             else:
@@ -378,59 +378,17 @@ class SimulcastIngress:
                 if learned is None:
                     return
                 layer, rtx = learned
-        self._tap.account(packet, arrival_time_ms, clock_rate)
-        payload = packet.payload
-        if rtx:
-            if packet.payload_type != rtx_pt or len(payload) < 2:
-                return  # padding probes
-            seq = (payload[0] << 8) | payload[1]
-            payload = payload[2:]
-        else:
-            if packet.payload_type != codec_pt:
-                return
-            seq = packet.sequence_number
-        if not payload:
-            return
-        ext = layer.unwrap.unwrap(seq)
-        stats = self._stats
-        if not layer.dupes.first_time(ext):
-            stats.duplicates += 1
-            return
-        n = len(payload)
-        stats.packets += 1
-        stats.bytes += n
-        layer.packets += 1
-        layer.bytes += n
-        now = time.time()
-        layer.last_arrival = now
-        if rtx:
-            stats.retransmissions += 1
-            layer.nack.missing.discard(seq)
-        elif layer.nack.add(packet):
-            stats.nacks_sent += 1
-            self._tap.send_nack(ssrc, layer.nack.missing)
-        keyframe = vp8_is_keyframe_start(payload)
-        if keyframe:
-            stats.keyframes += 1
-            self._pli_held[layer.index] = False  # what the held request wanted came
-            if not self.temporal_layers:
-                info = scan(payload)
-                self.temporal_layers = 3 if info is not None and info.temporal_id >= 0 else 1
-        elif self._pli_held[layer.index]:
-            self.request_keyframe(layer.index)
-        if paused:
-            return
-        mp = MediaPacket(
-            seq=ext,
-            timestamp=packet.timestamp,
-            marker=packet.marker,
-            payload=payload,
-            keyframe=keyframe,
-            audio_level=-1,
-            arrival=now,
-            abs_send_time=abs_send_time_bytes(now),
-            layer=layer.index,
+        mp = self._ingest.receive(
+            layer,
+            packet,
+            arrival_time_ms,
+            clock_rate,
+            rtx_pt if rtx else codec_pt,
+            rtx,
+            paused,
         )
+        if mp is None:
+            return
         for listener in self.by_layer[layer.index]:
             try:
                 listener.forward(mp)
@@ -482,9 +440,9 @@ class SimulcastIngress:
         if now - self._last_pli < KEYFRAME_REQUEST_INTERVAL:
             # The keyframe the last request brings may already have come and gone:
             # send this one when the interval ends (checked as the layer's packets come).
-            self._pli_held[index] = True
+            layer.pli_held = True
             return False
-        self._pli_held[index] = False
+        layer.pli_held = False
         self._last_pli = now
         self._stats.keyframe_requests += 1
         self._tap.send_pli(layer.ssrc)

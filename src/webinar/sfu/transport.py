@@ -205,17 +205,15 @@ class _Line:
         self.rtx_ssrc: int | None = None
         self._transport = transport
         self.tap = hooks.IngressTap(receiver, self._started)
-        original_rtcp = receiver._handle_rtcp_packet
 
-        async def handle_rtcp(packet: Any) -> None:
+        def sender_report(packet: AnyRtcpPacket) -> None:
             # Publisher sender reports carry the RTP/NTP mapping consumers re-use.
             if isinstance(packet, RtcpSrPacket):
                 producer = transport.producers.get(mid)
                 if producer is not None:
                     producer.on_sender_report(packet)
-            await original_rtcp(packet)
 
-        receiver._handle_rtcp_packet = handle_rtcp
+        hooks.watch_receiver_rtcp(receiver, sender_report)
 
     def _started(self, parameters: Any) -> None:
         main = next((c for c in parameters.codecs if not c.mimeType.lower().endswith("/rtx")), None)
@@ -356,7 +354,7 @@ class PublishTransport(_Transport):
                 for c in codecs
                 if c.mimeType.lower().endswith("/rtx") and c.parameters.get("apt") == pt
             ][:1]
-            transceiver._codecs = keep
+            hooks.set_negotiated_codecs(transceiver, keep)
 
     def _install_ingress(self, transceiver: RTCRtpTransceiver) -> None:
         dtls = transceiver.receiver.transport

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import enum
 import secrets
-from typing import NewType
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NewType, Protocol
+
+if TYPE_CHECKING:
+    from .layers import LayerSelector
+    from .rtp import MediaPacket
 
 ProducerId = NewType("ProducerId", str)
 ConsumerId = NewType("ConsumerId", str)
@@ -60,3 +65,58 @@ class SfuError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+# --------------------------------------------------------------------------- consumers
+
+
+@dataclass(slots=True)
+class ConsumerStats:
+    """What a subscriber's consumer sent and was told (see :mod:`webinar.sfu.consumer`)."""
+
+    packets: int = 0
+    bytes: int = 0  # payload octets (what RTCP SR counts)
+    retransmitted: int = 0
+    nacks: int = 0
+    nack_items: int = 0
+    resend_suppressed: int = 0
+    plis: int = 0
+    firs: int = 0
+    dropped_waiting_keyframe: int = 0
+    fraction_lost: int = 0  # last receiver report, 0..255
+    padding_bytes: int = 0  # redundant retransmissions sent to probe the path
+
+
+class PacketConsumer(Protocol):
+    """What a producer forwards to: a subscriber's consumer, or a recorder's track.
+
+    ``selects_layers`` tells them apart. A subscriber's consumer (True) has a layer
+    selector and asks a simulcast producer for the layers it wants
+    (``Producer.listen``); a recorder's track (False) has none: the producer pins it to
+    one encoding (one sequence space, one picture size) and dynacast keeps that on."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def selects_layers(self) -> bool: ...
+
+    def forward(self, mp: MediaPacket) -> None: ...
+
+    def restart(self) -> None: ...
+
+    def producer_closed(self) -> None: ...
+
+
+class SubscriberConsumer(PacketConsumer, Protocol):
+    """A consumer with ``selects_layers`` true: a subscriber's (what metrics and
+    dynacast read of it)."""
+
+    @property
+    def stats(self) -> ConsumerStats: ...
+
+    @property
+    def paused(self) -> bool: ...
+
+    @property
+    def selector(self) -> LayerSelector | None: ...
