@@ -59,13 +59,7 @@ class HttpConfig:
                 or origin != (f"{parts.scheme}://{parts.netloc}")
             ):
                 _fail("http.embed_origins", f"not an origin like https://site.example: {origin!r}")
-        if not (
-            math.isfinite(self.header_timeout_seconds) and 0 < self.header_timeout_seconds <= 600
-        ):
-            _fail(
-                "http.header_timeout_seconds",
-                f"must be more than 0 and at most 600, got {self.header_timeout_seconds}",
-            )
+        _check_seconds("http.header_timeout_seconds", self.header_timeout_seconds, 0, 600)
         if not self.host or any(c.isspace() for c in self.host):
             _fail("http.host", f"must be a host name or IP address, got {self.host!r}")
         _check_range("http.port", self.port, 1, 65535)
@@ -165,18 +159,8 @@ class SignallingConfig:
     def __post_init__(self) -> None:
         _check_range("signalling.max_message_bytes", self.max_message_bytes, 1024, 16 * 1024 * 1024)
         _check_range("signalling.max_sockets_per_address", self.max_sockets_per_address, 0, 100000)
-        if not (
-            math.isfinite(self.hello_timeout_seconds) and 0 < self.hello_timeout_seconds <= 600
-        ):
-            _fail(
-                "signalling.hello_timeout_seconds",
-                f"must be more than 0 and at most 600, got {self.hello_timeout_seconds}",
-            )
-        if not (math.isfinite(self.heartbeat_seconds) and 0 < self.heartbeat_seconds <= 3600):
-            _fail(
-                "signalling.heartbeat_seconds",
-                f"must be more than 0 and at most 3600, got {self.heartbeat_seconds}",
-            )
+        _check_seconds("signalling.hello_timeout_seconds", self.hello_timeout_seconds, 0, 600)
+        _check_seconds("signalling.heartbeat_seconds", self.heartbeat_seconds, 0, 3600)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -333,11 +317,7 @@ class LifecycleConfig:
     drain_seconds: float = 60.0
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.drain_seconds) and 0 <= self.drain_seconds <= 86400):
-            _fail(
-                "lifecycle.drain_seconds",
-                f"must be between 0 and 86400, got {self.drain_seconds}",
-            )
+        _check_seconds("lifecycle.drain_seconds", self.drain_seconds, 0, 86400, zero=True)
 
 
 LOG_FORMATS = ("text", "json")
@@ -376,17 +356,11 @@ class WebhooksConfig:
     log_retention_days: int = 30
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.timeout_seconds) and 0.1 <= self.timeout_seconds <= 120):
-            _fail(
-                "webhooks.timeout_seconds",
-                f"must be between 0.1 and 120, got {self.timeout_seconds}",
-            )
+        _check_seconds("webhooks.timeout_seconds", self.timeout_seconds, 0.1, 120, zero=True)
         _check_range("webhooks.max_attempts", self.max_attempts, 1, 50)
-        if not (math.isfinite(self.retry_base_seconds) and 0.01 <= self.retry_base_seconds <= 3600):
-            _fail(
-                "webhooks.retry_base_seconds",
-                f"must be between 0.01 and 3600, got {self.retry_base_seconds}",
-            )
+        _check_seconds(
+            "webhooks.retry_base_seconds", self.retry_base_seconds, 0.01, 3600, zero=True
+        )
         _check_range("webhooks.log_retention_days", self.log_retention_days, 1, 3650)
 
 
@@ -444,6 +418,16 @@ class Config:
 
 def _fail(key: str, problem: str) -> typing.NoReturn:
     raise ConfigError(f"{key}: {problem}")
+
+
+def _check_seconds(key: str, value: float, low: float, high: float, *, zero: bool = False) -> None:
+    """A finite number of seconds above ``low`` (or from ``low`` on, with ``zero``) up to
+    ``high``."""
+    above = value >= low if zero else value > low
+    if not (math.isfinite(value) and above and value <= high):
+        if zero:
+            _fail(key, f"must be between {low:g} and {high:g}, got {value}")
+        _fail(key, f"must be more than {low:g} and at most {high:g}, got {value}")
 
 
 def _check_range(key: str, value: int, low: int, high: int) -> None:
