@@ -8,10 +8,12 @@ import asyncio
 import dataclasses
 import re
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -20,6 +22,7 @@ from tests import helpers
 from tests.helpers import RunningServer, make_config, running_server
 from webinar.accounts import hash_password
 from webinar.app import TICKETING
+from webinar.cli import main
 from webinar.client.peer import ClientError, SignallingClient
 from webinar.storage.store import Event
 from webinar.ticketing import SecondDevice, records
@@ -421,3 +424,37 @@ async def test_parallel_dashboard_sign_ins_are_counted_before_they_are_checked(
         statuses = await asyncio.gather(*(sign_in(f"wrong-{i}") for i in range(20)))
         assert statuses.count(401) == 5, statuses
         assert statuses.count(429) == 15
+
+
+# ------------------------------------------------------------------------------ secrets at rest
+
+
+async def test_tickets_work_but_the_database_holds_them_sealed(
+    tmp_path: Path, people: list[Person], capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    async with running_server(data) as server:
+        event, token = await token_event(server, SecondDevice.REFUSE)
+        paid = await paid_event(server)
+        code = await code_for(server, paid)
+        assert (await enter(server, people, event, token, client_id="a")).joined["role"] == (
+            "attendee"
+        )
+        assert (await enter(server, people, paid, code, client_id="b")).joined["role"] == (
+            "attendee"
+        )
+        host = await enter(server, people, event, event.host_key, client_id="h")
+        assert host.joined["role"] == "host"
+        await asyncio.gather(*(p.close() for p in people))
+        people.clear()
+    plain = [event.presenter_key, event.host_key, paid.presenter_key, token, code]
+    conn = sqlite3.connect(data / "webinar.sqlite3")
+    try:
+        dump = "\n".join(conn.iterdump())
+    finally:
+        conn.close()
+    assert not [p for p in plain if p in dump]
+    assert (data / "secrets.key").stat().st_mode & 0o777 == 0o600
+    # the presenter links the CLI prints still carry the key
+    assert main(["event", "list", "--data-dir", str(data), "--json"]) == 0
+    assert quote(event.presenter_key, safe="") in capsys.readouterr().out

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sqlite3
 from pathlib import Path
 
 import pytest
 
+from webinar.cli import main
 from webinar.config import Config, TicketingConfig
 from webinar.rooms.reasons import ByeReason
-from webinar.ticketing import Refusal, RefusalCode, SecondDevice
+from webinar.storage import migrations as migrations_module
+from webinar.storage.migrations import MIGRATIONS, SEALED_FROM
+from webinar.storage.sealing import Sealer, SealingError, new_key
+from webinar.storage.store import StoreError, SyncStore
+from webinar.ticketing import Refusal, RefusalCode, SecondDevice, records
 from webinar.ticketing.limiter import AttemptLimiter
 from webinar.ticketing.seats import Seats
 
@@ -108,3 +114,111 @@ def test_limits_come_from_the_configuration(tmp_path: Path) -> None:
     assert (ticketing.limiter.per_client, ticketing.limiter.per_event) == (3, 7)
     with pytest.raises(ValueError):
         TicketingConfig(wrong_entries_per_event=0)
+
+
+# ------------------------------------------------------------------------------ secrets at rest
+
+
+def _raw(data: Path, sql: str) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(data / "webinar.sqlite3")
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def _make_version_8(data: Path) -> None:
+    """A database as the release before sealing left it: plain keys, token and code."""
+    data.mkdir(parents=True)
+    conn = sqlite3.connect(data / "webinar.sqlite3", isolation_level=None)
+    for script in MIGRATIONS[: SEALED_FROM - 1]:
+        for statement in migrations_module._statements(script):
+            conn.execute(statement)
+    conn.execute(
+        "INSERT INTO events (event_id, title, presenter_key, host_key, created_at, access_type)"
+        " VALUES ('123456789', 'Old', 'plain-presenter-key', 'plain-host-key',"
+        " '2026-01-01T00:00:00+00:00', 'paid')"
+    )
+    conn.execute(
+        "INSERT INTO invitees (event_id, name, email, token, token_hash, created_at)"
+        " VALUES ('123456789', 'Ada', 'ada@example.org', 'plain-token', 'h1', '2026-01-01')"
+    )
+    conn.execute(
+        "INSERT INTO registrations (event_id, first_name, last_name, email, seats, status,"
+        " amount_minor, currency, provider, code, code_hash, created_at, updated_at)"
+        " VALUES ('123456789', 'G', 'H', 'g@example.org', 1, 'confirmed', 100, 'EUR',"
+        " 'manual', '222233334444', 'h2', '2026-01-01', '2026-01-01')"
+    )
+    conn.execute(f"PRAGMA user_version = {SEALED_FROM - 1}")
+    conn.close()
+
+
+PLAIN = ("plain-presenter-key", "plain-host-key", "plain-token", "222233334444")
+
+
+def _stored(data: Path) -> list[object]:
+    return [
+        *_raw(data, "SELECT presenter_key, host_key FROM events")[0],
+        _raw(data, "SELECT token FROM invitees")[0][0],
+        _raw(data, "SELECT code FROM registrations")[0][0],
+    ]
+
+
+def _opened(data: Path) -> list[object]:
+    with SyncStore.open(data) as core:
+        event = core.get_event("123456789")
+        assert event is not None
+        invitee = records.get_invitee(core.connection, 1)
+        registration = records.get_registration(core.connection, 1)
+    assert invitee is not None and registration is not None
+    return [event.presenter_key, event.host_key, invitee.token, registration.code]
+
+
+def test_the_migration_seals_existing_secrets_with_a_key_file(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _make_version_8(data)
+    assert _opened(data) == list(PLAIN)  # the store reads them as before
+    stored = _stored(data)
+    assert all(isinstance(v, str) and v.startswith("s1.") for v in stored), stored
+    assert not set(PLAIN) & set(stored)
+    key = data / "secrets.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    dump = "\n".join(sqlite3.connect(data / "webinar.sqlite3").iterdump())
+    assert not any(p in dump for p in PLAIN)
+    # the database without its key opens nothing
+    key.unlink()
+    with pytest.raises(StoreError, match="secrets key is missing"):
+        SyncStore.open(data)
+
+
+def test_rotation_re_seals_every_secret_in_one_go(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    _make_version_8(data)
+    _opened(data)
+    old_key = (data / "secrets.key").read_text()
+    before = _stored(data)
+    assert main(["secrets", "rotate", "--data-dir", str(data)]) == 0
+    assert "Re-sealed 4 secrets" in capsys.readouterr().out
+    new_key = (data / "secrets.key").read_text()
+    assert new_key != old_key and len(new_key.split()) == 1
+    after = _stored(data)
+    assert all(a != b for a, b in zip(after, before, strict=True))
+    assert _opened(data) == list(PLAIN)
+    old = Sealer.from_texts(old_key.split())
+    with pytest.raises(SealingError):
+        old.unseal("token", str(after[2]))
+
+
+def test_the_key_may_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    _make_version_8(data)
+    monkeypatch.setenv("WEBINAR_SECRETS_KEY", new_key())
+    assert _opened(data) == list(PLAIN)
+    assert not (data / "secrets.key").exists()
+    monkeypatch.setenv("WEBINAR_SECRETS_KEY", new_key())
+    with pytest.raises(StoreError, match="does not open with the secrets key"):
+        SyncStore.open(data)
