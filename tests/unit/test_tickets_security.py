@@ -222,3 +222,65 @@ def test_the_key_may_come_from_the_environment(
     monkeypatch.setenv("WEBINAR_SECRETS_KEY", new_key())
     with pytest.raises(StoreError, match="does not open with the secrets key"):
         SyncStore.open(data)
+
+
+async def test_a_failed_check_in_write_holds_no_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check-in is written before the place is taken: when the write fails, the code's
+    place is not left held by an entry that never happened."""
+    from datetime import UTC, datetime, timedelta
+
+    from webinar.storage.store import Store
+    from webinar.ticketing import Ticketing
+    from webinar.ticketing.records import EventAccess, PaymentProvider
+
+    async with Store(tmp_path / "data") as store:
+        now = datetime.now(UTC)
+        event = await store.create_event(
+            "Paid", now + timedelta(minutes=5), access_type="paid", join_window_minutes=10
+        )
+        await store.run(
+            lambda core: records.put_access(
+                core.connection,
+                EventAccess(
+                    event.event_id,
+                    price_minor=100,
+                    currency="EUR",
+                    second_device=SecondDevice.REFUSE,
+                ),
+            )
+        )
+        reg = await store.run(
+            lambda core: records.add_registration(
+                core.connection,
+                event.event_id,
+                first_name="G",
+                last_name="H",
+                email="g@example.org",
+                seats=1,
+                amount_minor=100,
+                currency="EUR",
+                provider=PaymentProvider.MANUAL,
+                capacity=None,
+            )
+        )
+        confirmed = await store.run(
+            lambda core: records.confirm_registration(core.connection, reg.registration_id)
+        )
+        assert confirmed is not None and confirmed.code
+        ticketing = Ticketing(store)
+
+        def broken(*_args: object) -> bool:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        monkeypatch.setattr(records, "check_in", broken)
+        with pytest.raises(sqlite3.OperationalError):
+            await ticketing.admit(
+                event, confirmed.code, client="10.0.0.1", client_key="a", holder=Holder()
+            )
+        monkeypatch.undo()
+        grant = await ticketing.admit(
+            event, confirmed.code, client="10.0.0.1", client_key="b", holder=Holder()
+        )
+        assert grant.registration_id == reg.registration_id

@@ -242,13 +242,16 @@ class Ticketing:
         window = self.code_window(event)
         if not window.contains(now):
             raise _outside(window, now)
-        seat = self._claim(attempt, f"reg:{registration.registration_id}", registration.seats)
         registration_id = registration.registration_id
+        # The check-in is written before the place is taken (in memory, where it may evict
+        # someone): a failed write leaves no place held. A first entry never finds its places
+        # taken, so a check-in is not written for an entry that is then refused.
         first = await self.store.run(
             lambda core: records.check_in(core.connection, registration_id, now)
         )
         if first:
             logger.info("reservation %s of event %s checked in", registration_id, event.event_id)
+        seat = self._claim(attempt, f"reg:{registration_id}", registration.seats)
         return Grant.for_role(
             Role.ATTENDEE,
             expires_at=window.closes,
