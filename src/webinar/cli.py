@@ -285,6 +285,32 @@ def _cmd_backup(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_secrets_rotate(args: argparse.Namespace) -> int:
+    from webinar.storage import sealing
+
+    config = _config(args)
+    with Store.open_sync(config.data_dir) as store:  # opens every value with the old key
+        old = sealing.load_sealer(config.data_dir)
+        fresh = sealing.new_key()
+        from_env = bool(os.environ.get(sealing.KEY_ENV, "").strip())
+        path = sealing.key_path(config.data_dir)
+        if not from_env:
+            # The new key first, the old ones still there: a rotation that stops half-way
+            # (the transaction rolls back) leaves a key file that opens everything.
+            old_keys = [line for line in path.read_text().splitlines() if line.strip()]
+            sealing.write_key_file(path, [fresh, *old_keys])
+        count = sealing.rotate(store.connection, old, sealing.Sealer.from_texts([fresh]))
+    if from_env:
+        print(f"Re-sealed {count} secrets with a new key. Before the server starts again, set")
+        print(f"{sealing.KEY_ENV}={fresh}")
+        print("(the old key no longer opens them; keep the new one with your backups).")
+    else:
+        sealing.write_key_file(path, [fresh])
+        print(f"Re-sealed {count} secrets with a new key in {path}.")
+        print("Restart the server; back the new key file up (older backups need the old key).")
+    return EXIT_OK
+
+
 def _cmd_config_example(_args: argparse.Namespace) -> int:
     print(example_toml(), end="")
     return EXIT_OK
@@ -370,6 +396,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backup.add_argument("--output", "-o", type=Path, required=True, metavar="FILE")
     backup.set_defaults(handler=_cmd_backup)
+
+    secrets_cmd = commands.add_parser(
+        "secrets", help="the key that seals presenter keys, invitation tokens and codes"
+    )
+    secrets_commands = secrets_cmd.add_subparsers(
+        dest="secrets_command", required=True, metavar="ACTION"
+    )
+    rotate = secrets_commands.add_parser(
+        "rotate",
+        parents=[common],
+        help="re-seal every stored secret with a new key, in one transaction",
+        description="Make a new secrets key and re-encrypt every presenter and host key, "
+        "invitation token and reservation code with it, in one transaction. With the key file "
+        "(<data_dir>/secrets.key) the file is replaced; with WEBINAR_SECRETS_KEY the new key is "
+        "printed for you to set. Stop the server first, start it after (docs/deployment.md).",
+    )
+    rotate.set_defaults(handler=_cmd_secrets_rotate)
 
     user = commands.add_parser("user", help="manage organiser accounts for the dashboard")
     user_commands = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")

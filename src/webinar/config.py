@@ -224,6 +224,12 @@ class TicketingConfig:
     code_early_minutes: int = 10
     #: Minutes after the scheduled end that a reservation code still works; then viewers leave.
     code_late_minutes: int = 15
+    #: Wrong entry attempts (passwords, invitation tokens, reservation codes, unknown event
+    #: IDs) one client address (IPv6: its /64) may make in five minutes.
+    wrong_entries_per_address: int = 10
+    #: Wrong entry attempts on one event from all addresses together in five minutes; beyond
+    #: it, only an address that has not failed yet may try (once).
+    wrong_entries_per_event: int = 100
 
     def __post_init__(self) -> None:
         _check_range("ticketing.min_lead_minutes", self.min_lead_minutes, 0, 7 * 1440)
@@ -232,6 +238,10 @@ class TicketingConfig:
         _check_range("ticketing.usable_days", self.usable_days, 1, 3660)
         _check_range("ticketing.code_early_minutes", self.code_early_minutes, 0, 1440)
         _check_range("ticketing.code_late_minutes", self.code_late_minutes, 0, 1440)
+        _check_range(
+            "ticketing.wrong_entries_per_address", self.wrong_entries_per_address, 1, 10_000
+        )
+        _check_range("ticketing.wrong_entries_per_event", self.wrong_entries_per_event, 1, 100_000)
 
 
 _SMTP_SECURITY = ("starttls", "tls", "none")

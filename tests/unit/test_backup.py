@@ -36,6 +36,8 @@ def test_backup_and_restore_with_the_cli(
     restored = tmp_path / "restored"
     restored.mkdir()
     (restored / DB_FILENAME).write_bytes(output.read_bytes())
+    # ... with the secrets key that sealed it (kept apart from the backups: docs/deployment.md)
+    (restored / "secrets.key").write_bytes((data / "secrets.key").read_bytes())
     assert main(["event", "list", "--data-dir", str(restored), "--json"]) == 0
     assert "Kept in the backup" in capsys.readouterr().out
 

@@ -303,6 +303,8 @@ def test_every_key_has_an_env_var() -> None:
         ("ticketing.usable_days", "WEBINAR_TICKETING_USABLE_DAYS"),
         ("ticketing.code_early_minutes", "WEBINAR_TICKETING_CODE_EARLY_MINUTES"),
         ("ticketing.code_late_minutes", "WEBINAR_TICKETING_CODE_LATE_MINUTES"),
+        ("ticketing.wrong_entries_per_address", "WEBINAR_TICKETING_WRONG_ENTRIES_PER_ADDRESS"),
+        ("ticketing.wrong_entries_per_event", "WEBINAR_TICKETING_WRONG_ENTRIES_PER_EVENT"),
         ("mail.smtp_host", "WEBINAR_MAIL_SMTP_HOST"),
         ("mail.smtp_port", "WEBINAR_MAIL_SMTP_PORT"),
         ("mail.smtp_security", "WEBINAR_MAIL_SMTP_SECURITY"),

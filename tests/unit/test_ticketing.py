@@ -15,7 +15,7 @@ import pytest
 from webinar.accounts import hash_password
 from webinar.rooms.roles import ROLE_CAPABILITIES, Capability, Role
 from webinar.storage.store import Event, Store
-from webinar.ticketing import Refusal, RefusalCode, SecondDevice, Ticketing, records
+from webinar.ticketing import Grant, Refusal, RefusalCode, SecondDevice, Ticketing, records
 from webinar.ticketing.codes import (
     CODE_ALPHABET,
     CODE_BITS,
@@ -395,9 +395,13 @@ async def test_token_second_device_refused_when_the_event_says_so(store: Store) 
     ada = await store.run(
         lambda core: records.add_invitee(core.connection, event.event_id, "Ada", "ada@example.org")
     )
-    await admit(ticketing, event, ada.token, "laptop")
+    grant = await admit(ticketing, event, ada.token, "laptop")
     assert (await refused(ticketing, event, ada.token, "phone")).code is RefusalCode.TICKET_IN_USE
-    await admit(ticketing, event, ada.token, "laptop")  # the same device: always
+    # a second live connection saying it is the same device is another device too
+    assert (await refused(ticketing, event, ada.token, "laptop")).code is RefusalCode.TICKET_IN_USE
+    assert isinstance(grant, Grant)
+    ticketing.release(grant, dropped=True)
+    await admit(ticketing, event, ada.token, "laptop")  # the same device, back after a drop
 
 
 async def paid_event(store: Store, seats: int = 1) -> tuple[Event, records.Registration]:

@@ -82,6 +82,10 @@ def make_ticketing(config: Config, store: Store) -> Ticketing:
         limits=booking_limits(config),
         code_early=timedelta(minutes=config.ticketing.code_early_minutes),
         code_late=timedelta(minutes=config.ticketing.code_late_minutes),
+        attempts=AttemptLimiter(
+            per_client=config.ticketing.wrong_entries_per_address,
+            per_event=config.ticketing.wrong_entries_per_event,
+        ),
     )
 
 

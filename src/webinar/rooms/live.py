@@ -14,7 +14,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -191,12 +191,17 @@ class LiveRoom:
         *,
         ban_key: str | None = None,
         person_key: str | None = None,
+        ban_keys: Collection[str] = (),
     ) -> str:
         """Admit a participant; returns their resume token."""
         if self.closed:
             raise RoomError(RoomErrorCode.ENDED, "this event has ended")
         events = self.state.join(
-            participant, now=self._clock(), ban_key=ban_key, person_key=person_key
+            participant,
+            now=self._clock(),
+            ban_key=ban_key,
+            person_key=person_key,
+            ban_keys=ban_keys,
         )
         self._members[participant.participant_id] = _Member(participant.participant_id, peer)
         token = secrets.token_urlsafe(24)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from webinar.sfu.types import MediaSource
@@ -213,7 +214,9 @@ class RoomState:
     participants: dict[str, Participant] = field(default_factory=dict)
     streams: dict[str, Stream] = field(default_factory=dict)
     banned: set[str] = field(default_factory=set)
-    ban_keys: dict[str, str] = field(default_factory=dict)  # participant id -> ban key
+    # participant id -> what a ban of them bans: keys of the person (their client id, their
+    # own ticket), never a secret others share (an event password, the presenter key)
+    ban_keys: dict[str, frozenset[str]] = field(default_factory=dict)
     # participant id -> person key (see person_key_for); kept after a leave for as long as
     # the room lives, so what someone did before a reload stays theirs
     person_keys: dict[str, str] = field(default_factory=dict)
@@ -304,12 +307,14 @@ class RoomState:
         now: float,
         ban_key: str | None = None,
         person_key: str | None = None,
+        ban_keys: Collection[str] = (),
     ) -> list[RoomEvent]:
+        keys = frozenset([*ban_keys, *([ban_key] if ban_key is not None else [])])
         if participant.participant_id in self.participants:
             raise RoomError(RoomErrorCode.DUPLICATE, "already in the room")
         if self.phase is Phase.ENDED:
             raise RoomError(RoomErrorCode.ENDED, "this event has ended")
-        if ban_key is not None and ban_key in self.banned:
+        if not keys.isdisjoint(self.banned):
             raise RoomError(RoomErrorCode.BANNED, "you were removed from this event")
         early = participant.can(Capability.ENTER_EARLY)
         if self.locked and not early:
@@ -335,8 +340,8 @@ class RoomState:
         ):
             participant = dataclasses.replace(participant, listen_only=True)
         self.participants[participant.participant_id] = participant
-        if ban_key is not None:
-            self.ban_keys[participant.participant_id] = ban_key
+        if keys:
+            self.ban_keys[participant.participant_id] = keys
         self.person_keys[participant.participant_id] = person_key or participant.participant_id
         return [ParticipantJoined(participant)]
 
@@ -566,11 +571,11 @@ class RoomState:
         target = self.get(target_id)
         if target.role is Role.HOST or actor_id == target_id:
             raise RoomError(RoomErrorCode.INVALID, "the host cannot be removed")
-        key = self.ban_keys.get(target_id)
-        if ban and key is not None:
-            self.banned.add(key)
+        keys = self.ban_keys.get(target_id, frozenset())
+        if ban:
+            self.banned.update(keys)
         events = self.leave(target_id, ByeReason.REMOVED)
-        events.insert(0, Removed(target, banned=ban and key is not None))
+        events.insert(0, Removed(target, banned=ban and bool(keys)))
         return events
 
     def set_quality(self, participant_id: str, quality: LinkQuality) -> list[RoomEvent]:

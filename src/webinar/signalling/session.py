@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from webinar import __version__, logs
 from webinar.attendance.service import AttendanceService
-from webinar.ids import format_event_id, normalize_event_id
+from webinar.ids import format_event_id, normalize_event_id, same_secret
 from webinar.interaction.service import InteractionService
 from webinar.rooms import state as rs
 from webinar.rooms.interaction import InteractionEvent
@@ -35,6 +35,7 @@ from webinar.rooms.state import (
 from webinar.sfu import AllocationReport, SfuError, VideoQuality
 from webinar.storage.records import Event
 from webinar.ticketing import Grant, Refusal, Ticketing
+from webinar.ticketing.limiter import Attempt as LimitedAttempt
 
 from . import interaction as ia
 from . import schema as s
@@ -101,6 +102,8 @@ class Session:
         self.event: Event | None = None
         self.user_agent = ""  # set by the WebSocket handler, for attendance statistics
         self._attendance_id: int | None = None
+        #: The room's resume token of this session (set when it has joined).
+        self._resume_token: str | None = None
 
     # ------------------------------------------------------------------ dispatch
 
@@ -160,17 +163,39 @@ class Session:
         name = " ".join(msg.name.split())
         if not 1 <= len(name) <= 64:
             raise s.ProtocolError(s.ErrorCode.BAD_MESSAGE, "name must be 1-64 characters")
-        event_id = normalize_event_id(msg.event_id)
-        event = await self._services.get_event(event_id) if event_id else None
+        ticketing = self._services.ticketing
+        # A look-up is counted against the address before it is made, and an unknown ID
+        # stays counted like a wrong credential: event IDs cannot be probed in bulk. An
+        # address held back still finds a real event (the host and presenter keys are never
+        # held back; ticketing refuses anything else), but learns nothing of unknown ones.
+        held_back: Refusal | None = None
+        lookup: LimitedAttempt | None = None
+        try:
+            lookup = await ticketing.lookup(self._remote)
+        except Refusal as refusal:
+            held_back = refusal
+        try:
+            event_id = normalize_event_id(msg.event_id)
+            event = await self._services.get_event(event_id) if event_id else None
+        except BaseException:
+            if lookup is not None:
+                lookup.forgive()
+            raise
         if event is None:
+            if lookup is not None:
+                lookup.failed(ticketing.monotonic())
+            if held_back is not None:
+                raise s.ProtocolError(s.ErrorCode.RATE_LIMITED, held_back.message)
             raise s.ProtocolError(
                 s.ErrorCode.UNKNOWN_EVENT, f"there is no event with ID {msg.event_id[:32]!r}"
             )
+        if lookup is not None:
+            lookup.forgive()
         if self._services.is_draining() and not self._resumable(event.event_id, msg.resume_token):
             raise s.ProtocolError(
                 s.ErrorCode.DRAINING, "the server is shutting down; join again in a moment"
             )
-        ticketing = self._services.ticketing
+        resume_token = msg.resume_token
         try:
             grant = await ticketing.admit(
                 event,
@@ -178,6 +203,7 @@ class Session:
                 client=self._remote,
                 client_key=msg.client_id or f"session:{id(self)}",
                 holder=self,
+                resumes=lambda old: isinstance(old, Session) and old.resumed_by(resume_token),
             )
         except Refusal as refusal:
             raise s.ProtocolError(s.ErrorCode(refusal.code.value), refusal.message) from None
@@ -189,6 +215,12 @@ class Session:
             and await policy.auto_record(event)
             and await policy.refusal(event) is None
         )
+        if not ticketing.holds(grant):  # another connection took the place meanwhile
+            ticketing.release(grant, dropped=False)
+            raise s.ProtocolError(
+                s.ErrorCode.TICKET_IN_USE,
+                "this code or invitation was just used to enter on another device",
+            )
         try:
             room = self._services.rooms.get_or_create(
                 event.event_id,
@@ -209,13 +241,12 @@ class Session:
             participant = Participant(
                 participant_id=f"pa_{secrets.token_hex(6)}", name=name, role=role
             )
-            ban_key = msg.credential or (f"client:{msg.client_id}" if msg.client_id else None)
             self.participant = participant  # set first: the room's events about us name us
             try:
                 token = room.join(
                     participant,
                     self,
-                    ban_key=ban_key,
+                    ban_keys=_ban_keys(grant, msg.client_id),
                     person_key=person_key_for(msg.client_id, participant.participant_id),
                 )
             except RoomError:
@@ -226,6 +257,7 @@ class Session:
             participant = room.state.get(participant.participant_id)  # may be listen-only
         assert token is not None
         self.participant, self.room, self.event = participant, room, event
+        self._resume_token = token
         self._hold(grant)
         logs.bind(room_id=event.event_id, participant_id=participant.participant_id)
         logger.info("joined as %s%s", participant.role.value, " (resumed)" if resumed else "")
@@ -459,6 +491,11 @@ class Session:
         self.send(s.Bye(reason=reason))
         self._close(reason)
 
+    def resumed_by(self, token: str | None) -> bool:
+        """Whether a join showing ``token`` is this session coming back (a resume)."""
+        mine = self._resume_token
+        return token is not None and mine is not None and same_secret(token, mine)
+
     def _hold(self, grant: Grant) -> None:
         """Keep the grant; end the session when it expires."""
         self._let_go(dropped=False)
@@ -559,6 +596,19 @@ class Session:
         self._let_go(dropped=True)
         if room is not None and participant is not None:
             room.disconnect(participant.participant_id, self)
+
+
+def _ban_keys(grant: Grant, client_id: str | None) -> list[str]:
+    """What banning this participant bans: the person, never a shared secret.
+
+    Their browser's client id and their own ticket (an invitation or a one-seat reservation,
+    which are personal: ``grant.ticket_key``); not an event password, presenter key or group
+    code, which others share. The connection itself is ended by the removal.
+    """
+    keys = [f"client:{client_id}"] if client_id else []
+    if grant.ticket_key is not None:
+        keys.append(f"ticket:{grant.ticket_key}")
+    return keys
 
 
 def _participant(p: Participant) -> s.ParticipantInfo:

@@ -10,6 +10,9 @@ import sqlite3
 
 from webinar.storage.records import StoreError
 
+#: The first schema version whose secrets are sealed (webinar.storage.sealing).
+SEALED_FROM = 9
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: events.
     """
@@ -351,6 +354,15 @@ MIGRATIONS: tuple[str, ...] = (
         duration_ms INTEGER NOT NULL,
         PRIMARY KEY (delivery_id, attempt)
     );
+    """,
+    # 9: secrets at rest (webinar.storage.sealing). Presenter and host keys, invitation tokens
+    # and reservation codes, kept beside their hashes for resends, are encrypted with the key
+    # kept outside the database; the store registers seal() on its connection first.
+    """
+    UPDATE events SET presenter_key = seal('presenter_key', presenter_key),
+        host_key = seal('host_key', host_key);
+    UPDATE invitees SET token = seal('token', token);
+    UPDATE registrations SET code = seal('code', code) WHERE code IS NOT NULL;
     """,
 )
 

@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from webinar.ids import new_event_id, new_presenter_key, normalize_event_id
-from webinar.storage.migrations import MIGRATIONS, migrate
+from webinar.storage.migrations import MIGRATIONS, SEALED_FROM, migrate
 from webinar.storage.records import (
     ACCESS_TYPES,
     AGENDA_MAX_CHARS,
@@ -39,6 +39,7 @@ from webinar.storage.records import (
     validate_title,
     validate_username,
 )
+from webinar.storage.sealing import SEALED_COLUMNS, Sealer, SealingError, load_sealer
 
 __all__ = [
     "ACCESS_TYPES",
@@ -89,6 +90,14 @@ _EVENT_FIELDS = (
     "camera_limit",
 )
 _EVENT_COLUMNS = ", ".join(_EVENT_FIELDS)
+#: The keys are sealed at rest (webinar.storage.sealing): seal() on the way in, unseal() out.
+_SEALED_EVENT_FIELDS = ("presenter_key", "host_key")
+_EVENT_SELECT = ", ".join(
+    f"unseal('{name}', {name})" if name in _SEALED_EVENT_FIELDS else name for name in _EVENT_FIELDS
+)
+_EVENT_MARKS = ", ".join(
+    f"seal('{name}', ?)" if name in _SEALED_EVENT_FIELDS else "?" for name in _EVENT_FIELDS
+)
 _SETTINGS_FIELDS = tuple(f.name for f in dataclasses.fields(EventSettings))
 
 
@@ -104,6 +113,19 @@ def _settings_row(settings: EventSettings) -> dict[str, Any]:
     row = {name: getattr(settings, name) for name in _SETTINGS_FIELDS}
     row["starts_at"] = None if settings.starts_at is None else to_db_time(settings.starts_at)
     return row
+
+
+def _check_sealed(conn: sqlite3.Connection, sealer: Sealer, path: Path) -> None:
+    """Open one sealed value of each column now: a wrong key fails at start, not mid-event."""
+    for table, _id, column in SEALED_COLUMNS:
+        row = conn.execute(
+            f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL LIMIT 1"
+        ).fetchone()
+        if row is not None:
+            try:
+                sealer.unseal(column, row[0])
+            except SealingError as exc:
+                raise StoreError(f"{path}: {exc}") from None
 
 
 class SyncStore:
@@ -127,7 +149,14 @@ class SyncStore:
             if str(mode).lower() != "wal":
                 raise StoreError(f"{path}: cannot switch to WAL mode (got {mode!r})")
             conn.execute("PRAGMA synchronous = NORMAL")
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            try:  # a new key only for a database that has nothing sealed yet
+                sealer = load_sealer(data_dir, create=version < SEALED_FROM)
+            except SealingError as exc:
+                raise StoreError(f"{path}: {exc}") from None
+            sealer.install(conn)
             migrate(conn)
+            _check_sealed(conn, sealer, path)
         except BaseException:
             conn.close()
             raise
@@ -189,10 +218,9 @@ class SyncStore:
             values["presenter_key"] = new_presenter_key()
             values["host_key"] = new_presenter_key()
             row = tuple(values[name] for name in _EVENT_FIELDS)
-            marks = ", ".join("?" * len(_EVENT_FIELDS))
             # ON CONFLICT DO NOTHING: an ID collision inserts nothing, and we draw again.
             cursor = self._db.execute(
-                f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({marks})"
+                f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_EVENT_MARKS})"
                 " ON CONFLICT (event_id) DO NOTHING",
                 row,
             )
@@ -220,7 +248,7 @@ class SyncStore:
         if canonical is None:
             return None
         row = self._db.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE event_id = ?", (canonical,)
+            f"SELECT {_EVENT_SELECT} FROM events WHERE event_id = ?", (canonical,)
         ).fetchone()
         return None if row is None else _event_from_row(row)
 
@@ -228,12 +256,11 @@ class SyncStore:
         """All events (or one owner's), oldest first."""
         if owner_id is None:
             rows = self._db.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY created_at, rowid"
+                f"SELECT {_EVENT_SELECT} FROM events ORDER BY created_at, rowid"
             ).fetchall()
         else:
             rows = self._db.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE owner_id = ?"
-                " ORDER BY created_at, rowid",
+                f"SELECT {_EVENT_SELECT} FROM events WHERE owner_id = ? ORDER BY created_at, rowid",
                 (owner_id,),
             ).fetchall()
         return [_event_from_row(row) for row in rows]

@@ -32,6 +32,7 @@ from webinar.storage.store import Event, Store
 from . import records
 from .codes import normalize_code, same
 from .grants import AccessType, Grant, Refusal, RefusalCode
+from .limiter import Attempt as LimitedAttempt
 from .limiter import AttemptLimiter
 from .records import EventAccess, RegistrationStatus
 from .rules import BookingLimits, Window, booking_end, code_window
@@ -55,6 +56,7 @@ class Ticketing:
         code_early: timedelta = timedelta(minutes=10),
         code_late: timedelta = timedelta(minutes=15),
         seat_grace: float = 60.0,
+        attempts: AttemptLimiter | None = None,
         clock: Clock = _utc_now,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -63,7 +65,7 @@ class Ticketing:
         self.code_early = code_early
         self.code_late = code_late
         self.seats = Seats(grace=seat_grace)
-        self.limiter = AttemptLimiter()
+        self.limiter = attempts or AttemptLimiter()
         self.clock = clock
         self._monotonic = monotonic
         #: Attendees (not key holders) in each event's room, by event ID.
@@ -98,8 +100,14 @@ class Ticketing:
         client: str | None,
         client_key: str,
         holder: Holder,
+        resumes: Callable[[Holder], bool] = lambda _old: False,
     ) -> Grant:
-        """Check one entry attempt; a :class:`Grant` or :class:`Refusal`."""
+        """Check one entry attempt; a :class:`Grant` or :class:`Refusal`.
+
+        ``client`` is the address the attempt counts under in the rate limits; ``client_key``
+        the device the browser says it is (its own choice: a hint, not a proof); ``resumes``
+        tells which live holder this attempt resumes (see :meth:`Seats.claim`).
+        """
         now = self.clock()
         tick = self._monotonic()
         # The 144-bit keys cannot be guessed: checked before the rate limit, so a flood of
@@ -109,38 +117,58 @@ class Ticketing:
                 return Grant.for_role(Role.HOST, via="key")
             if same_secret(credential, event.presenter_key):
                 return Grant.for_role(Role.PRESENTER, via="key")
-        wait = self.limiter.retry_after(client, event.event_id, tick)
-        if wait:
-            raise Refusal(
-                RefusalCode.RATE_LIMITED,
-                f"too many wrong attempts; try again in {wait} s",
-                retry_after=wait,
-            )
+        # Counted before it is checked, so parallel attempts cannot all be checked at once.
+        attempt = await self.limiter.acquire(client, event.event_id, self._monotonic)
+        try:
+            grant = await self._check(event, credential, now, client_key, holder, resumes)
+        except _Wrong as wrong:
+            attempt.failed(tick)
+            logger.info("entry refused for event %s: %s", event.event_id, wrong.refusal.code)
+            raise wrong.refusal from None
+        finally:
+            attempt.forgive()  # a right credential, or a refusal that was not a guess
+        self._present.setdefault(event.event_id, {})[id(holder)] = holder
+        return dataclasses.replace(grant, event_id=event.event_id, holder=holder)
+
+    async def _check(
+        self,
+        event: Event,
+        credential: str | None,
+        now: datetime,
+        client_key: str,
+        holder: Holder,
+        resumes: Callable[[Holder], bool],
+    ) -> Grant:
         kind = AccessType(event.access_type)
         access = await self.store.run(
             lambda core: records.get_access(core.connection, event.event_id)
         )
         if access.cancelled_at is not None:
             raise Refusal(RefusalCode.EVENT_CANCELLED, "the organiser cancelled this event")
-        try:
-            if kind is AccessType.OPEN:
-                if credential is not None:
-                    raise self._wrong("the presenter key is not right")
-                grant = Grant.for_role(Role.ATTENDEE, via="open")
-            else:
-                attempt = _Attempt(event, access, credential, now, client_key, holder)
-                if kind is AccessType.PASSWORD:
-                    grant = await self._password(attempt)
-                elif kind is AccessType.TOKEN:
-                    grant = await self._token(attempt)
-                else:
-                    grant = await self._code(attempt)
-        except _Wrong as wrong:
-            self.limiter.failed(client, event.event_id, tick)
-            logger.info("entry refused for event %s: %s", event.event_id, wrong.refusal.code)
-            raise wrong.refusal from None
-        self._present.setdefault(event.event_id, {})[id(holder)] = holder
-        return dataclasses.replace(grant, event_id=event.event_id, holder=holder)
+        if kind is AccessType.OPEN:
+            if credential is not None:
+                raise self._wrong("the presenter key is not right")
+            return Grant.for_role(Role.ATTENDEE, via="open")
+        attempt = _Attempt(event, access, credential, now, client_key, holder, resumes)
+        if kind is AccessType.PASSWORD:
+            return await self._password(attempt)
+        if kind is AccessType.TOKEN:
+            return await self._token(attempt)
+        return await self._code(attempt)
+
+    def monotonic(self) -> float:
+        """The clock the rate limits and device slots run on."""
+        return self._monotonic()
+
+    async def lookup(self, client: str | None) -> LimitedAttempt:
+        """Count a look-up of an event by its ID (rate-limited like a wrong credential):
+        call ``failed`` on the result when there is no such event, else ``forgive``."""
+        return await self.limiter.acquire(client, None, self._monotonic)
+
+    def holds(self, grant: Grant) -> bool:
+        """Whether the grant still holds its device slot (another connection may have taken
+        it over while this one was on its way into the room)."""
+        return not isinstance(grant.seat, Seat) or self.seats.holds(grant.seat)
 
     @staticmethod
     def _wrong(message: str) -> _Wrong:
@@ -190,6 +218,7 @@ class Ticketing:
             email=invitee.email,
             via="token",
             invitee_id=invitee.invitee_id,
+            ticket_key=f"invitee:{invitee.invitee_id}",
             seat=seat,
         )
 
@@ -213,13 +242,16 @@ class Ticketing:
         window = self.code_window(event)
         if not window.contains(now):
             raise _outside(window, now)
-        seat = self._claim(attempt, f"reg:{registration.registration_id}", registration.seats)
         registration_id = registration.registration_id
+        # The check-in is written before the place is taken (in memory, where it may evict
+        # someone): a failed write leaves no place held. A first entry never finds its places
+        # taken, so a check-in is not written for an entry that is then refused.
         first = await self.store.run(
             lambda core: records.check_in(core.connection, registration_id, now)
         )
         if first:
             logger.info("reservation %s of event %s checked in", registration_id, event.event_id)
+        seat = self._claim(attempt, f"reg:{registration_id}", registration.seats)
         return Grant.for_role(
             Role.ATTENDEE,
             expires_at=window.closes,
@@ -227,6 +259,8 @@ class Ticketing:
             email=registration.email,
             via="code",
             registration_id=registration_id,
+            # a group code is shared by its group: banning one of them bans that one only
+            ticket_key=f"registration:{registration_id}" if registration.seats == 1 else None,
             seat=seat,
         )
 
@@ -238,6 +272,7 @@ class Ticketing:
             client_key=attempt.client_key,
             holder=attempt.holder,
             now=self._monotonic(),
+            resumes=attempt.resumes,
         )
 
     def end_ticket(
@@ -282,6 +317,7 @@ class _Attempt:
     now: datetime
     client_key: str
     holder: Holder
+    resumes: Callable[[Holder], bool]
 
     def required(self, message: str) -> str:
         """The credential; a :class:`Refusal` saying ``message`` when none was given."""

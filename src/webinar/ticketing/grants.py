@@ -73,6 +73,9 @@ class Grant:
     #: Registration or invitee row the entry belongs to.
     registration_id: int | None = None
     invitee_id: int | None = None
+    #: The personal ticket a ban of this person bans (an invitation, a one-seat reservation);
+    #: None when the credential is shared (a password, a key, a group code).
+    ticket_key: str | None = None
     #: The device slot held for a single-use or group credential; release it on leave.
     seat: object | None = field(default=None, compare=False)
     #: Attendees are tracked per event so that cancelling it lets them go.

@@ -121,7 +121,10 @@ class Invitee:
         return self.revoked_at is not None
 
 
-_INVITEE_COLUMNS = "invitee_id, event_id, name, email, token, created_at, sent_at, revoked_at"
+# token and code are sealed at rest (webinar.storage.sealing): seal() writes, unseal() reads.
+_INVITEE_COLUMNS = (
+    "invitee_id, event_id, name, email, unseal('token', token), created_at, sent_at, revoked_at"
+)
 
 
 def _invitee(row: tuple[Any, ...]) -> Invitee:
@@ -172,8 +175,8 @@ class Registration:
 
 _REG_COLUMNS = (
     "registration_id, event_id, first_name, last_name, email, seats, status, amount_minor,"
-    " currency, provider, provider_ref, code, created_at, updated_at, confirmed_at, checked_in_at,"
-    " answers"
+    " currency, provider, provider_ref, unseal('code', code), created_at, updated_at,"
+    " confirmed_at, checked_in_at, answers"
 )
 
 
@@ -266,7 +269,7 @@ def add_invitee(conn: sqlite3.Connection, event_id: str, name: str, email: str) 
     try:
         cursor = conn.execute(
             "INSERT INTO invitees (event_id, name, email, token, token_hash, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, seal('token', ?), ?, ?)",
             (event_id, name, email, token, lookup_hash(token), to_db(now_utc())),
         )
     except sqlite3.IntegrityError:
@@ -414,8 +417,8 @@ def confirm_registration(conn: sqlite3.Connection, registration_id: int) -> Regi
         code = new_code()
         try:
             cursor = conn.execute(
-                "UPDATE registrations SET status = 'confirmed', code = ?, code_hash = ?,"
-                " confirmed_at = ?, updated_at = ?"
+                "UPDATE registrations SET status = 'confirmed', code = seal('code', ?),"
+                " code_hash = ?, confirmed_at = ?, updated_at = ?"
                 " WHERE registration_id = ? AND status = 'pending'",
                 (code, lookup_hash(code), now, now, registration_id),
             )

@@ -1,13 +1,15 @@
 """Device slots of single-use and group credentials: pure bookkeeping, time passed in.
 
 A single-use credential has one slot, a group code as many as its reservation's seats.
-The same device (same client key) always gets back in, taking over its own older slot;
-a dropped connection keeps its slot for ``grace`` seconds so that only its own device
-can take it back, then the slot is free.
+A slot is held by one live connection: the client key a browser sends is its own choice, so
+two live connections never share a slot, whatever keys they send. A dropped connection keeps
+its slot for ``grace`` seconds so that only its own device (same client key) can take it
+back, then the slot is free; a resume of a live connection takes that connection's slot.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -55,12 +57,24 @@ class Seats:
         client_key: str,
         holder: Holder,
         now: float,
+        resumes: Callable[[Holder], bool] = lambda _old: False,
     ) -> Seat:
-        """Take a slot or raise :class:`Refusal`; evicts whoever the rules say must go."""
+        """Take a slot or raise :class:`Refusal`; evicts whoever the rules say must go.
+
+        A slot counts the *connection* holding it, whoever it claims to be: a second live
+        connection with the same ``client_key`` is another device. Only two kinds of slot are
+        this connection's own to take back: a dropped one of the same client (back after a
+        lost connection), and the live one of the connection it resumes (``resumes``: it
+        showed that connection's resume token; the room replaces the old connection).
+        """
         seats = self.holding(ticket, now)
-        # The same device (another tab, or back after a drop) takes its own slot over;
-        # its older connection is not evicted here (a resume replaces it in the room).
-        others = [s for s in seats if s.client_key != client_key]
+
+        def own(seat: Seat) -> bool:
+            if seat.holder is None:
+                return seat.client_key == client_key
+            return seat.holder is holder or resumes(seat.holder)
+
+        others = [s for s in seats if not own(s)]
         evict: list[Seat] = []
         if len(others) >= capacity:
             if capacity == 1 and policy is SecondDevice.TAKEOVER:
@@ -82,6 +96,10 @@ class Seats:
             if old.holder is not None and old.holder is not holder:
                 old.holder.evict(ByeReason.TAKEN_OVER)
         return seat
+
+    def holds(self, seat: Seat) -> bool:
+        """Whether ``seat`` is still held (not taken over since it was claimed)."""
+        return any(s is seat for s in self._held.get(seat.ticket, []))
 
     def release(self, seat: Seat, now: float, *, dropped: bool) -> None:
         """The holder left (``dropped=False``) or lost its connection (kept for the grace)."""
