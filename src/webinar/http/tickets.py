@@ -25,6 +25,7 @@ from aiohttp import web
 from webinar.accounts import hash_password_async, verify_password
 from webinar.config import Config
 from webinar.http.dashboard import AfterSave
+from webinar.http.inputs import path_id
 from webinar.http.site import Site
 from webinar.ids import format_event_id, normalize_event_id
 from webinar.storage.store import Event, EventSettings, Store, User
@@ -307,8 +308,10 @@ class TicketingWeb:
     async def registration_action(self, request: web.Request) -> web.Response:
         event, _ = await self._posted(request)
         action = request.match_info["action"]
+        registration_id = path_id(
+            request, "registration_id", lambda: web.HTTPNotFound(text="No such registration.")
+        )
         with self._refusals_back(event, DeskError, ValueError, MailError):
-            registration_id = int(request.match_info["registration_id"])
             if action == "confirm":
                 reg = await self.desk.confirm(event, registration_id, self.base(request))
                 message = f"{reg.name} is confirmed; the reservation code was sent to {reg.email}."
@@ -352,8 +355,10 @@ class TicketingWeb:
     async def invitee_action(self, request: web.Request) -> web.Response:
         event, _ = await self._posted(request)
         action = request.match_info["action"]
+        invitee_id = path_id(
+            request, "invitee_id", lambda: web.HTTPNotFound(text="No such invitee.")
+        )
         with self._refusals_back(event, DeskError, ValueError, MailError):
-            invitee_id = int(request.match_info["invitee_id"])
             if action == "revoke":
                 invitee = await self.desk.revoke(event, invitee_id)
                 message = f"The invitation of {invitee.name} is revoked."

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from webinar.http.inputs import path_id
 from webinar.http.site import Site
 from webinar.storage.store import SessionRecord, User
 from webinar.webhooks.records import (
@@ -96,10 +97,9 @@ class WebhookPages:
         raise web.HTTPSeeOther("/dashboard/webhooks?notice=added")
 
     def _endpoint_id(self, request: web.Request) -> int:
-        try:
-            return int(request.match_info["endpoint_id"])
-        except ValueError:
-            raise web.HTTPNotFound(text="No such endpoint of yours.") from None
+        return path_id(
+            request, "endpoint_id", lambda: web.HTTPNotFound(text="No such endpoint of yours.")
+        )
 
     async def delete(self, request: web.Request) -> web.Response:
         record, user = await self.site.require(request)
