@@ -17,12 +17,19 @@ import pytest
 import webinar.http
 from tests.helpers import RunningServer, make_config, running_server
 from tests.protocol.test_dashboard import add_user, csrf_of, sign_in
-from tests.protocol.test_ticketing import WHSEC, paid_event, registration
+from tests.protocol.test_ticketing import (
+    WHSEC,
+    checkout_completed,
+    paid_event,
+    registration,
+    sign,
+)
 from tests.protocol.test_ticketing_api import user_with_token
 from webinar.config import AdminConfig, PaymentsConfig, TicketingConfig
 from webinar.interaction import store as ist
+from webinar.storage.store import Event
 from webinar.ticketing import records
-from webinar.ticketing.records import RegistrationStatus
+from webinar.ticketing.records import PaymentProvider, RegistrationStatus
 
 ADMIN = "admin-token-for-robustness-0123456789"
 SRC_HTTP = Path(webinar.http.__file__).parent  # the code under test
@@ -188,3 +195,69 @@ async def test_oversized_and_malformed_path_ids_are_404(server: RunningServer) -
         lambda core: records.get_registration(core.connection, reg.registration_id)
     )
     assert found is not None and found.status is RegistrationStatus.PENDING
+
+
+# ----------------------------------------------------------------------------- Stripe
+
+
+async def test_signed_stripe_event_of_the_wrong_shape_is_400(server: RunningServer) -> None:
+    event: Event = await paid_event(server)
+    reg = await registration(server, event, confirm=False, provider=PaymentProvider.STRIPE)
+    await server.store.run(
+        lambda core: records.set_provider_ref(core.connection, reg.registration_id, "cs_1")
+    )
+    reg = dataclasses.replace(reg, provider_ref="cs_1")
+    good: dict[str, Any] = json.loads(checkout_completed("evt_ok", reg, 2500))
+
+    def shaped(**changes: Any) -> dict[str, Any]:
+        body = json.loads(json.dumps(good))
+        for dotted, value in changes.items():
+            *parents, last = dotted.split("__")
+            target = body
+            for key in parents:
+                target = target[key]
+            target[last] = value
+        return body
+
+    malformed: list[Any] = [
+        shaped(data__object=[1, 2]),
+        shaped(data__object="cs_1"),
+        shaped(data=[{"object": {}}]),
+        shaped(data=None),
+        shaped(id={"x": 1}),
+        shaped(id="e" * 1000),
+        shaped(type=["checkout.session.completed"]),
+        shaped(data__object__client_reference_id=HUGE),
+        shaped(data__object__client_reference_id=[reg.registration_id]),
+        shaped(data__object__amount_total=10**30),
+        shaped(data__object__amount_total="2500"),
+        shaped(data__object__currency=["eur"]),
+        shaped(data__object__id=7),
+        {**shaped(type="checkout.session.expired"), "data": {"object": [1]}},
+        [good],
+        "evt",
+    ]
+    url = server.base_url + "/payments/stripe/webhook"
+    async with aiohttp.ClientSession() as http:
+        for body in [*(json.dumps(b).encode() for b in malformed), DEEP.encode(), b"\xff{"]:
+            async with http.post(
+                url,
+                data=body,
+                headers={"Stripe-Signature": sign(body), "Content-Type": "application/json"},
+            ) as resp:
+                answer = await resp.json()
+                assert resp.status == 400, (body[:80], resp.status, answer)
+                assert isinstance(answer["error"], str)
+        found = await server.store.run(
+            lambda core: records.get_registration(core.connection, reg.registration_id)
+        )
+        assert found is not None and found.status is RegistrationStatus.PENDING
+        seen = await server.store.run(
+            lambda core: core.connection.execute("SELECT COUNT(*) FROM payment_webhooks").fetchone()
+        )
+        assert seen == (0,)
+        # The well-formed event still applies.
+        body = json.dumps(good).encode()
+        async with http.post(url, data=body, headers={"Stripe-Signature": sign(body)}) as resp:
+            answer = await resp.json()
+            assert (resp.status, answer.get("outcome")) == (200, "applied"), answer
