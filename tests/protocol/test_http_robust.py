@@ -30,6 +30,7 @@ from webinar.interaction import store as ist
 from webinar.storage.store import Event
 from webinar.ticketing import records
 from webinar.ticketing.records import PaymentProvider, RegistrationStatus
+from webinar.webhooks.signing import check_endpoint_url
 
 ADMIN = "admin-token-for-robustness-0123456789"
 SRC_HTTP = Path(webinar.http.__file__).parent  # the code under test
@@ -261,3 +262,67 @@ async def test_signed_stripe_event_of_the_wrong_shape_is_400(server: RunningServ
         async with http.post(url, data=body, headers={"Stripe-Signature": sign(body)}) as resp:
             answer = await resp.json()
             assert (resp.status, answer.get("outcome")) == (200, "applied"), answer
+
+
+# ----------------------------------------------------------------------------- webhook URLs
+
+PRIVATE_SPELLINGS = [
+    "http://127.0.0.1/",
+    "http://127.1/",
+    "http://127.0.1/",
+    "http://2130706433/",
+    "http://0x7f000001/",
+    "http://0x7f.1/",
+    "http://0x7F.0.0.1/",
+    "http://0177.0.0.1/",
+    "http://017700000001/",
+    "http://127.000.000.001/",
+    "http://0/",
+    "http://0.0.0.0/",
+    "http://10.1/",
+    "http://167772161/",
+    "http://192.168.1.1./",
+    "http://169.254.169.254/",
+    "http://0xa9fea9fe/",
+    "http://localhost/",
+    "http://localhost./",
+    "http://LOCALHOST/",
+    "http://LocalHost.:8080/x",
+    "http://api.localhost/",
+    "http://api.LOCALHOST./",
+    "http://printer.local./",
+    "http://db.INTERNAL/",
+    "http://[::1]/",
+    "http://[::ffff:127.0.0.1]/",
+    "http://[::ffff:7f00:1]/",
+    "http://[::ffff:10.0.0.1]/",
+    "http://[0:0:0:0:0:ffff:127.0.0.1]/",
+    "http://[::127.0.0.1]/",
+    "http://[64:ff9b::127.0.0.1]/",
+    "http://[2002:7f00:1::]/",
+    "http://[fe80::1%25eth0]/",
+    "http://[fc00::1]/",
+    "http://[::]/",
+    "https://224.0.0.1/",
+    "http://100.64.0.1/",
+]
+
+PUBLIC_SPELLINGS = [
+    "https://hooks.example.com/x",
+    "https://93.184.216.34/",
+    "http://8.8.8.8:8080/",
+    "https://[2606:4700:4700::1111]/",
+    "https://Example.COM./hook",
+]
+
+
+@pytest.mark.parametrize("url", PRIVATE_SPELLINGS)
+def test_webhook_url_guard_refuses_every_spelling_of_a_private_host(url: str) -> None:
+    with pytest.raises(ValueError, match="public"):
+        check_endpoint_url(url, allow_private=False)
+    assert check_endpoint_url(url, allow_private=True) == url
+
+
+@pytest.mark.parametrize("url", PUBLIC_SPELLINGS)
+def test_webhook_url_guard_keeps_public_hosts(url: str) -> None:
+    assert check_endpoint_url(url, allow_private=False) == url
