@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from tests.protocol.test_ticketing import (
 from tests.protocol.test_ticketing_api import user_with_token
 from webinar.config import AdminConfig, PaymentsConfig, TicketingConfig
 from webinar.interaction import store as ist
-from webinar.storage.store import Event
+from webinar.storage.store import Event, transaction
 from webinar.ticketing import records
 from webinar.ticketing.records import PaymentProvider, RegistrationStatus
 from webinar.webhooks.signing import check_endpoint_url
@@ -326,3 +327,47 @@ def test_webhook_url_guard_refuses_every_spelling_of_a_private_host(url: str) ->
 @pytest.mark.parametrize("url", PUBLIC_SPELLINGS)
 def test_webhook_url_guard_keeps_public_hosts(url: str) -> None:
     assert check_endpoint_url(url, allow_private=False) == url
+
+
+# ----------------------------------------------------------------------------- transactions
+
+
+def test_transaction_commits_or_rolls_back(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "t.sqlite3", isolation_level=None)
+    other = sqlite3.connect(tmp_path / "t.sqlite3", isolation_level=None, timeout=0)
+    try:
+        conn.execute("CREATE TABLE t (x INTEGER)")
+        with transaction(conn) as db:
+            db.execute("INSERT INTO t VALUES (1)")
+            assert conn.in_transaction
+        assert not conn.in_transaction
+        with pytest.raises(KeyError), transaction(conn):
+            conn.execute("INSERT INTO t VALUES (2)")
+            raise KeyError("x")
+        assert not conn.in_transaction
+        assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
+        # IMMEDIATE takes the write lock at BEGIN: another writer is locked out at once.
+        with (
+            transaction(conn, immediate=True),
+            pytest.raises(sqlite3.OperationalError, match="locked"),
+        ):
+            other.execute("BEGIN IMMEDIATE")
+        with transaction(conn):  # a plain BEGIN takes no lock until the first write
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+    finally:
+        conn.close()
+        other.close()
+
+
+def test_feature_stores_use_the_transaction_helper() -> None:
+    root = SRC_HTTP.parent
+    for name in (
+        "ticketing/records.py",
+        "webhooks/records.py",
+        "interaction/store.py",
+        "interaction/engagement.py",
+    ):
+        text = (root / name).read_text()
+        assert 'execute("BEGIN' not in text and 'execute("COMMIT' not in text, name
+        assert "with transaction(" in text, name
