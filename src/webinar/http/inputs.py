@@ -41,17 +41,7 @@ async def read_json(
     ``max_bytes``, 400 ``bad-json`` for one that is not UTF-8, not JSON, nested too deeply or
     holding text that is not valid Unicode. An empty body is ``empty`` if given, else
     ``bad-json``."""
-    declared = request.content_length
-    if declared is not None and declared > max_bytes:
-        raise error(413, "too-large", f"bodies are limited to {max_bytes} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.read(64 * 1024):
-        size += len(chunk)
-        if size > max_bytes:
-            raise error(413, "too-large", f"bodies are limited to {max_bytes} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = await read_body(request, error, max_bytes=max_bytes)
     if not raw.strip() and empty is not _MISSING:
         return empty
     try:
@@ -62,6 +52,22 @@ async def read_json(
         return parse_json(text)
     except BadJson as exc:
         raise error(400, "bad-json", f"the body is not JSON this server accepts: {exc}") from None
+
+
+async def read_body(request: web.Request, error: ErrorFactory, *, max_bytes: int) -> bytes:
+    """The raw body, or ``error(413, "too-large", ...)`` as soon as it is over ``max_bytes``
+    (declared or sent: a chunked body is counted as it arrives)."""
+    declared = request.content_length
+    if declared is not None and declared > max_bytes:
+        raise error(413, "too-large", f"bodies are limited to {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > max_bytes:
+            raise error(413, "too-large", f"bodies are limited to {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def path_id(request: web.Request, name: str, not_found: Callable[[], web.HTTPException]) -> int:

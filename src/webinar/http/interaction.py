@@ -439,8 +439,12 @@ class InteractionHttp:
         )
 
     async def _dashboard_json_event(self, request: web.Request) -> Event:
-        """The organiser's own event, for a script call carrying the page's CSRF token."""
-        event, record, _user = await self._owned_event(request)
+        """The organiser's own event, for a script call carrying the page's CSRF token (its
+        refusals in JSON: the caller is a script)."""
+        try:
+            event, record, _user = await self._owned_event(request)
+        except web.HTTPNotFound:
+            raise _json_error(404, "unknown-event", "there is no such event of yours") from None
         given = request.headers.get("X-CSRF-Token", "")
         if not given or not same_secret(given, record.csrf_token):
             raise _json_error(403, "forbidden", "the page expired or did not come from this site")

@@ -294,7 +294,10 @@ class StatsPages:
         user = await self.site.api_user(request)
         event = await self.site.store.get_event(request.match_info["event_id"])
         if event is None or not (user.is_admin or event.owner_id == user.user_id):
-            raise web.HTTPNotFound(text="No such event of yours.")
+            raise web.HTTPNotFound(
+                text=json.dumps({"error": "not-found", "message": "no such event of yours"}),
+                content_type="application/json",
+            )
         stats: EventStats = await self.attendance.detailed_stats(event.event_id)
         return web.json_response(stats.as_json())
 
