@@ -758,6 +758,9 @@ ENDPOINTS = [
     ),
     Endpoint("GET", "/api/v1/events/{}/invitees", ("event",), "api"),
     Endpoint("POST", "/api/v1/events/{}/invitees", ("event",), "api", body=True),
+    # Only with hostile event IDs (the sweep's real values go to bodies): no event is cancelled.
+    Endpoint("POST", "/api/v1/events/{}/resend", ("event",), "api"),
+    Endpoint("POST", "/api/v1/events/{}/cancel", ("event",), "api"),
     Endpoint("POST", "/api/v1/events/{}/invitees/{}/{}", ("event", "invitee", "a"), "api"),
     Endpoint("GET", "/api/admin/events/{}/polls", ("event",), "admin"),
     Endpoint("POST", "/api/admin/events/{}/polls", ("event",), "admin", body=True),
