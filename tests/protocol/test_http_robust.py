@@ -371,3 +371,11 @@ def test_feature_stores_use_the_transaction_helper() -> None:
         text = (root / name).read_text()
         assert 'execute("BEGIN' not in text and 'execute("COMMIT' not in text, name
         assert "with transaction(" in text, name
+
+
+async def test_session_json_api_answers_json_without_a_session(server: RunningServer) -> None:
+    async with aiohttp.ClientSession() as http:
+        for path in ("/api/recordings", "/api/stats/monthly", "/api/events/123456789/stats"):
+            async with http.get(server.base_url + path) as resp:
+                assert resp.status == 401 and resp.content_type == "application/json", path
+                assert (await resp.json())["error"] == "unauthorized"

@@ -12,12 +12,15 @@ the path.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from webinar.formats import BadJson, parse_json
+from webinar.http.site import Site
+from webinar.storage.store import User
 
 #: Makes the endpoint's error answer from (status, code, message).
 ErrorFactory = Callable[[int, str, str], web.HTTPException]
@@ -80,3 +83,21 @@ def path_id(request: web.Request, name: str, not_found: Callable[[], web.HTTPExc
     if not 1 <= value <= MAX_PATH_ID:
         raise not_found()
     return value
+
+
+def json_error(status: int, code: str, message: str) -> web.HTTPException:
+    """``{"error": code, "message": message}``: the envelope of the session-signed JSON API
+    (recordings, statistics), as the interaction admin API's."""
+    exc = web.HTTPException(
+        text=json.dumps({"error": code, "message": message}), content_type="application/json"
+    )
+    exc.set_status(status)
+    return exc
+
+
+async def api_user(site: Site, request: web.Request) -> User:
+    """:meth:`Site.api_user`, its 401 in JSON (the callers are scripts)."""
+    try:
+        return await site.api_user(request)
+    except web.HTTPUnauthorized:
+        raise json_error(401, "unauthorized", "sign in first") from None
