@@ -379,3 +379,14 @@ async def test_session_json_api_answers_json_without_a_session(server: RunningSe
             async with http.get(server.base_url + path) as resp:
                 assert resp.status == 401 and resp.content_type == "application/json", path
                 assert (await resp.json())["error"] == "unauthorized"
+
+
+async def test_delivery_log_refusals_are_json(server: RunningServer) -> None:
+    url = server.base_url + "/api/admin/webhooks/deliveries"
+    async with aiohttp.ClientSession() as http:
+        for token in ("", "wrong", ADMIN[:-1]):
+            async with http.get(url, headers={"Authorization": f"Bearer {token}"}) as resp:
+                assert resp.status == 401 and resp.headers["WWW-Authenticate"] == "Bearer"
+                assert (await resp.json())["error"] == "unauthorized"
+        async with http.get(url, headers={"Authorization": f"Bearer {ADMIN}"}) as resp:
+            assert resp.status == 200 and (await resp.json()) == {"deliveries": []}
