@@ -515,7 +515,9 @@ def test_fuzz_events_api(target: Target) -> None:
     def run(data: st.DataObject) -> None:
         event_id = data.draw(event_ids(target), "event_id")
         choice = data.draw(
-            st.sampled_from(["list", "create", "get", "patch", "registrations", "invitees"])
+            st.sampled_from(
+                ["list", "create", "get", "patch", "registrations", "invitees", "resend"]
+            )
         )
         if choice == "list":
             call(target, "GET", "/api/v1/events", [], headers=api(target))
@@ -527,6 +529,8 @@ def test_fuzz_events_api(target: Target) -> None:
         elif choice == "patch":
             body = data.draw(bodies(shaped({}, EVENT_FIELDS), EVENT_OK), "body")
             call(target, "PATCH", "/api/v1/events/{}", [event_id], body=body, headers=api(target))
+        elif choice == "resend":
+            call(target, "POST", "/api/v1/events/{}/resend", [event_id], headers=api(target))
         elif choice == "registrations":
             call(target, "GET", "/api/v1/events/{}/registrations", [event_id], headers=api(target))
         else:
