@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from webinar.formats import csv_text, iso_time
+from webinar.http.inputs import read_json
 from webinar.ids import normalize_event_id, same_secret
 from webinar.interaction import service as glue
 from webinar.interaction import store as ist
@@ -37,6 +38,8 @@ from webinar.storage.store import Event, SessionRecord, Store, SyncStore, User
 
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
 MAX_IMAGES_PER_EVENT = 200
+#: Largest JSON body of the admin API (a poll of 20 questions with 10 options each fits).
+MAX_JSON_BODY_BYTES = 1024 * 1024
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 _IMAGE_ID = re.compile(r"^img_[0-9a-f]{24}$")
 _TIME_COLUMNS = {"time", "asked_at", "published_at", "answered_at", "shown_at", "clicked_at"}
@@ -436,8 +439,12 @@ class InteractionHttp:
         )
 
     async def _dashboard_json_event(self, request: web.Request) -> Event:
-        """The organiser's own event, for a script call carrying the page's CSRF token."""
-        event, record, _user = await self._owned_event(request)
+        """The organiser's own event, for a script call carrying the page's CSRF token (its
+        refusals in JSON: the caller is a script)."""
+        try:
+            event, record, _user = await self._owned_event(request)
+        except web.HTTPNotFound:
+            raise _json_error(404, "unknown-event", "there is no such event of yours") from None
         given = request.headers.get("X-CSRF-Token", "")
         if not given or not same_secret(given, record.csrf_token):
             raise _json_error(403, "forbidden", "the page expired or did not come from this site")
@@ -564,10 +571,7 @@ class InteractionHttp:
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
-    try:
-        spec = await request.json()
-    except ValueError:
-        raise _json_error(400, "bad-json", "the body must be JSON") from None
+    spec = await read_json(request, _json_error, max_bytes=MAX_JSON_BODY_BYTES)
     if not isinstance(spec, dict):
         raise _json_error(400, "bad-message", "the body must be a JSON object")
     return spec

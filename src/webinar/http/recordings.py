@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from webinar.http.inputs import api_user
 from webinar.http.site import Site
 from webinar.ids import format_event_id, normalize_event_id
 from webinar.recordings.library import MIB, RecordingInfo, RecordingService
@@ -172,7 +173,7 @@ class RecordingPages:
         raise web.HTTPSeeOther("/dashboard/recordings?notice=saved")
 
     async def api_list(self, request: web.Request) -> web.Response:
-        user = await self.site.api_user(request)
+        user = await api_user(self.site, request)
         event_id = request.query.get("event_id")
         recordings = await self.service.list(
             owner_id=None if user.is_admin else user.user_id,

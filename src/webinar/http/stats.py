@@ -28,6 +28,7 @@ from webinar.attendance.service import (
     to_json,
 )
 from webinar.http import interaction as ih
+from webinar.http.inputs import api_user, json_error
 from webinar.http.site import Site
 from webinar.ids import format_event_id
 from webinar.interaction import engagement
@@ -286,15 +287,15 @@ class StatsPages:
         )
 
     async def api_monthly(self, request: web.Request) -> web.Response:
-        user = await self.site.api_user(request)
+        user = await api_user(self.site, request)
         months = await self.attendance.events_per_month(None if user.is_admin else user.user_id)
         return web.json_response({"months": months})
 
     async def api_event(self, request: web.Request) -> web.Response:
-        user = await self.site.api_user(request)
+        user = await api_user(self.site, request)
         event = await self.site.store.get_event(request.match_info["event_id"])
         if event is None or not (user.is_admin or event.owner_id == user.user_id):
-            raise web.HTTPNotFound(text="No such event of yours.")
+            raise json_error(404, "not-found", "no such event of yours")
         stats: EventStats = await self.attendance.detailed_stats(event.event_id)
         return web.json_response(stats.as_json())
 

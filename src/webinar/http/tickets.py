@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hmac
+import json
 import logging
 import secrets
 import time
@@ -25,6 +26,7 @@ from aiohttp import web
 from webinar.accounts import hash_password_async, verify_password
 from webinar.config import Config
 from webinar.http.dashboard import AfterSave
+from webinar.http.inputs import path_id, read_body
 from webinar.http.site import Site
 from webinar.ids import format_event_id, normalize_event_id
 from webinar.storage.store import Event, EventSettings, Store, User
@@ -35,6 +37,7 @@ from webinar.ticketing.grants import SecondDevice
 from webinar.ticketing.limiter import AttemptLimiter
 from webinar.ticketing.mail import Mailer, MailError
 from webinar.ticketing.payments import (
+    MAX_WEBHOOK_BYTES,
     ManualProvider,
     PaymentError,
     Provider,
@@ -311,8 +314,10 @@ class TicketingWeb:
     async def registration_action(self, request: web.Request) -> web.Response:
         event, _ = await self._posted(request)
         action = request.match_info["action"]
+        registration_id = path_id(
+            request, "registration_id", lambda: web.HTTPNotFound(text="No such registration.")
+        )
         with self._refusals_back(event, DeskError, ValueError, MailError):
-            registration_id = int(request.match_info["registration_id"])
             if action == "confirm":
                 reg = await self.desk.confirm(event, registration_id, self.base(request))
                 message = f"{reg.name} is confirmed; the reservation code was sent to {reg.email}."
@@ -356,8 +361,10 @@ class TicketingWeb:
     async def invitee_action(self, request: web.Request) -> web.Response:
         event, _ = await self._posted(request)
         action = request.match_info["action"]
+        invitee_id = path_id(
+            request, "invitee_id", lambda: web.HTTPNotFound(text="No such invitee.")
+        )
         with self._refusals_back(event, DeskError, ValueError, MailError):
-            invitee_id = int(request.match_info["invitee_id"])
             if action == "revoke":
                 invitee = await self.desk.revoke(event, invitee_id)
                 message = f"The invitation of {invitee.name} is revoked."
@@ -491,11 +498,7 @@ class TicketingWeb:
     # ------------------------------------------------------------------ Stripe
 
     async def stripe_webhook(self, request: web.Request) -> web.Response:
-        if request.content_length is not None and request.content_length > 256 * 1024:
-            raise web.HTTPRequestEntityTooLarge(
-                max_size=256 * 1024, actual_size=request.content_length
-            )
-        payload = await request.read()
+        payload = await read_body(request, _stripe_error, max_bytes=MAX_WEBHOOK_BYTES)
         try:
             outcome = await self.desk.stripe_webhook(
                 payload, request.headers.get("Stripe-Signature"), self.base(request)
@@ -508,6 +511,13 @@ class TicketingWeb:
         except MailError:
             outcome = "applied"  # the payment counts; the organiser can resend the code
         return web.json_response({"received": True, "outcome": outcome})
+
+
+def _stripe_error(status: int, _code: str, message: str) -> web.HTTPException:
+    """A refusal of the Stripe webhook, in its JSON shape (``{"error": reason}``)."""
+    exc = web.HTTPException(text=json.dumps({"error": message}), content_type="application/json")
+    exc.set_status(status)
+    return exc
 
 
 def _price(access: EventAccess) -> str | None:

@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import json
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from webinar.formats import iso_time
+from webinar.http.inputs import path_id, read_json
 from webinar.http.tickets import TicketingWeb
 from webinar.ids import format_event_id
 from webinar.links import attendee_path, host_path, presenter_path
@@ -58,6 +59,10 @@ def _error(status: int, code: str, message: str, **extra: Any) -> web.HTTPExcept
     exc = web.HTTPException(text=body, content_type="application/json")
     exc.set_status(status)
     return exc
+
+
+def _no_such(what: str) -> Callable[[], web.HTTPException]:
+    return lambda: _error(404, "not-found", f"no such {what} on this event")
 
 
 @contextlib.contextmanager
@@ -130,15 +135,7 @@ class AdminApi:
 
     @staticmethod
     async def _body(request: web.Request) -> dict[str, Any]:
-        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            raise _error(413, "too-large", f"bodies are limited to {MAX_BODY_BYTES} bytes")
-        raw = await request.content.read(MAX_BODY_BYTES + 1)
-        if len(raw) > MAX_BODY_BYTES:
-            raise _error(413, "too-large", f"bodies are limited to {MAX_BODY_BYTES} bytes")
-        try:
-            body = json.loads(raw or b"{}")
-        except ValueError:
-            raise _error(400, "bad-json", "the body is not JSON") from None
+        body = await read_json(request, _error, max_bytes=MAX_BODY_BYTES, empty={})
         if not isinstance(body, dict):
             raise _error(400, "bad-json", "the body must be a JSON object")
         unknown = set(body) - {*_SETTING_KEYS, *_ACCESS_KEYS, "starts_at", "name", "email"}
@@ -264,8 +261,8 @@ class AdminApi:
     async def registration_action(self, request: web.Request) -> web.Response:
         event = await self._own_event(request)
         desk, action = self.web_part.desk, request.match_info["action"]
+        registration_id = path_id(request, "registration_id", _no_such("registration"))
         with _desk_errors():
-            registration_id = int(request.match_info["registration_id"])
             if action == "confirm":
                 reg = await desk.confirm(event, registration_id, self._base(request))
             elif action in ("reject", "cancel"):
@@ -304,8 +301,8 @@ class AdminApi:
     async def invitee_action(self, request: web.Request) -> web.Response:
         event = await self._own_event(request)
         desk, action = self.web_part.desk, request.match_info["action"]
+        invitee_id = path_id(request, "invitee_id", _no_such("invitee"))
         with _desk_errors():
-            invitee_id = int(request.match_info["invitee_id"])
             if action == "revoke":
                 invitee = await desk.revoke(event, invitee_id)
             elif action == "resend":

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from webinar.http.inputs import json_error, path_id
 from webinar.http.site import Site
 from webinar.storage.store import SessionRecord, User
 from webinar.webhooks.records import (
@@ -96,10 +97,9 @@ class WebhookPages:
         raise web.HTTPSeeOther("/dashboard/webhooks?notice=added")
 
     def _endpoint_id(self, request: web.Request) -> int:
-        try:
-            return int(request.match_info["endpoint_id"])
-        except ValueError:
-            raise web.HTTPNotFound(text="No such endpoint of yours.") from None
+        return path_id(
+            request, "endpoint_id", lambda: web.HTTPNotFound(text="No such endpoint of yours.")
+        )
 
     async def delete(self, request: web.Request) -> web.Response:
         record, user = await self.site.require(request)
@@ -135,10 +135,12 @@ class WebhookPages:
     async def api_deliveries(self, request: web.Request) -> web.Response:
         """``GET /api/admin/webhooks/deliveries?status=&limit=``: Bearer admin.token."""
         if self.admin_token is None:
-            raise web.HTTPForbidden(text="Set admin.token to use the admin API.")
+            raise json_error(403, "forbidden", "set admin.token to use the admin API")
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), self.admin_token.encode()):
-            raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
+            refused = json_error(401, "unauthorized", "a bearer token is needed")
+            refused.headers["WWW-Authenticate"] = "Bearer"
+            raise refused
         status = request.query.get("status") or None
         if status not in (None, "pending", "delivered", "failed"):
             return web.json_response(

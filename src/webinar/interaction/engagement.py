@@ -22,7 +22,7 @@ from typing import Any
 from webinar.attendance.service import EngagementSource
 from webinar.interaction import store as ist
 from webinar.rooms.polls import PollKind
-from webinar.storage.store import SyncStore
+from webinar.storage.store import SyncStore, transaction
 
 ANSWER_SUMMARY_MAX = 2000  # characters of the per-attendee answers cell (the detail file has all)
 
@@ -183,8 +183,7 @@ def delete_personal_data(db: SyncStore, event_id: str) -> dict[str, int]:
     their images, the calls-to-action shown. One transaction: all or nothing."""
     conn = db.connection
     counts: dict[str, int] = {}
-    conn.execute("BEGIN")
-    try:
+    with transaction(conn):
         counts["chat_messages"] = conn.execute(
             "DELETE FROM chat_messages WHERE event_id = ?", (event_id,)
         ).rowcount
@@ -210,8 +209,4 @@ def delete_personal_data(db: SyncStore, event_id: str) -> dict[str, int]:
             " WHERE event_id = ?",
             (event_id,),
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return counts

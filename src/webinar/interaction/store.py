@@ -23,7 +23,7 @@ from webinar.rooms.polls import (
     QuestionKind,
 )
 from webinar.rooms.qa import Question, QuestionState
-from webinar.storage.store import SyncStore
+from webinar.storage.store import SyncStore, transaction
 
 
 def _one_row(core: SyncStore, sql: str, params: tuple[Any, ...]) -> bool:
@@ -241,8 +241,7 @@ def list_polls(core: SyncStore, event_id: str) -> list[Poll]:
 
 def save_answers(core: SyncStore, answers: tuple[Answer, ...]) -> None:
     conn = core.connection
-    conn.execute("BEGIN")
-    try:
+    with transaction(conn):
         conn.executemany(
             "INSERT INTO poll_answers (poll_id, question_id, voter_key, participant_id, name,"
             " option_ids, text, correct, answered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -265,10 +264,6 @@ def save_answers(core: SyncStore, answers: tuple[Answer, ...]) -> None:
                 for a in answers
             ],
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 # ----------------------------------------------------------------------------- CTA

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -126,6 +127,23 @@ def _check_sealed(conn: sqlite3.Connection, sealer: Sealer, path: Path) -> None:
                 sealer.unseal(column, row[0])
             except SealingError as exc:
                 raise StoreError(f"{path}: {exc}") from None
+
+
+@contextlib.contextmanager
+def transaction(
+    conn: sqlite3.Connection, *, immediate: bool = False
+) -> Iterator[sqlite3.Connection]:
+    """One explicit transaction on a connection opened with ``isolation_level=None``:
+    ``BEGIN`` (``BEGIN IMMEDIATE`` to take the write lock at once), then ``COMMIT`` when the
+    block ends, or ``ROLLBACK`` and the exception raised again when it fails."""
+    conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 class SyncStore:

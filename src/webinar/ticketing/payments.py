@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
+
+from webinar.formats import BadJson, parse_json
 
 from .records import PaymentProvider, Registration
 
@@ -183,29 +184,70 @@ class ExpiredCheckout:
     session_id: str
 
 
+#: Longest Stripe ID (event, checkout session) we keep; Stripe's are far shorter.
+MAX_STRIPE_ID_CHARS = 255
+#: Registration IDs are SQLite rowids.
+_MAX_ROWID = 2**63 - 1
+
+
+def _stripe_id(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_STRIPE_ID_CHARS:
+        raise WebhookRefused(f"not a Stripe event: {what} must be a short string")
+    return value
+
+
+def _whole(value: Any, what: str, *, low: int, high: int, digits: bool = False) -> int:
+    """A whole number from JSON; ``digits``: also as a string of digits (Stripe gives back the
+    IDs we gave it as strings)."""
+    if (
+        digits
+        and isinstance(value, str)
+        and value.isascii()
+        and value.isdigit()
+        and len(value) <= 19
+    ):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise WebhookRefused(f"checkout session with a bad {what}")
+    return value
+
+
 def parse_stripe_event(payload: bytes) -> PaidCheckout | ExpiredCheckout | str:
-    """A paid or an expired checkout, or the ID of an event we ignore."""
+    """A paid or an expired checkout, or the ID of an event we ignore.
+
+    The event's shape is checked before anything is read from it: an object with a string
+    ``id`` and ``type`` and an object ``data.object``; anything else is :class:`WebhookRefused`
+    (the sender gets 400, nothing changes)."""
     try:
-        event: Any = json.loads(payload)
-        webhook_id = str(event["id"])
-        kind = event["type"]
-        obj = event["data"]["object"]
-    except (ValueError, KeyError, TypeError):
-        raise WebhookRefused("not a Stripe event") from None
+        event: Any = parse_json(payload)
+    except BadJson as exc:
+        raise WebhookRefused(f"not a Stripe event: {exc}") from None
+    if not isinstance(event, dict):
+        raise WebhookRefused("not a Stripe event: not a JSON object")
+    webhook_id = _stripe_id(event.get("id"), "id")
+    kind = event.get("type")
+    data = event.get("data")
+    if not isinstance(kind, str) or not isinstance(data, dict):
+        raise WebhookRefused("not a Stripe event: needs a type and a data object")
+    obj = data.get("object")
+    if not isinstance(obj, dict):
+        raise WebhookRefused("not a Stripe event: data.object must be an object")
     if kind == "checkout.session.expired" and isinstance(obj.get("id"), str):
-        return ExpiredCheckout(webhook_id, obj["id"])
+        return ExpiredCheckout(webhook_id, _stripe_id(obj["id"], "the session id"))
     if kind != "checkout.session.completed" or obj.get("payment_status") != "paid":
         return webhook_id
-    try:
-        return PaidCheckout(
-            webhook_id=webhook_id,
-            session_id=str(obj["id"]),
-            registration_id=int(obj["client_reference_id"]),
-            amount_total=int(obj["amount_total"]),
-            currency=str(obj["currency"]).upper(),
-        )
-    except (KeyError, TypeError, ValueError):
-        raise WebhookRefused("checkout session without reference, amount or currency") from None
+    currency = obj.get("currency")
+    if not isinstance(currency, str) or not 0 < len(currency) <= 10:
+        raise WebhookRefused("checkout session without reference, amount or currency")
+    return PaidCheckout(
+        webhook_id=webhook_id,
+        session_id=_stripe_id(obj.get("id"), "the session id"),
+        registration_id=_whole(
+            obj.get("client_reference_id"), "reference", low=1, high=_MAX_ROWID, digits=True
+        ),
+        amount_total=_whole(obj.get("amount_total"), "amount", low=0, high=_MAX_ROWID),
+        currency=currency.upper(),
+    )
 
 
 def check_paid_matches(paid: PaidCheckout, registration: Registration | None) -> Registration:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from webinar.storage.store import transaction
+
 from .codes import format_code, lookup_hash, new_code, new_token
 from .grants import SecondDevice
 
@@ -336,8 +338,7 @@ def add_registration(
     if not 1 <= seats <= MAX_SEATS:
         raise ValueError(f"a reservation has 1 to {MAX_SEATS} places")
     now = to_db(now_utc())
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn, immediate=True):
         if capacity is not None:
             (taken,) = conn.execute(
                 "SELECT coalesce(sum(seats), 0) FROM registrations"
@@ -369,10 +370,6 @@ def add_registration(
                 json.dumps(answers or {}),
             ),
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     found = get_registration(conn, int(cursor.lastrowid or 0))
     assert found is not None
     return found
@@ -468,8 +465,7 @@ def apply_payment_once(
     Returns ``("applied", registration)``, ``("duplicate", None)`` when this webhook was
     seen before, or ``("not-pending", None)`` when the registration was already settled.
     """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn, immediate=True):
         try:
             conn.execute(
                 "INSERT INTO payment_webhooks (provider, webhook_id, received_at, outcome)"
@@ -477,8 +473,7 @@ def apply_payment_once(
                 (provider, webhook_id, to_db(now_utc())),
             )
         except sqlite3.IntegrityError:
-            conn.execute("ROLLBACK")
-            return "duplicate", None
+            return "duplicate", None  # nothing written: the commit is empty
         confirmed = confirm_registration(conn, registration_id)
         if confirmed is None:
             conn.execute(
@@ -486,11 +481,6 @@ def apply_payment_once(
                 " WHERE provider = ? AND webhook_id = ?",
                 (provider, webhook_id),
             )
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     return ("applied", confirmed) if confirmed is not None else ("not-pending", None)
 
 
@@ -668,8 +658,7 @@ def erase_people(conn: sqlite3.Connection, event_id: str) -> dict[str, int]:
     working and their reminders go with them. Reminders of registrations not yet sent
     are skipped (there is nobody to send them to)."""
     counts: dict[str, int] = {}
-    conn.execute("BEGIN")
-    try:
+    with transaction(conn):
         conn.execute(
             "UPDATE reminders SET state = 'skipped'"
             " WHERE event_id = ? AND state = 'pending' AND registration_id IS NOT NULL",
@@ -685,10 +674,6 @@ def erase_people(conn: sqlite3.Connection, event_id: str) -> dict[str, int]:
         counts["invitees"] = conn.execute(
             "DELETE FROM invitees WHERE event_id = ?", (event_id,)
         ).rowcount
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return counts
 
 

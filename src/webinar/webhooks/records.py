@@ -12,6 +12,7 @@ from typing import Any
 
 from webinar.formats import iso_time
 from webinar.ids import format_event_id
+from webinar.storage.store import transaction
 from webinar.webhooks.signing import MAX_ENDPOINTS_PER_OWNER, WebhookEvent, new_secret
 
 
@@ -172,8 +173,7 @@ def _body(delivery_id: str, item: Emitted) -> str:
 def sql_record(db: sqlite3.Connection, items: list[Emitted]) -> int:
     """Turn emitted events into pending deliveries, one per interested endpoint."""
     created = 0
-    db.execute("BEGIN")
-    try:
+    with transaction(db):
         for item in items:
             if item.only_endpoint is not None:
                 row = db.execute(
@@ -200,10 +200,6 @@ def sql_record(db: sqlite3.Connection, items: list[Emitted]) -> int:
                     ),
                 )
                 created += 1
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
     return created
 
 
@@ -232,8 +228,7 @@ def sql_attempted(
     status: str,
     next_attempt_at: float | None,
 ) -> None:
-    db.execute("BEGIN")
-    try:
+    with transaction(db):
         db.execute(
             "INSERT INTO webhook_attempts (delivery_id, attempt, at, http_status, error,"
             " duration_ms) VALUES (?, ?, ?, ?, ?, ?)",
@@ -257,10 +252,6 @@ def sql_attempted(
                 delivery.delivery_id,
             ),
         )
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
 
 
 def sql_deliveries(

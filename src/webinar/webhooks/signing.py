@@ -7,6 +7,7 @@ import enum
 import hashlib
 import hmac
 import ipaddress
+import re
 import secrets
 import socket
 import time
@@ -99,14 +100,65 @@ def new_secret() -> str:
 # ----------------------------------------------------------------------------- endpoints
 
 
-def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: Names that never leave the machine or the LAN, however they are spelled.
+_PRIVATE_NAMES = ("localhost", "localhost.localdomain")
+_PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
+#: What ``inet_aton`` reads as IPv4: ``127.1``, ``2130706433``, ``0x7f.1``, ``0177.0.0.1``.
+_IPV4_LIKE = re.compile(r"[0-9a-fx.]+")
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (mapped, compatible, NAT64, 6to4, Teredo)."""
+    found: list[ipaddress.IPv4Address] = []
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    packed = address.packed
+    if address in _NAT64 or (packed[:12] == bytes(12) and int(address) > 1):
+        found.append(ipaddress.IPv4Address(packed[12:]))  # NAT64, or IPv4-compatible ::a.b.c.d
+    return found
+
+
+def _is_public(address: Address) -> bool:
+    """A globally reachable unicast address, and so is every IPv4 address it embeds."""
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = _embedded_ipv4(address)
+        if address.ipv4_mapped is not None:
+            return _is_public(address.ipv4_mapped)
+        if any(not _is_public(v4) for v4 in inner):
+            return False
     return address.is_global and not address.is_multicast
 
 
+def canonical_host(host: str) -> str | Address:
+    """The host of a URL as what it names: an IP address, however it is spelled (``127.1``,
+    ``2130706433``, ``0x7f.1``, ``[::ffff:127.0.0.1]``, ``[fe80::1%eth0]``), else the DNS name
+    in lower case without its trailing dot (``LOCALHOST.`` is ``localhost``)."""
+    name = host.strip().lower().strip("[]").rstrip(".")
+    if ":" in name:
+        try:
+            return ipaddress.IPv6Address(name.split("%", 1)[0])
+        except ValueError:
+            return name
+    if _IPV4_LIKE.fullmatch(name):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(name))
+        except OSError:
+            pass
+    return name
+
+
 def check_endpoint_url(url: str, *, allow_private: bool) -> str:
-    """A webhook URL: absolute http(s), no credentials; ValueError says what is wrong."""
+    """A webhook URL: absolute http(s), no credentials; ValueError says what is wrong.
+
+    Unless ``allow_private``, its host must not name or spell a private, loopback,
+    link-local or otherwise non-public address (:func:`canonical_host` reads every spelling);
+    names are resolved again when a delivery connects (:class:`PublicResolver`)."""
     url = url.strip()
     if len(url) > 2000:
         raise ValueError("the URL must have at most 2000 characters")
@@ -122,14 +174,11 @@ def check_endpoint_url(url: str, *, allow_private: bool) -> str:
     except ValueError:
         raise ValueError("the URL has an invalid port") from None
     if not allow_private:
-        host = parts.hostname
-        if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
-            raise ValueError("the URL must point to a public host")
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            address = None
-        if address is not None and not _is_public(address):
+        host = canonical_host(parts.hostname)
+        if isinstance(host, str):
+            if not host or host in _PRIVATE_NAMES or host.endswith(_PRIVATE_SUFFIXES):
+                raise ValueError("the URL must point to a public host")
+        elif not _is_public(host):
             raise ValueError("the URL must point to a public address, not a private one")
     return url
 

@@ -1,0 +1,103 @@
+"""What every HTTP handler reads from a request the same way: a JSON body and an integer ID in
+the path.
+
+- :func:`read_json` is the one way a handler reads a JSON body: size-limited, then
+  :func:`webinar.formats.parse_json` (depth limit, valid Unicode), so a deeply nested body or a
+  lone surrogate is a 400 in the endpoint's own error envelope, never a 500, and nothing of it
+  is stored. No handler calls ``request.json()`` itself (a unit test greps for it).
+- :func:`path_id` is the one way a handler reads an integer from the path: anything that is not
+  a positive integer SQLite can hold (below 2**63) is "no such thing" (404), never an
+  ``OverflowError`` from SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from webinar.formats import BadJson, parse_json
+from webinar.http.site import Site
+from webinar.storage.store import User
+
+#: Makes the endpoint's error answer from (status, code, message).
+ErrorFactory = Callable[[int, str, str], web.HTTPException]
+#: Largest JSON body a handler reads unless it says otherwise.
+MAX_JSON_BYTES = 64 * 1024
+#: Integer IDs in paths are SQLite rowids: 1 to 2**63 - 1.
+MAX_PATH_ID = 2**63 - 1
+_MISSING: Any = object()
+
+
+async def read_json(
+    request: web.Request,
+    error: ErrorFactory,
+    *,
+    max_bytes: int = MAX_JSON_BYTES,
+    empty: Any = _MISSING,
+) -> Any:
+    """The request's JSON body, parsed under :func:`webinar.formats.parse_json`'s limits.
+
+    ``error(status, code, message)`` makes the refusal: 413 ``too-large`` for a body over
+    ``max_bytes``, 400 ``bad-json`` for one that is not UTF-8, not JSON, nested too deeply or
+    holding text that is not valid Unicode. An empty body is ``empty`` if given, else
+    ``bad-json``."""
+    raw = await read_body(request, error, max_bytes=max_bytes)
+    if not raw.strip() and empty is not _MISSING:
+        return empty
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise error(400, "bad-json", "the body must be JSON in UTF-8") from None
+    try:
+        return parse_json(text)
+    except BadJson as exc:
+        raise error(400, "bad-json", f"the body is not JSON this server accepts: {exc}") from None
+
+
+async def read_body(request: web.Request, error: ErrorFactory, *, max_bytes: int) -> bytes:
+    """The raw body, or ``error(413, "too-large", ...)`` as soon as it is over ``max_bytes``
+    (declared or sent: a chunked body is counted as it arrives)."""
+    declared = request.content_length
+    if declared is not None and declared > max_bytes:
+        raise error(413, "too-large", f"bodies are limited to {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > max_bytes:
+            raise error(413, "too-large", f"bodies are limited to {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def path_id(request: web.Request, name: str, not_found: Callable[[], web.HTTPException]) -> int:
+    """The integer ID ``name`` of the path, or ``not_found()`` raised for anything that is not
+    a positive integer below 2**63 (``abc``, ``-1``, ``0``, ``١``, a 30-digit number)."""
+    raw = request.match_info[name]
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
+        raise not_found()
+    value = int(raw)
+    if not 1 <= value <= MAX_PATH_ID:
+        raise not_found()
+    return value
+
+
+def json_error(status: int, code: str, message: str) -> web.HTTPException:
+    """``{"error": code, "message": message}``: the envelope of the session-signed JSON API
+    (recordings, statistics), as the interaction admin API's."""
+    exc = web.HTTPException(
+        text=json.dumps({"error": code, "message": message}), content_type="application/json"
+    )
+    exc.set_status(status)
+    return exc
+
+
+async def api_user(site: Site, request: web.Request) -> User:
+    """:meth:`Site.api_user`, its 401 in JSON (the callers are scripts)."""
+    try:
+        return await site.api_user(request)
+    except web.HTTPUnauthorized:
+        raise json_error(401, "unauthorized", "sign in first") from None
