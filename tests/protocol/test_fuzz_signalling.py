@@ -127,6 +127,8 @@ def text_for(name: str, lo: int, hi: int) -> st.SearchStrategy[Any]:
             st.sampled_from(["https://example.org/offer", "http://a.example/x?y=1#z"]),
             st.text(min_size=lo, max_size=min(hi, 30)),
         )
+    if name == "image_id":  # none uploaded: mostly without one
+        return st.one_of(st.none(), st.none(), st.none(), st.text(min_size=lo, max_size=8))
     if name == "event_id":
         return st.one_of(st.just(Ref("event", 0)), st.text(min_size=lo, max_size=min(hi, 12)))
     if name == "sdp":
@@ -163,6 +165,8 @@ def value_for(hint: Any, meta: Any, name: str) -> st.SearchStrategy[Any]:
     if origin is list:
         (item,) = get_args(hint)
         lo, hi = meta.get("min_len", 0), meta.get("max_len", 5)
+        if name == "options":  # a choice question needs two: make valid polls likely
+            lo = min(2, hi)
         return st.lists(value_for(item, {}, name), min_size=lo, max_size=min(hi, lo + 4))
     if hint is str:
         return text_for(name, meta.get("min_len", 0), meta.get("max_len", 100))
@@ -178,14 +182,31 @@ def value_for(hint: Any, meta: Any, name: str) -> st.SearchStrategy[Any]:
     raise TypeError(f"no strategy for {hint!r}")
 
 
+#: A poll's question and option IDs are q1, q2, ... and q1o1, q1o2, ...
+POLL_ANSWER_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "question_id": st.one_of(st.sampled_from(["q1", "q2", "q3"]), st.text(min_size=1, max_size=4)),
+    "option_ids": st.lists(
+        st.one_of(st.sampled_from(["q1o1", "q1o2", "q1o3", "q2o1", "q2o2"]), st.text(max_size=4)),
+        max_size=3,
+    ),
+}
+
+
+#: Optional lists without which a poll is refused: always drawn, so that polls get created,
+#: launched and answered.
+ALWAYS = frozenset({"questions", "options", "answers"})
+
+
 def body_for(cls: type[Any]) -> st.SearchStrategy[dict[str, Any]]:
     hints = typing.get_type_hints(cls)
     required: dict[str, st.SearchStrategy[Any]] = {}
     optional: dict[str, st.SearchStrategy[Any]] = {}
     for f in dataclasses.fields(cls):
         strategy = value_for(hints[f.name], f.metadata, f.name)
-        has_default = f.default is not dataclasses.MISSING or (
-            f.default_factory is not dataclasses.MISSING
+        if cls.__name__ == "AnswerSpec" and f.name in POLL_ANSWER_FIELDS:
+            strategy = POLL_ANSWER_FIELDS[f.name]
+        has_default = f.name not in ALWAYS and (
+            f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
         )
         (optional if has_default else required)[f.name] = strategy
     return st.fixed_dictionaries(required, optional=optional)
@@ -367,6 +388,7 @@ class Room:
     sent: int = 0
     refused: int = 0
     valid_sent: int = 0
+    valid_accepted: int = 0
     codes: dict[str, int] = field(default_factory=dict)
     replaced: int = 0
     attendee_number: int = 0
@@ -521,6 +543,7 @@ class Room:
         for error in errors:
             self.codes[error["code"]] = self.codes.get(error["code"], 0) + 1
             assert error["code"] != "internal", (text[:500], error)
+        self.valid_accepted += frame.valid and not errors
         if errors and not client.closed:
             self.refused += 1
             after = await self.snapshot()
@@ -604,7 +627,8 @@ def test_fuzz_signalling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
             logger.removeHandler(errors)
     elapsed = time.monotonic() - started
     print(
-        f"\nfuzzed {room.sent} frames ({room.valid_sent} valid, {room.refused} refused) in"
+        f"\nfuzzed {room.sent} frames ({room.valid_sent} valid, {room.valid_accepted} of them"
+        f" accepted; {room.refused} refused) in"
         f" {elapsed:.1f} s; fuzzing clients replaced {room.replaced} times; codes {room.codes}"
     )
     assert room.sent >= EXAMPLES * BATCH
