@@ -137,27 +137,36 @@ class Connection:
                 if self._closing is not None:
                     break
         finally:
+            try:
+                await self._finish(writer)
+            finally:
+                # Cancelled while finishing (aiohttp cancels the handler of a connection
+                # lost when handler_cancellation is on): the writer must not be left pending.
+                writer.cancel()
+
+    async def _finish(self, writer: asyncio.Task[None]) -> None:
+        if self._hello_timer is not None:
             self._hello_timer.cancel()
-            try:
-                if self._closing is ByeReason.SHUTDOWN or self.session.leaves_on_close:
-                    await self.session.leave(self._closing or ByeReason.LEFT)
-                else:
-                    self.session.dropped()
-            except Exception:
-                logger.exception("leaving the room failed")
-            try:
-                await self.session.closed(self._closing or ByeReason.DISCONNECTED)
-            except Exception:
-                logger.exception("recording attendance failed")
-            self.close(self._closing or ByeReason.DISCONNECTED)
-            if self.session.participant is not None:
-                logger.info("connection closed: %s", self._closing)
-            try:
-                await asyncio.wait_for(writer, 2.0)
-            except (TimeoutError, asyncio.CancelledError):
-                await stop_task(writer)
-            if not self._ws.closed:
-                await self._ws.close()
+        try:
+            if self._closing is ByeReason.SHUTDOWN or self.session.leaves_on_close:
+                await self.session.leave(self._closing or ByeReason.LEFT)
+            else:
+                self.session.dropped()
+        except Exception:
+            logger.exception("leaving the room failed")
+        try:
+            await self.session.closed(self._closing or ByeReason.DISCONNECTED)
+        except Exception:
+            logger.exception("recording attendance failed")
+        self.close(self._closing or ByeReason.DISCONNECTED)
+        if self.session.participant is not None:
+            logger.info("connection closed: %s", self._closing)
+        try:
+            await asyncio.wait_for(writer, 2.0)
+        except (TimeoutError, asyncio.CancelledError):
+            await stop_task(writer)
+        if not self._ws.closed:
+            await self._ws.close()
 
     async def _on_text(self, text: str) -> None:
         limit = self._services.max_message_bytes

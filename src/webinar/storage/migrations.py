@@ -364,6 +364,14 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE invitees SET token = seal('token', token);
     UPDATE registrations SET code = seal('code', code) WHERE code IS NOT NULL;
     """,
+    # 10: reminders are sent idempotently (webinar.ticketing.reminders): the Message-ID and
+    # the address it was made for are recorded before the send, so a send a crash cut short
+    # is repeated with the same Message-ID; a failed try waits until retry_at.
+    """
+    ALTER TABLE reminders ADD COLUMN message_id TEXT NULL;
+    ALTER TABLE reminders ADD COLUMN message_to TEXT NULL;
+    ALTER TABLE reminders ADD COLUMN retry_at TEXT NULL;
+    """,
 )
 
 

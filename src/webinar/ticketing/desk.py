@@ -407,7 +407,8 @@ class TicketDesk:
     # ------------------------------------------------------------------ reminders
 
     async def send_reminder(self, reminder: records.Reminder, base: str) -> str:
-        """Send one claimed reminder; the state it ends in (sent, skipped)."""
+        """Send one claimed reminder; the state it ends in (sent, skipped). Its Message-ID
+        is recorded before the send, and a retry to the same address reuses it."""
         event = await self.store.get_event(reminder.event_id)
         if event is None:
             return "skipped"
@@ -426,7 +427,12 @@ class TicketDesk:
             link = f"{base}{attendee_path(event)}#token={invitee.token}"
         else:
             return "skipped"
-        await self._mail("reminder", event, to, name, code=code, link=link)
+        rid = reminder.reminder_id
+        fresh = self.mailer.new_message_id(f"reminder.{rid}")
+        message_id = await self.store.run(
+            lambda core: records.reminder_message_id(core.connection, rid, to, fresh)
+        )
+        await self._mail("reminder", event, to, name, code=code, link=link, message_id=message_id)
         return "sent"
 
     # ------------------------------------------------------------------ cancelling

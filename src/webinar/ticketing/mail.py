@@ -48,7 +48,15 @@ class Mailer:
             undefined=jinja2.StrictUndefined,
         )
 
-    def compose(self, template: str, to: str, **context: Any) -> EmailMessage:
+    def new_message_id(self, idstring: str | None = None) -> str:
+        """A fresh, globally unique Message-ID in our sender's domain."""
+        return make_msgid(idstring, domain=self.config.from_address.rpartition("@")[2])
+
+    def compose(
+        self, template: str, to: str, *, message_id: str | None = None, **context: Any
+    ) -> EmailMessage:
+        """The message; ``message_id`` when given (a retry of a message that may have gone
+        out already must carry the same one, so the recipient's side can drop the copy)."""
         subject = self._env.get_template(f"{template}.subject.txt").render(**context).strip()
         text = self._env.get_template(f"{template}.txt").render(**context)
         html = self._env.get_template(f"{template}.html").render(**context)
@@ -57,13 +65,15 @@ class Mailer:
         message["To"] = to
         message["Subject"] = " ".join(subject.split())
         message["Date"] = format_datetime(datetime.now(UTC))
-        message["Message-ID"] = make_msgid(domain=self.config.from_address.rpartition("@")[2])
+        message["Message-ID"] = message_id or self.new_message_id()
         message.set_content(text)
         message.add_alternative(html, subtype="html")
         return message
 
-    async def send_template(self, template: str, to: str, **context: Any) -> Sent:
-        return await self.send(self.compose(template, to, **context))
+    async def send_template(
+        self, template: str, to: str, *, message_id: str | None = None, **context: Any
+    ) -> Sent:
+        return await self.send(self.compose(template, to, message_id=message_id, **context))
 
     async def send(self, message: EmailMessage) -> Sent:
         to, subject = str(message["To"]), str(message["Subject"])

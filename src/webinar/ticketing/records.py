@@ -537,7 +537,10 @@ def count_active_events(conn: sqlite3.Connection, owner_id: int, since: datetime
 REMINDER_BEFORE = timedelta(hours=1)
 #: ... unless the booking came this close to the start: then its first e-mail is the only one.
 SINGLE_MESSAGE_WITHIN = timedelta(hours=6)
-REMINDER_ATTEMPTS = 3
+#: Tries per reminder (a send a restart interrupted counts as one), ...
+REMINDER_ATTEMPTS = 5
+#: ... the n-th failed one waiting REMINDER_RETRY_AFTER * 2 ** (n - 1) before the next.
+REMINDER_RETRY_AFTER = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -549,9 +552,15 @@ class Reminder:
     due_at: datetime
     state: str
     attempts: int
+    #: The Message-ID every try uses, made for ``message_to``, recorded before the first send.
+    message_id: str | None = None
+    message_to: str | None = None
 
 
-_REMINDER_COLUMNS = "reminder_id, event_id, registration_id, invitee_id, due_at, state, attempts"
+_REMINDER_COLUMNS = (
+    "reminder_id, event_id, registration_id, invitee_id, due_at, state, attempts,"
+    " message_id, message_to"
+)
 
 
 def _reminder(row: tuple[Any, ...]) -> Reminder:
@@ -563,6 +572,8 @@ def _reminder(row: tuple[Any, ...]) -> Reminder:
         due_at=from_db(row[4]) or now_utc(),
         state=row[5],
         attempts=row[6],
+        message_id=row[7],
+        message_to=row[8],
     )
 
 
@@ -604,8 +615,8 @@ def move_reminders(conn: sqlite3.Connection, event_id: str, starts_at: datetime 
 def due_reminders(conn: sqlite3.Connection, now: datetime, limit: int = 100) -> list[Reminder]:
     rows = conn.execute(
         f"SELECT {_REMINDER_COLUMNS} FROM reminders WHERE state = 'pending' AND due_at <= ?"
-        " ORDER BY due_at LIMIT ?",
-        (to_db(now), limit),
+        " AND (retry_at IS NULL OR retry_at <= ?) ORDER BY due_at LIMIT ?",
+        (to_db(now), to_db(now), limit),
     ).fetchall()
     return [_reminder(r) for r in rows]
 
@@ -628,13 +639,38 @@ def claim_reminder(conn: sqlite3.Connection, reminder_id: int) -> bool:
     return cursor.rowcount == 1
 
 
-def finish_reminder(conn: sqlite3.Connection, reminder_id: int, state: str) -> None:
-    """sending -> sent / skipped / failed, or back to pending for another attempt."""
+def reminder_message_id(
+    conn: sqlite3.Connection, reminder_id: int, to: str, new_message_id: str
+) -> str:
+    """The Message-ID of a claimed reminder to ``to``, recorded before it is sent: the one
+    an earlier try used when it went to the same address, else ``new_message_id``."""
+    row = conn.execute(
+        "SELECT message_id, message_to FROM reminders WHERE reminder_id = ?", (reminder_id,)
+    ).fetchone()
+    if row is not None and row[0] is not None and row[1] == to:
+        return str(row[0])
+    conn.execute(
+        "UPDATE reminders SET message_id = ?, message_to = ? WHERE reminder_id = ?",
+        (new_message_id, to, reminder_id),
+    )
+    return new_message_id
+
+
+def finish_reminder(
+    conn: sqlite3.Connection, reminder_id: int, state: str, now: datetime | None = None
+) -> None:
+    """sending -> sent / skipped / failed, or back to pending for another attempt after a
+    back-off (failed once it has had REMINDER_ATTEMPTS)."""
     if state == "pending":
+        row = conn.execute(
+            "SELECT attempts FROM reminders WHERE reminder_id = ?", (reminder_id,)
+        ).fetchone()
+        attempts = max(1, int(row[0])) if row is not None else REMINDER_ATTEMPTS
+        retry_at = (now or now_utc()) + REMINDER_RETRY_AFTER * 2 ** (attempts - 1)
         conn.execute(
             "UPDATE reminders SET state = CASE WHEN attempts >= ? THEN 'failed' ELSE 'pending'"
-            " END WHERE reminder_id = ?",
-            (REMINDER_ATTEMPTS, reminder_id),
+            " END, retry_at = ? WHERE reminder_id = ?",
+            (REMINDER_ATTEMPTS, to_db(retry_at), reminder_id),
         )
         return
     conn.execute(
@@ -643,10 +679,18 @@ def finish_reminder(conn: sqlite3.Connection, reminder_id: int, state: str) -> N
     )
 
 
-def abandon_interrupted_reminders(conn: sqlite3.Connection) -> int:
-    """At start: reminders a crash left half-sent are not sent again (maybe they were)."""
-    cursor = conn.execute("UPDATE reminders SET state = 'failed' WHERE state = 'sending'")
-    return cursor.rowcount
+def resume_interrupted_reminders(conn: sqlite3.Connection) -> tuple[int, int]:
+    """At start: reminders a crash left half-sent are tried again at once (with the
+    Message-ID they were given, so a copy that did arrive can be recognised), unless
+    they have had all their attempts. (How many will be retried, how many failed.)"""
+    failed = conn.execute(
+        "UPDATE reminders SET state = 'failed' WHERE state = 'sending' AND attempts >= ?",
+        (REMINDER_ATTEMPTS,),
+    ).rowcount
+    retried = conn.execute(
+        "UPDATE reminders SET state = 'pending', retry_at = NULL WHERE state = 'sending'"
+    ).rowcount
+    return retried, failed
 
 
 def erase_people(conn: sqlite3.Connection, event_id: str) -> dict[str, int]:

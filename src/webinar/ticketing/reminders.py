@@ -1,8 +1,12 @@
 """Reminder e-mails, 1 hour before the start, from the persisted ``reminders`` table.
 
 One owned task polls for due reminders. Each is claimed (``pending`` -> ``sending``) in the
-store before it is sent and marked ``sent`` after, so a restart neither loses a reminder
-that was not sent yet nor sends one twice; a reminder a crash left half-sent is not retried.
+store before it is sent and marked ``sent`` after; before the send, its Message-ID (one per
+reminder and recipient) is recorded. A reminder a crash or restart left ``sending`` is tried
+again at the next start with the same Message-ID: it may have reached the recipient's mail
+server already, and that server (or the recipient's mail program) recognises the copy by
+its Message-ID. So nothing is lost, and a repeat is never a new message. A failed try is
+retried after a back-off (1, 2, 4, 8 minutes), up to ``records.REMINDER_ATTEMPTS`` tries.
 """
 
 from __future__ import annotations
@@ -18,34 +22,58 @@ from .mail import MailError
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 30.0
+#: On stop, a send under way gets this long to finish (and be recorded) before it is cut.
+STOP_GRACE_SECONDS = 5.0
 
 
 class Reminders:
-    def __init__(self, desk: TicketDesk, base_url: str, poll_seconds: float = POLL_SECONDS) -> None:
+    def __init__(
+        self,
+        desk: TicketDesk,
+        base_url: str,
+        poll_seconds: float = POLL_SECONDS,
+        stop_grace_seconds: float = STOP_GRACE_SECONDS,
+    ) -> None:
         self._desk = desk
         self._base_url = base_url
         self._poll = poll_seconds
+        self._grace = stop_grace_seconds
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._busy = False
 
     async def start(self) -> None:
-        dropped = await self._desk.store.run(
-            lambda core: records.abandon_interrupted_reminders(core.connection)
+        retried, failed = await self._desk.store.run(
+            lambda core: records.resume_interrupted_reminders(core.connection)
         )
-        if dropped:
-            logger.warning("%d reminders were interrupted while sending; not sent again", dropped)
+        if retried:
+            logger.warning(
+                "%d reminders were interrupted while sending; sending them again with the"
+                " same Message-ID",
+                retried,
+            )
+        if failed:
+            logger.warning("%d interrupted reminders had no attempt left; given up", failed)
+        self._stopping = False
         self._task = asyncio.get_running_loop().create_task(self._run(), name="reminders")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
+        self._stopping = True
+        if task is not None and self._busy:
+            # Let the send under way finish and be recorded; cut short, it goes out again
+            # (with the same Message-ID) at the next start.
+            await asyncio.wait({task}, timeout=self._grace)
         await stop_task(task)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.send_due()
             except Exception:
                 logger.exception("sending reminders failed")
-            await asyncio.sleep(self._poll)
+            if not self._stopping:
+                await asyncio.sleep(self._poll)
 
     async def send_due(self) -> int:
         """Send every reminder that is due now; how many went out."""
@@ -54,7 +82,13 @@ class Reminders:
         due = await desk.store.run(lambda core: records.due_reminders(core.connection, now))
         sent = 0
         for reminder in due:
-            sent += await self._send_one(reminder)
+            if self._stopping:
+                break
+            self._busy = True
+            try:
+                sent += await self._send_one(reminder)
+            finally:
+                self._busy = False
         return sent
 
     async def _send_one(self, reminder: records.Reminder) -> bool:
@@ -65,6 +99,7 @@ class Reminders:
             state = await desk.send_reminder(reminder, self._base_url)
         except (MailError, DeskError) as exc:
             logger.warning("reminder %s not sent: %s", rid, exc)
-            state = "pending"  # tried again later, up to REMINDER_ATTEMPTS times
-        await desk.store.run(lambda core: records.finish_reminder(core.connection, rid, state))
+            state = "pending"  # tried again after a back-off, up to REMINDER_ATTEMPTS times
+        now = desk.ticketing.clock()
+        await desk.store.run(lambda core: records.finish_reminder(core.connection, rid, state, now))
         return state == "sent"
