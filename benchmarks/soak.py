@@ -311,7 +311,7 @@ async def run(
         measured: dict[str, Any] = {}
 
         async def measure_start() -> None:
-            await asyncio.sleep(min(WARMUP_SECONDS, duration / 3))
+            await asyncio.sleep(min(args.warmup, duration / 3))
             measured["rss_start_mb"] = rss_mb(pid)
             measured["fds_start"] = fd_count(pid)
             measured["messages_start"] = stats.sent
@@ -355,6 +355,7 @@ async def run(
         "actions": dict(sorted(stats.actions.items())),
         "rejoins": stats.rejoins,
         "clients_answering_at_end": alive,
+        "warmup_s": min(args.warmup, duration / 3),
         "rss_start_mb": measured["rss_start_mb"],
         "rss_end_mb": rss_end,
         "rss_growth_pct": round((rss_end / measured["rss_start_mb"] - 1) * 100, 1),
@@ -373,6 +374,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=2.0, help="mean seconds between actions")
     parser.add_argument("--garbage", type=float, default=0.05, help="share of garbage frames")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=WARMUP_SECONDS,
+        help="seconds of load before the start figures (RSS, descriptors) are read",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="webinar-soak-") as tmp:
         proc, url, event_id, host_key, log = start_server(Path(tmp))

@@ -288,3 +288,17 @@ async def test_a_command_whose_write_fails_leaves_nothing_in_memory(
     await attendee.request("poll-answer", poll_id=poll["poll_id"], answers=[answer])
     sync = await late.request("sync-interaction")
     assert [m["text"] for m in sync["messages"]] == ["first", "second"]
+
+
+async def test_a_join_whose_attendance_write_fails_leaves_no_ghost(
+    server: RunningServer, event: Event, clients: list[SignallingClient]
+) -> None:
+    _watcher, _ = await joined(server, clients, event, "Watcher")
+    await _rename(server, "attendance", "attendance_gone")
+    client = await connect(server, clients)
+    with pytest.raises(ClientError) as failed:
+        await client.request("join", event_id=event.event_id, name="Ghost")
+    assert failed.value.code == "internal"
+    await _rename(server, "attendance_gone", "attendance")
+    _, second = await joined(server, clients, event, "Second")
+    assert sorted(p["name"] for p in second["participants"]) == ["Second", "Watcher"]

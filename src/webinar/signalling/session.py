@@ -263,15 +263,22 @@ class Session:
         logger.info("joined as %s%s", participant.role.value, " (resumed)" if resumed else "")
         attendance = self._services.attendance
         if attendance is not None:
-            self._attendance_id = await attendance.joined(
-                event_id=event.event_id,
-                participant_id=participant.participant_id,
-                person_key=room.state.person_key(participant.participant_id),
-                name=participant.name,
-                role=participant.role.value,
-                user_agent=self.user_agent,
-                email=grant.email,
-            )
+            try:
+                self._attendance_id = await attendance.joined(
+                    event_id=event.event_id,
+                    participant_id=participant.participant_id,
+                    person_key=room.state.person_key(participant.participant_id),
+                    name=participant.name,
+                    role=participant.role.value,
+                    user_agent=self.user_agent,
+                    email=grant.email,
+                )
+            except Exception:
+                # The room has seated us, the store has no record of it: leave again, so
+                # nobody sees a participant the attendance does not know (no ghost).
+                await self.leave(ByeReason.DISCONNECTED)
+                self.participant = self.event = None
+                raise
         return s.Joined(
             participant_id=participant.participant_id,
             role=participant.role.value,
