@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,15 +18,16 @@ from webinar.config import Config
 from webinar.http import forwarded, headers
 from webinar.http.auth import SignIn
 from webinar.http.dashboard import Dashboard
+from webinar.http.health import Health
 from webinar.http.interaction import InteractionHttp
 from webinar.http.metrics import Metrics
+from webinar.http.pages import EventPages
 from webinar.http.recordings import RecordingPages
 from webinar.http.site import Site
 from webinar.http.stats import StatsPages
 from webinar.http.tickets import setup_ticketing
 from webinar.http.tickets_api import AdminApi
 from webinar.http.webhooks import WebhookPages
-from webinar.ids import format_event_id, normalize_event_id, same_secret
 from webinar.interaction import engagement
 from webinar.interaction.service import InteractionService
 from webinar.recordings.library import MIB, RecordingService
@@ -116,16 +116,20 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
     )
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_say_goodbye)
-    app.router.add_get("/", home_page)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_endpoint)
-    app.router.add_get("/ws", ws_endpoint)
-    app.router.add_get("/e/{event_id}", attendee_page)
-    app.router.add_get("/e/{event_id}/present", presenter_page)
-    app.router.add_get("/thanks", thanks_page)
-    app.router.add_static("/static/", root / "static", append_version=True)
     site = Site(store=app[STORE], render=_render, public_url=config.http.public_url)
+    health = Health(
+        store=app[STORE],
+        metrics=app[METRICS],
+        admin_token=config.admin.token,
+        rooms=lambda: app.get(ROOMS),
+        connections=lambda: len(app[CONNECTIONS]),
+        draining=lambda: app[DRAINING][0],
+        webhooks=lambda: app.get(WEBHOOKS),
+    )
+    app.router.add_routes(health.routes())
+    app.router.add_get("/ws", ws_endpoint)
+    app.router.add_routes(EventPages(site).routes())
+    app.router.add_static("/static/", root / "static", append_version=True)
     tickets = setup_ticketing(app, config, site, root / "templates")
     app.router.add_routes(AdminApi(tickets).routes())
     app[TICKETING] = tickets.ticketing
@@ -234,59 +238,6 @@ async def _say_goodbye(app: web.Application) -> None:
         await asyncio.sleep(0.05)
 
 
-async def healthz(request: web.Request) -> web.Response:
-    app = request.app
-    rooms = app.get(ROOMS)
-    return web.json_response(
-        {
-            "status": "ok",
-            "version": __version__,
-            "rooms": len(rooms.rooms()) if rooms else 0,
-            "connections": len(app[CONNECTIONS]),
-        }
-    )
-
-
-async def readyz(request: web.Request) -> web.Response:
-    """Ready: the store answers and the server is not draining."""
-    app = request.app
-    store_ok = await app[STORE].ping() if app[STORE].is_open else False
-    draining = app[DRAINING][0]
-    ok = store_ok and not draining
-    return web.json_response(
-        {"ready": ok, "store": store_ok, "draining": draining}, status=200 if ok else 503
-    )
-
-
-def _is_loopback(address: str | None) -> bool:
-    try:
-        return address is not None and ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
-def _is_forwarded(request: web.Request) -> bool:
-    """Came through a proxy: a loopback peer then says nothing of where the client is."""
-    return any(h in request.headers for h in ("X-Forwarded-For", "Forwarded", "X-Real-IP"))
-
-
-async def metrics_endpoint(request: web.Request) -> web.Response:
-    """Prometheus metrics: with admin.token set, a bearer token; else loopback only."""
-    app = request.app
-    token = app[CONFIG].admin.token
-    if token is not None:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not same_secret(given, token):
-            raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
-    elif not _is_loopback(request.remote) or _is_forwarded(request):
-        raise web.HTTPForbidden(text="Set admin.token to read /metrics from elsewhere.")
-    text = app[METRICS].render(app.get(ROOMS), len(app[CONNECTIONS]))
-    webhooks = app.get(WEBHOOKS)
-    if webhooks is not None:
-        text += webhooks.metrics_text()
-    return web.Response(text=text, content_type="text/plain", charset="utf-8")
-
-
 async def ws_endpoint(request: web.Request) -> web.StreamResponse:
     app = request.app
     return await websocket_handler(request, app[SERVICES], app[CONNECTIONS], app[SOCKETS])
@@ -296,60 +247,6 @@ def _render(request: web.Request, name: str, status: int = 200, **context: Any) 
     template = request.app[TEMPLATES].get_template(name)
     html = template.render(version=__version__, **context)
     return web.Response(text=html, status=status, content_type="text/html")
-
-
-async def home_page(request: web.Request) -> web.Response:
-    return _render(request, "home.html", prefill=request.query.get("event", ""))
-
-
-async def _event_or_404(request: web.Request) -> Any:
-    raw = request.match_info["event_id"]
-    event_id = normalize_event_id(raw)
-    event = await request.app[STORE].get_event(event_id) if event_id else None
-    if event is None:
-        raise web.HTTPNotFound(
-            text=_render(request, "not_found.html", status=404, event_id=raw[:32]).text,
-            content_type="text/html",
-        )
-    return event
-
-
-async def attendee_page(request: web.Request) -> web.Response:
-    event = await _event_or_404(request)
-    return _render(
-        request,
-        "room.html",
-        role="attendee",
-        event_id=format_event_id(event.event_id),
-        title=event.title,
-        starts_at=event.starts_at.isoformat() if event.starts_at else None,
-        presenter_key=None,
-        access_type=event.access_type,
-    )
-
-
-async def presenter_page(request: web.Request) -> web.Response:
-    event = await _event_or_404(request)
-    key = request.query.get("key", "")
-    if key and event.host_key and same_secret(key, event.host_key):
-        role = "host"
-    elif key and same_secret(key, event.presenter_key):
-        role = "presenter"
-    else:
-        raise web.HTTPForbidden(text="This presenter link is not valid.")
-    return _render(
-        request,
-        "room.html",
-        role=role,
-        event_id=format_event_id(event.event_id),
-        title=event.title,
-        starts_at=event.starts_at.isoformat() if event.starts_at else None,
-        presenter_key=key,
-    )
-
-
-async def thanks_page(request: web.Request) -> web.Response:
-    return _render(request, "thanks.html", title="Thank you")
 
 
 def run_app(config: Config, store: Store | None = None) -> None:

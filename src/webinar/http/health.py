@@ -1,0 +1,81 @@
+"""What operators and load balancers ask: ``/healthz`` (alive, with counts), ``/readyz`` (the
+store answers and the server is not draining) and ``/metrics`` (Prometheus text)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from webinar import __version__
+from webinar.http.metrics import Metrics
+from webinar.ids import same_secret
+from webinar.rooms.manager import RoomManager
+from webinar.storage.store import Store
+from webinar.webhooks.service import Webhooks
+
+
+@dataclass
+class Health:
+    store: Store
+    metrics: Metrics
+    admin_token: str | None
+    rooms: Callable[[], RoomManager | None]
+    connections: Callable[[], int]
+    draining: Callable[[], bool]
+    webhooks: Callable[[], Webhooks | None]
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/healthz", self.healthz),
+            web.get("/readyz", self.readyz),
+            web.get("/metrics", self.metrics_endpoint),
+        ]
+
+    async def healthz(self, _request: web.Request) -> web.Response:
+        rooms = self.rooms()
+        return web.json_response(
+            {
+                "status": "ok",
+                "version": __version__,
+                "rooms": len(rooms.rooms()) if rooms else 0,
+                "connections": self.connections(),
+            }
+        )
+
+    async def readyz(self, _request: web.Request) -> web.Response:
+        """Ready: the store answers and the server is not draining."""
+        store_ok = await self.store.ping() if self.store.is_open else False
+        draining = self.draining()
+        ok = store_ok and not draining
+        return web.json_response(
+            {"ready": ok, "store": store_ok, "draining": draining}, status=200 if ok else 503
+        )
+
+    async def metrics_endpoint(self, request: web.Request) -> web.Response:
+        """Prometheus metrics: with admin.token set, a bearer token; else loopback only."""
+        if self.admin_token is not None:
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            if not same_secret(given, self.admin_token):
+                raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
+        elif not _is_loopback(request.remote) or _is_forwarded(request):
+            raise web.HTTPForbidden(text="Set admin.token to read /metrics from elsewhere.")
+        text = self.metrics.render(self.rooms(), self.connections())
+        webhooks = self.webhooks()
+        if webhooks is not None:
+            text += webhooks.metrics_text()
+        return web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_forwarded(request: web.Request) -> bool:
+    """Came through a proxy: a loopback peer then says nothing of where the client is."""
+    return any(h in request.headers for h in ("X-Forwarded-For", "Forwarded", "X-Real-IP"))
