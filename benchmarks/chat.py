@@ -17,72 +17,17 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-
-LOOPBACK = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], str, str, Path]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBINAR_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    env["WEBINAR_SIGNALLING_MAX_SOCKETS_PER_ADDRESS"] = "0"  # every client is on loopback
-    data_dir = tmp / "data"
-    created = subprocess.run(
-        [
-            *(sys.executable, "-m", "webinar", "event", "create"),
-            *("--title", "Chat benchmark", "--json", "--data-dir", str(data_dir)),
-        ],
-        env=env,
-        capture_output=True,
-        timeout=60,
-        check=True,
-    )
-    event_id = str(json.loads(created.stdout)["event_id"])
-    port = free_port()
-    log = tmp / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "webinar", "serve", "--host", LOOPBACK),
-                *("--port", str(port), "--data-dir", str(data_dir)),
-            ],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://{LOOPBACK}:{port}"
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with opener.open(url + "/healthz", timeout=2):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"the server did not start:\n{log.read_text()[-2000:]}"
-                ) from None
-            time.sleep(0.1)
-    return proc, url, event_id, log
+from _server import start_server  # benchmarks/_server.py: the script's folder is on sys.path
 
 
 class Client:
@@ -193,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=10, help="messages per sender (1/s)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="webinar-chat-") as tmp:
-        proc, url, event_id, _log = start_server(Path(tmp))
+        started = start_server(Path(tmp), "Chat benchmark")
+        proc, url, event_id = started.proc, started.url, str(started.event["event_id"])
         try:
             return asyncio.run(run(args, url, event_id))
         finally:

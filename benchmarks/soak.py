@@ -25,7 +25,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,63 +36,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from _server import start_server  # benchmarks/_server.py: the script's folder is on sys.path
 
-LOOPBACK = "127.0.0.1"
 WARMUP_SECONDS = 10.0
 POLL_EVERY_SECONDS = 10.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], str, str, str, Path]:
-    """The server process, its URL, the event ID, the host key and the log file."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBINAR_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    env["WEBINAR_SIGNALLING_MAX_SOCKETS_PER_ADDRESS"] = "0"  # every client is on loopback
-    data_dir = tmp / "data"
-    created = subprocess.run(
-        [
-            *(sys.executable, "-m", "webinar", "event", "create"),
-            *("--title", "Soak benchmark", "--json", "--data-dir", str(data_dir)),
-        ],
-        env=env,
-        capture_output=True,
-        timeout=60,
-        check=True,
-    )
-    event = json.loads(created.stdout)
-    host_key = urllib.parse.parse_qs(urllib.parse.urlsplit(event["host_url"]).query)["key"][0]
-    port = free_port()
-    log = tmp / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "webinar", "serve", "--host", LOOPBACK),
-                *("--port", str(port), "--data-dir", str(data_dir)),
-            ],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://{LOOPBACK}:{port}"
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with opener.open(url + "/healthz", timeout=2):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"the server did not start:\n{log.read_text()[-2000:]}"
-                ) from None
-            time.sleep(0.1)
-    return proc, url, str(event["event_id"]), host_key, log
 
 
 def rss_mb(pid: int) -> float:
@@ -382,7 +328,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="webinar-soak-") as tmp:
-        proc, url, event_id, host_key, log = start_server(Path(tmp))
+        started = start_server(Path(tmp), "Soak benchmark")
+        proc, url, log = started.proc, started.url, started.log
+        event_id = str(started.event["event_id"])
+        host_key = urllib.parse.parse_qs(urllib.parse.urlsplit(started.event["host_url"]).query)[
+            "key"
+        ][0]
         try:
             result = asyncio.run(run(args, proc.pid, url, event_id, host_key))
         finally:

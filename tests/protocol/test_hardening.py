@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests import protocol_fixtures
 from tests.helpers import RunningServer, make_config, running_server
 from tests.serving import start_server
 from webinar.client.peer import ClientError, SignallingClient
@@ -20,11 +21,7 @@ from webinar.storage.store import Event
 
 SURROGATE = "\ud800"
 
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    async with running_server(tmp_path / "data") as srv:
-        yield srv
+server = protocol_fixtures.server
 
 
 @pytest.fixture

@@ -1,0 +1,78 @@
+"""Our server as a subprocess for the signalling benchmarks (``chat.py``, ``soak.py``): a fresh
+data folder, one event, a free port on 127.0.0.1, and no per-address socket cap, since every
+client is on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Started:
+    proc: subprocess.Popen[bytes]
+    url: str
+    event: dict[str, Any]  # what `webinar event create --json` printed
+    log: Path
+
+
+def start_server(tmp: Path, title: str) -> Started:
+    """Create one event titled ``title`` and serve it until the caller stops ``proc``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBINAR_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env["WEBINAR_SIGNALLING_MAX_SOCKETS_PER_ADDRESS"] = "0"  # every client is on loopback
+    data_dir = tmp / "data"
+    created = subprocess.run(
+        [
+            *(sys.executable, "-m", "webinar", "event", "create"),
+            *("--title", title, "--json", "--data-dir", str(data_dir)),
+        ],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    event = json.loads(created.stdout)
+    port = free_port()
+    log = tmp / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "webinar", "serve", "--host", LOOPBACK),
+                *("--port", str(port), "--data-dir", str(data_dir)),
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://{LOOPBACK}:{port}"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with opener.open(url + "/healthz", timeout=2):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the server did not start:\n{log.read_text()[-2000:]}"
+                ) from None
+            time.sleep(0.1)
+    return Started(proc, url, event, log)
