@@ -542,10 +542,14 @@ class InteractionHttp:
         """Change a poll that never ran in the live room (if loaded) and in the store, or
         refuse with ``refused`` when the store's copy ran; the room's change (announced)."""
         room = self._loaded_room(event_id)
-        changed = in_room(room.interaction.polls) if room else None
-        if not await self._store.run(in_store):
-            raise InteractionError(InteractionErrorCode.INVALID, refused)
-        if room is not None and changed is not None:
+        if room is None:
+            if not await self._store.run(in_store):
+                raise InteractionError(InteractionErrorCode.INVALID, refused)
+            return None
+        async with room.interaction.change():  # undone in the room if the store refuses
+            changed = in_room(room.interaction.polls)
+            if not await self._store.run(in_store):
+                raise InteractionError(InteractionErrorCode.INVALID, refused)
             room.interaction.emit([changed])
         return changed
 
@@ -557,16 +561,17 @@ class InteractionHttp:
             await glue.check_images(self._store, event_id, poll)
             room = self._loaded_room(event_id)
             if room is not None:
-                room.interaction.polls.add_prepared(poll)  # checks the count bound
+                async with room.interaction.change():  # undone in the room if the write fails
+                    room.interaction.polls.add_prepared(poll)  # checks the count bound
+                    await self._store.run(lambda core: ist.save_poll(core, event_id, poll))
+                    room.interaction.emit([pl.PollChanged(poll, "created")])
             else:
                 count = await self._store.run(lambda core: len(ist.list_polls(core, event_id)))
                 if count >= pl.MAX_POLLS:
                     raise InteractionError(
                         InteractionErrorCode.LIMIT, f"at most {pl.MAX_POLLS} polls per event"
                     )
-        await self._store.run(lambda core: ist.save_poll(core, event_id, poll))
-        if room is not None:
-            room.interaction.emit([pl.PollChanged(poll, "created")])
+                await self._store.run(lambda core: ist.save_poll(core, event_id, poll))
         return web.json_response({"poll": _poll_json(poll)}, status=201)
 
 
