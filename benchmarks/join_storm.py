@@ -8,8 +8,13 @@ Starts our server (``python -m webinar serve``) as a subprocess through ``_serve
 the host first (with the host key from the event's host link), then lets ``--clients``
 signalling-only attendees (no media) arrive, ``--concurrency`` of them at a time: each one
 opens its WebSocket, sends ``hello`` and ``join``, and the next one starts as soon as one is
-``joined``. Every attendee stays connected and counts what it receives until the storm is over
-and the room has been quiet for ``--settle`` seconds; then all close and the server is stopped.
+``joined`` (``--preconnect``: every socket is opened and past ``hello`` first, and only the
+joins storm). All attendees come from 127.0.0.1 unless ``--addresses N`` spreads them over N
+source addresses (127.1.x.y): the server's entry-attempt limiter (``ticketing/limiter.py``)
+lets one address have at most 10 join look-ups in flight, and makes the rest wait (up to 10 s,
+then ``rate-limited``). Every attendee stays connected and counts what it receives until the
+storm is over and the room has been quiet for ``--settle`` seconds; then all close and the
+server is stopped.
 Any ``error`` reply, an unsolicited ``error`` or ``bye``, a dropped socket or a join reply that
 is not a seated attendee in a live room fails the run (exit 1, no JSON line).
 
@@ -18,7 +23,7 @@ Prints exactly one JSON line on stdout (progress goes to stderr):
 * ``total_s``: first ``join`` sent to last ``joined`` received; ``joins_per_s`` = clients ÷ that;
 * ``join_p50_ms``, ``join_p99_ms``, ``join_max_ms``: per attendee, ``join`` sent → ``joined``;
 * ``arrival_p50_ms``, ``arrival_p99_ms``: per attendee, opening its WebSocket → ``joined``
-  (the socket's upgrade and ``hello`` too);
+  (the socket's upgrade and ``hello`` too; ``null`` with ``--preconnect``);
 * ``server_cpu_ms_per_join``: the server process's user+system CPU (``/proc/PID/stat``, all
   threads) from the first arrival until the room went quiet (every announcement written),
   ÷ clients; ``server_cpu_ms_per_join_to_last_joined`` stops the clock at the last ``joined``;
@@ -67,6 +72,11 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return round(int(line.split()[1]) / 1024, 1)
     raise RuntimeError("no VmRSS")
+
+
+def source_address(index: int) -> str:
+    """The ``index``-th client address: 127.1.0.1, 127.1.0.2, ... (all of 127/8 is loopback)."""
+    return f"127.1.{index // 250}.{index % 250 + 1}"
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -187,17 +197,42 @@ async def run(
     storm = Storm()
     ws_url = url.replace("http", "ws") + "/ws"
     connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector, trust_env=False) as http:
+    async with (
+        aiohttp.ClientSession(connector=connector, trust_env=False) as http,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        # Attendees come from `--addresses` source addresses: 127.0.0.1 (one address, as
+        # behind one NAT), or one session per 127.1.x.y address (distinct people).
+        sessions = [http]
+        if args.addresses > 1:
+            sessions = [
+                await stack.enter_async_context(
+                    aiohttp.ClientSession(
+                        connector=aiohttp.TCPConnector(limit=0, local_addr=(source_address(i), 0)),
+                        trust_env=False,
+                    )
+                )
+                for i in range(args.addresses)
+            ]
         host = Client(http, ws_url, -1, storm)
         await host.connect()
         await host.join(event_id, host_key)
-        clients = [Client(http, ws_url, i, storm) for i in range(args.clients)]
+        clients = [
+            Client(sessions[i % len(sessions)], ws_url, i, storm) for i in range(args.clients)
+        ]
         gate = asyncio.Semaphore(args.concurrency)
 
         async def arrive(client: Client) -> None:
             async with gate:  # connect, hello and join: at most `concurrency` in flight
-                await client.connect()
+                if not args.preconnect:
+                    await client.connect()
                 await client.join(event_id, None)
+
+        if args.preconnect:  # every socket open and past `hello` before the storm
+            for batch in range(0, len(clients), args.concurrency):
+                await asyncio.gather(
+                    *(c.connect() for c in clients[batch : batch + args.concurrency])
+                )
 
         loadavg_start = os.getloadavg()[0]
         await asyncio.sleep(0.5)  # the host's own join settles before the clock starts
@@ -242,13 +277,15 @@ async def run(
         "benchmark": "join_storm",
         "clients": args.clients,
         "concurrency": args.concurrency,
+        "preconnect": args.preconnect,
+        "addresses": args.addresses,
         "total_s": round(total, 3),
         "joins_per_s": round(args.clients / total, 1),
         "join_p50_ms": round(statistics.median(waits), 1),
         "join_p99_ms": round(percentile(waits, 0.99), 1),
         "join_max_ms": round(waits[-1], 1),
-        "arrival_p50_ms": round(statistics.median(arrivals), 1),
-        "arrival_p99_ms": round(percentile(arrivals, 0.99), 1),
+        "arrival_p50_ms": None if args.preconnect else round(statistics.median(arrivals), 1),
+        "arrival_p99_ms": None if args.preconnect else round(percentile(arrivals, 0.99), 1),
         "server_cpu_ms_per_join": round((cpu_end - cpu_start) * 1000 / args.clients, 2),
         "server_cpu_ms_per_join_to_last_joined": round(
             (cpu_joined - cpu_start) * 1000 / args.clients, 2
@@ -296,6 +333,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=100, help="joins in flight at most")
     parser.add_argument(
         "--settle", type=float, default=2.0, help="seconds without any frame that end the storm"
+    )
+    parser.add_argument(
+        "--preconnect",
+        action="store_true",
+        help="open every socket and send hello before the storm: only joins are timed",
+    )
+    parser.add_argument(
+        "--addresses",
+        type=int,
+        default=1,
+        help="client source addresses (1: all on 127.0.0.1; the server's entry-attempt limiter"
+        " lets one address have 10 joins in flight)",
     )
     parser.add_argument("--settle-max", type=float, default=120.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
