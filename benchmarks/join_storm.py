@@ -175,7 +175,7 @@ class Client:
                 self.storm.fail(f"client {self.index} got {message}")
         if not self.closing:
             self.storm.fail(
-                f"client {self.index}: the server closed the socket ({self.ws.close_code})"
+                f"client {self.index}: the socket closed before the end ({self.ws.close_code})"
             )
         for fut in self.replies.values():
             if not fut.done():
@@ -245,6 +245,8 @@ async def run(
         for error in errors[:10]:
             storm.fail(f"{type(error).__name__}: {error}")
         if errors:
+            for c in (host, *clients):
+                c.closing = True  # the sockets close on the way out; not a failure of theirs
             raise RuntimeError(f"{len(errors)} of {len(clients)} joins failed")
         first_join = min(c.join_sent for c in clients)
         last_joined = max(c.joined_at for c in clients)
