@@ -299,3 +299,27 @@ async def test_a_join_whose_attendance_write_fails_leaves_no_ghost(
     await _rename(server, "attendance_gone", "attendance")
     _, second = await joined(server, clients, event, "Second")
     assert sorted(p["name"] for p in second["participants"]) == ["Second", "Watcher"]
+
+
+# ------------------------------------------------------------------- one address, many people
+
+
+async def test_an_open_event_admits_an_address_others_behind_it_mistyped_at(
+    tmp_path: Path, clients: list[SignallingClient]
+) -> None:
+    """Behind one office NAT, someone mistyping the event ID (or a password elsewhere) must not
+    lock the others out of an open event: there is nothing to guess there."""
+    config = make_config(tmp_path / "data")
+    config = dataclasses.replace(
+        config, ticketing=dataclasses.replace(config.ticketing, wrong_entries_per_address=1)
+    )
+    async with running_server(tmp_path / "data", config) as srv:
+        event = await srv.create_event("Open to all")
+        typo = await connect(srv, clients)
+        with pytest.raises(ClientError) as unknown:
+            await typo.request("join", event_id="999999999", name="Typo")
+        assert unknown.value.code == "unknown-event"
+        results = await asyncio.gather(
+            *(joined(srv, clients, event, f"Colleague {i}") for i in range(30))
+        )
+        assert all(reply["role"] == "attendee" for _, reply in results)

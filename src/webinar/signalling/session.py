@@ -168,14 +168,17 @@ class Session:
         # stays counted like a wrong credential: event IDs cannot be probed in bulk. An
         # address held back still finds a real event (the host and presenter keys are never
         # held back; ticketing refuses anything else), but learns nothing of unknown ones.
+        # The ID of a room that is live is no guess (hundreds arrive on the hour, often
+        # behind one address): such a look-up is not counted.
         held_back: Refusal | None = None
         lookup: LimitedAttempt | None = None
+        event_id = normalize_event_id(msg.event_id)
+        if event_id is None or self._services.rooms.get(event_id) is None:
+            try:
+                lookup = await ticketing.lookup(self._remote)
+            except Refusal as refusal:
+                held_back = refusal
         try:
-            lookup = await ticketing.lookup(self._remote)
-        except Refusal as refusal:
-            held_back = refusal
-        try:
-            event_id = normalize_event_id(msg.event_id)
             event = await self._services.get_event(event_id) if event_id else None
         except BaseException:
             if lookup is not None:
