@@ -14,7 +14,7 @@ from collections import defaultdict, deque
 from aiohttp import web
 
 from webinar.accounts import new_session, verify_password_async
-from webinar.http.site import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Site
+from webinar.http.site import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Pages, Site, route
 from webinar.ids import client_key
 from webinar.storage.store import SessionRecord
 
@@ -71,20 +71,14 @@ class LoginLimiter:
         self._failures[client_key(key)].append(time.monotonic() if now is None else now)
 
 
-class SignIn:
+class SignIn(Pages):
     """``/login`` and ``/logout``."""
 
     def __init__(self, site: Site, limiter: LoginLimiter | None = None) -> None:
         self.site = site
         self.limiter = limiter or LoginLimiter()
 
-    def routes(self) -> list[web.RouteDef]:
-        return [
-            web.get("/login", self.login_form),
-            web.post("/login", self.login),
-            web.post("/logout", self.logout),
-        ]
-
+    @route("GET", "/login")
     async def login_form(self, request: web.Request) -> web.Response:
         if await self.site.session(request) is not None:
             raise web.HTTPSeeOther("/dashboard")
@@ -108,6 +102,7 @@ class SignIn:
         )
         return response
 
+    @route("POST", "/login")
     async def login(self, request: web.Request) -> web.Response:
         form = await request.post()
         self.site.check_csrf(request.cookies.get(LOGIN_CSRF_COOKIE, "") or "-", form)
@@ -156,6 +151,7 @@ class SignIn:
         response.del_cookie(LOGIN_CSRF_COOKIE, path="/login")
         raise response
 
+    @route("POST", "/logout")
     async def logout(self, request: web.Request) -> web.Response:
         record, _ = await self.site.require(request)
         self.site.check_csrf(record.csrf_token, await request.post())

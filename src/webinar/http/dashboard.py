@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from webinar.http.site import Site
+from webinar.http.site import Pages, Site, route
 from webinar.ids import format_event_id
 from webinar.links import attendee_path, host_path, presenter_path
 from webinar.storage.store import ACCESS_TYPES, Event, EventSettings, SessionRecord, User
@@ -38,23 +38,15 @@ class EventHooks(Protocol):
 
 
 @dataclasses.dataclass
-class Dashboard:
+class Dashboard(Pages):
     """The organiser's event pages: the overview, and the form that schedules and edits."""
 
     site: Site
     hooks: EventHooks | None = None
 
-    def routes(self) -> list[web.RouteDef]:
-        return [
-            web.get("/dashboard", self.overview),
-            web.get("/dashboard/events/new", self.new_event_form),
-            web.post("/dashboard/events", self.create_event),
-            web.get("/dashboard/events/{event_id}", self.edit_event_form),
-            web.post("/dashboard/events/{event_id}", self.update_event),
-        ]
-
     # ------------------------------------------------------------------ events
 
+    @route("GET", "/dashboard")
     async def overview(self, request: web.Request) -> web.Response:
         record, user = await self.site.require(request)
         now = datetime.now(UTC)
@@ -90,6 +82,7 @@ class Dashboard:
             "host_url": host,
         }
 
+    @route("GET", "/dashboard/events/new")
     async def new_event_form(self, request: web.Request) -> web.Response:
         record, user = await self.site.require(request)
         values = {**_form_values(None), **await self._extra_values(None)}
@@ -134,6 +127,7 @@ class Dashboard:
             access_types=ACCESS_TYPES,
         )
 
+    @route("POST", "/dashboard/events")
     async def create_event(self, request: web.Request) -> web.Response:
         record, user = await self.site.require(request)
         form = await request.post()
@@ -148,12 +142,14 @@ class Dashboard:
             )
         raise web.HTTPSeeOther(f"/dashboard/events/{format_event_id(event.event_id)}?saved=1")
 
+    @route("GET", "/dashboard/events/{event_id}")
     async def edit_event_form(self, request: web.Request) -> web.Response:
         record, user = await self.site.require(request)
         event = await self.site.own_event(request, user)
         values = {**_form_values(event), **await self._extra_values(event)}
         return self._form(request, record, user, event=event, values=values, error=None)
 
+    @route("POST", "/dashboard/events/{event_id}")
     async def update_event(self, request: web.Request) -> web.Response:
         record, user = await self.site.require(request)
         event = await self.site.own_event(request, user)

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from webinar import __version__
 from webinar.http.metrics import Metrics
+from webinar.http.site import Pages, route
 from webinar.ids import same_secret
 from webinar.rooms.manager import RoomManager
 from webinar.storage.store import Store
@@ -18,7 +19,7 @@ from webinar.webhooks.service import Webhooks
 
 
 @dataclass
-class Health:
+class Health(Pages):
     store: Store
     metrics: Metrics
     admin_token: str | None
@@ -27,13 +28,7 @@ class Health:
     draining: Callable[[], bool]
     webhooks: Callable[[], Webhooks | None]
 
-    def routes(self) -> list[web.RouteDef]:
-        return [
-            web.get("/healthz", self.healthz),
-            web.get("/readyz", self.readyz),
-            web.get("/metrics", self.metrics_endpoint),
-        ]
-
+    @route("GET", "/healthz")
     async def healthz(self, _request: web.Request) -> web.Response:
         rooms = self.rooms()
         return web.json_response(
@@ -45,6 +40,7 @@ class Health:
             }
         )
 
+    @route("GET", "/readyz")
     async def readyz(self, _request: web.Request) -> web.Response:
         """Ready: the store answers and the server is not draining."""
         store_ok = await self.store.ping() if self.store.is_open else False
@@ -54,6 +50,7 @@ class Health:
             {"ready": ok, "store": store_ok, "draining": draining}, status=200 if ok else 503
         )
 
+    @route("GET", "/metrics")
     async def metrics_endpoint(self, request: web.Request) -> web.Response:
         """Prometheus metrics: with admin.token set, a bearer token; else loopback only."""
         if self.admin_token is not None:

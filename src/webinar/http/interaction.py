@@ -26,6 +26,7 @@ from aiohttp import web
 
 from webinar.formats import csv_text, iso_time
 from webinar.http.inputs import read_json
+from webinar.http.site import Pages, route
 from webinar.ids import normalize_event_id, same_secret
 from webinar.interaction import service as glue
 from webinar.interaction import store as ist
@@ -92,7 +93,7 @@ def export_json(core: SyncStore, event_id: str) -> dict[str, Any]:
     return result
 
 
-class InteractionHttp:
+class InteractionHttp(Pages):
     def __init__(
         self,
         *,
@@ -115,32 +116,6 @@ class InteractionHttp:
         self._owned_event = owned_event
         self._render = render
         self._event_links = event_links
-
-    def routes(self) -> list[web.RouteDef]:
-        return [
-            web.get("/cta/{cta_id}", self.cta_click),
-            web.post("/api/events/{event_id}/images", self.upload_image),
-            web.get("/images/{image_id}", self.image),
-            web.get("/dashboard/events/{event_id}/export/{kind}.csv", self.dashboard_export),
-            web.get("/dashboard/events/{event_id}/polls", self.dashboard_polls),
-            web.post("/dashboard/events/{event_id}/polls", self.dashboard_create_poll),
-            web.put("/dashboard/events/{event_id}/polls/{poll_id}", self.dashboard_update_poll),
-            web.delete("/dashboard/events/{event_id}/polls/{poll_id}", self.dashboard_delete_poll),
-            web.get("/dashboard/events/{event_id}/ctas", self.dashboard_ctas),
-            web.post("/dashboard/events/{event_id}/ctas", self.dashboard_create_cta),
-            web.post(
-                "/dashboard/events/{event_id}/ctas/{prepared_id}/delete", self.dashboard_delete_cta
-            ),
-            web.get("/api/admin/events/{event_id}/ctas", self.admin_ctas),
-            web.post("/api/admin/events/{event_id}/ctas", self.admin_create_cta),
-            web.delete("/api/admin/events/{event_id}/ctas/{prepared_id}", self.admin_delete_cta),
-            web.get("/api/admin/events/{event_id}/interaction", self.admin_interaction),
-            web.get("/api/admin/events/{event_id}/export/{kind}.csv", self.admin_export),
-            web.get("/api/admin/events/{event_id}/polls", self.admin_polls),
-            web.post("/api/admin/events/{event_id}/polls", self.admin_create_poll),
-            web.put("/api/admin/events/{event_id}/polls/{poll_id}", self.admin_update_poll),
-            web.delete("/api/admin/events/{event_id}/polls/{poll_id}", self.admin_delete_poll),
-        ]
 
     # ------------------------------------------------------------------ helpers
 
@@ -181,6 +156,7 @@ class InteractionHttp:
 
     # ------------------------------------------------------------------ call-to-action
 
+    @route("GET", "/cta/{cta_id}")
     async def cta_click(self, request: web.Request) -> web.Response:
         cta_id = request.match_info["cta_id"]
         if not re.fullmatch(r"ct_[0-9a-f]{16}", cta_id):
@@ -297,6 +273,7 @@ class InteractionHttp:
         response.set_status(status)
         return response
 
+    @route("GET", "/dashboard/events/{event_id}/ctas")
     async def dashboard_ctas(self, request: web.Request) -> web.Response:
         """The organiser prepares calls-to-action; presenters launch them in the room."""
         event, record, user = await self._owned_event(request)
@@ -309,6 +286,7 @@ class InteractionHttp:
             raise web.HTTPForbidden(text="The page expired or did not come from this site.")
         return {k: v for k, v in data.items() if isinstance(v, str)}
 
+    @route("POST", "/dashboard/events/{event_id}/ctas")
     async def dashboard_create_cta(self, request: web.Request) -> web.Response:
         event, record, user = await self._owned_event(request)
         form = await self._form(request, record)
@@ -320,18 +298,21 @@ class InteractionHttp:
             )
         raise web.HTTPSeeOther(f"/dashboard/events/{event.display_id}/ctas")
 
+    @route("POST", "/dashboard/events/{event_id}/ctas/{prepared_id}/delete")
     async def dashboard_delete_cta(self, request: web.Request) -> web.Response:
         event, record, _user = await self._owned_event(request)
         await self._form(request, record)
         await self._delete_prepared(event, request.match_info["prepared_id"])
         raise web.HTTPSeeOther(f"/dashboard/events/{event.display_id}/ctas")
 
+    @route("GET", "/api/admin/events/{event_id}/ctas")
     async def admin_ctas(self, request: web.Request) -> web.Response:
         self._check_admin(request)
         event_id = (await self._event(request)).event_id
         prepared = await self._store.run(lambda core: ist.list_prepared_ctas(core, event_id))
         return web.json_response({"ctas": [_prepared_json(p) for p in prepared]})
 
+    @route("POST", "/api/admin/events/{event_id}/ctas")
     async def admin_create_cta(self, request: web.Request) -> web.Response:
         self._check_admin(request)
         event = await self._event(request)
@@ -339,6 +320,7 @@ class InteractionHttp:
             prepared = await self._prepare_cta(event, await _json_object(request))
         return web.json_response({"cta": _prepared_json(prepared)}, status=201)
 
+    @route("DELETE", "/api/admin/events/{event_id}/ctas/{prepared_id}")
     async def admin_delete_cta(self, request: web.Request) -> web.Response:
         self._check_admin(request)
         event = await self._event(request)
@@ -361,6 +343,7 @@ class InteractionHttp:
             return same_secret(auth.removeprefix("Bearer ").strip(), self._admin_token)
         return False
 
+    @route("POST", "/api/events/{event_id}/images")
     async def upload_image(self, request: web.Request) -> web.Response:
         event = await self._event(request)
         if not await self._may_upload(request, event):
@@ -396,6 +379,7 @@ class InteractionHttp:
             status=201,
         )
 
+    @route("GET", "/images/{image_id}")
     async def image(self, request: web.Request) -> web.StreamResponse:
         image_id = request.match_info["image_id"]
         if not _IMAGE_ID.match(image_id):
@@ -419,10 +403,12 @@ class InteractionHttp:
 
     # ------------------------------------------------------------------ exports
 
+    @route("GET", "/dashboard/events/{event_id}/export/{kind}.csv")
     async def dashboard_export(self, request: web.Request) -> web.Response:
         event, _record, _user = await self._owned_event(request)
         return await self._csv(event, request.match_info["kind"], bom=wants_bom(request))
 
+    @route("GET", "/dashboard/events/{event_id}/polls")
     async def dashboard_polls(self, request: web.Request) -> web.Response:
         """The organiser prepares polls and tests before the event."""
         event, record, user = await self._owned_event(request)
@@ -450,20 +436,25 @@ class InteractionHttp:
             raise _json_error(403, "forbidden", "the page expired or did not come from this site")
         return event
 
+    @route("POST", "/dashboard/events/{event_id}/polls")
     async def dashboard_create_poll(self, request: web.Request) -> web.Response:
         return await self._create_poll(request, await self._dashboard_json_event(request))
 
+    @route("PUT", "/dashboard/events/{event_id}/polls/{poll_id}")
     async def dashboard_update_poll(self, request: web.Request) -> web.Response:
         return await self._update_poll(request, await self._dashboard_json_event(request))
 
+    @route("DELETE", "/dashboard/events/{event_id}/polls/{poll_id}")
     async def dashboard_delete_poll(self, request: web.Request) -> web.Response:
         return await self._delete_poll(request, await self._dashboard_json_event(request))
 
+    @route("GET", "/api/admin/events/{event_id}/export/{kind}.csv")
     async def admin_export(self, request: web.Request) -> web.Response:
         self._check_admin(request)
         event = await self._event(request)
         return await self._csv(event, request.match_info["kind"], bom=wants_bom(request))
 
+    @route("GET", "/api/admin/events/{event_id}/interaction")
     async def admin_interaction(self, request: web.Request) -> web.Response:
         self._check_admin(request)
         event = await self._event(request)
@@ -471,6 +462,7 @@ class InteractionHttp:
         data = await self._store.run(lambda core: export_json(core, event_id))
         return web.json_response({"event_id": event.display_id, **data})
 
+    @route("GET", "/api/admin/events/{event_id}/polls")
     async def admin_polls(self, request: web.Request) -> web.Response:
         self._check_admin(request)
         event = await self._event(request)
@@ -478,15 +470,18 @@ class InteractionHttp:
         polls = await self._store.run(lambda core: ist.list_polls(core, event_id))
         return web.json_response({"polls": [_poll_json(p) for p in polls]})
 
+    @route("POST", "/api/admin/events/{event_id}/polls")
     async def admin_create_poll(self, request: web.Request) -> web.Response:
         """Prepare a poll or test before (or during) the event."""
         self._check_admin(request)
         return await self._create_poll(request, await self._event(request))
 
+    @route("PUT", "/api/admin/events/{event_id}/polls/{poll_id}")
     async def admin_update_poll(self, request: web.Request) -> web.Response:
         self._check_admin(request)
         return await self._update_poll(request, await self._event(request))
 
+    @route("DELETE", "/api/admin/events/{event_id}/polls/{poll_id}")
     async def admin_delete_poll(self, request: web.Request) -> web.Response:
         self._check_admin(request)
         return await self._delete_poll(request, await self._event(request))

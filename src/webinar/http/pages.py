@@ -5,23 +5,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from webinar.http.site import Site
+from webinar.http.site import Pages, Site, route
 from webinar.ids import format_event_id, normalize_event_id, same_secret
 from webinar.storage.store import Event
 
 
-class EventPages:
+class EventPages(Pages):
     def __init__(self, site: Site) -> None:
         self.site = site
 
-    def routes(self) -> list[web.RouteDef]:
-        return [
-            web.get("/", self.home),
-            web.get("/e/{event_id}", self.attendee),
-            web.get("/e/{event_id}/present", self.presenter),
-            web.get("/thanks", self.thanks),
-        ]
-
+    @route("GET", "/")
     async def home(self, request: web.Request) -> web.Response:
         return self.site.render(request, "home.html", prefill=request.query.get("event", ""))
 
@@ -34,6 +27,7 @@ class EventPages:
             raise web.HTTPNotFound(text=page.text, content_type="text/html")
         return event
 
+    @route("GET", "/e/{event_id}")
     async def attendee(self, request: web.Request) -> web.Response:
         event = await self._event_or_404(request)
         return self.site.render(
@@ -47,6 +41,7 @@ class EventPages:
             access_type=event.access_type,
         )
 
+    @route("GET", "/e/{event_id}/present")
     async def presenter(self, request: web.Request) -> web.Response:
         event = await self._event_or_404(request)
         key = request.query.get("key", "")
@@ -66,5 +61,6 @@ class EventPages:
             presenter_key=key,
         )
 
+    @route("GET", "/thanks")
     async def thanks(self, request: web.Request) -> web.Response:
         return self.site.render(request, "thanks.html", title="Thank you")

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from webinar.http.inputs import api_user
-from webinar.http.site import Site
+from webinar.http.site import Pages, Site, route
 from webinar.ids import format_event_id, normalize_event_id
 from webinar.recordings.library import MIB, RecordingInfo, RecordingService
 from webinar.recordings.sharing import LINK_MAX_DAYS, LinkError, OpenedLink, Publisher, valid_email
@@ -33,26 +33,11 @@ def _size(n: int) -> str:
     return f"{max(1, n // 1024)} KiB"
 
 
-class RecordingPages:
+class RecordingPages(Pages):
     def __init__(self, site: Site, service: RecordingService, publisher: Publisher) -> None:
         self.site = site
         self.service = service
         self.publisher = publisher
-
-    def routes(self) -> list[web.RouteDef]:
-        return [
-            web.get("/dashboard/recordings", self.list_page),
-            web.get("/dashboard/recordings/{recording_id}/files/{name}", self.download),
-            web.post("/dashboard/recordings/{recording_id}/delete", self.delete),
-            web.post("/dashboard/recordings/{recording_id}/trim", self.trim),
-            web.post("/dashboard/events/{event_id}/auto-record", self.auto_record),
-            web.get("/api/recordings", self.api_list),
-            web.post("/dashboard/recordings/{recording_id}/publish", self.publish),
-            web.post("/dashboard/publications/{publication_id}/revoke", self.revoke),
-            web.get("/r/{token}", self.watch),
-            web.post("/r/{token}", self.lead),
-            web.get("/r/{token}/files/{name}", self.watch_file),
-        ]
 
     async def _visible(self, user: User, recording_id: str) -> RecordingInfo:
         info = await self.service.get(recording_id)
@@ -64,6 +49,7 @@ class RecordingPages:
             raise web.HTTPNotFound(text="No such recording of yours.")
         return info
 
+    @route("GET", "/dashboard/recordings")
     async def list_page(self, request: web.Request) -> web.Response:
         record, user = await self.site.require(request)
         recordings = await self.service.list(owner_id=None if user.is_admin else user.user_id)
@@ -130,6 +116,7 @@ class RecordingPages:
             max_days=LINK_MAX_DAYS,
         )
 
+    @route("GET", "/dashboard/recordings/{recording_id}/files/{name}")
     async def download(self, request: web.Request) -> web.StreamResponse:
         _record, user = await self.site.require(request)
         info = await self._visible(user, request.match_info["recording_id"])
@@ -144,12 +131,14 @@ class RecordingPages:
             },
         )
 
+    @route("POST", "/dashboard/recordings/{recording_id}/delete")
     async def delete(self, request: web.Request) -> web.Response:
         _record, user, _form = await self.site.require_form(request)
         info = await self._visible(user, request.match_info["recording_id"])
         await self.service.delete(info.recording_id)
         raise web.HTTPSeeOther("/dashboard/recordings?notice=deleted")
 
+    @route("POST", "/dashboard/recordings/{recording_id}/trim")
     async def trim(self, request: web.Request) -> web.Response:
         _record, user, form = await self.site.require_form(request)
         info = await self._visible(user, request.match_info["recording_id"])
@@ -163,6 +152,7 @@ class RecordingPages:
             ) from None
         raise web.HTTPSeeOther("/dashboard/recordings?notice=trimmed")
 
+    @route("POST", "/dashboard/events/{event_id}/auto-record")
     async def auto_record(self, request: web.Request) -> web.Response:
         _record, user, form = await self.site.require_form(request)
         event_id = normalize_event_id(request.match_info["event_id"]) or ""
@@ -172,6 +162,7 @@ class RecordingPages:
         await self.service.set_auto_record(event.event_id, form.get("auto_record") == "on")
         raise web.HTTPSeeOther("/dashboard/recordings?notice=saved")
 
+    @route("GET", "/api/recordings")
     async def api_list(self, request: web.Request) -> web.Response:
         user = await api_user(self.site, request)
         event_id = request.query.get("event_id")
@@ -184,6 +175,7 @@ class RecordingPages:
 
     # ------------------------------------------------------------------ publishing
 
+    @route("POST", "/dashboard/recordings/{recording_id}/publish")
     async def publish(self, request: web.Request) -> web.Response:
         _record, user, form = await self.site.require_form(request)
         info = await self._visible(user, request.match_info["recording_id"])
@@ -211,6 +203,7 @@ class RecordingPages:
         notice = quote(f"published, {sent} e-mails sent")
         raise web.HTTPSeeOther(f"/dashboard/recordings?notice={notice}")
 
+    @route("POST", "/dashboard/publications/{publication_id}/revoke")
     async def revoke(self, request: web.Request) -> web.Response:
         _record, user, _form = await self.site.require_form(request)
         publication_id = request.match_info["publication_id"]
@@ -245,6 +238,7 @@ class RecordingPages:
         cookie = request.cookies.get(VIEWER_COOKIE + link.publication.publication_id)
         return await self.publisher.viewer_from_cookie(link.publication.publication_id, cookie)
 
+    @route("GET", "/r/{token}")
     async def watch(self, request: web.Request) -> web.Response:
         link = await self._opened(request)
         viewer = await self._viewer(request, link)
@@ -274,6 +268,7 @@ class RecordingPages:
             ],
         )
 
+    @route("POST", "/r/{token}")
     async def lead(self, request: web.Request) -> web.Response:
         link = await self._opened(request)
         form = await request.post()
@@ -305,6 +300,7 @@ class RecordingPages:
         )
         raise response
 
+    @route("GET", "/r/{token}/files/{name}")
     async def watch_file(self, request: web.Request) -> web.StreamResponse:
         link = await self._opened(request)
         if link.publication.require_email and await self._viewer(request, link) is None:

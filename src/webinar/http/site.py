@@ -9,10 +9,11 @@ none of them reads the session cookie itself.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Mapping
+import itertools
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -92,3 +93,36 @@ class Site:
     async def visible_events(self, user: User) -> list[Event]:
         """The events ``user`` may see: an organiser their own, an admin all."""
         return await self.store.list_events(None if user.is_admin else user.user_id)
+
+
+# ----------------------------------------------------------------------------- routes
+
+_Handler = TypeVar("_Handler", bound=Callable[..., Awaitable[web.StreamResponse]])
+_ROUTE_ATTR = "_webinar_routes"
+_declared = itertools.count()
+
+
+def route(method: str, path: str) -> Callable[[_Handler], _Handler]:
+    """Declare the route of a :class:`Pages` handler, beside the handler; stack it for more."""
+    order = next(_declared)
+
+    def mark(handler: _Handler) -> _Handler:
+        routes = handler.__dict__.setdefault(_ROUTE_ATTR, [])
+        routes.append((order, method, path))
+        return handler
+
+    return mark
+
+
+class Pages:
+    """A class of pages whose handlers carry their routes (:func:`route`)."""
+
+    def routes(self) -> list[web.RouteDef]:
+        """Every declared route, static paths before dynamic ones, else as declared."""
+        found: list[tuple[int, str, str, str]] = []
+        for cls in type(self).__mro__:
+            for name, value in vars(cls).items():
+                for order, method, path in getattr(value, _ROUTE_ATTR, ()):
+                    found.append((order, method, path, name))
+        found.sort(key=lambda r: (r[2].count("{"), r[0]))
+        return [web.route(method, path, getattr(self, name)) for _, method, path, name in found]

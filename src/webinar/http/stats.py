@@ -29,7 +29,7 @@ from webinar.attendance.service import (
 )
 from webinar.http import interaction as ih
 from webinar.http.inputs import api_user, json_error
-from webinar.http.site import Site
+from webinar.http.site import Pages, Site, route
 from webinar.ids import format_event_id
 from webinar.interaction import engagement
 from webinar.recordings.library import RecordingService
@@ -145,7 +145,7 @@ def _engagement_cells(extra: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class StatsPages:
+class StatsPages(Pages):
     def __init__(
         self,
         site: Site,
@@ -161,18 +161,7 @@ class StatsPages:
         self.publisher = publisher
         self._rooms = rooms
 
-    def routes(self) -> list[web.RouteDef]:
-        return [
-            web.get("/dashboard/stats", self.overview),
-            web.get("/dashboard/events/{event_id}/stats", self.event_page),
-            web.get("/dashboard/events/{event_id}/export.csv", self.export_csv),
-            web.get("/dashboard/events/{event_id}/export.json", self.export_json),
-            web.get("/dashboard/events/{event_id}/sessions.csv", self.sessions_csv),
-            web.post("/dashboard/events/{event_id}/delete-personal-data", self.delete_data),
-            web.get("/api/stats/monthly", self.api_monthly),
-            web.get("/api/events/{event_id}/stats", self.api_event),
-        ]
-
+    @route("GET", "/dashboard/stats")
     async def overview(self, request: web.Request) -> web.Response:
         record, user = await self.site.require(request)
         owner = None if user.is_admin else user.user_id
@@ -202,6 +191,7 @@ class StatsPages:
             event=None,
         )
 
+    @route("GET", "/dashboard/events/{event_id}/stats")
     async def event_page(self, request: web.Request) -> web.Response:
         event, record, user = await self.site.owned_event(request)
         stats = await self.attendance.detailed_stats(event.event_id)
@@ -238,17 +228,20 @@ class StatsPages:
         columns, rows = await self.attendance.engagement(event.event_id)
         return event, columns, rows
 
+    @route("GET", "/dashboard/events/{event_id}/export.csv")
     async def export_csv(self, request: web.Request) -> web.Response:
         event, columns, rows = await self._export(request)
         body = to_csv(columns, rows, bom=ih.wants_bom(request))
         return _download(body, "text/csv", f"engagement-{event.event_id}.csv")
 
+    @route("GET", "/dashboard/events/{event_id}/sessions.csv")
     async def sessions_csv(self, request: web.Request) -> web.Response:
         event, _record, _user = await self.site.owned_event(request)
         rows = session_rows(await self.attendance.sessions(event.event_id), time.time())
         body = to_csv(SESSION_COLUMNS, rows, bom=ih.wants_bom(request))
         return _download(body, "text/csv", f"sessions-{event.event_id}.csv")
 
+    @route("GET", "/dashboard/events/{event_id}/export.json")
     async def export_json(self, request: web.Request) -> web.Response:
         """The rows of the CSV, plus the detail files' rows under ``details``."""
         event, columns, rows = await self._export(request)
@@ -263,6 +256,7 @@ class StatsPages:
             f"engagement-{event.event_id}.json",
         )
 
+    @route("POST", "/dashboard/events/{event_id}/delete-personal-data")
     async def delete_data(self, request: web.Request) -> web.Response:
         event, record, _user = await self.site.owned_event(request)
         form = await request.post()
@@ -286,11 +280,13 @@ class StatsPages:
             f"/dashboard/events/{format_event_id(event.event_id)}/stats?notice=deleted"
         )
 
+    @route("GET", "/api/stats/monthly")
     async def api_monthly(self, request: web.Request) -> web.Response:
         user = await api_user(self.site, request)
         months = await self.attendance.events_per_month(None if user.is_admin else user.user_id)
         return web.json_response({"months": months})
 
+    @route("GET", "/api/events/{event_id}/stats")
     async def api_event(self, request: web.Request) -> web.Response:
         user = await api_user(self.site, request)
         event = await self.site.store.get_event(request.match_info["event_id"])

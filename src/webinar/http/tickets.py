@@ -27,7 +27,7 @@ from webinar.accounts import hash_password_async, verify_password
 from webinar.config import Config
 from webinar.http.dashboard import AfterSave
 from webinar.http.inputs import path_id, read_body
-from webinar.http.site import Site
+from webinar.http.site import Pages, Site, route
 from webinar.ids import format_event_id, normalize_event_id
 from webinar.storage.store import Event, EventSettings, Store, User
 from webinar.ticketing import records
@@ -93,7 +93,7 @@ def make_ticketing(config: Config, store: Store) -> Ticketing:
 
 
 @dataclasses.dataclass
-class TicketingWeb:
+class TicketingWeb(Pages):
     config: Config
     site: Site
     ticketing: Ticketing
@@ -103,24 +103,6 @@ class TicketingWeb:
             per_client=REGISTRATIONS_PER_CLIENT, per_event=1000, window=600.0
         )
     )
-
-    def routes(self) -> list[web.RouteDef]:
-        return [
-            web.get("/dashboard/events/{event_id}/tickets", self.tickets_page),
-            web.post(
-                "/dashboard/events/{event_id}/registrations/{registration_id}/{action}",
-                self.registration_action,
-            ),
-            web.post("/dashboard/events/{event_id}/invitees", self.add_invitee),
-            web.post("/dashboard/events/{event_id}/resend-all", self.resend_all),
-            web.post("/dashboard/events/{event_id}/cancel-event", self.cancel_event),
-            web.post(
-                "/dashboard/events/{event_id}/invitees/{invitee_id}/{action}", self.invitee_action
-            ),
-            web.get("/e/{event_id}/register", self.register_form),
-            web.post("/e/{event_id}/register", self.register),
-            web.post("/payments/stripe/webhook", self.stripe_webhook),
-        ]
 
     def base(self, request: web.Request) -> str:
         return (self.config.http.public_url or str(request.url.origin())).rstrip("/")
@@ -287,6 +269,7 @@ class TicketingWeb:
         except refusals as exc:
             raise self._back(event, str(exc), error=True) from None
 
+    @route("GET", "/dashboard/events/{event_id}/tickets")
     async def tickets_page(self, request: web.Request) -> web.Response:
         event, record, user = await self.site.owned_event(request)
         access = await self.desk.access(event.event_id)
@@ -311,6 +294,7 @@ class TicketingWeb:
             error=request.query.get("error", "")[:300],
         )
 
+    @route("POST", "/dashboard/events/{event_id}/registrations/{registration_id}/{action}")
     async def registration_action(self, request: web.Request) -> web.Response:
         event, _ = await self._posted(request)
         action = request.match_info["action"]
@@ -336,18 +320,21 @@ class TicketingWeb:
                 raise web.HTTPNotFound(text="No such action.")
         raise self._back(event, message)
 
+    @route("POST", "/dashboard/events/{event_id}/resend-all")
     async def resend_all(self, request: web.Request) -> web.Response:
         event, _ = await self._posted(request)
         with self._refusals_back(event, MailError):
             count = await self.desk.resend_all(event, self.base(request))
         raise self._back(event, f"The new details went to {count} people.")
 
+    @route("POST", "/dashboard/events/{event_id}/cancel-event")
     async def cancel_event(self, request: web.Request) -> web.Response:
         event, _ = await self._posted(request)
         with self._refusals_back(event, DeskError, MailError):
             count = await self.desk.cancel_event(event)
         raise self._back(event, f"The event is cancelled; {count} people were told.")
 
+    @route("POST", "/dashboard/events/{event_id}/invitees")
     async def add_invitee(self, request: web.Request) -> web.Response:
         event, form = await self._posted(request)
         with self._refusals_back(event, DeskError, ValueError, MailError):
@@ -358,6 +345,7 @@ class TicketingWeb:
             event, f"{invitee.name} is invited; the invitation went to {invitee.email}."
         )
 
+    @route("POST", "/dashboard/events/{event_id}/invitees/{invitee_id}/{action}")
     async def invitee_action(self, request: web.Request) -> web.Response:
         event, _ = await self._posted(request)
         action = request.match_info["action"]
@@ -424,6 +412,7 @@ class TicketingWeb:
         )
         return response
 
+    @route("GET", "/e/{event_id}/register")
     async def register_form(self, request: web.Request) -> web.Response:
         event = await self._paid_event(request)
         done = None
@@ -441,6 +430,7 @@ class TicketingWeb:
             done = "The payment was cancelled; you have not been charged."
         return await self._register_page(request, event, values={"seats": "1"}, done=done)
 
+    @route("POST", "/e/{event_id}/register")
     async def register(self, request: web.Request) -> web.Response:
         event = await self._paid_event(request)
         form = await request.post()
@@ -497,6 +487,7 @@ class TicketingWeb:
 
     # ------------------------------------------------------------------ Stripe
 
+    @route("POST", "/payments/stripe/webhook")
     async def stripe_webhook(self, request: web.Request) -> web.Response:
         payload = await read_body(request, _stripe_error, max_bytes=MAX_WEBHOOK_BYTES)
         try:

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from webinar.formats import iso_time
 from webinar.http.inputs import path_id, read_json
+from webinar.http.site import Pages, route
 from webinar.http.tickets import TicketingWeb
 from webinar.ids import format_event_id
 from webinar.links import attendee_path, host_path, presenter_path
@@ -80,31 +81,12 @@ def _desk_errors(invalid: int = 400) -> Iterator[None]:
 
 
 @dataclass
-class AdminApi:
+class AdminApi(Pages):
     web_part: TicketingWeb
 
     @property
     def store(self) -> Store:
         return self.web_part.site.store
-
-    def routes(self) -> list[web.RouteDef]:
-        p = "/api/v1/events"
-        return [
-            web.get(p, self.list_events),
-            web.post(p, self.create_event),
-            web.get(p + "/{event_id}", self.get_event),
-            web.patch(p + "/{event_id}", self.update_event),
-            web.get(p + "/{event_id}/registrations", self.list_registrations),
-            web.post(
-                p + "/{event_id}/registrations/{registration_id}/{action}",
-                self.registration_action,
-            ),
-            web.post(p + "/{event_id}/resend", self.resend_all),
-            web.post(p + "/{event_id}/cancel", self.cancel_event),
-            web.get(p + "/{event_id}/invitees", self.list_invitees),
-            web.post(p + "/{event_id}/invitees", self.add_invitee),
-            web.post(p + "/{event_id}/invitees/{invitee_id}/{action}", self.invitee_action),
-        ]
 
     # ------------------------------------------------------------------ plumbing
 
@@ -195,21 +177,25 @@ class AdminApi:
 
     # ------------------------------------------------------------------ events
 
+    @route("GET", "/api/v1/events")
     async def list_events(self, request: web.Request) -> web.Response:
         user = await self._user(request)
         events = await self.store.list_events(None if user.is_admin else user.user_id)
         return web.json_response({"events": [await self._event_json(request, e) for e in events]})
 
+    @route("GET", "/api/v1/events/{event_id}")
     async def get_event(self, request: web.Request) -> web.Response:
         event = await self._own_event(request)
         return web.json_response(await self._event_json(request, event))
 
+    @route("POST", "/api/v1/events")
     async def create_event(self, request: web.Request) -> web.Response:
         user = await self._user(request)
         body = await self._body(request)
         saved = await self._save(user, body, None)
         return web.json_response(await self._event_json(request, saved), status=201)
 
+    @route("PATCH", "/api/v1/events/{event_id}")
     async def update_event(self, request: web.Request) -> web.Response:
         user = await self._user(request)
         event = await self._event(request, user)
@@ -239,12 +225,14 @@ class AdminApi:
         await after(saved)
         return saved
 
+    @route("POST", "/api/v1/events/{event_id}/resend")
     async def resend_all(self, request: web.Request) -> web.Response:
         event = await self._own_event(request)
         with _desk_errors():
             count = await self.web_part.desk.resend_all(event, self._base(request))
         return web.json_response({"sent": count})
 
+    @route("POST", "/api/v1/events/{event_id}/cancel")
     async def cancel_event(self, request: web.Request) -> web.Response:
         event = await self._own_event(request)
         with _desk_errors():
@@ -253,11 +241,13 @@ class AdminApi:
 
     # ------------------------------------------------------------------ registrations
 
+    @route("GET", "/api/v1/events/{event_id}/registrations")
     async def list_registrations(self, request: web.Request) -> web.Response:
         event = await self._own_event(request)
         regs = await self.web_part.desk.registrations(event)
         return web.json_response({"registrations": [_registration(r) for r in regs]})
 
+    @route("POST", "/api/v1/events/{event_id}/registrations/{registration_id}/{action}")
     async def registration_action(self, request: web.Request) -> web.Response:
         event = await self._own_event(request)
         desk, action = self.web_part.desk, request.match_info["action"]
@@ -281,11 +271,13 @@ class AdminApi:
 
     # ------------------------------------------------------------------ invitees
 
+    @route("GET", "/api/v1/events/{event_id}/invitees")
     async def list_invitees(self, request: web.Request) -> web.Response:
         event = await self._own_event(request)
         found = await self.web_part.desk.invitees(event)
         return web.json_response({"invitees": [_invitee(i) for i in found]})
 
+    @route("POST", "/api/v1/events/{event_id}/invitees")
     async def add_invitee(self, request: web.Request) -> web.Response:
         event = await self._own_event(request)
         body = await self._body(request)
@@ -298,6 +290,7 @@ class AdminApi:
             )
         return web.json_response(_invitee(invitee), status=201)
 
+    @route("POST", "/api/v1/events/{event_id}/invitees/{invitee_id}/{action}")
     async def invitee_action(self, request: web.Request) -> web.Response:
         event = await self._own_event(request)
         desk, action = self.web_part.desk, request.match_info["action"]

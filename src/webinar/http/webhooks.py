@@ -10,7 +10,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from webinar.http.inputs import json_error, path_id
-from webinar.http.site import Site
+from webinar.http.site import Pages, Site, route
 from webinar.storage.store import SessionRecord, User
 from webinar.webhooks.records import (
     sql_add_endpoint,
@@ -26,7 +26,7 @@ from webinar.webhooks.signing import WebhookEvent, check_endpoint_url
 
 
 @dataclasses.dataclass
-class WebhookPages:
+class WebhookPages(Pages):
     """The dashboard's Webhooks page, and the admin API's delivery log."""
 
     webhooks: Callable[[], Webhooks]
@@ -34,16 +34,7 @@ class WebhookPages:
     allow_private: bool
     admin_token: str | None
 
-    def routes(self) -> list[web.RouteDef]:
-        return [
-            web.get("/dashboard/webhooks", self.page),
-            web.post("/dashboard/webhooks", self.add),
-            web.post("/dashboard/webhooks/{endpoint_id}/delete", self.delete),
-            web.post("/dashboard/webhooks/{endpoint_id}/test", self.test),
-            web.post("/dashboard/webhooks/deliveries/{delivery_id}/retry", self.retry),
-            web.get("/api/admin/webhooks/deliveries", self.api_deliveries),
-        ]
-
+    @route("GET", "/dashboard/webhooks")
     async def page(self, request: web.Request) -> web.Response:
         record, user = await self.site.require(request)
         return await self._page(request, record, user, error=None, url="")
@@ -76,6 +67,7 @@ class WebhookPages:
             notice=request.query.get("notice", ""),
         )
 
+    @route("POST", "/dashboard/webhooks")
     async def add(self, request: web.Request) -> web.Response:
         record, user = await self.site.require(request)
         form = await request.post()
@@ -101,6 +93,7 @@ class WebhookPages:
             request, "endpoint_id", lambda: web.HTTPNotFound(text="No such endpoint of yours.")
         )
 
+    @route("POST", "/dashboard/webhooks/{endpoint_id}/delete")
     async def delete(self, request: web.Request) -> web.Response:
         record, user = await self.site.require(request)
         self.site.check_csrf(record.csrf_token, await request.post())
@@ -111,6 +104,7 @@ class WebhookPages:
             raise web.HTTPNotFound(text="No such endpoint of yours.")
         raise web.HTTPSeeOther("/dashboard/webhooks?notice=deleted")
 
+    @route("POST", "/dashboard/webhooks/{endpoint_id}/test")
     async def test(self, request: web.Request) -> web.Response:
         record, user = await self.site.require(request)
         self.site.check_csrf(record.csrf_token, await request.post())
@@ -121,6 +115,7 @@ class WebhookPages:
         self.webhooks().send_test(endpoint_id)
         raise web.HTTPSeeOther("/dashboard/webhooks?notice=test-sent")
 
+    @route("POST", "/dashboard/webhooks/deliveries/{delivery_id}/retry")
     async def retry(self, request: web.Request) -> web.Response:
         record, user = await self.site.require(request)
         self.site.check_csrf(record.csrf_token, await request.post())
@@ -132,6 +127,7 @@ class WebhookPages:
         self.webhooks().retry_now()
         raise web.HTTPSeeOther("/dashboard/webhooks?notice=retrying")
 
+    @route("GET", "/api/admin/webhooks/deliveries")
     async def api_deliveries(self, request: web.Request) -> web.Response:
         """``GET /api/admin/webhooks/deliveries?status=&limit=``: Bearer admin.token."""
         if self.admin_token is None:
