@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 from .interaction_errors import InteractionError, InteractionErrorCode
 from .roles import Capability
@@ -91,6 +92,9 @@ class Chat:
     seq: int = 0
     _last_post: dict[str, float] = field(default_factory=dict)
     _buckets: dict[str, _Bucket] = field(default_factory=dict)
+    #: Rate-limit bookkeeping, one entry per person: an attempt whose write failed still
+    #: counts, and a rollback need not copy them (RoomInteraction.change).
+    NOT_UNDONE: ClassVar[frozenset[str]] = frozenset({"_last_post", "_buckets"})
 
     # ------------------------------------------------------------------ queries
 

@@ -76,11 +76,16 @@ class RoomInteraction:
         self._lock = asyncio.Lock()
 
     @contextlib.asynccontextmanager
-    async def change(self) -> AsyncIterator[None]:
+    async def change(self, *, undo: bool = True) -> AsyncIterator[None]:
         """Run one command and its write: alone in this room, and undone if anything raises.
 
-        Readers that must not see a change before its write (a sync) take it too."""
+        ``undo=False`` for what changes nothing before its write: a reader that must not see
+        a change before its write (a sync), or poll answers (checked, then recorded after
+        their write); they skip the checkpoint, whose cost grows with the room."""
         async with self._lock:
+            if not undo:
+                yield
+                return
             saved = self._checkpoint()
             try:
                 yield
@@ -92,11 +97,17 @@ class RoomInteraction:
 
     def _checkpoint(self) -> dict[str, dict[str, Any]]:
         # One level of containers is copied: their values are frozen records, replaced rather
-        # than changed (poll answers, two levels down, are recorded after their write).
+        # than changed (poll answers, two levels down, are recorded after their write). A
+        # machine's NOT_UNDONE fields (rate-limit bookkeeping) are kept as they are.
         saved: dict[str, dict[str, Any]] = {}
         for name in self._MACHINES:
             machine = getattr(self, name)
-            saved[name] = {field: _copied(getattr(machine, field)) for field in _fields(machine)}
+            kept: frozenset[str] = getattr(type(machine), "NOT_UNDONE", frozenset())
+            saved[name] = {
+                field: _copied(getattr(machine, field))
+                for field in _fields(machine)
+                if field not in kept
+            }
         return saved
 
     def _rollback(self, saved: dict[str, dict[str, Any]]) -> None:

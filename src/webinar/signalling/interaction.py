@@ -352,20 +352,20 @@ def deliver(session: Session, event: InteractionEvent) -> None:
 
 @contextlib.asynccontextmanager
 async def _command(
-    session: Session,
+    session: Session, *, undo: bool = True
 ) -> AsyncIterator[tuple[LiveRoom, Participant, str, RoomInteraction]]:
     """The room, who asks (as the room knows them now), their person key and the room's
     interaction, for one command and its write: alone in the room, and undone if the write
     fails (:meth:`webinar.rooms.interaction.RoomInteraction.change`)."""
     room, me = session.joined()
     ia = await session.services.interaction.load(room)
-    async with ia.change():
+    async with ia.change(undo=undo):
         current = room.state.participants.get(me.participant_id, me)
         yield room, current, person_key(room, me.participant_id), ia
 
 
 async def on_sync(session: Session, _msg: s.SyncInteraction) -> s.ServerMessage:
-    async with _command(session) as (room, me, key, ia):
+    async with _command(session, undo=False) as (room, me, key, ia):
         clicks = 0
         prepared: list[ct.PreparedCta] | None = None
         current = ia.cta.current
@@ -550,7 +550,7 @@ async def on_poll_show_results(session: Session, msg: s.PollShowResults) -> None
 
 
 async def on_poll_answer(session: Session, msg: s.PollAnswer) -> s.ServerMessage:
-    async with _command(session) as (_room, me, key, ia):
+    async with _command(session, undo=False) as (_room, me, key, ia):
         answered = ia.polls.check_answer(
             me,
             key,
