@@ -580,9 +580,13 @@ class BudgetController:
         """The one place the state changes, and logs it; ``until``: when a wait
         (SETTLING, BACKOFF) ends, a deadline only waits have."""
         assert (state in _WAITS) == (until is not None), (state, until)
-        if until is not None:
-            self._next_probe = until
         previous, self._state = self._state, state
+        if until is not None:
+            if previous is state and until == self._next_probe:
+                return  # a congested report in a backoff that already ends then
+            self._next_probe = until
+        if not logger.isEnabledFor(logging.DEBUG):
+            return
         logger.debug(
             "budget %x: %s -> %s at %.3f (%s): budget %d, committed %d%s",
             id(self),

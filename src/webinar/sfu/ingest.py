@@ -106,6 +106,7 @@ class Ingest:
         if rtx:
             stats.retransmissions += 1
         keyframe = False
+        audio_level = -1
         if self._video:
             nack = layer.nack
             if rtx:
@@ -122,13 +123,12 @@ class Ingest:
                     self.temporal_layers = 3 if info is not None and info.temporal_id >= 0 else 1
             elif layer.pli_held:
                 self._request_keyframe(layer.index)
-        level = packet.extensions.audio_level
-        if level is not None:
-            if level[1] < self.loudest:
-                self.loudest = level[1]
-            audio_level = (0x80 if level[0] else 0) | level[1]
-        else:
-            audio_level = -1
+        else:  # the audio-level extension is negotiated on audio m-lines only
+            level = packet.extensions.audio_level
+            if level is not None:
+                if level[1] < self.loudest:
+                    self.loudest = level[1]
+                audio_level = (0x80 if level[0] else 0) | level[1]
         if paused:
             return None
         return MediaPacket(

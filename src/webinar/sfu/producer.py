@@ -94,7 +94,6 @@ class Producer:
         self._active: tuple[PacketConsumer, ...] = ()
         self._batching = batch
         self._batch: list[MediaPacket] = []
-        self._rtx_ssrcs: set[int] = set()
         self._last_pli = 0.0
         self._close_listeners: list[Callable[[Producer, CloseReason], None]] = []
         # Layers: a simulcast producer's encodings; a single stream is layer 0.
@@ -131,11 +130,12 @@ class Producer:
     # ------------------------------------------------------------------ wiring
 
     def set_codec(self, codec: ProducerCodec, ssrc: int | None, rtx_ssrc: int | None) -> None:
+        """``rtx_ssrc`` is not kept: a single stream's RTX is told by payload type
+        (:meth:`on_rtp`), a simulcast encoding's by SSRC in :class:`SimulcastIngress`."""
+        del rtx_ssrc
         self.codec = codec
         if ssrc is not None:
             self.ssrc = ssrc
-        if rtx_ssrc is not None:
-            self._rtx_ssrcs.add(rtx_ssrc)
 
     def on_close(self, listener: Callable[[Producer, CloseReason], None]) -> None:
         self._close_listeners.append(listener)
