@@ -108,7 +108,7 @@ async def measure_record(schedule: list[tuple[float, list[RtpPacket]]], folder: 
             mid="0",
             tap=_Tap(),  # type: ignore[arg-type]
         )
-        producer.set_codec(ProducerCodec("video/VP8", 90000, 96, None), 4242, None)
+        producer.set_codec(ProducerCodec("video/VP8", 90000, 96, None), 4242)
         producer.sender_report = SenderReportMapping(
             ntp=ntp_from_seconds(start), rtp=0, arrived=start
         )

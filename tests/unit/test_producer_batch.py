@@ -39,7 +39,7 @@ def producer(batch: bool) -> Producer:
         tap=FakeTap(),  # type: ignore[arg-type]
         batch=batch,
     )
-    p.set_codec(ProducerCodec("audio/opus", 48000, 111, None, channels=2), 5678, None)
+    p.set_codec(ProducerCodec("audio/opus", 48000, 111, None, channels=2), 5678)
     return p
 
 
@@ -106,7 +106,7 @@ def test_consumers_without_a_layer_selector_are_pinned_and_not_listed() -> None:
         tap=LayerTap(),  # type: ignore[arg-type]
         rids=("q", "h", "f"),
     )
-    p.set_codec(ProducerCodec("video/VP8", 90000, 96, 97), None, None)
+    p.set_codec(ProducerCodec("video/VP8", 90000, 96, 97), None)
     log: list[tuple[str, int]] = []
     subscriber = Recording("sub", log)
     recorder = Recording("rec", log, selects_layers=False)

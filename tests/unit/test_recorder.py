@@ -112,13 +112,13 @@ def packetize_vp8(frame: bytes, picture_id: int, mtu: int = 400) -> Iterator[tup
 
 def video_producer(ssrc: int = 1234) -> Producer:
     p = Producer(kind=MediaKind.VIDEO, source=MediaSource.CAMERA, mid="0", tap=FakeTap())  # type: ignore[arg-type]
-    p.set_codec(ProducerCodec("video/VP8", 90000, 96, None), ssrc, None)
+    p.set_codec(ProducerCodec("video/VP8", 90000, 96, None), ssrc)
     return p
 
 
 def audio_producer(ssrc: int = 5678) -> Producer:
     p = Producer(kind=MediaKind.AUDIO, source=MediaSource.MICROPHONE, mid="1", tap=FakeTap())  # type: ignore[arg-type]
-    p.set_codec(ProducerCodec("audio/opus", 48000, 111, None, channels=2), ssrc, None)
+    p.set_codec(ProducerCodec("audio/opus", 48000, 111, None, channels=2), ssrc)
     return p
 
 
@@ -526,7 +526,7 @@ async def test_on_a_simulcast_producer_the_keyframe_request_is_for_the_pinned_en
         tap=tap,
         rids=("q", "h", "f"),  # type: ignore[arg-type]
     )
-    video.set_codec(ProducerCodec("video/VP8", 90000, 96, 97), None, None)
+    video.set_codec(ProducerCodec("video/VP8", 90000, 96, 97), None)
     video.on_rtp(rtp(111, 1, rid="q"), 0)
     video.on_rtp(rtp(222, 1, rid="h"), 0)  # the best encoding flowing: the middle one
     recorder = Recorder(tmp_path / "rec")
@@ -543,7 +543,7 @@ async def test_a_track_attached_before_its_codec_is_known_is_recorded(
     video = Producer(kind=MediaKind.VIDEO, source=MediaSource.CAMERA, mid="0", tap=FakeTap())  # type: ignore[arg-type]
     recorder = Recorder(tmp_path / "rec")
     assert recorder.attach(video, feed="h") is not None  # as soon as it is published
-    video.set_codec(ProducerCodec("video/VP8", 90000, 96, None), 99, None)
+    video.set_codec(ProducerCodec("video/VP8", 90000, 96, None), 99)
     start = clock.now
     video.sender_report = SenderReportMapping(ntp=ntp_from_seconds(start), rtp=0, arrived=start)
     vs = VideoSender(video, vp8_frames(30), 0)
@@ -556,7 +556,7 @@ async def test_a_track_attached_before_its_codec_is_known_is_recorded(
 
 async def test_other_codecs_are_not_recorded(tmp_path: Path, clock: FakeClock) -> None:
     video = Producer(kind=MediaKind.VIDEO, source=MediaSource.CAMERA, mid="0", tap=FakeTap())  # type: ignore[arg-type]
-    video.set_codec(ProducerCodec("video/H264", 90000, 96, None), 99, None)
+    video.set_codec(ProducerCodec("video/H264", 90000, 96, None), 99)
     recorder = Recorder(tmp_path / "rec")
     recorder.attach(video, feed="h264")
     send(video, VideoSender(video, vp8_frames(3), 0).packets(0))

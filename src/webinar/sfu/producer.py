@@ -129,10 +129,10 @@ class Producer:
 
     # ------------------------------------------------------------------ wiring
 
-    def set_codec(self, codec: ProducerCodec, ssrc: int | None, rtx_ssrc: int | None) -> None:
-        """``rtx_ssrc`` is not kept: a single stream's RTX is told by payload type
-        (:meth:`on_rtp`), a simulcast encoding's by SSRC in :class:`SimulcastIngress`."""
-        del rtx_ssrc
+    def set_codec(self, codec: ProducerCodec, ssrc: int | None) -> None:
+        """The negotiated codec and the SSRC, when the SDP names it. A single stream's RTX is
+        told by payload type (:meth:`on_rtp`), a simulcast encoding's by SSRC in
+        :class:`SimulcastIngress`."""
         self.codec = codec
         if ssrc is not None:
             self.ssrc = ssrc

@@ -391,7 +391,7 @@ class PublishTransport(_Transport):
             batch=True,
         )
         if line.codec is not None:
-            producer.set_codec(line.codec, line.ssrc, line.rtx_ssrc)
+            producer.set_codec(line.codec, line.ssrc)
         self.producers[mid] = producer
         self._routes_mid[mid] = producer
         # simulcast SSRCs the m-line's earlier producers learned (no MID in later packets)
@@ -416,7 +416,7 @@ class PublishTransport(_Transport):
         producer = self.producers.get(line.mid)
         if producer is None or line.codec is None:
             return
-        producer.set_codec(line.codec, line.ssrc, line.rtx_ssrc)
+        producer.set_codec(line.codec, line.ssrc)
         for ssrc in (line.ssrc, line.rtx_ssrc):
             if ssrc is not None:
                 self._routes_ssrc[ssrc] = producer
