@@ -223,9 +223,16 @@ async def test_parallel_entries_leave_one_connection_per_seat(
         *(enter(server, people, event, code, client_id=f"d{i}") for i in range(6)),
         return_exceptions=True,
     )
-    assert any(isinstance(a, Person) for a in attempts)
+    entered = [a for a in attempts if isinstance(a, Person)]
+    assert entered, attempts
+    # the others were refused by the server, not failed some other way (a timeout, a crash)
+    assert all(isinstance(a, (Person, ClientError)) for a in attempts), attempts
     await asyncio.sleep(0.5)
     assert attendees_in(server, event) == 1
+    # and on the client side: one connection holds the seat, every other one was told to go
+    live = [p for p in entered if not any(m.get("type") == "bye" for m in p.seen)]
+    assert len(live) == 1, [p.seen for p in entered]
+    await still_in(live[0])
 
 
 # ------------------------------------------------------------------------------ bans
