@@ -15,6 +15,7 @@ from typing import Any, Generic
 
 import pytest
 
+from tests import helpers
 from tests.helpers import P, RunningServer, join_person, running_server
 from webinar.client.peer import ClientError
 from webinar.storage.store import Event
@@ -30,6 +31,26 @@ async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
 @pytest.fixture
 async def people(server: RunningServer) -> AsyncIterator[list[Any]]:
     """The participants a test lets in (with an :class:`Entrance`), all closed at its end."""
+    made: list[Any] = []
+    yield made
+    await asyncio.gather(*(p.close() for p in made))
+
+
+class MatchingPerson(helpers.Person):
+    """A person whose ``wait(type_, **match)`` takes the fields the message must have."""
+
+    async def wait(  # type: ignore[override]
+        self, type_: str, within: float = 5.0, **match: Any
+    ) -> dict[str, Any]:
+        return await self.client.wait_for(
+            type_, within=within, where=lambda m: all(m.get(k) == v for k, v in match.items())
+        )
+
+
+@pytest.fixture
+async def own_people() -> AsyncIterator[list[Any]]:
+    """Like ``people`` but starts no server: for modules whose tests may run their own
+    (``people = protocol_fixtures.own_people``); all closed at the test's end."""
     made: list[Any] = []
     yield made
     await asyncio.gather(*(p.close() for p in made))

@@ -733,6 +733,15 @@ def test_the_fuzzer_reached_real_rows(target: Target) -> None:
     """The fuzz tests above ran against real events (not only 404s): a sanity check of the
     setup, and of the log watcher, which must see an error logged in the server."""
     assert len(target.events) == 3 and target.registration_ids and target.invitee_ids
+    # And the fuzz tests above (when they ran first, in this module's order) were let in:
+    # a refusal of every request (a 401 is a JSON envelope too) would pass them unnoticed.
+    # Seen: ~11% answered 2xx, several creations.
+    if target.seen:
+        answered = sum(target.seen.values())
+        ok = sum(n for (_, _, status), n in target.seen.items() if 200 <= status < 300)
+        created = {path for (_, path, status) in target.seen if status == 201}
+        assert ok >= answered // 50, (ok, answered)
+        assert "/api/v1/events" in created, created
     before = len(target.log.records)
     logging.getLogger("webinar.fuzz").error("seen")
     assert len(target.log.records) == before + 1

@@ -191,12 +191,21 @@ async def test_oversized_and_malformed_path_ids_are_404(server: RunningServer) -
                     base + path, data={"csrf": form_token}, allow_redirects=False
                 ) as resp:
                     assert resp.status == 404, (path, resp.status, await resp.text())
+        found = await server.store.run(
+            lambda core: records.get_registration(core.connection, reg.registration_id)
+        )
+        assert found is not None and found.status is RegistrationStatus.PENDING
+        # The control: the same form with a real ID is not a 404 (the route and the CSRF
+        # token work, so the 404s above are the IDs').
+        path = f"/dashboard/events/{shown}/registrations/{reg.registration_id}/confirm"
+        async with http.post(base + path, data={"csrf": csrf}, allow_redirects=False) as resp:
+            assert resp.status in (302, 303), (resp.status, await resp.text())
     finally:
         await http.close()
     found = await server.store.run(
         lambda core: records.get_registration(core.connection, reg.registration_id)
     )
-    assert found is not None and found.status is RegistrationStatus.PENDING
+    assert found is not None and found.status is RegistrationStatus.CONFIRMED, found
 
 
 # ----------------------------------------------------------------------------- Stripe

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests import helpers
+from tests import helpers, protocol_fixtures
 from tests.helpers import RunningServer, make_config, running_server
 from tests.smtp import Inbox, code_in, smtp_server, text_of, token_link_in
 from webinar.accounts import hash_password
@@ -35,20 +35,8 @@ from webinar.ticketing.records import EventAccess, PaymentProvider, Registration
 PASSWORD = "correct horse battery"
 
 
-class Person(helpers.Person):
-    async def wait(  # type: ignore[override]
-        self, type_: str, within: float = 5.0, **match: Any
-    ) -> dict[str, Any]:
-        return await self.client.wait_for(
-            type_, within=within, where=lambda m: all(m.get(k) == v for k, v in match.items())
-        )
-
-
-@pytest.fixture
-async def people() -> AsyncIterator[list[Person]]:
-    made: list[Person] = []
-    yield made
-    await asyncio.gather(*(p.close() for p in made))
+Person = protocol_fixtures.MatchingPerson
+people = protocol_fixtures.own_people
 
 
 async def connect(server: RunningServer, people: list[Person]) -> Person:

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from tests import helpers
+from tests import helpers, protocol_fixtures
 from tests.helpers import RunningServer, make_config, running_server
 from webinar.accounts import hash_password
 from webinar.app import TICKETING
@@ -31,20 +31,8 @@ from webinar.ticketing.records import EventAccess, PaymentProvider
 PASSWORD = "correct horse battery"
 
 
-class Person(helpers.Person):
-    async def wait(  # type: ignore[override]
-        self, type_: str, within: float = 5.0, **match: Any
-    ) -> dict[str, Any]:
-        return await self.client.wait_for(
-            type_, within=within, where=lambda m: all(m.get(k) == v for k, v in match.items())
-        )
-
-
-@pytest.fixture
-async def people() -> AsyncIterator[list[Person]]:
-    made: list[Person] = []
-    yield made
-    await asyncio.gather(*(p.close() for p in made))
+Person = protocol_fixtures.MatchingPerson
+people = protocol_fixtures.own_people
 
 
 @pytest.fixture
@@ -235,9 +223,16 @@ async def test_parallel_entries_leave_one_connection_per_seat(
         *(enter(server, people, event, code, client_id=f"d{i}") for i in range(6)),
         return_exceptions=True,
     )
-    assert any(isinstance(a, Person) for a in attempts)
+    entered = [a for a in attempts if isinstance(a, Person)]
+    assert entered, attempts
+    # the others were refused by the server, not failed some other way (a timeout, a crash)
+    assert all(isinstance(a, (Person, ClientError)) for a in attempts), attempts
     await asyncio.sleep(0.5)
     assert attendees_in(server, event) == 1
+    # and on the client side: one connection holds the seat, every other one was told to go
+    live = [p for p in entered if not any(m.get("type") == "bye" for m in p.seen)]
+    assert len(live) == 1, [p.seen for p in entered]
+    await still_in(live[0])
 
 
 # ------------------------------------------------------------------------------ bans

@@ -117,6 +117,8 @@ def check(root: Path) -> list[Violation]:
 
 
 def test_every_import_follows_the_layer_map() -> None:
+    # not vacuous: the package is where the map looks (no files, no violations)
+    assert len(list((SRC / "webinar").rglob("*.py"))) >= 50, SRC
     violations = check(SRC / "webinar")
     assert not violations, "imports against docs/architecture.md:\n" + "\n".join(
         map(str, violations)
@@ -126,6 +128,7 @@ def test_every_import_follows_the_layer_map() -> None:
 def test_every_top_level_unit_is_on_the_map() -> None:
     units = {unit_of(p.relative_to(SRC / "webinar").parts) for p in (SRC / "webinar").iterdir()}
     units -= {"py.typed", "__pycache__", "web"}
+    assert {"app", "rooms", "signalling", "http"} <= units, units
     unplaced = units - LEAVES - BOOT - set(ALLOWED)
     assert not unplaced, f"place these in docs/architecture.md and on the map: {unplaced}"
     assert len([u for u in units if u in LEAVES | BOOT]) <= 15
