@@ -284,3 +284,15 @@ async def test_a_failed_check_in_write_holds_no_place(
             event, confirmed.code, client="10.0.0.1", client_key="b", holder=Holder()
         )
         assert grant.registration_id == reg.registration_id
+
+
+async def test_an_uncounted_attempt_holds_no_place_and_resolves_to_nothing() -> None:
+    limiter = AttemptLimiter(per_client=1, per_event=100, window=60)
+    free = limiter.uncounted()
+    free.failed(0.0)
+    free.forgive()
+    assert limiter.retry_after("10.0.0.1", "e", 0.0) == 0  # nothing was counted
+    held = await limiter.acquire("10.0.0.1", "e", lambda: 0.0)
+    limiter.uncounted().forgive()  # does not give back anyone else's place
+    assert limiter.retry_after("10.0.0.1", "e", 0.0) == 1
+    held.forgive()

@@ -141,6 +141,11 @@ class AttemptLimiter:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
 
+    def uncounted(self) -> Attempt:
+        """An attempt that guesses nothing (an open event's attendee): counted nowhere, so
+        it never waits and never holds a place; resolving it does nothing."""
+        return Attempt(self, (), done=True)
+
     def _take(self, client: str | None, event_id: str | None) -> Attempt:
         keys = _keys(client, event_id)
         for key in keys:
