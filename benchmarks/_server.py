@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def rss_mb(pid: int) -> float:
+    """The process's resident memory (VmRSS), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError("no VmRSS")
+
+
 @dataclass
 class Started:
     proc: subprocess.Popen[bytes]
@@ -32,11 +41,15 @@ class Started:
     log: Path
 
 
-def start_server(tmp: Path, title: str) -> Started:
-    """Create one event titled ``title`` and serve it until the caller stops ``proc``."""
+def start_server(tmp: Path, title: str, extra_env: Mapping[str, str] | None = None) -> Started:
+    """Create one event titled ``title`` and serve it until the caller stops ``proc``.
+
+    The server sees no ``WEBINAR_*`` variable of the caller's environment; ``extra_env``
+    (e.g. ``WEBINAR_ROOMS_MAX_PARTICIPANTS``) is added to what it does see."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WEBINAR_")}
     env["PYTHONUNBUFFERED"] = "1"
     env["WEBINAR_SIGNALLING_MAX_SOCKETS_PER_ADDRESS"] = "0"  # every client is on loopback
+    env.update(extra_env or {})
     data_dir = tmp / "data"
     created = subprocess.run(
         [

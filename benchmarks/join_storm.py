@@ -49,12 +49,14 @@ import tempfile
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from _server import start_server  # benchmarks/_server.py: the script's folder is on sys.path
+from _server import (
+    rss_mb,
+    start_server,
+)  # benchmarks/_server.py: the script's folder is on sys.path
 
 DEFAULT_MAX_PARTICIPANTS = 500  # rooms.max_participants; the host counts too
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -65,13 +67,6 @@ def server_cpu_s(pid: int) -> float:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "; state is fields[0]
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    raise RuntimeError("no VmRSS")
 
 
 def source_address(index: int) -> str:
@@ -304,29 +299,12 @@ async def run(
     }
 
 
-@contextlib.contextmanager
-def room_cap(max_participants: int) -> Iterator[None]:
-    """Raise ``rooms.max_participants`` for the server ``_server.start_server`` starts.
-
-    ``start_server`` passes no ``WEBINAR_*`` variable of ours on, and the default cap (500)
-    is below the host plus 1,000 attendees, so its ``Popen`` gets the variable here.
-    """
+def room_cap(max_participants: int) -> dict[str, str]:
+    """The environment that raises ``rooms.max_participants`` (default 500, the host
+    included) to ``max_participants`` for the server ``_server.start_server`` starts."""
     if max_participants <= DEFAULT_MAX_PARTICIPANTS:
-        yield
-        return
-    popen = subprocess.Popen
-
-    def with_cap(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
-        env = kwargs.get("env")
-        if env is not None:
-            kwargs["env"] = {**env, "WEBINAR_ROOMS_MAX_PARTICIPANTS": str(max_participants)}
-        return popen(*args, **kwargs)
-
-    subprocess.Popen = with_cap  # type: ignore[misc,assignment]
-    try:
-        yield
-    finally:
-        subprocess.Popen = popen  # type: ignore[misc]
+        return {}
+    return {"WEBINAR_ROOMS_MAX_PARTICIPANTS": str(max_participants)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -351,8 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle-max", type=float, default=120.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="webinar-joinstorm-") as tmp:
-        with room_cap(args.clients + 1):
-            started = start_server(Path(tmp), "Join storm benchmark")
+        started = start_server(Path(tmp), "Join storm benchmark", room_cap(args.clients + 1))
         proc, url, log = started.proc, started.url, started.log
         event_id = str(started.event["event_id"])
         query = urllib.parse.urlsplit(started.event["host_url"]).query

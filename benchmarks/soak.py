@@ -36,17 +36,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from _server import start_server  # benchmarks/_server.py: the script's folder is on sys.path
+from _server import (
+    rss_mb,
+    start_server,
+)  # benchmarks/_server.py: the script's folder is on sys.path
 
 WARMUP_SECONDS = 10.0
 POLL_EVERY_SECONDS = 10.0
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    raise RuntimeError("no VmRSS")
 
 
 def fd_count(pid: int) -> int:

@@ -284,3 +284,35 @@ async def test_a_failed_check_in_write_holds_no_place(
             event, confirmed.code, client="10.0.0.1", client_key="b", holder=Holder()
         )
         assert grant.registration_id == reg.registration_id
+
+
+async def test_an_uncounted_attempt_holds_no_place_and_resolves_to_nothing() -> None:
+    limiter = AttemptLimiter(per_client=1, per_event=100, window=60)
+    free = limiter.uncounted()
+    free.failed(0.0)
+    free.forgive()
+    assert limiter.retry_after("10.0.0.1", "e", 0.0) == 0  # nothing was counted
+    held = await limiter.acquire("10.0.0.1", "e", lambda: 0.0)
+    limiter.uncounted().forgive()  # does not give back anyone else's place
+    assert limiter.retry_after("10.0.0.1", "e", 0.0) == 1
+    held.forgive()
+
+
+async def test_each_answer_wakes_one_waiter_and_a_refusal_reaches_them_all() -> None:
+    limiter = AttemptLimiter(per_client=2, per_event=100, window=60)
+    now = 0.0
+    held = [await limiter.acquire("10.0.0.1", "e", lambda: now) for _ in range(2)]
+    waiting = [
+        asyncio.ensure_future(limiter.acquire("10.0.0.1", "e", lambda: now)) for _ in range(5)
+    ]
+    await asyncio.sleep(0)
+    held[0].forgive()  # one place back: one waiter (the first) takes it, the rest sleep
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert [w.done() for w in waiting] == [True, False, False, False, False]
+    held[1].failed(now)
+    (await waiting[0]).failed(now)  # two failures fill the limit: every waiter is refused
+    for w in waiting[1:]:
+        with pytest.raises(Refusal):
+            await asyncio.wait_for(w, 1)
+    assert not limiter._waiters

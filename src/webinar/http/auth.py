@@ -9,74 +9,31 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections import defaultdict, deque
 
 from aiohttp import web
 
 from webinar.accounts import new_session, verify_password_async
 from webinar.http.site import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Pages, Site, route
-from webinar.ids import client_key
 from webinar.storage.store import SessionRecord
+from webinar.ticketing.grants import Refusal
+from webinar.ticketing.limiter import AttemptLimiter
 
 LOGIN_FAILURES_PER_MINUTE = 5
 
 
-class LoginLimiter:
-    """At most N failed sign-ins per client address (IPv6 by /64) per minute.
-
-    A sign-in is counted before its password is checked (:meth:`reserve`) and given back when
-    it succeeds, so parallel attempts cannot all be checked before the first failure counts.
-    """
-
-    def __init__(self, limit: int = LOGIN_FAILURES_PER_MINUTE, window: float = 60.0) -> None:
-        self._limit = limit
-        self._window = window
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-        self._pending: dict[str, int] = defaultdict(int)
-
-    def retry_after(self, key: str, now: float | None = None) -> int:
-        now = time.monotonic() if now is None else now
-        key = client_key(key)
-        failures = self._failures[key]
-        while failures and now - failures[0] > self._window:
-            failures.popleft()
-        pending = self._pending.get(key, 0)
-        if len(failures) + pending < self._limit:
-            if not failures:
-                self._failures.pop(key, None)
-            return 0
-        if not failures:
-            return 1  # only sign-ins in flight: they are answered within moments
-        return int(self._window - (now - failures[0])) + 1
-
-    def reserve(self, key: str, now: float | None = None) -> int:
-        """Count a sign-in about to be checked; the seconds to wait instead (0: counted)."""
-        wait = self.retry_after(key, now)
-        if not wait:
-            self._pending[client_key(key)] += 1
-        return wait
-
-    def settle(self, key: str, *, failed: bool, now: float | None = None) -> None:
-        """The reserved sign-in was checked: a failure stays counted, a success does not."""
-        key = client_key(key)
-        left = self._pending.get(key, 0) - 1
-        if left > 0:
-            self._pending[key] = left
-        else:
-            self._pending.pop(key, None)
-        if failed:
-            self._failures[key].append(time.monotonic() if now is None else now)
-
-    def failed(self, key: str, now: float | None = None) -> None:
-        self._failures[client_key(key)].append(time.monotonic() if now is None else now)
+def login_limiter() -> AttemptLimiter:
+    """At most N failed sign-ins per client address (IPv6 by /64) per minute: the entry
+    limiter's per-address count (counted before the password is checked, given back when
+    it is right), with no event."""
+    return AttemptLimiter(per_client=LOGIN_FAILURES_PER_MINUTE, window=60.0)
 
 
 class SignIn(Pages):
     """``/login`` and ``/logout``."""
 
-    def __init__(self, site: Site, limiter: LoginLimiter | None = None) -> None:
+    def __init__(self, site: Site, limiter: AttemptLimiter | None = None) -> None:
         self.site = site
-        self.limiter = limiter or LoginLimiter()
+        self.limiter = limiter or login_limiter()
 
     @route("GET", "/login")
     async def login_form(self, request: web.Request) -> web.Response:
@@ -107,12 +64,13 @@ class SignIn(Pages):
         form = await request.post()
         self.site.check_csrf(request.cookies.get(LOGIN_CSRF_COOKIE, "") or "-", form)
         client = request.remote or "unknown"
-        wait = self.limiter.reserve(client)  # counted before the check, given back on success
         username = str(form.get("username", ""))[:64]
-        if wait:
+        try:  # counted before the check, given back on success
+            attempt = self.limiter.reserve(client, None, time.monotonic())
+        except Refusal as refusal:
             return self._login_page(
                 request,
-                error=f"Too many failed sign-ins. Try again in {wait} s.",
+                error=f"Too many failed sign-ins. Try again in {refusal.retry_after} s.",
                 username=username,
                 status=429,
             )
@@ -122,7 +80,9 @@ class SignIn(Pages):
             password = str(form.get("password", ""))[:1024]
             failed = not await verify_password_async(password, user.password_hash if user else None)
         finally:
-            self.limiter.settle(client, failed=failed)
+            if failed:
+                attempt.failed(time.monotonic())
+            attempt.forgive()
         if failed:
             return self._login_page(
                 request, error="Wrong user name or password.", username=username, status=401

@@ -35,7 +35,6 @@ from webinar.rooms.state import (
 from webinar.sfu import AllocationReport, SfuError, VideoQuality
 from webinar.storage.records import Event
 from webinar.ticketing import Grant, Refusal, Ticketing
-from webinar.ticketing.limiter import Attempt as LimitedAttempt
 
 from . import interaction as ia
 from . import schema as s
@@ -171,7 +170,7 @@ class Session:
         # The ID of a room that is live is no guess (hundreds arrive on the hour, often
         # behind one address): such a look-up is not counted.
         held_back: Refusal | None = None
-        lookup: LimitedAttempt | None = None
+        lookup = ticketing.limiter.uncounted()
         event_id = normalize_event_id(msg.event_id)
         if event_id is None or self._services.rooms.get(event_id) is None:
             try:
@@ -181,19 +180,16 @@ class Session:
         try:
             event = await self._services.get_event(event_id) if event_id else None
         except BaseException:
-            if lookup is not None:
-                lookup.forgive()
+            lookup.forgive()
             raise
         if event is None:
-            if lookup is not None:
-                lookup.failed(ticketing.monotonic())
+            lookup.failed(ticketing.monotonic())
             if held_back is not None:
                 raise s.ProtocolError(s.ErrorCode.RATE_LIMITED, held_back.message)
             raise s.ProtocolError(
                 s.ErrorCode.UNKNOWN_EVENT, f"there is no event with ID {msg.event_id[:32]!r}"
             )
-        if lookup is not None:
-            lookup.forgive()
+        lookup.forgive()
         if self._services.is_draining() and not self._resumable(event.event_id, msg.resume_token):
             raise s.ProtocolError(
                 s.ErrorCode.DRAINING, "the server is shutting down; join again in a moment"

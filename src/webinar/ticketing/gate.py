@@ -117,14 +117,15 @@ class Ticketing:
                 return Grant.for_role(Role.HOST, via="key")
             if same_secret(credential, event.presenter_key):
                 return Grant.for_role(Role.PRESENTER, via="key")
-        if credential is None and AccessType(event.access_type) is AccessType.OPEN:
-            # Nothing to guess: an open event's attendees are not rate-limited (an office
-            # arriving on the hour behind one address must all get in).
-            grant = await self._check(event, credential, now, client_key, holder, resumes)
-            self._present.setdefault(event.event_id, {})[id(holder)] = holder
-            return dataclasses.replace(grant, event_id=event.event_id, holder=holder)
         # Counted before it is checked, so parallel attempts cannot all be checked at once.
-        attempt = await self.limiter.acquire(client, event.event_id, self._monotonic)
+        # An open event's attendee guesses nothing: not counted (an office arriving on the
+        # hour behind one address must all get in).
+        guesses = credential is not None or AccessType(event.access_type) is not AccessType.OPEN
+        attempt = (
+            await self.limiter.acquire(client, event.event_id, self._monotonic)
+            if guesses
+            else self.limiter.uncounted()
+        )
         try:
             grant = await self._check(event, credential, now, client_key, holder, resumes)
         except _Wrong as wrong:

@@ -65,7 +65,8 @@ class AttemptLimiter:
     #: Longest an attempt waits for attempts in flight to be answered before it is refused.
     max_wait: float = 10.0
     _counts: dict[str, _Count] = field(default_factory=dict)
-    _waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    #: Attempts waiting for a place, per key whose attempts in flight hold them back.
+    _waiters: dict[str, deque[asyncio.Future[None]]] = field(default_factory=dict)
 
     def _used(self, key: str, now: float) -> tuple[int, int, float | None]:
         """Failures in the window, attempts in flight, and the oldest failure's time."""
@@ -89,20 +90,27 @@ class AttemptLimiter:
             return 1, True  # answered within moments: wait for them
         return max(1, int(self.window - (now - oldest) + 0.999)), False
 
-    def _check(self, client: str | None, event_id: str | None, now: float) -> tuple[int, bool]:
+    def _check(
+        self, client: str | None, event_id: str | None, now: float
+    ) -> tuple[int, str | None]:
+        """Seconds to wait (0: go ahead), and the key whose attempts in flight alone hold
+        it back (None: failures do, so it is refused)."""
         own_key = f"client:{client_key(client)}" if client else None
         own = self._wait(own_key, self.per_client, now) if own_key else (0, False)
         # The per-event limit holds back only addresses that have failed (or are trying)
         # themselves, or are unknown: while someone floods an event with guesses, people who
         # have not mistyped still get in, and each guessing address gets one try per window.
         if event_id is None or (own_key is not None and own_key not in self._counts):
-            return own
-        event = self._wait(f"event:{event_id}", self.per_event, now)
+            return own[0], own_key if own[1] else None
+        event_key = f"event:{event_id}"
+        event = self._wait(event_key, self.per_event, now)
         if own[0] and not own[1]:
-            return own
+            return own[0], None
         if event[0] and not event[1]:
-            return event
-        return (1, True) if own[0] or event[0] else (0, False)
+            return event[0], None
+        if own[0]:
+            return 1, own_key
+        return (1, event_key) if event[0] else (0, None)
 
     def retry_after(self, client: str | None, event_id: str | None, now: float) -> int:
         """Seconds to wait before the next attempt may be made (0: go ahead)."""
@@ -121,25 +129,66 @@ class AttemptLimiter:
     ) -> Attempt:
         """Count an attempt once the limits allow it. When only attempts in flight hold it
         back (a burst of people behind one address), wait for their answers rather than
-        refuse; when failures do, raise :class:`Refusal` (``rate-limited``)."""
+        refuse; when failures do, raise :class:`Refusal` (``rate-limited``).
+
+        Waiters queue per key and are woken one per answer on that key (not all of them on
+        every answer); one woken for a place it does not take passes the wake-up on."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_wait
+        woken: str | None = None  # the key whose answer woke this attempt
         while True:
-            wait, in_flight = self._check(client, event_id, clock())
+            wait, key = self._check(client, event_id, clock())
             if not wait:
                 return self._take(client, event_id)
             left = deadline - loop.time()
-            if not in_flight or left <= 0:
+            if woken is not None and (key != woken or left <= 0):
+                self._wake(woken)  # not taking that place: the next waiter may
+            if key is None or left <= 0:
                 raise _limited(wait)
             waiter: asyncio.Future[None] = loop.create_future()
-            self._waiters.append(waiter)
+            queue = self._waiters.setdefault(key, deque())
+            if key == woken:
+                queue.appendleft(waiter)  # someone else took the place: keep its turn
+            else:
+                queue.append(waiter)
             try:
                 await asyncio.wait_for(asyncio.shield(waiter), left)
             except TimeoutError:
                 pass
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
+            except BaseException:
+                self._leave(key, waiter)
+                raise
+            woken = key if waiter.done() else None
+            if woken is None:
+                self._leave(key, waiter)
+
+    def _wake(self, key: str) -> None:
+        """Wake the first attempt waiting on ``key``."""
+        queue = self._waiters.get(key)
+        while queue:
+            waiter = queue.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+        if queue is not None and not queue:
+            del self._waiters[key]
+
+    def _leave(self, key: str, waiter: asyncio.Future[None]) -> None:
+        """A waiter gives up: out of the queue, or its wake-up passed on if it had one."""
+        if waiter.done():
+            self._wake(key)
+            return
+        waiter.cancel()
+        queue = self._waiters.get(key)
+        if queue is not None and waiter in queue:
+            queue.remove(waiter)
+            if not queue:
+                del self._waiters[key]
+
+    def uncounted(self) -> Attempt:
+        """An attempt that guesses nothing (an open event's attendee): counted nowhere, so
+        it never waits and never holds a place; resolving it does nothing."""
+        return Attempt(self, (), done=True)
 
     def _take(self, client: str | None, event_id: str | None) -> Attempt:
         keys = _keys(client, event_id)
@@ -159,10 +208,7 @@ class AttemptLimiter:
                 count.failures.append(failed_at)
             elif not count.failures and not count.pending:
                 del self._counts[key]
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+            self._wake(key)
 
     def failed(self, client: str | None, event_id: str | None, now: float) -> None:
         """Count a failure that was not reserved first."""
