@@ -19,8 +19,6 @@ from typing import Any
 from aiohttp import web
 
 from webinar.formats import BadJson, parse_json
-from webinar.http.site import Site
-from webinar.storage.store import User
 
 #: Makes the endpoint's error answer from (status, code, message).
 ErrorFactory = Callable[[int, str, str], web.HTTPException]
@@ -93,11 +91,3 @@ def json_error(status: int, code: str, message: str) -> web.HTTPException:
     )
     exc.set_status(status)
     return exc
-
-
-async def api_user(site: Site, request: web.Request) -> User:
-    """:meth:`Site.api_user`, its 401 in JSON (the callers are scripts)."""
-    try:
-        return await site.api_user(request)
-    except web.HTTPUnauthorized:
-        raise json_error(401, "unauthorized", "sign in first") from None

@@ -10,7 +10,6 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from webinar.http.inputs import api_user
 from webinar.http.site import Pages, Site, route
 from webinar.ids import format_event_id, normalize_event_id
 from webinar.recordings.library import MIB, RecordingInfo, RecordingService
@@ -164,7 +163,7 @@ class RecordingPages(Pages):
 
     @route("GET", "/api/recordings")
     async def api_list(self, request: web.Request) -> web.Response:
-        user = await api_user(self.site, request)
+        user = await self.site.api_user(request)
         event_id = request.query.get("event_id")
         recordings = await self.service.list(
             owner_id=None if user.is_admin else user.user_id,

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from webinar.accounts import token_hash
+from webinar.http.inputs import json_error
 from webinar.storage.store import Event, SessionRecord, Store, User
 
 SESSION_COOKIE = "webinar_session"
@@ -54,10 +55,10 @@ class Site:
         return found
 
     async def api_user(self, request: web.Request) -> User:
-        """The signed-in organiser of a JSON request, or 401 (no redirect for scripts)."""
+        """The signed-in organiser of a JSON request, or a JSON 401 (no redirect for scripts)."""
         found = await self.session(request)
         if found is None:
-            raise web.HTTPUnauthorized(text="sign in first")
+            raise json_error(401, "unauthorized", "sign in first")
         return found[1]
 
     @staticmethod

@@ -28,7 +28,7 @@ from webinar.attendance.service import (
     to_json,
 )
 from webinar.http import interaction as ih
-from webinar.http.inputs import api_user, json_error
+from webinar.http.inputs import json_error
 from webinar.http.site import Pages, Site, route
 from webinar.ids import format_event_id
 from webinar.interaction import engagement
@@ -282,13 +282,13 @@ class StatsPages(Pages):
 
     @route("GET", "/api/stats/monthly")
     async def api_monthly(self, request: web.Request) -> web.Response:
-        user = await api_user(self.site, request)
+        user = await self.site.api_user(request)
         months = await self.attendance.events_per_month(None if user.is_admin else user.user_id)
         return web.json_response({"months": months})
 
     @route("GET", "/api/events/{event_id}/stats")
     async def api_event(self, request: web.Request) -> web.Response:
-        user = await api_user(self.site, request)
+        user = await self.site.api_user(request)
         event = await self.site.store.get_event(request.match_info["event_id"])
         if event is None or not (user.is_admin or event.owner_id == user.user_id):
             raise json_error(404, "not-found", "no such event of yours")
