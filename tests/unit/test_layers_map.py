@@ -33,6 +33,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "client": frozenset({"sfu"}),  # the test and benchmark WebRTC client
     "rooms": frozenset({"sfu"}),
     "storage": frozenset(),
+    # Workers on one machine: Redis, the supervisor, the worker registry and bus, media pipes.
+    "cluster": frozenset({"sfu"}),
     "ticketing": frozenset({"storage", "rooms"}),
     "interaction": frozenset({"storage", "rooms", "attendance"}),
     "attendance": frozenset({"storage", "rooms"}),
@@ -40,9 +42,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "webhooks": frozenset({"storage", "rooms"}),
     # Signalling reads event records but writes nothing itself: the services do.
     "signalling": frozenset(
-        {"rooms", "sfu", "ticketing", "interaction", "attendance", "storage.records"}
+        {"rooms", "sfu", "cluster", "ticketing", "interaction", "attendance", "storage.records"}
     ),
-    "http": frozenset({"rooms", "sfu", *FEATURES}),
+    "http": frozenset({"rooms", "sfu", "cluster", *FEATURES}),
 }
 # Leaves may import storage for its record types (links builds URLs from an Event).
 LEAF_ALLOWED: dict[str, frozenset[str]] = {"links": frozenset({"storage"})}
