@@ -231,9 +231,14 @@ class Session:
         except RoomError:
             ticketing.release(grant, dropped=False)
             raise
+        try:
+            await self._services.rooms.ready(room)
+        except Exception:
+            ticketing.release(grant, dropped=False)
+            raise
         resumed = None
         if msg.resume_token is not None:
-            resumed = room.resume(msg.resume_token, self)
+            resumed = await room.come_back(msg.resume_token, self)
         if resumed is not None:
             participant, token = resumed, msg.resume_token
         else:
@@ -242,7 +247,7 @@ class Session:
             )
             self.participant = participant  # set first: the room's events about us name us
             try:
-                token = room.join(
+                token = await room.enter(
                     participant,
                     self,
                     ban_keys=_ban_keys(grant, msg.client_id),
@@ -327,60 +332,58 @@ class Session:
 
     async def on_start(self, _msg: s.Start) -> None:
         room, me = self._joined()
-        room.command(room.state.start(me.participant_id))
+        await room.do("start", me.participant_id)
 
     async def on_set_mode(self, msg: s.SetMode) -> None:
         room, me = self._joined()
-        room.command(room.state.set_mode(me.participant_id, Mode(msg.mode)))
+        await room.do("set_mode", me.participant_id, Mode(msg.mode))
 
     async def on_lock(self, msg: s.Lock) -> None:
         room, me = self._joined()
-        room.command(room.state.lock(me.participant_id, msg.locked))
+        await room.do("lock", me.participant_id, msg.locked)
 
     async def on_end_for_all(self, _msg: s.EndForAll) -> None:
         room, me = self._joined()
-        room.command(room.state.end_for_all(me.participant_id))
+        await room.do("end_for_all", me.participant_id)
 
     async def on_raise_hand(self, _msg: s.RaiseHand) -> None:
         room, me = self._joined()
-        room.command(room.state.raise_hand(me.participant_id))
+        await room.do("raise_hand", me.participant_id)
 
     async def on_lower_hand(self, msg: s.LowerHand) -> None:
         room, me = self._joined()
         target = msg.participant_id or me.participant_id
-        room.command(room.state.lower_hand(me.participant_id, target))
+        await room.do("lower_hand", me.participant_id, target)
 
     async def on_grant(self, msg: s.Grant) -> None:
         room, me = self._joined()
-        room.command(
-            room.state.grant(
-                me.participant_id, msg.participant_id, audio=msg.audio, video=msg.video
-            )
+        await room.do(
+            "grant", me.participant_id, msg.participant_id, audio=msg.audio, video=msg.video
         )
 
     async def on_next_speaker(self, _msg: s.NextSpeaker) -> None:
         room, me = self._joined()
-        room.command(room.state.next_speaker(me.participant_id))
+        await room.do("next_speaker", me.participant_id)
 
     async def on_mute(self, msg: s.Mute) -> None:
         room, me = self._joined()
-        room.command(room.state.mute(me.participant_id, msg.participant_id))
+        await room.do("mute", me.participant_id, msg.participant_id)
 
     async def on_mute_attendees(self, _msg: s.MuteAttendees) -> None:
         room, me = self._joined()
-        room.command(room.state.mute_all_attendees(me.participant_id))
+        await room.do("mute_all_attendees", me.participant_id)
 
     async def on_set_stream_paused(self, msg: s.SetStreamPaused) -> None:
         room, me = self._joined()
-        room.command(room.state.set_stream_paused(me.participant_id, msg.producer_id, msg.paused))
+        await room.do("set_stream_paused", me.participant_id, msg.producer_id, msg.paused)
 
     async def on_set_role(self, msg: s.SetRole) -> None:
         room, me = self._joined()
-        room.command(room.state.promote(me.participant_id, msg.participant_id, Role(msg.role)))
+        await room.do("promote", me.participant_id, msg.participant_id, Role(msg.role))
 
     async def on_remove(self, msg: s.Remove) -> None:
         room, me = self._joined()
-        room.command(room.state.remove(me.participant_id, msg.participant_id, ban=msg.ban))
+        await room.do("remove", me.participant_id, msg.participant_id, ban=msg.ban)
 
     async def on_set_video_quality(self, msg: s.SetVideoQuality) -> None:
         room, me = self._joined()
@@ -396,7 +399,7 @@ class Session:
             refusal = await policy.refusal(self.event)
             if refusal is not None and room.state.recording_wanted is False:
                 raise s.ProtocolError(s.ErrorCode.QUOTA_EXCEEDED, refusal)
-        room.command(room.state.set_recording(me.participant_id, msg.recording))
+        await room.do("set_recording", me.participant_id, msg.recording)
 
     async def on_ping(self, _msg: s.Ping) -> s.ServerMessage:
         return s.Pong()
