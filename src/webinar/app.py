@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from webinar import __version__
 from webinar.attendance.service import AttendanceService
+from webinar.cluster.bus import Bus
 from webinar.config import Config
 from webinar.http import forwarded, headers
 from webinar.http.auth import SignIn
@@ -35,7 +40,8 @@ from webinar.recordings.sharing import Publisher
 from webinar.rooms.manager import RoomManager
 from webinar.rooms.reasons import ByeReason
 from webinar.sfu import IceServer, RouterConfig, TransportConfig, check_hooks
-from webinar.signalling.session import Services
+from webinar.signalling.replication import Replication
+from webinar.signalling.session import Services, replayer
 from webinar.signalling.ws import (
     AddressCount,
     Connection,
@@ -43,6 +49,7 @@ from webinar.signalling.ws import (
     websocket_handler,
 )
 from webinar.storage.store import Store
+from webinar.tasks import stop_task
 from webinar.ticketing import Ticketing
 from webinar.ticketing.desk import TicketDesk
 from webinar.turn import ice_servers_for
@@ -94,9 +101,27 @@ def router_config(config: Config) -> RouterConfig:
     )
 
 
-def create_app(config: Config, store: Store | None = None) -> web.Application:
+@dataclass(frozen=True, slots=True)
+class Peers:
+    """This process as one of several workers sharing rooms through Redis."""
+
+    worker_id: int
+    redis_url: str
+    pipe_host: str = "127.0.0.1"
+    pipe_ports: tuple[int, int] | None = None
+    #: The set of live worker ids (the registry), for ending places of dead workers.
+    live_workers: Callable[[], Awaitable[set[int]]] | None = None
+
+
+PEERS = web.AppKey("peers", Peers)
+REPLICATION = web.AppKey("replication", Replication)
+
+
+def create_app(
+    config: Config, store: Store | None = None, *, peers: Peers | None = None
+) -> web.Application:
     """Build the application. ``store`` defaults to the SQLite store in the data dir;
-    it is opened and closed with the app."""
+    it is opened and closed with the app. ``peers``: this is one of several workers."""
     middlewares = [
         forwarded.middleware(config.http.trusted_proxies),
         headers.middleware(config.http.embed_origins),
@@ -108,6 +133,8 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
     app[SOCKETS] = AddressCount(config.signalling.max_sockets_per_address)
     app[METRICS] = Metrics()
     app[DRAINING] = [False]
+    if peers is not None:
+        app[PEERS] = peers
     root = web_root()
     app[TEMPLATES] = jinja2.Environment(
         loader=jinja2.FileSystemLoader(root / "templates"),
@@ -216,15 +243,56 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     )
     await app[ATTENDANCE].close_open_sessions(ByeReason.SERVER_RESTART)
     await metrics.start()
+    cluster = await _join_peers(app) if PEERS in app else None
     try:
         yield
     finally:
         await metrics.stop()
         await shutdown_connections(app[CONNECTIONS])
         await rooms.close()
+        if cluster is not None:
+            await cluster.aclose()
         await webhooks.close()
         await asyncio.sleep(0)
         await store.close()
+
+
+async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
+    """Share rooms with the other workers: the bus, the room logs, the media pipes."""
+    peers = app[PEERS]
+    services = app[SERVICES]
+    stack = contextlib.AsyncExitStack()
+    redis = aioredis.from_url(
+        peers.redis_url, socket_timeout=10.0, socket_connect_timeout=2.0, health_check_interval=5
+    )
+    stack.push_async_callback(redis.aclose)
+    bus = Bus(redis, peers.worker_id)
+    await bus.start()
+    stack.push_async_callback(bus.close)
+    replication = Replication(
+        redis,
+        peers.worker_id,
+        replay_interaction=replayer(services),
+        load_interaction=services.interaction.load,
+        relays=None,
+    )
+    app[REPLICATION] = replication
+    services.rooms.replication = replication
+    stack.push_async_callback(replication.close)
+    if peers.live_workers is not None:
+        live_workers = peers.live_workers
+
+        async def sweep() -> None:
+            while True:
+                await asyncio.sleep(1.0)
+                try:
+                    await replication.sweep(await live_workers(), time.monotonic())
+                except Exception:
+                    logger.exception("sweeping the places of dead workers failed")
+
+        task = asyncio.get_running_loop().create_task(sweep())
+        stack.push_async_callback(stop_task, task)
+    return stack
 
 
 async def _say_goodbye(app: web.Application) -> None:

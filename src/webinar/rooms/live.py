@@ -298,6 +298,16 @@ class LiveRoom:
 
     def apply(self, op: Op, *, origin: bool, peer: RoomPeer | None = None) -> list[RoomEvent]:
         """Apply one op to this worker's copy of the room (``origin``: it started here)."""
+        events = self.change(op, origin=origin, peer=peer)
+        self._apply(events, origin=origin)
+        return events
+
+    def deliver(self, events: list[RoomEvent], *, origin: bool) -> None:
+        """Tell this worker's participants and the SFU what :meth:`change` did."""
+        self._apply(events, origin=origin)
+
+    def change(self, op: Op, *, origin: bool, peer: RoomPeer | None = None) -> list[RoomEvent]:
+        """The state change of an op, not yet told to anyone (see :meth:`deliver`)."""
         name = op.name
         if name == "state":
             events: list[RoomEvent] = run_state_op(self.state, op)
@@ -322,7 +332,6 @@ class LiveRoom:
             )
         else:
             raise ValueError(f"unknown room op {name!r}")
-        self._apply(events, origin=origin)
         return events
 
     def _op_join(self, op: Op, origin: bool, peer: RoomPeer | None) -> list[RoomEvent]:

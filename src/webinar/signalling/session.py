@@ -7,8 +7,10 @@ between the wire schema and the room, nothing more.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
+import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -39,6 +41,7 @@ from webinar.ticketing import Grant, Refusal, Ticketing
 from . import interaction as ia
 from . import schema as s
 from .errors import wire_code
+from .replication import Replication, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +114,19 @@ class Session:
             if not self._greeted and not isinstance(message, s.Hello):
                 raise s.ProtocolError(s.ErrorCode.HELLO_REQUIRED, "send 'hello' first")
             handler = _HANDLERS[type(message)]
-            reply = await handler(self, message)
+            room = self.room
+            if (
+                room is not None
+                and room.replicator is not None
+                and type(message) in _LOGGED_INTERACTION
+                and self.participant is not None
+            ):
+                replication = typing.cast(Replication, room.replicator)
+                logged = {"type": message.type, **dataclasses.asdict(message)}
+                async with replication.interaction(room, self.participant.participant_id, logged):
+                    reply = await handler(self, message)
+            else:
+                reply = await handler(self, message)
             if reply is not None:
                 self.send(reply, request_id)
                 if isinstance(reply, s.Bye):
@@ -127,6 +142,8 @@ class Session:
         except InteractionError as exc:
             err = ia.to_protocol_error(exc)
             self.error(err.code, err.message, request_id)
+        except Unavailable as exc:
+            self.error(s.ErrorCode.UNAVAILABLE, str(exc), request_id)
 
     @property
     def greeted(self) -> bool:
@@ -693,3 +710,42 @@ _HANDLERS: dict[type[Any], _Handler] = {
     s.CtaClose: ia.on_cta_close,
     s.CtaLaunch: ia.on_cta_launch,
 }
+
+
+#: Interaction commands that change a room: logged for the other workers (a sync only reads).
+_LOGGED_INTERACTION = frozenset(
+    t
+    for t, h in _HANDLERS.items()
+    if getattr(h, "__module__", "") == ia.__name__ and t is not s.SyncInteraction
+)
+
+
+class _Replayed:
+    """A participant on another worker, as an interaction handler needs them to replay their
+    command here: no connection (replies go nowhere), and no second write to the store."""
+
+    def __init__(self, services: Services, room: LiveRoom, participant: Participant) -> None:
+        self.services = dataclasses.replace(services, interaction=services.interaction.replica())
+        self.room: LiveRoom | None = room
+        self.participant: Participant | None = participant
+
+    def joined(self) -> tuple[LiveRoom, Participant]:
+        assert self.room is not None and self.participant is not None
+        return self.room, self.participant
+
+    def send(self, message: s.ServerMessage, request_id: s.RequestId | None = None) -> None:
+        pass
+
+
+def replayer(services: Services) -> Callable[[LiveRoom, str, dict[str, Any]], Awaitable[None]]:
+    """Replays a logged interaction command of another worker on this worker's copy."""
+
+    async def replay_interaction(room: LiveRoom, actor: str, logged: dict[str, Any]) -> None:
+        participant = room.state.participants.get(actor)
+        if participant is None:
+            return
+        message, _ = s.parse_client_message(logged)
+        handler = _HANDLERS[type(message)]
+        await handler(typing.cast(Session, _Replayed(services, room, participant)), message)
+
+    return replay_interaction
