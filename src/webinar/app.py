@@ -48,6 +48,7 @@ from webinar.signalling.ws import (
     shutdown_connections,
     websocket_handler,
 )
+from webinar.storage.sealing import load_sealer
 from webinar.storage.store import Store
 from webinar.tasks import stop_task
 from webinar.ticketing import Ticketing
@@ -240,6 +241,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         is_draining=lambda: app[DRAINING][0],
         recordings=app[RECORDINGS],
         attendance=app[ATTENDANCE],
+        # Click links verify on any worker and after a restart.
+        interaction_secret=load_sealer(config.data_dir).derive("cta-click-links"),
     )
     await app[ATTENDANCE].close_open_sessions(ByeReason.SERVER_RESTART)
     await metrics.start()
