@@ -19,6 +19,7 @@ from aiohttp import web
 from webinar import __version__
 from webinar.attendance.service import AttendanceService
 from webinar.cluster.bus import Bus
+from webinar.cluster.pipes import Pipes
 from webinar.config import Config
 from webinar.http import forwarded, headers
 from webinar.http.auth import SignIn
@@ -39,7 +40,7 @@ from webinar.recordings.library import MIB, RecordingService
 from webinar.recordings.sharing import Publisher
 from webinar.rooms.manager import RoomManager
 from webinar.rooms.reasons import ByeReason
-from webinar.sfu import IceServer, RouterConfig, TransportConfig, check_hooks
+from webinar.sfu import IceServer, Producer, Router, RouterConfig, TransportConfig, check_hooks
 from webinar.signalling.replication import Replication
 from webinar.signalling.session import Services, replayer
 from webinar.signalling.ws import (
@@ -116,6 +117,7 @@ class Peers:
 
 PEERS = web.AppKey("peers", Peers)
 REPLICATION = web.AppKey("replication", Replication)
+PIPES = web.AppKey("pipes", Pipes)
 
 
 def create_app(
@@ -272,12 +274,31 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
     bus = Bus(redis, peers.worker_id)
     await bus.start()
     stack.push_async_callback(bus.close)
+    rooms = services.rooms
+
+    def producer_of(room_id: str, stream_id: str) -> Producer | None:
+        room = rooms.get(room_id)
+        return room.producer(stream_id) if room is not None else None
+
+    def router_of(room_id: str) -> Router | None:
+        room = rooms.get(room_id)
+        return room.router if room is not None and not room.closed else None
+
+    pipes = Pipes(
+        bus,
+        producer_of=producer_of,
+        router_of=router_of,
+        host=peers.pipe_host,
+        ports=peers.pipe_ports,
+    )
+    app[PIPES] = pipes
+    stack.push_async_callback(pipes.close)
     replication = Replication(
         redis,
         peers.worker_id,
         replay_interaction=replayer(services),
         load_interaction=services.interaction.load,
-        relays=None,
+        relays=pipes,
     )
     app[REPLICATION] = replication
     services.rooms.replication = replication
@@ -289,7 +310,10 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
             while True:
                 await asyncio.sleep(1.0)
                 try:
-                    await replication.sweep(await live_workers(), time.monotonic())
+                    live = await live_workers()
+                    for worker in pipes.workers() - live:
+                        pipes.forget_worker(worker)
+                    await replication.sweep(live, time.monotonic())
                 except Exception:
                     logger.exception("sweeping the places of dead workers failed")
 

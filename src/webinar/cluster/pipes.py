@@ -64,7 +64,9 @@ class Pipes:
         router = self._router_of(room_id)
         if router is None:
             raise LookupError(f"no room {room_id} on this worker")
-        answer = await self._bus.request(worker, "pipe-open", {"room": room_id, "stream": stream_id})
+        answer = await self._bus.request(
+            worker, "pipe-open", {"room": room_id, "stream": stream_id}
+        )
         pipe_id = str(answer["pipe"])
         origin = _address(answer["address"])
         try:
@@ -76,7 +78,7 @@ class Pipes:
             raise
         key = id(pipe.producer)
         self._ins[key] = (pipe, worker, pipe_id)
-        pipe.on_close(lambda _pipe: self._ins.pop(key, None))
+        pipe.on_close(lambda _pipe: self._forget_in(key))
         try:
             await self._bus.request(
                 worker, "pipe-connect", {"pipe": pipe_id, "address": list(pipe.address)}
@@ -101,10 +103,14 @@ class Pipes:
         producer = self._producer_of(str(body["room"]), str(body["stream"]))
         if producer is None or producer.closed:
             raise LookupError(f"stream {body['stream']} is not published here")
+        for _ in range(40):  # its codec is known once the publisher's media flows
+            if producer.codec is not None or producer.closed:
+                break
+            await asyncio.sleep(0.05)
         pipe = await PipeOut.open(producer, host=self._host, ports=self._ports)
         pipe_id = secrets.token_hex(8)
         self._outs[pipe_id] = (pipe, sender)
-        pipe.on_close(lambda _pipe: self._outs.pop(pipe_id, None))
+        pipe.on_close(lambda _pipe: self._forget_out(pipe_id))
         return {
             "pipe": pipe_id,
             "descriptor": pipe_descriptor(producer),
@@ -123,16 +129,28 @@ class Pipes:
         if entry is not None and entry[1] == sender:
             entry[0].close()
 
+    def _forget_in(self, key: int) -> None:
+        self._ins.pop(key, None)
+
+    def _forget_out(self, pipe_id: str) -> None:
+        self._outs.pop(pipe_id, None)
+
     # ------------------------------------------------------------------ upkeep
 
     def forget_worker(self, worker: int) -> None:
         """``worker`` died: close the pipes to and from it."""
-        for pipe, edge in list(self._outs.values()):
+        for out, edge in list(self._outs.values()):
             if edge == worker:
-                pipe.close()
+                out.close()
         for pipe, origin, _pipe_id in list(self._ins.values()):
             if origin == worker:
                 pipe.close()
+
+    def workers(self) -> set[int]:
+        """The workers this one has pipes with."""
+        return {edge for _out, edge in self._outs.values()} | {
+            origin for _pipe, origin, _id in self._ins.values()
+        }
 
     def counts(self) -> dict[str, int]:
         return {"pipes_out": len(self._outs), "pipes_in": len(self._ins)}
@@ -141,8 +159,8 @@ class Pipes:
         return sum(pipe.stats.packets for pipe, _edge in self._outs.values())
 
     async def close(self) -> None:
-        for pipe, _edge in list(self._outs.values()):
-            pipe.close()
+        for out, _edge in list(self._outs.values()):
+            out.close()
         for pipe, _origin, _id in list(self._ins.values()):
             pipe.close()
         for task in list(self._tasks):

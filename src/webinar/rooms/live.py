@@ -503,6 +503,12 @@ class LiveRoom:
     def streams(self) -> list[Stream]:
         return list(self.state.streams.values())
 
+    def producer(self, stream_id: str) -> Producer | None:
+        """The producer of a stream published on this worker (not a pipe's copy)."""
+        if stream_id in self._relayed:
+            return None
+        return self._producers.get(stream_id)
+
     def name_of(self, participant_id: str) -> str:
         p = self.state.participants.get(participant_id)
         return p.name if p else ""
@@ -700,9 +706,14 @@ class LiveRoom:
         async def run() -> None:
             try:
                 producer = await relays.relay(self.room_id, stream_id, worker)
-            except Exception:
-                logger.warning("could not relay stream %s from worker %d", stream_id, worker)
-                await asyncio.sleep(1.0)  # then the next reconcile tries again
+            except Exception as exc:
+                logger.warning(
+                    "could not relay stream %s from worker %d: %s", stream_id, worker, exc
+                )
+                await asyncio.sleep(1.0)
+                self._relaying.discard(stream_id)
+                if not self.closed:
+                    self._reconcile()  # tries again while someone here should receive it
                 return
             finally:
                 self._relaying.discard(stream_id)
