@@ -314,6 +314,7 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
                     for worker in pipes.workers() - live:
                         pipes.forget_worker(worker)
                     await replication.sweep(live, time.monotonic())
+                    await replication.keep_recorders()
                 except Exception:
                     logger.exception("sweeping the places of dead workers failed")
 

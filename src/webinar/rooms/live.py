@@ -55,6 +55,7 @@ from .state import (
     LinkQuality,
     Participant,
     ParticipantUpdated,
+    RecordingStatus,
     Removed,
     RoomEnded,
     RoomError,
@@ -684,9 +685,27 @@ class LiveRoom:
                     member.consumers[stream.stream_id] = consumer
                 if consumer.wanted != wanted:
                     consumer.want(wanted)
+        if self.relays is not None and self._records_here():  # the recorder wants every stream
+            for stream in state.streams.values():
+                if stream.stream_id not in self._producers:
+                    self._relay(stream)
         if self._relayed:
             self._release_unused_relays()
         self._prioritise()
+
+    def recording_changed(self) -> None:
+        """This worker became (or stopped being) the room's recorder."""
+        if not self.closed:
+            self._reconcile()
+            if self.recording is not None and self.records:
+                self.recording.sync()
+
+    def _records_here(self) -> bool:
+        return (
+            self.recording is not None
+            and self.records
+            and self.state.recording is not RecordingStatus.OFF
+        )
 
     def _relay(self, stream: Stream) -> None:
         """Bring a stream published on another worker here, once, in the background."""
@@ -727,14 +746,16 @@ class LiveRoom:
             if current.paused:
                 producer.pause()
             self._reconcile()
+            if self.recording is not None and self.records:
+                self.recording.sync()
 
         self._spawn(run())
 
     def _release_unused_relays(self) -> None:
         """Close the pipe of a relayed stream nobody here receives any more."""
         used = {sid for m in self._members.values() for sid in m.consumers}
-        if self.recording is not None and self.records:
-            used |= set(self._producers)  # the recorder may want every stream
+        if self._records_here():
+            used |= set(self._producers)  # the recorder wants every stream
         for stream_id in list(self._relayed):
             if stream_id in used:
                 continue

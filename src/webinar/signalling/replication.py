@@ -69,6 +69,16 @@ redis.call('pexpire', KEYS[2], ARGV[3])
 redis.call('del', KEYS[1])
 return id
 """
+# The room's recorder runs on one worker: who holds this lease (renewed, or taken when free).
+_RECORDER = """
+local holder = redis.call('get', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+RECORDER_TTL_MS = 5_000
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
@@ -137,6 +147,7 @@ class Replication:
         self._acquire = redis.register_script(_ACQUIRE)
         self._append = redis.register_script(_APPEND)
         self._release = redis.register_script(_RELEASE)
+        self._recorder = redis.register_script(_RECORDER)
         self.entries_applied = 0
         self.entries_appended = 0
 
@@ -145,6 +156,7 @@ class Replication:
     async def attach(self, room: LiveRoom) -> None:
         replica = _Replica(room)
         self._replicas[room.room_id] = replica
+        room.records = False  # until this worker holds the room's recorder lease
         try:
             async with replica.lock:
                 if await self._redis.exists(_key(room.room_id, "ended")):
@@ -162,7 +174,7 @@ class Replication:
                         await self._apply_entry(replica, entry_id, fields, history=True)
                     if history:
                         replica.last_id = history[-1][0]
-                    room.records = not history or not room.state.participants
+                    await self._hold_recorder(room)
                     if not room.state.participants:  # a new session of the room starts here
                         replica.last_id = await self._append_entry(
                             room, token, {"t": "open", "w": self.worker_id}
@@ -184,6 +196,9 @@ class Replication:
         if replica.reader is not None:
             replica.reader.cancel()
             await asyncio.gather(replica.reader, return_exceptions=True)
+        if room.records:  # let another worker with people in the room record it
+            with contextlib.suppress(RedisError, OSError):
+                await self._release(keys=[_key(room.room_id, "recorder")], args=[self._me])
 
     async def close(self) -> None:
         for replica in list(self._replicas.values()):
@@ -321,6 +336,28 @@ class Replication:
             logger.debug("log entry %s refused here too: %s", entry_id, exc)
         except Exception:
             logger.exception("applying log entry %s of room %s failed", entry_id, room.room_id)
+
+    # ------------------------------------------------------------------ the recorder
+
+    @property
+    def _me(self) -> str:
+        return str(self.worker_id)
+
+    async def _hold_recorder(self, room: LiveRoom) -> None:
+        """Renew (or take, when free) the room's recorder lease; record here iff held."""
+        try:
+            held = await self._recorder(
+                keys=[_key(room.room_id, "recorder")], args=[self._me, RECORDER_TTL_MS]
+            )
+        except (RedisError, OSError):
+            return  # keep doing what we did until Redis answers again
+        was, room.records = room.records, held == 1
+        if room.records and not was:
+            room.recording_changed()
+
+    async def keep_recorders(self) -> None:
+        for replica in list(self._replicas.values()):
+            await self._hold_recorder(replica.room)
 
     # ------------------------------------------------------------------ workers that died
 
