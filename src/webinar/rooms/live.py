@@ -113,6 +113,11 @@ class Replicator(Protocol):
         """Apply ``op`` here first (raising what the state machine raises) and log it."""
         ...
 
+    def later(self, room_id: str, op: Op) -> None:
+        """Log ``op`` once the log can be reached again, even if this copy has closed by then
+        (a leave must reach the other workers)."""
+        ...
+
 
 class Relays(Protocol):
     """Brings a stream published on another worker here (a media pipe)."""
@@ -288,8 +293,8 @@ class LiveRoom:
                 await self.submit(op)
             except RoomError:
                 pass
-            except Exception:
-                logger.exception("room op %s failed", op.name)
+            except Exception as exc:
+                logger.warning("room op %s could not be logged: %s", op.name, exc)
 
         self._spawn(run())
 
@@ -454,23 +459,12 @@ class LiveRoom:
             await self.submit(op)
         except RoomError:
             pass
-        except Exception:  # the log is unreachable: everyone else learns of it when it is back
-            logger.exception("could not log that %s left", participant_id)
-            self._spawn(self._retry(op))
+        except Exception as exc:  # the log is unreachable: the others learn of it when it is back
+            logger.warning("could not log that %s left (%s); will retry", participant_id, exc)
+            if self.replicator is not None:
+                self.replicator.later(self.room_id, op)
         await self._close_media(member)
         await self._release_if_empty()
-
-    async def _retry(self, op: Op) -> None:
-        delay = 0.5
-        while not self.closed:
-            await asyncio.sleep(delay)
-            try:
-                await self.submit(op)
-                return
-            except RoomError:
-                return
-            except Exception:
-                delay = min(delay * 2, 5.0)
 
     async def leave_remote(self, participant_id: str, reason: ByeReason) -> None:
         """End the place of someone whose worker is gone (no connection here)."""

@@ -79,6 +79,15 @@ end
 return 0
 """
 RECORDER_TTL_MS = 5_000
+# Append without applying (this worker has no copy of the room any more), under the lock.
+_APPEND_DETACHED = """
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local id = redis.call('xadd', KEYS[2], '*', 'e', ARGV[3])
+  redis.call('del', KEYS[1])
+  return id
+end
+return false
+"""
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
@@ -148,6 +157,8 @@ class Replication:
         self._append = redis.register_script(_APPEND)
         self._release = redis.register_script(_RELEASE)
         self._recorder = redis.register_script(_RECORDER)
+        self._append_detached = redis.register_script(_APPEND_DETACHED)
+        self._later: set[asyncio.Task[None]] = set()
         self.entries_applied = 0
         self.entries_appended = 0
 
@@ -203,6 +214,40 @@ class Replication:
     async def close(self) -> None:
         for replica in list(self._replicas.values()):
             await self.detach(replica.room)
+        for task in list(self._later):
+            task.cancel()
+        await asyncio.gather(*self._later, return_exceptions=True)
+
+    def later(self, room_id: str, op: Op) -> None:
+        task = asyncio.get_running_loop().create_task(self._log_later(room_id, op))
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
+
+    async def _log_later(self, room_id: str, op: Op, within: float = 300.0) -> None:
+        entry = {"t": "op", "op": op.to_json(), "at": time.time(), "seed": 0}
+        keys = [_key(room_id, "lock"), _key(room_id, "log")]
+        deadline = time.monotonic() + within
+        delay = 0.2
+        while time.monotonic() < deadline:
+            replica = self._replicas.get(room_id)
+            if replica is not None:  # a copy is open again here: the normal way
+                try:
+                    await replica.room.submit(op)
+                    return
+                except RoomError:
+                    return
+                except Unavailable:
+                    pass
+            else:
+                try:
+                    args: list[str | int] = [secrets.token_hex(8), LOCK_TTL_MS, json.dumps(entry)]
+                    if await self._append_detached(keys=keys, args=args):
+                        return
+                except (RedisError, OSError):
+                    pass
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        logger.warning("gave up logging %s of room %s", op.name, room_id)
 
     def rooms(self) -> list[LiveRoom]:
         return [r.room for r in self._replicas.values()]
