@@ -18,14 +18,17 @@ from webinar.storage.store import SessionRecord
 from webinar.ticketing.books import Attempts, local_attempts
 from webinar.ticketing.grants import Refusal, RefusalCode
 from webinar.ticketing.limiter import AttemptLimiter
+from webinar.ticketing.shared import SharedTicketing
 
 LOGIN_FAILURES_PER_MINUTE = 5
 
 
-def login_limiter() -> AttemptLimiter:
+def login_limiter(shared: SharedTicketing | None = None) -> AttemptLimiter | Attempts:
     """At most N failed sign-ins per client address (IPv6 by /64) per minute: the entry
     limiter's per-address count (counted before the password is checked, given back when
-    it is right), with no event."""
+    it is right), with no event. With ``shared``, counted in Redis across workers."""
+    if shared is not None:
+        return shared.attempts("login", per_client=LOGIN_FAILURES_PER_MINUTE, window=60.0)
     return AttemptLimiter(per_client=LOGIN_FAILURES_PER_MINUTE, window=60.0)
 
 

@@ -56,6 +56,7 @@ from webinar.ticketing.rules import (
     format_price,
     parse_price,
 )
+from webinar.ticketing.shared import SharedTicketing
 
 logger = logging.getLogger(__name__)
 
@@ -79,16 +80,22 @@ def booking_limits(config: Config) -> BookingLimits:
     )
 
 
-def make_ticketing(config: Config, store: Store) -> Ticketing:
+def make_ticketing(
+    config: Config, store: Store, shared: SharedTicketing | None = None
+) -> Ticketing:
+    """The gate; with ``shared``, its seats and entry limits are kept in Redis for every
+    worker (else in this process's memory)."""
+    per_client = config.ticketing.wrong_entries_per_address
+    per_event = config.ticketing.wrong_entries_per_event
     return Ticketing(
         store,
         limits=booking_limits(config),
         code_early=timedelta(minutes=config.ticketing.code_early_minutes),
         code_late=timedelta(minutes=config.ticketing.code_late_minutes),
-        attempts=AttemptLimiter(
-            per_client=config.ticketing.wrong_entries_per_address,
-            per_event=config.ticketing.wrong_entries_per_event,
-        ),
+        attempts=AttemptLimiter(per_client=per_client, per_event=per_event)
+        if shared is None
+        else shared.attempts("entry", per_client=per_client, per_event=per_event),
+        seats=None if shared is None else shared.seats(),
     )
 
 

@@ -1,0 +1,377 @@
+"""Seats and entry attempts shared by workers through a real redis-server.
+
+Two workers are two seat books (and limiters) with their own Redis connections and their own
+local holders, in one process; a worker's ``evict_remote`` calls the other's ``evict_local``,
+the same call the bus between worker processes makes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+import redis.asyncio as aioredis
+
+from tests.redis_server import RedisServer, redis_server  # noqa: F401
+from webinar.rooms.reasons import ByeReason
+from webinar.signalling.errors import wire_code
+from webinar.signalling.schema import ErrorCode
+from webinar.ticketing import Refusal, RefusalCode, SecondDevice
+from webinar.ticketing.books import Counted
+from webinar.ticketing.shared import RedisAttempts, RedisSeats, SharedSeat
+
+
+@dataclass(eq=False)
+class Holder:
+    evicted: list[ByeReason] = field(default_factory=list)
+
+    def evict(self, reason: ByeReason) -> None:
+        self.evicted.append(reason)
+
+
+@dataclass
+class Cluster:
+    """Two workers' seat books on one Redis."""
+
+    books: dict[int, RedisSeats]
+    clients: list[aioredis.Redis]
+
+    def __getitem__(self, worker_id: int) -> RedisSeats:
+        return self.books[worker_id]
+
+
+async def _client(server: RedisServer) -> aioredis.Redis:
+    return aioredis.Redis.from_url(server.url)
+
+
+@pytest.fixture
+async def cluster(redis_server: RedisServer) -> AsyncIterator[Cluster]:  # noqa: F811
+    books: dict[int, RedisSeats] = {}
+
+    async def bus(worker_id: int, seat_id: str, reason: ByeReason) -> None:
+        await books[worker_id].evict_local(seat_id, reason)
+
+    clients = [await _client(redis_server) for _ in range(2)]
+    for worker_id, client in zip((1, 2), clients, strict=True):
+        books[worker_id] = RedisSeats(
+            client, worker_id=worker_id, evict_remote=bus, grace=0.6, timeout=1.0
+        )
+    try:
+        yield Cluster(books, clients)
+    finally:
+        for book in books.values():
+            await book.close()
+        for client in clients:
+            await client.aclose()
+
+
+async def claim(
+    book: RedisSeats,
+    holder: Holder,
+    client_key: str,
+    *,
+    ticket: str = "reg:1",
+    capacity: int = 1,
+    policy: SecondDevice = SecondDevice.REFUSE,
+) -> SharedSeat:
+    seat = await book.claim(
+        ticket, capacity=capacity, policy=policy, client_key=client_key, holder=holder, now=0.0
+    )
+    assert isinstance(seat, SharedSeat)
+    return seat
+
+
+async def refusal(coro: object) -> RefusalCode:
+    with pytest.raises(Refusal) as info:
+        await coro  # type: ignore[misc]
+    return info.value.code
+
+
+# ------------------------------------------------------------------------------ seats
+
+
+async def test_a_single_use_code_held_on_one_worker_is_refused_on_the_other(
+    cluster: Cluster,
+) -> None:
+    first = Holder()
+    seat = await claim(cluster[2], first, "laptop")
+    assert await refusal(claim(cluster[1], Holder(), "phone")) is RefusalCode.TICKET_IN_USE
+    # the same client key on another live connection is another device
+    assert await refusal(claim(cluster[1], Holder(), "laptop")) is RefusalCode.TICKET_IN_USE
+    assert await cluster[1].in_use("reg:1", 0.0) == 1
+    assert first.evicted == [] and await cluster[2].holds(seat)
+    cluster[2].release(seat, 0.0, dropped=False)  # left: free at once, on every worker
+    await cluster[2].flush()
+    await claim(cluster[1], Holder(), "phone")
+
+
+async def test_takeover_evicts_the_holder_on_the_other_worker(cluster: Cluster) -> None:
+    first, second = Holder(), Holder()
+    old = await claim(cluster[2], first, "laptop", policy=SecondDevice.TAKEOVER)
+    new = await claim(cluster[1], second, "phone", policy=SecondDevice.TAKEOVER)
+    assert first.evicted == [ByeReason.TAKEN_OVER] and second.evicted == []
+    assert not await cluster[2].holds(old) and await cluster[1].holds(new)
+    assert await cluster[2].in_use("reg:1", 0.0) == 1
+    # the evicted session's own release afterwards frees nothing of the new holder's
+    cluster[2].release(old, 0.0, dropped=False)
+    await cluster[2].flush()
+    assert await cluster[1].holds(new)
+    # and back again: the holder on worker 1 goes
+    third = Holder()
+    await claim(cluster[2], third, "tablet", policy=SecondDevice.TAKEOVER)
+    assert second.evicted == [ByeReason.TAKEN_OVER] and third.evicted == []
+
+
+async def test_a_resumed_connection_takes_its_own_seat_back_without_an_eviction(
+    cluster: Cluster,
+) -> None:
+    first, resumed = Holder(), Holder()
+    old = await claim(cluster[1], first, "laptop")
+    seat = await cluster[1].claim(
+        "reg:1",
+        capacity=1,
+        policy=SecondDevice.REFUSE,
+        client_key="laptop",
+        holder=resumed,
+        now=0.0,
+        resumes=lambda h: h is first,
+    )
+    assert first.evicted == []  # the room replaces a resumed connection, not ticketing
+    assert not await cluster[1].holds(old) and await cluster[1].holds(seat)
+    assert await cluster[2].in_use("reg:1", 0.0) == 1
+
+
+async def test_a_group_codes_seats_are_shared_by_every_worker(cluster: Cluster) -> None:
+    holders = [Holder() for _ in range(4)]
+    on_1 = [
+        await claim(cluster[1], h, f"d{i}", capacity=3, policy=SecondDevice.TAKEOVER)
+        for i, h in enumerate(holders[:2])
+    ]
+    on_2 = await claim(cluster[2], holders[2], "d2", capacity=3, policy=SecondDevice.TAKEOVER)
+    for book in (cluster[1], cluster[2]):
+        full = claim(book, holders[3], "d3", capacity=3, policy=SecondDevice.TAKEOVER)
+        assert await refusal(full) is RefusalCode.GROUP_FULL
+    cluster[2].release(on_2, 0.0, dropped=False)
+    await cluster[2].flush()
+    await claim(cluster[1], holders[3], "d3", capacity=3, policy=SecondDevice.TAKEOVER)
+    assert all(h.evicted == [] for h in holders) and len(on_1) == 2
+    assert await cluster[2].in_use("reg:1", 0.0) == 3
+
+
+async def test_a_dropped_seat_is_kept_for_the_grace_for_its_own_client_key_only(
+    cluster: Cluster,
+) -> None:
+    seat = await claim(cluster[1], Holder(), "laptop")
+    cluster[1].release(seat, 0.0, dropped=True)
+    await cluster[1].flush()
+    assert await cluster[2].in_use("reg:1", 0.0) == 1  # kept
+    assert await refusal(claim(cluster[2], Holder(), "phone")) is RefusalCode.TICKET_IN_USE
+    back = await claim(cluster[2], Holder(), "laptop")  # its own device, on another worker
+    cluster[2].release(back, 0.0, dropped=True)
+    await cluster[2].flush()
+    assert await refusal(claim(cluster[1], Holder(), "phone")) is RefusalCode.TICKET_IN_USE
+    await asyncio.sleep(0.7)  # the grace (0.6 s) on the Redis clock
+    assert await cluster[1].in_use("reg:1", 0.0) == 0
+    await claim(cluster[1], Holder(), "phone")
+
+
+async def test_a_dead_workers_seats_are_dropped_then_free(cluster: Cluster) -> None:
+    holder = Holder()
+    await claim(cluster[2], holder, "laptop")
+    await claim(cluster[2], Holder(), "g0", ticket="reg:2", capacity=2)
+    assert await cluster[1].forget_worker(2) == 2
+    assert holder.evicted == []  # it is gone with its worker; nobody is told
+    assert await refusal(claim(cluster[1], Holder(), "phone")) is RefusalCode.TICKET_IN_USE
+    await claim(cluster[1], Holder(), "laptop")  # the same device, reconnected elsewhere
+    await asyncio.sleep(0.7)
+    assert await cluster[1].in_use("reg:2", 0.0) == 0  # the group seat is free after the grace
+    assert await cluster[1].forget_worker(2) == 0  # nothing left of it
+
+
+async def test_a_revoked_ticket_ends_its_holders_on_every_worker(cluster: Cluster) -> None:
+    holders = [Holder() for _ in range(3)]
+    await claim(cluster[1], holders[0], "a", capacity=3)
+    await claim(cluster[2], holders[1], "b", capacity=3)
+    dropped = await claim(cluster[2], holders[2], "c", capacity=3)
+    cluster[2].release(dropped, 0.0, dropped=True)
+    await cluster[2].flush()
+    assert await cluster[1].evict_all("reg:1", ByeReason.REVOKED) == 2
+    assert [h.evicted for h in holders] == [[ByeReason.REVOKED], [ByeReason.REVOKED], []]
+    assert await cluster[2].in_use("reg:1", 0.0) == 0
+
+
+async def test_parallel_claims_on_two_workers_seat_exactly_the_capacity(cluster: Cluster) -> None:
+    async def one(i: int) -> bool:
+        try:
+            await claim(cluster[1 + i % 2], Holder(), f"d{i}", capacity=5)
+        except Refusal as refused:
+            assert refused.code is RefusalCode.GROUP_FULL
+            return False
+        return True
+
+    admitted = await asyncio.gather(*(one(i) for i in range(40)))
+    assert sum(admitted) == 5
+    assert await cluster[1].in_use("reg:1", 0.0) == 5
+
+
+# ------------------------------------------------------------------------------ attempts
+
+
+@pytest.fixture
+async def limiters(redis_server: RedisServer) -> AsyncIterator[list[RedisAttempts]]:  # noqa: F811
+    clients = [await _client(redis_server) for _ in range(2)]
+    try:
+        yield [
+            RedisAttempts(c, per_client=10, per_event=100, window=60, timeout=1.0) for c in clients
+        ]
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+def never() -> float:
+    raise AssertionError("the shared limiter runs on the Redis clock")
+
+
+async def test_parallel_wrong_guesses_on_two_workers_are_counted_before_checking(
+    limiters: list[RedisAttempts],
+) -> None:
+    checked = 0
+
+    async def guess(i: int) -> bool:
+        nonlocal checked
+        try:
+            attempt = await limiters[i % 2].acquire("10.0.0.1", "e", never)
+        except Refusal as refused:
+            assert refused.code is RefusalCode.RATE_LIMITED and refused.retry_after
+            return False
+        checked += 1
+        await asyncio.sleep(0.05)  # the check (a password hash) takes a while
+        await attempt.failed(0.0)
+        return True
+
+    results = await asyncio.gather(*(guess(i) for i in range(50)))
+    assert checked == sum(results) == 10
+    # another address on the event is not held back, this one is (on both workers)
+    await (await limiters[1].acquire("10.0.0.2", "e", never)).forgive()
+    assert await limiters[0].retry_after("10.0.0.1", "e") > 50
+    assert await limiters[1].retry_after("10.0.0.1", "other") > 50
+
+
+async def test_attempts_in_flight_on_another_worker_are_waited_for(
+    limiters: list[RedisAttempts],
+) -> None:
+    one, two = limiters
+    one.per_client = two.per_client = 2
+    held = [await one.acquire("10.0.0.1", "e", never) for _ in range(2)]
+    with pytest.raises(Refusal):
+        await two.reserve("10.0.0.1", "e", 0.0)  # no waiting: refused
+    waiting = asyncio.ensure_future(two.acquire("10.0.0.1", "e", never))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()  # waits for the answers
+    await held[0].forgive()  # a right credential: the place is given back
+    third = await asyncio.wait_for(waiting, 2)
+    await held[1].failed(0.0)
+    await third.failed(0.0)
+    started = time.monotonic()
+    with pytest.raises(Refusal) as info:
+        await two.acquire("10.0.0.1", "e", never)
+    assert info.value.code is RefusalCode.RATE_LIMITED and info.value.retry_after == 60
+    assert time.monotonic() - started < 1  # failures refuse at once
+
+
+async def test_the_event_limit_holds_back_only_addresses_that_failed(
+    limiters: list[RedisAttempts],
+) -> None:
+    one, two = limiters
+    for limiter in limiters:
+        limiter.per_client, limiter.per_event = 3, 5
+
+    async def fail(limiter: RedisAttempts, client: str | None) -> None:
+        attempt: Counted = await limiter.reserve(client, "e", 0.0)
+        await attempt.failed(0.0)
+
+    for _ in range(3):
+        await fail(one, "1.2.3.4")
+    assert 55 <= await two.retry_after("1.2.3.4", "e") <= 60
+    assert await two.retry_after("5.6.7.8", "e") == 0
+    await fail(two, "5.6.7.8")
+    await fail(one, "5.6.7.8")
+    assert 55 <= await one.retry_after("5.6.7.8", "e") <= 60  # the event's limit
+    assert await one.retry_after("9.9.9.9", "e") == 0  # has not mistyped: not held back
+    await fail(two, "9.9.9.9")
+    assert await one.retry_after("9.9.9.9", "e") > 0
+    assert await one.retry_after(None, "e") > 0  # an unknown address counts as failed
+    assert await one.retry_after("9.9.9.9", "other") == 0
+    # IPv6 addresses count by /64
+    await fail(one, "2001:db8::1")
+    assert await two.retry_after("2001:db8::2", "e") > 0
+
+
+async def test_pending_attempts_of_a_killed_worker_expire(redis_server: RedisServer) -> None:  # noqa: F811
+    dying_client, client = await _client(redis_server), await _client(redis_server)
+    dying = RedisAttempts(dying_client, per_client=2, pending_ttl=0.5, timeout=1.0)
+    alive = RedisAttempts(client, per_client=2, pending_ttl=0.5, max_wait=5, timeout=1.0)
+    try:
+        for _ in range(2):
+            await dying.acquire("10.0.0.1", "e", never)  # never answered: the worker dies
+        await dying_client.aclose()
+        with pytest.raises(Refusal):
+            await alive.reserve("10.0.0.1", "e", 0.0)
+        started = time.monotonic()
+        attempt = await alive.acquire("10.0.0.1", "e", never)  # waits out their TTL
+        assert 0.2 < time.monotonic() - started < 2
+        await attempt.forgive()
+        assert await alive.retry_after("10.0.0.1", "e") == 0
+    finally:
+        await client.aclose()
+
+
+async def test_an_uncounted_attempt_touches_nothing(limiters: list[RedisAttempts]) -> None:
+    limiter = limiters[0]
+    limiter.per_client = 1
+    free = limiter.uncounted()
+    await free.failed(0.0)
+    await free.forgive()
+    assert await limiter.retry_after("10.0.0.1", "e") == 0
+    held = await limiter.acquire("10.0.0.1", "e", never)
+    await limiter.uncounted().forgive()
+    assert await limiter.retry_after("10.0.0.1", "e") == 1
+    await held.forgive()
+    await held.failed(0.0)  # resolved once only
+    assert await limiter.retry_after("10.0.0.1", "e") == 0
+
+
+# ------------------------------------------------------------------------------ Redis down
+
+
+async def test_redis_down_refuses_with_a_retryable_code_and_back_it_works(
+    cluster: Cluster,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    limiter = RedisAttempts(cluster.clients[0], timeout=1.0)
+    held = await claim(cluster[1], Holder(), "laptop", ticket="reg:9")
+    redis_server.stop()
+    started = time.monotonic()
+    for decision in (
+        claim(cluster[1], Holder(), "phone"),
+        limiter.acquire("10.0.0.1", "e", never),
+        limiter.reserve("10.0.0.1", None, 0.0),
+    ):
+        with pytest.raises(Refusal) as info:
+            await decision  # type: ignore[operator]
+        assert info.value.code is RefusalCode.UNAVAILABLE and info.value.retry_after
+        assert wire_code(info.value.code) is ErrorCode.UNAVAILABLE
+    assert time.monotonic() - started < 5  # bounded: refused, not hung
+    # a seat check that cannot be made trusts this worker's own knowledge; a release waits
+    assert await cluster[1].holds(held)
+    cluster[1].release(held, 0.0, dropped=False)
+    redis_server.start()  # empty, as after a restart without persistence
+    await asyncio.wait_for(cluster[1].flush(), 10)  # the release got through
+    seat = await claim(cluster[1], Holder(), "phone")
+    assert await cluster[2].holds(seat)
+    await (await limiter.acquire("10.0.0.1", "e", never)).failed(0.0)
+    assert await limiter.retry_after("10.0.0.1", "e") == 0  # 1 of 10
