@@ -11,17 +11,23 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from tests.redis_server import RedisServer, redis_server  # noqa: F401
+from webinar.http.auth import login_limiter
 from webinar.rooms.reasons import ByeReason
+from webinar.rooms.roles import Role
 from webinar.signalling.errors import wire_code
 from webinar.signalling.schema import ErrorCode
-from webinar.ticketing import Refusal, RefusalCode, SecondDevice
+from webinar.storage.store import Event, Store
+from webinar.ticketing import Grant, Refusal, RefusalCode, SecondDevice, Ticketing, records
 from webinar.ticketing.books import Counted
-from webinar.ticketing.shared import RedisAttempts, RedisSeats, SharedSeat
+from webinar.ticketing.records import EventAccess
+from webinar.ticketing.shared import RedisAttempts, RedisSeats, SharedSeat, SharedTicketing
 
 
 @dataclass(eq=False)
@@ -375,3 +381,147 @@ async def test_redis_down_refuses_with_a_retryable_code_and_back_it_works(
     assert await cluster[2].holds(seat)
     await (await limiter.acquire("10.0.0.1", "e", never)).failed(0.0)
     assert await limiter.retry_after("10.0.0.1", "e") == 0  # 1 of 10
+
+
+# ------------------------------------------------------------------------------ the gate
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    async with Store(tmp_path / "data") as s:
+        yield s
+
+
+@pytest.fixture
+async def gates(cluster: Cluster, store: Store) -> AsyncIterator[dict[int, Ticketing]]:
+    """Two workers' gates on one database, sharing seats and limits through Redis."""
+    yield {
+        worker_id: Ticketing(
+            store,
+            clock=lambda: NOW + timedelta(minutes=50),
+            attempts=RedisAttempts(client, timeout=1.0),
+            seats=cluster[worker_id],
+        )
+        for worker_id, client in zip((1, 2), cluster.clients, strict=True)
+    }
+
+
+async def paid_code(store: Store, policy: SecondDevice, seats: int = 1) -> tuple[Event, str]:
+    event = await store.create_event(
+        "Paid",
+        NOW + timedelta(minutes=60),
+        access_type="paid",
+        duration_minutes=60,
+        join_window_minutes=5,
+    )
+    await store.run(
+        lambda core: records.put_access(
+            core.connection,
+            EventAccess(event.event_id, price_minor=2500, currency="EUR", second_device=policy),
+        )
+    )
+    reg = await store.run(
+        lambda core: records.add_registration(
+            core.connection,
+            event.event_id,
+            first_name="Grace",
+            last_name="Hopper",
+            email="grace@example.org",
+            seats=seats,
+            amount_minor=2500 * seats,
+            currency="EUR",
+            provider=records.PaymentProvider.MANUAL,
+            capacity=None,
+        )
+    )
+    confirmed = await store.run(
+        lambda core: records.confirm_registration(core.connection, reg.registration_id)
+    )
+    assert confirmed is not None and confirmed.code is not None
+    return event, confirmed.code
+
+
+async def enter(gate: Ticketing, event: Event, code: str | None, key: str, holder: Holder) -> Grant:
+    return await gate.admit(event, code, client="10.0.0.1", client_key=key, holder=holder)
+
+
+async def test_a_single_use_code_stays_single_use_across_workers(
+    gates: dict[int, Ticketing], store: Store
+) -> None:
+    event, code = await paid_code(store, SecondDevice.REFUSE)
+    first = await enter(gates[2], event, code, "laptop", Holder())
+    with pytest.raises(Refusal) as info:
+        await enter(gates[1], event, code, "phone", Holder())
+    assert info.value.code is RefusalCode.TICKET_IN_USE
+    gates[2].release(first, dropped=False)
+    await gates[2].seats.flush()  # type: ignore[attr-defined]
+    await enter(gates[1], event, code, "phone", Holder())
+
+
+async def test_takeover_across_workers_through_the_gate(
+    gates: dict[int, Ticketing], store: Store
+) -> None:
+    event, code = await paid_code(store, SecondDevice.TAKEOVER)
+    first_holder = Holder()
+    first = await enter(gates[2], event, code, "laptop", first_holder)
+    second = await enter(gates[1], event, code, "phone", Holder())
+    assert first_holder.evicted == [ByeReason.TAKEN_OVER]
+    assert not await gates[2].holds(first) and await gates[1].holds(second)
+    # the organiser cancels the reservation on worker 2: the holder on worker 1 leaves
+    assert second.registration_id is not None
+    assert await gates[2].end_ticket(registration_id=second.registration_id) == 1
+
+
+async def test_wrong_codes_on_two_workers_share_one_limit(
+    gates: dict[int, Ticketing], store: Store
+) -> None:
+    event, _code = await paid_code(store, SecondDevice.REFUSE)
+    codes = []
+    for i in range(12):
+        with pytest.raises(Refusal) as info:
+            await enter(gates[1 + i % 2], event, "AAAA-BBBB-CCCC", "x", Holder())
+        codes.append(info.value.code)
+    assert codes == [RefusalCode.BAD_CREDENTIAL] * 10 + [RefusalCode.RATE_LIMITED] * 2
+
+
+async def test_redis_down_refuses_entries_that_need_it_and_recovers(
+    gates: dict[int, Ticketing],
+    store: Store,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    event, code = await paid_code(store, SecondDevice.REFUSE)
+    open_event = await store.create_event("Open", None)
+    redis_server.stop()
+    with pytest.raises(Refusal) as info:
+        await enter(gates[1], event, code, "laptop", Holder())
+    assert info.value.code is RefusalCode.UNAVAILABLE
+    assert "try again" in info.value.message
+    # what needs no shared decision still works: keys, open events
+    assert (await enter(gates[1], event, event.host_key, "h", Holder())).role is Role.HOST
+    assert (await enter(gates[2], open_event, None, "o", Holder())).role is Role.ATTENDEE
+    redis_server.start()
+    grant = await enter(gates[1], event, code, "laptop", Holder())
+    assert await gates[2].holds(grant)
+    with pytest.raises(Refusal) as info:
+        await enter(gates[2], event, code, "phone", Holder())
+    assert info.value.code is RefusalCode.TICKET_IN_USE
+
+
+async def test_sign_ins_are_limited_across_workers(cluster: Cluster) -> None:
+    async def bus(worker_id: int, seat_id: str, reason: ByeReason) -> None:
+        raise AssertionError("no seats here")
+
+    one, two = (
+        login_limiter(SharedTicketing(client, worker_id, bus))
+        for worker_id, client in enumerate(cluster.clients, 1)
+    )
+    assert isinstance(one, RedisAttempts) and (one.per_client, one.window) == (5, 60.0)
+    for i in range(5):
+        await (await (one, two)[i % 2].reserve("10.0.0.1", None, 0.0)).failed(0.0)
+    with pytest.raises(Refusal) as info:
+        await two.reserve("10.0.0.1", None, 0.0)  # type: ignore[union-attr]
+    assert info.value.code is RefusalCode.RATE_LIMITED
+    # the entry limiter counts apart
+    assert await RedisAttempts(cluster.clients[0]).retry_after("10.0.0.1", None) == 0

@@ -37,6 +37,7 @@ from redis.exceptions import RedisError
 
 from webinar.ids import client_key
 from webinar.rooms.reasons import ByeReason
+from webinar.tasks import stop_task
 
 from .books import Counted
 from .grants import Refusal, RefusalCode, SecondDevice
@@ -273,7 +274,8 @@ class RedisSeats:
         #: Seats of this worker evicted before their claim's answer arrived (bounded).
         self._evicted_early: dict[str, None] = {}
         #: Releases being written (retried while Redis is away).
-        self._writes: set[asyncio.Task[None]] = set()
+        self._unwritten: dict[str, tuple[SharedSeat, bool]] = {}
+        self._writer: asyncio.Task[None] | None = None
         self._claim = redis.register_script(_CLAIM)
         self._release = redis.register_script(_RELEASE)
         self._in_use = redis.register_script(_IN_USE)
@@ -404,38 +406,41 @@ class RedisSeats:
         self._write_later(seat, dropped=dropped)
 
     def _write_later(self, seat: SharedSeat, *, dropped: bool) -> None:
-        task = asyncio.get_running_loop().create_task(self._write_release(seat, dropped))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        """Queue a release for the one writer task (which waits out a Redis outage)."""
+        self._unwritten[seat.seat_id] = (seat, dropped)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_releases())
 
-    async def _write_release(self, seat: SharedSeat, dropped: bool) -> None:
+    async def _write_releases(self) -> None:
         delay = 0.05
-        while True:
+        while self._unwritten:
+            seat_id, (seat, dropped) = next(iter(self._unwritten.items()))
             try:
                 await _run(
                     self._release,
                     [self._key(seat.ticket), self._worker_key(self.worker_id)],
-                    [seat.seat_id, int(dropped), self._grace_ms, self.worker_id],
+                    [seat_id, int(dropped), self._grace_ms, self.worker_id],
                     self.timeout,
                 )
-                return
             except Unavailable as exc:
-                logger.warning("seat %s not released yet (%s); retrying", seat.seat_id, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+                logger.warning("%d seats not released yet (%s)", len(self._unwritten), exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.05
+            if self._unwritten.get(seat_id) == (seat, dropped):
+                del self._unwritten[seat_id]
 
     async def flush(self) -> None:
-        """Wait until every release begun so far is written."""
-        while self._writes:
-            await asyncio.gather(*self._writes, return_exceptions=True)
+        """Wait until every release queued so far is written."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
 
     async def close(self) -> None:
-        """Stop writing (a worker shutting down: the releases left are lost, and
+        """Stop writing (a worker shutting down: releases not written yet are lost, and
         :meth:`forget_worker` of this worker frees its seats)."""
-        writes = list(self._writes)
-        for task in writes:
-            task.cancel()
-        await asyncio.gather(*writes, return_exceptions=True)
+        writer, self._writer = self._writer, None
+        await stop_task(writer)
 
     async def evict_all(self, ticket: str, reason: ByeReason) -> int:
         """See :meth:`Seats.evict_all`, on every worker. When Redis cannot be reached, the
@@ -467,10 +472,6 @@ class RedisSeats:
     async def forget_worker(self, worker_id: int) -> int:
         """A worker died: its live seats become dropped (kept for the grace for their own
         client keys, then free). How many there were. Raises :class:`Unavailable`."""
-        if worker_id == self.worker_id:
-            for seat in list(self._local.values()):
-                seat.gone = True
-            self._local.clear()
         reply = await _run(
             self._forget, [self._worker_key(worker_id)], [worker_id, self._grace_ms], self.timeout
         )
