@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +38,10 @@ class Holder:
         self.evicted.append(reason)
 
 
+#: How long a fresh (or emptied) Redis takes no seat decisions, while workers put theirs back.
+SETTLE = 0.3
+
+
 @dataclass
 class Cluster:
     """Two workers' seat books on one Redis."""
@@ -63,8 +67,16 @@ async def cluster(redis_server: RedisServer) -> AsyncIterator[Cluster]:  # noqa:
     clients = [await _client(redis_server) for _ in range(2)]
     for worker_id, client in zip((1, 2), clients, strict=True):
         books[worker_id] = RedisSeats(
-            client, worker_id=worker_id, evict_remote=bus, grace=0.6, timeout=1.0
+            client,
+            worker_id=worker_id,
+            evict_remote=bus,
+            grace=0.6,
+            timeout=1.0,
+            settle=SETTLE,
+            check_interval=0.05,
         )
+        await books[worker_id].start()
+    await asyncio.sleep(SETTLE)  # a fresh Redis: the seats' first epoch settles
     try:
         yield Cluster(books, clients)
     finally:
@@ -94,6 +106,21 @@ async def refusal(coro: object) -> RefusalCode:
     with pytest.raises(Refusal) as info:
         await coro  # type: ignore[misc]
     return info.value.code
+
+
+async def decided(attempt: Callable[[], Awaitable[object]]) -> RefusalCode | None:
+    """Retry while Redis is away (or settling), as a client told ``unavailable`` does:
+    the first decision's refusal, or None when it admitted."""
+    for _ in range(100):
+        try:
+            await attempt()
+        except Refusal as refused:
+            if refused.code is not RefusalCode.UNAVAILABLE:
+                return refused.code
+        else:
+            return None
+        await asyncio.sleep(0.05)
+    raise AssertionError("Redis did not come back")
 
 
 # ------------------------------------------------------------------------------ seats
@@ -377,10 +404,32 @@ async def test_redis_down_refuses_with_a_retryable_code_and_back_it_works(
     cluster[1].release(held, 0.0, dropped=False)
     redis_server.start()  # empty, as after a restart without persistence
     await asyncio.wait_for(cluster[1].flush(), 10)  # the release got through
+    await asyncio.sleep(SETTLE)
     seat = await claim(cluster[1], Holder(), "phone")
     assert await cluster[2].holds(seat)
     await (await limiter.acquire("10.0.0.1", "e", never)).failed(0.0)
     assert await limiter.retry_after("10.0.0.1", "e") == 0  # 1 of 10
+
+
+async def test_after_redis_lost_its_data_live_seats_are_put_back_before_decisions(
+    cluster: Cluster,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    holder = Holder()
+    seat = await claim(cluster[2], holder, "laptop")
+    revoked = Holder()
+    await claim(cluster[2], revoked, "x", ticket="inv:7")
+    redis_server.stop()
+    redis_server.start()  # restarted without persistence: every seat is gone
+    # worker 1 decides first: no decision until worker 2 has had time to put its seat back
+    assert await refusal(claim(cluster[1], Holder(), "phone")) is RefusalCode.UNAVAILABLE
+    assert await cluster[2].holds(seat)  # meanwhile the holder is trusted
+    # the first decision made is right
+    assert await decided(lambda: claim(cluster[1], Holder(), "phone")) is RefusalCode.TICKET_IN_USE
+    assert await cluster[1].in_use("reg:1", 0.0) == 1 and holder.evicted == []
+    # a revocation reaches a seat that was put back, on the other worker
+    assert await cluster[1].evict_all("inv:7", ByeReason.REVOKED) == 1
+    assert revoked.evicted == [ByeReason.REVOKED]
 
 
 # ------------------------------------------------------------------------------ the gate
@@ -502,7 +551,16 @@ async def test_redis_down_refuses_entries_that_need_it_and_recovers(
     assert (await enter(gates[1], event, event.host_key, "h", Holder())).role is Role.HOST
     assert (await enter(gates[2], open_event, None, "o", Holder())).role is Role.ATTENDEE
     redis_server.start()
-    grant = await enter(gates[1], event, code, "laptop", Holder())
+    with pytest.raises(Refusal) as info:  # the seats' new epoch settles first
+        await enter(gates[1], event, code, "laptop", Holder())
+    assert info.value.code is RefusalCode.UNAVAILABLE
+    grants: list[Grant] = []
+
+    async def laptop() -> None:
+        grants.append(await enter(gates[1], event, code, "laptop", Holder()))
+
+    assert await decided(laptop) is None
+    grant = grants[0]
     assert await gates[2].holds(grant)
     with pytest.raises(Refusal) as info:
         await enter(gates[2], event, code, "phone", Holder())

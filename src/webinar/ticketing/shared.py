@@ -28,7 +28,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,7 @@ from redis.exceptions import RedisError
 
 from webinar.ids import client_key
 from webinar.rooms.reasons import ByeReason
-from webinar.tasks import stop_task
+from webinar.tasks import stop_tasks
 
 from .books import Counted
 from .grants import Refusal, RefusalCode, SecondDevice
@@ -97,6 +97,22 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 # ------------------------------------------------------------------------------------ seats
 
+# The seats' epoch, "born:token": set when missing, i.e. on a fresh Redis or one restarted
+# without its data, which lost every seat. Workers put their live seats back when they see a
+# new epoch (they look every ``check_interval``); while it is younger than ``settle``, no
+# admission is decided.
+_EPOCH = """
+local function epoch(key, token, settle)
+  local e = redis.call('GET', key)
+  if not e then
+    e = string.format('%d', now) .. ':' .. token
+    redis.call('SET', key, e)
+  end
+  local born = tonumber(string.match(e, '^(%d+):'))
+  return e, now - born < settle, settle - (now - born)
+end
+"""
+
 # A ticket's seats: hash KEYS[1], seat ID -> {w: worker, c: client key, d: dropped at (ms)}.
 # Each worker's set of the seat hashes where it holds a live seat: forget_worker reads it.
 # tidy(): a hash with live seats never expires; one with only dropped ones expires with them.
@@ -118,15 +134,20 @@ local function tidy(key, grace, worker_key, worker)
 end
 """
 
-# ARGV: capacity, takeover (1/0), client key, worker, new seat ID, grace (ms), own live IDs...
-# Returns {'ok', worker, seat, worker, seat, ...} (the live seats to evict), 'in-use', 'full'.
+# KEYS: the ticket's seats, the worker's set, the epoch. ARGV: capacity, takeover (1/0),
+# client key, worker, new seat ID, grace (ms), epoch token, settle (ms), own live IDs...
+# Returns {'ok', epoch, worker, seat, worker, seat, ...} (the live seats to evict), or
+# {'in-use' | 'full' | 'settling', epoch}.
 _CLAIM = (
     _NOW
+    + _EPOCH
     + """
+local e, settling = epoch(KEYS[3], ARGV[7], tonumber(ARGV[8]))
+if settling then return {'settling', e} end
 local capacity, takeover, client, worker = tonumber(ARGV[1]), ARGV[2] == '1', ARGV[3], ARGV[4]
 local grace = tonumber(ARGV[6])
 local mine = {}
-for i = 7, #ARGV do mine[ARGV[i]] = true end
+for i = 9, #ARGV do mine[ARGV[i]] = true end
 local flat = redis.call('HGETALL', KEYS[1])
 local own, others = {}, {}
 for i = 1, #flat, 2 do
@@ -139,7 +160,7 @@ for i = 1, #flat, 2 do
     table.insert(others, {id, s})
   end
 end
-local evict = {'ok'}
+local evict = {'ok', e}
 if #others >= capacity then
   if capacity == 1 and takeover then
     for _, o in ipairs(others) do
@@ -150,9 +171,9 @@ if #others >= capacity then
       end
     end
   elseif capacity == 1 then
-    return 'in-use'
+    return {'in-use', e}
   else
-    return 'full'
+    return {'full', e}
   end
 end
 for _, id in ipairs(own) do redis.call('HDEL', KEYS[1], id) end
@@ -198,11 +219,17 @@ return n
 """
 )
 
-# Every seat of a ticket goes; returns {worker, seat, ...} of the live ones.
-_EVICT_ALL = """
+# Every seat of a ticket goes. KEYS: its seats, the epoch. ARGV: epoch token, settle (ms).
+# Returns {'ok', epoch, worker, seat, ...} (the live ones) or {'settling', epoch, ms left}.
+_EVICT_ALL = (
+    _NOW
+    + _EPOCH
+    + """
+local e, settling, left = epoch(KEYS[2], ARGV[1], tonumber(ARGV[2]))
+if settling then return {'settling', e, left} end
 local flat = redis.call('HGETALL', KEYS[1])
 redis.call('DEL', KEYS[1])
-local live = {}
+local live = {'ok', e}
 for i = 1, #flat, 2 do
   local s = cjson.decode(flat[i + 1])
   if not s.d then
@@ -211,6 +238,43 @@ for i = 1, #flat, 2 do
   end
 end
 return live
+"""
+)
+
+# KEYS: the seats, the epoch. ARGV: seat ID, epoch token, settle (ms). Returns {held, epoch}:
+# held 1/0, or 2 while settling (the seat may not be back yet).
+_HOLDS = (
+    _NOW
+    + _EPOCH
+    + """
+local e, settling = epoch(KEYS[2], ARGV[2], tonumber(ARGV[3]))
+if settling then return {2, e} end
+return {redis.call('HEXISTS', KEYS[1], ARGV[1]), e}
+"""
+)
+
+# KEYS: the epoch. ARGV: epoch token. Returns the epoch (set if missing).
+_WATCH = (
+    _NOW
+    + _EPOCH
+    + """
+local e = epoch(KEYS[1], ARGV[1], 0)
+return e
+"""
+)
+
+# A worker puts its live seats back (after Redis lost them). KEYS: the worker's set, then one
+# seat hash per seat; ARGV: worker, then seat ID and client key per seat.
+_REASSERT = """
+for i = 2, #KEYS do
+  local id, client = ARGV[2 * i - 2], ARGV[2 * i - 1]
+  if redis.call('HEXISTS', KEYS[i], id) == 0 then
+    redis.call('HSET', KEYS[i], id, cjson.encode({w = ARGV[1], c = client}))
+  end
+  redis.call('PERSIST', KEYS[i])
+  redis.call('SADD', KEYS[1], KEYS[i])
+end
+return #KEYS - 1
 """
 
 # A dead worker's live seats become dropped (kept for the grace for their own client keys).
@@ -262,13 +326,25 @@ class RedisSeats:
         grace: float = 60.0,
         prefix: str = "webinar:",
         timeout: float = REDIS_TIMEOUT,
+        settle: float = 3.0,
+        check_interval: float = 1.0,
     ) -> None:
+        """``settle``: after Redis lost its data (a restart without persistence), how long
+        no admission is decided while every worker puts its live seats back; workers look
+        for that every ``check_interval`` seconds (keep it well under ``settle``)."""
         self.redis = redis
         self.worker_id = worker_id
         self.evict_remote = evict_remote
         self.grace = grace
         self.prefix = prefix
         self.timeout = timeout
+        self.settle = settle
+        self.check_interval = check_interval
+        #: The epoch of the seats in Redis this worker's live seats are written in.
+        self._epoch: str | None = None
+        self._token = secrets.token_hex(6)
+        self._stale = asyncio.Event()  # a newer epoch was seen: put the seats back now
+        self._watcher: asyncio.Task[None] | None = None
         #: Live seats claimed on this worker, by seat ID.
         self._local: dict[str, SharedSeat] = {}
         #: Seats of this worker evicted before their claim's answer arrived (bounded).
@@ -279,9 +355,64 @@ class RedisSeats:
         self._claim = redis.register_script(_CLAIM)
         self._release = redis.register_script(_RELEASE)
         self._in_use = redis.register_script(_IN_USE)
-        self._holds = redis.register_script("return redis.call('HEXISTS', KEYS[1], ARGV[1])")
+        self._holds = redis.register_script(_HOLDS)
         self._evict_all = redis.register_script(_EVICT_ALL)
         self._forget = redis.register_script(_FORGET_WORKER)
+        self._watch = redis.register_script(_WATCH)
+        self._reassert = redis.register_script(_REASSERT)
+
+    @property
+    def _epoch_key(self) -> str:
+        return f"{self.prefix}seats:epoch"
+
+    @property
+    def _settle_ms(self) -> int:
+        return max(0, round(self.settle * 1000))
+
+    async def start(self) -> None:
+        """Begin watching for a Redis that lost its seats (call at the worker's start: on a
+        fresh Redis the epoch is then set before anyone joins). Never fails."""
+        if self._watcher is None or self._watcher.done():
+            with suppress(Unavailable):
+                await self._look()
+            self._watcher = asyncio.get_running_loop().create_task(self._watch_epoch())
+
+    def _saw(self, epoch: object) -> None:
+        seen = _text(epoch)
+        if self._epoch is None and not self._local:
+            self._epoch = seen
+        elif seen != self._epoch:
+            self._stale.set()
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.get_running_loop().create_task(self._watch_epoch())
+
+    async def _look(self) -> None:
+        """Read the epoch; a new one: put this worker's live seats back first."""
+        epoch = _text(await _run(self._watch, [self._epoch_key], [self._token], self.timeout))
+        if epoch == self._epoch:
+            return
+        seats = list(self._local.values())
+        if seats:
+            await _run(
+                self._reassert,
+                [self._worker_key(self.worker_id), *(self._key(s.ticket) for s in seats)],
+                [self.worker_id, *(x for s in seats for x in (s.seat_id, s.client_key))],
+                self.timeout,
+            )
+            logger.warning(
+                "Redis lost its seats: %d live seats of this worker put back", len(seats)
+            )
+        self._epoch = epoch
+
+    async def _watch_epoch(self) -> None:
+        while True:
+            self._stale.clear()
+            try:
+                await self._look()
+            except Unavailable as exc:
+                logger.debug("seat epoch not read (%s)", exc)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stale.wait(), self.check_interval)
 
     def _key(self, ticket: str) -> str:
         return f"{self.prefix}seats:{ticket}"
@@ -318,7 +449,7 @@ class RedisSeats:
         try:
             reply = await _run(
                 self._claim,
-                [self._key(ticket), self._worker_key(self.worker_id)],
+                [self._key(ticket), self._worker_key(self.worker_id), self._epoch_key],
                 [
                     capacity,
                     int(takeover),
@@ -326,6 +457,8 @@ class RedisSeats:
                     self.worker_id,
                     seat.seat_id,
                     self._grace_ms,
+                    self._token,
+                    self._settle_ms,
                     *(s.seat_id for s in mine),
                 ],
                 self.timeout,
@@ -336,8 +469,12 @@ class RedisSeats:
             seat.gone = True
             self._write_later(seat, dropped=False)
             raise unavailable() from None
-        if not isinstance(reply, list):
-            if _text(reply) == "in-use":
+        status = _text(reply[0])
+        self._saw(reply[1])
+        if status == "settling":
+            raise unavailable()
+        if status != "ok":
+            if status == "in-use":
                 raise Refusal(
                     RefusalCode.TICKET_IN_USE,
                     "this code or invitation is in use on another device; leave there first"
@@ -354,7 +491,7 @@ class RedisSeats:
             seat.gone = True  # taken over already: holds() says so
         else:
             self._local[seat.seat_id] = seat
-        evicted = [_text(x) for x in reply[1:]]
+        evicted = [_text(x) for x in reply[2:]]
         for worker, seat_id in zip(evicted[::2], evicted[1::2], strict=True):
             await self._evict(int(worker), seat_id, ByeReason.TAKEN_OVER)
         return seat
@@ -390,11 +527,17 @@ class RedisSeats:
         if seat.gone:
             return False
         try:
-            held = await _run(self._holds, [self._key(seat.ticket)], [seat.seat_id], self.timeout)
+            reply = await _run(
+                self._holds,
+                [self._key(seat.ticket), self._epoch_key],
+                [seat.seat_id, self._token, self._settle_ms],
+                self.timeout,
+            )
         except Unavailable as exc:
             logger.warning("seat %s not checked: Redis unavailable (%s)", seat.seat_id, exc)
             return True
-        return bool(held)
+        self._saw(reply[1])
+        return int(reply[0]) != 0  # 2: settling, the seat may not be back yet
 
     def release(self, seat: object, now: float, *, dropped: bool) -> None:
         """See :meth:`Seats.release`; written in the background (retried while Redis is away)."""
@@ -437,16 +580,27 @@ class RedisSeats:
             await asyncio.shield(self._writer)
 
     async def close(self) -> None:
-        """Stop writing (a worker shutting down: releases not written yet are lost, and
-        :meth:`forget_worker` of this worker frees its seats)."""
+        """Stop writing and watching (a worker shutting down: releases not written yet are
+        lost, and :meth:`forget_worker` of this worker frees its seats)."""
         writer, self._writer = self._writer, None
-        await stop_task(writer)
+        watcher, self._watcher = self._watcher, None
+        await stop_tasks([t for t in (writer, watcher) if t is not None])
 
     async def evict_all(self, ticket: str, reason: ByeReason) -> int:
         """See :meth:`Seats.evict_all`, on every worker. When Redis cannot be reached, the
         holders on this worker still leave (and their seats are freed once it is back)."""
         try:
-            reply = await _run(self._evict_all, [self._key(ticket)], [], self.timeout)
+            while True:
+                reply = await _run(
+                    self._evict_all,
+                    [self._key(ticket), self._epoch_key],
+                    [self._token, self._settle_ms],
+                    self.timeout,
+                )
+                self._saw(reply[1])
+                if _text(reply[0]) == "ok":
+                    break
+                await asyncio.sleep(int(reply[2]) / 1000)  # the seats are being put back
         except Unavailable as exc:
             logger.warning(
                 "ticket %s ended on this worker only: Redis unavailable (%s)", ticket, exc
@@ -458,7 +612,7 @@ class RedisSeats:
                 if holder is not None:
                     holder.evict(reason)
             return len(local)
-        live = [_text(x) for x in reply]
+        live = [_text(x) for x in reply[2:]]
         for worker, seat_id in zip(live[::2], live[1::2], strict=True):
             await self._evict(int(worker), seat_id, reason)
         return len(live) // 2
