@@ -224,6 +224,23 @@ async def test_a_dead_workers_seats_are_dropped_then_free(cluster: Cluster) -> N
     assert await cluster[1].forget_worker(2) == 0  # nothing left of it
 
 
+async def test_a_worker_started_again_under_its_id_drops_the_seats_of_its_former_life(
+    cluster: Cluster,
+) -> None:
+    await claim(cluster[2], Holder(), "laptop")
+    assert await refusal(claim(cluster[1], Holder(), "laptop")) is RefusalCode.TICKET_IN_USE
+    again = RedisSeats(
+        cluster.clients[1], worker_id=2, evict_remote=cluster[2].evict_remote, grace=0.6
+    )
+    await again.start()  # worker 2 died and came back
+    try:
+        assert await cluster[1].in_use("reg:1", 0.0) == 1  # kept for its device ...
+        assert await refusal(claim(cluster[1], Holder(), "phone")) is RefusalCode.TICKET_IN_USE
+        await claim(cluster[1], Holder(), "laptop")  # ... which gets back in anywhere
+    finally:
+        await again.close()
+
+
 async def test_a_revoked_ticket_ends_its_holders_on_every_worker(cluster: Cluster) -> None:
     holders = [Holder() for _ in range(3)]
     await claim(cluster[1], holders[0], "a", capacity=3)

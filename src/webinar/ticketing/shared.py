@@ -345,6 +345,7 @@ class RedisSeats:
         self._token = secrets.token_hex(6)
         self._stale = asyncio.Event()  # a newer epoch was seen: put the seats back now
         self._watcher: asyncio.Task[None] | None = None
+        self._started = False
         #: Live seats claimed on this worker, by seat ID.
         self._local: dict[str, SharedSeat] = {}
         #: Seats of this worker evicted before their claim's answer arrived (bounded).
@@ -370,9 +371,20 @@ class RedisSeats:
         return max(0, round(self.settle * 1000))
 
     async def start(self) -> None:
-        """Begin watching for a Redis that lost its seats (call at the worker's start: on a
-        fresh Redis the epoch is then set before anyone joins). Never fails."""
+        """Call at the worker's start. Live seats left under this worker's ID (a previous
+        life of it that died) become dropped, as :meth:`forget_worker` does; then it watches
+        for a Redis that lost its seats (on a fresh Redis the epoch is set now, before anyone
+        joins). Never fails: Redis away, it is done when it is back (but for the former)."""
         if self._watcher is None or self._watcher.done():
+            if not self._started and not self._local:
+                try:
+                    left = await self.forget_worker(self.worker_id)
+                except Unavailable as exc:
+                    logger.warning("seats of worker %d not checked (%s)", self.worker_id, exc)
+                else:
+                    if left:
+                        logger.info("%d seats of a former worker %d dropped", left, self.worker_id)
+            self._started = True
             with suppress(Unavailable):
                 await self._look()
             self._watcher = asyncio.get_running_loop().create_task(self._watch_epoch())
