@@ -395,6 +395,16 @@ async def test_an_uncounted_attempt_touches_nothing(limiters: list[RedisAttempts
     assert await limiter.retry_after("10.0.0.1", "e") == 0
 
 
+async def test_settings_that_cannot_work_are_refused(cluster: Cluster) -> None:
+    client = cluster.clients[0]
+    for bad in ({"check_interval": 0}, {"timeout": -1}, {"grace": -1}, {"settle": float("nan")}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            RedisSeats(client, worker_id=3, evict_remote=cluster[1].evict_remote, **bad)  # type: ignore[arg-type]
+    for wrong in ({"per_client": 0}, {"window": 0}, {"pending_ttl": -1}, {"poll": 0}):
+        with pytest.raises(ValueError, match=next(iter(wrong))):
+            RedisAttempts(client, **wrong)  # type: ignore[arg-type]
+
+
 # ------------------------------------------------------------------------------ Redis down
 
 

@@ -85,6 +85,18 @@ async def _run(script: Any, keys: list[str], args: list[str | int | float], with
         raise Unavailable(str(exc) or type(exc).__name__) from exc
 
 
+def _positive(**values: float) -> None:
+    for name, value in values.items():
+        if not value > 0:
+            raise ValueError(f"{name} must be more than 0, not {value!r}")
+
+
+def _not_negative(**values: float) -> None:
+    for name, value in values.items():
+        if not value >= 0:
+            raise ValueError(f"{name} must be 0 or more, not {value!r}")
+
+
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -332,6 +344,8 @@ class RedisSeats:
         """``settle``: after Redis lost its data (a restart without persistence), how long
         no admission is decided while every worker puts its live seats back; workers look
         for that every ``check_interval`` seconds (keep it well under ``settle``)."""
+        _positive(timeout=timeout, check_interval=check_interval)
+        _not_negative(grace=grace, settle=settle)
         self.redis = redis
         self.worker_id = worker_id
         self.evict_remote = evict_remote
@@ -763,6 +777,15 @@ class RedisAttempts:
     )
 
     def __post_init__(self) -> None:
+        _positive(
+            per_client=self.per_client,
+            per_event=self.per_event,
+            window=self.window,
+            pending_ttl=self.pending_ttl,
+            timeout=self.timeout,
+            poll=self.poll,
+        )
+        _not_negative(max_wait=self.max_wait)
         self._acquire = self.redis.register_script(_ACQUIRE)
         self._resolver = self.redis.register_script(_RESOLVE)
 
