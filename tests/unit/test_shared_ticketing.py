@@ -333,6 +333,26 @@ async def test_attempts_in_flight_on_another_worker_are_waited_for(
     assert time.monotonic() - started < 1  # failures refuse at once
 
 
+async def test_an_answer_here_wakes_one_waiter_at_once_and_a_refusal_reaches_them_all(
+    limiters: list[RedisAttempts],
+) -> None:
+    limiter = limiters[0]
+    limiter.per_client, limiter.poll = 2, 10.0  # looking again is slow: wake-ups must do it
+    held = [await limiter.acquire("10.0.0.1", "e", never) for _ in range(2)]
+    waiting = [asyncio.ensure_future(limiter.acquire("10.0.0.1", "e", never)) for _ in range(5)]
+    await asyncio.sleep(1.5)  # their backoff has grown to about a second
+    assert not any(w.done() for w in waiting)
+    await held[0].forgive()  # one place back: one waiter takes it at once, the rest sleep
+    done, rest = await asyncio.wait(waiting, timeout=0.3, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.sleep(0.1)
+    assert len(done) == 1 and not any(w.done() for w in rest)
+    await held[1].failed(0.0)
+    await done.pop().result().failed(0.0)  # two failures fill the limit: all are refused
+    refused, late = await asyncio.wait(rest, timeout=0.3)
+    assert not late and {type(w.exception()) for w in refused} == {Refusal}
+    assert not limiter._waiters
+
+
 async def test_the_event_limit_holds_back_only_addresses_that_failed(
     limiters: list[RedisAttempts],
 ) -> None:

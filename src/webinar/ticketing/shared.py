@@ -14,8 +14,9 @@ the bus between workers delivers that to the other worker's :meth:`RedisSeats.ev
 :class:`RedisAttempts` counts attempts before they are checked, like :class:`AttemptLimiter`:
 an attempt in flight is an entry in a sorted set with an expiry (``pending_ttl``), so a worker
 that dies mid-check does not hold places forever. An attempt held back only by attempts in
-flight polls with a short backoff (woken at once by answers on its own worker), up to
-``max_wait``.
+flight polls with a short backoff, up to ``max_wait``; an answer on its own worker wakes the
+first waiter there at once (one per answer; one woken for a place it does not take passes the
+wake-up on, so a refusal reaches them all quickly).
 
 Redis unreachable (or slower than ``timeout``): a decision raises :class:`Refusal` with
 ``unavailable`` (retryable); nobody is let in on a decision that was not made. Releases are
@@ -27,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -772,7 +774,7 @@ class RedisAttempts:
     _acquire: Any = field(init=False, repr=False)
     _resolver: Any = field(init=False, repr=False)
     #: Attempts on this worker waiting for answers, by the key they wait on.
-    _waiters: dict[str, set[asyncio.Future[None]]] = field(
+    _waiters: dict[str, deque[asyncio.Future[None]]] = field(
         init=False, repr=False, default_factory=dict
     )
 
@@ -843,29 +845,63 @@ class RedisAttempts:
         deadline = loop.time() + self.max_wait
         attempt = self._new(client, event_id)
         delay = 0.02
+        woken: str | None = None  # the key whose answer (on this worker) woke this attempt
         while True:
-            with _refusing():
-                wait, which = await self._try(client, event_id, attempt.attempt_id, take=True)
+            try:
+                with _refusing():
+                    wait, which = await self._try(client, event_id, attempt.attempt_id, take=True)
+            except Refusal:
+                if woken is not None:
+                    self._wake(woken)
+                raise
             if not wait:
                 return attempt
             left = deadline - loop.time()
-            if which == 0 or left <= 0:
+            key = attempt.keys[which - 1] if which else None
+            if woken is not None and (key != woken or left <= 0):
+                self._wake(woken)  # not taking that place: the next waiter may
+            if key is None or left <= 0:
                 raise _limited(wait)
-            key = attempt.keys[0] if which == 1 else attempt.keys[1]
-            assert key is not None
             waiter: asyncio.Future[None] = loop.create_future()
-            self._waiters.setdefault(key, set()).add(waiter)
+            queue = self._waiters.setdefault(key, deque())
+            if key == woken:
+                queue.appendleft(waiter)  # another worker took the place: keep its turn
+            else:
+                queue.append(waiter)
             try:
                 await asyncio.wait_for(asyncio.shield(waiter), min(delay, left))
             except TimeoutError:
                 pass
-            finally:
-                waiters = self._waiters.get(key)
-                if waiters is not None:
-                    waiters.discard(waiter)
-                    if not waiters:
-                        del self._waiters[key]
+            except BaseException:
+                self._leave(key, waiter)
+                raise
+            woken = key if waiter.done() else None
+            if woken is None:
+                self._leave(key, waiter)
             delay = min(delay * 2, self.poll)
+
+    def _wake(self, key: str) -> None:
+        """Wake the first attempt on this worker waiting on ``key``."""
+        queue = self._waiters.get(key)
+        while queue:
+            waiter = queue.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+        if queue is not None and not queue:
+            del self._waiters[key]
+
+    def _leave(self, key: str, waiter: asyncio.Future[None]) -> None:
+        """A waiter gives up: out of the queue, or its wake-up passed on if it had one."""
+        if waiter.done():
+            self._wake(key)
+            return
+        waiter.cancel()
+        queue = self._waiters.get(key)
+        if queue is not None and waiter in queue:
+            queue.remove(waiter)
+            if not queue:
+                del self._waiters[key]
 
     def uncounted(self) -> Counted:
         return RedisAttempt(None, "-", (None, None), done=True)
@@ -894,9 +930,8 @@ class RedisAttempts:
                 "attempt %s not resolved: Redis unavailable (%s)", attempt.attempt_id, exc
             )
         for key in (own, event):
-            for waiter in self._waiters.pop(key, set()) if key is not None else ():
-                if not waiter.done():
-                    waiter.set_result(None)
+            if key is not None:
+                self._wake(key)  # one waiter here per answer; the others look again anyway
 
 
 def _limited(wait: int) -> Refusal:
