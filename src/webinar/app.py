@@ -22,7 +22,7 @@ from webinar.cluster.bus import Bus
 from webinar.cluster.pipes import Pipes
 from webinar.config import Config
 from webinar.http import forwarded, headers
-from webinar.http.auth import SignIn
+from webinar.http.auth import SignIn, login_limiter
 from webinar.http.dashboard import Dashboard
 from webinar.http.health import Health
 from webinar.http.interaction import InteractionHttp
@@ -54,6 +54,7 @@ from webinar.storage.store import Store
 from webinar.tasks import stop_task
 from webinar.ticketing import Ticketing
 from webinar.ticketing.desk import TicketDesk
+from webinar.ticketing.shared import RedisSeats, SharedTicketing
 from webinar.turn import ice_servers_for
 from webinar.webhooks.service import Webhooks
 from webinar.webhooks.signing import WebhookEvent
@@ -109,6 +110,7 @@ class Peers:
 
     worker_id: int
     redis_url: str
+    workers: int = 2
     pipe_host: str = "127.0.0.1"
     pipe_ports: tuple[int, int] | None = None
     #: The set of live worker ids (the registry), for ending places of dead workers.
@@ -118,6 +120,8 @@ class Peers:
 PEERS = web.AppKey("peers", Peers)
 REPLICATION = web.AppKey("replication", Replication)
 PIPES = web.AppKey("pipes", Pipes)
+REDIS = web.AppKey("redis", aioredis.Redis)
+BUS = web.AppKey("bus", Bus)
 
 
 def create_app(
@@ -136,8 +140,20 @@ def create_app(
     app[SOCKETS] = AddressCount(config.signalling.max_sockets_per_address)
     app[METRICS] = Metrics()
     app[DRAINING] = [False]
+    shared: SharedTicketing | None = None
     if peers is not None:
         app[PEERS] = peers
+        app[REDIS] = aioredis.from_url(
+            peers.redis_url,
+            socket_timeout=10.0,
+            socket_connect_timeout=2.0,
+            health_check_interval=5,
+        )
+
+        async def evict_remote(worker: int, seat_id: str, reason: ByeReason) -> None:
+            await app[BUS].send(worker, "seat-evict", {"seat": seat_id, "reason": reason.value})
+
+        shared = SharedTicketing(app[REDIS], peers.worker_id, evict_remote)
     root = web_root()
     app[TEMPLATES] = jinja2.Environment(
         loader=jinja2.FileSystemLoader(root / "templates"),
@@ -160,12 +176,12 @@ def create_app(
     app.router.add_get("/ws", ws_endpoint)
     app.router.add_routes(EventPages(site).routes())
     app.router.add_static("/static/", root / "static", append_version=True)
-    tickets = setup_ticketing(app, config, site, root / "templates")
+    tickets = setup_ticketing(app, config, site, root / "templates", shared=shared)
     app.router.add_routes(AdminApi(tickets).routes())
     app[TICKETING] = tickets.ticketing
     app[TICKET_DESK] = tickets.desk
     dashboard = Dashboard(site=site, hooks=tickets)
-    app.router.add_routes(SignIn(site).routes())
+    app.router.add_routes(SignIn(site, login_limiter(shared)).routes())
     app.router.add_routes(dashboard.routes())
     interaction = InteractionHttp(
         store=app[STORE],
@@ -267,11 +283,19 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
     peers = app[PEERS]
     services = app[SERVICES]
     stack = contextlib.AsyncExitStack()
-    redis = aioredis.from_url(
-        peers.redis_url, socket_timeout=10.0, socket_connect_timeout=2.0, health_check_interval=5
-    )
+    redis = app[REDIS]
     stack.push_async_callback(redis.aclose)
-    bus = Bus(redis, peers.worker_id)
+    bus = app[BUS] = Bus(redis, peers.worker_id)
+    seats = app[TICKETING].seats
+    if isinstance(seats, RedisSeats):
+        held = seats
+
+        async def seat_evict(body: dict[str, Any], _sender: int) -> None:
+            await held.evict_local(str(body["seat"]), ByeReason(body["reason"]))
+
+        bus.on("seat-evict", seat_evict)
+        await seats.start()
+        stack.push_async_callback(seats.close)
     await bus.start()
     stack.push_async_callback(bus.close)
     rooms = services.rooms
@@ -313,6 +337,9 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
                     live = await live_workers()
                     for worker in pipes.workers() - live:
                         pipes.forget_worker(worker)
+                    if isinstance(seats, RedisSeats):
+                        for worker in set(range(1, peers.workers + 1)) - live:
+                            await seats.forget_worker(worker)
                     await replication.sweep(live, time.monotonic())
                     await replication.keep_recorders()
                 except Exception:
