@@ -79,8 +79,11 @@ class Producer:
         them back to back, so its receiver wakes once per frame, not once per packet.
         Without it (tests that drive a producer by hand) every packet goes out before
         :meth:`on_rtp` returns. Simulcast layers are always forwarded at once: a
-        consumer switching layers must see the two layers in arrival order."""
-        self.id = ProducerId(new_id("pr"))
+        consumer switching layers must see the two layers in arrival order.
+
+        ``producer_id``: keep an ID given elsewhere (the copy of another worker's
+        producer keeps the original's); a new one by default."""
+        self.id = ProducerId(producer_id or new_id("pr"))
         self.kind = kind
         self.source = source
         self.mid = mid
