@@ -15,12 +15,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiortc.rtp import RTCP_PSFB_PLI, RtcpByePacket, RtcpPsfbPacket, RtpPacket
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import (
+    RTCP_PSFB_PLI,
+    HeaderExtensionsMap,
+    RtcpByePacket,
+    RtcpPacket,
+    RtcpPsfbPacket,
+    RtcpSenderInfo,
+    RtcpSrPacket,
+    RtpPacket,
+)
 
 from tests.pipe_peers import Subscriber, make_router, publish
 from webinar.client.media import ClipTrack, make_opus_clip, make_vp8_clip
 from webinar.sfu import CloseReason, Router
-from webinar.sfu.pipe import PipeIn, PipeOut, pipe_descriptor
+from webinar.sfu.pipe import AUDIO_LEVEL_URI, PipeIn, PipeOut, pipe_descriptor
+from webinar.sfu.simulcast import RID_URI
 
 pytestmark = pytest.mark.media
 ROOT = Path(__file__).resolve().parents[2]
@@ -435,3 +446,182 @@ async def test_an_edge_in_another_process(routers: tuple[Router, Router]) -> Non
         for o in outs:
             o.close()
         await publisher.close()
+
+
+class RawPublisher(asyncio.DatagramProtocol):
+    """A publisher as the origin's pipe sees one: RTP with the RID (video) or the
+    audio level (audio) extension, on plain UDP, straight into a :class:`PipeIn` on
+    the origin's router. What a browser's simulcast is to the ingest (three SSRCs,
+    learned from the RID; VP8 L1T3 descriptors), without a browser. It answers a
+    PLI with a keyframe of that layer."""
+
+    def __init__(self, ssrcs: tuple[int, ...], rids: tuple[str, ...]) -> None:
+        self.ssrcs, self.rids = ssrcs, rids
+        self.sent = [0] * len(ssrcs)
+        self.plis: list[int] = []
+        self.transport: asyncio.DatagramTransport | None = None
+        self.peer: tuple[str, int] | None = None
+        self._seq = [1000 * (i + 1) for i in range(len(ssrcs))]
+        self._frame = 0
+        self._keyframe = [True] * len(ssrcs)
+        self._ext = HeaderExtensionsMap()
+        self._ext.configure(
+            RTCRtpParameters(
+                headerExtensions=[
+                    RTCRtpHeaderExtensionParameters(id=1, uri=AUDIO_LEVEL_URI),
+                    RTCRtpHeaderExtensionParameters(id=2, uri=RID_URI),
+                ]
+            )
+        )
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        for packet in RtcpPacket.parse(data):
+            if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_PLI:
+                index = self.ssrcs.index(packet.media_ssrc)
+                self.plis.append(index)
+                self._keyframe[index] = True
+
+    def send_frame(self) -> None:
+        """One video frame on every layer (one packet each), L1T3 temporal IDs."""
+        assert self.transport is not None and self.peer is not None
+        n = self._frame
+        self._frame += 1
+        tid = (0, 2, 1, 2)[n % 4]
+        for i, ssrc in enumerate(self.ssrcs):
+            key = self._keyframe[i] or n % 90 == 0
+            self._keyframe[i] = False
+            descriptor = bytes(
+                [0x90, 0xE0, 0x80 | (n >> 8) & 0x7F, n & 0xFF, (n // 4) & 0xFF, tid << 6]
+            )
+            payload = descriptor + bytes([0x10 if key else 0x11]) + bytes(300 * (i + 1))
+            packet = RtpPacket(
+                payload_type=96,
+                marker=1,
+                sequence_number=self._seq[i] & 0xFFFF,
+                timestamp=3000 * n,
+                ssrc=ssrc,
+                payload=payload,
+            )
+            packet.extensions.rtp_stream_id = self.rids[i]
+            self._seq[i] += 1
+            self.transport.sendto(packet.serialize(self._ext), self.peer)
+            self.sent[i] += 1
+
+    def send_audio(self, ssrc: int, seq: int, level: int) -> None:
+        assert self.transport is not None and self.peer is not None
+        packet = RtpPacket(
+            payload_type=111,
+            sequence_number=seq,
+            timestamp=960 * seq,
+            ssrc=ssrc,
+            payload=b"\x01" * 60,
+        )
+        packet.extensions.audio_level = (True, level)
+        self.transport.sendto(packet.serialize(self._ext), self.peer)
+
+    def send_sender_report(self, index: int, ntp: int, rtp: int) -> None:
+        assert self.transport is not None and self.peer is not None
+        info = RtcpSenderInfo(ntp_timestamp=ntp, rtp_timestamp=rtp, packet_count=1, octet_count=1)
+        self.transport.sendto(
+            bytes(RtcpSrPacket(ssrc=self.ssrcs[index], sender_info=info)), self.peer
+        )
+
+
+def video_descriptor(rids: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "producer_id": "pr_synthetic",
+        "kind": "video",
+        "source": "camera",
+        "mid": "0",
+        "codec": {"mime_type": "video/VP8", "clock_rate": 90000, "payload_type": 96},
+        "encodings": [{"rid": rid, "ssrc": None} for rid in rids],
+    }
+
+
+async def test_simulcast_layers_and_audio_level_cross_a_pipe(
+    routers: tuple[Router, Router],
+) -> None:
+    """Three simulcast encodings (learned by RID at the origin) and an audio stream
+    with levels go through origin and edge; the edge's producer learns the same
+    SSRCs, the temporal layers and the level, keeps the sender report's mapping,
+    and its subscribers get layers picked for them."""
+    a, b = routers
+    rids, ssrcs = ("q", "h", "f"), (0x1111, 0x2222, 0x3333)
+    loop = asyncio.get_running_loop()
+    raw = RawPublisher(ssrcs, rids)
+    transport, _ = await loop.create_datagram_endpoint(lambda: raw, local_addr=("127.0.0.1", 0))
+    ingress = await PipeIn.open(
+        a, video_descriptor(rids), peer=transport.get_extra_info("sockname")
+    )
+    raw.peer = ingress.address
+    audio_descriptor = {
+        "version": 1,
+        "producer_id": "pr_voice",
+        "kind": "audio",
+        "source": "microphone",
+        "codec": {
+            "mime_type": "audio/opus",
+            "clock_rate": 48000,
+            "payload_type": 111,
+            "channels": 2,
+        },
+        "encodings": [{"rid": None, "ssrc": 0x4444}],
+    }
+    audio_ingress = await PipeIn.open(
+        a, audio_descriptor, peer=transport.get_extra_info("sockname")
+    )
+    origin, voice = ingress.producer, audio_ingress.producer
+    subscribers = [Subscriber(b) for _ in range(3)]
+    pipes: list[tuple[PipeOut, PipeIn]] = []
+    try:
+        raw.send_frame()
+        raw.peer = audio_ingress.address
+        raw.send_audio(0x4444, 1, 60)
+        raw.peer = ingress.address
+        await until(lambda: all(layer.ssrc for layer in origin.simulcast.layers), 5)  # type: ignore[union-attr]
+        await until(lambda: voice.stats.packets == 1, 5)
+        pipes = [await piped(origin, b), await piped(voice, b)]
+        (out, pipe_in), (_audio_out, audio_in) = pipes
+        edge = pipe_in.producer
+        assert edge.simulcast is not None and edge.id == "pr_synthetic"
+        assert [layer.ssrc for layer in edge.simulcast.layers] == list(ssrcs)  # told up front
+        assert origin.pinned_layers() == {0, 1, 2}  # dynacast keeps what the pipe relays
+        for s in subscribers:
+            s.consume(edge)
+        raw.send_sender_report(1, ntp=(3_900_000_000 << 32), rtp=123_456)
+        sent_before = list(raw.sent)
+        for n in range(150):  # 5 s at 30 fps
+            raw.send_frame()
+            if n % 3 == 0:
+                raw.peer = audio_ingress.address
+                raw.send_audio(0x4444, 2 + n // 3, 25 if n == 60 else 70)
+                raw.peer = ingress.address
+            await asyncio.sleep(1 / 30)
+        await asyncio.sleep(0.3)
+        relayed = [layer.packets for layer in edge.simulcast.layers]
+        sent = [x - y for x, y in zip(raw.sent, sent_before, strict=True)]
+        assert all(r >= s for r, s in zip(relayed, sent, strict=True)), (relayed, sent)
+        assert edge.simulcast.temporal_layers == 3
+        assert [layer.ssrc for layer in edge.simulcast.layers] == list(ssrcs)
+        assert edge.take_loudest() == 127 and audio_in.producer.take_loudest() == 25
+        report = edge.sender_report_of(1)
+        assert report is not None and 0 <= report.rtp - 123_456 < 90000  # moved to relay time
+        assert abs((report.ntp >> 32) - 3_900_000_000) <= 1
+        assert all(s.packets["video"] > 50 for s in subscribers)
+        for s in subscribers:
+            (consumer,) = s.consumers
+            assert consumer.selector is not None and consumer.selector.spatial >= 0
+        assert raw.plis  # the edge's subscribers' keyframe requests reached the publisher
+        assert out.stats.refused == pipe_in.stats.refused == 0
+    finally:
+        await asyncio.gather(*(s.close() for s in subscribers))
+        for o, i in pipes:
+            o.close()
+            i.close()
+        ingress.close()
+        audio_ingress.close()
+        transport.close()
