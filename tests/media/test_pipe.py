@@ -617,6 +617,15 @@ async def test_simulcast_layers_and_audio_level_cross_a_pipe(
             assert consumer.selector is not None and consumer.selector.spatial >= 0
         assert raw.plis  # the edge's subscribers' keyframe requests reached the publisher
         assert out.stats.refused == pipe_in.stats.refused == 0
+        # Nobody at the edge needs the upper layers any more: its dynacast tells the
+        # origin, whose own dynacast then needs them for nobody.
+        for s in subscribers:
+            s.consumers[0].close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and origin.pinned_layers() != {0}:
+            raw.send_frame()
+            await asyncio.sleep(1 / 30)
+        assert origin.pinned_layers() == {0}  # what the origin's dynacast keeps on
     finally:
         await asyncio.gather(*(s.close() for s in subscribers))
         for o, i in pipes:
