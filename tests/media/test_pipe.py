@@ -278,6 +278,12 @@ async def test_datagrams_from_anyone_but_the_peer_are_refused(
         packets = pipe_in.stats.packets
         await until(lambda: pipe_in.stats.packets > packets + 10, 5)  # still flowing
         assert edge.stats.duplicates == 0
+        # one copy per router: a second pipe of the same producer is refused, unbound
+        fds = open_fds()
+        with pytest.raises(ValueError, match="already"):
+            await PipeIn.open(b, pipe_descriptor(producer))
+        await asyncio.sleep(0.05)
+        assert open_fds() == fds and b.producers[producer.id] is edge and not edge.closed
     finally:
         stray.close()
         out.close()

@@ -47,6 +47,12 @@ Use (the control plane carries the descriptor and the addresses between workers)
 Connect the edge first (or pass ``peer=`` to :meth:`PipeIn.open`): what arrives
 before it knows its peer is refused. Closing is synchronous (``close()``); the
 sockets are released at the next turn of the event loop. Neither end owns a task.
+
+What a pipe does not carry: the origin producer's pause (the relay gets every packet,
+so the edge's sequence stays whole: pause the edge's producer too), and liveness (an
+origin worker that dies says no BYE: ``PipeIn.last_received`` tells how long the
+pipe has been silent). The UDP peer check is no authentication: a pipe between
+machines needs SRTP or a private network.
 """
 
 from __future__ import annotations
@@ -199,8 +205,11 @@ def _parse_descriptor(d: Any) -> _Descriptor:
         mid = d.get("mid") or "pipe"
         c = d["codec"]
         pt, clock = c["payload_type"], c["clock_rate"]
-        if not (isinstance(pt, int) and 0 <= pt <= 127 and isinstance(clock, int) and clock > 0):
-            raise ValueError("bad codec payload type or clock rate")
+        # 64-95 would read as RTCP on a socket that carries both (RFC 5761)
+        if not (isinstance(pt, int) and (0 <= pt < 64 or 96 <= pt <= 127)):
+            raise ValueError("bad codec payload type")
+        if not (isinstance(clock, int) and clock > 0):
+            raise ValueError("bad codec clock rate")
         channels = c.get("channels")
         params = c.get("parameters") or {}
         if not isinstance(params, dict):
