@@ -634,6 +634,11 @@ async def test_simulcast_layers_and_audio_level_cross_a_pipe(
             raw.send_frame()
             await asyncio.sleep(1 / 30)
         assert origin.pinned_layers() == {0}  # what the origin's dynacast keeps on
+        # had that message been lost, the next sender report of the lowest layer repeats it
+        origin.relay_needs(out._relay, {0, 1, 2})
+        raw.send_sender_report(0, ntp=(3_900_000_100 << 32), rtp=654_321)
+        raw.send_frame()
+        await until(lambda: origin.pinned_layers() == {0}, 2)
     finally:
         await asyncio.gather(*(s.close() for s in subscribers))
         for o, i in pipes:

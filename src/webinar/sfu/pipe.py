@@ -16,7 +16,7 @@ audio level (audio) or the RID (simulcast) as header extension; RTX is unwrapped
 (handed to the producer's keyframe request, which sends at most one PLI per
 publisher per :data:`~webinar.sfu.simulcast.KEYFRAME_REQUEST_INTERVAL` however many
 pipes and local subscribers ask) and which simulcast layers the edge needs (its
-dynacast; until told, all).
+dynacast, said again with each sender report of the lowest layer; until told, all).
 
 Edge side, :class:`PipeIn`: a :class:`~webinar.sfu.producer.Producer` made from a
 descriptor and registered with the edge's router; its packets take the same ingest
@@ -669,6 +669,9 @@ class PipeIn(_End):
             if isinstance(packet, RtcpSrPacket):
                 self.stats.sender_reports += 1
                 self.producer.on_sender_report(packet)
+                if self._layers_sent is not None and packet.ssrc == self._first_ssrc():
+                    # said again now and then: a lost datagram must not pin layers for good
+                    self._send_layers(self._layers_sent)
             elif isinstance(packet, RtcpByePacket):
                 self._close(tell_peer=False)  # the origin's producer closed
                 return
@@ -696,8 +699,14 @@ class PipeIn(_End):
         """The edge router's dynacast: tell the origin which layers anyone here needs."""
         mask = sum(1 << i for i, on in enumerate(active) if on)
         self._layers_sent = mask
-        app = struct.pack("!BBHI4sI", 0x80, RTCP_APP, 3, PIPE_SSRC, APP_LAYERS, mask)
-        self._send(app)
+        self._send_layers(mask)
+
+    def _send_layers(self, mask: int) -> None:
+        self._send(struct.pack("!BBHI4sI", 0x80, RTCP_APP, 3, PIPE_SSRC, APP_LAYERS, mask))
+
+    def _first_ssrc(self) -> int | None:
+        simulcast = self.producer.simulcast
+        return simulcast.layers[0].ssrc if simulcast is not None else self.producer.ssrc
 
     # ------------------------------------------------------------------ closing
 
