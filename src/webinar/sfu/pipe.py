@@ -34,19 +34,21 @@ when the edge's last consumer left, so the control plane can decide to close.
 
 Use (the control plane carries the descriptor and the addresses between workers)::
 
-    # origin worker                       # edge worker
-    descriptor = pipe_descriptor(producer)  # JSON-able dict -> edge
-                                          pipe_in = await PipeIn.open(router, descriptor)
-                                          # pipe_in.address -> origin
-    pipe_out = await PipeOut.open(producer)
-    pipe_out.connect(edge_address)        # pipe_out.address -> edge
-                                          pipe_in.connect(origin_address)
-                                          pipe_in.on_idle(lambda p: p.close())
-                                          transport.consume(pipe_in.producer, ...)
+    # origin worker                         # edge worker
+    descriptor = pipe_descriptor(producer)  # a JSON-able dict
+    pipe_out = await PipeOut.open(producer, host="127.0.0.1", ports=(40000, 40999))
+    # -> descriptor, pipe_out.address
+                                            pipe_in = await PipeIn.open(
+                                                router, descriptor, peer=origin_address)
+                                            pipe_in.on_idle(lambda p: p.close())
+                                            transport.consume(pipe_in.producer, ...)
+                                            # <- pipe_in.address
+    pipe_out.connect(edge_address)          # media flows from here on
 
-Connect the edge first (or pass ``peer=`` to :meth:`PipeIn.open`): what arrives
-before it knows its peer is refused. Closing is synchronous (``close()``); the
-sockets are released at the next turn of the event loop. Neither end owns a task.
+Nothing is relayed before :meth:`PipeOut.connect`, and a :class:`PipeIn` refuses what
+arrives before it knows its peer, so the edge connects first, as above. Closing is
+synchronous (``close()``); the sockets are released at the next turn of the event
+loop. Neither end owns a task.
 
 What a pipe does not carry: the origin producer's pause (the relay gets every packet,
 so the edge's sequence stays whole: pause the edge's producer too), and liveness (an
@@ -279,6 +281,8 @@ class _End(asyncio.DatagramProtocol):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         if ports is None:
             candidates = [0]
+        elif not 0 < ports[0] <= ports[1] < 65536:
+            raise ValueError(f"bad port range {ports}")
         else:
             candidates = list(range(ports[0], ports[1] + 1))
             random.shuffle(candidates)
