@@ -131,10 +131,12 @@ async def test_promote_remove_ban_and_lock(server: RunningServer, open_page: Ope
     ann_id = await participant_id(ann)
     troll_id = await participant_id(troll)
 
-    # Attendees see the list but no actions.
+    # Attendees see the stage and themselves (the others only counted), and no actions.
     await ann.get_by_test_id("people-toggle").click()
     await expect(ann.get_by_test_id("participants")).to_be_visible()
-    await expect(ann.get_by_test_id("participant-row")).to_have_count(3)
+    await expect(ann.get_by_test_id("participant-row")).to_have_count(2)
+    await expect(ann.get_by_test_id("participant-count")).to_have_text("3 people here")
+    await expect(host.get_by_test_id("participant-row")).to_have_count(3)
     await expect(ann.get_by_test_id("participants").get_by_role("button")).to_have_count(0)
 
     # The host makes Ann a presenter: her page gets the presenter controls, live.
