@@ -22,6 +22,7 @@ from tests import helpers, protocol_fixtures
 from tests.helpers import RunningServer, make_config, running_server
 from tests.protocol_fixtures import refused, roster_shows
 from webinar.client.peer import SignallingClient
+from webinar.rooms.interaction import VOTES_INTERVAL
 from webinar.rooms.roster import COUNT_INTERVAL, DELTA_INTERVAL
 from webinar.storage.store import Event
 
@@ -240,3 +241,30 @@ async def test_hands_reach_those_who_run_the_floor(
     await roster_shows(pres, first.pid, grant_audio=True, hand_raised=None)
     await host.request("lower-hand", participant_id=attendees[1].pid)
     await roster_shows(pres, attendees[1].pid, hand_raised=None)
+
+
+async def test_a_vote_storm_reaches_others_coalesced(
+    server: RunningServer, people: list[Any]
+) -> None:
+    event = await server.create_event()
+    await enter(server, people, event, "Host", event.host_key)
+    watcher = await enter(server, people, event, "Watcher")
+    asker = await enter(server, people, event, "Asker")
+    asked = await asker.request("question-ask", text="Will the slides be shared?")
+    qid = asked["question"]["question_id"]
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        clients = await crowd(server, http, event, 40)
+        try:
+            await asyncio.gather(*(c.request("question-vote", question_id=qid) for c, _ in clients))
+            mine = await clients[0][0].wait_for("question", where=lambda m: m["cause"] == "vote")
+            assert mine["question"]["voted"] is True  # the voter: at once
+            await asyncio.sleep(3 * VOTES_INTERVAL)
+            votes = [
+                m["question"]["votes"]
+                for m in watcher.seen
+                if m["type"] == "question" and m["cause"] == "vote"
+            ]
+            assert votes and votes[-1] == 40
+            assert len(votes) < 10  # coalesced, not one a vote
+        finally:
+            await asyncio.gather(*(c.close() for c, _ in clients))
