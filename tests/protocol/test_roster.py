@@ -268,3 +268,24 @@ async def test_a_vote_storm_reaches_others_coalesced(
             assert len(votes) < 10  # coalesced, not one a vote
         finally:
             await asyncio.gather(*(c.close() for c, _ in clients))
+
+
+async def test_in_a_big_room_a_host_pages_the_roster(
+    server: RunningServer, people: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("webinar.signalling.roster.SNAPSHOT_LIMIT", 3)
+    event = await server.create_event()
+    pres = await enter(server, people, event, "Pres", event.presenter_key)
+    small = {p["name"] for p in pres.joined["participants"]}
+    assert pres.joined["roster"] == "full" and small == {"Pres"}
+    attendees = [await enter(server, people, event, f"A{i}") for i in range(3)]
+    host = await enter(server, people, event, "Host", event.host_key)  # the 5th
+    assert host.joined["roster"] == "paged"
+    assert {p["name"] for p in host.joined["participants"]} == {"Pres", "Host"}
+    page = await host.request("roster-page", limit=500)
+    assert page["next_cursor"] is None
+    assert {p["participant_id"] for p in page["participants"]} == {
+        pres.pid,
+        host.pid,
+        *(a.pid for a in attendees),
+    }

@@ -20,6 +20,10 @@ from . import schema as s
 if TYPE_CHECKING:
     from .session import Session
 
+#: Up to this many people, ``joined`` carries the whole roster to those who run the floor;
+#: in a bigger room it carries the stage and they load the rest with ``roster-page``.
+SNAPSHOT_LIMIT = 1000
+
 
 def participant_info(p: Participant) -> s.ParticipantInfo:
     return s.ParticipantInfo(
@@ -53,13 +57,16 @@ def count_message(counts: Counts) -> dict[str, Any]:
 
 def snapshot(room: LiveRoom, me: Participant) -> tuple[list[s.ParticipantInfo], str]:
     """``joined.participants`` and ``joined.roster`` for ``me``: everyone for those who
-    manage the floor; else the stage and themselves (O(stage), whatever the room's size)."""
-    if sees_roster(me):
+    manage the floor (``full``; in a room above :data:`SNAPSHOT_LIMIT` the stage, and
+    ``paged``: they page the rest); else the stage and themselves (``stage``: O(stage),
+    whatever the room's size)."""
+    viewer = sees_roster(me)
+    if viewer and len(room.state.participants) <= SNAPSHOT_LIMIT:
         return [participant_info(p) for p in room.participants()], "full"
     people = room.stage()
     if all(p.participant_id != me.participant_id for p in people):
         people.append(me)
-    return [participant_info(p) for p in people], "stage"
+    return [participant_info(p) for p in people], "paged" if viewer else "stage"
 
 
 def delta(

@@ -645,7 +645,8 @@ class Joined:
     resumed: bool
     active_speaker: str | None
     counts: ParticipantCounts | None = None
-    #: "full": ``participants`` is everyone (those who manage the floor); "stage": the stage
+    #: "full": ``participants`` is everyone (those who manage the floor); "paged": the same,
+    #: in a big room: the stage and oneself, the rest by ``roster-page``; "stage": the stage
     #: and oneself (attendees), the rest is only counted
     roster: str = "stage"
 

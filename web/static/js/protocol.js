@@ -134,7 +134,8 @@ const FINAL_JOIN_ERRORS = new Set([
  * @property {boolean} resumed
  * @property {string | null} active_speaker
  * @property {ParticipantCounts} [counts]
- * @property {"full" | "stage"} [roster]  "full": `participants` is everyone; "stage": the stage and us
+ * @property {"full" | "paged" | "stage"} [roster]  "full": `participants` is everyone; "paged": we run
+ *   the floor in a big room, and load everyone with `roster-page`; "stage": the stage and us
  *
  * @typedef {object} Producer
  * @property {string} producer_id
@@ -418,9 +419,10 @@ export class WebinarConnection extends EventTarget {
     this.activeSpeaker = joined.active_speaker ?? null;
     this.participants.clear();
     for (const p of joined.participants) this.participants.set(p.participant_id, p);
-    this.rosterFull = joined.roster === "full" || (joined.roster === undefined && isFloorRole(joined.role));
+    this.rosterFull = joined.roster === "full" || joined.roster === "paged" || (joined.roster === undefined && isFloorRole(joined.role));
     this.counts = joined.counts ?? null;
     this._rosterLog = null;
+    if (joined.roster === "paged") this.loadRoster().catch((error) => this._emit("error", { error }));
     this.streamInfo.clear();
     for (const s of joined.streams) {
       if (s.participant_id !== joined.participant_id) this.streamInfo.set(s.producer_id, s);
