@@ -8,7 +8,7 @@ has in the module): ``server = protocol_fixtures.server`` and ``people = protoco
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic
@@ -81,3 +81,61 @@ async def refused(code: str, call: Awaitable[Any]) -> ClientError:
         await call
     assert err.value.code == code, err.value
     return err.value
+
+
+def _latest(person: helpers.Person, participant_id: str) -> dict[str, Any] | str | None:
+    """What the person's messages last said of ``participant_id``: their record, or the
+    reason they left; None when nothing was said."""
+    latest: dict[str, Any] | str | None = None
+    for m in person.seen:
+        kind = m.get("type")
+        if kind == "roster-delta":
+            for p in [*m["joined"], *m["updated"]]:
+                if p["participant_id"] == participant_id:
+                    latest = p
+            for gone in m["left"]:
+                if gone["participant_id"] == participant_id:
+                    latest = str(gone["reason"])
+        elif kind in ("participant-joined", "participant-updated"):
+            if m["participant"]["participant_id"] == participant_id:
+                latest = m["participant"]
+        elif kind == "participant-left" and m["participant_id"] == participant_id:
+            latest = str(m["reason"])
+    return latest
+
+
+async def _until(check: Callable[[], Any], within: float) -> Any:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while (found := check()) is None:
+        if loop.time() > deadline:
+            raise TimeoutError(f"not seen within {within} s")
+        await asyncio.sleep(0.02)
+    return found
+
+
+async def roster_shows(
+    person: helpers.Person, participant_id: str, within: float = 5.0, **fields: Any
+) -> dict[str, Any]:
+    """Wait until what someone who runs the floor was last told of ``participant_id`` (in a
+    ``roster-delta`` off the stage, a ``participant-*`` message on it) has ``fields``."""
+
+    def check() -> dict[str, Any] | None:
+        p = _latest(person, participant_id)
+        if isinstance(p, dict) and all(p.get(k) == v for k, v in fields.items()):
+            return p
+        return None
+
+    found: dict[str, Any] = await _until(check, within)
+    return found
+
+
+async def roster_left(person: helpers.Person, participant_id: str, within: float = 5.0) -> str:
+    """Wait until someone who runs the floor learns ``participant_id`` left; the reason."""
+
+    def check() -> str | None:
+        reason = _latest(person, participant_id)
+        return reason if isinstance(reason, str) else None
+
+    reason: str = await _until(check, within)
+    return reason

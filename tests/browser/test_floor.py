@@ -131,10 +131,12 @@ async def test_promote_remove_ban_and_lock(server: RunningServer, open_page: Ope
     ann_id = await participant_id(ann)
     troll_id = await participant_id(troll)
 
-    # Attendees see the list but no actions.
+    # Attendees see the stage and themselves (the others only counted), and no actions.
     await ann.get_by_test_id("people-toggle").click()
     await expect(ann.get_by_test_id("participants")).to_be_visible()
-    await expect(ann.get_by_test_id("participant-row")).to_have_count(3)
+    await expect(ann.get_by_test_id("participant-row")).to_have_count(2)
+    await expect(ann.get_by_test_id("participant-count")).to_have_text("3 people here")
+    await expect(host.get_by_test_id("participant-row")).to_have_count(3)
     await expect(ann.get_by_test_id("participants").get_by_role("button")).to_have_count(0)
 
     # The host makes Ann a presenter: her page gets the presenter controls, live.
@@ -196,3 +198,26 @@ async def test_promote_remove_ban_and_lock(server: RunningServer, open_page: Ope
     await expect(lock).to_have_attribute("aria-pressed", "false")
     await late.get_by_test_id("enter-room-button").click()
     await expect(late.get_by_test_id("connection-state")).to_have_attribute("data-state", "ok")
+
+
+async def test_a_host_in_a_big_room_loads_the_roster_by_pages(
+    server: RunningServer, open_page: OpenPage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "Big" here is above one person: the host's `joined` then has the stage only, and the
+    # page loads everyone with roster-page; an attendee who arrives later comes in a delta.
+    monkeypatch.setattr("webinar.signalling.roster.SNAPSHOT_LIMIT", 1)
+    event = await server.create_event("Big room")
+    ann = await open_page("ann")
+    host = await open_page("host")
+    await join_attendee(ann, server, event, "Ann")
+    await join_presenter(host, server, event, "Hana Host", key=event.host_key, preview=False)
+    assert await host.evaluate("() => window.__webinar.connection.joined.roster") == "paged"
+    ann_id = await participant_id(ann)
+    await expect(row_of(host, ann_id)).to_be_visible()  # the panel is open for the host
+    bob = await open_page("bob")
+    await join_attendee(bob, server, event, "Bob")
+    await expect(host.get_by_test_id("participant-row")).to_have_count(3)
+    await expect(host.get_by_test_id("participant-count")).to_have_text("3 people here")
+    await bob.get_by_test_id("raise-hand").click()
+    bob_row = row_of(host, await participant_id(bob))
+    await expect(bob_row.get_by_test_id("hand-position")).to_have_text("1st in the queue")

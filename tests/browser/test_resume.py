@@ -20,14 +20,16 @@ from tests.helpers import RunningServer
 
 pytestmark = pytest.mark.browser
 
-# Record the presenter's view of the attendee's connection state.
+# Record the presenter's view of the attendee's connection state (an attendee off the stage
+# reaches presenters in the roster's batched deltas).
 WATCH_CONNECTION_JS = """
 (pid) => {
   window.__seen = [];
-  window.__webinar.connection.addEventListener("participant-updated", (e) => {
-    const p = e.detail.participant;
-    if (p.participant_id === pid && e.detail.cause === "connection") {
-      window.__seen.push(p.connected);
+  window.__webinar.connection.addEventListener("roster-delta", (e) => {
+    for (const { participant: p, previous } of e.detail.changes) {
+      if (p.participant_id === pid && previous && previous.connected !== p.connected) {
+        window.__seen.push(p.connected);
+      }
     }
   });
 }

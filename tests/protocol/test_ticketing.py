@@ -189,8 +189,8 @@ async def test_single_use_code_takeover(server: RunningServer, people: list[Pers
     second = await enter(server, people, event, reg.code, client_id="phone")
     bye = await first.wait("bye")
     assert bye["reason"] == "taken-over"
-    left = await watcher.wait("participant-left", participant_id=first.joined["participant_id"])
-    assert left["reason"] == "taken-over"
+    left = await protocol_fixtures.roster_left(watcher, first.joined["participant_id"])
+    assert left == "taken-over"
     assert second.joined["role"] == "attendee"
 
 
@@ -263,7 +263,7 @@ async def test_code_window_refuses_and_ends(tmp_path: Path, people: list[Person]
         presenter = await enter(server, people, ending, ending.presenter_key)
         bye = await viewer.wait("bye", within=5)
         assert bye["reason"] == "window-ended"
-        await presenter.wait("participant-left", participant_id=viewer.joined["participant_id"])
+        await protocol_fixtures.roster_left(presenter, viewer.joined["participant_id"])
         assert (await refused(server, people, ending, code, "v")).code == "outside-window"
 
 

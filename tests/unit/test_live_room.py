@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from webinar.rooms.live import LiveRoom, OfferedStream
+from webinar.rooms.reasons import ByeReason
 from webinar.rooms.roles import Role
+from webinar.rooms.roster import Counts
 from webinar.rooms.state import Participant, ParticipantUpdated, RoomEvent, RoomState
 from webinar.sfu import AllocationReport, Router, RouterConfig
 
@@ -11,6 +15,21 @@ from webinar.sfu import AllocationReport, Router, RouterConfig
 class Peer:
     def __init__(self) -> None:
         self.events: list[RoomEvent] = []
+        self.counts: list[Counts] = []
+        self.deltas: list[
+            tuple[list[Participant], list[tuple[str, ByeReason]], list[Participant]]
+        ] = []
+
+    def participant_count(self, counts: Counts) -> None:
+        self.counts.append(counts)
+
+    def roster_delta(
+        self,
+        joined: list[Participant],
+        left: list[tuple[str, ByeReason]],
+        updated: list[Participant],
+    ) -> None:
+        self.deltas.append((joined, left, updated))
 
     def room_event(self, event: RoomEvent) -> None:
         self.events.append(event)
@@ -38,6 +57,8 @@ async def test_quality_changes_reach_only_the_subject_and_presenters() -> None:
     room.join(Participant("a", "A", Role.ATTENDEE), peers["a"])
     room.join(Participant("b", "B", Role.ATTENDEE), peers["b"])
     try:
+        room.roster.flush_delta()  # the arrivals
+        peers["p"].deltas.clear()
         room.command(room.state.set_quality("a", "poor"))
 
         def quality(pid: str) -> list[RoomEvent]:
@@ -47,7 +68,28 @@ async def test_quality_changes_reach_only_the_subject_and_presenters() -> None:
                 if isinstance(e, ParticipantUpdated) and e.cause == "quality"
             ]
 
-        assert len(quality("a")) == 1 and len(quality("p")) == 1
-        assert quality("b") == []  # other attendees are not told
+        assert len(quality("a")) == 1  # at once to the participant concerned
+        assert quality("b") == quality("p") == []  # nobody else at once
+        room.roster.flush_delta()  # presenters: in the roster's next delta
+        assert [[p.quality for p in d[2]] for d in peers["p"].deltas] == [["poor"]]
+        assert peers["b"].deltas == []
+    finally:
+        await room.close()
+
+
+async def test_an_attendee_arriving_is_counted_not_announced() -> None:
+    room = LiveRoom("r", Router(RouterConfig()), RoomState(max_participants=100))
+    room.roster._count_interval = room.roster._delta_interval = 0.05
+    host, first = Peer(), Peer()
+    room.join(Participant("h", "Host", Role.HOST), host)
+    room.join(Participant("a0", "A0", Role.ATTENDEE), first)
+    try:
+        for i in range(1, 50):
+            room.join(Participant(f"a{i}", f"A{i}", Role.ATTENDEE), Peer())
+        await asyncio.sleep(0.2)
+        assert first.events == []  # nobody's arrival announced to an attendee
+        assert first.counts[-1].total == 51 and len(first.counts) <= 3
+        arrived = [p.participant_id for d in host.deltas for p in d[0]]
+        assert len(host.deltas) <= 3 and set(arrived) == {f"a{i}" for i in range(50)}
     finally:
         await room.close()

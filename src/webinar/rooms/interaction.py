@@ -26,11 +26,13 @@ from . import replay
 from .chat import Chat, ChatEvent
 from .cta import CtaBoard, CtaClosed, CtaEvent, CtaShown
 from .polls import PollBook, PollEvent
-from .qa import QaEvent, QuestionBoard
+from .qa import QaEvent, QuestionBoard, QuestionChanged
 
 logger = logging.getLogger(__name__)
 
 RESULTS_INTERVAL = 0.5  # seconds: live poll results are sent at most this often
+#: seconds: a question's vote count goes to everyone at most this often (the voter at once)
+VOTES_INTERVAL = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,8 @@ class RoomInteraction:
         self._cta_timer: asyncio.TimerHandle | None = None
         self._results_timer: asyncio.TimerHandle | None = None
         self._results_due: set[str] = set()
+        self._votes_timer: asyncio.TimerHandle | None = None
+        self._votes_due: dict[str, None] = {}
         self._lock = asyncio.Lock()
 
     @contextlib.asynccontextmanager
@@ -149,6 +153,21 @@ class RoomInteraction:
         due, self._results_due = sorted(self._results_due), set()
         self.emit(PollResultsChanged(poll_id) for poll_id in due)
 
+    def votes_changed(self, question_id: str) -> None:
+        """A vote: everyone gets the question's new count soon, at most every
+        VOTES_INTERVAL (a vote storm then costs O(N) a question a tick, not a vote)."""
+        if self.closed:
+            return
+        self._votes_due[question_id] = None
+        if self._votes_timer is None:
+            self._votes_timer = self._loop.call_later(VOTES_INTERVAL, self._flush_votes)
+
+    def _flush_votes(self) -> None:
+        self._votes_timer = None
+        due, self._votes_due = list(self._votes_due), {}
+        questions = self.qa.questions
+        self.emit(QuestionChanged(questions[qid], "vote") for qid in due if qid in questions)
+
     def _arm_cta(self, shown: CtaShown) -> None:
         self._disarm_cta()
         closes_at = shown.cta.closes_at
@@ -176,3 +195,6 @@ class RoomInteraction:
         if self._results_timer is not None:
             self._results_timer.cancel()
             self._results_timer = None
+        if self._votes_timer is not None:
+            self._votes_timer.cancel()
+            self._votes_timer = None

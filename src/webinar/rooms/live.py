@@ -49,11 +49,13 @@ from .ops import (
 )
 from .reasons import ByeReason
 from .recording import RecordingHooks, RoomRecording
-from .roles import Capability
+from .roster import Counts, RoomRoster, RosterPeer
 from .state import (
     RESUME_GRACE,
     LinkQuality,
     Participant,
+    ParticipantJoined,
+    ParticipantLeft,
     ParticipantUpdated,
     RecordingStatus,
     Removed,
@@ -89,7 +91,7 @@ class Published:
     source: Source
 
 
-class RoomPeer(Protocol):
+class RoomPeer(RosterPeer, Protocol):
     """What the room needs from a participant's connection."""
 
     def room_event(self, event: RoomEvent) -> None: ...
@@ -207,6 +209,9 @@ class LiveRoom:
         self._tasks: set[asyncio.Task[None]] = set()
         self._ticker = self._loop.create_task(self._tick())
         self.interaction = RoomInteraction(self._connected_peers, clock=clock)
+        self.roster = RoomRoster(
+            lambda: self.state.participants, self._connected_peers, self._peer_of
+        )
         self.recording = (
             RoomRecording(
                 room_id,
@@ -492,6 +497,18 @@ class LiveRoom:
     def _connected_peers(self) -> list[RoomPeer]:
         return [m.peer for m in self._members.values() if m.peer is not None]
 
+    def _peer_of(self, participant_id: str) -> RoomPeer | None:
+        member = self._members.get(participant_id)
+        return member.peer if member is not None else None
+
+    def stage(self) -> list[Participant]:
+        """Everyone on the stage (they may publish), in the order they got there."""
+        participants = self.state.participants
+        return [p for pid in self.roster.index.stage if (p := participants.get(pid)) is not None]
+
+    def counts(self) -> Counts:
+        return self.roster.counts()
+
     def participants(self) -> list[Participant]:
         return list(self.state.participants.values())
 
@@ -655,10 +672,11 @@ class LiveRoom:
         transport.on_close(closed)
         return transport
 
-    def _reconcile(self) -> None:
-        """Make every participant's consumers match what the state says they receive."""
+    def _reconcile(self, members: list[_Member] | None = None) -> None:
+        """Make every participant's consumers (or those of ``members``) match what the
+        state says they receive."""
         state = self.state
-        for member in self._members.values():
+        for member in self._members.values() if members is None else members:
             participant = state.participants.get(member.participant_id)
             if participant is None or member.peer is None:
                 continue
@@ -685,7 +703,7 @@ class LiveRoom:
                     self._relay(stream)
         if self._relayed:
             self._release_unused_relays()
-        self._prioritise()
+        self._prioritise(members)
 
     def recording_changed(self) -> None:
         """This worker became (or stopped being) the room's recorder."""
@@ -758,10 +776,12 @@ class LiveRoom:
             if producer is not None and self.relays is not None:
                 self.relays.release(self.room_id, producer)
 
-    def _prioritise(self) -> None:
+    def _prioritise(self, members: list[_Member] | None = None) -> None:
         """Tell each subscriber's allocation what matters most: audio, then screen
         shares, then the active speaker's camera, then cameras by recent speaking."""
         state = self.state
+        if not state.streams:
+            return
         speaker = self._speaker
         cameras = sorted(
             (s for s in state.streams.values() if s.source is Source.CAMERA),
@@ -772,7 +792,7 @@ class LiveRoom:
             ),
         )
         camera_rank = {s.stream_id: i for i, s in enumerate(cameras)}
-        for member in self._members.values():
+        for member in self._members.values() if members is None else members:
             if member.subscribe is None or not member.consumers:
                 continue
             tiers = self.router.tiers_of(member.subscribe)
@@ -806,7 +826,14 @@ class LiveRoom:
     # ------------------------------------------------------------------ events
 
     def _apply(self, events: list[RoomEvent], *, origin: bool = True) -> None:
+        everyone = False  # whether every member's consumers may have changed
+        concerned: dict[str, None] = {}  # else: those whose consumers may have changed
         for event in events:
+            if isinstance(event, ParticipantJoined | ParticipantUpdated):
+                concerned[event.participant.participant_id] = None
+            elif not isinstance(event, ParticipantLeft | Removed):
+                everyone = True
+            seen = self.roster.apply(event)
             if isinstance(event, StreamRemoved):
                 stream_id = event.stream.stream_id
                 producer = self._producers.pop(stream_id, None)
@@ -824,7 +851,7 @@ class LiveRoom:
                         producer.pause()
                     else:
                         producer.resume()
-            for member in self._recipients(event):
+            for member in self._recipients(event, everyone=seen is None or seen.stage):
                 if member.peer is None:
                     continue
                 try:
@@ -842,28 +869,26 @@ class LiveRoom:
                 for pid in list(self._members):
                     self._kick(pid, ByeReason.ENDED)
         if events and not self.closed:
-            self._reconcile()
+            if everyone:
+                self._reconcile()
+            elif concerned:
+                members = self._members
+                self._reconcile([m for pid in concerned if (m := members.get(pid)) is not None])
             if self.recording is not None and self.records:
                 self.recording.sync()
 
-    def _recipients(self, event: RoomEvent) -> list[_Member]:
-        """Who hears of an event. Connection quality changes every few seconds for
-        everyone; broadcasting it would be N² messages, so only the person concerned
-        and those who run the floor get it."""
-        members = list(self._members.values())
-        if isinstance(event, ParticipantUpdated) and event.cause == "quality":
-            subject = event.participant.participant_id
-            state = self.state
-            return [
-                m
-                for m in members
-                if m.participant_id == subject
-                or (
-                    (p := state.participants.get(m.participant_id)) is not None
-                    and p.can(Capability.MANAGE_FLOOR)
-                )
-            ]
-        return members
+    def _recipients(self, event: RoomEvent, *, everyone: bool) -> list[_Member]:
+        """Who hears of an event at once. Everyone, unless it is about a participant off
+        the stage (an attendee arriving, leaving, raising a hand, their connection quality):
+        then only that participant; those who run the floor get it in the roster's batched
+        deltas, everyone else in its coalesced counts (:mod:`webinar.rooms.roster`). A
+        join then costs the same in a room of 10,000 as in a room of 10."""
+        if everyone:
+            return list(self._members.values())
+        if isinstance(event, ParticipantUpdated):
+            member = self._members.get(event.participant.participant_id)
+            return [member] if member is not None else []
+        return []
 
     def _kick(self, participant_id: str, reason: ByeReason) -> None:
         member = self._members.get(participant_id)
@@ -947,6 +972,7 @@ class LiveRoom:
             return
         self.closed = True
         self.interaction.close()
+        self.roster.close()
         await stop_task(self._ticker)
         members = list(self._members.values())
         self._members.clear()

@@ -457,7 +457,8 @@ async def on_question_vote(session: Session, msg: s.QuestionVote) -> None:
         await session.services.interaction.set_vote(msg.question_id, key, msg.up, ia.now())
         if msg.up and before is not None and key not in before.voters:
             session.services.interaction.count("question_votes", 1)
-        ia.emit([voted])
+        deliver(session, voted)  # the voter sees their vote at once, everyone the count soon
+        ia.votes_changed(msg.question_id)
 
 
 async def on_question_state(session: Session, msg: s.QuestionSetState) -> None:

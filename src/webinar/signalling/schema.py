@@ -204,6 +204,15 @@ class LowerHand:
 
 
 @dataclass(frozen=True, slots=True)
+class RosterPage:
+    """Those who manage the floor ask for the roster a page at a time (join order)."""
+
+    type: ClassVar[str] = "roster-page"
+    after: str | None = field(default=None, metadata=_len(1, 32))  # ``next_cursor`` of a page
+    limit: int = field(default=200, metadata={"min": 1, "max": 500})
+
+
+@dataclass(frozen=True, slots=True)
 class Grant:
     type: ClassVar[str] = "grant"
     participant_id: str = field(metadata=_len(1, 64))
@@ -476,6 +485,7 @@ ClientMessage = (
     | EndForAll
     | RaiseHand
     | LowerHand
+    | RosterPage
     | Grant
     | NextSpeaker
     | Mute
@@ -524,6 +534,7 @@ CLIENT_MESSAGES: dict[str, type[Any]] = {
         EndForAll,
         RaiseHand,
         LowerHand,
+        RosterPage,
         Grant,
         NextSpeaker,
         Mute,
@@ -553,6 +564,21 @@ class ParticipantInfo:
     listen_only: bool = False
     connected: bool = True
     quality: str = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantCounts:
+    total: int
+    hosts: int
+    presenters: int
+    attendees: int
+    hands: int  # raised hands
+
+
+@dataclass(frozen=True, slots=True)
+class LeftInfo:
+    participant_id: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -620,6 +646,11 @@ class Joined:
     resume_token: str
     resumed: bool
     active_speaker: str | None
+    counts: ParticipantCounts | None = None
+    #: "full": ``participants`` is everyone (those who manage the floor); "paged": the same,
+    #: in a big room: the stage and oneself, the rest by ``roster-page``; "stage": the stage
+    #: and oneself (attendees), the rest is only counted
+    roster: str = "stage"
 
 
 @dataclass(frozen=True, slots=True)
@@ -674,6 +705,34 @@ class ParticipantUpdated:
     type: ClassVar[str] = "participant-updated"
     participant: ParticipantInfo
     cause: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantCount:
+    """How many are here, to everyone, at most every ``rooms.roster.COUNT_INTERVAL``."""
+
+    type: ClassVar[str] = "participant-count"
+    counts: ParticipantCounts
+
+
+@dataclass(frozen=True, slots=True)
+class RosterDelta:
+    """What changed in the roster, to those who manage the floor, batched."""
+
+    type: ClassVar[str] = "roster-delta"
+    joined: list[ParticipantInfo]
+    left: list[LeftInfo]
+    updated: list[ParticipantInfo]
+
+
+@dataclass(frozen=True, slots=True)
+class Roster:
+    """The reply to ``roster-page``."""
+
+    type: ClassVar[str] = "roster"
+    participants: list[ParticipantInfo]
+    next_cursor: str | None
+    counts: ParticipantCounts
 
 
 @dataclass(frozen=True, slots=True)
@@ -1023,6 +1082,9 @@ ServerMessage = (
     | ParticipantJoined
     | ParticipantLeft
     | ParticipantUpdated
+    | ParticipantCount
+    | RosterDelta
+    | Roster
     | StreamUpdated
     | RoomUpdated
     | ActiveSpeaker

@@ -26,6 +26,7 @@ from webinar.rooms.live import LiveRoom, OfferedStream
 from webinar.rooms.manager import RoomManager
 from webinar.rooms.reasons import ByeReason
 from webinar.rooms.roles import Capability, Role
+from webinar.rooms.roster import Counts
 from webinar.rooms.state import (
     Mode,
     Participant,
@@ -39,6 +40,7 @@ from webinar.storage.records import Event
 from webinar.ticketing import Grant, Refusal, Ticketing
 
 from . import interaction as ia
+from . import roster
 from . import schema as s
 from .errors import wire_code
 from .replication import Replication, Unavailable
@@ -300,6 +302,7 @@ class Session:
                 await self.leave(ByeReason.DISCONNECTED)
                 self.participant = self.event = None
                 raise
+        people, seen = roster.snapshot(room, participant)
         return s.Joined(
             participant_id=participant.participant_id,
             role=participant.role.value,
@@ -310,12 +313,14 @@ class Session:
             ),
             ice_servers=self._services.ice_servers(participant.participant_id),
             max_cameras=room.router.config.max_cameras,
-            participants=[_participant(p) for p in room.participants()],
+            participants=people,
             streams=[_stream(st, room.name_of(st.participant_id)) for st in room.streams()],
             room=self._room_info(),
             resume_token=token,
             resumed=resumed is not None,
             active_speaker=room.active_speaker,
+            counts=roster.counts_info(room.counts()),
+            roster=seen,
         )
 
     async def on_publish(self, msg: s.Publish) -> s.ServerMessage:
@@ -473,6 +478,19 @@ class Session:
 
     def active_speaker(self, participant_id: str | None) -> None:
         self.send(s.ActiveSpeaker(participant_id=participant_id))
+
+    def participant_count(self, counts: Counts) -> None:
+        if self.room is not None:
+            self._send(roster.count_message(counts))  # one encoding shared by all
+
+    def roster_delta(
+        self,
+        joined: list[Participant],
+        left: list[tuple[str, ByeReason]],
+        updated: list[Participant],
+    ) -> None:
+        if self.room is not None:
+            self.send(roster.delta(joined, left, updated))
 
     def allocation(self, report: AllocationReport) -> None:
         self.send(
@@ -638,17 +656,7 @@ def _ban_keys(grant: Grant, client_id: str | None) -> list[str]:
 
 
 def _participant(p: Participant) -> s.ParticipantInfo:
-    return s.ParticipantInfo(
-        participant_id=p.participant_id,
-        name=p.name,
-        role=p.role.value,
-        hand_raised=p.hand_raised,
-        grant_audio=p.grant_audio,
-        grant_video=p.grant_video,
-        listen_only=p.listen_only,
-        connected=p.connected,
-        quality=p.quality,
-    )
+    return roster.participant_info(p)
 
 
 def _stream(st: Stream, name: str) -> s.StreamInfo:
@@ -677,6 +685,7 @@ _HANDLERS: dict[type[Any], _Handler] = {
     s.EndForAll: Session.on_end_for_all,
     s.RaiseHand: Session.on_raise_hand,
     s.LowerHand: Session.on_lower_hand,
+    s.RosterPage: roster.on_roster_page,
     s.Grant: Session.on_grant,
     s.NextSpeaker: Session.on_next_speaker,
     s.Mute: Session.on_mute,

@@ -91,6 +91,13 @@ const FINAL_JOIN_ERRORS = new Set([
  * @property {boolean} [connected]
  * @property {string} [quality]  "good" | "fair" | "poor" | "unknown"
  *
+ * @typedef {object} ParticipantCounts
+ * @property {number} total
+ * @property {number} hosts
+ * @property {number} presenters
+ * @property {number} attendees
+ * @property {number} hands  raised hands
+ *
  * @typedef {object} StreamInfo
  * @property {string} producer_id
  * @property {string} participant_id
@@ -126,6 +133,9 @@ const FINAL_JOIN_ERRORS = new Set([
  * @property {string} resume_token
  * @property {boolean} resumed
  * @property {string | null} active_speaker
+ * @property {ParticipantCounts} [counts]
+ * @property {"full" | "paged" | "stage"} [roster]  "full": `participants` is everyone; "paged": we run
+ *   the floor in a big room, and load everyone with `roster-page`; "stage": the stage and us
  *
  * @typedef {object} Producer
  * @property {string} producer_id
@@ -170,6 +180,24 @@ const SYNC_GROUP = /** @type {Record<string, string>} */ ({
 });
 
 /**
+ * Whether a participant is on the stage (everyone sees them): hosts, presenters, and
+ * attendees granted the microphone or camera. The same rule as the server's
+ * (`webinar.rooms.roster.on_stage`).
+ * @param {ParticipantInfo} p
+ */
+export function isOnStage(p) {
+  return p.role === "host" || p.role === "presenter" || Boolean(p.grant_audio || p.grant_video);
+}
+
+/**
+ * Whether a role runs the floor and so sees the whole roster (`roster-delta`, `roster-page`).
+ * @param {string} role
+ */
+export function isFloorRole(role) {
+  return role === "host" || role === "presenter";
+}
+
+/**
  * One participant's session.
  *
  * Events (all `CustomEvent`s, payload in `detail`):
@@ -181,6 +209,10 @@ const SYNC_GROUP = /** @type {Record<string, string>} */ ({
  * - `stream-updated` `{stream: StreamInfo, own: boolean}` — paused or resumed
  * - `participant-joined` `{participant}`, `participant-left` `{participant_id, reason, participant}`
  * - `participant-updated` `{participant, previous, cause, self}` — hand, grant, role, connection, quality
+ * - `participant-count` `{counts}` — how many are here, by role, and raised hands (coalesced)
+ * - `roster-delta` `{joined, left, updated, changes}` — those who run the floor: the roster changed
+ *   (batched); `changes` pairs each joined or updated `participant` with what we knew before
+ *   (`previous`, or null); also after the roster was loaded a page at a time (all empty)
  * - `active-speaker` `{participant_id}` — the loudest microphone (null after silence)
  * - `producer-closed` `{producer_id, source, reason, ours}` — one of our own tracks ended server-side
  * - `mediastatechange` `{target: "publish" | "subscribe", state}`
@@ -223,8 +255,18 @@ export class WebinarConnection extends EventTarget {
     this.welcome = null;
     /** The room's state (`joined.room`, then `room-updated`). @type {RoomInfo | null} */
     this.room = null;
-    /** @type {Map<string, ParticipantInfo>} */
+    /**
+     * Who we know of: everyone when we run the floor (`rosterFull`), else the stage (those
+     * who may publish) and ourselves; `counts` has how many are here.
+     * @type {Map<string, ParticipantInfo>}
+     */
     this.participants = new Map();
+    /** @type {ParticipantCounts | null} */
+    this.counts = null;
+    /** Whether `participants` is the whole roster (hosts and presenters). */
+    this.rosterFull = false;
+    /** While the roster loads a page at a time: the changes that arrive meanwhile. @type {[string, ParticipantInfo | null][] | null} */
+    this._rosterLog = null;
     /** Streams of others announced by the server, by producer_id. @type {Map<string, StreamInfo>} */
     this.streamInfo = new Map();
     /** Streams with a playable track, by producer_id. @type {Map<string, RemoteStream>} */
@@ -377,6 +419,10 @@ export class WebinarConnection extends EventTarget {
     this.activeSpeaker = joined.active_speaker ?? null;
     this.participants.clear();
     for (const p of joined.participants) this.participants.set(p.participant_id, p);
+    this.rosterFull = joined.roster === "full" || joined.roster === "paged" || (joined.roster === undefined && isFloorRole(joined.role));
+    this.counts = joined.counts ?? null;
+    this._rosterLog = null;
+    if (joined.roster === "paged") this.loadRoster().catch((error) => this._emit("error", { error }));
     this.streamInfo.clear();
     for (const s of joined.streams) {
       if (s.participant_id !== joined.participant_id) this.streamInfo.set(s.producer_id, s);
@@ -391,6 +437,78 @@ export class WebinarConnection extends EventTarget {
     this._joinedReady = new Promise((resolve) => {
       this._markJoined = resolve;
     });
+  }
+
+  /**
+   * Set (or, with null, forget) one participant; logged while the roster loads.
+   * @param {string} id
+   * @param {ParticipantInfo | null} participant
+   */
+  _setParticipant(id, participant) {
+    if (participant) this.participants.set(id, participant);
+    else this.participants.delete(id);
+    this._rosterLog?.push([id, participant]);
+  }
+
+  /** @param {{joined: ParticipantInfo[], left: {participant_id: string, reason: string}[], updated: ParticipantInfo[]}} message */
+  _onRosterDelta(message) {
+    if (!this.rosterFull) return;
+    /** @type {{participant: ParticipantInfo, previous: ParticipantInfo | null}[]} */
+    const changes = [];
+    for (const p of [...message.joined, ...message.updated]) {
+      changes.push({ participant: p, previous: this.participants.get(p.participant_id) ?? null });
+      this._setParticipant(p.participant_id, p);
+    }
+    for (const gone of message.left) this._setParticipant(gone.participant_id, null);
+    this._emit("roster-delta", { joined: message.joined, left: message.left, updated: message.updated, changes });
+  }
+
+  /**
+   * Our role changed: running the floor, we load the whole roster (a page at a time);
+   * no longer, we keep only the stage and ourselves.
+   * @param {string} role
+   */
+  _roleChanged(role) {
+    const full = isFloorRole(role);
+    if (full === this.rosterFull) return;
+    this.rosterFull = full;
+    if (full) {
+      this.loadRoster().catch((error) => this._emit("error", { error }));
+      return;
+    }
+    for (const [id, p] of [...this.participants]) {
+      if (id !== this.participantId && !isOnStage(p)) this.participants.delete(id);
+    }
+  }
+
+  /**
+   * Load the whole roster with `roster-page` (those who run the floor; `joined` already
+   * carries it for them). Changes that arrive meanwhile are applied on top.
+   */
+  async loadRoster() {
+    this._rosterLog = [];
+    /** @type {Map<string, ParticipantInfo>} */
+    const loaded = new Map();
+    try {
+      /** @type {string | null} */
+      let after = null;
+      do {
+        const page = await this.request("roster-page", after ? { after, limit: 500 } : { limit: 500 });
+        for (const p of page.participants) loaded.set(p.participant_id, p);
+        this.counts = page.counts;
+        after = page.next_cursor;
+      } while (after);
+      for (const [id, p] of this._rosterLog) {
+        if (p) loaded.set(id, p);
+        else loaded.delete(id);
+      }
+    } finally {
+      this._rosterLog = null;
+    }
+    if (!this.rosterFull) return;
+    this.participants.clear();
+    for (const [id, p] of loaded) this.participants.set(id, p);
+    this._emit("roster-delta", { joined: [], left: [], updated: [], changes: [] });
   }
 
   /** Our participant ID once joined. */
@@ -477,24 +595,34 @@ export class WebinarConnection extends EventTarget {
         this._onStreamUpdated(message.stream);
         break;
       case "participant-joined":
-        this.participants.set(message.participant.participant_id, message.participant);
+        this._setParticipant(message.participant.participant_id, message.participant);
         this._emit("participant-joined", { participant: message.participant });
         break;
       case "participant-left": {
         const participant = this.participants.get(message.participant_id) ?? null;
-        this.participants.delete(message.participant_id);
+        this._setParticipant(message.participant_id, null);
         this._emit("participant-left", { ...message, participant });
         break;
       }
       case "participant-updated": {
         const participant = message.participant;
         const previous = this.participants.get(participant.participant_id) ?? null;
-        this.participants.set(participant.participant_id, participant);
         const self = participant.participant_id === this.participantId;
+        // Off the stage, someone else is no longer shown to an attendee (only counted).
+        const shown = self || this.rosterFull || isOnStage(participant);
+        this._setParticipant(participant.participant_id, shown ? participant : null);
         if (self && this.joined) this.joined.role = participant.role;
+        if (self && message.cause === "role") this._roleChanged(participant.role);
         this._emit("participant-updated", { participant, previous, cause: message.cause, self });
         break;
       }
+      case "participant-count":
+        this.counts = message.counts;
+        this._emit("participant-count", { counts: message.counts });
+        break;
+      case "roster-delta":
+        this._onRosterDelta(message);
+        break;
       case "active-speaker":
         this.activeSpeaker = message.participant_id ?? null;
         this._emit("active-speaker", { participant_id: this.activeSpeaker });

@@ -261,6 +261,12 @@ class Room {
       this.renderRoom();
     });
     on("participant-updated", (detail) => this.onParticipantUpdated(detail));
+    // batched (roster-delta, at most a few a second) and coalesced (participant-count)
+    on("roster-delta", (detail) => {
+      this.notices.rosterChanged(detail.changes);
+      this.renderRoom();
+    });
+    on("participant-count", () => this.renderRoom());
     on("active-speaker", (detail) => this.setActiveSpeaker(detail.participant_id));
     on("producer-closed", (detail) => this.onProducerClosed(detail));
     on("room-updated", (detail) => {
@@ -441,7 +447,7 @@ class Room {
       staff: this.staff,
       self: { mic: this.publisher.selfState("microphone"), camera: this.publisher.selfState("camera") },
     });
-    this.status.renderCount(conn.participants.size);
+    this.status.renderCount(conn.counts?.total ?? conn.participants.size);
     if (this.view === "lobby") this.lobby.render(conn);
   }
 

@@ -28,7 +28,7 @@ export class Lobby {
     message.hidden = !room.lobby_message;
     byId("lobby-agenda").textContent = room.agenda || "";
     byId("lobby-agenda-box").hidden = !room.agenda;
-    const others = conn.participants.size - 1;
+    const others = (conn.counts?.total ?? conn.participants.size) - 1;
     byId("lobby-people").textContent =
       others > 0 ? `${others} other ${others === 1 ? "person is" : "people are"} here.` : "You are the first one here.";
     this.startCountdown(startsAt);

@@ -155,6 +155,22 @@ export class Notices {
     }
   }
 
+  /**
+   * A batched roster delta (presenters, hosts): a toast for each hand just raised, or one for
+   * them all when many came at once.
+   * @param {{participant: ParticipantInfo, previous: ParticipantInfo | null}[]} changes
+   */
+  rosterChanged(changes) {
+    const raised = changes.filter(
+      ({ participant, previous }) => participant.hand_raised != null && (previous?.hand_raised ?? null) === null,
+    );
+    if (raised.length > 3) {
+      this.show(`${raised.length} people raised their hands`, { key: "hands" });
+      return;
+    }
+    for (const change of raised) this.participantUpdated({ ...change, cause: "hand", self: false });
+  }
+
   /** @param {boolean} staff  we became a presenter (or host), or an attendee again */
   roleChanged(staff) {
     if (staff) {

@@ -115,8 +115,9 @@ export class SidePanel {
       myRole: role,
       self,
     });
-    const hands = participants.filter((p) => p.hand_raised != null).length;
-    byId("people-count").textContent = String(participants.length);
+    // Those who run the floor know everyone; attendees know the stage, and the counts.
+    const hands = conn.rosterFull || !conn.counts ? participants.filter((p) => p.hand_raised != null).length : conn.counts.hands;
+    byId("people-count").textContent = String(conn.counts?.total ?? participants.length);
     const badge = byId("people-badge");
     badge.hidden = !(staff && hands > 0);
     badge.textContent = String(hands);

@@ -7,6 +7,14 @@ import { deviceStates } from "../participants.js";
 import { byId, formatTime } from "../ui.js";
 import { STARTS_AT } from "./page.js";
 
+/**
+ * How many attendees are here: from the server's counts (an attendee does not know everyone).
+ * @param {import("./page.js").WebinarConnection} conn
+ */
+function attendeeCount(conn) {
+  return conn.counts?.attendees ?? [...conn.participants.values()].filter((p) => p.role === "attendee").length;
+}
+
 /** @typedef {import("./page.js").RoomContext} RoomContext */
 /** @typedef {import("../protocol.js").RemoteStream} RemoteStream */
 /** @typedef {import("../tiers.js").AllocationMessage} AllocationMessage */
@@ -124,7 +132,7 @@ export class Stage {
       text = this.grid.tiles.size ? "" : "Reconnecting… The webinar continues; you will be back in a moment.";
       waiting = true;
     } else if (staff) {
-      const watching = [...conn.participants.values()].filter((p) => p.role === "attendee").length;
+      const watching = attendeeCount(conn);
       const audience = `${watching} ${watching === 1 ? "attendee" : "attendees"}`;
       const backstageNow = room?.phase === "lobby" || room?.mode === "presenters-only";
       if (live && backstageNow) {
@@ -163,7 +171,7 @@ export class Stage {
     let text = "";
     let canStart = false;
     if (staff && room) {
-      const waiting = [...(conn?.participants.values() ?? [])].filter((p) => p.role === "attendee").length;
+      const waiting = conn ? attendeeCount(conn) : 0;
       if (room.phase === "lobby") {
         const who = waiting === 1 ? "1 attendee is" : `${waiting} attendees are`;
         const when = room.starts_at ? ` It is scheduled for ${formatTime(room.starts_at)}.` : "";
