@@ -10,6 +10,11 @@ Signals:
   without the wait).
 - ``SIGHUP``: read the TLS certificate and key again; new connections get the new certificate,
   open ones (and so every live room) carry on. A bad pair is logged and the old one kept.
+
+A worker of ``webinar serve --workers N`` is this same process: it shares the HTTP port with
+the other workers (``SO_REUSEPORT``: the kernel spreads new connections over them) and, with
+``[server] worker_port_base``, also listens on its own loopback port. The supervisor passes
+the signals above on to every worker.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from webinar.app import CONNECTIONS, DRAINING, ROOMS, create_app
+from webinar.app import CONNECTIONS, DRAINING, ROOMS, WORKER, create_app
+from webinar.cluster.worker import DIRECT_HOST
 from webinar.config import Config, ConfigError
 from webinar.signalling import schema as s
 from webinar.storage.store import Store
@@ -144,21 +150,41 @@ async def serve(
     loop = asyncio.get_running_loop()
     signals = Signals(tls.reload if tls is not None else None)
     handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-    listener: asyncio.Server | None = None
+    identity = app[WORKER]
+    listeners: list[asyncio.Server] = []
     try:
         assert runner.server is not None
-        listener = await loop.create_server(
-            head_timeout_factory(runner.server, config.http.header_timeout_seconds),
-            config.http.host,
-            config.http.port,
-            ssl=tls.context if tls is not None else None,
-            reuse_address=True,
+        factory = head_timeout_factory(runner.server, config.http.header_timeout_seconds)
+        ssl_context = tls.context if tls is not None else None
+        listeners.append(
+            await loop.create_server(
+                factory,
+                config.http.host,
+                config.http.port,
+                ssl=ssl_context,
+                reuse_address=True,
+                reuse_port=True if identity.clustered else None,
+            )
         )
+        if identity.direct_port is not None:
+            listeners.append(
+                await loop.create_server(
+                    factory, DIRECT_HOST, identity.direct_port, ssl=ssl_context, reuse_address=True
+                )
+            )
         loop.add_signal_handler(signal.SIGTERM, signals.terminate)
         loop.add_signal_handler(signal.SIGINT, signals.interrupt)
         loop.add_signal_handler(signal.SIGHUP, signals.hangup)
         scheme = "https" if tls is not None else "http"
         logger.info("listening on %s://%s:%d", scheme, config.http.host, config.http.port)
+        if identity.direct_port is not None:
+            logger.info(
+                "worker %d also on %s://%s:%d",
+                identity.worker_id,
+                scheme,
+                DIRECT_HOST,
+                identity.direct_port,
+            )
         if on_listening is not None:
             on_listening()
         stop = await signals.requested
@@ -168,7 +194,7 @@ async def serve(
         for signum in handled:
             loop.remove_signal_handler(signum)
         await signals.close()
-        if listener is not None:
+        for listener in listeners:
             listener.close()  # no new connections; runner.cleanup() closes the open ones
         await runner.cleanup()
 
