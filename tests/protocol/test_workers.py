@@ -5,6 +5,7 @@ drain, and the one-line refusal when Redis cannot be had."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -20,11 +21,15 @@ from urllib.parse import parse_qs, urlparse
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from tests.redis_server import RedisServer, redis_server  # noqa: F401
 from tests.serving import ServerProcess, free_port, start_server
 from webinar.client.media import ClipTrack, make_vp8_clip
 from webinar.client.peer import SignallingClient, WebinarClient
+from webinar.storage.store import Store
+from webinar.webhooks.records import sql_add_endpoint
 
 LOOPBACK = ["127.0.0.1"]
 
@@ -44,11 +49,11 @@ def free_port_pair() -> int:
 
 
 def children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(p) for p in text.split()]
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):  # every thread's children
+        with contextlib.suppress(OSError):
+            found += [int(p) for p in (task / "children").read_text().split()]
+    return found
 
 
 def command_of(pid: int) -> str:
@@ -344,3 +349,73 @@ async def test_each_worker_takes_media_ports_from_its_share(
     finally:
         await asyncio.gather(*(c.close() for c in clients))
         server.stop()
+
+
+async def test_the_private_redis_is_started_again(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    server, _base = start_workers(tmp_path)
+    try:
+        await wait_workers(http, server)
+        (old,) = redis_pids(server)
+        os.kill(old, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while not [p for p in redis_pids(server) if p != old and running(p)]:
+            assert time.monotonic() < deadline, "redis-server was not started again"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(TTL_WAIT)  # the workers' keys were lost with it: written again
+        await wait_workers(http, server)
+        server.proc.send_signal(signal.SIGTERM)
+        assert await server.wait_exit(20) == 0
+    finally:
+        _out, err = server.stop()
+    assert "the private redis-server died; starting it again" in err
+    assert "Traceback" not in err, err
+
+
+TTL_WAIT = 1.5
+
+
+async def test_webhooks_are_sent_once_by_worker_1(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    received: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    receiver = TestServer(app, host="127.0.0.1")
+    await receiver.start_server()
+    env = {"WEBINAR_WEBHOOKS_ALLOW_PRIVATE_ADDRESSES": "1"}
+    server, base = start_workers(tmp_path, env)
+    try:
+        await wait_workers(http, server)
+        with Store.open_sync(server.data_dir) as store:
+            admin = store.create_user("admin", "x", "admin")
+            url = f"http://127.0.0.1:{receiver.port}/hook"
+            sql_add_endpoint(store.connection, admin.user_id, url, frozenset(), time.time())
+        event = server.create_event("Hooked")
+        ws = SignallingClient(http, f"ws://127.0.0.1:{base + 1}/ws")  # worker 2
+        await ws.connect()
+        await ws.request("hello", protocol=1)
+        await ws.request("join", event_id=event["event_id"], name="Ann")
+        deadline = time.monotonic() + 10
+        while not any(b["event"] == "participant.joined" for b in received):
+            assert time.monotonic() < deadline, received
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(2.5)  # time for a second sender to show itself, if there were one
+        joined = [b for b in received if b["event"] == "participant.joined"]
+        assert len(joined) == 1, received
+        await ws.close()
+        async with http.get(f"http://127.0.0.1:{base + 1}/metrics") as resp:
+            text = await resp.text()
+        assert 'webinar_webhook_attempts_total{worker="2",outcome="delivered"} 0' in text
+        assert 'webinar_webhook_attempts_total{worker="1",outcome="delivered"} 0' not in text
+        server.proc.send_signal(signal.SIGINT)
+        assert await server.wait_exit(20) == 0
+    finally:
+        server.stop()
+        await receiver.close()

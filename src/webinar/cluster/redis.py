@@ -9,6 +9,7 @@ carry on); it never takes a worker down. The private server listens only on a Un
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import shutil
@@ -106,9 +107,9 @@ class PrivateRedis:
             *("--loglevel", "warning"),
         ]
 
-    def start(self, within: float = 10.0) -> None:
-        """Start it and wait for its socket (blocking: the supervisor calls it before the
-        workers exist, or from a thread)."""
+    def spawn(self) -> None:
+        """Start the process (from the thread that will outlive it: the kernel's
+        ``PR_SET_PDEATHSIG`` follows the thread that forked, so the supervisor's main one)."""
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.socket.unlink(missing_ok=True)
         from webinar.cluster.supervisor import die_with_parent
@@ -121,15 +122,40 @@ class PrivateRedis:
             preexec_fn=die_with_parent,
             start_new_session=True,  # a Ctrl-C on the terminal is for the supervisor to handle
         )
+
+    def ready(self) -> bool:
+        """True once its socket is there; RuntimeError if it exited."""
+        if self.process is None or self.process.poll() is not None:
+            code = None if self.process is None else self.process.returncode
+            raise RuntimeError(f"redis-server exited with code {code}")
+        return self.socket.exists()
+
+    def _started(self) -> None:
+        assert self.process is not None
+        logger.info("started a private redis-server (pid %d) on %s", self.process.pid, self.url)
+
+    def start(self, within: float = 10.0) -> None:
+        """Start it and wait for its socket (blocking: before the supervisor's loop runs)."""
+        self.spawn()
         deadline = time.monotonic() + within
-        while not self.socket.exists():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with code {self.process.returncode}")
+        while not self.ready():
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"redis-server did not open {self.socket} in {within:g} s")
             time.sleep(0.02)
-        logger.info("started a private redis-server (pid %d) on %s", self.process.pid, self.url)
+        self._started()
+
+    async def restart(self, within: float = 10.0) -> None:
+        """Start it again from the event loop's thread, waiting for its socket without blocking."""
+        self.stop()
+        self.spawn()
+        for _ in range(int(within / 0.02)):
+            if self.ready():
+                self._started()
+                return
+            await asyncio.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"redis-server did not open {self.socket} in {within:g} s")
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -207,7 +207,7 @@ class Supervisor:
                 continue
             logger.error("the private redis-server died; starting it again")
             try:
-                await asyncio.to_thread(redis.start)
+                await redis.restart()
             except (OSError, RuntimeError) as exc:
                 logger.error("could not start redis-server again: %s", exc)
 
