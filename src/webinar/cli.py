@@ -372,6 +372,12 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
         f"UDP {ice.udp_port_min}-{ice.udp_port_max}" if ice.udp_port_min else "any free UDP port"
     )
     print(f"  media on {ports}; announced IP: {ice.announced_ip or 'none'}")
+    workers = config.server.worker_count
+    if workers == 1:
+        print("  one process (no Redis needed)")
+    else:
+        redis = config.cluster.redis_url or "a private redis-server in the data dir"
+        print(f"  {workers} worker processes sharing the port; Redis: {redis}")
     print(f"  ICE servers: {len(ice.servers) or 'none (no third party is contacted)'}")
     if cert is None:
         print("  TLS: off (serve behind a TLS reverse proxy, see docs/deployment.md)")

@@ -419,3 +419,20 @@ async def test_webhooks_are_sent_once_by_worker_1(
     finally:
         server.stop()
         await receiver.close()
+
+
+async def test_a_killed_supervisor_leaves_nothing_behind(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    server, _base = start_workers(tmp_path)
+    try:
+        await wait_workers(http, server)
+        left = children(server.proc.pid)
+        assert len(left) == 3  # two workers and the private redis-server
+        server.proc.kill()
+        deadline = time.monotonic() + 10
+        while any(running(pid) for pid in left):
+            assert time.monotonic() < deadline, [command_of(p) for p in left if running(p)]
+            await asyncio.sleep(0.1)
+    finally:
+        server.stop()

@@ -86,7 +86,8 @@ class PrivateRedis:
             raise RedisMissing(MISSING_REDIS)
         self.binary = found
         folder = data_dir.resolve() / "redis"
-        if len(str(folder / "redis.sock")) > _MAX_SOCKET_PATH:
+        self._temporary = len(str(folder / "redis.sock")) > _MAX_SOCKET_PATH
+        if self._temporary:
             # A Unix socket's path is limited (108 bytes): a deep data dir gets a temp folder.
             folder = Path(tempfile.mkdtemp(prefix="webinar-redis-"))
         self.folder = folder
@@ -172,3 +173,5 @@ class PrivateRedis:
             logger.info("stopped the private redis-server (pid %d)", process.pid)
         with contextlib.suppress(OSError):
             self.socket.unlink(missing_ok=True)
+            if self._temporary:
+                self.folder.rmdir()
