@@ -181,7 +181,7 @@ class Supervisor:
             if code == EXIT_USAGE:
                 logger.error("worker %d refused its configuration; stopping every worker", wid)
                 self.exit_code = EXIT_USAGE
-                self._stop_all(signal.SIGTERM)
+                self._stop_all(signal.SIGINT)
                 return
             if loop.time() - started >= STABLE_SECONDS:
                 delay = self.restart_delay
