@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ from webinar import __version__
 from webinar.attendance.service import AttendanceService
 from webinar.cluster import redis as cluster_redis
 from webinar.cluster import worker
+from webinar.cluster.bus import Bus
+from webinar.cluster.pipes import Pipes
 from webinar.cluster.registry import Registry, WorkerInfo
 from webinar.cluster.worker import WorkerIdentity
 from webinar.config import Config
@@ -42,15 +46,18 @@ from webinar.recordings.library import MIB, RecordingService
 from webinar.recordings.sharing import Publisher
 from webinar.rooms.manager import RoomManager
 from webinar.rooms.reasons import ByeReason
-from webinar.sfu import IceServer, RouterConfig, TransportConfig, check_hooks
-from webinar.signalling.session import Services
+from webinar.sfu import IceServer, Producer, Router, RouterConfig, TransportConfig, check_hooks
+from webinar.signalling.replication import Replication
+from webinar.signalling.session import Services, replayer
 from webinar.signalling.ws import (
     AddressCount,
     Connection,
     shutdown_connections,
     websocket_handler,
 )
+from webinar.storage.sealing import load_sealer
 from webinar.storage.store import Store
+from webinar.tasks import stop_task
 from webinar.ticketing import Ticketing
 from webinar.ticketing.desk import TicketDesk
 from webinar.turn import ice_servers_for
@@ -110,12 +117,35 @@ def router_config(config: Config) -> RouterConfig:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Peers:
+    """This process as one of several workers sharing rooms through Redis."""
+
+    worker_id: int
+    redis_url: str
+    pipe_host: str = "127.0.0.1"
+    pipe_ports: tuple[int, int] | None = None
+    #: The set of live worker ids (the registry), for ending places of dead workers.
+    live_workers: Callable[[], Awaitable[set[int]]] | None = None
+
+
+PEERS = web.AppKey("peers", Peers)
+REPLICATION = web.AppKey("replication", Replication)
+PIPES = web.AppKey("pipes", Pipes)
+
+
 def create_app(
-    config: Config, store: Store | None = None, identity: WorkerIdentity | None = None
+    config: Config,
+    store: Store | None = None,
+    identity: WorkerIdentity | None = None,
+    *,
+    peers: Peers | None = None,
 ) -> web.Application:
     """Build the application. ``store`` defaults to the SQLite store in the data dir;
     it is opened and closed with the app. ``identity`` defaults to what the supervisor passed
-    in the environment (none: the single-process server)."""
+    in the environment (none: the single-process server); a worker the supervisor started
+    shares rooms with the others (``peers`` from its identity, the registry telling which
+    workers live). ``peers`` given: this is one of several workers (tests/cluster)."""
     identity = worker.current() if identity is None else identity
     if identity.udp_port_min is not None:  # this worker's share of the media port range
         ice = dataclasses.replace(
@@ -135,6 +165,19 @@ def create_app(
     app[SOCKETS] = AddressCount(config.signalling.max_sockets_per_address)
     app[METRICS] = Metrics()
     app[DRAINING] = [False]
+    if peers is None and identity.clustered and identity.redis_url is not None:
+
+        async def live_workers() -> set[int]:
+            return await app[REGISTRY].live_ids()
+
+        peers = Peers(
+            worker_id=identity.worker_id,
+            redis_url=identity.redis_url,
+            pipe_host=identity.pipe_host,
+            live_workers=live_workers,
+        )
+    if peers is not None:
+        app[PEERS] = peers
     root = web_root()
     app[TEMPLATES] = jinja2.Environment(
         loader=jinja2.FileSystemLoader(root / "templates"),
@@ -275,6 +318,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         is_draining=lambda: app[DRAINING][0],
         recordings=app[RECORDINGS],
         attendance=app[ATTENDANCE],
+        # Click links verify on any worker and after a restart.
+        interaction_secret=load_sealer(config.data_dir).derive("cta-click-links"),
     )
     if not identity.clustered:
         # With several workers the supervisor does this once, before any worker starts: a
@@ -293,6 +338,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         )
         await registry.start()
         app[REGISTRY] = registry
+    cluster = await _join_peers(app) if PEERS in app else None
     try:
         yield
     finally:
@@ -301,11 +347,74 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await metrics.stop()
         await shutdown_connections(app[CONNECTIONS])
         await rooms.close()
+        if cluster is not None:
+            await cluster.aclose()
         await webhooks.close()
         if REDIS in app:  # last: what closes the rooms may still talk to the other workers
             await app[REDIS].aclose()
         await asyncio.sleep(0)
         await store.close()
+
+
+async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
+    """Share rooms with the other workers: the bus, the room logs, the media pipes."""
+    peers = app[PEERS]
+    services = app[SERVICES]
+    stack = contextlib.AsyncExitStack()
+    redis = aioredis.from_url(
+        peers.redis_url, socket_timeout=10.0, socket_connect_timeout=2.0, health_check_interval=5
+    )
+    stack.push_async_callback(redis.aclose)
+    bus = Bus(redis, peers.worker_id)
+    await bus.start()
+    stack.push_async_callback(bus.close)
+    rooms = services.rooms
+
+    def producer_of(room_id: str, stream_id: str) -> Producer | None:
+        room = rooms.get(room_id)
+        return room.producer(stream_id) if room is not None else None
+
+    def router_of(room_id: str) -> Router | None:
+        room = rooms.get(room_id)
+        return room.router if room is not None and not room.closed else None
+
+    pipes = Pipes(
+        bus,
+        producer_of=producer_of,
+        router_of=router_of,
+        host=peers.pipe_host,
+        ports=peers.pipe_ports,
+    )
+    app[PIPES] = pipes
+    stack.push_async_callback(pipes.close)
+    replication = Replication(
+        redis,
+        peers.worker_id,
+        replay_interaction=replayer(services),
+        load_interaction=services.interaction.load,
+        relays=pipes,
+    )
+    app[REPLICATION] = replication
+    services.rooms.replication = replication
+    stack.push_async_callback(replication.close)
+    if peers.live_workers is not None:
+        live_workers = peers.live_workers
+
+        async def sweep() -> None:
+            while True:
+                await asyncio.sleep(1.0)
+                try:
+                    live = await live_workers()
+                    for worker in pipes.workers() - live:
+                        pipes.forget_worker(worker)
+                    await replication.sweep(live, time.monotonic())
+                    await replication.keep_recorders()
+                except Exception:
+                    logger.exception("sweeping the places of dead workers failed")
+
+        task = asyncio.get_running_loop().create_task(sweep())
+        stack.push_async_callback(stop_task, task)
+    return stack
 
 
 async def _say_goodbye(app: web.Application) -> None:

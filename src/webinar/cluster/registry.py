@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,9 @@ TTL_SECONDS = 3
 METRICS_TTL_SECONDS = 10
 #: Longest wait for Redis while answering /healthz or /metrics.
 READ_TIMEOUT = 1.0
+#: A worker whose entry has been missing this long is dead, for :meth:`Registry.live_ids`
+#: (on top of the entry's TTL: an entry lost with a restarted Redis is back within a second).
+DEAD_AFTER_SECONDS = 3.0
 
 
 def worker_key(worker_id: int) -> str:
@@ -116,6 +120,7 @@ class Registry:
         self._metrics_text = metrics_text
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+        self._seen: dict[int, float] = {}  # worker ID -> monotonic time its entry was seen
 
     async def start(self) -> None:
         await self.publish()
@@ -167,6 +172,19 @@ class Registry:
             return [own]
         others = [info for info in found if info.worker_id != own.worker_id]
         return sorted([own, *others], key=lambda info: info.worker_id)
+
+    async def live_ids(self) -> set[int]:
+        """The IDs of the workers alive now, for deciding that one died (and ending its
+        participants' places): a worker counts as alive until its entry has been missing for
+        :data:`DEAD_AFTER_SECONDS`. Raises (RedisError, OSError, TimeoutError) when Redis
+        cannot say, so that nobody is declared dead for want of an answer."""
+        async with asyncio.timeout(READ_TIMEOUT):
+            found = await live_workers(self.redis, self.identity.workers)
+        now = time.monotonic()
+        self._seen[self.identity.worker_id] = now
+        for info in found:
+            self._seen[info.worker_id] = now
+        return {wid for wid, seen in self._seen.items() if now - seen <= DEAD_AFTER_SECONDS}
 
     async def metrics(self, own_text: str) -> str:
         """Every live worker's /metrics text, merged with a ``worker`` label."""

@@ -196,6 +196,55 @@ class InteractionService:
 
         await self._store.run(save)
 
+    def replica(self) -> InteractionService:
+        """The same reads, no writes: for replaying on this worker a command another worker
+        ran and wrote already (webinar.signalling.replication)."""
+        return _ReplayService(self._store)
+
+
+class _ReplayService(InteractionService):
+    """Reads like :class:`InteractionService`; every write was made by the command's worker."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+
+    async def save_chat(self, event_id: str, message: ch.ChatMessage) -> None:
+        pass
+
+    async def delete_chat(self, message_id: str, now: float, by: str) -> None:
+        pass
+
+    async def save_settings(self, event_id: str, ia: RoomInteraction) -> None:
+        pass
+
+    async def save_question(
+        self, event_id: str, question: qa_.Question, *, from_message: str | None = None
+    ) -> None:
+        pass
+
+    async def set_vote(self, question_id: str, key: str, up: bool, now: float) -> None:
+        pass
+
+    async def mark_published(self, question_id: str, now: float) -> None:
+        pass
+
+    async def save_poll(self, event_id: str, poll: pl.Poll) -> None:
+        pass
+
+    async def delete_poll(self, poll_id: str) -> None:
+        pass
+
+    async def save_answers(self, answers: Iterable[pl.Answer]) -> None:
+        pass
+
+    async def save_cta_events(
+        self, event_id: str, events: Iterable[InteractionEvent], now: float
+    ) -> None:
+        pass
+
+    async def check_images(self, event_id: str, poll: pl.Poll) -> None:
+        pass  # checked where the poll was made
+
 
 async def check_images(store: Store, event_id: str, poll: pl.Poll) -> None:
     """Refuse a poll whose options show images not uploaded for this event."""

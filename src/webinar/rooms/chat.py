@@ -7,11 +7,11 @@ exempt from the switch, slow mode and mutes (never from the flood limit).
 
 from __future__ import annotations
 
-import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
+from . import replay
 from .interaction_errors import InteractionError, InteractionErrorCode
 from .roles import Capability
 from .state import Participant
@@ -137,7 +137,7 @@ class Chat:
         self._take(key, now)
         self.seq += 1
         message = ChatMessage(
-            message_id=f"cm_{secrets.token_hex(8)}",
+            message_id=f"cm_{replay.token_hex(8)}",
             seq=self.seq,
             participant_id=author.participant_id,
             name=author.name,

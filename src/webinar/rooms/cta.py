@@ -7,10 +7,10 @@ live room owns the timer.
 
 from __future__ import annotations
 
-import secrets
 import urllib.parse
 from dataclasses import dataclass
 
+from . import replay
 from .chat import clean_text
 from .interaction_errors import InteractionError, InteractionErrorCode
 from .roles import Capability
@@ -117,7 +117,7 @@ def prepare_cta(
         by="",
     )
     return PreparedCta(
-        prepared_id=f"cp_{secrets.token_hex(8)}",
+        prepared_id=f"cp_{replay.token_hex(8)}",
         message=checked.message,
         button=checked.button,
         url=checked.url,
@@ -153,7 +153,7 @@ def build_cta(
             f"the duration must be {MIN_DURATION_SECONDS} to {MAX_DURATION_SECONDS} seconds",
         )
     return CallToAction(
-        cta_id=f"ct_{secrets.token_hex(8)}",
+        cta_id=f"ct_{replay.token_hex(8)}",
         message=message,
         button=button.replace("\n", " "),
         url=validate_url(url),

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from . import replay
 from .chat import Chat, ChatEvent
 from .cta import CtaBoard, CtaClosed, CtaEvent, CtaShown
 from .polls import PollBook, PollEvent
@@ -117,7 +118,7 @@ class RoomInteraction:
                 setattr(machine, field_name, value)
 
     def now(self) -> float:
-        return self._clock()
+        return replay.now(self._clock)
 
     def emit(self, events: Iterable[InteractionEvent]) -> None:
         """Deliver events to every connection, in order."""

@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from webinar.sfu import (
     AllocationReport,
@@ -35,7 +35,18 @@ from webinar.sfu import (
 )
 
 from ..tasks import stop_task, stop_tasks
+from . import replay
 from .interaction import RoomInteraction
+from .ops import (
+    Op,
+    participant_from,
+    participant_json,
+    reason_from,
+    run_state_op,
+    state_op,
+    stream_from,
+    stream_json,
+)
 from .reasons import ByeReason
 from .recording import RecordingHooks, RoomRecording
 from .roles import Capability
@@ -44,6 +55,7 @@ from .state import (
     LinkQuality,
     Participant,
     ParticipantUpdated,
+    RecordingStatus,
     Removed,
     RoomEnded,
     RoomError,
@@ -91,6 +103,28 @@ class RoomPeer(Protocol):
     def allocation(self, report: AllocationReport) -> None: ...
 
     def publisher_layers(self, producer_id: str, active: list[bool]) -> None: ...
+
+
+class Replicator(Protocol):
+    """Runs a room's ops through the log every worker with people in the room applies
+    (:mod:`webinar.signalling.replication`); absent with one worker."""
+
+    async def submit(self, room: LiveRoom, op: Op, peer: RoomPeer | None) -> list[RoomEvent]:
+        """Apply ``op`` here first (raising what the state machine raises) and log it."""
+        ...
+
+    def later(self, room_id: str, op: Op) -> None:
+        """Log ``op`` once the log can be reached again, even if this copy has closed by then
+        (a leave must reach the other workers)."""
+        ...
+
+
+class Relays(Protocol):
+    """Brings a stream published on another worker here (a media pipe)."""
+
+    async def relay(self, room_id: str, stream_id: str, worker: int) -> Producer: ...
+
+    def release(self, room_id: str, producer: Producer) -> None: ...
 
 
 class _Member:
@@ -150,6 +184,18 @@ class LiveRoom:
         self._members: dict[str, _Member] = {}
         self._producers: dict[str, Producer] = {}
         self._resume_tokens: dict[str, str] = {}  # token -> participant id
+        #: With several workers: set by the room manager (see :class:`Replicator`).
+        self.replicator: Replicator | None = None
+        self.relays: Relays | None = None
+        self.worker_id = 0
+        #: Which worker each participant's connection and each stream's publisher is on.
+        self.worker_of: dict[str, int] = {}
+        self.stream_worker: dict[str, int] = {}
+        self._pending_producers: dict[str, Producer] = {}
+        self._relaying: set[str] = set()  # streams whose pipe is being set up
+        self._relayed: set[str] = set()  # streams whose local producer is a pipe's
+        #: Whether this worker runs the room's recorder (with several: one of them).
+        self.records = True
         self._answer_timeout = answer_timeout
         self._resume_grace = resume_grace
         self._clock = clock
@@ -193,21 +239,180 @@ class LiveRoom:
         person_key: str | None = None,
         ban_keys: Collection[str] = (),
     ) -> str:
-        """Admit a participant; returns their resume token."""
+        """Admit a participant (one worker); returns their resume token."""
+        op = self._join_op(participant, ban_key=ban_key, person_key=person_key, ban_keys=ban_keys)
+        self.apply(op, origin=True, peer=peer)
+        return str(op.args["token"])
+
+    async def enter(
+        self,
+        participant: Participant,
+        peer: RoomPeer,
+        *,
+        person_key: str | None = None,
+        ban_keys: Collection[str] = (),
+    ) -> str:
+        """Admit a participant through the room's log; returns their resume token."""
+        op = self._join_op(participant, ban_key=None, person_key=person_key, ban_keys=ban_keys)
+        await self.submit(op, peer)
+        return str(op.args["token"])
+
+    def _join_op(
+        self,
+        participant: Participant,
+        *,
+        ban_key: str | None,
+        person_key: str | None,
+        ban_keys: Collection[str],
+    ) -> Op:
+        keys = [*([ban_key] if ban_key else []), *ban_keys]
+        args = {
+            "participant": participant_json(participant),
+            "person_key": person_key,
+            "ban_keys": keys,
+            "token": secrets.token_urlsafe(24),
+        }
+        return Op("join", args, self.worker_id)
+
+    # ------------------------------------------------------------------ ops
+
+    async def submit(self, op: Op, peer: RoomPeer | None = None) -> list[RoomEvent]:
+        """Run ``op``: at once with one worker, through the room's log with several."""
+        if self.replicator is None:
+            return self.apply(op, origin=True, peer=peer)
+        return await self.replicator.submit(self, op, peer)
+
+    def submit_soon(self, op: Op) -> None:
+        """Run ``op`` from a callback: at once with one worker, else in a task."""
+        if self.replicator is None:
+            self.apply(op, origin=True)
+            return
+
+        async def run() -> None:
+            try:
+                await self.submit(op)
+            except RoomError:
+                pass
+            except Exception as exc:
+                logger.warning("room op %s could not be logged: %s", op.name, exc)
+
+        self._spawn(run())
+
+    async def do(self, method: str, *args: Any, **kwargs: Any) -> list[RoomEvent]:
+        """A state command: ``await room.do("set_mode", actor, Mode.DISCUSSION)``."""
+        return await self.submit(state_op(method, *args, worker=self.worker_id, **kwargs))
+
+    def apply(self, op: Op, *, origin: bool, peer: RoomPeer | None = None) -> list[RoomEvent]:
+        """Apply one op to this worker's copy of the room (``origin``: it started here)."""
+        events = self.change(op, origin=origin, peer=peer)
+        self._apply(events, origin=origin)
+        return events
+
+    def deliver(self, events: list[RoomEvent], *, origin: bool) -> None:
+        """Tell this worker's participants and the SFU what :meth:`change` did."""
+        self._apply(events, origin=origin)
+
+    def change(self, op: Op, *, origin: bool, peer: RoomPeer | None = None) -> list[RoomEvent]:
+        """The state change of an op, not yet told to anyone (see :meth:`deliver`)."""
+        name = op.name
+        if name == "state":
+            events: list[RoomEvent] = run_state_op(self.state, op)
+        elif name == "join":
+            events = self._op_join(op, origin, peer)
+        elif name == "resume":
+            events = self._op_resume(op, origin, peer)
+        elif name == "disconnect":
+            pid = op.args["participant_id"]
+            p = self.state.participants.get(pid)
+            events = self.state.disconnect(pid) if p is not None and p.connected else []
+        elif name == "leave":
+            events = self._op_leave(op)
+        elif name == "add_stream":
+            events = self._op_add_stream(op, origin)
+        elif name == "remove_stream":
+            stream_id = op.args["stream_id"]
+            events = (
+                self.state.remove_stream(stream_id, op.args["reason"])
+                if stream_id in self.state.streams
+                else []
+            )
+        else:
+            raise ValueError(f"unknown room op {name!r}")
+        return events
+
+    def _op_join(self, op: Op, origin: bool, peer: RoomPeer | None) -> list[RoomEvent]:
         if self.closed:
             raise RoomError(RoomErrorCode.ENDED, "this event has ended")
+        participant = participant_from(op.args["participant"])
+        pid = participant.participant_id
         events = self.state.join(
             participant,
-            now=self._clock(),
-            ban_key=ban_key,
-            person_key=person_key,
-            ban_keys=ban_keys,
+            now=replay.now(self._clock),
+            person_key=op.args.get("person_key"),
+            ban_keys=op.args.get("ban_keys", ()),
         )
-        self._members[participant.participant_id] = _Member(participant.participant_id, peer)
-        token = secrets.token_urlsafe(24)
-        self._resume_tokens[token] = participant.participant_id
-        self._apply(events)
-        return token
+        if origin:
+            self._members[pid] = _Member(pid, peer)
+        self._resume_tokens[op.args["token"]] = pid
+        self.worker_of[pid] = op.worker
+        return events
+
+    def _op_resume(self, op: Op, origin: bool, peer: RoomPeer | None) -> list[RoomEvent]:
+        pid = op.args["participant_id"]
+        if pid not in self.state.participants:
+            raise RoomError(RoomErrorCode.UNKNOWN_PARTICIPANT, "not in the room")
+        member = self._members.get(pid)
+        if origin:
+            if member is None:  # back through this worker after another one
+                member = self._members[pid] = _Member(pid, peer)
+            old = member.peer
+            member.peer = peer
+            if member.expiry is not None:
+                member.expiry.cancel()
+                member.expiry = None
+            if old is not None and old is not peer:
+                old.disconnect(ByeReason.REPLACED)
+                self._spawn(self._close_media(member))
+        elif member is not None:  # it was here; its connection is now on another worker
+            del self._members[pid]
+            if member.expiry is not None:
+                member.expiry.cancel()
+            if member.peer is not None:
+                member.peer.disconnect(ByeReason.REPLACED)
+            self._spawn(self._close_media(member))
+            self._spawn(self._release_if_empty())
+        self.worker_of[pid] = op.worker
+        return self.state.reconnect(pid)
+
+    def _op_leave(self, op: Op) -> list[RoomEvent]:
+        pid = op.args["participant_id"]
+        for token, holder in list(self._resume_tokens.items()):
+            if holder == pid:
+                del self._resume_tokens[token]
+        self.worker_of.pop(pid, None)
+        self._spoke_at.pop(pid, None)
+        if pid not in self.state.participants:
+            return []
+        return self.state.leave(pid, reason_from(op.args["reason"]))
+
+    def _op_add_stream(self, op: Op, origin: bool) -> list[RoomEvent]:
+        stream = stream_from(op.args["stream"])
+        producer = self._pending_producers.pop(stream.stream_id, None) if origin else None
+        try:
+            events = self.state.add_stream(stream)
+        except RoomError:
+            if producer is not None:
+                producer.close(CloseReason.UNPUBLISHED)
+            raise
+        self.stream_worker[stream.stream_id] = op.worker
+        if producer is not None:
+            self._producers[producer.id] = producer
+            producer.on_close(self._producer_closed)
+        return events
+
+    async def _release_if_empty(self) -> None:
+        if not self._members and self._on_empty is not None and not self.closed:
+            await self._on_empty(self)
 
     def has_resume_token(self, token: str) -> bool:
         return token in self._resume_tokens
@@ -215,18 +420,18 @@ class LiveRoom:
     def resume(self, token: str, peer: RoomPeer) -> Participant | None:
         """Take a dropped (or stale) participant back with their role, grants and hand."""
         pid = self._resume_tokens.get(token)
-        member = self._members.get(pid) if pid else None
-        if pid is None or member is None:
+        if pid is None or pid not in self._members:
             return None
-        old = member.peer
-        member.peer = peer
-        if member.expiry is not None:
-            member.expiry.cancel()
-            member.expiry = None
-        if old is not None and old is not peer:
-            old.disconnect(ByeReason.REPLACED)
-            self._spawn(self._close_media(member))
-        self._apply(self.state.reconnect(pid))
+        self.apply(Op("resume", {"participant_id": pid}, self.worker_id), origin=True, peer=peer)
+        return self.state.get(pid)
+
+    async def come_back(self, token: str, peer: RoomPeer) -> Participant | None:
+        """:meth:`resume` through the room's log: also after a connection on another worker
+        (theirs was dropped, or that worker died)."""
+        pid = self._resume_tokens.get(token)
+        if pid is None or pid not in self.state.participants:
+            return None
+        await self.submit(Op("resume", {"participant_id": pid}, self.worker_id), peer)
         return self.state.get(pid)
 
     def disconnect(self, participant_id: str, peer: RoomPeer) -> None:
@@ -237,7 +442,7 @@ class LiveRoom:
             return  # already replaced by a resumed session
         member.peer = None
         self._spawn(self._close_media(member))
-        self._apply(self.state.disconnect(participant_id))
+        self.submit_soon(Op("disconnect", {"participant_id": participant_id}, self.worker_id))
         member.expiry = self._loop.call_later(
             self._resume_grace,
             lambda: self._spawn(self.leave(participant_id, ByeReason.DISCONNECTED)),
@@ -249,14 +454,25 @@ class LiveRoom:
             return
         if member.expiry is not None:
             member.expiry.cancel()
-        for token, pid in list(self._resume_tokens.items()):
-            if pid == participant_id:
-                del self._resume_tokens[token]
-        self._spoke_at.pop(participant_id, None)
-        self._apply(self.state.leave(participant_id, reason))
+        op = Op("leave", {"participant_id": participant_id, "reason": reason.value}, self.worker_id)
+        try:
+            await self.submit(op)
+        except RoomError:
+            pass
+        except Exception as exc:  # the log is unreachable: the others learn of it when it is back
+            logger.warning("could not log that %s left (%s); will retry", participant_id, exc)
+            if self.replicator is not None:
+                self.replicator.later(self.room_id, op)
         await self._close_media(member)
-        if not self._members and self._on_empty is not None and not self.closed:
-            await self._on_empty(self)
+        await self._release_if_empty()
+
+    async def leave_remote(self, participant_id: str, reason: ByeReason) -> None:
+        """End the place of someone whose worker is gone (no connection here)."""
+        if participant_id in self._members or participant_id not in self.state.participants:
+            return
+        await self.submit(
+            Op("leave", {"participant_id": participant_id, "reason": reason.value}, self.worker_id)
+        )
 
     def _close_media(self, member: _Member) -> Awaitable[None]:
         """Detach the member's transports now; the returned awaitable closes them."""
@@ -282,6 +498,12 @@ class LiveRoom:
     def streams(self) -> list[Stream]:
         return list(self.state.streams.values())
 
+    def producer(self, stream_id: str) -> Producer | None:
+        """The producer of a stream published on this worker (not a pipe's copy)."""
+        if stream_id in self._relayed:
+            return None
+        return self._producers.get(stream_id)
+
     def name_of(self, participant_id: str) -> str:
         p = self.state.participants.get(participant_id)
         return p.name if p else ""
@@ -301,8 +523,8 @@ class LiveRoom:
     # ------------------------------------------------------------------ commands
 
     def command(self, events: list[RoomEvent]) -> None:
-        """Apply the events of a state command (``room.command(room.state.x(...))``)."""
-        self._apply(events)
+        """Apply the events of a state command run on this worker's copy (tests; one worker)."""
+        self._apply(events, origin=True)
 
     def set_video_quality(self, participant_id: str, quality: VideoQuality) -> None:
         """What this participant receives: fit the connection, save data, or favour
@@ -346,18 +568,35 @@ class LiveRoom:
             source=producer.source,
             kind=producer.kind.value,
         )
-        try:
-            events = self.state.add_stream(stream)
-        except RoomError:
-            producer.close(CloseReason.UNPUBLISHED)
-            raise
-        self._producers[producer.id] = producer
-        producer.on_close(self._producer_closed)
-        self._apply(events)
+        self._pending_producers[producer.id] = producer
+        op = Op("add_stream", {"stream": stream_json(stream)}, self.worker_id)
+        if self.replicator is None:
+            self.apply(op, origin=True)
+            return
+
+        async def run() -> None:
+            try:
+                await self.submit(op)
+            except Exception as exc:
+                if not isinstance(exc, RoomError):
+                    logger.exception("could not add stream %s", producer.id)
+                pending = self._pending_producers.pop(producer.id, None)
+                if pending is not None:
+                    pending.close(CloseReason.UNPUBLISHED)
+
+        self._spawn(run())
 
     def _producer_closed(self, producer: Producer, reason: CloseReason) -> None:
-        self._producers.pop(producer.id, None)
-        self._apply(self.state.remove_stream(producer.id, reason.value))
+        if self._producers.get(producer.id) is producer:
+            del self._producers[producer.id]
+        if producer.id in self._relayed:  # a pipe's producer: the stream is not ours to end
+            self._relayed.discard(producer.id)
+            return
+        if producer.id not in self.state.streams:  # ended by the room already
+            return
+        self.submit_soon(
+            Op("remove_stream", {"stream_id": producer.id, "reason": reason.value}, self.worker_id)
+        )
 
     def unpublish(self, participant_id: str, stream_id: str) -> None:
         member = self._member(participant_id)
@@ -428,6 +667,8 @@ class LiveRoom:
                 consumer = member.consumers.get(stream.stream_id)
                 if consumer is None:
                     producer = self._producers.get(stream.stream_id)
+                    if wanted and producer is None:
+                        self._relay(stream)
                     if not wanted or producer is None or producer.closed:
                         continue
                     subscriber = self._ensure_subscriber(member)
@@ -438,7 +679,84 @@ class LiveRoom:
                     member.consumers[stream.stream_id] = consumer
                 if consumer.wanted != wanted:
                     consumer.want(wanted)
+        if self.relays is not None and self._records_here():  # the recorder wants every stream
+            for stream in state.streams.values():
+                if stream.stream_id not in self._producers:
+                    self._relay(stream)
+        if self._relayed:
+            self._release_unused_relays()
         self._prioritise()
+
+    def recording_changed(self) -> None:
+        """This worker became (or stopped being) the room's recorder."""
+        if not self.closed:
+            self._reconcile()
+            if self.recording is not None and self.records:
+                self.recording.sync()
+
+    def _records_here(self) -> bool:
+        return (
+            self.recording is not None
+            and self.records
+            and self.state.recording is not RecordingStatus.OFF
+        )
+
+    def _relay(self, stream: Stream) -> None:
+        """Bring a stream published on another worker here, once, in the background."""
+        stream_id = stream.stream_id
+        worker = self.stream_worker.get(stream_id)
+        if (
+            self.relays is None
+            or worker is None
+            or worker == self.worker_id
+            or stream_id in self._relaying
+            or self.closed
+        ):
+            return
+        self._relaying.add(stream_id)
+        relays = self.relays
+
+        async def run() -> None:
+            try:
+                producer = await relays.relay(self.room_id, stream_id, worker)
+            except Exception as exc:
+                logger.warning(
+                    "could not relay stream %s from worker %d: %s", stream_id, worker, exc
+                )
+                await asyncio.sleep(1.0)
+                self._relaying.discard(stream_id)
+                if not self.closed:
+                    self._reconcile()  # tries again while someone here should receive it
+                return
+            finally:
+                self._relaying.discard(stream_id)
+            if self.closed or stream_id not in self.state.streams:
+                relays.release(self.room_id, producer)
+                return
+            self._producers[stream_id] = producer
+            self._relayed.add(stream_id)
+            producer.on_close(self._producer_closed)
+            current = self.state.streams[stream_id]
+            if current.paused:
+                producer.pause()
+            self._reconcile()
+            if self.recording is not None and self.records:
+                self.recording.sync()
+
+        self._spawn(run())
+
+    def _release_unused_relays(self) -> None:
+        """Close the pipe of a relayed stream nobody here receives any more."""
+        used = {sid for m in self._members.values() for sid in m.consumers}
+        if self._records_here():
+            used |= set(self._producers)  # the recorder wants every stream
+        for stream_id in list(self._relayed):
+            if stream_id in used:
+                continue
+            producer = self._producers.pop(stream_id, None)
+            self._relayed.discard(stream_id)
+            if producer is not None and self.relays is not None:
+                self.relays.release(self.room_id, producer)
 
     def _prioritise(self) -> None:
         """Tell each subscriber's allocation what matters most: audio, then screen
@@ -487,11 +805,17 @@ class LiveRoom:
 
     # ------------------------------------------------------------------ events
 
-    def _apply(self, events: list[RoomEvent]) -> None:
+    def _apply(self, events: list[RoomEvent], *, origin: bool = True) -> None:
         for event in events:
             if isinstance(event, StreamRemoved):
-                producer = self._producers.pop(event.stream.stream_id, None)
-                if producer is not None:
+                stream_id = event.stream.stream_id
+                producer = self._producers.pop(stream_id, None)
+                self.stream_worker.pop(stream_id, None)
+                if producer is not None and stream_id in self._relayed:
+                    self._relayed.discard(stream_id)
+                    if self.relays is not None:
+                        self.relays.release(self.room_id, producer)
+                elif producer is not None:
                     producer.close(CloseReason.UNPUBLISHED)
             elif isinstance(event, StreamUpdated):
                 producer = self._producers.get(event.stream.stream_id)
@@ -507,7 +831,7 @@ class LiveRoom:
                     member.peer.room_event(event)
                 except Exception:
                     logger.exception("delivering %s failed", type(event).__name__)
-            if self._on_event is not None:
+            if self._on_event is not None and origin:
                 try:
                     self._on_event(event)
                 except Exception:
@@ -519,7 +843,7 @@ class LiveRoom:
                     self._kick(pid, ByeReason.ENDED)
         if events and not self.closed:
             self._reconcile()
-            if self.recording is not None:
+            if self.recording is not None and self.records:
                 self.recording.sync()
 
     def _recipients(self, event: RoomEvent) -> list[_Member]:
@@ -605,7 +929,16 @@ class LiveRoom:
             if subscriber is None or not subscriber.consumers:
                 continue
             loss = subscriber.estimate(now).loss
-            events += self.state.set_quality(member.participant_id, LinkQuality.from_loss(loss))
+            quality = LinkQuality.from_loss(loss)
+            participant = self.state.participants.get(member.participant_id)
+            if participant is None or participant.quality == quality:
+                continue
+            if self.replicator is None:
+                events += self.state.set_quality(member.participant_id, quality)
+            else:
+                self.submit_soon(
+                    state_op("set_quality", member.participant_id, quality, worker=self.worker_id)
+                )
         if events:
             self._apply(events)
 

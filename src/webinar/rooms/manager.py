@@ -10,7 +10,7 @@ from typing import Protocol
 
 from webinar.sfu import Router, RouterConfig
 
-from .live import LiveRoom
+from .live import LiveRoom, Relays, Replicator
 from .recording import RecordingHooks
 from .state import RESUME_GRACE, Phase, RoomError, RoomErrorCode, RoomEvent, RoomState
 
@@ -25,6 +25,21 @@ class RoomObserver(Protocol):
     def room_opened(self, room_id: str, phase: Phase) -> None: ...
 
     def room_closed(self, room_id: str, phase: Phase) -> None: ...
+
+
+class Replication(Replicator, Protocol):
+    """One webinar over several workers (webinar.signalling.replication)."""
+
+    worker_id: int
+    relays: Relays | None
+
+    async def attach(self, room: LiveRoom) -> None:
+        """Bring this worker's new copy of the room up to date with its log."""
+        ...
+
+    async def detach(self, room: LiveRoom) -> None:
+        """This worker's copy closes (nobody here any more)."""
+        ...
 
 
 class RoomManager:
@@ -47,8 +62,12 @@ class RoomManager:
         self._answer_timeout = answer_timeout
         self._resume_grace = resume_grace
         self._rooms: dict[str, LiveRoom] = {}
+        self._ready: dict[str, asyncio.Future[None]] = {}
+        #: Set by the app when the server runs several workers.
+        self.replication: Replication | None = None
         self._ended: set[str] = set()  # ended for all: no new room for these events
         self.closed = False
+        self._attaching: set[asyncio.Task[None]] = set()
 
     @property
     def max_cameras(self) -> int:
@@ -98,12 +117,49 @@ class RoomManager:
                 recording_hooks=self._recording_hooks,
             )
             self._rooms[room_id] = room
+            if self.replication is not None:
+                self._attach(room, self.replication)
             if self._observer is not None:
                 try:
                     self._observer.room_opened(room_id, room.state.phase)
                 except Exception:
                     logger.exception("room observer failed")
         return room
+
+    def _attach(self, room: LiveRoom, replication: Replication) -> None:
+        room.replicator = replication
+        room.relays = replication.relays
+        room.worker_id = replication.worker_id
+        ready = self._ready[room.room_id] = asyncio.get_running_loop().create_future()
+
+        async def attach() -> None:
+            try:
+                await replication.attach(room)
+            except BaseException as exc:
+                if not ready.done():
+                    ready.set_exception(exc)
+                if self._rooms.get(room.room_id) is room:
+                    del self._rooms[room.room_id]
+                await room.close()
+                if isinstance(exc, Exception):
+                    return
+                raise
+            else:
+                if not ready.done():
+                    ready.set_result(None)
+            finally:
+                if self._ready.get(room.room_id) is ready:
+                    del self._ready[room.room_id]
+
+        task = asyncio.get_running_loop().create_task(attach())
+        self._attaching.add(task)
+        task.add_done_callback(self._attaching.discard)
+
+    async def ready(self, room: LiveRoom) -> None:
+        """Wait until this worker's copy of ``room`` is up to date (at once with one)."""
+        ready = self._ready.get(room.room_id)
+        if ready is not None:
+            await asyncio.shield(ready)
 
     def get(self, room_id: str) -> LiveRoom | None:
         return self._rooms.get(room_id)
@@ -116,6 +172,11 @@ class RoomManager:
             self._ended.add(room.room_id)
         if self._rooms.get(room.room_id) is room and room.is_empty:
             del self._rooms[room.room_id]
+            if self.replication is not None:
+                try:
+                    await self.replication.detach(room)
+                except Exception:
+                    logger.exception("detaching room %s failed", room.room_id)
             await room.close()
             self._closed(room)
 
@@ -133,6 +194,8 @@ class RoomManager:
 
     async def close(self) -> None:
         self.closed = True
+        for task in list(self._attaching):
+            task.cancel()
         rooms = list(self._rooms.values())
         self._rooms.clear()
         await asyncio.gather(*(r.close() for r in rooms), return_exceptions=True)

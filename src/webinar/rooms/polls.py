@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import enum
 import re
-import secrets
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from . import replay
 from .chat import clean_text
 from .interaction_errors import InteractionError, InteractionErrorCode
 from .roles import Capability
@@ -154,7 +154,7 @@ def build_poll(spec: dict[str, Any], *, now: float, poll_id: str | None = None) 
         raise InteractionError(E.LIMIT, f"at most {MAX_QUESTIONS_PER_POLL} questions per poll")
     questions = tuple(_question(q, kind, i + 1) for i, q in enumerate(raw_questions))
     return Poll(
-        poll_id=poll_id or f"po_{secrets.token_hex(8)}",
+        poll_id=poll_id or f"po_{replay.token_hex(8)}",
         title=title,
         kind=kind,
         questions=questions,

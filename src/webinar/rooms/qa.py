@@ -8,9 +8,9 @@ name is then hidden from other attendees but kept for the organiser's export.
 from __future__ import annotations
 
 import enum
-import secrets
 from dataclasses import dataclass, field, replace
 
+from . import replay
 from .chat import MAX_CHAT_CHARS, clean_text
 from .interaction_errors import InteractionError, InteractionErrorCode
 from .roles import Capability
@@ -128,7 +128,7 @@ class QuestionBoard:
         ):
             raise InteractionError(E.INVALID, "this message is a question already")
         question = Question(
-            question_id=f"qu_{secrets.token_hex(8)}",
+            question_id=f"qu_{replay.token_hex(8)}",
             participant_id=asker.participant_id,
             author_key=asker_key,
             name=asker.name,

@@ -13,19 +13,45 @@ SSRC and RID for simulcast).
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from aiortc.rtcrtpreceiver import NackGenerator
 from aiortc.rtp import RtpPacket
 
 from .rtp import MediaPacket, abs_send_time_bytes, vp8_is_keyframe_start
 from .vp8 import scan
 
 if TYPE_CHECKING:
-    from ._aiortc import IngressTap
     from .simulcast import ProducerLayer
+
+logger = logging.getLogger(__name__)
+
+
+class Tap(Protocol):
+    """Where a producer's packets come from and its feedback goes: a publisher's
+    aiortc receiver (:class:`~webinar.sfu._aiortc.IngressTap`) or the receiving end
+    of a pipe from another worker (:class:`~webinar.sfu.pipe.PipeIn`)."""
+
+    nack: NackGenerator  # a single stream's NACK state (it outlives a producer on an m-line)
+    remb_filter: Callable[[int], int] | None
+    rid_ssrcs: dict[str, list[int | None]]  # RID -> [media SSRC, RTX SSRC] learned
+
+    def account(self, packet: RtpPacket, arrival_time_ms: int, clock_rate: int) -> None: ...
+
+    def send_nack(self, media_ssrc: int, lost: Iterable[int]) -> None: ...
+
+    def send_pli(self, media_ssrc: int) -> None: ...
+
+    def claim_ssrc(self, ssrc: int) -> None: ...
+
+
+# A relay (a pipe to another worker) gets every packet of every layer once the ingest
+# took it (after duplicates, before pausing): the layer it came on, and the packet.
+Relay = Callable[["ProducerLayer", MediaPacket], None]
 
 
 @dataclass(slots=True)
@@ -44,11 +70,19 @@ class Ingest:
     duplicate filter, NACK generator, held keyframe request, counters) lives in the
     :class:`~webinar.sfu.simulcast.ProducerLayer` each packet is received on."""
 
-    __slots__ = ("_request_keyframe", "_tap", "_video", "loudest", "stats", "temporal_layers")
+    __slots__ = (
+        "_request_keyframe",
+        "_tap",
+        "_video",
+        "loudest",
+        "relays",
+        "stats",
+        "temporal_layers",
+    )
 
     def __init__(
         self,
-        tap: IngressTap,
+        tap: Tap,
         stats: ProducerStats,
         *,
         video: bool,
@@ -63,6 +97,7 @@ class Ingest:
         self._tap = tap
         self._video = video
         self._request_keyframe = request_keyframe
+        self.relays: tuple[Relay, ...] = ()  # pipes to other workers
 
     def receive(
         self,
@@ -129,9 +164,7 @@ class Ingest:
                 if level[1] < self.loudest:
                     self.loudest = level[1]
                 audio_level = (0x80 if level[0] else 0) | level[1]
-        if paused:
-            return None
-        return MediaPacket(
+        mp = MediaPacket(
             seq=ext,
             timestamp=packet.timestamp,
             marker=packet.marker,
@@ -142,3 +175,10 @@ class Ingest:
             abs_send_time=abs_send_time_bytes(now),
             layer=layer.index,
         )
+        if self.relays:
+            for relay in self.relays:
+                try:
+                    relay(layer, mp)
+                except Exception:  # one pipe's trouble never stops the local consumers
+                    logger.exception("relaying to %s failed", relay)
+        return None if paused else mp

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 from aiortc.rtp import RtcpSrPacket, RtpPacket
 
 from .allocator import Layer
-from .ingest import Ingest, ProducerStats
+from .ingest import Ingest, ProducerStats, Relay
 from .rtp import MediaPacket
 from .simulcast import KEYFRAME_REQUEST_INTERVAL, ProducerLayer, SimulcastIngress, layer_ladder
 from .types import (
@@ -26,7 +26,7 @@ from .types import (
 )
 
 if TYPE_CHECKING:
-    from ._aiortc import IngressTap
+    from .ingest import Tap
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +54,9 @@ class SenderReportMapping:
 
 
 class Producer:
-    """Receives one track's RTP (via an :class:`IngressTap`) and forwards each
-    packet, once, to every consumer. Closing it closes its consumers."""
+    """Receives one track's RTP (via a :class:`~webinar.sfu.ingest.Tap`: a publisher's
+    receiver, or a pipe from another worker) and forwards each packet, once, to every
+    consumer. Closing it closes its consumers."""
 
     def __init__(
         self,
@@ -63,10 +64,11 @@ class Producer:
         kind: MediaKind,
         source: MediaSource,
         mid: str,
-        tap: IngressTap,
+        tap: Tap,
         app_data: dict[str, Any] | None = None,
         rids: tuple[str, ...] = (),
         batch: bool = False,
+        producer_id: str | None = None,
     ) -> None:
         """``rids``: the simulcast encodings of the m-line, lowest first (none or one:
         a single stream).
@@ -77,8 +79,11 @@ class Producer:
         them back to back, so its receiver wakes once per frame, not once per packet.
         Without it (tests that drive a producer by hand) every packet goes out before
         :meth:`on_rtp` returns. Simulcast layers are always forwarded at once: a
-        consumer switching layers must see the two layers in arrival order."""
-        self.id = ProducerId(new_id("pr"))
+        consumer switching layers must see the two layers in arrival order.
+
+        ``producer_id``: keep an ID given elsewhere (the copy of another worker's
+        producer keeps the original's); a new one by default."""
+        self.id = ProducerId(producer_id or new_id("pr"))
         self.kind = kind
         self.source = source
         self.mid = mid
@@ -96,6 +101,8 @@ class Producer:
         self._batch: list[MediaPacket] = []
         self._last_pli = 0.0
         self._close_listeners: list[Callable[[Producer, CloseReason], None]] = []
+        self._idle_listeners: list[Callable[[Producer], None]] = []
+        self._relay_layers: dict[Relay, set[int]] = {}  # pipes -> the layers they need
         # Layers: a simulcast producer's encodings; a single stream is layer 0.
         self.simulcast = (
             SimulcastIngress(rids, tap, self.stats)
@@ -140,6 +147,44 @@ class Producer:
     def on_close(self, listener: Callable[[Producer, CloseReason], None]) -> None:
         self._close_listeners.append(listener)
 
+    def off_close(self, listener: Callable[[Producer, CloseReason], None]) -> None:
+        if listener in self._close_listeners:
+            self._close_listeners.remove(listener)
+
+    def on_idle(self, listener: Callable[[Producer], None]) -> None:
+        """``listener(producer)`` when its last consumer leaves (not when it closes)."""
+        self._idle_listeners.append(listener)
+
+    # ------------------------------------------------------------------ relays
+
+    def add_relay(self, relay: Relay) -> None:
+        """Hand ``relay`` every packet of every layer, unchanged and unpaused (a pipe
+        to another worker: :class:`~webinar.sfu.pipe.PipeOut`). Until it says
+        otherwise (:meth:`relay_needs`) it needs every layer: dynacast keeps them on."""
+        if self.closed:
+            raise RuntimeError("producer is closed")
+        self._relay_layers[relay] = set(range(self.layer_count))
+        self._set_relays()
+
+    def remove_relay(self, relay: Relay) -> None:
+        if self._relay_layers.pop(relay, None) is not None:
+            self._set_relays()
+
+    def relay_needs(self, relay: Relay, layers: set[int]) -> None:
+        """The simulcast layers a relay's far side has use for (its dynacast)."""
+        if relay in self._relay_layers:
+            self._relay_layers[relay] = set(layers)
+
+    def _set_relays(self) -> None:
+        relays = tuple(self._relay_layers)
+        self._ingest.relays = relays
+        if self.simulcast is not None:
+            self.simulcast.ingest.relays = relays
+
+    @property
+    def relays(self) -> int:
+        return len(self._relay_layers)
+
     def add_consumer(self, consumer: PacketConsumer) -> None:
         if self.closed:
             raise RuntimeError("producer is closed")
@@ -170,16 +215,30 @@ class Producer:
         return self._pinned.get(consumer_id, 0)
 
     def pinned_layers(self) -> set[int]:
-        """Encodings that consumers without a selector (recorders) need whatever the
-        subscribers' allocations say."""
-        return set(self._pinned.values())
+        """Encodings that consumers without a selector (recorders) and relays to other
+        workers need whatever the subscribers' allocations say."""
+        pinned = set(self._pinned.values())
+        for layers in self._relay_layers.values():
+            pinned |= layers
+        return pinned
 
     def remove_consumer(self, consumer: PacketConsumer) -> None:
         if self._consumers.pop(consumer.id, None) is not None:
             self._active = tuple(self._consumers.values())
+            if not self._consumers and not self.closed:
+                for listener in list(self._idle_listeners):
+                    try:
+                        listener(self)
+                    except Exception:
+                        logger.exception("producer idle listener failed")
         self._pinned.pop(consumer.id, None)
         if self.simulcast is not None:
             self.simulcast.forget(consumer)
+
+    @property
+    def consumer_count(self) -> int:
+        """Every consumer: subscribers' and recorders'."""
+        return len(self._consumers)
 
     def listen(self, consumer: PacketConsumer, layers: tuple[int, ...]) -> None:
         """Simulcast: which layers' packets ``consumer`` gets (its selector asks)."""
@@ -350,6 +409,9 @@ class Producer:
             consumer.producer_closed()
         self._consumers.clear()
         self._active = ()
+        self._relay_layers.clear()
+        self._set_relays()
+        self._idle_listeners.clear()
         if self.simulcast is not None:
             self.simulcast.clear()
         for listener in self._close_listeners:

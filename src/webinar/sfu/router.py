@@ -51,6 +51,8 @@ class Router:
         self._tiers: dict[SubscribeTransport, SubscriberTiers] = {}
         self._layer_listeners: dict[PublishTransport, Callable[[Producer, list[bool]], None]] = {}
         self._publisher_of: dict[str, PublishTransport] = {}  # producer id -> its transport
+        # producers fed from elsewhere (a pipe): who is told which layers anyone needs
+        self._relayed: dict[str, Callable[[Producer, list[bool]], None] | None] = {}
         self._dynacast: dict[str, Dynacast] = {}
         self._measured_at = 0.0
         loop = asyncio.get_running_loop()
@@ -114,6 +116,22 @@ class Router:
         transport.on_close(closed)
         return transport
 
+    def add_producer(
+        self,
+        producer: Producer,
+        *,
+        on_layers: Callable[[Producer, list[bool]], None] | None = None,
+    ) -> None:
+        """Make a producer fed from outside this router's transports (a pipe from
+        another worker: :class:`~webinar.sfu.pipe.PipeIn`) one of its producers:
+        consumed, measured and dynacast like a local one. ``on_layers`` is told which
+        of a simulcast producer's encodings anyone here needs. The camera limit is the
+        origin's to enforce, not checked again."""
+        self._check_open()
+        self.producers[producer.id] = producer
+        self._relayed[producer.id] = on_layers
+        producer.on_close(self._forget_producer)
+
     @property
     def subscribers(self) -> tuple[SubscribeTransport, ...]:
         """The open subscribe transports."""
@@ -131,6 +149,7 @@ class Router:
         self.producers.pop(producer.id, None)
         self._publisher_of.pop(producer.id, None)
         self._dynacast.pop(producer.id, None)
+        self._relayed.pop(producer.id, None)
 
     def camera_count(self) -> int:
         return sum(1 for p in self.producers.values() if p.source is MediaSource.CAMERA)
@@ -220,7 +239,11 @@ class Router:
                 continue
             producer.set_active_layers(active)
             transport = self._publisher_of.get(producer.id)
-            listener = self._layer_listeners.get(transport) if transport is not None else None
+            listener = (
+                self._layer_listeners.get(transport)
+                if transport is not None
+                else self._relayed.get(producer.id)
+            )
             if listener is not None:
                 try:
                     listener(producer, active)
@@ -237,4 +260,6 @@ class Router:
             *(t.close(CloseReason.ROUTER_CLOSED) for t in list(self._subscribers)),
             return_exceptions=True,
         )
+        for producer in list(self.producers.values()):  # the relayed ones are left
+            producer.close(CloseReason.ROUTER_CLOSED)
         self.producers.clear()

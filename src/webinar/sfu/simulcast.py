@@ -30,7 +30,7 @@ from .ingest import Ingest, ProducerStats
 from .rtp import DuplicateFilter, MediaPacket, SeqUnwrapper
 
 if TYPE_CHECKING:
-    from ._aiortc import IngressTap
+    from .ingest import Tap
 
 logger = logging.getLogger(__name__)
 
@@ -307,13 +307,14 @@ class SimulcastIngress:
     sequence space, NACKs, keyframe requests and sender reports, and hands each
     packet only to the consumers listening to its layer."""
 
-    def __init__(self, rids: tuple[str, ...], tap: IngressTap, stats: ProducerStats) -> None:
+    def __init__(self, rids: tuple[str, ...], tap: Tap, stats: ProducerStats) -> None:
         self.layers = [ProducerLayer(index=i, rid=rid) for i, rid in enumerate(rids)]
         self.by_layer: list[tuple[LayerListener, ...]] = [() for _ in rids]
         self.sender_reports: list[tuple[int, int, float] | None] = [None] * len(rids)
         self._tap = tap
         self._stats = stats
         self._ingest = Ingest(tap, stats, video=True, request_keyframe=self.request_keyframe)
+        self.ingest = self._ingest
         tap.remb_filter = RembFloor(sum(layer.nominal_bps for layer in self.layers))
         self._by_rid = {layer.rid: layer for layer in self.layers}
         self._media: dict[int, ProducerLayer] = {}

@@ -93,6 +93,8 @@ class ErrorCode(enum.StrEnum):
     EVENT_CANCELLED = "event-cancelled"
     DRAINING = "draining"
     SERVER_FULL = "server-full"
+    #: The room's coordination between workers (Redis) is unreachable: try again shortly.
+    UNAVAILABLE = "unavailable"
 
 
 class ProtocolError(Exception):

@@ -7,8 +7,10 @@ between the wire schema and the room, nothing more.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
+import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -39,6 +41,7 @@ from webinar.ticketing import Grant, Refusal, Ticketing
 from . import interaction as ia
 from . import schema as s
 from .errors import wire_code
+from .replication import Replication, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +114,19 @@ class Session:
             if not self._greeted and not isinstance(message, s.Hello):
                 raise s.ProtocolError(s.ErrorCode.HELLO_REQUIRED, "send 'hello' first")
             handler = _HANDLERS[type(message)]
-            reply = await handler(self, message)
+            room = self.room
+            if (
+                room is not None
+                and room.replicator is not None
+                and type(message) in _LOGGED_INTERACTION
+                and self.participant is not None
+            ):
+                replication = typing.cast(Replication, room.replicator)
+                logged = {"type": message.type, **dataclasses.asdict(message)}
+                async with replication.interaction(room, self.participant.participant_id, logged):
+                    reply = await handler(self, message)
+            else:
+                reply = await handler(self, message)
             if reply is not None:
                 self.send(reply, request_id)
                 if isinstance(reply, s.Bye):
@@ -127,6 +142,8 @@ class Session:
         except InteractionError as exc:
             err = ia.to_protocol_error(exc)
             self.error(err.code, err.message, request_id)
+        except Unavailable as exc:
+            self.error(s.ErrorCode.UNAVAILABLE, str(exc), request_id)
 
     @property
     def greeted(self) -> bool:
@@ -231,9 +248,14 @@ class Session:
         except RoomError:
             ticketing.release(grant, dropped=False)
             raise
+        try:
+            await self._services.rooms.ready(room)
+        except Exception:
+            ticketing.release(grant, dropped=False)
+            raise
         resumed = None
         if msg.resume_token is not None:
-            resumed = room.resume(msg.resume_token, self)
+            resumed = await room.come_back(msg.resume_token, self)
         if resumed is not None:
             participant, token = resumed, msg.resume_token
         else:
@@ -242,7 +264,7 @@ class Session:
             )
             self.participant = participant  # set first: the room's events about us name us
             try:
-                token = room.join(
+                token = await room.enter(
                     participant,
                     self,
                     ban_keys=_ban_keys(grant, msg.client_id),
@@ -327,60 +349,58 @@ class Session:
 
     async def on_start(self, _msg: s.Start) -> None:
         room, me = self._joined()
-        room.command(room.state.start(me.participant_id))
+        await room.do("start", me.participant_id)
 
     async def on_set_mode(self, msg: s.SetMode) -> None:
         room, me = self._joined()
-        room.command(room.state.set_mode(me.participant_id, Mode(msg.mode)))
+        await room.do("set_mode", me.participant_id, Mode(msg.mode))
 
     async def on_lock(self, msg: s.Lock) -> None:
         room, me = self._joined()
-        room.command(room.state.lock(me.participant_id, msg.locked))
+        await room.do("lock", me.participant_id, msg.locked)
 
     async def on_end_for_all(self, _msg: s.EndForAll) -> None:
         room, me = self._joined()
-        room.command(room.state.end_for_all(me.participant_id))
+        await room.do("end_for_all", me.participant_id)
 
     async def on_raise_hand(self, _msg: s.RaiseHand) -> None:
         room, me = self._joined()
-        room.command(room.state.raise_hand(me.participant_id))
+        await room.do("raise_hand", me.participant_id)
 
     async def on_lower_hand(self, msg: s.LowerHand) -> None:
         room, me = self._joined()
         target = msg.participant_id or me.participant_id
-        room.command(room.state.lower_hand(me.participant_id, target))
+        await room.do("lower_hand", me.participant_id, target)
 
     async def on_grant(self, msg: s.Grant) -> None:
         room, me = self._joined()
-        room.command(
-            room.state.grant(
-                me.participant_id, msg.participant_id, audio=msg.audio, video=msg.video
-            )
+        await room.do(
+            "grant", me.participant_id, msg.participant_id, audio=msg.audio, video=msg.video
         )
 
     async def on_next_speaker(self, _msg: s.NextSpeaker) -> None:
         room, me = self._joined()
-        room.command(room.state.next_speaker(me.participant_id))
+        await room.do("next_speaker", me.participant_id)
 
     async def on_mute(self, msg: s.Mute) -> None:
         room, me = self._joined()
-        room.command(room.state.mute(me.participant_id, msg.participant_id))
+        await room.do("mute", me.participant_id, msg.participant_id)
 
     async def on_mute_attendees(self, _msg: s.MuteAttendees) -> None:
         room, me = self._joined()
-        room.command(room.state.mute_all_attendees(me.participant_id))
+        await room.do("mute_all_attendees", me.participant_id)
 
     async def on_set_stream_paused(self, msg: s.SetStreamPaused) -> None:
         room, me = self._joined()
-        room.command(room.state.set_stream_paused(me.participant_id, msg.producer_id, msg.paused))
+        await room.do("set_stream_paused", me.participant_id, msg.producer_id, msg.paused)
 
     async def on_set_role(self, msg: s.SetRole) -> None:
         room, me = self._joined()
-        room.command(room.state.promote(me.participant_id, msg.participant_id, Role(msg.role)))
+        await room.do("promote", me.participant_id, msg.participant_id, Role(msg.role))
 
     async def on_remove(self, msg: s.Remove) -> None:
         room, me = self._joined()
-        room.command(room.state.remove(me.participant_id, msg.participant_id, ban=msg.ban))
+        await room.do("remove", me.participant_id, msg.participant_id, ban=msg.ban)
 
     async def on_set_video_quality(self, msg: s.SetVideoQuality) -> None:
         room, me = self._joined()
@@ -396,7 +416,7 @@ class Session:
             refusal = await policy.refusal(self.event)
             if refusal is not None and room.state.recording_wanted is False:
                 raise s.ProtocolError(s.ErrorCode.QUOTA_EXCEEDED, refusal)
-        room.command(room.state.set_recording(me.participant_id, msg.recording))
+        await room.do("set_recording", me.participant_id, msg.recording)
 
     async def on_ping(self, _msg: s.Ping) -> s.ServerMessage:
         return s.Pong()
@@ -690,3 +710,42 @@ _HANDLERS: dict[type[Any], _Handler] = {
     s.CtaClose: ia.on_cta_close,
     s.CtaLaunch: ia.on_cta_launch,
 }
+
+
+#: Interaction commands that change a room: logged for the other workers (a sync only reads).
+_LOGGED_INTERACTION = frozenset(
+    t
+    for t, h in _HANDLERS.items()
+    if getattr(h, "__module__", "") == ia.__name__ and t is not s.SyncInteraction
+)
+
+
+class _Replayed:
+    """A participant on another worker, as an interaction handler needs them to replay their
+    command here: no connection (replies go nowhere), and no second write to the store."""
+
+    def __init__(self, services: Services, room: LiveRoom, participant: Participant) -> None:
+        self.services = dataclasses.replace(services, interaction=services.interaction.replica())
+        self.room: LiveRoom | None = room
+        self.participant: Participant | None = participant
+
+    def joined(self) -> tuple[LiveRoom, Participant]:
+        assert self.room is not None and self.participant is not None
+        return self.room, self.participant
+
+    def send(self, message: s.ServerMessage, request_id: s.RequestId | None = None) -> None:
+        pass
+
+
+def replayer(services: Services) -> Callable[[LiveRoom, str, dict[str, Any]], Awaitable[None]]:
+    """Replays a logged interaction command of another worker on this worker's copy."""
+
+    async def replay_interaction(room: LiveRoom, actor: str, logged: dict[str, Any]) -> None:
+        participant = room.state.participants.get(actor)
+        if participant is None:
+            return
+        message, _ = s.parse_client_message(logged)
+        handler = _HANDLERS[type(message)]
+        await handler(typing.cast(Session, _Replayed(services, room, participant)), message)
+
+    return replay_interaction

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -83,6 +84,10 @@ class Sealer:
         if not keys:
             raise SealingError("no secrets key given")
         return cls(keys)
+
+    def derive(self, purpose: str) -> bytes:
+        """A secret for ``purpose`` (signing links), the same in every worker process."""
+        return hmac.new(self.keys[0], purpose.encode(), hashlib.sha256).digest()
 
     def seal(self, column: str, value: str | None) -> str | None:
         if value is None:

@@ -209,6 +209,8 @@ export function errorText(error, context = {}) {
       return "The server is restarting and takes nobody new right now. Try again in a minute.";
     case "server-full":
       return "The server is running as many webinars as it can right now. Try again later.";
+    case "unavailable":
+      return "The server is briefly unable to coordinate this room. Nothing was changed; try again in a moment.";
     default:
       return error.message || error.code;
   }

@@ -1,0 +1,79 @@
+"""Media over two workers: a presenter on worker 1, subscribers on worker 2, through one pipe."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.workers import two_workers
+from tests.redis_server import RedisServer
+from webinar.app import PIPES
+from webinar.client.media import ClipTrack, make_opus_clip, make_vp8_clip
+from webinar.client.peer import WebinarClient
+
+pytestmark = pytest.mark.media
+LOOPBACK = ["127.0.0.1"]
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list[WebinarClient]]:
+    made: list[WebinarClient] = []
+    yield made
+    await asyncio.gather(*(c.close() for c in made))
+
+
+def client(made: list[WebinarClient], base: str, mode: str = "count") -> WebinarClient:
+    c = WebinarClient(base, mode=mode, host_addresses=LOOPBACK)  # type: ignore[arg-type]
+    made.append(c)
+    return c
+
+
+async def until(check: object, within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.1)
+
+
+async def test_twenty_subscribers_on_another_worker_get_the_stream_through_one_pipe(
+    tmp_path: Path, redis_server: RedisServer, clients: list[WebinarClient]
+) -> None:
+    async with two_workers(tmp_path / "data", redis_server) as (w1, w2):
+        event = await w1.create_event()
+        pres = client(clients, w1.base_url)
+        await pres.join(event.event_id, "Pres", event.presenter_key)
+        local = client(clients, w1.base_url)  # the reference: no pipe
+        await local.join(event.event_id, "Local")
+        viewer = client(clients, w2.base_url, "decode")
+        await viewer.join(event.event_id, "Viewer")
+        edge = [client(clients, w2.base_url) for _ in range(20)]
+        await asyncio.gather(*(c.join(event.event_id, f"Edge {i}") for i, c in enumerate(edge)))
+        video = ClipTrack(make_vp8_clip(width=320, height=240, seconds=1, keyframe_interval=15))
+        audio = ClipTrack(make_opus_clip(seconds=1))
+        await pres.publish([(video, "camera"), (audio, "microphone")])  # type: ignore[list-item]
+        counted = [local, *edge]  # the viewer decodes: it counts frames
+        await until(
+            lambda: all(c.stats.packets["video"] and c.stats.packets["audio"] for c in counted)
+        )
+        await asyncio.sleep(1.0)
+        before = [(c.stats.packets["video"], c.stats.packets["audio"]) for c in counted]
+        await asyncio.sleep(5.0)
+        after = [(c.stats.packets["video"], c.stats.packets["audio"]) for c in counted]
+        got = [(a[0] - b[0], a[1] - b[1]) for a, b in zip(after, before, strict=True)]
+        ref_video, ref_audio = got[0]
+        assert ref_video > 100 and ref_audio > 150, got[0]
+        for v, a in got[1:]:
+            assert v >= 0.99 * ref_video and a >= 0.99 * ref_audio, (got[0], v, a)
+        assert viewer.stats.frames["video"] > 50 and viewer.stats.frames["audio"] > 100
+        # exactly one copy of each stream crossed to worker 2
+        pipes_in = w2.server.app[PIPES].counts()["pipes_in"]
+        pipes_out = w1.server.app[PIPES].counts()["pipes_out"]
+        assert (pipes_in, pipes_out) == (2, 2)
+        # the pipes close when the last subscriber on worker 2 leaves
+        await asyncio.gather(*(c.close() for c in [viewer, *edge]))
+        await until(lambda: w1.server.app[PIPES].counts()["pipes_out"] == 0, within=10)

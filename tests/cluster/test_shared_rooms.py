@@ -1,0 +1,189 @@
+"""One room over two workers: what a participant on one sees of the other's (signalling)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests import protocol_fixtures
+from tests.cluster.workers import two_workers
+from tests.protocol_fixtures import MatchingPerson as Person
+from tests.protocol_fixtures import refused
+from tests.redis_server import RedisServer
+
+people = protocol_fixtures.own_people
+enter = protocol_fixtures.Entrance(Person)
+
+
+async def test_room_state_and_commands_reach_both_workers(
+    tmp_path: Path,
+    redis_server: RedisServer,
+    people: list[Any],
+) -> None:
+    async with two_workers(tmp_path / "data", redis_server) as (w1, w2):
+        event = await w1.create_event()
+        host = await enter(w1, people, event, "Host", event.host_key)
+        att = await enter(w2, people, event, "Att")
+        assert host.pid in {p["participant_id"] for p in att.joined["participants"]}
+        await host.wait("participant-joined")
+        await host.request("set-mode", mode="discussion")
+        update = await att.wait("room-updated", cause="mode-changed")
+        assert update["room"]["mode"] == "discussion"
+        await att.request("raise-hand")
+        await host.wait("participant-updated")
+        await refused("forbidden", att.request("set-mode", mode="listen-only"))
+        await host.request("end-for-all")
+        await att.wait("room-ended")
+        await host.wait("room-ended")
+        late = await protocol_fixtures.refused("ended", enter(w2, people, event, "Late"))
+        assert late.code == "ended"
+
+
+async def test_chat_order_is_the_same_on_both_workers(
+    tmp_path: Path,
+    redis_server: RedisServer,
+    people: list[Any],
+) -> None:
+    async with two_workers(tmp_path / "data", redis_server) as (w1, w2):
+        event = await w1.create_event()
+        host = await enter(w1, people, event, "Host", event.host_key)
+        a1 = await enter(w1, people, event, "A1")
+        a2 = await enter(w2, people, event, "A2")
+        b2 = await enter(w2, people, event, "B2")
+        for p in (host, a1, a2, b2):
+            await p.request("sync-interaction")
+        senders = [host, a1, a2, b2]
+        await asyncio.gather(
+            *(
+                p.request("chat-send", text=f"{i}-{n}")
+                for i, p in enumerate(senders)
+                for n in range(5)
+            )
+        )
+        orders = []
+        for p in senders:
+            for _ in range(50):
+                texts = [m["message"]["text"] for m in p.seen if m.get("type") == "chat-message"]
+                if len(texts) == 20:
+                    break
+                await asyncio.sleep(0.05)
+            orders.append(texts)
+        assert all(len(o) == 20 for o in orders), [len(o) for o in orders]
+        assert all(o == orders[0] for o in orders)
+
+
+POLL = {
+    "title": "Which day?",
+    "kind": "poll",
+    "questions": [
+        {"text": "Pick a day", "kind": "single", "options": [{"text": "Mon"}, {"text": "Fri"}]}
+    ],
+}
+
+
+def _interaction(p: Any) -> list[tuple[str, str]]:
+    """What a person saw of Q&A, polls and the call-to-action, in order (type, id)."""
+    seen = []
+    for m in p.seen:
+        if m.get("type") == "question":
+            seen.append(("question", m["question"]["question_id"]))
+        elif m.get("type") == "poll":
+            seen.append((f"poll-{m['cause']}", m["poll"]["poll_id"]))
+        elif m.get("type") == "cta" and m.get("cta"):
+            seen.append(("cta", m["cta"]["cta_id"]))
+    return seen
+
+
+async def test_qa_polls_and_cta_reach_both_workers_in_one_order(
+    tmp_path: Path, redis_server: RedisServer, people: list[Any]
+) -> None:
+    async with two_workers(tmp_path / "data", redis_server) as (w1, w2):
+        event = await w1.create_event()
+        pres = await enter(w1, people, event, "Pres", event.presenter_key)
+        ann = await enter(w1, people, event, "Ann")
+        bob = await enter(w2, people, event, "Bob")
+        cat = await enter(w2, people, event, "Cat")
+        for p in (pres, ann, bob, cat):
+            await p.request("sync-interaction")
+        # questions from both workers at once, votes across workers
+        asked = await asyncio.gather(
+            *(p.request("question-ask", text=f"Q from {p.pid}") for p in (ann, bob, cat))
+        )
+        qids = [a["question"]["question_id"] for a in asked]
+        await bob.request("question-vote", question_id=qids[0], up=True)
+        await ann.request("question-vote", question_id=qids[1], up=True)
+        # a poll made on worker 1, answered on both
+        poll = (await pres.request("poll-create", **POLL))["poll"]["poll_id"]
+        await pres.request("poll-launch", poll_id=poll)
+        await bob.wait("poll", cause="launched")
+        answers = [{"question_id": "q1", "option_ids": ["q1o2"]}]
+        await asyncio.gather(
+            *(p.request("poll-answer", poll_id=poll, answers=answers) for p in (ann, bob, cat))
+        )
+
+        def counted(m: dict[str, Any]) -> bool:
+            return bool(m["questions"][0]["counts"] == {"q1o1": 0, "q1o2": 3})
+
+        await pres.client.wait_for("poll-results", where=counted)
+        await pres.request("poll-close", poll_id=poll)
+        await cat.wait("poll", cause="closed")
+        cta = {"message": "Slides", "button": "Get", "url": "https://example.com/s"}
+        await pres.request("cta-show", **cta)
+        shown = await cat.client.wait_for("cta", where=lambda m: m["cta"] is not None)
+        # the click link made on worker 2 works on worker 1 (one secret for all workers)
+        async with aiohttp.ClientSession() as http:
+            url = w1.base_url + shown["cta"]["click_url"]
+            async with http.get(url, allow_redirects=False) as response:
+                assert response.status in (302, 303), response.status
+        await pres.client.wait_for("cta-clicks", where=lambda m: m["clicks"] >= 0)
+        # every attendee saw the same interaction in the same order (drafts are the presenter's)
+        await asyncio.sleep(0.3)
+        orders = [_interaction(p) for p in (ann, bob, cat)]
+        assert ("cta", shown["cta"]["cta_id"]) in orders[0]
+        assert all(o == orders[0] for o in orders[1:]), orders
+        state_w1 = await ann.request("sync-interaction")
+        state_w2 = await cat.request("sync-interaction")
+        votes = lambda s: {q["question_id"]: q["votes"] for q in s["qa"]["questions"]}  # noqa: E731
+        assert votes(state_w1) == votes(state_w2)
+        assert votes(state_w1)[qids[0]] == 1 and votes(state_w1)[qids[1]] == 1
+        polls_w2 = {p["poll_id"]: p["state"] for p in state_w2["polls"]}
+        assert polls_w2[poll] == "closed"
+        assert state_w2["cta"]["cta_id"] == shown["cta"]["cta_id"]
+
+
+async def test_redis_restarted_mid_room(
+    tmp_path: Path, redis_server: RedisServer, people: list[Any]
+) -> None:
+    """Redis goes away: commands are refused with ``unavailable`` (nothing is lost or
+    half-done), the room and its connections stay; Redis back: interaction resumes."""
+    async with two_workers(tmp_path / "data", redis_server) as (w1, w2):
+        event = await w1.create_event()
+        pres = await enter(w1, people, event, "Pres", event.presenter_key)
+        att = await enter(w2, people, event, "Att")
+        for p in (pres, att):
+            await p.request("sync-interaction")
+        await att.request("chat-send", text="before")
+        await pres.client.wait_for("chat-message", where=lambda m: m["message"]["text"] == "before")
+        redis_server.stop()
+        await refused("unavailable", pres.request("chat-send", text="during"))
+        await refused("unavailable", pres.request("set-mode", mode="discussion"))
+        redis_server.start()
+        for _ in range(100):  # the workers reconnect by themselves
+            try:
+                await pres.request("chat-send", text="after")
+                break
+            except Exception:
+                await asyncio.sleep(0.1)
+        got = await att.client.wait_for(
+            "chat-message", where=lambda m: m["message"]["text"] == "after"
+        )
+        assert got["message"]["text"] == "after"
+        await att.request("chat-send", text="reply")
+        await pres.client.wait_for("chat-message", where=lambda m: m["message"]["text"] == "reply")
+        await pres.request("set-mode", mode="discussion")
+        await att.wait("room-updated", cause="mode-changed")
+        texts = [m["text"] for m in (await att.request("sync-interaction"))["messages"]]
+        assert texts == ["before", "after", "reply"]
