@@ -97,3 +97,30 @@ async def test_without_redis_a_worker_reports_itself(
     finally:
         await registry.close()
         await redis.aclose()
+
+
+async def test_live_ids_never_declare_a_worker_dead_for_want_of_redis(
+    redis_server: RedisServer,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(reg, "TTL_SECONDS", 1)
+    monkeypatch.setattr(reg, "DEAD_AFTER_SECONDS", 0.5)
+    redis = await cluster_redis.connect(redis_server.url)
+    one = Registry(redis, WorkerIdentity(worker_id=1, workers=2), sample=lambda: sample(1))
+    two = Registry(redis, WorkerIdentity(worker_id=2, workers=2), sample=lambda: sample(2))
+    try:
+        await one.publish()
+        await two.publish()
+        assert await one.live_ids() == {1, 2}
+        redis_server.stop()
+        await asyncio.sleep(0.7)
+        assert await one.live_ids() == {1, 2}  # Redis cannot say: nobody is dead
+        redis_server.start()  # empty: every entry was lost with it
+        assert await one.live_ids() == {1, 2}  # still within the grace
+        await two.publish()
+        await asyncio.sleep(0.3)
+        assert await one.live_ids() == {1, 2}
+        await asyncio.sleep(1.5)  # worker 2's entry expired and it wrote no other: dead
+        assert await one.live_ids() == {1}
+    finally:
+        await redis.aclose()

@@ -176,12 +176,19 @@ class Registry:
     async def live_ids(self) -> set[int]:
         """The IDs of the workers alive now, for deciding that one died (and ending its
         participants' places): a worker counts as alive until its entry has been missing for
-        :data:`DEAD_AFTER_SECONDS`. Raises (RedisError, OSError, TimeoutError) when Redis
-        cannot say, so that nobody is declared dead for want of an answer."""
-        async with asyncio.timeout(READ_TIMEOUT):
-            found = await live_workers(self.redis, self.identity.workers)
+        :data:`DEAD_AFTER_SECONDS`. While Redis cannot say, every worker seen before counts as
+        alive (and gets the whole grace again once Redis answers): nobody is declared dead
+        for want of an answer."""
         now = time.monotonic()
         self._seen[self.identity.worker_id] = now
+        try:
+            async with asyncio.timeout(READ_TIMEOUT):
+                found = await live_workers(self.redis, self.identity.workers)
+        except (RedisError, OSError, TimeoutError) as exc:
+            logger.debug("cannot read the workers from Redis: %s", exc)
+            for wid in self._seen:
+                self._seen[wid] = now
+            return set(self._seen)
         for info in found:
             self._seen[info.worker_id] = now
         return {wid for wid, seen in self._seen.items() if now - seen <= DEAD_AFTER_SECONDS}
