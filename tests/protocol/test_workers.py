@@ -436,3 +436,32 @@ async def test_a_killed_supervisor_leaves_nothing_behind(
             await asyncio.sleep(0.1)
     finally:
         server.stop()
+
+
+async def test_a_presenter_on_worker_1_reaches_an_attendee_on_worker_2(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """The supervisor's workers share rooms and media (through Redis and a pipe)."""
+    server, base = start_workers(tmp_path)
+    presenter = WebinarClient(f"http://127.0.0.1:{base}", host_addresses=LOOPBACK)
+    viewer = WebinarClient(f"http://127.0.0.1:{base + 1}", mode="count", host_addresses=LOOPBACK)
+    try:
+        await wait_workers(http, server)
+        event = server.create_event("Across")
+        key = parse_qs(urlparse(event["presenter_url"]).query)["key"][0]
+        await presenter.join(event["event_id"], "P", key)
+        await viewer.join(event["event_id"], "V")
+        names = {p["name"] for p in viewer.joined["participants"]}
+        assert "P" in names, viewer.joined["participants"]
+        clip = make_vp8_clip(width=160, height=120, seconds=1)
+        await presenter.publish([(ClipTrack(clip), "camera")])
+        deadline = time.monotonic() + 20
+        while viewer.stats.packets["video"] < 20:
+            assert time.monotonic() < deadline, viewer.stats.packets
+            await asyncio.sleep(0.1)
+        seen = {w["id"]: w for w in (await healthz(http, server.base_url))["workers"]}
+        assert seen[1]["connections"] == 1 and seen[2]["connections"] == 1
+    finally:
+        await asyncio.gather(presenter.close(), viewer.close())
+        _out, err = server.stop()
+    assert "Traceback" not in err, err
