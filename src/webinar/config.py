@@ -382,6 +382,14 @@ WorkerCount = NewType("WorkerCount", int)
 MAX_WORKERS = 256
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity: a container's share), else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 def parse_workers(text: str) -> WorkerCount:
     """``auto`` or a whole number from 1 to :data:`MAX_WORKERS` (``--workers``, the env var)."""
     stripped = text.strip().lower()
@@ -417,7 +425,7 @@ class ServerConfig:
     def worker_count(self) -> int:
         """The number of workers, ``auto`` resolved to the machine's CPU cores."""
         if self.workers == 0:
-            return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+            return max(1, min(MAX_WORKERS, available_cores()))
         return int(self.workers)
 
 

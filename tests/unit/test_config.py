@@ -399,7 +399,7 @@ def test_workers_from_file_env_and_auto(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "[server]\nworkers = 3\n"), {})
     assert config.server.worker_count == 3
     auto = load_config(write(tmp_path, '[server]\nworkers = "auto"\n'), {})
-    assert auto.server.worker_count == (os.cpu_count() or 1)
+    assert auto.server.worker_count == len(os.sched_getaffinity(0))
     assert load_config(None, {"WEBINAR_SERVER_WORKERS": "2"}).server.worker_count == 2
     assert load_config(None, {"WEBINAR_SERVER_WORKERS": "auto"}).server.workers == 0
 
