@@ -28,7 +28,7 @@ from webinar.cluster.registry import Registry, WorkerInfo
 from webinar.cluster.worker import WorkerIdentity
 from webinar.config import Config
 from webinar.http import forwarded, headers
-from webinar.http.auth import SignIn
+from webinar.http.auth import SignIn, login_limiter
 from webinar.http.dashboard import Dashboard
 from webinar.http.health import Health
 from webinar.http.interaction import InteractionHttp
@@ -60,6 +60,7 @@ from webinar.storage.store import Store
 from webinar.tasks import stop_task
 from webinar.ticketing import Ticketing
 from webinar.ticketing.desk import TicketDesk
+from webinar.ticketing.shared import RedisSeats, SharedTicketing
 from webinar.turn import ice_servers_for
 from webinar.webhooks.service import Webhooks
 from webinar.webhooks.signing import WebhookEvent
@@ -85,8 +86,6 @@ WEBHOOKS = web.AppKey("webhooks", Webhooks)
 WORKER = web.AppKey("worker", WorkerIdentity)
 #: Unix time the app was built (the worker's start, in /healthz).
 STARTED_AT = web.AppKey("started_at", float)
-#: The shared Redis, with several workers only (absent for the single-process server).
-REDIS = web.AppKey("redis", aioredis.Redis)
 #: This worker's entry in Redis and the view of every worker (several workers only).
 REGISTRY = web.AppKey("registry", Registry)
 
@@ -123,6 +122,7 @@ class Peers:
 
     worker_id: int
     redis_url: str
+    workers: int = 2
     pipe_host: str = "127.0.0.1"
     pipe_ports: tuple[int, int] | None = None
     #: The set of live worker ids (the registry), for ending places of dead workers.
@@ -132,6 +132,8 @@ class Peers:
 PEERS = web.AppKey("peers", Peers)
 REPLICATION = web.AppKey("replication", Replication)
 PIPES = web.AppKey("pipes", Pipes)
+REDIS = web.AppKey("redis", aioredis.Redis)
+BUS = web.AppKey("bus", Bus)
 
 
 def create_app(
@@ -173,11 +175,24 @@ def create_app(
         peers = Peers(
             worker_id=identity.worker_id,
             redis_url=identity.redis_url,
+            workers=identity.workers,
             pipe_host=identity.pipe_host,
             live_workers=live_workers,
         )
+    shared: SharedTicketing | None = None
     if peers is not None:
         app[PEERS] = peers
+        app[REDIS] = aioredis.from_url(
+            peers.redis_url,
+            socket_timeout=10.0,
+            socket_connect_timeout=2.0,
+            health_check_interval=5,
+        )
+
+        async def evict_remote(worker: int, seat_id: str, reason: ByeReason) -> None:
+            await app[BUS].send(worker, "seat-evict", {"seat": seat_id, "reason": reason.value})
+
+        shared = SharedTicketing(app[REDIS], peers.worker_id, evict_remote)
     root = web_root()
     app[TEMPLATES] = jinja2.Environment(
         loader=jinja2.FileSystemLoader(root / "templates"),
@@ -202,12 +217,14 @@ def create_app(
     app.router.add_get("/ws", ws_endpoint)
     app.router.add_routes(EventPages(site).routes())
     app.router.add_static("/static/", root / "static", append_version=True)
-    tickets = setup_ticketing(app, config, site, root / "templates", jobs=identity.runs_jobs)
+    tickets = setup_ticketing(
+        app, config, site, root / "templates", shared=shared, jobs=identity.runs_jobs
+    )
     app.router.add_routes(AdminApi(tickets).routes())
     app[TICKETING] = tickets.ticketing
     app[TICKET_DESK] = tickets.desk
     dashboard = Dashboard(site=site, hooks=tickets)
-    app.router.add_routes(SignIn(site).routes())
+    app.router.add_routes(SignIn(site, login_limiter(shared)).routes())
     app.router.add_routes(dashboard.routes())
     interaction = InteractionHttp(
         store=app[STORE],
@@ -327,9 +344,12 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await app[ATTENDANCE].close_open_sessions(ByeReason.SERVER_RESTART)
     await metrics.start()
     registry: Registry | None = None
+    own_redis: aioredis.Redis | None = None
     if identity.redis_url is not None:
-        redis = await cluster_redis.connect(identity.redis_url)
-        app[REDIS] = redis
+        if REDIS in app:  # the peers' client (closed with them)
+            redis = app[REDIS]
+        else:
+            redis = own_redis = await cluster_redis.connect(identity.redis_url)
         registry = Registry(
             redis,
             identity,
@@ -350,8 +370,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         if cluster is not None:
             await cluster.aclose()
         await webhooks.close()
-        if REDIS in app:  # last: what closes the rooms may still talk to the other workers
-            await app[REDIS].aclose()
+        if own_redis is not None:
+            await own_redis.aclose()
         await asyncio.sleep(0)
         await store.close()
 
@@ -361,11 +381,19 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
     peers = app[PEERS]
     services = app[SERVICES]
     stack = contextlib.AsyncExitStack()
-    redis = aioredis.from_url(
-        peers.redis_url, socket_timeout=10.0, socket_connect_timeout=2.0, health_check_interval=5
-    )
+    redis = app[REDIS]
     stack.push_async_callback(redis.aclose)
-    bus = Bus(redis, peers.worker_id)
+    bus = app[BUS] = Bus(redis, peers.worker_id)
+    seats = app[TICKETING].seats
+    if isinstance(seats, RedisSeats):
+        held = seats
+
+        async def seat_evict(body: dict[str, Any], _sender: int) -> None:
+            await held.evict_local(str(body["seat"]), ByeReason(body["reason"]))
+
+        bus.on("seat-evict", seat_evict)
+        await seats.start()
+        stack.push_async_callback(seats.close)
     await bus.start()
     stack.push_async_callback(bus.close)
     rooms = services.rooms
@@ -407,6 +435,9 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
                     live = await live_workers()
                     for worker in pipes.workers() - live:
                         pipes.forget_worker(worker)
+                    if isinstance(seats, RedisSeats):
+                        for worker in set(range(1, peers.workers + 1)) - live:
+                            await seats.forget_worker(worker)
                     await replication.sweep(live, time.monotonic())
                     await replication.keep_recorders()
                 except Exception:

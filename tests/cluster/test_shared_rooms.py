@@ -10,9 +10,11 @@ import aiohttp
 
 from tests import protocol_fixtures
 from tests.cluster.workers import two_workers
+from tests.protocol.test_shared_ticketing import paid_code
 from tests.protocol_fixtures import MatchingPerson as Person
 from tests.protocol_fixtures import refused
 from tests.redis_server import RedisServer
+from webinar.ticketing import SecondDevice
 
 people = protocol_fixtures.own_people
 enter = protocol_fixtures.Entrance(Person)
@@ -187,3 +189,22 @@ async def test_redis_restarted_mid_room(
         await att.wait("room-updated", cause="mode-changed")
         texts = [m["text"] for m in (await att.request("sync-interaction"))["messages"]]
         assert texts == ["before", "after", "reply"]
+
+
+async def test_a_single_use_code_holds_across_workers(
+    tmp_path: Path, redis_server: RedisServer, people: list[Any]
+) -> None:
+    """A code in use on worker 2 is refused on worker 1 (refuse policy), or worker 1 takes
+    it over and the holder on worker 2 is told ``taken-over`` (takeover policy)."""
+    async with two_workers(tmp_path / "data", redis_server) as (w1, w2):
+        event, code, _ticket = await paid_code(w1, SecondDevice.REFUSE)
+        await asyncio.sleep(3.2)  # a fresh Redis: the seat books settle first
+        first = await enter(w2, people, event, "Grace", code, client_id="laptop")
+        assert first.joined["role"] == "attendee"
+        await refused("ticket-in-use", enter(w1, people, event, "Grace", code, client_id="phone"))
+        event2, code2, _ = await paid_code(w1, SecondDevice.TAKEOVER)
+        laptop = await enter(w2, people, event2, "Ada", code2, client_id="laptop")
+        phone = await enter(w1, people, event2, "Ada", code2, client_id="phone")
+        bye = await laptop.wait("bye")
+        assert bye["reason"] == "taken-over"
+        assert phone.joined["type"] == "joined"

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import av
 import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import (
@@ -31,6 +32,7 @@ from tests.pipe_peers import Subscriber, make_router, publish
 from webinar.client.media import ClipTrack, make_opus_clip, make_vp8_clip
 from webinar.sfu import CloseReason, Router
 from webinar.sfu.pipe import AUDIO_LEVEL_URI, PipeIn, PipeOut, pipe_descriptor
+from webinar.sfu.recorder import Recorder
 from webinar.sfu.simulcast import RID_URI
 
 pytestmark = pytest.mark.media
@@ -278,6 +280,12 @@ async def test_datagrams_from_anyone_but_the_peer_are_refused(
         packets = pipe_in.stats.packets
         await until(lambda: pipe_in.stats.packets > packets + 10, 5)  # still flowing
         assert edge.stats.duplicates == 0
+        # one copy per router: a second pipe of the same producer is refused, unbound
+        fds = open_fds()
+        with pytest.raises(ValueError, match="already"):
+            await PipeIn.open(b, pipe_descriptor(producer))
+        await asyncio.sleep(0.05)
+        assert open_fds() == fds and b.producers[producer.id] is edge and not edge.closed
     finally:
         stray.close()
         out.close()
@@ -626,6 +634,11 @@ async def test_simulcast_layers_and_audio_level_cross_a_pipe(
             raw.send_frame()
             await asyncio.sleep(1 / 30)
         assert origin.pinned_layers() == {0}  # what the origin's dynacast keeps on
+        # had that message been lost, the next sender report of the lowest layer repeats it
+        origin.relay_needs(out._relay, {0, 1, 2})
+        raw.send_sender_report(0, ntp=(3_900_000_100 << 32), rtp=654_321)
+        raw.send_frame()
+        await until(lambda: origin.pinned_layers() == {0}, 2)
     finally:
         await asyncio.gather(*(s.close() for s in subscribers))
         for o, i in pipes:
@@ -634,3 +647,32 @@ async def test_simulcast_layers_and_audio_level_cross_a_pipe(
         ingress.close()
         audio_ingress.close()
         transport.close()
+
+
+async def test_a_recorder_on_the_edge(routers: tuple[Router, Router], tmp_path: Path) -> None:
+    """The recorder, a consumer without a layer selector, records the edge's copies
+    into a WebM that decodes, audio and video aligned by the relayed sender reports."""
+    a, b = routers
+    video, audio = tracks()
+    publisher = await publish(a, [(video, "camera"), (audio, "microphone")])
+    pipes = [await piped(p, b) for p in publisher.producers]
+    recorder = Recorder(tmp_path / "rec")
+    try:
+        for _o, pipe_in in pipes:
+            assert recorder.attach(pipe_in.producer, feed="pa_x", label="Presenter") is not None
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            recorder.tick()
+            await asyncio.sleep(0.1)
+        result = await recorder.stop()
+    finally:
+        for o, i in pipes:
+            o.close()
+            i.close()
+        await publisher.close()
+    assert len(result.files) == 1 and result.duration > 2.5, result
+    with av.open(str(result.directory / result.files[0].name)) as container:
+        kinds = sorted(s.type for s in container.streams)
+        assert kinds == ["audio", "video"]
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames >= 60, frames  # ~3+ s at 30 fps, decoded

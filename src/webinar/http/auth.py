@@ -15,25 +15,31 @@ from aiohttp import web
 from webinar.accounts import new_session, verify_password_async
 from webinar.http.site import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Pages, Site, route
 from webinar.storage.store import SessionRecord
-from webinar.ticketing.grants import Refusal
+from webinar.ticketing.books import Attempts, local_attempts
+from webinar.ticketing.grants import Refusal, RefusalCode
 from webinar.ticketing.limiter import AttemptLimiter
+from webinar.ticketing.shared import SharedTicketing
 
 LOGIN_FAILURES_PER_MINUTE = 5
 
 
-def login_limiter() -> AttemptLimiter:
+def login_limiter(shared: SharedTicketing | None = None) -> AttemptLimiter | Attempts:
     """At most N failed sign-ins per client address (IPv6 by /64) per minute: the entry
     limiter's per-address count (counted before the password is checked, given back when
-    it is right), with no event."""
+    it is right), with no event. With ``shared``, counted in Redis across workers."""
+    if shared is not None:
+        return shared.attempts("login", per_client=LOGIN_FAILURES_PER_MINUTE, window=60.0)
     return AttemptLimiter(per_client=LOGIN_FAILURES_PER_MINUTE, window=60.0)
 
 
 class SignIn(Pages):
     """``/login`` and ``/logout``."""
 
-    def __init__(self, site: Site, limiter: AttemptLimiter | None = None) -> None:
+    def __init__(self, site: Site, limiter: AttemptLimiter | Attempts | None = None) -> None:
+        """``limiter``: the in-memory one by default; workers sharing Redis pass a
+        :class:`webinar.ticketing.shared.RedisAttempts` with the same limits."""
         self.site = site
-        self.limiter = limiter or login_limiter()
+        self.limiter = local_attempts(limiter or login_limiter())
 
     @route("GET", "/login")
     async def login_form(self, request: web.Request) -> web.Response:
@@ -66,13 +72,16 @@ class SignIn(Pages):
         client = request.remote or "unknown"
         username = str(form.get("username", ""))[:64]
         try:  # counted before the check, given back on success
-            attempt = self.limiter.reserve(client, None, time.monotonic())
+            attempt = await self.limiter.reserve(client, None, time.monotonic())
         except Refusal as refusal:
+            unavailable = refusal.code is RefusalCode.UNAVAILABLE
             return self._login_page(
                 request,
-                error=f"Too many failed sign-ins. Try again in {refusal.retry_after} s.",
+                error="Sign-in is unavailable for a moment. Try again in a few seconds."
+                if unavailable
+                else f"Too many failed sign-ins. Try again in {refusal.retry_after} s.",
                 username=username,
-                status=429,
+                status=503 if unavailable else 429,
             )
         failed = True
         try:
@@ -81,8 +90,8 @@ class SignIn(Pages):
             failed = not await verify_password_async(password, user.password_hash if user else None)
         finally:
             if failed:
-                attempt.failed(time.monotonic())
-            attempt.forgive()
+                await attempt.failed(time.monotonic())
+            await attempt.forgive()
         if failed:
             return self._login_page(
                 request, error="Wrong user name or password.", username=username, status=401

@@ -31,9 +31,10 @@ from webinar.http.site import Pages, Site, route
 from webinar.ids import format_event_id, normalize_event_id
 from webinar.storage.store import Event, EventSettings, Store, User
 from webinar.ticketing import records
+from webinar.ticketing.books import Attempts, local_attempts
 from webinar.ticketing.desk import DeskError, TicketDesk, local_time
 from webinar.ticketing.gate import Ticketing
-from webinar.ticketing.grants import SecondDevice
+from webinar.ticketing.grants import Refusal, RefusalCode, SecondDevice
 from webinar.ticketing.limiter import AttemptLimiter
 from webinar.ticketing.mail import Mailer, MailError
 from webinar.ticketing.payments import (
@@ -56,6 +57,7 @@ from webinar.ticketing.rules import (
     format_price,
     parse_price,
 )
+from webinar.ticketing.shared import SharedTicketing
 
 logger = logging.getLogger(__name__)
 
@@ -79,16 +81,31 @@ def booking_limits(config: Config) -> BookingLimits:
     )
 
 
-def make_ticketing(config: Config, store: Store) -> Ticketing:
+def registration_limiter(shared: SharedTicketing | None = None) -> AttemptLimiter | Attempts:
+    """At most N registrations per address in 10 minutes (in Redis with ``shared``)."""
+    if shared is not None:
+        return shared.attempts(
+            "registration", per_client=REGISTRATIONS_PER_CLIENT, per_event=1000, window=600.0
+        )
+    return AttemptLimiter(per_client=REGISTRATIONS_PER_CLIENT, per_event=1000, window=600.0)
+
+
+def make_ticketing(
+    config: Config, store: Store, shared: SharedTicketing | None = None
+) -> Ticketing:
+    """The gate; with ``shared``, its seats and entry limits are kept in Redis for every
+    worker (else in this process's memory)."""
+    per_client = config.ticketing.wrong_entries_per_address
+    per_event = config.ticketing.wrong_entries_per_event
     return Ticketing(
         store,
         limits=booking_limits(config),
         code_early=timedelta(minutes=config.ticketing.code_early_minutes),
         code_late=timedelta(minutes=config.ticketing.code_late_minutes),
-        attempts=AttemptLimiter(
-            per_client=config.ticketing.wrong_entries_per_address,
-            per_event=config.ticketing.wrong_entries_per_event,
-        ),
+        attempts=AttemptLimiter(per_client=per_client, per_event=per_event)
+        if shared is None
+        else shared.attempts("entry", per_client=per_client, per_event=per_event),
+        seats=None if shared is None else shared.seats(),
     )
 
 
@@ -98,10 +115,9 @@ class TicketingWeb(Pages):
     site: Site
     ticketing: Ticketing
     desk: TicketDesk
-    registrations: AttemptLimiter = dataclasses.field(
-        default_factory=lambda: AttemptLimiter(
-            per_client=REGISTRATIONS_PER_CLIENT, per_event=1000, window=600.0
-        )
+    #: Registrations per address (every one counts); in memory unless given a shared one.
+    registrations: Attempts = dataclasses.field(
+        default_factory=lambda: local_attempts(registration_limiter())
     )
 
     def base(self, request: web.Request) -> str:
@@ -439,16 +455,21 @@ class TicketingWeb(Pages):
             raise web.HTTPForbidden(text="The form expired or did not come from this site.")
         values = {k: str(v)[:600] for k, v in form.items() if isinstance(v, str) and k != "csrf"}
         tick = time.monotonic()
-        wait = self.registrations.retry_after(request.remote, event.event_id, tick)
-        if wait:
+        try:
+            counted = await self.registrations.reserve(request.remote, event.event_id, tick)
+        except Refusal as refusal:
+            unavailable = refusal.code is RefusalCode.UNAVAILABLE
             return await self._register_page(
                 request,
                 event,
                 values=values,
-                error=f"Too many registrations from your address; try again in {wait} s.",
-                status=429,
+                error="Registration is unavailable for a moment; try again in a few seconds."
+                if unavailable
+                else f"Too many registrations from your address; try again in"
+                f" {refusal.retry_after} s.",
+                status=503 if unavailable else 429,
             )
-        self.registrations.failed(request.remote, event.event_id, tick)  # counts every one
+        await counted.failed(tick)  # counts every one
         try:
             seats = int(values.get("seats", "1") or "1")
         except ValueError:
@@ -527,12 +548,19 @@ TICKETS = web.AppKey("tickets", TicketingWeb)
 
 
 def setup_ticketing(
-    app: web.Application, config: Config, site: Site, templates: Any, *, jobs: bool = True
+    app: web.Application,
+    config: Config,
+    site: Site,
+    templates: Any,
+    shared: SharedTicketing | None = None,
+    *,
+    jobs: bool = True,
 ) -> TicketingWeb:
     """Build ticketing for the app and add its pages; the result's hooks go to the dashboard
-    (the JSON API, :class:`webinar.http.tickets_api.AdminApi`, builds on the result)."""
+    (the JSON API, :class:`webinar.http.tickets_api.AdminApi`, builds on the result).
+    With ``shared``, seats and limits are kept in Redis for every worker."""
     store = site.store
-    ticketing = make_ticketing(config, store)
+    ticketing = make_ticketing(config, store, shared)
     outbox = config.mail.outbox_dir or (config.data_dir / "outbox")
     mailer = Mailer(config.mail, outbox, templates / "email")
     providers: dict[PaymentProvider, Provider] = {PaymentProvider.MANUAL: ManualProvider()}
@@ -549,7 +577,7 @@ def setup_ticketing(
         stripe_webhook_secret=payments.stripe_webhook_secret,
         webhook_tolerance=float(payments.webhook_tolerance_seconds),
     )
-    part = TicketingWeb(config, site, ticketing, desk)
+    part = TicketingWeb(config, site, ticketing, desk, local_attempts(registration_limiter(shared)))
     app.router.add_routes(part.routes())
     reminders = Reminders(desk, config.http.base_url)
     app[REMINDERS] = reminders

@@ -10,6 +10,7 @@ from .allocator import Quality as VideoQuality
 from .allocator import StreamClass, Tier
 from .consumer import Consumer
 from .estimator import BandwidthEstimator, Estimate
+from .pipe import PipeIn, PipeOut, PipeStats, pipe_descriptor
 from .producer import Producer
 from .router import MAX_CAMERAS_LIMIT, Router, RouterConfig
 from .tiers import AllocationReport, StreamReport, SubscriberTiers
@@ -36,6 +37,9 @@ __all__ = [
     "IceServer",
     "MediaKind",
     "MediaSource",
+    "PipeIn",
+    "PipeOut",
+    "PipeStats",
     "Producer",
     "ProducerId",
     "PublishTransport",
@@ -52,5 +56,6 @@ __all__ = [
     "TransportConfig",
     "VideoQuality",
     "check_hooks",
+    "pipe_descriptor",
     "running_decoder_threads",
 ]

@@ -16,7 +16,7 @@ audio level (audio) or the RID (simulcast) as header extension; RTX is unwrapped
 (handed to the producer's keyframe request, which sends at most one PLI per
 publisher per :data:`~webinar.sfu.simulcast.KEYFRAME_REQUEST_INTERVAL` however many
 pipes and local subscribers ask) and which simulcast layers the edge needs (its
-dynacast; until told, all).
+dynacast, said again with each sender report of the lowest layer; until told, all).
 
 Edge side, :class:`PipeIn`: a :class:`~webinar.sfu.producer.Producer` made from a
 descriptor and registered with the edge's router; its packets take the same ingest
@@ -34,19 +34,27 @@ when the edge's last consumer left, so the control plane can decide to close.
 
 Use (the control plane carries the descriptor and the addresses between workers)::
 
-    # origin worker                       # edge worker
-    descriptor = pipe_descriptor(producer)  # JSON-able dict -> edge
-                                          pipe_in = await PipeIn.open(router, descriptor)
-                                          # pipe_in.address -> origin
-    pipe_out = await PipeOut.open(producer)
-    pipe_out.connect(edge_address)        # pipe_out.address -> edge
-                                          pipe_in.connect(origin_address)
-                                          pipe_in.on_idle(lambda p: p.close())
-                                          transport.consume(pipe_in.producer, ...)
+    # origin worker                         # edge worker
+    descriptor = pipe_descriptor(producer)  # a JSON-able dict
+    pipe_out = await PipeOut.open(producer, host="127.0.0.1", ports=(40000, 40999))
+    # -> descriptor, pipe_out.address
+                                            pipe_in = await PipeIn.open(
+                                                router, descriptor, peer=origin_address)
+                                            pipe_in.on_idle(lambda p: p.close())
+                                            transport.consume(pipe_in.producer, ...)
+                                            # <- pipe_in.address
+    pipe_out.connect(edge_address)          # media flows from here on
 
-Connect the edge first (or pass ``peer=`` to :meth:`PipeIn.open`): what arrives
-before it knows its peer is refused. Closing is synchronous (``close()``); the
-sockets are released at the next turn of the event loop. Neither end owns a task.
+Nothing is relayed before :meth:`PipeOut.connect`, and a :class:`PipeIn` refuses what
+arrives before it knows its peer, so the edge connects first, as above. Closing is
+synchronous (``close()``); the sockets are released at the next turn of the event
+loop. Neither end owns a task.
+
+What a pipe does not carry: the origin producer's pause (the relay gets every packet,
+so the edge's sequence stays whole: pause the edge's producer too), and liveness (an
+origin worker that dies says no BYE: ``PipeIn.last_received`` tells how long the
+pipe has been silent). The UDP peer check is no authentication: a pipe between
+machines needs SRTP or a private network.
 """
 
 from __future__ import annotations
@@ -199,8 +207,11 @@ def _parse_descriptor(d: Any) -> _Descriptor:
         mid = d.get("mid") or "pipe"
         c = d["codec"]
         pt, clock = c["payload_type"], c["clock_rate"]
-        if not (isinstance(pt, int) and 0 <= pt <= 127 and isinstance(clock, int) and clock > 0):
-            raise ValueError("bad codec payload type or clock rate")
+        # 64-95 would read as RTCP on a socket that carries both (RFC 5761)
+        if not (isinstance(pt, int) and (0 <= pt < 64 or 96 <= pt <= 127)):
+            raise ValueError("bad codec payload type")
+        if not (isinstance(clock, int) and clock > 0):
+            raise ValueError("bad codec clock rate")
         channels = c.get("channels")
         params = c.get("parameters") or {}
         if not isinstance(params, dict):
@@ -270,6 +281,8 @@ class _End(asyncio.DatagramProtocol):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         if ports is None:
             candidates = [0]
+        elif not 0 < ports[0] <= ports[1] < 65536:
+            raise ValueError(f"bad port range {ports}")
         else:
             candidates = list(range(ports[0], ports[1] + 1))
             random.shuffle(candidates)
@@ -660,6 +673,9 @@ class PipeIn(_End):
             if isinstance(packet, RtcpSrPacket):
                 self.stats.sender_reports += 1
                 self.producer.on_sender_report(packet)
+                if self._layers_sent is not None and packet.ssrc == self._first_ssrc():
+                    # said again now and then: a lost datagram must not pin layers for good
+                    self._send_layers(self._layers_sent)
             elif isinstance(packet, RtcpByePacket):
                 self._close(tell_peer=False)  # the origin's producer closed
                 return
@@ -687,8 +703,14 @@ class PipeIn(_End):
         """The edge router's dynacast: tell the origin which layers anyone here needs."""
         mask = sum(1 << i for i, on in enumerate(active) if on)
         self._layers_sent = mask
-        app = struct.pack("!BBHI4sI", 0x80, RTCP_APP, 3, PIPE_SSRC, APP_LAYERS, mask)
-        self._send(app)
+        self._send_layers(mask)
+
+    def _send_layers(self, mask: int) -> None:
+        self._send(struct.pack("!BBHI4sI", 0x80, RTCP_APP, 3, PIPE_SSRC, APP_LAYERS, mask))
+
+    def _first_ssrc(self) -> int | None:
+        simulcast = self.producer.simulcast
+        return simulcast.layers[0].ssrc if simulcast is not None else self.producer.ssrc
 
     # ------------------------------------------------------------------ closing
 

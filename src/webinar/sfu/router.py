@@ -126,8 +126,11 @@ class Router:
         another worker: :class:`~webinar.sfu.pipe.PipeIn`) one of its producers:
         consumed, measured and dynacast like a local one. ``on_layers`` is told which
         of a simulcast producer's encodings anyone here needs. The camera limit is the
-        origin's to enforce, not checked again."""
+        origin's to enforce, not checked again. ``ValueError`` if a producer with its ID
+        is here already (one copy per router)."""
         self._check_open()
+        if producer.id in self.producers:
+            raise ValueError(f"{producer.id} is already a producer of this router")
         self.producers[producer.id] = producer
         self._relayed[producer.id] = on_layers
         producer.on_close(self._forget_producer)

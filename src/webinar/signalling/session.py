@@ -197,16 +197,16 @@ class Session:
         try:
             event = await self._services.get_event(event_id) if event_id else None
         except BaseException:
-            lookup.forgive()
+            await lookup.forgive()
             raise
         if event is None:
-            lookup.failed(ticketing.monotonic())
+            await lookup.failed(ticketing.monotonic())
             if held_back is not None:
-                raise s.ProtocolError(s.ErrorCode.RATE_LIMITED, held_back.message)
+                raise s.ProtocolError(wire_code(held_back.code), held_back.message)
             raise s.ProtocolError(
                 s.ErrorCode.UNKNOWN_EVENT, f"there is no event with ID {msg.event_id[:32]!r}"
             )
-        lookup.forgive()
+        await lookup.forgive()
         if self._services.is_draining() and not self._resumable(event.event_id, msg.resume_token):
             raise s.ProtocolError(
                 s.ErrorCode.DRAINING, "the server is shutting down; join again in a moment"
@@ -222,7 +222,7 @@ class Session:
                 resumes=lambda old: isinstance(old, Session) and old.resumed_by(resume_token),
             )
         except Refusal as refusal:
-            raise s.ProtocolError(s.ErrorCode(refusal.code.value), refusal.message) from None
+            raise s.ProtocolError(wire_code(refusal.code), refusal.message) from None
         role, name = grant.role, grant.name or name
         policy = self._services.recordings
         auto_record = (
@@ -231,7 +231,7 @@ class Session:
             and await policy.auto_record(event)
             and await policy.refusal(event) is None
         )
-        if not ticketing.holds(grant):  # another connection took the place meanwhile
+        if not await ticketing.holds(grant):  # another connection took the place meanwhile
             ticketing.release(grant, dropped=False)
             raise s.ProtocolError(
                 s.ErrorCode.TICKET_IN_USE,

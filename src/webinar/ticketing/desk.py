@@ -136,7 +136,7 @@ class TicketDesk:
     async def revoke(self, event: Event, invitee_id: int) -> Invitee:
         await self._invitee(event, invitee_id)
         await self.store.run(lambda core: records.revoke_invitee(core.connection, invitee_id))
-        self.ticketing.end_ticket(invitee_id=invitee_id)
+        await self.ticketing.end_ticket(invitee_id=invitee_id)
         return await self._invitee(event, invitee_id)
 
     async def _send_invitation(self, event: Event, invitee: Invitee, base: str) -> Sent:
@@ -286,7 +286,7 @@ class TicketDesk:
             current = await self.registration(event, registration_id)
             what = "rejected" if status is RegistrationStatus.REJECTED else "cancelled"
             raise DeskError(f"a {current.status} registration cannot be {what}")
-        self.ticketing.end_ticket(registration_id=registration_id)
+        await self.ticketing.end_ticket(registration_id=registration_id)
         self._tell(
             "registration.cancelled"
             if status is RegistrationStatus.CANCELLED

@@ -30,13 +30,13 @@ from webinar.rooms.roles import Role
 from webinar.storage.store import Event, Store
 
 from . import records
+from .books import Attempts, Counted, LocalSeats, SeatBook, local_attempts
 from .codes import normalize_code, same
 from .grants import AccessType, Grant, Refusal, RefusalCode
-from .limiter import Attempt as LimitedAttempt
 from .limiter import AttemptLimiter
 from .records import EventAccess, RegistrationStatus
 from .rules import BookingLimits, Window, booking_end, code_window
-from .seats import Holder, Seat, Seats
+from .seats import Holder, Seats
 
 logger = logging.getLogger(__name__)
 
@@ -56,16 +56,19 @@ class Ticketing:
         code_early: timedelta = timedelta(minutes=10),
         code_late: timedelta = timedelta(minutes=15),
         seat_grace: float = 60.0,
-        attempts: AttemptLimiter | None = None,
+        attempts: AttemptLimiter | Attempts | None = None,
+        seats: SeatBook | None = None,
         clock: Clock = _utc_now,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``attempts`` and ``seats`` default to in-memory books (one worker); give the Redis
+        ones of :mod:`webinar.ticketing.shared` when several workers share the decisions."""
         self.store = store
         self.limits = limits or BookingLimits()
         self.code_early = code_early
         self.code_late = code_late
-        self.seats = Seats(grace=seat_grace)
-        self.limiter = attempts or AttemptLimiter()
+        self.seats: SeatBook = seats or LocalSeats(Seats(grace=seat_grace))
+        self.limiter: Attempts = local_attempts(attempts)
         self.clock = clock
         self._monotonic = monotonic
         #: Attendees (not key holders) in each event's room, by event ID.
@@ -129,11 +132,11 @@ class Ticketing:
         try:
             grant = await self._check(event, credential, now, client_key, holder, resumes)
         except _Wrong as wrong:
-            attempt.failed(tick)
+            await attempt.failed(tick)
             logger.info("entry refused for event %s: %s", event.event_id, wrong.refusal.code)
             raise wrong.refusal from None
         finally:
-            attempt.forgive()  # a right credential, or a refusal that was not a guess
+            await attempt.forgive()  # a right credential, or a refusal that was not a guess
         self._present.setdefault(event.event_id, {})[id(holder)] = holder
         return dataclasses.replace(grant, event_id=event.event_id, holder=holder)
 
@@ -167,15 +170,15 @@ class Ticketing:
         """The clock the rate limits and device slots run on."""
         return self._monotonic()
 
-    async def lookup(self, client: str | None) -> LimitedAttempt:
+    async def lookup(self, client: str | None) -> Counted:
         """Count a look-up of an event by its ID (rate-limited like a wrong credential):
         call ``failed`` on the result when there is no such event, else ``forgive``."""
         return await self.limiter.acquire(client, None, self._monotonic)
 
-    def holds(self, grant: Grant) -> bool:
+    async def holds(self, grant: Grant) -> bool:
         """Whether the grant still holds its device slot (another connection may have taken
         it over while this one was on its way into the room)."""
-        return not isinstance(grant.seat, Seat) or self.seats.holds(grant.seat)
+        return grant.seat is None or await self.seats.holds(grant.seat)
 
     @staticmethod
     def _wrong(message: str) -> _Wrong:
@@ -217,7 +220,7 @@ class Ticketing:
         if invitee.revoked:
             raise Refusal(RefusalCode.REVOKED, "this invitation was withdrawn by the organiser")
         end = self._check_booking(event, attempt.now)
-        seat = self._claim(attempt, f"inv:{invitee.invitee_id}", 1)
+        seat = await self._claim(attempt, f"inv:{invitee.invitee_id}", 1)
         return Grant.for_role(
             Role.ATTENDEE,
             expires_at=end,
@@ -258,7 +261,7 @@ class Ticketing:
         )
         if first:
             logger.info("reservation %s of event %s checked in", registration_id, event.event_id)
-        seat = self._claim(attempt, f"reg:{registration_id}", registration.seats)
+        seat = await self._claim(attempt, f"reg:{registration_id}", registration.seats)
         return Grant.for_role(
             Role.ATTENDEE,
             expires_at=window.closes,
@@ -271,8 +274,8 @@ class Ticketing:
             seat=seat,
         )
 
-    def _claim(self, attempt: _Attempt, ticket: str, capacity: int) -> Seat:
-        return self.seats.claim(
+    async def _claim(self, attempt: _Attempt, ticket: str, capacity: int) -> object:
+        return await self.seats.claim(
             ticket,
             capacity=capacity,
             policy=attempt.access.second_device,
@@ -282,12 +285,13 @@ class Ticketing:
             resumes=attempt.resumes,
         )
 
-    def end_ticket(
+    async def end_ticket(
         self, *, registration_id: int | None = None, invitee_id: int | None = None
     ) -> int:
-        """A reservation was cancelled or an invitation revoked: whoever is in leaves now."""
+        """A reservation was cancelled or an invitation revoked: whoever is in leaves now
+        (on every worker, with shared seats)."""
         ticket = f"reg:{registration_id}" if registration_id is not None else f"inv:{invitee_id}"
-        return self.seats.evict_all(ticket, ByeReason.REVOKED)
+        return await self.seats.evict_all(ticket, ByeReason.REVOKED)
 
     def end_event(self, event_id: str) -> int:
         """The event was cancelled: every attendee in its room leaves now."""
@@ -298,7 +302,7 @@ class Ticketing:
 
     def release(self, grant: Grant, *, dropped: bool) -> None:
         """The grant's holder left (or lost the connection): free its device slot."""
-        if isinstance(grant.seat, Seat):
+        if grant.seat is not None:
             self.seats.release(grant.seat, self._monotonic(), dropped=dropped)
         if grant.event_id is not None:
             present = self._present.get(grant.event_id)

@@ -34,6 +34,9 @@ class RefusalCode(enum.StrEnum):
     GROUP_FULL = "group-full"
     RATE_LIMITED = "rate-limited"
     EVENT_CANCELLED = "event-cancelled"
+    #: The shared ticketing state (Redis, when workers share it) cannot be reached: nobody is
+    #: let in on a decision that could not be made; retryable.
+    UNAVAILABLE = "unavailable"
 
 
 class Refusal(Exception):
