@@ -124,3 +124,21 @@ async def test_live_ids_never_declare_a_worker_dead_for_want_of_redis(
         assert await one.live_ids() == {1}
     finally:
         await redis.aclose()
+
+
+async def test_live_ids_give_every_worker_the_grace_at_start(
+    redis_server: RedisServer,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(reg, "DEAD_AFTER_SECONDS", 0.5)
+    redis = await cluster_redis.connect(redis_server.url)
+    one = Registry(redis, WorkerIdentity(worker_id=1, workers=3), sample=lambda: sample(1))
+    try:
+        redis_server.stop()
+        assert await one.live_ids() == {1, 2, 3}  # never seen, but Redis cannot say
+        redis_server.start()
+        assert await one.live_ids() == {1, 2, 3}  # not seen yet: within the grace
+        await asyncio.sleep(0.6)
+        assert await one.live_ids() == {1}
+    finally:
+        await redis.aclose()

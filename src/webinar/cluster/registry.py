@@ -120,7 +120,10 @@ class Registry:
         self._metrics_text = metrics_text
         self._task: asyncio.Task[None] | None = None
         self._failing = False
-        self._seen: dict[int, float] = {}  # worker ID -> monotonic time its entry was seen
+        # Worker ID -> monotonic time its entry was last seen; every worker starts with the
+        # whole grace (one that started first may not have written its entry yet).
+        now = time.monotonic()
+        self._seen: dict[int, float] = {wid: now for wid in range(1, identity.workers + 1)}
 
     async def start(self) -> None:
         await self.publish()
@@ -176,9 +179,9 @@ class Registry:
     async def live_ids(self) -> set[int]:
         """The IDs of the workers alive now, for deciding that one died (and ending its
         participants' places): a worker counts as alive until its entry has been missing for
-        :data:`DEAD_AFTER_SECONDS`. While Redis cannot say, every worker seen before counts as
-        alive (and gets the whole grace again once Redis answers): nobody is declared dead
-        for want of an answer."""
+        :data:`DEAD_AFTER_SECONDS` (from this registry's start, for one never seen). While
+        Redis cannot say, every worker counts as alive (and gets the whole grace again once
+        Redis answers): nobody is declared dead for want of an answer."""
         now = time.monotonic()
         self._seen[self.identity.worker_id] = now
         try:
@@ -186,7 +189,7 @@ class Registry:
                 found = await live_workers(self.redis, self.identity.workers)
         except (RedisError, OSError, TimeoutError) as exc:
             logger.debug("cannot read the workers from Redis: %s", exc)
-            for wid in self._seen:
+            for wid in range(1, self.identity.workers + 1):
                 self._seen[wid] = now
             return set(self._seen)
         for info in found:
