@@ -77,3 +77,29 @@ async def test_twenty_subscribers_on_another_worker_get_the_stream_through_one_p
         # the pipes close when the last subscriber on worker 2 leaves
         await asyncio.gather(*(c.close() for c in [viewer, *edge]))
         await until(lambda: w1.server.app[PIPES].counts()["pipes_out"] == 0, within=10)
+
+
+async def test_media_keeps_flowing_while_redis_is_down(
+    tmp_path: Path, redis_server: RedisServer, clients: list[WebinarClient]
+) -> None:
+    """Redis stopped mid-room: the relayed stream goes on (no packet touches Redis)."""
+    async with two_workers(tmp_path / "data", redis_server) as (w1, w2):
+        event = await w1.create_event()
+        pres = client(clients, w1.base_url)
+        await pres.join(event.event_id, "Pres", event.presenter_key)
+        viewers = [client(clients, w1.base_url), client(clients, w2.base_url)]
+        for i, c in enumerate(viewers):
+            await c.join(event.event_id, f"Viewer {i}")
+        video = ClipTrack(make_vp8_clip(width=320, height=240, seconds=1, keyframe_interval=15))
+        audio = ClipTrack(make_opus_clip(seconds=1))
+        await pres.publish([(video, "camera"), (audio, "microphone")])  # type: ignore[list-item]
+        await until(lambda: all(c.stats.packets["video"] for c in viewers))
+        redis_server.stop()
+        before = [c.stats.packets["video"] + c.stats.packets["audio"] for c in viewers]
+        await asyncio.sleep(3.0)
+        during = [c.stats.packets["video"] + c.stats.packets["audio"] for c in viewers]
+        assert all(d - b > 200 for d, b in zip(during, before, strict=True)), (before, during)
+        redis_server.start()
+        await asyncio.sleep(1.0)
+        after = [c.stats.packets["video"] + c.stats.packets["audio"] for c in viewers]
+        assert all(a > d for a, d in zip(after, during, strict=True))
