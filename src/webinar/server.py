@@ -23,7 +23,9 @@ import asyncio
 import contextlib
 import enum
 import logging
+import os
 import signal
+import threading
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -43,6 +45,8 @@ logger = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT = 5.0
 #: How often the drain looks whether the rooms have ended.
 DRAIN_POLL = 0.2
+#: Longest a worker's cleanup may take once it stops (after the drain), before it exits anyway.
+WORKER_CLEANUP_LIMIT = 30.0
 
 
 def head_timeout_factory(server: web.Server, timeout: float) -> Callable[[], asyncio.BaseProtocol]:
@@ -66,6 +70,24 @@ def head_timeout_factory(server: web.Server, timeout: float) -> Callable[[], asy
         return handler
 
     return factory
+
+
+def _exit_now(signum: int, _frame: object) -> None:
+    os._exit(128 + signum)
+
+
+def _exit_if_stuck(seconds: float) -> None:
+    """A worker whose cleanup hangs (e.g. on a Redis that died with its supervisor) is ended
+    after ``seconds``: it must never linger holding the shared port. A thread, not the event
+    loop, keeps the time, so a blocked loop cannot stop it."""
+
+    def expire() -> None:
+        logger.error("cleanup still running after %.0f s: exiting", seconds)
+        os._exit(1)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
 
 
 class Stop(enum.Enum):
@@ -193,9 +215,17 @@ async def serve(
     finally:
         for signum in handled:
             loop.remove_signal_handler(signum)
+            if identity.clustered and signum != signal.SIGHUP:
+                # A worker is stopping already: one more SIGINT/SIGTERM (the supervisor's
+                # second, or a late copy of the kernel's "parent died" signal, which comes once
+                # for each of the supervisor's threads) ends it at once, without the
+                # KeyboardInterrupt traceback the default handler would raise mid-cleanup.
+                signal.signal(signum, _exit_now)
         await signals.close()
         for listener in listeners:
             listener.close()  # no new connections; runner.cleanup() closes the open ones
+        if identity.clustered:
+            _exit_if_stuck(WORKER_CLEANUP_LIMIT)
         await runner.cleanup()
 
 

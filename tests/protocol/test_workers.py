@@ -461,6 +461,9 @@ async def test_a_presenter_on_worker_1_reaches_an_attendee_on_worker_2(
             await asyncio.sleep(0.1)
         seen = {w["id"]: w for w in (await healthz(http, server.base_url))["workers"]}
         assert seen[1]["connections"] == 1 and seen[2]["connections"] == 1
+        await asyncio.gather(presenter.close(), viewer.close())
+        server.proc.send_signal(signal.SIGINT)
+        assert await server.wait_exit(20) == 0
     finally:
         await asyncio.gather(presenter.close(), viewer.close())
         _out, err = server.stop()

@@ -175,7 +175,8 @@ class Supervisor:
             code = await process.wait()
             del self.processes[wid]
             if self.stopping:
-                if code not in (0, -signal.SIGINT, -signal.SIGTERM):
+                stopped = (signal.SIGINT, signal.SIGTERM)
+                if code != 0 and -code not in stopped and code - 128 not in stopped:
                     logger.warning("worker %d exited with code %d", wid, code)
                 return
             if code == EXIT_USAGE:
