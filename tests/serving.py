@@ -132,8 +132,13 @@ class ServerProcess:
 
 
 def start_server(
-    tmp_path: Path, extra_env: dict[str, str] | None = None, *, tls: ssl.SSLContext | None = None
+    tmp_path: Path,
+    extra_env: dict[str, str] | None = None,
+    *,
+    tls: ssl.SSLContext | None = None,
+    args: list[str] | None = None,
 ) -> ServerProcess:
+    """``webinar serve`` on a free port of 127.0.0.1 with ``args`` added (e.g. ``--workers``)."""
     env = {
         **os.environ,
         "WEBINAR_ICE_HOST_ADDRESSES": "127.0.0.1",
@@ -154,6 +159,7 @@ def start_server(
             str(port),
             "--data-dir",
             str(data),
+            *(args or []),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

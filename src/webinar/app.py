@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -18,8 +20,12 @@ from aiohttp import web
 
 from webinar import __version__
 from webinar.attendance.service import AttendanceService
+from webinar.cluster import redis as cluster_redis
+from webinar.cluster import worker
 from webinar.cluster.bus import Bus
 from webinar.cluster.pipes import Pipes
+from webinar.cluster.registry import Registry, WorkerInfo
+from webinar.cluster.worker import WorkerIdentity
 from webinar.config import Config
 from webinar.http import forwarded, headers
 from webinar.http.auth import SignIn, login_limiter
@@ -76,6 +82,12 @@ PUBLISHER = web.AppKey("publisher", Publisher)
 TICKETING = web.AppKey("ticketing", Ticketing)
 TICKET_DESK = web.AppKey("ticket_desk", TicketDesk)
 WEBHOOKS = web.AppKey("webhooks", Webhooks)
+#: Which process this is (worker 0 of 1: the single-process server); see cluster/worker.py.
+WORKER = web.AppKey("worker", WorkerIdentity)
+#: Unix time the app was built (the worker's start, in /healthz).
+STARTED_AT = web.AppKey("started_at", float)
+#: This worker's entry in Redis and the view of every worker (several workers only).
+REGISTRY = web.AppKey("registry", Registry)
 
 
 def web_root() -> Path:
@@ -125,21 +137,48 @@ BUS = web.AppKey("bus", Bus)
 
 
 def create_app(
-    config: Config, store: Store | None = None, *, peers: Peers | None = None
+    config: Config,
+    store: Store | None = None,
+    identity: WorkerIdentity | None = None,
+    *,
+    peers: Peers | None = None,
 ) -> web.Application:
     """Build the application. ``store`` defaults to the SQLite store in the data dir;
-    it is opened and closed with the app. ``peers``: this is one of several workers."""
+    it is opened and closed with the app. ``identity`` defaults to what the supervisor passed
+    in the environment (none: the single-process server); a worker the supervisor started
+    shares rooms with the others (``peers`` from its identity, the registry telling which
+    workers live). ``peers`` given: this is one of several workers (tests/cluster)."""
+    identity = worker.current() if identity is None else identity
+    if identity.udp_port_min is not None:  # this worker's share of the media port range
+        ice = dataclasses.replace(
+            config.ice, udp_port_min=identity.udp_port_min, udp_port_max=identity.udp_port_max
+        )
+        config = dataclasses.replace(config, ice=ice)
     middlewares = [
         forwarded.middleware(config.http.trusted_proxies),
         headers.middleware(config.http.embed_origins),
     ]
     app = web.Application(client_max_size=1024 * 1024, middlewares=middlewares)
     app[CONFIG] = config
+    app[WORKER] = identity
+    app[STARTED_AT] = time.time()
     app[STORE] = store if store is not None else Store(config.data_dir)
     app[CONNECTIONS] = set()
     app[SOCKETS] = AddressCount(config.signalling.max_sockets_per_address)
     app[METRICS] = Metrics()
     app[DRAINING] = [False]
+    if peers is None and identity.clustered and identity.redis_url is not None:
+
+        async def live_workers() -> set[int]:
+            return await app[REGISTRY].live_ids()
+
+        peers = Peers(
+            worker_id=identity.worker_id,
+            redis_url=identity.redis_url,
+            workers=identity.workers,
+            pipe_host=identity.pipe_host,
+            live_workers=live_workers,
+        )
     shared: SharedTicketing | None = None
     if peers is not None:
         app[PEERS] = peers
@@ -171,12 +210,16 @@ def create_app(
         connections=lambda: len(app[CONNECTIONS]),
         draining=lambda: app[DRAINING][0],
         webhooks=lambda: app.get(WEBHOOKS),
+        worker=lambda: worker_info(app),
+        registry=lambda: app.get(REGISTRY),
     )
     app.router.add_routes(health.routes())
     app.router.add_get("/ws", ws_endpoint)
     app.router.add_routes(EventPages(site).routes())
     app.router.add_static("/static/", root / "static", append_version=True)
-    tickets = setup_ticketing(app, config, site, root / "templates", shared=shared)
+    tickets = setup_ticketing(
+        app, config, site, root / "templates", shared=shared, jobs=identity.runs_jobs
+    )
     app.router.add_routes(AdminApi(tickets).routes())
     app[TICKETING] = tickets.ticketing
     app[TICKET_DESK] = tickets.desk
@@ -223,12 +266,45 @@ def create_app(
     return app
 
 
+def worker_info(app: web.Application) -> WorkerInfo:
+    """This worker as /healthz and the registry show it."""
+    identity = app[WORKER]
+    rooms = app.get(ROOMS)
+    return WorkerInfo(
+        worker_id=identity.worker_id,
+        pid=os.getpid(),
+        rooms=len(rooms.rooms()) if rooms is not None else 0,
+        connections=len(app[CONNECTIONS]),
+        port=identity.direct_port,
+        pipe_host=identity.pipe_host,
+        started_at=app[STARTED_AT],
+        draining=app[DRAINING][0],
+    )
+
+
+def metrics_text(app: web.Application) -> str:
+    """This worker's own /metrics text."""
+    text = app[METRICS].render(app.get(ROOMS), len(app[CONNECTIONS]))
+    webhooks = app.get(WEBHOOKS)
+    if webhooks is not None:
+        text += webhooks.metrics_text()
+    return text
+
+
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     store = app[STORE]
+    identity = app[WORKER]
     if not store.is_open:
         await store.open()
-    webhooks = Webhooks(store, config.webhooks)
+    # With several workers only the one running the periodic jobs sends webhooks; the others
+    # record theirs in the delivery log, which that one looks at every second.
+    webhooks = Webhooks(
+        store,
+        config.webhooks,
+        deliver=identity.runs_jobs,
+        poll_seconds=1.0 if identity.clustered else 60.0,
+    )
     await webhooks.start()
     app[WEBHOOKS] = webhooks
     app[RECORDINGS].on_ready = lambda event_id, data: webhooks.emit(
@@ -262,18 +338,40 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         # Click links verify on any worker and after a restart.
         interaction_secret=load_sealer(config.data_dir).derive("cta-click-links"),
     )
-    await app[ATTENDANCE].close_open_sessions(ByeReason.SERVER_RESTART)
+    if not identity.clustered:
+        # With several workers the supervisor does this once, before any worker starts: a
+        # worker starting again must not close the sessions the others have open.
+        await app[ATTENDANCE].close_open_sessions(ByeReason.SERVER_RESTART)
     await metrics.start()
+    registry: Registry | None = None
+    own_redis: aioredis.Redis | None = None
+    if identity.redis_url is not None:
+        if REDIS in app:  # the peers' client (closed with them)
+            redis = app[REDIS]
+        else:
+            redis = own_redis = await cluster_redis.connect(identity.redis_url)
+        registry = Registry(
+            redis,
+            identity,
+            sample=lambda: worker_info(app),
+            metrics_text=lambda: metrics_text(app),
+        )
+        await registry.start()
+        app[REGISTRY] = registry
     cluster = await _join_peers(app) if PEERS in app else None
     try:
         yield
     finally:
+        if registry is not None:
+            await registry.close()
         await metrics.stop()
         await shutdown_connections(app[CONNECTIONS])
         await rooms.close()
         if cluster is not None:
             await cluster.aclose()
         await webhooks.close()
+        if own_redis is not None:
+            await own_redis.aclose()
         await asyncio.sleep(0)
         await store.close()
 
@@ -377,5 +475,6 @@ def run_app(config: Config, store: Store | None = None) -> None:
     check_hooks()  # fail at start, loudly, if aiortc changed under us
     from webinar import logs, server  # server imports this module
 
-    logs.configure(config.log)
+    identity = worker.current()
+    logs.configure(config.log, worker=identity.worker_id if identity.clustered else None)
     server.run(config, store)

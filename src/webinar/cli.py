@@ -17,7 +17,14 @@ from typing import Protocol, TypeVar, cast
 
 from webinar import __version__
 from webinar.accounts import check_password_rules, hash_password
-from webinar.config import Config, ConfigError, example_toml, load_config
+from webinar.config import (
+    Config,
+    ConfigError,
+    WorkerCount,
+    example_toml,
+    load_config,
+    parse_workers,
+)
 from webinar.formats import iso_time
 from webinar.links import event_links, host_url
 from webinar.storage.store import Event, Store, StoreError, SyncStore, validate_title
@@ -88,7 +95,15 @@ def _config(args: argparse.Namespace) -> Config:
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
         data_dir=args.data_dir,
+        workers=getattr(args, "workers", None),
     )
+
+
+def _workers_arg(text: str) -> WorkerCount:
+    try:
+        return parse_workers(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _load_run_app() -> _RunApp:
@@ -103,9 +118,20 @@ def _load_run_app() -> _RunApp:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     config = _config(args)
+    from webinar.cluster import worker
     from webinar.tls import check_tls
 
+    try:
+        identity = worker.current()
+    except worker.WorkerError as exc:
+        raise UsageError(str(exc)) from None
     check_tls(config.tls)  # a certificate problem stops us before anything is done
+    if identity.clustered:  # a worker the supervisor started: the supervisor prepared the store
+        run_app = _load_run_app()
+        run_app(config, Store(config.data_dir))
+        return EXIT_OK
+    if config.server.worker_count > 1:
+        return _supervise(args, config)
     run_app = _load_run_app()
     store = Store(config.data_dir)
 
@@ -130,6 +156,89 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     finally:
         asyncio.run(store.close())
     return EXIT_OK
+
+
+def _announce(config: Config, demo: Event | None, count: int, path: Path) -> None:
+    if demo is not None:
+        print(f"Created a demo event: {demo.title}")
+        _print_event(config, demo)
+    else:
+        noun = "event" if count == 1 else "events"
+        print(f"{count} {noun} in {path}; `webinar event list` shows their links.")
+    sys.stdout.flush()
+
+
+def _supervise(args: argparse.Namespace, config: Config) -> int:
+    """``serve`` with several workers: check what they need, prepare the store once (migrations,
+    the demo event, sessions a crash left open), then run the supervisor until it is stopped."""
+    from webinar import logs
+    from webinar.cluster import redis as cluster_redis
+    from webinar.cluster import supervisor, worker
+
+    workers = config.server.worker_count
+    private: cluster_redis.PrivateRedis | None = None
+    redis_url = config.cluster.redis_url
+    if redis_url is None:
+        try:
+            private = cluster_redis.PrivateRedis(config.data_dir)
+        except cluster_redis.RedisMissing as exc:
+            raise UsageError(str(exc)) from None
+        redis_url = private.url
+    try:
+        shares = worker.split_udp_range(config.ice.udp_port_min, config.ice.udp_port_max, workers)
+        ports = [
+            worker.direct_port(config.server.worker_port_base, k) for k in range(1, workers + 1)
+        ]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if config.server.worker_port_base is not None and config.http.port in ports:
+        raise UsageError(
+            f"server.worker_port_base: the workers' ports {ports[0]}-{ports[-1]} include"
+            f" http.port {config.http.port}"
+        )
+    supervisor.check_port_free(config.http.host, config.http.port)
+    identities = [
+        worker.WorkerIdentity(
+            worker_id=k,
+            workers=workers,
+            redis_url=redis_url,
+            pipe_host=config.cluster.pipe_host,
+            direct_port=ports[k - 1],
+            udp_port_min=share[0] if share else None,
+            udp_port_max=share[1] if share else None,
+        )
+        for k, share in enumerate(shares, start=1)
+    ]
+    from webinar.attendance.service import AttendanceService
+    from webinar.rooms.reasons import ByeReason
+
+    store = Store(config.data_dir)
+
+    async def prepare() -> tuple[Event | None, int]:
+        await store.open()  # migrations happen here, once, before any worker opens the file
+        try:
+            await AttendanceService(store).close_open_sessions(ByeReason.SERVER_RESTART)
+            count = await store.count_events()
+            if count == 0:
+                demo = await store.create_event(
+                    DEMO_TITLE, None, camera_limit=config.rooms.max_cameras
+                )
+                return demo, 1
+            return None, count
+        finally:
+            await store.close()
+
+    demo, count = asyncio.run(prepare())
+    _announce(config, demo, count, store.path)
+    logs.configure(config.log, worker=0)
+    command = [
+        *(sys.executable, "-m", "webinar", "serve"),
+        *("--data-dir", str(config.data_dir.resolve())),
+        *("--host", config.http.host, "--port", str(config.http.port)),
+    ]
+    if args.config is not None:
+        command += ["--config", str(args.config.resolve())]
+    return supervisor.run(command, os.environ, identities, private)
 
 
 def _cmd_event_create(args: argparse.Namespace) -> int:
@@ -263,6 +372,12 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
         f"UDP {ice.udp_port_min}-{ice.udp_port_max}" if ice.udp_port_min else "any free UDP port"
     )
     print(f"  media on {ports}; announced IP: {ice.announced_ip or 'none'}")
+    workers = config.server.worker_count
+    if workers == 1:
+        print("  one process (no Redis needed)")
+    else:
+        redis = config.cluster.redis_url or "a private redis-server in the data dir"
+        print(f"  {workers} worker processes sharing the port; Redis: {redis}")
     print(f"  ICE servers: {len(ice.servers) or 'none (no third party is contacted)'}")
     if cert is None:
         print("  TLS: off (serve behind a TLS reverse proxy, see docs/deployment.md)")
@@ -350,6 +465,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="address to listen on (overrides http.host)")
     serve.add_argument("--port", type=int, help="TCP port to listen on (overrides http.port)")
+    serve.add_argument(
+        "--workers",
+        type=_workers_arg,
+        metavar="N",
+        help="worker processes: a number or 'auto' (one per CPU core); more than 1 runs a"
+        " supervisor and needs Redis (overrides server.workers; default 1)",
+    )
     serve.set_defaults(handler=_cmd_serve)
 
     event = commands.add_parser("event", help="create and list events")

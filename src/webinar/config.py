@@ -14,11 +14,13 @@ import inspect
 import ipaddress
 import json
 import math
+import os
 import tomllib
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NewType
 from urllib.parse import urlsplit
 
 ENV_PREFIX = "WEBINAR_"
@@ -374,6 +376,83 @@ class WebhooksConfig:
         _check_range("webhooks.log_retention_days", self.log_retention_days, 1, 3650)
 
 
+#: A number of worker processes; 0 stands for ``auto`` (one per CPU core of the machine).
+WorkerCount = NewType("WorkerCount", int)
+#: Most worker processes one machine may be given.
+MAX_WORKERS = 256
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity: a container's share), else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def parse_workers(text: str) -> WorkerCount:
+    """``auto`` or a whole number from 1 to :data:`MAX_WORKERS` (``--workers``, the env var)."""
+    stripped = text.strip().lower()
+    if stripped == "auto":
+        return WorkerCount(0)
+    try:
+        value = int(stripped, 10)
+    except ValueError:
+        raise ValueError(f"expected a number of workers or auto, got {text!r}") from None
+    if not 1 <= value <= MAX_WORKERS:
+        raise ValueError(f"must be between 1 and {MAX_WORKERS} or auto, got {value}")
+    return WorkerCount(value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    """Processes: one (the default) or a supervisor with several workers on one machine."""
+
+    #: Worker processes: a number, or ``"auto"`` for one per CPU core. 1 (the default) is the
+    #: single-process server; more starts a supervisor, its workers and Redis (docs/deployment.md).
+    workers: WorkerCount = WorkerCount(1)
+    #: With several workers, worker k also listens on 127.0.0.1:<worker_port_base + k - 1>, so
+    #: one worker can be reached directly (tests, debugging); unset: no direct ports.
+    worker_port_base: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.workers != 0:
+            _check_range("server.workers", self.workers, 1, MAX_WORKERS)
+        if self.worker_port_base is not None:
+            _check_range("server.worker_port_base", self.worker_port_base, 1024, 65535)
+
+    @property
+    def worker_count(self) -> int:
+        """The number of workers, ``auto`` resolved to the machine's CPU cores."""
+        if self.workers == 0:
+            return max(1, min(MAX_WORKERS, available_cores()))
+        return int(self.workers)
+
+
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterConfig:
+    """What the workers of one machine share (used only with more than one worker)."""
+
+    #: Redis the workers share, e.g. ``redis://127.0.0.1:6379/0`` or ``unix:///run/redis.sock``;
+    #: unset: the server starts a private redis-server on a Unix socket in the data dir.
+    redis_url: str | None = None
+    #: Address the workers' media pipes listen on and reach each other at.
+    pipe_host: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        if self.redis_url is not None:
+            parts = urlsplit(self.redis_url)
+            if parts.scheme not in _REDIS_SCHEMES or not (parts.netloc or parts.path):
+                _fail(
+                    "cluster.redis_url",
+                    "must be a redis://, rediss:// or unix:// URL, got " + repr(self.redis_url),
+                )
+        _check_ip("cluster.pipe_host", self.pipe_host)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """The whole server configuration."""
@@ -403,6 +482,8 @@ class Config:
     ticketing: TicketingConfig = field(default_factory=TicketingConfig)
     mail: MailConfig = field(default_factory=MailConfig)
     payments: PaymentsConfig = field(default_factory=PaymentsConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def with_overrides(
         self,
@@ -410,6 +491,7 @@ class Config:
         host: str | None = None,
         port: int | None = None,
         data_dir: Path | None = None,
+        workers: WorkerCount | None = None,
     ) -> Config:
         """Return a copy with the given command-line values applied (None keeps the value)."""
         http = self.http
@@ -417,8 +499,14 @@ class Config:
             http = dataclasses.replace(http, host=host)
         if port is not None:
             http = dataclasses.replace(http, port=port)
+        server = self.server
+        if workers is not None:
+            server = dataclasses.replace(server, workers=workers)
         return dataclasses.replace(
-            self, http=http, data_dir=self.data_dir if data_dir is None else data_dir
+            self,
+            http=http,
+            server=server,
+            data_dir=self.data_dir if data_dir is None else data_dir,
         )
 
 
@@ -489,6 +577,7 @@ class _Kind(enum.Enum):
     PATH = "a path"
     STR_LIST = "a list of strings"
     ICE_SERVERS = "a list of ICE server tables"
+    WORKERS = 'a number of workers or "auto"'
 
 
 _KIND_OF_TYPE: dict[object, _Kind] = {
@@ -499,6 +588,7 @@ _KIND_OF_TYPE: dict[object, _Kind] = {
     Path: _Kind.PATH,
     tuple[str, ...]: _Kind.STR_LIST,
     tuple[IceServer, ...]: _Kind.ICE_SERVERS,
+    WorkerCount: _Kind.WORKERS,
 }
 
 _SECTIONS: dict[str, type[typing.Any]] = {
@@ -516,6 +606,8 @@ _SECTIONS: dict[str, type[typing.Any]] = {
     "lifecycle": LifecycleConfig,
     "log": LogConfig,
     "webhooks": WebhooksConfig,
+    "server": ServerConfig,
+    "cluster": ClusterConfig,
 }
 
 
@@ -612,6 +704,13 @@ def _from_toml(key: _Key, value: object, name: str) -> object:
             if not isinstance(value, list):
                 wrong()
             return tuple(_ice_server(f"{name}[{i}]", item) for i, item in enumerate(value))
+        case _Kind.WORKERS:
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                wrong()
+            try:
+                return parse_workers(str(value))
+            except ValueError as exc:
+                _fail(name, str(exc))
 
 
 def _ice_server(name: str, value: object) -> IceServer:
@@ -684,6 +783,11 @@ def _from_env(key: _Key, text: str) -> object:
             except json.JSONDecodeError as exc:
                 _fail(name, f"invalid JSON: {exc}")
             return _from_toml(key, decoded, name)
+        case _Kind.WORKERS:
+            try:
+                return parse_workers(stripped)
+            except ValueError as exc:
+                _fail(name, str(exc))
 
 
 def _read_toml(path: Path) -> dict[str, object]:

@@ -4,6 +4,8 @@ The IDs come from context variables that the signalling connection sets (its tas
 task it starts inherit them), or from ``extra={"room_id": ..., "participant_id": ...}`` on a
 single call. JSON records carry ``ts`` (ISO-8601 UTC), ``level``, ``logger``, ``msg`` and,
 when known, ``room_id``, ``participant_id``, ``client`` (the client's address) and ``exc``.
+With several workers (``webinar serve --workers N``) every record also carries ``worker``:
+1..N, or 0 for the supervisor; the single-process server leaves it out.
 """
 
 from __future__ import annotations
@@ -42,8 +44,14 @@ def bind(
         client_var.set(client)
 
 
+#: This process's worker ID in every record (None: the single-process server, no field).
+_worker: int | None = None
+
+
 def _context(record: logging.LogRecord) -> dict[str, str]:
     found: dict[str, str] = {}
+    if _worker is not None:
+        found["worker"] = str(_worker)
     for name, var in _CONTEXT_FIELDS:
         value = getattr(record, name, None) or var.get()
         if value:
@@ -60,6 +68,8 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         entry.update(_context(record))
+        if _worker is not None:
+            entry["worker"] = _worker
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         if record.stack_info:
@@ -81,8 +91,11 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def configure(config: LogConfig) -> None:
-    """Send the root logger to standard error in the configured format and level."""
+def configure(config: LogConfig, *, worker: int | None = None) -> None:
+    """Send the root logger to standard error in the configured format and level; with
+    ``worker``, every record names that worker."""
+    global _worker
+    _worker = worker
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if config.format == "json" else TextFormatter())
     root = logging.getLogger()

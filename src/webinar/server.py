@@ -10,6 +10,11 @@ Signals:
   without the wait).
 - ``SIGHUP``: read the TLS certificate and key again; new connections get the new certificate,
   open ones (and so every live room) carry on. A bad pair is logged and the old one kept.
+
+A worker of ``webinar serve --workers N`` is this same process: it shares the HTTP port with
+the other workers (``SO_REUSEPORT``: the kernel spreads new connections over them) and, with
+``[server] worker_port_base``, also listens on its own loopback port. The supervisor passes
+the signals above on to every worker.
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ import asyncio
 import contextlib
 import enum
 import logging
+import os
 import signal
+import threading
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from webinar.app import CONNECTIONS, DRAINING, ROOMS, create_app
+from webinar.app import CONNECTIONS, DRAINING, ROOMS, WORKER, create_app
+from webinar.cluster.worker import DIRECT_HOST
 from webinar.config import Config, ConfigError
 from webinar.signalling import schema as s
 from webinar.storage.store import Store
@@ -37,6 +45,8 @@ logger = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT = 5.0
 #: How often the drain looks whether the rooms have ended.
 DRAIN_POLL = 0.2
+#: Longest a worker's cleanup may take once it stops (after the drain), before it exits anyway.
+WORKER_CLEANUP_LIMIT = 30.0
 
 
 def head_timeout_factory(server: web.Server, timeout: float) -> Callable[[], asyncio.BaseProtocol]:
@@ -60,6 +70,24 @@ def head_timeout_factory(server: web.Server, timeout: float) -> Callable[[], asy
         return handler
 
     return factory
+
+
+def _exit_now(signum: int, _frame: object) -> None:
+    os._exit(128 + signum)
+
+
+def _exit_if_stuck(seconds: float) -> None:
+    """A worker whose cleanup hangs (e.g. on a Redis that died with its supervisor) is ended
+    after ``seconds``: it must never linger holding the shared port. A thread, not the event
+    loop, keeps the time, so a blocked loop cannot stop it."""
+
+    def expire() -> None:
+        logger.error("cleanup still running after %.0f s: exiting", seconds)
+        os._exit(1)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
 
 
 class Stop(enum.Enum):
@@ -144,21 +172,41 @@ async def serve(
     loop = asyncio.get_running_loop()
     signals = Signals(tls.reload if tls is not None else None)
     handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-    listener: asyncio.Server | None = None
+    identity = app[WORKER]
+    listeners: list[asyncio.Server] = []
     try:
         assert runner.server is not None
-        listener = await loop.create_server(
-            head_timeout_factory(runner.server, config.http.header_timeout_seconds),
-            config.http.host,
-            config.http.port,
-            ssl=tls.context if tls is not None else None,
-            reuse_address=True,
+        factory = head_timeout_factory(runner.server, config.http.header_timeout_seconds)
+        ssl_context = tls.context if tls is not None else None
+        listeners.append(
+            await loop.create_server(
+                factory,
+                config.http.host,
+                config.http.port,
+                ssl=ssl_context,
+                reuse_address=True,
+                reuse_port=True if identity.clustered else None,
+            )
         )
+        if identity.direct_port is not None:
+            listeners.append(
+                await loop.create_server(
+                    factory, DIRECT_HOST, identity.direct_port, ssl=ssl_context, reuse_address=True
+                )
+            )
         loop.add_signal_handler(signal.SIGTERM, signals.terminate)
         loop.add_signal_handler(signal.SIGINT, signals.interrupt)
         loop.add_signal_handler(signal.SIGHUP, signals.hangup)
         scheme = "https" if tls is not None else "http"
         logger.info("listening on %s://%s:%d", scheme, config.http.host, config.http.port)
+        if identity.direct_port is not None:
+            logger.info(
+                "worker %d also on %s://%s:%d",
+                identity.worker_id,
+                scheme,
+                DIRECT_HOST,
+                identity.direct_port,
+            )
         if on_listening is not None:
             on_listening()
         stop = await signals.requested
@@ -167,9 +215,17 @@ async def serve(
     finally:
         for signum in handled:
             loop.remove_signal_handler(signum)
+            if identity.clustered and signum != signal.SIGHUP:
+                # A worker is stopping already: one more SIGINT/SIGTERM (the supervisor's
+                # second, or a late copy of the kernel's "parent died" signal, which comes once
+                # for each of the supervisor's threads) ends it at once, without the
+                # KeyboardInterrupt traceback the default handler would raise mid-cleanup.
+                signal.signal(signum, _exit_now)
         await signals.close()
-        if listener is not None:
+        for listener in listeners:
             listener.close()  # no new connections; runner.cleanup() closes the open ones
+        if identity.clustered:
+            _exit_if_stuck(WORKER_CLEANUP_LIMIT)
         await runner.cleanup()
 
 

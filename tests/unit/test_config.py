@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -326,6 +327,10 @@ def test_every_key_has_an_env_var() -> None:
         ("webhooks.retry_base_seconds", "WEBINAR_WEBHOOKS_RETRY_BASE_SECONDS"),
         ("webhooks.allow_private_addresses", "WEBINAR_WEBHOOKS_ALLOW_PRIVATE_ADDRESSES"),
         ("webhooks.log_retention_days", "WEBINAR_WEBHOOKS_LOG_RETENTION_DAYS"),
+        ("server.workers", "WEBINAR_SERVER_WORKERS"),
+        ("server.worker_port_base", "WEBINAR_SERVER_WORKER_PORT_BASE"),
+        ("cluster.redis_url", "WEBINAR_CLUSTER_REDIS_URL"),
+        ("cluster.pipe_host", "WEBINAR_CLUSTER_PIPE_HOST"),
     ]
 
 
@@ -387,3 +392,34 @@ def test_docs_example_loads(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, match.group(1)), {})
     assert config.http.public_url == "https://webinar.example.org"
     assert (config.ice.udp_port_min, config.ice.udp_port_max) == (40000, 40999)
+
+
+def test_workers_from_file_env_and_auto(tmp_path: Path) -> None:
+    assert load_config(None, {}).server.worker_count == 1
+    config = load_config(write(tmp_path, "[server]\nworkers = 3\n"), {})
+    assert config.server.worker_count == 3
+    auto = load_config(write(tmp_path, '[server]\nworkers = "auto"\n'), {})
+    assert auto.server.worker_count == len(os.sched_getaffinity(0))
+    assert load_config(None, {"WEBINAR_SERVER_WORKERS": "2"}).server.worker_count == 2
+    assert load_config(None, {"WEBINAR_SERVER_WORKERS": "auto"}).server.workers == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[server]\nworkers = 0\n", "server.workers: must be between 1 and 256 or auto, got 0"),
+        ('[server]\nworkers = "many"\n', "expected a number of workers or auto, got 'many'"),
+        ("[server]\nworkers = true\n", "server.workers: expected a number of workers"),
+        ("[server]\nworker_port_base = 80\n", "server.worker_port_base: must be between"),
+        ('[cluster]\nredis_url = "http://x"\n', "cluster.redis_url: must be a redis://"),
+        ('[cluster]\npipe_host = "nope"\n', "cluster.pipe_host: not an IP address"),
+    ],
+)
+def test_bad_worker_settings(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(write(tmp_path, text), {})
+
+
+def test_redis_urls_accepted() -> None:
+    for url in ("redis://127.0.0.1:6379/0", "rediss://h:6380", "unix:///run/redis.sock"):
+        assert load_config(None, {"WEBINAR_CLUSTER_REDIS_URL": url}).cluster.redis_url == url

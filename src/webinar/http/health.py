@@ -1,5 +1,9 @@
 """What operators and load balancers ask: ``/healthz`` (alive, with counts), ``/readyz`` (the
-store answers and the server is not draining) and ``/metrics`` (Prometheus text)."""
+store answers and the server is not draining) and ``/metrics`` (Prometheus text).
+
+With several workers any of them answers for all: ``/healthz`` lists every live worker (from
+the registry in Redis), ``/metrics`` merges every worker's series with a ``worker`` label. The
+top-level ``rooms`` and ``connections`` of ``/healthz`` are the answering worker's own."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from webinar import __version__
+from webinar.cluster.registry import Registry, WorkerInfo
 from webinar.http.metrics import Metrics
 from webinar.http.site import Pages, route
 from webinar.ids import same_secret
@@ -27,28 +32,44 @@ class Health(Pages):
     connections: Callable[[], int]
     draining: Callable[[], bool]
     webhooks: Callable[[], Webhooks | None]
+    #: This process as a worker entry (the single-process server: worker 0).
+    worker: Callable[[], WorkerInfo]
+    #: Every worker's view, with several workers; None for the single-process server.
+    registry: Callable[[], Registry | None]
+
+    async def _workers(self) -> tuple[WorkerInfo, list[WorkerInfo]]:
+        own = self.worker()
+        registry = self.registry()
+        return own, await registry.live_workers() if registry is not None else [own]
 
     @route("GET", "/healthz")
     async def healthz(self, _request: web.Request) -> web.Response:
         rooms = self.rooms()
+        own, workers = await self._workers()
         return web.json_response(
             {
                 "status": "ok",
                 "version": __version__,
                 "rooms": len(rooms.rooms()) if rooms else 0,
                 "connections": self.connections(),
+                "worker": own.worker_id,
+                "pid": own.pid,
+                "workers": [info.to_json() for info in workers],
             }
         )
 
     @route("GET", "/readyz")
     async def readyz(self, _request: web.Request) -> web.Response:
-        """Ready: the store answers and the server is not draining."""
+        """Ready: the store answers and this worker is not draining."""
         store_ok = await self.store.ping() if self.store.is_open else False
         draining = self.draining()
         ok = store_ok and not draining
-        return web.json_response(
-            {"ready": ok, "store": store_ok, "draining": draining}, status=200 if ok else 503
-        )
+        body: dict[str, object] = {"ready": ok, "store": store_ok, "draining": draining}
+        if self.registry() is not None:  # several workers: say which answered, and list all
+            own, workers = await self._workers()
+            body["worker"] = own.worker_id
+            body["workers"] = [info.to_json() for info in workers]
+        return web.json_response(body, status=200 if ok else 503)
 
     @route("GET", "/metrics")
     async def metrics_endpoint(self, request: web.Request) -> web.Response:
@@ -63,6 +84,9 @@ class Health(Pages):
         webhooks = self.webhooks()
         if webhooks is not None:
             text += webhooks.metrics_text()
+        registry = self.registry()
+        if registry is not None:
+            text = await registry.metrics(text)
         return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 

@@ -553,6 +553,8 @@ def setup_ticketing(
     site: Site,
     templates: Any,
     shared: SharedTicketing | None = None,
+    *,
+    jobs: bool = True,
 ) -> TicketingWeb:
     """Build ticketing for the app and add its pages; the result's hooks go to the dashboard
     (the JSON API, :class:`webinar.http.tickets_api.AdminApi`, builds on the result).
@@ -588,5 +590,6 @@ def setup_ticketing(
         finally:
             await reminders.stop()
 
-    app.cleanup_ctx.append(run_reminders)
+    if jobs:  # with several workers, only the one that runs the periodic jobs sends them
+        app.cleanup_ctx.append(run_reminders)
     return part

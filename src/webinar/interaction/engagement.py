@@ -183,7 +183,7 @@ def delete_personal_data(db: SyncStore, event_id: str) -> dict[str, int]:
     their images, the calls-to-action shown. One transaction: all or nothing."""
     conn = db.connection
     counts: dict[str, int] = {}
-    with transaction(conn):
+    with transaction(conn, immediate=True):
         counts["chat_messages"] = conn.execute(
             "DELETE FROM chat_messages WHERE event_id = ?", (event_id,)
         ).rowcount

@@ -241,7 +241,7 @@ def list_polls(core: SyncStore, event_id: str) -> list[Poll]:
 
 def save_answers(core: SyncStore, answers: tuple[Answer, ...]) -> None:
     conn = core.connection
-    with transaction(conn):
+    with transaction(conn, immediate=True):
         conn.executemany(
             "INSERT INTO poll_answers (poll_id, question_id, voter_key, participant_id, name,"
             " option_ids, text, correct, answered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"

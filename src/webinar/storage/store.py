@@ -5,6 +5,13 @@ it. :class:`Store` is the asyncio facade used by the server: it runs a ``SyncSto
 dedicated worker thread, so no SQLite call ever blocks the event loop. The CLI uses
 :meth:`Store.open_sync` directly; WAL mode makes a CLI and a running server safe on one file.
 
+Several processes (the workers of ``webinar serve --workers N``, the CLI) share the file: WAL
+lets readers run beside the one writer; a writer that finds the write lock taken waits for it
+(SQLite's busy handler, up to :data:`_BUSY_TIMEOUT_SECONDS`). A transaction that writes must
+start with ``BEGIN IMMEDIATE`` (``transaction(conn, immediate=True)``): a deferred one that
+reads first and writes later fails at once with ``SQLITE_BUSY`` when another process wrote in
+between, since the busy handler cannot help it. ``benchmarks/store_contention.py`` measures it.
+
 The schema is the ordered list :data:`MIGRATIONS`; ``PRAGMA user_version`` records how many of
 them a database has had. Never edit a released migration: append a new one.
 """
@@ -135,7 +142,8 @@ def transaction(
 ) -> Iterator[sqlite3.Connection]:
     """One explicit transaction on a connection opened with ``isolation_level=None``:
     ``BEGIN`` (``BEGIN IMMEDIATE`` to take the write lock at once), then ``COMMIT`` when the
-    block ends, or ``ROLLBACK`` and the exception raised again when it fails."""
+    block ends, or ``ROLLBACK`` and the exception raised again when it fails. A transaction
+    that writes must be ``immediate`` (several processes share the file; see the module)."""
     conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
     try:
         yield conn

@@ -702,7 +702,7 @@ def erase_people(conn: sqlite3.Connection, event_id: str) -> dict[str, int]:
     working and their reminders go with them. Reminders of registrations not yet sent
     are skipped (there is nobody to send them to)."""
     counts: dict[str, int] = {}
-    with transaction(conn):
+    with transaction(conn, immediate=True):
         conn.execute(
             "UPDATE reminders SET state = 'skipped'"
             " WHERE event_id = ? AND state = 'pending' AND registration_id IS NOT NULL",

@@ -173,7 +173,7 @@ def _body(delivery_id: str, item: Emitted) -> str:
 def sql_record(db: sqlite3.Connection, items: list[Emitted]) -> int:
     """Turn emitted events into pending deliveries, one per interested endpoint."""
     created = 0
-    with transaction(db):
+    with transaction(db, immediate=True):
         for item in items:
             if item.only_endpoint is not None:
                 row = db.execute(
@@ -228,7 +228,7 @@ def sql_attempted(
     status: str,
     next_attempt_at: float | None,
 ) -> None:
-    with transaction(db):
+    with transaction(db, immediate=True):
         db.execute(
             "INSERT INTO webhook_attempts (delivery_id, attempt, at, http_status, error,"
             " duration_ms) VALUES (?, ?, ?, ?, ?, ?)",

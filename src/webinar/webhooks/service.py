@@ -73,9 +73,22 @@ logger = logging.getLogger(__name__)
 class Webhooks:
     """Records emitted events as deliveries and sends them; one owned background task."""
 
-    def __init__(self, store: Store, config: WebhooksConfig) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: WebhooksConfig,
+        *,
+        deliver: bool = True,
+        poll_seconds: float = 60.0,
+    ) -> None:
+        """``deliver=False`` (every worker but the one running the periodic jobs): record
+        emitted events in the delivery log, send nothing. ``poll_seconds``: the longest wait
+        before the log is looked at again (short with several workers, whose deliveries
+        the sending worker learns about only from the database)."""
         self._store = store
         self._config = config
+        self._deliver = deliver
+        self._poll = poll_seconds
         self._queue: deque[Emitted] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -191,6 +204,9 @@ class Webhooks:
             self._wake.clear()
             try:
                 await self._record()
+                if not self._deliver:
+                    await self._wake.wait()
+                    continue
                 now = time.time()
                 due = await self._store.run_sql(functools.partial(sql_due, now=now, limit=BATCH))
                 if due:
@@ -206,7 +222,9 @@ class Webhooks:
             except Exception:
                 logger.exception("webhook delivery loop failed; trying again shortly")
                 next_at = time.time() + 5
-            wait = 60.0 if next_at is None else min(60.0, max(0.0, next_at - time.time()))
+            wait = (
+                self._poll if next_at is None else min(self._poll, max(0.0, next_at - time.time()))
+            )
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._wake.wait()
