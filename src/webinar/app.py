@@ -24,7 +24,7 @@ from webinar.cluster import redis as cluster_redis
 from webinar.cluster import worker
 from webinar.cluster.bus import Bus
 from webinar.cluster.pipes import Pipes
-from webinar.cluster.registry import Registry, WorkerInfo
+from webinar.cluster.registry import LiveWorkers, Registry, WorkerInfo
 from webinar.cluster.worker import WorkerIdentity
 from webinar.config import Config
 from webinar.http import forwarded, headers
@@ -126,7 +126,7 @@ class Peers:
     pipe_host: str = "127.0.0.1"
     pipe_ports: tuple[int, int] | None = None
     #: The set of live worker ids (the registry), for ending places of dead workers.
-    live_workers: Callable[[], Awaitable[set[int]]] | None = None
+    live_workers: Callable[[], Awaitable[LiveWorkers]] | None = None
 
 
 PEERS = web.AppKey("peers", Peers)
@@ -169,8 +169,8 @@ def create_app(
     app[DRAINING] = [False]
     if peers is None and identity.clustered and identity.redis_url is not None:
 
-        async def live_workers() -> set[int]:
-            return await app[REGISTRY].live_ids()
+        async def live_workers() -> LiveWorkers:
+            return await app[REGISTRY].live()
 
         peers = Peers(
             worker_id=identity.worker_id,
@@ -433,12 +433,12 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
                 await asyncio.sleep(1.0)
                 try:
                     live = await live_workers()
-                    for worker in pipes.workers() - live:
+                    for worker in pipes.workers() - live.ids:
                         pipes.forget_worker(worker)
                     if isinstance(seats, RedisSeats):
-                        for worker in set(range(1, peers.workers + 1)) - live:
+                        for worker in set(range(1, peers.workers + 1)) - live.ids:
                             await seats.forget_worker(worker)
-                    await replication.sweep(live, time.monotonic())
+                    await replication.sweep(live.alive, time.monotonic())
                     await replication.keep_recorders()
                 except Exception:
                     logger.exception("sweeping the places of dead workers failed")

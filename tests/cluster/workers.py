@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestServer
 from tests.helpers import LOOPBACK, RunningServer, make_config
 from tests.redis_server import RedisServer
 from webinar.app import Peers, create_app
+from webinar.cluster.registry import LiveWorkers
 from webinar.storage.store import Store
 
 
@@ -24,8 +25,8 @@ async def two_workers(
     config = make_config(data_dir)
     live_set = live if live is not None else {1, 2}
 
-    async def live_workers() -> set[int]:
-        return set(live_set)
+    async def live_workers() -> LiveWorkers:
+        return LiveWorkers(frozenset(live_set))
 
     servers: list[RunningServer] = []
     async with contextlib.AsyncExitStack() as stack:

@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -104,6 +105,21 @@ async def live_workers(redis: aioredis.Redis, workers: int) -> list[WorkerInfo]:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class LiveWorkers:
+    """Which workers are alive, and which life (process id) of each, when known."""
+
+    ids: frozenset[int]
+    pids: Mapping[int, int] = field(default_factory=dict)
+
+    def alive(self, worker_id: int, pid: int) -> bool:
+        """Whether ``pid`` of ``worker_id`` lives (an unknown life counts as alive)."""
+        if worker_id not in self.ids:
+            return False
+        known = self.pids.get(worker_id)
+        return known is None or pid == 0 or known == pid
+
+
 class Registry:
     """This worker's entry in Redis, kept fresh by one owned task; reads of every worker."""
 
@@ -124,6 +140,7 @@ class Registry:
         # whole grace (one that started first may not have written its entry yet).
         now = time.monotonic()
         self._seen: dict[int, float] = {wid: now for wid in range(1, identity.workers + 1)}
+        self._pids: dict[int, int] = {}  # the process each worker last registered
 
     async def start(self) -> None:
         await self.publish()
@@ -194,7 +211,15 @@ class Registry:
             return set(self._seen)
         for info in found:
             self._seen[info.worker_id] = now
+            self._pids[info.worker_id] = info.pid
         return {wid for wid, seen in self._seen.items() if now - seen <= DEAD_AFTER_SECONDS}
+
+    async def live(self) -> LiveWorkers:
+        """:meth:`live_ids` with the process of each (a worker restarted under the same ID
+        is another life: the participants of its former one are gone)."""
+        ids = await self.live_ids()
+        pids = {**self._pids, self.identity.worker_id: os.getpid()}
+        return LiveWorkers(frozenset(ids), pids)
 
     async def metrics(self, own_text: str) -> str:
         """Every live worker's /metrics text, merged with a ``worker`` label."""

@@ -192,6 +192,10 @@ class LiveRoom:
         self.worker_id = 0
         #: Which worker each participant's connection and each stream's publisher is on.
         self.worker_of: dict[str, int] = {}
+        #: And which life of that worker (its process id): a restarted worker's former
+        #: participants are gone although the worker's number is back.
+        self.incarnation_of: dict[str, int] = {}
+        self.incarnation = 0
         self.stream_worker: dict[str, int] = {}
         self._pending_producers: dict[str, Producer] = {}
         self._relaying: set[str] = set()  # streams whose pipe is being set up
@@ -276,6 +280,7 @@ class LiveRoom:
             "person_key": person_key,
             "ban_keys": keys,
             "token": secrets.token_urlsafe(24),
+            "pid": self.incarnation,
         }
         return Op("join", args, self.worker_id)
 
@@ -360,6 +365,7 @@ class LiveRoom:
             self._members[pid] = _Member(pid, peer)
         self._resume_tokens[op.args["token"]] = pid
         self.worker_of[pid] = op.worker
+        self.incarnation_of[pid] = int(op.args.get("pid", 0))
         return events
 
     def _op_resume(self, op: Op, origin: bool, peer: RoomPeer | None) -> list[RoomEvent]:
@@ -387,6 +393,7 @@ class LiveRoom:
             self._spawn(self._close_media(member))
             self._spawn(self._release_if_empty())
         self.worker_of[pid] = op.worker
+        self.incarnation_of[pid] = int(op.args.get("pid", 0))
         return self.state.reconnect(pid)
 
     def _op_leave(self, op: Op) -> list[RoomEvent]:
@@ -395,6 +402,7 @@ class LiveRoom:
             if holder == pid:
                 del self._resume_tokens[token]
         self.worker_of.pop(pid, None)
+        self.incarnation_of.pop(pid, None)
         self._spoke_at.pop(pid, None)
         if pid not in self.state.participants:
             return []
@@ -427,7 +435,11 @@ class LiveRoom:
         pid = self._resume_tokens.get(token)
         if pid is None or pid not in self._members:
             return None
-        self.apply(Op("resume", {"participant_id": pid}, self.worker_id), origin=True, peer=peer)
+        self.apply(
+            Op("resume", {"participant_id": pid, "pid": self.incarnation}, self.worker_id),
+            origin=True,
+            peer=peer,
+        )
         return self.state.get(pid)
 
     async def come_back(self, token: str, peer: RoomPeer) -> Participant | None:
@@ -436,8 +448,14 @@ class LiveRoom:
         pid = self._resume_tokens.get(token)
         if pid is None or pid not in self.state.participants:
             return None
-        await self.submit(Op("resume", {"participant_id": pid}, self.worker_id), peer)
+        await self.submit(
+            Op("resume", {"participant_id": pid, "pid": self.incarnation}, self.worker_id), peer
+        )
         return self.state.get(pid)
+
+    def _resume_op(self, participant_id: str) -> Op:
+        args = {"participant_id": participant_id, "pid": self.incarnation}
+        return Op("resume", args, self.worker_id)
 
     def disconnect(self, participant_id: str, peer: RoomPeer) -> None:
         """The participant's connection went away: media ends now, the place is kept

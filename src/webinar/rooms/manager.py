@@ -31,6 +31,8 @@ class Replication(Replicator, Protocol):
     """One webinar over several workers (webinar.signalling.replication)."""
 
     worker_id: int
+    #: This life of the worker (its process id).
+    incarnation: int
     relays: Relays | None
 
     async def attach(self, room: LiveRoom) -> None:
@@ -130,6 +132,7 @@ class RoomManager:
         room.replicator = replication
         room.relays = replication.relays
         room.worker_id = replication.worker_id
+        room.incarnation = replication.incarnation
         ready = self._ready[room.room_id] = asyncio.get_running_loop().create_future()
 
         async def attach() -> None:

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -148,6 +149,7 @@ class Replication:
     ) -> None:
         self._redis = redis
         self.worker_id = worker_id
+        self.incarnation = os.getpid()
         self.relays = relays
         self._replay_interaction = replay_interaction
         self._load_interaction = load_interaction
@@ -406,13 +408,19 @@ class Replication:
 
     # ------------------------------------------------------------------ workers that died
 
-    async def sweep(self, live_workers: set[int], now: float) -> None:
-        """End the places of participants whose worker died: disconnected at once (their
-        media is gone), gone after the resume grace unless they came back elsewhere."""
+    async def sweep(self, alive: Callable[[int, int], bool], now: float) -> None:
+        """End the places of participants whose worker died (or restarted: ``alive(worker,
+        incarnation)``): disconnected at once (their media is gone), gone after the resume
+        grace unless they came back through another worker."""
         for replica in list(self._replicas.values()):
             room = replica.room
             for pid, worker in list(room.worker_of.items()):
-                if worker in live_workers or worker == self.worker_id:
+                incarnation = room.incarnation_of.get(pid, 0)
+                if worker == self.worker_id:  # here: this life, or a former one (gone)
+                    gone = incarnation not in (0, self.incarnation)
+                else:
+                    gone = not alive(worker, incarnation)
+                if not gone:
                     replica.orphaned.pop(pid, None)
                     continue
                 since = replica.orphaned.setdefault(pid, now)
