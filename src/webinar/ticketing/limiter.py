@@ -58,6 +58,61 @@ class Attempt:
 
 
 @dataclass(slots=True)
+class WaitQueues:
+    """Attempts waiting for a place, per key: one woken per freed place, in turn."""
+
+    _queues: dict[str, deque[asyncio.Future[None]]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        """Keys with attempts waiting."""
+        return len(self._queues)
+
+    async def wait(self, key: str, seconds: float, *, first: bool = False) -> bool:
+        """Wait at most ``seconds`` for :meth:`wake` on ``key``; whether woken. ``first``:
+        at the head of the queue (a turn kept)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._queues.setdefault(key, deque())
+        if first:
+            queue.appendleft(waiter)
+        else:
+            queue.append(waiter)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), seconds)
+        except TimeoutError:
+            pass
+        except BaseException:
+            self.leave(key, waiter)
+            raise
+        if waiter.done():
+            return True
+        self.leave(key, waiter)
+        return False
+
+    def wake(self, key: str) -> None:
+        """Wake the first attempt waiting on ``key``."""
+        queue = self._queues.get(key)
+        while queue:
+            waiter = queue.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+        if queue is not None and not queue:
+            del self._queues[key]
+
+    def leave(self, key: str, waiter: asyncio.Future[None]) -> None:
+        """A waiter gives up: out of the queue, or its wake-up passed on if it had one."""
+        if waiter.done():
+            self.wake(key)
+            return
+        waiter.cancel()
+        queue = self._queues.get(key)
+        if queue is not None and waiter in queue:
+            queue.remove(waiter)
+            if not queue:
+                del self._queues[key]
+
+
+@dataclass(slots=True)
 class AttemptLimiter:
     per_client: int = FAILURES_PER_CLIENT
     per_event: int = FAILURES_PER_EVENT
@@ -66,7 +121,7 @@ class AttemptLimiter:
     max_wait: float = 10.0
     _counts: dict[str, _Count] = field(default_factory=dict)
     #: Attempts waiting for a place, per key whose attempts in flight hold them back.
-    _waiters: dict[str, deque[asyncio.Future[None]]] = field(default_factory=dict)
+    _waiters: WaitQueues = field(default_factory=lambda: WaitQueues())
 
     def _used(self, key: str, now: float) -> tuple[int, int, float | None]:
         """Failures in the window, attempts in flight, and the oldest failure's time."""
@@ -142,48 +197,11 @@ class AttemptLimiter:
                 return self._take(client, event_id)
             left = deadline - loop.time()
             if woken is not None and (key != woken or left <= 0):
-                self._wake(woken)  # not taking that place: the next waiter may
+                self._waiters.wake(woken)  # not taking that place: the next waiter may
             if key is None or left <= 0:
                 raise _limited(wait)
-            waiter: asyncio.Future[None] = loop.create_future()
-            queue = self._waiters.setdefault(key, deque())
-            if key == woken:
-                queue.appendleft(waiter)  # someone else took the place: keep its turn
-            else:
-                queue.append(waiter)
-            try:
-                await asyncio.wait_for(asyncio.shield(waiter), left)
-            except TimeoutError:
-                pass
-            except BaseException:
-                self._leave(key, waiter)
-                raise
-            woken = key if waiter.done() else None
-            if woken is None:
-                self._leave(key, waiter)
-
-    def _wake(self, key: str) -> None:
-        """Wake the first attempt waiting on ``key``."""
-        queue = self._waiters.get(key)
-        while queue:
-            waiter = queue.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                break
-        if queue is not None and not queue:
-            del self._waiters[key]
-
-    def _leave(self, key: str, waiter: asyncio.Future[None]) -> None:
-        """A waiter gives up: out of the queue, or its wake-up passed on if it had one."""
-        if waiter.done():
-            self._wake(key)
-            return
-        waiter.cancel()
-        queue = self._waiters.get(key)
-        if queue is not None and waiter in queue:
-            queue.remove(waiter)
-            if not queue:
-                del self._waiters[key]
+            # someone else took the place we were woken for: keep our turn
+            woken = key if await self._waiters.wait(key, left, first=key == woken) else None
 
     def uncounted(self) -> Attempt:
         """An attempt that guesses nothing (an open event's attendee): counted nowhere, so
@@ -208,7 +226,7 @@ class AttemptLimiter:
                 count.failures.append(failed_at)
             elif not count.failures and not count.pending:
                 del self._counts[key]
-            self._wake(key)
+            self._waiters.wake(key)
 
     def failed(self, client: str | None, event_id: str | None, now: float) -> None:
         """Count a failure that was not reserved first."""

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from webinar.tasks import stop_tasks
 
 from .books import Counted
 from .grants import Refusal, RefusalCode, SecondDevice
-from .limiter import FAILURES_PER_CLIENT, FAILURES_PER_EVENT, WINDOW_SECONDS
+from .limiter import FAILURES_PER_CLIENT, FAILURES_PER_EVENT, WINDOW_SECONDS, WaitQueues
 from .seats import Holder
 
 logger = logging.getLogger(__name__)
@@ -774,9 +773,7 @@ class RedisAttempts:
     _acquire: Any = field(init=False, repr=False)
     _resolver: Any = field(init=False, repr=False)
     #: Attempts on this worker waiting for answers, by the key they wait on.
-    _waiters: dict[str, deque[asyncio.Future[None]]] = field(
-        init=False, repr=False, default_factory=dict
-    )
+    _waiters: WaitQueues = field(init=False, repr=False, default_factory=lambda: WaitQueues())
 
     def __post_init__(self) -> None:
         _positive(
@@ -852,56 +849,21 @@ class RedisAttempts:
                     wait, which = await self._try(client, event_id, attempt.attempt_id, take=True)
             except Refusal:
                 if woken is not None:
-                    self._wake(woken)
+                    self._waiters.wake(woken)
                 raise
             if not wait:
                 return attempt
             left = deadline - loop.time()
             key = attempt.keys[which - 1] if which else None
             if woken is not None and (key != woken or left <= 0):
-                self._wake(woken)  # not taking that place: the next waiter may
+                self._waiters.wake(woken)  # not taking that place: the next waiter may
             if key is None or left <= 0:
                 raise _limited(wait)
-            waiter: asyncio.Future[None] = loop.create_future()
-            queue = self._waiters.setdefault(key, deque())
-            if key == woken:
-                queue.appendleft(waiter)  # another worker took the place: keep its turn
-            else:
-                queue.append(waiter)
-            try:
-                await asyncio.wait_for(asyncio.shield(waiter), min(delay, left))
-            except TimeoutError:
-                pass
-            except BaseException:
-                self._leave(key, waiter)
-                raise
-            woken = key if waiter.done() else None
-            if woken is None:
-                self._leave(key, waiter)
+            # another worker took the place we were woken for: keep our turn
+            woken = (
+                key if await self._waiters.wait(key, min(delay, left), first=key == woken) else None
+            )
             delay = min(delay * 2, self.poll)
-
-    def _wake(self, key: str) -> None:
-        """Wake the first attempt on this worker waiting on ``key``."""
-        queue = self._waiters.get(key)
-        while queue:
-            waiter = queue.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                break
-        if queue is not None and not queue:
-            del self._waiters[key]
-
-    def _leave(self, key: str, waiter: asyncio.Future[None]) -> None:
-        """A waiter gives up: out of the queue, or its wake-up passed on if it had one."""
-        if waiter.done():
-            self._wake(key)
-            return
-        waiter.cancel()
-        queue = self._waiters.get(key)
-        if queue is not None and waiter in queue:
-            queue.remove(waiter)
-            if not queue:
-                del self._waiters[key]
 
     def uncounted(self) -> Counted:
         return RedisAttempt(None, "-", (None, None), done=True)
@@ -931,7 +893,7 @@ class RedisAttempts:
             )
         for key in (own, event):
             if key is not None:
-                self._wake(key)  # one waiter here per answer; the others look again anyway
+                self._waiters.wake(key)  # one waiter here per answer; the others look again anyway
 
 
 def _limited(wait: int) -> Refusal:
