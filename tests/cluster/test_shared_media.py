@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from tests import media_support
 from tests.cluster.workers import two_workers
 from tests.redis_server import RedisServer
 from webinar.app import PIPES
@@ -16,20 +16,8 @@ from webinar.client.media import ClipTrack, make_opus_clip, make_vp8_clip
 from webinar.client.peer import WebinarClient
 
 pytestmark = pytest.mark.media
-LOOPBACK = ["127.0.0.1"]
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[WebinarClient]]:
-    made: list[WebinarClient] = []
-    yield made
-    await asyncio.gather(*(c.close() for c in made))
-
-
-def client(made: list[WebinarClient], base: str, mode: str = "count") -> WebinarClient:
-    c = WebinarClient(base, mode=mode, host_addresses=LOOPBACK)  # type: ignore[arg-type]
-    made.append(c)
-    return c
+clients = media_support.clients
+client = media_support.client
 
 
 async def until(check: object, within: float = 20.0) -> None:

@@ -14,31 +14,20 @@ import av
 import pytest
 from aiortc.mediastreams import MediaStreamTrack
 
+from tests import media_support
 from tests.helpers import RunningServer, running_server
 from webinar.client.media import ClipTrack, make_opus_clip, make_vp8_clip
 from webinar.client.peer import ClientError, WebinarClient
 
 pytestmark = pytest.mark.media
-LOOPBACK = ["127.0.0.1"]
+clients = media_support.clients
+client = media_support.client
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
     async with running_server(tmp_path / "data") as srv:
         yield srv
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[WebinarClient]]:
-    made: list[WebinarClient] = []
-    yield made
-    await asyncio.gather(*(c.close() for c in made))
-
-
-def client(made: list[WebinarClient], base: str, mode: str = "count") -> WebinarClient:
-    c = WebinarClient(base, mode=mode, host_addresses=LOOPBACK)  # type: ignore[arg-type]
-    made.append(c)
-    return c
 
 
 async def grows(c: WebinarClient, kind: str, seconds: float = 1.5) -> int:
