@@ -292,8 +292,9 @@ class LiveRoom:
             return self.apply(op, origin=True, peer=peer)
         return await self.replicator.submit(self, op, peer)
 
-    def submit_soon(self, op: Op) -> None:
-        """Run ``op`` from a callback: at once with one worker, else in a task."""
+    def submit_soon(self, op: Op, *, failed: Callable[[], None] | None = None) -> None:
+        """Run ``op`` from a callback: at once with one worker (a refusal raises), else in
+        a task (``failed()`` when it is refused or cannot be logged)."""
         if self.replicator is None:
             self.apply(op, origin=True)
             return
@@ -301,10 +302,11 @@ class LiveRoom:
         async def run() -> None:
             try:
                 await self.submit(op)
-            except RoomError:
-                pass
             except Exception as exc:
-                logger.warning("room op %s could not be logged: %s", op.name, exc)
+                if not isinstance(exc, RoomError):
+                    logger.warning("room op %s could not be logged: %s", op.name, exc)
+                if failed is not None:
+                    failed()
 
         self._spawn(run())
 
@@ -604,22 +606,14 @@ class LiveRoom:
             kind=producer.kind.value,
         )
         self._pending_producers[producer.id] = producer
+
+        def refused() -> None:
+            pending = self._pending_producers.pop(producer.id, None)
+            if pending is not None:
+                pending.close(CloseReason.UNPUBLISHED)
+
         op = Op("add_stream", {"stream": stream_json(stream)}, self.worker_id)
-        if self.replicator is None:
-            self.apply(op, origin=True)
-            return
-
-        async def run() -> None:
-            try:
-                await self.submit(op)
-            except Exception as exc:
-                if not isinstance(exc, RoomError):
-                    logger.exception("could not add stream %s", producer.id)
-                pending = self._pending_producers.pop(producer.id, None)
-                if pending is not None:
-                    pending.close(CloseReason.UNPUBLISHED)
-
-        self._spawn(run())
+        self.submit_soon(op, failed=refused)
 
     def _producer_closed(self, producer: Producer, reason: CloseReason) -> None:
         if self._producers.get(producer.id) is producer:
