@@ -2,6 +2,7 @@
 """Fan-out benchmark: one publisher, N subscribers, SFU CPU per forwarded packet.
 
     python benchmarks/fanout.py --subscribers 50 --seconds 20 [--peer janus]
+    python benchmarks/fanout.py --subscribers 100 --server-workers 1,2
 
 Starts our server (``python -m webinar serve``) as a subprocess on a free loopback
 port with a fresh temporary data dir, creates an event, and runs one publisher that
@@ -14,6 +15,10 @@ subscriber received, and the SFU process's CPU time from /proc.
 Prints exactly one JSON line on stdout; everything else goes to stderr. With
 ``--peer janus`` the same load also runs against Janus VideoRoom (with its default
 threading and with ``event_loops`` set) and the results are nested in that line.
+With ``--server-workers 1,2`` our server runs once per count, in that order (``--workers N``
+with a direct port per worker; 1 is the plain single process): the publisher joins worker 1,
+subscriber i joins worker (i mod N) + 1, the server's CPU is the supervisor's, every worker's
+and the private redis-server's, and the results are nested under ``by_workers``.
 All traffic stays on 127.0.0.1. See benchmarks/README.md for the keys.
 """
 
@@ -540,6 +545,23 @@ def _free_port_run(count: int) -> int:
     raise RuntimeError(f"no {count} free ports in a row")
 
 
+def _pinned(cpus: frozenset[int]) -> Callable[[], None]:
+    def child() -> None:
+        _die_with_parent()
+        os.sched_setaffinity(0, cpus)
+
+    return child
+
+
+def _cpu_list(text: str) -> frozenset[int]:
+    """``0-3,8`` -> {0, 1, 2, 3, 8}."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return frozenset(cpus)
+
+
 def _fetch(url: str) -> str:
     with _HTTP.open(url, timeout=5) as response:
         return str(response.read().decode())
@@ -548,9 +570,12 @@ def _fetch(url: str) -> str:
 class OurServer(Target):
     name = "webinar server"
 
-    def __init__(self, tmp: Path, workers: int | None = None) -> None:
+    def __init__(
+        self, tmp: Path, workers: int | None = None, cpus: frozenset[int] | None = None
+    ) -> None:
         """``workers`` None: the plain server as always; 1: the same, in its own folder
-        (``--server-workers``); more: ``--workers N`` with a direct port per worker."""
+        (``--server-workers``); more: ``--workers N`` with a direct port per worker.
+        ``cpus``: the server (and every process it starts) runs on these CPUs only."""
         self.workers = workers or 1
         if workers is not None:
             tmp = tmp / f"workers-{workers}"
@@ -590,7 +615,7 @@ class OurServer(Target):
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_die_with_parent if cpus is None else _pinned(cpus),
             )
         self.ready_url = self.url + "/healthz"
         self._worker_pids: list[int] = [self.process.pid]
@@ -916,6 +941,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated worker counts (e.g. 1,2): run our server with each, in this order, "
         "subscribers spread evenly over the workers; results under by_workers",
     )
+    p.add_argument(
+        "--server-cpus",
+        help="run our server on these CPUs only (e.g. 0-7; the clients stay where this script "
+        "runs: pin it with taskset to other CPUs)",
+    )
     p.add_argument("-v", "--verbose", action="count", default=0)
     args = p.parse_args(argv)
     if args.subscribers < 1 or args.seconds <= 0 or args.workers < 1:
@@ -932,6 +962,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if args.peer or args.skip_ours:
             p.error("--server-workers runs our server only (no --peer)")
         args.server_workers = counts
+    try:
+        args.server_cpus = _cpu_list(args.server_cpus) if args.server_cpus else None
+    except ValueError:
+        p.error("--server-cpus takes a CPU list such as 0-3,8")
     return args
 
 
@@ -1027,7 +1061,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.server_workers is not None:
                 by_workers: dict[str, Any] = {}
                 for count in args.server_workers:
-                    by_workers[str(count)] = run(OurServer(tmp, count), "ours", per_worker=True)
+                    by_workers[str(count)] = run(
+                        OurServer(tmp, count, args.server_cpus), "ours", per_worker=True
+                    )
                     log.info("%d worker(s): %s", count, json.dumps(by_workers[str(count)]))
                 result = {
                     "subscribers": args.subscribers,
@@ -1042,7 +1078,7 @@ def main(argv: list[str] | None = None) -> int:
                             many = by_workers[str(count)]["sends_per_core_second"]
                             result[f"efficiency_{count}_vs_1"] = round(many / one, 3)
             elif not args.skip_ours:
-                result = run(OurServer(tmp), "ours")
+                result = run(OurServer(tmp, cpus=args.server_cpus), "ours")
                 log.info("ours: %s", json.dumps(result))
             else:
                 result = {"subscribers": args.subscribers, "seconds": args.seconds}
