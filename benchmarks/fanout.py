@@ -193,6 +193,7 @@ class WorkerSpec:
     credential: str | None = None
     count: int = 1
     first: int = 0  # index of the first subscriber (for names)
+    stride: int = 1  # the i-th subscriber is subscriber first + i * stride
     clips: tuple[EncodedClip, EncodedClip] | None = None  # publisher: (video, audio)
     feed_id: int | None = None  # Janus: the publisher's feed
     join_concurrency: int = 8
@@ -201,7 +202,11 @@ class WorkerSpec:
 
     def subscriber_url(self, i: int) -> str:
         """The URL the worker's ``i``-th subscriber joins."""
-        return self.urls[(self.first + i) % len(self.urls)] if self.urls else self.url
+        return self.urls[self.subscriber(i) % len(self.urls)] if self.urls else self.url
+
+    def subscriber(self, i: int) -> int:
+        """The index (over all client processes) of this process's ``i``-th subscriber."""
+        return self.first + i * self.stride
 
 
 class Clients:
@@ -260,7 +265,7 @@ class Clients:
 
             async def join(i: int, client: WebinarClient) -> None:
                 async with gate:
-                    await client.join(spec.event_id, f"Viewer {spec.first + i + 1}")
+                    await client.join(spec.event_id, f"Viewer {spec.subscriber(i) + 1}")
 
             await asyncio.gather(*(join(i, c) for i, c in enumerate(clients)))
         else:
@@ -691,6 +696,7 @@ class Settings:
     workers: int
     join_concurrency: int
     rcvbuf: int
+    interleave: bool
     setup_timeout: float
     log_level: int
 
@@ -754,8 +760,12 @@ def run_load(
         processes = max(1, min(settings.workers, n))
         subscriber_workers: list[Worker] = []
         first = 0
+        specs: list[WorkerSpec] = []
         for i in range(processes):
             count = n // processes + (1 if i < n % processes else 0)
+            stride = 1
+            if settings.interleave:  # process i has subscribers i, i + P, i + 2P, ...
+                first, stride, count = i, processes, len(range(i, n, processes))
             subscriber_workers.append(
                 Worker(
                     ctx,
@@ -768,6 +778,7 @@ def run_load(
                         event_id=target.event_id,
                         count=count,
                         first=first,
+                        stride=stride,
                         feed_id=feed_id,
                         join_concurrency=settings.join_concurrency,
                         rcvbuf=settings.rcvbuf,
@@ -775,6 +786,7 @@ def run_load(
                     ),
                 )
             )
+            specs.append(subscriber_workers[-1].spec)
             first += count
         workers.extend(subscriber_workers)
         ready = _wait_until(
@@ -829,6 +841,7 @@ def run_load(
         for a, b in zip(s0[1:], s1[1:], strict=True)
         for (v0, a0), (v1, a1) in zip(a["received"], b["received"], strict=True)
     ]
+    subscriber_ids = [spec.subscriber(i) for spec in specs for i in range(spec.count)]
     ratios = [(v + a) / expected if expected else 0.0 for v, a in received]
     forwarded = sum(v + a for v, a in received)
     cpu = cpu1 - cpu0
@@ -871,9 +884,9 @@ def run_load(
     }
     if not per_worker:
         return out
-    # Subscriber g joined worker (g mod N) + 1; ``received`` is in the order of g.
+    # Subscriber g joined worker (g mod N) + 1.
     by_worker = [{"subscribers": 0, "sends": 0} for _ in range(server_workers)]
-    for g, (v, a) in enumerate(received):
+    for g, (v, a) in zip(subscriber_ids, received, strict=True):
         by_worker[g % server_workers]["subscribers"] += 1
         by_worker[g % server_workers]["sends"] += v + a
     worker_cpu = [c1 - c0 for c0, c1 in zip(o0["workers"], o1["workers"], strict=True)]
@@ -920,6 +933,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--workers", type=int, default=2, help="subscriber processes (the publisher has its own)"
+    )
+    p.add_argument(
+        "--client-layout",
+        choices=["blocks", "interleaved"],
+        default="blocks",
+        help="which subscribers each client process holds: consecutive blocks, or every P-th "
+        "(with as many client processes as server workers, each process then receives from "
+        "one worker only)",
     )
     p.add_argument("--join-concurrency", type=int, default=8, help="joins in flight per worker")
     p.add_argument(
@@ -1009,6 +1030,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         join_concurrency=args.join_concurrency,
         rcvbuf=args.client_rcvbuf,
+        interleave=args.client_layout == "interleaved",
         setup_timeout=30 + 0.5 * args.subscribers,
         log_level=logging.INFO if args.verbose else logging.WARNING,
     )
