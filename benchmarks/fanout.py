@@ -2,6 +2,7 @@
 """Fan-out benchmark: one publisher, N subscribers, SFU CPU per forwarded packet.
 
     python benchmarks/fanout.py --subscribers 50 --seconds 20 [--peer janus]
+    python benchmarks/fanout.py --subscribers 100 --server-workers 1,2
 
 Starts our server (``python -m webinar serve``) as a subprocess on a free loopback
 port with a fresh temporary data dir, creates an event, and runs one publisher that
@@ -14,6 +15,10 @@ subscriber received, and the SFU process's CPU time from /proc.
 Prints exactly one JSON line on stdout; everything else goes to stderr. With
 ``--peer janus`` the same load also runs against Janus VideoRoom (with its default
 threading and with ``event_loops`` set) and the results are nested in that line.
+With ``--server-workers 1,2`` our server runs once per count, in that order (``--workers N``
+with a direct port per worker; 1 is the plain single process): the publisher joins worker 1,
+subscriber i joins worker (i mod N) + 1, the server's CPU is the supervisor's, every worker's
+and the private redis-server's, and the results are nested under ``by_workers``.
 All traffic stays on 127.0.0.1. See benchmarks/README.md for the keys.
 """
 
@@ -182,14 +187,26 @@ class WorkerSpec:
     peer: Peer
     url: str  # our server's base URL, or Janus's HTTP API URL
     event_id: str = ""
+    #: Our server with several workers: subscriber g joins urls[g % len(urls)] (each a
+    #: worker's direct port); empty: every subscriber joins ``url``.
+    urls: tuple[str, ...] = ()
     credential: str | None = None
     count: int = 1
     first: int = 0  # index of the first subscriber (for names)
+    stride: int = 1  # the i-th subscriber is subscriber first + i * stride
     clips: tuple[EncodedClip, EncodedClip] | None = None  # publisher: (video, audio)
     feed_id: int | None = None  # Janus: the publisher's feed
     join_concurrency: int = 8
     rcvbuf: int = 0  # SO_RCVBUF for the clients' sockets; 0 keeps the default
     log_level: int = logging.WARNING
+
+    def subscriber_url(self, i: int) -> str:
+        """The URL the worker's ``i``-th subscriber joins."""
+        return self.urls[self.subscriber(i) % len(self.urls)] if self.urls else self.url
+
+    def subscriber(self, i: int) -> int:
+        """The index (over all client processes) of this process's ``i``-th subscriber."""
+        return self.first + i * self.stride
 
 
 class Clients:
@@ -241,14 +258,14 @@ class Clients:
         gate = asyncio.Semaphore(spec.join_concurrency)
         if spec.peer == "ours":
             clients = [
-                WebinarClient(spec.url, mode="count", host_addresses=[LOOPBACK])
-                for _ in range(spec.count)
+                WebinarClient(spec.subscriber_url(i), mode="count", host_addresses=[LOOPBACK])
+                for i in range(spec.count)
             ]
             self._ours.extend(clients)
 
             async def join(i: int, client: WebinarClient) -> None:
                 async with gate:
-                    await client.join(spec.event_id, f"Viewer {spec.first + i + 1}")
+                    await client.join(spec.event_id, f"Viewer {spec.subscriber(i) + 1}")
 
             await asyncio.gather(*(join(i, c) for i, c in enumerate(clients)))
         else:
@@ -473,6 +490,22 @@ class Target:
                 f"{self.name} exited with {self.process.returncode}:\n{tail(self.log_path)}"
             )
 
+    def worker_urls(self) -> list[str]:
+        """Where the clients of each server worker join (worker 1 first)."""
+        return [self.url]
+
+    def worker_pids(self) -> list[int]:
+        """The process of each server worker (worker 1 first)."""
+        return [self.process.pid]
+
+    def server_pids(self) -> list[int]:
+        """Every process whose CPU counts as the server's."""
+        return [self.process.pid]
+
+    def pipe_packets(self) -> list[dict[str, int]]:
+        """Each worker's ``webinar_pipe_packets_total`` by direction (none with one worker)."""
+        return [{"out": 0, "in": 0} for _ in self.worker_pids()]
+
 
 def _server_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WEBINAR_")}
@@ -482,12 +515,85 @@ def _server_env() -> dict[str, str]:
     return env
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (children of all its threads, recursively)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            with contextlib.suppress(OSError), open(f"/proc/{parent}/task/{task}/children") as f:
+                kids = [int(p) for p in f.read().split()]
+                found += kids
+                todo += kids
+    return found
+
+
+def _free_port_run(count: int) -> int:
+    """A port whose next ``count - 1`` ports are free too (the workers' direct ports)."""
+    for _ in range(100):
+        base = free_port()
+        if base + count - 1 > 65535:
+            continue
+        try:
+            with contextlib.ExitStack() as stack:
+                for k in range(1, count):
+                    probe = stack.enter_context(socket.socket())
+                    probe.bind((LOOPBACK, base + k))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError(f"no {count} free ports in a row")
+
+
+def _pinned(cpus: frozenset[int]) -> Callable[[], None]:
+    def child() -> None:
+        _die_with_parent()
+        os.sched_setaffinity(0, cpus)
+
+    return child
+
+
+def _cpu_list(text: str) -> frozenset[int]:
+    """``0-3,8`` -> {0, 1, 2, 3, 8}."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return frozenset(cpus)
+
+
+def _fetch(url: str) -> str:
+    with _HTTP.open(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
 class OurServer(Target):
     name = "webinar server"
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(
+        self, tmp: Path, workers: int | None = None, cpus: frozenset[int] | None = None
+    ) -> None:
+        """``workers`` None: the plain server as always; 1: the same, in its own folder
+        (``--server-workers``); more: ``--workers N`` with a direct port per worker.
+        ``cpus``: the server (and every process it starts) runs on these CPUs only."""
+        self.workers = workers or 1
+        if workers is not None:
+            tmp = tmp / f"workers-{workers}"
+            tmp.mkdir()
+            self.name = f"webinar server ({workers} worker{'s' if workers > 1 else ''})"
         data_dir = tmp / "data"
         env = _server_env()
+        extra: list[str] = []
+        self.port_base: int | None = None
+        if self.workers > 1:
+            self.port_base = _free_port_run(self.workers)
+            env["WEBINAR_SERVER_WORKER_PORT_BASE"] = str(self.port_base)
+            extra = ["--workers", str(self.workers)]
         created = subprocess.run(
             [
                 *(sys.executable, "-m", "webinar", "event", "create"),
@@ -508,15 +614,62 @@ class OurServer(Target):
             self.process = subprocess.Popen(
                 [
                     *(sys.executable, "-m", "webinar", "serve", "--host", LOOPBACK),
-                    *("--port", str(port), "--data-dir", str(data_dir)),
+                    *("--port", str(port), "--data-dir", str(data_dir), *extra),
                 ],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_die_with_parent if cpus is None else _pinned(cpus),
             )
         self.ready_url = self.url + "/healthz"
+        self._worker_pids: list[int] = [self.process.pid]
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        super().wait_ready(timeout)
+        if self.workers == 1:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_alive()
+            try:
+                # Every worker answers on its direct port and lists all of them.
+                bodies = [json.loads(_fetch(u + "/healthz")) for u in self.worker_urls()]
+                pids = {w["id"]: w["pid"] for w in bodies[0]["workers"]}
+                if all(len(b["workers"]) == self.workers for b in bodies):
+                    self._worker_pids = [pids[k] for k in range(1, self.workers + 1)]
+                    return
+            except (OSError, ValueError, KeyError):
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name}: not {self.workers} workers within {timeout} s")
+            time.sleep(0.2)
+
+    def worker_urls(self) -> list[str]:
+        if self.port_base is None:
+            return [self.url]
+        return [f"http://{LOOPBACK}:{self.port_base + k}" for k in range(self.workers)]
+
+    def worker_pids(self) -> list[int]:
+        return list(self._worker_pids)
+
+    def server_pids(self) -> list[int]:
+        return [self.process.pid, *_descendants(self.process.pid)]
+
+    def pipe_packets(self) -> list[dict[str, int]]:
+        if self.workers == 1:
+            return super().pipe_packets()
+        out: list[dict[str, int]] = []
+        for k, url in enumerate(self.worker_urls(), 1):
+            # A worker's own samples are fresh; the others' come from Redis (up to 1 s old).
+            counts = {"out": 0, "in": 0}
+            for line in _fetch(url + "/metrics").splitlines():
+                for direction in counts:
+                    prefix = f'webinar_pipe_packets_total{{worker="{k}",direction="{direction}"}} '
+                    if line.startswith(prefix):
+                        counts[direction] = int(line.removeprefix(prefix))
+            out.append(counts)
+        return out
 
 
 class JanusServer(Target):
@@ -543,6 +696,7 @@ class Settings:
     workers: int
     join_concurrency: int
     rcvbuf: int
+    interleave: bool
     setup_timeout: float
     log_level: int
 
@@ -574,10 +728,16 @@ def run_load(
     clips: tuple[EncodedClip, EncodedClip],
     settings: Settings,
     ctx: Any,
+    *,
+    per_worker: bool = False,
 ) -> dict[str, Any]:
+    """One load against ``target``. ``per_worker``: also the keys of ``--server-workers``
+    (``server_workers``, ``per_worker``, ``relay_pps``, ``supervisor_redis_cpu``)."""
     n = settings.subscribers
     workers: list[Worker] = []
     began = time.monotonic()
+    urls = target.worker_urls()
+    server_workers = len(urls)
     try:
         publisher = Worker(
             ctx,
@@ -585,7 +745,7 @@ def run_load(
                 index=0,
                 role="publisher",
                 peer=peer,
-                url=target.url,
+                url=urls[0],
                 event_id=target.event_id,
                 credential=target.credential,
                 clips=clips,
@@ -600,8 +760,12 @@ def run_load(
         processes = max(1, min(settings.workers, n))
         subscriber_workers: list[Worker] = []
         first = 0
+        specs: list[WorkerSpec] = []
         for i in range(processes):
             count = n // processes + (1 if i < n % processes else 0)
+            stride = 1
+            if settings.interleave:  # process i has subscribers i, i + P, i + 2P, ...
+                first, stride, count = i, processes, len(range(i, n, processes))
             subscriber_workers.append(
                 Worker(
                     ctx,
@@ -610,9 +774,11 @@ def run_load(
                         role="subscribers",
                         peer=peer,
                         url=target.url,
+                        urls=tuple(urls) if server_workers > 1 else (),
                         event_id=target.event_id,
                         count=count,
                         first=first,
+                        stride=stride,
                         feed_id=feed_id,
                         join_concurrency=settings.join_concurrency,
                         rcvbuf=settings.rcvbuf,
@@ -620,6 +786,7 @@ def run_load(
                     ),
                 )
             )
+            specs.append(subscriber_workers[-1].spec)
             first += count
         workers.extend(subscriber_workers)
         ready = _wait_until(
@@ -634,30 +801,33 @@ def run_load(
         log.info("%s: %d subscribers receive media after %.1f s", target.name, n, setup_s)
         time.sleep(settings.warmup)
 
-        pid = target.process.pid
+        server_pids = target.server_pids()  # with workers: supervisor, workers, redis-server
+        worker_pids = target.worker_pids()
         client_pids = [w.pid for w in workers]
 
-        def snapshot() -> tuple[float, float, dict[str, float], list[dict[str, Any]]]:
+        def snapshot() -> tuple[float, float, dict[str, Any], list[dict[str, Any]]]:
             """Pause the publisher, let in-flight packets arrive, then read every counter."""
             target.check_alive()
             paused_at = float(publisher.ask("pause")["t"])
             time.sleep(settings.drain)
-            cpu = cpu_seconds(pid)
+            cpus = {p: cpu_seconds(p) for p in server_pids}
             for w in workers:
                 w.conn.send(("snapshot",))
             other = {
                 "clients": sum(cpu_seconds(p) for p in client_pids),
                 "host": host_busy_seconds(),
-                "sfu_drops": udp_drops([pid]),
+                "sfu_drops": udp_drops(server_pids),
                 "client_drops": udp_drops(client_pids),
+                "workers": [cpus[p] for p in worker_pids],
+                "pipes": target.pipe_packets() if per_worker else [],
             }
-            return paused_at, cpu, other, [w.receive(10) for w in workers]
+            return paused_at, sum(cpus.values()), other, [w.receive(10) for w in workers]
 
         _, cpu0, o0, s0 = snapshot()
         t0 = float(publisher.ask("resume")["t"])
         time.sleep(settings.seconds)
         t1, cpu1, o1, s1 = snapshot()
-        rss = rss_mb(pid)
+        rss = sum(rss_mb(p) for p in server_pids)
         load = os.getloadavg()[0]
     finally:
         for w in reversed(workers):
@@ -671,12 +841,13 @@ def run_load(
         for a, b in zip(s0[1:], s1[1:], strict=True)
         for (v0, a0), (v1, a1) in zip(a["received"], b["received"], strict=True)
     ]
+    subscriber_ids = [spec.subscriber(i) for spec in specs for i in range(spec.count)]
     ratios = [(v + a) / expected if expected else 0.0 for v, a in received]
     forwarded = sum(v + a for v, a in received)
     cpu = cpu1 - cpu0
     sends = forwarded / cpu if cpu > 0 else float("inf")
     frames = {k: s1[0]["frames"][k] - s0[0]["frames"][k] for k in ("video", "audio")}
-    return {
+    out = {
         "subscribers": n,
         "seconds": settings.seconds,
         "publisher_pps": round(expected / wall, 1),
@@ -711,6 +882,29 @@ def run_load(
         "window_s": round(wall, 3),
         "setup_s": round(setup_s, 1),
     }
+    if not per_worker:
+        return out
+    # Subscriber g joined worker (g mod N) + 1.
+    by_worker = [{"subscribers": 0, "sends": 0} for _ in range(server_workers)]
+    for g, (v, a) in zip(subscriber_ids, received, strict=True):
+        by_worker[g % server_workers]["subscribers"] += 1
+        by_worker[g % server_workers]["sends"] += v + a
+    worker_cpu = [c1 - c0 for c0, c1 in zip(o0["workers"], o1["workers"], strict=True)]
+    relayed = sum(p1["out"] - p0["out"] for p0, p1 in zip(o0["pipes"], o1["pipes"], strict=True))
+    out["server_workers"] = server_workers
+    out["per_worker"] = [
+        {
+            "subscribers": w["subscribers"],
+            "cpu": round(c, 3),
+            "sends": w["sends"],
+            "share": round(w["sends"] / forwarded, 4) if forwarded else 0.0,
+            "sends_per_core_second": round(w["sends"] / c) if c > 0 else None,
+        }
+        for w, c in zip(by_worker, worker_cpu, strict=True)
+    ]
+    out["relay_pps"] = round(relayed / wall, 1)
+    out["supervisor_redis_cpu"] = round((cpu - sum(worker_cpu)) / wall, 4)
+    return out
 
 
 # --------------------------------------------------------------------------- main
@@ -740,6 +934,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--workers", type=int, default=2, help="subscriber processes (the publisher has its own)"
     )
+    p.add_argument(
+        "--client-layout",
+        choices=["blocks", "interleaved"],
+        default="blocks",
+        help="which subscribers each client process holds: consecutive blocks, or every P-th "
+        "(with as many client processes as server workers, each process then receives from "
+        "one worker only)",
+    )
     p.add_argument("--join-concurrency", type=int, default=8, help="joins in flight per worker")
     p.add_argument(
         "--client-rcvbuf",
@@ -755,12 +957,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--janus-rtp-ports", default="20000-20999", help="Janus's RTP port range")
     p.add_argument("--skip-ours", action="store_true", help="with --peer janus: only run Janus")
+    p.add_argument(
+        "--server-workers",
+        help="comma-separated worker counts (e.g. 1,2): run our server with each, in this order, "
+        "subscribers spread evenly over the workers; results under by_workers",
+    )
+    p.add_argument(
+        "--server-cpus",
+        help="run our server on these CPUs only (e.g. 0-7; the clients stay where this script "
+        "runs: pin it with taskset to other CPUs)",
+    )
     p.add_argument("-v", "--verbose", action="count", default=0)
     args = p.parse_args(argv)
     if args.subscribers < 1 or args.seconds <= 0 or args.workers < 1:
         p.error("--subscribers, --seconds and --workers must be positive")
     if args.skip_ours and args.peer != "janus":
         p.error("--skip-ours needs --peer janus")
+    if args.server_workers is not None:
+        try:
+            counts = [int(x) for x in args.server_workers.split(",")]
+        except ValueError:
+            counts = []
+        if not counts or min(counts) < 1 or len(set(counts)) != len(counts):
+            p.error("--server-workers takes distinct positive counts, e.g. 1,2")
+        if args.peer or args.skip_ours:
+            p.error("--server-workers runs our server only (no --peer)")
+        args.server_workers = counts
+    try:
+        args.server_cpus = _cpu_list(args.server_cpus) if args.server_cpus else None
+    except ValueError:
+        p.error("--server-cpus takes a CPU list such as 0-3,8")
     return args
 
 
@@ -804,6 +1030,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         join_concurrency=args.join_concurrency,
         rcvbuf=args.client_rcvbuf,
+        interleave=args.client_layout == "interleaved",
         setup_timeout=30 + 0.5 * args.subscribers,
         log_level=logging.INFO if args.verbose else logging.WARNING,
     )
@@ -833,11 +1060,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             clips = (video, audio)
 
-            def run(target: Target, peer: Peer) -> dict[str, Any]:
+            def run(target: Target, peer: Peer, per_worker: bool = False) -> dict[str, Any]:
                 targets.append(target)
                 try:
                     target.wait_ready()
-                    out = run_load(target, peer, clips, settings, ctx)
+                    out = run_load(target, peer, clips, settings, ctx, per_worker=per_worker)
                     if out["other_cpu"] > NOISE_CPU:
                         log.warning(
                             "%s: other processes kept %.2f cores busy during the window: "
@@ -853,8 +1080,27 @@ def main(argv: list[str] | None = None) -> int:
                     target.stop()
                     targets.remove(target)
 
-            if not args.skip_ours:
-                result = run(OurServer(tmp), "ours")
+            if args.server_workers is not None:
+                by_workers: dict[str, Any] = {}
+                for count in args.server_workers:
+                    by_workers[str(count)] = run(
+                        OurServer(tmp, count, args.server_cpus), "ours", per_worker=True
+                    )
+                    log.info("%d worker(s): %s", count, json.dumps(by_workers[str(count)]))
+                result = {
+                    "subscribers": args.subscribers,
+                    "seconds": args.seconds,
+                    "server_workers": args.server_workers,
+                    "by_workers": by_workers,
+                }
+                if "1" in by_workers:
+                    one = by_workers["1"]["sends_per_core_second"]
+                    for count in sorted(args.server_workers):
+                        if count > 1:
+                            many = by_workers[str(count)]["sends_per_core_second"]
+                            result[f"efficiency_{count}_vs_1"] = round(many / one, 3)
+            elif not args.skip_ours:
+                result = run(OurServer(tmp, cpus=args.server_cpus), "ours")
                 log.info("ours: %s", json.dumps(result))
             else:
                 result = {"subscribers": args.subscribers, "seconds": args.seconds}

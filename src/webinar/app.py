@@ -32,7 +32,7 @@ from webinar.http.auth import SignIn, login_limiter
 from webinar.http.dashboard import Dashboard
 from webinar.http.health import Health
 from webinar.http.interaction import InteractionHttp
-from webinar.http.metrics import Metrics
+from webinar.http.metrics import Metrics, pipe_metrics_text
 from webinar.http.pages import EventPages
 from webinar.http.recordings import RecordingPages
 from webinar.http.site import Site
@@ -212,6 +212,7 @@ def create_app(
         webhooks=lambda: app.get(WEBHOOKS),
         worker=lambda: worker_info(app),
         registry=lambda: app.get(REGISTRY),
+        pipe_packets=lambda: pipes.packets() if (pipes := app.get(PIPES)) is not None else None,
     )
     app.router.add_routes(health.routes())
     app.router.add_get("/ws", ws_endpoint)
@@ -288,6 +289,9 @@ def metrics_text(app: web.Application) -> str:
     webhooks = app.get(WEBHOOKS)
     if webhooks is not None:
         text += webhooks.metrics_text()
+    pipes = app.get(PIPES)
+    if pipes is not None:
+        text += pipe_metrics_text(pipes.packets())
     return text
 
 

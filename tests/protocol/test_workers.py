@@ -461,6 +461,16 @@ async def test_a_presenter_on_worker_1_reaches_an_attendee_on_worker_2(
             await asyncio.sleep(0.1)
         seen = {w["id"]: w for w in (await healthz(http, server.base_url))["workers"]}
         assert seen[1]["connections"] == 1 and seen[2]["connections"] == 1
+        # Each worker's own /metrics counts the packets of its pipes: out on 1, in on 2.
+        relayed: dict[str, int] = {}
+        for wid, direction in ((1, "out"), (2, "in")):
+            async with http.get(f"http://127.0.0.1:{base + wid - 1}/metrics") as resp:
+                text = await resp.text()
+            prefix = f'webinar_pipe_packets_total{{worker="{wid}",direction="{direction}"}} '
+            lines = [x for x in text.splitlines() if x.startswith(prefix)]
+            assert len(lines) == 1, text
+            relayed[direction] = int(lines[0].removeprefix(prefix))
+        assert relayed["out"] >= 20 and relayed["in"] >= 20, relayed
         await asyncio.gather(presenter.close(), viewer.close())
         server.proc.send_signal(signal.SIGINT)
         assert await server.wait_exit(20) == 0

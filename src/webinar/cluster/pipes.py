@@ -53,6 +53,8 @@ class Pipes:
         self._outs: dict[str, tuple[PipeOut, int]] = {}  # pipe id -> (pipe, edge worker)
         self._ins: dict[int, tuple[PipeIn, int, str]] = {}  # id(producer) -> (pipe, origin, id)
         self._tasks: set[asyncio.Task[None]] = set()
+        # Packets of pipes already closed, so that :meth:`packets` only grows.
+        self._closed_packets = {"out": 0, "in": 0}
         bus.on("pipe-open", self._on_open)
         bus.on("pipe-connect", self._on_connect)
         bus.on("pipe-close", self._on_close)
@@ -78,7 +80,7 @@ class Pipes:
             raise
         key = id(pipe.producer)
         self._ins[key] = (pipe, worker, pipe_id)
-        pipe.on_close(lambda _pipe: self._forget_in(key))
+        pipe.on_close(lambda closed: self._forget_in(key, closed.stats.packets))
         try:
             await self._bus.request(
                 worker, "pipe-connect", {"pipe": pipe_id, "address": list(pipe.address)}
@@ -95,6 +97,7 @@ class Pipes:
             return
         pipe, worker, pipe_id = entry
         pipe.close()
+        self._closed_packets["in"] += pipe.stats.packets
         self._spawn(self._tell(worker, "pipe-close", {"pipe": pipe_id}))
 
     # ------------------------------------------------------------------ origin side
@@ -110,7 +113,7 @@ class Pipes:
         pipe = await PipeOut.open(producer, host=self._host, ports=self._ports)
         pipe_id = secrets.token_hex(8)
         self._outs[pipe_id] = (pipe, sender)
-        pipe.on_close(lambda _pipe: self._forget_out(pipe_id))
+        pipe.on_close(lambda closed: self._forget_out(pipe_id, closed.stats.packets))
         return {
             "pipe": pipe_id,
             "descriptor": pipe_descriptor(producer),
@@ -129,11 +132,13 @@ class Pipes:
         if entry is not None and entry[1] == sender:
             entry[0].close()
 
-    def _forget_in(self, key: int) -> None:
-        self._ins.pop(key, None)
+    def _forget_in(self, key: int, packets: int) -> None:
+        if self._ins.pop(key, None) is not None:
+            self._closed_packets["in"] += packets
 
-    def _forget_out(self, pipe_id: str) -> None:
-        self._outs.pop(pipe_id, None)
+    def _forget_out(self, pipe_id: str, packets: int) -> None:
+        if self._outs.pop(pipe_id, None) is not None:
+            self._closed_packets["out"] += packets
 
     # ------------------------------------------------------------------ upkeep
 
@@ -157,6 +162,15 @@ class Pipes:
 
     def packets_out(self) -> int:
         return sum(pipe.stats.packets for pipe, _edge in self._outs.values())
+
+    def packets(self) -> dict[str, int]:
+        """RTP packets sent on this worker's pipes (``out``, as origin) and taken from them
+        (``in``, as edge) since it started: monotonic, closed pipes included."""
+        return {
+            "out": self._closed_packets["out"] + self.packets_out(),
+            "in": self._closed_packets["in"]
+            + sum(pipe.stats.packets for pipe, _origin, _id in self._ins.values()),
+        }
 
     async def close(self) -> None:
         for out, _edge in list(self._outs.values()):

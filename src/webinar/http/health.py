@@ -8,14 +8,14 @@ top-level ``rooms`` and ``connections`` of ``/healthz`` are the answering worker
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from webinar import __version__
 from webinar.cluster.registry import Registry, WorkerInfo
-from webinar.http.metrics import Metrics
+from webinar.http.metrics import Metrics, pipe_metrics_text
 from webinar.http.site import Pages, route
 from webinar.ids import same_secret
 from webinar.rooms.manager import RoomManager
@@ -36,6 +36,8 @@ class Health(Pages):
     worker: Callable[[], WorkerInfo]
     #: Every worker's view, with several workers; None for the single-process server.
     registry: Callable[[], Registry | None]
+    #: This worker's media-pipe packet counters (``out``, ``in``), with several workers.
+    pipe_packets: Callable[[], Mapping[str, int] | None] = field(default=lambda: None)
 
     async def _workers(self) -> tuple[WorkerInfo, list[WorkerInfo]]:
         own = self.worker()
@@ -84,6 +86,9 @@ class Health(Pages):
         webhooks = self.webhooks()
         if webhooks is not None:
             text += webhooks.metrics_text()
+        pipe_packets = self.pipe_packets()
+        if pipe_packets is not None:
+            text += pipe_metrics_text(pipe_packets)
         registry = self.registry()
         if registry is not None:
             text = await registry.metrics(text)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from webinar.rooms.manager import RoomManager
 from webinar.tasks import stop_task
@@ -175,6 +175,19 @@ class Metrics:
         for kind, help_ in INTERACTION_COUNTERS.items():
             metric(f"webinar_{kind}_total", "counter", help_, [("", self.interaction[kind])])
         return "\n".join(out) + "\n"
+
+
+def pipe_metrics_text(packets: Mapping[str, int]) -> str:
+    """``webinar_pipe_packets_total`` (only with several workers): RTP packets this worker sent
+    on its media pipes as a stream's origin (``direction="out"``) and took from them as an
+    edge (``direction="in"``), closed pipes included."""
+    lines = [
+        "# HELP webinar_pipe_packets_total RTP packets relayed between workers, by direction.",
+        "# TYPE webinar_pipe_packets_total counter",
+    ]
+    for direction in ("out", "in"):
+        lines.append(f'webinar_pipe_packets_total{{direction="{direction}"}} {packets[direction]}')
+    return "\n".join(lines) + "\n"
 
 
 def _num(value: float) -> str:
