@@ -22,7 +22,7 @@ from webinar import __version__
 from webinar.attendance.service import AttendanceService
 from webinar.cluster import redis as cluster_redis
 from webinar.cluster import worker
-from webinar.cluster.bus import Bus
+from webinar.cluster.bus import Bus, BusError
 from webinar.cluster.pipes import Pipes
 from webinar.cluster.registry import LiveWorkers, Registry, WorkerInfo
 from webinar.cluster.worker import WorkerIdentity
@@ -57,7 +57,7 @@ from webinar.signalling.ws import (
 )
 from webinar.storage.sealing import load_sealer
 from webinar.storage.store import Store
-from webinar.tasks import stop_task
+from webinar.tasks import stop_task, stop_tasks
 from webinar.ticketing import Ticketing
 from webinar.ticketing.desk import TicketDesk
 from webinar.ticketing.shared import RedisSeats, SharedTicketing
@@ -398,6 +398,28 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
         bus.on("seat-evict", seat_evict)
         await seats.start()
         stack.push_async_callback(seats.close)
+    ticketing = app[TICKETING]
+    others = [w for w in range(1, peers.workers + 1) if w != peers.worker_id]
+    telling: set[asyncio.Task[None]] = set()
+
+    async def tell_cancelled(event_id: str) -> None:
+        for other in others:
+            try:
+                await bus.send(other, "event-cancelled", {"event": event_id})
+            except BusError:
+                logger.warning("could not tell worker %d that %s was cancelled", other, event_id)
+
+    def cancelled_here(event_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(tell_cancelled(event_id))
+        telling.add(task)
+        task.add_done_callback(telling.discard)
+
+    async def cancelled_elsewhere(body: dict[str, Any], _sender: int) -> None:
+        ticketing.end_event(str(body["event"]), everywhere=False)
+
+    ticketing.tell_others = cancelled_here
+    bus.on("event-cancelled", cancelled_elsewhere)
+    stack.push_async_callback(stop_tasks, telling)
     await bus.start()
     stack.push_async_callback(bus.close)
     rooms = services.rooms
@@ -425,6 +447,9 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
         replay_interaction=replayer(services),
         load_interaction=services.interaction.load,
         relays=pipes,
+        lost=lambda room_id, pid: app[ATTENDANCE].participant_lost(
+            room_id, pid, ByeReason.DISCONNECTED.value
+        ),
     )
     app[REPLICATION] = replication
     services.rooms.replication = replication

@@ -14,6 +14,7 @@ from tests.protocol.test_shared_ticketing import paid_code
 from tests.protocol_fixtures import MatchingPerson as Person
 from tests.protocol_fixtures import refused
 from tests.redis_server import RedisServer
+from webinar.app import TICKET_DESK
 from webinar.ticketing import SecondDevice
 
 people = protocol_fixtures.own_people
@@ -209,7 +210,8 @@ async def test_a_single_use_code_holds_across_workers(
     tmp_path: Path, redis_server: RedisServer, people: list[Any]
 ) -> None:
     """A code in use on worker 2 is refused on worker 1 (refuse policy), or worker 1 takes
-    it over and the holder on worker 2 is told ``taken-over`` (takeover policy)."""
+    it over and the holder on worker 2 is told ``taken-over`` (takeover policy); cancelling
+    the event on one worker ends it for attendees on the other."""
     async with two_workers(tmp_path / "data", redis_server) as (w1, w2):
         event, code, _ticket = await paid_code(w1, SecondDevice.REFUSE)
         await asyncio.sleep(3.2)  # a fresh Redis: the seat books settle first
@@ -222,3 +224,7 @@ async def test_a_single_use_code_holds_across_workers(
         bye = await laptop.wait("bye")
         assert bye["reason"] == "taken-over"
         assert phone.joined["type"] == "joined"
+        # the organiser cancels the event on worker 2: the attendee on worker 1 is told
+        await w2.server.app[TICKET_DESK].cancel_event(event2)
+        cancelled = await phone.wait("bye")
+        assert cancelled["reason"] == "cancelled"

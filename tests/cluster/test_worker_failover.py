@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 
 from tests.protocol.test_workers import start_workers, wait_workers
 from webinar.client.peer import SignallingClient
+from webinar.storage.store import DB_FILENAME
 
 
 @pytest.fixture
@@ -132,6 +134,16 @@ async def test_a_killed_workers_participants_come_back_through_the_other(
                 break
             assert time.monotonic() < deadline, counts()
             await asyncio.sleep(0.5)
+        # the attendance session the dead worker left open was ended by the others
+        db = sqlite3.connect(f"file:{server.data_dir / DB_FILENAME}?mode=ro", uri=True)
+        try:
+            rows = db.execute(
+                "SELECT left_at, leave_reason FROM attendance WHERE participant_id = ?",
+                (gone.pid,),
+            ).fetchall()
+        finally:
+            db.close()
+        assert rows and all(left is not None for left, _reason in rows), rows
         server.proc.send_signal(signal.SIGINT)
         assert await server.wait_exit(30) == 0
     finally:

@@ -288,6 +288,22 @@ class AttendanceService:
 
         await self.store.run(update)
 
+    async def participant_lost(
+        self, event_id: str, participant_id: str, reason: str, *, at: float | None = None
+    ) -> None:
+        """A participant's worker died with their session open: it ends now (the worker that
+        would have ended it is gone; a resume elsewhere starts a new session)."""
+        when = self.clock() if at is None else at
+
+        def update(db: SyncStore) -> None:
+            db.connection.execute(
+                "UPDATE attendance SET left_at = ?, leave_reason = ?"
+                " WHERE event_id = ? AND participant_id = ? AND left_at IS NULL",
+                (when, reason[:40], event_id, participant_id),
+            )
+
+        await self.store.run(update)
+
     async def role_changed(self, session_id: int, role: str) -> None:
         def update(db: SyncStore) -> None:
             db.connection.execute(

@@ -146,6 +146,7 @@ class Replication:
         load_interaction: Callable[[LiveRoom], Awaitable[object]],
         relays: Relays | None = None,
         resume_grace: float = 60.0,
+        lost: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> None:
         self._redis = redis
         self.worker_id = worker_id
@@ -154,6 +155,8 @@ class Replication:
         self._replay_interaction = replay_interaction
         self._load_interaction = load_interaction
         self._resume_grace = resume_grace
+        #: Told (room id, participant id) of each participant found on a dead worker.
+        self._lost = lost
         self._replicas: dict[str, _Replica] = {}
         self._acquire = redis.register_script(_ACQUIRE)
         self._append = redis.register_script(_APPEND)
@@ -428,6 +431,8 @@ class Replication:
                     participant = room.state.participants.get(pid)
                     if participant is not None and participant.connected:
                         await room.submit(Op("disconnect", {"participant_id": pid}, worker))
+                        if self._lost is not None:
+                            await self._lost(room.room_id, pid)
                     elif now - since >= self._resume_grace:
                         replica.orphaned.pop(pid, None)
                         await room.leave_remote(pid, ByeReason.DISCONNECTED)

@@ -73,6 +73,8 @@ class Ticketing:
         self._monotonic = monotonic
         #: Attendees (not key holders) in each event's room, by event ID.
         self._present: dict[str, dict[int, Holder]] = {}  # by id() of the holder
+        #: With several workers: tells the others an event was cancelled (the bus).
+        self.tell_others: Callable[[str], None] | None = None
 
     # ------------------------------------------------------------------ windows
 
@@ -293,8 +295,11 @@ class Ticketing:
         ticket = f"reg:{registration_id}" if registration_id is not None else f"inv:{invitee_id}"
         return await self.seats.evict_all(ticket, ByeReason.REVOKED)
 
-    def end_event(self, event_id: str) -> int:
-        """The event was cancelled: every attendee in its room leaves now."""
+    def end_event(self, event_id: str, *, everywhere: bool = True) -> int:
+        """The event was cancelled: every attendee in its room leaves now (on every worker;
+        ``everywhere=False``: only here, told by another worker)."""
+        if everywhere and self.tell_others is not None:
+            self.tell_others(event_id)
         holders = self._present.pop(event_id, {})
         for holder in list(holders.values()):
             holder.evict(ByeReason.CANCELLED)
