@@ -544,7 +544,7 @@ class SubscribeTransport(_Transport):
             while not self.closed:
                 await self._dirty.wait()
                 self._dirty.clear()
-                if self.closed or self.pc.connectionState == "closed":
+                if self.closed or self.pc.signalingState == "closed":  # closing or closed
                     return
                 offer = await self.pc.createOffer()
                 await self.pc.setLocalDescription(offer)
@@ -578,7 +578,9 @@ class SubscribeTransport(_Transport):
         except asyncio.CancelledError:
             raise
         except Exception:
-            if not self.closed and self.pc.connectionState != "closed":
+            # A peer connection that is closing (its signalling state says so at once, its
+            # connection state only when done) refuses offers: that is no failure.
+            if not self.closed and self.pc.signalingState != "closed":
                 logger.exception("subscriber negotiation failed")
             await self.close()
 
