@@ -41,7 +41,7 @@ from webinar.http.tickets import setup_ticketing
 from webinar.http.tickets_api import AdminApi
 from webinar.http.webhooks import WebhookPages
 from webinar.interaction import engagement
-from webinar.interaction.service import InteractionService
+from webinar.interaction.service import InteractionService, cta_clicked
 from webinar.recordings.library import MIB, RecordingService
 from webinar.recordings.sharing import Publisher
 from webinar.rooms.manager import RoomManager
@@ -132,6 +132,7 @@ class Peers:
 PEERS = web.AppKey("peers", Peers)
 REPLICATION = web.AppKey("replication", Replication)
 PIPES = web.AppKey("pipes", Pipes)
+INTERACTION_HTTP = web.AppKey("interaction_http", InteractionHttp)
 REDIS = web.AppKey("redis", aioredis.Redis)
 BUS = web.AppKey("bus", Bus)
 
@@ -239,6 +240,7 @@ def create_app(
         count=app[METRICS].count_interaction,
     )
     app.router.add_routes(interaction.routes())
+    app[INTERACTION_HTTP] = interaction
     app[RECORDINGS] = RecordingService(
         app[STORE],
         config.data_dir / "recordings",
@@ -419,6 +421,26 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
 
     ticketing.tell_others = cancelled_here
     bus.on("event-cancelled", cancelled_elsewhere)
+
+    async def tell_clicked(body: dict[str, Any]) -> None:
+        for other in others:
+            try:
+                await bus.send(other, "cta-clicked", body)
+            except BusError:
+                logger.debug("could not tell worker %d of a click", other)
+
+    def clicked_here(event_id: str, cta_id: str, clicks: int) -> None:
+        body = {"event": event_id, "cta": cta_id, "clicks": clicks}
+        task = asyncio.get_running_loop().create_task(tell_clicked(body))
+        telling.add(task)
+        task.add_done_callback(telling.discard)
+
+    async def clicked_elsewhere(body: dict[str, Any], _sender: int) -> None:
+        room = services.rooms.get(str(body["event"]))
+        cta_clicked(room, str(body["cta"]), int(body["clicks"]))
+
+    app[INTERACTION_HTTP].tell_others = clicked_here
+    bus.on("cta-clicked", clicked_elsewhere)
     stack.push_async_callback(stop_tasks, telling)
     await bus.start()
     stack.push_async_callback(bus.close)

@@ -150,7 +150,14 @@ async def test_qa_polls_and_cta_reach_both_workers_in_one_order(
             url = w1.base_url + shown["cta"]["click_url"]
             async with http.get(url, allow_redirects=False) as response:
                 assert response.status in (302, 303), response.status
-        await pres.client.wait_for("cta-clicks", where=lambda m: m["clicks"] >= 0)
+        await pres.client.wait_for("cta-clicks", where=lambda m: m["clicks"] == 1)
+        # a click served by worker 2 reaches the presenter's count on worker 1
+        bobs = await bob.client.wait_for("cta", where=lambda m: m["cta"] is not None)
+        async with aiohttp.ClientSession() as http:
+            url = w2.base_url + bobs["cta"]["click_url"]
+            async with http.get(url, allow_redirects=False) as response:
+                assert response.status in (302, 303), response.status
+        await pres.client.wait_for("cta-clicks", where=lambda m: m["clicks"] == 2)
         # every attendee saw the same interaction in the same order (drafts are the presenter's)
         await asyncio.sleep(0.3)
         # (vote counts are coalesced per question and viewer: compared as sets below)

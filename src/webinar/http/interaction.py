@@ -108,6 +108,8 @@ class InteractionHttp(Pages):
         count: Callable[[str, int], None] = lambda _kind, _n: None,
     ) -> None:
         self._count = count
+        #: With several workers: tells the others of a click (their presenters' counts).
+        self.tell_others: Callable[[str, str, int], None] | None = None
         self._store = store
         self._images = data_dir / "images"
         self._admin_token = admin_token
@@ -180,6 +182,8 @@ class InteractionHttp(Pages):
             if clicks is not None:
                 self._count("cta_clicks", 1)
                 glue.cta_clicked(rooms.get(event_id) if rooms else None, cta_id, clicks)
+                if self.tell_others is not None:
+                    self.tell_others(event_id, cta_id, clicks)
         raise web.HTTPFound(
             url, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
         )
