@@ -164,6 +164,9 @@ class Ingest:
                 if level[1] < self.loudest:
                     self.loudest = level[1]
                 audio_level = (0x80 if level[0] else 0) | level[1]
+        relays = self.relays
+        if paused and not relays:  # nobody here or elsewhere takes it: build nothing
+            return None
         mp = MediaPacket(
             seq=ext,
             timestamp=packet.timestamp,
@@ -175,8 +178,8 @@ class Ingest:
             abs_send_time=abs_send_time_bytes(now),
             layer=layer.index,
         )
-        if self.relays:
-            for relay in self.relays:
+        if relays:
+            for relay in relays:
                 try:
                     relay(layer, mp)
                 except Exception:  # one pipe's trouble never stops the local consumers
