@@ -5,10 +5,17 @@ from __future__ import annotations
 import asyncio
 
 from webinar.rooms.live import LiveRoom, OfferedStream
+from webinar.rooms.ops import state_op
 from webinar.rooms.reasons import ByeReason
 from webinar.rooms.roles import Role
 from webinar.rooms.roster import Counts
-from webinar.rooms.state import Participant, ParticipantUpdated, RoomEvent, RoomState
+from webinar.rooms.state import (
+    LinkQuality,
+    Participant,
+    ParticipantUpdated,
+    RoomEvent,
+    RoomState,
+)
 from webinar.sfu import AllocationReport, Router, RouterConfig
 
 
@@ -59,7 +66,7 @@ async def test_quality_changes_reach_only_the_subject_and_presenters() -> None:
     try:
         room.roster.flush_delta()  # the arrivals
         peers["p"].deltas.clear()
-        room.command(room.state.set_quality("a", "poor"))
+        room.apply(state_op("set_quality", "a", LinkQuality.POOR), origin=True)
 
         def quality(pid: str) -> list[RoomEvent]:
             return [

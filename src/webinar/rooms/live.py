@@ -432,21 +432,10 @@ class LiveRoom:
     def has_resume_token(self, token: str) -> bool:
         return token in self._resume_tokens
 
-    def resume(self, token: str, peer: RoomPeer) -> Participant | None:
-        """Take a dropped (or stale) participant back with their role, grants and hand."""
-        pid = self._resume_tokens.get(token)
-        if pid is None or pid not in self._members:
-            return None
-        self.apply(
-            Op("resume", {"participant_id": pid, "pid": self.incarnation}, self.worker_id),
-            origin=True,
-            peer=peer,
-        )
-        return self.state.get(pid)
-
     async def come_back(self, token: str, peer: RoomPeer) -> Participant | None:
-        """:meth:`resume` through the room's log: also after a connection on another worker
-        (theirs was dropped, or that worker died)."""
+        """Take a dropped (or stale) participant back with their role, grants and hand, on
+        this worker, whichever worker their connection was on (it dropped, or that worker
+        died). None for an unknown token."""
         pid = self._resume_tokens.get(token)
         if pid is None or pid not in self.state.participants:
             return None
@@ -558,10 +547,6 @@ class LiveRoom:
         ]
 
     # ------------------------------------------------------------------ commands
-
-    def command(self, events: list[RoomEvent]) -> None:
-        """Apply the events of a state command run on this worker's copy (tests; one worker)."""
-        self._apply(events, origin=True)
 
     def set_video_quality(self, participant_id: str, quality: VideoQuality) -> None:
         """What this participant receives: fit the connection, save data, or favour

@@ -164,8 +164,6 @@ class Replication:
         self._recorder = redis.register_script(_RECORDER)
         self._append_detached = redis.register_script(_APPEND_DETACHED)
         self._later: set[asyncio.Task[None]] = set()
-        self.entries_applied = 0
-        self.entries_appended = 0
 
     # ------------------------------------------------------------------ copies of rooms
 
@@ -254,9 +252,6 @@ class Replication:
             delay = min(delay * 2, 5.0)
         logger.warning("gave up logging %s of room %s", op.name, room_id)
 
-    def rooms(self) -> list[LiveRoom]:
-        return [r.room for r in self._replicas.values()]
-
     # ------------------------------------------------------------------ commands
 
     async def submit(self, room: LiveRoom, op: Op, peer: RoomPeer | None) -> list[RoomEvent]:
@@ -337,7 +332,6 @@ class Replication:
             entry_id = _text(await self._append(keys=keys, args=args))
         except (RedisError, OSError) as exc:
             raise Unavailable(f"the room's log is unreachable: {exc}") from exc
-        self.entries_appended += 1
         if then is not None:  # the second entry's id is the log's last
             last = await self._redis.xrevrange(keys[1], count=1)
             if last:
@@ -381,7 +375,6 @@ class Replication:
                     room.apply(Op.from_json(entry["op"]), origin=False)
                 elif kind == "ia" and not history:
                     await self._replay_interaction(room, entry["actor"], entry["msg"])
-            self.entries_applied += 1
         except RoomError as exc:
             logger.debug("log entry %s refused here too: %s", entry_id, exc)
         except Exception:
