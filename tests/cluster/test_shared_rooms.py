@@ -10,11 +10,13 @@ import aiohttp
 
 from tests import protocol_fixtures
 from tests.cluster.workers import two_workers
+from tests.helpers import RunningServer
 from tests.protocol.test_shared_ticketing import paid_code
 from tests.protocol_fixtures import MatchingPerson as Person
 from tests.protocol_fixtures import refused
 from tests.redis_server import RedisServer
 from webinar.app import TICKET_DESK
+from webinar.storage.records import Event
 from webinar.ticketing import SecondDevice
 
 people = protocol_fixtures.own_people
@@ -54,6 +56,22 @@ async def test_room_state_and_commands_reach_both_workers(
         assert late.code == "ended"
 
 
+async def two_and_two(
+    w1: RunningServer, w2: RunningServer, people: list[Any], event: Event, key: str
+) -> list[Any]:
+    """Who leads (with ``key``) and an attendee on worker 1, two attendees on worker 2; all
+    with the room's interaction synced."""
+    joined = [
+        await enter(w1, people, event, "Lead", key),
+        await enter(w1, people, event, "Ann"),
+        await enter(w2, people, event, "Bob"),
+        await enter(w2, people, event, "Cat"),
+    ]
+    for p in joined:
+        await p.request("sync-interaction")
+    return joined
+
+
 async def test_chat_order_is_the_same_on_both_workers(
     tmp_path: Path,
     redis_server: RedisServer,
@@ -61,13 +79,7 @@ async def test_chat_order_is_the_same_on_both_workers(
 ) -> None:
     async with two_workers(tmp_path / "data", redis_server) as (w1, w2):
         event = await w1.create_event()
-        host = await enter(w1, people, event, "Host", event.host_key)
-        a1 = await enter(w1, people, event, "A1")
-        a2 = await enter(w2, people, event, "A2")
-        b2 = await enter(w2, people, event, "B2")
-        for p in (host, a1, a2, b2):
-            await p.request("sync-interaction")
-        senders = [host, a1, a2, b2]
+        senders = await two_and_two(w1, w2, people, event, event.host_key)
         await asyncio.gather(
             *(
                 p.request("chat-send", text=f"{i}-{n}")
@@ -114,12 +126,7 @@ async def test_qa_polls_and_cta_reach_both_workers_in_one_order(
 ) -> None:
     async with two_workers(tmp_path / "data", redis_server) as (w1, w2):
         event = await w1.create_event()
-        pres = await enter(w1, people, event, "Pres", event.presenter_key)
-        ann = await enter(w1, people, event, "Ann")
-        bob = await enter(w2, people, event, "Bob")
-        cat = await enter(w2, people, event, "Cat")
-        for p in (pres, ann, bob, cat):
-            await p.request("sync-interaction")
+        pres, ann, bob, cat = await two_and_two(w1, w2, people, event, event.presenter_key)
         # questions from both workers at once, votes across workers
         asked = await asyncio.gather(
             *(p.request("question-ask", text=f"Q from {p.pid}") for p in (ann, bob, cat))

@@ -11,14 +11,16 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import cast
 from urllib.parse import parse_qs, urlparse
 
 import aiohttp
 import pytest
 
+from tests.helpers import Person, RunningServer, join_person
 from tests.protocol.test_workers import start_workers, wait_workers
-from webinar.client.peer import SignallingClient
+from webinar.storage.records import Event
 from webinar.storage.store import DB_FILENAME
 
 
@@ -28,35 +30,9 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-class Person:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.seen: list[dict[str, Any]] = []
-        self.http = aiohttp.ClientSession()
-        self.client: SignallingClient | None = None
-        self.joined: dict[str, Any] = {}
-
-    async def join(
-        self, event_id: str, name: str, credential: str | None = None, **extra: Any
-    ) -> dict[str, Any]:
-        self.client = SignallingClient(self.http, self.url.replace("http", "ws") + "/ws")
-        await self.client.connect()
-        self.client.on_message(self.seen.append)
-        await self.client.request("hello", protocol=1)
-        fields: dict[str, Any] = {"event_id": event_id, "name": name, **extra}
-        if credential is not None:
-            fields["credential"] = credential
-        self.joined = await self.client.request("join", **fields)
-        return self.joined
-
-    @property
-    def pid(self) -> str:
-        return str(self.joined["participant_id"])
-
-    async def close(self) -> None:
-        if self.client is not None:
-            await self.client.close()
-        await self.http.close()
+def at(url: str) -> RunningServer:
+    """A worker reached through its direct port, as the join helpers take a server."""
+    return cast(RunningServer, SimpleNamespace(base_url=url))
 
 
 async def test_a_killed_workers_participants_come_back_through_the_other(
@@ -71,35 +47,33 @@ async def test_a_killed_workers_participants_come_back_through_the_other(
         event = server.create_event("Failover")
         host_key = parse_qs(urlparse(event["host_url"]).query)["key"][0]
         pres_key = parse_qs(urlparse(event["presenter_url"]).query)["key"][0]
-        host = Person(w2)
-        pres = Person(w1)
-        ann = Person(w1)
-        gone = Person(w1)
-        people += [host, pres, ann, gone]
-        await host.join(event["event_id"], "Host", host_key, client_id="host-browser")
-        await pres.join(event["event_id"], "Pres", pres_key, client_id="pres-browser")
-        await ann.join(event["event_id"], "Ann", client_id="ann-browser")
-        await gone.join(event["event_id"], "Gone", client_id="gone-browser")
-        assert host.client is not None
-        await host.client.request("set-mode", mode="discussion")
-        await host.client.request("grant", participant_id=ann.pid, audio=True, video=False)
+        room = cast(Event, SimpleNamespace(event_id=event["event_id"]))
+        host = await join_person(at(w2), people, Person, room, "Host", host_key, client_id="h")
+        pres = await join_person(at(w1), people, Person, room, "Pres", pres_key, client_id="p")
+        ann = await join_person(at(w1), people, Person, room, "Ann", client_id="ann")
+        gone = await join_person(at(w1), people, Person, room, "Gone", client_id="gone")
+        await host.request("set-mode", mode="discussion")
+        await host.request("grant", participant_id=ann.pid, audio=True, video=False)
 
         os.kill(pids[1], signal.SIGKILL)  # worker 1 dies with three participants
         killed = time.monotonic()
         back = []
-        for person, role in ((pres, "presenter"), (ann, "attendee")):
-            token = person.joined["resume_token"]
-            again = Person(w2)  # the browser reconnects; it lands on the other worker
-            people.append(again)
-            name = "Pres" if person is pres else "Ann"
-            credential = pres_key if person is pres else None
-            joined = await again.join(
-                event["event_id"],
+        for person, name, key, role in (
+            (pres, "Pres", pres_key, "presenter"),
+            (ann, "Ann", None, "attendee"),
+        ):
+            # the browser reconnects with its resume token; it lands on the other worker
+            again = await join_person(
+                at(w2),
+                people,
+                Person,
+                room,
                 name,
-                credential,
-                resume_token=token,
-                client_id=f"{name.lower()}-browser",
+                key,
+                resume_token=person.joined["resume_token"],
+                client_id="p" if person is pres else "ann",
             )
+            joined = again.joined
             assert joined["resumed"] is True, joined
             assert joined["participant_id"] == person.pid
             assert joined["role"] == role
@@ -109,19 +83,13 @@ async def test_a_killed_workers_participants_come_back_through_the_other(
         assert me["grant_audio"] is True and me["connected"] is True
         # the room goes on: chat between the host and the resumed ones
         for p in (host, *back):
-            assert p.client is not None
-            await p.client.request("sync-interaction")
-        assert back[0].client is not None
-        await back[0].client.request("chat-send", text="still here")
+            await p.request("sync-interaction")
+        await back[0].request("chat-send", text="still here")
         await host.client.wait_for(
             "chat-message", where=lambda m: m["message"]["text"] == "still here"
         )
 
         # the one who does not come back: disconnected, then gone after the resume grace
-        def counts() -> dict[str, Any]:
-            got = [m for m in host.seen if m.get("type") in ("participant-count", "roster-delta")]
-            return got[-1] if got else {}
-
         deadline = time.monotonic() + 90
         while True:
             lefts = {
@@ -132,7 +100,7 @@ async def test_a_killed_workers_participants_come_back_through_the_other(
             }
             if gone.pid in lefts:
                 break
-            assert time.monotonic() < deadline, counts()
+            assert time.monotonic() < deadline, host.seen[-3:]
             await asyncio.sleep(0.5)
         # the attendance session the dead worker left open was ended by the others
         db = sqlite3.connect(f"file:{server.data_dir / DB_FILENAME}?mode=ro", uri=True)
