@@ -34,6 +34,15 @@ ENV_VARS = (ID_ENV, WORKERS_ENV, REDIS_URL_ENV, PIPE_HOST_ENV, PORT_ENV, UDP_MIN
 #: The loopback address every direct worker port listens on.
 DIRECT_HOST = "127.0.0.1"
 
+#: Worker IDs of a multi-node cluster: node n's worker k is ``n * NODE_STRIDE + k``; the workers
+#: of a single machine (1..N, below the stride) are node 0.
+NODE_STRIDE = 1000
+
+
+def node_of(worker_id: int) -> int:
+    """The node a worker belongs to (0: the workers of a single machine)."""
+    return worker_id // NODE_STRIDE
+
 
 class WorkerError(ValueError):
     """The supervisor's variables are inconsistent (a bug, or someone set them by hand)."""
