@@ -23,9 +23,11 @@ from webinar.attendance.service import AttendanceService
 from webinar.cluster import redis as cluster_redis
 from webinar.cluster import worker
 from webinar.cluster.bus import Bus, BusError
+from webinar.cluster.leases import Lease
 from webinar.cluster.pipes import Pipes
+from webinar.cluster.placement import CpuMeter, Placement, origin_of, socket_url
 from webinar.cluster.registry import LiveWorkers, Registry, WorkerInfo
-from webinar.cluster.worker import WorkerIdentity
+from webinar.cluster.worker import WorkerIdentity, node_of
 from webinar.config import Config
 from webinar.http import forwarded, headers
 from webinar.http.auth import SignIn, login_limiter
@@ -44,8 +46,10 @@ from webinar.interaction import engagement
 from webinar.interaction.service import InteractionService, cta_clicked
 from webinar.recordings.library import MIB, RecordingService
 from webinar.recordings.sharing import Publisher
+from webinar.rooms.live import LiveRoom
 from webinar.rooms.manager import RoomManager
 from webinar.rooms.reasons import ByeReason
+from webinar.rooms.roles import Role
 from webinar.sfu import IceServer, Producer, Router, RouterConfig, TransportConfig, check_hooks
 from webinar.signalling.replication import Replication
 from webinar.signalling.session import Services, replayer
@@ -88,6 +92,9 @@ WORKER = web.AppKey("worker", WorkerIdentity)
 STARTED_AT = web.AppKey("started_at", float)
 #: This worker's entry in Redis and the view of every worker (several workers only).
 REGISTRY = web.AppKey("registry", Registry)
+PLACEMENT = web.AppKey("placement", Placement)
+CPU = web.AppKey("cpu", CpuMeter)
+JOBS = web.AppKey("jobs", Lease)
 
 
 def web_root() -> Path:
@@ -157,7 +164,7 @@ def create_app(
         config = dataclasses.replace(config, ice=ice)
     middlewares = [
         forwarded.middleware(config.http.trusted_proxies),
-        headers.middleware(config.http.embed_origins),
+        headers.middleware(config.http.embed_origins, connect=lambda: _node_origins(app)),
     ]
     app = web.Application(client_max_size=1024 * 1024, middlewares=middlewares)
     app[CONFIG] = config
@@ -167,6 +174,7 @@ def create_app(
     app[CONNECTIONS] = set()
     app[SOCKETS] = AddressCount(config.signalling.max_sockets_per_address)
     app[METRICS] = Metrics()
+    app[CPU] = CpuMeter()
     app[DRAINING] = [False]
     if peers is None and identity.clustered and identity.redis_url is not None:
 
@@ -220,7 +228,13 @@ def create_app(
     app.router.add_routes(EventPages(site).routes())
     app.router.add_static("/static/", root / "static", append_version=True)
     tickets = setup_ticketing(
-        app, config, site, root / "templates", shared=shared, jobs=identity.runs_jobs
+        app,
+        config,
+        site,
+        root / "templates",
+        shared=shared,
+        jobs=identity.runs_jobs,
+        jobs_gate=functools.partial(_holds_jobs, app) if identity.node else None,
     )
     app.router.add_routes(AdminApi(tickets).routes())
     app[TICKETING] = tickets.ticketing
@@ -230,7 +244,7 @@ def create_app(
     app.router.add_routes(dashboard.routes())
     interaction = InteractionHttp(
         store=app[STORE],
-        data_dir=config.data_dir,
+        data_dir=config.shared_dir,
         admin_token=config.admin.token,
         rooms=lambda: app.get(ROOMS),
         secret=lambda: app[SERVICES].interaction_secret,
@@ -243,7 +257,7 @@ def create_app(
     app[INTERACTION_HTTP] = interaction
     app[RECORDINGS] = RecordingService(
         app[STORE],
-        config.data_dir / "recordings",
+        config.shared_dir / "recordings",
         quota_bytes=config.recording.quota_mb * MIB,
     )
     # Recording links go out like every other e-mail: SMTP per [mail], else .eml files.
@@ -282,6 +296,9 @@ def worker_info(app: web.Application) -> WorkerInfo:
         pipe_host=identity.pipe_host,
         started_at=app[STARTED_AT],
         draining=app[DRAINING][0],
+        node_url=app[CONFIG].node_url if identity.node else "",
+        capacity=app[CONFIG].node_capacity if identity.node else 0,
+        cpu=app[CPU].sample(),
     )
 
 
@@ -308,7 +325,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     webhooks = Webhooks(
         store,
         config.webhooks,
-        deliver=identity.runs_jobs,
+        deliver=functools.partial(_holds_jobs, app) if identity.node else identity.runs_jobs,
         poll_seconds=1.0 if identity.clustered else 60.0,
     )
     await webhooks.start()
@@ -341,6 +358,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         is_draining=lambda: app[DRAINING][0],
         recordings=app[RECORDINGS],
         attendance=app[ATTENDANCE],
+        placement=functools.partial(_place, app) if identity.node else None,
         # Click links verify on any worker and after a restart.
         interaction_secret=load_sealer(config.data_dir).derive("cta-click-links"),
     )
@@ -350,6 +368,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await app[ATTENDANCE].close_open_sessions(ByeReason.SERVER_RESTART)
     await metrics.start()
     registry: Registry | None = None
+    watching: asyncio.Task[None] | None = None
     own_redis: aioredis.Redis | None = None
     if identity.redis_url is not None:
         if REDIS in app:  # the peers' client (closed with them)
@@ -364,10 +383,19 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         )
         await registry.start()
         app[REGISTRY] = registry
+        if identity.node:
+            placement = app[PLACEMENT] = Placement(identity.node, registry.live_workers)
+            watching = asyncio.get_running_loop().create_task(placement.watch())
+            if identity.runs_jobs:  # worker 1 of each node; the lease holder runs them
+                jobs = app[JOBS] = Lease(redis, "jobs", f"worker-{identity.worker_id}")
+                jobs.start()
     cluster = await _join_peers(app) if PEERS in app else None
     try:
         yield
     finally:
+        await stop_task(watching)
+        if JOBS in app:
+            await app[JOBS].close()
         if registry is not None:
             await registry.close()
         await metrics.stop()
@@ -380,6 +408,39 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await own_redis.aclose()
         await asyncio.sleep(0)
         await store.close()
+
+
+def _holds_jobs(app: web.Application) -> bool:
+    """On a cluster of nodes: this worker holds the jobs lease (runs reminders, webhooks)."""
+    lease = app.get(JOBS)
+    return lease is not None and lease.held
+
+
+def _node_origins(app: web.Application) -> list[str]:
+    """The WebSocket origins of the cluster's nodes (none off a cluster)."""
+    placement = app.get(PLACEMENT)
+    return [origin_of(url) for url in placement.urls()] if placement is not None else []
+
+
+#: The roles whose joins go to the node of the room's stage.
+_FLOOR_ROLES = (Role.HOST, Role.PRESENTER)
+
+
+async def _place(app: web.Application, room: LiveRoom, role: Role) -> str | None:
+    """Which node serves a join (webinar.cluster.placement): None for this one."""
+    placement = app.get(PLACEMENT)
+    if placement is None:
+        return None
+    if role in _FLOOR_ROLES:
+        floor = [
+            node_of(room.worker_of.get(p.participant_id, app[WORKER].worker_id))
+            for p in room.state.participants.values()
+            if p.role in _FLOOR_ROLES and p.connected
+        ]
+        url = await placement.stage_move(floor)
+    else:
+        url = await placement.attendee_move()
+    return None if url is None else socket_url(url)
 
 
 async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
@@ -401,11 +462,16 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
         await seats.start()
         stack.push_async_callback(seats.close)
     ticketing = app[TICKETING]
-    others = [w for w in range(1, peers.workers + 1) if w != peers.worker_id]
     telling: set[asyncio.Task[None]] = set()
 
+    async def others() -> list[int]:
+        """The other live workers (of every node)."""
+        if peers.live_workers is None:
+            return [w for w in range(1, peers.workers + 1) if w != peers.worker_id]
+        return sorted((await peers.live_workers()).ids - {peers.worker_id})
+
     async def tell_cancelled(event_id: str) -> None:
-        for other in others:
+        for other in await others():
             try:
                 await bus.send(other, "event-cancelled", {"event": event_id})
             except BusError:
@@ -423,7 +489,7 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
     bus.on("event-cancelled", cancelled_elsewhere)
 
     async def tell_clicked(body: dict[str, Any]) -> None:
-        for other in others:
+        for other in await others():
             try:
                 await bus.send(other, "cta-clicked", body)
             except BusError:
@@ -487,7 +553,7 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
                     for worker in pipes.workers() - live.ids:
                         pipes.forget_worker(worker)
                     if isinstance(seats, RedisSeats):
-                        for worker in set(range(1, peers.workers + 1)) - live.ids:
+                        for worker in await seats.holders() - live.ids:
                             await seats.forget_worker(worker)
                     await replication.sweep(live.alive, time.monotonic())
                     await replication.keep_recorders()

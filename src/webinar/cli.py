@@ -130,7 +130,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         run_app = _load_run_app()
         run_app(config, Store(config.data_dir))
         return EXIT_OK
-    if config.server.worker_count > 1:
+    if config.server.worker_count > 1 or config.cluster.is_node:
         return _supervise(args, config)
     run_app = _load_run_app()
     store = Store(config.data_dir)
@@ -178,7 +178,11 @@ def _supervise(args: argparse.Namespace, config: Config) -> int:
     workers = config.server.worker_count
     private: cluster_redis.PrivateRedis | None = None
     redis_url = config.cluster.redis_url
-    if redis_url is None:
+    node = 0
+    if config.cluster.is_node:
+        assert redis_url is not None  # the configuration says so
+        node = _node_number(redis_url)
+    elif redis_url is None:
         try:
             private = cluster_redis.PrivateRedis(config.data_dir)
         except cluster_redis.RedisMissing as exc:
@@ -199,10 +203,10 @@ def _supervise(args: argparse.Namespace, config: Config) -> int:
     supervisor.check_port_free(config.http.host, config.http.port)
     identities = [
         worker.WorkerIdentity(
-            worker_id=k,
+            worker_id=node * worker.NODE_STRIDE + k,
             workers=workers,
             redis_url=redis_url,
-            pipe_host=config.cluster.pipe_host,
+            pipe_host=config.cluster.node_address or config.cluster.pipe_host,
             direct_port=ports[k - 1],
             udp_port_min=share[0] if share else None,
             udp_port_max=share[1] if share else None,
@@ -217,7 +221,8 @@ def _supervise(args: argparse.Namespace, config: Config) -> int:
     async def prepare() -> tuple[Event | None, int]:
         await store.open()  # migrations happen here, once, before any worker opens the file
         try:
-            await AttendanceService(store).close_open_sessions(ByeReason.SERVER_RESTART)
+            if node == 0:  # on a cluster of nodes the others' sessions are live
+                await AttendanceService(store).close_open_sessions(ByeReason.SERVER_RESTART)
             count = await store.count_events()
             if count == 0:
                 demo = await store.create_event(
@@ -239,6 +244,27 @@ def _supervise(args: argparse.Namespace, config: Config) -> int:
     if args.config is not None:
         command += ["--config", str(args.config.resolve())]
     return supervisor.run(command, os.environ, identities, private)
+
+
+def _node_number(redis_url: str) -> int:
+    """A number for this node, new at every start (``webinar:node-seq`` in Redis): its
+    workers' IDs are ``number * 1000 + k``, so a node started again is a new node, and the
+    others end the places of its former life as they do for any worker that died."""
+    import redis as redis_sync
+    from redis.exceptions import RedisError
+
+    from webinar.cluster.redis import KEY_PREFIX
+
+    try:
+        client = redis_sync.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=5)
+        try:
+            number = client.incr(f"{KEY_PREFIX}node-seq")
+            assert isinstance(number, int)
+            return number
+        finally:
+            client.close()
+    except (RedisError, OSError) as exc:
+        raise UsageError(f"cluster.redis_url: cannot reach Redis at {redis_url}: {exc}") from None
 
 
 def _cmd_event_create(args: argparse.Namespace) -> int:
@@ -372,8 +398,13 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
         f"UDP {ice.udp_port_min}-{ice.udp_port_max}" if ice.udp_port_min else "any free UDP port"
     )
     print(f"  media on {ports}; announced IP: {ice.announced_ip or 'none'}")
+    if config.cluster.is_node:
+        print(
+            f"  a node of a cluster: pipes at {config.cluster.node_address}, browsers reach it"
+            f" at {config.node_url}, takes {config.node_capacity} attendees"
+        )
     workers = config.server.worker_count
-    if workers == 1:
+    if workers == 1 and not config.cluster.is_node:
         print("  one process (no Redis needed)")
     else:
         redis = config.cluster.redis_url or "a private redis-server in the data dir"

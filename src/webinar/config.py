@@ -430,6 +430,10 @@ class ServerConfig:
 
 
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
+#: Attendees a node takes per worker when ``cluster.node_capacity`` is 0 (benchmarks/README.md:
+#: one worker forwards one camera + audio to ~400 subscribers at full load; this leaves room
+#: for presenters, interaction and a second camera).
+ATTENDEES_PER_WORKER = 250
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -441,6 +445,19 @@ class ClusterConfig:
     redis_url: str | None = None
     #: Address the workers' media pipes listen on and reach each other at.
     pipe_host: str = "127.0.0.1"
+    #: This machine as a node of a cluster of several machines: the IP address the other
+    #: nodes reach its media pipes at (its workers' pipes listen there). Set, ``webinar serve``
+    #: runs as a node: it needs ``redis_url`` and ``database_url`` shared by every node.
+    node_address: str | None = None
+    #: The attendees this node takes before it sends newcomers to a less loaded node;
+    #: 0: derived from its workers (:data:`ATTENDEES_PER_WORKER` each).
+    node_capacity: int = 0
+    #: The URL browsers reach this node itself at (a join moved here reconnects to it);
+    #: unset: ``http.public_url`` on a single node, else ``http(s)://node_address:http.port``.
+    node_url: str | None = None
+    #: A folder every node sees (a shared mount) for recordings and uploaded images; unset:
+    #: ``data_dir``. On a cluster of nodes, set it on every node to the same shared storage.
+    shared_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.redis_url is not None:
@@ -451,6 +468,23 @@ class ClusterConfig:
                     "must be a redis://, rediss:// or unix:// URL, got " + repr(self.redis_url),
                 )
         _check_ip("cluster.pipe_host", self.pipe_host)
+        if self.node_address is not None:
+            _check_ip("cluster.node_address", self.node_address)
+            if ipaddress.ip_address(self.node_address).is_unspecified:
+                _fail("cluster.node_address", "must be an address other nodes can reach")
+        _check_range("cluster.node_capacity", self.node_capacity, 0, 1_000_000)
+        if self.node_url is not None:
+            parts = urlsplit(self.node_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+                _fail(
+                    "cluster.node_url",
+                    f"must be an absolute http:// or https:// URL, got {self.node_url!r}",
+                )
+
+    @property
+    def is_node(self) -> bool:
+        """This machine is one node of several (``node_address`` is set)."""
+        return self.node_address is not None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -469,6 +503,34 @@ class Config:
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
     log: LogConfig = field(default_factory=LogConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+
+    def __post_init__(self) -> None:
+        if self.cluster.is_node and self.cluster.redis_url is None:
+            _fail("cluster.node_address", "a node needs cluster.redis_url, shared by every node")
+
+    @property
+    def node_url(self) -> str:
+        """The URL browsers reach this node itself at (``cluster.node_url``, else derived)."""
+        if self.cluster.node_url is not None:
+            return self.cluster.node_url.rstrip("/")
+        address = self.cluster.node_address
+        if address is None:
+            return self.base_url
+        host = f"[{address}]" if ":" in address else address
+        scheme = "https" if self.tls.enabled else "http"
+        return f"{scheme}://{host}:{self.http.port}"
+
+    @property
+    def node_capacity(self) -> int:
+        """The attendees this node takes before it moves newcomers elsewhere."""
+        if self.cluster.node_capacity:
+            return self.cluster.node_capacity
+        return ATTENDEES_PER_WORKER * self.server.worker_count
+
+    @property
+    def shared_dir(self) -> Path:
+        """Where recordings and uploaded images live (``cluster.shared_dir``, else data_dir)."""
+        return self.cluster.shared_dir if self.cluster.shared_dir is not None else self.data_dir
 
     @property
     def base_url(self) -> str:

@@ -71,9 +71,9 @@ async def test_a_dead_workers_entry_expires(
     try:
         dead = Registry(redis, WorkerIdentity(worker_id=2, workers=2), sample=lambda: sample(2))
         await dead.publish()  # written once, never refreshed: as if killed
-        assert [w.worker_id for w in await reg.live_workers(redis, 2)] == [2]
+        assert [w.worker_id for w in await reg.live_workers(redis)] == [2]
         await asyncio.sleep(1.3)
-        assert await reg.live_workers(redis, 2) == []
+        assert await reg.live_workers(redis) == []
     finally:
         await redis.aclose()
 

@@ -331,6 +331,10 @@ def test_every_key_has_an_env_var() -> None:
         ("server.worker_port_base", "WEBINAR_SERVER_WORKER_PORT_BASE"),
         ("cluster.redis_url", "WEBINAR_CLUSTER_REDIS_URL"),
         ("cluster.pipe_host", "WEBINAR_CLUSTER_PIPE_HOST"),
+        ("cluster.node_address", "WEBINAR_CLUSTER_NODE_ADDRESS"),
+        ("cluster.node_capacity", "WEBINAR_CLUSTER_NODE_CAPACITY"),
+        ("cluster.node_url", "WEBINAR_CLUSTER_NODE_URL"),
+        ("cluster.shared_dir", "WEBINAR_CLUSTER_SHARED_DIR"),
     ]
 
 
@@ -423,3 +427,40 @@ def test_bad_worker_settings(tmp_path: Path, text: str, message: str) -> None:
 def test_redis_urls_accepted() -> None:
     for url in ("redis://127.0.0.1:6379/0", "rediss://h:6380", "unix:///run/redis.sock"):
         assert load_config(None, {"WEBINAR_CLUSTER_REDIS_URL": url}).cluster.redis_url == url
+
+
+def test_a_node_needs_shared_redis_and_checks_its_keys(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"cluster\.node_address: a node needs cluster\.redis_url"
+    ):
+        load_config(None, {"WEBINAR_CLUSTER_NODE_ADDRESS": "10.0.0.5"})
+    with pytest.raises(ConfigError, match=r"cluster\.node_address: not an IP address"):
+        load_config(None, {"WEBINAR_CLUSTER_NODE_ADDRESS": "node-a"})
+    with pytest.raises(ConfigError, match=r"cluster\.node_address: must be an address other"):
+        load_config(None, {"WEBINAR_CLUSTER_NODE_ADDRESS": "0.0.0.0"})
+    with pytest.raises(ConfigError, match=r"cluster\.node_url"):
+        load_config(None, {"WEBINAR_CLUSTER_NODE_URL": "ftp://x"})
+    env = {
+        "WEBINAR_CLUSTER_NODE_ADDRESS": "10.0.0.5",
+        "WEBINAR_CLUSTER_REDIS_URL": "redis://10.0.0.1:6379/0",
+        "WEBINAR_HTTP_PORT": "8443",
+        "WEBINAR_SERVER_WORKERS": "3",
+    }
+    config = load_config(None, env)
+    assert config.cluster.is_node
+    assert config.node_url == "http://10.0.0.5:8443"
+    assert config.node_capacity == 3 * 250
+    assert config.shared_dir == config.data_dir
+    config = load_config(
+        None,
+        {
+            **env,
+            "WEBINAR_CLUSTER_NODE_URL": "https://b.example.org/",
+            "WEBINAR_CLUSTER_NODE_CAPACITY": "40",
+            "WEBINAR_CLUSTER_SHARED_DIR": str(tmp_path),
+        },
+    )
+    assert config.node_url == "https://b.example.org"
+    assert config.node_capacity == 40
+    assert config.shared_dir == tmp_path
+    assert not Config().cluster.is_node

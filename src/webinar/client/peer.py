@@ -147,6 +147,9 @@ class WebinarClient:
         self.stats = ReceivedStats()
         self.streams: dict[str, dict[str, Any]] = {}  # by mid, from the last offer
         self.joined: dict[str, Any] = {}
+        self.socket_url = ""
+        #: The join was moved to another node of a cluster (``move``).
+        self.moved = False
         self._host_addresses = host_addresses or []
         self._rtp_filter = rtp_filter
         self._relay_only = relay_only
@@ -162,18 +165,31 @@ class WebinarClient:
     # ------------------------------------------------------------------ session
 
     async def join(self, event_id: str, name: str, credential: str | None = None) -> dict[str, Any]:
+        """hello and join; a ``move`` (a cluster of nodes) is followed to the node it names,
+        whose WebSocket URL is then :attr:`socket_url`."""
         self._http = aiohttp.ClientSession()
-        ws_url = self.base_url.replace("http", "ws", 1) + "/ws"
-        self.signalling = SignallingClient(self._http, ws_url)
-        await self.signalling.connect()
-        self.signalling.on_message(self._on_message)
-        self._spawn(self._offer_loop())
-        await self.signalling.request("hello", protocol=1, client="webinar-python")
+        self.socket_url = self.base_url.replace("http", "ws", 1) + "/ws"
         fields: dict[str, Any] = {"event_id": event_id, "name": name}
         if credential is not None:
             fields["credential"] = credential
-        self.joined = await self.signalling.request("join", **fields)
+        reply = await self._handshake(fields)
+        if reply.get("type") == "move":
+            assert self.signalling is not None
+            await self.signalling.close()
+            self.socket_url = str(reply["url"])
+            self.moved = True
+            reply = await self._handshake({**fields, "placed": True})
+        self.joined = reply
+        self._spawn(self._offer_loop())
         return self.joined
+
+    async def _handshake(self, fields: dict[str, Any]) -> dict[str, Any]:
+        assert self._http is not None
+        self.signalling = SignallingClient(self._http, self.socket_url)
+        await self.signalling.connect()
+        self.signalling.on_message(self._on_message)
+        await self.signalling.request("hello", protocol=1, client="webinar-python")
+        return await self.signalling.request("join", **fields)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -1,12 +1,17 @@
-"""The workers of one machine, as Redis knows them: each worker writes a key about itself
-every second (with a 3-second TTL, so a dead worker drops out by itself) and its Prometheus
-text next to it; any worker answering ``/healthz`` or ``/metrics`` reads every worker's.
+"""The workers of a machine or of a cluster of nodes, as Redis knows them: each worker writes
+a key about itself every second (with a 3-second TTL, so a dead worker drops out by itself) and
+its Prometheus text next to it; any worker answering ``/healthz`` or ``/metrics`` reads the
+others'. Membership is a sorted set, so workers of nodes started later are found too.
 
 Keys (all under :data:`webinar.cluster.redis.KEY_PREFIX`):
 
+- ``webinar:workers``: sorted set of worker IDs, scored by the Unix time of their last entry;
 - ``webinar:worker:<id>``: JSON ``{"id", "pid", "rooms", "connections", "port", "pipe_host",
-  "started_at", "draining"}``, TTL :data:`TTL_SECONDS`;
+  "started_at", "draining", "node_url", "capacity", "cpu"}``, TTL :data:`TTL_SECONDS`;
 - ``webinar:metrics:<id>``: the worker's ``/metrics`` text, TTL :data:`METRICS_TTL_SECONDS`.
+
+Worker IDs carry their node (:func:`webinar.cluster.worker.node_of`); :func:`nodes` sums the
+workers of each node for placement (webinar.cluster.placement).
 
 Redis trouble is logged (once until it recovers) and never raised: a worker then reports
 itself alone.
@@ -28,7 +33,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from webinar.cluster.redis import KEY_PREFIX
-from webinar.cluster.worker import WorkerIdentity
+from webinar.cluster.worker import WorkerIdentity, node_of
 from webinar.tasks import stop_task
 
 logger = logging.getLogger(__name__)
@@ -41,6 +46,11 @@ READ_TIMEOUT = 1.0
 #: A worker whose entry has been missing this long is dead, for :meth:`Registry.live_ids`
 #: (on top of the entry's TTL: an entry lost with a restarted Redis is back within a second).
 DEAD_AFTER_SECONDS = 3.0
+
+
+MEMBERS_KEY = f"{KEY_PREFIX}workers"
+#: Members not seen for this long are taken out of the membership set.
+FORGET_SECONDS = 3600.0
 
 
 def worker_key(worker_id: int) -> str:
@@ -63,6 +73,16 @@ class WorkerInfo:
     #: Unix time the worker started.
     started_at: float
     draining: bool = False
+    #: The URL browsers reach this worker's node at (a multi-node cluster), else "".
+    node_url: str = ""
+    #: The attendees this worker's node takes (``cluster.node_capacity``), 0: not a node.
+    capacity: int = 0
+    #: CPU this process used over the last second, in cores (1.0: one core busy).
+    cpu: float = 0.0
+
+    @property
+    def node(self) -> int:
+        return node_of(self.worker_id)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +94,9 @@ class WorkerInfo:
             "pipe_host": self.pipe_host,
             "started_at": self.started_at,
             "draining": self.draining,
+            "node_url": self.node_url,
+            "capacity": self.capacity,
+            "cpu": round(self.cpu, 3),
         }
 
     @classmethod
@@ -88,14 +111,27 @@ class WorkerInfo:
             pipe_host=str(data.get("pipe_host", "")),
             started_at=float(data["started_at"]),
             draining=bool(data.get("draining", False)),
+            node_url=str(data.get("node_url", "")),
+            capacity=int(data.get("capacity", 0)),
+            cpu=float(data.get("cpu", 0.0)),
         )
 
 
-async def live_workers(redis: aioredis.Redis, workers: int) -> list[WorkerInfo]:
+async def member_ids(redis: aioredis.Redis) -> list[int]:
+    """The IDs of the workers that wrote an entry within :data:`FORGET_SECONDS` (alive or
+    not: whether one is alive is whether its entry, kept by Redis's own clock, has expired,
+    so the nodes' clocks need not agree)."""
+    raw = await redis.zrange(MEMBERS_KEY, 0, -1)
+    return sorted(int(member) for member in raw)
+
+
+async def live_workers(redis: aioredis.Redis) -> list[WorkerInfo]:
     """Every worker whose key has not expired, by ID. Raises RedisError/OSError."""
-    keys = [worker_key(i) for i in range(1, workers + 1)]
+    ids = await member_ids(redis)
+    if not ids:
+        return []
     found: list[WorkerInfo] = []
-    for raw in await redis.mget(keys):
+    for raw in await redis.mget([worker_key(i) for i in ids]):
         if raw is None:
             continue
         try:
@@ -136,10 +172,14 @@ class Registry:
         self._metrics_text = metrics_text
         self._task: asyncio.Task[None] | None = None
         self._failing = False
-        # Worker ID -> monotonic time its entry was last seen; every worker starts with the
-        # whole grace (one that started first may not have written its entry yet).
+        # Worker ID -> monotonic time its entry was last seen; the workers of this machine
+        # start with the whole grace (one that started first may not have written its entry
+        # yet); others count once seen.
         now = time.monotonic()
-        self._seen: dict[int, float] = {wid: now for wid in range(1, identity.workers + 1)}
+        base = identity.worker_id - identity.local_id
+        self._seen: dict[int, float] = (
+            {base + k: now for k in range(1, identity.workers + 1)} if identity.clustered else {}
+        )
         self._pids: dict[int, int] = {}  # the process each worker last registered
 
     async def start(self) -> None:
@@ -169,6 +209,9 @@ class Registry:
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.set(worker_key(wid), entry, ex=TTL_SECONDS)
+                now = time.time()
+                pipe.zadd(MEMBERS_KEY, {str(wid): now})
+                pipe.zremrangebyscore(MEMBERS_KEY, "-inf", now - FORGET_SECONDS)
                 if self._metrics_text is not None:
                     pipe.set(metrics_key(wid), self._metrics_text(), ex=METRICS_TTL_SECONDS)
                 await pipe.execute()
@@ -186,7 +229,7 @@ class Registry:
         own = self._sample()
         try:
             async with asyncio.timeout(READ_TIMEOUT):
-                found = await live_workers(self.redis, self.identity.workers)
+                found = await live_workers(self.redis)
         except (RedisError, OSError, TimeoutError) as exc:
             logger.warning("cannot read the workers from Redis: %s", exc)
             return [own]
@@ -203,10 +246,10 @@ class Registry:
         self._seen[self.identity.worker_id] = now
         try:
             async with asyncio.timeout(READ_TIMEOUT):
-                found = await live_workers(self.redis, self.identity.workers)
+                found = await live_workers(self.redis)
         except (RedisError, OSError, TimeoutError) as exc:
             logger.debug("cannot read the workers from Redis: %s", exc)
-            for wid in range(1, self.identity.workers + 1):
+            for wid in self._seen:
                 self._seen[wid] = now
             return set(self._seen)
         for info in found:
@@ -221,13 +264,23 @@ class Registry:
         pids = {**self._pids, self.identity.worker_id: os.getpid()}
         return LiveWorkers(frozenset(ids), pids)
 
+    def known(self) -> set[int]:
+        """Every worker this registry has seen (alive or not)."""
+        return set(self._seen)
+
     async def metrics(self, own_text: str) -> str:
-        """Every live worker's /metrics text, merged with a ``worker`` label."""
+        """The /metrics text of every live worker of this node (a node is scraped on its
+        own), merged with a ``worker`` label."""
         wid = self.identity.worker_id
         texts: dict[int, str] = {wid: own_text}
-        ids = [i for i in range(1, self.identity.workers + 1) if i != wid]
+        ids: list[int] = []
         try:
             async with asyncio.timeout(READ_TIMEOUT):
+                ids = [
+                    i
+                    for i in await member_ids(self.redis)
+                    if i != wid and node_of(i) == self.identity.node
+                ]
                 values = await self.redis.mget([metrics_key(i) for i in ids]) if ids else []
         except (RedisError, OSError, TimeoutError) as exc:
             logger.warning("cannot read the other workers' metrics from Redis: %s", exc)

@@ -5,7 +5,8 @@ with the environment variables below; :func:`current` reads them back. Without t
 process is the single-process server: worker 0 of 1, no Redis.
 
 ==========================  ==================================================================
-``WEBINAR_WORKER_ID``       1..N (absent: the single-process server, worker 0)
+``WEBINAR_WORKER_ID``       1..N on one machine, ``n * 1000 + k`` for worker k of node n of a
+                            multi-node cluster (absent: the single-process server, worker 0)
 ``WEBINAR_WORKERS``         N
 ``WEBINAR_REDIS_URL``       the Redis every worker of the machine shares
 ``WEBINAR_PIPE_HOST``       the address media pipes between workers use
@@ -53,7 +54,10 @@ class WorkerIdentity:
     """One process of the server.
 
     ``worker_id`` is 0 for the single-process server (``workers == 1``, no Redis) and 1..N
-    for the workers a supervisor runs. Worker 0 or 1 runs the once-per-machine jobs.
+    for the workers a supervisor runs. On node n of a multi-node cluster (``[cluster]
+    node_address``) worker k is ``n * NODE_STRIDE + k``: IDs are unique across the cluster, and
+    :func:`node_of` tells a worker's node from its ID alone. Worker 0 or 1 runs the periodic
+    jobs (on a cluster of nodes, the worker 1 that holds the jobs lease in Redis).
     """
 
     worker_id: int = 0
@@ -71,8 +75,11 @@ class WorkerIdentity:
             raise WorkerError(f"{WORKERS_ENV} must be at least 1, got {self.workers}")
         if self.worker_id == 0 and self.workers != 1:
             raise WorkerError(f"{ID_ENV} is missing but {WORKERS_ENV} is {self.workers}")
-        if self.worker_id != 0 and not 1 <= self.worker_id <= self.workers:
-            raise WorkerError(f"{ID_ENV} must be between 1 and {self.workers}: {self.worker_id}")
+        if self.worker_id != 0 and not 1 <= self.local_id <= self.workers:
+            raise WorkerError(
+                f"{ID_ENV} must be between 1 and {self.workers} (plus n * {NODE_STRIDE} on"
+                f" node n): {self.worker_id}"
+            )
         if (self.udp_port_min is None) != (self.udp_port_max is None):
             raise WorkerError(f"{UDP_MIN_ENV} and {UDP_MAX_ENV} go together")
 
@@ -82,9 +89,21 @@ class WorkerIdentity:
         return self.worker_id != 0
 
     @property
+    def node(self) -> int:
+        """The node this worker belongs to: 0 on a single machine."""
+        return node_of(self.worker_id)
+
+    @property
+    def local_id(self) -> int:
+        """k of "worker k of N" on this machine (0 for the single-process server)."""
+        return self.worker_id % NODE_STRIDE
+
+    @property
     def runs_jobs(self) -> bool:
-        """This process runs the periodic once-per-machine jobs (reminders, webhook delivery)."""
-        return self.worker_id in (0, 1)
+        """This process may run the periodic jobs (reminders, webhook delivery): the single
+        process, or worker 1 of a machine. On a cluster of nodes, worker 1 of every node may,
+        and the one holding the jobs lease does (webinar.cluster.leases)."""
+        return self.local_id in (0, 1)
 
     def to_env(self) -> dict[str, str]:
         """The variables that make a ``webinar serve`` process this worker."""

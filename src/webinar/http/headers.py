@@ -5,12 +5,13 @@ from this origin only (no inline scripts: forms ask for confirmation through ``c
 WebSockets to this origin, and no framing: ``frame-ancestors 'none'`` and
 ``X-Frame-Options: DENY``, so no other site can lay a page of ours under its own buttons. The
 attendee and presenter rooms (``/e/...``) may be framed by the origins in ``http.embed_origins``
-and by nobody else.
+and by nobody else. On a cluster of nodes a page may also open its WebSocket to the other
+nodes (a join moved to another node, webinar.cluster.placement): ``connect`` names them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
@@ -31,13 +32,18 @@ _POLICY = "; ".join(
 )
 
 
-def policy(frame_ancestors: tuple[str, ...] = ()) -> str:
-    """The Content-Security-Policy of an HTML page framed only by ``frame_ancestors``."""
+def policy(frame_ancestors: tuple[str, ...] = (), connect: Iterable[str] = ()) -> str:
+    """The Content-Security-Policy of an HTML page framed only by ``frame_ancestors`` that
+    may connect to this origin and the origins in ``connect``."""
     ancestors = " ".join(frame_ancestors) if frame_ancestors else "'none'"
-    return f"{_POLICY}; frame-ancestors {ancestors}"
+    text = f"{_POLICY}; frame-ancestors {ancestors}"
+    extra = " ".join(origin for origin in connect if origin and ";" not in origin)
+    return text.replace("connect-src 'self'", f"connect-src 'self' {extra}") if extra else text
 
 
-def middleware(embed_origins: tuple[str, ...] = ()) -> Callable[..., Awaitable[web.StreamResponse]]:
+def middleware(
+    embed_origins: tuple[str, ...] = (), connect: Callable[[], Iterable[str]] | None = None
+) -> Callable[..., Awaitable[web.StreamResponse]]:
     """The security headers of every response (see the module's description)."""
     closed, embeddable = policy(), policy(embed_origins)
 
@@ -47,7 +53,12 @@ def middleware(embed_origins: tuple[str, ...] = ()) -> Callable[..., Awaitable[w
         if not (response.content_type or "").startswith("text/html"):
             return
         room = request.path.startswith("/e/") and bool(embed_origins)
-        response.headers["Content-Security-Policy"] = embeddable if room else closed
+        others = tuple(connect()) if connect is not None else ()
+        if others:
+            text = policy(embed_origins if room else (), others)
+        else:
+            text = embeddable if room else closed
+        response.headers["Content-Security-Policy"] = text
         if not room:
             response.headers["X-Frame-Options"] = "DENY"
 

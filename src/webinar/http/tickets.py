@@ -555,6 +555,7 @@ def setup_ticketing(
     shared: SharedTicketing | None = None,
     *,
     jobs: bool = True,
+    jobs_gate: Callable[[], bool] | None = None,
 ) -> TicketingWeb:
     """Build ticketing for the app and add its pages; the result's hooks go to the dashboard
     (the JSON API, :class:`webinar.http.tickets_api.AdminApi`, builds on the result).
@@ -579,7 +580,7 @@ def setup_ticketing(
     )
     part = TicketingWeb(config, site, ticketing, desk, local_attempts(registration_limiter(shared)))
     app.router.add_routes(part.routes())
-    reminders = Reminders(desk, config.http.base_url)
+    reminders = Reminders(desk, config.http.base_url, gate=jobs_gate)
     app[REMINDERS] = reminders
     app[TICKETS] = part
 

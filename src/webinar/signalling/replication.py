@@ -41,6 +41,7 @@ from webinar.rooms import replay
 from webinar.rooms.live import LiveRoom, Relays, RoomPeer
 from webinar.rooms.ops import Op
 from webinar.rooms.reasons import ByeReason
+from webinar.rooms.roles import Role
 from webinar.rooms.state import RoomEnded, RoomError, RoomErrorCode, RoomEvent
 
 logger = logging.getLogger(__name__)
@@ -387,7 +388,23 @@ class Replication:
         return str(self.worker_id)
 
     async def _hold_recorder(self, room: LiveRoom) -> None:
-        """Renew (or take, when free) the room's recorder lease; record here iff held."""
+        """Renew (or take, when free) the room's recorder lease; record here iff held.
+
+        Only a worker of the room's stage competes for it (one with a host or presenter
+        connected here), unless no host or presenter is connected anywhere: recordings are
+        made where the stage's media originates, not from a copy on an edge node."""
+        floor = [
+            p
+            for p in room.state.participants.values()
+            if p.connected and p.role in (Role.HOST, Role.PRESENTER)
+        ]
+        if floor and not any(room.worker_of.get(p.participant_id) == self.worker_id for p in floor):
+            if room.records:
+                room.records = False
+                room.recording_changed()
+                with contextlib.suppress(RedisError, OSError):  # the stage takes it at once
+                    await self._release(keys=[_key(room.room_id, "recorder")], args=[self._me])
+            return
         try:
             held = await self._recorder(
                 keys=[_key(room.room_id, "recorder")], args=[self._me, RECORDER_TTL_MS]

@@ -131,6 +131,8 @@ class Join:
     credential: str | None = field(default=None, metadata=_len(1, 200))
     resume_token: str | None = field(default=None, metadata=_len(1, 100))
     client_id: str | None = field(default=None, metadata=_len(1, 64))
+    #: This join follows a ``move``: the node it reached takes it (it is never moved again).
+    placed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -814,6 +816,15 @@ class Pong:
 
 
 @dataclass(frozen=True, slots=True)
+class Move:
+    """The answer to a ``join`` on a cluster of nodes when another node serves it: connect
+    to ``url`` (that node's WebSocket) and send hello and the same join with ``placed``."""
+
+    type: ClassVar[str] = "move"
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
 class Bye:
     type: ClassVar[str] = "bye"
     reason: ByeReason
@@ -1094,6 +1105,7 @@ ServerMessage = (
     | RecordingUpdated
     | Ok
     | Pong
+    | Move
     | Bye
     | Draining
     | Error

@@ -67,6 +67,9 @@ class Services:
     interaction_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     recordings: RecordingPolicy | None = None
     attendance: AttendanceService | None = None
+    #: On a cluster of nodes: the WebSocket URL of the node that serves a join of this role
+    #: into this room instead of this one, or None (webinar.cluster.placement).
+    placement: Callable[[LiveRoom, Role], Awaitable[str | None]] | None = None
 
 
 Send = Callable[[dict[str, Any]], None]
@@ -255,6 +258,19 @@ class Session:
         except Exception:
             ticketing.release(grant, dropped=False)
             raise
+        placement = self._services.placement
+        if placement is not None and not msg.placed:
+            try:
+                move_to = await placement(room, role)
+            except Exception:
+                ticketing.release(grant, dropped=False)
+                await self._services.rooms.release_if_empty(event.event_id)
+                raise
+            if move_to is not None:
+                ticketing.release(grant, dropped=False)
+                await self._services.rooms.release_if_empty(event.event_id)
+                logger.info("join moved to %s", move_to)
+                return s.Move(url=move_to)
         resumed = None
         if msg.resume_token is not None:
             resumed = await room.come_back(msg.resume_token, self)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from ..tasks import stop_task
 from . import records
@@ -33,8 +34,13 @@ class Reminders:
         base_url: str,
         poll_seconds: float = POLL_SECONDS,
         stop_grace_seconds: float = STOP_GRACE_SECONDS,
+        gate: Callable[[], bool] | None = None,
     ) -> None:
+        """``gate``: on a cluster of nodes, whether this worker holds the jobs lease now;
+        reminders are sent (and interrupted ones taken up again) only while it does."""
         self._desk = desk
+        self._gate = gate
+        self._resumed = False
         self._base_url = base_url
         self._poll = poll_seconds
         self._grace = stop_grace_seconds
@@ -43,6 +49,15 @@ class Reminders:
         self._busy = False
 
     async def start(self) -> None:
+        if self._gate is None:
+            await self._resume()
+        self._stopping = False
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="reminders")
+
+    async def _resume(self) -> None:
+        """Take up the reminders a stop cut short (only the one sender may: it would send
+        again what another is sending)."""
+        self._resumed = True
         retried, failed = await self._desk.store.run(
             lambda core: records.resume_interrupted_reminders(core.connection)
         )
@@ -54,8 +69,6 @@ class Reminders:
             )
         if failed:
             logger.warning("%d interrupted reminders had no attempt left; given up", failed)
-        self._stopping = False
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="reminders")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -69,6 +82,13 @@ class Reminders:
     async def _run(self) -> None:
         while not self._stopping:
             try:
+                if self._gate is not None:
+                    if not self._gate():
+                        self._resumed = False
+                        await asyncio.sleep(min(self._poll, 1.0))
+                        continue
+                    if not self._resumed:
+                        await self._resume()
                 await self.send_due()
             except Exception:
                 logger.exception("sending reminders failed")

@@ -650,6 +650,19 @@ class RedisSeats:
                 await _run(self._in_use, [self._key(ticket)], [self._grace_ms], self.timeout)
             )
 
+    async def holders(self) -> set[int]:
+        """The workers that hold seats (or held them and died). Raises RedisError, OSError or
+        TimeoutError."""
+        pattern = f"{self.prefix}worker:*:seats"
+        found: set[int] = set()
+        async with asyncio.timeout(self.timeout):
+            async for key in self.redis.scan_iter(match=pattern, count=500):
+                text = key.decode() if isinstance(key, bytes) else str(key)
+                middle = text[len(self.prefix) + len("worker:") : -len(":seats")]
+                if middle.isdigit():
+                    found.add(int(middle))
+        return found
+
     async def forget_worker(self, worker_id: int) -> int:
         """A worker died: its live seats become dropped (kept for the grace for their own
         client keys, then free). How many there were. Raises :class:`Unavailable`."""

@@ -27,7 +27,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -78,16 +78,17 @@ class Webhooks:
         store: Store,
         config: WebhooksConfig,
         *,
-        deliver: bool = True,
+        deliver: bool | Callable[[], bool] = True,
         poll_seconds: float = 60.0,
     ) -> None:
         """``deliver=False`` (every worker but the one running the periodic jobs): record
-        emitted events in the delivery log, send nothing. ``poll_seconds``: the longest wait
+        emitted events in the delivery log, send nothing; a callable decides each time (on a
+        cluster of nodes: whether this worker holds the jobs lease). ``poll_seconds``: the longest wait
         before the log is looked at again (short with several workers, whose deliveries
         the sending worker learns about only from the database)."""
         self._store = store
         self._config = config
-        self._deliver = deliver
+        self._deliver: Callable[[], bool] = deliver if callable(deliver) else lambda: deliver
         self._poll = poll_seconds
         self._queue: deque[Emitted] = deque()
         self._wake = asyncio.Event()
@@ -204,8 +205,10 @@ class Webhooks:
             self._wake.clear()
             try:
                 await self._record()
-                if not self._deliver:
-                    await self._wake.wait()
+                if not self._deliver():
+                    with contextlib.suppress(TimeoutError):  # looked at again: leases move
+                        async with asyncio.timeout(self._poll):
+                            await self._wake.wait()
                     continue
                 now = time.time()
                 due = await self._store.run_sql(functools.partial(sql_due, now=now, limit=BATCH))

@@ -303,6 +303,8 @@ export class WebinarConnection extends EventTarget {
     this._closeDispatched = false;
     this._reconnectTimer = 0;
     this._reconnectAttempt = 0;
+    /** @type {string | null} The first address, when a `move` sent us to another node. */
+    this._homeUrl = null;
     this._attemptInFlight = false;
     /** Bumped whenever the media connections are torn down: late callbacks of the old
      * ones see the change and keep quiet. */
@@ -408,7 +410,29 @@ export class WebinarConnection extends EventTarget {
     if (params.credential) fields.credential = params.credential;
     if (params.clientId) fields.client_id = params.clientId;
     if (resumeToken) fields.resume_token = resumeToken;
-    return /** @type {JoinedMessage} */ (await this.request("join", fields));
+    /** @type {any} */
+    const reply = await this.request("join", fields);
+    if (reply && reply.type === "move") return this._moveTo(String(reply.url), fields);
+    return /** @type {JoinedMessage} */ (reply);
+  }
+
+  /**
+   * On a cluster of nodes, the node we reached has another serve us (`move`): connect to it
+   * and join there (`placed`: it takes us). A later reconnect starts from the first address
+   * again, which places us anew (the node we were moved to may be the one that failed).
+   * @param {string} url
+   * @param {Record<string, unknown>} fields
+   * @returns {Promise<JoinedMessage>}
+   */
+  async _moveTo(url, fields) {
+    this._homeUrl ??= this.url ?? defaultSocketUrl();
+    const old = this._ws;
+    this._ws = null; // its close is not a drop
+    old?.close(1000, "moved");
+    this.url = url;
+    await this._openSocket();
+    this.welcome = await this.request("hello", { protocol: PROTOCOL_VERSION, client: CLIENT_NAME });
+    return /** @type {JoinedMessage} */ (await this.request("join", { ...fields, placed: true }));
   }
 
   /** @param {JoinedMessage} joined */
@@ -758,6 +782,7 @@ export class WebinarConnection extends EventTarget {
     /** @type {unknown} */
     let failure = null;
     try {
+      if (this._homeUrl) this.url = this._homeUrl; // placed again (see _moveTo)
       await this._openSocket();
       joined = await this._handshake(this._resumeToken);
     } catch (error) {
