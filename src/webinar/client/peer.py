@@ -164,7 +164,15 @@ class WebinarClient:
 
     # ------------------------------------------------------------------ session
 
-    async def join(self, event_id: str, name: str, credential: str | None = None) -> dict[str, Any]:
+    async def join(
+        self,
+        event_id: str,
+        name: str,
+        credential: str | None = None,
+        *,
+        resume_token: str | None = None,
+        client_id: str | None = None,
+    ) -> dict[str, Any]:
         """hello and join; a ``move`` (a cluster of nodes) is followed to the node it names,
         whose WebSocket URL is then :attr:`socket_url`."""
         self._http = aiohttp.ClientSession()
@@ -172,6 +180,10 @@ class WebinarClient:
         fields: dict[str, Any] = {"event_id": event_id, "name": name}
         if credential is not None:
             fields["credential"] = credential
+        if resume_token is not None:
+            fields["resume_token"] = resume_token
+        if client_id is not None:
+            fields["client_id"] = client_id
         reply = await self._handshake(fields)
         if reply.get("type") == "move":
             assert self.signalling is not None
