@@ -430,6 +430,7 @@ class ServerConfig:
 
 
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -441,8 +442,23 @@ class ClusterConfig:
     redis_url: str | None = None
     #: Address the workers' media pipes listen on and reach each other at.
     pipe_host: str = "127.0.0.1"
+    #: The PostgreSQL database every node shares, e.g.
+    #: ``postgresql://webinar:secret@db.example/webinar``; unset: the embedded SQLite file
+    #: ``<data_dir>/webinar.sqlite3``.
+    database_url: str | None = None
 
     def __post_init__(self) -> None:
+        if self.database_url is not None:
+            # The same rule as webinar.storage.db.check_database_url (config is a leaf).
+            parts = urlsplit(self.database_url)
+            shown = parts.scheme + "://…" if parts.password else self.database_url
+            if parts.scheme not in _POSTGRES_SCHEMES:
+                _fail(
+                    "cluster.database_url",
+                    f"must be a postgresql:// or postgres:// URL, got {shown!r}",
+                )
+            if not (parts.netloc or parts.query or parts.path.strip("/")):
+                _fail("cluster.database_url", f"names no server or database: {shown!r}")
         if self.redis_url is not None:
             parts = urlsplit(self.redis_url)
             if parts.scheme not in _REDIS_SCHEMES or not (parts.netloc or parts.path):

@@ -331,6 +331,7 @@ def test_every_key_has_an_env_var() -> None:
         ("server.worker_port_base", "WEBINAR_SERVER_WORKER_PORT_BASE"),
         ("cluster.redis_url", "WEBINAR_CLUSTER_REDIS_URL"),
         ("cluster.pipe_host", "WEBINAR_CLUSTER_PIPE_HOST"),
+        ("cluster.database_url", "WEBINAR_CLUSTER_DATABASE_URL"),
     ]
 
 
@@ -413,6 +414,11 @@ def test_workers_from_file_env_and_auto(tmp_path: Path) -> None:
         ("[server]\nworker_port_base = 80\n", "server.worker_port_base: must be between"),
         ('[cluster]\nredis_url = "http://x"\n', "cluster.redis_url: must be a redis://"),
         ('[cluster]\npipe_host = "nope"\n', "cluster.pipe_host: not an IP address"),
+        (
+            '[cluster]\ndatabase_url = "mysql://db/webinar"\n',
+            "cluster.database_url: must be a postgresql:// or postgres:// URL",
+        ),
+        ('[cluster]\ndatabase_url = "postgresql://"\n', "cluster.database_url: names no server"),
     ],
 )
 def test_bad_worker_settings(tmp_path: Path, text: str, message: str) -> None:
