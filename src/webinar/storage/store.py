@@ -216,6 +216,7 @@ class SyncStore:
         except ValueError as exc:
             raise StoreError(f"cluster.database_url {exc}") from None
         where = redact(url)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the key file may be made here
         # The secrets key is the same on every node (WEBINAR_SECRETS_KEY, or a copy of
         # <data_dir>/secrets.key): a new one is made only for a database with nothing sealed.
         probe = PostgresDatabase(url)
@@ -487,6 +488,11 @@ class Store:
     def open_sync(data_dir: Path, database_url: str | None = None) -> SyncStore:
         """Open the store synchronously, for code without an event loop (the CLI)."""
         return SyncStore.open(data_dir, database_url)
+
+    def connect_sync(self) -> SyncStore:
+        """Another synchronous connection to this store's database, for code without an event
+        loop (tests, tools); the caller closes it."""
+        return SyncStore.open(self.data_dir, self.database_url)
 
     @property
     def is_open(self) -> bool:
