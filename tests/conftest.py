@@ -14,4 +14,15 @@ def tmp_data_dir(tmp_path: Path) -> Path:
 
 
 # A real redis-server per test that asks for it (tests/redis_server.py).
+# A real PostgreSQL server (tests/postgres_server.py): one per run, a fresh database per test.
+from tests.postgres_server import (  # noqa: E402, F401
+    close_shared_server,
+    own_postgres,
+    postgres_server,
+    postgres_url,
+)
 from tests.redis_server import redis_server  # noqa: E402, F401
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    close_shared_server()

@@ -12,11 +12,12 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from tests.postgres_server import database_for_tests
 from webinar.app import ROOMS, create_app
 from webinar.client.peer import SignallingClient
 from webinar.config import Config, IceConfig, RoomsConfig, SignallingConfig, TicketingConfig
 from webinar.rooms.manager import RoomManager
-from webinar.storage.store import Event, Store
+from webinar.storage.store import Event, Store, SyncStore
 
 LOOPBACK = "127.0.0.1"
 
@@ -47,13 +48,24 @@ def make_config(data_dir: Path, **rooms: int) -> Config:
     )
 
 
+def open_sync_store(data_dir: Path) -> SyncStore:
+    """A synchronous connection to the store of the install at ``data_dir`` (the one
+    :func:`running_server` opens there)."""
+    return SyncStore.open(data_dir, database_for_tests(data_dir))
+
+
 @contextlib.asynccontextmanager
 async def running_server(
     data_dir: Path, config: Config | None = None, *, host: str = LOOPBACK
 ) -> AsyncIterator[RunningServer]:
     """``host`` is where HTTP listens (``base_url`` always names the loopback address)."""
     config = config or make_config(data_dir)
-    store = Store(config.data_dir)
+    url = database_for_tests(config.data_dir)
+    if config.cluster.database_url is None and url is not None:
+        config = dataclasses.replace(
+            config, cluster=dataclasses.replace(config.cluster, database_url=url)
+        )
+    store = Store.from_config(config)
     await store.open()
     app = create_app(config, store)
     server = TestServer(app, host=host)

@@ -170,7 +170,7 @@ def create_app(
     app[CONFIG] = config
     app[WORKER] = identity
     app[STARTED_AT] = time.time()
-    app[STORE] = store if store is not None else Store(config.data_dir)
+    app[STORE] = store if store is not None else Store.from_config(config)
     app[CONNECTIONS] = set()
     app[SOCKETS] = AddressCount(config.signalling.max_sockets_per_address)
     app[METRICS] = Metrics()

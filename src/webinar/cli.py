@@ -128,12 +128,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     check_tls(config.tls)  # a certificate problem stops us before anything is done
     if identity.clustered:  # a worker the supervisor started: the supervisor prepared the store
         run_app = _load_run_app()
-        run_app(config, Store(config.data_dir))
+        run_app(config, Store.from_config(config))
         return EXIT_OK
     if config.server.worker_count > 1 or config.cluster.is_node:
         return _supervise(args, config)
     run_app = _load_run_app()
-    store = Store(config.data_dir)
+    store = Store.from_config(config)
 
     async def prepare() -> tuple[Event | None, int]:
         await store.open()
@@ -216,7 +216,7 @@ def _supervise(args: argparse.Namespace, config: Config) -> int:
     from webinar.attendance.service import AttendanceService
     from webinar.rooms.reasons import ByeReason
 
-    store = Store(config.data_dir)
+    store = Store.from_config(config)
 
     async def prepare() -> tuple[Event | None, int]:
         await store.open()  # migrations happen here, once, before any worker opens the file
@@ -273,7 +273,7 @@ def _cmd_event_create(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--title: {exc}") from None
     config = _config(args)
-    with Store.open_sync(config.data_dir) as store:
+    with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
         event = store.create_event(title, args.start, camera_limit=config.rooms.max_cameras)
     if args.json:
         print(json.dumps(event_json(config, event), ensure_ascii=False))
@@ -286,7 +286,7 @@ def _cmd_event_create(args: argparse.Namespace) -> int:
 
 def _cmd_event_list(args: argparse.Namespace) -> int:
     config = _config(args)
-    with Store.open_sync(config.data_dir) as store:
+    with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
         events = store.list_events()
     if args.json:
         print(json.dumps([event_json(config, event) for event in events], ensure_ascii=False))
@@ -315,7 +315,7 @@ def _read_password(args: argparse.Namespace) -> str:
 
 def _change_users(config: Config, change: Callable[[SyncStore], T]) -> T:
     """One change to the accounts; the store's refusal (ValueError) is a usage error."""
-    with Store.open_sync(config.data_dir) as store:
+    with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
         try:
             return change(store)
         except ValueError as exc:
@@ -335,7 +335,7 @@ def _cmd_user_add(args: argparse.Namespace) -> int:
 
 def _cmd_user_list(args: argparse.Namespace) -> int:
     config = _config(args)
-    with Store.open_sync(config.data_dir) as store:
+    with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
         users = store.list_users()
     if args.json:
         print(json.dumps([{"username": u.username, "role": u.role} for u in users]))
@@ -366,7 +366,7 @@ def _cmd_user_token(args: argparse.Namespace) -> int:
     from webinar.ticketing.records import add_api_token, revoke_api_tokens
 
     config = _config(args)
-    with Store.open_sync(config.data_dir) as store:
+    with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
         user = store.get_user_by_name(args.username)
         if user is None:
             raise UsageError(f"no user named {args.username!r}")
@@ -435,7 +435,8 @@ def _cmd_secrets_rotate(args: argparse.Namespace) -> int:
     from webinar.storage import sealing
 
     config = _config(args)
-    with Store.open_sync(config.data_dir) as store:  # opens every value with the old key
+    # Opening checks that every value opens with the old key.
+    with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
         old = sealing.load_sealer(config.data_dir)
         fresh = sealing.new_key()
         from_env = bool(os.environ.get(sealing.KEY_ENV, "").strip())

@@ -434,6 +434,7 @@ _REDIS_SCHEMES = ("redis", "rediss", "unix")
 #: one worker forwards one camera + audio to ~400 subscribers at full load; this leaves room
 #: for presenters, interaction and a second camera).
 ATTENDEES_PER_WORKER = 250
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -458,8 +459,23 @@ class ClusterConfig:
     #: A folder every node sees (a shared mount) for recordings and uploaded images; unset:
     #: ``data_dir``. On a cluster of nodes, set it on every node to the same shared storage.
     shared_dir: Path | None = None
+    #: The PostgreSQL database every node shares, e.g.
+    #: ``postgresql://webinar:secret@db.example/webinar``; unset: the embedded SQLite file
+    #: ``<data_dir>/webinar.sqlite3``.
+    database_url: str | None = None
 
     def __post_init__(self) -> None:
+        if self.database_url is not None:
+            # The same rule as webinar.storage.db.check_database_url (config is a leaf).
+            parts = urlsplit(self.database_url)
+            shown = parts.scheme + "://…" if parts.password else self.database_url
+            if parts.scheme not in _POSTGRES_SCHEMES:
+                _fail(
+                    "cluster.database_url",
+                    f"must be a postgresql:// or postgres:// URL, got {shown!r}",
+                )
+            if not (parts.netloc or parts.query or parts.path.strip("/")):
+                _fail("cluster.database_url", f"names no server or database: {shown!r}")
         if self.redis_url is not None:
             parts = urlsplit(self.redis_url)
             if parts.scheme not in _REDIS_SCHEMES or not (parts.netloc or parts.path):
@@ -507,6 +523,11 @@ class Config:
     def __post_init__(self) -> None:
         if self.cluster.is_node and self.cluster.redis_url is None:
             _fail("cluster.node_address", "a node needs cluster.redis_url, shared by every node")
+        if self.cluster.is_node and self.cluster.database_url is None:
+            _fail(
+                "cluster.node_address",
+                "a node needs cluster.database_url (PostgreSQL), shared by every node",
+            )
 
     @property
     def node_url(self) -> str:

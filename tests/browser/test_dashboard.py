@@ -20,7 +20,7 @@ EVENT_URL = re.compile(r"/dashboard/events/(\d{3}-\d{3}-\d{3})$")
 
 
 def add_user(server: RunningServer, name: str) -> User:
-    with server.store.open_sync(server.store.data_dir) as sync:
+    with server.store.connect_sync() as sync:
         return sync.create_user(name, hash_password(PASSWORD, n=2**12), "organiser")
 
 

@@ -70,7 +70,7 @@ async def hook_server(tmp_path: Path) -> AsyncIterator[tuple[RunningServer, str,
     )
     try:
         async with running_server(tmp_path / "data", config) as srv:
-            with srv.store.open_sync(srv.store.data_dir) as sync:
+            with srv.store.connect_sync() as sync:
                 sync.create_user(
                     "olga", hash_password("correct horse battery", n=2**12), "organiser"
                 )

@@ -89,7 +89,7 @@ async def test_quota_refuses_new_recordings(tmp_path: Path) -> None:
     )
     async with running_server(tmp_path / "data", config) as server:
         add_user(server, "olga")
-        with server.store.open_sync(server.store.data_dir) as sync:
+        with server.store.connect_sync() as sync:
             owner = sync.get_user_by_name("olga")
             assert owner is not None
             event = sync.create_event("Full", None, owner_id=owner.user_id)
@@ -186,7 +186,7 @@ async def test_attendance_is_recorded_from_real_sessions(
 async def test_dashboard_recordings_stats_and_exports(server: RunningServer) -> None:
     add_user(server, "olga")
     add_user(server, "other")
-    with server.store.open_sync(server.store.data_dir) as sync:
+    with server.store.connect_sync() as sync:
         owner = sync.get_user_by_name("olga")
         assert owner is not None
         event = sync.create_event("Launch", None, owner_id=owner.user_id)

@@ -23,7 +23,7 @@ async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
 
 
 def add_user(server: RunningServer, name: str, admin: bool = False) -> None:
-    with server.store.open_sync(server.store.data_dir) as sync:
+    with server.store.connect_sync() as sync:
         sync.create_user(
             name, hash_password("correct horse battery", n=2**12), "admin" if admin else "organiser"
         )

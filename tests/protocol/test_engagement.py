@@ -57,7 +57,7 @@ async def people(server: RunningServer) -> AsyncIterator[list[Person]]:
 @pytest.fixture
 async def owned(server: RunningServer) -> AsyncIterator[tuple[Event, aiohttp.ClientSession]]:
     add_user(server, "olga")
-    with server.store.open_sync(server.store.data_dir) as sync:
+    with server.store.connect_sync() as sync:
         owner = sync.get_user_by_name("olga")
         assert owner is not None
         event = sync.create_event("Launch", None, owner_id=owner.user_id)

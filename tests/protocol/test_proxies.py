@@ -70,7 +70,7 @@ async def test_forwarded_headers_ignored_from_untrusted_peers(tmp_path: Path) ->
 
 async def test_forwarded_proto_makes_cookies_secure_and_links_https(tmp_path: Path) -> None:
     async with running_server(tmp_path / "data", _config(tmp_path, ("127.0.0.1",))) as srv:
-        with srv.store.open_sync(srv.store.data_dir) as sync:
+        with srv.store.connect_sync() as sync:
             sync.create_user("olga", hash_password("correct horse battery", n=2**12), "organiser")
         headers = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.5"}
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:

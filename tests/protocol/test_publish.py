@@ -57,7 +57,7 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
 
 async def setup(server: RunningServer, port: int) -> tuple[aiohttp.ClientSession, str, str]:
     add_user(server, "olga")
-    with server.store.open_sync(server.store.data_dir) as sync:
+    with server.store.connect_sync() as sync:
         owner = sync.get_user_by_name("olga")
         assert owner is not None
         event = sync.create_event("Product launch", None, owner_id=owner.user_id)

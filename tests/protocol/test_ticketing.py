@@ -805,7 +805,7 @@ async def test_reminders_survive_a_restart_and_go_out_once(tmp_path: Path, inbox
         ]
         assert await server.server.app[REMINDERS].send_due() == 0  # not due yet
     # While the server is down, the reminders fall due.
-    with server.store.open_sync(config.data_dir) as sync:
+    with server.store.connect_sync() as sync:
         sync.connection.execute("UPDATE reminders SET due_at = ?", (records.to_db(now),))
     async with running_server(config.data_dir, config) as server:
         await inbox.wait_for("far@example.org", "Starting in 1 hour")

@@ -19,12 +19,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.helpers import RunningServer, make_config, running_server
+from tests.helpers import RunningServer, make_config, open_sync_store, running_server
 from webinar.accounts import hash_password
 from webinar.app import WEBHOOKS
 from webinar.client.peer import SignallingClient
 from webinar.config import AdminConfig, Config, WebhooksConfig
-from webinar.storage.store import Store
 from webinar.webhooks.signing import (
     ID_HEADER,
     SIGNATURE_HEADER,
@@ -95,7 +94,7 @@ def csrf_of(html: str) -> str:
 
 
 async def sign_in(server: RunningServer, name: str, admin: bool = False) -> aiohttp.ClientSession:
-    with server.store.open_sync(server.store.data_dir) as sync:
+    with server.store.connect_sync() as sync:
         sync.create_user(
             name, hash_password("correct horse battery", n=2**12), "admin" if admin else "organiser"
         )
@@ -372,7 +371,7 @@ async def test_pending_deliveries_survive_a_restart(tmp_path: Path, receiver: Re
             assert time.monotonic() < deadline, "the failed attempt was never logged"
             await asyncio.sleep(0.05)
     # A new process with a short back-off: the due delivery is sent once it is due.
-    with Store.open_sync(tmp_path / "data") as sync:  # as if the hour had passed
+    with open_sync_store(tmp_path / "data") as sync:  # as if the hour had passed
         sync.connection.execute(
             "UPDATE webhook_deliveries SET next_attempt_at = 0 WHERE status = 'pending'"
         )

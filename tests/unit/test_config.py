@@ -335,6 +335,7 @@ def test_every_key_has_an_env_var() -> None:
         ("cluster.node_capacity", "WEBINAR_CLUSTER_NODE_CAPACITY"),
         ("cluster.node_url", "WEBINAR_CLUSTER_NODE_URL"),
         ("cluster.shared_dir", "WEBINAR_CLUSTER_SHARED_DIR"),
+        ("cluster.database_url", "WEBINAR_CLUSTER_DATABASE_URL"),
     ]
 
 
@@ -417,6 +418,11 @@ def test_workers_from_file_env_and_auto(tmp_path: Path) -> None:
         ("[server]\nworker_port_base = 80\n", "server.worker_port_base: must be between"),
         ('[cluster]\nredis_url = "http://x"\n', "cluster.redis_url: must be a redis://"),
         ('[cluster]\npipe_host = "nope"\n', "cluster.pipe_host: not an IP address"),
+        (
+            '[cluster]\ndatabase_url = "mysql://db/webinar"\n',
+            "cluster.database_url: must be a postgresql:// or postgres:// URL",
+        ),
+        ('[cluster]\ndatabase_url = "postgresql://"\n', "cluster.database_url: names no server"),
     ],
 )
 def test_bad_worker_settings(tmp_path: Path, text: str, message: str) -> None:
@@ -440,9 +446,18 @@ def test_a_node_needs_shared_redis_and_checks_its_keys(tmp_path: Path) -> None:
         load_config(None, {"WEBINAR_CLUSTER_NODE_ADDRESS": "0.0.0.0"})
     with pytest.raises(ConfigError, match=r"cluster\.node_url"):
         load_config(None, {"WEBINAR_CLUSTER_NODE_URL": "ftp://x"})
+    with pytest.raises(ConfigError, match=r"a node needs cluster\.database_url"):
+        load_config(
+            None,
+            {
+                "WEBINAR_CLUSTER_NODE_ADDRESS": "10.0.0.5",
+                "WEBINAR_CLUSTER_REDIS_URL": "redis://10.0.0.1:6379/0",
+            },
+        )
     env = {
         "WEBINAR_CLUSTER_NODE_ADDRESS": "10.0.0.5",
         "WEBINAR_CLUSTER_REDIS_URL": "redis://10.0.0.1:6379/0",
+        "WEBINAR_CLUSTER_DATABASE_URL": "postgresql://w:p@10.0.0.1/webinar",
         "WEBINAR_HTTP_PORT": "8443",
         "WEBINAR_SERVER_WORKERS": "3",
     }

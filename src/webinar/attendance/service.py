@@ -256,9 +256,10 @@ class AttendanceService:
         when = self.clock() if at is None else at
 
         def insert(db: SyncStore) -> int:
-            cursor = db.connection.execute(
+            (session_id,) = db.connection.execute(
                 "INSERT INTO attendance (event_id, person_key, participant_id, name, email,"
-                " role, joined_at, user_agent, browser, os) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " role, joined_at, user_agent, browser, os) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " RETURNING session_id",
                 (
                     event_id,
                     person_key,
@@ -271,8 +272,8 @@ class AttendanceService:
                     browser,
                     os_name,
                 ),
-            )
-            return int(cursor.lastrowid or 0)
+            ).fetchone()
+            return int(session_id)
 
         return await self.store.run(insert)
 

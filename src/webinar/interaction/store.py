@@ -1,4 +1,4 @@
-"""SQLite persistence of interaction: chat, Q&A, polls and tests, CTA and its clicks.
+"""Persistence of interaction: chat, Q&A, polls and tests, CTA and its clicks.
 
 Plain functions on a :class:`~webinar.storage.store.SyncStore`; the server calls them on the
 store's thread with ``await store.run(lambda core: save_chat(core, ...))``. The tables
@@ -23,7 +23,8 @@ from webinar.rooms.polls import (
     QuestionKind,
 )
 from webinar.rooms.qa import Question, QuestionState
-from webinar.storage.store import SyncStore, transaction
+from webinar.storage.db import transaction
+from webinar.storage.store import SyncStore
 
 
 def _one_row(core: SyncStore, sql: str, params: tuple[Any, ...]) -> bool:
@@ -109,8 +110,8 @@ def save_question(core: SyncStore, event_id: str, q: Question) -> None:
 def set_vote(core: SyncStore, question_id: str, voter_key: str, up: bool, at: float) -> None:
     if up:
         core.connection.execute(
-            "INSERT OR IGNORE INTO question_votes (question_id, voter_key, voted_at)"
-            " VALUES (?, ?, ?)",
+            "INSERT INTO question_votes (question_id, voter_key, voted_at)"
+            " VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             (question_id, voter_key, at),
         )
     else:
@@ -378,8 +379,8 @@ def save_image(
     core: SyncStore, image_id: str, event_id: str, content_type: str, size: int, at: float
 ) -> None:
     core.connection.execute(
-        "INSERT OR IGNORE INTO poll_images (image_id, event_id, content_type, size, created_at)"
-        " VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO poll_images (image_id, event_id, content_type, size, created_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (image_id, event_id, content_type, size, at),
     )
 

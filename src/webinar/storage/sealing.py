@@ -7,9 +7,10 @@ made on first start). A copy of the database alone hands out no working ticket; 
 restorable only together with its key (docs/deployment.md).
 
 A sealed value reads ``s1.<key id>.<base64url(nonce | ciphertext)>``; the column's name is
-the associated data, so a value cannot be moved to another column. The connection gets two
-SQL functions, ``seal(column, value)`` and ``unseal(column, value)``, used by the store's
-statements and by the migration that seals rows written before it. NULL stays NULL.
+the associated data, so a value cannot be moved to another column. The store seals and opens
+values in Python (``Database.sealer``), so PostgreSQL and SQLite store the same text; a SQLite
+connection also gets the SQL function ``seal(column, value)`` (and ``unseal``) for the
+migration that seals rows written before it. NULL stays NULL.
 
 The key source holds one or more keys: the first seals, every one opens (a rotation that
 stopped half-way still reads). :func:`rotate` re-seals every value in one transaction.
@@ -28,9 +29,13 @@ import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+if TYPE_CHECKING:
+    from webinar.storage.db import Database
 
 logger = logging.getLogger(__name__)
 
@@ -172,11 +177,12 @@ def load_sealer(
     return Sealer.from_texts(_read_key_file(path))
 
 
-def rotate(conn: sqlite3.Connection, old: Sealer, new: Sealer) -> int:
+def rotate(conn: Database, old: Sealer, new: Sealer) -> int:
     """Re-seal every sealed value from ``old`` to ``new`` in one transaction; how many."""
+    from webinar.storage.db import transaction
+
     count = 0
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn, immediate=True):
         for table, id_column, column in SEALED_COLUMNS:
             rows = conn.execute(
                 f"SELECT {id_column}, {column} FROM {table} WHERE {column} IS NOT NULL"
@@ -188,8 +194,4 @@ def rotate(conn: sqlite3.Connection, old: Sealer, new: Sealer) -> int:
                     (new.seal(column, plain), row_id),
                 )
                 count += 1
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return count

@@ -1,4 +1,8 @@
-"""The embedded SQLite store, ``<data_dir>/webinar.sqlite3``.
+"""The store: embedded SQLite, ``<data_dir>/webinar.sqlite3``, or a shared PostgreSQL database.
+
+Without ``[cluster] database_url`` the store is the SQLite file (zero setup); with it, every
+node of a cluster shares one PostgreSQL database. The same SQL serves both through
+:mod:`webinar.storage.db` (placeholders, errors, the write lock, reconnecting).
 
 :class:`SyncStore` is the synchronous core: one connection, used only by the thread that opened
 it. :class:`Store` is the asyncio facade used by the server: it runs a ``SyncStore`` in one
@@ -11,26 +15,43 @@ lets readers run beside the one writer; a writer that finds the write lock taken
 start with ``BEGIN IMMEDIATE`` (``transaction(conn, immediate=True)``): a deferred one that
 reads first and writes later fails at once with ``SQLITE_BUSY`` when another process wrote in
 between, since the busy handler cannot help it. ``benchmarks/store_contention.py`` measures it.
+On PostgreSQL the same ``transaction(conn, immediate=True)`` takes one advisory lock instead,
+so write transactions run one at a time across every node.
 
-The schema is the ordered list :data:`MIGRATIONS`; ``PRAGMA user_version`` records how many of
-them a database has had. Never edit a released migration: append a new one.
+The schema is the ordered list :data:`MIGRATIONS` (see :mod:`webinar.storage.migrations`).
+Never edit a released migration: append a new one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import dataclasses
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from webinar.ids import new_event_id, new_presenter_key, normalize_event_id
-from webinar.storage.migrations import MIGRATIONS, SEALED_FROM, migrate
+from webinar.storage.db import (
+    Database,
+    IntegrityError,
+    PostgresDatabase,
+    SqliteDatabase,
+    StoreUnavailable,
+    check_database_url,
+    redact,
+    transaction,
+)
+from webinar.storage.migrations import (
+    MIGRATIONS,
+    SEALED_FROM,
+    migrate,
+    migrate_postgresql,
+    postgresql_version,
+)
 from webinar.storage.records import (
     ACCESS_TYPES,
     AGENDA_MAX_CHARS,
@@ -63,11 +84,16 @@ __all__ = [
     "SessionRecord",
     "Store",
     "StoreError",
+    "StoreUnavailable",
     "SyncStore",
     "User",
+    "transaction",
     "validate_title",
     "validate_username",
 ]
+
+if TYPE_CHECKING:
+    from webinar.config import Config
 
 DB_FILENAME = "webinar.sqlite3"
 _USER_COLUMNS = "user_id, username, password_hash, role"
@@ -98,19 +124,18 @@ _EVENT_FIELDS = (
     "camera_limit",
 )
 _EVENT_COLUMNS = ", ".join(_EVENT_FIELDS)
-#: The keys are sealed at rest (webinar.storage.sealing): seal() on the way in, unseal() out.
+#: The keys are sealed at rest (webinar.storage.sealing): sealed on the way in, opened out.
 _SEALED_EVENT_FIELDS = ("presenter_key", "host_key")
-_EVENT_SELECT = ", ".join(
-    f"unseal('{name}', {name})" if name in _SEALED_EVENT_FIELDS else name for name in _EVENT_FIELDS
-)
-_EVENT_MARKS = ", ".join(
-    f"seal('{name}', ?)" if name in _SEALED_EVENT_FIELDS else "?" for name in _EVENT_FIELDS
-)
+_EVENT_SELECT = _EVENT_COLUMNS
+_EVENT_MARKS = ", ".join("?" for _ in _EVENT_FIELDS)
 _SETTINGS_FIELDS = tuple(f.name for f in dataclasses.fields(EventSettings))
 
 
-def _event_from_row(row: tuple[Any, ...]) -> Event:
+def _event_from_row(row: tuple[Any, ...], sealer: Sealer | None = None) -> Event:
     values = dict(zip(_EVENT_FIELDS, row, strict=True))
+    if sealer is not None:
+        for name in _SEALED_EVENT_FIELDS:
+            values[name] = sealer.unseal(name, values[name])
     starts = values["starts_at"]
     values["starts_at"] = None if starts is None else _from_db_time(starts)
     values["created_at"] = _from_db_time(values["created_at"])
@@ -123,7 +148,7 @@ def _settings_row(settings: EventSettings) -> dict[str, Any]:
     return row
 
 
-def _check_sealed(conn: sqlite3.Connection, sealer: Sealer, path: Path) -> None:
+def _check_sealed(conn: Database, sealer: Sealer, where: str) -> None:
     """Open one sealed value of each column now: a wrong key fails at start, not mid-event."""
     for table, _id, column in SEALED_COLUMNS:
         row = conn.execute(
@@ -133,37 +158,32 @@ def _check_sealed(conn: sqlite3.Connection, sealer: Sealer, path: Path) -> None:
             try:
                 sealer.unseal(column, row[0])
             except SealingError as exc:
-                raise StoreError(f"{path}: {exc}") from None
-
-
-@contextlib.contextmanager
-def transaction(
-    conn: sqlite3.Connection, *, immediate: bool = False
-) -> Iterator[sqlite3.Connection]:
-    """One explicit transaction on a connection opened with ``isolation_level=None``:
-    ``BEGIN`` (``BEGIN IMMEDIATE`` to take the write lock at once), then ``COMMIT`` when the
-    block ends, or ``ROLLBACK`` and the exception raised again when it fails. A transaction
-    that writes must be ``immediate`` (several processes share the file; see the module)."""
-    conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-    try:
-        yield conn
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+                raise StoreError(f"{where}: {exc}") from None
 
 
 class SyncStore:
-    """Synchronous store on one SQLite connection; use it only from the thread that opened it."""
+    """Synchronous store on one connection; use it only from the thread that opened it."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
-        self._conn: sqlite3.Connection | None = conn
+    def __init__(self, conn: Database, path: Path) -> None:
+        self._conn: Database | None = conn
+        #: The SQLite file (or, on PostgreSQL, the data dir's would-be file: unused).
         self.path = path
 
+    @property
+    def sealer(self) -> Sealer:
+        return self._db.sealer
+
+    @property
+    def where(self) -> str:
+        """The SQLite file or the PostgreSQL URL without its password, for messages."""
+        return self._db.where
+
     @classmethod
-    def open(cls, data_dir: Path) -> SyncStore:
-        """Open (creating if needed) ``<data_dir>/webinar.sqlite3`` and apply migrations."""
+    def open(cls, data_dir: Path, database_url: str | None = None) -> SyncStore:
+        """Open the store: the PostgreSQL database at ``database_url`` if given, else
+        (creating if needed) ``<data_dir>/webinar.sqlite3``; apply migrations."""
+        if database_url is not None:
+            return cls._open_postgresql(data_dir, database_url)
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = data_dir / DB_FILENAME
         # isolation_level=None: no implicit transactions; every write here is one statement
@@ -180,21 +200,50 @@ class SyncStore:
                 sealer = load_sealer(data_dir, create=version < SEALED_FROM)
             except SealingError as exc:
                 raise StoreError(f"{path}: {exc}") from None
-            sealer.install(conn)
+            sealer.install(conn)  # migration 9 seals the rows written before it in SQL
             migrate(conn)
-            _check_sealed(conn, sealer, path)
+            db = SqliteDatabase(conn, sealer, str(path))
+            _check_sealed(db, sealer, str(path))
         except BaseException:
             conn.close()
             raise
-        return cls(conn, path)
+        return cls(db, path)
+
+    @classmethod
+    def _open_postgresql(cls, data_dir: Path, url: str) -> SyncStore:
+        try:
+            check_database_url(url)
+        except ValueError as exc:
+            raise StoreError(f"cluster.database_url {exc}") from None
+        where = redact(url)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the key file may be made here
+        # The secrets key is the same on every node (WEBINAR_SECRETS_KEY, or a copy of
+        # <data_dir>/secrets.key): a new one is made only for a database with nothing sealed.
+        probe = PostgresDatabase(url)
+        try:
+            try:
+                sealer = load_sealer(data_dir, create=postgresql_version(probe) == 0)
+            except SealingError as exc:
+                raise StoreError(f"{where}: {exc}") from None
+            probe.sealer = sealer
+            migrate_postgresql(probe)
+            _check_sealed(probe, sealer, where)
+        except BaseException:
+            probe.close()
+            raise
+        return cls(probe, data_dir / DB_FILENAME)
 
     @property
-    def connection(self) -> sqlite3.Connection:
+    def connection(self) -> Database:
         """For modules with tables of their own (interaction, recordings, ticketing)."""
         return self._db
 
     @property
-    def _db(self) -> sqlite3.Connection:
+    def is_postgresql(self) -> bool:
+        return self._db.is_postgresql
+
+    @property
+    def _db(self) -> Database:
         if self._conn is None:
             raise StoreError("store is closed")
         return self._conn
@@ -216,6 +265,8 @@ class SyncStore:
         self.close()
 
     def schema_version(self) -> int:
+        if self._db.is_postgresql:
+            return postgresql_version(self._db)
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
         return int(version)
 
@@ -244,11 +295,16 @@ class SyncStore:
             values["presenter_key"] = new_presenter_key()
             values["host_key"] = new_presenter_key()
             row = tuple(values[name] for name in _EVENT_FIELDS)
+            sealer = self._db.sealer
+            stored = tuple(
+                sealer.seal(name, values[name]) if name in _SEALED_EVENT_FIELDS else values[name]
+                for name in _EVENT_FIELDS
+            )
             # ON CONFLICT DO NOTHING: an ID collision inserts nothing, and we draw again.
             cursor = self._db.execute(
                 f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_EVENT_MARKS})"
                 " ON CONFLICT (event_id) DO NOTHING",
-                row,
+                stored,
             )
             if cursor.rowcount == 1:
                 return _event_from_row(row)
@@ -276,7 +332,7 @@ class SyncStore:
         row = self._db.execute(
             f"SELECT {_EVENT_SELECT} FROM events WHERE event_id = ?", (canonical,)
         ).fetchone()
-        return None if row is None else _event_from_row(row)
+        return None if row is None else _event_from_row(row, self._db.sealer)
 
     def list_events(self, owner_id: int | None = None) -> list[Event]:
         """All events (or one owner's), oldest first."""
@@ -289,7 +345,7 @@ class SyncStore:
                 f"SELECT {_EVENT_SELECT} FROM events WHERE owner_id = ? ORDER BY created_at, rowid",
                 (owner_id,),
             ).fetchall()
-        return [_event_from_row(row) for row in rows]
+        return [_event_from_row(row, self._db.sealer) for row in rows]
 
     def count_events(self) -> int:
         (count,) = self._db.execute("SELECT count(*) FROM events").fetchone()
@@ -302,13 +358,14 @@ class SyncStore:
         if role not in USER_ROLES:
             raise ValueError(f"role must be one of {', '.join(USER_ROLES)}")
         try:
-            cursor = self._db.execute(
-                "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)",
+            (user_id,) = self._db.execute(
+                "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)"
+                " RETURNING user_id",
                 (username, password_hash, role, to_db_time(datetime.now(UTC))),
-            )
-        except sqlite3.IntegrityError:
+            ).fetchone()
+        except IntegrityError:
             raise ValueError(f"a user named {username!r} exists already") from None
-        user = self.get_user(int(cursor.lastrowid or 0))
+        user = self.get_user(int(user_id))
         assert user is not None
         return user
 
@@ -320,27 +377,32 @@ class SyncStore:
 
     def get_user_by_name(self, username: str) -> User | None:
         row = self._db.execute(
-            f"SELECT {_USER_COLUMNS} FROM users WHERE username = ?", (username.strip(),)
+            f"SELECT {_USER_COLUMNS} FROM users WHERE lower(username) = lower(?)",
+            (username.strip(),),
         ).fetchone()
         return None if row is None else User(*row)
 
     def list_users(self) -> list[User]:
-        rows = self._db.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY username").fetchall()
+        rows = self._db.execute(
+            f"SELECT {_USER_COLUMNS} FROM users ORDER BY lower(username), username"
+        ).fetchall()
         return [User(*row) for row in rows]
 
     def set_password_hash(self, username: str, password_hash: str) -> None:
         cursor = self._db.execute(
-            "UPDATE users SET password_hash = ? WHERE username = ?", (password_hash, username)
+            "UPDATE users SET password_hash = ? WHERE lower(username) = lower(?)",
+            (password_hash, username),
         )
         if cursor.rowcount != 1:
             raise ValueError(f"no user named {username!r}")
         self._db.execute(
-            "DELETE FROM sessions WHERE user_id = (SELECT user_id FROM users WHERE username = ?)",
+            "DELETE FROM sessions WHERE user_id ="
+            " (SELECT user_id FROM users WHERE lower(username) = lower(?))",
             (username,),
         )
 
     def delete_user(self, username: str) -> None:
-        cursor = self._db.execute("DELETE FROM users WHERE username = ?", (username,))
+        cursor = self._db.execute("DELETE FROM users WHERE lower(username) = lower(?)", (username,))
         if cursor.rowcount != 1:
             raise ValueError(f"no user named {username!r}")
 
@@ -390,6 +452,9 @@ class SyncStore:
         except (sqlite3.Error, StoreError):
             return False
 
+    def database_kind(self) -> str:
+        return "PostgreSQL" if self._db.is_postgresql else "SQLite"
+
 
 class Store:
     """Asyncio facade over :class:`SyncStore`, running it in one dedicated worker thread.
@@ -398,19 +463,36 @@ class Store:
     Calls are executed one at a time, in order.
     """
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, database_url: str | None = None) -> None:
         self.data_dir = data_dir
+        #: PostgreSQL (``[cluster] database_url``), or None: ``<data_dir>/webinar.sqlite3``.
+        self.database_url = database_url
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._core: SyncStore | None = None
+
+    @classmethod
+    def from_config(cls, config: Config) -> Store:
+        """The store a configuration names: its PostgreSQL database, else its SQLite file."""
+        return cls(config.data_dir, database_url=config.cluster.database_url)
 
     @property
     def path(self) -> Path:
         return self.data_dir / DB_FILENAME
 
+    @property
+    def where(self) -> str:
+        """The SQLite file or the PostgreSQL URL without its password, for messages."""
+        return str(self.path) if self.database_url is None else redact(self.database_url)
+
     @staticmethod
-    def open_sync(data_dir: Path) -> SyncStore:
+    def open_sync(data_dir: Path, database_url: str | None = None) -> SyncStore:
         """Open the store synchronously, for code without an event loop (the CLI)."""
-        return SyncStore.open(data_dir)
+        return SyncStore.open(data_dir, database_url)
+
+    def connect_sync(self) -> SyncStore:
+        """Another synchronous connection to this store's database, for code without an event
+        loop (tests, tools); the caller closes it."""
+        return SyncStore.open(self.data_dir, self.database_url)
 
     @property
     def is_open(self) -> bool:
@@ -425,7 +507,7 @@ class Store:
         self._executor = executor
         try:
             core = await asyncio.get_running_loop().run_in_executor(
-                executor, SyncStore.open, self.data_dir
+                executor, SyncStore.open, self.data_dir, self.database_url
             )
         except BaseException:
             self._executor = None
@@ -514,7 +596,7 @@ class Store:
     async def count_events(self) -> int:
         return await self._run(SyncStore.count_events)
 
-    async def run_sql(self, call: Callable[[sqlite3.Connection], T]) -> T:
+    async def run_sql(self, call: Callable[[Database], T]) -> T:
         """Run ``call(connection)`` on the store's thread, in order with every other call."""
         return await self._run(lambda core: call(core.connection))
 

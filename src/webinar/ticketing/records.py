@@ -9,12 +9,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from webinar.storage.store import transaction
+from webinar.storage.db import Database, IntegrityError, recoverable, transaction
 
 from .codes import format_code, lookup_hash, new_code, new_token
 from .grants import SecondDevice
@@ -123,19 +122,17 @@ class Invitee:
         return self.revoked_at is not None
 
 
-# token and code are sealed at rest (webinar.storage.sealing): seal() writes, unseal() reads.
-_INVITEE_COLUMNS = (
-    "invitee_id, event_id, name, email, unseal('token', token), created_at, sent_at, revoked_at"
-)
+# token and code are sealed at rest (webinar.storage.sealing): sealed on the way in, opened out.
+_INVITEE_COLUMNS = "invitee_id, event_id, name, email, token, created_at, sent_at, revoked_at"
 
 
-def _invitee(row: tuple[Any, ...]) -> Invitee:
+def _invitee(conn: Database, row: tuple[Any, ...]) -> Invitee:
     return Invitee(
         invitee_id=row[0],
         event_id=row[1],
         name=row[2],
         email=row[3],
-        token=row[4],
+        token=conn.sealer.unseal("token", row[4]) or "",
         created_at=from_db(row[5]) or now_utc(),
         sent_at=from_db(row[6]),
         revoked_at=from_db(row[7]),
@@ -177,12 +174,12 @@ class Registration:
 
 _REG_COLUMNS = (
     "registration_id, event_id, first_name, last_name, email, seats, status, amount_minor,"
-    " currency, provider, provider_ref, unseal('code', code), created_at, updated_at,"
+    " currency, provider, provider_ref, code, created_at, updated_at,"
     " confirmed_at, checked_in_at, answers"
 )
 
 
-def _registration(row: tuple[Any, ...]) -> Registration:
+def _registration(conn: Database, row: tuple[Any, ...]) -> Registration:
     return Registration(
         registration_id=row[0],
         event_id=row[1],
@@ -195,7 +192,7 @@ def _registration(row: tuple[Any, ...]) -> Registration:
         currency=row[8],
         provider=PaymentProvider(row[9]),
         provider_ref=row[10],
-        code=row[11],
+        code=conn.sealer.unseal("code", row[11]),
         created_at=from_db(row[12]) or now_utc(),
         updated_at=from_db(row[13]) or now_utc(),
         confirmed_at=from_db(row[14]),
@@ -228,7 +225,7 @@ def check_email(value: str) -> str:
 # ------------------------------------------------------------------------ access settings
 
 
-def get_access(conn: sqlite3.Connection, event_id: str) -> EventAccess:
+def get_access(conn: Database, event_id: str) -> EventAccess:
     row = conn.execute(
         f"SELECT {', '.join(_ACCESS_FIELDS)} FROM event_access WHERE event_id = ?", (event_id,)
     ).fetchone()
@@ -245,7 +242,7 @@ def get_access(conn: sqlite3.Connection, event_id: str) -> EventAccess:
     return EventAccess(**values)
 
 
-def put_access(conn: sqlite3.Connection, access: EventAccess) -> None:
+def put_access(conn: Database, access: EventAccess) -> None:
     values = [getattr(access, name) for name in _ACCESS_FIELDS]
     values = [v.value if isinstance(v, enum.Enum) else v for v in values]
     if access.cancelled_at is not None:
@@ -265,51 +262,58 @@ def put_access(conn: sqlite3.Connection, access: EventAccess) -> None:
 # ------------------------------------------------------------------------ invitees
 
 
-def add_invitee(conn: sqlite3.Connection, event_id: str, name: str, email: str) -> Invitee:
+def add_invitee(conn: Database, event_id: str, name: str, email: str) -> Invitee:
     name, email = check_name("the name", name), check_email(email)
     token = new_token()
     try:
-        cursor = conn.execute(
+        (invitee_id,) = conn.execute(
             "INSERT INTO invitees (event_id, name, email, token, token_hash, created_at)"
-            " VALUES (?, ?, ?, seal('token', ?), ?, ?)",
-            (event_id, name, email, token, lookup_hash(token), to_db(now_utc())),
-        )
-    except sqlite3.IntegrityError:
+            " VALUES (?, ?, ?, ?, ?, ?) RETURNING invitee_id",
+            (
+                event_id,
+                name,
+                email,
+                conn.sealer.seal("token", token),
+                lookup_hash(token),
+                to_db(now_utc()),
+            ),
+        ).fetchone()
+    except IntegrityError:
         raise ValueError(f"{email} is invited already") from None
-    found = get_invitee(conn, int(cursor.lastrowid or 0))
+    found = get_invitee(conn, int(invitee_id))
     assert found is not None
     return found
 
 
-def _one_invitee(conn: sqlite3.Connection, where: str, *params: Any) -> Invitee | None:
+def _one_invitee(conn: Database, where: str, *params: Any) -> Invitee | None:
     row = conn.execute(f"SELECT {_INVITEE_COLUMNS} FROM invitees WHERE {where}", params).fetchone()
-    return None if row is None else _invitee(row)
+    return None if row is None else _invitee(conn, row)
 
 
-def get_invitee(conn: sqlite3.Connection, invitee_id: int) -> Invitee | None:
+def get_invitee(conn: Database, invitee_id: int) -> Invitee | None:
     return _one_invitee(conn, "invitee_id = ?", invitee_id)
 
 
-def invitee_by_token(conn: sqlite3.Connection, event_id: str, token: str) -> Invitee | None:
+def invitee_by_token(conn: Database, event_id: str, token: str) -> Invitee | None:
     return _one_invitee(conn, "token_hash = ? AND event_id = ?", lookup_hash(token), event_id)
 
 
-def list_invitees(conn: sqlite3.Connection, event_id: str) -> list[Invitee]:
+def list_invitees(conn: Database, event_id: str) -> list[Invitee]:
     rows = conn.execute(
         f"SELECT {_INVITEE_COLUMNS} FROM invitees WHERE event_id = ? ORDER BY invitee_id",
         (event_id,),
     ).fetchall()
-    return [_invitee(r) for r in rows]
+    return [_invitee(conn, r) for r in rows]
 
 
-def revoke_invitee(conn: sqlite3.Connection, invitee_id: int) -> None:
+def revoke_invitee(conn: Database, invitee_id: int) -> None:
     conn.execute(
         "UPDATE invitees SET revoked_at = ? WHERE invitee_id = ? AND revoked_at IS NULL",
         (to_db(now_utc()), invitee_id),
     )
 
 
-def mark_invitee_sent(conn: sqlite3.Connection, invitee_id: int) -> None:
+def mark_invitee_sent(conn: Database, invitee_id: int) -> None:
     conn.execute(
         "UPDATE invitees SET sent_at = ? WHERE invitee_id = ?", (to_db(now_utc()), invitee_id)
     )
@@ -319,7 +323,7 @@ def mark_invitee_sent(conn: sqlite3.Connection, invitee_id: int) -> None:
 
 
 def add_registration(
-    conn: sqlite3.Connection,
+    conn: Database,
     event_id: str,
     *,
     first_name: str,
@@ -352,10 +356,10 @@ def add_registration(
                     if left
                     else "the event is sold out"
                 )
-        cursor = conn.execute(
+        (registration_id,) = conn.execute(
             "INSERT INTO registrations (event_id, first_name, last_name, email, seats, status,"
             " amount_minor, currency, provider, created_at, updated_at, answers)"
-            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?) RETURNING registration_id",
             (
                 event_id,
                 first_name,
@@ -369,57 +373,64 @@ def add_registration(
                 now,
                 json.dumps(answers or {}),
             ),
-        )
-    found = get_registration(conn, int(cursor.lastrowid or 0))
+        ).fetchone()
+    found = get_registration(conn, int(registration_id))
     assert found is not None
     return found
 
 
-def _one_registration(conn: sqlite3.Connection, where: str, *params: Any) -> Registration | None:
+def _one_registration(conn: Database, where: str, *params: Any) -> Registration | None:
     row = conn.execute(f"SELECT {_REG_COLUMNS} FROM registrations WHERE {where}", params).fetchone()
-    return None if row is None else _registration(row)
+    return None if row is None else _registration(conn, row)
 
 
-def get_registration(conn: sqlite3.Connection, registration_id: int) -> Registration | None:
+def get_registration(conn: Database, registration_id: int) -> Registration | None:
     return _one_registration(conn, "registration_id = ?", registration_id)
 
 
-def registration_by_code(conn: sqlite3.Connection, event_id: str, code: str) -> Registration | None:
+def registration_by_code(conn: Database, event_id: str, code: str) -> Registration | None:
     return _one_registration(conn, "code_hash = ? AND event_id = ?", lookup_hash(code), event_id)
 
 
-def registration_by_ref(conn: sqlite3.Connection, provider_ref: str) -> Registration | None:
+def registration_by_ref(conn: Database, provider_ref: str) -> Registration | None:
     return _one_registration(conn, "provider_ref = ?", provider_ref)
 
 
-def list_registrations(conn: sqlite3.Connection, event_id: str) -> list[Registration]:
+def list_registrations(conn: Database, event_id: str) -> list[Registration]:
     rows = conn.execute(
         f"SELECT {_REG_COLUMNS} FROM registrations WHERE event_id = ? ORDER BY registration_id",
         (event_id,),
     ).fetchall()
-    return [_registration(r) for r in rows]
+    return [_registration(conn, r) for r in rows]
 
 
-def set_provider_ref(conn: sqlite3.Connection, registration_id: int, ref: str) -> None:
+def set_provider_ref(conn: Database, registration_id: int, ref: str) -> None:
     conn.execute(
         "UPDATE registrations SET provider_ref = ?, updated_at = ? WHERE registration_id = ?",
         (ref, to_db(now_utc()), registration_id),
     )
 
 
-def confirm_registration(conn: sqlite3.Connection, registration_id: int) -> Registration | None:
+def confirm_registration(conn: Database, registration_id: int) -> Registration | None:
     """pending -> confirmed with a fresh code. None if it was not pending (nothing changes)."""
     now = to_db(now_utc())
     for _ in range(_CODE_ATTEMPTS):
         code = new_code()
         try:
-            cursor = conn.execute(
-                "UPDATE registrations SET status = 'confirmed', code = seal('code', ?),"
-                " code_hash = ?, confirmed_at = ?, updated_at = ?"
-                " WHERE registration_id = ? AND status = 'pending'",
-                (code, lookup_hash(code), now, now, registration_id),
-            )
-        except sqlite3.IntegrityError:  # a code collision (about 2^-59): draw again
+            with recoverable(conn):
+                cursor = conn.execute(
+                    "UPDATE registrations SET status = 'confirmed', code = ?,"
+                    " code_hash = ?, confirmed_at = ?, updated_at = ?"
+                    " WHERE registration_id = ? AND status = 'pending'",
+                    (
+                        conn.sealer.seal("code", code),
+                        lookup_hash(code),
+                        now,
+                        now,
+                        registration_id,
+                    ),
+                )
+        except IntegrityError:  # a code collision (about 2^-59): draw again
             continue
         if cursor.rowcount != 1:
             return None
@@ -428,7 +439,7 @@ def confirm_registration(conn: sqlite3.Connection, registration_id: int) -> Regi
 
 
 def end_registration(
-    conn: sqlite3.Connection, registration_id: int, status: RegistrationStatus
+    conn: Database, registration_id: int, status: RegistrationStatus
 ) -> Registration | None:
     """Reject (pending) or cancel (pending or confirmed); the code stops working at once."""
     allowed = ("pending",) if status is RegistrationStatus.REJECTED else ("pending", "confirmed")
@@ -441,7 +452,7 @@ def end_registration(
     return get_registration(conn, registration_id) if cursor.rowcount == 1 else None
 
 
-def check_in(conn: sqlite3.Connection, registration_id: int, at: datetime) -> bool:
+def check_in(conn: Database, registration_id: int, at: datetime) -> bool:
     """Record the first entry; True if this was it."""
     cursor = conn.execute(
         "UPDATE registrations SET checked_in_at = ? WHERE registration_id = ?"
@@ -455,7 +466,7 @@ def check_in(conn: sqlite3.Connection, registration_id: int, at: datetime) -> bo
 
 
 def apply_payment_once(
-    conn: sqlite3.Connection,
+    conn: Database,
     provider: str,
     webhook_id: str,
     registration_id: int,
@@ -466,13 +477,12 @@ def apply_payment_once(
     seen before, or ``("not-pending", None)`` when the registration was already settled.
     """
     with transaction(conn, immediate=True):
-        try:
-            conn.execute(
-                "INSERT INTO payment_webhooks (provider, webhook_id, received_at, outcome)"
-                " VALUES (?, ?, ?, 'applied')",
-                (provider, webhook_id, to_db(now_utc())),
-            )
-        except sqlite3.IntegrityError:
+        inserted = conn.execute(
+            "INSERT INTO payment_webhooks (provider, webhook_id, received_at, outcome)"
+            " VALUES (?, ?, ?, 'applied') ON CONFLICT DO NOTHING",
+            (provider, webhook_id, to_db(now_utc())),
+        ).rowcount
+        if inserted != 1:
             return "duplicate", None  # nothing written: the commit is empty
         confirmed = confirm_registration(conn, registration_id)
         if confirmed is None:
@@ -484,7 +494,7 @@ def apply_payment_once(
     return ("applied", confirmed) if confirmed is not None else ("not-pending", None)
 
 
-def record_webhook(conn: sqlite3.Connection, provider: str, webhook_id: str, outcome: str) -> bool:
+def record_webhook(conn: Database, provider: str, webhook_id: str, outcome: str) -> bool:
     """Remember a webhook that changed nothing; False if it was seen before."""
     try:
         conn.execute(
@@ -492,7 +502,7 @@ def record_webhook(conn: sqlite3.Connection, provider: str, webhook_id: str, out
             " VALUES (?, ?, ?, ?)",
             (provider, webhook_id, to_db(now_utc()), outcome),
         )
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         return False
     return True
 
@@ -500,7 +510,7 @@ def record_webhook(conn: sqlite3.Connection, provider: str, webhook_id: str, out
 # ------------------------------------------------------------------------ API tokens
 
 
-def add_api_token(conn: sqlite3.Connection, user_id: int, label: str) -> str:
+def add_api_token(conn: Database, user_id: int, label: str) -> str:
     token = "wbt_" + new_token()
     conn.execute(
         "INSERT INTO api_tokens (token_hash, user_id, label, created_at) VALUES (?, ?, ?, ?)",
@@ -509,18 +519,18 @@ def add_api_token(conn: sqlite3.Connection, user_id: int, label: str) -> str:
     return token
 
 
-def revoke_api_tokens(conn: sqlite3.Connection, user_id: int) -> int:
+def revoke_api_tokens(conn: Database, user_id: int) -> int:
     return conn.execute("DELETE FROM api_tokens WHERE user_id = ?", (user_id,)).rowcount
 
 
-def user_id_for_api_token(conn: sqlite3.Connection, token: str) -> int | None:
+def user_id_for_api_token(conn: Database, token: str) -> int | None:
     row = conn.execute(
         "SELECT user_id FROM api_tokens WHERE token_hash = ?", (lookup_hash(token),)
     ).fetchone()
     return None if row is None else int(row[0])
 
 
-def count_active_events(conn: sqlite3.Connection, owner_id: int, since: datetime) -> int:
+def count_active_events(conn: Database, owner_id: int, since: datetime) -> int:
     """Events of ``owner_id`` whose booking still runs: starting (or, without a start,
     created) after ``since`` (now minus how long a booking lasts)."""
     (count,) = conn.execute(
@@ -578,7 +588,7 @@ def _reminder(row: tuple[Any, ...]) -> Reminder:
 
 
 def plan_reminder(
-    conn: sqlite3.Connection,
+    conn: Database,
     event_id: str,
     starts_at: datetime | None,
     now: datetime,
@@ -598,7 +608,7 @@ def plan_reminder(
     return cursor.rowcount == 1
 
 
-def move_reminders(conn: sqlite3.Connection, event_id: str, starts_at: datetime | None) -> None:
+def move_reminders(conn: Database, event_id: str, starts_at: datetime | None) -> None:
     """The event moved: pending reminders follow its start (or are dropped without one)."""
     if starts_at is None:
         conn.execute(
@@ -612,7 +622,7 @@ def move_reminders(conn: sqlite3.Connection, event_id: str, starts_at: datetime 
     )
 
 
-def due_reminders(conn: sqlite3.Connection, now: datetime, limit: int = 100) -> list[Reminder]:
+def due_reminders(conn: Database, now: datetime, limit: int = 100) -> list[Reminder]:
     rows = conn.execute(
         f"SELECT {_REMINDER_COLUMNS} FROM reminders WHERE state = 'pending' AND due_at <= ?"
         " AND (retry_at IS NULL OR retry_at <= ?) ORDER BY due_at LIMIT ?",
@@ -621,7 +631,7 @@ def due_reminders(conn: sqlite3.Connection, now: datetime, limit: int = 100) -> 
     return [_reminder(r) for r in rows]
 
 
-def list_reminders(conn: sqlite3.Connection, event_id: str) -> list[Reminder]:
+def list_reminders(conn: Database, event_id: str) -> list[Reminder]:
     rows = conn.execute(
         f"SELECT {_REMINDER_COLUMNS} FROM reminders WHERE event_id = ? ORDER BY reminder_id",
         (event_id,),
@@ -629,7 +639,7 @@ def list_reminders(conn: sqlite3.Connection, event_id: str) -> list[Reminder]:
     return [_reminder(r) for r in rows]
 
 
-def claim_reminder(conn: sqlite3.Connection, reminder_id: int) -> bool:
+def claim_reminder(conn: Database, reminder_id: int) -> bool:
     """pending -> sending; only one claimer wins (so nothing is sent twice)."""
     cursor = conn.execute(
         "UPDATE reminders SET state = 'sending', attempts = attempts + 1"
@@ -639,9 +649,7 @@ def claim_reminder(conn: sqlite3.Connection, reminder_id: int) -> bool:
     return cursor.rowcount == 1
 
 
-def reminder_message_id(
-    conn: sqlite3.Connection, reminder_id: int, to: str, new_message_id: str
-) -> str:
+def reminder_message_id(conn: Database, reminder_id: int, to: str, new_message_id: str) -> str:
     """The Message-ID of a claimed reminder to ``to``, recorded before it is sent: the one
     an earlier try used when it went to the same address, else ``new_message_id``."""
     row = conn.execute(
@@ -657,7 +665,7 @@ def reminder_message_id(
 
 
 def finish_reminder(
-    conn: sqlite3.Connection, reminder_id: int, state: str, now: datetime | None = None
+    conn: Database, reminder_id: int, state: str, now: datetime | None = None
 ) -> None:
     """sending -> sent / skipped / failed, or back to pending for another attempt after a
     back-off (failed once it has had REMINDER_ATTEMPTS)."""
@@ -679,7 +687,7 @@ def finish_reminder(
     )
 
 
-def resume_interrupted_reminders(conn: sqlite3.Connection) -> tuple[int, int]:
+def resume_interrupted_reminders(conn: Database) -> tuple[int, int]:
     """At start: reminders a crash left half-sent are tried again at once (with the
     Message-ID they were given, so a copy that did arrive can be recognised), unless
     they have had all their attempts. (How many will be retried, how many failed.)"""
@@ -693,7 +701,7 @@ def resume_interrupted_reminders(conn: sqlite3.Connection) -> tuple[int, int]:
     return retried, failed
 
 
-def erase_people(conn: sqlite3.Connection, event_id: str) -> dict[str, int]:
+def erase_people(conn: Database, event_id: str) -> dict[str, int]:
     """Forget who registered for or was invited to one event, in one transaction.
 
     Registrations keep their seats, status and payment (the organiser's accounts and
@@ -721,7 +729,7 @@ def erase_people(conn: sqlite3.Connection, event_id: str) -> dict[str, int]:
     return counts
 
 
-def mark_settings_changed(conn: sqlite3.Connection, event_id: str, at: datetime | None) -> None:
+def mark_settings_changed(conn: Database, event_id: str, at: datetime | None) -> None:
     conn.execute(
         "INSERT INTO event_access (event_id, settings_changed_at) VALUES (?, ?)"
         " ON CONFLICT (event_id) DO UPDATE SET settings_changed_at = excluded.settings_changed_at",
@@ -729,7 +737,7 @@ def mark_settings_changed(conn: sqlite3.Connection, event_id: str, at: datetime 
     )
 
 
-def settings_changed_at(conn: sqlite3.Connection, event_id: str) -> datetime | None:
+def settings_changed_at(conn: Database, event_id: str) -> datetime | None:
     row = conn.execute(
         "SELECT settings_changed_at FROM event_access WHERE event_id = ?", (event_id,)
     ).fetchone()

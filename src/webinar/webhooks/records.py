@@ -6,13 +6,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
 from webinar.formats import iso_time
 from webinar.ids import format_event_id
-from webinar.storage.store import transaction
+from webinar.storage.db import Database, transaction
 from webinar.webhooks.signing import MAX_ENDPOINTS_PER_OWNER, WebhookEvent, new_secret
 
 
@@ -95,7 +94,7 @@ _DELIVERY_COLUMNS = (
 
 
 def sql_add_endpoint(
-    db: sqlite3.Connection, owner_id: int, url: str, events: frozenset[str], now: float
+    db: Database, owner_id: int, url: str, events: frozenset[str], now: float
 ) -> Endpoint:
     (count,) = db.execute(
         "SELECT count(*) FROM webhook_endpoints WHERE owner_id = ?", (owner_id,)
@@ -104,16 +103,15 @@ def sql_add_endpoint(
         raise ValueError(f"an account may have at most {MAX_ENDPOINTS_PER_OWNER} endpoints")
     secret = new_secret()
     text = ",".join(sorted(events)) if events else "*"
-    cursor = db.execute(
+    (endpoint_id,) = db.execute(
         "INSERT INTO webhook_endpoints (owner_id, url, secret, events, created_at)"
-        " VALUES (?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?) RETURNING endpoint_id",
         (owner_id, url, secret, text, now),
-    )
-    assert cursor.lastrowid is not None
-    return Endpoint(cursor.lastrowid, owner_id, url, secret, events, now)
+    ).fetchone()
+    return Endpoint(int(endpoint_id), owner_id, url, secret, events, now)
 
 
-def sql_endpoints(db: sqlite3.Connection, owner_id: int | None) -> list[Endpoint]:
+def sql_endpoints(db: Database, owner_id: int | None) -> list[Endpoint]:
     """One account's endpoints, or every endpoint with None."""
     if owner_id is None:
         rows = db.execute(f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY endpoint_id")
@@ -126,7 +124,7 @@ def sql_endpoints(db: sqlite3.Connection, owner_id: int | None) -> list[Endpoint
     return [_endpoint(row) for row in rows]
 
 
-def sql_delete_endpoint(db: sqlite3.Connection, owner_id: int, endpoint_id: int) -> bool:
+def sql_delete_endpoint(db: Database, owner_id: int, endpoint_id: int) -> bool:
     cursor = db.execute(
         "DELETE FROM webhook_endpoints WHERE endpoint_id = ? AND owner_id = ?",
         (endpoint_id, owner_id),
@@ -134,7 +132,7 @@ def sql_delete_endpoint(db: sqlite3.Connection, owner_id: int, endpoint_id: int)
     return cursor.rowcount > 0
 
 
-def sql_targets(db: sqlite3.Connection, event_id: str | None) -> list[Endpoint]:
+def sql_targets(db: Database, event_id: str | None) -> list[Endpoint]:
     """Endpoints of the event's owner and of every admin."""
     rows = db.execute(
         f"SELECT {', '.join('w.' + c.strip() for c in _ENDPOINT_COLUMNS.split(','))}"
@@ -170,7 +168,7 @@ def _body(delivery_id: str, item: Emitted) -> str:
     )
 
 
-def sql_record(db: sqlite3.Connection, items: list[Emitted]) -> int:
+def sql_record(db: Database, items: list[Emitted]) -> int:
     """Turn emitted events into pending deliveries, one per interested endpoint."""
     created = 0
     with transaction(db, immediate=True):
@@ -203,7 +201,7 @@ def sql_record(db: sqlite3.Connection, items: list[Emitted]) -> int:
     return created
 
 
-def sql_due(db: sqlite3.Connection, now: float, limit: int) -> list[tuple[Delivery, str]]:
+def sql_due(db: Database, now: float, limit: int) -> list[tuple[Delivery, str]]:
     rows = db.execute(
         f"SELECT {_DELIVERY_COLUMNS}, e.secret FROM webhook_deliveries d"
         " JOIN webhook_endpoints e ON e.endpoint_id = d.endpoint_id"
@@ -214,7 +212,7 @@ def sql_due(db: sqlite3.Connection, now: float, limit: int) -> list[tuple[Delive
     return [(Delivery(*row[:11]), row[11]) for row in rows]
 
 
-def sql_next_due(db: sqlite3.Connection) -> float | None:
+def sql_next_due(db: Database) -> float | None:
     (value,) = db.execute(
         "SELECT min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'"
     ).fetchone()
@@ -222,7 +220,7 @@ def sql_next_due(db: sqlite3.Connection) -> float | None:
 
 
 def sql_attempted(
-    db: sqlite3.Connection,
+    db: Database,
     delivery: Delivery,
     attempt: Attempt,
     status: str,
@@ -255,7 +253,7 @@ def sql_attempted(
 
 
 def sql_deliveries(
-    db: sqlite3.Connection,
+    db: Database,
     owner_id: int | None,
     *,
     limit: int = 50,
@@ -297,7 +295,7 @@ def sql_deliveries(
     ]
 
 
-def sql_retry(db: sqlite3.Connection, owner_id: int | None, delivery_id: str, now: float) -> bool:
+def sql_retry(db: Database, owner_id: int | None, delivery_id: str, now: float) -> bool:
     """Send a failed delivery again (attempts go on counting)."""
     owner_clause = (
         ""
@@ -313,12 +311,12 @@ def sql_retry(db: sqlite3.Connection, owner_id: int | None, delivery_id: str, no
     return cursor.rowcount > 0
 
 
-def sql_delete_event_deliveries(db: sqlite3.Connection, event_id: str) -> int:
+def sql_delete_event_deliveries(db: Database, event_id: str) -> int:
     """The delivery log of one webinar event (its bodies name people), attempts included."""
     return db.execute("DELETE FROM webhook_deliveries WHERE event_id = ?", (event_id,)).rowcount
 
 
-def sql_prune(db: sqlite3.Connection, before: float) -> int:
+def sql_prune(db: Database, before: float) -> int:
     cursor = db.execute(
         "DELETE FROM webhook_deliveries WHERE status != 'pending' AND finished_at < ?", (before,)
     )
