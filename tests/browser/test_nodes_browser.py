@@ -14,7 +14,6 @@ from urllib.parse import parse_qs, urlparse
 
 import aiohttp
 from playwright.async_api import expect
-from tests.postgres_server import PostgresServer
 
 from tests.browser.support import (
     OpenPage,
@@ -32,7 +31,7 @@ async def test_attendees_on_two_nodes_play_a_presenter_on_a_third(
     tmp_path: Path,
     open_page: OpenPage,
     redis_server: RedisServer,
-    postgres_server: PostgresServer,
+    postgres_url: str,
 ) -> None:
     started: list[cluster.Node] = []
     try:
@@ -42,7 +41,7 @@ async def test_attendees_on_two_nodes_play_a_presenter_on_a_third(
                     tmp_path,
                     index,
                     redis_url=redis_server.url,
-                    database_url=postgres_server.url,
+                    database_url=postgres_url,
                     extra_env=env,
                 )
             )

@@ -27,6 +27,9 @@ from tests.helpers import Person
 from tests.serving import free_port
 from webinar.client.peer import SignallingClient
 
+#: Every node of a cluster shares one secrets key (docs/deployment.md).
+SECRETS_KEY = "bm5ubm5ubm5ubm5ubm5ubm5ubm5ubm5ubm5ubm5ubm4="
+
 
 def node_address(index: int) -> str:
     """Node ``index`` (0, 1, 2, ...) listens on 127.0.0.<11 + index>."""
@@ -120,8 +123,7 @@ def start_node(
         "WEBINAR_CLUSTER_SHARED_DIR": str(shared),
         "WEBINAR_SERVER_WORKERS": str(workers),
         "WEBINAR_SIGNALLING_HEARTBEAT_SECONDS": "5",
-        # every node of a cluster shares one secrets key (docs/deployment.md)
-        "WEBINAR_SECRETS_KEY": "bm5ubm5ubm5ubm5ubm5ubm5ubm5ubm5ubm5ubm5ubm4=",
+        "WEBINAR_SECRETS_KEY": SECRETS_KEY,
         **({"WEBINAR_CLUSTER_DATABASE_URL": database_url} if database_url else {}),
         **(extra_env or {}),
     }

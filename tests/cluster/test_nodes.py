@@ -24,7 +24,6 @@ from urllib.parse import parse_qs, urlparse
 
 import aiohttp
 import pytest
-from tests.postgres_server import PostgresServer
 
 from tests import media_support
 from tests.cluster import nodes as cluster
@@ -50,10 +49,14 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 @pytest.fixture
 def three_nodes(
-    tmp_path: Path, redis_server: RedisServer, postgres_server: PostgresServer
+    tmp_path: Path,
+    redis_server: RedisServer,
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[list[Node]]:
     """A (one worker), B (two workers), C (one worker, room for 3 attendees)."""
-    url = postgres_server.url
+    url = postgres_url
+    monkeypatch.setenv("WEBINAR_SECRETS_KEY", cluster.SECRETS_KEY)  # the test's own store
     started: list[Node] = []
     try:
         for index, workers, env in (
@@ -99,7 +102,8 @@ async def test_a_webinar_over_three_nodes(
     three_nodes: list[Node],
     http: aiohttp.ClientSession,
     clients: list[WebinarClient],
-    postgres_server: PostgresServer,
+    postgres_url: str,
+    tmp_path: Path,
 ) -> None:
     a, b, c = three_nodes
     await cluster.wait_ready(http, three_nodes)
@@ -210,7 +214,7 @@ async def test_a_webinar_over_three_nodes(
             assert update["room"]["mode"] == "discussion"
 
         # -- a single-use code in use on B is refused on C
-        paid, code = await paid_code(postgres_server.url)
+        paid, code = await paid_code(tmp_path, postgres_url)
         first = await join_anywhere(b.base_url, people, MatchingPerson, paid, "Grace", code)
         assert first.joined["type"] == "joined", first.joined
         await refused(
@@ -228,9 +232,9 @@ async def test_a_webinar_over_three_nodes(
         await asyncio.gather(*(p.close() for p in people), return_exceptions=True)
 
 
-async def paid_code(database_url: str) -> tuple[str, str]:
+async def paid_code(tmp_path: Path, database_url: str) -> tuple[str, str]:
     """A paid event and a confirmed single-use code, written straight to the shared store."""
-    store = Store.from_url(database_url)
+    store = Store(tmp_path / "test-store", database_url=database_url)
     await store.open()
     try:
         event = await store.create_event(
@@ -267,7 +271,8 @@ async def test_a_node_dies_and_its_people_come_back_through_another(
     three_nodes: list[Node],
     http: aiohttp.ClientSession,
     clients: list[WebinarClient],
-    postgres_server: PostgresServer,
+    postgres_url: str,
+    tmp_path: Path,
 ) -> None:
     """B is killed (the machine dies: supervisor and workers at once). Its subscribers and
     attendees reconnect at C with their resume tokens, within 60 s: same participant, same
@@ -277,7 +282,7 @@ async def test_a_node_dies_and_its_people_come_back_through_another(
     event = a.create_event("Failover across nodes")
     event_id = event["event_id"]
     host_key, pres_key = keys(event)
-    paid, code = await paid_code(postgres_server.url)
+    paid, code = await paid_code(tmp_path, postgres_url)
     people: list[Any] = []
     try:
         pres = client(clients, a.base_url)
