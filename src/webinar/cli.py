@@ -224,7 +224,7 @@ def _supervise(args: argparse.Namespace, config: Config) -> int:
             if node == 0:  # on a cluster of nodes the others' sessions are live
                 await AttendanceService(store).close_open_sessions(ByeReason.SERVER_RESTART)
             count = await store.count_events()
-            if count == 0:
+            if count == 0 and node == 0:  # a cluster's database is the organisers' own
                 demo = await store.create_event(
                     DEMO_TITLE, None, camera_limit=config.rooms.max_cameras
                 )

@@ -81,6 +81,8 @@ end
 return 0
 """
 RECORDER_TTL_MS = 5_000
+#: How long one read of a room's log waits for new entries.
+READ_BLOCK_MS = 2_000
 # Append without applying (this worker has no copy of the room any more), under the lock.
 _APPEND_DETACHED = """
 if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
@@ -128,6 +130,9 @@ class _Replica:
     last_id: str = "0-0"
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     reader: asyncio.Task[None] | None = None
+    #: Set when the copy is closed: the reader stops at its next turn even if the
+    #: cancellation was lost (redis-py can swallow one that lands mid-command).
+    detached: bool = False
     #: Participants of workers that died, and since when (seconds, monotonic).
     orphaned: dict[str, float] = field(default_factory=dict)
 
@@ -208,9 +213,12 @@ class Replication:
         if replica is None or replica.room is not room:
             return
         del self._replicas[room.room_id]
+        replica.detached = True
         if replica.reader is not None:
             replica.reader.cancel()
-            await asyncio.gather(replica.reader, return_exceptions=True)
+            # Bounded: a reader whose cancellation redis-py swallowed returns after its
+            # blocking read (READ_BLOCK_MS) and sees ``detached``; a join never waits for it.
+            await asyncio.wait({replica.reader}, timeout=READ_BLOCK_MS / 1000 + 1.0)
         if room.records:  # let another worker with people in the room record it
             with contextlib.suppress(RedisError, OSError):
                 await self._release(keys=[_key(room.room_id, "recorder")], args=[self._me])
@@ -344,17 +352,23 @@ class Replication:
     async def _read(self, replica: _Replica) -> None:
         key = _key(replica.room.room_id, "log")
         delay = 0.1
-        while True:
+        while not replica.detached:
             try:
-                answer = await self._redis.xread({key: replica.last_id}, block=2000, count=500)
+                answer = await self._redis.xread(
+                    {key: replica.last_id}, block=READ_BLOCK_MS, count=500
+                )
                 delay = 0.1
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
+                if replica.detached:
+                    return
                 logger.warning("room log of %s unreachable (%s); retrying", key, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
+            if replica.detached:
+                return
             for _stream, entries in answer or []:
                 async with replica.lock:
                     for entry_id, fields in entries:
