@@ -255,12 +255,24 @@ def _node_number(redis_url: str) -> int:
 
     from webinar.cluster.redis import KEY_PREFIX
 
+    from webinar.cluster.registry import MEMBERS_KEY, worker_key
+    from webinar.cluster.worker import NODE_STRIDE, node_of
+
     try:
         client = redis_sync.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=5)
         try:
-            number = client.incr(f"{KEY_PREFIX}node-seq")
-            assert isinstance(number, int)
-            return number
+            while True:
+                number = client.incr(f"{KEY_PREFIX}node-seq")
+                assert isinstance(number, int)
+                # A Redis restarted without its data counts from 1 again: skip the numbers of
+                # nodes that are still running.
+                members = client.zrange(MEMBERS_KEY, 0, -1)
+                assert isinstance(members, list)
+                taken = [int(m) for m in members if node_of(int(m)) == number]
+                if not taken or not client.exists(*(worker_key(w) for w in taken)):
+                    if number * NODE_STRIDE > 2**62:
+                        raise UsageError("webinar:node-seq in Redis is past its last number")
+                    return number
         finally:
             client.close()
     except (RedisError, OSError) as exc:

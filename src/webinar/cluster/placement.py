@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 REFRESH_SECONDS = 0.5
 #: A node whose workers use this share of their cores is full, whatever its attendees.
 CPU_FULL = 0.85
+#: Seconds over which a worker's CPU is averaged (exponentially) for placement.
+CPU_SMOOTHING = 10.0
 
 
 def socket_url(node_url: str) -> str:
@@ -165,17 +168,20 @@ class Placement:
 
 
 class CpuMeter:
-    """The CPU this process used since the last :meth:`sample`, in cores."""
+    """The CPU this process uses, in cores, smoothed over about :data:`CPU_SMOOTHING`
+    seconds (a burst of joins is no reason to send people elsewhere; a sustained load is)."""
 
     def __init__(self) -> None:
         self._wall = time.monotonic()
         self._cpu = time.process_time()
-        self._last = 0.0
+        self._value = 0.0
 
     def sample(self) -> float:
         wall, cpu = time.monotonic(), time.process_time()
         elapsed = wall - self._wall
         if elapsed >= 0.2:  # shorter spans say little; keep the last figure
-            self._last = max(0.0, (cpu - self._cpu) / elapsed)
+            now = max(0.0, (cpu - self._cpu) / elapsed)
+            weight = 1.0 - math.exp(-elapsed / CPU_SMOOTHING)
+            self._value += weight * (now - self._value)
             self._wall, self._cpu = wall, cpu
-        return self._last
+        return self._value
