@@ -1,7 +1,12 @@
-"""SQLite under several worker processes: the writes of a join storm, from 1 and from 2 processes.
+"""The store under several worker processes: the writes of a join storm, from 1 and 2 processes.
 
     .venv/bin/python benchmarks/store_contention.py
     .venv/bin/python benchmarks/store_contention.py --joins 1000 --processes 1,2,4 --concurrency 50
+    .venv/bin/python benchmarks/store_contention.py --database-url postgresql://…/bench
+
+SQLite by default; with ``--database-url`` the PostgreSQL database at that URL (emptied before
+each run: use a database of its own), where every write transaction takes the store's advisory
+write lock (webinar.storage.db), the counterpart of SQLite's ``BEGIN IMMEDIATE``.
 
 A fresh data dir with one event and one webhook endpoint (so every join records a delivery, as
 with an organiser who listens to ``participant.joined``). For each count P of ``--processes``,
@@ -31,6 +36,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import sqlite3
 import subprocess
 import sys
@@ -43,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from webinar.attendance.service import AttendanceService  # noqa: E402
+from webinar.storage.sealing import KEY_ENV, new_key  # noqa: E402
 from webinar.storage.store import Store, SyncStore  # noqa: E402
 from webinar.webhooks.records import Emitted, sql_add_endpoint, sql_record  # noqa: E402
 from webinar.webhooks.signing import WebhookEvent  # noqa: E402
@@ -55,9 +62,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def prepare(data_dir: Path) -> str:
+def prepare(data_dir: Path, database_url: str | None) -> str:
     """Migrations, one event, one webhook endpoint for every event; the event ID."""
-    with SyncStore.open(data_dir) as store:
+    with SyncStore.open(data_dir, database_url) as store:
+        if database_url is not None:
+            store.connection.execute("TRUNCATE events, users RESTART IDENTITY CASCADE")
         event = store.create_event("Storm", None)
         user = store.create_user("admin", "x", "admin")
         sql_add_endpoint(store.connection, user.user_id, "https://hooks.example/in", frozenset(), 0)
@@ -65,9 +74,15 @@ def prepare(data_dir: Path) -> str:
 
 
 async def _joins(
-    data_dir: Path, event_id: str, worker: int, count: int, concurrency: int, start_at: float
+    data_dir: Path,
+    database_url: str | None,
+    event_id: str,
+    worker: int,
+    count: int,
+    concurrency: int,
+    start_at: float,
 ) -> dict[str, Any]:
-    store = Store(data_dir)
+    store = Store(data_dir, database_url=database_url)
     await store.open()
     attendance = AttendanceService(store)
     sql_times: list[float] = []
@@ -133,12 +148,17 @@ async def _joins(
     }
 
 
-def _process(args: tuple[Path, str, int, int, int, float], out: Any) -> None:
+def _process(args: tuple[Path, str | None, str, int, int, int, float], out: Any) -> None:
     out.put(asyncio.run(_joins(*args)))
 
 
 def measure(
-    data_dir: Path, event_id: str, processes: int, joins: int, concurrency: int
+    data_dir: Path,
+    database_url: str | None,
+    event_id: str,
+    processes: int,
+    joins: int,
+    concurrency: int,
 ) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
@@ -147,7 +167,10 @@ def measure(
     workers = [
         ctx.Process(
             target=_process,
-            args=((data_dir, event_id, i + 1, share[i], concurrency, start_at), results),
+            args=(
+                (data_dir, database_url, event_id, i + 1, share[i], concurrency, start_at),
+                results,
+            ),
         )
         for i in range(processes)
     ]
@@ -177,7 +200,12 @@ def main() -> int:
     parser.add_argument("--joins", type=int, default=1000)
     parser.add_argument("--processes", default="1,2", help="comma-separated process counts")
     parser.add_argument("--concurrency", type=int, default=50, help="joins in flight per process")
+    parser.add_argument(
+        "--database-url", default=None, help="a PostgreSQL database of its own (emptied)"
+    )
     args = parser.parse_args()
+    if args.database_url is not None:  # one key for the run's data dirs and processes
+        os.environ.setdefault(KEY_ENV, new_key())
     commit = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
@@ -185,13 +213,21 @@ def main() -> int:
     for count in (int(p) for p in args.processes.split(",")):
         with tempfile.TemporaryDirectory(prefix="store-contention-") as tmp:
             data_dir = Path(tmp) / "data"
-            event_id = prepare(data_dir)
-            run = measure(data_dir, event_id, count, args.joins, args.concurrency)
+            event_id = prepare(data_dir, args.database_url)
+            run = measure(
+                data_dir, args.database_url, event_id, count, args.joins, args.concurrency
+            )
             print(f"{count} process(es): {run}", file=sys.stderr)
             runs.append(run)
     print(
         json.dumps(
-            {"joins": args.joins, "concurrency": args.concurrency, "commit": commit, "runs": runs}
+            {
+                "joins": args.joins,
+                "concurrency": args.concurrency,
+                "database": "postgresql" if args.database_url else "sqlite",
+                "commit": commit,
+                "runs": runs,
+            }
         )
     )
     return 0

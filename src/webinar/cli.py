@@ -27,7 +27,7 @@ from webinar.config import (
 )
 from webinar.formats import iso_time
 from webinar.links import event_links, host_url
-from webinar.storage.store import Event, Store, StoreError, SyncStore, validate_title
+from webinar.storage.store import DB_FILENAME, Event, Store, StoreError, SyncStore, validate_title
 
 T = TypeVar("T")
 
@@ -431,10 +431,48 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_db_migrate(args: argparse.Namespace) -> int:
+    config = _config(args)
+    with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
+        print(f"{store.where}: schema version {store.schema_version()} (up to date).")
+    return EXIT_OK
+
+
+def _cmd_db_copy(args: argparse.Namespace) -> int:
+    from webinar.storage.copy import Copied, copy_to_postgresql
+    from webinar.storage.db import check_database_url, redact
+
+    config = _config(args)
+    try:
+        url = check_database_url(args.to)
+    except ValueError as exc:
+        raise UsageError(f"--to {exc}") from None
+    source = config.data_dir / DB_FILENAME
+    if not source.is_file():
+        raise UsageError(f"no SQLite store to copy: {source} does not exist")
+
+    def said(done: Copied) -> None:
+        print(f"  {done.table}: {done.rows} rows")
+
+    print(f"Copying {source} to {redact(url)}:")
+    copied = copy_to_postgresql(config.data_dir, url, replace=args.replace, progress=said)
+    total = sum(c.rows for c in copied)
+    print(
+        f"Copied {total} rows in {len(copied)} tables. Set [cluster] database_url to this URL"
+        " on every node, with the same secrets key (docs/deployment.md)."
+    )
+    return EXIT_OK
+
+
 def _cmd_backup(args: argparse.Namespace) -> int:
     from webinar.storage.backup import backup_database
 
     config = _config(args)
+    if config.cluster.database_url is not None:
+        raise UsageError(
+            "the store is PostgreSQL (cluster.database_url): back it up with pg_dump"
+            " (docs/deployment.md); `webinar backup` copies the SQLite file"
+        )
     result = backup_database(config.data_dir, args.output)
     print(
         f"Backed up {config.data_dir / 'webinar.sqlite3'} to {result.path}"
@@ -562,6 +600,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backup.add_argument("--output", "-o", type=Path, required=True, metavar="FILE")
     backup.set_defaults(handler=_cmd_backup)
+
+    db = commands.add_parser("db", help="the database: migrate it, move it to PostgreSQL")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    migrate = db_commands.add_parser(
+        "migrate",
+        parents=[common],
+        help="apply pending migrations to the configured database and print its version",
+        description="Bring the configured store (PostgreSQL with cluster.database_url, else "
+        "<data_dir>/webinar.sqlite3) to this version's schema. The server does it at start "
+        "too; on a cluster, run it once before starting the nodes of a new version.",
+    )
+    migrate.set_defaults(handler=_cmd_db_migrate)
+    copy = db_commands.add_parser(
+        "copy",
+        parents=[common],
+        help="copy this install's SQLite store into an empty PostgreSQL database",
+        description="Copy every table of <data_dir>/webinar.sqlite3 into the PostgreSQL "
+        "database at URL (migrated to the same version first), keeping every ID; prints the "
+        "rows per table. Stop the server first. The nodes using the copy need this install's "
+        "secrets key (WEBINAR_SECRETS_KEY or <data_dir>/secrets.key).",
+    )
+    copy.add_argument("--to", required=True, metavar="URL", help="postgresql://user@host/db")
+    copy.add_argument(
+        "--replace",
+        action="store_true",
+        help="delete everything the target database holds first (else it must be empty)",
+    )
+    copy.set_defaults(handler=_cmd_db_copy)
 
     secrets_cmd = commands.add_parser(
         "secrets", help="the key that seals presenter keys, invitation tokens and codes"

@@ -28,7 +28,8 @@ from tests.protocol.test_ticketing import (
 from tests.protocol.test_ticketing_api import user_with_token
 from webinar.config import AdminConfig, PaymentsConfig, TicketingConfig
 from webinar.interaction import store as ist
-from webinar.storage.store import Event, transaction
+from webinar.storage.db import SqliteDatabase, transaction
+from webinar.storage.store import Event
 from webinar.ticketing import records
 from webinar.ticketing.records import PaymentProvider, RegistrationStatus
 from webinar.webhooks.signing import check_endpoint_url
@@ -342,7 +343,8 @@ def test_webhook_url_guard_keeps_public_hosts(url: str) -> None:
 
 
 def test_transaction_commits_or_rolls_back(tmp_path: Path) -> None:
-    conn = sqlite3.connect(tmp_path / "t.sqlite3", isolation_level=None)
+    raw = sqlite3.connect(tmp_path / "t.sqlite3", isolation_level=None)
+    conn = SqliteDatabase(raw, None, "t.sqlite3")
     other = sqlite3.connect(tmp_path / "t.sqlite3", isolation_level=None, timeout=0)
     try:
         conn.execute("CREATE TABLE t (x INTEGER)")

@@ -161,7 +161,7 @@ class Database:
 
 
 class SqliteDatabase(Database):
-    def __init__(self, conn: sqlite3.Connection, sealer: Sealer, where: str) -> None:
+    def __init__(self, conn: sqlite3.Connection, sealer: Sealer | None, where: str) -> None:
         super().__init__(Dialect.SQLITE, sealer, where)
         self.raw = conn
 
