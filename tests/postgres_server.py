@@ -169,6 +169,17 @@ def close_shared_server() -> None:
 _databases: dict[Path, str] = {}
 
 
+def ensure_key(data_dir: Path) -> None:
+    """Give the install at ``data_dir`` a secrets key file if it has none (a store on
+    PostgreSQL never makes one: the nodes of a cluster must share one)."""
+    from webinar.storage import sealing
+
+    path = sealing.key_path(data_dir)
+    if not path.exists():
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        sealing.write_key_file(path, [sealing.new_key()])
+
+
 def database_for_tests(data_dir: Path) -> str | None:
     """With ``WEBINAR_TEST_DATABASE=postgresql``, the database of the install at ``data_dir``
     (a fresh one the first time: a server started again on the same folder finds its data);
@@ -178,6 +189,7 @@ def database_for_tests(data_dir: Path) -> str | None:
         return None
     if wanted != "postgresql":
         raise RuntimeError(f"WEBINAR_TEST_DATABASE must be sqlite or postgresql, not {wanted!r}")
+    ensure_key(data_dir)
     key = data_dir.resolve()
     if key not in _databases:
         _databases[key] = shared_server().create_database()

@@ -481,6 +481,13 @@ def _cmd_backup(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_secrets_new(_args: argparse.Namespace) -> int:
+    from webinar.storage import sealing
+
+    print(sealing.new_key())
+    return EXIT_OK
+
+
 def _cmd_secrets_rotate(args: argparse.Namespace) -> int:
     from webinar.storage import sealing
 
@@ -645,6 +652,14 @@ def build_parser() -> argparse.ArgumentParser:
         "printed for you to set. Stop the server first, start it after (docs/deployment.md).",
     )
     rotate.set_defaults(handler=_cmd_secrets_rotate)
+    new = secrets_commands.add_parser(
+        "new",
+        help="print a fresh secrets key (for WEBINAR_SECRETS_KEY on every node of a cluster)",
+        description="Print a new random secrets key. A cluster's nodes share one key: set it as "
+        "WEBINAR_SECRETS_KEY on every node before the first one starts (a node with a "
+        "PostgreSQL database never makes one itself).",
+    )
+    new.set_defaults(handler=_cmd_secrets_new)
 
     user = commands.add_parser("user", help="manage organiser accounts for the dashboard")
     user_commands = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.postgres_server import PostgresServer
+from tests.postgres_server import PostgresServer, ensure_key
 from webinar.interaction import store as ist
 from webinar.rooms.chat import ChatMessage
 from webinar.rooms.qa import Question, QuestionState
@@ -39,6 +39,7 @@ def database_url(request: pytest.FixtureRequest) -> str | None:
     if request.param == "sqlite":
         return None
     url: str = request.getfixturevalue("postgres_url")
+    ensure_key(request.getfixturevalue("tmp_data_dir"))
     return url
 
 
@@ -381,6 +382,7 @@ async def test_outage_raises_a_clear_error_then_the_store_works_again(
     tmp_data_dir: Path, own_postgres: PostgresServer
 ) -> None:
     url = own_postgres.url("webinar")
+    ensure_key(tmp_data_dir)
     async with Store(tmp_data_dir, database_url=url) as store:
         before = await store.create_event("Before", None)
         own_postgres.stop()

@@ -218,13 +218,17 @@ class SyncStore:
         where = redact(url)
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the key file may be made here
         # The secrets key is the same on every node (WEBINAR_SECRETS_KEY, or a copy of
-        # <data_dir>/secrets.key): a new one is made only for a database with nothing sealed.
+        # <data_dir>/secrets.key). None is ever made here: two nodes starting on an empty
+        # database would each make their own, and each seal what the other cannot open.
         probe = PostgresDatabase(url)
         try:
             try:
-                sealer = load_sealer(data_dir, create=postgresql_version(probe) == 0)
+                sealer = load_sealer(data_dir, create=False)
             except SealingError as exc:
-                raise StoreError(f"{where}: {exc}") from None
+                raise StoreError(
+                    f"{where}: {exc} (every node needs the same key: `webinar secrets new`"
+                    " prints one)"
+                ) from None
             probe.sealer = sealer
             migrate_postgresql(probe)
             _check_sealed(probe, sealer, where)
