@@ -254,7 +254,6 @@ def _node_number(redis_url: str) -> int:
     from redis.exceptions import RedisError
 
     from webinar.cluster.redis import KEY_PREFIX
-
     from webinar.cluster.registry import MEMBERS_KEY, worker_key
     from webinar.cluster.worker import NODE_STRIDE, node_of
 
