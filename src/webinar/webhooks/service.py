@@ -83,9 +83,9 @@ class Webhooks:
     ) -> None:
         """``deliver=False`` (every worker but the one running the periodic jobs): record
         emitted events in the delivery log, send nothing; a callable decides each time (on a
-        cluster of nodes: whether this worker holds the jobs lease). ``poll_seconds``: the longest wait
-        before the log is looked at again (short with several workers, whose deliveries
-        the sending worker learns about only from the database)."""
+        cluster of nodes: whether this worker holds the jobs lease). ``poll_seconds``: the
+        longest wait before the log is looked at again (short with several workers, whose
+        deliveries the sending worker learns about only from the database)."""
         self._store = store
         self._config = config
         self._deliver: Callable[[], bool] = deliver if callable(deliver) else lambda: deliver
