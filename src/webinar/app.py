@@ -29,7 +29,7 @@ from webinar.cluster.placement import CpuMeter, Placement, origin_of, socket_url
 from webinar.cluster.registry import LiveWorkers, Registry, WorkerInfo
 from webinar.cluster.worker import WorkerIdentity, node_of
 from webinar.config import Config
-from webinar.http import forwarded, headers
+from webinar.http import forwarded, headers, inputs
 from webinar.http.auth import SignIn, login_limiter
 from webinar.http.dashboard import Dashboard
 from webinar.http.health import Health
@@ -165,6 +165,7 @@ def create_app(
     middlewares = [
         forwarded.middleware(config.http.trusted_proxies),
         headers.middleware(config.http.embed_origins, connect=lambda: _node_origins(app)),
+        inputs.refuse_nul,
     ]
     app = web.Application(client_max_size=1024 * 1024, middlewares=middlewares)
     app[CONFIG] = config

@@ -20,7 +20,8 @@ MAX_JSON_DEPTH = 32
 
 class BadJson(ValueError):
     """Input that is not JSON we accept: malformed, nested too deeply, or text that is not
-    valid Unicode (a lone surrogate such as ``"\\ud800"``, which no UTF-8 store can keep)."""
+    valid Unicode (a lone surrogate such as ``"\\ud800"``, which no UTF-8 store can keep) or
+    holds a NUL character (``"\\u0000"``, which PostgreSQL cannot keep)."""
 
 
 def parse_json(text: str | bytes, *, max_depth: int = MAX_JSON_DEPTH, texts: bool = True) -> Any:
@@ -60,7 +61,10 @@ def check_json(value: Any, *, max_depth: int = MAX_JSON_DEPTH, texts: bool = Tru
 
 
 def check_text(text: str) -> str:
-    """``text`` if it is valid Unicode (no lone surrogates), else :class:`BadJson`."""
+    """``text`` if it is valid Unicode (no lone surrogates) without NUL characters (which
+    PostgreSQL cannot store, nor a C string carry), else :class:`BadJson`."""
+    if "\x00" in text:
+        raise BadJson("text must not contain NUL characters")
     if not text.isascii():
         try:
             text.encode("utf-8")

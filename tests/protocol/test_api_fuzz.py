@@ -238,6 +238,7 @@ SPECIAL_BODIES = {
     "truncated": b"{",
     "surrogate-title": b'{"title": "\\ud800"}',
     "surrogate-string": b'"\\udc00"',
+    "nul-title": b'{"title": "a\\u0000b"}',
     "utf-16": b"\xff\xfe{}",
     "nan": b"NaN",
     "deep-1000": b"[" * 1000 + b"]" * 1000,

@@ -332,3 +332,36 @@ async def test_an_open_event_admits_an_address_others_behind_it_mistyped_at(
             *(joined(srv, clients, event, f"Colleague {i}") for i in range(30))
         )
         assert all(reply["role"] == "attendee" for _, reply in results)
+
+
+async def test_nul_characters_are_refused_at_every_door(
+    server: RunningServer, event: Event, clients: list[SignallingClient]
+) -> None:
+    """A NUL character (PostgreSQL cannot store one) is a clear refusal in a WebSocket
+    message, a JSON body, a path, a query and a form, never a 500 and never stored."""
+    host, _ = await joined(server, clients, event, "Host", credential=event.host_key)
+    await host.request("sync-interaction")
+    with pytest.raises(ClientError) as refused:
+        await host.request("chat-send", text="a\x00b")
+    assert refused.value.code == "bad-message"
+    async with aiohttp.ClientSession() as http:
+        base = server.base_url
+        async with http.post(
+            f"{base}/api/v1/events",
+            data=b'{"title": "a\\u0000b"}',
+            headers={"Content-Type": "application/json", "Authorization": "Bearer nope"},
+        ) as resp:
+            assert resp.status in (400, 401), resp.status
+        page = {"Accept": "text/html"}
+        for url in (f"{base}/e/%00", f"{base}/e/{event.event_id}?key=%00"):
+            async with http.get(url, headers=page) as resp:
+                assert resp.status == 400, (url, resp.status)
+                assert "NUL" in await resp.text()
+        form = {"username": "a\x00", "password": "x"}
+        async with http.post(f"{base}/login", data=form, headers=page) as resp:
+            assert resp.status == 400
+        async with http.get(f"{base}/api/v1/events/%00") as resp:
+            assert resp.status == 400
+            assert (await resp.json())["error"]["code"] == "bad-request"
+    sync = await host.request("sync-interaction")
+    assert sync["messages"] == []

@@ -5,6 +5,8 @@ the path.
   :func:`webinar.formats.parse_json` (depth limit, valid Unicode), so a deeply nested body or a
   lone surrogate is a 400 in the endpoint's own error envelope, never a 500, and nothing of it
   is stored. No handler calls ``request.json()`` itself (a unit test greps for it).
+- :func:`refuse_nul` (a middleware) answers 400 to a NUL character in the path, the query or
+  a form field.
 - :func:`path_id` is the one way a handler reads an integer from the path: anything that is not
   a positive integer SQLite can hold (below 2**63) is "no such thing" (404), never an
   ``OverflowError`` from SQLite.
@@ -91,3 +93,34 @@ def json_error(status: int, code: str, message: str) -> web.HTTPException:
     )
     exc.set_status(status)
     return exc
+
+
+#: Form bodies the middleware reads ahead (cached by aiohttp for the handler).
+_FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+@web.middleware
+async def refuse_nul(
+    request: web.Request, handler: Callable[[web.Request], Any]
+) -> web.StreamResponse:
+    """A NUL character (``%00``) in the path, the query or a form field is refused with 400
+    before any handler sees it: no store keeps it (PostgreSQL refuses text with one), and no
+    name, code or ID of ours has one. JSON bodies are checked by :func:`read_json`, WebSocket
+    messages by the signalling schema."""
+    bad = "\x00" in request.path or "\x00" in request.query_string
+    bad = bad or any("\x00" in k or "\x00" in v for k, v in request.query.items())
+    if not bad and request.method == "POST" and request.content_type == _FORM_TYPE:
+        form = await request.post()  # cached: the handler reads the same
+        bad = any("\x00" in k or (isinstance(v, str) and "\x00" in v) for k, v in form.items())
+    if bad:
+        message = "NUL characters are not accepted in requests"
+        if "text/html" not in request.headers.get("Accept", ""):  # an API client: JSON
+            v1 = request.path.startswith(("/api/v1/", "/api/admin/"))
+            body = {"error": {"code": "bad-request", "message": message}} if v1 else None
+            raise web.HTTPBadRequest(
+                text=json.dumps(body or {"error": "bad-request", "message": message}),
+                content_type="application/json",
+            )
+        raise web.HTTPBadRequest(text=message)
+    response: web.StreamResponse = await handler(request)
+    return response
