@@ -300,6 +300,7 @@ def worker_info(app: web.Application) -> WorkerInfo:
         node_url=app[CONFIG].node_url if identity.node else "",
         capacity=app[CONFIG].node_capacity if identity.node else 0,
         cpu=app[CPU].sample(),
+        cpu_limit=app[CONFIG].cluster.node_cpu_limit,
     )
 
 

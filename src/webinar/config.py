@@ -453,6 +453,9 @@ class ClusterConfig:
     #: The attendees this node takes before it sends newcomers to a less loaded node;
     #: 0: derived from its workers (:data:`ATTENDEES_PER_WORKER` each).
     node_capacity: int = 0
+    #: The share of its workers' cores a node may use before it sends newcomers elsewhere
+    #: (averaged over 10 s); 0: CPU plays no part, only ``node_capacity``.
+    node_cpu_limit: float = 0.85
     #: The URL browsers reach this node itself at (a join moved here reconnects to it);
     #: unset: ``http.public_url`` on a single node, else ``http(s)://node_address:http.port``.
     node_url: str | None = None
@@ -489,6 +492,8 @@ class ClusterConfig:
             if ipaddress.ip_address(self.node_address).is_unspecified:
                 _fail("cluster.node_address", "must be an address other nodes can reach")
         _check_range("cluster.node_capacity", self.node_capacity, 0, 1_000_000)
+        if not (math.isfinite(self.node_cpu_limit) and 0 <= self.node_cpu_limit <= 1):
+            _fail("cluster.node_cpu_limit", f"must be between 0 and 1, got {self.node_cpu_limit}")
         if self.node_url is not None:
             parts = urlsplit(self.node_url)
             if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:

@@ -333,6 +333,7 @@ def test_every_key_has_an_env_var() -> None:
         ("cluster.pipe_host", "WEBINAR_CLUSTER_PIPE_HOST"),
         ("cluster.node_address", "WEBINAR_CLUSTER_NODE_ADDRESS"),
         ("cluster.node_capacity", "WEBINAR_CLUSTER_NODE_CAPACITY"),
+        ("cluster.node_cpu_limit", "WEBINAR_CLUSTER_NODE_CPU_LIMIT"),
         ("cluster.node_url", "WEBINAR_CLUSTER_NODE_URL"),
         ("cluster.shared_dir", "WEBINAR_CLUSTER_SHARED_DIR"),
         ("cluster.database_url", "WEBINAR_CLUSTER_DATABASE_URL"),

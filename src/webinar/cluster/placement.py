@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 
 #: Loads are read again after this long.
 REFRESH_SECONDS = 0.5
-#: A node whose workers use this share of their cores is full, whatever its attendees.
+#: A node whose workers use this share of their cores is full, whatever its attendees
+#: (``cluster.node_cpu_limit``, its default).
 CPU_FULL = 0.85
 #: Seconds over which a worker's CPU is averaged (exponentially) for placement.
 CPU_SMOOTHING = 10.0
@@ -66,6 +67,8 @@ class NodeLoad:
     connections: int = 0
     cpu: float = 0.0
     draining: bool = False
+    #: The share of its workers' cores at which it counts as full (0: never for CPU).
+    cpu_limit: float = CPU_FULL
 
     @property
     def free(self) -> int:
@@ -76,7 +79,7 @@ class NodeLoad:
         return (
             self.draining
             or self.free == 0
-            or (self.workers > 0 and self.cpu >= CPU_FULL * self.workers)
+            or (self.workers > 0 and 0 < self.cpu_limit <= self.cpu / self.workers)
         )
 
 
@@ -88,7 +91,9 @@ def node_loads(workers: Iterable[WorkerInfo]) -> dict[int, NodeLoad]:
         node = node_of(info.worker_id)
         if node == 0 or not info.node_url:
             continue
-        load = loads.setdefault(node, NodeLoad(node, info.node_url, info.capacity))
+        load = loads.setdefault(
+            node, NodeLoad(node, info.node_url, info.capacity, cpu_limit=info.cpu_limit)
+        )
         load.workers += 1
         load.connections += info.connections
         load.cpu += info.cpu

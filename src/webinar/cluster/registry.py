@@ -77,8 +77,10 @@ class WorkerInfo:
     node_url: str = ""
     #: The attendees this worker's node takes (``cluster.node_capacity``), 0: not a node.
     capacity: int = 0
-    #: CPU this process used over the last second, in cores (1.0: one core busy).
+    #: CPU this process uses (smoothed over ~10 s), in cores (1.0: one core busy).
     cpu: float = 0.0
+    #: ``cluster.node_cpu_limit`` of its node.
+    cpu_limit: float = 0.85
 
     @property
     def node(self) -> int:
@@ -97,6 +99,7 @@ class WorkerInfo:
             "node_url": self.node_url,
             "capacity": self.capacity,
             "cpu": round(self.cpu, 3),
+            "cpu_limit": self.cpu_limit,
         }
 
     @classmethod
@@ -114,6 +117,7 @@ class WorkerInfo:
             node_url=str(data.get("node_url", "")),
             capacity=int(data.get("capacity", 0)),
             cpu=float(data.get("cpu", 0.0)),
+            cpu_limit=float(data.get("cpu_limit", 0.85)),
         )
 
 
