@@ -23,9 +23,9 @@ from webinar.interaction import store as ist
 from webinar.rooms.chat import ChatMessage
 from webinar.rooms.qa import Question, QuestionState
 from webinar.storage import sealing
-from webinar.storage.db import StoreUnavailable, to_format_style, transaction
+from webinar.storage.db import to_format_style, transaction
 from webinar.storage.migrations import MIGRATIONS, ROWID_TABLES
-from webinar.storage.records import SessionRecord
+from webinar.storage.records import SessionRecord, StoreUnavailable
 from webinar.storage.store import DB_FILENAME, Store, SyncStore
 from webinar.ticketing import records
 from webinar.ticketing.records import PaymentProvider

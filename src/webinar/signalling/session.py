@@ -36,7 +36,7 @@ from webinar.rooms.state import (
     person_key_for,
 )
 from webinar.sfu import AllocationReport, SfuError, VideoQuality
-from webinar.storage.records import Event
+from webinar.storage.records import Event, StoreUnavailable
 from webinar.ticketing import Grant, Refusal, Ticketing
 
 from . import interaction as ia
@@ -149,6 +149,14 @@ class Session:
             self.error(err.code, err.message, request_id)
         except Unavailable as exc:
             self.error(s.ErrorCode.UNAVAILABLE, str(exc), request_id)
+        except StoreUnavailable:
+            # The shared database (PostgreSQL) is down for a moment: nothing was done.
+            logger.warning("the database is unreachable: %s refused", message.type)
+            self.error(
+                s.ErrorCode.UNAVAILABLE,
+                "the database cannot be reached just now; try again in a moment",
+                request_id,
+            )
 
     @property
     def greeted(self) -> bool:

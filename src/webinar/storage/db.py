@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from webinar.storage.records import StoreError
+from webinar.storage.records import StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
     import psycopg
@@ -56,10 +56,6 @@ class Dialect(enum.StrEnum):
 
 class IntegrityError(StoreError):
     """A constraint refused the statement (unique, foreign key, check, not null)."""
-
-
-class StoreUnavailable(StoreError):
-    """The database server cannot be reached now; the next call tries again."""
 
 
 class Cursor(Protocol):

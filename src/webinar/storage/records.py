@@ -21,6 +21,10 @@ class StoreError(Exception):
     """The store cannot do what was asked (closed, newer schema, no free event ID, ...)."""
 
 
+class StoreUnavailable(StoreError):
+    """The database server cannot be reached now; the next call tries again."""
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """A scheduled webinar."""
