@@ -267,6 +267,86 @@ async def test_keyframe_requests_are_merged_at_the_origin(
         await publisher.close()
 
 
+async def test_a_node_gateway_feeds_its_node_merging_keyframe_requests(
+    routers: tuple[Router, Router],
+) -> None:
+    """Origin a → (encrypted) → gateway b → (plain) → edge c, as between nodes: c's copy
+    is piped from b's copy. Keyframe requests from subscribers on b and c reach the
+    publisher at most once per interval through one pipe; a loss on the b→c hop is
+    repaired from b's history (nothing asked of a or the publisher); subscribers' own
+    NACKs are answered on their own router."""
+    a, b = routers
+    c = make_router()
+    video = ClipTrack(make_vp8_clip(width=160, height=120, seconds=2, keyframe_interval=60))
+    publisher = await publish(a, [(video, "camera")])
+    (producer,) = publisher.producers
+    plis: list[float] = []
+    (sender,) = [t.sender for t in publisher.pc.getTransceivers()]
+    original = sender._handle_rtcp_packet
+
+    async def watch(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_PLI:
+            plis.append(time.monotonic())
+        await original(packet)
+
+    sender._handle_rtcp_packet = watch  # type: ignore[method-assign]
+    cross = await piped(producer, b, keys=PipeKeys.fresh())
+    local = await piped(cross[1].producer, c)  # from the gateway's copy
+    seen = [0]
+
+    def lossy(data: bytes) -> bool:
+        seen[0] += 1
+        return seen[0] % 25 != 0
+
+    local[1].keep = lossy
+    viewer_seen = [0]
+
+    def lossy_viewer(packet: RtpPacket) -> bool:
+        viewer_seen[0] += 1
+        return viewer_seen[0] % 25 != 0
+
+    subscribers = [Subscriber(router) for router in (b, c) for _ in range(5)]
+    viewer = Subscriber(c, decode=True, rtp_filter=lossy_viewer)
+    try:
+        for s in [*subscribers, viewer]:
+            s.consume(cross[1].producer if s.router is b else local[1].producer)
+        await until(lambda: all(s.packets["video"] for s in subscribers), 20)
+        await until(lambda: viewer.frames["video"] > 0, 10)
+        await asyncio.sleep(0.5)
+        start, plis_before = time.monotonic(), len(plis)
+        requests_before = cross[0].stats.keyframe_requests
+        asks = 0
+        while time.monotonic() - start < 3.0:
+            await asyncio.gather(*(s.send_pli(s.consumers[0]) for s in subscribers))
+            asks += len(subscribers)
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        elapsed = time.monotonic() - start
+        window = plis[plis_before:]
+        assert 2 <= len(window) <= elapsed / 0.32 + 2, (len(window), elapsed)
+        crossed = cross[0].stats.keyframe_requests - requests_before
+        assert crossed <= elapsed / 0.32 + 2, crossed  # merged on the gateway
+        assert local[0].stats.keyframe_requests > crossed
+        # the b→c loss: NACKed to b and answered there
+        assert local[1].stats.dropped >= 5
+        assert local[0].stats.retransmitted >= 0.9 * local[1].stats.dropped
+        assert cross[0].stats.retransmitted == 0 and producer.stats.nacks_sent == 0
+        assert local[1].stats.lost == 0 and local[1].stats.repaired > 0
+        (edge_consumer,) = viewer.consumers
+        assert edge_consumer.stats.nacks > 0 and edge_consumer.stats.retransmitted > 0
+        # the viewer's NACKs stayed on c: b resent only what its pipe lost
+        assert local[0].stats.retransmitted <= local[1].stats.dropped + 5
+        counts = [s.packets["video"] for s in subscribers]
+        assert min(counts[5:]) >= 0.97 * max(counts[:5]), counts
+    finally:
+        await asyncio.gather(*(s.close() for s in [*subscribers, viewer]))
+        for o, i in (local, cross):
+            o.close()
+            i.close()
+        await c.close()
+        await publisher.close()
+
+
 async def test_datagrams_from_anyone_but_the_peer_are_refused(
     routers: tuple[Router, Router],
 ) -> None:
