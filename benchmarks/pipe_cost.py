@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Pipe benchmark: what one relayed packet costs on each end of a pipe.
 
-    python benchmarks/pipe_cost.py --packets 20000 [--packets-per-frame 8] [--no-uvloop]
+    python benchmarks/pipe_cost.py --packets 20000 [--packets-per-frame 8] [--srtp] [--no-uvloop]
 
 * **out** (origin): a real :class:`~webinar.sfu.pipe.PipeOut` on a producer relays
   VP8-sized packets (1,100-byte payloads, ``--packets-per-frame`` per frame, one frame
@@ -21,7 +21,11 @@ A local producer's ingest runs the same steps after SRTP decryption, so ``in`` i
 edge's price for a producer it does not host; ``out`` is what the origin pays per
 edge on top of its local subscribers (compare a local forward: ~14 µs per send).
 
-Prints one JSON line: ``packets``, ``out_us_per_packet``,
+``--srtp``: both ends encrypted as a pipe between nodes is (SRTP AEAD_AES_128_GCM with
+fresh :class:`~webinar.sfu.pipe.PipeKeys`): ``out`` then includes the protect call,
+``in`` the unprotect call.
+
+Prints one JSON line: ``packets``, ``srtp``, ``out_us_per_packet``,
 ``out_us_per_packet_no_wakeup``, ``in_us_per_packet``, ``in_received``, ``uvloop``.
 """
 
@@ -38,7 +42,7 @@ from typing import Any
 from aiortc.rtcrtpreceiver import NackGenerator
 
 from webinar.sfu import MediaKind, MediaSource, Producer, Router, RouterConfig
-from webinar.sfu.pipe import PipeIn, PipeOut, pipe_descriptor
+from webinar.sfu.pipe import PipeIn, PipeKeys, PipeOut, pipe_descriptor
 from webinar.sfu.producer import ProducerCodec
 from webinar.sfu.rtp import MediaPacket
 
@@ -159,7 +163,8 @@ async def measure_out(args: argparse.Namespace, wakeup: bool) -> float:
     try:
         host, port = addrs.get(timeout=30) if wakeup else local.getsockname()
         producer = origin_producer()
-        pipe = await PipeOut.open(producer, peer=(host, port))
+        keys = PipeKeys.fresh() if args.srtp else None
+        pipe = await PipeOut.open(producer, peer=(host, port), keys=keys)
         layer = producer._single
         layer.ssrc = SSRC
         relay = pipe._relay
@@ -187,7 +192,12 @@ async def measure_in(args: argparse.Namespace) -> tuple[float, int]:
     sink.bind(("127.0.0.1", 0))
     producer = origin_producer()
     out = PipeOut(producer)
-    datagrams = [out._packet(mp, SSRC, 0) for mp in packets(args.packets, args.packets_per_frame)]
+    keys = PipeKeys.fresh() if args.srtp else None
+    if keys is not None:
+        out.secure(keys)
+    plain = [out._packet(mp, SSRC, 0) for mp in packets(args.packets, args.packets_per_frame)]
+    tx = out._tx
+    datagrams = plain if tx is None else [tx.protect(d) for d in plain]
     sink.close()
     ctx = multiprocessing.get_context("spawn")
     ready, target = ctx.Queue(), ctx.Queue()
@@ -198,7 +208,12 @@ async def measure_in(args: argparse.Namespace) -> tuple[float, int]:
     router = Router(RouterConfig())
     try:
         origin = ready.get(timeout=30)
-        pipe = await PipeIn.open(router, pipe_descriptor(producer), peer=tuple(origin))
+        pipe = await PipeIn.open(
+            router,
+            pipe_descriptor(producer),
+            peer=tuple(origin),
+            keys=keys.swapped() if keys is not None else None,
+        )
         counter = _Counter()
         pipe.producer.add_consumer(counter)
         target.put(pipe.address)
@@ -227,6 +242,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     in_us, received = await measure_in(args)
     return {
         "packets": args.packets,
+        "srtp": args.srtp,
         "out_us_per_packet": round(out_us, 2),
         "out_us_per_packet_no_wakeup": round(out_own_us, 2),
         "in_us_per_packet": round(in_us, 2),
@@ -240,6 +256,7 @@ def main() -> None:
     parser.add_argument("--packets", type=int, default=20_000)
     parser.add_argument("--packets-per-frame", type=int, default=8)
     parser.add_argument("--gap", type=float, default=0.004, help="seconds between frames")
+    parser.add_argument("--srtp", action="store_true", help="encrypted, as between nodes")
     parser.add_argument("--no-uvloop", action="store_true")
     args = parser.parse_args()
     if args.no_uvloop:

@@ -312,7 +312,7 @@ def metrics_text(app: web.Application) -> str:
         text += webhooks.metrics_text()
     pipes = app.get(PIPES)
     if pipes is not None:
-        text += pipe_metrics_text(pipes.packets())
+        text += pipe_metrics_text(pipes.packets(), pipes.totals(), pipes.open_pipes())
     return text
 
 
@@ -522,12 +522,21 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
         room = rooms.get(room_id)
         return room.router if room is not None and not room.closed else None
 
+    live_ids = None
+    if peers.live_workers is not None:
+        registry_live = peers.live_workers
+
+        async def live_ids() -> frozenset[int]:
+            return (await registry_live()).ids
+
     pipes = Pipes(
         bus,
         producer_of=producer_of,
         router_of=router_of,
         host=peers.pipe_host,
         ports=peers.pipe_ports,
+        redis=redis,
+        live_workers=live_ids,
     )
     app[PIPES] = pipes
     stack.push_async_callback(pipes.close)

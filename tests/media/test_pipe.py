@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import pylibsrtp
 import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import (
@@ -31,7 +32,14 @@ from aiortc.rtp import (
 from tests.pipe_peers import Subscriber, make_router, publish
 from webinar.client.media import ClipTrack, make_opus_clip, make_vp8_clip
 from webinar.sfu import CloseReason, Router
-from webinar.sfu.pipe import AUDIO_LEVEL_URI, PipeIn, PipeOut, pipe_descriptor
+from webinar.sfu.pipe import (
+    AUDIO_LEVEL_URI,
+    SRTP_OVERHEAD,
+    PipeIn,
+    PipeKeys,
+    PipeOut,
+    pipe_descriptor,
+)
 from webinar.sfu.recorder import Recorder
 from webinar.sfu.simulcast import RID_URI
 
@@ -59,13 +67,23 @@ async def routers() -> AsyncIterator[tuple[Router, Router]]:
 
 
 async def piped(
-    origin: Any, edge: Router, ports: tuple[int, int] | None = None
+    origin: Any, edge: Router, ports: tuple[int, int] | None = None, keys: PipeKeys | None = None
 ) -> tuple[PipeOut, PipeIn]:
-    """The control plane's part, in one process: descriptor and addresses across."""
-    pipe_in = await PipeIn.open(edge, pipe_descriptor(origin), ports=ports)
-    pipe_out = await PipeOut.open(origin, peer=pipe_in.address, ports=ports)
+    """The control plane's part, in one process: descriptor, addresses (and, for an
+    encrypted pipe, the origin's keys) across."""
+    pipe_in = await PipeIn.open(
+        edge, pipe_descriptor(origin), ports=ports, keys=keys.swapped() if keys else None
+    )
+    pipe_out = await PipeOut.open(origin, peer=pipe_in.address, ports=ports, keys=keys)
     pipe_in.connect(pipe_out.address)
     return pipe_out, pipe_in
+
+
+def srtp_session(key: bytes, direction: int) -> pylibsrtp.Session:
+    policy = pylibsrtp.Policy(
+        key=key, ssrc_type=direction, srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM
+    )
+    return pylibsrtp.Session(policy=policy)
 
 
 def tracks(seconds: float = 2.0) -> tuple[ClipTrack, ClipTrack]:
@@ -249,6 +267,86 @@ async def test_keyframe_requests_are_merged_at_the_origin(
         await publisher.close()
 
 
+async def test_a_node_gateway_feeds_its_node_merging_keyframe_requests(
+    routers: tuple[Router, Router],
+) -> None:
+    """Origin a → (encrypted) → gateway b → (plain) → edge c, as between nodes: c's copy
+    is piped from b's copy. Keyframe requests from subscribers on b and c reach the
+    publisher at most once per interval through one pipe; a loss on the b→c hop is
+    repaired from b's history (nothing asked of a or the publisher); subscribers' own
+    NACKs are answered on their own router."""
+    a, b = routers
+    c = make_router()
+    video = ClipTrack(make_vp8_clip(width=160, height=120, seconds=2, keyframe_interval=60))
+    publisher = await publish(a, [(video, "camera")])
+    (producer,) = publisher.producers
+    plis: list[float] = []
+    (sender,) = [t.sender for t in publisher.pc.getTransceivers()]
+    original = sender._handle_rtcp_packet
+
+    async def watch(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_PLI:
+            plis.append(time.monotonic())
+        await original(packet)
+
+    sender._handle_rtcp_packet = watch  # type: ignore[method-assign]
+    cross = await piped(producer, b, keys=PipeKeys.fresh())
+    local = await piped(cross[1].producer, c)  # from the gateway's copy
+    seen = [0]
+
+    def lossy(data: bytes) -> bool:
+        seen[0] += 1
+        return seen[0] % 25 != 0
+
+    local[1].keep = lossy
+    viewer_seen = [0]
+
+    def lossy_viewer(packet: RtpPacket) -> bool:
+        viewer_seen[0] += 1
+        return viewer_seen[0] % 25 != 0
+
+    subscribers = [Subscriber(router) for router in (b, c) for _ in range(5)]
+    viewer = Subscriber(c, decode=True, rtp_filter=lossy_viewer)
+    try:
+        for s in [*subscribers, viewer]:
+            s.consume(cross[1].producer if s.router is b else local[1].producer)
+        await until(lambda: all(s.packets["video"] for s in subscribers), 20)
+        await until(lambda: viewer.frames["video"] > 0, 10)
+        await asyncio.sleep(0.5)
+        start, plis_before = time.monotonic(), len(plis)
+        requests_before = cross[0].stats.keyframe_requests
+        asks = 0
+        while time.monotonic() - start < 3.0:
+            await asyncio.gather(*(s.send_pli(s.consumers[0]) for s in subscribers))
+            asks += len(subscribers)
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        elapsed = time.monotonic() - start
+        window = plis[plis_before:]
+        assert 2 <= len(window) <= elapsed / 0.32 + 2, (len(window), elapsed)
+        crossed = cross[0].stats.keyframe_requests - requests_before
+        assert crossed <= elapsed / 0.32 + 2, crossed  # merged on the gateway
+        assert local[0].stats.keyframe_requests > crossed
+        # the b→c loss: NACKed to b and answered there
+        assert local[1].stats.dropped >= 5
+        assert local[0].stats.retransmitted >= 0.9 * local[1].stats.dropped
+        assert cross[0].stats.retransmitted == 0 and producer.stats.nacks_sent == 0
+        assert local[1].stats.lost == 0 and local[1].stats.repaired > 0
+        (edge_consumer,) = viewer.consumers
+        assert edge_consumer.stats.nacks > 0 and edge_consumer.stats.retransmitted > 0
+        # the viewer's NACKs stayed on c: b resent only what its pipe lost
+        assert local[0].stats.retransmitted <= local[1].stats.dropped + 5
+        counts = [s.packets["video"] for s in subscribers]
+        assert min(counts[5:]) >= 0.97 * max(counts[:5]), counts
+    finally:
+        await asyncio.gather(*(s.close() for s in [*subscribers, viewer]))
+        for o, i in (local, cross):
+            o.close()
+            i.close()
+        await c.close()
+        await publisher.close()
+
+
 async def test_datagrams_from_anyone_but_the_peer_are_refused(
     routers: tuple[Router, Router],
 ) -> None:
@@ -290,6 +388,108 @@ async def test_datagrams_from_anyone_but_the_peer_are_refused(
         stray.close()
         out.close()
         pipe_in.close()
+        await publisher.close()
+
+
+async def test_an_encrypted_pipe_carries_the_stream_and_takes_nothing_it_cannot_authenticate(
+    routers: tuple[Router, Router],
+) -> None:
+    """SRTP both ways: the stream crosses (decoded at the edge, NACK repaired), the bytes
+    on the wire are not plain RTP, and a forged, altered, replayed or wrongly keyed
+    datagram from the peer's own address is refused and counted, as is a spoofed port."""
+    a, b = routers
+    video, audio = tracks(seconds=3)
+    publisher = await publish(a, [(video, "camera"), (audio, "microphone")])
+    video_out = next(p for p in publisher.producers if p.kind.value == "video")
+    audio_out = next(p for p in publisher.producers if p.kind.value == "audio")
+    keys = PipeKeys.fresh()
+    out, pipe_in = await piped(video_out, b, keys=keys)
+    audio_pipe = await piped(audio_out, b, keys=PipeKeys.fresh())
+    assert out.encrypted and pipe_in.encrypted
+    seen = [0]
+
+    def lossy_pipe(data: bytes) -> bool:  # after authentication: the pipe's own loss
+        seen[0] += 1
+        return seen[0] % 30 != 0
+
+    pipe_in.keep = lossy_pipe
+    viewer = Subscriber(b, decode=True)
+    counting = Subscriber(b)
+    # a second encrypted pipe of the same producer, to a plain socket: what the wire sees
+    tap = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tap.bind(("127.0.0.1", 0))
+    tap.setblocking(False)
+    wire_keys = PipeKeys.fresh()
+    wire = await PipeOut.open(video_out, peer=tap.getsockname(), keys=wire_keys)
+    stray = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stray.bind(("127.0.0.1", 0))
+    try:
+        for s in (viewer, counting):
+            s.consume(pipe_in.producer)
+            s.consume(audio_pipe[1].producer)
+        await until(lambda: viewer.frames["video"] > 20 and viewer.frames["audio"] > 20, 15)
+        await until(lambda: pipe_in.stats.dropped >= 5, 10)
+        await until(lambda: pipe_in.stats.repaired >= 5, 5)
+        # on the wire: SRTP, the payload unreadable; the right key gives the packet back
+        loop = asyncio.get_running_loop()
+        datagram = await asyncio.wait_for(loop.sock_recv(tap, 2048), 5)
+        while datagram[1] >= 192:  # an SRTCP sender report: skip to RTP
+            datagram = await asyncio.wait_for(loop.sock_recv(tap, 2048), 5)
+        plain = srtp_session(wire_keys.send, pylibsrtp.Policy.SSRC_ANY_INBOUND).unprotect(datagram)
+        assert len(datagram) == len(plain) + SRTP_OVERHEAD
+        packet = RtpPacket.parse(plain)
+        assert packet.ssrc == video_out.ssrc and len(packet.payload) > 16
+        assert packet.payload[:16] not in datagram  # encrypted
+        # forged and tampered datagrams from the peer's own address and port
+        peer = out._transport  # the origin end's own socket
+        assert peer is not None
+        ssrc = 0xDEAD
+        good = srtp_session(keys.send, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+        wrong = srtp_session(PipeKeys.fresh().send, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+
+        def rtp(seq: int) -> bytes:
+            return RtpPacket(
+                payload_type=96, sequence_number=seq, timestamp=seq, ssrc=ssrc, payload=b"x" * 40
+            ).serialize()
+
+        bye = bytes(RtcpByePacket(sources=[1]))
+        authentic = good.protect(rtp(7))
+        altered = bytearray(good.protect(rtp(8)))
+        altered[20] ^= 0x01
+        refused = pipe_in.stats.unauthenticated
+        for datagram in (
+            rtp(1),  # plain RTP
+            bye,  # a plain BYE: it must not close the pipe
+            wrong.protect(rtp(2)),  # another key
+            wrong.protect_rtcp(bye),
+            bytes(altered),  # the right key, one bit changed
+            authentic,  # the right key: taken (an unknown SSRC, ignored by the producer)
+            authentic,  # ... and once more: a replay
+        ):
+            peer.sendto(datagram, pipe_in.address)
+        await until(lambda: pipe_in.stats.unauthenticated == refused + 6, 5)
+        # a spoofed source: the right key, the wrong port
+        stray.sendto(good.protect(rtp(9)), pipe_in.address)
+        stray.sendto(bye, out.address)
+        await until(lambda: pipe_in.stats.refused == 1 and out.stats.refused == 1, 5)
+        assert out.stats.unauthenticated == 0
+        assert not pipe_in.closed and not out.closed and not pipe_in.producer.closed
+        frames = viewer.frames["video"]
+        await until(lambda: viewer.frames["video"] > frames + 20, 5)  # still flowing
+        # loss on the pipe: NACKed up the encrypted pipe, answered from the origin's history
+        st = pipe_in.stats
+        assert st.nacks > 0 and out.stats.retransmitted > 0
+        assert st.gaps >= st.dropped - 2 and st.repaired + st.lost + 2 >= st.gaps
+        # on the wire: a 12-byte header (no extension on a single video stream) and the tag
+        assert st.wire_bytes == st.bytes + st.packets * (12 + SRTP_OVERHEAD)
+    finally:
+        tap.close()
+        stray.close()
+        wire.close()
+        await asyncio.gather(viewer.close(), counting.close())
+        for o, i in [(out, pipe_in), audio_pipe]:
+            o.close()
+            i.close()
         await publisher.close()
 
 

@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 from webinar.rooms.manager import RoomManager
 from webinar.tasks import stop_task
@@ -177,16 +178,91 @@ class Metrics:
         return "\n".join(out) + "\n"
 
 
-def pipe_metrics_text(packets: Mapping[str, int]) -> str:
-    """``webinar_pipe_packets_total`` (only with several workers): RTP packets this worker sent
-    on its media pipes as a stream's origin (``direction="out"``) and took from them as an
-    edge (``direction="in"``), closed pipes included."""
+class PipeTotals(Protocol):
+    """One (direction, scope)'s counters of a worker's pipes (``Pipes.totals``)."""
+
+    packets: int
+    wire_bytes: int
+    retransmitted: int
+    lost: int
+    unauthenticated: int
+    refused: int
+
+
+PIPE_SCOPES = ("node", "worker")
+
+
+def pipe_metrics_text(
+    packets: Mapping[str, int],
+    totals: Mapping[tuple[str, str], PipeTotals] | None = None,
+    open_pipes: Mapping[tuple[str, str], int] | None = None,
+) -> str:
+    """The media pipes' series (only with several workers), closed pipes included in the
+    counters. ``direction``: ``out`` on a stream's origin (or a node's gateway feeding the
+    other workers of its node), ``in`` on the receiving end; ``scope``: ``node`` for the
+    (encrypted) pipes between nodes, ``worker`` for those between the workers of one node.
+
+    * ``webinar_pipe_packets_total{direction}``: RTP packets sent and taken;
+    * ``webinar_pipe_bytes_total{direction,scope}``: their datagram bytes (RTP header,
+      payload, SRTP tag; no IP/UDP headers);
+    * ``webinar_pipe_retransmissions_total{scope}``: packets the sending end resent on a NACK;
+    * ``webinar_pipe_packets_lost_total{scope}``: on the receiving end, packets found missing
+      (NACKed) that had not arrived a second after the first NACK: the pipe's residual loss;
+    * ``webinar_pipe_refused_total{scope,reason}``: datagrams dropped, ``address`` from
+      anyone but the peer, ``unauthenticated`` from the peer's address but refused by SRTP;
+    * ``webinar_pipe_open{direction,scope}``: pipes open now."""
     lines = [
         "# HELP webinar_pipe_packets_total RTP packets relayed between workers, by direction.",
         "# TYPE webinar_pipe_packets_total counter",
     ]
     for direction in ("out", "in"):
         lines.append(f'webinar_pipe_packets_total{{direction="{direction}"}} {packets[direction]}')
+    if totals is None:
+        return "\n".join(lines) + "\n"
+
+    def series(name: str, kind: str, help_: str, samples: list[tuple[str, int]]) -> None:
+        lines.append(f"# HELP {name} {help_}")
+        lines.append(f"# TYPE {name} {kind}")
+        lines.extend(f"{name}{{{labels}}} {value}" for labels, value in samples)
+
+    both = [(d, s) for d in ("out", "in") for s in PIPE_SCOPES]
+    series(
+        "webinar_pipe_bytes_total",
+        "counter",
+        "RTP datagram bytes sent and taken on media pipes, by direction and scope.",
+        [(f'direction="{d}",scope="{s}"', totals[d, s].wire_bytes) for d, s in both],
+    )
+    series(
+        "webinar_pipe_retransmissions_total",
+        "counter",
+        "Packets resent on media pipes on the receiving end's NACK, by scope.",
+        [(f'scope="{s}"', totals["out", s].retransmitted) for s in PIPE_SCOPES],
+    )
+    series(
+        "webinar_pipe_packets_lost_total",
+        "counter",
+        "Packets missing on media pipes and not repaired within a second, by scope.",
+        [(f'scope="{s}"', totals["in", s].lost) for s in PIPE_SCOPES],
+    )
+    refused = []
+    for s in PIPE_SCOPES:
+        by_address = totals["out", s].refused + totals["in", s].refused
+        by_srtp = totals["out", s].unauthenticated + totals["in", s].unauthenticated
+        refused.append((f'scope="{s}",reason="address"', by_address))
+        refused.append((f'scope="{s}",reason="unauthenticated"', by_srtp))
+    series(
+        "webinar_pipe_refused_total",
+        "counter",
+        "Datagrams refused by media pipes: from anyone but the peer, or not authenticated.",
+        refused,
+    )
+    if open_pipes is not None:
+        series(
+            "webinar_pipe_open",
+            "gauge",
+            "Media pipes open, by direction and scope.",
+            [(f'direction="{d}",scope="{s}"', open_pipes.get((d, s), 0)) for d, s in both],
+        )
     return "\n".join(lines) + "\n"
 
 

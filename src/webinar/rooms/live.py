@@ -605,6 +605,10 @@ class LiveRoom:
             del self._producers[producer.id]
         if producer.id in self._relayed:  # a pipe's producer: the stream is not ours to end
             self._relayed.discard(producer.id)
+            if not self.closed and producer.id in self.state.streams:
+                # the pipe closed under a live stream (its feeding worker went away or
+                # stopped relaying it): ask for the stream again
+                self._loop.call_later(0.2, self._reconcile_if_open)
             return
         if producer.id not in self.state.streams:  # ended by the room already
             return
@@ -668,6 +672,10 @@ class LiveRoom:
 
         transport.on_close(closed)
         return transport
+
+    def _reconcile_if_open(self) -> None:
+        if not self.closed:
+            self._reconcile()
 
     def _reconcile(self, members: list[_Member] | None = None) -> None:
         """Make every participant's consumers (or those of ``members``) match what the
@@ -771,6 +779,7 @@ class LiveRoom:
             producer = self._producers.pop(stream_id, None)
             self._relayed.discard(stream_id)
             if producer is not None and self.relays is not None:
+                producer.off_close(self._producer_closed)  # its closing ends no stream
                 self.relays.release(self.room_id, producer)
 
     def _prioritise(self, members: list[_Member] | None = None) -> None:
@@ -837,6 +846,7 @@ class LiveRoom:
                 self.stream_worker.pop(stream_id, None)
                 if producer is not None and stream_id in self._relayed:
                     self._relayed.discard(stream_id)
+                    producer.off_close(self._producer_closed)
                     if self.relays is not None:
                         self.relays.release(self.room_id, producer)
                 elif producer is not None:
