@@ -222,7 +222,7 @@ def create_app(
         webhooks=lambda: app.get(WEBHOOKS),
         worker=lambda: worker_info(app),
         registry=lambda: app.get(REGISTRY),
-        pipe_packets=lambda: pipes.packets() if (pipes := app.get(PIPES)) is not None else None,
+        own_metrics=lambda: metrics_text(app),
     )
     app.router.add_routes(health.routes())
     app.router.add_get("/ws", ws_endpoint)
@@ -301,6 +301,7 @@ def worker_info(app: web.Application) -> WorkerInfo:
         capacity=app[CONFIG].node_capacity if identity.node else 0,
         cpu=app[CPU].sample(),
         cpu_limit=app[CONFIG].cluster.node_cpu_limit,
+        participants=sum(1 for c in app[CONNECTIONS] if c.session.participant is not None),
     )
 
 

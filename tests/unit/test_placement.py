@@ -15,7 +15,7 @@ from webinar.http.headers import policy
 
 def info(
     worker_id: int,
-    connections: int = 0,
+    participants: int = 0,
     *,
     capacity: int = 10,
     cpu: float = 0.0,
@@ -27,7 +27,8 @@ def info(
         worker_id=worker_id,
         pid=worker_id,
         rooms=0,
-        connections=connections,
+        connections=participants + 1,
+        participants=participants,
         port=None,
         pipe_host="10.0.0.1",
         started_at=time.time(),
@@ -43,7 +44,7 @@ def test_loads_sum_the_workers_of_each_node_and_leave_single_machines_out() -> N
     loads = node_loads([info(1001, 3), info(1002, 4, cpu=0.5), info(2001, 1), info(7, 9)])
     assert sorted(loads) == [1, 2]
     one = loads[1]
-    assert (one.workers, one.connections, one.free, one.url) == (2, 7, 3, "https://n1.example.org")
+    assert (one.workers, one.participants, one.free, one.url) == (2, 7, 3, "https://n1.example.org")
     assert not one.full
     assert loads[2].free == 9
 
@@ -51,11 +52,11 @@ def test_loads_sum_the_workers_of_each_node_and_leave_single_machines_out() -> N
 @pytest.mark.parametrize(
     ("load", "full"),
     [
-        (NodeLoad(1, "u", 10, workers=1, connections=10), True),
-        (NodeLoad(1, "u", 10, workers=1, connections=9), False),
-        (NodeLoad(1, "u", 10, workers=2, connections=0, cpu=1.8), True),  # 90 % of 2 cores
-        (NodeLoad(1, "u", 10, workers=2, connections=0, cpu=1.6), False),
-        (NodeLoad(1, "u", 10, workers=2, connections=0, cpu=1.9, cpu_limit=0.0), False),
+        (NodeLoad(1, "u", 10, workers=1, participants=10), True),
+        (NodeLoad(1, "u", 10, workers=1, participants=9), False),
+        (NodeLoad(1, "u", 10, workers=2, participants=0, cpu=1.8), True),  # 90 % of 2 cores
+        (NodeLoad(1, "u", 10, workers=2, participants=0, cpu=1.6), False),
+        (NodeLoad(1, "u", 10, workers=2, participants=0, cpu=1.9, cpu_limit=0.0), False),
         (NodeLoad(1, "u", 10, workers=1, draining=True), True),
     ],
 )
@@ -65,11 +66,11 @@ def test_a_node_is_full_by_attendees_cpu_or_draining(load: NodeLoad, full: bool)
 
 def test_choice_is_weighted_by_free_places_and_none_when_all_are_full() -> None:
     rng = random.Random(7)
-    loads = [NodeLoad(2, "b", 100, workers=1, connections=90), NodeLoad(3, "c", 100, workers=1)]
+    loads = [NodeLoad(2, "b", 100, workers=1, participants=90), NodeLoad(3, "c", 100, workers=1)]
     picks = [pl.choose(loads, rng).node for _ in range(2000)]  # type: ignore[union-attr]
     share = picks.count(3) / len(picks)
     assert 0.87 < share < 0.95  # 100 free against 10
-    assert pl.choose([NodeLoad(2, "b", 1, workers=1, connections=1)], rng) is None
+    assert pl.choose([NodeLoad(2, "b", 1, workers=1, participants=1)], rng) is None
 
 
 def placement(workers: list[WorkerInfo], node: int = 1) -> Placement:

@@ -13,7 +13,7 @@ Every node serves every URL; a join that reaches a node is answered there unless
 
 The join is then answered ``move`` with the WebSocket URL of the chosen node; the client
 connects there and joins again with ``placed``, which is never moved a second time. Loads come
-from the registry's entries (each worker's connections and CPU, every second), read at most
+from the registry's entries (each worker's seated participants and CPU, every second), read at most
 every :data:`REFRESH_SECONDS`; between reads, the moves this worker made count on the target.
 """
 
@@ -64,7 +64,8 @@ class NodeLoad:
     url: str
     capacity: int
     workers: int = 0
-    connections: int = 0
+    #: People seated on the node's workers (a joining one is not yet).
+    participants: int = 0
     cpu: float = 0.0
     draining: bool = False
     #: The share of its workers' cores at which it counts as full (0: never for CPU).
@@ -72,7 +73,7 @@ class NodeLoad:
 
     @property
     def free(self) -> int:
-        return max(0, self.capacity - self.connections)
+        return max(0, self.capacity - self.participants)
 
     @property
     def full(self) -> bool:
@@ -95,7 +96,7 @@ def node_loads(workers: Iterable[WorkerInfo]) -> dict[int, NodeLoad]:
             node, NodeLoad(node, info.node_url, info.capacity, cpu_limit=info.cpu_limit)
         )
         load.workers += 1
-        load.connections += info.connections
+        load.participants += info.participants
         load.cpu += info.cpu
         load.draining = load.draining or info.draining
     return loads
@@ -162,13 +163,13 @@ class Placement:
         own = loads.get(self.node)
         if own is None or not own.full:
             if own is not None:
-                own.connections += 1  # counted until the next read
+                own.participants += 1  # counted until the next read
             return None
         target = choose((load for node, load in loads.items() if node != self.node), self.rng)
         if target is None:
             logger.warning("every node is full; node %d takes the attendee anyway", self.node)
             return None
-        target.connections += 1
+        target.participants += 1
         return target.url
 
 

@@ -81,6 +81,8 @@ class WorkerInfo:
     cpu: float = 0.0
     #: ``cluster.node_cpu_limit`` of its node.
     cpu_limit: float = 0.85
+    #: People seated in rooms on this worker (joined, not merely connected).
+    participants: int = 0
 
     @property
     def node(self) -> int:
@@ -100,6 +102,7 @@ class WorkerInfo:
             "capacity": self.capacity,
             "cpu": round(self.cpu, 3),
             "cpu_limit": self.cpu_limit,
+            "participants": self.participants,
         }
 
     @classmethod
@@ -118,6 +121,7 @@ class WorkerInfo:
             capacity=int(data.get("capacity", 0)),
             cpu=float(data.get("cpu", 0.0)),
             cpu_limit=float(data.get("cpu_limit", 0.85)),
+            participants=int(data.get("participants", 0)),
         )
 
 

@@ -8,14 +8,14 @@ top-level ``rooms`` and ``connections`` of ``/healthz`` are the answering worker
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from webinar import __version__
 from webinar.cluster.registry import Registry, WorkerInfo
-from webinar.http.metrics import Metrics, pipe_metrics_text
+from webinar.http.metrics import Metrics
 from webinar.http.site import Pages, route
 from webinar.ids import same_secret
 from webinar.rooms.manager import RoomManager
@@ -36,8 +36,9 @@ class Health(Pages):
     worker: Callable[[], WorkerInfo]
     #: Every worker's view, with several workers; None for the single-process server.
     registry: Callable[[], Registry | None]
-    #: This worker's media-pipe packet counters (``out``, ``in``), with several workers.
-    pipe_packets: Callable[[], Mapping[str, int] | None] = field(default=lambda: None)
+    #: This worker's own /metrics text (the app's: rooms, webhooks, media pipes); unset: the
+    #: rooms' and connections' series with the webhooks'.
+    own_metrics: Callable[[], str] | None = None
 
     async def _workers(self) -> tuple[WorkerInfo, list[WorkerInfo]]:
         own = self.worker()
@@ -82,13 +83,13 @@ class Health(Pages):
                 raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
         elif not _is_loopback(request.remote) or _is_forwarded(request):
             raise web.HTTPForbidden(text="Set admin.token to read /metrics from elsewhere.")
-        text = self.metrics.render(self.rooms(), self.connections())
-        webhooks = self.webhooks()
-        if webhooks is not None:
-            text += webhooks.metrics_text()
-        pipe_packets = self.pipe_packets()
-        if pipe_packets is not None:
-            text += pipe_metrics_text(pipe_packets)
+        if self.own_metrics is not None:
+            text = self.own_metrics()
+        else:
+            text = self.metrics.render(self.rooms(), self.connections())
+            webhooks = self.webhooks()
+            if webhooks is not None:
+                text += webhooks.metrics_text()
         registry = self.registry()
         if registry is not None:
             text = await registry.metrics(text)
