@@ -31,7 +31,7 @@ from tests.cluster.nodes import Node, join_anywhere, metrics, total
 from tests.protocol_fixtures import MatchingPerson, refused
 from tests.redis_server import RedisServer
 from webinar.client.media import ClipTrack, make_opus_clip, make_vp8_clip
-from webinar.client.peer import WebinarClient
+from webinar.client.peer import ClientError, WebinarClient
 from webinar.storage.store import Store
 from webinar.ticketing import SecondDevice, records
 from webinar.ticketing.records import EventAccess, PaymentProvider
@@ -284,6 +284,7 @@ async def test_a_node_dies_and_its_people_come_back_through_another(
     event_id = event["event_id"]
     host_key, pres_key = keys(event)
     paid, code = await paid_code(tmp_path, postgres_url)
+    await asyncio.sleep(3.2)  # a fresh Redis: the seat books settle first
     people: list[Any] = []
     try:
         pres = client(clients, a.base_url)
@@ -340,18 +341,52 @@ async def test_a_node_dies_and_its_people_come_back_through_another(
         assert ann_back.joined["resumed"] is True and ann_back.pid == ann.pid
         me = {p["participant_id"]: p for p in ann_back.joined["participants"]}[ann.pid]
         assert me["grant_audio"] is True and me["connected"] is True
-        grace_back = await join_anywhere(
-            c.base_url,
-            people,
-            MatchingPerson,
-            paid,
-            "Grace",
-            code,
-            resume_token=grace.joined["resume_token"],
-            client_id="grace",
-        )
+        # Her code's seat was held on B: "in use" until B's registry entry expires (3 s),
+        # which the browser retries through (protocol.js OWN_PLACE_MS), as here
+        while True:
+            try:
+                grace_back = await join_anywhere(
+                    c.base_url,
+                    people,
+                    MatchingPerson,
+                    paid,
+                    "Grace",
+                    code,
+                    resume_token=grace.joined["resume_token"],
+                    client_id="grace",
+                )
+                break
+            except ClientError as exc:
+                assert exc.code == "ticket-in-use" and time.monotonic() < killed + 10, exc
+                await asyncio.sleep(0.5)
         assert grace_back.joined["type"] == "joined" and grace_back.joined["resumed"] is True
         await until(lambda: again.stats.packets["video"] > 50, within=30, what="media again")
         assert time.monotonic() - killed < 60
+
+        # -- now the stage's node dies: the attendees see the presenter reconnecting; the
+        # presenter comes back through C, which becomes the stage, and the stage is seen again
+        pres_pid = pres.joined["participant_id"]
+        a.kill()
+        stage_lost = time.monotonic()
+        await ann_back.client.wait_for(
+            "participant-updated",
+            within=20,
+            where=lambda m: (
+                m["participant"]["participant_id"] == pres_pid
+                and m["participant"]["connected"] is False
+            ),
+        )
+        back_on_stage = client(clients, c.base_url)
+        rejoined = await back_on_stage.join(
+            event_id, "Pres", pres_key, resume_token=pres.joined["resume_token"]
+        )
+        assert rejoined["resumed"] is True and not back_on_stage.moved
+        video2 = ClipTrack(make_vp8_clip(width=320, height=240, seconds=1, keyframe_interval=15))
+        await back_on_stage.publish([(video2, "camera")])  # type: ignore[list-item]
+        before = again.stats.packets["video"]
+        await until(
+            lambda: again.stats.packets["video"] > before + 50, within=30, what="the new stage"
+        )
+        assert time.monotonic() - stage_lost < 60
     finally:
         await asyncio.gather(*(p.close() for p in people), return_exceptions=True)

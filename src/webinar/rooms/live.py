@@ -396,7 +396,17 @@ class LiveRoom:
             self._spawn(self._release_if_empty())
         self.worker_of[pid] = op.worker
         self.incarnation_of[pid] = int(op.args.get("pid", 0))
-        return self.state.reconnect(pid)
+        events = self.state.reconnect(pid)
+        if origin and not events:
+            # Still counted as connected (its worker died a moment ago, before anyone saw it):
+            # no event will set up its media here, so do it once this op is delivered.
+            self._loop.call_soon(self._reconcile_member, pid)
+        return events
+
+    def _reconcile_member(self, participant_id: str) -> None:
+        member = self._members.get(participant_id)
+        if member is not None and not self.closed:
+            self._reconcile([member])
 
     def _op_leave(self, op: Op) -> list[RoomEvent]:
         pid = op.args["participant_id"]

@@ -163,8 +163,21 @@ local mine = {}
 for i = 9, #ARGV do mine[ARGV[i]] = true end
 local flat = redis.call('HGETALL', KEYS[1])
 local own, others = {}, {}
+-- A live seat of a worker that registered (webinar.cluster.registry) and whose entry has
+-- expired is a dropped one: its worker died (a node lost) before it could say so.
+local prefix = string.gsub(KEYS[2], 'worker:[^:]*:seats$', '')
+local function dead(w)
+  if w == worker then return false end
+  local id = tostring(w)
+  return redis.call('ZSCORE', prefix .. 'workers', id) ~= false
+    and redis.call('EXISTS', prefix .. 'worker:' .. id) == 0
+end
 for i = 1, #flat, 2 do
   local id, s = flat[i], cjson.decode(flat[i + 1])
+  if not s.d and not mine[id] and dead(s.w) then
+    s.d = now
+    redis.call('HSET', KEYS[1], id, cjson.encode(s))
+  end
   if s.d and now - s.d >= grace then
     redis.call('HDEL', KEYS[1], id)
   elseif (s.d and s.c == client) or (not s.d and mine[id]) then

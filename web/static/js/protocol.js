@@ -58,6 +58,9 @@ const FINAL_BYE = /** @type {Set<string>} */ (new Set([
   ByeReason.CANCELLED,
 ]));
 /** Join refusals that trying again later cannot fix. */
+/** How long after a drop `ticket-in-use` may be our own former place (ms). */
+const OWN_PLACE_MS = 30000;
+
 const FINAL_JOIN_ERRORS = new Set([
   "unknown-event",
   "ended",
@@ -305,6 +308,8 @@ export class WebinarConnection extends EventTarget {
     this._reconnectAttempt = 0;
     /** @type {string | null} The first address, when a `move` sent us to another node. */
     this._homeUrl = null;
+    /** When the socket last dropped (ms), for `ticket-in-use` while reconnecting. */
+    this._droppedAt = 0;
     this._attemptInFlight = false;
     /** Bumped whenever the media connections are torn down: late callbacks of the old
      * ones see the change and keep quiet. */
@@ -722,6 +727,7 @@ export class WebinarConnection extends EventTarget {
       this._resetJoinedReady();
       this._byeReason = null;
       this._reconnectAttempt = 0;
+      this._droppedAt = Date.now();
       this._setState("reconnecting");
       this._scheduleReconnect(code);
       return;
@@ -800,7 +806,10 @@ export class WebinarConnection extends EventTarget {
       this._emit("resumed", { joined, resumed: Boolean(joined.resumed) });
       return;
     }
-    if (failure instanceof WebinarError && FINAL_JOIN_ERRORS.has(failure.code)) {
+    // Our own place may still look taken for a few seconds when the server that held it died
+    // (a node of a cluster lost): "in use" is final only once that can no longer be the case.
+    const ownPlace = failure instanceof WebinarError && failure.code === "ticket-in-use" && Date.now() - this._droppedAt < OWN_PLACE_MS;
+    if (failure instanceof WebinarError && FINAL_JOIN_ERRORS.has(failure.code) && !ownPlace) {
       if (this._ws) this._ws.close(1000, "giving up");
       this._ws = null;
       this._finish(1000, failure.message, failure);
