@@ -903,6 +903,10 @@ def run_load(
         for w, c in zip(by_worker, worker_cpu, strict=True)
     ]
     out["relay_pps"] = round(relayed / wall, 1)
+    out["pipe_pps"] = [
+        {d: round((p1[d] - p0[d]) / wall, 1) for d in ("in", "out")}
+        for p0, p1 in zip(o0["pipes"], o1["pipes"], strict=True)
+    ]
     out["supervisor_redis_cpu"] = round((cpu - sum(worker_cpu)) / wall, 4)
     return out
 

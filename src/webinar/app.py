@@ -65,6 +65,7 @@ from webinar.tasks import stop_task, stop_tasks
 from webinar.ticketing import Ticketing
 from webinar.ticketing.desk import TicketDesk
 from webinar.ticketing.shared import RedisSeats, SharedTicketing
+from webinar.ticketing.shared import Unavailable as SeatsUnavailable
 from webinar.turn import ice_servers_for
 from webinar.webhooks.service import Webhooks
 from webinar.webhooks.signing import WebhookEvent
@@ -569,6 +570,8 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
                             await seats.forget_worker(worker)
                     await replication.sweep(live.alive, time.monotonic())
                     await replication.keep_recorders()
+                except SeatsUnavailable as exc:  # Redis away: the next turn does it
+                    logger.debug("sweeping waits for Redis: %s", exc)
                 except Exception:
                     logger.exception("sweeping the places of dead workers failed")
 

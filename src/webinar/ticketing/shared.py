@@ -664,16 +664,18 @@ class RedisSeats:
             )
 
     async def holders(self) -> set[int]:
-        """The workers that hold seats (or held them and died). Raises RedisError, OSError or
-        TimeoutError."""
+        """The workers that hold seats (or held them and died). Raises :class:`Unavailable`."""
         pattern = f"{self.prefix}worker:*:seats"
         found: set[int] = set()
-        async with asyncio.timeout(self.timeout):
-            async for key in self.redis.scan_iter(match=pattern, count=500):
-                text = key.decode() if isinstance(key, bytes) else str(key)
-                middle = text[len(self.prefix) + len("worker:") : -len(":seats")]
-                if middle.isdigit():
-                    found.add(int(middle))
+        try:
+            async with asyncio.timeout(self.timeout):
+                async for key in self.redis.scan_iter(match=pattern, count=500):
+                    text = key.decode() if isinstance(key, bytes) else str(key)
+                    middle = text[len(self.prefix) + len("worker:") : -len(":seats")]
+                    if middle.isdigit():
+                        found.add(int(middle))
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise Unavailable(str(exc) or type(exc).__name__) from exc
         return found
 
     async def forget_worker(self, worker_id: int) -> int:
