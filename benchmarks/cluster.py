@@ -10,19 +10,25 @@ and runs fanout.py's load against them: one publisher (pre-encoded VP8 + Opus) o
 subscriber g on node (g mod N). Node A sends one copy of each stream to every other node
 (SRTP pipes); each node forwards to its own subscribers.
 
-``pipe_cost_ratio`` is measured, not modelled: the same load runs alternately on the cluster
-(spread over N nodes) and on node A alone (every subscriber on A, no pipe; the other nodes
-idle but running), ``--pairs`` times. The cluster's extra CPU over the single node's, for the
-same packets delivered, is what the pipes cost (sending, receiving, SRTP, the second ingest);
-``pipe_cost_ratio`` = that extra ÷ the CPU spent forwarding to subscribers (the single
-node's), the median over the pairs. ``pipe_us_per_packet`` is the same extra per packet that
-crossed a pipe (out at the origin plus in at an edge: one crossing is two).
+``pipe_cost_ratio`` = CPU spent on pipes ÷ CPU spent forwarding to subscribers, both measured:
+each node's pipes count the CPU time of their per-packet work (``webinar_pipe_cpu_seconds_total``:
+relaying out at the origin with its SRTP and ``sendto``; taking in at an edge with its SRTP and
+the ingest the packet then takes), and forwarding is the rest of the nodes' workers' CPU. The
+event loop's wake-up for a pipe datagram is not in it (a few µs, shared with whatever else is
+ready). ``pipe_us_per_packet``: that CPU per pipe packet (out and in counted apiece).
+
+``spread_cost_ratio`` is what spreading costs in all: the same load runs alternately on the
+cluster and on node A alone (every subscriber on A, no pipe; the other nodes idle but running),
+``--pairs`` times; it is the cluster's CPU per delivered packet over the single node's, minus
+one. Besides the pipes it holds each node's own copy of the room (timers, RTCP, allocation)
+and the smaller batches of a node with fewer subscribers.
 
 Prints exactly one JSON line: ``nodes``, ``subscribers``, ``seconds``, ``per_node`` (a list:
 ``node``, ``subscribers``, ``cpu`` (cores), ``sends`` (packets forwarded to its subscribers in
-the window), ``pipe_pps_in``, ``pipe_pps_out``), ``delivered_ratio`` (the worst subscriber's
-share of what the publisher sent), ``pipe_cost_ratio``, ``pipe_cost_ratios`` (each pair),
-``pipe_us_per_packet``, ``cluster_cpu`` and ``single_cpu`` (cores, medians),
+the window), ``pipe_pps_in``, ``pipe_pps_out``, ``pipe_cpu`` (cores)), ``delivered_ratio`` (the
+worst subscriber's share of what the publisher sent), ``pipe_cost_ratio``, ``pipe_cost_ratios``
+(each cluster run), ``pipe_us_per_packet``, ``spread_cost_ratio``, ``spread_cost_ratios``,
+``cluster_cpu`` and ``single_cpu`` (cores, medians),
 ``shared_cpu`` (Redis and PostgreSQL, cores), ``sends_per_core_second``. All traffic stays on
 loopback. See benchmarks/README.md ("cluster.py").
 """
@@ -183,14 +189,23 @@ class Cluster(fanout.Target):
         return pids
 
     def pipe_packets(self) -> list[dict[str, int]]:
-        out: list[dict[str, int]] = []
+        """Each node's pipe packets (``out``, ``in``) and the CPU its pipes' per-packet work
+        took (``cpu``, seconds: ``webinar_pipe_cpu_seconds_total``)."""
+        out: list[dict[str, Any]] = []
         for node in self.nodes if self.spread else self.nodes[:1]:
-            counts = {"out": 0, "in": 0}
+            counts: dict[str, Any] = {"out": 0, "in": 0, "cpu": 0.0, "ingest": 0.0}
             for line in fanout._fetch(node.url + "/metrics").splitlines():
-                for direction in counts:
+                value = line.rsplit(" ", 1)[-1]
+                if line.startswith("webinar_pipe_cpu_seconds_total{"):
+                    counts["cpu"] += float(value)
+                    continue
+                if line.startswith("webinar_pipe_ingest_cpu_seconds_total{"):
+                    counts["ingest"] += float(value)
+                    continue
+                for direction in ("out", "in"):
                     label = f'direction="{direction}"'
                     if line.startswith("webinar_pipe_packets_total{") and label in line:
-                        counts[direction] += int(float(line.rsplit(" ", 1)[1]))
+                        counts[direction] += int(float(value))
             out.append(counts)
         return out
 
@@ -271,16 +286,23 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 time.sleep(2.0)  # the last run's people leave; pipes close
         ratios: list[float] = []
+        with_ingest: list[float] = []
         per_packet: list[float] = []
+        spread_costs: list[float] = []
         for many, one in zip(spread_runs, single_runs, strict=True):
-            # Server CPU per delivered packet, cluster against node A alone.
+            pipe_cpu = sum(many["pipe_cpu"])  # cores, measured in the pipes' own work
+            ingest = sum(many["pipe_ingest_cpu"])  # cores: the edges' ingest of piped packets
+            workers_cpu = sum(w["cpu"] for w in many["per_worker"]) / many["window_s"]
+            forwarding = workers_cpu - pipe_cpu - ingest
+            ratios.append(pipe_cpu / forwarding)
+            with_ingest.append((pipe_cpu + ingest) / forwarding)
+            packets = sum(p["in"] + p["out"] for p in many["pipe_pps"])
+            if packets:
+                per_packet.append(pipe_cpu / packets * 1e6)
+            # All the server's CPU per delivered packet, cluster against node A alone.
             many_cpu = many["sfu_cpu"] / many["forwarded_pps"]
             one_cpu = one["sfu_cpu"] / one["forwarded_pps"]
-            ratios.append(many_cpu / one_cpu - 1)
-            crossings = sum(w.get("pipe_pps_in", 0) for w in _per_node(many))
-            extra = (many_cpu - one_cpu) * many["forwarded_pps"]  # cores
-            if crossings:
-                per_packet.append(extra / (2 * crossings) * 1e6)
+            spread_costs.append(many_cpu / one_cpu - 1)
         last = spread_runs[-1]
         result = {
             "nodes": args.nodes,
@@ -290,7 +312,10 @@ def main(argv: list[str] | None = None) -> int:
             "delivered_ratio": min(r["delivered_ratio"] for r in spread_runs),
             "pipe_cost_ratio": round(statistics.median(ratios), 4),
             "pipe_cost_ratios": [round(r, 4) for r in ratios],
+            "pipe_cost_ratio_with_ingest": round(statistics.median(with_ingest), 4),
             "pipe_us_per_packet": round(statistics.median(per_packet), 2) if per_packet else None,
+            "spread_cost_ratio": round(statistics.median(spread_costs), 4),
+            "spread_cost_ratios": [round(r, 4) for r in spread_costs],
             "cluster_cpu": round(statistics.median(r["sfu_cpu"] for r in spread_runs), 4),
             "single_cpu": round(statistics.median(r["sfu_cpu"] for r in single_runs), 4),
             "shared_cpu": round(statistics.median(shared), 4),
@@ -317,6 +342,8 @@ def _per_node(out: dict[str, Any]) -> list[dict[str, Any]]:
     nodes = []
     for index, worker in enumerate(out["per_worker"]):
         pipes = out.get("pipe_pps", [])
+        cpu = out.get("pipe_cpu", [])
+        ingest = out.get("pipe_ingest_cpu", [])
         nodes.append(
             {
                 "node": "ABCDEFGHIJKLMNOP"[index],
@@ -325,6 +352,8 @@ def _per_node(out: dict[str, Any]) -> list[dict[str, Any]]:
                 "sends": worker["sends"],
                 "pipe_pps_in": pipes[index]["in"] if index < len(pipes) else 0.0,
                 "pipe_pps_out": pipes[index]["out"] if index < len(pipes) else 0.0,
+                "pipe_cpu": cpu[index] if index < len(cpu) else 0.0,
+                "pipe_ingest_cpu": ingest[index] if index < len(ingest) else 0.0,
             }
         )
     return nodes

@@ -907,6 +907,15 @@ def run_load(
         {d: round((p1[d] - p0[d]) / wall, 1) for d in ("in", "out")}
         for p0, p1 in zip(o0["pipes"], o1["pipes"], strict=True)
     ]
+    # CPU in the pipes' own per-packet work, where the target reports it (cores).
+    out["pipe_cpu"] = [
+        round((p1.get("cpu", 0) - p0.get("cpu", 0)) / wall, 5)
+        for p0, p1 in zip(o0["pipes"], o1["pipes"], strict=True)
+    ]
+    out["pipe_ingest_cpu"] = [
+        round((p1.get("ingest", 0) - p0.get("ingest", 0)) / wall, 5)
+        for p0, p1 in zip(o0["pipes"], o1["pipes"], strict=True)
+    ]
     out["supervisor_redis_cpu"] = round((cpu - sum(worker_cpu)) / wall, 4)
     return out
 

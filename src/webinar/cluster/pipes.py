@@ -109,8 +109,12 @@ class _Totals:
     lost: int = 0
     unauthenticated: int = 0
     refused: int = 0
+    cpu_ns: int = 0
+    ingest_ns: int = 0
 
     def add(self, stats: PipeStats) -> None:
+        self.cpu_ns += stats.cpu_ns
+        self.ingest_ns += stats.ingest_ns
         self.packets += stats.packets
         self.wire_bytes += stats.wire_bytes
         self.retransmitted += stats.retransmitted

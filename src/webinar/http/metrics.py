@@ -187,6 +187,8 @@ class PipeTotals(Protocol):
     lost: int
     unauthenticated: int
     refused: int
+    cpu_ns: int
+    ingest_ns: int
 
 
 PIPE_SCOPES = ("node", "worker")
@@ -210,6 +212,9 @@ def pipe_metrics_text(
       (NACKed) that had not arrived a second after the first NACK: the pipe's residual loss;
     * ``webinar_pipe_refused_total{scope,reason}``: datagrams dropped, ``address`` from
       anyone but the peer, ``unauthenticated`` from the peer's address but refused by SRTP;
+    * ``webinar_pipe_cpu_seconds_total{direction,scope}``: CPU time in the pipes' per-packet
+      work (relaying out; taking in: SRTP, parsing), not the edge's ingest;
+    * ``webinar_pipe_ingest_cpu_seconds_total{scope}``: the edge's ingest of those packets;
     * ``webinar_pipe_open{direction,scope}``: pipes open now."""
     lines = [
         "# HELP webinar_pipe_packets_total RTP packets relayed between workers, by direction.",
@@ -220,7 +225,9 @@ def pipe_metrics_text(
     if totals is None:
         return "\n".join(lines) + "\n"
 
-    def series(name: str, kind: str, help_: str, samples: list[tuple[str, int]]) -> None:
+    def series(
+        name: str, kind: str, help_: str, samples: list[tuple[str, int]] | list[tuple[str, float]]
+    ) -> None:
         lines.append(f"# HELP {name} {help_}")
         lines.append(f"# TYPE {name} {kind}")
         lines.extend(f"{name}{{{labels}}} {value}" for labels, value in samples)
@@ -255,6 +262,18 @@ def pipe_metrics_text(
         "counter",
         "Datagrams refused by media pipes: from anyone but the peer, or not authenticated.",
         refused,
+    )
+    series(
+        "webinar_pipe_cpu_seconds_total",
+        "counter",
+        "CPU time spent relaying (out) and taking in (in) packets on media pipes.",
+        [(f'direction="{d}",scope="{s}"', round(totals[d, s].cpu_ns / 1e9, 6)) for d, s in both],
+    )
+    series(
+        "webinar_pipe_ingest_cpu_seconds_total",
+        "counter",
+        "CPU time of the ingest that packets taken from media pipes go through at the edge.",
+        [(f'scope="{s}"', round(totals["in", s].ingest_ns / 1e9, 6)) for s in PIPE_SCOPES],
     )
     if open_pipes is not None:
         series(
