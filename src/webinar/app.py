@@ -524,13 +524,6 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
         room = rooms.get(room_id)
         return room.router if room is not None and not room.closed else None
 
-    live_ids = None
-    if peers.live_workers is not None:
-        registry_live = peers.live_workers
-
-        async def live_ids() -> frozenset[int]:
-            return (await registry_live()).ids
-
     pipes = Pipes(
         bus,
         producer_of=producer_of,
@@ -538,7 +531,7 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
         host=peers.pipe_host,
         ports=peers.pipe_ports,
         redis=redis,
-        live_workers=live_ids,
+        live_workers=peers.live_workers,
     )
     app[PIPES] = pipes
     stack.push_async_callback(pipes.close)
@@ -563,8 +556,7 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
                 await asyncio.sleep(1.0)
                 try:
                     live = await live_workers()
-                    for worker in pipes.workers() - live.ids:
-                        pipes.forget_worker(worker)
+                    pipes.forget_dead(live)
                     if isinstance(seats, RedisSeats):
                         for worker in await seats.holders() - live.ids:
                             await seats.forget_worker(worker)

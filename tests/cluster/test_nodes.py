@@ -15,6 +15,8 @@ have attendees; real Redis and real PostgreSQL are shared by all three.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,6 +26,7 @@ from urllib.parse import parse_qs, urlparse
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 
 from tests import media_support
 from tests.cluster import nodes as cluster
@@ -32,6 +35,7 @@ from tests.protocol_fixtures import MatchingPerson, refused
 from tests.redis_server import RedisServer
 from webinar.client.media import ClipTrack, make_opus_clip, make_vp8_clip
 from webinar.client.peer import ClientError, WebinarClient
+from webinar.cluster.pipes import CLAIM_PREFIX
 from webinar.storage.store import Store
 from webinar.ticketing import SecondDevice, records
 from webinar.ticketing.records import EventAccess, PaymentProvider
@@ -233,6 +237,11 @@ async def test_a_webinar_over_three_nodes(
         await asyncio.gather(*(p.close() for p in people), return_exceptions=True)
 
 
+def b_node(body: dict[str, Any], node: Node) -> int:
+    """Node ``node``'s number, from the workers /healthz lists."""
+    return int(next(w["id"] for w in body["workers"] if w["node_url"] == node.base_url) // 1000)
+
+
 async def paid_code(tmp_path: Path, database_url: str) -> tuple[str, str]:
     """A paid event and a confirmed single-use code, written straight to the shared store."""
     store = Store(tmp_path / "test-store", database_url=database_url)
@@ -390,3 +399,56 @@ async def test_a_node_dies_and_its_people_come_back_through_another(
         assert time.monotonic() - stage_lost < 60
     finally:
         await asyncio.gather(*(p.close() for p in people), return_exceptions=True)
+
+
+async def test_a_nodes_gateway_worker_dies_and_its_node_gets_the_stage_again(
+    three_nodes: list[Node],
+    http: aiohttp.ClientSession,
+    clients: list[WebinarClient],
+    redis_server: RedisServer,
+) -> None:
+    """Node B's copy of a stream comes to one of its workers (the gateway, claimed in Redis)
+    and goes on to the other over a local pipe. The gateway worker is killed: the other
+    worker's subscriber gets the stream again (it takes the claim over and pipes from A)."""
+    a, b, _c = three_nodes
+    await cluster.wait_ready(http, three_nodes)
+    event = a.create_event("Gateway lost")
+    event_id = event["event_id"]
+    _host_key, pres_key = keys(event)
+    pres = client(clients, a.base_url)
+    await pres.join(event_id, "Pres", pres_key)
+    on_b = {k: client(clients, b.worker_url(k)) for k in (1, 2)}
+    for k, sub in on_b.items():
+        await sub.join(event_id, f"B{k}")
+    video = ClipTrack(make_vp8_clip(width=320, height=240, seconds=1, keyframe_interval=15))
+    audio = ClipTrack(make_opus_clip(seconds=1))
+    await pres.publish([(video, "camera"), (audio, "microphone")])  # type: ignore[list-item]
+    await until(
+        lambda: all(s.stats.packets["video"] and s.stats.packets["audio"] for s in on_b.values()),
+        what="both of B's workers receive",
+    )
+    redis = aioredis.Redis.from_url(redis_server.url)
+    try:
+        claims = [
+            int((await redis.get(k)).split(b":")[0])
+            async for k in redis.scan_iter(CLAIM_PREFIX + "*")
+        ]
+    finally:
+        await redis.aclose()
+    body = await cluster.healthz(http, b.base_url)
+    pid_of = {w["id"]: w["pid"] for w in body["workers"]}
+    gateway = claims[0]
+    assert gateway in pid_of and gateway // 1000 == b_node(body, b), (claims, pid_of)
+    survivor = on_b[2] if gateway % 1000 == 1 else on_b[1]
+    os.kill(pid_of[gateway], signal.SIGKILL)
+    killed = time.monotonic()
+    before = dict(survivor.stats.packets)
+    await until(
+        lambda: (
+            survivor.stats.packets["video"] > before["video"] + 100
+            and survivor.stats.packets["audio"] > before["audio"] + 100
+        ),
+        within=40,
+        what="the stream again on the surviving worker",
+    )
+    assert time.monotonic() - killed < 40

@@ -12,7 +12,7 @@ One pipe per stream and edge: every subscriber of the stream on the edge consume
 copy. The edge closes its end when nobody there receives the stream any more (the room tells
 it: :meth:`Pipes.release`), which tells the origin (RTCP BYE, and ``pipe-close`` in case that
 datagram is lost); a producer that closes at the origin closes its copies. Pipes towards a
-worker that died are closed by :meth:`Pipes.forget_worker`.
+worker that died (or started again: another life) are closed by :meth:`Pipes.forget_dead`.
 
 **Between nodes** (``node_of`` of the two workers differs; node 0 is the workers of one
 machine, which keep plain pipes straight from the origin):
@@ -43,8 +43,9 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import secrets
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,7 @@ from webinar.sfu import Producer, Router
 from webinar.sfu.pipe import PipeIn, PipeKeys, PipeOut, PipeStats, pipe_descriptor
 
 from .bus import Bus, BusError
+from .registry import LiveWorkers
 from .worker import node_of
 
 logger = logging.getLogger(__name__)
@@ -62,8 +64,8 @@ logger = logging.getLogger(__name__)
 #: (room id, stream id) → the local producer of that stream, if published here.
 ProducerOf = Callable[[str, str], Producer | None]
 RouterOf = Callable[[str], Router | None]
-#: The IDs of the live workers (the registry).
-LiveIds = Callable[[], Awaitable[Collection[int]]]
+#: The live workers and the life (process) of each (the registry's ``live()``).
+LiveWorkersOf = Callable[[], Awaitable[LiveWorkers]]
 
 CLAIM_PREFIX = "webinar:pipe-claim:"
 CLAIM_TTL = 10.0  # seconds; refreshed every third of it while held
@@ -133,11 +135,14 @@ class Pipes:
         host: str = "127.0.0.1",
         ports: tuple[int, int] | None = None,
         redis: aioredis.Redis | None = None,
-        live_workers: LiveIds | None = None,
+        live_workers: LiveWorkersOf | None = None,
         claim_ttl: float = CLAIM_TTL,
     ) -> None:
         self._bus = bus
         self._me = bus.worker_id
+        #: This life of this worker ("id:pid"): a worker started again under the same ID is
+        #: another life, whose pipes and claims are not the former one's.
+        self._life = f"{bus.worker_id}:{os.getpid()}"
         self._node = node_of(bus.worker_id)
         self._producer_of = producer_of
         self._router_of = router_of
@@ -148,6 +153,8 @@ class Pipes:
         self._claim_ttl = claim_ttl
         self._outs: dict[str, tuple[PipeOut, int]] = {}  # pipe id -> (pipe, edge worker)
         self._ins: dict[int, tuple[PipeIn, int, str]] = {}  # id(producer) -> (pipe, origin, id)
+        self._out_pid: dict[str, int] = {}  # pipe id -> the edge's process (0: not known)
+        self._in_pid: dict[int, int] = {}  # id(producer) -> the origin's process
         self._copies: dict[tuple[str, str], _Copy] = {}  # (room, stream) -> gateway copy
         self._fed_by: dict[str, tuple[str, str]] = {}  # PipeOut id -> the copy feeding it
         self._tasks: set[asyncio.Task[None]] = set()
@@ -182,14 +189,16 @@ class Pipes:
                 return pipe.producer
             claim = claim_key(room_id, stream_id, self._node)
             ttl = int(self._claim_ttl * 1000)
-            if await self._redis.set(claim, str(self._me), nx=True, px=ttl):
+            if await self._redis.set(claim, self._life, nx=True, px=ttl):
                 return await self._gateway(room_id, stream_id, worker, claim)
             raw = await self._redis.get(claim)
             if raw is None:
                 continue
-            holder = int(raw)
-            if holder == self._me or not await self._alive(holder):
-                await self._unclaim(claim, holder)  # a stale claim: take it over
+            value = raw.decode() if isinstance(raw, bytes) else str(raw)
+            holder_text, _, pid_text = value.partition(":")
+            holder, pid = int(holder_text), int(pid_text or 0)
+            if value == self._life or not await self._alive(holder, pid):
+                await self._unclaim(claim, value)  # a stale claim: take it over
                 continue
             try:
                 return await self._open_in(room_id, stream_id, holder)
@@ -211,7 +220,7 @@ class Pipes:
                 del self._copies[key]
             copy.ready.set_exception(LookupError(f"could not relay {stream_id}: {exc}"))
             copy.ready.exception()  # retrieved: nobody else may be waiting
-            await self._unclaim(claim, self._me)
+            await self._unclaim(claim, self._life)
             raise
         pipe = self._ins[id(producer)][0]
         copy.pipe = pipe
@@ -222,7 +231,7 @@ class Pipes:
     def _copy_closed(self, key: tuple[str, str], copy: _Copy) -> None:
         if self._copies.get(key) is copy:
             del self._copies[key]
-        self._spawn(self._unclaim(copy.claim, self._me))
+        self._spawn(self._unclaim(copy.claim, self._life))
 
     async def _open_in(self, room_id: str, stream_id: str, worker: int) -> Producer:
         """A pipe from ``worker`` (the origin, or this node's gateway) into this worker."""
@@ -230,7 +239,7 @@ class Pipes:
         if router is None:
             raise LookupError(f"no room {room_id} on this worker")
         answer = await self._bus.request(
-            worker, "pipe-open", {"room": room_id, "stream": stream_id}
+            worker, "pipe-open", {"room": room_id, "stream": stream_id, "pid": os.getpid()}
         )
         pipe_id = str(answer["pipe"])
         origin = _address(answer["address"])
@@ -251,6 +260,7 @@ class Pipes:
             raise
         key = id(pipe.producer)
         self._ins[key] = (pipe, worker, pipe_id)
+        self._in_pid[key] = int(answer.get("pid", 0))
         scope = self._scope(worker)
         pipe.on_close(lambda closed: self._forget_in(key, closed, scope))
         try:
@@ -304,6 +314,7 @@ class Pipes:
         pipe = await PipeOut.open(producer, host=self._host, ports=self._ports, keys=keys)
         pipe_id = secrets.token_hex(8)
         self._outs[pipe_id] = (pipe, sender)
+        self._out_pid[pipe_id] = int(body.get("pid", 0))
         if copy is not None:
             copy.feeds.add(pipe_id)
             self._fed_by[pipe_id] = (room_id, stream_id)
@@ -313,6 +324,7 @@ class Pipes:
             "pipe": pipe_id,
             "descriptor": pipe_descriptor(producer),
             "address": list(pipe.address),
+            "pid": os.getpid(),
         }
         if keys is not None:
             answer["keys"] = keys.to_json()
@@ -331,11 +343,13 @@ class Pipes:
             entry[0].close()
 
     def _forget_in(self, key: int, pipe: PipeIn, scope: str) -> None:
+        self._in_pid.pop(key, None)
         if self._ins.pop(key, None) is not None:
             pipe.settle_losses()
             self._closed["in", scope].add(pipe.stats)
 
     def _forget_out(self, pipe_id: str, pipe: PipeOut, scope: str) -> None:
+        self._out_pid.pop(pipe_id, None)
         if self._outs.pop(pipe_id, None) is not None:
             self._closed["out", scope].add(pipe.stats)
         fed_by = self._fed_by.pop(pipe_id, None)
@@ -347,20 +361,21 @@ class Pipes:
 
     # ------------------------------------------------------------------ claims
 
-    async def _alive(self, worker: int) -> bool:
+    async def _alive(self, worker: int, pid: int = 0) -> bool:
         if self._live_workers is None:
             return True
         try:
-            return worker in await self._live_workers()
+            return (await self._live_workers()).alive(worker, pid)
         except Exception:
             logger.debug("could not read the live workers")
             return True
 
-    async def _unclaim(self, claim: str, holder: int) -> None:
+    async def _unclaim(self, claim: str, holder: str) -> None:
+        """Drop ``claim`` if it still holds ``holder`` (a life, "id:pid")."""
         if self._redis is None:
             return
         try:
-            await self._redis.eval(_DELETE_IF, 1, claim, str(holder))  # type: ignore[misc]
+            await self._redis.eval(_DELETE_IF, 1, claim, holder)  # type: ignore[misc]
         except RedisError as exc:
             logger.debug("could not drop the claim %s: %s", claim, exc)  # its TTL will
 
@@ -380,7 +395,7 @@ class Pipes:
                 break
             try:
                 await self._redis.eval(  # type: ignore[misc]
-                    _REFRESH_IF, len(claims), *claims, str(self._me), int(self._claim_ttl * 1000)
+                    _REFRESH_IF, len(claims), *claims, self._life, int(self._claim_ttl * 1000)
                 )
             except RedisError as exc:
                 logger.warning("could not refresh pipe claims: %s", exc)
@@ -394,6 +409,17 @@ class Pipes:
                 out.close()
         for pipe, origin, _pipe_id in list(self._ins.values()):
             if origin == worker:
+                pipe.close()
+
+    def forget_dead(self, live: LiveWorkers) -> None:
+        """Close the pipes to and from workers that died, or whose life (process) is not
+        the one the pipe was opened with: a worker started again under the same ID holds
+        none of its former life's pipes."""
+        for pipe_id, (out, edge) in list(self._outs.items()):
+            if not live.alive(edge, self._out_pid.get(pipe_id, 0)):
+                out.close()
+        for key, (pipe, origin, _pipe_id) in list(self._ins.items()):
+            if not live.alive(origin, self._in_pid.get(key, 0)):
                 pipe.close()
 
     def workers(self) -> set[int]:
@@ -459,7 +485,7 @@ class Pipes:
         with contextlib.suppress(Exception):  # else their TTL ends them
             async with asyncio.timeout(2.0):
                 for claim in claims:
-                    await self._unclaim(claim, self._me)
+                    await self._unclaim(claim, self._life)
 
     async def _tell(self, worker: int, kind: str, body: dict[str, Any]) -> None:
         try:
