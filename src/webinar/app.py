@@ -215,12 +215,10 @@ def create_app(
     site = Site(store=app[STORE], render=_render, public_url=config.http.public_url)
     health = Health(
         store=app[STORE],
-        metrics=app[METRICS],
         admin_token=config.admin.token,
         rooms=lambda: app.get(ROOMS),
         connections=lambda: len(app[CONNECTIONS]),
         draining=lambda: app[DRAINING][0],
-        webhooks=lambda: app.get(WEBHOOKS),
         worker=lambda: worker_info(app),
         registry=lambda: app.get(REGISTRY),
         own_metrics=lambda: metrics_text(app),

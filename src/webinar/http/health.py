@@ -15,30 +15,25 @@ from aiohttp import web
 
 from webinar import __version__
 from webinar.cluster.registry import Registry, WorkerInfo
-from webinar.http.metrics import Metrics
 from webinar.http.site import Pages, route
 from webinar.ids import same_secret
 from webinar.rooms.manager import RoomManager
 from webinar.storage.store import Store
-from webinar.webhooks.service import Webhooks
 
 
 @dataclass
 class Health(Pages):
     store: Store
-    metrics: Metrics
     admin_token: str | None
     rooms: Callable[[], RoomManager | None]
     connections: Callable[[], int]
     draining: Callable[[], bool]
-    webhooks: Callable[[], Webhooks | None]
     #: This process as a worker entry (the single-process server: worker 0).
     worker: Callable[[], WorkerInfo]
     #: Every worker's view, with several workers; None for the single-process server.
     registry: Callable[[], Registry | None]
-    #: This worker's own /metrics text (the app's: rooms, webhooks, media pipes); unset: the
-    #: rooms' and connections' series with the webhooks'.
-    own_metrics: Callable[[], str] | None = None
+    #: This worker's own /metrics text (the app's: rooms, connections, webhooks, media pipes).
+    own_metrics: Callable[[], str]
 
     async def _workers(self) -> tuple[WorkerInfo, list[WorkerInfo]]:
         own = self.worker()
@@ -83,13 +78,7 @@ class Health(Pages):
                 raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
         elif not _is_loopback(request.remote) or _is_forwarded(request):
             raise web.HTTPForbidden(text="Set admin.token to read /metrics from elsewhere.")
-        if self.own_metrics is not None:
-            text = self.own_metrics()
-        else:
-            text = self.metrics.render(self.rooms(), self.connections())
-            webhooks = self.webhooks()
-            if webhooks is not None:
-                text += webhooks.metrics_text()
+        text = self.own_metrics()
         registry = self.registry()
         if registry is not None:
             text = await registry.metrics(text)

@@ -196,8 +196,8 @@ PIPE_SCOPES = ("node", "worker")
 
 def pipe_metrics_text(
     packets: Mapping[str, int],
-    totals: Mapping[tuple[str, str], PipeTotals] | None = None,
-    open_pipes: Mapping[tuple[str, str], int] | None = None,
+    totals: Mapping[tuple[str, str], PipeTotals],
+    open_pipes: Mapping[tuple[str, str], int],
 ) -> str:
     """The media pipes' series (only with several workers), closed pipes included in the
     counters. ``direction``: ``out`` on a stream's origin (or a node's gateway feeding the
@@ -222,8 +222,6 @@ def pipe_metrics_text(
     ]
     for direction in ("out", "in"):
         lines.append(f'webinar_pipe_packets_total{{direction="{direction}"}} {packets[direction]}')
-    if totals is None:
-        return "\n".join(lines) + "\n"
 
     def series(
         name: str, kind: str, help_: str, samples: list[tuple[str, int]] | list[tuple[str, float]]
@@ -275,13 +273,12 @@ def pipe_metrics_text(
         "CPU time of the ingest that packets taken from media pipes go through at the edge.",
         [(f'scope="{s}"', round(totals["in", s].ingest_ns / 1e9, 6)) for s in PIPE_SCOPES],
     )
-    if open_pipes is not None:
-        series(
-            "webinar_pipe_open",
-            "gauge",
-            "Media pipes open, by direction and scope.",
-            [(f'direction="{d}",scope="{s}"', open_pipes.get((d, s), 0)) for d, s in both],
-        )
+    series(
+        "webinar_pipe_open",
+        "gauge",
+        "Media pipes open, by direction and scope.",
+        [(f'direction="{d}",scope="{s}"', open_pipes.get((d, s), 0)) for d, s in both],
+    )
     return "\n".join(lines) + "\n"
 
 
