@@ -49,7 +49,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import fanout  # benchmarks/fanout.py: the script's folder is on sys.path
 
@@ -132,19 +131,7 @@ class Cluster(fanout.Target):
         self.url = self.nodes[0].url
         self.ready_url = self.url + "/healthz"
         self.spread = True
-        created = subprocess.run(
-            [
-                *(sys.executable, "-m", "webinar", "event", "create", "--title", "Cluster"),
-                *("--json", "--data-dir", str(root / "cli")),
-            ],
-            env=env,
-            capture_output=True,
-            timeout=60,
-            check=True,
-        )
-        event = json.loads(created.stdout)
-        self.event_id = str(event["event_id"])
-        self.credential = parse_qs(urlsplit(event["presenter_url"]).query)["key"][0]
+        self.event_id, self.credential = fanout.create_event(env, root / "cli", "Cluster")
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

@@ -567,6 +567,24 @@ def _cpu_list(text: str) -> frozenset[int]:
     return frozenset(cpus)
 
 
+def create_event(env: dict[str, str], data_dir: Path, title: str) -> tuple[str, str]:
+    """``webinar event create`` in ``data_dir`` (or the database ``env`` names): the event's
+    ID and its presenter key."""
+    created = subprocess.run(
+        [
+            *(sys.executable, "-m", "webinar", "event", "create"),
+            *("--title", title, "--json", "--data-dir", str(data_dir)),
+        ],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    event = json.loads(created.stdout)
+    key = parse_qs(urlsplit(event["presenter_url"]).query)["key"][0]
+    return str(event["event_id"]), key
+
+
 def _fetch(url: str) -> str:
     with _HTTP.open(url, timeout=5) as response:
         return str(response.read().decode())
@@ -594,19 +612,7 @@ class OurServer(Target):
             self.port_base = _free_port_run(self.workers)
             env["WEBINAR_SERVER_WORKER_PORT_BASE"] = str(self.port_base)
             extra = ["--workers", str(self.workers)]
-        created = subprocess.run(
-            [
-                *(sys.executable, "-m", "webinar", "event", "create"),
-                *("--title", "Fanout benchmark", "--json", "--data-dir", str(data_dir)),
-            ],
-            env=env,
-            capture_output=True,
-            timeout=60,
-            check=True,
-        )
-        event = json.loads(created.stdout)
-        self.event_id = str(event["event_id"])
-        self.credential = parse_qs(urlsplit(event["presenter_url"]).query)["key"][0]
+        self.event_id, self.credential = create_event(env, data_dir, "Fanout benchmark")
         port = free_port()
         self.url = f"http://{LOOPBACK}:{port}"
         self.log_path = tmp / "server.log"
