@@ -168,3 +168,19 @@ def start_server(
     )
     scheme = "https" if tls is not None else "http"
     return ServerProcess(proc, f"{scheme}://127.0.0.1:{port}", data, env, tls)
+
+
+def free_port_run(count: int) -> int:
+    """A base port whose ``count - 1`` next ports are free too (workers' direct ports)."""
+    for _ in range(100):
+        base = free_port()
+        if base + count > 65535:
+            continue
+        try:
+            for k in range(1, count):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", base + k))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError(f"no {count} free ports in a row")

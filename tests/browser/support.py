@@ -278,6 +278,21 @@ async def wait_for_playing_video(page: Page, selector: str, *, within: float = 1
     )
 
 
+async def expect_plays_presenter(page: Page, name: str, *, within: float = 20.0) -> None:
+    """The attendee page shows one presenter tile named ``name`` whose video frames are
+    decoded and keep coming, whose <video> plays, and which plays the presenter's audio."""
+    tile = page.get_by_test_id("video-tile")
+    await expect(tile).to_have_count(1)
+    await expect(tile).to_contain_text(name)
+    stats = await wait_for_media(page, within=within)
+    assert stats["video"]["frameWidth"] > 0
+    await wait_for_playing_video(page, "[data-testid=video-tile] video")
+    has_audio = await page.locator("[data-testid=video-tile] video").evaluate(
+        "v => !v.muted && v.srcObject.getAudioTracks().length"
+    )
+    assert has_audio == 1
+
+
 def mean_luma(png: Path) -> float:
     """Mean brightness (0-255) of an image file, decoded with PyAV (no numpy here)."""
     with av.open(str(png)) as container:

@@ -17,11 +17,10 @@ from playwright.async_api import expect
 
 from tests.browser.support import (
     OpenPage,
+    expect_plays_presenter,
     go_live,
     join_attendee,
     join_presenter,
-    wait_for_media,
-    wait_for_playing_video,
 )
 from tests.cluster import nodes as cluster
 from tests.redis_server import RedisServer
@@ -62,16 +61,7 @@ async def test_attendees_on_two_nodes_play_a_presenter_on_a_third(
         await join_attendee(on_c, at["C"], event, "Cid")
         await join_attendee(moved, at["C"], event, "Moved")  # C is full: moved to A or B
         for attendee in (on_b, on_c, moved):
-            tile = attendee.get_by_test_id("video-tile")
-            await expect(tile).to_have_count(1)
-            await expect(tile).to_contain_text("Alice")
-            stats = await wait_for_media(attendee, within=30)
-            assert stats["video"]["frameWidth"] > 0
-            await wait_for_playing_video(attendee, "[data-testid=video-tile] video")
-            has_audio = await attendee.locator("[data-testid=video-tile] video").evaluate(
-                "v => !v.muted && v.srcObject.getAudioTracks().length"
-            )
-            assert has_audio == 1
+            await expect_plays_presenter(attendee, "Alice", within=30)
         async with aiohttp.ClientSession() as http:
             # the moved page is not on C: C's one worker holds one connection (Cid's)
             body = await cluster.healthz(http, c.base_url)

@@ -17,11 +17,10 @@ from playwright.async_api import expect
 
 from tests.browser.support import (
     OpenPage,
+    expect_plays_presenter,
     go_live,
     join_attendee,
     join_presenter,
-    wait_for_media,
-    wait_for_playing_video,
 )
 from tests.protocol.test_workers import start_workers, wait_workers
 
@@ -53,16 +52,7 @@ async def test_presenter_on_one_worker_attendees_on_the_other(
         await go_live(presenter)
         await join_attendee(second, w2, event, "Second")
         for attendee in (first, second):
-            tile = attendee.get_by_test_id("video-tile")
-            await expect(tile).to_have_count(1)
-            await expect(tile).to_contain_text("Alice")
-            stats = await wait_for_media(attendee, within=20)
-            assert stats["video"]["frameWidth"] > 0
-            await wait_for_playing_video(attendee, "[data-testid=video-tile] video")
-            has_audio = await attendee.locator("[data-testid=video-tile] video").evaluate(
-                "v => !v.muted && v.srcObject.getAudioTracks().length"
-            )
-            assert has_audio == 1
+            await expect_plays_presenter(attendee, "Alice", within=20)
         # the media crossed from worker 1 to worker 2 through its pipes
         relayed = await metric(w1.base_url, "webinar_pipe_packets_total")
         assert relayed > 100, relayed

@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from tests.helpers import Person
-from tests.serving import free_port
+from tests.serving import free_port, free_port_run
 from webinar.client.peer import SignallingClient
 
 #: Every node of a cluster shares one secrets key (docs/deployment.md).
@@ -127,7 +127,7 @@ def start_node(
         **({"WEBINAR_CLUSTER_DATABASE_URL": database_url} if database_url else {}),
         **(extra_env or {}),
     }
-    base = _free_run(workers)  # the workers' direct ports: base, base + 1, ...
+    base = free_port_run(workers)  # the workers' direct ports: base, base + 1, ...
     env["WEBINAR_SERVER_WORKER_PORT_BASE"] = str(base)
     ports = [base + k for k in range(workers)]
     log = root / f"node{index}.log"
@@ -143,23 +143,6 @@ def start_node(
             start_new_session=True,  # its own process group: kill() takes the workers too
         )
     return Node(index, address, port, proc, data, env, log, ports)
-
-
-def _free_run(count: int) -> int:
-    import socket
-
-    for _ in range(100):
-        base = free_port()
-        if base + count > 65535:
-            continue
-        try:
-            for k in range(1, count):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", base + k))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError(f"no {count} free ports in a row")
 
 
 async def healthz(http: aiohttp.ClientSession, url: str) -> dict[str, Any]:

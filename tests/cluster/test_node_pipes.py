@@ -6,7 +6,6 @@ over a plain local pipe."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -15,23 +14,15 @@ import redis.asyncio as aioredis
 from tests import media_support
 from tests.cluster.workers import cluster_workers
 from tests.helpers import RunningServer
+from tests.media_support import assert_delivered_like_reference, publish_camera_and_mic, until
 from tests.redis_server import RedisServer
 from webinar.app import PIPES, metrics_text
-from webinar.client.media import ClipTrack, make_opus_clip, make_vp8_clip
 from webinar.client.peer import WebinarClient
 from webinar.cluster.pipes import CLAIM_PREFIX, Pipes
 
 pytestmark = pytest.mark.media
 clients = media_support.clients
 client = media_support.client
-
-
-async def until(check: object, within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.1)
 
 
 def pipes(w: RunningServer) -> Pipes:
@@ -57,22 +48,9 @@ async def test_one_encrypted_pipe_per_stream_and_node(
         edge[b2.base_url] = [client(clients, b2.base_url) for _ in range(3)]
         everyone = [c for group in edge.values() for c in group]
         await asyncio.gather(*(c.join(event.event_id, f"E{i}") for i, c in enumerate(everyone)))
-        video = ClipTrack(make_vp8_clip(width=320, height=240, seconds=1, keyframe_interval=15))
-        audio = ClipTrack(make_opus_clip(seconds=1))
-        await pres.publish([(video, "camera"), (audio, "microphone")])  # type: ignore[list-item]
+        await publish_camera_and_mic(pres)
         counted = [local, *everyone]
-        await until(
-            lambda: all(c.stats.packets["video"] and c.stats.packets["audio"] for c in counted)
-        )
-        await asyncio.sleep(1.0)
-        before = [(c.stats.packets["video"], c.stats.packets["audio"]) for c in counted]
-        await asyncio.sleep(4.0)
-        after = [(c.stats.packets["video"], c.stats.packets["audio"]) for c in counted]
-        got = [(a[0] - b[0], a[1] - b[1]) for a, b in zip(after, before, strict=True)]
-        ref_video, ref_audio = got[0]
-        assert ref_video > 80 and ref_audio > 150, got[0]
-        for v, a in got[1:]:
-            assert v >= 0.99 * ref_video and a >= 0.99 * ref_audio, (got[0], v, a)
+        await assert_delivered_like_reference(counted, 4.0, min_video=80)
 
         # node 1 sends one encrypted copy of each stream, to node 2
         outs = pipes(origin).pipes_out()

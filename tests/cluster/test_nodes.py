@@ -19,7 +19,6 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -31,14 +30,15 @@ import redis.asyncio as aioredis
 from tests import media_support
 from tests.cluster import nodes as cluster
 from tests.cluster.nodes import Node, join_anywhere, metrics, total
+from tests.media_support import assert_delivered_like_reference, publish_camera_and_mic, until
+from tests.protocol.test_shared_ticketing import paid_code_in
 from tests.protocol_fixtures import MatchingPerson, refused
 from tests.redis_server import RedisServer
-from webinar.client.media import ClipTrack, make_opus_clip, make_vp8_clip
+from webinar.client.media import ClipTrack, make_vp8_clip
 from webinar.client.peer import ClientError, WebinarClient
 from webinar.cluster.pipes import CLAIM_PREFIX
 from webinar.storage.store import Store
-from webinar.ticketing import SecondDevice, records
-from webinar.ticketing.records import EventAccess, PaymentProvider
+from webinar.ticketing import SecondDevice
 
 pytestmark = pytest.mark.media
 clients = media_support.clients
@@ -84,14 +84,6 @@ def three_nodes(
             node.stop()
 
 
-async def until(check: Any, within: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out: {what}")
-        await asyncio.sleep(0.1)
-
-
 def keys(event: dict[str, str]) -> tuple[str, str]:
     host = parse_qs(urlparse(event["host_url"]).query)["key"][0]
     pres = parse_qs(urlparse(event["presenter_url"]).query)["key"][0]
@@ -135,23 +127,8 @@ async def test_a_webinar_over_three_nodes(
         for i, sub in enumerate(edge):
             await sub.join(event_id, f"Edge {i}")
         assert [sub.socket_url for sub in edge if sub.moved] == []
-        video = ClipTrack(make_vp8_clip(width=320, height=240, seconds=1, keyframe_interval=15))
-        audio = ClipTrack(make_opus_clip(seconds=1))
-        await pres.publish([(video, "camera"), (audio, "microphone")])  # type: ignore[list-item]
-        counted = [local, *edge]
-        await until(
-            lambda: all(s.stats.packets["video"] and s.stats.packets["audio"] for s in counted),
-            what="every subscriber receives",
-        )
-        await asyncio.sleep(1.0)
-        before = [(s.stats.packets["video"], s.stats.packets["audio"]) for s in counted]
-        await asyncio.sleep(5.0)
-        after = [(s.stats.packets["video"], s.stats.packets["audio"]) for s in counted]
-        got = [(x[0] - y[0], x[1] - y[1]) for x, y in zip(after, before, strict=True)]
-        ref_video, ref_audio = got[0]
-        assert ref_video > 100 and ref_audio > 150, got[0]
-        for v, au in got[1:]:
-            assert v >= 0.99 * ref_video and au >= 0.99 * ref_audio, (got[0], v, au)
+        await publish_camera_and_mic(pres)
+        await assert_delivered_like_reference([local, *edge], 5.0, min_video=100)
         # exactly one pipe per (stream, node): A sends each of the 2 streams to B and to C
         # (4 out across nodes), B's first worker feeds its second on the node
         seen = {n.name: await metrics(http, n.base_url) for n in three_nodes}
@@ -247,32 +224,8 @@ async def paid_code(tmp_path: Path, database_url: str) -> tuple[str, str]:
     store = Store(tmp_path / "test-store", database_url=database_url)
     await store.open()
     try:
-        event = await store.create_event(
-            "Paid talk", datetime.now(UTC) + timedelta(minutes=5), access_type="paid"
-        )
-        access = EventAccess(
-            event.event_id, price_minor=2500, currency="EUR", second_device=SecondDevice.REFUSE
-        )
-        await store.run(lambda core: records.put_access(core.connection, access))
-        reg = await store.run(
-            lambda core: records.add_registration(
-                core.connection,
-                event.event_id,
-                first_name="Grace",
-                last_name="Hopper",
-                email="grace@example.org",
-                seats=1,
-                amount_minor=2500,
-                currency="EUR",
-                provider=PaymentProvider.MANUAL,
-                capacity=None,
-            )
-        )
-        confirmed = await store.run(
-            lambda core: records.confirm_registration(core.connection, reg.registration_id)
-        )
-        assert confirmed is not None and confirmed.code
-        return event.event_id, confirmed.code
+        event, code, _ticket = await paid_code_in(store, SecondDevice.REFUSE)
+        return event.event_id, code
     finally:
         await store.close()
 
@@ -307,9 +260,7 @@ async def test_a_node_dies_and_its_people_come_back_through_another(
         grace = await join_anywhere(
             b.worker_url(1), people, MatchingPerson, paid, "Grace", code, client_id="grace"
         )
-        video = ClipTrack(make_vp8_clip(width=320, height=240, seconds=1, keyframe_interval=15))
-        audio = ClipTrack(make_opus_clip(seconds=1))
-        await pres.publish([(video, "camera"), (audio, "microphone")])  # type: ignore[list-item]
+        await publish_camera_and_mic(pres)
         await until(lambda: viewer.stats.packets["video"] > 0, what="media reaches B")
         await host.request("set-mode", mode="discussion")
         await host.request("grant", participant_id=ann.pid, audio=True, video=False)
@@ -420,9 +371,7 @@ async def test_a_nodes_gateway_worker_dies_and_its_node_gets_the_stage_again(
     on_b = {k: client(clients, b.worker_url(k)) for k in (1, 2)}
     for k, sub in on_b.items():
         await sub.join(event_id, f"B{k}")
-    video = ClipTrack(make_vp8_clip(width=320, height=240, seconds=1, keyframe_interval=15))
-    audio = ClipTrack(make_opus_clip(seconds=1))
-    await pres.publish([(video, "camera"), (audio, "microphone")])  # type: ignore[list-item]
+    await publish_camera_and_mic(pres)
     await until(
         lambda: all(s.stats.packets["video"] and s.stats.packets["audio"] for s in on_b.values()),
         what="both of B's workers receive",

@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
 
 from tests import media_support
 from tests.cluster.workers import two_workers
+from tests.media_support import assert_delivered_like_reference, publish_camera_and_mic, until
 from tests.redis_server import RedisServer
 from webinar.app import PIPES
-from webinar.client.media import ClipTrack, make_opus_clip, make_vp8_clip
 from webinar.client.peer import WebinarClient
 
 pytestmark = pytest.mark.media
 clients = media_support.clients
 client = media_support.client
-
-
-async def until(check: object, within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.1)
 
 
 async def test_twenty_subscribers_on_another_worker_get_the_stream_through_one_pipe(
@@ -41,22 +32,9 @@ async def test_twenty_subscribers_on_another_worker_get_the_stream_through_one_p
         await viewer.join(event.event_id, "Viewer")
         edge = [client(clients, w2.base_url) for _ in range(20)]
         await asyncio.gather(*(c.join(event.event_id, f"Edge {i}") for i, c in enumerate(edge)))
-        video = ClipTrack(make_vp8_clip(width=320, height=240, seconds=1, keyframe_interval=15))
-        audio = ClipTrack(make_opus_clip(seconds=1))
-        await pres.publish([(video, "camera"), (audio, "microphone")])  # type: ignore[list-item]
+        await publish_camera_and_mic(pres)
         counted = [local, *edge]  # the viewer decodes: it counts frames
-        await until(
-            lambda: all(c.stats.packets["video"] and c.stats.packets["audio"] for c in counted)
-        )
-        await asyncio.sleep(1.0)
-        before = [(c.stats.packets["video"], c.stats.packets["audio"]) for c in counted]
-        await asyncio.sleep(5.0)
-        after = [(c.stats.packets["video"], c.stats.packets["audio"]) for c in counted]
-        got = [(a[0] - b[0], a[1] - b[1]) for a, b in zip(after, before, strict=True)]
-        ref_video, ref_audio = got[0]
-        assert ref_video > 100 and ref_audio > 150, got[0]
-        for v, a in got[1:]:
-            assert v >= 0.99 * ref_video and a >= 0.99 * ref_audio, (got[0], v, a)
+        await assert_delivered_like_reference(counted, 5.0, min_video=100)
         assert viewer.stats.frames["video"] > 50 and viewer.stats.frames["audio"] > 100
         # exactly one copy of each stream crossed to worker 2
         pipes_in = w2.server.app[PIPES].counts()["pipes_in"]
@@ -78,9 +56,7 @@ async def test_media_keeps_flowing_while_redis_is_down(
         viewers = [client(clients, w1.base_url), client(clients, w2.base_url)]
         for i, c in enumerate(viewers):
             await c.join(event.event_id, f"Viewer {i}")
-        video = ClipTrack(make_vp8_clip(width=320, height=240, seconds=1, keyframe_interval=15))
-        audio = ClipTrack(make_opus_clip(seconds=1))
-        await pres.publish([(video, "camera"), (audio, "microphone")])  # type: ignore[list-item]
+        await publish_camera_and_mic(pres)
         await until(lambda: all(c.stats.packets["video"] for c in viewers))
         redis_server.stop()
         before = [c.stats.packets["video"] + c.stats.packets["audio"] for c in viewers]

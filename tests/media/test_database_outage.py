@@ -6,27 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 from pathlib import Path
 
 import pytest
 
 from tests import media_support
 from tests.helpers import make_config, running_server
+from tests.media_support import publish_camera_and_mic, until
 from tests.postgres_server import PostgresServer, ensure_key
-from webinar.client.media import ClipTrack, make_opus_clip, make_vp8_clip
 from webinar.client.peer import ClientError, WebinarClient
 
 pytestmark = pytest.mark.media
 clients = media_support.clients
 client = media_support.client
-
-
-async def until(check: object, within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.1)
 
 
 async def test_postgresql_away_media_goes_on_joins_wait_nothing_is_lost(
@@ -48,9 +40,7 @@ async def test_postgresql_away_media_goes_on_joins_wait_nothing_is_lost(
         assert pres.signalling is not None
         await pres.signalling.request("sync-interaction")
         await pres.signalling.request("chat-send", text="before")
-        video = ClipTrack(make_vp8_clip(width=320, height=240, seconds=1, keyframe_interval=15))
-        audio = ClipTrack(make_opus_clip(seconds=1))
-        await pres.publish([(video, "camera"), (audio, "microphone")])  # type: ignore[list-item]
+        await publish_camera_and_mic(pres)
         await until(lambda: viewer.stats.packets["video"] > 0)
 
         own_postgres.stop()

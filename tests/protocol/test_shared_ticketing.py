@@ -23,7 +23,7 @@ from tests.redis_server import RedisServer, redis_server  # noqa: F401
 from webinar.app import TICKETING
 from webinar.client.peer import ClientError
 from webinar.rooms.reasons import ByeReason
-from webinar.storage.store import Event
+from webinar.storage.store import Event, Store
 from webinar.ticketing import SecondDevice, records
 from webinar.ticketing.records import EventAccess, PaymentProvider
 from webinar.ticketing.shared import RedisAttempts, RedisSeats
@@ -84,16 +84,21 @@ async def workers(
 
 async def paid_code(server: RunningServer, policy: SecondDevice) -> tuple[Event, str, str]:
     """A paid event, a confirmed single-use code, and the code's ticket name."""
-    event = await server.store.create_event(
+    return await paid_code_in(server.store, policy)
+
+
+async def paid_code_in(store: Store, policy: SecondDevice) -> tuple[Event, str, str]:
+    """:func:`paid_code`, written straight to ``store`` (a cluster's shared database)."""
+    event = await store.create_event(
         "Paid talk", datetime.now(UTC) + timedelta(minutes=5), access_type="paid"
     )
-    await server.store.run(
+    await store.run(
         lambda core: records.put_access(
             core.connection,
             EventAccess(event.event_id, price_minor=2500, currency="EUR", second_device=policy),
         )
     )
-    reg = await server.store.run(
+    reg = await store.run(
         lambda core: records.add_registration(
             core.connection,
             event.event_id,
@@ -107,7 +112,7 @@ async def paid_code(server: RunningServer, policy: SecondDevice) -> tuple[Event,
             capacity=None,
         )
     )
-    confirmed = await server.store.run(
+    confirmed = await store.run(
         lambda core: records.confirm_registration(core.connection, reg.registration_id)
     )
     assert confirmed is not None and confirmed.code

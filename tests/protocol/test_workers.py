@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,27 +24,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from tests.redis_server import RedisServer, redis_server  # noqa: F401
-from tests.serving import ServerProcess, free_port, start_server
+from tests.serving import ServerProcess, free_port, free_port_run, start_server
 from webinar.client.media import ClipTrack, make_vp8_clip
 from webinar.client.peer import SignallingClient, WebinarClient
 from webinar.storage.store import Store
 from webinar.webhooks.records import sql_add_endpoint
 
 LOOPBACK = ["127.0.0.1"]
-
-
-def free_port_pair() -> int:
-    """A base port whose next port is free too (the two workers' direct ports)."""
-    for _ in range(50):
-        base = free_port()
-        if base < 65535:
-            try:
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", base + 1))
-                return base
-            except OSError:
-                continue
-    raise RuntimeError("no two free ports in a row")
 
 
 def children(pid: int) -> list[int]:
@@ -104,7 +89,7 @@ async def wait_workers(
 def start_workers(
     tmp_path: Path, env: dict[str, str] | None = None, *, workers: int = 2
 ) -> tuple[ServerProcess, int]:
-    base = free_port_pair()
+    base = free_port_run(2)
     server = start_server(
         tmp_path,
         {"WEBINAR_SERVER_WORKER_PORT_BASE": str(base), **(env or {})},
