@@ -29,7 +29,7 @@ from webinar.cluster.placement import CpuMeter, Placement, origin_of, socket_url
 from webinar.cluster.registry import LiveWorkers, Registry, WorkerInfo
 from webinar.cluster.worker import WorkerIdentity, node_of
 from webinar.config import Config
-from webinar.http import forwarded, headers, inputs
+from webinar.http import forwarded, headers, inputs, language
 from webinar.http.auth import SignIn, login_limiter
 from webinar.http.dashboard import Dashboard
 from webinar.http.health import Health
@@ -42,6 +42,7 @@ from webinar.http.stats import StatsPages
 from webinar.http.tickets import setup_ticketing
 from webinar.http.tickets_api import AdminApi
 from webinar.http.webhooks import WebhookPages
+from webinar.i18n import environment as i18n_templates
 from webinar.interaction import engagement
 from webinar.interaction.service import InteractionService, cta_clicked
 from webinar.recordings.library import MIB, RecordingService
@@ -166,6 +167,7 @@ def create_app(
     middlewares = [
         forwarded.middleware(config.http.trusted_proxies),
         headers.middleware(config.http.embed_origins, connect=lambda: _node_origins(app)),
+        language.middleware,  # before refuse_nul: its refusal is in the request's language
         inputs.refuse_nul,
     ]
     app = web.Application(client_max_size=1024 * 1024, middlewares=middlewares)
@@ -205,11 +207,7 @@ def create_app(
 
         shared = SharedTicketing(app[REDIS], peers.worker_id, evict_remote)
     root = web_root()
-    app[TEMPLATES] = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(root / "templates"),
-        autoescape=jinja2.select_autoescape(["html"]),
-        enable_async=False,
-    )
+    app[TEMPLATES] = i18n_templates(root / "templates")
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_say_goodbye)
     site = Site(store=app[STORE], render=_render, public_url=config.http.public_url)
@@ -225,6 +223,7 @@ def create_app(
     )
     app.router.add_routes(health.routes())
     app.router.add_get("/ws", ws_endpoint)
+    app.router.add_routes(language.LanguageRoutes().routes())
     app.router.add_routes(EventPages(site).routes())
     app.router.add_static("/static/", root / "static", append_version=True)
     tickets = setup_ticketing(
@@ -261,7 +260,12 @@ def create_app(
         quota_bytes=config.recording.quota_mb * MIB,
     )
     # Recording links go out like every other e-mail: SMTP per [mail], else .eml files.
-    app[PUBLISHER] = Publisher(app[STORE], app[RECORDINGS], tickets.desk.mailer)
+    app[PUBLISHER] = Publisher(
+        app[STORE],
+        app[RECORDINGS],
+        tickets.desk.mailer,
+        registrant_languages=tickets.desk.registrant_languages,
+    )
     app.router.add_routes(RecordingPages(site, app[RECORDINGS], app[PUBLISHER]).routes())
     app[ATTENDANCE] = AttendanceService(app[STORE], sources=engagement.sources())
     app.router.add_routes(
@@ -588,7 +592,7 @@ async def ws_endpoint(request: web.Request) -> web.StreamResponse:
 
 def _render(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
     template = request.app[TEMPLATES].get_template(name)
-    html = template.render(version=__version__, **context)
+    html = template.render(version=__version__, **language.page_context(request), **context)
     return web.Response(text=html, status=status, content_type="text/html")
 
 

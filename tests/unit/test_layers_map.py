@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 # Leaves: small modules anything may use; they import only other leaves.
 LEAVES = frozenset(
-    {"config", "ids", "tasks", "logs", "tls", "turn", "accounts", "links", "formats"}
+    {"config", "ids", "tasks", "logs", "tls", "turn", "accounts", "links", "formats", "i18n"}
 )
 # Features: services that own a kind of data (and its SQL); below http/ and signalling/.
 FEATURES = frozenset(
