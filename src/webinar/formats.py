@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, overload
 
+from webinar.i18n import _, ngettext
+
 #: Deepest nesting of arrays and objects a JSON input may have (messages need 4).
 MAX_JSON_DEPTH = 32
 
@@ -32,9 +34,9 @@ def parse_json(text: str | bytes, *, max_depth: int = MAX_JSON_DEPTH, texts: boo
     try:
         value = json.loads(text)
     except RecursionError:
-        raise BadJson("JSON nested too deeply") from None
+        raise BadJson(_("JSON nested too deeply")) from None
     except ValueError:
-        raise BadJson("not valid JSON") from None
+        raise BadJson(_("not valid JSON")) from None
     check_json(value, max_depth=max_depth, texts=texts)
     return value
 
@@ -50,7 +52,14 @@ def check_json(value: Any, *, max_depth: int = MAX_JSON_DEPTH, texts: bool = Tru
                 check_text(item)
         elif isinstance(item, dict | list):
             if depth >= max_depth:
-                raise BadJson(f"JSON nested deeper than {max_depth} levels")
+                raise BadJson(
+                    ngettext(
+                        "JSON nested deeper than %(num)d level",
+                        "JSON nested deeper than %(num)d levels",
+                        max_depth,
+                    )
+                    % {"num": max_depth}
+                )
             if isinstance(item, dict):
                 for key, inner in item.items():
                     if texts:
@@ -64,12 +73,12 @@ def check_text(text: str) -> str:
     """``text`` if it is valid Unicode (no lone surrogates) without NUL characters (which
     PostgreSQL cannot store, nor a C string carry), else :class:`BadJson`."""
     if "\x00" in text:
-        raise BadJson("text must not contain NUL characters")
+        raise BadJson(_("text must not contain NUL characters"))
     if not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            raise BadJson("text must be valid Unicode (it has a lone surrogate)") from None
+            raise BadJson(_("text must be valid Unicode (it has a lone surrogate)")) from None
     return text
 
 

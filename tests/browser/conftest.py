@@ -57,8 +57,11 @@ async def open_page(
     page error or console error."""
     contexts: list[BrowserContext] = []
 
-    async def _open(label: str, viewport: dict[str, int] | None = None) -> Page:
-        context = await browser.new_context(viewport=viewport or DESKTOP)
+    async def _open(
+        label: str, viewport: dict[str, int] | None = None, locale: str | None = None
+    ) -> Page:
+        # locale: the browser's language (navigator.language and Accept-Language), e.g. ru-RU
+        context = await browser.new_context(viewport=viewport or DESKTOP, locale=locale)
         contexts.append(context)
         page = await context.new_page()
         page.set_default_timeout(10_000)

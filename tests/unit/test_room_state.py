@@ -393,3 +393,16 @@ def test_link_quality_from_loss() -> None:
     assert LinkQuality.from_loss(0.02) is LinkQuality.FAIR
     assert LinkQuality.from_loss(0.079) is LinkQuality.FAIR
     assert LinkQuality.from_loss(0.08) is LinkQuality.POOR
+
+
+def test_a_refused_action_names_the_role_with_its_article() -> None:
+    state = room(HOST, PRES, ATT)
+    with pytest.raises(RoomError) as attendee:
+        state.set_mode("a", Mode.DISCUSSION)
+    assert attendee.value.message == "an attendee may not change the mode"
+    with pytest.raises(RoomError) as presenter:
+        state.end_for_all("p")
+    assert presenter.value.message == "a presenter may not end the event for everyone"
+    with pytest.raises(RoomError) as host:
+        state.raise_hand("h")
+    assert host.value.message == "a host may not raise a hand"

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from webinar.accounts import new_session, verify_password_async
 from webinar.http.site import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Pages, Site, route
+from webinar.i18n import _
 from webinar.storage.store import SessionRecord
 from webinar.ticketing.books import Attempts, local_attempts
 from webinar.ticketing.grants import Refusal, RefusalCode
@@ -77,9 +78,10 @@ class SignIn(Pages):
             unavailable = refusal.code is RefusalCode.UNAVAILABLE
             return self._login_page(
                 request,
-                error="Sign-in is unavailable for a moment. Try again in a few seconds."
+                error=_("Sign-in is unavailable for a moment. Try again in a few seconds.")
                 if unavailable
-                else f"Too many failed sign-ins. Try again in {refusal.retry_after} s.",
+                else _("Too many failed sign-ins. Try again in %(seconds)s s.")
+                % {"seconds": refusal.retry_after},
                 username=username,
                 status=503 if unavailable else 429,
             )
@@ -94,7 +96,7 @@ class SignIn(Pages):
             await attempt.forgive()
         if failed:
             return self._login_page(
-                request, error="Wrong user name or password.", username=username, status=401
+                request, error=_("Wrong user name or password."), username=username, status=401
             )
         assert user is not None
         session = new_session()
@@ -122,7 +124,7 @@ class SignIn(Pages):
 
     @route("POST", "/logout")
     async def logout(self, request: web.Request) -> web.Response:
-        record, _ = await self.site.require(request)
+        record, _user = await self.site.require(request)
         self.site.check_csrf(record.csrf_token, await request.post())
         await self.site.store.delete_session(record.token_hash)
         response = web.HTTPSeeOther("/login")

@@ -15,12 +15,60 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from webinar import i18n
 from webinar.http.site import Pages, Site, route
+from webinar.i18n import _
 from webinar.ids import format_event_id
 from webinar.links import attendee_path, host_path, presenter_path
 from webinar.storage.store import ACCESS_TYPES, Event, EventSettings, SessionRecord, User
 
 AfterSave = Callable[[Event], Awaitable[None]]
+
+#: The time zones the event form suggests (its field takes any IANA name).
+ZONE_SUGGESTIONS = (
+    "UTC",
+    "Europe/London",
+    "Europe/Dublin",
+    "Europe/Lisbon",
+    "Europe/Paris",
+    "Europe/Berlin",
+    "Europe/Madrid",
+    "Europe/Rome",
+    "Europe/Amsterdam",
+    "Europe/Stockholm",
+    "Europe/Warsaw",
+    "Europe/Prague",
+    "Europe/Vienna",
+    "Europe/Zurich",
+    "Europe/Athens",
+    "Europe/Helsinki",
+    "Europe/Kyiv",
+    "Europe/Istanbul",
+    "Africa/Cairo",
+    "Africa/Johannesburg",
+    "Africa/Lagos",
+    "Africa/Nairobi",
+    "Asia/Dubai",
+    "Asia/Kolkata",
+    "Asia/Singapore",
+    "Asia/Shanghai",
+    "Asia/Hong_Kong",
+    "Asia/Tokyo",
+    "Asia/Seoul",
+    "Australia/Perth",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+    "America/Sao_Paulo",
+    "America/Buenos_Aires",
+    "America/Mexico_City",
+    "America/New_York",
+    "America/Toronto",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+)
 
 
 class EventHooks(Protocol):
@@ -73,7 +121,7 @@ class Dashboard(Pages):
             "event_id": format_event_id(event.event_id),
             "title": event.title,
             "starts_at_utc": event.starts_at.isoformat() if event.starts_at else None,
-            "starts_local": local.strftime("%a %d %b %Y, %H:%M") if local else "No start time",
+            "starts_local": _start_text(local) if local else _("No start time"),
             "timezone": event.timezone,
             "duration_minutes": event.duration_minutes,
             "access_type": event.access_type,
@@ -125,6 +173,8 @@ class Dashboard(Pages):
             values=values,
             error=error,
             access_types=ACCESS_TYPES,
+            event_languages=[(code, i18n.NATIVE_NAMES[code]) for code in i18n.LANGUAGES],
+            zones=ZONE_SUGGESTIONS,
         )
 
     @route("POST", "/dashboard/events")
@@ -166,6 +216,13 @@ class Dashboard(Pages):
         raise web.HTTPSeeOther(f"/dashboard/events/{format_event_id(updated.event_id)}?saved=1")
 
 
+def _start_text(local: datetime) -> str:
+    """An event's start as the dashboard shows it, in the language in effect."""
+    if i18n.current() == i18n.DEFAULT:
+        return local.strftime("%a %d %b %Y, %H:%M")  # the dashboard's own English form
+    return i18n.format_time_of_day(local, local.tzinfo)
+
+
 def _local_start(event: Event) -> datetime | None:
     if event.starts_at is None:
         return None
@@ -188,6 +245,7 @@ def _form_values(event: Event | None) -> dict[str, Any]:
             "access_type": "open",
             "camera_limit": "4",
             "thank_you_url": "",
+            "language": "",
         }
     local = _local_start(event)
     return {
@@ -201,14 +259,25 @@ def _form_values(event: Event | None) -> dict[str, Any]:
         "access_type": event.access_type,
         "camera_limit": str(event.camera_limit),
         "thank_you_url": event.thank_you_url or "",
+        "language": event.language or "",
     }
 
 
-def _int(values: dict[str, str], name: str, label: str) -> int:
+def _int(values: dict[str, str], name: str, error: str) -> int:
     try:
         return int(values.get(name, "").strip())
     except ValueError:
-        raise ValueError(f"{label} must be a whole number") from None
+        raise ValueError(error) from None
+
+
+def _language(values: dict[str, str]) -> str | None:
+    """The event's language from the form: one of ours, or None (each attendee's own)."""
+    chosen = values.get("language", "").strip()
+    if not chosen:
+        return None
+    if chosen not in i18n.LANGUAGES:
+        raise ValueError(_("choose the event's language from the list"))
+    return chosen
 
 
 def _settings_from_form(values: dict[str, str]) -> EventSettings:
@@ -217,24 +286,29 @@ def _settings_from_form(values: dict[str, str]) -> EventSettings:
     try:
         tz = zoneinfo.ZoneInfo(tz_name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {tz_name!r} (use an IANA name)") from None
+        raise ValueError(
+            _("unknown time zone %(zone)s (use an IANA name)") % {"zone": repr(tz_name)}
+        ) from None
     start_text = values.get("start", "").strip()
     starts_at = None
     if start_text:
         try:
             naive = datetime.fromisoformat(start_text)
         except ValueError:
-            raise ValueError("the start must be a date and time") from None
+            raise ValueError(_("the start must be a date and time")) from None
         starts_at = naive.replace(tzinfo=tz).astimezone(UTC)
     return EventSettings(
         title=values.get("title", ""),
         starts_at=starts_at,
         agenda=values.get("agenda", ""),
         lobby_message=values.get("lobby_message", ""),
-        join_window_minutes=_int(values, "join_window_minutes", "the join window"),
+        join_window_minutes=_int(
+            values, "join_window_minutes", _("the join window must be a whole number")
+        ),
         thank_you_url=values.get("thank_you_url") or None,
         timezone=tz_name,
-        duration_minutes=_int(values, "duration_minutes", "the duration"),
+        duration_minutes=_int(values, "duration_minutes", _("the duration must be a whole number")),
         access_type=values.get("access_type", "open"),
-        camera_limit=_int(values, "camera_limit", "the camera limit"),
+        camera_limit=_int(values, "camera_limit", _("the camera limit must be a whole number")),
+        language=_language(values),
     )

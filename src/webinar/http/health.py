@@ -77,7 +77,10 @@ class Health(Pages):
             if not same_secret(given, self.admin_token):
                 raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
         elif not _is_loopback(request.remote) or _is_forwarded(request):
-            raise web.HTTPForbidden(text="Set admin.token to read /metrics from elsewhere.")
+            # An operator's endpoint (Prometheus), not a page: English, like the CLI.
+            raise web.HTTPForbidden(
+                text="Set admin.token to read /metrics from elsewhere."  # i18n-ignore
+            )
         text = self.own_metrics()
         registry = self.registry()
         if registry is not None:

@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from webinar.formats import BadJson, parse_json
+from webinar.i18n import _, ngettext
 
 #: Makes the endpoint's error answer from (status, code, message).
 ErrorFactory = Callable[[int, str, str], web.HTTPException]
@@ -50,11 +51,12 @@ async def read_json(
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise error(400, "bad-json", "the body must be JSON in UTF-8") from None
+        raise error(400, "bad-json", _("the body must be JSON in UTF-8")) from None
     try:
         return parse_json(text)
     except BadJson as exc:
-        raise error(400, "bad-json", f"the body is not JSON this server accepts: {exc}") from None
+        message = _("the body is not JSON this server accepts: %(reason)s") % {"reason": exc}
+        raise error(400, "bad-json", message) from None
 
 
 async def read_body(request: web.Request, error: ErrorFactory, *, max_bytes: int) -> bytes:
@@ -62,15 +64,21 @@ async def read_body(request: web.Request, error: ErrorFactory, *, max_bytes: int
     (declared or sent: a chunked body is counted as it arrives)."""
     declared = request.content_length
     if declared is not None and declared > max_bytes:
-        raise error(413, "too-large", f"bodies are limited to {max_bytes} bytes")
+        raise error(413, "too-large", _too_large(max_bytes))
     chunks: list[bytes] = []
     size = 0
     while chunk := await request.content.read(64 * 1024):
         size += len(chunk)
         if size > max_bytes:
-            raise error(413, "too-large", f"bodies are limited to {max_bytes} bytes")
+            raise error(413, "too-large", _too_large(max_bytes))
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _too_large(max_bytes: int) -> str:
+    return ngettext(
+        "bodies are limited to %(num)d byte", "bodies are limited to %(num)d bytes", max_bytes
+    ) % {"num": max_bytes}
 
 
 def path_id(request: web.Request, name: str, not_found: Callable[[], web.HTTPException]) -> int:
@@ -113,7 +121,7 @@ async def refuse_nul(
         form = await request.post()  # cached: the handler reads the same
         bad = any("\x00" in k or (isinstance(v, str) and "\x00" in v) for k, v in form.items())
     if bad:
-        message = "NUL characters are not accepted in requests"
+        message = _("NUL characters are not accepted in requests")
         if "text/html" not in request.headers.get("Accept", ""):  # an API client: JSON
             v1 = request.path.startswith(("/api/v1/", "/api/admin/"))
             body = {"error": {"code": "bad-request", "message": message}} if v1 else None

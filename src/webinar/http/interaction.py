@@ -27,6 +27,7 @@ from aiohttp import web
 from webinar.formats import csv_text, iso_time
 from webinar.http.inputs import read_json
 from webinar.http.site import Pages, route
+from webinar.i18n import _, ngettext
 from webinar.ids import normalize_event_id, same_secret
 from webinar.interaction import service as glue
 from webinar.interaction import store as ist
@@ -125,23 +126,26 @@ class InteractionHttp(Pages):
         event_id = normalize_event_id(request.match_info["event_id"])
         event = await self._store.get_event(event_id) if event_id else None
         if event is None:
-            raise _json_error(404, "unknown-event", "there is no such event")
+            raise _json_error(404, "unknown-event", _("there is no such event"))
         return event
 
     def _check_admin(self, request: web.Request) -> None:
         if self._admin_token is None:
-            raise _json_error(403, "forbidden", "set admin.token to use the admin API")
+            raise _json_error(403, "forbidden", _("set admin.token to use the admin API"))
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not same_secret(given, self._admin_token):
             raise web.HTTPUnauthorized(
-                text=json.dumps({"error": "unauthorized", "message": "a bearer token is needed"}),
+                text=json.dumps(
+                    {"error": "unauthorized", "message": _("a bearer token is needed")}
+                ),
                 content_type="application/json",
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
     async def _csv(self, event: Event, kind: str, *, bom: bool = False) -> web.Response:
         if kind not in ist.EXPORT_KINDS:
-            raise _json_error(404, "not-found", f"exports are {', '.join(ist.EXPORT_KINDS)}")
+            kinds = ", ".join(ist.EXPORT_KINDS)
+            raise _json_error(404, "not-found", _("exports are %(kinds)s") % {"kinds": kinds})
         event_id = event.event_id
         text = await self._store.run(lambda core: to_csv(*ist.export_rows(core, event_id, kind)))
         if bom:  # a UTF-8 byte-order mark, for spreadsheet programs
@@ -162,10 +166,10 @@ class InteractionHttp(Pages):
     async def cta_click(self, request: web.Request) -> web.Response:
         cta_id = request.match_info["cta_id"]
         if not re.fullmatch(r"ct_[0-9a-f]{16}", cta_id):
-            raise web.HTTPNotFound(text="No such link.")
+            raise web.HTTPNotFound(text=_("No such link."))
         target = await self._store.run(lambda core: ist.cta_target(core, cta_id))
         if target is None:
-            raise web.HTTPNotFound(text="No such link.")
+            raise web.HTTPNotFound(text=_("No such link."))
         event_id, url = target
         who = glue.read_click_token(self._secret(), cta_id, request.query.get("t", ""))
         if who is not None:
@@ -193,11 +197,13 @@ class InteractionHttp(Pages):
     async def _prepare_cta(self, event: Event, fields: Any) -> ct.PreparedCta:
         """Check and store one prepared call-to-action (InteractionError when refused)."""
         if not isinstance(fields, dict):
-            raise InteractionError(InteractionErrorCode.INVALID, "send a JSON object")
+            raise InteractionError(InteractionErrorCode.INVALID, _("send a JSON object"))
         texts = {k: fields.get(k) for k in ("message", "button", "url")}
         for key, value in texts.items():
             if not isinstance(value, str):
-                raise InteractionError(InteractionErrorCode.INVALID, f"{key} must be text")
+                raise InteractionError(
+                    InteractionErrorCode.INVALID, _("%(field)s must be text") % {"field": key}
+                )
         raw = fields.get("duration_seconds")
         if raw in (None, ""):
             duration = None
@@ -207,7 +213,7 @@ class InteractionHttp(Pages):
             duration = int(raw.strip())
         else:
             raise InteractionError(
-                InteractionErrorCode.INVALID, "duration_seconds must be a whole number"
+                InteractionErrorCode.INVALID, _("duration_seconds must be a whole number")
             )
         prepared = ct.prepare_cta(
             message=str(texts["message"]),
@@ -222,7 +228,12 @@ class InteractionHttp(Pages):
         ):
             raise InteractionError(
                 InteractionErrorCode.LIMIT,
-                f"at most {ct.MAX_PREPARED_CTAS} prepared calls-to-action per event",
+                ngettext(
+                    "at most %(num)d prepared call-to-action per event",
+                    "at most %(num)d prepared calls-to-action per event",
+                    ct.MAX_PREPARED_CTAS,
+                )
+                % {"num": ct.MAX_PREPARED_CTAS},
             )
         await self._prepared_changed(event_id)
         return prepared
@@ -287,7 +298,7 @@ class InteractionHttp(Pages):
         data = await request.post()
         given = data.get("csrf")
         if not isinstance(given, str) or not same_secret(given, record.csrf_token):
-            raise web.HTTPForbidden(text="The page expired or did not come from this site.")
+            raise web.HTTPForbidden(text=_("The page expired or did not come from this site."))
         return {k: v for k, v in data.items() if isinstance(v, str)}
 
     @route("POST", "/dashboard/events/{event_id}/ctas")
@@ -330,7 +341,7 @@ class InteractionHttp(Pages):
         event = await self._event(request)
         prepared_id = request.match_info["prepared_id"]
         if not await self._delete_prepared(event, prepared_id):
-            raise _json_error(404, "not-found", "no such prepared call-to-action")
+            raise _json_error(404, "not-found", _("no such prepared call-to-action"))
         return web.json_response({"deleted": prepared_id})
 
     # ------------------------------------------------------------------ images
@@ -351,13 +362,20 @@ class InteractionHttp(Pages):
     async def upload_image(self, request: web.Request) -> web.Response:
         event = await self._event(request)
         if not await self._may_upload(request, event):
-            raise _json_error(403, "forbidden", "only presenters upload poll images")
+            raise _json_error(403, "forbidden", _("only presenters upload poll images"))
         event_id = event.event_id
         if await self._store.run(lambda core: ist.image_count(core, event_id)) >= (
             MAX_IMAGES_PER_EVENT
         ):
             raise _json_error(
-                400, "limit-reached", f"at most {MAX_IMAGES_PER_EVENT} images per event"
+                400,
+                "limit-reached",
+                ngettext(
+                    "at most %(num)d image per event",
+                    "at most %(num)d images per event",
+                    MAX_IMAGES_PER_EVENT,
+                )
+                % {"num": MAX_IMAGES_PER_EVENT},
             )
         declared = request.content_length
         if declared is not None and declared > MAX_IMAGE_BYTES:
@@ -372,7 +390,9 @@ class InteractionHttp(Pages):
         body = b"".join(chunks)
         content_type = sniff_image(body[:16])
         if content_type is None:
-            raise _json_error(415, "unsupported-type", "poll images must be PNG, JPEG, GIF or WebP")
+            raise _json_error(
+                415, "unsupported-type", _("poll images must be PNG, JPEG, GIF or WebP")
+            )
         image_id = await asyncio.to_thread(_save_image_file, self._images, body)
         now = time.time()
         await self._store.run(
@@ -434,10 +454,12 @@ class InteractionHttp(Pages):
         try:
             event, record, _user = await self._owned_event(request)
         except web.HTTPNotFound:
-            raise _json_error(404, "unknown-event", "there is no such event of yours") from None
+            raise _json_error(404, "unknown-event", _("there is no such event of yours")) from None
         given = request.headers.get("X-CSRF-Token", "")
         if not given or not same_secret(given, record.csrf_token):
-            raise _json_error(403, "forbidden", "the page expired or did not come from this site")
+            raise _json_error(
+                403, "forbidden", _("the page expired or did not come from this site")
+            )
         return event
 
     @route("POST", "/dashboard/events/{event_id}/polls")
@@ -507,7 +529,7 @@ class InteractionHttp(Pages):
                 event_id,
                 lambda polls: polls.replace_prepared(poll),
                 lambda core: ist.update_draft_poll(core, event_id, poll),
-                "only a poll that never ran can be changed",
+                _("only a poll that never ran can be changed"),
             )
         return web.json_response({"poll": _poll_json(changed.poll if changed else poll)})
 
@@ -521,14 +543,14 @@ class InteractionHttp(Pages):
                 event_id,
                 lambda polls: polls.remove_prepared(poll_id),
                 lambda core: ist.delete_draft_poll(core, event_id, poll_id),
-                "only a poll that never ran can be deleted",
+                _("only a poll that never ran can be deleted"),
             )
         return web.json_response({"deleted": poll_id})
 
     async def _prepared_poll(self, event_id: str, poll_id: str) -> pl.Poll:
         found = await self._store.run(lambda core: ist.get_poll(core, event_id, poll_id))
         if found is None:
-            raise _json_error(404, "not-found", "no such poll")
+            raise _json_error(404, "not-found", _("no such poll"))
         return found
 
     async def _change_draft(
@@ -568,7 +590,8 @@ class InteractionHttp(Pages):
                 count = await self._store.run(lambda core: len(ist.list_polls(core, event_id)))
                 if count >= pl.MAX_POLLS:
                     raise InteractionError(
-                        InteractionErrorCode.LIMIT, f"at most {pl.MAX_POLLS} polls per event"
+                        InteractionErrorCode.LIMIT,
+                        pl.polls_limit_message(),
                     )
                 await self._store.run(lambda core: ist.save_poll(core, event_id, poll))
         return web.json_response({"poll": _poll_json(poll)}, status=201)
@@ -577,7 +600,7 @@ class InteractionHttp(Pages):
 async def _json_object(request: web.Request) -> dict[str, Any]:
     spec = await read_json(request, _json_error, max_bytes=MAX_JSON_BODY_BYTES)
     if not isinstance(spec, dict):
-        raise _json_error(400, "bad-message", "the body must be a JSON object")
+        raise _json_error(400, "bad-message", _("the body must be a JSON object"))
     return spec
 
 
@@ -630,7 +653,9 @@ def _save_image_file(folder: Path, body: bytes) -> str:
 
 def _too_large() -> web.HTTPException:
     return _json_error(
-        413, "too-large", f"poll images are limited to {MAX_IMAGE_BYTES // (1024 * 1024)} MiB"
+        413,
+        "too-large",
+        _("poll images are limited to %(num)d MiB") % {"num": MAX_IMAGE_BYTES // (1024 * 1024)},
     )
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from webinar.http.language import use_event_language
 from webinar.http.site import Pages, Site, route
+from webinar.i18n import _
 from webinar.ids import format_event_id, normalize_event_id, same_secret
 from webinar.storage.store import Event
 
@@ -25,6 +27,7 @@ class EventPages(Pages):
         if event is None:
             page = self.site.render(request, "not_found.html", status=404, event_id=raw[:32])
             raise web.HTTPNotFound(text=page.text, content_type="text/html")
+        use_event_language(request, event.language)  # the organiser's choice, if any
         return event
 
     @route("GET", "/e/{event_id}")
@@ -50,7 +53,7 @@ class EventPages(Pages):
         elif key and same_secret(key, event.presenter_key):
             role = "presenter"
         else:
-            raise web.HTTPForbidden(text="This presenter link is not valid.")
+            raise web.HTTPForbidden(text=_("This presenter link is not valid."))
         return self.site.render(
             request,
             "room.html",
@@ -63,4 +66,4 @@ class EventPages(Pages):
 
     @route("GET", "/thanks")
     async def thanks(self, request: web.Request) -> web.Response:
-        return self.site.render(request, "thanks.html", title="Thank you")
+        return self.site.render(request, "thanks.html", title=_("Thank you"))

@@ -11,12 +11,22 @@ from urllib.parse import quote
 from aiohttp import web
 
 from webinar.http.site import Pages, Site, route
+from webinar.i18n import N_, _, format_date, gettext, ngettext
 from webinar.ids import format_event_id, normalize_event_id
 from webinar.recordings.library import MIB, RecordingInfo, RecordingService
 from webinar.recordings.sharing import LINK_MAX_DAYS, LinkError, OpenedLink, Publisher, valid_email
 from webinar.storage.store import User
 
 VIEWER_COOKIE = "webinar_viewer_"
+#: What ``?notice=`` codes say on the recordings page (other notices arrive translated).
+_NOTICES = {
+    "deleted": N_("deleted"),
+    "trimmed": N_("trimmed"),
+    "saved": N_("saved"),
+    "link revoked": N_("link revoked"),
+}
+#: A recording file's kinds of track, as the list names them ("audio + video").
+_KINDS = {"audio": N_("audio"), "video": N_("video")}
 
 
 def _duration(seconds: float) -> str:
@@ -28,8 +38,16 @@ def _duration(seconds: float) -> str:
 
 def _size(n: int) -> str:
     if n >= MIB:
-        return f"{n / MIB:.1f} MiB"
-    return f"{max(1, n // 1024)} KiB"
+        return _("%(size)s MiB") % {"size": f"{n / MIB:.1f}"}
+    return _("%(size)s KiB") % {"size": max(1, n // 1024)}
+
+
+def _until(when: datetime) -> str:
+    """When a link expires, in UTC, in the language in effect (``6 December 2026, 14:00 UTC``)."""
+    return _("%(date)s, %(time)s UTC") % {
+        "date": format_date(when, format="long"),
+        "time": when.astimezone(UTC).strftime("%H:%M"),
+    }
 
 
 class RecordingPages(Pages):
@@ -45,7 +63,7 @@ class RecordingPages(Pages):
             if event is None or event.owner_id != user.user_id:
                 info = None
         if info is None:
-            raise web.HTTPNotFound(text="No such recording of yours.")
+            raise web.HTTPNotFound(text=_("No such recording of yours."))
         return info
 
     @route("GET", "/dashboard/recordings")
@@ -73,7 +91,7 @@ class RecordingPages(Pages):
                         {
                             "name": f["name"],
                             "label": f.get("label") or f["feed"],
-                            "kinds": " + ".join(s["kind"] for s in f["streams"]),
+                            "kinds": " + ".join(_kind(s["kind"]) for s in f["streams"]),
                             "size": _size(int(f["size"])),
                             "offset": round(float(f["offset"]), 1),
                         }
@@ -108,10 +126,10 @@ class RecordingPages(Pages):
                 for e in events.values()
             ],
             used=_size(used) if used is not None else None,
-            quota=f"{self.service.quota_bytes // MIB} MiB",
+            quota=_("%(size)s MiB") % {"size": self.service.quota_bytes // MIB},
             over_quota=used is not None and used >= self.service.quota_bytes,
             error=request.query.get("error"),
-            notice=request.query.get("notice"),
+            notice=_notice(request.query.get("notice")),
             max_days=LINK_MAX_DAYS,
         )
 
@@ -121,7 +139,7 @@ class RecordingPages(Pages):
         info = await self._visible(user, request.match_info["recording_id"])
         path = self.service.file_path(info, request.match_info["name"])
         if path is None:
-            raise web.HTTPNotFound(text="No such file in this recording.")
+            raise web.HTTPNotFound(text=_("No such file in this recording."))
         return web.FileResponse(
             path,
             headers={
@@ -147,7 +165,8 @@ class RecordingPages(Pages):
             await self.service.trim(info.recording_id, start, end)
         except ValueError as exc:
             raise web.HTTPSeeOther(
-                f"/dashboard/recordings?error={quote('trim: ' + str(exc)[:200])}"
+                "/dashboard/recordings?error="
+                + quote(_("trim: %(reason)s") % {"reason": str(exc)[:200]})
             ) from None
         raise web.HTTPSeeOther("/dashboard/recordings?notice=trimmed")
 
@@ -157,7 +176,7 @@ class RecordingPages(Pages):
         event_id = normalize_event_id(request.match_info["event_id"]) or ""
         event = await self.site.store.get_event(event_id)
         if event is None or not (user.is_admin or event.owner_id == user.user_id):
-            raise web.HTTPNotFound(text="No such event of yours.")
+            raise web.HTTPNotFound(text=_("No such event of yours."))
         await self.service.set_auto_record(event.event_id, form.get("auto_record") == "on")
         raise web.HTTPSeeOther("/dashboard/recordings?notice=saved")
 
@@ -195,11 +214,14 @@ class RecordingPages(Pages):
                     publication,
                     recipients,
                     base_url=self.site.public_url or str(request.url.origin()),
-                    title=event.title if event else "the event",
+                    title=event.title if event else _("the event"),
                 )
         except ValueError as exc:
             raise web.HTTPSeeOther(f"/dashboard/recordings?error={quote(str(exc)[:200])}") from None
-        notice = quote(f"published, {sent} e-mails sent")
+        notice = quote(
+            ngettext("published, %(num)d e-mail sent", "published, %(num)d e-mails sent", sent)
+            % {"num": sent}
+        )
         raise web.HTTPSeeOther(f"/dashboard/recordings?notice={notice}")
 
     @route("POST", "/dashboard/publications/{publication_id}/revoke")
@@ -210,7 +232,7 @@ class RecordingPages(Pages):
             if publication == publication_id:
                 await self.publisher.revoke(publication_id)
                 raise web.HTTPSeeOther("/dashboard/recordings?notice=link%20revoked")
-        raise web.HTTPNotFound(text="No such link of yours.")
+        raise web.HTTPNotFound(text=_("No such link of yours."))
 
     async def _publications_of(self, user: User) -> list[str]:
         out = []
@@ -223,9 +245,9 @@ class RecordingPages(Pages):
             return await self.publisher.open(request.match_info["token"])
         except LinkError as exc:
             text = {
-                "expired": "This link has expired. Ask the organiser for a new one.",
-                "revoked": "This recording is no longer published.",
-            }.get(exc.reason, "This link is not valid.")
+                "expired": _("This link has expired. Ask the organiser for a new one."),
+                "revoked": _("This recording is no longer published."),
+            }.get(exc.reason) or _("This link is not valid.")
             raise (
                 web.HTTPGone(text=text) if exc.reason != "invalid" else web.HTTPNotFound(text=text)
             ) from None
@@ -249,11 +271,11 @@ class RecordingPages(Pages):
         return self.site.render(
             request,
             "watch.html",
-            title=event.title if event else "Recording",
+            title=event.title if event else _("Recording"),
             gate=gate,
             error=None,
             token=token,
-            expires=link.publication.expires.strftime("%d %B %Y, %H:%M UTC"),
+            expires=_until(link.publication.expires),
             files=[]
             if gate
             else [
@@ -279,11 +301,11 @@ class RecordingPages(Pages):
                 request,
                 "watch.html",
                 status=400,
-                title=event.title if event else "Recording",
+                title=event.title if event else _("Recording"),
                 gate=True,
                 error=str(exc),
                 token=request.match_info["token"],
-                expires=link.publication.expires.strftime("%d %B %Y, %H:%M UTC"),
+                expires=_until(link.publication.expires),
                 files=[],
             )
         await self.publisher.viewed(link, email)
@@ -303,8 +325,23 @@ class RecordingPages(Pages):
     async def watch_file(self, request: web.Request) -> web.StreamResponse:
         link = await self._opened(request)
         if link.publication.require_email and await self._viewer(request, link) is None:
-            raise web.HTTPForbidden(text="Give your e-mail address on the recording's page first.")
+            raise web.HTTPForbidden(
+                text=_("Give your e-mail address on the recording's page first.")
+            )
         path = self.service.file_path(link.recording, request.match_info["name"])
         if path is None:
-            raise web.HTTPNotFound(text="No such file in this recording.")
+            raise web.HTTPNotFound(text=_("No such file in this recording."))
         return web.FileResponse(path, headers={"Content-Type": "video/webm"})
+
+
+def _kind(kind: str) -> str:
+    """A track's kind ("audio", "video") in the language in effect."""
+    known = _KINDS.get(kind)
+    return gettext(known) if known is not None else kind
+
+
+def _notice(code: str | None) -> str | None:
+    """The notice of ``?notice=``: a known code in the language in effect, else as given."""
+    if code in _NOTICES:
+        return gettext(_NOTICES[code])
+    return code

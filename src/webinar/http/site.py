@@ -19,6 +19,7 @@ from aiohttp import web
 
 from webinar.accounts import token_hash
 from webinar.http.inputs import json_error
+from webinar.i18n import _
 from webinar.storage.store import Event, SessionRecord, Store, User
 
 SESSION_COOKIE = "webinar_session"
@@ -58,7 +59,7 @@ class Site:
         """The signed-in organiser of a JSON request, or a JSON 401 (no redirect for scripts)."""
         found = await self.session(request)
         if found is None:
-            raise json_error(401, "unauthorized", "sign in first")
+            raise json_error(401, "unauthorized", _("sign in first"))
         return found[1]
 
     @staticmethod
@@ -66,7 +67,7 @@ class Site:
         """Refuse a form whose CSRF token is not ``expected`` (403)."""
         given = str(form.get("csrf", ""))
         if not given or not hmac.compare_digest(given, expected):
-            raise web.HTTPForbidden(text="The form expired or did not come from this site.")
+            raise web.HTTPForbidden(text=_("The form expired or did not come from this site."))
 
     async def require_form(
         self, request: web.Request
@@ -83,7 +84,7 @@ class Site:
         """The event in the URL if ``user`` may see it (an admin sees all), else 404."""
         event = await self.store.get_event(request.match_info["event_id"])
         if event is None or not (user.is_admin or event.owner_id == user.user_id):
-            raise web.HTTPNotFound(text="No such event of yours.")
+            raise web.HTTPNotFound(text=_("No such event of yours."))
         return event
 
     async def owned_event(self, request: web.Request) -> tuple[Event, SessionRecord, User]:

@@ -30,16 +30,20 @@ from webinar.attendance.service import (
 from webinar.http import interaction as ih
 from webinar.http.inputs import json_error
 from webinar.http.site import Pages, Site, route
+from webinar.i18n import N_, _, gettext
 from webinar.ids import format_event_id
 from webinar.interaction import engagement
 from webinar.recordings.library import RecordingService
 from webinar.recordings.sharing import Publisher
 from webinar.rooms.manager import RoomManager
+from webinar.rooms.roles import role_label
 from webinar.storage.store import Event
 from webinar.ticketing import records
 from webinar.webhooks import records as webhooks
 
 CHART_W, CHART_H = 640, 200
+#: What the attendance records say of a browser or system they could not name.
+_UNNAMED = {"Other": N_("Other"), "Unknown": N_("Unknown")}
 
 
 def bar_chart(items: list[tuple[str, int]], *, label: str) -> str:
@@ -75,7 +79,7 @@ def month_range(
     counts = {m["month"]: int(m["events"]) for m in months}
     year, month = now.year, now.month
     keys = []
-    for _ in range(span):
+    for _month in range(span):
         keys.append(f"{year:04d}-{month:02d}")
         month -= 1
         if month == 0:
@@ -87,7 +91,8 @@ def month_range(
 def step_chart(steps: list[tuple[float, int]], *, label: str) -> str:
     """People in the room over time, as an SVG step line."""
     if len(steps) < 2:
-        return f'<p class="dash-sub" data-testid="chart-concurrency">{escape(label)}: no data</p>'
+        text = _("%(chart)s: no data") % {"chart": label}
+        return f'<p class="dash-sub" data-testid="chart-concurrency">{escape(text)}</p>'
     t0, t1 = steps[0][0], steps[-1][0]
     span = max(1.0, t1 - t0)
     top = max([n for _t, n in steps] + [1])
@@ -126,8 +131,14 @@ def _hms(seconds: float) -> str:
 
 def _when(t: float | None) -> str:
     if t is None:
-        return "still in the room"
+        return _("still in the room")
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _named(name: str) -> str:
+    """A browser's or system's name; "Other" and "Unknown" in the language in effect."""
+    unnamed = _UNNAMED.get(name)
+    return gettext(unnamed) if unnamed is not None else name
 
 
 def _engagement_cells(extra: dict[str, Any]) -> dict[str, Any]:
@@ -179,7 +190,7 @@ class StatsPages(Pages):
                     "average": _hms(stats.average_seconds),
                 }
             )
-        chart = bar_chart(month_range(months, datetime.now(UTC)), label="Events per month")
+        chart = bar_chart(month_range(months, datetime.now(UTC)), label=_("Events per month"))
         return self.site.render(
             request,
             "stats.html",
@@ -202,23 +213,23 @@ class StatsPages(Pages):
             csrf=record.csrf_token,
             event={"id": format_event_id(event.event_id), "title": event.title},
             stats=stats,
-            chart=step_chart(stats.concurrency, label="People in the room over time"),
+            chart=step_chart(stats.concurrency, label=_("People in the room over time")),
             people=[
                 {
                     "name": p.name,
                     "email": p.email or "",
-                    "role": p.role,
+                    "role": role_label(p.role),
                     "first_join": _when(p.first_join),
                     "last_leave": _when(p.last_leave),
                     "sessions": p.sessions,
                     "time": _hms(p.seconds),
-                    "browser": p.browser,
-                    "os": p.os,
+                    "browser": _named(p.browser),
+                    "os": _named(p.os),
                     **_engagement_cells(p.extra),
                 }
                 for p in stats.people
             ],
-            details=engagement.DETAIL_FILES,
+            details=[(kind, gettext(label)) for kind, label in engagement.DETAIL_FILES],
             average=_hms(stats.average_seconds),
             notice=request.query.get("notice"),
         )
@@ -291,7 +302,7 @@ class StatsPages(Pages):
         user = await self.site.api_user(request)
         event = await self.site.store.get_event(request.match_info["event_id"])
         if event is None or not (user.is_admin or event.owner_id == user.user_id):
-            raise json_error(404, "not-found", "no such event of yours")
+            raise json_error(404, "not-found", _("no such event of yours"))
         stats: EventStats = await self.attendance.detailed_stats(event.event_id)
         return web.json_response(stats.as_json())
 

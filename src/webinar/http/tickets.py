@@ -27,7 +27,9 @@ from webinar.accounts import hash_password_async, verify_password
 from webinar.config import Config
 from webinar.http.dashboard import AfterSave
 from webinar.http.inputs import path_id, read_body
+from webinar.http.language import of_request, use_event_language
 from webinar.http.site import Pages, Site, route
+from webinar.i18n import N_, _, format_amount, gettext, ngettext
 from webinar.ids import format_event_id, normalize_event_id
 from webinar.storage.store import Event, EventSettings, Store, User
 from webinar.ticketing import records
@@ -69,6 +71,14 @@ MAX_CAPACITY = 100_000
 #: Registrations one client address may submit in 10 minutes (per event: 1000).
 REGISTRATIONS_PER_CLIENT = 10
 REGISTER_CSRF_COOKIE = "webinar_register_csrf"
+#: A password of the wrong length, per kind (``%(min)d`` and ``%(max)d`` characters).
+_ATTENDEE_PASSWORD = N_("the attendee password needs %(min)d to %(max)d characters")
+_PRESENTER_PASSWORD = N_("the presenter password needs %(min)d to %(max)d characters")
+#: What the tickets page says after a registration was rejected or cancelled.
+_ENDED: dict[RegistrationStatus, str] = {
+    RegistrationStatus.REJECTED: N_("%(name)s is rejected; %(email)s was told."),
+    RegistrationStatus.CANCELLED: N_("%(name)s is cancelled; %(email)s was told."),
+}
 
 
 def booking_limits(config: Config) -> BookingLimits:
@@ -129,7 +139,7 @@ class TicketingWeb(Pages):
         access = await self.desk.access(event.event_id) if event else EventAccess("")
         price = ""
         if access.price_minor is not None and access.currency is not None:
-            price = format_price(access.price_minor, access.currency).split()[0]
+            price = format_amount(access.price_minor)
         return {
             "price": price,
             "currency": access.currency or "EUR",
@@ -185,20 +195,20 @@ class TicketingWeb(Pages):
 
         second = text("second_device") or old.second_device.value
         if second not in ("takeover", "refuse"):
-            raise ValueError("a second device must either take over or be refused")
+            raise ValueError(_("a second device must either take over or be refused"))
         provider = text("payment_provider") or old.payment_provider.value
         if provider not in ("manual", "stripe"):
-            raise ValueError("payment must be manual or stripe")
+            raise ValueError(_("payment must be manual or stripe"))
         if provider == "stripe" and not self.config.payments.stripe_enabled:
-            raise ValueError("Stripe is not configured on this server (payments.stripe_*)")
+            raise ValueError(_("Stripe is not configured on this server (payments.stripe_*)"))
         capacity: int | None = None
         if text("capacity"):
             try:
                 capacity = int(text("capacity"))
             except ValueError:
-                raise ValueError("the places must be a whole number") from None
+                raise ValueError(_("the places must be a whole number")) from None
             if not 1 <= capacity <= MAX_CAPACITY:
-                raise ValueError(f"the places must be 1 to {MAX_CAPACITY}")
+                raise ValueError(_("the places must be 1 to %(max)d") % {"max": MAX_CAPACITY})
         price_minor, currency = old.price_minor, old.currency
         if text("price"):
             currency = (text("currency") or old.currency or "EUR").upper()
@@ -207,25 +217,28 @@ class TicketingWeb(Pages):
             currency = text("currency").upper()
             check_price_minor(price_minor, currency)
         if settings.access_type == "paid" and price_minor is None:
-            raise ValueError("a paid event needs a ticket price")
+            raise ValueError(_("a paid event needs a ticket price"))
         if settings.access_type == "paid" and settings.starts_at is None:
             raise BookingRefused(
                 BookingRule.START_REQUIRED,
-                "a paid event needs a start date and time (its codes work around it)",
+                _("a paid event needs a start date and time (its codes work around it)"),
             )
         attendee_hash, presenter_hash = old.attendee_password_hash, old.presenter_password_hash
         attendee_pw, presenter_pw = (
             form.get("attendee_password", ""),
             form.get("presenter_password", ""),
         )
-        for label, value in (("attendee", attendee_pw), ("presenter", presenter_pw)):
+        for wrong, value in (
+            (_ATTENDEE_PASSWORD, attendee_pw),
+            (_PRESENTER_PASSWORD, presenter_pw),
+        ):
             if value and not EVENT_PASSWORD_MIN_CHARS <= len(value) <= EVENT_PASSWORD_MAX_CHARS:
                 raise ValueError(
-                    f"the {label} password needs {EVENT_PASSWORD_MIN_CHARS} to"
-                    f" {EVENT_PASSWORD_MAX_CHARS} characters"
+                    gettext(wrong)
+                    % {"min": EVENT_PASSWORD_MIN_CHARS, "max": EVENT_PASSWORD_MAX_CHARS}
                 )
         if attendee_pw and presenter_pw and hmac.compare_digest(attendee_pw, presenter_pw):
-            raise ValueError("the presenter password must differ from the attendee password")
+            raise ValueError(_("the presenter password must differ from the attendee password"))
         clash = (
             attendee_pw
             and presenter_hash
@@ -238,13 +251,13 @@ class TicketingWeb(Pages):
             and await _verify_async(presenter_pw, attendee_hash)
         )
         if clash:
-            raise ValueError("the attendee and presenter passwords must differ")
+            raise ValueError(_("the attendee and presenter passwords must differ"))
         if attendee_pw:
             attendee_hash = await hash_password_async(attendee_pw)
         if presenter_pw:
             presenter_hash = await hash_password_async(presenter_pw)
         if settings.access_type == "password" and attendee_hash is None:
-            raise ValueError("a password event needs an attendee password")
+            raise ValueError(_("a password event needs an attendee password"))
         questions = old.form_fields
         if "registration_questions" in form:
             questions = records.parse_form_fields(form["registration_questions"])
@@ -312,15 +325,17 @@ class TicketingWeb(Pages):
 
     @route("POST", "/dashboard/events/{event_id}/registrations/{registration_id}/{action}")
     async def registration_action(self, request: web.Request) -> web.Response:
-        event, _ = await self._posted(request)
+        event, _form = await self._posted(request)
         action = request.match_info["action"]
         registration_id = path_id(
-            request, "registration_id", lambda: web.HTTPNotFound(text="No such registration.")
+            request, "registration_id", lambda: web.HTTPNotFound(text=_("No such registration."))
         )
         with self._refusals_back(event, DeskError, ValueError, MailError):
             if action == "confirm":
                 reg = await self.desk.confirm(event, registration_id, self.base(request))
-                message = f"{reg.name} is confirmed; the reservation code was sent to {reg.email}."
+                message = _(
+                    "%(name)s is confirmed; the reservation code was sent to %(email)s."
+                ) % {"name": reg.name, "email": reg.email}
             elif action in ("reject", "cancel"):
                 status = (
                     RegistrationStatus.REJECTED
@@ -328,27 +343,48 @@ class TicketingWeb(Pages):
                     else RegistrationStatus.CANCELLED
                 )
                 reg = await self.desk.end(event, registration_id, status)
-                message = f"{reg.name} is {reg.status.value}; {reg.email} was told."
+                message = gettext(_ENDED.get(reg.status, _ENDED[status])) % {
+                    "name": reg.name,
+                    "email": reg.email,
+                }
             elif action == "resend":
                 sent = await self.desk.resend_code(event, registration_id, self.base(request))
-                message = f"The reservation code was sent again to {sent.to}."
+                message = _("The reservation code was sent again to %(email)s.") % {
+                    "email": sent.to
+                }
             else:
-                raise web.HTTPNotFound(text="No such action.")
+                raise web.HTTPNotFound(text=_("No such action."))
         raise self._back(event, message)
 
     @route("POST", "/dashboard/events/{event_id}/resend-all")
     async def resend_all(self, request: web.Request) -> web.Response:
-        event, _ = await self._posted(request)
+        event, _form = await self._posted(request)
         with self._refusals_back(event, MailError):
             count = await self.desk.resend_all(event, self.base(request))
-        raise self._back(event, f"The new details went to {count} people.")
+        raise self._back(
+            event,
+            ngettext(
+                "The new details went to %(num)d person.",
+                "The new details went to %(num)d people.",
+                count,
+            )
+            % {"num": count},
+        )
 
     @route("POST", "/dashboard/events/{event_id}/cancel-event")
     async def cancel_event(self, request: web.Request) -> web.Response:
-        event, _ = await self._posted(request)
+        event, _form = await self._posted(request)
         with self._refusals_back(event, DeskError, MailError):
             count = await self.desk.cancel_event(event)
-        raise self._back(event, f"The event is cancelled; {count} people were told.")
+        raise self._back(
+            event,
+            ngettext(
+                "The event is cancelled; %(num)d person was told.",
+                "The event is cancelled; %(num)d people were told.",
+                count,
+            )
+            % {"num": count},
+        )
 
     @route("POST", "/dashboard/events/{event_id}/invitees")
     async def add_invitee(self, request: web.Request) -> web.Response:
@@ -358,25 +394,27 @@ class TicketingWeb(Pages):
                 event, form.get("name", ""), form.get("email", ""), self.base(request)
             )
         raise self._back(
-            event, f"{invitee.name} is invited; the invitation went to {invitee.email}."
+            event,
+            _("%(name)s is invited; the invitation went to %(email)s.")
+            % {"name": invitee.name, "email": invitee.email},
         )
 
     @route("POST", "/dashboard/events/{event_id}/invitees/{invitee_id}/{action}")
     async def invitee_action(self, request: web.Request) -> web.Response:
-        event, _ = await self._posted(request)
+        event, _form = await self._posted(request)
         action = request.match_info["action"]
         invitee_id = path_id(
-            request, "invitee_id", lambda: web.HTTPNotFound(text="No such invitee.")
+            request, "invitee_id", lambda: web.HTTPNotFound(text=_("No such invitee."))
         )
         with self._refusals_back(event, DeskError, ValueError, MailError):
             if action == "revoke":
                 invitee = await self.desk.revoke(event, invitee_id)
-                message = f"The invitation of {invitee.name} is revoked."
+                message = _("The invitation of %(name)s is revoked.") % {"name": invitee.name}
             elif action == "resend":
                 sent = await self.desk.resend_invitation(event, invitee_id, self.base(request))
-                message = f"The invitation was sent again to {sent.to}."
+                message = _("The invitation was sent again to %(email)s.") % {"email": sent.to}
             else:
-                raise web.HTTPNotFound(text="No such action.")
+                raise web.HTTPNotFound(text=_("No such action."))
         raise self._back(event, message)
 
     # ------------------------------------------------------------------ registration
@@ -386,7 +424,8 @@ class TicketingWeb(Pages):
         canonical = normalize_event_id(raw)
         event = await self.site.store.get_event(canonical) if canonical else None
         if event is None or event.access_type != "paid":
-            raise web.HTTPNotFound(text="This event takes no registrations.")
+            raise web.HTTPNotFound(text=_("This event takes no registrations."))
+        use_event_language(request, event.language)  # the organiser's choice, if any
         return event
 
     async def _register_page(
@@ -433,17 +472,17 @@ class TicketingWeb(Pages):
         event = await self._paid_event(request)
         done = None
         if request.query.get("paid"):
-            done = (
+            done = _(
                 "Thank you: your payment is being confirmed."
                 " Your reservation code follows by e-mail."
             )
         elif request.query.get("registered"):
-            done = (
+            done = _(
                 "Thank you for registering. Your registration waits for payment confirmation;"
                 " your reservation code follows by e-mail once it is confirmed."
             )
         elif request.query.get("cancelled"):
-            done = "The payment was cancelled; you have not been charged."
+            done = _("The payment was cancelled; you have not been charged.")
         return await self._register_page(request, event, values={"seats": "1"}, done=done)
 
     @route("POST", "/e/{event_id}/register")
@@ -452,7 +491,7 @@ class TicketingWeb(Pages):
         form = await request.post()
         given, expected = str(form.get("csrf", "")), request.cookies.get(REGISTER_CSRF_COOKIE, "")
         if not given or not expected or not hmac.compare_digest(given, expected):
-            raise web.HTTPForbidden(text="The form expired or did not come from this site.")
+            raise web.HTTPForbidden(text=_("The form expired or did not come from this site."))
         values = {k: str(v)[:600] for k, v in form.items() if isinstance(v, str) and k != "csrf"}
         tick = time.monotonic()
         try:
@@ -463,10 +502,10 @@ class TicketingWeb(Pages):
                 request,
                 event,
                 values=values,
-                error="Registration is unavailable for a moment; try again in a few seconds."
+                error=_("Registration is unavailable for a moment; try again in a few seconds.")
                 if unavailable
-                else f"Too many registrations from your address; try again in"
-                f" {refusal.retry_after} s.",
+                else _("Too many registrations from your address; try again in %(seconds)s s.")
+                % {"seconds": refusal.retry_after},
                 status=503 if unavailable else 429,
             )
         await counted.failed(tick)  # counts every one
@@ -483,6 +522,7 @@ class TicketingWeb(Pages):
                 seats=seats,
                 base=self.base(request),
                 answers={k: v for k, v in values.items() if k.startswith("q")},
+                language=of_request(request),  # the page's: their e-mails go out in it
             )
         except (DeskError, ValueError) as exc:
             return await self._register_page(
@@ -494,8 +534,10 @@ class TicketingWeb(Pages):
                 request,
                 event,
                 values=values,
-                error="Your registration is saved, but the next step failed; the organiser will"
-                " contact you.",
+                error=_(
+                    "Your registration is saved, but the next step failed; the organiser will"
+                    " contact you."
+                ),
                 status=502,
             )
         if checkout is not None:
@@ -536,7 +578,7 @@ def _price(access: EventAccess) -> str | None:
     """The ticket price as the pages show it; None until the organiser sets one."""
     if access.price_minor is None or not access.currency:
         return None
-    return format_price(access.price_minor, access.currency)
+    return format_price(access.price_minor, access.currency)  # in the language in effect
 
 
 async def _verify_async(password: str, stored: str) -> bool:

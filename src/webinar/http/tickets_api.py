@@ -22,6 +22,7 @@ from webinar.formats import iso_time
 from webinar.http.inputs import path_id, read_json
 from webinar.http.site import Pages, route
 from webinar.http.tickets import TicketingWeb
+from webinar.i18n import N_, _, format_amount, gettext
 from webinar.ids import format_event_id
 from webinar.links import attendee_path, host_path, presenter_path
 from webinar.storage.store import Event, EventSettings, Store, User
@@ -29,7 +30,7 @@ from webinar.ticketing import records
 from webinar.ticketing.desk import DeskError
 from webinar.ticketing.mail import MailError
 from webinar.ticketing.records import Invitee, Registration, RegistrationStatus
-from webinar.ticketing.rules import BookingRefused, format_price
+from webinar.ticketing.rules import BookingRefused
 
 MAX_BODY_BYTES = 64 * 1024
 _SETTING_KEYS = (
@@ -62,8 +63,9 @@ def _error(status: int, code: str, message: str, **extra: Any) -> web.HTTPExcept
     return exc
 
 
-def _no_such(what: str) -> Callable[[], web.HTTPException]:
-    return lambda: _error(404, "not-found", f"no such {what} on this event")
+def _no_such(message: str) -> Callable[[], web.HTTPException]:
+    """A 404 saying ``message`` (``N_()``-marked), in the language in effect."""
+    return lambda: _error(404, "not-found", gettext(message))
 
 
 @contextlib.contextmanager
@@ -100,7 +102,7 @@ class AdminApi(Pages):
             )
             user = await self.store.run(lambda core: core.get_user(user_id)) if user_id else None
         if user is None:
-            exc = _error(401, "unauthorized", "send Authorization: Bearer <API token>")
+            exc = _error(401, "unauthorized", _("send Authorization: Bearer <API token>"))
             exc.headers["WWW-Authenticate"] = "Bearer"
             raise exc
         return user
@@ -108,7 +110,7 @@ class AdminApi(Pages):
     async def _event(self, request: web.Request, user: User) -> Event:
         event = await self.store.get_event(request.match_info["event_id"])
         if event is None or not (user.is_admin or event.owner_id == user.user_id):
-            raise _error(404, "not-found", "no such event of yours")
+            raise _error(404, "not-found", _("no such event of yours"))
         return event
 
     async def _own_event(self, request: web.Request) -> Event:
@@ -119,10 +121,14 @@ class AdminApi(Pages):
     async def _body(request: web.Request) -> dict[str, Any]:
         body = await read_json(request, _error, max_bytes=MAX_BODY_BYTES, empty={})
         if not isinstance(body, dict):
-            raise _error(400, "bad-json", "the body must be a JSON object")
+            raise _error(400, "bad-json", _("the body must be a JSON object"))
         unknown = set(body) - {*_SETTING_KEYS, *_ACCESS_KEYS, "starts_at", "name", "email"}
         if unknown:
-            raise _error(400, "unknown-field", f"unknown field {sorted(unknown)[0]!r}")
+            raise _error(
+                400,
+                "unknown-field",
+                _("unknown field %(field)s") % {"field": repr(sorted(unknown)[0])},
+            )
         return body
 
     def _base(self, request: web.Request) -> str:
@@ -160,7 +166,7 @@ class AdminApi(Pages):
                 "has_attendee_password": access.attendee_password_hash is not None,
                 "has_presenter_password": access.presenter_password_hash is not None,
                 "price": (
-                    format_price(access.price_minor, access.currency).split()[0]
+                    format_amount(access.price_minor)
                     if access.price_minor is not None and access.currency
                     else None
                 ),
@@ -251,7 +257,9 @@ class AdminApi(Pages):
     async def registration_action(self, request: web.Request) -> web.Response:
         event = await self._own_event(request)
         desk, action = self.web_part.desk, request.match_info["action"]
-        registration_id = path_id(request, "registration_id", _no_such("registration"))
+        registration_id = path_id(
+            request, "registration_id", _no_such(N_("no such registration on this event"))
+        )
         with _desk_errors():
             if action == "confirm":
                 reg = await desk.confirm(event, registration_id, self._base(request))
@@ -266,7 +274,7 @@ class AdminApi(Pages):
                 await desk.resend_code(event, registration_id, self._base(request))
                 reg = await desk.registration(event, registration_id)
             else:
-                raise _error(404, "not-found", f"no action {action!r}")
+                raise _error(404, "not-found", _("no action %(action)s") % {"action": repr(action)})
         return web.json_response(_registration(reg))
 
     # ------------------------------------------------------------------ invitees
@@ -294,7 +302,7 @@ class AdminApi(Pages):
     async def invitee_action(self, request: web.Request) -> web.Response:
         event = await self._own_event(request)
         desk, action = self.web_part.desk, request.match_info["action"]
-        invitee_id = path_id(request, "invitee_id", _no_such("invitee"))
+        invitee_id = path_id(request, "invitee_id", _no_such(N_("no such invitee on this event")))
         with _desk_errors():
             if action == "revoke":
                 invitee = await desk.revoke(event, invitee_id)
@@ -302,18 +310,18 @@ class AdminApi(Pages):
                 await desk.resend_invitation(event, invitee_id, self._base(request))
                 invitee = next(i for i in await desk.invitees(event) if i.invitee_id == invitee_id)
             else:
-                raise _error(404, "not-found", f"no action {action!r}")
+                raise _error(404, "not-found", _("no action %(action)s") % {"action": repr(action)})
         return web.json_response(_invitee(invitee))
 
 
 def _questions(value: Any) -> str:
     """``[{"label": ..., "required": ...}]`` in the dashboard's one-per-line form."""
     if not isinstance(value, list):
-        raise ValueError("form_fields must be a list of {label, required}")
+        raise ValueError(_("form_fields must be a list of {label, required}"))
     lines = []
     for item in value:
         if not isinstance(item, dict) or not isinstance(item.get("label"), str):
-            raise ValueError("each form field needs a label")
+            raise ValueError(_("each form field needs a label"))
         label = " ".join(item["label"].split()).rstrip("*")
         lines.append(label + (" *" if item.get("required") is True else ""))
     return "\n".join(lines)
@@ -321,7 +329,9 @@ def _questions(value: Any) -> str:
 
 def _text(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"expected a string or a number, got {json.dumps(value)[:40]}")
+        raise ValueError(
+            _("expected a string or a number, got %(value)s") % {"value": json.dumps(value)[:40]}
+        )
     return str(value)
 
 
@@ -335,6 +345,7 @@ def _settings(body: dict[str, Any], event: Event | None) -> EventSettings:
         base = EventSettings(
             title=event.title,
             starts_at=event.starts_at,
+            language=event.language,  # kept: the API does not set it (yet)
             **{k: getattr(event, k) for k in _SETTING_KEYS if k != "title"},
         )
     changes: dict[str, Any] = {}
@@ -347,7 +358,14 @@ def _settings(body: dict[str, Any], event: Event | None) -> EventSettings:
             continue
         expected = int if key in _INT_KEYS else str
         if not isinstance(value, expected) or isinstance(value, bool):
-            raise ValueError(f"{key} must be {'an integer' if expected is int else 'a string'}")
+            raise ValueError(
+                (
+                    _("%(field)s must be an integer")
+                    if expected is int
+                    else _("%(field)s must be a string")
+                )
+                % {"field": key}
+            )
         changes[key] = value
     if "starts_at" in body:
         changes["starts_at"] = _start(body["starts_at"], changes.get("timezone", base.timezone))
@@ -359,16 +377,18 @@ def _start(value: Any, timezone: str) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ValueError("starts_at must be an ISO 8601 date-time string")
+        raise ValueError(_("starts_at must be an ISO 8601 date-time string"))
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError("starts_at must be an ISO 8601 date-time string") from None
+        raise ValueError(_("starts_at must be an ISO 8601 date-time string")) from None
     if parsed.tzinfo is None:
         try:
             parsed = parsed.replace(tzinfo=zoneinfo.ZoneInfo(timezone))
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {timezone!r} (use an IANA name)") from None
+            raise ValueError(
+                _("unknown time zone %(zone)s (use an IANA name)") % {"zone": repr(timezone)}
+            ) from None
     return parsed.astimezone(UTC)
 
 
@@ -380,7 +400,7 @@ def _registration(r: Registration) -> dict[str, Any]:
         "email": r.email,
         "seats": r.seats,
         "status": r.status.value,
-        "amount": format_price(r.amount_minor, r.currency or "").split()[0],
+        "amount": format_amount(r.amount_minor),
         "currency": r.currency,
         "provider": r.provider.value,
         "code": r.display_code,

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from webinar.http.inputs import json_error, path_id
 from webinar.http.site import Pages, Site, route
+from webinar.i18n import _
 from webinar.storage.store import SessionRecord, User
 from webinar.webhooks.records import (
     sql_add_endpoint,
@@ -78,7 +79,7 @@ class WebhookPages(Pages):
         try:
             checked = check_endpoint_url(url, allow_private=self.allow_private)
             if chosen - valid:
-                raise ValueError("unknown event name")
+                raise ValueError(_("unknown event name"))
             events = frozenset() if chosen in (frozenset(), valid) else chosen
             now = time.time()
             await self.site.store.run_sql(
@@ -90,7 +91,7 @@ class WebhookPages(Pages):
 
     def _endpoint_id(self, request: web.Request) -> int:
         return path_id(
-            request, "endpoint_id", lambda: web.HTTPNotFound(text="No such endpoint of yours.")
+            request, "endpoint_id", lambda: web.HTTPNotFound(text=_("No such endpoint of yours."))
         )
 
     @route("POST", "/dashboard/webhooks/{endpoint_id}/delete")
@@ -101,7 +102,7 @@ class WebhookPages(Pages):
         if not await self.site.store.run_sql(
             lambda db: sql_delete_endpoint(db, user.user_id, endpoint_id)
         ):
-            raise web.HTTPNotFound(text="No such endpoint of yours.")
+            raise web.HTTPNotFound(text=_("No such endpoint of yours."))
         raise web.HTTPSeeOther("/dashboard/webhooks?notice=deleted")
 
     @route("POST", "/dashboard/webhooks/{endpoint_id}/test")
@@ -111,7 +112,7 @@ class WebhookPages(Pages):
         endpoint_id = self._endpoint_id(request)
         mine = await self.site.store.run_sql(lambda db: sql_endpoints(db, user.user_id))
         if not any(e.endpoint_id == endpoint_id for e in mine):
-            raise web.HTTPNotFound(text="No such endpoint of yours.")
+            raise web.HTTPNotFound(text=_("No such endpoint of yours."))
         self.webhooks().send_test(endpoint_id)
         raise web.HTTPSeeOther("/dashboard/webhooks?notice=test-sent")
 
@@ -123,7 +124,7 @@ class WebhookPages(Pages):
         scope = None if user.is_admin else user.user_id
         now = time.time()
         if not await self.site.store.run_sql(lambda db: sql_retry(db, scope, delivery_id, now)):
-            raise web.HTTPNotFound(text="No failed delivery of yours with that ID.")
+            raise web.HTTPNotFound(text=_("No failed delivery of yours with that ID."))
         self.webhooks().retry_now()
         raise web.HTTPSeeOther("/dashboard/webhooks?notice=retrying")
 
@@ -131,16 +132,19 @@ class WebhookPages(Pages):
     async def api_deliveries(self, request: web.Request) -> web.Response:
         """``GET /api/admin/webhooks/deliveries?status=&limit=``: Bearer admin.token."""
         if self.admin_token is None:
-            raise json_error(403, "forbidden", "set admin.token to use the admin API")
+            raise json_error(403, "forbidden", _("set admin.token to use the admin API"))
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), self.admin_token.encode()):
-            refused = json_error(401, "unauthorized", "a bearer token is needed")
+            refused = json_error(401, "unauthorized", _("a bearer token is needed"))
             refused.headers["WWW-Authenticate"] = "Bearer"
             raise refused
         status = request.query.get("status") or None
         if status not in (None, "pending", "delivered", "failed"):
             return web.json_response(
-                {"error": "bad-request", "message": "status must be pending, delivered or failed"},
+                {
+                    "error": "bad-request",
+                    "message": _("status must be pending, delivered or failed"),
+                },
                 status=400,
             )
         try:
@@ -149,7 +153,7 @@ class WebhookPages(Pages):
             limit = -1
         if not 1 <= limit <= 1000:
             return web.json_response(
-                {"error": "bad-request", "message": "limit must be 1 to 1000"}, status=400
+                {"error": "bad-request", "message": _("limit must be 1 to 1000")}, status=400
             )
         deliveries = await self.site.store.run_sql(
             lambda db: sql_deliveries(db, None, limit=limit, status=status)

@@ -20,6 +20,7 @@ import json
 from typing import Any
 
 from webinar.attendance.service import EngagementSource
+from webinar.i18n import N_
 from webinar.interaction import store as ist
 from webinar.rooms.polls import PollKind
 from webinar.storage.store import SyncStore, transaction
@@ -167,12 +168,13 @@ def sources() -> list[EngagementSource]:
 
 
 #: The detail files next to the engagement export: the interaction CSV exports.
+#: The labels are marked, not translated (the page translates them with ``gettext``).
 DETAIL_FILES = (
-    ("chat", "Chat log"),
-    ("questions", "Questions (votes, states)"),
-    ("polls", "Poll and test answers"),
-    ("scores", "Test scores"),
-    ("cta", "Call-to-action clicks"),
+    ("chat", N_("Chat log")),
+    ("questions", N_("Questions (votes, states)")),
+    ("polls", N_("Poll and test answers")),
+    ("scores", N_("Test scores")),
+    ("cta", N_("Call-to-action clicks")),
 )
 
 

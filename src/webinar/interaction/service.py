@@ -15,6 +15,7 @@ import hmac
 import json
 from collections.abc import Callable, Iterable
 
+from webinar.i18n import _
 from webinar.interaction import store as ist
 from webinar.rooms import chat as ch
 from webinar.rooms import cta as ct
@@ -49,7 +50,7 @@ def click_token(secret: bytes, cta_id: str, participant_id: str, name: str) -> s
 
 def read_click_token(secret: bytes, cta_id: str, token: str) -> tuple[str, str] | None:
     """(participant id, name) from a genuine token, else None."""
-    payload, _, sig = token.partition(".")
+    payload, _sep, sig = token.partition(".")
     if not payload or not sig or len(token) > 600:
         return None
     want = hmac.new(secret, cta_id.encode() + b"." + payload.encode(), hashlib.sha256).digest()
@@ -254,5 +255,5 @@ async def check_images(store: Store, event_id: str, poll: pl.Poll) -> None:
     found = await store.run(lambda core: ist.images_of(core, event_id, wanted))
     if found != wanted:
         raise InteractionError(
-            InteractionErrorCode.INVALID, "an option's image was not uploaded for this event"
+            InteractionErrorCode.INVALID, _("an option's image was not uploaded for this event")
         )

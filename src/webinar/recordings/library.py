@@ -23,6 +23,7 @@ from typing import Any
 import av
 
 from webinar.formats import iso_time
+from webinar.i18n import _
 from webinar.rooms.recording import RecordingStarted
 from webinar.sfu.recorder import RecordingResult
 from webinar.storage.store import Event, Store, SyncStore
@@ -130,15 +131,15 @@ class RecordingService:
 
     async def refusal(self, event: Event) -> str | None:
         if self.quota_bytes <= 0:
-            return "recording is disabled on this server"
+            return _("recording is disabled on this server")
         if event.owner_id is None:
             return None
         used = await self.usage(event.owner_id)
         if used >= self.quota_bytes:
-            return (
-                f"the recording quota ({self.quota_bytes // MIB} MiB) is used up "
-                f"({used / MIB:.0f} MiB stored): delete recordings in the dashboard to record again"
-            )
+            return _(
+                "the recording quota (%(quota)s MiB) is used up (%(used)s MiB stored):"
+                " delete recordings in the dashboard to record again"
+            ) % {"quota": self.quota_bytes // MIB, "used": f"{used / MIB:.0f}"}
         return None
 
     async def auto_record(self, event: Event) -> bool:
@@ -237,12 +238,15 @@ class RecordingService:
         if info is None:
             raise KeyError(recording_id)
         if not (0 <= start < end) or start >= info.duration:
-            raise ValueError(f"choose 0 <= start < end, and start before {info.duration:.1f} s")
+            raise ValueError(
+                _("choose 0 <= start < end, and start before %(duration)s s")
+                % {"duration": f"{info.duration:.1f}"}
+            )
         end = min(end, info.duration)
         folder = self.root / recording_id
         files = await asyncio.to_thread(_trim_files, folder, info.files, start, end)
         if not files:
-            raise ValueError("nothing of the recording lies in that span")
+            raise ValueError(_("nothing of the recording lies in that span"))
         size = sum(int(f["size"]) for f in files)
         duration = max(float(f["offset"]) + float(f["duration"]) for f in files)
 

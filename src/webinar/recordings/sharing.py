@@ -10,7 +10,9 @@ e-mail address before watching (lead capture). Viewers' addresses are stored wit
 the event (``recording_viewers``) and deleted with its personal data.
 
 Mail goes through a :class:`Mailer`: :class:`SmtpMailer` (stdlib ``smtplib`` in a
-thread) or :class:`OutboxMailer` (``.eml`` files, for servers without SMTP).
+thread) or :class:`OutboxMailer` (``.eml`` files, for servers without SMTP). Each e-mail is
+in its recipient's language: the one they registered for the event in, else the event's
+(its organiser's choice), else English.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Protocol
 
+from webinar import i18n
+from webinar.i18n import _
 from webinar.recordings.library import RecordingInfo, RecordingService
 from webinar.storage.store import Store, SyncStore
 
@@ -50,6 +55,11 @@ def valid_email(value: str) -> str:
     if len(value) > EMAIL_MAX or not _EMAIL.match(value):
         raise ValueError(f"{value[:60]!r} is not an e-mail address")
     return value.lower()
+
+
+#: The languages an event's registrants registered in, by lower-case e-mail address (ticketing
+#: knows them; the app passes :meth:`webinar.ticketing.desk.TicketDesk.registrant_languages`).
+RegistrantLanguages = Callable[[str], Awaitable[Mapping[str, str]]]
 
 
 class Mailer(Protocol):
@@ -96,11 +106,13 @@ class Publisher:
         mailer: Mailer,
         *,
         sender: str = "webinar@localhost",
+        registrant_languages: RegistrantLanguages | None = None,
     ) -> None:
         self.store = store
         self.recordings = recordings
         self.mailer = mailer
         self.sender = sender
+        self.registrant_languages = registrant_languages
         self._secret: bytes | None = None
 
     # ------------------------------------------------------------------ signing
@@ -284,16 +296,34 @@ class Publisher:
         addresses = sorted({valid_email(r) for r in recipients})
         if len(addresses) > MAX_RECIPIENTS:
             raise ValueError(f"at most {MAX_RECIPIENTS} recipients at once")
-        until = publication.expires.strftime("%d %B %Y, %H:%M UTC")
+        registrants, event_language = await self._languages(publication)
         for address in addresses:
             link = f"{base_url.rstrip('/')}/r/{await self.token(publication, address)}"
+            with i18n.using(registrants.get(address) or event_language) as lang:
+                subject = _("Recording: %(title)s") % {"title": title}
+                ready = _("The recording of \u201c%(title)s\u201d is ready to watch:") % {
+                    "title": title
+                }
+                until = _("The link is personal and works until %(until)s.") % {
+                    "until": i18n.format_datetime(publication.expires, "UTC")
+                }
             message = EmailMessage()
             message["From"] = self.sender
             message["To"] = address
-            message["Subject"] = f"Recording: {title}"
-            message.set_content(
-                f"The recording of \u201c{title}\u201d is ready to watch:\n\n{link}\n\n"
-                f"The link is personal and works until {until}.\n"
-            )
+            message["Subject"] = subject
+            message.set_content(f"{ready}\n\n{link}\n\n{until}\n")
+            message["Content-Language"] = lang  # after set_content, which clears Content-*
             await self.mailer.send(message)
         return len(addresses)
+
+    async def _languages(self, publication: Publication) -> tuple[Mapping[str, str], str | None]:
+        """The languages the event's registrants registered in (by address), and the
+        event's own language (None: each person's own, so English for an e-mail)."""
+        recording = await self.recordings.get(publication.recording_id)
+        if recording is None:
+            return {}, None
+        event = await self.store.get_event(recording.event_id)
+        registrants: Mapping[str, str] = {}
+        if self.registrant_languages is not None:
+            registrants = await self.registrant_languages(recording.event_id)
+        return registrants, event.language if event is not None else None

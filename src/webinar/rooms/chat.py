@@ -11,9 +11,11 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
+from webinar.i18n import N_, _, ngettext
+
 from . import replay
 from .interaction_errors import InteractionError, InteractionErrorCode
-from .roles import Capability
+from .roles import Capability, may_not
 from .state import Participant
 
 MAX_CHAT_CHARS = 2000  # characters per message, after trimming
@@ -71,9 +73,17 @@ def clean_text(text: str, limit: int) -> str:
     cleaned = "".join(ch for ch in text if ch in "\n\t" or (ch >= " " and ch != "\x7f"))
     cleaned = cleaned.replace("\t", " ").strip()
     if not cleaned:
-        raise InteractionError(E.EMPTY, "the text is empty")
+        raise InteractionError(E.EMPTY, _("the text is empty"))
     if len(cleaned) > limit:
-        raise InteractionError(E.TOO_LONG, f"at most {limit} characters, not {len(cleaned)}")
+        raise InteractionError(
+            E.TOO_LONG,
+            ngettext(
+                "at most %(num)d character, not %(given)d",
+                "at most %(num)d characters, not %(given)d",
+                limit,
+            )
+            % {"num": limit, "given": len(cleaned)},
+        )
     return cleaned
 
 
@@ -105,7 +115,7 @@ class Chat:
     def get(self, message_id: str) -> ChatMessage:
         message = self.messages.get(message_id)
         if message is None or message.deleted:
-            raise InteractionError(E.NOT_FOUND, "no such chat message")
+            raise InteractionError(E.NOT_FOUND, _("no such chat message"))
         return message
 
     def is_muted(self, key: str) -> bool:
@@ -116,22 +126,22 @@ class Chat:
     def post(self, author: Participant, key: str, text: str, now: float) -> ChatPosted:
         """``key`` identifies the person across reconnects (mutes and limits follow it)."""
         if not author.can(Capability.CHAT):
-            raise InteractionError(E.FORBIDDEN, f"a {author.role} may not chat")
+            raise InteractionError(E.FORBIDDEN, may_not(author.role, N_("chat")))
         text = clean_text(text, MAX_CHAT_CHARS)
         moderator = author.can(Capability.MODERATE_CHAT)
         if not moderator:
             if not self.enabled:
-                raise InteractionError(E.CHAT_OFF, "the presenters switched chat off")
+                raise InteractionError(E.CHAT_OFF, _("the presenters switched chat off"))
             if key in self.muted:
-                raise InteractionError(E.CHAT_MUTED, "a presenter muted you in chat")
+                raise InteractionError(E.CHAT_MUTED, _("a presenter muted you in chat"))
             last = self._last_post.get(key)
             if self.slow_mode_seconds and last is not None:
                 wait = last + self.slow_mode_seconds - now
                 if wait > 0:
                     raise InteractionError(
                         E.SLOW_MODE,
-                        f"slow mode: one message every {self.slow_mode_seconds} s; "
-                        f"wait {wait:.0f} s",
+                        _("slow mode: one message every %(every)s s; wait %(wait)s s")
+                        % {"every": self.slow_mode_seconds, "wait": f"{wait:.0f}"},
                         retry_after=wait,
                     )
         self._take(key, now)
@@ -150,7 +160,7 @@ class Chat:
         return ChatPosted(message)
 
     def delete(self, actor: Participant, message_id: str) -> ChatDeleted:
-        self._moderator(actor, "delete messages")
+        self._moderator(actor, N_("delete messages"))
         message = self.get(message_id)
         self.messages[message_id] = replace(message, deleted=True)
         return ChatDeleted(message_id, actor.participant_id)
@@ -158,11 +168,12 @@ class Chat:
     def configure(
         self, actor: Participant, *, enabled: bool | None, slow_mode_seconds: int | None
     ) -> ChatSettingsChanged:
-        self._moderator(actor, "change the chat settings")
+        self._moderator(actor, N_("change the chat settings"))
         if slow_mode_seconds is not None:
             if not 0 <= slow_mode_seconds <= MAX_SLOW_MODE_SECONDS:
                 raise InteractionError(
-                    E.INVALID, f"slow mode must be 0 to {MAX_SLOW_MODE_SECONDS} seconds"
+                    E.INVALID,
+                    _("slow mode must be 0 to %(max)d seconds") % {"max": MAX_SLOW_MODE_SECONDS},
                 )
             self.slow_mode_seconds = slow_mode_seconds
         if enabled is not None:
@@ -172,9 +183,9 @@ class Chat:
     def set_muted(
         self, actor: Participant, target: Participant, target_key: str, muted: bool
     ) -> ChatMuteChanged:
-        self._moderator(actor, "mute people in chat")
+        self._moderator(actor, N_("mute people in chat"))
         if target.can(Capability.MODERATE_CHAT):
-            raise InteractionError(E.INVALID, "presenters cannot be muted in chat")
+            raise InteractionError(E.INVALID, _("presenters cannot be muted in chat"))
         if muted:
             self.muted.add(target_key)
         else:
@@ -184,7 +195,7 @@ class Chat:
     def link_question(self, message_id: str, question_id: str) -> ChatMessage:
         message = self.get(message_id)
         if message.question_id is not None:
-            raise InteractionError(E.INVALID, "this message is a question already")
+            raise InteractionError(E.INVALID, _("this message is a question already"))
         message = replace(message, question_id=question_id)
         self.messages[message_id] = message
         return message
@@ -213,12 +224,13 @@ class Chat:
             wait = (1 - bucket.tokens) / CHAT_PER_SECOND
             raise InteractionError(
                 E.RATE_LIMITED,
-                f"too many chat messages: at most {CHAT_BURST} at once and "
-                f"{CHAT_PER_SECOND:g} per second",
+                _("too many chat messages: at most %(burst)d at once and %(rate)s per second")
+                % {"burst": CHAT_BURST, "rate": f"{CHAT_PER_SECOND:g}"},
                 retry_after=wait,
             )
         bucket.tokens -= 1
 
     def _moderator(self, actor: Participant, what: str) -> None:
+        """Refuse unless ``actor`` moderates chat; ``what`` is ``N_()``-marked."""
         if not actor.can(Capability.MODERATE_CHAT):
-            raise InteractionError(E.FORBIDDEN, f"a {actor.role} may not {what}")
+            raise InteractionError(E.FORBIDDEN, may_not(actor.role, what))

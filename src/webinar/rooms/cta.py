@@ -10,10 +10,12 @@ from __future__ import annotations
 import urllib.parse
 from dataclasses import dataclass
 
+from webinar.i18n import N_, _
+
 from . import replay
 from .chat import clean_text
 from .interaction_errors import InteractionError, InteractionErrorCode
-from .roles import Capability
+from .roles import Capability, may_not
 from .state import Participant
 
 CTA_MESSAGE_CHARS = 54
@@ -29,19 +31,21 @@ def validate_url(url: str) -> str:
     """An absolute http(s) URL with a host, no spaces or control characters."""
     url = url.strip()
     if not url or len(url) > CTA_URL_CHARS:
-        raise InteractionError(E.BAD_URL, f"the URL must have 1 to {CTA_URL_CHARS} characters")
+        raise InteractionError(
+            E.BAD_URL, _("the URL must have 1 to %(max)d characters") % {"max": CTA_URL_CHARS}
+        )
     if any(ch <= " " or ch == "\x7f" or ch in "\\<>\"'`" for ch in url):
-        raise InteractionError(E.BAD_URL, "the URL contains spaces or characters not allowed")
+        raise InteractionError(E.BAD_URL, _("the URL contains spaces or characters not allowed"))
     try:
         parts = urllib.parse.urlsplit(url)
         host = parts.hostname
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
-        raise InteractionError(E.BAD_URL, "this is not a valid URL") from None
+        raise InteractionError(E.BAD_URL, _("this is not a valid URL")) from None
     if parts.scheme.lower() not in ("http", "https"):
-        raise InteractionError(E.BAD_URL, "only http:// and https:// links are allowed")
+        raise InteractionError(E.BAD_URL, _("only http:// and https:// links are allowed"))
     if not host or parts.username is not None or parts.password is not None:
-        raise InteractionError(E.BAD_URL, "the URL needs a host name and no user name")
+        raise InteractionError(E.BAD_URL, _("the URL needs a host name and no user name"))
     return url
 
 
@@ -138,19 +142,24 @@ def build_cta(
     try:
         message = clean_text(message, CTA_MESSAGE_CHARS)
     except InteractionError as exc:
-        raise InteractionError(exc.code, f"message: {exc.message}") from None
+        # TRANSLATORS: the call-to-action's message (its text) is wrong: %(problem)s says how.
+        problem = _("message: %(problem)s") % {"problem": exc.message}
+        raise InteractionError(exc.code, problem) from None
     if "\n" in message:
-        raise InteractionError(E.INVALID, "the message is one line")
+        raise InteractionError(E.INVALID, _("the message is one line"))
     try:
         button = clean_text(button, CTA_BUTTON_CHARS)
     except InteractionError as exc:
-        raise InteractionError(exc.code, f"button: {exc.message}") from None
+        # TRANSLATORS: the call-to-action's button text is wrong: %(problem)s says how.
+        problem = _("button: %(problem)s") % {"problem": exc.message}
+        raise InteractionError(exc.code, problem) from None
     if duration_seconds is not None and not (
         MIN_DURATION_SECONDS <= duration_seconds <= MAX_DURATION_SECONDS
     ):
         raise InteractionError(
             E.INVALID,
-            f"the duration must be {MIN_DURATION_SECONDS} to {MAX_DURATION_SECONDS} seconds",
+            _("the duration must be %(min)d to %(max)d seconds")
+            % {"min": MIN_DURATION_SECONDS, "max": MAX_DURATION_SECONDS},
         )
     return CallToAction(
         cta_id=f"ct_{replay.token_hex(8)}",
@@ -179,7 +188,7 @@ class CtaBoard:
         duration_seconds: int | None,
         now: float,
     ) -> list[CtaEvent]:
-        self._runner(actor, "show a call-to-action")
+        self._runner(actor, N_("show a call-to-action"))
         cta = build_cta(
             message=message,
             button=button,
@@ -196,7 +205,7 @@ class CtaBoard:
         return events
 
     def close(self, actor: Participant) -> list[CtaEvent]:
-        self._runner(actor, "close the call-to-action")
+        self._runner(actor, N_("close the call-to-action"))
         if self.current is None:
             return []
         cta, self.current = self.current, None
@@ -214,5 +223,6 @@ class CtaBoard:
         self.expire(now)
 
     def _runner(self, actor: Participant, what: str) -> None:
+        """Refuse unless ``actor`` runs calls-to-action; ``what`` is ``N_()``-marked."""
         if not actor.can(Capability.RUN_CTA):
-            raise InteractionError(E.FORBIDDEN, f"a {actor.role} may not {what}")
+            raise InteractionError(E.FORBIDDEN, may_not(actor.role, what))

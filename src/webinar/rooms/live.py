@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from webinar.i18n import _
 from webinar.sfu import (
     AllocationReport,
     CloseReason,
@@ -354,7 +355,7 @@ class LiveRoom:
 
     def _op_join(self, op: Op, origin: bool, peer: RoomPeer | None) -> list[RoomEvent]:
         if self.closed:
-            raise RoomError(RoomErrorCode.ENDED, "this event has ended")
+            raise RoomError(RoomErrorCode.ENDED, _("this event has ended"))
         participant = participant_from(op.args["participant"])
         pid = participant.participant_id
         events = self.state.join(
@@ -373,7 +374,7 @@ class LiveRoom:
     def _op_resume(self, op: Op, origin: bool, peer: RoomPeer | None) -> list[RoomEvent]:
         pid = op.args["participant_id"]
         if pid not in self.state.participants:
-            raise RoomError(RoomErrorCode.UNKNOWN_PARTICIPANT, "not in the room")
+            raise RoomError(RoomErrorCode.UNKNOWN_PARTICIPANT, _("not in the room"))
         member = self._members.get(pid)
         if origin:
             if member is None:  # back through this worker after another one
@@ -629,7 +630,7 @@ class LiveRoom:
     def unpublish(self, participant_id: str, stream_id: str) -> None:
         member = self._member(participant_id)
         if not self.state.owns(participant_id, stream_id) or member.publish is None:
-            raise RoomError(RoomErrorCode.UNKNOWN_STREAM, "no such stream of yours")
+            raise RoomError(RoomErrorCode.UNKNOWN_STREAM, _("no such stream of yours"))
         producer = self._producers.get(stream_id)
         if producer is not None:
             member.publish.close_producer(producer, CloseReason.UNPUBLISHED)
@@ -823,7 +824,7 @@ class LiveRoom:
     async def subscriber_answer(self, participant_id: str, sdp: str) -> None:
         member = self._member(participant_id)
         if member.subscribe is None:
-            raise SfuError(SfuErrorCode.NEGOTIATION, "no subscriber connection is negotiating")
+            raise SfuError(SfuErrorCode.NEGOTIATION, _("no subscriber connection is negotiating"))
         await member.subscribe.handle_answer(sdp)
 
     async def add_ice_candidate(
@@ -917,7 +918,7 @@ class LiveRoom:
     def _member(self, participant_id: str) -> _Member:
         member = self._members.get(participant_id)
         if member is None:
-            raise RoomError(RoomErrorCode.UNKNOWN_PARTICIPANT, "not in the room")
+            raise RoomError(RoomErrorCode.UNKNOWN_PARTICIPANT, _("not in the room"))
         return member
 
     def _spawn(self, coro: Awaitable[None]) -> None:

@@ -8,6 +8,7 @@ import functools
 import logging
 from typing import Protocol
 
+from webinar.i18n import _, ngettext
 from webinar.sfu import Router, RouterConfig
 
 from .live import LiveRoom, Relays, Replicator
@@ -88,12 +89,17 @@ class RoomManager:
         if room is not None and room.state.phase is Phase.ENDED:
             self._ended.add(room_id)
         if room_id in self._ended:
-            raise RoomError(RoomErrorCode.ENDED, "this event has ended")
+            raise RoomError(RoomErrorCode.ENDED, _("this event has ended"))
         if room is None or room.closed:
             if self._max_rooms is not None and len(self._rooms) >= self._max_rooms:
                 raise RoomError(
                     RoomErrorCode.SERVER_FULL,
-                    f"this server runs at most {self._max_rooms} live events at once",
+                    ngettext(
+                        "this server runs at most %(num)d live event at once",
+                        "this server runs at most %(num)d live events at once",
+                        self._max_rooms,
+                    )
+                    % {"num": self._max_rooms},
                 )
             config = self._router_config
             if max_cameras is not None:

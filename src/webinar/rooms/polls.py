@@ -13,10 +13,12 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from webinar.i18n import N_, _, ngettext
+
 from . import replay
 from .chat import clean_text
 from .interaction_errors import InteractionError, InteractionErrorCode
-from .roles import Capability
+from .roles import Capability, may_not
 from .state import Participant
 
 MAX_POLLS = 100  # per event
@@ -95,7 +97,7 @@ class Poll:
         for q in self.questions:
             if q.question_id == question_id:
                 return q
-        raise InteractionError(E.NOT_FOUND, "no such question in this poll")
+        raise InteractionError(E.NOT_FOUND, _("no such question in this poll"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,13 +147,22 @@ def build_poll(spec: dict[str, Any], *, now: float, poll_id: str | None = None) 
     try:
         kind = PollKind(spec.get("kind", "poll"))
     except ValueError:
-        raise InteractionError(E.INVALID, "kind must be 'poll' or 'test'") from None
-    title = _text(spec.get("title"), POLL_TITLE_CHARS, "title")
+        raise InteractionError(E.INVALID, _("kind must be 'poll' or 'test'")) from None
+    # TRANSLATORS: a poll's title, named in a refusal ("title must be text").
+    title = _text(spec.get("title"), POLL_TITLE_CHARS, _("title"))
     raw_questions = spec.get("questions")
     if not isinstance(raw_questions, list) or not raw_questions:
-        raise InteractionError(E.INVALID, "a poll needs at least one question")
+        raise InteractionError(E.INVALID, _("a poll needs at least one question"))
     if len(raw_questions) > MAX_QUESTIONS_PER_POLL:
-        raise InteractionError(E.LIMIT, f"at most {MAX_QUESTIONS_PER_POLL} questions per poll")
+        raise InteractionError(
+            E.LIMIT,
+            ngettext(
+                "at most %(num)d question per poll",
+                "at most %(num)d questions per poll",
+                MAX_QUESTIONS_PER_POLL,
+            )
+            % {"num": MAX_QUESTIONS_PER_POLL},
+        )
     questions = tuple(_question(q, kind, i + 1) for i, q in enumerate(raw_questions))
     return Poll(
         poll_id=poll_id or f"po_{replay.token_hex(8)}",
@@ -162,59 +173,103 @@ def build_poll(spec: dict[str, Any], *, now: float, poll_id: str | None = None) 
     )
 
 
+def polls_limit_message() -> str:
+    """The refusal of one poll too many, in the language in effect."""
+    return ngettext(
+        "at most %(num)d poll per event", "at most %(num)d polls per event", MAX_POLLS
+    ) % {"num": MAX_POLLS}
+
+
 def _text(value: Any, limit: int, what: str) -> str:
+    """``value`` as clean text; ``what`` (translated) names it in a refusal."""
     if not isinstance(value, str):
-        raise InteractionError(E.INVALID, f"{what} must be text")
+        raise InteractionError(E.INVALID, _("%(where)s must be text") % {"where": what})
     try:
         return clean_text(value, limit)
     except InteractionError as exc:
-        raise InteractionError(exc.code, f"{what}: {exc.message}") from None
+        raise InteractionError(exc.code, _where(what, exc.message)) from None
+
+
+def _where(where: str, problem: str) -> str:
+    # TRANSLATORS: %(where)s names a part of a poll ("question 2 option 3"), %(problem)s
+    # says what is wrong with it.
+    return _("%(where)s: %(problem)s") % {"where": where, "problem": problem}
 
 
 def _question(spec: Any, kind: PollKind, number: int) -> PollQuestion:
-    where = f"question {number}"
+    where = _("question %(num)d") % {"num": number}
     if not isinstance(spec, dict):
-        raise InteractionError(E.INVALID, f"{where} must be an object")
+        raise InteractionError(E.INVALID, _("%(where)s must be an object") % {"where": where})
     text = _text(spec.get("text"), QUESTION_TEXT_CHARS, where)
     try:
         qkind = QuestionKind(spec.get("kind", "single"))
     except ValueError:
         raise InteractionError(
-            E.INVALID, f"{where}: kind must be 'single', 'multiple' or 'text'"
+            E.INVALID, _where(where, _("kind must be 'single', 'multiple' or 'text'"))
         ) from None
     qid = f"q{number}"
     if qkind is QuestionKind.TEXT:
         if spec.get("options"):
-            raise InteractionError(E.INVALID, f"{where}: a text question has no options")
+            raise InteractionError(E.INVALID, _where(where, _("a text question has no options")))
         accepted_raw = spec.get("accepted") or []
         if not isinstance(accepted_raw, list) or len(accepted_raw) > MAX_ACCEPTED_TEXTS:
             raise InteractionError(
-                E.LIMIT, f"{where}: at most {MAX_ACCEPTED_TEXTS} accepted answers"
+                E.LIMIT,
+                _where(
+                    where,
+                    ngettext(
+                        "at most %(num)d accepted answer",
+                        "at most %(num)d accepted answers",
+                        MAX_ACCEPTED_TEXTS,
+                    )
+                    % {"num": MAX_ACCEPTED_TEXTS},
+                ),
             )
-        accepted = tuple(_text(a, TEXT_ANSWER_CHARS, f"{where} accepted") for a in accepted_raw)
+        # TRANSLATORS: the answers a text question of a test accepts as right.
+        accepted_where = _("%(where)s accepted") % {"where": where}
+        accepted = tuple(_text(a, TEXT_ANSWER_CHARS, accepted_where) for a in accepted_raw)
         if accepted and kind is PollKind.POLL:
-            raise InteractionError(E.INVALID, f"{where}: a poll has no right answers")
+            raise InteractionError(E.INVALID, _where(where, _("a poll has no right answers")))
         return PollQuestion(qid, text, qkind, accepted=accepted)
     raw_options = spec.get("options")
     if not isinstance(raw_options, list) or len(raw_options) < MIN_OPTIONS:
-        raise InteractionError(E.INVALID, f"{where} needs at least {MIN_OPTIONS} options")
+        raise InteractionError(
+            E.INVALID,
+            ngettext(
+                "%(where)s needs at least %(num)d option",
+                "%(where)s needs at least %(num)d options",
+                MIN_OPTIONS,
+            )
+            % {"where": where, "num": MIN_OPTIONS},
+        )
     if len(raw_options) > MAX_OPTIONS_PER_QUESTION:
         raise InteractionError(
-            E.LIMIT, f"{where}: at most {MAX_OPTIONS_PER_QUESTION} options per question"
+            E.LIMIT,
+            _where(
+                where,
+                ngettext(
+                    "at most %(num)d option per question",
+                    "at most %(num)d options per question",
+                    MAX_OPTIONS_PER_QUESTION,
+                )
+                % {"num": MAX_OPTIONS_PER_QUESTION},
+            ),
         )
     options: list[Option] = []
     for j, raw in enumerate(raw_options):
-        owhere = f"{where} option {j + 1}"
+        owhere = _("question %(num)d option %(option)d") % {"num": number, "option": j + 1}
         if not isinstance(raw, dict):
-            raise InteractionError(E.INVALID, f"{owhere} must be an object")
+            raise InteractionError(E.INVALID, _("%(where)s must be an object") % {"where": owhere})
         image = raw.get("image_id")
         if image is not None and (not isinstance(image, str) or not IMAGE_ID.match(image)):
-            raise InteractionError(E.INVALID, f"{owhere}: image_id is not an uploaded image")
+            raise InteractionError(
+                E.INVALID, _where(owhere, _("image_id is not an uploaded image"))
+            )
         correct = raw.get("correct", False)
         if not isinstance(correct, bool):
-            raise InteractionError(E.INVALID, f"{owhere}: correct must be true or false")
+            raise InteractionError(E.INVALID, _where(owhere, _("correct must be true or false")))
         if correct and kind is PollKind.POLL:
-            raise InteractionError(E.INVALID, f"{where}: a poll has no right answers")
+            raise InteractionError(E.INVALID, _where(where, _("a poll has no right answers")))
         options.append(
             Option(
                 f"{qid}o{j + 1}", _text(raw.get("text"), OPTION_TEXT_CHARS, owhere), image, correct
@@ -222,9 +277,13 @@ def _question(spec: Any, kind: PollKind, number: int) -> PollQuestion:
         )
     right = sum(o.correct for o in options)
     if kind is PollKind.TEST and right == 0:
-        raise InteractionError(E.INVALID, f"{where}: a test question needs a correct option")
+        raise InteractionError(
+            E.INVALID, _where(where, _("a test question needs a correct option"))
+        )
     if qkind is QuestionKind.SINGLE and right > 1:
-        raise InteractionError(E.INVALID, f"{where}: a single-choice question has one answer")
+        raise InteractionError(
+            E.INVALID, _where(where, _("a single-choice question has one answer"))
+        )
     return PollQuestion(qid, text, qkind, tuple(options))
 
 
@@ -240,7 +299,7 @@ class PollBook:
     def get(self, poll_id: str) -> Poll:
         poll = self.polls.get(poll_id)
         if poll is None:
-            raise InteractionError(E.NOT_FOUND, "no such poll")
+            raise InteractionError(E.NOT_FOUND, _("no such poll"))
         return poll
 
     @property
@@ -280,27 +339,27 @@ class PollBook:
     # ------------------------------------------------------------------ commands
 
     def add(self, actor: Participant, poll: Poll) -> PollChanged:
-        self._runner(actor, "prepare polls")
+        self._runner(actor, N_("prepare polls"))
         return self.add_prepared(poll)
 
     def add_prepared(self, poll: Poll) -> PollChanged:
         """A poll prepared outside the room (dashboard/API) or restored from the store."""
         if poll.poll_id not in self.polls and len(self.polls) >= MAX_POLLS:
-            raise InteractionError(E.LIMIT, f"at most {MAX_POLLS} polls per event")
+            raise InteractionError(E.LIMIT, polls_limit_message())
         self.polls[poll.poll_id] = poll
         if poll.state is PollState.OPEN:
             self.open_id = poll.poll_id
         return PollChanged(poll, "created")
 
     def delete(self, actor: Participant, poll_id: str) -> PollChanged:
-        self._runner(actor, "delete polls")
+        self._runner(actor, N_("delete polls"))
         return self.remove_prepared(poll_id)
 
     def remove_prepared(self, poll_id: str) -> PollChanged:
         """Delete a poll that never ran (from the room, the dashboard or the API)."""
         poll = self.get(poll_id)
         if poll.state is not PollState.DRAFT:
-            raise InteractionError(E.INVALID, "only a poll that never ran can be deleted")
+            raise InteractionError(E.INVALID, _("only a poll that never ran can be deleted"))
         del self.polls[poll_id]
         return PollChanged(poll, "deleted")
 
@@ -309,32 +368,32 @@ class PollBook:
         were never given to it, so nothing is lost."""
         current = self.get(poll.poll_id)
         if current.state is not PollState.DRAFT:
-            raise InteractionError(E.INVALID, "only a poll that never ran can be changed")
+            raise InteractionError(E.INVALID, _("only a poll that never ran can be changed"))
         return self._keep(replace(poll, created_at=current.created_at), "updated")
 
     def launch(self, actor: Participant, poll_id: str, now: float) -> PollChanged:
-        self._runner(actor, "launch polls")
+        self._runner(actor, N_("launch polls"))
         poll = self.get(poll_id)
         if self.open_id is not None:
-            raise InteractionError(E.POLL_OPEN, "close the running poll first")
+            raise InteractionError(E.POLL_OPEN, _("close the running poll first"))
         if poll.state is not PollState.DRAFT:
-            raise InteractionError(E.POLL_CLOSED, "this poll has run already")
+            raise InteractionError(E.POLL_CLOSED, _("this poll has run already"))
         self.open_id = poll_id
         return self._keep(replace(poll, state=PollState.OPEN, launched_at=now), "launched")
 
     def close(self, actor: Participant, poll_id: str, now: float) -> PollChanged:
-        self._runner(actor, "close polls")
+        self._runner(actor, N_("close polls"))
         poll = self.get(poll_id)
         if poll.state is not PollState.OPEN:
-            raise InteractionError(E.POLL_CLOSED, "this poll is not open")
+            raise InteractionError(E.POLL_CLOSED, _("this poll is not open"))
         self.open_id = None
         return self._keep(replace(poll, state=PollState.CLOSED, closed_at=now), "closed")
 
     def show_results(self, actor: Participant, poll_id: str, shown: bool) -> PollChanged:
-        self._runner(actor, "show results")
+        self._runner(actor, N_("show results"))
         poll = self.get(poll_id)
         if poll.state is PollState.DRAFT:
-            raise InteractionError(E.POLL_CLOSED, "this poll has not run yet")
+            raise InteractionError(E.POLL_CLOSED, _("this poll has not run yet"))
         return self._keep(replace(poll, results_shown=shown), "results")
 
     def _keep(self, poll: Poll, change: str) -> PollChanged:
@@ -366,16 +425,18 @@ class PollBook:
         """The answers :meth:`answer` would record, checked; nothing changes until
         :meth:`record` (after the write that keeps them)."""
         if not participant.can(Capability.ANSWER_POLL):
-            raise InteractionError(E.FORBIDDEN, f"a {participant.role} may not answer polls")
+            raise InteractionError(E.FORBIDDEN, may_not(participant.role, N_("answer polls")))
         poll = self.get(poll_id)
         if poll.state is not PollState.OPEN:
-            raise InteractionError(E.POLL_CLOSED, "this poll is not open for answers")
+            raise InteractionError(E.POLL_CLOSED, _("this poll is not open for answers"))
         if not answers:
-            raise InteractionError(E.BAD_ANSWER, "no answers given")
+            raise InteractionError(E.BAD_ANSWER, _("no answers given"))
         checked: dict[str, Answer] = {}
         for question_id, option_ids, text in answers:
             if question_id in checked:
-                raise InteractionError(E.BAD_ANSWER, f"{question_id} is answered twice")
+                raise InteractionError(
+                    E.BAD_ANSWER, _("%(question)s is answered twice") % {"question": question_id}
+                )
             q = poll.question(question_id)
             option_ids, text = _check_answer(q, option_ids, text)
             checked[question_id] = Answer(
@@ -403,8 +464,9 @@ class PollBook:
         ] = answer
 
     def _runner(self, actor: Participant, what: str) -> None:
+        """Refuse unless ``actor`` runs polls; ``what`` is ``N_()``-marked."""
         if not actor.can(Capability.RUN_POLLS):
-            raise InteractionError(E.FORBIDDEN, f"a {actor.role} may not {what}")
+            raise InteractionError(E.FORBIDDEN, may_not(actor.role, what))
 
 
 def _check_answer(
@@ -413,21 +475,27 @@ def _check_answer(
     where = q.question_id
     if q.kind is QuestionKind.TEXT:
         if option_ids:
-            raise InteractionError(E.BAD_ANSWER, f"{where} takes a text answer")
+            raise InteractionError(
+                E.BAD_ANSWER, _("%(where)s takes a text answer") % {"where": where}
+            )
         if text is None:
-            raise InteractionError(E.BAD_ANSWER, f"{where} needs a text answer")
+            raise InteractionError(
+                E.BAD_ANSWER, _("%(where)s needs a text answer") % {"where": where}
+            )
         try:
             return (), clean_text(text, TEXT_ANSWER_CHARS)
         except InteractionError as exc:
-            raise InteractionError(E.BAD_ANSWER, f"{where}: {exc.message}") from None
+            raise InteractionError(E.BAD_ANSWER, _where(where, exc.message)) from None
     if text is not None:
-        raise InteractionError(E.BAD_ANSWER, f"{where} takes options, not text")
+        raise InteractionError(
+            E.BAD_ANSWER, _("%(where)s takes options, not text") % {"where": where}
+        )
     valid = {o.option_id for o in q.options}
     if len(set(option_ids)) != len(option_ids) or not set(option_ids) <= valid:
-        raise InteractionError(E.BAD_ANSWER, f"{where}: unknown or repeated option")
+        raise InteractionError(E.BAD_ANSWER, _where(where, _("unknown or repeated option")))
     if q.kind is QuestionKind.SINGLE and len(option_ids) != 1:
-        raise InteractionError(E.BAD_ANSWER, f"{where}: choose exactly one option")
+        raise InteractionError(E.BAD_ANSWER, _where(where, _("choose exactly one option")))
     if q.kind is QuestionKind.MULTIPLE and not option_ids:
-        raise InteractionError(E.BAD_ANSWER, f"{where}: choose at least one option")
+        raise InteractionError(E.BAD_ANSWER, _where(where, _("choose at least one option")))
     order = [o.option_id for o in q.options]
     return tuple(sorted(option_ids, key=order.index)), None

@@ -10,10 +10,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field, replace
 
+from webinar.i18n import N_, _, ngettext
+
 from . import replay
 from .chat import MAX_CHAT_CHARS, clean_text
 from .interaction_errors import InteractionError, InteractionErrorCode
-from .roles import Capability
+from .roles import Capability, may_not
 from .state import Participant
 
 MAX_QUESTION_CHARS = MAX_CHAT_CHARS
@@ -83,7 +85,7 @@ class QuestionBoard:
     def get(self, question_id: str) -> Question:
         question = self.questions.get(question_id)
         if question is None:
-            raise InteractionError(E.NOT_FOUND, "no such question")
+            raise InteractionError(E.NOT_FOUND, _("no such question"))
         return question
 
     @property
@@ -113,20 +115,28 @@ class QuestionBoard:
     ) -> QuestionChanged:
         """``author`` asks (or, with ``on_behalf``, a Q&A manager marks someone's message)."""
         if on_behalf is not None:
-            self._manager(author, "mark someone's message as a question")
+            self._manager(author, N_("mark someone's message as a question"))
             asker, asker_key = on_behalf, on_behalf_key or on_behalf.participant_id
         else:
             if not author.can(Capability.ASK_QUESTION) and not author.can(Capability.MANAGE_QA):
-                raise InteractionError(E.FORBIDDEN, f"a {author.role} may not ask questions")
+                raise InteractionError(E.FORBIDDEN, may_not(author.role, N_("ask questions")))
             asker, asker_key = author, key
         if not self.open:
-            raise InteractionError(E.QA_CLOSED, "Q&A is closed")
+            raise InteractionError(E.QA_CLOSED, _("Q&A is closed"))
         if len(self.questions) >= MAX_QUESTIONS:
-            raise InteractionError(E.LIMIT, f"at most {MAX_QUESTIONS} questions per event")
+            raise InteractionError(
+                E.LIMIT,
+                ngettext(
+                    "at most %(num)d question per event",
+                    "at most %(num)d questions per event",
+                    MAX_QUESTIONS,
+                )
+                % {"num": MAX_QUESTIONS},
+            )
         if message_id is not None and any(
             q.message_id == message_id for q in self.questions.values()
         ):
-            raise InteractionError(E.INVALID, "this message is a question already")
+            raise InteractionError(E.INVALID, _("this message is a question already"))
         question = Question(
             question_id=f"qu_{replay.token_hex(8)}",
             participant_id=asker.participant_id,
@@ -142,19 +152,19 @@ class QuestionBoard:
     def vote(self, voter: Participant, key: str, question_id: str, up: bool) -> QuestionChanged:
         """One vote per person per question; voting twice changes nothing."""
         if not voter.can(Capability.ASK_QUESTION):
-            raise InteractionError(E.FORBIDDEN, f"a {voter.role} may not vote on questions")
+            raise InteractionError(E.FORBIDDEN, may_not(voter.role, N_("vote on questions")))
         if not self.open:
-            raise InteractionError(E.QA_CLOSED, "Q&A is closed")
+            raise InteractionError(E.QA_CLOSED, _("Q&A is closed"))
         question = self.get(question_id)
         if question.state is QuestionState.DISMISSED:
-            raise InteractionError(E.NOT_FOUND, "no such question")
+            raise InteractionError(E.NOT_FOUND, _("no such question"))
         voters = question.voters | {key} if up else question.voters - {key}
         return self._keep(replace(question, voters=voters), "vote")
 
     def set_state(
         self, actor: Participant, question_id: str, state: QuestionState
     ) -> list[QaEvent]:
-        self._manager(actor, "answer or dismiss questions")
+        self._manager(actor, N_("answer or dismiss questions"))
         events: list[QaEvent] = [self._keep(replace(self.get(question_id), state=state), "state")]
         if state is QuestionState.DISMISSED and self.published_id == question_id:
             self.published_id = None
@@ -163,21 +173,21 @@ class QuestionBoard:
 
     def publish(self, actor: Participant, question_id: str | None) -> QuestionPublished:
         """Show one question in everyone's main view (None clears it)."""
-        self._manager(actor, "publish questions")
+        self._manager(actor, N_("publish questions"))
         if question_id is None:
             self.published_id = None
             return QuestionPublished(None, actor.participant_id)
         if not self.open:
-            raise InteractionError(E.QA_CLOSED, "Q&A is closed")
+            raise InteractionError(E.QA_CLOSED, _("Q&A is closed"))
         question = self.get(question_id)
         if question.state is QuestionState.DISMISSED:
-            raise InteractionError(E.INVALID, "a dismissed question cannot be published")
+            raise InteractionError(E.INVALID, _("a dismissed question cannot be published"))
         self.published_id = question_id
         return QuestionPublished(question, actor.participant_id)
 
     def set_open(self, actor: Participant, open_: bool) -> list[QaEvent]:
         """Closing Q&A hides the list from attendees and clears the published question."""
-        self._manager(actor, "open or close Q&A")
+        self._manager(actor, N_("open or close Q&A"))
         events: list[QaEvent] = []
         if not open_ and self.published_id is not None:
             self.published_id = None
@@ -196,5 +206,6 @@ class QuestionBoard:
         return QuestionChanged(question, cause)
 
     def _manager(self, actor: Participant, what: str) -> None:
+        """Refuse unless ``actor`` manages Q&A; ``what`` is ``N_()``-marked."""
         if not actor.can(Capability.MANAGE_QA):
-            raise InteractionError(E.FORBIDDEN, f"a {actor.role} may not {what}")
+            raise InteractionError(E.FORBIDDEN, may_not(actor.role, what))

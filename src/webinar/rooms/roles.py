@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+from webinar.i18n import N_, gettext
+
 
 class Role(enum.StrEnum):
     HOST = "host"
@@ -74,3 +76,36 @@ ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
 
 def capabilities(role: Role) -> frozenset[Capability]:
     return ROLE_CAPABILITIES[role]
+
+
+#: "<a role> may not <do something>": one sentence per role (the article, and in other
+#: languages the form of the noun, depends on it).
+_MAY_NOT: dict[Role, str] = {
+    # TRANSLATORS: %(action)s is what is refused, e.g. "change the mode", "chat".
+    Role.HOST: N_("a host may not %(action)s"),
+    # TRANSLATORS: %(action)s is what is refused, e.g. "change the mode", "chat".
+    Role.PRESENTER: N_("a presenter may not %(action)s"),
+    # TRANSLATORS: %(action)s is what is refused, e.g. "change the mode", "chat".
+    Role.ATTENDEE: N_("an attendee may not %(action)s"),
+}
+
+
+#: How a role is named where people read it (the dashboard's attendee table).
+_LABELS: dict[str, str] = {
+    Role.HOST: N_("host"),
+    Role.PRESENTER: N_("presenter"),
+    Role.ATTENDEE: N_("attendee"),
+}
+
+
+def role_label(role: str) -> str:
+    """The name of ``role`` in the language in effect (anything else as it is)."""
+    label = _LABELS.get(role)
+    return gettext(label) if label is not None else role
+
+
+def may_not(role: Role, action: str) -> str:
+    """The refusal of ``action`` to ``role`` in the language in effect: ``action`` is an
+    ``N_()``-marked phrase ("change the mode"), translated here; translate such phrases as
+    what follows "may not" (an infinitive in Russian and Czech)."""
+    return gettext(_MAY_NOT[role]) % {"action": gettext(action)}

@@ -13,10 +13,11 @@ import enum
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from webinar.i18n import N_, _, gettext, ngettext
 from webinar.sfu.types import MediaSource
 
 from .reasons import ByeReason
-from .roles import Capability, Role, capabilities
+from .roles import Capability, Role, capabilities, may_not
 
 DISCUSSION_LIMIT = 25  # participants allowed while the room is in discussion mode
 RESUME_GRACE = 60.0  # seconds a dropped participant keeps their place
@@ -73,6 +74,41 @@ class RoomErrorCode(enum.StrEnum):
     TOO_MANY_FOR_DISCUSSION = "too-many-for-discussion"
     INVALID = "invalid"
     SERVER_FULL = "server-full"
+
+
+#: Refusals to publish, per source: (may not now, may not without the floor).
+_MAY_NOT_PUBLISH: dict[Source, tuple[str, str]] = {
+    Source.MICROPHONE: (
+        N_("you may not publish microphone now"),
+        N_("you may not publish microphone now (ask for the floor)"),
+    ),
+    Source.CAMERA: (
+        N_("you may not publish camera now"),
+        N_("you may not publish camera now (ask for the floor)"),
+    ),
+    Source.SCREEN: (
+        N_("you may not publish screen now"),
+        N_("you may not publish screen now (ask for the floor)"),
+    ),
+    Source.SCREEN_AUDIO: (
+        N_("you may not publish screen-audio now"),
+        N_("you may not publish screen-audio now (ask for the floor)"),
+    ),
+}
+
+
+def _may_not_publish(source: Source, *, ask: bool) -> str:
+    """Why ``source`` may not be published, in the language in effect."""
+    now, floor = _MAY_NOT_PUBLISH[source]
+    return gettext(floor if ask else now)
+
+
+def _opens_before(minutes: int) -> str:
+    return ngettext(
+        "the event opens %(num)d minute before it starts",
+        "the event opens %(num)d minutes before it starts",
+        minutes,
+    ) % {"num": minutes}
 
 
 class RoomError(Exception):
@@ -237,7 +273,7 @@ class RoomState:
     def get(self, participant_id: str) -> Participant:
         participant = self.participants.get(participant_id)
         if participant is None:
-            raise RoomError(RoomErrorCode.UNKNOWN_PARTICIPANT, "no such participant here")
+            raise RoomError(RoomErrorCode.UNKNOWN_PARTICIPANT, _("no such participant here"))
         return participant
 
     @property
@@ -252,9 +288,9 @@ class RoomState:
         return RecordingStatus.RECORDING if self.recordable else RecordingStatus.PAUSED
 
     def set_recording(self, actor_id: str, on: bool) -> list[RoomEvent]:
-        self._require(actor_id, Capability.RECORD, "start or stop the recording")
+        self._require(actor_id, Capability.RECORD, N_("start or stop the recording"))
         if self.phase is not Phase.LIVE and on:
-            raise RoomError(RoomErrorCode.INVALID, "start the event before recording it")
+            raise RoomError(RoomErrorCode.INVALID, _("start the event before recording it"))
         before = self.recording
         self.recording_wanted = on
         return self._recording_changed(before, actor_id)
@@ -311,14 +347,14 @@ class RoomState:
     ) -> list[RoomEvent]:
         keys = frozenset([*ban_keys, *([ban_key] if ban_key is not None else [])])
         if participant.participant_id in self.participants:
-            raise RoomError(RoomErrorCode.DUPLICATE, "already in the room")
+            raise RoomError(RoomErrorCode.DUPLICATE, _("already in the room"))
         if self.phase is Phase.ENDED:
-            raise RoomError(RoomErrorCode.ENDED, "this event has ended")
+            raise RoomError(RoomErrorCode.ENDED, _("this event has ended"))
         if not keys.isdisjoint(self.banned):
-            raise RoomError(RoomErrorCode.BANNED, "you were removed from this event")
+            raise RoomError(RoomErrorCode.BANNED, _("you were removed from this event"))
         early = participant.can(Capability.ENTER_EARLY)
         if self.locked and not early:
-            raise RoomError(RoomErrorCode.ROOM_LOCKED, "the room is locked")
+            raise RoomError(RoomErrorCode.ROOM_LOCKED, _("the room is locked"))
         if (
             not early
             and self.phase is Phase.LOBBY
@@ -327,11 +363,17 @@ class RoomState:
         ):
             raise RoomError(
                 RoomErrorCode.NOT_STARTED,
-                f"the event opens {int(self.join_window // 60)} minutes before it starts",
+                _opens_before(int(self.join_window // 60)),
             )
         if len(self.participants) >= self.max_participants:
             raise RoomError(
-                RoomErrorCode.ROOM_FULL, f"the room is full ({self.max_participants} people)"
+                RoomErrorCode.ROOM_FULL,
+                ngettext(
+                    "the room is full (%(num)d person)",
+                    "the room is full (%(num)d people)",
+                    self.max_participants,
+                )
+                % {"num": self.max_participants},
             )
         if (
             self.mode is Mode.DISCUSSION
@@ -376,7 +418,7 @@ class RoomState:
     # ------------------------------------------------------------------ phase and mode
 
     def start(self, actor_id: str) -> list[RoomEvent]:
-        self._require(actor_id, Capability.START_EVENT, "start the event")
+        self._require(actor_id, Capability.START_EVENT, N_("start the event"))
         if self.phase is not Phase.LOBBY:
             return []
         before = self.recording
@@ -384,14 +426,18 @@ class RoomState:
         return [self._room_updated("started", actor_id), *self._recording_changed(before, None)]
 
     def set_mode(self, actor_id: str, mode: Mode) -> list[RoomEvent]:
-        actor = self._require(actor_id, Capability.SWITCH_MODE, "change the mode")
+        actor = self._require(actor_id, Capability.SWITCH_MODE, N_("change the mode"))
         if mode is self.mode:
             return []
         if mode is Mode.DISCUSSION and len(self.participants) > DISCUSSION_LIMIT:
             raise RoomError(
                 RoomErrorCode.TOO_MANY_FOR_DISCUSSION,
-                f"discussion mode allows at most {DISCUSSION_LIMIT} people; "
-                f"{len(self.participants)} are here",
+                ngettext(
+                    "discussion mode allows at most %(num)d people; %(here)d is here",
+                    "discussion mode allows at most %(num)d people; %(here)d are here",
+                    len(self.participants),
+                )
+                % {"num": DISCUSSION_LIMIT, "here": len(self.participants)},
             )
         before = self.recording
         self.mode = mode
@@ -412,14 +458,14 @@ class RoomState:
         return events
 
     def lock(self, actor_id: str, locked: bool) -> list[RoomEvent]:
-        self._require(actor_id, Capability.MODERATE, "lock the room")
+        self._require(actor_id, Capability.MODERATE, N_("lock the room"))
         if locked is self.locked:
             return []
         self.locked = locked
         return [self._room_updated("locked" if locked else "unlocked", actor_id)]
 
     def end_for_all(self, actor_id: str) -> list[RoomEvent]:
-        self._require(actor_id, Capability.END_FOR_ALL, "end the event for everyone")
+        self._require(actor_id, Capability.END_FOR_ALL, N_("end the event for everyone"))
         before = self.recording
         self.phase = Phase.ENDED
         events: list[RoomEvent] = self._drop_streams(lambda s: True, "ended")
@@ -430,7 +476,7 @@ class RoomState:
     # ------------------------------------------------------------------ floor control
 
     def raise_hand(self, participant_id: str) -> list[RoomEvent]:
-        participant = self._require(participant_id, Capability.RAISE_HAND, "raise a hand")
+        participant = self._require(participant_id, Capability.RAISE_HAND, N_("raise a hand"))
         if participant.hand_raised is not None:
             return []
         self._hand_counter += 1
@@ -438,17 +484,17 @@ class RoomState:
 
     def lower_hand(self, actor_id: str, target_id: str) -> list[RoomEvent]:
         if actor_id != target_id:
-            self._require(actor_id, Capability.MANAGE_FLOOR, "lower someone's hand")
+            self._require(actor_id, Capability.MANAGE_FLOOR, N_("lower someone's hand"))
         target = self.get(target_id)
         if target.hand_raised is None:
             return []
         return [self._update(target, "hand", hand_raised=None)]
 
     def grant(self, actor_id: str, target_id: str, *, audio: bool, video: bool) -> list[RoomEvent]:
-        self._require(actor_id, Capability.MANAGE_FLOOR, "grant the floor")
+        self._require(actor_id, Capability.MANAGE_FLOOR, N_("grant the floor"))
         target = self.get(target_id)
         if target.can(Capability.PUBLISH_AUDIO):
-            raise RoomError(RoomErrorCode.INVALID, "presenters need no grant")
+            raise RoomError(RoomErrorCode.INVALID, _("presenters need no grant"))
         if (target.grant_audio, target.grant_video) == (audio, video):
             return []
         lower = target.hand_raised if not (audio or video) else None
@@ -462,7 +508,7 @@ class RoomState:
 
     def next_speaker(self, actor_id: str) -> list[RoomEvent]:
         """Grant the microphone to the first raised hand, take it from the previous one."""
-        self._require(actor_id, Capability.MANAGE_FLOOR, "let the next person speak")
+        self._require(actor_id, Capability.MANAGE_FLOOR, N_("let the next person speak"))
         events: list[RoomEvent] = []
         previous = self.current_speaker
         if previous is not None and previous in self.participants:
@@ -476,7 +522,7 @@ class RoomState:
         return events
 
     def mute(self, actor_id: str, target_id: str) -> list[RoomEvent]:
-        self._require(actor_id, Capability.MANAGE_FLOOR, "mute someone")
+        self._require(actor_id, Capability.MANAGE_FLOOR, N_("mute someone"))
         self.get(target_id)
         return [
             self._pause(s, "muted")
@@ -485,7 +531,7 @@ class RoomState:
         ]
 
     def mute_all_attendees(self, actor_id: str) -> list[RoomEvent]:
-        self._require(actor_id, Capability.MANAGE_FLOOR, "mute attendees")
+        self._require(actor_id, Capability.MANAGE_FLOOR, N_("mute attendees"))
         events: list[RoomEvent] = []
         for stream in list(self.streams.values()):
             owner = self.participants.get(stream.participant_id)
@@ -507,16 +553,13 @@ class RoomState:
             if not self.may_publish(participant, source):
                 raise RoomError(
                     RoomErrorCode.FORBIDDEN,
-                    f"you may not publish {source} now"
-                    + (
-                        "" if participant.can(SOURCE_CAPABILITY[source]) else " (ask for the floor)"
-                    ),
+                    _may_not_publish(source, ask=not participant.can(SOURCE_CAPABILITY[source])),
                 )
 
     def add_stream(self, stream: Stream) -> list[RoomEvent]:
         self.authorize_publish(stream.participant_id, [stream.source])
         if stream.stream_id in self.streams:
-            raise RoomError(RoomErrorCode.DUPLICATE, "stream already published")
+            raise RoomError(RoomErrorCode.DUPLICATE, _("stream already published"))
         self.streams[stream.stream_id] = stream
         return [StreamAdded(stream)]
 
@@ -530,11 +573,11 @@ class RoomState:
         """The owner switches their own stream off and on again."""
         stream = self.streams.get(stream_id)
         if stream is None or stream.participant_id != actor_id:
-            raise RoomError(RoomErrorCode.UNKNOWN_STREAM, "no such stream of yours")
+            raise RoomError(RoomErrorCode.UNKNOWN_STREAM, _("no such stream of yours"))
         if paused == stream.paused:
             return []
         if not paused and not self.may_publish(self.get(actor_id), stream.source):
-            raise RoomError(RoomErrorCode.FORBIDDEN, f"you may not publish {stream.source} now")
+            raise RoomError(RoomErrorCode.FORBIDDEN, _may_not_publish(stream.source, ask=False))
         updated = dataclasses.replace(
             stream, paused=paused, pause_reason="self" if paused else None
         )
@@ -544,10 +587,10 @@ class RoomState:
     # ------------------------------------------------------------------ people
 
     def promote(self, actor_id: str, target_id: str, role: Role) -> list[RoomEvent]:
-        self._require(actor_id, Capability.PROMOTE, "change roles")
+        self._require(actor_id, Capability.PROMOTE, N_("change roles"))
         target = self.get(target_id)
         if role is Role.HOST or target.role is Role.HOST:
-            raise RoomError(RoomErrorCode.INVALID, "the host role cannot be given or taken")
+            raise RoomError(RoomErrorCode.INVALID, _("the host role cannot be given or taken"))
         if target.role is role:
             return []
         events: list[RoomEvent] = [
@@ -567,10 +610,10 @@ class RoomState:
         return events
 
     def remove(self, actor_id: str, target_id: str, *, ban: bool) -> list[RoomEvent]:
-        self._require(actor_id, Capability.MODERATE, "remove people")
+        self._require(actor_id, Capability.MODERATE, N_("remove people"))
         target = self.get(target_id)
         if target.role is Role.HOST or actor_id == target_id:
-            raise RoomError(RoomErrorCode.INVALID, "the host cannot be removed")
+            raise RoomError(RoomErrorCode.INVALID, _("the host cannot be removed"))
         keys = self.ban_keys.get(target_id, frozenset())
         if ban:
             self.banned.update(keys)
@@ -587,9 +630,11 @@ class RoomState:
     # ------------------------------------------------------------------ helpers
 
     def _require(self, actor_id: str, capability: Capability, what: str) -> Participant:
+        """The actor, if they have ``capability``; ``what`` (``N_()``-marked) names the
+        refused action ("change the mode")."""
         actor = self.get(actor_id)
         if not actor.can(capability):
-            raise RoomError(RoomErrorCode.FORBIDDEN, f"a {actor.role} may not {what}")
+            raise RoomError(RoomErrorCode.FORBIDDEN, may_not(actor.role, what))
         return actor
 
     def _update(

@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
+from webinar.i18n import N_, _
 from webinar.interaction.service import click_token, person_key
 from webinar.rooms import chat as ch
 from webinar.rooms import cta as ct
@@ -22,7 +23,7 @@ from webinar.rooms import qa as qa_
 from webinar.rooms.interaction import InteractionEvent, PollResultsChanged, RoomInteraction
 from webinar.rooms.interaction_errors import InteractionError, InteractionErrorCode
 from webinar.rooms.live import LiveRoom
-from webinar.rooms.roles import Capability, Role
+from webinar.rooms.roles import Capability, Role, may_not
 from webinar.rooms.state import Participant
 
 from . import schema as s
@@ -509,7 +510,7 @@ async def on_poll_create(session: Session, msg: s.PollCreate) -> s.ServerMessage
     async with _command(session) as (room, me, key, ia):
         if not me.can(Capability.RUN_POLLS):
             raise InteractionError(
-                InteractionErrorCode.FORBIDDEN, f"a {me.role} may not make polls"
+                InteractionErrorCode.FORBIDDEN, may_not(me.role, N_("make polls"))
             )
         poll = pl.build_poll(poll_spec(msg), now=ia.now())
         await session.services.interaction.check_images(room.room_id, poll)
@@ -579,10 +580,10 @@ async def on_cta_launch(session: Session, msg: s.CtaLaunch) -> None:
     """Show a call-to-action prepared before the event, as it was prepared."""
     room, me = session.joined()
     if not me.can(Capability.RUN_CTA):
-        raise InteractionError(InteractionErrorCode.FORBIDDEN, f"a {me.role} may not do that")
+        raise InteractionError(InteractionErrorCode.FORBIDDEN, may_not(me.role, N_("do that")))
     prepared = await session.services.interaction.prepared_cta(room.room_id, msg.prepared_id)
     if prepared is None:
-        raise InteractionError(InteractionErrorCode.NOT_FOUND, "no such prepared call-to-action")
+        raise InteractionError(InteractionErrorCode.NOT_FOUND, _("no such prepared call-to-action"))
     await _show_cta(
         session, prepared.message, prepared.button, prepared.url, prepared.duration_seconds
     )

@@ -37,6 +37,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from webinar.i18n import _
 from webinar.rooms import replay
 from webinar.rooms.live import LiveRoom, Relays, RoomPeer
 from webinar.rooms.ops import Op
@@ -107,8 +108,8 @@ def _key(room_id: str, what: str) -> str:
 
 
 def _after(entry_id: str, last: str) -> bool:
-    a, _, b = entry_id.partition("-")
-    c, _, d = last.partition("-")
+    a, _sep, b = entry_id.partition("-")
+    c, _sep, d = last.partition("-")
     return (int(a), int(b or 0)) > (int(c), int(d or 0))
 
 
@@ -180,7 +181,7 @@ class Replication:
         try:
             async with replica.lock:
                 if await self._redis.exists(_key(room.room_id, "ended")):
-                    raise RoomError(RoomErrorCode.ENDED, "this event has ended")
+                    raise RoomError(RoomErrorCode.ENDED, _("this event has ended"))
                 token, entries = await self._lock(replica)
                 appended = False
                 try:
@@ -290,7 +291,7 @@ class Replication:
     def _replica(self, room: LiveRoom) -> _Replica:
         replica = self._replicas.get(room.room_id)
         if replica is None or replica.room is not room:
-            raise Unavailable("this worker's copy of the room is not open")
+            raise Unavailable(_("this worker's copy of the room is not open"))
         return replica
 
     @contextlib.asynccontextmanager
@@ -315,11 +316,13 @@ class Replication:
             try:
                 answer = await self._acquire(keys=keys, args=[token, LOCK_TTL_MS, replica.last_id])
             except (RedisError, OSError) as exc:
-                raise Unavailable(f"the room's coordination is unreachable: {exc}") from exc
+                raise Unavailable(
+                    _("the room's coordination is unreachable: %(error)s") % {"error": exc}
+                ) from exc
             if answer[0] == 1:
                 return token, list(answer[1])
             if time.monotonic() > deadline:
-                raise Unavailable("the room is busy; try again in a moment")
+                raise Unavailable(_("the room is busy; try again in a moment"))
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.01)
 
@@ -340,7 +343,9 @@ class Replication:
         try:
             entry_id = _text(await self._append(keys=keys, args=args))
         except (RedisError, OSError) as exc:
-            raise Unavailable(f"the room's log is unreachable: {exc}") from exc
+            raise Unavailable(
+                _("the room's log is unreachable: %(error)s") % {"error": exc}
+            ) from exc
         if then is not None:  # the second entry's id is the log's last
             last = await self._redis.xrevrange(keys[1], count=1)
             if last:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
+from webinar.i18n import _
 from webinar.rooms.live import LiveRoom
 from webinar.rooms.reasons import ByeReason
 from webinar.rooms.roster import Counts, sees_roster
@@ -85,7 +86,7 @@ async def on_roster_page(session: Session, msg: s.RosterPage) -> s.ServerMessage
     room, me = session.joined()
     current = room.state.participants.get(me.participant_id, me)
     if not sees_roster(current):
-        raise s.ProtocolError(s.ErrorCode.FORBIDDEN, "only those who run the floor see everyone")
+        raise s.ProtocolError(s.ErrorCode.FORBIDDEN, _("only those who run the floor see everyone"))
     page = room.roster.page(msg.after, msg.limit)
     return s.Roster(
         participants=[participant_info(p) for p in page.participants],

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
 from webinar.formats import BadJson, check_text
+from webinar.i18n import _, ngettext
 from webinar.rooms.chat import MAX_CHAT_CHARS, MAX_SLOW_MODE_SECONDS
 from webinar.rooms.cta import (
     CTA_BUTTON_CHARS,
@@ -121,6 +122,16 @@ class Hello:
     type: ClassVar[str] = "hello"
     protocol: int
     client: str | None = field(default=None, metadata=_len(0, 200))
+    #: The page's language (``en``, ``ru``, ``cs``): texts the server sends are in it.
+    language: str | None = field(default=None, metadata=_len(0, 35))
+
+
+@dataclass(frozen=True, slots=True)
+class SetLanguage:
+    """The person switched language in the page: texts the server sends follow it."""
+
+    type: ClassVar[str] = "set-language"
+    language: str = field(metadata=_len(1, 35))
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,6 +509,7 @@ ClientMessage = (
     | SetVideoQuality
     | SetRecording
     | Ping
+    | SetLanguage
     | Leave
     | ChatSend
     | ChatDelete
@@ -547,6 +559,7 @@ CLIENT_MESSAGES: dict[str, type[Any]] = {
         SetVideoQuality,
         SetRecording,
         Ping,
+        SetLanguage,
         Leave,
     )
 }
@@ -1165,19 +1178,21 @@ def _hints(cls: type[Any]) -> dict[str, Any]:
 def parse_client_message(obj: Any) -> tuple[ClientMessage, RequestId | None]:
     """Validate a decoded JSON value; raise :class:`ProtocolError` when refused."""
     if not isinstance(obj, dict):
-        raise ProtocolError(ErrorCode.BAD_JSON, "a message must be a JSON object")
+        raise ProtocolError(ErrorCode.BAD_JSON, _("a message must be a JSON object"))
     request_id = obj.get("id")
     if request_id is not None and not (
         (isinstance(request_id, int) and not isinstance(request_id, bool))
         or (isinstance(request_id, str) and len(request_id) <= 64)
     ):
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, "id must be an integer or a short string")
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, _("id must be an integer or a short string"))
     kind = obj.get("type")
     if not isinstance(kind, str):
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, "missing 'type'")
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, _("missing 'type'"))
     cls = CLIENT_MESSAGES.get(kind)
     if cls is None:
-        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind[:40]!r}")
+        raise ProtocolError(
+            ErrorCode.UNKNOWN_TYPE, _("unknown message type %(type)s") % {"type": repr(kind[:40])}
+        )
     body = {k: v for k, v in obj.items() if k not in ("type", "id")}
     return typing.cast(ClientMessage, _build(cls, body, kind)), request_id
 
@@ -1186,12 +1201,20 @@ def _build(cls: type[Any], body: dict[str, Any], where: str) -> Any:
     hints = _hints(cls)
     unknown = set(body) - set(hints)
     if unknown:
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{where}: unknown field {sorted(unknown)[0]!r}")
+        raise ProtocolError(
+            ErrorCode.BAD_MESSAGE,
+            _("%(where)s: unknown field %(field)s")
+            % {"where": where, "field": repr(sorted(unknown)[0])},
+        )
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if f.name not in body:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{where}: missing field {f.name!r}")
+                raise ProtocolError(
+                    ErrorCode.BAD_MESSAGE,
+                    _("%(where)s: missing field %(field)s")
+                    % {"where": where, "field": repr(f.name)},
+                )
             continue
         values[f.name] = _check(body[f.name], hints[f.name], f.metadata, f"{where}.{f.name}")
     return cls(**values)
@@ -1208,51 +1231,97 @@ def _check(value: Any, hint: Any, meta: Any, where: str) -> Any:
     if isinstance(hint, type) and issubclass(hint, enum.StrEnum):
         if value not in hint._value2member_map_:
             allowed = ", ".join(repr(m.value) for m in hint)
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{where} must be one of {allowed}")
+            raise ProtocolError(
+                ErrorCode.BAD_MESSAGE,
+                _("%(where)s must be one of %(allowed)s") % {"where": where, "allowed": allowed},
+            )
         return hint(value)
     if origin is Literal:
         if value not in get_args(hint):
             allowed = ", ".join(repr(a) for a in get_args(hint))
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{where} must be one of {allowed}")
+            raise ProtocolError(
+                ErrorCode.BAD_MESSAGE,
+                _("%(where)s must be one of %(allowed)s") % {"where": where, "allowed": allowed},
+            )
         return value
     if origin is list:
         if not isinstance(value, list):
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{where} must be a list")
-        _bounds(len(value), meta, where, "items")
+            raise ProtocolError(
+                ErrorCode.BAD_MESSAGE, _("%(where)s must be a list") % {"where": where}
+            )
+        _bounds(len(value), meta, where, characters=False)
         (item,) = get_args(hint)
         return [_check(v, item, {}, f"{where}[{i}]") for i, v in enumerate(value)]
     if hint is str:
         if not isinstance(value, str):
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{where} must be a string")
+            raise ProtocolError(
+                ErrorCode.BAD_MESSAGE, _("%(where)s must be a string") % {"where": where}
+            )
         try:
             check_text(value)
         except BadJson as exc:
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{where}: {exc}") from None
-        _bounds(len(value), meta, where, "characters")
+            raise ProtocolError(
+                ErrorCode.BAD_MESSAGE,
+                _("%(where)s: %(problem)s") % {"where": where, "problem": exc},
+            ) from None
+        _bounds(len(value), meta, where, characters=True)
         return value
     if hint is int:
         if not isinstance(value, int) or isinstance(value, bool):
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{where} must be an integer")
+            raise ProtocolError(
+                ErrorCode.BAD_MESSAGE, _("%(where)s must be an integer") % {"where": where}
+            )
         if ("min" in meta and value < meta["min"]) or ("max" in meta and value > meta["max"]):
             raise ProtocolError(
-                ErrorCode.BAD_MESSAGE, f"{where} must be in {meta['min']}..{meta['max']}"
+                ErrorCode.BAD_MESSAGE,
+                _("%(where)s must be in %(min)s..%(max)s")
+                % {"where": where, "min": meta["min"], "max": meta["max"]},
             )
         return value
     if hint is bool:
         if not isinstance(value, bool):
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{where} must be true or false")
+            raise ProtocolError(
+                ErrorCode.BAD_MESSAGE, _("%(where)s must be true or false") % {"where": where}
+            )
         return value
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         if not isinstance(value, dict):
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{where} must be an object")
+            raise ProtocolError(
+                ErrorCode.BAD_MESSAGE, _("%(where)s must be an object") % {"where": where}
+            )
         return _build(hint, value, where)
     raise TypeError(f"schema type {hint!r} not supported")  # a bug in this module
 
 
-def _bounds(n: int, meta: Any, where: str, unit: str) -> None:
+def _bounds(n: int, meta: Any, where: str, *, characters: bool) -> None:
+    """Refuse a length out of ``meta``'s bounds: of a text (``characters``) or a list."""
     lo = meta.get("min_len")
     hi = meta.get("max_len")
     if lo is not None and n < lo:
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{where} needs at least {lo} {unit}")
+        if characters:
+            text = ngettext(
+                "%(where)s needs at least %(num)d character",
+                "%(where)s needs at least %(num)d characters",
+                lo,
+            )
+        else:
+            text = ngettext(
+                "%(where)s needs at least %(num)d item",
+                "%(where)s needs at least %(num)d items",
+                lo,
+            )
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, text % {"where": where, "num": lo})
     if hi is not None and n > hi:
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{where} allows at most {hi} {unit}")
+        if characters:
+            text = ngettext(
+                "%(where)s allows at most %(num)d character",
+                "%(where)s allows at most %(num)d characters",
+                hi,
+            )
+        else:
+            text = ngettext(
+                "%(where)s allows at most %(num)d item",
+                "%(where)s allows at most %(num)d items",
+                hi,
+            )
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, text % {"where": where, "num": hi})

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from webinar import __version__, logs
+from webinar import __version__, i18n, logs
 from webinar.attendance.service import AttendanceService
 from webinar.ids import format_event_id, normalize_event_id, same_secret
 from webinar.interaction.service import InteractionService
@@ -108,6 +108,9 @@ class Session:
         self.room: LiveRoom | None = None
         self.event: Event | None = None
         self.user_agent = ""  # set by the WebSocket handler, for attendance statistics
+        #: The person's language (the page's, from hello / set-language, else the upgrade
+        #: request's cookie or Accept-Language): texts sent to them are in it.
+        self.language = i18n.DEFAULT
         self._attendance_id: int | None = None
         #: The room's resume token of this session (set when it has joined).
         self._resume_token: str | None = None
@@ -115,9 +118,14 @@ class Session:
     # ------------------------------------------------------------------ dispatch
 
     async def handle(self, message: s.ClientMessage, request_id: s.RequestId | None) -> None:
+        # Texts sent to this person (error messages) are in their language.
+        with i18n.using(self.language):
+            await self._handle(message, request_id)
+
+    async def _handle(self, message: s.ClientMessage, request_id: s.RequestId | None) -> None:
         try:
             if not self._greeted and not isinstance(message, s.Hello):
-                raise s.ProtocolError(s.ErrorCode.HELLO_REQUIRED, "send 'hello' first")
+                raise s.ProtocolError(s.ErrorCode.HELLO_REQUIRED, i18n._("send 'hello' first"))
             handler = _HANDLERS[type(message)]
             room = self.room
             if (
@@ -154,7 +162,7 @@ class Session:
             logger.warning("the database is unreachable: %s refused", message.type)
             self.error(
                 s.ErrorCode.UNAVAILABLE,
-                "the database cannot be reached just now; try again in a moment",
+                i18n._("the database cannot be reached just now; try again in a moment"),
                 request_id,
             )
 
@@ -176,9 +184,12 @@ class Session:
         if msg.protocol != s.PROTOCOL_VERSION:
             raise s.ProtocolError(
                 s.ErrorCode.PROTOCOL_VERSION,
-                f"this server speaks protocol {s.PROTOCOL_VERSION}, not {msg.protocol}",
+                i18n._("this server speaks protocol %(ours)s, not %(theirs)s")
+                % {"ours": s.PROTOCOL_VERSION, "theirs": msg.protocol},
             )
         self._greeted = True
+        if msg.language is not None:
+            self.language = i18n.supported(msg.language) or self.language
         return s.Welcome(
             protocol=s.PROTOCOL_VERSION,
             server=f"webinar/{__version__}",
@@ -188,10 +199,12 @@ class Session:
 
     async def on_join(self, msg: s.Join) -> s.ServerMessage:
         if self.participant is not None:
-            raise s.ProtocolError(s.ErrorCode.ALREADY_JOINED, "this session has joined already")
+            raise s.ProtocolError(
+                s.ErrorCode.ALREADY_JOINED, i18n._("this session has joined already")
+            )
         name = " ".join(msg.name.split())
         if not 1 <= len(name) <= 64:
-            raise s.ProtocolError(s.ErrorCode.BAD_MESSAGE, "name must be 1-64 characters")
+            raise s.ProtocolError(s.ErrorCode.BAD_MESSAGE, i18n._("name must be 1-64 characters"))
         ticketing = self._services.ticketing
         # A look-up is counted against the address before it is made, and an unknown ID
         # stays counted like a wrong credential: event IDs cannot be probed in bulk. An
@@ -217,12 +230,14 @@ class Session:
             if held_back is not None:
                 raise s.ProtocolError(wire_code(held_back.code), held_back.message)
             raise s.ProtocolError(
-                s.ErrorCode.UNKNOWN_EVENT, f"there is no event with ID {msg.event_id[:32]!r}"
+                s.ErrorCode.UNKNOWN_EVENT,
+                i18n._("there is no event with ID %(id)s") % {"id": repr(msg.event_id[:32])},
             )
         await lookup.forgive()
         if self._services.is_draining() and not self._resumable(event.event_id, msg.resume_token):
             raise s.ProtocolError(
-                s.ErrorCode.DRAINING, "the server is shutting down; join again in a moment"
+                s.ErrorCode.DRAINING,
+                i18n._("the server is shutting down; join again in a moment"),
             )
         resume_token = msg.resume_token
         try:
@@ -248,7 +263,7 @@ class Session:
             ticketing.release(grant, dropped=False)
             raise s.ProtocolError(
                 s.ErrorCode.TICKET_IN_USE,
-                "this code or invitation was just used to enter on another device",
+                i18n._("this code or invitation was just used to enter on another device"),
             )
         try:
             room = self._services.rooms.get_or_create(
@@ -439,7 +454,7 @@ class Session:
         room, me = self._joined()
         policy = self._services.recordings
         if policy is None and msg.recording:
-            raise s.ProtocolError(s.ErrorCode.FORBIDDEN, "recording is not enabled here")
+            raise s.ProtocolError(s.ErrorCode.FORBIDDEN, i18n._("recording is not enabled here"))
         if msg.recording and me.can(Capability.RECORD) and self.event is not None:
             assert policy is not None
             refusal = await policy.refusal(self.event)
@@ -449,6 +464,15 @@ class Session:
 
     async def on_ping(self, _msg: s.Ping) -> s.ServerMessage:
         return s.Pong()
+
+    async def on_set_language(self, msg: s.SetLanguage) -> None:
+        found = i18n.supported(msg.language)
+        if found is None:
+            raise s.ProtocolError(
+                s.ErrorCode.INVALID_REQUEST,
+                i18n.gettext("That language is not available."),
+            )
+        self.language = found
 
     async def on_leave(self, _msg: s.Leave) -> s.ServerMessage:
         await self.leave(ByeReason.LEFT)
@@ -635,7 +659,7 @@ class Session:
 
     def _joined(self) -> tuple[LiveRoom, Participant]:
         if self.room is None or self.participant is None:
-            raise s.ProtocolError(s.ErrorCode.NOT_JOINED, "join an event first")
+            raise s.ProtocolError(s.ErrorCode.NOT_JOINED, i18n._("join an event first"))
         return self.room, self.participant
 
     async def leave(self, reason: ByeReason) -> None:
@@ -720,6 +744,7 @@ _HANDLERS: dict[type[Any], _Handler] = {
     s.SetVideoQuality: Session.on_set_video_quality,
     s.SetRecording: Session.on_set_recording,
     s.Ping: Session.on_ping,
+    s.SetLanguage: Session.on_set_language,
     s.Leave: Session.on_leave,
     # interaction: chat, Q&A, polls and tests, call-to-action (signalling/interaction.py)
     s.SyncInteraction: ia.on_sync,

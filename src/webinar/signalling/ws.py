@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from webinar import logs
+from webinar import i18n, logs
 from webinar.formats import BadJson, parse_json
 from webinar.ids import client_key
 from webinar.rooms.reasons import ByeReason
@@ -131,7 +131,9 @@ class Connection:
                 if frame.type is WSMsgType.TEXT:
                     await self._on_text(frame.data)
                 elif frame.type is WSMsgType.BINARY:
-                    self._refuse(s.ErrorCode.BAD_MESSAGE, "binary frames are not accepted", None)
+                    with i18n.using(self.session.language):
+                        message = i18n._("binary frames are not accepted")
+                    self._refuse(s.ErrorCode.BAD_MESSAGE, message, None)
                 elif frame.type is WSMsgType.ERROR:
                     break
                 if self._closing is not None:
@@ -169,12 +171,26 @@ class Connection:
             await self._ws.close()
 
     async def _on_text(self, text: str) -> None:
+        # Refusals of the message itself are in the person's language, like the replies.
+        with i18n.using(self.session.language):
+            await self._read_text(text)
+
+    async def _read_text(self, text: str) -> None:
         limit = self._services.max_message_bytes
         if len(text) > limit and len(text.encode()) > limit:
-            self._refuse(s.ErrorCode.TOO_LARGE, f"messages are limited to {limit} bytes", None)
+            self._refuse(
+                s.ErrorCode.TOO_LARGE,
+                i18n.ngettext(
+                    "messages are limited to %(num)d byte",
+                    "messages are limited to %(num)d bytes",
+                    limit,
+                )
+                % {"num": limit},
+                None,
+            )
             return
         if not self._bucket.take():
-            self._refuse(s.ErrorCode.RATE_LIMITED, "too many messages; slow down", None)
+            self._refuse(s.ErrorCode.RATE_LIMITED, i18n._("too many messages; slow down"), None)
             return
         try:
             obj = parse_json(text, texts=False)  # the schema checks every string
@@ -193,7 +209,7 @@ class Connection:
             await self.session.handle(message, request_id)
         except Exception:
             logger.exception("handling %s failed", type(message).__name__)
-            self.session.error(s.ErrorCode.INTERNAL, "internal error", request_id)
+            self.session.error(s.ErrorCode.INTERNAL, i18n._("internal error"), request_id)
 
     def _refuse(self, code: s.ErrorCode, message: str, request_id: s.RequestId | None) -> None:
         self._refused += 1
@@ -212,7 +228,7 @@ async def websocket_handler(
     key = client_key(request.remote)
     if not per_address.take(key):
         logger.warning("refused a WebSocket: %d open from %s", per_address.limit, key)
-        raise web.HTTPTooManyRequests(text="too many open connections from your address")
+        raise web.HTTPTooManyRequests(text=i18n._("too many open connections from your address"))
     try:
         ws = web.WebSocketResponse(
             heartbeat=services.heartbeat_interval,
@@ -222,6 +238,9 @@ async def websocket_handler(
         logs.bind(client=request.remote)
         connection = Connection(ws, services, request.remote)
         connection.session.user_agent = request.headers.get("User-Agent", "")
+        connection.session.language = i18n.choose(
+            request.cookies.get(i18n.COOKIE), None, request.headers.get("Accept-Language")
+        )
         connections.add(connection)
         try:
             await connection.run()

@@ -380,6 +380,13 @@ MIGRATIONS: tuple[str | Migration, ...] = (
     ALTER TABLE reminders ADD COLUMN message_to TEXT NULL;
     ALTER TABLE reminders ADD COLUMN retry_at TEXT NULL;
     """,
+    # 11: languages (webinar.i18n): the event's, when its organiser chose one (NULL: each
+    # attendee's own), and the one a registrant used on the registration page (their
+    # e-mails go out in it; NULL: registered before, or by the API).
+    """
+    ALTER TABLE events ADD COLUMN language TEXT NULL;
+    ALTER TABLE registrations ADD COLUMN language TEXT NULL;
+    """,
 )
 
 

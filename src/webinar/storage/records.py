@@ -10,6 +10,7 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from webinar.i18n import LANGUAGES, N_, _, gettext
 from webinar.ids import format_event_id
 
 TITLE_MAX_CHARS = 200
@@ -53,6 +54,9 @@ class Event:
     duration_minutes: int = 60
     access_type: str = "open"
     camera_limit: int = 4
+    #: The organiser's choice of language for the event's pages and e-mails (one of
+    #: :data:`webinar.i18n.LANGUAGES`); None: each attendee's own.
+    language: str | None = None
 
     @property
     def display_id(self) -> str:
@@ -83,26 +87,38 @@ class EventSettings:
     duration_minutes: int = 60
     access_type: str = "open"
     camera_limit: int = 4
+    language: str | None = None
 
     def validated(self) -> EventSettings:
         """A normalised copy; ValueError names the first field that is wrong."""
         if self.timezone not in _zones():
-            raise ValueError(f"unknown time zone {self.timezone!r} (use an IANA name)")
+            raise ValueError(
+                _("unknown time zone %(zone)s (use an IANA name)") % {"zone": repr(self.timezone)}
+            )
         if not 1 <= self.duration_minutes <= 1440:
-            raise ValueError("the duration must be 1 to 1440 minutes")
+            raise ValueError(_("the duration must be 1 to 1440 minutes"))
         if not 0 <= self.join_window_minutes <= 1440:
-            raise ValueError("the join window must be 0 to 1440 minutes")
+            raise ValueError(_("the join window must be 0 to 1440 minutes"))
         if self.access_type not in ACCESS_TYPES:
-            raise ValueError(f"access type must be one of {', '.join(ACCESS_TYPES)}")
+            raise ValueError(
+                _("access type must be one of %(types)s") % {"types": ", ".join(ACCESS_TYPES)}
+            )
         if not 1 <= self.camera_limit <= 7:
-            raise ValueError("the camera limit must be 1 to 7")
+            raise ValueError(_("the camera limit must be 1 to 7"))
+        if self.language is not None and self.language not in LANGUAGES:
+            raise ValueError(
+                _("language must be one of %(languages)s, or none")
+                % {"languages": ", ".join(LANGUAGES)}
+            )
         if self.starts_at is not None:
             to_db_time(self.starts_at)
         return dataclasses.replace(
             self,
             title=validate_title(self.title),
-            agenda=check_text("agenda", self.agenda, AGENDA_MAX_CHARS),
-            lobby_message=check_text("lobby message", self.lobby_message, LOBBY_MESSAGE_MAX_CHARS),
+            agenda=check_text(N_("the agenda"), self.agenda, AGENDA_MAX_CHARS),
+            lobby_message=check_text(
+                N_("the lobby message"), self.lobby_message, LOBBY_MESSAGE_MAX_CHARS
+            ),
             thank_you_url=check_url(self.thank_you_url),
         )
 
@@ -138,7 +154,9 @@ class SessionRecord:
 def validate_username(username: str) -> str:
     name = username.strip()
     if not 1 <= len(name) <= USERNAME_MAX_CHARS or any(c.isspace() for c in name):
-        raise ValueError(f"a user name has 1 to {USERNAME_MAX_CHARS} characters and no spaces")
+        raise ValueError(
+            _("a user name has 1 to %(max)d characters and no spaces") % {"max": USERNAME_MAX_CHARS}
+        )
     return name
 
 
@@ -151,7 +169,7 @@ def validate_title(title: str) -> str:
     """Return ``title`` stripped; raise ValueError unless it has 1 to 200 characters."""
     stripped = title.strip()
     if not 1 <= len(stripped) <= TITLE_MAX_CHARS:
-        raise ValueError(f"title must have 1 to {TITLE_MAX_CHARS} characters")
+        raise ValueError(_("title must have 1 to %(max)d characters") % {"max": TITLE_MAX_CHARS})
     return stripped
 
 
@@ -162,9 +180,13 @@ def to_db_time(value: datetime) -> str:
 
 
 def check_text(name: str, value: str, limit: int) -> str:
+    """``value`` stripped; ``name`` is the field's message (marked with ``N_``)."""
     value = value.strip()
     if len(value) > limit:
-        raise ValueError(f"{name} must have at most {limit} characters")
+        raise ValueError(
+            _("%(field)s must have at most %(max)d characters")
+            % {"field": gettext(name), "max": limit}
+        )
     return value
 
 
@@ -173,5 +195,5 @@ def check_url(value: str | None) -> str | None:
         return None
     value = value.strip()
     if not value.startswith(("https://", "http://")) or len(value) > 2000:
-        raise ValueError("the thank-you URL must be an http(s) URL of at most 2000 characters")
+        raise ValueError(_("the thank-you URL must be an http(s) URL of at most 2000 characters"))
     return value

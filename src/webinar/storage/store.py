@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import dataclasses
 import sqlite3
 from collections.abc import Callable
@@ -122,6 +123,7 @@ _EVENT_FIELDS = (
     "duration_minutes",
     "access_type",
     "camera_limit",
+    "language",
 )
 _EVENT_COLUMNS = ", ".join(_EVENT_FIELDS)
 #: The keys are sealed at rest (webinar.storage.sealing): sealed on the way in, opened out.
@@ -553,7 +555,10 @@ class Store:
         executor, core = self._executor, self._core
         if executor is None or core is None:
             raise StoreError("store is not open")
-        return await asyncio.get_running_loop().run_in_executor(executor, call, core)
+        # The caller's context goes along: refusals raised in the store's thread are worded
+        # in the caller's language (webinar.i18n).
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(executor, context.run, call, core)
 
     async def create_event(
         self,

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from webinar import i18n
+from webinar.i18n import _
 from webinar.ids import format_event_id
 from webinar.links import attendee_path
 from webinar.storage.store import Event, Store
@@ -31,7 +33,6 @@ from .payments import (
     verify_stripe_signature,
 )
 from .records import EventAccess, Invitee, PaymentProvider, Registration, RegistrationStatus
-from .rules import format_price
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +42,32 @@ class DeskError(ValueError):
 
 
 def local_time(event: Event, when: datetime | None) -> str:
+    """``when`` in the event's time zone, for the language in effect, the zone named as
+    organisers set it: ``6 Dec 2026, 14:00 Europe/Prague``."""
     if when is None:
-        return "no fixed time"
+        return _("no fixed time")
     try:
         zone = zoneinfo.ZoneInfo(event.timezone)
     except zoneinfo.ZoneInfoNotFoundError:
         zone = zoneinfo.ZoneInfo("UTC")
-    return when.astimezone(zone).strftime("%a %d %b %Y, %H:%M ") + event.timezone
+    return f"{i18n.format_time_of_day(when, zone)} {event.timezone}"
+
+
+def mail_zone(event: Event) -> str:
+    """The time zone an event's e-mails give its times in (UTC when its own is unknown)."""
+    try:
+        zoneinfo.ZoneInfo(event.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return "UTC"
+    return event.timezone
+
+
+def language_of(event: Event, registration: Registration | None = None) -> str | None:
+    """The language of an e-mail: the one the registrant registered in, else the event's
+    (the organiser's choice), else None (English)."""
+    if registration is not None and registration.language:
+        return registration.language
+    return event.language
 
 
 @dataclass
@@ -89,7 +109,7 @@ class TicketDesk:
     async def _invitee(self, event: Event, invitee_id: int) -> Invitee:
         found = await self.store.run(lambda core: records.get_invitee(core.connection, invitee_id))
         if found is None or found.event_id != event.event_id:
-            raise DeskError(f"no invitee {invitee_id} on this event")
+            raise DeskError(_("no invitee %(id)s on this event") % {"id": invitee_id})
         return found
 
     async def registration(self, event: Event, registration_id: int) -> Registration:
@@ -97,14 +117,21 @@ class TicketDesk:
             lambda core: records.get_registration(core.connection, registration_id)
         )
         if found is None or found.event_id != event.event_id:
-            raise DeskError(f"no registration {registration_id} on this event")
+            raise DeskError(_("no registration %(id)s on this event") % {"id": registration_id})
         return found
+
+    async def registrant_languages(self, event_id: str) -> dict[str, str]:
+        """The language each registrant of the event registered in, by lower-case address
+        (for e-mails other features send them, such as recording links)."""
+        return await self.store.run(
+            lambda core: records.registrant_languages(core.connection, event_id)
+        )
 
     # ------------------------------------------------------------------ invitations
 
     async def invite(self, event: Event, name: str, email: str, base: str) -> Invitee:
         if event.access_type != "token":
-            raise DeskError("invitations with personal tokens need the access type 'token'")
+            raise DeskError(_("invitations with personal tokens need the access type 'token'"))
         invitee = await self.store.run(
             lambda core: records.add_invitee(core.connection, event.event_id, name, email)
         )
@@ -130,7 +157,7 @@ class TicketDesk:
     async def resend_invitation(self, event: Event, invitee_id: int, base: str) -> Sent:
         invitee = await self._invitee(event, invitee_id)
         if invitee.revoked:
-            raise DeskError("this invitation was revoked; invite the person again instead")
+            raise DeskError(_("this invitation was revoked; invite the person again instead"))
         return await self._send_invitation(event, invitee, base)
 
     async def revoke(self, event: Event, invitee_id: int) -> Invitee:
@@ -145,6 +172,7 @@ class TicketDesk:
             event,
             invitee.email,
             invitee.name,
+            language=language_of(event),
             agenda=event.agenda,
             # The token rides in the fragment: it never reaches a server log.
             link=f"{base}{attendee_path(event)}#token={invitee.token}",
@@ -153,16 +181,29 @@ class TicketDesk:
         await self.store.run(lambda core: records.mark_invitee_sent(core.connection, invitee_id))
         return sent
 
-    async def _mail(self, template: str, event: Event, to: str, name: str, **context: Any) -> Sent:
-        """One of the event's e-mails to one person; every template gets the event, its
-        display ID and its start in the event's time zone besides ``context``."""
+    async def _mail(
+        self,
+        template: str,
+        event: Event,
+        to: str,
+        name: str,
+        *,
+        language: str | None,
+        **context: Any,
+    ) -> Sent:
+        """One of the event's e-mails to one person, in ``language``; every template gets
+        the event, its display ID, its start (``starts_at``, None when it has no fixed time)
+        and its time zone (``zone``) besides ``context``, and formats times and prices
+        itself (``|datetime(zone)``, ``|price(currency)``) in the recipient's language."""
         return await self.mailer.send_template(
             template,
             to,
+            language=language,
             name=name,
             event=event,
             event_id=format_event_id(event.event_id),
-            when=local_time(event, event.starts_at),
+            starts_at=event.starts_at,
+            zone=mail_zone(event),
             **context,
         )
 
@@ -178,27 +219,32 @@ class TicketDesk:
         seats: int,
         base: str,
         answers: dict[str, str] | None = None,
+        language: str | None = None,
     ) -> tuple[Registration, Checkout | None]:
-        """``answers`` to the organiser's questions come keyed ``q0``, ``q1``, ... (form order)."""
+        """``answers`` to the organiser's questions come keyed ``q0``, ``q1``, ... (form order);
+        ``language``: the one the person registered in (their e-mails go out in it)."""
         if event.access_type != "paid":
-            raise DeskError("this event takes no registrations")
+            raise DeskError(_("this event takes no registrations"))
         if event.starts_at is not None and self.ticketing.clock() >= event.starts_at:
-            raise DeskError("registration is closed: the event has started")
+            raise DeskError(_("registration is closed: the event has started"))
         access = await self.access(event.event_id)
         if access.cancelled_at is not None:
-            raise DeskError("the organiser cancelled this event")
+            raise DeskError(_("the organiser cancelled this event"))
         if access.price_minor is None or access.currency is None:
-            raise DeskError("the organiser has not set a price yet")
+            raise DeskError(_("the organiser has not set a price yet"))
         price, currency = access.price_minor, access.currency
         given = answers or {}
         replies: dict[str, str] = {}
         for index, field in enumerate(access.form_fields):
             answer = " ".join(given.get(f"q{index}", "").split())
             if field.required and not answer:
-                raise DeskError(f"please answer: {field.label}")
+                raise DeskError(_("please answer: %(question)s") % {"question": field.label})
             if len(answer) > records.ANSWER_MAX_CHARS:
                 limit = records.ANSWER_MAX_CHARS
-                raise DeskError(f"the answer to {field.label!r} has at most {limit} characters")
+                raise DeskError(
+                    _("the answer to %(question)s has at most %(max)d characters")
+                    % {"question": repr(field.label), "max": limit}
+                )
             if answer:
                 replies[field.label] = answer
         provider = (
@@ -217,6 +263,7 @@ class TicketDesk:
                 provider=provider.name,
                 capacity=access.capacity,
                 answers=replies,
+                language=language,
             )
         )
         page = f"{base}{attendee_path(event)}/register"
@@ -246,8 +293,10 @@ class TicketDesk:
                 event,
                 registration.email,
                 registration.name,
+                language=language_of(event, registration),
                 seats=registration.seats,
-                price=format_price(registration.amount_minor, currency),
+                amount_minor=registration.amount_minor,
+                currency=currency,
             )
         return registration, checkout
 
@@ -259,7 +308,8 @@ class TicketDesk:
         if confirmed is None:
             current = await self.registration(event, registration_id)
             raise DeskError(
-                f"only a pending registration can be confirmed (this one is {current.status})"
+                _("only a pending registration can be confirmed (this one is %(status)s)")
+                % {"status": current.status}
             )
         logger.info(
             "registration %s of event %s confirmed by hand", registration_id, event.event_id
@@ -284,8 +334,12 @@ class TicketDesk:
         )
         if ended is None:
             current = await self.registration(event, registration_id)
-            what = "rejected" if status is RegistrationStatus.REJECTED else "cancelled"
-            raise DeskError(f"a {current.status} registration cannot be {what}")
+            text = (
+                _("a registration that is %(status)s cannot be rejected")
+                if status is RegistrationStatus.REJECTED
+                else _("a registration that is %(status)s cannot be cancelled")
+            )
+            raise DeskError(text % {"status": current.status})
         await self.ticketing.end_ticket(registration_id=registration_id)
         self._tell(
             "registration.cancelled"
@@ -298,6 +352,7 @@ class TicketDesk:
             event,
             ended.email,
             ended.name,
+            language=language_of(event, ended),
             cancelled=status is RegistrationStatus.CANCELLED,
             event_cancelled=event_cancelled,
             paid=True,
@@ -307,7 +362,7 @@ class TicketDesk:
     async def resend_code(self, event: Event, registration_id: int, base: str) -> Sent:
         registration = await self.registration(event, registration_id)
         if registration.status is not RegistrationStatus.CONFIRMED:
-            raise DeskError("only a confirmed registration has a code to send")
+            raise DeskError(_("only a confirmed registration has a code to send"))
         return await self.send_code(event, registration, base)
 
     async def send_code(self, event: Event, registration: Registration, base: str) -> Sent:
@@ -318,11 +373,12 @@ class TicketDesk:
             event,
             registration.email,
             registration.name,
+            language=language_of(event, registration),
             code=format_code(registration.code),
             seats=registration.seats,
             link=f"{base}{attendee_path(event)}",
-            opens=local_time(event, window.opens),
-            closes=local_time(event, window.closes),
+            opens=window.opens,
+            closes=window.closes,
         )
 
     # ------------------------------------------------------------------ Stripe
@@ -419,12 +475,14 @@ class TicketDesk:
             to, name = reg.email, reg.name
             code: str | None = format_code(reg.code)
             link = f"{base}{attendee_path(event)}"
+            language = language_of(event, reg)
         elif reminder.invitee_id is not None:
             invitee = await self._invitee(event, reminder.invitee_id)
             if invitee.revoked:
                 return "skipped"
             to, name, code = invitee.email, invitee.name, None
             link = f"{base}{attendee_path(event)}#token={invitee.token}"
+            language = language_of(event)
         else:
             return "skipped"
         rid = reminder.reminder_id
@@ -432,7 +490,16 @@ class TicketDesk:
         message_id = await self.store.run(
             lambda core: records.reminder_message_id(core.connection, rid, to, fresh)
         )
-        await self._mail("reminder", event, to, name, code=code, link=link, message_id=message_id)
+        await self._mail(
+            "reminder",
+            event,
+            to,
+            name,
+            language=language,
+            code=code,
+            link=link,
+            message_id=message_id,
+        )
         return "sent"
 
     # ------------------------------------------------------------------ cancelling
@@ -442,7 +509,7 @@ class TicketDesk:
         registrant and every active invitee is told (and their tickets stop working)."""
         access = await self.access(event.event_id)
         if access.cancelled_at is not None:
-            raise DeskError("this event is cancelled already")
+            raise DeskError(_("this event is cancelled already"))
         await self.put_access(dataclasses.replace(access, cancelled_at=self.ticketing.clock()))
         logger.info("event %s cancelled by its organiser", event.event_id)
         self.ticketing.end_event(event.event_id)
@@ -461,6 +528,7 @@ class TicketDesk:
                     event,
                     invitee.email,
                     invitee.name,
+                    language=language_of(event),
                     cancelled=True,
                     event_cancelled=True,
                     paid=False,

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from webinar.accounts import verify_password
+from webinar.i18n import N_, _, gettext
 from webinar.ids import same_secret
 from webinar.rooms.reasons import ByeReason
 from webinar.rooms.roles import Role
@@ -156,10 +157,10 @@ class Ticketing:
             lambda core: records.get_access(core.connection, event.event_id)
         )
         if access.cancelled_at is not None:
-            raise Refusal(RefusalCode.EVENT_CANCELLED, "the organiser cancelled this event")
+            raise Refusal(RefusalCode.EVENT_CANCELLED, _("the organiser cancelled this event"))
         if kind is AccessType.OPEN:
             if credential is not None:
-                raise self._wrong("the presenter key is not right")
+                raise self._wrong(_("the presenter key is not right"))
             return Grant.for_role(Role.ATTENDEE, via="open")
         attempt = _Attempt(event, access, credential, now, client_key, holder, resumes)
         if kind is AccessType.PASSWORD:
@@ -191,13 +192,14 @@ class Ticketing:
         if now >= end:
             raise Refusal(
                 RefusalCode.BOOKING_EXPIRED,
-                f"this booking ended on {end:%Y-%m-%d %H:%M} UTC; ask the organiser for a new one",
+                _("this booking ended on %(end)s UTC; ask the organiser for a new one")
+                % {"end": f"{end:%Y-%m-%d %H:%M}"},
                 closes=end,
             )
         return end
 
     async def _password(self, attempt: _Attempt) -> Grant:
-        credential = attempt.required("this webinar needs a password")
+        credential = attempt.required(_("this webinar needs a password"))
         end = self._check_booking(attempt.event, attempt.now)
         presenter_hash, attendee_hash = (
             attempt.access.presenter_password_hash,
@@ -207,20 +209,20 @@ class Ticketing:
             return Grant.for_role(Role.PRESENTER, via="password")
         if attendee_hash is not None and await _verify(credential, attendee_hash):
             return Grant.for_role(Role.ATTENDEE, expires_at=end, via="password")
-        raise self._wrong("the password is not right")
+        raise self._wrong(_("the password is not right"))
 
     async def _token(self, attempt: _Attempt) -> Grant:
         credential = attempt.required(
-            "this webinar is by invitation: open the link in your invitation e-mail"
+            _("this webinar is by invitation: open the link in your invitation e-mail")
         )
         event = attempt.event
         invitee = await self.store.run(
             lambda core: records.invitee_by_token(core.connection, event.event_id, credential)
         )
         if invitee is None or not same(invitee.token, credential):
-            raise self._wrong("this invitation is not valid for this webinar")
+            raise self._wrong(_("this invitation is not valid for this webinar"))
         if invitee.revoked:
-            raise Refusal(RefusalCode.REVOKED, "this invitation was withdrawn by the organiser")
+            raise Refusal(RefusalCode.REVOKED, _("this invitation was withdrawn by the organiser"))
         end = self._check_booking(event, attempt.now)
         seat = await self._claim(attempt, f"inv:{invitee.invitee_id}", 1)
         return Grant.for_role(
@@ -235,7 +237,7 @@ class Ticketing:
         )
 
     async def _code(self, attempt: _Attempt) -> Grant:
-        code = normalize_code(attempt.required("enter your reservation code"))
+        code = normalize_code(attempt.required(_("enter your reservation code")))
         event, now = attempt.event, attempt.now
         registration = (
             None
@@ -245,11 +247,11 @@ class Ticketing:
             )
         )
         if code is None or registration is None or not same(registration.code or "", code):
-            raise self._wrong("this reservation code is not valid for this event")
+            raise self._wrong(_("this reservation code is not valid for this event"))
         if registration.status is not RegistrationStatus.CONFIRMED:
             raise Refusal(
                 RefusalCode.NOT_CONFIRMED,
-                f"this reservation is {registration.status.value}; it does not admit anyone",
+                _not_admitted(registration.status),
             )
         window = self.code_window(event)
         if not window.contains(now):
@@ -342,6 +344,21 @@ class _Attempt:
         return self.credential
 
 
+#: Why a reservation that is not confirmed admits nobody, per status.
+_NOT_ADMITTED: dict[RegistrationStatus, str] = {
+    RegistrationStatus.PENDING: N_("this reservation is pending; it does not admit anyone"),
+    RegistrationStatus.REJECTED: N_("this reservation is rejected; it does not admit anyone"),
+    RegistrationStatus.CANCELLED: N_("this reservation is cancelled; it does not admit anyone"),
+}
+
+
+def _not_admitted(status: RegistrationStatus) -> str:
+    found = _NOT_ADMITTED.get(status)
+    if found is not None:
+        return gettext(found)
+    return _("this reservation is %(status)s; it does not admit anyone") % {"status": status.value}
+
+
 class _Wrong(Exception):
     """A wrong credential: counted by the rate limiter."""
 
@@ -356,9 +373,12 @@ def _outside(window: Window, now: datetime) -> Refusal:
     if opens is not None and closes is not None:
         same_day = opens.date() == closes.date()
         end_format = "%H:%M" if same_day else "%Y-%m-%d %H:%M"
-        span = f"{opens:%Y-%m-%d %H:%M} to {closes.strftime(end_format)} UTC"
+        span = _("%(opens)s to %(closes)s UTC") % {
+            "opens": f"{opens:%Y-%m-%d %H:%M}",
+            "closes": closes.strftime(end_format),
+        }
     if opens is not None and now < opens:
-        message = f"too early: this code works from {span}"
+        message = _("too early: this code works from %(span)s") % {"span": span}
     else:
-        message = f"this event is over: the code worked from {span}"
+        message = _("this event is over: the code worked from %(span)s") % {"span": span}
     return Refusal(RefusalCode.OUTSIDE_WINDOW, message, opens=opens, closes=closes)

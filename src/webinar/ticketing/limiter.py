@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from webinar.i18n import _
 from webinar.ids import client_key
 
 from .grants import Refusal, RefusalCode
@@ -243,6 +244,6 @@ def _keys(client: str | None, event_id: str | None) -> tuple[str, ...]:
 def _limited(wait: int) -> Refusal:
     return Refusal(
         RefusalCode.RATE_LIMITED,
-        f"too many wrong attempts; try again in {wait} s",
+        _("too many wrong attempts; try again in %(seconds)s s") % {"seconds": wait},
         retry_after=wait,
     )

@@ -2,7 +2,10 @@
 
 Sent through SMTP (``aiosmtplib``) when ``mail.smtp_host`` is set; otherwise each message
 is written as an ``.eml`` file to the outbox folder and logged. Templates are jinja2, a
-plain-text and an HTML part each (``web/templates/email/<name>.txt`` / ``.html``).
+plain-text and an HTML part each (``web/templates/email/<name>.txt`` / ``.html``), and a
+subject (``<name>.subject.txt``). Each message is rendered in its recipient's language
+(:func:`webinar.i18n.using`): the templates translate with ``_()`` / ``ngettext()`` and
+format dates and prices with ``|datetime(zone)`` / ``|price(currency)`` for that language.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import aiosmtplib
-import jinja2
 
+from webinar import i18n
 from webinar.config import MailConfig
 
 logger = logging.getLogger(__name__)
@@ -42,24 +45,30 @@ class Mailer:
     def __init__(self, config: MailConfig, outbox: Path, templates: Path) -> None:
         self.config = config
         self.outbox = outbox
-        self._env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(templates),
-            autoescape=jinja2.select_autoescape(["html"]),
-            undefined=jinja2.StrictUndefined,
-        )
+        self._env = i18n.environment(templates, strict=True)
 
     def new_message_id(self, idstring: str | None = None) -> str:
         """A fresh, globally unique Message-ID in our sender's domain."""
         return make_msgid(idstring, domain=self.config.from_address.rpartition("@")[2])
 
     def compose(
-        self, template: str, to: str, *, message_id: str | None = None, **context: Any
+        self,
+        template: str,
+        to: str,
+        *,
+        language: str | None,
+        message_id: str | None = None,
+        **context: Any,
     ) -> EmailMessage:
-        """The message; ``message_id`` when given (a retry of a message that may have gone
-        out already must carry the same one, so the recipient's side can drop the copy)."""
-        subject = self._env.get_template(f"{template}.subject.txt").render(**context).strip()
-        text = self._env.get_template(f"{template}.txt").render(**context)
-        html = self._env.get_template(f"{template}.html").render(**context)
+        """The message, in ``language`` (English when None or not one of ours; templates
+        also get it as ``lang``); ``message_id`` when given (a retry of a message that may
+        have gone out already must carry the same one, so the recipient's side can drop
+        the copy)."""
+        with i18n.using(language) as lang:
+            values = {"lang": lang, **context}
+            subject = self._env.get_template(f"{template}.subject.txt").render(values)
+            text = self._env.get_template(f"{template}.txt").render(values)
+            html = self._env.get_template(f"{template}.html").render(values)
         message = EmailMessage()
         message["From"] = self.config.from_address
         message["To"] = to
@@ -68,12 +77,22 @@ class Mailer:
         message["Message-ID"] = message_id or self.new_message_id()
         message.set_content(text)
         message.add_alternative(html, subtype="html")
+        message["Content-Language"] = lang  # after the parts: set_content clears Content-*
         return message
 
     async def send_template(
-        self, template: str, to: str, *, message_id: str | None = None, **context: Any
+        self,
+        template: str,
+        to: str,
+        *,
+        language: str | None,
+        message_id: str | None = None,
+        **context: Any,
     ) -> Sent:
-        return await self.send(self.compose(template, to, message_id=message_id, **context))
+        """Compose (see :meth:`compose`) and send."""
+        return await self.send(
+            self.compose(template, to, language=language, message_id=message_id, **context)
+        )
 
     async def send(self, message: EmailMessage) -> Sent:
         to, subject = str(message["To"]), str(message["Subject"])

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from webinar import i18n
+from webinar.i18n import _, ngettext
 from webinar.storage.db import Database, IntegrityError, recoverable, transaction
 
 from .codes import format_code, lookup_hash, new_code, new_token
@@ -69,17 +71,31 @@ def parse_form_fields(text: str) -> tuple[FormField, ...]:
             continue
         if len(label) > FIELD_LABEL_MAX_CHARS:
             raise ValueError(
-                f"a registration question has at most {FIELD_LABEL_MAX_CHARS} characters"
+                ngettext(
+                    "a registration question has at most %(num)d character",
+                    "a registration question has at most %(num)d characters",
+                    FIELD_LABEL_MAX_CHARS,
+                )
+                % {"num": FIELD_LABEL_MAX_CHARS}
             )
         if label.lower() in {f.label.lower() for f in fields} | {
             "first name",
             "last name",
             "e-mail",
         }:
-            raise ValueError(f"the registration question {label!r} is asked twice")
+            raise ValueError(
+                _("the registration question %(label)s is asked twice") % {"label": repr(label)}
+            )
         fields.append(FormField(label, required))
     if len(fields) > MAX_FORM_FIELDS:
-        raise ValueError(f"at most {MAX_FORM_FIELDS} extra registration questions")
+        raise ValueError(
+            ngettext(
+                "at most %(num)d extra registration question",
+                "at most %(num)d extra registration questions",
+                MAX_FORM_FIELDS,
+            )
+            % {"num": MAX_FORM_FIELDS}
+        )
     return tuple(fields)
 
 
@@ -158,6 +174,8 @@ class Registration:
     confirmed_at: datetime | None
     checked_in_at: datetime | None
     answers: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: The language the person registered in (their e-mails go out in it); None: unknown.
+    language: str | None = None
 
     @property
     def name(self) -> str:
@@ -175,7 +193,7 @@ class Registration:
 _REG_COLUMNS = (
     "registration_id, event_id, first_name, last_name, email, seats, status, amount_minor,"
     " currency, provider, provider_ref, code, created_at, updated_at,"
-    " confirmed_at, checked_in_at, answers"
+    " confirmed_at, checked_in_at, answers, language"
 )
 
 
@@ -198,13 +216,18 @@ def _registration(conn: Database, row: tuple[Any, ...]) -> Registration:
         confirmed_at=from_db(row[14]),
         checked_in_at=from_db(row[15]),
         answers={str(k): str(v) for k, v in json.loads(row[16]).items()},
+        language=row[17],
     )
 
 
 def check_name(label: str, value: str) -> str:
+    """``value`` with its spaces tidied; ``label`` (translated) names it in a refusal."""
     value = " ".join(value.split())
     if not 1 <= len(value) <= NAME_MAX_CHARS:
-        raise ValueError(f"{label} must have 1 to {NAME_MAX_CHARS} characters")
+        raise ValueError(
+            _("%(field)s must have 1 to %(max)d characters")
+            % {"field": label, "max": NAME_MAX_CHARS}
+        )
     return value
 
 
@@ -218,7 +241,7 @@ def check_email(value: str) -> str:
         or len(value) > EMAIL_MAX_CHARS
         or any(c.isspace() or c in "<>,;\"'" for c in value)
     ):
-        raise ValueError("the e-mail address does not look right (name@example.org)")
+        raise ValueError(_("the e-mail address does not look right (name@example.org)"))
     return value
 
 
@@ -263,7 +286,7 @@ def put_access(conn: Database, access: EventAccess) -> None:
 
 
 def add_invitee(conn: Database, event_id: str, name: str, email: str) -> Invitee:
-    name, email = check_name("the name", name), check_email(email)
+    name, email = check_name(_("the name"), name), check_email(email)
     token = new_token()
     try:
         (invitee_id,) = conn.execute(
@@ -279,7 +302,7 @@ def add_invitee(conn: Database, event_id: str, name: str, email: str) -> Invitee
             ),
         ).fetchone()
     except IntegrityError:
-        raise ValueError(f"{email} is invited already") from None
+        raise ValueError(_("%(email)s is invited already") % {"email": email}) from None
     found = get_invitee(conn, int(invitee_id))
     assert found is not None
     return found
@@ -335,12 +358,14 @@ def add_registration(
     provider: PaymentProvider,
     capacity: int | None,
     answers: dict[str, str] | None = None,
+    language: str | None = None,
 ) -> Registration:
-    first_name = check_name("the first name", first_name)
-    last_name = check_name("the last name", last_name)
+    """``language``: the one the person registered in (anything not one of ours: None)."""
+    first_name = check_name(_("the first name"), first_name)
+    last_name = check_name(_("the last name"), last_name)
     email = check_email(email)
     if not 1 <= seats <= MAX_SEATS:
-        raise ValueError(f"a reservation has 1 to {MAX_SEATS} places")
+        raise ValueError(_("a reservation has 1 to %(max)d places") % {"max": MAX_SEATS})
     now = to_db(now_utc())
     with transaction(conn, immediate=True):
         if capacity is not None:
@@ -352,14 +377,19 @@ def add_registration(
             if int(taken) + seats > capacity:
                 left = max(0, capacity - int(taken))
                 raise ValueError(
-                    f"the event is sold out ({left} places left)"
+                    ngettext(
+                        "the event is sold out (%(num)d place left)",
+                        "the event is sold out (%(num)d places left)",
+                        left,
+                    )
+                    % {"num": left}
                     if left
-                    else "the event is sold out"
+                    else _("the event is sold out")
                 )
         (registration_id,) = conn.execute(
             "INSERT INTO registrations (event_id, first_name, last_name, email, seats, status,"
-            " amount_minor, currency, provider, created_at, updated_at, answers)"
-            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?) RETURNING registration_id",
+            " amount_minor, currency, provider, created_at, updated_at, answers, language)"
+            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?) RETURNING registration_id",
             (
                 event_id,
                 first_name,
@@ -372,6 +402,7 @@ def add_registration(
                 now,
                 now,
                 json.dumps(answers or {}),
+                i18n.supported(language),
             ),
         ).fetchone()
     found = get_registration(conn, int(registration_id))
@@ -404,6 +435,17 @@ def list_registrations(conn: Database, event_id: str) -> list[Registration]:
     return [_registration(conn, r) for r in rows]
 
 
+def registrant_languages(conn: Database, event_id: str) -> dict[str, str]:
+    """The language each of an event's registrants registered in, by lower-case e-mail
+    address (the latest registration of an address decides)."""
+    rows = conn.execute(
+        "SELECT lower(email), language FROM registrations"
+        " WHERE event_id = ? AND language IS NOT NULL ORDER BY registration_id",
+        (event_id,),
+    ).fetchall()
+    return {str(email): str(language) for email, language in rows}
+
+
 def set_provider_ref(conn: Database, registration_id: int, ref: str) -> None:
     conn.execute(
         "UPDATE registrations SET provider_ref = ?, updated_at = ? WHERE registration_id = ?",
@@ -414,7 +456,7 @@ def set_provider_ref(conn: Database, registration_id: int, ref: str) -> None:
 def confirm_registration(conn: Database, registration_id: int) -> Registration | None:
     """pending -> confirmed with a fresh code. None if it was not pending (nothing changes)."""
     now = to_db(now_utc())
-    for _ in range(_CODE_ATTEMPTS):
+    for _attempt in range(_CODE_ATTEMPTS):
         code = new_code()
         try:
             with recoverable(conn):

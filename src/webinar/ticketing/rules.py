@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+from webinar import i18n
+from webinar.i18n import _, ngettext
+
 #: Ticket price caps per currency, in major units (product reference, section 5).
 PRICE_CAPS: dict[str, int] = {
     "USD": 1000,
@@ -87,30 +90,37 @@ def check_booking(
         if starts_at < now + limits.min_lead:
             raise BookingRefused(
                 BookingRule.MIN_LEAD,
-                f"the start must be at least {_span(limits.min_lead)} from now",
+                _("the start must be at least %(span)s from now")
+                % {"span": _span(limits.min_lead)},
             )
         if starts_at > now + limits.max_lead:
             raise BookingRefused(
                 BookingRule.MAX_LEAD,
-                f"the start must be at most {_span(limits.max_lead)} from now",
+                _("the start must be at most %(span)s from now") % {"span": _span(limits.max_lead)},
             )
     if not editing and active_events >= limits.max_active_events:
         raise BookingRefused(
             BookingRule.MAX_ACTIVE,
-            f"an organiser may have at most {limits.max_active_events} active events at once;"
-            " wait until one is over",
+            ngettext(
+                "an organiser may have at most %(num)d active event at once; wait until it is over",
+                "an organiser may have at most %(num)d active events at once;"
+                " wait until one is over",
+                limits.max_active_events,
+            )
+            % {"num": limits.max_active_events},
         )
 
 
 def _span(delta: timedelta) -> str:
+    """A span in whole days, hours or minutes ("30 days"), in the language in effect."""
     minutes = int(delta.total_seconds() // 60)
     if minutes % 1440 == 0:
         days = minutes // 1440
-        return f"{days} day{'s' if days != 1 else ''}"
+        return ngettext("%(num)d day", "%(num)d days", days) % {"num": days}
     if minutes % 60 == 0:
         hours = minutes // 60
-        return f"{hours} hour{'s' if hours != 1 else ''}"
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+        return ngettext("%(num)d hour", "%(num)d hours", hours) % {"num": hours}
+    return ngettext("%(num)d minute", "%(num)d minutes", minutes) % {"num": minutes}
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,28 +157,36 @@ def parse_price(text: str, currency: str) -> int:
     cap = PRICE_CAPS.get(code)
     if cap is None:
         raise ValueError(
-            f"currency {currency!r} is not supported; use one of " + ", ".join(PRICE_CAPS)
+            _("currency %(currency)s is not supported; use one of %(supported)s")
+            % {"currency": repr(currency), "supported": ", ".join(PRICE_CAPS)}
         )
     try:
         amount = Decimal(text.strip())
     except InvalidOperation:
-        raise ValueError("the price must be a number such as 25 or 19.90") from None
+        raise ValueError(_("the price must be a number such as 25 or 19.90")) from None
     if not amount.is_finite() or amount <= 0:
-        raise ValueError("a paid event needs a price above 0")
+        raise ValueError(_("a paid event needs a price above 0"))
     if amount != amount.quantize(Decimal("0.01")):
-        raise ValueError("the price has at most two decimals")
+        raise ValueError(_("the price has at most two decimals"))
     if amount > cap:
-        raise ValueError(f"the price may be at most {cap} {code} (the cap for {code})")
+        raise ValueError(
+            _("the price may be at most %(cap)s (the cap for %(currency)s)")
+            % {"cap": f"{cap} {code}", "currency": code}
+        )
     return int(amount * MINOR_UNITS)
 
 
 def check_price_minor(amount_minor: int, currency: str) -> None:
     cap = PRICE_CAPS.get(currency)
     if cap is None:
-        raise ValueError(f"currency {currency!r} is not supported")
+        raise ValueError(_("currency %(currency)s is not supported") % {"currency": repr(currency)})
     if not 0 < amount_minor <= cap * MINOR_UNITS:
-        raise ValueError(f"the price must be above 0 and at most {cap} {currency}")
+        raise ValueError(
+            _("the price must be above 0 and at most %(cap)s") % {"cap": f"{cap} {currency}"}
+        )
 
 
 def format_price(amount_minor: int, currency: str) -> str:
-    return f"{amount_minor // MINOR_UNITS}.{amount_minor % MINOR_UNITS:02d} {currency}"
+    """A price as people of the language in effect write it (``€49.90``, ``49,90 €``); a
+    form's input takes :func:`webinar.i18n.format_amount` (``49.90``) instead."""
+    return i18n.format_price(amount_minor, currency)

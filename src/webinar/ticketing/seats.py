@@ -13,9 +13,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from webinar.i18n import _, ngettext
 from webinar.rooms.reasons import ByeReason
 
 from .grants import Refusal, RefusalCode, SecondDevice
+
+
+def in_use_message() -> str:
+    """The refusal of a single-use credential held by another device (language in effect)."""
+    return _(
+        "this code or invitation is in use on another device; leave there first"
+        " (or wait a minute after a lost connection)"
+    )
+
+
+def group_full_message(capacity: int) -> str:
+    """The refusal of a group code whose places are all taken (language in effect)."""
+    return ngettext(
+        "the %(num)d place of this group code is in use right now",
+        "all %(num)d places of this group code are in use right now",
+        capacity,
+    ) % {"num": capacity}
 
 
 class Holder(Protocol):
@@ -80,16 +98,9 @@ class Seats:
             if capacity == 1 and policy is SecondDevice.TAKEOVER:
                 evict, others = others, []
             elif capacity == 1:
-                raise Refusal(
-                    RefusalCode.TICKET_IN_USE,
-                    "this code or invitation is in use on another device; leave there first"
-                    " (or wait a minute after a lost connection)",
-                )
+                raise Refusal(RefusalCode.TICKET_IN_USE, in_use_message())
             else:
-                raise Refusal(
-                    RefusalCode.GROUP_FULL,
-                    f"all {capacity} places of this group code are in use right now",
-                )
+                raise Refusal(RefusalCode.GROUP_FULL, group_full_message(capacity))
         seat = Seat(ticket, client_key, holder)
         self._held[ticket] = [*others, seat]
         for old in evict:

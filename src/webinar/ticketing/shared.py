@@ -36,6 +36,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from webinar.i18n import _
 from webinar.ids import client_key
 from webinar.rooms.reasons import ByeReason
 from webinar.tasks import stop_tasks
@@ -43,7 +44,7 @@ from webinar.tasks import stop_tasks
 from .books import Counted
 from .grants import Refusal, RefusalCode, SecondDevice
 from .limiter import FAILURES_PER_CLIENT, FAILURES_PER_EVENT, WINDOW_SECONDS, WaitQueues
-from .seats import Holder
+from .seats import Holder, group_full_message, in_use_message
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +64,11 @@ class Unavailable(Exception):
 def unavailable() -> Refusal:
     return Refusal(
         RefusalCode.UNAVAILABLE,
-        "entry cannot be checked right now (the shared ticketing store is unreachable);"
-        f" try again in {UNAVAILABLE_RETRY_AFTER} s",
+        _(
+            "entry cannot be checked right now (the shared ticketing store is unreachable);"
+            " try again in %(seconds)s s"
+        )
+        % {"seconds": UNAVAILABLE_RETRY_AFTER},
         retry_after=UNAVAILABLE_RETRY_AFTER,
     )
 
@@ -515,15 +519,8 @@ class RedisSeats:
             raise unavailable()
         if status != "ok":
             if status == "in-use":
-                raise Refusal(
-                    RefusalCode.TICKET_IN_USE,
-                    "this code or invitation is in use on another device; leave there first"
-                    " (or wait a minute after a lost connection)",
-                )
-            raise Refusal(
-                RefusalCode.GROUP_FULL,
-                f"all {capacity} places of this group code are in use right now",
-            )
+                raise Refusal(RefusalCode.TICKET_IN_USE, in_use_message())
+            raise Refusal(RefusalCode.GROUP_FULL, group_full_message(capacity))
         for old in mine:  # replaced in Redis; the room replaces the resumed connection
             old.gone = True
             self._local.pop(old.seat_id, None)
@@ -927,7 +924,7 @@ class RedisAttempts:
 def _limited(wait: int) -> Refusal:
     return Refusal(
         RefusalCode.RATE_LIMITED,
-        f"too many wrong attempts; try again in {wait} s",
+        _("too many wrong attempts; try again in %(seconds)s s") % {"seconds": wait},
         retry_after=wait,
     )
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from webinar.formats import iso_time
+from webinar.i18n import ngettext
 from webinar.ids import format_event_id
 from webinar.storage.db import Database, transaction
 from webinar.webhooks.signing import MAX_ENDPOINTS_PER_OWNER, WebhookEvent, new_secret
@@ -100,7 +101,14 @@ def sql_add_endpoint(
         "SELECT count(*) FROM webhook_endpoints WHERE owner_id = ?", (owner_id,)
     ).fetchone()
     if count >= MAX_ENDPOINTS_PER_OWNER:
-        raise ValueError(f"an account may have at most {MAX_ENDPOINTS_PER_OWNER} endpoints")
+        raise ValueError(
+            ngettext(
+                "an account may have at most %(num)d endpoint",
+                "an account may have at most %(num)d endpoints",
+                MAX_ENDPOINTS_PER_OWNER,
+            )
+            % {"num": MAX_ENDPOINTS_PER_OWNER}
+        )
     secret = new_secret()
     text = ",".join(sorted(events)) if events else "*"
     (endpoint_id,) = db.execute(

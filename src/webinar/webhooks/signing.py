@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from webinar.i18n import _
+
 
 class WebhookEvent(enum.StrEnum):
     """Every event name a webhook can carry (docs/api.md lists their ``data``)."""
@@ -161,25 +163,25 @@ def check_endpoint_url(url: str, *, allow_private: bool) -> str:
     names are resolved again when a delivery connects (:class:`PublicResolver`)."""
     url = url.strip()
     if len(url) > 2000:
-        raise ValueError("the URL must have at most 2000 characters")
+        raise ValueError(_("the URL must have at most 2000 characters"))
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError("the URL must start with https:// (or http://) and name a host")
+        raise ValueError(_("the URL must start with https:// (or http://) and name a host"))
     if parts.username or parts.password:
-        raise ValueError("put no user name or password in the URL; the signature authenticates")
+        raise ValueError(_("put no user name or password in the URL; the signature authenticates"))
     if parts.fragment:
-        raise ValueError("the URL must not have a #fragment")
+        raise ValueError(_("the URL must not have a #fragment"))
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
-        raise ValueError("the URL has an invalid port") from None
+        raise ValueError(_("the URL has an invalid port")) from None
     if not allow_private:
         host = canonical_host(parts.hostname)
         if isinstance(host, str):
             if not host or host in _PRIVATE_NAMES or host.endswith(_PRIVATE_SUFFIXES):
-                raise ValueError("the URL must point to a public host")
+                raise ValueError(_("the URL must point to a public host"))
         elif not _is_public(host):
-            raise ValueError("the URL must point to a public address, not a private one")
+            raise ValueError(_("the URL must point to a public address, not a private one"))
     return url
 
 

@@ -3,6 +3,7 @@
 // Text is only ever set with textContent; links become <a> elements only for
 // http:// and https:// URLs (linkify), so no message can inject markup.
 
+import { formatDate, nt, onLanguage, setText, t } from "./i18n.js";
 import { el, errorMessage } from "./ui.js";
 
 export const MAX_CHAT_CHARS = 2000; // the server's bound (rooms/chat.py)
@@ -31,7 +32,7 @@ export function linkify(text) {
       safe = null;
     }
     if (safe) {
-      out.append(el("a", { href: safe, target: "_blank", rel: "noopener noreferrer nofollow", text: url }));
+      out.append(el("a", { href: safe, target: "_blank", rel: "noopener noreferrer nofollow", text: url })); // i18n-ignore
     } else {
       out.append(url);
     }
@@ -43,10 +44,15 @@ export function linkify(text) {
 
 /** @param {number} at epoch seconds */
 export function clock(at) {
-  return new Date(at * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return formatDate(at * 1000, { hour: "2-digit", minute: "2-digit" });
 }
 
 const SLOW_CHOICES = [0, 5, 10, 30, 60, 300];
+
+/** The slow-mode choice's label. @param {number} seconds */
+function slowLabel(seconds) {
+  return seconds ? t("Slow mode: {seconds} s", { seconds }) : t("Slow mode off");
+}
 
 export class ChatPanel {
   /** @param {any} ctx */
@@ -66,12 +72,12 @@ export class ChatPanel {
     this.enabledBox = /** @type {HTMLInputElement} */ (
       el("input", { type: "checkbox", "data-testid": "chat-enabled-toggle", checked: true })
     );
-    this.slowSelect = /** @type {HTMLSelectElement} */ (el("select", { "data-testid": "chat-slow-mode", "aria-label": "Slow mode" }));
+    this.slowSelect = /** @type {HTMLSelectElement} */ (el("select", { "data-testid": "chat-slow-mode", "aria-label": t("Slow mode") }));
     for (const seconds of SLOW_CHOICES) {
-      this.slowSelect.append(el("option", { value: String(seconds), text: seconds ? `Slow mode: ${seconds} s` : "Slow mode off" }));
+      this.slowSelect.append(el("option", { value: String(seconds), text: slowLabel(seconds) }));
     }
     this.tools.append(
-      el("label", { class: "check" }, [this.enabledBox, " Attendees may chat"]),
+      el("label", { class: "check" }, [this.enabledBox, " ", t("Attendees may chat")]),
       this.slowSelect,
     );
     this.enabledBox.addEventListener("change", () =>
@@ -80,7 +86,7 @@ export class ChatPanel {
     this.slowSelect.addEventListener("change", () =>
       this.act("chat-settings", { slow_mode_seconds: Number(this.slowSelect.value) }),
     );
-    this.list = el("ol", { class: "chat-list", "data-testid": "chat-messages", "aria-live": "polite", "aria-label": "Chat messages" });
+    this.list = el("ol", { class: "chat-list", "data-testid": "chat-messages", "aria-live": "polite", "aria-label": t("Chat messages") });
     this.status = el("p", { class: "chat-status hint", "data-testid": "chat-status", hidden: true });
     this.input = /** @type {HTMLTextAreaElement} */ (
       el("textarea", {
@@ -88,12 +94,12 @@ export class ChatPanel {
         "data-testid": "chat-input",
         rows: 2,
         maxlength: MAX_CHAT_CHARS,
-        placeholder: "Write a message",
-        "aria-label": "Chat message",
+        placeholder: t("Write a message"),
+        "aria-label": t("Chat message"),
       })
     );
     this.count = el("span", { class: "chat-count hint", "aria-live": "off" });
-    this.send = el("button", { type: "submit", class: "btn btn-primary btn-small", "data-testid": "chat-send", text: "Send" });
+    this.send = el("button", { type: "submit", class: "btn btn-primary btn-small", "data-testid": "chat-send", text: t("Send") });
     const form = el("form", { class: "chat-form", "data-testid": "chat-form" }, [
       this.input,
       el("div", { class: "row chat-form-row" }, [this.count, this.send]),
@@ -120,6 +126,13 @@ export class ChatPanel {
     observer.observe(panel, { attributes: true, attributeFilter: ["hidden"] });
     const live = document.getElementById("live");
     if (live) observer.observe(live, { attributes: true, attributeFilter: ["data-panel"] });
+    // a language switch in the room: the texts with numbers and the status line again
+    onLanguage(() => {
+      for (const option of this.slowSelect.options) option.textContent = slowLabel(Number(option.value));
+      this.renderCount();
+      this.setUnread(this.unread);
+      this.setState({ ...this.state });
+    });
   }
 
   visible() {
@@ -132,13 +145,14 @@ export class ChatPanel {
     this.unread = n;
     const tab = document.getElementById("tab-chat");
     if (!tab) return;
-    tab.textContent = n ? `Chat (${n > 99 ? "99+" : n})` : "Chat";
+    if (n) setText(tab, "Chat ({count})", { count: n > 99 ? "99+" : n });
+    else setText(tab, "Chat");
     tab.dataset.unread = String(n);
   }
 
   renderCount() {
     const left = MAX_CHAT_CHARS - this.input.value.length;
-    this.count.textContent = left < 200 ? `${left} characters left` : "";
+    this.count.textContent = left < 200 ? nt("{n} character left", "{n} characters left", left) : "";
   }
 
   /**
@@ -173,12 +187,12 @@ export class ChatPanel {
       },
       [
         el("div", { class: "chat-meta" }, [
-          el("span", { class: "chat-name", "data-testid": "chat-message-name", text: m.name }),
-          m.role !== "attendee" ? el("span", { class: "chat-badge", text: m.role === "host" ? "Host" : "Presenter" }) : null,
+          el("span", { class: "chat-name", "data-testid": "chat-message-name", "data-no-translate": true, text: m.name }),
+          m.role !== "attendee" ? el("span", { class: "chat-badge", text: m.role === "host" ? t("Host") : t("Presenter") }) : null,
           el("time", { class: "chat-time", text: clock(m.at) }),
           actions,
         ]),
-        el("p", { class: "chat-text", "data-testid": "chat-message-text" }, [linkify(m.text)]),
+        el("p", { class: "chat-text", "data-testid": "chat-message-text", "data-no-translate": true }, [linkify(m.text)]),
       ],
     );
     this.rows.set(m.message_id, row);
@@ -198,19 +212,19 @@ export class ChatPanel {
     const staff = this.ctx.staff();
     const mine = m.participant_id === this.ctx.me();
     if (m.question_id) {
-      actions.append(el("span", { class: "chat-badge question", "data-testid": "chat-is-question", text: "Question" }));
+      actions.append(el("span", { class: "chat-badge question", "data-testid": "chat-is-question", text: t("Question") }));
     } else if (mine || staff) {
-      const mark = el("button", { type: "button", class: "btn btn-ghost btn-tiny", "data-testid": "chat-mark-question", text: "Ask as question", title: "Add to the Q&A list" });
+      const mark = el("button", { type: "button", class: "btn btn-ghost btn-tiny", "data-testid": "chat-mark-question", text: t("Ask as question"), title: t("Add to the Q&A list") });
       mark.addEventListener("click", () => this.onMarkQuestion(m.message_id));
       actions.append(mark);
     }
     if (!staff) return;
-    const del = el("button", { type: "button", class: "btn btn-ghost btn-tiny", "data-testid": "chat-delete", text: "Delete" });
+    const del = el("button", { type: "button", class: "btn btn-ghost btn-tiny", "data-testid": "chat-delete", text: t("Delete") });
     del.addEventListener("click", () => this.act("chat-delete", { message_id: m.message_id }));
     actions.append(del);
     if (m.role === "attendee") {
       const muted = this.mutedPeople.has(m.participant_id);
-      const mute = el("button", { type: "button", class: "btn btn-ghost btn-tiny", "data-testid": "chat-mute", "aria-pressed": String(muted), text: muted ? "Unmute" : "Mute" });
+      const mute = el("button", { type: "button", class: "btn btn-ghost btn-tiny", "data-testid": "chat-mute", "aria-pressed": String(muted), text: muted ? t("Unmute") : t("Mute") });
       mute.addEventListener("click", () =>
         this.act("chat-mute", { participant_id: m.participant_id, muted: !this.mutedPeople.has(m.participant_id) }),
       );
@@ -251,21 +265,24 @@ export class ChatPanel {
     this.enabledBox.checked = state.enabled;
     this.slowSelect.value = String(state.slow_mode_seconds);
     if (!hasOption(this.slowSelect, state.slow_mode_seconds)) {
-      this.slowSelect.append(el("option", { value: String(state.slow_mode_seconds), text: `Slow mode: ${state.slow_mode_seconds} s` }));
+      this.slowSelect.append(el("option", { value: String(state.slow_mode_seconds), text: slowLabel(state.slow_mode_seconds) }));
       this.slowSelect.value = String(state.slow_mode_seconds);
     }
     let note = "";
     let blocked = false;
     if (!staff && !state.enabled) {
-      note = "The presenters have switched chat off.";
+      note = t("The presenters have switched chat off.");
       blocked = true;
     } else if (!staff && state.muted) {
-      note = "A presenter muted you in chat.";
+      note = t("A presenter muted you in chat.");
       blocked = true;
     } else if (state.slow_mode_seconds) {
-      note = `Slow mode: one message every ${state.slow_mode_seconds} seconds${staff ? " for attendees" : ""}.`;
+      const n = state.slow_mode_seconds;
+      note = staff
+        ? nt("Slow mode: one message every {n} second for attendees.", "Slow mode: one message every {n} seconds for attendees.", n)
+        : nt("Slow mode: one message every {n} second.", "Slow mode: one message every {n} seconds.", n);
     } else if (staff && !state.enabled) {
-      note = "Chat is off for attendees.";
+      note = t("Chat is off for attendees.");
     }
     this.status.textContent = note;
     this.status.hidden = !note;
@@ -285,8 +302,11 @@ export class ChatPanel {
   muteChanged(participantId, muted) {
     if (muted) this.mutedPeople.add(participantId);
     else this.mutedPeople.delete(participantId);
-    const name = this.ctx.participantName(participantId) ?? "The attendee";
-    this.ctx.toast(muted ? `${name} is muted in chat.` : `${name} may chat again.`, { key: `chat-mute-${participantId}` });
+    const name = this.ctx.participantName(participantId);
+    let text;
+    if (name) text = muted ? t("{name} is muted in chat.", { name }) : t("{name} may chat again.", { name });
+    else text = muted ? t("The attendee is muted in chat.") : t("The attendee may chat again.");
+    this.ctx.toast(text, { key: `chat-mute-${participantId}` });
     this.setState({ ...this.state });
   }
 

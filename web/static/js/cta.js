@@ -2,6 +2,7 @@
 // http(s) URL, optional duration) and the attendees' popup. The popup's button opens
 // our server's redirect link, which counts the click and forwards to the URL.
 
+import { formatNumber, onLanguage, t } from "./i18n.js";
 import { el, errorMessage } from "./ui.js";
 
 export const CTA_MESSAGE_CHARS = 54; // spaces included; the server checks it again
@@ -26,18 +27,20 @@ export class CtaView {
     this.timer = 0;
     this.clicks = 0;
     this.dismissed = "";
+    /** @type {any[]} */
+    this.prepared = [];
     // attendees: the popup on the stage
     this.slot = /** @type {HTMLElement} */ (document.getElementById("cta-slot"));
-    this.popupMessage = el("p", { class: "cta-message", "data-testid": "cta-popup-message" });
+    this.popupMessage = el("p", { class: "cta-message", "data-testid": "cta-popup-message", "data-no-translate": true });
     this.popupButton = /** @type {HTMLAnchorElement} */ (
-      el("a", { class: "btn btn-primary", "data-testid": "cta-popup-button", target: "_blank", rel: "noopener noreferrer" })
+      el("a", { class: "btn btn-primary", "data-testid": "cta-popup-button", "data-no-translate": true, target: "_blank", rel: "noopener noreferrer" }) // i18n-ignore
     );
-    const dismiss = el("button", { type: "button", class: "btn btn-icon cta-dismiss", "data-testid": "cta-popup-dismiss", "aria-label": "Close", text: "×" });
+    const dismiss = el("button", { type: "button", class: "btn btn-icon cta-dismiss", "data-testid": "cta-popup-dismiss", "aria-label": t("Close"), text: "×" });
     dismiss.addEventListener("click", () => {
       this.dismissed = this.current?.cta_id ?? "";
       this.render();
     });
-    this.popup = el("div", { class: "cta-popup", "data-testid": "cta-popup", role: "dialog", "aria-label": "Offer", hidden: true }, [
+    this.popup = el("div", { class: "cta-popup", "data-testid": "cta-popup", role: "dialog", "aria-label": t("Offer"), hidden: true }, [
       this.popupMessage,
       this.popupButton,
       dismiss,
@@ -48,21 +51,27 @@ export class CtaView {
     this.status = el("div", { class: "cta-status card", "data-testid": "cta-status", hidden: true });
     // calls-to-action prepared before the event (dashboard): one click shows one
     this.preparedList = el("ul", { class: "cta-prepared-list", "data-testid": "cta-prepared" });
-    this.preparedBox = el("section", { class: "cta-prepared", "aria-label": "Prepared calls-to-action", hidden: true }, [
-      el("p", { class: "eyebrow", text: "Prepared" }),
+    this.preparedBox = el("section", { class: "cta-prepared", "aria-label": t("Prepared calls-to-action"), hidden: true }, [
+      el("p", { class: "eyebrow", text: t("Prepared") }),
       this.preparedList,
     ]);
     this.form = this.makeForm();
     this.panel?.append(this.status, this.preparedBox, this.form);
+    // a language switch in the room: the lists with durations and counts again
+    onLanguage(() => {
+      this.setPrepared(this.prepared);
+      this.render();
+    });
   }
 
   /** @param {any[] | null | undefined} prepared  PreparedCtaInfo list (presenters) */
   setPrepared(prepared) {
     const items = prepared ?? [];
+    this.prepared = items;
     this.preparedBox.hidden = items.length === 0;
     this.preparedList.replaceChildren(
       ...items.map((p) => {
-        const show = el("button", { type: "button", class: "btn btn-small btn-primary", "data-testid": "cta-launch", text: "Show" });
+        const show = el("button", { type: "button", class: "btn btn-small btn-primary", "data-testid": "cta-launch", text: t("Show") });
         show.addEventListener("click", async () => {
           try {
             await this.ctx.request("cta-launch", { prepared_id: p.prepared_id });
@@ -70,10 +79,12 @@ export class CtaView {
             this.ctx.toast(errorMessage(failure), { kind: "warn", key: "cta" });
           }
         });
+        let where = `${p.button} → ${p.url}`;
+        if (p.duration_seconds) where += " · " + t("{seconds} s", { seconds: p.duration_seconds });
         return el("li", { class: "cta-prepared-item", "data-testid": "cta-prepared-item", "data-prepared-id": p.prepared_id }, [
           el("div", {}, [
-            el("strong", { text: p.message }),
-            el("p", { class: "hint", text: `${p.button} → ${p.url}${p.duration_seconds ? ` · ${p.duration_seconds} s` : ""}` }),
+            el("strong", { "data-no-translate": true, text: p.message }),
+            el("p", { class: "hint", "data-no-translate": true, text: where }),
           ]),
           show,
         ]);
@@ -84,15 +95,15 @@ export class CtaView {
   makeForm() {
     const message = /** @type {HTMLInputElement} */ (el("input", { type: "text", "data-testid": "cta-message", maxlength: CTA_MESSAGE_CHARS, required: true, "aria-describedby": "cta-message-count" }));
     const count = el("span", { id: "cta-message-count", class: "hint", "data-testid": "cta-message-count", text: `0 / ${CTA_MESSAGE_CHARS}` });
-    const button = /** @type {HTMLInputElement} */ (el("input", { type: "text", "data-testid": "cta-button-text", maxlength: CTA_BUTTON_CHARS, required: true, value: "Learn more" }));
+    const button = /** @type {HTMLInputElement} */ (el("input", { type: "text", "data-testid": "cta-button-text", maxlength: CTA_BUTTON_CHARS, required: true, value: t("Learn more") }));
     const url = /** @type {HTMLInputElement} */ (el("input", { type: "url", "data-testid": "cta-url", required: true, placeholder: "https://", maxlength: 2000 }));
-    const duration = /** @type {HTMLInputElement} */ (el("input", { type: "number", "data-testid": "cta-duration", min: 5, max: 3600, placeholder: "until closed" }));
+    const duration = /** @type {HTMLInputElement} */ (el("input", { type: "number", "data-testid": "cta-duration", min: 5, max: 3600, placeholder: t("until closed") }));
     const form = el("form", { class: "cta-form", "data-testid": "cta-form" }, [
-      el("div", { class: "field" }, [el("label", { text: "Message (54 characters at most)" }), message, count]),
-      el("div", { class: "field" }, [el("label", { text: "Button text" }), button]),
-      el("div", { class: "field" }, [el("label", { text: "Link (http or https)" }), url]),
-      el("div", { class: "field" }, [el("label", { text: "Close by itself after (seconds, optional)" }), duration]),
-      el("button", { type: "submit", class: "btn btn-primary", "data-testid": "cta-show", text: "Show to attendees" }),
+      el("div", { class: "field" }, [el("label", { text: t("Message (54 characters at most)") }), message, count]),
+      el("div", { class: "field" }, [el("label", { text: t("Button text") }), button]),
+      el("div", { class: "field" }, [el("label", { text: t("Link (http or https)") }), url]),
+      el("div", { class: "field" }, [el("label", { text: t("Close by itself after (seconds, optional)") }), duration]),
+      el("button", { type: "submit", class: "btn btn-primary", "data-testid": "cta-show", text: t("Show to attendees") }),
     ]);
     message.addEventListener("input", () => {
       count.textContent = `${message.value.length} / ${CTA_MESSAGE_CHARS}`;
@@ -100,7 +111,7 @@ export class CtaView {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       if (!isHttpUrl(url.value.trim())) {
-        this.ctx.toast("The link must start with http:// or https://.", { kind: "warn", key: "cta" });
+        this.ctx.toast(t("The link must start with http:// or https://."), { kind: "warn", key: "cta" });
         return;
       }
       /** @type {Record<string, unknown>} */
@@ -158,7 +169,7 @@ export class CtaView {
     // the presenters' status
     this.status.hidden = !cta || !staff;
     if (cta && staff) {
-      const close = el("button", { type: "button", class: "btn btn-small btn-live", "data-testid": "cta-close", text: "Close now" });
+      const close = el("button", { type: "button", class: "btn btn-small btn-live", "data-testid": "cta-close", text: t("Close now") });
       close.addEventListener("click", async () => {
         try {
           await this.ctx.request("cta-close");
@@ -168,17 +179,17 @@ export class CtaView {
       });
       const left = el("span", { class: "hint", "data-testid": "cta-time-left" });
       this.status.replaceChildren(
-        el("p", { class: "eyebrow", text: "Shown to attendees" }),
-        el("p", { class: "cta-message", text: cta.message }),
-        el("p", { class: "hint", text: `${cta.button} → ${cta.url}` }),
-        el("p", {}, ["Clicks: ", el("strong", { "data-testid": "cta-clicks", text: String(this.clicks ?? 0) })]),
+        el("p", { class: "eyebrow", text: t("Shown to attendees") }),
+        el("p", { class: "cta-message", "data-no-translate": true, text: cta.message }),
+        el("p", { class: "hint", "data-no-translate": true, text: `${cta.button} → ${cta.url}` }),
+        el("p", {}, [t("Clicks:"), " ", el("strong", { "data-testid": "cta-clicks", text: formatNumber(this.clicks ?? 0) })]),
         left,
         close,
       );
       if (cta.closes_at) {
         const tick = () => {
           const seconds = Math.max(0, Math.round(cta.closes_at - Date.now() / 1000));
-          left.textContent = `Closes by itself in ${seconds} s.`;
+          left.textContent = t("Closes by itself in {seconds} s.", { seconds });
         };
         tick();
         this.timer = window.setInterval(tick, 1000);

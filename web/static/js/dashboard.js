@@ -3,7 +3,9 @@
 // "Saved" notice, the time-zone list and start preview, and inline form validation.
 // Self-contained on purpose: the pages work without it (the server validates everything).
 
-const LOCALE = "en-GB"; // the pages are in English; the server formats dates the same way
+import { formatRelative, intlLocale, t } from "./i18n.js";
+
+const WEB_ADDRESS = /^https?:\/\/[^\s/]+/i;
 
 /** @param {string} selector @param {ParentNode} [root] */
 const $ = (selector, root = document) => root.querySelector(selector);
@@ -70,13 +72,14 @@ for (const button of /** @type {HTMLButtonElement[]} */ ($$("button[data-copy]")
   };
   button.addEventListener("click", async () => {
     const text = button.dataset.copy ?? "";
-    const what = button.dataset.copyWhat ?? "Link";
+    const what = button.dataset.copyWhat ?? t("Link");
     const ok = await copyText(text);
     clearTimeout(timer);
     if (ok) {
-      feedback("Copied");
+      feedback(t("Copied"));
       button.dataset.copied = "true";
-      announce(`${what} copied to the clipboard.`);
+      // TRANSLATORS: {what} is what a copy button copies, e.g. "Attendee link"
+      announce(t("{what} copied to the clipboard.", { what }));
     } else {
       // Could not copy: select the text so Ctrl+C / long-press works.
       const input = button.dataset.copyInput
@@ -86,11 +89,13 @@ for (const button of /** @type {HTMLButtonElement[]} */ ($$("button[data-copy]")
         input.focus();
         input.select();
       }
-      feedback(input ? "Press Ctrl+C" : "Copy failed");
+      feedback(input ? t("Press Ctrl+C") : t("Copy failed"));
       announce(
         input
-          ? `${what} selected: press Control C to copy it.`
-          : `Could not copy the ${what.toLowerCase()}.`,
+          ? // TRANSLATORS: {what} is what a copy button copies, e.g. "Attendee link"
+            t("{what} selected: press Control C to copy it.", { what })
+          : // TRANSLATORS: {what} is in lower case here, e.g. "attendee link"
+            t("Could not copy the {what}.", { what: what.toLowerCase() }),
       );
     }
     timer = setTimeout(() => {
@@ -107,23 +112,22 @@ for (const input of /** @type {HTMLInputElement[]} */ ($$("input[data-select-all
 
 // ------------------------------------------------------------------ relative start times
 
-const relative = new Intl.RelativeTimeFormat(LOCALE, { numeric: "auto" });
-
 /** "in 3 days", "in 2 hours", "5 minutes ago" @param {number} ms */
 function fromNow(ms) {
   const minutes = Math.round(ms / 60000);
   const abs = Math.abs(minutes);
-  if (abs < 60) return relative.format(minutes, "minute");
-  if (abs < 48 * 60) return relative.format(Math.round(minutes / 60), "hour");
-  if (abs < 60 * 24 * 60) return relative.format(Math.round(minutes / 1440), "day");
-  return relative.format(Math.round(minutes / (1440 * 30)), "month");
+  if (abs < 60) return formatRelative(minutes, "minute");
+  if (abs < 48 * 60) return formatRelative(Math.round(minutes / 60), "hour");
+  if (abs < 60 * 24 * 60) return formatRelative(Math.round(minutes / 1440), "day");
+  return formatRelative(Math.round(minutes / (1440 * 30)), "month");
 }
 
 for (const node of /** @type {HTMLElement[]} */ ($$("[data-relative]"))) {
   const at = Date.parse(node.dataset.relative ?? "");
   if (Number.isNaN(at)) continue;
   const text = fromNow(at - Date.now());
-  node.textContent = node.dataset.status === "live" ? `started ${text}` : text;
+  // TRANSLATORS: {when} is a relative time, e.g. "5 minutes ago"
+  node.textContent = node.dataset.status === "live" ? t("started {when}", { when: text }) : text;
 }
 
 // ------------------------------------------------------------------ submitting
@@ -160,12 +164,12 @@ if (loginForm) {
   const toggle = /** @type {HTMLButtonElement | null} */ ($("[data-password-toggle]", loginForm));
   if (toggle) {
     toggle.hidden = false;
-    toggle.setAttribute("aria-label", "Show password");
+    toggle.setAttribute("aria-label", t("Show password"));
     toggle.addEventListener("click", () => {
       const show = password.type === "password";
       password.type = show ? "text" : "password";
-      toggle.textContent = show ? "Hide" : "Show";
-      toggle.setAttribute("aria-label", show ? "Hide password" : "Show password");
+      toggle.textContent = show ? t("Hide") : t("Show");
+      toggle.setAttribute("aria-label", show ? t("Hide password") : t("Show password"));
       toggle.setAttribute("aria-pressed", String(show));
       password.focus();
     });
@@ -175,7 +179,7 @@ if (loginForm) {
   }
   loginForm.addEventListener("submit", () => {
     password.type = "password";
-    busy(loginForm, "Signing in…");
+    busy(loginForm, t("Signing in…"));
   });
 }
 
@@ -260,14 +264,14 @@ function wallTimeToUtc(local, zone) {
   const before = offsetMinutes(asUtc - day, zone);
   const after = offsetMinutes(asUtc + day, zone);
   const candidates = [asUtc - before * 60000, asUtc - after * 60000]
-    .filter((t) => t + offsetMinutes(t, zone) * 60000 === asUtc)
+    .filter((instant) => instant + offsetMinutes(instant, zone) * 60000 === asUtc)
     .sort((a, b) => a - b);
   return candidates.length ? candidates[0] : asUtc - before * 60000;
 }
 
 /** "Sun 30 Mar 2031", as the server writes dates. @param {number} ms @param {string} zone */
 function dayIn(ms, zone) {
-  const parts = new Intl.DateTimeFormat(LOCALE, {
+  const parts = new Intl.DateTimeFormat(intlLocale(), {
     timeZone: zone,
     weekday: "short",
     day: "2-digit",
@@ -281,7 +285,7 @@ function dayIn(ms, zone) {
 
 /** @param {number} ms @param {string} zone */
 function timeIn(ms, zone) {
-  return new Intl.DateTimeFormat(LOCALE, {
+  return new Intl.DateTimeFormat(intlLocale(), {
     timeZone: zone,
     hour: "2-digit",
     minute: "2-digit",
@@ -293,7 +297,12 @@ function timeIn(ms, zone) {
  * @param {number} ms @param {string} zone @param {string} day */
 function timeOrDayIn(ms, zone, day) {
   const other = dayIn(ms, zone);
-  return other === day ? timeIn(ms, zone) : `${other}, ${timeIn(ms, zone)}`;
+  return other === day ? timeIn(ms, zone) : [other, timeIn(ms, zone)].join(", ");
+}
+
+/** "A and B" in the page's language. @param {string[]} items */
+function listOf(items) {
+  return new Intl.ListFormat(intlLocale(), { type: "conjunction" }).format(items);
 }
 
 /** @param {string} zone */
@@ -352,7 +361,7 @@ function setUpEventForm(form) {
     const zone = zoneInput.value.trim();
     if (!startInput.value || !isZone(zone)) {
       preview.hidden = !(!startInput.value && isZone(zone));
-      preview.textContent = "No start time: the room opens as soon as it is saved.";
+      preview.textContent = t("No start time: the room opens as soon as it is saved.");
       delete preview.dataset.past;
       return;
     }
@@ -363,14 +372,21 @@ function setUpEventForm(form) {
     }
     const mine = browserZone();
     const day = dayIn(at, zone);
-    let text = `${day}, ${timeIn(at, zone)} in ${zone === "UTC" ? "UTC" : place(zone)}`;
+    const when = [day, timeIn(at, zone)].join(", ");
+    const where = zone === "UTC" ? "UTC" : place(zone);
     const also = [];
-    if (zone !== "UTC") also.push(`${timeOrDayIn(at, "UTC", day)} UTC`);
-    if (mine !== zone && mine !== "UTC") also.push(`${timeOrDayIn(at, mine, day)} your time (${place(mine)})`);
-    if (also.length) text += ` is ${also.join(" and ")}`;
-    text += ".";
+    // TRANSLATORS: {time} is a time (or a date and time), e.g. "14:00"
+    if (zone !== "UTC") also.push(t("{time} UTC", { time: timeOrDayIn(at, "UTC", day) }));
+    if (mine !== zone && mine !== "UTC") {
+      // TRANSLATORS: {place} is the city of the browser's time zone, e.g. "Tokyo"
+      also.push(t("{time} your time ({place})", { time: timeOrDayIn(at, mine, day), place: place(mine) }));
+    }
+    // "… in New York is 14:00 UTC and 23:00 your time (Tokyo)."
+    let text = also.length
+      ? t("{when} in {place} is {others}.", { when, place: where, others: listOf(also) })
+      : t("{when} in {place}.", { when, place: where });
     const past = at < Date.now();
-    if (past) text += " That is in the past.";
+    if (past) text += " " + t("That is in the past.");
     preview.dataset.past = String(past);
     preview.textContent = text;
     preview.hidden = false;
@@ -380,23 +396,23 @@ function setUpEventForm(form) {
 
   /** @type {Record<string, (input: HTMLInputElement) => string>} */
   const checks = {
-    title: (input) => (input.value.trim() ? "" : "Give the event a title."),
-    start: (input) => (input.validity.badInput ? "Enter a complete date and time." : ""),
+    title: (input) => (input.value.trim() ? "" : t("Give the event a title.")),
+    start: (input) => (input.validity.badInput ? t("Enter a complete date and time.") : ""),
     timezone: (input) => {
       const value = input.value.trim();
-      if (!value) return "Choose a time zone.";
-      return isZone(value) ? "" : `“${value}” is not a time zone. Pick one from the list, e.g. Europe/Berlin.`;
+      if (!value) return t("Choose a time zone.");
+      return isZone(value) ? "" : t("“{value}” is not a time zone. Pick one from the list, e.g. Europe/Berlin.", { value });
     },
-    duration_minutes: (input) => wholeNumber(input, 1, 1440, "The duration is 1 to 1440 minutes."),
+    duration_minutes: (input) => wholeNumber(input, 1, 1440, t("The duration is 1 to 1440 minutes.")),
     join_window_minutes: (input) =>
-      wholeNumber(input, 0, 1440, "The lobby opens 0 to 1440 minutes before the start."),
-    camera_limit: (input) => wholeNumber(input, 1, 7, "Choose 1 to 7 cameras."),
+      wholeNumber(input, 0, 1440, t("The lobby opens 0 to 1440 minutes before the start.")),
+    camera_limit: (input) => wholeNumber(input, 1, 7, t("Choose 1 to 7 cameras.")),
     thank_you_url: (input) => {
       const value = input.value.trim();
       if (!value) return "";
-      return /^https?:\/\/[^\s/]+/i.test(value) && value.length <= 2000
+      return WEB_ADDRESS.test(value) && value.length <= 2000
         ? ""
-        : "Enter a full web address starting with https://";
+        : t("Enter a full web address starting with https://");
     },
   };
 
@@ -466,7 +482,7 @@ function setUpEventForm(form) {
       first.focus();
       return;
     }
-    busy(form, "Saving…");
+    busy(form, t("Saving…"));
   });
 
   // The server's message (one, about the first wrong field): also show it at that field.
@@ -478,18 +494,19 @@ function setUpEventForm(form) {
       check(name);
     }
     const text = (serverError.textContent ?? "").toLowerCase();
+    // Words of the server's message that name a field (not shown: matched against it).
     /** @type {[string, string][]} */
     const topics = [
-      ["time zone", "timezone"],
+      ["time zone", "timezone"], // i18n-ignore
       ["title", "title"],
       ["agenda", "agenda"],
-      ["lobby message", "lobby_message"],
+      ["lobby message", "lobby_message"], // i18n-ignore
       ["start", "start"],
       ["duration", "duration_minutes"],
-      ["join window", "join_window_minutes"],
-      ["camera limit", "camera_limit"],
-      ["thank-you url", "thank_you_url"],
-      ["access type", "access_type"],
+      ["join window", "join_window_minutes"], // i18n-ignore
+      ["camera limit", "camera_limit"], // i18n-ignore
+      ["thank-you url", "thank_you_url"], // i18n-ignore
+      ["access type", "access_type"], // i18n-ignore
     ];
     const hit = topics.find(([words]) => text.includes(words));
     if (hit) {

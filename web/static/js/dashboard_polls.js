@@ -1,6 +1,7 @@
 // The dashboard's polls page: the same builder as the room's, saved over HTTP; prepared
 // polls that never ran can be changed (loaded back into the builder) or deleted.
 
+import { t } from "./i18n.js";
 import { PollBuilder } from "./polls.js";
 
 const root = /** @type {HTMLElement} */ (document.getElementById("poll-builder-root"));
@@ -24,7 +25,7 @@ function showError(text) {
 async function call(url, init) {
   const response = await fetch(url, { ...init, headers });
   const reply = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(reply.message ?? `not saved (${response.status})`);
+  if (!response.ok) throw new Error(reply.message ?? t("not saved ({status})", { status: response.status }));
   return reply;
 }
 
@@ -51,7 +52,8 @@ for (const item of document.querySelectorAll("[data-testid=prepared-poll]")) {
     document.getElementById("new-poll-title")?.scrollIntoView({ block: "start" });
   });
   item.querySelector("[data-testid=prepared-poll-delete]")?.addEventListener("click", async () => {
-    if (!window.confirm(`Delete “${poll?.title ?? "this poll"}”?`)) return;
+    const question = poll ? t("Delete “{title}”?", { title: poll.title }) : t("Delete “this poll”?");
+    if (!window.confirm(question)) return;
     try {
       await call(`${base}/${encodeURIComponent(pollId)}`, { method: "DELETE" });
       window.location.reload();

@@ -5,6 +5,7 @@
 // through the tile of the same participant (one MediaStream carries both), or an
 // <audio> element when that participant sends no video.
 
+import { onLanguage, t } from "./i18n.js";
 import { el, icon, initials } from "./ui.js";
 
 const GAP_PX = 12;
@@ -21,9 +22,13 @@ const MIN_TILE_PX = 120;
  * @property {string | null} participantId
  * @property {string} source
  * @property {string | null} group
+ * @property {string} [name]  the sender's name as the server gave it ("" when it gave none)
  */
 
-const SOURCE_LABEL = /** @type {Record<string, string>} */ ({ screen: "Screen", camera: "" });
+/** What a remote tile says beside the name, by its source. @param {string} source */
+function sourceLabel(source) {
+  return source === "screen" ? t("Screen") : "";
+}
 
 export class VideoGrid {
   /**
@@ -48,6 +53,25 @@ export class VideoGrid {
     this.audioHost = el("div", { class: "audio-sinks", hidden: true });
     container.after(this.audioHost);
     new ResizeObserver(() => this.layout()).observe(container);
+    onLanguage(() => this.relabel());
+  }
+
+  /** The language changed: the remote tiles' words (our own tile's label is set by setSelf). */
+  relabel() {
+    for (const [key, tile] of this.tiles) {
+      if (key === "self") continue;
+      const name = tile.name || t("Presenter");
+      const detail = sourceLabel(tile.source);
+      const nameEl = tile.root.querySelector(".tile-name");
+      if (nameEl) nameEl.textContent = name;
+      const detailEl = tile.root.querySelector(".tile-detail");
+      if (detailEl) detailEl.textContent = detail;
+      tile.root.setAttribute("aria-label", tileLabel(name, detail));
+      if (tile.root.dataset.bandwidthPaused === "true") tile.root.title = t("Paused to fit your connection");
+      tile.root.querySelector(".tile-mic")?.setAttribute("title", t("Microphone off"));
+    }
+    const mine = this.tiles.get("self");
+    mine?.root.querySelector(".tile-mic")?.setAttribute("title", t("Microphone off"));
   }
 
   /** Remote video tiles shown. */
@@ -75,11 +99,10 @@ export class VideoGrid {
     if (track.kind === "video") {
       group.videos.push(info.producer_id);
       const primary = group.videos.length === 1;
-      const label = SOURCE_LABEL[info.source] ?? "";
       const tile = this._makeTile({
         testid: "video-tile",
-        name: info.name || "Presenter",
-        detail: label,
+        name: info.name || t("Presenter"),
+        detail: sourceLabel(info.source),
         stream: primary ? stream : new MediaStream([track]),
         muted: !primary,
         producerId: info.producer_id,
@@ -87,6 +110,7 @@ export class VideoGrid {
         source: info.source,
       });
       tile.group = key;
+      tile.name = info.name || "";
       this.tiles.set(info.producer_id, tile);
       this.container.append(tile.root);
       this.setPaused(info.producer_id, Boolean(info.paused));
@@ -149,7 +173,7 @@ export class VideoGrid {
     if (!tile) return;
     tile.root.dataset.bandwidthPaused = String(paused);
     tile.root.classList.toggle("tile-off", paused || tile.root.dataset.paused === "true");
-    tile.root.title = paused ? "Paused to fit your connection" : "";
+    tile.root.title = paused ? t("Paused to fit your connection") : "";
   }
 
   /**
@@ -260,7 +284,7 @@ export class VideoGrid {
     video.dataset.wantsSound = spec.muted ? "0" : "1";
     video.srcObject = spec.stream;
     this._play(video);
-    const mic = el("span", { class: "tile-mic", title: "Microphone off", hidden: true }, [icon("mic-off")]);
+    const mic = el("span", { class: "tile-mic", title: t("Microphone off"), hidden: true }, [icon("mic-off")]);
     const root = el(
       "figure",
       {
@@ -285,7 +309,7 @@ export class VideoGrid {
         ]),
       ],
     );
-    root.setAttribute("aria-label", spec.detail ? `${spec.name}: ${spec.detail}` : spec.name);
+    root.setAttribute("aria-label", tileLabel(spec.name, spec.detail));
     /** @type {Tile} */
     const tile = {
       root,
@@ -401,7 +425,7 @@ export class VideoGrid {
         bestCols = cols;
       }
     }
-    box.style.setProperty("--tile-w", `${Math.max(MIN_TILE_PX, Math.floor(best))}px`);
+    box.style.setProperty("--tile-w", `${Math.max(MIN_TILE_PX, Math.floor(best))}px`); // i18n-ignore
     box.dataset.cols = String(bestCols);
   }
 
@@ -435,4 +459,13 @@ export class VideoGrid {
     box.style.setProperty("--spot-w", `${Math.floor(spotW)}px`);
     box.style.setProperty("--spot-h", `${Math.max(80, Math.floor(spotH))}px`);
   }
+}
+
+/**
+ * A tile's accessible name: "Ann: Screen", or the name alone.
+ * @param {string} name
+ * @param {string} detail
+ */
+function tileLabel(name, detail) {
+  return detail ? t("{name}: {detail}", { name, detail }) : name;
 }

@@ -1,5 +1,6 @@
 // The home page: join an event by its ID.
 
+import { t } from "./i18n.js";
 import { AUTOJOIN_KEY, byId, cleanName, remember, saveName, savedName } from "./ui.js";
 
 // The separators the server accepts between digit groups (webinar.ids).
@@ -43,8 +44,8 @@ form.addEventListener("submit", (event) => {
   event.preventDefault();
   const eventId = normalizeEventId(idInput.value.trim());
   const name = cleanName(nameInput.value);
-  setError(idInput, idError, eventId ? "" : "An event ID has 9 digits, like 123\u2011456\u2011789.");
-  setError(nameInput, nameError, name ? "" : "Please enter your name.");
+  setError(idInput, idError, eventId ? "" : t("An event ID has 9 digits, like 123\u2011456\u2011789."));
+  setError(nameInput, nameError, name ? "" : t("Please enter your name."));
   if (!eventId) {
     idInput.focus();
     return;
@@ -57,7 +58,7 @@ form.addEventListener("submit", (event) => {
   remember(AUTOJOIN_KEY, eventId, "session"); // if not, the room page asks for the name again
   const button = /** @type {HTMLButtonElement} */ (byId("join-button"));
   button.disabled = true;
-  button.textContent = "Joining…";
+  button.textContent = t("Joining…");
   location.assign(`/e/${eventId}`);
 });
 
@@ -65,5 +66,5 @@ form.addEventListener("submit", (event) => {
 window.addEventListener("pageshow", () => {
   const button = /** @type {HTMLButtonElement} */ (byId("join-button"));
   button.disabled = false;
-  button.textContent = "Join";
+  button.textContent = t("Join");
 });

@@ -9,6 +9,7 @@ import { ChatPanel } from "./chat.js";
 import { CtaView } from "./cta.js";
 import { PollPanel } from "./polls.js";
 import { QaPanel } from "./qa.js";
+import { t } from "./i18n.js";
 import { errorText } from "./ui.js";
 
 /** @typedef {import("./protocol.js").WebinarConnection} WebinarConnection */
@@ -121,7 +122,7 @@ export class Interaction {
       this.cta.setPrepared(state.prepared_ctas);
       this.placeChat();
     } catch (failure) {
-      this.host.toasts.show(`Chat and polls could not load: ${errorText(failure)}`, { kind: "warn", key: "interaction" });
+      this.host.toasts.show(t("Chat and polls could not load: {reason}", { reason: errorText(failure) }), { kind: "warn", key: "interaction" });
     }
   }
 
@@ -130,7 +131,8 @@ export class Interaction {
    * @param {Record<string, unknown>} [fields]
    */
   request(type, fields = {}) {
-    if (!this.conn) return Promise.reject(new Error("not connected"));
+    // shown as a toast ("Not connected.") by the panel that asked
+    if (!this.conn) return Promise.reject(new Error(t("not connected")));
     return this.conn.request(type, fields);
   }
 

@@ -1,6 +1,7 @@
 // Local media: camera and microphone with device choice, a microphone level meter,
 // screen capture.
 
+import { t } from "./i18n.js";
 import { recall, remember } from "./ui.js";
 
 const DEVICE_KEY = { audio: "webinar.micDevice", video: "webinar.cameraDevice" };
@@ -13,30 +14,66 @@ const AUDIO = { echoCancellation: true, noiseSuppression: true, autoGainControl:
 /** Errors that mean "this kind of device cannot be used", worth retrying the other kind alone. */
 const PER_DEVICE_ERRORS = new Set(["NotFoundError", "OverconstrainedError", "NotReadableError", "AbortError"]);
 
+/** @typedef {"camera" | "microphone" | "both" | "screen"} DeviceWhat  "both": camera and microphone */
+
 /**
- * A sentence for a getUserMedia/getDisplayMedia failure.
+ * A sentence for a getUserMedia/getDisplayMedia failure (a sentence per device: other
+ * languages change the words around the device's name).
  * @param {unknown} error
- * @param {string} what  "camera", "microphone", "camera and microphone", "screen"
+ * @param {DeviceWhat} what
  */
 export function mediaErrorMessage(error, what) {
   const name = error instanceof Error ? error.name : "";
+  /** @param {{camera: string, microphone: string, both: string, screen: string}} texts */
+  const pick = (texts) => texts[what];
   switch (name) {
     case "NotAllowedError":
-      return what === "screen"
-        ? "Screen sharing was not allowed."
-        : `Permission to use your ${what} was denied. Allow it in your browser's site settings, then try again.`;
+      return pick({
+        camera: t("Permission to use your camera was denied. Allow it in your browser's site settings, then try again."),
+        microphone: t("Permission to use your microphone was denied. Allow it in your browser's site settings, then try again."),
+        both: t("Permission to use your camera and microphone was denied. Allow it in your browser's site settings, then try again."),
+        screen: t("Screen sharing was not allowed."),
+      });
     case "NotFoundError":
-      return `No ${what} was found. Connect one and try again.`;
+      return pick({
+        camera: t("No camera was found. Connect one and try again."),
+        microphone: t("No microphone was found. Connect one and try again."),
+        both: t("No camera and microphone was found. Connect one and try again."),
+        screen: t("No screen was found. Connect one and try again."),
+      });
     case "NotReadableError":
     case "AbortError":
-      return `Your ${what} could not be started; another application may be using it.`;
+      return pick({
+        camera: t("Your camera could not be started; another application may be using it."),
+        microphone: t("Your microphone could not be started; another application may be using it."),
+        both: t("Your camera and microphone could not be started; another application may be using it."),
+        screen: t("Your screen could not be started; another application may be using it."),
+      });
     case "OverconstrainedError":
-      return `The selected ${what} is not available any more.`;
+      return pick({
+        camera: t("The selected camera is not available any more."),
+        microphone: t("The selected microphone is not available any more."),
+        both: t("The selected camera and microphone is not available any more."),
+        screen: t("The selected screen is not available any more."),
+      });
     case "SecurityError":
     case "TypeError":
-      return `Using your ${what} needs a secure (https) connection.`;
-    default:
-      return `Your ${what} could not be used: ${error instanceof Error ? error.message : String(error)}`;
+      return pick({
+        camera: t("Using your camera needs a secure (https) connection."),
+        microphone: t("Using your microphone needs a secure (https) connection."),
+        both: t("Using your camera and microphone needs a secure (https) connection."),
+        screen: t("Using your screen needs a secure (https) connection."),
+      });
+    default: {
+      // {detail} is the browser's own message
+      const detail = error instanceof Error ? error.message : String(error);
+      return pick({
+        camera: t("Your camera could not be used: {detail}", { detail }),
+        microphone: t("Your microphone could not be used: {detail}", { detail }),
+        both: t("Your camera and microphone could not be used: {detail}", { detail }),
+        screen: t("Your screen could not be used: {detail}", { detail }),
+      });
+    }
   }
 }
 
@@ -98,7 +135,7 @@ export class LocalMedia extends EventTarget {
    */
   async start({ video = true, audio = true } = {}) {
     if (!mediaAvailable()) {
-      const error = new DOMException("no media devices API", "SecurityError");
+      const error = new DOMException("no media devices API", "SecurityError"); // i18n-ignore
       return [{ kind: video && audio ? "both" : video ? "video" : "audio", error }];
     }
     /** @type {{kind: "audio" | "video" | "both", error: unknown}[]} */
@@ -232,7 +269,8 @@ export async function listDevices() {
 /** Ask the user for a screen (or window, or tab), with its audio when offered. */
 export async function captureScreen() {
   if (!navigator.mediaDevices?.getDisplayMedia) {
-    throw new DOMException("screen capture is not supported", "NotSupportedError");
+    // shown to people (mediaErrorMessage says "Your screen could not be used: …")
+    throw new DOMException(t("screen capture is not supported"), "NotSupportedError");
   }
   return navigator.mediaDevices.getDisplayMedia({
     video: { frameRate: { ideal: 15, max: 30 } },

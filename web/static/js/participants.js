@@ -6,6 +6,7 @@
 // Rows are keyed by participant ID and rebuilt only when what they show changed, so
 // an open "More" menu or a focused button survives unrelated updates.
 
+import { formatNumber, intlLocale, lang, t } from "./i18n.js";
 import { el, icon, initials, roleLabel } from "./ui.js";
 
 /** @typedef {import("./protocol.js").ParticipantInfo} ParticipantInfo */
@@ -26,12 +27,19 @@ import { el, icon, initials, roleLabel } from "./ui.js";
 
 const ROLE_ORDER = /** @type {Record<string, number>} */ ({ host: 0, presenter: 1, attendee: 2 });
 
-const QUALITY_TEXT = /** @type {Record<string, string>} */ ({
-  good: "Connection good",
-  fair: "Connection fair",
-  poor: "Connection poor",
-  unknown: "Connection not measured yet",
-});
+/** A participant's connection quality, in words. @param {string} quality */
+function qualityText(quality) {
+  switch (quality) {
+    case "good":
+      return t("Connection good");
+    case "fair":
+      return t("Connection fair");
+    case "poor":
+      return t("Connection poor");
+    default:
+      return t("Connection not measured yet");
+  }
+}
 
 /** @param {string} role */
 export function isStaff(role) {
@@ -59,11 +67,26 @@ export function sortParticipants(people) {
   });
 }
 
-/** @param {number} n */
+/**
+ * A place in the queue: "1st", "2nd", "3rd", "4th" (the form follows the language's ordinal rules).
+ * @param {number} n
+ */
 function ordinal(n) {
-  const rules = new Intl.PluralRules("en", { type: "ordinal" });
-  const suffix = /** @type {Record<string, string>} */ ({ one: "st", two: "nd", few: "rd", other: "th" });
-  return `${n}${suffix[rules.select(n)] ?? "th"}`;
+  const params = { n: formatNumber(n) };
+  switch (new Intl.PluralRules(intlLocale(), { type: "ordinal" }).select(n)) {
+    case "one":
+      // TRANSLATORS: a place in the queue ending like "1st", "21st"; languages without such endings write them all alike ("{n}.")
+      return t("{n}st", params);
+    case "two":
+      // TRANSLATORS: a place in the queue ending like "2nd", "22nd"; languages without such endings write them all alike ("{n}.")
+      return t("{n}nd", params);
+    case "few":
+      // TRANSLATORS: a place in the queue ending like "3rd", "23rd"; languages without such endings write them all alike ("{n}.")
+      return t("{n}rd", params);
+    default:
+      // TRANSLATORS: a place in the queue: "4th", "11th" (Czech "4.", Russian "4-й")
+      return t("{n}th", params);
+  }
 }
 
 export class ParticipantList {
@@ -114,7 +137,7 @@ export class ParticipantList {
       const devices = self ? state.self : deviceStates(streamsOf.get(id) ?? []);
       const position = person.hand_raised != null ? queue.indexOf(person) + 1 : 0;
       const actions = self ? [] : this.actionsFor(person, state.myRole, devices);
-      const sig = JSON.stringify([person, devices, position, actions, self]);
+      const sig = JSON.stringify([person, devices, position, actions, self, lang()]);
       let entry = this.rows.get(id);
       if (!entry || entry.sig !== sig) {
         const row = this._buildRow(person, { self, devices, position, actions });
@@ -174,28 +197,23 @@ export class ParticipantList {
   _buildRow(person, { self, devices, position, actions }) {
     const connected = person.connected !== false;
     const quality = person.quality ?? "unknown";
-    const name = el("span", { class: "person-name" }, [person.name, self ? el("span", { class: "muted", text: " (you)" }) : null]);
+    const name = el("span", { class: "person-name" }, [person.name, self ? el("span", { class: "muted", text: " " + t("(you)") }) : null]);
     const status = el("div", { class: "person-status" }, [
-      position
-        ? el(
-            "span",
-            {
-              class: "chip chip-hand",
-              "data-testid": "hand-position",
-              title: `Raised a hand: ${ordinal(position)} in the queue`,
-            },
-            [icon("hand"), el("span", { text: `${ordinal(position)}` }), el("span", { class: "sr-only", text: " in the queue" })],
-          )
-        : null,
+      position ? handChip(ordinal(position)) : null,
       deviceChip("mic", devices.mic),
       deviceChip("camera", devices.camera),
       person.grant_audio || person.grant_video
         ? el("span", {
             class: "chip chip-grant",
-            text: person.grant_audio && person.grant_video ? "May speak and show video" : person.grant_audio ? "May speak" : "May show video",
+            text:
+              person.grant_audio && person.grant_video
+                ? t("May speak and show video")
+                : person.grant_audio
+                  ? t("May speak")
+                  : t("May show video"),
           })
         : null,
-      person.listen_only ? el("span", { class: "chip", text: "Listen only", title: "Joined when discussion was full" }) : null,
+      person.listen_only ? el("span", { class: "chip", text: t("Listen only"), title: t("Joined when discussion was full") }) : null,
     ]);
     const row = el(
       "li",
@@ -214,14 +232,14 @@ export class ParticipantList {
           el("div", { class: "person-line" }, [
             name,
             person.role !== "attendee" ? el("span", { class: "badge", text: roleLabel(person.role) }) : null,
-            connected ? null : el("span", { class: "person-reconnecting", text: "(reconnecting)" }),
+            connected ? null : el("span", { class: "person-reconnecting", text: t("(reconnecting)") }),
             el("span", {
               class: "quality-dot",
               "data-quality": quality,
               "data-testid": "participant-quality",
               role: "img",
-              "aria-label": QUALITY_TEXT[quality] ?? QUALITY_TEXT.unknown,
-              title: QUALITY_TEXT[quality] ?? QUALITY_TEXT.unknown,
+              "aria-label": qualityText(quality),
+              title: qualityText(quality),
             }),
           ]),
           status.childElementCount ? status : null,
@@ -237,17 +255,17 @@ export class ParticipantList {
    * @param {RowAction[]} actions
    */
   _buildActions(person, actions) {
-    const who = person.name;
+    const who = { name: person.name };
     /** @type {Record<RowAction, {label: string, aria: string, kind?: string}>} */
     const spec = {
-      "grant-mic": { label: "Allow mic", aria: `Let ${who} speak (allow the microphone)`, kind: "btn-primary" },
-      "grant-camera": { label: "Allow camera", aria: `Let ${who} show their camera` },
-      revoke: { label: "Revoke", aria: `Take the microphone and camera back from ${who}` },
-      "lower-hand": { label: "Lower hand", aria: `Lower ${who}'s hand` },
-      mute: { label: "Mute", aria: `Mute ${who}'s microphone` },
-      "make-presenter": { label: "Make presenter", aria: `Make ${who} a presenter` },
-      "make-attendee": { label: "Make attendee", aria: `Make ${who} an attendee` },
-      remove: { label: "Remove…", aria: `Remove ${who} from the webinar` },
+      "grant-mic": { label: t("Allow mic"), aria: t("Let {name} speak (allow the microphone)", who), kind: "btn-primary" },
+      "grant-camera": { label: t("Allow camera"), aria: t("Let {name} show their camera", who) },
+      revoke: { label: t("Revoke"), aria: t("Take the microphone and camera back from {name}", who) },
+      "lower-hand": { label: t("Lower hand"), aria: t("Lower {name}'s hand", who) },
+      mute: { label: t("Mute"), aria: t("Mute {name}'s microphone", who) },
+      "make-presenter": { label: t("Make presenter"), aria: t("Make {name} a presenter", who) },
+      "make-attendee": { label: t("Make attendee"), aria: t("Make {name} an attendee", who) },
+      remove: { label: t("Remove…"), aria: t("Remove {name} from the webinar", who) },
     };
     const inMenu = new Set(["grant-camera", "make-presenter", "make-attendee", "remove", "lower-hand"]);
     /** @param {RowAction} action @param {string} cls */
@@ -263,14 +281,16 @@ export class ParticipantList {
         },
         [spec[action].label],
       );
-    const main = actions.filter((a) => !inMenu.has(a)).map((a) => button(a, "btn btn-small"));
+    const main = actions.filter((a) => !inMenu.has(a)).map((a) => button(a, "btn btn-small")); // i18n-ignore
     const more = actions.filter((a) => inMenu.has(a));
     return el("div", { class: "person-actions" }, [
       ...main,
       more.length
         ? el("details", { class: "menu" }, [
-            el("summary", { class: "btn btn-small", "aria-label": `More actions for ${who}`, "data-testid": "more-actions" }, ["More"]),
-            el("div", { class: "menu-panel", role: "group", "aria-label": `More actions for ${who}` }, more.map((a) => button(a, "menu-item"))),
+            el("summary", { class: "btn btn-small", "aria-label": t("More actions for {name}", who), "data-testid": "more-actions" }, [
+              t("More"),
+            ]),
+            el("div", { class: "menu-panel", role: "group", "aria-label": t("More actions for {name}", who) }, more.map((a) => button(a, "menu-item"))),
           ])
         : null,
     ]);
@@ -297,12 +317,37 @@ export function deviceStates(streams) {
  */
 function deviceChip(what, state) {
   if (state === "none") return null;
-  const noun = what === "mic" ? "Microphone" : "Camera";
-  const text = `${noun} ${state}`;
+  const on = state === "on";
+  const text =
+    what === "mic" ? (on ? t("Microphone on") : t("Microphone off")) : on ? t("Camera on") : t("Camera off");
   return el(
     "span",
     { class: `chip chip-device chip-${state}`, role: "img", "aria-label": text, title: text, "data-device": what, "data-state": state },
     [icon(state === "on" ? what : `${what}-off`)],
+  );
+}
+
+/**
+ * The raised hand's chip: the place shows ("1st"), the rest of the sentence is for screen
+ * readers ("1st in the queue"), in the language's own order.
+ * @param {string} place
+ */
+function handChip(place) {
+  // the message without its value: split where the place goes
+  const [before, after = ""] = t("{place} in the queue").split("{place}");
+  return el(
+    "span",
+    {
+      class: "chip chip-hand",
+      "data-testid": "hand-position",
+      title: t("Raised a hand: {place} in the queue", { place }),
+    },
+    [
+      icon("hand"),
+      before ? el("span", { class: "sr-only", text: before }) : null,
+      el("span", { text: place }),
+      after ? el("span", { class: "sr-only", text: after }) : null,
+    ],
   );
 }
 

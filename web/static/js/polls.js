@@ -1,6 +1,7 @@
 // Polls and tests: the presenters' builder and controls with live results, the
 // attendees' answer form, shown results and their own test score.
 
+import { formatNumber, nt, onLanguage, setText, t } from "./i18n.js";
 import { el, errorMessage } from "./ui.js";
 
 // The server's bounds (rooms/polls.py); the server checks them again.
@@ -8,7 +9,19 @@ export const MAX_QUESTIONS_PER_POLL = 20;
 export const MAX_OPTIONS_PER_QUESTION = 10;
 export const MAX_IMAGE_BYTES = 2 * 1024 * 1024;
 const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
-const STATE_LABEL = /** @type {Record<string, string>} */ ({ draft: "Ready", open: "Running", closed: "Closed" });
+
+/** What a poll's state is called. @param {string} state */
+function stateLabel(state) {
+  if (state === "draft") return t("Ready");
+  if (state === "open") return t("Running");
+  if (state === "closed") return t("Closed");
+  return state;
+}
+
+/** "Poll" or "Test". @param {any} poll */
+function kindLabel(poll) {
+  return poll.kind === "test" ? t("Test") : t("Poll");
+}
 
 export class PollPanel {
   /** @param {any} ctx */
@@ -32,7 +45,7 @@ export class PollPanel {
         this.upsert(reply.poll, "created");
       },
     }).element;
-    this.newButton = el("button", { type: "button", class: "btn btn-small", "data-testid": "poll-new", text: "New poll or test" });
+    this.newButton = el("button", { type: "button", class: "btn btn-small", "data-testid": "poll-new", text: t("New poll or test") });
     this.newButton.addEventListener("click", () => {
       this.builder.hidden = !this.builder.hidden;
       if (!this.builder.hidden) /** @type {HTMLElement | null} */ (this.builder.querySelector("input"))?.focus();
@@ -42,9 +55,18 @@ export class PollPanel {
       this.builder,
     ]);
     this.active = el("div", { class: "poll-active-box" });
-    this.empty = el("p", { class: "hint", "data-testid": "poll-empty", text: "No polls yet." });
-    this.list = el("ol", { class: "poll-list", "data-testid": "poll-list", "aria-label": "Polls" });
+    this.empty = el("p", { class: "hint", "data-testid": "poll-empty", text: t("No polls yet.") });
+    this.list = el("ol", { class: "poll-list", "data-testid": "poll-list", "aria-label": t("Polls") });
     panel.append(this.staffBox, this.active, this.empty, this.list);
+    // a language switch in the room: the list and the results with their counts again (an
+    // open answer form keeps what is chosen; its labels are whole messages, translated in place)
+    onLanguage(() => {
+      this.render();
+      for (const box of this.active.querySelectorAll("[data-results-for]")) {
+        const poll = this.polls.get(/** @type {HTMLElement} */ (box).dataset.resultsFor ?? "");
+        if (poll) box.replaceWith(this.resultsView(poll));
+      }
+    });
   }
 
   // ------------------------------------------------------------------ state
@@ -78,7 +100,8 @@ export class PollPanel {
     }
     if (cause === "launched" && !this.ctx.staff()) {
       this.ctx.showTab("tab-polls");
-      this.ctx.toast(`${poll.kind === "test" ? "A test" : "A poll"} started: ${poll.title}`, { key: "poll" });
+      const text = poll.kind === "test" ? t("A test started: {title}", { title: poll.title }) : t("A poll started: {title}", { title: poll.title });
+      this.ctx.toast(text, { key: "poll" });
     }
     this.render();
   }
@@ -119,7 +142,8 @@ export class PollPanel {
     this.empty.hidden = others.length > 0 || Boolean(open);
     this.list.replaceChildren(...others.reverse().map((p) => this.item(p, staff)));
     const tab = document.getElementById("tab-polls");
-    if (tab) tab.textContent = open ? "Polls •" : "Polls";
+    if (tab && open) setText(tab, "Polls •");
+    else if (tab) setText(tab, "Polls");
   }
 
   /** @param {string} pollId */
@@ -141,20 +165,20 @@ export class PollPanel {
    */
   item(poll, staff) {
     const head = el("div", { class: "poll-head" }, [
-      el("h3", { class: "poll-title", "data-testid": "poll-item-title", text: poll.title }),
-      el("span", { class: `poll-state state-${poll.state}`, "data-testid": "poll-state", text: `${poll.kind === "test" ? "Test" : "Poll"} · ${STATE_LABEL[poll.state] ?? poll.state}` }),
+      el("h3", { class: "poll-title", "data-testid": "poll-item-title", "data-no-translate": true, text: poll.title }),
+      el("span", { class: `poll-state state-${poll.state}`, "data-testid": "poll-state" }, [kindLabel(poll), " · ", stateLabel(poll.state)]),
     ]);
     const tools = el("div", { class: "row poll-tools" });
     if (staff) {
       if (poll.state === "draft") {
-        tools.append(this.button("Launch", "poll-launch", "btn-primary", () => this.act("poll-launch", { poll_id: poll.poll_id })));
-        tools.append(this.button("Delete", "poll-delete", "btn-ghost", () => this.act("poll-delete", { poll_id: poll.poll_id })));
+        tools.append(this.button(t("Launch"), "poll-launch", "btn-primary", () => this.act("poll-launch", { poll_id: poll.poll_id })));
+        tools.append(this.button(t("Delete"), "poll-delete", "btn-ghost", () => this.act("poll-delete", { poll_id: poll.poll_id })));
       }
       if (poll.state === "open") {
-        tools.append(this.button("Close", "poll-close", "btn-live", () => this.act("poll-close", { poll_id: poll.poll_id })));
+        tools.append(this.button(t("Close"), "poll-close", "btn-live", () => this.act("poll-close", { poll_id: poll.poll_id })));
       }
       if (poll.state !== "draft") {
-        const label = poll.results_shown ? "Hide results from attendees" : "Show results to attendees";
+        const label = poll.results_shown ? t("Hide results from attendees") : t("Show results to attendees");
         const show = this.button(label, "poll-show-results", "", () =>
           this.act("poll-show-results", { poll_id: poll.poll_id, shown: !poll.results_shown }),
         );
@@ -185,7 +209,7 @@ export class PollPanel {
 
   /** @param {any} score */
   scoreView(score) {
-    return el("p", { class: "poll-score", "data-testid": "poll-score", text: `Your score: ${score.correct} of ${score.total}` });
+    return el("p", { class: "poll-score", "data-testid": "poll-score", text: t("Your score: {correct} of {total}", { correct: formatNumber(score.correct), total: formatNumber(score.total) }) });
   }
 
   /** @param {any} poll */
@@ -193,13 +217,13 @@ export class PollPanel {
     const results = this.results.get(poll.poll_id);
     const box = el("div", { class: "poll-results", "data-testid": "poll-results", "data-results-for": poll.poll_id });
     if (!results) return box;
-    box.append(el("p", { class: "hint", "data-testid": "poll-respondents", text: `${results.respondents} answered` }));
+    box.append(el("p", { class: "hint", "data-testid": "poll-respondents", text: nt("{n} answered", "{n} answered", results.respondents) }));
     const byQuestion = new Map(results.questions.map((/** @type {any} */ r) => [r.question_id, r]));
     for (const q of poll.questions) {
       const r = /** @type {any} */ (byQuestion.get(q.question_id));
       if (!r) continue;
       const block = el("div", { class: "poll-result-question", "data-question-id": q.question_id }, [
-        el("p", { class: "poll-result-text", text: q.text }),
+        el("p", { class: "poll-result-text", "data-no-translate": true, text: q.text }),
       ]);
       for (const o of q.options) {
         const count = r.counts[o.option_id] ?? 0;
@@ -208,16 +232,16 @@ export class PollPanel {
         bar.style.width = `${share}%`;
         block.append(
           el("div", { class: `poll-result-row${o.correct ? " correct" : ""}`, "data-option-id": o.option_id }, [
-            el("span", { class: "poll-result-label", text: o.text + (o.correct ? " ✓" : "") }),
+            el("span", { class: "poll-result-label", "data-no-translate": true, text: o.text + (o.correct ? " ✓" : "") }),
             el("span", { class: "poll-bar", "aria-hidden": "true" }, [bar]),
-            el("span", { class: "poll-result-count", "data-testid": "poll-result-count", "data-option-id": o.option_id, text: String(count) }),
+            el("span", { class: "poll-result-count", "data-testid": "poll-result-count", "data-option-id": o.option_id, text: formatNumber(count) }),
           ]),
         );
       }
       if (q.kind === "text") {
-        block.append(el("p", { class: "hint", text: `${r.responses} text answers` }));
+        block.append(el("p", { class: "hint", text: nt("{n} text answer", "{n} text answers", r.responses) }));
         if (r.texts) {
-          block.append(el("ul", { class: "poll-texts", "data-testid": "poll-text-answers" }, r.texts.map((/** @type {string} */ t) => el("li", { text: t }))));
+          block.append(el("ul", { class: "poll-texts", "data-testid": "poll-text-answers", "data-no-translate": true }, r.texts.map((/** @type {string} */ answer) => el("li", { text: answer }))));
         }
       }
       box.append(block);
@@ -229,13 +253,16 @@ export class PollPanel {
   answerForm(poll) {
     const mine = new Map((this.answers.get(poll.poll_id) ?? []).map((a) => [a.question_id, a]));
     const form = el("form", { class: "poll-active card", "data-testid": "poll-active", "data-poll-id": poll.poll_id }, [
-      el("p", { class: "eyebrow", text: poll.kind === "test" ? "Test" : "Poll" }),
-      el("h3", { class: "poll-title", "data-testid": "poll-active-title", text: poll.title }),
+      el("p", { class: "eyebrow", text: kindLabel(poll) }),
+      el("h3", { class: "poll-title", "data-testid": "poll-active-title", "data-no-translate": true, text: poll.title }),
     ]);
     for (const q of poll.questions) {
       const prior = mine.get(q.question_id);
       const set = el("fieldset", { class: "poll-question", "data-question-id": q.question_id }, [
-        el("legend", { text: q.text + (q.kind === "multiple" ? " (choose any)" : "") }),
+        el("legend", {}, [
+          el("span", { "data-no-translate": true, text: q.text }),
+          ...(q.kind === "multiple" ? [" ", t("(choose any)")] : []),
+        ]),
       ]);
       if (q.kind === "text") {
         set.append(el("input", { type: "text", class: "poll-text-answer", "data-testid": "poll-text-answer", name: q.question_id, maxlength: 500, value: prior?.text ?? "", "aria-label": q.text }));
@@ -253,15 +280,15 @@ export class PollPanel {
           el("label", { class: "poll-option" }, [
             input,
             o.image_url ? el("img", { src: o.image_url, alt: "", class: "poll-option-image", loading: "lazy" }) : null,
-            el("span", { text: o.text }),
+            el("span", { "data-no-translate": true, text: o.text }),
           ]),
         );
       }
       form.append(set);
     }
-    const saved = el("p", { class: "hint", "data-testid": "poll-answer-saved", hidden: !mine.size, text: "Your answer is saved. You can change it until the poll closes." });
+    const saved = el("p", { class: "hint", "data-testid": "poll-answer-saved", hidden: !mine.size, text: t("Your answer is saved. You can change it until the poll closes.") });
     form.append(
-      el("div", { class: "row" }, [el("button", { type: "submit", class: "btn btn-primary", "data-testid": "poll-submit", text: mine.size ? "Change answer" : "Send answer" })]),
+      el("div", { class: "row" }, [el("button", { type: "submit", class: "btn btn-primary", "data-testid": "poll-submit", text: mine.size ? t("Change answer") : t("Send answer") })]),
       saved,
     );
     form.addEventListener("submit", async (event) => {
@@ -277,7 +304,7 @@ export class PollPanel {
         }
       }
       if (!answers.length) {
-        this.ctx.toast("Choose an answer first.", { kind: "warn", key: "poll" });
+        this.ctx.toast(t("Choose an answer first."), { kind: "warn", key: "poll" });
         return;
       }
       try {
@@ -286,7 +313,7 @@ export class PollPanel {
         for (const a of reply.answers) merged.set(a.question_id, a);
         this.answers.set(poll.poll_id, [...merged.values()]);
         saved.hidden = false;
-        this.ctx.toast("Answer sent.", { kind: "success", key: "poll", timeout: 2500 });
+        this.ctx.toast(t("Answer sent."), { kind: "success", key: "poll", timeout: 2500 });
       } catch (failure) {
         this.ctx.toast(errorMessage(failure), { kind: "warn", key: "poll" });
       }
@@ -334,7 +361,7 @@ export class PollBuilder {
     this.kindSelect.value = poll.kind;
     this.questionsBox.replaceChildren(...poll.questions.map((/** @type {any} */ q) => this.questionEditor(q)));
     this.syncKind();
-    this.saveButton.textContent = "Save changes";
+    this.saveButton.textContent = t("Save changes");
     this.cancelButton.hidden = false;
     this.element.hidden = false;
     this.titleInput.focus();
@@ -346,24 +373,24 @@ export class PollBuilder {
     /** @type {HTMLFormElement} */ (this.element).reset();
     this.questionsBox.replaceChildren(this.questionEditor());
     this.syncKind();
-    this.saveButton.textContent = "Save";
+    this.saveButton.textContent = t("Save");
     this.cancelButton.hidden = true;
   }
 
   makeForm() {
-    const title = el("input", { type: "text", "data-testid": "poll-title", maxlength: 200, required: true, "aria-label": "Title" });
+    const title = el("input", { type: "text", "data-testid": "poll-title", maxlength: 200, required: true, "aria-label": t("Title") });
     const kind = /** @type {HTMLSelectElement} */ (
-      el("select", { "data-testid": "poll-kind", "aria-label": "Kind" }, [
-        el("option", { value: "poll", text: "Poll (no right answers)" }),
-        el("option", { value: "test", text: "Test (mark the right answers)" }),
+      el("select", { "data-testid": "poll-kind", "aria-label": t("Kind") }, [
+        el("option", { value: "poll", text: t("Poll (no right answers)") }),
+        el("option", { value: "test", text: t("Test (mark the right answers)") }),
       ])
     );
     const questions = el("div", { class: "poll-builder-questions" });
-    const addQuestion = el("button", { type: "button", class: "btn btn-small", "data-testid": "poll-add-question", text: "Add question" });
-    const save = el("button", { type: "submit", class: "btn btn-primary btn-small", "data-testid": "poll-save", text: "Save" });
-    const cancel = el("button", { type: "button", class: "btn btn-ghost btn-small", "data-testid": "poll-edit-cancel", text: "Cancel", hidden: true });
+    const addQuestion = el("button", { type: "button", class: "btn btn-small", "data-testid": "poll-add-question", text: t("Add question") });
+    const save = el("button", { type: "submit", class: "btn btn-primary btn-small", "data-testid": "poll-save", text: t("Save") });
+    const cancel = el("button", { type: "button", class: "btn btn-ghost btn-small", "data-testid": "poll-edit-cancel", text: t("Cancel"), hidden: true });
     const form = el("form", { class: "poll-builder card", "data-testid": "poll-builder", hidden: true }, [
-      el("div", { class: "field" }, [el("label", { text: "Title" }), title]),
+      el("div", { class: "field" }, [el("label", { text: t("Title") }), title]),
       el("div", { class: "field" }, [kind]),
       questions,
       el("div", { class: "row" }, [addQuestion, save, cancel]),
@@ -377,7 +404,7 @@ export class PollBuilder {
     this.cancelButton = cancel;
     cancel.addEventListener("click", () => this.reset());
     kind.addEventListener("change", sync);
-    this.bindAdd(addQuestion, questions, MAX_QUESTIONS_PER_POLL, "questions per poll", () => this.questionEditor());
+    this.bindAdd(addQuestion, questions, MAX_QUESTIONS_PER_POLL, (n) => nt("At most {n} question per poll.", "At most {n} questions per poll.", n), () => this.questionEditor());
     questions.append(this.questionEditor());
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -403,13 +430,13 @@ export class PollBuilder {
    * @param {HTMLElement} button
    * @param {HTMLElement} list
    * @param {number} max
-   * @param {string} what  "questions per poll"
+   * @param {(max: number) => string} tooMany  what the toast says at `max`: "At most 20 questions per poll."
    * @param {() => HTMLElement} make
    */
-  bindAdd(button, list, max, what, make) {
+  bindAdd(button, list, max, tooMany, make) {
     button.addEventListener("click", () => {
       if (list.childElementCount >= max) {
-        this.ctx.toast(`At most ${max} ${what}.`, { kind: "warn", key: "poll" });
+        this.ctx.toast(tooMany(max), { kind: "warn", key: "poll" });
         return;
       }
       list.append(make());
@@ -418,19 +445,19 @@ export class PollBuilder {
 
   /** @param {any} [q]  a prepared question to edit */
   questionEditor(q) {
-    const text = el("input", { type: "text", "data-testid": "poll-question-text", maxlength: 500, placeholder: "Question", "aria-label": "Question", value: q?.text ?? "" });
+    const text = el("input", { type: "text", "data-testid": "poll-question-text", maxlength: 500, placeholder: t("Question"), "aria-label": t("Question"), value: q?.text ?? "" });
     const kind = /** @type {HTMLSelectElement} */ (
-      el("select", { "data-testid": "poll-question-kind", "aria-label": "Answer type" }, [
-        el("option", { value: "single", text: "One choice" }),
-        el("option", { value: "multiple", text: "Several choices" }),
-        el("option", { value: "text", text: "Short text" }),
+      el("select", { "data-testid": "poll-question-kind", "aria-label": t("Answer type") }, [
+        el("option", { value: "single", text: t("One choice") }),
+        el("option", { value: "multiple", text: t("Several choices") }),
+        el("option", { value: "text", text: t("Short text") }),
       ])
     );
     const options = el("div", { class: "poll-builder-options" });
-    const addOption = el("button", { type: "button", class: "btn btn-ghost btn-tiny", "data-testid": "poll-add-option", text: "Add option" });
-    const accepted = el("input", { type: "text", class: "poll-accepted", "data-testid": "poll-accepted", placeholder: "Right answers, separated by |", "aria-label": "Right answers", value: (q?.accepted ?? []).join(" | ") });
+    const addOption = el("button", { type: "button", class: "btn btn-ghost btn-tiny", "data-testid": "poll-add-option", text: t("Add option") });
+    const accepted = el("input", { type: "text", class: "poll-accepted", "data-testid": "poll-accepted", placeholder: t("Right answers, separated by |"), "aria-label": t("Right answers"), value: (q?.accepted ?? []).join(" | ") });
     if (q) kind.value = q.kind;
-    const remove = el("button", { type: "button", class: "btn btn-ghost btn-tiny", text: "Remove question" });
+    const remove = el("button", { type: "button", class: "btn btn-ghost btn-tiny", text: t("Remove question") });
     const box = el("fieldset", { class: "poll-question-editor", "data-testid": "poll-question-editor" }, [
       el("div", { class: "row" }, [text, kind]),
       options,
@@ -444,7 +471,7 @@ export class PollBuilder {
       box.classList.toggle("is-text", isText);
     };
     kind.addEventListener("change", syncKind);
-    this.bindAdd(addOption, options, MAX_OPTIONS_PER_QUESTION, "options per question", () => this.optionEditor());
+    this.bindAdd(addOption, options, MAX_OPTIONS_PER_QUESTION, (n) => nt("At most {n} option per question.", "At most {n} options per question.", n), () => this.optionEditor());
     remove.addEventListener("click", () => {
       if (box.parentElement && box.parentElement.childElementCount > 1) box.remove();
     });
@@ -456,15 +483,15 @@ export class PollBuilder {
 
   /** @param {any} [o]  a prepared option to edit */
   optionEditor(o) {
-    const text = el("input", { type: "text", "data-testid": "poll-option-text", maxlength: 200, placeholder: "Option", "aria-label": "Option", value: o?.text ?? "" });
-    const correct = /** @type {HTMLInputElement} */ (el("input", { type: "checkbox", "data-testid": "poll-option-correct", "aria-label": "Right answer" }));
+    const text = el("input", { type: "text", "data-testid": "poll-option-text", maxlength: 200, placeholder: t("Option"), "aria-label": t("Option"), value: o?.text ?? "" });
+    const correct = /** @type {HTMLInputElement} */ (el("input", { type: "checkbox", "data-testid": "poll-option-correct", "aria-label": t("Right answer") }));
     correct.checked = Boolean(o?.correct);
-    const file = /** @type {HTMLInputElement} */ (el("input", { type: "file", accept: IMAGE_TYPES.join(","), "data-testid": "poll-option-image", "aria-label": "Image for this option" }));
+    const file = /** @type {HTMLInputElement} */ (el("input", { type: "file", accept: IMAGE_TYPES.join(","), "data-testid": "poll-option-image", "aria-label": t("Image for this option") }));
     const thumb = el("img", { class: "poll-option-thumb", alt: "", hidden: true });
     const row = el("div", { class: "poll-option-editor", "data-testid": "poll-option-editor" }, [
       text,
-      el("label", { class: "check poll-correct" }, [correct, " right"]),
-      el("label", { class: "btn btn-ghost btn-tiny poll-image-button" }, ["Image", file]),
+      el("label", { class: "check poll-correct" }, [correct, " ", t("right")]),
+      el("label", { class: "btn btn-ghost btn-tiny poll-image-button" }, [t("Image"), file]),
       thumb,
     ]);
     if (o?.image_id) {
@@ -476,7 +503,7 @@ export class PollBuilder {
       const chosen = file.files?.[0];
       if (!chosen) return;
       if (!IMAGE_TYPES.includes(chosen.type) || chosen.size > MAX_IMAGE_BYTES) {
-        this.ctx.toast("Images must be PNG, JPEG, GIF or WebP and at most 2 MiB.", { kind: "warn", key: "poll" });
+        this.ctx.toast(t("Images must be PNG, JPEG, GIF or WebP and at most 2 MiB."), { kind: "warn", key: "poll" });
         file.value = "";
         return;
       }
@@ -532,6 +559,6 @@ export async function uploadImage(eventId, key, file) {
     headers: { "Content-Type": file.type, "X-Presenter-Key": key ?? "" },
   });
   const reply = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(reply.message ?? `upload failed (${response.status})`);
+  if (!response.ok) throw new Error(reply.message ?? t("upload failed ({status})", { status: response.status }));
   return reply;
 }

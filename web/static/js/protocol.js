@@ -13,6 +13,7 @@
 // the server restores the same participant. Media is negotiated afresh then: the
 // UI republishes what was live (the `resumed` event).
 
+import { formatNumber, lang, onLanguage, t } from "./i18n.js";
 import { adoptNegotiatedEncodings, applyActiveEncodings, sendEncodings } from "./tiers.js";
 
 export const PROTOCOL_VERSION = 1;
@@ -169,7 +170,7 @@ export class WebinarError extends Error {
    */
   constructor(code, message, cause) {
     super(message, cause === undefined ? undefined : { cause });
-    this.name = "WebinarError";
+    this.name = "WebinarError"; // i18n-ignore
     this.code = code;
   }
 }
@@ -292,6 +293,10 @@ export class WebinarConnection extends EventTarget {
     /** @type {WebSocket | null} */
     this._ws = null;
     this._nextId = 1;
+    // Texts the server sends (error messages) follow the page's language.
+    this._offLanguage = onLanguage((code) => {
+      if (this.welcome) this.send("set-language", { language: code });
+    });
     /** @type {Map<number, Pending>} */
     this._pending = new Map();
     /** @type {{eventId: string, name: string, credential?: string, clientId?: string} | null} */
@@ -354,7 +359,7 @@ export class WebinarConnection extends EventTarget {
    * @returns {Promise<void>}
    */
   connect(url) {
-    if (this._ws) return Promise.reject(new WebinarError("bad-state", "already connected"));
+    if (this._ws) return Promise.reject(new WebinarError("bad-state", t("already connected")));
     if (url) this.url = url;
     this._closing = false;
     this._closeDispatched = false;
@@ -378,7 +383,7 @@ export class WebinarConnection extends EventTarget {
         if (ws === this._ws) this._onSocketMessage(event);
       });
       ws.addEventListener("close", (event) => {
-        if (!opened) reject(new WebinarError("closed", "could not reach the server"));
+        if (!opened) reject(new WebinarError("closed", t("could not reach the server")));
         this._onSocketClose(ws, event.code, event.reason);
       });
     });
@@ -408,8 +413,8 @@ export class WebinarConnection extends EventTarget {
    */
   async _handshake(resumeToken) {
     const params = this._joinParams;
-    if (!params) throw new WebinarError("bad-state", "join first");
-    this.welcome = await this.request("hello", { protocol: PROTOCOL_VERSION, client: CLIENT_NAME });
+    if (!params) throw new WebinarError("bad-state", t("join first"));
+    this.welcome = await this.request("hello", { protocol: PROTOCOL_VERSION, client: CLIENT_NAME, language: lang() });
     /** @type {Record<string, unknown>} */
     const fields = { event_id: params.eventId, name: params.name };
     if (params.credential) fields.credential = params.credential;
@@ -436,7 +441,7 @@ export class WebinarConnection extends EventTarget {
     old?.close(1000, "moved");
     this.url = url;
     await this._openSocket();
-    this.welcome = await this.request("hello", { protocol: PROTOCOL_VERSION, client: CLIENT_NAME });
+    this.welcome = await this.request("hello", { protocol: PROTOCOL_VERSION, client: CLIENT_NAME, language: lang() });
     return /** @type {JoinedMessage} */ (await this.request("join", { ...fields, placed: true }));
   }
 
@@ -561,14 +566,15 @@ export class WebinarConnection extends EventTarget {
   request(type, fields = {}, options = {}) {
     const ws = this._ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) {
-      return Promise.reject(new WebinarError("not-connected", "not connected to the server"));
+      return Promise.reject(new WebinarError("not-connected", t("not connected to the server")));
     }
     const id = this._nextId++;
     const timeout = options.timeout ?? this.requestTimeout;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this._pending.delete(id);
-        reject(new WebinarError("timeout", `no reply to ${type} within ${timeout / 1000} s`));
+        // TRANSLATORS: {request} is the name of a request in the protocol (e.g. "chat-send")
+        reject(new WebinarError("timeout", t("no reply to {request} within {seconds} s", { request: type, seconds: formatNumber(timeout / 1000) })));
       }, timeout);
       this._pending.set(id, { resolve, reject, timer, type });
       ws.send(JSON.stringify({ type, id, ...fields }));
@@ -710,7 +716,8 @@ export class WebinarConnection extends EventTarget {
     this._ws = null;
     for (const [id, pending] of this._pending) {
       clearTimeout(pending.timer);
-      pending.reject(new WebinarError("closed", `the connection closed before ${pending.type} was answered`));
+      // TRANSLATORS: {request} is the name of a request in the protocol (e.g. "chat-send")
+      pending.reject(new WebinarError("closed", t("the connection closed before {request} was answered", { request: pending.type })));
       this._pending.delete(id);
     }
     this._stopPing();
@@ -758,7 +765,7 @@ export class WebinarConnection extends EventTarget {
   _scheduleReconnect(code = 1006) {
     if (this._reconnectTimer || this._attemptInFlight || this.state !== "reconnecting") return;
     if (this._reconnectAttempt >= this.reconnectAttempts) {
-      this._finish(code, "gave up reconnecting", null);
+      this._finish(code, "gave up reconnecting", null); // i18n-ignore
       return;
     }
     const base = Math.min(this.reconnectMax, this.reconnectInitial * 2 ** this._reconnectAttempt);
@@ -797,7 +804,7 @@ export class WebinarConnection extends EventTarget {
     this._attemptInFlight = false;
     if (this.state !== "reconnecting" || this._closing) {
       // closed by the page meanwhile
-      if (this._ws) this._ws.close(1000, "closed by client");
+      if (this._ws) this._ws.close(1000, "closed by client"); // i18n-ignore
       return;
     }
     if (joined) {
@@ -810,7 +817,7 @@ export class WebinarConnection extends EventTarget {
     // (a node of a cluster lost): "in use" is final only once that can no longer be the case.
     const ownPlace = failure instanceof WebinarError && failure.code === "ticket-in-use" && Date.now() - this._droppedAt < OWN_PLACE_MS;
     if (failure instanceof WebinarError && FINAL_JOIN_ERRORS.has(failure.code) && !ownPlace) {
-      if (this._ws) this._ws.close(1000, "giving up");
+      if (this._ws) this._ws.close(1000, "giving up"); // i18n-ignore
       this._ws = null;
       this._finish(1000, failure.message, failure);
       return;
@@ -825,7 +832,7 @@ export class WebinarConnection extends EventTarget {
 
   /** Test and debugging hook: drop the socket as a network failure would (no `leave`). */
   dropSocket() {
-    this._ws?.close(4001, "dropped by test");
+    this._ws?.close(4001, "dropped by test"); // i18n-ignore
   }
 
   _startPing() {
@@ -834,7 +841,7 @@ export class WebinarConnection extends EventTarget {
       this.request("ping", {}, { timeout: this.pingInterval }).catch((error) => {
         if (error.code === "timeout" && this._ws) {
           // the server stopped answering: give up on this socket (and reconnect)
-          this._ws.close(4000, "ping timeout");
+          this._ws.close(4000, "ping timeout"); // i18n-ignore
         }
       });
     }, this.pingInterval);
@@ -864,6 +871,7 @@ export class WebinarConnection extends EventTarget {
   /** Close the socket and both peer connections at once (no reconnect). */
   close() {
     this._closing = true;
+    this._offLanguage();
     this._stopPing();
     clearTimeout(this._reconnectTimer);
     this._reconnectTimer = 0;
@@ -871,10 +879,10 @@ export class WebinarConnection extends EventTarget {
     const ws = this._ws;
     if (this.state === "reconnecting") {
       this._ws = null;
-      ws?.close(1000, "closed by client");
-      this._finish(1000, "closed by client", null);
+      ws?.close(1000, "closed by client"); // i18n-ignore
+      this._finish(1000, "closed by client", null); // i18n-ignore
     } else if (ws && ws.readyState <= WebSocket.OPEN) {
-      ws.close(1000, "closed by client");
+      ws.close(1000, "closed by client"); // i18n-ignore
     } else if (!ws) {
       this._setState("closed");
     }
@@ -1024,7 +1032,7 @@ export class WebinarConnection extends EventTarget {
 
   /** @param {{track: MediaStreamTrack, source: Source}[]} tracks */
   async _publish(tracks) {
-    if (this.state !== "joined") throw new WebinarError("not-joined", "join the event first");
+    if (this.state !== "joined") throw new WebinarError("not-joined", t("join the event first"));
     const pc = this._ensurePublishConnection();
     /** @type {{transceiver: RTCRtpTransceiver, track: MediaStreamTrack, source: Source}[]} */
     const added = [];
@@ -1037,7 +1045,7 @@ export class WebinarConnection extends EventTarget {
       await pc.setLocalDescription(offer);
     } catch (error) {
       await this._rollbackPublish(pc, added);
-      throw new WebinarError("media", `could not prepare the offer: ${describe(error)}`, error);
+      throw new WebinarError("media", t("could not prepare the offer: {detail}", { detail: describe(error) }), error);
     }
     // Every sending m-line, by mid (known now, after setLocalDescription).
     const bySender = new Map([...this.producers.values()].map((p) => [p.transceiver, p.source]));
@@ -1057,11 +1065,11 @@ export class WebinarConnection extends EventTarget {
       await this._rollbackPublish(pc, added);
       throw error;
     }
-    if (pc !== this.publishConnection) throw new WebinarError("closed", "the connection dropped");
+    if (pc !== this.publishConnection) throw new WebinarError("closed", t("the connection dropped"));
     try {
       await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
     } catch (error) {
-      throw new WebinarError("media", `the server's answer was not accepted: ${describe(error)}`, error);
+      throw new WebinarError("media", t("the server's answer was not accepted: {detail}", { detail: describe(error) }), error);
     }
     for (const { transceiver, track } of added) {
       if (track.kind === "video") await adoptNegotiatedEncodings(transceiver.sender);
@@ -1183,7 +1191,7 @@ export class WebinarConnection extends EventTarget {
    */
   async replaceTrack(producerId, track) {
     const entry = this.producers.get(producerId);
-    if (!entry) throw new WebinarError("unknown-stream", "no such producer of ours");
+    if (!entry) throw new WebinarError("unknown-stream", t("no such producer of ours"));
     await entry.transceiver.sender.replaceTrack(track);
     entry.track = track;
   }
@@ -1287,7 +1295,7 @@ export class WebinarConnection extends EventTarget {
         const wrapped =
           error instanceof WebinarError
             ? error
-            : new WebinarError("media", `could not receive the streams: ${describe(error)}`, error);
+            : new WebinarError("media", t("could not receive the streams: {detail}", { detail: describe(error) }), error);
         if (wrapped.code !== "closed" && wrapped.code !== "not-connected" && this.state === "joined") {
           this._emit("error", { error: wrapped });
         }

@@ -2,11 +2,17 @@
 // the presenters' tools, and the published question on everyone's stage.
 
 import { clock, linkify } from "./chat.js";
+import { formatNumber, onLanguage, setText, t } from "./i18n.js";
 import { el, errorMessage } from "./ui.js";
 
 export const MAX_QUESTION_CHARS = 2000;
 
-const STATE_LABEL = /** @type {Record<string, string>} */ ({ new: "New", answered: "Answered", dismissed: "Dismissed" });
+/** What a question's state is called (a new question shows none). @param {string} state */
+function stateLabel(state) {
+  if (state === "answered") return t("Answered");
+  if (state === "dismissed") return t("Dismissed");
+  return state;
+}
 
 export class QaPanel {
   /** @param {any} ctx */
@@ -22,12 +28,12 @@ export class QaPanel {
     this.openBox = /** @type {HTMLInputElement} */ (el("input", { type: "checkbox", "data-testid": "qa-open-toggle", checked: true }));
     this.openBox.addEventListener("change", () => this.act("qa-settings", { open: this.openBox.checked }));
     this.tools = el("div", { class: "panel-tools", hidden: true }, [
-      el("label", { class: "check" }, [this.openBox, " Q&A open"]),
+      el("label", { class: "check" }, [this.openBox, " ", t("Q&A open")]),
     ]);
     this.sort = /** @type {HTMLSelectElement} */ (
-      el("select", { "data-testid": "qa-sort", "aria-label": "Sort questions" }, [
-        el("option", { value: "votes", text: "Most votes first" }),
-        el("option", { value: "time", text: "Oldest first" }),
+      el("select", { "data-testid": "qa-sort", "aria-label": t("Sort questions") }, [
+        el("option", { value: "votes", text: t("Most votes first") }),
+        el("option", { value: "time", text: t("Oldest first") }),
       ])
     );
     this.sort.addEventListener("change", () => {
@@ -35,33 +41,35 @@ export class QaPanel {
       this.render();
     });
     this.input = /** @type {HTMLTextAreaElement} */ (
-      el("textarea", { rows: 2, maxlength: MAX_QUESTION_CHARS, "data-testid": "qa-input", placeholder: "Ask the presenters a question", "aria-label": "Your question" })
+      el("textarea", { rows: 2, maxlength: MAX_QUESTION_CHARS, "data-testid": "qa-input", placeholder: t("Ask the presenters a question"), "aria-label": t("Your question") })
     );
     this.anonymous = /** @type {HTMLInputElement} */ (el("input", { type: "checkbox", "data-testid": "qa-anonymous" }));
     this.askForm = el("form", { class: "qa-form", "data-testid": "qa-form" }, [
       this.input,
       el("div", { class: "row qa-form-row" }, [
-        el("label", { class: "check" }, [this.anonymous, " Ask anonymously"]),
-        el("button", { type: "submit", class: "btn btn-primary btn-small", "data-testid": "qa-ask", text: "Ask" }),
+        el("label", { class: "check" }, [this.anonymous, " ", t("Ask anonymously")]),
+        el("button", { type: "submit", class: "btn btn-primary btn-small", "data-testid": "qa-ask", text: t("Ask") }),
       ]),
     ]);
     this.askForm.addEventListener("submit", (event) => {
       event.preventDefault();
       this.ask();
     });
-    this.closedNote = el("p", { class: "hint", "data-testid": "qa-closed-note", hidden: true, text: "Q&A is closed." });
-    this.empty = el("p", { class: "hint", "data-testid": "qa-empty", text: "No questions yet." });
-    this.list = el("ol", { class: "qa-list", "data-testid": "qa-list", "aria-label": "Questions" });
+    this.closedNote = el("p", { class: "hint", "data-testid": "qa-closed-note", hidden: true, text: t("Q&A is closed.") });
+    this.empty = el("p", { class: "hint", "data-testid": "qa-empty", text: t("No questions yet.") });
+    this.list = el("ol", { class: "qa-list", "data-testid": "qa-list", "aria-label": t("Questions") });
     panel.append(this.tools, this.closedNote, this.askForm, el("div", { class: "row qa-sort-row" }, [this.sort]), this.empty, this.list);
 
     // the published question, on the stage for everyone
     this.banner = el("div", { class: "published-question", "data-testid": "published-question", role: "status", hidden: true });
-    this.bannerText = el("p", { class: "published-text", "data-testid": "published-question-text" });
+    this.bannerText = el("p", { class: "published-text", "data-testid": "published-question-text", "data-no-translate": true });
     this.bannerName = el("p", { class: "published-name hint" });
-    this.clear = el("button", { type: "button", class: "btn btn-small", "data-testid": "published-question-clear", text: "Clear", hidden: true });
+    this.clear = el("button", { type: "button", class: "btn btn-small", "data-testid": "published-question-clear", text: t("Clear"), hidden: true });
     this.clear.addEventListener("click", () => this.act("question-publish", { question_id: null }));
-    this.banner.append(el("p", { class: "eyebrow", text: "Now answering" }), this.bannerText, this.bannerName, this.clear);
+    this.banner.append(el("p", { class: "eyebrow", text: t("Now answering") }), this.bannerText, this.bannerName, this.clear);
     document.getElementById("stage")?.prepend(this.banner);
+    // a language switch in the room: the list, the tab and the banner again
+    onLanguage(() => this.setPublished(this.published));
   }
 
   /**
@@ -101,7 +109,7 @@ export class QaPanel {
     this.banner.hidden = !q;
     if (q) {
       this.bannerText.replaceChildren(linkify(q.text));
-      this.bannerName.textContent = q.name ? `Asked by ${q.name}` : "Asked anonymously";
+      this.bannerName.textContent = q.name ? t("Asked by {name}", { name: q.name }) : t("Asked anonymously");
     }
     this.clear.hidden = !this.ctx.staff();
     this.render();
@@ -111,7 +119,7 @@ export class QaPanel {
   async markMessage(messageId) {
     try {
       await this.ctx.request("question-mark", { message_id: messageId });
-      this.ctx.toast("Added to the questions.", { kind: "success", key: "qa", timeout: 3000 });
+      this.ctx.toast(t("Added to the questions."), { kind: "success", key: "qa", timeout: 3000 });
     } catch (failure) {
       this.ctx.toast(errorMessage(failure), { kind: "warn", key: "qa" });
     }
@@ -145,7 +153,8 @@ export class QaPanel {
     this.list.hidden = !this.open && !staff;
     this.list.replaceChildren(...items.map((q) => this.item(q, staff)));
     const tab = document.getElementById("tab-qa");
-    if (tab) tab.textContent = items.length ? `Q&A (${items.length})` : "Q&A";
+    if (tab && items.length) setText(tab, "Q&A ({count})", { count: formatNumber(items.length) });
+    else if (tab) setText(tab, "Q&A");
   }
 
   /**
@@ -158,9 +167,9 @@ export class QaPanel {
       class: "btn btn-small qa-upvote",
       "data-testid": "qa-upvote",
       "aria-pressed": String(q.voted),
-      "aria-label": q.voted ? "Take back your vote" : "Vote for this question",
+      "aria-label": q.voted ? t("Take back your vote") : t("Vote for this question"),
       disabled: staff || !this.open,
-    }, [el("span", { "aria-hidden": "true", text: "▲ " }), el("span", { "data-testid": "qa-votes", text: String(q.votes) })]);
+    }, [el("span", { "aria-hidden": "true", text: "▲ " }), el("span", { "data-testid": "qa-votes", text: formatNumber(q.votes) })]);
     vote.addEventListener("click", () => this.act("question-vote", { question_id: q.question_id, up: !q.voted }));
     const tools = el("div", { class: "qa-tools" });
     if (staff) {
@@ -170,31 +179,32 @@ export class QaPanel {
         class: `btn btn-small${isPublished ? " btn-primary" : ""}`,
         "data-testid": "qa-publish",
         "aria-pressed": String(isPublished),
-        text: isPublished ? "Published" : "Publish",
+        text: isPublished ? t("Published") : t("Publish"),
         disabled: q.state === "dismissed",
       });
       publish.addEventListener("click", () =>
         this.act("question-publish", { question_id: isPublished ? null : q.question_id }),
       );
-      const answered = el("button", { type: "button", class: "btn btn-small", "data-testid": "qa-answered", text: q.state === "answered" ? "Reopen" : "Answered" });
+      const answered = el("button", { type: "button", class: "btn btn-small", "data-testid": "qa-answered", text: q.state === "answered" ? t("Reopen") : t("Answered") });
       answered.addEventListener("click", () =>
         this.act("question-state", { question_id: q.question_id, state: q.state === "answered" ? "new" : "answered" }),
       );
-      const dismiss = el("button", { type: "button", class: "btn btn-small btn-ghost", "data-testid": "qa-dismiss", text: q.state === "dismissed" ? "Restore" : "Dismiss" });
+      const dismiss = el("button", { type: "button", class: "btn btn-small btn-ghost", "data-testid": "qa-dismiss", text: q.state === "dismissed" ? t("Restore") : t("Dismiss") });
       dismiss.addEventListener("click", () =>
         this.act("question-state", { question_id: q.question_id, state: q.state === "dismissed" ? "new" : "dismissed" }),
       );
       tools.append(publish, answered, dismiss);
     }
-    const who = q.name ? q.name + (q.anonymous ? " (anonymous to others)" : "") : "Anonymous";
+    let who = t("Anonymous");
+    if (q.name) who = q.anonymous ? t("{name} (anonymous to others)", { name: q.name }) : q.name;
     return el("li", { class: `qa-item state-${q.state}`, "data-testid": "qa-item", "data-question-id": q.question_id, "data-state": q.state }, [
       vote,
       el("div", { class: "qa-body" }, [
-        el("p", { class: "qa-text", "data-testid": "qa-text" }, [linkify(q.text)]),
+        el("p", { class: "qa-text", "data-testid": "qa-text", "data-no-translate": true }, [linkify(q.text)]),
         el("p", { class: "qa-meta hint" }, [
-          el("span", { "data-testid": "qa-name", text: who }),
+          el("span", { "data-testid": "qa-name", "data-no-translate": true, text: who }),
           ` · ${clock(q.asked_at)}`,
-          q.state !== "new" ? el("span", { class: "qa-state", "data-testid": "qa-state", text: ` · ${STATE_LABEL[q.state] ?? q.state}` }) : null,
+          q.state !== "new" ? el("span", { class: "qa-state", "data-testid": "qa-state" }, [" · ", stateLabel(q.state)]) : null,
         ]),
         tools,
       ]),

@@ -2,6 +2,8 @@
 // jitter of what we receive, packet loss the server reports for what we send, and the
 // round-trip time of the selected candidate pair. Measured every 2 s.
 
+import { formatNumber, t } from "./i18n.js";
+
 export const QUALITY_INTERVAL_MS = 2000;
 
 /**
@@ -107,15 +109,33 @@ export class QualityMonitor {
 }
 
 /**
- * "Packet loss 0.4 %, jitter 3 ms, round trip 20 ms".
+ * A measurement for people: the number in the page's language, without thousands separators
+ * ("1200 ms", as the product always wrote it).
+ * @param {number} value
+ * @param {number} [digits]  fraction digits
+ */
+function amount(value, digits = 0) {
+  return formatNumber(value, { minimumFractionDigits: digits, maximumFractionDigits: digits, useGrouping: false });
+}
+
+/**
+ * "Connection quality: good (packet loss 0.4 %, jitter 3 ms, round trip 20 ms)".
  * @param {QualityReport} report
  */
 export function describeQuality(report) {
-  if (report.level === "unknown") return "Connection quality: not measured yet (it is measured while audio or video flows)";
+  if (report.level === "unknown") return t("Connection quality: not measured yet (it is measured while audio or video flows)");
   const parts = [];
-  if (report.loss !== null) parts.push(`packet loss ${(report.loss * 100).toFixed(1)} %`);
-  if (report.jitter !== null) parts.push(`jitter ${Math.round(report.jitter)} ms`);
-  if (report.rtt !== null) parts.push(`round trip ${Math.round(report.rtt)} ms`);
-  const level = { good: "good", fair: "fair", poor: "poor" }[report.level];
-  return `Connection quality: ${level}${parts.length ? ` (${parts.join(", ")})` : ""}`;
+  if (report.loss !== null) parts.push(t("packet loss {percent} %", { percent: amount(report.loss * 100, 1) }));
+  if (report.jitter !== null) parts.push(t("jitter {ms} ms", { ms: amount(Math.round(report.jitter)) }));
+  if (report.rtt !== null) parts.push(t("round trip {ms} ms", { ms: amount(Math.round(report.rtt)) }));
+  const details = parts.join(", ");
+  if (!parts.length) {
+    if (report.level === "good") return t("Connection quality: good");
+    if (report.level === "fair") return t("Connection quality: fair");
+    return t("Connection quality: poor");
+  }
+  // TRANSLATORS: {details} lists what was measured: "packet loss 0.4 %, jitter 3 ms, round trip 20 ms"
+  if (report.level === "good") return t("Connection quality: good ({details})", { details });
+  if (report.level === "fair") return t("Connection quality: fair ({details})", { details });
+  return t("Connection quality: poor ({details})", { details });
 }

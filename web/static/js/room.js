@@ -18,6 +18,7 @@
 // Chat, Q&A, polls and calls to action are interaction.js's.
 // window.__webinar exposes the live connection for tests and debugging.
 
+import { onLanguage, t } from "./i18n.js";
 import { Interaction } from "./interaction.js";
 import { isStaff } from "./participants.js";
 import { ByeReason, WebinarConnection } from "./protocol.js";
@@ -39,20 +40,40 @@ import { StatusBar } from "./room/status.js";
 /** @typedef {import("./room/page.js").ErrorAction} ErrorAction */
 /** @typedef {import("./room/page.js").RoomContext} RoomContext */
 
-const BYE_TEXT = /** @type {Record<string, string>} */ ({
-  [ByeReason.LEFT]: "You left the webinar.",
-  [ByeReason.SHUTDOWN]: "The server is restarting. Try again in a moment.",
-  [ByeReason.REPLACED]: "You joined this webinar from another tab or device.",
-  [ByeReason.PROTOCOL_VIOLATION]: "The server closed the connection because this page misbehaved. Reload the page.",
-  [ByeReason.REMOVED]: "You were removed from this webinar.",
-  [ByeReason.ENDED]: "The webinar has ended. Thank you for joining.",
-  [ByeReason.SLOW_CLIENT]: "Your connection was too slow to keep up. Try again.",
-  [ByeReason.TAKEN_OVER]: "Your code or invitation was used to enter on another device, so this one left the webinar.",
-  [ByeReason.WINDOW_ENDED]: "The time window of your ticket is over, so viewing has ended. Thank you for joining.",
-  [ByeReason.REVOKED]: "The organiser withdrew your ticket or invitation.",
-  [ByeReason.CANCELLED]: "The organiser cancelled this webinar; it will not take place.",
-  [ByeReason.NO_HELLO]: "The connection was not set up in time. Reload the page.",
-});
+/**
+ * Why the server said goodbye, in a sentence (null for a reason this page does not know).
+ * @param {string | null} bye
+ */
+function byeText(bye) {
+  switch (bye) {
+    case ByeReason.LEFT:
+      return t("You left the webinar.");
+    case ByeReason.SHUTDOWN:
+      return t("The server is restarting. Try again in a moment.");
+    case ByeReason.REPLACED:
+      return t("You joined this webinar from another tab or device.");
+    case ByeReason.PROTOCOL_VIOLATION:
+      return t("The server closed the connection because this page misbehaved. Reload the page.");
+    case ByeReason.REMOVED:
+      return t("You were removed from this webinar.");
+    case ByeReason.ENDED:
+      return t("The webinar has ended. Thank you for joining.");
+    case ByeReason.SLOW_CLIENT:
+      return t("Your connection was too slow to keep up. Try again.");
+    case ByeReason.TAKEN_OVER:
+      return t("Your code or invitation was used to enter on another device, so this one left the webinar.");
+    case ByeReason.WINDOW_ENDED:
+      return t("The time window of your ticket is over, so viewing has ended. Thank you for joining.");
+    case ByeReason.REVOKED:
+      return t("The organiser withdrew your ticket or invitation.");
+    case ByeReason.CANCELLED:
+      return t("The organiser cancelled this webinar; it will not take place.");
+    case ByeReason.NO_HELLO:
+      return t("The connection was not set up in time. Reload the page.");
+    default:
+      return null;
+  }
+}
 
 /** @implements {RoomContext} */
 class Room {
@@ -66,6 +87,10 @@ class Room {
     this.rejoining = false;
     /** @type {View} */
     this.view = "prejoin";
+    /** What the ended view says (rendered again when the language changes). @type {(() => {title: string, text: string}) | null} */
+    this.endedWords = null;
+    /** What the error box says (rendered again when the language changes). @type {(() => string) | null} */
+    this.errorWords = null;
     this.busy = false;
     this.toasts = new Toasts(byId("toasts"));
     this.prejoin = new Prejoin((name) => this.enter(name));
@@ -100,6 +125,8 @@ class Room {
     });
     this.bindPage();
     if (isStaff(PAGE_ROLE)) this.devices.startDeviceCheck();
+    // The language switches in place: everything with words in it is drawn again (the media runs on).
+    onLanguage(() => this.relabel());
   }
 
   get staff() {
@@ -141,10 +168,27 @@ class Room {
       this.conn?.send("leave");
       this.conn?.close();
     });
+    this.renderLocalTimes();
+    this.updateConnection();
+  }
+
+  renderLocalTimes() {
     for (const time of document.querySelectorAll("time[data-local-time]")) {
       time.textContent = formatTime(time.getAttribute("datetime") ?? "");
     }
+  }
+
+  /** The language changed: draw again every text that has values in it (times, counts, names). */
+  relabel() {
+    this.renderLocalTimes();
+    this.prejoin.relabel();
+    this.renderEnded();
+    if (this.errorWords && !byId("error").hidden) byId("error-text").textContent = this.errorWords();
+    this.status.relabel();
     this.updateConnection();
+    this.renderRoom();
+    this.renderLocal();
+    this.devices.relabel();
   }
 
   /** @param {View} which */
@@ -312,22 +356,30 @@ class Room {
     this.status.reset();
     this.updateConnection();
     if (this.leaving) return;
-    const text = detail.error
-      ? errorText(detail.error, { startsAt: STARTS_AT })
-      : (detail.bye && BYE_TEXT[detail.bye]) || "The connection to the server was lost.";
-    const title = detail.bye === "removed" ? "Removed" : detail.bye === "ended" ? "The webinar has ended" : "Disconnected";
-    this.showEnded(title, text);
+    this.showEnded(() => ({
+      title: detail.bye === "removed" ? t("Removed") : detail.bye === "ended" ? t("The webinar has ended") : t("Disconnected"),
+      text: detail.error
+        ? errorText(detail.error, { startsAt: STARTS_AT })
+        : byeText(detail.bye) || t("The connection to the server was lost."),
+    }));
     byId("rejoin").hidden = detail.bye === "removed" || detail.bye === "ended" || detail.error?.code === "banned";
   }
 
   /**
-   * @param {string} title
-   * @param {string} text
+   * The ended view, with what it says (a function: it is asked again when the language changes).
+   * @param {() => {title: string, text: string}} words
    */
-  showEnded(title, text) {
+  showEnded(words) {
+    this.endedWords = words;
+    this.renderEnded();
+    this.showView("ended");
+  }
+
+  renderEnded() {
+    if (!this.endedWords) return;
+    const { title, text } = this.endedWords();
     byId("ended-title").textContent = title;
     byId("ended-text").textContent = text;
-    this.showView("ended");
   }
 
   async leave() {
@@ -336,7 +388,10 @@ class Room {
     this.stopMedia();
     this.status.stop();
     byId("rejoin").hidden = false;
-    this.showEnded("You left the webinar", "Thanks for joining. You can come back while it is running.");
+    this.showEnded(() => ({
+      title: t("You left the webinar"),
+      text: t("Thanks for joining. You can come back while it is running."),
+    }));
     if (conn) await conn.leave();
     this.updateConnection();
   }
@@ -477,11 +532,13 @@ class Room {
   }
 
   /**
-   * @param {string} text
+   * @param {string | (() => string)} text  a function when the text has values in it: it is
+   *   asked again when the language changes
    * @param {ErrorAction | null} [action]
    */
   showError(text, action = null) {
-    byId("error-text").textContent = text;
+    this.errorWords = typeof text === "function" ? text : null;
+    byId("error-text").textContent = typeof text === "function" ? text() : text;
     const button = /** @type {HTMLButtonElement} */ (byId("error-action"));
     button.hidden = !action;
     button.onclick = action
@@ -503,7 +560,7 @@ class Room {
    * @param {unknown} error
    */
   showFailure(error) {
-    this.showError(errorText(error, this.context()));
+    this.showError(() => errorText(error, this.context()));
   }
 }
 

@@ -1,5 +1,6 @@
 // Small DOM helpers shared by the pages: element building, toasts, error texts, times.
 
+import { formatDate, formatNumber, formatRelative as relativeTime, t } from "./i18n.js";
 import { WebinarError } from "./protocol.js";
 
 /**
@@ -31,7 +32,7 @@ export function el(tag, attrs = {}, children = []) {
  */
 export function icon(name) {
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  svg.setAttribute("class", `icon icon-${name}`);
+  svg.setAttribute("class", `icon icon-${name}`); // i18n-ignore
   svg.setAttribute("viewBox", "0 0 24 24");
   svg.setAttribute("aria-hidden", "true");
   const use = document.createElementNS("http://www.w3.org/2000/svg", "use");
@@ -86,7 +87,7 @@ export class Toasts {
     if (key) {
       for (const old of this.region.querySelectorAll(`[data-key="${CSS.escape(key)}"]`)) old.remove();
     }
-    const close = el("button", { class: "toast-close", type: "button", "aria-label": "Dismiss" }, ["×"]);
+    const close = el("button", { class: "toast-close", type: "button", "aria-label": t("Dismiss") }, ["×"]);
     const button = action
       ? el("button", { class: "btn btn-small toast-action", type: "button", "data-testid": action.testid }, [
           action.label,
@@ -112,29 +113,39 @@ export class Toasts {
   }
 }
 
-/** What a source is called in sentences. @type {Record<string, string>} */
-export const SOURCE_NOUN = {
-  camera: "camera",
-  microphone: "microphone",
-  screen: "screen share",
-  "screen-audio": "screen audio",
-};
+/**
+ * What a mode is called, in the page's language (null for a mode this page does not know).
+ * @param {string} mode
+ */
+export function modeLabel(mode) {
+  switch (mode) {
+    case "listen-only":
+      return t("Listen only");
+    case "discussion":
+      return t("Discussion");
+    case "presenters-only":
+      return t("Presenters only");
+    default:
+      return null;
+  }
+}
 
-/** What the modes are called, and what they mean. */
-export const MODES = /** @type {Record<string, {label: string, about: string}>} */ ({
-  "listen-only": {
-    label: "Listen only",
-    about: "Attendees watch and listen; presenters and invited speakers talk.",
-  },
-  discussion: {
-    label: "Discussion",
-    about: "Everyone may turn on their microphone and camera.",
-  },
-  "presenters-only": {
-    label: "Presenters only",
-    about: "Backstage: attendees see and hear nothing of the presenters.",
-  },
-});
+/**
+ * What a mode means, in a sentence ("" for a mode this page does not know).
+ * @param {string} mode
+ */
+export function modeAbout(mode) {
+  switch (mode) {
+    case "listen-only":
+      return t("Attendees watch and listen; presenters and invited speakers talk.");
+    case "discussion":
+      return t("Everyone may turn on their microphone and camera.");
+    case "presenters-only":
+      return t("Backstage: attendees see and hear nothing of the presenters.");
+    default:
+      return "";
+  }
+}
 
 /**
  * A plain sentence for an error from the server or the connection.
@@ -147,70 +158,78 @@ export function errorText(error, context = {}) {
   }
   switch (error.code) {
     case "camera-limit":
-      return `This webinar already shows the maximum number of cameras${
-        context.maxCameras ? ` (${context.maxCameras})` : ""
-      }. Your camera was not published.`;
+      return context.maxCameras
+        ? t("This webinar already shows the maximum number of cameras ({max}). Your camera was not published.", {
+            max: formatNumber(context.maxCameras),
+          })
+        : t("This webinar already shows the maximum number of cameras. Your camera was not published.");
     case "unknown-event":
-      return "This event does not exist (any more). Check the event ID in your invitation.";
+      return t("This event does not exist (any more). Check the event ID in your invitation.");
     case "bad-credential":
       if (context.access === "paid") {
-        return "This reservation code is not valid for this event. Check the code in your confirmation e-mail (letters and digits, e.g. ABCD-EFGH-JKMN).";
+        return t("This reservation code is not valid for this event. Check the code in your confirmation e-mail (letters and digits, e.g. ABCD-EFGH-JKMN).");
       }
-      if (context.access === "password") return "That password is not right. Check your invitation and try again.";
-      if (context.access === "token") return "This invitation link is not valid for this webinar. Use the link from your own invitation e-mail.";
-      return "This presenter link is not valid. Ask the organiser for a new one.";
+      if (context.access === "password") return t("That password is not right. Check your invitation and try again.");
+      if (context.access === "token") return t("This invitation link is not valid for this webinar. Use the link from your own invitation e-mail.");
+      return t("This presenter link is not valid. Ask the organiser for a new one.");
     case "credential-required":
-      return context.access === "token"
-        ? "This webinar is by invitation only: open the personal link from your invitation e-mail."
-        : `This webinar needs ${context.access === "paid" ? "your reservation code" : "a password"}.`;
+      if (context.access === "token") return t("This webinar is by invitation only: open the personal link from your invitation e-mail.");
+      return context.access === "paid" ? t("This webinar needs your reservation code.") : t("This webinar needs a password.");
     case "outside-window":
-      return `Your reservation code works only around the event's time: ${error.message}.`;
+      return t("Your reservation code works only around the event's time: {detail}.", { detail: error.message });
     case "not-confirmed":
-      return `Your reservation cannot be used: ${error.message}. Contact the organiser if this is wrong.`;
+      return t("Your reservation cannot be used: {detail}. Contact the organiser if this is wrong.", { detail: error.message });
     case "revoked":
-      return "The organiser withdrew this invitation.";
+      return t("The organiser withdrew this invitation.");
     case "event-cancelled":
-      return "The organiser cancelled this webinar; it will not take place.";
+      return t("The organiser cancelled this webinar; it will not take place.");
     case "booking-expired":
     case "ticket-in-use":
     case "group-full":
+      // the server's own sentence (in the connection's language), as a sentence
       return `${error.message.charAt(0).toUpperCase()}${error.message.slice(1)}.`;
     case "not-started":
       return context.startsAt
-        ? `This webinar has not opened yet. It starts ${formatTime(context.startsAt)} (your time); ` +
-            "the room opens a few minutes before. Please come back then."
-        : "This webinar has not opened yet. Come back a few minutes before it starts.";
+        ? t("This webinar has not opened yet. It starts {time} (your time); the room opens a few minutes before. Please come back then.", {
+            time: formatTime(context.startsAt),
+          })
+        : t("This webinar has not opened yet. Come back a few minutes before it starts.");
     case "ended":
-      return "This webinar has ended. Thank you for your interest.";
+      return t("This webinar has ended. Thank you for your interest.");
     case "room-locked":
-      return "The organisers have locked the room: nobody new can join right now. Try again in a little while.";
+      return t("The organisers have locked the room: nobody new can join right now. Try again in a little while.");
     case "banned":
-      return "You were removed from this webinar and cannot join it again.";
+      return t("You were removed from this webinar and cannot join it again.");
     case "room-full":
-      return "The webinar is full: it holds no more people right now. Try again later.";
+      return t("The webinar is full: it holds no more people right now. Try again later.");
     case "too-many-for-discussion":
-      return `Discussion needs a smaller room: ${error.message || "it allows at most 25 people"}. The mode was not changed.`;
+      return t("Discussion needs a smaller room: {detail}. The mode was not changed.", {
+        detail: error.message || t("it allows at most 25 people"),
+      });
     case "forbidden":
-      return `You may not do that in your role. (${error.message})`;
+      return t("You may not do that in your role. ({detail})", { detail: error.message });
     case "unknown-participant":
-      return "That person is no longer in the room.";
+      return t("That person is no longer in the room.");
     case "unsupported-codec":
-      return "Your browser did not offer the VP8 video or Opus audio codec this server needs.";
+      return t("Your browser did not offer the VP8 video or Opus audio codec this server needs.");
     case "closed":
     case "not-connected":
-      return "The connection to the server was lost.";
+      return t("The connection to the server was lost.");
     case "timeout":
-      return "The server did not answer in time. Check your network and try again.";
-    case "rate-limited":
-      return /try again in/.test(error.message)
-        ? `Too many wrong attempts: ${error.message.replace(/^.*(try again in \d+ s).*$/, "$1")}.`
-        : "Too many requests; slow down a little.";
+      return t("The server did not answer in time. Check your network and try again.");
+    case "rate-limited": {
+      // the wait in seconds is the only number of the server's (translated) sentence
+      const wait = /(\d+)/.exec(error.message);
+      return wait
+        ? t("Too many wrong attempts: try again in {seconds} s.", { seconds: wait[1] })
+        : t("Too many requests; slow down a little.");
+    }
     case "draining":
-      return "The server is restarting and takes nobody new right now. Try again in a minute.";
+      return t("The server is restarting and takes nobody new right now. Try again in a minute.");
     case "server-full":
-      return "The server is running as many webinars as it can right now. Try again later.";
+      return t("The server is running as many webinars as it can right now. Try again later.");
     case "unavailable":
-      return "The server is briefly unable to coordinate this room. Nothing was changed; try again in a moment.";
+      return t("The server is briefly unable to coordinate this room. Nothing was changed; try again in a moment.");
     default:
       return error.message || error.code;
   }
@@ -223,10 +242,7 @@ export function errorText(error, context = {}) {
 export function formatTime(iso) {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return iso;
-  return new Intl.DateTimeFormat(undefined, {
-    dateStyle: "medium",
-    timeStyle: "short",
-  }).format(date);
+  return formatDate(date, { dateStyle: "medium", timeStyle: "short" });
 }
 
 /**
@@ -247,13 +263,12 @@ export function formatCountdown(ms) {
  * @param {number} ms
  */
 export function formatRelative(ms) {
-  const rtf = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
   const minutes = Math.round(ms / 60_000);
-  if (Math.abs(minutes) < 1) return rtf.format(Math.round(ms / 1000), "second");
-  if (Math.abs(minutes) < 90) return rtf.format(minutes, "minute");
+  if (Math.abs(minutes) < 1) return relativeTime(Math.round(ms / 1000), "second");
+  if (Math.abs(minutes) < 90) return relativeTime(minutes, "minute");
   const hours = Math.round(ms / 3_600_000);
-  if (Math.abs(hours) < 36) return rtf.format(hours, "hour");
-  return rtf.format(Math.round(ms / 86_400_000), "day");
+  if (Math.abs(hours) < 36) return relativeTime(hours, "hour");
+  return relativeTime(Math.round(ms / 86_400_000), "day");
 }
 
 const NAME_KEY = "webinar.name";
@@ -332,7 +347,7 @@ export function clientId() {
  */
 export function errorMessage(failure) {
   const message = /** @type {{message?: string}} */ (failure)?.message ?? String(failure);
-  return message ? message.charAt(0).toUpperCase() + message.slice(1) + (message.endsWith(".") ? "" : ".") : "That did not work.";
+  return message ? message.charAt(0).toUpperCase() + message.slice(1) + (message.endsWith(".") ? "" : ".") : t("That did not work.");
 }
 
 /** @param {string} name */
@@ -349,5 +364,5 @@ export function initials(name) {
 
 /** What a role is called. @param {string} role */
 export function roleLabel(role) {
-  return role === "host" ? "Host" : role === "presenter" ? "Presenter" : "Attendee";
+  return role === "host" ? t("Host") : role === "presenter" ? t("Presenter") : t("Attendee");
 }

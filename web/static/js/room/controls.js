@@ -3,6 +3,7 @@
 // the people tab (next speaker, mute attendees, lock) and the actions on a person's row
 // (with the remove dialog). What the media buttons do is publish.js's.
 
+import { formatNumber, t } from "../i18n.js";
 import { byId } from "../ui.js";
 
 /** @typedef {import("./page.js").RoomContext} RoomContext */
@@ -45,7 +46,7 @@ export class Controls {
     byId("next-speaker").addEventListener("click", () => this.command((conn) => conn.nextSpeaker()));
     byId("mute-attendees").addEventListener("click", async () => {
       if (await this.command((conn) => conn.muteAttendees())) {
-        this.room.toasts.show("Every attendee's microphone is muted.", { key: "mute-all" });
+        this.room.toasts.show(t("Every attendee's microphone is muted."), { key: "mute-all" });
       }
     });
     byId("lock-toggle").addEventListener("click", () => this.command((conn) => conn.lock(!conn.room?.locked)));
@@ -69,7 +70,10 @@ export class Controls {
       if (removeDialog.returnValue === "remove" && person) {
         this.command(async (conn) => {
           await conn.remove(person.participant_id, { ban });
-          this.room.toasts.show(`${person.name} was removed${ban ? " and cannot join again" : ""}.`, { key: "removed" });
+          const text = ban
+            ? t("{name} was removed and cannot join again.", { name: person.name })
+            : t("{name} was removed.", { name: person.name });
+          this.room.toasts.show(text, { key: "removed" });
         });
       }
     });
@@ -122,7 +126,7 @@ export class Controls {
     const raised = conn.me?.hand_raised != null;
     if (await this.command(() => (raised ? conn.lowerHand() : conn.raiseHand()))) {
       if (!raised) {
-        this.room.toasts.show("Your hand is raised. A presenter will let you speak.", { key: "hand" });
+        this.room.toasts.show(t("Your hand is raised. A presenter will let you speak."), { key: "hand" });
       }
     }
   }
@@ -188,23 +192,23 @@ export class Controls {
     hand.hidden = staff;
     const raised = me?.hand_raised != null;
     hand.setAttribute("aria-pressed", String(raised));
-    /** @type {HTMLElement} */ (hand.querySelector(".label")).textContent = raised ? "Lower hand" : "Raise hand";
+    /** @type {HTMLElement} */ (hand.querySelector(".label")).textContent = raised ? t("Lower hand") : t("Raise hand");
     if (raised && conn) {
       const queue = [...conn.participants.values()].filter((p) => p.hand_raised != null).sort((a, b) => (a.hand_raised ?? 0) - (b.hand_raised ?? 0));
       const place = queue.findIndex((p) => p.participant_id === me?.participant_id) + 1;
-      hand.title = `Your hand is raised (${place} in the queue). Press to lower it.`;
+      hand.title = t("Your hand is raised ({place} in the queue). Press to lower it.", { place: formatNumber(place) });
     } else {
-      hand.title = "Raise your hand to ask to speak";
+      hand.title = t("Raise your hand to ask to speak");
     }
     const note = byId("listen-only-note");
     const listenOnly = !staff && Boolean(me?.listen_only) && room?.mode === "discussion";
     note.hidden = !listenOnly;
-    note.textContent = listenOnly ? "You joined when discussion was full, so you can listen but not speak." : "";
+    note.textContent = listenOnly ? t("You joined when discussion was full, so you can listen but not speak.") : "";
     const select = /** @type {HTMLSelectElement} */ (byId("mode-select"));
     if (room && document.activeElement !== select) select.value = room.mode;
     const lock = byId("lock-toggle");
     lock.setAttribute("aria-pressed", String(Boolean(room?.locked)));
-    lock.textContent = room?.locked ? "Unlock room" : "Lock room";
+    lock.textContent = room?.locked ? t("Unlock room") : t("Lock room");
     this.renderToggles();
     this.updateLive();
   }
@@ -218,21 +222,31 @@ export class Controls {
     const recButton = byId("record-toggle");
     recButton.hidden = !this.room.staff || phase !== "live";
     recButton.setAttribute("aria-pressed", String(recording !== "off"));
-    recButton.textContent = recording === "off" ? "REC" : "Stop recording";
+    // TRANSLATORS: the button that starts recording; "REC" as on a camera (keep it short)
+    recButton.textContent = recording === "off" ? t("REC") : t("Stop recording");
   }
 
   renderToggles() {
-    /** @type {[string, Source, string][]} */
-    const buttons = [
-      ["mic-toggle", "microphone", "microphone"],
-      ["camera-toggle", "camera", "camera"],
-    ];
-    for (const [id, source, noun] of buttons) {
+    for (const [id, source] of /** @type {const} */ ([
+      ["mic-toggle", "microphone"],
+      ["camera-toggle", "camera"],
+    ])) {
       const button = byId(id);
       const on = this.publisher.isOn(source);
       button.setAttribute("aria-pressed", String(on));
       const publishes = !this.room.staff && !this.room.conn?.producerFor(source);
-      button.title = on ? `Turn the ${noun} off` : publishes ? `Turn your ${noun} on: everyone will ${source === "camera" ? "see" : "hear"} you` : `Turn the ${noun} on`;
+      const camera = source === "camera";
+      button.title = on
+        ? camera
+          ? t("Turn the camera off")
+          : t("Turn the microphone off")
+        : publishes
+          ? camera
+            ? t("Turn your camera on: everyone will see you")
+            : t("Turn your microphone on: everyone will hear you")
+          : camera
+            ? t("Turn the camera on")
+            : t("Turn the microphone on");
     }
   }
 
@@ -247,7 +261,7 @@ export class Controls {
     byId("room").dataset.live = String(liveNow);
     const share = byId("screen-share-toggle");
     share.setAttribute("aria-pressed", String(Boolean(this.publisher.screen)));
-    /** @type {HTMLElement} */ (share.querySelector(".label")).textContent = this.publisher.screen ? "Stop sharing" : "Share screen";
+    /** @type {HTMLElement} */ (share.querySelector(".label")).textContent = this.publisher.screen ? t("Stop sharing") : t("Share screen");
     this.renderToggles();
     this.hooks.updateStatus();
   }

@@ -2,15 +2,21 @@
 // view (preview, level meter, on/off when entering, retry), the device choice (which
 // moves into the room's Devices menu after joining) and what to say when a device fails.
 
+import { formatNumber, t } from "../i18n.js";
 import { LevelMeter, LocalMedia, listDevices, mediaErrorMessage } from "../media.js";
 import { byId, initials } from "../ui.js";
 
 /** @typedef {import("./page.js").RoomContext} RoomContext */
 /** @typedef {"audio" | "video"} Kind */
 
-/** @param {string} kind */
-function deviceWords(kind) {
-  return kind === "video" ? "camera" : kind === "audio" ? "microphone" : "camera and microphone";
+/** @param {string} kind  "audio", "video" or "both" @returns {import("../media.js").DeviceWhat} */
+function deviceOf(kind) {
+  return kind === "video" ? "camera" : kind === "audio" ? "microphone" : "both";
+}
+
+/** What went wrong, one sentence per failure. @param {{kind: string, error: unknown}[]} failures */
+function failureText(failures) {
+  return failures.map((f) => mediaErrorMessage(f.error, deviceOf(f.kind))).join(" ");
 }
 
 export class Devices {
@@ -25,6 +31,10 @@ export class Devices {
     this.local = new LocalMedia();
     this.meter = new LevelMeter((level) => this.renderLevel(level));
     this.levelShown = -1;
+    /** The device failures the device check shows (said again when the language changes). @type {{kind: string, error: unknown}[]} */
+    this.failures = [];
+    /** The device lists were filled (until then they say "Not started"). */
+    this.listed = false;
     for (const [id, kind] of /** @type {const} */ ([
       ["camera-select", "video"],
       ["mic-select", "audio"],
@@ -36,7 +46,7 @@ export class Devices {
     this.local.addEventListener("ended", (event) => {
       const { kind } = /** @type {CustomEvent} */ (event).detail;
       if (room.leaving || !room.conn) return;
-      room.toasts.show(`Your ${kind === "video" ? "camera" : "microphone"} stopped working.`, { kind: "warn" });
+      room.toasts.show(kind === "video" ? t("Your camera stopped working.") : t("Your microphone stopped working."), { kind: "warn" });
     });
     navigator.mediaDevices?.addEventListener?.("devicechange", () => this.fillDevices());
   }
@@ -59,7 +69,7 @@ export class Devices {
   /** Start camera and microphone for the preview (the device check, or after a rejoin). */
   async startPreview() {
     const note = document.getElementById("preview-note");
-    if (note) note.textContent = "Starting your camera…";
+    if (note) note.textContent = t("Starting your camera…");
     const failures = await this.local.start();
     this.reportFailures(failures);
     this.onChange();
@@ -99,16 +109,28 @@ export class Devices {
   /** @param {{kind: string, error: unknown}[]} failures */
   reportFailures(failures) {
     const box = document.getElementById("device-message");
-    const text = failures.map((f) => mediaErrorMessage(f.error, deviceWords(f.kind))).join(" ");
     if (this.room.view === "prejoin" && box) {
       box.hidden = !failures.length;
-      if (failures.length) {
-        byId("device-message-text").textContent =
-          `${text} You can still enter${this.local.live.length ? "" : " without them"}.`;
-      }
+      this.failures = failures;
+      this.renderFailures();
       return;
     }
-    if (failures.length) this.room.showError(text);
+    if (failures.length) this.room.showError(() => failureText(failures));
+  }
+
+  /** The device check's message: what failed, and that entering works anyway. */
+  renderFailures() {
+    const failures = this.failures;
+    if (!failures.length) return;
+    // the sentences stay apart: each is whole in itself
+    const still = this.local.live.length ? t("You can still enter.") : t("You can still enter without them.");
+    byId("device-message-text").textContent = failureText(failures) + " " + still;
+  }
+
+  /** The language changed: the device check and the device lists say it again. */
+  relabel() {
+    if (this.room.view === "prejoin") this.renderFailures();
+    if (this.listed) this.fillDevices();
   }
 
   /** @param {number} level */
@@ -134,19 +156,22 @@ export class Devices {
       byId("preview-box").classList.toggle("tile-off", cameraOff);
       byId("preview-avatar").textContent = initials(/** @type {HTMLInputElement} */ (byId("prejoin-name")).value || "?");
       byId("preview-note").textContent = !local.has("video")
-        ? "No camera"
+        ? t("No camera")
         : local.cameraOn
           ? ""
-          : "You will enter with your camera off";
-      for (const [id, on, noun] of /** @type {const} */ ([
-        ["precheck-mic", local.micOn, "Microphone"],
-        ["precheck-camera", local.cameraOn, "Camera"],
-      ])) {
-        const button = byId(id);
-        button.setAttribute("aria-pressed", String(on));
-        button.setAttribute("aria-label", `${noun} ${on ? "on" : "off"} when I enter`);
-        button.title = `${noun} ${on ? "on" : "off"} when you enter: click to switch it ${on ? "off" : "on"}`;
-      }
+          : t("You will enter with your camera off");
+      const mic = byId("precheck-mic");
+      mic.setAttribute("aria-pressed", String(local.micOn));
+      mic.setAttribute("aria-label", local.micOn ? t("Microphone on when I enter") : t("Microphone off when I enter"));
+      mic.title = local.micOn
+        ? t("Microphone on when you enter: click to switch it off")
+        : t("Microphone off when you enter: click to switch it on");
+      const camera = byId("precheck-camera");
+      camera.setAttribute("aria-pressed", String(local.cameraOn));
+      camera.setAttribute("aria-label", local.cameraOn ? t("Camera on when I enter") : t("Camera off when I enter"));
+      camera.title = local.cameraOn
+        ? t("Camera on when you enter: click to switch it off")
+        : t("Camera off when you enter: click to switch it on");
     }
     this.meter.attach(local.audio && local.audio.readyState === "live" ? local.audio : null);
   }
@@ -177,7 +202,7 @@ export class Devices {
       const producer = conn?.producerFor(kind === "video" ? "camera" : "microphone");
       if (producer && conn) await conn.replaceTrack(producer.producer_id, track);
     } catch (error) {
-      this.room.showError(mediaErrorMessage(error, kind === "video" ? "camera" : "microphone"));
+      this.room.showError(() => mediaErrorMessage(error, kind === "video" ? "camera" : "microphone"));
     }
     this.onChange();
   }
@@ -185,22 +210,26 @@ export class Devices {
   async fillDevices() {
     const local = this.local;
     const devices = await listDevices().catch(() => ({ video: [], audio: [] }));
-    for (const [id, kind, noun] of /** @type {const} */ ([
-      ["camera-select", "video", "Camera"],
-      ["mic-select", "audio", "Microphone"],
+    this.listed = true;
+    for (const [id, kind] of /** @type {const} */ ([
+      ["camera-select", "video"],
+      ["mic-select", "audio"],
     ])) {
       const select = /** @type {HTMLSelectElement | null} */ (document.getElementById(id));
       if (!select) continue;
       const list = devices[kind];
       const current = local.currentDevice(kind);
+      /** A device without a name (no permission yet): "Camera 2". @param {number} n */
+      const unnamed = (n) =>
+        kind === "video" ? t("Camera {number}", { number: formatNumber(n) }) : t("Microphone {number}", { number: formatNumber(n) });
       select.replaceChildren(
         ...list.map((d, i) => {
-          const option = new Option(d.label || `${noun} ${i + 1}`, d.deviceId);
+          const option = new Option(d.label || unnamed(i + 1), d.deviceId);
           option.selected = d.deviceId === current;
           return option;
         }),
       );
-      if (!list.length) select.append(new Option(`No ${noun.toLowerCase()} found`, ""));
+      if (!list.length) select.append(new Option(kind === "video" ? t("No camera found") : t("No microphone found"), ""));
       select.disabled = list.length === 0;
     }
   }

@@ -2,6 +2,7 @@
 // time with a running countdown, the organiser's message and agenda, who else is here).
 // The lobby chat is interaction.js's.
 
+import { nt, t } from "../i18n.js";
 import { byId, formatCountdown, formatRelative, formatTime } from "../ui.js";
 
 /** @typedef {import("./page.js").WebinarConnection} WebinarConnection */
@@ -22,7 +23,7 @@ export class Lobby {
     if (!room) return;
     byId("lobby-title").textContent = room.title || conn.joined?.event.title || "";
     const startsAt = room.starts_at ?? conn.joined?.event.starts_at ?? null;
-    byId("lobby-when").textContent = startsAt ? `Starts ${formatTime(startsAt)} (your time)` : "";
+    byId("lobby-when").textContent = startsAt ? t("Starts {time} (your time)", { time: formatTime(startsAt) }) : "";
     const message = byId("lobby-message");
     message.textContent = room.lobby_message || "";
     message.hidden = !room.lobby_message;
@@ -30,7 +31,7 @@ export class Lobby {
     byId("lobby-agenda-box").hidden = !room.agenda;
     const others = (conn.counts?.total ?? conn.participants.size) - 1;
     byId("lobby-people").textContent =
-      others > 0 ? `${others} other ${others === 1 ? "person is" : "people are"} here.` : "You are the first one here.";
+      others > 0 ? nt("{n} other person is here.", "{n} other people are here.", others) : t("You are the first one here.");
     this.startCountdown(startsAt);
   }
 
@@ -47,17 +48,22 @@ export class Lobby {
       const countdown = byId("lobby-countdown");
       const label = byId("lobby-countdown-label");
       if (Number.isNaN(target)) {
-        label.textContent = "Starting";
-        countdown.textContent = "soon";
-        countdown.setAttribute("aria-label", "Starting soon");
+        // TRANSLATORS: the lobby's countdown reads "Starting" (small, above) "soon" (large)
+        label.textContent = t("Starting");
+        // TRANSLATORS: the lobby's countdown reads "Starting" (small, above) "soon" (large)
+        countdown.textContent = t("soon");
+        countdown.setAttribute("aria-label", t("Starting soon"));
       } else if (left > 0) {
-        label.textContent = "Starts in";
+        // TRANSLATORS: above the lobby's countdown ("Starts in" 4:59)
+        label.textContent = t("Starts in");
         countdown.textContent = formatCountdown(left);
-        countdown.setAttribute("aria-label", `Starts ${formatRelative(left)}`);
+        // TRANSLATORS: {when} is a relative time, e.g. "in 5 minutes"
+        countdown.setAttribute("aria-label", t("Starts {when}", { when: formatRelative(left) }));
       } else {
-        label.textContent = "Starting";
-        countdown.textContent = "any moment now";
-        countdown.setAttribute("aria-label", "Starting any moment now");
+        label.textContent = t("Starting");
+        // TRANSLATORS: the lobby's countdown reads "Starting" (small, above) "any moment now" (large)
+        countdown.textContent = t("any moment now");
+        countdown.setAttribute("aria-label", t("Starting any moment now"));
       }
       countdown.dataset.remaining = String(Math.max(0, Math.round(left / 1000)));
     };

@@ -2,7 +2,8 @@
 // left (collected for a moment into one toast), hands, grants, the room's mode, lock
 // and phase, our own streams paused or closed by the server, a restart coming, a resume.
 
-import { MODES, SOURCE_NOUN } from "../ui.js";
+import { nt, t } from "../i18n.js";
+import { modeAbout, modeLabel } from "../ui.js";
 import { isStaff } from "../participants.js";
 
 /** @typedef {import("./page.js").RoomContext} RoomContext */
@@ -13,6 +14,87 @@ import { isStaff } from "../participants.js";
 
 /** Stream-ended reasons that mean the network, not the person, stopped it. */
 const LOST_REASONS = new Set(["disconnected", "transport-closed", "producer-closed", "connection-failed"]);
+
+/**
+ * The sentence for this source out of one per source (sentences, not a noun in a sentence:
+ * other languages change the words around the noun).
+ * @param {string | null | undefined} source
+ * @param {{camera: string, microphone: string, screen: string, "screen-audio": string, other: string}} texts
+ */
+function forSource(source, texts) {
+  return source === "camera" || source === "microphone" || source === "screen" || source === "screen-audio"
+    ? texts[source]
+    : texts.other;
+}
+
+/**
+ * The server closed one of our streams: what happened, in a sentence.
+ * @param {Source | null} source
+ * @param {string} reason
+ */
+function closedText(source, reason) {
+  if (reason === "grant-revoked") {
+    return forSource(source, {
+      camera: t("A presenter took back your camera."),
+      microphone: t("A presenter took back your microphone."),
+      screen: t("A presenter took back your screen share."),
+      "screen-audio": t("A presenter took back your screen audio."),
+      other: t("A presenter took back your stream."),
+    });
+  }
+  if (reason === "mode-changed") {
+    return forSource(source, {
+      camera: t("Your camera was turned off: in this mode attendees cannot speak."),
+      microphone: t("Your microphone was turned off: in this mode attendees cannot speak."),
+      screen: t("Your screen share was turned off: in this mode attendees cannot speak."),
+      "screen-audio": t("Your screen audio was turned off: in this mode attendees cannot speak."),
+      other: t("Your stream was turned off: in this mode attendees cannot speak."),
+    });
+  }
+  if (reason === "role-changed") {
+    return forSource(source, {
+      camera: t("Your camera stopped: you are no longer a presenter."),
+      microphone: t("Your microphone stopped: you are no longer a presenter."),
+      screen: t("Your screen share stopped: you are no longer a presenter."),
+      "screen-audio": t("Your screen audio stopped: you are no longer a presenter."),
+      other: t("Your stream stopped: you are no longer a presenter."),
+    });
+  }
+  // any other reason: the server's code for it (e.g. "closed") in brackets
+  return forSource(source, {
+    camera: t("Your camera stopped ({reason}).", { reason }),
+    microphone: t("Your microphone stopped ({reason}).", { reason }),
+    screen: t("Your screen share stopped ({reason}).", { reason }),
+    "screen-audio": t("Your screen audio stopped ({reason}).", { reason }),
+    other: t("Your stream stopped ({reason}).", { reason }),
+  });
+}
+
+/**
+ * What ended of someone's streams, in a sentence.
+ * @param {string} name
+ * @param {"camera" | "microphone" | "both" | "screen"} what
+ * @param {"unpublished" | "lost" | "ended"} how  stopped by them, by the network, or otherwise
+ */
+function endedText(name, what, how) {
+  const params = { name };
+  if (how === "unpublished") {
+    if (what === "both") return t("{name} stopped their camera and microphone", params);
+    if (what === "camera") return t("{name} stopped their camera", params);
+    if (what === "microphone") return t("{name} stopped their microphone", params);
+    return t("{name} stopped sharing their screen", params);
+  }
+  if (how === "lost") {
+    if (what === "both") return t("{name}'s camera and microphone stopped (connection lost)", params);
+    if (what === "camera") return t("{name}'s camera stopped (connection lost)", params);
+    if (what === "microphone") return t("{name}'s microphone stopped (connection lost)", params);
+    return t("{name}'s screen share stopped (connection lost)", params);
+  }
+  if (what === "both") return t("{name}'s camera and microphone ended", params);
+  if (what === "camera") return t("{name}'s camera ended", params);
+  if (what === "microphone") return t("{name}'s microphone ended", params);
+  return t("{name}'s screen share ended", params);
+}
 
 /**
  * @typedef {object} NoticeActions  what a toast's button does
@@ -47,7 +129,7 @@ export class Notices {
    */
   turnOnAction(source) {
     return {
-      label: source === "microphone" ? "Turn microphone on" : "Turn camera on",
+      label: source === "microphone" ? t("Turn microphone on") : t("Turn camera on"),
       testid: source === "microphone" ? "toast-mic-on" : "toast-camera-on",
       run: () => this.actions.turnOn(source),
     };
@@ -62,7 +144,7 @@ export class Notices {
     let note = this.endedNotes.get(info.participant_id);
     if (!note) {
       note = {
-        name: info.name || "The presenter",
+        name: info.name || t("The presenter"),
         sources: new Set(),
         reason,
         timer: window.setTimeout(() => this.flushNote(info.participant_id), 250),
@@ -81,7 +163,7 @@ export class Notices {
     const note = this.endedNotes.get(detail.participant_id);
     if (note) note.reason = "left";
     else if (detail.participant && isStaff(detail.participant.role)) {
-      this.show(`${detail.participant.name} left the webinar`);
+      this.show(t("{name} left the webinar", { name: detail.participant.name }));
     }
   }
 
@@ -92,23 +174,17 @@ export class Notices {
     if (!note) return;
     const { name, sources, reason } = note;
     if (reason === "left") {
-      this.show(`${name} left the webinar`);
+      this.show(t("{name} left the webinar", { name }));
       return;
     }
-    const own = [];
-    if (sources.has("camera")) own.push("camera");
-    if (sources.has("microphone")) own.push("microphone");
-    const lost = LOST_REASONS.has(reason);
-    /** @param {string} things  @param {string} stopped */
-    const say = (things, stopped) => {
-      if (reason === "unpublished") return `${name} ${stopped}`;
-      return `${name}'s ${things} ${lost ? "stopped (connection lost)" : "ended"}`;
-    };
-    if (own.length) {
-      this.show(say(own.join(" and "), `stopped their ${own.join(" and ")}`));
+    const camera = sources.has("camera");
+    const microphone = sources.has("microphone");
+    const how = reason === "unpublished" ? "unpublished" : LOST_REASONS.has(reason) ? "lost" : "ended";
+    if (camera || microphone) {
+      this.show(endedText(name, camera && microphone ? "both" : camera ? "camera" : "microphone", how));
     }
     if (sources.has("screen")) {
-      this.show(say("screen share", "stopped sharing their screen"));
+      this.show(endedText(name, "screen", how));
     }
   }
 
@@ -117,11 +193,16 @@ export class Notices {
    * @param {StreamInfo} stream
    */
   ownStreamPaused(stream) {
-    const noun = SOURCE_NOUN[stream.source];
+    const camera = stream.source === "camera";
+    const mode = modeLabel(this.room.conn?.room?.mode ?? "") ?? t("another mode");
     const why =
       stream.pause_reason === "mode-changed"
-        ? `The mode changed to ${MODES[this.room.conn?.room?.mode ?? ""]?.label ?? "another mode"}, so your ${noun} was switched off. Turn it on again when you are ready.`
-        : `A presenter muted your ${noun}.`;
+        ? camera
+          ? t("The mode changed to {mode}, so your camera was switched off. Turn it on again when you are ready.", { mode })
+          : t("The mode changed to {mode}, so your microphone was switched off. Turn it on again when you are ready.", { mode })
+        : camera
+          ? t("A presenter muted your camera.")
+          : t("A presenter muted your microphone.");
     this.show(why, {
       kind: "warn",
       key: `paused-${stream.source}`,
@@ -137,7 +218,7 @@ export class Notices {
   participantUpdated({ participant, previous, cause, self }) {
     if (self) {
       if (cause === "hand" && participant.hand_raised == null && previous?.hand_raised != null && !participant.grant_audio) {
-        this.show("Your hand was lowered.", { key: "hand" });
+        this.show(t("Your hand was lowered."), { key: "hand" });
       }
     } else if (
       this.room.staff &&
@@ -145,10 +226,10 @@ export class Notices {
       participant.hand_raised != null &&
       (previous?.hand_raised ?? null) === null
     ) {
-      this.show(`${participant.name} raised their hand`, {
+      this.show(t("{name} raised their hand", { name: participant.name }), {
         key: `hand-${participant.participant_id}`,
         action: {
-          label: "Allow mic",
+          label: t("Allow mic"),
           run: () => this.actions.allowMic(this.room.conn?.participants.get(participant.participant_id) ?? participant),
         },
       });
@@ -165,7 +246,7 @@ export class Notices {
       ({ participant, previous }) => participant.hand_raised != null && (previous?.hand_raised ?? null) === null,
     );
     if (raised.length > 3) {
-      this.show(`${raised.length} people raised their hands`, { key: "hands" });
+      this.show(nt("{n} person raised their hand", "{n} people raised their hands", raised.length), { key: "hands" });
       return;
     }
     for (const change of raised) this.participantUpdated({ ...change, cause: "hand", self: false });
@@ -174,12 +255,12 @@ export class Notices {
   /** @param {boolean} staff  we became a presenter (or host), or an attendee again */
   roleChanged(staff) {
     if (staff) {
-      this.show("You are now a presenter: you can go live with your camera and microphone.", {
+      this.show(t("You are now a presenter: you can go live with your camera and microphone."), {
         kind: "success",
         key: "role",
       });
     } else {
-      this.show("You are an attendee again.", { key: "role" });
+      this.show(t("You are an attendee again."), { key: "role" });
     }
   }
 
@@ -191,21 +272,21 @@ export class Notices {
     const audioNow = Boolean(me.grant_audio) && !before?.grant_audio;
     const videoNow = Boolean(me.grant_video) && !before?.grant_video;
     if (audioNow) {
-      this.show("You may speak now. Turn on your microphone when you are ready.", {
+      this.show(t("You may speak now. Turn on your microphone when you are ready."), {
         kind: "success",
         key: "grant",
         timeout: 15_000,
         action: this.turnOnAction("microphone"),
       });
     } else if (videoNow) {
-      this.show("You may turn on your camera now.", {
+      this.show(t("You may turn on your camera now."), {
         kind: "success",
         key: "grant",
         timeout: 15_000,
         action: this.turnOnAction("camera"),
       });
     } else if (!me.grant_audio && !me.grant_video && (before?.grant_audio || before?.grant_video)) {
-      this.show("Your turn to speak has ended. Thank you!", { key: "grant" });
+      this.show(t("Your turn to speak has ended. Thank you!"), { key: "grant" });
     }
   }
 
@@ -215,15 +296,7 @@ export class Notices {
    */
   producerClosed(detail) {
     const source = detail.source;
-    const noun = SOURCE_NOUN[source ?? ""] ?? "stream";
-    const text =
-      detail.reason === "grant-revoked"
-        ? `A presenter took back your ${noun}.`
-        : detail.reason === "mode-changed"
-          ? `Your ${noun} was turned off: in this mode attendees cannot speak.`
-          : detail.reason === "role-changed"
-            ? `Your ${noun} stopped: you are no longer a presenter.`
-            : `Your ${noun} stopped (${detail.reason}).`;
+    const text = closedText(source, detail.reason);
     if (detail.reason !== "grant-revoked" || !this.toasts.region.querySelector('[data-key="grant"]')) {
       this.show(text, { kind: "warn", key: `closed-${source}` });
     }
@@ -233,46 +306,49 @@ export class Notices {
   roomUpdated({ room, cause, by }) {
     const conn = this.room.conn;
     const staff = this.room.staff;
-    const who = by ? (conn?.participants.get(by)?.name ?? "A presenter") : "A presenter";
+    const who = by ? (conn?.participants.get(by)?.name ?? t("A presenter")) : t("A presenter");
     const mine = by !== null && by === conn?.participantId;
     if (cause === "started") {
-      this.show(staff ? "The event has started: attendees are in the room now." : "The webinar has started.", {
+      this.show(staff ? t("The event has started: attendees are in the room now.") : t("The webinar has started."), {
         kind: "success",
         key: "phase",
       });
     } else if (cause === "mode-changed") {
-      const mode = MODES[room.mode];
-      let text = `${mine ? "You" : who} switched to ${mode?.label ?? room.mode}. ${mode?.about ?? ""}`;
+      const mode = modeLabel(room.mode) ?? room.mode;
+      let text = mine ? t("You switched to {mode}.", { mode }) : t("{name} switched to {mode}.", { name: who, mode });
+      const about = modeAbout(room.mode);
+      if (about) text += " " + about;
       const me = conn?.me;
       if (!staff && room.mode === "discussion" && me?.listen_only) {
-        text += " You joined when the room was full, so you can only listen.";
+        text += " " + t("You joined when the room was full, so you can only listen.");
       }
-      this.show(text.trim(), { key: "mode" });
+      this.show(text, { key: "mode" });
     } else if (cause === "locked" || cause === "unlocked") {
-      this.show(
+      const text =
         cause === "locked"
-          ? `${mine ? "You" : who} locked the room: nobody new can join.`
-          : `${mine ? "You" : who} unlocked the room: people can join again.`,
-        { key: "lock" },
-      );
+          ? mine
+            ? t("You locked the room: nobody new can join.")
+            : t("{name} locked the room: nobody new can join.", { name: who })
+          : mine
+            ? t("You unlocked the room: people can join again.")
+            : t("{name} unlocked the room: people can join again.", { name: who });
+      this.show(text, { key: "lock" });
     }
   }
 
   /** @param {{deadline_seconds: number}} detail */
   draining(detail) {
     const minutes = Math.max(1, Math.round(detail.deadline_seconds / 60));
-    this.show(
-      `The server is being restarted. The webinar can go on for up to ${minutes} more minute${minutes === 1 ? "" : "s"}; then you will be reconnected.`,
-      { kind: "warn", key: "draining", timeout: 0 },
-    );
+    const text = nt("The server is being restarted. The webinar can go on for up to {n} more minute; then you will be reconnected.", "The server is being restarted. The webinar can go on for up to {n} more minutes; then you will be reconnected.", minutes);
+    this.show(text, { kind: "warn", key: "draining", timeout: 0 });
   }
 
   /** @param {boolean} resumed  the same participant again (false: joined anew) */
   reconnected(resumed) {
     if (resumed) {
-      this.show("Reconnected.", { kind: "success", key: "reconnect", timeout: 3000 });
+      this.show(t("Reconnected."), { kind: "success", key: "reconnect", timeout: 3000 });
     } else {
-      this.show("Reconnected. You were away too long, so you joined again as a new participant.", {
+      this.show(t("Reconnected. You were away too long, so you joined again as a new participant."), {
         kind: "warn",
         key: "reconnect",
       });

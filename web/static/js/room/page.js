@@ -34,7 +34,8 @@ export const WIDE = window.matchMedia("(min-width: 1000px)");
  * @property {boolean} leaving  we are leaving on purpose: no "stopped working" notices
  * @property {boolean} busy  joining or publishing is under way (one at a time)
  * @property {import("../ui.js").Toasts} toasts
- * @property {(text: string, action?: ErrorAction | null) => void} showError  the page's error box
+ * @property {(text: string | (() => string), action?: ErrorAction | null) => void} showError  the page's
+ *   error box (a function when the text has values in it: it is asked again when the language changes)
  * @property {() => void} hideError
  * @property {(error: unknown) => void} showFailure  the error box with what failed, in plain words
  * @property {() => {maxCameras?: number, startsAt?: string | null}} context  for errorText

@@ -2,6 +2,7 @@
 // polls, call to action; the WAI-ARIA tabs pattern), and the people tab's list with
 // its counts and raised hands. What is inside the other tabs is interaction.js's.
 
+import { formatNumber, nt, t } from "../i18n.js";
 import { ParticipantList } from "../participants.js";
 import { byId } from "../ui.js";
 import { WIDE } from "./page.js";
@@ -117,15 +118,17 @@ export class SidePanel {
     });
     // Those who run the floor know everyone; attendees know the stage, and the counts.
     const hands = conn.rosterFull || !conn.counts ? participants.filter((p) => p.hand_raised != null).length : conn.counts.hands;
-    byId("people-count").textContent = String(conn.counts?.total ?? participants.length);
+    byId("people-count").textContent = formatNumber(conn.counts?.total ?? participants.length);
     const badge = byId("people-badge");
     badge.hidden = !(staff && hands > 0);
-    badge.textContent = String(hands);
-    badge.setAttribute("aria-label", `${hands} raised ${hands === 1 ? "hand" : "hands"}`);
+    badge.textContent = formatNumber(hands);
+    badge.setAttribute("aria-label", nt("{n} raised hand", "{n} raised hands", hands));
     byId("hands-summary").textContent = hands
-      ? `${hands} raised ${hands === 1 ? "hand" : "hands"}${staff ? ": first come, first served." : "."}`
+      ? staff
+        ? nt("{n} raised hand: first come, first served.", "{n} raised hands: first come, first served.", hands)
+        : nt("{n} raised hand.", "{n} raised hands.", hands)
       : staff
-        ? "No raised hands."
+        ? t("No raised hands.")
         : "";
     /** @type {HTMLButtonElement} */ (byId("next-speaker")).disabled =
       hands === 0 && !participants.some((p) => p.role === "attendee" && (p.grant_audio || p.grant_video));

@@ -2,6 +2,7 @@
 // credential this page enters with, the Enter button while joining and join errors.
 // The presenters' device check on the same view is in devices.js.
 
+import { t } from "../i18n.js";
 import { byId, errorText, recall, remember, savedName, setBusy } from "../ui.js";
 import { ACCESS, EVENT_ID, PRESENTER_KEY, STARTS_AT } from "./page.js";
 
@@ -39,6 +40,8 @@ export class Prejoin {
     this.nameInput = /** @type {HTMLInputElement} */ (byId("prejoin-name"));
     this.nameInput.value = savedName();
     this.error = byId("prejoin-error");
+    /** What the error line says (asked again when the language changes). @type {(() => string) | null} */
+    this.errorWords = null;
     this.button = /** @type {HTMLButtonElement} */ (byId("enter-room"));
     const codeInput = /** @type {HTMLInputElement | null} */ (document.getElementById("access-code"));
     const passwordInput = /** @type {HTMLInputElement | null} */ (document.getElementById("access-password"));
@@ -47,16 +50,16 @@ export class Prejoin {
       if (codeInput) {
         // The name comes from the reservation; the code is all we ask for.
         if (!codeInput.value.trim()) {
-          this.fail("Please enter the reservation code from your confirmation e-mail.", codeInput);
+          this.fail(() => t("Please enter the reservation code from your confirmation e-mail."), codeInput);
           return;
         }
         this.credential = codeInput.value.trim();
-        onEnter(savedName() || "Guest");
+        onEnter(savedName() || t("Guest"));
         return;
       }
       if (passwordInput) {
         if (!passwordInput.value) {
-          this.fail("Please enter the webinar's password.", passwordInput);
+          this.fail(() => t("Please enter the webinar's password."), passwordInput);
           return;
         }
         this.credential = passwordInput.value;
@@ -77,17 +80,23 @@ export class Prejoin {
 
   /**
    * Say what is wrong with the form.
-   * @param {string} text
+   * @param {() => string} words  the text (asked again when the language changes)
    * @param {HTMLInputElement} [field]  focused
    */
-  fail(text, field) {
-    this.error.textContent = text;
+  fail(words, field) {
+    this.errorWords = words;
+    this.error.textContent = words();
     this.error.hidden = false;
     field?.focus();
   }
 
+  /** The language changed: the error line says it again in the new one. */
+  relabel() {
+    if (this.errorWords && !this.error.hidden) this.error.textContent = this.errorWords();
+  }
+
   askName() {
-    this.fail("Please enter your name.", this.nameInput);
+    this.fail(() => t("Please enter your name."), this.nameInput);
   }
 
   /**
@@ -95,7 +104,7 @@ export class Prejoin {
    * @param {unknown} failure
    */
   joinFailed(failure) {
-    this.fail(errorText(failure, { startsAt: STARTS_AT, access: ACCESS }));
+    this.fail(() => errorText(failure, { startsAt: STARTS_AT, access: ACCESS }));
     /** @type {HTMLInputElement | null} */ (document.getElementById("access-code"))?.select();
   }
 

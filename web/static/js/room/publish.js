@@ -2,6 +2,7 @@
 // reconnect), the screen share, going live and stopping, an attendee allowed to speak
 // switching their microphone or camera on, and what the server may allow us.
 
+import { t } from "../i18n.js";
 import { captureScreen, mediaErrorMessage } from "../media.js";
 import { WebinarError } from "../protocol.js";
 import { byId, errorText, setBusy } from "../ui.js";
@@ -122,8 +123,8 @@ export class Publisher {
     if (!this.may(source)) {
       this.room.showError(
         conn.me?.listen_only
-          ? "You joined when discussion was full, so you can listen but not speak."
-          : "You may not speak right now. Raise your hand to ask.",
+          ? t("You joined when discussion was full, so you can listen but not speak.")
+          : t("You may not speak right now. Raise your hand to ask."),
       );
       return;
     }
@@ -197,8 +198,8 @@ export class Publisher {
       } catch (error) {
         const offerAudio = error instanceof WebinarError && error.code === "camera-limit" && local.audio;
         this.room.showError(
-          errorText(error, this.room.context()),
-          offerAudio ? { label: "Go live with microphone only", action: () => this.goLive({ audioOnly: true }) } : null,
+          () => errorText(error, this.room.context()),
+          offerAudio ? { label: t("Go live with microphone only"), action: () => this.goLive({ audioOnly: true }) } : null,
         );
       }
     } finally {
@@ -232,7 +233,7 @@ export class Publisher {
   async unpublish(conn, ids) {
     const results = await Promise.allSettled(ids.map((id) => conn.unpublish(id)));
     for (const result of results) {
-      if (result.status === "rejected") this.room.showError(errorText(result.reason));
+      if (result.status === "rejected") this.room.showError(() => errorText(result.reason));
     }
   }
 
@@ -301,9 +302,9 @@ export class Publisher {
       stream = await captureScreen();
     } catch (error) {
       if (error instanceof Error && error.name === "NotAllowedError") {
-        this.room.toasts.show("Screen sharing was cancelled.");
+        this.room.toasts.show(t("Screen sharing was cancelled."));
       } else {
-        this.room.showError(mediaErrorMessage(error, "screen"));
+        this.room.showError(() => mediaErrorMessage(error, "screen"));
       }
       return;
     }

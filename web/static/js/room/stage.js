@@ -3,6 +3,7 @@
 // with Start event, and the button that unblocks sound.
 
 import { VideoGrid } from "../grid.js";
+import { nt, t } from "../i18n.js";
 import { deviceStates } from "../participants.js";
 import { byId, formatTime } from "../ui.js";
 import { STARTS_AT } from "./page.js";
@@ -99,7 +100,11 @@ export class Stage {
     const camera = conn.producerFor("camera");
     const showSelf = staff || camera !== null;
     this.grid.setSelf(showSelf ? local.stream : null, {
-      label: `${name} (you${staff ? (live ? ", live" : ", preview") : ""})`,
+      label: staff
+        ? live
+          ? t("{name} (you, live)", { name })
+          : t("{name} (you, preview)", { name })
+        : t("{name} (you)", { name }),
       name,
       participantId: conn.participantId,
       cameraOff: !local.video || local.video.readyState !== "live" || !local.cameraOn || Boolean(camera?.paused),
@@ -129,30 +134,31 @@ export class Stage {
     const backstage = !staff && room?.mode === "presenters-only" && room.phase === "live";
     if (conn.state === "reconnecting") {
       // the banner says it; the stage says it only when it has nothing else to show
-      text = this.grid.tiles.size ? "" : "Reconnecting… The webinar continues; you will be back in a moment.";
+      text = this.grid.tiles.size ? "" : t("Reconnecting… The webinar continues; you will be back in a moment.");
       waiting = true;
     } else if (staff) {
       const watching = attendeeCount(conn);
-      const audience = `${watching} ${watching === 1 ? "attendee" : "attendees"}`;
       const backstageNow = room?.phase === "lobby" || room?.mode === "presenters-only";
       if (live && backstageNow) {
-        text = "You are live backstage: only presenters see and hear you.";
+        text = t("You are live backstage: only presenters see and hear you.");
       } else if (live) {
-        text = `You are live. ${audience} watching.`;
+        text = nt("You are live. {n} attendee watching.", "You are live. {n} attendees watching.", watching);
       } else {
-        text = `You are not live. Check your preview, then press Go live. ${audience} waiting.`;
+        text = nt("You are not live. Check your preview, then press Go live. {n} attendee waiting.", "You are not live. Check your preview, then press Go live. {n} attendees waiting.", watching);
       }
-      if (sharing) text += " You are sharing your screen.";
+      if (sharing) text += " " + t("You are sharing your screen.");
     } else if (backstage) {
-      text = "The presenters are preparing backstage. You will see and hear them again in a moment.";
+      text = t("The presenters are preparing backstage. You will see and hear them again in a moment.");
       waiting = true;
     } else if (this.grid.remoteVideoCount === 0) {
       if (this.grid.remoteCount > 0) {
-        text = "Audio only: the presenter's camera is off.";
+        text = t("Audio only: the presenter's camera is off.");
       } else {
-        text = "Waiting for the presenter…";
         waiting = true;
-        if (STARTS_AT && room?.phase !== "live") text += ` The webinar is scheduled for ${formatTime(STARTS_AT)}.`;
+        text =
+          STARTS_AT && room?.phase !== "live"
+            ? t("Waiting for the presenter… The webinar is scheduled for {time}.", { time: formatTime(STARTS_AT) })
+            : t("Waiting for the presenter…");
       }
     }
     status.textContent = text;
@@ -173,12 +179,11 @@ export class Stage {
     if (staff && room) {
       const waiting = conn ? attendeeCount(conn) : 0;
       if (room.phase === "lobby") {
-        const who = waiting === 1 ? "1 attendee is" : `${waiting} attendees are`;
-        const when = room.starts_at ? ` It is scheduled for ${formatTime(room.starts_at)}.` : "";
-        text = `The event has not started: ${who} waiting in the lobby, seeing and hearing nothing yet. Presenters see and hear each other.${when}`;
+        text = nt("The event has not started: {n} attendee is waiting in the lobby, seeing and hearing nothing yet. Presenters see and hear each other.", "The event has not started: {n} attendees are waiting in the lobby, seeing and hearing nothing yet. Presenters see and hear each other.", waiting);
+        if (room.starts_at) text += " " + t("It is scheduled for {time}.", { time: formatTime(room.starts_at) });
         canStart = true;
       } else if (room.mode === "presenters-only") {
-        text = "Backstage: attendees see and hear nothing of the presenters. Switch the mode to go back on air.";
+        text = t("Backstage: attendees see and hear nothing of the presenters. Switch the mode to go back on air.");
       }
     }
     banner.hidden = !text;

@@ -3,9 +3,10 @@
 // server measured for us), how many people are here, the role, mode and recording
 // badges; and the "Reconnecting…" bar under it.
 
+import { formatNumber, nt, t } from "../i18n.js";
 import { QualityMonitor, describeQuality } from "../quality.js";
 import { QUALITIES } from "../tiers.js";
-import { MODES, byId, recall, remember, roleLabel } from "../ui.js";
+import { byId, modeLabel, recall, remember, roleLabel } from "../ui.js";
 
 /** @typedef {import("../tiers.js").QualityChoice} QualityChoice */
 /** @typedef {import("../tiers.js").AllocationMessage} AllocationMessage */
@@ -25,9 +26,21 @@ export function storeQuality(quality) {
 
 /** "1.8 Mbps", "640 kbps". @param {number | null | undefined} bps */
 export function formatBitrate(bps) {
-  if (bps === null || bps === undefined) return "not measured yet";
-  if (bps >= 1_000_000) return `${(bps / 1_000_000).toFixed(1)} Mbps`;
-  return `${Math.round(bps / 1000)} kbps`;
+  if (bps === null || bps === undefined) return t("not measured yet");
+  if (bps >= 1_000_000) {
+    const rate = formatNumber(bps / 1_000_000, { minimumFractionDigits: 1, maximumFractionDigits: 1, useGrouping: false });
+    return t("{rate} Mbps", { rate });
+  }
+  return t("{rate} kbps", { rate: formatNumber(Math.round(bps / 1000), { useGrouping: false }) });
+}
+
+/**
+ * The tier the server chose for us, in words ("audio + 2 videos").
+ * @param {{videos: number}} tier
+ */
+export function tierLabel(tier) {
+  if (tier.videos === 0) return t("audio only");
+  return nt("audio + {n} video", "audio + {n} videos", tier.videos);
 }
 
 /** The connection panel: quality menu, current tier, measured bandwidth. */
@@ -41,6 +54,8 @@ export class ConnectionPanel {
     this.tierEl = tier;
     this.bandwidthEl = bandwidth;
     this.pausedEl = paused;
+    /** The last allocation shown (drawn again when the language changes). @type {AllocationMessage | null} */
+    this.last = null;
     this.select.value = storedQuality();
     this.select.addEventListener("change", () => {
       const value = /** @type {QualityChoice} */ (this.select.value);
@@ -56,7 +71,8 @@ export class ConnectionPanel {
   }
 
   reset() {
-    this.tierEl.textContent = "not measured yet";
+    this.last = null;
+    this.tierEl.textContent = t("not measured yet");
     this.root.dataset.tier = "";
     this.bandwidthEl.textContent = formatBitrate(null);
     this.pausedEl.hidden = true;
@@ -64,15 +80,21 @@ export class ConnectionPanel {
 
   /** @param {AllocationMessage} message */
   render(message) {
-    this.tierEl.textContent = message.tier.label;
+    this.last = message;
+    this.tierEl.textContent = tierLabel(message.tier);
     this.root.dataset.tier = String(message.tier.videos);
     this.root.dataset.quality = message.quality;
     this.bandwidthEl.textContent = formatBitrate(message.estimate_bps ?? message.budget_bps);
     this.bandwidthEl.dataset.bps = String(message.estimate_bps ?? message.budget_bps);
     const paused = message.streams.filter((s) => s.paused).length;
     this.pausedEl.hidden = paused === 0;
-    this.pausedEl.textContent =
-      paused === 1 ? "1 video is paused to fit your connection." : `${paused} videos are paused to fit your connection.`;
+    this.pausedEl.textContent = nt("{n} video is paused to fit your connection.", "{n} videos are paused to fit your connection.", paused);
+  }
+
+  /** The language changed: say it all again. */
+  relabel() {
+    if (this.last) this.render(this.last);
+    else this.reset();
   }
 }
 
@@ -125,35 +147,42 @@ export class StatusBar {
     this.panel.reset();
   }
 
+  /** The language changed: the texts with values in them are drawn again. */
+  relabel() {
+    this.panel.relabel();
+    if (this.lastQuality) this.renderQuality(this.lastQuality);
+    if (!byId("reconnecting").hidden) this.renderReconnecting();
+  }
+
   /** The connection's state in words, on the pill. */
   renderConnection() {
     const conn = this.connection();
     const pill = byId("connection-state");
     const label = byId("connection-label");
     let state = "idle";
-    let text = "Not connected";
+    let text = t("Not connected");
     if (conn) {
       if (conn.state === "connecting" || conn.state === "connected") {
         state = "connecting";
-        text = "Connecting…";
+        text = t("Connecting…");
       } else if (conn.state === "reconnecting") {
         state = "connecting";
-        text = "Reconnecting…";
+        text = t("Reconnecting…");
       } else if (conn.state === "joined") {
         const pcs = [conn.subscribeConnection, conn.publishConnection].filter((pc) => pc !== null);
         if (pcs.some((pc) => pc.connectionState === "failed")) {
           state = "warn";
-          text = "Media connection failed";
+          text = t("Media connection failed");
         } else if (pcs.some((pc) => pc.connectionState === "disconnected")) {
           state = "warn";
-          text = "Media interrupted…";
+          text = t("Media interrupted…");
         } else {
           state = "ok";
-          text = "Connected";
+          text = t("Connected");
         }
       } else if (conn.state === "closed") {
         state = "closed";
-        text = "Disconnected";
+        text = t("Disconnected");
       }
     }
     pill.dataset.state = state;
@@ -177,7 +206,7 @@ export class StatusBar {
   renderCount(count) {
     const element = byId("participant-count");
     element.hidden = count === null;
-    if (count !== null) element.textContent = `${count} ${count === 1 ? "person" : "people"} here`;
+    if (count !== null) element.textContent = nt("{n} person here", "{n} people here", count);
   }
 
   /**
@@ -189,14 +218,15 @@ export class StatusBar {
     const recBadge = byId("recording-indicator");
     recBadge.hidden = recording === "off";
     recBadge.dataset.status = recording;
-    recBadge.textContent = recording === "paused" ? "REC paused (backstage)" : "REC";
-    recBadge.title = recording === "paused" ? "Recording is on, but backstage time is not recorded" : "This event is being recorded";
+    // TRANSLATORS: the recording badge; "REC" as on a camera (keep it short)
+    recBadge.textContent = recording === "paused" ? t("REC paused (backstage)") : t("REC");
+    recBadge.title = recording === "paused" ? t("Recording is on, but backstage time is not recorded") : t("This event is being recorded");
     const roleBadge = byId("role-badge");
     roleBadge.hidden = !staff;
     roleBadge.textContent = roleLabel(role);
     const modeBadge = byId("mode-badge");
     modeBadge.hidden = phase !== "live" || mode === "listen-only";
-    modeBadge.textContent = mode === "presenters-only" ? "Backstage" : (MODES[mode]?.label ?? mode);
+    modeBadge.textContent = mode === "presenters-only" ? t("Backstage") : (modeLabel(mode) ?? mode);
   }
 
   /**
@@ -216,8 +246,10 @@ export class StatusBar {
   renderReconnecting() {
     const { attempt, at } = this.reconnectInfo;
     const seconds = Math.max(0, Math.ceil((at - Date.now()) / 1000));
-    const when = seconds > 0 ? `next try in ${seconds} s` : "trying now";
-    byId("reconnecting-text").textContent = `Connection lost. Reconnecting… (attempt ${attempt}, ${when})`;
+    byId("reconnecting-text").textContent =
+      seconds > 0
+        ? t("Connection lost. Reconnecting… (attempt {attempt}, next try in {seconds} s)", { attempt, seconds })
+        : t("Connection lost. Reconnecting… (attempt {attempt}, trying now)", { attempt });
   }
 
   hideReconnecting() {
