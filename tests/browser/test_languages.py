@@ -72,13 +72,16 @@ async def visible_text(page: Page) -> str:
 
 
 async def english_left(page: Page, language: str) -> list[str]:
-    """English catalog messages the page still shows (whole words), in ``language``'s page."""
+    """English catalog messages the page still shows (whole words), in ``language``'s page,
+    each with the text around it."""
     text = await visible_text(page)
-    return [
-        message
-        for message in _english_messages(language)
-        if re.search(rf"(?<![A-Za-z]){re.escape(message)}(?![A-Za-z])", text)
-    ]
+    found = []
+    for message in _english_messages(language):
+        match = re.search(rf"(?<![A-Za-z]){re.escape(message)}(?![A-Za-z])", text)
+        if match:
+            around = text[max(0, match.start() - 40) : match.end() + 40].replace("\n", " | ")
+            found.append(f"{message!r} in …{around}…")
+    return found
 
 
 async def expect_speaks(page: Page, language: str, where: str) -> None:
@@ -100,7 +103,7 @@ OVERFLOW = """(texts) => {
     const style = getComputedStyle(el);
     if (style.visibility === 'hidden') continue;
     const box = el.getBoundingClientRect();
-    if (box.width === 0 || box.height === 0) continue;
+    if (box.width <= 1 || box.height <= 1) continue;  // nothing, or for screen readers only
     const [left, right] = [Math.round(box.left), Math.round(box.right)];
     if (box.right > vw + 1 || box.left < -1) bad.push(`${own} (off screen: ${left}..${right})`);
     else if (style.display !== 'inline' && el.scrollWidth > el.clientWidth + 1)
@@ -128,8 +131,8 @@ async def shoot_room(page: Page, language: str) -> None:
     for size, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         await page.set_viewport_size(viewport)
         await page.wait_for_timeout(300)  # layout settles (grid, panel)
-        await expect_fits(page, language, f"room-{language}-{size}")
         await page.screenshot(path=str(SCREENSHOTS / f"room-{language}-{size}.png"))
+        await expect_fits(page, language, f"room-{language}-{size}")
     await page.set_viewport_size(DESKTOP)
 
 
@@ -160,6 +163,8 @@ async def test_a_russian_attendee_and_a_switch_to_czech(
     # The home page, in Russian because the browser asks for it.
     await anna.goto(server.base_url + "/")
     await expect_speaks(anna, "ru", "home page")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await anna.screenshot(path=str(SCREENSHOTS / "home-ru-desktop.png"))
     await anna.get_by_test_id("event-id-input").fill(event.display_id)
     await anna.get_by_test_id("name-input").fill("Анна")
     await anna.get_by_test_id("join-button").click()
@@ -168,9 +173,10 @@ async def test_a_russian_attendee_and_a_switch_to_czech(
     await expect(anna.get_by_test_id("lobby")).to_be_visible()
     await expect(anna.get_by_test_id("lobby-countdown")).to_have_text(re.compile(r"^[23]:\d\d$"))
     await expect_speaks(anna, "ru", "lobby")
+    await anna.screenshot(path=str(SCREENSHOTS / "lobby-ru-desktop.png"))
 
     # The host starts; Anna is moved into the room and sees and hears the host.
-    await join_presenter(host, server, event, "Hana Host", key=event.host_key)
+    await join_presenter(host, server, event, "Хана", key=event.host_key)
     await expect(host.locator("html")).to_have_attribute("lang", "en")
     await go_live(host)
     await host.get_by_test_id("start-event").click()
@@ -246,6 +252,7 @@ async def test_a_russian_attendee_and_a_switch_to_czech(
     await expect(anna).to_have_url(re.compile(r"/thanks"))
     await expect(anna.get_by_test_id("thank-you")).to_be_visible()
     await expect_speaks(anna, "ru", "thank-you page")
+    await anna.screenshot(path=str(SCREENSHOTS / "thanks-ru-desktop.png"))
     await expect(host.locator("html")).to_have_attribute("lang", "en")
 
 

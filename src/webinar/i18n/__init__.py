@@ -149,17 +149,17 @@ def _load(language: str) -> Compiled:
         return _compiled_from(None, language)
     mo = po.with_suffix(".mo")
     client = po.parent / "client.json"
-    if (
-        mo.is_file()
-        and client.is_file()
-        and mo.stat().st_mtime >= po.stat().st_mtime
-        and client.stat().st_mtime >= po.stat().st_mtime
-    ):
-        with mo.open("rb") as fp:
-            trans = _gettext.GNUTranslations(fp)
+    source = _po_digest(po)
+    if mo.is_file() and client.is_file():
         data = json.loads(client.read_text(encoding="utf-8"))
-        return Compiled(trans, data, _digest(data))
-    # A checkout whose .po changed since the last build: compile in memory.
+        # Compiled from this very .po? (A hash, not file times: an install may write the
+        # .po after the .mo.)
+        if data.pop("source", None) == source:
+            with mo.open("rb") as fp:
+                trans = _gettext.GNUTranslations(fp)
+            return Compiled(trans, data, _digest(data))
+    # No build yet, or a .po changed since the last one (a checkout being translated):
+    # compile in memory.
     logger.debug("compiling %s in memory (no fresh .mo)", po)
     with po.open("rb") as fp:
         catalog = read_po(fp, locale=language, domain=DOMAIN)
@@ -233,11 +233,13 @@ def compile_language(po: Path, language: str) -> tuple[Path, Path]:
     with mo.open("wb") as out:
         write_mo(out, catalog, use_fuzzy=False)
     client = po.parent / "client.json"
-    client.write_text(
-        json.dumps(client_catalog(catalog, language), ensure_ascii=False, sort_keys=True),
-        encoding="utf-8",
-    )
+    data = {**client_catalog(catalog, language), "source": _po_digest(po)}
+    client.write_text(json.dumps(data, ensure_ascii=False, sort_keys=True), encoding="utf-8")
     return mo, client
+
+
+def _po_digest(po: Path) -> str:
+    return hashlib.sha256(po.read_bytes()).hexdigest()
 
 
 # ----------------------------------------------------------------------------- choosing

@@ -4,7 +4,7 @@
  * `data-live-language` (the room) switch in place, keeping the media running; every other
  * page posts the form and comes back rendered in the new language.
  */
-import { setLanguage } from "./i18n.js";
+import { remember, setLanguage } from "./i18n.js";
 
 for (const form of document.querySelectorAll(".lang-switch")) {
   const select = /** @type {HTMLSelectElement | null} */ (form.querySelector("select"));
@@ -23,6 +23,7 @@ for (const form of document.querySelectorAll(".lang-switch")) {
         /** @type {HTMLSelectElement} */ (other).value = select.value;
       }
     } else {
+      remember(select.value);
       /** @type {HTMLFormElement} */ (form).submit();
     }
   });
