@@ -357,6 +357,9 @@ class WebinarClient:
         for pc in (self.publish_pc, self.subscribe_pc):
             if pc is not None:
                 await pc.close()
+                # A socket bound while the peer connection was still gathering (a client
+                # closed right after an offer arrived) is ours to close, not aioice's.
+                hooks.release_sockets(pc)
         if self.signalling is not None:
             await self.signalling.close()
         if self._http is not None:

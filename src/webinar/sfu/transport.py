@@ -689,10 +689,14 @@ class SubscribeTransport(_Transport):
             return
         self.closed = True
         current = asyncio.current_task()
-        if self._task is not current:
-            await stop_task(self._task)
-        if self._pending_answer is not None and not self._pending_answer.done():
-            self._pending_answer.cancel()
-        for consumer in list(self.consumers.values()):
-            consumer.close(reason)
-        await self._close_pc()
+        try:
+            if self._task is not current:
+                await stop_task(self._task)
+        finally:
+            # Even when this close is cancelled while the negotiation stops (a room closing
+            # under load): a transport marked closed must not keep its sockets.
+            if self._pending_answer is not None and not self._pending_answer.done():
+                self._pending_answer.cancel()
+            for consumer in list(self.consumers.values()):
+                consumer.close(reason)
+            await self._close_pc()
