@@ -236,7 +236,8 @@ async def test_join_errors_say_what_is_wrong(server: RunningServer, open_page: O
     await early.get_by_test_id("prejoin-name-input").fill("Eager")
     await early.get_by_test_id("enter-room-button").click()
     when = await early.evaluate(
-        "(iso) => new Intl.DateTimeFormat(undefined, {dateStyle: 'medium', timeStyle: 'short'})"
+        # the page's language (English here, written the British way), the browser's time zone
+        "(iso) => new Intl.DateTimeFormat('en-GB', {dateStyle: 'medium', timeStyle: 'short'})"
         ".format(new Date(iso))",
         starts.isoformat(),
     )
