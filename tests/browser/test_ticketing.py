@@ -75,7 +75,8 @@ async def test_register_confirm_and_enter_with_the_code(
     # The attendee registers on our page.
     attendee = await open_page("attendee")
     await attendee.goto(f"{server.base_url}/e/{event.display_id}/register")
-    await expect(attendee.get_by_test_id("register-price")).to_have_text("€25.00")  # Babel, for the page's language
+    # the price as Babel writes it for the page's language
+    await expect(attendee.get_by_test_id("register-price")).to_have_text("€25.00")
     await shot(attendee, "ticketing-register-desktop")
     await attendee.get_by_test_id("register-first-name").fill("Grace")
     await attendee.get_by_test_id("register-last-name").fill("Hopper")

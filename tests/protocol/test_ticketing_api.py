@@ -214,3 +214,24 @@ def test_cli_makes_api_tokens(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "Revoked 1 API token of olga" in capsys.readouterr().out
     with Store.open_sync(tmp_path / "data") as store:
         assert records.user_id_for_api_token(store.connection, token) is None
+
+
+async def test_an_event_s_language_is_set_and_cleared_through_the_api(
+    server: RunningServer,
+) -> None:
+    token = await user_with_token(server, "lena")
+    async with aiohttp.ClientSession() as http:
+        api = Api(http, server.base_url, token)
+        status, event = await api.call(
+            "POST", "/events", {"title": "Seminář", "starts_at": soon(days=2)}
+        )
+        assert status == 201 and event["language"] is None  # none until the organiser picks
+        path = f"/events/{event['event_id']}"
+        status, event = await api.call("PATCH", path, {"language": "cs"})
+        assert status == 200 and event["language"] == "cs"
+        status, body = await api.call("PATCH", path, {"language": "de"})
+        assert status == 422 and "language" in body["error"]["message"]
+        status, event = await api.call("PATCH", path, {"title": "Seminář 2"})
+        assert event["language"] == "cs"  # kept by a patch of something else
+        status, event = await api.call("PATCH", path, {"language": None})
+        assert status == 200 and event["language"] is None

@@ -122,7 +122,14 @@ class AdminApi(Pages):
         body = await read_json(request, _error, max_bytes=MAX_BODY_BYTES, empty={})
         if not isinstance(body, dict):
             raise _error(400, "bad-json", _("the body must be a JSON object"))
-        unknown = set(body) - {*_SETTING_KEYS, *_ACCESS_KEYS, "starts_at", "name", "email"}
+        unknown = set(body) - {
+            *_SETTING_KEYS,
+            *_ACCESS_KEYS,
+            "starts_at",
+            "language",
+            "name",
+            "email",
+        }
         if unknown:
             raise _error(
                 400,
@@ -154,6 +161,7 @@ class AdminApi(Pages):
             "join_window_minutes": event.join_window_minutes,
             "access_type": event.access_type,
             "camera_limit": event.camera_limit,
+            "language": event.language,
             "agenda": event.agenda,
             "lobby_message": event.lobby_message,
             "thank_you_url": event.thank_you_url,
@@ -345,7 +353,7 @@ def _settings(body: dict[str, Any], event: Event | None) -> EventSettings:
         base = EventSettings(
             title=event.title,
             starts_at=event.starts_at,
-            language=event.language,  # kept: the API does not set it (yet)
+            language=event.language,
             **{k: getattr(event, k) for k in _SETTING_KEYS if k != "title"},
         )
     changes: dict[str, Any] = {}
@@ -369,6 +377,11 @@ def _settings(body: dict[str, Any], event: Event | None) -> EventSettings:
         changes[key] = value
     if "starts_at" in body:
         changes["starts_at"] = _start(body["starts_at"], changes.get("timezone", base.timezone))
+    if "language" in body:  # null: no language of its own (each person's own is used)
+        language = body["language"]
+        if language is not None and not isinstance(language, str):
+            raise ValueError(_("%(field)s must be a string") % {"field": "language"})
+        changes["language"] = language
     return dataclasses.replace(base, **changes)
 
 
