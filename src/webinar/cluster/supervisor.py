@@ -141,6 +141,12 @@ class Supervisor:
         finally:
             for signum in handlers:
                 loop.remove_signal_handler(signum)
+                if signum != signal.SIGHUP:
+                    # Stopping already: a late SIGINT/SIGTERM (the process group's copy of a
+                    # Ctrl-C arriving after ours) must not raise KeyboardInterrupt in the middle
+                    # of closing the event loop (seen once: a half-closed loop's traceback at
+                    # exit). The workers are told to stop, Redis is stopped after us.
+                    signal.signal(signum, signal.SIG_IGN)
             self.stopping = True
             for task in (*keepers, watcher):
                 task.cancel()
