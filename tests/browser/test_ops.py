@@ -106,7 +106,13 @@ async def test_webhooks_page(
     await expect(endpoint.get_by_test_id("webhook-url")).to_have_text(url)
     await expect(endpoint).to_contain_text("All events")
     await endpoint.locator("summary").click()
-    await expect(endpoint.get_by_test_id("webhook-secret")).to_have_text(re.compile(r"^whsec_"))
+    # A Standard Webhooks secret: whsec_ and the base64 of 32 bytes; no older form to show.
+    secret = re.compile(r"^whsec_[A-Za-z0-9+/]{43}=$")
+    await expect(endpoint.get_by_test_id("webhook-secret")).to_have_text(secret)
+    await expect(endpoint.get_by_test_id("webhook-previous-secret")).to_have_count(0)
+    help_text = page.get_by_test_id("webhook-signing-help")
+    await expect(help_text).to_contain_text("webhook-signature")
+    await expect(help_text.get_by_role("link", name="Standard Webhooks")).to_be_visible()
     await endpoint.get_by_test_id("webhook-test").click()
     await expect(page.get_by_test_id("webhook-notice")).to_contain_text("Test event queued")
     for _ in range(50):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import json
@@ -16,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import standardwebhooks
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -25,11 +27,17 @@ from webinar.app import WEBHOOKS
 from webinar.client.peer import SignallingClient
 from webinar.config import AdminConfig, Config, WebhooksConfig
 from webinar.webhooks.signing import (
+    EVENT_HEADER,
     ID_HEADER,
+    LEGACY_ID_HEADER,
+    LEGACY_SIGNATURE_HEADER,
+    LEGACY_TIMESTAMP_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     WebhookEvent,
+    new_secret,
     verify,
+    verify_legacy,
 )
 
 ADMIN_TOKEN = "admin-token-0123456789"
@@ -45,7 +53,8 @@ class Receiver:
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def handle(self, request: web.Request) -> web.Response:
-        self.received.append((dict(request.headers), await request.read()))
+        headers = {k.lower(): v for k, v in request.headers.items()}  # names are case-blind
+        self.received.append((headers, await request.read()))
         self.arrived.set()
         status = self.statuses.pop(0) if self.statuses else 200
         return web.Response(status=status, text="ok" if status < 300 else "broken")
@@ -183,10 +192,8 @@ async def test_room_events_signed_retried_and_logged(tmp_path: Path, receiver: R
 
         # Every request verifies with the endpoint's secret; nothing else verifies it.
         for headers, body in receiver.received:
-            assert verify(secret, headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER], body)
-            assert not verify(
-                "whsec_wrong", headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER], body
-            )
+            assert verify(secret, headers, body)
+            assert not verify(new_secret(), headers, body)
             assert json.loads(body)["id"] == headers[ID_HEADER]
         assert first["event_id"] == event.display_id
         assert first["data"]["name"] == "Host" and first["data"]["role"] == "host"
@@ -435,3 +442,117 @@ async def test_registration_changes_are_sent(tmp_path: Path, receiver: Receiver)
         cancelled = await receiver.wait_for("registration.cancelled")
         assert cancelled["data"]["registration_id"] == second.registration_id
         assert cancelled["data"]["status"] == "cancelled"
+
+
+def refusal(secret: str, body: bytes, headers: dict[str, str]) -> str:
+    """Why the Standard Webhooks library refuses a request (fails the test if it accepts)."""
+    with pytest.raises(standardwebhooks.WebhookVerificationError) as refused:
+        standardwebhooks.Webhook(secret).verify(body, headers)
+    return str(refused.value)
+
+
+async def test_standard_webhooks_library_verifies_deliveries(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """The reference library's verifier, fed what a real receiver got over HTTP, accepts every
+    delivery (retries too) and refuses a changed body, an old timestamp and another secret."""
+    receiver.statuses = [502]  # the first delivery is retried
+    async with running_server(tmp_path / "data", webhook_config(tmp_path)) as server:
+        olga = await sign_in(server, "olga")
+        status, html = await add_endpoint(olga, server.base_url, receiver.url)
+        assert status == 200
+        await olga.close()
+        secret = secret_in(html)
+        assert len(base64.b64decode(secret.removeprefix("whsec_"), validate=True)) == 32
+        assert 'data-testid="webhook-previous-secret"' not in html
+        event = await server.create_event("Signed", owner_id=1)
+        hooks = server.server.app[WEBHOOKS]
+        hooks.emit(
+            WebhookEvent.REGISTRATION_CREATED,
+            {"name": "Zoë Ковалёва", "email": "zoe@example.org"},  # UTF-8 in the body
+            event_id=event.event_id,
+        )
+        hooks.emit(WebhookEvent.PAYMENT_SUCCEEDED, {"amount_minor": 990}, event_id=event.event_id)
+        await receiver.wait_for("registration.created", 2)  # the 502, then its retry
+        await receiver.wait_for("payment.succeeded")
+
+    webhook = standardwebhooks.Webhook(secret)
+    assert len(receiver.received) == 3
+    for headers, body in receiver.received:
+        payload = webhook.verify(body, headers)
+        assert payload == json.loads(body)
+        assert payload["id"] == headers["webhook-id"] and payload["id"].startswith("whd_")
+        assert payload["type"] == payload["event"] == headers[EVENT_HEADER.lower()]
+        assert payload["timestamp"] == payload["created_at"]
+        assert abs(int(headers["webhook-timestamp"]) - time.time()) < 60  # seconds
+        assert headers["content-type"] == "application/json"
+    # A retry is the same message: the same webhook-id and body, signed again at its own time.
+    by_event: dict[str, list[tuple[dict[str, str], bytes]]] = {}
+    for headers, body in receiver.received:
+        by_event.setdefault(json.loads(body)["event"], []).append((headers, body))
+    (first, first_body), (again, again_body) = by_event["registration.created"]
+    assert first["webhook-id"] == again["webhook-id"] and first_body == again_body
+    assert json.loads(again_body)["data"]["name"] == "Zoë Ковалёва"
+
+    ((headers, body),) = by_event["payment.succeeded"]
+    assert headers["webhook-id"] != first["webhook-id"]
+    assert "No matching signature" in refusal(secret, body.replace(b"990", b"999"), headers)
+    assert "No matching signature" in refusal(secret, body + b" ", headers)
+    assert "No matching signature" in refusal(new_secret(), body, headers)
+    swapped = {**headers, "webhook-id": first["webhook-id"]}  # another message's ID
+    assert "No matching signature" in refusal(secret, body, swapped)
+    # A correctly signed message ten minutes old (a replay) is refused for its age, and
+    # so is a real one whose timestamp header was moved back.
+    old = int(headers["webhook-timestamp"]) - 600
+    resigned = webhook.sign(headers["webhook-id"], datetime.fromtimestamp(old, UTC), body)
+    stale = {**headers, "webhook-timestamp": str(old), "webhook-signature": resigned}
+    assert "too old" in refusal(secret, body, stale)
+    assert "too old" in refusal(secret, body, {**headers, "webhook-timestamp": str(old)})
+    assert "Missing required headers" in refusal(
+        secret, body, {k: v for k, v in headers.items() if k != "webhook-signature"}
+    )
+
+
+#: A secret as the server made them before Standard Webhooks: "whsec_" + token_urlsafe(32).
+OLD_SECRET = "whsec_q3Vx-8Zt1w_YbRkq0m4H2cJf9uN7eLrTgA5sDpWoKiE"
+
+
+async def test_endpoint_made_before_standard_webhooks_keeps_its_key(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """An endpoint stored with an old-style secret: the dashboard shows it in whsec_ form (the
+    same key), the library verifies with that, and the deprecated header still verifies with
+    the old text exactly as receivers check it today."""
+    async with running_server(tmp_path / "data", webhook_config(tmp_path)) as server:
+        olga = await sign_in(server, "olga")
+        await add_endpoint(olga, server.base_url, receiver.url)
+        await server.store.run_sql(
+            lambda db: db.execute("UPDATE webhook_endpoints SET secret = ?", (OLD_SECRET,))
+        )
+        async with olga.get(server.base_url + "/dashboard/webhooks") as page:
+            html = await page.text()
+        await olga.close()
+        shown = secret_in(html)
+        assert shown.startswith("whsec_") and shown != OLD_SECRET
+        assert base64.b64decode(shown.removeprefix("whsec_"), validate=True) == OLD_SECRET.encode()
+        previous = re.search(
+            r'data-testid="webhook-previous-secret">.*?<code class="mono">([^<]+)<', html
+        )
+        assert previous and previous.group(1) == OLD_SECRET
+        event = await server.create_event("Upgraded", owner_id=1)
+        server.server.app[WEBHOOKS].emit(
+            WebhookEvent.REGISTRATION_UPDATED, {"status": "confirmed"}, event_id=event.event_id
+        )
+        await receiver.wait_for("registration.updated")
+
+    ((headers, body),) = receiver.received
+    assert standardwebhooks.Webhook(shown).verify(body, headers)["data"] == {"status": "confirmed"}
+    assert verify(shown, headers, body) and verify(OLD_SECRET, headers, body)
+    # Deprecated headers: the same delivery ID and timestamp, the old scheme and old text.
+    assert headers[LEGACY_ID_HEADER.lower()] == headers[ID_HEADER]
+    assert headers[LEGACY_TIMESTAMP_HEADER.lower()] == headers[TIMESTAMP_HEADER]
+    legacy = headers[LEGACY_SIGNATURE_HEADER.lower()]
+    assert legacy.startswith("v1=")
+    assert verify_legacy(OLD_SECRET, headers[TIMESTAMP_HEADER], legacy, body)
+    assert not verify_legacy(OLD_SECRET, headers[TIMESTAMP_HEADER], legacy, body + b"x")
+    assert headers[SIGNATURE_HEADER] != legacy

@@ -13,7 +13,12 @@ from webinar.formats import iso_time
 from webinar.i18n import ngettext
 from webinar.ids import format_event_id
 from webinar.storage.db import Database, transaction
-from webinar.webhooks.signing import MAX_ENDPOINTS_PER_OWNER, WebhookEvent, new_secret
+from webinar.webhooks.signing import (
+    MAX_ENDPOINTS_PER_OWNER,
+    WebhookEvent,
+    new_secret,
+    standard_secret,
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -21,9 +26,21 @@ class Endpoint:
     endpoint_id: int
     owner_id: int
     url: str
-    secret: str
+    #: The secret as stored: a ``whsec_`` secret, or (made before Standard Webhooks) the old
+    #: text, which the deprecated ``Webinar-Webhook-Signature`` header is keyed with.
+    stored_secret: str
     events: frozenset[str]  # empty means every event
     created_at: float
+
+    @property
+    def secret(self) -> str:
+        """The signing secret in the Standard Webhooks ``whsec_`` form: what organisers copy."""
+        return standard_secret(self.stored_secret)
+
+    @property
+    def previous_secret(self) -> str | None:
+        """How the secret was shown before Standard Webhooks (None for an endpoint made since)."""
+        return None if self.secret == self.stored_secret else self.stored_secret
 
     def wants(self, event: str) -> bool:
         return event != WebhookEvent.TEST and (not self.events or event in self.events)
@@ -166,6 +183,9 @@ def _body(delivery_id: str, item: Emitted) -> str:
     return json.dumps(
         {
             "id": delivery_id,
+            # "type" and "timestamp": the Standard Webhooks payload's names for the same values.
+            "type": item.event.value,
+            "timestamp": iso_time(item.created_at, timespec="milliseconds", zulu=True),
             "event": item.event.value,
             "created_at": iso_time(item.created_at, timespec="milliseconds", zulu=True),
             "event_id": format_event_id(item.event_id) if item.event_id else None,

@@ -13,9 +13,12 @@ Each request is a ``POST`` of a JSON body::
     {"id": "whd_…", "event": "participant.joined", "created_at": "2030-01-31T18:00:05.123Z",
      "event_id": "123-456-789", "data": {...}}
 
-with the headers ``Webinar-Webhook-Id`` (the delivery ID, the same on every retry),
-``Webinar-Webhook-Timestamp`` (Unix seconds of this attempt) and ``Webinar-Webhook-Signature``
-``v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>``. See docs/api.md for verifying it.
+(``type`` and ``timestamp`` repeat ``event`` and ``created_at`` under the Standard Webhooks
+names), signed per Standard Webhooks: ``webhook-id`` (the delivery ID, the same on every
+retry), ``webhook-timestamp`` (Unix seconds of this attempt) and ``webhook-signature``
+(``v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">``), plus the deprecated
+``Webinar-Webhook-*`` headers for one release (:mod:`webinar.webhooks.signing`). See
+docs/api.md for verifying it.
 """
 
 from __future__ import annotations
@@ -50,19 +53,15 @@ from webinar.webhooks.records import (
 )
 from webinar.webhooks.signing import (
     BATCH,
-    EVENT_HEADER,
-    ID_HEADER,
     MAX_BODY_BYTES,
     MAX_ERROR_CHARS,
     MAX_QUEUED,
     PRUNE_INTERVAL,
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
     PublicResolver,
     WebhookEvent,
     check_endpoint_url,
+    request_headers,
     retry_delay,
-    sign,
 )
 
 logger = logging.getLogger(__name__)
@@ -249,14 +248,7 @@ class Webhooks:
         error: str | None = None
         try:
             check_endpoint_url(delivery.url, allow_private=self._config.allow_private_addresses)
-            timestamp = int(at)
-            headers = {
-                "Content-Type": "application/json",
-                ID_HEADER: delivery.delivery_id,
-                EVENT_HEADER: delivery.event,
-                TIMESTAMP_HEADER: str(timestamp),
-                SIGNATURE_HEADER: sign(secret, timestamp, body),
-            }
+            headers = request_headers(secret, delivery.delivery_id, delivery.event, int(at), body)
             async with self._http.post(
                 delivery.url, data=body, headers=headers, allow_redirects=False
             ) as response:

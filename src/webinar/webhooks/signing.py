@@ -1,8 +1,27 @@
 """Webhook signatures and the endpoint guard: how a request is signed and verified, and which
-URLs an endpoint may have (public addresses only, checked again at connect time)."""
+URLs an endpoint may have (public addresses only, checked again at connect time).
+
+Requests are signed per the Standard Webhooks specification (https://www.standardwebhooks.com):
+``webhook-id``, ``webhook-timestamp`` and ``webhook-signature: v1,<base64 HMAC-SHA256 of
+"<id>.<timestamp>.<body>">``, keyed with the base64-decoded part of the endpoint's ``whsec_``
+secret, so receivers can verify them with any Standard Webhooks library.
+
+For one release the old headers are sent too (deprecated): ``Webinar-Webhook-Signature:
+v1=<hex HMAC-SHA256 of "<timestamp>.<body>">`` keyed with the secret's text as stored, with
+``Webinar-Webhook-Timestamp`` and ``Webinar-Webhook-Id``.
+
+Secrets made before the switch (``whsec_`` and 43 URL-safe base64 characters, used as text)
+are not valid ``whsec_`` secrets: their base64 part is not padded and uses ``-``/``_``. They
+are converted when read, not by a migration (:func:`standard_secret`): the standard form is
+``whsec_`` + base64 of the old secret's text, so its decoded key is that very text, and the
+new signature and the old header are keyed with the same bytes. The stored text stays as it
+was, so the old header goes on verifying with what receivers configured.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import hashlib
 import hmac
@@ -11,6 +30,7 @@ import re
 import secrets
 import socket
 import time
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -37,10 +57,21 @@ class WebhookEvent(enum.StrEnum):
     TEST = "webhook.test"
 
 
-SIGNATURE_HEADER = "Webinar-Webhook-Signature"
-TIMESTAMP_HEADER = "Webinar-Webhook-Timestamp"
-ID_HEADER = "Webinar-Webhook-Id"
+#: Standard Webhooks headers: the delivery ID (the same on every retry), Unix seconds of this
+#: attempt, and the space-separated ``v1,<base64>`` signatures.
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
+#: The event name (not part of the signature; the body's ``type`` says the same).
 EVENT_HEADER = "Webinar-Webhook-Event"
+#: Deprecated: what receivers verified before Standard Webhooks; sent for one more release.
+LEGACY_ID_HEADER = "Webinar-Webhook-Id"
+LEGACY_TIMESTAMP_HEADER = "Webinar-Webhook-Timestamp"
+LEGACY_SIGNATURE_HEADER = "Webinar-Webhook-Signature"
+
+SECRET_PREFIX = "whsec_"
+#: Random bytes in a new endpoint's secret (the specification asks for 24 to 64).
+SECRET_BYTES = 32
 
 #: Endpoints one account may have.
 MAX_ENDPOINTS_PER_OWNER = 10
@@ -63,13 +94,83 @@ MAX_ERROR_CHARS = 300
 # ----------------------------------------------------------------------------- signing
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The ``Webinar-Webhook-Signature`` value for one attempt."""
+def new_secret() -> str:
+    """A new endpoint's secret: ``whsec_`` and the base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
+
+
+def _standard_key(secret: str) -> bytes | None:
+    """The key of a ``whsec_`` secret in the standard form (strict, padded base64 of 24 to 64
+    bytes), else None."""
+    if not secret.startswith(SECRET_PREFIX):
+        return None
+    try:
+        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return key if 24 <= len(key) <= 64 else None
+
+
+def standard_secret(stored: str) -> str:
+    """The endpoint's secret in the Standard Webhooks form, shown to organisers and used to sign.
+
+    A secret made since the switch is that already. One made before (its text was the key) is
+    ``whsec_`` + base64 of its text: the same key bytes, so nothing about it changes but how
+    it is written."""
+    if _standard_key(stored) is not None:
+        return stored
+    return SECRET_PREFIX + base64.b64encode(stored.encode()).decode("ascii")
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a secret (either form: see :func:`standard_secret`)."""
+    key = _standard_key(standard_secret(secret))
+    assert key is not None
+    return key
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value: ``v1,`` and the base64 HMAC-SHA256, keyed with the
+    secret's key, of ``<id>.<timestamp>.<body>``."""
+    if "." in msg_id:
+        raise ValueError("a webhook ID must not contain a full stop")
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    mac = hmac.new(signing_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode("ascii")
+
+
+def verify(
+    secret: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float | None = None,
+    tolerance: int = SIGNATURE_TOLERANCE,
+) -> bool:
+    """What a Standard Webhooks receiver does: one of the signatures matches the ID, the
+    timestamp and the raw body, and the timestamp is within ``tolerance`` seconds of now."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    msg_id = lower.get(ID_HEADER, "")
+    signatures = lower.get(SIGNATURE_HEADER, "")
+    try:
+        ts = int(lower.get(TIMESTAMP_HEADER, ""))
+    except ValueError:
+        return False
+    now = time.time() if now is None else now
+    if not msg_id or "." in msg_id or abs(now - ts) > tolerance:
+        return False
+    expected = sign(secret, msg_id, ts, body).encode()
+    return any(hmac.compare_digest(expected, part.encode()) for part in signatures.split(" "))
+
+
+def sign_legacy(secret: str, timestamp: int, body: bytes) -> str:
+    """Deprecated ``Webinar-Webhook-Signature``: ``v1=`` and the hex HMAC-SHA256, keyed with
+    the secret's text as stored, of ``<timestamp>.<body>``."""
     mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return "v1=" + mac.hexdigest()
 
 
-def verify(
+def verify_legacy(
     secret: str,
     timestamp: str,
     signature: str,
@@ -78,7 +179,7 @@ def verify(
     now: float | None = None,
     tolerance: int = SIGNATURE_TOLERANCE,
 ) -> bool:
-    """What a receiver does: the signature matches and the timestamp is recent."""
+    """What a receiver written for the deprecated headers does (docs/api.md until this release)."""
     try:
         ts = int(timestamp)
     except ValueError:
@@ -86,17 +187,30 @@ def verify(
     now = time.time() if now is None else now
     if abs(now - ts) > tolerance:
         return False
-    expected = sign(secret, ts, body)
+    expected = sign_legacy(secret, ts, body)
     return any(hmac.compare_digest(expected, part.strip()) for part in signature.split(","))
+
+
+def request_headers(
+    stored_secret: str, delivery_id: str, event: str, timestamp: int, body: bytes
+) -> dict[str, str]:
+    """Every header of one attempt: the Standard Webhooks three, the event name, and the
+    deprecated ones (``stored_secret``: the endpoint's secret as stored, either form)."""
+    return {
+        "Content-Type": "application/json",
+        ID_HEADER: delivery_id,
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: sign(stored_secret, delivery_id, timestamp, body),
+        EVENT_HEADER: event,
+        LEGACY_ID_HEADER: delivery_id,
+        LEGACY_TIMESTAMP_HEADER: str(timestamp),
+        LEGACY_SIGNATURE_HEADER: sign_legacy(stored_secret, timestamp, body),
+    }
 
 
 def retry_delay(attempts: int, base: float) -> float:
     """Seconds to wait after the ``attempts``-th failed attempt: base, 2·base, 4·base, …"""
     return float(min(base * 2 ** max(attempts - 1, 0), MAX_RETRY_DELAY))
-
-
-def new_secret() -> str:
-    return "whsec_" + secrets.token_urlsafe(32)
 
 
 # ----------------------------------------------------------------------------- endpoints
