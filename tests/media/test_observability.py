@@ -29,7 +29,7 @@ client = media_support.client
 async def scrape(http: aiohttp.ClientSession, base: str) -> str:
     async with http.get(base + "/metrics") as resp:
         assert resp.status == 200
-        assert resp.content_type == "text/plain"
+        assert resp.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
         return await resp.text()
 
 

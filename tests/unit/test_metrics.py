@@ -194,34 +194,38 @@ def test_an_unknown_interaction_kind_is_refused() -> None:
         Metrics().count_interaction("chat_mesages")
 
 
+@dataclass
+class PipeTotals:
+    packets: int = 0
+    wire_bytes: int = 0
+    retransmitted: int = 0
+    lost: int = 0
+    unauthenticated: int = 0
+    refused: int = 0
+    cpu_ns: int = 0
+    ingest_ns: int = 0
+
+
+class FakePipes:
+    """What the collector reads of a worker's media pipes."""
+
+    def packets(self) -> dict[str, int]:
+        return {"out": 12, "in": 0}
+
+    def totals(self) -> dict[tuple[str, str], PipeTotals]:
+        keys = [(d, s) for d in ("out", "in") for s in ("node", "worker")]
+        out = {key: PipeTotals() for key in keys}
+        out["out", "node"] = PipeTotals(packets=12, wire_bytes=12_000, cpu_ns=1_500_000_000)
+        out["in", "worker"] = PipeTotals(unauthenticated=2)
+        return out
+
+    def open_pipes(self) -> dict[tuple[str, str], int]:
+        return {("out", "node"): 1}
+
+
 def test_media_pipes_are_counted_with_several_workers() -> None:
-    @dataclass
-    class Totals:
-        packets: int = 0
-        wire_bytes: int = 0
-        retransmitted: int = 0
-        lost: int = 0
-        unauthenticated: int = 0
-        refused: int = 0
-        cpu_ns: int = 0
-        ingest_ns: int = 0
-
-    class Pipes:
-        def packets(self) -> dict[str, int]:
-            return {"out": 12, "in": 0}
-
-        def totals(self) -> dict[tuple[str, str], Totals]:
-            keys = [(d, s) for d in ("out", "in") for s in ("node", "worker")]
-            out = {key: Totals() for key in keys}
-            out["out", "node"] = Totals(packets=12, wire_bytes=12_000, cpu_ns=1_500_000_000)
-            out["in", "worker"] = Totals(unauthenticated=2)
-            return out
-
-        def open_pipes(self) -> dict[tuple[str, str], int]:
-            return {("out", "node"): 1}
-
     metrics = Metrics()
-    metrics.sources = Sources(pipes=lambda: Pipes())  # type: ignore[arg-type,return-value]
+    metrics.sources = Sources(pipes=lambda: FakePipes())
     text = metrics.render()
     assert value(text, "webinar_pipe_packets_total", direction="out") == 12
     assert value(text, "webinar_pipe_bytes_total", direction="out", scope="node") == 12_000

@@ -57,6 +57,9 @@ from webinar.tasks import stop_task
 # family that no dashboard here reads; a restart already shows in process_start_time_seconds.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
+#: What ``/metrics`` answers with: the Prometheus text format, version 0.0.4.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
 BANDWIDTH_BUCKETS = (
     128_000,
     256_000,
