@@ -50,6 +50,8 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import _janus  # benchmarks/_janus.py: the script's folder is on sys.path
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from webinar.client.media import ClipTrack, EncodedClip, make_opus_clip, make_vp8_clip
 from webinar.client.peer import WebinarClient
@@ -506,6 +508,12 @@ class Target:
         """Each worker's ``webinar_pipe_packets_total`` by direction (none with one worker)."""
         return [{"out": 0, "in": 0} for _ in self.worker_pids()]
 
+    def metrics_sends(self) -> int | None:
+        """The server's own count of packets forwarded to subscribers since it started
+        (``webinar_rtp_packets_forwarded_total`` of ``/metrics``, every worker), or None
+        where there is no such counter (Janus)."""
+        return None
+
 
 def _server_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WEBINAR_")}
@@ -662,20 +670,42 @@ class OurServer(Target):
     def server_pids(self) -> list[int]:
         return [self.process.pid, *_descendants(self.process.pid)]
 
+    def _own_samples(self) -> list[list[Sample]]:
+        """Each worker's own samples of its ``/metrics`` (worker 1 first). A worker's own
+        samples are fresh; the others' that it shows come from Redis (up to 1 s old), so
+        each worker is read on its own direct port and only its own samples are kept."""
+        out: list[list[Sample]] = []
+        for k, url in enumerate(self.worker_urls(), 1):
+            text = _fetch(url + "/metrics")
+            out.append(
+                [
+                    s
+                    for family in text_string_to_metric_families(text)
+                    for s in family.samples
+                    if s.labels.get("worker", str(k)) == str(k)  # no label: one process
+                ]
+            )
+        return out
+
     def pipe_packets(self) -> list[dict[str, int]]:
         if self.workers == 1:
             return super().pipe_packets()
         out: list[dict[str, int]] = []
-        for k, url in enumerate(self.worker_urls(), 1):
-            # A worker's own samples are fresh; the others' come from Redis (up to 1 s old).
+        for samples in self._own_samples():
             counts = {"out": 0, "in": 0}
-            for line in _fetch(url + "/metrics").splitlines():
-                for direction in counts:
-                    prefix = f'webinar_pipe_packets_total{{worker="{k}",direction="{direction}"}} '
-                    if line.startswith(prefix):
-                        counts[direction] = int(line.removeprefix(prefix))
+            for s in samples:
+                if s.name == "webinar_pipe_packets_total" and s.labels["direction"] in counts:
+                    counts[s.labels["direction"]] = int(s.value)
             out.append(counts)
         return out
+
+    def metrics_sends(self) -> int:
+        return sum(
+            int(s.value)
+            for samples in self._own_samples()
+            for s in samples
+            if s.name == "webinar_rtp_packets_forwarded_total"
+        )
 
 
 class JanusServer(Target):
@@ -826,6 +856,7 @@ def run_load(
                 "client_drops": udp_drops(client_pids),
                 "workers": [cpus[p] for p in worker_pids],
                 "pipes": target.pipe_packets() if per_worker else [],
+                "metrics_sends": target.metrics_sends(),
             }
             return paused_at, sum(cpus.values()), other, [w.receive(10) for w in workers]
 
@@ -888,6 +919,11 @@ def run_load(
         "window_s": round(wall, 3),
         "setup_s": round(setup_s, 1),
     }
+    if o0["metrics_sends"] is not None and o1["metrics_sends"] is not None:
+        # The server's own counter over the same window, against the subscribers' count.
+        counted = o1["metrics_sends"] - o0["metrics_sends"]
+        out["metrics_sends"] = counted
+        out["metrics_sends_ratio"] = round(counted / forwarded, 5) if forwarded else None
     if not per_worker:
         return out
     # Subscriber g joined worker (g mod N) + 1.
@@ -1152,7 +1188,32 @@ def main(argv: list[str] | None = None) -> int:
             target.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(result), flush=True)
-    return 0
+    return 0 if metrics_agree(result) else 1
+
+
+#: ``metrics_sends_ratio`` within this: the server's /metrics counts what was forwarded.
+METRICS_RATIO_RANGE = (0.98, 1.02)
+
+
+def metrics_agree(result: dict[str, Any]) -> bool:
+    """Every run's ``metrics_sends_ratio`` (ours; top level or under ``by_workers``) is
+    within :data:`METRICS_RATIO_RANGE`; logs each one that is not."""
+    runs = [result, *result.get("by_workers", {}).values()]
+    ok = True
+    lo, hi = METRICS_RATIO_RANGE
+    for run in runs:
+        ratio = run.get("metrics_sends_ratio")
+        if "metrics_sends" in run and (ratio is None or not lo <= ratio <= hi):
+            log.error(
+                "/metrics counted %s packets forwarded in the window: %s times what the "
+                "subscribers received (expected %.2f-%.2f)",
+                run["metrics_sends"],
+                ratio,
+                lo,
+                hi,
+            )
+            ok = False
+    return ok
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from webinar.http.auth import SignIn, login_limiter
 from webinar.http.dashboard import Dashboard
 from webinar.http.health import Health
 from webinar.http.interaction import InteractionHttp
-from webinar.http.metrics import Metrics, pipe_metrics_text
+from webinar.http.metrics import Metrics, Sources
 from webinar.http.pages import EventPages
 from webinar.http.recordings import RecordingPages
 from webinar.http.site import Site
@@ -178,6 +178,13 @@ def create_app(
     app[CONNECTIONS] = set()
     app[SOCKETS] = AddressCount(config.signalling.max_sockets_per_address)
     app[METRICS] = Metrics()
+    app[METRICS].sources = Sources(
+        rooms=lambda: app.get(ROOMS),
+        connections=lambda: len(app[CONNECTIONS]),
+        traffic=lambda: app[SERVICES].traffic if SERVICES in app else None,
+        webhooks=lambda: app.get(WEBHOOKS),
+        pipes=lambda: app.get(PIPES),
+    )
     app[CPU] = CpuMeter()
     app[DRAINING] = [False]
     if peers is None and identity.clustered and identity.redis_url is not None:
@@ -310,14 +317,7 @@ def worker_info(app: web.Application) -> WorkerInfo:
 
 def metrics_text(app: web.Application) -> str:
     """This worker's own /metrics text."""
-    text = app[METRICS].render(app.get(ROOMS), len(app[CONNECTIONS]))
-    webhooks = app.get(WEBHOOKS)
-    if webhooks is not None:
-        text += webhooks.metrics_text()
-    pipes = app.get(PIPES)
-    if pipes is not None:
-        text += pipe_metrics_text(pipes.packets(), pipes.totals(), pipes.open_pipes())
-    return text
+    return app[METRICS].render()
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -348,6 +348,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         observer=webhooks,
         max_rooms=config.rooms.max_rooms,
         recording_hooks=app[RECORDINGS],
+        media_totals=app[METRICS].media,
     )
     app[ROOMS] = rooms
     metrics = app[METRICS]
@@ -361,6 +362,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         ticketing=app[TICKETING],
         interaction=InteractionService(store, metrics.count_interaction),
         on_error=metrics.count_error,
+        on_joined=metrics.joined,
+        on_chat_delivered=metrics.chat_delivered,
         is_draining=lambda: app[DRAINING][0],
         recordings=app[RECORDINGS],
         attendance=app[ATTENDANCE],

@@ -6,6 +6,7 @@ over a plain local pipe."""
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from tests import media_support
 from tests.cluster.workers import cluster_workers
 from tests.helpers import RunningServer
 from tests.media_support import assert_delivered_like_reference, publish_camera_and_mic, until
+from tests.metrics_support import value
 from tests.redis_server import RedisServer
 from webinar.app import PIPES, metrics_text
 from webinar.client.peer import WebinarClient
@@ -29,9 +31,10 @@ def pipes(w: RunningServer) -> Pipes:
     return w.server.app[PIPES]
 
 
-def sample(text: str, series: str) -> int:
-    (line,) = [x for x in text.splitlines() if x.startswith(series + " ")]
-    return int(line.rsplit(" ", 1)[1])
+def sample(text: str, series: str) -> float:
+    """``series`` as written in the text format (labels in any order)."""
+    name, _, labels = series.partition("{")
+    return value(text, name, **dict(re.findall(r'(\w+)="([^"]*)"', labels)))
 
 
 async def test_one_encrypted_pipe_per_stream_and_node(

@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from tests.helpers import RunningServer, running_server
+from tests.metrics_support import value
 from tests.protocol.test_dashboard import add_user, csrf_of, sign_in
 from tests.protocol.test_interaction import POLL, Person, enter
 from webinar.app import ATTENDANCE
@@ -260,14 +261,12 @@ async def test_export_joins_everything_for_the_right_attendee(
     assert api_ann["questions_asked"] == 1 and api_ann["polls_test_correct"] == 2
     # and counted for Prometheus (Bob's second vote after his reload is no new vote)
     async with http.get(f"{base}/metrics") as resp:
-        metrics = dict(
-            line.split(" ") for line in (await resp.text()).splitlines() if line[:1] != "#"
-        )
-    assert metrics["webinar_chat_messages_total"] == "4"
-    assert metrics["webinar_questions_total"] == "2"
-    assert metrics["webinar_question_votes_total"] == "2"
-    assert metrics["webinar_poll_answers_total"] == "7"  # 2 + 1 + 2, and 2 re-answered
-    assert metrics["webinar_cta_clicks_total"] == "4"
+        text = await resp.text()
+    assert value(text, "webinar_chat_messages_total") == 4
+    assert value(text, "webinar_questions_total") == 2
+    assert value(text, "webinar_question_votes_total") == 2
+    assert value(text, "webinar_poll_answers_total") == 7  # 2 + 1 + 2, and 2 re-answered
+    assert value(text, "webinar_cta_clicks_total") == 4
 
 
 def seed_people(conn: sqlite3.Connection, event: Event) -> None:

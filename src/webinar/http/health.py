@@ -15,6 +15,7 @@ from aiohttp import web
 
 from webinar import __version__
 from webinar.cluster.registry import Registry, WorkerInfo
+from webinar.http.metrics import CONTENT_TYPE
 from webinar.http.site import Pages, route
 from webinar.ids import same_secret
 from webinar.rooms.manager import RoomManager
@@ -85,7 +86,7 @@ class Health(Pages):
         registry = self.registry()
         if registry is not None:
             text = await registry.metrics(text)
-        return web.Response(text=text, content_type="text/plain", charset="utf-8")
+        return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
 
 
 def _is_loopback(address: str | None) -> bool:

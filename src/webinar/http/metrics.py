@@ -1,9 +1,25 @@
-"""Prometheus metrics in the text exposition format, without a client library.
+"""``/metrics``: Prometheus series of one process, with ``prometheus-client``.
 
-Most values are read from the live objects when scraped (rooms, participants,
-producer and consumer counters), so the hot path pays nothing for them; only
-signalling errors are counted as they happen, and event-loop lag is sampled by
-a small owned task.
+Each process (the single server, or each worker) has its own
+:class:`~prometheus_client.CollectorRegistry` (:attr:`Metrics.registry`) holding:
+
+* a collector of this module (:class:`WebinarCollector`) that reads, at scrape time, the
+  counters kept as plain ints where things happen: the media totals
+  (:mod:`webinar.sfu.totals`: retired objects' final counts + live objects' counts, so a
+  ``*_total`` never falls when people leave), signalling errors by code, messages,
+  joins, interaction, webhooks and media pipes; and the gauges of what is live (rooms,
+  participants, connections, producers, consumers, event-loop lag);
+* histograms observed when an event ends (a join, a chat message's fan-out, a bandwidth
+  allocation run), never per packet;
+* ``webinar_build_info{version}``, and the process's CPU, memory, file descriptors, Python
+  and GC series (``process_*``, ``python_*``).
+
+Nothing here runs per packet: a ``prometheus_client`` ``Counter.inc()`` takes a lock, too
+slow for the forwarding path, so the hot path keeps plain ints and this collector turns
+them into ``CounterMetricFamily`` samples when Prometheus asks.
+
+With several workers each worker's text goes to Redis and any worker's ``/metrics`` merges
+them with a ``worker`` label (:func:`webinar.cluster.registry.merge_metrics`).
 """
 
 from __future__ import annotations
@@ -11,11 +27,38 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
+from prometheus_client import (
+    CollectorRegistry,
+    Histogram,
+    Info,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeHistogramMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+
+from webinar import __version__
 from webinar.rooms.manager import RoomManager
+from webinar.sfu import MediaTotals
 from webinar.tasks import stop_task
+
+# ``*_created`` series (the Unix time each counter and histogram was made) add a gauge per
+# family that no dashboard here reads; a restart already shows in process_start_time_seconds.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+#: What ``/metrics`` answers with: the Prometheus text format, version 0.0.4.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 BANDWIDTH_BUCKETS = (
     128_000,
@@ -26,9 +69,25 @@ BANDWIDTH_BUCKETS = (
     3_072_000,
     4_096_000,
     6_144_000,
-    float("inf"),
 )
-
+#: Seconds from a ``join`` message to the ``joined`` reply.
+JOIN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: Seconds to hand one chat message to every connection of a room on this process.
+CHAT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+#: Seconds of one subscriber's bandwidth allocation run.
+ALLOCATION_BUCKETS = (
+    0.00001,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+)
+ROLES = ("host", "presenter", "attendee")
 
 #: Interaction counters (name -> help), counted as things happen; a kind not listed
 #: here is refused, so a typo cannot make a new metric.
@@ -41,13 +100,105 @@ INTERACTION_COUNTERS = {
 }
 
 
+class Traffic(Protocol):
+    """Signalling messages since the start (``webinar.signalling.session.SignallingTraffic``)."""
+
+    @property
+    def received(self) -> int: ...
+
+    @property
+    def sent(self) -> int: ...
+
+
+class WebhookCounts(Protocol):
+    """What ``webinar.webhooks.service.Webhooks`` counts."""
+
+    @property
+    def counts(self) -> Mapping[str, int]: ...
+
+    @property
+    def dropped(self) -> int: ...
+
+
+class PipeTotals(Protocol):
+    """One (direction, scope)'s counters of a worker's pipes (``Pipes.totals``)."""
+
+    packets: int
+    wire_bytes: int
+    retransmitted: int
+    lost: int
+    unauthenticated: int
+    refused: int
+    cpu_ns: int
+    ingest_ns: int
+
+
+class PipeCounts(Protocol):
+    """A worker's media pipes (``webinar.cluster.pipes.Pipes``)."""
+
+    def packets(self) -> Mapping[str, int]: ...
+
+    def totals(self) -> Mapping[tuple[str, str], PipeTotals]: ...
+
+    def open_pipes(self) -> Mapping[tuple[str, str], int]: ...
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where the collector reads what lives elsewhere (each may be absent: None)."""
+
+    rooms: Callable[[], RoomManager | None] = lambda: None
+    connections: Callable[[], int] = lambda: 0
+    traffic: Callable[[], Traffic | None] = lambda: None
+    webhooks: Callable[[], WebhookCounts | None] = lambda: None
+    pipes: Callable[[], PipeCounts | None] = lambda: None
+
+
 class Metrics:
-    def __init__(self) -> None:
+    """One process's metrics: its registry, the counters kept as things happen, the
+    histograms, and the event-loop lag sampler (an owned task: :meth:`start`/:meth:`stop`)."""
+
+    def __init__(self, version: str = __version__) -> None:
+        self.registry = CollectorRegistry()
+        #: What the media of every room moved (given to the RoomManager).
+        self.media = MediaTotals()
         self.signalling_errors: Counter[str] = Counter()
         self.interaction: Counter[str] = Counter()
+        self.joins: Counter[str] = Counter()
         self.loop_lag_seconds = 0.0
         self.loop_lag_max_seconds = 0.0
+        self.sources = Sources()
         self._task: asyncio.Task[None] | None = None
+        registry = self.registry
+        self.join_seconds = Histogram(
+            "webinar_join_seconds",
+            "Seconds from a join message to the joined reply (event look-up, ticket check, "
+            "room entry, attendance record).",
+            buckets=JOIN_BUCKETS,
+            registry=registry,
+        )
+        self.chat_delivery_seconds = Histogram(
+            "webinar_chat_delivery_seconds",
+            "Seconds to hand one chat message to every connection of its room on this process.",
+            buckets=CHAT_BUCKETS,
+            registry=registry,
+        )
+        self.allocation_seconds = Histogram(
+            "webinar_allocation_seconds",
+            "Seconds of one subscriber's bandwidth allocation run (layers for every stream).",
+            buckets=ALLOCATION_BUCKETS,
+            registry=registry,
+        )
+        self.media.on_allocation = self.allocation_seconds.observe
+        Info("webinar_build", "The running server's version.", registry=registry).info(
+            {"version": version}
+        )
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+        registry.register(WebinarCollector(self))
+
+    # ------------------------------------------------------------------ counting
 
     def count_error(self, code: str) -> None:
         self.signalling_errors[code] += 1
@@ -56,6 +207,15 @@ class Metrics:
         if kind not in INTERACTION_COUNTERS:
             raise ValueError(f"no interaction counter {kind!r}")
         self.interaction[kind] += n
+
+    def joined(self, role: str, seconds: float) -> None:
+        self.joins[role] += 1
+        self.join_seconds.observe(seconds)
+
+    def chat_delivered(self, seconds: float) -> None:
+        self.chat_delivery_seconds.observe(seconds)
+
+    # ------------------------------------------------------------------ the loop lag
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._watch_loop())
@@ -72,133 +232,158 @@ class Metrics:
             self.loop_lag_seconds = lag
             self.loop_lag_max_seconds = max(self.loop_lag_max_seconds, lag)
 
-    def render(self, rooms: RoomManager | None, connections: int) -> str:
-        out: list[str] = []
+    # ------------------------------------------------------------------ reading
 
-        def metric(name: str, kind: str, help_: str, samples: Iterable[tuple[str, float]]) -> None:
-            out.append(f"# HELP {name} {help_}")
-            out.append(f"# TYPE {name} {kind}")
-            for labels, value in samples:
-                out.append(f"{name}{labels} {_num(value)}")
+    def render(self) -> str:
+        """This process's series in the Prometheus text format (0.0.4)."""
+        return generate_latest(self.registry).decode()
 
-        live = rooms.rooms() if rooms is not None else []
-        roles: Counter[str] = Counter()
-        producers = consumers = 0
-        packets = octets = nacks = plis = retransmitted = 0
-        received = 0
-        estimates: list[int] = []
-        now = time.monotonic()
-        for room in live:
-            for participant in room.participants():
-                roles[participant.role.value] += 1
-            for producer in room.router.producers.values():
-                producers += 1
-                received += producer.stats.packets
-                for consumer in producer.consumers:
-                    consumers += 1
-                    packets += consumer.stats.packets
-                    octets += consumer.stats.bytes
-                    nacks += consumer.stats.nacks
-                    plis += consumer.stats.plis + consumer.stats.firs
-                    retransmitted += consumer.stats.retransmitted
-            for estimate in room.subscriber_estimates(now):
-                if estimate is not None:
-                    estimates.append(estimate)
 
-        metric("webinar_rooms", "gauge", "Live rooms.", [("", len(live))])
-        metric(
-            "webinar_participants",
-            "gauge",
-            "Participants in live rooms, by role.",
-            [(f'{{role="{r}"}}', roles.get(r, 0)) for r in ("host", "presenter", "attendee")],
-        )
-        metric("webinar_connections", "gauge", "Open signalling WebSockets.", [("", connections)])
-        metric("webinar_producers", "gauge", "Published tracks.", [("", producers)])
-        metric(
-            "webinar_consumers", "gauge", "Forwarded (subscriber, track) pairs.", [("", consumers)]
-        )
-        metric(
-            "webinar_rtp_packets_received_total",
-            "counter",
-            "RTP packets received from publishers (live producers).",
-            [("", received)],
-        )
-        metric(
-            "webinar_rtp_packets_forwarded_total",
-            "counter",
-            "RTP packets forwarded to subscribers (live consumers).",
-            [("", packets)],
-        )
-        metric(
-            "webinar_rtp_bytes_forwarded_total",
-            "counter",
-            "RTP payload bytes forwarded to subscribers (live consumers).",
-            [("", octets)],
-        )
-        metric("webinar_nacks_total", "counter", "NACKs from subscribers.", [("", nacks)])
-        metric(
-            "webinar_retransmissions_total",
-            "counter",
-            "Packets resent on NACK.",
-            [("", retransmitted)],
-        )
-        metric(
-            "webinar_keyframe_requests_total", "counter", "PLI/FIR from subscribers.", [("", plis)]
-        )
-        buckets = []
-        for bound in BANDWIDTH_BUCKETS:
-            le = "+Inf" if bound == float("inf") else str(int(bound))
-            buckets.append((f'_bucket{{le="{le}"}}', sum(1 for e in estimates if e <= bound)))
-        out.append("# HELP webinar_subscriber_bandwidth_bps Estimated downlink per subscriber.")
-        out.append("# TYPE webinar_subscriber_bandwidth_bps histogram")
-        for suffix, value in buckets:
-            out.append(f"webinar_subscriber_bandwidth_bps{suffix} {value}")
-        out.append(f"webinar_subscriber_bandwidth_bps_sum {sum(estimates)}")
-        out.append(f"webinar_subscriber_bandwidth_bps_count {len(estimates)}")
-        metric(
+class WebinarCollector:
+    """Yields the server's own series at scrape time (a ``prometheus_client`` collector)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self._m
+        src = m.sources
+        rooms = src.rooms()
+        yield from _live(rooms, src.connections(), m.media)
+        yield from _media(m.media)
+        yield GaugeMetricFamily(
             "webinar_event_loop_lag_seconds",
-            "gauge",
             "How late the event loop woke up, last sample.",
-            [("", self.loop_lag_seconds)],
+            value=m.loop_lag_seconds,
         )
-        metric(
+        yield GaugeMetricFamily(
             "webinar_event_loop_lag_max_seconds",
-            "gauge",
             "Largest event-loop lag seen since start.",
-            [("", self.loop_lag_max_seconds)],
+            value=m.loop_lag_max_seconds,
         )
-        metric(
+        errors = CounterMetricFamily(
             "webinar_signalling_errors_total",
-            "counter",
             "Error replies sent to clients, by code.",
-            [(f'{{code="{c}"}}', n) for c, n in sorted(self.signalling_errors.items())],
+            labels=["code"],
         )
+        for code, n in sorted(m.signalling_errors.items()):
+            errors.add_metric([code], n)
+        yield errors
+        joins = CounterMetricFamily(
+            "webinar_joins_total",
+            "Participants admitted to a room (resumed sessions included), by role.",
+            labels=["role"],
+        )
+        for role in sorted({*ROLES, *m.joins}):
+            joins.add_metric([role], m.joins.get(role, 0))
+        yield joins
+        traffic = src.traffic()
+        messages = CounterMetricFamily(
+            "webinar_signalling_messages_total",
+            "Signalling messages taken from clients (in) and queued to them (out).",
+            labels=["direction"],
+        )
+        messages.add_metric(["in"], traffic.received if traffic is not None else 0)
+        messages.add_metric(["out"], traffic.sent if traffic is not None else 0)
+        yield messages
         for kind, help_ in INTERACTION_COUNTERS.items():
-            metric(f"webinar_{kind}_total", "counter", help_, [("", self.interaction[kind])])
-        return "\n".join(out) + "\n"
+            yield CounterMetricFamily(f"webinar_{kind}_total", help_, value=m.interaction[kind])
+        webhooks = src.webhooks()
+        if webhooks is not None:
+            yield from _webhooks(webhooks)
+        pipes = src.pipes()
+        if pipes is not None:
+            yield from pipe_families(pipes.packets(), pipes.totals(), pipes.open_pipes())
 
 
-class PipeTotals(Protocol):
-    """One (direction, scope)'s counters of a worker's pipes (``Pipes.totals``)."""
+def _live(rooms: RoomManager | None, connections: int, media: MediaTotals) -> Iterator[Metric]:
+    live = rooms.rooms() if rooms is not None else []
+    roles: Counter[str] = Counter()
+    estimates: list[int] = []
+    now = time.monotonic()
+    for room in live:
+        for participant in room.participants():
+            roles[participant.role.value] += 1
+        estimates.extend(e for e in room.subscriber_estimates(now) if e is not None)
+    yield GaugeMetricFamily("webinar_rooms", "Live rooms.", value=len(live))
+    participants = GaugeMetricFamily(
+        "webinar_participants", "Participants in live rooms, by role.", labels=["role"]
+    )
+    for role in ROLES:
+        participants.add_metric([role], roles.get(role, 0))
+    yield participants
+    yield GaugeMetricFamily("webinar_connections", "Open signalling WebSockets.", value=connections)
+    yield GaugeMetricFamily(
+        "webinar_producers", "Published tracks (and copies from pipes).", value=media.live_producers
+    )
+    yield GaugeMetricFamily(
+        "webinar_consumers", "Forwarded (subscriber, track) pairs.", value=media.live_consumers
+    )
+    buckets = [(str(bound), sum(1 for e in estimates if e <= bound)) for bound in BANDWIDTH_BUCKETS]
+    buckets.append(("+Inf", len(estimates)))
+    yield GaugeHistogramMetricFamily(
+        "webinar_subscriber_bandwidth_bps",
+        "Estimated downlink of each subscriber now (a gauge histogram: live subscribers).",
+        buckets=buckets,
+        gsum_value=sum(estimates),
+    )
 
-    packets: int
-    wire_bytes: int
-    retransmitted: int
-    lost: int
-    unauthenticated: int
-    refused: int
-    cpu_ns: int
-    ingest_ns: int
+
+def _media(media: MediaTotals) -> Iterable[Metric]:
+    c = media.read()
+    series = (
+        (
+            "webinar_rtp_packets_received_total",
+            "RTP packets received from publishers (and from media pipes) since the start.",
+            c.packets_received,
+        ),
+        (
+            "webinar_rtp_bytes_received_total",
+            "RTP payload bytes received from publishers (and from media pipes) since the start.",
+            c.bytes_received,
+        ),
+        (
+            "webinar_rtp_packets_forwarded_total",
+            "RTP packets forwarded to subscribers since the start (retransmissions apart).",
+            c.packets_forwarded,
+        ),
+        (
+            "webinar_rtp_bytes_forwarded_total",
+            "RTP payload bytes forwarded to subscribers since the start.",
+            c.bytes_forwarded,
+        ),
+        ("webinar_nacks_total", "NACKs from subscribers.", c.nacks),
+        ("webinar_retransmissions_total", "Packets resent on NACK.", c.retransmitted),
+        ("webinar_keyframe_requests_total", "PLI/FIR from subscribers.", c.keyframe_requests),
+    )
+    return [CounterMetricFamily(name, help_, value=value) for name, help_, value in series]
+
+
+def _webhooks(webhooks: WebhookCounts) -> Iterator[Metric]:
+    attempts = CounterMetricFamily(
+        "webinar_webhook_attempts_total",
+        "Webhook delivery attempts by outcome.",
+        labels=["outcome"],
+    )
+    outcomes = {"delivered": "delivered", "failed": "gave_up", "retried": "will_retry"}
+    for key, label in outcomes.items():
+        attempts.add_metric([label], webhooks.counts.get(key, 0))
+    yield attempts
+    yield CounterMetricFamily(
+        "webinar_webhook_dropped_total",
+        "Emitted events dropped: the queue was full.",
+        value=webhooks.dropped,
+    )
 
 
 PIPE_SCOPES = ("node", "worker")
 
 
-def pipe_metrics_text(
+def pipe_families(
     packets: Mapping[str, int],
     totals: Mapping[tuple[str, str], PipeTotals],
     open_pipes: Mapping[tuple[str, str], int],
-) -> str:
+) -> list[Metric]:
     """The media pipes' series (only with several workers), closed pipes included in the
     counters. ``direction``: ``out`` on a stream's origin (or a node's gateway feeding the
     other workers of its node), ``in`` on the receiving end; ``scope``: ``node`` for the
@@ -216,73 +401,81 @@ def pipe_metrics_text(
       work (relaying out; taking in: SRTP, parsing), not the edge's ingest;
     * ``webinar_pipe_ingest_cpu_seconds_total{scope}``: the edge's ingest of those packets;
     * ``webinar_pipe_open{direction,scope}``: pipes open now."""
-    lines = [
-        "# HELP webinar_pipe_packets_total RTP packets relayed between workers, by direction.",
-        "# TYPE webinar_pipe_packets_total counter",
-    ]
-    for direction in ("out", "in"):
-        lines.append(f'webinar_pipe_packets_total{{direction="{direction}"}} {packets[direction]}')
-
-    def series(
-        name: str, kind: str, help_: str, samples: list[tuple[str, int]] | list[tuple[str, float]]
-    ) -> None:
-        lines.append(f"# HELP {name} {help_}")
-        lines.append(f"# TYPE {name} {kind}")
-        lines.extend(f"{name}{{{labels}}} {value}" for labels, value in samples)
-
     both = [(d, s) for d in ("out", "in") for s in PIPE_SCOPES]
-    series(
-        "webinar_pipe_bytes_total",
-        "counter",
-        "RTP datagram bytes sent and taken on media pipes, by direction and scope.",
-        [(f'direction="{d}",scope="{s}"', totals[d, s].wire_bytes) for d, s in both],
-    )
-    series(
-        "webinar_pipe_retransmissions_total",
-        "counter",
-        "Packets resent on media pipes on the receiving end's NACK, by scope.",
-        [(f'scope="{s}"', totals["out", s].retransmitted) for s in PIPE_SCOPES],
-    )
-    series(
-        "webinar_pipe_packets_lost_total",
-        "counter",
-        "Packets missing on media pipes and not repaired within a second, by scope.",
-        [(f'scope="{s}"', totals["in", s].lost) for s in PIPE_SCOPES],
-    )
-    refused = []
+
+    def family(
+        kind: type[CounterMetricFamily | GaugeMetricFamily],
+        name: str,
+        help_: str,
+        labels: list[str],
+        samples: Iterable[tuple[list[str], float]],
+    ) -> Metric:
+        metric = kind(name, help_, labels=labels)
+        for values, value in samples:
+            metric.add_metric(values, value)
+        return metric
+
+    refused: list[tuple[list[str], float]] = []
     for s in PIPE_SCOPES:
         by_address = totals["out", s].refused + totals["in", s].refused
         by_srtp = totals["out", s].unauthenticated + totals["in", s].unauthenticated
-        refused.append((f'scope="{s}",reason="address"', by_address))
-        refused.append((f'scope="{s}",reason="unauthenticated"', by_srtp))
-    series(
-        "webinar_pipe_refused_total",
-        "counter",
-        "Datagrams refused by media pipes: from anyone but the peer, or not authenticated.",
-        refused,
-    )
-    series(
-        "webinar_pipe_cpu_seconds_total",
-        "counter",
-        "CPU time spent relaying (out) and taking in (in) packets on media pipes.",
-        [(f'direction="{d}",scope="{s}"', round(totals[d, s].cpu_ns / 1e9, 6)) for d, s in both],
-    )
-    series(
-        "webinar_pipe_ingest_cpu_seconds_total",
-        "counter",
-        "CPU time of the ingest that packets taken from media pipes go through at the edge.",
-        [(f'scope="{s}"', round(totals["in", s].ingest_ns / 1e9, 6)) for s in PIPE_SCOPES],
-    )
-    series(
-        "webinar_pipe_open",
-        "gauge",
-        "Media pipes open, by direction and scope.",
-        [(f'direction="{d}",scope="{s}"', open_pipes.get((d, s), 0)) for d, s in both],
-    )
-    return "\n".join(lines) + "\n"
-
-
-def _num(value: float) -> str:
-    if isinstance(value, int) or float(value).is_integer():
-        return str(int(value))
-    return f"{value:.6f}"
+        refused.append(([s, "address"], by_address))
+        refused.append(([s, "unauthenticated"], by_srtp))
+    return [
+        family(
+            CounterMetricFamily,
+            "webinar_pipe_packets_total",
+            "RTP packets relayed between workers, by direction.",
+            ["direction"],
+            [([d], packets[d]) for d in ("out", "in")],
+        ),
+        family(
+            CounterMetricFamily,
+            "webinar_pipe_bytes_total",
+            "RTP datagram bytes sent and taken on media pipes, by direction and scope.",
+            ["direction", "scope"],
+            [([d, s], totals[d, s].wire_bytes) for d, s in both],
+        ),
+        family(
+            CounterMetricFamily,
+            "webinar_pipe_retransmissions_total",
+            "Packets resent on media pipes on the receiving end's NACK, by scope.",
+            ["scope"],
+            [([s], totals["out", s].retransmitted) for s in PIPE_SCOPES],
+        ),
+        family(
+            CounterMetricFamily,
+            "webinar_pipe_packets_lost_total",
+            "Packets missing on media pipes and not repaired within a second, by scope.",
+            ["scope"],
+            [([s], totals["in", s].lost) for s in PIPE_SCOPES],
+        ),
+        family(
+            CounterMetricFamily,
+            "webinar_pipe_refused_total",
+            "Datagrams refused by media pipes: from anyone but the peer, or not authenticated.",
+            ["scope", "reason"],
+            refused,
+        ),
+        family(
+            CounterMetricFamily,
+            "webinar_pipe_cpu_seconds_total",
+            "CPU time spent relaying (out) and taking in (in) packets on media pipes.",
+            ["direction", "scope"],
+            [([d, s], totals[d, s].cpu_ns / 1e9) for d, s in both],
+        ),
+        family(
+            CounterMetricFamily,
+            "webinar_pipe_ingest_cpu_seconds_total",
+            "CPU time of the ingest that packets taken from media pipes go through at the edge.",
+            ["scope"],
+            [([s], totals["in", s].ingest_ns / 1e9) for s in PIPE_SCOPES],
+        ),
+        family(
+            GaugeMetricFamily,
+            "webinar_pipe_open",
+            "Media pipes open, by direction and scope.",
+            ["direction", "scope"],
+            [([d, s], open_pipes.get((d, s), 0)) for d, s in both],
+        ),
+    ]

@@ -9,7 +9,7 @@ import logging
 from typing import Protocol
 
 from webinar.i18n import _, ngettext
-from webinar.sfu import Router, RouterConfig
+from webinar.sfu import MediaTotals, Router, RouterConfig
 
 from .live import LiveRoom, Relays, Replicator
 from .recording import RecordingHooks
@@ -56,7 +56,10 @@ class RoomManager:
         observer: RoomObserver | None = None,
         max_rooms: int | None = None,
         recording_hooks: RecordingHooks | None = None,
+        media_totals: MediaTotals | None = None,
     ) -> None:
+        #: What every room's media moved since the start (counted in /metrics).
+        self.media_totals = media_totals if media_totals is not None else MediaTotals()
         self._max_rooms = max_rooms
         self._router_config = router_config
         self._observer = observer
@@ -112,7 +115,7 @@ class RoomManager:
             )
             room = LiveRoom(
                 room_id,
-                Router(config),
+                Router(config, self.media_totals),
                 state,
                 answer_timeout=self._answer_timeout,
                 resume_grace=self._resume_grace,

@@ -14,6 +14,7 @@ from .pipe import PipeIn, PipeOut, PipeStats, pipe_descriptor
 from .producer import Producer
 from .router import MAX_CAMERAS_LIMIT, Router, RouterConfig
 from .tiers import AllocationReport, StreamReport, SubscriberTiers
+from .totals import MediaCounts, MediaTotals
 from .transport import IceServer, PublishTransport, SubscribeTransport, TrackSpec, TransportConfig
 from .types import (
     CloseReason,
@@ -35,8 +36,10 @@ __all__ = [
     "Estimate",
     "HookError",
     "IceServer",
+    "MediaCounts",
     "MediaKind",
     "MediaSource",
+    "MediaTotals",
     "PipeIn",
     "PipeOut",
     "PipeStats",

@@ -14,6 +14,7 @@ from ..tasks import stop_tasks
 from .consumer import Consumer
 from .producer import Producer
 from .tiers import Dynacast, SubscriberTiers
+from .totals import MediaTotals
 from .transport import (
     OfferSender,
     PublishTransport,
@@ -42,8 +43,11 @@ class RouterConfig:
 
 
 class Router:
-    def __init__(self, config: RouterConfig) -> None:
+    def __init__(self, config: RouterConfig, totals: MediaTotals | None = None) -> None:
+        """``totals``: the process's media counters (:mod:`webinar.sfu.totals`) this router's
+        producers and consumers are counted in; its own if None."""
         self.config = config
+        self.totals = totals if totals is not None else MediaTotals()
         self.closed = False
         self.producers: dict[str, Producer] = {}
         self._publishers: set[PublishTransport] = set()
@@ -74,6 +78,7 @@ class Router:
 
         def added(producer: Producer) -> None:
             self.producers[producer.id] = producer
+            self.totals.producer_opened(producer)
             self._publisher_of[producer.id] = transport
             producer.on_close(self._forget_producer)
             on_producer(producer)
@@ -105,6 +110,7 @@ class Router:
             send_offer=send_offer,
             on_consumer_closed=on_consumer_closed,
             answer_timeout=answer_timeout,
+            totals=self.totals,
         )
         self._subscribers.add(transport)
         self._tiers[transport] = SubscriberTiers(transport.estimator)
@@ -133,6 +139,7 @@ class Router:
             raise ValueError(f"{producer.id} is already a producer of this router")
         self.producers[producer.id] = producer
         self._relayed[producer.id] = on_layers
+        self.totals.producer_opened(producer)
         producer.on_close(self._forget_producer)
 
     @property
@@ -187,7 +194,10 @@ class Router:
                     tiers = self._tiers.get(transport)
                     if tiers is not None and not transport.closed:
                         consumers = list(transport.consumers.values())
+                        last, started = tiers.last, time.perf_counter()
                         tiers.tick(now_mono, consumers)
+                        if tiers.last is not last:  # it allocated (not only checked)
+                            self.totals.allocation_ran(started)
                         if tiers.controller.probing:
                             self._probing.set()
                 except Exception:

@@ -46,6 +46,7 @@ from .consumer import Consumer, ConsumerLayout
 from .estimator import BandwidthEstimator, Estimate
 from .producer import Producer, ProducerCodec
 from .simulcast import answer_with_simulcast, extensions_with_rid, parse_simulcast
+from .totals import MediaTotals
 from .types import (
     CloseReason,
     MediaKind,
@@ -447,9 +448,11 @@ class SubscribeTransport(_Transport):
         send_offer: OfferSender,
         on_consumer_closed: Callable[[Consumer, CloseReason], None],
         answer_timeout: float = 15.0,
+        totals: MediaTotals | None = None,
     ) -> None:
         super().__init__(config, max_bundle=True)
         self.consumers: dict[str, Consumer] = {}
+        self._totals = totals
         self.estimator = BandwidthEstimator()
         self._send_offer = send_offer
         self._on_consumer_closed = on_consumer_closed
@@ -487,6 +490,8 @@ class SubscribeTransport(_Transport):
         )
         producer.add_consumer(consumer)
         self.consumers[consumer.id] = consumer
+        if self._totals is not None:
+            self._totals.consumer_opened(consumer)
         self._by_ssrc[consumer.ssrc] = consumer
         self._by_ssrc[consumer.rtx_ssrc] = consumer
         if not self._feedback_installed:
@@ -499,6 +504,8 @@ class SubscribeTransport(_Transport):
 
     def _consumer_closed(self, consumer: Consumer, reason: CloseReason) -> None:
         self.consumers.pop(consumer.id, None)
+        if self._totals is not None:
+            self._totals.consumer_closed(consumer)
         for ssrc in (consumer.ssrc, consumer.rtx_ssrc):
             if self._by_ssrc.get(ssrc) is consumer:
                 del self._by_ssrc[ssrc]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -383,7 +384,9 @@ async def on_chat_send(session: Session, msg: s.ChatSend) -> s.ServerMessage:
         m = posted.message
         await session.services.interaction.save_chat(room.room_id, m)
         session.services.interaction.count("chat_messages", 1)
+        started = time.perf_counter()
         ia.emit([posted])
+        session.services.on_chat_delivered(time.perf_counter() - started)
         return s.ChatSent(message_id=m.message_id, seq=m.seq)
 
 

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import logging
 import secrets
+import time
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,14 @@ from .replication import Replication, Unavailable
 logger = logging.getLogger(__name__)
 
 
+@dataclass(slots=True)
+class SignallingTraffic:
+    """Signalling messages since the start (plain ints on the hot path; only grow)."""
+
+    received: int = 0
+    sent: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     #: Looks an event up by its canonical ID (the store's ``get_event``).
@@ -62,6 +71,13 @@ class Services:
     #: Persists chat, Q&A, polls and calls-to-action (and counts them for /metrics).
     interaction: InteractionService
     on_error: Callable[[str], None] = lambda _code: None
+    #: Told each successful join (not a move to another node): the role and the seconds
+    #: from the ``join`` message to the ``joined`` reply.
+    on_joined: Callable[[str, float], None] = lambda _role, _seconds: None
+    #: Told the seconds each chat message took to reach every connection here.
+    on_chat_delivered: Callable[[float], None] = lambda _seconds: None
+    #: Messages in and out of every WebSocket (counted as they pass, for /metrics).
+    traffic: SignallingTraffic = field(default_factory=SignallingTraffic)
     is_draining: Callable[[], bool] = lambda: False
     #: Signs call-to-action click links (one per process; see docs/api.md).
     interaction_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
@@ -198,6 +214,13 @@ class Session:
         )
 
     async def on_join(self, msg: s.Join) -> s.ServerMessage:
+        started = time.perf_counter()
+        reply = await self._join(msg)
+        if isinstance(reply, s.Joined):
+            self._services.on_joined(reply.role, time.perf_counter() - started)
+        return reply
+
+    async def _join(self, msg: s.Join) -> s.ServerMessage:
         if self.participant is not None:
             raise s.ProtocolError(
                 s.ErrorCode.ALREADY_JOINED, i18n._("this session has joined already")

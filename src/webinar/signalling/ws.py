@@ -89,6 +89,7 @@ class Connection:
         self._closing: ByeReason | None = None
         self._refused = 0
         self._bucket = TokenBucket(RATE_BURST, RATE_PER_SECOND)
+        self._traffic = services.traffic
         self.session = Session(services, self._enqueue, self.close, remote)
 
     def _enqueue(self, message: dict[str, Any]) -> None:
@@ -96,6 +97,7 @@ class Connection:
             return
         try:
             self._queue.put_nowait(message)
+            self._traffic.sent += 1
         except asyncio.QueueFull:
             logger.warning("client too slow; closing its connection")
             self.close(ByeReason.SLOW_CLIENT)
@@ -176,6 +178,7 @@ class Connection:
             await self._read_text(text)
 
     async def _read_text(self, text: str) -> None:
+        self._traffic.received += 1
         limit = self._services.max_message_bytes
         if len(text) > limit and len(text.encode()) > limit:
             self._refuse(

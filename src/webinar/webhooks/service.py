@@ -296,21 +296,10 @@ class Webhooks:
     def retry_now(self) -> None:
         self._wake.set()
 
-    def metrics_text(self) -> str:
-        """Prometheus lines appended to /metrics."""
-        lines = [
-            "# HELP webinar_webhook_attempts_total Webhook delivery attempts by outcome.",
-            "# TYPE webinar_webhook_attempts_total counter",
-        ]
-        outcomes = {"delivered": "delivered", "failed": "gave_up", "retried": "will_retry"}
-        for key, label in outcomes.items():
-            lines.append(f'webinar_webhook_attempts_total{{outcome="{label}"}} {self.counts[key]}')
-        lines += [
-            "# HELP webinar_webhook_dropped_total Emitted events dropped: the queue was full.",
-            "# TYPE webinar_webhook_dropped_total counter",
-            f"webinar_webhook_dropped_total {self._dropped}",
-        ]
-        return "\n".join(lines) + "\n"
+    @property
+    def dropped(self) -> int:
+        """Emitted events dropped because the queue was full (``/metrics``)."""
+        return self._dropped
 
 
 def _person(p: rs.Participant) -> dict[str, Any]:
