@@ -441,11 +441,15 @@ def _on(flag: object) -> str:
 
 
 def _size(size: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024  # type: ignore[assignment]
-    raise AssertionError("unreachable")
+    """``size`` bytes for people: 812 bytes, 8.3 KiB, 1.2 GiB."""
+    if size < 1024:
+        return f"{size} bytes"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024 or unit == "GiB":
+            break
+    return f"{value:.1f} {unit}"
 
 
 def _cmd_event_show(args: argparse.Namespace) -> int:
@@ -673,8 +677,8 @@ def _cmd_event_duplicate(args: argparse.Namespace) -> int:
         print(
             f"Copied: the settings, the access settings, {copied.polls} polls and tests"
             f" ({copied.images} images), {copied.calls_to_action} calls-to-action, chat and"
-            " Q&A settings, automatic recording. Not copied: registrations, invitees,"
-            " chat, questions, answers, attendance, recordings."
+            f" Q&A settings, automatic recording ({_on(auto_record)}). Not copied:"
+            " registrations, invitees, chat, questions, answers, attendance, recordings."
         )
         print("The copy has its own ID and new presenter and host links.")
     return EXIT_OK
