@@ -1,19 +1,24 @@
-"""Command line: `webinar serve`, `webinar event create|list`, `webinar user ...`."""
+"""Command line: `webinar serve`, `webinar event create|list|show|update|delete|duplicate`,
+`webinar recording list|download`, `webinar user ...`, `webinar healthcheck`, ...
+
+The configuration file is ``--config FILE``, else ``$WEBINAR_CONFIG``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import getpass
 import importlib
 import json
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from webinar import __version__
 from webinar.accounts import check_password_rules, hash_password
@@ -26,12 +31,28 @@ from webinar.config import (
     parse_workers,
 )
 from webinar.formats import iso_time
+from webinar.i18n import LANGUAGES
+from webinar.ids import format_event_id
 from webinar.links import event_links, host_url
-from webinar.storage.store import DB_FILENAME, Event, Store, StoreError, SyncStore, validate_title
+from webinar.storage.store import (
+    ACCESS_TYPES,
+    DB_FILENAME,
+    Event,
+    EventSettings,
+    Store,
+    StoreError,
+    SyncStore,
+    validate_title,
+)
+
+if TYPE_CHECKING:
+    from webinar.recordings.library import RecordingInfo
 
 T = TypeVar("T")
 
 DEMO_TITLE = "Demo webinar"
+#: The configuration file when ``--config`` is not given (docs/configuration.md).
+CONFIG_ENV = "WEBINAR_CONFIG"
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -89,8 +110,16 @@ def _print_event(config: Config, event: Event) -> None:
     print(f"  Host link:      {host_url(config, event)}")
 
 
+def _config_path(args: argparse.Namespace) -> Path | None:
+    """``--config FILE``, else the environment's ``WEBINAR_CONFIG``, else none."""
+    if args.config is not None:
+        return cast(Path, args.config)
+    from_env = os.environ.get(CONFIG_ENV, "").strip()
+    return Path(from_env) if from_env else None
+
+
 def _config(args: argparse.Namespace) -> Config:
-    config = load_config(args.config, os.environ)
+    config = load_config(_config_path(args), os.environ)
     return config.with_overrides(
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
@@ -241,8 +270,9 @@ def _supervise(args: argparse.Namespace, config: Config) -> int:
         *("--data-dir", str(config.data_dir.resolve())),
         *("--host", config.http.host, "--port", str(config.http.port)),
     ]
-    if args.config is not None:
-        command += ["--config", str(args.config.resolve())]
+    config_path = _config_path(args)
+    if config_path is not None:
+        command += ["--config", str(config_path.resolve())]
     return supervisor.run(command, os.environ, identities, private)
 
 
@@ -306,6 +336,457 @@ def _cmd_event_list(args: argparse.Namespace) -> int:
     else:
         for event in events:
             _print_event(config, event)
+    return EXIT_OK
+
+
+def _find_event(store: SyncStore, text: str) -> Event:
+    event = store.get_event(text)
+    if event is None:
+        raise UsageError(f"no event {text!r} (IDs look like 123-456-789: `webinar event list`)")
+    return event
+
+
+def event_details_json(config: Config, store: SyncStore, event: Event) -> dict[str, object]:
+    """What ``event show --json`` prints: the settings, the links and what the event holds."""
+    from webinar.attendance.service import sql_people_in_room
+    from webinar.interaction.store import count_setup
+    from webinar.recordings.library import list_recordings, sql_auto_record
+    from webinar.ticketing.records import count_people, get_access
+
+    db = store.connection
+    access = get_access(db, event.event_id)
+    owner = None if event.owner_id is None else store.get_user(event.owner_id)
+    registrations, invitees = count_people(db, event.event_id)
+    polls, ctas = count_setup(store, event.event_id)
+    recordings = list_recordings(db, event_id=event.event_id)
+    return {
+        **event_json(config, event),
+        "status": event.status(datetime.now(UTC)),
+        "created_at": iso_time(event.created_at, zulu=True),
+        "timezone": event.timezone,
+        "duration_minutes": event.duration_minutes,
+        "join_window_minutes": event.join_window_minutes,
+        "access_type": event.access_type,
+        "camera_limit": event.camera_limit,
+        "language": event.language,
+        "agenda": event.agenda,
+        "lobby_message": event.lobby_message,
+        "thank_you_url": event.thank_you_url,
+        "owner": None if owner is None else owner.username,
+        "cancelled_at": iso_time(access.cancelled_at, zulu=True),
+        "access": {
+            "has_attendee_password": access.attendee_password_hash is not None,
+            "has_presenter_password": access.presenter_password_hash is not None,
+            "price_minor": access.price_minor,
+            "currency": access.currency,
+            "capacity": access.capacity,
+            "second_device": access.second_device.value,
+            "payment_provider": access.payment_provider.value,
+            "form_fields": [{"label": f.label, "required": f.required} for f in access.form_fields],
+        },
+        "auto_record": sql_auto_record(db, event.event_id),
+        "counts": {
+            "in_room": sql_people_in_room(db, event.event_id),
+            "registrations": registrations,
+            "invitees": invitees,
+            "polls": polls,
+            "calls_to_action": ctas,
+            "recordings": len(recordings),
+            "recording_bytes": sum(r.size for r in recordings),
+        },
+    }
+
+
+def _print_details(details: dict[str, object]) -> None:
+    d = cast(dict[str, Any], details)
+    counts, access = d["counts"], d["access"]
+    starts = "not set (the room is open at any time)"
+    if d["starts_at"] is not None:
+        starts = f"{d['starts_at']} ({d['timezone']}), {d['duration_minutes']} minutes"
+    entry = d["access_type"]
+    if access["capacity"] is not None:
+        entry += f", {access['capacity']} places"
+    if access["price_minor"] is not None:
+        entry += f", price {access['price_minor']} minor units {access['currency']}"
+    if d["cancelled_at"] is not None:
+        entry += f"; CANCELLED at {d['cancelled_at']}"
+    print(f"{d['event_id']}  {d['title']}")
+    print(f"  Status:         {d['status']}")
+    print(f"  Starts:         {starts}")
+    print(f"  Lobby opens:    {d['join_window_minutes']} minutes before the start")
+    print(f"  Access:         {entry}")
+    print(f"  Cameras:        at most {d['camera_limit']} on stage")
+    print(f"  Language:       {d['language'] or 'each attendee their own'}")
+    print(f"  Owner:          {d['owner'] or 'none (admins see it)'}")
+    print(f"  Attendee link:  {d['attendee_url']}")
+    print(f"  Presenter link: {d['presenter_url']}")
+    print(f"  Host link:      {d['host_url']}")
+    if d["thank_you_url"]:
+        print(f"  After the end:  {d['thank_you_url']}")
+    print(
+        f"  Holds:          {counts['registrations']} registrations, {counts['invitees']}"
+        f" invitees, {counts['polls']} polls, {counts['calls_to_action']} calls-to-action,"
+        f" {counts['recordings']} recordings ({_size(counts['recording_bytes'])})"
+    )
+    print(f"  In the room:    {counts['in_room']} now; automatic recording {_on(d['auto_record'])}")
+    for label, key in (("Agenda", "agenda"), ("Lobby message", "lobby_message")):
+        if d[key]:
+            print(f"  {label}:")
+            for line in str(d[key]).splitlines():
+                print(f"    {line}")
+
+
+def _on(flag: object) -> str:
+    return "on" if flag else "off"
+
+
+def _size(size: int) -> str:
+    """``size`` bytes for people: 812 bytes, 8.3 KiB, 1.2 GiB."""
+    if size < 1024:
+        return f"{size} bytes"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024 or unit == "GiB":
+            break
+    return f"{value:.1f} {unit}"
+
+
+def _cmd_event_show(args: argparse.Namespace) -> int:
+    config = _config(args)
+    with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
+        details = event_details_json(config, store, _find_event(store, args.event))
+    if args.json:
+        print(json.dumps(details, ensure_ascii=False))
+    else:
+        _print_details(details)
+    return EXIT_OK
+
+
+#: ``event update`` flags and the EventSettings field each sets.
+_UPDATE_FIELDS = {
+    "title": "title",
+    "start": "starts_at",
+    "timezone": "timezone",
+    "duration": "duration_minutes",
+    "join_window": "join_window_minutes",
+    "access_type": "access_type",
+    "camera_limit": "camera_limit",
+    "language": "language",
+    "agenda": "agenda",
+    "lobby_message": "lobby_message",
+    "thank_you_url": "thank_you_url",
+}
+
+
+def _settings_of(event: Event) -> EventSettings:
+    return EventSettings(
+        **{f.name: getattr(event, f.name) for f in dataclasses.fields(EventSettings)}
+    )
+
+
+def _check_access(store: SyncStore, settings: EventSettings, event_id: str) -> None:
+    """What the access type needs that only the dashboard or the API sets (passwords, a
+    price): an event cannot be switched to a type it would not work with."""
+    from webinar.ticketing.records import get_access
+
+    access = get_access(store.connection, event_id)
+    where = "set it in the dashboard or through the API (docs/api.md) first"
+    if settings.access_type == "password" and access.attendee_password_hash is None:
+        raise UsageError(f"--access-type password: the event has no attendee password; {where}")
+    if settings.access_type == "paid":
+        if access.price_minor is None:
+            raise UsageError(f"--access-type paid: the event has no ticket price; {where}")
+        if settings.starts_at is None:
+            raise UsageError("a paid event needs a start date and time (--start)")
+
+
+def _cmd_event_update(args: argparse.Namespace) -> int:
+    from webinar.storage.db import transaction
+    from webinar.ticketing.records import note_event_change
+
+    changes: dict[str, Any] = {
+        field: getattr(args, flag)
+        for flag, field in _UPDATE_FIELDS.items()
+        if getattr(args, flag) is not None
+    }
+    if args.no_start:
+        changes["starts_at"] = None
+    if args.no_language:
+        changes["language"] = None
+    if "thank_you_url" in changes and not str(changes["thank_you_url"]).strip():
+        changes["thank_you_url"] = None
+    if not changes:
+        raise UsageError("nothing to change: give at least one setting (see --help)")
+    config = _config(args)
+    with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
+        db = store.connection
+        with transaction(db, immediate=True):  # read, check and write under the write lock
+            before = _find_event(store, args.event)
+            try:
+                settings = dataclasses.replace(_settings_of(before), **changes).validated()
+            except (ValueError, TypeError) as exc:
+                raise UsageError(str(exc)) from None
+            _check_access(store, settings, before.event_id)
+            after = store.update_event(before.event_id, settings)
+            note_event_change(db, before, after, datetime.now(UTC))
+        details = event_details_json(config, store, after)
+    if args.json:
+        print(json.dumps(details, ensure_ascii=False))
+    else:
+        print("Updated event:")
+        _print_details(details)
+    return EXIT_OK
+
+
+def _cmd_event_delete(args: argparse.Namespace) -> int:
+    import shutil
+
+    from webinar.attendance.service import sql_people_in_room
+    from webinar.interaction.store import list_images
+    from webinar.storage.db import transaction
+    from webinar.webhooks.records import sql_delete_event_deliveries
+
+    config = _config(args)
+    with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
+        db = store.connection
+        if not args.yes:
+            details = event_details_json(config, store, _find_event(store, args.event))
+            counts = cast(dict[str, int], details["counts"])
+            raise UsageError(
+                f"deleting event {details['event_id']} ({details['title']!r}) also deletes its"
+                f" {counts['registrations']} registrations, {counts['invitees']} invitees,"
+                f" {counts['polls']} polls, its chat, questions and attendance, and"
+                f" {counts['recordings']} recordings ({_size(counts['recording_bytes'])});"
+                " this cannot be undone: add --yes to delete it"
+            )
+        # Under the write lock: nobody joins between the check and the delete (a join writes
+        # its attendance row first).
+        with transaction(db, immediate=True):
+            event = _find_event(store, args.event)
+            in_room = sql_people_in_room(db, event.event_id)
+            if in_room:
+                raise UsageError(
+                    f"event {event.display_id} is live: {in_room} "
+                    f"{'person is' if in_room == 1 else 'people are'} in its room. End it for"
+                    " everyone first (the host's 'End for all'), then delete it. If the server"
+                    " stopped without closing the room, start it again once: it closes the"
+                    " sessions a stop cut short"
+                )
+            recordings = list_recordings_sync(store, event.event_id)
+            images = [image_id for image_id, _type, _size in list_images(store, event.event_id)]
+            sql_delete_event_deliveries(db, event.event_id)
+            store.delete_event(event.event_id)
+    # The rows are gone (committed): now their files. A file left behind by a failure here is
+    # unreachable and harmless; a row without its file would not be.
+    shared = config.shared_dir
+    for info in recordings:
+        shutil.rmtree(shared / "recordings" / info.recording_id, ignore_errors=True)
+    for image_id in images:
+        (shared / "images" / image_id).unlink(missing_ok=True)
+    size = sum(r.size for r in recordings)
+    if args.json:
+        body = {
+            "deleted": event.display_id,
+            "title": event.title,
+            "recordings": len(recordings),
+            "recording_bytes": size,
+        }
+        print(json.dumps(body, ensure_ascii=False))
+    else:
+        print(
+            f"Deleted event {event.display_id} ({event.title}) with everything it held,"
+            f" {len(recordings)} recordings ({_size(size)}) included."
+        )
+    return EXIT_OK
+
+
+def list_recordings_sync(store: SyncStore, event_id: str | None = None) -> list[RecordingInfo]:
+    from webinar.recordings.library import list_recordings
+
+    return list_recordings(store.connection, event_id=event_id)
+
+
+def _cmd_event_duplicate(args: argparse.Namespace) -> int:
+    import secrets
+    import shutil
+
+    from webinar.interaction.store import copy_setup, list_images
+    from webinar.recordings.library import sql_auto_record, sql_set_auto_record
+    from webinar.storage.db import transaction
+    from webinar.ticketing.records import copy_access
+
+    config = _config(args)
+    images_dir = config.shared_dir / "images"
+    with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
+        db = store.connection
+        source = _find_event(store, args.event)
+        changes: dict[str, Any] = {}
+        if args.title is not None:
+            changes["title"] = args.title
+        if args.start is not None:
+            changes["starts_at"] = args.start
+        if args.no_start:
+            changes["starts_at"] = None
+        try:
+            settings = dataclasses.replace(_settings_of(source), **changes).validated()
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        _check_access(store, settings, source.event_id)
+        # The copies of the poll images first: a file without its row is harmless, a row
+        # without its file is not. Each copy has its own ID, so that deleting one event never
+        # takes the other's images.
+        image_map: dict[str, str] = {}
+        for image_id, _type, _size in list_images(store, source.event_id):
+            original = images_dir / image_id
+            if original.is_file():
+                copy_id = "img_" + secrets.token_hex(12)
+                shutil.copyfile(original, images_dir / f"{copy_id}.part")
+                (images_dir / f"{copy_id}.part").replace(images_dir / copy_id)
+                image_map[image_id] = copy_id
+        with transaction(db, immediate=True):
+            copy = store.create_event_from(settings, owner_id=source.owner_id)
+            copy_access(db, source.event_id, copy.event_id)
+            copied = copy_setup(
+                store,
+                source.event_id,
+                copy.event_id,
+                now=time.time(),
+                new_id=lambda prefix: prefix + secrets.token_hex(8),
+                images=image_map,
+            )
+            auto_record = sql_auto_record(db, source.event_id)
+            if auto_record:
+                sql_set_auto_record(db, copy.event_id, True)
+    if args.json:
+        body: dict[str, object] = {
+            **event_json(config, copy),
+            "copied_from": source.display_id,
+            "copied": {
+                "polls": copied.polls,
+                "images": copied.images,
+                "calls_to_action": copied.calls_to_action,
+                "interaction_settings": copied.settings,
+                "auto_record": auto_record,
+            },
+        }
+        print(json.dumps(body, ensure_ascii=False))
+    else:
+        print(f"Created event (a copy of {source.display_id}):")
+        _print_event(config, copy)
+        print(
+            f"Copied: the settings, the access settings, {copied.polls} polls and tests"
+            f" ({copied.images} images), {copied.calls_to_action} calls-to-action, chat and"
+            f" Q&A settings, automatic recording ({_on(auto_record)}). Not copied:"
+            " registrations, invitees, chat, questions, answers, attendance, recordings."
+        )
+        print("The copy has its own ID and new presenter and host links.")
+    return EXIT_OK
+
+
+def recording_json(info: RecordingInfo, titles: dict[str, str]) -> dict[str, object]:
+    return {**info.as_json(), "event_title": titles.get(info.event_id)}
+
+
+def _cmd_recording_list(args: argparse.Namespace) -> int:
+    config = _config(args)
+    with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
+        event_id = None
+        if args.event is not None:
+            event_id = _find_event(store, args.event).event_id
+        recordings = list_recordings_sync(store, event_id)
+        titles = {e.event_id: e.title for e in store.list_events()}
+    if args.json:
+        print(json.dumps([recording_json(r, titles) for r in recordings], ensure_ascii=False))
+        return EXIT_OK
+    if not recordings:
+        print("No recordings." if args.event is None else "No recordings of this event.")
+        return EXIT_OK
+    for info in recordings:
+        title = titles.get(info.event_id, "")
+        print(
+            f"{info.recording_id}  {format_event_id(info.event_id)}  {title}\n"
+            f"  {iso_time(info.started_at, zulu=True)}, {info.duration:.0f} s,"
+            f" {_size(info.size)}, {len(info.files)} files:"
+            f" {', '.join(str(f['name']) for f in info.files)}"
+        )
+    return EXIT_OK
+
+
+def _cmd_recording_download(args: argparse.Namespace) -> int:
+    import shutil
+
+    from webinar.recordings.library import file_path, get_recording
+
+    config = _config(args)
+    with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
+        info = get_recording(store.connection, args.recording_id)
+    if info is None:
+        raise UsageError(f"no recording {args.recording_id!r} (`webinar recording list`)")
+    root = config.shared_dir / "recordings"
+    names = [str(f["name"]) for f in info.files]
+    if args.file is not None:
+        if args.file not in names:
+            raise UsageError(
+                f"--file: recording {info.recording_id} has no file {args.file!r};"
+                f" it has {', '.join(names)}"
+            )
+        names = [args.file]
+    output: Path = args.output if args.output is not None else Path(info.recording_id)
+    sources: list[tuple[Path, Path]] = []
+    for name in names:
+        source = file_path(root, info, name)
+        assert source is not None  # the name is in the manifest
+        if not source.is_file():
+            raise UsageError(f"{source} is missing: the recording's file is not in shared_dir")
+        target = output / name
+        if target.exists() and not args.force:
+            raise UsageError(f"{target} exists already (--force replaces it)")
+        sources.append((source, target))
+    output.mkdir(parents=True, exist_ok=True)
+    for source, target in sources:
+        part = target.with_name(f".{target.name}.part")
+        shutil.copyfile(source, part)
+        part.replace(target)
+        print(target)
+    return EXIT_OK
+
+
+def _cmd_healthcheck(args: argparse.Namespace) -> int:
+    """GET /healthz of the server this configuration describes, on its own machine."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    config = _config(args)
+    host = config.http.host
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    scheme = "https" if config.tls.enabled else "http"
+    url = f"{scheme}://{host}:{config.http.port}/healthz"
+    context = None
+    if scheme == "https":
+        # The certificate names the public host, not this address: only liveness is checked.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout, context=context) as response:
+            status = int(response.status)
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"webinar: {url}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
+        return EXIT_FAILURE
+    if status != 200:
+        print(f"webinar: {url} answered {status}", file=sys.stderr)
+        return EXIT_FAILURE
+    if not args.quiet:
+        print(f"{url}: OK")
     return EXIT_OK
 
 
@@ -400,7 +881,10 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     from webinar.tls import check_tls
 
     cert = check_tls(config.tls)  # raises ConfigError if the pair does not load
-    source = f"{args.config}" if args.config else "built-in defaults"
+    path = _config_path(args)
+    source = "built-in defaults" if path is None else str(path)
+    if path is not None and args.config is None:
+        source += f" (from {CONFIG_ENV})"
     print(f"Configuration OK ({source} plus WEBINAR_* environment variables).")
     print(f"  listens on {config.http.host}:{config.http.port}, links use {config.base_url}")
     print(f"  data in {config.data_dir}")
@@ -529,7 +1013,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--config",
         type=Path,
         metavar="FILE",
-        help="TOML configuration file (see docs/configuration.md)",
+        help=f"TOML configuration file (default: ${CONFIG_ENV} if set; see docs/configuration.md)",
     )
     common.add_argument(
         "--data-dir",
@@ -562,7 +1046,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_cmd_serve)
 
-    event = commands.add_parser("event", help="create and list events")
+    event = commands.add_parser(
+        "event", help="create, list, show, update, delete and duplicate events"
+    )
     event_commands = event.add_subparsers(dest="event_command", required=True, metavar="ACTION")
 
     create = event_commands.add_parser(
@@ -584,6 +1070,138 @@ def build_parser() -> argparse.ArgumentParser:
     list_ = event_commands.add_parser("list", parents=[common], help="list events with their links")
     list_.add_argument("--json", action="store_true", help="print one JSON array")
     list_.set_defaults(handler=_cmd_event_list)
+
+    show = event_commands.add_parser(
+        "show",
+        parents=[common],
+        help="print an event's settings, links and what it holds",
+        description="Print one event: its settings, its attendee, presenter and host links, "
+        "its access settings and how many registrations, invitees, polls, calls-to-action, "
+        "recordings and people in the room it has.",
+    )
+    show.add_argument("event", metavar="EVENT", help="the event's ID, e.g. 123-456-789")
+    show.add_argument("--json", action="store_true", help="print one JSON object")
+    show.set_defaults(handler=_cmd_event_show)
+
+    update = event_commands.add_parser(
+        "update",
+        parents=[common],
+        help="change an event's settings",
+        description="Change the settings given; the others stay. The ID and the links stay "
+        "too. Pending reminders follow a new start, and when the time or the title changes "
+        "after people were told, the dashboard offers to resend them the news. Passwords, "
+        "prices, places and registration questions are set in the dashboard or the API.",
+    )
+    update.add_argument("event", metavar="EVENT", help="the event's ID, e.g. 123-456-789")
+    update.add_argument("--title", help="title, 1 to 200 characters")
+    start = update.add_mutually_exclusive_group()
+    start.add_argument(
+        "--start",
+        type=parse_start,
+        metavar="ISO-8601",
+        help="start time with a UTC offset, e.g. 2030-01-31T18:00Z",
+    )
+    start.add_argument(
+        "--no-start", action="store_true", help="no start time: the room is open at any time"
+    )
+    update.add_argument("--timezone", metavar="ZONE", help="IANA time zone, e.g. Europe/Prague")
+    update.add_argument("--duration", type=int, metavar="MINUTES", help="1 to 1440 minutes")
+    update.add_argument(
+        "--join-window",
+        type=int,
+        metavar="MINUTES",
+        help="how long before the start attendees may enter the lobby (0 to 1440)",
+    )
+    update.add_argument("--access-type", choices=ACCESS_TYPES, help="who may enter")
+    update.add_argument("--camera-limit", type=int, metavar="N", help="cameras on stage, 1 to 7")
+    language = update.add_mutually_exclusive_group()
+    language.add_argument(
+        "--language", choices=LANGUAGES, help="the event's pages and e-mails in this language"
+    )
+    language.add_argument(
+        "--no-language", action="store_true", help="each attendee sees their own language"
+    )
+    update.add_argument("--agenda", metavar="TEXT", help="the agenda shown in the lobby")
+    update.add_argument("--lobby-message", metavar="TEXT", help="the message shown in the lobby")
+    update.add_argument(
+        "--thank-you-url",
+        metavar="URL",
+        help="where attendees go when the event ends ('' for the server's own page)",
+    )
+    update.add_argument("--json", action="store_true", help="print one JSON object")
+    update.set_defaults(handler=_cmd_event_update)
+
+    delete = event_commands.add_parser(
+        "delete",
+        parents=[common],
+        help="delete an event with everything it holds (needs --yes)",
+        description="Delete an event and everything that belongs to it: registrations, "
+        "invitees, chat, questions, polls, attendance, webhook deliveries about it, and its "
+        "recordings and poll images on disk. Without --yes it only says what would go. A live "
+        "event (people in its room) is refused.",
+    )
+    delete.add_argument("event", metavar="EVENT", help="the event's ID, e.g. 123-456-789")
+    delete.add_argument("--yes", action="store_true", help="yes, delete it: it cannot be undone")
+    delete.add_argument("--json", action="store_true", help="print one JSON object")
+    delete.set_defaults(handler=_cmd_event_delete)
+
+    duplicate = event_commands.add_parser(
+        "duplicate",
+        parents=[common],
+        help="create a new event with another one's settings",
+        description="Create a new event (a new ID, new presenter and host links) with the "
+        "settings of EVENT: its schedule, texts, access settings (passwords, price, places, "
+        "registration questions), polls and tests as drafts with their images, prepared "
+        "calls-to-action, chat and Q&A settings and automatic recording. Registrations, "
+        "invitees, chat, answers, attendance and recordings are not copied.",
+    )
+    duplicate.add_argument("event", metavar="EVENT", help="the event to copy, e.g. 123-456-789")
+    duplicate.add_argument("--title", help="the copy's title (default: the same)")
+    dup_start = duplicate.add_mutually_exclusive_group()
+    dup_start.add_argument(
+        "--start",
+        type=parse_start,
+        metavar="ISO-8601",
+        help="the copy's start with a UTC offset (default: the same)",
+    )
+    dup_start.add_argument("--no-start", action="store_true", help="the copy has no start time")
+    duplicate.add_argument("--json", action="store_true", help="print one JSON object")
+    duplicate.set_defaults(handler=_cmd_event_duplicate)
+
+    recording = commands.add_parser("recording", help="list and download recordings")
+    recording_commands = recording.add_subparsers(
+        dest="recording_command", required=True, metavar="ACTION"
+    )
+    rec_list = recording_commands.add_parser(
+        "list", parents=[common], help="list recordings, newest first"
+    )
+    rec_list.add_argument("--event", metavar="EVENT", help="only this event's recordings")
+    rec_list.add_argument("--json", action="store_true", help="print one JSON array")
+    rec_list.set_defaults(handler=_cmd_recording_list)
+    rec_download = recording_commands.add_parser(
+        "download",
+        parents=[common],
+        help="copy a recording's WebM files out of the data folder",
+        description="Copy the files of a recording (one WebM per camera, screen or sound) "
+        "into DIR (default: ./RECORDING_ID/), printing each path. Run it where the server's "
+        "data folder (or, on a cluster, cluster.shared_dir) is mounted.",
+    )
+    rec_download.add_argument("recording_id", metavar="RECORDING_ID", help="e.g. rec_0123456789ab")
+    rec_download.add_argument("--output", "-o", type=Path, metavar="DIR", help="target folder")
+    rec_download.add_argument("--file", metavar="NAME", help="only this file of the recording")
+    rec_download.add_argument("--force", action="store_true", help="replace files in DIR")
+    rec_download.set_defaults(handler=_cmd_recording_download)
+
+    health = commands.add_parser(
+        "healthcheck",
+        parents=[common],
+        help="ask the running server's /healthz (exit 0 if it answers 200)",
+        description="GET /healthz of the server this configuration describes (http.host, "
+        "http.port, TLS), on this machine: the container image's HEALTHCHECK.",
+    )
+    health.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS")
+    health.add_argument("--quiet", "-q", action="store_true", help="print nothing when healthy")
+    health.set_defaults(handler=_cmd_healthcheck)
 
     config = commands.add_parser("config", help="check or print the configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from webinar.formats import csv_text, iso_time
+from webinar.storage.db import Database
 from webinar.storage.store import Store, SyncStore
 
 USER_AGENT_MAX = 400
@@ -225,6 +226,18 @@ _SESSION_COLUMNS = (
     "session_id, person_key, participant_id, name, email, role, joined_at, left_at,"
     " leave_reason, browser, os"
 )
+
+
+def sql_people_in_room(db: Database, event_id: str) -> int:
+    """People with a session in the event's room now (joined, not yet left): a live room.
+
+    A server that stopped without closing its sessions leaves them open until it starts again
+    (:meth:`AttendanceService.close_open_sessions`)."""
+    (count,) = db.execute(
+        "SELECT count(DISTINCT person_key) FROM attendance WHERE event_id = ? AND left_at IS NULL",
+        (event_id,),
+    ).fetchone()
+    return int(count)
 
 
 class AttendanceService:

@@ -8,7 +8,8 @@ are migration 4 of :data:`webinar.storage.store.MIGRATIONS`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from webinar.rooms.chat import ChatMessage
@@ -409,6 +410,126 @@ def images_of(core: SyncStore, event_id: str, image_ids: set[str]) -> set[str]:
         (event_id, *sorted(image_ids)),
     ).fetchall()
     return {r[0] for r in rows}
+
+
+def list_images(core: SyncStore, event_id: str) -> list[tuple[str, str, int]]:
+    """(image id, content type, size) of every image uploaded for an event."""
+    rows = core.connection.execute(
+        "SELECT image_id, content_type, size FROM poll_images WHERE event_id = ?"
+        " ORDER BY created_at, image_id",
+        (event_id,),
+    ).fetchall()
+    return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+
+# ----------------------------------------------------------------------------- duplicating
+
+
+@dataclass(frozen=True, slots=True)
+class CopiedSetup:
+    """What :func:`copy_setup` copied to the new event."""
+
+    polls: int
+    calls_to_action: int
+    images: int
+    settings: bool
+
+
+def copy_setup(
+    core: SyncStore,
+    source_id: str,
+    target_id: str,
+    *,
+    now: float,
+    new_id: Callable[[str], str],
+    images: Mapping[str, str],
+) -> CopiedSetup:
+    """Give ``target_id``, a new copy of the event ``source_id``, the source's preparation:
+    its polls and tests (each as a draft again, without answers), its prepared calls-to-action,
+    and its chat and Q&A settings (chat on or off, slow mode, Q&A open; not who was muted or
+    which question was shown). ``images`` maps the source's image IDs to the copies' IDs (the
+    caller copied the files first); options naming an image not in it lose the image.
+    ``new_id(prefix)`` makes a fresh ID. Nothing of what people said or did is copied. Run it in
+    the transaction that created ``target_id``."""
+    db = core.connection
+    copied_images = 0
+    for old_id, image_id in images.items():
+        row = db.execute(
+            "SELECT content_type, size FROM poll_images WHERE image_id = ? AND event_id = ?",
+            (old_id, source_id),
+        ).fetchone()
+        if row is not None:
+            save_image(core, image_id, target_id, str(row[0]), int(row[1]), now)
+            copied_images += 1
+    polls = list_polls(core, source_id)
+    for k, poll in enumerate(polls):
+        questions = tuple(
+            replace(
+                q,
+                options=tuple(
+                    replace(o, image_id=images.get(o.image_id) if o.image_id else None)
+                    for o in q.options
+                ),
+            )
+            for q in poll.questions
+        )
+        save_poll(
+            core,
+            target_id,
+            Poll(
+                poll_id=new_id("po_"),
+                title=poll.title,
+                kind=poll.kind,
+                questions=questions,
+                created_at=now + k * 1e-3,  # keeps their order
+            ),
+        )
+    ctas = list_prepared_ctas(core, source_id)
+    for k, cta in enumerate(ctas):
+        db.execute(
+            "INSERT INTO cta_prepared (prepared_id, event_id, message, button, url,"
+            " duration_seconds, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                new_id("cp_"),
+                target_id,
+                cta.message,
+                cta.button,
+                cta.url,
+                cta.duration_seconds,
+                now + k * 1e-3,
+            ),
+        )
+    row = db.execute(
+        "SELECT chat_enabled, slow_mode_seconds, qa_open FROM interaction_settings"
+        " WHERE event_id = ?",
+        (source_id,),
+    ).fetchone()
+    if row is not None:
+        save_settings(
+            core,
+            target_id,
+            chat_enabled=bool(row[0]),
+            slow_mode_seconds=int(row[1]),
+            qa_open=bool(row[2]),
+            published_question_id=None,
+        )
+    return CopiedSetup(
+        polls=len(polls),
+        calls_to_action=len(ctas),
+        images=copied_images,
+        settings=row is not None,
+    )
+
+
+def count_setup(core: SyncStore, event_id: str) -> tuple[int, int]:
+    """(polls and tests, prepared calls-to-action) of an event."""
+    (polls,) = core.connection.execute(
+        "SELECT count(*) FROM polls WHERE event_id = ?", (event_id,)
+    ).fetchone()
+    (ctas,) = core.connection.execute(
+        "SELECT count(*) FROM cta_prepared WHERE event_id = ?", (event_id,)
+    ).fetchone()
+    return int(polls), int(ctas)
 
 
 # ----------------------------------------------------------------------------- loading

@@ -26,6 +26,7 @@ from webinar.formats import iso_time
 from webinar.i18n import _
 from webinar.rooms.recording import RecordingStarted
 from webinar.sfu.recorder import RecordingResult
+from webinar.storage.db import Database
 from webinar.storage.store import Event, Store, SyncStore
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,55 @@ def _row(row: tuple[Any, ...]) -> RecordingInfo:
         duration=float(row[4]),
         size=int(row[5]),
         files=json.loads(row[6]),
+    )
+
+
+def list_recordings(
+    db: Database, *, owner_id: int | None = None, event_id: str | None = None
+) -> list[RecordingInfo]:
+    """Newest first; ``owner_id`` None lists every organiser's, ``event_id`` one event's."""
+    sql = f"SELECT {', '.join('r.' + c.strip() for c in _COLUMNS.split(','))}"
+    sql += " FROM recordings r JOIN events e ON e.event_id = r.event_id WHERE 1 = 1"
+    params: list[Any] = []
+    if owner_id is not None:
+        sql += " AND e.owner_id = ?"
+        params.append(owner_id)
+    if event_id is not None:
+        sql += " AND r.event_id = ?"
+        params.append(event_id)
+    sql += " ORDER BY r.started_at DESC"
+    return [_row(r) for r in db.execute(sql, params).fetchall()]
+
+
+def get_recording(db: Database, recording_id: str) -> RecordingInfo | None:
+    if not _RECORDING_ID.match(recording_id):
+        return None
+    row = db.execute(
+        f"SELECT {_COLUMNS} FROM recordings WHERE recording_id = ?", (recording_id,)
+    ).fetchone()
+    return None if row is None else _row(row)
+
+
+def file_path(root: Path, info: RecordingInfo, name: str) -> Path | None:
+    """The path of one of the recording's files under ``root`` (``<shared_dir>/recordings``);
+    None unless it is in the recording's manifest."""
+    if not _FILE_NAME.match(name) or name not in {f["name"] for f in info.files}:
+        return None
+    return root / info.recording_id / name
+
+
+def sql_auto_record(db: Database, event_id: str) -> bool:
+    row = db.execute(
+        "SELECT auto_record FROM event_recording WHERE event_id = ?", (event_id,)
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def sql_set_auto_record(db: Database, event_id: str, on: bool) -> None:
+    db.execute(
+        "INSERT INTO event_recording (event_id, auto_record) VALUES (?, ?)"
+        " ON CONFLICT (event_id) DO UPDATE SET auto_record = excluded.auto_record",
+        (event_id, int(on)),
     )
 
 
@@ -143,23 +193,10 @@ class RecordingService:
         return None
 
     async def auto_record(self, event: Event) -> bool:
-        def get(db: SyncStore) -> bool:
-            row = db.connection.execute(
-                "SELECT auto_record FROM event_recording WHERE event_id = ?", (event.event_id,)
-            ).fetchone()
-            return bool(row and row[0])
-
-        return await self.store.run(get)
+        return await self.store.run(lambda db: sql_auto_record(db.connection, event.event_id))
 
     async def set_auto_record(self, event_id: str, on: bool) -> None:
-        def put(db: SyncStore) -> None:
-            db.connection.execute(
-                "INSERT INTO event_recording (event_id, auto_record) VALUES (?, ?)"
-                " ON CONFLICT (event_id) DO UPDATE SET auto_record = excluded.auto_record",
-                (event_id, int(on)),
-            )
-
-        await self.store.run(put)
+        await self.store.run(lambda db: sql_set_auto_record(db.connection, event_id, on))
 
     # ------------------------------------------------------------------ queries
 
@@ -179,38 +216,18 @@ class RecordingService:
     ) -> list[RecordingInfo]:
         """Newest first; ``owner_id`` None lists every organiser's."""
 
-        def get(db: SyncStore) -> list[RecordingInfo]:
-            sql = f"SELECT {', '.join('r.' + c.strip() for c in _COLUMNS.split(','))}"
-            sql += " FROM recordings r JOIN events e ON e.event_id = r.event_id WHERE 1 = 1"
-            params: list[Any] = []
-            if owner_id is not None:
-                sql += " AND e.owner_id = ?"
-                params.append(owner_id)
-            if event_id is not None:
-                sql += " AND r.event_id = ?"
-                params.append(event_id)
-            sql += " ORDER BY r.started_at DESC"
-            return [_row(r) for r in db.connection.execute(sql, params).fetchall()]
-
-        return await self.store.run(get)
+        return await self.store.run(
+            lambda db: list_recordings(db.connection, owner_id=owner_id, event_id=event_id)
+        )
 
     async def get(self, recording_id: str) -> RecordingInfo | None:
         if not _RECORDING_ID.match(recording_id):
             return None
-
-        def get(db: SyncStore) -> RecordingInfo | None:
-            row = db.connection.execute(
-                f"SELECT {_COLUMNS} FROM recordings WHERE recording_id = ?", (recording_id,)
-            ).fetchone()
-            return None if row is None else _row(row)
-
-        return await self.store.run(get)
+        return await self.store.run(lambda db: get_recording(db.connection, recording_id))
 
     def file_path(self, info: RecordingInfo, name: str) -> Path | None:
         """The path of one of the recording's files; None unless it is in the manifest."""
-        if not _FILE_NAME.match(name) or name not in {f["name"] for f in info.files}:
-            return None
-        return self.root / info.recording_id / name
+        return file_path(self.root, info, name)
 
     # ------------------------------------------------------------------ changes
 

@@ -330,6 +330,13 @@ class SyncStore:
         assert event is not None
         return event
 
+    def delete_event(self, event_id: str) -> bool:
+        """Delete the event and, through the schema's ``ON DELETE CASCADE``, everything that
+        belongs to it (chat, questions, polls, registrations, invitees, attendance, the
+        recordings' rows, ...); files on disk are the caller's. False if there was none."""
+        cursor = self._db.execute("DELETE FROM events WHERE event_id = ?", (event_id,))
+        return cursor.rowcount == 1
+
     def get_event(self, event_id: str) -> Event | None:
         """Return the event, or None. ``event_id`` may be in any form people type."""
         canonical = normalize_event_id(event_id)

@@ -540,24 +540,10 @@ class TicketDesk:
 
     async def event_changed(self, before: Event, after: Event) -> None:
         """Reminders follow a moved start; people already told are offered a resend."""
-        event_id = after.event_id
+        now = self.ticketing.clock()
         await self.store.run(
-            lambda core: records.move_reminders(core.connection, event_id, after.starts_at)
+            lambda core: records.note_event_change(core.connection, before, after, now)
         )
-        told = [i for i in await self.invitees(after) if i.sent_at and not i.revoked] + [
-            r for r in await self.registrations(after) if r.status is RegistrationStatus.CONFIRMED
-        ]
-        changed = (before.starts_at, before.duration_minutes, before.title, before.timezone) != (
-            after.starts_at,
-            after.duration_minutes,
-            after.title,
-            after.timezone,
-        )
-        if changed and told:
-            now = self.ticketing.clock()
-            await self.store.run(
-                lambda core: records.mark_settings_changed(core.connection, event_id, now)
-            )
 
     async def settings_changed_at(self, event: Event) -> datetime | None:
         return await self.store.run(

@@ -16,6 +16,7 @@ from typing import Any
 from webinar import i18n
 from webinar.i18n import _, ngettext
 from webinar.storage.db import Database, IntegrityError, recoverable, transaction
+from webinar.storage.records import Event
 
 from .codes import format_code, lookup_hash, new_code, new_token
 from .grants import SecondDevice
@@ -280,6 +281,26 @@ def put_access(conn: Database, access: EventAccess) -> None:
         f" ON CONFLICT (event_id) DO UPDATE SET {updates}",
         values,
     )
+
+
+def copy_access(conn: Database, source_id: str, target_id: str) -> EventAccess:
+    """Give ``target_id`` (a new copy of the event ``source_id``) the source's access settings:
+    passwords, price, places, the second-device rule, the payment provider and the registration
+    questions; not its cancellation, nor the mark of a change its people were not yet told of."""
+    copied = dataclasses.replace(get_access(conn, source_id), event_id=target_id, cancelled_at=None)
+    put_access(conn, copied)
+    return copied
+
+
+def count_people(conn: Database, event_id: str) -> tuple[int, int]:
+    """(registrations, invitees) of an event, whatever their state."""
+    (registrations,) = conn.execute(
+        "SELECT count(*) FROM registrations WHERE event_id = ?", (event_id,)
+    ).fetchone()
+    (invitees,) = conn.execute(
+        "SELECT count(*) FROM invitees WHERE event_id = ?", (event_id,)
+    ).fetchone()
+    return int(registrations), int(invitees)
 
 
 # ------------------------------------------------------------------------ invitees
@@ -777,6 +798,29 @@ def mark_settings_changed(conn: Database, event_id: str, at: datetime | None) ->
         " ON CONFLICT (event_id) DO UPDATE SET settings_changed_at = excluded.settings_changed_at",
         (event_id, None if at is None else to_db(at)),
     )
+
+
+def note_event_change(conn: Database, before: Event, after: Event, now: datetime) -> None:
+    """An event's settings were saved: pending reminders follow its start, and when its time or
+    title changed after people were told (invitations sent, registrations confirmed), the event
+    is marked so that the organiser is offered to resend them the news."""
+    move_reminders(conn, after.event_id, after.starts_at)
+    changed = (before.starts_at, before.duration_minutes, before.title, before.timezone) != (
+        after.starts_at,
+        after.duration_minutes,
+        after.title,
+        after.timezone,
+    )
+    if not changed:
+        return
+    (told,) = conn.execute(
+        "SELECT (SELECT count(*) FROM invitees WHERE event_id = ? AND sent_at IS NOT NULL"
+        " AND revoked_at IS NULL)"
+        " + (SELECT count(*) FROM registrations WHERE event_id = ? AND status = 'confirmed')",
+        (after.event_id, after.event_id),
+    ).fetchone()
+    if int(told):
+        mark_settings_changed(conn, after.event_id, now)
 
 
 def settings_changed_at(conn: Database, event_id: str) -> datetime | None:
