@@ -63,7 +63,7 @@ from webinar.signalling.ws import (
 from webinar.storage.sealing import load_sealer
 from webinar.storage.store import Store
 from webinar.tasks import stop_task, stop_tasks
-from webinar.ticketing import Ticketing
+from webinar.ticketing import Ticketing, embedding
 from webinar.ticketing.desk import TicketDesk
 from webinar.ticketing.shared import RedisSeats, SharedTicketing
 from webinar.ticketing.shared import Unavailable as SeatsUnavailable
@@ -166,7 +166,11 @@ def create_app(
         config = dataclasses.replace(config, ice=ice)
     middlewares = [
         forwarded.middleware(config.http.trusted_proxies),
-        headers.middleware(config.http.embed_origins, connect=lambda: _node_origins(app)),
+        headers.middleware(
+            config.http.embed_origins,
+            connect=lambda: _node_origins(app),
+            origins_of=lambda event_id: _event_origins(app, event_id),
+        ),
         language.middleware,  # before refuse_nul: its refusal is in the request's language
         inputs.refuse_nul,
     ]
@@ -224,7 +228,7 @@ def create_app(
     app.router.add_routes(health.routes())
     app.router.add_get("/ws", ws_endpoint)
     app.router.add_routes(language.LanguageRoutes().routes())
-    app.router.add_routes(EventPages(site).routes())
+    app.router.add_routes(EventPages(site, embed_origins=config.http.embed_origins).routes())
     app.router.add_static("/static/", root / "static", append_version=True)
     tickets = setup_ticketing(
         app,
@@ -285,6 +289,11 @@ def create_app(
     )
     app.router.add_routes(pages.routes())
     return app
+
+
+async def _event_origins(app: web.Application, event_id: str) -> tuple[str, ...]:
+    """The event's own origins allowed to frame its pages (webinar.ticketing.embedding)."""
+    return await app[STORE].run_sql(lambda db: embedding.sql_origins(db, event_id))
 
 
 def worker_info(app: web.Application) -> WorkerInfo:
