@@ -32,6 +32,7 @@ from webinar.config import Config
 from webinar.http import forwarded, headers, inputs, language
 from webinar.http.auth import SignIn, login_limiter
 from webinar.http.dashboard import Dashboard
+from webinar.http.embed import EmbedPages
 from webinar.http.health import Health
 from webinar.http.interaction import InteractionHttp
 from webinar.http.metrics import Metrics, pipe_metrics_text
@@ -242,7 +243,9 @@ def create_app(
     app.router.add_routes(AdminApi(tickets).routes())
     app[TICKETING] = tickets.ticketing
     app[TICKET_DESK] = tickets.desk
-    dashboard = Dashboard(site=site, hooks=tickets)
+    embed = EmbedPages(site, config.http.embed_origins)
+    app.router.add_routes(embed.routes())
+    dashboard = Dashboard(site=site, hooks=tickets, embed=embed)
     app.router.add_routes(SignIn(site, login_limiter(shared)).routes())
     app.router.add_routes(dashboard.routes())
     interaction = InteractionHttp(

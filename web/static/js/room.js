@@ -19,7 +19,7 @@
 // embeds the room (webinar:joined, …) embed.js's.
 // window.__webinar exposes the live connection for tests and debugging.
 
-import { notifyHost } from "./embed.js";
+import { EMBEDDED, notifyHost } from "./embed.js";
 import { onLanguage, t } from "./i18n.js";
 import { Interaction } from "./interaction.js";
 import { isStaff } from "./participants.js";
@@ -162,6 +162,13 @@ class Room {
   }
 
   bindPage() {
+    if (EMBEDDED) {
+      // Framed by the organiser's site: our own pages open beside it, not in the frame.
+      for (const link of document.querySelectorAll("a.brand-link, #ended-home")) {
+        link.setAttribute("target", "_blank");
+        link.setAttribute("rel", "noopener");
+      }
+    }
     byId("rejoin").addEventListener("click", () => {
       this.rejoining = true;
       this.enter(this.name);
@@ -338,6 +345,14 @@ class Room {
     on("room-ended", (detail) => {
       this.leaving = true;
       notifyHost("ended", { participant_id: this.participantId });
+      if (EMBEDDED) {
+        // In a frame the room says it has ended in place: the embedding page heard
+        // `webinar:ended` and decides where its visitor goes next.
+        this.stopMedia();
+        byId("rejoin").hidden = true;
+        this.showEnded(() => ({ title: t("The webinar has ended"), text: byeText(ByeReason.ENDED) ?? "" }));
+        return;
+      }
       location.assign(detail.thank_you_url || "/thanks");
     });
     on("draining", (detail) => this.notices.draining(detail));
