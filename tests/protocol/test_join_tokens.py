@@ -26,6 +26,7 @@ from tests import helpers, protocol_fixtures
 from tests.helpers import RunningServer
 from tests.join_tokens import PASSWORD, backend, organiser
 from tests.protocol.test_dashboard import csrf_of
+from tests.protocol.test_interaction_http import png
 from webinar.app import TICKETING
 from webinar.client.peer import ClientError
 from webinar.storage.store import Event
@@ -644,3 +645,22 @@ async def test_an_event_without_origins_is_never_framed(server: RunningServer) -
         assert resp.headers["X-Frame-Options"] == "DENY"
         assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
         assert 'data-embed-origins=""' in await resp.text()
+
+
+async def test_a_presenter_token_uploads_poll_images_while_it_is_valid(
+    server: RunningServer,
+) -> None:
+    owner = await organiser(server)
+    site = await backend(server, owner)
+    event = await event_of(server, owner)
+    url = f"{server.base_url}/api/events/{event.event_id}/images"
+    image = png()
+    async with aiohttp.ClientSession() as http:
+        for token, status in [
+            (site.sign(event, role="presenter"), 201),
+            (site.sign(event, role="attendee"), 403),
+            (site.sign(event, role="presenter", iat=1_700_000_000, exp=1_700_000_300), 403),
+            (site.sign(event, role="presenter", signing_key="forged" * 8), 403),
+        ]:
+            async with http.post(url, data=image, headers={"X-Presenter-Key": token}) as resp:
+                assert resp.status == status, await resp.text()

@@ -124,7 +124,8 @@ class Room {
     this.interaction = new Interaction({
       toasts: this.toasts,
       showTab: (id) => this.panel.showTab(id),
-      presenterKey: PRESENTER_KEY,
+      // a presenter who came with a join token uploads poll images with it
+      presenterKey: PRESENTER_KEY ?? JOIN_TOKEN,
       eventId: EVENT_ID,
     });
     this.bindPage();
