@@ -32,6 +32,7 @@ from webinar.config import Config
 from webinar.http import forwarded, headers, inputs, language
 from webinar.http.auth import SignIn, login_limiter
 from webinar.http.dashboard import Dashboard
+from webinar.http.embed import EmbedPages
 from webinar.http.health import Health
 from webinar.http.interaction import InteractionHttp
 from webinar.http.metrics import Metrics, Sources
@@ -63,7 +64,7 @@ from webinar.signalling.ws import (
 from webinar.storage.sealing import load_sealer
 from webinar.storage.store import Store
 from webinar.tasks import stop_task, stop_tasks
-from webinar.ticketing import Ticketing
+from webinar.ticketing import Ticketing, embedding
 from webinar.ticketing.desk import TicketDesk
 from webinar.ticketing.shared import RedisSeats, SharedTicketing
 from webinar.ticketing.shared import Unavailable as SeatsUnavailable
@@ -166,7 +167,11 @@ def create_app(
         config = dataclasses.replace(config, ice=ice)
     middlewares = [
         forwarded.middleware(config.http.trusted_proxies),
-        headers.middleware(config.http.embed_origins, connect=lambda: _node_origins(app)),
+        headers.middleware(
+            config.http.embed_origins,
+            connect=lambda: _node_origins(app),
+            origins_of=lambda event_id: _event_origins(app, event_id),
+        ),
         language.middleware,  # before refuse_nul: its refusal is in the request's language
         inputs.refuse_nul,
     ]
@@ -231,7 +236,7 @@ def create_app(
     app.router.add_routes(health.routes())
     app.router.add_get("/ws", ws_endpoint)
     app.router.add_routes(language.LanguageRoutes().routes())
-    app.router.add_routes(EventPages(site).routes())
+    app.router.add_routes(EventPages(site, embed_origins=config.http.embed_origins).routes())
     app.router.add_static("/static/", root / "static", append_version=True)
     tickets = setup_ticketing(
         app,
@@ -245,7 +250,9 @@ def create_app(
     app.router.add_routes(AdminApi(tickets).routes())
     app[TICKETING] = tickets.ticketing
     app[TICKET_DESK] = tickets.desk
-    dashboard = Dashboard(site=site, hooks=tickets)
+    embed = EmbedPages(site, config.http.embed_origins)
+    app.router.add_routes(embed.routes())
+    dashboard = Dashboard(site=site, hooks=tickets, embed=embed)
     app.router.add_routes(SignIn(site, login_limiter(shared)).routes())
     app.router.add_routes(dashboard.routes())
     interaction = InteractionHttp(
@@ -292,6 +299,11 @@ def create_app(
     )
     app.router.add_routes(pages.routes())
     return app
+
+
+async def _event_origins(app: web.Application, event_id: str) -> tuple[str, ...]:
+    """The event's own origins allowed to frame its pages (webinar.ticketing.embedding)."""
+    return await app[STORE].run_sql(lambda db: embedding.sql_origins(db, event_id))
 
 
 def worker_info(app: web.Application) -> WorkerInfo:

@@ -11,13 +11,15 @@ import aiohttp
 from tests import protocol_fixtures
 from tests.cluster.workers import two_workers
 from tests.helpers import RunningServer
+from tests.join_tokens import backend, organiser
 from tests.protocol.test_shared_ticketing import paid_code
 from tests.protocol_fixtures import MatchingPerson as Person
 from tests.protocol_fixtures import refused
 from tests.redis_server import RedisServer
 from webinar.app import TICKET_DESK
 from webinar.storage.records import Event
-from webinar.ticketing import SecondDevice
+from webinar.ticketing import SecondDevice, records
+from webinar.ticketing.records import EventAccess
 
 people = protocol_fixtures.own_people
 enter = protocol_fixtures.Entrance(Person)
@@ -242,3 +244,33 @@ async def test_a_single_use_code_holds_across_workers(
         await w2.server.app[TICKET_DESK].cancel_event(event2)
         cancelled = await phone.wait("bye")
         assert cancelled["reason"] == "cancelled"
+
+
+async def test_a_join_token_holds_one_device_and_the_places_across_workers(
+    tmp_path: Path, redis_server: RedisServer, people: list[Any]
+) -> None:
+    """A join token in use on worker 2 is refused on worker 1 (refuse policy); the event's
+    places are counted over both workers."""
+    async with two_workers(tmp_path / "data", redis_server) as (w1, w2):
+        owner = await organiser(w1)
+        site = await backend(w1, owner)
+        event = await w1.store.create_event("Members", None, owner_id=owner)
+        await w1.store.run(
+            lambda core: records.put_access(
+                core.connection,
+                EventAccess(event.event_id, second_device=SecondDevice.REFUSE, capacity=2),
+            )
+        )
+        await asyncio.sleep(3.2)  # a fresh Redis: the seat books settle first
+        token = site.sign(event, name="Ann")
+        first = await enter(w2, people, event, "x", None, join_token=token, client_id="laptop")
+        assert first.joined["role"] == "attendee"
+        await refused(
+            "ticket-in-use",
+            enter(w1, people, event, "x", None, join_token=token, client_id="phone"),
+        )
+        await enter(w1, people, event, "x", None, join_token=site.sign(event, name="Bob"))
+        # two places, both taken: one on each worker
+        await refused("room-full", enter(w2, people, event, "x", None, join_token=site.sign(event)))
+        await first.request("leave")
+        await enter(w2, people, event, "x", None, join_token=site.sign(event, name="Cy"))

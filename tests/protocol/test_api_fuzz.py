@@ -776,6 +776,11 @@ ENDPOINTS = [
     Endpoint("POST", "/api/v1/events/{}/resend", ("event",), "api"),
     Endpoint("POST", "/api/v1/events/{}/cancel", ("event",), "api"),
     Endpoint("POST", "/api/v1/events/{}/invitees/{}/{}", ("event", "invitee", "a"), "api"),
+    Endpoint("GET", "/api/v1/join-keys", (), "api"),
+    Endpoint("POST", "/api/v1/join-keys", (), "api", body=True),
+    Endpoint("DELETE", "/api/v1/join-keys/{}", ("key",), "api"),
+    Endpoint("GET", "/api/v1/events/{}/embed", ("event",), "api"),
+    Endpoint("PUT", "/api/v1/events/{}/embed", ("event",), "api", body=True),
     Endpoint("GET", "/api/admin/events/{}/polls", ("event",), "admin"),
     Endpoint("POST", "/api/admin/events/{}/polls", ("event",), "admin", body=True),
     Endpoint("PUT", "/api/admin/events/{}/polls/{}", ("event", "poll"), "admin", body=True),
@@ -819,6 +824,7 @@ def test_sweep_of_known_hostile_inputs(target: Target) -> None:
         "poll": json.loads(text)["poll"]["poll_id"],
         "kind": "chat",
         "a": "no-such-action",  # so that a real row is never changed by the sweep
+        "key": "jk_0000000000000000",  # no such join-token key
     }
     for endpoint in ENDPOINTS:
         params = [real[kind] for kind in endpoint.params]

@@ -31,7 +31,7 @@ from webinar.storage.copy import tables_in_foreign_key_order
 from webinar.storage.migrations import ROWID_TABLES
 from webinar.storage.records import SessionRecord
 from webinar.storage.store import DB_FILENAME, MIGRATIONS, Store, SyncStore
-from webinar.ticketing import records
+from webinar.ticketing import embedding, join_tokens, records
 from webinar.ticketing.records import PaymentProvider
 from webinar.webhooks import records as hooks
 from webinar.webhooks.signing import WebhookEvent
@@ -160,6 +160,9 @@ def populate(core: SyncStore) -> list[str]:
     delivery, _secret = hooks.sql_due(conn, 1e12, 1)[0]
     hooks.sql_attempted(conn, delivery, hooks.Attempt(1, 113.0, 500, "boom", 12), "pending", 114.0)
     assert endpoint.endpoint_id
+    # join-token keys (an HS256 secret, sealed) and an event's embedding origins
+    join_tokens.sql_add_key(conn, admin.user_id, "CRM")
+    embedding.sql_set_origins(conn, eid, ("https://site.example", "http://127.0.0.3:8080"))
     return [e.event_id for e in events]
 
 
@@ -201,6 +204,7 @@ async def test_copy_moves_every_row_and_the_server_reads_the_copy(
         event_ids = populate(core)
         expected_events = core.list_events()
         reg = records.list_registrations(core.connection, event_ids[3])[0]
+        keys = join_tokens.sql_keys(core.connection, 1)
     done = run_cli("db", "copy", "--to", postgres_url, "--data-dir", str(tmp_data_dir))
     assert done.returncode == 0, done.stderr
     assert "  events: 5 rows" in done.stdout and "  webhook_attempts: 1 rows" in done.stdout
@@ -227,6 +231,9 @@ async def test_copy_moves_every_row_and_the_server_reads_the_copy(
             lambda c: records.registration_by_code(c.connection, event_ids[3], reg.code or "")
         )
         assert copied == reg
+        # the sealed HS256 secret of a join-token key opens on the copy
+        assert await store.run_sql(lambda db: join_tokens.sql_keys(db, 1)) == keys
+        assert keys and keys[0].secret
         # new rows get IDs past the copied ones
         user = await store.run(lambda c: c.create_user("new", "h", "organiser"))
         assert user.user_id == 3

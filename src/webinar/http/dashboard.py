@@ -85,12 +85,25 @@ class EventHooks(Protocol):
         ...
 
 
+class EventEmbed(Protocol):
+    """What the event page shows and saves of embedding (webinar.http.embed)."""
+
+    async def event_embed(self, request: web.Request, event: Event) -> dict[str, Any]:
+        """The snippet and the allowed origins of ``event``."""
+        ...
+
+    async def save_origins(self, event: Event, text: str) -> tuple[str, ...]:
+        """Replace the allowed origins (one per line); ValueError names what is wrong."""
+        ...
+
+
 @dataclasses.dataclass
 class Dashboard(Pages):
     """The organiser's event pages: the overview, and the form that schedules and edits."""
 
     site: Site
     hooks: EventHooks | None = None
+    embed: EventEmbed | None = None
 
     # ------------------------------------------------------------------ events
 
@@ -134,7 +147,7 @@ class Dashboard(Pages):
     async def new_event_form(self, request: web.Request) -> web.Response:
         record, user = await self.site.require(request)
         values = {**_form_values(None), **await self._extra_values(None)}
-        return self._form(request, record, user, event=None, values=values, error=None)
+        return await self._form(request, record, user, event=None, values=values, error=None)
 
     async def _extra_values(self, event: Event | None) -> dict[str, Any]:
         return await self.hooks.form_values(event) if self.hooks else {}
@@ -152,7 +165,7 @@ class Dashboard(Pages):
             await after(saved)
         return saved
 
-    def _form(
+    async def _form(
         self,
         request: web.Request,
         record: SessionRecord,
@@ -162,7 +175,14 @@ class Dashboard(Pages):
         values: dict[str, Any],
         error: str | None,
         status: int = 200,
+        embed_error: str | None = None,
+        origins_text: str | None = None,
     ) -> web.Response:
+        embed = None
+        if event is not None and self.embed is not None:
+            embed = await self.embed.event_embed(request, event)
+            if origins_text is not None:  # what was typed, refused: shown again to correct
+                embed["origins"] = origins_text.splitlines()
         return self.site.render(
             request,
             "event_form.html",
@@ -175,6 +195,9 @@ class Dashboard(Pages):
             access_types=ACCESS_TYPES,
             event_languages=[(code, i18n.NATIVE_NAMES[code]) for code in i18n.LANGUAGES],
             zones=ZONE_SUGGESTIONS,
+            embed=embed,
+            embed_error=embed_error,
+            embed_saved=request.query.get("embed") == "saved",
         )
 
     @route("POST", "/dashboard/events")
@@ -187,7 +210,7 @@ class Dashboard(Pages):
             event = await self._save(user, values, None)
         except ValueError as exc:
             values = {**await self._extra_values(None), **values}
-            return self._form(
+            return await self._form(
                 request, record, user, event=None, values=values, error=str(exc), status=400
             )
         raise web.HTTPSeeOther(f"/dashboard/events/{format_event_id(event.event_id)}?saved=1")
@@ -197,7 +220,7 @@ class Dashboard(Pages):
         record, user = await self.site.require(request)
         event = await self.site.own_event(request, user)
         values = {**_form_values(event), **await self._extra_values(event)}
-        return self._form(request, record, user, event=event, values=values, error=None)
+        return await self._form(request, record, user, event=event, values=values, error=None)
 
     @route("POST", "/dashboard/events/{event_id}")
     async def update_event(self, request: web.Request) -> web.Response:
@@ -210,10 +233,37 @@ class Dashboard(Pages):
             updated = await self._save(user, values, event)
         except ValueError as exc:
             values = {**await self._extra_values(event), **values}
-            return self._form(
+            return await self._form(
                 request, record, user, event=event, values=values, error=str(exc), status=400
             )
         raise web.HTTPSeeOther(f"/dashboard/events/{format_event_id(updated.event_id)}?saved=1")
+
+    @route("POST", "/dashboard/events/{event_id}/embed")
+    async def save_embed(self, request: web.Request) -> web.Response:
+        """The sites allowed to embed the event (one origin per line)."""
+        record, user, form = await self.site.require_form(request)
+        event = await self.site.own_event(request, user)
+        if self.embed is None:
+            raise web.HTTPNotFound()
+        text = str(form.get("origins", ""))[:10_000]
+        try:
+            await self.embed.save_origins(event, text)
+        except ValueError as exc:
+            values = {**_form_values(event), **await self._extra_values(event)}
+            return await self._form(
+                request,
+                record,
+                user,
+                event=event,
+                values=values,
+                error=None,
+                status=400,
+                embed_error=str(exc),
+                origins_text=text,
+            )
+        raise web.HTTPSeeOther(
+            f"/dashboard/events/{format_event_id(event.event_id)}?embed=saved#embed"
+        )
 
 
 def _start_text(local: datetime) -> str:

@@ -5,17 +5,28 @@ from this origin only (no inline scripts: forms ask for confirmation through ``c
 WebSockets to this origin, and no framing: ``frame-ancestors 'none'`` and
 ``X-Frame-Options: DENY``, so no other site can lay a page of ours under its own buttons. The
 attendee and presenter rooms (``/e/...``) may be framed by the origins in ``http.embed_origins``
-and by nobody else. On a cluster of nodes a page may also open its WebSocket to the other
-nodes (a join moved to another node, webinar.cluster.placement): ``connect`` names them.
+and by the event's own allowed origins (webinar.ticketing.embedding: a handler that has read
+them leaves them in ``request[EVENT_ORIGINS]``, else they are looked up), and by nobody else.
+On a cluster of nodes a page may also open its WebSocket to the other nodes (a join moved to
+another node, webinar.cluster.placement): ``connect`` names them.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
+from webinar.ids import normalize_event_id
+
+logger = logging.getLogger(__name__)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: An event's own origins allowed to frame its pages (canonical event ID → origins).
+OriginsOf = Callable[[str], Awaitable[tuple[str, ...]]]
+#: The origins a room handler found for its event (set by the handler, read here).
+EVENT_ORIGINS = web.RequestKey("event_origins", tuple[str, ...])
 
 _POLICY = "; ".join(
     (
@@ -41,25 +52,46 @@ def policy(frame_ancestors: tuple[str, ...] = (), connect: Iterable[str] = ()) -
     return text.replace("connect-src 'self'", f"connect-src 'self' {extra}") if extra else text
 
 
+def event_of(path: str) -> str | None:
+    """The canonical event ID of an event's page (``/e/<id>`` and below), else None."""
+    if not path.startswith("/e/"):
+        return None
+    return normalize_event_id(path[3:].split("/", 1)[0][:32])
+
+
 def middleware(
-    embed_origins: tuple[str, ...] = (), connect: Callable[[], Iterable[str]] | None = None
+    embed_origins: tuple[str, ...] = (),
+    connect: Callable[[], Iterable[str]] | None = None,
+    origins_of: OriginsOf | None = None,
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
     """The security headers of every response (see the module's description)."""
-    closed, embeddable = policy(), policy(embed_origins)
+    closed = policy()
 
-    def add(request: web.Request, response: web.StreamResponse) -> None:
+    async def ancestors(request: web.Request) -> tuple[str, ...]:
+        """Who may frame this page: nobody, or for an event's page the global origins and
+        the event's own."""
+        event_id = event_of(request.path)
+        if event_id is None:
+            return ()
+        own = request.get(EVENT_ORIGINS)
+        if own is None and origins_of is not None:
+            try:
+                own = await origins_of(event_id)
+            except Exception:  # the store is down: framed by the global origins only
+                logger.warning("the embed origins of event %s could not be read", event_id)
+                own = ()
+        return (*embed_origins, *(o for o in own or () if o not in embed_origins))
+
+    async def add(request: web.Request, response: web.StreamResponse) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         if not (response.content_type or "").startswith("text/html"):
             return
-        room = request.path.startswith("/e/") and bool(embed_origins)
+        framers = await ancestors(request)
         others = tuple(connect()) if connect is not None else ()
-        if others:
-            text = policy(embed_origins if room else (), others)
-        else:
-            text = embeddable if room else closed
+        text = policy(framers, others) if framers or others else closed
         response.headers["Content-Security-Policy"] = text
-        if not room:
+        if not framers:
             response.headers["X-Frame-Options"] = "DENY"
 
     @web.middleware
@@ -67,10 +99,10 @@ def middleware(
         try:
             response = await handler(request)
         except web.HTTPException as exc:
-            add(request, exc)
+            await add(request, exc)
             raise
         if not response.prepared:
-            add(request, response)
+            await add(request, response)
         return response
 
     return security_headers

@@ -19,6 +19,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from webinar.rooms.interaction_errors import InteractionError, InteractionErrorC
 from webinar.rooms.live import LiveRoom
 from webinar.rooms.manager import RoomManager
 from webinar.storage.store import Event, SessionRecord, Store, SyncStore, User
+from webinar.ticketing.join_tokens import JoinTokens, TokenRefusal
 
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
 MAX_IMAGES_PER_EVENT = 200
@@ -353,6 +355,12 @@ class InteractionHttp(Pages):
             or (event.host_key and same_secret(key, event.host_key))
         ):
             return True
+        if key.count(".") == 2:  # a presenter's signed join token (still valid)
+            try:
+                claims = await JoinTokens(self._store).check(event, key, datetime.now(UTC))
+            except TokenRefusal:
+                return False
+            return claims.role == "presenter"
         auth = request.headers.get("Authorization", "")
         if auth and self._admin_token is not None:
             return same_secret(auth.removeprefix("Bearer ").strip(), self._admin_token)

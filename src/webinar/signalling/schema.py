@@ -92,6 +92,11 @@ class ErrorCode(enum.StrEnum):
     TICKET_IN_USE = "ticket-in-use"
     GROUP_FULL = "group-full"
     EVENT_CANCELLED = "event-cancelled"
+    # signed join tokens (webinar.ticketing.join_tokens.TokenCode)
+    TOKEN_EXPIRED = "token-expired"
+    TOKEN_BAD_SIGNATURE = "token-bad-signature"
+    TOKEN_WRONG_EVENT = "token-wrong-event"
+    TOKEN_INVALID = "token-invalid"
     DRAINING = "draining"
     SERVER_FULL = "server-full"
     #: The room's coordination between workers (Redis) is unreachable: try again shortly.
@@ -112,6 +117,8 @@ def _len(lo: int, hi: int) -> dict[str, int]:
 
 
 MAX_SDP = 60_000
+#: The longest signed join token (webinar.ticketing.join_tokens.MAX_TOKEN_CHARS).
+MAX_JOIN_TOKEN = 8192
 
 
 # --------------------------------------------------------------------------- client
@@ -144,6 +151,9 @@ class Join:
     client_id: str | None = field(default=None, metadata=_len(1, 64))
     #: This join follows a ``move``: the node it reached takes it (it is never moved again).
     placed: bool = False
+    #: A signed join token (JWT) from the organiser's backend, instead of ``credential``:
+    #: the name and role come from it (docs/api.md, "Signed join tokens").
+    join_token: str | None = field(default=None, metadata=_len(1, MAX_JOIN_TOKEN))
 
 
 @dataclass(frozen=True, slots=True)

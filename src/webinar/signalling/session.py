@@ -271,6 +271,8 @@ class Session:
                 client_key=msg.client_id or f"session:{id(self)}",
                 holder=self,
                 resumes=lambda old: isinstance(old, Session) and old.resumed_by(resume_token),
+                join_token=msg.join_token,
+                resuming=self._resumable(event.event_id, resume_token),
             )
         except Refusal as refusal:
             raise s.ProtocolError(wire_code(refusal.code), refusal.message) from None

@@ -21,6 +21,16 @@ from webinar.storage.records import StoreError
 #: The first schema version whose secrets are sealed (webinar.storage.sealing).
 SEALED_FROM = 9
 
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """A migration whose text differs between the dialects (a plain ``str`` in
+    :data:`MIGRATIONS` serves both)."""
+
+    sqlite: str
+    postgresql: str
+
+
 MIGRATIONS: tuple[str | Migration, ...] = (
     # 1: events.
     """
@@ -387,21 +397,54 @@ MIGRATIONS: tuple[str | Migration, ...] = (
     ALTER TABLE events ADD COLUMN language TEXT NULL;
     ALTER TABLE registrations ADD COLUMN language TEXT NULL;
     """,
+    # 12: signed join tokens and embedding (webinar.ticketing.join_tokens, .embedding): the
+    # keys organisers sign join tokens (JWT) with, by key ID (the token's `kid`): an HS256
+    # secret (sealed, webinar.storage.sealing) or a registered public key (PEM); and the
+    # origins allowed to frame an event's pages, besides the global http.embed_origins.
+    Migration(
+        sqlite="""
+    CREATE TABLE join_keys (
+        key_id     TEXT PRIMARY KEY CHECK (length(key_id) BETWEEN 1 AND 64),
+        owner_id   INTEGER NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        label      TEXT NOT NULL CHECK (length(label) BETWEEN 1 AND 100),
+        algorithm  TEXT NOT NULL CHECK (algorithm IN ('HS256', 'RS256', 'EdDSA')),
+        secret     TEXT NULL,
+        public_key TEXT NULL,
+        created_at TEXT NOT NULL,
+        CHECK ((secret IS NULL) <> (public_key IS NULL))
+    );
+    CREATE INDEX join_keys_owner ON join_keys (owner_id);
+    CREATE TABLE embed_origins (
+        event_id TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        origin   TEXT NOT NULL CHECK (length(origin) BETWEEN 8 AND 200),
+        PRIMARY KEY (event_id, origin)
+    );
+    """,
+        postgresql="""
+    CREATE TABLE join_keys (
+        key_id     TEXT PRIMARY KEY CHECK (length(key_id) BETWEEN 1 AND 64),
+        owner_id   BIGINT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        label      TEXT NOT NULL CHECK (length(label) BETWEEN 1 AND 100),
+        algorithm  TEXT NOT NULL CHECK (algorithm IN ('HS256', 'RS256', 'EdDSA')),
+        secret     TEXT NULL,
+        public_key TEXT NULL,
+        created_at TEXT NOT NULL,
+        CHECK ((secret IS NULL) <> (public_key IS NULL))
+    );
+    CREATE INDEX join_keys_owner ON join_keys (owner_id);
+    CREATE TABLE embed_origins (
+        event_id TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        origin   TEXT NOT NULL CHECK (length(origin) BETWEEN 8 AND 200),
+        PRIMARY KEY (event_id, origin)
+    );
+    """,
+    ),
 )
 
 
 #: PostgreSQL starts at this version: :data:`POSTGRESQL_BASELINE` is the schema SQLite has
 #: after the first ``POSTGRESQL_BASELINE_VERSION`` migrations, written for PostgreSQL.
 POSTGRESQL_BASELINE_VERSION = 10
-
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """A migration whose text differs between the dialects (a plain ``str`` in
-    :data:`MIGRATIONS` serves both)."""
-
-    sqlite: str
-    postgresql: str
 
 
 def script_for(migration: str | Migration, dialect: Dialect) -> str:

@@ -1,4 +1,5 @@
-"""Secrets at rest: presenter and host keys, invitation tokens and reservation codes.
+"""Secrets at rest: presenter and host keys, invitation tokens, reservation codes and the
+HS256 secrets of join-token keys.
 
 They are kept (not only their hashes) so that links and codes can be sent again, so they are
 stored encrypted with AES-256-GCM under a key kept outside the database: the environment
@@ -48,6 +49,7 @@ SEALED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("events", "event_id", "host_key"),
     ("invitees", "invitee_id", "token"),
     ("registrations", "registration_id", "code"),
+    ("join_keys", "key_id", "secret"),
 )
 
 

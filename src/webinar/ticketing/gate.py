@@ -10,6 +10,12 @@ Presenter and host keys work on every event; then:
 - *paid*: a confirmed reservation's code, inside the event's window; a single-use code
   admits one device at a time, a group code as many as the reservation's seats.
 
+A signed join token (JWT, :mod:`.join_tokens`) works on every event, whatever its access
+type: the organiser's backend vouches for the person, their name and role. It admits one
+device at a time (its ``jti`` is the ticket, the event's second-device rule applies), and its
+attendees count against the event's capacity (places left after registrations), like any
+booking's.
+
 Password hashes are verified off the event loop; every secret is compared in constant
 time; failed attempts are rate-limited per client address and per event.
 """
@@ -24,7 +30,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from webinar.accounts import verify_password
-from webinar.i18n import N_, _, gettext
+from webinar.i18n import N_, _, gettext, ngettext
 from webinar.ids import same_secret
 from webinar.rooms.reasons import ByeReason
 from webinar.rooms.roles import Role
@@ -33,7 +39,8 @@ from webinar.storage.store import Event, Store
 from . import records
 from .books import Attempts, Counted, LocalSeats, SeatBook, local_attempts
 from .codes import normalize_code, same
-from .grants import AccessType, Grant, Refusal, RefusalCode
+from .grants import AccessType, Grant, Refusal, RefusalCode, SecondDevice
+from .join_tokens import JoinTokens, TokenCode, TokenRefusal
 from .limiter import AttemptLimiter
 from .records import EventAccess, RegistrationStatus
 from .rules import BookingLimits, Window, booking_end, code_window
@@ -70,6 +77,7 @@ class Ticketing:
         self.code_late = code_late
         self.seats: SeatBook = seats or LocalSeats(Seats(grace=seat_grace))
         self.limiter: Attempts = local_attempts(attempts)
+        self.join_tokens = JoinTokens(store)
         self.clock = clock
         self._monotonic = monotonic
         #: Attendees (not key holders) in each event's room, by event ID.
@@ -107,15 +115,22 @@ class Ticketing:
         client_key: str,
         holder: Holder,
         resumes: Callable[[Holder], bool] = lambda _old: False,
+        join_token: str | None = None,
+        resuming: bool = False,
     ) -> Grant:
         """Check one entry attempt; a :class:`Grant` or :class:`Refusal`.
 
         ``client`` is the address the attempt counts under in the rate limits; ``client_key``
         the device the browser says it is (its own choice: a hint, not a proof); ``resumes``
         tells which live holder this attempt resumes (see :meth:`Seats.claim`).
+        ``join_token``: a signed join token, checked instead of ``credential``; ``resuming``:
+        the attempt showed the resume token of a place still kept in the room, so a join
+        token that expired meanwhile still lets its bearer back in.
         """
         now = self.clock()
         tick = self._monotonic()
+        if join_token is not None:
+            credential = None
         # The 144-bit keys cannot be guessed: checked before the rate limit, so a flood of
         # wrong codes never locks the host or a presenter out.
         if credential is not None:
@@ -126,14 +141,30 @@ class Ticketing:
         # Counted before it is checked, so parallel attempts cannot all be checked at once.
         # An open event's attendee guesses nothing: not counted (an office arriving on the
         # hour behind one address must all get in).
-        guesses = credential is not None or AccessType(event.access_type) is not AccessType.OPEN
+        guesses = (
+            credential is not None
+            or join_token is not None
+            or AccessType(event.access_type) is not AccessType.OPEN
+        )
         attempt = (
             await self.limiter.acquire(client, event.event_id, self._monotonic)
             if guesses
             else self.limiter.uncounted()
         )
         try:
-            grant = await self._check(event, credential, now, client_key, holder, resumes)
+            grant = await self._check(
+                _Attempt(
+                    event,
+                    EventAccess(event.event_id),
+                    credential,
+                    now,
+                    client_key,
+                    holder,
+                    resumes,
+                    join_token,
+                    resuming,
+                )
+            )
         except _Wrong as wrong:
             await attempt.failed(tick)
             logger.info("entry refused for event %s: %s", event.event_id, wrong.refusal.code)
@@ -143,26 +174,21 @@ class Ticketing:
         self._present.setdefault(event.event_id, {})[id(holder)] = holder
         return dataclasses.replace(grant, event_id=event.event_id, holder=holder)
 
-    async def _check(
-        self,
-        event: Event,
-        credential: str | None,
-        now: datetime,
-        client_key: str,
-        holder: Holder,
-        resumes: Callable[[Holder], bool],
-    ) -> Grant:
+    async def _check(self, attempt: _Attempt) -> Grant:
+        event, credential = attempt.event, attempt.credential
         kind = AccessType(event.access_type)
         access = await self.store.run(
             lambda core: records.get_access(core.connection, event.event_id)
         )
         if access.cancelled_at is not None:
             raise Refusal(RefusalCode.EVENT_CANCELLED, _("the organiser cancelled this event"))
+        attempt = dataclasses.replace(attempt, access=access)
+        if attempt.join_token is not None:
+            return await self._jwt(attempt, attempt.join_token)
         if kind is AccessType.OPEN:
             if credential is not None:
                 raise self._wrong(_("the presenter key is not right"))
             return Grant.for_role(Role.ATTENDEE, via="open")
-        attempt = _Attempt(event, access, credential, now, client_key, holder, resumes)
         if kind is AccessType.PASSWORD:
             return await self._password(attempt)
         if kind is AccessType.TOKEN:
@@ -278,6 +304,69 @@ class Ticketing:
             seat=seat,
         )
 
+    async def _jwt(self, attempt: _Attempt, token: str) -> Grant:
+        event = attempt.event
+        try:
+            claims = await self.join_tokens.check(
+                event, token, attempt.now, allow_expired=attempt.resuming
+            )
+        except TokenRefusal as refused:
+            refusal = Refusal(RefusalCode(refused.code.value), refused.message)
+            if refused.code in (TokenCode.BAD_SIGNATURE, TokenCode.INVALID):
+                raise _Wrong(refusal) from None  # a forged or garbled token: a guess
+            raise refusal from None
+        role = Role.PRESENTER if claims.role == "presenter" else Role.ATTENDEE
+        # Attendees keep the rules of every booking: its end, and the event's places.
+        end = self._check_booking(event, attempt.now) if role is Role.ATTENDEE else None
+        seat = await self._claim(attempt, claims.seat_ticket, 1)
+        place = None
+        if role is Role.ATTENDEE and attempt.access.capacity is not None:
+            try:
+                place = await self._take_place(attempt, attempt.access.capacity)
+            except BaseException:
+                self.seats.release(seat, self._monotonic(), dropped=False)
+                raise
+        logger.info("join token %s of key %s admitted", claims.jti[:40], claims.key_id)
+        return Grant.for_role(
+            role,
+            expires_at=end,
+            name=claims.name,
+            email=claims.email,
+            via="jwt",
+            ticket_key=claims.ticket_key,
+            seat=seat,
+            place=place,
+            external_id=claims.sub,
+        )
+
+    async def _take_place(self, attempt: _Attempt, capacity: int) -> object:
+        """One of the event's places not sold to registrations, held while the attendee is
+        in (kept for the grace after a lost connection, like a device slot)."""
+        event_id = attempt.event.event_id
+        sold = await self.store.run(lambda core: records.places_taken(core.connection, event_id))
+        try:
+            return await self.seats.claim(
+                f"places:{event_id}",
+                capacity=max(0, capacity - sold),
+                policy=SecondDevice.REFUSE,
+                client_key=attempt.client_key,
+                holder=attempt.holder,
+                now=self._monotonic(),
+                resumes=attempt.resumes,
+            )
+        except Refusal as refusal:
+            if refusal.code not in (RefusalCode.GROUP_FULL, RefusalCode.TICKET_IN_USE):
+                raise
+            raise Refusal(
+                RefusalCode.ROOM_FULL,
+                ngettext(
+                    "the event's %(num)d place is taken right now",
+                    "all %(num)d places of this event are taken right now",
+                    capacity,
+                )
+                % {"num": capacity},
+            ) from None
+
     async def _claim(self, attempt: _Attempt, ticket: str, capacity: int) -> object:
         return await self.seats.claim(
             ticket,
@@ -311,6 +400,8 @@ class Ticketing:
         """The grant's holder left (or lost the connection): free its device slot."""
         if grant.seat is not None:
             self.seats.release(grant.seat, self._monotonic(), dropped=dropped)
+        if grant.place is not None:
+            self.seats.release(grant.place, self._monotonic(), dropped=dropped)
         if grant.event_id is not None:
             present = self._present.get(grant.event_id)
             if present is not None:
@@ -336,6 +427,8 @@ class _Attempt:
     client_key: str
     holder: Holder
     resumes: Callable[[Holder], bool]
+    join_token: str | None = None
+    resuming: bool = False
 
     def required(self, message: str) -> str:
         """The credential; a :class:`Refusal` saying ``message`` when none was given."""

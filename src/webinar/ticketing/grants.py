@@ -34,6 +34,13 @@ class RefusalCode(enum.StrEnum):
     GROUP_FULL = "group-full"
     RATE_LIMITED = "rate-limited"
     EVENT_CANCELLED = "event-cancelled"
+    #: Every place of the event (its capacity) is taken: join-token entries count against it.
+    ROOM_FULL = "room-full"
+    # Signed join tokens (webinar.ticketing.join_tokens.TokenCode): the same texts.
+    TOKEN_EXPIRED = "token-expired"
+    TOKEN_BAD_SIGNATURE = "token-bad-signature"
+    TOKEN_WRONG_EVENT = "token-wrong-event"
+    TOKEN_INVALID = "token-invalid"
     #: The shared ticketing state (Redis, when workers share it) cannot be reached: nobody is
     #: let in on a decision that could not be made; retryable.
     UNAVAILABLE = "unavailable"
@@ -71,7 +78,8 @@ class Grant:
     name: str | None = None
     #: The e-mail address the ticket was issued to (invitee, registrant), for attendance.
     email: str | None = None
-    #: Which access was used: "key", "open", "password", "token" or "code".
+    #: Which access was used: "key", "open", "password", "token", "code" or "jwt" (a signed
+    #: join token).
     via: str = "open"
     #: Registration or invitee row the entry belongs to.
     registration_id: int | None = None
@@ -81,6 +89,10 @@ class Grant:
     ticket_key: str | None = None
     #: The device slot held for a single-use or group credential; release it on leave.
     seat: object | None = field(default=None, compare=False)
+    #: The place among the event's capacity held by a join-token attendee; release it too.
+    place: object | None = field(default=None, compare=False)
+    #: A join token's ``sub``: the organiser's own ID of this person.
+    external_id: str | None = None
     #: Attendees are tracked per event so that cancelling it lets them go.
     event_id: str | None = None
     holder: object | None = field(default=None, compare=False)

@@ -431,6 +431,16 @@ def add_registration(
     return found
 
 
+def places_taken(conn: Database, event_id: str) -> int:
+    """Places held by registrations (pending and confirmed count, as when booking)."""
+    (taken,) = conn.execute(
+        "SELECT coalesce(sum(seats), 0) FROM registrations"
+        " WHERE event_id = ? AND status IN ('pending', 'confirmed')",
+        (event_id,),
+    ).fetchone()
+    return int(taken)
+
+
 def _one_registration(conn: Database, where: str, *params: Any) -> Registration | None:
     row = conn.execute(f"SELECT {_REG_COLUMNS} FROM registrations WHERE {where}", params).fetchone()
     return None if row is None else _registration(conn, row)

@@ -2,6 +2,7 @@
 // http(s) URL, optional duration) and the attendees' popup. The popup's button opens
 // our server's redirect link, which counts the click and forwards to the URL.
 
+import { notifyHost } from "./embed.js";
 import { formatNumber, onLanguage, t } from "./i18n.js";
 import { el, errorMessage } from "./ui.js";
 
@@ -35,6 +36,11 @@ export class CtaView {
     this.popupButton = /** @type {HTMLAnchorElement} */ (
       el("a", { class: "btn btn-primary", "data-testid": "cta-popup-button", "data-no-translate": true, target: "_blank", rel: "noopener noreferrer" }) // i18n-ignore
     );
+    // The site that embeds the room hears of the click (the link itself counts it).
+    this.popupButton.addEventListener("click", () => {
+      const cta = this.current;
+      if (cta) notifyHost("cta-clicked", { cta_id: cta.cta_id, url: cta.url, message: cta.message, button: cta.button });
+    });
     const dismiss = el("button", { type: "button", class: "btn btn-icon cta-dismiss", "data-testid": "cta-popup-dismiss", "aria-label": t("Close"), text: "×" });
     dismiss.addEventListener("click", () => {
       this.dismissed = this.current?.cta_id ?? "";

@@ -79,6 +79,10 @@ const FINAL_JOIN_ERRORS = new Set([
   "ticket-in-use",
   "group-full",
   "event-cancelled",
+  "token-expired",
+  "token-bad-signature",
+  "token-wrong-event",
+  "token-invalid",
 ]);
 
 /**
@@ -299,7 +303,7 @@ export class WebinarConnection extends EventTarget {
     });
     /** @type {Map<number, Pending>} */
     this._pending = new Map();
-    /** @type {{eventId: string, name: string, credential?: string, clientId?: string} | null} */
+    /** @type {{eventId: string, name: string, credential?: string, joinToken?: string, clientId?: string} | null} */
     this._joinParams = null;
     /** @type {string | null} */
     this._resumeToken = null;
@@ -391,14 +395,16 @@ export class WebinarConnection extends EventTarget {
 
   /**
    * Send hello and join; resolves with the `joined` payload.
-   * @param {{eventId: string, name: string, credential?: string | null, clientId?: string | null}} params
+   * @param {{eventId: string, name: string, credential?: string | null, joinToken?: string | null, clientId?: string | null}} params
+   *   `joinToken`: a signed join token (JWT) instead of `credential`
    * @returns {Promise<JoinedMessage>}
    */
-  async join({ eventId, name, credential, clientId }) {
+  async join({ eventId, name, credential, joinToken, clientId }) {
     this._joinParams = {
       eventId,
       name,
       ...(credential ? { credential } : {}),
+      ...(joinToken ? { joinToken } : {}),
       ...(clientId ? { clientId } : {}),
     };
     const joined = await this._handshake(null);
@@ -418,6 +424,7 @@ export class WebinarConnection extends EventTarget {
     /** @type {Record<string, unknown>} */
     const fields = { event_id: params.eventId, name: params.name };
     if (params.credential) fields.credential = params.credential;
+    if (params.joinToken) fields.join_token = params.joinToken;
     if (params.clientId) fields.client_id = params.clientId;
     if (resumeToken) fields.resume_token = resumeToken;
     /** @type {any} */

@@ -15,9 +15,11 @@
 //   panel.js     the side panel: tabs and the people list
 //   status.js    the top bar: connection, quality, tier, badges, reconnecting
 //   notices.js   the toasts about what happens in the room
-// Chat, Q&A, polls and calls to action are interaction.js's.
+// Chat, Q&A, polls and calls to action are interaction.js's; the messages to a site that
+// embeds the room (webinar:joined, …) embed.js's.
 // window.__webinar exposes the live connection for tests and debugging.
 
+import { EMBEDDED, notifyHost } from "./embed.js";
 import { onLanguage, t } from "./i18n.js";
 import { Interaction } from "./interaction.js";
 import { isStaff } from "./participants.js";
@@ -27,7 +29,7 @@ import { Controls } from "./room/controls.js";
 import { Devices } from "./room/devices.js";
 import { Lobby } from "./room/lobby.js";
 import { Notices } from "./room/notices.js";
-import { ACCESS, EVENT_ID, PAGE_ROLE, PRESENTER_KEY, STARTS_AT, WIDE, inRoom, kindOf } from "./room/page.js";
+import { ACCESS, EVENT_ID, JOIN_TOKEN, PAGE_ROLE, PRESENTER_KEY, STARTS_AT, WIDE, inRoom, kindOf } from "./room/page.js";
 import { SidePanel } from "./room/panel.js";
 import { Prejoin } from "./room/prejoin.js";
 import { Publisher } from "./room/publish.js";
@@ -85,6 +87,8 @@ class Room {
     this.role = PAGE_ROLE;
     this.leaving = false;
     this.rejoining = false;
+    /** Our participant ID in the room (kept after leaving, for the embedding page). @type {string | null} */
+    this.participantId = null;
     /** @type {View} */
     this.view = "prejoin";
     /** What the ended view says (rendered again when the language changes). @type {(() => {title: string, text: string}) | null} */
@@ -120,7 +124,8 @@ class Room {
     this.interaction = new Interaction({
       toasts: this.toasts,
       showTab: (id) => this.panel.showTab(id),
-      presenterKey: PRESENTER_KEY,
+      // a presenter who came with a join token uploads poll images with it
+      presenterKey: PRESENTER_KEY ?? JOIN_TOKEN,
       eventId: EVENT_ID,
     });
     this.bindPage();
@@ -158,6 +163,13 @@ class Room {
   }
 
   bindPage() {
+    if (EMBEDDED) {
+      // Framed by the organiser's site: our own pages open beside it, not in the frame.
+      for (const link of document.querySelectorAll("a.brand-link, #ended-home")) {
+        link.setAttribute("target", "_blank");
+        link.setAttribute("rel", "noopener");
+      }
+    }
     byId("rejoin").addEventListener("click", () => {
       this.rejoining = true;
       this.enter(this.name);
@@ -219,7 +231,9 @@ class Room {
 
   /** @param {string} rawName */
   async enter(rawName) {
-    const name = cleanName(rawName);
+    const joinToken = this.prejoin.joinToken;
+    // With a join token the name is the token's (the server puts it in); this one is a stand-in.
+    const name = cleanName(rawName) || (joinToken ? t("Guest") : "");
     if (!name) {
       this.showView("prejoin");
       this.prejoin.askName();
@@ -228,7 +242,7 @@ class Room {
     if (this.busy) return;
     this.busy = true;
     this.prejoin.setBusy(true);
-    saveName(name);
+    if (!joinToken) saveName(name);
     this.name = name;
     this.leaving = false;
 
@@ -239,7 +253,7 @@ class Room {
     this.updateConnection();
     try {
       await conn.connect();
-      await conn.join({ eventId: EVENT_ID, name, credential: this.credential, clientId: clientId() });
+      await conn.join({ eventId: EVENT_ID, name, credential: this.credential, joinToken, clientId: clientId() });
     } catch (failure) {
       conn.close();
       this.conn = null;
@@ -265,6 +279,12 @@ class Room {
     const conn = this.conn;
     if (!conn || !conn.joined) return;
     this.role = conn.joined.role;
+    if (first) {
+      const me = conn.joined.participant_id;
+      this.participantId = me;
+      this.name = conn.participants.get(me)?.name ?? this.name;
+      notifyHost("joined", { participant_id: me, name: this.name, role: this.role });
+    }
     this.showView(this.roomView());
     this.devices.moveToSettings();
     if (first) this.panel.setOpen(this.staff && WIDE.matches, false);
@@ -325,6 +345,15 @@ class Room {
     on("recording-updated", () => this.renderRoom());
     on("room-ended", (detail) => {
       this.leaving = true;
+      notifyHost("ended", { participant_id: this.participantId });
+      if (EMBEDDED) {
+        // In a frame the room says it has ended in place: the embedding page heard
+        // `webinar:ended` and decides where its visitor goes next.
+        this.stopMedia();
+        byId("rejoin").hidden = true;
+        this.showEnded(() => ({ title: t("The webinar has ended"), text: byeText(ByeReason.ENDED) ?? "" }));
+        return;
+      }
       location.assign(detail.thank_you_url || "/thanks");
     });
     on("draining", (detail) => this.notices.draining(detail));
@@ -356,6 +385,9 @@ class Room {
     this.status.reset();
     this.updateConnection();
     if (this.leaving) return;
+    if (this.participantId) {
+      notifyHost("left", { participant_id: this.participantId, reason: detail.bye ?? detail.error?.code ?? "disconnected" });
+    }
     this.showEnded(() => ({
       title: detail.bye === "removed" ? t("Removed") : detail.bye === "ended" ? t("The webinar has ended") : t("Disconnected"),
       text: detail.error
@@ -394,6 +426,7 @@ class Room {
     }));
     if (conn) await conn.leave();
     this.updateConnection();
+    if (conn && this.participantId) notifyHost("left", { participant_id: this.participantId, reason: "left" });
   }
 
   context() {
@@ -586,6 +619,9 @@ const want = recall(AUTOJOIN_KEY, "session");
 forget(AUTOJOIN_KEY, "session");
 // Events that need a password or a code ask for it first: no joining at once there.
 const ready = ACCESS === "open" || (ACCESS === "token" && room.credential !== null);
-if (PAGE_ROLE === "attendee" && ready && want && want === EVENT_ID.replace(/\D/g, "") && savedName()) {
+if (JOIN_TOKEN) {
+  // A signed join token from the organiser's site names the person: in at once, no form.
+  room.enter(/** @type {HTMLInputElement} */ (byId("prejoin-name")).value);
+} else if (PAGE_ROLE === "attendee" && ready && want && want === EVENT_ID.replace(/\D/g, "") && savedName()) {
   room.enter(savedName());
 }

@@ -183,6 +183,14 @@ export function errorText(error, context = {}) {
       return t("The organiser withdrew this invitation.");
     case "event-cancelled":
       return t("The organiser cancelled this webinar; it will not take place.");
+    case "token-expired":
+      return t("Your personal link to this webinar has expired. Open the webinar again from the site that sent you here to get a fresh one.");
+    case "token-bad-signature":
+      return t("Your personal link to this webinar is not valid: it was not signed by the organiser. Open the webinar again from the site that sent you here.");
+    case "token-wrong-event":
+      return t("Your personal link is for another webinar. Open this webinar again from the site that sent you here.");
+    case "token-invalid":
+      return t("Your personal link to this webinar is not valid ({detail}). Tell the organiser of the site that sent you here.", { detail: error.message });
     case "booking-expired":
     case "ticket-in-use":
     case "group-full":

@@ -57,6 +57,8 @@ export class Controls {
     byId("end-for-all").addEventListener("click", () => {
       endDialog.returnValue = ""; // Escape keeps the last value otherwise
       endDialog.showModal();
+      // focused from here, not with `autofocus`: a room framed by another site may not autofocus
+      byId("end-dialog-cancel").focus();
     });
     endDialog.addEventListener("close", () => {
       if (endDialog.returnValue === "end") this.command((conn) => conn.endForAll());
@@ -168,6 +170,7 @@ export class Controls {
         const dialog = /** @type {HTMLDialogElement} */ (byId("remove-dialog"));
         dialog.returnValue = ""; // Escape keeps the last value otherwise
         dialog.showModal();
+        byId("remove-dialog-cancel").focus(); // the safe choice first (see the end dialog)
         break;
       }
     }

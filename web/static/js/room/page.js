@@ -1,8 +1,8 @@
 // What the room page's parts share: the page's own data (from <body>), the shape of
 // the room's shared state (RoomContext), small helpers.
 //
-// The page's <body> carries data-role, data-event-id, data-presenter-key, data-access
-// and data-starts-at; the role can change live (a host promotes or demotes), so the UI
+// The page's <body> carries data-role, data-event-id, data-presenter-key, data-access,
+// data-starts-at and data-join-token; the role can change live (a host promotes or demotes), so the UI
 // follows the role the server reports (RoomContext.role), not PAGE_ROLE.
 
 const body = document.body;
@@ -13,6 +13,11 @@ export const PRESENTER_KEY = body.dataset.presenterKey || null;
 /** The event's access type: open, password, token (invitation link) or paid (reservation code). */
 export const ACCESS = body.dataset.access ?? "open";
 export const STARTS_AT = body.dataset.startsAt || null;
+/**
+ * The signed join token this page was opened with (`/e/<id>?jwt=…`, from the organiser's
+ * site): the name and role are the token's, and the page enters at once.
+ */
+export const JOIN_TOKEN = body.dataset.joinToken !== undefined ? new URLSearchParams(window.location.search).get("jwt") : null;
 /** Wider than this, the side panel sits beside the stage; narrower, it covers it. */
 export const WIDE = window.matchMedia("(min-width: 1000px)");
 

@@ -4,7 +4,7 @@
 
 import { t } from "../i18n.js";
 import { byId, errorText, recall, remember, savedName, setBusy } from "../ui.js";
-import { ACCESS, EVENT_ID, PRESENTER_KEY, STARTS_AT } from "./page.js";
+import { ACCESS, EVENT_ID, JOIN_TOKEN, PRESENTER_KEY, STARTS_AT } from "./page.js";
 
 const TOKEN_KEY = `webinar.token.${EVENT_ID}`;
 
@@ -17,6 +17,7 @@ const TOKEN_KEY = `webinar.token.${EVENT_ID}`;
  */
 function initialCredential() {
   if (PRESENTER_KEY) return PRESENTER_KEY;
+  if (JOIN_TOKEN) return null; // the join token is the credential (Prejoin.joinToken)
   const fragment = new URLSearchParams(window.location.hash.slice(1));
   const token = fragment.get("token");
   const code = fragment.get("code");
@@ -37,6 +38,8 @@ export class Prejoin {
   constructor(onEnter) {
     /** What `join` sends as `credential` (see initialCredential). @type {string | null} */
     this.credential = initialCredential();
+    /** The signed join token this page enters with (`?jwt=`), if any. */
+    this.joinToken = JOIN_TOKEN;
     this.nameInput = /** @type {HTMLInputElement} */ (byId("prejoin-name"));
     this.nameInput.value = savedName();
     this.error = byId("prejoin-error");
