@@ -42,6 +42,7 @@ from webinar.http.recordings import RecordingPages
 from webinar.http.site import Site
 from webinar.http.stats import StatsPages
 from webinar.http.tickets import setup_ticketing
+from webinar.http.tokens import TokenPages
 from webinar.http.webhooks import WebhookPages
 from webinar.i18n import environment as i18n_templates
 from webinar.interaction import engagement
@@ -293,6 +294,7 @@ def create_app(
         admin_token=config.admin.token,
     )
     app.router.add_routes(pages.routes())
+    app.router.add_routes(TokenPages(site).routes())
     app[API] = setup_api(
         app,
         store=app[STORE],

@@ -604,3 +604,46 @@ async def test_presenter_key_uploads_images_to_the_new_path(world: World) -> Non
     async with world.http.post(url, data=b"not an image", headers=world.headers("write")) as resp:
         assert resp.status == 415
         assert (await resp.json())["error"]["code"] == "unsupported-type"
+
+
+# ----------------------------------------------------------------------------- the CLI
+
+
+def test_cli_makes_lists_and_revokes_scoped_tokens(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from webinar.cli import main
+    from webinar.storage.store import Store
+
+    data = str(tmp_path / "data")
+    with Store.open_sync(tmp_path / "data") as store:
+        store.create_user("olga", hash_password("x" * 12, n=2**10), "organiser")
+        store.create_user("root", hash_password("x" * 12, n=2**10), "admin")
+    create = ["token", "create", "--data-dir", data]
+    assert main([*create, "--user", "nobody", "--scope", "read"]) == 2
+    assert "no account named 'nobody'" in capsys.readouterr().err
+    assert main([*create, "--user", "olga", "--scope", "admin"]) == 2  # not an admin account
+    assert "admin account" in capsys.readouterr().err
+    assert main([*create, "--user", "olga", "--scope", "superuser"]) == 2  # argparse
+    capsys.readouterr()
+    assert main([*create, "--user", "olga", "--scope", "read", "--name", "CRM sync"]) == 0
+    out = capsys.readouterr()
+    secret = out.out.strip()
+    assert secret.startswith("wbt_") and "tok_" in out.err and "read token of olga" in out.err
+    assert main([*create, "--user", "root", "--scope", "admin", "--json"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert made["scope"] == "admin" and made["secret"].startswith("wbt_")
+    with Store.open_sync(tmp_path / "data") as store:
+        found = api_tokens.find(store.connection, secret)
+    assert found is not None and found.scope is Scope.READ and found.name == "CRM sync"
+    assert main(["token", "list", "--data-dir", data, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(t["user"], t["scope"]) for t in listed] == [("olga", "read"), ("root", "admin")]
+    assert all("secret" not in t for t in listed)
+    assert main(["token", "list", "--data-dir", data, "--user", "root"]) == 0
+    assert made["token_id"] in capsys.readouterr().out
+    assert main(["token", "revoke", found.token_id, "--data-dir", data]) == 0
+    assert "Revoked" in capsys.readouterr().out
+    assert main(["token", "revoke", found.token_id, "--data-dir", data]) == 2
+    with Store.open_sync(tmp_path / "data") as store:
+        assert api_tokens.find(store.connection, secret) is None

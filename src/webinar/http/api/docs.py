@@ -9,10 +9,12 @@ English, like the API's names.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from markupsafe import Markup, escape
 
 from webinar.http.api.table import ApiPages, Call, operation
 
@@ -64,6 +66,21 @@ def _constraints(schema: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+_CODE = re.compile(r"`([^`]+)`")
+_STRONG = re.compile(r"\*\*([^*]+)\*\*")
+_EMPHASIS = re.compile(r"\*([^*]+)\*")
+
+
+def prose(text: str) -> Markup:
+    """The description's Markdown, the little of it that it uses: `code`, **strong**,
+    *emphasis* (everything else is escaped text)."""
+    html = str(escape(text))
+    html = _CODE.sub(r"<code>\1</code>", html)
+    html = _STRONG.sub(r"<strong>\1</strong>", html)
+    html = _EMPHASIS.sub(r"<em>\1</em>", html)
+    return Markup(html)  # built from escaped text
+
+
 def _anchor(name: str) -> str:
     return "schema-" + name
 
@@ -99,7 +116,7 @@ def page_model(spec: dict[str, Any]) -> dict[str, Any]:
                     "method": method.upper(),
                     "path": path,
                     "summary": op.get("summary", ""),
-                    "description": op.get("description", ""),
+                    "description": prose(op.get("description", "")),
                     "scope": op.get("x-scope"),
                     "security": [next(iter(req)) for req in op.get("security", [])],
                     "deprecated": op.get("deprecated", False),
@@ -142,6 +159,7 @@ def page_model(spec: dict[str, Any]) -> dict[str, Any]:
         )
     return {
         "info": spec["info"],
+        "intro": [prose(part) for part in spec["info"]["description"].split("\n\n")],
         "groups": [(tag, ops) for tag, ops in groups.items() if ops],
         "schemas": schemas,
         "schema_names": {s["name"] for s in schemas},
