@@ -647,3 +647,17 @@ def test_cli_makes_lists_and_revokes_scoped_tokens(
     assert main(["token", "revoke", found.token_id, "--data-dir", data]) == 2
     with Store.open_sync(tmp_path / "data") as store:
         assert api_tokens.find(store.connection, secret) is None
+
+
+def test_docs_api_md_names_every_operation(tmp_path: Path) -> None:
+    """docs/api.md's table of operations keeps up with the route table."""
+    from webinar.app import create_app
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    doc = create_app(make_config(tmp_path / "data"))[API].description()
+    missing = []
+    for op in operations(doc) + operations(doc, deprecated=True):
+        parent, _slash, last = op.path.rpartition("/")
+        if op.path not in text and not (parent in text and f"`/{last}`" in text):
+            missing.append(f"{op.method} {op.path}")
+    assert not missing, missing

@@ -38,9 +38,17 @@ def _file(recording_id: str, f: dict[str, Any]) -> s.RecordingFile:
         duration=round(float(f.get("duration", 0.0)), 3),
         size=int(f.get("size", 0)),
         streams=[
-            s.RecordedStream(slot=str(x.get("slot", "")), kind=x["kind"], codec=str(x["codec"]))
+            s.RecordedStream(
+                slot=str(x.get("slot", "")),
+                kind=x["kind"],
+                codec=str(x["codec"]),
+                frames=int(x.get("frames", 0)),
+                first_ms=x.get("first_ms"),
+                last_ms=x.get("last_ms"),
+            )
             for x in f.get("streams", ())
         ],
+        error=f.get("error"),
         download=f"/api/v1/recordings/{recording_id}/files/{f['name']}",
     )
 

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from webinar.recordings.sharing import LINK_MAX_DAYS
+
 Time = Annotated[str, Meta(description="ISO 8601, UTC", examples=["2030-01-31T18:00:00Z"])]
 EventId = Annotated[
     str, Meta(description="The 9-digit event ID as shown: 123-456-789", examples=["123-456-789"])
@@ -427,6 +429,9 @@ class RecordedStream(Struct):
     slot: str
     kind: Literal["audio", "video"]
     codec: str
+    frames: int
+    first_ms: Annotated[int | None, Meta(description="Its first frame's time in the file")]
+    last_ms: int | None
 
 
 class RecordingFile(Struct):
@@ -438,6 +443,7 @@ class RecordingFile(Struct):
     duration: float
     size: int
     streams: list[RecordedStream]
+    error: Annotated[str | None, Meta(description="What went wrong writing it, if anything")]
     download: Annotated[str, Meta(description="Where the API serves it")]
 
 
@@ -473,7 +479,7 @@ class Publication(Struct):
 
 
 class PublicationCreate(Struct, forbid_unknown_fields=True):
-    days: Annotated[int, Meta(ge=1, le=365, description="How long the link works")] = 14
+    days: Annotated[int, Meta(ge=1, le=LINK_MAX_DAYS, description="How long the link works")] = 14
     require_email: bool = False
     recipients: Annotated[
         list[str], Meta(description="E-mail addresses each sent a personal link")
