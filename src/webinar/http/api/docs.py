@@ -87,7 +87,7 @@ def _anchor(name: str) -> str:
 
 def page_model(spec: dict[str, Any]) -> dict[str, Any]:
     """What the template shows: operations grouped by tag, and every schema."""
-    groups: dict[str, list[dict[str, Any]]] = {t["name"]: [] for t in spec.get("tags", [])}
+    groups: dict[str, list[dict[str, Any]]] = {tag["name"]: [] for tag in spec.get("tags", [])}
     for path, item in spec["paths"].items():
         for method in _METHODS:
             op = item.get(method)
