@@ -30,6 +30,8 @@ from webinar.cluster.registry import LiveWorkers, Registry, WorkerInfo
 from webinar.cluster.worker import WorkerIdentity, node_of
 from webinar.config import Config
 from webinar.http import forwarded, headers, inputs, language
+from webinar.http.api import MIDDLEWARES as API_MIDDLEWARES
+from webinar.http.api import Api, setup_api
 from webinar.http.auth import SignIn, login_limiter
 from webinar.http.dashboard import Dashboard
 from webinar.http.embed import EmbedPages
@@ -41,7 +43,7 @@ from webinar.http.recordings import RecordingPages
 from webinar.http.site import Site
 from webinar.http.stats import StatsPages
 from webinar.http.tickets import setup_ticketing
-from webinar.http.tickets_api import AdminApi
+from webinar.http.tokens import TokenPages
 from webinar.http.webhooks import WebhookPages
 from webinar.i18n import environment as i18n_templates
 from webinar.interaction import engagement
@@ -145,6 +147,8 @@ PIPES = web.AppKey("pipes", Pipes)
 INTERACTION_HTTP = web.AppKey("interaction_http", InteractionHttp)
 REDIS = web.AppKey("redis", aioredis.Redis)
 BUS = web.AppKey("bus", Bus)
+#: The JSON API (/api/v1) and its OpenAPI description.
+API = web.AppKey("api", Api)
 
 
 def create_app(
@@ -174,6 +178,7 @@ def create_app(
         ),
         language.middleware,  # before refuse_nul: its refusal is in the request's language
         inputs.refuse_nul,
+        *API_MIDDLEWARES,  # the API's one error envelope; deprecated paths' headers
     ]
     app = web.Application(client_max_size=1024 * 1024, middlewares=middlewares)
     app[CONFIG] = config
@@ -247,7 +252,6 @@ def create_app(
         jobs=identity.runs_jobs,
         jobs_gate=functools.partial(_holds_jobs, app) if identity.node else None,
     )
-    app.router.add_routes(AdminApi(tickets).routes())
     app[TICKETING] = tickets.ticketing
     app[TICKET_DESK] = tickets.desk
     embed = EmbedPages(site, config.http.embed_origins)
@@ -282,15 +286,14 @@ def create_app(
     )
     app.router.add_routes(RecordingPages(site, app[RECORDINGS], app[PUBLISHER]).routes())
     app[ATTENDANCE] = AttendanceService(app[STORE], sources=engagement.sources())
-    app.router.add_routes(
-        StatsPages(
-            site,
-            app[ATTENDANCE],
-            app[RECORDINGS],
-            app[PUBLISHER],
-            rooms=lambda: app.get(ROOMS),
-        ).routes()
+    stats = StatsPages(
+        site,
+        app[ATTENDANCE],
+        app[RECORDINGS],
+        app[PUBLISHER],
+        rooms=lambda: app.get(ROOMS),
     )
+    app.router.add_routes(stats.routes())
     pages = WebhookPages(
         webhooks=lambda: app[WEBHOOKS],
         site=site,
@@ -298,6 +301,22 @@ def create_app(
         admin_token=config.admin.token,
     )
     app.router.add_routes(pages.routes())
+    app.router.add_routes(TokenPages(site).routes())
+    app[API] = setup_api(
+        app,
+        store=app[STORE],
+        admin_token=config.admin.token,
+        tickets=tickets,
+        interaction=interaction,
+        stats=stats,
+        attendance=app[ATTENDANCE],
+        recordings=app[RECORDINGS],
+        publisher=app[PUBLISHER],
+        webhooks=lambda: app[WEBHOOKS],
+        allow_private_webhooks=config.webhooks.allow_private_addresses,
+        public_url=config.http.public_url,
+        render=_render,
+    )
     return app
 
 

@@ -1,5 +1,6 @@
 """Command line: `webinar serve`, `webinar event create|list|show|update|delete|duplicate`,
-`webinar recording list|download`, `webinar user ...`, `webinar healthcheck`, ...
+`webinar recording list|download`, `webinar user ...`, `webinar token create|revoke|list`,
+`webinar healthcheck`, ...
 
 The configuration file is ``--config FILE``, else ``$WEBINAR_CONFIG``."""
 
@@ -876,6 +877,81 @@ def _cmd_user_token(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_token_create(args: argparse.Namespace) -> int:
+    from webinar.storage import api_tokens
+
+    config = _config(args)
+    with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
+        user = store.get_user_by_name(args.user)
+        if user is None:
+            raise UsageError(f"--user: no account named {args.user!r}")
+        user_id = user.user_id
+        try:
+            token, secret = api_tokens.create(
+                store.connection, user_id, args.name, api_tokens.Scope(args.scope)
+            )
+        except api_tokens.TokenError as exc:
+            raise UsageError(str(exc)) from None
+    if args.json:
+        print(json.dumps({"token_id": token.token_id, "scope": token.scope, "secret": secret}))
+    else:
+        print(secret)
+        print(
+            f"{token.token_id}: a {token.scope} token of {token.username} ({token.role}),"
+            f" {token.name!r}. The secret above is shown only now; send it as"
+            " 'Authorization: Bearer <secret>' to /api/v1 (docs/api.md). Revoke it with"
+            f" `webinar token revoke {token.token_id}`.",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def _cmd_token_revoke(args: argparse.Namespace) -> int:
+    from webinar.storage import api_tokens
+
+    config = _config(args)
+    with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
+        token = api_tokens.get(store.connection, args.token_id)
+        if token is None or not api_tokens.revoke(store.connection, args.token_id):
+            raise UsageError(f"no token with the ID {args.token_id!r} (`webinar token list`)")
+    print(f"Revoked {token.token_id} ({token.scope} token of {token.username}, {token.name!r}).")
+    return EXIT_OK
+
+
+def _cmd_token_list(args: argparse.Namespace) -> int:
+    from webinar.storage import api_tokens
+
+    config = _config(args)
+    with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
+        user_id = None
+        if args.user is not None:
+            user = store.get_user_by_name(args.user)
+            if user is None:
+                raise UsageError(f"--user: no account named {args.user!r}")
+            user_id = user.user_id
+        tokens = api_tokens.list_tokens(store.connection, user_id)
+    rows = [
+        {
+            "token_id": t.token_id,
+            "user": t.username,
+            "scope": t.scope.value,
+            "name": t.name,
+            "created_at": iso_time(t.created_at, zulu=True),
+            "last_used_at": iso_time(t.last_used_at, zulu=True),
+        }
+        for t in tokens
+    ]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+    elif not rows:
+        print("No API tokens. Make one with: webinar token create --user NAME --scope read")
+    else:
+        for row in rows:
+            used = row["last_used_at"] or "never used"
+            print(f"{row['token_id']}\t{row['user']}\t{row['scope']}\t{row['name']}\t{used}")
+    return EXIT_OK
+
+
 def _cmd_config_check(args: argparse.Namespace) -> int:
     config = _config(args)  # raises ConfigError naming the key and the problem
     from webinar.tls import check_tls
@@ -1304,7 +1380,39 @@ def build_parser() -> argparse.ArgumentParser:
         "--revoke-all", action="store_true", help="revoke every API token of this user instead"
     )
     token.set_defaults(handler=_cmd_user_token)
+    _token_commands(commands, common)
     return parser
+
+
+def _token_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """``webinar token create|revoke|list``: API tokens with a scope (docs/api.md)."""
+    token = commands.add_parser("token", help="make, list and revoke API tokens")
+    actions = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    create = actions.add_parser(
+        "create",
+        parents=[common],
+        help="make an API token and print its secret (shown only this once)",
+        description="Make a bearer token for the JSON API (/api/v1). Its scope says what it "
+        "may do: read (look), write (look and change), admin (also manage tokens; admin "
+        "accounts only). The secret goes to standard output, the token's ID and what it is "
+        "to standard error.",
+    )
+    create.add_argument("--user", required=True, metavar="NAME", help="the account it acts for")
+    create.add_argument("--scope", required=True, choices=("read", "write", "admin"))
+    create.add_argument("--name", default="api", help="what the token is for (default: api)")
+    create.add_argument("--json", action="store_true", help="print one JSON object")
+    create.set_defaults(handler=_cmd_token_create)
+    revoke = actions.add_parser(
+        "revoke", parents=[common], help="revoke an API token by its ID (tok_…); at once"
+    )
+    revoke.add_argument("token_id", metavar="ID")
+    revoke.set_defaults(handler=_cmd_token_revoke)
+    listing = actions.add_parser(
+        "list", parents=[common], help="list API tokens (never their secrets)"
+    )
+    listing.add_argument("--user", metavar="NAME", help="only this account's tokens")
+    listing.add_argument("--json", action="store_true", help="print one JSON array")
+    listing.set_defaults(handler=_cmd_token_list)
 
 
 def _exit_code(exc: SystemExit) -> int:

@@ -67,6 +67,9 @@ REFUSALS: dict[str, tuple[int, str]] = {
     "_json_error": (2, "message"),
     "_error": (2, "message"),
     "_back": (1, "message"),
+    "api_error": (2, "message"),  # http/api/: the one API's envelope
+    # storage/
+    "TokenError": (1, "message"),
 }
 #: Keywords of page renderers and refusal helpers whose value people read.
 PAGE_KEYWORDS = {"error", "done"}

@@ -348,12 +348,17 @@ class InteractionHttp(Pages):
 
     # ------------------------------------------------------------------ images
 
-    async def _may_upload(self, request: web.Request, event: Event) -> bool:
+    @staticmethod
+    def presenter_key_fits(request: web.Request, event: Event) -> bool:
+        """The request's ``X-Presenter-Key`` is the event's presenter or host key."""
         key = request.headers.get("X-Presenter-Key", "")
-        if key and (
+        return bool(key) and (
             same_secret(key, event.presenter_key)
-            or (event.host_key and same_secret(key, event.host_key))
-        ):
+            or bool(event.host_key and same_secret(key, event.host_key))
+        )
+
+    async def _may_upload(self, request: web.Request, event: Event) -> bool:
+        if self.presenter_key_fits(request, event):
             return True
         if key.count(".") == 2:  # a presenter's signed join token (still valid)
             try:
@@ -371,6 +376,10 @@ class InteractionHttp(Pages):
         event = await self._event(request)
         if not await self._may_upload(request, event):
             raise _json_error(403, "forbidden", _("only presenters upload poll images"))
+        return web.json_response(await self.store_image(request, event), status=201)
+
+    async def store_image(self, request: web.Request, event: Event) -> dict[str, str]:
+        """Keep the request's body as a poll image of the event (refusals in JSON)."""
         event_id = event.event_id
         if await self._store.run(lambda core: ist.image_count(core, event_id)) >= (
             MAX_IMAGES_PER_EVENT
@@ -406,10 +415,7 @@ class InteractionHttp(Pages):
         await self._store.run(
             lambda core: ist.save_image(core, image_id, event_id, content_type, size, now)
         )
-        return web.json_response(
-            {"image_id": image_id, "url": f"/images/{image_id}", "content_type": content_type},
-            status=201,
-        )
+        return {"image_id": image_id, "url": f"/images/{image_id}", "content_type": content_type}
 
     @route("GET", "/images/{image_id}")
     async def image(self, request: web.Request) -> web.StreamResponse:
@@ -526,34 +532,43 @@ class InteractionHttp(Pages):
         return room if room is not None and room.interaction.loaded else None
 
     async def _update_poll(self, request: web.Request, event: Event) -> web.Response:
-        """A new definition for a prepared poll that never ran (same id, same place)."""
         spec = await _json_object(request)
-        event_id, poll_id = event.event_id, request.match_info["poll_id"]
-        found = await self._prepared_poll(event_id, poll_id)
         with _refused_as_json():
-            poll = pl.build_poll(spec, now=found.created_at, poll_id=poll_id)
-            await glue.check_images(self._store, event_id, poll)
-            changed = await self._change_draft(
-                event_id,
-                lambda polls: polls.replace_prepared(poll),
-                lambda core: ist.update_draft_poll(core, event_id, poll),
-                _("only a poll that never ran can be changed"),
-            )
-        return web.json_response({"poll": _poll_json(changed.poll if changed else poll)})
+            poll = await self.update_poll(event, request.match_info["poll_id"], spec)
+        return web.json_response({"poll": _poll_json(poll)})
+
+    async def update_poll(self, event: Event, poll_id: str, spec: dict[str, Any]) -> pl.Poll:
+        """A new definition for a prepared poll that never ran (same id, same place);
+        InteractionError when refused, a 404 when there is no such poll."""
+        event_id = event.event_id
+        found = await self._prepared_poll(event_id, poll_id)
+        poll = pl.build_poll(spec, now=found.created_at, poll_id=poll_id)
+        await glue.check_images(self._store, event_id, poll)
+        changed = await self._change_draft(
+            event_id,
+            lambda polls: polls.replace_prepared(poll),
+            lambda core: ist.update_draft_poll(core, event_id, poll),
+            _("only a poll that never ran can be changed"),
+        )
+        return changed.poll if changed else poll
 
     async def _delete_poll(self, request: web.Request, event: Event) -> web.Response:
+        poll_id = request.match_info["poll_id"]
+        with _refused_as_json():
+            await self.delete_poll(event, poll_id)
+        return web.json_response({"deleted": poll_id})
+
+    async def delete_poll(self, event: Event, poll_id: str) -> None:
         """Delete a prepared poll that never ran (one that ran holds answers: the
         event's personal-data deletion removes those)."""
-        event_id, poll_id = event.event_id, request.match_info["poll_id"]
+        event_id = event.event_id
         await self._prepared_poll(event_id, poll_id)
-        with _refused_as_json():
-            await self._change_draft(
-                event_id,
-                lambda polls: polls.remove_prepared(poll_id),
-                lambda core: ist.delete_draft_poll(core, event_id, poll_id),
-                _("only a poll that never ran can be deleted"),
-            )
-        return web.json_response({"deleted": poll_id})
+        await self._change_draft(
+            event_id,
+            lambda polls: polls.remove_prepared(poll_id),
+            lambda core: ist.delete_draft_poll(core, event_id, poll_id),
+            _("only a poll that never ran can be deleted"),
+        )
 
     async def _prepared_poll(self, event_id: str, poll_id: str) -> pl.Poll:
         found = await self._store.run(lambda core: ist.get_poll(core, event_id, poll_id))
@@ -584,25 +599,27 @@ class InteractionHttp(Pages):
 
     async def _create_poll(self, request: web.Request, event: Event) -> web.Response:
         spec = await _json_object(request)
-        event_id = event.event_id
         with _refused_as_json():
-            poll = pl.build_poll(spec, now=time.time())
-            await glue.check_images(self._store, event_id, poll)
-            room = self._loaded_room(event_id)
-            if room is not None:
-                async with room.interaction.change():  # undone in the room if the write fails
-                    room.interaction.polls.add_prepared(poll)  # checks the count bound
-                    await self._store.run(lambda core: ist.save_poll(core, event_id, poll))
-                    room.interaction.emit([pl.PollChanged(poll, "created")])
-            else:
-                count = await self._store.run(lambda core: len(ist.list_polls(core, event_id)))
-                if count >= pl.MAX_POLLS:
-                    raise InteractionError(
-                        InteractionErrorCode.LIMIT,
-                        pl.polls_limit_message(),
-                    )
-                await self._store.run(lambda core: ist.save_poll(core, event_id, poll))
+            poll = await self.create_poll(event, spec)
         return web.json_response({"poll": _poll_json(poll)}, status=201)
+
+    async def create_poll(self, event: Event, spec: dict[str, Any]) -> pl.Poll:
+        """Prepare a poll or test (InteractionError when refused)."""
+        event_id = event.event_id
+        poll = pl.build_poll(spec, now=time.time())
+        await glue.check_images(self._store, event_id, poll)
+        room = self._loaded_room(event_id)
+        if room is not None:
+            async with room.interaction.change():  # undone in the room if the write fails
+                room.interaction.polls.add_prepared(poll)  # checks the count bound
+                await self._store.run(lambda core: ist.save_poll(core, event_id, poll))
+                room.interaction.emit([pl.PollChanged(poll, "created")])
+        else:
+            count = await self._store.run(lambda core: len(ist.list_polls(core, event_id)))
+            if count >= pl.MAX_POLLS:
+                raise InteractionError(InteractionErrorCode.LIMIT, pl.polls_limit_message())
+            await self._store.run(lambda core: ist.save_poll(core, event_id, poll))
+        return poll
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:

@@ -272,12 +272,22 @@ class StatsPages(Pages):
         event, record, _user = await self.site.owned_event(request)
         form = await request.post()
         self.site.check_csrf(record.csrf_token, form)
-        rooms = self._rooms()
-        if rooms is not None and rooms.get(event.event_id) is not None:
+        if not await self.delete_personal_data(event):
             # the live room holds chat, questions and answers in memory and would keep them
             raise web.HTTPSeeOther(
                 f"/dashboard/events/{format_event_id(event.event_id)}/stats?notice=room-open"
             )
+        raise web.HTTPSeeOther(
+            f"/dashboard/events/{format_event_id(event.event_id)}/stats?notice=deleted"
+        )
+
+    async def delete_personal_data(self, event: Event) -> bool:
+        """Delete what the event kept about people; False (nothing deleted) while its room is
+        open (the live room holds chat, questions and answers in memory and would keep them).
+        """
+        rooms = self._rooms()
+        if rooms is not None and rooms.get(event.event_id) is not None:
+            return False
         event_id = event.event_id
         await self.site.store.run(lambda core: engagement.delete_personal_data(core, event_id))
         await self.site.store.run(lambda core: records.erase_people(core.connection, event_id))
@@ -287,9 +297,7 @@ class StatsPages(Pages):
         await self.attendance.delete_event_data(event.event_id)
         await self.publisher.delete_event_viewers(event.event_id)
         await self.recordings.delete_event_recordings(event.event_id)
-        raise web.HTTPSeeOther(
-            f"/dashboard/events/{format_event_id(event.event_id)}/stats?notice=deleted"
-        )
+        return True
 
     @route("GET", "/api/stats/monthly")
     async def api_monthly(self, request: web.Request) -> web.Response:

@@ -439,6 +439,18 @@ MIGRATIONS: tuple[str | Migration, ...] = (
     );
     """,
     ),
+    # 13: API tokens with a scope (webinar.storage.api_tokens): a public ID to list and revoke
+    # them by (tokens made before get one from their hash), what they may do (those made before
+    # could change things: write), and when each was last used.
+    """
+    ALTER TABLE api_tokens ADD COLUMN token_id TEXT NOT NULL DEFAULT '';
+    UPDATE api_tokens SET token_id = 'tok_' || substr(token_hash, 1, 16);
+    CREATE UNIQUE INDEX api_tokens_token_id ON api_tokens (token_id);
+    ALTER TABLE api_tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'write'
+        CHECK (scope IN ('read', 'write', 'admin'));
+    ALTER TABLE api_tokens ADD COLUMN last_used_at TEXT NULL;
+    CREATE INDEX api_tokens_user ON api_tokens (user_id);
+    """,
 )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from webinar import i18n
 from webinar.i18n import _, ngettext
+from webinar.storage import api_tokens
 from webinar.storage.db import Database, IntegrityError, recoverable, transaction
 from webinar.storage.records import Event
 
@@ -584,23 +585,18 @@ def record_webhook(conn: Database, provider: str, webhook_id: str, outcome: str)
 
 
 def add_api_token(conn: Database, user_id: int, label: str) -> str:
-    token = "wbt_" + new_token()
-    conn.execute(
-        "INSERT INTO api_tokens (token_hash, user_id, label, created_at) VALUES (?, ?, ?, ?)",
-        (lookup_hash(token), user_id, label[:100], to_db(now_utc())),
-    )
-    return token
+    """A ``write`` token for the account (``webinar user token``); its secret."""
+    _token, secret = api_tokens.create(conn, user_id, label[:100] or "api", api_tokens.Scope.WRITE)
+    return secret
 
 
 def revoke_api_tokens(conn: Database, user_id: int) -> int:
-    return conn.execute("DELETE FROM api_tokens WHERE user_id = ?", (user_id,)).rowcount
+    return api_tokens.revoke_all(conn, user_id)
 
 
 def user_id_for_api_token(conn: Database, token: str) -> int | None:
-    row = conn.execute(
-        "SELECT user_id FROM api_tokens WHERE token_hash = ?", (lookup_hash(token),)
-    ).fetchone()
-    return None if row is None else int(row[0])
+    found = api_tokens.find(conn, token)
+    return None if found is None else found.user_id
 
 
 def count_active_events(conn: Database, owner_id: int, since: datetime) -> int:

@@ -553,12 +553,13 @@ export class PollBuilder {
  * @returns {Promise<{image_id: string, url: string}>}
  */
 export async function uploadImage(eventId, key, file) {
-  const response = await fetch(`/api/events/${encodeURIComponent(eventId.replace(/\D/g, ""))}/images`, {
+  const response = await fetch(`/api/v1/events/${encodeURIComponent(eventId.replace(/\D/g, ""))}/images`, {
     method: "POST",
     body: file,
     headers: { "Content-Type": file.type, "X-Presenter-Key": key ?? "" },
   });
   const reply = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(reply.message ?? t("upload failed ({status})", { status: response.status }));
+  // The API's refusals: {"error": {"code", "message"}} (docs/api.md).
+  if (!response.ok) throw new Error(reply.error?.message ?? t("upload failed ({status})", { status: response.status }));
   return reply;
 }

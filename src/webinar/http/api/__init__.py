@@ -1,0 +1,97 @@
+"""The one JSON API, ``/api/v1/…`` (docs/api.md), and its OpenAPI description.
+
+- :mod:`.table`: the route table (each handler declares its operation) and the wrapper that
+  authenticates, checks the scope and decodes the body;
+- :mod:`.auth`: bearer tokens with scopes (``read``, ``write``, ``admin``);
+- :mod:`.errors`: the one error envelope; :mod:`.paging`: cursor pagination;
+- :mod:`.schema`: request and response types (msgspec Structs);
+- :mod:`.events`, :mod:`.interaction`, :mod:`.recordings`, :mod:`.webhooks`, :mod:`.tokens`:
+  the operations; :mod:`.legacy`: the deprecated paths they replace;
+- :mod:`.openapi` and :mod:`.docs`: ``/api/openapi.json`` and ``/api/docs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from webinar.attendance.service import AttendanceService
+from webinar.http.api import errors, legacy
+from webinar.http.api.auth import Authenticator
+from webinar.http.api.docs import DocsApi, Render
+from webinar.http.api.events import EventsApi
+from webinar.http.api.interaction import InteractionApi
+from webinar.http.api.openapi import document
+from webinar.http.api.recordings import RecordingsApi
+from webinar.http.api.table import ApiPages, Operation
+from webinar.http.api.tokens import TokensApi
+from webinar.http.api.webhooks import WebhooksApi
+from webinar.http.interaction import InteractionHttp
+from webinar.http.stats import StatsPages
+from webinar.http.tickets import TicketingWeb
+from webinar.recordings.library import RecordingService
+from webinar.recordings.sharing import Publisher
+from webinar.storage.store import Store
+from webinar.webhooks.service import Webhooks
+
+#: The middlewares the API needs (create_app puts them in the app's list).
+MIDDLEWARES = (errors.middleware, legacy.middleware)
+
+
+@dataclass
+class Api:
+    """Every part of the API, and its description."""
+
+    parts: list[ApiPages]
+    auth: Authenticator
+
+    def operations(self) -> list[Operation]:
+        return [op for part in self.parts for op in part.operations()]
+
+    def description(self) -> dict[str, Any]:
+        return document(self.operations())
+
+
+def setup_api(
+    app: web.Application,
+    *,
+    store: Store,
+    admin_token: str | None,
+    tickets: TicketingWeb,
+    interaction: InteractionHttp,
+    stats: StatsPages,
+    attendance: AttendanceService,
+    recordings: RecordingService,
+    publisher: Publisher,
+    webhooks: Callable[[], Webhooks],
+    allow_private_webhooks: bool,
+    public_url: str | None,
+    render: Render,
+) -> Api:
+    """Build the API and add its routes (and those of its description) to ``app``."""
+    auth = Authenticator(store, admin_token)
+    parts: list[ApiPages] = [
+        TokensApi(store, auth),
+        EventsApi(tickets, auth),
+        InteractionApi(store, auth, interaction, stats, attendance),
+        RecordingsApi(store, auth, recordings, publisher, public_url),
+        WebhooksApi(store, auth, webhooks, allow_private_webhooks),
+    ]
+    api = Api(parts, auth)
+    spec: dict[str, Any] = {}
+
+    def description() -> dict[str, Any]:
+        if not spec:
+            spec.update(api.description())
+        return spec
+
+    api.parts.append(DocsApi(render, description))
+    for part in api.parts:
+        app.router.add_routes(part.routes())
+    return api
+
+
+__all__ = ["MIDDLEWARES", "Api", "setup_api"]

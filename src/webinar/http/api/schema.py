@@ -1,0 +1,598 @@
+"""The API's request and response types, as msgspec Structs.
+
+Handlers build these and the route wrapper encodes them; request bodies are decoded into
+them (unknown fields refused). The OpenAPI description takes its schemas from the same types
+(``msgspec.json.schema_components``), so the document says what the code sends and takes.
+Times are ISO 8601 strings in UTC.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from webinar.recordings.sharing import LINK_MAX_DAYS
+
+Time = Annotated[str, Meta(description="ISO 8601, UTC", examples=["2030-01-31T18:00:00Z"])]
+EventId = Annotated[
+    str, Meta(description="The 9-digit event ID as shown: 123-456-789", examples=["123-456-789"])
+]
+#: A deprecated field kept for one release (the OpenAPI schema marks it).
+_DEPRECATED = {"deprecated": True}
+
+
+def _deprecated(description: str) -> Meta:
+    return Meta(description=description, extra_json_schema=_DEPRECATED)
+
+
+# ----------------------------------------------------------------------------- common
+
+
+class ErrorDetail(Struct):
+    code: Annotated[str, Meta(description="For programs: what went wrong")]
+    message: Annotated[str, Meta(description="For people, in the request's language")]
+
+
+class Error(Struct):
+    """Every error answer of /api/v1. Some codes add fields beside code and message (e.g.
+    booking-rule's rule, insufficient-scope's scope and needed)."""
+
+    error: ErrorDetail
+
+
+class LegacyError(Struct):
+    """The error envelope of the deprecated paths (unchanged for their last release)."""
+
+    error: str
+    message: str
+
+
+class Deleted(Struct):
+    deleted: str
+
+
+class Queued(Struct):
+    queued: bool
+
+
+# ----------------------------------------------------------------------------- who calls
+
+
+class Account(Struct):
+    username: str
+    role: Literal["admin", "organiser"]
+
+
+class Me(Struct):
+    """The token of the request."""
+
+    token_id: Annotated[str | None, Meta(description="null for the configured admin.token")]
+    name: str
+    scope: Literal["read", "write", "admin"]
+    account: Annotated[Account | None, Meta(description="null for the configured admin.token")]
+    sees_all_events: bool
+
+
+class Token(Struct):
+    token_id: Annotated[str, Meta(examples=["tok_3f2a9c0e1b7d44aa"])]
+    name: str
+    scope: Literal["read", "write", "admin"]
+    account: Account
+    created_at: Time
+    last_used_at: Time | None
+
+
+class NewToken(Struct):
+    token: Token
+    secret: Annotated[
+        str,
+        Meta(description="Send as Authorization: Bearer <secret>; shown only in this answer"),
+    ]
+
+
+class TokenCreate(Struct, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(min_length=1, max_length=100)]
+    scope: Literal["read", "write", "admin"]
+    user: (
+        Annotated[str, Meta(description="The account's user name (default: the caller's own)")]
+        | UnsetType
+    ) = UNSET
+
+
+class TokenPage(Struct):
+    items: list[Token]
+    next_cursor: str | None
+
+
+# ----------------------------------------------------------------------------- events
+
+
+class FormField(Struct, forbid_unknown_fields=True):
+    label: str
+    required: bool = False
+
+
+class EventAccess(Struct):
+    has_attendee_password: bool
+    has_presenter_password: bool
+    price: Annotated[str | None, Meta(examples=["19.90"])]
+    currency: str | None
+    capacity: int | None
+    second_device: Literal["takeover", "refuse"]
+    payment_provider: Literal["manual", "stripe"]
+    form_fields: list[FormField]
+
+
+class EventLinks(Struct):
+    attendee: str
+    presenter: Annotated[str, Meta(description="Carries the presenter key: keep it private")]
+    host: Annotated[str, Meta(description="Carries the host key: keep it private")]
+    register: (
+        Annotated[str, Meta(description="The registration page (paid events only)")] | UnsetType
+    ) = UNSET
+
+
+class Event(Struct):
+    event_id: EventId
+    title: str
+    starts_at: Time | None
+    timezone: str
+    duration_minutes: int
+    join_window_minutes: int
+    access_type: Literal["open", "password", "token", "paid"]
+    camera_limit: int
+    language: Annotated[str | None, Meta(description="en, ru, cs, or null: each person's own")]
+    agenda: str
+    lobby_message: str
+    thank_you_url: str | None
+    booking_ends_at: Time | None
+    settings_changed_at: Time | None
+    cancelled_at: Time | None
+    access: EventAccess
+    links: EventLinks
+
+
+_ACCESS_TYPE = Meta(extra_json_schema={"enum": ["open", "password", "token", "paid"]})
+
+
+class EventFields(Struct, forbid_unknown_fields=True):
+    """Every field is optional on PATCH; POST needs ``title`` (and a paid event a start)."""
+
+    title: str | UnsetType = UNSET
+    starts_at: (
+        Annotated[
+            str | None,
+            Meta(
+                description="With an offset, that instant; without one, local time in timezone",
+                examples=["2030-05-04T09:00:00Z", "2030-05-04T11:00"],
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    timezone: Annotated[str, Meta(description="IANA name; default UTC")] | UnsetType = UNSET
+    duration_minutes: Annotated[int, Meta(ge=1, le=1440)] | UnsetType = UNSET
+    join_window_minutes: Annotated[int, Meta(ge=0, le=1440)] | UnsetType = UNSET
+    access_type: Annotated[str, _ACCESS_TYPE] | UnsetType = UNSET
+    camera_limit: Annotated[int, Meta(ge=1, le=7)] | UnsetType = UNSET
+    language: (
+        Annotated[str | None, Meta(extra_json_schema={"enum": ["en", "ru", "cs", None]})]
+        | UnsetType
+    ) = UNSET
+    agenda: str | UnsetType = UNSET
+    lobby_message: str | UnsetType = UNSET
+    thank_you_url: str | UnsetType | None = UNSET
+    attendee_password: str | UnsetType | None = UNSET
+    presenter_password: str | UnsetType | None = UNSET
+    price: (
+        Annotated[str | int | float | None, Meta(description='Decimal, e.g. "19.90"')] | UnsetType
+    ) = UNSET
+    currency: str | UnsetType | None = UNSET
+    capacity: int | str | UnsetType | None = UNSET
+    second_device: (
+        Annotated[str | None, Meta(extra_json_schema={"enum": ["takeover", "refuse", None]})]
+        | UnsetType
+    ) = UNSET
+    payment_provider: (
+        Annotated[str | None, Meta(extra_json_schema={"enum": ["manual", "stripe", None]})]
+        | UnsetType
+    ) = UNSET
+    form_fields: list[FormField] | UnsetType = UNSET
+
+
+class EventPage(Struct):
+    items: list[Event]
+    next_cursor: str | None
+    events: Annotated[list[Event], _deprecated("The same as items; removed in the next release")]
+
+
+class Sent(Struct):
+    sent: int
+
+
+class Cancelled(Struct):
+    cancelled: bool
+    told: int
+
+
+class Registration(Struct):
+    registration_id: int
+    first_name: str
+    last_name: str
+    email: str
+    seats: int
+    status: Literal["pending", "confirmed", "rejected", "cancelled"]
+    amount: Annotated[str, Meta(examples=["39.80"])]
+    currency: str | None
+    provider: Literal["manual", "stripe"]
+    code: Annotated[str | None, Meta(description="The reservation code once confirmed")]
+    created_at: Time | None
+    confirmed_at: Time | None
+    checked_in_at: Time | None
+    answers: dict[str, str]
+
+
+class RegistrationPage(Struct):
+    items: list[Registration]
+    next_cursor: str | None
+    registrations: Annotated[
+        list[Registration], _deprecated("The same as items; removed in the next release")
+    ]
+
+
+class Invitee(Struct):
+    invitee_id: int
+    name: str
+    email: str
+    status: Literal["active", "revoked"]
+    sent_at: Time | None
+    revoked_at: Time | None
+
+
+class InviteeCreate(Struct, forbid_unknown_fields=True):
+    name: str
+    email: str
+
+
+class InviteePage(Struct):
+    items: list[Invitee]
+    next_cursor: str | None
+    invitees: Annotated[
+        list[Invitee], _deprecated("The same as items; removed in the next release")
+    ]
+
+
+# ----------------------------------------------------------------------------- interaction
+
+
+class PollOptionSpec(Struct, forbid_unknown_fields=True):
+    text: str
+    image_id: Annotated[str | None, Meta(description="From POST .../images")] = None
+    correct: Annotated[bool, Meta(description="A right answer (tests)")] = False
+
+
+class PollQuestionSpec(Struct, forbid_unknown_fields=True):
+    text: str
+    kind: Literal["single", "multiple", "text"] = "single"
+    options: list[PollOptionSpec] = msgspec.field(default_factory=list)
+    accepted: Annotated[
+        list[str], Meta(description="A test's text question: the answers counted right")
+    ] = msgspec.field(default_factory=list)
+
+
+class PollSpec(Struct, forbid_unknown_fields=True):
+    """A poll or scored test (docs/protocol.md, poll-create, has the bounds)."""
+
+    title: str
+    questions: list[PollQuestionSpec]
+    kind: Literal["poll", "test"] = "poll"
+
+
+class PollOption(Struct):
+    option_id: str
+    text: str
+    image_id: str | None
+    correct: bool
+
+
+class PollQuestion(Struct):
+    question_id: str
+    text: str
+    kind: Literal["single", "multiple", "text"]
+    accepted: list[str]
+    options: list[PollOption]
+
+
+class Poll(Struct):
+    poll_id: str
+    title: str
+    kind: Literal["poll", "test"]
+    state: Literal["draft", "open", "closed"]
+    results_shown: bool
+    questions: list[PollQuestion]
+
+
+class PollPage(Struct):
+    items: list[Poll]
+    next_cursor: str | None
+
+
+class CtaSpec(Struct, forbid_unknown_fields=True):
+    message: Annotated[str, Meta(description="1-54 characters, one line")]
+    button: Annotated[str, Meta(description="1-30 characters")]
+    url: Annotated[str, Meta(description="http(s) with a host")]
+    duration_seconds: Annotated[int | None, Meta(description="Empty or 5-3600")] = None
+
+
+class PreparedCta(Struct):
+    prepared_id: str
+    message: str
+    button: str
+    url: str
+    duration_seconds: int | None
+
+
+class PreparedCtaPage(Struct):
+    items: list[PreparedCta]
+    next_cursor: str | None
+
+
+class Image(Struct):
+    image_id: Annotated[str, Meta(examples=["img_0123456789abcdef01234567"])]
+    url: str
+    content_type: Literal["image/png", "image/jpeg", "image/gif", "image/webp"]
+
+
+Cell = str | int | float | bool | None
+Row = dict[str, Cell]
+
+
+class Interaction(Struct):
+    """One object per row of each CSV export, keyed by its columns."""
+
+    event_id: EventId
+    chat: list[Row]
+    questions: list[Row]
+    polls: list[Row]
+    scores: list[Row]
+    cta: list[Row]
+
+
+class EngagementDetails(Struct):
+    sessions: list[Row]
+    chat: list[Row]
+    questions: list[Row]
+    polls: list[Row]
+    scores: list[Row]
+    cta: list[Row]
+
+
+class Engagement(Struct):
+    """One row per person: attendance columns, then engagement columns (docs/api.md)."""
+
+    event_id: EventId
+    columns: list[str]
+    attendees: list[Row]
+    details: EngagementDetails
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+class PersonStats(Struct):
+    person_key: str
+    name: str
+    email: str | None
+    role: str
+    first_join: Time
+    last_leave: Annotated[Time | None, Meta(description="null while in the room")]
+    sessions: int
+    seconds: float
+    browser: str
+    os: str
+    engagement: Annotated[Row, Meta(description="The engagement columns; absent: nothing")]
+
+
+class ConcurrencyStep(Struct, array_like=True):
+    """``[time, people]``: from this time on, this many sessions were in the room."""
+
+    at: Time
+    sessions: int
+
+
+class EventStats(Struct):
+    event_id: EventId
+    attendees: int
+    participants: int
+    peak_concurrency: int
+    peak_at: Time | None
+    average_seconds: float
+    people: list[PersonStats]
+    concurrency: list[ConcurrencyStep]
+
+
+class Month(Struct):
+    month: Annotated[str, Meta(examples=["2030-01"])]
+    events: int
+    attendees: int
+
+
+class Monthly(Struct):
+    months: list[Month]
+
+
+# ----------------------------------------------------------------------------- recordings
+
+
+class RecordedStream(Struct):
+    slot: str
+    kind: Literal["audio", "video"]
+    codec: str
+    frames: int
+    first_ms: Annotated[int | None, Meta(description="Its first frame's time in the file")]
+    last_ms: int | None
+
+
+class RecordingFile(Struct):
+    name: str
+    feed: str
+    label: str
+    part: int
+    offset: Annotated[float, Meta(description="Seconds into the recording of its time 0")]
+    duration: float
+    size: int
+    streams: list[RecordedStream]
+    error: Annotated[str | None, Meta(description="What went wrong writing it, if anything")]
+    download: Annotated[str, Meta(description="Where the API serves it")]
+
+
+class Recording(Struct):
+    recording_id: str
+    event_id: EventId
+    started_at: Time
+    ended_at: Time
+    duration_seconds: float
+    size_bytes: int
+    files: list[RecordingFile]
+
+
+class RecordingPage(Struct):
+    items: list[Recording]
+    next_cursor: str | None
+
+
+class Trim(Struct, forbid_unknown_fields=True):
+    start: Annotated[float, Meta(ge=0, description="Seconds")] = 0.0
+    end: Annotated[float | None, Meta(description="Seconds; null: to the end")] = None
+
+
+class Publication(Struct):
+    publication_id: str
+    recording_id: str
+    link: Annotated[str, Meta(description="The page that plays it (a lead form if asked)")]
+    expires_at: Time
+    expired: bool
+    require_email: bool
+    viewers: int
+    sent: Annotated[int, Meta(description="E-mails sent with the link (on creation)")]
+
+
+class PublicationCreate(Struct, forbid_unknown_fields=True):
+    days: Annotated[int, Meta(ge=1, le=LINK_MAX_DAYS, description="How long the link works")] = 14
+    require_email: bool = False
+    recipients: Annotated[
+        list[str], Meta(description="E-mail addresses each sent a personal link")
+    ] = msgspec.field(default_factory=list)
+
+
+class PublicationPage(Struct):
+    items: list[Publication]
+    next_cursor: str | None
+
+
+class RecordingSettings(Struct, forbid_unknown_fields=True):
+    auto_record: Annotated[bool, Meta(description="Start recording when the event starts")]
+
+
+# ----------------------------------------------------------------------------- webhooks
+
+
+class WebhookEndpoint(Struct):
+    endpoint_id: int
+    url: str
+    events: Annotated[list[str], Meta(description="Empty: every event")]
+    created_at: Time
+
+
+class NewWebhookEndpoint(Struct):
+    endpoint: WebhookEndpoint
+    secret: Annotated[str, Meta(description="The signing secret; shown only in this answer")]
+
+
+class WebhookEndpointCreate(Struct, forbid_unknown_fields=True):
+    url: str
+    events: Annotated[list[str], Meta(description="Event names; empty: every event")] = (
+        msgspec.field(default_factory=list)
+    )
+
+
+class WebhookEndpointPage(Struct):
+    items: list[WebhookEndpoint]
+    next_cursor: str | None
+
+
+class DeliveryAttempt(Struct):
+    attempt: int
+    at: Time
+    http_status: int | None
+    error: str | None
+    duration_ms: int
+
+
+class Delivery(Struct):
+    delivery_id: str
+    endpoint_id: int
+    url: str
+    event: str
+    event_id: EventId | None
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    next_attempt_at: Time | None
+    created_at: Time
+    finished_at: Time | None
+    payload: dict[str, Any]
+    history: list[DeliveryAttempt]
+
+
+class DeliveryPage(Struct):
+    items: list[Delivery]
+    next_cursor: str | None
+
+
+#: Every type the description names (request and response bodies).
+ALL: tuple[type, ...] = (
+    Error,
+    LegacyError,
+    Deleted,
+    Queued,
+    Me,
+    Token,
+    NewToken,
+    TokenCreate,
+    TokenPage,
+    Event,
+    EventFields,
+    EventPage,
+    Sent,
+    Cancelled,
+    Registration,
+    RegistrationPage,
+    Invitee,
+    InviteeCreate,
+    InviteePage,
+    PollSpec,
+    Poll,
+    PollPage,
+    CtaSpec,
+    PreparedCta,
+    PreparedCtaPage,
+    Image,
+    Interaction,
+    Engagement,
+    EventStats,
+    Monthly,
+    Recording,
+    RecordingPage,
+    Trim,
+    Publication,
+    PublicationCreate,
+    PublicationPage,
+    RecordingSettings,
+    WebhookEndpoint,
+    NewWebhookEndpoint,
+    WebhookEndpointCreate,
+    WebhookEndpointPage,
+    Delivery,
+    DeliveryPage,
+)
