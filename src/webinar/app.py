@@ -315,6 +315,7 @@ def create_app(
         webhooks=lambda: app[WEBHOOKS],
         allow_private_webhooks=config.webhooks.allow_private_addresses,
         public_url=config.http.public_url,
+        embed_origins=config.http.embed_origins,
         render=_render,
     )
     return app

@@ -36,7 +36,7 @@ from webinar.ids import format_event_id
 from webinar.storage import api_tokens
 from webinar.storage.api_tokens import Scope
 from webinar.storage.store import Event
-from webinar.ticketing import records
+from webinar.ticketing import join_tokens, records
 from webinar.ticketing.records import EventAccess
 from webinar.webhooks import records as wr
 from webinar.webhooks.signing import WebhookEvent
@@ -80,6 +80,8 @@ BODIES: dict[tuple[str, str], Any] = {
         "url": "http://127.0.0.1:9/hooks",
         "events": ["event.started"],
     },
+    ("POST", "/api/v1/join-keys"): {"label": "CRM"},
+    ("PUT", "/api/v1/events/{event_id}/embed"): {"origins": ["https://www.example.org"]},
 }
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -208,6 +210,12 @@ class World:
                 lambda core: api_tokens.create(core.connection, olga, "to revoke", Scope.READ)
             )
             values["token_id"] = token.token_id
+        if "key_id" in names:
+            olga = self.olga_id
+            key = await self.server.store.run_sql(
+                lambda db: join_tokens.sql_add_key(db, olga, "to delete")
+            )
+            values["key_id"] = key.key_id
         assert set(values) >= set(names), (op.path, values)
         return values
 
@@ -405,6 +413,14 @@ async def test_the_configured_admin_token_is_an_admin_token(world: World) -> Non
     olgas = await world.event("Olga's")
     async with world.http.get(f"{base}/events/{olgas.display_id}", headers=admin) as resp:
         assert resp.status == 200
+    async with world.http.get(f"{base}/events/{olgas.display_id}/embed", headers=admin) as resp:
+        assert resp.status == 200
+    # join-token keys belong to an account, as webhook endpoints do
+    async with world.http.post(base + "/join-keys", json={"label": "x"}, headers=admin) as resp:
+        assert resp.status == 403
+        assert (await resp.json())["error"]["code"] == "account-required"
+    async with world.http.get(base + "/join-keys", headers=admin) as resp:
+        assert resp.status == 403
     async with world.http.post(
         base + "/tokens", json={"name": "for olga", "scope": "write", "user": "olga"}, headers=admin
     ) as resp:

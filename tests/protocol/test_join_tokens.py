@@ -502,14 +502,16 @@ async def test_keys_and_embedding_through_the_api(
     base = server.base_url + "/api/v1"
     async with aiohttp.ClientSession() as http:
         async with http.get(base + "/join-keys") as resp:
-            assert resp.status == 401 and resp.headers["WWW-Authenticate"] == "Bearer"
+            assert resp.status == 401 and resp.headers["WWW-Authenticate"].startswith("Bearer")
+            assert (await resp.json())["error"]["code"] == "unauthorized"
         async with http.post(base + "/join-keys", json={"label": "CRM"}, headers=auth) as resp:
             assert resp.status == 201
             made = await resp.json()
         assert made["algorithm"] == "HS256" and len(made["secret"]) == 43
         async with http.get(base + "/join-keys", headers=auth) as resp:
-            listed = (await resp.json())["keys"]
-        assert [k["key_id"] for k in listed] == [made["key_id"]]
+            page = await resp.json()
+        listed = page["items"]
+        assert [k["key_id"] for k in listed] == [made["key_id"]] and page["next_cursor"] is None
         assert "secret" not in listed[0]
         now = int(time.time())
         token = jwt.encode(
@@ -544,12 +546,28 @@ async def test_keys_and_embedding_through_the_api(
             base + "/join-keys", json={"label": "Edge", "public_key": pem}, headers=auth
         ) as resp:
             assert resp.status == 201 and (await resp.json())["algorithm"] == "EdDSA"
+        async with http.post(
+            base + "/join-keys", json={"label": "Edge", "algorithm": "EdDSA"}, headers=auth
+        ) as resp:  # a public-key algorithm without the public key
+            assert resp.status == 422 and (await resp.json())["error"]["code"] == "invalid"
+        async with http.post(base + "/join-keys", json={"label": " "}, headers=auth) as resp:
+            assert resp.status == 422 and (await resp.json())["error"]["code"] == "invalid"
         async with http.post(base + "/join-keys", json={"lable": "x"}, headers=auth) as resp:
+            assert resp.status == 400
             assert (await resp.json())["error"]["code"] == "unknown-field"
+        async with http.get(base + "/join-keys?limit=1", headers=auth) as resp:
+            first = await resp.json()
+        async with http.get(
+            base + "/join-keys?cursor=" + first["next_cursor"], headers=auth
+        ) as resp:
+            rest = (await resp.json())["items"]
+        assert len(first["items"]) == len(rest) == 1  # oldest first
+        assert first["items"][0]["key_id"] == made["key_id"] and rest[0]["algorithm"] == "EdDSA"
         async with http.delete(f"{base}/join-keys/{made['key_id']}", headers=auth) as resp:
-            assert resp.status == 200
+            assert resp.status == 204 and await resp.read() == b""
         async with http.delete(f"{base}/join-keys/{made['key_id']}", headers=auth) as resp:
             assert resp.status == 404
+            assert (await resp.json())["error"]["code"] == "not-found"
 
         # embedding
         url = f"{base}/events/{event.display_id}/embed"
@@ -570,11 +588,16 @@ async def test_keys_and_embedding_through_the_api(
         assert saved["origins"] == ["http://127.0.0.3:8080", "https://www.example.org"]
         async with http.put(url, json={"origins": ["https://x.org/path"]}, headers=auth) as resp:
             assert resp.status == 422
+            assert (await resp.json())["error"]["code"] == "invalid"
+        async with http.put(url, json={"origins": "https://x.org"}, headers=auth) as resp:
+            assert resp.status == 422
+            assert (await resp.json())["error"]["code"] == "invalid"
         async with http.get(url, headers=auth) as resp:
             assert (await resp.json())["origins"] == saved["origins"]  # nothing changed
         nina = await api_token(server, await organiser(server, "nina"))
         async with http.get(url, headers=nina) as resp:
             assert resp.status == 404
+            assert (await resp.json())["error"]["code"] == "not-found"
 
 
 # ----------------------------------------------------------------------------- embedding

@@ -1,5 +1,6 @@
-"""Join-token keys and embedding: the dashboard's *Join tokens* page, an event's embed
-settings (the snippet and the sites allowed to frame it), and the same through ``/api/v1``.
+"""Join-token keys and embedding on the dashboard: the *Join tokens* page and an event's
+embed settings (the snippet and the sites allowed to frame it). The same through ``/api/v1``
+is webinar.http.api.join_keys.
 
 The keys and their check are webinar.ticketing.join_tokens, the allowed origins
 webinar.ticketing.embedding; docs/api.md ("Signed join tokens", "Embedding") is the
@@ -9,28 +10,18 @@ integrator's side of both.
 from __future__ import annotations
 
 import html
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from webinar.http.inputs import read_json
 from webinar.http.site import Pages, Site, route
 from webinar.i18n import _
-from webinar.ids import format_event_id
 from webinar.links import attendee_path
 from webinar.storage.store import Event, SessionRecord, User
-from webinar.ticketing import embedding, records
-from webinar.ticketing.join_tokens import (
-    JoinKey,
-    public_key_algorithm,
-    sql_add_key,
-    sql_delete_key,
-    sql_keys,
-)
+from webinar.ticketing import embedding
+from webinar.ticketing.join_tokens import JoinKey, sql_add_key, sql_delete_key, sql_keys
 
-MAX_BODY_BYTES = 64 * 1024
 #: What a frame of the room needs from the embedding page (camera and microphone for
 #: presenters, screen sharing, sound without a click, full screen).
 FRAME_ALLOW = "camera; microphone; display-capture; autoplay; fullscreen"
@@ -54,17 +45,9 @@ def snippet(base_url: str, event: Event) -> str:
     )
 
 
-def _error(status: int, code: str, message: str) -> web.HTTPException:
-    """The ``/api/v1`` error envelope (docs/api.md, "Errors")."""
-    body = json.dumps({"error": {"code": code, "message": message}})
-    exc = web.HTTPException(text=body, content_type="application/json")
-    exc.set_status(status)
-    return exc
-
-
 @dataclass
 class EmbedPages(Pages):
-    """The *Join tokens* page, the event page's embed form, and their JSON API."""
+    """The *Join tokens* page and the event page's embed section."""
 
     site: Site
     #: The global ``http.embed_origins``: every event's room may be framed by them.
@@ -160,122 +143,3 @@ class EmbedPages(Pages):
         if not await self.site.store.run_sql(lambda db: sql_delete_key(db, user.user_id, key_id)):
             raise web.HTTPNotFound(text=_("No such key of yours."))
         raise web.HTTPSeeOther("/dashboard/join-keys?notice=deleted")
-
-    # ------------------------------------------------------------------ API
-
-    async def _api_user(self, request: web.Request) -> User:
-        header = request.headers.get("Authorization", "")
-        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
-        user = None
-        if token and len(token) <= 200:
-            user_id = await self.site.store.run(
-                lambda core: records.user_id_for_api_token(core.connection, token)
-            )
-            if user_id:
-                user = await self.site.store.run(lambda core: core.get_user(user_id))
-        if user is None:
-            exc = _error(401, "unauthorized", _("send Authorization: Bearer <API token>"))
-            exc.headers["WWW-Authenticate"] = "Bearer"
-            raise exc
-        return user
-
-    async def _api_event(self, request: web.Request) -> Event:
-        user = await self._api_user(request)
-        event = await self.site.store.get_event(request.match_info["event_id"])
-        if event is None or not (user.is_admin or event.owner_id == user.user_id):
-            raise _error(404, "not-found", _("no such event of yours"))
-        return event
-
-    @staticmethod
-    async def _body(request: web.Request, allowed: set[str]) -> dict[str, Any]:
-        body = await read_json(request, _error, max_bytes=MAX_BODY_BYTES, empty={})
-        if not isinstance(body, dict):
-            raise _error(400, "bad-json", _("the body must be a JSON object"))
-        unknown = set(body) - allowed
-        if unknown:
-            raise _error(
-                400,
-                "unknown-field",
-                _("unknown field %(field)s") % {"field": repr(sorted(unknown)[0])},
-            )
-        return body
-
-    @route("GET", "/api/v1/join-keys")
-    async def api_keys(self, request: web.Request) -> web.Response:
-        user = await self._api_user(request)
-        keys = await self.site.store.run_sql(lambda db: sql_keys(db, user.user_id))
-        return web.json_response({"keys": [k.as_json() for k in keys]})
-
-    @route("POST", "/api/v1/join-keys")
-    async def api_add_key(self, request: web.Request) -> web.Response:
-        user = await self._api_user(request)
-        body = await self._body(request, {"label", "algorithm", "public_key"})
-        label, algorithm, pem = body.get("label"), body.get("algorithm"), body.get("public_key")
-        if not isinstance(label, str):
-            raise _error(400, "invalid", _("label must be text"))
-        if pem is not None and not isinstance(pem, str):
-            raise _error(400, "invalid", _("public_key must be a PEM text"))
-        if pem is None and algorithm not in (None, "HS256"):
-            raise _error(
-                400,
-                "invalid",
-                _("RS256 and EdDSA keys are registered with their public_key (PEM)"),
-            )
-        try:
-            if pem is not None and algorithm is not None:
-                found, _pem = public_key_algorithm(pem)
-                if found.value != algorithm:
-                    raise ValueError(
-                        _("that public key is for %(alg)s, not %(asked)s")
-                        % {"alg": found.value, "asked": str(algorithm)[:20]}
-                    )
-            key = await self.site.store.run_sql(
-                lambda db: sql_add_key(db, user.user_id, label, public_key=pem)
-            )
-        except ValueError as exc:
-            raise _error(422, "invalid", str(exc)) from None
-        answer = key.as_json()
-        if key.secret is not None:
-            answer["secret"] = key.secret  # shown this once
-        return web.json_response(answer, status=201)
-
-    @route("DELETE", "/api/v1/join-keys/{key_id}")
-    async def api_delete_key(self, request: web.Request) -> web.Response:
-        user = await self._api_user(request)
-        key_id = request.match_info["key_id"][:64]
-        if not await self.site.store.run_sql(lambda db: sql_delete_key(db, user.user_id, key_id)):
-            raise _error(404, "not-found", _("no such key of yours"))
-        return web.json_response({"deleted": key_id})
-
-    def _embed_json(self, request: web.Request, event: Event, own: tuple[str, ...]) -> Any:
-        return {
-            "event_id": format_event_id(event.event_id),
-            "origins": list(own),
-            "frame_ancestors": [
-                *self.embed_origins,
-                *(o for o in own if o not in self.embed_origins),
-            ],
-            "snippet": snippet(self.site.base_url(request), event),
-        }
-
-    @route("GET", "/api/v1/events/{event_id}/embed")
-    async def api_embed(self, request: web.Request) -> web.Response:
-        event = await self._api_event(request)
-        event_id = event.event_id
-        own = await self.site.store.run_sql(lambda db: embedding.sql_origins(db, event_id))
-        return web.json_response(self._embed_json(request, event, own))
-
-    @route("PUT", "/api/v1/events/{event_id}/embed")
-    async def api_set_embed(self, request: web.Request) -> web.Response:
-        event = await self._api_event(request)
-        body = await self._body(request, {"origins"})
-        origins = body.get("origins")
-        if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
-            raise _error(400, "invalid", _("origins must be a list of origins"))
-        try:
-            checked = embedding.parse_origins(origins)
-        except ValueError as exc:
-            raise _error(422, "invalid", str(exc)) from None
-        event_id = event.event_id
-        await self.site.store.run_sql(lambda db: embedding.sql_set_origins(db, event_id, checked))
-        return web.json_response(self._embed_json(request, event, tuple(sorted(checked))))

@@ -5,8 +5,9 @@
 - :mod:`.auth`: bearer tokens with scopes (``read``, ``write``, ``admin``);
 - :mod:`.errors`: the one error envelope; :mod:`.paging`: cursor pagination;
 - :mod:`.schema`: request and response types (msgspec Structs);
-- :mod:`.events`, :mod:`.interaction`, :mod:`.recordings`, :mod:`.webhooks`, :mod:`.tokens`:
-  the operations; :mod:`.legacy`: the deprecated paths they replace;
+- :mod:`.events`, :mod:`.interaction`, :mod:`.recordings`, :mod:`.webhooks`, :mod:`.tokens`,
+  :mod:`.join_keys` (join-token keys and embedding): the operations; :mod:`.legacy`: the
+  deprecated paths they replace;
 - :mod:`.openapi` and :mod:`.docs`: ``/api/openapi.json`` and ``/api/docs``.
 """
 
@@ -24,6 +25,7 @@ from webinar.http.api.auth import Authenticator
 from webinar.http.api.docs import DocsApi, Render
 from webinar.http.api.events import EventsApi
 from webinar.http.api.interaction import InteractionApi
+from webinar.http.api.join_keys import JoinKeysApi
 from webinar.http.api.openapi import document
 from webinar.http.api.recordings import RecordingsApi
 from webinar.http.api.table import ApiPages, Operation
@@ -69,6 +71,7 @@ def setup_api(
     webhooks: Callable[[], Webhooks],
     allow_private_webhooks: bool,
     public_url: str | None,
+    embed_origins: tuple[str, ...],
     render: Render,
 ) -> Api:
     """Build the API and add its routes (and those of its description) to ``app``."""
@@ -79,6 +82,7 @@ def setup_api(
         InteractionApi(store, auth, interaction, stats, attendance),
         RecordingsApi(store, auth, recordings, publisher, public_url),
         WebhooksApi(store, auth, webhooks, allow_private_webhooks),
+        JoinKeysApi(store, auth, embed_origins, public_url),
     ]
     api = Api(parts, auth)
     spec: dict[str, Any] = {}

@@ -49,6 +49,10 @@ PATH_PARAMETERS: dict[str, tuple[dict[str, Any], str]] = {
     "endpoint_id": ({"type": "integer", "minimum": 1}, "A webhook endpoint's ID."),
     "delivery_id": ({"type": "string", "examples": ["whd_3f2a9c0e1b7d44aa5e61"]}, "A delivery."),
     "token_id": ({"type": "string", "examples": ["tok_3f2a9c0e1b7d44aa"]}, "A token's ID."),
+    "key_id": (
+        {"type": "string", "examples": ["jk_3f2a9c0e1b7d44aa"]},
+        "A join-token key's ID (the kid of the tokens it signs).",
+    ),
 }
 
 DESCRIPTION = """\

@@ -550,6 +550,77 @@ class DeliveryPage(Struct):
     next_cursor: str | None
 
 
+# ----------------------------------------------------------------------------- join tokens
+
+JoinKeyAlgorithm = Literal["HS256", "RS256", "EdDSA"]
+
+
+class JoinKey(Struct):
+    """A key the organiser's backend signs join tokens with (its ID is their ``kid``)."""
+
+    key_id: Annotated[str, Meta(examples=["jk_3f2a9c0e1b7d44aa"])]
+    label: str
+    algorithm: JoinKeyAlgorithm
+    created_at: Time
+    public_key: Annotated[
+        str | None, Meta(description="RS256 and EdDSA: the registered public key (PEM)")
+    ]
+
+
+class NewJoinKey(JoinKey):
+    """The key just made; an HS256 key with its secret."""
+
+    secret: (
+        Annotated[
+            str,
+            Meta(description="HS256: the shared secret (its UTF-8 bytes sign); shown only here"),
+        ]
+        | UnsetType
+    ) = UNSET
+
+
+class JoinKeyCreate(Struct, forbid_unknown_fields=True):
+    """Only a label: the server makes an HS256 secret. With ``public_key``: an RS256 (RSA,
+    2048 bits or more) or EdDSA (Ed25519) public key is registered."""
+
+    label: Annotated[str, Meta(description="1-100 characters", examples=["CRM"])]
+    algorithm: Annotated[
+        JoinKeyAlgorithm | None,
+        Meta(description="Optional; with public_key it must be the key's"),
+    ] = None
+    public_key: Annotated[
+        str | None, Meta(description="The public key in PEM (-----BEGIN PUBLIC KEY-----)")
+    ] = None
+
+
+class JoinKeyPage(Struct):
+    items: list[JoinKey]
+    next_cursor: str | None
+
+
+class Embed(Struct):
+    """How an event's room is shown in another site."""
+
+    event_id: EventId
+    origins: Annotated[list[str], Meta(description="The event's own allowed sites, alphabetical")]
+    frame_ancestors: Annotated[
+        list[str],
+        Meta(description="Every site that may frame its pages: the server's, then the event's"),
+    ]
+    snippet: Annotated[str, Meta(description="The <iframe> HTML to paste into such a site")]
+
+
+class EmbedSettings(Struct, forbid_unknown_fields=True):
+    origins: Annotated[
+        list[str],
+        Meta(
+            description="Origins such as https://www.example.org (at most 20); they replace "
+            "the event's, an empty list clears them",
+            examples=[["https://www.example.org"]],
+        ),
+    ]
+
+
 #: Every type the description names (request and response bodies).
 ALL: tuple[type, ...] = (
     Error,
@@ -595,4 +666,10 @@ ALL: tuple[type, ...] = (
     WebhookEndpointPage,
     Delivery,
     DeliveryPage,
+    JoinKey,
+    NewJoinKey,
+    JoinKeyCreate,
+    JoinKeyPage,
+    Embed,
+    EmbedSettings,
 )
