@@ -357,15 +357,23 @@ class InteractionHttp(Pages):
             or bool(event.host_key and same_secret(key, event.host_key))
         )
 
-    async def _may_upload(self, request: web.Request, event: Event) -> bool:
+    async def presenter_may_upload(self, request: web.Request, event: Event) -> bool:
+        """``X-Presenter-Key`` is the event's presenter or host key, or the signed join token
+        (still valid) a presenter entered with."""
         if self.presenter_key_fits(request, event):
             return True
-        if key.count(".") == 2:  # a presenter's signed join token (still valid)
+        key = request.headers.get("X-Presenter-Key", "")
+        if key.count(".") == 2:  # a presenter's signed join token
             try:
                 claims = await JoinTokens(self._store).check(event, key, datetime.now(UTC))
             except TokenRefusal:
                 return False
             return claims.role == "presenter"
+        return False
+
+    async def _may_upload(self, request: web.Request, event: Event) -> bool:
+        if await self.presenter_may_upload(request, event):
+            return True
         auth = request.headers.get("Authorization", "")
         if auth and self._admin_token is not None:
             return same_secret(auth.removeprefix("Bearer ").strip(), self._admin_token)

@@ -286,7 +286,7 @@ class InteractionApi(ApiPages):
     async def upload_image(self, request: web.Request, call: Call) -> s.Image:
         if call.caller is None:  # a presenter key instead of a token
             event = await self.store.get_event(request.match_info["event_id"])
-            if event is None or not self.interaction.presenter_key_fits(request, event):
+            if event is None or not await self.interaction.presenter_may_upload(request, event):
                 raise api_error(
                     403, "forbidden", _("this key is not the event's presenter or host key")
                 )
