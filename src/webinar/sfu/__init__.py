@@ -14,7 +14,17 @@ from .pipe import PipeIn, PipeOut, PipeStats, pipe_descriptor
 from .producer import Producer
 from .router import MAX_CAMERAS_LIMIT, Router, RouterConfig
 from .tiers import AllocationReport, StreamReport, SubscriberTiers
-from .transport import IceServer, PublishTransport, SubscribeTransport, TrackSpec, TransportConfig
+from .transport import (
+    IceServer,
+    OfferedLine,
+    OfferSummary,
+    PlayTransport,
+    PublishTransport,
+    SubscribeTransport,
+    TrackSpec,
+    TransportConfig,
+    describe_offer,
+)
 from .types import (
     CloseReason,
     ConsumerId,
@@ -37,9 +47,12 @@ __all__ = [
     "IceServer",
     "MediaKind",
     "MediaSource",
+    "OfferSummary",
+    "OfferedLine",
     "PipeIn",
     "PipeOut",
     "PipeStats",
+    "PlayTransport",
     "Producer",
     "ProducerId",
     "PublishTransport",
@@ -56,6 +69,7 @@ __all__ = [
     "TransportConfig",
     "VideoQuality",
     "check_hooks",
+    "describe_offer",
     "pipe_descriptor",
     "running_decoder_threads",
 ]

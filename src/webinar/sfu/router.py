@@ -16,6 +16,7 @@ from .producer import Producer
 from .tiers import Dynacast, SubscriberTiers
 from .transport import (
     OfferSender,
+    PlayTransport,
     PublishTransport,
     SubscribeTransport,
     TrackSpec,
@@ -106,6 +107,23 @@ class Router:
             on_consumer_closed=on_consumer_closed,
             answer_timeout=answer_timeout,
         )
+        self._subscribers.add(transport)
+        self._tiers[transport] = SubscriberTiers(transport.estimator)
+
+        def closed() -> None:
+            self._subscribers.discard(transport)
+            self._tiers.pop(transport, None)
+
+        transport.on_close(closed)
+        return transport
+
+    def create_play_transport(
+        self, *, on_consumer_closed: Callable[[Consumer, CloseReason], None]
+    ) -> PlayTransport:
+        """A connection to a player that makes the offer (WHEP): fixed slots, no
+        renegotiation; sender reports, feedback and its allocation as any subscriber's."""
+        self._check_open()
+        transport = PlayTransport(self.config.transport, on_consumer_closed=on_consumer_closed)
         self._subscribers.add(transport)
         self._tiers[transport] = SubscriberTiers(transport.estimator)
 
