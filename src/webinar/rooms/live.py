@@ -598,15 +598,18 @@ class LiveRoom:
         tracks: list[tuple[str, Source]],
         *,
         on_state: Callable[[str], None] | None = None,
+        encoder: bool = False,
     ) -> tuple[str, list[Published]]:
         """Apply a publisher's offer; the answer and the streams it adds. ``on_state`` hears
-        the connection state of a new publish connection ("connected", "failed", "closed")."""
+        the connection state of a new publish connection ("connected", "failed", "closed");
+        ``encoder``: the publisher is an encoder (WHIP), answered as the DTLS server."""
         member = self._member(participant_id)
         self.state.authorize_publish(participant_id, [source for _, source in tracks])
         if member.publish is None or member.publish.closed:
             transport = self.router.create_publish_transport(
                 on_producer=lambda p: self._producer_added(participant_id, p),
                 on_layers=lambda p, active: self._publisher_layers(member, p, active),
+                dtls_server=encoder,
             )
             member.publish = transport
             transport.on_state(lambda s: self._publish_state(member, transport, s))

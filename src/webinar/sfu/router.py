@@ -68,9 +68,11 @@ class Router:
         *,
         on_producer: Callable[[Producer], None],
         on_layers: Callable[[Producer, list[bool]], None] | None = None,
+        dtls_server: bool = False,
     ) -> PublishTransport:
         """``on_layers(producer, active)``: tell the publisher which of a simulcast
-        producer's encodings (lowest first) anyone needs (dynacast)."""
+        producer's encodings (lowest first) anyone needs (dynacast). ``dtls_server``: answer
+        as the DTLS server when the peer lets us choose (an encoder, WHIP)."""
         self._check_open()
 
         def added(producer: Producer) -> None:
@@ -80,7 +82,10 @@ class Router:
             on_producer(producer)
 
         transport = PublishTransport(
-            self.config.transport, may_add=self._check_limits, on_producer=added
+            self.config.transport,
+            may_add=self._check_limits,
+            on_producer=added,
+            dtls_server=dtls_server,
         )
         self._publishers.add(transport)
         if on_layers is not None:

@@ -108,6 +108,37 @@ def _make_pc(config: TransportConfig, *, max_bundle: bool) -> RTCPeerConnection:
     return pc
 
 
+def bundle_only_mids(sdp: str) -> set[str]:
+    """The MIDs of m-lines marked ``a=bundle-only`` (RFC 8843): port 0 in an offer, yet
+    active in its BUNDLE group (GStreamer's webrtcbin offers its second m-line so)."""
+    found: set[str] = set()
+    mid: str | None = None
+    only = False
+    for raw in [*sdp.splitlines(), "m="]:
+        line = raw.strip()
+        if line.startswith("m="):
+            if only and mid:
+                found.add(mid)
+            mid, only = None, False
+        elif line.startswith("a=mid:"):
+            mid = line.removeprefix("a=mid:").strip()
+        elif line == "a=bundle-only":
+            only = True
+    return found
+
+
+def active_mids(sdp: str, desc: SessionDescription) -> set[str]:
+    """The MIDs of the m-lines that are in use: a port other than 0, or bundle-only in a
+    BUNDLE group."""
+    bundled = {mid for g in desc.group if g.semantic == "BUNDLE" for mid in g.items}
+    only = bundle_only_mids(sdp) & bundled
+    return {
+        str(m.rtp.muxId)
+        for m in desc.media
+        if m.rtp.muxId is not None and (m.port != 0 or m.rtp.muxId in only)
+    }
+
+
 def parse_sdp(sdp: str, expected_type: str) -> SessionDescription:
     if len(sdp) > MAX_SDP_BYTES:
         raise SfuError(SfuErrorCode.BAD_SDP, f"SDP larger than {MAX_SDP_BYTES} bytes")
@@ -252,8 +283,12 @@ class PublishTransport(_Transport):
         *,
         may_add: Callable[[list[TrackSpec]], None],
         on_producer: Callable[[Producer], None],
+        dtls_server: bool = False,
     ) -> None:
+        """``dtls_server``: answer as the DTLS server when the peer lets us choose
+        (:func:`~webinar.sfu._aiortc.prefer_dtls_server`; encoders with RSA certificates)."""
         super().__init__(config, max_bundle=False)
+        self._dtls_server = dtls_server
         self.producers: dict[str, Producer] = {}  # live producers by mid
         self._lines: dict[str, _Line] = {}
         self._may_add = may_add
@@ -274,6 +309,7 @@ class PublishTransport(_Transport):
                 raise SfuError(SfuErrorCode.CLOSED, "transport is closed")
             desc = parse_sdp(sdp, "offer")
             simulcast = parse_simulcast(sdp)
+            active = active_mids(sdp, desc)
             specs = {t.mid: t for t in tracks}
             new_specs: list[TrackSpec] = []
             sending_mids: set[str] = set()
@@ -281,7 +317,7 @@ class PublishTransport(_Transport):
                 if media.kind not in ("audio", "video"):
                     continue
                 mid = media.rtp.muxId
-                if media.direction not in ("sendonly", "sendrecv") or media.port == 0:
+                if media.direction not in ("sendonly", "sendrecv") or mid not in active:
                     continue
                 sending_mids.add(mid)
                 if mid in self.producers:
@@ -309,6 +345,8 @@ class PublishTransport(_Transport):
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             except Exception as exc:
                 raise SfuError(SfuErrorCode.BAD_SDP, f"offer refused: {exc}") from exc
+            if self._dtls_server:
+                hooks.prefer_dtls_server(self.pc)
 
             created: list[Producer] = []
             for transceiver in self.pc.getTransceivers():
@@ -753,13 +791,14 @@ def describe_offer(sdp: str) -> OfferSummary:
     """What an offer asks for, without applying it; :class:`SfuError` (``bad-sdp``) when
     it is no SDP offer at all."""
     desc = parse_sdp(sdp, "offer")
+    active = active_mids(sdp, desc)
     lines = tuple(
         OfferedLine(
             mid=str(m.rtp.muxId or ""),
             kind=m.kind,
             direction=str(m.direction or "sendrecv"),
             codecs=tuple(c.mimeType.split("/")[-1].lower() for c in m.rtp.codecs),
-            active=m.port != 0,
+            active=str(m.rtp.muxId or "") in active,
         )
         for m in desc.media
     )
@@ -857,6 +896,7 @@ class PlayTransport(SubscribeTransport):
                 self._slots.append(_Slot(kind, transceiver, hooks.SenderTap(transceiver)))
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            hooks.prefer_dtls_server(self.pc)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         except SfuError:
             raise

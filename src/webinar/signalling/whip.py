@@ -308,6 +308,20 @@ def check_play_offer(summary: OfferSummary) -> None:
         raise Refused(400, i18n._("the offer must bundle its audio and video (a=group:BUNDLE)"))
 
 
+def sha256_only(sdp: str) -> str:
+    """The answer with only its SHA-256 certificate fingerprint. aiortc lists SHA-256,
+    SHA-384 and SHA-512; GStreamer's webrtcbin (simple-whip-client, whipsink) checks the
+    certificate against one of them with SHA-256 and fails DTLS on the others. Every WebRTC
+    stack supports SHA-256 (RFC 8827)."""
+    lines = sdp.split("\r\n")
+    kept = [
+        line
+        for line in lines
+        if not line.startswith("a=fingerprint:") or line.startswith("a=fingerprint:sha-256 ")
+    ]
+    return "\r\n".join(kept)
+
+
 def _ice_ufrag(sdp: str) -> str | None:
     for line in sdp.splitlines():
         if line.startswith("a=ice-ufrag:"):
@@ -780,7 +794,7 @@ class MediaSessions:
         try:
             if session.kind is Kind.WHIP:
                 answer, _published = await room.publish(
-                    pid, sdp, tracks, on_state=session.connection_state
+                    pid, sdp, tracks, on_state=session.connection_state, encoder=True
                 )
             else:
                 answer = await room.play(pid, sdp, on_state=session.connection_state)
@@ -819,7 +833,7 @@ class MediaSessions:
             ("Accept-Patch", SDP_FRAG),
             *_ice_links(services.ice_servers(pid)),
         ]
-        return Reply(201, answer, content_type=SDP, headers=headers)
+        return Reply(201, sha256_only(answer), content_type=SDP, headers=headers)
 
     async def _room(self, event: Event) -> LiveRoom:
         services = self.services
