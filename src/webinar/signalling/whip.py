@@ -643,6 +643,13 @@ class MediaSessions:
             reply = await self._create(request, kind)
         except Refused as refused:
             reply = refused.reply
+            logger.info(
+                "%s offer for %s refused: %d %s",
+                kind.value,
+                request.match_info.get("event", "")[:32],
+                reply.status,
+                reply.text.strip(),
+            )
         except StoreUnavailable:
             logger.warning("the database is unreachable: a %s session was refused", kind.value)
             reply = Refused(
@@ -933,7 +940,9 @@ class MediaSessions:
         if if_match == "*":
             raise Refused(422, i18n._("ICE restarts are not supported: start a new session"))
         if if_match is not None and if_match != session.etag:
-            raise Refused(412, i18n._("this is not the session's current ICE session (ETag)"))
+            raise Refused(
+                412, i18n._("If-Match names another ICE session than the current one (ETag)")
+            )
         try:
             fragment = parse_fragment(str(asked["body"]))
         except ValueError as exc:
