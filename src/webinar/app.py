@@ -308,7 +308,8 @@ def worker_info(app: web.Application) -> WorkerInfo:
         capacity=app[CONFIG].node_capacity if identity.node else 0,
         cpu=app[CPU].sample(),
         cpu_limit=app[CONFIG].cluster.node_cpu_limit,
-        participants=sum(1 for c in app[CONNECTIONS] if c.session.participant is not None),
+        participants=sum(1 for c in app[CONNECTIONS] if c.session.participant is not None)
+        + (len(app[MEDIA_SESSIONS]) if MEDIA_SESSIONS in app else 0),  # WHIP, WHEP
     )
 
 

@@ -5,10 +5,12 @@ the room's view of an encoder: a presenter on stage that a host can remove."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
+from aiortc import RTCRtpSender
 
 from tests import protocol_fixtures, whip_support
 from tests.helpers import RunningServer
@@ -261,3 +263,40 @@ async def test_a_player_leaves_when_the_event_ends(
     again.receive()
     ended = await again.post(f"/whep/{event.event_id}", await again.offer())
     assert ended.status == 410
+
+
+async def test_an_offer_with_vp8_among_others_is_answered_with_vp8(
+    server: RunningServer, http_peers: Peers
+) -> None:
+    event = await server.create_event("Launch")
+    p = peer(http_peers, server.base_url)
+    p.send(camera_and_mic())
+    video = p.pc.getTransceivers()[0]
+    caps = RTCRtpSender.getCapabilities("video").codecs
+    video.setCodecPreferences(  # H.264 first, as an encoder that prefers it offers
+        [c for c in caps if c.mimeType.lower() == "video/h264"]
+        + [c for c in caps if c.mimeType.lower() in ("video/vp8", "video/rtx")]
+    )
+    created = await p.post(f"/whip/{event.event_id}", await p.offer(), token=event.presenter_key)
+    assert created.status == 201, created.text
+    video_section = created.text.split("m=video", 1)[1].split("m=audio", 1)[0]
+    assert "VP8/90000" in video_section and "H264" not in video_section
+
+
+async def test_an_encoder_can_share_a_screen_and_start_the_event(
+    server: RunningServer, http_peers: Peers
+) -> None:
+    later = datetime.now(UTC) + timedelta(minutes=3)
+    event = await server.store.create_event("Keynote", later)
+    p, offer = await publisher(http_peers, server)
+    created = await p.post(
+        f"/whip/{event.event_id}?name=Slides&video=screen&start=1", offer, token=event.presenter_key
+    )
+    assert created.status == 201, created.text
+    room = server.rooms.get(event.event_id)
+    assert room is not None and room.state.phase.value == "live"
+    for _ in range(50):  # streams are added once the room's log has the op
+        if len(room.streams()) == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert {s.source.value for s in room.streams()} == {"screen", "microphone"}

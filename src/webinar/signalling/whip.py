@@ -703,11 +703,14 @@ class MediaSessions:
             session._grant = grant
             role, name = Role.ATTENDEE, grant.name or name
         try:
-            return await self._open(request, session, role, name, sdp, tracks)
+            reply = await self._open(request, session, role, name, sdp, tracks)
         except BaseException:
             if not session.ended:
                 await session.end(ByeReason.LEFT)
             raise
+        if reply.status != 201:  # moved to another node: nothing is held here
+            await session.end(ByeReason.LEFT)
+        return reply
 
     async def _event(self, request: web.Request) -> Event:
         """The event the path names. A look-up of an event that is not live counts against
