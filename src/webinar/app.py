@@ -376,6 +376,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[MEDIA_SESSIONS] = whip.MediaSessions(
         app[SERVICES],
         worker_id=app[PEERS].worker_id if PEERS in app else identity.worker_id,
+        per_address=app[SOCKETS],
     )
     if not identity.clustered:
         # With several workers the supervisor does this once, before any worker starts: a

@@ -5,7 +5,9 @@ the room's view of an encoder: a presenter on stage that a host can remove."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -13,7 +15,7 @@ import pytest
 from aiortc import RTCRtpSender
 
 from tests import protocol_fixtures, whip_support
-from tests.helpers import RunningServer
+from tests.helpers import RunningServer, make_config, running_server
 from tests.protocol.test_ticketing import set_access
 from tests.protocol_fixtures import Entrance, MatchingPerson
 from tests.whip_support import SDP, SDP_FRAG, HttpPeer, camera_and_mic, peer
@@ -300,3 +302,27 @@ async def test_an_encoder_can_share_a_screen_and_start_the_event(
             break
         await asyncio.sleep(0.02)
     assert {s.source.value for s in room.streams()} == {"screen", "microphone"}
+
+
+async def test_sessions_count_against_the_connections_of_an_address(
+    tmp_path: Path, http_peers: Peers
+) -> None:
+    config = make_config(tmp_path / "data")
+    config = dataclasses.replace(
+        config, signalling=dataclasses.replace(config.signalling, max_sockets_per_address=2)
+    )
+    async with running_server(tmp_path / "data", config) as server:
+        event = await server.create_event("Open house")
+        players = []
+        for _ in range(3):
+            player = peer(http_peers, server.base_url)
+            player.receive()
+            players.append(player)
+        path = f"/whep/{event.event_id}"
+        assert (await players[0].post(path, await players[0].offer())).status == 201
+        assert (await players[1].post(path, await players[1].offer())).status == 201
+        third = await players[2].post(path, await players[2].offer(), apply=False)
+        assert third.status == 429 and "too many" in third.text
+        assert (await players[0].delete()).status == 200  # a place comes free
+        assert (await players[2].post(path, await players[2].offer())).status == 201
+        assert len(server.server.app[MEDIA_SESSIONS]) == 2

@@ -40,7 +40,7 @@ from typing import Any
 from aiohttp import web
 
 from webinar import i18n
-from webinar.ids import format_event_id, normalize_event_id, same_secret
+from webinar.ids import client_key, format_event_id, normalize_event_id, same_secret
 from webinar.rooms import state as rs
 from webinar.rooms.live import LiveRoom, OfferedStream
 from webinar.rooms.reasons import ByeReason
@@ -68,6 +68,7 @@ from webinar.ticketing.grants import RefusalCode
 
 from ..tasks import stop_tasks
 from .session import Services
+from .ws import AddressCount
 
 logger = logging.getLogger(__name__)
 
@@ -478,6 +479,8 @@ class MediaSession:
         self._grant: Grant | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self._attendance_id: int | None = None
+        #: The client address this session counts under (``signalling.max_sockets_per_address``).
+        self.address_key: str | None = None
 
     @property
     def location(self) -> str:
@@ -574,6 +577,9 @@ class MediaSession:
         grant, self._grant = self._grant, None
         if grant is not None:
             self.owner.services.ticketing.release(grant, dropped=False)
+        key, self.address_key = self.address_key, None
+        if key is not None and self.owner.per_address is not None:
+            self.owner.per_address.give_back(key)
         room, participant = self.room, self.participant
         self.room = None
         try:
@@ -587,7 +593,8 @@ class MediaSession:
                     await attendance.left(attendance_id, reason)
                 except Exception:
                     logger.exception("recording that a %s session left failed", self.kind.value)
-        logger.info("%s session %s ended: %s", self.kind.value, self.id, reason.value)
+        if participant is not None:
+            logger.info("%s session %s ended: %s", self.kind.value, self.id, reason.value)
 
 
 Forward = Callable[[int, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -596,9 +603,18 @@ Forward = Callable[[int, dict[str, Any]], Awaitable[dict[str, Any]]]
 class MediaSessions:
     """The WHIP and WHEP sessions of this worker, and their HTTP endpoints."""
 
-    def __init__(self, services: Services, *, worker_id: int = 0) -> None:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        worker_id: int = 0,
+        per_address: AddressCount | None = None,
+    ) -> None:
+        """``per_address``: the count of open connections per client address that the
+        WebSockets use too; a session is one more (``signalling.max_sockets_per_address``)."""
         self.services = services
         self.worker_id = worker_id
+        self.per_address = per_address
         self._sessions: dict[str, MediaSession] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         #: With several workers: asks worker ``n`` to answer a request about one of its
@@ -686,23 +702,28 @@ class MediaSessions:
         name = _name(request, kind)
         summary = _summary(sdp)
         session = MediaSession(self, kind, event, remote_ufrag=_ice_ufrag(sdp))
+        if self.per_address is not None:
+            key = client_key(request.remote)
+            if not self.per_address.take(key):
+                raise Refused(429, i18n._("too many open connections from your address"))
+            session.address_key = key
         tracks: list[tuple[str, Source]] = []
-        if kind is Kind.WHIP:
-            assert token is not None
-            publisher = await publisher_for(event, token)
-            if publisher is None:
-                raise _unauthorized(
-                    i18n._("this token does not let anyone publish into this event"),
-                    token_given=True,
-                )
-            role, name = publisher.role, publisher.name or name
-            tracks = publish_tracks(summary, _video_source(request))
-        else:
-            check_play_offer(summary)
-            grant = await self._admit(request, event, token, session)
-            session._grant = grant
-            role, name = Role.ATTENDEE, grant.name or name
         try:
+            if kind is Kind.WHIP:
+                assert token is not None
+                publisher = await publisher_for(event, token)
+                if publisher is None:
+                    raise _unauthorized(
+                        i18n._("this token does not let anyone publish into this event"),
+                        token_given=True,
+                    )
+                role, name = publisher.role, publisher.name or name
+                tracks = publish_tracks(summary, _video_source(request))
+            else:
+                check_play_offer(summary)
+                grant = await self._admit(request, event, token, session)
+                session._grant = grant
+                role, name = Role.ATTENDEE, grant.name or name
             reply = await self._open(request, session, role, name, sdp, tracks)
         except BaseException:
             if not session.ended:
