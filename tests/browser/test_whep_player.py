@@ -1,6 +1,7 @@
 """Chromium as a WHEP player: a page of the site offers to receive audio and video, POSTs
 the offer to ``/whep/{event}``, and plays what the answer brings: the presenter's picture
-and sound, decoded; DELETE leaves the room."""
+and sound, decoded; a screen share takes the picture and gives it back on the same m-line
+(Chromium's decoder takes the switch without a freeze); DELETE leaves the room."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from playwright.async_api import Page
 from tests import media_support
 from tests.browser.support import OpenPage, wait_for_playing_video, wait_until
 from tests.helpers import RunningServer
+from webinar.client.media import ClipTrack, make_vp8_clip
 from webinar.client.peer import WebinarClient
 
 pytestmark = pytest.mark.browser
@@ -48,13 +50,15 @@ async (path) => {
 
 STATS_JS = """
 async () => {
-  const out = {video: {framesDecoded: 0, frameWidth: 0}, audio: {packetsReceived: 0}};
+  const out = {video: {framesDecoded: 0, frameWidth: 0, freezeCount: 0, keyFramesDecoded: 0}, audio: {packetsReceived: 0}};
   const report = await window.__whep.pc.getStats();
   report.forEach((s) => {
     if (s.type !== 'inbound-rtp') return;
     if (s.kind === 'video') {
       out.video.framesDecoded += s.framesDecoded || 0;
       out.video.frameWidth = s.frameWidth || out.video.frameWidth;
+      out.video.freezeCount += s.freezeCount || 0;
+      out.video.keyFramesDecoded += s.keyFramesDecoded || 0;
     } else {
       out.audio.packetsReceived += s.packetsReceived || 0;
     }
@@ -88,16 +92,40 @@ async def test_chromium_plays_an_event_over_whep(
     )
     await wait_for_playing_video(page, "[data-testid=whep-player]")
     assert (await player_stats(page))["video"]["frameWidth"] == 320
+    # a screen share takes the picture, on the same m-line; its end gives the camera back
+    sharer = media_support.client(clients, server.base_url)
+    await sharer.join(event.event_id, "Sam", event.presenter_key)
+    screen = ClipTrack(make_vp8_clip(width=640, height=360, seconds=1, keyframe_interval=15))
+    [shared] = await sharer.publish([(screen, "screen")])  # type: ignore[list-item]
+    before = (await player_stats(page))["video"]["framesDecoded"]
+    await wait_until(
+        lambda: player_stats(page),
+        lambda s: s["video"]["frameWidth"] == 640 and s["video"]["framesDecoded"] > before + 30,
+        within=20,
+        what="Chromium shows the screen share and keeps decoding",
+    )
+    await sharer.unpublish(shared["producer_id"])
+    back = (await player_stats(page))["video"]["framesDecoded"]
+    await wait_until(
+        lambda: player_stats(page),
+        lambda s: s["video"]["frameWidth"] == 320 and s["video"]["framesDecoded"] > back + 30,
+        within=20,
+        what="Chromium shows the camera again and keeps decoding",
+    )
+    # two switches, seen here with no freeze at all (one allowed for a loaded machine)
+    assert (await player_stats(page))["video"]["freezeCount"] <= 1
+    transceivers = await page.evaluate("() => window.__whep.pc.getTransceivers().length")
+    assert transceivers == 2
     room = server.rooms.get(event.event_id)
     assert room is not None
-    assert sorted(p.name for p in room.participants()) == ["Foyer screen", "Pia"]
+    assert sorted(p.name for p in room.participants()) == ["Foyer screen", "Pia", "Sam"]
     status = await page.evaluate(
         "async () => (await fetch(window.__whep.location, {method: 'DELETE'})).status"
     )
     assert status == 200
     await wait_until(
         lambda: _names(server, event.event_id),
-        lambda names: names == ["Pia"],
+        lambda names: names == ["Pia", "Sam"],
         within=5,
         what="the player left the room",
     )
