@@ -142,3 +142,48 @@ def test_without_the_mid_extension_packets_carry_no_mid() -> None:
     assert packet.extensions.mid is None
     assert packet.extensions.audio_level == (False, 30)
     assert packet.payload == b"\xfc" + bytes(40)
+
+
+def test_a_switch_keeps_the_old_picture_until_the_new_keyframe() -> None:
+    tap = FakeTap()
+    first, _ = on_tap(tap, MediaKind.VIDEO, None, "pr_camera")
+    camera = Encoding(layer=0, seq=1000, pid=300, ts=50_000)
+    for mp in pictures(camera, 4):
+        first.forward(mp)
+    taken: list[bool] = []
+
+    def take_over() -> Handover:
+        taken.append(True)
+        handover = first.handover()
+        first.close()
+        return handover
+
+    producer = FakeProducer(MediaKind.VIDEO)
+    producer.id = "pr_screen"
+    second = Consumer(
+        producer=producer,  # type: ignore[arg-type]
+        tap=tap,  # type: ignore[arg-type]
+        estimator=BandwidthEstimator(),
+        on_closed=lambda _c, _r: None,
+        take_over=take_over,
+    )
+    second.set_layout(VIDEO)
+    second.resume()
+    screen = Encoding(layer=0, seq=9000, pid=20_000, ts=4_000_000, frame=5)
+    for _ in range(3):  # the new picture has no keyframe yet: the camera goes on
+        for mp in screen.picture(1.0):
+            second.forward(mp)
+        for mp in camera.picture(1.0):
+            first.forward(mp)
+    assert taken == [] and len(tap._sink.rtp) == 8 + 6
+    screen.force_key = True
+    for mp in pictures(screen, 3):
+        second.forward(mp)
+    for mp in camera.picture(1.0):
+        first.forward(mp)  # stopped: nothing more from the camera
+    assert taken == [True] and first.closed
+    out = sent(tap)
+    assert len(out) == 14 + 6
+    check_continuous(out)  # one stream: the camera's pictures, then the screen's
+    new = scan(out[14].payload)
+    assert new is not None and new.keyframe

@@ -106,8 +106,12 @@ class Consumer:
         estimator: BandwidthEstimator,
         on_closed: Callable[[Consumer, CloseReason], None],
         handover: Handover | None = None,
+        take_over: Callable[[], Handover] | None = None,
     ) -> None:
-        """``handover``: continue the numbering another consumer left on this m-line."""
+        """``handover``: continue the numbering another consumer left on this m-line.
+        ``take_over`` (video): another consumer still sends on this m-line; this one starts
+        at its producer's first keyframe, calling ``take_over()`` then: the other stops and
+        hands its numbering over (a switch without a gap: make before break)."""
         self.id = ConsumerId(new_id("co"))
         self.producer = producer
         self.kind = producer.kind
@@ -160,12 +164,27 @@ class Consumer:
         # until then (a single stream at full frame rate) the plain path above.
         self._sel: LayerSelector | None = None
         self.bandwidth_paused = False  # the allocation paused it to fit the connection
-        self._handover = handover
+        self._handover: Handover | None = None
+        self._take_over = take_over if self._video else None
         if handover is not None:
-            self._highest_out = handover.highest_out
-            self._rtx_seq = handover.rtx_seq
-            self.stats.packets = handover.packets
-            self.stats.bytes = handover.bytes
+            self._continue(handover)
+
+    def _continue(self, handover: Handover) -> None:
+        """Carry on the numbering ``handover`` describes (before this consumer has sent)."""
+        self._handover = handover
+        self._highest_out = handover.highest_out
+        self._rtx_seq = handover.rtx_seq
+        self.stats.packets = handover.packets
+        self.stats.bytes = handover.bytes
+        sel = self._sel
+        if sel is not None and handover.last_ts is not None:
+            sel.seed_numbering(
+                highest_out=handover.highest_out,
+                ts_offset=self._ts_offset,
+                last_ts=handover.last_ts,
+                last_arrival=handover.last_arrival,
+                last_payload=handover.last_payload,
+            )
 
     # ------------------------------------------------------------------ setup
 
@@ -213,7 +232,10 @@ class Consumer:
         self._out[0 : self._head_len] = bytes([0x90]) + bytes(self._head_len - 1)
         if self.producer.simulcast is not None:
             self._selector()  # every packet of a simulcast producer goes through one
-        elif self._video and self._handover is not None and self._handover.last_ts is not None:
+        elif self._video and (
+            self._take_over is not None
+            or (self._handover is not None and self._handover.last_ts is not None)
+        ):
             # Another producer's picture on this m-line before: the selector continues its
             # PictureIDs, so the subscriber's decoder takes the new keyframe as what follows.
             self._selector()
@@ -221,6 +243,11 @@ class Consumer:
     @property
     def ssrc(self) -> int:
         return self._ssrc
+
+    @property
+    def sending(self) -> bool:
+        """Open and forwarding (it has sent and is not paused)."""
+        return not self.closed and not self.paused and self._started
 
     @property
     def rtx_ssrc(self) -> int:
@@ -268,6 +295,12 @@ class Consumer:
     def forward(self, mp: MediaPacket) -> None:
         if self.paused:
             return
+        if self._take_over is not None:
+            if not mp.keyframe or not self._sink_ready():
+                self.stats.dropped_waiting_keyframe += 1
+                return  # the consumer it replaces still sends meanwhile
+            take_over, self._take_over = self._take_over, None
+            self._continue(take_over())
         sel = self._sel
         if sel is not None:
             self._forward_layered(sel, mp)

@@ -821,7 +821,9 @@ class _Slot:
     transceiver: RTCRtpTransceiver
     tap: hooks.SenderTap
     layout: ConsumerLayout | None = None
-    consumer: Consumer | None = None
+    consumer: Consumer | None = None  # what the m-line sends now
+    #: What it will send from the next keyframe on (video: the current one sends until then).
+    pending: Consumer | None = None
     handover: Handover | None = None
 
 
@@ -836,7 +838,8 @@ class PlayTransport(SubscribeTransport):
     producer at a time. The server never renegotiates: :meth:`show` changes what a slot
     shows, and the new consumer continues the numbering of the last one on that m-line
     (:class:`~webinar.sfu.consumer.Handover`), so the player sees one continuous stream per
-    slot and decodes the new picture from its keyframe."""
+    slot and decodes the new picture from its keyframe. A video slot keeps sending the old
+    picture until the new one's first keyframe (make before break): no gap, no freeze."""
 
     _negotiates = False
 
@@ -943,49 +946,88 @@ class PlayTransport(SubscribeTransport):
         return sum(1 for slot in self._slots if slot.kind is kind)
 
     def showing(self, kind: MediaKind) -> list[Producer | None]:
-        """What each slot of ``kind`` shows, in the offer's order."""
-        return [
-            slot.consumer.producer if slot.consumer is not None else None
-            for slot in self._slots
-            if slot.kind is kind
-        ]
+        """What each slot of ``kind`` shows (or is switching to), in the offer's order."""
+        shown: list[Producer | None] = []
+        for slot in self._slots:
+            if slot.kind is kind:
+                consumer = slot.pending or slot.consumer
+                shown.append(consumer.producer if consumer is not None else None)
+        return shown
 
     def show(self, kind: MediaKind, index: int, producer: Producer | None) -> Consumer | None:
-        """Make slot ``index`` of ``kind`` show ``producer`` (None: nothing); its consumer."""
+        """Make slot ``index`` of ``kind`` show ``producer`` (None: nothing); its consumer
+        (for video, one that may still wait for its first keyframe to take over)."""
         if self.closed:
             return None
         slot = [s for s in self._slots if s.kind is kind][index]
-        current = slot.consumer
-        if current is not None and current.producer is producer and not current.closed:
-            return current
         if producer is not None and producer.kind is not kind:
             raise ValueError(f"a {producer.kind} producer in a {kind} slot")
-        if current is not None:
-            current.close(CloseReason.UNSUBSCRIBED)  # its close keeps the handover
+        current, pending = slot.consumer, slot.pending
+        if pending is not None:
+            if pending.producer is producer:
+                return pending
+            pending.close(CloseReason.UNSUBSCRIBED)  # it never sent: nothing to hand over
+        if current is not None and current.producer is producer and not current.closed:
+            return current
         if producer is None or producer.closed:
+            if current is not None:
+                current.close(CloseReason.UNSUBSCRIBED)  # its close keeps the handover
             return None
         assert slot.layout is not None
-        consumer = Consumer(
-            producer=producer,
-            tap=slot.tap,
-            estimator=self.estimator,
-            on_closed=self._consumer_closed,
-            handover=slot.handover,
-        )
-        slot.handover = None
-        slot.consumer = consumer
+        if kind is MediaKind.VIDEO and current is not None and current.sending:
+            consumer = Consumer(
+                producer=producer,
+                tap=slot.tap,
+                estimator=self.estimator,
+                on_closed=self._consumer_closed,
+                take_over=lambda: self._take_over(slot),
+            )
+            slot.pending = consumer
+        else:
+            if current is not None:
+                current.close(CloseReason.UNSUBSCRIBED)
+            consumer = Consumer(
+                producer=producer,
+                tap=slot.tap,
+                estimator=self.estimator,
+                on_closed=self._consumer_closed,
+                handover=slot.handover,
+            )
+            slot.handover = None
+            slot.consumer = consumer
+            self._by_ssrc[consumer.ssrc] = consumer
+            self._by_ssrc[consumer.rtx_ssrc] = consumer
         self._slot_of[consumer.id] = slot
         producer.add_consumer(consumer)
         self.consumers[consumer.id] = consumer
-        self._by_ssrc[consumer.ssrc] = consumer
-        self._by_ssrc[consumer.rtx_ssrc] = consumer
         consumer.set_layout(slot.layout)
         if self.pc.connectionState == "connected":
             consumer.resume()
         return consumer
 
+    def _take_over(self, slot: _Slot) -> Handover:
+        """The slot's pending consumer has its keyframe: the current one stops and hands
+        its numbering over."""
+        pending = slot.pending
+        assert pending is not None
+        current = slot.consumer
+        if current is not None:
+            current.close(CloseReason.UNSUBSCRIBED)  # records the slot's handover
+        handover = slot.handover or pending.handover()  # (nothing was sent before it)
+        slot.handover = None
+        slot.pending = None
+        slot.consumer = pending
+        self._by_ssrc[pending.ssrc] = pending
+        self._by_ssrc[pending.rtx_ssrc] = pending
+        return handover
+
     def _consumer_closed(self, consumer: Consumer, reason: CloseReason) -> None:
         slot = self._slot_of.pop(consumer.id, None)
+        if slot is not None and slot.pending is consumer:
+            slot.pending = None
+            self.consumers.pop(consumer.id, None)  # it never sent: its SSRC is the current's
+            self._on_consumer_closed(consumer, reason)
+            return
         if slot is not None and slot.consumer is consumer:
             slot.consumer = None
             slot.handover = consumer.handover()
