@@ -295,12 +295,6 @@ class Consumer:
     def forward(self, mp: MediaPacket) -> None:
         if self.paused:
             return
-        if self._take_over is not None:
-            if not mp.keyframe or not self._sink_ready():
-                self.stats.dropped_waiting_keyframe += 1
-                return  # the consumer it replaces still sends meanwhile
-            take_over, self._take_over = self._take_over, None
-            self._continue(take_over())
         sel = self._sel
         if sel is not None:
             self._forward_layered(sel, mp)
@@ -347,6 +341,12 @@ class Consumer:
             self._hist_seq[slot] = out_seq
 
     def _forward_layered(self, sel: LayerSelector, mp: MediaPacket) -> None:
+        if self._take_over is not None:  # (a consumer taking over always has a selector)
+            if not mp.keyframe or not self._sink_ready():
+                self.stats.dropped_waiting_keyframe += 1
+                return  # the consumer it replaces still sends meanwhile
+            take_over, self._take_over = self._take_over, None
+            self._continue(take_over())
         if sel.waiting and mp.keyframe and not self._sink_ready():
             self.stats.dropped_waiting_keyframe += 1
             return
