@@ -55,6 +55,7 @@ from webinar.rooms.manager import RoomManager
 from webinar.rooms.reasons import ByeReason
 from webinar.rooms.roles import Role
 from webinar.sfu import IceServer, Producer, Router, RouterConfig, TransportConfig, check_hooks
+from webinar.signalling import whip
 from webinar.signalling.replication import Replication
 from webinar.signalling.session import Services, replayer
 from webinar.signalling.ws import (
@@ -100,6 +101,8 @@ REGISTRY = web.AppKey("registry", Registry)
 PLACEMENT = web.AppKey("placement", Placement)
 CPU = web.AppKey("cpu", CpuMeter)
 JOBS = web.AppKey("jobs", Lease)
+#: The WHIP publishers and WHEP players of this worker (signalling/whip.py).
+MEDIA_SESSIONS = web.AppKey("media_sessions", whip.MediaSessions)
 
 
 def web_root() -> Path:
@@ -240,6 +243,7 @@ def create_app(
     )
     app.router.add_routes(health.routes())
     app.router.add_get("/ws", ws_endpoint)
+    app.router.add_routes(whip.routes(lambda request: request.app[MEDIA_SESSIONS]))
     app.router.add_routes(language.LanguageRoutes().routes())
     app.router.add_routes(EventPages(site, embed_origins=config.http.embed_origins).routes())
     app.router.add_static("/static/", root / "static", append_version=True)
@@ -343,7 +347,8 @@ def worker_info(app: web.Application) -> WorkerInfo:
         capacity=app[CONFIG].node_capacity if identity.node else 0,
         cpu=app[CPU].sample(),
         cpu_limit=app[CONFIG].cluster.node_cpu_limit,
-        participants=sum(1 for c in app[CONNECTIONS] if c.session.participant is not None),
+        participants=sum(1 for c in app[CONNECTIONS] if c.session.participant is not None)
+        + (len(app[MEDIA_SESSIONS]) if MEDIA_SESSIONS in app else 0),  # WHIP, WHEP
     )
 
 
@@ -403,6 +408,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         # Click links verify on any worker and after a restart.
         interaction_secret=load_sealer(config.data_dir).derive("cta-click-links"),
     )
+    app[MEDIA_SESSIONS] = whip.MediaSessions(
+        app[SERVICES],
+        worker_id=app[PEERS].worker_id if PEERS in app else identity.worker_id,
+        per_address=app[SOCKETS],
+    )
     if not identity.clustered:
         # With several workers the supervisor does this once, before any worker starts: a
         # worker starting again must not close the sessions the others have open.
@@ -441,6 +451,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await registry.close()
         await metrics.stop()
         await shutdown_connections(app[CONNECTIONS])
+        await app[MEDIA_SESSIONS].close()
         await rooms.close()
         if cluster is not None:
             await cluster.aclose()
@@ -548,6 +559,14 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
 
     app[INTERACTION_HTTP].tell_others = clicked_here
     bus.on("cta-clicked", clicked_elsewhere)
+    # A PATCH or DELETE of a WHIP/WHEP session reaches the worker that holds it.
+    media_sessions = app[MEDIA_SESSIONS]
+
+    async def ask_holder(worker_id: int, asked: dict[str, Any]) -> dict[str, Any]:
+        return await bus.request(worker_id, "media-session", asked)
+
+    media_sessions.forward = ask_holder
+    bus.on("media-session", media_sessions.remote)
     stack.push_async_callback(stop_tasks, telling)
     await bus.start()
     stack.push_async_callback(bus.close)
@@ -614,6 +633,9 @@ async def _say_goodbye(app: web.Application) -> None:
     app[DRAINING][0] = True
     connections = app[CONNECTIONS]
     await shutdown_connections(connections)
+    media_sessions = app.get(MEDIA_SESSIONS)
+    if media_sessions is not None:
+        await media_sessions.close()
     for _ in range(50):
         if not connections:
             break

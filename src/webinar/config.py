@@ -155,7 +155,7 @@ class SignallingConfig:
     heartbeat_seconds: float = 20.0
     #: A WebSocket that has not sent ``hello`` this many seconds after opening is closed.
     hello_timeout_seconds: float = 10.0
-    #: Open WebSockets per client address (IPv6: per /64); 0 means no limit.
+    #: Open WebSockets and WHIP/WHEP sessions per client address (IPv6: per /64); 0: no limit.
     max_sockets_per_address: int = 100
 
     def __post_init__(self) -> None:

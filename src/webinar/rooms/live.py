@@ -23,7 +23,9 @@ from webinar.sfu import (
     AllocationReport,
     CloseReason,
     Consumer,
+    MediaKind,
     MediaSource,
+    PlayTransport,
     Producer,
     PublishTransport,
     Router,
@@ -134,18 +136,26 @@ class _Member:
     __slots__ = (
         "consumers",
         "expiry",
+        "offers",
         "participant_id",
         "peer",
+        "player",
         "publish",
         "subscribe",
         "video_quality",
     )
 
-    def __init__(self, participant_id: str, peer: RoomPeer | None) -> None:
+    def __init__(self, participant_id: str, peer: RoomPeer | None, *, offers: bool = True) -> None:
         self.participant_id = participant_id
         self.peer = peer
+        #: Whether the room offers this connection the streams it should receive (a browser,
+        #: the Python client); False for an encoder (WHIP) or a player (WHEP): they
+        #: negotiate once, with their own offer.
+        self.offers = offers
         self.publish: PublishTransport | None = None
+        #: The connection media goes out on: the room's offers, or a player's (``player``).
         self.subscribe: SubscribeTransport | None = None
+        self.player: PlayTransport | None = None
         self.consumers: dict[str, Consumer] = {}  # by stream id
         self.expiry: asyncio.TimerHandle | None = None
         self.video_quality = VideoQuality.AUTO
@@ -201,6 +211,8 @@ class LiveRoom:
         self._pending_producers: dict[str, Producer] = {}
         self._relaying: set[str] = set()  # streams whose pipe is being set up
         self._relayed: set[str] = set()  # streams whose local producer is a pipe's
+        #: Participants entering now whose connection takes no offers (see ``_Member``).
+        self._no_offers: set[str] = set()
         #: Whether this worker runs the room's recorder (with several: one of them).
         self.records = True
         self._answer_timeout = answer_timeout
@@ -261,10 +273,20 @@ class LiveRoom:
         *,
         person_key: str | None = None,
         ban_keys: Collection[str] = (),
+        offers: bool = True,
     ) -> str:
-        """Admit a participant through the room's log; returns their resume token."""
+        """Admit a participant through the room's log; returns their resume token.
+
+        ``offers=False``: the room sends this connection no subscriber offers (an encoder
+        that only publishes, or a player that receives through :meth:`play`)."""
         op = self._join_op(participant, ban_key=None, person_key=person_key, ban_keys=ban_keys)
-        await self.submit(op, peer)
+        pid = participant.participant_id
+        if not offers:
+            self._no_offers.add(pid)
+        try:
+            await self.submit(op, peer)
+        finally:
+            self._no_offers.discard(pid)
         return str(op.args["token"])
 
     def _join_op(
@@ -365,7 +387,7 @@ class LiveRoom:
             ban_keys=op.args.get("ban_keys", ()),
         )
         if origin:
-            self._members[pid] = _Member(pid, peer)
+            self._members[pid] = _Member(pid, peer, offers=pid not in self._no_offers)
         self._resume_tokens[op.args["token"]] = pid
         self.worker_of[pid] = op.worker
         self.incarnation_of[pid] = int(op.args.get("pid", 0))
@@ -570,17 +592,29 @@ class LiveRoom:
     # ------------------------------------------------------------------ publishing
 
     async def publish(
-        self, participant_id: str, sdp: str, tracks: list[tuple[str, Source]]
+        self,
+        participant_id: str,
+        sdp: str,
+        tracks: list[tuple[str, Source]],
+        *,
+        on_state: Callable[[str], None] | None = None,
+        encoder: bool = False,
     ) -> tuple[str, list[Published]]:
+        """Apply a publisher's offer; the answer and the streams it adds. ``on_state`` hears
+        the connection state of a new publish connection ("connected", "failed", "closed");
+        ``encoder``: the publisher is an encoder (WHIP), answered as the DTLS server."""
         member = self._member(participant_id)
         self.state.authorize_publish(participant_id, [source for _, source in tracks])
         if member.publish is None or member.publish.closed:
             transport = self.router.create_publish_transport(
                 on_producer=lambda p: self._producer_added(participant_id, p),
                 on_layers=lambda p, active: self._publisher_layers(member, p, active),
+                dtls_server=encoder,
             )
             member.publish = transport
             transport.on_state(lambda s: self._publish_state(member, transport, s))
+            if on_state is not None:
+                transport.on_state(on_state)
         specs = [TrackSpec(mid=mid, source=source) for mid, source in tracks]
         answer, producers = await member.publish.handle_offer(sdp, specs)
         return answer, [Published(p.id, p.mid, p.source) for p in producers]
@@ -634,6 +668,120 @@ class LiveRoom:
         producer = self._producers.get(stream_id)
         if producer is not None:
             member.publish.close_producer(producer, CloseReason.UNPUBLISHED)
+
+    # ------------------------------------------------------------------ playing
+
+    async def play(
+        self,
+        participant_id: str,
+        sdp: str,
+        *,
+        on_state: Callable[[str], None] | None = None,
+    ) -> str:
+        """Answer a player's offer (WHEP): each audio and video m-line it receives on shows
+        one of the streams this participant may receive, the most relevant first (see
+        :meth:`_featured`), switched without renegotiation as the stage changes. Only for a
+        participant that entered with ``offers=False``, once."""
+        member = self._member(participant_id)
+        if member.offers or member.subscribe is not None:
+            raise RoomError(RoomErrorCode.INVALID, _("this connection receives already"))
+
+        def consumer_closed(consumer: Consumer, _reason: CloseReason) -> None:
+            if member.consumers.get(consumer.producer.id) is consumer:
+                del member.consumers[consumer.producer.id]
+
+        transport = self.router.create_play_transport(on_consumer_closed=consumer_closed)
+        member.subscribe = member.player = transport
+        tiers = self.router.tiers_of(transport)
+        tiers.set_quality(member.video_quality)
+
+        def report(allocation: AllocationReport) -> None:
+            if member.peer is not None and member.subscribe is transport:
+                member.peer.allocation(allocation)
+
+        tiers.set_on_report(report)
+
+        def closed() -> None:
+            if member.subscribe is transport:
+                member.subscribe = member.player = None
+                member.consumers.clear()
+
+        transport.on_close(closed)
+        if on_state is not None:
+            transport.on_state(on_state)
+        try:
+            answer = await transport.handle_offer(sdp)
+        except BaseException:
+            await transport.close()
+            raise
+        if not self.closed and member.player is transport:
+            self._reconcile([member])
+        return answer
+
+    def _reconcile_player(self, member: _Member, player: PlayTransport) -> None:
+        """Fill a player's slots with the most relevant streams it may receive; a stream
+        already shown keeps its slot."""
+        state = self.state
+        participant = state.participants.get(member.participant_id)
+        if participant is None:
+            return
+        visible = [
+            st for st in state.streams.values() if state.receives(participant, st) and not st.paused
+        ]
+        shown: dict[str, Consumer] = {}
+        for kind in (MediaKind.VIDEO, MediaKind.AUDIO):
+            slots = player.slot_count(kind)
+            if slots == 0:
+                continue
+            chosen: list[tuple[Stream, Producer]] = []
+            for stream in self._featured(kind, visible):
+                producer = self._producers.get(stream.stream_id)
+                if producer is None:
+                    self._relay(stream)  # published on another worker: bring it here
+                    continue
+                if producer.closed:
+                    continue
+                chosen.append((stream, producer))
+                if len(chosen) == slots:
+                    break
+            wanted = {producer.id for _, producer in chosen}
+            current = player.showing(kind)
+            placed: list[Producer | None] = [
+                p if p is not None and p.id in wanted else None for p in current
+            ]
+            kept = {p.id for p in placed if p is not None}
+            waiting = [producer for _, producer in chosen if producer.id not in kept]
+            for i, p in enumerate(placed):
+                if p is None and waiting:
+                    placed[i] = waiting.pop(0)
+            for i, p in enumerate(placed):
+                consumer = player.show(kind, i, p)
+                if consumer is not None:
+                    shown[consumer.producer.id] = consumer
+        member.consumers = shown
+
+    def _featured(self, kind: MediaKind, streams: list[Stream]) -> list[Stream]:
+        """``streams`` of ``kind``, the most relevant to show first: video, the newest
+        screen share, then the active speaker's camera, then cameras by recent speaking;
+        audio, the active speaker's microphone, then shared screen audio, then microphones
+        by recent speaking. Otherwise in the order they were published."""
+        speaker = self._speaker
+        spoke = self._spoke_at
+        order = {st.stream_id: i for i, st in enumerate(streams)}
+
+        def rank(st: Stream) -> tuple[int, float, int]:
+            if st.source is Source.SCREEN:
+                return (0, 0.0, -order[st.stream_id])  # the newest share first
+            recent = -spoke.get(st.participant_id, 0.0)
+            speaking = st.participant_id == speaker
+            if st.source is Source.SCREEN_AUDIO:
+                return (1, recent, order[st.stream_id])
+            # video: screens, the speaker's camera, the others; audio: the speaker's
+            # microphone, screen audio, the others
+            group = (1 if speaking else 2) if kind is MediaKind.VIDEO else (0 if speaking else 2)
+            return (group, recent, order[st.stream_id])
+
+        return sorted((st for st in streams if st.kind == kind.value), key=rank)
 
     # ------------------------------------------------------------------ subscribing
 
@@ -696,6 +844,11 @@ class LiveRoom:
             participant = state.participants.get(member.participant_id)
             if participant is None or member.peer is None:
                 continue
+            if member.player is not None:
+                self._reconcile_player(member, member.player)
+                continue
+            if not member.offers:
+                continue  # an encoder, or a player that has not offered yet
             for stream in state.streams.values():
                 wanted = state.receives(participant, stream)
                 consumer = member.consumers.get(stream.stream_id)
@@ -958,6 +1111,9 @@ class LiveRoom:
                 for member in list(self._members.values()):
                     if member.peer is not None:
                         member.peer.active_speaker(speaker)
+                players = [m for m in self._members.values() if m.player is not None]
+                if players and not self.closed:
+                    self._reconcile(players)  # the speaker takes the players' slots
                 self._prioritise()
             now = time.monotonic()
             if now - last_quality >= QUALITY_INTERVAL:

@@ -15,7 +15,17 @@ from .producer import Producer
 from .router import MAX_CAMERAS_LIMIT, Router, RouterConfig
 from .tiers import AllocationReport, StreamReport, SubscriberTiers
 from .totals import MediaCounts, MediaTotals
-from .transport import IceServer, PublishTransport, SubscribeTransport, TrackSpec, TransportConfig
+from .transport import (
+    IceServer,
+    OfferedLine,
+    OfferSummary,
+    PlayTransport,
+    PublishTransport,
+    SubscribeTransport,
+    TrackSpec,
+    TransportConfig,
+    describe_offer,
+)
 from .types import (
     CloseReason,
     ConsumerId,
@@ -40,9 +50,12 @@ __all__ = [
     "MediaKind",
     "MediaSource",
     "MediaTotals",
+    "OfferSummary",
+    "OfferedLine",
     "PipeIn",
     "PipeOut",
     "PipeStats",
+    "PlayTransport",
     "Producer",
     "ProducerId",
     "PublishTransport",
@@ -59,6 +72,7 @@ __all__ = [
     "TransportConfig",
     "VideoQuality",
     "check_hooks",
+    "describe_offer",
     "pipe_descriptor",
     "running_decoder_threads",
 ]

@@ -145,6 +145,8 @@ def check_hooks() -> None:
                 (dtls, _DTLS_RX_BYTES),
                 (dtls, _DTLS_RX_PACKETS),
                 (dtls, "_state"),
+                (dtls, "_role"),
+                (dtls, "_set_role"),
                 (dtls, "transport"),
                 (pc, "_RTCPeerConnection__createTransceiver"),
             ):
@@ -279,6 +281,20 @@ def negotiated_extensions(transceiver: RTCRtpTransceiver) -> list[Any]:
 def set_negotiated_extensions(transceiver: RTCRtpTransceiver, extensions: list[Any]) -> None:
     """What the answer accepts and the receiver parses (aiortc offers no RID ones)."""
     transceiver._headerExtensions = list(extensions)
+
+
+def prefer_dtls_server(pc: RTCPeerConnection) -> None:
+    """Answer an offer that lets us choose (``a=setup:actpass``) as the DTLS server
+    (``a=setup:passive``). Call between applying the offer and creating the answer.
+
+    As a DTLS client aiortc offers ECDSA cipher suites only, so a peer whose certificate is
+    RSA (GStreamer's webrtcbin: simple-whip-client) finds no shared cipher; as the server it
+    presents its own ECDSA certificate and the peer's client certificate may be of any type.
+    """
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.receiver.transport
+        if dtls._role == "auto":
+            dtls._set_role("server")
 
 
 def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:

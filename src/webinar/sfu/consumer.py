@@ -19,6 +19,7 @@ attribute test for it (``self._sel`` in :meth:`Consumer.forward`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import struct
@@ -65,13 +66,29 @@ _HDR = struct.Struct("!BBHIIHH")
 
 
 @dataclass(frozen=True, slots=True)
+class Handover:
+    """Where a consumer's numbering stood when it let go of its m-line, so the next consumer
+    on the same m-line (another producer shown in a player's slot) continues it: the
+    subscriber sees one stream whose sequence numbers, timestamps, PictureIDs and sender
+    report counters carry on, and decodes the new picture from its keyframe."""
+
+    highest_out: int  # extended output sequence number of the last packet sent
+    rtx_seq: int
+    last_ts: int | None  # output timestamp of the last packet sent (None: nothing sent)
+    last_arrival: float  # when that packet arrived (time.monotonic())
+    last_payload: bytes | None  # its payload as sent (VP8: the PictureID to continue)
+    packets: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class ConsumerLayout:
     """How this subscriber's m-line was negotiated."""
 
     payload_type: int
     rtx_payload_type: int | None
     mid: str
-    mid_ext_id: int
+    mid_ext_id: int | None  # None: the subscriber did not take the MID extension (SSRCs route)
     abs_send_time_ext_id: int | None  # video
     audio_level_ext_id: int | None  # audio
 
@@ -88,7 +105,13 @@ class Consumer:
         tap: SenderTap,
         estimator: BandwidthEstimator,
         on_closed: Callable[[Consumer, CloseReason], None],
+        handover: Handover | None = None,
+        take_over: Callable[[], Handover] | None = None,
     ) -> None:
+        """``handover``: continue the numbering another consumer left on this m-line.
+        ``take_over`` (video): another consumer still sends on this m-line; this one starts
+        at its producer's first keyframe, calling ``take_over()`` then: the other stops and
+        hands its numbering over (a switch without a gap: make before break)."""
         self.id = ConsumerId(new_id("co"))
         self.producer = producer
         self.kind = producer.kind
@@ -141,6 +164,27 @@ class Consumer:
         # until then (a single stream at full frame rate) the plain path above.
         self._sel: LayerSelector | None = None
         self.bandwidth_paused = False  # the allocation paused it to fit the connection
+        self._handover: Handover | None = None
+        self._take_over = take_over if self._video else None
+        if handover is not None:
+            self._continue(handover)
+
+    def _continue(self, handover: Handover) -> None:
+        """Carry on the numbering ``handover`` describes (before this consumer has sent)."""
+        self._handover = handover
+        self._highest_out = handover.highest_out
+        self._rtx_seq = handover.rtx_seq
+        self.stats.packets = handover.packets
+        self.stats.bytes = handover.bytes
+        sel = self._sel
+        if sel is not None and handover.last_ts is not None:
+            sel.seed_numbering(
+                highest_out=handover.highest_out,
+                ts_offset=self._ts_offset,
+                last_ts=handover.last_ts,
+                last_arrival=handover.last_arrival,
+                last_payload=handover.last_payload,
+            )
 
     # ------------------------------------------------------------------ setup
 
@@ -154,7 +198,11 @@ class Consumer:
         self._layout = layout
         self._pt = layout.payload_type
         self._rtx_pt = layout.rtx_payload_type
-        mid = one_byte_extension(layout.mid_ext_id, layout.mid.encode())
+        mid = (
+            one_byte_extension(layout.mid_ext_id, layout.mid.encode())
+            if layout.mid_ext_id is not None
+            else b""
+        )
         if self._video and layout.abs_send_time_ext_id is not None:
             var_fmt, var_id = "B3s", bytes([(layout.abs_send_time_ext_id << 4) | 2])
         elif not self._video and layout.audio_level_ext_id is not None:
@@ -184,10 +232,22 @@ class Consumer:
         self._out[0 : self._head_len] = bytes([0x90]) + bytes(self._head_len - 1)
         if self.producer.simulcast is not None:
             self._selector()  # every packet of a simulcast producer goes through one
+        elif self._video and (
+            self._take_over is not None
+            or (self._handover is not None and self._handover.last_ts is not None)
+        ):
+            # Another producer's picture on this m-line before: the selector continues its
+            # PictureIDs, so the subscriber's decoder takes the new keyframe as what follows.
+            self._selector()
 
     @property
     def ssrc(self) -> int:
         return self._ssrc
+
+    @property
+    def sending(self) -> bool:
+        """Open and forwarding (it has sent and is not paused)."""
+        return not self.closed and not self.paused and self._started
 
     @property
     def rtx_ssrc(self) -> int:
@@ -281,6 +341,12 @@ class Consumer:
             self._hist_seq[slot] = out_seq
 
     def _forward_layered(self, sel: LayerSelector, mp: MediaPacket) -> None:
+        if self._take_over is not None:  # (a consumer taking over always has a selector)
+            if not mp.keyframe or not self._sink_ready():
+                self.stats.dropped_waiting_keyframe += 1
+                return  # the consumer it replaces still sends meanwhile
+            take_over, self._take_over = self._take_over, None
+            self._continue(take_over())
         if sel.waiting and mp.keyframe and not self._sink_ready():
             self.stats.dropped_waiting_keyframe += 1
             return
@@ -378,7 +444,18 @@ class Consumer:
             clock_rate=codec.clock_rate if codec is not None else 90000,
         )
         last = self._last
-        if self._started and not self.paused and not self._need_keyframe and last is not None:
+        handover = self._handover if not self._started else None
+        if handover is not None and handover.last_ts is not None:
+            sel.seed_numbering(
+                highest_out=self._highest_out,
+                ts_offset=self._ts_offset,
+                last_ts=handover.last_ts,
+                last_arrival=handover.last_arrival,
+                last_payload=handover.last_payload,
+            )
+            if not self.paused:
+                sel.restart()
+        elif self._started and not self.paused and not self._need_keyframe and last is not None:
             sel.continue_from(
                 highest_out=self._highest_out,
                 seq_offset=self._seq_offset,
@@ -480,6 +557,15 @@ class Consumer:
 
     def _restart_at(self, mp: MediaPacket) -> None:
         self._need_keyframe = False
+        handover = self._handover
+        if handover is not None and not self._started and handover.last_ts is not None:
+            # The first packet after another producer's on this m-line: its timestamp
+            # follows theirs by the time that passed (as the selector does on a switch).
+            codec = self.producer.codec
+            rate = codec.clock_rate if codec is not None else (90000 if self._video else 48000)
+            gap = max(int((mp.arrival - handover.last_arrival) * rate), 1)
+            self._ts_offset = (handover.last_ts + gap - mp.timestamp) & 0xFFFFFFFF
+        self._handover = None
         self._started = True
         self._base_seq = mp.seq
         self._seq_offset = self._highest_out + 1 - mp.seq
@@ -643,6 +729,43 @@ class Consumer:
 
     # ------------------------------------------------------------------ closing
 
+    def handover(self) -> Handover:
+        """Where this consumer's numbering stands, for the next one on its m-line."""
+        sel = self._sel
+        last = self._last
+        if sel is not None and sel.spatial >= 0:
+            highest, last_ts, arrival = sel.highest_out, sel.last_ts, sel.last_arrival
+        elif self._started and last is not None:
+            highest = self._highest_out
+            last_ts = (last.timestamp + self._ts_offset) & 0xFFFFFFFF
+            arrival = last.arrival
+        elif self._handover is not None:  # it never sent: pass on what it was handed
+            return dataclasses.replace(
+                self._handover,
+                rtx_seq=self._rtx_seq,
+                packets=self.stats.packets,
+                bytes=self.stats.bytes,
+            )
+        else:
+            return Handover(
+                highest_out=self._highest_out,
+                rtx_seq=self._rtx_seq,
+                last_ts=None,
+                last_arrival=0.0,
+                last_payload=None,
+                packets=self.stats.packets,
+                bytes=self.stats.bytes,
+            )
+        return Handover(
+            highest_out=highest,
+            rtx_seq=self._rtx_seq,
+            last_ts=last_ts,
+            last_arrival=arrival,
+            last_payload=last.payload if last is not None else None,
+            packets=self.stats.packets,
+            bytes=self.stats.bytes,
+        )
+
     def producer_closed(self) -> None:
         self._close(CloseReason.PRODUCER_CLOSED, detach=False)
 
@@ -656,12 +779,12 @@ class Consumer:
         self.paused = True
         if detach:
             self.producer.remove_consumer(self)
-        self._hist_mp = []
-        self._last = None
         try:
-            self._on_closed(self, reason)
+            self._on_closed(self, reason)  # may take the handover: numbering still here
         except Exception:
             logger.exception("consumer close listener failed")
+        self._hist_mp = []
+        self._last = None
 
     def __repr__(self) -> str:
         return f"Consumer({self.id} of {self.producer.id}, mid={self.mid})"

@@ -156,6 +156,16 @@ class LayerSelector:
         return self._need_keyframe
 
     @property
+    def highest_out(self) -> int:
+        """Extended output sequence number of the last packet forwarded (or the start)."""
+        return self._out_hi
+
+    @property
+    def last_arrival(self) -> float:
+        """When the latest forwarded picture's packet arrived (time.monotonic())."""
+        return self._last_arrival
+
+    @property
     def ts_offset(self) -> int:
         """Output timestamp minus input timestamp in the current layer epoch."""
         return self._ts_off

@@ -17,6 +17,7 @@ from .tiers import Dynacast, SubscriberTiers
 from .totals import MediaTotals
 from .transport import (
     OfferSender,
+    PlayTransport,
     PublishTransport,
     SubscribeTransport,
     TrackSpec,
@@ -71,9 +72,11 @@ class Router:
         *,
         on_producer: Callable[[Producer], None],
         on_layers: Callable[[Producer, list[bool]], None] | None = None,
+        dtls_server: bool = False,
     ) -> PublishTransport:
         """``on_layers(producer, active)``: tell the publisher which of a simulcast
-        producer's encodings (lowest first) anyone needs (dynacast)."""
+        producer's encodings (lowest first) anyone needs (dynacast). ``dtls_server``: answer
+        as the DTLS server when the peer lets us choose (an encoder, WHIP)."""
         self._check_open()
 
         def added(producer: Producer) -> None:
@@ -84,7 +87,10 @@ class Router:
             on_producer(producer)
 
         transport = PublishTransport(
-            self.config.transport, may_add=self._check_limits, on_producer=added
+            self.config.transport,
+            may_add=self._check_limits,
+            on_producer=added,
+            dtls_server=dtls_server,
         )
         self._publishers.add(transport)
         if on_layers is not None:
@@ -112,6 +118,23 @@ class Router:
             answer_timeout=answer_timeout,
             totals=self.totals,
         )
+        self._subscribers.add(transport)
+        self._tiers[transport] = SubscriberTiers(transport.estimator)
+
+        def closed() -> None:
+            self._subscribers.discard(transport)
+            self._tiers.pop(transport, None)
+
+        transport.on_close(closed)
+        return transport
+
+    def create_play_transport(
+        self, *, on_consumer_closed: Callable[[Consumer, CloseReason], None]
+    ) -> PlayTransport:
+        """A connection to a player that makes the offer (WHEP): fixed slots, no
+        renegotiation; sender reports, feedback and its allocation as any subscriber's."""
+        self._check_open()
+        transport = PlayTransport(self.config.transport, on_consumer_closed=on_consumer_closed)
         self._subscribers.add(transport)
         self._tiers[transport] = SubscriberTiers(transport.estimator)
 

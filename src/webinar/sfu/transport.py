@@ -42,7 +42,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from ..tasks import stop_task
 from . import _aiortc as hooks
-from .consumer import Consumer, ConsumerLayout
+from .consumer import Consumer, ConsumerLayout, Handover
 from .estimator import BandwidthEstimator, Estimate
 from .producer import Producer, ProducerCodec
 from .simulcast import answer_with_simulcast, extensions_with_rid, parse_simulcast
@@ -107,6 +107,37 @@ def _make_pc(config: TransportConfig, *, max_bundle: bool) -> RTCPeerConnection:
         announced_ip=config.announced_ip,
     )
     return pc
+
+
+def bundle_only_mids(sdp: str) -> set[str]:
+    """The MIDs of m-lines marked ``a=bundle-only`` (RFC 8843): port 0 in an offer, yet
+    active in its BUNDLE group (GStreamer's webrtcbin offers its second m-line so)."""
+    found: set[str] = set()
+    mid: str | None = None
+    only = False
+    for raw in [*sdp.splitlines(), "m="]:
+        line = raw.strip()
+        if line.startswith("m="):
+            if only and mid:
+                found.add(mid)
+            mid, only = None, False
+        elif line.startswith("a=mid:"):
+            mid = line.removeprefix("a=mid:").strip()
+        elif line == "a=bundle-only":
+            only = True
+    return found
+
+
+def active_mids(sdp: str, desc: SessionDescription) -> set[str]:
+    """The MIDs of the m-lines that are in use: a port other than 0, or bundle-only in a
+    BUNDLE group."""
+    bundled = {mid for g in desc.group if g.semantic == "BUNDLE" for mid in g.items}
+    only = bundle_only_mids(sdp) & bundled
+    return {
+        str(m.rtp.muxId)
+        for m in desc.media
+        if m.rtp.muxId is not None and (m.port != 0 or m.rtp.muxId in only)
+    }
 
 
 def parse_sdp(sdp: str, expected_type: str) -> SessionDescription:
@@ -253,8 +284,12 @@ class PublishTransport(_Transport):
         *,
         may_add: Callable[[list[TrackSpec]], None],
         on_producer: Callable[[Producer], None],
+        dtls_server: bool = False,
     ) -> None:
+        """``dtls_server``: answer as the DTLS server when the peer lets us choose
+        (:func:`~webinar.sfu._aiortc.prefer_dtls_server`; encoders with RSA certificates)."""
         super().__init__(config, max_bundle=False)
+        self._dtls_server = dtls_server
         self.producers: dict[str, Producer] = {}  # live producers by mid
         self._lines: dict[str, _Line] = {}
         self._may_add = may_add
@@ -275,6 +310,7 @@ class PublishTransport(_Transport):
                 raise SfuError(SfuErrorCode.CLOSED, "transport is closed")
             desc = parse_sdp(sdp, "offer")
             simulcast = parse_simulcast(sdp)
+            active = active_mids(sdp, desc)
             specs = {t.mid: t for t in tracks}
             new_specs: list[TrackSpec] = []
             sending_mids: set[str] = set()
@@ -282,7 +318,7 @@ class PublishTransport(_Transport):
                 if media.kind not in ("audio", "video"):
                     continue
                 mid = media.rtp.muxId
-                if media.direction not in ("sendonly", "sendrecv") or media.port == 0:
+                if media.direction not in ("sendonly", "sendrecv") or mid not in active:
                     continue
                 sending_mids.add(mid)
                 if mid in self.producers:
@@ -310,6 +346,8 @@ class PublishTransport(_Transport):
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             except Exception as exc:
                 raise SfuError(SfuErrorCode.BAD_SDP, f"offer refused: {exc}") from exc
+            if self._dtls_server:
+                hooks.prefer_dtls_server(self.pc)
 
             created: list[Producer] = []
             for transceiver in self.pc.getTransceivers():
@@ -441,6 +479,9 @@ OfferSender = Callable[[str, list[Consumer]], Awaitable[None]]
 class SubscribeTransport(_Transport):
     """Sends forwarded media to a peer. Offers come from the server."""
 
+    #: Whether the server renegotiates (makes the offers); a :class:`PlayTransport` does not.
+    _negotiates = True
+
     def __init__(
         self,
         config: TransportConfig,
@@ -466,7 +507,11 @@ class SubscribeTransport(_Transport):
         self._rtcp_sink: hooks.PacketSink | None = None
         self._cname: str | None = None
         self._next_report = 0.0
-        self._task = asyncio.get_running_loop().create_task(self._negotiate_loop())
+        self._task: asyncio.Task[None] | None = (
+            asyncio.get_running_loop().create_task(self._negotiate_loop())
+            if self._negotiates
+            else None
+        )
         self.on_state(self._state_changed)
 
     def consume(self, producer: Producer, *, stream_id: str) -> Consumer:
@@ -686,7 +731,9 @@ class SubscribeTransport(_Transport):
         if not reports or not self.consumers:
             return
         if self._rtcp_sink is None:
-            first = next(iter(self._transceivers.values()))
+            first = next(iter(self._transceivers.values()), None)
+            if first is None:
+                return
             self._rtcp_sink = hooks.PacketSink(first.sender.transport)
         for data in hooks.sender_reports(reports, self._cname):
             self._rtcp_sink.send_rtcp(data)
@@ -707,3 +754,288 @@ class SubscribeTransport(_Transport):
             for consumer in list(self.consumers.values()):
                 consumer.close(reason)
             await self._close_pc()
+
+
+# --------------------------------------------------------------------------- offers
+
+
+@dataclass(frozen=True, slots=True)
+class OfferedLine:
+    """One m-line of a peer's offer, as the boundary checks it (WHIP, WHEP)."""
+
+    mid: str
+    kind: str  # "audio", "video", "application"
+    direction: str  # the offerer's: "sendonly", "recvonly", "sendrecv", "inactive"
+    codecs: tuple[str, ...]  # subtypes, lower case, in the offer's order: "vp8", "h264"
+    active: bool  # a port other than 0
+
+    @property
+    def forwardable(self) -> bool:
+        """The m-line offers the codec the SFU forwards for its kind (VP8, Opus)."""
+        wanted = SUPPORTED_CODECS.get(MediaKind(self.kind)) if self.kind in _KINDS else None
+        return wanted is not None and wanted.split("/")[1] in self.codecs
+
+    @property
+    def sends(self) -> bool:
+        return self.active and self.direction in ("sendonly", "sendrecv")
+
+    @property
+    def receives(self) -> bool:
+        return self.active and self.direction in ("recvonly", "sendrecv")
+
+
+_KINDS = frozenset({"audio", "video"})
+
+
+@dataclass(frozen=True, slots=True)
+class OfferSummary:
+    lines: tuple[OfferedLine, ...]
+    #: Every active m-line is in one BUNDLE group (one transport for everything).
+    bundled: bool
+
+
+def describe_offer(sdp: str) -> OfferSummary:
+    """What an offer asks for, without applying it; :class:`SfuError` (``bad-sdp``) when
+    it is no SDP offer at all."""
+    desc = parse_sdp(sdp, "offer")
+    active = active_mids(sdp, desc)
+    lines = tuple(
+        OfferedLine(
+            mid=str(m.rtp.muxId or ""),
+            kind=m.kind,
+            direction=str(m.direction or "sendrecv"),
+            codecs=tuple(c.mimeType.split("/")[-1].lower() for c in m.rtp.codecs),
+            active=str(m.rtp.muxId or "") in active,
+        )
+        for m in desc.media
+    )
+    active = {line.mid for line in lines if line.active}
+    bundled = len(active) <= 1 or any(
+        g.semantic == "BUNDLE" and active <= set(g.items) for g in desc.group
+    )
+    return OfferSummary(lines=lines, bundled=bundled)
+
+
+# --------------------------------------------------------------------------- players
+
+
+@dataclass(slots=True)
+class _Slot:
+    """One receiving m-line of a player's offer: what it shows, and the numbering the
+    next consumer on it continues."""
+
+    kind: MediaKind
+    transceiver: RTCRtpTransceiver
+    tap: hooks.SenderTap
+    layout: ConsumerLayout | None = None
+    consumer: Consumer | None = None  # what the m-line sends now
+    #: What it will send from the next keyframe on (video: the current one sends until then).
+    pending: Consumer | None = None
+    handover: Handover | None = None
+
+
+#: The msid stream every slot of a player belongs to: one MediaStream in a browser player.
+PLAYER_STREAM = "webinar"
+
+
+class PlayTransport(SubscribeTransport):
+    """Sends forwarded media to a peer that makes the offer (a WHEP player).
+
+    Each audio or video m-line the player offers to receive is a *slot* that shows one
+    producer at a time. The server never renegotiates: :meth:`show` changes what a slot
+    shows, and the new consumer continues the numbering of the last one on that m-line
+    (:class:`~webinar.sfu.consumer.Handover`), so the player sees one continuous stream per
+    slot and decodes the new picture from its keyframe. A video slot keeps sending the old
+    picture until the new one's first keyframe (make before break): no gap, no freeze."""
+
+    _negotiates = False
+
+    def __init__(
+        self,
+        config: TransportConfig,
+        *,
+        on_consumer_closed: Callable[[Consumer, CloseReason], None],
+    ) -> None:
+        async def no_offers(_sdp: str, _consumers: list[Consumer]) -> None:
+            raise SfuError(SfuErrorCode.NEGOTIATION, "a player's connection is not renegotiated")
+
+        super().__init__(config, send_offer=no_offers, on_consumer_closed=on_consumer_closed)
+        self._slots: list[_Slot] = []
+        self._slot_of: dict[str, _Slot] = {}  # by consumer id
+        self._negotiated = False
+
+    async def handle_offer(self, sdp: str) -> str:
+        """Answer the player's offer once: every audio/video m-line it receives on becomes a
+        slot (the codec forwarded for its kind, sendonly), everything else inactive."""
+        if self.closed:
+            raise SfuError(SfuErrorCode.CLOSED, "transport is closed")
+        if self._negotiated:
+            raise SfuError(SfuErrorCode.NEGOTIATION, "this player has negotiated already")
+        self._negotiated = True
+        summary = describe_offer(sdp)
+        wanted_lines = [line for line in summary.lines if line.kind in _KINDS and line.receives]
+        if not wanted_lines:
+            raise SfuError(SfuErrorCode.TRACK_MISMATCH, "the offer receives no audio or video")
+        for line in wanted_lines:
+            if not line.forwardable:
+                codec = SUPPORTED_CODECS[MediaKind(line.kind)].split("/")[1]
+                raise SfuError(
+                    SfuErrorCode.UNSUPPORTED_CODEC,
+                    f"m-line {line.mid}: the server forwards {codec} only",
+                )
+        if not summary.bundled:
+            raise SfuError(SfuErrorCode.BAD_SDP, "the offer must bundle its m-lines")
+        # Transceivers made before the offer is applied take its m-lines in order (aiortc
+        # matches the first unassigned one of the same kind).
+        for line in summary.lines:
+            if line.kind not in _KINDS:
+                continue
+            kind = MediaKind(line.kind)
+            sends = line in wanted_lines
+            track = hooks.SilentTrack(kind.value)
+            transceiver = self.pc.addTransceiver(
+                track, direction="sendonly" if sends else "inactive"
+            )
+            wanted = SUPPORTED_CODECS[kind]
+            caps = RTCRtpSender.getCapabilities(kind.value).codecs
+            main = [c for c in caps if c.mimeType.lower() == wanted]
+            rtx = [c for c in caps if c.mimeType.lower().endswith("/rtx")]
+            transceiver.setCodecPreferences(main + rtx if kind is MediaKind.VIDEO else main)
+            hooks.set_stream_id(transceiver.sender, PLAYER_STREAM)
+            if sends:
+                self._slots.append(_Slot(kind, transceiver, hooks.SenderTap(transceiver)))
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            hooks.prefer_dtls_server(self.pc)
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        except SfuError:
+            raise
+        except Exception as exc:
+            raise SfuError(SfuErrorCode.BAD_SDP, f"offer refused: {exc}") from exc
+        for slot in self._slots:
+            slot.layout = self._slot_layout(slot)
+        first = self._slots[0].transceiver.sender.transport
+        self._feedback_installed = True
+        self._cname = self._slots[0].tap.cname
+        hooks.install_feedback(first, self._on_rtcp)
+        self._rtcp_sink = hooks.PacketSink(first)
+        answer: str = self.pc.localDescription.sdp
+        return answer
+
+    def _slot_layout(self, slot: _Slot) -> ConsumerLayout:
+        transceiver = slot.transceiver
+        codecs = hooks.negotiated_codecs(transceiver)
+        wanted = SUPPORTED_CODECS[slot.kind]
+        main = next((c for c in codecs if c.mimeType.lower() == wanted), None)
+        if main is None or transceiver.mid is None:
+            raise SfuError(SfuErrorCode.NEGOTIATION, f"no {wanted} on m-line {transceiver.mid}")
+        rtx = next(
+            (
+                c
+                for c in codecs
+                if c.mimeType.lower().endswith("/rtx")
+                and c.parameters.get("apt") == main.payloadType
+            ),
+            None,
+        )
+        ext = hooks.negotiated_extension_ids(transceiver)
+        return ConsumerLayout(
+            payload_type=main.payloadType,
+            rtx_payload_type=rtx.payloadType if rtx else None,
+            mid=transceiver.mid,
+            mid_ext_id=ext.get(hooks.MID_URI),
+            abs_send_time_ext_id=ext.get(hooks.ABS_SEND_TIME_URI),
+            audio_level_ext_id=ext.get(hooks.AUDIO_LEVEL_URI),
+        )
+
+    def slot_count(self, kind: MediaKind) -> int:
+        """How many slots of ``kind`` the player offered."""
+        return sum(1 for slot in self._slots if slot.kind is kind)
+
+    def showing(self, kind: MediaKind) -> list[Producer | None]:
+        """What each slot of ``kind`` shows (or is switching to), in the offer's order."""
+        shown: list[Producer | None] = []
+        for slot in self._slots:
+            if slot.kind is kind:
+                consumer = slot.pending or slot.consumer
+                shown.append(consumer.producer if consumer is not None else None)
+        return shown
+
+    def show(self, kind: MediaKind, index: int, producer: Producer | None) -> Consumer | None:
+        """Make slot ``index`` of ``kind`` show ``producer`` (None: nothing); its consumer
+        (for video, one that may still wait for its first keyframe to take over)."""
+        if self.closed:
+            return None
+        slot = [s for s in self._slots if s.kind is kind][index]
+        if producer is not None and producer.kind is not kind:
+            raise ValueError(f"a {producer.kind} producer in a {kind} slot")
+        current, pending = slot.consumer, slot.pending
+        if pending is not None:
+            if pending.producer is producer:
+                return pending
+            pending.close(CloseReason.UNSUBSCRIBED)  # it never sent: nothing to hand over
+        if current is not None and current.producer is producer and not current.closed:
+            return current
+        if producer is None or producer.closed:
+            if current is not None:
+                current.close(CloseReason.UNSUBSCRIBED)  # its close keeps the handover
+            return None
+        assert slot.layout is not None
+        if kind is MediaKind.VIDEO and current is not None and current.sending:
+            consumer = Consumer(
+                producer=producer,
+                tap=slot.tap,
+                estimator=self.estimator,
+                on_closed=self._consumer_closed,
+                take_over=lambda: self._take_over(slot),
+            )
+            slot.pending = consumer
+        else:
+            if current is not None:
+                current.close(CloseReason.UNSUBSCRIBED)
+            consumer = Consumer(
+                producer=producer,
+                tap=slot.tap,
+                estimator=self.estimator,
+                on_closed=self._consumer_closed,
+                handover=slot.handover,
+            )
+            slot.handover = None
+            slot.consumer = consumer
+            self._by_ssrc[consumer.ssrc] = consumer
+            self._by_ssrc[consumer.rtx_ssrc] = consumer
+        self._slot_of[consumer.id] = slot
+        producer.add_consumer(consumer)
+        self.consumers[consumer.id] = consumer
+        consumer.set_layout(slot.layout)
+        if self.pc.connectionState == "connected":
+            consumer.resume()
+        return consumer
+
+    def _take_over(self, slot: _Slot) -> Handover:
+        """The slot's pending consumer has its keyframe: the current one stops and hands
+        its numbering over."""
+        pending = slot.pending
+        assert pending is not None
+        current = slot.consumer
+        if current is not None:
+            current.close(CloseReason.UNSUBSCRIBED)  # records the slot's handover
+        handover = slot.handover or pending.handover()  # (nothing was sent before it)
+        slot.handover = None
+        slot.pending = None
+        slot.consumer = pending
+        self._by_ssrc[pending.ssrc] = pending
+        self._by_ssrc[pending.rtx_ssrc] = pending
+        return handover
+
+    def _consumer_closed(self, consumer: Consumer, reason: CloseReason) -> None:
+        slot = self._slot_of.pop(consumer.id, None)
+        if slot is not None and slot.pending is consumer:
+            slot.pending = None
+            self.consumers.pop(consumer.id, None)  # it never sent: its SSRC is the current's
+            self._on_consumer_closed(consumer, reason)
+            return
+        if slot is not None and slot.consumer is consumer:
+            slot.consumer = None
+            slot.handover = consumer.handover()
+        super()._consumer_closed(consumer, reason)
