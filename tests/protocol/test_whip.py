@@ -16,6 +16,7 @@ from aiortc import RTCRtpSender
 
 from tests import protocol_fixtures, whip_support
 from tests.helpers import RunningServer, make_config, running_server
+from tests.join_tokens import backend, organiser
 from tests.protocol.test_ticketing import set_access
 from tests.protocol_fixtures import Entrance, MatchingPerson
 from tests.whip_support import SDP, SDP_FRAG, HttpPeer, camera_and_mic, peer
@@ -326,3 +327,30 @@ async def test_sessions_count_against_the_connections_of_an_address(
         assert (await players[0].delete()).status == 200  # a place comes free
         assert (await players[2].post(path, await players[2].offer())).status == 201
         assert len(server.server.app[MEDIA_SESSIONS]) == 2
+
+
+async def test_a_presenter_s_signed_join_token_publishes_under_its_name(
+    server: RunningServer, http_peers: Peers
+) -> None:
+    """A WHIP bearer may be a signed join token (docs/api.md): role presenter, the name it
+    binds; an attendee's token, or one for another event, does not let anyone publish."""
+    owner = await organiser(server)
+    event = await server.store.create_event("Members' launch", None, owner_id=owner)
+    other = await server.store.create_event("Another", None, owner_id=owner)
+    keys = await backend(server, owner)
+    path = f"/whip/{event.event_id}"
+    for refused in (
+        keys.sign(event, name="Ann", role="attendee"),
+        keys.sign(other, name="Ann", role="presenter"),
+        keys.sign(event, name="Ann", role="presenter", lifetime=-120),
+    ):
+        p, offer = await publisher(http_peers, server)
+        assert (await p.post(path, offer, token=refused)).status == 401
+    assert room_people(server, event) == []
+    p, offer = await publisher(http_peers, server)
+    ok = await p.post(
+        path + "?name=Ignored", offer, token=keys.sign(event, name="Studio Ann", role="presenter")
+    )
+    assert ok.status == 201, ok.text
+    assert room_people(server, event) == ["Studio Ann"]  # the token's name, not ?name=
+    assert (await p.delete()).status == 200

@@ -35,6 +35,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -65,6 +66,7 @@ from webinar.sfu import (
 from webinar.storage.records import Event, StoreUnavailable
 from webinar.ticketing import Grant, Refusal
 from webinar.ticketing.grants import RefusalCode
+from webinar.ticketing.join_tokens import JoinTokens, TokenRefusal
 
 from ..tasks import stop_tasks
 from .session import Services
@@ -116,20 +118,29 @@ class Publisher:
     role: Role
     #: A display name the token binds (None: the request's ``?name=``, or the default).
     name: str | None = None
-    #: What the token was: "presenter-key", "host-key".
+    #: What the token was: "presenter-key", "host-key", "join-token".
     via: str = "presenter-key"
 
 
-async def publisher_for(event: Event, token: str) -> Publisher | None:
+async def publisher_for(
+    event: Event, token: str, join_tokens: JoinTokens | None = None
+) -> Publisher | None:
     """The one check of a WHIP bearer token: who may publish into ``event`` with it, or None.
 
-    Today the event's presenter key and its host key are accepted (both publish as a
-    presenter: an encoder runs no room). Signed tokens that carry a name go here too, so every
-    WHIP request is checked the same way."""
+    The event's presenter key and its host key (both publish as a presenter: an encoder runs
+    no room), or a signed join token (JWT, docs/api.md) for this event whose role is
+    presenter: it binds the display name."""
     if event.host_key and same_secret(token, event.host_key):
         return Publisher(Role.PRESENTER, via="host-key")
     if same_secret(token, event.presenter_key):
         return Publisher(Role.PRESENTER, via="presenter-key")
+    if join_tokens is not None and token.count(".") == 2:
+        try:
+            claims = await join_tokens.check(event, token, datetime.now(UTC))
+        except TokenRefusal:
+            return None
+        if claims.role == "presenter":
+            return Publisher(Role.PRESENTER, name=claims.name, via="join-token")
     return None
 
 
@@ -711,7 +722,7 @@ class MediaSessions:
         try:
             if kind is Kind.WHIP:
                 assert token is not None
-                publisher = await publisher_for(event, token)
+                publisher = await publisher_for(event, token, self.services.ticketing.join_tokens)
                 if publisher is None:
                     raise _unauthorized(
                         i18n._("this token does not let anyone publish into this event"),
