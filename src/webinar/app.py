@@ -64,6 +64,7 @@ from webinar.signalling.ws import (
     shutdown_connections,
     websocket_handler,
 )
+from webinar.storage.api_tokens import Scope
 from webinar.storage.sealing import load_sealer
 from webinar.storage.store import Store
 from webinar.tasks import stop_task, stop_tasks
@@ -322,6 +323,12 @@ def create_app(
         embed_origins=config.http.embed_origins,
         render=_render,
     )
+
+    async def admin_bearer(secret: str) -> bool:
+        caller = await app[API].auth.lookup(secret)
+        return caller is not None and caller.scope is Scope.ADMIN
+
+    health.admin_bearer = admin_bearer
     return app
 
 

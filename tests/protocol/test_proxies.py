@@ -11,6 +11,8 @@ import aiohttp
 from tests.helpers import make_config, running_server
 from webinar.accounts import hash_password
 from webinar.config import Config, HttpConfig
+from webinar.storage import api_tokens
+from webinar.storage.api_tokens import Scope
 
 
 def _csrf(html: str) -> str:
@@ -106,3 +108,25 @@ async def test_metrics_from_loopback_refused_when_forwarded(tmp_path: Path) -> N
         forwarded = {"X-Forwarded-For": "198.51.100.1"}
         async with http.get(srv.base_url + "/metrics", headers=forwarded) as proxied:
             assert proxied.status == 403
+
+
+async def test_metrics_from_elsewhere_with_an_admin_scoped_api_token(tmp_path: Path) -> None:
+    """Prometheus elsewhere sends an admin-scoped API token; a read token is not enough."""
+    async with running_server(tmp_path / "data") as srv, aiohttp.ClientSession() as http:
+        admin = await srv.store.run(
+            lambda core: core.create_user("root", hash_password("x" * 12, n=2**10), "admin")
+        )
+        secrets = {}
+        for scope in (Scope.ADMIN, Scope.READ):
+            _token, secrets[scope] = await srv.store.run(
+                lambda core, scope=scope: api_tokens.create(
+                    core.connection, admin.user_id, f"prometheus {scope}", scope
+                )
+            )
+        forwarded = {"X-Forwarded-For": "198.51.100.1"}
+        for scope, status in ((Scope.ADMIN, 200), (Scope.READ, 401)):
+            headers = {**forwarded, "Authorization": f"Bearer {secrets[scope]}"}
+            async with http.get(srv.base_url + "/metrics", headers=headers) as resp:
+                assert resp.status == status, scope
+        async with http.get(srv.base_url + "/metrics", headers=forwarded) as resp:
+            assert resp.status == 403

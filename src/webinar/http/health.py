@@ -8,7 +8,7 @@ top-level ``rooms`` and ``connections`` of ``/healthz`` are the answering worker
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -35,6 +35,8 @@ class Health(Pages):
     registry: Callable[[], Registry | None]
     #: This worker's own /metrics text (the app's: rooms, connections, webhooks, media pipes).
     own_metrics: Callable[[], str]
+    #: Whether a bearer secret is an admin-scoped API token (the one API's tokens).
+    admin_bearer: Callable[[str], Awaitable[bool]] | None = None
 
     async def _workers(self) -> tuple[WorkerInfo, list[WorkerInfo]]:
         own = self.worker()
@@ -72,16 +74,22 @@ class Health(Pages):
 
     @route("GET", "/metrics")
     async def metrics_endpoint(self, request: web.Request) -> web.Response:
-        """Prometheus metrics: with admin.token set, a bearer token; else loopback only."""
-        if self.admin_token is not None:
-            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            if not same_secret(given, self.admin_token):
-                raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
+        """Prometheus metrics: a bearer that is admin.token or an admin-scoped API token;
+        without one, from loopback only (unless admin.token is set: then a bearer always)."""
+        header = request.headers.get("Authorization", "")
+        given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        admitted = bool(given) and (
+            (self.admin_token is not None and same_secret(given, self.admin_token))
+            or (self.admin_bearer is not None and await self.admin_bearer(given))
+        )
+        if admitted:
+            pass
+        elif self.admin_token is not None or given:
+            raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
         elif not _is_loopback(request.remote) or _is_forwarded(request):
             # An operator's endpoint (Prometheus), not a page: English, like the CLI.
-            raise web.HTTPForbidden(
-                text="Set admin.token to read /metrics from elsewhere."  # i18n-ignore
-            )
+            refusal = "Send an admin-scoped API token to read /metrics from elsewhere."
+            raise web.HTTPForbidden(text=refusal)  # i18n-ignore
         text = self.own_metrics()
         registry = self.registry()
         if registry is not None:
