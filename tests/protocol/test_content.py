@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -340,3 +341,48 @@ async def test_a_scanner_that_is_down_refuses_uploads(tmp_path: Path) -> None:
         status, body = await setup.upload(pdf_of(1000))
         assert status == 503 and body["error"]["code"] == "scan-failed", body
         assert files_on_disk(setup) == [] and await setup.listed() == []
+
+
+async def test_dashboard_content_page_uploads_lists_and_warns(small: Setup) -> None:
+    base = small.base
+    with small.server.store.connect_sync() as sync:
+        sync.set_password_hash("olga", hash_password("correct horse battery", n=2**10))
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+        async with http.get(base + "/login") as resp:
+            csrf = re.search(r'name="csrf" value="([^"]+)"', await resp.text())
+            assert csrf
+        async with http.post(
+            base + "/login",
+            data={"csrf": csrf.group(1), "username": "olga", "password": "correct horse battery"},
+            allow_redirects=False,
+        ) as resp:
+            assert resp.status == 303
+        page = f"{base}/dashboard/events/{format_event_id(small.event.event_id)}/content"
+        async with http.get(page) as resp:
+            html = await resp.text()
+        assert 'data-testid="content-upload"' in html and 'data-testid="content-empty"' in html
+        assert 'data-testid="content-not-scanned-warning"' in html  # no scanner configured
+        token = re.search(r'name="csrf" value="([^"]+)"', html)
+        assert token
+
+        async def post(data: bytes, name: str, kind: str) -> tuple[int, str]:
+            form = aiohttp.FormData()
+            form.add_field("csrf", token.group(1))
+            form.add_field("file", io.BytesIO(data), filename=name, content_type=kind)
+            async with http.post(page, data=form) as resp:
+                return resp.status, await resp.text()
+
+        status, html = await post(pdf_of(20_000), "deck.pdf", "application/pdf")
+        assert status == 200 and 'data-testid="content-uploaded"' in html
+        assert html.count('data-testid="content-item"') == 1 and "deck.pdf" in html
+        assert 'data-scan-status="unscanned"' in html
+        status, html = await post(b"not a pdf at all", "fake.pdf", "application/pdf")
+        assert status == 415 and 'data-testid="content-error"' in html
+        assert html.count('data-testid="content-item"') == 1
+        # a form without its CSRF token is refused, nothing kept
+        form = aiohttp.FormData()
+        form.add_field("file", io.BytesIO(pdf_of(1000)), filename="x.pdf")
+        async with http.post(page, data=form) as resp:
+            assert resp.status == 403
+        assert len(files_on_disk(small)) == 1

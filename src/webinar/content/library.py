@@ -431,6 +431,8 @@ class ContentService:
             sniff.office_type, partial, kept_as
         ):
             raise self._not_what_it_claims(kept_as)
+        if "." not in name:  # a name without an extension gets its type's
+            name += next((ext for ext, kind in sniff.EXTENSIONS.items() if kind == kept_as), "")
         status = await self._scan(partial, name, event)
         final = self.root / event.event_id / content_id
         await asyncio.to_thread(final.parent.mkdir, parents=True, exist_ok=True)
@@ -440,9 +442,9 @@ class ContentService:
         def keep(db: Database) -> None:
             with transaction(db, immediate=True):
                 db.execute(
-                    "UPDATE content_files SET detected_type = ?, size_bytes = ?, sha256 = ?,"
-                    " scan_status = ? WHERE content_id = ?",
-                    (kept_as, size, sha, status, content_id),
+                    "UPDATE content_files SET file_name = ?, detected_type = ?, size_bytes = ?,"
+                    " sha256 = ?, scan_status = ? WHERE content_id = ?",
+                    (name, kept_as, size, sha, status, content_id),
                 )
 
         try:

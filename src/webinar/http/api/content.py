@@ -63,12 +63,18 @@ class ContentApi(ApiPages):
         tag=TAG,
         status=201,
         response=s.ContentFile,
-        query=(Query("name", "The file's name, as attendees will save it.", required=True),),
+        query=(
+            Query(
+                "name",
+                "The file's name, as attendees will save it (default `upload` with the"
+                " extension of its type).",
+            ),
+        ),
         errors=(404, 413, 415, 422, 503),
         presenter_key=True,
         raw_body="application/octet-stream",
     )
-    async def upload(self, request: web.Request, call: Call) -> s.ContentFile:
+    async def upload_content(self, request: web.Request, call: Call) -> s.ContentFile:
         if call.caller is None:  # a presenter key instead of a token
             event = await self.store.get_event(request.match_info["event_id"])
             if event is None or not await self.interaction.presenter_may_upload(request, event):
@@ -83,7 +89,7 @@ class ContentApi(ApiPages):
             info = await self.service.receive(
                 event,
                 body_chunks(request),
-                file_name=request.query.get("name", ""),
+                file_name=request.query.get("name") or "upload",
                 content_type=request.headers.get("Content-Type"),
                 declared_size=request.content_length,
                 uploaded_by=by,
@@ -135,11 +141,12 @@ class ContentApi(ApiPages):
         "/api/v1/content/{content_id}/download",
         scope=Scope.READ,
         summary="Download a file",
+        description="With its own type (`content_type`), as an attachment named as uploaded.",
         tag=TAG,
-        media="application/octet-stream",
+        media="*/*",
         errors=(404,),
     )
-    async def download(self, request: web.Request, call: Call) -> web.StreamResponse:
+    async def download_content(self, request: web.Request, call: Call) -> web.StreamResponse:
         _event, info = await self._content(request, call.who())
         return serve_file(request, self.service.path_of(info), info)
 
@@ -153,6 +160,6 @@ class ContentApi(ApiPages):
         status=204,
         errors=(404,),
     )
-    async def delete(self, request: web.Request, call: Call) -> None:
+    async def delete_content(self, request: web.Request, call: Call) -> None:
         _event, info = await self._content(request, call.who())
         await self.service.delete(info)
