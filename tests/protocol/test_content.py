@@ -22,6 +22,7 @@ from tests.helpers import RunningServer, make_config, running_server
 from webinar.accounts import hash_password
 from webinar.app import CONFIG
 from webinar.config import Config, UploadsConfig
+from webinar.content.clamd import Clamd, ScanError
 from webinar.ids import format_event_id
 from webinar.storage import api_tokens
 from webinar.storage.api_tokens import Scope
@@ -386,3 +387,17 @@ async def test_dashboard_content_page_uploads_lists_and_warns(small: Setup) -> N
         async with http.post(page, data=form) as resp:
             assert resp.status == 403
         assert len(files_on_disk(small)) == 1
+
+
+async def test_a_file_over_clamds_stream_limit_is_refused_not_passed(
+    tmp_path: Path, clamd_server: ClamdServer
+) -> None:
+    """A file over clamd's own StreamMaxLength (64M in the fixture's conf): clamd drops the
+    stream, the scan fails (an upload would be refused, 503 scan-failed), nothing passes as
+    clean."""
+    conf = clamd_server.log.parent / "clamd.conf"
+    assert "StreamMaxLength 64M" in conf.read_text()
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"0" * (65 * MIB))
+    with pytest.raises(ScanError):
+        await Clamd(str(clamd_server.socket)).scan_file(big)

@@ -11,6 +11,7 @@ this is ours; it is small enough to read whole.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,19 +78,25 @@ class Clamd:
         except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             return False
 
+    @staticmethod
+    async def _send(writer: asyncio.StreamWriter, path: Path) -> None:
+        writer.write(b"zINSTREAM\0")
+        with await asyncio.to_thread(path.open, "rb") as f:
+            while chunk := await asyncio.to_thread(f.read, CHUNK_BYTES):
+                writer.write(frame(chunk))
+                await writer.drain()
+        writer.write(_END)
+        await writer.drain()
+
     async def scan_file(self, path: Path) -> Verdict:
         """Send the file at ``path`` to clamd; its verdict, or :class:`ScanError`."""
         try:
             async with asyncio.timeout(self.timeout):
                 reader, writer = await self._connect()
                 try:
-                    writer.write(b"zINSTREAM\0")
-                    with await asyncio.to_thread(path.open, "rb") as f:
-                        while chunk := await asyncio.to_thread(f.read, CHUNK_BYTES):
-                            writer.write(frame(chunk))
-                            await writer.drain()
-                    writer.write(_END)
-                    await writer.drain()
+                    # clamd may stop reading (over its StreamMaxLength) and still say why
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                        await self._send(writer, path)
                     reply = await reader.readuntil(b"\0")
                 finally:
                     writer.close()
