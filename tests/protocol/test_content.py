@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from tests.clamd_server import EICAR, SIGNATURE, ClamdServer, clamd_server
-from tests.helpers import RunningServer, make_config, running_server
+from tests.helpers import Person, RunningServer, join_person, make_config, running_server
 from webinar.accounts import hash_password
 from webinar.app import CONFIG
 from webinar.config import Config, UploadsConfig
@@ -401,3 +401,20 @@ async def test_a_file_over_clamds_stream_limit_is_refused_not_passed(
     big.write_bytes(b"0" * (65 * MIB))
     with pytest.raises(ScanError):
         await Clamd(str(clamd_server.socket)).scan_file(big)
+
+
+async def test_a_participant_of_the_room_fetches_with_its_resume_token(small: Setup) -> None:
+    event, credential = await _access_event(small, "password")
+    status, made = await small.upload(pdf_of(5000), event=event)
+    assert status == 201, made
+    url = small.base + made["url"]
+    people: list[Person] = []
+    try:
+        ann = await join_person(small.server, people, Person, event, "Ann", credential)
+        token = str(ann.joined["resume_token"])
+        async with small.http.get(url, headers={"X-Resume-Token": token}) as resp:
+            assert resp.status == 200 and (await resp.read()).startswith(b"%PDF-")
+        async with small.http.get(url, headers={"X-Resume-Token": token[:-2] + "xx"}) as resp:
+            assert resp.status == 403
+    finally:
+        await asyncio.gather(*(p.close() for p in people))
