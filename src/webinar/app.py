@@ -29,10 +29,13 @@ from webinar.cluster.placement import CpuMeter, Placement, origin_of, socket_url
 from webinar.cluster.registry import LiveWorkers, Registry, WorkerInfo
 from webinar.cluster.worker import WorkerIdentity, node_of
 from webinar.config import Config
+from webinar.content.clamd import Clamd
+from webinar.content.library import ContentService
 from webinar.http import forwarded, headers, inputs, language
 from webinar.http.api import MIDDLEWARES as API_MIDDLEWARES
 from webinar.http.api import Api, setup_api
 from webinar.http.auth import SignIn, login_limiter
+from webinar.http.content import ContentAccess, ContentPages
 from webinar.http.dashboard import Dashboard
 from webinar.http.embed import EmbedPages
 from webinar.http.health import Health
@@ -149,6 +152,8 @@ PEERS = web.AppKey("peers", Peers)
 REPLICATION = web.AppKey("replication", Replication)
 PIPES = web.AppKey("pipes", Pipes)
 INTERACTION_HTTP = web.AppKey("interaction_http", InteractionHttp)
+CONTENT = web.AppKey("content", ContentService)
+CONTENT_ACCESS = web.AppKey("content_access", ContentAccess)
 REDIS = web.AppKey("redis", aioredis.Redis)
 BUS = web.AppKey("bus", Bus)
 #: The JSON API (/api/v1) and its OpenAPI description.
@@ -290,6 +295,27 @@ def create_app(
         registrant_languages=tickets.desk.registrant_languages,
     )
     app.router.add_routes(RecordingPages(site, app[RECORDINGS], app[PUBLISHER]).routes())
+    uploads = config.uploads
+    app[CONTENT] = ContentService(
+        app[STORE],
+        config.shared_dir / "content",
+        max_file_bytes=uploads.max_file_mb * MIB,
+        quota_bytes=uploads.quota_mb * MIB,
+        scanner=(
+            None
+            if uploads.clamd_socket is None
+            else Clamd(uploads.clamd_socket, timeout=uploads.scan_timeout_seconds)
+        ),
+        require_scan=uploads.require_scan,
+    )
+    app[CONTENT_ACCESS] = ContentAccess(
+        store=app[STORE],
+        ticketing=lambda: app[TICKETING],
+        secret=lambda: app[SERVICES].interaction_secret,
+        presenter=interaction.presenter_may_upload,
+        rooms=lambda: app.get(ROOMS),
+    )
+    app.router.add_routes(ContentPages(site, app[CONTENT], app[CONTENT_ACCESS]).routes())
     app[ATTENDANCE] = AttendanceService(app[STORE], sources=engagement.sources())
     stats = StatsPages(
         site,
@@ -317,6 +343,7 @@ def create_app(
         attendance=app[ATTENDANCE],
         recordings=app[RECORDINGS],
         publisher=app[PUBLISHER],
+        content=app[CONTENT],
         webhooks=lambda: app[WEBHOOKS],
         allow_private_webhooks=config.webhooks.allow_private_addresses,
         public_url=config.http.public_url,
@@ -380,6 +407,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     )
     await webhooks.start()
     app[WEBHOOKS] = webhooks
+    swept = await app[CONTENT].sweep()  # uploads a dead worker left half-way
+    if swept:
+        logger.info("forgot %d unfinished upload(s)", swept)
     app[RECORDINGS].on_ready = lambda event_id, data: webhooks.emit(
         WebhookEvent.RECORDING_READY, data, event_id=event_id
     )

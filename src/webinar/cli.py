@@ -585,6 +585,7 @@ def _cmd_event_delete(args: argparse.Namespace) -> int:
         shutil.rmtree(shared / "recordings" / info.recording_id, ignore_errors=True)
     for image_id in images:
         (shared / "images" / image_id).unlink(missing_ok=True)
+    shutil.rmtree(shared / "content" / event.event_id, ignore_errors=True)  # uploaded files
     size = sum(r.size for r in recordings)
     if args.json:
         body = {

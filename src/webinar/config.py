@@ -211,6 +211,35 @@ class RecordingConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UploadsConfig:
+    """Files organisers and presenters upload to an event (webinar.content)."""
+
+    #: Largest file, in MiB (the hosted products' 500 MB).
+    max_file_mb: int = 500
+    #: Storage each organiser may fill with uploads, in MiB; 0 disables uploads.
+    quota_mb: int = 5120
+    #: ClamAV's daemon: a Unix socket path, or host:port; unset: uploads are not scanned.
+    clamd_socket: str | None = None
+    #: Refuse uploads when no scanner is configured (instead of accepting them unscanned).
+    require_scan: bool = False
+    #: Seconds a scan may take before the upload is refused.
+    scan_timeout_seconds: float = 120.0
+
+    def __post_init__(self) -> None:
+        _check_range("uploads.max_file_mb", self.max_file_mb, 1, 100_000)
+        _check_range("uploads.quota_mb", self.quota_mb, 0, 100_000_000)
+        _check_seconds("uploads.scan_timeout_seconds", self.scan_timeout_seconds, 1.0, 3600.0)
+        if self.clamd_socket is not None:
+            value = self.clamd_socket.strip()
+            if not value:
+                _fail("uploads.clamd_socket", "must be a socket path or host:port")
+            if not value.startswith("/"):
+                host, sep, port = value.rpartition(":")
+                if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                    _fail("uploads.clamd_socket", "must be an absolute socket path or host:port")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TicketingConfig:
     """Booking rules and reservation-code windows (webinar.ticketing)."""
 
@@ -567,6 +596,7 @@ class Config:
         return base
 
     recording: RecordingConfig = field(default_factory=RecordingConfig)
+    uploads: UploadsConfig = field(default_factory=UploadsConfig)
     ticketing: TicketingConfig = field(default_factory=TicketingConfig)
     mail: MailConfig = field(default_factory=MailConfig)
     payments: PaymentsConfig = field(default_factory=PaymentsConfig)
@@ -687,6 +717,7 @@ _SECTIONS: dict[str, type[typing.Any]] = {
     "turn": TurnConfig,
     "admin": AdminConfig,
     "recording": RecordingConfig,
+    "uploads": UploadsConfig,
     "ticketing": TicketingConfig,
     "mail": MailConfig,
     "payments": PaymentsConfig,

@@ -376,6 +376,9 @@ def test_delete_needs_yes_then_deletes_rows_and_files(
     created = make_event(capsys, data)
     event_id = canonical(created["event_id"])
     seeded = seed_everything(data, event_id, data)
+    uploaded = data / "content" / event_id / ("cnt_" + "a" * 24)  # an uploaded file
+    uploaded.parent.mkdir(parents=True)
+    uploaded.write_bytes(b"%PDF-1.4\n")
 
     code, out, err = run(capsys, "event", "delete", created["event_id"], "--data-dir", str(data))
     assert (code, out) == (2, "")
@@ -396,6 +399,7 @@ def test_delete_needs_yes_then_deletes_rows_and_files(
     }
     assert not seeded["image"].exists()
     assert not seeded["recording"].exists()
+    assert not uploaded.exists() and not uploaded.parent.exists()
     with open_store(data) as store:
         assert store.get_event(event_id) is None
         db = store.connection

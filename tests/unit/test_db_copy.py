@@ -163,6 +163,25 @@ def populate(core: SyncStore) -> list[str]:
     # join-token keys (an HS256 secret, sealed) and an event's embedding origins
     join_tokens.sql_add_key(conn, admin.user_id, "CRM")
     embedding.sql_set_origins(conn, eid, ("https://site.example", "http://127.0.0.3:8080"))
+    # an uploaded file (webinar.content): its row; the file itself is on disk, not copied
+    conn.execute(
+        "INSERT INTO content_files (content_id, event_id, owner_id, file_name, declared_type,"
+        " detected_type, size_bytes, sha256, scan_status, uploaded_by, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            "cnt_" + "ab" * 12,
+            eid,
+            admin.user_id,
+            "slides.pdf",
+            "application/pdf",
+            "application/pdf",
+            1234,
+            "0" * 64,
+            "clean",
+            "organiser",
+            "2026-01-02T03:04:05+00:00",
+        ),
+    )
     return [e.event_id for e in events]
 
 

@@ -21,7 +21,7 @@ LEAVES = frozenset(
 )
 # Features: services that own a kind of data (and its SQL); below http/ and signalling/.
 FEATURES = frozenset(
-    {"storage", "ticketing", "interaction", "recordings", "attendance", "webhooks"}
+    {"storage", "ticketing", "interaction", "recordings", "attendance", "webhooks", "content"}
 )
 # Boot: wire everything together; may import anything.
 BOOT = frozenset({"__init__", "__main__", "cli", "server", "app"})
@@ -40,6 +40,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "attendance": frozenset({"storage", "rooms"}),
     "recordings": frozenset({"storage", "rooms", "sfu"}),
     "webhooks": frozenset({"storage", "rooms"}),
+    "content": frozenset({"storage"}),
     # Signalling reads event records but writes nothing itself: the services do.
     "signalling": frozenset(
         {"rooms", "sfu", "cluster", "ticketing", "interaction", "attendance", "storage.records"}

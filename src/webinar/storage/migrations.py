@@ -451,6 +451,29 @@ MIGRATIONS: tuple[str | Migration, ...] = (
     ALTER TABLE api_tokens ADD COLUMN last_used_at TEXT NULL;
     CREATE INDEX api_tokens_user ON api_tokens (user_id);
     """,
+    # 14: uploaded content per event (webinar.content): the file is under
+    # <shared_dir>/content/<event_id>/<content_id>; size_bytes is what the upload has reserved
+    # against its organiser's quota while scan_status is 'uploading', the file's size after.
+    # owner_id is the event's organiser when it was uploaded (the quota's account; NULL: events
+    # nobody owns, which share one account).
+    """
+    CREATE TABLE content_files (
+        content_id    TEXT PRIMARY KEY CHECK (length(content_id) = 28),
+        event_id      TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        owner_id      BIGINT NULL REFERENCES users (user_id) ON DELETE SET NULL,
+        file_name     TEXT NOT NULL CHECK (length(file_name) BETWEEN 1 AND 200),
+        declared_type TEXT NOT NULL,
+        detected_type TEXT NOT NULL,
+        size_bytes    BIGINT NOT NULL CHECK (size_bytes >= 0),
+        sha256        TEXT NOT NULL,
+        scan_status   TEXT NOT NULL
+                      CHECK (scan_status IN ('uploading', 'clean', 'infected', 'unscanned')),
+        uploaded_by   TEXT NOT NULL DEFAULT 'organiser',
+        created_at    TEXT NOT NULL
+    );
+    CREATE INDEX content_files_event ON content_files (event_id, created_at);
+    CREATE INDEX content_files_owner ON content_files (owner_id);
+    """,
 )
 
 

@@ -174,6 +174,56 @@ class Ticketing:
         self._present.setdefault(event.event_id, {})[id(holder)] = holder
         return dataclasses.replace(grant, event_id=event.event_id, holder=holder)
 
+    async def vouch(
+        self,
+        event: Event,
+        credential: str | None,
+        *,
+        client: str | None,
+        join_token: str | None = None,
+    ) -> Grant:
+        """Whether ``credential`` (or a signed ``join_token``) would admit its bearer to the
+        event now, without entering: no device slot or place is taken and no check-in is
+        written. For what an admitted person may fetch besides the room (the event's content,
+        :mod:`webinar.http.content`). Rate-limited like :meth:`admit`; the same refusals."""
+        if credential is not None and join_token is None:
+            if event.host_key and same_secret(credential, event.host_key):
+                return Grant.for_role(Role.HOST, via="key")
+            if same_secret(credential, event.presenter_key):
+                return Grant.for_role(Role.PRESENTER, via="key")
+        if join_token is not None:
+            credential = None
+        tick = self._monotonic()
+        guesses = (
+            credential is not None
+            or join_token is not None
+            or AccessType(event.access_type) is not AccessType.OPEN
+        )
+        attempt = (
+            await self.limiter.acquire(client, event.event_id, self._monotonic)
+            if guesses
+            else self.limiter.uncounted()
+        )
+        try:
+            return await self._check(
+                _Attempt(
+                    event,
+                    EventAccess(event.event_id),
+                    credential,
+                    self.clock(),
+                    "",
+                    _NOBODY,
+                    lambda _old: False,
+                    join_token,
+                    vouch=True,
+                )
+            )
+        except _Wrong as wrong:
+            await attempt.failed(tick)
+            raise wrong.refusal from None
+        finally:
+            await attempt.forgive()
+
     async def _check(self, attempt: _Attempt) -> Grant:
         event, credential = attempt.event, attempt.credential
         kind = AccessType(event.access_type)
@@ -250,6 +300,8 @@ class Ticketing:
         if invitee.revoked:
             raise Refusal(RefusalCode.REVOKED, _("this invitation was withdrawn by the organiser"))
         end = self._check_booking(event, attempt.now)
+        if attempt.vouch:
+            return Grant.for_role(Role.ATTENDEE, expires_at=end, via="token")
         seat = await self._claim(attempt, f"inv:{invitee.invitee_id}", 1)
         return Grant.for_role(
             Role.ATTENDEE,
@@ -283,6 +335,8 @@ class Ticketing:
         if not window.contains(now):
             raise _outside(window, now)
         registration_id = registration.registration_id
+        if attempt.vouch:
+            return Grant.for_role(Role.ATTENDEE, expires_at=window.closes, via="code")
         # The check-in is written before the place is taken (in memory, where it may evict
         # someone): a failed write leaves no place held. A first entry never finds its places
         # taken, so a check-in is not written for an entry that is then refused.
@@ -318,6 +372,8 @@ class Ticketing:
         role = Role.PRESENTER if claims.role == "presenter" else Role.ATTENDEE
         # Attendees keep the rules of every booking: its end, and the event's places.
         end = self._check_booking(event, attempt.now) if role is Role.ATTENDEE else None
+        if attempt.vouch:
+            return Grant.for_role(role, expires_at=end, via="jwt")
         seat = await self._claim(attempt, claims.seat_ticket, 1)
         place = None
         if role is Role.ATTENDEE and attempt.access.capacity is not None:
@@ -429,6 +485,8 @@ class _Attempt:
     resumes: Callable[[Holder], bool]
     join_token: str | None = None
     resuming: bool = False
+    #: Only check the credential (Ticketing.vouch): take no place, write no check-in.
+    vouch: bool = False
 
     def required(self, message: str) -> str:
         """The credential; a :class:`Refusal` saying ``message`` when none was given."""
@@ -450,6 +508,16 @@ def _not_admitted(status: RegistrationStatus) -> str:
     if found is not None:
         return gettext(found)
     return _("this reservation is %(status)s; it does not admit anyone") % {"status": status.value}
+
+
+class _Nobody:
+    """The holder of a vouching attempt: it never holds a place, so nothing evicts it."""
+
+    def evict(self, reason: ByeReason) -> None:
+        pass
+
+
+_NOBODY = _Nobody()
 
 
 class _Wrong(Exception):

@@ -5,9 +5,9 @@
 - :mod:`.auth`: bearer tokens with scopes (``read``, ``write``, ``admin``);
 - :mod:`.errors`: the one error envelope; :mod:`.paging`: cursor pagination;
 - :mod:`.schema`: request and response types (msgspec Structs);
-- :mod:`.events`, :mod:`.interaction`, :mod:`.recordings`, :mod:`.webhooks`, :mod:`.tokens`,
-  :mod:`.join_keys` (join-token keys and embedding): the operations; :mod:`.legacy`: the
-  deprecated paths they replace;
+- :mod:`.events`, :mod:`.interaction`, :mod:`.recordings`, :mod:`.content`, :mod:`.webhooks`,
+  :mod:`.tokens`, :mod:`.join_keys` (join-token keys and embedding): the operations;
+  :mod:`.legacy`: the deprecated paths they replace;
 - :mod:`.openapi` and :mod:`.docs`: ``/api/openapi.json`` and ``/api/docs``.
 """
 
@@ -20,8 +20,10 @@ from typing import Any
 from aiohttp import web
 
 from webinar.attendance.service import AttendanceService
+from webinar.content.library import ContentService
 from webinar.http.api import errors, legacy
 from webinar.http.api.auth import Authenticator
+from webinar.http.api.content import ContentApi
 from webinar.http.api.docs import DocsApi, Render
 from webinar.http.api.events import EventsApi
 from webinar.http.api.interaction import InteractionApi
@@ -68,6 +70,7 @@ def setup_api(
     attendance: AttendanceService,
     recordings: RecordingService,
     publisher: Publisher,
+    content: ContentService,
     webhooks: Callable[[], Webhooks],
     allow_private_webhooks: bool,
     public_url: str | None,
@@ -81,6 +84,7 @@ def setup_api(
         EventsApi(tickets, auth),
         InteractionApi(store, auth, interaction, stats, attendance),
         RecordingsApi(store, auth, recordings, publisher, public_url),
+        ContentApi(store, auth, content, interaction),
         WebhooksApi(store, auth, webhooks, allow_private_webhooks),
         JoinKeysApi(store, auth, embed_origins, public_url),
     ]

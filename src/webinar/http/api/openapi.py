@@ -45,6 +45,10 @@ PATH_PARAMETERS: dict[str, tuple[dict[str, Any], str]] = {
         "A recording's ID.",
     ),
     "name": ({"type": "string"}, "A file name of the recording's files."),
+    "content_id": (
+        {"type": "string", "pattern": "^cnt_[0-9a-f]{24}$"},
+        "An uploaded file's ID.",
+    ),
     "publication_id": ({"type": "string"}, "A published link's ID."),
     "endpoint_id": ({"type": "integer", "minimum": 1}, "A webhook endpoint's ID."),
     "delivery_id": ({"type": "string", "examples": ["whd_3f2a9c0e1b7d44aa5e61"]}, "A delivery."),
@@ -143,7 +147,14 @@ def _operation(op: Operation) -> dict[str, Any]:
     elif op.raw_body is not None:
         doc["requestBody"] = {
             "required": True,
-            "content": {op.raw_body: {"schema": {"type": "string", "contentMediaType": "image/*"}}},
+            "content": {
+                op.raw_body: {
+                    "schema": {
+                        "type": "string",
+                        "contentMediaType": "image/*" if op.path.endswith("/images") else "*/*",
+                    }
+                }
+            },
         }
     responses = {str(op.status): _success(op.status, op.response, op.media)}
     errors = set(op.errors)

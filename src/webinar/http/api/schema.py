@@ -673,3 +673,31 @@ ALL: tuple[type, ...] = (
     Embed,
     EmbedSettings,
 )
+
+
+class ContentFile(Struct):
+    """A file uploaded to an event (webinar.content)."""
+
+    content_id: Annotated[str, Meta(examples=["cnt_0123456789abcdef01234567"])]
+    event_id: str
+    file_name: str
+    declared_type: Annotated[str, Meta(description="What the upload claimed to be")]
+    content_type: Annotated[str, Meta(description="What its content is (magic bytes)")]
+    size_bytes: int
+    sha256: str
+    scan_status: Annotated[
+        Literal["clean", "unscanned"],
+        Meta(description="clean: scanned by clamd; unscanned: no scanner is configured"),
+    ]
+    uploaded_by: Literal["organiser", "presenter"]
+    created_at: str
+    url: Annotated[str, Meta(description="Where admitted attendees download it")]
+    download: Annotated[str, Meta(description="Where the API downloads it")]
+
+
+class ContentPage(Struct):
+    items: list[ContentFile]
+    next_cursor: str | None
+    quota_bytes: int
+    used_bytes: int
+    scanning: bool

@@ -1,0 +1,325 @@
+"""Uploaded content over HTTP: the organiser's Content page, attendees' downloads, and the one
+access check every content feature (presentations, shared videos, files in the room) uses.
+
+- ``GET /dashboard/events/{event_id}/content``: the list, the upload form (``content-upload``),
+  quota and scanner state; ``POST`` the same path uploads (multipart, streamed), ``POST
+  .../content/{content_id}/delete`` deletes, ``GET .../content/{content_id}`` downloads.
+- ``POST /e/{event_id}/content-pass``: the event's credential (password, invitation token,
+  reservation code, or a signed join token) for a *content pass*, a signed, expiring proof
+  of admission that content requests carry (``X-Content-Pass`` or ``?pass=``).
+- ``GET /e/{event_id}/content`` (JSON list) and ``GET /e/{event_id}/content/{content_id}``
+  (the file) for whoever :meth:`ContentAccess.allows`.
+
+docs/api.md ("Content") documents them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import BodyPartReader, web
+
+from webinar.content.library import MIB, ContentFile, ContentService, UploadRefused
+from webinar.http.inputs import json_error, read_json
+from webinar.http.site import Pages, Site, route
+from webinar.i18n import _
+from webinar.ids import format_event_id, normalize_event_id, same_secret
+from webinar.rooms.manager import RoomManager
+from webinar.storage.store import Event, Store
+from webinar.ticketing import Ticketing
+from webinar.ticketing.grants import AccessType, Refusal
+
+#: How long a content pass proves admission (a day's event, with some slack).
+PASS_SECONDS = 12 * 3600
+#: Bytes read from the request per chunk of an upload.
+READ_BYTES = 256 * 1024
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+class ContentAccess:
+    """May this request fetch this event's content? One rule for every content feature:
+
+    - the event's presenter or host key (or a presenter's join token) in ``X-Presenter-Key``;
+    - a content pass for the event (``X-Content-Pass`` header or ``?pass=``), which
+      :meth:`issue` gives to people admitted to the room and :meth:`pass_for` to anyone who
+      shows the event's credential (checked like an entry, without taking a place);
+    - a participant of the room here: its resume token in ``X-Resume-Token``;
+    - an *open* event's content is for whoever has the event link.
+
+    Password, token and paid events' content is refused to anyone else."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        ticketing: Callable[[], Ticketing],
+        secret: Callable[[], bytes],
+        presenter: Callable[[web.Request, Event], Awaitable[bool]],
+        rooms: Callable[[], RoomManager | None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._ticketing = ticketing
+        self._secret = secret
+        self._presenter = presenter
+        self._rooms = rooms
+
+    def _sign(self, body: str) -> str:
+        mac = hmac.new(self._secret(), b"content-pass:" + body.encode(), hashlib.sha256)
+        return _b64(mac.digest()[:18])
+
+    def issue(self, event_id: str, *, now: float | None = None) -> tuple[str, int]:
+        """A content pass for the event and when it expires (Unix seconds)."""
+        expires = int(now if now is not None else time.time()) + PASS_SECONDS
+        body = f"{event_id}.{expires}"
+        return f"{body}.{self._sign(body)}", expires
+
+    def pass_holds(self, event_id: str, token: str, *, now: float | None = None) -> bool:
+        parts = token.split(".")
+        if len(parts) != 3 or parts[0] != event_id or not parts[1].isdigit():
+            return False
+        if int(parts[1]) < (now if now is not None else time.time()):
+            return False
+        return same_secret(parts[2], self._sign(f"{parts[0]}.{parts[1]}"))
+
+    async def allows(self, request: web.Request, event: Event) -> bool:
+        if request.headers.get("X-Presenter-Key") and await self._presenter(request, event):
+            return True
+        token = request.headers.get("X-Content-Pass") or request.query.get("pass", "")
+        if token and len(token) <= 200 and self.pass_holds(event.event_id, token):
+            return True
+        resume = request.headers.get("X-Resume-Token", "")
+        rooms = self._rooms()
+        room = rooms.get(event.event_id) if rooms is not None and resume else None
+        if room is not None and len(resume) <= 100 and room.has_resume_token(resume):
+            return True
+        return AccessType(event.access_type) is AccessType.OPEN
+
+    async def pass_for(
+        self, event: Event, credential: str | None, join_token: str | None, client: str | None
+    ) -> tuple[str, int]:
+        """A content pass for whoever the credential admits; :class:`Refusal` otherwise."""
+        await self._ticketing().vouch(event, credential, client=client, join_token=join_token)
+        return self.issue(event.event_id)
+
+    def require(self, allowed: bool) -> None:
+        if not allowed:
+            raise json_error(
+                403,
+                "not-admitted",
+                _("this event's content is for its participants: enter the event first"),
+            )
+
+
+class _HashedFile(web.FileResponse):
+    """A file whose ETag is its content hash (aiohttp's own is its mtime and size)."""
+
+    @property
+    def etag(self) -> Any:
+        return self.headers.get("ETag")
+
+    @etag.setter
+    def etag(self, value: Any) -> None:
+        pass  # keep the hash given in the headers
+
+
+def serve_file(request: web.Request, path: Any, info: ContentFile) -> web.StreamResponse:
+    """The file with its type, its name to save as, and caching for ever: it never changes
+    under its ID, and its ETag is its SHA-256 (``If-None-Match`` with it: 304)."""
+    ascii_name = info.file_name.encode("ascii", "replace").decode("ascii").replace("?", "_")
+    etag = f'"{info.sha256}"'
+    cache = {"ETag": etag, "Cache-Control": "private, max-age=31536000, immutable"}
+    wanted = request.if_none_match
+    if wanted is not None and any(e.value in (info.sha256, "*") for e in wanted):
+        return web.Response(status=304, headers=cache)
+    return _HashedFile(
+        path,
+        headers={
+            **cache,
+            "Content-Type": info.detected_type,
+            "Content-Disposition": (
+                f'attachment; filename="{ascii_name}"; '
+                f"filename*=UTF-8''{quote(info.file_name, safe='')}"
+            ),
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )
+
+
+def refusal_error(refused: UploadRefused) -> web.HTTPException:
+    return json_error(refused.status, refused.code, refused.message)
+
+
+async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
+    """The raw request body as it arrives."""
+    while chunk := await request.content.read(READ_BYTES):
+        yield chunk
+
+
+async def part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    while chunk := await part.read_chunk(READ_BYTES):
+        yield chunk
+
+
+def content_json(event: Event, info: ContentFile, *, base: str = "") -> dict[str, Any]:
+    shown = format_event_id(event.event_id)
+    return {
+        **info.as_json(),
+        "event_id": shown,
+        "url": f"{base}/e/{shown}/content/{info.content_id}",
+    }
+
+
+class ContentPages(Pages):
+    def __init__(self, site: Site, service: ContentService, access: ContentAccess) -> None:
+        self.site = site
+        self.service = service
+        self.access = access
+
+    # ------------------------------------------------------------------ dashboard
+
+    async def _page(
+        self,
+        request: web.Request,
+        *,
+        error: str | None = None,
+        status: int = 200,
+    ) -> web.Response:
+        event, record, user = await self.site.owned_event(request)
+        files = await self.service.list(event.event_id)
+        used = await self.service.used(event.owner_id)
+        return self.site.render(
+            request,
+            "event_content.html",
+            status=status,
+            user=user,
+            csrf=record.csrf_token,
+            event={"event_id": format_event_id(event.event_id), "title": event.title},
+            files=files,
+            used_mb=round(used / MIB, 1),
+            quota_mb=self.service.quota_bytes // MIB,
+            max_file_mb=self.service.max_file_bytes // MIB,
+            scanning=self.service.scanning,
+            require_scan=self.service.require_scan,
+            error=error,
+            uploaded=request.query.get("uploaded") == "1",
+        )
+
+    @route("GET", "/dashboard/events/{event_id}/content")
+    async def content_page(self, request: web.Request) -> web.Response:
+        return await self._page(request)
+
+    @route("POST", "/dashboard/events/{event_id}/content")
+    async def dashboard_upload(self, request: web.Request) -> web.Response:
+        event, record, _user = await self.site.owned_event(request)
+        try:
+            reader = await request.multipart()
+        except (AssertionError, ValueError, KeyError):
+            return await self._page(request, error=_("choose a file to upload"), status=400)
+        csrf_ok = False
+        try:
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, BodyPartReader):
+                    continue
+                if part.name == "csrf":
+                    given = (await part.read(decode=True))[:200].decode("utf-8", "replace")
+                    csrf_ok = bool(given) and hmac.compare_digest(given, record.csrf_token)
+                    continue
+                if part.name != "file":
+                    await part.release()
+                    continue
+                if not csrf_ok:
+                    raise web.HTTPForbidden(
+                        text=_("The form expired or did not come from this site.")
+                    )
+                if not part.filename:
+                    return await self._page(request, error=_("choose a file to upload"), status=400)
+                await self.service.receive(
+                    event,
+                    part_chunks(part),
+                    file_name=part.filename,
+                    content_type=part.headers.get("Content-Type"),
+                    declared_size=None,
+                    uploaded_by="organiser",
+                )
+                raise web.HTTPSeeOther(
+                    f"/dashboard/events/{format_event_id(event.event_id)}/content?uploaded=1"
+                )
+        except UploadRefused as refused:
+            return await self._page(request, error=refused.message, status=refused.status)
+        return await self._page(request, error=_("choose a file to upload"), status=400)
+
+    @route("POST", "/dashboard/events/{event_id}/content/{content_id}/delete")
+    async def dashboard_delete(self, request: web.Request) -> web.Response:
+        _record, _user, _form = await self.site.require_form(request)
+        event, _r, _u = await self.site.owned_event(request)
+        info = await self.service.get(request.match_info["content_id"])
+        if info is not None and info.event_id == event.event_id:
+            await self.service.delete(info)
+        raise web.HTTPSeeOther(f"/dashboard/events/{format_event_id(event.event_id)}/content")
+
+    @route("GET", "/dashboard/events/{event_id}/content/{content_id}")
+    async def dashboard_download(self, request: web.Request) -> web.StreamResponse:
+        event, _r, _u = await self.site.owned_event(request)
+        info = await self.service.get(request.match_info["content_id"])
+        if info is None or info.event_id != event.event_id or not info.servable:
+            raise web.HTTPNotFound(text=_("No such file."))
+        return serve_file(request, self.service.path_of(info), info)
+
+    # ------------------------------------------------------------------ attendees
+
+    async def _event(self, request: web.Request) -> Event:
+        event_id = normalize_event_id(request.match_info["event_id"])
+        event = await self.site.store.get_event(event_id) if event_id else None
+        if event is None:
+            raise json_error(404, "unknown-event", _("there is no such event"))
+        return event
+
+    @route("POST", "/e/{event_id}/content-pass")
+    async def content_pass(self, request: web.Request) -> web.Response:
+        event = await self._event(request)
+        body = await read_json(request, json_error, max_bytes=8192, empty={})
+        if not isinstance(body, dict):
+            raise json_error(400, "bad-json", _("the body must be a JSON object"))
+        credential = body.get("credential")
+        join_token = body.get("join_token")
+        if not isinstance(credential, str | None) or not isinstance(join_token, str | None):
+            raise json_error(400, "bad-json", _("credential and join_token must be strings"))
+        try:
+            token, expires = await self.access.pass_for(
+                event, credential or None, join_token or None, request.remote
+            )
+        except Refusal as refused:
+            status = 429 if refused.retry_after is not None else 403
+            raise json_error(status, str(refused.code), refused.message) from None
+        return web.json_response(
+            {"pass": token, "expires_at": expires}, headers={"Cache-Control": "no-store"}
+        )
+
+    @route("GET", "/e/{event_id}/content")
+    async def attendee_list(self, request: web.Request) -> web.Response:
+        event = await self._event(request)
+        self.access.require(await self.access.allows(request, event))
+        files = await self.service.list(event.event_id, servable_only=True)
+        return web.json_response(
+            {"items": [content_json(event, f) for f in files]},
+            headers={"Cache-Control": "private, no-cache"},
+        )
+
+    @route("GET", "/e/{event_id}/content/{content_id}")
+    async def attendee_download(self, request: web.Request) -> web.StreamResponse:
+        event = await self._event(request)
+        self.access.require(await self.access.allows(request, event))
+        info = await self.service.get(request.match_info["content_id"])
+        if info is None or info.event_id != event.event_id or not info.servable:
+            raise json_error(404, "not-found", _("no such file in this event"))
+        return serve_file(request, self.service.path_of(info), info)
