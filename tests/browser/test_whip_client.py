@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -64,6 +65,25 @@ def _global_ipv4() -> str | None:
     return None
 
 
+def _wait_until_up(link: str, within: float = 10.0) -> None:
+    """The veth has its carrier and its address is no longer tentative: the network has
+    settled before any browser looks at it."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        found = subprocess.run(
+            ["ip", "-j", "addr", "show", "dev", link], capture_output=True, text=True, check=True
+        )
+        [info] = json.loads(found.stdout)
+        settled = info.get("operstate") == "UP" and not any(
+            a.get("tentative") for a in info.get("addr_info", [])
+        )
+        if settled:
+            time.sleep(0.5)
+            return
+        time.sleep(0.1)
+    pytest.fail(f"{link} did not come up within {within} s")
+
+
 @pytest.fixture(scope="module")
 def media_address() -> Iterator[str]:
     """A non-loopback IPv4 address libnice gathers on (a veth pair in a network namespace
@@ -77,9 +97,14 @@ def media_address() -> Iterator[str]:
     a, b = VETH
     try:
         subprocess.run(["ip", "link", "add", a, "type", "veth", "peer", "name", b], check=True)
+        for end in (a, b):
+            # No IPv6 link-local addresses appearing a moment later: Chromium takes each new
+            # address for a network change and aborts the page's loads (ERR_NETWORK_CHANGED).
+            subprocess.run(["ip", "link", "set", end, "addrgenmode", "none"], check=True)
         subprocess.run(["ip", "addr", "add", f"{VETH_ADDRESS}/30", "dev", a], check=True)
         subprocess.run(["ip", "link", "set", a, "up"], check=True)
         subprocess.run(["ip", "link", "set", b, "up"], check=True)
+        _wait_until_up(a)
     except subprocess.CalledProcessError as exc:
         pytest.fail(
             f"this network namespace has only loopback and a veth pair cannot be made ({exc});"
