@@ -240,6 +240,10 @@ async def test_a_russian_attendee_and_a_switch_to_czech(
         what="the video to keep playing through the switch",
     )
     await expect(anna.get_by_test_id("raise-hand")).to_have_attribute("aria-pressed", "true")
+    # "Выйти" is both "Leave" and "Sign out" in Russian: the room's own message wins
+    with i18n.using("cs"):
+        leave = i18n.gettext("Leave")
+    await expect(anna.get_by_test_id("leave")).to_have_text(leave)
     await shoot_room(anna, "cs")
     await switch_language(anna, "en")
     await shoot_room(anna, "en")

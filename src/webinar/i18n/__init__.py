@@ -222,7 +222,40 @@ def client_catalog(catalog: Catalog | None, language: str) -> dict[str, Any]:
                 }
             elif message.string:
                 messages[str(message.id)] = message.string
-    return {"lang": language, "messages": messages}
+    data: dict[str, Any] = {"lang": language, "messages": messages}
+    if catalog is not None:
+        data["room"] = _ambiguous_in_room(catalog, messages)
+    return data
+
+
+ROOM_SOURCES = ("web/templates/room.html", "web/templates/base.html", "web/templates/language.html")
+NOT_ROOM_SCRIPTS = ("dashboard.js", "dashboard_polls.js", "home.js")
+
+
+def _in_room(path: str) -> bool:
+    if path.startswith(ROOM_SOURCES):
+        return True
+    return path.startswith("web/static/js/") and not path.endswith(NOT_ROOM_SCRIPTS)
+
+
+def _ambiguous_in_room(catalog: Catalog, messages: dict[str, Any]) -> list[str]:
+    """The room's messages whose text in this language is also another message's text.
+
+    The room switches language in place by looking each shown text up in the old catalog
+    (i18n.js): "Выйти" is both "Leave" and "Sign out" in Russian. For such texts the room's
+    own message wins; this list names them."""
+    by_text: dict[str, list[str]] = {}
+    for msgid, text in messages.items():
+        if isinstance(text, str):
+            by_text.setdefault(text, []).append(msgid)
+    ambiguous = {msgid for ids in by_text.values() if len(ids) > 1 for msgid in ids}
+    return sorted(
+        str(m.id)
+        for m in catalog
+        if isinstance(m.id, str)
+        and m.id in ambiguous
+        and any(_in_room(path) for path, _line in m.locations)
+    )
 
 
 def compile_language(po: Path, language: str) -> tuple[Path, Path]:

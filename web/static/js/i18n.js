@@ -15,7 +15,7 @@
  */
 
 /** @typedef {string | Record<string, string>} Entry */
-/** @typedef {{lang: string, messages: Record<string, Entry>}} Catalog */
+/** @typedef {{lang: string, messages: Record<string, Entry>, room?: string[]}} Catalog */
 
 export const LANGUAGES = /** @type {const} */ (["en", "ru", "cs"]);
 const COOKIE = "webinar_lang";
@@ -147,9 +147,12 @@ const ATTRIBUTES = ["title", "aria-label", "placeholder", "alt"];
 function retranslate(before) {
   /** @type {Map<string, string>} */
   const reverse = new Map();
+  // A text that is several messages' ("Выйти": "Leave" and "Sign out") is the room's own.
+  const room = new Set(before.room ?? []);
   for (const [id, entry] of Object.entries(before.messages)) {
     if (typeof entry === "string") {
-      if (!reverse.has(entry)) reverse.set(entry, id);
+      const taken = reverse.get(entry);
+      if (taken === undefined || (room.has(id) && !room.has(taken))) reverse.set(entry, id);
     }
   }
   /** @param {string} text */
