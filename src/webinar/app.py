@@ -34,6 +34,7 @@ from webinar.content.library import ContentService
 from webinar.http import forwarded, headers, inputs, language
 from webinar.http.api import MIDDLEWARES as API_MIDDLEWARES
 from webinar.http.api import Api, setup_api
+from webinar.http.api.auth import Authenticator
 from webinar.http.auth import SignIn, login_limiter
 from webinar.http.content import ContentAccess, ContentPages
 from webinar.http.dashboard import Dashboard
@@ -67,7 +68,6 @@ from webinar.signalling.ws import (
     shutdown_connections,
     websocket_handler,
 )
-from webinar.storage.api_tokens import Scope
 from webinar.storage.sealing import load_sealer
 from webinar.storage.store import Store
 from webinar.tasks import stop_task, stop_tasks
@@ -237,9 +237,12 @@ def create_app(
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_say_goodbye)
     site = Site(store=app[STORE], render=_render, public_url=config.http.public_url)
+    # One check of bearer tokens for the API and /metrics (admin.token is an admin-scoped one).
+    api_auth = Authenticator(app[STORE], config.admin.token)
     health = Health(
         store=app[STORE],
         admin_token=config.admin.token,
+        admin_bearer=api_auth.is_admin,
         rooms=lambda: app.get(ROOMS),
         connections=lambda: len(app[CONNECTIONS]),
         draining=lambda: app[DRAINING][0],
@@ -336,7 +339,7 @@ def create_app(
     app[API] = setup_api(
         app,
         store=app[STORE],
-        admin_token=config.admin.token,
+        auth=api_auth,
         tickets=tickets,
         interaction=interaction,
         stats=stats,
@@ -350,12 +353,6 @@ def create_app(
         embed_origins=config.http.embed_origins,
         render=_render,
     )
-
-    async def admin_bearer(secret: str) -> bool:
-        caller = await app[API].auth.lookup(secret)
-        return caller is not None and caller.scope is Scope.ADMIN
-
-    health.admin_bearer = admin_bearer
     return app
 
 

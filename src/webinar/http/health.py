@@ -17,7 +17,6 @@ from webinar import __version__
 from webinar.cluster.registry import Registry, WorkerInfo
 from webinar.http.metrics import CONTENT_TYPE
 from webinar.http.site import Pages, route
-from webinar.ids import same_secret
 from webinar.rooms.manager import RoomManager
 from webinar.storage.store import Store
 
@@ -35,8 +34,8 @@ class Health(Pages):
     registry: Callable[[], Registry | None]
     #: This worker's own /metrics text (the app's: rooms, connections, webhooks, media pipes).
     own_metrics: Callable[[], str]
-    #: Whether a bearer secret is an admin-scoped API token (the one API's tokens).
-    admin_bearer: Callable[[str], Awaitable[bool]] | None = None
+    #: Whether a bearer secret is an admin-scoped token of the API (admin.token included).
+    admin_bearer: Callable[[str], Awaitable[bool]]
 
     async def _workers(self) -> tuple[WorkerInfo, list[WorkerInfo]]:
         own = self.worker()
@@ -78,11 +77,7 @@ class Health(Pages):
         without one, from loopback only (unless admin.token is set: then a bearer always)."""
         header = request.headers.get("Authorization", "")
         given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
-        admitted = bool(given) and (
-            (self.admin_token is not None and same_secret(given, self.admin_token))
-            or (self.admin_bearer is not None and await self.admin_bearer(given))
-        )
-        if admitted:
+        if given and await self.admin_bearer(given):
             pass
         elif self.admin_token is not None or given:
             raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})

@@ -63,7 +63,7 @@ def setup_api(
     app: web.Application,
     *,
     store: Store,
-    admin_token: str | None,
+    auth: Authenticator,
     tickets: TicketingWeb,
     interaction: InteractionHttp,
     stats: StatsPages,
@@ -78,7 +78,6 @@ def setup_api(
     render: Render,
 ) -> Api:
     """Build the API and add its routes (and those of its description) to ``app``."""
-    auth = Authenticator(store, admin_token)
     parts: list[ApiPages] = [
         TokensApi(store, auth),
         EventsApi(tickets, auth),

@@ -77,6 +77,11 @@ class Authenticator:
         request[_CALLER] = found
         return found
 
+    async def is_admin(self, secret: str) -> bool:
+        """Whether ``secret`` is an admin-scoped token (``admin.token`` included)."""
+        caller = await self.lookup(secret)
+        return caller is not None and caller.scope is Scope.ADMIN
+
     async def lookup(self, secret: str) -> Caller | None:
         """The caller a token names, or None."""
         if self.admin_token is not None and same_secret(secret, self.admin_token):
