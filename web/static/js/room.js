@@ -36,6 +36,7 @@ import { Prejoin } from "./room/prejoin.js";
 import { Publisher } from "./room/publish.js";
 import { Stage } from "./room/stage.js";
 import { StatusBar } from "./room/status.js";
+import { SharedVideo } from "./room/video.js";
 
 /** @typedef {import("./room/page.js").Source} Source */
 /** @typedef {import("./room/page.js").ParticipantInfo} ParticipantInfo */
@@ -127,6 +128,8 @@ class Room {
       presenterKey: PRESENTER_KEY ?? JOIN_TOKEN,
       onLayout: () => this.stage.layout(),
     });
+    /** The shared video on stage (room/video.js). */
+    this.video = new SharedVideo(this.content, { isStaff: () => this.staff, toasts: this.toasts });
     /** Chat, Q&A, polls, call-to-action (interaction.js). */
     this.interaction = new Interaction({
       onStage: (stage) => this.content.load(stage),
