@@ -31,6 +31,7 @@ from webinar.cluster.worker import WorkerIdentity, node_of
 from webinar.config import Config
 from webinar.content.clamd import Clamd
 from webinar.content.library import ContentService
+from webinar.content.stage import StageService
 from webinar.http import forwarded, headers, inputs, language
 from webinar.http.api import MIDDLEWARES as API_MIDDLEWARES
 from webinar.http.api import Api, setup_api
@@ -154,6 +155,7 @@ PIPES = web.AppKey("pipes", Pipes)
 INTERACTION_HTTP = web.AppKey("interaction_http", InteractionHttp)
 CONTENT = web.AppKey("content", ContentService)
 CONTENT_ACCESS = web.AppKey("content_access", ContentAccess)
+STAGE = web.AppKey("stage", StageService)
 REDIS = web.AppKey("redis", aioredis.Redis)
 BUS = web.AppKey("bus", Bus)
 #: The JSON API (/api/v1) and its OpenAPI description.
@@ -311,6 +313,7 @@ def create_app(
         ),
         require_scan=uploads.require_scan,
     )
+    app[STAGE] = StageService(app[STORE], app[CONTENT])
     app[CONTENT_ACCESS] = ContentAccess(
         store=app[STORE],
         ticketing=lambda: app[TICKETING],
@@ -326,6 +329,7 @@ def create_app(
         app[RECORDINGS],
         app[PUBLISHER],
         rooms=lambda: app.get(ROOMS),
+        stage=app[STAGE],
     )
     app.router.add_routes(stats.routes())
     pages = WebhookPages(
@@ -347,6 +351,7 @@ def create_app(
         recordings=app[RECORDINGS],
         publisher=app[PUBLISHER],
         content=app[CONTENT],
+        stage=app[STAGE],
         webhooks=lambda: app[WEBHOOKS],
         allow_private_webhooks=config.webhooks.allow_private_addresses,
         public_url=config.http.public_url,
@@ -432,6 +437,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         hello_timeout=config.signalling.hello_timeout_seconds,
         ticketing=app[TICKETING],
         interaction=InteractionService(store, metrics.count_interaction),
+        stage=app[STAGE],
+        content_pass=lambda event_id, _who: app[CONTENT_ACCESS].issue(event_id)[0],
         on_error=metrics.count_error,
         on_joined=metrics.joined,
         on_chat_delivered=metrics.chat_delivered,
