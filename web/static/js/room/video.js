@@ -55,6 +55,8 @@ export const NUDGE = 0.05;
 export const EMBED_DRIFT = 0.75;
 /** A paused player further off than this (s) from the paused position jumps there. */
 export const PAUSED_DRIFT = 0.1;
+/** A video we shared starts when our player is ready, or after this long (ms). */
+const AUTO_PLAY_WAIT_MS = 3000;
 /** How long an embedded player may take to start playing before we call it refused (ms). */
 const EMBED_PLAY_WAIT_MS = 4000;
 
@@ -696,6 +698,8 @@ export class SharedVideo {
     /** The presenter drags the seek bar: the bar does not follow the video meanwhile. */
     this.dragging = false;
     this.failedOnce = false;
+    /** A video we just shared (paused at 0): we start it once our player is ready. */
+    this.autoPlay = /** @type {{ videoId: string, since: number } | null} */ (null);
 
     this.view = byId("shared-video-view");
     this.box = byId("shared-video-box");
@@ -805,7 +809,14 @@ export class SharedVideo {
     }
     const same = this.video && this.player && this.video.video_id === video.video_id && this.video.src === video.src;
     this.video = video;
-    if (!same) this.start(video);
+    if (!same) {
+      this.start(video);
+      // Shared by us just now: it plays as soon as our player can show it (a share starts paused).
+      const me = this.content.conn?.participantId ?? null;
+      const fresh = state.cause === "video" && me !== null && state.by === me && !video.playing && video.position === 0;
+      this.autoPlay = fresh ? { videoId: video.video_id, since: performance.now() } : null;
+    }
+    if (this.autoPlay && this.autoPlay.videoId !== video.video_id) this.autoPlay = null;
     this.snapBack = false;
     this.tick();
   }
@@ -889,6 +900,11 @@ export class SharedVideo {
     const player = this.player;
     this.view.dataset.staff = String(this.host.isStaff());
     if (!video || !player) return;
+    const auto = this.autoPlay;
+    if (auto && (player.ready() || performance.now() - auto.since > AUTO_PLAY_WAIT_MS)) {
+      this.autoPlay = null;
+      if (!video.playing && this.host.isStaff()) this.control(null, "play", video.position);
+    }
     const target = this.position();
     const duration = player.duration();
     const atEnd = duration !== null && target >= duration - 0.05;
