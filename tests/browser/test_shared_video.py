@@ -337,6 +337,55 @@ async def test_a_password_events_video_needs_the_content_pass(
         assert (await resp.json())["error"] == "not-admitted"
 
 
+async def test_the_drift_rules(server: RunningServer, open_page: OpenPage) -> None:
+    """The position and correction rules of room/video.js, run in Chromium (the module's
+    own exports, imported on a page of the server)."""
+    page = await open_page("rules")
+    await page.goto(server.base_url + "/")
+    result = await page.evaluate(
+        """async () => {
+          const m = await import('/static/js/room/video.js');
+          const play = {playing: true, position: 10, at: 100, rate: 1};
+          const fix = (local, target, current = 1, canNudge = true) =>
+            m.correction(local, target, {rate: 1, current, canNudge});
+          return {
+            playing: m.sharedPosition(play, 103),
+            paused: m.sharedPosition({...play, playing: false}, 103),
+            clamped: m.sharedPosition(play, 200, 12),
+            early: m.sharedPosition(play, 99),
+            double: m.sharedPosition({...play, rate: 2}, 103),
+            far: fix(10, 12), behind: fix(9.5, 10), ahead: fix(10.5, 10),
+            close: fix(10.05, 10), finishing: fix(10.15, 10, 0.95), settled: fix(10.15, 10, 1),
+            embedNear: fix(10.5, 10, 1, false), embedFar: fix(10.8, 10, 1, false),
+            clocks: [m.clock(0), m.clock(65.9), m.clock(3723), m.clock(null)],
+            youtube: m.embedUrl('youtube',
+              'https://www.youtube-nocookie.com/embed/abc?enablejsapi=1&controls=0',
+              'https://webinar.example'),
+            vimeo: m.embedUrl('vimeo', 'https://player.vimeo.com/video/7?api=1',
+              'https://webinar.example'),
+            parsed: [m.parseEmbedMessage('{"event":"onReady"}'), m.parseEmbedMessage('nope'),
+                     m.parseEmbedMessage({event: 'ready'}), m.parseEmbedMessage(7)],
+          };
+        }"""
+    )
+    assert result["playing"] == 13 and result["paused"] == 10 and result["double"] == 16
+    assert result["clamped"] == 12 and result["early"] == 10
+    assert result["far"] == {"seek": 12, "rate": 1}
+    assert result["behind"] == {"seek": None, "rate": 1.05}
+    assert result["ahead"] == {"seek": None, "rate": 0.95}
+    assert result["close"] == {"seek": None, "rate": 1}
+    assert result["finishing"] == {"seek": None, "rate": 0.95}
+    assert result["settled"] == {"seek": None, "rate": 1}
+    assert result["embedNear"] == {"seek": None, "rate": 1}
+    assert result["embedFar"] == {"seek": 10, "rate": 1}
+    assert result["clocks"] == ["0:00", "1:05", "1:02:03", "0:00"]
+    youtube = result["youtube"]
+    assert youtube.startswith("https://www.youtube-nocookie.com/embed/abc?"), youtube
+    assert "enablejsapi=1" in youtube and "origin=https%3A%2F%2Fwebinar.example" in youtube
+    assert "autopause=0" in result["vimeo"] and "api=1" in result["vimeo"]
+    assert result["parsed"] == [{"event": "onReady"}, None, {"event": "ready"}, None]
+
+
 # ------------------------------------------------------------------ YouTube and Vimeo stand-ins
 
 # A page that answers YouTube's widget protocol as the real player does: it waits for

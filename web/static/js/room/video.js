@@ -53,8 +53,10 @@ export const NUDGE_UNTIL = 0.1;
 export const NUDGE = 0.05;
 /** The embedded players (no fine rate control) jump when further off than this (s). */
 export const EMBED_DRIFT = 0.75;
-/** A paused player further off than this (s) from the paused position jumps there. */
+/** A paused player further off than this (s) from the paused position jumps there … */
 export const PAUSED_DRIFT = 0.1;
+/** … an embedded one (which reports its position less exactly) further than this. */
+export const EMBED_PAUSED_DRIFT = 0.5;
 /** A video we shared starts when our player is ready, or after this long (ms). */
 const AUTO_PLAY_WAIT_MS = 3000;
 /** How long an embedded player may take to start playing before we call it refused (ms). */
@@ -124,6 +126,7 @@ function refused() {
  * @property {() => number | null} time  its position (s)
  * @property {() => number | null} duration
  * @property {() => boolean} paused
+ * @property {() => boolean} ended  stopped at its end (play() would start it again from 0)
  * @property {() => boolean} seeking  a jump is under way (its position is not settled)
  * @property {() => Promise<void>} play  rejects with a NotAllowedError when the browser refuses
  * @property {() => void} pause
@@ -190,6 +193,10 @@ export class FilePlayer {
 
   paused() {
     return this.video.paused;
+  }
+
+  ended() {
+    return this.video.ended;
   }
 
   seeking() {
@@ -315,6 +322,7 @@ class EmbedPlayer {
     this.reportedAt = 0;
     this.total = /** @type {number | null} */ (null);
     this.isPlaying = false;
+    this.isEnded = false;
     this.isReady = false;
     this.mutedNow = false;
     /** When we last jumped (performance.now()), and where to. */
@@ -354,6 +362,7 @@ class EmbedPlayer {
   setPlaying(playing) {
     const was = this.isPlaying;
     this.isPlaying = playing;
+    if (playing) this.isEnded = false;
     if (playing && this.pendingPlay) {
       clearTimeout(this.pendingPlay.timer);
       this.pendingPlay.resolve();
@@ -379,6 +388,10 @@ class EmbedPlayer {
 
   paused() {
     return !this.isPlaying;
+  }
+
+  ended() {
+    return this.isEnded;
   }
 
   seeking() {
@@ -416,6 +429,7 @@ class EmbedPlayer {
 
   /** @param {number} seconds */
   seek(seconds) {
+    this.isEnded = false;
     this.seekAt = performance.now();
     this.seekTarget = seconds;
     this.reported = seconds;
@@ -511,6 +525,7 @@ export class YouTubePlayer extends EmbedPlayer {
   /** YouTube's player states: -1 unstarted, 0 ended, 1 playing, 2 paused, 3 buffering, 5 cued. */
   /** @param {number} code */
   state(code) {
+    if (code === 0) this.isEnded = true;
     if (code === 3) {
       // buffering: neither started nor stopped; a play asked for gets its wait once more
       const pending = this.pendingPlay;
@@ -611,6 +626,7 @@ export class VimeoPlayer extends EmbedPlayer {
       case "pause":
       case "ended":
         if (typeof data.seconds === "number") this.report(data.seconds);
+        if (message.event === "ended") this.isEnded = true;
         this.setPlaying(false);
         return;
       case "seeked":
@@ -754,6 +770,12 @@ export class SharedVideo {
     this.seekBar.addEventListener("pointerdown", () => {
       this.dragging = true;
     });
+    // released without moving it (no change event): the bar follows the video again
+    for (const type of ["pointerup", "pointercancel", "blur"]) {
+      this.seekBar.addEventListener(type, () => {
+        this.dragging = false;
+      });
+    }
     this.seekBar.addEventListener("input", () => {
       this.dragging = true;
       this.renderTime(Number(this.seekBar.value));
@@ -845,6 +867,7 @@ export class SharedVideo {
     this.box.dataset.kind = video.kind;
     this.message.hidden = true;
     this.nameText.textContent = video.name || "";
+    this.renderMute();
     this.timer = window.setInterval(() => this.tick(), SYNC_MS);
   }
 
@@ -924,7 +947,8 @@ export class SharedVideo {
     if (!playing) {
       if (!player.paused()) player.pause();
       player.setRate(video.rate || 1);
-      if (Math.abs(local - target) > PAUSED_DRIFT || this.snapBack) player.seek(target);
+      const tolerance = player.canNudge ? PAUSED_DRIFT : EMBED_PAUSED_DRIFT;
+      if (Math.abs(local - target) > tolerance || this.snapBack) player.seek(target);
       this.snapBack = false;
       return;
     }
@@ -939,7 +963,9 @@ export class SharedVideo {
     const fix = correction(local, target, { rate: video.rate || 1, current: player.rate(), canNudge: player.canNudge });
     if (fix.seek !== null) player.seek(fix.seek);
     player.setRate(fix.rate);
-    if (player.paused()) this.startPlaying(player);
+    // at its end a little before the shared position gets there: play() would start it over
+    const finished = player.ended() && fix.seek === null && duration !== null && target > duration - 1;
+    if (player.paused() && !finished) this.startPlaying(player);
   }
 
   /**
