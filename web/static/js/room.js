@@ -36,6 +36,7 @@ import { Prejoin } from "./room/prejoin.js";
 import { Publisher } from "./room/publish.js";
 import { Stage } from "./room/stage.js";
 import { StatusBar } from "./room/status.js";
+import { Whiteboard } from "./room/whiteboard.js";
 
 /** @typedef {import("./room/page.js").Source} Source */
 /** @typedef {import("./room/page.js").ParticipantInfo} ParticipantInfo */
@@ -126,6 +127,13 @@ class Room {
       eventId: EVENT_ID,
       presenterKey: PRESENTER_KEY ?? JOIN_TOKEN,
       onLayout: () => this.stage.layout(),
+    });
+    /** The whiteboard on stage (room/whiteboard.js). */
+    this.whiteboard = new Whiteboard(this.content, {
+      people: this.panel.people,
+      renderPeople: () => this.renderPeople(),
+      toasts: this.toasts,
+      showFailure: (error) => this.showFailure(error),
     });
     /** Chat, Q&A, polls, call-to-action (interaction.js). */
     this.interaction = new Interaction({
