@@ -128,13 +128,6 @@ class Room {
       presenterKey: PRESENTER_KEY ?? JOIN_TOKEN,
       onLayout: () => this.stage.layout(),
     });
-    /** The whiteboard on stage (room/whiteboard.js). */
-    this.whiteboard = new Whiteboard(this.content, {
-      people: this.panel.people,
-      renderPeople: () => this.renderPeople(),
-      toasts: this.toasts,
-      showFailure: (error) => this.showFailure(error),
-    });
     /** Chat, Q&A, polls, call-to-action (interaction.js). */
     this.interaction = new Interaction({
       onStage: (stage) => this.content.load(stage),
@@ -143,6 +136,13 @@ class Room {
       // a presenter who came with a join token uploads poll images with it
       presenterKey: PRESENTER_KEY ?? JOIN_TOKEN,
       eventId: EVENT_ID,
+    });
+    /** The whiteboard on stage (room/whiteboard.js). */
+    this.whiteboard = new Whiteboard(this.content, {
+      people: this.panel.people,
+      renderPeople: () => this.renderPeople(),
+      toasts: this.toasts,
+      showFailure: (error) => this.showFailure(error),
     });
     this.bindPage();
     if (isStaff(PAGE_ROLE)) this.devices.startDeviceCheck();

@@ -14,7 +14,7 @@
 // onto the base as they come; anything else (a page, a resize, a clear, a stroke finished out
 // of order) draws the base again from the list.
 
-import { formatNumber, onLanguage, t } from "../i18n.js";
+import { formatNumber, nt, onLanguage, t } from "../i18n.js";
 import { isStaff } from "../participants.js";
 import { byId } from "../ui.js";
 
@@ -58,8 +58,12 @@ const ERASER_FACTOR = 4;
 const MAX_WIDTH = 40;
 const BACKGROUND = "#ffffff";
 const RATIO = 16 / 9;
-/** New points go out this often while drawing (others see a stroke grow within ~0.1 s). */
+/** New points go out this often while drawing, at first; then at most SEND_RATE messages a
+ * second (the server refuses a client over 20 a second), so others see a stroke grow within
+ * about 0.15 s. */
 const FLUSH_MS = 40;
+const SEND_BURST = 10;
+const SEND_RATE = 8;
 const MAX_POINTS_PER_MESSAGE = 500;
 const MAX_POINTS_PER_STROKE = 20000;
 const MAX_TEXT = 500;
@@ -307,6 +311,9 @@ export class Whiteboard {
     this.watched = null;
     /** The last layout seen (the people list's action depends on it). */
     this.layout = "";
+    /** Messages we may send now while drawing (a token bucket: SEND_BURST, SEND_RATE a second). */
+    this.tokens = SEND_BURST;
+    this.tokensAt = performance.now();
 
     this.bind();
     content.onStage((state, previous) => this.guard(() => this.onStage(state, previous)));
@@ -394,7 +401,7 @@ export class Whiteboard {
     }
     this.page = page;
     this.pageCount = Math.max(1, Number(board.pages) || 1, page + 1);
-    if (Array.isArray(board.strokes)) this.loadStrokes(board.strokes, page);
+    if (Array.isArray(board.strokes)) this.loadStrokes(board.strokes);
     if (could !== this.canDraw) {
       this.permissionChanged();
       // an attendee hears that they may draw (presenters always may)
@@ -410,16 +417,12 @@ export class Whiteboard {
   }
 
   /**
-   * The strokes of a page (after a sync or a page change) replace what we had of it.
+   * Every stroke of every page (the sync after joining or reconnecting) replaces what we had.
    * @param {any[]} list
-   * @param {number} page  the page shown
    */
-  loadStrokes(list, page) {
-    const replaced = new Set([page, ...list.map((s) => s?.page).filter((p) => Number.isInteger(p))]);
-    for (const p of replaced) {
-      for (const stroke of this.pages.get(p) ?? []) this.strokes.delete(stroke.stroke_id);
-      this.pages.set(p, []);
-    }
+  loadStrokes(list) {
+    this.pages.clear();
+    this.strokes.clear();
     for (const raw of list) {
       const stroke = this.normalise(raw);
       if (stroke) this.add(stroke);
@@ -679,7 +682,7 @@ export class Whiteboard {
     /** @type {HTMLButtonElement} */ (byId("wb-page-next")).disabled = this.page >= this.pageCount - 1;
     const add = /** @type {HTMLButtonElement} */ (byId("wb-page-add"));
     add.disabled = this.pageCount >= MAX_PAGES;
-    add.title = add.disabled ? t("A whiteboard has at most {n} pages.", { n: formatNumber(MAX_PAGES) }) : t("Add a page");
+    add.title = add.disabled ? nt("A whiteboard has at most {n} page.", "A whiteboard has at most {n} pages.", MAX_PAGES) : t("Add a page");
     const numbers = { page: formatNumber(this.page + 1), pages: formatNumber(this.pageCount) };
     // TRANSLATORS: the whiteboard's page label, "2 / 3": the page shown and how many there are
     byId("wb-page-label").textContent = t("{page} / {pages}", numbers);
@@ -836,6 +839,7 @@ export class Whiteboard {
     if (SHAPES.has(stroke.tool)) {
       const [start, end] = stroke.points;
       if (!done && (!drawing.changed || (start[0] === end[0] && start[1] === end[1]))) return;
+      if (!this.mayMessage(done)) return;
       drawing.changed = false;
       this.send(stroke, stroke.points.slice(), done);
       drawing.sent = true;
@@ -843,14 +847,27 @@ export class Whiteboard {
     }
     const pending = drawing.pending;
     if (!pending.length && !done) return;
+    if (!this.mayMessage(done)) return;
     drawing.pending = [];
-    // the server appends: a last message with no new point repeats the last one
-    if (!pending.length) pending.push(stroke.points[stroke.points.length - 1]);
-    for (let i = 0; i < pending.length; i += MAX_POINTS_PER_MESSAGE) {
+    for (let i = 0; i === 0 || i < pending.length; i += MAX_POINTS_PER_MESSAGE) {
       const chunk = pending.slice(i, i + MAX_POINTS_PER_MESSAGE);
       this.send(stroke, chunk, done && i + MAX_POINTS_PER_MESSAGE >= pending.length);
     }
     drawing.sent = true;
+  }
+
+  /**
+   * Spend a token to send a message while drawing: false when none is left (the points wait
+   * for the next turn). A stroke's last message goes anyway (`force`), owing its token.
+   * @param {boolean} [force]
+   */
+  mayMessage(force = false) {
+    const now = performance.now();
+    this.tokens = Math.min(SEND_BURST, this.tokens + ((now - this.tokensAt) / 1000) * SEND_RATE);
+    this.tokensAt = now;
+    if (this.tokens < 1 && !force) return false;
+    this.tokens -= 1;
+    return true;
   }
 
   /**
