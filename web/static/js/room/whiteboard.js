@@ -371,6 +371,8 @@ export class Whiteboard {
     if (!this.canDraw) {
       this.endDrawing();
       this.closeText();
+      const dialog = /** @type {HTMLDialogElement} */ (byId("wb-clear-dialog"));
+      if (dialog.open) dialog.close();
     }
     this.renderBar();
   }
@@ -386,6 +388,12 @@ export class Whiteboard {
     const board = state.whiteboard;
     const layoutChanged = state.layout !== this.layout;
     this.layout = state.layout;
+    if (state.layout !== "whiteboard") {
+      // a dialog left open in a hidden view would keep the whole page inert
+      const dialog = /** @type {HTMLDialogElement} */ (byId("wb-clear-dialog"));
+      if (dialog.open) dialog.close();
+      this.commitText();
+    }
     if (!board) {
       if (layoutChanged) this.host.renderPeople();
       return;
