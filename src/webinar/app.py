@@ -60,6 +60,7 @@ from webinar.rooms.manager import RoomManager
 from webinar.rooms.reasons import ByeReason
 from webinar.rooms.roles import Role
 from webinar.sfu import IceServer, Producer, Router, RouterConfig, TransportConfig, check_hooks
+from webinar.signalling import stage as stage_handlers
 from webinar.signalling import whip
 from webinar.signalling.replication import Replication
 from webinar.signalling.session import Services, replayer
@@ -636,7 +637,7 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
         redis,
         peers.worker_id,
         replay_interaction=replayer(services),
-        load_interaction=services.interaction.load,
+        load_interaction=stage_handlers.loader(services),
         relays=pipes,
         lost=lambda room_id, pid: app[ATTENDANCE].participant_lost(
             room_id, pid, ByeReason.DISCONNECTED.value
