@@ -30,6 +30,7 @@ from webinar.cluster.registry import LiveWorkers, Registry, WorkerInfo
 from webinar.cluster.worker import WorkerIdentity, node_of
 from webinar.config import Config
 from webinar.content.clamd import Clamd
+from webinar.content.external import frame_sources
 from webinar.content.library import ContentService
 from webinar.http import forwarded, headers, inputs, language
 from webinar.http.api import MIDDLEWARES as API_MIDDLEWARES
@@ -184,6 +185,7 @@ def create_app(
             config.http.embed_origins,
             connect=lambda: _node_origins(app),
             origins_of=lambda event_id: _event_origins(app, event_id),
+            frames=frame_sources(config.content.external_providers),
         ),
         language.middleware,  # before refuse_nul: its refusal is in the request's language
         inputs.refuse_nul,
@@ -269,7 +271,12 @@ def create_app(
     app[TICKET_DESK] = tickets.desk
     embed = EmbedPages(site, config.http.embed_origins)
     app.router.add_routes(embed.routes())
-    dashboard = Dashboard(site=site, hooks=tickets, embed=embed)
+    dashboard = Dashboard(
+        site=site,
+        hooks=tickets,
+        embed=embed,
+        external_providers=config.content.external_providers,
+    )
     app.router.add_routes(SignIn(site, login_limiter(shared)).routes())
     app.router.add_routes(dashboard.routes())
     interaction = InteractionHttp(
@@ -352,6 +359,7 @@ def create_app(
         public_url=config.http.public_url,
         embed_origins=config.http.embed_origins,
         render=_render,
+        external_providers=config.content.external_providers,
     )
     return app
 

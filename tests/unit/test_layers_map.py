@@ -43,7 +43,18 @@ ALLOWED: dict[str, frozenset[str]] = {
     "content": frozenset({"storage"}),
     # Signalling reads event records but writes nothing itself: the services do.
     "signalling": frozenset(
-        {"rooms", "sfu", "cluster", "ticketing", "interaction", "attendance", "storage.records"}
+        {
+            "rooms",
+            "sfu",
+            "cluster",
+            "ticketing",
+            "interaction",
+            "attendance",
+            "storage.records",
+            # pure: the stage message's external player, the content passes participants get
+            "content.external",
+            "content.passes",
+        }
     ),
     "http": frozenset({"rooms", "sfu", "cluster", *FEATURES}),
 }

@@ -474,6 +474,11 @@ MIGRATIONS: tuple[str | Migration, ...] = (
     CREATE INDEX content_files_event ON content_files (event_id, created_at);
     CREATE INDEX content_files_owner ON content_files (owner_id);
     """,
+    # 15: an event's external player (webinar.content.external): the YouTube, Vimeo, Zoom or
+    # other allowed player link as the organiser entered it; NULL: none.
+    """
+    ALTER TABLE events ADD COLUMN external_url TEXT NULL;
+    """,
 )
 
 
