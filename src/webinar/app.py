@@ -32,6 +32,7 @@ from webinar.config import Config
 from webinar.content.clamd import Clamd
 from webinar.content.external import frame_sources
 from webinar.content.library import ContentService
+from webinar.content.stage import StageService
 from webinar.http import forwarded, headers, inputs, language
 from webinar.http.api import MIDDLEWARES as API_MIDDLEWARES
 from webinar.http.api import Api, setup_api
@@ -440,6 +441,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         hello_timeout=config.signalling.hello_timeout_seconds,
         ticketing=app[TICKETING],
         interaction=InteractionService(store, metrics.count_interaction),
+        stage=StageService(store, app[CONTENT]),
+        content_pass=lambda event_id, _who: app[CONTENT_ACCESS].issue(event_id)[0],
         on_error=metrics.count_error,
         on_joined=metrics.joined,
         on_chat_delivered=metrics.chat_delivered,

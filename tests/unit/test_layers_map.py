@@ -40,7 +40,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "attendance": frozenset({"storage", "rooms"}),
     "recordings": frozenset({"storage", "rooms", "sfu"}),
     "webhooks": frozenset({"storage", "rooms"}),
-    "content": frozenset({"storage"}),
+    "content": frozenset({"storage", "rooms"}),
     # Signalling reads event records but writes nothing itself: the services do.
     "signalling": frozenset(
         {
@@ -50,10 +50,8 @@ ALLOWED: dict[str, frozenset[str]] = {
             "ticketing",
             "interaction",
             "attendance",
+            "content",
             "storage.records",
-            # pure: the stage message's external player, the content passes participants get
-            "content.external",
-            "content.passes",
         }
     ),
     "http": frozenset({"rooms", "sfu", "cluster", *FEATURES}),

@@ -20,6 +20,7 @@ import { errorText } from "./ui.js";
  * @property {(tabId: string) => void} showTab  open the side panel on this tab
  * @property {string | null} presenterKey  lets presenters upload poll images
  * @property {string} eventId
+ * @property {(stage: any) => void} [onStage]  the `stage` of the sync reply (room/content.js)
  */
 
 export class Interaction {
@@ -120,6 +121,7 @@ export class Interaction {
       this.polls.load(state.polls, state.results, state.my_answers, state.scores);
       this.cta.load(state.cta);
       this.cta.setPrepared(state.prepared_ctas);
+      this.host.onStage?.(state.stage);
       this.placeChat();
     } catch (failure) {
       this.host.toasts.show(t("Chat and polls could not load: {reason}", { reason: errorText(failure) }), { kind: "warn", key: "interaction" });

@@ -25,6 +25,7 @@ import { Interaction } from "./interaction.js";
 import { isStaff } from "./participants.js";
 import { ByeReason, WebinarConnection } from "./protocol.js";
 import { AUTOJOIN_KEY, Toasts, byId, cleanName, clientId, errorText, forget, formatTime, recall, saveName, savedName } from "./ui.js";
+import { StageContent } from "./room/content.js";
 import { Controls } from "./room/controls.js";
 import { Devices } from "./room/devices.js";
 import { Lobby } from "./room/lobby.js";
@@ -120,8 +121,15 @@ class Room {
       turnOn: (source) => this.publisher.toggleSource(source),
       allowMic: (person) => this.controls.onRowAction("grant-mic", person),
     });
+    /** Content on stage: presentation, shared video, whiteboard, external player, files. */
+    this.content = new StageContent({
+      eventId: EVENT_ID,
+      presenterKey: PRESENTER_KEY ?? JOIN_TOKEN,
+      onLayout: () => this.stage.layout(),
+    });
     /** Chat, Q&A, polls, call-to-action (interaction.js). */
     this.interaction = new Interaction({
+      onStage: (stage) => this.content.load(stage),
       toasts: this.toasts,
       showTab: (id) => this.panel.showTab(id),
       // a presenter who came with a join token uploads poll images with it
@@ -298,6 +306,7 @@ class Room {
   /** @param {WebinarConnection} conn */
   wire(conn) {
     this.interaction.attach(conn);
+    this.content.attach(conn);
     /**
      * @param {string} type
      * @param {(detail: any) => void} handler
