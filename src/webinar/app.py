@@ -30,7 +30,7 @@ from webinar.cluster.registry import LiveWorkers, Registry, WorkerInfo
 from webinar.cluster.worker import WorkerIdentity, node_of
 from webinar.config import Config
 from webinar.content.clamd import Clamd
-from webinar.content.external import frame_sources
+from webinar.content.external import external_for, frame_sources
 from webinar.content.library import ContentService
 from webinar.content.stage import StageService
 from webinar.http import forwarded, headers, inputs, language
@@ -442,7 +442,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         ticketing=app[TICKETING],
         interaction=InteractionService(store, metrics.count_interaction),
         stage=StageService(store, app[CONTENT]),
-        content_pass=lambda event_id, _who: app[CONTENT_ACCESS].issue(event_id)[0],
+        # Each participant's pass names them: their downloads count (the engagement export).
+        content_pass=lambda event_id, who: app[CONTENT_ACCESS].issue(event_id, who=who)[0],
+        external_player=lambda event: external_for(event, config.content.external_providers),
         on_error=metrics.count_error,
         on_joined=metrics.joined,
         on_chat_delivered=metrics.chat_delivered,

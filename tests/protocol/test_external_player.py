@@ -1,22 +1,40 @@
 """An event's external player over real HTTP and WebSockets: the link checked where it is
-entered (dashboard, API), the pages' Content-Security-Policy ``frame-src``, and the link kept
-off the event's public pages."""
+entered (dashboard, API), the pages' Content-Security-Policy ``frame-src``, the link kept off
+the event's public pages, and given only to those the ticket check admits (the room's
+``stage`` message)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.helpers import RunningServer, make_config, running_server
+from tests.helpers import (
+    Person,
+    RunningServer,
+    connect_person,
+    join_person,
+    make_config,
+    running_server,
+)
 from tests.protocol.test_dashboard import add_user, csrf_of, schedule, sign_in
+from tests.protocol_fixtures import refused
+from webinar.app import SERVICES
 from webinar.config import ContentConfig
+from webinar.content import passes
 from webinar.storage import api_tokens
 from webinar.storage.api_tokens import Scope
+from webinar.storage.store import Event
+from webinar.ticketing import records
+from webinar.ticketing.codes import format_code
+from webinar.ticketing.records import EventAccess, PaymentProvider
 
 YOUTUBE = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
 EMBED = "https://www.youtube-nocookie.com/embed/dQw4w9WgXcQ"
@@ -150,3 +168,89 @@ async def test_the_public_pages_do_not_carry_the_link(server: RunningServer) -> 
             async with http.get(server.base_url + path) as resp:
                 html = await resp.text()
             assert "dQw4w9WgXcQ" not in html and "youtube" not in html.lower(), path
+
+
+async def _reserved_event(server: RunningServer, external_url: str) -> tuple[Event, str]:
+    """A paid event starting in five minutes with an external player, and a confirmed
+    registration's reservation code."""
+    start = datetime.now(UTC) + timedelta(minutes=5)
+    event = await server.store.run(
+        lambda core: core.create_event(
+            "Launch", start, access_type="paid", external_url=external_url
+        )
+    )
+    eid = event.event_id
+    access = EventAccess(eid, price_minor=2500, currency="EUR")
+    await server.store.run(lambda core: records.put_access(core.connection, access))
+    reg = await server.store.run(
+        lambda core: records.add_registration(
+            core.connection,
+            eid,
+            first_name="Ada",
+            last_name="Lovelace",
+            email="ada@example.org",
+            seats=1,
+            amount_minor=2500,
+            currency="EUR",
+            provider=PaymentProvider.MANUAL,
+            capacity=None,
+        )
+    )
+    confirmed = await server.store.run(
+        lambda core: records.confirm_registration(core.connection, reg.registration_id)
+    )
+    assert confirmed is not None and confirmed.code is not None
+    return event, format_code(confirmed.code)
+
+
+async def test_the_player_is_only_for_those_the_ticket_check_admits(
+    server: RunningServer,
+) -> None:
+    event, code = await _reserved_event(server, YOUTUBE)
+    people: list[Person] = []
+    try:
+        # no code, a wrong code: refused, and nothing they were sent names the player
+        nobody = await connect_person(server, people, Person)
+        await refused("credential-required", nobody.request("join", event_id=event.event_id,
+                                                            name="Eve"))  # fmt: skip
+        await refused("not-joined", nobody.request("sync-interaction"))
+        wrong = await connect_person(server, people, Person)
+        await refused(
+            "bad-credential",
+            wrong.request("join", event_id=event.event_id, name="Eve", credential="AAAA-BBBB-CCCC"),
+        )
+        for person in (nobody, wrong):
+            said = json.dumps(person.seen)
+            assert "dQw4w9WgXcQ" not in said and "external" not in said, said
+        # the reservation code admits: the stage carries the player
+        ada = await join_person(server, people, Person, event, "Ada", code, client_id="ada")
+        stage = (await ada.request("sync-interaction"))["stage"]
+        assert stage["external"] == {
+            "url": EMBED,
+            "provider": "youtube",
+            "framable": True,
+            "link": YOUTUBE,
+        }
+        assert stage["layout"] == "external"  # the event's player is what its stage shows
+        # the content pass the room hands Ada names her: her downloads count for her
+        secret = server.server.app[SERVICES].interaction_secret
+        assert passes.check(secret, event.event_id, stage["content_pass"]) == "client:ada"
+    finally:
+        await asyncio.gather(*(p.close() for p in people))
+
+
+async def test_zoom_is_offered_as_a_link(server: RunningServer) -> None:
+    zoom = "https://us02web.zoom.us/w/81234567890?tk=abc"
+    event = await server.create_event("Town hall", external_url=zoom)
+    people: list[Person] = []
+    try:
+        ann = await join_person(server, people, Person, event, "Ann")
+        stage = (await ann.request("sync-interaction"))["stage"]
+        assert stage["external"] == {
+            "url": zoom,
+            "provider": "zoom",
+            "framable": False,
+            "link": zoom,
+        }
+    finally:
+        await asyncio.gather(*(p.close() for p in people))
