@@ -74,11 +74,13 @@ async def test_downloads_are_counted_per_person_and_exported(setup: Setup) -> No
         assert await fetch(setup, notes, ann_pass, **{"Sec-Fetch-Dest": "document"}) == 200
         assert await fetch(setup, deck, bob_pass) == 200
         # not counted: a media element's ranged requests, an image in a page, a pass for
-        # nobody, a forged pass (refused)
+        # nobody, a HEAD request, a forged pass (refused)
         assert await fetch(setup, notes, bob_pass, Range="bytes=0-") == 206
         assert await fetch(setup, notes, bob_pass, **{"Sec-Fetch-Dest": "video"}) == 200
         assert await fetch(setup, notes, bob_pass, **{"Sec-Fetch-Dest": "image"}) == 200
         assert await fetch(setup, notes, nobody_pass) == 200
+        async with setup.http.head(f"{notes}?pass={bob_pass}") as resp:
+            assert resp.status == 200
         forged = bob_pass.replace(bob_pass.split(".")[2], ann_pass.split(".")[2])
         assert await fetch(setup, notes, forged) == 403
         service = setup.server.server.app[CONTENT]

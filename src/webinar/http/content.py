@@ -16,6 +16,7 @@ docs/api.md ("Content") documents them.
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
@@ -33,6 +34,8 @@ from webinar.storage.store import Event, Store
 from webinar.ticketing import Ticketing
 from webinar.ticketing.grants import AccessType, Refusal
 
+logger = logging.getLogger(__name__)
+
 #: Bytes read from the request per chunk of an upload.
 READ_BYTES = 256 * 1024
 #: Fetch destinations that are a person taking the file (a link followed, a download, a
@@ -42,8 +45,9 @@ _DOWNLOAD_DESTINATIONS = frozenset({"", "document", "empty"})
 
 def counts_as_download(request: web.Request) -> bool:
     """Does this request take the whole file for a person? Not a ranged request (a media
-    player's, or a download resumed: counted when it started), not an element of a page."""
-    if "Range" in request.headers:
+    player's, or a download resumed: counted when it started), not an element of a page, not
+    a HEAD request."""
+    if request.method != "GET" or "Range" in request.headers:
         return False
     return request.headers.get("Sec-Fetch-Dest", "").lower() in _DOWNLOAD_DESTINATIONS
 
@@ -326,5 +330,8 @@ class ContentPages(Pages):
             raise json_error(404, "not-found", _("no such file in this event"))
         who = self.access.holder(request, event)
         if who and counts_as_download(request):
-            await self.service.record_download(info, who)
+            try:
+                await self.service.record_download(info, who)
+            except Exception:  # the count is lost, not the file: it is served all the same
+                logger.exception("a download of %s could not be counted", info.content_id)
         return serve_file(request, self.service.path_of(info), info)
