@@ -26,6 +26,7 @@ import { isStaff } from "./participants.js";
 import { ByeReason, WebinarConnection } from "./protocol.js";
 import { AUTOJOIN_KEY, Toasts, byId, cleanName, clientId, errorText, forget, formatTime, recall, saveName, savedName } from "./ui.js";
 import { StageContent } from "./room/content.js";
+import { ExternalPlayer } from "./room/external.js";
 import { Controls } from "./room/controls.js";
 import { Devices } from "./room/devices.js";
 import { Lobby } from "./room/lobby.js";
@@ -128,6 +129,7 @@ class Room {
       presenterKey: PRESENTER_KEY ?? JOIN_TOKEN,
       onLayout: () => this.stage.layout(),
     });
+    this.externalPlayer = new ExternalPlayer(this.content); // the event's external player
     /** Chat, Q&A, polls, call-to-action (interaction.js). */
     this.interaction = new Interaction({
       onStage: (stage) => this.content.load(stage),
