@@ -30,6 +30,7 @@ from webinar.cluster.registry import LiveWorkers, Registry, WorkerInfo
 from webinar.cluster.worker import WorkerIdentity, node_of
 from webinar.config import Config
 from webinar.content.clamd import Clamd
+from webinar.content.external import external_for, frame_sources
 from webinar.content.library import ContentService
 from webinar.content.stage import StageService
 from webinar.http import forwarded, headers, inputs, language
@@ -60,6 +61,7 @@ from webinar.rooms.manager import RoomManager
 from webinar.rooms.reasons import ByeReason
 from webinar.rooms.roles import Role
 from webinar.sfu import IceServer, Producer, Router, RouterConfig, TransportConfig, check_hooks
+from webinar.signalling import stage as stage_handlers
 from webinar.signalling import whip
 from webinar.signalling.replication import Replication
 from webinar.signalling.session import Services, replayer
@@ -186,6 +188,7 @@ def create_app(
             config.http.embed_origins,
             connect=lambda: _node_origins(app),
             origins_of=lambda event_id: _event_origins(app, event_id),
+            frames=frame_sources(config.content.external_providers),
         ),
         language.middleware,  # before refuse_nul: its refusal is in the request's language
         inputs.refuse_nul,
@@ -271,7 +274,12 @@ def create_app(
     app[TICKET_DESK] = tickets.desk
     embed = EmbedPages(site, config.http.embed_origins)
     app.router.add_routes(embed.routes())
-    dashboard = Dashboard(site=site, hooks=tickets, embed=embed)
+    dashboard = Dashboard(
+        site=site,
+        hooks=tickets,
+        embed=embed,
+        external_providers=config.content.external_providers,
+    )
     app.router.add_routes(SignIn(site, login_limiter(shared)).routes())
     app.router.add_routes(dashboard.routes())
     interaction = InteractionHttp(
@@ -357,6 +365,7 @@ def create_app(
         public_url=config.http.public_url,
         embed_origins=config.http.embed_origins,
         render=_render,
+        external_providers=config.content.external_providers,
     )
     return app
 
@@ -438,7 +447,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         ticketing=app[TICKETING],
         interaction=InteractionService(store, metrics.count_interaction),
         stage=app[STAGE],
-        content_pass=lambda event_id, _who: app[CONTENT_ACCESS].issue(event_id)[0],
+        # Each participant's pass names them: their downloads count (the engagement export).
+        content_pass=lambda event_id, who: app[CONTENT_ACCESS].issue(event_id, who=who)[0],
+        external_player=lambda event: external_for(event, config.content.external_providers),
         on_error=metrics.count_error,
         on_joined=metrics.joined,
         on_chat_delivered=metrics.chat_delivered,
@@ -636,7 +647,7 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
         redis,
         peers.worker_id,
         replay_interaction=replayer(services),
-        load_interaction=services.interaction.load,
+        load_interaction=stage_handlers.loader(services),
         relays=pipes,
         lost=lambda room_id, pid: app[ATTENDANCE].participant_lost(
             room_id, pid, ByeReason.DISCONNECTED.value

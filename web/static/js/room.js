@@ -26,6 +26,7 @@ import { isStaff } from "./participants.js";
 import { ByeReason, WebinarConnection } from "./protocol.js";
 import { AUTOJOIN_KEY, Toasts, byId, cleanName, clientId, errorText, forget, formatTime, recall, saveName, savedName } from "./ui.js";
 import { StageContent } from "./room/content.js";
+import { ExternalPlayer } from "./room/external.js";
 import { Controls } from "./room/controls.js";
 import { Devices } from "./room/devices.js";
 import { Lobby } from "./room/lobby.js";
@@ -36,6 +37,7 @@ import { Prejoin } from "./room/prejoin.js";
 import { Publisher } from "./room/publish.js";
 import { Stage } from "./room/stage.js";
 import { StatusBar } from "./room/status.js";
+import { Whiteboard } from "./room/whiteboard.js";
 import { SharedVideo } from "./room/video.js";
 
 /** @typedef {import("./room/page.js").Source} Source */
@@ -130,6 +132,7 @@ class Room {
     });
     /** The shared video on stage (room/video.js). */
     this.video = new SharedVideo(this.content, { isStaff: () => this.staff, toasts: this.toasts });
+    this.externalPlayer = new ExternalPlayer(this.content); // the event's external player
     /** Chat, Q&A, polls, call-to-action (interaction.js). */
     this.interaction = new Interaction({
       onStage: (stage) => this.content.load(stage),
@@ -138,6 +141,13 @@ class Room {
       // a presenter who came with a join token uploads poll images with it
       presenterKey: PRESENTER_KEY ?? JOIN_TOKEN,
       eventId: EVENT_ID,
+    });
+    /** The whiteboard on stage (room/whiteboard.js). */
+    this.whiteboard = new Whiteboard(this.content, {
+      people: this.panel.people,
+      renderPeople: () => this.renderPeople(),
+      toasts: this.toasts,
+      showFailure: (error) => this.showFailure(error),
     });
     this.bindPage();
     if (isStaff(PAGE_ROLE)) this.devices.startDeviceCheck();
