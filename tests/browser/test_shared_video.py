@@ -490,7 +490,6 @@ async def stand_in_players(page: Page, *, refuse: bool = False) -> None:
         await route.fulfill(status=200, content_type="text/html", body=FAKE_VIMEO)
 
     await page.route("https://www.youtube-nocookie.com/embed/**", youtube)
-    await page.route("https://www.youtube.com/embed/**", youtube)
     await page.route("https://player.vimeo.com/video/**", vimeo)
 
 
@@ -542,9 +541,8 @@ async def test_youtube_and_vimeo_are_driven_by_postmessage(
     contexts = []
 
     async def open_(label: str, *, refuse: bool = False) -> Page:
-        # The CSP's frame-src for the providers is the external player's part; the stand-ins
-        # are served by routing, so the page's own policy is set aside here.
-        context = await browser.new_context(viewport=DESKTOP, bypass_csp=True)
+        # the page's own CSP applies: its frame-src lets the providers' players in
+        context = await browser.new_context(viewport=DESKTOP)
         contexts.append(context)
         page = await context.new_page()
         page.set_default_timeout(10_000)
