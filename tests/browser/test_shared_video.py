@@ -25,6 +25,7 @@ from tests.browser.support import (
     CHROMIUM,
     CHROMIUM_ARGS,
     DESKTOP,
+    PHONE,
     SCREENSHOTS,
     OpenPage,
     PageErrors,
@@ -291,6 +292,8 @@ async def test_a_shared_webm_plays_pauses_and_seeks_in_sync(
 
     await presenter.screenshot(path=str(SCREENSHOTS / "shared-video-presenter-desktop.png"))
     await ann.screenshot(path=str(SCREENSHOTS / "shared-video-attendee-desktop.png"))
+    await ann.set_viewport_size(PHONE)  # on a phone the video comes first, its bar below
+    await ann.screenshot(path=str(SCREENSHOTS / "shared-video-attendee-phone.png"))
 
     # Stop: the video leaves every stage.
     await presenter.get_by_test_id("shared-video-stop").click()

@@ -161,7 +161,6 @@ export class FilePlayer {
     const video = /** @type {HTMLVideoElement} */ (
       el("video", { class: "shared-video", "data-testid": "shared-video", "data-kind": "file", playsinline: true, preload: "auto" })
     );
-    video.disablePictureInPicture = false;
     video.controls = false;
     // No "Show controls" from the context menu: attendees seek through nothing but the state.
     video.addEventListener("contextmenu", (event) => event.preventDefault());
