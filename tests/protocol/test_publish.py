@@ -87,7 +87,13 @@ async def test_links_are_mailed_and_play(server: RunningServer, smtp: tuple[Inbo
         assert sorted(m["To"] for m in inbox.messages) == ["ann@example.org", "bob@example.org"]
         mail = next(m for m in inbox.messages if m["To"] == "ann@example.org")
         assert mail["Subject"] == "Recording: Product launch"
-        body = mail.get_payload(decode=True).decode()  # type: ignore[union-attr]
+        parts = {
+            part.get_content_type(): part.get_payload(decode=True).decode()  # type: ignore[union-attr]
+            for part in mail.walk()
+            if not part.is_multipart()
+        }
+        body = parts["text/plain"]
+        assert "<a href=" in parts["text/html"]  # every e-mail has an HTML part too
         link = re.search(r"(http://\S+/r/\S+)", body)
         assert link, body
         async with aiohttp.ClientSession() as viewer:  # no sign-in: a recipient's browser

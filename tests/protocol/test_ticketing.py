@@ -820,7 +820,11 @@ async def test_reminders_survive_a_restart_and_go_out_once(tmp_path: Path, inbox
     assert not inbox.to("near@example.org")[1:]  # only the code e-mail
 
 
-async def test_changed_settings_offer_a_resend(mailing: RunningServer, inbox: Inbox) -> None:
+async def test_a_new_time_is_sent_and_a_new_title_offers_a_resend(
+    mailing: RunningServer, inbox: Inbox
+) -> None:
+    """A moved start goes to everyone told at once (an update with the calendar entry's next
+    SEQUENCE, tests/protocol/test_mail.py has the rest); a new title only is offered."""
     server = mailing
     await add_user(server, "olga")
     async with await sign_in(server, "olga") as http:
@@ -840,7 +844,7 @@ async def test_changed_settings_offer_a_resend(mailing: RunningServer, inbox: In
             page = await resp.text()
         form = {
             "csrf": csrf_of(page),
-            "title": "Talk (moved)",
+            "title": "Talk",
             "start": local_start(timedelta(days=3)),
             "timezone": "UTC",
             "duration_minutes": "60",
@@ -849,14 +853,19 @@ async def test_changed_settings_offer_a_resend(mailing: RunningServer, inbox: In
             "camera_limit": "4",
         }
         async with http.post(edit, data=form) as resp:
+            assert 'data-testid="settings-changed-notice"' not in await resp.text()
+        moved = await inbox.wait_for("ada@example.org", "Changed: Talk")
+        assert "Talk" in text_of(moved)
+        async with http.post(edit, data={**form, "title": "Talk (renamed)"}) as resp:
             assert 'data-testid="settings-changed-notice"' in await resp.text()
         async with http.get(tickets) as resp:
             assert 'data-testid="settings-changed"' in await resp.text()
         page = await post_form(http, f"{server.base_url}/dashboard/events/{event_id}/resend-all")
         assert "The new details went to 1 person" in page
         assert 'data-testid="settings-changed"' not in page
-        again = await inbox.wait_for("ada@example.org", "Invitation: Talk (moved)")
-        assert "Invitation: Talk (moved)" in str(again["Subject"])
+        again = await inbox.wait_for("ada@example.org", "Changed: Talk (renamed)")
+        assert "Talk (renamed)" in text_of(again)
+        assert len(inbox.to("ada@example.org")) == 3
 
 
 async def test_registrations_are_rate_limited_per_client(server: RunningServer) -> None:

@@ -19,7 +19,7 @@ from webinar.interaction import store as ist
 from webinar.rooms.cta import PreparedCta
 from webinar.rooms.polls import Option, Poll, PollKind, PollQuestion, PollState, QuestionKind
 from webinar.storage.store import Store, SyncStore
-from webinar.ticketing import records
+from webinar.ticketing import mailing, records
 from webinar.ticketing.records import EventAccess, PaymentProvider
 
 EVENT_ID = r"[0-9]{3}-[0-9]{3}-[0-9]{3}"
@@ -260,11 +260,29 @@ def test_update_moves_reminders_and_marks_the_change(
     )
     with open_store(data) as store:
         db = store.connection
-        assert records.settings_changed_at(db, event_id) is not None  # the resend is offered
+        # the new time is queued for the confirmed registrant (the server's outbox sends it,
+        # with the calendar entry's next SEQUENCE); nothing is left to offer
+        assert records.settings_changed_at(db, event_id) is None
+        assert mailing.calendar_sequence(db, event_id) == 1
+        (update,) = mailing.due_items(db, datetime.now(UTC))
+        assert (update.kind, update.registration_id, update.seq) == (
+            mailing.Kind.UPDATE,
+            reg.registration_id,
+            1,
+        )
         (due,) = db.execute(
             "SELECT due_at FROM reminders WHERE event_id = ?", (event_id,)
         ).fetchone()
         assert datetime.fromisoformat(due) == moved - records.REMINDER_BEFORE
+    # A new title only is offered to resend (the SEQUENCE grows too).
+    run_json(
+        capsys,
+        *("event", "update", created["event_id"], "--title", "Renamed", "--json"),
+        *("--data-dir", str(data)),
+    )
+    with open_store(data) as store:
+        assert records.settings_changed_at(store.connection, event_id) is not None
+        assert mailing.calendar_sequence(store.connection, event_id) == 2
 
 
 # --------------------------------------------------------------------------------- delete

@@ -31,7 +31,7 @@ from webinar.storage.copy import tables_in_foreign_key_order
 from webinar.storage.migrations import ROWID_TABLES
 from webinar.storage.records import SessionRecord
 from webinar.storage.store import DB_FILENAME, MIGRATIONS, Store, SyncStore
-from webinar.ticketing import embedding, join_tokens, records
+from webinar.ticketing import embedding, imports, join_tokens, mailing, records
 from webinar.ticketing.records import PaymentProvider
 from webinar.webhooks import records as hooks
 from webinar.webhooks.signing import WebhookEvent
@@ -66,6 +66,12 @@ def populate(core: SyncStore) -> list[str]:
     )
     invitee = records.add_invitee(conn, token, "Ivy Invited", "ivy@example.org")
     records.plan_reminder(conn, token, events[2].starts_at, now, invitee_id=invitee.invitee_id)
+    # e-mail: the calendar's SEQUENCE, a queued invitation, a previewed CSV import
+    mailing.bump_sequence(conn, token)
+    mailing.enqueue(conn, token, mailing.Kind.INVITATION, invitee_id=invitee.invitee_id)
+    mailing.save_import(
+        conn, token, imports.parse_invitees(b"name,email\nZoe,zoe@example.org\nx\n")
+    )
     reg = records.add_registration(
         conn,
         paid,

@@ -21,24 +21,27 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
+from webinar import i18n
 from webinar.accounts import hash_password_async, verify_password
 from webinar.config import Config
 from webinar.http.dashboard import AfterSave
 from webinar.http.inputs import path_id, read_body
 from webinar.http.language import of_request, use_event_language
 from webinar.http.site import Pages, Site, route
-from webinar.i18n import N_, _, format_amount, gettext, ngettext
+from webinar.i18n import LANGUAGES, N_, NATIVE_NAMES, _, format_amount, gettext, ngettext
 from webinar.ids import format_event_id, normalize_event_id
+from webinar.links import attendee_path
 from webinar.storage.store import Event, EventSettings, Store, User
-from webinar.ticketing import records
+from webinar.ticketing import imports, mailing, records
 from webinar.ticketing.books import Attempts, local_attempts
 from webinar.ticketing.desk import DeskError, TicketDesk, local_time
 from webinar.ticketing.gate import Ticketing
 from webinar.ticketing.grants import Refusal, RefusalCode, SecondDevice
 from webinar.ticketing.limiter import AttemptLimiter
 from webinar.ticketing.mail import Mailer, MailError
+from webinar.ticketing.outbox import Outbox
 from webinar.ticketing.payments import (
     MAX_WEBHOOK_BYTES,
     ManualProvider,
@@ -47,7 +50,7 @@ from webinar.ticketing.payments import (
     StripeCheckout,
     WebhookRefused,
 )
-from webinar.ticketing.records import EventAccess, PaymentProvider, RegistrationStatus
+from webinar.ticketing.records import EventAccess, InviteeRole, PaymentProvider, RegistrationStatus
 from webinar.ticketing.reminders import Reminders
 from webinar.ticketing.rules import (
     PRICE_CAPS,
@@ -59,12 +62,18 @@ from webinar.ticketing.rules import (
     format_price,
     parse_price,
 )
+from webinar.ticketing.samples import sample_messages
 from webinar.ticketing.shared import SharedTicketing
 
 logger = logging.getLogger(__name__)
 
 Render = Callable[..., web.Response]
 REMINDERS = web.AppKey("reminders", Reminders)
+OUTBOX = web.AppKey("outbox", Outbox)
+#: The import preview's path: ``imp_`` and 16 URL-safe characters.
+_IMPORT_ID = r"{import_id:imp_[A-Za-z0-9_-]{16}}"
+#: How many of an import's good rows its preview page lists (the JSON has them all).
+PREVIEW_ROWS = 50
 EVENT_PASSWORD_MIN_CHARS = 6
 EVENT_PASSWORD_MAX_CHARS = 200
 MAX_CAPACITY = 100_000
@@ -153,7 +162,16 @@ class TicketingWeb(Pages):
             "has_presenter_password": access.presenter_password_hash is not None,
             "settings_changed": bool(event and await self.desk.settings_changed_at(event)),
             "registration_questions": records.form_fields_text(access.form_fields),
+            **await self._mail_values(event),
         }
+
+    async def _mail_values(self, event: Event | None) -> dict[str, Any]:
+        """The event form's reminder setting (event_mail_fields.html)."""
+        minutes = (
+            await self.desk.reminder_minutes(event) if event else mailing.DEFAULT_REMINDER_MINUTES
+        )
+        choices = sorted({*mailing.REMINDER_CHOICES, minutes})
+        return {"reminder_minutes": minutes, "reminder_choices": choices}
 
     async def before_save(
         self, user: User, settings: EventSettings, form: dict[str, str], event: Event | None
@@ -179,9 +197,12 @@ class TicketingWeb(Pages):
         )
         old = await self.desk.access(event.event_id) if event else EventAccess("")
         access = await self._access_from_form(checked, form, old)
+        reminder = _reminder_minutes(form)
 
         async def after(saved: Event) -> None:
             await self.desk.put_access(dataclasses.replace(access, event_id=saved.event_id))
+            if reminder is not None:
+                await self.desk.set_reminder_minutes(saved, reminder)
             if event is not None:
                 await self.desk.event_changed(event, saved)
 
@@ -304,6 +325,7 @@ class TicketingWeb(Pages):
         access = await self.desk.access(event.event_id)
         registrations = await self.desk.registrations(event)
         invitees = await self.desk.invitees(event)
+        progress = await self.desk.mail_progress(event)
         return self.site.render(
             request,
             "tickets.html",
@@ -316,6 +338,8 @@ class TicketingWeb(Pages):
             price=_price(access),
             registrations=registrations,
             invitees=invitees,
+            deliveries=await self.desk.invitation_states(event),
+            progress=progress,
             settings_changed=await self.desk.settings_changed_at(event),
             register_url=f"{self.base(request)}/e/{format_event_id(event.event_id)}/register",
             local=lambda when: local_time(event, when),
@@ -389,14 +413,169 @@ class TicketingWeb(Pages):
     @route("POST", "/dashboard/events/{event_id}/invitees")
     async def add_invitee(self, request: web.Request) -> web.Response:
         event, form = await self._posted(request)
-        with self._refusals_back(event, DeskError, ValueError, MailError):
-            invitee = await self.desk.invite(
-                event, form.get("name", ""), form.get("email", ""), self.base(request)
-            )
+        role = _role(form.get("role", ""))
+        language = form.get("language", "") or None
+        if language is not None and language not in LANGUAGES:
+            raise self._back(event, _("unknown language"), error=True)
+        with self._refusals_back(event, DeskError, ValueError):
+            try:
+                invitee = await self.desk.invite(
+                    event,
+                    form.get("name", ""),
+                    form.get("email", ""),
+                    self.base(request),
+                    role=role,
+                    language=language,
+                )
+            except MailError:
+                raise self._back(
+                    event,
+                    _(
+                        "The invitation is saved but the mail server did not take it; it is"
+                        " tried again in a few minutes."
+                    ),
+                    error=True,
+                ) from None
+        text = (
+            _("%(name)s is invited to present; the presenter link went to %(email)s.")
+            if role is InviteeRole.PRESENTER
+            else _("%(name)s is invited; the invitation went to %(email)s.")
+        )
+        raise self._back(event, text % {"name": invitee.name, "email": invitee.email})
+
+    # ------------------------------------------------------------------ CSV imports
+
+    def _import_path(self, event: Event, import_id: str) -> str:
+        return f"/dashboard/events/{format_event_id(event.event_id)}/invitees/import/{import_id}"
+
+    @route("POST", "/dashboard/events/{event_id}/invitees/import")
+    async def upload_import(self, request: web.Request) -> web.Response:
+        """A CSV file of invitees (multipart: ``csrf``, ``role``, ``file``): read, checked line
+        by line and kept as a preview; nothing is sent yet."""
+        event, record, _user = await self.site.owned_event(request)
+        fields, file_name, data = await _read_upload(request)
+        self.site.check_csrf(record.csrf_token, fields)
+        if data is None:
+            raise self._back(event, _("choose a CSV file to import"), error=True)
+        role = _role(fields.get("role", ""))
+        with self._refusals_back(event, DeskError, ValueError):
+            found = await self.desk.preview_import(event, data, file_name=file_name, role=role)
+        raise web.HTTPSeeOther(self._import_path(event, found.import_id))
+
+    async def _import(self, request: web.Request) -> tuple[Event, str, mailing.InviteImport]:
+        event, record, _user = await self.site.owned_event(request)
+        try:
+            found = await self.desk.invite_import(event, request.match_info["import_id"])
+        except DeskError as exc:
+            raise web.HTTPNotFound(text=str(exc)) from None
+        return event, record.csrf_token, found
+
+    @route("GET", f"/dashboard/events/{{event_id}}/invitees/import/{_IMPORT_ID}")
+    async def import_page(self, request: web.Request) -> web.Response:
+        event, csrf, found = await self._import(request)
+        _event, _record, user = await self.site.owned_event(request)
+        return self.site.render(
+            request,
+            "invite_import.html",
+            user=user,
+            csrf=csrf,
+            event=event,
+            event_id=format_event_id(event.event_id),
+            found=found,
+            shown=found.rows[:PREVIEW_ROWS],
+            path=self._import_path(event, found.import_id),
+            local=lambda when: local_time(event, when),
+            language_names=NATIVE_NAMES,
+            error=request.query.get("error", "")[:300],
+        )
+
+    @route("GET", f"/dashboard/events/{{event_id}}/invitees/import/{_IMPORT_ID}.json")
+    async def import_json(self, request: web.Request) -> web.Response:
+        event, _csrf, found = await self._import(request)
+        return web.json_response(
+            import_json(event, found, send=self._import_path(event, found.import_id) + "/send")
+        )
+
+    @route("POST", f"/dashboard/events/{{event_id}}/invitees/import/{_IMPORT_ID}/send")
+    async def send_import(self, request: web.Request) -> web.Response:
+        event, _form = await self._posted(request)
+        import_id = request.match_info["import_id"]
+        try:
+            result = await self.desk.send_import(event, import_id)
+        except DeskError as exc:
+            raise web.HTTPSeeOther(
+                f"{self._import_path(event, import_id)}?error={quote(str(exc))}"
+            ) from None
+        count = result.invited
+        message = ngettext(
+            "%(num)d invitation is being sent.", "%(num)d invitations are being sent.", count
+        ) % {"num": count}
+        if result.already:
+            message += " " + ngettext(
+                "%(num)d person was invited meanwhile and is left out.",
+                "%(num)d people were invited meanwhile and are left out.",
+                len(result.already),
+            ) % {"num": len(result.already)}
+        raise self._back(event, message)
+
+    @route("POST", "/dashboard/events/{event_id}/mail/retry")
+    async def retry_mail(self, request: web.Request) -> web.Response:
+        event, _form = await self._posted(request)
+        count = await self.desk.retry_failed(event)
         raise self._back(
             event,
-            _("%(name)s is invited; the invitation went to %(email)s.")
-            % {"name": invitee.name, "email": invitee.email},
+            ngettext("%(num)d e-mail is tried again.", "%(num)d e-mails are tried again.", count)
+            % {"num": count},
+        )
+
+    @route("GET", "/dashboard/events/{event_id}/mail/progress")
+    async def mail_progress(self, request: web.Request) -> web.Response:
+        """How the event's queued e-mails stand (the tickets page follows it while sending)."""
+        event, _record, _user = await self.site.owned_event(request)
+        progress = await self.desk.mail_progress(event)
+        return web.json_response(
+            {
+                "event_id": format_event_id(event.event_id),
+                "waiting": progress.waiting(),
+                "failed": progress.failed(),
+                "outbox": progress.as_json(),
+            }
+        )
+
+    # ------------------------------------------------------------------ e-mails
+
+    @route("GET", "/dashboard/events/{event_id}/emails")
+    async def emails_page(self, request: web.Request) -> web.Response:
+        """Every e-mail the event's people may get, rendered with sample data in the event's
+        language (or the one asked with ``?lang=``)."""
+        event, _record, user = await self.site.owned_event(request)
+        language = i18n.supported(request.query.get("lang")) or event.language or "en"
+        samples = await sample_messages(self.desk, event, language, self.base(request))
+        return self.site.render(
+            request,
+            "emails.html",
+            user=user,
+            event=event,
+            event_id=format_event_id(event.event_id),
+            samples=samples,
+            sample_language=language,
+            sender=self.config.mail.from_address,
+        )
+
+    @route("GET", "/dashboard/events/{event_id}/calendar.ics")
+    async def calendar_file(self, request: web.Request) -> web.Response:
+        """The event's current calendar entry, as its people get it (no attendee)."""
+        event, _record, _user = await self.site.owned_event(request)
+        ics = await self.desk.calendar_file(event, url=self.base(request) + attendee_path(event))
+        if ics is None:
+            raise web.HTTPNotFound(
+                text=_("The event has no start time: there is no calendar entry.")
+            )
+        return web.Response(
+            body=ics,
+            content_type="text/calendar",
+            charset="utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{event.event_id}.ics"'},
         )
 
     @route("POST", "/dashboard/events/{event_id}/invitees/{invitee_id}/{action}")
@@ -567,6 +746,72 @@ class TicketingWeb(Pages):
         return web.json_response({"received": True, "outcome": outcome})
 
 
+def _role(value: str) -> InviteeRole:
+    return InviteeRole.PRESENTER if value == InviteeRole.PRESENTER.value else InviteeRole.ATTENDEE
+
+
+def _reminder_minutes(form: dict[str, str]) -> int | None:
+    """The event form's reminder time (None: not in the form: unchanged)."""
+    raw = form.get("reminder_minutes", "").strip()
+    if not raw:
+        return None
+    try:
+        minutes = int(raw)
+    except ValueError:
+        raise ValueError(_("the reminder time must be a whole number of minutes")) from None
+    return mailing.check_reminder_minutes(minutes)
+
+
+async def _read_upload(
+    request: web.Request,
+) -> tuple[dict[str, str], str, bytes | None]:
+    """The fields and the file of a multipart form, the file read up to the import's limit
+    (the app's body limit is smaller; a text field is at most 1 KiB)."""
+    if not request.content_type.startswith("multipart/"):
+        raise web.HTTPBadRequest(text=_("The form must be sent as multipart/form-data."))
+    fields: dict[str, str] = {}
+    file_name, data = "", None
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            continue
+        if part.filename is not None:
+            chunks, size = [], 0
+            while chunk := await part.read_chunk(64 * 1024):
+                size += len(chunk)
+                if size > imports.MAX_FILE_BYTES:
+                    raise web.HTTPRequestEntityTooLarge(
+                        max_size=imports.MAX_FILE_BYTES, actual_size=size
+                    )
+                chunks.append(chunk)
+            file_name, data = part.filename[:200], b"".join(chunks) or None
+        elif part.name:
+            value = await part.read(decode=True)
+            if len(value) > 1024:
+                raise web.HTTPBadRequest(text=_("A form field is too long."))
+            fields[part.name] = value.decode("utf-8", errors="replace")
+    return fields, file_name, data
+
+
+def import_json(event: Event, found: mailing.InviteImport, *, send: str) -> dict[str, Any]:
+    """A CSV import's preview as JSON (the dashboard's and the API's): what sending would
+    invite and every line it would not, with the reason in the request's language."""
+    return {
+        "import_id": found.import_id,
+        "event_id": format_event_id(event.event_id),
+        "file_name": found.file_name,
+        "role": found.role.value,
+        "lines": found.line_count,
+        "extra_columns": list(found.extra_columns),
+        "to_invite": len(found.rows),
+        "invitees": [row.as_json() for row in found.rows],
+        "problems": [{**p.as_json(), "reason": p.reason} for p in found.problems],
+        "created_at": found.created_at.isoformat().replace("+00:00", "Z"),
+        "sent_at": found.sent_at.isoformat().replace("+00:00", "Z") if found.sent_at else None,
+        "send": send,
+    }
+
+
 def _stripe_error(status: int, _code: str, message: str) -> web.HTTPException:
     """A refusal of the Stripe webhook, in its JSON shape (``{"error": reason}``)."""
     exc = web.HTTPException(text=json.dumps({"error": message}), content_type="application/json")
@@ -624,13 +869,19 @@ def setup_ticketing(
     app.router.add_routes(part.routes())
     reminders = Reminders(desk, config.http.base_url, gate=jobs_gate)
     app[REMINDERS] = reminders
+    sender = Outbox(desk, config.http.base_url, gate=jobs_gate)
+    app[OUTBOX] = sender
+    if jobs:  # elsewhere the jobs' worker polls for what this one queues
+        desk.wake_outbox = sender.wake
     app[TICKETS] = part
 
     async def run_reminders(_app: web.Application) -> AsyncIterator[None]:
         await reminders.start()
+        await sender.start()
         try:
             yield
         finally:
+            await sender.stop()
             await reminders.stop()
 
     if jobs:  # with several workers, only the one that runs the periodic jobs sends them

@@ -27,10 +27,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import Protocol
+from typing import Any, Protocol
 
-from webinar import i18n
-from webinar.i18n import _
 from webinar.recordings.library import RecordingInfo, RecordingService
 from webinar.storage.store import Store, SyncStore
 
@@ -64,7 +62,12 @@ RegistrantLanguages = Callable[[str], Awaitable[Mapping[str, str]]]
 
 class Mailer(Protocol):
     """What sends the links: :class:`webinar.ticketing.mail.Mailer` (SMTP per the
-    ``[mail]`` settings, or ``.eml`` files in the outbox)."""
+    ``[mail]`` settings, or ``.eml`` files in the outbox), from its templates
+    (``web/templates/email/recording.*``)."""
+
+    def compose(
+        self, template: str, to: str, *, language: str | None, **context: Any
+    ) -> EmailMessage: ...
 
     async def send(self, message: EmailMessage) -> object: ...
 
@@ -299,20 +302,14 @@ class Publisher:
         registrants, event_language = await self._languages(publication)
         for address in addresses:
             link = f"{base_url.rstrip('/')}/r/{await self.token(publication, address)}"
-            with i18n.using(registrants.get(address) or event_language) as lang:
-                subject = _("Recording: %(title)s") % {"title": title}
-                ready = _("The recording of \u201c%(title)s\u201d is ready to watch:") % {
-                    "title": title
-                }
-                until = _("The link is personal and works until %(until)s.") % {
-                    "until": i18n.format_datetime(publication.expires, "UTC")
-                }
-            message = EmailMessage()
-            message["From"] = self.sender
-            message["To"] = address
-            message["Subject"] = subject
-            message.set_content(f"{ready}\n\n{link}\n\n{until}\n")
-            message["Content-Language"] = lang  # after set_content, which clears Content-*
+            message = self.mailer.compose(
+                "recording",
+                address,
+                language=registrants.get(address) or event_language,
+                title=title,
+                link=link,
+                until=publication.expires,
+            )
             await self.mailer.send(message)
         return len(addresses)
 

@@ -51,6 +51,12 @@ def new_token() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
 
 
+def looks_like_token(text: str) -> bool:
+    """Whether ``text`` has the form of an invitee token (24 URL-safe characters), so entry
+    checks it against the event's invitations before anything else."""
+    return len(text) == 24 and all(c.isalnum() or c in "-_" for c in text) and text.isascii()
+
+
 def lookup_hash(secret: str) -> str:
     """What the store indexes a code or token by."""
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()

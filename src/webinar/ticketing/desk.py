@@ -3,25 +3,28 @@ the JSON API alike (invite, revoke, resend; register, confirm, reject, cancel; p
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import logging
 import time
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from email.message import EmailMessage
 from typing import Any
 
 from webinar import i18n
 from webinar.i18n import _
 from webinar.ids import format_event_id
-from webinar.links import attendee_path
+from webinar.links import attendee_path, presenter_path
 from webinar.storage.store import Event, Store
 
-from . import records
+from . import imports, mailing, records
+from .calendar import CANCEL, REQUEST, attach_calendar, event_calendar
 from .codes import format_code
 from .gate import Ticketing
-from .mail import Mailer, Sent
+from .mail import Mailer, MailError, Sent
+from .mailing import Kind, State
 from .payments import (
     Checkout,
     CheckoutRequest,
@@ -32,7 +35,14 @@ from .payments import (
     parse_stripe_event,
     verify_stripe_signature,
 )
-from .records import EventAccess, Invitee, PaymentProvider, Registration, RegistrationStatus
+from .records import (
+    EventAccess,
+    Invitee,
+    InviteeRole,
+    PaymentProvider,
+    Registration,
+    RegistrationStatus,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +72,36 @@ def mail_zone(event: Event) -> str:
     return event.timezone
 
 
-def language_of(event: Event, registration: Registration | None = None) -> str | None:
-    """The language of an e-mail: the one the registrant registered in, else the event's
-    (the organiser's choice), else None (English)."""
+def language_of(
+    event: Event, registration: Registration | None = None, invitee: Invitee | None = None
+) -> str | None:
+    """The language of an e-mail: the one the registrant registered in (or the invitee's own,
+    from the CSV they came from), else the event's (the organiser's choice), else None
+    (English)."""
     if registration is not None and registration.language:
         return registration.language
+    if invitee is not None and invitee.language:
+        return invitee.language
     return event.language
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """Whom a queued message goes to, and what it says to them."""
+
+    to: str
+    name: str
+    language: str | None
+    #: The person's own way in: an invitee's personal (or the presenter) link, a registrant's.
+    link: str
+    role: InviteeRole = InviteeRole.ATTENDEE
+    #: A paid registration's reservation code (formatted).
+    code: str | None = None
+    #: Whether the person was given the event's calendar entry (a cancellation's .ics
+    #: removes it; nobody else needs one).
+    has_calendar: bool = True
+    paid: bool = False
+    invitee: Invitee | None = None
 
 
 @dataclass
@@ -81,6 +115,8 @@ class TicketDesk:
     #: Told of every registration and payment change: (kind, event ID, data). The app
     #: turns these into webhooks (``registration.*``, ``payment.*``).
     notify: Callable[[str, str, dict[str, Any]], None] = lambda _kind, _event, _data: None
+    #: Called when messages were queued in the outbox (its sender starts at once).
+    wake_outbox: Callable[[], None] = lambda: None
 
     def _tell(self, kind: str, registration: Registration) -> None:
         try:
@@ -129,25 +165,53 @@ class TicketDesk:
 
     # ------------------------------------------------------------------ invitations
 
-    async def invite(self, event: Event, name: str, email: str, base: str) -> Invitee:
-        if event.access_type != "token":
-            raise DeskError(_("invitations with personal tokens need the access type 'token'"))
-        invitee = await self.store.run(
-            lambda core: records.add_invitee(core.connection, event.event_id, name, email)
+    async def _check_open(self, event: Event) -> None:
+        access = await self.access(event.event_id)
+        if access.cancelled_at is not None:
+            raise DeskError(_("the organiser cancelled this event"))
+
+    async def invite(
+        self,
+        event: Event,
+        name: str,
+        email: str,
+        base: str,
+        *,
+        role: InviteeRole = InviteeRole.ATTENDEE,
+        language: str | None = None,
+    ) -> Invitee:
+        """Invite one person, whatever the event's access type: an attendee gets a personal
+        link that admits them by name, a presenter the event's presenter link. The invitation
+        is queued in the outbox and sent at once; MailError when the SMTP server refused it
+        (the invitee is saved and the outbox tries again after a back-off)."""
+        await self._check_open(event)
+        now = self.ticketing.clock()
+        invitee, item_id = await self.store.run(
+            lambda core: mailing.invite(
+                core.connection, event, name, email, now, role=role, language=language
+            )
         )
-        await self._send_invitation(event, invitee, base)
-        await self._plan(event, invitee_id=invitee.invitee_id)
+        await self.send_queued(item_id, base, raise_errors=True)
         return await self._invitee(event, invitee.invitee_id)
+
+    async def invite_presenter(
+        self, event: Event, name: str, email: str, base: str, *, language: str | None = None
+    ) -> Invitee:
+        """Invite a presenter by e-mail: the message carries the event's presenter link."""
+        return await self.invite(
+            event, name, email, base, role=InviteeRole.PRESENTER, language=language
+        )
 
     async def _plan(
         self, event: Event, *, registration_id: int | None = None, invitee_id: int | None = None
     ) -> None:
+        """Plan a person's reminder at the event's reminder time (none when the event sends
+        none, or is less than 6 hours away: the message that booked them is then the one)."""
         now = self.ticketing.clock()
         await self.store.run(
-            lambda core: records.plan_reminder(
+            lambda core: mailing.plan_reminder(
                 core.connection,
-                event.event_id,
-                event.starts_at,
+                event,
                 now,
                 registration_id=registration_id,
                 invitee_id=invitee_id,
@@ -158,7 +222,14 @@ class TicketDesk:
         invitee = await self._invitee(event, invitee_id)
         if invitee.revoked:
             raise DeskError(_("this invitation was revoked; invite the person again instead"))
-        return await self._send_invitation(event, invitee, base)
+        await self._check_open(event)
+        item_id = await self.store.run(
+            lambda core: mailing.queue_invitation(core.connection, invitee)
+        )
+        sent = await self.send_queued(item_id, base, raise_errors=True)
+        if sent is None:  # revoked meanwhile
+            raise DeskError(_("this invitation was revoked; invite the person again instead"))
+        return sent
 
     async def revoke(self, event: Event, invitee_id: int) -> Invitee:
         await self._invitee(event, invitee_id)
@@ -166,20 +237,300 @@ class TicketDesk:
         await self.ticketing.end_ticket(invitee_id=invitee_id)
         return await self._invitee(event, invitee_id)
 
-    async def _send_invitation(self, event: Event, invitee: Invitee, base: str) -> Sent:
-        sent = await self._mail(
-            "invitation",
-            event,
-            invitee.email,
-            invitee.name,
-            language=language_of(event),
-            agenda=event.agenda,
-            # The token rides in the fragment: it never reaches a server log.
-            link=f"{base}{attendee_path(event)}#token={invitee.token}",
+    # ------------------------------------------------------------------ CSV imports
+
+    async def preview_import(
+        self,
+        event: Event,
+        data: bytes,
+        *,
+        file_name: str = "",
+        role: InviteeRole = InviteeRole.ATTENDEE,
+    ) -> mailing.InviteImport:
+        """Read a CSV of invitees and keep what it would do (nothing is sent yet);
+        :class:`imports.FileRefused` (a ValueError) when the file as a whole cannot be used."""
+        await self._check_open(event)
+        event_id = event.event_id
+        invited = await self.store.run(
+            lambda core: mailing.invited_addresses(core.connection, event_id)
         )
-        invitee_id = invitee.invitee_id
-        await self.store.run(lambda core: records.mark_invitee_sent(core.connection, invitee_id))
+        language = i18n.current()
+        parsed = await asyncio.to_thread(_parse_in, language, data, invited)
+        return await self.store.run(
+            lambda core: mailing.save_import(
+                core.connection, event_id, parsed, role=role, file_name=file_name
+            )
+        )
+
+    async def invite_import(self, event: Event, import_id: str) -> mailing.InviteImport:
+        found = await self.store.run(
+            lambda core: mailing.get_import(core.connection, event.event_id, import_id)
+        )
+        if found is None:
+            raise DeskError(_("this import is not there any more; upload the file again"))
+        return found
+
+    async def send_import(self, event: Event, import_id: str) -> mailing.ImportSent:
+        """Invite a previewed file's good rows (once: a second send is refused) and queue
+        their invitations; the outbox sends them, a restart in the middle notwithstanding."""
+        await self._check_open(event)
+        now = self.ticketing.clock()
+        try:
+            result = await self.store.run(
+                lambda core: mailing.send_import(core.connection, event, import_id, now)
+            )
+        except mailing.ImportGone:
+            raise DeskError(
+                _("this file was sent already, or its preview expired; upload it again")
+            ) from None
+        logger.info(
+            "event %s: %d invitations from a CSV import queued", event.event_id, result.invited
+        )
+        self.wake_outbox()
+        return result
+
+    # ------------------------------------------------------------------ the outbox
+
+    async def mail_progress(self, event: Event) -> mailing.Progress:
+        return await self.store.run(lambda core: mailing.progress(core.connection, event.event_id))
+
+    async def invitation_states(self, event: Event) -> dict[int, mailing.OutboxItem]:
+        """The latest invitation message of each invitee (queued, sent, failed ...)."""
+        return await self.store.run(
+            lambda core: mailing.invitation_states(core.connection, event.event_id)
+        )
+
+    async def retry_failed(self, event: Event) -> int:
+        """Try the event's failed messages again, afresh; how many."""
+        count = await self.store.run(
+            lambda core: mailing.retry_failed(core.connection, event.event_id)
+        )
+        if count:
+            self.wake_outbox()
+        return count
+
+    async def send_queued(
+        self, item_id: int, base: str, *, raise_errors: bool = False
+    ) -> Sent | None:
+        """Send one queued message if nobody else is: claimed, its Message-ID recorded,
+        handed to the SMTP server, marked sent. None when it was not this call's to send or
+        there was nothing to send (the person was revoked, the event deleted). A failure puts
+        it back for a retry after a back-off (``raise_errors``: and raises it: MailError, or
+        DeskError). Cut short (a stop), it stays ``sending`` and goes out again at the next
+        start with the same Message-ID."""
+        store = self.store
+        if not await store.run(lambda core: mailing.claim(core.connection, item_id)):
+            return None
+        item = await store.run(lambda core: mailing.get_item(core.connection, item_id))
+        assert item is not None
+        sent: Sent | None = None
+        failure: Exception | None = None
+        try:
+            sent = await self._deliver(item, base)
+        except (MailError, DeskError) as exc:
+            failure = exc
+        except Exception as exc:  # a bug must not leave it claimed for ever: retried later
+            logger.exception("outbox message %s could not be made", item_id)
+            failure = exc
+        now = self.ticketing.clock()
+        state = State.PENDING if failure else (State.SENT if sent else State.SKIPPED)
+        error = str(failure) if failure else None
+        final = await store.run(
+            lambda core: mailing.finish(core.connection, item_id, state, now, error)
+        )
+        if failure is not None:
+            logger.warning("outbox message %s (%s) not sent: %s", item_id, item.kind, failure)
+            if final is State.FAILED:
+                logger.error("outbox message %s given up after %d tries", item_id, item.attempts)
+            if raise_errors:
+                raise failure
         return sent
+
+    async def _deliver(self, item: mailing.OutboxItem, base: str) -> Sent | None:
+        event = await self.store.get_event(item.event_id)
+        if event is None:
+            return None
+        person = await self._recipient(event, item, base)
+        if person is None:
+            return None
+        item_id = item.item_id
+        fresh = self.mailer.new_message_id(f"{item.kind.value}.{item_id}")
+        to = person.to
+        message_id = await self.store.run(
+            lambda core: mailing.message_id_for(core.connection, item_id, to, fresh)
+        )
+        calendar: str | None = REQUEST
+        if item.kind is Kind.INVITATION:
+            presenter = person.role is InviteeRole.PRESENTER
+            template = "presenter_invitation" if presenter else "invitation"
+        elif item.kind is Kind.UPDATE:
+            template = "updated"
+        else:
+            template, calendar = "cancelled", CANCEL if person.has_calendar else None
+        sent = await self._mail(
+            template,
+            event,
+            person.to,
+            person.name,
+            language=person.language,
+            calendar=calendar,
+            message_id=message_id,
+            agenda=event.agenda,
+            link=person.link,
+            code=person.code,
+            role=person.role.value,
+            paid=person.paid,
+            access_type=event.access_type,
+        )
+        if item.kind is Kind.INVITATION and person.invitee is not None:
+            invitee_id = person.invitee.invitee_id
+            await self.store.run(
+                lambda core: records.mark_invitee_sent(core.connection, invitee_id)
+            )
+        return sent
+
+    def invitee_link(self, event: Event, invitee: Invitee, base: str) -> str:
+        """An invitee's own way in: an attendee's personal link (the token rides in the
+        fragment: it never reaches a server log), a presenter's the event's presenter link."""
+        if invitee.role is InviteeRole.PRESENTER:
+            return f"{base}{presenter_path(event)}"
+        return f"{base}{attendee_path(event)}#token={invitee.token}"
+
+    def registrant_link(self, event: Event, registration: Registration, base: str) -> str:
+        """A registrant's way in (the event's page; a paid one's code is in the message)."""
+        return f"{base}{attendee_path(event)}"
+
+    async def _recipient(
+        self, event: Event, item: mailing.OutboxItem, base: str
+    ) -> Recipient | None:
+        """Whom a queued message goes to now; None when nobody should get it any more."""
+        if item.invitee_id is not None:
+            invitee_id = item.invitee_id
+            found = await self.store.run(
+                lambda core: records.get_invitee(core.connection, invitee_id)
+            )
+            if found is None or found.event_id != event.event_id:
+                return None
+            if found.revoked and item.kind is not Kind.CANCEL:
+                return None
+            return Recipient(
+                to=found.email,
+                name=found.name,
+                language=language_of(event, invitee=found),
+                link=self.invitee_link(event, found, base),
+                role=found.role,
+                invitee=found,
+            )
+        if item.registration_id is None:
+            return None
+        registration_id = item.registration_id
+        reg = await self.store.run(
+            lambda core: records.get_registration(core.connection, registration_id)
+        )
+        if reg is None or reg.event_id != event.event_id or not reg.email:
+            return None  # erased (the event's personal data was deleted)
+        wanted = (
+            RegistrationStatus.CANCELLED
+            if item.kind is Kind.CANCEL
+            else RegistrationStatus.CONFIRMED
+        )
+        if reg.status is not wanted:
+            return None
+        return Recipient(
+            to=reg.email,
+            name=reg.name,
+            language=language_of(event, reg),
+            link=self.registrant_link(event, reg, base),
+            code=format_code(reg.code) if reg.code and item.kind is Kind.UPDATE else None,
+            has_calendar=reg.confirmed_at is not None,
+            paid=reg.amount_minor > 0,
+        )
+
+    # ------------------------------------------------------------------ e-mails
+
+    async def calendar_file(
+        self,
+        event: Event,
+        *,
+        to: str | None = None,
+        name: str | None = None,
+        url: str | None = None,
+        language: str | None = None,
+        method: str = REQUEST,
+    ) -> bytes | None:
+        """The event's current ``.ics`` (its stored SEQUENCE) for ``to``; None for an event
+        without a start."""
+        event_id = event.event_id
+        sequence = await self.store.run(
+            lambda core: mailing.calendar_sequence(core.connection, event_id)
+        )
+        return calendar_for(
+            event,
+            sequence=sequence,
+            organizer=self.mailer.config.from_address,
+            to=to,
+            name=name,
+            url=url,
+            language=language,
+            method=method,
+        )
+
+    async def attach_event_calendar(
+        self,
+        message: EmailMessage,
+        event: Event,
+        *,
+        url: str | None = None,
+        name: str | None = None,
+        language: str | None = None,
+        method: str = REQUEST,
+    ) -> bool:
+        """Attach the event's current calendar entry to any message about it: an ``.ics``
+        with the same UID in every message about the event and its stored SEQUENCE (so a
+        calendar updates the entry it has), the recipient from ``To`` as its attendee, ``url``
+        (their own link) as its place. False when the event has no start (nothing to attach).
+        ``method``: ``calendar.REQUEST`` (add or update) or ``calendar.CANCEL`` (remove)."""
+        ics = await self.calendar_file(
+            event,
+            to=str(message["To"]),
+            name=name,
+            url=url,
+            language=language or str(message.get("Content-Language") or "") or None,
+            method=method,
+        )
+        if ics is None:
+            return False
+        attach_calendar(message, ics, method=method)
+        return True
+
+    def compose(
+        self,
+        template: str,
+        event: Event,
+        to: str,
+        name: str,
+        *,
+        language: str | None,
+        message_id: str | None = None,
+        **context: Any,
+    ) -> EmailMessage:
+        """One of the event's e-mails to one person, in ``language``, not sent yet; every
+        template gets the event, its display ID, its start (``starts_at``, None when it has
+        no fixed time) and its time zone (``zone``) besides ``context``, and formats times and
+        prices itself (``|datetime(zone)``, ``|price(currency)``) in the recipient's
+        language."""
+        return self.mailer.compose(
+            template,
+            to,
+            language=language,
+            message_id=message_id,
+            name=name,
+            event=event,
+            event_id=format_event_id(event.event_id),
+            starts_at=event.starts_at,
+            zone=mail_zone(event),
+            **context,
+        )
 
     async def _mail(
         self,
@@ -189,23 +540,29 @@ class TicketDesk:
         name: str,
         *,
         language: str | None,
+        calendar: str | None = None,
+        message_id: str | None = None,
         **context: Any,
     ) -> Sent:
-        """One of the event's e-mails to one person, in ``language``; every template gets
-        the event, its display ID, its start (``starts_at``, None when it has no fixed time)
-        and its time zone (``zone``) besides ``context``, and formats times and prices
-        itself (``|datetime(zone)``, ``|price(currency)``) in the recipient's language."""
-        return await self.mailer.send_template(
-            template,
-            to,
-            language=language,
-            name=name,
-            event=event,
-            event_id=format_event_id(event.event_id),
-            starts_at=event.starts_at,
-            zone=mail_zone(event),
-            **context,
+        """Compose (:meth:`compose`) and send. ``calendar``: attach the event's current
+        ``.ics`` with that method (``calendar.REQUEST`` or ``calendar.CANCEL``; the context's
+        ``link`` is its URL); None: no calendar file."""
+        # the templates mention the calendar file when there is one
+        context.setdefault("ics", calendar is not None and event.starts_at is not None)
+        message = self.compose(
+            template, event, to, name, language=language, message_id=message_id, **context
         )
+        if calendar is not None:
+            link = context.get("link")
+            await self.attach_event_calendar(
+                message,
+                event,
+                url=link if isinstance(link, str) else None,
+                name=name,
+                language=language,
+                method=calendar,
+            )
+        return await self.mailer.send(message)
 
     # ------------------------------------------------------------------ registrations
 
@@ -353,6 +710,10 @@ class TicketDesk:
             ended.email,
             ended.name,
             language=language_of(event, ended),
+            # a confirmed person had the event's calendar entry: this one removes it
+            calendar=CANCEL
+            if status is RegistrationStatus.CANCELLED and ended.confirmed_at is not None
+            else None,
             cancelled=status is RegistrationStatus.CANCELLED,
             event_cancelled=event_cancelled,
             paid=True,
@@ -462,27 +823,47 @@ class TicketDesk:
 
     # ------------------------------------------------------------------ reminders
 
+    async def reminder_minutes(self, event: Event) -> int:
+        """How long before the start the event's reminders go out (0: none)."""
+        settings = await self.store.run(
+            lambda core: mailing.get_settings(core.connection, event.event_id)
+        )
+        return settings.reminder_minutes
+
+    async def set_reminder_minutes(self, event: Event, minutes: int) -> None:
+        """When the event's reminders go out (0: none); ValueError outside 0 to a week."""
+        now = self.ticketing.clock()
+        await self.store.run(
+            lambda core: mailing.set_reminder_minutes(core.connection, event, minutes, now)
+        )
+
     async def send_reminder(self, reminder: records.Reminder, base: str) -> str:
-        """Send one claimed reminder; the state it ends in (sent, skipped). Its Message-ID
-        is recorded before the send, and a retry to the same address reuses it."""
+        """Send one claimed reminder, with the event's calendar entry; the state it ends in
+        (sent, skipped). Its Message-ID is recorded before the send, and a retry to the same
+        address reuses it."""
         event = await self.store.get_event(reminder.event_id)
         if event is None:
             return "skipped"
+        access = await self.access(event.event_id)
+        if access.cancelled_at is not None:
+            return "skipped"
         if reminder.registration_id is not None:
             reg = await self.registration(event, reminder.registration_id)
-            if reg.status is not RegistrationStatus.CONFIRMED or reg.code is None:
+            if reg.status is not RegistrationStatus.CONFIRMED or not reg.email:
                 return "skipped"
             to, name = reg.email, reg.name
-            code: str | None = format_code(reg.code)
-            link = f"{base}{attendee_path(event)}"
+            code: str | None = format_code(reg.code) if reg.code else None
+            link = self.registrant_link(event, reg, base)
             language = language_of(event, reg)
+            role = InviteeRole.ATTENDEE
         elif reminder.invitee_id is not None:
             invitee = await self._invitee(event, reminder.invitee_id)
             if invitee.revoked:
                 return "skipped"
             to, name, code = invitee.email, invitee.name, None
-            link = f"{base}{attendee_path(event)}#token={invitee.token}"
-            language = language_of(event)
+            link = self.invitee_link(event, invitee, base)
+            language = language_of(event, invitee=invitee)
+            role = invitee.role
         else:
             return "skipped"
         rid = reminder.reminder_id
@@ -490,14 +871,18 @@ class TicketDesk:
         message_id = await self.store.run(
             lambda core: records.reminder_message_id(core.connection, rid, to, fresh)
         )
+        minutes = await self.reminder_minutes(event)
         await self._mail(
             "reminder",
             event,
             to,
             name,
             language=language,
+            calendar=REQUEST,
             code=code,
             link=link,
+            role=role.value,
+            minutes=minutes or mailing.DEFAULT_REMINDER_MINUTES,
             message_id=message_id,
         )
         return "sent"
@@ -506,44 +891,42 @@ class TicketDesk:
 
     async def cancel_event(self, event: Event) -> int:
         """Cancel the event: attendees are refused from now on; every pending or confirmed
-        registrant and every active invitee is told (and their tickets stop working)."""
-        access = await self.access(event.event_id)
-        if access.cancelled_at is not None:
-            raise DeskError(_("this event is cancelled already"))
-        await self.put_access(dataclasses.replace(access, cancelled_at=self.ticketing.clock()))
+        registration is cancelled and every active invitation revoked (their tickets stop
+        working, whoever is in the room leaves), and each of those people is sent the
+        cancellation with a calendar file that removes the entry (``METHOD:CANCEL``), queued
+        in the outbox. How many people are told."""
+        now = self.ticketing.clock()
+        try:
+            done = await self.store.run(
+                lambda core: mailing.cancel_event(core.connection, event, now)
+            )
+        except mailing.AlreadyCancelled:
+            raise DeskError(_("this event is cancelled already")) from None
         logger.info("event %s cancelled by its organiser", event.event_id)
         self.ticketing.end_event(event.event_id)
-        told = 0
-        for reg in await self.registrations(event):
-            if reg.status in (RegistrationStatus.PENDING, RegistrationStatus.CONFIRMED):
-                await self.end(
-                    event, reg.registration_id, RegistrationStatus.CANCELLED, event_cancelled=True
-                )
-                told += 1
-        for invitee in await self.invitees(event):
-            if not invitee.revoked:
-                await self.revoke(event, invitee.invitee_id)
-                await self._mail(
-                    "rejected",
-                    event,
-                    invitee.email,
-                    invitee.name,
-                    language=language_of(event),
-                    cancelled=True,
-                    event_cancelled=True,
-                    paid=False,
-                )
-                told += 1
-        return told
+        for reg in done.registrations:
+            await self.ticketing.end_ticket(registration_id=reg.registration_id)
+            self._tell("registration.cancelled", reg)
+        for invitee_id in done.invitee_ids:
+            await self.ticketing.end_ticket(invitee_id=invitee_id)
+        self.wake_outbox()
+        return done.told
 
     # ------------------------------------------------------------------ settings changed
 
-    async def event_changed(self, before: Event, after: Event) -> None:
-        """Reminders follow a moved start; people already told are offered a resend."""
+    async def event_changed(self, before: Event, after: Event) -> int:
+        """The event's settings were saved: reminders follow a moved start; when its start or
+        length changed, everyone told is sent an update with the calendar entry's next
+        SEQUENCE (queued; how many is returned); after a new title only, they are offered a
+        resend (``settings_changed_at``)."""
         now = self.ticketing.clock()
-        await self.store.run(
+        count = await self.store.run(
             lambda core: records.note_event_change(core.connection, before, after, now)
         )
+        if count:
+            logger.info("event %s moved: %d updates queued", after.event_id, count)
+            self.wake_outbox()
+        return count
 
     async def settings_changed_at(self, event: Event) -> datetime | None:
         return await self.store.run(
@@ -551,21 +934,60 @@ class TicketDesk:
         )
 
     async def resend_all(self, event: Event, base: str) -> int:
-        """The event changed: send every active invitee and confirmed registrant the news."""
-        count = 0
-        for invitee in await self.invitees(event):
-            if not invitee.revoked:
-                await self._send_invitation(event, invitee, base)
-                count += 1
-        for reg in await self.registrations(event):
-            if reg.status is RegistrationStatus.CONFIRMED:
-                await self.send_code(event, reg, base)
-                count += 1
+        """Send every active invitee and confirmed registrant the event's current details
+        and calendar entry (queued in the outbox); how many."""
+        await self._check_open(event)
         event_id = event.event_id
-        await self.store.run(
-            lambda core: records.mark_settings_changed(core.connection, event_id, None)
-        )
+
+        def queue(core: Any) -> int:
+            with mailing.atomic(core.connection):
+                count = mailing.queue_updates(core.connection, event_id)
+                records.mark_settings_changed(core.connection, event_id, None)
+            return count
+
+        count = await self.store.run(queue)
+        self.wake_outbox()
         return count
+
+
+def calendar_for(
+    event: Event,
+    *,
+    sequence: int,
+    organizer: str,
+    to: str | None = None,
+    name: str | None = None,
+    url: str | None = None,
+    language: str | None = None,
+    method: str = REQUEST,
+) -> bytes | None:
+    """The event's ``.ics`` for one recipient, its description (the link, the agenda) in
+    ``language``."""
+    with i18n.using(language):
+        description = "\n\n".join(
+            part
+            for part in (
+                _("Join the webinar: %(link)s") % {"link": url} if url else "",
+                event.agenda.strip(),
+            )
+            if part
+        )
+    return event_calendar(
+        event,
+        sequence=sequence,
+        organizer=organizer,
+        attendee=to,
+        attendee_name=name,
+        url=url,
+        description=description,
+        method=method,
+    )
+
+
+def _parse_in(language: str, data: bytes, invited: frozenset[str]) -> imports.ParsedFile:
+    """Parse an import in a worker thread, its texts in the organiser's language."""
+    with i18n.using(language):
+        return imports.parse_invitees(data, invited=invited)
 
 
 def registration_summary(registration: Registration) -> dict[str, Any]:

@@ -10,6 +10,9 @@ Presenter and host keys work on every event; then:
 - *paid*: a confirmed reservation's code, inside the event's window; a single-use code
   admits one device at a time, a group code as many as the reservation's seats.
 
+An invitee's token (the personal link of an invitation) works on every event, whatever its
+access type: the organiser invited that person by name (on a paid event it is a free ticket).
+
 A signed join token (JWT, :mod:`.join_tokens`) works on every event, whatever its access
 type: the organiser's backend vouches for the person, their name and role. It admits one
 device at a time (its ``jti`` is the ticket, the event's second-device rule applies), and its
@@ -38,7 +41,7 @@ from webinar.storage.store import Event, Store
 
 from . import records
 from .books import Attempts, Counted, LocalSeats, SeatBook, local_attempts
-from .codes import normalize_code, same
+from .codes import looks_like_token, normalize_code, same
 from .grants import AccessType, Grant, Refusal, RefusalCode, SecondDevice
 from .join_tokens import JoinTokens, TokenCode, TokenRefusal
 from .limiter import AttemptLimiter
@@ -235,6 +238,10 @@ class Ticketing:
         attempt = dataclasses.replace(attempt, access=access)
         if attempt.join_token is not None:
             return await self._jwt(attempt, attempt.join_token)
+        if kind is not AccessType.TOKEN and credential is not None and looks_like_token(credential):
+            invited = await self._invitation(attempt, credential)
+            if invited is not None:
+                return invited
         if kind is AccessType.OPEN:
             if credential is not None:
                 raise self._wrong(_("the presenter key is not right"))
@@ -291,12 +298,23 @@ class Ticketing:
         credential = attempt.required(
             _("this webinar is by invitation: open the link in your invitation e-mail")
         )
+        granted = await self._invitation(attempt, credential)
+        if granted is None:
+            raise self._wrong(_("this invitation is not valid for this webinar"))
+        return granted
+
+    async def _invitation(self, attempt: _Attempt, credential: str) -> Grant | None:
+        """The grant of an invitee's token (None: no attendee of this event has it)."""
         event = attempt.event
         invitee = await self.store.run(
             lambda core: records.invitee_by_token(core.connection, event.event_id, credential)
         )
-        if invitee is None or not same(invitee.token, credential):
-            raise self._wrong(_("this invitation is not valid for this webinar"))
+        if (
+            invitee is None
+            or invitee.role is not records.InviteeRole.ATTENDEE  # presenters have their link
+            or not same(invitee.token, credential)
+        ):
+            return None
         if invitee.revoked:
             raise Refusal(RefusalCode.REVOKED, _("this invitation was withdrawn by the organiser"))
         end = self._check_booking(event, attempt.now)

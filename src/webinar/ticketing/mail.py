@@ -45,6 +45,8 @@ class Mailer:
     def __init__(self, config: MailConfig, outbox: Path, templates: Path) -> None:
         self.config = config
         self.outbox = outbox
+        #: The folder of the templates (web/templates/email).
+        self.templates = templates
         self._env = i18n.environment(templates, strict=True)
 
     def new_message_id(self, idstring: str | None = None) -> str:

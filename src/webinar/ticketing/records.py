@@ -124,6 +124,14 @@ class EventAccess:
 _ACCESS_FIELDS = tuple(f.name for f in dataclasses.fields(EventAccess))
 
 
+class InviteeRole(enum.StrEnum):
+    """What an invitation is for: attending (a personal link that admits its invitee by name,
+    whatever the event's access type) or presenting (the event's presenter link)."""
+
+    ATTENDEE = "attendee"
+    PRESENTER = "presenter"
+
+
 @dataclass(frozen=True, slots=True)
 class Invitee:
     invitee_id: int
@@ -134,6 +142,11 @@ class Invitee:
     created_at: datetime
     sent_at: datetime | None
     revoked_at: datetime | None
+    role: InviteeRole = InviteeRole.ATTENDEE
+    #: The language of this person's e-mails (None: the event's, else English).
+    language: str | None = None
+    #: The extra columns of the CSV the invitee was imported from ({label: value}).
+    fields: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def revoked(self) -> bool:
@@ -141,7 +154,10 @@ class Invitee:
 
 
 # token and code are sealed at rest (webinar.storage.sealing): sealed on the way in, opened out.
-_INVITEE_COLUMNS = "invitee_id, event_id, name, email, token, created_at, sent_at, revoked_at"
+_INVITEE_COLUMNS = (
+    "invitee_id, event_id, name, email, token, created_at, sent_at, revoked_at, role, language,"
+    " fields"
+)
 
 
 def _invitee(conn: Database, row: tuple[Any, ...]) -> Invitee:
@@ -154,6 +170,9 @@ def _invitee(conn: Database, row: tuple[Any, ...]) -> Invitee:
         created_at=from_db(row[5]) or now_utc(),
         sent_at=from_db(row[6]),
         revoked_at=from_db(row[7]),
+        role=InviteeRole(row[8]),
+        language=row[9],
+        fields={str(k): str(v) for k, v in json.loads(row[10]).items()},
     )
 
 
@@ -307,25 +326,39 @@ def count_people(conn: Database, event_id: str) -> tuple[int, int]:
 # ------------------------------------------------------------------------ invitees
 
 
-def add_invitee(conn: Database, event_id: str, name: str, email: str) -> Invitee:
+def add_invitee(
+    conn: Database,
+    event_id: str,
+    name: str,
+    email: str,
+    *,
+    role: InviteeRole = InviteeRole.ATTENDEE,
+    language: str | None = None,
+    fields: dict[str, str] | None = None,
+) -> Invitee:
+    """A new invitee; ValueError when the name or address is wrong or the address is invited
+    already (nothing is written then, and a transaction around it can go on)."""
     name, email = check_name(_("the name"), name), check_email(email)
     token = new_token()
-    try:
-        (invitee_id,) = conn.execute(
-            "INSERT INTO invitees (event_id, name, email, token, token_hash, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?) RETURNING invitee_id",
-            (
-                event_id,
-                name,
-                email,
-                conn.sealer.seal("token", token),
-                lookup_hash(token),
-                to_db(now_utc()),
-            ),
-        ).fetchone()
-    except IntegrityError:
-        raise ValueError(_("%(email)s is invited already") % {"email": email}) from None
-    found = get_invitee(conn, int(invitee_id))
+    row = conn.execute(
+        "INSERT INTO invitees (event_id, name, email, token, token_hash, created_at, role,"
+        " language, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT DO NOTHING RETURNING invitee_id",
+        (
+            event_id,
+            name,
+            email,
+            conn.sealer.seal("token", token),
+            lookup_hash(token),
+            to_db(now_utc()),
+            role.value,
+            i18n.supported(language),
+            json.dumps(fields or {}, ensure_ascii=False),
+        ),
+    ).fetchone()
+    if row is None:
+        raise ValueError(_("%(email)s is invited already") % {"email": email})
+    found = get_invitee(conn, int(row[0]))
     assert found is not None
     return found
 
@@ -664,22 +697,33 @@ def plan_reminder(
     *,
     registration_id: int | None = None,
     invitee_id: int | None = None,
+    lead: timedelta | None = REMINDER_BEFORE,
 ) -> bool:
-    """Persist a reminder 1 hour before the start; none when the start is within 6 hours
-    (the invitation or confirmation is then the single message). True if one was planned."""
-    if starts_at is None or starts_at - now < SINGLE_MESSAGE_WITHIN:
+    """Persist a reminder ``lead`` before the start (1 hour unless the event says otherwise,
+    :func:`webinar.ticketing.mailing.reminder_lead`; None: the event sends none); none when
+    the start is within 6 hours (the invitation or confirmation is then the single message)
+    or the reminder's time has passed. True if one was planned."""
+    if lead is None or starts_at is None or starts_at - now < SINGLE_MESSAGE_WITHIN:
+        return False
+    if starts_at - lead <= now:
         return False
     cursor = conn.execute(
         "INSERT INTO reminders (event_id, registration_id, invitee_id, due_at)"
         " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        (event_id, registration_id, invitee_id, to_db(starts_at - REMINDER_BEFORE)),
+        (event_id, registration_id, invitee_id, to_db(starts_at - lead)),
     )
     return cursor.rowcount == 1
 
 
-def move_reminders(conn: Database, event_id: str, starts_at: datetime | None) -> None:
-    """The event moved: pending reminders follow its start (or are dropped without one)."""
-    if starts_at is None:
+def move_reminders(
+    conn: Database,
+    event_id: str,
+    starts_at: datetime | None,
+    lead: timedelta | None = REMINDER_BEFORE,
+) -> None:
+    """The event moved (or its reminders' time changed): pending reminders follow its start
+    (or are dropped without one, or when the event sends none)."""
+    if starts_at is None or lead is None:
         conn.execute(
             "UPDATE reminders SET state = 'skipped' WHERE event_id = ? AND state = 'pending'",
             (event_id,),
@@ -687,7 +731,7 @@ def move_reminders(conn: Database, event_id: str, starts_at: datetime | None) ->
         return
     conn.execute(
         "UPDATE reminders SET due_at = ? WHERE event_id = ? AND state = 'pending'",
-        (to_db(starts_at - REMINDER_BEFORE), event_id),
+        (to_db(starts_at - lead), event_id),
     )
 
 
@@ -806,27 +850,14 @@ def mark_settings_changed(conn: Database, event_id: str, at: datetime | None) ->
     )
 
 
-def note_event_change(conn: Database, before: Event, after: Event, now: datetime) -> None:
-    """An event's settings were saved: pending reminders follow its start, and when its time or
-    title changed after people were told (invitations sent, registrations confirmed), the event
-    is marked so that the organiser is offered to resend them the news."""
-    move_reminders(conn, after.event_id, after.starts_at)
-    changed = (before.starts_at, before.duration_minutes, before.title, before.timezone) != (
-        after.starts_at,
-        after.duration_minutes,
-        after.title,
-        after.timezone,
-    )
-    if not changed:
-        return
-    (told,) = conn.execute(
-        "SELECT (SELECT count(*) FROM invitees WHERE event_id = ? AND sent_at IS NOT NULL"
-        " AND revoked_at IS NULL)"
-        " + (SELECT count(*) FROM registrations WHERE event_id = ? AND status = 'confirmed')",
-        (after.event_id, after.event_id),
-    ).fetchone()
-    if int(told):
-        mark_settings_changed(conn, after.event_id, now)
+def note_event_change(conn: Database, before: Event, after: Event, now: datetime) -> int:
+    """An event's settings were saved (by the dashboard, the API or the CLI): reminders follow
+    its start; a new time is sent to everyone told (an update with the calendar entry's next
+    SEQUENCE, queued in the outbox); after a new title only, the organiser is offered to resend.
+    How many updates were queued (see :func:`webinar.ticketing.mailing.event_changed`)."""
+    from .mailing import event_changed  # the mail side of ticketing builds on these tables
+
+    return event_changed(conn, before, after, now)
 
 
 def settings_changed_at(conn: Database, event_id: str) -> datetime | None:

@@ -1,0 +1,721 @@
+"""E-mail to an event's people, as kept in the database (migration 18).
+
+Plain synchronous functions on the store's connection, like :mod:`.records`:
+
+- per event (``event_mail``): the calendar entry's ``SEQUENCE`` — 0 in the first file, one
+  more each time a change of the event's time, title or state is saved after people were
+  told, so every ``.ics`` with the event's UID replaces the one before in a calendar — and
+  when its reminders go out (60 minutes before the start unless the organiser chose another
+  time, or none);
+- the outbox (``mail_outbox``): one row per invitation, update or cancellation to one person.
+  Rows are written in the same transaction as what they announce (the invitees of a CSV
+  import, a moved start, a cancellation), so a restart loses none; one sender claims each
+  (``pending`` → ``sending``), records its Message-ID before handing it to the SMTP server and
+  marks it ``sent`` after (:meth:`webinar.ticketing.desk.TicketDesk.send_queued`). A send that
+  a crash cut short is tried again at the next start with the same Message-ID; a graceful
+  stop lets the send under way finish. A failed try waits 1, 2, 4, ... minutes, up to
+  :data:`OUTBOX_ATTEMPTS` tries;
+- CSV imports the organiser previewed (``invite_imports``): the good rows and the problems of
+  the others, until sent — sending one twice (a double click, two tabs) invites nobody twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import json
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from webinar.i18n import _
+from webinar.storage.db import Database, transaction
+from webinar.storage.records import Event
+
+from . import records
+from .imports import ImportRow, LineProblem, ParsedFile
+from .records import (
+    SINGLE_MESSAGE_WITHIN,
+    Invitee,
+    InviteeRole,
+    from_db,
+    now_utc,
+    to_db,
+)
+
+#: Reminders go out this long before the start unless the event says otherwise.
+DEFAULT_REMINDER_MINUTES = 60
+#: The longest an organiser may set (a week).
+MAX_REMINDER_MINUTES = 7 * 24 * 60
+#: What the event form offers (0: no reminders).
+REMINDER_CHOICES = (0, 15, 30, 60, 120, 180, 1440, 2880, 10080)
+#: Tries per outbox message (a send a restart interrupted counts as one) ...
+OUTBOX_ATTEMPTS = 8
+#: ... the n-th failed one waiting OUTBOX_RETRY_AFTER * 2 ** (n - 1) before the next.
+OUTBOX_RETRY_AFTER = timedelta(minutes=1)
+#: A preview that was never sent is forgotten after this long (it holds people's addresses).
+IMPORT_KEPT = timedelta(days=1)
+
+
+class Kind(enum.StrEnum):
+    INVITATION = "invitation"
+    UPDATE = "update"
+    CANCEL = "cancel"
+
+
+class State(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@contextlib.contextmanager
+def atomic(conn: Database) -> Iterator[None]:
+    """One write transaction, or the caller's when one is open already (the CLI's)."""
+    if conn.in_transaction:
+        yield
+        return
+    with transaction(conn, immediate=True):
+        yield
+
+
+# ------------------------------------------------------------------------ per event
+
+
+@dataclass(frozen=True, slots=True)
+class MailSettings:
+    event_id: str
+    calendar_sequence: int = 0
+    #: Minutes before the start; 0: no reminders.
+    reminder_minutes: int = DEFAULT_REMINDER_MINUTES
+
+    @property
+    def reminder_lead(self) -> timedelta | None:
+        return timedelta(minutes=self.reminder_minutes) if self.reminder_minutes else None
+
+
+def get_settings(conn: Database, event_id: str) -> MailSettings:
+    row = conn.execute(
+        "SELECT calendar_sequence, reminder_minutes FROM event_mail WHERE event_id = ?",
+        (event_id,),
+    ).fetchone()
+    if row is None:
+        return MailSettings(event_id)
+    minutes = DEFAULT_REMINDER_MINUTES if row[1] is None else int(row[1])
+    return MailSettings(event_id, int(row[0]), minutes)
+
+
+def calendar_sequence(conn: Database, event_id: str) -> int:
+    return get_settings(conn, event_id).calendar_sequence
+
+
+def reminder_lead(conn: Database, event_id: str) -> timedelta | None:
+    """How long before the start the event's reminders go out (None: it sends none)."""
+    return get_settings(conn, event_id).reminder_lead
+
+
+def bump_sequence(conn: Database, event_id: str) -> int:
+    """The event changed in a way its calendar entry shows: the next SEQUENCE (returned)."""
+    (sequence,) = conn.execute(
+        "INSERT INTO event_mail (event_id, calendar_sequence) VALUES (?, 1)"
+        " ON CONFLICT (event_id) DO UPDATE"
+        " SET calendar_sequence = event_mail.calendar_sequence + 1 RETURNING calendar_sequence",
+        (event_id,),
+    ).fetchone()
+    return int(sequence)
+
+
+def check_reminder_minutes(value: int) -> int:
+    if not 0 <= value <= MAX_REMINDER_MINUTES:
+        raise ValueError(
+            _("reminders go out 0 to %(max)d minutes before the start (0: none)")
+            % {"max": MAX_REMINDER_MINUTES}
+        )
+    return value
+
+
+def set_reminder_minutes(conn: Database, event: Event, minutes: int, now: datetime) -> None:
+    """When the event's reminders go out (0: none); pending ones follow, and people without
+    one get one when the rule allows (:func:`replan_reminders`)."""
+    minutes = check_reminder_minutes(minutes)
+    with atomic(conn):
+        conn.execute(
+            "INSERT INTO event_mail (event_id, reminder_minutes) VALUES (?, ?)"
+            " ON CONFLICT (event_id) DO UPDATE SET reminder_minutes = excluded.reminder_minutes",
+            (event.event_id, minutes),
+        )
+        replan_reminders(conn, event, now)
+
+
+def plan_reminder(
+    conn: Database,
+    event: Event,
+    now: datetime,
+    *,
+    registration_id: int | None = None,
+    invitee_id: int | None = None,
+) -> bool:
+    """A reminder for one person, at the event's reminder time (see records.plan_reminder)."""
+    return records.plan_reminder(
+        conn,
+        event.event_id,
+        event.starts_at,
+        now,
+        registration_id=registration_id,
+        invitee_id=invitee_id,
+        lead=reminder_lead(conn, event.event_id),
+    )
+
+
+def replan_reminders(conn: Database, event: Event, now: datetime) -> None:
+    """The event's start or reminder time changed: pending reminders follow it (or are
+    skipped when it sends none), and every confirmed registrant and active invitee without a
+    reminder gets one when the rule of :func:`records.plan_reminder` allows it now."""
+    lead = reminder_lead(conn, event.event_id)
+    records.move_reminders(conn, event.event_id, event.starts_at, lead)
+    if lead is None or event.starts_at is None:
+        return
+    due = event.starts_at - lead
+    if due > now:  # reminders an earlier "none" skipped are due again
+        conn.execute(
+            "UPDATE reminders SET state = 'pending', due_at = ?, retry_at = NULL"
+            " WHERE event_id = ? AND state = 'skipped' AND attempts = 0",
+            (to_db(due), event.event_id),
+        )
+    if event.starts_at - now < SINGLE_MESSAGE_WITHIN or due <= now:
+        return
+    for (registration_id,) in conn.execute(
+        "SELECT registration_id FROM registrations r WHERE event_id = ? AND status = 'confirmed'"
+        " AND NOT EXISTS (SELECT 1 FROM reminders m WHERE m.registration_id = r.registration_id)",
+        (event.event_id,),
+    ).fetchall():
+        plan_reminder(conn, event, now, registration_id=int(registration_id))
+    for (invitee_id,) in conn.execute(
+        "SELECT invitee_id FROM invitees i WHERE event_id = ? AND revoked_at IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM reminders m WHERE m.invitee_id = i.invitee_id)",
+        (event.event_id,),
+    ).fetchall():
+        plan_reminder(conn, event, now, invitee_id=int(invitee_id))
+
+
+# ------------------------------------------------------------------------ the outbox
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    item_id: int
+    event_id: str
+    kind: Kind
+    invitee_id: int | None
+    registration_id: int | None
+    #: The calendar SEQUENCE the event had when the message was queued.
+    seq: int
+    state: State
+    attempts: int
+    message_id: str | None
+    message_to: str | None
+    error: str | None
+    created_at: datetime
+    retry_at: datetime | None
+    sent_at: datetime | None
+
+
+_OUTBOX_COLUMNS = (
+    "item_id, event_id, kind, invitee_id, registration_id, seq, state, attempts, message_id,"
+    " message_to, error, created_at, retry_at, sent_at"
+)
+
+
+def _item(row: tuple[Any, ...]) -> OutboxItem:
+    return OutboxItem(
+        item_id=int(row[0]),
+        event_id=row[1],
+        kind=Kind(row[2]),
+        invitee_id=row[3],
+        registration_id=row[4],
+        seq=int(row[5]),
+        state=State(row[6]),
+        attempts=int(row[7]),
+        message_id=row[8],
+        message_to=row[9],
+        error=row[10],
+        created_at=from_db(row[11]) or now_utc(),
+        retry_at=from_db(row[12]),
+        sent_at=from_db(row[13]),
+    )
+
+
+def enqueue(
+    conn: Database,
+    event_id: str,
+    kind: Kind,
+    *,
+    invitee_id: int | None = None,
+    registration_id: int | None = None,
+    seq: int | None = None,
+) -> int:
+    """Queue one message; its item ID. An update supersedes the person's updates still
+    pending (the newest says everything)."""
+    if (invitee_id is None) == (registration_id is None):
+        raise ValueError("a message goes to one invitee or one registrant")
+    if seq is None:
+        seq = calendar_sequence(conn, event_id)
+    if kind is Kind.UPDATE:
+        column = "invitee_id" if invitee_id is not None else "registration_id"
+        conn.execute(
+            f"UPDATE mail_outbox SET state = 'skipped' WHERE {column} = ? AND kind = 'update'"
+            " AND state = 'pending'",
+            (invitee_id if invitee_id is not None else registration_id,),
+        )
+    (item_id,) = conn.execute(
+        "INSERT INTO mail_outbox (event_id, kind, invitee_id, registration_id, seq, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?) RETURNING item_id",
+        (event_id, kind.value, invitee_id, registration_id, seq, to_db(now_utc())),
+    ).fetchone()
+    return int(item_id)
+
+
+def get_item(conn: Database, item_id: int) -> OutboxItem | None:
+    row = conn.execute(
+        f"SELECT {_OUTBOX_COLUMNS} FROM mail_outbox WHERE item_id = ?", (item_id,)
+    ).fetchone()
+    return None if row is None else _item(row)
+
+
+def due_items(conn: Database, now: datetime, limit: int = 50) -> list[OutboxItem]:
+    """Pending messages whose back-off (if any) is over, oldest first."""
+    rows = conn.execute(
+        f"SELECT {_OUTBOX_COLUMNS} FROM mail_outbox WHERE state = 'pending'"
+        " AND (retry_at IS NULL OR retry_at <= ?) ORDER BY item_id LIMIT ?",
+        (to_db(now), limit),
+    ).fetchall()
+    return [_item(r) for r in rows]
+
+
+def claim(conn: Database, item_id: int) -> bool:
+    """pending -> sending; only one claimer wins (so nothing is sent twice)."""
+    cursor = conn.execute(
+        "UPDATE mail_outbox SET state = 'sending', attempts = attempts + 1"
+        " WHERE item_id = ? AND state = 'pending'",
+        (item_id,),
+    )
+    return cursor.rowcount == 1
+
+
+def message_id_for(conn: Database, item_id: int, to: str, new_message_id: str) -> str:
+    """The Message-ID of a claimed message to ``to``, recorded before it is sent: the one an
+    earlier try used when it went to the same address, else ``new_message_id``."""
+    row = conn.execute(
+        "SELECT message_id, message_to FROM mail_outbox WHERE item_id = ?", (item_id,)
+    ).fetchone()
+    if row is not None and row[0] is not None and row[1] == to:
+        return str(row[0])
+    conn.execute(
+        "UPDATE mail_outbox SET message_id = ?, message_to = ? WHERE item_id = ?",
+        (new_message_id, to, item_id),
+    )
+    return new_message_id
+
+
+def finish(
+    conn: Database, item_id: int, state: State, now: datetime, error: str | None = None
+) -> State:
+    """sending -> sent / skipped, or back to pending after a back-off (failed once it has had
+    OUTBOX_ATTEMPTS); the state it is in now."""
+    if state is State.PENDING:
+        row = conn.execute(
+            "SELECT attempts FROM mail_outbox WHERE item_id = ?", (item_id,)
+        ).fetchone()
+        attempts = max(1, int(row[0])) if row is not None else OUTBOX_ATTEMPTS
+        final = State.FAILED if attempts >= OUTBOX_ATTEMPTS else State.PENDING
+        retry_at = now + OUTBOX_RETRY_AFTER * 2 ** (attempts - 1)
+        conn.execute(
+            "UPDATE mail_outbox SET state = ?, retry_at = ?, error = ? WHERE item_id = ?",
+            (final.value, to_db(retry_at), (error or "")[:500], item_id),
+        )
+        return final
+    conn.execute(
+        "UPDATE mail_outbox SET state = ?, sent_at = ?, error = NULL WHERE item_id = ?",
+        (state.value, to_db(now) if state is State.SENT else None, item_id),
+    )
+    return state
+
+
+def resume_interrupted(conn: Database) -> tuple[int, int]:
+    """At start: messages a crash left half-sent are tried again at once (with the Message-ID
+    they were given), unless they have had all their attempts. (Retried, failed.)"""
+    failed = conn.execute(
+        "UPDATE mail_outbox SET state = 'failed' WHERE state = 'sending' AND attempts >= ?",
+        (OUTBOX_ATTEMPTS,),
+    ).rowcount
+    retried = conn.execute(
+        "UPDATE mail_outbox SET state = 'pending', retry_at = NULL WHERE state = 'sending'"
+    ).rowcount
+    return retried, failed
+
+
+def retry_failed(conn: Database, event_id: str) -> int:
+    """The organiser asks for the event's failed messages to be tried again (afresh)."""
+    return conn.execute(
+        "UPDATE mail_outbox SET state = 'pending', attempts = 0, retry_at = NULL"
+        " WHERE event_id = ? AND state = 'failed'",
+        (event_id,),
+    ).rowcount
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How an event's queued messages stand, per kind: {state: count}."""
+
+    counts: dict[str, dict[str, int]]
+
+    def of(self, kind: Kind, state: State) -> int:
+        return self.counts.get(kind.value, {}).get(state.value, 0)
+
+    def waiting(self, kind: Kind | None = None) -> int:
+        kinds = [kind] if kind else list(Kind)
+        return sum(self.of(k, s) for k in kinds for s in (State.PENDING, State.SENDING))
+
+    def failed(self, kind: Kind | None = None) -> int:
+        kinds = [kind] if kind else list(Kind)
+        return sum(self.of(k, State.FAILED) for k in kinds)
+
+    def as_json(self) -> dict[str, dict[str, int]]:
+        return {kind.value: {state.value: self.of(kind, state) for state in State} for kind in Kind}
+
+
+def progress(conn: Database, event_id: str) -> Progress:
+    counts: dict[str, dict[str, int]] = {}
+    for kind, state, count in conn.execute(
+        "SELECT kind, state, count(*) FROM mail_outbox WHERE event_id = ? GROUP BY kind, state",
+        (event_id,),
+    ).fetchall():
+        counts.setdefault(str(kind), {})[str(state)] = int(count)
+    return Progress(counts)
+
+
+def invitation_states(conn: Database, event_id: str) -> dict[int, OutboxItem]:
+    """The latest invitation message of each of the event's invitees, by invitee ID."""
+    rows = conn.execute(
+        f"SELECT {_OUTBOX_COLUMNS} FROM mail_outbox WHERE event_id = ? AND kind = 'invitation'"
+        " ORDER BY item_id",
+        (event_id,),
+    ).fetchall()
+    latest: dict[int, OutboxItem] = {}
+    for row in rows:
+        item = _item(row)
+        if item.invitee_id is not None:
+            latest[item.invitee_id] = item
+    return latest
+
+
+# ------------------------------------------------------------------------ invitations
+
+
+def invite(
+    conn: Database,
+    event: Event,
+    name: str,
+    email: str,
+    now: datetime,
+    *,
+    role: InviteeRole = InviteeRole.ATTENDEE,
+    language: str | None = None,
+    fields: dict[str, str] | None = None,
+) -> tuple[Invitee, int]:
+    """A new invitee, their invitation queued and their reminder planned, in one transaction;
+    (the invitee, the invitation's outbox item). ValueError: see records.add_invitee."""
+    with atomic(conn):
+        invitee = records.add_invitee(
+            conn, event.event_id, name, email, role=role, language=language, fields=fields
+        )
+        item_id = enqueue(conn, event.event_id, Kind.INVITATION, invitee_id=invitee.invitee_id)
+        plan_reminder(conn, event, now, invitee_id=invitee.invitee_id)
+    return invitee, item_id
+
+
+def queue_invitation(conn: Database, invitee: Invitee) -> int:
+    """Send an invitee's invitation again (the same link)."""
+    return enqueue(conn, invitee.event_id, Kind.INVITATION, invitee_id=invitee.invitee_id)
+
+
+def invited_addresses(conn: Database, event_id: str) -> frozenset[str]:
+    rows = conn.execute(
+        "SELECT lower(email) FROM invitees WHERE event_id = ?", (event_id,)
+    ).fetchall()
+    return frozenset(str(r[0]) for r in rows)
+
+
+# ------------------------------------------------------------------------ CSV imports
+
+
+@dataclass(frozen=True, slots=True)
+class InviteImport:
+    import_id: str
+    event_id: str
+    role: InviteeRole
+    file_name: str
+    line_count: int
+    rows: tuple[ImportRow, ...]
+    problems: tuple[LineProblem, ...]
+    created_at: datetime
+    sent_at: datetime | None
+    #: The extra columns the file had, in its order.
+    extra_columns: tuple[str, ...] = ()
+
+
+def save_import(
+    conn: Database,
+    event_id: str,
+    parsed: ParsedFile,
+    *,
+    role: InviteeRole = InviteeRole.ATTENDEE,
+    file_name: str = "",
+) -> InviteImport:
+    """Keep a previewed file until it is sent (older previews nobody sent are forgotten)."""
+    import_id = "imp_" + secrets.token_urlsafe(12)
+    now = now_utc()
+    entries = {
+        "rows": [r.as_json() for r in parsed.rows],
+        "extra_columns": list(parsed.extra_columns),
+    }
+    with atomic(conn):
+        conn.execute(
+            "DELETE FROM invite_imports WHERE sent_at IS NULL AND created_at < ?",
+            (to_db(now - IMPORT_KEPT),),
+        )
+        conn.execute(
+            "INSERT INTO invite_imports (import_id, event_id, role, file_name, line_count,"
+            " entries, problems, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                import_id,
+                event_id,
+                role.value,
+                file_name[:200],
+                parsed.line_count,
+                json.dumps(entries, ensure_ascii=False),
+                json.dumps([p.as_json() for p in parsed.problems], ensure_ascii=False),
+                to_db(now),
+            ),
+        )
+    found = get_import(conn, event_id, import_id)
+    assert found is not None
+    return found
+
+
+def get_import(conn: Database, event_id: str, import_id: str) -> InviteImport | None:
+    row = conn.execute(
+        "SELECT import_id, event_id, role, file_name, line_count, entries, problems,"
+        " created_at, sent_at FROM invite_imports WHERE import_id = ? AND event_id = ?",
+        (import_id, event_id),
+    ).fetchone()
+    if row is None:
+        return None
+    entries = json.loads(row[5])
+    return InviteImport(
+        import_id=row[0],
+        event_id=row[1],
+        role=InviteeRole(row[2]),
+        file_name=row[3],
+        line_count=int(row[4]),
+        rows=tuple(ImportRow.from_json(r) for r in entries["rows"]),
+        problems=tuple(LineProblem.from_json(p) for p in json.loads(row[6])),
+        created_at=from_db(row[7]) or now_utc(),
+        sent_at=from_db(row[8]),
+        extra_columns=tuple(entries.get("extra_columns", ())),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ImportSent:
+    invited: int
+    #: Rows whose address was invited between the preview and the send (by hand, another
+    #: file): not invited again.
+    already: tuple[ImportRow, ...]
+
+
+class ImportGone(ValueError):
+    """No such preview (expired), or it was sent already."""
+
+
+def send_import(conn: Database, event: Event, import_id: str, now: datetime) -> ImportSent:
+    """Invite a previewed file's rows and queue their invitations, all in one transaction,
+    once: a second send finds it sent (ImportGone) and invites nobody."""
+    invited = 0
+    already: list[ImportRow] = []
+    with atomic(conn):
+        found = get_import(conn, event.event_id, import_id)
+        if found is None:
+            raise ImportGone("no such import")
+        claimed = conn.execute(
+            "UPDATE invite_imports SET sent_at = ? WHERE import_id = ? AND sent_at IS NULL",
+            (to_db(now), import_id),
+        ).rowcount
+        if claimed != 1:
+            raise ImportGone("sent already")
+        for row in found.rows:
+            try:
+                invite(
+                    conn,
+                    event,
+                    row.name,
+                    row.email,
+                    now,
+                    role=found.role,
+                    language=row.language,
+                    fields=row.fields,
+                )
+            except ValueError:
+                already.append(row)
+                continue
+            invited += 1
+    return ImportSent(invited, tuple(already))
+
+
+# ------------------------------------------------------------------------ changes
+
+
+def people_told(conn: Database, event_id: str) -> tuple[list[int], list[int]]:
+    """(invitee IDs, registration IDs) of the people who have the event's details: active
+    invitees whose invitation went out (or is going out now) and confirmed registrants."""
+    invitees = [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT invitee_id FROM invitees i WHERE event_id = ? AND revoked_at IS NULL"
+            " AND (sent_at IS NOT NULL OR EXISTS (SELECT 1 FROM mail_outbox o"
+            " WHERE o.invitee_id = i.invitee_id AND o.kind = 'invitation'"
+            " AND o.state = 'sending')) ORDER BY invitee_id",
+            (event_id,),
+        ).fetchall()
+    ]
+    registrations = [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT registration_id FROM registrations WHERE event_id = ? AND status = 'confirmed'"
+            " ORDER BY registration_id",
+            (event_id,),
+        ).fetchall()
+    ]
+    return invitees, registrations
+
+
+def queue_updates(conn: Database, event_id: str) -> int:
+    """Queue an update (the event's current details and calendar entry) to everyone told;
+    how many."""
+    invitees, registrations = people_told(conn, event_id)
+    seq = calendar_sequence(conn, event_id)
+    for invitee_id in invitees:
+        enqueue(conn, event_id, Kind.UPDATE, invitee_id=invitee_id, seq=seq)
+    for registration_id in registrations:
+        enqueue(conn, event_id, Kind.UPDATE, registration_id=registration_id, seq=seq)
+    return len(invitees) + len(registrations)
+
+
+def event_changed(conn: Database, before: Event, after: Event, now: datetime) -> int:
+    """An event's settings were saved: its reminders follow; when its start or length changed
+    after people were told, the calendar SEQUENCE grows and each of them is sent an update
+    (queued; how many is returned); when only its title or time zone changed, the SEQUENCE
+    grows and the organiser is offered to resend (``settings_changed_at``)."""
+    moved = (before.starts_at, before.duration_minutes) != (after.starts_at, after.duration_minutes)
+    renamed = (before.title, before.timezone) != (after.title, after.timezone)
+    with atomic(conn):
+        replan_reminders(conn, after, now)
+        if not (moved or renamed):
+            return 0
+        invitees, registrations = people_told(conn, after.event_id)
+        if not (invitees or registrations):
+            return 0
+        bump_sequence(conn, after.event_id)
+        cancelled = conn.execute(
+            "SELECT 1 FROM event_access WHERE event_id = ? AND cancelled_at IS NOT NULL",
+            (after.event_id,),
+        ).fetchone()
+        if cancelled is not None:
+            return 0
+        if moved:
+            records.mark_settings_changed(conn, after.event_id, None)
+            return queue_updates(conn, after.event_id)
+        records.mark_settings_changed(conn, after.event_id, now)
+        return 0
+
+
+class AlreadyCancelled(ValueError):
+    """The event is cancelled already."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cancellation:
+    """What cancelling an event ended, for the caller to act on after the commit."""
+
+    registrations: tuple[records.Registration, ...]
+    invitee_ids: tuple[int, ...]
+    #: How many people are sent the cancellation.
+    told: int
+
+
+def cancel_event(conn: Database, event: Event, now: datetime) -> Cancellation:
+    """Cancel the event in one transaction: marked cancelled, the calendar SEQUENCE grows,
+    every pending or confirmed registration is cancelled and every active invitation revoked,
+    and each of those people who heard of the event is sent the cancellation (queued; it
+    carries ``METHOD:CANCEL``); messages and reminders not sent yet are dropped."""
+    ended: list[records.Registration] = []
+    revoked: list[int] = []
+    told = 0
+    with atomic(conn):
+        access = records.get_access(conn, event.event_id)
+        if access.cancelled_at is not None:
+            raise AlreadyCancelled(event.event_id)
+        records.put_access(conn, _cancelled(access, now))
+        seq = bump_sequence(conn, event.event_id)
+        never_told = {
+            int(r[0])
+            for r in conn.execute(
+                "SELECT invitee_id FROM invitees i WHERE event_id = ? AND sent_at IS NULL"
+                " AND NOT EXISTS (SELECT 1 FROM mail_outbox o WHERE o.invitee_id = i.invitee_id"
+                " AND o.state IN ('sending', 'sent'))",
+                (event.event_id,),
+            ).fetchall()
+        }
+        conn.execute(
+            "UPDATE mail_outbox SET state = 'skipped' WHERE event_id = ? AND state = 'pending'",
+            (event.event_id,),
+        )
+        conn.execute(
+            "UPDATE reminders SET state = 'skipped' WHERE event_id = ? AND state = 'pending'",
+            (event.event_id,),
+        )
+        for reg in records.list_registrations(conn, event.event_id):
+            if reg.status not in (
+                records.RegistrationStatus.PENDING,
+                records.RegistrationStatus.CONFIRMED,
+            ):
+                continue
+            done = records.end_registration(
+                conn, reg.registration_id, records.RegistrationStatus.CANCELLED
+            )
+            if done is None:
+                continue
+            ended.append(done)
+            if done.email:
+                enqueue(
+                    conn, event.event_id, Kind.CANCEL, registration_id=done.registration_id, seq=seq
+                )
+                told += 1
+        for invitee in records.list_invitees(conn, event.event_id):
+            if invitee.revoked:
+                continue
+            records.revoke_invitee(conn, invitee.invitee_id)
+            revoked.append(invitee.invitee_id)
+            if invitee.invitee_id not in never_told:
+                enqueue(conn, event.event_id, Kind.CANCEL, invitee_id=invitee.invitee_id, seq=seq)
+                told += 1
+    return Cancellation(tuple(ended), tuple(revoked), told)
+
+
+def _cancelled(access: records.EventAccess, now: datetime) -> records.EventAccess:
+    return dataclasses.replace(access, cancelled_at=now)
