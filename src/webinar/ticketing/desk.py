@@ -823,6 +823,12 @@ class TicketDesk:
 
     # ------------------------------------------------------------------ reminders
 
+    async def mail_settings(self, event: Event) -> mailing.MailSettings:
+        """The event's calendar SEQUENCE and reminder time."""
+        return await self.store.run(
+            lambda core: mailing.get_settings(core.connection, event.event_id)
+        )
+
     async def reminder_minutes(self, event: Event) -> int:
         """How long before the start the event's reminders go out (0: none)."""
         settings = await self.store.run(

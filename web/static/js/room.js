@@ -640,7 +640,7 @@ Object.defineProperty(window, "__webinar", {
 const want = recall(AUTOJOIN_KEY, "session");
 forget(AUTOJOIN_KEY, "session");
 // Events that need a password or a code ask for it first: no joining at once there.
-const ready = ACCESS === "open" || (ACCESS === "token" && room.credential !== null);
+const ready = ACCESS === "open" || room.prejoin.invited;
 if (JOIN_TOKEN) {
   // A signed join token from the organiser's site names the person: in at once, no form.
   room.enter(/** @type {HTMLInputElement} */ (byId("prejoin-name")).value);

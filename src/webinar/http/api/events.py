@@ -22,19 +22,20 @@ from webinar.content.external import ExternalLinkError, check_external
 from webinar.formats import iso_time
 from webinar.http.api import schema as s
 from webinar.http.api.auth import Authenticator, Caller
-from webinar.http.api.errors import api_error
+from webinar.http.api.errors import api_error, error_factory
 from webinar.http.api.paging import paginate
-from webinar.http.api.table import PAGE_QUERY, ApiPages, Call, operation
-from webinar.http.inputs import path_id
-from webinar.http.tickets import TicketingWeb
-from webinar.i18n import N_, _, format_amount, gettext
+from webinar.http.api.table import PAGE_QUERY, ApiPages, Call, Query, operation
+from webinar.http.inputs import path_id, read_body
+from webinar.http.tickets import TicketingWeb, import_json
+from webinar.i18n import LANGUAGES, N_, _, format_amount, gettext
 from webinar.ids import format_event_id
 from webinar.links import attendee_path, host_path, presenter_path
 from webinar.storage.api_tokens import Scope
 from webinar.storage.store import Event, EventSettings, Store, User
+from webinar.ticketing import imports, mailing
 from webinar.ticketing.desk import DeskError
 from webinar.ticketing.mail import MailError
-from webinar.ticketing.records import Invitee, Registration, RegistrationStatus
+from webinar.ticketing.records import Invitee, InviteeRole, Registration, RegistrationStatus
 from webinar.ticketing.rules import BookingRefused
 
 _SETTING_KEYS = (
@@ -58,6 +59,7 @@ _ACCESS_KEYS = (
     "second_device",
     "payment_provider",
     "form_fields",
+    "reminder_minutes",
 )
 #: The account the configured admin token acts as (it owns nothing it creates).
 TOKEN_ADMIN = User(user_id=0, username="admin.token", password_hash="", role="admin")
@@ -120,6 +122,7 @@ class EventsApi(ApiPages):
     async def event_json(self, request: web.Request, event: Event) -> s.Event:
         base = self._base(request)
         access = await self.web_part.desk.access(event.event_id)
+        mail = await self.web_part.desk.mail_settings(event)
         display = format_event_id(event.event_id)
         links = s.EventLinks(
             attendee=base + attendee_path(event),
@@ -162,6 +165,8 @@ class EventsApi(ApiPages):
                 form_fields=[s.FormField(f.label, f.required) for f in access.form_fields],
             ),
             links=links,
+            reminder_minutes=mail.reminder_minutes,
+            calendar_sequence=mail.calendar_sequence,
         )
 
     # ------------------------------------------------------------------ events
@@ -409,7 +414,8 @@ class EventsApi(ApiPages):
         event = await self._event(request, call)
         found = await self.web_part.desk.invitees(event)
         page = paginate(request, found, lambda i: (i.invitee_id,))
-        items = [_invitee(i) for i in page.items]
+        deliveries = await self.web_part.desk.invitation_states(event)
+        items = [_invitee(i, deliveries.get(i.invitee_id)) for i in page.items]
         return s.InviteePage(items=items, next_cursor=page.next_cursor, invitees=items)
 
     @operation(
@@ -417,21 +423,137 @@ class EventsApi(ApiPages):
         "/api/v1/events/{event_id}/invitees",
         scope=Scope.WRITE,
         summary="Invite someone",
-        description="The invitation is e-mailed at once; an e-mail address once per event.",
+        description="Any access type: an attendee gets a personal link that admits them by "
+        "name, a presenter the presenter link. The invitation is e-mailed at once (502: saved, "
+        "the outbox tries again); an e-mail address once per event.",
         tag=TAG,
         status=201,
         response=s.Invitee,
         body=s.InviteeCreate,
-        errors=(404, 422, 502),
+        errors=(404, 409, 422, 502),
     )
     async def add_invitee(self, request: web.Request, call: Call) -> s.Invitee:
         event = await self._event(request, call)
         body = call.body_as(s.InviteeCreate)
+        if body.language is not None and body.language not in LANGUAGES:
+            raise api_error(422, "invalid", _("unknown language"), at="$.language")
         with _desk_errors(422):
             invitee = await self.web_part.desk.invite(
-                event, body.name, body.email, self._base(request)
+                event,
+                body.name,
+                body.email,
+                self._base(request),
+                role=InviteeRole(body.role),
+                language=body.language,
             )
         return _invitee(invitee)
+
+    # ------------------------------------------------------------------ CSV imports
+
+    def _import_path(self, event: Event, import_id: str) -> str:
+        return f"/api/v1/events/{format_event_id(event.event_id)}/invitees/import/{import_id}"
+
+    def _preview(self, event: Event, found: mailing.InviteImport) -> s.ImportPreview:
+        send = self._import_path(event, found.import_id) + "/send"
+        return msgspec.convert(import_json(event, found, send=send), s.ImportPreview)
+
+    @operation(
+        "POST",
+        "/api/v1/events/{event_id}/invitees/import",
+        scope=Scope.WRITE,
+        summary="Check a CSV file of invitees",
+        description="The body is the file as it is (text/csv; UTF-8, UTF-16 with a BOM, "
+        "Windows-1251 or -1250; commas, semicolons or tabs; an optional header row). Nothing "
+        "is sent: the answer lists every row it would invite and every line it would not, "
+        "and why; send it with POST …/send.",
+        tag=TAG,
+        status=201,
+        response=s.ImportPreview,
+        query=(
+            Query("role", "attendee (default) or presenter"),
+            Query("file_name", "The file's name, to show with the preview"),
+        ),
+        errors=(404, 409, 413, 422),
+        max_body_bytes=imports.MAX_FILE_BYTES,
+        raw_body="text/csv",
+    )
+    async def import_invitees(self, request: web.Request, call: Call) -> s.ImportPreview:
+        event = await self._event(request, call)
+        role = request.query.get("role", "attendee")
+        if role not in ("attendee", "presenter"):
+            raise api_error(422, "invalid", _("the role is attendee or presenter"), at="role")
+        data = await read_body(request, error_factory, max_bytes=imports.MAX_FILE_BYTES)
+        with _desk_errors(422):
+            found = await self.web_part.desk.preview_import(
+                event,
+                data,
+                file_name=request.query.get("file_name", "")[:200],
+                role=InviteeRole(role),
+            )
+        return self._preview(event, found)
+
+    async def _import(self, request: web.Request, call: Call) -> tuple[Event, str]:
+        event = await self._event(request, call)
+        import_id = request.match_info["import_id"]
+        if not (import_id.startswith("imp_") and len(import_id) == 20):
+            raise api_error(404, "not-found", _("no such import"))
+        return event, import_id
+
+    @operation(
+        "GET",
+        "/api/v1/events/{event_id}/invitees/import/{import_id}",
+        scope=Scope.READ,
+        summary="A CSV import's preview",
+        description="Kept a day unless sent.",
+        tag=TAG,
+        response=s.ImportPreview,
+        errors=(404,),
+    )
+    async def get_import(self, request: web.Request, call: Call) -> s.ImportPreview:
+        event, import_id = await self._import(request, call)
+        try:
+            found = await self.web_part.desk.invite_import(event, import_id)
+        except DeskError as exc:
+            raise api_error(404, "not-found", str(exc)) from None
+        return self._preview(event, found)
+
+    @operation(
+        "POST",
+        "/api/v1/events/{event_id}/invitees/import/{import_id}/send",
+        scope=Scope.WRITE,
+        summary="Send a CSV import's invitations",
+        description="Invites its rows and queues their invitations in the outbox, once: a "
+        "second send is 409. A restart of the server in the middle sends nobody twice.",
+        tag=TAG,
+        response=s.ImportSent,
+        errors=(404, 409),
+    )
+    async def send_import(self, request: web.Request, call: Call) -> s.ImportSent:
+        event, import_id = await self._import(request, call)
+        with _desk_errors(422):
+            await self.web_part.desk.invite_import(event, import_id)  # 409 when gone
+            result = await self.web_part.desk.send_import(event, import_id)
+        return s.ImportSent(
+            invited=result.invited, already_invited=[row.email for row in result.already]
+        )
+
+    @operation(
+        "GET",
+        "/api/v1/events/{event_id}/outbox",
+        scope=Scope.READ,
+        summary="The event's queued e-mails",
+        description="Invitations, updates and cancellations: how many wait and how many "
+        "failed after every retry.",
+        tag=TAG,
+        response=s.Outbox,
+        errors=(404,),
+    )
+    async def outbox(self, request: web.Request, call: Call) -> s.Outbox:
+        event = await self._event(request, call)
+        progress = await self.web_part.desk.mail_progress(event)
+        return s.Outbox(
+            waiting=progress.waiting(), failed=progress.failed(), outbox=progress.as_json()
+        )
 
     async def _invitee_action(self, request: web.Request, call: Call, action: str) -> s.Invitee:
         event = await self._event(request, call)
@@ -578,7 +700,8 @@ def _registration(r: Registration) -> s.Registration:
     )
 
 
-def _invitee(i: Invitee) -> s.Invitee:
+def _invitee(i: Invitee, delivery: mailing.OutboxItem | None = None) -> s.Invitee:
+    state = delivery.state.value if delivery else ("sent" if i.sent_at else None)
     return s.Invitee(
         invitee_id=i.invitee_id,
         name=i.name,
@@ -586,4 +709,8 @@ def _invitee(i: Invitee) -> s.Invitee:
         status="revoked" if i.revoked else "active",
         sent_at=iso_time(i.sent_at, zulu=True),
         revoked_at=iso_time(i.revoked_at, zulu=True),
+        role=i.role.value,
+        language=i.language,
+        fields=dict(i.fields),
+        delivery=state,  # type: ignore[arg-type]
     )

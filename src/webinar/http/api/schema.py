@@ -159,6 +159,12 @@ class Event(Struct):
     cancelled_at: Time | None
     access: EventAccess
     links: EventLinks
+    reminder_minutes: Annotated[
+        int, Meta(description="Reminders go out this long before the start; 0: none")
+    ] = 60
+    calendar_sequence: Annotated[
+        int, Meta(description="The SEQUENCE of the event's calendar entry (.ics) now")
+    ] = 0
 
 
 _ACCESS_TYPE = Meta(extra_json_schema={"enum": ["open", "password", "token", "paid"]})
@@ -217,6 +223,13 @@ class EventFields(Struct, forbid_unknown_fields=True):
         | UnsetType
     ) = UNSET
     form_fields: list[FormField] | UnsetType = UNSET
+    reminder_minutes: (
+        Annotated[
+            int,
+            Meta(ge=0, le=10080, description="Minutes before the start (default 60); 0: none"),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class EventPage(Struct):
@@ -259,6 +272,9 @@ class RegistrationPage(Struct):
     ]
 
 
+_DELIVERY = Literal["pending", "sending", "sent", "skipped", "failed"]
+
+
 class Invitee(Struct):
     invitee_id: int
     name: str
@@ -266,11 +282,99 @@ class Invitee(Struct):
     status: Literal["active", "revoked"]
     sent_at: Time | None
     revoked_at: Time | None
+    role: Annotated[
+        Literal["attendee", "presenter"],
+        Meta(description="attendee: a personal link; presenter: the presenter link"),
+    ] = "attendee"
+    language: Annotated[
+        str | None, Meta(description="Of their e-mails; null: the event's, else English")
+    ] = None
+    fields: Annotated[
+        dict[str, str], Meta(description="The extra columns of the CSV they were imported from")
+    ] = msgspec.field(default_factory=dict)
+    delivery: Annotated[
+        _DELIVERY | None,
+        Meta(
+            description="Where their latest invitation e-mail is: pending (queued), sending,"
+            " sent, skipped, failed (after every retry)"
+        ),
+    ] = None
 
 
 class InviteeCreate(Struct, forbid_unknown_fields=True):
     name: str
     email: str
+    role: Literal["attendee", "presenter"] = "attendee"
+    language: Annotated[str | None, Meta(extra_json_schema={"enum": ["en", "ru", "cs", None]})] = (
+        None
+    )
+
+
+class ImportRow(Struct):
+    line: Annotated[int, Meta(description="The line in the file")]
+    name: str
+    email: str
+    language: str | None
+    fields: dict[str, str]
+
+
+class ImportProblem(Struct, omit_defaults=True):
+    """A line that is not imported: ``code`` for programs, ``reason`` for people."""
+
+    line: int
+    code: Literal[
+        "missing-email",
+        "invalid-email",
+        "missing-name",
+        "name-too-long",
+        "duplicate",
+        "already-invited",
+        "unknown-language",
+        "field-too-long",
+    ]
+    reason: Annotated[str, Meta(description="Why, in the request's language")]
+    text: Annotated[str, Meta(description="The line as it is in the file (at most 200 characters)")]
+    email: str | UnsetType = UNSET
+    first: Annotated[int, Meta(description="duplicate: the line it is on first")] | UnsetType = (
+        UNSET
+    )
+    language: str | UnsetType = UNSET
+    column: str | UnsetType = UNSET
+    max: int | UnsetType = UNSET
+
+
+class ImportPreview(Struct):
+    """What sending a CSV import would do: every row it would invite and every line it
+    would not, and why. Nothing is sent until ``POST …/send``."""
+
+    import_id: Annotated[str, Meta(examples=["imp_0123456789abcdef"])]
+    event_id: EventId
+    file_name: str
+    role: Literal["attendee", "presenter"]
+    lines: Annotated[int, Meta(description="Lines with something on them (a header counts)")]
+    extra_columns: list[str]
+    to_invite: int
+    invitees: list[ImportRow]
+    problems: list[ImportProblem]
+    created_at: Time
+    sent_at: Time | None
+    send: Annotated[str, Meta(description="Where to POST to send it")]
+
+
+class ImportSent(Struct):
+    invited: Annotated[int, Meta(description="Invitations queued (the outbox sends them)")]
+    already_invited: Annotated[
+        list[str], Meta(description="Addresses invited between the preview and the send")
+    ]
+
+
+class Outbox(Struct):
+    """The event's queued e-mails (invitations, updates, cancellations): how many wait, how
+    many failed after every retry, and every count by kind and state."""
+
+    waiting: int
+    failed: int
+    outbox: dict[str, dict[str, int]]
 
 
 class InviteePage(Struct):
@@ -660,6 +764,9 @@ ALL: tuple[type, ...] = (
     Invitee,
     InviteeCreate,
     InviteePage,
+    ImportPreview,
+    ImportSent,
+    Outbox,
     PollSpec,
     Poll,
     PollPage,

@@ -2,17 +2,17 @@
 // credential this page enters with, the Enter button while joining and join errors.
 // The presenters' device check on the same view is in devices.js.
 
-import { t } from "../i18n.js";
-import { byId, errorText, recall, remember, savedName, setBusy } from "../ui.js";
+import { setText, t } from "../i18n.js";
+import { byId, errorText, forget, recall, remember, savedName, setBusy } from "../ui.js";
 import { ACCESS, EVENT_ID, JOIN_TOKEN, PRESENTER_KEY, STARTS_AT } from "./page.js";
 
 const TOKEN_KEY = `webinar.token.${EVENT_ID}`;
 
 /**
- * The secret this page enters with: the presenter or host key, or for attendees of a
- * token event the invitation token from the link's fragment (`#token=…`, which never
- * reaches the server's logs; kept in sessionStorage so a reload works, then removed from
- * the address bar).
+ * The secret this page enters with: the presenter or host key, or for attendees the
+ * invitation token from their personal link's fragment (`#token=…`, which never reaches the
+ * server's logs; kept in sessionStorage so a reload works, then removed from the address
+ * bar). An invitation admits its invitee by name whatever the event's access type.
  * @returns {string | null}
  */
 function initialCredential() {
@@ -22,7 +22,7 @@ function initialCredential() {
   const token = fragment.get("token");
   const code = fragment.get("code");
   if (token || code) history.replaceState(null, "", window.location.pathname + window.location.search);
-  if (token && ACCESS === "token") {
+  if (token) {
     remember(TOKEN_KEY, token, "session"); // if not (private mode), the token lives in this page only
     return token;
   }
@@ -30,7 +30,7 @@ function initialCredential() {
     const input = /** @type {HTMLInputElement | null} */ (document.getElementById("access-code"));
     if (input) input.value = code;
   }
-  return ACCESS === "token" ? recall(TOKEN_KEY, "session") : null;
+  return recall(TOKEN_KEY, "session");
 }
 
 export class Prejoin {
@@ -38,6 +38,8 @@ export class Prejoin {
   constructor(onEnter) {
     /** What `join` sends as `credential` (see initialCredential). @type {string | null} */
     this.credential = initialCredential();
+    /** Entering with a personal invitation: no password or code is asked. */
+    this.invited = !PRESENTER_KEY && this.credential !== null;
     /** The signed join token this page enters with (`?jwt=`), if any. */
     this.joinToken = JOIN_TOKEN;
     this.nameInput = /** @type {HTMLInputElement} */ (byId("prejoin-name"));
@@ -48,8 +50,18 @@ export class Prejoin {
     this.button = /** @type {HTMLButtonElement} */ (byId("enter-room"));
     const codeInput = /** @type {HTMLInputElement | null} */ (document.getElementById("access-code"));
     const passwordInput = /** @type {HTMLInputElement | null} */ (document.getElementById("access-password"));
+    if (this.invited) {
+      // The invitation is the ticket: the code or password field goes, the hint says why.
+      for (const input of [codeInput, passwordInput]) input?.closest(".field")?.setAttribute("hidden", "");
+      document.getElementById("prejoin-invited")?.removeAttribute("hidden");
+      if (codeInput) setText(this.button, "Join webinar");
+    }
     byId("prejoin-form").addEventListener("submit", (event) => {
       event.preventDefault();
+      if (this.invited) {
+        onEnter(codeInput ? savedName() || t("Guest") : this.nameInput.value); // the server names them
+        return;
+      }
       if (codeInput) {
         // The name comes from the reservation; the code is all we ask for.
         if (!codeInput.value.trim()) {
@@ -107,6 +119,15 @@ export class Prejoin {
    * @param {unknown} failure
    */
   joinFailed(failure) {
+    if (this.invited && ACCESS !== "token") {
+      // A withdrawn invitation: the event's own way in (password, code) is asked again.
+      this.invited = false;
+      this.credential = null;
+      forget(TOKEN_KEY, "session");
+      for (const id of ["access-code", "access-password"]) document.getElementById(id)?.closest(".field")?.removeAttribute("hidden");
+      document.getElementById("prejoin-invited")?.setAttribute("hidden", "");
+      if (document.getElementById("access-code")) setText(this.button, "Enter with my code");
+    }
     this.fail(() => errorText(failure, { startsAt: STARTS_AT, access: ACCESS }));
     /** @type {HTMLInputElement | null} */ (document.getElementById("access-code"))?.select();
   }
