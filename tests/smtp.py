@@ -20,15 +20,26 @@ class Inbox:
     port: int = 0
     messages: list[EmailMessage] = field(default_factory=list)
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    #: How long the server takes to accept each message (a slow mail server).
+    delay: float = 0.0
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or envelope.content
         assert isinstance(raw, bytes)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         message = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         self.messages.append(message)
         self._arrived.set()
         return "250 OK"
+
+    async def wait_count(self, count: int, within: float = 30.0) -> None:
+        """Until at least ``count`` messages have arrived."""
+        async with asyncio.timeout(within):
+            while len(self.messages) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
 
     async def wait_for(self, to: str, subject: str, within: float = 5.0) -> EmailMessage:
         """The first message to ``to`` whose subject contains ``subject``."""
@@ -69,9 +80,20 @@ def token_link_in(message: EmailMessage) -> str:
     return match.group(1)
 
 
+def calendar_of(message: EmailMessage) -> bytes | None:
+    """The message's ``text/calendar`` attachment (the .ics), if any."""
+    for part in message.walk():
+        if part.get_content_type() == "text/calendar":
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            return payload
+    return None
+
+
 @contextlib.asynccontextmanager
-async def smtp_server() -> AsyncIterator[Inbox]:
-    inbox = Inbox()
+async def smtp_server(delay: float = 0.0) -> AsyncIterator[Inbox]:
+    """``delay``: seconds the server takes to accept each message."""
+    inbox = Inbox(delay=delay)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: SMTP(inbox, hostname="localhost", loop=loop), "127.0.0.1", 0

@@ -500,7 +500,7 @@ class TicketDesk:
         )
         if ics is None:
             return False
-        attach_calendar(message, ics, method=method)
+        attach_ics(message, ics, method=method)
         return True
 
     def compose(
@@ -988,6 +988,15 @@ def calendar_for(
         description=description,
         method=method,
     )
+
+
+def attach_ics(message: EmailMessage, ics: bytes, *, method: str = REQUEST) -> None:
+    """:func:`calendar.attach_calendar`, keeping the message's ``Content-Language`` at its
+    top (making it multipart/mixed moves every ``Content-*`` header to the inner part)."""
+    language = message["Content-Language"]
+    attach_calendar(message, ics, method=method)
+    if language is not None and message["Content-Language"] is None:
+        message["Content-Language"] = language
 
 
 def _parse_in(language: str, data: bytes, invited: frozenset[str]) -> imports.ParsedFile:

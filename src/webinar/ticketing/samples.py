@@ -25,8 +25,8 @@ from webinar.links import attendee_path, presenter_path
 from webinar.storage.records import Event
 
 from . import mailing
-from .calendar import CANCEL, REQUEST, attach_calendar
-from .desk import TicketDesk, mail_zone
+from .calendar import CANCEL, REQUEST
+from .desk import TicketDesk, attach_ics, mail_zone
 
 SAMPLE_ADDRESS = "jane@example.org"
 SAMPLE_CODE = "ABCD-EFGH-JKMN"
@@ -256,6 +256,6 @@ async def sample_messages(desk: TicketDesk, event: Event, language: str, base: s
                     method=entry.calendar,
                 )
                 if ics is not None:
-                    attach_calendar(message, ics, method=entry.calendar)
+                    attach_ics(message, ics, method=entry.calendar)
             samples.append(Sample(entry.template, title, when, message))
     return samples

@@ -1,0 +1,482 @@
+"""E-mail to an event's people through a real SMTP server (aiosmtpd, tests/smtp.py), over real
+HTTP and WebSockets: invitations on every access type (the personal link admits by name),
+presenters invited with the presenter link, the calendar entry (.ics, read back with the
+icalendar library) on every invitation, reminder and update — the same UID throughout, a
+higher SEQUENCE after the event moved, METHOD:CANCEL when it is cancelled — reminders at the
+event's own time, once (a restart notwithstanding), and the organiser's E-mails page.
+The CSV import across a process restart is tests/protocol/test_mail_import.py."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+import zoneinfo
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from html import unescape
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import icalendar
+import pytest
+
+from tests import helpers, protocol_fixtures
+from tests.helpers import RunningServer, make_config, running_server
+from tests.protocol.test_ticketing import add_user, csrf_of, registration, sign_in
+from tests.smtp import Inbox, calendar_of, html_of, smtp_server, text_of, token_link_in
+from webinar.client.peer import ClientError
+from webinar.config import MailConfig
+from webinar.http.tickets import REMINDERS, TICKETS
+from webinar.links import presenter_path
+from webinar.storage.store import Event
+from webinar.ticketing import mailing, records
+from webinar.ticketing.records import EventAccess
+from webinar.ticketing.samples import templates_in
+
+Person = protocol_fixtures.MatchingPerson
+people = protocol_fixtures.own_people
+FROM = "events@example.org"
+EMAIL_TEMPLATES = Path(__file__).resolve().parents[2] / "web" / "templates" / "email"
+
+
+@pytest.fixture
+async def inbox() -> AsyncIterator[Inbox]:
+    async with smtp_server() as box:
+        yield box
+
+
+def mail_config(data: Path, inbox: Inbox) -> Any:
+    return dataclasses.replace(
+        make_config(data),
+        mail=MailConfig(
+            smtp_host="127.0.0.1", smtp_port=inbox.port, smtp_security="none", from_address=FROM
+        ),
+    )
+
+
+@pytest.fixture
+async def server(tmp_path: Path, inbox: Inbox) -> AsyncIterator[RunningServer]:
+    config = mail_config(tmp_path / "data", inbox)
+    async with running_server(config.data_dir, config) as srv:
+        yield srv
+
+
+def entry_of(message: EmailMessage) -> tuple[str, icalendar.Event]:
+    """The calendar file's METHOD and its one VEVENT."""
+    ics = calendar_of(message)
+    assert ics is not None, f"no .ics in {message['Subject']}"
+    cal = icalendar.Calendar.from_ical(ics)
+    (entry,) = cal.walk("VEVENT")
+    return str(cal["method"]), entry
+
+
+async def form_of(http: aiohttp.ClientSession, url: str) -> str:
+    async with http.get(url) as resp:
+        assert resp.status == 200, url
+        return csrf_of(await resp.text())
+
+
+async def post(http: aiohttp.ClientSession, url: str, page: str, **fields: str) -> str:
+    """Post a dashboard form (the CSRF token from ``page``); the page it leads to."""
+    token = await form_of(http, page)
+    async with http.post(url, data={"csrf": token, **fields}) as resp:
+        assert resp.status == 200, await resp.text()
+        return await resp.text()
+
+
+def event_form(event: Event, **changes: str) -> dict[str, str]:
+    """The event form as the dashboard would post it, with ``changes``."""
+    zone = zoneinfo.ZoneInfo(event.timezone)
+    assert event.starts_at is not None
+    return {
+        "title": event.title,
+        "start": event.starts_at.astimezone(zone).strftime("%Y-%m-%dT%H:%M"),
+        "timezone": event.timezone,
+        "duration_minutes": str(event.duration_minutes),
+        "join_window_minutes": str(event.join_window_minutes),
+        "access_type": event.access_type,
+        "camera_limit": str(event.camera_limit),
+        **changes,
+    }
+
+
+async def owned_event(
+    server: RunningServer, title: str, start: timedelta, **settings: Any
+) -> Event:
+    owner = await server.store.run(lambda core: core.get_user_by_name("olga"))
+    assert owner is not None
+    return await server.store.create_event(
+        title,
+        (datetime.now(UTC) + start).replace(second=0, microsecond=0),
+        owner_id=owner.user_id,
+        **settings,
+    )
+
+
+async def reminders_of(server: RunningServer, event: Event) -> list[records.Reminder]:
+    return await server.store.run(
+        lambda core: records.list_reminders(core.connection, event.event_id)
+    )
+
+
+async def wait_sent(server: RunningServer, event: Event) -> None:
+    """Until the event's outbox has nothing waiting."""
+    for _ in range(200):
+        progress = await server.store.run(
+            lambda core: mailing.progress(core.connection, event.event_id)
+        )
+        if not progress.waiting():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"still waiting: {progress}")
+
+
+# ------------------------------------------------------------------------------ moved, cancelled
+
+
+async def test_a_moved_event_sends_an_updated_ics_and_a_cancelled_one_a_cancel(
+    server: RunningServer, inbox: Inbox
+) -> None:
+    await add_user(server, "olga")
+    event = await owned_event(
+        server, "Launch", timedelta(days=3), access_type="paid", timezone="Europe/Prague"
+    )
+    await server.store.run(
+        lambda core: records.put_access(
+            core.connection, EventAccess(event.event_id, price_minor=1000, currency="EUR")
+        )
+    )
+    desk = server.server.app[TICKETS].desk
+    base = f"{server.base_url}/dashboard/events/{event.display_id}"
+    async with await sign_in(server, "olga") as http:
+        for name, email, role in (
+            ("Ada Lovelace", "ada@example.org", "attendee"),
+            ("Pia Presenter", "pia@example.org", "presenter"),
+        ):
+            page = await post(
+                http, base + "/invitees", base + "/tickets", name=name, email=email, role=role
+            )
+            assert f"{name} is invited" in page
+        reg = await registration(server, event, confirm=False, email="grace@example.org")
+        await desk.confirm(event, reg.registration_id, server.base_url)
+        invited = {a: await inbox.wait_for(a, "Invitation") for a in ("ada", "pia")}
+        first_method, first = entry_of(invited["ada"])
+        assert first_method == "REQUEST" and int(first["sequence"]) == 0
+        uid = str(first["uid"])
+        assert str(entry_of(invited["pia"])[1]["uid"]) == uid  # one UID per event
+
+        # Moved by an hour, from the dashboard's event form.
+        assert event.starts_at is not None
+        later = (event.starts_at + timedelta(hours=1)).astimezone(zoneinfo.ZoneInfo(event.timezone))
+        page = await post(http, base, base, **event_form(event, start=f"{later:%Y-%m-%dT%H:%M}"))
+        assert 'data-testid="settings-changed-notice"' not in page  # sent, nothing to offer
+        moved = await server.store.get_event(event.event_id)
+        assert moved is not None and moved.starts_at == event.starts_at + timedelta(hours=1)
+        for address in ("ada@example.org", "pia@example.org", "grace@example.org"):
+            update = await inbox.wait_for(address, "Changed: Launch")
+            method, entry = entry_of(update)
+            assert method == "REQUEST" and str(entry["uid"]) == uid
+            assert int(entry["sequence"]) == 1
+            start = entry["dtstart"].dt
+            assert str(start.tzinfo) == "Europe/Prague"
+            assert start == moved.starts_at
+            assert str(entry["attendee"]).lower() == f"mailto:{address}"
+        assert "#token=" in text_of(await inbox.wait_for("ada@example.org", "Changed"))
+        pia_update = await inbox.wait_for("pia@example.org", "Changed")
+        assert presenter_path(event) in unescape(text_of(pia_update))
+        grace = text_of(await inbox.wait_for("grace@example.org", "Changed"))
+        assert "Reservation code:" in grace
+        # the reminders follow the new start
+        assert {r.due_at for r in await reminders_of(server, event)} == {
+            moved.starts_at - timedelta(hours=1)
+        }
+
+        # A change people need not be told of (the agenda) sends nothing.
+        before = len(inbox.messages)
+        await post(http, base, base, **event_form(moved, agenda="More"))
+        await wait_sent(server, event)
+        assert len(inbox.messages) == before
+
+        # Cancelled: METHOD:CANCEL, the same UID, a higher SEQUENCE, to everyone told.
+        page = await post(http, base + "/cancel-event", base + "/tickets")
+        assert "The event is cancelled; 3 people were told" in page
+        for address in ("ada@example.org", "pia@example.org", "grace@example.org"):
+            told = await inbox.wait_for(address, "Event cancelled: Launch")
+            method, entry = entry_of(told)
+            assert method == "CANCEL" and str(entry["uid"]) == uid
+            assert int(entry["sequence"]) == 2 and str(entry["status"]) == "CANCELLED"
+            assert "will not take place" in text_of(told)
+        assert "Refunds are not automatic" in text_of(
+            await inbox.wait_for("grace@example.org", "Event cancelled")
+        )
+        await wait_sent(server, event)
+        # every message went to one of the three, once per kind
+        kinds = Counter((str(m["To"]), str(m["Subject"]).split(":")[0]) for m in inbox.messages)
+        assert kinds == Counter(
+            [
+                ("ada@example.org", "Invitation"),
+                ("pia@example.org", "Invitation to present"),
+                ("grace@example.org", "Your reservation code for Launch"),
+                *(
+                    (address, kind)
+                    for address in ("ada@example.org", "pia@example.org", "grace@example.org")
+                    for kind in ("Changed", "Event cancelled")
+                ),
+            ]
+        )
+        assert all(r.state == "skipped" for r in await reminders_of(server, event))
+
+
+# ------------------------------------------------------------------------------ every access type
+
+
+async def enter(
+    server: RunningServer, people: list[Any], event: Event, credential: str | None, who: str
+) -> dict[str, Any]:
+    person = await helpers.join_person(
+        server, people, Person, event, "Somebody", credential, client_id=who
+    )
+    me = next(
+        p
+        for p in person.joined["participants"]
+        if p["participant_id"] == person.joined["participant_id"]
+    )
+    return {"role": person.joined["role"], "name": me["name"]}
+
+
+async def refused(
+    server: RunningServer, people: list[Any], event: Event, credential: str | None
+) -> str:
+    with pytest.raises(ClientError) as err:
+        await helpers.join_person(server, people, Person, event, "Somebody", credential)
+    return err.value.code
+
+
+@pytest.mark.parametrize("access", ["open", "password", "token", "paid"])
+async def test_an_invitation_admits_its_invitee_by_name_whatever_the_access_type(
+    server: RunningServer, inbox: Inbox, people: list[Any], access: str
+) -> None:
+    from webinar.accounts import hash_password
+
+    event = await server.store.create_event(
+        "Talk",
+        datetime.now(UTC) + timedelta(minutes=30),
+        access_type=access,
+        join_window_minutes=60,  # the lobby is open
+    )
+    await server.store.run(
+        lambda core: records.put_access(
+            core.connection,
+            EventAccess(
+                event.event_id,
+                attendee_password_hash=hash_password("attend-me", n=2**10),
+                price_minor=900,
+                currency="EUR",
+            ),
+        )
+    )
+    desk = server.server.app[TICKETS].desk
+    ada = await desk.invite(event, "Ada Lovelace", "ada@example.org", server.base_url)
+    message = await inbox.wait_for("ada@example.org", "Invitation: Talk")
+    link = token_link_in(message)
+    assert link.endswith(f"/e/{event.display_id}#token={ada.token}")
+    words = {
+        "password": "without the webinar's password",
+        "paid": "free ticket",
+        "open": "personal link",
+        "token": "personal link",
+    }
+    assert words[access] in text_of(message)
+    assert entry_of(message)[0] == "REQUEST"
+    token = link.split("#token=")[1]
+    assert await enter(server, people, event, token, "ada") == {
+        "role": "attendee",
+        "name": "Ada Lovelace",
+    }
+    # a presenter's invitation carries the presenter link; its token lets nobody in
+    pia = await desk.invite_presenter(event, "Pia", "pia@example.org", server.base_url)
+    assert await refused(server, people, event, pia.token) == "bad-credential"
+    # a revoked invitation stops working (an open event still lets anyone in as themselves)
+    await desk.revoke(event, ada.invitee_id)
+    assert await refused(server, people, event, token) == "revoked"
+
+
+async def test_a_presenter_invitation_carries_the_presenter_link(
+    server: RunningServer, inbox: Inbox, people: list[Any]
+) -> None:
+    await add_user(server, "olga")
+    event = await owned_event(server, "Panel", timedelta(days=2), access_type="token")
+    base = f"{server.base_url}/dashboard/events/{event.display_id}"
+    async with await sign_in(server, "olga") as http:
+        page = await post(
+            http,
+            base + "/invitees",
+            base + "/tickets",
+            name="Pia Presenter",
+            email="pia@example.org",
+            role="presenter",
+            language="cs",
+        )
+        assert "Pia Presenter is invited to present" in page
+        assert 'data-role="presenter"' in page
+    message = await inbox.wait_for("pia@example.org", "")
+    assert message["Content-Language"] == "cs"
+    link = f"{server.base_url}{presenter_path(event)}"
+    assert link in unescape(text_of(message)) and link in unescape(html_of(message))
+    method, entry = entry_of(message)
+    assert method == "REQUEST" and str(entry["url"]) == link
+    # the link opens the presenter's room, and its key enters as a presenter
+    async with aiohttp.ClientSession() as http, http.get(link) as resp:
+        assert resp.status == 200 and 'data-role="presenter"' in await resp.text()
+    assert (await enter(server, people, event, event.presenter_key, "pia"))["role"] == "presenter"
+    # presenters are reminded too, with their link
+    (reminder,) = await reminders_of(server, event)
+    await server.store.run(
+        lambda core: core.connection.execute(
+            "UPDATE reminders SET due_at = ?", (records.to_db(datetime.now(UTC)),)
+        )
+    )
+    assert await server.server.app[REMINDERS].send_due() == 1
+    reminded = await inbox.wait_for("pia@example.org", "1 ")
+    assert presenter_path(event) in unescape(text_of(reminded))  # (the configured base URL)
+    assert reminder.invitee_id is not None
+
+
+# ------------------------------------------------------------------------------ reminders
+
+
+async def make_due(server: RunningServer, event: Event) -> None:
+    now = records.to_db(datetime.now(UTC))
+    await server.store.run(
+        lambda core: core.connection.execute(
+            "UPDATE reminders SET due_at = ? WHERE event_id = ? AND state = 'pending'",
+            (now, event.event_id),
+        )
+    )
+
+
+async def test_reminders_an_hour_before_once_with_the_calendar_entry_across_a_restart(
+    tmp_path: Path, inbox: Inbox
+) -> None:
+    config = mail_config(tmp_path / "data", inbox)
+    async with running_server(config.data_dir, config) as server:
+        await server.server.app[REMINDERS].stop()  # the test says when they run
+        desk = server.server.app[TICKETS].desk
+        far = await server.store.create_event(
+            "Far", datetime.now(UTC) + timedelta(days=2), timezone="America/New_York"
+        )
+        near = await server.store.create_event("Near", datetime.now(UTC) + timedelta(hours=5))
+        await desk.invite(far, "Ada", "ada@example.org", server.base_url)
+        await desk.invite(near, "Ada", "ada@example.org", server.base_url)
+        assert far.starts_at is not None
+        (planned,) = await reminders_of(server, far)
+        assert planned.due_at == far.starts_at - timedelta(hours=1)  # the default
+        assert await reminders_of(server, near) == []  # < 6 hours: the invitation is all
+        invitation = await inbox.wait_for("ada@example.org", "Invitation: Far")
+        uid = str(entry_of(invitation)[1]["uid"])
+        await make_due(server, far)
+    # due while the server is down; sent once by the next, not again by the one after
+    for _round in range(2):
+        async with running_server(config.data_dir, config) as server:
+            reminder = await inbox.wait_for("ada@example.org", "Starting in 1 hour: Far")
+            await asyncio.sleep(0.2)
+            assert await server.server.app[REMINDERS].send_due() == 0
+    reminders = [m for m in inbox.messages if "Starting in" in str(m["Subject"])]
+    assert len(reminders) == 1
+    method, entry = entry_of(reminder)
+    assert method == "REQUEST" and str(entry["uid"]) == uid and int(entry["sequence"]) == 0
+    assert str(entry["dtstart"].dt.tzinfo) == "America/New_York"
+    assert "#token=" in text_of(reminder)
+    assert "starts in about 1 hour" in text_of(reminder)
+    assert not [
+        m for m in inbox.messages if "Near" in str(m["Subject"]) and "Starting" in str(m["Subject"])
+    ]
+
+
+async def test_the_reminder_time_is_set_per_event(server: RunningServer, inbox: Inbox) -> None:
+    await add_user(server, "olga")
+    event = await owned_event(server, "Course", timedelta(days=4), access_type="open")
+    assert event.starts_at is not None
+    base = f"{server.base_url}/dashboard/events/{event.display_id}"
+    desk = server.server.app[TICKETS].desk
+    await desk.invite(event, "Ada", "ada@example.org", server.base_url)
+    async with await sign_in(server, "olga") as http:
+        async with http.get(base) as resp:
+            page = await resp.text()
+        assert 'data-testid="event-reminder-input"' in page
+        assert '<option value="60" selected>1 hour before the start</option>' in page
+        await post(http, base, base, **event_form(event, reminder_minutes="1440"))
+        (reminder,) = await reminders_of(server, event)
+        assert reminder.due_at == event.starts_at - timedelta(days=1)
+        await post(http, base, base, **event_form(event, reminder_minutes="0"))
+        assert [r.state for r in await reminders_of(server, event)] == ["skipped"]
+        # people invited while there are no reminders get one when they are back
+        await desk.invite(event, "Bob", "bob@example.org", server.base_url)
+        await post(http, base, base, **event_form(event, reminder_minutes="120"))
+        reminders = await reminders_of(server, event)
+        assert [(r.state, r.due_at) for r in reminders] == [
+            ("pending", event.starts_at - timedelta(hours=2))
+        ] * 2
+        async with http.get(base) as resp:
+            assert '<option value="120" selected>2 hours before the start</option>' in (
+                await resp.text()
+            )
+        # a value the form does not offer is refused with the reason, and changes nothing
+        async with http.post(
+            base,
+            data={"csrf": await form_of(http, base), **event_form(event, reminder_minutes="20000")},
+        ) as resp:
+            assert resp.status == 400
+            assert "reminders go out 0 to 10080 minutes before the start" in await resp.text()
+    assert await desk.reminder_minutes(event) == 120
+    await make_due(server, event)
+    assert await server.server.app[REMINDERS].send_due() == 2
+    message = await inbox.wait_for("bob@example.org", "Starting in 2 hours: Course")
+    assert "starts in about 2 hours" in text_of(message)
+
+
+# ------------------------------------------------------------------------------ the E-mails page
+
+
+async def test_the_emails_page_shows_every_template_in_the_event_s_language(
+    server: RunningServer,
+) -> None:
+    await add_user(server, "olga")
+    event = await owned_event(
+        server, "Вебинар", timedelta(days=2), access_type="paid", language="ru"
+    )
+    page_url = f"{server.base_url}/dashboard/events/{event.display_id}/emails"
+    templates = templates_in(EMAIL_TEMPLATES)
+    async with await sign_in(server, "olga") as http:
+        async with http.get(page_url) as resp:
+            assert resp.status == 200
+            page = await resp.text()
+        assert 'data-testid="emails-page" data-language="ru"' in page
+        shown = set(re.findall(r'data-testid="email-sample" data-template="(\w+)"', page))
+        assert shown == set(templates)
+        assert 'data-testid="email-error"' not in page
+        # each with its subject, its HTML (in a sandboxed frame) and its plain text
+        assert page.count('data-testid="email-subject"') >= len(templates)
+        assert page.count('data-testid="email-html"') == page.count('data-testid="email-text"')
+        assert "Приглашение: Вебинар" in page  # the invitation's subject, in Russian
+        assert re.search(r'<iframe[^>]* sandbox [^>]*srcdoc="&lt;!doctype html&gt;', page)
+        assert "invite.ics" in page and "cancel.ics" in page
+        async with http.get(page_url + "?lang=en") as resp:
+            english = await resp.text()
+        assert "Invitation: Вебинар" in english and "Changed: Вебинар" in english
+        # the calendar file people get
+        async with http.get(
+            f"{server.base_url}/dashboard/events/{event.display_id}/calendar.ics"
+        ) as resp:
+            assert resp.status == 200 and resp.content_type == "text/calendar"
+            cal = icalendar.Calendar.from_ical(await resp.read())
+        (entry,) = cal.walk("VEVENT")
+        assert str(entry["summary"]) == "Вебинар"
+    # someone else's event is not shown
+    await add_user(server, "ivan")
+    async with await sign_in(server, "ivan") as http, http.get(page_url) as resp:
+        assert resp.status == 404
