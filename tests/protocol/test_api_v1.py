@@ -32,6 +32,7 @@ from tests.protocol.test_ticketing import registration, set_access
 from webinar.accounts import hash_password
 from webinar.app import API, CONTENT, INTERACTION_HTTP, PUBLISHER, RECORDINGS
 from webinar.config import AdminConfig, TicketingConfig, WebhooksConfig
+from webinar.http.tickets import TICKETS
 from webinar.ids import format_event_id
 from webinar.storage import api_tokens
 from webinar.storage.api_tokens import Scope
@@ -64,6 +65,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/events"): {"title": "Made by the API", "timezone": "Europe/Prague"},
     ("PATCH", "/api/v1/events/{event_id}"): {"title": "Renamed", "duration_minutes": 90},
     ("POST", "/api/v1/events/{event_id}/invitees"): {"name": "Ann", "email": "ann@example.org"},
+    ("POST", "/api/v1/events/{event_id}/invitees/import"): b"name,email\nBo,bo@example.org\n",
     ("POST", "/api/v1/events/{event_id}/polls"): A_POLL,
     ("PUT", "/api/v1/events/{event_id}/polls/{poll_id}"): {**A_POLL, "title": "Changed"},
     ("POST", "/api/v1/events/{event_id}/ctas"): {
@@ -170,6 +172,10 @@ class World:
                 )
             )
             values["invitee_id"] = str(invitee.invitee_id)
+        if "import_id" in names:
+            assert event is not None
+            found = await app[TICKETS].desk.preview_import(event, b"Cy,cy@example.org\n")
+            values["import_id"] = found.import_id
         if "poll_id" in names:
             assert event is not None
             poll = await app[INTERACTION_HTTP].create_poll(event, A_POLL)

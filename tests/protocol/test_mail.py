@@ -480,3 +480,102 @@ async def test_the_emails_page_shows_every_template_in_the_event_s_language(
     await add_user(server, "ivan")
     async with await sign_in(server, "ivan") as http, http.get(page_url) as resp:
         assert resp.status == 404
+
+
+# ------------------------------------------------------------------------------ the JSON API
+
+
+async def test_the_api_imports_invitees_and_follows_the_outbox(
+    server: RunningServer, inbox: Inbox
+) -> None:
+    user = await server.store.run(
+        lambda core: core.create_user("olga", "x", "organiser")  # a token, no password
+    )
+    token = await server.store.run(
+        lambda core: records.add_api_token(core.connection, user.user_id, "crm")
+    )
+    api = f"{server.base_url}/api/v1"
+    auth = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(headers=auth) as http:
+        starts = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+        async with http.post(
+            api + "/events",
+            json={"title": "Webinar", "starts_at": starts, "reminder_minutes": 30},
+        ) as resp:
+            assert resp.status == 201
+            event = await resp.json()
+        assert (event["reminder_minutes"], event["calendar_sequence"]) == (30, 0)
+        path = f"/events/{event['event_id']}"
+        csv = "Jméno;E-mail;Jazyk;Firma\nJana Nováková;jana@example.cz;cs;ACME\nBob;bob@;;\n"
+        async with http.post(
+            api + path + "/invitees/import?file_name=team.csv",
+            data=csv.encode("cp1250"),
+            headers={"Content-Type": "text/csv"},
+        ) as resp:
+            assert resp.status == 201, await resp.text()
+            preview = await resp.json()
+        assert preview["file_name"] == "team.csv" and preview["to_invite"] == 1
+        assert preview["invitees"] == [
+            {
+                "line": 2,
+                "name": "Jana Nováková",
+                "email": "jana@example.cz",
+                "language": "cs",
+                "fields": {"Firma": "ACME"},
+            }
+        ]
+        assert preview["problems"] == [
+            {
+                "line": 3,
+                "code": "invalid-email",
+                "email": "bob@",
+                "reason": "the e-mail address bob@ does not look right",
+                "text": "Bob;bob@;;",
+            }
+        ]
+        async with http.get(api + path + f"/invitees/import/{preview['import_id']}") as resp:
+            assert resp.status == 200 and (await resp.json()) == preview
+        async with http.post(server.base_url + preview["send"]) as resp:
+            assert resp.status == 200
+            assert await resp.json() == {"invited": 1, "already_invited": []}
+        async with http.post(server.base_url + preview["send"]) as resp:
+            assert resp.status == 409  # sent already: nobody is invited twice
+        message = await inbox.wait_for("jana@example.cz", "")
+        assert message["Content-Language"] == "cs"
+        for _ in range(100):
+            async with http.get(api + path + "/outbox") as resp:
+                outbox = await resp.json()
+            if not outbox["waiting"]:
+                break
+            await asyncio.sleep(0.05)
+        assert outbox["outbox"]["invitation"]["sent"] == 1 and outbox["failed"] == 0
+        async with http.get(api + path + "/invitees") as resp:
+            (jana,) = (await resp.json())["items"]
+        assert (jana["role"], jana["language"], jana["fields"], jana["delivery"]) == (
+            "attendee",
+            "cs",
+            {"Firma": "ACME"},
+            "sent",
+        )
+        async with http.post(
+            api + path + "/invitees",
+            json={"name": "Pia", "email": "pia@example.org", "role": "presenter"},
+        ) as resp:
+            assert resp.status == 201 and (await resp.json())["role"] == "presenter"
+        # the start moves: the SEQUENCE grows, updates are queued for both
+        later = (datetime.now(UTC) + timedelta(days=2, hours=1)).isoformat()
+        async with http.patch(api + path, json={"starts_at": later, "reminder_minutes": 0}) as resp:
+            moved = await resp.json()
+        assert (moved["calendar_sequence"], moved["reminder_minutes"]) == (1, 0)
+        for address in ("jana@example.cz", "pia@example.org"):
+            update = await inbox.wait_for(address, "")
+            assert update is not None
+        # a file the API cannot use is refused whole, with the reason
+        async with http.post(
+            api + path + "/invitees/import", data=b"", headers={"Content-Type": "text/csv"}
+        ) as resp:
+            assert resp.status == 422 and "empty" in (await resp.json())["error"]["message"]
+        async with http.post(api + path + "/invitees/import?role=host", data=csv.encode()) as resp:
+            assert resp.status == 422
+        async with http.get(api + path + "/invitees/import/imp_nope") as resp:
+            assert resp.status == 404

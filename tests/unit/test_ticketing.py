@@ -15,7 +15,7 @@ import pytest
 from webinar.accounts import hash_password
 from webinar.rooms.roles import ROLE_CAPABILITIES, Capability, Role
 from webinar.storage.store import Event, Store
-from webinar.ticketing import Grant, Refusal, RefusalCode, SecondDevice, Ticketing, records
+from webinar.ticketing import Grant, Refusal, RefusalCode, SecondDevice, Ticketing, mailing, records
 from webinar.ticketing.codes import (
     CODE_ALPHABET,
     CODE_BITS,
@@ -23,6 +23,7 @@ from webinar.ticketing.codes import (
     new_code,
     normalize_code,
 )
+from webinar.ticketing.imports import parse_invitees
 from webinar.ticketing.limiter import AttemptLimiter
 from webinar.ticketing.records import EventAccess, RegistrationStatus
 from webinar.ticketing.rules import (
@@ -623,8 +624,32 @@ async def test_erasing_an_events_people_keeps_the_accounts_and_admits_nobody(
             )
         )
         assert planned
+    # an update queued for the registrant and a CSV preview with people's addresses
+    await store.run(
+        lambda core: mailing.enqueue(
+            core.connection,
+            event.event_id,
+            mailing.Kind.UPDATE,
+            registration_id=reg.registration_id,
+        )
+    )
+    await store.run(
+        lambda core: mailing.save_import(
+            core.connection, event.event_id, parse_invitees(b"Bo,bo@example.org\n")
+        )
+    )
     counts = await store.run(lambda core: records.erase_people(core.connection, event.event_id))
     assert counts == {"registrations": 1, "invitees": 1}
+    left = await store.run(
+        lambda core: core.connection.execute(
+            "SELECT state, message_to FROM mail_outbox WHERE event_id = ?", (event.event_id,)
+        ).fetchall()
+    )
+    assert [tuple(row) for row in left] == [("skipped", None)]  # nothing goes out to them
+    previews = await store.run(
+        lambda core: core.connection.execute("SELECT count(*) FROM invite_imports").fetchone()
+    )
+    assert previews[0] == 0
     (erased,) = await store.run(
         lambda core: records.list_registrations(core.connection, event.event_id)
     )

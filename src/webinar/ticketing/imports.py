@@ -42,6 +42,8 @@ FIELD_VALUE_MAX_CHARS = 500
 #: How much of a bad line the preview shows.
 LINE_EXCERPT_CHARS = 200
 
+#: The letters beyond ASCII of Czech (and Slovak) text, lower case.
+_CZECH_LETTERS = frozenset("áäčďéěíĺľňóôŕřšťúůýž")
 _EMAIL = re.compile(r"^[^@\s<>,;\"']+@[^@\s<>,;\"']+\.[^@\s<>,;\"']+$")
 
 
@@ -166,14 +168,17 @@ def decode(data: bytes) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    # Windows-1250 (Czech) or -1251 (Russian)? The letters beyond ASCII tell: Czech text has
+    # Czech ones; Russian read as 1250 makes odd ones (ŕ, ĺ, đ ...), and as 1251 Cyrillic.
+    central = data.decode("cp1250", errors="replace")
+    letters = [c.lower() for c in central if c.isalpha() and not c.isascii()]
+    if letters and sum(c in _CZECH_LETTERS for c in letters) / len(letters) >= 0.8:
+        return central
     cyrillic = data.decode("cp1251", errors="replace")
-    letters = [c for c in cyrillic if c.isalpha() and ord(c) > 127]
-    if letters and sum("\u0400" <= c <= "\u04ff" for c in letters) / len(letters) > 0.8:
-        # Czech text read as cp1251 makes odd Cyrillic too; real Russian is mostly lower case
-        lower = sum(c.islower() for c in letters) / len(letters)
-        if lower > 0.6:
-            return cyrillic
-    return data.decode("cp1250", errors="replace")
+    letters = [c for c in cyrillic if c.isalpha() and not c.isascii()]
+    if letters and sum("\u0400" <= c <= "\u04ff" for c in letters) / len(letters) >= 0.8:
+        return cyrillic
+    return central
 
 
 def _delimiter(first_line: str) -> str:

@@ -839,6 +839,14 @@ def erase_people(conn: Database, event_id: str) -> dict[str, int]:
         counts["invitees"] = conn.execute(
             "DELETE FROM invitees WHERE event_id = ?", (event_id,)
         ).rowcount
+        # their queued e-mails go with the invitees; the registrants' lose the address, and
+        # the CSV previews (names and addresses) are dropped
+        conn.execute(
+            "UPDATE mail_outbox SET message_to = NULL, state = CASE WHEN state = 'pending'"
+            " THEN 'skipped' ELSE state END WHERE event_id = ?",
+            (event_id,),
+        )
+        conn.execute("DELETE FROM invite_imports WHERE event_id = ?", (event_id,))
     return counts
 
 

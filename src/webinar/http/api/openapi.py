@@ -31,6 +31,10 @@ PATH_PARAMETERS: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "registration_id": ({"type": "integer", "minimum": 1}, "A registration's ID."),
     "invitee_id": ({"type": "integer", "minimum": 1}, "An invitee's ID."),
+    "import_id": (
+        {"type": "string", "pattern": "^imp_[A-Za-z0-9_-]{16}$"},
+        "A CSV import's ID (its preview's import_id).",
+    ),
     "poll_id": ({"type": "string", "examples": ["po_0123456789abcdef"]}, "A poll's ID."),
     "prepared_id": ({"type": "string"}, "A prepared call-to-action's ID."),
     "kind": (
