@@ -399,7 +399,7 @@ class TicketingWeb(Pages):
     async def cancel_event(self, request: web.Request) -> web.Response:
         event, _form = await self._posted(request)
         with self._refusals_back(event, DeskError, MailError):
-            count = await self.desk.cancel_event(event)
+            count = await self.desk.cancel_event(event, self.base(request))
         raise self._back(
             event,
             ngettext(
@@ -501,7 +501,7 @@ class TicketingWeb(Pages):
         event, _form = await self._posted(request)
         import_id = request.match_info["import_id"]
         try:
-            result = await self.desk.send_import(event, import_id)
+            result = await self.desk.send_import(event, import_id, self.base(request))
         except DeskError as exc:
             raise web.HTTPSeeOther(
                 f"{self._import_path(event, import_id)}?error={quote(str(exc))}"
@@ -867,9 +867,9 @@ def setup_ticketing(
     )
     part = TicketingWeb(config, site, ticketing, desk, local_attempts(registration_limiter(shared)))
     app.router.add_routes(part.routes())
-    reminders = Reminders(desk, config.http.base_url, gate=jobs_gate)
+    reminders = Reminders(desk, config.base_url, gate=jobs_gate)
     app[REMINDERS] = reminders
-    sender = Outbox(desk, config.http.base_url, gate=jobs_gate)
+    sender = Outbox(desk, config.base_url, gate=jobs_gate)
     app[OUTBOX] = sender
     if jobs:  # elsewhere the jobs' worker polls for what this one queues
         desk.wake_outbox = sender.wake

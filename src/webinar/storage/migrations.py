@@ -545,7 +545,8 @@ MIGRATIONS: tuple[str | Migration, ...] = (
     # attendees or presenters, in a language of their own, with the extra columns of the CSV
     # they came from; the outbox, one row per message (an invitation, an update after the event
     # moved, a cancellation), sent by one worker and recorded so that a restart sends each
-    # exactly once; the CSV imports an organiser previewed (their good rows and their problems)
+    # exactly once, its links under the address the organiser used (base_url; NULL: the
+    # server's); the CSV imports an organiser previewed (their good rows and their problems)
     # until they are sent.
     Migration(
         sqlite="""
@@ -575,7 +576,8 @@ MIGRATIONS: tuple[str | Migration, ...] = (
         error           TEXT NULL,
         created_at      TEXT NOT NULL,
         retry_at        TEXT NULL,
-        sent_at         TEXT NULL
+        sent_at         TEXT NULL,
+        base_url        TEXT NULL
     );
     CREATE INDEX mail_outbox_due ON mail_outbox (state, retry_at);
     CREATE INDEX mail_outbox_event ON mail_outbox (event_id, kind, state);
@@ -621,7 +623,8 @@ MIGRATIONS: tuple[str | Migration, ...] = (
         error           TEXT NULL,
         created_at      TEXT NOT NULL,
         retry_at        TEXT NULL,
-        sent_at         TEXT NULL
+        sent_at         TEXT NULL,
+        base_url        TEXT NULL
     );
     CREATE INDEX mail_outbox_due ON mail_outbox (state, retry_at);
     CREATE INDEX mail_outbox_event ON mail_outbox (event_id, kind, state);

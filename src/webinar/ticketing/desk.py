@@ -188,7 +188,7 @@ class TicketDesk:
         now = self.ticketing.clock()
         invitee, item_id = await self.store.run(
             lambda core: mailing.invite(
-                core.connection, event, name, email, now, role=role, language=language
+                core.connection, event, name, email, now, role=role, language=language, base=base
             )
         )
         await self.send_queued(item_id, base, raise_errors=True)
@@ -224,7 +224,7 @@ class TicketDesk:
             raise DeskError(_("this invitation was revoked; invite the person again instead"))
         await self._check_open(event)
         item_id = await self.store.run(
-            lambda core: mailing.queue_invitation(core.connection, invitee)
+            lambda core: mailing.queue_invitation(core.connection, invitee, base)
         )
         sent = await self.send_queued(item_id, base, raise_errors=True)
         if sent is None:  # revoked meanwhile
@@ -270,14 +270,17 @@ class TicketDesk:
             raise DeskError(_("this import is not there any more; upload the file again"))
         return found
 
-    async def send_import(self, event: Event, import_id: str) -> mailing.ImportSent:
+    async def send_import(
+        self, event: Event, import_id: str, base: str | None = None
+    ) -> mailing.ImportSent:
         """Invite a previewed file's good rows (once: a second send is refused) and queue
-        their invitations; the outbox sends them, a restart in the middle notwithstanding."""
+        their invitations (their links under ``base``); the outbox sends them, a restart in
+        the middle notwithstanding."""
         await self._check_open(event)
         now = self.ticketing.clock()
         try:
             result = await self.store.run(
-                lambda core: mailing.send_import(core.connection, event, import_id, now)
+                lambda core: mailing.send_import(core.connection, event, import_id, now, base)
             )
         except mailing.ImportGone:
             raise DeskError(
@@ -326,7 +329,7 @@ class TicketDesk:
         sent: Sent | None = None
         failure: Exception | None = None
         try:
-            sent = await self._deliver(item, base)
+            sent = await self._deliver(item, item.base_url or base)
         except (MailError, DeskError) as exc:
             failure = exc
         except Exception as exc:  # a bug must not leave it claimed for ever: retried later
@@ -895,7 +898,7 @@ class TicketDesk:
 
     # ------------------------------------------------------------------ cancelling
 
-    async def cancel_event(self, event: Event) -> int:
+    async def cancel_event(self, event: Event, base: str | None = None) -> int:
         """Cancel the event: attendees are refused from now on; every pending or confirmed
         registration is cancelled and every active invitation revoked (their tickets stop
         working, whoever is in the room leaves), and each of those people is sent the
@@ -904,7 +907,7 @@ class TicketDesk:
         now = self.ticketing.clock()
         try:
             done = await self.store.run(
-                lambda core: mailing.cancel_event(core.connection, event, now)
+                lambda core: mailing.cancel_event(core.connection, event, now, base)
             )
         except mailing.AlreadyCancelled:
             raise DeskError(_("this event is cancelled already")) from None
@@ -947,7 +950,7 @@ class TicketDesk:
 
         def queue(core: Any) -> int:
             with mailing.atomic(core.connection):
-                count = mailing.queue_updates(core.connection, event_id)
+                count = mailing.queue_updates(core.connection, event_id, base)
                 records.mark_settings_changed(core.connection, event_id, None)
             return count
 

@@ -223,11 +223,13 @@ class OutboxItem:
     created_at: datetime
     retry_at: datetime | None
     sent_at: datetime | None
+    #: The base of the message's links: the address the organiser used (None: the server's).
+    base_url: str | None = None
 
 
 _OUTBOX_COLUMNS = (
     "item_id, event_id, kind, invitee_id, registration_id, seq, state, attempts, message_id,"
-    " message_to, error, created_at, retry_at, sent_at"
+    " message_to, error, created_at, retry_at, sent_at, base_url"
 )
 
 
@@ -247,6 +249,7 @@ def _item(row: tuple[Any, ...]) -> OutboxItem:
         created_at=from_db(row[11]) or now_utc(),
         retry_at=from_db(row[12]),
         sent_at=from_db(row[13]),
+        base_url=row[14],
     )
 
 
@@ -258,8 +261,10 @@ def enqueue(
     invitee_id: int | None = None,
     registration_id: int | None = None,
     seq: int | None = None,
+    base: str | None = None,
 ) -> int:
-    """Queue one message; its item ID. An update supersedes the person's updates still
+    """Queue one message; its item ID. ``base``: the base URL of its links (the address the
+    organiser used; None: the server's). An update supersedes the person's updates still
     pending (the newest says everything)."""
     if (invitee_id is None) == (registration_id is None):
         raise ValueError("a message goes to one invitee or one registrant")
@@ -273,9 +278,9 @@ def enqueue(
             (invitee_id if invitee_id is not None else registration_id,),
         )
     (item_id,) = conn.execute(
-        "INSERT INTO mail_outbox (event_id, kind, invitee_id, registration_id, seq, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?) RETURNING item_id",
-        (event_id, kind.value, invitee_id, registration_id, seq, to_db(now_utc())),
+        "INSERT INTO mail_outbox (event_id, kind, invitee_id, registration_id, seq, created_at,"
+        " base_url) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING item_id",
+        (event_id, kind.value, invitee_id, registration_id, seq, to_db(now_utc()), base),
     ).fetchone()
     return int(item_id)
 
@@ -427,6 +432,7 @@ def invite(
     role: InviteeRole = InviteeRole.ATTENDEE,
     language: str | None = None,
     fields: dict[str, str] | None = None,
+    base: str | None = None,
 ) -> tuple[Invitee, int]:
     """A new invitee, their invitation queued and their reminder planned, in one transaction;
     (the invitee, the invitation's outbox item). ValueError: see records.add_invitee."""
@@ -434,14 +440,18 @@ def invite(
         invitee = records.add_invitee(
             conn, event.event_id, name, email, role=role, language=language, fields=fields
         )
-        item_id = enqueue(conn, event.event_id, Kind.INVITATION, invitee_id=invitee.invitee_id)
+        item_id = enqueue(
+            conn, event.event_id, Kind.INVITATION, invitee_id=invitee.invitee_id, base=base
+        )
         plan_reminder(conn, event, now, invitee_id=invitee.invitee_id)
     return invitee, item_id
 
 
-def queue_invitation(conn: Database, invitee: Invitee) -> int:
+def queue_invitation(conn: Database, invitee: Invitee, base: str | None = None) -> int:
     """Send an invitee's invitation again (the same link)."""
-    return enqueue(conn, invitee.event_id, Kind.INVITATION, invitee_id=invitee.invitee_id)
+    return enqueue(
+        conn, invitee.event_id, Kind.INVITATION, invitee_id=invitee.invitee_id, base=base
+    )
 
 
 def invited_addresses(conn: Database, event_id: str) -> frozenset[str]:
@@ -543,7 +553,9 @@ class ImportGone(ValueError):
     """No such preview (expired), or it was sent already."""
 
 
-def send_import(conn: Database, event: Event, import_id: str, now: datetime) -> ImportSent:
+def send_import(
+    conn: Database, event: Event, import_id: str, now: datetime, base: str | None = None
+) -> ImportSent:
     """Invite a previewed file's rows and queue their invitations, all in one transaction,
     once: a second send finds it sent (ImportGone) and invites nobody."""
     invited = 0
@@ -569,6 +581,7 @@ def send_import(conn: Database, event: Event, import_id: str, now: datetime) -> 
                     role=found.role,
                     language=row.language,
                     fields=row.fields,
+                    base=base,
                 )
             except ValueError:
                 already.append(row)
@@ -604,15 +617,15 @@ def people_told(conn: Database, event_id: str) -> tuple[list[int], list[int]]:
     return invitees, registrations
 
 
-def queue_updates(conn: Database, event_id: str) -> int:
+def queue_updates(conn: Database, event_id: str, base: str | None = None) -> int:
     """Queue an update (the event's current details and calendar entry) to everyone told;
     how many."""
     invitees, registrations = people_told(conn, event_id)
     seq = calendar_sequence(conn, event_id)
     for invitee_id in invitees:
-        enqueue(conn, event_id, Kind.UPDATE, invitee_id=invitee_id, seq=seq)
+        enqueue(conn, event_id, Kind.UPDATE, invitee_id=invitee_id, seq=seq, base=base)
     for registration_id in registrations:
-        enqueue(conn, event_id, Kind.UPDATE, registration_id=registration_id, seq=seq)
+        enqueue(conn, event_id, Kind.UPDATE, registration_id=registration_id, seq=seq, base=base)
     return len(invitees) + len(registrations)
 
 
@@ -658,7 +671,9 @@ class Cancellation:
     told: int
 
 
-def cancel_event(conn: Database, event: Event, now: datetime) -> Cancellation:
+def cancel_event(
+    conn: Database, event: Event, now: datetime, base: str | None = None
+) -> Cancellation:
     """Cancel the event in one transaction: marked cancelled, the calendar SEQUENCE grows,
     every pending or confirmed registration is cancelled and every active invitation revoked,
     and each of those people who heard of the event is sent the cancellation (queued; it
@@ -703,7 +718,12 @@ def cancel_event(conn: Database, event: Event, now: datetime) -> Cancellation:
             ended.append(done)
             if done.email:
                 enqueue(
-                    conn, event.event_id, Kind.CANCEL, registration_id=done.registration_id, seq=seq
+                    conn,
+                    event.event_id,
+                    Kind.CANCEL,
+                    registration_id=done.registration_id,
+                    seq=seq,
+                    base=base,
                 )
                 told += 1
         for invitee in records.list_invitees(conn, event.event_id):
@@ -712,7 +732,14 @@ def cancel_event(conn: Database, event: Event, now: datetime) -> Cancellation:
             records.revoke_invitee(conn, invitee.invitee_id)
             revoked.append(invitee.invitee_id)
             if invitee.invitee_id not in never_told:
-                enqueue(conn, event.event_id, Kind.CANCEL, invitee_id=invitee.invitee_id, seq=seq)
+                enqueue(
+                    conn,
+                    event.event_id,
+                    Kind.CANCEL,
+                    invitee_id=invitee.invitee_id,
+                    seq=seq,
+                    base=base,
+                )
                 told += 1
     return Cancellation(tuple(ended), tuple(revoked), told)
 

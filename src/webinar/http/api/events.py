@@ -299,7 +299,7 @@ class EventsApi(ApiPages):
     async def cancel_event(self, request: web.Request, call: Call) -> s.Cancelled:
         event = await self._event(request, call)
         with _desk_errors(400):
-            told = await self.web_part.desk.cancel_event(event)
+            told = await self.web_part.desk.cancel_event(event, self._base(request))
         return s.Cancelled(cancelled=True, told=told)
 
     # ------------------------------------------------------------------ registrations
@@ -532,7 +532,7 @@ class EventsApi(ApiPages):
         event, import_id = await self._import(request, call)
         with _desk_errors(422):
             await self.web_part.desk.invite_import(event, import_id)  # 409 when gone
-            result = await self.web_part.desk.send_import(event, import_id)
+            result = await self.web_part.desk.send_import(event, import_id, self._base(request))
         return s.ImportSent(
             invited=result.invited, already_invited=[row.email for row in result.already]
         )
