@@ -3,10 +3,11 @@ SMTP server (aiosmtpd, slowed down so that sending takes seconds): the preview (
 page and its JSON) names the 3 lines and why; sending invites the other 197 exactly once,
 though the server is stopped while the outbox is half sent and started again on the same data.
 
-A graceful stop (SIGTERM) lets the message under way finish and be recorded: 197 messages in
+A graceful stop (SIGTERM) lets the messages under way finish and be recorded: 197 messages in
 all. A crash (SIGKILL) may cut a message off between the mail server's "250 OK" and the
 record of it: that one is sent again with the Message-ID it had, so at most one copy more
-arrives and every copy is recognisable as the same message.
+per message under way (the outbox sends a few at once) arrives, and every copy is
+recognisable as the same message.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ import pytest
 from tests.serving import ServerProcess, start_server
 from tests.smtp import Inbox, calendar_of, smtp_server, text_of
 from webinar.storage.store import SyncStore
-from webinar.ticketing import mailing
+from webinar.ticketing.outbox import SENDERS
 
 PASSWORD = "correct horse battery"
-#: Seconds the test's mail server takes per message: 197 take about 8 s.
-SMTP_DELAY = 0.04
+#: Seconds the test's mail server takes per message: 197 take about 7 s (4 at a time).
+SMTP_DELAY = 0.1
 #: The file's bad lines (line 1 is the header): (line, code).
 BAD_LINES = [(43, "invalid-email"), (101, "missing-email"), (152, "duplicate")]
 
@@ -196,9 +197,9 @@ async def test_a_csv_import_is_previewed_then_sent_once_across_a_restart(
         assert sum(states.values()) == 197
         if how is signal.SIGTERM:  # every message that arrived is recorded sent, none half
             assert (states["sent"], states["sending"]) == (received, 0)
-        else:  # at most the one under way arrived unrecorded
+        else:  # at most those under way arrived unrecorded
             assert states["sent"] <= received <= states["sent"] + states["sending"]
-            assert states["sending"] <= 1
+            assert states["sending"] <= SENDERS
 
         # The same data, a new process: the rest goes out, nothing twice.
         second = start_server(tmp_path, mail_env(inbox))
@@ -237,7 +238,7 @@ async def test_a_csv_import_is_previewed_then_sent_once_across_a_restart(
         if how is signal.SIGTERM:
             assert len(messages) == 197 and max(by_address.values()) == 1
         else:
-            assert len(messages) <= 198
+            assert len(messages) <= 197 + SENDERS
         ids: dict[str, set[str]] = {}
         for message in messages:
             ids.setdefault(str(message["To"]), set()).add(str(message["Message-ID"]))
@@ -260,7 +261,6 @@ async def test_a_csv_import_is_previewed_then_sent_once_across_a_restart(
             assert str(entry["attendee"]).lower() == f"mailto:{message['To']}"
             uids.add(str(entry["uid"]))
         assert len(uids) == 1
-        assert mailing.Kind.INVITATION.value == "invitation"
     finally:
         for server in (first, second):
             if server is not None:
