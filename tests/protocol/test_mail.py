@@ -579,3 +579,27 @@ async def test_the_api_imports_invitees_and_follows_the_outbox(
             assert resp.status == 422
         async with http.get(api + path + "/invitees/import/imp_nope") as resp:
             assert resp.status == 404
+
+
+async def test_cancelling_one_confirmed_registration_removes_its_calendar_entry(
+    server: RunningServer, inbox: Inbox
+) -> None:
+    from webinar.ticketing.records import RegistrationStatus
+
+    event = await server.store.create_event(
+        "Class", datetime.now(UTC) + timedelta(days=2), access_type="paid"
+    )
+    await server.store.run(
+        lambda core: records.put_access(
+            core.connection, EventAccess(event.event_id, price_minor=500, currency="EUR")
+        )
+    )
+    desk = server.server.app[TICKETS].desk
+    confirmed = await registration(server, event, email="grace@example.org")
+    pending = await registration(server, event, confirm=False, email="lin@example.org")
+    await desk.end(event, confirmed.registration_id, RegistrationStatus.CANCELLED)
+    await desk.end(event, pending.registration_id, RegistrationStatus.REJECTED)
+    method, entry = entry_of(await inbox.wait_for("grace@example.org", "Cancelled: Class"))
+    assert method == "CANCEL" and str(entry["status"]) == "CANCELLED"
+    # a rejected registration never had the entry: nothing to remove
+    assert calendar_of(await inbox.wait_for("lin@example.org", "Not confirmed: Class")) is None
