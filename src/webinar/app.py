@@ -269,6 +269,7 @@ def create_app(
         shared=shared,
         jobs=identity.runs_jobs,
         jobs_gate=functools.partial(_holds_jobs, app) if identity.node else None,
+        alone=not identity.clustered,
     )
     app[TICKETING] = tickets.ticketing
     app[TICKET_DESK] = tickets.desk

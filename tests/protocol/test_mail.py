@@ -30,7 +30,7 @@ from tests.protocol.test_ticketing import add_user, csrf_of, registration, sign_
 from tests.smtp import Inbox, calendar_of, html_of, smtp_server, text_of, token_link_in
 from webinar.client.peer import ClientError
 from webinar.config import MailConfig
-from webinar.http.tickets import REMINDERS, TICKETS
+from webinar.http.tickets import OUTBOX, REMINDERS, TICKETS
 from webinar.links import presenter_path
 from webinar.storage.store import Event
 from webinar.ticketing import mailing, records
@@ -603,3 +603,41 @@ async def test_cancelling_one_confirmed_registration_removes_its_calendar_entry(
     assert method == "CANCEL" and str(entry["status"]) == "CANCELLED"
     # a rejected registration never had the entry: nothing to remove
     assert calendar_of(await inbox.wait_for("lin@example.org", "Not confirmed: Class")) is None
+
+
+async def test_a_message_left_half_sent_goes_out_again_with_its_message_id(
+    server: RunningServer, inbox: Inbox
+) -> None:
+    """A message whose sender went away (a request cancelled while it was sending) is taken
+    up by the outbox once its claim is stale, with the Message-ID it was given."""
+    from webinar.ticketing.outbox import Outbox
+
+    await server.server.app[OUTBOX].stop()  # the test runs its own
+    desk = server.server.app[TICKETS].desk
+    event = await server.store.create_event("Talk", datetime.now(UTC) + timedelta(days=2))
+    ada = await desk.invite(event, "Ada", "ada@example.org", server.base_url)
+    await inbox.wait_for("ada@example.org", "Invitation")
+
+    def half_sent(core: Any) -> int:
+        item_id = mailing.queue_invitation(core.connection, ada, claimed=True)
+        mailing.message_id_for(core.connection, item_id, "ada@example.org", "<again@example.org>")
+        return item_id
+
+    item_id = await server.store.run(half_sent)
+    outbox = Outbox(desk, server.base_url, alone=False)
+    await outbox.start()  # with other workers about, nothing is taken at start ...
+    try:
+        assert await outbox.send_due() == 0
+        stale = records.to_db(datetime.now(UTC) - mailing.STALE_CLAIM - timedelta(seconds=1))
+        await server.store.run(
+            lambda core: core.connection.execute(
+                "UPDATE mail_outbox SET claimed_at = ? WHERE item_id = ?", (stale, item_id)
+            )
+        )
+        assert await outbox.send_due() == 1  # ... but once its claim is stale
+    finally:
+        await outbox.stop()
+    again = [m for m in inbox.to("ada@example.org") if m["Message-ID"] == "<again@example.org>"]
+    assert len(again) == 1 and len(inbox.to("ada@example.org")) == 2
+    item = await server.store.run(lambda core: mailing.get_item(core.connection, item_id))
+    assert item is not None and (item.state, item.attempts) == (mailing.State.SENT, 2)

@@ -843,10 +843,12 @@ def setup_ticketing(
     *,
     jobs: bool = True,
     jobs_gate: Callable[[], bool] | None = None,
+    alone: bool = True,
 ) -> TicketingWeb:
     """Build ticketing for the app and add its pages; the result's hooks go to the dashboard
     (the JSON API, :class:`webinar.http.tickets_api.AdminApi`, builds on the result).
-    With ``shared``, seats and limits are kept in Redis for every worker."""
+    With ``shared``, seats and limits are kept in Redis for every worker. ``alone``: this is
+    the server's only process (see :class:`webinar.ticketing.outbox.Outbox`)."""
     store = site.store
     ticketing = make_ticketing(config, store, shared)
     outbox = config.mail.outbox_dir or (config.data_dir / "outbox")
@@ -869,7 +871,7 @@ def setup_ticketing(
     app.router.add_routes(part.routes())
     reminders = Reminders(desk, config.base_url, gate=jobs_gate)
     app[REMINDERS] = reminders
-    sender = Outbox(desk, config.base_url, gate=jobs_gate)
+    sender = Outbox(desk, config.base_url, gate=jobs_gate, alone=alone)
     app[OUTBOX] = sender
     if jobs:  # elsewhere the jobs' worker polls for what this one queues
         desk.wake_outbox = sender.wake

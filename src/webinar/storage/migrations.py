@@ -577,7 +577,8 @@ MIGRATIONS: tuple[str | Migration, ...] = (
         created_at      TEXT NOT NULL,
         retry_at        TEXT NULL,
         sent_at         TEXT NULL,
-        base_url        TEXT NULL
+        base_url        TEXT NULL,
+        claimed_at      TEXT NULL
     );
     CREATE INDEX mail_outbox_due ON mail_outbox (state, retry_at);
     CREATE INDEX mail_outbox_event ON mail_outbox (event_id, kind, state);
@@ -624,7 +625,8 @@ MIGRATIONS: tuple[str | Migration, ...] = (
         created_at      TEXT NOT NULL,
         retry_at        TEXT NULL,
         sent_at         TEXT NULL,
-        base_url        TEXT NULL
+        base_url        TEXT NULL,
+        claimed_at      TEXT NULL
     );
     CREATE INDEX mail_outbox_due ON mail_outbox (state, retry_at);
     CREATE INDEX mail_outbox_event ON mail_outbox (event_id, kind, state);

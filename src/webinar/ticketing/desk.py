@@ -188,10 +188,18 @@ class TicketDesk:
         now = self.ticketing.clock()
         invitee, item_id = await self.store.run(
             lambda core: mailing.invite(
-                core.connection, event, name, email, now, role=role, language=language, base=base
+                core.connection,
+                event,
+                name,
+                email,
+                now,
+                role=role,
+                language=language,
+                base=base,
+                claimed=True,  # sent here and now, not by the outbox's sender as well
             )
         )
-        await self.send_queued(item_id, base, raise_errors=True)
+        await self.send_queued(item_id, base, raise_errors=True, claimed=True)
         return await self._invitee(event, invitee.invitee_id)
 
     async def invite_presenter(
@@ -224,9 +232,9 @@ class TicketDesk:
             raise DeskError(_("this invitation was revoked; invite the person again instead"))
         await self._check_open(event)
         item_id = await self.store.run(
-            lambda core: mailing.queue_invitation(core.connection, invitee, base)
+            lambda core: mailing.queue_invitation(core.connection, invitee, base, claimed=True)
         )
-        sent = await self.send_queued(item_id, base, raise_errors=True)
+        sent = await self.send_queued(item_id, base, raise_errors=True, claimed=True)
         if sent is None:  # revoked meanwhile
             raise DeskError(_("this invitation was revoked; invite the person again instead"))
         return sent
@@ -313,16 +321,18 @@ class TicketDesk:
         return count
 
     async def send_queued(
-        self, item_id: int, base: str, *, raise_errors: bool = False
+        self, item_id: int, base: str, *, raise_errors: bool = False, claimed: bool = False
     ) -> Sent | None:
         """Send one queued message if nobody else is: claimed, its Message-ID recorded,
         handed to the SMTP server, marked sent. None when it was not this call's to send or
         there was nothing to send (the person was revoked, the event deleted). A failure puts
         it back for a retry after a back-off (``raise_errors``: and raises it: MailError, or
         DeskError). Cut short (a stop), it stays ``sending`` and goes out again at the next
-        start with the same Message-ID."""
+        start with the same Message-ID. ``claimed``: it was queued as this call's to send."""
         store = self.store
-        if not await store.run(lambda core: mailing.claim(core.connection, item_id)):
+        if not claimed and not await store.run(
+            lambda core: mailing.claim(core.connection, item_id)
+        ):
             return None
         item = await store.run(lambda core: mailing.get_item(core.connection, item_id))
         assert item is not None

@@ -56,6 +56,9 @@ REMINDER_CHOICES = (0, 15, 30, 60, 120, 180, 1440, 2880, 10080)
 OUTBOX_ATTEMPTS = 8
 #: ... the n-th failed one waiting OUTBOX_RETRY_AFTER * 2 ** (n - 1) before the next.
 OUTBOX_RETRY_AFTER = timedelta(minutes=1)
+#: A message claimed this long ago and not finished was cut short (a request cancelled, a
+#: worker lost): it is sent again (each step of the SMTP exchange times out in 20 s).
+STALE_CLAIM = timedelta(minutes=2)
 #: A preview that was never sent is forgotten after this long (it holds people's addresses).
 IMPORT_KEPT = timedelta(days=1)
 
@@ -262,10 +265,13 @@ def enqueue(
     registration_id: int | None = None,
     seq: int | None = None,
     base: str | None = None,
+    claimed: bool = False,
 ) -> int:
     """Queue one message; its item ID. ``base``: the base URL of its links (the address the
-    organiser used; None: the server's). An update supersedes the person's updates still
-    pending (the newest says everything)."""
+    organiser used; None: the server's). ``claimed``: the caller sends it at once (it is
+    written ``sending``, as claimed: the outbox's sender leaves it alone, and a crash before it
+    is recorded sent leaves it for the next start). An update supersedes the person's updates
+    still pending (the newest says everything)."""
     if (invitee_id is None) == (registration_id is None):
         raise ValueError("a message goes to one invitee or one registrant")
     if seq is None:
@@ -277,10 +283,24 @@ def enqueue(
             " AND state = 'pending'",
             (invitee_id if invitee_id is not None else registration_id,),
         )
+    now = to_db(now_utc())
+    state, attempts = (State.SENDING, 1) if claimed else (State.PENDING, 0)
     (item_id,) = conn.execute(
         "INSERT INTO mail_outbox (event_id, kind, invitee_id, registration_id, seq, created_at,"
-        " base_url) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING item_id",
-        (event_id, kind.value, invitee_id, registration_id, seq, to_db(now_utc()), base),
+        " base_url, state, attempts, claimed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " RETURNING item_id",
+        (
+            event_id,
+            kind.value,
+            invitee_id,
+            registration_id,
+            seq,
+            now,
+            base,
+            state.value,
+            attempts,
+            now if claimed else None,
+        ),
     ).fetchone()
     return int(item_id)
 
@@ -305,9 +325,9 @@ def due_items(conn: Database, now: datetime, limit: int = 50) -> list[OutboxItem
 def claim(conn: Database, item_id: int) -> bool:
     """pending -> sending; only one claimer wins (so nothing is sent twice)."""
     cursor = conn.execute(
-        "UPDATE mail_outbox SET state = 'sending', attempts = attempts + 1"
+        "UPDATE mail_outbox SET state = 'sending', attempts = attempts + 1, claimed_at = ?"
         " WHERE item_id = ? AND state = 'pending'",
-        (item_id,),
+        (to_db(now_utc()), item_id),
     )
     return cursor.rowcount == 1
 
@@ -362,6 +382,16 @@ def resume_interrupted(conn: Database) -> tuple[int, int]:
         "UPDATE mail_outbox SET state = 'pending', retry_at = NULL WHERE state = 'sending'"
     ).rowcount
     return retried, failed
+
+
+def resume_stale(conn: Database, now: datetime) -> int:
+    """Messages claimed more than STALE_CLAIM ago and never finished (the request that was
+    sending one was cancelled, ...) go back to pending, to be sent with their Message-ID."""
+    return conn.execute(
+        "UPDATE mail_outbox SET state = 'pending', retry_at = NULL WHERE state = 'sending'"
+        " AND claimed_at IS NOT NULL AND claimed_at < ?",
+        (to_db(now - STALE_CLAIM),),
+    ).rowcount
 
 
 def retry_failed(conn: Database, event_id: str) -> int:
@@ -433,24 +463,38 @@ def invite(
     language: str | None = None,
     fields: dict[str, str] | None = None,
     base: str | None = None,
+    claimed: bool = False,
 ) -> tuple[Invitee, int]:
-    """A new invitee, their invitation queued and their reminder planned, in one transaction;
-    (the invitee, the invitation's outbox item). ValueError: see records.add_invitee."""
+    """A new invitee, their invitation queued (``claimed``: see :func:`enqueue`) and their
+    reminder planned, in one transaction; (the invitee, the invitation's outbox item).
+    ValueError: see records.add_invitee."""
     with atomic(conn):
         invitee = records.add_invitee(
             conn, event.event_id, name, email, role=role, language=language, fields=fields
         )
         item_id = enqueue(
-            conn, event.event_id, Kind.INVITATION, invitee_id=invitee.invitee_id, base=base
+            conn,
+            event.event_id,
+            Kind.INVITATION,
+            invitee_id=invitee.invitee_id,
+            base=base,
+            claimed=claimed,
         )
         plan_reminder(conn, event, now, invitee_id=invitee.invitee_id)
     return invitee, item_id
 
 
-def queue_invitation(conn: Database, invitee: Invitee, base: str | None = None) -> int:
+def queue_invitation(
+    conn: Database, invitee: Invitee, base: str | None = None, *, claimed: bool = False
+) -> int:
     """Send an invitee's invitation again (the same link)."""
     return enqueue(
-        conn, invitee.event_id, Kind.INVITATION, invitee_id=invitee.invitee_id, base=base
+        conn,
+        invitee.event_id,
+        Kind.INVITATION,
+        invitee_id=invitee.invitee_id,
+        base=base,
+        claimed=claimed,
     )
 
 

@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from ..storage.store import SyncStore
 from ..tasks import stop_task
 from . import mailing
 from .desk import TicketDesk
@@ -41,9 +42,14 @@ class Outbox:
         stop_grace_seconds: float = STOP_GRACE_SECONDS,
         gate: Callable[[], bool] | None = None,
         senders: int = SENDERS,
+        alone: bool = True,
     ) -> None:
         """``gate``: on a cluster of nodes, whether this worker holds the jobs lease now;
-        messages are sent (and interrupted ones taken up again) only while it does."""
+        messages are sent (and interrupted ones taken up again) only while it does.
+        ``alone``: no other process of the server runs (a single ``webinar serve``), so
+        messages left ``sending`` at start were cut short by the last stop and go out again at
+        once; with several workers, one may be sending them now (an invitation sent during a
+        request): they go out again once their claim is stale (mailing.STALE_CLAIM)."""
         self._desk = desk
         self._base_url = base_url
         self._poll = poll_seconds
@@ -53,6 +59,7 @@ class Outbox:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
+        self._alone = alone
         self._senders = max(1, senders)
         #: Sends under way (a stop lets them finish).
         self._busy = 0
@@ -69,6 +76,8 @@ class Outbox:
 
     async def _resume(self) -> None:
         self._resumed = True
+        if not self._alone:
+            return  # each round takes up the stale ones (see _due)
         retried, failed = await self._desk.store.run(
             lambda core: mailing.resume_interrupted(core.connection)
         )
@@ -114,7 +123,14 @@ class Outbox:
 
     async def _due(self) -> list[mailing.OutboxItem]:
         now = self._desk.ticketing.clock()
-        return await self._desk.store.run(lambda core: mailing.due_items(core.connection, now))
+
+        def due(core: SyncStore) -> list[mailing.OutboxItem]:
+            stale = mailing.resume_stale(core.connection, now)
+            if stale:
+                logger.warning("%d e-mails were left half sent; sending them again", stale)
+            return mailing.due_items(core.connection, now)
+
+        return await self._desk.store.run(due)
 
     async def send_due(self) -> int:
         """Send every message that is due now, ``senders`` at a time, oldest first; how
