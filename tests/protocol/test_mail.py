@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import re
 import zoneinfo
 from collections import Counter
@@ -641,3 +642,49 @@ async def test_a_message_left_half_sent_goes_out_again_with_its_message_id(
     assert len(again) == 1 and len(inbox.to("ada@example.org")) == 2
     item = await server.store.run(lambda core: mailing.get_item(core.connection, item_id))
     assert item is not None and (item.state, item.attempts) == (mailing.State.SENT, 2)
+
+
+async def test_the_import_form_refuses_what_it_cannot_use(server: RunningServer) -> None:
+    from webinar.ticketing.imports import MAX_FILE_BYTES
+
+    await add_user(server, "olga")
+    await add_user(server, "ivan")
+    event = await owned_event(server, "Talk", timedelta(days=2))
+    tickets = f"{server.base_url}/dashboard/events/{event.display_id}/tickets"
+    upload = f"{server.base_url}/dashboard/events/{event.display_id}/invitees/import"
+
+    def form(csrf: str, data: bytes | None) -> aiohttp.FormData:
+        made = aiohttp.FormData()
+        made.add_field("csrf", csrf)
+        if data is not None:
+            made.add_field("file", io.BytesIO(data), filename="people.csv", content_type="text/csv")
+        return made
+
+    async with await sign_in(server, "olga") as http:
+        csrf = await form_of(http, tickets)
+        async with http.post(upload, data=form("wrong", b"A,a@example.org\n")) as resp:
+            assert resp.status == 403
+        async with http.post(upload, data=form(csrf, b"")) as resp:
+            assert "choose a CSV file to import" in await resp.text()
+        async with http.post(upload, data=form(csrf, b"\x89PNG\x00\x00")) as resp:
+            assert "this is not a CSV file" in await resp.text()
+        big = b"a,a@example.org\n" * (MAX_FILE_BYTES // 16 + 1)
+        async with http.post(upload, data=form(csrf, big)) as resp:
+            assert resp.status == 413
+        async with http.post(
+            upload, data=form(csrf, b"Bo,bo@example.org\n"), allow_redirects=False
+        ) as resp:
+            assert resp.status == 303
+            preview = server.base_url + resp.headers["Location"]
+        async with http.post(upload, data={"csrf": csrf}) as resp:
+            assert resp.status == 400  # not multipart
+    async with await sign_in(server, "ivan") as http:  # someone else's
+        async with http.get(preview) as resp:
+            assert resp.status == 404
+        async with http.get(preview + ".json") as resp:
+            assert resp.status == 404
+    async with (
+        aiohttp.ClientSession() as anonymous,
+        anonymous.get(preview + ".json", allow_redirects=False) as resp,
+    ):
+        assert resp.status in (302, 303, 401)

@@ -462,18 +462,17 @@ class TicketingWeb(Pages):
             found = await self.desk.preview_import(event, data, file_name=file_name, role=role)
         raise web.HTTPSeeOther(self._import_path(event, found.import_id))
 
-    async def _import(self, request: web.Request) -> tuple[Event, str, mailing.InviteImport]:
-        event, record, _user = await self.site.owned_event(request)
+    async def _import(self, request: web.Request) -> tuple[Event, str, User, mailing.InviteImport]:
+        event, record, user = await self.site.owned_event(request)
         try:
             found = await self.desk.invite_import(event, request.match_info["import_id"])
         except DeskError as exc:
             raise web.HTTPNotFound(text=str(exc)) from None
-        return event, record.csrf_token, found
+        return event, record.csrf_token, user, found
 
     @route("GET", f"/dashboard/events/{{event_id}}/invitees/import/{_IMPORT_ID}")
     async def import_page(self, request: web.Request) -> web.Response:
-        event, csrf, found = await self._import(request)
-        _event, _record, user = await self.site.owned_event(request)
+        event, csrf, user, found = await self._import(request)
         return self.site.render(
             request,
             "invite_import.html",
@@ -491,7 +490,7 @@ class TicketingWeb(Pages):
 
     @route("GET", f"/dashboard/events/{{event_id}}/invitees/import/{_IMPORT_ID}.json")
     async def import_json(self, request: web.Request) -> web.Response:
-        event, _csrf, found = await self._import(request)
+        event, _csrf, _user, found = await self._import(request)
         return web.json_response(
             import_json(event, found, send=self._import_path(event, found.import_id) + "/send")
         )
@@ -772,9 +771,11 @@ async def _read_upload(
     fields: dict[str, str] = {}
     file_name, data = "", None
     reader = await request.multipart()
+    parts = 0
     while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            continue
+        parts += 1
+        if parts > 10 or not isinstance(part, BodyPartReader):
+            raise web.HTTPBadRequest(text=_("The form has parts it should not have."))
         if part.filename is not None:
             chunks, size = [], 0
             while chunk := await part.read_chunk(64 * 1024):
