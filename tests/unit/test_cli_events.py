@@ -498,6 +498,11 @@ def test_duplicate_copies_settings_not_people(
     )
     source_id = canonical(created["event_id"])
     seeded = seed_everything(data, source_id, data)
+    with open_store(data) as store:  # reminders a day before; the calendar entry changed once
+        source = store.get_event(source_id)
+        assert source is not None
+        mailing.set_reminder_minutes(store.connection, source, 1440, datetime.now(UTC))
+        mailing.bump_sequence(store.connection, source_id)
 
     copy = run_json(
         capsys,
@@ -540,6 +545,10 @@ def test_duplicate_copies_settings_not_people(
     }
     copy_id = canonical(copy["event_id"])
     with open_store(data) as store:
+        # the same reminder time; a calendar entry of its own
+        assert mailing.get_settings(store.connection, copy_id) == mailing.MailSettings(
+            copy_id, calendar_sequence=0, reminder_minutes=1440
+        )
         (poll,) = ist.list_polls(store, copy_id)
         assert poll.state is PollState.DRAFT  # ready to launch again
         assert poll.poll_id != "po_0000000000000001"

@@ -133,6 +133,20 @@ def bump_sequence(conn: Database, event_id: str) -> int:
     return int(sequence)
 
 
+def copy_settings(conn: Database, source_id: str, target_id: str) -> None:
+    """A copy of an event (``webinar event duplicate``) sends its reminders at the same time;
+    its calendar entry is a new one (its own UID, SEQUENCE 0)."""
+    row = conn.execute(
+        "SELECT reminder_minutes FROM event_mail WHERE event_id = ?", (source_id,)
+    ).fetchone()
+    if row is not None and row[0] is not None:
+        conn.execute(
+            "INSERT INTO event_mail (event_id, reminder_minutes) VALUES (?, ?)"
+            " ON CONFLICT (event_id) DO UPDATE SET reminder_minutes = excluded.reminder_minutes",
+            (target_id, int(row[0])),
+        )
+
+
 def check_reminder_minutes(value: int) -> int:
     if not 0 <= value <= MAX_REMINDER_MINUTES:
         raise ValueError(

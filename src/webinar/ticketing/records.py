@@ -307,8 +307,11 @@ def copy_access(conn: Database, source_id: str, target_id: str) -> EventAccess:
     """Give ``target_id`` (a new copy of the event ``source_id``) the source's access settings:
     passwords, price, places, the second-device rule, the payment provider and the registration
     questions; not its cancellation, nor the mark of a change its people were not yet told of."""
+    from .mailing import copy_settings  # the reminder time goes along (not the SEQUENCE)
+
     copied = dataclasses.replace(get_access(conn, source_id), event_id=target_id, cancelled_at=None)
     put_access(conn, copied)
+    copy_settings(conn, source_id, target_id)
     return copied
 
 
