@@ -173,3 +173,47 @@ async def test_the_emails_page_shows_each_html_part_beside_its_text(
         "Invitation: Webinář o e-mailech"
     )
     await shot(page, "mail-emails-page")
+
+
+async def test_an_invitation_to_a_password_event_needs_no_password_until_withdrawn(
+    server: RunningServer, open_page: OpenPage
+) -> None:
+    event = await server.store.create_event(
+        "Guarded", datetime.now(UTC) + timedelta(minutes=3), access_type="password"
+    )
+    await server.store.run(
+        lambda core: records.put_access(
+            core.connection,
+            EventAccess(event.event_id, attendee_password_hash=hash_password("attend-me", n=2**10)),
+        )
+    )
+    invitees = []
+    for name in ("Ada", "Bob"):
+        invitees.append(
+            await server.store.run(
+                lambda core, name=name: records.add_invitee(
+                    core.connection, event.event_id, name, f"{name.lower()}@example.org"
+                )
+            )
+        )
+    ada, bob = invitees
+    page = await open_page("ada")
+    await page.goto(f"{server.base_url}/e/{event.display_id}#token={ada.token}")
+    await expect(page.get_by_test_id("prejoin-invited")).to_be_visible()
+    await expect(page.get_by_test_id("access-password-input")).to_be_hidden()
+    await page.get_by_test_id("prejoin-name-input").fill("A.")
+    await page.get_by_test_id("enter-room-button").click()
+    await expect(page.get_by_test_id("room")).to_have_attribute("data-view", "lobby")
+
+    # A withdrawn invitation: the page says so and asks for the password instead.
+    await server.store.run(lambda core: records.revoke_invitee(core.connection, bob.invitee_id))
+    other = await open_page("bob")
+    await other.goto(f"{server.base_url}/e/{event.display_id}#token={bob.token}")
+    await other.get_by_test_id("prejoin-name-input").fill("Bob")
+    await other.get_by_test_id("enter-room-button").click()
+    await expect(other.get_by_test_id("prejoin-error")).to_be_visible()
+    await expect(other.get_by_test_id("access-password-input")).to_be_visible()
+    await expect(other.get_by_test_id("prejoin-invited")).to_be_hidden()
+    await other.get_by_test_id("access-password-input").fill("attend-me")
+    await other.get_by_test_id("enter-room-button").click()
+    await expect(other.get_by_test_id("room")).to_have_attribute("data-view", "lobby")
