@@ -111,7 +111,10 @@ class Room {
       renderLocal: () => this.renderLocal(),
       renderPeople: () => this.renderPeople(),
       renderControls: () => this.controls.render(),
-      updateLive: () => this.controls.updateLive(),
+      updateLive: () => {
+        this.controls.updateLive();
+        this.content?.screenShared(Boolean(this.publisher.screen));
+      },
     });
     this.controls = new Controls(this, this.publisher, {
       updateStatus: () => this.updateStatus(),
@@ -125,11 +128,18 @@ class Room {
     this.content = new StageContent({
       eventId: EVENT_ID,
       presenterKey: PRESENTER_KEY ?? JOIN_TOKEN,
-      onLayout: () => this.stage.layout(),
+      onLayout: () => {
+        this.stage.layout();
+        this.updateStatus();
+      },
+      toasts: this.toasts,
+      staff: () => this.staff,
+      showTab: (id) => this.panel.showTab(id),
+      showFailure: (error) => this.showFailure(error),
     });
     /** Chat, Q&A, polls, call-to-action (interaction.js). */
     this.interaction = new Interaction({
-      onStage: (stage) => this.content.load(stage),
+      onStage: (stage) => this.content.load(stage, true),
       toasts: this.toasts,
       showTab: (id) => this.panel.showTab(id),
       // a presenter who came with a join token uploads poll images with it
