@@ -31,6 +31,7 @@ from webinar.cluster.worker import WorkerIdentity, node_of
 from webinar.config import Config
 from webinar.content.clamd import Clamd
 from webinar.content.library import ContentService
+from webinar.content.stage import StageService
 from webinar.http import forwarded, headers, inputs, language
 from webinar.http.api import MIDDLEWARES as API_MIDDLEWARES
 from webinar.http.api import Api, setup_api
@@ -432,6 +433,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         hello_timeout=config.signalling.hello_timeout_seconds,
         ticketing=app[TICKETING],
         interaction=InteractionService(store, metrics.count_interaction),
+        stage=StageService(store, app[CONTENT]),
+        content_pass=lambda event_id, _who: app[CONTENT_ACCESS].issue(event_id)[0],
         on_error=metrics.count_error,
         on_joined=metrics.joined,
         on_chat_delivered=metrics.chat_delivered,

@@ -182,6 +182,21 @@ def populate(core: SyncStore) -> list[str]:
             "2026-01-02T03:04:05+00:00",
         ),
     )
+    # what the live room showed on stage (webinar.content.stage): the state, a page turn, a
+    # whiteboard stroke's first part
+    conn.execute(
+        "INSERT INTO stage_state (event_id, data, updated_at) VALUES (?, ?, ?)",
+        (eid, '{"layout":"presentation"}', 1767322000.25),
+    )
+    conn.execute(
+        "INSERT INTO stage_log (event_id, at, kind, by, data) VALUES (?, ?, ?, ?, ?)",
+        (eid, 1767322000.25, "page", "p_1", '{"page":4}'),
+    )
+    conn.execute(
+        "INSERT INTO whiteboard_parts (event_id, stroke_id, part, page, at, data)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (eid, "s1", 0, 0, 1767322001.5, '{"points":[[0.1,0.2]]}'),
+    )
     return [e.event_id for e in events]
 
 

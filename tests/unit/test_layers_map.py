@@ -40,10 +40,19 @@ ALLOWED: dict[str, frozenset[str]] = {
     "attendance": frozenset({"storage", "rooms"}),
     "recordings": frozenset({"storage", "rooms", "sfu"}),
     "webhooks": frozenset({"storage", "rooms"}),
-    "content": frozenset({"storage"}),
+    "content": frozenset({"storage", "rooms"}),
     # Signalling reads event records but writes nothing itself: the services do.
     "signalling": frozenset(
-        {"rooms", "sfu", "cluster", "ticketing", "interaction", "attendance", "storage.records"}
+        {
+            "rooms",
+            "sfu",
+            "cluster",
+            "ticketing",
+            "interaction",
+            "attendance",
+            "content",
+            "storage.records",
+        }
     ),
     "http": frozenset({"rooms", "sfu", "cluster", *FEATURES}),
 }

@@ -27,6 +27,7 @@ from .chat import Chat, ChatEvent
 from .cta import CtaBoard, CtaClosed, CtaEvent, CtaShown
 from .polls import PollBook, PollEvent
 from .qa import QaEvent, QuestionBoard, QuestionChanged
+from .stage import StageContent, StageEvent
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class PollResultsChanged:
     poll_id: str
 
 
-InteractionEvent = ChatEvent | QaEvent | PollEvent | CtaEvent | PollResultsChanged
+InteractionEvent = ChatEvent | QaEvent | PollEvent | CtaEvent | PollResultsChanged | StageEvent
 
 
 def _fields(machine: object) -> tuple[str, ...]:
@@ -68,6 +69,9 @@ class RoomInteraction:
         self.qa = QuestionBoard()
         self.polls = PollBook()
         self.cta = CtaBoard()
+        #: What is on stage besides cameras: not undone by ``change`` (its commands are planned,
+        #: written, then applied; see webinar.rooms.stage).
+        self.stage = StageContent()
         self.loaded = False  # persisted state restored (see webinar.signalling.interaction)
         self.closed = False
         self._peers = peers

@@ -36,6 +36,8 @@ class Capability(enum.StrEnum):
     RUN_POLLS = "run-polls"  # prepare, launch, close, show results, see live results
     RUN_CTA = "run-cta"  # show and close a call-to-action
     RECORD = "record"  # start and stop the room's recording
+    # Content on stage: presentation, shared video, files offered, whiteboard, layout.
+    SHOW_CONTENT = "show-content"
 
 
 _PRESENTER = frozenset(
@@ -56,6 +58,7 @@ _PRESENTER = frozenset(
         Capability.RUN_POLLS,
         Capability.RUN_CTA,
         Capability.RECORD,
+        Capability.SHOW_CONTENT,
     }
 )
 

@@ -10,9 +10,10 @@ options, anonymous names).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from webinar.i18n import N_, _
@@ -28,6 +29,7 @@ from webinar.rooms.roles import Capability, Role, may_not
 from webinar.rooms.state import Participant
 
 from . import schema as s
+from . import stage as stage_
 from .errors import wire_code
 
 if TYPE_CHECKING:
@@ -61,15 +63,26 @@ def _chat(m: ch.ChatMessage) -> s.ChatInfo:
 class Viewer:
     """Who a message is rendered for."""
 
-    __slots__ = ("key", "participant", "room", "secret")
+    __slots__ = ("key", "participant", "passes", "room", "secret")
 
     def __init__(
-        self, participant: Participant, key: str, secret: bytes, room: LiveRoom | None = None
+        self,
+        participant: Participant,
+        key: str,
+        secret: bytes,
+        room: LiveRoom | None = None,
+        passes: Callable[[str, str], str] | None = None,
     ) -> None:
         self.participant = participant
         self.key = key
         self.secret = secret
         self.room = room
+        #: Issues content passes: (event ID, person key) -> pass (webinar.http.content).
+        self.passes = passes
+
+    def content_pass(self, event_id: str) -> str | None:
+        """A pass to this event's content (page images, videos, files) for this viewer."""
+        return self.passes(event_id, self.key) if self.passes is not None else None
 
     def can(self, capability: Capability) -> bool:
         return self.participant.can(capability)
@@ -265,6 +278,8 @@ class Viewer:
         )
 
     def render(self, ia: RoomInteraction, event: InteractionEvent) -> list[s.ServerMessage]:
+        if stage_.is_stage_event(event):
+            return stage_.render(self, self.room, event) if self.room is not None else []  # type: ignore[arg-type]
         me = self.participant.participant_id
         if isinstance(event, ch.ChatPosted):
             return [s.ChatMessage(message=_chat(event.message))]
@@ -338,7 +353,8 @@ def viewer_of(session: Session) -> Viewer | None:
         return None
     current = room.state.participants.get(participant.participant_id, participant)
     key = person_key(room, current.participant_id)
-    return Viewer(current, key, session.services.interaction_secret, room)
+    services = session.services
+    return Viewer(current, key, services.interaction_secret, room, services.content_pass)
 
 
 def deliver(session: Session, event: InteractionEvent) -> None:
@@ -374,8 +390,11 @@ async def on_sync(session: Session, _msg: s.SyncInteraction) -> s.ServerMessage:
         if me.can(Capability.RUN_CTA):
             cta_id = current.cta_id if current is not None else None
             clicks, prepared = await session.services.interaction.cta_panel(room.room_id, cta_id)
-        viewer = Viewer(me, key, session.services.interaction_secret, room)
-        return viewer.snapshot(ia, clicks, prepared)
+        services = session.services
+        viewer = Viewer(me, key, services.interaction_secret, room, services.content_pass)
+        snapshot = viewer.snapshot(ia, clicks, prepared)
+    stage = await stage_.sync_stage(session, viewer)
+    return dataclasses.replace(snapshot, stage=stage)
 
 
 async def on_chat_send(session: Session, msg: s.ChatSend) -> s.ServerMessage:

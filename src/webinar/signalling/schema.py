@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -472,6 +473,120 @@ class SyncInteraction:
     type: ClassVar[str] = "sync-interaction"
 
 
+# --------------------------------------------------------------------------- stage content
+# docs/protocol.md, "Stage": presentations, shared video, files, whiteboard, layout.
+
+STAGE_LAYOUTS = Literal["cameras", "screen", "presentation", "video", "whiteboard", "external"]
+
+
+@dataclass(frozen=True, slots=True)
+class StageLayout:
+    type: ClassVar[str] = "stage-layout"
+    layout: STAGE_LAYOUTS
+
+
+@dataclass(frozen=True, slots=True)
+class PresentationShow:
+    type: ClassVar[str] = "presentation-show"
+    content_id: str = field(metadata=_len(1, 64))
+    page: int = field(default=1, metadata={"min": 1, "max": 100_000})
+
+
+@dataclass(frozen=True, slots=True)
+class PresentationPage:
+    type: ClassVar[str] = "presentation-page"
+    page: int = field(metadata={"min": 1, "max": 100_000})
+
+
+@dataclass(frozen=True, slots=True)
+class PresentationStop:
+    type: ClassVar[str] = "presentation-stop"
+
+
+@dataclass(frozen=True, slots=True)
+class Pointer:
+    type: ClassVar[str] = "pointer"
+    x: float | None = field(default=None, metadata={"min": 0.0, "max": 1.0})
+    y: float | None = field(default=None, metadata={"min": 0.0, "max": 1.0})
+
+
+@dataclass(frozen=True, slots=True)
+class VideoShare:
+    """Share a YouTube or Vimeo link (``url``) or an uploaded MP4/WebM (``content_id``)."""
+
+    type: ClassVar[str] = "video-share"
+    url: str | None = field(default=None, metadata=_len(1, 2000))
+    content_id: str | None = field(default=None, metadata=_len(1, 64))
+
+
+@dataclass(frozen=True, slots=True)
+class VideoControl:
+    type: ClassVar[str] = "video-control"
+    action: Literal["play", "pause", "seek"]
+    position: float = field(metadata={"min": 0.0, "max": 86_400.0})
+
+
+@dataclass(frozen=True, slots=True)
+class VideoStop:
+    type: ClassVar[str] = "video-stop"
+
+
+@dataclass(frozen=True, slots=True)
+class FileOffer:
+    type: ClassVar[str] = "file-offer"
+    content_id: str = field(metadata=_len(1, 64))
+    offered: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class WhiteboardStroke:
+    type: ClassVar[str] = "whiteboard-stroke"
+    stroke_id: str = field(metadata=_len(1, 40))
+    page: int = field(metadata={"min": 0, "max": 19})
+    tool: Literal["pen", "line", "rect", "ellipse", "text", "eraser"] = "pen"
+    color: str = field(default="#000000", metadata=_len(7, 7))
+    width: int = field(default=4, metadata={"min": 1, "max": 40})
+    points: list[list[float]] = field(default_factory=list, metadata=_len(0, 500))
+    text: str | None = field(default=None, metadata=_len(0, 500))
+    done: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WhiteboardClear:
+    type: ClassVar[str] = "whiteboard-clear"
+    page: int = field(metadata={"min": 0, "max": 19})
+
+
+@dataclass(frozen=True, slots=True)
+class WhiteboardPage:
+    type: ClassVar[str] = "whiteboard-page"
+    page: int = field(metadata={"min": 0, "max": 19})
+
+
+@dataclass(frozen=True, slots=True)
+class WhiteboardGrant:
+    type: ClassVar[str] = "whiteboard-grant"
+    participant_id: str = field(metadata=_len(1, 64))
+    granted: bool = True
+
+
+STAGE_MESSAGES: tuple[type[Any], ...] = (
+    StageLayout,
+    PresentationShow,
+    PresentationPage,
+    PresentationStop,
+    Pointer,
+    VideoShare,
+    VideoControl,
+    VideoStop,
+    FileOffer,
+    WhiteboardStroke,
+    WhiteboardClear,
+    WhiteboardPage,
+    WhiteboardGrant,
+)
+
+
 INTERACTION_MESSAGES: tuple[type[Any], ...] = (
     ChatSend,
     ChatDelete,
@@ -541,6 +656,19 @@ ClientMessage = (
     | CtaClose
     | CtaLaunch
     | SyncInteraction
+    | StageLayout
+    | PresentationShow
+    | PresentationPage
+    | PresentationStop
+    | Pointer
+    | VideoShare
+    | VideoControl
+    | VideoStop
+    | FileOffer
+    | WhiteboardStroke
+    | WhiteboardClear
+    | WhiteboardPage
+    | WhiteboardGrant
 )
 
 CLIENT_MESSAGES: dict[str, type[Any]] = {
@@ -574,6 +702,7 @@ CLIENT_MESSAGES: dict[str, type[Any]] = {
     )
 }
 CLIENT_MESSAGES.update({cls.type: cls for cls in INTERACTION_MESSAGES})
+CLIENT_MESSAGES.update({cls.type: cls for cls in STAGE_MESSAGES})
 
 # --------------------------------------------------------------------------- server
 
@@ -1091,6 +1220,46 @@ class CtaPrepared:
 
 
 @dataclass(frozen=True, slots=True)
+class Stage:
+    """What is on stage (docs/protocol.md, "Stage"): sent whole on each change, and as
+    ``stage`` in the ``sync-interaction`` reply (with the whiteboard's strokes)."""
+
+    type: ClassVar[str] = "stage"
+    layout: str
+    presentation: dict[str, Any] | None
+    video: dict[str, Any] | None
+    files: list[dict[str, Any]]
+    whiteboard: dict[str, Any]
+    external: dict[str, Any] | None
+    content_pass: str | None
+    now: float
+    cause: str
+    by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PointerAt:
+    type: ClassVar[str] = "pointer"
+    x: float | None
+    y: float | None
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class StrokeUpdate:
+    type: ClassVar[str] = "whiteboard-stroke"
+    stroke: dict[str, Any]
+    append: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WhiteboardCleared:
+    type: ClassVar[str] = "whiteboard-cleared"
+    page: int
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
 class InteractionState:
     type: ClassVar[str] = "interaction-state"
     chat: ChatState
@@ -1103,10 +1272,15 @@ class InteractionState:
     scores: list[PollScore]
     cta: CtaInfo | None
     prepared_ctas: list[PreparedCtaInfo] | None = None  # to those who run calls-to-action
+    stage: Stage | None = None  # what is on stage, with the whiteboard's strokes
 
 
 ServerMessage = (
     Welcome
+    | Stage
+    | PointerAt
+    | StrokeUpdate
+    | WhiteboardCleared
     | Joined
     | PublishAnswer
     | Unpublished
@@ -1288,6 +1462,21 @@ def _check(value: Any, hint: Any, meta: Any, where: str) -> Any:
                 % {"where": where, "min": meta["min"], "max": meta["max"]},
             )
         return value
+    if hint is float:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ProtocolError(
+                ErrorCode.BAD_MESSAGE, _("%(where)s must be a number") % {"where": where}
+            )
+        number = float(value)
+        if not math.isfinite(number) or (
+            ("min" in meta and number < meta["min"]) or ("max" in meta and number > meta["max"])
+        ):
+            raise ProtocolError(
+                ErrorCode.BAD_MESSAGE,
+                _("%(where)s must be in %(min)s..%(max)s")
+                % {"where": where, "min": meta.get("min", "-"), "max": meta.get("max", "-")},
+            )
+        return number
     if hint is bool:
         if not isinstance(value, bool):
             raise ProtocolError(

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from webinar import __version__, i18n, logs
 from webinar.attendance.service import AttendanceService
+from webinar.content.stage import StageService
 from webinar.ids import format_event_id, normalize_event_id, same_secret
 from webinar.interaction.service import InteractionService
 from webinar.rooms import state as rs
@@ -43,6 +44,7 @@ from webinar.ticketing import Grant, Refusal, Ticketing
 from . import interaction as ia
 from . import roster
 from . import schema as s
+from . import stage as stage_handlers
 from .errors import wire_code
 from .replication import Replication, Unavailable
 
@@ -70,6 +72,8 @@ class Services:
     ticketing: Ticketing
     #: Persists chat, Q&A, polls and calls-to-action (and counts them for /metrics).
     interaction: InteractionService
+    #: Keeps what is on stage (presentation, video, files, whiteboard) and checks its files.
+    stage: StageService
     on_error: Callable[[str], None] = lambda _code: None
     #: Told each successful join (not a move to another node): the role and the seconds
     #: from the ``join`` message to the ``joined`` reply.
@@ -86,6 +90,11 @@ class Services:
     #: On a cluster of nodes: the WebSocket URL of the node that serves a join of this role
     #: into this room instead of this one, or None (webinar.cluster.placement).
     placement: Callable[[LiveRoom, Role], Awaitable[str | None]] | None = None
+    #: A content pass for (event ID, person key): page images, videos and files of events
+    #: that are not open (webinar.http.content); None: URLs go without one.
+    content_pass: Callable[[str, str], str] | None = None
+    #: What attendees are shown of an event's external player (webinar.content.external).
+    external_player: Callable[[Event], dict[str, Any] | None] = lambda _event: None
 
 
 Send = Callable[[dict[str, Any]], None]
@@ -792,6 +801,8 @@ _HANDLERS: dict[type[Any], _Handler] = {
     s.CtaShow: ia.on_cta_show,
     s.CtaClose: ia.on_cta_close,
     s.CtaLaunch: ia.on_cta_launch,
+    # content on stage: layout, presentation, video, files, whiteboard (signalling/stage.py)
+    **stage_handlers.HANDLERS,
 }
 
 
@@ -799,7 +810,8 @@ _HANDLERS: dict[type[Any], _Handler] = {
 _LOGGED_INTERACTION = frozenset(
     t
     for t, h in _HANDLERS.items()
-    if getattr(h, "__module__", "") == ia.__name__ and t is not s.SyncInteraction
+    if getattr(h, "__module__", "") in (ia.__name__, stage_handlers.__name__)
+    and t is not s.SyncInteraction
 )
 
 
@@ -808,7 +820,9 @@ class _Replayed:
     command here: no connection (replies go nowhere), and no second write to the store."""
 
     def __init__(self, services: Services, room: LiveRoom, participant: Participant) -> None:
-        self.services = dataclasses.replace(services, interaction=services.interaction.replica())
+        self.services = dataclasses.replace(
+            services, interaction=services.interaction.replica(), stage=services.stage.replica()
+        )
         self.room: LiveRoom | None = room
         self.participant: Participant | None = participant
 

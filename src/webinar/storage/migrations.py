@@ -474,6 +474,36 @@ MIGRATIONS: tuple[str | Migration, ...] = (
     CREATE INDEX content_files_event ON content_files (event_id, created_at);
     CREATE INDEX content_files_owner ON content_files (owner_id);
     """,
+    # 15: content on stage (webinar.content.stage): what a live room shows besides cameras
+    # (stage_state, one JSON document per event), its timeline (stage_log: page turns, videos
+    # played, layouts, with their Unix times) and the whiteboard's strokes, kept one message of
+    # a stroke at a time (whiteboard_parts: part 0 starts the stroke, later parts add points
+    # or, for shapes, replace them).
+    """
+    CREATE TABLE stage_state (
+        event_id   TEXT PRIMARY KEY REFERENCES events (event_id) ON DELETE CASCADE,
+        data       TEXT NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE stage_log (
+        event_id TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        at       DOUBLE PRECISION NOT NULL,
+        kind     TEXT NOT NULL,
+        by       TEXT NULL,
+        data     TEXT NOT NULL
+    );
+    CREATE INDEX stage_log_event ON stage_log (event_id, at);
+    CREATE TABLE whiteboard_parts (
+        event_id  TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        stroke_id TEXT NOT NULL,
+        part      INTEGER NOT NULL,
+        page      INTEGER NOT NULL,
+        at        DOUBLE PRECISION NOT NULL,
+        data      TEXT NOT NULL,
+        PRIMARY KEY (event_id, stroke_id, part)
+    );
+    CREATE INDEX whiteboard_parts_page ON whiteboard_parts (event_id, page);
+    """,
 )
 
 
