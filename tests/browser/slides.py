@@ -9,8 +9,13 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from PIL import Image, ImageDraw
 from playwright.async_api import Page
+
+from tests.browser.support import wait_until
+from tests.helpers import RunningServer
+from webinar.ids import format_event_id
 
 #: The PDF's page size, in points (16:9).
 PAGE_W, PAGE_H = 960, 540
@@ -158,3 +163,28 @@ def summary(samples: list[float]) -> dict[str, Any]:
         "slide_turn_ms_p90": round(p90, 1),
         "turns": len(ordered),
     }
+
+
+async def upload_and_render(server: RunningServer, event_id: str, key: str, pdf: bytes) -> str:
+    """Upload ``pdf`` as a presenter (the API) and wait until its pages are made."""
+    shown = format_event_id(event_id)
+    headers = {"X-Presenter-Key": key}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{server.base_url}/api/v1/events/{shown}/content?name=deck.pdf",
+            data=pdf,
+            headers={**headers, "Content-Type": "application/pdf"},
+        ) as resp:
+            made = await resp.json()
+            assert resp.status == 201, made
+        content_id = str(made["content_id"])
+
+        async def status() -> dict[str, Any]:
+            async with http.get(
+                f"{server.base_url}/e/{shown}/content/{content_id}/pages", headers=headers
+            ) as resp:
+                body: dict[str, Any] = await resp.json()
+                return body
+
+        await wait_until(status, lambda s: s.get("status") == "ready", within=30, what="pages")
+    return content_id

@@ -10,11 +10,17 @@ import asyncio
 import re
 from typing import Any
 
-import aiohttp
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.slides import make_pdf, page_look, slide_shows, summary, turn_and_time
+from tests.browser.slides import (
+    make_pdf,
+    page_look,
+    slide_shows,
+    summary,
+    turn_and_time,
+    upload_and_render,
+)
 from tests.browser.support import (
     DESKTOP,
     PHONE,
@@ -27,7 +33,6 @@ from tests.browser.support import (
 )
 from tests.helpers import Person, RunningServer, join_person
 from webinar.accounts import hash_password
-from webinar.ids import format_event_id
 from webinar.ticketing import records
 from webinar.ticketing.records import EventAccess
 
@@ -209,31 +214,6 @@ async def test_presentation_on_a_phone(server: RunningServer, open_page: OpenPag
     finally:
         for person in people:
             await person.close()
-
-
-async def upload_and_render(server: RunningServer, event_id: str, key: str, pdf: bytes) -> str:
-    """Upload ``pdf`` as a presenter (the API) and wait until its pages are made."""
-    shown = format_event_id(event_id)
-    headers = {"X-Presenter-Key": key}
-    async with aiohttp.ClientSession() as http:
-        async with http.post(
-            f"{server.base_url}/api/v1/events/{shown}/content?name=deck.pdf",
-            data=pdf,
-            headers={**headers, "Content-Type": "application/pdf"},
-        ) as resp:
-            made = await resp.json()
-            assert resp.status == 201, made
-        content_id = str(made["content_id"])
-
-        async def status() -> dict[str, Any]:
-            async with http.get(
-                f"{server.base_url}/e/{shown}/content/{content_id}/pages", headers=headers
-            ) as resp:
-                body: dict[str, Any] = await resp.json()
-                return body
-
-        await wait_until(status, lambda s: s.get("status") == "ready", within=30, what="pages")
-    return content_id
 
 
 async def test_page_images_of_a_password_event_need_its_pass(

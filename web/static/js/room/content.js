@@ -64,6 +64,10 @@ export class StageContent {
     this.state = null;
     /** The server's clock minus ours, in seconds (from the `now` of each `stage`). */
     this.clockOffset = 0;
+    /** The content pass in use (kept while it is good: see adoptPass). @type {string | null} */
+    this.pass = null;
+    /** When we took it (ms, our clock). */
+    this.passTakenAt = 0;
     /** @type {((state: StageState, previous: StageState | null) => void)[]} */
     this._stageHandlers = [];
     /** @type {Map<string, ((message: any) => void)[]>} */
@@ -134,6 +138,7 @@ export class StageContent {
     const previous = sync ? null : this.state;
     this.state = state;
     if (typeof state.now === "number") this.clockOffset = state.now - Date.now() / 1000;
+    this.adoptPass(state.content_pass ?? null);
     this.applyLayout(state.layout);
     for (const fn of this._stageHandlers) {
       try {
@@ -207,12 +212,34 @@ export class StageContent {
   }
 
   /**
+   * Each `stage` message carries a fresh content pass. Content URLs carry the pass, so a new
+   * one would be a new URL for the same page image: nothing loaded ahead or cached would
+   * match. So the pass in use is kept while it has more than an hour left
+   * (`<event>.<expires>.…`), or, when its expiry cannot be read, for an hour.
+   * @param {string | null} next
+   */
+  adoptPass(next) {
+    if (!next) {
+      this.pass = null;
+      return;
+    }
+    if (this.pass === next) return;
+    if (this.pass) {
+      const expires = Number(this.pass.split(".")[1]);
+      const left = Number.isFinite(expires) && expires > 0 ? expires - this.serverNow() : 3600 - (Date.now() - this.passTakenAt) / 1000;
+      if (left > 3600) return;
+    }
+    this.pass = next;
+    this.passTakenAt = Date.now();
+  }
+
+  /**
    * A content URL of this event that works for this participant (the content pass of a
    * password, token or paid event appended).
    * @param {string} path
    */
   url(path) {
-    const pass = this.state?.content_pass;
+    const pass = this.pass;
     if (!pass) return path;
     return `${path}${path.includes("?") ? "&" : "?"}pass=${encodeURIComponent(pass)}`;
   }
@@ -226,8 +253,7 @@ export class StageContent {
     /** @type {Record<string, string>} */
     const headers = {};
     if (this.host.presenterKey) headers["X-Presenter-Key"] = this.host.presenterKey;
-    const pass = this.state?.content_pass;
-    if (pass) headers["X-Content-Pass"] = pass;
+    if (this.pass) headers["X-Content-Pass"] = this.pass;
     const resume = this.conn?.joined?.resume_token;
     if (resume) headers["X-Resume-Token"] = resume;
     return headers;

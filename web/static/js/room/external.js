@@ -38,7 +38,7 @@ export class ExternalPlayer {
   /** @param {StageState} state */
   onStage(state) {
     const next = state.layout === "external" ? (state.external ?? null) : null;
-    const same = next && this.player && next.url === this.player.url && next.framable === this.player.framable;
+    const same = next && this.player && next.url === this.player.url && next.framable === this.player.framable && next.link === this.player.link;
     this.player = next;
     if (!same) this.render(false);
   }
@@ -58,7 +58,7 @@ export class ExternalPlayer {
     if (p.framable === false) {
       this.iframe = null;
       const name = providerName(String(p.provider ?? ""));
-      const button = el("a", { class: "btn btn-primary", "data-testid": "external-open", href: String(p.url), target: "_blank", rel: "noopener noreferrer" }, [ // i18n-ignore
+      const button = el("a", { class: "btn btn-primary", "data-testid": "external-open", href: String(p.link || p.url), target: "_blank", rel: "noopener noreferrer" }, [ // i18n-ignore
         name ? t("Open in {provider}", { provider: name }) : t("Open the player"),
       ]);
       const text = el("p", {});

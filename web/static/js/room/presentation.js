@@ -15,7 +15,7 @@ import { byId, el } from "../ui.js";
 /** @typedef {import("./content.js").StageState} StageState */
 
 /** At most this many pointer messages a second. */
-const POINTER_PER_SECOND = 20;
+const POINTER_PER_SECOND = 10;
 /** A presenter holding the pointer still says so this often (ms)… */
 const POINTER_KEEPALIVE_MS = 5000;
 /** …and a dot nobody moved for this long goes (the presenter left or lost the connection). */
@@ -217,7 +217,8 @@ export class PresentationView {
   failed() {
     if (!this.current || this.image.getAttribute("src") !== this.wanted) return;
     const delay = RETRY_MS[this.retries];
-    setText(this.note, delay === undefined ? "This page could not be loaded." : "Loading the page…");
+    if (delay === undefined) setText(this.note, "This page could not be loaded.");
+    else setText(this.note, "Loading the page…");
     this.note.hidden = false;
     if (delay === undefined) return;
     this.retries += 1;
