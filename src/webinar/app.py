@@ -60,6 +60,7 @@ from webinar.rooms.manager import RoomManager
 from webinar.rooms.reasons import ByeReason
 from webinar.rooms.roles import Role
 from webinar.sfu import IceServer, Producer, Router, RouterConfig, TransportConfig, check_hooks
+from webinar.signalling import stage as stage_handlers
 from webinar.signalling import whip
 from webinar.signalling.replication import Replication
 from webinar.signalling.session import Services, replayer
@@ -155,6 +156,7 @@ PIPES = web.AppKey("pipes", Pipes)
 INTERACTION_HTTP = web.AppKey("interaction_http", InteractionHttp)
 CONTENT = web.AppKey("content", ContentService)
 CONTENT_ACCESS = web.AppKey("content_access", ContentAccess)
+STAGE = web.AppKey("stage", StageService)
 REDIS = web.AppKey("redis", aioredis.Redis)
 BUS = web.AppKey("bus", Bus)
 #: The JSON API (/api/v1) and its OpenAPI description.
@@ -312,6 +314,7 @@ def create_app(
         ),
         require_scan=uploads.require_scan,
     )
+    app[STAGE] = StageService(app[STORE], app[CONTENT])
     app[CONTENT_ACCESS] = ContentAccess(
         store=app[STORE],
         ticketing=lambda: app[TICKETING],
@@ -327,6 +330,7 @@ def create_app(
         app[RECORDINGS],
         app[PUBLISHER],
         rooms=lambda: app.get(ROOMS),
+        stage=app[STAGE],
     )
     app.router.add_routes(stats.routes())
     pages = WebhookPages(
@@ -348,6 +352,7 @@ def create_app(
         recordings=app[RECORDINGS],
         publisher=app[PUBLISHER],
         content=app[CONTENT],
+        stage=app[STAGE],
         webhooks=lambda: app[WEBHOOKS],
         allow_private_webhooks=config.webhooks.allow_private_addresses,
         public_url=config.http.public_url,
@@ -433,7 +438,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         hello_timeout=config.signalling.hello_timeout_seconds,
         ticketing=app[TICKETING],
         interaction=InteractionService(store, metrics.count_interaction),
-        stage=StageService(store, app[CONTENT]),
+        stage=app[STAGE],
         content_pass=lambda event_id, _who: app[CONTENT_ACCESS].issue(event_id)[0],
         on_error=metrics.count_error,
         on_joined=metrics.joined,
@@ -632,7 +637,7 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
         redis,
         peers.worker_id,
         replay_interaction=replayer(services),
-        load_interaction=services.interaction.load,
+        load_interaction=stage_handlers.loader(services),
         relays=pipes,
         lost=lambda room_id, pid: app[ATTENDANCE].participant_lost(
             room_id, pid, ByeReason.DISCONNECTED.value

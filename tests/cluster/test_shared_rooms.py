@@ -274,3 +274,43 @@ async def test_a_join_token_holds_one_device_and_the_places_across_workers(
         await refused("room-full", enter(w2, people, event, "x", None, join_token=site.sign(event)))
         await first.request("leave")
         await enter(w2, people, event, "x", None, join_token=site.sign(event, name="Cy"))
+
+
+async def test_the_stage_reaches_both_workers(
+    tmp_path: Path, redis_server: RedisServer, people: list[Any]
+) -> None:
+    """Content on stage (docs/protocol.md, "Stage") over two workers: commands made on one are
+    replayed on the other, and a late joiner there gets the same stage."""
+    async with two_workers(tmp_path / "data", redis_server) as (w1, w2):
+        event = await w1.create_event()
+        pres = await enter(w1, people, event, "Pres", event.presenter_key)
+        ann = await enter(w2, people, event, "Ann")
+        await pres.request("stage-layout", layout="whiteboard")
+        await ann.client.wait_for("stage", where=lambda m: m["layout"] == "whiteboard")
+        await pres.request(
+            "whiteboard-stroke", stroke_id="w1", page=0, points=[[0.1, 0.1], [0.2, 0.2]]
+        )
+        await pres.request(
+            "whiteboard-stroke", stroke_id="w1", page=0, points=[[0.3, 0.3]], done=True
+        )
+        await ann.client.wait_for("whiteboard-stroke", where=lambda m: m["stroke"]["done"])
+        await pres.request("whiteboard-grant", participant_id=ann.pid, granted=True)
+        await ann.client.wait_for("stage", where=lambda m: ann.pid in m["whiteboard"]["granted"])
+        await ann.request(
+            "whiteboard-stroke", stroke_id="w2", page=0, points=[[0.5, 0.5]], done=True
+        )
+        await pres.client.wait_for(
+            "whiteboard-stroke", where=lambda m: m["stroke"]["by"] == ann.pid
+        )
+        await pres.request("video-share", url="https://youtu.be/dQw4w9WgXcQ")
+        await pres.request("video-control", action="play", position=5.0)
+        await ann.client.wait_for(
+            "stage", where=lambda m: m["video"] is not None and m["video"]["playing"]
+        )
+        late = await enter(w2, people, event, "Late")
+        stage = (await late.request("sync-interaction"))["stage"]
+        assert stage["layout"] == "video" and stage["video"]["position"] == 5.0
+        strokes = {s["stroke_id"]: s["points"] for s in stage["whiteboard"]["strokes"]}
+        assert strokes == {"w1": [[0.1, 0.1], [0.2, 0.2], [0.3, 0.3]], "w2": [[0.5, 0.5]]}
+        mine = (await pres.request("sync-interaction"))["stage"]
+        assert mine["whiteboard"] == stage["whiteboard"] and mine["video"] == stage["video"]

@@ -230,3 +230,28 @@ async def test_layout_needs_what_it_shows_and_the_stage_is_kept(
     assert [(s.stroke_id, s.points, s.done) for s in strokes] == [("k1", ((0.5, 0.5),), True)]
     log = await setup.server.store.run_sql(lambda db: sql_log(db, event.event_id, 100))
     assert [(e.kind, e.data, e.by) for e in log] == [("layout", {"layout": "whiteboard"}, pres.pid)]
+
+
+async def test_the_api_tells_what_was_on_stage_when(
+    setup: Setup, people: list[helpers.Person]
+) -> None:
+    event = setup.event
+    pres = await enter(setup.server, people, event, "Pres", event.presenter_key)
+    await pres.request("video-share", url="https://vimeo.com/76979871")
+    await pres.request("video-control", action="play", position=0)
+    await pres.request("stage-layout", layout="whiteboard")
+    url = f"{setup.base}/api/v1/events/{format_event_id(event.event_id)}/stage"
+    async with setup.http.get(url, headers=setup.auth) as resp:
+        assert resp.status == 200, await resp.text()
+        body = await resp.json()
+    assert [
+        (i["kind"], i["details"].get("action") or i["details"].get("layout")) for i in body["items"]
+    ] == [
+        ("video", "share"),
+        ("video", "play"),
+        ("layout", "whiteboard"),
+    ]
+    assert body["items"][0]["by"] == pres.pid and body["items"][0]["at"].endswith("Z")
+    assert body["slides"] == []
+    async with setup.http.get(url) as resp:
+        assert resp.status == 401

@@ -192,6 +192,10 @@ class StageService:
     async def log(self, event_id: str, limit: int = 10_000) -> list[StageLogEntry]:
         return await self._store.run_sql(lambda db: sql_log(db, event_id, limit))
 
+    async def slides(self, event_id: str, end: float | None) -> list[SlideShown]:
+        """Which page of which presentation was on stage when (statistics, recordings)."""
+        return slide_timeline(await self.log(event_id), end)
+
     # -------------------------------------------------------------- the files commands name
 
     async def _file(self, event_id: str, content_id: str) -> ContentFile:
@@ -235,3 +239,70 @@ class _ReplayStage(StageService):
         self, event_id: str, stage: StageContent, change: StageChange, by: str, now: float
     ) -> None:
         return None
+
+
+# ------------------------------------------------------------------ which slide was up when
+
+
+@dataclass(frozen=True, slots=True)
+class SlideShown:
+    """A page of a presentation on stage from ``at`` for ``seconds`` (None: still up)."""
+
+    at: float
+    content_id: str
+    name: str
+    page: int
+    seconds: float | None
+
+
+def slide_timeline(entries: list[StageLogEntry], end: float | None) -> list[SlideShown]:
+    """Which page was on stage when, from the stage's timeline: a page is up while its
+    presentation is open *and* the layout shows it; ``end`` closes the last one (the time
+    the room emptied), or it is left open (``seconds`` None)."""
+    shown: list[SlideShown] = []
+    current: dict[str, Any] | None = None  # the open presentation: content_id, name, page
+    visible = False
+    start: float | None = None
+
+    def close(at: float) -> None:
+        nonlocal start
+        if start is not None and current is not None:
+            shown.append(
+                SlideShown(
+                    start, current["content_id"], current["name"], current["page"], at - start
+                )
+            )
+        start = None
+
+    for entry in sorted(entries, key=lambda e: e.at):
+        data = entry.data
+        if entry.kind == "presentation":
+            close(entry.at)
+            if data.get("content_id"):
+                current = {
+                    "content_id": data["content_id"],
+                    "name": data.get("name", ""),
+                    "page": int(data.get("page", 1)),
+                }
+                visible = True
+                start = entry.at
+            else:
+                current = None
+        elif entry.kind == "page" and current is not None:
+            close(entry.at)
+            current = {**current, "page": int(data.get("page", 1))}
+            visible = True
+            start = entry.at
+        elif entry.kind == "layout":
+            now_visible = data.get("layout") == "presentation"
+            if visible and not now_visible:
+                close(entry.at)
+            elif now_visible and not visible and current is not None:
+                start = entry.at
+            visible = now_visible
+    if start is not None and current is not None:
+        seconds = None if end is None or end < start else end - start
+        shown.append(
+            SlideShown(start, current["content_id"], current["name"], current["page"], seconds)
+        )
+    return shown

@@ -27,6 +27,7 @@ from webinar.attendance.service import (
     to_csv,
     to_json,
 )
+from webinar.content.stage import StageService
 from webinar.http import interaction as ih
 from webinar.http.inputs import json_error
 from webinar.http.site import Pages, Site, route
@@ -165,8 +166,10 @@ class StatsPages(Pages):
         publisher: Publisher,
         *,
         rooms: Callable[[], RoomManager | None] = lambda: None,
+        stage: StageService | None = None,
     ) -> None:
         self.site = site
+        self.stage = stage
         self.attendance = attendance
         self.recordings = recordings
         self.publisher = publisher
@@ -232,7 +235,24 @@ class StatsPages(Pages):
             details=[(kind, gettext(label)) for kind, label in engagement.DETAIL_FILES],
             average=_hms(stats.average_seconds),
             notice=request.query.get("notice"),
+            slides=await self._slides(event.event_id, stats),
         )
+
+    async def _slides(self, event_id: str, stats: EventStats) -> list[dict[str, Any]]:
+        """Which slide was up when, for the event's statistics page."""
+        if self.stage is None:
+            return []
+        leaves = [p.last_leave for p in stats.people if p.last_leave is not None]
+        end = max(leaves) if leaves else None
+        return [
+            {
+                "at": _when(shown.at),
+                "name": shown.name,
+                "page": shown.page,
+                "time": _hms(shown.seconds) if shown.seconds is not None else _("still shown"),
+            }
+            for shown in await self.stage.slides(event_id, end)
+        ]
 
     async def _export(self, request: web.Request) -> tuple[Event, list[str], list[dict[str, Any]]]:
         event, _record, _user = await self.site.owned_event(request)

@@ -10,7 +10,7 @@ the command is logged like an interaction command and replayed on the others
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from webinar.i18n import _
@@ -23,7 +23,7 @@ from . import schema as s
 
 if TYPE_CHECKING:
     from .interaction import Viewer
-    from .session import Session
+    from .session import Services, Session
 
 E = InteractionErrorCode
 
@@ -138,15 +138,30 @@ def is_stage_event(event: object) -> bool:
 # ----------------------------------------------------------------------------- handlers
 
 
-async def _stage(session: Session) -> tuple[LiveRoom, st.StageContent]:
-    room, _me = session.joined()
+async def load(services: Services, room: LiveRoom) -> st.StageContent:
+    """The room's stage, restored from the store the first time."""
     stage = room.interaction.stage
     if not stage.loaded:
-        services = session.services
         event = await services.get_event(room.room_id)
         external = services.external_player(event) if event is not None else None
         await services.stage.load(stage, room.room_id, external)
-    return room, stage
+    return stage
+
+
+def loader(services: Services) -> Callable[[LiveRoom], Awaitable[object]]:
+    """Restores a room's interaction and stage: what a worker does when it opens its copy of
+    a room shared with others, before it replays their log (webinar.signalling.replication)."""
+
+    async def load_room(room: LiveRoom) -> object:
+        await services.interaction.load(room)
+        return await load(services, room)
+
+    return load_room
+
+
+async def _stage(session: Session) -> tuple[LiveRoom, st.StageContent]:
+    room, _me = session.joined()
+    return room, await load(session.services, room)
 
 
 async def _run(

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from webinar.attendance.service import AttendanceService
 from webinar.content.library import ContentService
+from webinar.content.stage import StageService
 from webinar.http.api import errors, legacy
 from webinar.http.api.auth import Authenticator
 from webinar.http.api.content import ContentApi
@@ -30,6 +31,7 @@ from webinar.http.api.interaction import InteractionApi
 from webinar.http.api.join_keys import JoinKeysApi
 from webinar.http.api.openapi import document
 from webinar.http.api.recordings import RecordingsApi
+from webinar.http.api.stage import StageApi
 from webinar.http.api.table import ApiPages, Operation
 from webinar.http.api.tokens import TokensApi
 from webinar.http.api.webhooks import WebhooksApi
@@ -71,6 +73,7 @@ def setup_api(
     recordings: RecordingService,
     publisher: Publisher,
     content: ContentService,
+    stage: StageService,
     webhooks: Callable[[], Webhooks],
     allow_private_webhooks: bool,
     public_url: str | None,
@@ -84,6 +87,7 @@ def setup_api(
         InteractionApi(store, auth, interaction, stats, attendance),
         RecordingsApi(store, auth, recordings, publisher, public_url),
         ContentApi(store, auth, content, interaction),
+        StageApi(store, auth, stage),
         WebhooksApi(store, auth, webhooks, allow_private_webhooks),
         JoinKeysApi(store, auth, embed_origins, public_url),
     ]

@@ -701,3 +701,42 @@ class ContentPage(Struct):
     quota_bytes: int
     used_bytes: int
     scanning: bool
+
+
+class StageLogItem(Struct):
+    """One change of what a room showed on stage (webinar.content.stage)."""
+
+    at: str
+    kind: Annotated[
+        str,
+        Meta(
+            description="What changed: layout, presentation, page, video, files, whiteboard",
+            examples=["page"],
+        ),
+    ]
+    by: Annotated[str | None, Meta(description="The participant who changed it")]
+    details: Annotated[
+        dict[str, Any],
+        Meta(
+            description=(
+                "layout: {layout}; presentation: {content_id, name, page} (content_id null:"
+                " closed); page: {content_id, page}; video: {action, position?, kind?,"
+                " source?, name?}; files: {content_id, offered}; whiteboard: {action, page}"
+            )
+        ),
+    ]
+
+
+class SlideItem(Struct):
+    """A page of a presentation on stage from ``at`` for ``seconds``."""
+
+    at: str
+    content_id: str
+    name: str
+    page: int
+    seconds: Annotated[float | None, Meta(description="null: still on stage")]
+
+
+class StageHistory(Struct):
+    items: list[StageLogItem]
+    slides: list[SlideItem]
