@@ -165,13 +165,15 @@ def summary(samples: list[float]) -> dict[str, Any]:
     }
 
 
-async def upload_and_render(server: RunningServer, event_id: str, key: str, pdf: bytes) -> str:
+async def upload_and_render(
+    server: RunningServer, event_id: str, key: str, pdf: bytes, *, name: str = "deck.pdf"
+) -> str:
     """Upload ``pdf`` as a presenter (the API) and wait until its pages are made."""
     shown = format_event_id(event_id)
     headers = {"X-Presenter-Key": key}
     async with aiohttp.ClientSession() as http:
         async with http.post(
-            f"{server.base_url}/api/v1/events/{shown}/content?name=deck.pdf",
+            f"{server.base_url}/api/v1/events/{shown}/content?name={name}",
             data=pdf,
             headers={**headers, "Content-Type": "application/pdf"},
         ) as resp:

@@ -4,8 +4,8 @@
 // a YouTube or Vimeo link, opening the whiteboard.
 //
 // The list is the event's content (`GET /e/<event>/content`, with the presenter key); a
-// presentation's pages are made on the server after the upload (`GET …/<id>/pages` says how
-// far). Uploads go to `POST /e/<event>/content` (multipart), with their progress shown and the
+// presentation's pages are made on the server after the upload (each item's `render_status`
+// says how far; the list is asked again while any is being made). Uploads go to `POST /e/<event>/content` (multipart), with their progress shown and the
 // server's refusal (too large, over the quota, not what it claims, malware) said plainly.
 
 import { formatNumber, nt, onLanguage, setText, t } from "../i18n.js";
@@ -60,8 +60,6 @@ export class ContentMenu {
     this.items = [];
     this.listLoaded = false;
     this.listError = "";
-    /** How far each presentation's pages are: {status: "ready"|"rendering"|"failed"|"unknown", pages, message}. @type {Map<string, any>} */
-    this.pages = new Map();
     /** @type {number | undefined} */
     this.pollTimer = undefined;
     /** The upload under way. @type {{xhr: XMLHttpRequest, name: string, loaded: number, total: number} | null} */
@@ -237,7 +235,10 @@ export class ContentMenu {
 
   // ------------------------------------------------------------------ the event's files
 
+  /** The event's files (with how far each presentation's pages are); asked again while pages are being made. */
   async loadList() {
+    window.clearTimeout(this.pollTimer);
+    this.pollTimer = undefined;
     try {
       const response = await fetch(`${this.content.eventPath}/content`, { headers: this.content.authHeaders(), cache: "no-store" });
       const body = await response.json().catch(() => ({}));
@@ -248,44 +249,41 @@ export class ContentMenu {
       this.listError = t("The files could not be listed: {reason}", { reason: error instanceof Error ? error.message : String(error) });
     }
     this.listLoaded = true;
+    this.notePages();
     this.renderList();
-    await this.checkPages();
+    const preparing = this.items.some((item) => PRESENTATION_TYPES.has(item.content_type) && this.pagesOf(item).status === "rendering");
+    if (preparing && (this.open || this.awaited.size)) this.pollTimer = window.setTimeout(() => this.loadList(), PAGES_POLL_MS);
   }
 
-  /** Ask how far the pages of presentations not ready yet are; again in a moment while any is being made. */
-  async checkPages() {
-    window.clearTimeout(this.pollTimer);
-    this.pollTimer = undefined;
-    const waiting = this.items.filter((item) => PRESENTATION_TYPES.has(item.content_type) && !["ready", "failed", "unknown"].includes(this.pages.get(item.content_id)?.status));
-    await Promise.all(waiting.map((item) => this.fetchPages(item)));
-    this.renderList();
-    const rendering = this.items.some((item) => this.pages.get(item.content_id)?.status === "rendering");
-    if (rendering && (this.open || this.awaited.size)) this.pollTimer = window.setTimeout(() => this.checkPages(), PAGES_POLL_MS);
+  /**
+   * How far a presentation's pages are (from the list: `render_status`, `pages`, `render_message`).
+   * @param {any} item
+   * @returns {{status: "ready" | "rendering" | "failed" | "unknown", pages: number, message: string}}
+   */
+  pagesOf(item) {
+    const status = item.render_status;
+    const pages = Number(item.pages) || 0;
+    const message = String(item.render_message ?? "");
+    if (status === "ready" && pages > 0) return { status: "ready", pages, message };
+    if (status === "failed") return { status: "failed", pages: 0, message };
+    // "none": accepted, its rendering about to start
+    if (status === "rendering" || status === "none") return { status: "rendering", pages: 0, message };
+    return { status: "unknown", pages: 0, message };
   }
 
-  /** @param {any} item */
-  async fetchPages(item) {
-    const id = String(item.content_id);
-    try {
-      const response = await fetch(`${this.content.eventPath}/content/${encodeURIComponent(id)}/pages`, { headers: this.content.authHeaders(), cache: "no-store" });
-      const body = await response.json().catch(() => ({}));
-      if (!response.ok) {
-        // no pages for this file (or a server without page rendering): the server says why on Present
-        this.pages.set(id, { status: "unknown", pages: 0, message: "" });
-        return;
+  /** Presentations uploaded here whose pages are now ready (or failed): say so once. */
+  notePages() {
+    for (const item of this.items) {
+      const id = String(item.content_id);
+      if (!this.awaited.has(id)) continue;
+      const pages = this.pagesOf(item);
+      if (pages.status === "rendering") continue;
+      this.awaited.delete(id);
+      if (pages.status === "ready") {
+        this.content.toast(t("{name} is ready to present.", { name: item.file_name }), { kind: "success", key: `pages-${id}` });
+      } else if (pages.status === "failed") {
+        this.content.toast(t("The pages of {name} could not be made: {reason}", { name: item.file_name, reason: pages.message || t("unknown error") }), { kind: "warn", key: `pages-${id}`, timeout: 0 });
       }
-      const before = this.pages.get(id)?.status;
-      this.pages.set(id, { status: String(body.status ?? "unknown"), pages: Number(body.pages) || 0, message: String(body.message ?? "") });
-      if (this.awaited.has(id) && body.status !== "rendering") {
-        this.awaited.delete(id);
-        if (body.status === "ready" && before !== "ready") {
-          this.content.toast(t("{name} is ready to present.", { name: item.file_name }), { kind: "success", key: `pages-${id}` });
-        } else if (body.status === "failed") {
-          this.content.toast(t("The pages of {name} could not be made: {reason}", { name: item.file_name, reason: body.message || t("unknown error") }), { kind: "warn", key: `pages-${id}`, timeout: 0 });
-        }
-      }
-    } catch (error) {
-      console.warn("webinar: pages status", error);
     }
   }
 
@@ -313,10 +311,10 @@ export class ContentMenu {
     /** @type {HTMLElement[]} */
     const actions = [];
     if (PRESENTATION_TYPES.has(type)) {
-      const pages = this.pages.get(id);
-      if (pages?.status === "ready") facts.push(nt("{n} page", "{n} pages", pages.pages));
-      else if (pages?.status === "rendering") facts.push(t("preparing the pages…"));
-      else if (pages?.status === "failed") facts.push(t("the pages could not be made: {reason}", { reason: pages.message || t("unknown error") }));
+      const pages = this.pagesOf(item);
+      if (pages.status === "ready") facts.push(nt("{n} page", "{n} pages", pages.pages));
+      else if (pages.status === "rendering") facts.push(t("preparing the pages…"));
+      else if (pages.status === "failed") facts.push(t("the pages could not be made: {reason}", { reason: pages.message || t("unknown error") }));
       const onStage = state?.presentation?.content_id === id;
       const button = /** @type {HTMLButtonElement} */ (el("button", { type: "button", class: "btn btn-small btn-primary", "data-testid": "presentation-start" }));
       if (onStage && state?.layout === "presentation") {
@@ -327,7 +325,7 @@ export class ContentMenu {
         button.addEventListener("click", () => this.act(button, "stage-layout", { layout: "presentation" }, true));
       } else {
         button.textContent = t("Present");
-        button.disabled = pages?.status === "rendering" || pages?.status === "failed";
+        button.disabled = pages.status === "rendering" || pages.status === "failed";
         button.addEventListener("click", () => this.act(button, "presentation-show", { content_id: id, page: 1 }, true));
       }
       actions.push(button);
@@ -353,7 +351,7 @@ export class ContentMenu {
       }
     });
     actions.push(el("label", { class: "check content-offer" }, [offer, " ", t("Offer for download")]));
-    return el("li", { class: "content-item", "data-testid": "content-item", "data-content-id": id, "data-offered": String(offered), "data-pages": this.pages.get(id)?.status ?? null }, [
+    return el("li", { class: "content-item", "data-testid": "content-item", "data-content-id": id, "data-offered": String(offered), "data-pages": PRESENTATION_TYPES.has(type) ? this.pagesOf(item).status : null }, [
       el("div", { class: "content-item-main" }, [
         el("span", { class: "content-item-name", "data-testid": "content-item-name", "data-no-translate": true, text: item.file_name, title: item.file_name }),
         el("span", { class: "hint content-item-facts", "data-testid": "content-item-facts", text: facts.join(" · ") }),

@@ -27,14 +27,16 @@ const AHEAD_AFTER = 2;
 const RETRY_MS = [1000, 3000, 8000];
 
 /**
- * Size `inner` to the largest box of this shape (width ÷ height) that fits `outer`.
+ * Size `inner` to the largest box of this shape (width ÷ height) that fits `outer`, less
+ * `reserve` pixels of its height (a toolbar under it).
  * @param {HTMLElement} outer
  * @param {HTMLElement} inner
  * @param {number} aspect
+ * @param {number} [reserve]
  */
-export function fitInto(outer, inner, aspect) {
+export function fitInto(outer, inner, aspect, reserve = 0) {
   const width = outer.clientWidth;
-  const height = outer.clientHeight;
+  const height = outer.clientHeight - reserve;
   if (width <= 0 || height <= 0) return;
   let w = width;
   let h = w / aspect;
@@ -130,7 +132,9 @@ export class PresentationView {
     document.addEventListener("keydown", (event) => this.onKey(event));
     this.box.addEventListener("pointermove", (event) => this.onPointerMove(event));
     this.box.addEventListener("pointerleave", () => this.pointerOff());
-    new ResizeObserver(() => this.fit()).observe(this.frame);
+    const resized = new ResizeObserver(() => this.fit());
+    resized.observe(this.root);
+    resized.observe(this.toolbar);
     onLanguage(() => this.render());
 
     content.onStage((state, previous) => this.onStage(state, previous));
@@ -256,7 +260,7 @@ export class PresentationView {
 
   /** Size the slide to the largest box of its shape that fits the view. */
   fit() {
-    fitInto(this.frame, this.box, this.aspect);
+    fitInto(this.root, this.box, this.aspect, this.toolbar.hidden ? 0 : this.toolbar.offsetHeight);
   }
 
   /** The page number, the buttons (presenters), the title. */
