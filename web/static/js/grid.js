@@ -393,7 +393,8 @@ export class VideoGrid {
 
   /**
    * Size the tiles: all of them as large as fits at 16:9, or, with a screen share,
-   * the screen large and the others in a strip; with content on stage (`strip`), one row.
+   * the screen large and the others in a strip; with content on stage (`strip`), no
+   * spotlight, and one row where the strip does not wrap (wide screens).
    */
   layout() {
     const tiles = [...this.tiles.values()];
@@ -409,7 +410,7 @@ export class VideoGrid {
     const width = box.clientWidth;
     const height = box.clientHeight;
     if (width <= 0 || height <= 0) return;
-    if (this.strip) {
+    if (this.strip && getComputedStyle(box).flexWrap === "nowrap") {
       // one row as high as the strip; narrower tiles when many (the strip scrolls past the minimum)
       const fit = (width - (n - 1) * GAP_PX) / n;
       const w = Math.min(height * ASPECT, Math.max(MIN_TILE_PX, fit));

@@ -159,6 +159,8 @@ export class StageContent {
     const stage = byId("stage");
     stage.dataset.content = layout;
     const shown = VIEWS[layout] ?? null;
+    // content shown: the cameras are a strip beside it (CSS and the grid's layout follow)
+    stage.dataset.strip = String(shown !== null);
     byId("stage-content").hidden = shown === null;
     byId("stage-content").dataset.layout = layout;
     for (const id of Object.values(VIEWS)) byId(id).hidden = id !== shown;

@@ -14,6 +14,8 @@ import { byId, el } from "../ui.js";
 /** @typedef {import("./content.js").StageContent} StageContent */
 /** @typedef {import("./content.js").StageState} StageState */
 
+/** A phone held upright: the slide on top, as wide as the screen, the cameras below it. */
+const PORTRAIT_PHONE = window.matchMedia("(max-width: 640px) and (orientation: portrait)");
 /** At most this many pointer messages a second. */
 const POINTER_PER_SECOND = 10;
 /** A presenter holding the pointer still says so this often (ms)… */
@@ -135,6 +137,8 @@ export class PresentationView {
     const resized = new ResizeObserver(() => this.fit());
     resized.observe(this.root);
     resized.observe(this.toolbar);
+    resized.observe(byId("stage"));
+    PORTRAIT_PHONE.addEventListener("change", () => this.fit());
     onLanguage(() => this.render());
 
     content.onStage((state, previous) => this.onStage(state, previous));
@@ -260,7 +264,18 @@ export class PresentationView {
 
   /** Size the slide to the largest box of its shape that fits the view. */
   fit() {
-    fitInto(this.root, this.box, this.aspect, this.toolbar.hidden ? 0 : this.toolbar.offsetHeight);
+    const toolbar = this.toolbar.hidden ? 0 : this.toolbar.offsetHeight;
+    if (PORTRAIT_PHONE.matches) {
+      // the view is as tall as what it shows (the cameras take the rest): as wide as the
+      // stage, at most 60 % of its height
+      const stage = byId("stage");
+      const h = Math.min(this.root.clientWidth / this.aspect, stage.clientHeight * 0.6 - toolbar);
+      if (h <= 0) return;
+      this.box.style.width = `${Math.floor(h * this.aspect)}px`;
+      this.box.style.height = `${Math.floor(h)}px`;
+      return;
+    }
+    fitInto(this.root, this.box, this.aspect, toolbar);
   }
 
   /** The page number, the buttons (presenters), the title. */
