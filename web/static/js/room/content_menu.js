@@ -282,7 +282,8 @@ export class ContentMenu {
       if (pages.status === "ready") {
         this.content.toast(t("{name} is ready to present.", { name: item.file_name }), { kind: "success", key: `pages-${id}` });
       } else if (pages.status === "failed") {
-        this.content.toast(t("The pages of {name} could not be made: {reason}", { name: item.file_name, reason: pages.message || t("unknown error") }), { kind: "warn", key: `pages-${id}`, timeout: 0 });
+        const reason = pages.message || t("unknown error");
+        this.content.toast(t("The pages of {name} could not be made: {reason}", { name: item.file_name, reason }), { kind: "warn", key: `pages-${id}`, timeout: 0 });
       }
     }
   }
@@ -314,7 +315,10 @@ export class ContentMenu {
       const pages = this.pagesOf(item);
       if (pages.status === "ready") facts.push(nt("{n} page", "{n} pages", pages.pages));
       else if (pages.status === "rendering") facts.push(t("preparing the pages…"));
-      else if (pages.status === "failed") facts.push(t("the pages could not be made: {reason}", { reason: pages.message || t("unknown error") }));
+      else if (pages.status === "failed") {
+        const reason = pages.message || t("unknown error");
+        facts.push(t("the pages could not be made: {reason}", { reason }));
+      }
       const onStage = state?.presentation?.content_id === id;
       const button = /** @type {HTMLButtonElement} */ (el("button", { type: "button", class: "btn btn-small btn-primary", "data-testid": "presentation-start" }));
       if (onStage && state?.layout === "presentation") {
