@@ -30,6 +30,7 @@ from webinar.cluster.registry import LiveWorkers, Registry, WorkerInfo
 from webinar.cluster.worker import WorkerIdentity, node_of
 from webinar.config import Config
 from webinar.content.clamd import Clamd
+from webinar.content.external import external_for, frame_sources
 from webinar.content.library import ContentService
 from webinar.content.stage import StageService
 from webinar.http import forwarded, headers, inputs, language
@@ -187,6 +188,7 @@ def create_app(
             config.http.embed_origins,
             connect=lambda: _node_origins(app),
             origins_of=lambda event_id: _event_origins(app, event_id),
+            frames=frame_sources(config.content.external_providers),
         ),
         language.middleware,  # before refuse_nul: its refusal is in the request's language
         inputs.refuse_nul,
@@ -272,7 +274,12 @@ def create_app(
     app[TICKET_DESK] = tickets.desk
     embed = EmbedPages(site, config.http.embed_origins)
     app.router.add_routes(embed.routes())
-    dashboard = Dashboard(site=site, hooks=tickets, embed=embed)
+    dashboard = Dashboard(
+        site=site,
+        hooks=tickets,
+        embed=embed,
+        external_providers=config.content.external_providers,
+    )
     app.router.add_routes(SignIn(site, login_limiter(shared)).routes())
     app.router.add_routes(dashboard.routes())
     interaction = InteractionHttp(
@@ -358,6 +365,7 @@ def create_app(
         public_url=config.http.public_url,
         embed_origins=config.http.embed_origins,
         render=_render,
+        external_providers=config.content.external_providers,
     )
     return app
 
@@ -439,7 +447,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         ticketing=app[TICKETING],
         interaction=InteractionService(store, metrics.count_interaction),
         stage=app[STAGE],
-        content_pass=lambda event_id, _who: app[CONTENT_ACCESS].issue(event_id)[0],
+        # Each participant's pass names them: their downloads count (the engagement export).
+        content_pass=lambda event_id, who: app[CONTENT_ACCESS].issue(event_id, who=who)[0],
+        external_player=lambda event: external_for(event, config.content.external_providers),
         on_error=metrics.count_error,
         on_joined=metrics.joined,
         on_chat_delivered=metrics.chat_delivered,

@@ -309,14 +309,27 @@ def _node_number(redis_url: str) -> int:
         raise UsageError(f"cluster.redis_url: cannot reach Redis at {redis_url}: {exc}") from None
 
 
+def _external_url(config: Config, text: str | None) -> str | None:
+    """``--external-url``: checked against the providers (``[content]``); "" is none."""
+    from webinar.content.external import ExternalLinkError, check_external
+
+    try:
+        return check_external(text, config.content.external_providers)
+    except ExternalLinkError as exc:
+        raise UsageError(f"--external-url: {exc}") from None
+
+
 def _cmd_event_create(args: argparse.Namespace) -> int:
     try:
         title = validate_title(args.title)
     except ValueError as exc:
         raise UsageError(f"--title: {exc}") from None
     config = _config(args)
+    external = _external_url(config, args.external_url)
     with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
-        event = store.create_event(title, args.start, camera_limit=config.rooms.max_cameras)
+        event = store.create_event(
+            title, args.start, camera_limit=config.rooms.max_cameras, external_url=external
+        )
     if args.json:
         print(json.dumps(event_json(config, event), ensure_ascii=False))
     else:
@@ -373,6 +386,7 @@ def event_details_json(config: Config, store: SyncStore, event: Event) -> dict[s
         "agenda": event.agenda,
         "lobby_message": event.lobby_message,
         "thank_you_url": event.thank_you_url,
+        "external_url": event.external_url,
         "owner": None if owner is None else owner.username,
         "cancelled_at": iso_time(access.cancelled_at, zulu=True),
         "access": {
@@ -424,6 +438,8 @@ def _print_details(details: dict[str, object]) -> None:
     print(f"  Host link:      {d['host_url']}")
     if d["thank_you_url"]:
         print(f"  After the end:  {d['thank_you_url']}")
+    if d["external_url"]:
+        print(f"  External player: {d['external_url']}")
     print(
         f"  Holds:          {counts['registrations']} registrations, {counts['invitees']}"
         f" invitees, {counts['polls']} polls, {counts['calls_to_action']} calls-to-action,"
@@ -477,6 +493,7 @@ _UPDATE_FIELDS = {
     "agenda": "agenda",
     "lobby_message": "lobby_message",
     "thank_you_url": "thank_you_url",
+    "external_url": "external_url",
 }
 
 
@@ -520,6 +537,8 @@ def _cmd_event_update(args: argparse.Namespace) -> int:
     if not changes:
         raise UsageError("nothing to change: give at least one setting (see --help)")
     config = _config(args)
+    if "external_url" in changes:
+        changes["external_url"] = _external_url(config, changes["external_url"])
     with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
         db = store.connection
         with transaction(db, immediate=True):  # read, check and write under the write lock
@@ -1141,6 +1160,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ISO-8601",
         help="start time with a UTC offset, e.g. 2030-01-31T18:00Z or 2030-01-31T19:00+01:00",
     )
+    create.add_argument(
+        "--external-url",
+        metavar="URL",
+        help="an external player shown to admitted attendees in the room: a YouTube, Vimeo"
+        " or Zoom link, or a player on a host in content.external_providers",
+    )
     create.add_argument("--json", action="store_true", help="print one JSON object")
     create.set_defaults(handler=_cmd_event_create)
 
@@ -1204,6 +1229,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--thank-you-url",
         metavar="URL",
         help="where attendees go when the event ends ('' for the server's own page)",
+    )
+    update.add_argument(
+        "--external-url",
+        metavar="URL",
+        help="the external player shown to admitted attendees in the room: a YouTube, Vimeo"
+        " or Zoom link, or a player on a host in content.external_providers ('' for none)",
     )
     update.add_argument("--json", action="store_true", help="print one JSON object")
     update.set_defaults(handler=_cmd_event_update)

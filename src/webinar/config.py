@@ -15,6 +15,7 @@ import ipaddress
 import json
 import math
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -237,6 +238,33 @@ class UploadsConfig:
                 host, sep, port = value.rpartition(":")
                 if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
                     _fail("uploads.clamd_socket", "must be an absolute socket path or host:port")
+
+
+#: An extra external-player host: ``player.example.com``, or ``*.example.com`` for its subdomains.
+_PLAYER_HOST = re.compile(
+    r"^(?:\*\.)?[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContentConfig:
+    """Content on an event's stage (webinar.content): the external player's providers."""
+
+    #: Extra hosts whose player URLs an event's external player link may be (framed as they
+    #: are, https only), besides YouTube, Vimeo and Zoom: e.g. ["player.example.com",
+    #: "*.stream.example.org"].
+    external_providers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        hosts = tuple(host.strip().lower().rstrip(".") for host in self.external_providers)
+        for host in hosts:
+            if not _PLAYER_HOST.match(host) or len(host) > 253:
+                _fail(
+                    "content.external_providers",
+                    f"not a host name like player.example.com or *.example.com: {host!r}"
+                    " (no https://, no path, no port)",
+                )
+        object.__setattr__(self, "external_providers", tuple(dict.fromkeys(hosts)))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -597,6 +625,7 @@ class Config:
 
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     uploads: UploadsConfig = field(default_factory=UploadsConfig)
+    content: ContentConfig = field(default_factory=ContentConfig)
     ticketing: TicketingConfig = field(default_factory=TicketingConfig)
     mail: MailConfig = field(default_factory=MailConfig)
     payments: PaymentsConfig = field(default_factory=PaymentsConfig)
@@ -718,6 +747,7 @@ _SECTIONS: dict[str, type[typing.Any]] = {
     "admin": AdminConfig,
     "recording": RecordingConfig,
     "uploads": UploadsConfig,
+    "content": ContentConfig,
     "ticketing": TicketingConfig,
     "mail": MailConfig,
     "payments": PaymentsConfig,

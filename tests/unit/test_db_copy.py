@@ -182,6 +182,12 @@ def populate(core: SyncStore) -> list[str]:
             "2026-01-02T03:04:05+00:00",
         ),
     )
+    # a download of it counted for a person (the engagement export)
+    conn.execute(
+        "INSERT INTO content_downloads (event_id, content_id, file_name, person_key, at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (eid, "cnt_" + "ab" * 12, "slides.pdf", "client:ann", 1700000000.25),
+    )
     # what the live room showed on stage (webinar.content.stage): the state, a page turn, a
     # whiteboard stroke's first part
     conn.execute(

@@ -23,6 +23,7 @@ import logging
 import re
 import secrets
 import shutil
+import time
 import unicodedata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ MIB = 1024 * 1024
 RESERVE_STEP = 8 * MIB
 #: A reservation older than this was left by a worker that died mid-upload: swept.
 STALE_AFTER = timedelta(hours=6)
+#: A person's downloads of one file closer together than this count once (a double click,
+#: a browser that asks twice).
+DOWNLOAD_DEDUP_SECONDS = 60.0
 _CONTENT_ID = re.compile(r"^cnt_[0-9a-f]{24}$")
 _COLUMNS = (
     "content_id, event_id, owner_id, file_name, declared_type, detected_type, size_bytes,"
@@ -182,6 +186,40 @@ def sql_get(db: Database, content_id: str) -> ContentFile | None:
     return None if row is None else _row(row)
 
 
+def sql_record_download(
+    db: Database, info: ContentFile, person_key: str, at: float, *, within: float
+) -> bool:
+    """Count a download of ``info`` by ``person_key`` at ``at`` unless the same person's last
+    one of this file was less than ``within`` seconds before (one write transaction, so two
+    requests at once count once). True if counted."""
+    with transaction(db, immediate=True):
+        recent = db.execute(
+            "SELECT 1 FROM content_downloads WHERE content_id = ? AND person_key = ? AND at > ?"
+            " LIMIT 1",
+            (info.content_id, person_key, at - within),
+        ).fetchone()
+        if recent is not None:
+            return False
+        db.execute(
+            "INSERT INTO content_downloads (event_id, content_id, file_name, person_key, at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (info.event_id, info.content_id, info.file_name, person_key, at),
+        )
+        return True
+
+
+def sql_downloads(db: Database, event_id: str) -> dict[str, int]:
+    """Downloads counted per person key in the event."""
+    return {
+        str(key): int(n)
+        for key, n in db.execute(
+            "SELECT person_key, count(*) FROM content_downloads WHERE event_id = ?"
+            " GROUP BY person_key",
+            (event_id,),
+        ).fetchall()
+    }
+
+
 # ----------------------------------------------------------------------------- service
 
 
@@ -224,6 +262,24 @@ class ContentService:
 
     async def get(self, content_id: str) -> ContentFile | None:
         return await self.store.run_sql(lambda db: sql_get(db, content_id))
+
+    async def record_download(
+        self, info: ContentFile, person_key: str, *, at: float | None = None
+    ) -> bool:
+        """Count a download of ``info`` by the person (an attendance person key), at most
+        once a :data:`DOWNLOAD_DEDUP_SECONDS`; True if this one counted."""
+        if not person_key or len(person_key) > 200:
+            return False
+        when = time.time() if at is None else at
+        return await self.store.run_sql(
+            lambda db: sql_record_download(
+                db, info, person_key, when, within=DOWNLOAD_DEDUP_SECONDS
+            )
+        )
+
+    async def downloads(self, event_id: str) -> dict[str, int]:
+        """``{person_key: downloads counted}`` of the event's files."""
+        return await self.store.run_sql(lambda db: sql_downloads(db, event_id))
 
     async def delete(self, info: ContentFile) -> bool:
         content_id = info.content_id

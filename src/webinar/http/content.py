@@ -15,34 +15,41 @@ docs/api.md ("Content") documents them.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
-import time
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
 
+from webinar.content import passes
 from webinar.content.library import MIB, ContentFile, ContentService, UploadRefused
 from webinar.http.inputs import json_error, read_json
 from webinar.http.site import Pages, Site, route
 from webinar.i18n import _
-from webinar.ids import format_event_id, normalize_event_id, same_secret
+from webinar.ids import format_event_id, normalize_event_id
 from webinar.rooms.manager import RoomManager
 from webinar.storage.store import Event, Store
 from webinar.ticketing import Ticketing
 from webinar.ticketing.grants import AccessType, Refusal
 
-#: How long a content pass proves admission (a day's event, with some slack).
-PASS_SECONDS = 12 * 3600
+logger = logging.getLogger(__name__)
+
 #: Bytes read from the request per chunk of an upload.
 READ_BYTES = 256 * 1024
+#: Fetch destinations that are a person taking the file (a link followed, a download, a
+#: script's fetch); a page showing it in an <img>/<video>/<audio> is not counted.
+_DOWNLOAD_DESTINATIONS = frozenset({"", "document", "empty"})
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+def counts_as_download(request: web.Request) -> bool:
+    """Does this request take the whole file for a person? Not a ranged request (a media
+    player's, or a download resumed: counted when it started), not an element of a page, not
+    a HEAD request."""
+    if request.method != "GET" or "Range" in request.headers:
+        return False
+    return request.headers.get("Sec-Fetch-Dest", "").lower() in _DOWNLOAD_DESTINATIONS
 
 
 class ContentAccess:
@@ -72,29 +79,28 @@ class ContentAccess:
         self._presenter = presenter
         self._rooms = rooms
 
-    def _sign(self, body: str) -> str:
-        mac = hmac.new(self._secret(), b"content-pass:" + body.encode(), hashlib.sha256)
-        return _b64(mac.digest()[:18])
-
-    def issue(self, event_id: str, *, now: float | None = None) -> tuple[str, int]:
-        """A content pass for the event and when it expires (Unix seconds)."""
-        expires = int(now if now is not None else time.time()) + PASS_SECONDS
-        body = f"{event_id}.{expires}"
-        return f"{body}.{self._sign(body)}", expires
+    def issue(self, event_id: str, *, who: str = "", now: float | None = None) -> tuple[str, int]:
+        """A content pass for the event naming ``who`` (a person key; "" for nobody), and
+        when it expires (Unix seconds); :mod:`webinar.content.passes`."""
+        return passes.issue(self._secret(), event_id, who, now)
 
     def pass_holds(self, event_id: str, token: str, *, now: float | None = None) -> bool:
-        parts = token.split(".")
-        if len(parts) != 3 or parts[0] != event_id or not parts[1].isdigit():
-            return False
-        if int(parts[1]) < (now if now is not None else time.time()):
-            return False
-        return same_secret(parts[2], self._sign(f"{parts[0]}.{parts[1]}"))
+        return passes.check(self._secret(), event_id, token, now) is not None
+
+    def pass_of(self, request: web.Request) -> str:
+        return request.headers.get("X-Content-Pass") or request.query.get("pass", "")
+
+    def holder(self, request: web.Request, event: Event) -> str:
+        """Whom the request's content pass names: a person key, or "" (no pass, or a pass
+        for nobody in particular)."""
+        token = self.pass_of(request)
+        return (passes.check(self._secret(), event.event_id, token) or "") if token else ""
 
     async def allows(self, request: web.Request, event: Event) -> bool:
         if request.headers.get("X-Presenter-Key") and await self._presenter(request, event):
             return True
-        token = request.headers.get("X-Content-Pass") or request.query.get("pass", "")
-        if token and len(token) <= 200 and self.pass_holds(event.event_id, token):
+        token = self.pass_of(request)
+        if token and self.pass_holds(event.event_id, token):
             return True
         resume = request.headers.get("X-Resume-Token", "")
         rooms = self._rooms()
@@ -322,4 +328,10 @@ class ContentPages(Pages):
         info = await self.service.get(request.match_info["content_id"])
         if info is None or info.event_id != event.event_id or not info.servable:
             raise json_error(404, "not-found", _("no such file in this event"))
+        who = self.access.holder(request, event)
+        if who and counts_as_download(request):
+            try:
+                await self.service.record_download(info, who)
+            except Exception:  # the count is lost, not the file: it is served all the same
+                logger.exception("a download of %s could not be counted", info.content_id)
         return serve_file(request, self.service.path_of(info), info)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from webinar import i18n
+from webinar.content.external import ExternalLinkError, check_external, provider_labels
 from webinar.http.site import Pages, Site, route
 from webinar.i18n import _
 from webinar.ids import format_event_id
@@ -104,6 +105,8 @@ class Dashboard(Pages):
     site: Site
     hooks: EventHooks | None = None
     embed: EventEmbed | None = None
+    #: The administrator's extra external-player hosts (``[content] external_providers``).
+    external_providers: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ events
 
@@ -154,6 +157,13 @@ class Dashboard(Pages):
 
     async def _save(self, user: User, values: dict[str, str], event: Event | None) -> Event:
         settings = _settings_from_form(values)
+        entered = (settings.external_url or "").strip() or None
+        if event is None or entered != event.external_url:  # checked when set or changed
+            try:
+                entered = check_external(entered, self.external_providers)
+            except ExternalLinkError as exc:
+                raise ValueError(str(exc)) from None
+        settings = dataclasses.replace(settings, external_url=entered)
         after = None
         if self.hooks is not None:
             after = await self.hooks.before_save(user, settings, values, event)
@@ -198,6 +208,8 @@ class Dashboard(Pages):
             embed=embed,
             embed_error=embed_error,
             embed_saved=request.query.get("embed") == "saved",
+            external_providers=provider_labels(),
+            external_hosts=self.external_providers,
         )
 
     @route("POST", "/dashboard/events")
@@ -296,6 +308,7 @@ def _form_values(event: Event | None) -> dict[str, Any]:
             "camera_limit": "4",
             "thank_you_url": "",
             "language": "",
+            "external_url": "",
         }
     local = _local_start(event)
     return {
@@ -310,6 +323,7 @@ def _form_values(event: Event | None) -> dict[str, Any]:
         "camera_limit": str(event.camera_limit),
         "thank_you_url": event.thank_you_url or "",
         "language": event.language or "",
+        "external_url": event.external_url or "",
     }
 
 
@@ -361,4 +375,5 @@ def _settings_from_form(values: dict[str, str]) -> EventSettings:
         access_type=values.get("access_type", "open"),
         camera_limit=_int(values, "camera_limit", _("the camera limit must be a whole number")),
         language=_language(values),
+        external_url=values.get("external_url") or None,
     )

@@ -8,7 +8,10 @@ attendee and presenter rooms (``/e/...``) may be framed by the origins in ``http
 and by the event's own allowed origins (webinar.ticketing.embedding: a handler that has read
 them leaves them in ``request[EVENT_ORIGINS]``, else they are looked up), and by nobody else.
 On a cluster of nodes a page may also open its WebSocket to the other nodes (a join moved to
-another node, webinar.cluster.placement): ``connect`` names them.
+another node, webinar.cluster.placement): ``connect`` names them. Pages may frame this origin
+and the external players' embed origins only (``frame-src``, from
+:func:`webinar.content.external.frame_sources`: YouTube's no-cookie player, Vimeo's, and the
+administrator's extra hosts).
 """
 
 from __future__ import annotations
@@ -28,26 +31,30 @@ OriginsOf = Callable[[str], Awaitable[tuple[str, ...]]]
 #: The origins a room handler found for its event (set by the handler, read here).
 EVENT_ORIGINS = web.RequestKey("event_origins", tuple[str, ...])
 
-_POLICY = "; ".join(
-    (
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self' 'unsafe-inline'",  # style attributes set by the server's templates
-        "img-src 'self' data: blob:",
-        "media-src 'self' blob:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-    )
+_DIRECTIVES = (
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self' 'unsafe-inline'",  # style attributes set by the server's templates
+    "img-src 'self' data: blob:",
+    "media-src 'self' blob:",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
 )
+_POLICY = "; ".join(_DIRECTIVES)
 
 
-def policy(frame_ancestors: tuple[str, ...] = (), connect: Iterable[str] = ()) -> str:
+def policy(
+    frame_ancestors: tuple[str, ...] = (),
+    connect: Iterable[str] = (),
+    frames: tuple[str, ...] = ("'self'",),
+) -> str:
     """The Content-Security-Policy of an HTML page framed only by ``frame_ancestors`` that
-    may connect to this origin and the origins in ``connect``."""
+    may connect to this origin and the origins in ``connect``, and frame ``frames``."""
     ancestors = " ".join(frame_ancestors) if frame_ancestors else "'none'"
-    text = f"{_POLICY}; frame-ancestors {ancestors}"
+    sources = " ".join(f for f in frames if f and ";" not in f and "," not in f) or "'self'"
+    text = f"{_POLICY}; frame-src {sources}; frame-ancestors {ancestors}"
     extra = " ".join(origin for origin in connect if origin and ";" not in origin)
     return text.replace("connect-src 'self'", f"connect-src 'self' {extra}") if extra else text
 
@@ -63,9 +70,11 @@ def middleware(
     embed_origins: tuple[str, ...] = (),
     connect: Callable[[], Iterable[str]] | None = None,
     origins_of: OriginsOf | None = None,
+    frames: tuple[str, ...] = ("'self'",),
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """The security headers of every response (see the module's description)."""
-    closed = policy()
+    """The security headers of every response (see the module's description); ``frames``
+    the ``frame-src`` sources."""
+    closed = policy(frames=frames)
 
     async def ancestors(request: web.Request) -> tuple[str, ...]:
         """Who may frame this page: nobody, or for an event's page the global origins and
@@ -89,7 +98,7 @@ def middleware(
             return
         framers = await ancestors(request)
         others = tuple(connect()) if connect is not None else ()
-        text = policy(framers, others) if framers or others else closed
+        text = policy(framers, others, frames) if framers or others else closed
         response.headers["Content-Security-Policy"] = text
         if not framers:
             response.headers["X-Frame-Options"] = "DENY"

@@ -154,6 +154,8 @@ def _engagement_cells(extra: dict[str, Any]) -> dict[str, Any]:
         "score": f"{correct}/{total}" if total != "" else "",
         "scores": extra.get("polls_test_scores", ""),
         "clicks": extra.get("cta_clicks", ""),
+        "downloads": extra.get("files_downloaded", ""),
+        "downloaded": extra.get("files_names", ""),
     }
 
 

@@ -158,13 +158,37 @@ class CtaSource:
         }
 
 
+class FileSource:
+    """Files of the event downloaded in the room (webinar.content: counted per person key,
+    a person's downloads of one file within a minute count once)."""
+
+    name: str = "files"
+    columns: tuple[str, ...] = ("downloaded", "names")
+
+    def rows(self, db: SyncStore, event_id: str) -> dict[str, dict[str, Any]]:
+        """Downloads counted, and the names of the files downloaded (first download first)."""
+        out: dict[str, dict[str, Any]] = {}
+        for key, file_name, n in db.connection.execute(
+            "SELECT person_key, file_name, count(*) FROM content_downloads WHERE event_id = ?"
+            " GROUP BY person_key, content_id, file_name ORDER BY min(at)",
+            (event_id,),
+        ):
+            row = out.setdefault(key, {"downloaded": 0, "names": []})
+            row["downloaded"] += int(n)
+            row["names"].append(file_name)
+        return {
+            key: {"downloaded": r["downloaded"], "names": _cap(" | ".join(r["names"]))}
+            for key, r in out.items()
+        }
+
+
 def _cap(text: str) -> str:
     return text if len(text) <= ANSWER_SUMMARY_MAX else text[: ANSWER_SUMMARY_MAX - 1] + "…"
 
 
 def sources() -> list[EngagementSource]:
     """The interaction tables joined into every engagement export, in column order."""
-    return [ChatSource(), QuestionSource(), PollSource(), CtaSource()]
+    return [ChatSource(), QuestionSource(), PollSource(), CtaSource(), FileSource()]
 
 
 #: The detail files next to the engagement export: the interaction CSV exports.
@@ -180,9 +204,10 @@ DETAIL_FILES = (
 
 def delete_personal_data(db: SyncStore, event_id: str) -> dict[str, int]:
     """Delete what interaction keeps about people in one event: chat messages, questions
-    (their votes go with them), poll and test answers, call-to-action clicks, chat mutes
-    and the published question. The organiser's content stays: prepared polls and tests,
-    their images, the calls-to-action shown. One transaction: all or nothing."""
+    (their votes go with them), poll and test answers, call-to-action clicks, file
+    downloads counted, chat mutes and the published question. The organiser's content
+    stays: prepared polls and tests, their images, the calls-to-action shown, the files.
+    One transaction: all or nothing."""
     conn = db.connection
     counts: dict[str, int] = {}
     with transaction(conn, immediate=True):
@@ -205,6 +230,9 @@ def delete_personal_data(db: SyncStore, event_id: str) -> dict[str, int]:
         counts["cta_clicks"] = conn.execute(
             "DELETE FROM cta_clicks WHERE cta_id IN (SELECT cta_id FROM ctas WHERE event_id = ?)",
             (event_id,),
+        ).rowcount
+        counts["content_downloads"] = conn.execute(
+            "DELETE FROM content_downloads WHERE event_id = ?", (event_id,)
         ).rowcount
         conn.execute(
             "UPDATE interaction_settings SET chat_muted = '[]', published_question_id = NULL"

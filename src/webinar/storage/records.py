@@ -14,6 +14,7 @@ from webinar.i18n import LANGUAGES, N_, _, gettext
 from webinar.ids import format_event_id
 
 TITLE_MAX_CHARS = 200
+EXTERNAL_URL_MAX_CHARS = 2000
 AGENDA_MAX_CHARS = 4000
 LOBBY_MESSAGE_MAX_CHARS = 1000
 
@@ -57,6 +58,9 @@ class Event:
     #: The organiser's choice of language for the event's pages and e-mails (one of
     #: :data:`webinar.i18n.LANGUAGES`); None: each attendee's own.
     language: str | None = None
+    #: The external player's link as the organiser entered it (webinar.content.external),
+    #: shown to admitted attendees in the room; None: no external player.
+    external_url: str | None = None
 
     @property
     def display_id(self) -> str:
@@ -88,6 +92,9 @@ class EventSettings:
     access_type: str = "open"
     camera_limit: int = 4
     language: str | None = None
+    #: Checked against the providers where it is entered (webinar.content.external); here
+    #: only stripped ("" is None) and limited in length.
+    external_url: str | None = None
 
     def validated(self) -> EventSettings:
         """A normalised copy; ValueError names the first field that is wrong."""
@@ -120,6 +127,7 @@ class EventSettings:
                 N_("the lobby message"), self.lobby_message, LOBBY_MESSAGE_MAX_CHARS
             ),
             thank_you_url=check_url(self.thank_you_url),
+            external_url=check_external_length(self.external_url),
         )
 
 
@@ -196,4 +204,18 @@ def check_url(value: str | None) -> str | None:
     value = value.strip()
     if not value.startswith(("https://", "http://")) or len(value) > 2000:
         raise ValueError(_("the thank-you URL must be an http(s) URL of at most 2000 characters"))
+    return value
+
+
+def check_external_length(value: str | None) -> str | None:
+    """The external player's link stripped ("" is None), at most 2000 characters; whether
+    it can be shown is :func:`webinar.content.external.check_external`'s to say."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if len(value) > EXTERNAL_URL_MAX_CHARS:
+        raise ValueError(
+            _("the external player link may have at most %(max)d characters")
+            % {"max": EXTERNAL_URL_MAX_CHARS}
+        )
     return value

@@ -124,6 +124,7 @@ _EVENT_FIELDS = (
     "access_type",
     "camera_limit",
     "language",
+    "external_url",
 )
 _EVENT_COLUMNS = ", ".join(_EVENT_FIELDS)
 #: The keys are sealed at rest (webinar.storage.sealing): sealed on the way in, opened out.

@@ -414,6 +414,13 @@ function setUpEventForm(form) {
         ? ""
         : t("Enter a full web address starting with https://");
     },
+    external_url: (input) => {
+      const value = input.value.trim();
+      if (!value) return "";
+      return WEB_ADDRESS.test(value) && value.length <= 2000
+        ? ""
+        : t("Enter a full web address starting with https://");
+    },
   };
 
   /** @param {HTMLInputElement} input @param {number} min @param {number} max @param {string} message */
@@ -506,6 +513,7 @@ function setUpEventForm(form) {
       ["join window", "join_window_minutes"], // i18n-ignore
       ["camera limit", "camera_limit"], // i18n-ignore
       ["thank-you url", "thank_you_url"], // i18n-ignore
+      ["external player", "external_url"], // i18n-ignore
       ["access type", "access_type"], // i18n-ignore
     ];
     const hit = topics.find(([words]) => text.includes(words));

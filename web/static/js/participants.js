@@ -23,6 +23,19 @@ import { el, icon, initials, roleLabel } from "./ui.js";
  * @property {string | null} me  our participant ID
  * @property {string} myRole
  * @property {{mic: DeviceState, camera: DeviceState}} self  our own microphone and camera
+ *
+ * @typedef {object} ExtraRowAction  an action another part of the room adds to a row (in its
+ *   "More" menu), with what it does: the whiteboard's "Allow drawing on the whiteboard"
+ * @property {string} action  its data-action and data-testid
+ * @property {string} label
+ * @property {string} aria
+ * @property {(person: ParticipantInfo) => void} run
+ *
+ * @typedef {object} RowExtras  what another part of the room adds to a person's row
+ * @property {ExtraRowAction[]} [actions]
+ * @property {string[]} [chips]  short states shown beside the grants ("May draw")
+ *
+ * @typedef {(person: ParticipantInfo, myRole: string, self: boolean) => RowExtras} RowExtension
  */
 
 const ROLE_ORDER = /** @type {Record<string, number>} */ ({ host: 0, presenter: 1, attendee: 2 });
@@ -101,6 +114,10 @@ export class ParticipantList {
     this.rows = new Map();
     /** @type {string | null} */
     this.activeSpeaker = null;
+    /** @type {RowExtension[]} */
+    this.extensions = [];
+    /** The added actions of each row, by participant ID. @type {Map<string, ExtraRowAction[]>} */
+    this.extraActions = new Map();
     list.addEventListener("click", (event) => {
       const target = /** @type {HTMLElement} */ (event.target);
       const button = /** @type {HTMLButtonElement | null} */ (target.closest("button[data-action]"));
@@ -111,10 +128,21 @@ export class ParticipantList {
       if (!person) return;
       const details = button.closest("details");
       if (details) details.open = false;
-      this.onAction(/** @type {RowAction} */ (button.dataset.action), person);
+      const extra = this.extraActions.get(person.participant_id)?.find((a) => a.action === button.dataset.action);
+      if (extra) extra.run(person);
+      else this.onAction(/** @type {RowAction} */ (button.dataset.action), person);
     });
     /** @type {Map<string, ParticipantInfo>} */
     this.people = new Map();
+  }
+
+  /**
+   * Let another part of the room add actions and chips to the rows (the whiteboard's grant);
+   * the rows show them on the next render.
+   * @param {RowExtension} extension
+   */
+  addRowExtension(extension) {
+    this.extensions.push(extension);
   }
 
   /** @param {ListState} state */
@@ -137,10 +165,14 @@ export class ParticipantList {
       const devices = self ? state.self : deviceStates(streamsOf.get(id) ?? []);
       const position = person.hand_raised != null ? queue.indexOf(person) + 1 : 0;
       const actions = self ? [] : this.actionsFor(person, state.myRole, devices);
-      const sig = JSON.stringify([person, devices, position, actions, self, lang()]);
+      const extras = this.extensions.map((extension) => extension(person, state.myRole, self));
+      const extraActions = self || !isStaff(state.myRole) ? [] : extras.flatMap((x) => x.actions ?? []);
+      const chips = extras.flatMap((x) => x.chips ?? []);
+      this.extraActions.set(id, extraActions);
+      const sig = JSON.stringify([person, devices, position, actions, extraActions, chips, self, lang()]);
       let entry = this.rows.get(id);
       if (!entry || entry.sig !== sig) {
-        const row = this._buildRow(person, { self, devices, position, actions });
+        const row = this._buildRow(person, { self, devices, position, actions, extraActions, chips });
         if (entry) {
           carryOver(entry.row, row);
           entry.row.replaceWith(row);
@@ -155,6 +187,7 @@ export class ParticipantList {
       if (!seen.has(id)) {
         entry.row.remove();
         this.rows.delete(id);
+        this.extraActions.delete(id);
       }
     }
     this.setActiveSpeaker(this.activeSpeaker);
@@ -192,9 +225,9 @@ export class ParticipantList {
 
   /**
    * @param {ParticipantInfo} person
-   * @param {{self: boolean, devices: {mic: DeviceState, camera: DeviceState}, position: number, actions: RowAction[]}} view
+   * @param {{self: boolean, devices: {mic: DeviceState, camera: DeviceState}, position: number, actions: RowAction[], extraActions: ExtraRowAction[], chips: string[]}} view
    */
-  _buildRow(person, { self, devices, position, actions }) {
+  _buildRow(person, { self, devices, position, actions, extraActions, chips }) {
     const connected = person.connected !== false;
     const quality = person.quality ?? "unknown";
     const name = el("span", { class: "person-name" }, [person.name, self ? el("span", { class: "muted", text: " " + t("(you)") }) : null]);
@@ -214,6 +247,7 @@ export class ParticipantList {
           })
         : null,
       person.listen_only ? el("span", { class: "chip", text: t("Listen only"), title: t("Joined when discussion was full") }) : null,
+      ...chips.map((text) => el("span", { class: "chip chip-grant", text })),
     ]);
     const row = el(
       "li",
@@ -243,7 +277,7 @@ export class ParticipantList {
             }),
           ]),
           status.childElementCount ? status : null,
-          actions.length ? this._buildActions(person, actions) : null,
+          actions.length || extraActions.length ? this._buildActions(person, actions, extraActions) : null,
         ]),
       ],
     );
@@ -253,8 +287,9 @@ export class ParticipantList {
   /**
    * @param {ParticipantInfo} person
    * @param {RowAction[]} actions
+   * @param {ExtraRowAction[]} [extraActions]  added by other parts of the room: in the menu
    */
-  _buildActions(person, actions) {
+  _buildActions(person, actions, extraActions = []) {
     const who = { name: person.name };
     /** @type {Record<RowAction, {label: string, aria: string, kind?: string}>} */
     const spec = {
@@ -282,7 +317,14 @@ export class ParticipantList {
         [spec[action].label],
       );
     const main = actions.filter((a) => !inMenu.has(a)).map((a) => button(a, "btn btn-small")); // i18n-ignore
-    const more = actions.filter((a) => inMenu.has(a));
+    const more = actions.filter((a) => inMenu.has(a)).map((a) => button(a, "menu-item"));
+    for (const extra of extraActions) {
+      more.push(
+        el("button", { type: "button", class: "menu-item", "data-action": extra.action, "data-testid": extra.action, "aria-label": extra.aria }, [
+          extra.label,
+        ]),
+      );
+    }
     return el("div", { class: "person-actions" }, [
       ...main,
       more.length
@@ -290,7 +332,7 @@ export class ParticipantList {
             el("summary", { class: "btn btn-small", "aria-label": t("More actions for {name}", who), "data-testid": "more-actions" }, [
               t("More"),
             ]),
-            el("div", { class: "menu-panel", role: "group", "aria-label": t("More actions for {name}", who) }, more.map((a) => button(a, "menu-item"))),
+            el("div", { class: "menu-panel", role: "group", "aria-label": t("More actions for {name}", who) }, more),
           ])
         : null,
     ]);

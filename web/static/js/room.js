@@ -26,6 +26,7 @@ import { isStaff } from "./participants.js";
 import { ByeReason, WebinarConnection } from "./protocol.js";
 import { AUTOJOIN_KEY, Toasts, byId, cleanName, clientId, errorText, forget, formatTime, recall, saveName, savedName } from "./ui.js";
 import { StageContent } from "./room/content.js";
+import { ExternalPlayer } from "./room/external.js";
 import { Controls } from "./room/controls.js";
 import { Devices } from "./room/devices.js";
 import { Lobby } from "./room/lobby.js";
@@ -36,6 +37,7 @@ import { Prejoin } from "./room/prejoin.js";
 import { Publisher } from "./room/publish.js";
 import { Stage } from "./room/stage.js";
 import { StatusBar } from "./room/status.js";
+import { Whiteboard } from "./room/whiteboard.js";
 
 /** @typedef {import("./room/page.js").Source} Source */
 /** @typedef {import("./room/page.js").ParticipantInfo} ParticipantInfo */
@@ -137,6 +139,7 @@ class Room {
       showTab: (id) => this.panel.showTab(id),
       showFailure: (error) => this.showFailure(error),
     });
+    this.externalPlayer = new ExternalPlayer(this.content); // the event's external player
     /** Chat, Q&A, polls, call-to-action (interaction.js). */
     this.interaction = new Interaction({
       onStage: (stage) => this.content.load(stage, true),
@@ -145,6 +148,13 @@ class Room {
       // a presenter who came with a join token uploads poll images with it
       presenterKey: PRESENTER_KEY ?? JOIN_TOKEN,
       eventId: EVENT_ID,
+    });
+    /** The whiteboard on stage (room/whiteboard.js). */
+    this.whiteboard = new Whiteboard(this.content, {
+      people: this.panel.people,
+      renderPeople: () => this.renderPeople(),
+      toasts: this.toasts,
+      showFailure: (error) => this.showFailure(error),
     });
     this.bindPage();
     if (isStaff(PAGE_ROLE)) this.devices.startDeviceCheck();

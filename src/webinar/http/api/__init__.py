@@ -79,11 +79,12 @@ def setup_api(
     public_url: str | None,
     embed_origins: tuple[str, ...],
     render: Render,
+    external_providers: tuple[str, ...] = (),
 ) -> Api:
     """Build the API and add its routes (and those of its description) to ``app``."""
     parts: list[ApiPages] = [
         TokensApi(store, auth),
-        EventsApi(tickets, auth),
+        EventsApi(tickets, auth, external_providers),
         InteractionApi(store, auth, interaction, stats, attendance),
         RecordingsApi(store, auth, recordings, publisher, public_url),
         ContentApi(store, auth, content, interaction),

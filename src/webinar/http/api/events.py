@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from webinar.content.external import ExternalLinkError, check_external
 from webinar.formats import iso_time
 from webinar.http.api import schema as s
 from webinar.http.api.auth import Authenticator, Caller
@@ -46,6 +47,7 @@ _SETTING_KEYS = (
     "duration_minutes",
     "access_type",
     "camera_limit",
+    "external_url",
 )
 _ACCESS_KEYS = (
     "attendee_password",
@@ -102,6 +104,8 @@ def _given(body: msgspec.Struct) -> dict[str, Any]:
 class EventsApi(ApiPages):
     web_part: TicketingWeb
     auth: Authenticator
+    #: The administrator's extra external-player hosts (``[content] external_providers``).
+    external_providers: tuple[str, ...] = ()
 
     @property
     def store(self) -> Store:
@@ -137,6 +141,7 @@ class EventsApi(ApiPages):
             agenda=event.agenda,
             lobby_message=event.lobby_message,
             thank_you_url=event.thank_you_url,
+            external_url=event.external_url,
             booking_ends_at=iso_time(self.web_part.ticketing.booking_end(event), zulu=True),
             settings_changed_at=iso_time(
                 await self.web_part.desk.settings_changed_at(event), zulu=True
@@ -228,6 +233,15 @@ class EventsApi(ApiPages):
         user = caller.user or TOKEN_ADMIN
         try:
             settings = _settings(body, event)
+        except (ValueError, TypeError) as exc:
+            raise api_error(422, "invalid", str(exc)) from None
+        if "external_url" in body:  # checked when set (a host taken off the list since
+            try:  # makes the link not shown, not every other change refused)
+                external = check_external(settings.external_url, self.external_providers)
+            except ExternalLinkError as exc:
+                raise api_error(422, "invalid", str(exc), at="$.external_url") from None
+            settings = dataclasses.replace(settings, external_url=external)
+        try:
             form = {
                 k: _text(body[k])
                 for k in _ACCESS_KEYS
@@ -501,7 +515,7 @@ def _settings(body: dict[str, Any], event: Event | None) -> EventSettings:
         if key not in body:
             continue
         value = body[key]
-        if key == "thank_you_url" and value is None:
+        if key in ("thank_you_url", "external_url") and value is None:
             changes[key] = None
             continue
         expected = int if key in _INT_KEYS else str

@@ -147,6 +147,13 @@ class Event(Struct):
     agenda: str
     lobby_message: str
     thank_you_url: str | None
+    external_url: Annotated[
+        str | None,
+        Meta(
+            description="The external player's link as entered (YouTube, Vimeo, Zoom or an"
+            " allowed host); shown only to admitted attendees, in the room"
+        ),
+    ]
     booking_ends_at: Time | None
     settings_changed_at: Time | None
     cancelled_at: Time | None
@@ -183,6 +190,17 @@ class EventFields(Struct, forbid_unknown_fields=True):
     agenda: str | UnsetType = UNSET
     lobby_message: str | UnsetType = UNSET
     thank_you_url: str | UnsetType | None = UNSET
+    external_url: (
+        Annotated[
+            str | None,
+            Meta(
+                description="A YouTube, Vimeo or Zoom link, or a player URL of a host the"
+                " server allows; null or empty: none",
+                examples=["https://www.youtube.com/watch?v=dQw4w9WgXcQ"],
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
     attendee_password: str | UnsetType | None = UNSET
     presenter_password: str | UnsetType | None = UNSET
     price: (

@@ -8,14 +8,12 @@
 // #whiteboard-view, #external-view) and registers here with onStage() / onMessage():
 //   presentation.js   the slide, its page number, the presenter's page controls, the laser pointer
 //   files.js          the Files tab: what the presenters offer for download
-//   external.js       the event's external player
 //   content_menu.js   the presenters' Content menu: upload, present, share, offer, layout
-//   video.js, whiteboard.js (their own owners) register the same way.
+//   external.js, video.js, whiteboard.js (room.js makes them) register the same way.
 
 import { t } from "../i18n.js";
 import { byId } from "../ui.js";
 import { ContentMenu } from "./content_menu.js";
-import { ExternalPlayer } from "./external.js";
 import { FilesPanel } from "./files.js";
 import { PresentationView } from "./presentation.js";
 
@@ -76,7 +74,6 @@ export class StageContent {
     this._attachHandlers = [];
     this.presentation = new PresentationView(this);
     this.files = new FilesPanel(this);
-    this.external = new ExternalPlayer(this);
     this.menu = new ContentMenu(this);
   }
 
