@@ -155,11 +155,22 @@ export class ContentMenu {
       el("div", { class: "content-menu-head" }, [title, close]),
       el("div", { class: "content-menu-body" }, [
         el("div", { class: "field content-layout" }, [layoutLabel, this.layoutSelect]),
-        section([filesHeading, hint, el("div", { class: "content-upload-row" }, [this.fileInput, this.uploadLabel]), this.progressBox, this.uploadError, this.listNote, this.list]),
+        section([filesHeading, hint, this.uploadRow(), this.progressBox, this.uploadError, this.listNote, this.list]),
         section([videoHeading, videoForm]),
         section([boardHeading, this.boardButton]),
       ]),
     );
+  }
+
+  /**
+   * The upload button; uploading needs the presenter key (the presenter link, or a presenter's
+   * join token): someone made a presenter in the room is told so.
+   */
+  uploadRow() {
+    if (this.content.host.presenterKey) return el("div", { class: "content-upload-row" }, [this.fileInput, this.uploadLabel]);
+    const note = el("p", { class: "hint content-hint", "data-testid": "room-upload-needs-key" });
+    setText(note, "To upload files here, open the room with your presenter link. Files already uploaded can be shown and offered.");
+    return note;
   }
 
   /** @param {boolean} open */
