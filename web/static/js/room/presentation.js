@@ -15,7 +15,7 @@ import { byId, el } from "../ui.js";
 /** @typedef {import("./content.js").StageState} StageState */
 
 /** A phone held upright: the slide on top, as wide as the screen, the cameras below it. */
-const PORTRAIT_PHONE = window.matchMedia("(max-width: 640px) and (orientation: portrait)");
+const PORTRAIT_PHONE = window.matchMedia("(max-width: 640px) and (orientation: portrait)"); // i18n-ignore
 /** At most this many pointer messages a second. */
 const POINTER_PER_SECOND = 10;
 /** A presenter holding the pointer still says so this often (ms)… */
