@@ -161,7 +161,11 @@ export class PresentationView {
     if (!sameDeck) this.aspect = 16 / 9;
     // our own turns show at once; the server's echoes of them would step back meanwhile
     if (this.pendingTurns === 0 || !sameDeck) this.show(shown.page);
-    if (state.layout !== "presentation" && previous?.layout === "presentation") this.hideDot();
+    if (state.layout !== "presentation") {
+      // the slide left the stage: no pointer on it any more
+      if (this.pointerAt) this.pointerOff();
+      else if (previous?.layout === "presentation") this.hideDot();
+    }
     this.render();
   }
 
