@@ -151,25 +151,27 @@ def sql_claim(db: Database, content_id: str, claim: str, *, force: bool = False)
     its claim is stale (or ``force``: any ``rendering``, which nobody else runs)."""
     kinds = _kinds()
     marks = ", ".join("?" for _ in kinds)
+    waits, params = _waits(force)
     with transaction(db, immediate=True):
         cur = db.execute(
             "UPDATE content_files SET render_status = ?, render_claim = ?, render_at = ?,"
             " pages = NULL, render_message = NULL"
             f" WHERE content_id = ? AND detected_type IN ({marks})"
-            " AND scan_status IN ('clean', 'unscanned')"
-            " AND (render_status = 'none' OR (render_status = 'rendering'"
-            " AND (? OR render_at IS NULL OR render_at < ?)))",
-            (
-                RenderStatus.RENDERING,
-                claim,
-                _now(),
-                content_id,
-                *kinds,
-                force,
-                _stale_before(),
-            ),
+            f" AND scan_status IN ('clean', 'unscanned') AND {waits}",
+            (RenderStatus.RENDERING, claim, _now(), content_id, *kinds, *params),
         )
         return bool(cur.rowcount == 1)
+
+
+def _waits(force: bool) -> tuple[str, tuple[str, ...]]:
+    """The condition of a rendering that waits for a worker, and its parameters."""
+    if force:
+        return "render_status IN ('none', 'rendering')", ()
+    return (
+        "(render_status = 'none' OR (render_status = 'rendering'"
+        " AND (render_at IS NULL OR render_at < ?)))",
+        (_stale_before(),),
+    )
 
 
 def sql_waiting(db: Database, *, force: bool = False) -> list[tuple[str, str, str]]:
@@ -177,13 +179,12 @@ def sql_waiting(db: Database, *, force: bool = False) -> list[tuple[str, str, st
     or whose rendering was left by a dead worker (``force``: every one in ``rendering``)."""
     kinds = _kinds()
     marks = ", ".join("?" for _ in kinds)
+    waits, params = _waits(force)
     rows = db.execute(
         "SELECT content_id, event_id, detected_type FROM content_files"
         f" WHERE detected_type IN ({marks}) AND scan_status IN ('clean', 'unscanned')"
-        " AND (render_status = 'none' OR (render_status = 'rendering'"
-        " AND (? OR render_at IS NULL OR render_at < ?)))"
-        " ORDER BY created_at, content_id",
-        (*kinds, force, _stale_before()),
+        f" AND {waits} ORDER BY created_at, content_id",
+        (*kinds, *params),
     ).fetchall()
     return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
 
