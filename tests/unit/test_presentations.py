@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -122,6 +124,16 @@ async def test_a_child_that_takes_too_long_is_killed(tmp_path: Path) -> None:
     assert failure.value.code == "page-timeout" and failure.value.params == {"page": 1}
 
 
+async def test_pages_that_cannot_be_written_fail_as_storage(tmp_path: Path) -> None:
+    source = tmp_path / "deck.pdf"
+    source.write_bytes(deck(2))
+    # the event's folder is gone (the event was deleted): the child does not make it again
+    with pytest.raises(RenderFailure) as failure:
+        await render_in_child(source, tmp_path / "gone" / "out")
+    assert failure.value.code == "storage"
+    assert not (tmp_path / "gone").exists()
+
+
 def test_failures_are_worded_in_each_language() -> None:
     too_many = json.dumps({"code": "too-many-pages", "pages": 412, "max_pages": 300})
     assert describe(too_many) == (
@@ -208,6 +220,30 @@ async def test_an_upload_is_rendered_and_its_pages_deleted_with_it(
     assert await service.presentation(made.content_id) is None
 
 
+async def test_leftovers_of_dead_renderings_are_cleared(
+    setup: tuple[ContentService, Event],
+) -> None:
+    service, event = setup
+    made = await upload(service, event, deck(2), "deck.pdf", "application/pdf")
+    await settled(service, made.content_id)
+    folder = service.root / event.event_id
+    old, fresh = (
+        folder / f"{made.content_id}.pages.dead.part",
+        folder / f"{made.content_id}.pages.busy.part",
+    )
+    for leftover in (old, fresh):
+        leftover.mkdir()
+        (leftover / "1.webp").write_bytes(b"x")
+    long_ago = time.time() - 2 * presentations.LEFTOVER_SECONDS
+    os.utime(old, (long_ago, long_ago))
+    await asyncio.to_thread(_set, service.store, made.content_id, "render_status = 'failed'")
+    info = await service.get(made.content_id)
+    assert info is not None and await service.render_again(info)
+    info = await settled(service, made.content_id)
+    assert info.render_status == RenderStatus.READY
+    assert not old.exists() and fresh.exists()  # another worker may still be on that one
+
+
 async def test_broken_files_fail_clearly_and_stay_listed(
     setup: tuple[ContentService, Event],
 ) -> None:
@@ -258,17 +294,43 @@ async def test_powerpoint_without_libreoffice_says_so(
     assert service.path_of(info).is_file()
 
 
+PPTX_TYPE = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+
+
 @pytest.mark.skipif(render.find_soffice() is None, reason="LibreOffice is not installed")
-async def test_an_opendocument_presentation_is_converted_by_libreoffice(
-    setup: tuple[ContentService, Event],
+@pytest.mark.parametrize("kind", ["odp", "pptx"])
+async def test_office_presentations_are_converted_by_libreoffice(
+    setup: tuple[ContentService, Event], tmp_path: Path, kind: str
 ) -> None:
     service, event = setup
-    service.renderer.soffice = render.find_soffice()
-    made = await upload(service, event, odp(3), "talk.odp", ODP_TYPE)
+    soffice = render.find_soffice()
+    assert soffice is not None
+    service.renderer.soffice = soffice
+    data = odp(3)
+    if kind == "pptx":  # LibreOffice makes the PowerPoint file from the OpenDocument one
+        (tmp_path / "talk.odp").write_bytes(data)
+        made_by = await asyncio.create_subprocess_exec(
+            soffice,
+            f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}",
+            "--headless",
+            "--convert-to",
+            "pptx",
+            "--outdir",
+            str(tmp_path),
+            str(tmp_path / "talk.odp"),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        assert await asyncio.wait_for(made_by.wait(), 180) == 0
+        data = (tmp_path / "talk.pptx").read_bytes()
+    made = await upload(
+        service, event, data, f"talk.{kind}", ODP_TYPE if kind == "odp" else PPTX_TYPE
+    )
+    assert made.render_status == RenderStatus.RENDERING
     info = await settled(service, made.content_id, within=240)
     assert info.render_status == RenderStatus.READY and info.pages == 3, info.render_message
     with Image.open(service.page_path(info, 2)) as image:
-        assert image.width == 1600 or image.height == render.MAX_HEIGHT
+        assert image.width == 1600
         assert image.convert("L").getextrema()[0] < 128  # the slide's text is drawn
     # the conversion's private profile and files are gone
     assert not any((service.root / ".partial").glob("*.convert"))

@@ -28,7 +28,8 @@ import logging
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,8 @@ STALE_SECONDS = 120.0
 WATCH_SECONDS = 60.0
 #: Renderings one process runs at once (each keeps a core busy).
 RENDERS_AT_ONCE = 1
+#: Half-made pages or conversions not changed for this long were left by a dead worker.
+LEFTOVER_SECONDS = 3600.0
 #: Part of every page image's ETag: changes when pages would come out differently.
 RENDER_VERSION = f"w{WIDTH}q{QUALITY}"
 
@@ -116,6 +119,8 @@ def describe(detail: str | None) -> str | None:
         return _("drawing the pages stopped at page %(page)d: the file may be damaged") % {
             "page": page
         }
+    if code == "storage":
+        return _("the page images could not be saved on the server; try again later")
     if code == "needs-libreoffice":
         return _(
             "PowerPoint and OpenDocument presentations are shown as slides only when LibreOffice"
@@ -333,6 +338,8 @@ class Renderer:
                     )
                 ):
                     self.spawn(content_id, event_id, kind, claim)
+        # conversions a dead worker left (a conversion takes at most a few minutes)
+        await asyncio.to_thread(_remove_old, (self.root / ".partial").glob("*.convert"))
         await self.resume(force=exclusive)
         self._watch = asyncio.get_running_loop().create_task(self._watching())
 
@@ -452,7 +459,7 @@ class Renderer:
                     failure = json.dumps(failed.as_json())
                 except Exception:
                     logger.exception("rendering presentation %s failed", content_id)
-                    failure = json.dumps({"code": "crashed", "page": 0})
+                    failure = json.dumps({"code": "internal"})
                 if failure is not None:
                     if await self.store.run_sql(
                         lambda db: sql_finish(db, content_id, claim, pages=None, failure=failure)
@@ -480,7 +487,7 @@ class Renderer:
         self, content_id: str, event_id: str, kind: str, claim: str, part: Path
     ) -> int:
         source = self.root / event_id / content_id
-        await asyncio.to_thread(shutil.rmtree, part, ignore_errors=True)
+        await asyncio.to_thread(self._clear_leftovers, event_id, content_id)
         timing: dict[str, Any] = {}
         if self.page_seconds is not None:
             timing["page_seconds"] = self.page_seconds
@@ -497,6 +504,13 @@ class Renderer:
             return await render_in_child(pdf, part, max_pages=self.max_pages, **timing)
         finally:
             await asyncio.to_thread(shutil.rmtree, work, ignore_errors=True)
+
+    def _clear_leftovers(self, event_id: str, content_id: str) -> None:
+        """Remove what renderings of ``content_id`` that died left: folders of pages half
+        made that nobody added to for :data:`LEFTOVER_SECONDS` (blocking)."""
+        folder = self.root / event_id
+        if folder.is_dir():
+            _remove_old(folder.glob(f"{content_id}.pages.*.part"))
 
     async def _publish(
         self, content_id: str, event_id: str, claim: str, part: Path, pages: int
@@ -520,6 +534,15 @@ class Renderer:
         if not await self.store.run_sql(lambda db: sql_exists(db, content_id)):
             await asyncio.to_thread(shutil.rmtree, final, ignore_errors=True)
         return False
+
+
+def _remove_old(folders: Iterable[Path]) -> None:
+    """Remove the folders not changed for :data:`LEFTOVER_SECONDS`."""
+    before = time.time() - LEFTOVER_SECONDS
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            if folder.stat().st_mtime < before:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

@@ -61,7 +61,8 @@ class RenderFailure(Exception):
 
     ``encrypted`` (needs a password), ``broken`` (PDFium cannot read it), ``no-pages``,
     ``too-many-pages`` (``pages``, ``max_pages``), ``bad-page`` (``page``), ``page-timeout``
-    (``page``), ``crashed``, ``convert-failed``, ``convert-timeout``, ``needs-libreoffice``."""
+    (``page``), ``crashed`` (``page``: the child died), ``storage`` (the pages could not be
+    written), ``convert-failed``, ``convert-timeout``, ``needs-libreoffice``."""
 
     def __init__(self, code: str, **params: Any) -> None:
         super().__init__(code, params)
@@ -115,7 +116,7 @@ def render_pdf(
                 raise RenderFailure("too-many-pages", pages=pages, max_pages=max_pages)
             if on_open is not None:
                 on_open(pages)
-            out_dir.mkdir(parents=True, exist_ok=True)
+            out_dir.mkdir(exist_ok=True)  # not its parents: a deleted event's stay deleted
             for index in range(pages):
                 _render_page(document, index, out_dir, width, max_height, quality)
                 if on_page is not None:
@@ -195,6 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except MemoryError:
         _say({"error": "broken", "detail": "out of memory"})
+        return 1
+    except OSError as exc:  # the pages cannot be written (disk full, folder gone)
+        _say({"error": "storage", "detail": str(exc)})
         return 1
     _say({"done": pages})
     return 0
@@ -276,6 +280,8 @@ async def render_in_child(
             if not isinstance(said, dict):
                 continue
             if "error" in said:
+                if "detail" in said:
+                    logger.warning("the page renderer failed: %s", said["detail"])
                 params = {k: v for k, v in said.items() if k in ("pages", "max_pages", "page")}
                 raise RenderFailure(str(said["error"]), **params)
             if "pages" in said:
