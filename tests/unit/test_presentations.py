@@ -244,6 +244,22 @@ async def test_leftovers_of_dead_renderings_are_cleared(
     assert not old.exists() and fresh.exists()  # another worker may still be on that one
 
 
+async def test_a_presentation_deleted_by_another_worker_is_forgotten(
+    setup: tuple[ContentService, Event],
+) -> None:
+    service, event = setup
+    made = await upload(service, event, deck(2), "deck.pdf", "application/pdf")
+    assert (await settled(service, made.content_id)).pages == 2
+    assert await service.presentation(made.content_id) is not None  # remembered now
+    other = ContentService(
+        service.store, service.root, max_file_bytes=50 * MIB, quota_bytes=500 * MIB
+    )
+    info = await other.get(made.content_id)
+    assert info is not None and await other.delete(info)
+    assert await service.presentation(made.content_id) is None
+    await other.close()
+
+
 async def test_broken_files_fail_clearly_and_stay_listed(
     setup: tuple[ContentService, Event],
 ) -> None:

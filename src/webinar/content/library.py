@@ -24,6 +24,7 @@ import re
 import secrets
 import shutil
 import unicodedata
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,6 +49,8 @@ logger = logging.getLogger(__name__)
 MIB = 1024 * 1024
 #: How far a reservation runs ahead of the bytes received (one transaction per step).
 RESERVE_STEP = 8 * MIB
+#: Rendered presentations a process remembers (their rows do not change once ready).
+READY_REMEMBERED = 512
 #: A reservation older than this was left by a worker that died mid-upload: swept.
 STALE_AFTER = timedelta(hours=6)
 _CONTENT_ID = re.compile(r"^cnt_[0-9a-f]{24}$")
@@ -248,6 +251,8 @@ class ContentService:
         self.scanner = scanner
         self.require_scan = require_scan
         self.renderer = Renderer(store, root, max_pages=max_pages, soffice=soffice)
+        #: Rendered presentations by ID, least recently asked for first.
+        self._ready: OrderedDict[str, ContentFile] = OrderedDict()
 
     async def start(self, *, exclusive: bool = True) -> None:
         """Start rendering presentations: those left unfinished first (every one when this
@@ -263,7 +268,15 @@ class ContentService:
     async def presentation(self, content_id: str) -> ContentFile | None:
         """The presentation ``content_id`` (its ``pages`` and ``render_status``), or None when
         there is no such servable file or it is not a presentation. One waiting to be
-        rendered, or whose renderer died, is started here."""
+        rendered, or whose renderer died, is started here. A rendered one is remembered
+        (every attendee asks for each page as it comes on stage; it does not change)."""
+        known = self._ready.get(content_id)
+        if known is not None:
+            # deleted by another worker: its file is gone from the shared folder
+            if await asyncio.to_thread(self.path_of(known).is_file):
+                self._ready.move_to_end(content_id)
+                return known
+            self._ready.pop(content_id, None)
         info = await self.get(content_id)
         if info is None or not info.servable or not info.is_presentation:
             return None
@@ -271,6 +284,10 @@ class ContentService:
             info.content_id, info.event_id, info.detected_type
         ):
             info = await self.get(content_id)
+        if info is not None and info.render_status == RenderStatus.READY:
+            self._ready[content_id] = info
+            while len(self._ready) > READY_REMEMBERED:
+                self._ready.popitem(last=False)
         return info
 
     def _stalled(self, info: ContentFile) -> bool:
@@ -291,6 +308,7 @@ class ContentService:
 
     async def render_again(self, info: ContentFile) -> bool:
         """Render a presentation whose rendering failed once more (False: it did not fail)."""
+        self._ready.pop(info.content_id, None)
         if not info.is_presentation or info.render_status != RenderStatus.FAILED:
             return False
         return await self.renderer.retry(info.content_id, info.event_id, info.detected_type)
@@ -323,6 +341,7 @@ class ContentService:
             )
             return bool(cur.rowcount == 1)
 
+        self._ready.pop(content_id, None)
         gone = await self.store.run_sql(forget)
         if gone:
             await self.renderer.cancel(content_id)
@@ -332,6 +351,8 @@ class ContentService:
 
     async def delete_event_files(self, event_id: str) -> None:
         """Remove an event's folder (its rows go with the event)."""
+        for content_id in [c for c, f in self._ready.items() if f.event_id == event_id]:
+            del self._ready[content_id]
         await self.renderer.cancel_event(event_id)
         await asyncio.to_thread(shutil.rmtree, self.root / event_id, ignore_errors=True)
 

@@ -409,20 +409,20 @@ class ContentPages(Pages):
 
     async def _presentation(self, request: web.Request, event: Event) -> ContentFile:
         content_id = request.match_info["content_id"]
-        info = await self.service.get(content_id)
+        shown = await self.service.presentation(content_id)
+        if shown is not None and shown.event_id == event.event_id:
+            return shown
+        info = None if shown is not None else await self.service.get(content_id)
         if info is None or info.event_id != event.event_id or not info.servable:
             raise json_error(404, "not-found", _("no such file in this event"))
-        shown = await self.service.presentation(content_id)
-        if shown is None:
-            raise json_error(
-                404,
-                "not-a-presentation",
-                _(
-                    "this file is not a presentation: only PDF, PowerPoint and OpenDocument"
-                    " presentations are shown page by page"
-                ),
-            )
-        return shown
+        raise json_error(
+            404,
+            "not-a-presentation",
+            _(
+                "this file is not a presentation: only PDF, PowerPoint and OpenDocument"
+                " presentations are shown page by page"
+            ),
+        )
 
     @route("GET", "/e/{event_id}/content/{content_id}/pages")
     async def presentation_pages(self, request: web.Request) -> web.Response:
