@@ -32,6 +32,7 @@ from webinar.config import Config
 from webinar.content.clamd import Clamd
 from webinar.content.external import external_for, frame_sources
 from webinar.content.library import ContentService
+from webinar.content.render import find_soffice
 from webinar.content.stage import StageService
 from webinar.http import forwarded, headers, inputs, language
 from webinar.http.api import MIDDLEWARES as API_MIDDLEWARES
@@ -320,6 +321,8 @@ def create_app(
             else Clamd(uploads.clamd_socket, timeout=uploads.scan_timeout_seconds)
         ),
         require_scan=uploads.require_scan,
+        max_pages=uploads.max_pages,
+        soffice=find_soffice(),
     )
     app[STAGE] = StageService(app[STORE], app[CONTENT])
     app[CONTENT_ACCESS] = ContentAccess(
@@ -421,6 +424,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     swept = await app[CONTENT].sweep()  # uploads a dead worker left half-way
     if swept:
         logger.info("forgot %d unfinished upload(s)", swept)
+    # presentations: those whose rendering stopped half-way are rendered again (all of them
+    # when this process is the only worker; else those whose worker died)
+    await app[CONTENT].start(exclusive=not identity.clustered)
     app[RECORDINGS].on_ready = lambda event_id, data: webhooks.emit(
         WebhookEvent.RECORDING_READY, data, event_id=event_id
     )
@@ -508,6 +514,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         if cluster is not None:
             await cluster.aclose()
         await webhooks.close()
+        await app[CONTENT].close()
         if own_redis is not None:
             await own_redis.aclose()
         await asyncio.sleep(0)

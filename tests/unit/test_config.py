@@ -304,6 +304,7 @@ def test_every_key_has_an_env_var() -> None:
         ("uploads.require_scan", "WEBINAR_UPLOADS_REQUIRE_SCAN"),
         ("uploads.scan_timeout_seconds", "WEBINAR_UPLOADS_SCAN_TIMEOUT_SECONDS"),
         ("content.external_providers", "WEBINAR_CONTENT_EXTERNAL_PROVIDERS"),
+        ("uploads.max_pages", "WEBINAR_UPLOADS_MAX_PAGES"),
         ("ticketing.min_lead_minutes", "WEBINAR_TICKETING_MIN_LEAD_MINUTES"),
         ("ticketing.max_lead_days", "WEBINAR_TICKETING_MAX_LEAD_DAYS"),
         ("ticketing.max_active_events", "WEBINAR_TICKETING_MAX_ACTIVE_EVENTS"),

@@ -16,6 +16,7 @@ from typing import Any
 
 from webinar.content import sniff
 from webinar.content.library import ContentFile, ContentService
+from webinar.content.presentations import RenderStatus
 from webinar.i18n import _
 from webinar.rooms.interaction_errors import InteractionError, InteractionErrorCode
 from webinar.rooms.stage import OfferedFile, StageChange, StageContent, Stroke, StrokeDrawn
@@ -208,20 +209,20 @@ class StageService:
 
     async def presentation(self, event_id: str, content_id: str) -> tuple[ContentFile, int]:
         """A presentation's file and its page count, once its pages are rendered."""
-        info = await self._file(event_id, content_id)
-        pages = getattr(info, "pages", None)
-        status = getattr(info, "render_status", None)
-        if not pages:
-            if status in ("rendering", "none", None) and info.detected_type in (
-                sniff.PDF,
-                sniff.PPTX,
-                sniff.ODP,
-            ):
-                raise InteractionError(
-                    E.INVALID, _("this presentation's pages are still being prepared")
-                )
+        await self._file(event_id, content_id)  # this event's, and scanned
+        info = await self.content.presentation(content_id)
+        if info is None:
             raise InteractionError(E.INVALID, _("this file is not a presentation with pages"))
-        return info, int(pages)
+        if info.render_status == RenderStatus.FAILED:
+            raise InteractionError(
+                E.INVALID,
+                info.render_message or _("this presentation's pages could not be made"),
+            )
+        if info.render_status != RenderStatus.READY or not info.pages:
+            raise InteractionError(
+                E.INVALID, _("this presentation's pages are still being prepared")
+            )
+        return info, int(info.pages)
 
     async def video(self, event_id: str, content_id: str) -> ContentFile:
         info = await self._file(event_id, content_id)

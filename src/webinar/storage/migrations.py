@@ -539,6 +539,21 @@ MIGRATIONS: tuple[str | Migration, ...] = (
     CREATE INDEX content_downloads_file ON content_downloads (content_id, person_key, at);
     """,
     ),
+    # 18: presentations rendered to page images (webinar.content.presentations): the pages
+    # are <shared_dir>/content/<event_id>/<content_id>.pages/<n>.webp. pages is NULL until
+    # render_status is 'ready'; render_message is the failure ({"code": ..., ...} JSON,
+    # worded for people when shown). A rendering is claimed by one worker (render_claim, a
+    # random token) which renews render_at while it works: a claim whose render_at is old
+    # was left by a worker that died, and is taken over.
+    """
+    ALTER TABLE content_files ADD COLUMN pages INTEGER NULL CHECK (pages > 0);
+    ALTER TABLE content_files ADD COLUMN render_status TEXT NOT NULL DEFAULT 'none'
+        CHECK (render_status IN ('none', 'rendering', 'ready', 'failed'));
+    ALTER TABLE content_files ADD COLUMN render_message TEXT NULL;
+    ALTER TABLE content_files ADD COLUMN render_claim TEXT NULL;
+    ALTER TABLE content_files ADD COLUMN render_at TEXT NULL;
+    CREATE INDEX content_files_render ON content_files (render_status);
+    """,
 )
 
 

@@ -38,6 +38,7 @@ import { Publisher } from "./room/publish.js";
 import { Stage } from "./room/stage.js";
 import { StatusBar } from "./room/status.js";
 import { Whiteboard } from "./room/whiteboard.js";
+import { SharedVideo } from "./room/video.js";
 
 /** @typedef {import("./room/page.js").Source} Source */
 /** @typedef {import("./room/page.js").ParticipantInfo} ParticipantInfo */
@@ -139,6 +140,8 @@ class Room {
       showTab: (id) => this.panel.showTab(id),
       showFailure: (error) => this.showFailure(error),
     });
+    /** The shared video on stage (room/video.js). */
+    this.video = new SharedVideo(this.content, { isStaff: () => this.staff, toasts: this.toasts });
     this.externalPlayer = new ExternalPlayer(this.content); // the event's external player
     /** Chat, Q&A, polls, call-to-action (interaction.js). */
     this.interaction = new Interaction({

@@ -711,6 +711,22 @@ class ContentFile(Struct):
     created_at: str
     url: Annotated[str, Meta(description="Where admitted attendees download it")]
     download: Annotated[str, Meta(description="Where the API downloads it")]
+    pages: Annotated[
+        int | None,
+        Meta(description="A presentation's page count once rendered (render_status ready)"),
+    ] = None
+    render_status: Annotated[
+        Literal["none", "rendering", "ready", "failed"],
+        Meta(
+            description=(
+                "Presentations (PDF, PowerPoint, OpenDocument) are rendered to page images:"
+                " rendering, ready or failed; none for other files"
+            )
+        ),
+    ] = "none"
+    render_message: Annotated[
+        str | None, Meta(description="Why the pages could not be made (failed)")
+    ] = None
 
 
 class ContentPage(Struct):
