@@ -332,7 +332,9 @@ def create_app(
         presenter=interaction.presenter_may_upload,
         rooms=lambda: app.get(ROOMS),
     )
-    app.router.add_routes(ContentPages(site, app[CONTENT], app[CONTENT_ACCESS]).routes())
+    app.router.add_routes(
+        ContentPages(site, app[CONTENT], app[CONTENT_ACCESS], app[STAGE].offered_now).routes()
+    )
     app[ATTENDANCE] = AttendanceService(app[STORE], sources=engagement.sources())
     stats = StatsPages(
         site,

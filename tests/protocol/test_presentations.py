@@ -102,7 +102,8 @@ async def test_a_pdf_is_rendered_and_served_page_by_page(setup: Setup) -> None:
     (item,) = await setup.listed()
     assert (item["pages"], item["render_status"], item["render_message"]) == (10, "ready", None)
     shown = format_event_id(setup.event.event_id)
-    async with setup.http.get(f"{setup.base}/e/{shown}/content") as resp:
+    presenter = {"X-Presenter-Key": setup.event.presenter_key}
+    async with setup.http.get(f"{setup.base}/e/{shown}/content", headers=presenter) as resp:
         (item,) = (await resp.json())["items"]
         assert (item["pages"], item["render_status"]) == (10, "ready")
 
@@ -199,8 +200,8 @@ async def test_presenters_upload_during_the_event(setup: Setup) -> None:
     assert made["uploaded_by"] == "presenter" and made["file_name"] == "late.pdf"
     assert made["url"] == f"/e/{shown}/content/{made['content_id']}"
     assert made["render_status"] == "rendering"
-    # the same shape as the attendees' list
-    async with setup.http.get(url) as resp:
+    # the same shape as the room's list
+    async with setup.http.get(url, headers={"X-Presenter-Key": setup.event.presenter_key}) as resp:
         (item,) = (await resp.json())["items"]
     assert set(item) == set(made) and item["content_id"] == made["content_id"]
     assert (await rendered(setup, made))["pages"] == 2

@@ -197,6 +197,10 @@ async def test_offered_files_are_listed_for_attendees(
     url = f"{setup.base}/e/{format_event_id(event.event_id)}/content/{made['content_id']}"
     async with setup.http.get(url) as resp:  # an open event's files: the link is enough
         assert resp.status == 200 and len(await resp.read()) == 3000
+    status, other = await setup.upload(pdf_of(2000), name="notes.pdf")  # not offered
+    assert status == 201, other
+    async with setup.http.get(url.rpartition("/")[0]) as resp:  # what attendees list
+        assert [f["content_id"] for f in (await resp.json())["items"]] == [made["content_id"]]
     await pres.request("file-offer", content_id=made["content_id"], offered=False)
     assert (await ann.wait("stage", lambda m: m["cause"] == "files" and not m["files"]))[
         "files"

@@ -190,6 +190,19 @@ class StageService:
             return  # a pointer, or nothing changed
         await self._store.run_sql(lambda db: sql_write(db, event_id, stage, change, by, now))
 
+    async def offered_now(self, event_id: str) -> frozenset[str]:
+        """The files offered for download in the event's room now (read from the store, so
+        the same on every worker)."""
+
+        def read(db: Database) -> frozenset[str]:
+            row = db.execute(
+                "SELECT data FROM stage_state WHERE event_id = ?", (event_id,)
+            ).fetchone()
+            files = json.loads(row[0]).get("files", []) if row is not None else []
+            return frozenset(str(f["content_id"]) for f in files)
+
+        return await self._store.run_sql(read)
+
     async def log(self, event_id: str, limit: int = 10_000) -> list[StageLogEntry]:
         return await self._store.run_sql(lambda db: sql_log(db, event_id, limit))
 

@@ -229,11 +229,23 @@ def content_json(event: Event, info: ContentFile, *, base: str = "") -> dict[str
     }
 
 
+async def _nothing_offered(_event_id: str) -> frozenset[str]:
+    return frozenset()
+
+
 class ContentPages(Pages):
-    def __init__(self, site: Site, service: ContentService, access: ContentAccess) -> None:
+    def __init__(
+        self,
+        site: Site,
+        service: ContentService,
+        access: ContentAccess,
+        offered: Callable[[str], Awaitable[frozenset[str]]] | None = None,
+    ) -> None:
         self.site = site
         self.service = service
         self.access = access
+        #: The files offered for download in an event's room now (webinar.content.stage).
+        self.offered = offered or _nothing_offered
 
     # ------------------------------------------------------------------ dashboard
 
@@ -369,6 +381,10 @@ class ContentPages(Pages):
         event = await self._event(request)
         self.access.require(await self.access.allows(request, event))
         files = await self.service.list(event.event_id, servable_only=True)
+        if not await self.access.is_presenter(request, event):
+            # attendees see what presenters offer them in the room, not the whole library
+            offered = await self.offered(event.event_id)
+            files = [f for f in files if f.content_id in offered]
         return web.json_response(
             {"items": [content_json(event, f) for f in files]},
             headers={"Cache-Control": "private, no-cache"},
