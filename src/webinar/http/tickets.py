@@ -662,9 +662,8 @@ class TicketingWeb(Pages):
         body = await read_json(request, _json_error, max_bytes=1024)
         given = body.get("pass") if isinstance(body, dict) else None
         if not isinstance(given, str) or not 1 <= len(given) <= 100:
-            return web.json_response(
-                {"error": "bad-request", "message": _("Send the link's pass.")}, status=400
-            )
+            message = _("Send the personal link's secret as pass.")
+            return web.json_response({"error": "bad-request", "message": message}, status=400)
         try:
             found = await self.ticketing.whose_pass(event, given, client=request.remote)
         except Refusal as refusal:
