@@ -361,6 +361,25 @@ async def test_a_redirect_after_registering(
         assert "the page after registering must be an http(s) URL" in await resp.text()
 
 
+async def test_new_details_go_to_registrants_with_their_links(
+    server: RunningServer, olga: aiohttp.ClientSession, inbox: Inbox
+) -> None:
+    event_id = await schedule(olga, server.base_url)
+    event = await event_of(server, event_id)
+    assert (await register(server, event, "Ada", "ada@example.org"))[0] == 303
+    secret = pass_in(await inbox.wait_for("ada@example.org", "You are registered"))
+    later, _ = prague_start(timedelta(minutes=40))
+    await edit(olga, server.base_url, event, start=later)
+    page = await post_form(olga, f"{server.base_url}/dashboard/events/{event_id}/resend-all")
+    assert "The new details went to 1 person." in page
+    await asyncio.sleep(0.2)
+    mails = [m for m in inbox.to("ada@example.org") if "You are registered" in str(m["Subject"])]
+    assert len(mails) == 2 and pass_in(mails[1]) == secret
+    (entry,) = calendar_of(mails[1]).walk("VEVENT")
+    moved = await event_of(server, event_id)
+    assert entry["dtstart"].dt == moved.starts_at != event.starts_at
+
+
 # ------------------------------------------------------------------------------ waiting list
 
 

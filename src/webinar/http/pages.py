@@ -79,7 +79,6 @@ class EventPages(Pages):
             join_token=bool(token),
             token_name=name,
             # registrants enter with their personal links; an open event admits nobody else
-            registration=records.takes_registrations(event.access_type, access),
             registration_required=access.registration_required,
             embed_origins=framers,
         )

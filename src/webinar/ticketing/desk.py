@@ -617,12 +617,17 @@ class TicketDesk:
         waiting one's place on the list, a pending one's receipt."""
         registration = await self.registration(event, registration_id)
         if registration.status is RegistrationStatus.CONFIRMED:
-            if registration.code is None:
-                return await self.send_registered(event, registration, base)
-            return await self.send_code(event, registration, base)
+            return await self.send_confirmation(event, registration, base)
         if registration.status is RegistrationStatus.WAITLISTED:
             return await self.send_waitlisted(event, registration)
         raise DeskError(_("only a confirmed registration has a code to send"))
+
+    async def send_confirmation(self, event: Event, registration: Registration, base: str) -> Sent:
+        """A confirmed registration's e-mail: a paid one's code, a free one's personal link
+        (both with the link and the calendar file)."""
+        if registration.code is None:
+            return await self.send_registered(event, registration, base)
+        return await self.send_code(event, registration, base)
 
     async def send_code(self, event: Event, registration: Registration, base: str) -> Sent:
         code = registration.code
@@ -826,7 +831,7 @@ class TicketDesk:
                 count += 1
         for reg in await self.registrations(event):
             if reg.status is RegistrationStatus.CONFIRMED:
-                await self.send_code(event, reg, base)
+                await self.send_confirmation(event, reg, base)
                 count += 1
         event_id = event.event_id
         await self.store.run(
