@@ -661,3 +661,29 @@ async def test_a_paid_event_keeps_its_code_and_gets_a_personal_link(
         ("mal@example.org", "pending", "25.00", "EUR"),
     ]
     assert code not in str(rows)
+
+
+async def test_the_link_look_up_refuses_garbage_and_guessing(server: RunningServer) -> None:
+    event = await server.create_event("Open", access_type="open")
+    url = f"{server.base_url}/e/{event.display_id}/pass"
+    async with aiohttp.ClientSession() as http:
+        for body, status in (
+            (b"not json", 400),
+            (b"[1, 2]", 400),
+            (b'{"pass": 5}', 400),
+            (b'{"pass": ""}', 400),
+            (b"{}", 400),
+            (b'{"pass": "' + b"x" * 2000 + b'"}', 413),
+        ):
+            async with http.post(url, data=body) as resp:
+                assert resp.status == status, (body[:20], await resp.text())
+                assert "error" in await resp.json()
+        async with http.post(f"{server.base_url}/e/000-000-000/pass", json={"pass": "x"}) as resp:
+            assert resp.status == 404
+        statuses = []
+        for n in range(12):
+            async with http.post(url, json={"pass": f"rp-{n:024d}"}) as resp:
+                statuses.append(resp.status)
+                body = await resp.json()
+        assert statuses[:10] == [404] * 10 and statuses[10:] == [429, 429]
+        assert body["error"] == "rate-limited"
