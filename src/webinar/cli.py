@@ -398,6 +398,8 @@ def event_details_json(config: Config, store: SyncStore, event: Event) -> dict[s
             "second_device": access.second_device.value,
             "payment_provider": access.payment_provider.value,
             "form_fields": [{"label": f.label, "required": f.required} for f in access.form_fields],
+            "registration_required": access.registration_required,
+            "waiting_list": access.waiting_list,
         },
         "auto_record": sql_auto_record(db, event.event_id),
         "counts": {
@@ -419,8 +421,12 @@ def _print_details(details: dict[str, object]) -> None:
     if d["starts_at"] is not None:
         starts = f"{d['starts_at']} ({d['timezone']}), {d['duration_minutes']} minutes"
     entry = d["access_type"]
+    if access["registration_required"]:
+        entry += ", registration required"
     if access["capacity"] is not None:
         entry += f", {access['capacity']} places"
+    if access["waiting_list"]:
+        entry += " and a waiting list"
     if access["price_minor"] is not None:
         entry += f", price {access['price_minor']} minor units {access['currency']}"
     if d["cancelled_at"] is not None:

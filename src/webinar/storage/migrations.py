@@ -554,6 +554,51 @@ MIGRATIONS: tuple[str | Migration, ...] = (
     ALTER TABLE content_files ADD COLUMN render_at TEXT NULL;
     CREATE INDEX content_files_render ON content_files (render_status);
     """,
+    # 19: registration for every event (webinar.ticketing.records): an event may require it
+    # (free or paid), with a waiting list when its places are taken, a page to send people to
+    # after registering, and the organiser's privacy text for a consent checkbox; each
+    # registration gets a personal join link's secret (``pass``, sealed, looked up by its
+    # hash), the privacy text the person agreed to, and the status 'waitlisted'.
+    # SQLite cannot alter a CHECK: the table's text in sqlite_master is edited in place, the
+    # documented way to loosen one (sqlite.org/lang_altertable.html, "other kinds of table
+    # schema changes"); the RENAME COLUMN after it makes this connection read the new text.
+    Migration(
+        sqlite="""
+    ALTER TABLE registrations ADD COLUMN pass_new TEXT NULL;
+    PRAGMA writable_schema = ON;
+    UPDATE sqlite_master SET sql = replace(sql,
+        'CHECK (status IN (''pending'', ''confirmed'', ''rejected'', ''cancelled''))',
+        'CHECK (status IN (''pending'', ''confirmed'', ''rejected'', ''cancelled'','
+        || ' ''waitlisted''))')
+        WHERE type = 'table' AND name = 'registrations';
+    PRAGMA writable_schema = OFF;
+    ALTER TABLE registrations RENAME COLUMN pass_new TO pass;
+    ALTER TABLE registrations ADD COLUMN pass_hash TEXT NULL;
+    CREATE UNIQUE INDEX registrations_pass_hash ON registrations (pass_hash);
+    ALTER TABLE registrations ADD COLUMN consent TEXT NULL;
+    CREATE INDEX registrations_status ON registrations (event_id, status, registration_id);
+    ALTER TABLE event_access ADD COLUMN registration_required INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE event_access ADD COLUMN waiting_list INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE event_access ADD COLUMN registration_redirect_url TEXT NULL;
+    ALTER TABLE event_access ADD COLUMN privacy_text TEXT NOT NULL DEFAULT '';
+    ALTER TABLE event_access ADD COLUMN privacy_url TEXT NULL;
+    """,
+        postgresql="""
+    ALTER TABLE registrations DROP CONSTRAINT registrations_status_check;
+    ALTER TABLE registrations ADD CONSTRAINT registrations_status_check
+        CHECK (status IN ('pending', 'confirmed', 'rejected', 'cancelled', 'waitlisted'));
+    ALTER TABLE registrations ADD COLUMN pass TEXT NULL;
+    ALTER TABLE registrations ADD COLUMN pass_hash TEXT NULL;
+    CREATE UNIQUE INDEX registrations_pass_hash ON registrations (pass_hash);
+    ALTER TABLE registrations ADD COLUMN consent TEXT NULL;
+    CREATE INDEX registrations_status ON registrations (event_id, status, registration_id);
+    ALTER TABLE event_access ADD COLUMN registration_required INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE event_access ADD COLUMN waiting_list INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE event_access ADD COLUMN registration_redirect_url TEXT NULL;
+    ALTER TABLE event_access ADD COLUMN privacy_text TEXT NOT NULL DEFAULT '';
+    ALTER TABLE event_access ADD COLUMN privacy_url TEXT NULL;
+    """,
+    ),
 )
 
 

@@ -31,7 +31,7 @@ import { Controls } from "./room/controls.js";
 import { Devices } from "./room/devices.js";
 import { Lobby } from "./room/lobby.js";
 import { Notices } from "./room/notices.js";
-import { ACCESS, EVENT_ID, JOIN_TOKEN, PAGE_ROLE, PRESENTER_KEY, STARTS_AT, WIDE, inRoom, kindOf } from "./room/page.js";
+import { ACCESS, EVENT_ID, JOIN_TOKEN, PAGE_ROLE, PRESENTER_KEY, REGISTRATION_REQUIRED, STARTS_AT, WIDE, inRoom, kindOf } from "./room/page.js";
 import { SidePanel } from "./room/panel.js";
 import { Prejoin } from "./room/prejoin.js";
 import { Publisher } from "./room/publish.js";
@@ -650,7 +650,8 @@ Object.defineProperty(window, "__webinar", {
 const want = recall(AUTOJOIN_KEY, "session");
 forget(AUTOJOIN_KEY, "session");
 // Events that need a password or a code ask for it first: no joining at once there.
-const ready = ACCESS === "open" || (ACCESS === "token" && room.credential !== null);
+const ready =
+  (ACCESS === "open" && (!REGISTRATION_REQUIRED || room.credential !== null)) || (ACCESS === "token" && room.credential !== null);
 if (JOIN_TOKEN) {
   // A signed join token from the organiser's site names the person: in at once, no form.
   room.enter(/** @type {HTMLInputElement} */ (byId("prejoin-name")).value);

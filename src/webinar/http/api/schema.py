@@ -123,6 +123,23 @@ class EventAccess(Struct):
     second_device: Literal["takeover", "refuse"]
     payment_provider: Literal["manual", "stripe"]
     form_fields: list[FormField]
+    registration_required: Annotated[
+        bool,
+        Meta(
+            description="People register first and enter by their personal link (paid"
+            " events always have registration); an open event then admits only them"
+        ),
+    ] = False
+    waiting_list: Annotated[
+        bool, Meta(description="With every place taken, registrants wait in order")
+    ] = False
+    registration_redirect_url: Annotated[
+        str | None, Meta(description="Where registrants go next; null: the thank-you page")
+    ] = None
+    privacy_text: Annotated[
+        str, Meta(description="Shown with a consent checkbox on the registration form")
+    ] = ""
+    privacy_url: str | None = None
 
 
 class EventLinks(Struct):
@@ -130,7 +147,11 @@ class EventLinks(Struct):
     presenter: Annotated[str, Meta(description="Carries the presenter key: keep it private")]
     host: Annotated[str, Meta(description="Carries the host key: keep it private")]
     register: (
-        Annotated[str, Meta(description="The registration page (paid events only)")] | UnsetType
+        Annotated[
+            str,
+            Meta(description="The registration page (paid events and events that require one)"),
+        ]
+        | UnsetType
     ) = UNSET
 
 
@@ -217,6 +238,17 @@ class EventFields(Struct, forbid_unknown_fields=True):
         | UnsetType
     ) = UNSET
     form_fields: list[FormField] | UnsetType = UNSET
+    registration_required: bool | UnsetType = UNSET
+    waiting_list: bool | UnsetType = UNSET
+    registration_redirect_url: (
+        Annotated[str | None, Meta(description="http(s) URL; null or empty: the thank-you page")]
+        | UnsetType
+    ) = UNSET
+    privacy_text: (
+        Annotated[str | None, Meta(description="At most 2000 characters; null or empty: none")]
+        | UnsetType
+    ) = UNSET
+    privacy_url: str | UnsetType | None = UNSET
 
 
 class EventPage(Struct):
@@ -240,7 +272,7 @@ class Registration(Struct):
     last_name: str
     email: str
     seats: int
-    status: Literal["pending", "confirmed", "rejected", "cancelled"]
+    status: Literal["pending", "confirmed", "rejected", "cancelled", "waitlisted"]
     amount: Annotated[str, Meta(examples=["39.80"])]
     currency: str | None
     provider: Literal["manual", "stripe"]
@@ -249,6 +281,9 @@ class Registration(Struct):
     confirmed_at: Time | None
     checked_in_at: Time | None
     answers: dict[str, str]
+    consent: Annotated[
+        str | None, Meta(description="The privacy text the person agreed to; null: none asked")
+    ] = None
 
 
 class RegistrationPage(Struct):
