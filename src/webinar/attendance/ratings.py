@@ -160,14 +160,14 @@ class Rating:
     via: str  # "room" or "email"
     rated_at: float
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, *, zulu: bool = False) -> dict[str, Any]:
         return {
             "name": self.name,
             "email": self.email,
             "stars": self.stars,
             "comment": self.comment,
             "via": self.via,
-            "rated_at": iso_time(self.rated_at, timespec="seconds"),
+            "rated_at": iso_time(self.rated_at, timespec="seconds", zulu=zulu),
         }
 
 

@@ -61,18 +61,18 @@ class RegistrantRow:
     def attended(self) -> bool:
         return self.person is not None
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, *, zulu: bool = False) -> dict[str, Any]:
         p, r = self.person, self.rating
         return {
             "kind": self.registrant.kind,
             "name": self.registrant.name,
             "email": self.registrant.email,
             "status": self.registrant.status,
-            "registered_at": iso_time(self.registrant.registered_at, timespec="seconds"),
+            "registered_at": iso_time(self.registrant.registered_at, timespec="seconds", zulu=zulu),
             "attended": p is not None,
             "minutes": p.minutes if p is not None else 0,
-            "first_join": iso_time(p.first_join, timespec="seconds") if p else None,
-            "last_leave": iso_time(p.last_leave, timespec="seconds") if p else None,
+            "first_join": iso_time(p.first_join, timespec="seconds", zulu=zulu) if p else None,
+            "last_leave": iso_time(p.last_leave, timespec="seconds", zulu=zulu) if p else None,
             "joined_late": p.joined_late if p is not None else None,
             "left_early": p.left_early if p is not None else None,
             "device": p.device if p is not None else None,

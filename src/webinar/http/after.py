@@ -221,7 +221,7 @@ class AfterPages(Pages):
             "rate.html",
             status=status,
             event=event,
-            name=rater.name if rater else "",
+            person=rater.name if rater else "",
             stars=stars,
             comment=comment,
             before=before,

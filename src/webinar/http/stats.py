@@ -93,16 +93,17 @@ class Report:
     ctas: list[CtaResult]
     leads: list[Lead]
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, *, zulu: bool = False) -> dict[str, Any]:
+        """The export's and the API's keys (``zulu``: times end in ``Z``, as the API's)."""
         return {
             "rating": self.summary.as_json(),
-            "ratings": [r.as_json() for r in self.ratings],
-            "registrants": [r.as_json() for r in self.registrants],
+            "ratings": [r.as_json(zulu=zulu) for r in self.ratings],
+            "registrants": [r.as_json(zulu=zulu) for r in self.registrants],
             "devices": dict(device_counts(self.stats.people)),
             "browsers": dict(browser_counts(self.stats.people)),
             "poll_results": [p.as_json() for p in self.polls],
-            "cta_results": [c.as_json() for c in self.ctas],
-            "leads": [lead_row(lead) for lead in self.leads],
+            "cta_results": [c.as_json(zulu=zulu) for c in self.ctas],
+            "leads": [lead_row(lead, zulu=zulu) for lead in self.leads],
         }
 
 
@@ -135,10 +136,10 @@ def ticket_registrants(desk: TicketDesk) -> Registrants:
     return registrants
 
 
-def lead_row(lead: Lead) -> dict[str, Any]:
+def lead_row(lead: Lead, *, zulu: bool = False) -> dict[str, Any]:
     return {
         "email": lead.email,
-        "first_viewed": iso_time(lead.first_viewed, timespec="seconds"),
+        "first_viewed": iso_time(lead.first_viewed, timespec="seconds", zulu=zulu),
         "links": lead.publications,
     }
 

@@ -90,14 +90,14 @@ class CtaResult:
     clicks: int
     people: int  # distinct participants who clicked
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, *, zulu: bool = False) -> dict[str, Any]:
         return {
             "cta_id": self.cta_id,
             "message": self.message,
             "button": self.button,
             "url": self.url,
-            "shown_at": iso_time(self.shown_at, timespec="seconds"),
-            "closed_at": iso_time(self.closed_at, timespec="seconds"),
+            "shown_at": iso_time(self.shown_at, timespec="seconds", zulu=zulu),
+            "closed_at": iso_time(self.closed_at, timespec="seconds", zulu=zulu),
             "clicks": self.clicks,
             "people": self.people,
         }
