@@ -31,6 +31,9 @@ export function askRating(token, next) {
     error.hidden = false;
   };
   let sending = false;
+  form.addEventListener("change", () => {
+    error.hidden = true;
+  });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (sending) return;
