@@ -369,4 +369,5 @@ class FollowUp:
         message = await self.compose(event, settings, sample, language=language)
         part = message.get_body(preferencelist=("plain",))
         assert part is not None
-        return f"{_('Subject:')} {message['Subject']}\n\n{part.get_content()}"
+        label = _("Subject:")
+        return f"{label} {message['Subject']}\n\n{part.get_content()}"
