@@ -1,8 +1,9 @@
 """The rating at the end of the room, in real Chromium: the host ends the event for everyone,
 the attendee's ended view asks for 1 to 5 stars and a comment, she gives 4 stars with a
 comment, and the organiser's statistics page shows it (average, distribution, the comment,
-her row). Screenshots: ``rating-ended-desktop.png``, ``rating-ended-phone.png``,
-``stats-ratings-desktop.png``."""
+her row), then the After the event page takes a new thank-you text. Screenshots:
+``rating-ended-desktop.png``, ``rating-ended-phone.png``, ``stats-ratings-desktop.png``,
+``after-desktop.png``."""
 
 from __future__ import annotations
 
@@ -71,3 +72,15 @@ async def test_an_attendee_rates_after_end_for_all_and_the_statistics_show_it(
     await expect(bob.get_by_test_id("attendee-rating")).to_have_text("")  # he did not rate
     await organiser.get_by_test_id("ratings").scroll_into_view_if_needed()
     await organiser.screenshot(path=str(SCREENSHOTS / "stats-ratings-desktop.png"))
+
+    # The After the event page: the event has ended; its thank-you text is edited.
+    await organiser.get_by_test_id("after-link").click()
+    await expect(organiser.get_by_test_id("event-ended")).to_contain_text("Ended for everyone")
+    await expect(organiser.get_by_test_id("thank-you-enabled")).to_be_checked()
+    await organiser.get_by_test_id("thank-you-text").fill("Thanks for coming, {name}!")
+    await organiser.get_by_test_id("thank-you-save").click()
+    await expect(organiser.get_by_test_id("after-notice")).to_be_visible()
+    await expect(organiser.get_by_test_id("thank-you-preview")).to_contain_text(
+        "Thanks for coming, Ada Lovelace!"
+    )
+    await organiser.screenshot(path=str(SCREENSHOTS / "after-desktop.png"), full_page=True)

@@ -326,15 +326,21 @@ class FollowUp:
         *,
         message_id: str | None = None,
         language: str | None = None,
+        sample: bool = False,
     ) -> EmailMessage:
-        """The thank-you e-mail to ``mail``'s recipient (``language`` given: in that one)."""
+        """The thank-you e-mail to ``mail``'s recipient (``language`` given: in that one;
+        ``sample``: a preview, whose rating link rates nothing)."""
         lang = language if language is not None else await self.language_of(event, mail)
-        token = self.ratings.token(
-            Rater(event.event_id, mail.name, email=mail.email, via="email"),
-            valid_for=MAIL_TOKEN_SECONDS,
+        token = (
+            "example"
+            if sample
+            else self.ratings.token(
+                Rater(event.event_id, mail.name, email=mail.email, via="email"),
+                valid_for=MAIL_TOKEN_SECONDS,
+            )
         )
         rating_url = f"{self.base_url}/rate/{token}"
-        recording = await self.recording(event.event_id, mail.email)
+        recording = await self.recording(event.event_id, None if sample else mail.email)
         return self.mailer.compose(
             TEMPLATE,
             mail.email,
@@ -354,7 +360,7 @@ class FollowUp:
 
     async def preview(self, event: Event, settings: records.Settings, language: str | None) -> str:
         """The plain-text part of the e-mail as a sample attendee would get it."""
-        sample = records.Mail(
+        example = records.Mail(
             event.event_id,
             "ada@example.org",
             "Ada Lovelace",
@@ -366,7 +372,7 @@ class FollowUp:
             None,
             None,
         )
-        message = await self.compose(event, settings, sample, language=language)
+        message = await self.compose(event, settings, example, language=language, sample=True)
         part = message.get_body(preferencelist=("plain",))
         assert part is not None
         label = _("Subject:")
