@@ -19,6 +19,8 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from webinar import __version__
+from webinar.attendance import useragent
+from webinar.attendance.ratings import Ratings, RatingSource
 from webinar.attendance.service import AttendanceService
 from webinar.cluster import redis as cluster_redis
 from webinar.cluster import worker
@@ -34,7 +36,9 @@ from webinar.content.external import external_for, frame_sources
 from webinar.content.library import ContentService
 from webinar.content.render import find_soffice
 from webinar.content.stage import StageService
+from webinar.followup.service import FollowUp
 from webinar.http import forwarded, headers, inputs, language
+from webinar.http.after import AfterPages
 from webinar.http.api import MIDDLEWARES as API_MIDDLEWARES
 from webinar.http.api import Api, setup_api
 from webinar.http.api.auth import Authenticator
@@ -48,7 +52,7 @@ from webinar.http.metrics import Metrics, Sources
 from webinar.http.pages import EventPages
 from webinar.http.recordings import RecordingPages
 from webinar.http.site import Site
-from webinar.http.stats import StatsPages
+from webinar.http.stats import StatsPages, ticket_registrants
 from webinar.http.tickets import setup_ticketing
 from webinar.http.tokens import TokenPages
 from webinar.http.webhooks import WebhookPages
@@ -58,9 +62,10 @@ from webinar.interaction.service import InteractionService, cta_clicked
 from webinar.recordings.library import MIB, RecordingService
 from webinar.recordings.sharing import Publisher
 from webinar.rooms.live import LiveRoom
-from webinar.rooms.manager import RoomManager
+from webinar.rooms.manager import RoomManager, RoomObserver
 from webinar.rooms.reasons import ByeReason
 from webinar.rooms.roles import Role
+from webinar.rooms.state import Phase, RoomEvent
 from webinar.sfu import IceServer, Producer, Router, RouterConfig, TransportConfig, check_hooks
 from webinar.signalling import stage as stage_handlers
 from webinar.signalling import whip
@@ -100,6 +105,9 @@ PUBLISHER = web.AppKey("publisher", Publisher)
 TICKETING = web.AppKey("ticketing", Ticketing)
 TICKET_DESK = web.AppKey("ticket_desk", TicketDesk)
 WEBHOOKS = web.AppKey("webhooks", Webhooks)
+#: Ratings of events (their signed links) and the end of events with the thank-you e-mail.
+RATINGS = web.AppKey("ratings", Ratings)
+FOLLOWUP = web.AppKey("followup", FollowUp)
 #: Which process this is (worker 0 of 1: the single-process server); see cluster/worker.py.
 WORKER = web.AppKey("worker", WorkerIdentity)
 #: Unix time the app was built (the worker's start, in /healthz).
@@ -335,7 +343,20 @@ def create_app(
     app.router.add_routes(
         ContentPages(site, app[CONTENT], app[CONTENT_ACCESS], app[STAGE].offered_now).routes()
     )
-    app[ATTENDANCE] = AttendanceService(app[STORE], sources=engagement.sources())
+    app[ATTENDANCE] = AttendanceService(app[STORE], sources=[*engagement.sources(), RatingSource()])
+    app[RATINGS] = Ratings(
+        app[STORE], secret=lambda: load_sealer(config.data_dir).derive("event-ratings")
+    )
+    app[FOLLOWUP] = FollowUp(
+        app[STORE],
+        app[ATTENDANCE],
+        app[RATINGS],
+        tickets.desk.mailer,
+        config.http.base_url,
+        publisher=app[PUBLISHER],
+        gate=functools.partial(_holds_jobs, app) if identity.node else None,
+    )
+    app.router.add_routes(AfterPages(site, app[FOLLOWUP], app[RATINGS], shared=shared).routes())
     stats = StatsPages(
         site,
         app[ATTENDANCE],
@@ -343,6 +364,8 @@ def create_app(
         app[PUBLISHER],
         rooms=lambda: app.get(ROOMS),
         stage=app[STAGE],
+        ratings=app[RATINGS],
+        registrants=ticket_registrants(tickets.desk),
     )
     app.router.add_routes(stats.routes())
     pages = WebhookPages(
@@ -435,10 +458,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[TICKET_DESK].notify = lambda kind, event_id, data: webhooks.emit(
         WebhookEvent(kind), data, event_id=event_id
     )
+    followup = app[FOLLOWUP]
     rooms = RoomManager(
         router_config(config),
         max_participants=config.rooms.max_participants,
-        observer=webhooks,
+        observer=Observers((webhooks, followup)),
         max_rooms=config.rooms.max_rooms,
         recording_hooks=app[RECORDINGS],
         media_totals=app[METRICS].media,
@@ -464,6 +488,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         is_draining=lambda: app[DRAINING][0],
         recordings=app[RECORDINGS],
         attendance=app[ATTENDANCE],
+        ratings=app[RATINGS],
         placement=functools.partial(_place, app) if identity.node else None,
         # Click links verify on any worker and after a restart.
         interaction_secret=load_sealer(config.data_dir).derive("cta-click-links"),
@@ -478,6 +503,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         # worker starting again must not close the sessions the others have open.
         await app[ATTENDANCE].close_open_sessions(ByeReason.SERVER_RESTART)
     await metrics.start()
+    # The user-agent rules compile once per process (about 0.3 s): not on the first join.
+    warming = asyncio.get_running_loop().create_task(asyncio.to_thread(useragent.warm_up))
+    if identity.runs_jobs:  # the thank-you e-mails go out where reminders do
+        await followup.start()
     registry: Registry | None = None
     watching: asyncio.Task[None] | None = None
     own_redis: aioredis.Redis | None = None
@@ -513,6 +542,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await shutdown_connections(app[CONNECTIONS])
         await app[MEDIA_SESSIONS].close()
         await rooms.close()
+        await followup.close()
+        await stop_task(warming)
         if cluster is not None:
             await cluster.aclose()
         await webhooks.close()
@@ -521,6 +552,34 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await own_redis.aclose()
         await asyncio.sleep(0)
         await store.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Observers:
+    """Every room observer, told in turn (one's trouble never keeps it from the next)."""
+
+    each: tuple[RoomObserver, ...]
+
+    def room_event(self, room_id: str, event: RoomEvent) -> None:
+        for observer in self.each:
+            try:
+                observer.room_event(room_id, event)
+            except Exception:
+                logger.exception("room observer %s failed", type(observer).__name__)
+
+    def room_opened(self, room_id: str, phase: Phase) -> None:
+        for observer in self.each:
+            try:
+                observer.room_opened(room_id, phase)
+            except Exception:
+                logger.exception("room observer %s failed", type(observer).__name__)
+
+    def room_closed(self, room_id: str, phase: Phase) -> None:
+        for observer in self.each:
+            try:
+                observer.room_closed(room_id, phase)
+            except Exception:
+                logger.exception("room observer %s failed", type(observer).__name__)
 
 
 def _holds_jobs(app: web.Application) -> bool:

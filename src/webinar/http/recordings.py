@@ -308,7 +308,7 @@ class RecordingPages(Pages):
                 expires=_until(link.publication.expires),
                 files=[],
             )
-        await self.publisher.viewed(link, email)
+        await self.publisher.viewed(link, email, gate=True)  # a lead
         response = web.HTTPSeeOther(f"/r/{request.match_info['token']}")
         response.set_cookie(
             VIEWER_COOKIE + link.publication.publication_id,

@@ -599,6 +599,68 @@ MIGRATIONS: tuple[str | Migration, ...] = (
     ALTER TABLE event_access ADD COLUMN privacy_url TEXT NULL;
     """,
     ),
+    # 20: after the event (webinar.attendance, webinar.followup). Attendance keeps the device
+    # (desktop, phone, tablet, other, unknown; NULL: recorded before, read again from the
+    # user agent) and its model, and the language the person used in the room. When an event
+    # ended (event_endings: ended for all by its host, or its scheduled end passed with the
+    # room empty; once). Ratings: one per person and event (rater: "e:" + their e-mail
+    # address, else "p:" + attendance's person key), a later one replaces it. The thank-you
+    # e-mail's settings per event (event_followup; no row: the defaults, on) and one row per
+    # recipient (thank_you_mails), claimed before it is sent and marked after, so each goes out
+    # once, also across a restart; queued_at says the event's e-mails were planned. Events
+    # made before keep their old behaviour: no thank-you e-mail unless switched on. Recording
+    # viewers who gave their address at the e-mail gate (a lead) are told from those who
+    # opened a personal link (gate); earlier viewers of gated publications count as leads.
+    """
+    ALTER TABLE attendance ADD COLUMN device TEXT NULL;
+    ALTER TABLE attendance ADD COLUMN device_model TEXT NOT NULL DEFAULT '';
+    ALTER TABLE attendance ADD COLUMN language TEXT NULL;
+    CREATE TABLE event_endings (
+        event_id TEXT PRIMARY KEY REFERENCES events (event_id) ON DELETE CASCADE,
+        ended_at DOUBLE PRECISION NOT NULL,
+        how      TEXT NOT NULL CHECK (how IN ('ended-for-all', 'scheduled-end'))
+    );
+    CREATE TABLE ratings (
+        event_id   TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        rater      TEXT NOT NULL CHECK (length(rater) BETWEEN 3 AND 300),
+        name       TEXT NOT NULL,
+        email      TEXT NULL,
+        person_key TEXT NULL,
+        stars      INTEGER NOT NULL CHECK (stars BETWEEN 1 AND 5),
+        comment    TEXT NOT NULL DEFAULT '',
+        via        TEXT NOT NULL CHECK (via IN ('room', 'email')),
+        rated_at   DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (event_id, rater)
+    );
+    CREATE TABLE event_followup (
+        event_id          TEXT PRIMARY KEY REFERENCES events (event_id) ON DELETE CASCADE,
+        thank_you         INTEGER NOT NULL DEFAULT 1 CHECK (thank_you IN (0, 1)),
+        thank_you_subject TEXT NOT NULL DEFAULT '',
+        thank_you_text    TEXT NOT NULL DEFAULT '',
+        delay_minutes     INTEGER NOT NULL DEFAULT 0 CHECK (delay_minutes BETWEEN 0 AND 10080),
+        queued_at         DOUBLE PRECISION NULL
+    );
+    INSERT INTO event_followup (event_id, thank_you) SELECT event_id, 0 FROM events;
+    CREATE TABLE thank_you_mails (
+        event_id   TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        email      TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        language   TEXT NULL,
+        state      TEXT NOT NULL DEFAULT 'pending'
+                   CHECK (state IN ('pending', 'sending', 'sent', 'failed')),
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        due_at     DOUBLE PRECISION NOT NULL,
+        message_id TEXT NULL,
+        sent_at    DOUBLE PRECISION NULL,
+        error      TEXT NULL,
+        PRIMARY KEY (event_id, email)
+    );
+    CREATE INDEX thank_you_mails_due ON thank_you_mails (state, due_at);
+    ALTER TABLE recording_viewers ADD COLUMN gate INTEGER NOT NULL DEFAULT 0
+        CHECK (gate IN (0, 1));
+    UPDATE recording_viewers SET gate = 1 WHERE publication_id IN
+        (SELECT publication_id FROM recording_publications WHERE require_email = 1);
+    """,
 )
 
 

@@ -35,6 +35,7 @@ import { ACCESS, EVENT_ID, JOIN_TOKEN, PAGE_ROLE, PRESENTER_KEY, REGISTRATION_RE
 import { SidePanel } from "./room/panel.js";
 import { Prejoin } from "./room/prejoin.js";
 import { Publisher } from "./room/publish.js";
+import { askRating } from "./room/rating.js";
 import { Stage } from "./room/stage.js";
 import { StatusBar } from "./room/status.js";
 import { Whiteboard } from "./room/whiteboard.js";
@@ -378,15 +379,18 @@ class Room {
     on("room-ended", (detail) => {
       this.leaving = true;
       notifyHost("ended", { participant_id: this.participantId });
-      if (EMBEDDED) {
+      const next = detail.thank_you_url || "/thanks";
+      if (EMBEDDED || detail.rating_token) {
         // In a frame the room says it has ended in place: the embedding page heard
-        // `webinar:ended` and decides where its visitor goes next.
+        // `webinar:ended` and decides where its visitor goes next. An attendee is asked
+        // for a rating first (then goes on to the organiser's own page, if there is one).
         this.stopMedia();
         byId("rejoin").hidden = true;
         this.showEnded(() => ({ title: t("The webinar has ended"), text: byeText(ByeReason.ENDED) ?? "" }));
+        if (detail.rating_token) askRating(detail.rating_token, EMBEDDED || next === "/thanks" ? null : next);
         return;
       }
-      location.assign(detail.thank_you_url || "/thanks");
+      location.assign(next);
     });
     on("draining", (detail) => this.notices.draining(detail));
     on("reconnecting", (detail) => {

@@ -445,6 +445,97 @@ class PersonStats(Struct):
     browser: str
     os: str
     engagement: Annotated[Row, Meta(description="The engagement columns; absent: nothing")]
+    device: Literal["desktop", "phone", "tablet", "other", "unknown"] = "unknown"
+    model: Annotated[str, Meta(description="The phone's or tablet's model, if named")] = ""
+    joined_late: Annotated[
+        bool | None, Meta(description="First joined over 5 minutes after the start")
+    ] = None
+    left_early: Annotated[
+        bool | None, Meta(description="Last left over 5 minutes before the end")
+    ] = None
+
+
+class RatingSummary(Struct):
+    count: int
+    average: Annotated[float | None, Meta(description="null: no rating yet")]
+    distribution: Annotated[
+        dict[str, int], Meta(description='How many gave each number of stars: {"1": 0, ...}')
+    ]
+
+
+class RatingItem(Struct):
+    name: str
+    email: str | None
+    stars: Annotated[int, Meta(ge=1, le=5)]
+    comment: str
+    via: Literal["room", "email"]
+    rated_at: Time
+
+
+class RegistrantStats(Struct):
+    """A registrant or invitee and what attendance and the ratings say of them."""
+
+    kind: Literal["registration", "invitation"]
+    name: str
+    email: str
+    status: str
+    registered_at: Time
+    attended: bool
+    minutes: int
+    first_join: Time | None
+    last_leave: Time | None
+    joined_late: bool | None
+    left_early: bool | None
+    device: str | None
+    model: str | None
+    browser: str | None
+    os: str | None
+    rating: int | None
+    rating_comment: str | None
+
+
+class OptionResult(Struct):
+    text: str
+    votes: int
+    percent: int
+    correct: bool
+
+
+class QuestionResult(Struct):
+    text: str
+    kind: Literal["single", "multiple", "text"]
+    answered: int
+    right: Annotated[int | None, Meta(description="Tests: answered right; null: not scored")]
+    options: list[OptionResult]
+    texts: list[str]
+
+
+class PollResult(Struct):
+    poll_id: str
+    title: str
+    kind: Literal["poll", "test"]
+    state: Literal["open", "closed"]
+    answered: int
+    questions: list[QuestionResult]
+
+
+class CtaResult(Struct):
+    cta_id: str
+    message: str
+    button: str
+    url: str
+    shown_at: Time
+    closed_at: Time | None
+    clicks: int
+    people: int
+
+
+class LeadItem(Struct):
+    """An address given at the e-mail gate of a published recording of the event."""
+
+    email: str
+    first_viewed: Time
+    links: int
 
 
 class ConcurrencyStep(Struct, array_like=True):
@@ -463,6 +554,14 @@ class EventStats(Struct):
     average_seconds: float
     people: list[PersonStats]
     concurrency: list[ConcurrencyStep]
+    rating: RatingSummary | None = None
+    ratings: list[RatingItem] = []
+    registrants: list[RegistrantStats] = []
+    devices: Annotated[dict[str, int], Meta(description="Attendees per kind of device")] = {}
+    browsers: Annotated[dict[str, int], Meta(description="Attendees per browser")] = {}
+    poll_results: list[PollResult] = []
+    cta_results: list[CtaResult] = []
+    leads: list[LeadItem] = []
 
 
 class Month(Struct):
