@@ -15,7 +15,6 @@ import json
 import os
 import sqlite3
 import sys
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -560,18 +559,13 @@ def _cmd_event_update(args: argparse.Namespace) -> int:
 
 
 def _cmd_event_delete(args: argparse.Namespace) -> int:
-    import shutil
-
-    from webinar.attendance.service import sql_people_in_room
-    from webinar.interaction.store import list_images
-    from webinar.storage.db import transaction
-    from webinar.webhooks.records import sql_delete_event_deliveries
+    from webinar.http.event_ops import EventInUse, delete_event, remove_event_files
 
     config = _config(args)
     with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
-        db = store.connection
+        found = _find_event(store, args.event)
         if not args.yes:
-            details = event_details_json(config, store, _find_event(store, args.event))
+            details = event_details_json(config, store, found)
             counts = cast(dict[str, int], details["counts"])
             raise UsageError(
                 f"deleting event {details['event_id']} ({details['title']!r}) also deletes its"
@@ -580,44 +574,37 @@ def _cmd_event_delete(args: argparse.Namespace) -> int:
                 f" {counts['recordings']} recordings ({_size(counts['recording_bytes'])});"
                 " this cannot be undone: add --yes to delete it"
             )
-        # Under the write lock: nobody joins between the check and the delete (a join writes
-        # its attendance row first).
-        with transaction(db, immediate=True):
-            event = _find_event(store, args.event)
-            in_room = sql_people_in_room(db, event.event_id)
-            if in_room:
-                raise UsageError(
-                    f"event {event.display_id} is live: {in_room} "
-                    f"{'person is' if in_room == 1 else 'people are'} in its room. End it for"
-                    " everyone first (the host's 'End for all'), then delete it. If the server"
-                    " stopped without closing the room, start it again once: it closes the"
-                    " sessions a stop cut short"
-                )
-            recordings = list_recordings_sync(store, event.event_id)
-            images = [image_id for image_id, _type, _size in list_images(store, event.event_id)]
-            sql_delete_event_deliveries(db, event.event_id)
-            store.delete_event(event.event_id)
+        try:
+            deleted = delete_event(store, found.event_id)
+        except LookupError:
+            raise UsageError(f"no event {args.event!r} (deleted meanwhile?)") from None
+        except EventInUse as busy:
+            in_room = busy.people
+            raise UsageError(
+                f"event {busy.event.display_id} is live: {in_room} "
+                f"{'person is' if in_room == 1 else 'people are'} in its room. End it for"
+                " everyone first (the host's 'End for all'), then delete it. If the server"
+                " stopped without closing the room, start it again once: it closes the"
+                " sessions a stop cut short"
+            ) from None
     # The rows are gone (committed): now their files. A file left behind by a failure here is
     # unreachable and harmless; a row without its file would not be.
-    shared = config.shared_dir
-    for info in recordings:
-        shutil.rmtree(shared / "recordings" / info.recording_id, ignore_errors=True)
-    for image_id in images:
-        (shared / "images" / image_id).unlink(missing_ok=True)
-    shutil.rmtree(shared / "content" / event.event_id, ignore_errors=True)  # uploaded files
-    size = sum(r.size for r in recordings)
+    remove_event_files(config.shared_dir, deleted)
+    event = deleted.event
+    recordings = len(deleted.recording_ids)
+    size = deleted.recording_bytes
     if args.json:
         body = {
             "deleted": event.display_id,
             "title": event.title,
-            "recordings": len(recordings),
+            "recordings": recordings,
             "recording_bytes": size,
         }
         print(json.dumps(body, ensure_ascii=False))
     else:
         print(
             f"Deleted event {event.display_id} ({event.title}) with everything it held,"
-            f" {len(recordings)} recordings ({_size(size)}) included."
+            f" {recordings} recordings ({_size(size)}) included."
         )
     return EXIT_OK
 
@@ -629,18 +616,10 @@ def list_recordings_sync(store: SyncStore, event_id: str | None = None) -> list[
 
 
 def _cmd_event_duplicate(args: argparse.Namespace) -> int:
-    import secrets
-    import shutil
-
-    from webinar.interaction.store import copy_setup, list_images
-    from webinar.recordings.library import sql_auto_record, sql_set_auto_record
-    from webinar.storage.db import transaction
-    from webinar.ticketing.records import copy_access
+    from webinar.http.event_ops import duplicate_event
 
     config = _config(args)
-    images_dir = config.shared_dir / "images"
     with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
-        db = store.connection
         source = _find_event(store, args.event)
         changes: dict[str, Any] = {}
         if args.title is not None:
@@ -654,31 +633,7 @@ def _cmd_event_duplicate(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         _check_access(store, settings, source.event_id)
-        # The copies of the poll images first: a file without its row is harmless, a row
-        # without its file is not. Each copy has its own ID, so that deleting one event never
-        # takes the other's images.
-        image_map: dict[str, str] = {}
-        for image_id, _type, _size in list_images(store, source.event_id):
-            original = images_dir / image_id
-            if original.is_file():
-                copy_id = "img_" + secrets.token_hex(12)
-                shutil.copyfile(original, images_dir / f"{copy_id}.part")
-                (images_dir / f"{copy_id}.part").replace(images_dir / copy_id)
-                image_map[image_id] = copy_id
-        with transaction(db, immediate=True):
-            copy = store.create_event_from(settings, owner_id=source.owner_id)
-            copy_access(db, source.event_id, copy.event_id)
-            copied = copy_setup(
-                store,
-                source.event_id,
-                copy.event_id,
-                now=time.time(),
-                new_id=lambda prefix: prefix + secrets.token_hex(8),
-                images=image_map,
-            )
-            auto_record = sql_auto_record(db, source.event_id)
-            if auto_record:
-                sql_set_auto_record(db, copy.event_id, True)
+        copy, copied = duplicate_event(store, source, settings, config.shared_dir / "images")
     if args.json:
         body: dict[str, object] = {
             **event_json(config, copy),
@@ -687,8 +642,9 @@ def _cmd_event_duplicate(args: argparse.Namespace) -> int:
                 "polls": copied.polls,
                 "images": copied.images,
                 "calls_to_action": copied.calls_to_action,
-                "interaction_settings": copied.settings,
-                "auto_record": auto_record,
+                "interaction_settings": copied.interaction_settings,
+                "auto_record": copied.auto_record,
+                "co_organisers": copied.co_organisers,
             },
         }
         print(json.dumps(body, ensure_ascii=False))
@@ -696,10 +652,12 @@ def _cmd_event_duplicate(args: argparse.Namespace) -> int:
         print(f"Created event (a copy of {source.display_id}):")
         _print_event(config, copy)
         print(
-            f"Copied: the settings, the access settings, {copied.polls} polls and tests"
-            f" ({copied.images} images), {copied.calls_to_action} calls-to-action, chat and"
-            f" Q&A settings, automatic recording ({_on(auto_record)}). Not copied:"
-            " registrations, invitees, chat, questions, answers, attendance, recordings."
+            f"Copied: the settings, the access settings and registration form, {copied.polls}"
+            f" polls and tests ({copied.images} images), {copied.calls_to_action}"
+            f" calls-to-action, chat and Q&A settings, automatic recording"
+            f" ({_on(copied.auto_record)}), {copied.co_organisers} co-organisers. Not copied:"
+            " registrations, invitees, presenters, chat, questions, answers, attendance,"
+            " recordings."
         )
         print("The copy has its own ID and new presenter and host links.")
     return EXIT_OK
