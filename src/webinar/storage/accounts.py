@@ -412,7 +412,13 @@ def organisers(db: Database, event_id: str) -> list[Organiser]:
 
 
 def add_organiser(
-    db: Database, event_id: str, user: User, *, owner_id: int | None, added_by: int, now: datetime
+    db: Database,
+    event_id: str,
+    user: User,
+    *,
+    owner_id: int | None,
+    added_by: int | None,
+    now: datetime,
 ) -> None:
     """Make ``user`` a co-organiser of the event; ValueError when they own it, are one
     already, or the event has :data:`MAX_CO_ORGANISERS`."""
