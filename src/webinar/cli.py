@@ -798,9 +798,31 @@ def _cmd_user_add(args: argparse.Namespace) -> int:
     password = _read_password(args)
     role = "admin" if args.admin else "organiser"
     user = _change_users(
-        config, lambda store: store.create_user(args.username, hash_password(password), role)
+        config,
+        lambda store: store.create_user(
+            args.username, hash_password(password), role, email=args.email
+        ),
     )
-    print(f"Added {user.role} {user.username}.")
+    print(f"Added {user.role} {user.username}" + (f" <{user.email}>." if user.email else "."))
+    return EXIT_OK
+
+
+def _cmd_user_email(args: argparse.Namespace) -> int:
+    from webinar.storage import accounts
+
+    config = _config(args)
+
+    def change(store: SyncStore) -> str | None:
+        user = store.get_user_by_name(args.username)
+        if user is None:
+            raise ValueError(f"no user named {args.username!r}")
+        return accounts.set_email(store.connection, user.user_id, args.address or None)
+
+    address = _change_users(config, change)
+    if address is None:
+        print(f"{args.username} has no e-mail address now (no password links by e-mail).")
+    else:
+        print(f"The e-mail address of {args.username} is {address}.")
     return EXIT_OK
 
 
@@ -809,10 +831,12 @@ def _cmd_user_list(args: argparse.Namespace) -> int:
     with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
         users = store.list_users()
     if args.json:
-        print(json.dumps([{"username": u.username, "role": u.role} for u in users]))
+        print(
+            json.dumps([{"username": u.username, "role": u.role, "email": u.email} for u in users])
+        )
     else:
         for user in users:
-            print(f"{user.username}\t{user.role}")
+            print(f"{user.username}\t{user.role}\t{user.email or '-'}")
     return EXIT_OK
 
 
@@ -1350,7 +1374,21 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("username")
     add.add_argument("--admin", action="store_true", help="an admin sees every event")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.add_argument(
+        "--email", metavar="ADDRESS", help="where password links and notices go (unique)"
+    )
     add.set_defaults(handler=_cmd_user_add)
+    email = user_commands.add_parser(
+        "email",
+        parents=[common],
+        help="set (or, with '', clear) an account's e-mail address",
+        description="The address password links (the sign-in page's 'Forgot your password?')"
+        " and notices go to; one account per address. The dashboard's People page and each"
+        " account's own page set it too.",
+    )
+    email.add_argument("username")
+    email.add_argument("address", help="the e-mail address, or '' for none")
+    email.set_defaults(handler=_cmd_user_email)
     users = user_commands.add_parser("list", parents=[common], help="list accounts")
     users.add_argument("--json", action="store_true")
     users.set_defaults(handler=_cmd_user_list)
