@@ -42,7 +42,7 @@ from webinar.accounts import (
 )
 from webinar.http.inputs import json_error, read_json
 from webinar.http.site import LOGIN_CSRF_COOKIE, Pages, Site, route
-from webinar.i18n import N_, _, gettext
+from webinar.i18n import N_, _, gettext, ngettext
 from webinar.ids import format_event_id
 from webinar.links import presenter_path
 from webinar.storage import accounts
@@ -576,11 +576,14 @@ class AccountPages(Pages):
             request,
             record,
             user,
-            done=_(
-                "Invitation sent to %(email)s. The link works once, for 7 days; if the e-mail"
-                " does not arrive, give them the link below yourself."
+            done=ngettext(
+                "Invitation sent to %(email)s. The link works once, for %(num)d day; if the"
+                " e-mail does not arrive, give them the link below yourself.",
+                "Invitation sent to %(email)s. The link works once, for %(num)d days; if the"
+                " e-mail does not arrive, give them the link below yourself.",
+                accounts.INVITATION_LIFETIME.days,
             )
-            % {"email": invitation.email},
+            % {"email": invitation.email, "num": accounts.INVITATION_LIFETIME.days},
             made_link=link,
         )
 
