@@ -576,11 +576,28 @@ async def test_people_roles_and_the_last_admin(server: RunningServer, inbox: Inb
         )
         assert status == 303
         assert await server.store.find_user("olga") is None
-        # The last admin stays one.
+        # The last admin stays one; a refused change changes nothing.
         with pytest.raises(ValueError, match="last admin"):
             await server.store.run(
                 lambda core: accounts.set_role(core.connection, root.user_id, "organiser")
             )
+        with pytest.raises(ValueError, match="last admin"):
+            await server.store.run(
+                lambda core: accounts.update_account(
+                    core.connection, root.user_id, email="root@example.org", role="organiser"
+                )
+            )
+        still = await server.store.find_user("root")
+        assert still is not None and (still.role, still.email) == ("admin", None)
+        status, page, _loc = await submit(
+            admin,
+            server,
+            "/dashboard/accounts",
+            f"/dashboard/accounts/{root.user_id}",
+            email="root@example.org",
+            role="organiser",
+        )
+        assert status == 400 and "your own role" in page
     finally:
         await admin.close()
 

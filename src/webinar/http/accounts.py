@@ -625,10 +625,9 @@ class AccountPages(Pages):
             if user_id == user.user_id and role != user.role:
                 raise ValueError(_("you cannot change your own role: ask another admin"))
             await self.site.store.run(
-                lambda core: accounts.set_email(core.connection, user_id, email or None)
-            )
-            await self.site.store.run(
-                lambda core: accounts.set_role(core.connection, user_id, role)
+                lambda core: accounts.update_account(
+                    core.connection, user_id, email=email or None, role=role
+                )
             )
         except ValueError as exc:
             return await self._people(request, record, user, error=str(exc), status=400)

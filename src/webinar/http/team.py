@@ -75,6 +75,13 @@ class EventTeam:
             lambda core: accounts.organisers(core.connection, event.event_id)
         )
 
+    async def _signed(self, event: Event, actor: User) -> str:
+        """Whose name an e-mail about the event goes out in: the account acting, or for the
+        configured admin token (no account) the event's owner."""
+        if actor.user_id > 0:
+            return actor.username
+        return await self.owner_name(event) or actor.username
+
     async def owner_name(self, event: Event) -> str | None:
         owner_id = event.owner_id
         if owner_id is None:
@@ -113,11 +120,12 @@ class EventTeam:
         logger.info(
             "%s made %s a co-organiser of %s", actor.username, target.username, event.event_id
         )
+        by = await self._signed(event, actor)
         told = False
         if target.email is not None:
             try:
                 await self.mail.co_organiser(
-                    target.email, target.username, event, added_by=actor.username, site=site
+                    target.email, target.username, event, added_by=by, site=site
                 )
                 told = True
             except MailError as exc:
@@ -156,7 +164,8 @@ class EventTeam:
     async def send_presenter(
         self, event: Event, actor: User, presenter: Presenter, site: str
     ) -> Presenter:
-        await self.mail.presenter(presenter, event, site=site, organiser=actor.username)
+        organiser = await self._signed(event, actor)
+        await self.mail.presenter(presenter, event, site=site, organiser=organiser)
         now = datetime.now(UTC)
         presenter_id = presenter.presenter_id
         await self.site.store.run(

@@ -63,34 +63,47 @@ def _need_time(value: str) -> datetime:
 def set_email(db: Database, user_id: int, email: str | None) -> str | None:
     """Give an account an e-mail address (None: none); ValueError when it does not look
     right or another account has it. The address as stored."""
-    address = None if email is None or not email.strip() else validate_email(email)
-    with transaction(db, immediate=True):
-        if address is not None:
-            row = db.execute(
-                "SELECT user_id FROM users WHERE lower(email) = lower(?) AND user_id <> ?",
-                (address, user_id),
-            ).fetchone()
-            if row is not None:
-                raise ValueError(
-                    _("another account has the e-mail address %(email)s") % {"email": address}
-                )
-        cursor = db.execute("UPDATE users SET email = ? WHERE user_id = ?", (address, user_id))
-        if cursor.rowcount != 1:
-            raise ValueError(_("no such account"))
-    return address
+    return update_account(db, user_id, email=email)
 
 
 def set_role(db: Database, user_id: int, role: str) -> None:
     """Make an account an admin or an organiser; ValueError when that would leave no admin."""
-    if role not in USER_ROLES:
+    row = db.execute("SELECT email FROM users WHERE user_id = ?", (user_id,)).fetchone()
+    if row is None:
+        raise ValueError(_("no such account"))
+    update_account(db, user_id, email=None if row[0] is None else str(row[0]), role=role)
+
+
+def update_account(
+    db: Database, user_id: int, *, email: str | None, role: str | None = None
+) -> str | None:
+    """Set an account's e-mail address (None or "": none) and, when given, its role, both or
+    neither: ValueError (nothing changed) when the address looks wrong or another account has
+    it, the role is not one, or the change would leave no admin. The address as stored."""
+    address = None if email is None or not email.strip() else validate_email(email)
+    if role is not None and role not in USER_ROLES:
         raise ValueError(_("choose the role admin or organiser"))
     with transaction(db, immediate=True):
         row = db.execute("SELECT role FROM users WHERE user_id = ?", (user_id,)).fetchone()
         if row is None:
             raise ValueError(_("no such account"))
-        if row[0] == "admin" and role != "admin" and _admins(db) <= 1:
+        if (
+            address is not None
+            and db.execute(
+                "SELECT 1 FROM users WHERE lower(email) = lower(?) AND user_id <> ?",
+                (address, user_id),
+            ).fetchone()
+        ):
+            raise ValueError(
+                _("another account has the e-mail address %(email)s") % {"email": address}
+            )
+        if row[0] == "admin" and role not in (None, "admin") and _admins(db) <= 1:
             raise ValueError(_("the last admin cannot stop being one: make another admin first"))
-        db.execute("UPDATE users SET role = ? WHERE user_id = ?", (role, user_id))
+        db.execute(
+            "UPDATE users SET email = ?, role = ? WHERE user_id = ?",
+            (address, role or row[0], user_id),
+        )
+    return address
 
 
 def remove_account(db: Database, user_id: int) -> str:
