@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.support import PHONE, SCREENSHOTS, OpenPage, PageErrors
+from tests.browser.support import DESKTOP, PHONE, SCREENSHOTS, OpenPage, PageErrors
 from tests.helpers import RunningServer, make_config, running_server
 from tests.smtp import Inbox, smtp_server, text_of
 from webinar.accounts import hash_password
@@ -35,6 +35,14 @@ async def shot(page: Page, name: str) -> None:
     overflow = await page.evaluate(
         "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
+    if overflow > 0:  # name what sticks out (outside the tables' own scrolling)
+        wide = await page.evaluate(
+            """() => [...document.querySelectorAll("body *")]
+                .filter((e) => !e.closest(".wh-table-wrap")
+                    && e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+                .slice(0, 8).map((e) => `${e.tagName}.${e.className}`)"""
+        )
+        print(name, "too wide:", wide)
     assert overflow <= 0, f"{name}: the page is {overflow}px wider than the viewport"
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
@@ -101,6 +109,9 @@ async def test_an_invited_organiser_sets_a_password_and_sees_only_their_events(
         "data-email", "ann@example.org"
     )
     await shot(admin, "accounts-people-desktop")
+    await admin.set_viewport_size(PHONE)
+    await shot(admin, "accounts-people-phone")
+    await admin.set_viewport_size(DESKTOP)
     message = await inbox.wait_for("ann@example.org", "invited")
     link = link_in(text_of(message))
     await expect(admin.get_by_test_id("invitation-link")).to_have_text(link)
