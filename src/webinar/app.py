@@ -38,6 +38,7 @@ from webinar.content.render import find_soffice
 from webinar.content.stage import StageService
 from webinar.followup.service import FollowUp
 from webinar.http import forwarded, headers, inputs, language
+from webinar.http.accounts import AccountMail, AccountPages, reset_limiter
 from webinar.http.after import AfterPages
 from webinar.http.api import MIDDLEWARES as API_MIDDLEWARES
 from webinar.http.api import Api, setup_api
@@ -53,6 +54,7 @@ from webinar.http.pages import EventPages
 from webinar.http.recordings import RecordingPages
 from webinar.http.site import Site
 from webinar.http.stats import StatsPages, ticket_registrants
+from webinar.http.team import EventTeam, TeamPages
 from webinar.http.tickets import setup_ticketing
 from webinar.http.tokens import TokenPages
 from webinar.http.webhooks import WebhookPages
@@ -81,6 +83,7 @@ from webinar.storage.sealing import load_sealer
 from webinar.storage.store import Store
 from webinar.tasks import stop_task, stop_tasks
 from webinar.ticketing import Ticketing, embedding
+from webinar.ticketing.books import local_attempts
 from webinar.ticketing.desk import TicketDesk
 from webinar.ticketing.shared import RedisSeats, SharedTicketing
 from webinar.ticketing.shared import Unavailable as SeatsUnavailable
@@ -104,6 +107,7 @@ ATTENDANCE = web.AppKey("attendance", AttendanceService)
 PUBLISHER = web.AppKey("publisher", Publisher)
 TICKETING = web.AppKey("ticketing", Ticketing)
 TICKET_DESK = web.AppKey("ticket_desk", TicketDesk)
+ACCOUNT_PAGES = web.AppKey("account_pages", AccountPages)
 WEBHOOKS = web.AppKey("webhooks", Webhooks)
 #: Ratings of events (their signed links) and the end of events with the thank-you e-mail.
 RATINGS = web.AppKey("ratings", Ratings)
@@ -291,6 +295,19 @@ def create_app(
     )
     app.router.add_routes(SignIn(site, login_limiter(shared)).routes())
     app.router.add_routes(dashboard.routes())
+    account_mail = AccountMail(tickets.desk.mailer)
+    account_pages = AccountPages(site, account_mail, local_attempts(reset_limiter(shared)))
+    app.router.add_routes(account_pages.routes())
+    app[ACCOUNT_PAGES] = account_pages
+    app.on_cleanup.append(lambda _app: account_pages.close())
+    team = EventTeam(
+        site,
+        account_mail,
+        tickets.ticketing,
+        config.shared_dir,
+        rooms=lambda: app.get(ROOMS),
+    )
+    app.router.add_routes(TeamPages(site, team).routes())
     interaction = InteractionHttp(
         store=app[STORE],
         data_dir=config.shared_dir,
@@ -394,6 +411,7 @@ def create_app(
         embed_origins=config.http.embed_origins,
         render=_render,
         external_providers=config.content.external_providers,
+        team=team,
     )
     return app
 

@@ -27,6 +27,7 @@ from webinar.rooms.polls import (
     QuestionKind,
 )
 from webinar.rooms.qa import Question, QuestionState
+from webinar.storage import accounts
 from webinar.storage.copy import tables_in_foreign_key_order
 from webinar.storage.migrations import ROWID_TABLES
 from webinar.storage.records import SessionRecord
@@ -227,6 +228,13 @@ def populate(core: SyncStore) -> list[str]:
         " 1767325601.0, '<t.1@example.org>', 1767325602.0)",
         (eid,),
     )
+    # accounts run from the browser (webinar.storage.accounts): an e-mail address, an open
+    # invitation, a password reset, a co-organiser and a presenter
+    accounts.set_email(conn, olga.user_id, "olga@example.org")
+    accounts.invite(conn, "new@example.org", "organiser", invited_by=admin.user_id, now=now)
+    accounts.new_reset(conn, olga.user_id, now=now)
+    accounts.add_organiser(conn, eid, admin, owner_id=olga.user_id, added_by=olga.user_id, now=now)
+    accounts.add_presenter(conn, eid, "Linus", "linus@example.org", now=now)
     return [e.event_id for e in events]
 
 

@@ -533,9 +533,12 @@ class AttendanceService:
                 " FROM events e LEFT JOIN attendance a ON a.event_id = e.event_id"
             )
             params: list[Any] = []
-            if owner_id is not None:
-                sql += " WHERE e.owner_id = ?"
-                params.append(owner_id)
+            if owner_id is not None:  # its own events and those it co-organises
+                sql += (
+                    " WHERE e.owner_id = ? OR e.event_id IN"
+                    " (SELECT event_id FROM event_organisers WHERE user_id = ?)"
+                )
+                params += [owner_id, owner_id]
             sql += " GROUP BY month ORDER BY month"
             return [
                 {"month": m, "events": int(n), "attendees": int(a)}

@@ -83,6 +83,17 @@ def put_settings(db: Database, settings: Settings) -> None:
     )
 
 
+def copy_settings(db: Database, source_id: str, target_id: str) -> bool:
+    """A duplicated event takes its source's thank-you settings (not when it was queued);
+    whether the source had its own."""
+    row = db.execute("SELECT 1 FROM event_followup WHERE event_id = ?", (source_id,)).fetchone()
+    if row is None:
+        return False
+    source = get_settings(db, source_id)
+    put_settings(db, dataclasses.replace(source, event_id=target_id, queued_at=None))
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class Mail:
     """One recipient's thank-you e-mail."""

@@ -553,7 +553,7 @@ class StatsPages(Pages):
     async def api_event(self, request: web.Request) -> web.Response:
         user = await self.site.api_user(request)
         event = await self.site.store.get_event(request.match_info["event_id"])
-        if event is None or not (user.is_admin or event.owner_id == user.user_id):
+        if event is None or not user.manages(event):
             raise json_error(404, "not-found", _("no such event of yours"))
         stats: EventStats = await self.attendance.detailed_stats(event.event_id)
         return web.json_response(stats.as_json())

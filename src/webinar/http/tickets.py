@@ -175,7 +175,7 @@ class TicketingWeb(Pages):
         if not user.is_admin:
             active = await self.site.store.run(
                 lambda core: records.count_active_events(
-                    core.connection, user.user_id, now - limits.usable_for
+                    core.connection, user.user_id, now - limits.usable_for, now=now
                 )
             )
         check_booking(

@@ -818,15 +818,33 @@ def user_id_for_api_token(conn: Database, token: str) -> int | None:
     return None if found is None else found.user_id
 
 
-def count_active_events(conn: Database, owner_id: int, since: datetime) -> int:
-    """Events of ``owner_id`` whose booking still runs: starting (or, without a start,
-    created) after ``since`` (now minus how long a booking lasts)."""
-    (count,) = conn.execute(
-        "SELECT count(*) FROM events WHERE owner_id = ?"
-        " AND (starts_at > ? OR (starts_at IS NULL AND created_at > ?))",
+def count_active_events(
+    conn: Database, owner_id: int, since: datetime, *, now: datetime | None = None
+) -> int:
+    """Events of ``owner_id`` that count towards the active-events limit: their booking
+    still runs (starting, or without a start created, after ``since``: now minus how long a
+    booking lasts), and they are neither cancelled nor ended. An event has ended when its
+    scheduled end (start plus duration) is past ``now``, or when its room was ended for
+    everyone (the attendance kept someone leaving for that reason, or ``event_endings`` has it:
+    webinar.followup)."""
+    now = now or datetime.now(UTC)
+    rows = conn.execute(
+        "SELECT e.starts_at, e.duration_minutes FROM events e"
+        " LEFT JOIN event_access a ON a.event_id = e.event_id"
+        " WHERE e.owner_id = ?"
+        " AND (e.starts_at > ? OR (e.starts_at IS NULL AND e.created_at > ?))"
+        " AND a.cancelled_at IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM attendance t WHERE t.event_id = e.event_id"
+        " AND t.leave_reason = 'ended')"
+        " AND NOT EXISTS (SELECT 1 FROM event_endings n WHERE n.event_id = e.event_id)",
         (owner_id, to_db(since), to_db(since)),
-    ).fetchone()
-    return int(count)
+    ).fetchall()
+    count = 0
+    for starts, minutes in rows:
+        start = from_db(starts)
+        if start is None or start + timedelta(minutes=int(minutes)) > now:
+            count += 1
+    return count
 
 
 # ------------------------------------------------------------------------ reminders
