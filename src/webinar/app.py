@@ -19,6 +19,8 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from webinar import __version__
+from webinar.attendance import useragent
+from webinar.attendance.ratings import Ratings, RatingSource
 from webinar.attendance.service import AttendanceService
 from webinar.cluster import redis as cluster_redis
 from webinar.cluster import worker
@@ -32,8 +34,12 @@ from webinar.config import Config
 from webinar.content.clamd import Clamd
 from webinar.content.external import external_for, frame_sources
 from webinar.content.library import ContentService
+from webinar.content.render import find_soffice
 from webinar.content.stage import StageService
+from webinar.followup.service import FollowUp
 from webinar.http import forwarded, headers, inputs, language
+from webinar.http.accounts import AccountMail, AccountPages, reset_limiter
+from webinar.http.after import AfterPages
 from webinar.http.api import MIDDLEWARES as API_MIDDLEWARES
 from webinar.http.api import Api, setup_api
 from webinar.http.api.auth import Authenticator
@@ -47,7 +53,8 @@ from webinar.http.metrics import Metrics, Sources
 from webinar.http.pages import EventPages
 from webinar.http.recordings import RecordingPages
 from webinar.http.site import Site
-from webinar.http.stats import StatsPages
+from webinar.http.stats import StatsPages, ticket_registrants
+from webinar.http.team import EventTeam, TeamPages
 from webinar.http.tickets import setup_ticketing
 from webinar.http.tokens import TokenPages
 from webinar.http.webhooks import WebhookPages
@@ -57,9 +64,10 @@ from webinar.interaction.service import InteractionService, cta_clicked
 from webinar.recordings.library import MIB, RecordingService
 from webinar.recordings.sharing import Publisher
 from webinar.rooms.live import LiveRoom
-from webinar.rooms.manager import RoomManager
+from webinar.rooms.manager import RoomManager, RoomObserver
 from webinar.rooms.reasons import ByeReason
 from webinar.rooms.roles import Role
+from webinar.rooms.state import Phase, RoomEvent
 from webinar.sfu import IceServer, Producer, Router, RouterConfig, TransportConfig, check_hooks
 from webinar.signalling import stage as stage_handlers
 from webinar.signalling import whip
@@ -75,6 +83,7 @@ from webinar.storage.sealing import load_sealer
 from webinar.storage.store import Store
 from webinar.tasks import stop_task, stop_tasks
 from webinar.ticketing import Ticketing, embedding
+from webinar.ticketing.books import local_attempts
 from webinar.ticketing.desk import TicketDesk
 from webinar.ticketing.shared import RedisSeats, SharedTicketing
 from webinar.ticketing.shared import Unavailable as SeatsUnavailable
@@ -98,7 +107,11 @@ ATTENDANCE = web.AppKey("attendance", AttendanceService)
 PUBLISHER = web.AppKey("publisher", Publisher)
 TICKETING = web.AppKey("ticketing", Ticketing)
 TICKET_DESK = web.AppKey("ticket_desk", TicketDesk)
+ACCOUNT_PAGES = web.AppKey("account_pages", AccountPages)
 WEBHOOKS = web.AppKey("webhooks", Webhooks)
+#: Ratings of events (their signed links) and the end of events with the thank-you e-mail.
+RATINGS = web.AppKey("ratings", Ratings)
+FOLLOWUP = web.AppKey("followup", FollowUp)
 #: Which process this is (worker 0 of 1: the single-process server); see cluster/worker.py.
 WORKER = web.AppKey("worker", WorkerIdentity)
 #: Unix time the app was built (the worker's start, in /healthz).
@@ -283,6 +296,19 @@ def create_app(
     )
     app.router.add_routes(SignIn(site, login_limiter(shared)).routes())
     app.router.add_routes(dashboard.routes())
+    account_mail = AccountMail(tickets.desk.mailer, tickets.desk)
+    account_pages = AccountPages(site, account_mail, local_attempts(reset_limiter(shared)))
+    app.router.add_routes(account_pages.routes())
+    app[ACCOUNT_PAGES] = account_pages
+    app.on_cleanup.append(lambda _app: account_pages.close())
+    team = EventTeam(
+        site,
+        account_mail,
+        tickets.ticketing,
+        config.shared_dir,
+        rooms=lambda: app.get(ROOMS),
+    )
+    app.router.add_routes(TeamPages(site, team).routes())
     interaction = InteractionHttp(
         store=app[STORE],
         data_dir=config.shared_dir,
@@ -321,6 +347,8 @@ def create_app(
             else Clamd(uploads.clamd_socket, timeout=uploads.scan_timeout_seconds)
         ),
         require_scan=uploads.require_scan,
+        max_pages=uploads.max_pages,
+        soffice=find_soffice(),
     )
     app[STAGE] = StageService(app[STORE], app[CONTENT])
     app[CONTENT_ACCESS] = ContentAccess(
@@ -330,8 +358,23 @@ def create_app(
         presenter=interaction.presenter_may_upload,
         rooms=lambda: app.get(ROOMS),
     )
-    app.router.add_routes(ContentPages(site, app[CONTENT], app[CONTENT_ACCESS]).routes())
-    app[ATTENDANCE] = AttendanceService(app[STORE], sources=engagement.sources())
+    app.router.add_routes(
+        ContentPages(site, app[CONTENT], app[CONTENT_ACCESS], app[STAGE].offered_now).routes()
+    )
+    app[ATTENDANCE] = AttendanceService(app[STORE], sources=[*engagement.sources(), RatingSource()])
+    app[RATINGS] = Ratings(
+        app[STORE], secret=lambda: load_sealer(config.data_dir).derive("event-ratings")
+    )
+    app[FOLLOWUP] = FollowUp(
+        app[STORE],
+        app[ATTENDANCE],
+        app[RATINGS],
+        tickets.desk.mailer,
+        config.http.base_url,
+        publisher=app[PUBLISHER],
+        gate=functools.partial(_holds_jobs, app) if identity.node else None,
+    )
+    app.router.add_routes(AfterPages(site, app[FOLLOWUP], app[RATINGS], shared=shared).routes())
     stats = StatsPages(
         site,
         app[ATTENDANCE],
@@ -339,6 +382,8 @@ def create_app(
         app[PUBLISHER],
         rooms=lambda: app.get(ROOMS),
         stage=app[STAGE],
+        ratings=app[RATINGS],
+        registrants=ticket_registrants(tickets.desk),
     )
     app.router.add_routes(stats.routes())
     pages = WebhookPages(
@@ -367,6 +412,7 @@ def create_app(
         embed_origins=config.http.embed_origins,
         render=_render,
         external_providers=config.content.external_providers,
+        team=team,
     )
     return app
 
@@ -422,16 +468,20 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     swept = await app[CONTENT].sweep()  # uploads a dead worker left half-way
     if swept:
         logger.info("forgot %d unfinished upload(s)", swept)
+    # presentations: those whose rendering stopped half-way are rendered again (all of them
+    # when this process is the only worker; else those whose worker died)
+    await app[CONTENT].start(exclusive=not identity.clustered)
     app[RECORDINGS].on_ready = lambda event_id, data: webhooks.emit(
         WebhookEvent.RECORDING_READY, data, event_id=event_id
     )
     app[TICKET_DESK].notify = lambda kind, event_id, data: webhooks.emit(
         WebhookEvent(kind), data, event_id=event_id
     )
+    followup = app[FOLLOWUP]
     rooms = RoomManager(
         router_config(config),
         max_participants=config.rooms.max_participants,
-        observer=webhooks,
+        observer=Observers((webhooks, followup)),
         max_rooms=config.rooms.max_rooms,
         recording_hooks=app[RECORDINGS],
         media_totals=app[METRICS].media,
@@ -457,6 +507,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         is_draining=lambda: app[DRAINING][0],
         recordings=app[RECORDINGS],
         attendance=app[ATTENDANCE],
+        ratings=app[RATINGS],
         placement=functools.partial(_place, app) if identity.node else None,
         # Click links verify on any worker and after a restart.
         interaction_secret=load_sealer(config.data_dir).derive("cta-click-links"),
@@ -471,6 +522,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         # worker starting again must not close the sessions the others have open.
         await app[ATTENDANCE].close_open_sessions(ByeReason.SERVER_RESTART)
     await metrics.start()
+    # The user-agent rules compile once per process (about 0.3 s): not on the first join.
+    warming = asyncio.get_running_loop().create_task(asyncio.to_thread(useragent.warm_up))
+    if identity.runs_jobs:  # the thank-you e-mails go out where reminders do
+        await followup.start()
     registry: Registry | None = None
     watching: asyncio.Task[None] | None = None
     own_redis: aioredis.Redis | None = None
@@ -506,13 +561,44 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await shutdown_connections(app[CONNECTIONS])
         await app[MEDIA_SESSIONS].close()
         await rooms.close()
+        await followup.close()
+        await stop_task(warming)
         if cluster is not None:
             await cluster.aclose()
         await webhooks.close()
+        await app[CONTENT].close()
         if own_redis is not None:
             await own_redis.aclose()
         await asyncio.sleep(0)
         await store.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Observers:
+    """Every room observer, told in turn (one's trouble never keeps it from the next)."""
+
+    each: tuple[RoomObserver, ...]
+
+    def room_event(self, room_id: str, event: RoomEvent) -> None:
+        for observer in self.each:
+            try:
+                observer.room_event(room_id, event)
+            except Exception:
+                logger.exception("room observer %s failed", type(observer).__name__)
+
+    def room_opened(self, room_id: str, phase: Phase) -> None:
+        for observer in self.each:
+            try:
+                observer.room_opened(room_id, phase)
+            except Exception:
+                logger.exception("room observer %s failed", type(observer).__name__)
+
+    def room_closed(self, room_id: str, phase: Phase) -> None:
+        for observer in self.each:
+            try:
+                observer.room_closed(room_id, phase)
+            except Exception:
+                logger.exception("room observer %s failed", type(observer).__name__)
 
 
 def _holds_jobs(app: web.Application) -> bool:

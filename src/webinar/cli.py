@@ -15,7 +15,6 @@ import json
 import os
 import sqlite3
 import sys
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -398,6 +397,8 @@ def event_details_json(config: Config, store: SyncStore, event: Event) -> dict[s
             "second_device": access.second_device.value,
             "payment_provider": access.payment_provider.value,
             "form_fields": [{"label": f.label, "required": f.required} for f in access.form_fields],
+            "registration_required": access.registration_required,
+            "waiting_list": access.waiting_list,
         },
         "auto_record": sql_auto_record(db, event.event_id),
         "counts": {
@@ -419,8 +420,12 @@ def _print_details(details: dict[str, object]) -> None:
     if d["starts_at"] is not None:
         starts = f"{d['starts_at']} ({d['timezone']}), {d['duration_minutes']} minutes"
     entry = d["access_type"]
+    if access["registration_required"]:
+        entry += ", registration required"
     if access["capacity"] is not None:
         entry += f", {access['capacity']} places"
+    if access["waiting_list"]:
+        entry += " and a waiting list"
     if access["price_minor"] is not None:
         entry += f", price {access['price_minor']} minor units {access['currency']}"
     if d["cancelled_at"] is not None:
@@ -560,18 +565,13 @@ def _cmd_event_update(args: argparse.Namespace) -> int:
 
 
 def _cmd_event_delete(args: argparse.Namespace) -> int:
-    import shutil
-
-    from webinar.attendance.service import sql_people_in_room
-    from webinar.interaction.store import list_images
-    from webinar.storage.db import transaction
-    from webinar.webhooks.records import sql_delete_event_deliveries
+    from webinar.http.event_ops import EventInUse, delete_event, remove_event_files
 
     config = _config(args)
     with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
-        db = store.connection
+        found = _find_event(store, args.event)
         if not args.yes:
-            details = event_details_json(config, store, _find_event(store, args.event))
+            details = event_details_json(config, store, found)
             counts = cast(dict[str, int], details["counts"])
             raise UsageError(
                 f"deleting event {details['event_id']} ({details['title']!r}) also deletes its"
@@ -580,44 +580,37 @@ def _cmd_event_delete(args: argparse.Namespace) -> int:
                 f" {counts['recordings']} recordings ({_size(counts['recording_bytes'])});"
                 " this cannot be undone: add --yes to delete it"
             )
-        # Under the write lock: nobody joins between the check and the delete (a join writes
-        # its attendance row first).
-        with transaction(db, immediate=True):
-            event = _find_event(store, args.event)
-            in_room = sql_people_in_room(db, event.event_id)
-            if in_room:
-                raise UsageError(
-                    f"event {event.display_id} is live: {in_room} "
-                    f"{'person is' if in_room == 1 else 'people are'} in its room. End it for"
-                    " everyone first (the host's 'End for all'), then delete it. If the server"
-                    " stopped without closing the room, start it again once: it closes the"
-                    " sessions a stop cut short"
-                )
-            recordings = list_recordings_sync(store, event.event_id)
-            images = [image_id for image_id, _type, _size in list_images(store, event.event_id)]
-            sql_delete_event_deliveries(db, event.event_id)
-            store.delete_event(event.event_id)
+        try:
+            deleted = delete_event(store, found.event_id)
+        except LookupError:
+            raise UsageError(f"no event {args.event!r} (deleted meanwhile?)") from None
+        except EventInUse as busy:
+            in_room = busy.people
+            raise UsageError(
+                f"event {busy.event.display_id} is live: {in_room} "
+                f"{'person is' if in_room == 1 else 'people are'} in its room. End it for"
+                " everyone first (the host's 'End for all'), then delete it. If the server"
+                " stopped without closing the room, start it again once: it closes the"
+                " sessions a stop cut short"
+            ) from None
     # The rows are gone (committed): now their files. A file left behind by a failure here is
     # unreachable and harmless; a row without its file would not be.
-    shared = config.shared_dir
-    for info in recordings:
-        shutil.rmtree(shared / "recordings" / info.recording_id, ignore_errors=True)
-    for image_id in images:
-        (shared / "images" / image_id).unlink(missing_ok=True)
-    shutil.rmtree(shared / "content" / event.event_id, ignore_errors=True)  # uploaded files
-    size = sum(r.size for r in recordings)
+    remove_event_files(config.shared_dir, deleted)
+    event = deleted.event
+    recordings = len(deleted.recording_ids)
+    size = deleted.recording_bytes
     if args.json:
         body = {
             "deleted": event.display_id,
             "title": event.title,
-            "recordings": len(recordings),
+            "recordings": recordings,
             "recording_bytes": size,
         }
         print(json.dumps(body, ensure_ascii=False))
     else:
         print(
             f"Deleted event {event.display_id} ({event.title}) with everything it held,"
-            f" {len(recordings)} recordings ({_size(size)}) included."
+            f" {recordings} recordings ({_size(size)}) included."
         )
     return EXIT_OK
 
@@ -629,18 +622,10 @@ def list_recordings_sync(store: SyncStore, event_id: str | None = None) -> list[
 
 
 def _cmd_event_duplicate(args: argparse.Namespace) -> int:
-    import secrets
-    import shutil
-
-    from webinar.interaction.store import copy_setup, list_images
-    from webinar.recordings.library import sql_auto_record, sql_set_auto_record
-    from webinar.storage.db import transaction
-    from webinar.ticketing.records import copy_access
+    from webinar.http.event_ops import duplicate_event
 
     config = _config(args)
-    images_dir = config.shared_dir / "images"
     with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
-        db = store.connection
         source = _find_event(store, args.event)
         changes: dict[str, Any] = {}
         if args.title is not None:
@@ -654,31 +639,7 @@ def _cmd_event_duplicate(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         _check_access(store, settings, source.event_id)
-        # The copies of the poll images first: a file without its row is harmless, a row
-        # without its file is not. Each copy has its own ID, so that deleting one event never
-        # takes the other's images.
-        image_map: dict[str, str] = {}
-        for image_id, _type, _size in list_images(store, source.event_id):
-            original = images_dir / image_id
-            if original.is_file():
-                copy_id = "img_" + secrets.token_hex(12)
-                shutil.copyfile(original, images_dir / f"{copy_id}.part")
-                (images_dir / f"{copy_id}.part").replace(images_dir / copy_id)
-                image_map[image_id] = copy_id
-        with transaction(db, immediate=True):
-            copy = store.create_event_from(settings, owner_id=source.owner_id)
-            copy_access(db, source.event_id, copy.event_id)
-            copied = copy_setup(
-                store,
-                source.event_id,
-                copy.event_id,
-                now=time.time(),
-                new_id=lambda prefix: prefix + secrets.token_hex(8),
-                images=image_map,
-            )
-            auto_record = sql_auto_record(db, source.event_id)
-            if auto_record:
-                sql_set_auto_record(db, copy.event_id, True)
+        copy, copied = duplicate_event(store, source, settings, config.shared_dir / "images")
     if args.json:
         body: dict[str, object] = {
             **event_json(config, copy),
@@ -687,8 +648,9 @@ def _cmd_event_duplicate(args: argparse.Namespace) -> int:
                 "polls": copied.polls,
                 "images": copied.images,
                 "calls_to_action": copied.calls_to_action,
-                "interaction_settings": copied.settings,
-                "auto_record": auto_record,
+                "interaction_settings": copied.interaction_settings,
+                "auto_record": copied.auto_record,
+                "co_organisers": copied.co_organisers,
             },
         }
         print(json.dumps(body, ensure_ascii=False))
@@ -696,10 +658,12 @@ def _cmd_event_duplicate(args: argparse.Namespace) -> int:
         print(f"Created event (a copy of {source.display_id}):")
         _print_event(config, copy)
         print(
-            f"Copied: the settings, the access settings, {copied.polls} polls and tests"
-            f" ({copied.images} images), {copied.calls_to_action} calls-to-action, chat and"
-            f" Q&A settings, automatic recording ({_on(auto_record)}). Not copied:"
-            " registrations, invitees, chat, questions, answers, attendance, recordings."
+            f"Copied: the settings, the access settings and registration form, {copied.polls}"
+            f" polls and tests ({copied.images} images), {copied.calls_to_action}"
+            f" calls-to-action, chat and Q&A settings, automatic recording"
+            f" ({_on(copied.auto_record)}), {copied.co_organisers} co-organisers. Not copied:"
+            " registrations, invitees, presenters, chat, questions, answers, attendance,"
+            " recordings."
         )
         print("The copy has its own ID and new presenter and host links.")
     return EXIT_OK
@@ -840,9 +804,31 @@ def _cmd_user_add(args: argparse.Namespace) -> int:
     password = _read_password(args)
     role = "admin" if args.admin else "organiser"
     user = _change_users(
-        config, lambda store: store.create_user(args.username, hash_password(password), role)
+        config,
+        lambda store: store.create_user(
+            args.username, hash_password(password), role, email=args.email
+        ),
     )
-    print(f"Added {user.role} {user.username}.")
+    print(f"Added {user.role} {user.username}" + (f" <{user.email}>." if user.email else "."))
+    return EXIT_OK
+
+
+def _cmd_user_email(args: argparse.Namespace) -> int:
+    from webinar.storage import accounts
+
+    config = _config(args)
+
+    def change(store: SyncStore) -> str | None:
+        user = store.get_user_by_name(args.username)
+        if user is None:
+            raise ValueError(f"no user named {args.username!r}")
+        return accounts.set_email(store.connection, user.user_id, args.address or None)
+
+    address = _change_users(config, change)
+    if address is None:
+        print(f"{args.username} has no e-mail address now (no password links by e-mail).")
+    else:
+        print(f"The e-mail address of {args.username} is {address}.")
     return EXIT_OK
 
 
@@ -851,10 +837,12 @@ def _cmd_user_list(args: argparse.Namespace) -> int:
     with Store.open_sync(config.data_dir, config.cluster.database_url) as store:
         users = store.list_users()
     if args.json:
-        print(json.dumps([{"username": u.username, "role": u.role} for u in users]))
+        print(
+            json.dumps([{"username": u.username, "role": u.role, "email": u.email} for u in users])
+        )
     else:
         for user in users:
-            print(f"{user.username}\t{user.role}")
+            print(f"{user.username}\t{user.role}\t{user.email or '-'}")
     return EXIT_OK
 
 
@@ -1392,7 +1380,21 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("username")
     add.add_argument("--admin", action="store_true", help="an admin sees every event")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.add_argument(
+        "--email", metavar="ADDRESS", help="where password links and notices go (unique)"
+    )
     add.set_defaults(handler=_cmd_user_add)
+    email = user_commands.add_parser(
+        "email",
+        parents=[common],
+        help="set (or, with '', clear) an account's e-mail address",
+        description="The address password links (the sign-in page's 'Forgot your password?')"
+        " and notices go to; one account per address. The dashboard's People page and each"
+        " account's own page set it too.",
+    )
+    email.add_argument("username")
+    email.add_argument("address", help="the e-mail address, or '' for none")
+    email.set_defaults(handler=_cmd_user_email)
     users = user_commands.add_parser("list", parents=[common], help="list accounts")
     users.add_argument("--json", action="store_true")
     users.set_defaults(handler=_cmd_user_list)

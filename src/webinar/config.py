@@ -225,9 +225,12 @@ class UploadsConfig:
     require_scan: bool = False
     #: Seconds a scan may take before the upload is refused.
     scan_timeout_seconds: float = 120.0
+    #: Most pages a presentation may have to be shown page by page (rendered to images).
+    max_pages: int = 300
 
     def __post_init__(self) -> None:
         _check_range("uploads.max_file_mb", self.max_file_mb, 1, 100_000)
+        _check_range("uploads.max_pages", self.max_pages, 1, 5000)
         _check_range("uploads.quota_mb", self.quota_mb, 0, 100_000_000)
         _check_seconds("uploads.scan_timeout_seconds", self.scan_timeout_seconds, 1.0, 3600.0)
         if self.clamd_socket is not None:

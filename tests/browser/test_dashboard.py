@@ -198,10 +198,13 @@ async def test_keyboard_only(server: RunningServer, open_page: OpenPage) -> None
     await page.keyboard.press("Enter")
     await expect(page).to_have_url(server.base_url + "/dashboard")
 
-    # Skip link, brand, sign out, the language, then the primary action.
+    # Skip link, brand, one's account, sign out, the language, then the primary action.
     await page.keyboard.press("Tab")
     await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
-    for _ in range(3):
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_test_id("nav-account")).to_be_focused()
+    for _ in range(2):
         await page.keyboard.press("Tab")
     await expect(page.get_by_test_id("language-switcher")).to_be_focused()
     await page.keyboard.press("Tab")

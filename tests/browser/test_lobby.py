@@ -135,6 +135,9 @@ async def test_host_ends_the_event_for_everyone(server: RunningServer, open_page
 
     await end.click()
     await host.get_by_test_id("end-for-all-confirm").click()
-    for page in (attendee, presenter, host):
+    for page in (presenter, host):
         await expect(page).to_have_url(f"{server.base_url}/thanks")
         await expect(page.get_by_test_id("thank-you")).to_be_visible()
+    # The attendee stays in the ended view, asked for a rating (tests/browser/test_rating.py).
+    await expect(attendee.get_by_test_id("ended")).to_contain_text("The webinar has ended")
+    await expect(attendee.get_by_test_id("rating")).to_be_visible()

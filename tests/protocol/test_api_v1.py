@@ -17,6 +17,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from webinar.app import API, CONTENT, INTERACTION_HTTP, PUBLISHER, RECORDINGS
 from webinar.config import AdminConfig, TicketingConfig, WebhooksConfig
 from webinar.http.tickets import TICKETS
 from webinar.ids import format_event_id
-from webinar.storage import api_tokens
+from webinar.storage import accounts, api_tokens
 from webinar.storage.api_tokens import Scope
 from webinar.storage.store import Event
 from webinar.ticketing import join_tokens, records
@@ -85,6 +86,13 @@ BODIES: dict[tuple[str, str], Any] = {
     },
     ("POST", "/api/v1/join-keys"): {"label": "CRM"},
     ("PUT", "/api/v1/events/{event_id}/embed"): {"origins": ["https://www.example.org"]},
+    ("POST", "/api/v1/events/{event_id}/duplicate"): {"title": "A copy"},
+    ("POST", "/api/v1/events/{event_id}/organisers"): {"account": "helper"},
+    ("POST", "/api/v1/events/{event_id}/presenters"): {
+        "name": "Linus",
+        "email": "linus@example.org",
+    },
+    ("POST", "/api/v1/accounts/invitations"): {"email": "new@example.org"},
 }
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -232,6 +240,31 @@ class World:
                 lambda core: api_tokens.create(core.connection, olga, "to revoke", Scope.READ)
             )
             values["token_id"] = token.token_id
+        if "user_id" in names:  # a co-organiser of the event
+            assert event is not None
+            helper = await self.server.store.find_user("helper")
+            assert helper is not None
+            event_id, olga = event.event_id, self.olga_id
+            await self.server.store.run(
+                lambda core: accounts.add_organiser(
+                    core.connection,
+                    event_id,
+                    helper,
+                    owner_id=olga,
+                    added_by=olga,
+                    now=datetime.now(UTC),
+                )
+            )
+            values["user_id"] = str(helper.user_id)
+        if "presenter_id" in names:
+            assert event is not None
+            event_id = event.event_id
+            presenter = await self.server.store.run(
+                lambda core: accounts.add_presenter(
+                    core.connection, event_id, "Linus", "linus@example.org", now=datetime.now(UTC)
+                )
+            )
+            values["presenter_id"] = str(presenter.presenter_id)
         if "key_id" in names:
             olga = self.olga_id
             key = await self.server.store.run_sql(
@@ -298,6 +331,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
                 return sync.create_user(name, hash_password("x" * 12, n=2**10), role).user_id
 
         olga, root = user("olga", "organiser"), user("root", "admin")
+        user("helper", "organiser")  # made a co-organiser of events
 
         async def token(user_id: int, scope: Scope) -> str:
             _token, secret = await server.store.run(

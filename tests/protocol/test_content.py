@@ -289,7 +289,11 @@ async def test_content_of_a_closed_event_needs_admission(small: Setup, kind: str
     ) as resp:
         assert resp.status == 200, await resp.text()
         content_pass = (await resp.json())["pass"]
+    # attendees list what is offered in the room (nothing yet); presenters the whole library
     async with small.http.get(f"{small.base}/e/{shown}/content?pass={content_pass}") as resp:
+        assert resp.status == 200 and (await resp.json())["items"] == []
+    presenter = {"X-Presenter-Key": event.presenter_key}
+    async with small.http.get(f"{small.base}/e/{shown}/content", headers=presenter) as resp:
         assert resp.status == 200
         assert [f["content_id"] for f in (await resp.json())["items"]] == [made["content_id"]]
     async with small.http.get(url, headers={"X-Content-Pass": content_pass}) as resp:

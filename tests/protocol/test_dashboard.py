@@ -221,7 +221,23 @@ def test_cli_user_commands(
     assert main(["user", "add", "OLA", "--password-stdin", "--data-dir", data]) == 2  # exists
     capsys.readouterr()
     assert main(["user", "list", "--json", "--data-dir", data]) == 0
-    assert json.loads(capsys.readouterr().out) == [{"username": "ola", "role": "organiser"}]
+    assert json.loads(capsys.readouterr().out) == [
+        {"username": "ola", "role": "organiser", "email": None}
+    ]
+    # E-mail addresses: one account each, set on add or later, cleared with ''.
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    add = ["user", "add", "eva", "--password-stdin", "--email", "Eva@example.org"]
+    assert main([*add, "--admin", "--data-dir", data]) == 0
+    assert main(["user", "email", "ola", "EVA@example.org", "--data-dir", data]) == 2  # taken
+    assert main(["user", "email", "ola", "not an address", "--data-dir", data]) == 2
+    assert main(["user", "email", "ola", "ola@example.org", "--data-dir", data]) == 0
+    assert main(["user", "email", "eva", "", "--data-dir", data]) == 0
+    capsys.readouterr()
+    assert main(["user", "list", "--json", "--data-dir", data]) == 0
+    assert json.loads(capsys.readouterr().out) == [
+        {"username": "eva", "role": "admin", "email": None},
+        {"username": "ola", "role": "organiser", "email": "ola@example.org"},
+    ]
     monkeypatch.setattr("sys.stdin", io.StringIO("another long password\n"))
     assert main(["user", "passwd", "ola", "--password-stdin", "--data-dir", data]) == 0
     assert main(["user", "remove", "ola", "--data-dir", data]) == 0

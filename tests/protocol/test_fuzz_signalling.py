@@ -177,6 +177,11 @@ def value_for(hint: Any, meta: Any, name: str) -> st.SearchStrategy[Any]:
         return st.integers(lo, hi)
     if hint is bool:
         return st.booleans()
+    if hint is float:
+        lo, hi = meta.get("min", 0.0), meta.get("max", 1.0)
+        if name == "points":  # whiteboard points: pairs of fractions
+            return st.floats(0.0, 1.0)
+        return st.floats(lo, hi, allow_nan=False, allow_infinity=False)
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         return body_for(hint)
     raise TypeError(f"no strategy for {hint!r}")
@@ -502,6 +507,9 @@ class Room:
             ) from None
         assert interaction["type"] == "interaction-state", interaction
         interaction.pop("id")
+        stage = interaction.get("stage") or {}
+        stage.pop("now", None)  # the server's clock when sent
+        stage.pop("content_pass", None)  # issued afresh (the same within an hour)
         return {
             "participants": sorted(dataclasses.astuple(p) for p in room.participants()),
             "streams": sorted(repr(st) for st in room.streams()),

@@ -154,21 +154,27 @@ async def test_a_moved_event_sends_an_updated_ics_and_a_cancelled_one_a_cancel(
     desk = server.server.app[TICKETS].desk
     base = f"{server.base_url}/dashboard/events/{event.display_id}"
     async with await sign_in(server, "olga") as http:
-        for name, email, role in (
-            ("Ada Lovelace", "ada@example.org", "attendee"),
-            ("Pia Presenter", "pia@example.org", "presenter"),
-        ):
-            page = await post(
-                http, base + "/invitees", base + "/tickets", name=name, email=email, role=role
-            )
-            assert f"{name} is invited" in page
+        page = await post(
+            http,
+            base + "/invitees",
+            base + "/tickets",
+            name="Ada Lovelace",
+            email="ada@example.org",
+        )
+        assert "Ada Lovelace is invited" in page
+        await add_presenter(http, base, "Pia Presenter", "pia@example.org")
         reg = await registration(server, event, confirm=False, email="grace@example.org")
         await desk.confirm(event, reg.registration_id, server.base_url)
-        invited = {a: await inbox.wait_for(a, "Invitation") for a in ("ada", "pia")}
+        invited = {
+            "ada": await inbox.wait_for("ada@example.org", "Invitation"),
+            "pia": await inbox.wait_for("pia@example.org", "Presenting"),
+            "grace": await inbox.wait_for("grace@example.org", "reservation code"),
+        }
         first_method, first = entry_of(invited["ada"])
         assert first_method == "REQUEST" and int(first["sequence"]) == 0
         uid = str(first["uid"])
-        assert str(entry_of(invited["pia"])[1]["uid"]) == uid  # one UID per event
+        for whom in ("pia", "grace"):  # one UID per event, in every message about it
+            assert str(entry_of(invited[whom])[1]["uid"]) == uid
 
         # Moved by an hour, from the dashboard's event form.
         assert event.starts_at is not None
@@ -220,7 +226,7 @@ async def test_a_moved_event_sends_an_updated_ics_and_a_cancelled_one_a_cancel(
         assert kinds == Counter(
             [
                 ("ada@example.org", "Invitation"),
-                ("pia@example.org", "Invitation to present"),
+                ("pia@example.org", "Presenting"),
                 ("grace@example.org", "Your reservation code for Launch"),
                 *(
                     (address, kind)
@@ -298,53 +304,60 @@ async def test_an_invitation_admits_its_invitee_by_name_whatever_the_access_type
         "role": "attendee",
         "name": "Ada Lovelace",
     }
-    # a presenter's invitation carries the presenter link; its token lets nobody in
-    pia = await desk.invite_presenter(event, "Pia", "pia@example.org", server.base_url)
-    assert await refused(server, people, event, pia.token) == "bad-credential"
+    assert await refused(server, people, event, "A" * 24) == "bad-credential"
     # a revoked invitation stops working (an open event still lets anyone in as themselves)
     await desk.revoke(event, ada.invitee_id)
     assert await refused(server, people, event, token) == "revoked"
 
 
-async def test_a_presenter_invitation_carries_the_presenter_link(
+async def add_presenter(http: aiohttp.ClientSession, base: str, name: str, email: str) -> str:
+    """Add a presenter on the event's team page (``base``: the event's dashboard URL)."""
+    return await post(http, base + "/team/presenters", base + "/team", name=name, email=email)
+
+
+async def test_a_presenter_gets_the_presenter_link_the_reminder_and_the_changes(
     server: RunningServer, inbox: Inbox, people: list[Any]
 ) -> None:
+    """Presenters are the event team's (webinar.http.team): their e-mail carries the presenter
+    link and the event's current calendar entry, and they are reminded, told of a new time
+    and of the cancellation like everyone else."""
     await add_user(server, "olga")
     event = await owned_event(server, "Panel", timedelta(days=2), access_type="token")
     base = f"{server.base_url}/dashboard/events/{event.display_id}"
+    await server.store.run(lambda core: mailing.bump_sequence(core.connection, event.event_id))
     async with await sign_in(server, "olga") as http:
-        page = await post(
-            http,
-            base + "/invitees",
-            base + "/tickets",
-            name="Pia Presenter",
-            email="pia@example.org",
-            role="presenter",
-            language="cs",
+        await add_presenter(http, base, "Pia Presenter", "pia@example.org")
+        message = await inbox.wait_for("pia@example.org", "Presenting: Panel")
+        link = f"{server.base_url}{presenter_path(event)}"
+        assert link in unescape(text_of(message)) and link in unescape(html_of(message))
+        method, entry = entry_of(message)
+        assert method == "REQUEST" and str(entry["url"]) == link
+        assert int(entry["sequence"]) == 1  # the event's current SEQUENCE
+        # the link opens the presenter's room, and its key enters as a presenter
+        async with aiohttp.ClientSession() as visitor, visitor.get(link) as resp:
+            assert resp.status == 200 and 'data-role="presenter"' in await resp.text()
+        entered = await enter(server, people, event, event.presenter_key, "pia")
+        assert entered["role"] == "presenter"
+        # reminded, with the presenter link
+        (reminder,) = await reminders_of(server, event)
+        assert reminder.presenter_id is not None
+        await make_due(server, event)
+        assert await server.server.app[REMINDERS].send_due() == 1
+        reminded = await inbox.wait_for("pia@example.org", "Starting in")
+        assert presenter_path(event) in unescape(text_of(reminded))  # (the configured base)
+        assert "presenter link" in text_of(reminded)
+        # a new time, then the cancellation
+        assert event.starts_at is not None
+        later = event.starts_at + timedelta(hours=2)
+        await post(http, base, base, **event_form(event, start=f"{later:%Y-%m-%dT%H:%M}"))
+        update = await inbox.wait_for("pia@example.org", "Changed: Panel")
+        assert int(entry_of(update)[1]["sequence"]) == 2
+        assert presenter_path(event) in unescape(text_of(update))  # (the configured base)
+        assert "The event is cancelled; 1 person was told" in await post(
+            http, base + "/cancel-event", base + "/tickets"
         )
-        assert "Pia Presenter is invited to present" in page
-        assert 'data-role="presenter"' in page
-    message = await inbox.wait_for("pia@example.org", "")
-    assert message["Content-Language"] == "cs"
-    link = f"{server.base_url}{presenter_path(event)}"
-    assert link in unescape(text_of(message)) and link in unescape(html_of(message))
-    method, entry = entry_of(message)
-    assert method == "REQUEST" and str(entry["url"]) == link
-    # the link opens the presenter's room, and its key enters as a presenter
-    async with aiohttp.ClientSession() as http, http.get(link) as resp:
-        assert resp.status == 200 and 'data-role="presenter"' in await resp.text()
-    assert (await enter(server, people, event, event.presenter_key, "pia"))["role"] == "presenter"
-    # presenters are reminded too, with their link
-    (reminder,) = await reminders_of(server, event)
-    await server.store.run(
-        lambda core: core.connection.execute(
-            "UPDATE reminders SET due_at = ?", (records.to_db(datetime.now(UTC)),)
-        )
-    )
-    assert await server.server.app[REMINDERS].send_due() == 1
-    reminded = await inbox.wait_for("pia@example.org", "1 ")
-    assert presenter_path(event) in unescape(text_of(reminded))  # (the configured base URL)
-    assert reminder.invitee_id is not None
+        cancelled = await inbox.wait_for("pia@example.org", "Event cancelled: Panel")
+        assert entry_of(cancelled)[0] == "CANCEL"
 
 
 # ------------------------------------------------------------------------------ reminders
@@ -471,7 +484,7 @@ async def test_the_emails_page_shows_every_template_in_the_event_s_language(
         assert "Invitation: Вебинар" in english and "Changed: Вебинар" in english
         # the calendar file people get
         async with http.get(
-            f"{server.base_url}/dashboard/events/{event.display_id}/calendar.ics"
+            f"{server.base_url}/e/{event.display_id}/calendar.ics"
         ) as resp:
             assert resp.status == 200 and resp.content_type == "text/calendar"
             cal = icalendar.Calendar.from_ical(await resp.read())
@@ -552,17 +565,15 @@ async def test_the_api_imports_invitees_and_follows_the_outbox(
         assert outbox["outbox"]["invitation"]["sent"] == 1 and outbox["failed"] == 0
         async with http.get(api + path + "/invitees") as resp:
             (jana,) = (await resp.json())["items"]
-        assert (jana["role"], jana["language"], jana["fields"], jana["delivery"]) == (
-            "attendee",
+        assert (jana["language"], jana["fields"], jana["delivery"]) == (
             "cs",
             {"Firma": "ACME"},
             "sent",
         )
         async with http.post(
-            api + path + "/invitees",
-            json={"name": "Pia", "email": "pia@example.org", "role": "presenter"},
+            api + path + "/presenters", json={"name": "Pia", "email": "pia@example.org"}
         ) as resp:
-            assert resp.status == 201 and (await resp.json())["role"] == "presenter"
+            assert resp.status == 201, await resp.text()
         # the start moves: the SEQUENCE grows, updates are queued for both
         later = (datetime.now(UTC) + timedelta(days=2, hours=1)).isoformat()
         async with http.patch(api + path, json={"starts_at": later, "reminder_minutes": 0}) as resp:
@@ -576,8 +587,6 @@ async def test_the_api_imports_invitees_and_follows_the_outbox(
             api + path + "/invitees/import", data=b"", headers={"Content-Type": "text/csv"}
         ) as resp:
             assert resp.status == 422 and "empty" in (await resp.json())["error"]["message"]
-        async with http.post(api + path + "/invitees/import?role=host", data=csv.encode()) as resp:
-            assert resp.status == 422
         async with http.get(api + path + "/invitees/import/imp_nope") as resp:
             assert resp.status == 404
 

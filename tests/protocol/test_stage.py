@@ -14,7 +14,9 @@ import av
 import pytest
 
 from tests import helpers, protocol_fixtures
+from tests.presentation_files import deck
 from tests.protocol.test_content import Setup, config, pdf_of, start
+from tests.protocol.test_presentations import rendered
 from tests.protocol_fixtures import refused
 from webinar.content.stage import sql_load, sql_log
 from webinar.ids import format_event_id
@@ -195,6 +197,10 @@ async def test_offered_files_are_listed_for_attendees(
     url = f"{setup.base}/e/{format_event_id(event.event_id)}/content/{made['content_id']}"
     async with setup.http.get(url) as resp:  # an open event's files: the link is enough
         assert resp.status == 200 and len(await resp.read()) == 3000
+    status, other = await setup.upload(pdf_of(2000), name="notes.pdf")  # not offered
+    assert status == 201, other
+    async with setup.http.get(url.rpartition("/")[0]) as resp:  # what attendees list
+        assert [f["content_id"] for f in (await resp.json())["items"]] == [made["content_id"]]
     await pres.request("file-offer", content_id=made["content_id"], offered=False)
     assert (await ann.wait("stage", lambda m: m["cause"] == "files" and not m["files"]))[
         "files"
@@ -255,3 +261,40 @@ async def test_the_api_tells_what_was_on_stage_when(
     assert body["slides"] == []
     async with setup.http.get(url) as resp:
         assert resp.status == 401
+
+
+async def test_a_presentation_on_stage_page_by_page_and_when_each_page_was_up(
+    setup: Setup, people: list[helpers.Person]
+) -> None:
+    event = setup.event
+    pres = await enter(setup.server, people, event, "Pres", event.presenter_key)
+    ann = await enter(setup.server, people, event, "Ann")
+    status, made = await setup.upload(deck(5), name="deck.pdf")
+    assert status == 201, made
+    state = await rendered(setup, made)
+    assert state == {"pages": 5, "status": "ready", "message": None}
+    await refused(
+        "invalid-request",
+        pres.request("presentation-show", content_id=made["content_id"], page=6),
+    )
+    await pres.request("presentation-show", content_id=made["content_id"])
+    shown = (await ann.wait("stage", lambda m: m["cause"] == "presentation"))["presentation"]
+    assert (shown["pages"], shown["page"], shown["name"]) == (5, 1, "deck.pdf")
+    url = setup.base + shown["page_url"].replace("{page}", "4")
+    async with setup.http.get(url) as resp:
+        assert resp.status == 200 and resp.headers["Content-Type"] == "image/webp"
+    for page in (2, 3, 4):
+        await pres.request("presentation-page", page=page)
+    await ann.wait("stage", lambda m: m["presentation"]["page"] == 4)
+    await refused("forbidden", ann.request("presentation-page", page=1))
+    late = await enter(setup.server, people, event, "Late")
+    stage = await synced(late)
+    assert stage["layout"] == "presentation" and stage["presentation"]["page"] == 4
+
+    url = f"{setup.base}/api/v1/events/{format_event_id(event.event_id)}/stage"
+    async with setup.http.get(url, headers=setup.auth) as resp:
+        slides = (await resp.json())["slides"]
+    assert [s["page"] for s in slides] == [1, 2, 3, 4]
+    assert all(s["seconds"] is not None for s in slides[:3]) and slides[3]["seconds"] is None
+    await pres.request("presentation-stop")
+    await ann.wait("stage", lambda m: m["presentation"] is None and m["layout"] == "cameras")

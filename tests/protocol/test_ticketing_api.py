@@ -106,6 +106,11 @@ async def test_api_events_registrations_invitees(server: RunningServer) -> None:
             "second_device": "refuse",
             "payment_provider": "manual",
             "form_fields": [{"label": "Company", "required": True}],
+            "registration_required": False,
+            "waiting_list": False,
+            "registration_redirect_url": None,
+            "privacy_text": "",
+            "privacy_url": None,
         }
         assert event["links"]["register"].endswith(f"/e/{event['event_id']}/register")
         event_id = event["event_id"]

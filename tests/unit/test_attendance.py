@@ -11,11 +11,14 @@ from typing import Any
 
 from webinar.attendance.service import (
     AttendanceService,
+    SessionRow,
     compute_stats,
     parse_user_agent,
+    recipients_of,
     to_csv,
     to_json,
 )
+from webinar.attendance.useragent import Client, parse_client
 from webinar.storage.store import Store, SyncStore
 
 T0 = 1_790_000_000.0
@@ -34,12 +37,118 @@ EDGE_MAC = (
 )
 
 
+YANDEX_WIN = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/122.0.0.0 YaBrowser/24.4.0.0 Safari/537.36"
+)
+YANDEX_ANDROID = (
+    "Mozilla/5.0 (Linux; arm_64; Android 13; SM-A525F) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.6099.230 YaBrowser/24.1.6.88.00 SA/3 Mobile Safari/537.36"
+)
+SAMSUNG = (
+    "Mozilla/5.0 (Linux; Android 14; SAMSUNG SM-S911B) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "SamsungBrowser/25.0 Chrome/121.0.0.0 Mobile Safari/537.36"
+)
+EDGE_WIN = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.51"
+)
+IPAD = (
+    "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.4 Mobile/15E148 Safari/604.1"
+)
+ANDROID_TABLET = (
+    "Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36"
+)
+HEADLESS = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "HeadlessChrome/120.0.6099.224 Safari/537.36"
+)
+
+
 def test_user_agents() -> None:
     assert parse_user_agent(CHROME_LINUX) == ("Chrome 131", "Linux")
     assert parse_user_agent(FIREFOX_WIN) == ("Firefox 133", "Windows")
     assert parse_user_agent(SAFARI_IOS) == ("Safari 17", "iOS")
     assert parse_user_agent(EDGE_MAC) == ("Edge 131", "macOS")
     assert parse_user_agent("") == ("Unknown", "Unknown")
+
+
+def test_the_maintained_rules_name_what_a_chrome_check_would_not() -> None:
+    """Yandex Browser and Samsung Internet carry "Chrome/" in their header: a hand-written
+    check called them Chrome; uap-core's rules name them, with the device."""
+    assert parse_client(YANDEX_WIN) == Client("Yandex Browser 24", "Windows", "desktop", "")
+    assert parse_client(YANDEX_ANDROID) == Client(
+        "Yandex Browser 24", "Android", "phone", "Samsung SM-A525F"
+    )
+    assert parse_client(SAMSUNG) == Client(
+        "Samsung Internet 25", "Android", "phone", "Samsung SM-S911B"
+    )
+    assert parse_client(EDGE_WIN) == Client("Edge 124", "Windows", "desktop", "")
+    assert parse_client(EDGE_MAC) == Client("Edge 131", "macOS", "desktop", "")
+    assert parse_client(FIREFOX_WIN) == Client("Firefox 133", "Windows", "desktop", "")
+    assert parse_client(SAFARI_IOS) == Client("Safari 17", "iOS", "phone", "iPhone")
+    assert parse_client(IPAD) == Client("Safari 17", "iOS", "tablet", "iPad")
+    assert parse_client(ANDROID_TABLET).device == "tablet"  # Android without "Mobile"
+    assert parse_client(HEADLESS).browser == "Chrome 120 (headless)"
+    assert parse_client("").device == "unknown"
+    assert parse_client("curl/8.5.0").device == "other"
+
+
+def test_late_and_early_against_the_start_and_the_end() -> None:
+    def row(pid: str, a: float, b: float | None, role: str = "attendee") -> SessionRow:
+        return SessionRow(0, pid, pid, pid, None, role, T0 + a, None if b is None else T0 + b,
+                          None, "Chrome 1", "Linux")  # fmt: skip
+
+    rows = [
+        row("on-time", -60, 3600),  # came before the start, stayed to the end
+        row("late", 301, 3600),  # more than 5 minutes after the start
+        row("grace", 299, 3400),  # within the grace both ways
+        row("early", 0, 3000),  # left 10 minutes before the end
+        row("here", 0, None),  # still in the room
+    ]
+    by = {
+        p.person_key: p
+        for p in compute_stats("e", rows, T0 + 4000, starts_at=T0, ends_at=T0 + 3600).people
+    }
+    assert [(k, by[k].joined_late, by[k].left_early) for k in by] == [
+        ("on-time", False, False),
+        ("early", False, True),
+        ("here", False, None),
+        ("grace", False, False),
+        ("late", True, False),
+    ]
+    # before the end has come nobody has left early yet; without a start, nobody is late
+    before = compute_stats("e", rows, T0 + 3500, starts_at=None, ends_at=T0 + 3600).people
+    assert {(p.joined_late, p.left_early) for p in before} == {(None, None)}
+    assert by["early"].minutes == 50
+
+
+def test_recipients_are_attendees_with_an_address_once() -> None:
+    def row(
+        pid: str,
+        key: str,
+        email: str | None,
+        role: str = "attendee",
+        at: float = 0,
+        language: str | None = None,
+    ) -> SessionRow:
+        return SessionRow(0, key, pid, pid.title(), email, role, T0 + at, T0 + at + 60, None,
+                          "", "", language=language)  # fmt: skip
+
+    rows = [
+        row("ann", "k-ann", "Ann@Example.org", language="cs"),
+        row("ann2", "k-ann", "ann@example.org", at=100),  # a reload: the same person
+        row("bob", "k-bob", None),  # came by name only: nothing to send
+        row("pres", "k-pres", "pres@example.org", role="presenter"),
+        row("cy", "k-cy", "cy@example.org", at=50),
+    ]
+    found = recipients_of(rows)
+    assert [(r.email, r.name, r.language) for r in found] == [
+        ("ann@example.org", "Ann2", "cs"),
+        ("cy@example.org", "Cy", None),
+    ]
 
 
 class PollAnswers:

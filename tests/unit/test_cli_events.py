@@ -18,6 +18,7 @@ from webinar.accounts import hash_password
 from webinar.interaction import store as ist
 from webinar.rooms.cta import PreparedCta
 from webinar.rooms.polls import Option, Poll, PollKind, PollQuestion, PollState, QuestionKind
+from webinar.storage import accounts
 from webinar.storage.store import Store, SyncStore
 from webinar.ticketing import mailing, records
 from webinar.ticketing.records import EventAccess, PaymentProvider
@@ -330,6 +331,11 @@ def seed_everything(data: Path, event_id: str, shared: Path) -> dict[str, Any]:
             capacity=40,
         )
         records.add_invitee(db, event_id, "Grace", "grace@example.org")
+        # A co-organiser (copied) and a presenter (people's data of the event: not copied).
+        helper = store.create_user("helper", hash_password("helper-pass-1", n=2**10), "organiser")
+        at = datetime.now(UTC)
+        accounts.add_organiser(db, event_id, helper, owner_id=None, added_by=helper.user_id, now=at)
+        accounts.add_presenter(db, event_id, "Linus", "linus@example.org", now=at)
         ist.save_image(store, image_id, event_id, "image/png", 108, now)
         poll = Poll(
             poll_id="po_0000000000000001",
@@ -522,6 +528,7 @@ def test_duplicate_copies_settings_not_people(
         "calls_to_action": 1,
         "interaction_settings": True,
         "auto_record": True,
+        "co_organisers": 1,
     }
 
     shown = run_json(capsys, "event", "show", copy["event_id"], "--json", "--data-dir", str(data))
@@ -549,6 +556,8 @@ def test_duplicate_copies_settings_not_people(
         assert mailing.get_settings(store.connection, copy_id) == mailing.MailSettings(
             copy_id, calendar_sequence=0, reminder_minutes=1440
         )
+        assert [o.username for o in accounts.organisers(store.connection, copy_id)] == ["helper"]
+        assert accounts.presenters(store.connection, copy_id) == []
         (poll,) = ist.list_polls(store, copy_id)
         assert poll.state is PollState.DRAFT  # ready to launch again
         assert poll.poll_id != "po_0000000000000001"

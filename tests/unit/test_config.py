@@ -303,6 +303,7 @@ def test_every_key_has_an_env_var() -> None:
         ("uploads.clamd_socket", "WEBINAR_UPLOADS_CLAMD_SOCKET"),
         ("uploads.require_scan", "WEBINAR_UPLOADS_REQUIRE_SCAN"),
         ("uploads.scan_timeout_seconds", "WEBINAR_UPLOADS_SCAN_TIMEOUT_SECONDS"),
+        ("uploads.max_pages", "WEBINAR_UPLOADS_MAX_PAGES"),
         ("content.external_providers", "WEBINAR_CONTENT_EXTERNAL_PROVIDERS"),
         ("ticketing.min_lead_minutes", "WEBINAR_TICKETING_MIN_LEAD_MINUTES"),
         ("ticketing.max_lead_days", "WEBINAR_TICKETING_MAX_LEAD_DAYS"),

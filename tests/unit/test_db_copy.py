@@ -27,6 +27,7 @@ from webinar.rooms.polls import (
     QuestionKind,
 )
 from webinar.rooms.qa import Question, QuestionState
+from webinar.storage import accounts
 from webinar.storage.copy import tables_in_foreign_key_order
 from webinar.storage.migrations import ROWID_TABLES
 from webinar.storage.records import SessionRecord
@@ -209,6 +210,37 @@ def populate(core: SyncStore) -> list[str]:
         " VALUES (?, ?, ?, ?, ?, ?)",
         (eid, "s1", 0, 0, 1767322001.5, '{"points":[[0.1,0.2]]}'),
     )
+    # after the event (webinar.attendance, webinar.followup): its end, a rating, the
+    # thank-you e-mail's settings and one recipient's e-mail
+    conn.execute(
+        "INSERT INTO event_endings (event_id, ended_at, how) VALUES (?, ?, 'ended-for-all')",
+        (eid, 1767325600.5),
+    )
+    conn.execute(
+        "INSERT INTO ratings (event_id, rater, name, email, person_key, stars, comment, via,"
+        " rated_at) VALUES (?, 'e:ann@example.org', 'Ann', 'ann@example.org', 'client:ann', 4,"
+        " 'Zoë liked it', 'room', 1767325700.25)",
+        (eid,),
+    )
+    conn.execute(
+        "INSERT INTO event_followup (event_id, thank_you, thank_you_text, queued_at)"
+        " VALUES (?, 1, 'Thanks, {name}!', 1767325601.0) ON CONFLICT (event_id) DO UPDATE"
+        " SET thank_you_text = excluded.thank_you_text, queued_at = excluded.queued_at",
+        (eid,),
+    )
+    conn.execute(
+        "INSERT INTO thank_you_mails (event_id, email, name, language, state, attempts, due_at,"
+        " message_id, sent_at) VALUES (?, 'ann@example.org', 'Ann', 'cs', 'sent', 1,"
+        " 1767325601.0, '<t.1@example.org>', 1767325602.0)",
+        (eid,),
+    )
+    # accounts run from the browser (webinar.storage.accounts): an e-mail address, an open
+    # invitation, a password reset, a co-organiser and a presenter
+    accounts.set_email(conn, olga.user_id, "olga@example.org")
+    accounts.invite(conn, "new@example.org", "organiser", invited_by=admin.user_id, now=now)
+    accounts.new_reset(conn, olga.user_id, now=now)
+    accounts.add_organiser(conn, eid, admin, owner_id=olga.user_id, added_by=olga.user_id, now=now)
+    accounts.add_presenter(conn, eid, "Linus", "linus@example.org", now=now)
     return [e.event_id for e in events]
 
 

@@ -140,11 +140,14 @@ def test_every_template_renders_in_each_language(mailer: Mailer) -> None:
                 "confirmed": {
                     "code": "ABCD-EFGH",
                     "seats": 3,
-                    "link": "https://x.example/e/1",
+                    "link": "https://x.example/e/1#pass=rp-x",
+                    "page": "https://x.example/e/1",
                     "opens": starts,
                     "closes": starts,
                 },
                 "rejected": {"cancelled": True, "event_cancelled": False, "paid": True},
+                "registered": {"link": "https://x.example/e/1#pass=rp-x", "promoted": True},
+                "waitlisted": {"position": 3, "seats": 1},
                 "reminder": {"code": None, "link": "https://x.example/e/1"},
             }
             for template, values in cases.items():

@@ -21,7 +21,16 @@ LEAVES = frozenset(
 )
 # Features: services that own a kind of data (and its SQL); below http/ and signalling/.
 FEATURES = frozenset(
-    {"storage", "ticketing", "interaction", "recordings", "attendance", "webhooks", "content"}
+    {
+        "storage",
+        "ticketing",
+        "interaction",
+        "recordings",
+        "attendance",
+        "webhooks",
+        "content",
+        "followup",
+    }
 )
 # Boot: wire everything together; may import anything.
 BOOT = frozenset({"__init__", "__main__", "cli", "server", "app"})
@@ -41,6 +50,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "recordings": frozenset({"storage", "rooms", "sfu"}),
     "webhooks": frozenset({"storage", "rooms"}),
     "content": frozenset({"storage", "rooms"}),
+    # After the event: when it ended (attendance), the thank-you e-mail (ticketing's mailer)
+    # with the recording's link (recordings) and the rating link (attendance).
+    "followup": frozenset({"storage", "rooms", "attendance", "ticketing", "recordings"}),
     # Signalling reads event records but writes nothing itself: the services do.
     "signalling": frozenset(
         {

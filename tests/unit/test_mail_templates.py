@@ -26,7 +26,7 @@ STARTS = datetime(2026, 12, 6, 13, 0, tzinfo=UTC)
 
 def test_every_template_has_a_subject_a_text_and_an_html_part() -> None:
     names = templates_in(EMAIL_TEMPLATES)
-    assert {"invitation", "presenter_invitation", "reminder", "updated", "cancelled"} <= set(names)
+    assert {"invitation", "presenter", "reminder", "updated", "cancelled"} <= set(names)
     for name in names:
         for part in (".txt", ".html"):
             assert (EMAIL_TEMPLATES / f"{name}{part}").is_file(), f"{name}{part} is missing"

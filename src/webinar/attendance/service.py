@@ -14,56 +14,27 @@ UTF-8 BOM for spreadsheet programs) or JSON.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from webinar.formats import csv_text, iso_time
-from webinar.storage.db import Database
+from webinar.storage.db import Database, transaction
 from webinar.storage.store import Store, SyncStore
+
+from .useragent import parse_client, parse_user_agent
+
+__all__ = ["parse_user_agent"]  # kept here for older callers
 
 USER_AGENT_MAX = 400
 EXPORT_MAX_ROWS = 100_000
-
-
-def parse_user_agent(ua: str) -> tuple[str, str]:
-    """(browser, OS) from a User-Agent header, e.g. ("Chrome 120", "Windows")."""
-
-    def version(token: str) -> str:
-        m = re.search(re.escape(token) + r"/(\d+)", ua)
-        return m.group(1) if m else ""
-
-    if "Edg/" in ua:
-        browser = f"Edge {version('Edg')}"
-    elif "OPR/" in ua:
-        browser = f"Opera {version('OPR')}"
-    elif "Firefox/" in ua:
-        browser = f"Firefox {version('Firefox')}"
-    elif "HeadlessChrome/" in ua:
-        browser = f"Chrome {version('HeadlessChrome')} (headless)"
-    elif "Chrome/" in ua or "CriOS/" in ua:
-        browser = f"Chrome {version('Chrome') or version('CriOS')}"
-    elif "Safari/" in ua and "Version/" in ua:
-        browser = f"Safari {version('Version')}"
-    else:
-        browser = "Other" if ua else "Unknown"
-    if "Windows" in ua:
-        os_name = "Windows"
-    elif "Android" in ua:
-        os_name = "Android"
-    elif "iPhone" in ua or "iPad" in ua:
-        os_name = "iOS"
-    elif "CrOS" in ua:
-        os_name = "ChromeOS"
-    elif "Mac OS X" in ua or "Macintosh" in ua:
-        os_name = "macOS"
-    elif "Linux" in ua:
-        os_name = "Linux"
-    else:
-        os_name = "Other" if ua else "Unknown"
-    return browser.strip(), os_name
+#: Joining this long after the scheduled start is joining late; leaving this long before
+#: the end (the host's "end for all", else the scheduled end) is leaving early.
+LATE_EARLY_GRACE_SECONDS = 300.0
+ENDED_FOR_ALL = "ended-for-all"
+SCHEDULED_END = "scheduled-end"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +50,11 @@ class SessionRow:
     leave_reason: str | None
     browser: str
     os: str
+    #: One of webinar.attendance.useragent.DEVICES, and the model the user agent names.
+    device: str = "unknown"
+    model: str = ""
+    #: The language the person used in the room (None: not known).
+    language: str | None = None
 
 
 @dataclass(slots=True)
@@ -93,7 +69,19 @@ class PersonStats:
     seconds: float  # union of the sessions' intervals
     browser: str
     os: str
+    device: str = "unknown"
+    model: str = ""
+    #: First joined more than the grace after the scheduled start (None: no fixed start).
+    joined_late: bool | None = None
+    #: Last left more than the grace before the end (None: the end is not known yet, or
+    #: still in the room).
+    left_early: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def minutes(self) -> int:
+        """Time in the room in whole minutes (rounded)."""
+        return round(self.seconds / 60)
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -144,8 +132,17 @@ def _union_seconds(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-def compute_stats(event_id: str, rows: Sequence[SessionRow], now: float) -> EventStats:
-    """Pure: the statistics of one event from its session rows."""
+def compute_stats(
+    event_id: str,
+    rows: Sequence[SessionRow],
+    now: float,
+    *,
+    starts_at: float | None = None,
+    ends_at: float | None = None,
+) -> EventStats:
+    """Pure: the statistics of one event from its session rows. ``starts_at`` is its scheduled
+    start (who joined later than the grace joined late), ``ends_at`` its end (who left more
+    than the grace before it, once it has passed, left early)."""
     by_person: dict[str, list[SessionRow]] = {}
     for row in rows:
         by_person.setdefault(row.person_key, []).append(row)
@@ -160,18 +157,30 @@ def compute_stats(event_id: str, rows: Sequence[SessionRow], now: float) -> Even
             if any(s.role == "host" for s in sessions)
             else ("presenter" if any(s.role == "presenter" for s in sessions) else "attendee")
         )
+        first = sessions[0].joined_at
+        last = None if open_now else max(s.left_at or 0.0 for s in sessions)
+        late = None if starts_at is None else first > starts_at + LATE_EARLY_GRACE_SECONDS
+        early = (
+            None
+            if ends_at is None or ends_at > now or last is None
+            else last < ends_at - LATE_EARLY_GRACE_SECONDS
+        )
         people.append(
             PersonStats(
                 person_key=key,
                 name=latest.name,
                 email=next((s.email for s in reversed(sessions) if s.email), None),
                 role=role,
-                first_join=sessions[0].joined_at,
-                last_leave=None if open_now else max(s.left_at or 0.0 for s in sessions),
+                first_join=first,
+                last_leave=last,
                 sessions=len(sessions),
                 seconds=_union_seconds(intervals),
                 browser=latest.browser,
                 os=latest.os,
+                device=latest.device,
+                model=latest.model,
+                joined_late=late,
+                left_early=early,
             )
         )
     people.sort(key=lambda p: (p.first_join, p.name))
@@ -224,8 +233,113 @@ ENGAGEMENT_SOURCES: tuple[EngagementSource, ...] = ()
 
 _SESSION_COLUMNS = (
     "session_id, person_key, participant_id, name, email, role, joined_at, left_at,"
-    " leave_reason, browser, os"
+    " leave_reason, browser, os, device, device_model, language, user_agent"
 )
+
+
+def _session(row: Sequence[Any]) -> SessionRow:
+    device, model, user_agent = row[11], row[12], row[14]
+    if device is None:  # recorded before devices were: read the user agent again
+        client = parse_client(str(user_agent))
+        browser, os_name, device, model = client.browser, client.os, client.device, client.model
+    else:
+        browser, os_name = row[9], row[10]
+    return SessionRow(
+        session_id=int(row[0]),
+        person_key=str(row[1]),
+        participant_id=str(row[2]),
+        name=str(row[3]),
+        email=row[4],
+        role=str(row[5]),
+        joined_at=float(row[6]),
+        left_at=row[7],
+        leave_reason=row[8],
+        browser=str(browser),
+        os=str(os_name),
+        device=str(device),
+        model=str(model),
+        language=row[13],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """When an event ended, and how: ``ended-for-all`` or ``scheduled-end``."""
+
+    event_id: str
+    ended_at: float
+    how: str
+
+
+def sql_mark_ended(db: Database, event_id: str, at: float, how: str) -> bool:
+    """Record that the event ended (the first time counts); whether this was the first."""
+    return bool(
+        db.execute(
+            "INSERT INTO event_endings (event_id, ended_at, how) VALUES (?, ?, ?)"
+            " ON CONFLICT (event_id) DO NOTHING",
+            (event_id, at, how),
+        ).rowcount
+    )
+
+
+def sql_ending(db: Database, event_id: str) -> Ending | None:
+    row = db.execute(
+        "SELECT event_id, ended_at, how FROM event_endings WHERE event_id = ?", (event_id,)
+    ).fetchone()
+    return None if row is None else Ending(str(row[0]), float(row[1]), str(row[2]))
+
+
+def sql_scheduled_ends(db: Database, now: float, limit: int = 200) -> list[tuple[str, float]]:
+    """Events whose scheduled end has passed, that have not ended yet and whose room is
+    empty: (event ID, scheduled end). Cancelled events are the caller's to leave out."""
+    cutoff = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    rows = db.execute(
+        "SELECT e.event_id, e.starts_at, e.duration_minutes FROM events e"
+        " WHERE e.starts_at IS NOT NULL AND e.starts_at < ?"
+        " AND NOT EXISTS (SELECT 1 FROM event_endings n WHERE n.event_id = e.event_id)"
+        " AND NOT EXISTS (SELECT 1 FROM attendance a WHERE a.event_id = e.event_id"
+        " AND a.left_at IS NULL)"
+        " ORDER BY e.starts_at LIMIT ?",
+        (cutoff, limit * 4),
+    ).fetchall()
+    due: list[tuple[str, float]] = []
+    for event_id, starts_at, minutes in rows:
+        end = datetime.fromisoformat(str(starts_at)).timestamp() + int(minutes) * 60
+        if end <= now:
+            due.append((str(event_id), end))
+    return due[:limit]
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """An attendee with an e-mail address (the thank-you e-mail's), with their latest name
+    and the language they used in the room."""
+
+    email: str
+    name: str
+    person_key: str
+    language: str | None
+
+
+def recipients_of(rows: Sequence[SessionRow]) -> list[Recipient]:
+    """Pure: every attendee of the sessions with an e-mail address, once per address (in the
+    order they first joined). Presenters and hosts are not among them."""
+    stats = compute_stats("", rows, 0.0)
+    by_person = {p.person_key: p for p in stats.people}
+    out: dict[str, Recipient] = {}
+    for row in sorted(rows, key=lambda r: r.joined_at):
+        person = by_person[row.person_key]
+        if person.role != "attendee" or not row.email:
+            continue
+        address = row.email.strip().lower()
+        before = out.get(address)
+        out[address] = Recipient(
+            address,
+            row.name,
+            row.person_key,
+            row.language or (before.language if before is not None else None),
+        )
+    return list(out.values())
 
 
 def sql_people_in_room(db: Database, event_id: str) -> int:
@@ -263,16 +377,19 @@ class AttendanceService:
         user_agent: str,
         email: str | None = None,
         at: float | None = None,
+        language: str | None = None,
     ) -> int:
+        """Record a session's start; ``language``: the one the person uses in the room (their
+        thank-you e-mail goes out in it when nothing better is known)."""
         ua = user_agent[:USER_AGENT_MAX]
-        browser, os_name = parse_user_agent(ua)
         when = self.clock() if at is None else at
 
         def insert(db: SyncStore) -> int:
+            client = parse_client(ua)  # on the store's thread: never on the event loop
             (session_id,) = db.connection.execute(
                 "INSERT INTO attendance (event_id, person_key, participant_id, name, email,"
-                " role, joined_at, user_agent, browser, os) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " RETURNING session_id",
+                " role, joined_at, user_agent, browser, os, device, device_model, language)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING session_id",
                 (
                     event_id,
                     person_key,
@@ -282,8 +399,11 @@ class AttendanceService:
                     role,
                     when,
                     ua,
-                    browser,
-                    os_name,
+                    client.browser,
+                    client.os,
+                    client.device,
+                    client.model,
+                    language,
                 ),
             ).fetchone()
             return int(session_id)
@@ -345,12 +465,61 @@ class AttendanceService:
                 " ORDER BY joined_at, session_id LIMIT ?",
                 (event_id, EXPORT_MAX_ROWS),
             ).fetchall()
-            return [SessionRow(*row) for row in rows]
+            return [_session(row) for row in rows]
 
         return await self.store.run(get)
 
+    async def _bounds(self, event_id: str) -> tuple[float | None, float | None]:
+        """The event's scheduled start and its end (when it ended, else the scheduled end)."""
+        event = await self.store.get_event(event_id)
+        ending = await self.ending(event_id)
+        if event is None or event.starts_at is None:
+            return None, ending.ended_at if ending is not None else None
+        start = event.starts_at.timestamp()
+        if ending is not None and ending.how == ENDED_FOR_ALL:
+            return start, ending.ended_at
+        return start, start + event.duration_minutes * 60
+
     async def stats(self, event_id: str) -> EventStats:
-        return compute_stats(event_id, await self.sessions(event_id), self.clock())
+        starts_at, ends_at = await self._bounds(event_id)
+        return compute_stats(
+            event_id,
+            await self.sessions(event_id),
+            self.clock(),
+            starts_at=starts_at,
+            ends_at=ends_at,
+        )
+
+    # ------------------------------------------------------------------ the end
+
+    async def ended(self, event_id: str, how: str, *, at: float | None = None) -> bool:
+        """The event ended (``ended-for-all``, ``scheduled-end``); the first call counts.
+        Whether this was it."""
+        when = self.clock() if at is None else at
+        return await self.store.run_sql(lambda db: sql_mark_ended(db, event_id, when, how))
+
+    async def ending(self, event_id: str) -> Ending | None:
+        return await self.store.run_sql(lambda db: sql_ending(db, event_id))
+
+    async def end_scheduled(self, skip: Callable[[str], bool] = lambda _id: False) -> list[str]:
+        """Mark every event whose scheduled end has passed with its room empty as ended (at
+        its scheduled end); the IDs marked. ``skip``: events never to mark (cancelled)."""
+        now = self.clock()
+
+        def mark(db: SyncStore) -> list[str]:
+            conn = db.connection
+            marked = []
+            with transaction(conn, immediate=True):
+                for event_id, end in sql_scheduled_ends(conn, now):
+                    if not skip(event_id) and sql_mark_ended(conn, event_id, end, SCHEDULED_END):
+                        marked.append(event_id)
+            return marked
+
+        return await self.store.run(mark)
+
+    async def recipients(self, event_id: str) -> list[Recipient]:
+        """The attendees with an e-mail address (registrants, invitees), once per address."""
+        return recipients_of(await self.sessions(event_id))
 
     async def events_per_month(self, owner_id: int | None) -> list[dict[str, Any]]:
         """Per month of the events' start (or creation): events held and distinct attendees."""
@@ -364,9 +533,12 @@ class AttendanceService:
                 " FROM events e LEFT JOIN attendance a ON a.event_id = e.event_id"
             )
             params: list[Any] = []
-            if owner_id is not None:
-                sql += " WHERE e.owner_id = ?"
-                params.append(owner_id)
+            if owner_id is not None:  # its own events and those it co-organises
+                sql += (
+                    " WHERE e.owner_id = ? OR e.event_id IN"
+                    " (SELECT event_id FROM event_organisers WHERE user_id = ?)"
+                )
+                params += [owner_id, owner_id]
             sql += " GROUP BY month ORDER BY month"
             return [
                 {"month": m, "events": int(n), "attendees": int(a)}
@@ -377,6 +549,7 @@ class AttendanceService:
 
     async def delete_event_data(self, event_id: str) -> int:
         def delete(db: SyncStore) -> int:
+            db.connection.execute("DELETE FROM ratings WHERE event_id = ?", (event_id,))
             return db.connection.execute(
                 "DELETE FROM attendance WHERE event_id = ?", (event_id,)
             ).rowcount
@@ -395,7 +568,10 @@ class AttendanceService:
         A source's row keyed by a participant id counts for the person whose session
         had that id; several keys of one person add up (numbers) or join (texts)."""
         sessions = await self.sessions(event_id)
-        stats = compute_stats(event_id, sessions, self.clock())
+        starts_at, ends_at = await self._bounds(event_id)
+        stats = compute_stats(
+            event_id, sessions, self.clock(), starts_at=starts_at, ends_at=ends_at
+        )
         pid_to_person = {s.participant_id: s.person_key for s in sessions}
         sources = list(self.sources)
 
@@ -428,6 +604,10 @@ class AttendanceService:
             "seconds",
             "browser",
             "os",
+            "device",
+            "model",
+            "joined_late",
+            "left_early",
             *self.engagement_columns(),
         ]
         rows = []
@@ -457,6 +637,8 @@ SESSION_COLUMNS = (
     "leave_reason",
     "browser",
     "os",
+    "device",
+    "model",
 )
 
 
@@ -473,6 +655,8 @@ def session_rows(sessions: Sequence[SessionRow], now: float) -> list[dict[str, A
             "leave_reason": r.leave_reason or "",
             "browser": r.browser,
             "os": r.os,
+            "device": r.device,
+            "model": r.model,
         }
         for r in sessions
     ]

@@ -25,14 +25,22 @@ import secrets
 import shutil
 import time
 import unicodedata
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from webinar.content import sniff
+from webinar.content import presentations, sniff
 from webinar.content.clamd import Clamd, ScanError
+from webinar.content.presentations import (
+    Renderer,
+    RenderStatus,
+    describe,
+    is_presentation,
+)
+from webinar.content.render import MAX_PAGES
 from webinar.i18n import _
 from webinar.storage.db import Database, transaction
 from webinar.storage.store import Event, Store
@@ -42,6 +50,8 @@ logger = logging.getLogger(__name__)
 MIB = 1024 * 1024
 #: How far a reservation runs ahead of the bytes received (one transaction per step).
 RESERVE_STEP = 8 * MIB
+#: Rendered presentations a process remembers (their rows do not change once ready).
+READY_REMEMBERED = 512
 #: A reservation older than this was left by a worker that died mid-upload: swept.
 STALE_AFTER = timedelta(hours=6)
 #: A person's downloads of one file closer together than this count once (a double click,
@@ -52,6 +62,8 @@ _COLUMNS = (
     "content_id, event_id, owner_id, file_name, declared_type, detected_type, size_bytes,"
     " sha256, scan_status, uploaded_by, created_at"
 )
+#: What a row read back has: the upload's columns, then its presentation's (migration 15).
+_SELECT = _COLUMNS + ", pages, render_status, render_message, render_at"
 
 
 class ScanStatus:
@@ -74,11 +86,31 @@ class ContentFile:
     scan_status: str
     uploaded_by: str
     created_at: datetime
+    #: A presentation's page count once rendered (``render_status`` ``ready``), else None.
+    pages: int | None = None
+    #: ``none`` (not a presentation, or waiting), ``rendering``, ``ready``, ``failed``.
+    render_status: str = RenderStatus.NONE
+    #: Why the rendering failed, as stored (:attr:`render_message` words it).
+    render_detail: str | None = None
+    #: When the worker rendering it last said it still is (ISO time; internal).
+    render_at: str | None = None
 
     @property
     def servable(self) -> bool:
         """Scanned clean, or kept unscanned where no scanner is configured."""
         return self.scan_status in (ScanStatus.CLEAN, ScanStatus.UNSCANNED)
+
+    @property
+    def is_presentation(self) -> bool:
+        """A PDF, PowerPoint or OpenDocument presentation: shown on stage page by page."""
+        return is_presentation(self.detected_type)
+
+    @property
+    def render_message(self) -> str | None:
+        """Why its pages could not be made, in the current language (None unless failed)."""
+        if self.render_status != RenderStatus.FAILED:
+            return None
+        return describe(self.render_detail)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -92,6 +124,9 @@ class ContentFile:
             "scan_status": self.scan_status,
             "uploaded_by": self.uploaded_by,
             "created_at": self.created_at.isoformat(),
+            "pages": self.pages,
+            "render_status": self.render_status,
+            "render_message": self.render_message,
         }
 
 
@@ -119,6 +154,10 @@ def _row(row: tuple[Any, ...]) -> ContentFile:
         scan_status=row[8],
         uploaded_by=row[9],
         created_at=datetime.fromisoformat(row[10]),
+        pages=None if row[11] is None else int(row[11]),
+        render_status=row[12],
+        render_detail=row[13],
+        render_at=row[14],
     )
 
 
@@ -168,7 +207,7 @@ def sql_reserve(
 
 
 def sql_list(db: Database, event_id: str, *, servable_only: bool = False) -> list[ContentFile]:
-    sql = f"SELECT {_COLUMNS} FROM content_files WHERE event_id = ? AND scan_status <> ?"
+    sql = f"SELECT {_SELECT} FROM content_files WHERE event_id = ? AND scan_status <> ?"
     params: list[Any] = [event_id, ScanStatus.UPLOADING]
     if servable_only:
         sql += " AND scan_status IN (?, ?)"
@@ -181,7 +220,7 @@ def sql_get(db: Database, content_id: str) -> ContentFile | None:
     if not _CONTENT_ID.match(content_id):
         return None
     row = db.execute(
-        f"SELECT {_COLUMNS} FROM content_files WHERE content_id = ?", (content_id,)
+        f"SELECT {_SELECT} FROM content_files WHERE content_id = ?", (content_id,)
     ).fetchone()
     return None if row is None else _row(row)
 
@@ -225,7 +264,10 @@ def sql_downloads(db: Database, event_id: str) -> dict[str, int]:
 
 class ContentService:
     """``root`` is ``<shared_dir>/content``; ``quota_bytes`` per organiser, ``max_file_bytes``
-    per file; ``scanner`` None: files are kept unscanned, or refused with ``require_scan``."""
+    per file; ``scanner`` None: files are kept unscanned, or refused with ``require_scan``.
+    Presentations are rendered to pages in the background (:mod:`.presentations`; at most
+    ``max_pages`` pages; PowerPoint and OpenDocument through LibreOffice's ``soffice``, None:
+    not installed) between :meth:`start` and :meth:`close`."""
 
     def __init__(
         self,
@@ -236,6 +278,8 @@ class ContentService:
         quota_bytes: int,
         scanner: Clamd | None = None,
         require_scan: bool = False,
+        max_pages: int = MAX_PAGES,
+        soffice: str | None = None,
     ) -> None:
         self.store = store
         self.root = root
@@ -244,6 +288,68 @@ class ContentService:
         self.quota_bytes = quota_bytes
         self.scanner = scanner
         self.require_scan = require_scan
+        self.renderer = Renderer(store, root, max_pages=max_pages, soffice=soffice)
+        #: Rendered presentations by ID, least recently asked for first.
+        self._ready: OrderedDict[str, ContentFile] = OrderedDict()
+
+    async def start(self, *, exclusive: bool = True) -> None:
+        """Start rendering presentations: those left unfinished first (every one when this
+        process is the only worker, ``exclusive``; else those whose worker died)."""
+        await self.renderer.start(exclusive=exclusive)
+
+    async def close(self) -> None:
+        """Stop rendering (unfinished renderings are handed back for the next start)."""
+        await self.renderer.close()
+
+    # ------------------------------------------------------------------ presentations
+
+    async def presentation(self, content_id: str) -> ContentFile | None:
+        """The presentation ``content_id`` (its ``pages`` and ``render_status``), or None when
+        there is no such servable file or it is not a presentation. One waiting to be
+        rendered, or whose renderer died, is started here. A rendered one is remembered
+        (every attendee asks for each page as it comes on stage; it does not change)."""
+        known = self._ready.get(content_id)
+        if known is not None:
+            # deleted by another worker: its file is gone from the shared folder
+            if await asyncio.to_thread(self.path_of(known).is_file):
+                self._ready.move_to_end(content_id)
+                return known
+            self._ready.pop(content_id, None)
+        info = await self.get(content_id)
+        if info is None or not info.servable or not info.is_presentation:
+            return None
+        if self._stalled(info) and await self.renderer.kick(
+            info.content_id, info.event_id, info.detected_type
+        ):
+            info = await self.get(content_id)
+        if info is not None and info.render_status == RenderStatus.READY:
+            self._ready[content_id] = info
+            while len(self._ready) > READY_REMEMBERED:
+                self._ready.popitem(last=False)
+        return info
+
+    def _stalled(self, info: ContentFile) -> bool:
+        if info.render_status == RenderStatus.NONE:
+            return True
+        if info.render_status != RenderStatus.RENDERING or self.renderer.rendering_here(
+            info.content_id
+        ):
+            return False
+        if info.render_at is None:
+            return True
+        age = datetime.now(UTC) - datetime.fromisoformat(info.render_at)
+        return age.total_seconds() > presentations.STALE_SECONDS
+
+    def page_path(self, info: ContentFile, n: int) -> Path:
+        """Where page ``n`` (1-based) of the presentation is, once it is ``ready``."""
+        return self.renderer.page_path(info.event_id, info.content_id, n)
+
+    async def render_again(self, info: ContentFile) -> bool:
+        """Render a presentation whose rendering failed once more (False: it did not fail)."""
+        self._ready.pop(info.content_id, None)
+        if not info.is_presentation or info.render_status != RenderStatus.FAILED:
+            return False
+        return await self.renderer.retry(info.content_id, info.event_id, info.detected_type)
 
     @property
     def scanning(self) -> bool:
@@ -291,13 +397,19 @@ class ContentService:
             )
             return bool(cur.rowcount == 1)
 
+        self._ready.pop(content_id, None)
         gone = await self.store.run_sql(forget)
         if gone:
+            await self.renderer.cancel(content_id)
             await asyncio.to_thread(self.path_of(info).unlink, missing_ok=True)
+            await self.renderer.remove(info.event_id, content_id)
         return gone
 
     async def delete_event_files(self, event_id: str) -> None:
         """Remove an event's folder (its rows go with the event)."""
+        for content_id in [c for c, f in self._ready.items() if f.event_id == event_id]:
+            del self._ready[content_id]
+        await self.renderer.cancel_event(event_id)
         await asyncio.to_thread(shutil.rmtree, self.root / event_id, ignore_errors=True)
 
     async def sweep(self) -> int:
@@ -494,13 +606,18 @@ class ContentService:
         await asyncio.to_thread(final.parent.mkdir, parents=True, exist_ok=True)
         await asyncio.to_thread(partial.replace, final)
         sha = digest.hexdigest()
+        # a presentation is claimed for rendering here as it becomes visible
+        claim = self.renderer.new_claim() if is_presentation(kept_as) else None
+        rendering = RenderStatus.NONE if claim is None else RenderStatus.RENDERING
+        render_at = None if claim is None else datetime.now(UTC).isoformat(timespec="microseconds")
 
         def keep(db: Database) -> None:
             with transaction(db, immediate=True):
                 db.execute(
                     "UPDATE content_files SET file_name = ?, detected_type = ?, size_bytes = ?,"
-                    " sha256 = ?, scan_status = ? WHERE content_id = ?",
-                    (name, kept_as, size, sha, status, content_id),
+                    " sha256 = ?, scan_status = ?, render_status = ?, render_claim = ?,"
+                    " render_at = ? WHERE content_id = ?",
+                    (name, kept_as, size, sha, status, rendering, claim, render_at, content_id),
                 )
 
         try:
@@ -516,6 +633,8 @@ class ContentService:
             size,
             status,
         )
+        if claim is not None:
+            self.renderer.spawn(content_id, event.event_id, kept_as, claim)
         return ContentFile(
             content_id=content_id,
             event_id=event.event_id,
@@ -528,6 +647,8 @@ class ContentService:
             scan_status=status,
             uploaded_by=uploaded_by,
             created_at=datetime.fromisoformat(now),
+            render_status=rendering,
+            render_at=render_at,
         )
 
     async def _reserve(self, content_id: str, owner_id: int | None, total: int) -> bool:

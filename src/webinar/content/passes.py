@@ -23,6 +23,9 @@ from webinar.ids import same_secret
 
 #: How long a content pass proves admission (a day's event, with some slack).
 PASS_SECONDS = 12 * 3600
+#: Expiry times are rounded up to this: the passes one person gets within it are the same, so
+#: the URLs of what they load (page images above all) stay the same and browsers' caches hit.
+ROUND_SECONDS = 3600
 #: The longest pass accepted (a person key is at most ~70 characters).
 MAX_CHARS = 300
 
@@ -46,7 +49,8 @@ def _sign(secret: bytes, body: str) -> str:
 def issue(secret: bytes, event_id: str, who: str = "", now: float | None = None) -> tuple[str, int]:
     """A pass for ``event_id`` naming ``who`` (a person key, or "" for nobody), and when it
     expires (Unix seconds)."""
-    expires = int(now if now is not None else time.time()) + PASS_SECONDS
+    earliest = int(now if now is not None else time.time()) + PASS_SECONDS
+    expires = -(-earliest // ROUND_SECONDS) * ROUND_SECONDS
     body = f"{event_id}.{expires}.{_b64(who.encode('utf-8'))}"
     return f"{body}.{_sign(secret, body)}", expires
 

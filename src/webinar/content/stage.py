@@ -16,6 +16,7 @@ from typing import Any
 
 from webinar.content import sniff
 from webinar.content.library import ContentFile, ContentService
+from webinar.content.presentations import RenderStatus
 from webinar.i18n import _
 from webinar.rooms.interaction_errors import InteractionError, InteractionErrorCode
 from webinar.rooms.stage import OfferedFile, StageChange, StageContent, Stroke, StrokeDrawn
@@ -189,6 +190,19 @@ class StageService:
             return  # a pointer, or nothing changed
         await self._store.run_sql(lambda db: sql_write(db, event_id, stage, change, by, now))
 
+    async def offered_now(self, event_id: str) -> frozenset[str]:
+        """The files offered for download in the event's room now (read from the store, so
+        the same on every worker)."""
+
+        def read(db: Database) -> frozenset[str]:
+            row = db.execute(
+                "SELECT data FROM stage_state WHERE event_id = ?", (event_id,)
+            ).fetchone()
+            files = json.loads(row[0]).get("files", []) if row is not None else []
+            return frozenset(str(f["content_id"]) for f in files)
+
+        return await self._store.run_sql(read)
+
     async def log(self, event_id: str, limit: int = 10_000) -> list[StageLogEntry]:
         return await self._store.run_sql(lambda db: sql_log(db, event_id, limit))
 
@@ -208,20 +222,20 @@ class StageService:
 
     async def presentation(self, event_id: str, content_id: str) -> tuple[ContentFile, int]:
         """A presentation's file and its page count, once its pages are rendered."""
-        info = await self._file(event_id, content_id)
-        pages = getattr(info, "pages", None)
-        status = getattr(info, "render_status", None)
-        if not pages:
-            if status in ("rendering", "none", None) and info.detected_type in (
-                sniff.PDF,
-                sniff.PPTX,
-                sniff.ODP,
-            ):
-                raise InteractionError(
-                    E.INVALID, _("this presentation's pages are still being prepared")
-                )
+        await self._file(event_id, content_id)  # this event's, and scanned
+        info = await self.content.presentation(content_id)
+        if info is None:
             raise InteractionError(E.INVALID, _("this file is not a presentation with pages"))
-        return info, int(pages)
+        if info.render_status == RenderStatus.FAILED:
+            raise InteractionError(
+                E.INVALID,
+                info.render_message or _("this presentation's pages could not be made"),
+            )
+        if info.render_status != RenderStatus.READY or not info.pages:
+            raise InteractionError(
+                E.INVALID, _("this presentation's pages are still being prepared")
+            )
+        return info, int(info.pages)
 
     async def video(self, event_id: str, content_id: str) -> ContentFile:
         info = await self._file(event_id, content_id)

@@ -2,7 +2,8 @@
 
 The sign-in form carries a double-submit CSRF cookie (there is no session yet); failed sign-ins
 are limited per client address; the session cookie is HttpOnly, SameSite=Lax and Secure behind
-TLS, and only a hash of its token is stored.
+TLS, and only a hash of its token is stored. One signs in with the user name or the account's
+e-mail address. Invitations and forgotten passwords are :mod:`webinar.http.accounts`'.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from aiohttp import web
 
 from webinar.accounts import new_session, verify_password_async
 from webinar.http.site import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Pages, Site, route
-from webinar.i18n import _
+from webinar.i18n import N_, _, gettext
 from webinar.storage.store import SessionRecord
 from webinar.ticketing.books import Attempts, local_attempts
 from webinar.ticketing.grants import Refusal, RefusalCode
@@ -22,6 +23,13 @@ from webinar.ticketing.limiter import AttemptLimiter
 from webinar.ticketing.shared import SharedTicketing
 
 LOGIN_FAILURES_PER_MINUTE = 5
+#: ``/login?notice=`` codes (after a new password or a new account) and what they say.
+_NOTICES = {
+    "password-set": N_(
+        "Your new password is set, and every session of your account ended. Sign in with it."
+    ),
+    "welcome": N_("Your account is ready. Sign in with your new password."),
+}
 
 
 def login_limiter(shared: SharedTicketing | None = None) -> AttemptLimiter | Attempts:
@@ -46,14 +54,32 @@ class SignIn(Pages):
     async def login_form(self, request: web.Request) -> web.Response:
         if await self.site.session(request) is not None:
             raise web.HTTPSeeOther("/dashboard")
-        return self._login_page(request, error=None, username="")
+        notice = request.query.get("notice", "")
+        return self._login_page(
+            request,
+            error=None,
+            username=request.query.get("username", "")[:254],
+            notice=gettext(_NOTICES[notice]) if notice in _NOTICES else None,
+        )
 
     def _login_page(
-        self, request: web.Request, *, error: str | None, username: str, status: int = 200
+        self,
+        request: web.Request,
+        *,
+        error: str | None,
+        username: str,
+        status: int = 200,
+        notice: str | None = None,
     ) -> web.Response:
         csrf = secrets.token_urlsafe(24)
         response = self.site.render(
-            request, "login.html", status=status, csrf=csrf, error=error, username=username
+            request,
+            "login.html",
+            status=status,
+            csrf=csrf,
+            error=error,
+            username=username,
+            notice=notice,
         )
         response.set_cookie(
             LOGIN_CSRF_COOKIE,
@@ -71,7 +97,7 @@ class SignIn(Pages):
         form = await request.post()
         self.site.check_csrf(request.cookies.get(LOGIN_CSRF_COOKIE, "") or "-", form)
         client = request.remote or "unknown"
-        username = str(form.get("username", ""))[:64]
+        username = str(form.get("username", "")).strip()[:254]
         try:  # counted before the check, given back on success
             attempt = await self.limiter.reserve(client, None, time.monotonic())
         except Refusal as refusal:
@@ -87,16 +113,21 @@ class SignIn(Pages):
             )
         failed = True
         try:
-            user = await self.site.store.get_user_by_name(username) if username.strip() else None
+            user = await self.site.store.find_user(username) if username else None
             password = str(form.get("password", ""))[:1024]
-            failed = not await verify_password_async(password, user.password_hash if user else None)
+            failed = not await verify_password_async(
+                password, (user.password_hash or None) if user else None
+            )
         finally:
             if failed:
                 await attempt.failed(time.monotonic())
             await attempt.forgive()
         if failed:
             return self._login_page(
-                request, error=_("Wrong user name or password."), username=username, status=401
+                request,
+                error=_("Wrong user name or password."),
+                username=username,
+                status=401,
             )
         assert user is not None
         session = new_session()

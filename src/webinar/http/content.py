@@ -8,13 +8,18 @@ access check every content feature (presentations, shared videos, files in the r
   reservation code, or a signed join token) for a *content pass*, a signed, expiring proof
   of admission that content requests carry (``X-Content-Pass`` or ``?pass=``).
 - ``GET /e/{event_id}/content`` (JSON list) and ``GET /e/{event_id}/content/{content_id}``
-  (the file) for whoever :meth:`ContentAccess.allows`.
+  (the file) for whoever :meth:`ContentAccess.allows`; a presentation's pages:
+  ``GET /e/{event_id}/content/{content_id}/pages`` (how many, or how far the rendering is)
+  and ``.../pages/{n}`` (page ``n`` as WebP).
+- ``POST /e/{event_id}/content``: a presenter's upload during the event (multipart field
+  ``file``, the presenter or host key in ``X-Presenter-Key``).
 
 docs/api.md ("Content") documents them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,9 +30,10 @@ from aiohttp import BodyPartReader, web
 
 from webinar.content import passes
 from webinar.content.library import MIB, ContentFile, ContentService, UploadRefused
+from webinar.content.presentations import RENDER_VERSION, RenderStatus
 from webinar.http.inputs import json_error, read_json
 from webinar.http.site import Pages, Site, route
-from webinar.i18n import _
+from webinar.i18n import _, ngettext
 from webinar.ids import format_event_id, normalize_event_id
 from webinar.rooms.manager import RoomManager
 from webinar.storage.store import Event, Store
@@ -96,8 +102,15 @@ class ContentAccess:
         token = self.pass_of(request)
         return (passes.check(self._secret(), event.event_id, token) or "") if token else ""
 
+    async def is_presenter(self, request: web.Request, event: Event) -> bool:
+        """``X-Presenter-Key`` is the event's presenter or host key (or a presenter's join
+        token): the request may upload and manage the event's content."""
+        return bool(request.headers.get("X-Presenter-Key")) and await self._presenter(
+            request, event
+        )
+
     async def allows(self, request: web.Request, event: Event) -> bool:
-        if request.headers.get("X-Presenter-Key") and await self._presenter(request, event):
+        if await self.is_presenter(request, event):
             return True
         token = self.pass_of(request)
         if token and self.pass_holds(event.event_id, token):
@@ -162,7 +175,38 @@ def serve_file(request: web.Request, path: Any, info: ContentFile) -> web.Stream
 
 
 def refusal_error(refused: UploadRefused) -> web.HTTPException:
-    return json_error(refused.status, refused.code, refused.message)
+    return json_error(refused.status, refused.code, refused.message, refused.extra)
+
+
+#: Page images never change under their URL; open events' may be kept by shared caches.
+PAGE_CACHE_OPEN = "public, max-age=31536000, immutable"
+PAGE_CACHE_CLOSED = "private, max-age=31536000, immutable"
+#: The longest page number a URL may carry.
+_PAGE_DIGITS = 5
+
+
+def serve_page(
+    request: web.Request, path: Any, info: ContentFile, number: int, *, public: bool
+) -> web.StreamResponse:
+    """Page ``number`` of a presentation: WebP, cached for ever (``public`` for open
+    events' pages, else ``private``), its ETag from the file's hash, the page and the
+    rendering settings."""
+    tag = f"{info.sha256[:32]}-{RENDER_VERSION}-{number}"
+    cache = {
+        "ETag": f'"{tag}"',
+        "Cache-Control": PAGE_CACHE_OPEN if public else PAGE_CACHE_CLOSED,
+    }
+    wanted = request.if_none_match
+    if wanted is not None and any(e.value in (tag, "*") for e in wanted):
+        return web.Response(status=304, headers=cache)
+    return _HashedFile(
+        path,
+        headers={
+            **cache,
+            "Content-Type": "image/webp",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
@@ -185,11 +229,23 @@ def content_json(event: Event, info: ContentFile, *, base: str = "") -> dict[str
     }
 
 
+async def _nothing_offered(_event_id: str) -> frozenset[str]:
+    return frozenset()
+
+
 class ContentPages(Pages):
-    def __init__(self, site: Site, service: ContentService, access: ContentAccess) -> None:
+    def __init__(
+        self,
+        site: Site,
+        service: ContentService,
+        access: ContentAccess,
+        offered: Callable[[str], Awaitable[frozenset[str]]] | None = None,
+    ) -> None:
         self.site = site
         self.service = service
         self.access = access
+        #: The files offered for download in an event's room now (webinar.content.stage).
+        self.offered = offered or _nothing_offered
 
     # ------------------------------------------------------------------ dashboard
 
@@ -273,6 +329,15 @@ class ContentPages(Pages):
             await self.service.delete(info)
         raise web.HTTPSeeOther(f"/dashboard/events/{format_event_id(event.event_id)}/content")
 
+    @route("POST", "/dashboard/events/{event_id}/content/{content_id}/render")
+    async def dashboard_render_again(self, request: web.Request) -> web.Response:
+        _record, _user, _form = await self.site.require_form(request)
+        event, _r, _u = await self.site.owned_event(request)
+        info = await self.service.get(request.match_info["content_id"])
+        if info is not None and info.event_id == event.event_id and info.servable:
+            await self.service.render_again(info)
+        raise web.HTTPSeeOther(f"/dashboard/events/{format_event_id(event.event_id)}/content")
+
     @route("GET", "/dashboard/events/{event_id}/content/{content_id}")
     async def dashboard_download(self, request: web.Request) -> web.StreamResponse:
         event, _r, _u = await self.site.owned_event(request)
@@ -316,10 +381,118 @@ class ContentPages(Pages):
         event = await self._event(request)
         self.access.require(await self.access.allows(request, event))
         files = await self.service.list(event.event_id, servable_only=True)
+        if not await self.access.is_presenter(request, event):
+            # attendees see what presenters offer them in the room, not the whole library
+            offered = await self.offered(event.event_id)
+            files = [f for f in files if f.content_id in offered]
         return web.json_response(
             {"items": [content_json(event, f) for f in files]},
             headers={"Cache-Control": "private, no-cache"},
         )
+
+    @route("POST", "/e/{event_id}/content")
+    async def presenter_upload(self, request: web.Request) -> web.Response:
+        """A presenter's (or host's) upload during the event: multipart, field ``file``,
+        with the same limits, quota, checks and scan as the organiser's."""
+        event = await self._event(request)
+        if not await self.access.is_presenter(request, event):
+            raise json_error(
+                403,
+                "forbidden",
+                _("only the event's presenters and hosts upload files here (X-Presenter-Key)"),
+            )
+        try:
+            reader = await request.multipart()
+        except (AssertionError, ValueError, KeyError):
+            raise json_error(
+                400, "no-file", _('send the file as multipart/form-data in the field "file"')
+            ) from None
+        try:
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, BodyPartReader) or part.name != "file":
+                    await part.release()
+                    continue
+                info = await self.service.receive(
+                    event,
+                    part_chunks(part),
+                    file_name=part.filename or "",
+                    content_type=part.headers.get("Content-Type"),
+                    declared_size=None,
+                    uploaded_by="presenter",
+                )
+                return web.json_response(
+                    content_json(event, info), status=201, headers={"Cache-Control": "no-store"}
+                )
+        except UploadRefused as refused:
+            raise refusal_error(refused) from None
+        raise json_error(
+            400, "no-file", _('send the file as multipart/form-data in the field "file"')
+        )
+
+    async def _presentation(self, request: web.Request, event: Event) -> ContentFile:
+        content_id = request.match_info["content_id"]
+        shown = await self.service.presentation(content_id)
+        if shown is not None and shown.event_id == event.event_id:
+            return shown
+        info = None if shown is not None else await self.service.get(content_id)
+        if info is None or info.event_id != event.event_id or not info.servable:
+            raise json_error(404, "not-found", _("no such file in this event"))
+        raise json_error(
+            404,
+            "not-a-presentation",
+            _(
+                "this file is not a presentation: only PDF, PowerPoint and OpenDocument"
+                " presentations are shown page by page"
+            ),
+        )
+
+    @route("GET", "/e/{event_id}/content/{content_id}/pages")
+    async def presentation_pages(self, request: web.Request) -> web.Response:
+        event = await self._event(request)
+        self.access.require(await self.access.allows(request, event))
+        info = await self._presentation(request, event)
+        return web.json_response(
+            {
+                "pages": info.pages or 0,
+                "status": info.render_status,
+                "message": info.render_message,
+            },
+            headers={"Cache-Control": "private, no-cache"},
+        )
+
+    @route("GET", "/e/{event_id}/content/{content_id}/pages/{n}")
+    async def presentation_page(self, request: web.Request) -> web.StreamResponse:
+        event = await self._event(request)
+        self.access.require(await self.access.allows(request, event))
+        info = await self._presentation(request, event)
+        given = request.match_info["n"]
+        number = int(given) if given.isdigit() and len(given) <= _PAGE_DIGITS else 0
+        if info.render_status != RenderStatus.READY or not info.pages:
+            if info.render_status == RenderStatus.FAILED:
+                raise json_error(
+                    404, "not-rendered", info.render_message or _("this presentation has no pages")
+                )
+            raise json_error(
+                404,
+                "not-rendered",
+                _("the pages of this presentation are still being made; try again in a moment"),
+            )
+        if not 1 <= number <= info.pages:
+            raise json_error(
+                404,
+                "no-such-page",
+                ngettext(
+                    "there is no such page: this presentation has %(num)d page",
+                    "there is no such page: this presentation has %(num)d pages",
+                    info.pages,
+                )
+                % {"num": info.pages},
+            )
+        path = self.service.page_path(info, number)
+        if not await asyncio.to_thread(path.is_file):
+            raise json_error(404, "no-such-page", _("this page image is missing on the server"))
+        public = AccessType(event.access_type) is AccessType.OPEN
+        return serve_page(request, path, info, number, public=public)
 
     @route("GET", "/e/{event_id}/content/{content_id}")
     async def attendee_download(self, request: web.Request) -> web.StreamResponse:

@@ -120,7 +120,12 @@ class Dashboard(Pages):
         groups["upcoming"].sort(key=lambda e: e["starts_at_utc"] or "")
         groups["past"].reverse()
         return self.site.render(
-            request, "dashboard.html", user=user, csrf=record.csrf_token, groups=groups
+            request,
+            "dashboard.html",
+            user=user,
+            csrf=record.csrf_token,
+            groups=groups,
+            notice="deleted" if request.query.get("notice") == "deleted" else None,
         )
 
     def event_view(self, request: web.Request, event: Event) -> dict[str, Any]:
@@ -210,6 +215,7 @@ class Dashboard(Pages):
             embed_saved=request.query.get("embed") == "saved",
             external_providers=provider_labels(),
             external_hosts=self.external_providers,
+            copied=event is not None and request.query.get("copied") == "1",
         )
 
     @route("POST", "/dashboard/events")

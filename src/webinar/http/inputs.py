@@ -15,7 +15,7 @@ the path.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -93,11 +93,14 @@ def path_id(request: web.Request, name: str, not_found: Callable[[], web.HTTPExc
     return value
 
 
-def json_error(status: int, code: str, message: str) -> web.HTTPException:
+def json_error(
+    status: int, code: str, message: str, extra: Mapping[str, Any] | None = None
+) -> web.HTTPException:
     """``{"error": code, "message": message}``: the envelope of the session-signed JSON API
-    (recordings, statistics), as the interaction admin API's."""
+    (recordings, statistics), as the interaction admin API's; ``extra`` adds details."""
     exc = web.HTTPException(
-        text=json.dumps({"error": code, "message": message}), content_type="application/json"
+        text=json.dumps({**(extra or {}), "error": code, "message": message}),
+        content_type="application/json",
     )
     exc.set_status(status)
     return exc

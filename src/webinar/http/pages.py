@@ -14,7 +14,7 @@ from webinar.http.site import Pages, Site, route
 from webinar.i18n import _
 from webinar.ids import format_event_id, normalize_event_id, same_secret
 from webinar.storage.store import Event
-from webinar.ticketing import embedding
+from webinar.ticketing import embedding, records
 from webinar.ticketing.join_tokens import JoinTokens, TokenRefusal
 
 
@@ -63,6 +63,10 @@ class EventPages(Pages):
                 pass
             else:
                 role, name = claims.role, claims.name
+        event_id = event.event_id
+        access = await self.site.store.run(
+            lambda core: records.get_access(core.connection, event_id)
+        )
         return self.site.render(
             request,
             "room.html",
@@ -74,6 +78,8 @@ class EventPages(Pages):
             access_type=event.access_type,
             join_token=bool(token),
             token_name=name,
+            # registrants enter with their personal links; an open event admits nobody else
+            registration_required=access.registration_required,
             embed_origins=framers,
         )
 

@@ -60,7 +60,7 @@ class RecordingPages(Pages):
         info = await self.service.get(recording_id)
         if info is not None and not user.is_admin:
             event = await self.site.store.get_event(info.event_id)
-            if event is None or event.owner_id != user.user_id:
+            if event is None or not user.manages(event):
                 info = None
         if info is None:
             raise web.HTTPNotFound(text=_("No such recording of yours."))
@@ -175,7 +175,7 @@ class RecordingPages(Pages):
         _record, user, form = await self.site.require_form(request)
         event_id = normalize_event_id(request.match_info["event_id"]) or ""
         event = await self.site.store.get_event(event_id)
-        if event is None or not (user.is_admin or event.owner_id == user.user_id):
+        if event is None or not user.manages(event):
             raise web.HTTPNotFound(text=_("No such event of yours."))
         await self.service.set_auto_record(event.event_id, form.get("auto_record") == "on")
         raise web.HTTPSeeOther("/dashboard/recordings?notice=saved")
@@ -308,7 +308,7 @@ class RecordingPages(Pages):
                 expires=_until(link.publication.expires),
                 files=[],
             )
-        await self.publisher.viewed(link, email)
+        await self.publisher.viewed(link, email, gate=True)  # a lead
         response = web.HTTPSeeOther(f"/r/{request.match_info['token']}")
         response.set_cookie(
             VIEWER_COOKIE + link.publication.publication_id,

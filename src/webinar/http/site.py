@@ -81,9 +81,10 @@ class Site:
     # ------------------------------------------------------------------ whose event
 
     async def own_event(self, request: web.Request, user: User) -> Event:
-        """The event in the URL if ``user`` may see it (an admin sees all), else 404."""
+        """The event in the URL if ``user`` may see it (an admin sees all, an organiser their
+        own and those they co-organise: :meth:`User.manages`), else 404."""
         event = await self.store.get_event(request.match_info["event_id"])
-        if event is None or not (user.is_admin or event.owner_id == user.user_id):
+        if event is None or not user.manages(event):
             raise web.HTTPNotFound(text=_("No such event of yours."))
         return event
 
@@ -93,7 +94,8 @@ class Site:
         return await self.own_event(request, user), record, user
 
     async def visible_events(self, user: User) -> list[Event]:
-        """The events ``user`` may see: an organiser their own, an admin all."""
+        """The events ``user`` may see: an organiser their own and those they co-organise,
+        an admin all."""
         return await self.store.list_events(None if user.is_admin else user.user_id)
 
 

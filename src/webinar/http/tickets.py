@@ -1,8 +1,10 @@
 """Ticketing's HTTP side, mounted on the app by :func:`setup_ticketing`:
 
 - the event form's access settings and booking rules (hooks of the dashboard),
-- the organiser's page of registrants and invitees (confirm, reject, cancel, resend, revoke),
-- the public registration page of paid events,
+- the organiser's page of registrants and invitees (confirm, reject, cancel, resend, revoke)
+  and the registrants' CSV export,
+- the public registration page of paid events and of every event that requires registration,
+  its thank-you page and the event's calendar file; the room page's look-up of a personal link,
 - Stripe's webhook.
 """
 
@@ -27,14 +29,14 @@ from webinar import i18n
 from webinar.accounts import hash_password_async, verify_password
 from webinar.config import Config
 from webinar.http.dashboard import AfterSave
-from webinar.http.inputs import path_id, read_body
+from webinar.http.inputs import path_id, read_body, read_json
 from webinar.http.language import of_request, use_event_language
 from webinar.http.site import Pages, Site, route
 from webinar.i18n import LANGUAGES, N_, NATIVE_NAMES, _, format_amount, gettext, ngettext
 from webinar.ids import format_event_id, normalize_event_id
 from webinar.links import attendee_path
 from webinar.storage.store import Event, EventSettings, Store, User
-from webinar.ticketing import imports, mailing, records
+from webinar.ticketing import imports, mailing, records, registrants
 from webinar.ticketing.books import Attempts, local_attempts
 from webinar.ticketing.desk import DeskError, TicketDesk, local_time
 from webinar.ticketing.gate import Ticketing
@@ -50,7 +52,7 @@ from webinar.ticketing.payments import (
     StripeCheckout,
     WebhookRefused,
 )
-from webinar.ticketing.records import EventAccess, InviteeRole, PaymentProvider, RegistrationStatus
+from webinar.ticketing.records import EventAccess, PaymentProvider, RegistrationStatus
 from webinar.ticketing.reminders import Reminders
 from webinar.ticketing.rules import (
     PRICE_CAPS,
@@ -162,6 +164,11 @@ class TicketingWeb(Pages):
             "has_presenter_password": access.presenter_password_hash is not None,
             "settings_changed": bool(event and await self.desk.settings_changed_at(event)),
             "registration_questions": records.form_fields_text(access.form_fields),
+            "registration_required": access.registration_required,
+            "waiting_list": access.waiting_list,
+            "registration_redirect_url": access.registration_redirect_url or "",
+            "privacy_text": access.privacy_text,
+            "privacy_url": access.privacy_url or "",
             **await self._mail_values(event),
         }
 
@@ -184,7 +191,7 @@ class TicketingWeb(Pages):
         if not user.is_admin:
             active = await self.site.store.run(
                 lambda core: records.count_active_events(
-                    core.connection, user.user_id, now - limits.usable_for
+                    core.connection, user.user_id, now - limits.usable_for, now=now
                 )
             )
         check_booking(
@@ -205,6 +212,7 @@ class TicketingWeb(Pages):
                 await self.desk.set_reminder_minutes(saved, reminder)
             if event is not None:
                 await self.desk.event_changed(event, saved)
+                await self.desk.promote(saved)  # more places: the waiting list moves up
 
         return after
 
@@ -282,7 +290,9 @@ class TicketingWeb(Pages):
         questions = old.form_fields
         if "registration_questions" in form:
             questions = records.parse_form_fields(form["registration_questions"])
+        registration = _registration_settings(form, old)
         return EventAccess(
+            **registration,
             event_id=old.event_id,
             cancelled_at=old.cancelled_at,
             form_fields=questions,
@@ -326,6 +336,15 @@ class TicketingWeb(Pages):
         registrations = await self.desk.registrations(event)
         invitees = await self.desk.invitees(event)
         progress = await self.desk.mail_progress(event)
+        waiting: dict[int, int] = {}
+        for reg in registrations:
+            if reg.status is RegistrationStatus.WAITLISTED:
+                waiting[reg.registration_id] = len(waiting) + 1
+        taken = sum(
+            r.seats
+            for r in registrations
+            if r.status in (RegistrationStatus.PENDING, RegistrationStatus.CONFIRMED)
+        )
         return self.site.render(
             request,
             "tickets.html",
@@ -337,6 +356,9 @@ class TicketingWeb(Pages):
             access=access,
             price=_price(access),
             registrations=registrations,
+            waiting=waiting,
+            places_taken=taken,
+            registering=records.takes_registrations(event.access_type, access),
             invitees=invitees,
             deliveries=await self.desk.invitation_states(event),
             progress=progress,
@@ -366,16 +388,19 @@ class TicketingWeb(Pages):
                     if action == "reject"
                     else RegistrationStatus.CANCELLED
                 )
-                reg = await self.desk.end(event, registration_id, status)
+                reg = await self.desk.end(event, registration_id, status, base=self.base(request))
                 message = gettext(_ENDED.get(reg.status, _ENDED[status])) % {
                     "name": reg.name,
                     "email": reg.email,
                 }
             elif action == "resend":
+                reg = await self.desk.registration(event, registration_id)
                 sent = await self.desk.resend_code(event, registration_id, self.base(request))
-                message = _("The reservation code was sent again to %(email)s.") % {
-                    "email": sent.to
-                }
+                message = (
+                    _("The reservation code was sent again to %(email)s.")
+                    if reg.code is not None
+                    else _("The confirmation was sent again to %(email)s.")
+                ) % {"email": sent.to}
             else:
                 raise web.HTTPNotFound(text=_("No such action."))
         raise self._back(event, message)
@@ -413,7 +438,6 @@ class TicketingWeb(Pages):
     @route("POST", "/dashboard/events/{event_id}/invitees")
     async def add_invitee(self, request: web.Request) -> web.Response:
         event, form = await self._posted(request)
-        role = _role(form.get("role", ""))
         language = form.get("language", "") or None
         if language is not None and language not in LANGUAGES:
             raise self._back(event, _("unknown language"), error=True)
@@ -424,7 +448,6 @@ class TicketingWeb(Pages):
                     form.get("name", ""),
                     form.get("email", ""),
                     self.base(request),
-                    role=role,
                     language=language,
                 )
             except MailError:
@@ -436,12 +459,11 @@ class TicketingWeb(Pages):
                     ),
                     error=True,
                 ) from None
-        text = (
-            _("%(name)s is invited to present; the presenter link went to %(email)s.")
-            if role is InviteeRole.PRESENTER
-            else _("%(name)s is invited; the invitation went to %(email)s.")
+        raise self._back(
+            event,
+            _("%(name)s is invited; the invitation went to %(email)s.")
+            % {"name": invitee.name, "email": invitee.email},
         )
-        raise self._back(event, text % {"name": invitee.name, "email": invitee.email})
 
     # ------------------------------------------------------------------ CSV imports
 
@@ -450,16 +472,15 @@ class TicketingWeb(Pages):
 
     @route("POST", "/dashboard/events/{event_id}/invitees/import")
     async def upload_import(self, request: web.Request) -> web.Response:
-        """A CSV file of invitees (multipart: ``csrf``, ``role``, ``file``): read, checked line
-        by line and kept as a preview; nothing is sent yet."""
+        """A CSV file of invitees (multipart: ``csrf``, ``file``): read, checked line by line
+        and kept as a preview; nothing is sent yet."""
         event, record, _user = await self.site.owned_event(request)
         fields, file_name, data = await _read_upload(request)
         self.site.check_csrf(record.csrf_token, fields)
         if data is None:
             raise self._back(event, _("choose a CSV file to import"), error=True)
-        role = _role(fields.get("role", ""))
         with self._refusals_back(event, DeskError, ValueError):
-            found = await self.desk.preview_import(event, data, file_name=file_name, role=role)
+            found = await self.desk.preview_import(event, data, file_name=file_name)
         raise web.HTTPSeeOther(self._import_path(event, found.import_id))
 
     async def _import(self, request: web.Request) -> tuple[Event, str, User, mailing.InviteImport]:
@@ -561,22 +582,6 @@ class TicketingWeb(Pages):
             sender=self.config.mail.from_address,
         )
 
-    @route("GET", "/dashboard/events/{event_id}/calendar.ics")
-    async def calendar_file(self, request: web.Request) -> web.Response:
-        """The event's current calendar entry, as its people get it (no attendee)."""
-        event, _record, _user = await self.site.owned_event(request)
-        ics = await self.desk.calendar_file(event, url=self.base(request) + attendee_path(event))
-        if ics is None:
-            raise web.HTTPNotFound(
-                text=_("The event has no start time: there is no calendar entry.")
-            )
-        return web.Response(
-            body=ics,
-            content_type="text/calendar",
-            charset="utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{event.event_id}.ics"'},
-        )
-
     @route("POST", "/dashboard/events/{event_id}/invitees/{invitee_id}/{action}")
     async def invitee_action(self, request: web.Request) -> web.Response:
         event, _form = await self._posted(request)
@@ -597,27 +602,40 @@ class TicketingWeb(Pages):
 
     # ------------------------------------------------------------------ registration
 
-    async def _paid_event(self, request: web.Request) -> Event:
+    async def _registering_event(self, request: web.Request) -> tuple[Event, EventAccess]:
+        """The event of the path if it takes registrations (paid, or registration required),
+        and its access settings; else 404."""
         raw = request.match_info["event_id"]
         canonical = normalize_event_id(raw)
         event = await self.site.store.get_event(canonical) if canonical else None
-        if event is None or event.access_type != "paid":
+        access = await self.desk.access(event.event_id) if event is not None else None
+        if (
+            event is None
+            or access is None
+            or not records.takes_registrations(event.access_type, access)
+        ):
             raise web.HTTPNotFound(text=_("This event takes no registrations."))
         use_event_language(request, event.language)  # the organiser's choice, if any
-        return event
+        return event, access
 
     async def _register_page(
         self,
         request: web.Request,
         event: Event,
+        access: EventAccess,
         *,
         values: dict[str, str],
         error: str | None = None,
         done: str | None = None,
         status: int = 200,
     ) -> web.Response:
-        access = await self.desk.access(event.event_id)
         csrf = secrets.token_urlsafe(24)
+        places_left: int | None = None
+        if access.capacity is not None:
+            taken = await self.site.store.run(
+                lambda core: records.places_taken(core.connection, event.event_id)
+            )
+            places_left = max(0, access.capacity - taken)
         response = self.site.render(
             request,
             "register.html",
@@ -626,8 +644,14 @@ class TicketingWeb(Pages):
             event=event,
             event_id=format_event_id(event.event_id),
             when=local_time(event, event.starts_at),
+            paid=event.access_type == "paid",
             price=_price(access),
             questions=list(enumerate(access.form_fields)),
+            privacy_text=access.privacy_text,
+            privacy_url=access.privacy_url,
+            places_left=places_left,
+            waiting_list=access.waiting_list,
+            cancelled=access.cancelled_at is not None,
             values=values,
             error=error,
             done=done,
@@ -647,7 +671,7 @@ class TicketingWeb(Pages):
 
     @route("GET", "/e/{event_id}/register")
     async def register_form(self, request: web.Request) -> web.Response:
-        event = await self._paid_event(request)
+        event, access = await self._registering_event(request)
         done = None
         if request.query.get("paid"):
             done = _(
@@ -661,11 +685,11 @@ class TicketingWeb(Pages):
             )
         elif request.query.get("cancelled"):
             done = _("The payment was cancelled; you have not been charged.")
-        return await self._register_page(request, event, values={"seats": "1"}, done=done)
+        return await self._register_page(request, event, access, values={"seats": "1"}, done=done)
 
     @route("POST", "/e/{event_id}/register")
     async def register(self, request: web.Request) -> web.Response:
-        event = await self._paid_event(request)
+        event, access = await self._registering_event(request)
         form = await request.post()
         given, expected = str(form.get("csrf", "")), request.cookies.get(REGISTER_CSRF_COOKIE, "")
         if not given or not expected or not hmac.compare_digest(given, expected):
@@ -679,6 +703,7 @@ class TicketingWeb(Pages):
             return await self._register_page(
                 request,
                 event,
+                access,
                 values=values,
                 error=_("Registration is unavailable for a moment; try again in a few seconds.")
                 if unavailable
@@ -701,16 +726,18 @@ class TicketingWeb(Pages):
                 base=self.base(request),
                 answers={k: v for k, v in values.items() if k.startswith("q")},
                 language=of_request(request),  # the page's: their e-mails go out in it
+                consent=values.get("consent", "") in ("on", "1", "yes"),
             )
         except (DeskError, ValueError) as exc:
             return await self._register_page(
-                request, event, values=values, error=str(exc), status=400
+                request, event, access, values=values, error=str(exc), status=400
             )
         except (PaymentError, MailError) as exc:
             logger.warning("registration for event %s: %s", event.event_id, exc)
             return await self._register_page(
                 request,
                 event,
+                access,
                 values=values,
                 error=_(
                     "Your registration is saved, but the next step failed; the organiser will"
@@ -720,11 +747,103 @@ class TicketingWeb(Pages):
             )
         if checkout is not None:
             raise web.HTTPSeeOther(checkout.url)
-        if event.thank_you_url:
-            raise web.HTTPSeeOther(event.thank_you_url)
+        if access.registration_redirect_url:
+            raise web.HTTPSeeOther(access.registration_redirect_url)
         raise web.HTTPSeeOther(
-            f"/e/{format_event_id(event.event_id)}/register?registered={registration.seats}"
+            f"/e/{format_event_id(event.event_id)}/registered"
+            f"?status={registration.status.value}&seats={registration.seats}"
         )
+
+    @route("GET", "/e/{event_id}/registered")
+    async def registered(self, request: web.Request) -> web.Response:
+        """The thank-you page after registering: what happens next, by the registration's
+        status (``?status=confirmed|waitlisted|pending``; nothing personal in the address)."""
+        event, _access = await self._registering_event(request)
+        state = request.query.get("status", "")
+        if state not in ("confirmed", "waitlisted", "pending"):
+            state = "pending" if event.access_type == "paid" else "confirmed"
+        return self.site.render(
+            request,
+            "registered.html",
+            event=event,
+            event_id=format_event_id(event.event_id),
+            when=local_time(event, event.starts_at),
+            state=state,
+            paid=event.access_type == "paid",
+            calendar=event.starts_at is not None,
+        )
+
+    @route("GET", "/e/{event_id}/calendar.ics")
+    async def calendar(self, request: web.Request) -> web.Response:
+        """The event's calendar file (no personal link in it: the e-mailed one has that)."""
+        raw = request.match_info["event_id"]
+        canonical = normalize_event_id(raw)
+        event = await self.site.store.get_event(canonical) if canonical else None
+        ics = (
+            None
+            if event is None
+            else await self.desk.calendar_file(  # its current SEQUENCE
+                event, url=f"{self.base(request)}{attendee_path(event)}"
+            )
+        )
+        if event is None or ics is None:
+            raise web.HTTPNotFound(text=_("This event has no time to put in a calendar."))
+        return web.Response(
+            body=ics,
+            content_type="text/calendar",
+            charset="utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="event-{event.event_id}.ics"',
+                "Cache-Control": "no-cache",
+            },
+        )
+
+    @route("POST", "/e/{event_id}/pass")
+    async def whose_pass(self, request: web.Request) -> web.Response:
+        """The room page's look-up of a personal link (``{"pass": "rp-…"}``): the name it
+        admits and its registration's status, to greet its holder before they enter.
+        Rate-limited like an entry; a wrong one is ``404 {"error", "message"}``."""
+        raw = request.match_info["event_id"]
+        canonical = normalize_event_id(raw)
+        event = await self.site.store.get_event(canonical) if canonical else None
+        if event is None:
+            return web.json_response(
+                {"error": "unknown-event", "message": _("There is no such event.")}, status=404
+            )
+        use_event_language(request, event.language)
+        body = await read_json(request, _json_error, max_bytes=1024)
+        given = body.get("pass") if isinstance(body, dict) else None
+        if not isinstance(given, str) or not 1 <= len(given) <= 100:
+            message = _("Send the personal link's secret as pass.")
+            return web.json_response({"error": "bad-request", "message": message}, status=400)
+        try:
+            found = await self.ticketing.whose_pass(event, given, client=request.remote)
+        except Refusal as refusal:
+            status = 429 if refusal.code is RefusalCode.RATE_LIMITED else 404
+            if refusal.code is RefusalCode.UNAVAILABLE:
+                status = 503
+            return web.json_response(
+                {"error": refusal.code.value, "message": refusal.message}, status=status
+            )
+        return web.json_response({"name": found.name, "status": found.status.value})
+
+    @route("GET", "/dashboard/events/{event_id}/registrations.csv")
+    async def registrations_csv(self, request: web.Request) -> web.Response:
+        """Every registrant of the event, whatever its access type (registrants.COLUMNS)."""
+        event, _record, _user = await self.site.owned_event(request)
+        body = await self.registrations_export(event, bom=request.query.get("bom") in _YES)
+        return web.Response(
+            body=body,
+            content_type="text/csv",
+            charset="utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="registrations-{event.event_id}.csv"'
+            },
+        )
+
+    async def registrations_export(self, event: Event, *, bom: bool = False) -> bytes:
+        access = await self.desk.access(event.event_id)
+        return registrants.to_csv(access, await self.desk.registrations(event), bom=bom)
 
     # ------------------------------------------------------------------ Stripe
 
@@ -745,8 +864,54 @@ class TicketingWeb(Pages):
         return web.json_response({"received": True, "outcome": outcome})
 
 
-def _role(value: str) -> InviteeRole:
-    return InviteeRole.PRESENTER if value == InviteeRole.PRESENTER.value else InviteeRole.ATTENDEE
+_YES = ("1", "true", "yes", "on")
+
+
+def _json_error(status: int, code: str, message: str) -> web.HTTPException:
+    """A refusal of a JSON request of the public pages: ``{"error": code, "message": …}``."""
+    exc = web.HTTPException(
+        text=json.dumps({"error": code, "message": message}), content_type="application/json"
+    )
+    exc.set_status(status)
+    return exc
+
+
+def _flag(form: dict[str, str], name: str, old: bool, *, whole_form: bool) -> bool:
+    """A checkbox of the event form: on when sent as ``on``/``1``/``true``/``yes``; absent,
+    off when the whole form was sent (the dashboard's, which sends no unticked box) and
+    unchanged otherwise (the API's, which sends only what changes)."""
+    if name in form:
+        value = form[name].strip().lower()
+        if value in _YES:
+            return True
+        if value in ("", "0", "false", "no", "off"):
+            return False
+        raise ValueError(_("%(field)s must be on or off") % {"field": name})
+    return False if whole_form else old
+
+
+def _registration_settings(form: dict[str, str], old: EventAccess) -> dict[str, Any]:
+    """The registration settings of the event form (or of the API's changes), checked:
+    registration required, the waiting list, the page after registering, the privacy text
+    and its link. Fields not sent keep their values."""
+    whole = "registration_settings" in form  # the dashboard's form has every field
+    redirect, privacy_url = old.registration_redirect_url, old.privacy_url
+    if "registration_redirect_url" in form:
+        redirect = records.check_registration_url(form["registration_redirect_url"])
+    if "privacy_url" in form:
+        privacy_url = records.check_privacy_url(form["privacy_url"])
+    privacy_text = old.privacy_text
+    if "privacy_text" in form:
+        privacy_text = records.check_privacy_text(form["privacy_text"])
+    return {
+        "registration_required": _flag(
+            form, "registration_required", old.registration_required, whole_form=whole
+        ),
+        "waiting_list": _flag(form, "waiting_list", old.waiting_list, whole_form=whole),
+        "registration_redirect_url": redirect,
+        "privacy_text": privacy_text,
+        "privacy_url": privacy_url,
+    }
 
 
 def _reminder_minutes(form: dict[str, str]) -> int | None:
@@ -801,7 +966,6 @@ def import_json(event: Event, found: mailing.InviteImport, *, send: str) -> dict
         "import_id": found.import_id,
         "event_id": format_event_id(event.event_id),
         "file_name": found.file_name,
-        "role": found.role.value,
         "lines": found.line_count,
         "extra_columns": list(found.extra_columns),
         "to_invite": len(found.rows),
@@ -867,6 +1031,7 @@ def setup_ticketing(
         providers=providers,
         stripe_webhook_secret=payments.stripe_webhook_secret,
         webhook_tolerance=float(payments.webhook_tolerance_seconds),
+        base_url=config.base_url,
     )
     part = TicketingWeb(config, site, ticketing, desk, local_attempts(registration_limiter(shared)))
     app.router.add_routes(part.routes())

@@ -80,13 +80,17 @@ def _row(row: tuple[Any, ...]) -> RecordingInfo:
 def list_recordings(
     db: Database, *, owner_id: int | None = None, event_id: str | None = None
 ) -> list[RecordingInfo]:
-    """Newest first; ``owner_id`` None lists every organiser's, ``event_id`` one event's."""
+    """Newest first; ``owner_id`` None lists every organiser's (else that account's events'
+    and those it co-organises'), ``event_id`` one event's."""
     sql = f"SELECT {', '.join('r.' + c.strip() for c in _COLUMNS.split(','))}"
     sql += " FROM recordings r JOIN events e ON e.event_id = r.event_id WHERE 1 = 1"
     params: list[Any] = []
     if owner_id is not None:
-        sql += " AND e.owner_id = ?"
-        params.append(owner_id)
+        sql += (
+            " AND (e.owner_id = ? OR e.event_id IN"
+            " (SELECT event_id FROM event_organisers WHERE user_id = ?))"
+        )
+        params += [owner_id, owner_id]
     if event_id is not None:
         sql += " AND r.event_id = ?"
         params.append(event_id)

@@ -87,6 +87,16 @@ class Publication:
 
 
 @dataclass(frozen=True, slots=True)
+class Lead:
+    """An address given at a recording's e-mail gate."""
+
+    email: str
+    first_viewed: float
+    #: Links of the event's recordings it was given at.
+    publications: int
+
+
+@dataclass(frozen=True, slots=True)
 class OpenedLink:
     publication: Publication
     recording: RecordingInfo
@@ -255,18 +265,39 @@ class Publisher:
             raise LinkError("revoked")
         return OpenedLink(publication, recording, recipient)
 
-    async def viewed(self, link: OpenedLink, email: str) -> None:
-        """Remember who watched (lead capture, or the recipient of a personal link)."""
+    async def viewed(self, link: OpenedLink, email: str, *, gate: bool = False) -> None:
+        """Remember who watched: the recipient of a personal link, or (``gate``) a viewer who
+        gave their address at the e-mail gate: a lead."""
         email = valid_email(email)
 
         def insert(db: SyncStore) -> None:
             db.connection.execute(
-                "INSERT INTO recording_viewers (publication_id, event_id, email, first_viewed)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (publication_id, email) DO NOTHING",
-                (link.publication.publication_id, link.recording.event_id, email, time.time()),
+                "INSERT INTO recording_viewers (publication_id, event_id, email, first_viewed,"
+                " gate) VALUES (?, ?, ?, ?, ?) ON CONFLICT (publication_id, email) DO NOTHING",
+                (
+                    link.publication.publication_id,
+                    link.recording.event_id,
+                    email,
+                    time.time(),
+                    gate,
+                ),
             )
 
         await self.store.run(insert)
+
+    async def leads(self, event_id: str) -> list[Lead]:
+        """The addresses the e-mail gate of the event's recordings captured, first first."""
+
+        def get(db: SyncStore) -> list[Lead]:
+            rows = db.connection.execute(
+                "SELECT v.email, min(v.first_viewed), count(DISTINCT v.publication_id)"
+                " FROM recording_viewers v WHERE v.event_id = ? AND v.gate = 1"
+                " GROUP BY v.email ORDER BY 2, 1",
+                (event_id,),
+            ).fetchall()
+            return [Lead(str(e), float(t), int(n)) for e, t, n in rows]
+
+        return await self.store.run(get)
 
     async def viewers(self, event_id: str) -> list[tuple[str, float]]:
         def get(db: SyncStore) -> list[tuple[str, float]]:

@@ -920,6 +920,8 @@ class RecordingUpdated:
 class RoomEnded:
     type: ClassVar[str] = "room-ended"
     thank_you_url: str
+    #: Attendees: the token of their rating link (``POST /rate/{token}``); else null.
+    rating_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from webinar import __version__, i18n, logs
+from webinar.attendance.ratings import Rater, Ratings
 from webinar.attendance.service import AttendanceService
 from webinar.content.stage import StageService
 from webinar.ids import format_event_id, normalize_event_id, same_secret
@@ -87,6 +88,8 @@ class Services:
     interaction_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     recordings: RecordingPolicy | None = None
     attendance: AttendanceService | None = None
+    #: Signs the rating link each attendee gets with ``room-ended`` (None: no rating asked).
+    ratings: Ratings | None = None
     #: On a cluster of nodes: the WebSocket URL of the node that serves a join of this role
     #: into this room instead of this one, or None (webinar.cluster.placement).
     placement: Callable[[LiveRoom, Role], Awaitable[str | None]] | None = None
@@ -368,6 +371,7 @@ class Session:
                     role=participant.role.value,
                     user_agent=self.user_agent,
                     email=grant.email,
+                    language=self.language,
                 )
             except Exception:
                 # The room has seated us, the store has no record of it: leave again, so
@@ -556,7 +560,24 @@ class Session:
             self.send(s.RecordingUpdated(status=event.status.value, by=event.by))
         elif isinstance(event, rs.RoomEnded):
             url = self.event.thank_you_url if self.event else None
-            self.send(s.RoomEnded(thank_you_url=url or "/thanks"))
+            self.send(s.RoomEnded(thank_you_url=url or "/thanks", rating_token=self._rating()))
+
+    def _rating(self) -> str | None:
+        """An attendee's rating link token (webinar.attendance.ratings): who they are is their
+        ticket's e-mail address, else the browser's person key."""
+        ratings, participant, room, event = (
+            self._services.ratings,
+            self.participant,
+            self.room,
+            self.event,
+        )
+        if ratings is None or participant is None or room is None or event is None:
+            return None
+        if participant.role is not Role.ATTENDEE:
+            return None
+        email = self._grant.email if self._grant is not None else None
+        person_key = room.state.person_key(participant.participant_id)
+        return ratings.token(Rater(event.event_id, participant.name, email, person_key))
 
     def active_speaker(self, participant_id: str | None) -> None:
         self.send(s.ActiveSpeaker(participant_id=participant_id))

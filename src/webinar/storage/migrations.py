@@ -539,15 +539,228 @@ MIGRATIONS: tuple[str | Migration, ...] = (
     CREATE INDEX content_downloads_file ON content_downloads (content_id, person_key, at);
     """,
     ),
-    # 18: e-mail to an event's people (webinar.ticketing.mailing, .outbox): per event, the
+    # 18: presentations rendered to page images (webinar.content.presentations): the pages
+    # are <shared_dir>/content/<event_id>/<content_id>.pages/<n>.webp. pages is NULL until
+    # render_status is 'ready'; render_message is the failure ({"code": ..., ...} JSON,
+    # worded for people when shown). A rendering is claimed by one worker (render_claim, a
+    # random token) which renews render_at while it works: a claim whose render_at is old
+    # was left by a worker that died, and is taken over.
+    """
+    ALTER TABLE content_files ADD COLUMN pages INTEGER NULL CHECK (pages > 0);
+    ALTER TABLE content_files ADD COLUMN render_status TEXT NOT NULL DEFAULT 'none'
+        CHECK (render_status IN ('none', 'rendering', 'ready', 'failed'));
+    ALTER TABLE content_files ADD COLUMN render_message TEXT NULL;
+    ALTER TABLE content_files ADD COLUMN render_claim TEXT NULL;
+    ALTER TABLE content_files ADD COLUMN render_at TEXT NULL;
+    CREATE INDEX content_files_render ON content_files (render_status);
+    """,
+    # 19: registration for every event (webinar.ticketing.records): an event may require it
+    # (free or paid), with a waiting list when its places are taken, a page to send people to
+    # after registering, and the organiser's privacy text for a consent checkbox; each
+    # registration gets a personal join link's secret (``pass``, sealed, looked up by its
+    # hash), the privacy text the person agreed to, and the status 'waitlisted'.
+    # SQLite cannot alter a CHECK: the table's text in sqlite_master is edited in place, the
+    # documented way to loosen one (sqlite.org/lang_altertable.html, "other kinds of table
+    # schema changes"); the RENAME COLUMN after it makes this connection read the new text.
+    Migration(
+        sqlite="""
+    ALTER TABLE registrations ADD COLUMN pass_new TEXT NULL;
+    PRAGMA writable_schema = ON;
+    UPDATE sqlite_master SET sql = replace(sql,
+        'CHECK (status IN (''pending'', ''confirmed'', ''rejected'', ''cancelled''))',
+        'CHECK (status IN (''pending'', ''confirmed'', ''rejected'', ''cancelled'','
+        || ' ''waitlisted''))')
+        WHERE type = 'table' AND name = 'registrations';
+    PRAGMA writable_schema = OFF;
+    ALTER TABLE registrations RENAME COLUMN pass_new TO pass;
+    ALTER TABLE registrations ADD COLUMN pass_hash TEXT NULL;
+    CREATE UNIQUE INDEX registrations_pass_hash ON registrations (pass_hash);
+    ALTER TABLE registrations ADD COLUMN consent TEXT NULL;
+    CREATE INDEX registrations_status ON registrations (event_id, status, registration_id);
+    ALTER TABLE event_access ADD COLUMN registration_required INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE event_access ADD COLUMN waiting_list INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE event_access ADD COLUMN registration_redirect_url TEXT NULL;
+    ALTER TABLE event_access ADD COLUMN privacy_text TEXT NOT NULL DEFAULT '';
+    ALTER TABLE event_access ADD COLUMN privacy_url TEXT NULL;
+    """,
+        postgresql="""
+    ALTER TABLE registrations DROP CONSTRAINT registrations_status_check;
+    ALTER TABLE registrations ADD CONSTRAINT registrations_status_check
+        CHECK (status IN ('pending', 'confirmed', 'rejected', 'cancelled', 'waitlisted'));
+    ALTER TABLE registrations ADD COLUMN pass TEXT NULL;
+    ALTER TABLE registrations ADD COLUMN pass_hash TEXT NULL;
+    CREATE UNIQUE INDEX registrations_pass_hash ON registrations (pass_hash);
+    ALTER TABLE registrations ADD COLUMN consent TEXT NULL;
+    CREATE INDEX registrations_status ON registrations (event_id, status, registration_id);
+    ALTER TABLE event_access ADD COLUMN registration_required INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE event_access ADD COLUMN waiting_list INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE event_access ADD COLUMN registration_redirect_url TEXT NULL;
+    ALTER TABLE event_access ADD COLUMN privacy_text TEXT NOT NULL DEFAULT '';
+    ALTER TABLE event_access ADD COLUMN privacy_url TEXT NULL;
+    """,
+    ),
+    # 20: after the event (webinar.attendance, webinar.followup). Attendance keeps the device
+    # (desktop, phone, tablet, other, unknown; NULL: recorded before, read again from the
+    # user agent) and its model, and the language the person used in the room. When an event
+    # ended (event_endings: ended for all by its host, or its scheduled end passed with the
+    # room empty; once). Ratings: one per person and event (rater: "e:" + their e-mail
+    # address, else "p:" + attendance's person key), a later one replaces it. The thank-you
+    # e-mail's settings per event (event_followup; no row: the defaults, on) and one row per
+    # recipient (thank_you_mails), claimed before it is sent and marked after, so each goes out
+    # once, also across a restart; queued_at says the event's e-mails were planned. Events
+    # made before keep their old behaviour: no thank-you e-mail unless switched on. Recording
+    # viewers who gave their address at the e-mail gate (a lead) are told from those who
+    # opened a personal link (gate); earlier viewers of gated publications count as leads.
+    """
+    ALTER TABLE attendance ADD COLUMN device TEXT NULL;
+    ALTER TABLE attendance ADD COLUMN device_model TEXT NOT NULL DEFAULT '';
+    ALTER TABLE attendance ADD COLUMN language TEXT NULL;
+    CREATE TABLE event_endings (
+        event_id TEXT PRIMARY KEY REFERENCES events (event_id) ON DELETE CASCADE,
+        ended_at DOUBLE PRECISION NOT NULL,
+        how      TEXT NOT NULL CHECK (how IN ('ended-for-all', 'scheduled-end'))
+    );
+    CREATE TABLE ratings (
+        event_id   TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        rater      TEXT NOT NULL CHECK (length(rater) BETWEEN 3 AND 300),
+        name       TEXT NOT NULL,
+        email      TEXT NULL,
+        person_key TEXT NULL,
+        stars      INTEGER NOT NULL CHECK (stars BETWEEN 1 AND 5),
+        comment    TEXT NOT NULL DEFAULT '',
+        via        TEXT NOT NULL CHECK (via IN ('room', 'email')),
+        rated_at   DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (event_id, rater)
+    );
+    CREATE TABLE event_followup (
+        event_id          TEXT PRIMARY KEY REFERENCES events (event_id) ON DELETE CASCADE,
+        thank_you         INTEGER NOT NULL DEFAULT 1 CHECK (thank_you IN (0, 1)),
+        thank_you_subject TEXT NOT NULL DEFAULT '',
+        thank_you_text    TEXT NOT NULL DEFAULT '',
+        delay_minutes     INTEGER NOT NULL DEFAULT 0 CHECK (delay_minutes BETWEEN 0 AND 10080),
+        queued_at         DOUBLE PRECISION NULL
+    );
+    INSERT INTO event_followup (event_id, thank_you) SELECT event_id, 0 FROM events;
+    CREATE TABLE thank_you_mails (
+        event_id   TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        email      TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        language   TEXT NULL,
+        state      TEXT NOT NULL DEFAULT 'pending'
+                   CHECK (state IN ('pending', 'sending', 'sent', 'failed')),
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        due_at     DOUBLE PRECISION NOT NULL,
+        message_id TEXT NULL,
+        sent_at    DOUBLE PRECISION NULL,
+        error      TEXT NULL,
+        PRIMARY KEY (event_id, email)
+    );
+    CREATE INDEX thank_you_mails_due ON thank_you_mails (state, due_at);
+    ALTER TABLE recording_viewers ADD COLUMN gate INTEGER NOT NULL DEFAULT 0
+        CHECK (gate IN (0, 1));
+    UPDATE recording_viewers SET gate = 1 WHERE publication_id IN
+        (SELECT publication_id FROM recording_publications WHERE require_email = 1);
+    """,
+    # 21: accounts run from the browser (webinar.storage.accounts): an account's e-mail
+    # address (unique, any case; NULL: none yet), invitations of new accounts and password
+    # resets (only the SHA-256 of each link's token is kept; single-use: used_at /
+    # accepted_at), the co-organisers of an event (accounts that manage it besides its
+    # owner) and its presenters (people e-mailed the presenter link).
+    Migration(
+        sqlite="""
+    ALTER TABLE users ADD COLUMN email TEXT NULL;
+    CREATE UNIQUE INDEX users_email ON users (lower(email));
+    CREATE TABLE account_invitations (
+        invitation_id INTEGER PRIMARY KEY,
+        email         TEXT NOT NULL CHECK (length(email) BETWEEN 3 AND 254),
+        role          TEXT NOT NULL CHECK (role IN ('admin', 'organiser')),
+        token_hash    TEXT NOT NULL UNIQUE,
+        invited_by    INTEGER NULL REFERENCES users (user_id) ON DELETE SET NULL,
+        created_at    TEXT NOT NULL,
+        expires_at    TEXT NOT NULL,
+        accepted_at   TEXT NULL,
+        user_id       INTEGER NULL REFERENCES users (user_id) ON DELETE SET NULL
+    );
+    CREATE UNIQUE INDEX account_invitations_open ON account_invitations (lower(email))
+        WHERE accepted_at IS NULL;
+    CREATE TABLE password_resets (
+        token_hash TEXT PRIMARY KEY,
+        user_id    INTEGER NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        used_at    TEXT NULL
+    );
+    CREATE INDEX password_resets_user ON password_resets (user_id, created_at);
+    CREATE TABLE event_organisers (
+        event_id TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        user_id  INTEGER NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        added_by INTEGER NULL REFERENCES users (user_id) ON DELETE SET NULL,
+        added_at TEXT NOT NULL,
+        PRIMARY KEY (event_id, user_id)
+    );
+    CREATE INDEX event_organisers_user ON event_organisers (user_id);
+    CREATE TABLE event_presenters (
+        presenter_id INTEGER PRIMARY KEY,
+        event_id     TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        name         TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+        email        TEXT NOT NULL CHECK (length(email) BETWEEN 3 AND 254),
+        added_at     TEXT NOT NULL,
+        sent_at      TEXT NULL
+    );
+    CREATE UNIQUE INDEX event_presenters_email ON event_presenters (event_id, lower(email));
+    """,
+        postgresql="""
+    ALTER TABLE users ADD COLUMN email TEXT NULL;
+    CREATE UNIQUE INDEX users_email ON users (lower(email));
+    CREATE TABLE account_invitations (
+        invitation_id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+        email         TEXT NOT NULL CHECK (length(email) BETWEEN 3 AND 254),
+        role          TEXT NOT NULL CHECK (role IN ('admin', 'organiser')),
+        token_hash    TEXT NOT NULL UNIQUE,
+        invited_by    BIGINT NULL REFERENCES users (user_id) ON DELETE SET NULL,
+        created_at    TEXT NOT NULL,
+        expires_at    TEXT NOT NULL,
+        accepted_at   TEXT NULL,
+        user_id       BIGINT NULL REFERENCES users (user_id) ON DELETE SET NULL
+    );
+    CREATE UNIQUE INDEX account_invitations_open ON account_invitations (lower(email))
+        WHERE accepted_at IS NULL;
+    CREATE TABLE password_resets (
+        token_hash TEXT PRIMARY KEY,
+        user_id    BIGINT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        used_at    TEXT NULL
+    );
+    CREATE INDEX password_resets_user ON password_resets (user_id, created_at);
+    CREATE TABLE event_organisers (
+        event_id TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        user_id  BIGINT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        added_by BIGINT NULL REFERENCES users (user_id) ON DELETE SET NULL,
+        added_at TEXT NOT NULL,
+        PRIMARY KEY (event_id, user_id)
+    );
+    CREATE INDEX event_organisers_user ON event_organisers (user_id);
+    CREATE TABLE event_presenters (
+        presenter_id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+        event_id     TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        name         TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+        email        TEXT NOT NULL CHECK (length(email) BETWEEN 3 AND 254),
+        added_at     TEXT NOT NULL,
+        sent_at      TEXT NULL
+    );
+    CREATE UNIQUE INDEX event_presenters_email ON event_presenters (event_id, lower(email));
+    """,
+    ),
+    # 22: e-mail to an event's people (webinar.ticketing.mailing, .outbox): per event, the
     # calendar entry's SEQUENCE (grows with each change people are sent) and when reminders go
-    # out (NULL: 60 minutes before the start; 0: none); invitees of every access type, as
-    # attendees or presenters, in a language of their own, with the extra columns of the CSV
-    # they came from; the outbox, one row per message (an invitation, an update after the event
-    # moved, a cancellation), sent by one worker and recorded so that a restart sends each
-    # exactly once, its links under the address the organiser used (base_url; NULL: the
-    # server's); the CSV imports an organiser previewed (their good rows and their problems)
-    # until they are sent.
+    # out (NULL: 60 minutes before the start; 0: none); invitees of every access type in a
+    # language of their own, with the extra columns of the CSV they came from; the outbox, one
+    # row per message (an invitation, an update after the event moved, a cancellation) to an
+    # invitee, a registrant or a presenter, sent by one worker and recorded so that a restart
+    # sends each exactly once (claimed_at: when its sender took it), its links under the
+    # address the organiser used (base_url; NULL: the server's); the CSV imports an organiser
+    # previewed (their good rows and their problems) until they are sent; presenters' reminders.
     Migration(
         sqlite="""
     CREATE TABLE event_mail (
@@ -556,8 +769,6 @@ MIGRATIONS: tuple[str | Migration, ...] = (
         reminder_minutes  INTEGER NULL
                           CHECK (reminder_minutes IS NULL OR reminder_minutes BETWEEN 0 AND 10080)
     );
-    ALTER TABLE invitees ADD COLUMN role TEXT NOT NULL DEFAULT 'attendee'
-        CHECK (role IN ('attendee', 'presenter'));
     ALTER TABLE invitees ADD COLUMN language TEXT NULL;
     ALTER TABLE invitees ADD COLUMN fields TEXT NOT NULL DEFAULT '{}';
     CREATE TABLE mail_outbox (
@@ -567,6 +778,8 @@ MIGRATIONS: tuple[str | Migration, ...] = (
         invitee_id      INTEGER NULL REFERENCES invitees (invitee_id) ON DELETE CASCADE,
         registration_id INTEGER NULL
                         REFERENCES registrations (registration_id) ON DELETE CASCADE,
+        presenter_id    INTEGER NULL
+                        REFERENCES event_presenters (presenter_id) ON DELETE CASCADE,
         seq             INTEGER NOT NULL DEFAULT 0,
         state           TEXT NOT NULL DEFAULT 'pending'
                         CHECK (state IN ('pending', 'sending', 'sent', 'skipped', 'failed')),
@@ -584,10 +797,10 @@ MIGRATIONS: tuple[str | Migration, ...] = (
     CREATE INDEX mail_outbox_event ON mail_outbox (event_id, kind, state);
     CREATE INDEX mail_outbox_invitee ON mail_outbox (invitee_id);
     CREATE INDEX mail_outbox_registration ON mail_outbox (registration_id);
+    CREATE INDEX mail_outbox_presenter ON mail_outbox (presenter_id);
     CREATE TABLE invite_imports (
         import_id  TEXT PRIMARY KEY,
         event_id   TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
-        role       TEXT NOT NULL DEFAULT 'attendee' CHECK (role IN ('attendee', 'presenter')),
         file_name  TEXT NOT NULL DEFAULT '',
         line_count INTEGER NOT NULL,
         entries    TEXT NOT NULL,
@@ -596,6 +809,9 @@ MIGRATIONS: tuple[str | Migration, ...] = (
         sent_at    TEXT NULL
     );
     CREATE INDEX invite_imports_event ON invite_imports (event_id, created_at);
+    ALTER TABLE reminders ADD COLUMN presenter_id INTEGER NULL
+        REFERENCES event_presenters (presenter_id) ON DELETE CASCADE;
+    CREATE UNIQUE INDEX reminders_presenter ON reminders (presenter_id);
     """,
         postgresql="""
     CREATE TABLE event_mail (
@@ -604,8 +820,6 @@ MIGRATIONS: tuple[str | Migration, ...] = (
         reminder_minutes  BIGINT NULL
                           CHECK (reminder_minutes IS NULL OR reminder_minutes BETWEEN 0 AND 10080)
     );
-    ALTER TABLE invitees ADD COLUMN role TEXT NOT NULL DEFAULT 'attendee'
-        CHECK (role IN ('attendee', 'presenter'));
     ALTER TABLE invitees ADD COLUMN language TEXT NULL;
     ALTER TABLE invitees ADD COLUMN fields TEXT NOT NULL DEFAULT '{}';
     CREATE TABLE mail_outbox (
@@ -615,6 +829,8 @@ MIGRATIONS: tuple[str | Migration, ...] = (
         invitee_id      BIGINT NULL REFERENCES invitees (invitee_id) ON DELETE CASCADE,
         registration_id BIGINT NULL
                         REFERENCES registrations (registration_id) ON DELETE CASCADE,
+        presenter_id    BIGINT NULL
+                        REFERENCES event_presenters (presenter_id) ON DELETE CASCADE,
         seq             BIGINT NOT NULL DEFAULT 0,
         state           TEXT NOT NULL DEFAULT 'pending'
                         CHECK (state IN ('pending', 'sending', 'sent', 'skipped', 'failed')),
@@ -632,10 +848,10 @@ MIGRATIONS: tuple[str | Migration, ...] = (
     CREATE INDEX mail_outbox_event ON mail_outbox (event_id, kind, state);
     CREATE INDEX mail_outbox_invitee ON mail_outbox (invitee_id);
     CREATE INDEX mail_outbox_registration ON mail_outbox (registration_id);
+    CREATE INDEX mail_outbox_presenter ON mail_outbox (presenter_id);
     CREATE TABLE invite_imports (
         import_id  TEXT PRIMARY KEY,
         event_id   TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
-        role       TEXT NOT NULL DEFAULT 'attendee' CHECK (role IN ('attendee', 'presenter')),
         file_name  TEXT NOT NULL DEFAULT '',
         line_count BIGINT NOT NULL,
         entries    TEXT NOT NULL,
@@ -644,6 +860,9 @@ MIGRATIONS: tuple[str | Migration, ...] = (
         sent_at    TEXT NULL
     );
     CREATE INDEX invite_imports_event ON invite_imports (event_id, created_at);
+    ALTER TABLE reminders ADD COLUMN presenter_id BIGINT NULL
+        REFERENCES event_presenters (presenter_id) ON DELETE CASCADE;
+    CREATE UNIQUE INDEX reminders_presenter ON reminders (presenter_id);
     """,
     ),
 )

@@ -141,11 +141,27 @@ class User:
     user_id: int
     username: str
     password_hash: str
-    role: str  # "admin" sees every event; "organiser" their own
+    role: str  # "admin" sees every event; "organiser" their own and those they co-organise
+    #: Where invitations, password resets and notices go (None: none given yet).
+    email: str | None = None
+    #: The events this account co-organises (webinar.storage.accounts): it manages them as
+    #: their owner does. Loaded by the store's ``get_user``, ``get_user_by_name`` and
+    #: ``get_session``; empty in lists of accounts.
+    co_organised: frozenset[str] = frozenset()
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    def owns(self, event: Event) -> bool:
+        """Whether ``event`` is this account's own (an admin counts as every event's owner:
+        it may delete it and choose its co-organisers)."""
+        return self.is_admin or (event.owner_id is not None and event.owner_id == self.user_id)
+
+    def manages(self, event: Event) -> bool:
+        """Whether this account may see and change ``event``: an admin every event, an
+        organiser their own and those they co-organise."""
+        return self.owns(event) or event.event_id in self.co_organised
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +182,26 @@ def validate_username(username: str) -> str:
             _("a user name has 1 to %(max)d characters and no spaces") % {"max": USERNAME_MAX_CHARS}
         )
     return name
+
+
+EMAIL_MAX_CHARS = 254
+
+
+def validate_email(value: str) -> str:
+    """An e-mail address stripped; ValueError unless it looks like ``name@example.org``."""
+    value = value.strip()
+    local, at, domain = value.rpartition("@")
+    if (
+        not at
+        or not local
+        or "." not in domain
+        or domain.startswith(".")
+        or domain.endswith(".")
+        or len(value) > EMAIL_MAX_CHARS
+        or any(c.isspace() or c in "<>,;\"'()[]\\" for c in value)
+    ):
+        raise ValueError(_("the e-mail address does not look right (name@example.org)"))
+    return value
 
 
 @functools.cache

@@ -49,6 +49,7 @@ SEALED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("events", "event_id", "host_key"),
     ("invitees", "invitee_id", "token"),
     ("registrations", "registration_id", "code"),
+    ("registrations", "registration_id", "pass"),
     ("join_keys", "key_id", "secret"),
 )
 

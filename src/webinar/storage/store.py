@@ -35,6 +35,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
+from webinar.i18n import _
 from webinar.ids import new_event_id, new_presenter_key, normalize_event_id
 from webinar.storage.db import (
     Database,
@@ -66,6 +67,7 @@ from webinar.storage.records import (
     StoreUnavailable,
     User,
     to_db_time,
+    validate_email,
     validate_title,
     validate_username,
 )
@@ -97,7 +99,7 @@ if TYPE_CHECKING:
     from webinar.config import Config
 
 DB_FILENAME = "webinar.sqlite3"
-_USER_COLUMNS = "user_id, username, password_hash, role"
+_USER_COLUMNS = "user_id, username, password_hash, role, email"
 _ID_ATTEMPTS = 20
 _BUSY_TIMEOUT_SECONDS = 10.0
 T = TypeVar("T")
@@ -297,7 +299,7 @@ class SyncStore:
         values = _settings_row(settings.validated())
         values["created_at"] = to_db_time(datetime.now(UTC))
         values["owner_id"] = owner_id
-        for _ in range(_ID_ATTEMPTS):
+        for _attempt in range(_ID_ATTEMPTS):
             values["event_id"] = new_event_id()
             values["presenter_key"] = new_presenter_key()
             values["host_key"] = new_presenter_key()
@@ -349,15 +351,18 @@ class SyncStore:
         return None if row is None else _event_from_row(row, self._db.sealer)
 
     def list_events(self, owner_id: int | None = None) -> list[Event]:
-        """All events (or one owner's), oldest first."""
+        """All events (or those of one account: its own and those it co-organises), oldest
+        first."""
         if owner_id is None:
             rows = self._db.execute(
                 f"SELECT {_EVENT_SELECT} FROM events ORDER BY created_at, rowid"
             ).fetchall()
         else:
             rows = self._db.execute(
-                f"SELECT {_EVENT_SELECT} FROM events WHERE owner_id = ? ORDER BY created_at, rowid",
-                (owner_id,),
+                f"SELECT {_EVENT_SELECT} FROM events WHERE owner_id = ? OR event_id IN"
+                " (SELECT event_id FROM event_organisers WHERE user_id = ?)"
+                " ORDER BY created_at, rowid",
+                (owner_id, owner_id),
             ).fetchall()
         return [_event_from_row(row, self._db.sealer) for row in rows]
 
@@ -367,34 +372,76 @@ class SyncStore:
 
     # users -----------------------------------------------------------------------------
 
-    def create_user(self, username: str, password_hash: str, role: str) -> User:
+    def create_user(
+        self, username: str, password_hash: str, role: str, *, email: str | None = None
+    ) -> User:
+        """A new account; ValueError when the name (or the e-mail address) is taken or
+        not allowed."""
         username = validate_username(username)
         if role not in USER_ROLES:
             raise ValueError(f"role must be one of {', '.join(USER_ROLES)}")
+        email = None if email is None else validate_email(email)
+        if email is not None and self.get_user_by_email(email) is not None:
+            raise ValueError(
+                _("another account has the e-mail address %(email)s") % {"email": email}
+            )
         try:
             (user_id,) = self._db.execute(
-                "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)"
-                " RETURNING user_id",
-                (username, password_hash, role, to_db_time(datetime.now(UTC))),
+                "INSERT INTO users (username, password_hash, role, created_at, email)"
+                " VALUES (?, ?, ?, ?, ?) RETURNING user_id",
+                (username, password_hash, role, to_db_time(datetime.now(UTC)), email),
             ).fetchone()
         except IntegrityError:
-            raise ValueError(f"a user named {username!r} exists already") from None
+            raise ValueError(
+                _("a user named %(name)s exists already") % {"name": repr(username)}
+            ) from None
         user = self.get_user(int(user_id))
         assert user is not None
         return user
+
+    def _user(self, row: tuple[Any, ...] | None) -> User | None:
+        """The account of a ``_USER_COLUMNS`` row, with the events it co-organises."""
+        if row is None:
+            return None
+        found = self._db.execute(
+            "SELECT event_id FROM event_organisers WHERE user_id = ?", (row[0],)
+        ).fetchall()
+        user_id, username, password_hash, role, email = row
+        return User(
+            user_id,
+            username,
+            password_hash,
+            role,
+            email,
+            co_organised=frozenset(str(r[0]) for r in found),
+        )
 
     def get_user(self, user_id: int) -> User | None:
         row = self._db.execute(
             f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = ?", (user_id,)
         ).fetchone()
-        return None if row is None else User(*row)
+        return self._user(row)
 
     def get_user_by_name(self, username: str) -> User | None:
         row = self._db.execute(
             f"SELECT {_USER_COLUMNS} FROM users WHERE lower(username) = lower(?)",
             (username.strip(),),
         ).fetchone()
-        return None if row is None else User(*row)
+        return self._user(row)
+
+    def get_user_by_email(self, email: str) -> User | None:
+        row = self._db.execute(
+            f"SELECT {_USER_COLUMNS} FROM users WHERE lower(email) = lower(?)",
+            (email.strip(),),
+        ).fetchone()
+        return self._user(row)
+
+    def find_user(self, name_or_email: str) -> User | None:
+        """The account with this user name, else (given an address) this e-mail address."""
+        found = self.get_user_by_name(name_or_email)
+        if found is None and "@" in name_or_email:
+            found = self.get_user_by_email(name_or_email)
+        return found
 
     def list_users(self) -> list[User]:
         rows = self._db.execute(
@@ -598,6 +645,10 @@ class Store:
 
     async def get_user_by_name(self, username: str) -> User | None:
         return await self._run(lambda core: core.get_user_by_name(username))
+
+    async def find_user(self, name_or_email: str) -> User | None:
+        """The account with this user name, else (given an address) this e-mail address."""
+        return await self._run(lambda core: core.find_user(name_or_email))
 
     async def create_session(self, session: SessionRecord) -> None:
         await self._run(lambda core: core.create_session(session))

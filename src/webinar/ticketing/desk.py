@@ -9,7 +9,7 @@ import time
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -29,6 +29,7 @@ from .payments import (
     Checkout,
     CheckoutRequest,
     ExpiredCheckout,
+    PaymentError,
     Provider,
     WebhookRefused,
     check_paid_matches,
@@ -38,7 +39,6 @@ from .payments import (
 from .records import (
     EventAccess,
     Invitee,
-    InviteeRole,
     PaymentProvider,
     Registration,
     RegistrationStatus,
@@ -92,9 +92,10 @@ class Recipient:
     to: str
     name: str
     language: str | None
-    #: The person's own way in: an invitee's personal (or the presenter) link, a registrant's.
+    #: The person's own way in: an invitee's or a registrant's personal link, a presenter's
+    #: the event's presenter link.
     link: str
-    role: InviteeRole = InviteeRole.ATTENDEE
+    presenter: bool = False
     #: A paid registration's reservation code (formatted).
     code: str | None = None
     #: Whether the person was given the event's calendar entry (a cancellation's .ics
@@ -117,6 +118,9 @@ class TicketDesk:
     notify: Callable[[str, str, dict[str, Any]], None] = lambda _kind, _event, _data: None
     #: Called when messages were queued in the outbox (its sender starts at once).
     wake_outbox: Callable[[], None] = lambda: None
+    #: The server's public address, for links in e-mails sent without a request at hand
+    #: (a place freed by an expired checkout goes to the next on the waiting list).
+    base_url: str = ""
 
     def _tell(self, kind: str, registration: Registration) -> None:
         try:
@@ -177,13 +181,12 @@ class TicketDesk:
         email: str,
         base: str,
         *,
-        role: InviteeRole = InviteeRole.ATTENDEE,
         language: str | None = None,
     ) -> Invitee:
-        """Invite one person, whatever the event's access type: an attendee gets a personal
-        link that admits them by name, a presenter the event's presenter link. The invitation
-        is queued in the outbox and sent at once; MailError when the SMTP server refused it
-        (the invitee is saved and the outbox tries again after a back-off)."""
+        """Invite one person, whatever the event's access type: a personal link that admits
+        them by name (presenters are the event team's, webinar.http.team). The invitation is
+        queued in the outbox and sent at once; MailError when the SMTP server refused it (the
+        invitee is saved and the outbox tries again after a back-off)."""
         await self._check_open(event)
         now = self.ticketing.clock()
         invitee, item_id = await self.store.run(
@@ -193,7 +196,6 @@ class TicketDesk:
                 name,
                 email,
                 now,
-                role=role,
                 language=language,
                 base=base,
                 claimed=True,  # sent here and now, not by the outbox's sender as well
@@ -202,16 +204,13 @@ class TicketDesk:
         await self.send_queued(item_id, base, raise_errors=True, claimed=True)
         return await self._invitee(event, invitee.invitee_id)
 
-    async def invite_presenter(
-        self, event: Event, name: str, email: str, base: str, *, language: str | None = None
-    ) -> Invitee:
-        """Invite a presenter by e-mail: the message carries the event's presenter link."""
-        return await self.invite(
-            event, name, email, base, role=InviteeRole.PRESENTER, language=language
-        )
-
     async def _plan(
-        self, event: Event, *, registration_id: int | None = None, invitee_id: int | None = None
+        self,
+        event: Event,
+        *,
+        registration_id: int | None = None,
+        invitee_id: int | None = None,
+        presenter_id: int | None = None,
     ) -> None:
         """Plan a person's reminder at the event's reminder time (none when the event sends
         none, or is less than 6 hours away: the message that booked them is then the one)."""
@@ -223,8 +222,14 @@ class TicketDesk:
                 now,
                 registration_id=registration_id,
                 invitee_id=invitee_id,
+                presenter_id=presenter_id,
             )
         )
+
+    async def plan_presenter_reminder(self, event: Event, presenter_id: int) -> None:
+        """A presenter of the event's team was sent the presenter link: they are reminded
+        like everyone else (and told when the event moves or is cancelled)."""
+        await self._plan(event, presenter_id=presenter_id)
 
     async def resend_invitation(self, event: Event, invitee_id: int, base: str) -> Sent:
         invitee = await self._invitee(event, invitee_id)
@@ -253,7 +258,6 @@ class TicketDesk:
         data: bytes,
         *,
         file_name: str = "",
-        role: InviteeRole = InviteeRole.ATTENDEE,
     ) -> mailing.InviteImport:
         """Read a CSV of invitees and keep what it would do (nothing is sent yet);
         :class:`imports.FileRefused` (a ValueError) when the file as a whole cannot be used."""
@@ -265,9 +269,7 @@ class TicketDesk:
         language = i18n.current()
         parsed = await asyncio.to_thread(_parse_in, language, data, invited)
         return await self.store.run(
-            lambda core: mailing.save_import(
-                core.connection, event_id, parsed, role=role, file_name=file_name
-            )
+            lambda core: mailing.save_import(core.connection, event_id, parsed, file_name=file_name)
         )
 
     async def invite_import(self, event: Event, import_id: str) -> mailing.InviteImport:
@@ -374,8 +376,7 @@ class TicketDesk:
         )
         calendar: str | None = REQUEST
         if item.kind is Kind.INVITATION:
-            presenter = person.role is InviteeRole.PRESENTER
-            template = "presenter_invitation" if presenter else "invitation"
+            template = "invitation"
         elif item.kind is Kind.UPDATE:
             template = "updated"
         else:
@@ -391,7 +392,7 @@ class TicketDesk:
             agenda=event.agenda,
             link=person.link,
             code=person.code,
-            role=person.role.value,
+            role="presenter" if person.presenter else "attendee",
             paid=person.paid,
             access_type=event.access_type,
         )
@@ -403,15 +404,9 @@ class TicketDesk:
         return sent
 
     def invitee_link(self, event: Event, invitee: Invitee, base: str) -> str:
-        """An invitee's own way in: an attendee's personal link (the token rides in the
-        fragment: it never reaches a server log), a presenter's the event's presenter link."""
-        if invitee.role is InviteeRole.PRESENTER:
-            return f"{base}{presenter_path(event)}"
+        """An invitee's own way in: a personal link (the token rides in the fragment: it never
+        reaches a server log)."""
         return f"{base}{attendee_path(event)}#token={invitee.token}"
-
-    def registrant_link(self, event: Event, registration: Registration, base: str) -> str:
-        """A registrant's way in (the event's page; a paid one's code is in the message)."""
-        return f"{base}{attendee_path(event)}"
 
     async def _recipient(
         self, event: Event, item: mailing.OutboxItem, base: str
@@ -431,8 +426,21 @@ class TicketDesk:
                 name=found.name,
                 language=language_of(event, invitee=found),
                 link=self.invitee_link(event, found, base),
-                role=found.role,
                 invitee=found,
+            )
+        if item.presenter_id is not None:
+            presenter_id = item.presenter_id
+            contact = await self.store.run(
+                lambda core: mailing.presenter_contact(core.connection, presenter_id)
+            )
+            if contact is None or contact.event_id != event.event_id:
+                return None  # removed from the team
+            return Recipient(
+                to=contact.email,
+                name=contact.name,
+                language=event.language,
+                link=f"{base}{presenter_path(event)}",
+                presenter=True,
             )
         if item.registration_id is None:
             return None
@@ -453,7 +461,9 @@ class TicketDesk:
             to=reg.email,
             name=reg.name,
             language=language_of(event, reg),
-            link=self.registrant_link(event, reg, base),
+            link=f"{base}{attendee_path(event)}"
+            if item.kind is Kind.CANCEL  # its link works no more
+            else self.personal_link(event, await self._with_pass(reg), base),
             code=format_code(reg.code) if reg.code and item.kind is Kind.UPDATE else None,
             has_calendar=reg.confirmed_at is not None,
             paid=reg.amount_minor > 0,
@@ -590,36 +600,114 @@ class TicketDesk:
         base: str,
         answers: dict[str, str] | None = None,
         language: str | None = None,
+        consent: bool = False,
     ) -> tuple[Registration, Checkout | None]:
-        """``answers`` to the organiser's questions come keyed ``q0``, ``q1``, ... (form order);
-        ``language``: the one the person registered in (their e-mails go out in it)."""
-        if event.access_type != "paid":
-            raise DeskError(_("this event takes no registrations"))
-        if event.starts_at is not None and self.ticketing.clock() >= event.starts_at:
-            raise DeskError(_("registration is closed: the event has started"))
+        """Register someone for the event (paid, or any event that requires registration).
+
+        ``answers`` to the organiser's questions come keyed ``q0``, ``q1``, ... (form order);
+        ``language``: the one the person registered in (their e-mails go out in it);
+        ``consent``: they ticked the box of the organiser's privacy text (needed when the
+        event has one). A free event's registrant is registered at once and e-mailed their
+        personal link with a calendar file (``seats`` is 1); a paid event's waits for the
+        payment (a Checkout when the provider takes it online). With every place taken and
+        a waiting list, the registration is ``waitlisted`` (and the person told so); without
+        one it is refused (ValueError). The same address registering again for a free event
+        gets its registration's e-mail again instead of a second registration."""
         access = await self.access(event.event_id)
+        if not records.takes_registrations(event.access_type, access):
+            raise DeskError(_("this event takes no registrations"))
         if access.cancelled_at is not None:
             raise DeskError(_("the organiser cancelled this event"))
+        self._check_registration_open(event)
+        replies = _replies(access, answers or {})
+        agreed: str | None = None
+        if access.privacy_text:
+            if not consent:
+                raise DeskError(_("please agree to the privacy terms to register"))
+            agreed = access.privacy_text
+        if event.access_type == "paid":
+            return await self._register_paid(
+                event,
+                access,
+                first_name=first_name,
+                last_name=last_name,
+                email=email,
+                seats=seats,
+                base=base,
+                replies=replies,
+                language=language,
+                agreed=agreed,
+            )
+        again = await self.store.run(
+            lambda core: records.active_registration_by_email(
+                core.connection, event.event_id, email
+            )
+        )
+        if again is not None:
+            logger.info(
+                "registration %s of event %s: registered again, its e-mail is resent",
+                again.registration_id,
+                event.event_id,
+            )
+            await self.resend_code(event, again.registration_id, base)
+            return again, None
+        registration = await self.store.run(
+            lambda core: records.add_registration(
+                core.connection,
+                event.event_id,
+                first_name=first_name,
+                last_name=last_name,
+                email=email,
+                seats=1,
+                amount_minor=0,
+                currency=None,
+                provider=PaymentProvider.MANUAL,
+                capacity=access.capacity,
+                answers=replies,
+                language=language,
+                status=RegistrationStatus.CONFIRMED,
+                waiting_list=access.waiting_list,
+                consent=agreed,
+            )
+        )
+        self._tell("registration.created", registration)
+        if registration.status is RegistrationStatus.CONFIRMED:
+            await self._plan(event, registration_id=registration.registration_id)
+            await self.send_registered(event, registration, base)
+        else:
+            await self.send_waitlisted(event, registration)
+        return registration, None
+
+    def _check_registration_open(self, event: Event) -> None:
+        """Paid events take registrations until their start; free ones until their end (a
+        latecomer registers and enters at once)."""
+        if event.starts_at is None:
+            return
+        now = self.ticketing.clock()
+        if event.access_type == "paid":
+            if now >= event.starts_at:
+                raise DeskError(_("registration is closed: the event has started"))
+        elif now >= event.starts_at + timedelta(minutes=event.duration_minutes):
+            raise DeskError(_("registration is closed: the event is over"))
+
+    async def _register_paid(
+        self,
+        event: Event,
+        access: EventAccess,
+        *,
+        first_name: str,
+        last_name: str,
+        email: str,
+        seats: int,
+        base: str,
+        replies: dict[str, str],
+        language: str | None,
+        agreed: str | None,
+    ) -> tuple[Registration, Checkout | None]:
         if access.price_minor is None or access.currency is None:
             raise DeskError(_("the organiser has not set a price yet"))
         price, currency = access.price_minor, access.currency
-        given = answers or {}
-        replies: dict[str, str] = {}
-        for index, field in enumerate(access.form_fields):
-            answer = " ".join(given.get(f"q{index}", "").split())
-            if field.required and not answer:
-                raise DeskError(_("please answer: %(question)s") % {"question": field.label})
-            if len(answer) > records.ANSWER_MAX_CHARS:
-                limit = records.ANSWER_MAX_CHARS
-                raise DeskError(
-                    _("the answer to %(question)s has at most %(max)d characters")
-                    % {"question": repr(field.label), "max": limit}
-                )
-            if answer:
-                replies[field.label] = answer
-        provider = (
-            self.providers.get(access.payment_provider) or self.providers[PaymentProvider.MANUAL]
-        )
+        provider = self._provider(access)
         registration = await self.store.run(
             lambda core: records.add_registration(
                 core.connection,
@@ -634,15 +722,39 @@ class TicketDesk:
                 capacity=access.capacity,
                 answers=replies,
                 language=language,
+                waiting_list=access.waiting_list,
+                consent=agreed,
             )
         )
+        if registration.status is RegistrationStatus.WAITLISTED:
+            self._tell("registration.created", registration)
+            await self.send_waitlisted(event, registration)
+            return registration, None
+        checkout = await self._checkout(event, access, registration, base)
+        if checkout is not None:
+            registration = await self.registration(event, registration.registration_id)
+            self._tell("registration.created", registration)
+        else:
+            self._tell("registration.created", registration)
+            await self._send_received(event, registration)
+        return registration, checkout
+
+    def _provider(self, access: EventAccess) -> Provider:
+        return self.providers.get(access.payment_provider) or self.providers[PaymentProvider.MANUAL]
+
+    async def _checkout(
+        self, event: Event, access: EventAccess, registration: Registration, base: str
+    ) -> Checkout | None:
+        """Start the payment of a pending registration with its provider (None: it is
+        settled by hand); the provider's reference is kept on the registration."""
+        assert access.price_minor is not None and access.currency is not None
         page = f"{base}{attendee_path(event)}/register"
-        checkout = await provider.start(
+        checkout = await self._provider(access).start(
             CheckoutRequest(
                 registration=registration,
                 title=event.title,
-                unit_amount_minor=price,
-                currency=currency,
+                unit_amount_minor=access.price_minor,
+                currency=access.currency,
                 success_url=f"{page}?paid=1",
                 cancel_url=f"{page}?cancelled=1",
             )
@@ -654,21 +766,140 @@ class TicketDesk:
                     core.connection, registration.registration_id, ref
                 )
             )
-            registration = await self.registration(event, registration.registration_id)
-            self._tell("registration.created", registration)
-        else:
-            self._tell("registration.created", registration)
-            await self._mail(
-                "registration",
-                event,
-                registration.email,
-                registration.name,
-                language=language_of(event, registration),
-                seats=registration.seats,
-                amount_minor=registration.amount_minor,
-                currency=currency,
+        return checkout
+
+    async def _send_received(
+        self, event: Event, registration: Registration, *, promoted: bool = False, pay: str = ""
+    ) -> Sent:
+        """A paid registration waits for its payment: the person is told (``pay``: where to
+        pay online, for one promoted from the waiting list)."""
+        return await self._mail(
+            "registration",
+            event,
+            registration.email,
+            registration.name,
+            language=language_of(event, registration),
+            seats=registration.seats,
+            amount_minor=registration.amount_minor,
+            currency=registration.currency,
+            promoted=promoted,
+            pay_link=pay,
+        )
+
+    def personal_link(self, event: Event, registration: Registration, base: str) -> str:
+        """The registrant's own join link: it admits them by name, without a code (the secret
+        rides in the fragment, which never reaches a server log)."""
+        assert registration.join_pass is not None
+        return f"{base}{attendee_path(event)}#pass={registration.join_pass}"
+
+    async def _with_pass(self, registration: Registration) -> Registration:
+        """The registration with its personal link's secret (given one if it was made before
+        links existed)."""
+        if registration.join_pass is not None:
+            return registration
+        registration_id = registration.registration_id
+        found = await self.store.run(
+            lambda core: records.ensure_pass(core.connection, registration_id)
+        )
+        if found is None or found.join_pass is None:
+            raise DeskError(_("this registration has no e-mail address any more"))
+        return found
+
+    async def _mail_with_calendar(
+        self,
+        template: str,
+        event: Event,
+        registration: Registration,
+        *,
+        link: str,
+        **context: Any,
+    ) -> Sent:
+        """One of a registrant's e-mails with the event's current calendar entry attached
+        (its URL the person's own link), in the language they registered in."""
+        return await self._mail(
+            template,
+            event,
+            registration.email,
+            registration.name,
+            language=language_of(event, registration),
+            calendar=REQUEST,
+            link=link,
+            **context,
+        )
+
+    async def send_registered(
+        self, event: Event, registration: Registration, base: str, *, promoted: bool = False
+    ) -> Sent:
+        """A free registration's confirmation: the personal link and the calendar file
+        (``promoted``: a place freed for someone on the waiting list)."""
+        registration = await self._with_pass(registration)
+        return await self._mail_with_calendar(
+            "registered",
+            event,
+            registration,
+            link=self.personal_link(event, registration, base),
+            promoted=promoted,
+        )
+
+    async def send_waitlisted(self, event: Event, registration: Registration) -> Sent:
+        """The person is on the waiting list (and where in it)."""
+        registration_id = registration.registration_id
+        current = await self.store.run(
+            lambda core: records.get_registration(core.connection, registration_id)
+        )
+        position = await self.store.run(
+            lambda core: records.waiting_position(core.connection, current or registration)
+        )
+        return await self._mail(
+            "waitlisted",
+            event,
+            registration.email,
+            registration.name,
+            language=language_of(event, registration),
+            position=position or 1,
+            seats=registration.seats,
+        )
+
+    async def promote(self, event: Event, base: str | None = None) -> list[Registration]:
+        """Give the places that are free to the people waiting for them, in order; each is
+        told by e-mail (a free event's with their personal link, a paid one's to pay). A
+        failed e-mail leaves the promotion in place (the organiser can resend it)."""
+        access = await self.access(event.event_id)
+        if access.cancelled_at is not None:
+            return []
+        paid = event.access_type == "paid"
+        promoted = await self.store.run(
+            lambda core: records.promote_waiting(
+                core.connection, event.event_id, access.capacity, paid=paid
             )
-        return registration, checkout
+        )
+        link_base = (base or self.base_url).rstrip("/")
+        for registration in promoted:
+            logger.info(
+                "registration %s of event %s: promoted from the waiting list",
+                registration.registration_id,
+                event.event_id,
+            )
+            self._tell("registration.updated", registration)
+            try:
+                if paid:
+                    pay = ""
+                    try:
+                        checkout = await self._checkout(event, access, registration, link_base)
+                    except PaymentError as exc:
+                        logger.warning("promoted registration %s: %s", registration, exc)
+                        checkout = None
+                    if checkout is not None:
+                        pay = checkout.url
+                    await self._send_received(event, registration, promoted=True, pay=pay)
+                else:
+                    await self._plan(event, registration_id=registration.registration_id)
+                    await self.send_registered(event, registration, link_base, promoted=True)
+            except MailError:
+                logger.warning(
+                    "registration %s promoted, but its e-mail failed", registration.registration_id
+                )
+        return promoted
 
     async def confirm(self, event: Event, registration_id: int, base: str) -> Registration:
         await self.registration(event, registration_id)
@@ -696,9 +927,11 @@ class TicketDesk:
         status: RegistrationStatus,
         *,
         event_cancelled: bool = False,
+        base: str | None = None,
     ) -> Registration:
-        """Reject (pending) or cancel (pending or confirmed); the person is told."""
-        await self.registration(event, registration_id)
+        """Reject (pending) or cancel (pending, confirmed or waitlisted); the person is told,
+        and a place it freed goes to the next on the waiting list."""
+        before = await self.registration(event, registration_id)
         ended = await self.store.run(
             lambda core: records.end_registration(core.connection, registration_id, status)
         )
@@ -717,40 +950,57 @@ class TicketDesk:
             else "registration.updated",
             ended,
         )
-        await self._mail(
-            "rejected",
-            event,
-            ended.email,
-            ended.name,
-            language=language_of(event, ended),
-            # a confirmed person had the event's calendar entry: this one removes it
-            calendar=CANCEL
-            if status is RegistrationStatus.CANCELLED and ended.confirmed_at is not None
-            else None,
-            cancelled=status is RegistrationStatus.CANCELLED,
-            event_cancelled=event_cancelled,
-            paid=True,
-        )
+        try:
+            await self._mail(
+                "rejected",
+                event,
+                ended.email,
+                ended.name,
+                language=language_of(event, ended),
+                # a confirmed person had the event's calendar entry: this one removes it
+                calendar=CANCEL
+                if status is RegistrationStatus.CANCELLED and ended.confirmed_at is not None
+                else None,
+                cancelled=status is RegistrationStatus.CANCELLED,
+                event_cancelled=event_cancelled,
+                paid=event.access_type == "paid",
+                waitlisted=before.status is RegistrationStatus.WAITLISTED,
+            )
+        finally:
+            if not event_cancelled and before.status is not RegistrationStatus.WAITLISTED:
+                await self.promote(event, base)
         return ended
 
     async def resend_code(self, event: Event, registration_id: int, base: str) -> Sent:
+        """E-mail a registration's news again: a confirmed one's code or personal link, a
+        waiting one's place on the list, a pending one's receipt."""
         registration = await self.registration(event, registration_id)
-        if registration.status is not RegistrationStatus.CONFIRMED:
-            raise DeskError(_("only a confirmed registration has a code to send"))
+        if registration.status is RegistrationStatus.CONFIRMED:
+            return await self.send_confirmation(event, registration, base)
+        if registration.status is RegistrationStatus.WAITLISTED:
+            return await self.send_waitlisted(event, registration)
+        raise DeskError(_("only a confirmed registration has a code to send"))
+
+    async def send_confirmation(self, event: Event, registration: Registration, base: str) -> Sent:
+        """A confirmed registration's e-mail: a paid one's code, a free one's personal link
+        (both with the link and the calendar file)."""
+        if registration.code is None:
+            return await self.send_registered(event, registration, base)
         return await self.send_code(event, registration, base)
 
     async def send_code(self, event: Event, registration: Registration, base: str) -> Sent:
-        assert registration.code is not None
+        code = registration.code
+        assert code is not None
+        registration = await self._with_pass(registration)
         window = self.ticketing.code_window(event)
-        return await self._mail(
+        return await self._mail_with_calendar(
             "confirmed",
             event,
-            registration.email,
-            registration.name,
-            language=language_of(event, registration),
-            code=format_code(registration.code),
+            registration,
+            link=self.personal_link(event, registration, base),
+            page=f"{base}{attendee_path(event)}",
+            code=format_code(code),
             seats=registration.seats,
-            link=f"{base}{attendee_path(event)}",
             opens=window.opens,
             closes=window.closes,
         )
@@ -832,6 +1082,9 @@ class TicketDesk:
         logger.info("registration %s: its Stripe checkout expired unpaid", registration_id)
         self._tell("payment.failed", registration)
         self._tell("registration.cancelled", registration)
+        event = await self.store.get_event(registration.event_id)
+        if event is not None:  # its places go to the waiting list
+            await self.promote(event)
         return "expired"
 
     # ------------------------------------------------------------------ reminders
@@ -872,9 +1125,9 @@ class TicketDesk:
                 return "skipped"
             to, name = reg.email, reg.name
             code: str | None = format_code(reg.code) if reg.code else None
-            link = self.registrant_link(event, reg, base)
+            link = self.personal_link(event, await self._with_pass(reg), base)
             language = language_of(event, reg)
-            role = InviteeRole.ATTENDEE
+            role = "attendee"
         elif reminder.invitee_id is not None:
             invitee = await self._invitee(event, reminder.invitee_id)
             if invitee.revoked:
@@ -882,7 +1135,18 @@ class TicketDesk:
             to, name, code = invitee.email, invitee.name, None
             link = self.invitee_link(event, invitee, base)
             language = language_of(event, invitee=invitee)
-            role = invitee.role
+            role = "attendee"
+        elif reminder.presenter_id is not None:
+            presenter_id = reminder.presenter_id
+            contact = await self.store.run(
+                lambda core: mailing.presenter_contact(core.connection, presenter_id)
+            )
+            if contact is None or contact.event_id != event.event_id:
+                return "skipped"
+            to, name, code = contact.email, contact.name, None
+            link = f"{base}{presenter_path(event)}"
+            language = event.language
+            role = "presenter"
         else:
             return "skipped"
         rid = reminder.reminder_id
@@ -900,7 +1164,7 @@ class TicketDesk:
             calendar=REQUEST,
             code=code,
             link=link,
-            role=role.value,
+            role=role,
             minutes=minutes or mailing.DEFAULT_REMINDER_MINUTES,
             message_id=message_id,
         )
@@ -953,8 +1217,8 @@ class TicketDesk:
         )
 
     async def resend_all(self, event: Event, base: str) -> int:
-        """Send every active invitee and confirmed registrant the event's current details
-        and calendar entry (queued in the outbox); how many."""
+        """Send every active invitee, confirmed registrant and presenter the event's current
+        details and calendar entry (queued in the outbox); how many."""
         await self._check_open(event)
         event_id = event.event_id
 
@@ -967,6 +1231,25 @@ class TicketDesk:
         count = await self.store.run(queue)
         self.wake_outbox()
         return count
+
+
+def _replies(access: EventAccess, given: dict[str, str]) -> dict[str, str]:
+    """The answers to the organiser's questions (keyed ``q0``, ``q1``, ... in form order) by
+    question, checked: a required one answered, none too long."""
+    replies: dict[str, str] = {}
+    for index, field in enumerate(access.form_fields):
+        answer = " ".join(given.get(f"q{index}", "").split())
+        if field.required and not answer:
+            raise DeskError(_("please answer: %(question)s") % {"question": field.label})
+        if len(answer) > records.ANSWER_MAX_CHARS:
+            limit = records.ANSWER_MAX_CHARS
+            raise DeskError(
+                _("the answer to %(question)s has at most %(max)d characters")
+                % {"question": repr(field.label), "max": limit}
+            )
+        if answer:
+            replies[field.label] = answer
+    return replies
 
 
 def calendar_for(

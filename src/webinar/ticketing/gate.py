@@ -10,8 +10,14 @@ Presenter and host keys work on every event; then:
 - *paid*: a confirmed reservation's code, inside the event's window; a single-use code
   admits one device at a time, a group code as many as the reservation's seats.
 
+A registrant's personal link (``/e/<id>#pass=rp-…``, sent as the credential) works on every
+event: it admits a confirmed registration by its name, like its code would on a paid event
+(inside the code window there, as many devices as its seats); an open event that requires
+registration admits nobody else (but key holders, invitees and signed join tokens).
+
 An invitee's token (the personal link of an invitation) works on every event, whatever its
-access type: the organiser invited that person by name (on a paid event it is a free ticket).
+access type: the organiser invited that person by name (on a paid event it is a free ticket;
+an open event that requires registration lets its invitees in too).
 
 A signed join token (JWT, :mod:`.join_tokens`) works on every event, whatever its access
 type: the organiser's backend vouches for the person, their name and role. It admits one
@@ -238,6 +244,13 @@ class Ticketing:
         attempt = dataclasses.replace(attempt, access=access)
         if attempt.join_token is not None:
             return await self._jwt(attempt, attempt.join_token)
+        if credential is not None and records.looks_like_pass(credential):
+            found = await self._registrant(event, credential)
+            if found is not None:
+                return await self._registered(attempt, found)
+            # (a password may look like one, and so may an invitation's token, rarely)
+            if kind is not AccessType.PASSWORD and not looks_like_token(credential):
+                raise self._wrong(_("this personal link is not valid for this webinar"))
         if kind is not AccessType.TOKEN and credential is not None and looks_like_token(credential):
             invited = await self._invitation(attempt, credential)
             if invited is not None:
@@ -245,6 +258,14 @@ class Ticketing:
         if kind is AccessType.OPEN:
             if credential is not None:
                 raise self._wrong(_("the presenter key is not right"))
+            if access.registration_required:
+                raise Refusal(
+                    RefusalCode.CREDENTIAL_REQUIRED,
+                    _(
+                        "this webinar needs registration: register, then open the personal"
+                        " link from your confirmation e-mail"
+                    ),
+                )
             return Grant.for_role(Role.ATTENDEE, via="open")
         if kind is AccessType.PASSWORD:
             return await self._password(attempt)
@@ -309,11 +330,7 @@ class Ticketing:
         invitee = await self.store.run(
             lambda core: records.invitee_by_token(core.connection, event.event_id, credential)
         )
-        if (
-            invitee is None
-            or invitee.role is not records.InviteeRole.ATTENDEE  # presenters have their link
-            or not same(invitee.token, credential)
-        ):
+        if invitee is None or not same(invitee.token, credential):
             return None
         if invitee.revoked:
             raise Refusal(RefusalCode.REVOKED, _("this invitation was withdrawn by the organiser"))
@@ -329,6 +346,72 @@ class Ticketing:
             via="token",
             invitee_id=invitee.invitee_id,
             ticket_key=f"invitee:{invitee.invitee_id}",
+            seat=seat,
+        )
+
+    async def _registrant(self, event: Event, credential: str) -> records.Registration | None:
+        """The registration of the event whose personal link has ``credential``."""
+        found = await self.store.run(
+            lambda core: records.registration_by_pass(core.connection, event.event_id, credential)
+        )
+        if found is None or not same(found.join_pass or "", credential):
+            return None
+        return found
+
+    async def whose_pass(
+        self, event: Event, credential: str, *, client: str | None
+    ) -> records.Registration:
+        """The registration a personal link belongs to, for the room page to greet its
+        holder by name before they enter (rate-limited like an entry: a wrong one counts);
+        a :class:`Refusal` when it is no link of this event's."""
+        tick = self._monotonic()
+        attempt = await self.limiter.acquire(client, event.event_id, self._monotonic)
+        try:
+            found = (
+                await self._registrant(event, credential)
+                if records.looks_like_pass(credential)
+                else None
+            )
+            if found is None:
+                await attempt.failed(tick)
+                raise Refusal(
+                    RefusalCode.BAD_CREDENTIAL,
+                    _("this personal link is not valid for this webinar"),
+                )
+            return found
+        finally:
+            await attempt.forgive()
+
+    async def _registered(self, attempt: _Attempt, registration: records.Registration) -> Grant:
+        """Entry by a registrant's personal link: their confirmed registration, by name."""
+        event, now = attempt.event, attempt.now
+        if registration.status is not RegistrationStatus.CONFIRMED:
+            raise Refusal(RefusalCode.NOT_CONFIRMED, _not_admitted(registration.status))
+        end: datetime | None = None
+        if event.access_type == AccessType.PAID:
+            window = self.code_window(event)
+            if not window.contains(now):
+                raise _outside(window, now)
+            end = window.closes
+        elif event.access_type != AccessType.OPEN:
+            end = self._check_booking(event, now)
+        registration_id = registration.registration_id
+        if attempt.vouch:
+            return Grant.for_role(Role.ATTENDEE, expires_at=end, via="registration")
+        first = await self.store.run(
+            lambda core: records.check_in(core.connection, registration_id, now)
+        )
+        if first:
+            logger.info("registrant %s of event %s checked in", registration_id, event.event_id)
+        seat = await self._claim(attempt, f"reg:{registration_id}", registration.seats)
+        return Grant.for_role(
+            Role.ATTENDEE,
+            expires_at=end,
+            name=registration.name,
+            email=registration.email,
+            via="registration",
+            registration_id=registration_id,
+            ticket_key=f"registration:{registration_id}" if registration.seats == 1 else None,
             seat=seat,
         )
 
@@ -518,6 +601,9 @@ _NOT_ADMITTED: dict[RegistrationStatus, str] = {
     RegistrationStatus.PENDING: N_("this reservation is pending; it does not admit anyone"),
     RegistrationStatus.REJECTED: N_("this reservation is rejected; it does not admit anyone"),
     RegistrationStatus.CANCELLED: N_("this reservation is cancelled; it does not admit anyone"),
+    RegistrationStatus.WAITLISTED: N_(
+        "this registration is on the waiting list; you get an e-mail when a place frees"
+    ),
 }
 
 

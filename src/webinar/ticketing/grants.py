@@ -78,8 +78,8 @@ class Grant:
     name: str | None = None
     #: The e-mail address the ticket was issued to (invitee, registrant), for attendance.
     email: str | None = None
-    #: Which access was used: "key", "open", "password", "token", "code" or "jwt" (a signed
-    #: join token).
+    #: Which access was used: "key", "open", "password", "token", "code", "registration" (a
+    #: registrant's personal link) or "jwt" (a signed join token).
     via: str = "open"
     #: Registration or invitee row the entry belongs to.
     registration_id: int | None = None

@@ -40,7 +40,6 @@ from .imports import ImportRow, LineProblem, ParsedFile
 from .records import (
     SINGLE_MESSAGE_WITHIN,
     Invitee,
-    InviteeRole,
     from_db,
     now_utc,
     to_db,
@@ -176,6 +175,7 @@ def plan_reminder(
     *,
     registration_id: int | None = None,
     invitee_id: int | None = None,
+    presenter_id: int | None = None,
 ) -> bool:
     """A reminder for one person, at the event's reminder time (see records.plan_reminder)."""
     return records.plan_reminder(
@@ -185,14 +185,15 @@ def plan_reminder(
         now,
         registration_id=registration_id,
         invitee_id=invitee_id,
+        presenter_id=presenter_id,
         lead=reminder_lead(conn, event.event_id),
     )
 
 
 def replan_reminders(conn: Database, event: Event, now: datetime) -> None:
     """The event's start or reminder time changed: pending reminders follow it (or are
-    skipped when it sends none), and every confirmed registrant and active invitee without a
-    reminder gets one when the rule of :func:`records.plan_reminder` allows it now."""
+    skipped when it sends none), and every confirmed registrant, active invitee and presenter
+    without a reminder gets one when the rule of :func:`records.plan_reminder` allows it now."""
     lead = reminder_lead(conn, event.event_id)
     records.move_reminders(conn, event.event_id, event.starts_at, lead)
     if lead is None or event.starts_at is None:
@@ -218,6 +219,12 @@ def replan_reminders(conn: Database, event: Event, now: datetime) -> None:
         (event.event_id,),
     ).fetchall():
         plan_reminder(conn, event, now, invitee_id=int(invitee_id))
+    for (presenter_id,) in conn.execute(
+        "SELECT presenter_id FROM event_presenters p WHERE event_id = ? AND sent_at IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM reminders m WHERE m.presenter_id = p.presenter_id)",
+        (event.event_id,),
+    ).fetchall():
+        plan_reminder(conn, event, now, presenter_id=int(presenter_id))
 
 
 # ------------------------------------------------------------------------ the outbox
@@ -242,11 +249,13 @@ class OutboxItem:
     sent_at: datetime | None
     #: The base of the message's links: the address the organiser used (None: the server's).
     base_url: str | None = None
+    #: A presenter of the event's team (webinar.storage.accounts) as the recipient.
+    presenter_id: int | None = None
 
 
 _OUTBOX_COLUMNS = (
     "item_id, event_id, kind, invitee_id, registration_id, seq, state, attempts, message_id,"
-    " message_to, error, created_at, retry_at, sent_at, base_url"
+    " message_to, error, created_at, retry_at, sent_at, base_url, presenter_id"
 )
 
 
@@ -267,6 +276,7 @@ def _item(row: tuple[Any, ...]) -> OutboxItem:
         retry_at=from_db(row[12]),
         sent_at=from_db(row[13]),
         base_url=row[14],
+        presenter_id=row[15],
     )
 
 
@@ -277,6 +287,7 @@ def enqueue(
     *,
     invitee_id: int | None = None,
     registration_id: int | None = None,
+    presenter_id: int | None = None,
     seq: int | None = None,
     base: str | None = None,
     claimed: bool = False,
@@ -286,28 +297,35 @@ def enqueue(
     written ``sending``, as claimed: the outbox's sender leaves it alone, and a crash before it
     is recorded sent leaves it for the next start). An update supersedes the person's updates
     still pending (the newest says everything)."""
-    if (invitee_id is None) == (registration_id is None):
-        raise ValueError("a message goes to one invitee or one registrant")
+    whom = {
+        "invitee_id": invitee_id,
+        "registration_id": registration_id,
+        "presenter_id": presenter_id,
+    }
+    given = [(column, value) for column, value in whom.items() if value is not None]
+    if len(given) != 1:
+        raise ValueError("a message goes to one invitee, registrant or presenter")
+    ((column, value),) = given
     if seq is None:
         seq = calendar_sequence(conn, event_id)
     if kind is Kind.UPDATE:
-        column = "invitee_id" if invitee_id is not None else "registration_id"
         conn.execute(
             f"UPDATE mail_outbox SET state = 'skipped' WHERE {column} = ? AND kind = 'update'"
             " AND state = 'pending'",
-            (invitee_id if invitee_id is not None else registration_id,),
+            (value,),
         )
     now = to_db(now_utc())
     state, attempts = (State.SENDING, 1) if claimed else (State.PENDING, 0)
     (item_id,) = conn.execute(
-        "INSERT INTO mail_outbox (event_id, kind, invitee_id, registration_id, seq, created_at,"
-        " base_url, state, attempts, claimed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " RETURNING item_id",
+        "INSERT INTO mail_outbox (event_id, kind, invitee_id, registration_id, presenter_id,"
+        " seq, created_at, base_url, state, attempts, claimed_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING item_id",
         (
             event_id,
             kind.value,
             invitee_id,
             registration_id,
+            presenter_id,
             seq,
             now,
             base,
@@ -463,6 +481,27 @@ def invitation_states(conn: Database, event_id: str) -> dict[int, OutboxItem]:
     return latest
 
 
+# ------------------------------------------------------------------------ presenters
+
+
+@dataclass(frozen=True, slots=True)
+class PresenterContact:
+    """A presenter of an event's team (``event_presenters``, webinar.storage.accounts)."""
+
+    presenter_id: int
+    event_id: str
+    name: str
+    email: str
+
+
+def presenter_contact(conn: Database, presenter_id: int) -> PresenterContact | None:
+    row = conn.execute(
+        "SELECT presenter_id, event_id, name, email FROM event_presenters WHERE presenter_id = ?",
+        (presenter_id,),
+    ).fetchone()
+    return None if row is None else PresenterContact(int(row[0]), row[1], row[2], row[3])
+
+
 # ------------------------------------------------------------------------ invitations
 
 
@@ -473,7 +512,6 @@ def invite(
     email: str,
     now: datetime,
     *,
-    role: InviteeRole = InviteeRole.ATTENDEE,
     language: str | None = None,
     fields: dict[str, str] | None = None,
     base: str | None = None,
@@ -484,7 +522,7 @@ def invite(
     ValueError: see records.add_invitee."""
     with atomic(conn):
         invitee = records.add_invitee(
-            conn, event.event_id, name, email, role=role, language=language, fields=fields
+            conn, event.event_id, name, email, language=language, fields=fields
         )
         item_id = enqueue(
             conn,
@@ -526,7 +564,6 @@ def invited_addresses(conn: Database, event_id: str) -> frozenset[str]:
 class InviteImport:
     import_id: str
     event_id: str
-    role: InviteeRole
     file_name: str
     line_count: int
     rows: tuple[ImportRow, ...]
@@ -542,7 +579,6 @@ def save_import(
     event_id: str,
     parsed: ParsedFile,
     *,
-    role: InviteeRole = InviteeRole.ATTENDEE,
     file_name: str = "",
 ) -> InviteImport:
     """Keep a previewed file until it is sent (older previews nobody sent are forgotten)."""
@@ -558,12 +594,11 @@ def save_import(
             (to_db(now - IMPORT_KEPT),),
         )
         conn.execute(
-            "INSERT INTO invite_imports (import_id, event_id, role, file_name, line_count,"
-            " entries, problems, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO invite_imports (import_id, event_id, file_name, line_count, entries,"
+            " problems, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 import_id,
                 event_id,
-                role.value,
                 file_name[:200],
                 parsed.line_count,
                 json.dumps(entries, ensure_ascii=False),
@@ -578,23 +613,22 @@ def save_import(
 
 def get_import(conn: Database, event_id: str, import_id: str) -> InviteImport | None:
     row = conn.execute(
-        "SELECT import_id, event_id, role, file_name, line_count, entries, problems,"
-        " created_at, sent_at FROM invite_imports WHERE import_id = ? AND event_id = ?",
+        "SELECT import_id, event_id, file_name, line_count, entries, problems, created_at,"
+        " sent_at FROM invite_imports WHERE import_id = ? AND event_id = ?",
         (import_id, event_id),
     ).fetchone()
     if row is None:
         return None
-    entries = json.loads(row[5])
+    entries = json.loads(row[4])
     return InviteImport(
         import_id=row[0],
         event_id=row[1],
-        role=InviteeRole(row[2]),
-        file_name=row[3],
-        line_count=int(row[4]),
+        file_name=row[2],
+        line_count=int(row[3]),
         rows=tuple(ImportRow.from_json(r) for r in entries["rows"]),
-        problems=tuple(LineProblem.from_json(p) for p in json.loads(row[6])),
-        created_at=from_db(row[7]) or now_utc(),
-        sent_at=from_db(row[8]),
+        problems=tuple(LineProblem.from_json(p) for p in json.loads(row[5])),
+        created_at=from_db(row[6]) or now_utc(),
+        sent_at=from_db(row[7]),
         extra_columns=tuple(entries.get("extra_columns", ())),
     )
 
@@ -636,7 +670,6 @@ def send_import(
                     row.name,
                     row.email,
                     now,
-                    role=found.role,
                     language=row.language,
                     fields=row.fields,
                     base=base,
@@ -651,40 +684,62 @@ def send_import(
 # ------------------------------------------------------------------------ changes
 
 
-def people_told(conn: Database, event_id: str) -> tuple[list[int], list[int]]:
-    """(invitee IDs, registration IDs) of the people who have the event's details: active
-    invitees whose invitation went out (or is going out now) and confirmed registrants."""
-    invitees = [
-        int(r[0])
-        for r in conn.execute(
+@dataclass(frozen=True, slots=True)
+class Told:
+    """The people who have an event's details (and its calendar entry): active invitees whose
+    invitation went out (or is going out now), confirmed registrants, and the presenters of
+    its team who were sent the presenter link."""
+
+    invitees: tuple[int, ...] = ()
+    registrations: tuple[int, ...] = ()
+    presenters: tuple[int, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.invitees) + len(self.registrations) + len(self.presenters)
+
+
+def people_told(conn: Database, event_id: str) -> Told:
+    def ids(sql: str) -> tuple[int, ...]:
+        return tuple(int(r[0]) for r in conn.execute(sql, (event_id,)).fetchall())
+
+    return Told(
+        invitees=ids(
             "SELECT invitee_id FROM invitees i WHERE event_id = ? AND revoked_at IS NULL"
             " AND (sent_at IS NOT NULL OR EXISTS (SELECT 1 FROM mail_outbox o"
             " WHERE o.invitee_id = i.invitee_id AND o.kind = 'invitation'"
-            " AND o.state = 'sending')) ORDER BY invitee_id",
-            (event_id,),
-        ).fetchall()
-    ]
-    registrations = [
-        int(r[0])
-        for r in conn.execute(
+            " AND o.state = 'sending')) ORDER BY invitee_id"
+        ),
+        registrations=ids(
             "SELECT registration_id FROM registrations WHERE event_id = ? AND status = 'confirmed'"
-            " ORDER BY registration_id",
-            (event_id,),
-        ).fetchall()
-    ]
-    return invitees, registrations
+            " ORDER BY registration_id"
+        ),
+        presenters=ids(
+            "SELECT presenter_id FROM event_presenters WHERE event_id = ? AND sent_at IS NOT NULL"
+            " ORDER BY presenter_id"
+        ),
+    )
+
+
+def queue_to(
+    conn: Database, event_id: str, kind: Kind, told: Told, *, seq: int, base: str | None
+) -> int:
+    """Queue ``kind`` to each of ``told``; how many."""
+    for invitee_id in told.invitees:
+        enqueue(conn, event_id, kind, invitee_id=invitee_id, seq=seq, base=base)
+    for registration_id in told.registrations:
+        enqueue(conn, event_id, kind, registration_id=registration_id, seq=seq, base=base)
+    for presenter_id in told.presenters:
+        enqueue(conn, event_id, kind, presenter_id=presenter_id, seq=seq, base=base)
+    return len(told)
 
 
 def queue_updates(conn: Database, event_id: str, base: str | None = None) -> int:
     """Queue an update (the event's current details and calendar entry) to everyone told;
     how many."""
-    invitees, registrations = people_told(conn, event_id)
-    seq = calendar_sequence(conn, event_id)
-    for invitee_id in invitees:
-        enqueue(conn, event_id, Kind.UPDATE, invitee_id=invitee_id, seq=seq, base=base)
-    for registration_id in registrations:
-        enqueue(conn, event_id, Kind.UPDATE, registration_id=registration_id, seq=seq, base=base)
-    return len(invitees) + len(registrations)
+    told = people_told(conn, event_id)
+    return queue_to(
+        conn, event_id, Kind.UPDATE, told, seq=calendar_sequence(conn, event_id), base=base
+    )
 
 
 def event_changed(conn: Database, before: Event, after: Event, now: datetime) -> int:
@@ -698,8 +753,7 @@ def event_changed(conn: Database, before: Event, after: Event, now: datetime) ->
         replan_reminders(conn, after, now)
         if not (moved or renamed):
             return 0
-        invitees, registrations = people_told(conn, after.event_id)
-        if not (invitees or registrations):
+        if not people_told(conn, after.event_id):
             return 0
         bump_sequence(conn, after.event_id)
         cancelled = conn.execute(
@@ -733,9 +787,10 @@ def cancel_event(
     conn: Database, event: Event, now: datetime, base: str | None = None
 ) -> Cancellation:
     """Cancel the event in one transaction: marked cancelled, the calendar SEQUENCE grows,
-    every pending or confirmed registration is cancelled and every active invitation revoked,
-    and each of those people who heard of the event is sent the cancellation (queued; it
-    carries ``METHOD:CANCEL``); messages and reminders not sent yet are dropped."""
+    every pending, confirmed or waiting registration is cancelled and every active invitation
+    revoked, and each of those people who heard of the event, and the presenters who were sent
+    its link, are sent the cancellation (queued; it carries ``METHOD:CANCEL`` to those who had
+    the calendar entry); messages and reminders not sent yet are dropped."""
     ended: list[records.Registration] = []
     revoked: list[int] = []
     told = 0
@@ -766,6 +821,7 @@ def cancel_event(
             if reg.status not in (
                 records.RegistrationStatus.PENDING,
                 records.RegistrationStatus.CONFIRMED,
+                records.RegistrationStatus.WAITLISTED,
             ):
                 continue
             done = records.end_registration(
@@ -799,6 +855,10 @@ def cancel_event(
                     base=base,
                 )
                 told += 1
+        presenters = people_told(conn, event.event_id).presenters
+        told += queue_to(
+            conn, event.event_id, Kind.CANCEL, Told(presenters=presenters), seq=seq, base=base
+        )
     return Cancellation(tuple(ended), tuple(revoked), told)
 
 

@@ -1,4 +1,5 @@
-"""Ticketing's tables (migration 4): access settings, invitees, registrations, webhooks.
+"""Ticketing's tables (migrations 6 and 19): access settings, invitees, registrations,
+webhooks, reminders.
 
 Plain synchronous functions on the store's connection; async code runs them on the store's
 thread with ``await store.run(lambda core: records.some_call(core.connection, ...))``.
@@ -29,14 +30,21 @@ FIELD_LABEL_MAX_CHARS = 80
 ANSWER_MAX_CHARS = 500
 EMAIL_MAX_CHARS = 254
 MAX_SEATS = 100
+#: The organiser's privacy text beside the registration form's consent checkbox.
+PRIVACY_TEXT_MAX_CHARS = 2000
+URL_MAX_CHARS = 2000
+#: A personal join link's secret: this prefix and 24 URL-safe characters (144 bits).
+PASS_PREFIX = "rp-"
 _CODE_ATTEMPTS = 20
 
 
 class RegistrationStatus(enum.StrEnum):
     PENDING = "pending"  # payment pending (or waiting for the organiser)
-    CONFIRMED = "confirmed"  # paid or confirmed by hand: a code is issued
+    CONFIRMED = "confirmed"  # registered (free), or paid or confirmed by hand: a code is issued
     REJECTED = "rejected"
     CANCELLED = "cancelled"
+    #: On the waiting list: every place was taken; promoted in order when one frees.
+    WAITLISTED = "waitlisted"
 
 
 class PaymentProvider(enum.StrEnum):
@@ -119,17 +127,75 @@ class EventAccess:
     payment_provider: PaymentProvider = PaymentProvider.MANUAL
     form_fields: tuple[FormField, ...] = ()
     cancelled_at: datetime | None = None
+    #: People register first (open, password and token events; paid ones always do). An open
+    #: event then admits only its registrants, by their personal links.
+    registration_required: bool = False
+    #: When every place (``capacity``) is taken, people join a waiting list instead of
+    #: being refused; they are promoted in order as places free.
+    waiting_list: bool = False
+    #: Where the registration page sends people after they registered (None: our thank-you
+    #: page).
+    registration_redirect_url: str | None = None
+    #: The organiser's privacy text: when set, registering needs its consent checkbox ticked.
+    privacy_text: str = ""
+    #: A link to the organiser's full privacy policy, shown with the text.
+    privacy_url: str | None = None
 
 
 _ACCESS_FIELDS = tuple(f.name for f in dataclasses.fields(EventAccess))
+_BOOL_ACCESS_FIELDS = ("registration_required", "waiting_list")
 
 
-class InviteeRole(enum.StrEnum):
-    """What an invitation is for: attending (a personal link that admits its invitee by name,
-    whatever the event's access type) or presenting (the event's presenter link)."""
+def takes_registrations(access_type: str, access: EventAccess) -> bool:
+    """Whether the event has a registration page: paid events always do, others when the
+    organiser requires registration."""
+    return access_type == "paid" or access.registration_required
 
-    ATTENDEE = "attendee"
-    PRESENTER = "presenter"
+
+def check_registration_url(value: str | None) -> str | None:
+    """The page to send registrants to: an http(s) URL (empty is None)."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if (
+        not value.startswith(("https://", "http://"))
+        or len(value) > URL_MAX_CHARS
+        or any(c.isspace() for c in value)
+    ):
+        raise ValueError(
+            _("the page after registering must be an http(s) URL of at most %(max)d characters")
+            % {"max": URL_MAX_CHARS}
+        )
+    return value
+
+
+def check_privacy_url(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if (
+        not value.startswith(("https://", "http://"))
+        or len(value) > URL_MAX_CHARS
+        or any(c.isspace() for c in value)
+    ):
+        raise ValueError(
+            _("the privacy policy link must be an http(s) URL of at most %(max)d characters")
+            % {"max": URL_MAX_CHARS}
+        )
+    return value
+
+
+def check_privacy_text(value: str) -> str:
+    """The privacy text with its lines' spaces tidied (blank lines between paragraphs kept)."""
+    lines = [" ".join(line.split()) for line in value.strip().splitlines()]
+    text = "\n".join(lines).strip()
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    if len(text) > PRIVACY_TEXT_MAX_CHARS:
+        raise ValueError(
+            _("the privacy text has at most %(max)d characters") % {"max": PRIVACY_TEXT_MAX_CHARS}
+        )
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +208,6 @@ class Invitee:
     created_at: datetime
     sent_at: datetime | None
     revoked_at: datetime | None
-    role: InviteeRole = InviteeRole.ATTENDEE
     #: The language of this person's e-mails (None: the event's, else English).
     language: str | None = None
     #: The extra columns of the CSV the invitee was imported from ({label: value}).
@@ -155,8 +220,7 @@ class Invitee:
 
 # token and code are sealed at rest (webinar.storage.sealing): sealed on the way in, opened out.
 _INVITEE_COLUMNS = (
-    "invitee_id, event_id, name, email, token, created_at, sent_at, revoked_at, role, language,"
-    " fields"
+    "invitee_id, event_id, name, email, token, created_at, sent_at, revoked_at, language, fields"
 )
 
 
@@ -170,9 +234,8 @@ def _invitee(conn: Database, row: tuple[Any, ...]) -> Invitee:
         created_at=from_db(row[5]) or now_utc(),
         sent_at=from_db(row[6]),
         revoked_at=from_db(row[7]),
-        role=InviteeRole(row[8]),
-        language=row[9],
-        fields={str(k): str(v) for k, v in json.loads(row[10]).items()},
+        language=row[8],
+        fields={str(k): str(v) for k, v in json.loads(row[9]).items()},
     )
 
 
@@ -197,6 +260,11 @@ class Registration:
     answers: dict[str, str] = dataclasses.field(default_factory=dict)
     #: The language the person registered in (their e-mails go out in it); None: unknown.
     language: str | None = None
+    #: The secret of the person's join link (``/e/<id>#pass=…``); None for registrations
+    #: made before links existed until one is given (:func:`ensure_pass`), or erased.
+    join_pass: str | None = None
+    #: The organiser's privacy text the person agreed to; None: none was asked.
+    consent: str | None = None
 
     @property
     def name(self) -> str:
@@ -214,7 +282,7 @@ class Registration:
 _REG_COLUMNS = (
     "registration_id, event_id, first_name, last_name, email, seats, status, amount_minor,"
     " currency, provider, provider_ref, code, created_at, updated_at,"
-    " confirmed_at, checked_in_at, answers, language"
+    " confirmed_at, checked_in_at, answers, language, pass, consent"
 )
 
 
@@ -238,7 +306,20 @@ def _registration(conn: Database, row: tuple[Any, ...]) -> Registration:
         checked_in_at=from_db(row[15]),
         answers={str(k): str(v) for k, v in json.loads(row[16]).items()},
         language=row[17],
+        join_pass=conn.sealer.unseal("pass", row[18]),
+        consent=row[19],
     )
+
+
+def new_pass() -> str:
+    """A fresh personal join link secret."""
+    return PASS_PREFIX + new_token()
+
+
+def looks_like_pass(credential: str) -> bool:
+    """Whether ``credential`` has the form of a personal link's secret (entry checks such a
+    credential against registrations first)."""
+    return credential.startswith(PASS_PREFIX) and 20 <= len(credential) <= 64
 
 
 def check_name(label: str, value: str) -> str:
@@ -279,6 +360,8 @@ def get_access(conn: Database, event_id: str) -> EventAccess:
     values["second_device"] = SecondDevice(values["second_device"])
     values["payment_provider"] = PaymentProvider(values["payment_provider"])
     values["cancelled_at"] = from_db(values["cancelled_at"])
+    for name in _BOOL_ACCESS_FIELDS:
+        values[name] = bool(values[name])
     values["form_fields"] = tuple(
         FormField(str(f["label"]), bool(f.get("required")))
         for f in json.loads(values["form_fields"])
@@ -294,6 +377,8 @@ def put_access(conn: Database, access: EventAccess) -> None:
     values[_ACCESS_FIELDS.index("form_fields")] = json.dumps(
         [dataclasses.asdict(f) for f in access.form_fields]
     )
+    for name in _BOOL_ACCESS_FIELDS:  # INTEGER 0/1 on both dialects
+        values[_ACCESS_FIELDS.index(name)] = int(bool(getattr(access, name)))
     updates = ", ".join(f"{n} = excluded.{n}" for n in _ACCESS_FIELDS[1:])
     conn.execute(
         f"INSERT INTO event_access ({', '.join(_ACCESS_FIELDS)})"
@@ -335,7 +420,6 @@ def add_invitee(
     name: str,
     email: str,
     *,
-    role: InviteeRole = InviteeRole.ATTENDEE,
     language: str | None = None,
     fields: dict[str, str] | None = None,
 ) -> Invitee:
@@ -344,8 +428,8 @@ def add_invitee(
     name, email = check_name(_("the name"), name), check_email(email)
     token = new_token()
     row = conn.execute(
-        "INSERT INTO invitees (event_id, name, email, token, token_hash, created_at, role,"
-        " language, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO invitees (event_id, name, email, token, token_hash, created_at,"
+        " language, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT DO NOTHING RETURNING invitee_id",
         (
             event_id,
@@ -354,7 +438,6 @@ def add_invitee(
             conn.sealer.seal("token", token),
             lookup_hash(token),
             to_db(now_utc()),
-            role.value,
             i18n.supported(language),
             json.dumps(fields or {}, ensure_ascii=False),
         ),
@@ -417,55 +500,173 @@ def add_registration(
     capacity: int | None,
     answers: dict[str, str] | None = None,
     language: str | None = None,
+    status: RegistrationStatus = RegistrationStatus.PENDING,
+    waiting_list: bool = False,
+    consent: str | None = None,
 ) -> Registration:
-    """``language``: the one the person registered in (anything not one of ours: None)."""
+    """A new registration in ``status`` (pending: a paid one waits for its payment;
+    confirmed: a free one is registered at once), with its personal link's secret.
+
+    ``capacity``: the places for registrations (pending and confirmed hold theirs). When
+    they are taken, or when people are waiting already (nobody jumps the queue), the
+    registration is ``waitlisted`` with ``waiting_list``, else refused (ValueError).
+    ``language``: the one the person registered in (anything not one of ours: None)."""
     first_name = check_name(_("the first name"), first_name)
     last_name = check_name(_("the last name"), last_name)
     email = check_email(email)
     if not 1 <= seats <= MAX_SEATS:
         raise ValueError(_("a reservation has 1 to %(max)d places") % {"max": MAX_SEATS})
+    if status not in (RegistrationStatus.PENDING, RegistrationStatus.CONFIRMED):
+        raise ValueError(f"a registration starts pending or confirmed, not {status}")
     now = to_db(now_utc())
+    join_pass = new_pass()
     with transaction(conn, immediate=True):
-        if capacity is not None:
-            (taken,) = conn.execute(
-                "SELECT coalesce(sum(seats), 0) FROM registrations"
-                " WHERE event_id = ? AND status IN ('pending', 'confirmed')",
-                (event_id,),
-            ).fetchone()
-            if int(taken) + seats > capacity:
-                left = max(0, capacity - int(taken))
+        if capacity is not None or waiting_list:
+            taken = places_taken(conn, event_id)
+            waiting = waiting_count(conn, event_id)
+            full = capacity is not None and taken + seats > capacity
+            if waiting_list and (full or waiting):
+                status = RegistrationStatus.WAITLISTED
+            elif full:
+                assert capacity is not None
                 raise ValueError(
-                    ngettext(
-                        "the event is sold out (%(num)d place left)",
-                        "the event is sold out (%(num)d places left)",
-                        left,
-                    )
-                    % {"num": left}
-                    if left
-                    else _("the event is sold out")
+                    _full_text(capacity - taken, paid=status is RegistrationStatus.PENDING)
                 )
         (registration_id,) = conn.execute(
             "INSERT INTO registrations (event_id, first_name, last_name, email, seats, status,"
-            " amount_minor, currency, provider, created_at, updated_at, answers, language)"
-            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?) RETURNING registration_id",
+            " amount_minor, currency, provider, created_at, updated_at, confirmed_at, answers,"
+            " language, pass, pass_hash, consent)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " RETURNING registration_id",
             (
                 event_id,
                 first_name,
                 last_name,
                 email,
                 seats,
+                status.value,
                 amount_minor,
                 currency,
                 provider.value,
                 now,
                 now,
+                now if status is RegistrationStatus.CONFIRMED else None,
                 json.dumps(answers or {}),
                 i18n.supported(language),
+                conn.sealer.seal("pass", join_pass),
+                lookup_hash(join_pass),
+                consent,
             ),
         ).fetchone()
     found = get_registration(conn, int(registration_id))
     assert found is not None
     return found
+
+
+def _full_text(left: int, *, paid: bool) -> str:
+    left = max(0, left)
+    if not paid:
+        if left:
+            return ngettext(
+                "the event is full (%(num)d place left)",
+                "the event is full (%(num)d places left)",
+                left,
+            ) % {"num": left}
+        return _("the event is full")
+    if left:
+        return ngettext(
+            "the event is sold out (%(num)d place left)",
+            "the event is sold out (%(num)d places left)",
+            left,
+        ) % {"num": left}
+    return _("the event is sold out")
+
+
+def waiting_count(conn: Database, event_id: str) -> int:
+    """How many registrations of the event are on its waiting list."""
+    (count,) = conn.execute(
+        "SELECT count(*) FROM registrations WHERE event_id = ? AND status = 'waitlisted'",
+        (event_id,),
+    ).fetchone()
+    return int(count)
+
+
+def waiting_position(conn: Database, registration: Registration) -> int | None:
+    """The registration's place in its event's waiting list (1: next); None if not on it."""
+    if registration.status is not RegistrationStatus.WAITLISTED:
+        return None
+    (ahead,) = conn.execute(
+        "SELECT count(*) FROM registrations WHERE event_id = ? AND status = 'waitlisted'"
+        " AND registration_id < ?",
+        (registration.event_id, registration.registration_id),
+    ).fetchone()
+    return int(ahead) + 1
+
+
+def promote_waiting(
+    conn: Database, event_id: str, capacity: int | None, *, paid: bool
+) -> list[Registration]:
+    """Move people from the waiting list into the places that are free, in the order they
+    registered (one that does not fit stops the queue: nobody behind them jumps it); free
+    events' are confirmed, paid events' wait for their payment (pending). The promoted."""
+    promoted: list[int] = []
+    now = to_db(now_utc())
+    with transaction(conn, immediate=True):
+        taken = places_taken(conn, event_id)
+        rows = conn.execute(
+            "SELECT registration_id, seats FROM registrations WHERE event_id = ?"
+            " AND status = 'waitlisted' ORDER BY registration_id",
+            (event_id,),
+        ).fetchall()
+        for registration_id, seats in rows:
+            if capacity is not None and taken + int(seats) > capacity:
+                break
+            if paid:
+                conn.execute(
+                    "UPDATE registrations SET status = 'pending', updated_at = ?"
+                    " WHERE registration_id = ? AND status = 'waitlisted'",
+                    (now, registration_id),
+                )
+            else:
+                conn.execute(
+                    "UPDATE registrations SET status = 'confirmed', confirmed_at = ?,"
+                    " updated_at = ? WHERE registration_id = ? AND status = 'waitlisted'",
+                    (now, now, registration_id),
+                )
+            taken += int(seats)
+            promoted.append(int(registration_id))
+    found = [get_registration(conn, registration_id) for registration_id in promoted]
+    return [r for r in found if r is not None]
+
+
+def registration_by_pass(conn: Database, event_id: str, join_pass: str) -> Registration | None:
+    return _one_registration(
+        conn, "pass_hash = ? AND event_id = ?", lookup_hash(join_pass), event_id
+    )
+
+
+def active_registration_by_email(conn: Database, event_id: str, email: str) -> Registration | None:
+    """The person's registration of the event that still counts (confirmed, pending or on
+    the waiting list), the latest if several."""
+    return _one_registration(
+        conn,
+        "event_id = ? AND lower(email) = lower(?) AND status IN"
+        " ('confirmed', 'pending', 'waitlisted') ORDER BY registration_id DESC LIMIT 1",
+        event_id,
+        email.strip(),
+    )
+
+
+def ensure_pass(conn: Database, registration_id: int) -> Registration | None:
+    """The registration, given a personal link's secret if it has none (registrations made
+    before links existed); an erased one (no e-mail address) gets none."""
+    join_pass = new_pass()
+    conn.execute(
+        "UPDATE registrations SET pass = ?, pass_hash = ? WHERE registration_id = ?"
+        " AND pass_hash IS NULL AND email <> ''",
+        (conn.sealer.seal("pass", join_pass), lookup_hash(join_pass), registration_id),
+    )
+    return get_registration(conn, registration_id)
 
 
 def places_taken(conn: Database, event_id: str) -> int:
@@ -551,8 +752,13 @@ def confirm_registration(conn: Database, registration_id: int) -> Registration |
 def end_registration(
     conn: Database, registration_id: int, status: RegistrationStatus
 ) -> Registration | None:
-    """Reject (pending) or cancel (pending or confirmed); the code stops working at once."""
-    allowed = ("pending",) if status is RegistrationStatus.REJECTED else ("pending", "confirmed")
+    """Reject (pending) or cancel (pending, confirmed or waitlisted); the code and the
+    personal link stop working at once."""
+    allowed = (
+        ("pending",)
+        if status is RegistrationStatus.REJECTED
+        else ("pending", "confirmed", "waitlisted")
+    )
     marks = ", ".join("?" * len(allowed))
     cursor = conn.execute(
         f"UPDATE registrations SET status = ?, updated_at = ? WHERE registration_id = ?"
@@ -635,15 +841,33 @@ def user_id_for_api_token(conn: Database, token: str) -> int | None:
     return None if found is None else found.user_id
 
 
-def count_active_events(conn: Database, owner_id: int, since: datetime) -> int:
-    """Events of ``owner_id`` whose booking still runs: starting (or, without a start,
-    created) after ``since`` (now minus how long a booking lasts)."""
-    (count,) = conn.execute(
-        "SELECT count(*) FROM events WHERE owner_id = ?"
-        " AND (starts_at > ? OR (starts_at IS NULL AND created_at > ?))",
+def count_active_events(
+    conn: Database, owner_id: int, since: datetime, *, now: datetime | None = None
+) -> int:
+    """Events of ``owner_id`` that count towards the active-events limit: their booking
+    still runs (starting, or without a start created, after ``since``: now minus how long a
+    booking lasts), and they are neither cancelled nor ended. An event has ended when its
+    scheduled end (start plus duration) is past ``now``, or when its room was ended for
+    everyone (the attendance kept someone leaving for that reason, or ``event_endings`` has it:
+    webinar.followup)."""
+    now = now or datetime.now(UTC)
+    rows = conn.execute(
+        "SELECT e.starts_at, e.duration_minutes FROM events e"
+        " LEFT JOIN event_access a ON a.event_id = e.event_id"
+        " WHERE e.owner_id = ?"
+        " AND (e.starts_at > ? OR (e.starts_at IS NULL AND e.created_at > ?))"
+        " AND a.cancelled_at IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM attendance t WHERE t.event_id = e.event_id"
+        " AND t.leave_reason = 'ended')"
+        " AND NOT EXISTS (SELECT 1 FROM event_endings n WHERE n.event_id = e.event_id)",
         (owner_id, to_db(since), to_db(since)),
-    ).fetchone()
-    return int(count)
+    ).fetchall()
+    count = 0
+    for starts, minutes in rows:
+        start = from_db(starts)
+        if start is None or start + timedelta(minutes=int(minutes)) > now:
+            count += 1
+    return count
 
 
 # ------------------------------------------------------------------------ reminders
@@ -670,11 +894,14 @@ class Reminder:
     #: The Message-ID every try uses, made for ``message_to``, recorded before the first send.
     message_id: str | None = None
     message_to: str | None = None
+    #: A presenter of the event's team (webinar.storage.accounts) instead of a registrant
+    #: or an invitee.
+    presenter_id: int | None = None
 
 
 _REMINDER_COLUMNS = (
     "reminder_id, event_id, registration_id, invitee_id, due_at, state, attempts,"
-    " message_id, message_to"
+    " message_id, message_to, presenter_id"
 )
 
 
@@ -689,6 +916,7 @@ def _reminder(row: tuple[Any, ...]) -> Reminder:
         attempts=row[6],
         message_id=row[7],
         message_to=row[8],
+        presenter_id=row[9],
     )
 
 
@@ -701,6 +929,7 @@ def plan_reminder(
     registration_id: int | None = None,
     invitee_id: int | None = None,
     lead: timedelta | None = REMINDER_BEFORE,
+    presenter_id: int | None = None,
 ) -> bool:
     """Persist a reminder ``lead`` before the start (1 hour unless the event says otherwise,
     :func:`webinar.ticketing.mailing.reminder_lead`; None: the event sends none); none when
@@ -711,9 +940,9 @@ def plan_reminder(
     if starts_at - lead <= now:
         return False
     cursor = conn.execute(
-        "INSERT INTO reminders (event_id, registration_id, invitee_id, due_at)"
-        " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        (event_id, registration_id, invitee_id, to_db(starts_at - lead)),
+        "INSERT INTO reminders (event_id, registration_id, invitee_id, presenter_id, due_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (event_id, registration_id, invitee_id, presenter_id, to_db(starts_at - lead)),
     )
     return cursor.rowcount == 1
 
@@ -821,10 +1050,10 @@ def erase_people(conn: Database, event_id: str) -> dict[str, int]:
     """Forget who registered for or was invited to one event, in one transaction.
 
     Registrations keep their seats, status and payment (the organiser's accounts and
-    capacity) but lose the person: names, e-mail, answers to the form's questions and
-    the entry code (which then admits nobody). Invitees are deleted: their links stop
-    working and their reminders go with them. Reminders of registrations not yet sent
-    are skipped (there is nobody to send them to)."""
+    capacity) but lose the person: names, e-mail, answers to the form's questions, the
+    consent, the entry code and the personal link (which then admit nobody). Invitees are
+    deleted: their links stop working and their reminders go with them. Reminders of
+    registrations not yet sent are skipped (there is nobody to send them to)."""
     counts: dict[str, int] = {}
     with transaction(conn, immediate=True):
         conn.execute(
@@ -834,9 +1063,10 @@ def erase_people(conn: Database, event_id: str) -> dict[str, int]:
         )
         counts["registrations"] = conn.execute(
             "UPDATE registrations SET first_name = '', last_name = '', email = '',"
-            " answers = '{}', code = NULL, code_hash = NULL, updated_at = ?"
+            " answers = '{}', code = NULL, code_hash = NULL, pass = NULL, pass_hash = NULL,"
+            " consent = NULL, updated_at = ?"
             " WHERE event_id = ? AND NOT (first_name = '' AND last_name = '' AND email = ''"
-            " AND code_hash IS NULL)",
+            " AND code_hash IS NULL AND pass_hash IS NULL)",
             (to_db(now_utc()), event_id),
         ).rowcount
         counts["invitees"] = conn.execute(

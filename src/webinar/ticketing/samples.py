@@ -60,12 +60,30 @@ CATALOG: tuple[Entry, ...] = (
         link="invitation",
     ),
     Entry(
-        "presenter_invitation",
+        "presenter",
         N_("Invitation to present"),
-        N_("When you invite a presenter by e-mail. It carries the presenter link."),
+        N_(
+            "When you add a presenter to the event's team. It carries the presenter link;"
+            " presenters also get the reminder, the changes and the cancellation."
+        ),
         {"role": "presenter"},
         calendar=REQUEST,
         link="presenter",
+    ),
+    Entry(
+        "registered",
+        N_("Registered"),
+        N_(
+            "When someone registers for a free event (or gets a place from the waiting"
+            " list), with their personal link."
+        ),
+        calendar=REQUEST,
+        link="registration",
+    ),
+    Entry(
+        "waitlisted",
+        N_("On the waiting list"),
+        N_("When someone registers while every place is taken and the event has a waiting list."),
     ),
     Entry(
         "registration",
@@ -76,14 +94,17 @@ CATALOG: tuple[Entry, ...] = (
         "confirmed",
         N_("Registration confirmed"),
         N_("When a registration is confirmed (paid, or confirmed by you), with the code."),
+        calendar=REQUEST,
+        link="registration",
     ),
     Entry(
         "reminder",
         N_("Reminder"),
         N_(
             "Before the start, at the time set in the event's settings, to everyone registered"
-            " or invited, with the calendar file; not to people who booked less than 6 hours"
-            " before the start (their first e-mail is then the only one)."
+            " or invited and to the presenters, with the calendar file; not to people who"
+            " booked less than 6 hours before the start (their first e-mail is then the only"
+            " one)."
         ),
         calendar=REQUEST,
         link="invitation",
@@ -123,10 +144,44 @@ CATALOG: tuple[Entry, ...] = (
         calendar=CANCEL,
     ),
     Entry(
+        "thank_you",
+        N_("Thank you"),
+        N_(
+            "After the event, to everyone who came with an e-mail address, if it is on in the"
+            " event's After the event settings (with your text and subject when you set"
+            " them)."
+        ),
+    ),
+    Entry(
         "recording",
         N_("Recording link"),
         N_("When you send a published recording to people from the Recordings page."),
         link="recording",
+    ),
+    Entry(
+        "co_organiser",
+        N_("Co-organiser added"),
+        N_("When you add a co-organiser to the event's team."),
+        link="dashboard",
+    ),
+    Entry(
+        "account_invitation",
+        N_("Account invitation"),
+        N_("When an admin invites someone to organise webinars here (People page)."),
+        link="account",
+    ),
+    Entry(
+        "password_reset",
+        N_("Password link"),
+        N_("When someone asks for a link to set a new password, or an admin sends one."),
+        {"minutes": 60},
+        link="account",
+    ),
+    Entry(
+        "password_changed",
+        N_("Password changed"),
+        N_("When an account's password was changed."),
+        link="account",
     ),
 )
 
@@ -201,8 +256,29 @@ def common_values(
         "minutes": reminder_minutes or mailing.DEFAULT_REMINDER_MINUTES,
         "cancelled": False,
         "event_cancelled": False,
+        "waitlisted": False,
+        "promoted": False,
         "title": event.title,
         "until": now + timedelta(days=7),
+        # registration
+        "page": f"{base}{attendee_path(event)}",
+        "pay_link": "",
+        "position": 3,
+        # after the event
+        "text": "",
+        "subject": "",
+        "recording": None,
+        "rating_url": f"{base}/rate/sample",
+        "stars": [(n, f"{base}/rate/sample?stars={n}") for n in range(1, 6)],
+        # accounts and teams
+        "username": _("jane"),
+        "organiser": _("Olga Organiser"),
+        "added_by": _("Olga Organiser"),
+        "invited_by": _("Olga Organiser"),
+        "admin": False,
+        "expires_at": now + timedelta(days=7),
+        "site": base,
+        "forgot": f"{base}/login/forgot",
     }
 
 
@@ -215,8 +291,11 @@ async def sample_messages(desk: TicketDesk, event: Event, language: str, base: s
     links = {
         "event": f"{base}{attendee_path(event)}",
         "invitation": f"{base}{attendee_path(event)}#token={SAMPLE_TOKEN}",
+        "registration": f"{base}{attendee_path(event)}#pass=rp-{SAMPLE_TOKEN}",
         "presenter": f"{base}{presenter_path(event)}",
         "recording": f"{base}/r/sample",
+        "dashboard": f"{base}/dashboard/events/{format_event_id(event.event_id)}",
+        "account": f"{base}/login/sample",
     }
     known = templates_in(folder)
     entries = [e for e in CATALOG if e.template in known]

@@ -49,6 +49,8 @@ export class VideoGrid {
     /** @type {string | null} */
     this.activeSpeaker = null;
     this.soundBlocked = false;
+    /** Content is on stage: the tiles are a strip beside it (one row, no spotlight). */
+    this.strip = false;
     this._reconcileQueued = false;
     this.audioHost = el("div", { class: "audio-sinks", hidden: true });
     container.after(this.audioHost);
@@ -391,22 +393,31 @@ export class VideoGrid {
 
   /**
    * Size the tiles: all of them as large as fits at 16:9, or, with a screen share,
-   * the screen large and the others in a strip.
+   * the screen large and the others in a strip; with content on stage (`strip`), no
+   * spotlight, and one row where the strip does not wrap (wide screens).
    */
   layout() {
     const tiles = [...this.tiles.values()];
     const n = tiles.length;
     const box = this.container;
     box.dataset.count = String(n);
-    const spot = n > 1 ? tiles.find((t) => t.source === "screen" && t.producerId !== null) : undefined;
+    const spot = n > 1 && !this.strip ? tiles.find((t) => t.source === "screen" && t.producerId !== null) : undefined;
     for (const tile of tiles) {
       if (tile !== spot) delete tile.root.dataset.spotlight;
     }
-    box.dataset.layout = spot ? "spotlight" : "grid";
+    box.dataset.layout = spot ? "spotlight" : this.strip ? "strip" : "grid";
     if (n === 0) return;
     const width = box.clientWidth;
     const height = box.clientHeight;
     if (width <= 0 || height <= 0) return;
+    if (this.strip && getComputedStyle(box).flexWrap === "nowrap") {
+      // one row as high as the strip; narrower tiles when many (the strip scrolls past the minimum)
+      const fit = (width - (n - 1) * GAP_PX) / n;
+      const w = Math.min(height * ASPECT, Math.max(MIN_TILE_PX, fit));
+      box.style.setProperty("--tile-w", `${Math.floor(w)}px`); // i18n-ignore
+      box.dataset.cols = String(n);
+      return;
+    }
     if (spot) {
       spot.root.dataset.spotlight = "true";
       this._layoutSpotlight(width, height, n - 1);

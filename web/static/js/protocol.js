@@ -224,7 +224,8 @@ export function isFloorRole(role) {
  * - `active-speaker` `{participant_id}` — the loudest microphone (null after silence)
  * - `producer-closed` `{producer_id, source, reason, ours}` — one of our own tracks ended server-side
  * - `mediastatechange` `{target: "publish" | "subscribe", state}`
- * - `room-updated` `{room, cause, by}`, `room-ended` `{thank_you_url}`
+ * - `room-updated` `{room, cause, by}`, `room-ended` `{thank_you_url, rating_token}` (attendees:
+ *   the token of their rating link, `POST /rate/{token}`; else null)
  * - `recording-updated` `{status, by}`: status "off" | "recording" | "paused"
  * - `draining` `{deadline_seconds}`: the server is shutting down (no new joins; bye follows)
  * - `reconnecting` `{attempt, delay, code}` — the socket dropped; the next attempt is in `delay` ms
@@ -678,7 +679,10 @@ export class WebinarConnection extends EventTarget {
         this._emit("recording-updated", { status: message.status, by: message.by });
         break;
       case "room-ended":
-        this._emit("room-ended", { thank_you_url: message.thank_you_url });
+        this._emit("room-ended", {
+          thank_you_url: message.thank_you_url,
+          rating_token: message.rating_token ?? null,
+        });
         break;
       case "allocation":
         this.allocation = message;

@@ -31,10 +31,11 @@ import { Controls } from "./room/controls.js";
 import { Devices } from "./room/devices.js";
 import { Lobby } from "./room/lobby.js";
 import { Notices } from "./room/notices.js";
-import { ACCESS, EVENT_ID, JOIN_TOKEN, PAGE_ROLE, PRESENTER_KEY, STARTS_AT, WIDE, inRoom, kindOf } from "./room/page.js";
+import { ACCESS, EVENT_ID, JOIN_TOKEN, PAGE_ROLE, PRESENTER_KEY, REGISTRATION_REQUIRED, STARTS_AT, WIDE, inRoom, kindOf } from "./room/page.js";
 import { SidePanel } from "./room/panel.js";
 import { Prejoin } from "./room/prejoin.js";
 import { Publisher } from "./room/publish.js";
+import { askRating } from "./room/rating.js";
 import { Stage } from "./room/stage.js";
 import { StatusBar } from "./room/status.js";
 import { Whiteboard } from "./room/whiteboard.js";
@@ -114,7 +115,10 @@ class Room {
       renderLocal: () => this.renderLocal(),
       renderPeople: () => this.renderPeople(),
       renderControls: () => this.controls.render(),
-      updateLive: () => this.controls.updateLive(),
+      updateLive: () => {
+        this.controls.updateLive();
+        this.content?.screenShared(Boolean(this.publisher.screen));
+      },
     });
     this.controls = new Controls(this, this.publisher, {
       updateStatus: () => this.updateStatus(),
@@ -128,14 +132,21 @@ class Room {
     this.content = new StageContent({
       eventId: EVENT_ID,
       presenterKey: PRESENTER_KEY ?? JOIN_TOKEN,
-      onLayout: () => this.stage.layout(),
+      onLayout: () => {
+        this.stage.layout();
+        this.updateStatus();
+      },
+      toasts: this.toasts,
+      staff: () => this.staff,
+      showTab: (id) => this.panel.showTab(id),
+      showFailure: (error) => this.showFailure(error),
     });
     /** The shared video on stage (room/video.js). */
     this.video = new SharedVideo(this.content, { isStaff: () => this.staff, toasts: this.toasts });
     this.externalPlayer = new ExternalPlayer(this.content); // the event's external player
     /** Chat, Q&A, polls, call-to-action (interaction.js). */
     this.interaction = new Interaction({
-      onStage: (stage) => this.content.load(stage),
+      onStage: (stage) => this.content.load(stage, true),
       toasts: this.toasts,
       showTab: (id) => this.panel.showTab(id),
       // a presenter who came with a join token uploads poll images with it
@@ -368,15 +379,18 @@ class Room {
     on("room-ended", (detail) => {
       this.leaving = true;
       notifyHost("ended", { participant_id: this.participantId });
-      if (EMBEDDED) {
+      const next = detail.thank_you_url || "/thanks";
+      if (EMBEDDED || detail.rating_token) {
         // In a frame the room says it has ended in place: the embedding page heard
-        // `webinar:ended` and decides where its visitor goes next.
+        // `webinar:ended` and decides where its visitor goes next. An attendee is asked
+        // for a rating first (then goes on to the organiser's own page, if there is one).
         this.stopMedia();
         byId("rejoin").hidden = true;
         this.showEnded(() => ({ title: t("The webinar has ended"), text: byeText(ByeReason.ENDED) ?? "" }));
+        if (detail.rating_token) askRating(detail.rating_token, EMBEDDED || next === "/thanks" ? null : next);
         return;
       }
-      location.assign(detail.thank_you_url || "/thanks");
+      location.assign(next);
     });
     on("draining", (detail) => this.notices.draining(detail));
     on("reconnecting", (detail) => {
@@ -640,7 +654,10 @@ Object.defineProperty(window, "__webinar", {
 const want = recall(AUTOJOIN_KEY, "session");
 forget(AUTOJOIN_KEY, "session");
 // Events that need a password or a code ask for it first: no joining at once there.
-const ready = ACCESS === "open" || room.prejoin.invited;
+const ready =
+  (ACCESS === "open" && (!REGISTRATION_REQUIRED || room.credential !== null)) ||
+  (ACCESS === "token" && room.credential !== null) ||
+  room.prejoin.invited;
 if (JOIN_TOKEN) {
   // A signed join token from the organiser's site names the person: in at once, no form.
   room.enter(/** @type {HTMLInputElement} */ (byId("prejoin-name")).value);

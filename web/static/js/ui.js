@@ -150,7 +150,7 @@ export function modeAbout(mode) {
 /**
  * A plain sentence for an error from the server or the connection.
  * @param {unknown} error
- * @param {{maxCameras?: number, startsAt?: string | null, access?: string}} [context]
+ * @param {{maxCameras?: number, startsAt?: string | null, access?: string, personal?: boolean, registration?: boolean}} [context]
  */
 export function errorText(error, context = {}) {
   if (!(error instanceof WebinarError)) {
@@ -166,6 +166,7 @@ export function errorText(error, context = {}) {
     case "unknown-event":
       return t("This event does not exist (any more). Check the event ID in your invitation.");
     case "bad-credential":
+      if (context.personal) return t("This personal link is not valid for this webinar. Use the link from your own confirmation e-mail.");
       if (context.access === "paid") {
         return t("This reservation code is not valid for this event. Check the code in your confirmation e-mail (letters and digits, e.g. ABCD-EFGH-JKMN).");
       }
@@ -173,11 +174,15 @@ export function errorText(error, context = {}) {
       if (context.access === "token") return t("This invitation link is not valid for this webinar. Use the link from your own invitation e-mail.");
       return t("This presenter link is not valid. Ask the organiser for a new one.");
     case "credential-required":
+      if (context.registration && context.access === "open") {
+        return t("This webinar needs registration: register, then open the personal link from your confirmation e-mail.");
+      }
       if (context.access === "token") return t("This webinar is by invitation only: open the personal link from your invitation e-mail.");
       return context.access === "paid" ? t("This webinar needs your reservation code.") : t("This webinar needs a password.");
     case "outside-window":
       return t("Your reservation code works only around the event's time: {detail}.", { detail: error.message });
     case "not-confirmed":
+      if (context.personal) return t("Your registration does not let you in yet: {detail}.", { detail: error.message });
       return t("Your reservation cannot be used: {detail}. Contact the organiser if this is wrong.", { detail: error.message });
     case "revoked":
       return t("The organiser withdrew this invitation.");

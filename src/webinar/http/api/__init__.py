@@ -6,7 +6,8 @@
 - :mod:`.errors`: the one error envelope; :mod:`.paging`: cursor pagination;
 - :mod:`.schema`: request and response types (msgspec Structs);
 - :mod:`.events`, :mod:`.interaction`, :mod:`.recordings`, :mod:`.content`, :mod:`.webhooks`,
-  :mod:`.tokens`, :mod:`.join_keys` (join-token keys and embedding): the operations;
+  :mod:`.tokens`, :mod:`.join_keys` (join-token keys and embedding), :mod:`.team` (an
+  event's co-organisers and presenters, duplicating and deleting it, accounts): the operations;
   :mod:`.legacy`: the deprecated paths they replace;
 - :mod:`.openapi` and :mod:`.docs`: ``/api/openapi.json`` and ``/api/docs``.
 """
@@ -33,10 +34,12 @@ from webinar.http.api.openapi import document
 from webinar.http.api.recordings import RecordingsApi
 from webinar.http.api.stage import StageApi
 from webinar.http.api.table import ApiPages, Operation
+from webinar.http.api.team import TeamApi
 from webinar.http.api.tokens import TokensApi
 from webinar.http.api.webhooks import WebhooksApi
 from webinar.http.interaction import InteractionHttp
 from webinar.http.stats import StatsPages
+from webinar.http.team import EventTeam
 from webinar.http.tickets import TicketingWeb
 from webinar.recordings.library import RecordingService
 from webinar.recordings.sharing import Publisher
@@ -80,11 +83,13 @@ def setup_api(
     embed_origins: tuple[str, ...],
     render: Render,
     external_providers: tuple[str, ...] = (),
+    team: EventTeam | None = None,
 ) -> Api:
     """Build the API and add its routes (and those of its description) to ``app``."""
+    events = EventsApi(tickets, auth, external_providers)
     parts: list[ApiPages] = [
         TokensApi(store, auth),
-        EventsApi(tickets, auth, external_providers),
+        events,
         InteractionApi(store, auth, interaction, stats, attendance),
         RecordingsApi(store, auth, recordings, publisher, public_url),
         ContentApi(store, auth, content, interaction),
@@ -92,6 +97,8 @@ def setup_api(
         WebhooksApi(store, auth, webhooks, allow_private_webhooks),
         JoinKeysApi(store, auth, embed_origins, public_url),
     ]
+    if team is not None:
+        parts.append(TeamApi(events, team, auth, team.mail))
     api = Api(parts, auth)
     spec: dict[str, Any] = {}
 

@@ -52,7 +52,13 @@ class Caller:
         return None if self.sees_all or self.user is None else self.user.user_id
 
     def may_see(self, event: Event) -> bool:
-        return self.sees_all or (self.user is not None and event.owner_id == self.user.user_id)
+        """Its own events and those it co-organises; every event for an admin."""
+        return self.sees_all or (self.user is not None and self.user.manages(event))
+
+    def may_own(self, event: Event) -> bool:
+        """What only an event's owner (or an admin) may do: delete it, choose its
+        co-organisers."""
+        return self.sees_all or (self.user is not None and self.user.owns(event))
 
 
 class Authenticator:

@@ -59,6 +59,9 @@ class ContentApi(ApiPages):
             " organiser's quota (413 `quota-exceeded`) while it arrives, then scanned for"
             " malware (422 `malware-found`; 503 `scan-failed` or `scanner-required`)."
             " Presenters upload with the event's presenter key in `X-Presenter-Key`."
+            " A PDF, PowerPoint or OpenDocument presentation is then rendered to page images"
+            " in the background (`render_status` rendering, then ready with `pages`, or"
+            " failed with `render_message`)."
         ),
         tag=TAG,
         status=201,
@@ -105,7 +108,10 @@ class ContentApi(ApiPages):
         "/api/v1/events/{event_id}/content",
         scope=Scope.READ,
         summary="List an event's files",
-        description="Oldest first, with the organiser's quota and whether uploads are scanned.",
+        description=(
+            "Oldest first, with the organiser's quota and whether uploads are scanned;"
+            " presentations with their page count or rendering state."
+        ),
         tag=TAG,
         response=s.ContentPage,
         query=PAGE_QUERY,

@@ -32,10 +32,10 @@ from webinar.ids import format_event_id
 from webinar.links import attendee_path, host_path, presenter_path
 from webinar.storage.api_tokens import Scope
 from webinar.storage.store import Event, EventSettings, Store, User
-from webinar.ticketing import imports, mailing
+from webinar.ticketing import imports, mailing, records
 from webinar.ticketing.desk import DeskError
 from webinar.ticketing.mail import MailError
-from webinar.ticketing.records import Invitee, InviteeRole, Registration, RegistrationStatus
+from webinar.ticketing.records import Invitee, Registration, RegistrationStatus
 from webinar.ticketing.rules import BookingRefused
 
 _SETTING_KEYS = (
@@ -61,9 +61,18 @@ _ACCESS_KEYS = (
     "form_fields",
     "reminder_minutes",
 )
+#: The registration settings (webinar.http.tickets._registration_settings): two switches,
+#: and texts where null clears.
+_FLAG_KEYS = ("registration_required", "waiting_list")
+_CLEARABLE_KEYS = ("registration_redirect_url", "privacy_text", "privacy_url")
 #: The account the configured admin token acts as (it owns nothing it creates).
 TOKEN_ADMIN = User(user_id=0, username="admin.token", password_hash="", role="admin")
 TAG = "Events"
+_BOM = Query(
+    "bom",
+    "1: start the file with a UTF-8 byte-order mark (for spreadsheet programs).",
+    {"type": "string", "enum": ["0", "1"]},
+)
 _EVENT_ERRORS = (404,)
 
 
@@ -129,7 +138,7 @@ class EventsApi(ApiPages):
             presenter=base + presenter_path(event),
             host=base + host_path(event),
         )
-        if event.access_type == "paid":
+        if records.takes_registrations(event.access_type, access):
             links.register = f"{base}/e/{display}/register"
         return s.Event(
             event_id=display,
@@ -163,6 +172,11 @@ class EventsApi(ApiPages):
                 second_device=access.second_device.value,
                 payment_provider=access.payment_provider.value,
                 form_fields=[s.FormField(f.label, f.required) for f in access.form_fields],
+                registration_required=access.registration_required,
+                waiting_list=access.waiting_list,
+                registration_redirect_url=access.registration_redirect_url,
+                privacy_text=access.privacy_text,
+                privacy_url=access.privacy_url,
             ),
             links=links,
             reminder_minutes=mail.reminder_minutes,
@@ -254,6 +268,7 @@ class EventsApi(ApiPages):
             }
             if "form_fields" in body:
                 form["registration_questions"] = _questions(body["form_fields"])
+            form.update(_registration_fields(body))
             after = await self.web_part.before_save(user, settings, form, event)
             if event is None:
                 saved = await self.store.create_event_from(
@@ -343,7 +358,9 @@ class EventsApi(ApiPages):
                     "reject": RegistrationStatus.REJECTED,
                     "cancel": RegistrationStatus.CANCELLED,
                 }
-                reg = await desk.end(event, registration_id, ended[action])
+                reg = await desk.end(
+                    event, registration_id, ended[action], base=self._base(request)
+                )
         return _registration(reg)
 
     @operation(
@@ -397,6 +414,37 @@ class EventsApi(ApiPages):
     async def resend_registration(self, request: web.Request, call: Call) -> s.Registration:
         return await self._registration_action(request, call, "resend")
 
+    @operation(
+        "GET",
+        "/api/v1/events/{event_id}/registrations.csv",
+        scope=Scope.READ,
+        summary="Export an event's registrations as CSV",
+        description="Every registration whatever the event's access type (free, paid, the "
+        "waiting list), oldest first: the columns of docs/api.md, then one per registration "
+        "question. UTF-8, a header row, CRLF line ends; cells that would start a formula "
+        "begin with '. No codes or links.",
+        tag=TAG,
+        media="text/csv",
+        query=(_BOM,),
+        errors=_EVENT_ERRORS,
+    )
+    async def registrations_csv(self, request: web.Request, call: Call) -> web.Response:
+        event = await self._event(request, call)
+        body = await self.web_part.registrations_export(
+            event, bom=request.query.get("bom") in ("1", "true", "yes")
+        )
+        return web.Response(
+            body=body,
+            content_type="text/csv",
+            charset="utf-8",
+            headers={
+                "Content-Disposition": (
+                    f'attachment; filename="event-{event.event_id}-registrations.csv"'
+                ),
+                "Cache-Control": "no-store",
+            },
+        )
+
     # ------------------------------------------------------------------ invitees
 
     @operation(
@@ -423,9 +471,9 @@ class EventsApi(ApiPages):
         "/api/v1/events/{event_id}/invitees",
         scope=Scope.WRITE,
         summary="Invite someone",
-        description="Any access type: an attendee gets a personal link that admits them by "
-        "name, a presenter the presenter link. The invitation is e-mailed at once (502: saved, "
-        "the outbox tries again); an e-mail address once per event.",
+        description="Any access type: a personal link that admits them by name (presenters: "
+        "POST …/presenters). The invitation is e-mailed at once (502: saved, the outbox tries "
+        "again); an e-mail address once per event.",
         tag=TAG,
         status=201,
         response=s.Invitee,
@@ -443,7 +491,6 @@ class EventsApi(ApiPages):
                 body.name,
                 body.email,
                 self._base(request),
-                role=InviteeRole(body.role),
                 language=body.language,
             )
         return _invitee(invitee)
@@ -469,26 +516,19 @@ class EventsApi(ApiPages):
         tag=TAG,
         status=201,
         response=s.ImportPreview,
-        query=(
-            Query("role", "attendee (default) or presenter"),
-            Query("file_name", "The file's name, to show with the preview"),
-        ),
+        query=(Query("file_name", "The file's name, to show with the preview"),),
         errors=(404, 409, 413, 422),
         max_body_bytes=imports.MAX_FILE_BYTES,
         raw_body="text/csv",
     )
     async def import_invitees(self, request: web.Request, call: Call) -> s.ImportPreview:
         event = await self._event(request, call)
-        role = request.query.get("role", "attendee")
-        if role not in ("attendee", "presenter"):
-            raise api_error(422, "invalid", _("the role is attendee or presenter"), at="role")
         data = await read_body(request, error_factory, max_bytes=imports.MAX_FILE_BYTES)
         with _desk_errors(422):
             found = await self.web_part.desk.preview_import(
                 event,
                 data,
                 file_name=request.query.get("file_name", "")[:200],
-                role=InviteeRole(role),
             )
         return self._preview(event, found)
 
@@ -611,6 +651,24 @@ def _questions(value: Any) -> str:
     return "\n".join(lines)
 
 
+def _registration_fields(body: dict[str, Any]) -> dict[str, str]:
+    """The registration settings of a JSON body in the event form's terms (a switch is
+    ``on``/``off``; null clears a text)."""
+    form: dict[str, str] = {}
+    for key in _FLAG_KEYS:
+        if key in body:
+            if not isinstance(body[key], bool):
+                raise ValueError(_("%(field)s must be true or false") % {"field": key})
+            form[key] = "on" if body[key] else "off"
+    for key in _CLEARABLE_KEYS:
+        if key in body:
+            value = body[key]
+            if value is not None and not isinstance(value, str):
+                raise ValueError(_("%(field)s must be a string") % {"field": key})
+            form[key] = value or ""
+    return form
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(
@@ -697,6 +755,7 @@ def _registration(r: Registration) -> s.Registration:
         confirmed_at=iso_time(r.confirmed_at, zulu=True),
         checked_in_at=iso_time(r.checked_in_at, zulu=True),
         answers=dict(r.answers),
+        consent=r.consent,
     )
 
 
@@ -709,7 +768,6 @@ def _invitee(i: Invitee, delivery: mailing.OutboxItem | None = None) -> s.Invite
         status="revoked" if i.revoked else "active",
         sent_at=iso_time(i.sent_at, zulu=True),
         revoked_at=iso_time(i.revoked_at, zulu=True),
-        role=i.role.value,
         language=i.language,
         fields=dict(i.fields),
         delivery=state,  # type: ignore[arg-type]

@@ -32,7 +32,7 @@ from webinar.http.api.errors import api_error
 from webinar.http.api.events import visible_event
 from webinar.http.api.paging import paginate
 from webinar.http.api.table import PAGE_QUERY, ApiPages, Call, Query, operation
-from webinar.http.stats import StatsPages
+from webinar.http.stats import Report, StatsPages
 from webinar.i18n import _
 from webinar.ids import format_event_id
 from webinar.interaction import store as ist
@@ -45,7 +45,9 @@ from webinar.storage.store import Event, Store
 INTERACTION = "Interaction"
 EXPORTS = "Exports and statistics"
 #: The CSV exports of an event: the interaction ones, the engagement table, the sessions.
-CSV_KINDS = (*ist.EXPORT_KINDS, "engagement", "sessions")
+#: After the event: one row per registrant or invitee, per rating, per recording lead.
+AFTER_KINDS = ("registrants", "ratings", "leads")
+CSV_KINDS = (*ist.EXPORT_KINDS, "engagement", "sessions", *AFTER_KINDS)
 _BOM = Query(
     "bom",
     "1: start the file with a UTF-8 byte-order mark (for spreadsheet programs).",
@@ -83,7 +85,9 @@ def prepared_json(p: ct.PreparedCta) -> s.PreparedCta:
     )
 
 
-def stats_json(stats: EventStats) -> s.EventStats:
+def stats_json(stats: EventStats, report: Report | None = None) -> s.EventStats:
+    """The statistics in the API's shape; with ``report``, the ratings, registrants, devices,
+    poll and call-to-action results and leads too."""
     people = []
     for p in stats.people:
         people.append(
@@ -99,8 +103,13 @@ def stats_json(stats: EventStats) -> s.EventStats:
                 browser=p.browser,
                 os=p.os,
                 engagement=dict(p.extra),
+                device=p.device,  # type: ignore[arg-type]  # one of useragent.DEVICES
+                model=p.model,
+                joined_late=p.joined_late,
+                left_early=p.left_early,
             )
         )
+    more = msgspec.convert(report.as_json(zulu=True), _ReportPart) if report else _ReportPart()
     return s.EventStats(
         event_id=format_event_id(stats.event_id),
         attendees=stats.attendees,
@@ -113,7 +122,28 @@ def stats_json(stats: EventStats) -> s.EventStats:
             s.ConcurrencyStep(iso_time(t, timespec="seconds", zulu=True) or "", n)
             for t, n in stats.concurrency
         ],
+        rating=more.rating,
+        ratings=more.ratings,
+        registrants=more.registrants,
+        devices=more.devices,
+        browsers=more.browsers,
+        poll_results=more.poll_results,
+        cta_results=more.cta_results,
+        leads=more.leads,
     )
+
+
+class _ReportPart(msgspec.Struct):
+    """What :meth:`webinar.http.stats.Report.as_json` adds to the statistics."""
+
+    rating: s.RatingSummary | None = None
+    ratings: list[s.RatingItem] = []
+    registrants: list[s.RegistrantStats] = []
+    devices: dict[str, int] = {}
+    browsers: dict[str, int] = {}
+    poll_results: list[s.PollResult] = []
+    cta_results: list[s.CtaResult] = []
+    leads: list[s.LeadItem] = []
 
 
 def download(body: bytes, content_type: str, filename: str) -> web.Response:
@@ -345,7 +375,8 @@ class InteractionApi(ApiPages):
         scope=Scope.READ,
         summary="An export as CSV",
         description="kind: chat, questions, polls, scores, cta (the interaction exports), "
-        "engagement (one row per person) or sessions (one row per session). UTF-8, a header "
+        "engagement (one row per person), sessions (one row per session), registrants (one "
+        "row per registrant or invitee), ratings or leads. UTF-8, a header "
         "row, CRLF line ends; cells that would start a formula begin with '.",
         tag=EXPORTS,
         media="text/csv",
@@ -364,6 +395,8 @@ class InteractionApi(ApiPages):
             body = to_csv(SESSION_COLUMNS, rows, bom=bom)
         elif kind in ist.EXPORT_KINDS:
             return await self.interaction._csv(event, kind, bom=bom)
+        elif kind in AFTER_KINDS:
+            body = await self.stats.csv(event, kind, bom=bom)
         else:
             raise api_error(
                 404, "not-found", _("exports are %(kinds)s") % {"kinds": ", ".join(CSV_KINDS)}
@@ -378,14 +411,17 @@ class InteractionApi(ApiPages):
         scope=Scope.READ,
         summary="An event's attendance statistics",
         description="attendees counts distinct people with the attendee role; concurrency is "
-        "a step function of the sessions in the room.",
+        "a step function of the sessions in the room; rating, ratings, registrants (every "
+        "registrant and invitee: attended, minutes, joined late, left early, device, rating), "
+        "devices, browsers, poll_results, cta_results and leads (the recording's e-mail gate).",
         tag=EXPORTS,
         response=s.EventStats,
         errors=(404,),
     )
     async def event_stats(self, request: web.Request, call: Call) -> s.EventStats:
         event = await self._event(request, call)
-        return stats_json(await self.attendance.detailed_stats(event.event_id))
+        report = await self.stats.report(event)
+        return stats_json(report.stats, report)
 
     @operation(
         "GET",

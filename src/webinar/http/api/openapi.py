@@ -61,6 +61,8 @@ PATH_PARAMETERS: dict[str, tuple[dict[str, Any], str]] = {
         {"type": "string", "examples": ["jk_3f2a9c0e1b7d44aa"]},
         "A join-token key's ID (the kid of the tokens it signs).",
     ),
+    "user_id": ({"type": "integer", "minimum": 1}, "An account's ID (a co-organiser)."),
+    "presenter_id": ({"type": "integer", "minimum": 1}, "A presenter's ID on the event."),
 }
 
 DESCRIPTION = """\

@@ -123,6 +123,23 @@ class EventAccess(Struct):
     second_device: Literal["takeover", "refuse"]
     payment_provider: Literal["manual", "stripe"]
     form_fields: list[FormField]
+    registration_required: Annotated[
+        bool,
+        Meta(
+            description="People register first and enter by their personal link (paid"
+            " events always have registration); an open event then admits only them"
+        ),
+    ] = False
+    waiting_list: Annotated[
+        bool, Meta(description="With every place taken, registrants wait in order")
+    ] = False
+    registration_redirect_url: Annotated[
+        str | None, Meta(description="Where registrants go next; null: the thank-you page")
+    ] = None
+    privacy_text: Annotated[
+        str, Meta(description="Shown with a consent checkbox on the registration form")
+    ] = ""
+    privacy_url: str | None = None
 
 
 class EventLinks(Struct):
@@ -130,7 +147,11 @@ class EventLinks(Struct):
     presenter: Annotated[str, Meta(description="Carries the presenter key: keep it private")]
     host: Annotated[str, Meta(description="Carries the host key: keep it private")]
     register: (
-        Annotated[str, Meta(description="The registration page (paid events only)")] | UnsetType
+        Annotated[
+            str,
+            Meta(description="The registration page (paid events and events that require one)"),
+        ]
+        | UnsetType
     ) = UNSET
 
 
@@ -223,6 +244,17 @@ class EventFields(Struct, forbid_unknown_fields=True):
         | UnsetType
     ) = UNSET
     form_fields: list[FormField] | UnsetType = UNSET
+    registration_required: bool | UnsetType = UNSET
+    waiting_list: bool | UnsetType = UNSET
+    registration_redirect_url: (
+        Annotated[str | None, Meta(description="http(s) URL; null or empty: the thank-you page")]
+        | UnsetType
+    ) = UNSET
+    privacy_text: (
+        Annotated[str | None, Meta(description="At most 2000 characters; null or empty: none")]
+        | UnsetType
+    ) = UNSET
+    privacy_url: str | UnsetType | None = UNSET
     reminder_minutes: (
         Annotated[
             int,
@@ -253,7 +285,7 @@ class Registration(Struct):
     last_name: str
     email: str
     seats: int
-    status: Literal["pending", "confirmed", "rejected", "cancelled"]
+    status: Literal["pending", "confirmed", "rejected", "cancelled", "waitlisted"]
     amount: Annotated[str, Meta(examples=["39.80"])]
     currency: str | None
     provider: Literal["manual", "stripe"]
@@ -262,6 +294,9 @@ class Registration(Struct):
     confirmed_at: Time | None
     checked_in_at: Time | None
     answers: dict[str, str]
+    consent: Annotated[
+        str | None, Meta(description="The privacy text the person agreed to; null: none asked")
+    ] = None
 
 
 class RegistrationPage(Struct):
@@ -282,10 +317,6 @@ class Invitee(Struct):
     status: Literal["active", "revoked"]
     sent_at: Time | None
     revoked_at: Time | None
-    role: Annotated[
-        Literal["attendee", "presenter"],
-        Meta(description="attendee: a personal link; presenter: the presenter link"),
-    ] = "attendee"
     language: Annotated[
         str | None, Meta(description="Of their e-mails; null: the event's, else English")
     ] = None
@@ -304,7 +335,6 @@ class Invitee(Struct):
 class InviteeCreate(Struct, forbid_unknown_fields=True):
     name: str
     email: str
-    role: Literal["attendee", "presenter"] = "attendee"
     language: Annotated[str | None, Meta(extra_json_schema={"enum": ["en", "ru", "cs", None]})] = (
         None
     )
@@ -350,7 +380,6 @@ class ImportPreview(Struct):
     import_id: Annotated[str, Meta(examples=["imp_0123456789abcdef"])]
     event_id: EventId
     file_name: str
-    role: Literal["attendee", "presenter"]
     lines: Annotated[int, Meta(description="Lines with something on them (a header counts)")]
     extra_columns: list[str]
     to_invite: int
@@ -514,6 +543,97 @@ class PersonStats(Struct):
     browser: str
     os: str
     engagement: Annotated[Row, Meta(description="The engagement columns; absent: nothing")]
+    device: Literal["desktop", "phone", "tablet", "other", "unknown"] = "unknown"
+    model: Annotated[str, Meta(description="The phone's or tablet's model, if named")] = ""
+    joined_late: Annotated[
+        bool | None, Meta(description="First joined over 5 minutes after the start")
+    ] = None
+    left_early: Annotated[
+        bool | None, Meta(description="Last left over 5 minutes before the end")
+    ] = None
+
+
+class RatingSummary(Struct):
+    count: int
+    average: Annotated[float | None, Meta(description="null: no rating yet")]
+    distribution: Annotated[
+        dict[str, int], Meta(description='How many gave each number of stars: {"1": 0, ...}')
+    ]
+
+
+class RatingItem(Struct):
+    name: str
+    email: str | None
+    stars: Annotated[int, Meta(ge=1, le=5)]
+    comment: str
+    via: Literal["room", "email"]
+    rated_at: Time
+
+
+class RegistrantStats(Struct):
+    """A registrant or invitee and what attendance and the ratings say of them."""
+
+    kind: Literal["registration", "invitation"]
+    name: str
+    email: str
+    status: str
+    registered_at: Time
+    attended: bool
+    minutes: int
+    first_join: Time | None
+    last_leave: Time | None
+    joined_late: bool | None
+    left_early: bool | None
+    device: str | None
+    model: str | None
+    browser: str | None
+    os: str | None
+    rating: int | None
+    rating_comment: str | None
+
+
+class OptionResult(Struct):
+    text: str
+    votes: int
+    percent: int
+    correct: bool
+
+
+class QuestionResult(Struct):
+    text: str
+    kind: Literal["single", "multiple", "text"]
+    answered: int
+    right: Annotated[int | None, Meta(description="Tests: answered right; null: not scored")]
+    options: list[OptionResult]
+    texts: list[str]
+
+
+class PollResult(Struct):
+    poll_id: str
+    title: str
+    kind: Literal["poll", "test"]
+    state: Literal["open", "closed"]
+    answered: int
+    questions: list[QuestionResult]
+
+
+class CtaResult(Struct):
+    cta_id: str
+    message: str
+    button: str
+    url: str
+    shown_at: Time
+    closed_at: Time | None
+    clicks: int
+    people: int
+
+
+class LeadItem(Struct):
+    """An address given at the e-mail gate of a published recording of the event."""
+
+    email: str
+    first_viewed: Time
+    links: int
 
 
 class ConcurrencyStep(Struct, array_like=True):
@@ -532,6 +652,14 @@ class EventStats(Struct):
     average_seconds: float
     people: list[PersonStats]
     concurrency: list[ConcurrencyStep]
+    rating: RatingSummary | None = None
+    ratings: list[RatingItem] = []
+    registrants: list[RegistrantStats] = []
+    devices: Annotated[dict[str, int], Meta(description="Attendees per kind of device")] = {}
+    browsers: Annotated[dict[str, int], Meta(description="Attendees per browser")] = {}
+    poll_results: list[PollResult] = []
+    cta_results: list[CtaResult] = []
+    leads: list[LeadItem] = []
 
 
 class Month(Struct):
@@ -818,6 +946,22 @@ class ContentFile(Struct):
     created_at: str
     url: Annotated[str, Meta(description="Where admitted attendees download it")]
     download: Annotated[str, Meta(description="Where the API downloads it")]
+    pages: Annotated[
+        int | None,
+        Meta(description="A presentation's page count once rendered (render_status ready)"),
+    ] = None
+    render_status: Annotated[
+        Literal["none", "rendering", "ready", "failed"],
+        Meta(
+            description=(
+                "Presentations (PDF, PowerPoint, OpenDocument) are rendered to page images:"
+                " rendering, ready or failed; none for other files"
+            )
+        ),
+    ] = "none"
+    render_message: Annotated[
+        str | None, Meta(description="Why the pages could not be made (failed)")
+    ] = None
 
 
 class ContentPage(Struct):

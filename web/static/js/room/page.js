@@ -13,6 +13,8 @@ export const PRESENTER_KEY = body.dataset.presenterKey || null;
 /** The event's access type: open, password, token (invitation link) or paid (reservation code). */
 export const ACCESS = body.dataset.access ?? "open";
 export const STARTS_AT = body.dataset.startsAt || null;
+/** The event requires registration: an open one then admits only registrants' personal links. */
+export const REGISTRATION_REQUIRED = body.dataset.registration === "required";
 /**
  * The signed join token this page was opened with (`/e/<id>?jwt=…`, from the organiser's
  * site): the name and role are the token's, and the page enters at once.

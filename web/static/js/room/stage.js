@@ -1,6 +1,7 @@
 // The stage of the live view: the video grid (remote tiles and our own), the status
 // line over it ("Waiting for the presenter…"), the staff's banner (lobby, backstage)
-// with Start event, and the button that unblocks sound.
+// with Start event, and the button that unblocks sound. With content on stage
+// (room/content.js) the grid is a strip of cameras beside it.
 
 import { VideoGrid } from "../grid.js";
 import { nt, t } from "../i18n.js";
@@ -14,6 +15,12 @@ import { STARTS_AT } from "./page.js";
  */
 function attendeeCount(conn) {
   return conn.counts?.attendees ?? [...conn.participants.values()].filter((p) => p.role === "attendee").length;
+}
+
+/** Whether content (a presentation, a video, the board, an external player) is on stage. */
+function contentShown() {
+  const box = document.getElementById("stage-content");
+  return box !== null && !box.hidden;
 }
 
 /** @typedef {import("./page.js").RoomContext} RoomContext */
@@ -132,9 +139,10 @@ export class Stage {
     let waiting = false;
     const room = conn.room;
     const backstage = !staff && room?.mode === "presenters-only" && room.phase === "live";
+    const content = contentShown();
     if (conn.state === "reconnecting") {
       // the banner says it; the stage says it only when it has nothing else to show
-      text = this.grid.tiles.size ? "" : t("Reconnecting… The webinar continues; you will be back in a moment.");
+      text = this.grid.tiles.size || content ? "" : t("Reconnecting… The webinar continues; you will be back in a moment.");
       waiting = true;
     } else if (staff) {
       const watching = attendeeCount(conn);
@@ -150,6 +158,8 @@ export class Stage {
     } else if (backstage) {
       text = t("The presenters are preparing backstage. You will see and hear them again in a moment.");
       waiting = true;
+    } else if (content) {
+      // a slide, a video, the board: the stage is not waiting for anyone
     } else if (this.grid.remoteVideoCount === 0) {
       if (this.grid.remoteCount > 0) {
         text = t("Audio only: the presenter's camera is off.");
@@ -163,7 +173,8 @@ export class Stage {
     }
     status.textContent = text;
     status.hidden = text === "";
-    stage.dataset.empty = String(this.grid.tiles.size === 0 || backstage);
+    // content on stage (room/content.js) is something to show, cameras or not
+    stage.dataset.empty = String((this.grid.tiles.size === 0 && !content) || backstage);
     stage.dataset.waiting = String(waiting);
     stage.dataset.backstage = String(backstage);
   }
@@ -191,8 +202,9 @@ export class Stage {
     start.hidden = !canStart;
   }
 
-  /** Size the tiles to the stage (it changed size). */
+  /** Size the tiles to the stage (it changed size, or content came on stage or went). */
   layout() {
+    this.grid.strip = contentShown();
     this.grid.layout();
   }
 }
