@@ -263,16 +263,17 @@ async def refused(
     return err.value.code
 
 
-@pytest.mark.parametrize("access", ["open", "password", "token", "paid"])
+@pytest.mark.parametrize("access", ["open", "registration", "password", "token", "paid"])
 async def test_an_invitation_admits_its_invitee_by_name_whatever_the_access_type(
     server: RunningServer, inbox: Inbox, people: list[Any], access: str
 ) -> None:
+    """("registration": an open event that requires registration.)"""
     from webinar.accounts import hash_password
 
     event = await server.store.create_event(
         "Talk",
         datetime.now(UTC) + timedelta(minutes=30),
-        access_type=access,
+        access_type="open" if access == "registration" else access,
         join_window_minutes=60,  # the lobby is open
     )
     await server.store.run(
@@ -283,6 +284,7 @@ async def test_an_invitation_admits_its_invitee_by_name_whatever_the_access_type
                 attendee_password_hash=hash_password("attend-me", n=2**10),
                 price_minor=900,
                 currency="EUR",
+                registration_required=access == "registration",
             ),
         )
     )
@@ -295,6 +297,7 @@ async def test_an_invitation_admits_its_invitee_by_name_whatever_the_access_type
         "password": "without the webinar's password",
         "paid": "free ticket",
         "open": "personal link",
+        "registration": "personal link",
         "token": "personal link",
     }
     assert words[access] in text_of(message)
@@ -483,9 +486,7 @@ async def test_the_emails_page_shows_every_template_in_the_event_s_language(
             english = await resp.text()
         assert "Invitation: Вебинар" in english and "Changed: Вебинар" in english
         # the calendar file people get
-        async with http.get(
-            f"{server.base_url}/e/{event.display_id}/calendar.ics"
-        ) as resp:
+        async with http.get(f"{server.base_url}/e/{event.display_id}/calendar.ics") as resp:
             assert resp.status == 200 and resp.content_type == "text/calendar"
             cal = icalendar.Calendar.from_ical(await resp.read())
         (entry,) = cal.walk("VEVENT")
