@@ -278,8 +278,6 @@ class Viewer:
         )
 
     def render(self, ia: RoomInteraction, event: InteractionEvent) -> list[s.ServerMessage]:
-        if stage_.is_stage_event(event):
-            return stage_.render(self, self.room, event) if self.room is not None else []  # type: ignore[arg-type]
         me = self.participant.participant_id
         if isinstance(event, ch.ChatPosted):
             return [s.ChatMessage(message=_chat(event.message))]
@@ -360,6 +358,10 @@ def viewer_of(session: Session) -> Viewer | None:
 def deliver(session: Session, event: InteractionEvent) -> None:
     viewer, room = viewer_of(session), session.room
     if viewer is None or room is None:
+        return
+    if stage_.is_stage_event(event):  # encoded once for the whole room
+        for frame in stage_.frames(viewer, room, event):
+            session.send_frame(frame)
         return
     for message in viewer.render(room.interaction, event):
         session.send(message)

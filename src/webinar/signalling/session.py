@@ -202,6 +202,11 @@ class Session:
     def send(self, message: s.ServerMessage, request_id: s.RequestId | None = None) -> None:
         self._send(s.encode(message, request_id))
 
+    def send_frame(self, frame: dict[str, Any]) -> None:
+        """A frame encoded once for many connections (:func:`webinar.signalling.roster.
+        count_message`, the stage's events): sent as it is, never changed."""
+        self._send(frame)
+
     def error(self, code: s.ErrorCode, message: str, request_id: s.RequestId | None) -> None:
         self._services.on_error(code.value)
         self.send(s.Error(code=code, message=message), request_id)
@@ -584,7 +589,7 @@ class Session:
 
     def participant_count(self, counts: Counts) -> None:
         if self.room is not None:
-            self._send(roster.count_message(counts))  # one encoding shared by all
+            self.send_frame(roster.count_message(counts))  # one encoding shared by all
 
     def roster_delta(
         self,

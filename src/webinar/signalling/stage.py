@@ -11,7 +11,7 @@ the command is logged like an interaction command and replayed on the others
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from webinar.i18n import _
 from webinar.rooms import stage as st
@@ -102,36 +102,52 @@ def stage_message(
     )
 
 
-def render(viewer: Viewer, room: LiveRoom, event: st.StageEvent) -> list[s.ServerMessage]:
-    """What one viewer is told of a stage event."""
+#: The last stage event encoded and its frame: a room tells every connection of one event in
+#: a row (``RoomInteraction.emit``), so one slot encodes each event once, not once a viewer.
+_encoded: tuple[st.StageEvent, dict[str, Any] | None] | None = None
+
+
+def _frame(room: LiveRoom, event: st.StageEvent) -> dict[str, Any] | None:
+    """``event``'s frame, the same for every viewer (read-only); the ``stage`` one without its
+    content pass, which each viewer's copy gets."""
+    global _encoded
+    if _encoded is not None and _encoded[0] is event:
+        return _encoded[1]
+    message: s.ServerMessage | None = None
     if isinstance(event, st.StageChanged):
         ia = room.interaction
-        return [
-            stage_message(
-                room,
-                ia.stage,
-                content_pass=viewer.content_pass(room.room_id),
-                now=ia.now(),
-                cause=event.cause,
-                by=event.by,
-            )
-        ]
-    if isinstance(event, st.PointerMoved):
-        if event.by == viewer.participant.participant_id:
-            return []
-        return [s.PointerAt(x=event.x, y=event.y, by=event.by)]
-    if isinstance(event, st.StrokeDrawn):
-        if event.stroke.by == viewer.participant.participant_id:
-            return []  # drawn already where it was made
+        message = stage_message(
+            room, ia.stage, content_pass=None, now=ia.now(), cause=event.cause, by=event.by
+        )
+    elif isinstance(event, st.PointerMoved):
+        message = s.PointerAt(x=event.x, y=event.y, by=event.by)
+    elif isinstance(event, st.StrokeDrawn):
         stroke = event.stroke.to_json()
         stroke["points"] = [list(pt) for pt in event.points]
-        return [s.StrokeUpdate(stroke=stroke, append=event.append)]
-    if isinstance(event, st.BoardCleared):
-        return [s.WhiteboardCleared(page=event.page, by=event.by)]
-    return []
+        message = s.StrokeUpdate(stroke=stroke, append=event.append)
+    elif isinstance(event, st.BoardCleared):
+        message = s.WhiteboardCleared(page=event.page, by=event.by)
+    frame = s.encode(message) if message is not None else None
+    _encoded = (event, frame)
+    return frame
 
 
-def is_stage_event(event: object) -> bool:
+def frames(viewer: Viewer, room: LiveRoom, event: st.StageEvent) -> list[dict[str, Any]]:
+    """What one viewer is told of a stage event, as encoded frames (shared: do not change)."""
+    me = viewer.participant.participant_id
+    if isinstance(event, st.PointerMoved) and event.by == me:
+        return []
+    if isinstance(event, st.StrokeDrawn) and event.stroke.by == me:
+        return []  # drawn already where it was made
+    frame = _frame(room, event)
+    if frame is None:
+        return []
+    if isinstance(event, st.StageChanged):
+        return [{**frame, "content_pass": viewer.content_pass(room.room_id)}]
+    return [frame]
+
+
+def is_stage_event(event: object) -> TypeGuard[st.StageEvent]:
     return isinstance(event, st.StageChanged | st.PointerMoved | st.StrokeDrawn | st.BoardCleared)
 
 
