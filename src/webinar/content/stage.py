@@ -40,17 +40,6 @@ class StageLogEntry:
         return {"at": self.at, "kind": self.kind, "by": self.by, **self.data}
 
 
-def _after(stage: StageContent, change: StageChange) -> dict[str, Any]:
-    """The kept state as it will be once ``change`` is applied (the room's is untouched)."""
-    clone = StageContent()
-    for name in StageContent.__slots__:
-        if name != "strokes":
-            setattr(clone, name, getattr(stage, name))
-    for name, value in change.values.items():
-        setattr(clone, name, value)
-    return clone.to_json()
-
-
 def _part(stroke: Stroke, change: StageChange) -> dict[str, Any]:
     """One kept message of a stroke: its new points (``append``) or all of them."""
     drawn = next((e for e in change.events if isinstance(e, StrokeDrawn)), None)
@@ -73,7 +62,7 @@ def sql_write(
 ) -> None:
     with transaction(db, immediate=True):
         if change.values:
-            data = json.dumps(_after(stage, change), separators=(",", ":"))
+            data = json.dumps(stage.to_json(change.values), separators=(",", ":"))
             updated = db.execute(
                 "UPDATE stage_state SET data = ?, updated_at = ? WHERE event_id = ?",
                 (data, now, event_id),

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from webinar.i18n import N_, _
@@ -117,20 +117,6 @@ class Stroke:
             "text": self.text,
             "done": self.done,
         }
-
-    @classmethod
-    def from_json(cls, value: dict[str, Any]) -> Stroke:
-        return cls(
-            stroke_id=str(value["stroke_id"]),
-            page=int(value["page"]),
-            by=str(value.get("by", "")),
-            tool=str(value["tool"]),
-            color=str(value["color"]),
-            width=int(value["width"]),
-            points=tuple((float(x), float(y)) for x, y in value.get("points") or []),
-            text=value.get("text"),
-            done=bool(value.get("done", True)),
-        )
 
 
 # ------------------------------------------------------------------------------ events
@@ -266,6 +252,9 @@ def embed_url(kind: str, source: str) -> str:
 
 # ------------------------------------------------------------------------------ the machine
 
+#: The fields of :class:`StageContent` kept in the store (``to_json``).
+_KEPT = ("layout", "presentation", "video", "files", "board_page", "board_pages", "board_granted")
+
 
 class StageContent:
     """What is on stage. Change it only through ``apply`` of a planned :class:`StageChange`."""
@@ -302,39 +291,19 @@ class StageContent:
 
     # -------------------------------------------------------------- kept state
 
-    def to_json(self) -> dict[str, Any]:
-        """What is kept in the store (strokes are kept one by one, not here)."""
-        p, v = self.presentation, self.video
+    def to_json(self, changes: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """What is kept in the store (strokes are kept one by one, not here); with
+        ``changes`` (a :class:`StageChange`'s values), as it will be once they are applied."""
+        now = {name: getattr(self, name) for name in _KEPT} | dict(changes or {})
+        p, v = now["presentation"], now["video"]
         return {
-            "layout": self.layout,
-            "presentation": None
-            if p is None
-            else {
-                "content_id": p.content_id,
-                "name": p.name,
-                "pages": p.pages,
-                "page": p.page,
-                "changed_at": p.changed_at,
-            },
-            "video": None
-            if v is None
-            else {
-                "video_id": v.video_id,
-                "kind": v.kind,
-                "name": v.name,
-                "source": v.source,
-                "playing": v.playing,
-                "position": v.position,
-                "at": v.at,
-                "rate": v.rate,
-            },
-            "files": [
-                {"content_id": f.content_id, "name": f.name, "size": f.size, "type": f.type}
-                for f in self.files
-            ],
-            "board_page": self.board_page,
-            "board_pages": self.board_pages,
-            "board_granted": sorted(self.board_granted),
+            "layout": now["layout"],
+            "presentation": None if p is None else asdict(p),
+            "video": None if v is None else asdict(v),
+            "files": [asdict(f) for f in now["files"]],
+            "board_page": now["board_page"],
+            "board_pages": now["board_pages"],
+            "board_granted": sorted(now["board_granted"]),
         }
 
     def restore(self, value: dict[str, Any] | None, strokes: Iterable[Stroke]) -> None:
