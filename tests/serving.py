@@ -128,7 +128,15 @@ class ServerProcess:
     def stop(self) -> tuple[str, str]:
         if self.proc.poll() is None:
             self.proc.kill()
-        return self.proc.communicate(timeout=10)
+        try:
+            return self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            # a child of the server still holds its output open: fail this test, not a later
+            # one whose garbage collection would find the pipes unclosed
+            for stream in (self.proc.stdout, self.proc.stderr):
+                if stream is not None:
+                    stream.close()
+            raise
 
 
 def start_server(

@@ -26,6 +26,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -47,6 +48,10 @@ SHUTDOWN_TIMEOUT = 5.0
 DRAIN_POLL = 0.2
 #: Longest a worker's cleanup may take once it stops (after the drain), before it exits anyway.
 WORKER_CLEANUP_LIMIT = 30.0
+#: A worker whose supervisor died (its private Redis with it) has this long to stop.
+ORPHAN_LIMIT = 5.0
+#: How often a worker looks whether its supervisor is still its parent.
+PARENT_POLL = 0.5
 
 
 def head_timeout_factory(server: web.Server, timeout: float) -> Callable[[], asyncio.BaseProtocol]:
@@ -88,6 +93,22 @@ def _exit_if_stuck(seconds: float) -> None:
     timer = threading.Timer(seconds, expire)
     timer.daemon = True
     timer.start()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """A worker whose supervisor is gone stops within :data:`ORPHAN_LIMIT`. The kernel's
+    "parent died" signal starts the stop; this thread makes sure it ends, since the cleanup
+    talks to the private Redis, which died with the supervisor, and under load a call to it
+    can hang until its socket timeout. A thread, so a blocked loop cannot stop it."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL)
+        time.sleep(ORPHAN_LIMIT)
+        logger.error("the supervisor is gone and the stop took %.0f s: exiting", ORPHAN_LIMIT)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class Stop(enum.Enum):
@@ -167,6 +188,8 @@ async def serve(
     """Serve until SIGTERM (drain) or SIGINT (now); then close every connection and room."""
     tls = await TlsContext.create(config.tls) if config.tls.enabled else None
     app = create_app(config, store)
+    if app[WORKER].clustered:  # under a supervisor, from before the startup talks to Redis
+        _exit_when_orphaned(os.getppid())
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
     loop = asyncio.get_running_loop()

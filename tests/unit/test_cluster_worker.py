@@ -1,9 +1,18 @@
-"""The worker identity the supervisor passes, the UDP range split, and merged metrics."""
+"""The worker identity the supervisor passes, the UDP range split, merged metrics, and a
+worker outliving its supervisor."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
+from webinar import server
 from webinar.cluster import worker
 from webinar.cluster.registry import WorkerInfo, merge_metrics
 from webinar.cluster.worker import WorkerError, WorkerIdentity
@@ -92,3 +101,38 @@ def test_merged_metrics_label_every_sample_with_its_worker() -> None:
     lines = merged.splitlines()  # each family: its header, then its samples, worker by worker
     assert lines.index("# TYPE h histogram") < lines.index('h_sum{worker="1"} 5')
     assert lines.index('h_count{worker="1"} 2') < lines.index('h_bucket{worker="2",le="+Inf"} 2')
+
+
+def test_an_orphaned_worker_ends_even_if_its_stop_hangs(tmp_path: Path) -> None:
+    """The supervisor dies; the worker's stop hangs (here: it ignores every signal and sleeps).
+    The parent watch ends it within ORPHAN_LIMIT, so nothing keeps the shared port."""
+    pid_file = tmp_path / "worker.pid"
+    worker_code = (
+        "import os, signal, sys, time\n"
+        "from webinar import server\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "server._exit_when_orphaned(os.getppid())\n"
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "time.sleep(60)\n"
+    )
+    # the "supervisor": starts the worker, waits until it is watching, and dies
+    supervisor_code = (
+        "import os, subprocess, sys, time\n"
+        f"subprocess.Popen([sys.executable, '-c', {worker_code!r}])\n"
+        f"while not os.path.exists({str(pid_file)!r}): time.sleep(0.05)\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", supervisor_code], check=True, timeout=30)
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + server.ORPHAN_LIMIT + 5
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return
+        if state == "Z":  # exited, not yet reaped by whoever adopted it
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    raise AssertionError("the orphaned worker was still running")
