@@ -222,10 +222,22 @@ class Encoder:
         self._send("video", self._video.encode(frame))
         self.encoded_seconds = max(self.encoded_seconds, at)
 
+    _audio_next: int | None = None  # the sample the FIFO continues at
+
     def _encode_audio(self, frame: av.AudioFrame, at: float) -> None:
-        if self._audio_fifo.samples == 0:
-            frame.pts = round(at * AUDIO_RATE)
+        start = round(at * AUDIO_RATE)
+        expected = self._audio_next
+        if expected is None or abs(start - expected) > AUDIO_FRAME_SAMPLES:
+            # The first sound, or a jump: the FIFO starts anew at this time. Within a frame
+            # of where it was, the sound continues (times rounded from seconds differ by a
+            # sample or two, and the FIFO refuses a frame that does not continue exactly).
+            self._audio_fifo = av.AudioFifo()
+            frame.pts = start
             frame.time_base = self._audio.time_base
+            expected = start
+        else:
+            frame.pts = None
+        self._audio_next = expected + frame.samples
         self._audio_fifo.write(frame)
         while self._audio_fifo.samples >= AUDIO_FRAME_SAMPLES:
             chunk = self._audio_fifo.read(AUDIO_FRAME_SAMPLES)
