@@ -231,7 +231,7 @@ class Compositor:
         if producer.closed or producer.id in self._taps or self._stop.is_set():
             return
         group = self._groups.setdefault(feed, SyncGroup())
-        tap = FrameTap(producer, group, self._on_frame)
+        tap = _Tap(self, producer, group)
         self._taps[producer.id] = tap
         self._queue.put_nowait(("add", producer.id, producer.kind, label, screen))
         producer.add_consumer(tap)
@@ -242,6 +242,12 @@ class Compositor:
         if tap is not None:
             tap.detach()
             self._queue.put_nowait(("remove", producer_id))
+
+    def _tap_closed(self, tap: FrameTap) -> None:
+        """The producer closed (its publisher left or stopped it): its tile goes."""
+        if self._taps.get(tap.producer.id) is tap:
+            del self._taps[tap.producer.id]
+            self._queue.put_nowait(("remove", tap.producer.id))
 
     def is_attached(self, producer_id: str) -> bool:
         tap = self._taps.get(producer_id)
@@ -568,6 +574,16 @@ class Compositor:
         frame.sample_rate = AUDIO_RATE
         self.encoder.push_audio(frame, self._output_time(wall))
         self.stats.audio_out += 1
+
+
+class _Tap(FrameTap):
+    def __init__(self, compositor: Compositor, producer: Producer, group: SyncGroup) -> None:
+        super().__init__(producer, group, compositor._on_frame)
+        self._compositor = compositor
+
+    def producer_closed(self) -> None:
+        super().producer_closed()
+        self._compositor._tap_closed(self)
 
 
 def _font(size: int) -> Any:

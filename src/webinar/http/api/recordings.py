@@ -19,7 +19,7 @@ from webinar.http.api.paging import paginate
 from webinar.http.api.table import PAGE_QUERY, ApiPages, Call, Query, operation
 from webinar.i18n import _
 from webinar.ids import format_event_id, normalize_event_id
-from webinar.recordings.library import RecordingInfo, RecordingService
+from webinar.recordings.library import RecordingInfo, RecordingService, media_type
 from webinar.recordings.sharing import Publication, Publisher, valid_email
 from webinar.storage.api_tokens import Scope
 from webinar.storage.store import Store
@@ -151,7 +151,7 @@ class RecordingsApi(ApiPages):
         return web.FileResponse(
             path,
             headers={
-                "Content-Type": "video/webm",
+                "Content-Type": media_type(path.name),
                 "Content-Disposition": f'attachment; filename="{info.recording_id}-{path.name}"',
             },
         )
