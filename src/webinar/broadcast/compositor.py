@@ -211,6 +211,7 @@ class Compositor:
         if paused:
             self._pauses.append((self.started_at, None))
         self._stop = threading.Event()
+        self._stop_wall = 0.0
         self._video: dict[str, _VideoSource] = {}
         self._audio: dict[str, _AudioSource] = {}
         self._order = 0
@@ -283,6 +284,7 @@ class Compositor:
 
     def close(self) -> None:
         """Blocking: leave the producers, end the thread, flush and close the encoder."""
+        self._stop_wall = self._clock()
         for producer_id in list(self._taps):
             self.detach(producer_id)
         self._stop.set()
@@ -324,21 +326,26 @@ class Compositor:
         fps = self.format.fps
         frame_wall = self.started_at  # the wall time of the next output picture
         audio_wall = self.started_at  # ... and of the next mixed sound chunk
+        chunk = AUDIO_CHUNK / AUDIO_RATE
         try:
-            while not self._stop.is_set():
+            while True:
+                stopping = self._stop.is_set()
                 busy = time.thread_time()
                 self._drain()
-                target = self._clock() - self.delay
+                # Behind the clock by the delay; when stopping, up to the moment of close().
+                target = self._stop_wall if stopping else self._clock() - self.delay
                 while frame_wall <= target:
                     if not self._is_paused_at(frame_wall):
                         self._compose(frame_wall)
                     frame_wall += 1 / fps
-                while audio_wall + AUDIO_CHUNK / AUDIO_RATE <= target:
+                while audio_wall + chunk <= target:
                     if not self._is_paused_at(audio_wall):
                         self._mix(audio_wall)
-                    audio_wall += AUDIO_CHUNK / AUDIO_RATE
+                    audio_wall += chunk
                 self.stats.busy_seconds += time.thread_time() - busy
-                wait = min(frame_wall, audio_wall + AUDIO_CHUNK / AUDIO_RATE) - target
+                if stopping:
+                    return
+                wait = min(frame_wall, audio_wall + chunk) - target
                 self._wait(max(0.001, min(wait, 0.05)))
         except Exception:
             logger.exception("the compositor failed")
