@@ -62,8 +62,8 @@ KEEP_PICTURES = 30
 AUDIO_SLACK = 960
 #: Most samples of one source held for mixing (2 s): beyond that the oldest go.
 AUDIO_HOLD = AUDIO_RATE * 2
-BACKGROUND = (24, 24, 28)
-TILE_BACKGROUND = (0, 0, 0)
+BACKGROUND_LUMA = 30  # the stage's background (dark grey), where no tile is
+TILE_LUMA = 16  # black behind a picture that does not fill its tile
 GAP = 4  # pixels between tiles
 STRIP_SHARE = 0.2  # width share of the cameras' strip beside a screen share
 
@@ -127,8 +127,8 @@ def _at(value: float) -> int:
 def fit(rect: Rect, width: int, height: int) -> Rect:
     """The largest ``width``:``height`` box centred in ``rect`` (even sizes)."""
     scale = min(rect.w / width, rect.h / height)
-    w, h = _even(width * scale), _even(height * scale)
-    return Rect(rect.x + (rect.w - w) // 2, rect.y + (rect.h - h) // 2, w, h)
+    w, h = min(rect.w, _even(width * scale)), min(rect.h, _even(height * scale))
+    return Rect(rect.x + _at((rect.w - w) / 2), rect.y + _at((rect.h - h) / 2), w, h)
 
 
 # ----------------------------------------------------------------------------- sources
@@ -149,8 +149,9 @@ class _VideoSource:
     decoder: Any = None
     pictures: deque[_Picture] = field(default_factory=deque)
     shown: _Picture | None = None
-    tile: Image.Image | None = None  # the shown picture scaled for its tile
+    tile: av.VideoFrame | None = None  # the shown picture scaled for its tile
     tile_rect: Rect | None = None
+    name_tag: tuple[tuple[str, int, int], Image.Image] | None = None
     decoded: int = 0
     errors: int = 0
 
@@ -216,7 +217,7 @@ class Compositor:
         self._audio: dict[str, _AudioSource] = {}
         self._order = 0
         self._content: Image.Image | None = None
-        self._content_tile: tuple[Rect, Image.Image] | None = None
+        self._content_tile: tuple[Rect, av.VideoFrame] | None = None
         self._canvas: av.VideoFrame | None = None
         self._dirty = True
         self._font: Any = _font(max(12, self.format.height // 30))
@@ -285,8 +286,9 @@ class Compositor:
     def close(self) -> None:
         """Blocking: leave the producers, end the thread, flush and close the encoder."""
         self._stop_wall = self._clock()
-        for producer_id in list(self._taps):
-            self.detach(producer_id)
+        taps, self._taps = list(self._taps.values()), {}
+        for tap in taps:  # their tiles stay up to the end
+            tap.detach()
         self._stop.set()
         self._queue.put(None)
         self._thread.join()
@@ -488,58 +490,53 @@ class Compositor:
     def _draw(
         self, plan: Layout, screen: _VideoSource | None, cameras: list[_VideoSource]
     ) -> av.VideoFrame:
-        canvas = Image.new("RGB", (self.format.width, self.format.height), BACKGROUND)
-        draw = ImageDraw.Draw(canvas)
+        """The picture, made in yuv420p directly: each tile scaled by swscale and copied in
+        row by row (no RGB round trip, no per-pixel Python)."""
+        canvas = _Canvas(self.format.width, self.format.height)
         if plan.main is not None:
             if screen is not None:
-                self._paste(canvas, draw, screen, plan.main, name=False)
+                self._paste(canvas, screen, plan.main, name=False)
             elif self._content is not None:
-                if self._content_tile is None or self._content_tile[0] != plan.main:
-                    box = fit(plan.main, *self._content.size)
-                    image = self._content.convert("RGB").resize((box.w, box.h))
-                    self._content_tile = (plan.main, image)
-                rect = fit(plan.main, *self._content.size)
-                canvas.paste(self._content_tile[1], (rect.x, rect.y))
+                box = fit(plan.main, *self._content.size)
+                if self._content_tile is None or self._content_tile[0] != box:
+                    rgb = self._content.convert("RGB")
+                    picture = av.VideoFrame.from_image(rgb)  # type: ignore[no-untyped-call]
+                    scaled = picture.reformat(width=box.w, height=box.h, format="yuv420p")
+                    self._content_tile = (box, scaled)
+                canvas.put(self._content_tile[1], box.x, box.y)
         for source, rect in zip(cameras, plan.cameras, strict=False):
-            self._paste(canvas, draw, source, rect, name=True)
-        picture: av.VideoFrame = av.VideoFrame.from_image(canvas)  # type: ignore[no-untyped-call]
-        return picture.reformat(format="yuv420p")
+            self._paste(canvas, source, rect, name=True)
+        return canvas.frame()
 
-    def _paste(
-        self,
-        canvas: Image.Image,
-        draw: ImageDraw.ImageDraw,
-        source: _VideoSource,
-        rect: Rect,
-        *,
-        name: bool,
-    ) -> None:
+    def _paste(self, canvas: _Canvas, source: _VideoSource, rect: Rect, *, name: bool) -> None:
         picture = source.shown
         if picture is None:
             return
         frame = picture.frame
         box = fit(rect, frame.width, frame.height)
         if source.tile is None or source.tile_rect != box:
-            scaled = frame.reformat(width=box.w, height=box.h, format="rgb24")
-            source.tile = scaled.to_image()  # type: ignore[no-untyped-call]
+            source.tile = frame.reformat(width=box.w, height=box.h, format="yuv420p")
             source.tile_rect = box
-        draw.rectangle((rect.x, rect.y, rect.x + rect.w - 1, rect.y + rect.h - 1), TILE_BACKGROUND)
-        canvas.paste(source.tile, (box.x, box.y))
+        canvas.fill(rect, TILE_LUMA)
+        canvas.put(source.tile, box.x, box.y)
         if name and source.label:
-            pad = max(2, rect.h // 60)
-            text_box = draw.textbbox((0, 0), source.label, font=self._font)
-            th = text_box[3] - text_box[1]
-            tw = min(rect.w - 4 * pad, text_box[2] - text_box[0])
-            y = rect.y + rect.h - th - 3 * pad
-            draw.rectangle(
-                (rect.x + pad, y - pad, rect.x + 3 * pad + tw, y + th + 2 * pad), fill=(0, 0, 0)
-            )
-            draw.text(
-                (rect.x + 2 * pad, y - text_box[1]),
-                source.label,
-                fill=(255, 255, 255),
-                font=self._font,
-            )
+            key = (source.label, rect.w, rect.h)
+            if source.name_tag is None or source.name_tag[0] != key:
+                source.name_tag = (key, self._name_tag(source.label, rect))
+            tag = source.name_tag[1]
+            pad = _at(max(2, rect.h // 60))
+            canvas.put_luma(tag, rect.x + pad, rect.y + rect.h - tag.height - pad)
+
+    def _name_tag(self, label: str, rect: Rect) -> Image.Image:
+        """White text on a black box, fitting the tile (a greyscale image, even sizes)."""
+        pad = max(2, rect.h // 60)
+        probe = ImageDraw.Draw(Image.new("L", (1, 1)))
+        left, top, right, bottom = probe.textbbox((0, 0), label, font=self._font)
+        w = min(rect.w - 2 * pad, right - left + 2 * pad)
+        h = min(rect.h - 2 * pad, bottom - top + 2 * pad)
+        tag = Image.new("L", (_even(w), _even(h)), 16)
+        ImageDraw.Draw(tag).text((pad - left, pad - top), label, fill=235, font=self._font)
+        return tag
 
     # -------------------------------------------------------------- audio out
 
@@ -581,6 +578,62 @@ class Compositor:
         frame.sample_rate = AUDIO_RATE
         self.encoder.push_audio(frame, self._output_time(wall))
         self.stats.audio_out += 1
+
+
+class _Canvas:
+    """A yuv420p picture being put together in three byte arrays."""
+
+    def __init__(self, width: int, height: int) -> None:
+        template = av.VideoFrame(width, height, "yuv420p")
+        self.width, self.height = width, height
+        self.strides = [plane.line_size for plane in template.planes]
+        self.planes = [
+            bytearray([BACKGROUND_LUMA]) * template.planes[0].buffer_size,
+            bytearray([128]) * template.planes[1].buffer_size,
+            bytearray([128]) * template.planes[2].buffer_size,
+        ]
+
+    def fill(self, rect: Rect, luma: int) -> None:
+        for index, value in enumerate((luma, 128, 128)):
+            sub = 1 if index == 0 else 2
+            w, stride, dst = rect.w // sub, self.strides[index], self.planes[index]
+            row = bytes([value]) * w
+            x, y = rect.x // sub, rect.y // sub
+            for r in range(rect.h // sub):
+                start = (y + r) * stride + x
+                dst[start : start + w] = row
+
+    def put(self, frame: av.VideoFrame, x: int, y: int) -> None:
+        """Copy ``frame`` (yuv420p, even sizes) in at ``x``, ``y`` (even), clipped."""
+        for index, plane in enumerate(frame.planes):
+            sub = 1 if index == 0 else 2
+            src, src_stride = memoryview(plane), plane.line_size
+            dst, stride = self.planes[index], self.strides[index]
+            px, py = x // sub, y // sub
+            w = min(frame.width // sub, self.width // sub - px)
+            rows = min(frame.height // sub, self.height // sub - py)
+            for r in range(max(0, rows)):
+                start = (py + r) * stride + px
+                dst[start : start + w] = src[r * src_stride : r * src_stride + w]
+
+    def put_luma(self, image: Image.Image, x: int, y: int) -> None:
+        """A greyscale image (even sizes) at ``x``, ``y`` (even), without colour."""
+        data, w = image.tobytes(), image.width
+        for r in range(image.height):
+            start = (y + r) * self.strides[0] + x
+            self.planes[0][start : start + w] = data[r * w : (r + 1) * w]
+        grey = bytes([128]) * (w // 2)
+        for index in (1, 2):
+            stride = self.strides[index]
+            for r in range(image.height // 2):
+                start = (y // 2 + r) * stride + x // 2
+                self.planes[index][start : start + w // 2] = grey
+
+    def frame(self) -> av.VideoFrame:
+        out = av.VideoFrame(self.width, self.height, "yuv420p")
+        for plane, data in zip(out.planes, self.planes, strict=True):
+            plane.update(data)  # type: ignore[arg-type]  # any buffer
+        return out
 
 
 class _Tap(FrameTap):
