@@ -515,7 +515,11 @@ class Compositor:
         frame = picture.frame
         box = fit(rect, frame.width, frame.height)
         if source.tile is None or source.tile_rect != box:
-            source.tile = frame.reformat(width=box.w, height=box.h, format="yuv420p")
+            # AREA averages when shrinking (no aliasing), at half the cost of the default.
+            how = "AREA" if box.w < frame.width else "FAST_BILINEAR"
+            source.tile = frame.reformat(
+                width=box.w, height=box.h, format="yuv420p", interpolation=how
+            )
             source.tile_rect = box
         canvas.fill(rect, TILE_LUMA)
         canvas.put(source.tile, box.x, box.y)
