@@ -52,6 +52,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds the output runs behind the wall clock (jitter, retransmissions, sender reports).
 DEFAULT_DELAY = 0.6
+#: Seconds the thread may fall behind its clock before it skips pictures to catch up.
+MAX_BEHIND = 0.5
 #: Frames waiting for the compositor's thread; beyond this new ones are dropped (counted).
 INPUT_QUEUE = 2000
 #: Samples per mixed audio frame (20 ms).
@@ -175,6 +177,7 @@ class CompositorStats:
     video_out: int = 0
     audio_out: int = 0
     decode_errors: int = 0
+    skipped: int = 0  # pictures not composed to catch up after falling behind
     busy_seconds: float = 0.0  # thread CPU time spent on decode, compose and mix
 
 
@@ -337,7 +340,9 @@ class Compositor:
                 # Behind the clock by the delay; when stopping, up to the moment of close().
                 target = self._stop_wall if stopping else self._clock() - self.delay
                 while frame_wall <= target:
-                    if not self._is_paused_at(frame_wall):
+                    if target - frame_wall > MAX_BEHIND and not stopping:
+                        self.stats.skipped += 1  # overloaded: catch up (the picture holds)
+                    elif not self._is_paused_at(frame_wall):
                         self._compose(frame_wall)
                     frame_wall += 1 / fps
                 while audio_wall + chunk <= target:
