@@ -21,6 +21,7 @@ from tests.unit.test_recorder import (
 )
 from webinar.broadcast.compositor import Compositor, Mp4Sink, Rect, fit, layout
 from webinar.broadcast.encoder import Encoder, EncoderSettings
+from webinar.recordings.library import trim_webm
 from webinar.sfu.producer import SenderReportMapping
 from webinar.sfu.rtp import ntp_from_seconds
 
@@ -145,3 +146,14 @@ def test_paused_time_is_not_composed(tmp_path: Path) -> None:
     with av.open(str(path)) as box:
         duration = (box.duration or 0) / 1e6
     assert 2.3 <= duration <= 3.2, duration
+
+
+def test_the_composed_mp4_is_trimmed_on_a_keyframe(tmp_path: Path) -> None:
+    path = compose(tmp_path, 3.0)
+    cut, duration = trim_webm(path, tmp_path / "composed.trim.mp4", 1.2, 2.5)
+    assert cut == 1.0  # the keyframe before 1.2 s (one a second here)
+    assert 1.4 <= duration <= 1.6, duration
+    with av.open(str(tmp_path / "composed.trim.mp4")) as box:
+        assert box.format.name.startswith("mov,mp4")
+        frames = sum(1 for _ in box.decode(video=0))
+    assert 40 <= frames <= 48, frames
