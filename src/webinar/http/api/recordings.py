@@ -138,7 +138,10 @@ class RecordingsApi(ApiPages):
         "/api/v1/recordings/{recording_id}/files/{name}",
         scope=Scope.READ,
         summary="Download one of a recording's files",
-        description="A WebM file: one publisher's camera or screen with its sound.",
+        description=(
+            "A WebM file (one publisher's camera or screen with its sound, video/webm) or"
+            " composed.mp4 (the stage as one picture, video/mp4)."
+        ),
         tag=TAG,
         media="video/webm",
         errors=(404,),
