@@ -189,4 +189,9 @@ async def test_camera_and_screen_share_composed_in_sync_without_presenters_only(
             offsets.append(nearest - flash)
     assert len(offsets) >= 12, (flashes, beeps)
     skew = statistics.median(offsets)
+    print(
+        f"composed: {result['duration']:.3f} s for {expected:.3f} s expected;"
+        f" A/V skew median {skew * 1000:.0f} ms, worst {max(offsets, key=abs) * 1000:.0f} ms"
+        f" over {len(offsets)} flashes"
+    )
     assert abs(skew) <= 0.080, (skew, offsets)

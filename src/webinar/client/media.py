@@ -135,6 +135,8 @@ def make_opus_clip(
             frames.append(bytes(packet))
     for packet in codec.encode(None):
         frames.append(bytes(packet))
+    if beep:
+        frames = frames[:n]  # the flush's extra packet would make each loop 20 ms longer
     total = sum(len(f) for f in frames)
     return EncodedClip(
         kind="audio",
