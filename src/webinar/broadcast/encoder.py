@@ -222,26 +222,29 @@ class Encoder:
         self._send("video", self._video.encode(frame))
         self.encoded_seconds = max(self.encoded_seconds, at)
 
-    _audio_next: int | None = None  # the sample the FIFO continues at
+    _audio_next: int | None = None  # the sample the FIFO's input continues at
+    _audio_pts = 0  # the sample of the FIFO's first one
 
     def _encode_audio(self, frame: av.AudioFrame, at: float) -> None:
         start = round(at * AUDIO_RATE)
         expected = self._audio_next
         if expected is None or abs(start - expected) > AUDIO_FRAME_SAMPLES:
-            # The first sound, or a jump: the FIFO starts anew at this time. Within a frame
-            # of where it was, the sound continues (times rounded from seconds differ by a
-            # sample or two, and the FIFO refuses a frame that does not continue exactly).
+            # The first sound, or a jump (frames dropped, a cut): the FIFO starts anew at
+            # this time. Within a frame of where it was, the sound continues (times rounded
+            # from seconds differ by a sample or two). Times are kept here, not by the FIFO
+            # (which refuses any frame whose time does not continue exactly).
             self._audio_fifo = av.AudioFifo()
-            frame.pts = start
-            frame.time_base = self._audio.time_base
+            self._audio_pts = start
             expected = start
-        else:
-            frame.pts = None
+        frame.pts = None
         self._audio_next = expected + frame.samples
         self._audio_fifo.write(frame)
         while self._audio_fifo.samples >= AUDIO_FRAME_SAMPLES:
             chunk = self._audio_fifo.read(AUDIO_FRAME_SAMPLES)
             assert chunk is not None
+            chunk.pts = self._audio_pts
+            chunk.time_base = self._audio.time_base
+            self._audio_pts += AUDIO_FRAME_SAMPLES
             self._send("audio", self._audio.encode(chunk))
 
     def _send(self, kind: str, packets: list[av.Packet[Any]]) -> None:
