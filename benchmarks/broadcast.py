@@ -156,8 +156,10 @@ async def feed(cameras: int, seconds: float, compose: bool, clip: Any, opus: Any
         stats = compositor.stats
         await asyncio.to_thread(compositor.close)
         logger.info(
-            "%d cameras: %d frames in, %d dropped, %d pictures out, encoder dropped %d",
+            "%d cameras: compositor thread %.3f cores; %d frames in, %d dropped,"
+            " %d pictures out, encoder dropped %d",
             cameras,
+            stats.busy_seconds / wall,
             stats.frames_in,
             stats.dropped_in,
             stats.video_out,
