@@ -180,7 +180,12 @@ class Encoder:
 
     def close(self) -> None:
         """Flush the encoders, close every sink, end the thread (blocks: call it off the loop)."""
-        self._queue.put(None)
+        while self._thread.is_alive():
+            try:
+                self._queue.put(None, timeout=0.2)
+                break
+            except queue.Full:
+                continue  # the thread is busy (or died: the loop ends when it has)
         self._thread.join()
 
     # -------------------------------------------------------------- the thread
@@ -223,9 +228,14 @@ class Encoder:
         self.encoded_seconds = max(self.encoded_seconds, at)
 
     def _encode_audio(self, frame: av.AudioFrame, at: float) -> None:
+        # The FIFO times its output from the first frame it holds; later frames join without
+        # a time of their own (one dropped on a full queue leaves a gap in the sound, not an
+        # error: the FIFO refuses a frame whose time does not follow).
         if self._audio_fifo.samples == 0:
             frame.pts = round(at * AUDIO_RATE)
             frame.time_base = self._audio.time_base
+        else:
+            frame.pts = None
         self._audio_fifo.write(frame)
         while self._audio_fifo.samples >= AUDIO_FRAME_SAMPLES:
             chunk = self._audio_fifo.read(AUDIO_FRAME_SAMPLES)
