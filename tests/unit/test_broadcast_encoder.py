@@ -60,3 +60,18 @@ def test_encoded_once_muxed_as_is_and_read_back(tmp_path: Path) -> None:
     with av.open(str(first.path)) as box:
         samples = sum(f.samples for f in box.decode(audio=0))
     assert abs(samples / 48_000 - 2.0) < 0.1
+
+
+def test_dropped_frames_do_not_stop_the_encoder_and_close_returns(tmp_path: Path) -> None:
+    """A full queue drops frames (counted); the audio FIFO takes the next ones anyway, and
+    close() returns even with the queue full."""
+    pattern = TestPattern(320, 180, fps=30)
+    encoder = Encoder(EncoderSettings(width=320, height=180, fps=30))
+    sink = Mp4Sink(tmp_path / "c.mp4")
+    encoder.add_sink(sink)
+    for frame, at in pattern.audio(6.0):  # far more than the queue holds, without waiting
+        encoder.push_audio(frame, at)
+    for frame, at in pattern.video(1.0):
+        encoder.push_video(frame, at)
+    encoder.close()
+    assert sink.closed and encoder.dropped > 0 and sink.packets["audio"] > 0

@@ -180,7 +180,12 @@ class Encoder:
 
     def close(self) -> None:
         """Flush the encoders, close every sink, end the thread (blocks: call it off the loop)."""
-        self._queue.put(None)
+        while self._thread.is_alive():
+            try:
+                self._queue.put(None, timeout=0.2)
+                break
+            except queue.Full:
+                continue  # the thread is busy (or died: the loop ends when it has)
         self._thread.join()
 
     # -------------------------------------------------------------- the thread
