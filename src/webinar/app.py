@@ -22,6 +22,7 @@ from webinar import __version__
 from webinar.attendance import useragent
 from webinar.attendance.ratings import Ratings, RatingSource
 from webinar.attendance.service import AttendanceService
+from webinar.broadcast.recording import ComposedRecording, ComposedSettings
 from webinar.cluster import redis as cluster_redis
 from webinar.cluster import worker
 from webinar.cluster.bus import Bus, BusError
@@ -327,6 +328,15 @@ def create_app(
         config.shared_dir / "recordings",
         quota_bytes=config.recording.quota_mb * MIB,
     )
+    if config.recording.composed:
+        composed = ComposedSettings(
+            height=config.recording.composed_height,
+            preset=config.recording.composed_preset,
+            video_kbit=config.recording.composed_video_kbit,
+        )
+        app[RECORDINGS].composer = lambda directory, paused: ComposedRecording(
+            directory, composed, paused=paused
+        )
     # Recording links go out like every other e-mail: SMTP per [mail], else .eml files.
     app[PUBLISHER] = Publisher(
         app[STORE],

@@ -200,15 +200,39 @@ class AdminConfig:
             _fail("admin.token", "must have at least 16 characters")
 
 
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RecordingConfig:
     """Recordings of events (WebM files under <data_dir>/recordings)."""
 
     #: Storage each organiser may fill with recordings, in MiB; 0 disables recording.
     quota_mb: int = 5120
+    #: Each recording also holds the stage composed into one MP4 (H.264 + AAC).
+    composed: bool = True
+    #: The composed picture's height: 720 (1280x720) or 1080 (1920x1080).
+    composed_height: int = 720
+    #: libx264's preset for the composed picture (slower: smaller files, more CPU).
+    composed_preset: str = "veryfast"
+    #: The composed picture's video bitrate, in kbit/s.
+    composed_video_kbit: int = 2500
 
     def __post_init__(self) -> None:
         _check_range("recording.quota_mb", self.quota_mb, 0, 100_000_000)
+        if self.composed_height not in (720, 1080):
+            _fail("recording.composed_height", "must be 720 or 1080")
+        if self.composed_preset not in X264_PRESETS:
+            _fail("recording.composed_preset", "must be one of " + ", ".join(X264_PRESETS))
+        _check_range("recording.composed_video_kbit", self.composed_video_kbit, 300, 50_000)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

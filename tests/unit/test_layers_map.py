@@ -30,6 +30,7 @@ FEATURES = frozenset(
         "webhooks",
         "content",
         "followup",
+        "broadcast",
     }
 )
 # Boot: wire everything together; may import anything.
@@ -50,6 +51,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "recordings": frozenset({"storage", "rooms", "sfu"}),
     "webhooks": frozenset({"storage", "rooms"}),
     "content": frozenset({"storage", "rooms"}),
+    # The stage as one picture (compositor, encoder, recording/RTMP/HLS outputs): it consumes
+    # the room's media like a subscriber and follows its stage and mode.
+    "broadcast": frozenset({"storage", "rooms", "sfu", "content"}),
     # After the event: when it ended (attendance), the thank-you e-mail (ticketing's mailer)
     # with the recording's link (recordings) and the rating link (attendance).
     "followup": frozenset({"storage", "rooms", "attendance", "ticketing", "recordings"}),

@@ -39,8 +39,13 @@ def make_vp8_clip(
     seconds: float = 4.0,
     bitrate: int = 1_000_000,
     keyframe_interval: int = 60,
+    pattern: str = "gradient",
+    colour: tuple[int, int, int] = (80, 128, 128),
 ) -> EncodedClip:
-    """Encode a moving test pattern to VP8 (realtime, CBR)."""
+    """Encode a test picture to VP8 (realtime, CBR). ``pattern``: ``"gradient"``, a moving
+    diagonal gradient; ``"flash"``, a flat picture of ``colour`` (Y, U, V) that is white in
+    the first frame of every second (with :func:`make_opus_clip`'s ``beep``, for measuring
+    audio/video sync); ``"solid"``, ``colour`` throughout."""
     codec = av.CodecContext.create("libvpx", "w")
     codec.width = width
     codec.height = height
@@ -61,14 +66,21 @@ def make_vp8_clip(
     n = int(seconds * fps)
     frames: list[bytes] = []
     keys: list[bool] = []
-    pattern = bytes(range(256)) * (width // 256 + 2)
+    ramp = bytes(range(256)) * (width // 256 + 2)
+    chroma = width // 2 * (height // 2)
     for i in range(n):
-        # A diagonal gradient that moves: compressible, never static, never black.
-        y = b"".join(
-            pattern[(row + i * 4) % 256 : (row + i * 4) % 256 + width] for row in range(height)
-        )
-        u = bytes([(i * 3) % 256]) * (width // 2 * (height // 2))
-        v = bytes([128]) * (width // 2 * (height // 2))
+        if pattern == "gradient":
+            # A diagonal gradient that moves: compressible, never static, never black.
+            y = b"".join(
+                ramp[(row + i * 4) % 256 : (row + i * 4) % 256 + width] for row in range(height)
+            )
+            u = bytes([(i * 3) % 256]) * chroma
+            v = bytes([128]) * chroma
+        elif pattern == "flash" and i % fps == 0:
+            y, u, v = bytes([235]) * (width * height), bytes([128]) * chroma, bytes([128]) * chroma
+        else:
+            y = bytes([colour[0]]) * (width * height)
+            u, v = bytes([colour[1]]) * chroma, bytes([colour[2]]) * chroma
         frame = av.VideoFrame(width, height, "yuv420p")
         for plane, data in zip(frame.planes, (y, u, v), strict=True):
             _fill_plane(plane, data, plane.width)
@@ -92,8 +104,11 @@ def make_vp8_clip(
     )
 
 
-def make_opus_clip(*, seconds: float = 4.0, frequency: float = 440.0) -> EncodedClip:
-    """Encode a tone to Opus, 20 ms per packet."""
+def make_opus_clip(
+    *, seconds: float = 4.0, frequency: float = 440.0, beep: bool = False
+) -> EncodedClip:
+    """Encode a tone to Opus, 20 ms per packet; ``beep``: silence but for the tone in the first
+    100 ms of every second (with the ``"flash"`` video clip)."""
     codec = av.CodecContext.create("libopus", "w")
     codec.sample_rate = AUDIO_CLOCK
     codec.layout = "stereo"
@@ -105,8 +120,10 @@ def make_opus_clip(*, seconds: float = 4.0, frequency: float = 440.0) -> Encoded
     frames: list[bytes] = []
     for i in range(n):
         pcm = array.array("h")
+        quiet = beep and (i % 50) >= 5
         for k in range(samples):
-            value = int(math.sin(2 * math.pi * frequency * (k + i * samples) / AUDIO_CLOCK) * 8000)
+            t = (k + i * samples) / AUDIO_CLOCK
+            value = 0 if quiet else int(math.sin(2 * math.pi * frequency * t) * 8000)
             pcm.append(value)
             pcm.append(value)
         frame = av.AudioFrame(format="s16", layout="stereo", samples=samples)
@@ -118,6 +135,8 @@ def make_opus_clip(*, seconds: float = 4.0, frequency: float = 440.0) -> Encoded
             frames.append(bytes(packet))
     for packet in codec.encode(None):
         frames.append(bytes(packet))
+    if beep:
+        frames = frames[:n]  # the flush's extra packet would make each loop 20 ms longer
     total = sum(len(f) for f in frames)
     return EncodedClip(
         kind="audio",

@@ -13,7 +13,7 @@ from aiohttp import web
 from webinar.http.site import Pages, Site, route
 from webinar.i18n import N_, _, format_date, gettext, ngettext
 from webinar.ids import format_event_id, normalize_event_id
-from webinar.recordings.library import MIB, RecordingInfo, RecordingService
+from webinar.recordings.library import MIB, RecordingInfo, RecordingService, media_type
 from webinar.recordings.sharing import LINK_MAX_DAYS, LinkError, OpenedLink, Publisher, valid_email
 from webinar.storage.store import User
 
@@ -143,7 +143,7 @@ class RecordingPages(Pages):
         return web.FileResponse(
             path,
             headers={
-                "Content-Type": "video/webm",
+                "Content-Type": media_type(path.name),
                 "Content-Disposition": f'attachment; filename="{info.recording_id}-{path.name}"',
             },
         )
@@ -331,7 +331,7 @@ class RecordingPages(Pages):
         path = self.service.file_path(link.recording, request.match_info["name"])
         if path is None:
             raise web.HTTPNotFound(text=_("No such file in this recording."))
-        return web.FileResponse(path, headers={"Content-Type": "video/webm"})
+        return web.FileResponse(path, headers={"Content-Type": media_type(path.name)})
 
 
 def _kind(kind: str) -> str:

@@ -1,7 +1,8 @@
 """Recordings after the event: stored, listed, downloaded, trimmed, deleted, within quota.
 
 Files live in ``<data_dir>/recordings/<recording_id>/`` (one WebM per feed, see
-``webinar.sfu.recorder``); the ``recordings`` table holds duration, size and the
+``webinar.sfu.recorder``, and ``composed.mp4``, the stage as one picture, see
+``webinar.broadcast.recording``); the ``recordings`` table holds duration, size and the
 file manifest. SQLite goes through the Store's thread, file work through
 ``asyncio.to_thread``. The per-organiser quota is checked when a recording starts:
 one already running finishes past it; new ones are refused until space is freed.
@@ -24,7 +25,7 @@ import av
 
 from webinar.formats import iso_time
 from webinar.i18n import _
-from webinar.rooms.recording import RecordingStarted
+from webinar.rooms.recording import RecordingStarted, StageComposer
 from webinar.sfu.recorder import RecordingResult
 from webinar.storage.db import Database
 from webinar.storage.store import Event, Store, SyncStore
@@ -32,7 +33,14 @@ from webinar.storage.store import Event, Store, SyncStore
 logger = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
-_FILE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,120}\.webm$")
+_FILE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,120}\.(webm|mp4)$")
+
+
+def media_type(name: str) -> str:
+    """The Content-Type of a recording's file: the composed MP4 or a per-feed WebM."""
+    return "video/mp4" if name.endswith(".mp4") else "video/webm"
+
+
 _RECORDING_ID = re.compile(r"^rec_[0-9a-f]{12}$")
 
 
@@ -140,11 +148,17 @@ class RecordingService:
         self.quota_bytes = quota_bytes
         #: Told ``(event_id, data)`` when a recording is stored (the app sends a webhook).
         self.on_ready: Callable[[str, dict[str, Any]], None] | None = None
+        #: Makes the composed MP4 of a new recording (the app sets it from
+        #: ``webinar.broadcast``, which this layer does not import); None: WebM files only.
+        self.composer: Callable[[Path, bool], StageComposer] | None = None
 
     # ------------------------------------------------------------------ rooms' hooks
 
     def directory_for(self, room_id: str, recording_id: str) -> Path:
         return self.root / recording_id
+
+    def composer_for(self, directory: Path, *, paused: bool) -> StageComposer | None:
+        return self.composer(directory, paused) if self.composer is not None else None
 
     async def finished(self, started: RecordingStarted, result: RecordingResult) -> None:
         files = [f.as_dict() for f in result.files if f.error is None and f.size > 0]
@@ -300,7 +314,7 @@ def _trim_files(
         if local_end <= 0 or local_start >= float(entry["duration"]):
             path.unlink(missing_ok=True)
             continue
-        tmp = path.with_suffix(".trim.webm")
+        tmp = path.with_suffix(".trim" + path.suffix)
         cut, duration = trim_webm(path, tmp, local_start, local_end)
         tmp.replace(path)
         new = dict(entry)
@@ -312,7 +326,8 @@ def _trim_files(
 
 
 def trim_webm(src: Path, dst: Path, start: float, end: float) -> tuple[float, float]:
-    """Copy ``src`` to ``dst`` keeping ``start``..``end`` seconds without decoding.
+    """Copy ``src`` to ``dst`` keeping ``start``..``end`` seconds without decoding (a WebM, or
+    the composed MP4 when ``dst`` ends in ``.mp4``).
 
     The cut falls on the last video keyframe at or before ``start`` (the first one if
     none is earlier), so the result begins with a decodable frame; audio starts at
@@ -333,7 +348,8 @@ def trim_webm(src: Path, dst: Path, start: float, end: float) -> tuple[float, fl
     else:
         cut = start
     last = 0.0
-    with av.open(str(src)) as inp, av.open(str(dst), "w", format="webm") as out:
+    fmt = "mp4" if dst.suffix == ".mp4" else "webm"
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format=fmt) as out:
         mapping = {s.index: out.add_stream_from_template(s) for s in inp.streams}
         waiting_key = {s.index for s in inp.streams.video}
         for packet in inp.demux():

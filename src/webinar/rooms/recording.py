@@ -5,11 +5,17 @@ whether the room may be recorded now (never in presenters-only mode); after
 every command :meth:`RoomRecording.sync` makes the recorder match: start it,
 pause or resume its clock, attach new producers, stop it and hand the files to
 the application's :class:`RecordingHooks` (which stores them).
+
+Beside the per-feed WebM files, a recording can hold the stage composed into one picture
+(one MP4): the hooks' ``composer_for`` gives a :class:`StageComposer`
+(:class:`webinar.broadcast.recording.ComposedRecording`), which follows the same producers,
+pauses with the recording and adds its file to the recording's files when it stops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import time
@@ -19,7 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from webinar.sfu import Producer
-from webinar.sfu.recorder import Recorder, RecordingResult
+from webinar.sfu.recorder import RecordedFile, Recorder, RecordingResult
 
 from ..tasks import stop_tasks
 from .state import RecordingStatus, RoomState, Source, Stream
@@ -35,10 +41,31 @@ class RecordingStarted:
     started_at: float
 
 
+class StageComposer(Protocol):
+    """The stage composed into one file of the recording (what attendees saw)."""
+
+    def is_attached(self, producer_id: str) -> bool: ...
+
+    def attach(self, producer: Producer, *, feed: str, label: str, screen: bool) -> None: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    async def finish(self) -> RecordedFile | None:
+        """Stop; the file to list with the recording's others (None: nothing usable)."""
+        ...
+
+
 class RecordingHooks(Protocol):
     """What the application provides: where files go and what happens to them."""
 
     def directory_for(self, room_id: str, recording_id: str) -> Path: ...
+
+    def composer_for(self, directory: Path, *, paused: bool) -> StageComposer | None:
+        """The composed recording's maker for a new recording in ``directory`` (None: the
+        recording holds the per-feed files only)."""
+        ...
 
     async def finished(self, started: RecordingStarted, result: RecordingResult) -> None: ...
 
@@ -66,6 +93,7 @@ class RoomRecording:
         self._producers = producers
         self._name_of = name_of
         self._recorder: Recorder | None = None
+        self._composer: StageComposer | None = None
         self._started: RecordingStarted | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.finished: list[RecordingStarted] = []
@@ -88,32 +116,62 @@ class RoomRecording:
         if recorder is None:
             recording_id = f"rec_{secrets.token_hex(6)}"
             directory = self._hooks.directory_for(self.room_id, recording_id)
-            recorder = Recorder(directory, paused=status is RecordingStatus.PAUSED)
+            paused = status is RecordingStatus.PAUSED
+            recorder = Recorder(directory, paused=paused)
             self._recorder = recorder
+            try:
+                self._composer = self._hooks.composer_for(directory, paused=paused)
+            except Exception:  # the per-feed files are recorded all the same
+                logger.exception("the composed recording of %s could not start", recording_id)
+                self._composer = None
             self._started = RecordingStarted(recording_id, self.room_id, directory, time.time())
             logger.info("recording %s of %s started", recording_id, self.room_id)
+        composer = self._composer
         if status is RecordingStatus.PAUSED:
             recorder.pause()
+            if composer is not None:
+                composer.pause()
         else:
             recorder.resume()
+            if composer is not None:
+                composer.resume()
         producers = self._producers()
         for stream in self._state.streams.values():
             producer = producers.get(stream.stream_id)
-            if producer is None or producer.closed or recorder.is_attached(producer.id):
+            if producer is None or producer.closed:
                 continue
-            label = self._name_of(stream.participant_id)
-            if stream.source in (Source.SCREEN, Source.SCREEN_AUDIO):
-                label += " (screen)"
+            name = self._name_of(stream.participant_id)
+            screen = stream.source in (Source.SCREEN, Source.SCREEN_AUDIO)
+            if composer is not None and not composer.is_attached(producer.id):
+                composer.attach(
+                    producer,
+                    feed=feed_of(stream),
+                    label=name,
+                    screen=stream.source is Source.SCREEN,
+                )
+            if recorder.is_attached(producer.id):
+                continue
+            label = name + " (screen)" if screen else name
             recorder.attach(producer, feed=feed_of(stream), label=label)
 
     def _stop(self) -> None:
-        recorder, started = self._recorder, self._started
-        self._recorder = self._started = None
+        recorder, started, composer = self._recorder, self._started, self._composer
+        self._recorder = self._started = self._composer = None
         if recorder is None or started is None:
             return
 
         async def finish() -> None:
             result = await recorder.stop()
+            if composer is not None:
+                try:
+                    composed = await composer.finish()
+                except Exception:
+                    logger.exception("the composed recording of %s failed", started.recording_id)
+                    composed = None
+                if composed is not None:
+                    result = dataclasses.replace(
+                        result, files=[*result.files, composed], size=result.size + composed.size
+                    )
             logger.info(
                 "recording %s stopped: %d files, %.1f s",
                 started.recording_id,

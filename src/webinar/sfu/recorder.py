@@ -249,20 +249,59 @@ def _signed32(value: int) -> int:
 # ----------------------------------------------------------------------------- tracks
 
 
-class RecorderTrack:
-    """The recorder's consumer of one producer (the producer's consumer protocol,
-    :class:`~webinar.sfu.types.PacketConsumer`)."""
+class SyncGroup:
+    """The clocks of one publisher's tracks (a feed): frames of all of them are put on our
+    clock with one offset, fixed at the first sender report, so they stay in sync."""
+
+    def __init__(self) -> None:
+        self._offset: float | None = None
+        self._anchors: dict[str, tuple[float, int]] = {}
+
+    def clock_offset(self, candidate: float) -> float:
+        """Our clock minus the publisher's, fixed at the first sender report."""
+        if self._offset is None:
+            self._offset = candidate
+        return self._offset
+
+    def arrival_anchor(self, track_id: str, frame: Frame) -> tuple[float, int]:
+        anchor = self._anchors.get(track_id)
+        if anchor is None:
+            anchor = (frame.arrived, frame.rtp_timestamp)
+            self._anchors[track_id] = anchor
+        return anchor
+
+    def forget(self, track_id: str) -> None:
+        self._anchors.pop(track_id, None)
+
+
+class FrameTap:
+    """A consumer of one producer that turns its packets into whole frames with wall-clock
+    times (the producer's consumer protocol, :class:`~webinar.sfu.types.PacketConsumer`):
+    depacketized (VP8, Opus), timed by the publisher's sender reports on the clock of its
+    :class:`SyncGroup`. The recorder's tracks are taps; so are the compositor's
+    (:mod:`webinar.broadcast.compositor`), which pass ``on_frame``.
+
+    ``on_frame(tap, frame, wall)`` runs on the event loop for each frame: it must only
+    hand the frame on (decoding belongs on another thread). ``paused()`` true drops
+    packets (the depacketizer restarts at a keyframe after :meth:`reset`)."""
 
     selects_layers = False  # the producer pins it to one simulcast encoding
 
-    def __init__(self, recorder: Recorder, feed: _Feed, slot: str, producer: Producer) -> None:
+    def __init__(
+        self,
+        producer: Producer,
+        group: SyncGroup,
+        on_frame: Callable[[FrameTap, Frame, float], None] | None = None,
+        *,
+        paused: Callable[[], bool] | None = None,
+    ) -> None:
         self.id = new_id("rt")
         self.producer = producer
         self.kind: MediaKind = producer.kind
         self.closed = False
-        self._recorder = recorder
-        self._feed = feed
-        self.slot = slot
+        self._group = group
+        self._on_frame = on_frame
+        self._is_paused = paused
         # The codec may not be known yet (a track is attached as soon as it is published);
         # it is read at the first packet, which the producer forwards only once it is.
         self.clock_rate = 90000 if producer.kind is MediaKind.VIDEO else 48000
@@ -278,10 +317,13 @@ class RecorderTrack:
         self.width = 0
         self.height = 0
 
+    def paused(self) -> bool:
+        return self._is_paused is not None and self._is_paused()
+
     # -- the consumer interface the producer calls
 
     def forward(self, mp: MediaPacket) -> None:
-        if self.closed or self._recorder.paused:
+        if self.closed or self.paused():
             return
         if not self._resolved and not self._resolve():
             return
@@ -305,14 +347,17 @@ class RecorderTrack:
             return False
         wanted = RecorderSource.VP8 if self._video else RecorderSource.OPUS
         if codec.mime_type.lower() != wanted.value:
-            logger.warning("not recording %s: codec %s", self.producer, codec.mime_type)
+            logger.warning("not taking %s: codec %s", self.producer, codec.mime_type)
             self.detach()
-            self._recorder._track_closed(self)
+            self._unsupported()
             return False
         self.clock_rate = codec.clock_rate
         self.channels = codec.channels or (2 if not self._video else 1)
         self._resolved = True
         return True
+
+    def _unsupported(self) -> None:
+        """The producer's codec is not one a tap reads (it has left the producer)."""
 
     def restart(self) -> None:
         """The producer resumed after a pause: start again at a keyframe."""
@@ -321,7 +366,6 @@ class RecorderTrack:
     def producer_closed(self) -> None:
         self.flush()
         self.closed = True
-        self._recorder._track_closed(self)
 
     # -- control
 
@@ -337,7 +381,7 @@ class RecorderTrack:
             self.producer.request_keyframe(self.producer.pinned_layer(self.id))
 
     def detach(self) -> None:
-        """The recorder stops: leave the producer."""
+        """Leave the producer (what still waits for a sender report is passed on first)."""
         if not self.closed:
             self.flush()
             self.closed = True
@@ -372,16 +416,38 @@ class RecorderTrack:
         self._emit(frame, wall)
 
     def _wall_time(self, frame: Frame, *, fallback: bool) -> float | None:
-        # A simulcast producer hands the recorder one encoding: that one's SR.
+        # A simulcast producer hands the tap one encoding: that one's SR.
         sr = self.producer.sender_report_of(self.producer.pinned_layer(self.id))
         if sr is not None:
             ntp = ntp_to_unix(sr.ntp)
-            offset = self._feed.clock_offset(sr.arrived - ntp)
+            offset = self._group.clock_offset(sr.arrived - ntp)
             return ntp + offset + _signed32(frame.rtp_timestamp - sr.rtp) / self.clock_rate
         if not fallback:
             return None
-        anchor = self._feed.arrival_anchor(self, frame)
+        anchor = self._group.arrival_anchor(self.id, frame)
         return anchor[0] + _signed32(frame.rtp_timestamp - anchor[1]) / self.clock_rate
+
+    def _emit(self, frame: Frame, wall: float | None) -> None:
+        if wall is not None and self._on_frame is not None:
+            self._on_frame(self, frame, wall)
+
+
+class RecorderTrack(FrameTap):
+    """The recorder's consumer of one producer: a :class:`FrameTap` whose frames go to its
+    feed's file, on the recording's clock."""
+
+    def __init__(self, recorder: Recorder, feed: _Feed, slot: str, producer: Producer) -> None:
+        super().__init__(producer, feed, paused=lambda: recorder.paused)
+        self._recorder = recorder
+        self._feed = feed
+        self.slot = slot
+
+    def _unsupported(self) -> None:
+        self._recorder._track_closed(self)
+
+    def producer_closed(self) -> None:
+        super().producer_closed()
+        self._recorder._track_closed(self)
 
     def _emit(self, frame: Frame, wall: float | None) -> None:
         if wall is None:
@@ -431,10 +497,11 @@ class RecordedFile:
         return dataclasses.asdict(self)
 
 
-class _Feed:
+class _Feed(SyncGroup):
     """One publisher's sync group: the tracks that share a file."""
 
     def __init__(self, recorder: Recorder, key: str, label: str) -> None:
+        super().__init__()
         self.recorder = recorder
         self.key = key
         self.label = label
@@ -446,23 +513,6 @@ class _Feed:
         self.last_ms: dict[str, int] = {}
         self.buffer: list[tuple[str, Frame, float]] = []
         self.buffer_since: float | None = None
-        self._offset: float | None = None
-        self._anchors: dict[str, tuple[float, int]] = {}
-
-    # -- clocks shared by the feed's tracks
-
-    def clock_offset(self, candidate: float) -> float:
-        """Our clock minus the publisher's, fixed at the first sender report."""
-        if self._offset is None:
-            self._offset = candidate
-        return self._offset
-
-    def arrival_anchor(self, track: RecorderTrack, frame: Frame) -> tuple[float, int]:
-        anchor = self._anchors.get(track.id)
-        if anchor is None:
-            anchor = (frame.arrived, frame.rtp_timestamp)
-            self._anchors[track.id] = anchor
-        return anchor
 
     # -- tracks
 
@@ -483,7 +533,7 @@ class _Feed:
         slot = self.slots.get(track.slot)
         if slot is not None and slot.track is track:
             slot.track = None
-        self._anchors.pop(track.id, None)
+        self.forget(track.id)
 
     # -- frames
 

@@ -19,7 +19,7 @@ from webinar.http.api.paging import paginate
 from webinar.http.api.table import PAGE_QUERY, ApiPages, Call, Query, operation
 from webinar.i18n import _
 from webinar.ids import format_event_id, normalize_event_id
-from webinar.recordings.library import RecordingInfo, RecordingService
+from webinar.recordings.library import RecordingInfo, RecordingService, media_type
 from webinar.recordings.sharing import Publication, Publisher, valid_email
 from webinar.storage.api_tokens import Scope
 from webinar.storage.store import Store
@@ -138,7 +138,10 @@ class RecordingsApi(ApiPages):
         "/api/v1/recordings/{recording_id}/files/{name}",
         scope=Scope.READ,
         summary="Download one of a recording's files",
-        description="A WebM file: one publisher's camera or screen with its sound.",
+        description=(
+            "A WebM file (one publisher's camera or screen with its sound, video/webm) or"
+            " composed.mp4 (the stage as one picture, video/mp4)."
+        ),
         tag=TAG,
         media="video/webm",
         errors=(404,),
@@ -151,7 +154,7 @@ class RecordingsApi(ApiPages):
         return web.FileResponse(
             path,
             headers={
-                "Content-Type": "video/webm",
+                "Content-Type": media_type(path.name),
                 "Content-Disposition": f'attachment; filename="{info.recording_id}-{path.name}"',
             },
         )
