@@ -34,11 +34,12 @@ def test_segments_at_keyframes_sliding_playlist_and_decodable(tmp_path: Path) ->
     assert playlist is not None
     lines = playlist.splitlines()
     assert lines[0] == "#EXTM3U" and "#EXT-X-VERSION:7" in lines
-    assert '#EXT-X-MAP:URI="init.mp4?t=abc"' in lines
+    stream = sink.stream_id
+    assert f'#EXT-X-MAP:URI="init-{stream}.mp4?t=abc"' in lines
     assert "#EXT-X-TARGETDURATION:1" in lines
     assert lines[-1] == "#EXT-X-ENDLIST"
     listed = [line for line in lines if line.endswith(".m4s?t=abc")]
-    assert listed == ["5.m4s?t=abc", "6.m4s?t=abc", "7.m4s?t=abc"]
+    assert listed == [f"{stream}-{n}.m4s?t=abc" for n in (5, 6, 7)]
     assert "#EXT-X-MEDIA-SEQUENCE:5" in lines
     durations = [float(line[8:-1]) for line in lines if line.startswith("#EXTINF:")]
     assert durations == pytest.approx([1.0, 1.0, 1.0], abs=0.05)

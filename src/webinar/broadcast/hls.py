@@ -4,12 +4,14 @@ playlist, kept in memory for the HTTP layer to serve (webinar.http.hls).
 :class:`HlsSink` is a :class:`~webinar.broadcast.encoder.PacketSink`. It muxes the encoder's
 packets as they are into one fragmented MP4 (``empty_moov`` + a fragment at every video
 keyframe, ``default_base_moof``) written to an in-memory stream, and cuts what FFmpeg writes
-at the top-level boxes: ``ftyp`` + ``moov`` is the init section (``init.mp4``), each
-``moof`` + ``mdat`` one media segment (``<n>.m4s``, n counting from 0). A fragment is complete
-when the next keyframe starts, so a segment is published one keyframe interval after its first
-frame (set ``EncoderSettings.keyframe_seconds`` to 1–2 s). The newest ``window`` segments are
-listed in the playlist (HLS version 7, ``EXT-X-MAP``); older ones are dropped from memory a
-little later than from the playlist, so a player that just read the playlist still gets them.
+at the top-level boxes: ``ftyp`` + ``moov`` is the init section (``init-<stream>.mp4``), each
+``moof`` + ``mdat`` one media segment (``<stream>-<n>.m4s``, n counting from 0; ``stream`` a
+random id of this sink, so a URL never names two different bytes and caches may keep them).
+A fragment is complete when the next keyframe starts, so a segment is published one keyframe
+interval after its first frame (set ``EncoderSettings.keyframe_seconds`` to 1–2 s). The
+newest ``window`` segments are listed in the playlist (HLS version 7, ``EXT-X-MAP``); older
+ones are dropped from memory a little later than from the playlist, so a player that just read
+the playlist still gets them.
 
 Everything here runs on the encoder's thread (muxing into memory never blocks) except the
 read side (:meth:`HlsSink.playlist`, :meth:`HlsSink.init`, :meth:`HlsSink.segment`), which the
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import io
 import math
+import secrets
 import struct
 import threading
 import time
@@ -85,6 +88,8 @@ class HlsSink:
         if window < 2:
             raise ValueError("an HLS window needs at least 2 segments")
         self.window = window
+        #: Names this output's files apart from an earlier or later one of the same room.
+        self.stream_id = secrets.token_hex(4)
         self._lock = threading.Lock()
         self._init: bytes | None = None
         self._segments: list[Segment] = []
@@ -210,7 +215,8 @@ class HlsSink:
 
     def playlist(self, suffix: str = "") -> str | None:
         """The media playlist (None before the first segment); ``suffix`` is appended to every
-        URI (e.g. a query string), which are otherwise relative: ``init.mp4``, ``<n>.m4s``."""
+        URI (e.g. a query string), which are otherwise relative: ``init-<stream>.mp4``,
+        ``<stream>-<n>.m4s``."""
         with self._lock:
             if self._init is None or not self._segments:
                 return None
@@ -222,11 +228,31 @@ class HlsSink:
             f"#EXT-X-TARGETDURATION:{target}",
             f"#EXT-X-MEDIA-SEQUENCE:{listed[0].number}",
             "#EXT-X-INDEPENDENT-SEGMENTS",
-            f'#EXT-X-MAP:URI="init.mp4{suffix}"',
+            f'#EXT-X-MAP:URI="init-{self.stream_id}.mp4{suffix}"',
         ]
         for segment in listed:
             lines.append(f"#EXTINF:{segment.duration:.3f},")
-            lines.append(f"{segment.number}.m4s{suffix}")
+            lines.append(f"{self.stream_id}-{segment.number}.m4s{suffix}")
         if ended:
             lines.append("#EXT-X-ENDLIST")
         return "\n".join(lines) + "\n"
+
+
+class HlsStreams:
+    """The HLS outputs being published, by event: what ``/e/<event>/hls/...`` serves. The
+    compositor (or a test feeding a :class:`~webinar.broadcast.encoder.TestPattern`)
+    publishes its room's sink here and withdraws it when the output stops."""
+
+    def __init__(self) -> None:
+        self._sinks: dict[str, HlsSink] = {}
+
+    def publish(self, event_id: str, sink: HlsSink) -> None:
+        self._sinks[event_id] = sink
+
+    def withdraw(self, event_id: str, sink: HlsSink | None = None) -> None:
+        """Stop serving ``event_id``'s output (only if it is still ``sink``, when given)."""
+        if sink is None or self._sinks.get(event_id) is sink:
+            self._sinks.pop(event_id, None)
+
+    def get(self, event_id: str) -> HlsSink | None:
+        return self._sinks.get(event_id)

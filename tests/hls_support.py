@@ -1,0 +1,59 @@
+"""An HLS output fed in real time from the broadcast TestPattern through the Encoder (until the
+compositor exists): for the HLS protocol and browser tests and benchmarks/broadcast_hls.py."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from webinar.broadcast.encoder import Encoder, EncoderSettings, TestPattern
+from webinar.broadcast.hls import HlsSink
+
+
+class LivePattern:
+    """TestPattern frames pushed at the wall clock's pace (on a thread of its own) into an
+    Encoder whose packets go to ``sink``. ``started`` is the wall clock of frame 0, so frame
+    ``n`` was made at ``started + n / fps``."""
+
+    def __init__(
+        self,
+        sink: HlsSink,
+        *,
+        width: int = 640,
+        height: int = 360,
+        fps: int = 25,
+        keyframe_seconds: float = 1.0,
+        seconds: float = 600.0,
+    ) -> None:
+        self.sink = sink
+        self.fps = fps
+        self.pattern = TestPattern(width, height, fps)
+        self.encoder = Encoder(
+            EncoderSettings(width=width, height=height, fps=fps, keyframe_seconds=keyframe_seconds)
+        )
+        self.encoder.add_sink(sink)
+        self.seconds = seconds
+        self._stop = threading.Event()
+        self.started = time.time()
+        self._thread = threading.Thread(target=self._run, name="live-pattern", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        sound = self.pattern.audio(self.seconds)
+        next_sound = next(sound, None)
+        self.started = time.time()
+        for frame, at in self.pattern.video(self.seconds):
+            if self._stop.is_set():
+                break
+            delay = self.started + at - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            while next_sound is not None and next_sound[1] <= at:
+                self.encoder.push_audio(*next_sound)
+                next_sound = next(sound, None)
+            self.encoder.push_video(frame, at)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.encoder.close()

@@ -1,0 +1,114 @@
+"""HLS out of a room over HTTP (webinar.http.hls): the playlist and segments need a content
+pass of the event in the path; with it they are served with headers a CDN can cache."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import av
+import pytest
+
+from tests.helpers import RunningServer, running_server
+from tests.hls_support import LivePattern
+from webinar.accounts import hash_password
+from webinar.app import HLS_STREAMS
+from webinar.broadcast.encoder import TestPattern
+from webinar.broadcast.hls import HlsSink
+from webinar.ids import format_event_id
+from webinar.storage.store import Event
+from webinar.ticketing import records
+from webinar.ticketing.records import EventAccess
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    async with running_server(tmp_path / "data") as srv:
+        yield srv
+
+
+async def password_event(server: RunningServer) -> Event:
+    event = await server.create_event("Streamed", access_type="password")
+    access = EventAccess(event.event_id, attendee_password_hash=hash_password("let-me", n=2**10))
+    await server.store.run(lambda core: records.put_access(core.connection, access))
+    return event
+
+
+async def test_hls_needs_admission_and_is_cacheable(server: RunningServer, tmp_path: Path) -> None:
+    event = await password_event(server)
+    other = await server.create_event("Another")
+    shown = format_event_id(event.event_id)
+    sink = HlsSink()
+    server.server.app[HLS_STREAMS].publish(event.event_id, sink)
+    live = LivePattern(sink, width=320, height=180)
+    try:
+        async with aiohttp.ClientSession() as http:
+            base = f"{server.base_url}/e/{shown}/hls"
+            # no pass, a forged one, another event's: refused and never cached
+            async with http.post(
+                f"{server.base_url}/e/{format_event_id(other.event_id)}/content-pass", json={}
+            ) as resp:
+                assert resp.status == 200
+                other_pass = (await resp.json())["pass"]
+            for token in ("nothing", f"{event.event_id}.9999999999..forged", other_pass):
+                for name in ("index.m3u8", f"init-{sink.stream_id}.mp4", f"{sink.stream_id}-0.m4s"):
+                    async with http.get(f"{base}/{token}/{name}") as resp:
+                        assert resp.status == 403, (token, name)
+                        assert (await resp.json())["error"] == "not-admitted"
+                        assert resp.headers["Cache-Control"] == "no-store"
+            async with http.post(
+                f"{server.base_url}/e/{shown}/content-pass", json={"credential": "let-me"}
+            ) as resp:
+                assert resp.status == 200, await resp.text()
+                token = (await resp.json())["pass"]
+            # admitted: the playlist once the first segments are cut
+            for _ in range(100):
+                async with http.get(f"{base}/{token}/index.m3u8") as resp:
+                    if resp.status == 200 and (await resp.text()).count(".m4s") >= 3:
+                        break
+                    assert resp.status in (200, 404)
+                await asyncio.sleep(0.1)
+            async with http.get(f"{base}/{token}/index.m3u8") as resp:
+                assert resp.status == 200
+                assert resp.content_type == "application/vnd.apple.mpegurl"
+                assert resp.headers["Cache-Control"] == "public, max-age=1"
+                playlist = await resp.text()
+            init_name = re.search(r'URI="([^"]+)"', playlist)
+            assert init_name is not None
+            names = [line for line in playlist.splitlines() if line.endswith(".m4s")]
+            async with http.get(f"{base}/{token}/{init_name[1]}") as resp:
+                assert resp.status == 200 and resp.content_type == "video/mp4"
+                assert "immutable" in resp.headers["Cache-Control"]
+                assert resp.headers["Cache-Control"].startswith("public")
+                data = await resp.read()
+            for name in names:
+                async with http.get(f"{base}/{token}/{name}") as resp:
+                    assert resp.status == 200, name
+                    assert "immutable" in resp.headers["Cache-Control"]
+                    data += await resp.read()
+            # a segment of another stream, or long gone: 404, briefly cacheable
+            for name in ("0000beef-1.m4s", f"{sink.stream_id}-999999.m4s", "x.m4s"):
+                async with http.get(f"{base}/{token}/{name}") as resp:
+                    assert resp.status == 404
+                    assert resp.headers["Cache-Control"] == "public, max-age=1"
+    finally:
+        await asyncio.to_thread(live.stop)
+    path = tmp_path / "joined.mp4"
+    path.write_bytes(data)
+    with av.open(str(path)) as box:
+        numbers = [TestPattern.frame_number(f) for f in box.decode(video=0)]
+    assert len(numbers) >= 3 * 25 - 1
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+
+
+async def test_no_stream_is_404(server: RunningServer) -> None:
+    event = await server.create_event("Quiet")
+    shown = format_event_id(event.event_id)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{server.base_url}/e/{shown}/content-pass", json={}) as resp:
+            token = (await resp.json())["pass"]
+        async with http.get(f"{server.base_url}/e/{shown}/hls/{token}/index.m3u8") as resp:
+            assert resp.status == 404 and (await resp.json())["error"] == "no-stream"
