@@ -12,13 +12,15 @@ import aiohttp
 import av
 import pytest
 
-from tests.helpers import RunningServer, running_server
+from tests import protocol_fixtures
+from tests.helpers import Person, RunningServer, running_server
 from tests.hls_support import LivePattern
 from webinar.accounts import hash_password
 from webinar.app import HLS_STREAMS
 from webinar.broadcast.encoder import TestPattern
 from webinar.broadcast.hls import HlsSink
 from webinar.ids import format_event_id
+from webinar.storage.records import EventSettings
 from webinar.storage.store import Event
 from webinar.ticketing import records
 from webinar.ticketing.records import EventAccess
@@ -28,6 +30,16 @@ from webinar.ticketing.records import EventAccess
 async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
     async with running_server(tmp_path / "data") as srv:
         yield srv
+
+
+people = protocol_fixtures.people
+enter = protocol_fixtures.Entrance(Person)
+
+
+async def hls_event(server: RunningServer, mode: str, after: int = 100) -> Event:
+    event = await server.create_event("Big one")
+    settings = EventSettings(title=event.title, hls_mode=mode, hls_overflow_after=after)
+    return await server.store.update_event(event.event_id, settings)
 
 
 async def password_event(server: RunningServer) -> Event:
@@ -112,3 +124,51 @@ async def test_no_stream_is_404(server: RunningServer) -> None:
             token = (await resp.json())["pass"]
         async with http.get(f"{server.base_url}/e/{shown}/hls/{token}/index.m3u8") as resp:
             assert resp.status == 404 and (await resp.json())["error"] == "no-stream"
+
+
+async def test_attendees_beyond_the_threshold_get_hls_and_chat(
+    server: RunningServer, people: list[Person]
+) -> None:
+    event = await hls_event(server, "overflow", after=2)
+    pres = await enter(server, people, event, "Pres", event.presenter_key)
+    ann = await enter(server, people, event, "Ann")
+    bob = await enter(server, people, event, "Bob")
+    cid = await enter(server, people, event, "Cid")
+    dee = await enter(server, people, event, "Dee")
+    assert pres.joined.get("hls") is None  # presenters never
+    assert ann.joined.get("hls") is None and bob.joined.get("hls") is None
+    room = server.rooms.get(event.event_id)
+    assert room is not None and room.hls_viewers == {cid.pid, dee.pid}
+    assert room.webrtc_attendees() == 2
+    playlist = cid.joined["hls"]["playlist"]
+    assert playlist == dee.joined["hls"]["playlist"]  # one URL for all: a CDN caches it once
+    assert re.fullmatch(rf"/e/{event.event_id}/hls/[^/]+/index\.m3u8", playlist)
+    # the HLS attendee chats like everyone
+    await cid.request("chat-send", text="hello from HLS")
+    for person in (pres, ann, dee):
+        await person.wait("chat-message", where=lambda m: m["message"]["text"] == "hello from HLS")
+    # the playlist answers (no stream yet: 404, not 403) and serves once the room streams
+    async with aiohttp.ClientSession() as http, http.get(server.base_url + playlist) as resp:
+        assert resp.status == 404 and (await resp.json())["error"] == "no-stream"
+    # a WebRTC attendee leaves: the next one takes the place in the room
+    await ann.request("leave")
+    await ann.close()
+    eve = await enter(server, people, event, "Eve")
+    assert eve.joined.get("hls") is None
+    fay = await enter(server, people, event, "Fay")
+    assert fay.joined["hls"]["playlist"] == playlist
+    # an HLS viewer who leaves is no longer counted
+    await cid.request("leave")
+    await cid.close()
+    assert cid.pid not in room.hls_viewers
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("off", False), ("all", True)])
+async def test_hls_for_nobody_or_everybody(
+    server: RunningServer, people: list[Person], mode: str, expected: bool
+) -> None:
+    event = await hls_event(server, mode, after=0)
+    host = await enter(server, people, event, "Host", event.host_key)
+    ann = await enter(server, people, event, "Ann")
+    assert host.joined.get("hls") is None
+    assert (ann.joined.get("hls") is not None) is expected

@@ -213,6 +213,9 @@ class LiveRoom:
         self._relayed: set[str] = set()  # streams whose local producer is a pipe's
         #: Participants entering now whose connection takes no offers (see ``_Member``).
         self._no_offers: set[str] = set()
+        #: Attendees connected here who watch the room's HLS output instead of WebRTC (no
+        #: offers): not counted against the overflow threshold (:meth:`webrtc_attendees`).
+        self.hls_viewers: set[str] = set()
         #: Whether this worker runs the room's recorder (with several: one of them).
         self.records = True
         self._answer_timeout = answer_timeout
@@ -274,20 +277,35 @@ class LiveRoom:
         person_key: str | None = None,
         ban_keys: Collection[str] = (),
         offers: bool = True,
+        hls: bool = False,
     ) -> str:
         """Admit a participant through the room's log; returns their resume token.
 
         ``offers=False``: the room sends this connection no subscriber offers (an encoder
-        that only publishes, or a player that receives through :meth:`play`)."""
+        that only publishes, or a player that receives through :meth:`play`). ``hls``: an
+        attendee who watches the room's HLS output (no offers either; :attr:`hls_viewers`).
+        The count of :meth:`webrtc_attendees` and this admission happen without a pause
+        between them (with one worker), so a threshold checked just before holds."""
         op = self._join_op(participant, ban_key=None, person_key=person_key, ban_keys=ban_keys)
         pid = participant.participant_id
-        if not offers:
+        if not offers or hls:
             self._no_offers.add(pid)
+        if hls:
+            self.hls_viewers.add(pid)
         try:
             await self.submit(op, peer)
+        except BaseException:
+            self.hls_viewers.discard(pid)
+            raise
         finally:
             self._no_offers.discard(pid)
         return str(op.args["token"])
+
+    def webrtc_attendees(self) -> int:
+        """Attendees in the room who are not known here to watch over HLS: what the overflow
+        threshold counts. With several workers, HLS viewers of the others count too (the
+        overflow starts early rather than late)."""
+        return max(0, self.counts().attendees - len(self.hls_viewers))
 
     def _join_op(
         self,
@@ -439,6 +457,7 @@ class LiveRoom:
         self.worker_of.pop(pid, None)
         self.incarnation_of.pop(pid, None)
         self._spoke_at.pop(pid, None)
+        self.hls_viewers.discard(pid)
         if pid not in self.state.participants:
             return []
         return self.state.leave(pid, reason_from(op.args["reason"]))
