@@ -57,3 +57,28 @@ class LivePattern:
         self._stop.set()
         self._thread.join()
         self.encoder.close()
+
+
+#: In the page: the TestPattern frame number burnt into what the HLS <video> shows now (16
+#: blocks along the top edge, most significant first), with the wall clock (ms) it was read at
+#: and the video's currentTime; null before a picture. Drawn on a canvas at the video's size.
+SHOWN_FRAME_JS = """
+() => {
+  const video = document.querySelector("[data-testid=hls-video]");
+  if (!video || video.readyState < 2 || !video.videoWidth) return null;
+  const w = video.videoWidth, h = video.videoHeight;
+  const canvas = window.__hlsCanvas || (window.__hlsCanvas = document.createElement("canvas"));
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.drawImage(video, 0, 0, w, h);
+  const block = Math.max(4, Math.floor(w / 32));
+  const row = ctx.getImageData(0, Math.floor(block / 2), 16 * block, 1).data;
+  let n = 0;
+  for (let bit = 0; bit < 16; bit++) {
+    const x = bit * block + Math.floor(block / 2);
+    n = (n << 1) | (row[x * 4 + 1] > 128 ? 1 : 0);
+  }
+  return { frame: n, at: performance.timeOrigin + performance.now(), time: video.currentTime };
+}
+"""

@@ -29,6 +29,7 @@ import { StageContent } from "./room/content.js";
 import { ExternalPlayer } from "./room/external.js";
 import { Controls } from "./room/controls.js";
 import { Devices } from "./room/devices.js";
+import { HlsStage } from "./room/hls.js";
 import { Lobby } from "./room/lobby.js";
 import { Notices } from "./room/notices.js";
 import { ACCESS, EVENT_ID, JOIN_TOKEN, PAGE_ROLE, PRESENTER_KEY, REGISTRATION_REQUIRED, STARTS_AT, WIDE, inRoom, kindOf } from "./room/page.js";
@@ -144,6 +145,7 @@ class Room {
     /** The shared video on stage (room/video.js). */
     this.video = new SharedVideo(this.content, { isStaff: () => this.staff, toasts: this.toasts });
     this.externalPlayer = new ExternalPlayer(this.content); // the event's external player
+    this.hlsStage = new HlsStage(); // attendees who watch over HLS
     /** Chat, Q&A, polls, call-to-action (interaction.js). */
     this.interaction = new Interaction({
       onStage: (stage) => this.content.load(stage, true),
@@ -325,6 +327,7 @@ class Room {
     this.renderRoom();
     this.renderLocal();
     this.interaction.joined(this.role);
+    this.hlsStage.show(conn.joined.hls?.playlist ?? null);
   }
 
   /** @param {WebinarConnection} conn */
@@ -409,6 +412,7 @@ class Room {
 
   /** Stop everything of ours on the page: media, tiles, measuring. */
   stopMedia() {
+    this.hlsStage.stop();
     this.publisher.stopAll();
     this.devices.stop();
     this.stage.clear();
