@@ -172,3 +172,22 @@ async def test_hls_for_nobody_or_everybody(
     ann = await enter(server, people, event, "Ann")
     assert host.joined.get("hls") is None
     assert (ann.joined.get("hls") is not None) is expected
+
+
+async def test_an_hls_viewer_given_the_floor_gets_webrtc(
+    server: RunningServer, people: list[Person]
+) -> None:
+    event = await hls_event(server, "all")
+    pres = await enter(server, people, event, "Host", event.host_key)
+    ann = await enter(server, people, event, "Ann")
+    bob = await enter(server, people, event, "Bob")
+    room = server.rooms.get(event.event_id)
+    assert room is not None and room.hls_viewers == {ann.pid, bob.pid}
+    await ann.request("raise-hand")
+    await pres.request("grant", participant_id=ann.pid, audio=True, video=False)
+    await ann.wait("participant-updated", where=lambda m: m["participant"]["grant_audio"])
+    assert room.hls_viewers == {bob.pid}  # the room offers Ann WebRTC from now on
+    await pres.request("set-role", participant_id=bob.pid, role="presenter")
+    await bob.wait("participant-updated", where=lambda m: m["participant"]["role"] == "presenter")
+    assert room.hls_viewers == set()
+    assert room.webrtc_attendees() == 1

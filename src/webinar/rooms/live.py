@@ -52,6 +52,7 @@ from .ops import (
 )
 from .reasons import ByeReason
 from .recording import RecordingHooks, RoomRecording
+from .roles import Role
 from .roster import Counts, RoomRoster, RosterPeer
 from .state import (
     RESUME_GRACE,
@@ -167,6 +168,16 @@ _STREAM_CLASS = {
     Source.SCREEN: StreamClass.SCREEN,
     Source.CAMERA: StreamClass.CAMERA,
 }
+
+
+def on_the_floor(participant: Participant) -> bool:
+    """Whether someone takes part beyond watching (staff, or granted the microphone or
+    camera): never an HLS viewer."""
+    return (
+        participant.role is not Role.ATTENDEE
+        or participant.grant_audio
+        or participant.grant_video
+    )
 
 
 def sync_group(stream: Stream) -> str:
@@ -866,8 +877,13 @@ class LiveRoom:
             if member.player is not None:
                 self._reconcile_player(member, member.player)
                 continue
+            if member.participant_id in self.hls_viewers and on_the_floor(participant):
+                # promoted, or given the microphone or camera: the delayed HLS picture is no
+                # way to take part; from now on the room offers them WebRTC like anyone
+                self.hls_viewers.discard(member.participant_id)
+                member.offers = True
             if not member.offers:
-                continue  # an encoder, or a player that has not offered yet
+                continue  # an encoder, a player that has not offered yet, an HLS viewer
             for stream in state.streams.values():
                 wanted = state.receives(participant, stream)
                 consumer = member.consumers.get(stream.stream_id)

@@ -52,6 +52,15 @@ import { SharedVideo } from "./room/video.js";
  * Why the server said goodbye, in a sentence (null for a reason this page does not know).
  * @param {string | null} bye
  */
+/**
+ * Whether someone takes part beyond watching (staff, or granted the microphone or camera):
+ * never on the HLS stage (the server's rule too: rooms/live.py `on_the_floor`).
+ * @param {{role: string, grant_audio?: boolean, grant_video?: boolean}} participant
+ */
+function onTheFloor(participant) {
+  return participant.role !== "attendee" || Boolean(participant.grant_audio) || Boolean(participant.grant_video);
+}
+
 function byeText(bye) {
   switch (bye) {
     case ByeReason.LEFT:
@@ -327,7 +336,8 @@ class Room {
     this.renderRoom();
     this.renderLocal();
     this.interaction.joined(this.role);
-    this.hlsStage.show(conn.joined.hls?.playlist ?? null);
+    const me = conn.participants.get(conn.joined.participant_id);
+    this.hlsStage.show(me && onTheFloor(me) ? null : (conn.joined.hls?.playlist ?? null));
   }
 
   /** @param {WebinarConnection} conn */
@@ -507,6 +517,7 @@ class Room {
       if (cause === "role" && previous && previous.role !== participant.role) this.onRoleChanged(participant.role);
       if (cause === "grant") this.notices.grantChanged(participant, previous);
     }
+    if (self && onTheFloor(participant)) this.hlsStage.show(null); // the server offers WebRTC now
     this.notices.participantUpdated(detail);
     this.renderRoom();
   }
