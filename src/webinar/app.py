@@ -365,7 +365,7 @@ def create_app(
     app.router.add_routes(
         ContentPages(site, app[CONTENT], app[CONTENT_ACCESS], app[STAGE].offered_now).routes()
     )
-    app[HLS_STREAMS] = HlsStreams()
+    app[HLS_STREAMS] = HlsStreams(config.shared_dir / "hls")
     app.router.add_routes(HlsPages(app[HLS_STREAMS], app[CONTENT_ACCESS]).routes())
     app[ATTENDANCE] = AttendanceService(app[STORE], sources=[*engagement.sources(), RatingSource()])
     app[RATINGS] = Ratings(

@@ -9,7 +9,7 @@ import av
 import pytest
 
 from webinar.broadcast.encoder import Encoder, EncoderSettings, TestPattern
-from webinar.broadcast.hls import HlsSink
+from webinar.broadcast.hls import HlsSink, HlsStreams
 
 
 def feed(encoder: Encoder, pattern: TestPattern, seconds: float) -> None:
@@ -62,3 +62,30 @@ def test_segments_at_keyframes_sliding_playlist_and_decodable(tmp_path: Path) ->
 def test_window_must_hold_two_segments() -> None:
     with pytest.raises(ValueError):
         HlsSink(window=1)
+
+
+def test_another_process_serves_the_mirrored_files(tmp_path: Path) -> None:
+    here, there = HlsStreams(tmp_path / "hls"), HlsStreams(tmp_path / "hls")
+    stale = tmp_path / "hls" / "123456789" / "0badcafe-3.m4s"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"an earlier output's")
+    sink = here.start("123456789", window=3)
+    pattern = TestPattern(320, 180, fps=30)
+    encoder = Encoder(EncoderSettings(width=320, height=180, fps=30, keyframe_seconds=1.0))
+    encoder.add_sink(sink)
+    feed(encoder, pattern, 8.0)
+    encoder.close()  # the mirror has written everything when the sink is closed
+    assert not stale.exists()
+    folder = sorted(p.name for p in (tmp_path / "hls" / "123456789").iterdir())
+    kept = [f"{sink.stream_id}-{n}.m4s" for n in range(2, 8)]
+    assert folder == sorted(["index.m3u8", f"init-{sink.stream_id}.mp4", *kept])
+    assert there.get("123456789") is None
+    for name in ("index.m3u8", f"init-{sink.stream_id}.mp4", *kept):
+        assert there.read("123456789", name) == here.read("123456789", name) is not None
+    assert there.read("123456789", f"{sink.stream_id}-1.m4s") is None
+    for bad in ("../secret", "index.m3u8/..", "x.m4s", ".index.m3u8.tmp"):
+        assert there.read("123456789", bad) is None
+    assert there.read("../12345678", "index.m3u8") is None
+    here.withdraw("123456789", sink)
+    assert here.get("123456789") is None
+    assert (here.read("123456789", "index.m3u8") or b"").endswith(b"#EXT-X-ENDLIST\n")

@@ -21,18 +21,29 @@ event loop calls: one lock guards the published state, held only to copy referen
 from __future__ import annotations
 
 import io
+import logging
 import math
+import os
+import queue
+import re
 import secrets
 import struct
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import av
 
 from webinar.broadcast.encoder import StreamFormat
 
+logger = logging.getLogger(__name__)
+
+#: The media playlist's file name (in URLs and in a mirror directory).
+PLAYLIST = "index.m3u8"
+#: The names of an output's files: what may be asked for, and read from a mirror directory.
+FILE_NAME = re.compile(r"index\.m3u8|init-[0-9a-f]{8}\.mp4|[0-9a-f]{8}-[0-9]{1,9}\.m4s")
 #: Segments listed in the playlist (a sliding window).
 WINDOW_SEGMENTS = 6
 #: Segments kept beyond the window for players that read the playlist a moment ago.
@@ -84,10 +95,13 @@ class _Boxes(io.RawIOBase):
 class HlsSink:
     """A sliding-window fMP4 HLS output of an :class:`~webinar.broadcast.encoder.Encoder`."""
 
-    def __init__(self, window: int = WINDOW_SEGMENTS) -> None:
+    def __init__(self, window: int = WINDOW_SEGMENTS, directory: Path | None = None) -> None:
+        """``directory``: also write the files there (init section, segments, ``index.m3u8``),
+        for the other processes of the server (:class:`HlsStreams`), on a thread of its own."""
         if window < 2:
             raise ValueError("an HLS window needs at least 2 segments")
         self.window = window
+        self._mirror = _Mirror(directory) if directory is not None else None
         #: Names this output's files apart from an earlier or later one of the same room.
         self.stream_id = secrets.token_hex(4)
         self._lock = threading.Lock()
@@ -151,6 +165,10 @@ class HlsSink:
                 self._finish_fragment(end)
                 with self._lock:
                     self._ended = True
+                if self._mirror is not None:
+                    self._mirror.put(PLAYLIST, (self.playlist() or "").encode())
+        if self._mirror is not None:
+            self._mirror.stop()
 
     def _keyframe_at(self, at: float) -> None:
         if self._fragment_start is None:
@@ -168,6 +186,8 @@ class HlsSink:
             if kind == "moov":
                 with self._lock:
                     self._init = bytes(self._header)
+                if self._mirror is not None:
+                    self._mirror.put(f"init-{self.stream_id}.mp4", self._init)
             return
         if kind == "moof" and self._fragment:
             self._finish_fragment(self._pending_end)
@@ -188,7 +208,13 @@ class HlsSink:
         with self._lock:
             self._segments.append(segment)
             self._target = max(self._target, math.ceil(duration))
-            del self._segments[: max(0, len(self._segments) - self.window - GRACE_SEGMENTS)]
+            dropped = self._segments[: max(0, len(self._segments) - self.window - GRACE_SEGMENTS)]
+            del self._segments[: len(dropped)]
+        if self._mirror is not None:
+            self._mirror.put(self.segment_name(segment.number), segment.data)
+            for old in dropped:
+                self._mirror.delete(self.segment_name(old.number))
+            self._mirror.put(PLAYLIST, (self.playlist() or "").encode())
 
     # -------------------------------------------------------------- read side (any thread)
 
@@ -197,6 +223,20 @@ class HlsSink:
         """Whether a player can start (the init section and a segment are there)."""
         with self._lock:
             return self._init is not None and bool(self._segments)
+
+    def file(self, name: str) -> bytes | None:
+        """The playlist, the init section or a segment by its name in URLs (None if this
+        output has no such file, or not now)."""
+        if name == PLAYLIST:
+            text = self.playlist()
+            return text.encode() if text is not None else None
+        if name == f"init-{self.stream_id}.mp4":
+            return self.init()
+        prefix = f"{self.stream_id}-"
+        if name.startswith(prefix) and name.endswith(".m4s") and name[len(prefix) : -4].isdigit():
+            found = self.segment(int(name[len(prefix) : -4]))
+            return found.data if found is not None else None
+        return None
 
     def init(self) -> bytes | None:
         with self._lock:
@@ -208,6 +248,9 @@ class HlsSink:
                 if segment.number == number:
                     return segment
         return None
+
+    def segment_name(self, number: int) -> str:
+        return f"{self.stream_id}-{number}.m4s"
 
     def newest(self) -> Segment | None:
         with self._lock:
@@ -232,27 +275,98 @@ class HlsSink:
         ]
         for segment in listed:
             lines.append(f"#EXTINF:{segment.duration:.3f},")
-            lines.append(f"{self.stream_id}-{segment.number}.m4s{suffix}")
+            lines.append(f"{self.segment_name(segment.number)}{suffix}")
         if ended:
             lines.append("#EXT-X-ENDLIST")
         return "\n".join(lines) + "\n"
 
 
-class HlsStreams:
-    """The HLS outputs being published, by event: what ``/e/<event>/hls/...`` serves. The
-    compositor (or a test feeding a :class:`~webinar.broadcast.encoder.TestPattern`)
-    publishes its room's sink here and withdraws it when the output stops."""
+class _Mirror:
+    """Writes an output's files to a directory on a thread of its own (each file whole: a
+    temporary name, then renamed), deletes those that left the window."""
 
-    def __init__(self) -> None:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._queue: queue.Queue[tuple[str, bytes | None] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="hls-mirror", daemon=True)
+        self._thread.start()
+
+    def put(self, name: str, data: bytes) -> None:
+        self._queue.put((name, data))
+
+    def delete(self, name: str) -> None:
+        self._queue.put((name, None))
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            for old in self.directory.iterdir():  # an earlier output's files
+                if FILE_NAME.fullmatch(old.name):
+                    old.unlink(missing_ok=True)
+        except OSError:
+            logger.exception("cannot prepare the HLS folder %s", self.directory)
+        while (item := self._queue.get()) is not None:
+            name, data = item
+            path = self.directory / name
+            try:
+                if data is None:
+                    path.unlink(missing_ok=True)
+                    continue
+                temporary = path.with_name(f".{name}.tmp")
+                temporary.write_bytes(data)
+                os.replace(temporary, path)
+            except OSError:
+                logger.exception("cannot write the HLS file %s", path)
+
+
+class HlsStreams:
+    """The HLS outputs of this server's rooms, by event: what ``/e/<event>/hls/...`` serves.
+
+    The process that runs a room's output (the compositor's, or a test's) makes its sink with
+    :meth:`start` and ends it with :meth:`withdraw`; it serves from memory. With ``directory``
+    (the shared folder, ``<shared_dir>/hls``) the sink also writes its files to
+    ``<directory>/<event_id>/``, and the other processes of the server (workers, nodes sharing
+    the folder) serve them from there."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory
         self._sinks: dict[str, HlsSink] = {}
+
+    def start(self, event_id: str, window: int = WINDOW_SEGMENTS) -> HlsSink:
+        """A new sink for ``event_id``'s output, published (add it to the Encoder)."""
+        folder = self.directory / event_id if self.directory is not None else None
+        sink = HlsSink(window, directory=folder)
+        self.publish(event_id, sink)
+        return sink
 
     def publish(self, event_id: str, sink: HlsSink) -> None:
         self._sinks[event_id] = sink
 
     def withdraw(self, event_id: str, sink: HlsSink | None = None) -> None:
-        """Stop serving ``event_id``'s output (only if it is still ``sink``, when given)."""
+        """Stop serving ``event_id``'s output from memory (only if it is still ``sink``, when
+        given); its mirrored files stay, the playlist ended, until the next output."""
         if sink is None or self._sinks.get(event_id) is sink:
             self._sinks.pop(event_id, None)
 
     def get(self, event_id: str) -> HlsSink | None:
         return self._sinks.get(event_id)
+
+    def read(self, event_id: str, name: str) -> bytes | None:
+        """A file of ``event_id``'s output (``index.m3u8``, the init section, a segment): from
+        this process's sink, else from the shared folder; None if neither has it. Blocking
+        (the folder): call it off the event loop when the sink is not here."""
+        if not FILE_NAME.fullmatch(name):
+            return None
+        sink = self._sinks.get(event_id)
+        if sink is not None:
+            return sink.file(name)
+        if self.directory is None or not event_id.isdigit():
+            return None
+        try:
+            return (self.directory / event_id / name).read_bytes()
+        except OSError:
+            return None

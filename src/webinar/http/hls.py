@@ -13,6 +13,9 @@ CDN fetches each segment from us once. Without a valid pass: 403 ``not-admitted`
 cached. The pass is checked before the database is asked (an HMAC), so a flood of bad URLs
 costs no query.
 
+The files come from the room's output in this process (webinar.broadcast.hls.HlsStreams), or,
+when another process runs it, from the shared folder it mirrors them to (read on a thread).
+
 Cache headers: the playlist ``public, max-age=1`` (it changes every segment); the init section
 and segments ``public, max-age=<12 h>, immutable`` (a stream's files never change: new output,
 new ``stream`` id); a file not (yet, or no longer) there: 404, ``max-age=1``.
@@ -20,11 +23,11 @@ new ``stream`` id); a file not (yet, or no longer) there: 404, ``max-age=1``.
 
 from __future__ import annotations
 
-import re
+import asyncio
 
 from aiohttp import web
 
-from webinar.broadcast.hls import HlsStreams
+from webinar.broadcast.hls import PLAYLIST, HlsStreams
 from webinar.content import passes
 from webinar.http.content import ContentAccess
 from webinar.http.inputs import json_error
@@ -33,8 +36,6 @@ from webinar.i18n import _
 from webinar.ids import normalize_event_id
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
-_INIT = re.compile(r"init-([0-9a-f]{8})\.mp4")
-_SEGMENT = re.compile(r"([0-9a-f]{8})-([0-9]{1,9})\.m4s")
 _CORS = {"Access-Control-Allow-Origin": "*"}
 _MISSING = {"Cache-Control": "public, max-age=1", **_CORS}
 
@@ -67,31 +68,24 @@ class HlsPages(Pages):
             )
         return event_id
 
-    @route("GET", "/e/{event_id}/hls/{pass}/index.m3u8")
-    async def playlist(self, request: web.Request) -> web.Response:
-        event_id = self._admitted(request)
-        sink = self.streams.get(event_id)
-        text = sink.playlist() if sink is not None else None
-        if text is None:
-            raise _error(404, "no-stream", _("the event is not being streamed now"), _MISSING)
-        return web.Response(
-            text=text,
-            content_type=PLAYLIST_TYPE,
-            headers={"Cache-Control": "public, max-age=1", **_CORS},
-        )
+    async def _read(self, event_id: str, name: str) -> bytes | None:
+        if self.streams.get(event_id) is not None:
+            return self.streams.read(event_id, name)  # from memory
+        return await asyncio.to_thread(self.streams.read, event_id, name)  # the shared folder
 
     @route("GET", "/e/{event_id}/hls/{pass}/{file}")
     async def media(self, request: web.Request) -> web.Response:
         event_id = self._admitted(request)
-        sink = self.streams.get(event_id)
         name = request.match_info["file"]
-        data: bytes | None = None
-        if sink is not None:
-            if (init := _INIT.fullmatch(name)) and init[1] == sink.stream_id:
-                data = sink.init()
-            elif (seg := _SEGMENT.fullmatch(name)) and seg[1] == sink.stream_id:
-                found = sink.segment(int(seg[2]))
-                data = found.data if found is not None else None
+        data = await self._read(event_id, name)
+        if name == PLAYLIST:
+            if data is None:
+                raise _error(404, "no-stream", _("the event is not being streamed now"), _MISSING)
+            return web.Response(
+                body=data,
+                content_type=PLAYLIST_TYPE,
+                headers={"Cache-Control": "public, max-age=1", **_CORS},
+            )
         if data is None:
             raise _error(404, "no-segment", _("no such part of the stream"), _MISSING)
         return web.Response(

@@ -174,9 +174,7 @@ def on_the_floor(participant: Participant) -> bool:
     """Whether someone takes part beyond watching (staff, or granted the microphone or
     camera): never an HLS viewer."""
     return (
-        participant.role is not Role.ATTENDEE
-        or participant.grant_audio
-        or participant.grant_video
+        participant.role is not Role.ATTENDEE or participant.grant_audio or participant.grant_video
     )
 
 
