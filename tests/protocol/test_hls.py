@@ -4,6 +4,7 @@ pass of the event in the path; with it they are served with headers a CDN can ca
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,12 +14,13 @@ import av
 import pytest
 
 from tests import protocol_fixtures
-from tests.helpers import Person, RunningServer, running_server
+from tests.helpers import Person, RunningServer, make_config, running_server
 from tests.hls_support import LivePattern
 from webinar.accounts import hash_password
 from webinar.app import HLS_STREAMS
 from webinar.broadcast.encoder import TestPattern
 from webinar.broadcast.hls import HlsSink
+from webinar.config import AdminConfig
 from webinar.ids import format_event_id
 from webinar.storage.records import EventSettings
 from webinar.storage.store import Event
@@ -191,3 +193,25 @@ async def test_an_hls_viewer_given_the_floor_gets_webrtc(
     await bob.wait("participant-updated", where=lambda m: m["participant"]["role"] == "presenter")
     assert room.hls_viewers == set()
     assert room.webrtc_attendees() == 1
+
+
+async def test_the_setting_through_the_api(tmp_path: Path) -> None:
+    token = "hls-admin-token-0123456789abcdef0123"
+    data = tmp_path / "api"
+    config = dataclasses.replace(make_config(data), admin=AdminConfig(token=token))
+    headers = {"Authorization": f"Bearer {token}"}
+    async with running_server(data, config) as srv, aiohttp.ClientSession(headers=headers) as http:
+        url = f"{srv.base_url}/api/v1/events"
+        async with http.post(url, json={"title": "Big", "hls_mode": "overflow"}) as resp:
+            assert resp.status == 201, await resp.text()
+            made = await resp.json()
+        assert made["hls_mode"] == "overflow" and made["hls_overflow_after"] == 100
+        one = f"{url}/{made['event_id']}"
+        async with http.patch(one, json={"hls_overflow_after": 250}) as resp:
+            assert resp.status == 200 and (await resp.json())["hls_overflow_after"] == 250
+        for bad in ({"hls_mode": "sometimes"}, {"hls_overflow_after": -1}, {"hls_mode": 1}):
+            async with http.patch(one, json=bad) as resp:
+                assert resp.status in (400, 422), (bad, resp.status)
+        async with http.get(one) as resp:
+            got = await resp.json()
+        assert (got["hls_mode"], got["hls_overflow_after"]) == ("overflow", 250)
