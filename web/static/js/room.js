@@ -329,6 +329,9 @@ class Room {
       notifyHost("joined", { participant_id: me, name: this.name, role: this.role });
     }
     this.showView(this.roomView());
+    // an attendee who watches over HLS: the video instead of the tiles (before the status line)
+    const me = conn.participants.get(conn.joined.participant_id);
+    this.hlsStage.show(me && onTheFloor(me) ? null : (conn.joined.hls?.playlist ?? null));
     this.devices.moveToSettings();
     if (first) this.panel.setOpen(this.staff && WIDE.matches, false);
     this.status.start();
@@ -336,8 +339,6 @@ class Room {
     this.renderRoom();
     this.renderLocal();
     this.interaction.joined(this.role);
-    const me = conn.participants.get(conn.joined.participant_id);
-    this.hlsStage.show(me && onTheFloor(me) ? null : (conn.joined.hls?.playlist ?? null));
   }
 
   /** @param {WebinarConnection} conn */
