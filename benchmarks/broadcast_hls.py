@@ -70,6 +70,8 @@ async def measure(
                     if await page.evaluate(SHOWN_FRAME_JS) is not None:
                         break
                     await asyncio.sleep(0.25)
+                else:
+                    raise SystemExit("the player showed no picture within a minute")
                 await asyncio.sleep(3)  # past the start-up (the player settles on its edge)
                 samples = []
                 loop = asyncio.get_running_loop()
@@ -83,6 +85,7 @@ async def measure(
             finally:
                 await browser.close()
                 await asyncio.to_thread(live.stop)
+                dropped = live.dropped
     finally:
         shutil.rmtree(data, ignore_errors=True)
     if not samples:
@@ -94,6 +97,7 @@ async def measure(
         "samples": len(ordered),
         "keyframe_seconds": keyframe_seconds,
         "size": f"{width}x{height}",
+        "frames_dropped": dropped,
     }
 
 

@@ -49,14 +49,22 @@ class LivePattern:
             if delay > 0:
                 time.sleep(delay)
             while next_sound is not None and next_sound[1] <= at:
-                self.encoder.push_audio(*next_sound)
+                # sound waits for room (the encoder's audio FIFO takes no gaps); a late
+                # picture is dropped, as the compositor's would be
+                self.encoder.push_audio(*next_sound, block=True)
                 next_sound = next(sound, None)
             self.encoder.push_video(frame, at)
+
+    @property
+    def dropped(self) -> int:
+        """Pictures the encoder had no room for (it fell behind the clock)."""
+        return self.encoder.dropped
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-        self.encoder.close()
+        if self.encoder._thread.is_alive():  # a failed encoder would wait for room forever
+            self.encoder.close()
 
 
 #: In the page: the TestPattern frame number burnt into what the HLS <video> shows now (16
