@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.support import OpenPage, join_attendee, wait_until
+from tests.browser.support import SCREENSHOTS, OpenPage, join_attendee, wait_until
 from tests.helpers import Person, RunningServer, join_person
 from tests.hls_support import SHOWN_FRAME_JS, LivePattern
 from webinar.app import HLS_STREAMS
@@ -69,8 +69,11 @@ async def test_an_attendee_beyond_the_threshold_watches_hls_and_chats(
         advanced = after["frame"] - before["frame"]
         assert 2.0 * 25 <= advanced <= 4.5 * 25, (before, after)
         assert await page.get_by_test_id("hls-video").evaluate("v => !v.paused")
-        # the room's tiles are not shown to an HLS attendee
+        # the room's tiles are not shown to an HLS attendee, nor a "waiting" line over it
         await expect(page.locator("#grid")).to_be_hidden()
+        await expect(page.get_by_test_id("room-status")).to_be_hidden()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SCREENSHOTS / "hls-attendee.png"))
 
         # chat both ways
         await open_tab(page, "tab-chat")
