@@ -72,6 +72,7 @@ async def test_an_attendee_beyond_the_threshold_watches_hls_and_chats(
         # the room's tiles are not shown to an HLS attendee, nor a "waiting" line over it
         await expect(page.locator("#grid")).to_be_hidden()
         await expect(page.get_by_test_id("room-status")).to_be_hidden()
+        await expect(page.get_by_test_id("connection-panel-toggle")).to_be_hidden()
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(SCREENSHOTS / "hls-attendee.png"))
 

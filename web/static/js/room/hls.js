@@ -42,6 +42,7 @@ export class HlsStage {
     this.stop();
     this.playlist = playlist;
     this.stage.dataset.hls = playlist ? "true" : "false";
+    byId("room").dataset.hls = this.stage.dataset.hls; // no WebRTC quality menu for HLS
     this.view.hidden = !playlist;
     if (playlist) void this.start();
   }
@@ -55,6 +56,7 @@ export class HlsStage {
     this.video.load();
     this.playlist = null;
     this.stage.dataset.hls = "false";
+    byId("room").dataset.hls = "false";
     this.view.hidden = true;
   }
 
