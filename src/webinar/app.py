@@ -22,6 +22,7 @@ from webinar import __version__
 from webinar.attendance import useragent
 from webinar.attendance.ratings import Ratings, RatingSource
 from webinar.attendance.service import AttendanceService
+from webinar.broadcast.hls import HlsStreams
 from webinar.broadcast.recording import ComposedRecording, ComposedSettings
 from webinar.cluster import redis as cluster_redis
 from webinar.cluster import worker
@@ -49,6 +50,7 @@ from webinar.http.content import ContentAccess, ContentPages
 from webinar.http.dashboard import Dashboard
 from webinar.http.embed import EmbedPages
 from webinar.http.health import Health
+from webinar.http.hls import HlsPages
 from webinar.http.interaction import InteractionHttp
 from webinar.http.metrics import Metrics, Sources
 from webinar.http.pages import EventPages
@@ -176,6 +178,8 @@ REDIS = web.AppKey("redis", aioredis.Redis)
 BUS = web.AppKey("bus", Bus)
 #: The JSON API (/api/v1) and its OpenAPI description.
 API = web.AppKey("api", Api)
+#: The rooms' HLS outputs being served (webinar.broadcast.hls).
+HLS_STREAMS = web.AppKey("hls_streams", HlsStreams)
 
 
 def create_app(
@@ -371,6 +375,8 @@ def create_app(
     app.router.add_routes(
         ContentPages(site, app[CONTENT], app[CONTENT_ACCESS], app[STAGE].offered_now).routes()
     )
+    app[HLS_STREAMS] = HlsStreams(config.shared_dir / "hls")
+    app.router.add_routes(HlsPages(app[HLS_STREAMS], app[CONTENT_ACCESS]).routes())
     app[ATTENDANCE] = AttendanceService(app[STORE], sources=[*engagement.sources(), RatingSource()])
     app[RATINGS] = Ratings(
         app[STORE], secret=lambda: load_sealer(config.data_dir).derive("event-ratings")

@@ -386,6 +386,8 @@ def event_details_json(config: Config, store: SyncStore, event: Event) -> dict[s
         "lobby_message": event.lobby_message,
         "thank_you_url": event.thank_you_url,
         "external_url": event.external_url,
+        "hls_mode": event.hls_mode,
+        "hls_overflow_after": event.hls_overflow_after,
         "owner": None if owner is None else owner.username,
         "cancelled_at": iso_time(access.cancelled_at, zulu=True),
         "access": {
@@ -437,6 +439,12 @@ def _print_details(details: dict[str, object]) -> None:
     print(f"  Access:         {entry}")
     print(f"  Cameras:        at most {d['camera_limit']} on stage")
     print(f"  Language:       {d['language'] or 'each attendee their own'}")
+    hls = {
+        "off": "nobody (everyone watches over WebRTC)",
+        "all": "every attendee",
+        "overflow": f"attendees beyond the first {d['hls_overflow_after']}",
+    }
+    print(f"  HLS:            {hls.get(d['hls_mode'], d['hls_mode'])}")
     print(f"  Owner:          {d['owner'] or 'none (admins see it)'}")
     print(f"  Attendee link:  {d['attendee_url']}")
     print(f"  Presenter link: {d['presenter_url']}")
@@ -499,6 +507,8 @@ _UPDATE_FIELDS = {
     "lobby_message": "lobby_message",
     "thank_you_url": "thank_you_url",
     "external_url": "external_url",
+    "hls": "hls_mode",
+    "hls_overflow_after": "hls_overflow_after",
 }
 
 
@@ -1204,6 +1214,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     update.add_argument("--access-type", choices=ACCESS_TYPES, help="who may enter")
     update.add_argument("--camera-limit", type=int, metavar="N", help="cameras on stage, 1 to 7")
+    update.add_argument(
+        "--hls",
+        choices=("off", "all", "overflow"),
+        help="who watches over HLS instead of WebRTC: nobody, every attendee, or the overflow",
+    )
+    update.add_argument(
+        "--hls-overflow-after",
+        type=int,
+        metavar="N",
+        help="with --hls overflow: attendees over WebRTC before the overflow (0 to 100000)",
+    )
     language = update.add_mutually_exclusive_group()
     language.add_argument(
         "--language", choices=LANGUAGES, help="the event's pages and e-mails in this language"

@@ -21,6 +21,7 @@ from webinar.http.site import Pages, Site, route
 from webinar.i18n import _
 from webinar.ids import format_event_id
 from webinar.links import attendee_path, host_path, presenter_path
+from webinar.storage.records import HLS_OVERFLOW_DEFAULT
 from webinar.storage.store import ACCESS_TYPES, Event, EventSettings, SessionRecord, User
 
 AfterSave = Callable[[Event], Awaitable[None]]
@@ -315,6 +316,8 @@ def _form_values(event: Event | None) -> dict[str, Any]:
             "thank_you_url": "",
             "language": "",
             "external_url": "",
+            "hls_mode": "off",
+            "hls_overflow_after": "100",
         }
     local = _local_start(event)
     return {
@@ -330,6 +333,8 @@ def _form_values(event: Event | None) -> dict[str, Any]:
         "thank_you_url": event.thank_you_url or "",
         "language": event.language or "",
         "external_url": event.external_url or "",
+        "hls_mode": event.hls_mode,
+        "hls_overflow_after": str(event.hls_overflow_after),
     }
 
 
@@ -382,4 +387,10 @@ def _settings_from_form(values: dict[str, str]) -> EventSettings:
         camera_limit=_int(values, "camera_limit", _("the camera limit must be a whole number")),
         language=_language(values),
         external_url=values.get("external_url") or None,
+        hls_mode=values.get("hls_mode", "off"),
+        hls_overflow_after=(
+            _int(values, "hls_overflow_after", _("the HLS threshold must be a whole number"))
+            if "hls_overflow_after" in values  # forms from before the setting: its default
+            else HLS_OVERFLOW_DEFAULT
+        ),
     )

@@ -52,6 +52,7 @@ from .ops import (
 )
 from .reasons import ByeReason
 from .recording import RecordingHooks, RoomRecording
+from .roles import Role
 from .roster import Counts, RoomRoster, RosterPeer
 from .state import (
     RESUME_GRACE,
@@ -169,6 +170,14 @@ _STREAM_CLASS = {
 }
 
 
+def on_the_floor(participant: Participant) -> bool:
+    """Whether someone takes part beyond watching (staff, or granted the microphone or
+    camera): never an HLS viewer."""
+    return (
+        participant.role is not Role.ATTENDEE or participant.grant_audio or participant.grant_video
+    )
+
+
 def sync_group(stream: Stream) -> str:
     """Tracks of one group share a browser MediaStream and are lip-synced."""
     if stream.source in (Source.SCREEN, Source.SCREEN_AUDIO):
@@ -213,6 +222,9 @@ class LiveRoom:
         self._relayed: set[str] = set()  # streams whose local producer is a pipe's
         #: Participants entering now whose connection takes no offers (see ``_Member``).
         self._no_offers: set[str] = set()
+        #: Attendees connected here who watch the room's HLS output instead of WebRTC (no
+        #: offers): not counted against the overflow threshold (:meth:`webrtc_attendees`).
+        self.hls_viewers: set[str] = set()
         #: Whether this worker runs the room's recorder (with several: one of them).
         self.records = True
         self._answer_timeout = answer_timeout
@@ -274,20 +286,35 @@ class LiveRoom:
         person_key: str | None = None,
         ban_keys: Collection[str] = (),
         offers: bool = True,
+        hls: bool = False,
     ) -> str:
         """Admit a participant through the room's log; returns their resume token.
 
         ``offers=False``: the room sends this connection no subscriber offers (an encoder
-        that only publishes, or a player that receives through :meth:`play`)."""
+        that only publishes, or a player that receives through :meth:`play`). ``hls``: an
+        attendee who watches the room's HLS output (no offers either; :attr:`hls_viewers`).
+        The count of :meth:`webrtc_attendees` and this admission happen without a pause
+        between them (with one worker), so a threshold checked just before holds."""
         op = self._join_op(participant, ban_key=None, person_key=person_key, ban_keys=ban_keys)
         pid = participant.participant_id
-        if not offers:
+        if not offers or hls:
             self._no_offers.add(pid)
+        if hls:
+            self.hls_viewers.add(pid)
         try:
             await self.submit(op, peer)
+        except BaseException:
+            self.hls_viewers.discard(pid)
+            raise
         finally:
             self._no_offers.discard(pid)
         return str(op.args["token"])
+
+    def webrtc_attendees(self) -> int:
+        """Attendees in the room who are not known here to watch over HLS: what the overflow
+        threshold counts. With several workers, HLS viewers of the others count too (the
+        overflow starts early rather than late)."""
+        return max(0, self.counts().attendees - len(self.hls_viewers))
 
     def _join_op(
         self,
@@ -439,6 +466,7 @@ class LiveRoom:
         self.worker_of.pop(pid, None)
         self.incarnation_of.pop(pid, None)
         self._spoke_at.pop(pid, None)
+        self.hls_viewers.discard(pid)
         if pid not in self.state.participants:
             return []
         return self.state.leave(pid, reason_from(op.args["reason"]))
@@ -847,8 +875,13 @@ class LiveRoom:
             if member.player is not None:
                 self._reconcile_player(member, member.player)
                 continue
+            if member.participant_id in self.hls_viewers and on_the_floor(participant):
+                # promoted, or given the microphone or camera: the delayed HLS picture is no
+                # way to take part; from now on the room offers them WebRTC like anyone
+                self.hls_viewers.discard(member.participant_id)
+                member.offers = True
             if not member.offers:
-                continue  # an encoder, or a player that has not offered yet
+                continue  # an encoder, a player that has not offered yet, an HLS viewer
             for stream in state.streams.values():
                 wanted = state.receives(participant, stream)
                 consumer = member.consumers.get(stream.stream_id)

@@ -787,6 +787,15 @@ class Welcome:
 
 
 @dataclass(frozen=True, slots=True)
+class HlsInfo:
+    """This attendee watches the room's HLS output (the event's HLS setting), not WebRTC:
+    the room sends no subscriber offers; ``playlist`` is the path of the media playlist
+    (a content pass in it, so the player needs no header)."""
+
+    playlist: str
+
+
+@dataclass(frozen=True, slots=True)
 class Joined:
     type: ClassVar[str] = "joined"
     participant_id: str
@@ -805,6 +814,8 @@ class Joined:
     #: in a big room: the stage and oneself, the rest by ``roster-page``; "stage": the stage
     #: and oneself (attendees), the rest is only counted
     roster: str = "stage"
+    #: Set when this attendee watches over HLS (see :class:`HlsInfo`).
+    hls: HlsInfo | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -352,6 +352,7 @@ class Session:
                     self,
                     ban_keys=_ban_keys(grant, msg.client_id),
                     person_key=person_key_for(msg.client_id, participant.participant_id),
+                    hls=watches_hls(event, role, room),
                 )
             except RoomError:
                 self.participant = None
@@ -385,6 +386,12 @@ class Session:
                 self.participant = self.event = None
                 raise
         people, seen = roster.snapshot(room, participant)
+        hls = None
+        if participant.participant_id in room.hls_viewers and self._services.content_pass:
+            # the pass naming nobody: everyone admitted within the hour gets the same URLs,
+            # which a CDN in front caches once (webinar.http.hls serves them)
+            hls_pass = self._services.content_pass(event.event_id, "")
+            hls = s.HlsInfo(playlist=f"/e/{event.event_id}/hls/{hls_pass}/index.m3u8")
         return s.Joined(
             participant_id=participant.participant_id,
             role=participant.role.value,
@@ -403,6 +410,7 @@ class Session:
             active_speaker=room.active_speaker,
             counts=roster.counts_info(room.counts()),
             roster=seen,
+            hls=hls,
         )
 
     async def on_publish(self, msg: s.Publish) -> s.ServerMessage:
@@ -748,6 +756,15 @@ class Session:
         self._let_go(dropped=True)
         if room is not None and participant is not None:
             room.disconnect(participant.participant_id, self)
+
+
+def watches_hls(event: Event, role: Role, room: LiveRoom) -> bool:
+    """Whether an attendee entering ``room`` now watches over HLS (the event's setting):
+    every attendee, or those who arrive when ``hls_overflow_after`` watch over WebRTC.
+    Hosts and presenters never do."""
+    if role is not Role.ATTENDEE or event.hls_mode == "off":
+        return False
+    return event.hls_mode == "all" or room.webrtc_attendees() >= event.hls_overflow_after
 
 
 def _ban_keys(grant: Grant, client_id: str | None) -> list[str]:

@@ -865,6 +865,15 @@ MIGRATIONS: tuple[str | Migration, ...] = (
     CREATE UNIQUE INDEX reminders_presenter ON reminders (presenter_id);
     """,
     ),
+    # 23: who watches the event over HLS (webinar.broadcast.hls) instead of WebRTC: nobody
+    # ('off'), every attendee ('all'), or the attendees beyond the first hls_overflow_after
+    # ('overflow').
+    """
+    ALTER TABLE events ADD COLUMN hls_mode TEXT NOT NULL DEFAULT 'off'
+        CHECK (hls_mode IN ('off', 'all', 'overflow'));
+    ALTER TABLE events ADD COLUMN hls_overflow_after INTEGER NOT NULL DEFAULT 100
+        CHECK (hls_overflow_after BETWEEN 0 AND 100000);
+    """,
 )
 
 

@@ -61,6 +61,10 @@ class Event:
     #: The external player's link as the organiser entered it (webinar.content.external),
     #: shown to admitted attendees in the room; None: no external player.
     external_url: str | None = None
+    #: Who watches over HLS instead of WebRTC: one of :data:`HLS_MODES` ("off": nobody, "all":
+    #: every attendee, "overflow": attendees beyond the first :attr:`hls_overflow_after`).
+    hls_mode: str = "off"
+    hls_overflow_after: int = 100
 
     @property
     def display_id(self) -> str:
@@ -95,6 +99,8 @@ class EventSettings:
     #: Checked against the providers where it is entered (webinar.content.external); here
     #: only stripped ("" is None) and limited in length.
     external_url: str | None = None
+    hls_mode: str = "off"
+    hls_overflow_after: int = 100
 
     def validated(self) -> EventSettings:
         """A normalised copy; ValueError names the first field that is wrong."""
@@ -112,6 +118,14 @@ class EventSettings:
             )
         if not 1 <= self.camera_limit <= 7:
             raise ValueError(_("the camera limit must be 1 to 7"))
+        if self.hls_mode not in HLS_MODES:
+            raise ValueError(
+                _("the HLS setting must be one of %(modes)s") % {"modes": ", ".join(HLS_MODES)}
+            )
+        if not 0 <= self.hls_overflow_after <= HLS_OVERFLOW_MAX:
+            raise ValueError(
+                _("the HLS threshold must be 0 to %(max)d attendees") % {"max": HLS_OVERFLOW_MAX}
+            )
         if self.language is not None and self.language not in LANGUAGES:
             raise ValueError(
                 _("language must be one of %(languages)s, or none")
@@ -132,6 +146,10 @@ class EventSettings:
 
 
 ACCESS_TYPES = ("open", "password", "token", "paid")
+#: Who watches an event over HLS (webinar.broadcast.hls) instead of WebRTC.
+HLS_MODES = ("off", "all", "overflow")
+HLS_OVERFLOW_MAX = 100_000
+HLS_OVERFLOW_DEFAULT = 100
 USER_ROLES = ("admin", "organiser")
 USERNAME_MAX_CHARS = 64
 

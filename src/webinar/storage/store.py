@@ -127,6 +127,8 @@ _EVENT_FIELDS = (
     "camera_limit",
     "language",
     "external_url",
+    "hls_mode",
+    "hls_overflow_after",
 )
 _EVENT_COLUMNS = ", ".join(_EVENT_FIELDS)
 #: The keys are sealed at rest (webinar.storage.sealing): sealed on the way in, opened out.

@@ -142,6 +142,7 @@ const FINAL_JOIN_ERRORS = new Set([
  * @property {boolean} resumed
  * @property {string | null} active_speaker
  * @property {ParticipantCounts} [counts]
+ * @property {{playlist: string} | null} [hls]  set when we watch over HLS (no WebRTC media)
  * @property {"full" | "paged" | "stage"} [roster]  "full": `participants` is everyone; "paged": we run
  *   the floor in a big room, and load everyone with `roster-page`; "stage": the stage and us
  *

@@ -29,6 +29,7 @@ import { StageContent } from "./room/content.js";
 import { ExternalPlayer } from "./room/external.js";
 import { Controls } from "./room/controls.js";
 import { Devices } from "./room/devices.js";
+import { HlsStage } from "./room/hls.js";
 import { Lobby } from "./room/lobby.js";
 import { Notices } from "./room/notices.js";
 import { ACCESS, EVENT_ID, JOIN_TOKEN, PAGE_ROLE, PRESENTER_KEY, REGISTRATION_REQUIRED, STARTS_AT, WIDE, inRoom, kindOf } from "./room/page.js";
@@ -51,6 +52,15 @@ import { SharedVideo } from "./room/video.js";
  * Why the server said goodbye, in a sentence (null for a reason this page does not know).
  * @param {string | null} bye
  */
+/**
+ * Whether someone takes part beyond watching (staff, or granted the microphone or camera):
+ * never on the HLS stage (the server's rule too: rooms/live.py `on_the_floor`).
+ * @param {{role: string, grant_audio?: boolean, grant_video?: boolean}} participant
+ */
+function onTheFloor(participant) {
+  return participant.role !== "attendee" || Boolean(participant.grant_audio) || Boolean(participant.grant_video);
+}
+
 function byeText(bye) {
   switch (bye) {
     case ByeReason.LEFT:
@@ -144,6 +154,7 @@ class Room {
     /** The shared video on stage (room/video.js). */
     this.video = new SharedVideo(this.content, { isStaff: () => this.staff, toasts: this.toasts });
     this.externalPlayer = new ExternalPlayer(this.content); // the event's external player
+    this.hlsStage = new HlsStage(); // attendees who watch over HLS
     /** Chat, Q&A, polls, call-to-action (interaction.js). */
     this.interaction = new Interaction({
       onStage: (stage) => this.content.load(stage, true),
@@ -318,6 +329,9 @@ class Room {
       notifyHost("joined", { participant_id: me, name: this.name, role: this.role });
     }
     this.showView(this.roomView());
+    // an attendee who watches over HLS: the video instead of the tiles (before the status line)
+    const me = conn.participants.get(conn.joined.participant_id);
+    this.hlsStage.show(me && onTheFloor(me) ? null : (conn.joined.hls?.playlist ?? null));
     this.devices.moveToSettings();
     if (first) this.panel.setOpen(this.staff && WIDE.matches, false);
     this.status.start();
@@ -409,6 +423,7 @@ class Room {
 
   /** Stop everything of ours on the page: media, tiles, measuring. */
   stopMedia() {
+    this.hlsStage.stop();
     this.publisher.stopAll();
     this.devices.stop();
     this.stage.clear();
@@ -503,6 +518,7 @@ class Room {
       if (cause === "role" && previous && previous.role !== participant.role) this.onRoleChanged(participant.role);
       if (cause === "grant") this.notices.grantChanged(participant, previous);
     }
+    if (self && onTheFloor(participant)) this.hlsStage.show(null); // the server offers WebRTC now
     this.notices.participantUpdated(detail);
     this.renderRoom();
   }

@@ -49,6 +49,8 @@ _SETTING_KEYS = (
     "access_type",
     "camera_limit",
     "external_url",
+    "hls_mode",
+    "hls_overflow_after",
 )
 _ACCESS_KEYS = (
     "attendee_password",
@@ -154,6 +156,8 @@ class EventsApi(ApiPages):
             lobby_message=event.lobby_message,
             thank_you_url=event.thank_you_url,
             external_url=event.external_url,
+            hls_mode=event.hls_mode,  # type: ignore[arg-type]
+            hls_overflow_after=event.hls_overflow_after,
             booking_ends_at=iso_time(self.web_part.ticketing.booking_end(event), zulu=True),
             settings_changed_at=iso_time(
                 await self.web_part.desk.settings_changed_at(event), zulu=True
@@ -677,7 +681,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-_INT_KEYS = ("join_window_minutes", "duration_minutes", "camera_limit")
+_INT_KEYS = ("join_window_minutes", "duration_minutes", "camera_limit", "hls_overflow_after")
 
 
 def _settings(body: dict[str, Any], event: Event | None) -> EventSettings:

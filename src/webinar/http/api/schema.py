@@ -175,6 +175,16 @@ class Event(Struct):
             " allowed host); shown only to admitted attendees, in the room"
         ),
     ]
+    hls_mode: Annotated[
+        Literal["off", "all", "overflow"],
+        Meta(
+            description="Who watches over HLS instead of WebRTC: nobody, every attendee, or"
+            " the attendees beyond hls_overflow_after"
+        ),
+    ]
+    hls_overflow_after: Annotated[
+        int, Meta(description="With hls_mode overflow: attendees watching live before HLS")
+    ]
     booking_ends_at: Time | None
     settings_changed_at: Time | None
     cancelled_at: Time | None
@@ -228,6 +238,10 @@ class EventFields(Struct, forbid_unknown_fields=True):
         ]
         | UnsetType
     ) = UNSET
+    hls_mode: (
+        Annotated[str, Meta(extra_json_schema={"enum": ["off", "all", "overflow"]})] | UnsetType
+    ) = UNSET
+    hls_overflow_after: Annotated[int, Meta(ge=0, le=100_000)] | UnsetType = UNSET
     attendee_password: str | UnsetType | None = UNSET
     presenter_password: str | UnsetType | None = UNSET
     price: (

@@ -17,10 +17,14 @@ function attendeeCount(conn) {
   return conn.counts?.attendees ?? [...conn.participants.values()].filter((p) => p.role === "attendee").length;
 }
 
-/** Whether content (a presentation, a video, the board, an external player) is on stage. */
+/**
+ * Whether content (a presentation, a video, the board, an external player) is on stage, or
+ * the HLS stage of an attendee who watches over HLS (room/hls.js): the stage has a picture.
+ */
 function contentShown() {
   const box = document.getElementById("stage-content");
-  return box !== null && !box.hidden;
+  const hls = document.getElementById("hls-view");
+  return (box !== null && !box.hidden) || (hls !== null && !hls.hidden);
 }
 
 /** @typedef {import("./page.js").RoomContext} RoomContext */
