@@ -22,6 +22,8 @@ from webinar import __version__
 from webinar.attendance import useragent
 from webinar.attendance.ratings import Ratings, RatingSource
 from webinar.attendance.service import AttendanceService
+from webinar.broadcast.live import LiveStreamService
+from webinar.broadcast.settings import LiveStreamSettingsService
 from webinar.cluster import redis as cluster_redis
 from webinar.cluster import worker
 from webinar.cluster.bus import Bus, BusError
@@ -49,6 +51,7 @@ from webinar.http.dashboard import Dashboard
 from webinar.http.embed import EmbedPages
 from webinar.http.health import Health
 from webinar.http.interaction import InteractionHttp
+from webinar.http.live_stream import LiveStreamPages
 from webinar.http.metrics import Metrics, Sources
 from webinar.http.pages import EventPages
 from webinar.http.recordings import RecordingPages
@@ -105,6 +108,9 @@ DRAINING = web.AppKey("draining", list[bool])
 RECORDINGS = web.AppKey("recordings", RecordingService)
 ATTENDANCE = web.AppKey("attendance", AttendanceService)
 PUBLISHER = web.AppKey("publisher", Publisher)
+#: Where each event's live stream goes (webinar.broadcast.settings).
+LIVE_STREAM_SETTINGS = web.AppKey("live_stream_settings", LiveStreamSettingsService)
+LIVE_STREAM = web.AppKey("live_stream", LiveStreamService)
 TICKETING = web.AppKey("ticketing", Ticketing)
 TICKET_DESK = web.AppKey("ticket_desk", TicketDesk)
 ACCOUNT_PAGES = web.AppKey("account_pages", AccountPages)
@@ -375,6 +381,10 @@ def create_app(
         gate=functools.partial(_holds_jobs, app) if identity.node else None,
     )
     app.router.add_routes(AfterPages(site, app[FOLLOWUP], app[RATINGS], shared=shared).routes())
+    app[LIVE_STREAM_SETTINGS] = LiveStreamSettingsService(app[STORE])
+    # The live stream out; its feed is the compositor's (None: not on this server yet).
+    app[LIVE_STREAM] = LiveStreamService(app[LIVE_STREAM_SETTINGS])
+    app.router.add_routes(LiveStreamPages(site, app[LIVE_STREAM_SETTINGS]).routes())
     stats = StatsPages(
         site,
         app[ATTENDANCE],
@@ -485,6 +495,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         max_rooms=config.rooms.max_rooms,
         recording_hooks=app[RECORDINGS],
         media_totals=app[METRICS].media,
+        live_stream=app[LIVE_STREAM].driver,
     )
     app[ROOMS] = rooms
     metrics = app[METRICS]
@@ -506,6 +517,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         on_chat_delivered=metrics.chat_delivered,
         is_draining=lambda: app[DRAINING][0],
         recordings=app[RECORDINGS],
+        live_stream=app[LIVE_STREAM],
         attendance=app[ATTENDANCE],
         ratings=app[RATINGS],
         placement=functools.partial(_place, app) if identity.node else None,

@@ -56,6 +56,7 @@ from .roster import Counts, RoomRoster, RosterPeer
 from .state import (
     RESUME_GRACE,
     LinkQuality,
+    LiveStreamOutput,
     Participant,
     ParticipantJoined,
     ParticipantLeft,
@@ -92,6 +93,16 @@ class Published:
     stream_id: str
     mid: str
     source: Source
+
+
+class LiveStreamDriver(Protocol):
+    """A room's live stream out, from the application (webinar.broadcast.live): ``sync``
+    after every change makes it follow ``room.state.live_stream`` (start, pause, stop: its
+    work goes off the event loop); ``close`` when the room closes."""
+
+    def sync(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class RoomPeer(RosterPeer, Protocol):
@@ -189,6 +200,7 @@ class LiveRoom:
         on_empty: Callable[[LiveRoom], Awaitable[None]] | None = None,
         on_event: Callable[[RoomEvent], None] | None = None,
         recording_hooks: RecordingHooks | None = None,
+        live_stream: Callable[[LiveRoom], LiveStreamDriver] | None = None,
     ) -> None:
         self.room_id = room_id
         self.router = router
@@ -240,6 +252,8 @@ class LiveRoom:
             if recording_hooks is not None
             else None
         )
+        #: The live stream out; it runs on the worker that records (see ``records``).
+        self.live_stream = live_stream(self) if live_stream is not None else None
 
     @property
     def is_empty(self) -> bool:
@@ -1047,6 +1061,20 @@ class LiveRoom:
                 self._reconcile([m for pid in concerned if (m := members.get(pid)) is not None])
             if self.recording is not None and self.records:
                 self.recording.sync()
+            if self.live_stream is not None and self.records:
+                self.live_stream.sync()
+
+    def live_stream_output(self, output: dict[str, object]) -> None:
+        """The live stream's driver tells how its connection is doing: to the presenters and
+        hosts connected to this worker (on the event loop)."""
+        event = LiveStreamOutput(output)
+        for member in list(self._members.values()):
+            if member.peer is None:
+                continue
+            try:
+                member.peer.room_event(event)
+            except Exception:
+                logger.exception("delivering the live stream's state failed")
 
     def _recipients(self, event: RoomEvent, *, everyone: bool) -> list[_Member]:
         """Who hears of an event at once. Everyone, unless it is about a participant off
@@ -1162,4 +1190,6 @@ class LiveRoom:
             await stop_tasks(pending)
         if self.recording is not None:
             await self.recording.close()
+        if self.live_stream is not None:
+            await self.live_stream.close()
         await self.router.close()
