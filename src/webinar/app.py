@@ -384,7 +384,9 @@ def create_app(
     app[LIVE_STREAM_SETTINGS] = LiveStreamSettingsService(app[STORE])
     # The live stream out; its feed is the compositor's (None: not on this server yet).
     app[LIVE_STREAM] = LiveStreamService(app[LIVE_STREAM_SETTINGS])
-    app.router.add_routes(LiveStreamPages(site, app[LIVE_STREAM_SETTINGS]).routes())
+    app.router.add_routes(
+        LiveStreamPages(site, app[LIVE_STREAM], rooms=lambda: app.get(ROOMS)).routes()
+    )
     stats = StatsPages(
         site,
         app[ATTENDANCE],

@@ -5,6 +5,7 @@ not reachable; the settings can be removed."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -88,3 +89,50 @@ async def test_organiser_saves_keeps_and_removes_the_ingest(server: RunningServe
     finally:
         await http.close()
         await other.close()
+
+
+async def test_the_organiser_starts_and_stops_it_from_the_dashboard(
+    server: RunningServer,
+) -> None:
+    from tests.protocol.test_room_rules import Person
+    from tests.protocol_fixtures import Entrance
+
+    add_user(server, "olga")
+    http = await sign_in(server, "olga")
+    people: list[Person] = []
+    try:
+        event_id = await schedule(http, server.base_url, title="Launch")
+        canonical = normalize_event_id(event_id) or ""
+        page_url = f"{server.base_url}/dashboard/events/{event_id}/live-stream"
+        async with http.get(page_url) as resp:
+            page = await resp.text()
+        token = csrf_of(page)
+        assert 'data-testid="live-stream-now"' not in page  # no room yet
+        async with http.post(page_url + "/start", data={"csrf": token}) as resp:
+            assert resp.status == 409
+            assert "not live" in await resp.text()
+
+        event = await server.store.get_event(canonical)
+        assert event is not None
+        host = await Entrance(Person)(server, people, event, "Host", event.host_key)
+        await host.request("start")
+        async with http.get(page_url) as resp:
+            page = await resp.text()
+        assert 'data-status="off"' in page and 'data-testid="live-stream-start"' in page
+        # no ingest set: refused, saying so; the room stays off
+        async with http.post(page_url + "/start", data={"csrf": token}) as resp:
+            assert resp.status == 409
+            text = await resp.text()
+        assert 'data-testid="live-stream-error"' in text
+        assert server.rooms.get(canonical).state.live_stream.value == "off"  # type: ignore[union-attr]
+        # stopping works whatever the ingest; the presenters hear it (by: null)
+        room = server.rooms.get(canonical)
+        assert room is not None
+        room.state.live_stream_wanted = True  # as if started (needs the compositor)
+        async with http.post(page_url + "/stop", data={"csrf": token}, allow_redirects=False) as r:
+            assert r.status == 303 and r.headers["Location"].endswith("notice=stopped")
+        update = await host.wait("live-stream-updated", status="off")
+        assert update["by"] is None
+    finally:
+        await asyncio.gather(*(p.close() for p in people))
+        await http.close()

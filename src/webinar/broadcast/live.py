@@ -83,9 +83,8 @@ class RoomLiveStream:
         self._started = 0.0
         self._loop = asyncio.get_running_loop()
 
-    @property
-    def sink(self) -> RtmpSink | None:
-        return self._sink
+    def output(self) -> dict[str, object] | None:
+        return self._sink.status().as_json() if self._sink is not None else None
 
     def sync(self) -> None:
         wanted = self.room.state.live_stream

@@ -102,6 +102,10 @@ class LiveStreamDriver(Protocol):
 
     def sync(self) -> None: ...
 
+    def output(self) -> dict[str, object] | None:
+        """How its connection is doing now (None while there is none)."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -225,6 +225,10 @@ class RecordingChanged:
     by: str | None  # who pressed REC, or None when the mode or phase changed it
 
 
+#: The actor of a command the event's organiser gives from the dashboard (not a participant).
+DASHBOARD = "dashboard"
+
+
 class LiveStreamStatus(enum.StrEnum):
     """Whether the room streams out (webinar.broadcast): what presenters asked for, as the
     room's phase and mode allow it."""
@@ -328,12 +332,15 @@ class RoomState:
         return LiveStreamStatus.ON if self.recordable else LiveStreamStatus.PAUSED
 
     def set_live_stream(self, actor_id: str, on: bool) -> list[RoomEvent]:
-        self._require(actor_id, Capability.STREAM_OUT, N_("start or stop the live stream"))
+        """``actor_id`` is a participant with ``stream-out``, or :data:`DASHBOARD` (the
+        event's organiser, signed in to the dashboard: not in the room)."""
+        if actor_id != DASHBOARD:
+            self._require(actor_id, Capability.STREAM_OUT, N_("start or stop the live stream"))
         if self.phase is not Phase.LIVE and on:
             raise RoomError(RoomErrorCode.INVALID, _("start the event before streaming it"))
         before = self._outputs()
         self.live_stream_wanted = on
-        return self._recording_changed(before, actor_id)
+        return self._recording_changed(before, None if actor_id == DASHBOARD else actor_id)
 
     def _outputs(self) -> tuple[RecordingStatus, LiveStreamStatus]:
         return self.recording, self.live_stream
