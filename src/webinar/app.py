@@ -425,6 +425,7 @@ def create_app(
         render=_render,
         external_providers=config.content.external_providers,
         team=team,
+        live_stream=app[LIVE_STREAM_SETTINGS],
     )
     return app
 

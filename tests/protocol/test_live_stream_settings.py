@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.helpers import RunningServer, running_server
@@ -136,3 +137,46 @@ async def test_the_organiser_starts_and_stops_it_from_the_dashboard(
     finally:
         await asyncio.gather(*(p.close() for p in people))
         await http.close()
+
+
+async def test_the_api_sets_shows_a_hint_and_refuses_bad_input(server: RunningServer) -> None:
+    from webinar.storage import api_tokens
+    from webinar.storage.api_tokens import Scope
+
+    add_user(server, "olga")
+    with server.store.connect_sync() as sync:
+        olga = sync.get_user_by_name("olga")
+        assert olga is not None
+        event = sync.create_event("Launch", None, owner_id=olga.user_id)
+        _made, secret = api_tokens.create(sync.connection, olga.user_id, "t", Scope.WRITE)
+    url = f"{server.base_url}/api/v1/events/{event.event_id}/live-stream"
+    auth = {"Authorization": f"Bearer {secret}"}
+    async with aiohttp.ClientSession(headers=auth) as http:
+        async with http.get(url) as resp:
+            assert resp.status == 200
+            assert await resp.json() == {
+                "url": None,
+                "key_set": False,
+                "key_hint": None,
+                "updated_at": None,
+            }
+        async with http.put(url, json={"url": "rtmp://x.example/live"}) as resp:
+            assert resp.status == 422  # no key saved yet
+            assert "stream key is empty" in (await resp.json())["error"]["message"]
+        async with http.put(
+            url, json={"url": "rtmps://a.rtmps.youtube.com/live2", "key": KEY}
+        ) as r:
+            assert r.status == 200
+            body = await r.json()
+        assert body["key_set"] and body["key_hint"] == "…9xq2" and KEY not in str(body)
+        async with http.put(url, json={"url": "ftp://x/y", "key": "k"}) as resp:
+            assert resp.status == 422
+            assert "rtmp:// or rtmps://" in (await resp.json())["error"]["message"]
+        async with http.put(url, json={"url": "rtmp://x.example/app"}) as resp:
+            assert resp.status == 200 and (await resp.json())["key_hint"] == "…9xq2"
+        async with http.get(url) as resp:
+            assert (await resp.json())["url"] == "rtmp://x.example/app"
+        async with http.delete(url) as resp:
+            assert resp.status == 204
+        async with http.get(url) as resp:
+            assert (await resp.json())["key_set"] is False
