@@ -187,6 +187,7 @@ class RtmpSink:
         self._live_since: float | None = None
         self._max_queue = 1000
         self._muxing_since: float | None = None
+        self._resync = False  # after dropping a backlog: wait for the next keyframe
 
     # ------------------------------------------------------------ PacketSink (encoder thread)
 
@@ -203,8 +204,15 @@ class RtmpSink:
             if self._closing:
                 return
             if len(self._queue) >= self._max_queue:
+                # the network is slower than the stream: drop the backlog, go on from a keyframe
                 self._dropped += len(self._queue)
                 self._queue.clear()
+                self._resync = True
+            if self._resync:
+                if not (kind == "video" and item.keyframe):
+                    self._dropped += 1
+                    return
+                self._resync = False
             self._queue.append(item)
             self._cond.notify()
 
