@@ -86,8 +86,12 @@ class RoomLiveStream:
     def output(self) -> dict[str, object] | None:
         return self._sink.status().as_json() if self._sink is not None else None
 
+    def _wanted(self) -> LiveStreamStatus:
+        """The room's wish, where the room is recorded (one worker of several)."""
+        return self.room.state.live_stream if self.room.records else LiveStreamStatus.OFF
+
     def sync(self) -> None:
-        wanted = self.room.state.live_stream
+        wanted = self._wanted()
         if self._task is None:
             if wanted is LiveStreamStatus.OFF:
                 return
@@ -110,7 +114,7 @@ class RoomLiveStream:
                 continue
             self._wake.clear()
             try:
-                await self._follow(self.room.state.live_stream)
+                await self._follow(self._wanted())
             except Exception as exc:
                 logger.exception("the live stream out of room %s failed", self.room.room_id)
                 await self._stop()

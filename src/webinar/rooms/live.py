@@ -97,8 +97,9 @@ class Published:
 
 class LiveStreamDriver(Protocol):
     """A room's live stream out, from the application (webinar.broadcast.live): ``sync``
-    after every change makes it follow ``room.state.live_stream`` (start, pause, stop: its
-    work goes off the event loop); ``close`` when the room closes."""
+    after every change makes it follow ``room.state.live_stream`` on the worker that records
+    the room (``records``), off elsewhere (start, pause, stop: its work goes off the event
+    loop); ``close`` when the room closes."""
 
     def sync(self) -> None: ...
 
@@ -898,6 +899,8 @@ class LiveRoom:
             self._reconcile()
             if self.recording is not None and self.records:
                 self.recording.sync()
+            if self.live_stream is not None:
+                self.live_stream.sync()  # it runs where the recorder does
 
     def _records_here(self) -> bool:
         return (
@@ -1065,7 +1068,7 @@ class LiveRoom:
                 self._reconcile([m for pid in concerned if (m := members.get(pid)) is not None])
             if self.recording is not None and self.records:
                 self.recording.sync()
-            if self.live_stream is not None and self.records:
+            if self.live_stream is not None:
                 self.live_stream.sync()
 
     def live_stream_output(self, output: dict[str, object]) -> None:

@@ -595,9 +595,8 @@ class Session:
         if room is None or me is None or not me.can(Capability.STREAM_OUT):
             return
         if isinstance(event, rs.LiveStreamChanged):
-            self._live_output = (
-                None if event.status is rs.LiveStreamStatus.OFF else (self._live_output)
-            )
+            if event.status is rs.LiveStreamStatus.OFF:
+                self._live_output = None  # the next report, if any, says it stopped
             self.send(
                 s.LiveStreamUpdated(
                     status=event.status.value, by=event.by, output=self._live_output
