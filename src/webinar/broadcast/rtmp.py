@@ -27,6 +27,8 @@ import contextlib
 import fractions
 import logging
 import random
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -306,32 +308,96 @@ class RtmpSink:
             return self._queue.popleft()
 
     def _connection(self) -> None:
+        """One publish: a child process connects and sends (:mod:`.rtmp_push`); this thread
+        muxes FLV into its stdin. A child that stalls is killed, which breaks the pipe."""
         fmt = self._format
         assert fmt is not None
         with self._cond:
             self._muxing_since = None
+        child = subprocess.Popen(
+            [sys.executable, "-m", "webinar.broadcast.rtmp_push"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+        errors: list[bytes] = []
+        done = threading.Event()
+        threading.Thread(target=self._listen, args=(child, done), daemon=True).start()
+        threading.Thread(
+            target=lambda: errors.append(child.stderr.read() if child.stderr else b""),
+            daemon=True,
+        ).start()
+        why: list[str] = []  # set when the watchdog killed it
+        threading.Thread(target=self._watch, args=(child, done, why), daemon=True).start()
         try:
-            out = av.open(
-                target(self.url, self.key),
-                "w",
-                format="flv",
-                container_options={"flvflags": "no_duration_filesize"},
-            )
-        except (av.FFmpegError, OSError) as exc:
-            raise _Broken(f"cannot connect: {exc}") from exc
-        try:
-            video = out.add_mux_stream(
-                fmt.video_codec, rate=fmt.fps, width=fmt.width, height=fmt.height
-            )
-            video.time_base = fmt.video_time_base
-            audio = out.add_stream(fmt.audio_codec, rate=fmt.audio_rate)
-            audio.time_base = fmt.audio_time_base
-            self._send_all(out, video, audio, fmt)
-        except (av.FFmpegError, OSError) as exc:
-            raise _Broken(str(exc)) from exc
+            child.stdin.write(target(self.url, self.key).encode() + b"\n")
+            out = av.open(child.stdin, "w", format="flv")
+            try:
+                video = out.add_mux_stream(
+                    fmt.video_codec, rate=fmt.fps, width=fmt.width, height=fmt.height
+                )
+                video.time_base = fmt.video_time_base
+                audio = out.add_stream(fmt.audio_codec, rate=fmt.audio_rate)
+                audio.time_base = fmt.audio_time_base
+                self._send_all(out, video, audio, fmt)
+            finally:
+                with contextlib.suppress(av.FFmpegError, OSError, ValueError):
+                    out.close()
+            with contextlib.suppress(OSError):
+                child.stdin.close()
+            if self._stopping():
+                return
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            if self._stopping():
+                return
+            self._end(child)
+            said = b"".join(errors).decode("utf-8", "replace").strip().splitlines()
+            raise _Broken(why[0] if why else said[-1] if said else str(exc)) from exc
         finally:
-            with contextlib.suppress(av.FFmpegError, OSError):
-                out.close()
+            done.set()
+            self._end(child)
+
+    def _end(self, child: subprocess.Popen[bytes]) -> None:
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(2)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        for stream in (child.stdin, child.stdout, child.stderr):
+            with contextlib.suppress(OSError):
+                if stream is not None:
+                    stream.close()
+
+    def _listen(self, child: subprocess.Popen[bytes], done: threading.Event) -> None:
+        """The child's ``connected``: the publish is on air."""
+        assert child.stdout is not None
+        with contextlib.suppress(OSError, ValueError):
+            for line in child.stdout:
+                if line.strip() == b"connected" and not done.is_set():
+                    self._connections += 1
+                    if self._connections > 1:
+                        with self._cond:
+                            self._reconnects += 1
+                    self._set_state("live")
+
+    def _watch(self, child: subprocess.Popen[bytes], done: threading.Event, why: list[str]) -> None:
+        """Kill a child that stalls: no connection within the timeout, or a send that waits
+        longer than it (its pipe then breaks, and the sink connects again)."""
+        started = time.monotonic()
+        while not done.wait(0.5):
+            now = time.monotonic()
+            with self._cond:
+                muxing = self._muxing_since
+            stalled = muxing is not None and now - muxing > self._io_timeout
+            slow = self._state != "live" and now - started > self._io_timeout + 5
+            if child.poll() is not None or stalled or slow:
+                if stalled or slow:
+                    why.append(f"the ingest did not answer within {round(self._io_timeout)} s")
+                child.kill()
+                return
 
     def _send_all(
         self,
@@ -363,15 +429,8 @@ class RtmpSink:
             packet.is_keyframe = item.keyframe
             with self._cond:
                 self._muxing_since = time.monotonic()
-            out.mux(packet)  # the first one connects (FFmpeg opens the URL with the header)
+            out.mux(packet)
             with self._cond:
                 self._muxing_since = None
-            if self._state != "live":
-                self._connections += 1
-                if self._connections > 1:
-                    with self._cond:
-                        self._reconnects += 1
-                self._set_state("live")
-            with self._cond:
                 self._bytes += len(item.data)
                 self._sent.append((time.monotonic(), len(item.data)))
