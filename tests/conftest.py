@@ -23,6 +23,9 @@ from tests.postgres_server import (  # noqa: E402, F401
 )
 from tests.redis_server import redis_server  # noqa: E402, F401
 
+# A real RTMP ingest (nginx with libnginx-mod-rtmp) per test that asks (tests/rtmp_server.py).
+from tests.rtmp_server import rtmp_server  # noqa: E402, F401
+
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     close_shared_server()

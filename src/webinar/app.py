@@ -23,7 +23,9 @@ from webinar.attendance import useragent
 from webinar.attendance.ratings import Ratings, RatingSource
 from webinar.attendance.service import AttendanceService
 from webinar.broadcast.hls import HlsStreams
+from webinar.broadcast.live import LiveStreamService
 from webinar.broadcast.recording import ComposedRecording, ComposedSettings
+from webinar.broadcast.settings import LiveStreamSettingsService
 from webinar.cluster import redis as cluster_redis
 from webinar.cluster import worker
 from webinar.cluster.bus import Bus, BusError
@@ -52,6 +54,7 @@ from webinar.http.embed import EmbedPages
 from webinar.http.health import Health
 from webinar.http.hls import HlsPages
 from webinar.http.interaction import InteractionHttp
+from webinar.http.live_stream import LiveStreamPages
 from webinar.http.metrics import Metrics, Sources
 from webinar.http.pages import EventPages
 from webinar.http.recordings import RecordingPages
@@ -108,6 +111,9 @@ DRAINING = web.AppKey("draining", list[bool])
 RECORDINGS = web.AppKey("recordings", RecordingService)
 ATTENDANCE = web.AppKey("attendance", AttendanceService)
 PUBLISHER = web.AppKey("publisher", Publisher)
+#: Where each event's live stream goes (webinar.broadcast.settings).
+LIVE_STREAM_SETTINGS = web.AppKey("live_stream_settings", LiveStreamSettingsService)
+LIVE_STREAM = web.AppKey("live_stream", LiveStreamService)
 TICKETING = web.AppKey("ticketing", Ticketing)
 TICKET_DESK = web.AppKey("ticket_desk", TicketDesk)
 ACCOUNT_PAGES = web.AppKey("account_pages", AccountPages)
@@ -391,6 +397,12 @@ def create_app(
         gate=functools.partial(_holds_jobs, app) if identity.node else None,
     )
     app.router.add_routes(AfterPages(site, app[FOLLOWUP], app[RATINGS], shared=shared).routes())
+    app[LIVE_STREAM_SETTINGS] = LiveStreamSettingsService(app[STORE])
+    # The live stream out; its feed is the compositor's (None: not on this server yet).
+    app[LIVE_STREAM] = LiveStreamService(app[LIVE_STREAM_SETTINGS])
+    app.router.add_routes(
+        LiveStreamPages(site, app[LIVE_STREAM], rooms=lambda: app.get(ROOMS)).routes()
+    )
     stats = StatsPages(
         site,
         app[ATTENDANCE],
@@ -429,6 +441,7 @@ def create_app(
         render=_render,
         external_providers=config.content.external_providers,
         team=team,
+        live_stream=app[LIVE_STREAM_SETTINGS],
     )
     return app
 
@@ -501,6 +514,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         max_rooms=config.rooms.max_rooms,
         recording_hooks=app[RECORDINGS],
         media_totals=app[METRICS].media,
+        live_stream=app[LIVE_STREAM].driver,
     )
     app[ROOMS] = rooms
     metrics = app[METRICS]
@@ -522,6 +536,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         on_chat_delivered=metrics.chat_delivered,
         is_draining=lambda: app[DRAINING][0],
         recordings=app[RECORDINGS],
+        live_stream=app[LIVE_STREAM],
         attendance=app[ATTENDANCE],
         ratings=app[RATINGS],
         placement=functools.partial(_place, app) if identity.node else None,

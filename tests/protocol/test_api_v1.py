@@ -80,6 +80,10 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/recordings/{recording_id}/trim"): {"start": 0.5, "end": 1.5},
     ("POST", "/api/v1/recordings/{recording_id}/publications"): {"days": 3},
     ("PUT", "/api/v1/events/{event_id}/recording-settings"): {"auto_record": True},
+    ("PUT", "/api/v1/events/{event_id}/live-stream"): {
+        "url": "rtmps://a.rtmps.youtube.com/live2",
+        "key": "abcd-efgh-ijkl-mnop",
+    },
     ("POST", "/api/v1/webhooks/endpoints"): {
         "url": "http://127.0.0.1:9/hooks",
         "events": ["event.started"],

@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 
+from webinar.broadcast import settings as stream_out
 from webinar.interaction import store as ist
 from webinar.rooms.chat import ChatMessage
 from webinar.rooms.cta import CallToAction, PreparedCta
@@ -170,6 +171,8 @@ def populate(core: SyncStore) -> list[str]:
     # join-token keys (an HS256 secret, sealed) and an event's embedding origins
     join_tokens.sql_add_key(conn, admin.user_id, "CRM")
     embedding.sql_set_origins(conn, eid, ("https://site.example", "http://127.0.0.3:8080"))
+    # where the event's live stream goes (the stream key sealed)
+    stream_out.sql_save(conn, eid, "rtmp://a.rtmp.youtube.com/live2", "abcd-efgh-ijkl")
     # an uploaded file (webinar.content): its row; the file itself is on disk, not copied
     conn.execute(
         "INSERT INTO content_files (content_id, event_id, owner_id, file_name, declared_type,"
@@ -312,6 +315,9 @@ async def test_copy_moves_every_row_and_the_server_reads_the_copy(
         # the sealed HS256 secret of a join-token key opens on the copy
         assert await store.run_sql(lambda db: join_tokens.sql_keys(db, 1)) == keys
         assert keys and keys[0].secret
+        # and so does the stream key of a live stream
+        out = await store.run_sql(lambda db: stream_out.sql_get(db, event_ids[0]))
+        assert out is not None and out.key == "abcd-efgh-ijkl"
         # new rows get IDs past the copied ones
         user = await store.run(lambda c: c.create_user("new", "h", "organiser"))
         assert user.user_id == 3

@@ -57,6 +57,7 @@ from .roster import Counts, RoomRoster, RosterPeer
 from .state import (
     RESUME_GRACE,
     LinkQuality,
+    LiveStreamOutput,
     Participant,
     ParticipantJoined,
     ParticipantLeft,
@@ -93,6 +94,21 @@ class Published:
     stream_id: str
     mid: str
     source: Source
+
+
+class LiveStreamDriver(Protocol):
+    """A room's live stream out, from the application (webinar.broadcast.live): ``sync``
+    after every change makes it follow ``room.state.live_stream`` on the worker that records
+    the room (``records``), off elsewhere (start, pause, stop: its work goes off the event
+    loop); ``close`` when the room closes."""
+
+    def sync(self) -> None: ...
+
+    def output(self) -> dict[str, object] | None:
+        """How its connection is doing now (None while there is none)."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 class RoomPeer(RosterPeer, Protocol):
@@ -198,6 +214,7 @@ class LiveRoom:
         on_empty: Callable[[LiveRoom], Awaitable[None]] | None = None,
         on_event: Callable[[RoomEvent], None] | None = None,
         recording_hooks: RecordingHooks | None = None,
+        live_stream: Callable[[LiveRoom], LiveStreamDriver] | None = None,
     ) -> None:
         self.room_id = room_id
         self.router = router
@@ -252,6 +269,8 @@ class LiveRoom:
             if recording_hooks is not None
             else None
         )
+        #: The live stream out; it runs on the worker that records (see ``records``).
+        self.live_stream = live_stream(self) if live_stream is not None else None
 
     @property
     def is_empty(self) -> bool:
@@ -913,6 +932,8 @@ class LiveRoom:
             self._reconcile()
             if self.recording is not None and self.records:
                 self.recording.sync()
+            if self.live_stream is not None:
+                self.live_stream.sync()  # it runs where the recorder does
 
     def _records_here(self) -> bool:
         return (
@@ -1080,6 +1101,20 @@ class LiveRoom:
                 self._reconcile([m for pid in concerned if (m := members.get(pid)) is not None])
             if self.recording is not None and self.records:
                 self.recording.sync()
+            if self.live_stream is not None:
+                self.live_stream.sync()
+
+    def live_stream_output(self, output: dict[str, object]) -> None:
+        """The live stream's driver tells how its connection is doing: to the presenters and
+        hosts connected to this worker (on the event loop)."""
+        event = LiveStreamOutput(output)
+        for member in list(self._members.values()):
+            if member.peer is None:
+                continue
+            try:
+                member.peer.room_event(event)
+            except Exception:
+                logger.exception("delivering the live stream's state failed")
 
     def _recipients(self, event: RoomEvent, *, everyone: bool) -> list[_Member]:
         """Who hears of an event at once. Everyone, unless it is about a participant off
@@ -1195,4 +1230,6 @@ class LiveRoom:
             await stop_tasks(pending)
         if self.recording is not None:
             await self.recording.close()
+        if self.live_stream is not None:
+            await self.live_stream.close()
         await self.router.close()

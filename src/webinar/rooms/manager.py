@@ -6,12 +6,13 @@ import asyncio
 import dataclasses
 import functools
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from webinar.i18n import _, ngettext
 from webinar.sfu import MediaTotals, Router, RouterConfig
 
-from .live import LiveRoom, Relays, Replicator
+from .live import LiveRoom, LiveStreamDriver, Relays, Replicator
 from .recording import RecordingHooks
 from .state import RESUME_GRACE, Phase, RoomError, RoomErrorCode, RoomEvent, RoomState
 
@@ -57,6 +58,7 @@ class RoomManager:
         max_rooms: int | None = None,
         recording_hooks: RecordingHooks | None = None,
         media_totals: MediaTotals | None = None,
+        live_stream: Callable[[LiveRoom], LiveStreamDriver] | None = None,
     ) -> None:
         #: What every room's media moved since the start (counted in /metrics).
         self.media_totals = media_totals if media_totals is not None else MediaTotals()
@@ -64,6 +66,7 @@ class RoomManager:
         self._router_config = router_config
         self._observer = observer
         self._recording_hooks = recording_hooks
+        self._live_stream = live_stream
         self._max_participants = max_participants
         self._answer_timeout = answer_timeout
         self._resume_grace = resume_grace
@@ -126,6 +129,7 @@ class RoomManager:
                     else None
                 ),
                 recording_hooks=self._recording_hooks,
+                live_stream=self._live_stream,
             )
             self._rooms[room_id] = room
             if self.replication is not None:

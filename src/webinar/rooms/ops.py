@@ -32,6 +32,7 @@ _ENUMS: dict[str, dict[int, type[enum.Enum]]] = {
     "promote": {2: Role},
     "remove": {},
     "set_recording": {},
+    "set_live_stream": {},
     "set_quality": {1: LinkQuality},
 }
 

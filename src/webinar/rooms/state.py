@@ -225,6 +225,33 @@ class RecordingChanged:
     by: str | None  # who pressed REC, or None when the mode or phase changed it
 
 
+#: The actor of a command the event's organiser gives from the dashboard (not a participant).
+DASHBOARD = "dashboard"
+
+
+class LiveStreamStatus(enum.StrEnum):
+    """Whether the room streams out (webinar.broadcast): what presenters asked for, as the
+    room's phase and mode allow it."""
+
+    OFF = "off"
+    ON = "on"
+    PAUSED = "paused"  # wanted, but the room is in presenters-only mode: nothing is sent
+
+
+@dataclass(frozen=True, slots=True)
+class LiveStreamChanged:
+    status: LiveStreamStatus
+    by: str | None  # who started or stopped it, or None when the mode or phase changed it
+
+
+@dataclass(frozen=True, slots=True)
+class LiveStreamOutput:
+    """How the live stream out is doing (not a state change: the worker that runs the
+    stream tells its presenters): ``output`` is ``RtmpStatus.as_json()``."""
+
+    output: dict[str, object]
+
+
 RoomEvent = (
     ParticipantJoined
     | ParticipantLeft
@@ -236,6 +263,8 @@ RoomEvent = (
     | Removed
     | RoomEnded
     | RecordingChanged
+    | LiveStreamChanged
+    | LiveStreamOutput
 )
 
 
@@ -258,6 +287,7 @@ class RoomState:
     person_keys: dict[str, str] = field(default_factory=dict)
     current_speaker: str | None = None  # granted by "let next speak"
     recording_wanted: bool = False  # REC pressed (or auto-start); effective per mode
+    live_stream_wanted: bool = False  # the live stream out started; effective per mode
     _hand_counter: int = 0
 
     def __post_init__(self) -> None:
@@ -291,13 +321,40 @@ class RoomState:
         self._require(actor_id, Capability.RECORD, N_("start or stop the recording"))
         if self.phase is not Phase.LIVE and on:
             raise RoomError(RoomErrorCode.INVALID, _("start the event before recording it"))
-        before = self.recording
+        before = self._outputs()
         self.recording_wanted = on
         return self._recording_changed(before, actor_id)
 
-    def _recording_changed(self, before: RecordingStatus, by: str | None) -> list[RoomEvent]:
-        after = self.recording
-        return [] if after is before else [RecordingChanged(after, by)]
+    @property
+    def live_stream(self) -> LiveStreamStatus:
+        if not self.live_stream_wanted or self.phase is not Phase.LIVE:
+            return LiveStreamStatus.OFF
+        return LiveStreamStatus.ON if self.recordable else LiveStreamStatus.PAUSED
+
+    def set_live_stream(self, actor_id: str, on: bool) -> list[RoomEvent]:
+        """``actor_id`` is a participant with ``stream-out``, or :data:`DASHBOARD` (the
+        event's organiser, signed in to the dashboard: not in the room)."""
+        if actor_id != DASHBOARD:
+            self._require(actor_id, Capability.STREAM_OUT, N_("start or stop the live stream"))
+        if self.phase is not Phase.LIVE and on:
+            raise RoomError(RoomErrorCode.INVALID, _("start the event before streaming it"))
+        before = self._outputs()
+        self.live_stream_wanted = on
+        return self._recording_changed(before, None if actor_id == DASHBOARD else actor_id)
+
+    def _outputs(self) -> tuple[RecordingStatus, LiveStreamStatus]:
+        return self.recording, self.live_stream
+
+    def _recording_changed(
+        self, before: tuple[RecordingStatus, LiveStreamStatus], by: str | None
+    ) -> list[RoomEvent]:
+        """What changed of the room's outputs (the recording, the live stream out)."""
+        events: list[RoomEvent] = []
+        if self.recording is not before[0]:
+            events.append(RecordingChanged(self.recording, by))
+        if self.live_stream is not before[1]:
+            events.append(LiveStreamChanged(self.live_stream, by))
+        return events
 
     def hand_queue(self) -> list[Participant]:
         raised = [p for p in self.participants.values() if p.hand_raised is not None]
@@ -421,7 +478,7 @@ class RoomState:
         self._require(actor_id, Capability.START_EVENT, N_("start the event"))
         if self.phase is not Phase.LOBBY:
             return []
-        before = self.recording
+        before = self._outputs()
         self.phase = Phase.LIVE
         return [self._room_updated("started", actor_id), *self._recording_changed(before, None)]
 
@@ -439,7 +496,7 @@ class RoomState:
                 )
                 % {"num": DISCUSSION_LIMIT, "here": len(self.participants)},
             )
-        before = self.recording
+        before = self._outputs()
         self.mode = mode
         events: list[RoomEvent] = [self._room_updated("mode-changed", actor.participant_id)]
         events += self._recording_changed(before, None)
@@ -466,7 +523,7 @@ class RoomState:
 
     def end_for_all(self, actor_id: str) -> list[RoomEvent]:
         self._require(actor_id, Capability.END_FOR_ALL, N_("end the event for everyone"))
-        before = self.recording
+        before = self._outputs()
         self.phase = Phase.ENDED
         events: list[RoomEvent] = self._drop_streams(lambda s: True, "ended")
         events += self._recording_changed(before, None)

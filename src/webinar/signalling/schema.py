@@ -297,6 +297,14 @@ class SetRecording:
 
 
 @dataclass(frozen=True, slots=True)
+class SetLiveStream:
+    """Start (``true``) or stop the live stream out to the event's RTMP(S) ingest."""
+
+    type: ClassVar[str] = "set-live-stream"
+    live: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Ping:
     type: ClassVar[str] = "ping"
 
@@ -633,6 +641,7 @@ ClientMessage = (
     | Remove
     | SetVideoQuality
     | SetRecording
+    | SetLiveStream
     | Ping
     | SetLanguage
     | Leave
@@ -696,6 +705,7 @@ CLIENT_MESSAGES: dict[str, type[Any]] = {
         Remove,
         SetVideoQuality,
         SetRecording,
+        SetLiveStream,
         Ping,
         SetLanguage,
         Leave,
@@ -758,6 +768,7 @@ class RoomInfo:
     starts_at: str | None
     join_window_minutes: int
     recording: str = "off"  # "off" | "recording" | "paused"
+    live_stream: str = "off"  # "off" | "on" | "paused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -925,6 +936,20 @@ class RecordingUpdated:
     type: ClassVar[str] = "recording-updated"
     status: str  # "off" | "recording" | "paused" (presenters-only mode)
     by: str | None  # who pressed REC; None when the mode or the phase changed it
+
+
+@dataclass(frozen=True, slots=True)
+class LiveStreamUpdated:
+    """To presenters and hosts: the live stream out. ``status`` is what the room wants
+    (``off``, ``on``, ``paused`` in presenters-only mode); ``output`` how the connection to
+    the ingest is doing (``state``: ``connecting``, ``live``, ``reconnecting``, ``stopped``;
+    ``bitrate_kbit``, ``reconnects``, ``error``, ``dropped_packets``, ``bytes_sent``,
+    ``live_seconds``), null until the worker running it has told."""
+
+    type: ClassVar[str] = "live-stream-updated"
+    status: str
+    by: str | None
+    output: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1313,6 +1338,7 @@ ServerMessage = (
     | Allocation
     | PublisherLayers
     | RecordingUpdated
+    | LiveStreamUpdated
     | Ok
     | Pong
     | Move

@@ -87,6 +87,8 @@ class Services:
     #: Signs call-to-action click links (one per process; see docs/api.md).
     interaction_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     recordings: RecordingPolicy | None = None
+    #: The live stream out (RTMP to YouTube etc.); None: not available on this server.
+    live_stream: LiveStreamPolicy | None = None
     attendance: AttendanceService | None = None
     #: Signs the rating link each attendee gets with ``room-ended`` (None: no rating asked).
     ratings: Ratings | None = None
@@ -111,6 +113,14 @@ class RecordingPolicy(Protocol):
         ...
 
     async def auto_record(self, event: Event) -> bool: ...
+
+
+class LiveStreamPolicy(Protocol):
+    """What signalling asks the live stream out (webinar.broadcast.live)."""
+
+    async def refusal(self, event: Event) -> str | None:
+        """Why ``event``'s room may not stream out now (no ingest set), or None."""
+        ...
 
 
 class Session:
@@ -513,6 +523,20 @@ class Session:
                 raise s.ProtocolError(s.ErrorCode.QUOTA_EXCEEDED, refusal)
         await room.do("set_recording", me.participant_id, msg.recording)
 
+    async def on_set_live_stream(self, msg: s.SetLiveStream) -> None:
+        room, me = self._joined()
+        policy = self._services.live_stream
+        if msg.live and me.can(Capability.STREAM_OUT):
+            if policy is None:
+                raise s.ProtocolError(
+                    s.ErrorCode.FORBIDDEN, i18n._("live streaming is not enabled here")
+                )
+            if self.event is not None:
+                refusal = await policy.refusal(self.event)
+                if refusal is not None:
+                    raise s.ProtocolError(s.ErrorCode.INVALID_REQUEST, refusal)
+        await room.do("set_live_stream", me.participant_id, msg.live)
+
     async def on_ping(self, _msg: s.Ping) -> s.ServerMessage:
         return s.Pong()
 
@@ -571,9 +595,35 @@ class Session:
             self.send(s.RoomUpdated(room=self._room_info(), cause=event.cause, by=event.by))
         elif isinstance(event, rs.RecordingChanged):
             self.send(s.RecordingUpdated(status=event.status.value, by=event.by))
+        elif isinstance(event, rs.LiveStreamChanged | rs.LiveStreamOutput):
+            self._live_stream_event(event)
         elif isinstance(event, rs.RoomEnded):
             url = self.event.thank_you_url if self.event else None
             self.send(s.RoomEnded(thank_you_url=url or "/thanks", rating_token=self._rating()))
+
+    def _live_stream_event(self, event: rs.LiveStreamChanged | rs.LiveStreamOutput) -> None:
+        """Presenters and hosts hear how the live stream out is doing; attendees only see
+        ``room.live_stream`` (in ``joined`` and ``room-updated``)."""
+        room, me = self.room, self.participant
+        if room is None or me is None or not me.can(Capability.STREAM_OUT):
+            return
+        if isinstance(event, rs.LiveStreamChanged):
+            if event.status is rs.LiveStreamStatus.OFF:
+                self._live_output = None  # the next report, if any, says it stopped
+            self.send(
+                s.LiveStreamUpdated(
+                    status=event.status.value, by=event.by, output=self._live_output
+                )
+            )
+        else:
+            self._live_output = event.output
+            self.send(
+                s.LiveStreamUpdated(
+                    status=room.state.live_stream.value, by=None, output=event.output
+                )
+            )
+
+    _live_output: dict[str, Any] | None = None
 
     def _rating(self) -> str | None:
         """An attendee's rating link token (webinar.attendance.ratings): who they are is their
@@ -688,6 +738,7 @@ class Session:
             starts_at=event.starts_at.isoformat() if event and event.starts_at else None,
             join_window_minutes=event.join_window_minutes if event else 0,
             recording=state.recording.value,
+            live_stream=state.live_stream.value,
         )
 
     async def subscriber_offer(self, sdp: str, streams: list[OfferedStream]) -> None:
@@ -820,6 +871,7 @@ _HANDLERS: dict[type[Any], _Handler] = {
     s.Remove: Session.on_remove,
     s.SetVideoQuality: Session.on_set_video_quality,
     s.SetRecording: Session.on_set_recording,
+    s.SetLiveStream: Session.on_set_live_stream,
     s.Ping: Session.on_ping,
     s.SetLanguage: Session.on_set_language,
     s.Leave: Session.on_leave,

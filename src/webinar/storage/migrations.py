@@ -874,6 +874,16 @@ MIGRATIONS: tuple[str | Migration, ...] = (
     ALTER TABLE events ADD COLUMN hls_overflow_after INTEGER NOT NULL DEFAULT 100
         CHECK (hls_overflow_after BETWEEN 0 AND 100000);
     """,
+    # 24: where an event's live stream goes (webinar.broadcast.settings): the RTMP(S) ingest
+    # URL and the stream key, sealed (webinar.storage.sealing, column stream_key).
+    """
+    CREATE TABLE event_stream_out (
+        event_id   TEXT PRIMARY KEY REFERENCES events (event_id) ON DELETE CASCADE,
+        url        TEXT NOT NULL,
+        stream_key TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
 )
 
 

@@ -1,5 +1,5 @@
-"""Secrets at rest: presenter and host keys, invitation tokens, reservation codes and the
-HS256 secrets of join-token keys.
+"""Secrets at rest: presenter and host keys, invitation tokens, reservation codes, the
+HS256 secrets of join-token keys and the stream keys of live streams out.
 
 They are kept (not only their hashes) so that links and codes can be sent again, so they are
 stored encrypted with AES-256-GCM under a key kept outside the database: the environment
@@ -51,6 +51,7 @@ SEALED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("registrations", "registration_id", "code"),
     ("registrations", "registration_id", "pass"),
     ("join_keys", "key_id", "secret"),
+    ("event_stream_out", "event_id", "stream_key"),
 )
 
 

@@ -128,6 +128,13 @@ const FINAL_JOIN_ERRORS = new Set([
  * @property {string | null} starts_at
  * @property {number} join_window_minutes
  * @property {"off" | "recording" | "paused"} [recording]  the recording status (`recording-updated`)
+ * @property {"off" | "on" | "paused"} [live_stream]  the live stream out (`live-stream-updated`)
+ *
+ * @typedef {object} LiveStreamOutput  how the live stream's connection to the ingest is doing
+ * @property {"connecting" | "live" | "reconnecting" | "stopped"} state
+ * @property {number} [bitrate_kbit]
+ * @property {number} [reconnects]
+ * @property {string | null} [error]
  *
  * @typedef {object} JoinedMessage
  * @property {string} participant_id
@@ -228,6 +235,8 @@ export function isFloorRole(role) {
  * - `room-updated` `{room, cause, by}`, `room-ended` `{thank_you_url, rating_token}` (attendees:
  *   the token of their rating link, `POST /rate/{token}`; else null)
  * - `recording-updated` `{status, by}`: status "off" | "recording" | "paused"
+ * - `live-stream-updated` `{status, by, output}` (presenters, hosts): status "off" | "on" | "paused";
+ *   output {@link LiveStreamOutput} or null
  * - `draining` `{deadline_seconds}`: the server is shutting down (no new joins; bye follows)
  * - `reconnecting` `{attempt, delay, code}` — the socket dropped; the next attempt is in `delay` ms
  * - `resumed` `{joined, resumed}` — back in; `resumed` false means a new participant (too late)
@@ -295,6 +304,8 @@ export class WebinarConnection extends EventTarget {
     this.quality = "auto";
     /** The server's latest `allocation` for us. @type {import("./tiers.js").AllocationMessage | null} */
     this.allocation = null;
+    /** The live stream's connection (`live-stream-updated`; presenters, hosts). @type {LiveStreamOutput | null} */
+    this.liveStreamOutput = null;
 
     /** @type {WebSocket | null} */
     this._ws = null;
@@ -679,6 +690,11 @@ export class WebinarConnection extends EventTarget {
         if (this.room) this.room = { ...this.room, recording: message.status };
         this._emit("recording-updated", { status: message.status, by: message.by });
         break;
+      case "live-stream-updated":
+        if (this.room) this.room = { ...this.room, live_stream: message.status };
+        this.liveStreamOutput = message.output ?? null;
+        this._emit("live-stream-updated", { status: message.status, by: message.by, output: this.liveStreamOutput });
+        break;
       case "room-ended":
         this._emit("room-ended", {
           thank_you_url: message.thank_you_url,
@@ -943,6 +959,11 @@ export class WebinarConnection extends EventTarget {
   /** Start or stop the room's recording (needs the `record` capability). @param {boolean} on */
   setRecording(on) {
     return this.request("set-recording", { recording: on });
+  }
+
+  /** Start or stop the live stream out (needs the `stream-out` capability). @param {boolean} on */
+  setLiveStream(on) {
+    return this.request("set-live-stream", { live: on });
   }
 
   endForAll() {

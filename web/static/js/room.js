@@ -390,6 +390,7 @@ class Room {
       this.stage.renderAllocation(detail);
     });
     on("recording-updated", () => this.renderRoom());
+    on("live-stream-updated", () => this.renderRoom());
     on("room-ended", (detail) => {
       this.leaving = true;
       notifyHost("ended", { participant_id: this.participantId });
@@ -572,6 +573,7 @@ class Room {
     if (this.view !== "ended") this.showView(this.roomView());
     this.status.renderBadges({ role: this.role, staff: this.staff, phase, mode, recording });
     this.controls.renderRecord(phase, recording);
+    this.controls.renderLiveStream(phase, room?.live_stream ?? "off", conn.liveStreamOutput);
     if (this.view === "lobby") this.lobby.render(conn);
     this.stage.renderBanner();
     this.controls.render();

@@ -7,7 +7,8 @@
 - :mod:`.schema`: request and response types (msgspec Structs);
 - :mod:`.events`, :mod:`.interaction`, :mod:`.recordings`, :mod:`.content`, :mod:`.webhooks`,
   :mod:`.tokens`, :mod:`.join_keys` (join-token keys and embedding), :mod:`.team` (an
-  event's co-organisers and presenters, duplicating and deleting it, accounts): the operations;
+  event's co-organisers and presenters, duplicating and deleting it, accounts),
+  :mod:`.live_stream` (where an event's live stream goes): the operations;
   :mod:`.legacy`: the deprecated paths they replace;
 - :mod:`.openapi` and :mod:`.docs`: ``/api/openapi.json`` and ``/api/docs``.
 """
@@ -21,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from webinar.attendance.service import AttendanceService
+from webinar.broadcast.settings import LiveStreamSettingsService
 from webinar.content.library import ContentService
 from webinar.content.stage import StageService
 from webinar.http.api import errors, legacy
@@ -30,6 +32,7 @@ from webinar.http.api.docs import DocsApi, Render
 from webinar.http.api.events import EventsApi
 from webinar.http.api.interaction import InteractionApi
 from webinar.http.api.join_keys import JoinKeysApi
+from webinar.http.api.live_stream import LiveStreamApi
 from webinar.http.api.openapi import document
 from webinar.http.api.recordings import RecordingsApi
 from webinar.http.api.stage import StageApi
@@ -84,6 +87,7 @@ def setup_api(
     render: Render,
     external_providers: tuple[str, ...] = (),
     team: EventTeam | None = None,
+    live_stream: LiveStreamSettingsService | None = None,
 ) -> Api:
     """Build the API and add its routes (and those of its description) to ``app``."""
     events = EventsApi(tickets, auth, external_providers)
@@ -99,6 +103,8 @@ def setup_api(
     ]
     if team is not None:
         parts.append(TeamApi(events, team, auth, team.mail))
+    if live_stream is not None:
+        parts.append(LiveStreamApi(store, auth, live_stream))
     api = Api(parts, auth)
     spec: dict[str, Any] = {}
 

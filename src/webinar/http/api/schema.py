@@ -759,6 +759,25 @@ class RecordingSettings(Struct, forbid_unknown_fields=True):
     auto_record: Annotated[bool, Meta(description="Start recording when the event starts")]
 
 
+class LiveStreamSettings(Struct):
+    url: Annotated[
+        str | None, Meta(description="The ingest: rtmp:// or rtmps://host[:port]/app; null: none")
+    ]
+    key_set: bool
+    key_hint: Annotated[str | None, Meta(description="The stream key's last four characters")]
+    updated_at: str | None
+
+
+class LiveStreamSettingsUpdate(Struct, forbid_unknown_fields=True):
+    url: Annotated[str, Meta(description="rtmp:// or rtmps://host[:port]/app", max_length=1000)]
+    key: (
+        Annotated[
+            str, Meta(description="The stream key; null keeps the saved one", max_length=1000)
+        ]
+        | None
+    ) = None
+
+
 # ----------------------------------------------------------------------------- webhooks
 
 

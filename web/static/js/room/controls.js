@@ -53,6 +53,9 @@ export class Controls {
     byId("record-toggle").addEventListener("click", () =>
       this.command((conn) => conn.setRecording((conn.room?.recording ?? "off") === "off")),
     );
+    byId("live-stream-toggle").addEventListener("click", () =>
+      this.command((conn) => conn.setLiveStream((conn.room?.live_stream ?? "off") === "off")),
+    );
     const endDialog = /** @type {HTMLDialogElement} */ (byId("end-dialog"));
     byId("end-for-all").addEventListener("click", () => {
       endDialog.returnValue = ""; // Escape keeps the last value otherwise
@@ -227,6 +230,33 @@ export class Controls {
     recButton.setAttribute("aria-pressed", String(recording !== "off"));
     // TRANSLATORS: the button that starts recording; "REC" as on a camera (keep it short)
     recButton.textContent = recording === "off" ? t("REC") : t("Stop recording");
+  }
+
+  /**
+   * The live stream button and its state (the stream-out capability: host, presenter).
+   * @param {string} phase
+   * @param {string} status  "off", "on" or "paused"
+   * @param {import("../protocol.js").LiveStreamOutput | null} output
+   */
+  renderLiveStream(phase, status, output) {
+    const button = byId("live-stream-toggle");
+    button.hidden = !this.room.staff || phase !== "live";
+    button.setAttribute("aria-pressed", String(status !== "off"));
+    button.textContent = status === "off" ? t("Stream out") : t("Stop the stream");
+    const line = byId("live-stream-status");
+    const state = status === "off" ? "off" : status === "paused" ? "paused" : (output?.state ?? "connecting");
+    line.dataset.state = state;
+    line.hidden = button.hidden || status === "off";
+    if (state === "paused") line.textContent = t("Stream paused (backstage)");
+    else if (state === "live")
+      line.textContent = t("Streaming: {kbit} kbit/s", { kbit: formatNumber(output?.bitrate_kbit ?? 0) });
+    else if (state === "reconnecting")
+      line.textContent = output?.error
+        ? t("Stream reconnecting: {error}", { error: output.error })
+        : t("Stream reconnecting…");
+    else if (state === "stopped")
+      line.textContent = output?.error ? t("Stream stopped: {error}", { error: output.error }) : t("Stream stopped");
+    else line.textContent = t("Stream connecting…");
   }
 
   renderToggles() {
