@@ -58,6 +58,8 @@ async def test_the_presentation_page_is_large_and_the_camera_in_the_strip(
             page2 = await pictures.picture(event.event_id, stage)
             assert page2 is not None
 
+            # the camera's clip is made before the output's clock starts
+            frames = bright_vp8(int(SECONDS * FPS), CAMERA_LUMA, (320, 240))
             encoder = Encoder(
                 EncoderSettings(width=WIDTH, height=HEIGHT, fps=FPS, keyframe_seconds=1.0)
             )
@@ -75,7 +77,6 @@ async def test_the_presentation_page_is_large_and_the_camera_in_the_strip(
                 shown = key(stage)
                 compositor.set_content(await pictures.picture(event.event_id, stage))
 
-            frames = bright_vp8(int(SECONDS * FPS), CAMERA_LUMA, (640, 480))
             await asyncio.gather(
                 publish(frames, opus_frames(int(SECONDS * 50)), compositor), presenter()
             )
@@ -89,7 +90,7 @@ async def test_the_presentation_page_is_large_and_the_camera_in_the_strip(
     plan = layout(WIDTH, HEIGHT, 1, main=True)
     assert plan.main is not None
     page_box = fit(plan.main, 4, 3)  # the deck's pages are 4:3
-    camera_box = fit(plan.cameras[0], 640, 480)
+    camera_box = fit(plan.cameras[0], 320, 240)
     seen: list[tuple[float, tuple[int, ...], float, tuple[int, ...]]] = []
     with av.open(str(sink.path)) as box:
         assert box.streams.video[0].codec_context.width == WIDTH

@@ -75,10 +75,12 @@ CARD_BACKGROUND = (24, 26, 32)
 CARD_TITLE = (240, 240, 240)
 CARD_TEXT = (170, 174, 184)
 CARD_ACCENT = (90, 140, 255)
-#: Fonts looked for (Pillow searches the system's font folders): faces with Cyrillic and
-#: Czech letters first; Pillow's own face (Latin only) when none is installed.
-SANS = ("DejaVuSans.ttf", "LiberationSans-Regular.ttf", "NotoSans-Regular.ttf", "Arial.ttf")
-SANS_BOLD = ("DejaVuSans-Bold.ttf", "LiberationSans-Bold.ttf", "NotoSans-Bold.ttf", "Arial.ttf")
+#: Fonts looked for (Pillow searches the system's font folders), faces with Cyrillic and
+#: Czech letters: Liberation Sans first (Arial's metrics: what browsers mostly draw
+#: "sans-serif" text of the whiteboard with), then DejaVu Sans; Pillow's own face (Latin
+#: only) when none is installed.
+SANS = ("LiberationSans-Regular.ttf", "DejaVuSans.ttf", "NotoSans-Regular.ttf", "Arial.ttf")
+SANS_BOLD = ("LiberationSans-Bold.ttf", "DejaVuSans-Bold.ttf", "NotoSans-Bold.ttf", "Arial.ttf")
 
 
 def key(stage: StageContent) -> Hashable:
