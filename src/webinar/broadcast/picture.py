@@ -25,10 +25,10 @@ What each layout gives (:meth:`StagePictures.picture`):
 
 :func:`key` is what a caller compares to know whether the picture changed (cheap: no
 drawing, one pass over the board's strokes), so it draws again only on a change. A new or
-growing stroke costs about 20 ms of a thread at 1280x720; the first picture of a page of 1,000
-long strokes about 0.5–1 s (once: finished strokes stay drawn). While someone draws, a caller
-redraws at most about 4 times a second (a stroke's growth shows within a quarter of a
-second)::
+growing stroke costs 5–15 ms of a thread at 1280x720; the first picture of a page of 1,000
+long strokes about 0.25 s (once: finished strokes stay drawn; see
+benchmarks/broadcast_picture.py). While someone draws, a caller redraws at most about 4
+times a second (a stroke's growth shows within a quarter of a second)::
 
     pictures = StagePictures(content, size=(width, height), language=event.language)
     shown = None
