@@ -257,6 +257,8 @@ class Encoder:
         if self._force_keyframe or wanted:
             frame.pict_type = av.video.frame.PictureType.I
             self._force_keyframe = False
+        else:  # the compositor pushes an unchanged picture again as the same frame object
+            frame.pict_type = av.video.frame.PictureType.NONE
         self._send("video", self._video.encode(frame))
         self.encoded_seconds = max(self.encoded_seconds, at)
 
