@@ -24,7 +24,8 @@ from webinar.attendance.ratings import Ratings, RatingSource
 from webinar.attendance.service import AttendanceService
 from webinar.broadcast.hls import HlsStreams
 from webinar.broadcast.live import LiveStreamService
-from webinar.broadcast.recording import ComposedRecording, ComposedSettings
+from webinar.broadcast.recording import ComposedSettings
+from webinar.broadcast.room import BroadcastService, BroadcastSettings
 from webinar.broadcast.settings import LiveStreamSettingsService
 from webinar.cluster import redis as cluster_redis
 from webinar.cluster import worker
@@ -114,6 +115,7 @@ PUBLISHER = web.AppKey("publisher", Publisher)
 #: Where each event's live stream goes (webinar.broadcast.settings).
 LIVE_STREAM_SETTINGS = web.AppKey("live_stream_settings", LiveStreamSettingsService)
 LIVE_STREAM = web.AppKey("live_stream", LiveStreamService)
+BROADCAST = web.AppKey("broadcast", BroadcastService)
 TICKETING = web.AppKey("ticketing", Ticketing)
 TICKET_DESK = web.AppKey("ticket_desk", TicketDesk)
 ACCOUNT_PAGES = web.AppKey("account_pages", AccountPages)
@@ -338,15 +340,11 @@ def create_app(
         config.shared_dir / "recordings",
         quota_bytes=config.recording.quota_mb * MIB,
     )
-    if config.recording.composed:
-        composed = ComposedSettings(
-            height=config.recording.composed_height,
-            preset=config.recording.composed_preset,
-            video_kbit=config.recording.composed_video_kbit,
-        )
-        app[RECORDINGS].composer = lambda directory, paused: ComposedRecording(
-            directory, composed, paused=paused
-        )
+    composed = ComposedSettings(
+        height=config.recording.composed_height,
+        preset=config.recording.composed_preset,
+        video_kbit=config.recording.composed_video_kbit,
+    )
     # Recording links go out like every other e-mail: SMTP per [mail], else .eml files.
     app[PUBLISHER] = Publisher(
         app[STORE],
@@ -398,8 +396,14 @@ def create_app(
     )
     app.router.add_routes(AfterPages(site, app[FOLLOWUP], app[RATINGS], shared=shared).routes())
     app[LIVE_STREAM_SETTINGS] = LiveStreamSettingsService(app[STORE])
-    # The live stream out; its feed is the compositor's (None: not on this server yet).
     app[LIVE_STREAM] = LiveStreamService(app[LIVE_STREAM_SETTINGS])
+    # One compositor per live room for the composed recording, the live stream out and HLS.
+    app[BROADCAST] = BroadcastService(
+        BroadcastSettings(encoder=composed.encoder(), composed_recording=config.recording.composed),
+        live=app[LIVE_STREAM],
+        hls=app[HLS_STREAMS],
+        event_of=app[STORE].get_event,
+    )
     app.router.add_routes(
         LiveStreamPages(site, app[LIVE_STREAM], rooms=lambda: app.get(ROOMS)).routes()
     )
@@ -514,7 +518,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         max_rooms=config.rooms.max_rooms,
         recording_hooks=app[RECORDINGS],
         media_totals=app[METRICS].media,
-        live_stream=app[LIVE_STREAM].driver,
+        broadcast=app[BROADCAST].driver,
     )
     app[ROOMS] = rooms
     metrics = app[METRICS]

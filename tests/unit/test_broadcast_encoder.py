@@ -75,3 +75,33 @@ def test_dropped_frames_do_not_stop_the_encoder_and_close_returns(tmp_path: Path
         encoder.push_video(frame, at)
     encoder.close()
     assert sink.closed and encoder.dropped > 0 and sink.packets["audio"] > 0
+
+
+def test_a_picture_pushed_again_is_not_a_keyframe_each_time() -> None:
+    """The compositor pushes an unchanged picture again as the same frame object; a keyframe
+    asked for once (an output added) must not stick to it."""
+
+    class Keyframes:
+        def __init__(self) -> None:
+            self.at: list[float] = []
+
+        def open(self, fmt: StreamFormat) -> None:
+            pass
+
+        def write(self, packet: av.Packet[Any], kind: str) -> None:
+            if kind == "video" and packet.is_keyframe and packet.pts is not None:
+                self.at.append(round(float(packet.pts * packet.time_base), 2))
+
+        def close(self) -> None:
+            pass
+
+    encoder = Encoder(EncoderSettings(width=320, height=180, fps=25, keyframe_seconds=1.0))
+    sink = Keyframes()
+    encoder.add_sink(sink)
+    frame, _at = next(TestPattern(320, 180, fps=25).video(1.0))
+    for n in range(75):
+        if n == 30:
+            encoder.request_keyframe(1.5)  # an output starting at 1.5 s
+        encoder.push_video(frame, n / 25, block=True)
+    encoder.close()
+    assert sink.at[:3] == [0.0, 1.0, 1.52] and len(sink.at) == 4, sink.at

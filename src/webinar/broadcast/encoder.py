@@ -127,6 +127,7 @@ class Encoder:
             audio_time_base=audio.time_base,
         )
         self._sinks: list[PacketSink] = []
+        self._keyframes_at: list[float] = []
         self._lock = threading.Lock()
         self._queue: queue.Queue[tuple[str, av.VideoFrame | av.AudioFrame, float] | None] = (
             queue.Queue(QUEUE_FRAMES)
@@ -148,6 +149,29 @@ class Encoder:
             with self._lock:
                 self._sinks.append(sink)
             self._force_keyframe = True
+
+    def request_keyframe(self, at: float | None = None) -> None:
+        """The first picture shown at ``at`` seconds or later (the next one: None) is encoded
+        as a keyframe: an output starts (again) there."""
+        if at is None:
+            self._force_keyframe = True
+        else:
+            with self._lock:
+                self._keyframes_at.append(at)
+
+    def remove_sink_in_turn(self, sink: PacketSink) -> None:
+        """Remove ``sink`` once the frames pushed so far are encoded and given to it (a
+        recording that stops gets its last pictures); blocks: call it off the event loop."""
+        done = threading.Event()
+        while self._thread.is_alive():
+            try:
+                self._queue.put(("remove", sink, done), timeout=0.2)  # type: ignore[arg-type]
+                break
+            except queue.Full:
+                continue
+        while self._thread.is_alive() and not done.wait(0.2):
+            pass
+        self.remove_sink(sink)  # the thread died first: removed here
 
     def remove_sink(self, sink: PacketSink) -> None:
         with self._lock:
@@ -199,7 +223,10 @@ class Encoder:
                 if item is None:
                     break
                 kind, frame, at = item
-                if kind == "video":
+                if kind == "remove":
+                    self.remove_sink(frame)  # type: ignore[arg-type]
+                    at.set()  # type: ignore[attr-defined]
+                elif kind == "video":
                     assert isinstance(frame, av.VideoFrame)
                     self._encode_video(frame, at)
                 else:
@@ -221,9 +248,17 @@ class Encoder:
     def _encode_video(self, frame: av.VideoFrame, at: float) -> None:
         frame.pts = round(at * 90_000)
         frame.time_base = self._video.time_base
-        if self._force_keyframe:
+        wanted = False
+        if self._keyframes_at:
+            with self._lock:
+                wanted = any(t <= at for t in self._keyframes_at)
+                if wanted:
+                    self._keyframes_at = [t for t in self._keyframes_at if t > at]
+        if self._force_keyframe or wanted:
             frame.pict_type = av.video.frame.PictureType.I
             self._force_keyframe = False
+        else:  # the compositor pushes an unchanged picture again as the same frame object
+            frame.pict_type = av.video.frame.PictureType.NONE
         self._send("video", self._video.encode(frame))
         self.encoded_seconds = max(self.encoded_seconds, at)
 
@@ -258,12 +293,22 @@ class Encoder:
         with self._lock:
             sinks = list(self._sinks)
         for packet in packets:
-            for sink in sinks:
+            for n, sink in enumerate(sinks):
                 try:
-                    sink.write(packet, kind)
+                    # each sink its own packet: muxing sets the packet's stream and may
+                    # rescale its times, on the sink's own thread
+                    sink.write(packet if n == 0 else _copy(packet), kind)
                 except Exception:
                     logger.exception("a broadcast output failed; it is dropped")
                     self.remove_sink(sink)
+
+
+def _copy(packet: av.Packet[Any]) -> av.Packet[Any]:
+    copy = av.Packet(bytes(packet))
+    copy.pts, copy.dts, copy.duration = packet.pts, packet.dts, packet.duration
+    copy.time_base = packet.time_base
+    copy.is_keyframe = packet.is_keyframe
+    return copy
 
 
 class TestPattern:

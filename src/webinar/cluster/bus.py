@@ -27,6 +27,11 @@ Handler = Callable[[dict[str, Any], int], Awaitable[dict[str, Any] | None]]
 PREFIX = "webinar:bus:"
 
 
+class Gone(LookupError):
+    """A handler was asked for what is not, or no longer, here (a stream that just ended, a
+    room that closed): answered as an error, logged without a traceback."""
+
+
 class BusError(Exception):
     """A request got no answer (the worker is gone, Redis is down, or the handler failed)."""
 
@@ -146,6 +151,9 @@ class Bus:
         rid = message.get("rid")
         try:
             answer = await handler(message.get("body") or {}, sender)
+        except Gone as exc:  # asked for what is no longer here (a stream just ended)
+            logger.info("bus: %r: %s", message.get("kind"), exc)
+            answer = {"error": str(exc) or type(exc).__name__}
         except Exception as exc:
             logger.exception("bus: handling %r failed", message.get("kind"))
             answer = {"error": str(exc) or type(exc).__name__}

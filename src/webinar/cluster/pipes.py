@@ -55,7 +55,7 @@ from redis.exceptions import RedisError
 from webinar.sfu import Producer, Router
 from webinar.sfu.pipe import PipeIn, PipeKeys, PipeOut, PipeStats, pipe_descriptor
 
-from .bus import Bus, BusError
+from .bus import Bus, BusError, Gone
 from .registry import LiveWorkers
 from .worker import node_of
 
@@ -205,7 +205,7 @@ class Pipes:
             except (BusError, LookupError) as exc:  # it stopped being the gateway
                 logger.debug("gateway %d of %s: %s", holder, stream_id, exc)
                 await asyncio.sleep(0.2)
-        raise LookupError(f"no gateway for {stream_id} on node {self._node}")
+        raise Gone(f"no gateway for {stream_id} on node {self._node}")
 
     async def _gateway(self, room_id: str, stream_id: str, origin: int, claim: str) -> Producer:
         """Claimed: pipe the stream from its origin, and serve it to this node's workers."""
@@ -237,7 +237,7 @@ class Pipes:
         """A pipe from ``worker`` (the origin, or this node's gateway) into this worker."""
         router = self._router_of(room_id)
         if router is None:
-            raise LookupError(f"no room {room_id} on this worker")
+            raise Gone(f"no room {room_id} on this worker")
         answer = await self._bus.request(
             worker, "pipe-open", {"room": room_id, "stream": stream_id, "pid": os.getpid()}
         )
@@ -305,7 +305,7 @@ class Pipes:
         else:
             producer = self._producer_of(room_id, stream_id)
         if producer is None or producer.closed:
-            raise LookupError(f"stream {stream_id} is not published here")
+            raise Gone(f"stream {stream_id} is not published here")
         for _ in range(40):  # its codec is known once the publisher's media flows
             if producer.codec is not None or producer.closed:
                 break
@@ -333,7 +333,7 @@ class Pipes:
     async def _on_connect(self, body: dict[str, Any], sender: int) -> dict[str, Any]:
         entry = self._outs.get(str(body["pipe"]))
         if entry is None or entry[1] != sender:
-            raise LookupError("no such pipe")
+            raise Gone("no such pipe")
         entry[0].connect(_address(body["address"]))
         return {}
 

@@ -71,7 +71,7 @@ class LiveStreamPages(Pages):
         room = self._room(event)
         live: dict[str, object] | None = None
         if room is not None:
-            output = room.live_stream.output() if room.live_stream is not None else None
+            output = room.broadcast.output() if room.broadcast is not None else None
             live = {"status": room.state.live_stream.value, "output": output}
         return self.site.render(
             request,

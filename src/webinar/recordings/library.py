@@ -25,7 +25,7 @@ import av
 
 from webinar.formats import iso_time
 from webinar.i18n import _
-from webinar.rooms.recording import RecordingStarted, StageComposer
+from webinar.rooms.recording import RecordingStarted
 from webinar.sfu.recorder import RecordingResult
 from webinar.storage.db import Database
 from webinar.storage.store import Event, Store, SyncStore
@@ -148,17 +148,11 @@ class RecordingService:
         self.quota_bytes = quota_bytes
         #: Told ``(event_id, data)`` when a recording is stored (the app sends a webhook).
         self.on_ready: Callable[[str, dict[str, Any]], None] | None = None
-        #: Makes the composed MP4 of a new recording (the app sets it from
-        #: ``webinar.broadcast``, which this layer does not import); None: WebM files only.
-        self.composer: Callable[[Path, bool], StageComposer] | None = None
 
     # ------------------------------------------------------------------ rooms' hooks
 
     def directory_for(self, room_id: str, recording_id: str) -> Path:
         return self.root / recording_id
-
-    def composer_for(self, directory: Path, *, paused: bool) -> StageComposer | None:
-        return self.composer(directory, paused) if self.composer is not None else None
 
     async def finished(self, started: RecordingStarted, result: RecordingResult) -> None:
         files = [f.as_dict() for f in result.files if f.error is None and f.size > 0]

@@ -16,6 +16,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from webinar.i18n import _
@@ -51,7 +52,7 @@ from .ops import (
     stream_json,
 )
 from .reasons import ByeReason
-from .recording import RecordingHooks, RoomRecording
+from .recording import RecordingHooks, RoomRecording, StageComposer
 from .roles import Role
 from .roster import Counts, RoomRoster, RosterPeer
 from .state import (
@@ -96,16 +97,26 @@ class Published:
     source: Source
 
 
-class LiveStreamDriver(Protocol):
-    """A room's live stream out, from the application (webinar.broadcast.live): ``sync``
-    after every change makes it follow ``room.state.live_stream`` on the worker that records
-    the room (``records``), off elsewhere (start, pause, stop: its work goes off the event
-    loop); ``close`` when the room closes."""
+class BroadcastDriver(Protocol):
+    """The room's stage composed into one picture for its outputs (the composed recording, the
+    live stream out, HLS), from the application (webinar.broadcast.room): ``sync`` after every
+    change makes it follow the room (``state.live_stream``, the recording, the event's HLS
+    setting) on the worker that records the room (``records``), off elsewhere (its work goes
+    off the event loop); ``close`` when the room closes."""
 
     def sync(self) -> None: ...
 
     def output(self) -> dict[str, object] | None:
-        """How its connection is doing now (None while there is none)."""
+        """How the live stream's connection is doing now (None while there is none)."""
+        ...
+
+    def composer_for(self, directory: Path, *, paused: bool) -> StageComposer | None:
+        """The composed MP4 of a recording starting now (None: the per-feed files only)."""
+        ...
+
+    @property
+    def wants_media(self) -> bool:
+        """Whether it composes now (with several workers, every stream is relayed here)."""
         ...
 
     async def close(self) -> None: ...
@@ -214,7 +225,7 @@ class LiveRoom:
         on_empty: Callable[[LiveRoom], Awaitable[None]] | None = None,
         on_event: Callable[[RoomEvent], None] | None = None,
         recording_hooks: RecordingHooks | None = None,
-        live_stream: Callable[[LiveRoom], LiveStreamDriver] | None = None,
+        broadcast: Callable[[LiveRoom], BroadcastDriver] | None = None,
     ) -> None:
         self.room_id = room_id
         self.router = router
@@ -258,6 +269,16 @@ class LiveRoom:
         self.roster = RoomRoster(
             lambda: self.state.participants, self._connected_peers, self._peer_of
         )
+        #: The stage composed for the recording, the live stream out and HLS; it runs on the
+        #: worker that records (see ``records``).
+        self.broadcast = broadcast(self) if broadcast is not None else None
+        composer_for = None
+        if self.broadcast is not None:
+            driver = self.broadcast
+
+            def composer_for(directory: Path, paused: bool) -> StageComposer | None:
+                return driver.composer_for(directory, paused=paused)
+
         self.recording = (
             RoomRecording(
                 room_id,
@@ -265,12 +286,11 @@ class LiveRoom:
                 recording_hooks,
                 producers=lambda: self._producers,
                 name_of=self.name_of,
+                composer_for=composer_for,
             )
             if recording_hooks is not None
             else None
         )
-        #: The live stream out; it runs on the worker that records (see ``records``).
-        self.live_stream = live_stream(self) if live_stream is not None else None
 
     @property
     def is_empty(self) -> bool:
@@ -932,15 +952,25 @@ class LiveRoom:
             self._reconcile()
             if self.recording is not None and self.records:
                 self.recording.sync()
-            if self.live_stream is not None:
-                self.live_stream.sync()  # it runs where the recorder does
+            if self.broadcast is not None:
+                self.broadcast.sync()  # it runs where the recorder does
 
     def _records_here(self) -> bool:
-        return (
-            self.recording is not None
-            and self.records
-            and self.state.recording is not RecordingStatus.OFF
-        )
+        """This worker needs every stream: it records the room or composes its stage."""
+        if not self.records:
+            return False
+        if self.broadcast is not None and self.broadcast.wants_media:
+            return True
+        return self.recording is not None and self.state.recording is not RecordingStatus.OFF
+
+    def broadcast_changed(self) -> None:
+        """The broadcast started or stopped composing here (streams relayed here, or not)."""
+        if not self.closed:
+            self._reconcile()
+
+    def stage_producers(self) -> dict[str, Producer]:
+        """The producers here by stream ID (a relayed stream's is its pipe's)."""
+        return self._producers
 
     def _relay(self, stream: Stream) -> None:
         """Bring a stream published on another worker here, once, in the background."""
@@ -983,6 +1013,8 @@ class LiveRoom:
             self._reconcile()
             if self.recording is not None and self.records:
                 self.recording.sync()
+            if self.broadcast is not None:
+                self.broadcast.sync()
 
         self._spawn(run())
 
@@ -1101,8 +1133,8 @@ class LiveRoom:
                 self._reconcile([m for pid in concerned if (m := members.get(pid)) is not None])
             if self.recording is not None and self.records:
                 self.recording.sync()
-            if self.live_stream is not None:
-                self.live_stream.sync()
+            if self.broadcast is not None:
+                self.broadcast.sync()
 
     def live_stream_output(self, output: dict[str, object]) -> None:
         """The live stream's driver tells how its connection is doing: to the presenters and
@@ -1230,6 +1262,6 @@ class LiveRoom:
             await stop_tasks(pending)
         if self.recording is not None:
             await self.recording.close()
-        if self.live_stream is not None:
-            await self.live_stream.close()
+        if self.broadcast is not None:
+            await self.broadcast.close()
         await self.router.close()

@@ -12,7 +12,7 @@ from typing import Protocol
 from webinar.i18n import _, ngettext
 from webinar.sfu import MediaTotals, Router, RouterConfig
 
-from .live import LiveRoom, LiveStreamDriver, Relays, Replicator
+from .live import BroadcastDriver, LiveRoom, Relays, Replicator
 from .recording import RecordingHooks
 from .state import RESUME_GRACE, Phase, RoomError, RoomErrorCode, RoomEvent, RoomState
 
@@ -58,7 +58,7 @@ class RoomManager:
         max_rooms: int | None = None,
         recording_hooks: RecordingHooks | None = None,
         media_totals: MediaTotals | None = None,
-        live_stream: Callable[[LiveRoom], LiveStreamDriver] | None = None,
+        broadcast: Callable[[LiveRoom], BroadcastDriver] | None = None,
     ) -> None:
         #: What every room's media moved since the start (counted in /metrics).
         self.media_totals = media_totals if media_totals is not None else MediaTotals()
@@ -66,7 +66,7 @@ class RoomManager:
         self._router_config = router_config
         self._observer = observer
         self._recording_hooks = recording_hooks
-        self._live_stream = live_stream
+        self._broadcast = broadcast
         self._max_participants = max_participants
         self._answer_timeout = answer_timeout
         self._resume_grace = resume_grace
@@ -129,7 +129,7 @@ class RoomManager:
                     else None
                 ),
                 recording_hooks=self._recording_hooks,
-                live_stream=self._live_stream,
+                broadcast=self._broadcast,
             )
             self._rooms[room_id] = room
             if self.replication is not None:

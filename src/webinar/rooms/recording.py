@@ -7,8 +7,8 @@ pause or resume its clock, attach new producers, stop it and hand the files to
 the application's :class:`RecordingHooks` (which stores them).
 
 Beside the per-feed WebM files, a recording can hold the stage composed into one picture
-(one MP4): the hooks' ``composer_for`` gives a :class:`StageComposer`
-(:class:`webinar.broadcast.recording.ComposedRecording`), which follows the same producers,
+(one MP4): ``composer_for`` (the room's broadcast driver's, when the application has one)
+gives a :class:`StageComposer` (:class:`webinar.broadcast.room.RecordingOutput`), which
 pauses with the recording and adds its file to the recording's files when it stops.
 """
 
@@ -62,11 +62,6 @@ class RecordingHooks(Protocol):
 
     def directory_for(self, room_id: str, recording_id: str) -> Path: ...
 
-    def composer_for(self, directory: Path, *, paused: bool) -> StageComposer | None:
-        """The composed recording's maker for a new recording in ``directory`` (None: the
-        recording holds the per-feed files only)."""
-        ...
-
     async def finished(self, started: RecordingStarted, result: RecordingResult) -> None: ...
 
 
@@ -86,8 +81,12 @@ class RoomRecording:
         *,
         producers: Callable[[], dict[str, Producer]],
         name_of: Callable[[str], str],
+        composer_for: Callable[[Path, bool], StageComposer | None] | None = None,
     ) -> None:
+        """``composer_for(directory, paused)``: the composed MP4 of a recording starting in
+        ``directory`` (None, or no ``composer_for``: the per-feed files only)."""
         self.room_id = room_id
+        self._composer_for = composer_for
         self._state = state
         self._hooks = hooks
         self._producers = producers
@@ -120,7 +119,8 @@ class RoomRecording:
             recorder = Recorder(directory, paused=paused)
             self._recorder = recorder
             try:
-                self._composer = self._hooks.composer_for(directory, paused=paused)
+                make = self._composer_for
+                self._composer = make(directory, paused) if make is not None else None
             except Exception:  # the per-feed files are recorded all the same
                 logger.exception("the composed recording of %s could not start", recording_id)
                 self._composer = None
