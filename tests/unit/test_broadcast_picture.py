@@ -330,15 +330,45 @@ async def test_a_shared_video_and_the_external_player_show_a_card(
     assert await pictures.picture("e", external) is not None
 
 
-def test_cards_are_written_in_the_rooms_language() -> None:
+async def test_cards_are_written_in_the_events_language(tmp_path: Path) -> None:
     stage = st.StageContent()
     stage.apply(stage.share_video(PRES, kind="vimeo", source="76979871", name="Demo", now=3))
-    with i18n.using("cs"):
-        expected = i18n.gettext("Shared video")
     with i18n.using("en"):
         assert card_lines(stage)[0] == "Shared video"
     with i18n.using("cs"):
-        assert card_lines(stage)[0] == expected
+        assert card_lines(stage)[0] == "Sdílené video"
+    asked: list[str] = []
+
+    async def language_of(event_id: str) -> str | None:
+        asked.append(event_id)
+        return {"111111111": "cs"}.get(event_id)
+
+    async with Store(tmp_path / "data") as store:
+        content = ContentService(store, tmp_path / "c", max_file_bytes=MIB, quota_bytes=MIB)
+        pictures = StagePictures(content, language_of=language_of)
+        czech = await pictures.picture("111111111", stage)
+        english = await pictures.picture("222222222", stage)
+        assert asked == ["111111111", "222222222"]
+        assert czech is not None and english is not None and czech is not english
+        with i18n.using("cs"):
+            assert czech.tobytes() == pic.draw_card(pic.DEFAULT_SIZE, *card_lines(stage)).tobytes()
+        assert await pictures.picture("222222222", stage, language="en") is english
+
+
+async def test_one_instance_serves_several_rooms(pictures: StagePictures) -> None:
+    first, second = board(), board()
+    draw(first, "a", "pen", [(0.1, 0.5), (0.9, 0.5)])
+    draw(second, "b", "pen", [(0.5, 0.1), (0.5, 0.9)], color="#0000ff")
+    for _ in range(2):  # in turns: each room's drawing is its own
+        one = await pictures.picture("111111111", first)
+        two = await pictures.picture("222222222", second)
+        assert one is not None and two is not None
+        assert near(at(one, 0.3, 0.5), RED, 10) and at(one, 0.5, 0.3) == WHITE
+        assert near(at(two, 0.5, 0.3), BLUE, 10) and at(two, 0.3, 0.5) == WHITE
+    assert pictures.key(first) == key(first) != pictures.key(second)
+    pictures.forget("111111111")
+    again = await pictures.picture("111111111", first)
+    assert again is not None and near(at(again, 0.3, 0.5), RED, 10)
 
 
 def test_long_titles_are_cut_to_fit() -> None:

@@ -30,12 +30,14 @@ long strokes about 0.25 s (once: finished strokes stay drawn; see
 benchmarks/broadcast_picture.py). While someone draws, a caller redraws at most about 4
 times a second (a stroke's growth shows within a quarter of a second)::
 
-    pictures = StagePictures(content, size=(width, height), language=event.language)
+    pictures = StagePictures(content, size=(width, height), language_of=event_language)
     shown = None
     ...  # on each change of the room's stage (throttled to ~4 a second for the whiteboard):
-    if key(stage) != shown:
-        shown = key(stage)
+    if pictures.key(stage) != shown:
+        shown = pictures.key(stage)
         compositor.set_content(await pictures.picture(event_id, stage))
+    ...  # when the room closes:
+    pictures.forget(event_id)
 
 The images returned are shared (kept for the next call): read them, never change them.
 """
@@ -48,7 +50,7 @@ import logging
 import threading
 import urllib.parse
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +66,12 @@ logger = logging.getLogger(__name__)
 
 #: The picture's size: the composed output's (16:9, as the whiteboard).
 DEFAULT_SIZE = (1280, 720)
-#: Decoded presentation pages kept (each at most the picture's size: ~3 MB).
-PAGES_KEPT = 8
+#: Decoded presentation pages kept, of all rooms (each at most the picture's size: ~3 MB).
+PAGES_KEPT = 16
+#: Rooms whose whiteboard drawing is kept (each ~11 MB at 1280x720, drawn twice as large).
+BOARDS_KEPT = 8
+#: Cards kept (a shared video's, an external player's; ~3 MB each).
+CARDS_KEPT = 8
 #: The whiteboard is drawn this many times larger, then reduced: smooth edges.
 SUPERSAMPLE = 2
 #: The whiteboard's background and everything else as in whiteboard.js.
@@ -110,9 +116,11 @@ def key(stage: StageContent) -> Hashable:
 
 
 class StagePictures:
-    """One room's content pictures. ``content`` finds presentations' page images; ``size``
-    is the picture's (the compositor fits it into its large region); ``language`` is what
-    the cards are written in (the event's language; None: English)."""
+    """The content pictures of every live room of this process (one instance serves them
+    all; webinar.broadcast.room's ``StagePictures`` protocol). ``content`` finds
+    presentations' page images; ``size`` is the picture's (the compositor fits it into its
+    large region); cards are written in the event's language: ``language_of(event_id)``
+    (None: ``language``, else English)."""
 
     def __init__(
         self,
@@ -120,15 +128,24 @@ class StagePictures:
         *,
         size: tuple[int, int] = DEFAULT_SIZE,
         language: str | None = None,
+        language_of: Callable[[str], Awaitable[str | None]] | None = None,
     ) -> None:
         self.content = content
         self.size = size
         self.language = language
+        self.language_of = language_of
         self._pages: OrderedDict[tuple[str, str, int], Image.Image] = OrderedDict()
-        self._board = BoardPainter(size)
-        self._cards: tuple[Hashable, Image.Image] | None = None
+        #: One painter per room whose whiteboard is drawn (each keeps its page drawn).
+        self._boards: OrderedDict[str, BoardPainter] = OrderedDict()
+        self._cards: OrderedDict[tuple[str, ...], Image.Image] = OrderedDict()
 
-    async def picture(self, event_id: str, stage: StageContent) -> Image.Image | None:
+    def key(self, stage: StageContent) -> Hashable:
+        """:func:`key`: equal keys, the same picture."""
+        return key(stage)
+
+    async def picture(
+        self, event_id: str, stage: StageContent, *, language: str | None = None
+    ) -> Image.Image | None:
         """The content shown large for ``stage`` now, or None (cameras, a screen share)."""
         layout = stage.layout
         if layout == "presentation" and stage.presentation is not None:
@@ -137,10 +154,23 @@ class StagePictures:
         if layout == "whiteboard":
             # the strokes are read here, on the loop: the room changes them meanwhile
             strokes = stage.page_strokes(stage.board_page)
-            return await asyncio.to_thread(self._board.paint, stage.board_page, strokes)
+            painter = self._boards.pop(event_id, None) or BoardPainter(self.size)
+            self._boards[event_id] = painter
+            while len(self._boards) > BOARDS_KEPT:
+                self._boards.popitem(last=False)
+            return await asyncio.to_thread(painter.paint, stage.board_page, strokes)
         if layout in ("video", "external"):
-            return await self._card(stage)
+            if language is None and self.language_of is not None:
+                try:
+                    language = await self.language_of(event_id)
+                except Exception:  # the store is away: the card in the default language
+                    logger.exception("the language of event %s is not known", event_id)
+            return await self._card(stage, language or self.language)
         return None
+
+    def forget(self, event_id: str) -> None:
+        """The room closed: its whiteboard's drawing goes (pages and cards age out)."""
+        self._boards.pop(event_id, None)
 
     # -------------------------------------------------------------- presentation pages
 
@@ -165,13 +195,17 @@ class StagePictures:
 
     # -------------------------------------------------------------- cards
 
-    async def _card(self, stage: StageContent) -> Image.Image:
-        with i18n.using(self.language):
+    async def _card(self, stage: StageContent, language: str | None) -> Image.Image:
+        with i18n.using(language):
             lines = card_lines(stage)
-        if self._cards is not None and self._cards[0] == lines:
-            return self._cards[1]
+        known = self._cards.get(lines)
+        if known is not None:
+            self._cards.move_to_end(lines)
+            return known
         image = await asyncio.to_thread(draw_card, self.size, *lines)
-        self._cards = (lines, image)
+        self._cards[lines] = image
+        while len(self._cards) > CARDS_KEPT:
+            self._cards.popitem(last=False)
         return image
 
 
