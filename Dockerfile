@@ -29,9 +29,10 @@ LABEL org.opencontainers.image.title="webinar-server" \
       org.opencontainers.image.description="A self-hosted webinar server with its own WebRTC SFU" \
       org.opencontainers.image.licenses="Apache-2.0"
 # redis-server: `--workers N` (or WEBINAR_SERVER_WORKERS) without cluster.redis_url starts a
-# private one; nothing else is added to the base image.
+# private one; fonts-liberation: the letters (Cyrillic, Czech) of names, whiteboard text and
+# cards in the composed picture (recordings, live stream, HLS). Nothing else is added.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends redis-server \
+    && apt-get install -y --no-install-recommends redis-server fonts-liberation \
     && rm -rf /var/lib/apt/lists/*
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python -m venv /opt/webinar \

@@ -40,13 +40,14 @@ from pathlib import Path
 from typing import Any
 
 import av
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from webinar.sfu.producer import Producer
 from webinar.sfu.recorder import Frame, FrameTap, SyncGroup
 from webinar.sfu.types import MediaKind
 
 from .encoder import AUDIO_LAYOUT, AUDIO_RATE, Encoder, StreamFormat
+from .picture import sans
 
 logger = logging.getLogger(__name__)
 
@@ -656,10 +657,7 @@ class _Tap(FrameTap):
 
 
 def _font(size: int) -> Any:
-    try:
-        return ImageFont.load_default(size=size)
-    except (OSError, TypeError):  # Pillow without FreeType: the small bitmap font
-        return ImageFont.load_default()
+    return sans(size)  # names in Cyrillic too, when such a face is installed
 
 
 # ----------------------------------------------------------------------------- the MP4
