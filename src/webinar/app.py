@@ -24,6 +24,7 @@ from webinar.attendance.ratings import Ratings, RatingSource
 from webinar.attendance.service import AttendanceService
 from webinar.broadcast.hls import HlsStreams
 from webinar.broadcast.live import LiveStreamService
+from webinar.broadcast.picture import StagePictures
 from webinar.broadcast.recording import ComposedSettings
 from webinar.broadcast.room import BroadcastService, BroadcastSettings
 from webinar.broadcast.settings import LiveStreamSettingsService
@@ -398,11 +399,25 @@ def create_app(
     app[LIVE_STREAM_SETTINGS] = LiveStreamSettingsService(app[STORE])
     app[LIVE_STREAM] = LiveStreamService(app[LIVE_STREAM_SETTINGS])
     # One compositor per live room for the composed recording, the live stream out and HLS.
+    broadcast = BroadcastSettings(
+        encoder=composed.encoder(), composed_recording=config.recording.composed
+    )
+
+    async def language_of(event_id: str) -> str | None:
+        event = await app[STORE].get_event(event_id)
+        return event.language if event is not None else None
+
     app[BROADCAST] = BroadcastService(
-        BroadcastSettings(encoder=composed.encoder(), composed_recording=config.recording.composed),
+        broadcast,
         live=app[LIVE_STREAM],
         hls=app[HLS_STREAMS],
         event_of=app[STORE].get_event,
+        # what the stage shows besides cameras (a presentation page, the whiteboard)
+        pictures=StagePictures(
+            app[CONTENT],
+            size=(broadcast.encoder.width, broadcast.encoder.height),
+            language_of=language_of,
+        ),
     )
     app.router.add_routes(
         LiveStreamPages(site, app[LIVE_STREAM], rooms=lambda: app.get(ROOMS)).routes()

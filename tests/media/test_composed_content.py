@@ -2,28 +2,35 @@
 service and rendered to pages by PDFium, the page on stage made the compositor's content
 picture by StagePictures, a camera published as real VP8 RTP beside it, the presenter
 turning a page half-way; the composed MP4 decoded with PyAV shows each page large (by its
-colour) at its time and the camera in the strip."""
+colour) at its time and the camera in the strip. And through a room: the whiteboard drawn on
+stage reaches the room's HLS output."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import statistics
 from pathlib import Path
 
+import aiohttp
 import av
 import pytest
 
+from tests.helpers import Person, join_person, running_server
 from tests.presentation_files import COLOURS, deck, near
 from tests.unit.test_broadcast_compositor import FPS, bright_vp8, publish
 from tests.unit.test_presentations import settled, upload
 from tests.unit.test_recorder import opus_frames
+from webinar.app import BROADCAST
 from webinar.broadcast.compositor import Compositor, Mp4Sink, fit, layout
 from webinar.broadcast.encoder import Encoder, EncoderSettings
 from webinar.broadcast.picture import StagePictures, key
+from webinar.broadcast.room import BroadcastSettings
 from webinar.content.library import ContentService
 from webinar.rooms import stage as st
 from webinar.rooms.roles import Role
 from webinar.rooms.state import Participant
+from webinar.storage.records import EventSettings
 from webinar.storage.store import Store
 
 pytestmark = pytest.mark.media
@@ -121,3 +128,66 @@ async def test_the_presentation_page_is_large_and_the_camera_in_the_strip(
     assert all(near(s[1], COLOURS[2], 30) for s in after), [s[1] for s in after[:5]]
     # the page keeps its 4:3 shape: the stage's dark background beside it, not the page
     assert all(len(s[3]) == 3 and sum(s[3]) < 150 for s in seen), seen[0][3]
+
+
+async def test_the_rooms_whiteboard_reaches_its_hls_output(tmp_path: Path) -> None:
+    """Through the room: a presenter puts the whiteboard on stage and draws a thick red
+    diagonal; the room's own compositor (RoomBroadcast with the app's StagePictures) shows
+    it large in the HLS output an attendee gets."""
+    async with running_server(tmp_path / "data") as server:
+        server.server.app[BROADCAST].settings = BroadcastSettings(
+            encoder=EncoderSettings(width=WIDTH, height=HEIGHT, fps=25, keyframe_seconds=1)
+        )
+        event = await server.create_event("Board")
+        event = await server.store.update_event(
+            event.event_id, EventSettings(title=event.title, hls_mode="all")
+        )
+        people: list[Person] = []
+        try:
+            host = await join_person(server, people, Person, event, "Host", event.host_key)
+            await host.request("start")
+            await host.request("stage-layout", layout="whiteboard")
+            await host.request(
+                "whiteboard-stroke", stroke_id="d1", page=0, tool="pen", color="#ff0000",
+                width=30, points=[[0.05, 0.05], [0.5, 0.5], [0.95, 0.95]], done=True,
+            )  # fmt: skip
+            viewer = await join_person(server, people, Person, event, "Vera")
+            playlist = server.base_url + viewer.joined["hls"]["playlist"]
+            data = b""
+            async with aiohttp.ClientSession() as http:
+                names: list[str] = []
+                text = ""
+                for _ in range(100):
+                    async with http.get(playlist) as resp:
+                        text = await resp.text() if resp.status == 200 else ""
+                    names = [line for line in text.splitlines() if line.endswith(".m4s")]
+                    if len(names) >= 3:
+                        break
+                    await asyncio.sleep(0.2)
+                init = re.search(r'URI="([^"]+)"', text)
+                assert init is not None and names, text
+                base = playlist.rsplit("/", 1)[0]
+                for name in [init[1], names[-1]]:
+                    async with http.get(f"{base}/{name}") as resp:
+                        assert resp.status == 200
+                        data += await resp.read()
+        finally:
+            await asyncio.gather(*(p.close() for p in people))
+    path = tmp_path / "hls.mp4"
+    path.write_bytes(data)
+    with av.open(str(path)) as box:
+        last = [f.reformat(format="rgb24") for f in box.decode(video=0)][-1]
+    plan = layout(WIDTH, HEIGHT, 0, main=True)
+    assert plan.main is not None
+    board = fit(plan.main, 16, 9)  # the board keeps its 16:9 in the large area
+    plane, size = bytes(last.planes[0]), last.planes[0].line_size
+
+    def rgb(fx: float, fy: float) -> tuple[int, ...]:
+        x, y = board.x + round(board.w * fx), board.y + round(board.h * fy)
+        return tuple(plane[y * size + 3 * x : y * size + 3 * x + 3])
+
+    for f in (0.3, 0.5, 0.7):  # on the stroke: red
+        r, g, b = rgb(f, f)
+        assert r > 170 and g < 90 and b < 90, (f, (r, g, b))
+    r, g, b = rgb(0.8, 0.2)  # off it: the white board
+    assert min(r, g, b) > 200, (r, g, b)

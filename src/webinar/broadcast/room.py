@@ -81,6 +81,10 @@ class StagePictures(Protocol):
         """A ``PIL.Image`` to show large, or None (cameras, a screen share)."""
         ...
 
+    def forget(self, event_id: str) -> None:
+        """The room closed: what was kept drawn for it can go."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class BroadcastSettings:
@@ -163,6 +167,8 @@ class RoomBroadcast:
     async def close(self) -> None:
         self._closed = True
         await stop_task(self._content_task)
+        if self.service.pictures is not None:
+            self.service.pictures.forget(self.room.room_id)
         if self._task is not None:
             await stop_task(self._task)
             self._task = None
