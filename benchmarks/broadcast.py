@@ -30,6 +30,7 @@ import inspect
 import itertools
 import json
 import logging
+import math
 import multiprocessing
 import os
 import pickle
@@ -289,6 +290,89 @@ def encoder_realtime_factor(seconds: float, settings: EncoderSettings) -> float:
         encoder.push_video(frames[i % len(frames)], at, block=True)
     encoder.close()
     return seconds / (time.monotonic() - wall0)
+
+
+# ----------------------------------------------------------------------------- presets
+
+
+class _Collect:
+    """A sink that keeps the encoder's video packets."""
+
+    def __init__(self) -> None:
+        self.packets: list[bytes] = []
+
+    def open(self, fmt: Any) -> None:
+        pass
+
+    def write(self, packet: Any, kind: str) -> None:
+        if kind == "video":
+            self.packets.append(bytes(packet))
+
+    def close(self) -> None:
+        pass
+
+
+def composed_grid(seconds: float) -> list[av.VideoFrame]:
+    """What the compositor makes of four talking heads: a 2x2 grid (each tile another
+    moment of the clip, so they move differently), 1280x720 yuv420p."""
+    from PIL import Image
+
+    heads = _camera.talking_head(1280, 720, FPS, 4.0)
+    small = [f.to_image().resize((636, 358), Image.Resampling.BOX) for f in heads]
+    out = []
+    for i in range(round(seconds * FPS)):
+        canvas = Image.new("RGB", (1280, 720), (30, 30, 30))
+        for k, (x, y) in enumerate(((0, 0), (642, 0), (0, 362), (642, 362))):
+            canvas.paste(small[(i + k * 37) % len(small)], (x, y))
+        out.append(av.VideoFrame.from_image(canvas).reformat(format="yuv420p"))  # type: ignore[no-untyped-call]
+    return out
+
+
+def _luma(frame: av.VideoFrame) -> Any:
+    from PIL import Image
+
+    plane = frame.planes[0]
+    rows = bytes(plane)
+    stride = plane.line_size
+    data = b"".join(rows[r * stride : r * stride + frame.width] for r in range(frame.height))
+    return Image.frombytes("L", (frame.width, frame.height), data)
+
+
+def encoder_presets(presets: list[str], kbit: int, seconds: float) -> dict[str, Any]:
+    """Each libx264 preset (with the Encoder's live options) on the composed grid of four
+    talking heads at ``kbit``: cores used at 30 fps, bitrate, and quality (PSNR of the
+    luma, decoded against what went in)."""
+    from PIL import ImageChops, ImageStat
+
+    frames = composed_grid(seconds)
+    sources = [_luma(f) for f in frames]
+    out: dict[str, Any] = {}
+    for preset in presets:
+        sink = _Collect()
+        encoder = Encoder(EncoderSettings(preset=preset, video_kbit=kbit))
+        encoder.add_sink(sink)
+        cpu0 = time.process_time()
+        for i, frame in enumerate(frames):
+            encoder.push_video(frame, i / FPS, block=True)
+        encoder.close()
+        cores = (time.process_time() - cpu0) / seconds
+        decoder = av.CodecContext.create("h264", "r")
+        decoded = []
+        for data in sink.packets:
+            decoded += decoder.decode(av.Packet(data))
+        decoded += decoder.decode(None)
+        errors = []
+        for source, frame in zip(sources, decoded, strict=False):
+            diff = ImageChops.difference(source, _luma(frame))
+            errors.append(ImageStat.Stat(diff).rms[0] ** 2)
+        mse = max(1e-9, statistics.mean(errors))
+        out[preset] = {
+            "cores": round(cores, 3),
+            "kbit_s": round(sum(len(p) for p in sink.packets) * 8 / seconds / 1000),
+            "psnr_y_db": round(10 * math.log10(255**2 / mse), 2),
+        }
+        logger.info("preset %s: %s", preset, out[preset])
+    return out
 
 
 # ----------------------------------------------------------------------------- forwarding
@@ -561,6 +645,12 @@ def main() -> None:
     parser.add_argument("--skip-fanout", action="store_true")
     parser.add_argument("--skip-hls", action="store_true", help="no Chromium (~40 s)")
     parser.add_argument("--hls-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--presets",
+        default="",
+        help="also: these libx264 presets on four heads, e.g. "
+        "ultrafast,superfast,veryfast (cores, bitrate, PSNR)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
@@ -586,6 +676,8 @@ def main() -> None:
         out["preset"] = settings.preset
         out["video_kbit"] = settings.video_kbit
         out["camera"] = camera.name
+    if args.presets:
+        out["presets"] = encoder_presets(args.presets.split(","), args.video_kbit, args.seconds)
     if not args.skip_hls:
         out.update(hls_latency(args.hls_seconds))
     if not args.skip_fanout:

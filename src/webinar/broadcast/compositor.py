@@ -127,6 +127,17 @@ def _at(value: float) -> int:
     return max(0, int(value) // 2 * 2)
 
 
+def _around(rect: Rect, box: Rect) -> list[Rect]:
+    """The parts of ``rect`` outside ``box`` (inside it): bands above, below, left, right."""
+    bands = [
+        Rect(rect.x, rect.y, rect.w, box.y - rect.y),
+        Rect(rect.x, box.y + box.h, rect.w, rect.y + rect.h - box.y - box.h),
+        Rect(rect.x, box.y, box.x - rect.x, box.h),
+        Rect(box.x + box.w, box.y, rect.x + rect.w - box.x - box.w, box.h),
+    ]
+    return [band for band in bands if band.w > 0 and band.h > 0]
+
+
 def fit(rect: Rect, width: int, height: int) -> Rect:
     """The largest ``width``:``height`` box centred in ``rect`` (even sizes)."""
     scale = min(rect.w / width, rect.h / height)
@@ -566,7 +577,9 @@ class Compositor:
                 width=box.w, height=box.h, format="yuv420p", interpolation=how
             )
             source.tile_rect = box
-        canvas.fill(rect, TILE_LUMA)
+        # Black around the picture only (the picture covers the rest: half the copying).
+        for band in _around(rect, box):
+            canvas.fill(band, TILE_LUMA)
         canvas.put(source.tile, box.x, box.y)
         if name and source.label:
             key = (source.label, rect.w, rect.h)
