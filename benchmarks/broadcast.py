@@ -375,6 +375,57 @@ def encoder_presets(presets: list[str], kbit: int, seconds: float) -> dict[str, 
     return out
 
 
+class _Keep:
+    """A sink that keeps the encoder's packets, both kinds, for replaying into another."""
+
+    def __init__(self) -> None:
+        self.packets: list[tuple[Any, str]] = []
+
+    def open(self, fmt: Any) -> None:
+        pass
+
+    def write(self, packet: Any, kind: str) -> None:
+        self.packets.append((packet, kind))
+
+    def close(self) -> None:
+        pass
+
+
+def output_costs(seconds: float, settings: EncoderSettings) -> dict[str, float]:
+    """What each output adds to the one encode: the encoder's packets of the composed grid
+    (and sound) replayed into an ``Mp4Sink`` (the composed recording, its own thread) and an
+    ``HlsSink`` (fMP4 segments, on the encoder's thread); cores per second of stream."""
+    from webinar.broadcast.hls import HlsSink
+
+    frames = composed_grid(seconds)
+    pattern = TestPattern(1280, 720, FPS)
+    sounds = [f for f, _t in pattern.audio(seconds)]
+    out: dict[str, float] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="webinar-outputbench-"))
+    try:
+        for name in ("mp4", "hls"):
+            keep = _Keep()
+            encoder = Encoder(settings)
+            encoder.add_sink(keep)
+            a = 0
+            for i, frame in enumerate(frames):
+                while a < len(sounds) and a * 0.02 <= i / FPS:
+                    encoder.push_audio(sounds[a], a * 0.02, block=True)
+                    a += 1
+                encoder.push_video(frame, i / FPS, block=True)
+            encoder.close()
+            sink: Any = Mp4Sink(tmp / "composed.mp4") if name == "mp4" else HlsSink()
+            cpu0 = time.process_time()
+            sink.open(encoder.format)
+            for packet, kind in keep.packets:
+                sink.write(packet, kind)
+            sink.close()
+            out[f"output_cpu_{name}"] = round((time.process_time() - cpu0) / seconds, 4)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 # ----------------------------------------------------------------------------- forwarding
 
 
@@ -616,15 +667,18 @@ def forwarding(subscribers: int, seconds: float, pairs: int, cameras: int = 4) -
     return uvloop.run(forwarding_pairs(subscribers, seconds, pairs, cameras))
 
 
-def hls_latency(seconds: float) -> dict[str, Any]:
-    """benchmarks/broadcast_hls.py's measure (real Chromium playing the HLS page)."""
+def hls_latency(seconds: float, through: str) -> dict[str, Any]:
+    """benchmarks/broadcast_hls.py's measure (real Chromium playing the HLS page), by
+    default the whole way through the compositor."""
     import broadcast_hls  # benchmarks/broadcast_hls.py
 
-    result = asyncio.run(broadcast_hls.measure(seconds, 1.0, 1280, 720))
+    result = asyncio.run(broadcast_hls.measure(seconds, 1.0, 1280, 720, through))
     return {
         "hls_latency_s": result["hls_latency_s"],
         "hls_latency_p90_s": result["hls_latency_p90_s"],
         "hls_samples": result["samples"],
+        "hls_frames_dropped": result["frames_dropped"],
+        "hls_through": through,
     }
 
 
@@ -645,6 +699,7 @@ def main() -> None:
     parser.add_argument("--skip-fanout", action="store_true")
     parser.add_argument("--skip-hls", action="store_true", help="no Chromium (~40 s)")
     parser.add_argument("--hls-seconds", type=float, default=20.0)
+    parser.add_argument("--hls-through", choices=("compositor", "encoder"), default="compositor")
     parser.add_argument(
         "--presets",
         default="",
@@ -673,13 +728,14 @@ def main() -> None:
             out["compositor_cpu_4_gradient"] = round(cores, 3)
             out["compositor_thread_4_gradient"] = round(info.get("thread", 0.0), 3)
         out["encoder_realtime_factor"] = round(encoder_realtime_factor(args.seconds, settings), 2)
+        out.update(output_costs(args.seconds, settings))
         out["preset"] = settings.preset
         out["video_kbit"] = settings.video_kbit
         out["camera"] = camera.name
     if args.presets:
         out["presets"] = encoder_presets(args.presets.split(","), args.video_kbit, args.seconds)
     if not args.skip_hls:
-        out.update(hls_latency(args.hls_seconds))
+        out.update(hls_latency(args.hls_seconds, args.hls_through))
     if not args.skip_fanout:
         out.update(
             forwarding(
