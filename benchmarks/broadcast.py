@@ -722,11 +722,14 @@ def main() -> None:
             out[f"compositor_thread_{n}"] = round(info.get("thread", 0.0), 3)
             out[f"composed_layers_{n}"] = info.get("pinned")
             out[f"composed_kbit_s_{n}"] = info.get("mp4_kbit_s")
+            # pictures not composed because the thread fell behind: >0, the machine was busy
+            out[f"compositor_skipped_{n}"] = info.get("skipped")
         if not args.skip_gradient:
             hard = make_camera("gradient", False)
             cores, info = compositor_cpu(4, args.seconds, hard, opus, settings)
             out["compositor_cpu_4_gradient"] = round(cores, 3)
             out["compositor_thread_4_gradient"] = round(info.get("thread", 0.0), 3)
+            out["compositor_skipped_4_gradient"] = info.get("skipped")
         out["encoder_realtime_factor"] = round(encoder_realtime_factor(args.seconds, settings), 2)
         out.update(output_costs(args.seconds, settings))
         out["preset"] = settings.preset
