@@ -27,6 +27,7 @@ This module sits above ``sfu`` (it imports it); ``sfu`` knows nothing of it.
 from __future__ import annotations
 
 import array
+import asyncio
 import contextlib
 import logging
 import math
@@ -127,6 +128,17 @@ def _at(value: float) -> int:
     return max(0, int(value) // 2 * 2)
 
 
+def _around(rect: Rect, box: Rect) -> list[Rect]:
+    """The parts of ``rect`` outside ``box`` (inside it): bands above, below, left, right."""
+    bands = [
+        Rect(rect.x, rect.y, rect.w, box.y - rect.y),
+        Rect(rect.x, box.y + box.h, rect.w, rect.y + rect.h - box.y - box.h),
+        Rect(rect.x, box.y, box.x - rect.x, box.h),
+        Rect(box.x + box.w, box.y, rect.x + rect.w - box.x - box.w, box.h),
+    ]
+    return [band for band in bands if band.w > 0 and band.h > 0]
+
+
 def fit(rect: Rect, width: int, height: int) -> Rect:
     """The largest ``width``:``height`` box centred in ``rect`` (even sizes)."""
     scale = min(rect.w / width, rect.h / height)
@@ -200,7 +212,10 @@ class Compositor:
         delay: float = DEFAULT_DELAY,
         paused: bool = False,
         clock: Callable[[], float] = time.time,
+        fit_layers: bool = True,
     ) -> None:
+        """``fit_layers``: from a simulcast camera take the encoding that fits its tile
+        (the smallest at least as large), not the best one (see :meth:`_fit_tiles`)."""
         self.encoder = encoder
         self.format: StreamFormat = encoder.format
         self.delay = delay
@@ -225,6 +240,9 @@ class Compositor:
         self._canvas: av.VideoFrame | None = None
         self._dirty = True
         self._font: Any = _font(max(12, self.format.height // 30))
+        self._fit_layers = fit_layers
+        self._loop: asyncio.AbstractEventLoop | None = None  # the producers' (attach's)
+        self._tile_sizes: dict[str, tuple[int, int]] = {}  # last told, on the thread
         self._thread = threading.Thread(target=self._run, name="broadcast-compositor", daemon=True)
         self._thread.start()
 
@@ -236,6 +254,9 @@ class Compositor:
         clock. Only VP8 and Opus are read (others are left, with a warning)."""
         if producer.closed or producer.id in self._taps or self._stop.is_set():
             return
+        if self._loop is None:
+            with contextlib.suppress(RuntimeError):
+                self._loop = asyncio.get_running_loop()
         group = self._groups.setdefault(feed, SyncGroup())
         tap = _Tap(self, producer, group)
         self._taps[producer.id] = tap
@@ -254,6 +275,15 @@ class Compositor:
         if self._taps.get(tap.producer.id) is tap:
             del self._taps[tap.producer.id]
             self._queue.put_nowait(("remove", tap.producer.id))
+
+    def _fit_tiles(self, sizes: dict[str, tuple[int, int]]) -> None:
+        """On the event loop: each camera's tap takes the simulcast encoding that fits its
+        tile (a grid of four 640x360 tiles wants the 640x360 encoding, not 1280x720):
+        decoding a quarter of the pixels, the same picture once scaled."""
+        for key, (width, height) in sizes.items():
+            tap = self._taps.get(key)
+            if tap is not None and not tap.closed:
+                tap.fit_size(width, height)
 
     def is_attached(self, producer_id: str) -> bool:
         tap = self._taps.get(producer_id)
@@ -490,8 +520,29 @@ class Compositor:
         if self._dirty or self._canvas is None:
             self._canvas = self._draw(plan, screen, shown)
             self._dirty = False
+            if self._fit_layers:
+                self._tell_tile_sizes(plan, screen, shown)
         self.encoder.push_video(self._canvas, self._output_time(wall))
         self.stats.video_out += 1
+
+    def _tell_tile_sizes(
+        self, plan: Layout, screen: _VideoSource | None, cameras: list[_VideoSource]
+    ) -> None:
+        """When a tile's size changed, tell the loop (its tap chooses an encoding)."""
+        placed = list(zip(cameras, plan.cameras, strict=False))
+        if screen is not None and plan.main is not None:
+            placed.append((screen, plan.main))
+        sizes: dict[str, tuple[int, int]] = {}
+        for source, rect in placed:
+            if source.shown is not None:
+                frame = source.shown.frame
+                box = fit(rect, frame.width, frame.height)
+                sizes[source.key] = (box.w, box.h)
+        changed = {k: v for k, v in sizes.items() if self._tile_sizes.get(k) != v}
+        self._tile_sizes = sizes
+        if changed and self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nothing to choose
+                self._loop.call_soon_threadsafe(self._fit_tiles, changed)
 
     def _draw(
         self, plan: Layout, screen: _VideoSource | None, cameras: list[_VideoSource]
@@ -527,7 +578,9 @@ class Compositor:
                 width=box.w, height=box.h, format="yuv420p", interpolation=how
             )
             source.tile_rect = box
-        canvas.fill(rect, TILE_LUMA)
+        # Black around the picture only (the picture covers the rest: half the copying).
+        for band in _around(rect, box):
+            canvas.fill(band, TILE_LUMA)
         canvas.put(source.tile, box.x, box.y)
         if name and source.label:
             key = (source.label, rect.w, rect.h)

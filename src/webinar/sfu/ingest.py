@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 from aiortc.rtcrtpreceiver import NackGenerator
 from aiortc.rtp import RtpPacket
 
-from .rtp import MediaPacket, abs_send_time_bytes, vp8_is_keyframe_start
+from .rtp import MediaPacket, abs_send_time_bytes, vp8_is_keyframe_start, vp8_keyframe_size
 from .vp8 import scan
 
 if TYPE_CHECKING:
@@ -153,6 +153,9 @@ class Ingest:
             if keyframe:
                 stats.keyframes += 1
                 layer.pli_held = False  # what a held request wanted came
+                size = vp8_keyframe_size(payload)
+                if size is not None:  # what a tap choosing an encoding by size reads
+                    layer.width, layer.height = size
                 if not self.temporal_layers:
                     info = scan(payload)
                     self.temporal_layers = 3 if info is not None and info.temporal_id >= 0 else 1

@@ -96,6 +96,8 @@ class Producer:
         self._tap = tap
         self._consumers: dict[str, PacketConsumer] = {}
         self._pinned: dict[str, int] = {}  # recorder id -> the simulcast layer it gets
+        # A selector-less consumer switching encodings gets the next one's packets too.
+        self._switching: dict[str, int] = {}
         self._active: tuple[PacketConsumer, ...] = ()
         self._batching = batch
         self._batch: list[MediaPacket] = []
@@ -214,10 +216,38 @@ class Producer:
         """The encoding a selector-less consumer (a recorder) gets."""
         return self._pinned.get(consumer_id, 0)
 
+    def pin_layer(
+        self, consumer: PacketConsumer, layer: int, *, switching_to: int | None = None
+    ) -> None:
+        """Give a selector-less consumer (a compositor's tap that chose the encoding
+        fitting its tile) ``layer``; with ``switching_to``, that encoding's packets too
+        until it calls again (it switches at a keyframe of it). Simulcast only."""
+        if self.simulcast is None or consumer.id not in self._consumers:
+            return
+        top = len(self.simulcast.layers) - 1
+        layer = min(max(layer, 0), top)
+        self._pinned[consumer.id] = layer
+        if switching_to is None or switching_to == layer:
+            self._switching.pop(consumer.id, None)
+            self.simulcast.listen(consumer, (layer,))
+        else:
+            switching_to = min(max(switching_to, 0), top)
+            self._switching[consumer.id] = switching_to
+            self.simulcast.listen(consumer, (layer, switching_to))
+
+    def layer_sizes(self) -> list[tuple[int, int] | None]:
+        """Each encoding's picture size from its latest keyframe, lowest first (``None``
+        while none was seen); one entry for a single stream (``None``: not tracked)."""
+        if self.simulcast is None:
+            return [None]
+        return [
+            (layer.width, layer.height) if layer.width else None for layer in self.simulcast.layers
+        ]
+
     def pinned_layers(self) -> set[int]:
         """Encodings that consumers without a selector (recorders) and relays to other
         workers need whatever the subscribers' allocations say."""
-        pinned = set(self._pinned.values())
+        pinned = set(self._pinned.values()) | set(self._switching.values())
         for layers in self._relay_layers.values():
             pinned |= layers
         return pinned
@@ -232,6 +262,7 @@ class Producer:
                     except Exception:
                         logger.exception("producer idle listener failed")
         self._pinned.pop(consumer.id, None)
+        self._switching.pop(consumer.id, None)
         if self.simulcast is not None:
             self.simulcast.forget(consumer)
 

@@ -60,6 +60,10 @@ WRITE_QUEUE_SIZE = 4096  # frames in flight to the writer thread
 # producer already holds a request that comes inside the publisher's keyframe window and
 # sends it when the window ends, so a retry only covers a request lost on the way.
 KEYFRAME_RETRY = 1.0
+#: Seconds between two looks at which simulcast encoding fits a tap's wanted size.
+CHOICE_INTERVAL = 1.0
+#: Seconds a switch to another encoding waits for its keyframe before asking again.
+SWITCH_TIMEOUT = 2.0
 TIME_BASE = fractions.Fraction(1, 1000)  # WebM's millisecond ticks
 
 
@@ -237,6 +241,20 @@ def vp8_frame_size(frame: bytes) -> tuple[int, int] | None:
     return (width, height) if width and height else None
 
 
+def _layer_sizes(known: list[tuple[int, int] | None]) -> list[tuple[int, int] | None]:
+    """Each encoding's size; one whose keyframe was not seen yet is estimated from one
+    that was, each encoding being half the size of the next (what browsers send: the
+    web client's scaleResolutionDownBy 4, 2, 1, and Chrome's own default)."""
+    anchor = next(((i, s) for i, s in enumerate(known) if s is not None), None)
+    if anchor is None:
+        return known
+    at, (w, h) = anchor
+    return [
+        s if s is not None else (round(w * 2.0 ** (i - at)), round(h * 2.0 ** (i - at)))
+        for i, s in enumerate(known)
+    ]
+
+
 def ntp_to_unix(ntp: int) -> float:
     return (ntp >> 32) - NTP_EPOCH_OFFSET + (ntp & 0xFFFFFFFF) / (1 << 32)
 
@@ -316,6 +334,13 @@ class FrameTap:
         self._keyframe_asked = 0.0
         self.width = 0
         self.height = 0
+        # Choosing a simulcast encoding by size (fit_size): the size wanted, the encoding
+        # being switched to (at its next keyframe) and when that began.
+        self._want: tuple[int, int] | None = None
+        self._switch_to: int | None = None
+        self._switch_asked = 0.0
+        self._next_choice = 0.0
+        self.switches = 0
 
     def paused(self) -> bool:
         return self._is_paused is not None and self._is_paused()
@@ -330,6 +355,17 @@ class FrameTap:
         now = time.time()
         if self._first_packet_at is None:
             self._first_packet_at = now
+        if self._want is not None:
+            if now >= self._next_choice:
+                self._next_choice = now + CHOICE_INTERVAL
+                self._choose(now)
+            target = self._switch_to
+            if target is not None and mp.layer == target:
+                if not mp.keyframe:
+                    return  # the encoding switched to starts at its keyframe
+                self._switch(target)
+            elif mp.layer != self.producer.pinned_layer(self.id):
+                return
         depack = self._depack
         if (
             self._video
@@ -366,6 +402,67 @@ class FrameTap:
     def producer_closed(self) -> None:
         self.flush()
         self.closed = True
+
+    # -- choosing a simulcast encoding by size
+
+    def fit_size(self, width: int, height: int) -> None:
+        """Take the simulcast encoding that fits a ``width`` x ``height`` tile: the
+        smallest at least that large (the largest flowing one if none is), switching
+        at a keyframe of it. A single stream is left as it is."""
+        if self.producer.simulcast is None or not self._video:
+            return
+        self._want = (width, height)
+        self._choose(time.time())
+
+    def _choose(self, now: float) -> None:
+        simulcast, want = self.producer.simulcast, self._want
+        if simulcast is None or want is None or self.closed:
+            return
+        current = self.producer.pinned_layer(self.id)
+        sizes = _layer_sizes(self.producer.layer_sizes())
+        # An encoding is timed by its own sender reports: switch only to one that has
+        # them (unless the current one has none either).
+        timed = self.producer.sender_report_of(current) is not None
+        flowing = [
+            layer.index
+            for layer in simulcast.layers
+            if layer.flowing(now)
+            and sizes[layer.index] is not None
+            and (not timed or self.producer.sender_report_of(layer.index) is not None)
+        ]
+        if not flowing:
+            return
+
+        def area(index: int) -> int:
+            size = sizes[index]
+            return size[0] * size[1] if size is not None else 0
+
+        fits = [
+            i
+            for i in flowing
+            if (s := sizes[i]) is not None and s[0] >= want[0] and s[1] >= want[1]
+        ]
+        target = min(fits, key=area) if fits else max(flowing, key=area)
+        if target == current:
+            if self._switch_to is not None:  # back to where it is: stop switching
+                self._switch_to = None
+                self.producer.pin_layer(self, current)
+            return
+        if target != self._switch_to or now - self._switch_asked > SWITCH_TIMEOUT:
+            if target != self._switch_to:
+                logger.debug("%s: encoding %d -> %d for %dx%d", self, current, target, *want)
+            self._switch_to = target
+            self._switch_asked = now
+            self.producer.pin_layer(self, current, switching_to=target)
+            self.producer.request_keyframe(target)
+
+    def _switch(self, target: int) -> None:
+        """A keyframe of the encoding switched to came: continue on it."""
+        self.flush()  # frames of the old one waiting for its sender report
+        self._depack.reset()
+        self._switch_to = None
+        self.switches += 1
+        self.producer.pin_layer(self, target)
 
     # -- control
 

@@ -207,6 +207,8 @@ class ProducerLayer:
     enabled: bool = True  # dynacast: whether the publisher was asked to send it
     enabled_at: float = 0.0
     nominal: int = 0  # planned bitrate before it is measured; 0: by RID / position
+    width: int = 0  # the picture size of its latest keyframe (0: none seen yet)
+    height: int = 0
     _counted: int = 0
     _counted_at: float = 0.0
 
