@@ -1,6 +1,27 @@
 #!/usr/bin/env python3
 """Broadcast benchmark: what composing the stage costs, and what it takes from forwarding.
 
+    python benchmarks/broadcast.py [--seconds 10] [--skip-hls] [--skip-fanout] [-v]
+
+Prints exactly one JSON line on stdout (logs on stderr). Contract keys (benchmarks/README.md,
+"broadcast.py", has every key and how each is measured):
+
+* ``compositor_cpu_1``, ``compositor_cpu_4``, ``compositor_cpu_7``: cores used composing 1, 4
+  and 7 cameras into 1280x720 at 30 fps — a synthetic talking-head camera published as the
+  web client does (three simulcast VP8 encodings, benchmarks/_camera.py) as RTP in real time
+  through real ``Producer``\ s into a ``Compositor`` (taps on the encoding that fits each
+  tile, decode, layout, scale, mix) → ``Encoder`` (libx264 veryfast, 2.5 Mbit/s) →
+  ``Mp4Sink``; the process's CPU per wall second minus the same feed without a compositor.
+* ``encoder_realtime_factor``: media seconds the encoder alone makes per wall second
+  (1280x720 30 fps test pattern, pushed as fast as it takes them).
+* ``hls_latency_s``: glass to glass over HLS, from a camera through the compositor
+  (benchmarks/broadcast_hls.py, in Chromium).
+* ``sends_per_core_second_without`` / ``_with``: packets forwarded to subscribers per
+  CPU-second of the event loop's thread, in one process, without and with a compositor on
+  the same producers (alternating runs); ``sfu_loss_with_compositor`` is 1 − with/without
+  (the target: at most 0.05).
+"""Broadcast benchmark: what composing the stage costs, and what it takes from forwarding.
+
     python benchmarks/broadcast.py [--seconds 10] [--fanout-subscribers 20] [--skip-fanout]
 
 Prints exactly one JSON line on stdout (logs on stderr):
