@@ -20,26 +20,6 @@ Prints exactly one JSON line on stdout (logs on stderr). Contract keys (benchmar
   CPU-second of the event loop's thread, in one process, without and with a compositor on
   the same producers (alternating runs); ``sfu_loss_with_compositor`` is 1 − with/without
   (the target: at most 0.05).
-"""Broadcast benchmark: what composing the stage costs, and what it takes from forwarding.
-
-    python benchmarks/broadcast.py [--seconds 10] [--fanout-subscribers 20] [--skip-fanout]
-
-Prints exactly one JSON line on stdout (logs on stderr):
-
-* ``compositor_cpu_1``, ``compositor_cpu_4``, ``compositor_cpu_7``: cores used composing 1, 4
-  and 7 cameras into 1280x720 at 30 fps — the whole path of a live room's compositor in this
-  process: RTP packets of a 1280x720 VP8 camera (~1.5 Mbit/s, a moving picture: every frame
-  changes) fed in real time through real ``Producer``\\ s into the compositor's taps,
-  decoded, laid out, scaled, encoded (libx264 veryfast, 2.5 Mbit/s) and muxed into an MP4.
-  Measured as the process's CPU per wall second minus the same feed without a compositor.
-* ``encoder_realtime_factor``: media seconds the encoder alone makes per wall second
-  (1280x720 30 fps test pattern, pushed as fast as it takes them).
-* ``sends_per_core_second_without`` / ``_with``: benchmarks/fanout.py's measure (packets
-  forwarded to subscribers per CPU-second of the server) with one publisher and
-  ``--fanout-subscribers`` subscribers in a room that is being recorded, without and with
-  the composed recording (``WEBINAR_RECORDING_COMPOSED``); ``sfu_loss_with_compositor`` is
-  1 − with/without (the target: at most 0.05). ``hls_latency_s`` comes from
-  benchmarks/broadcast_hls.py.
 """
 
 from __future__ import annotations
