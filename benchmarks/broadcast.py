@@ -9,7 +9,7 @@ Prints exactly one JSON line on stdout (logs on stderr). Contract keys (benchmar
 * ``compositor_cpu_1``, ``compositor_cpu_4``, ``compositor_cpu_7``: cores used composing 1, 4
   and 7 cameras into 1280x720 at 30 fps — a synthetic talking-head camera published as the
   web client does (three simulcast VP8 encodings, benchmarks/_camera.py) as RTP in real time
-  through real ``Producer``\ s into a ``Compositor`` (taps on the encoding that fits each
+  through real ``Producer`` objects into a ``Compositor`` (taps on the encoding that fits each
   tile, decode, layout, scale, mix) → ``Encoder`` (libx264 veryfast, 2.5 Mbit/s) →
   ``Mp4Sink``; the process's CPU per wall second minus the same feed without a compositor.
 * ``encoder_realtime_factor``: media seconds the encoder alone makes per wall second
