@@ -20,7 +20,7 @@
 // window.__webinar exposes the live connection for tests and debugging.
 
 import { EMBEDDED, notifyHost } from "./embed.js";
-import { onLanguage, t } from "./i18n.js";
+import { onLanguage, setText, t } from "./i18n.js";
 import { Interaction } from "./interaction.js";
 import { isStaff } from "./participants.js";
 import { ByeReason, WebinarConnection } from "./protocol.js";
@@ -32,7 +32,7 @@ import { Devices } from "./room/devices.js";
 import { HlsStage } from "./room/hls.js";
 import { Lobby } from "./room/lobby.js";
 import { Notices } from "./room/notices.js";
-import { ACCESS, EVENT_ID, JOIN_TOKEN, PAGE_ROLE, PRESENTER_KEY, REGISTRATION_REQUIRED, STARTS_AT, WIDE, inRoom, kindOf } from "./room/page.js";
+import { ACCESS, ENDED, EVENT_ID, JOIN_TOKEN, PAGE_ROLE, PRESENTER_KEY, REGISTRATION_REQUIRED, STARTS_AT, WIDE, inRoom, kindOf } from "./room/page.js";
 import { SidePanel } from "./room/panel.js";
 import { Prejoin } from "./room/prejoin.js";
 import { Publisher } from "./room/publish.js";
@@ -59,6 +59,15 @@ import { SharedVideo } from "./room/video.js";
  */
 function onTheFloor(participant) {
   return participant.role !== "attendee" || Boolean(participant.grant_audio) || Boolean(participant.grant_video);
+}
+
+/**
+ * A refusal to join that no retry changes: the event has ended for all or was cancelled.
+ * @param {unknown} failure
+ */
+function isOver(failure) {
+  const code = /** @type {{code?: string} | null} */ (failure)?.code;
+  return code === "ended" || code === "event-cancelled";
 }
 
 function byeText(bye) {
@@ -301,6 +310,11 @@ class Room {
       conn.close();
       this.conn = null;
       this.updateConnection();
+      if (isOver(failure)) {
+        // nothing to join any more: the ended view, without the form and its Join button
+        this.showOver(/** @type {{code: string, message: string}} */ (failure));
+        return;
+      }
       this.showView("prejoin");
       this.prejoin.joinFailed(failure);
       return;
@@ -333,12 +347,15 @@ class Room {
     const me = conn.participants.get(conn.joined.participant_id);
     this.hlsStage.show(me && onTheFloor(me) ? null : (conn.joined.hls?.playlist ?? null));
     this.devices.moveToSettings();
-    if (first) this.panel.setOpen(this.staff && WIDE.matches, false);
+    // Wide screens show the side panel beside the stage from the start (for attendees the
+    // chat, Q&A and polls); on a phone it is one tap away.
+    if (first) this.panel.setOpen(WIDE.matches, false);
     this.status.start();
     this.setActiveSpeaker(conn.activeSpeaker);
     this.renderRoom();
     this.renderLocal();
-    this.interaction.joined(this.role);
+    this.interaction.joined(this.role); // shows the chat, Q&A and polls tabs at once
+    if (first && !this.staff) this.panel.selectTab(byId("tab-chat"));
   }
 
   /** @param {WebinarConnection} conn */
@@ -447,6 +464,32 @@ class Room {
         : byeText(detail.bye) || t("The connection to the server was lost."),
     }));
     byId("rejoin").hidden = detail.bye === "removed" || detail.bye === "ended" || detail.error?.code === "banned";
+    // Another device (or tab) has the seat now: rejoining here takes it back from there.
+    this.setRejoinLabel(detail.bye === ByeReason.TAKEN_OVER || detail.bye === ByeReason.REPLACED);
+  }
+
+  /**
+   * The ended view's Rejoin button: plain, or saying that it takes the seat back from the
+   * other device (after a taken-over or replaced goodbye).
+   * @param {boolean} takesBack
+   */
+  setRejoinLabel(takesBack) {
+    setText(byId("rejoin"), takesBack ? "Continue here instead" : "Rejoin");
+    byId("rejoin-note").hidden = !takesBack;
+  }
+
+  /**
+   * The event is over (ended for all, or cancelled) before we got in: say so on the ended
+   * view, with no way to join.
+   * @param {{code: string, message: string}} error  the refusal (a WebinarError)
+   */
+  showOver(error) {
+    this.setRejoinLabel(false);
+    byId("rejoin").hidden = true;
+    this.showEnded(() => ({
+      title: error.code === "event-cancelled" ? t("The webinar was cancelled") : t("The webinar has ended"),
+      text: errorText(error, this.context()),
+    }));
   }
 
   /**
@@ -472,6 +515,7 @@ class Room {
     this.stopMedia();
     this.status.stop();
     byId("rejoin").hidden = false;
+    this.setRejoinLabel(false);
     this.showEnded(() => ({
       title: t("You left the webinar"),
       text: t("Thanks for joining. You can come back while it is running."),
@@ -596,6 +640,9 @@ class Room {
   /** Our own media changed: the toggles, the device check's preview, our tile. */
   renderLocal() {
     this.controls.renderToggles();
+    // a "Turn camera on" / "Turn microphone on" toast has done its job once that is on
+    if (this.publisher.selfState("camera") === "on") this.toasts.dismissWith("toast-camera-on");
+    if (this.publisher.selfState("microphone") === "on") this.toasts.dismissWith("toast-mic-on");
     this.devices.renderPreview();
     if (inRoom(this.conn)) {
       this.stage.renderSelf(this.local, {
@@ -676,7 +723,10 @@ const ready =
   (ACCESS === "open" && (!REGISTRATION_REQUIRED || room.credential !== null)) ||
   (ACCESS === "token" && room.credential !== null) ||
   room.prejoin.invited;
-if (JOIN_TOKEN) {
+if (ENDED && PAGE_ROLE === "attendee") {
+  // The event was ended for all before this page opened: say so, no form to fill in.
+  room.showOver({ code: "ended", message: "" });
+} else if (JOIN_TOKEN) {
   // A signed join token from the organiser's site names the person: in at once, no form.
   room.enter(/** @type {HTMLInputElement} */ (byId("prejoin-name")).value);
 } else if (PAGE_ROLE === "attendee" && ready && want && want === EVENT_ID.replace(/\D/g, "") && savedName()) {

@@ -107,9 +107,18 @@ export class Toasts {
       });
     }
     this.region.append(toast);
-    while (this.region.childElementCount > 4) this.region.firstElementChild?.remove();
+    // a short stack: the oldest goes (three at most, so the stack never reaches the tiles' names)
+    while (this.region.childElementCount > 3) this.region.firstElementChild?.remove();
     if (timeout > 0) window.setTimeout(remove, timeout);
     return toast;
+  }
+
+  /**
+   * Take away the toasts whose action button has this data-testid (what it offers is done).
+   * @param {string} testid
+   */
+  dismissWith(testid) {
+    for (const button of this.region.querySelectorAll(`[data-testid="${CSS.escape(testid)}"]`)) button.closest(".toast")?.remove();
   }
 }
 
