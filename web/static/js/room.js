@@ -120,7 +120,9 @@ class Room {
     /** What the error box says (rendered again when the language changes). @type {(() => string) | null} */
     this.errorWords = null;
     this.busy = false;
-    this.toasts = new Toasts(byId("toasts"));
+    // the toasts keep clear of the stage's published question, call-to-action and banners
+    this.toasts = new Toasts(byId("toasts"), "#stage-banner, [data-testid=published-question], [data-testid=cta-popup], #controls");
+    new ResizeObserver(() => this.toasts.place()).observe(byId("grid"));
     this.prejoin = new Prejoin((name) => this.enter(name));
     this.devices = new Devices(this, () => this.renderLocal());
     this.stage = new Stage(this, () => this.updateStatus());
