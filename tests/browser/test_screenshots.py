@@ -103,13 +103,18 @@ AUDIT_JS = """
     + "[data-testid=published-question], [data-testid=stage-banner], "
     + "[data-testid=reconnecting], [data-testid=error], .status";
   const names = [...document.querySelectorAll(".tile-label")].filter(shown);
+  // ...and toasts never cover the stage's question, call-to-action or banner
+  names.push(...[...document.querySelectorAll("[data-testid=cta-popup], "
+    + "[data-testid=published-question], [data-testid=stage-banner]")].filter(shown));
   for (const ov of document.querySelectorAll(overlays)) {
     if (!shown(ov)) continue;
     const a = ov.getBoundingClientRect();
     for (const name of names) {
+      const toast = ov.matches("[data-testid=toast]");
+      if (name === ov || (!toast && !name.matches(".tile-label"))) continue;
       const b = name.getBoundingClientRect();
       if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom)
-        problems.push(`${label(ov)} covers the tile name "${name.textContent.trim()}"`);
+        problems.push(`${label(ov)} covers ${label(name)} "${name.textContent.trim()}"`);
     }
   }
   // Every control has an accessible name.

@@ -61,6 +61,9 @@ function onTheFloor(participant) {
   return participant.role !== "attendee" || Boolean(participant.grant_audio) || Boolean(participant.grant_video);
 }
 
+/** What the toasts must not cover (Toasts.place). */
+const TOASTS_AVOID = "#stage-banner, [data-testid=published-question], [data-testid=cta-popup], #controls";
+
 /**
  * A refusal to join that no retry changes: the event has ended for all or was cancelled.
  * @param {unknown} failure
@@ -121,8 +124,7 @@ class Room {
     this.errorWords = null;
     this.busy = false;
     // the toasts keep clear of the stage's published question, call-to-action and banners
-    this.toasts = new Toasts(byId("toasts"), "#stage-banner, [data-testid=published-question], [data-testid=cta-popup], #controls");
-    new ResizeObserver(() => this.toasts.place()).observe(byId("grid"));
+    this.toasts = new Toasts(byId("toasts"), TOASTS_AVOID);
     this.prejoin = new Prejoin((name) => this.enter(name));
     this.devices = new Devices(this, () => this.renderLocal());
     this.stage = new Stage(this, () => this.updateStatus());
@@ -182,6 +184,10 @@ class Room {
       toasts: this.toasts,
       showFailure: (error) => this.showFailure(error),
     });
+    // ...also when one of those appears or changes size after a toast showed
+    const moved = new ResizeObserver(() => this.toasts.place());
+    for (const el of document.querySelectorAll(TOASTS_AVOID)) moved.observe(el);
+    moved.observe(byId("grid"));
     this.bindPage();
     if (isStaff(PAGE_ROLE)) this.devices.startDeviceCheck();
     // The language switches in place: everything with words in it is drawn again (the media runs on).

@@ -94,7 +94,8 @@ export class Toasts {
     const style = this.region.style;
     style.top = "";
     style.bottom = "";
-    const fromTop = getComputedStyle(this.region).top !== "auto" && getComputedStyle(this.region).bottom === "auto";
+    // the stylesheet says which edge the stack hangs from (app.css, .toasts)
+    const fromTop = getComputedStyle(this.region).getPropertyValue("--toasts-from").trim() !== "bottom";
     const middle = window.innerHeight / 2;
     const boxes = [...document.querySelectorAll(this.avoid)]
       .filter((el) => el instanceof HTMLElement && el.offsetParent !== null)
