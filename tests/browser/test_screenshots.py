@@ -105,7 +105,8 @@ AUDIT_JS = """
   const names = [...document.querySelectorAll(".tile-label")].filter(shown);
   // ...and toasts never cover the stage's question, call-to-action or banner
   names.push(...[...document.querySelectorAll("[data-testid=cta-popup], "
-    + "[data-testid=published-question], [data-testid=stage-banner]")].filter(shown));
+    + "[data-testid=published-question], [data-testid=stage-banner], "
+    + ".stage[data-empty=true] > .status")].filter(shown));
   for (const ov of document.querySelectorAll(overlays)) {
     if (!shown(ov)) continue;
     const a = ov.getBoundingClientRect();
@@ -322,6 +323,9 @@ async def test_screenshots(
         "() => window.__webinar.room.onClosed({bye: 'taken-over', code: 4000, error: null})"
     )
     await expect(other.get_by_test_id("rejoin")).to_have_text("Continue here instead")
+    await expect(other.locator("#ended-title")).to_have_text(
+        "You are in the webinar on another device"
+    )
     await expect(other.get_by_test_id("rejoin-note")).to_be_visible()
     await _shot(other, f"attendee-taken-over-{size}")
     await other.close()
@@ -337,6 +341,9 @@ async def test_screenshots(
     await expect(late.locator("#ended-title")).to_have_text("The webinar has ended")
     await expect(late.get_by_test_id("prejoin")).to_be_hidden()
     await expect(late.get_by_test_id("rejoin")).to_be_hidden()
+    await expect(late.locator("#ended-text")).to_have_text(
+        "This webinar has ended. Thank you for your interest."
+    )
     await _shot(late, f"late-joiner-ended-{size}")
 
     page_errors.allow(r"status of 404")

@@ -62,7 +62,8 @@ function onTheFloor(participant) {
 }
 
 /** What the toasts must not cover (Toasts.place). */
-const TOASTS_AVOID = "#stage-banner, [data-testid=published-question], [data-testid=cta-popup], #controls";
+const TOASTS_AVOID =
+  "#stage-banner, [data-testid=published-question], [data-testid=cta-popup], #controls, .stage[data-empty=true] > .status";
 
 /**
  * A refusal to join that no retry changes: the event has ended for all or was cancelled.
@@ -465,15 +466,23 @@ class Room {
     if (this.participantId) {
       notifyHost("left", { participant_id: this.participantId, reason: detail.bye ?? detail.error?.code ?? "disconnected" });
     }
+    const elsewhere = detail.bye === ByeReason.TAKEN_OVER || detail.bye === ByeReason.REPLACED;
     this.showEnded(() => ({
-      title: detail.bye === "removed" ? t("Removed") : detail.bye === "ended" ? t("The webinar has ended") : t("Disconnected"),
+      title:
+        detail.bye === "removed"
+          ? t("Removed")
+          : detail.bye === "ended"
+            ? t("The webinar has ended")
+            : elsewhere
+              ? t("You are in the webinar on another device")
+              : t("Disconnected"),
       text: detail.error
         ? errorText(detail.error, { startsAt: STARTS_AT })
         : byeText(detail.bye) || t("The connection to the server was lost."),
     }));
     byId("rejoin").hidden = detail.bye === "removed" || detail.bye === "ended" || detail.error?.code === "banned";
     // Another device (or tab) has the seat now: rejoining here takes it back from there.
-    this.setRejoinLabel(detail.bye === ByeReason.TAKEN_OVER || detail.bye === ByeReason.REPLACED);
+    this.setRejoinLabel(elsewhere);
   }
 
   /**
@@ -496,7 +505,7 @@ class Room {
     byId("rejoin").hidden = true;
     this.showEnded(() => ({
       title: error.code === "event-cancelled" ? t("The webinar was cancelled") : t("The webinar has ended"),
-      text: errorText(error, this.context()),
+      text: error.code === "ended" ? t("This webinar has ended. Thank you for your interest.") : errorText(error, this.context()),
     }));
   }
 

@@ -140,8 +140,10 @@ export class Toasts {
     }
     this.region.append(toast);
     this.place();
-    // a short stack: the oldest goes (three at most, so the stack never reaches the tiles' names)
-    while (this.region.childElementCount > 3) this.region.firstElementChild?.remove();
+    // a short stack: the oldest goes (three at most, two on a phone, so the stack never
+    // reaches the tiles' names or the stage's question)
+    const most = window.matchMedia("(max-width: 600px)").matches ? 2 : 3;
+    while (this.region.childElementCount > most) this.region.firstElementChild?.remove();
     if (timeout > 0) window.setTimeout(remove, timeout);
     return toast;
   }
