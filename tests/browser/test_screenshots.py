@@ -234,6 +234,21 @@ async def test_screenshots(
     # what stops is said on the button
     await expect(presenter.get_by_test_id("stop-live")).to_have_text("Go off air")
 
+    # A second presenter goes live: on a wide stage the two stand side by side, not in
+    # one narrow column.
+    bob = await open_page("second presenter", viewport)
+    await join_presenter(bob, server, event, "Bob Presenter")
+    await go_live(bob)
+    tiles = presenter.locator("#grid > .tile")
+    await expect(tiles).to_have_count(2)
+    await wait_for_playing_video(presenter, "#grid > .tile:not([data-testid=self-view]) video")
+    await _shot(presenter, f"presenter-two-{size}")
+    if size == "desktop":
+        tops = {round((await t.bounding_box() or {"y": 0})["y"]) for t in await tiles.all()}
+        assert len(tops) == 1, f"the two presenters are stacked: tops {tops}"
+    await bob.close()
+    await expect(tiles).to_have_count(1)
+
     # The side panel's tabs fit in one row on a laptop (all five of the host's).
     if size == "desktop":
         await expect(presenter.get_by_test_id("tab-cta")).to_be_visible()
