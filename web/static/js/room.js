@@ -278,7 +278,10 @@ class Room {
     this.interaction?.setLobby(which === "lobby");
     if (!changed) return;
     if (which === "prejoin") this.prejoin.focus();
-    if (which === "ended") byId("rejoin").focus();
+    if (which === "ended") {
+      this.toasts.clear(); // what happened in the room is over with it
+      byId("rejoin").focus();
+    }
     if (which === "lobby") this.lobby.focus();
     if (which === "live") this.stage.layout();
   }

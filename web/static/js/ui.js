@@ -148,6 +148,11 @@ export class Toasts {
     return toast;
   }
 
+  /** Take every toast away (the room's notices mean nothing on the ended view). */
+  clear() {
+    this.region.replaceChildren();
+  }
+
   /**
    * Take away the toasts whose action button has this data-testid (what it offers is done).
    * @param {string} testid
