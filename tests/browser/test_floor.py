@@ -71,6 +71,8 @@ async def test_raised_hand_granted_microphone_is_heard(
     await expect(row.get_by_test_id("revoke")).to_be_visible()
     await mic.click()
     await expect(mic).to_have_attribute("aria-pressed", "true")
+    # the toast's "Turn microphone on" has done its job: it goes (so does "Turn camera on")
+    await expect(speaker.get_by_test_id("toast-mic-on")).to_have_count(0)
     sources = await speaker.evaluate(
         "() => [...window.__webinar.connection.producers.values()].map((p) => p.source)"
     )
