@@ -103,10 +103,10 @@ AUDIT_JS = """
     + "[data-testid=published-question], [data-testid=stage-banner], "
     + "[data-testid=reconnecting], [data-testid=error], .status";
   const names = [...document.querySelectorAll(".tile-label")].filter(shown);
-  // ...and toasts never cover the stage's question, call-to-action or banner
+  // ...and toasts never cover the stage's question, call-to-action, banner or the chat input
   names.push(...[...document.querySelectorAll("[data-testid=cta-popup], "
     + "[data-testid=published-question], [data-testid=stage-banner], "
-    + ".stage[data-empty=true] > .status")].filter(shown));
+    + ".stage[data-empty=true] > .status, [data-testid=chat-form]")].filter(shown));
   for (const ov of document.querySelectorAll(overlays)) {
     if (!shown(ov)) continue;
     const a = ov.getBoundingClientRect();

@@ -61,9 +61,9 @@ function onTheFloor(participant) {
   return participant.role !== "attendee" || Boolean(participant.grant_audio) || Boolean(participant.grant_video);
 }
 
-/** What the toasts must not cover (Toasts.place). */
+/** What the toasts must not cover (Toasts.place): the stage's notes, the controls, the chat's input. */
 const TOASTS_AVOID =
-  "#stage-banner, [data-testid=published-question], [data-testid=cta-popup], #controls, .stage[data-empty=true] > .status";
+  "#stage-banner, [data-testid=published-question], [data-testid=cta-popup], #controls, .stage[data-empty=true] > .status, [data-testid=chat-form]";
 
 /**
  * A refusal to join that no retry changes: the event has ended for all or was cancelled.
