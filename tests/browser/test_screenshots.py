@@ -231,8 +231,14 @@ async def test_screenshots(
     await _shot(presenter, f"presenter-devices-{size}")
     await presenter.get_by_test_id("device-settings").click()
     await _shot(presenter, f"presenter-live-{size}")
-    # what stops is said on the button
+    # what stops is said on the button, also beside the recording's own Stop
     await expect(presenter.get_by_test_id("stop-live")).to_have_text("Go off air")
+    await presenter.get_by_test_id("record-toggle").click()
+    await expect(presenter.get_by_test_id("record-toggle")).to_have_text("Stop recording")
+    await presenter.wait_for_timeout(2000)  # a short recording for the Recordings page
+    await _shot(presenter, f"presenter-recording-{size}")
+    await presenter.get_by_test_id("record-toggle").click()
+    await expect(presenter.get_by_test_id("record-toggle")).to_have_text("REC")
 
     # A second presenter goes live: on a wide stage the two stand side by side, not in
     # one narrow column.
@@ -377,4 +383,5 @@ async def test_screenshots(
     await dash.goto(f"{server.base_url}/dashboard/events/{later.display_id}")
     await _shot(dash, f"dashboard-event-{size}")
     await dash.goto(f"{server.base_url}/dashboard/recordings")
+    await expect(dash.get_by_test_id("recording-card")).to_have_count(1)
     await _shot(dash, f"dashboard-recordings-{size}")
