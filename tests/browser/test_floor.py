@@ -71,6 +71,8 @@ async def test_raised_hand_granted_microphone_is_heard(
     await expect(row.get_by_test_id("revoke")).to_be_visible()
     await mic.click()
     await expect(mic).to_have_attribute("aria-pressed", "true")
+    # the toast's "Turn microphone on" has done its job: it goes (so does "Turn camera on")
+    await expect(speaker.get_by_test_id("toast-mic-on")).to_have_count(0)
     sources = await speaker.evaluate(
         "() => [...window.__webinar.connection.producers.values()].map((p) => p.source)"
     )
@@ -132,7 +134,9 @@ async def test_promote_remove_ban_and_lock(server: RunningServer, open_page: Ope
     troll_id = await participant_id(troll)
 
     # Attendees see the stage and themselves (the others only counted), and no actions.
-    await ann.get_by_test_id("people-toggle").click()
+    if await ann.get_by_test_id("tab-people").is_hidden():  # open beside the stage on a desktop
+        await ann.get_by_test_id("people-toggle").click()
+    await ann.get_by_test_id("tab-people").click()
     await expect(ann.get_by_test_id("participants")).to_be_visible()
     await expect(ann.get_by_test_id("participant-row")).to_have_count(2)
     await expect(ann.get_by_test_id("participant-count")).to_have_text("3 people here")

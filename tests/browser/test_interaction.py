@@ -34,7 +34,9 @@ async def test_chat_and_a_poll_with_live_results(
     await join_attendee(ann, server, event, "Ann Attendee")
     await join_attendee(bob, server, event, "Bob Attendee")
 
-    # An attendee's chat message reaches the presenter, rendered as text.
+    # An attendee's chat message reaches the presenter, rendered as text. (Bob reads the
+    # questions meanwhile: his side panel opens on the chat, so he looks away from it.)
+    await open_tab(bob, "tab-qa")
     await open_tab(ann, "tab-chat")
     hostile = "Hi <img src=x onerror=alert(1)> see https://example.com/a. not javascript:alert(1)"
     await ann.get_by_test_id("chat-input").fill(hostile)

@@ -133,6 +133,9 @@ async def test_register_confirm_and_enter_with_the_code(
     await expect(second.get_by_test_id("room")).to_have_attribute("data-view", "lobby")
     await expect(room).to_have_attribute("data-view", "ended")
     await expect(attendee.locator("#ended-text")).to_contain_text("used to enter on another device")
+    # rejoining takes the place back from the other device, and says so
+    await expect(attendee.get_by_test_id("rejoin")).to_have_text("Continue here instead")
+    await expect(attendee.get_by_test_id("rejoin-note")).to_contain_text("the other device leaves")
     await shot(attendee, "ticketing-taken-over-desktop")
 
 

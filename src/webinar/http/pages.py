@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from webinar.attendance.service import ENDED_FOR_ALL, sql_ending
 from webinar.http.headers import EVENT_ORIGINS
 from webinar.http.language import use_event_language
 from webinar.http.site import Pages, Site, route
@@ -67,6 +68,7 @@ class EventPages(Pages):
         access = await self.site.store.run(
             lambda core: records.get_access(core.connection, event_id)
         )
+        ending = await self.site.store.run_sql(lambda db: sql_ending(db, event_id))
         return self.site.render(
             request,
             "room.html",
@@ -80,6 +82,8 @@ class EventPages(Pages):
             token_name=name,
             # registrants enter with their personal links; an open event admits nobody else
             registration_required=access.registration_required,
+            # ended for all: the page says so at once instead of offering to join
+            ended=ending is not None and ending.how == ENDED_FOR_ALL,
             embed_origins=framers,
         )
 

@@ -86,7 +86,14 @@ export class ChatPanel {
     this.slowSelect.addEventListener("change", () =>
       this.act("chat-settings", { slow_mode_seconds: Number(this.slowSelect.value) }),
     );
-    this.list = el("ol", { class: "chat-list", "data-testid": "chat-messages", "aria-live": "polite", "aria-label": t("Chat messages") });
+    this.list = el("ol", {
+      class: "chat-list",
+      "data-testid": "chat-messages",
+      "aria-live": "polite",
+      "aria-label": t("Chat messages"),
+      // shown while the list is empty (interaction.css)
+      "data-empty": t("No messages yet. Say hello!"),
+    });
     this.status = el("p", { class: "chat-status hint", "data-testid": "chat-status", hidden: true });
     this.input = /** @type {HTMLTextAreaElement} */ (
       el("textarea", {
@@ -128,6 +135,7 @@ export class ChatPanel {
     if (live) observer.observe(live, { attributes: true, attributeFilter: ["data-panel"] });
     // a language switch in the room: the texts with numbers and the status line again
     onLanguage(() => {
+      this.list.dataset.empty = t("No messages yet. Say hello!");
       for (const option of this.slowSelect.options) option.textContent = slowLabel(Number(option.value));
       this.renderCount();
       this.setUnread(this.unread);

@@ -424,15 +424,21 @@ export class VideoGrid {
       return;
     }
     let best = 0;
+    let bestScore = 0;
     let bestCols = 1;
+    const landscape = width > height;
     for (let cols = 1; cols <= n; cols += 1) {
       const rows = Math.ceil(n / cols);
       const w = Math.min(
         (width - (cols - 1) * GAP_PX) / cols,
         ((height - (rows - 1) * GAP_PX) / rows) * ASPECT,
       );
-      if (w > best) {
+      // On a wide stage, taller-than-wide arrangements (two presenters stacked in a narrow
+      // column) win only when their tiles are clearly larger: side by side reads better.
+      const score = landscape && cols < rows ? w * 0.85 : w;
+      if (score > bestScore) {
         best = w;
+        bestScore = score;
         bestCols = cols;
       }
     }

@@ -20,7 +20,7 @@
 // window.__webinar exposes the live connection for tests and debugging.
 
 import { EMBEDDED, notifyHost } from "./embed.js";
-import { onLanguage, t } from "./i18n.js";
+import { onLanguage, setText, t } from "./i18n.js";
 import { Interaction } from "./interaction.js";
 import { isStaff } from "./participants.js";
 import { ByeReason, WebinarConnection } from "./protocol.js";
@@ -32,7 +32,7 @@ import { Devices } from "./room/devices.js";
 import { HlsStage } from "./room/hls.js";
 import { Lobby } from "./room/lobby.js";
 import { Notices } from "./room/notices.js";
-import { ACCESS, EVENT_ID, JOIN_TOKEN, PAGE_ROLE, PRESENTER_KEY, REGISTRATION_REQUIRED, STARTS_AT, WIDE, inRoom, kindOf } from "./room/page.js";
+import { ACCESS, ENDED, EVENT_ID, JOIN_TOKEN, PAGE_ROLE, PRESENTER_KEY, REGISTRATION_REQUIRED, STARTS_AT, WIDE, inRoom, kindOf } from "./room/page.js";
 import { SidePanel } from "./room/panel.js";
 import { Prejoin } from "./room/prejoin.js";
 import { Publisher } from "./room/publish.js";
@@ -59,6 +59,19 @@ import { SharedVideo } from "./room/video.js";
  */
 function onTheFloor(participant) {
   return participant.role !== "attendee" || Boolean(participant.grant_audio) || Boolean(participant.grant_video);
+}
+
+/** What the toasts must not cover (Toasts.place): the stage's notes, the controls, the chat's input. */
+const TOASTS_AVOID =
+  "#stage-banner, [data-testid=published-question], [data-testid=cta-popup], #controls, .stage[data-empty=true] > .status, [data-testid=chat-form]";
+
+/**
+ * A refusal to join that no retry changes: the event has ended for all or was cancelled.
+ * @param {unknown} failure
+ */
+function isOver(failure) {
+  const code = /** @type {{code?: string} | null} */ (failure)?.code;
+  return code === "ended" || code === "event-cancelled";
 }
 
 function byeText(bye) {
@@ -111,7 +124,8 @@ class Room {
     /** What the error box says (rendered again when the language changes). @type {(() => string) | null} */
     this.errorWords = null;
     this.busy = false;
-    this.toasts = new Toasts(byId("toasts"));
+    // the toasts keep clear of the stage's published question, call-to-action and banners
+    this.toasts = new Toasts(byId("toasts"), TOASTS_AVOID);
     this.prejoin = new Prejoin((name) => this.enter(name));
     this.devices = new Devices(this, () => this.renderLocal());
     this.stage = new Stage(this, () => this.updateStatus());
@@ -171,6 +185,10 @@ class Room {
       toasts: this.toasts,
       showFailure: (error) => this.showFailure(error),
     });
+    // ...also when one of those appears or changes size after a toast showed
+    const moved = new ResizeObserver(() => this.toasts.place());
+    for (const el of document.querySelectorAll(TOASTS_AVOID)) moved.observe(el);
+    moved.observe(byId("grid"));
     this.bindPage();
     if (isStaff(PAGE_ROLE)) this.devices.startDeviceCheck();
     // The language switches in place: everything with words in it is drawn again (the media runs on).
@@ -260,7 +278,10 @@ class Room {
     this.interaction?.setLobby(which === "lobby");
     if (!changed) return;
     if (which === "prejoin") this.prejoin.focus();
-    if (which === "ended") byId("rejoin").focus();
+    if (which === "ended") {
+      this.toasts.clear(); // what happened in the room is over with it
+      byId("rejoin").focus();
+    }
     if (which === "lobby") this.lobby.focus();
     if (which === "live") this.stage.layout();
   }
@@ -301,6 +322,11 @@ class Room {
       conn.close();
       this.conn = null;
       this.updateConnection();
+      if (isOver(failure)) {
+        // nothing to join any more: the ended view, without the form and its Join button
+        this.showOver(/** @type {{code: string, message: string}} */ (failure));
+        return;
+      }
       this.showView("prejoin");
       this.prejoin.joinFailed(failure);
       return;
@@ -333,12 +359,15 @@ class Room {
     const me = conn.participants.get(conn.joined.participant_id);
     this.hlsStage.show(me && onTheFloor(me) ? null : (conn.joined.hls?.playlist ?? null));
     this.devices.moveToSettings();
-    if (first) this.panel.setOpen(this.staff && WIDE.matches, false);
+    // Wide screens show the side panel beside the stage from the start (for attendees the
+    // chat, Q&A and polls); on a phone it is one tap away.
+    if (first) this.panel.setOpen(WIDE.matches, false);
     this.status.start();
     this.setActiveSpeaker(conn.activeSpeaker);
     this.renderRoom();
     this.renderLocal();
-    this.interaction.joined(this.role);
+    this.interaction.joined(this.role); // shows the chat, Q&A and polls tabs at once
+    if (first && !this.staff) this.panel.selectTab(byId("tab-chat"));
   }
 
   /** @param {WebinarConnection} conn */
@@ -440,13 +469,47 @@ class Room {
     if (this.participantId) {
       notifyHost("left", { participant_id: this.participantId, reason: detail.bye ?? detail.error?.code ?? "disconnected" });
     }
+    const elsewhere = detail.bye === ByeReason.TAKEN_OVER || detail.bye === ByeReason.REPLACED;
     this.showEnded(() => ({
-      title: detail.bye === "removed" ? t("Removed") : detail.bye === "ended" ? t("The webinar has ended") : t("Disconnected"),
+      title:
+        detail.bye === "removed"
+          ? t("Removed")
+          : detail.bye === "ended"
+            ? t("The webinar has ended")
+            : elsewhere
+              ? t("You are in the webinar on another device")
+              : t("Disconnected"),
       text: detail.error
         ? errorText(detail.error, { startsAt: STARTS_AT })
         : byeText(detail.bye) || t("The connection to the server was lost."),
     }));
     byId("rejoin").hidden = detail.bye === "removed" || detail.bye === "ended" || detail.error?.code === "banned";
+    // Another device (or tab) has the seat now: rejoining here takes it back from there.
+    this.setRejoinLabel(elsewhere);
+  }
+
+  /**
+   * The ended view's Rejoin button: plain, or saying that it takes the seat back from the
+   * other device (after a taken-over or replaced goodbye).
+   * @param {boolean} takesBack
+   */
+  setRejoinLabel(takesBack) {
+    setText(byId("rejoin"), takesBack ? "Continue here instead" : "Rejoin");
+    byId("rejoin-note").hidden = !takesBack;
+  }
+
+  /**
+   * The event is over (ended for all, or cancelled) before we got in: say so on the ended
+   * view, with no way to join.
+   * @param {{code: string, message: string}} error  the refusal (a WebinarError)
+   */
+  showOver(error) {
+    this.setRejoinLabel(false);
+    byId("rejoin").hidden = true;
+    this.showEnded(() => ({
+      title: error.code === "event-cancelled" ? t("The webinar was cancelled") : t("The webinar has ended"),
+      text: error.code === "ended" ? t("This webinar has ended. Thank you for your interest.") : errorText(error, this.context()),
+    }));
   }
 
   /**
@@ -472,6 +535,7 @@ class Room {
     this.stopMedia();
     this.status.stop();
     byId("rejoin").hidden = false;
+    this.setRejoinLabel(false);
     this.showEnded(() => ({
       title: t("You left the webinar"),
       text: t("Thanks for joining. You can come back while it is running."),
@@ -596,6 +660,9 @@ class Room {
   /** Our own media changed: the toggles, the device check's preview, our tile. */
   renderLocal() {
     this.controls.renderToggles();
+    // a "Turn camera on" / "Turn microphone on" toast has done its job once that is on
+    if (this.publisher.selfState("camera") === "on") this.toasts.dismissWith("toast-camera-on");
+    if (this.publisher.selfState("microphone") === "on") this.toasts.dismissWith("toast-mic-on");
     this.devices.renderPreview();
     if (inRoom(this.conn)) {
       this.stage.renderSelf(this.local, {
@@ -676,7 +743,10 @@ const ready =
   (ACCESS === "open" && (!REGISTRATION_REQUIRED || room.credential !== null)) ||
   (ACCESS === "token" && room.credential !== null) ||
   room.prejoin.invited;
-if (JOIN_TOKEN) {
+if (ENDED && PAGE_ROLE === "attendee") {
+  // The event was ended for all before this page opened: say so, no form to fill in.
+  room.showOver({ code: "ended", message: "" });
+} else if (JOIN_TOKEN) {
   // A signed join token from the organiser's site names the person: in at once, no form.
   room.enter(/** @type {HTMLInputElement} */ (byId("prejoin-name")).value);
 } else if (PAGE_ROLE === "attendee" && ready && want && want === EVENT_ID.replace(/\D/g, "") && savedName()) {

@@ -74,9 +74,41 @@ export function setBusy(button, busy) {
 
 /** Transient notices in an aria-live region. */
 export class Toasts {
-  /** @param {HTMLElement} region */
-  constructor(region) {
+  /**
+   * @param {HTMLElement} region
+   * @param {string} [avoid]  a selector of what the stack must not cover (the stage's
+   *   published question, call-to-action, banners): placed clear of them, see place()
+   */
+  constructor(region, avoid) {
     this.region = region;
+    this.avoid = avoid ?? null;
+  }
+
+  /**
+   * Move the stack clear of what it must not cover: from the top (under the lowest of
+   * those in the upper half of the window), or, where the stylesheet puts it at the
+   * bottom (a phone), above the highest of those in the lower half.
+   */
+  place() {
+    if (!this.avoid) return;
+    const style = this.region.style;
+    style.top = "";
+    style.bottom = "";
+    // the stylesheet says which edge the stack hangs from (app.css, .toasts)
+    const fromTop = getComputedStyle(this.region).getPropertyValue("--toasts-from").trim() !== "bottom";
+    const middle = window.innerHeight / 2;
+    const boxes = [...document.querySelectorAll(this.avoid)]
+      .filter((el) => el instanceof HTMLElement && el.offsetParent !== null)
+      .map((el) => el.getBoundingClientRect())
+      .filter((r) => r.height > 0);
+    if (fromTop) {
+      const below = Math.max(0, ...boxes.filter((r) => r.top < middle).map((r) => r.bottom));
+      if (below + 8 > this.region.getBoundingClientRect().top) style.top = `${Math.round(below + 8)}px`;
+    } else {
+      const above = Math.min(window.innerHeight, ...boxes.filter((r) => r.bottom > middle).map((r) => r.top));
+      const bottom = window.innerHeight - above + 8;
+      if (bottom > parseFloat(getComputedStyle(this.region).bottom)) style.bottom = `${Math.round(bottom)}px`;
+    }
   }
 
   /**
@@ -107,9 +139,26 @@ export class Toasts {
       });
     }
     this.region.append(toast);
-    while (this.region.childElementCount > 4) this.region.firstElementChild?.remove();
+    this.place();
+    // a short stack: the oldest goes (three at most, two on a phone, so the stack never
+    // reaches the tiles' names or the stage's question)
+    const most = window.matchMedia("(max-width: 600px)").matches ? 2 : 3;
+    while (this.region.childElementCount > most) this.region.firstElementChild?.remove();
     if (timeout > 0) window.setTimeout(remove, timeout);
     return toast;
+  }
+
+  /** Take every toast away (the room's notices mean nothing on the ended view). */
+  clear() {
+    this.region.replaceChildren();
+  }
+
+  /**
+   * Take away the toasts whose action button has this data-testid (what it offers is done).
+   * @param {string} testid
+   */
+  dismissWith(testid) {
+    for (const button of this.region.querySelectorAll(`[data-testid="${CSS.escape(testid)}"]`)) button.closest(".toast")?.remove();
   }
 }
 

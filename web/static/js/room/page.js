@@ -2,7 +2,7 @@
 // the room's shared state (RoomContext), small helpers.
 //
 // The page's <body> carries data-role, data-event-id, data-presenter-key, data-access,
-// data-starts-at and data-join-token; the role can change live (a host promotes or demotes), so the UI
+// data-starts-at, data-ended and data-join-token; the role can change live (a host promotes or demotes), so the UI
 // follows the role the server reports (RoomContext.role), not PAGE_ROLE.
 
 const body = document.body;
@@ -13,6 +13,8 @@ export const PRESENTER_KEY = body.dataset.presenterKey || null;
 /** The event's access type: open, password, token (invitation link) or paid (reservation code). */
 export const ACCESS = body.dataset.access ?? "open";
 export const STARTS_AT = body.dataset.startsAt || null;
+/** The event was ended for all before the page was served (nothing left to join). */
+export const ENDED = body.dataset.ended !== undefined;
 /** The event requires registration: an open one then admits only registrants' personal links. */
 export const REGISTRATION_REQUIRED = body.dataset.registration === "required";
 /**

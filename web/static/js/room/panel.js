@@ -1,8 +1,8 @@
 // The side panel of the live view: opening and closing it, its tabs (people, chat, Q&A,
-// polls, call to action; the WAI-ARIA tabs pattern), and the people tab's list with
-// its counts and raised hands. What is inside the other tabs is interaction.js's.
+// polls, call to action; the WAI-ARIA tabs pattern), the unread badge on the button that
+// opens it, and the people tab's list with its counts and raised hands. What is inside the other tabs is interaction.js's.
 
-import { formatNumber, nt, t } from "../i18n.js";
+import { formatNumber, nt, setText, t } from "../i18n.js";
 import { ParticipantList } from "../participants.js";
 import { byId } from "../ui.js";
 import { WIDE } from "./page.js";
@@ -53,6 +53,19 @@ export class SidePanel {
       list[next].focus();
     });
     WIDE.addEventListener("change", () => onResize());
+    // Unread chat while the panel is closed: a count on the button that opens it.
+    const unread = new MutationObserver(() => this.renderUnread());
+    unread.observe(byId("tab-chat"), { attributes: true, attributeFilter: ["data-unread"] });
+    unread.observe(byId("live"), { attributes: true, attributeFilter: ["data-panel"] });
+  }
+
+  /** The toggle's unread badge: chat messages nobody has seen, shown while the panel is closed. */
+  renderUnread() {
+    const n = Number(byId("tab-chat").dataset.unread ?? 0);
+    const badge = byId("panel-unread");
+    badge.hidden = !(n > 0 && byId("live").dataset.panel !== "open");
+    badge.textContent = n > 99 ? "99+" : formatNumber(n);
+    badge.setAttribute("aria-label", nt("{n} unread message", "{n} unread messages", n));
   }
 
   /** The user closed the panel: focus goes back to the button that opens it. */
@@ -91,7 +104,8 @@ export class SidePanel {
     const live = byId("live");
     live.dataset.panel = open ? "open" : "closed";
     byId("people-toggle").setAttribute("aria-expanded", String(open));
-    if (open && focus) byId("tab-people").focus();
+    const selected = /** @type {HTMLElement | null} */ (document.querySelector("#side-panel [role=tab][aria-selected=true]"));
+    if (open && focus) (selected ?? byId("tab-people")).focus();
     // the stage changes size: the tiles follow
     requestAnimationFrame(() => this.onResize());
   }
@@ -119,6 +133,11 @@ export class SidePanel {
     // Those who run the floor know everyone; attendees know the stage, and the counts.
     const hands = conn.rosterFull || !conn.counts ? participants.filter((p) => p.hand_raised != null).length : conn.counts.hands;
     byId("people-count").textContent = formatNumber(conn.counts?.total ?? participants.length);
+    // The button says what the panel holds for this role: the staff run the people in it
+    // (hands, the floor); attendees come for the chat, questions and polls.
+    setText(/** @type {HTMLElement} */ (byId("people-toggle").querySelector(".label")), staff ? "People" : "Chat");
+    byId("people-toggle").querySelector("use")?.setAttribute("href", staff ? "#i-people" : "#i-chat");
+    byId("people-toggle").title = staff ? t("People, chat, Q&A and polls") : t("Chat, Q&A and polls");
     const badge = byId("people-badge");
     badge.hidden = !(staff && hands > 0);
     badge.textContent = formatNumber(hands);
