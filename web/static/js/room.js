@@ -494,7 +494,9 @@ class Room {
    * @param {boolean} takesBack
    */
   setRejoinLabel(takesBack) {
-    setText(byId("rejoin"), takesBack ? "Continue here instead" : "Rejoin");
+    // two literal calls: the catalogs take messages from setText's own argument
+    if (takesBack) setText(byId("rejoin"), "Continue here instead");
+    else setText(byId("rejoin"), "Rejoin");
     byId("rejoin-note").hidden = !takesBack;
   }
 

@@ -135,7 +135,9 @@ export class SidePanel {
     byId("people-count").textContent = formatNumber(conn.counts?.total ?? participants.length);
     // The button says what the panel holds for this role: the staff run the people in it
     // (hands, the floor); attendees come for the chat, questions and polls.
-    setText(/** @type {HTMLElement} */ (byId("people-toggle").querySelector(".label")), staff ? "People" : "Chat");
+    const label = /** @type {HTMLElement} */ (byId("people-toggle").querySelector(".label"));
+    if (staff) setText(label, "People");
+    else setText(label, "Chat");
     byId("people-toggle").querySelector("use")?.setAttribute("href", staff ? "#i-people" : "#i-chat");
     byId("people-toggle").title = staff ? t("People, chat, Q&A and polls") : t("Chat, Q&A and polls");
     const badge = byId("people-badge");

@@ -170,7 +170,8 @@ export class Prejoin {
     document.getElementById("prejoin-invited")?.toggleAttribute("hidden", !on);
     document.getElementById("prejoin-register")?.toggleAttribute("hidden", on);
     byId("prejoin-form").hidden = !on && REGISTRATION_REQUIRED && ACCESS === "open";
-    if (codeCard) setText(this.button, on ? "Join webinar" : "Enter with my code");
+    if (codeCard && on) setText(this.button, "Join webinar");
+    else if (codeCard) setText(this.button, "Enter with my code");
   }
 
   /** The name typed in the form (the preview's avatar shows its initials). */
