@@ -159,7 +159,7 @@ async def measure(
     from tests.browser.support import CHROMIUM, CHROMIUM_ARGS
     from tests.helpers import running_server
     from tests.hls_support import SHOWN_FRAME_JS, LivePattern
-    from webinar.app import HLS_STREAMS
+    from webinar.app import BROADCAST, HLS_STREAMS
     from webinar.broadcast.hls import HlsSink
     from webinar.storage.records import EventSettings
 
@@ -171,6 +171,9 @@ async def measure(
             event = await server.store.update_event(
                 event.event_id, EventSettings(title=event.title, hls_mode="all")
             )
+            # this benchmark's own pipeline feeds the event's HLS, not the room's compositor
+            # (which would replace the published sink with its own as soon as the room is live)
+            server.server.app[BROADCAST].hls = None
             sink = HlsSink()
             server.server.app[HLS_STREAMS].publish(event.event_id, sink)
             live: LivePattern | LiveCamera
