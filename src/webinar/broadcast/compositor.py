@@ -52,6 +52,8 @@ from .picture import sans
 
 logger = logging.getLogger(__name__)
 
+#: The thread composes what is due every this many seconds (fewer wake-ups: see ``_run``).
+TURN_SECONDS = 0.05
 #: Seconds the output runs behind the wall clock (jitter, retransmissions, sender reports).
 DEFAULT_DELAY = 0.6
 #: Seconds the thread may fall behind its clock before it skips pictures to catch up.
@@ -224,6 +226,10 @@ class Compositor:
         self._taps: dict[str, FrameTap] = {}  # by producer id
         self._groups: dict[str, SyncGroup] = {}  # by feed
         self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
+        # Frames from the taps: appended on the loop without a lock or a wake-up (a queue's
+        # put cost the loop ~20 µs a frame), taken by the thread at each of its turns (at
+        # least once a picture's time).
+        self._frames: deque[tuple[Any, ...]] = deque()
         self._lock = threading.Lock()
         self.started_at = clock()
         # Paused spans on the wall clock: (start, end or None while paused).
@@ -330,13 +336,13 @@ class Compositor:
 
     def _on_frame(self, tap: FrameTap, frame: Frame, wall: float) -> None:
         # On the event loop: hand the frame on, nothing else.
-        if self._queue.qsize() >= INPUT_QUEUE:
+        if len(self._frames) >= INPUT_QUEUE:
             self.stats.dropped_in += 1
             if tap.kind is MediaKind.VIDEO:
                 tap.reset()  # the decoder's references are broken: restart at a keyframe
             return
         self.stats.frames_in += 1
-        self._queue.put_nowait(("frame", tap.producer.id, frame.data, frame.keyframe, wall))
+        self._frames.append(("frame", tap.producer.id, frame.data, frame.keyframe, wall))
 
     # -------------------------------------------------------------- time
 
@@ -383,8 +389,11 @@ class Compositor:
                 self.stats.busy_seconds += time.thread_time() - busy
                 if stopping:
                     return
+                # Composed in turns of TURN_SECONDS (the output runs ``delay`` behind anyway):
+                # each wake-up takes the GIL from the event loop: waking for every picture
+                # and sound chunk made it forward 15-19 % fewer packets per CPU-second.
                 wait = min(frame_wall, audio_wall + chunk) - target
-                self._wait(max(0.001, min(wait, 0.05)))
+                self._wait(max(wait, TURN_SECONDS))
         except Exception:
             logger.exception("the compositor failed")
 
@@ -395,14 +404,17 @@ class Compositor:
                 self._handle(item)
 
     def _drain(self) -> None:
-        while True:
+        while True:  # control first: a frame's source is added before its frames come
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                return
+                break
             if item is None:
-                return
+                break
             self._handle(item)
+        frames = self._frames
+        while frames:
+            self._handle(frames.popleft())
 
     def _handle(self, item: tuple[Any, ...]) -> None:
         op = item[0]
