@@ -14,8 +14,8 @@ from aiortc.rtp import RtpPacket
 from tests.unit.test_recorder import packetize_vp8, video_producer
 from tests.unit.test_tiers import FakeTap
 from webinar.sfu.producer import Producer, ProducerCodec
-from webinar.sfu.recorder import Frame, FrameTap, SyncGroup, _layer_sizes, vp8_frame_size
-from webinar.sfu.rtp import ntp_from_seconds, vp8_keyframe_size
+from webinar.sfu.recorder import Frame, FrameTap, SyncGroup, _layer_sizes
+from webinar.sfu.rtp import ntp_from_seconds, vp8_frame_size, vp8_keyframe_size
 from webinar.sfu.types import MediaKind, MediaSource
 
 SIZES = ((160, 90), (320, 180), (640, 360))

@@ -19,9 +19,8 @@ from webinar.sfu.recorder import (
     OpusDepacketizer,
     Recorder,
     Vp8Depacketizer,
-    vp8_frame_size,
 )
-from webinar.sfu.rtp import MediaPacket, ntp_from_seconds
+from webinar.sfu.rtp import MediaPacket, ntp_from_seconds, vp8_frame_size
 from webinar.sfu.types import MediaKind, MediaSource
 
 FPS = 30

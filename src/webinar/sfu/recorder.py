@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import av
 
-from .rtp import NTP_EPOCH_OFFSET, MediaPacket, parse_vp8_descriptor
+from .rtp import NTP_EPOCH_OFFSET, MediaPacket, parse_vp8_descriptor, vp8_frame_size
 from .types import MediaKind, new_id
 
 if TYPE_CHECKING:
@@ -230,15 +230,6 @@ class OpusDepacketizer:
         self._last = mp.seq
         self.frames += 1
         return [Frame(mp.payload, mp.timestamp, True, now)]
-
-
-def vp8_frame_size(frame: bytes) -> tuple[int, int] | None:
-    """Width and height from a VP8 keyframe's header (RFC 6386 section 9.1)."""
-    if len(frame) < 10 or frame[0] & 0x01 or frame[3:6] != b"\x9d\x01\x2a":
-        return None
-    width = int.from_bytes(frame[6:8], "little") & 0x3FFF
-    height = int.from_bytes(frame[8:10], "little") & 0x3FFF
-    return (width, height) if width and height else None
 
 
 def _layer_sizes(known: list[tuple[int, int] | None]) -> list[tuple[int, int] | None]:

@@ -131,19 +131,22 @@ def vp8_is_keyframe_start(payload: bytes) -> bool:
     return not (payload[pos] & 0x01)  # VP8 payload header: P bit 0 means keyframe
 
 
+def vp8_frame_size(frame: bytes) -> tuple[int, int] | None:
+    """Width and height from a VP8 keyframe's header (RFC 6386 section 9.1); ``None`` for
+    anything else."""
+    if len(frame) < 10 or frame[0] & 0x01 or frame[3:6] != b"\x9d\x01\x2a":
+        return None
+    width = int.from_bytes(frame[6:8], "little") & 0x3FFF
+    height = int.from_bytes(frame[8:10], "little") & 0x3FFF
+    return (width, height) if width and height else None
+
+
 def vp8_keyframe_size(payload: bytes) -> tuple[int, int] | None:
-    """Width and height of the picture when ``payload`` is the first packet of a VP8
-    keyframe (the keyframe header after the payload descriptor, RFC 6386 section 9.1);
-    ``None`` otherwise. Called for keyframes only, so not on the hot path."""
+    """:func:`vp8_frame_size` of the first packet of a VP8 keyframe (``None`` otherwise).
+    Called for keyframes only, so not on the hot path."""
     if not vp8_is_keyframe_start(payload):
         return None
-    pos = parse_vp8_descriptor(payload).header_size
-    header = payload[pos : pos + 10]
-    if len(header) < 10 or header[3:6] != b"\x9d\x01\x2a":
-        return None
-    width = int.from_bytes(header[6:8], "little") & 0x3FFF
-    height = int.from_bytes(header[8:10], "little") & 0x3FFF
-    return (width, height) if width and height else None
+    return vp8_frame_size(payload[parse_vp8_descriptor(payload).header_size :])
 
 
 class SeqUnwrapper:
