@@ -45,6 +45,7 @@ import av
 
 from webinar.i18n import _
 from webinar.rooms.live import LiveRoom
+from webinar.rooms.recording import feed_of
 from webinar.rooms.stage import StageContent
 from webinar.rooms.state import LiveStreamStatus, Phase, Source
 from webinar.sfu.recorder import RecordedFile, RecordedStream
@@ -195,7 +196,7 @@ class RoomBroadcast:
             if not compositor.is_attached(producer.id):
                 compositor.attach(
                     producer,
-                    feed=_feed_of(stream.participant_id, stream.source),
+                    feed=feed_of(stream),
                     label=label,
                     screen=stream.source is Source.SCREEN,
                 )
@@ -207,10 +208,9 @@ class RoomBroadcast:
 
     def _follow_content(self, compositor: Compositor) -> None:
         pictures = self.service.pictures
-        stage = self.room.interaction.stage
-        if pictures is None or stage is None:
+        if pictures is None:
             return
-        key = pictures.key(stage)
+        key = pictures.key(self.room.interaction.stage)
         if key == self._content_key:
             return
         self._content_key = key
@@ -226,8 +226,6 @@ class RoomBroadcast:
         drawn: object = None
         while not self._closed and compositor is self._compositor:
             stage = self.room.interaction.stage
-            if stage is None:
-                return
             key = pictures.key(stage)
             if key == drawn:
                 return
@@ -390,13 +388,6 @@ class RoomBroadcast:
             self.room.live_stream_output(output)
 
 
-def _feed_of(participant_id: str, source: Source) -> str:
-    """Producers of one feed share a clock: camera + microphone; screen + its audio."""
-    if source in (Source.SCREEN, Source.SCREEN_AUDIO):
-        return f"{participant_id}-screen"
-    return participant_id
-
-
 class RecordingOutput:
     """The composed MP4 of one recording (the rooms' ``StageComposer``): the room's encoded
     stage from the recording's start to its stop, the paused spans cut out. Its start, pauses
@@ -417,13 +408,6 @@ class RecordingOutput:
         start = self.sink.bind(compositor.output_seconds)
         compositor.encoder.request_keyframe(start)
         self.added = True
-
-    # The room's compositor follows the producers itself.
-    def is_attached(self, producer_id: str) -> bool:
-        return True
-
-    def attach(self, producer: object, *, feed: str, label: str, screen: bool) -> None:
-        return None
 
     def pause(self) -> None:
         self.sink.mark(on=False, wall=time.time())

@@ -42,11 +42,8 @@ class RecordingStarted:
 
 
 class StageComposer(Protocol):
-    """The stage composed into one file of the recording (what attendees saw)."""
-
-    def is_attached(self, producer_id: str) -> bool: ...
-
-    def attach(self, producer: Producer, *, feed: str, label: str, screen: bool) -> None: ...
+    """The stage composed into one file of the recording (what attendees saw); the room's
+    compositor follows the producers itself."""
 
     def pause(self) -> None: ...
 
@@ -142,13 +139,6 @@ class RoomRecording:
                 continue
             name = self._name_of(stream.participant_id)
             screen = stream.source in (Source.SCREEN, Source.SCREEN_AUDIO)
-            if composer is not None and not composer.is_attached(producer.id):
-                composer.attach(
-                    producer,
-                    feed=feed_of(stream),
-                    label=name,
-                    screen=stream.source is Source.SCREEN,
-                )
             if recorder.is_attached(producer.id):
                 continue
             label = name + " (screen)" if screen else name
