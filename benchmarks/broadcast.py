@@ -40,7 +40,6 @@ import statistics
 import sys
 import tempfile
 import time
-import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -434,40 +433,12 @@ async def make_subscriber(producer: Producer, index: int, addr: tuple[str, int])
     """A real :class:`~webinar.sfu.consumer.Consumer` on ``producer`` whose sink sends
     through a real SRTP session (AES-128-GCM) and UDP socket (benchmarks/sendpath.py's
     stand-ins for the negotiated DTLS/ICE around it)."""
-    import aioice.ice
-    import pylibsrtp
+    from sendpath import sender_tap  # benchmarks/sendpath.py
 
-    from webinar.sfu import _aiortc as hooks
     from webinar.sfu.consumer import Consumer, ConsumerLayout
     from webinar.sfu.estimator import BandwidthEstimator
 
-    loop = asyncio.get_running_loop()
-    policy = pylibsrtp.Policy(
-        key=os.urandom(28),
-        ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
-        srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM,
-    )
-    conn = types.SimpleNamespace()
-    _, protocol = await loop.create_datagram_endpoint(
-        lambda: aioice.ice.StunProtocol(conn),  # type: ignore[arg-type]
-        local_addr=("127.0.0.1", 0),
-    )
-    conn._nominated = {1: types.SimpleNamespace(protocol=protocol, remote_addr=addr)}
-    ice = types.SimpleNamespace(iceGatherer=types.SimpleNamespace(_connection=conn))
-    dtls = types.SimpleNamespace(
-        _state=hooks._CONNECTED,
-        _tx_srtp=pylibsrtp.Session(policy),
-        transport=ice,
-        state="connected",
-    )
-    sender = types.SimpleNamespace(
-        transport=dtls,
-        _ssrc=100_000 + index,
-        _rtx_ssrc=200_000 + index,
-        _RTCRtpSender__rtcp_started=asyncio.Event(),
-        _RTCRtpSender__rtcp_exited=asyncio.Event(),
-    )
-    tap = hooks.SenderTap(types.SimpleNamespace(sender=sender))  # type: ignore[arg-type]
+    tap = await sender_tap(100_000 + index, 200_000 + index, addr)
     video = producer.kind is MediaKind.VIDEO
     consumer = Consumer(
         producer=producer,

@@ -99,8 +99,9 @@ class _Producer:
         pass
 
 
-async def make_consumer(index: int, addr: tuple[str, int]) -> Consumer:
-    """A consumer whose sink sends through a real SRTP session and UDP socket."""
+async def sender_tap(ssrc: int, rtx_ssrc: int, addr: tuple[str, int]) -> hooks.SenderTap:
+    """A sender tap that sends through a real SRTP session (AES-128-GCM) and UDP socket to
+    ``addr``: stand-ins for the negotiated DTLS/ICE around it (also benchmarks/broadcast.py's)."""
     loop = asyncio.get_running_loop()
     policy = pylibsrtp.Policy(
         key=os.urandom(28),
@@ -122,12 +123,17 @@ async def make_consumer(index: int, addr: tuple[str, int]) -> Consumer:
     )
     sender = types.SimpleNamespace(
         transport=dtls,
-        _ssrc=1000 + index,
-        _rtx_ssrc=2000 + index,
+        _ssrc=ssrc,
+        _rtx_ssrc=rtx_ssrc,
         _RTCRtpSender__rtcp_started=asyncio.Event(),
         _RTCRtpSender__rtcp_exited=asyncio.Event(),
     )
-    tap = hooks.SenderTap(types.SimpleNamespace(sender=sender))  # type: ignore[arg-type]
+    return hooks.SenderTap(types.SimpleNamespace(sender=sender))  # type: ignore[arg-type]
+
+
+async def make_consumer(index: int, addr: tuple[str, int]) -> Consumer:
+    """A consumer whose sink sends through a real SRTP session and UDP socket."""
+    tap = await sender_tap(1000 + index, 2000 + index, addr)
     consumer = Consumer(
         producer=_Producer(),  # type: ignore[arg-type]
         tap=tap,
