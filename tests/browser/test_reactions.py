@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
 import pytest
 from playwright.async_api import expect
 
 from tests.browser.support import OpenPage, join_attendee, join_presenter
-from tests.helpers import RunningServer
+from tests.helpers import RunningServer, running_server
+from tests.protocol.test_reactions import one_address_config
+from webinar.client.peer import SignallingClient
 
 pytestmark = pytest.mark.browser
+
+CROWD = 200
+
+
+@pytest.fixture
+async def big_server(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    """A server that takes the crowd's 200 sockets from one address."""
+    async with running_server(tmp_path / "data", one_address_config(tmp_path)) as srv:
+        yield srv
 
 
 async def test_an_attendees_clap_floats_over_everyones_stage(
@@ -61,3 +77,55 @@ async def test_an_attendees_clap_floats_over_everyones_stage(
     await ann.keyboard.press("Escape")
     await expect(picker).to_be_hidden()
     await expect(toggle).to_be_focused()
+
+
+async def test_200_people_clapping_reach_a_browser_in_a_few_messages_a_second(
+    big_server: RunningServer, open_page: OpenPage
+) -> None:
+    server = big_server
+    event = await server.create_event("Keynote")
+    page = await open_page("watcher")
+    await join_attendee(page, server, event, "Wendy Watcher")
+    # the page notes when each `reactions` message arrives, and what it counts
+    await page.evaluate(
+        """() => {
+          window.__reactionMessages = [];
+          window.__webinar.connection.addEventListener("server-message", (event) => {
+            const m = event.detail;
+            if (m.type === "reactions") {
+              const n = Object.values(m.counts).reduce((a, b) => a + b, 0);
+              window.__reactionMessages.push({at: performance.now(), n});
+            }
+          });
+        }"""
+    )
+    url = server.base_url.replace("http", "ws") + "/ws"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        crowd = [SignallingClient(http, url) for _ in range(CROWD)]
+
+        async def join(i: int) -> None:
+            await crowd[i].connect()
+            await crowd[i].request("hello", protocol=1)
+            await crowd[i].request("join", event_id=event.event_id, name=f"Fan {i}")
+
+        try:
+            for start in range(0, CROWD, 25):
+                await asyncio.gather(*(join(i) for i in range(start, start + 25)))
+            # everyone claps 6 times over 1.2 s, all at once
+            for _round in range(6):
+                await asyncio.gather(
+                    *(c.send({"type": "react", "reaction": "clap"}) for c in crowd)
+                )
+                await asyncio.sleep(0.2)
+            await page.wait_for_function(
+                "window.__reactionMessages.reduce((a, m) => a + m.n, 0) >= 1200"
+            )
+        finally:
+            await asyncio.gather(*(c.close() for c in crowd), return_exceptions=True)
+    messages = await page.evaluate("window.__reactionMessages")
+    assert sum(m["n"] for m in messages) == CROWD * 6  # every clap counted once
+    times = [m["at"] for m in messages]
+    for k, at in enumerate(times):  # at most ~5 a second, however many clap
+        assert sum(1 for t in times[k:] if t < at + 1000) <= 5, times
+    # and the page keeps the number of floating emoji bounded
+    assert await page.get_by_test_id("reaction-float").count() <= 40
