@@ -5,7 +5,9 @@ plainly; the engagement export counts each person's."""
 from __future__ import annotations
 
 import asyncio
+import csv
 import dataclasses
+import io
 import time
 from pathlib import Path
 from typing import Any
@@ -14,10 +16,12 @@ import aiohttp
 
 from tests import helpers, protocol_fixtures
 from tests.helpers import RunningServer, running_server
+from tests.protocol.test_dashboard import add_user, sign_in
 from tests.protocol_fixtures import refused
 from webinar.app import ATTENDANCE
 from webinar.client.peer import SignallingClient
 from webinar.config import Config
+from webinar.ids import format_event_id
 from webinar.rooms.reactions import REACTION_BURST, REACTIONS_INTERVAL
 
 CLIENTS = 200
@@ -140,12 +144,20 @@ async def test_a_bad_reaction_and_a_flood_are_refused_plainly(
 async def test_the_engagement_export_counts_each_persons_reactions(
     server: RunningServer, people: list[helpers.Person]
 ) -> None:
-    event = await server.create_event()
+    add_user(server, "olga")
+    with server.store.connect_sync() as sync:
+        owner = sync.get_user_by_name("olga")
+        assert owner is not None
+        event = sync.create_event("Launch", None, owner_id=owner.user_id)
     ann = await enter(server, people, event, "Ann", client_id="browser-ann")
     bob = await enter(server, people, event, "Bob", client_id="browser-bob")
     for reaction in ("clap", "clap", "heart", "clap"):
         await ann.request("react", reaction=reaction)
     await bob.request("react", reaction="party")
+    # Ann reloads her page: a new participant, the same person
+    await ann.request("leave")
+    ann = await enter(server, people, event, "Ann", client_id="browser-ann")
+    await ann.request("react", reaction="clap")
     # everyone leaves: the room closes and writes what it counted
     await ann.request("leave")
     await bob.request("leave")
@@ -159,10 +171,25 @@ async def test_the_engagement_export_counts_each_persons_reactions(
     deadline = time.monotonic() + 10
     while True:
         by_name = await rows()
-        if by_name.get("Ann", {}).get("reactions_sent") == 4:
+        if by_name.get("Ann", {}).get("reactions_sent") == 5:
             break
         assert time.monotonic() < deadline, by_name
         await asyncio.sleep(0.1)
-    assert by_name["Ann"]["reactions_kinds"] == "👏 3 | ❤️ 1"
+    assert by_name["Ann"]["reactions_kinds"] == "👏 4 | ❤️ 1"
     assert by_name["Bob"]["reactions_sent"] == 1
     assert by_name["Bob"]["reactions_kinds"] == "🎉 1"
+    # the CSV export and the statistics page show them
+    http = await sign_in(server, "olga")
+    try:
+        base, display = server.base_url, format_event_id(event.event_id)
+        async with http.get(f"{base}/dashboard/events/{display}/export.csv") as resp:
+            table = list(csv.DictReader(io.StringIO(await resp.text())))
+        ann_row = next(r for r in table if r["name"] == "Ann")
+        assert (ann_row["reactions_sent"], ann_row["reactions_kinds"]) == ("5", "👏 4 | ❤️ 1")
+        async with http.get(
+            f"{base}/dashboard/events/{display}/stats", headers={"Accept-Language": "en"}
+        ) as resp:
+            html = await resp.text()
+        assert 'data-testid="attendee-reactions" title="👏 4 | ❤️ 1">5<' in html
+    finally:
+        await http.close()
