@@ -16,6 +16,7 @@ import aiohttp
 
 from tests import helpers, protocol_fixtures
 from tests.helpers import RunningServer, running_server
+from tests.metrics_support import value
 from tests.protocol.test_dashboard import add_user, sign_in
 from tests.protocol_fixtures import refused
 from webinar.app import ATTENDANCE
@@ -139,6 +140,8 @@ async def test_a_bad_reaction_and_a_flood_are_refused_plainly(
     await eventually(counted, within=5.0)  # the refused ones were not counted
     await asyncio.sleep(0.5)
     assert counted()
+    async with aiohttp.ClientSession() as http, http.get(server.base_url + "/metrics") as resp:
+        assert value(await resp.text(), "webinar_reactions_total") == REACTION_BURST + 1
 
 
 async def test_the_engagement_export_counts_each_persons_reactions(

@@ -32,3 +32,4 @@ async def on_react(session: Session, msg: s.React) -> None:
     current = room.state.participants.get(me.participant_id, me)
     reactions = room.reactions
     reactions.react(current, person_key(room, me.participant_id), msg.reaction, reactions.now())
+    session.services.interaction.count("reactions", 1)
