@@ -73,6 +73,7 @@ from webinar.recordings.library import MIB, RecordingService
 from webinar.recordings.sharing import Publisher
 from webinar.rooms.live import LiveRoom
 from webinar.rooms.manager import RoomManager, RoomObserver
+from webinar.rooms.reactions import remote_counts
 from webinar.rooms.reasons import ByeReason
 from webinar.rooms.roles import Role
 from webinar.rooms.state import Phase, RoomEvent
@@ -526,6 +527,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         WebhookEvent(kind), data, event_id=event_id
     )
     followup = app[FOLLOWUP]
+    interaction = InteractionService(store, app[METRICS].count_interaction)
     rooms = RoomManager(
         router_config(config),
         max_participants=config.rooms.max_participants,
@@ -534,6 +536,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         recording_hooks=app[RECORDINGS],
         media_totals=app[METRICS].media,
         broadcast=app[BROADCAST].driver,
+        save_reactions=interaction.save_reactions,
     )
     app[ROOMS] = rooms
     metrics = app[METRICS]
@@ -545,7 +548,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         max_message_bytes=config.signalling.max_message_bytes,
         hello_timeout=config.signalling.hello_timeout_seconds,
         ticketing=app[TICKETING],
-        interaction=InteractionService(store, metrics.count_interaction),
+        interaction=interaction,
         stage=app[STAGE],
         # Each participant's pass names them: their downloads count (the engagement export).
         content_pass=lambda event_id, who: app[CONTENT_ACCESS].issue(event_id, who=who)[0],
@@ -748,6 +751,31 @@ async def _join_peers(app: web.Application) -> contextlib.AsyncExitStack:
 
     app[INTERACTION_HTTP].tell_others = clicked_here
     bus.on("cta-clicked", clicked_elsewhere)
+
+    # Reactions: each worker's window of a room goes to the room's other workers (those with
+    # people there), which add it to their next burst: one bus message per worker a window.
+    async def tell_reactions(room_id: str, workers: list[int], counts: dict[str, int]) -> None:
+        for other in workers:
+            try:
+                await bus.send(other, "reactions", {"event": room_id, "counts": counts})
+            except BusError:
+                logger.debug("could not tell worker %d of reactions", other)
+
+    def reactions_here(room: LiveRoom, counts: dict[str, int]) -> None:
+        workers = sorted(set(room.worker_of.values()) - {peers.worker_id})
+        if not workers:
+            return
+        task = asyncio.get_running_loop().create_task(tell_reactions(room.room_id, workers, counts))
+        telling.add(task)
+        task.add_done_callback(telling.discard)
+
+    async def reactions_elsewhere(body: dict[str, Any], _sender: int) -> None:
+        room = services.rooms.get(str(body.get("event")))
+        if room is not None and not room.closed:
+            room.reactions.merge(remote_counts(body.get("counts")))
+
+    services.rooms.relay_reactions = reactions_here
+    bus.on("reactions", reactions_elsewhere)
     # A PATCH or DELETE of a WHIP/WHEP session reaches the worker that holds it.
     media_sessions = app[MEDIA_SESSIONS]
 

@@ -198,6 +198,11 @@ def populate(core: SyncStore) -> list[str]:
         " VALUES (?, ?, ?, ?, ?)",
         (eid, "cnt_" + "ab" * 12, "slides.pdf", "client:ann", 1700000000.25),
     )
+    # her reactions in the room, counted (the engagement export)
+    conn.execute(
+        "INSERT INTO reaction_counts (event_id, person_key, reaction, count) VALUES (?, ?, ?, ?)",
+        (eid, "client:ann", "clap", 12),
+    )
     # what the live room showed on stage (webinar.content.stage): the state, a page turn, a
     # whiteboard stroke's first part
     conn.execute(

@@ -62,6 +62,7 @@ def test_capability_table_covers_every_role() -> None:
         Capability.CHAT,
         Capability.ASK_QUESTION,
         Capability.ANSWER_POLL,
+        Capability.REACT,
     }
     for only_host in (Capability.PROMOTE, Capability.END_FOR_ALL):
         assert only_host not in ROLE_CAPABILITIES[Role.PRESENTER]

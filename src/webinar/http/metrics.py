@@ -97,6 +97,7 @@ INTERACTION_COUNTERS = {
     "question_votes": "Question upvotes given (a repeated vote does not count).",
     "poll_answers": "Answers to poll and test questions accepted (a re-answer counts again).",
     "cta_clicks": "Call-to-action clicks counted (within the per-attendee bound).",
+    "reactions": "Emoji reactions accepted (within the per-person limit).",
 }
 
 

@@ -267,6 +267,8 @@ def _engagement_cells(extra: dict[str, Any]) -> dict[str, Any]:
         "clicks": extra.get("cta_clicks", ""),
         "downloads": extra.get("files_downloaded", ""),
         "downloaded": extra.get("files_names", ""),
+        "reactions": extra.get("reactions_sent", ""),
+        "reaction_kinds": extra.get("reactions_kinds", ""),
     }
 
 

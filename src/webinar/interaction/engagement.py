@@ -23,6 +23,7 @@ from webinar.attendance.service import EngagementSource
 from webinar.i18n import N_
 from webinar.interaction import store as ist
 from webinar.rooms.polls import PollKind
+from webinar.rooms.reactions import EMOJI, REACTIONS
 from webinar.storage.store import SyncStore, transaction
 
 ANSWER_SUMMARY_MAX = 2000  # characters of the per-attendee answers cell (the detail file has all)
@@ -182,13 +183,44 @@ class FileSource:
         }
 
 
+class ReactionSource:
+    """Emoji reactions sent in the room (webinar.rooms.reactions), per person: how many in
+    all, and how many of each (``👏 12 | 👍 3``, most first)."""
+
+    name: str = "reactions"
+    columns: tuple[str, ...] = ("sent", "kinds")
+
+    def rows(self, db: SyncStore, event_id: str) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for key, counts in ist.reaction_totals(db, event_id).items():
+            order = sorted(
+                counts.items(),
+                key=lambda item: (
+                    -item[1],
+                    REACTIONS.index(item[0]) if item[0] in REACTIONS else 99,
+                ),
+            )
+            out[key] = {
+                "sent": sum(counts.values()),
+                "kinds": " | ".join(f"{EMOJI.get(r, r)} {n}" for r, n in order),
+            }
+        return out
+
+
 def _cap(text: str) -> str:
     return text if len(text) <= ANSWER_SUMMARY_MAX else text[: ANSWER_SUMMARY_MAX - 1] + "…"
 
 
 def sources() -> list[EngagementSource]:
     """The interaction tables joined into every engagement export, in column order."""
-    return [ChatSource(), QuestionSource(), PollSource(), CtaSource(), FileSource()]
+    return [
+        ChatSource(),
+        QuestionSource(),
+        PollSource(),
+        CtaSource(),
+        FileSource(),
+        ReactionSource(),
+    ]
 
 
 #: The detail files next to the engagement export: the interaction CSV exports.
@@ -205,9 +237,9 @@ DETAIL_FILES = (
 def delete_personal_data(db: SyncStore, event_id: str) -> dict[str, int]:
     """Delete what interaction keeps about people in one event: chat messages, questions
     (their votes go with them), poll and test answers, call-to-action clicks, file
-    downloads counted, chat mutes and the published question. The organiser's content
-    stays: prepared polls and tests, their images, the calls-to-action shown, the files.
-    One transaction: all or nothing."""
+    downloads counted, reactions counted, chat mutes and the published question. The
+    organiser's content stays: prepared polls and tests, their images, the calls-to-action
+    shown, the files. One transaction: all or nothing."""
     conn = db.connection
     counts: dict[str, int] = {}
     with transaction(conn, immediate=True):
@@ -233,6 +265,9 @@ def delete_personal_data(db: SyncStore, event_id: str) -> dict[str, int]:
         ).rowcount
         counts["content_downloads"] = conn.execute(
             "DELETE FROM content_downloads WHERE event_id = ?", (event_id,)
+        ).rowcount
+        counts["reaction_counts"] = conn.execute(
+            "DELETE FROM reaction_counts WHERE event_id = ?", (event_id,)
         ).rowcount
         conn.execute(
             "UPDATE interaction_settings SET chat_muted = '[]', published_question_id = NULL"

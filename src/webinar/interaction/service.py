@@ -176,6 +176,13 @@ class InteractionService:
         kept = tuple(answers)
         await self._store.run(lambda core: ist.save_answers(core, kept))
 
+    # reactions
+
+    async def save_reactions(self, event_id: str, counts: dict[tuple[str, str], int]) -> None:
+        """A batch of per-person reaction counts (webinar.rooms.reactions), added up."""
+        batch = dict(counts)
+        await self._store.run(lambda core: ist.add_reactions(core, event_id, batch))
+
     # calls-to-action
 
     async def prepared_cta(self, event_id: str, prepared_id: str) -> ct.PreparedCta | None:

@@ -268,6 +268,32 @@ def save_answers(core: SyncStore, answers: tuple[Answer, ...]) -> None:
         )
 
 
+# ----------------------------------------------------------------------------- reactions
+
+
+def add_reactions(core: SyncStore, event_id: str, counts: Mapping[tuple[str, str], int]) -> None:
+    """Add a batch of per-person reaction counts ({(person key, reaction): n}) to the totals."""
+    conn = core.connection
+    with transaction(conn, immediate=True):
+        conn.executemany(
+            "INSERT INTO reaction_counts (event_id, person_key, reaction, count)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (event_id, person_key, reaction)"
+            " DO UPDATE SET count = reaction_counts.count + excluded.count",
+            [(event_id, key, reaction, n) for (key, reaction), n in counts.items() if n > 0],
+        )
+
+
+def reaction_totals(core: SyncStore, event_id: str) -> dict[str, dict[str, int]]:
+    """{person key: {reaction: count}} of one event."""
+    out: dict[str, dict[str, int]] = {}
+    for key, reaction, n in core.connection.execute(
+        "SELECT person_key, reaction, count FROM reaction_counts WHERE event_id = ?",
+        (event_id,),
+    ):
+        out.setdefault(str(key), {})[str(reaction)] = int(n)
+    return out
+
+
 # ----------------------------------------------------------------------------- CTA
 
 

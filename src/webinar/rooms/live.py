@@ -51,6 +51,7 @@ from .ops import (
     stream_from,
     stream_json,
 )
+from .reactions import RoomReactions, SaveReactions
 from .reasons import ByeReason
 from .recording import RecordingHooks, RoomRecording, StageComposer
 from .roles import Role
@@ -226,6 +227,7 @@ class LiveRoom:
         on_event: Callable[[RoomEvent], None] | None = None,
         recording_hooks: RecordingHooks | None = None,
         broadcast: Callable[[LiveRoom], BroadcastDriver] | None = None,
+        save_reactions: SaveReactions | None = None,
     ) -> None:
         self.room_id = room_id
         self.router = router
@@ -269,6 +271,8 @@ class LiveRoom:
         self.roster = RoomRoster(
             lambda: self.state.participants, self._connected_peers, self._peer_of
         )
+        #: Emoji reactions: limited per person, sent as counts per interval to everyone.
+        self.reactions = RoomReactions(room_id, self._connected_peers, save=save_reactions)
         #: The stage composed for the recording, the live stream out and HLS; it runs on the
         #: worker that records (see ``records``).
         self.broadcast = broadcast(self) if broadcast is not None else None
@@ -1247,6 +1251,7 @@ class LiveRoom:
         self.closed = True
         self.interaction.close()
         self.roster.close()
+        await self.reactions.close()
         await stop_task(self._ticker)
         members = list(self._members.values())
         self._members.clear()

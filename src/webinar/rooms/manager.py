@@ -13,6 +13,7 @@ from webinar.i18n import _, ngettext
 from webinar.sfu import MediaTotals, Router, RouterConfig
 
 from .live import BroadcastDriver, LiveRoom, Relays, Replicator
+from .reactions import RelayReactions, SaveReactions
 from .recording import RecordingHooks
 from .state import RESUME_GRACE, Phase, RoomError, RoomErrorCode, RoomEvent, RoomState
 
@@ -59,6 +60,7 @@ class RoomManager:
         recording_hooks: RecordingHooks | None = None,
         media_totals: MediaTotals | None = None,
         broadcast: Callable[[LiveRoom], BroadcastDriver] | None = None,
+        save_reactions: SaveReactions | None = None,
     ) -> None:
         #: What every room's media moved since the start (counted in /metrics).
         self.media_totals = media_totals if media_totals is not None else MediaTotals()
@@ -67,6 +69,10 @@ class RoomManager:
         self._observer = observer
         self._recording_hooks = recording_hooks
         self._broadcast = broadcast
+        self._save_reactions = save_reactions
+        #: With several workers (set by the app): a room's reactions counted here, handed to
+        #: the room's other workers as (room, counts).
+        self.relay_reactions: Callable[[LiveRoom, dict[str, int]], None] | None = None
         self._max_participants = max_participants
         self._answer_timeout = answer_timeout
         self._resume_grace = resume_grace
@@ -130,7 +136,10 @@ class RoomManager:
                 ),
                 recording_hooks=self._recording_hooks,
                 broadcast=self._broadcast,
+                save_reactions=self._save_reactions,
             )
+            if self.relay_reactions is not None:
+                room.reactions.relay = _relay_for(room, self.relay_reactions)
             self._rooms[room_id] = room
             if self.replication is not None:
                 self._attach(room, self.replication)
@@ -217,3 +226,7 @@ class RoomManager:
         await asyncio.gather(*(r.close() for r in rooms), return_exceptions=True)
         for room in rooms:
             self._closed(room)
+
+
+def _relay_for(room: LiveRoom, relay: Callable[[LiveRoom, dict[str, int]], None]) -> RelayReactions:
+    return lambda counts: relay(room, counts)

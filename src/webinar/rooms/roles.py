@@ -35,6 +35,7 @@ class Capability(enum.StrEnum):
     ANSWER_POLL = "answer-poll"
     RUN_POLLS = "run-polls"  # prepare, launch, close, show results, see live results
     RUN_CTA = "run-cta"  # show and close a call-to-action
+    REACT = "react"  # send emoji reactions (webinar.rooms.reactions)
     RECORD = "record"  # start and stop the room's recording
     STREAM_OUT = "stream-out"  # start and stop the live stream out (RTMP to YouTube etc.)
     # Content on stage: presentation, shared video, files offered, whiteboard, layout.
@@ -58,6 +59,7 @@ _PRESENTER = frozenset(
         Capability.MANAGE_QA,
         Capability.RUN_POLLS,
         Capability.RUN_CTA,
+        Capability.REACT,
         Capability.RECORD,
         Capability.STREAM_OUT,
         Capability.SHOW_CONTENT,
@@ -74,6 +76,7 @@ ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
             Capability.CHAT,
             Capability.ASK_QUESTION,
             Capability.ANSWER_POLL,
+            Capability.REACT,
         }
     ),
 }

@@ -318,6 +318,14 @@ class Leave:
 
 
 @dataclass(frozen=True, slots=True)
+class React:
+    """An emoji reaction (webinar.rooms.reactions): floats over everyone's stage."""
+
+    type: ClassVar[str] = "react"
+    reaction: Literal["thumbs-up", "clap", "heart", "laugh", "wow", "party"]
+
+
+@dataclass(frozen=True, slots=True)
 class ChatSend:
     type: ClassVar[str] = "chat-send"
     text: str = field(metadata=_len(1, MAX_CHAT_CHARS))
@@ -665,6 +673,7 @@ ClientMessage = (
     | CtaClose
     | CtaLaunch
     | SyncInteraction
+    | React
     | StageLayout
     | PresentationShow
     | PresentationPage
@@ -709,6 +718,7 @@ CLIENT_MESSAGES: dict[str, type[Any]] = {
         Ping,
         SetLanguage,
         Leave,
+        React,
     )
 }
 CLIENT_MESSAGES.update({cls.type: cls for cls in INTERACTION_MESSAGES})
@@ -889,6 +899,16 @@ class ParticipantCount:
 
     type: ClassVar[str] = "participant-count"
     counts: ParticipantCounts
+
+
+@dataclass(frozen=True, slots=True)
+class Reactions:
+    """The room's reactions of one interval, to everyone, at most every
+    ``rooms.reactions.REACTIONS_INTERVAL``: ``counts`` by reaction (zeros left out)."""
+
+    type: ClassVar[str] = "reactions"
+    counts: dict[str, int]
+    interval: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -1329,6 +1349,7 @@ ServerMessage = (
     | ParticipantLeft
     | ParticipantUpdated
     | ParticipantCount
+    | Reactions
     | RosterDelta
     | Roster
     | StreamUpdated

@@ -27,6 +27,7 @@ from webinar.rooms.interaction import InteractionEvent
 from webinar.rooms.interaction_errors import InteractionError
 from webinar.rooms.live import LiveRoom, OfferedStream
 from webinar.rooms.manager import RoomManager
+from webinar.rooms.reactions import ReactionBurst
 from webinar.rooms.reasons import ByeReason
 from webinar.rooms.roles import Capability, Role
 from webinar.rooms.roster import Counts
@@ -43,6 +44,7 @@ from webinar.storage.records import Event, StoreUnavailable
 from webinar.ticketing import Grant, Refusal, Ticketing
 
 from . import interaction as ia
+from . import reactions as reactions_
 from . import roster
 from . import schema as s
 from . import stage as stage_handlers
@@ -649,6 +651,10 @@ class Session:
         if self.room is not None:
             self.send_frame(roster.count_message(counts))  # one encoding shared by all
 
+    def reactions(self, burst: ReactionBurst) -> None:
+        if self.room is not None:
+            self.send_frame(reactions_.burst_message(burst))  # one encoding shared by all
+
     def roster_delta(
         self,
         joined: list[Participant],
@@ -896,6 +902,8 @@ _HANDLERS: dict[type[Any], _Handler] = {
     s.CtaShow: ia.on_cta_show,
     s.CtaClose: ia.on_cta_close,
     s.CtaLaunch: ia.on_cta_launch,
+    # emoji reactions: counted per worker, not logged (signalling/reactions.py)
+    s.React: reactions_.on_react,
     # content on stage: layout, presentation, video, files, whiteboard (signalling/stage.py)
     **stage_handlers.HANDLERS,
 }

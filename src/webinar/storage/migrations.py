@@ -884,6 +884,18 @@ MIGRATIONS: tuple[str | Migration, ...] = (
         updated_at TEXT NOT NULL
     );
     """,
+    # 25: emoji reactions sent in an event's room (webinar.rooms.reactions), per person and
+    # reaction, for the engagement export: counts added in batches (one row each, summed);
+    # person_key is attendance's (webinar.rooms.state.person_key_for).
+    """
+    CREATE TABLE reaction_counts (
+        event_id   TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        person_key TEXT NOT NULL CHECK (length(person_key) BETWEEN 1 AND 200),
+        reaction   TEXT NOT NULL CHECK (length(reaction) BETWEEN 1 AND 40),
+        count      INTEGER NOT NULL CHECK (count >= 0),
+        PRIMARY KEY (event_id, person_key, reaction)
+    );
+    """,
 )
 
 

@@ -15,6 +15,7 @@
 //   panel.js     the side panel: tabs and the people list
 //   status.js    the top bar: connection, quality, tier, badges, reconnecting
 //   notices.js   the toasts about what happens in the room
+//   reactions.js the attendees' React button and the emoji floating over the stage
 // Chat, Q&A, polls and calls to action are interaction.js's; the messages to a site that
 // embeds the room (webinar:joined, …) embed.js's.
 // window.__webinar exposes the live connection for tests and debugging.
@@ -36,6 +37,7 @@ import { ACCESS, ENDED, EVENT_ID, JOIN_TOKEN, PAGE_ROLE, PRESENTER_KEY, REGISTRA
 import { SidePanel } from "./room/panel.js";
 import { Prejoin } from "./room/prejoin.js";
 import { Publisher } from "./room/publish.js";
+import { Reactions } from "./room/reactions.js";
 import { askRating } from "./room/rating.js";
 import { Stage } from "./room/stage.js";
 import { StatusBar } from "./room/status.js";
@@ -178,6 +180,8 @@ class Room {
       presenterKey: PRESENTER_KEY ?? JOIN_TOKEN,
       eventId: EVENT_ID,
     });
+    /** Emoji reactions: the attendees' React button, everyone's floating emoji (room/reactions.js). */
+    this.reactions = new Reactions();
     /** The whiteboard on stage (room/whiteboard.js). */
     this.whiteboard = new Whiteboard(this.content, {
       people: this.panel.people,
@@ -367,6 +371,7 @@ class Room {
     this.renderRoom();
     this.renderLocal();
     this.interaction.joined(this.role); // shows the chat, Q&A and polls tabs at once
+    this.reactions.setAvailable(!this.staff);
     if (first && !this.staff) this.panel.selectTab(byId("tab-chat"));
   }
 
@@ -374,6 +379,7 @@ class Room {
   wire(conn) {
     this.interaction.attach(conn);
     this.content.attach(conn);
+    this.reactions.attach(conn);
     /**
      * @param {string} type
      * @param {(detail: any) => void} handler
@@ -594,6 +600,7 @@ class Room {
   onRoleChanged(role) {
     this.role = role;
     this.interaction.setRole(role);
+    this.reactions.setAvailable(!isStaff(role));
     byId("room").dataset.role = role;
     if (isStaff(role)) {
       this.notices.roleChanged(true);
