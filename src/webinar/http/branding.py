@@ -1,0 +1,160 @@
+"""Branding over HTTP: the images (``GET /branding/{image_id}``), the effective brand of an
+event for the pages (:func:`event_brand`), and the changes the API and the dashboard share
+(:class:`BrandingService`). docs/api.md ("Branding") documents the contract."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from webinar.content import branding as images
+from webinar.content.branding import ImageKind, ImageRefused
+from webinar.http.site import Pages, route
+from webinar.storage import branding as b
+from webinar.storage.db import transaction
+from webinar.storage.store import Event, Store, SyncStore
+
+
+async def event_brand(store: Store, event: Event) -> b.Brand:
+    """The event's effective brand (its settings over its owner's over the product's)."""
+    event_id, owner_id = event.event_id, event.owner_id
+    return await store.run(lambda core: b.sql_brand(core.connection, event_id, owner_id))
+
+
+def origin_of(link: str) -> str | None:
+    """``scheme://host[:port]`` of an absolute link (None for anything else)."""
+    scheme, sep, rest = link.partition("://")
+    if not sep or scheme not in ("http", "https"):
+        return None
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Whose branding: an organiser's (``user_id``) or an event's (``event_id``)."""
+
+    user_id: int | None = None
+    event_id: str | None = None
+
+
+@dataclass
+class BrandingService:
+    store: Store
+    folder: Path
+
+    async def get(self, scope: Scope) -> b.Branding:
+        def read(core: SyncStore) -> b.Branding | None:
+            if scope.event_id is not None:
+                return b.sql_event_branding(core.connection, scope.event_id)
+            assert scope.user_id is not None
+            return b.sql_user_branding(core.connection, scope.user_id)
+
+        return await self.store.run(read) or b.Branding()
+
+    async def _put(self, scope: Scope, change: dict[str, Any]) -> b.Branding:
+        """Apply ``change`` (field -> value, None clears) in one transaction."""
+
+        def write(core: SyncStore) -> b.Branding:
+            db = core.connection
+            with transaction(db, immediate=True):
+                if scope.event_id is not None:
+                    now = b.sql_event_branding(db, scope.event_id) or b.Branding()
+                    return b.sql_put_event_branding(db, scope.event_id, replace(now, **change))
+                assert scope.user_id is not None
+                now = b.sql_user_branding(db, scope.user_id) or b.Branding()
+                return b.sql_put_user_branding(db, scope.user_id, replace(now, **change))
+
+        return await self.store.run(write)
+
+    async def set_fields(
+        self, scope: Scope, *, accent_colour: Any = ..., organiser_name: Any = ...
+    ) -> b.Branding:
+        """Set the texts; ``...`` leaves a field, None or "" clears it. Everything is checked
+        before anything is written (:class:`~webinar.storage.branding.BrandingError`)."""
+        change: dict[str, Any] = {}
+        if accent_colour is not ...:
+            change["accent_colour"] = (
+                b.parse_colour(accent_colour) if accent_colour not in (None, "") else None
+            )
+        if organiser_name is not ...:
+            change["organiser_name"] = (
+                None if organiser_name is None else b.clean_organiser_name(organiser_name)
+            )
+        return await self._put(scope, change)
+
+    async def set_image(self, scope: Scope, kind: ImageKind, body: bytes) -> b.Branding:
+        """Validate, re-encode and keep ``body`` as the logo or background (refusals:
+        :class:`~webinar.content.branding.ImageRefused`)."""
+        image_id = await asyncio.to_thread(images.save, self.folder, body, kind)
+        return await self._put(scope, {f"{kind.value}_id": image_id})
+
+    async def clear_image(self, scope: Scope, kind: ImageKind) -> b.Branding:
+        return await self._put(scope, {f"{kind.value}_id": None})
+
+    async def effective(self, scope: Scope) -> b.Brand:
+        """What the scope's pages show: an event's over its owner's; an organiser's alone."""
+        if scope.event_id is not None:
+            event = await self.store.get_event(scope.event_id)
+            assert event is not None
+            return await event_brand(self.store, event)
+        return b.effective(await self.get(scope), None)
+
+    async def as_json(self, scope: Scope) -> dict[str, Any]:
+        """The API's answer: this level's settings, the effective brand and its contrast."""
+        own = await self.get(scope)
+        brand = await self.effective(scope)
+        return {
+            "accent_colour": own.accent_colour,
+            "organiser_name": own.organiser_name,
+            "logo_url": b.image_url(own.logo_id),
+            "background_url": b.image_url(own.background_id),
+            "updated_at": own.updated_at,
+            "effective": brand.as_json(),
+            "contrast": brand.contrast.as_json(),
+        }
+
+
+async def read_image_body(request: web.Request) -> bytes:
+    """The raw body, refused past :data:`~webinar.content.branding.MAX_BYTES` while reading."""
+    declared = request.content_length
+    if declared is not None and declared > images.MAX_BYTES:
+        raise images.too_large()
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > images.MAX_BYTES:
+            raise images.too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@dataclass
+class BrandingFiles(Pages):
+    """``GET /branding/{image_id}``: a branding image, public (registration pages and e-mails
+    show it to anyone), served only from its validated id, never sniffed."""
+
+    folder: Path
+
+    @route("GET", "/branding/{image_id}")
+    async def image(self, request: web.Request) -> web.StreamResponse:
+        image_id = request.match_info["image_id"]
+        path = images.path_of(self.folder, image_id)
+        if path is None or not await asyncio.to_thread(path.is_file):
+            raise web.HTTPNotFound()
+        return web.FileResponse(
+            path,
+            headers={
+                "Content-Type": images.content_type(image_id),
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'none'",
+                "Cache-Control": "public, max-age=31536000, immutable",
+            },
+        )
+
+
+__all__ = ["BrandingFiles", "BrandingService", "ImageRefused", "Scope", "event_brand"]
