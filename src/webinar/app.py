@@ -50,7 +50,7 @@ from webinar.http.api import MIDDLEWARES as API_MIDDLEWARES
 from webinar.http.api import Api, setup_api
 from webinar.http.api.auth import Authenticator
 from webinar.http.auth import SignIn, login_limiter
-from webinar.http.branding import BrandingFiles, BrandingService
+from webinar.http.branding import BrandingFiles, BrandingPages, BrandingService
 from webinar.http.content import ContentAccess, ContentPages
 from webinar.http.dashboard import Dashboard
 from webinar.http.embed import EmbedPages
@@ -290,6 +290,7 @@ def create_app(
     app.router.add_routes(language.LanguageRoutes().routes())
     app[BRANDING] = BrandingService(app[STORE], config.shared_dir / "branding")
     app.router.add_routes(BrandingFiles(config.shared_dir / "branding").routes())
+    app.router.add_routes(BrandingPages(site, app[BRANDING]).routes())
     app.router.add_routes(EventPages(site, embed_origins=config.http.embed_origins).routes())
     app.router.add_static("/static/", root / "static", append_version=True)
     tickets = setup_ticketing(
