@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import RunningServer, make_config, running_server
+from tests.protocol.test_dashboard import add_user, csrf_of, schedule, sign_in
 from tests.protocol.test_ticketing import submit_registration, visitor_session
 from tests.protocol.test_ticketing_api import user_with_token
 from webinar.config import TicketingConfig
@@ -188,3 +189,93 @@ async def test_branding_reaches_the_pages_and_the_e_mails(server: RunningServer)
         ) as resp:
             got = await resp.json()
         assert got["logo_url"] is None and got["effective"]["logo_url"] == owner_logo
+
+
+def branding_form(csrf: str, **fields: str | bytes) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    form.add_field("csrf", csrf)
+    for name, value in fields.items():
+        if isinstance(value, bytes):
+            form.add_field(
+                name, io.BytesIO(value), filename=f"{name}.png", content_type="image/png"
+            )
+        else:
+            form.add_field(name, value)
+    return form
+
+
+@pytest.fixture
+async def plain_server(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    async with running_server(tmp_path / "data") as srv:
+        yield srv
+
+
+async def test_the_dashboard_sets_branding_and_warns_about_contrast(
+    plain_server: RunningServer,
+) -> None:
+    server = plain_server
+    add_user(server, "olga")
+    add_user(server, "ivan")
+    http = await sign_in(server, "olga")
+    other = await sign_in(server, "ivan")
+    try:
+        event_id = await schedule(http, server.base_url, title="Launch")
+        page_url = f"{server.base_url}/dashboard/events/{event_id}/branding"
+        async with http.get(f"{server.base_url}/dashboard/events/{event_id}") as resp:
+            assert f'/dashboard/events/{event_id}/branding"' in await resp.text()
+        async with http.get(page_url) as resp:
+            assert resp.status == 200
+            page = await resp.text()
+        assert 'data-testid="branding-form"' in page
+        assert 'data-testid="branding-contrast-warning"' not in page
+        csrf = csrf_of(page)
+
+        # colour, name and a 2 MiB-plus logo (more than the app's 1 MiB form limit)
+        big = png(size=(1200, 1200))
+        noisy = io.BytesIO()
+        Image.effect_noise((1100, 1100), 90).convert("RGB").save(noisy, "PNG")
+        assert len(noisy.getvalue()) > 1024 * 1024
+        form = branding_form(
+            csrf, accent_colour="#0B6E4F", organiser_name="Acme Academy", logo=noisy.getvalue()
+        )
+        async with http.post(page_url, data=form, allow_redirects=False) as resp:
+            assert resp.status == 303, await resp.text()
+            assert resp.headers["Location"].endswith("/branding?notice=saved")
+        async with http.get(page_url) as resp:
+            page = await resp.text()
+        assert 'value="#0b6e4f"' in page and 'data-testid="branding-logo-preview"' in page
+        assert 'data-testid="branding-contrast-warning"' not in page
+
+        # a bad file and a bad colour are refused with the reason and change nothing
+        form = branding_form(csrf, accent_colour="#0b6e4f", logo=b"%PDF-1.4 not a picture")
+        async with http.post(page_url, data=form) as resp:
+            assert resp.status == 400
+            assert 'data-testid="branding-error"' in await resp.text()
+        form = branding_form(csrf, accent_colour="teal", logo=big)
+        async with http.post(page_url, data=form) as resp:
+            assert resp.status == 400
+            assert "hex colour" in await resp.text()
+        async with http.get(page_url) as resp:
+            assert 'value="#0b6e4f"' in await resp.text()
+
+        # a low-contrast colour is kept and warned about
+        form = branding_form(csrf, accent_colour="#ffcc00", organiser_name="Acme Academy")
+        async with http.post(page_url, data=form) as resp:
+            page = await resp.text()
+        assert 'data-testid="branding-contrast-warning"' in page and "#ffcc00" in page
+        assert 'data-testid="branding-logo-preview"' in page  # the logo stays
+
+        # without the CSRF token nothing changes; another organiser does not reach it
+        form = branding_form("nope", accent_colour="#000000")
+        async with http.post(page_url, data=form) as resp:
+            assert resp.status == 403
+        async with other.get(page_url, allow_redirects=False) as resp:
+            assert resp.status == 404
+
+        # the account's own page
+        async with http.get(f"{server.base_url}/dashboard/branding") as resp:
+            assert resp.status == 200
+            assert 'data-testid="branding-form"' in await resp.text()
+    finally:
+        await http.close()
+        await other.close()

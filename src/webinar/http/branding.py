@@ -204,6 +204,13 @@ async def read_branding_form(request: web.Request) -> tuple[dict[str, str], dict
     would refuse a 5 MiB logo): texts and files (``logo``, ``background``; empty: none)."""
     texts: dict[str, str] = {}
     files: dict[str, bytes] = {}
+    if request.content_type != "multipart/form-data":  # a form without a file field
+        posted = await request.post()
+        for name, value in posted.items():
+            if name not in _TEXT_FIELDS or not isinstance(value, str):
+                raise web.HTTPBadRequest(text=_("The form is not what this page sends."))
+            texts[name] = value[: _TEXT_FIELDS[name]]
+        return texts, files
     reader = await request.multipart()
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader) or part.name is None:
