@@ -6,9 +6,9 @@ else the product's own, applies). :func:`effective` merges the two into the :cla
 pages and e-mails use.
 
 Contrast (WCAG 2.x): text on the accent colour is always white (:data:`TEXT_ON_ACCENT`, what
-the product's buttons and the e-mails' buttons use), and accent-coloured links sit on the white
-page of the registration page and the e-mails, so one figure, the contrast ratio of the accent
-colour against white, says whether both are readable. Below :data:`AA_NORMAL_TEXT` (4.5:1, AA
+the pages' primary buttons use), so one figure, the contrast ratio of the accent colour against
+white, says whether it is readable (the same figure holds for the accent on the e-mails' white
+page). Below :data:`AA_NORMAL_TEXT` (4.5:1, AA
 for normal text) the organiser is warned (:func:`contrast_warning`); the colour is kept anyway:
 it is the organiser's brand.
 
@@ -21,9 +21,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from webinar.i18n import _
+from webinar.i18n import _, format_number
 from webinar.storage.db import Database
 
 #: The product's own accent (web/static/css, the e-mail buttons).
@@ -99,9 +100,14 @@ class Contrast:
             return None
         return _(
             "White text on the accent colour %(colour)s has a contrast of only %(ratio)s:1;"
-            " WCAG AA asks for at least 4.5:1. Choose a darker colour so buttons and links"
-            " stay readable."
-        ) % {"colour": self.accent_colour, "ratio": f"{self.ratio:.2f}"}
+            " WCAG AA asks for at least 4.5:1. Choose a darker colour so the text on buttons"
+            " stays readable."
+        ) % {"colour": self.accent_colour, "ratio": self.ratio_text}
+
+    @property
+    def ratio_text(self) -> str:
+        """The ratio with two decimals at most, in the current language's number format."""
+        return format_number(Decimal(f"{self.ratio:.2f}"))
 
     def as_json(self) -> dict[str, Any]:
         return {
