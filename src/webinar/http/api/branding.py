@@ -34,7 +34,7 @@ _IMAGE_HELP = (
 
 def _kind(request: web.Request) -> ImageKind:
     try:
-        return ImageKind(request.match_info["kind"])
+        return ImageKind(request.match_info["image"])
     except ValueError:
         raise api_error(404, "not-found", _("choose logo or background")) from None
 
@@ -121,10 +121,10 @@ class BrandingApi(ApiPages):
 
     @operation(
         "PUT",
-        EVENT + "/{kind}",
+        EVENT + "/{image}",
         scope=TokenScope.WRITE,
         summary="Upload the event's logo or background",
-        description="kind: logo or background. " + _IMAGE_HELP,
+        description="image: logo or background. " + _IMAGE_HELP,
         tag=TAG,
         response=s.Branding,
         errors=(404, 413, 415, 422),
@@ -135,7 +135,7 @@ class BrandingApi(ApiPages):
 
     @operation(
         "DELETE",
-        EVENT + "/{kind}",
+        EVENT + "/{image}",
         scope=TokenScope.WRITE,
         summary="Remove the event's logo or background",
         tag=TAG,
@@ -175,10 +175,10 @@ class BrandingApi(ApiPages):
 
     @operation(
         "PUT",
-        ME + "/{kind}",
+        ME + "/{image}",
         scope=TokenScope.WRITE,
         summary="Upload the account's logo or background",
-        description="kind: logo or background. " + _IMAGE_HELP,
+        description="image: logo or background. " + _IMAGE_HELP,
         tag=TAG,
         response=s.Branding,
         errors=(404, 413, 415, 422),
@@ -189,7 +189,7 @@ class BrandingApi(ApiPages):
 
     @operation(
         "DELETE",
-        ME + "/{kind}",
+        ME + "/{image}",
         scope=TokenScope.WRITE,
         summary="Remove the account's logo or background",
         tag=TAG,
