@@ -172,6 +172,11 @@ async def test_branding_reaches_the_pages_and_the_e_mails(server: RunningServer)
         html = html_part(message_from_bytes(mails[0].read_bytes()))
         assert f'src="{server.base_url}{logo}"' in html
         assert "#0b6e4f" in html and "Sent on behalf of Acme Academy." in html
+        text = message_from_bytes(mails[0].read_bytes())
+        plain = next(p for p in text.walk() if p.get_content_type() == "text/plain")
+        payload = plain.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        assert payload.decode().rstrip().endswith("Sent on behalf of Acme Academy.")
 
         # too little contrast: kept, and the answer warns
         status, got = await api.call(
