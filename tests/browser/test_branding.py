@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from playwright.async_api import Page, expect
 
-from tests.browser.support import SCREENSHOTS, OpenPage, PageErrors
+from tests.browser.support import PHONE, SCREENSHOTS, OpenPage, PageErrors
 from tests.helpers import RunningServer
 from webinar.accounts import hash_password
 
@@ -102,3 +102,22 @@ async def test_organiser_brands_an_event(
         "data-ok", "false"
     )
     await shot(organiser, "branding-contrast-warning-desktop")
+
+    # On a phone: the registration page's branded header, the room's top bar, the dashboard's
+    # branding page and the events list (with its Branding button) all fit the width.
+    phone = await open_page("phone", PHONE)
+    await phone.goto(f"{server.base_url}/e/{event.display_id}/register")
+    await logo_loaded(phone)
+    await shot(phone, "branding-registration-phone")
+    await phone.goto(f"{server.base_url}/e/{event.display_id}")
+    await logo_loaded(phone)
+    await shot(phone, "branding-room-phone")
+    await phone.goto(f"{server.base_url}/login")
+    await phone.get_by_test_id("login-username").fill("olga")
+    await phone.get_by_test_id("login-password").fill(PASSWORD)
+    await phone.get_by_test_id("login-submit").click()
+    await expect(phone.get_by_test_id("nav-branding")).to_be_visible()
+    await shot(phone, "branding-events-list-phone")
+    await phone.get_by_test_id("nav-branding").click()
+    await expect(phone.get_by_test_id("branding-heading")).to_be_visible()
+    await shot(phone, "branding-account-phone")

@@ -186,6 +186,12 @@ async def test_branding_reaches_the_pages_and_the_e_mails(server: RunningServer)
         assert got["contrast"]["ok"] is False and got["contrast"]["ratio"] < 4.5
         assert "#ffcc00" in got["contrast"]["warning"]
 
+        # a duplicate takes the event's own branding along
+        status, copy = await api.call("POST", f"/events/{event_id}/duplicate", {"title": "Again"})
+        assert status == 201, copy
+        status, copied = await api.call("GET", f"/events/{copy['event']['event_id']}/branding")
+        assert copied["accent_colour"] == "#ffcc00" and copied["logo_url"] == logo
+
         # clearing: the event falls back to the organiser's settings
         status, got = await api.call("PUT", f"/events/{event_id}/branding", {"accent_colour": None})
         assert got["effective"]["accent_colour"] == "#1a3d8f"
