@@ -50,6 +50,8 @@ async def test_organiser_brands_an_event(
     event = await server.store.create_event("Branded launch", start, owner_id=olga.user_id)
     logo_file = tmp_path / "acme-logo.png"
     Image.new("RGBA", (240, 80), (11, 110, 79, 255)).save(logo_file)
+    background_file = tmp_path / "backdrop.jpg"
+    Image.linear_gradient("L").resize((1280, 720)).convert("RGB").save(background_file)
 
     organiser = await open_page("organiser")
     await organiser.goto(f"{server.base_url}/login")
@@ -68,6 +70,7 @@ async def test_organiser_brands_an_event(
     await organiser.get_by_test_id("branding-organiser-name").fill("Acme Academy")
     await organiser.get_by_test_id("branding-accent").fill("#0b6e4f")
     await organiser.get_by_test_id("branding-logo").set_input_files(str(logo_file))
+    await organiser.get_by_test_id("branding-background").set_input_files(str(background_file))
     await organiser.get_by_test_id("branding-save").click()
     await expect(organiser.get_by_test_id("branding-notice")).to_be_visible()
     await expect(organiser.get_by_test_id("branding-logo-preview")).to_be_visible()
@@ -86,9 +89,11 @@ async def test_organiser_brands_an_event(
     )
     await shot(visitor, "branding-registration-desktop")
 
-    # The room (its pre-join and lobby) shows the logo in the top bar.
+    # The room (its pre-join and lobby) shows the logo in the top bar, over the background.
     await visitor.goto(f"{server.base_url}/e/{event.display_id}")
     await logo_loaded(visitor)
+    background = await visitor.evaluate("() => getComputedStyle(document.body).backgroundImage")
+    assert "/branding/brand_" in background and ".jpg" in background
     await shot(visitor, "branding-room-desktop")
 
     # A light colour under white text is kept, and the organiser is warned.
