@@ -5,6 +5,7 @@ organiser's, and the image checks (refused: not an image, too large; kept: re-en
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,15 @@ def test_images_are_reencoded_without_trailing_content(tmp_path: Path) -> None:
     assert b.IMAGE_ID.match(image_id) and image_id.endswith(".jpg")
     assert images.path_of(tmp_path, image_id) == tmp_path / image_id
     assert images.path_of(tmp_path, "../webinar.sqlite3") is None
+
+
+def test_sweep_removes_only_old_unnamed_images(tmp_path: Path) -> None:
+    kept = images.save(tmp_path, _png(), images.ImageKind.LOGO)
+    old = images.save(tmp_path, _png((32, 32)), images.ImageKind.LOGO)
+    young = images.save(tmp_path, _png((48, 48)), images.ImageKind.LOGO)
+    (tmp_path / "notes.txt").write_text("not ours")
+    now = (tmp_path / young).stat().st_mtime
+    for name in (kept, old):
+        os.utime(tmp_path / name, (now - 2 * images.SWEEP_AFTER, now - 2 * images.SWEEP_AFTER))
+    assert images.sweep(tmp_path, {kept}, now) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([kept, young, "notes.txt"])

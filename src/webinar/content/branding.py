@@ -147,5 +147,31 @@ def path_of(folder: Path, image_id: str) -> Path | None:
     return folder / image_id
 
 
+#: A file no branding names is removed once it is this old (seconds): younger ones may belong
+#: to an upload whose row is being written right now.
+SWEEP_AFTER = 3600.0
+
+
+def sweep(folder: Path, used: set[str], now: float) -> int:
+    """Blocking: remove the images (and stale partial writes) no branding names and older
+    than :data:`SWEEP_AFTER`; how many went."""
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for path in folder.iterdir():
+        name = path.name
+        ours = IMAGE_ID.match(name) is not None or name.endswith(".part")
+        if not ours or name in used:
+            continue
+        try:
+            if now - path.stat().st_mtime < SWEEP_AFTER:
+                continue
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        removed += 1
+    return removed
+
+
 def content_type(image_id: str) -> str:
     return "image/png" if image_id.endswith(".png") else "image/jpeg"

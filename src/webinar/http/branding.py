@@ -5,6 +5,7 @@ event for the pages (:func:`event_brand`), and the changes the API and the dashb
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,10 @@ class BrandingService:
                 )
             elif remove:
                 change[f"{kind.value}_id"] = None
-        return await self._put(scope, change)
+        saved = await self._put(scope, change)
+        if logo or background or remove_logo or remove_background:
+            await self.sweep()
+        return saved
 
     async def set_fields(
         self, scope: Scope, *, accent_colour: Any = ..., organiser_name: Any = ...
@@ -122,10 +126,20 @@ class BrandingService:
         """Validate, re-encode and keep ``body`` as the logo or background (refusals:
         :class:`~webinar.content.branding.ImageRefused`)."""
         image_id = await asyncio.to_thread(images.save, self.folder, body, kind)
-        return await self._put(scope, {f"{kind.value}_id": image_id})
+        saved = await self._put(scope, {f"{kind.value}_id": image_id})
+        await self.sweep()
+        return saved
 
     async def clear_image(self, scope: Scope, kind: ImageKind) -> b.Branding:
-        return await self._put(scope, {f"{kind.value}_id": None})
+        saved = await self._put(scope, {f"{kind.value}_id": None})
+        await self.sweep()
+        return saved
+
+    async def sweep(self) -> int:
+        """Remove image files no branding names any more (replaced, removed, or of deleted
+        events and accounts) once they are an hour old; run after every image change."""
+        used = await self.store.run(lambda core: b.sql_used_image_ids(core.connection))
+        return await asyncio.to_thread(images.sweep, self.folder, used, time.time())
 
     async def effective(self, scope: Scope) -> b.Brand:
         """What the scope's pages show: an event's over its owner's; an organiser's alone."""
