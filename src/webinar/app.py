@@ -50,6 +50,7 @@ from webinar.http.api import MIDDLEWARES as API_MIDDLEWARES
 from webinar.http.api import Api, setup_api
 from webinar.http.api.auth import Authenticator
 from webinar.http.auth import SignIn, login_limiter
+from webinar.http.branding import BrandingFiles, BrandingPages, BrandingService
 from webinar.http.content import ContentAccess, ContentPages
 from webinar.http.dashboard import Dashboard
 from webinar.http.embed import EmbedPages
@@ -117,6 +118,7 @@ PUBLISHER = web.AppKey("publisher", Publisher)
 #: Where each event's live stream goes (webinar.broadcast.settings).
 LIVE_STREAM_SETTINGS = web.AppKey("live_stream_settings", LiveStreamSettingsService)
 LIVE_STREAM = web.AppKey("live_stream", LiveStreamService)
+BRANDING = web.AppKey("branding", BrandingService)
 BROADCAST = web.AppKey("broadcast", BroadcastService)
 TICKETING = web.AppKey("ticketing", Ticketing)
 TICKET_DESK = web.AppKey("ticket_desk", TicketDesk)
@@ -287,6 +289,9 @@ def create_app(
     app.router.add_get("/ws", ws_endpoint)
     app.router.add_routes(whip.routes(lambda request: request.app[MEDIA_SESSIONS]))
     app.router.add_routes(language.LanguageRoutes().routes())
+    app[BRANDING] = BrandingService(app[STORE], config.shared_dir / "branding")
+    app.router.add_routes(BrandingFiles(config.shared_dir / "branding").routes())
+    app.router.add_routes(BrandingPages(site, app[BRANDING]).routes())
     app.router.add_routes(EventPages(site, embed_origins=config.http.embed_origins).routes())
     app.router.add_static("/static/", root / "static", append_version=True)
     tickets = setup_ticketing(
@@ -462,6 +467,7 @@ def create_app(
         external_providers=config.content.external_providers,
         team=team,
         live_stream=app[LIVE_STREAM_SETTINGS],
+        branding=app[BRANDING],
     )
     return app
 

@@ -49,6 +49,14 @@ PNG = (
     b"\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00"
     b"\x00\x00\x00IEND\xaeB`\x82"
 )
+#: A picture big enough for a branding logo or background (at least 16 pixels a side).
+BRAND_PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00 \x00\x00\x00 "
+    b"\x08\x02\x00\x00\x00\xfc\x18\xed\xa3\x00\x00\x00-IDATx\x9cc\x14\x89:\xc1"
+    b"@K\xc0DS\xd3G-\x18\xb5`\xd4\x82Q\x0bF-\x18\xb5`\xd4\x82Q\x0b"
+    b"F-\x18\xb5`\xd4\x02*\x02\x00<\xb0\x01vK(\x88H\x00\x00\x00\x00IE"
+    b"ND\xaeB`\x82"
+)
 A_POLL = {
     "title": "Warm-up",
     "kind": "test",
@@ -77,6 +85,10 @@ BODIES: dict[tuple[str, str], Any] = {
     },
     ("POST", "/api/v1/events/{event_id}/images"): PNG,
     ("POST", "/api/v1/events/{event_id}/content"): PNG,
+    ("PUT", "/api/v1/events/{event_id}/branding"): {"accent_colour": "#1a3d8f"},
+    ("PUT", "/api/v1/events/{event_id}/branding/{image}"): BRAND_PNG,
+    ("PUT", "/api/v1/me/branding"): {"organiser_name": "Acme"},
+    ("PUT", "/api/v1/me/branding/{image}"): BRAND_PNG,
     ("POST", "/api/v1/recordings/{recording_id}/trim"): {"start": 0.5, "end": 1.5},
     ("POST", "/api/v1/recordings/{recording_id}/publications"): {"days": 3},
     ("PUT", "/api/v1/events/{event_id}/recording-settings"): {"auto_record": True},
@@ -200,6 +212,8 @@ class World:
             values["prepared_id"] = prepared.prepared_id
         if "kind" in names:
             values["kind"] = "chat"
+        if "image" in names:
+            values["image"] = "logo"
         if "recording_id" in names:
             recorded = await self.event("Recorded")
             await asyncio.sleep(0.002)  # recording IDs are made of the time in ms

@@ -28,7 +28,7 @@ from webinar.rooms.polls import (
     QuestionKind,
 )
 from webinar.rooms.qa import Question, QuestionState
-from webinar.storage import accounts
+from webinar.storage import accounts, branding
 from webinar.storage.copy import tables_in_foreign_key_order
 from webinar.storage.migrations import ROWID_TABLES
 from webinar.storage.records import SessionRecord
@@ -173,6 +173,12 @@ def populate(core: SyncStore) -> list[str]:
     embedding.sql_set_origins(conn, eid, ("https://site.example", "http://127.0.0.3:8080"))
     # where the event's live stream goes (the stream key sealed)
     stream_out.sql_save(conn, eid, "rtmp://a.rtmp.youtube.com/live2", "abcd-efgh-ijkl")
+    # branding: the organiser's and the event's (webinar.storage.branding)
+    brand_logo = "brand_" + "0" * 24 + ".png"
+    branding.sql_put_user_branding(
+        conn, olga.user_id, branding.Branding(logo_id=brand_logo, organiser_name="Acme")
+    )
+    branding.sql_put_event_branding(conn, eid, branding.Branding(accent_colour="#1a3d8f"))
     # an uploaded file (webinar.content): its row; the file itself is on disk, not copied
     conn.execute(
         "INSERT INTO content_files (content_id, event_id, owner_id, file_name, declared_type,"

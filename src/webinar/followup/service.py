@@ -33,6 +33,7 @@ from webinar.i18n import _
 from webinar.ids import format_event_id
 from webinar.recordings.sharing import Publication, Publisher
 from webinar.rooms.state import Phase, RoomEnded, RoomEvent
+from webinar.storage import branding
 from webinar.storage.db import Database
 from webinar.storage.store import Event, Store
 from webinar.tasks import stop_task, stop_tasks
@@ -341,6 +342,10 @@ class FollowUp:
         )
         rating_url = f"{self.base_url}/rate/{token}"
         recording = await self.recording(event.event_id, None if sample else mail.email)
+        event_id, owner_id = event.event_id, event.owner_id
+        brand = await self.store.run(
+            lambda core: branding.sql_brand(core.connection, event_id, owner_id)
+        )
         return self.mailer.compose(
             TEMPLATE,
             mail.email,
@@ -356,6 +361,8 @@ class FollowUp:
             recording=recording,
             rating_url=rating_url,
             stars=[(n, f"{rating_url}?stars={n}") for n in STARS],
+            brand=brand,
+            brand_origin=self.base_url,
         )
 
     async def preview(self, event: Event, settings: records.Settings, language: str | None) -> str:

@@ -26,7 +26,7 @@ from webinar.attendance.service import sql_people_in_room
 from webinar.followup import records as followup
 from webinar.interaction.store import copy_setup, list_images
 from webinar.recordings.library import list_recordings, sql_auto_record, sql_set_auto_record
-from webinar.storage import accounts
+from webinar.storage import accounts, branding
 from webinar.storage.db import transaction
 from webinar.storage.store import Event, EventSettings, StoreError, SyncStore
 from webinar.ticketing.records import copy_access
@@ -106,6 +106,10 @@ def duplicate_event(
             sql_set_auto_record(db, copy.event_id, True)
         team = accounts.copy_organisers(db, source.event_id, copy.event_id, datetime.now(UTC))
         followup.copy_settings(db, source.event_id, copy.event_id)
+        # the event's own branding (logo, colour, background, name): files are shared by id
+        own_brand = branding.sql_event_branding(db, source.event_id)
+        if own_brand is not None and not own_brand.is_empty():
+            branding.sql_put_event_branding(db, copy.event_id, own_brand)
     return copy, Copied(
         polls=setup.polls,
         images=setup.images,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from webinar.attendance.service import ENDED_FOR_ALL, sql_ending
+from webinar.http.branding import event_brand
 from webinar.http.headers import EVENT_ORIGINS
 from webinar.http.language import use_event_language
 from webinar.http.site import Pages, Site, route
@@ -72,6 +73,7 @@ class EventPages(Pages):
         return self.site.render(
             request,
             "room.html",
+            brand=await event_brand(self.site.store, event),
             role=role,
             event_id=format_event_id(event.event_id),
             title=event.title,
@@ -101,6 +103,7 @@ class EventPages(Pages):
         return self.site.render(
             request,
             "room.html",
+            brand=await event_brand(self.site.store, event),
             role=role,
             event_id=format_event_id(event.event_id),
             title=event.title,

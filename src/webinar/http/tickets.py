@@ -28,6 +28,7 @@ from aiohttp import BodyPartReader, web
 from webinar import i18n
 from webinar.accounts import hash_password_async, verify_password
 from webinar.config import Config
+from webinar.http.branding import event_brand
 from webinar.http.dashboard import AfterSave
 from webinar.http.inputs import path_id, read_body, read_json
 from webinar.http.language import of_request, use_event_language
@@ -636,10 +637,12 @@ class TicketingWeb(Pages):
                 lambda core: records.places_taken(core.connection, event.event_id)
             )
             places_left = max(0, access.capacity - taken)
+        brand = await event_brand(self.site.store, event)
         response = self.site.render(
             request,
             "register.html",
             status=status,
+            brand=brand,
             csrf=csrf,
             event=event,
             event_id=format_event_id(event.event_id),
@@ -765,6 +768,7 @@ class TicketingWeb(Pages):
         return self.site.render(
             request,
             "registered.html",
+            brand=await event_brand(self.site.store, event),
             event=event,
             event_id=format_event_id(event.event_id),
             when=local_time(event, event.starts_at),

@@ -30,6 +30,7 @@ from email.message import EmailMessage
 from typing import Any, Protocol
 
 from webinar.recordings.library import RecordingInfo, RecordingService
+from webinar.storage import branding
 from webinar.storage.store import Store, SyncStore
 
 LINK_MAX_DAYS = 90
@@ -331,6 +332,7 @@ class Publisher:
         if len(addresses) > MAX_RECIPIENTS:
             raise ValueError(f"at most {MAX_RECIPIENTS} recipients at once")
         registrants, event_language = await self._languages(publication)
+        brand = await self._brand(publication)
         for address in addresses:
             link = f"{base_url.rstrip('/')}/r/{await self.token(publication, address)}"
             message = self.mailer.compose(
@@ -340,9 +342,22 @@ class Publisher:
                 title=title,
                 link=link,
                 until=publication.expires,
+                brand=brand,
+                brand_origin=base_url.rstrip("/"),
             )
             await self.mailer.send(message)
         return len(addresses)
+
+    async def _brand(self, publication: Publication) -> branding.Brand | None:
+        """The recording's event's branding (its settings over its organiser's)."""
+        recording = await self.recordings.get(publication.recording_id)
+        event = None if recording is None else await self.store.get_event(recording.event_id)
+        if event is None:
+            return None
+        event_id, owner_id = event.event_id, event.owner_id
+        return await self.store.run(
+            lambda core: branding.sql_brand(core.connection, event_id, owner_id)
+        )
 
     async def _languages(self, publication: Publication) -> tuple[Mapping[str, str], str | None]:
         """The languages the event's registrants registered in (by address), and the

@@ -896,6 +896,28 @@ MIGRATIONS: tuple[str | Migration, ...] = (
         PRIMARY KEY (event_id, person_key, reaction)
     );
     """,
+    # 26: branding (webinar.storage.branding): an organiser's and an event's logo, accent
+    # colour, lobby/room background and organiser name; an event's value overrides its
+    # owner's, NULL means "not set here". The images are files named by their id under
+    # <data_dir>/branding (webinar.content.branding).
+    """
+    CREATE TABLE user_branding (
+        user_id        BIGINT PRIMARY KEY REFERENCES users (user_id) ON DELETE CASCADE,
+        logo_id        TEXT NULL,
+        background_id  TEXT NULL,
+        accent_colour  TEXT NULL,
+        organiser_name TEXT NULL,
+        updated_at     TEXT NOT NULL
+    );
+    CREATE TABLE event_branding (
+        event_id       TEXT PRIMARY KEY REFERENCES events (event_id) ON DELETE CASCADE,
+        logo_id        TEXT NULL,
+        background_id  TEXT NULL,
+        accent_colour  TEXT NULL,
+        organiser_name TEXT NULL,
+        updated_at     TEXT NOT NULL
+    );
+    """,
 )
 
 

@@ -17,6 +17,7 @@ from webinar import i18n
 from webinar.i18n import _
 from webinar.ids import format_event_id
 from webinar.links import attendee_path, presenter_path
+from webinar.storage import branding
 from webinar.storage.store import Event, Store
 
 from . import imports, mailing, records
@@ -555,6 +556,13 @@ class TicketDesk:
             **context,
         )
 
+    async def brand(self, event: Event) -> branding.Brand:
+        """The event's branding for its e-mails (its settings over its organiser's)."""
+        event_id, owner_id = event.event_id, event.owner_id
+        return await self.store.run(
+            lambda core: branding.sql_brand(core.connection, event_id, owner_id)
+        )
+
     async def _mail(
         self,
         template: str,
@@ -572,6 +580,10 @@ class TicketDesk:
         ``link`` is its URL); None: no calendar file."""
         # the templates mention the calendar file when there is one
         context.setdefault("ics", calendar is not None and event.starts_at is not None)
+        if "brand" not in context:
+            context["brand"] = await self.brand(event)
+            link = context.get("link")
+            context["brand_origin"] = _origin(link) if isinstance(link, str) else None
         message = self.compose(
             template, event, to, name, language=language, message_id=message_id, **context
         )
@@ -1314,3 +1326,11 @@ def registration_summary(registration: Registration) -> dict[str, Any]:
         "currency": registration.currency,
         "provider": registration.provider.value,
     }
+
+
+def _origin(link: str) -> str | None:
+    """``scheme://host[:port]`` of an absolute link: where the e-mail's images are fetched."""
+    scheme, sep, rest = link.partition("://")
+    if not sep or scheme not in ("http", "https"):
+        return None
+    return f"{scheme}://{rest.split('/', 1)[0]}"

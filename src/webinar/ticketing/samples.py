@@ -302,8 +302,10 @@ async def sample_messages(desk: TicketDesk, event: Event, language: str, base: s
     listed = {e.template for e in entries}
     entries += [Entry(name, name, "") for name in known if name not in listed]
     samples: list[Sample] = []
+    brand = await desk.brand(event)  # the event's e-mails carry its branding
     with i18n.using(language):
         common = common_values(desk, event, base, access, minutes)
+        common.update(brand=brand, brand_origin=base)
         for entry in entries:
             title = gettext(entry.title) if entry.template != entry.title else entry.title
             when = gettext(entry.when) if entry.when else ""

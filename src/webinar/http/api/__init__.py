@@ -27,6 +27,7 @@ from webinar.content.library import ContentService
 from webinar.content.stage import StageService
 from webinar.http.api import errors, legacy
 from webinar.http.api.auth import Authenticator
+from webinar.http.api.branding import BrandingApi
 from webinar.http.api.content import ContentApi
 from webinar.http.api.docs import DocsApi, Render
 from webinar.http.api.events import EventsApi
@@ -40,6 +41,7 @@ from webinar.http.api.table import ApiPages, Operation
 from webinar.http.api.team import TeamApi
 from webinar.http.api.tokens import TokensApi
 from webinar.http.api.webhooks import WebhooksApi
+from webinar.http.branding import BrandingService
 from webinar.http.interaction import InteractionHttp
 from webinar.http.stats import StatsPages
 from webinar.http.team import EventTeam
@@ -88,6 +90,7 @@ def setup_api(
     external_providers: tuple[str, ...] = (),
     team: EventTeam | None = None,
     live_stream: LiveStreamSettingsService | None = None,
+    branding: BrandingService | None = None,
 ) -> Api:
     """Build the API and add its routes (and those of its description) to ``app``."""
     events = EventsApi(tickets, auth, external_providers)
@@ -105,6 +108,8 @@ def setup_api(
         parts.append(TeamApi(events, team, auth, team.mail))
     if live_stream is not None:
         parts.append(LiveStreamApi(store, auth, live_stream))
+    if branding is not None:
+        parts.append(BrandingApi(store, auth, branding))
     api = Api(parts, auth)
     spec: dict[str, Any] = {}
 

@@ -63,6 +63,10 @@ PATH_PARAMETERS: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "user_id": ({"type": "integer", "minimum": 1}, "An account's ID (a co-organiser)."),
     "presenter_id": ({"type": "integer", "minimum": 1}, "A presenter's ID on the event."),
+    "image": (
+        {"type": "string", "enum": ["logo", "background"]},
+        "Which branding image: the logo or the lobby and room background.",
+    ),
 }
 
 DESCRIPTION = """\

@@ -1042,3 +1042,47 @@ class SlideItem(Struct):
 class StageHistory(Struct):
     items: list[StageLogItem]
     slides: list[SlideItem]
+
+
+# ----------------------------------------------------------------------------- branding
+
+
+class BrandingUpdate(Struct, forbid_unknown_fields=True):
+    accent_colour: Annotated[
+        str | UnsetType | None,
+        Meta(description='#rrggbb (or #rgb); null or "" clears it; left out: unchanged'),
+    ] = UNSET
+    organiser_name: Annotated[
+        str | UnsetType | None,
+        Meta(description='At most 120 characters; null or "" clears it; left out: unchanged'),
+    ] = UNSET
+
+
+class EffectiveBrand(Struct):
+    logo_url: str | None
+    background_url: str | None
+    accent_colour: Annotated[str, Meta(description="The accent in use (ours when none is set)")]
+    text_colour: Annotated[str, Meta(description="The text colour on the accent: #ffffff")]
+    organiser_name: str | None
+
+
+class BrandContrast(Struct):
+    accent_colour: str
+    text_colour: str
+    ratio: Annotated[float, Meta(description="WCAG 2.x contrast ratio, 2 decimals")]
+    required: Annotated[float, Meta(description="4.5 (WCAG AA, normal text)")]
+    ok: bool
+    warning: Annotated[str | None, Meta(description="For the organiser when ok is false")]
+
+
+class Branding(Struct):
+    accent_colour: Annotated[str | None, Meta(description="Set at this level; null: inherited")]
+    organiser_name: str | None
+    logo_url: str | None
+    background_url: str | None
+    updated_at: Time | None
+    effective: Annotated[
+        EffectiveBrand,
+        Meta(description="What the pages and e-mails show (an event's over its owner's)"),
+    ]
+    contrast: BrandContrast
