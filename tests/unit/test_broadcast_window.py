@@ -83,3 +83,67 @@ def test_a_recording_that_starts_on_a_running_stage_starts_at_zero(tmp_path: Pat
     with av.open(str(mp4.path)) as box:
         sound = [float(f.time or 0) for f in box.decode(audio=0)]
     assert sound and 0.0 <= sound[0] < 0.05
+
+
+def sound_drift(path: Path) -> list[float]:
+    """Per sound frame: its time in the file less the time a player reaches it, playing the
+    samples one after the other (players do not leave holes in sound)."""
+    drift = []
+    played = 0.0
+    with av.open(str(path)) as box:
+        for frame in box.decode(audio=0):
+            drift.append(float(frame.time or 0) - played)
+            played += frame.samples / frame.sample_rate
+    return drift
+
+
+def test_each_span_keeps_the_sound_the_encoder_handed_out_before_its_keyframe(
+    tmp_path: Path,
+) -> None:
+    """The video encoder's delay hands out the sound of a moment before its picture; a span
+    starting at a keyframe keeps that sound, so the file's sound, played sample after sample,
+    lasts as long as its pictures and stays with them after every pause."""
+    encoder = Encoder(EncoderSettings(width=320, height=180, fps=FPS, keyframe_seconds=2.0))
+    mp4 = Mp4Sink(tmp_path / "spans.mp4")
+    window = _Window(mp4, started=START, paused=False)
+    window.bind(lambda wall: wall - START)
+    for pause, resume in ((1.5, 2.5), (4.0, 5.2)):
+        window.mark(on=False, wall=START + pause)
+        at = window.mark(on=True, wall=START + resume)
+        assert at is not None and abs(at - resume) < 1e-6
+        encoder.request_keyframe(at)
+    encoder.add_sink(window)
+    feed(encoder, 7.0)
+    encoder.remove_sink_in_turn(window)
+    encoder.close()
+    _numbers, times, _duration = read(mp4.path)
+    steps = [b - a for a, b in itertools.pairwise(times)]
+    assert times[0] == 0.0 and max(steps) < 1.5 / FPS
+    assert abs(times[-1] + 1 / FPS - 4.8) < 0.05  # the pictures of the three spans
+    # the sound has no hole either: each sound frame is played at its time, so it stays with
+    # its picture after each pause (to within an AAC frame, 21 ms, at each span's start)
+    drift = sound_drift(mp4.path)
+    assert drift[0] == 0.0 and max(abs(d) for d in drift) < 0.022, drift
+
+
+def test_the_sound_of_a_span_s_last_moment_handed_out_after_the_next_keyframe_is_kept(
+    tmp_path: Path,
+) -> None:
+    """The compositor's clock stands still while paused, so a span ends where the next one
+    starts; the audio encoder hands out a span's last sound only with the next sound, after
+    the next span's keyframe. That sound still belongs to its span: without it the file's
+    sound had a hole of ~0.1 s and played ahead of the pictures from then on."""
+    encoder = Encoder(EncoderSettings(width=320, height=180, fps=FPS, keyframe_seconds=5.0))
+    mp4 = Mp4Sink(tmp_path / "still.mp4")
+    window = _Window(mp4, started=START, paused=False)
+    window.bind(lambda wall: wall - START)
+    window.mark(on=False, wall=START + 2.0)
+    at = window.mark(on=True, wall=START + 2.0)
+    assert at is not None
+    encoder.request_keyframe(at)
+    encoder.add_sink(window)
+    feed(encoder, 4.0)
+    encoder.remove_sink_in_turn(window)
+    encoder.close()
+    drift = sound_drift(mp4.path)
+    assert max(abs(d) for d in drift) < 0.022, drift

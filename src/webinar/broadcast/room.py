@@ -448,6 +448,9 @@ class _Window:
     and has no gaps. ``mark`` (on the loop) notes a pause or a resumption at a wall-clock
     time; the encoder's thread compares packet times with those marks in output seconds."""
 
+    #: at most this many sound packets (~21 ms each) are held for a keyframe to come
+    HOLD = 200
+
     def __init__(self, inner: Mp4Sink, *, started: float, paused: bool) -> None:
         self.inner = inner
         self._lock = threading.Lock()
@@ -460,6 +463,12 @@ class _Window:
         self._shift = 0.0  # seconds taken off the span's packets
         self._end = 0.0  # the file's video end so far
         self._frame = 1 / 30
+        # sound of a new span that came before its keyframe (see write)
+        self._held: list[tuple[av.Packet[Any], float]] = []
+        self._held_for: float | None = None
+        self._key = 0.0  # the time of the span's first picture
+        self._shifts: dict[float, float] = {}  # each span written so far: its shift
+        self._sound_end = 0.0  # the file's sound end so far
 
     def bind(self, output_seconds: Callable[[float], float]) -> float:
         """Marks are read on ``output_seconds``'s clock; returns where the file starts."""
@@ -501,22 +510,59 @@ class _Window:
         if packet.pts is None or packet.time_base is None:
             return
         at = float(packet.pts * packet.time_base)
+        held: list[tuple[av.Packet[Any], float]] = []
         with self._lock:
             start = next((a for a, b in self._spans if a <= at and (b is None or at < b)), None)
             if start is None:
                 return
-            if start != self._span_start:
-                # a new span starts at its first keyframe; its sound from that picture
-                if kind != "video" or not packet.is_keyframe:
+            if start in self._shifts and start != self._span_start:
+                # The sound of an earlier span's last moments: the audio encoder hands it out
+                # only with the next sound, which comes when the stage is shown again (after
+                # the new span's keyframe): it goes where its span put it.
+                shift = self._shifts[start]
+            elif start != self._span_start:
+                # A new span starts at its first keyframe, its sound from that picture. The
+                # encoder hands out sound before the picture of the same time (the video
+                # encoder's delay): that sound is held until the keyframe comes, or the file's
+                # sound would start late and play ahead of the pictures from then on.
+                if kind != "video":
+                    if self._held_for != start:
+                        self._held, self._held_for = [], start
+                    if len(self._held) < self.HOLD:
+                        self._held.append((packet, at))
                     return
-                self._shift = at - self._end
+                if not packet.is_keyframe:
+                    return
+                self._shift = self._shifts[start] = at - self._end
                 self._span_start = start
-            shift = self._shift
+                self._key = at
+                if self._held_for == start:
+                    held = [(p, t) for p, t in self._held if t >= at]
+                self._held, self._held_for = [], None
+                shift = self._shift
+            elif kind != "video" and at < self._key:
+                return  # sound of a moment before the span's first picture, handed out late
+            else:
+                shift = self._shift
+        self._write(packet, kind, at, shift)
+        for sound, sound_at in held:
+            self._write(sound, "audio", sound_at, shift)
+
+    def _write(self, packet: av.Packet[Any], kind: str, at: float, shift: float) -> None:
+        pts, time_base = packet.pts, packet.time_base
+        assert pts is not None and time_base is not None  # checked by write
+        if kind != "video":
+            # The sound plays sample after sample: where a span's sound would overlap the
+            # previous one's (by less than a frame), that packet is left out.
+            if at - shift < self._sound_end - 0.001:
+                return
+            length = float((packet.duration or 0) * time_base)
+            self._sound_end = at - shift + length
         copy = av.Packet(bytes(packet))
-        copy.time_base = packet.time_base
-        moved = round(shift / packet.time_base)
-        copy.pts = packet.pts - moved
-        copy.dts = (packet.dts if packet.dts is not None else packet.pts) - moved
+        copy.time_base = time_base
+        moved = round(shift / time_base)
+        copy.pts = pts - moved
+        copy.dts = (packet.dts if packet.dts is not None else pts) - moved
         copy.duration = packet.duration
         copy.is_keyframe = packet.is_keyframe
         if kind == "video":
