@@ -152,6 +152,8 @@ class Session:
         #: request's cookie or Accept-Language): texts sent to them are in it.
         self.language = i18n.DEFAULT
         self._attendance_id: int | None = None
+        #: The attendance's end begun by :meth:`disconnect` (awaited by :meth:`closed`).
+        self._ending: asyncio.Task[None] | None = None
         #: The room's resume token of this session (set when it has joined).
         self._resume_token: str | None = None
 
@@ -691,11 +693,17 @@ class Session:
         self.send(s.PublisherLayers(producer_id=producer_id, active=list(active)))
 
     def disconnect(self, reason: ByeReason) -> None:
-        """The room ends this session (removed, ended, replaced by a resumed one)."""
+        """The room ends this session (removed, ended, replaced by a resumed one). Its
+        attendance ends now, not when the socket's end is noticed: the page may stay open
+        (on the rating after End for all) and its socket's close come late, or never."""
         self.room = None  # the room has dealt with us already
-        self._let_go(dropped=False)
-        self.send(s.Bye(reason=reason))
-        self._close(reason)
+        if self._attendance_id is not None and self._ending is None:
+            self._ending = asyncio.get_running_loop().create_task(self._end_attendance(reason))
+        try:
+            self._let_go(dropped=False)
+            self.send(s.Bye(reason=reason))
+        finally:
+            self._close(reason)
 
     def evict(self, reason: ByeReason) -> None:
         """Ticketing ends this session: ``taken-over`` (another device entered with the
@@ -799,6 +807,9 @@ class Session:
 
     async def closed(self, reason: ByeReason) -> None:
         """The socket is gone: the attendance session ends (a resume starts a new one)."""
+        ending, self._ending = self._ending, None
+        if ending is not None:
+            await ending  # begun by disconnect
         await self._end_attendance(reason)
 
     async def _end_attendance(self, reason: ByeReason) -> None:
