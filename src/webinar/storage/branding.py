@@ -1,5 +1,5 @@
 """Branding: an organiser's and an event's logo, accent colour, lobby/room background and
-organiser name (tables ``user_branding`` and ``event_branding``, migration 25).
+organiser name (tables ``user_branding`` and ``event_branding``, migration 26).
 
 An event's value overrides its owner's; a NULL column means "not set here" (the owner's value,
 else the product's own, applies). :func:`effective` merges the two into the :class:`Brand` the
