@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -31,6 +29,7 @@ from typing import Any
 
 import aiohttp
 from _server import start_server  # benchmarks/_server.py: the script's folder is on sys.path
+from _wsclient import SignallingClient
 
 BURST = 8
 PER_SECOND = 3
@@ -41,48 +40,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class Client:
+class Client(SignallingClient):
     def __init__(self, http: aiohttp.ClientSession, url: str, index: int) -> None:
-        self.http = http
-        self.url = url
-        self.index = index
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        super().__init__(http, url, index)
         self.received: list[tuple[float, int]] = []  # (when, claps counted)
         self.refused = 0
-        self.replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self.next_id = 0
-        self.reader: asyncio.Task[None] | None = None
 
-    async def connect(self, event_id: str) -> None:
-        self.ws = await self.http.ws_connect(self.url, heartbeat=30, max_msg_size=0)
-        self.reader = asyncio.get_running_loop().create_task(self.read())
-        await self.request("hello", protocol=1)
-        await self.request("join", event_id=event_id, name=f"Client {self.index}")
-
-    async def request(self, type_: str, **fields: Any) -> dict[str, Any]:
-        assert self.ws is not None
-        self.next_id += 1
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self.replies[self.next_id] = fut
-        await self.ws.send_json({"type": type_, "id": self.next_id, **fields})
-        reply = await asyncio.wait_for(fut, 30)
-        if reply["type"] == "error":
-            raise RuntimeError(f"{type_}: {reply['code']} {reply['message']}")
-        return reply
-
-    async def read(self) -> None:
-        assert self.ws is not None
-        async for frame in self.ws:
-            if frame.type is not aiohttp.WSMsgType.TEXT:
-                continue
-            message = json.loads(frame.data)
-            fut = self.replies.pop(message.get("id", -1), None)
-            if fut is not None:
-                fut.set_result(message)
-            elif message["type"] == "reactions":
-                self.received.append((time.monotonic(), int(message["counts"].get("clap", 0))))
-            elif message["type"] == "error" and message.get("code") == "rate-limited":
-                self.refused += 1
+    def on_message(self, message: dict[str, Any], received: float) -> None:
+        if message["type"] == "reactions":
+            self.received.append((time.monotonic(), int(message["counts"].get("clap", 0))))
+        elif message["type"] == "error" and message.get("code") == "rate-limited":
+            self.refused += 1
 
     def claps(self) -> int:
         return sum(n for _at, n in self.received)
@@ -92,14 +60,6 @@ class Client:
         return max(
             (sum(1 for t in times[k:] if t < at + 1.0) for k, at in enumerate(times)), default=0
         )
-
-    async def close(self) -> None:
-        if self.ws is not None:
-            await self.ws.close()
-        if self.reader is not None:
-            self.reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.reader
 
 
 async def run(args: argparse.Namespace, url: str, event_id: str, pid: int) -> int:
