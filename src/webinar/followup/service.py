@@ -18,7 +18,6 @@ every :data:`POLL_SECONDS`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -36,7 +35,7 @@ from webinar.rooms.state import Phase, RoomEnded, RoomEvent
 from webinar.storage import branding
 from webinar.storage.db import Database
 from webinar.storage.store import Event, Store
-from webinar.tasks import stop_task, stop_tasks
+from webinar.tasks import LeasedJob, stop_tasks
 from webinar.ticketing import records as tickets
 from webinar.ticketing.desk import mail_zone
 from webinar.ticketing.mail import Mailer, MailError
@@ -102,15 +101,17 @@ class FollowUp:
         self.base_url = base_url.rstrip("/")
         self.publisher = publisher
         self.clock = clock
-        self._poll = poll_seconds
-        self._grace = stop_grace_seconds
-        self._gate = gate
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._job = LeasedJob(
+            "thank-you",
+            self.run_once,
+            self._resume,
+            poll_seconds=poll_seconds,
+            stop_grace_seconds=stop_grace_seconds,
+            gate=gate,
+            failure="the thank-you e-mails' round failed",
+            log=logger,
+        )
         self._tasks: set[asyncio.Task[None]] = set()
-        self._stopping = False
-        self._busy = False
-        self._resumed = False
         self._closed = False
 
     # ------------------------------------------------------------------ the rooms' observer
@@ -148,30 +149,21 @@ class FollowUp:
         task.add_done_callback(self._tasks.discard)
 
     def wake(self) -> None:
-        self._wake.set()
+        self._job.wake()
 
     # ------------------------------------------------------------------ the job
 
     async def start(self) -> None:
         """Run the job here (the worker that runs the periodic jobs)."""
-        if self._gate is None:
-            await self._resume()
-        self._stopping = False
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="thank-you")
+        await self._job.start()
 
     async def close(self) -> None:
         """Stop the job (a send under way gets a grace to finish) and every task of ours."""
         self._closed = True
-        task, self._task = self._task, None
-        self._stopping = True
-        self._wake.set()
-        if task is not None and self._busy:
-            await asyncio.wait({task}, timeout=self._grace)
-        await stop_task(task)
+        await self._job.stop()
         await stop_tasks(self._tasks)
 
     async def _resume(self) -> None:
-        self._resumed = True
         again, failed = await self.store.run_sql(records.resume_interrupted)
         if again:
             logger.warning(
@@ -181,23 +173,6 @@ class FollowUp:
             )
         if failed:
             logger.warning("%d interrupted thank-you e-mails had no attempt left", failed)
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                if self._gate is not None and not self._gate():
-                    self._resumed = False
-                    await asyncio.sleep(min(self._poll, 1.0))
-                    continue
-                if not self._resumed:
-                    await self._resume()
-                await self.run_once()
-            except Exception:
-                logger.exception("the thank-you e-mails' round failed")
-            if not self._stopping:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll)
 
     async def run_once(self) -> int:
         """Find ended events, plan their e-mails, send what is due; how many were sent."""
@@ -235,13 +210,10 @@ class FollowUp:
         now = self.clock()
         sent = 0
         for mail in await self.store.run_sql(lambda db: records.due(db, now)):
-            if self._stopping:
+            if self._job.stopping:
                 break
-            self._busy = True
-            try:
+            with self._job.busy():
                 sent += await self._send_one(mail)
-            finally:
-                self._busy = False
         return sent
 
     async def _send_one(self, mail: records.Mail) -> bool:

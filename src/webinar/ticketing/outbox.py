@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 
 from ..storage.store import SyncStore
-from ..tasks import stop_task
+from ..tasks import LeasedJob
 from . import mailing
 from .desk import TicketDesk
 
@@ -52,30 +52,30 @@ class Outbox:
         request): they go out again once their claim is stale (mailing.STALE_CLAIM)."""
         self._desk = desk
         self._base_url = base_url
-        self._poll = poll_seconds
-        self._grace = stop_grace_seconds
-        self._gate = gate
-        self._resumed = False
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-        self._stopping = False
         self._alone = alone
         self._senders = max(1, senders)
-        #: Sends under way (a stop lets them finish).
-        self._busy = 0
+        self._job = LeasedJob(
+            "outbox",
+            self.send_due,
+            self._resume,
+            poll_seconds=poll_seconds,
+            stop_grace_seconds=stop_grace_seconds,
+            gate=gate,
+            failure="sending queued e-mails failed",
+            log=logger,
+        )
 
     def wake(self) -> None:
         """Something was queued: send it now rather than at the next poll."""
-        self._wake.set()
+        self._job.wake()
 
     async def start(self) -> None:
-        if self._gate is None:
-            await self._resume()
-        self._stopping = False
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox")
+        await self._job.start()
+
+    async def stop(self) -> None:
+        await self._job.stop()
 
     async def _resume(self) -> None:
-        self._resumed = True
         if not self._alone:
             return  # each round takes up the stale ones (see _due)
         retried, failed = await self._desk.store.run(
@@ -89,37 +89,6 @@ class Outbox:
             )
         if failed:
             logger.warning("%d interrupted e-mails had no attempt left; given up", failed)
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        self._stopping = True
-        self._wake.set()
-        if task is not None and self._busy:
-            # Let the send under way finish and be recorded; cut short, it goes out again
-            # (with the same Message-ID) at the next start.
-            await asyncio.wait({task}, timeout=self._grace)
-        await stop_task(task)
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                if self._gate is not None:
-                    if not self._gate():
-                        self._resumed = False
-                        await asyncio.sleep(min(self._poll, 1.0))
-                        continue
-                    if not self._resumed:
-                        await self._resume()
-                await self.send_due()
-            except Exception:
-                logger.exception("sending queued e-mails failed")
-            if not self._stopping:
-                try:
-                    async with asyncio.timeout(self._poll):
-                        await self._wake.wait()
-                except TimeoutError:
-                    pass
 
     async def _due(self) -> list[mailing.OutboxItem]:
         now = self._desk.ticketing.clock()
@@ -140,16 +109,13 @@ class Outbox:
 
         async def sender(queue: list[mailing.OutboxItem]) -> None:
             nonlocal sent
-            while queue and not self._stopping:
+            while queue and not self._job.stopping:
                 item = queue.pop(0)
-                self._busy += 1
-                try:
+                with self._job.busy():
                     if await desk.send_queued(item.item_id, self._base_url) is not None:
                         sent += 1
-                finally:
-                    self._busy -= 1
 
-        while not self._stopping:
+        while not self._job.stopping:
             due = await self._due()
             if not due:
                 break

@@ -11,11 +11,10 @@ retried after a back-off (1, 2, 4, 8 minutes), up to ``records.REMINDER_ATTEMPTS
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
-from ..tasks import stop_task
+from ..tasks import LeasedJob
 from . import records
 from .desk import DeskError, TicketDesk
 from .mail import MailError
@@ -39,25 +38,27 @@ class Reminders:
         """``gate``: on a cluster of nodes, whether this worker holds the jobs lease now;
         reminders are sent (and interrupted ones taken up again) only while it does."""
         self._desk = desk
-        self._gate = gate
-        self._resumed = False
         self._base_url = base_url
-        self._poll = poll_seconds
-        self._grace = stop_grace_seconds
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-        self._busy = False
+        self._job = LeasedJob(
+            "reminders",
+            self.send_due,
+            self._resume,
+            poll_seconds=poll_seconds,
+            stop_grace_seconds=stop_grace_seconds,
+            gate=gate,
+            failure="sending reminders failed",
+            log=logger,
+        )
 
     async def start(self) -> None:
-        if self._gate is None:
-            await self._resume()
-        self._stopping = False
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="reminders")
+        await self._job.start()
+
+    async def stop(self) -> None:
+        await self._job.stop()
 
     async def _resume(self) -> None:
         """Take up the reminders a stop cut short (only the one sender may: it would send
         again what another is sending)."""
-        self._resumed = True
         retried, failed = await self._desk.store.run(
             lambda core: records.resume_interrupted_reminders(core.connection)
         )
@@ -70,31 +71,6 @@ class Reminders:
         if failed:
             logger.warning("%d interrupted reminders had no attempt left; given up", failed)
 
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        self._stopping = True
-        if task is not None and self._busy:
-            # Let the send under way finish and be recorded; cut short, it goes out again
-            # (with the same Message-ID) at the next start.
-            await asyncio.wait({task}, timeout=self._grace)
-        await stop_task(task)
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            try:
-                if self._gate is not None:
-                    if not self._gate():
-                        self._resumed = False
-                        await asyncio.sleep(min(self._poll, 1.0))
-                        continue
-                    if not self._resumed:
-                        await self._resume()
-                await self.send_due()
-            except Exception:
-                logger.exception("sending reminders failed")
-            if not self._stopping:
-                await asyncio.sleep(self._poll)
-
     async def send_due(self) -> int:
         """Send every reminder that is due now; how many went out."""
         desk = self._desk
@@ -102,13 +78,10 @@ class Reminders:
         due = await desk.store.run(lambda core: records.due_reminders(core.connection, now))
         sent = 0
         for reminder in due:
-            if self._stopping:
+            if self._job.stopping:
                 break
-            self._busy = True
-            try:
+            with self._job.busy():
                 sent += await self._send_one(reminder)
-            finally:
-                self._busy = False
         return sent
 
     async def _send_one(self, reminder: records.Reminder) -> bool:
