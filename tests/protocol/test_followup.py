@@ -36,7 +36,7 @@ from webinar.app import ATTENDANCE, FOLLOWUP, PUBLISHER, RATINGS, TICKET_DESK
 from webinar.attendance.ratings import Rater
 from webinar.config import MailConfig
 from webinar.followup import records as followup_records
-from webinar.storage import api_tokens
+from webinar.storage import api_tokens, branding
 from webinar.storage.api_tokens import Scope
 from webinar.storage.store import Event
 from webinar.ticketing.mail import Mailer, Sent
@@ -329,6 +329,11 @@ async def test_ratings_statistics_exports_and_api(
     data = tmp_path / "data"
     async with running_server(data, mail_config(data, inbox)) as server:
         event = await owned_event(server, "Rated", access_type="token")
+        await server.store.run(  # the event's brand is on the rating page
+            lambda core: branding.sql_put_event_branding(
+                core.connection, event.event_id, branding.Branding(organiser_name="Acme Academy")
+            )
+        )
         ann = await invite(server, event, "Ann", "ann@example.org")
         bob = await invite(server, event, "Bob", "bob@example.org")
         await invite(server, event, "Carl", "carl@example.org")
@@ -365,6 +370,7 @@ async def test_ratings_statistics_exports_and_api(
                 assert resp.status == 200
                 page = await resp.text()
                 assert 'data-testid="rating-before"' in page  # rated in the room already
+                assert 'data-testid="brand-organiser">Acme Academy<' in page
                 assert re.search(r'value="5" id="rate-star-5" checked', page)
                 assert resp.headers["Referrer-Policy"] == "no-referrer"
             async with http.post(

@@ -23,6 +23,7 @@ from tests.protocol.test_after_event import server, store_recording
 from tests.protocol.test_dashboard import add_user, csrf_of, sign_in
 from webinar.app import PUBLISHER
 from webinar.config import MailConfig
+from webinar.storage import branding
 from webinar.ticketing.mail import Mailer
 
 WEB_TEMPLATES = Path(__file__).resolve().parents[2] / "web" / "templates"
@@ -61,6 +62,10 @@ async def setup(server: RunningServer, port: int) -> tuple[aiohttp.ClientSession
         owner = sync.get_user_by_name("olga")
         assert owner is not None
         event = sync.create_event("Product launch", None, owner_id=owner.user_id)
+        # the organiser's brand is on the recording's page too
+        branding.sql_put_user_branding(
+            sync.connection, owner.user_id, branding.Branding(organiser_name="Acme Academy")
+        )
     recording_id = await store_recording(server, event)
     server.server.app[PUBLISHER].mailer = Mailer(
         MailConfig(smtp_host="127.0.0.1", smtp_port=port, smtp_security="none"),
@@ -154,11 +159,13 @@ async def test_lead_capture_expiry_and_revocation(
             async with viewer.get(url) as resp:
                 html = await resp.text()
                 assert 'data-testid="lead-form"' in html and "watch-video" not in html
+                assert 'data-testid="brand-organiser">Acme Academy<' in html
             name = (await publisher.open(url.rsplit("/", 1)[1])).recording.files[0]["name"]
             async with viewer.get(f"{url}/files/{name}") as resp:
                 assert resp.status == 403  # no e-mail given yet
             async with viewer.post(url, data={"email": "nope"}) as resp:
-                assert resp.status == 400 and "lead-error" in await resp.text()
+                html = await resp.text()
+                assert resp.status == 400 and "lead-error" in html and "Acme Academy" in html
             async with viewer.post(url, data={"email": "Lead@Example.org"}) as resp:
                 assert resp.status == 200 and 'data-testid="watch-video"' in await resp.text()
             async with viewer.get(f"{url}/files/{name}") as resp:

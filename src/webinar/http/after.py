@@ -27,6 +27,7 @@ from webinar.attendance.ratings import (
 )
 from webinar.followup import records as followup_records
 from webinar.followup.service import FollowUp
+from webinar.http.branding import event_brand
 from webinar.http.inputs import json_error, read_json
 from webinar.http.language import of_request, use_event_language
 from webinar.http.site import Pages, Site, route
@@ -190,11 +191,13 @@ class AfterPages(Pages):
         try:
             rater, event = await self._rater(request)
         except _Refused as refused:
-            return self._rate_page(request, None, error=refused.message, status=refused.status)
+            return await self._rate_page(
+                request, None, error=refused.message, status=refused.status
+            )
         given = await self.ratings.of(rater)
         chosen = request.query.get("stars", "")
         stars = int(chosen) if chosen in {str(n) for n in STARS} else None
-        return self._rate_page(
+        return await self._rate_page(
             request,
             event,
             rater=rater,
@@ -203,7 +206,7 @@ class AfterPages(Pages):
             before=given is not None,
         )
 
-    def _rate_page(
+    async def _rate_page(
         self,
         request: web.Request,
         event: Event | None,
@@ -221,6 +224,7 @@ class AfterPages(Pages):
             "rate.html",
             status=status,
             event=event,
+            brand=await event_brand(self.site.store, event) if event is not None else None,
             person=rater.name if rater else "",
             stars=stars,
             comment=comment,
@@ -253,7 +257,7 @@ class AfterPages(Pages):
             except RatingError as exc:
                 if as_json:
                     raise _Refused(400, exc.code, exc.message) from None
-                return self._rate_page(
+                return await self._rate_page(
                     request,
                     event,
                     rater=rater,
@@ -264,12 +268,14 @@ class AfterPages(Pages):
         except _Refused as refused:
             if as_json:
                 raise json_error(refused.status, refused.code, refused.message) from None
-            return self._rate_page(request, None, error=refused.message, status=refused.status)
+            return await self._rate_page(
+                request, None, error=refused.message, status=refused.status
+            )
         if as_json:
             return web.json_response(
                 {"stars": rating.stars, "comment": rating.comment}, headers=_NO_STORE
             )
-        return self._rate_page(
+        return await self._rate_page(
             request,
             event,
             rater=rater,

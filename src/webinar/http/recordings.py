@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from webinar.http.branding import event_brand
 from webinar.http.site import Pages, Site, route
 from webinar.i18n import N_, _, format_date, gettext, ngettext
 from webinar.ids import format_event_id, normalize_event_id
@@ -272,6 +273,7 @@ class RecordingPages(Pages):
             request,
             "watch.html",
             title=event.title if event else _("Recording"),
+            brand=await event_brand(self.site.store, event) if event else None,
             gate=gate,
             error=None,
             token=token,
@@ -302,6 +304,7 @@ class RecordingPages(Pages):
                 "watch.html",
                 status=400,
                 title=event.title if event else _("Recording"),
+                brand=await event_brand(self.site.store, event) if event else None,
                 gate=True,
                 error=str(exc),
                 token=request.match_info["token"],
