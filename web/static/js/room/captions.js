@@ -392,8 +392,7 @@ export class Captions {
       }
     };
     this.recognition = recognition;
-    this.listening = true;
-    this.ensureOn().catch(() => this.stopSpeech());
+    this.listening = true; // captions go on for everyone with the first line (sendLine)
     try {
       recognition.start();
     } catch (error) {
