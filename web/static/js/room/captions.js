@@ -214,7 +214,8 @@ export class Captions {
     this.enabledBox.checked = this.enabled;
     this.enabledRow.hidden = !this.mayCaption;
     this.speechRow.hidden = !(staff && this.mayCaption);
-    setText(this.speechButton, this.listening ? "Stop captioning my speech" : "Caption my speech");
+    if (this.listening) setText(this.speechButton, "Stop captioning my speech");
+    else setText(this.speechButton, "Caption my speech");
     this.speechButton.setAttribute("aria-pressed", String(this.listening));
     this.speechStatus.textContent = this.speechProblem;
     this.speechStatus.hidden = !this.speechProblem && !this.listening;
