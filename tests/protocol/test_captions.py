@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Any
+
+import aiohttp
 
 from tests import helpers, protocol_fixtures
 from tests.helpers import RunningServer
+from tests.protocol.test_dashboard import add_user, sign_in
 from tests.protocol_fixtures import refused
 from webinar.interaction import store as ist
 from webinar.interaction.engagement import delete_personal_data
-from webinar.rooms.captions import CAPTION_HISTORY, FINAL_BURST
+from webinar.rooms.captions import CAPTION_HISTORY, FINAL_BURST, CaptionLine
 
 server = protocol_fixtures.server
 people = protocol_fixtures.people
@@ -145,3 +149,83 @@ async def test_caption_lines_go_with_the_personal_data(
         assert ist.caption_lines(sync, event.event_id) == []
         snap = ist.load(sync, event.event_id, 10)
         assert snap.captioners == frozenset() and snap.captions_enabled is True
+
+
+async def test_the_recordings_captions_are_served_as_webvtt_to_its_organiser(
+    server: RunningServer,
+) -> None:
+    add_user(server, "olga")
+    add_user(server, "otto")
+    with server.store.connect_sync() as sync:
+        owner = sync.get_user_by_name("olga")
+        assert owner is not None
+        event = sync.create_event("Launch", None, owner_id=owner.user_id)
+        t0 = 1_750_000_000.0
+        # ran 10 s, paused 20 s (backstage), ran 10 s; 2 s trimmed off its start
+        sync.connection.execute(
+            "INSERT INTO recordings (recording_id, event_id, started_at, ended_at,"
+            " duration_seconds, size_bytes, files, spans, trimmed_seconds)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                "rec_0123456789ab",
+                event.event_id,
+                datetime.fromtimestamp(t0, UTC).isoformat(),
+                datetime.fromtimestamp(t0 + 40, UTC).isoformat(),
+                18.0,
+                1000,
+                '[{"name": "pa_x.webm", "feed": "pa_x", "label": "Piet", "part": 1,'
+                ' "offset": 3.0, "duration": 15.0, "size": 1000, "streams": []}]',
+                f"[[{t0}, {t0 + 10}], [{t0 + 30}, {t0 + 40}]]",
+                2.0,
+            ),
+        )
+        for seq, (at, text) in enumerate(
+            [
+                (t0 + 1, "cut away"),
+                (t0 + 5, "Hello & <welcome>"),
+                (t0 + 20, "backstage"),
+                (t0 + 31, "after the break"),
+            ],
+            start=1,
+        ):
+            ist.save_caption(
+                sync,
+                event.event_id,
+                CaptionLine(f"cl_{seq:016x}", seq, "pa_x", "Piet", text, at, True),
+            )
+    base = server.base_url
+    olga = await sign_in(server, "olga")
+    otto = await sign_in(server, "otto")
+    try:
+        async with olga.get(f"{base}/dashboard/recordings/rec_0123456789ab/captions.vtt") as resp:
+            assert resp.status == 200 and resp.content_type == "text/vtt"
+            assert await resp.text() == (
+                "WEBVTT\n\n"
+                "1\n00:00:03.000 --> 00:00:04.500\nHello &amp; &lt;welcome&gt;\n\n"
+                "2\n00:00:09.000 --> 00:00:10.500\nafter the break\n"
+            )
+        # on the time of a file that starts 3 s in, and as a download
+        async with olga.get(
+            f"{base}/dashboard/recordings/rec_0123456789ab/captions.vtt?file=pa_x.webm&download=1"
+        ) as resp:
+            assert "00:00:00.000 --> 00:00:01.500" in await resp.text()
+            assert resp.headers["Content-Disposition"].endswith('-captions.vtt"')
+        async with olga.get(
+            f"{base}/dashboard/recordings/rec_0123456789ab/captions.vtt?file=nope.webm"
+        ) as resp:
+            assert resp.status == 404
+        async with olga.get(f"{base}/dashboard/recordings") as resp:
+            assert 'data-testid="recording-captions"' in await resp.text()
+        # another organiser, and nobody signed in, get nothing
+        async with otto.get(f"{base}/dashboard/recordings/rec_0123456789ab/captions.vtt") as resp:
+            assert resp.status == 404
+        async with (
+            aiohttp.ClientSession() as anon,
+            anon.get(
+                f"{base}/dashboard/recordings/rec_0123456789ab/captions.vtt", allow_redirects=False
+            ) as resp,
+        ):
+            assert resp.status in (302, 303, 401)
+    finally:
+        await olga.close()
+        await otto.close()
