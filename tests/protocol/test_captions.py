@@ -86,6 +86,13 @@ async def test_a_captioner_s_lines_reach_everyone_and_the_final_ones_are_kept(
         (final["line_id"], "Welcome, everyone.", final["at"])
     ]
 
+    # Ann reloads her page (the same browser): still a captioner; the presenter's list follows
+    await ann.request("leave")
+    ann = await enter(server, people, event, "Ann", client_id="browser-ann")
+    state = (await ann.request("sync-interaction"))["captions"]
+    assert state["captioner"] is True and state["enabled"] is True
+    await pres.wait("captions-state", where=lambda m: m["captioners"] == [ann.pid])
+
     # the right is taken back: refused from then on
     await pres.request("captioner-set", participant_id=ann.pid, captioner=False)
     await ann.wait("captions-state", where=lambda m: m["captioner"] is False)

@@ -92,6 +92,14 @@ def frames(
     return []
 
 
+def announce_return(ia: RoomInteraction, me: Participant, key: str) -> None:
+    """A captioner (back) in the room, syncing: presenters learn their participant ID (the
+    right follows the person key, their rows the participant ID). Presenters on other
+    workers learn it with the room's next captions change."""
+    if ia.captions.is_captioner(key) and not me.can(Capability.MANAGE_CAPTIONS):
+        ia.emit([cp.CaptionerChanged(me.participant_id, key, True, me.participant_id)])
+
+
 def is_captions_event(event: object) -> TypeGuard[cp.CaptionsEvent]:
     return isinstance(event, cp.CaptionSent | cp.CaptionsSwitched | cp.CaptionerChanged)
 

@@ -402,6 +402,7 @@ async def on_sync(session: Session, _msg: s.SyncInteraction) -> s.ServerMessage:
         snapshot = viewer.snapshot(ia, clicks, prepared)
         captions = captions_.state_for(room, ia.captions, me, key)
         lines = captions_.history(room, ia.captions, me, key)
+        captions_.announce_return(ia, me, key)
     stage = await stage_.sync_stage(session, viewer)
     return dataclasses.replace(snapshot, stage=stage, captions=captions, caption_lines=lines)
 
