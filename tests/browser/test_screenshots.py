@@ -1,12 +1,12 @@
 """Screenshots of every screen at desktop (1280x800) and phone (390x844) size, in
 artifacts/screenshots/ (CI keeps them): home, prejoin, lobby, the presenter's studio, the
-attendee's room with each side-panel tab, a published question with a call-to-action,
+attendee's room with each side-panel tab, live captions, a published question with a call-to-action,
 ended, taken over, an ended event opened late, registration and the dashboard.
 
 They are for people to look at (layout reviews); every shot is also audited (``_audit``):
 nothing wider than the viewport, no tab strip or toolbar wider than itself
 (scrollWidth <= clientWidth), no overlay (toast, call-to-action, published question,
-banner) over a tile's name, and an accessible name on every control.
+banner, live captions) over a tile's name, and an accessible name on every control.
 """
 
 from __future__ import annotations
@@ -101,7 +101,8 @@ AUDIT_JS = """
   // Overlays never cover a tile's name.
   const overlays = "[data-testid=toast], [data-testid=cta-popup], "
     + "[data-testid=published-question], [data-testid=stage-banner], "
-    + "[data-testid=reconnecting], [data-testid=error], .status";
+    + "[data-testid=reconnecting], [data-testid=error], .status, "
+    + "[data-testid=captions-overlay]";
   const names = [...document.querySelectorAll(".tile-label")].filter(shown);
   // ...and toasts never cover the stage's question, call-to-action, banner or the chat input
   names.push(...[...document.querySelectorAll("[data-testid=cta-popup], "
@@ -303,6 +304,21 @@ async def test_screenshots(
     else:
         await attendee.get_by_test_id("tab-chat").click()
     await _shot(attendee, f"attendee-live-{size}")
+    # Live captions over the stage, clear of the tile's name (the audit checks it).
+    await presenter.evaluate(
+        """async () => {
+          const conn = window.__webinar.connection;
+          await conn.request('captions-set', {enabled: true});
+          await conn.request('caption-send', {text: 'Welcome, everyone: today we look at'
+            + ' what is new in version 2.0 and how to move your team over.'});
+        }"""
+    )
+    await expect(attendee.get_by_test_id("caption-line")).to_be_visible()
+    await _shot(attendee, f"attendee-captions-{size}")
+    await presenter.evaluate(
+        "() => window.__webinar.connection.request('captions-set', {enabled: false})"
+    )
+    await expect(attendee.get_by_test_id("captions-overlay")).to_be_hidden()
     for page in (attendee, presenter):
         await expect(page.get_by_test_id("leave")).to_be_in_viewport()
     await expect(presenter.get_by_test_id("stop-live")).to_be_in_viewport()

@@ -209,6 +209,16 @@ def populate(core: SyncStore) -> list[str]:
         "INSERT INTO reaction_counts (event_id, person_key, reaction, count) VALUES (?, ?, ?, ?)",
         (eid, "client:ann", "clap", 12),
     )
+    # a live caption line she typed as a captioner, and the room's captions switch
+    conn.execute(
+        "INSERT INTO caption_lines (line_id, event_id, seq, participant_id, name, text, at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        ("cl_0123456789abcdef", eid, 1, "pa_ann", "Ann", "Welcome, everyone.", 1_700_000_100.25),
+    )
+    conn.execute(
+        "INSERT INTO caption_settings (event_id, enabled, captioners) VALUES (?, ?, ?)",
+        (eid, 1, '["client:ann"]'),
+    )
     # what the live room showed on stage (webinar.content.stage): the state, a page turn, a
     # whiteboard stroke's first part
     conn.execute(

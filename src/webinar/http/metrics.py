@@ -98,6 +98,7 @@ INTERACTION_COUNTERS = {
     "poll_answers": "Answers to poll and test questions accepted (a re-answer counts again).",
     "cta_clicks": "Call-to-action clicks counted (within the per-attendee bound).",
     "reactions": "Emoji reactions accepted (within the per-person limit).",
+    "caption_lines": "Final live caption lines kept (interim ones are not counted).",
 }
 
 

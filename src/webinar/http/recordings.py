@@ -11,6 +11,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from webinar.http.branding import event_brand
+from webinar.http.captions_vtt import VTT_NAME, has_captions, recording_vtt, vtt_response
 from webinar.http.site import Pages, Site, route
 from webinar.i18n import N_, _, format_date, gettext, ngettext
 from webinar.ids import format_event_id, normalize_event_id
@@ -88,6 +89,7 @@ class RecordingPages(Pages):
                     "duration": _duration(info.duration),
                     "duration_seconds": round(info.duration, 1),
                     "size": _size(info.size),
+                    "captions": await has_captions(self.site.store, info),
                     "files": [
                         {
                             "name": f["name"],
@@ -148,6 +150,19 @@ class RecordingPages(Pages):
                 "Content-Disposition": f'attachment; filename="{info.recording_id}-{path.name}"',
             },
         )
+
+    @route("GET", "/dashboard/recordings/{recording_id}/captions.vtt")
+    async def captions(self, request: web.Request) -> web.Response:
+        """The recording's live captions as WebVTT (``?file=`` one of its files: on that
+        file's time); downloaded with ``?download=1``."""
+        _record, user = await self.site.require(request)
+        info = await self._visible(user, request.match_info["recording_id"])
+        try:
+            text = await recording_vtt(self.site.store, info, request.query.get("file"))
+        except KeyError:
+            raise web.HTTPNotFound(text=_("No such file in this recording.")) from None
+        name = f"{info.recording_id}-{VTT_NAME}" if request.query.get("download") else None
+        return vtt_response(text, download_name=name)
 
     @route("POST", "/dashboard/recordings/{recording_id}/delete")
     async def delete(self, request: web.Request) -> web.Response:
@@ -269,6 +284,7 @@ class RecordingPages(Pages):
         event = await self.site.store.get_event(link.recording.event_id)
         gate = link.publication.require_email and viewer is None
         token = request.match_info["token"]
+        captioned = not gate and await has_captions(self.site.store, link.recording)
         return self.site.render(
             request,
             "watch.html",
@@ -277,12 +293,14 @@ class RecordingPages(Pages):
             gate=gate,
             error=None,
             token=token,
+            captions=captioned,
             expires=_until(link.publication.expires),
             files=[]
             if gate
             else [
                 {
                     "url": f"/r/{token}/files/{f['name']}",
+                    "captions": f"/r/{token}/captions.vtt?file={quote(str(f['name']))}",
                     "label": f.get("label") or f["feed"],
                     "video": any(s["kind"] == "video" for s in f["streams"]),
                     "offset": round(float(f["offset"]), 1),
@@ -323,6 +341,19 @@ class RecordingPages(Pages):
             path="/r/",
         )
         raise response
+
+    @route("GET", "/r/{token}/captions.vtt")
+    async def watch_captions(self, request: web.Request) -> web.Response:
+        link = await self._opened(request)
+        if link.publication.require_email and await self._viewer(request, link) is None:
+            raise web.HTTPForbidden(
+                text=_("Give your e-mail address on the recording's page first.")
+            )
+        try:
+            text = await recording_vtt(self.site.store, link.recording, request.query.get("file"))
+        except KeyError:
+            raise web.HTTPNotFound(text=_("No such file in this recording.")) from None
+        return vtt_response(text)
 
     @route("GET", "/r/{token}/files/{name}")
     async def watch_file(self, request: web.Request) -> web.StreamResponse:

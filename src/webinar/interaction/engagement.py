@@ -237,7 +237,8 @@ DETAIL_FILES = (
 def delete_personal_data(db: SyncStore, event_id: str) -> dict[str, int]:
     """Delete what interaction keeps about people in one event: chat messages, questions
     (their votes go with them), poll and test answers, call-to-action clicks, file
-    downloads counted, reactions counted, chat mutes and the published question. The
+    downloads counted, reactions counted, live caption lines and who were captioners, chat
+    mutes and the published question. The
     organiser's content stays: prepared polls and tests, their images, the calls-to-action
     shown, the files. One transaction: all or nothing."""
     conn = db.connection
@@ -269,6 +270,12 @@ def delete_personal_data(db: SyncStore, event_id: str) -> dict[str, int]:
         counts["reaction_counts"] = conn.execute(
             "DELETE FROM reaction_counts WHERE event_id = ?", (event_id,)
         ).rowcount
+        counts["caption_lines"] = conn.execute(
+            "DELETE FROM caption_lines WHERE event_id = ?", (event_id,)
+        ).rowcount
+        conn.execute(
+            "UPDATE caption_settings SET captioners = '[]' WHERE event_id = ?", (event_id,)
+        )
         conn.execute(
             "UPDATE interaction_settings SET chat_muted = '[]', published_question_id = NULL"
             " WHERE event_id = ?",

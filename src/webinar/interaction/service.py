@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 
 from webinar.i18n import _
 from webinar.interaction import store as ist
+from webinar.rooms import captions as cp
 from webinar.rooms import chat as ch
 from webinar.rooms import cta as ct
 from webinar.rooms import polls as pl
@@ -102,6 +103,10 @@ class InteractionService:
                 ia.polls.restore_answer(answer)
             ia.cta.restore(snap.cta, ia.now())
             ia.arm_restored_cta()
+            ia.captions.restore(
+                snap.captions, enabled=snap.captions_enabled, captioners=set(snap.captioners)
+            )
+            ia.captions.seq = max(ia.captions.seq, snap.captions_seq)
             ia.loaded = True
         return ia
 
@@ -176,6 +181,28 @@ class InteractionService:
         kept = tuple(answers)
         await self._store.run(lambda core: ist.save_answers(core, kept))
 
+    # captions
+
+    async def save_caption(self, event_id: str, line: cp.CaptionLine) -> None:
+        await self._store.run(lambda core: ist.save_caption(core, event_id, line))
+
+    async def save_caption_settings(self, event_id: str, ia: RoomInteraction) -> None:
+        """The room's captions switch and captioners, as they are now."""
+        enabled, captioners = ia.captions.enabled, frozenset(ia.captions.captioners)
+        await self._store.run(
+            lambda core: ist.save_caption_settings(
+                core, event_id, enabled=enabled, captioners=captioners
+            )
+        )
+
+    async def caption_lines(
+        self, event_id: str, since: float | None = None, until: float | None = None
+    ) -> list[cp.CaptionLine]:
+        """An event's kept caption lines between two times (epoch seconds), oldest first."""
+        return await self._store.run(
+            lambda core: ist.caption_lines(core, event_id, since=since, until=until)
+        )
+
     # reactions
 
     async def save_reactions(self, event_id: str, counts: dict[tuple[str, str], int]) -> None:
@@ -217,6 +244,12 @@ class _ReplayService(InteractionService):
         super().__init__(store)
 
     async def save_chat(self, event_id: str, message: ch.ChatMessage) -> None:
+        pass
+
+    async def save_caption(self, event_id: str, line: cp.CaptionLine) -> None:
+        pass
+
+    async def save_caption_settings(self, event_id: str, ia: RoomInteraction) -> None:
         pass
 
     async def delete_chat(self, message_id: str, now: float, by: str) -> None:

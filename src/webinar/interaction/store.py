@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from webinar.rooms.captions import CAPTION_HISTORY, CaptionLine
 from webinar.rooms.chat import ChatMessage
 from webinar.rooms.cta import CallToAction, PreparedCta
 from webinar.rooms.polls import (
@@ -31,6 +32,59 @@ from webinar.storage.store import SyncStore
 def _one_row(core: SyncStore, sql: str, params: tuple[Any, ...]) -> bool:
     """Run an UPDATE or DELETE; whether it changed exactly one row."""
     return core.connection.execute(sql, params).rowcount == 1
+
+
+# ----------------------------------------------------------------------------- captions
+
+
+def save_caption(core: SyncStore, event_id: str, line: CaptionLine) -> None:
+    """A final caption line (interim ones are never kept)."""
+    core.connection.execute(
+        "INSERT INTO caption_lines (line_id, event_id, seq, participant_id, name, text, at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (line.line_id, event_id, line.seq, line.participant_id, line.name, line.text, line.at),
+    )
+
+
+def save_caption_settings(
+    core: SyncStore, event_id: str, *, enabled: bool, captioners: frozenset[str]
+) -> None:
+    core.connection.execute(
+        "INSERT INTO caption_settings (event_id, enabled, captioners) VALUES (?, ?, ?)"
+        " ON CONFLICT (event_id) DO UPDATE SET"
+        " enabled = excluded.enabled, captioners = excluded.captioners",
+        (event_id, int(enabled), json.dumps(sorted(captioners))),
+    )
+
+
+def caption_lines(
+    core: SyncStore,
+    event_id: str,
+    *,
+    limit: int | None = None,
+    since: float | None = None,
+    until: float | None = None,
+) -> list[CaptionLine]:
+    """An event's final caption lines, oldest first: the last ``limit``, or those between
+    ``since`` and ``until`` (epoch seconds)."""
+    sql = (
+        "SELECT line_id, seq, participant_id, name, text, at FROM caption_lines WHERE event_id = ?"
+    )
+    params: list[Any] = [event_id]
+    if since is not None:
+        sql += " AND at >= ?"
+        params.append(since)
+    if until is not None:
+        sql += " AND at <= ?"
+        params.append(until)
+    sql += " ORDER BY seq DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    rows = core.connection.execute(sql, params).fetchall()
+    return [
+        CaptionLine(r[0], int(r[1]), r[2], r[3], r[4], float(r[5]), True) for r in reversed(rows)
+    ]
 
 
 # ----------------------------------------------------------------------------- chat
@@ -576,6 +630,10 @@ class Snapshot:
     slow_mode_seconds: int = 0
     qa_open: bool = True
     chat_muted: frozenset[str] = frozenset()
+    captions: list[CaptionLine] = field(default_factory=list)  # the last final lines
+    captions_seq: int = 0
+    captions_enabled: bool = False
+    captioners: frozenset[str] = frozenset()
 
 
 def load(core: SyncStore, event_id: str, chat_limit: int) -> Snapshot:
@@ -659,6 +717,17 @@ def load(core: SyncStore, event_id: str, chat_limit: int) -> Snapshot:
     ).fetchone()
     if row is not None:
         snap.cta = CallToAction(*row)
+    snap.captions = caption_lines(core, event_id, limit=CAPTION_HISTORY)
+    (max_seq,) = conn.execute(
+        "SELECT coalesce(max(seq), 0) FROM caption_lines WHERE event_id = ?", (event_id,)
+    ).fetchone()
+    snap.captions_seq = int(max_seq)
+    row = conn.execute(
+        "SELECT enabled, captioners FROM caption_settings WHERE event_id = ?", (event_id,)
+    ).fetchone()
+    if row is not None:
+        snap.captions_enabled = bool(row[0])
+        snap.captioners = frozenset(json.loads(row[1]))
     return snap
 
 

@@ -16,7 +16,7 @@ import logging
 import re
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,10 @@ class RecordingInfo:
     duration: float
     size: int
     files: list[dict[str, Any]]
+    #: The wall-clock spans it ran (paused time left out), and how many seconds trimming took
+    #: off its start: what maps a wall-clock time onto it (webinar.recordings.captions).
+    spans: list[tuple[float, float]] = field(default_factory=list)
+    trimmed_seconds: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -70,7 +74,10 @@ class QuotaExceeded(Exception):
     pass
 
 
-_COLUMNS = "recording_id, event_id, started_at, ended_at, duration_seconds, size_bytes, files"
+_COLUMNS = (
+    "recording_id, event_id, started_at, ended_at, duration_seconds, size_bytes, files,"
+    " spans, trimmed_seconds"
+)
 
 
 def _row(row: tuple[Any, ...]) -> RecordingInfo:
@@ -82,6 +89,8 @@ def _row(row: tuple[Any, ...]) -> RecordingInfo:
         duration=float(row[4]),
         size=int(row[5]),
         files=json.loads(row[6]),
+        spans=[(float(a), float(b)) for a, b in json.loads(row[7] or "[]")],
+        trimmed_seconds=float(row[8] or 0.0),
     )
 
 
@@ -168,11 +177,13 @@ class RecordingService:
             result.duration,
             sum(f["size"] for f in files),
             json.dumps(files),
+            json.dumps([[round(a, 3), round(b, 3)] for a, b in result.spans]),
+            0.0,
         )
 
         def insert(db: SyncStore) -> None:
             db.connection.execute(
-                f"INSERT INTO recordings ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", payload
+                f"INSERT INTO recordings ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", payload
             )
 
         await self.store.run(insert)
@@ -281,9 +292,9 @@ class RecordingService:
 
         def update(db: SyncStore) -> None:
             db.connection.execute(
-                "UPDATE recordings SET files = ?, size_bytes = ?, duration_seconds = ?"
-                " WHERE recording_id = ?",
-                (json.dumps(files), size, duration, recording_id),
+                "UPDATE recordings SET files = ?, size_bytes = ?, duration_seconds = ?,"
+                " trimmed_seconds = trimmed_seconds + ? WHERE recording_id = ?",
+                (json.dumps(files), size, duration, start, recording_id),
             )
 
         await self.store.run(update)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from . import replay
+from .captions import Captions, CaptionsEvent
 from .chat import Chat, ChatEvent
 from .cta import CtaBoard, CtaClosed, CtaEvent, CtaShown
 from .polls import PollBook, PollEvent
@@ -41,7 +42,9 @@ class PollResultsChanged:
     poll_id: str
 
 
-InteractionEvent = ChatEvent | QaEvent | PollEvent | CtaEvent | PollResultsChanged | StageEvent
+InteractionEvent = (
+    ChatEvent | QaEvent | PollEvent | CtaEvent | PollResultsChanged | StageEvent | CaptionsEvent
+)
 
 
 def _fields(machine: object) -> tuple[str, ...]:
@@ -69,6 +72,7 @@ class RoomInteraction:
         self.qa = QuestionBoard()
         self.polls = PollBook()
         self.cta = CtaBoard()
+        self.captions = Captions()  # live captions (webinar.rooms.captions)
         #: What is on stage besides cameras: not undone by ``change`` (its commands are planned,
         #: written, then applied; see webinar.rooms.stage).
         self.stage = StageContent()
@@ -102,7 +106,7 @@ class RoomInteraction:
                 self._rollback(saved)
                 raise
 
-    _MACHINES = ("chat", "qa", "polls", "cta")
+    _MACHINES = ("chat", "qa", "polls", "cta", "captions")
 
     def _checkpoint(self) -> dict[str, dict[str, Any]]:
         # One level of containers is copied: their values are frozen records, replaced rather

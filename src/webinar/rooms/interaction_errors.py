@@ -21,6 +21,7 @@ class InteractionErrorCode(enum.StrEnum):
     BAD_URL = "bad-url"
     LIMIT = "limit-reached"  # a count bound (polls per event, questions per event, ...)
     INVALID = "invalid-request"
+    CAPTIONS_OFF = "captions-off"  # live captions are switched off
 
 
 class InteractionError(Exception):

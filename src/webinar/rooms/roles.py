@@ -36,6 +36,7 @@ class Capability(enum.StrEnum):
     RUN_POLLS = "run-polls"  # prepare, launch, close, show results, see live results
     RUN_CTA = "run-cta"  # show and close a call-to-action
     REACT = "react"  # send emoji reactions (webinar.rooms.reactions)
+    MANAGE_CAPTIONS = "manage-captions"  # captions on/off, send them, choose captioners
     RECORD = "record"  # start and stop the room's recording
     STREAM_OUT = "stream-out"  # start and stop the live stream out (RTMP to YouTube etc.)
     # Content on stage: presentation, shared video, files offered, whiteboard, layout.
@@ -60,6 +61,7 @@ _PRESENTER = frozenset(
         Capability.RUN_POLLS,
         Capability.RUN_CTA,
         Capability.REACT,
+        Capability.MANAGE_CAPTIONS,
         Capability.RECORD,
         Capability.STREAM_OUT,
         Capability.SHOW_CONTENT,

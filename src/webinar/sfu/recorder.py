@@ -875,6 +875,9 @@ class RecordingResult:
     duration: float  # recorded seconds (paused spans excluded)
     size: int
     dropped_frames: int
+    #: The wall-clock spans the recording ran (start, end), in order: recording time t is
+    #: the sum of the earlier spans' lengths plus the time into the span.
+    spans: tuple[tuple[float, float], ...] = ()
 
 
 class Recorder:
@@ -897,6 +900,8 @@ class Recorder:
         self._tracks: dict[str, RecorderTrack] = {}  # by producer id
         self._paused_total = 0.0
         self._paused_at: float | None = self.started_at if paused else None
+        #: Wall-clock spans recorded: (start, end), the last one's end None while it runs.
+        self._spans: list[tuple[float, float | None]] = [] if paused else [(self.started_at, None)]
         self._ended_at = 0.0
         self._recorded = 0.0
 
@@ -945,14 +950,21 @@ class Recorder:
             for track in self._tracks.values():
                 track.flush()
             self._paused_at = time.time()
+            self._close_span(self._paused_at)
 
     def resume(self) -> None:
         if self._paused_at is None or self.stopped:
             return
-        self._paused_total += time.time() - self._paused_at
+        now = time.time()
+        self._paused_total += now - self._paused_at
         self._paused_at = None
+        self._spans.append((now, None))
         for track in self._tracks.values():
             track.reset()
+
+    def _close_span(self, at: float) -> None:
+        if self._spans and self._spans[-1][1] is None:
+            self._spans[-1] = (self._spans[-1][0], at)
 
     def recording_time(self, wall: float) -> float:
         """Seconds into the recording for a wall-clock time (pauses cut out)."""
@@ -981,6 +993,7 @@ class Recorder:
             ended = time.time()
             self._ended_at = ended
             self._recorded = self.recorded_seconds(ended)
+            self._close_span(ended)
             for track in list(self._tracks.values()):
                 track.detach()
             self._tracks.clear()
@@ -997,4 +1010,5 @@ class Recorder:
             duration=self._recorded,
             size=sum(f.size for f in files),
             dropped_frames=self.stats.dropped_frames,
+            spans=tuple((a, b) for a, b in self._spans if b is not None and b > a),
         )

@@ -28,6 +28,7 @@ from webinar.rooms.live import LiveRoom
 from webinar.rooms.roles import Capability, Role, may_not
 from webinar.rooms.state import Participant
 
+from . import captions as captions_
 from . import schema as s
 from . import stage as stage_
 from .errors import wire_code
@@ -363,6 +364,10 @@ def deliver(session: Session, event: InteractionEvent) -> None:
         for frame in stage_.frames(viewer, room, event):
             session.send_frame(frame)
         return
+    if captions_.is_captions_event(event):  # a caption line: encoded once for the room
+        for frame in captions_.frames(room, viewer.participant, viewer.key, event):
+            session.send_frame(frame)
+        return
     for message in viewer.render(room.interaction, event):
         session.send(message)
 
@@ -395,8 +400,11 @@ async def on_sync(session: Session, _msg: s.SyncInteraction) -> s.ServerMessage:
         services = session.services
         viewer = Viewer(me, key, services.interaction_secret, room, services.content_pass)
         snapshot = viewer.snapshot(ia, clicks, prepared)
+        captions = captions_.state_for(room, ia.captions, me, key)
+        lines = captions_.history(room, ia.captions, me, key)
+        captions_.announce_return(ia, me, key)
     stage = await stage_.sync_stage(session, viewer)
-    return dataclasses.replace(snapshot, stage=stage)
+    return dataclasses.replace(snapshot, stage=stage, captions=captions, caption_lines=lines)
 
 
 async def on_chat_send(session: Session, msg: s.ChatSend) -> s.ServerMessage:

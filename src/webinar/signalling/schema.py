@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
 from webinar.formats import BadJson, check_text
 from webinar.i18n import _, ngettext
+from webinar.rooms.captions import MAX_CAPTION_CHARS
 from webinar.rooms.chat import MAX_CHAT_CHARS, MAX_SLOW_MODE_SECONDS
 from webinar.rooms.cta import (
     CTA_BUTTON_CHARS,
@@ -84,6 +85,7 @@ class ErrorCode(enum.StrEnum):
     QA_CLOSED = "qa-closed"
     BAD_URL = "bad-url"
     LIMIT_REACHED = "limit-reached"
+    CAPTIONS_OFF = "captions-off"
     # entry refusals from ticketing (webinar.ticketing.RefusalCode)
     CREDENTIAL_REQUIRED = "credential-required"
     REVOKED = "revoked"
@@ -489,6 +491,35 @@ class SyncInteraction:
     type: ClassVar[str] = "sync-interaction"
 
 
+# Live captions (webinar.rooms.captions; docs/protocol.md, "Captions").
+
+
+@dataclass(frozen=True, slots=True)
+class CaptionsSet:
+    """Turn the room's live captions on or off (a presenter or a captioner)."""
+
+    type: ClassVar[str] = "captions-set"
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CaptionerSet:
+    """Make a participant a captioner (``true``) or take the right back (a presenter)."""
+
+    type: ClassVar[str] = "captioner-set"
+    participant_id: str = field(metadata=_len(1, 64))
+    captioner: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CaptionSend:
+    """One caption line: ``final`` ones are kept and exported; interim ones only shown."""
+
+    type: ClassVar[str] = "caption-send"
+    text: str = field(metadata=_len(1, MAX_CAPTION_CHARS))
+    final: bool = True
+
+
 # --------------------------------------------------------------------------- stage content
 # docs/protocol.md, "Stage": presentations, shared video, files, whiteboard, layout.
 
@@ -624,6 +655,9 @@ INTERACTION_MESSAGES: tuple[type[Any], ...] = (
     CtaClose,
     CtaLaunch,
     SyncInteraction,
+    CaptionsSet,
+    CaptionerSet,
+    CaptionSend,
 )
 
 ClientMessage = (
@@ -673,6 +707,9 @@ ClientMessage = (
     | CtaClose
     | CtaLaunch
     | SyncInteraction
+    | CaptionsSet
+    | CaptionerSet
+    | CaptionSend
     | React
     | StageLayout
     | PresentationShow
@@ -1071,6 +1108,37 @@ class ChatInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class CaptionInfo:
+    line_id: str  # "" for an interim line
+    seq: int  # 0 for an interim line
+    participant_id: str
+    name: str
+    text: str
+    at: float
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Caption:
+    """A caption line, to everyone who sees captions (not attendees while backstage)."""
+
+    type: ClassVar[str] = "caption"
+    line: CaptionInfo
+
+
+@dataclass(frozen=True, slots=True)
+class CaptionsState:
+    """Whether captions are on and whether the receiver may send them; to managers of
+    captions also who the captioners here are."""
+
+    type: ClassVar[str] = "captions-state"
+    enabled: bool
+    captioner: bool  # the receiver may send captions (a presenter, or made a captioner)
+    by: str | None = None
+    captioners: list[str] | None = None  # to presenters: participant ids of captioners here
+
+
+@dataclass(frozen=True, slots=True)
 class ChatMessage:
     type: ClassVar[str] = "chat-message"
     message: ChatInfo
@@ -1331,6 +1399,8 @@ class InteractionState:
     cta: CtaInfo | None
     prepared_ctas: list[PreparedCtaInfo] | None = None  # to those who run calls-to-action
     stage: Stage | None = None  # what is on stage, with the whiteboard's strokes
+    captions: CaptionsState | None = None  # live captions' switch and the receiver's right
+    caption_lines: list[CaptionInfo] | None = None  # the last final lines (if seen now)
 
 
 ServerMessage = (
@@ -1384,6 +1454,8 @@ ServerMessage = (
     | CtaClicks
     | CtaPrepared
     | InteractionState
+    | Caption
+    | CaptionsState
 )
 
 

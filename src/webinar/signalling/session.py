@@ -43,6 +43,7 @@ from webinar.sfu import AllocationReport, SfuError, VideoQuality
 from webinar.storage.records import Event, StoreUnavailable
 from webinar.ticketing import Grant, Refusal, Ticketing
 
+from . import captions as captions_
 from . import interaction as ia
 from . import reactions as reactions_
 from . import roster
@@ -913,6 +914,10 @@ _HANDLERS: dict[type[Any], _Handler] = {
     s.CtaShow: ia.on_cta_show,
     s.CtaClose: ia.on_cta_close,
     s.CtaLaunch: ia.on_cta_launch,
+    # live captions, logged like chat (signalling/captions.py)
+    s.CaptionsSet: captions_.on_captions_set,
+    s.CaptionerSet: captions_.on_captioner_set,
+    s.CaptionSend: captions_.on_caption_send,
     # emoji reactions: counted per worker, not logged (signalling/reactions.py)
     s.React: reactions_.on_react,
     # content on stage: layout, presentation, video, files, whiteboard (signalling/stage.py)
@@ -924,7 +929,7 @@ _HANDLERS: dict[type[Any], _Handler] = {
 _LOGGED_INTERACTION = frozenset(
     t
     for t, h in _HANDLERS.items()
-    if getattr(h, "__module__", "") in (ia.__name__, stage_handlers.__name__)
+    if getattr(h, "__module__", "") in (ia.__name__, stage_handlers.__name__, captions_.__name__)
     and t is not s.SyncInteraction
 )
 

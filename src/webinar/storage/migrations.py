@@ -918,6 +918,30 @@ MIGRATIONS: tuple[str | Migration, ...] = (
         updated_at     TEXT NOT NULL
     );
     """,
+    # 27: live captions (webinar.rooms.captions): the final lines with their wall-clock
+    # times, the room's switch and its captioners (person keys, a JSON list); a recording's
+    # wall-clock spans (it ran; paused time left out, a JSON list of [start, end]) and how
+    # many seconds trimming took off its start, to map captions onto its time
+    # (webinar.recordings.captions).
+    """
+    CREATE TABLE caption_lines (
+        line_id        TEXT PRIMARY KEY,
+        event_id       TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+        seq            BIGINT NOT NULL,
+        participant_id TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        text           TEXT NOT NULL CHECK (length(text) BETWEEN 1 AND 500),
+        at             DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX caption_lines_event ON caption_lines (event_id, seq);
+    CREATE TABLE caption_settings (
+        event_id   TEXT PRIMARY KEY REFERENCES events (event_id) ON DELETE CASCADE,
+        enabled    INTEGER NOT NULL DEFAULT 0 CHECK (enabled IN (0, 1)),
+        captioners TEXT NOT NULL DEFAULT '[]'
+    );
+    ALTER TABLE recordings ADD COLUMN spans TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE recordings ADD COLUMN trimmed_seconds DOUBLE PRECISION NOT NULL DEFAULT 0;
+    """,
 )
 
 

@@ -21,6 +21,7 @@ import { errorText } from "./ui.js";
  * @property {string | null} presenterKey  lets presenters upload poll images
  * @property {string} eventId
  * @property {(stage: any) => void} [onStage]  the `stage` of the sync reply (room/content.js)
+ * @property {(state: any) => void} [onSync]  the whole sync reply (live captions: room/captions.js)
  */
 
 export class Interaction {
@@ -122,6 +123,7 @@ export class Interaction {
       this.cta.load(state.cta);
       this.cta.setPrepared(state.prepared_ctas);
       this.host.onStage?.(state.stage);
+      this.host.onSync?.(state);
       this.placeChat();
     } catch (failure) {
       this.host.toasts.show(t("Chat and polls could not load: {reason}", { reason: errorText(failure) }), { kind: "warn", key: "interaction" });

@@ -16,6 +16,7 @@
 //   status.js    the top bar: connection, quality, tier, badges, reconnecting
 //   notices.js   the toasts about what happens in the room
 //   reactions.js the attendees' React button and the emoji floating over the stage
+//   captions.js  live captions over the stage, the Captions button, "make captioner"
 // Chat, Q&A, polls and calls to action are interaction.js's; the messages to a site that
 // embeds the room (webinar:joined, …) embed.js's.
 // window.__webinar exposes the live connection for tests and debugging.
@@ -38,6 +39,7 @@ import { SidePanel } from "./room/panel.js";
 import { Prejoin } from "./room/prejoin.js";
 import { Publisher } from "./room/publish.js";
 import { Reactions } from "./room/reactions.js";
+import { Captions } from "./room/captions.js";
 import { askRating } from "./room/rating.js";
 import { Stage } from "./room/stage.js";
 import { StatusBar } from "./room/status.js";
@@ -65,7 +67,7 @@ function onTheFloor(participant) {
 
 /** What the toasts must not cover (Toasts.place): the stage's notes, the controls, the chat's input. */
 const TOASTS_AVOID =
-  "#stage-banner, [data-testid=published-question], [data-testid=cta-popup], #controls, .stage[data-empty=true] > .status, [data-testid=chat-form]";
+  "#stage-banner, [data-testid=published-question], [data-testid=cta-popup], #controls, .stage[data-empty=true] > .status, [data-testid=chat-form], [data-testid=captions-overlay]";
 
 /**
  * A refusal to join that no retry changes: the event has ended for all or was cancelled.
@@ -179,9 +181,16 @@ class Room {
       // a presenter who came with a join token uploads poll images with it
       presenterKey: PRESENTER_KEY ?? JOIN_TOKEN,
       eventId: EVENT_ID,
+      onSync: (state) => this.captions.load(state),
     });
     /** Emoji reactions: the attendees' React button, everyone's floating emoji (room/reactions.js). */
     this.reactions = new Reactions();
+    /** Live captions over the stage (room/captions.js). */
+    this.captions = new Captions({
+      people: this.panel.people,
+      renderPeople: () => this.renderPeople(),
+      showFailure: (error) => this.showFailure(error),
+    });
     /** The whiteboard on stage (room/whiteboard.js). */
     this.whiteboard = new Whiteboard(this.content, {
       people: this.panel.people,
@@ -372,6 +381,7 @@ class Room {
     this.renderLocal();
     this.interaction.joined(this.role); // shows the chat, Q&A and polls tabs at once
     this.reactions.setAvailable(!this.staff);
+    this.captions.setRole(this.role);
     if (first && !this.staff) this.panel.selectTab(byId("tab-chat"));
   }
 
@@ -380,6 +390,7 @@ class Room {
     this.interaction.attach(conn);
     this.content.attach(conn);
     this.reactions.attach(conn);
+    this.captions.attach(conn);
     /**
      * @param {string} type
      * @param {(detail: any) => void} handler
@@ -601,6 +612,7 @@ class Room {
     this.role = role;
     this.interaction.setRole(role);
     this.reactions.setAvailable(!isStaff(role));
+    this.captions.setRole(role);
     byId("room").dataset.role = role;
     if (isStaff(role)) {
       this.notices.roleChanged(true);

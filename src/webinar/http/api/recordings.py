@@ -17,6 +17,7 @@ from webinar.http.api.errors import api_error
 from webinar.http.api.events import visible_event
 from webinar.http.api.paging import paginate
 from webinar.http.api.table import PAGE_QUERY, ApiPages, Call, Query, operation
+from webinar.http.captions_vtt import recording_vtt, vtt_response
 from webinar.i18n import _
 from webinar.ids import format_event_id, normalize_event_id
 from webinar.recordings.library import RecordingInfo, RecordingService, media_type
@@ -158,6 +159,29 @@ class RecordingsApi(ApiPages):
                 "Content-Disposition": f'attachment; filename="{info.recording_id}-{path.name}"',
             },
         )
+
+    @operation(
+        "GET",
+        "/api/v1/recordings/{recording_id}/captions.vtt",
+        scope=Scope.READ,
+        summary="A recording's live captions as WebVTT",
+        description=(
+            "The event's kept live caption lines on the recording's time (paused spans cut"
+            " out, trimming taken off), text/vtt; `file` puts them on that file's time (it"
+            " starts `offset` seconds into the recording). No lines: a WebVTT with no cues."
+        ),
+        tag=TAG,
+        media="text/vtt",
+        query=(Query("file", "One of the recording's files: cues on its time."),),
+        errors=(404,),
+    )
+    async def captions(self, request: web.Request, call: Call) -> web.StreamResponse:
+        info = await self._recording(request, call.who())
+        try:
+            text = await recording_vtt(self.store, info, request.query.get("file"))
+        except KeyError:
+            raise api_error(404, "not-found", _("no such file in this recording")) from None
+        return vtt_response(text)
 
     @operation(
         "DELETE",
