@@ -16,6 +16,8 @@
 //   status.js    the top bar: connection, quality, tier, badges, reconnecting
 //   notices.js   the toasts about what happens in the room
 //   reactions.js the attendees' React button and the emoji floating over the stage
+//   audience.js  presenters: the audience strip (attendees, hands, new questions) and the
+//                picture-in-picture copy of what attendees see
 // Chat, Q&A, polls and calls to action are interaction.js's; the messages to a site that
 // embeds the room (webinar:joined, …) embed.js's.
 // window.__webinar exposes the live connection for tests and debugging.
@@ -28,6 +30,7 @@ import { ByeReason, WebinarConnection } from "./protocol.js";
 import { AUTOJOIN_KEY, Toasts, byId, cleanName, clientId, errorText, forget, formatTime, recall, saveName, savedName } from "./ui.js";
 import { StageContent } from "./room/content.js";
 import { ExternalPlayer } from "./room/external.js";
+import { AudienceView } from "./room/audience.js";
 import { Controls } from "./room/controls.js";
 import { Devices } from "./room/devices.js";
 import { HlsStage } from "./room/hls.js";
@@ -65,7 +68,7 @@ function onTheFloor(participant) {
 
 /** What the toasts must not cover (Toasts.place): the stage's notes, the controls, the chat's input. */
 const TOASTS_AVOID =
-  "#stage-banner, [data-testid=published-question], [data-testid=cta-popup], #controls, .stage[data-empty=true] > .status, [data-testid=chat-form]";
+  "#stage-banner, [data-testid=published-question], [data-testid=cta-popup], #controls, .stage[data-empty=true] > .status, [data-testid=chat-form], #audience-view";
 
 /**
  * A refusal to join that no retry changes: the event has ended for all or was cancelled.
@@ -188,6 +191,16 @@ class Room {
       renderPeople: () => this.renderPeople(),
       toasts: this.toasts,
       showFailure: (error) => this.showFailure(error),
+    });
+    /** Presenters: the audience strip and what attendees see (room/audience.js). */
+    this.audience = new AudienceView({
+      conn: () => this.conn,
+      staff: () => this.staff,
+      view: () => this.view,
+      content: this.content,
+      interaction: this.interaction,
+      showTab: (id) => this.panel.showTab(id),
+      layoutStage: () => this.stage.layout(),
     });
     // ...also when one of those appears or changes size after a toast showed
     const moved = new ResizeObserver(() => this.toasts.place());
@@ -380,6 +393,7 @@ class Room {
     this.interaction.attach(conn);
     this.content.attach(conn);
     this.reactions.attach(conn);
+    this.audience.attach(conn);
     /**
      * @param {string} type
      * @param {(detail: any) => void} handler
@@ -464,6 +478,7 @@ class Room {
     this.devices.stop();
     this.stage.clear();
     this.status.hideReconnecting();
+    this.audience.render();
   }
 
   /** @param {{bye: string | null, code: number, error: import("./protocol.js").WebinarError | null}} detail */
@@ -664,6 +679,7 @@ class Room {
     });
     this.status.renderCount(conn.counts?.total ?? conn.participants.size);
     if (this.view === "lobby") this.lobby.render(conn);
+    this.audience.render();
   }
 
   /** Our own media changed: the toggles, the device check's preview, our tile. */
@@ -673,6 +689,7 @@ class Room {
     if (this.publisher.selfState("camera") === "on") this.toasts.dismissWith("toast-camera-on");
     if (this.publisher.selfState("microphone") === "on") this.toasts.dismissWith("toast-mic-on");
     this.devices.renderPreview();
+    this.audience.render();
     if (inRoom(this.conn)) {
       this.stage.renderSelf(this.local, {
         live: this.publisher.live.size > 0,
