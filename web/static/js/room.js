@@ -201,6 +201,7 @@ class Room {
       interaction: this.interaction,
       showTab: (id) => this.panel.showTab(id),
       layoutStage: () => this.stage.layout(),
+      moved: () => this.toasts.place(),
     });
     // ...also when one of those appears or changes size after a toast showed
     const moved = new ResizeObserver(() => this.toasts.place());

@@ -36,10 +36,14 @@ const CONTENT_VIEWS = new Set(["presentation", "video", "whiteboard", "external"
 const COPY_MS = 250;
 /** A phone: the audience view starts closed (one tap on the strip opens it). */
 const NARROW = window.matchMedia("(max-width: 640px)"); // i18n-ignore
-/** What the audience view keeps clear of on the presenter's own stage. */
+/**
+ * What the audience view keeps clear of on the presenter's own stage; on a wide screen also the
+ * presenter's status line (on a phone the view may cover it: the strip has the attendee count).
+ */
 const AVOID =
-  "#grid .tile-label, #stage-banner, #status, #sound-button, #stage > .published-question, #cta-slot, " + // i18n-ignore
+  "#grid .tile-label, #stage-banner, #sound-button, #stage > .published-question, #cta-slot, " + // i18n-ignore
   ".slide-toolbar, .wb-bar, .wb-foot, .shared-video-bar, .shared-video-name, [data-avoid-overlays]"; // i18n-ignore
+const AVOID_WIDE = ", #status"; // i18n-ignore
 /** The corners the audience view may take, in the order tried. */
 const CORNERS = ["bottom-right", "top-right", "bottom-left", "top-left"];
 
@@ -56,6 +60,7 @@ const CORNERS = ["bottom-right", "top-right", "bottom-left", "top-left"];
  * @property {import("../interaction.js").Interaction} interaction
  * @property {(tabId: string) => void} showTab  open the side panel on a tab
  * @property {() => void} layoutStage  size the stage's tiles again (the stage changed size)
+ * @property {() => void} [moved]  the audience view moved or docked (the toasts keep clear of it)
  */
 
 /**
@@ -619,10 +624,11 @@ export class AudienceView {
         delete stage.dataset.audienceDock;
         this.host.layoutStage();
       }
+      this.host.moved?.();
       return;
     }
     const box = stage.getBoundingClientRect();
-    const avoid = [...stage.querySelectorAll(AVOID)].filter((node) => !this.panel.contains(node));
+    const avoid = [...stage.querySelectorAll(NARROW.matches ? AVOID : AVOID + AVOID_WIDE)].filter((node) => !this.panel.contains(node));
     // the same stage, tiles and notes as last time: the same place
     const key = [
       Math.round(box.width),
@@ -657,6 +663,7 @@ export class AudienceView {
       const rect = new DOMRect(left, top, w, h);
       if (!rects.some((r) => overlaps(rect, r))) {
         this.panel.dataset.corner = corner;
+        this.host.moved?.();
         return;
       }
     }
@@ -665,5 +672,6 @@ export class AudienceView {
     stage.dataset.audienceDock = "true";
     stage.style.setProperty("--audience-h", `${h}px`);
     this.host.layoutStage();
+    this.host.moved?.();
   }
 }
