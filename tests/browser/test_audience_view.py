@@ -4,6 +4,8 @@ strip with the attendee count, raised hands and new questions."""
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -272,3 +274,68 @@ async def test_the_host_sees_what_attendees_see_and_who_waits_for_an_answer(
     screen = view.get_by_test_id("audience-view-screen")
     assert await screen.locator("button, a, input").count() == 0
     assert await screen.locator(".audience-canvas").evaluate("(n) => n.inert")
+
+
+async def test_the_audience_view_shows_the_waiting_room_and_the_content_on_stage(
+    server: RunningServer, open_page: OpenPage
+) -> None:
+    later = await server.store.create_event(
+        "Quarterly all-hands", datetime.now(UTC) + timedelta(minutes=4)
+    )
+    host = await open_page("host", DESKTOP)
+    ann = await open_page("attendee", DESKTOP)
+    await join_presenter(host, server, later, "Hana Host", preview=False, key=later.host_key)
+    await join_attendee(ann, server, later, "Ann Attendee")
+
+    # Before the start attendees wait in the lobby: the copy shows its card, as they see it.
+    await expect(ann.get_by_test_id("lobby")).to_be_visible()
+    view = host.get_by_test_id("audience-view")
+    await expect(view).to_have_attribute("data-screen", "lobby")
+    lobby = view.get_by_test_id("audience-view-lobby")
+    await expect(lobby).to_be_visible()
+    await expect(lobby).to_contain_text("Quarterly all-hands")
+    await expect(lobby.locator("[data-part=lobby-countdown]")).to_have_text(
+        re.compile(r"^[34]:\d\d$")
+    )
+    await expect(host.get_by_test_id("strip-attendees")).to_have_attribute("data-count", "1")
+
+    # The event starts; the host puts the whiteboard on stage and draws: the copy shows the
+    # board with the drawing, as the attendee's stage does.
+    await host.get_by_test_id("start-event").click()
+    await expect(ann.get_by_test_id("lobby")).to_be_hidden()
+    await host.evaluate(
+        "() => window.__webinar.room.content.request('stage-layout', {layout: 'whiteboard'})"
+    )
+    await expect(view).to_have_attribute("data-screen", "whiteboard")
+    await expect(ann.get_by_test_id("whiteboard")).to_be_visible()
+    board = host.get_by_test_id("whiteboard")
+    await expect(board).to_be_visible()
+    box = await board.bounding_box()
+    assert box is not None
+    await host.get_by_test_id("whiteboard-tool-rect").click()
+    await host.get_by_test_id("whiteboard-color-red").click()
+    await host.get_by_test_id("whiteboard-width-thick").click()
+    await host.mouse.move(box["x"] + 0.2 * box["width"], box["y"] + 0.3 * box["height"])
+    await host.mouse.down()
+    await host.mouse.move(box["x"] + 0.6 * box["width"], box["y"] + 0.7 * box["height"], steps=10)
+    await host.mouse.up()
+    await expect(ann.get_by_test_id("whiteboard")).to_have_attribute("data-strokes", "1")
+    copy = view.locator(".audience-content canvas")
+    await expect(copy).to_have_count(1)
+    red = await wait_until(
+        lambda: copy.evaluate(
+            """(c) => {
+              const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+              let n = 0;
+              for (let i = 0; i < d.length; i += 4)
+                if (d[i] > 150 && d[i] - d[i + 1] > 60 && d[i] - d[i + 2] > 60) n += 1;
+              return n;
+            }"""
+        ),
+        lambda n: n > 50,
+        within=5,
+        what="the red rectangle in the audience view's copy of the board",
+    )
+    assert red > 50
+    # the presenters' tools are not on the attendees' stage, nor in the copy
+    await expect(view.locator(".wb-bar")).to_have_count(0)

@@ -23,6 +23,7 @@ import { byId, el, recall, remember } from "../ui.js";
 import { Lobby } from "./lobby.js";
 import { inRoom } from "./page.js";
 import { raisedHands } from "./panel.js";
+import { fitInto } from "./presentation.js";
 import { attendeeCount, attendeeStage } from "./stage.js";
 
 /** The virtual attendee stage the copy is laid out on (CSS px), scaled to the panel's width. */
@@ -42,7 +43,8 @@ const NARROW = window.matchMedia("(max-width: 640px)"); // i18n-ignore
  */
 const AVOID =
   "#grid .tile-label, #stage-banner, #sound-button, #stage > .published-question, #cta-slot, " + // i18n-ignore
-  ".slide-toolbar, .wb-bar, .wb-foot, .shared-video-bar, .shared-video-name, [data-avoid-overlays]"; // i18n-ignore
+  ".slide-toolbar > *, .wb-bar > *, .wb-foot .btn, .wb-page-label, .shared-video-bar > *, .shared-video-name, " + // i18n-ignore
+  "[data-avoid-overlays]"; // i18n-ignore
 const AVOID_WIDE = ", #status"; // i18n-ignore
 /** The corners the audience view may take, in the order tried. */
 const CORNERS = ["bottom-right", "top-right", "bottom-left", "top-left"];
@@ -557,7 +559,18 @@ export class AudienceView {
         frame.replaceWith(el("div", { class: "audience-external", text: t("External player") }));
       }
       for (const video of copy.querySelectorAll("video")) video.replaceWith(el("canvas", { class: "audience-video-copy" }));
+      // boxes the content modules fitted to the presenter's stage (the slide, the board): fitted
+      // again to the copy's stage, at the same shape (presentation.js fitInto)
+      const fitted = [...copy.querySelectorAll("*")]
+        .map((node) => /** @type {HTMLElement} */ (node))
+        .filter((node) => node.style.width.endsWith("px") && node.style.height.endsWith("px"));
+      const shapes = fitted.map((node) => parseFloat(node.style.width) / parseFloat(node.style.height));
       this.contentEl.replaceChildren(copy);
+      fitted.forEach((node, i) => {
+        node.style.width = "";
+        node.style.height = "";
+        if (node.parentElement && Number.isFinite(shapes[i]) && shapes[i] > 0) fitInto(node.parentElement, node, shapes[i]);
+      });
     }
     this.drawCopies();
     if (!this.copyTimer) this.copyTimer = window.setInterval(() => this.drawCopies(), COPY_MS);
@@ -667,10 +680,12 @@ export class AudienceView {
         return;
       }
     }
-    // no corner is free: the stage keeps a band for it at the top right
+    // no corner is free: the stage keeps room for it at the top right — a column beside the
+    // rest on a wide stage, a band above it on a tall one
     this.panel.dataset.corner = "top-right";
-    stage.dataset.audienceDock = "true";
-    stage.style.setProperty("--audience-h", `${h}px`);
+    stage.dataset.audienceDock = box.width > box.height * 1.2 ? "right" : "top";
+    stage.style.setProperty("--audience-dock-w", `${w}px`);
+    stage.style.setProperty("--audience-dock-h", `${h}px`);
     this.host.layoutStage();
     this.host.moved?.();
   }
