@@ -209,6 +209,14 @@ async def test_the_host_sees_what_attendees_see_and_who_waits_for_an_answer(
     await expect(host.get_by_test_id("audience-view-status")).to_be_hidden()
     await wait_for_playing_video(host, "[data-testid=audience-tile] video")
 
+    # An attendee's reaction floats over the copy too (reactions.js's float, copied).
+    await ann.get_by_test_id("reactions-toggle").click()
+    await ann.get_by_test_id("reaction-picker").locator("[data-reaction=heart]").click()
+    await expect(
+        view.locator(".reaction-layer [data-copy-of=reaction-float][data-reaction=heart]").first
+    ).to_be_attached()
+    await ann.keyboard.press("Escape")
+
     # The strip: the attendee raises a hand and asks a question while the host's side panel
     # shows the chat. The strip counts them without any tab opened.
     await host.get_by_test_id("tab-chat").click()
