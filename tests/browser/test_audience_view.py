@@ -21,6 +21,7 @@ from tests.browser.support import (
     wait_for_playing_video,
     wait_until,
 )
+from tests.browser.test_shared_video import make_webm, share, upload_video
 from tests.helpers import RunningServer
 
 pytestmark = pytest.mark.browser
@@ -347,3 +348,40 @@ async def test_the_audience_view_shows_the_waiting_room_and_the_content_on_stage
     assert red > 50
     # the presenters' tools are not on the attendees' stage, nor in the copy
     await expect(view.locator(".wb-bar")).to_have_count(0)
+
+
+async def test_the_audience_view_plays_a_copy_of_the_shared_video(
+    server: RunningServer, open_page: OpenPage
+) -> None:
+    event = await server.create_event("Product video")
+    made = await upload_video(server, event, make_webm())
+    host = await open_page("host", DESKTOP)
+    ann = await open_page("attendee", DESKTOP)
+    await join_presenter(host, server, event, "Hana Host", preview=False, key=event.host_key)
+    await join_attendee(ann, server, event, "Ann Attendee")
+    await share(host, {"content_id": made["content_id"]})
+    await expect(ann.get_by_test_id("shared-video")).to_be_visible()
+    view = host.get_by_test_id("audience-view")
+    await expect(view).to_have_attribute("data-screen", "video")
+    # the shared video's picture, drawn into the copy a few times a second, and moving on
+    copy = view.locator(".audience-content canvas")
+    await expect(copy).to_have_count(1)
+    look = """(c) => {
+      if (!c.width) return null;
+      const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      let sum = 0;
+      for (let i = 0; i < d.length; i += 4) sum += d[i] + d[i + 1] + d[i + 2];
+      return sum / (d.length / 4) / 3;
+    }"""
+    first = await wait_until(
+        lambda: copy.evaluate(look), lambda v: v is not None and v > 10, within=10, what="a frame"
+    )
+    await wait_until(
+        lambda: copy.evaluate(look),
+        lambda v: v is not None and abs(v - first) > 3,
+        within=10,
+        what="the copied video to change (the clip brightens each second)",
+    )
+    # the presenters' controls (play, pause, seek, stop) are not in the attendees' copy
+    await expect(view.locator("[data-copy-of=shared-video-pause]")).to_have_count(0)
+    await expect(view.locator("[data-copy-of=shared-video-mute]")).to_have_count(1)
