@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
+from tests.browser.slides import make_pdf, upload_and_render
 from tests.browser.support import (
     DESKTOP,
     PHONE,
@@ -385,3 +386,40 @@ async def test_the_audience_view_plays_a_copy_of_the_shared_video(
     # the presenters' controls (play, pause, seek, stop) are not in the attendees' copy
     await expect(view.locator("[data-copy-of=shared-video-pause]")).to_have_count(0)
     await expect(view.locator("[data-copy-of=shared-video-mute]")).to_have_count(1)
+
+
+async def test_the_audience_view_follows_the_slides(
+    server: RunningServer, open_page: OpenPage
+) -> None:
+    event = await server.create_event("Quarterly numbers")
+    content_id = await upload_and_render(
+        server, event.event_id, event.presenter_key, make_pdf(3), name="numbers.pdf"
+    )
+    host = await open_page("host", DESKTOP)
+    ann = await open_page("attendee", DESKTOP)
+    await join_presenter(host, server, event, "Hana Host", preview=False, key=event.host_key)
+    await join_attendee(ann, server, event, "Ann Attendee")
+    await host.evaluate(
+        "(id) => window.__webinar.room.content.request('presentation-show', {content_id: id})",
+        content_id,
+    )
+    await expect(ann.get_by_test_id("slide-image")).to_have_attribute("data-page", "1")
+    view = host.get_by_test_id("audience-view")
+    await expect(view).to_have_attribute("data-screen", "presentation")
+    slide = view.locator("[data-copy-of=slide-image]")
+    await expect(slide).to_have_attribute("data-page", "1")
+    # the same page image the attendee's page shows, loaded, filling the copy's stage
+    shown = await slide.evaluate(
+        "(img) => ({src: img.getAttribute('src'), w: img.naturalWidth, box: img.clientWidth})"
+    )
+    theirs = await ann.get_by_test_id("slide-image").get_attribute("src")
+    assert theirs and shown["src"].split("?")[0] == theirs.split("?")[0]  # (each has its pass)
+    assert shown["w"] > 0 and shown["box"] > 300, shown
+    # the presenters' page buttons and tools are not in the copy; the page number is
+    await expect(
+        view.locator("[data-copy-of=slide-next], [data-copy-of=presentation-stop]")
+    ).to_have_count(0)
+    await host.get_by_test_id("slide-next").click()
+    await expect(ann.get_by_test_id("slide-image")).to_have_attribute("data-page", "2")
+    await expect(slide).to_have_attribute("data-page", "2")
+    await expect(view.locator("[data-copy-of=slide-page-number]")).to_contain_text("2")

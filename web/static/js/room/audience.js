@@ -554,7 +554,7 @@ export class AudienceView {
       copy.hidden = false;
       copy.dataset.staff = "false"; // the shared video's bar as attendees have it
       // the presenters' own tools are not on the attendees' stage
-      for (const tool of copy.querySelectorAll(".slide-tools, .slide-pager button, .staff-only, .wb-bar, .laser-dot")) tool.remove();
+      for (const tool of copy.querySelectorAll(".slide-tools, .slide-pager button, .staff-only, .wb-bar")) tool.remove();
       for (const frame of copy.querySelectorAll("iframe")) {
         frame.replaceWith(el("div", { class: "audience-external", text: t("External player") }));
       }
