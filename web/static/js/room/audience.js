@@ -413,7 +413,8 @@ export class AudienceView {
     const streams = conn.remoteStreams.size + conn.producers.size;
     const shown = attendeeStage({
       room,
-      reconnecting: false, // our connection, not theirs
+      // while our own connection comes back we know nothing of the stage: say so, as theirs would
+      reconnecting: conn.state === "reconnecting",
       tiles: this.grid.tiles.size,
       videos: this.grid.remoteVideoCount,
       streams,
