@@ -144,6 +144,9 @@ export class AudienceView {
     /** The content view copied now and whether it changed since. @type {HTMLElement | null} */
     this.copiedBox = null;
     this.contentDirty = true;
+    /** When the content view was last copied (performance.now()), and a copy waiting for its turn. */
+    this.copiedAt = 0;
+    this.copyLater = 0;
     this.placedFor = "";
 
     this.buildStrip();
@@ -548,8 +551,18 @@ export class AudienceView {
   copyContent() {
     const box = this.host.content.contentBox();
     if (!box) return;
-    if (this.contentDirty || this.copiedBox !== box) {
+    const wait = this.copiedAt + COPY_MS - performance.now();
+    if (this.copiedBox === box && this.contentDirty && wait > 0) {
+      // a laser pointer or a stroke changes the view many times a second: a copy at most every COPY_MS
+      if (!this.copyLater) {
+        this.copyLater = window.setTimeout(() => {
+          this.copyLater = 0;
+          this.render();
+        }, wait);
+      }
+    } else if (this.contentDirty || this.copiedBox !== box) {
       this.contentDirty = false;
+      this.copiedAt = performance.now();
       this.copiedBox = box;
       const copy = lookAlike(box);
       copy.hidden = false;
