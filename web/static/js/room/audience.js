@@ -44,8 +44,10 @@ const NARROW = window.matchMedia("(max-width: 640px)"); // i18n-ignore
 const AVOID =
   "#grid .tile-label, #stage-banner, #sound-button, #stage > .published-question, #cta-slot, " + // i18n-ignore
   ".slide-toolbar > *, .wb-bar > *, .wb-foot .btn, .wb-page-label, .shared-video-bar > *, .shared-video-name, " + // i18n-ignore
-  "[data-avoid-overlays]"; // i18n-ignore
+  "[data-testid=captions-overlay], [data-avoid-overlays]"; // i18n-ignore
 const AVOID_WIDE = ", #status"; // i18n-ignore
+/** What other parts lay over the stage that attendees see too: the published question first. */
+const OVERLAYS = [":scope > .published-question", ":scope > .captions-overlay"];
 /** The corners the audience view may take, in the order tried. */
 const CORNERS = ["bottom-right", "top-right", "bottom-left", "top-left"];
 
@@ -247,17 +249,23 @@ export class AudienceView {
       { id: "audience-view", class: "audience-view", "data-testid": "audience-view", "aria-labelledby": "audience-view-title", "data-corner": "bottom-right", "data-screen": "stage", hidden: true },
       [el("div", { class: "audience-head" }, [this.title, this.hide]), this.screen],
     );
-    byId("stage").append(this.panel);
+    // beside the stage, not in it: its small tiles are no tiles of the stage (those who look
+    // for "#stage .tile-label" find the presenter's own); placed over the stage by place()
+    byId("live").append(this.panel);
   }
 
   /** Copies of what other parts draw on the presenters' own stage. */
   watchCopies() {
     const stage = byId("stage");
-    // the published question (qa.js puts it first on the stage)
-    this.questionCopy = /** @type {HTMLElement | null} */ (null);
-    const question = stage.querySelector(":scope > .published-question");
-    if (question) {
-      new MutationObserver(() => this.render()).observe(question, { attributes: true, childList: true, subtree: true, characterData: true });
+    // the published question (qa.js puts it first on the stage) and, where the room has them,
+    // the live captions over its bottom: copied as they change
+    /** @type {Map<string, HTMLElement>} copies by the original's selector */
+    this.overlayCopies = new Map();
+    for (const selector of OVERLAYS) {
+      const original = stage.querySelector(selector);
+      if (original) {
+        new MutationObserver(() => this.render()).observe(original, { attributes: true, childList: true, subtree: true, characterData: true });
+      }
     }
     // the content view: copied again when it changes (a new page, the board's strokes)
     new MutationObserver(() => {
@@ -434,7 +442,7 @@ export class AudienceView {
     this.contentEl.hidden = !content;
     this.grid.strip = content;
     this.grid.layout();
-    this.copyQuestion();
+    this.copyOverlays();
     this.copyCta();
     if (content && !shown.backstage) this.copyContent();
     else this.stopCopying();
@@ -525,17 +533,24 @@ export class AudienceView {
     this.shownTracks.clear();
   }
 
-  /** The published question, as on the attendees' stage (without the presenters' Clear). */
-  copyQuestion() {
-    const original = /** @type {HTMLElement | null} */ (byId("stage").querySelector(":scope > .published-question"));
-    this.questionCopy?.remove();
-    this.questionCopy = null;
-    if (!original || original.hidden) return;
-    const copy = lookAlike(original);
-    copy.querySelector("button")?.remove();
-    copy.setAttribute("data-copy-of", "published-question");
-    this.questionCopy = copy;
-    this.miniStage.prepend(copy);
+  /**
+   * The published question (without the presenters' Clear) and the live captions, as on the
+   * attendees' stage; the captions at their own place (the presenter's lift is theirs).
+   */
+  copyOverlays() {
+    const stage = byId("stage");
+    for (const selector of OVERLAYS) {
+      this.overlayCopies.get(selector)?.remove();
+      this.overlayCopies.delete(selector);
+      const original = /** @type {HTMLElement | null} */ (stage.querySelector(selector));
+      if (!original || original.hidden) continue;
+      const copy = lookAlike(original);
+      for (const button of copy.querySelectorAll("button")) button.remove();
+      copy.style.removeProperty("bottom");
+      this.overlayCopies.set(selector, copy);
+      if (selector === OVERLAYS[0]) this.miniStage.prepend(copy);
+      else this.miniStage.append(copy);
+    }
   }
 
   /** The call-to-action attendees are shown now (the presenters' own page shows none). */
@@ -684,19 +699,30 @@ export class AudienceView {
     const inset = parseFloat(getComputedStyle(stage).paddingTop) || 12;
     const w = this.panel.offsetWidth;
     const h = this.panel.offsetHeight;
-    for (const corner of CORNERS) {
+    const live = byId("live").getBoundingClientRect();
+    /** @param {string} corner */
+    const at = (corner) => {
       const left = corner.endsWith("left") ? box.left + inset : box.right - inset - w;
       const top = corner.startsWith("top") ? box.top + inset : box.bottom - inset - h;
-      const rect = new DOMRect(left, top, w, h);
-      if (!rects.some((r) => overlaps(rect, r))) {
-        this.panel.dataset.corner = corner;
+      return new DOMRect(left, top, w, h);
+    };
+    /** @param {string} corner */
+    const put = (corner) => {
+      const rect = at(corner);
+      this.panel.dataset.corner = corner;
+      this.panel.style.left = `${Math.round(rect.left - live.left)}px`;
+      this.panel.style.top = `${Math.round(rect.top - live.top)}px`;
+    };
+    for (const corner of CORNERS) {
+      if (!rects.some((r) => overlaps(at(corner), r))) {
+        put(corner);
         this.host.moved?.();
         return;
       }
     }
     // no corner is free: the stage keeps room for it at the top right — a column beside the
     // rest on a wide stage, a band above it on a tall one
-    this.panel.dataset.corner = "top-right";
+    put("top-right");
     stage.dataset.audienceDock = box.width > box.height * 1.2 ? "right" : "top";
     stage.style.setProperty("--audience-dock-w", `${w}px`);
     stage.style.setProperty("--audience-dock-h", `${h}px`);
