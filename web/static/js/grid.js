@@ -33,7 +33,9 @@ function sourceLabel(source) {
 export class VideoGrid {
   /**
    * @param {HTMLElement} container
-   * @param {{onSoundBlocked?: () => void, onChange?: () => void}} [hooks]
+   * @param {{onSoundBlocked?: () => void, onChange?: () => void, silent?: boolean, tileTestId?: string}} [hooks]
+   *   silent: a copy of a stage that plays no sound (the presenters' audience view, room/audience.js),
+   *   its tiles named by tileTestId
    */
   constructor(container, hooks = {}) {
     this.container = container;
@@ -53,7 +55,7 @@ export class VideoGrid {
     this.strip = false;
     this._reconcileQueued = false;
     this.audioHost = el("div", { class: "audio-sinks", hidden: true });
-    container.after(this.audioHost);
+    if (!hooks.silent) container.after(this.audioHost);
     new ResizeObserver(() => this.layout()).observe(container);
     onLanguage(() => this.relabel());
   }
@@ -282,8 +284,9 @@ export class VideoGrid {
     const video = /** @type {HTMLVideoElement} */ (
       el("video", { autoplay: true, playsinline: true, "aria-hidden": "true" })
     );
-    video.muted = spec.muted;
-    video.dataset.wantsSound = spec.muted ? "0" : "1";
+    const muted = spec.muted || Boolean(this.hooks.silent);
+    video.muted = muted;
+    video.dataset.wantsSound = muted ? "0" : "1";
     video.srcObject = spec.stream;
     this._play(video);
     const mic = el("span", { class: "tile-mic", title: t("Microphone off"), hidden: true }, [icon("mic-off")]);
@@ -291,7 +294,7 @@ export class VideoGrid {
       "figure",
       {
         class: `tile tile-${spec.source}`,
-        "data-testid": spec.testid,
+        "data-testid": spec.testid === "video-tile" ? (this.hooks.tileTestId ?? spec.testid) : spec.testid,
         "data-producer-id": spec.producerId,
         "data-participant-id": spec.participantId,
         "data-source": spec.source,
@@ -357,6 +360,7 @@ export class VideoGrid {
 
   /** Each participant's audio plays exactly once: in their first video tile, or in an <audio>. */
   _reconcileAudio() {
+    if (this.hooks.silent) return;
     for (const [key, group] of this.groups) {
       if (group.videos.length === 0 && group.audios.size === 0) {
         if (group.audio) {

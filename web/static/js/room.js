@@ -17,6 +17,8 @@
 //   notices.js   the toasts about what happens in the room
 //   reactions.js the attendees' React button and the emoji floating over the stage
 //   captions.js  live captions over the stage, the Captions button, "make captioner"
+//   audience.js  presenters: the audience strip (attendees, hands, new questions) and the
+//                picture-in-picture copy of what attendees see
 // Chat, Q&A, polls and calls to action are interaction.js's; the messages to a site that
 // embeds the room (webinar:joined, …) embed.js's.
 // window.__webinar exposes the live connection for tests and debugging.
@@ -29,6 +31,7 @@ import { ByeReason, WebinarConnection } from "./protocol.js";
 import { AUTOJOIN_KEY, Toasts, byId, cleanName, clientId, errorText, forget, formatTime, recall, saveName, savedName } from "./ui.js";
 import { StageContent } from "./room/content.js";
 import { ExternalPlayer } from "./room/external.js";
+import { AudienceView } from "./room/audience.js";
 import { Controls } from "./room/controls.js";
 import { Devices } from "./room/devices.js";
 import { HlsStage } from "./room/hls.js";
@@ -67,7 +70,7 @@ function onTheFloor(participant) {
 
 /** What the toasts must not cover (Toasts.place): the stage's notes, the controls, the chat's input. */
 const TOASTS_AVOID =
-  "#stage-banner, [data-testid=published-question], [data-testid=cta-popup], #controls, .stage[data-empty=true] > .status, [data-testid=chat-form], [data-testid=captions-overlay]";
+  "#stage-banner, [data-testid=published-question], [data-testid=cta-popup], #controls, .stage[data-empty=true] > .status, [data-testid=chat-form], [data-testid=captions-overlay], #audience-view";
 
 /**
  * A refusal to join that no retry changes: the event has ended for all or was cancelled.
@@ -197,6 +200,17 @@ class Room {
       renderPeople: () => this.renderPeople(),
       toasts: this.toasts,
       showFailure: (error) => this.showFailure(error),
+    });
+    /** Presenters: the audience strip and what attendees see (room/audience.js). */
+    this.audience = new AudienceView({
+      conn: () => this.conn,
+      staff: () => this.staff,
+      view: () => this.view,
+      content: this.content,
+      interaction: this.interaction,
+      showTab: (id) => this.panel.showTab(id),
+      layoutStage: () => this.stage.layout(),
+      moved: () => this.toasts.place(),
     });
     // ...also when one of those appears or changes size after a toast showed
     const moved = new ResizeObserver(() => this.toasts.place());
@@ -391,6 +405,7 @@ class Room {
     this.content.attach(conn);
     this.reactions.attach(conn);
     this.captions.attach(conn);
+    this.audience.attach(conn);
     /**
      * @param {string} type
      * @param {(detail: any) => void} handler
@@ -475,6 +490,7 @@ class Room {
     this.devices.stop();
     this.stage.clear();
     this.status.hideReconnecting();
+    this.audience.render();
   }
 
   /** @param {{bye: string | null, code: number, error: import("./protocol.js").WebinarError | null}} detail */
@@ -676,6 +692,7 @@ class Room {
     });
     this.status.renderCount(conn.counts?.total ?? conn.participants.size);
     if (this.view === "lobby") this.lobby.render(conn);
+    this.audience.render();
   }
 
   /** Our own media changed: the toggles, the device check's preview, our tile. */
@@ -685,6 +702,7 @@ class Room {
     if (this.publisher.selfState("camera") === "on") this.toasts.dismissWith("toast-camera-on");
     if (this.publisher.selfState("microphone") === "on") this.toasts.dismissWith("toast-mic-on");
     this.devices.renderPreview();
+    this.audience.render();
     if (inRoom(this.conn)) {
       this.stage.renderSelf(this.local, {
         live: this.publisher.live.size > 0,

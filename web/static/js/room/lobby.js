@@ -8,10 +8,16 @@ import { byId, formatCountdown, formatRelative, formatTime } from "../ui.js";
 /** @typedef {import("./page.js").WebinarConnection} WebinarConnection */
 
 export class Lobby {
-  /** @param {() => void} onLeave  the lobby's Leave button */
-  constructor(onLeave) {
+  /**
+   * @param {(() => void) | null} onLeave  the lobby's Leave button
+   * @param {HTMLElement | null} [root]  a copy of the lobby's card to draw into instead (the
+   *   presenters' audience view, room/audience.js): its parts carry data-part="<the id>"
+   */
+  constructor(onLeave, root = null) {
     this.countdownTimer = 0;
-    byId("lobby-leave").addEventListener("click", () => onLeave());
+    /** @param {string} id */
+    this.part = (id) => (root ? /** @type {HTMLElement} */ (root.querySelector(`[data-part="${id}"]`)) : byId(id));
+    if (onLeave) this.part("lobby-leave").addEventListener("click", () => onLeave());
   }
 
   /**
@@ -21,23 +27,23 @@ export class Lobby {
   render(conn) {
     const room = conn.room;
     if (!room) return;
-    byId("lobby-title").textContent = room.title || conn.joined?.event.title || "";
+    this.part("lobby-title").textContent = room.title || conn.joined?.event.title || "";
     const startsAt = room.starts_at ?? conn.joined?.event.starts_at ?? null;
-    byId("lobby-when").textContent = startsAt ? t("Starts {time} (your time)", { time: formatTime(startsAt) }) : "";
-    const message = byId("lobby-message");
+    this.part("lobby-when").textContent = startsAt ? t("Starts {time} (your time)", { time: formatTime(startsAt) }) : "";
+    const message = this.part("lobby-message");
     message.textContent = room.lobby_message || "";
     message.hidden = !room.lobby_message;
-    byId("lobby-agenda").textContent = room.agenda || "";
-    byId("lobby-agenda-box").hidden = !room.agenda;
+    this.part("lobby-agenda").textContent = room.agenda || "";
+    this.part("lobby-agenda-box").hidden = !room.agenda;
     const others = (conn.counts?.total ?? conn.participants.size) - 1;
-    byId("lobby-people").textContent =
+    this.part("lobby-people").textContent =
       others > 0 ? nt("{n} other person is here.", "{n} other people are here.", others) : t("You are the first one here.");
     this.startCountdown(startsAt);
   }
 
   /** Where focus goes when the view shows. */
   focus() {
-    byId("lobby-title").focus?.();
+    this.part("lobby-title").focus?.();
   }
 
   /** @param {string | null} startsAt */
@@ -45,8 +51,8 @@ export class Lobby {
     const target = startsAt ? new Date(startsAt).getTime() : NaN;
     const tick = () => {
       const left = target - Date.now();
-      const countdown = byId("lobby-countdown");
-      const label = byId("lobby-countdown-label");
+      const countdown = this.part("lobby-countdown");
+      const label = this.part("lobby-countdown-label");
       if (Number.isNaN(target)) {
         // TRANSLATORS: the lobby's countdown reads "Starting" (small, above) "soon" (large)
         label.textContent = t("Starting");

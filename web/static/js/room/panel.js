@@ -12,6 +12,14 @@ import { WIDE } from "./page.js";
 /** @typedef {import("../participants.js").RowAction} RowAction */
 /** @typedef {"on" | "off" | "none"} DeviceState */
 
+/**
+ * Raised hands now: those who run the floor know everyone; attendees know the stage, and the counts.
+ * @param {WebinarConnection} conn
+ */
+export function raisedHands(conn) {
+  return conn.rosterFull || !conn.counts ? [...conn.participants.values()].filter((p) => p.hand_raised != null).length : conn.counts.hands;
+}
+
 export class SidePanel {
   /**
    * @param {{onRowAction: (action: RowAction, person: ParticipantInfo) => void, onResize: () => void}} hooks
@@ -130,8 +138,7 @@ export class SidePanel {
       myRole: role,
       self,
     });
-    // Those who run the floor know everyone; attendees know the stage, and the counts.
-    const hands = conn.rosterFull || !conn.counts ? participants.filter((p) => p.hand_raised != null).length : conn.counts.hands;
+    const hands = raisedHands(conn);
     byId("people-count").textContent = formatNumber(conn.counts?.total ?? participants.length);
     // The button says what the panel holds for this role: the staff run the people in it
     // (hands, the floor); attendees come for the chat, questions and polls.

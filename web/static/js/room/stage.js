@@ -13,7 +13,7 @@ import { STARTS_AT } from "./page.js";
  * How many attendees are here: from the server's counts (an attendee does not know everyone).
  * @param {import("./page.js").WebinarConnection} conn
  */
-function attendeeCount(conn) {
+export function attendeeCount(conn) {
   return conn.counts?.attendees ?? [...conn.participants.values()].filter((p) => p.role === "attendee").length;
 }
 
@@ -25,6 +25,48 @@ function contentShown() {
   const box = document.getElementById("stage-content");
   const hls = document.getElementById("hls-view");
   return (box !== null && !box.hidden) || (hls !== null && !hls.hidden);
+}
+
+/**
+ * What an attendee's stage says and shows besides the tiles and the content: the status line
+ * ("Waiting for the presenter…", the backstage notice), whether it waits (a spinner), whether
+ * it is backstage (presenters-only: no tiles, no content) and whether it is empty (the status
+ * alone, centred). The attendees' own stage (Stage.renderStatus) and the presenters' preview of
+ * it (room/audience.js) both draw from this.
+ * @param {object} shown
+ * @param {import("./page.js").WebinarConnection["room"]} shown.room  the room's state
+ * @param {boolean} shown.reconnecting  the viewer's connection is being restored
+ * @param {number} shown.tiles  video tiles on the stage
+ * @param {number} shown.videos  remote video tiles
+ * @param {number} shown.streams  remote streams played (audio or video)
+ * @param {boolean} shown.content  content (a slide, a video, the board, a player) is on stage
+ * @returns {{text: string, waiting: boolean, backstage: boolean, empty: boolean}}
+ */
+export function attendeeStage({ room, reconnecting, tiles, videos, streams, content }) {
+  let text = "";
+  let waiting = false;
+  const backstage = room?.mode === "presenters-only" && room.phase === "live";
+  if (reconnecting) {
+    // the banner says it; the stage says it only when it has nothing else to show
+    text = tiles || content ? "" : t("Reconnecting… The webinar continues; you will be back in a moment.");
+    waiting = true;
+  } else if (backstage) {
+    text = t("The presenters are preparing backstage. You will see and hear them again in a moment.");
+    waiting = true;
+  } else if (content) {
+    // a slide, a video, the board: the stage is not waiting for anyone
+  } else if (videos === 0) {
+    if (streams > 0) {
+      text = t("Audio only: the presenter's camera is off.");
+    } else {
+      waiting = true;
+      text =
+        STARTS_AT && room?.phase !== "live"
+          ? t("Waiting for the presenter… The webinar is scheduled for {time}.", { time: formatTime(STARTS_AT) })
+          : t("Waiting for the presenter…");
+    }
+  }
+  return { text, waiting, backstage, empty: (tiles === 0 && !content) || backstage };
 }
 
 /** @typedef {import("./page.js").RoomContext} RoomContext */
@@ -139,16 +181,32 @@ export class Stage {
     if (!conn) return;
     const status = byId("status");
     const stage = byId("stage");
+    const room = conn.room;
+    const content = contentShown();
+    if (!staff) {
+      // an attendee's stage: the same rule the presenters' audience view shows (room/audience.js)
+      const shown = attendeeStage({
+        room,
+        reconnecting: conn.state === "reconnecting",
+        tiles: this.grid.tiles.size,
+        videos: this.grid.remoteVideoCount,
+        streams: this.grid.remoteCount,
+        content,
+      });
+      status.textContent = shown.text;
+      status.hidden = shown.text === "";
+      stage.dataset.empty = String(shown.empty);
+      stage.dataset.waiting = String(shown.waiting);
+      stage.dataset.backstage = String(shown.backstage);
+      return;
+    }
     let text = "";
     let waiting = false;
-    const room = conn.room;
-    const backstage = !staff && room?.mode === "presenters-only" && room.phase === "live";
-    const content = contentShown();
     if (conn.state === "reconnecting") {
       // the banner says it; the stage says it only when it has nothing else to show
       text = this.grid.tiles.size || content ? "" : t("Reconnecting… The webinar continues; you will be back in a moment.");
       waiting = true;
-    } else if (staff) {
+    } else {
       const watching = attendeeCount(conn);
       const backstageNow = room?.phase === "lobby" || room?.mode === "presenters-only";
       if (live && backstageNow) {
@@ -159,28 +217,13 @@ export class Stage {
         text = nt("You are not live. Check your preview, then press Go live. {n} attendee waiting.", "You are not live. Check your preview, then press Go live. {n} attendees waiting.", watching);
       }
       if (sharing) text += " " + t("You are sharing your screen.");
-    } else if (backstage) {
-      text = t("The presenters are preparing backstage. You will see and hear them again in a moment.");
-      waiting = true;
-    } else if (content) {
-      // a slide, a video, the board: the stage is not waiting for anyone
-    } else if (this.grid.remoteVideoCount === 0) {
-      if (this.grid.remoteCount > 0) {
-        text = t("Audio only: the presenter's camera is off.");
-      } else {
-        waiting = true;
-        text =
-          STARTS_AT && room?.phase !== "live"
-            ? t("Waiting for the presenter… The webinar is scheduled for {time}.", { time: formatTime(STARTS_AT) })
-            : t("Waiting for the presenter…");
-      }
     }
     status.textContent = text;
     status.hidden = text === "";
     // content on stage (room/content.js) is something to show, cameras or not
-    stage.dataset.empty = String((this.grid.tiles.size === 0 && !content) || backstage);
+    stage.dataset.empty = String(this.grid.tiles.size === 0 && !content);
     stage.dataset.waiting = String(waiting);
-    stage.dataset.backstage = String(backstage);
+    stage.dataset.backstage = "false";
   }
 
   /** The staff's banner: the event has not started (with Start event), or backstage. */
