@@ -105,10 +105,12 @@ AUDIT_JS = """
     + "[data-testid=reconnecting], [data-testid=error], .status, "
     + "[data-testid=captions-overlay], [data-testid=audience-view]";
   const names = [...document.querySelectorAll(".tile-label")].filter(shown);
-  // ...and toasts never cover the stage's question, call-to-action, banner or the chat input
+  // ...and toasts never cover the stage's question, call-to-action, banner, the chat input
+  // or the presenter's strip (attendees, hands, questions)
   names.push(...[...document.querySelectorAll("[data-testid=cta-popup], "
     + "[data-testid=published-question], [data-testid=stage-banner], "
-    + ".stage[data-empty=true] > .status, [data-testid=chat-form]")].filter(shown));
+    + ".stage[data-empty=true] > .status, [data-testid=chat-form], "
+    + "[data-testid=presenter-strip]")].filter(shown));
   for (const ov of document.querySelectorAll(overlays)) {
     if (!shown(ov)) continue;
     const a = ov.getBoundingClientRect();

@@ -70,7 +70,7 @@ function onTheFloor(participant) {
 
 /** What the toasts must not cover (Toasts.place): the stage's notes, the controls, the chat's input. */
 const TOASTS_AVOID =
-  "#stage-banner, [data-testid=published-question], [data-testid=cta-popup], #controls, .stage[data-empty=true] > .status, [data-testid=chat-form], [data-testid=captions-overlay], #audience-view";
+  "#stage-banner, [data-testid=published-question], [data-testid=cta-popup], #controls, .stage[data-empty=true] > .status, [data-testid=chat-form], [data-testid=captions-overlay], #audience-view, [data-testid=presenter-strip]";
 
 /**
  * A refusal to join that no retry changes: the event has ended for all or was cancelled.
