@@ -232,6 +232,12 @@ async def test_screenshots(
     await _shot(presenter, f"presenter-devices-{size}")
     await presenter.get_by_test_id("device-settings").click()
     await _shot(presenter, f"presenter-live-{size}")
+    # presenters react too; their React bubble holds the room's reactions switch
+    await presenter.get_by_test_id("reactions-toggle").click()
+    await expect(presenter.get_by_test_id("reactions-enabled-toggle")).to_be_visible()
+    await _shot(presenter, f"presenter-reactions-{size}")
+    await presenter.keyboard.press("Escape")
+    await expect(presenter.get_by_test_id("reaction-picker")).to_be_hidden()
     # what stops is said on the button, also beside the recording's own Stop
     await expect(presenter.get_by_test_id("stop-live")).to_have_text("Go off air")
     await presenter.get_by_test_id("record-toggle").click()
