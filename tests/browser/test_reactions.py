@@ -1,4 +1,5 @@
-"""Reactions in real Chromium: an attendee claps, everyone else sees it float over the stage."""
+"""Reactions in real Chromium: an attendee claps, everyone else sees it float over the stage;
+a presenter turns attendees' reactions off and on, and reacts too."""
 
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ async def test_an_attendees_clap_floats_over_everyones_stage(
     await join_attendee(ann, server, event, "Ann Attendee")
     await join_attendee(bob, server, event, "Bob Attendee")
 
-    # presenters see reactions but have no React button; attendees do
-    await expect(pres.get_by_test_id("reactions-toggle")).to_be_hidden()
+    # everyone has the React button: attendees, and presenters too
+    await expect(pres.get_by_test_id("reactions-toggle")).to_be_visible()
     toggle = ann.get_by_test_id("reactions-toggle")
     await expect(toggle).to_be_visible()
     await expect(toggle).to_have_accessible_name("React")
@@ -77,6 +78,56 @@ async def test_an_attendees_clap_floats_over_everyones_stage(
     await ann.keyboard.press("Escape")
     await expect(picker).to_be_hidden()
     await expect(toggle).to_be_focused()
+
+
+async def test_a_host_turns_reactions_off_and_on_and_a_presenter_reacts_too(
+    server: RunningServer, open_page: OpenPage
+) -> None:
+    event = await server.create_event("Town hall")
+    host = await open_page("host")
+    pres = await open_page("presenter")
+    ann = await open_page("ann")
+    await join_presenter(host, server, event, "Hana Host", preview=False, key=event.host_key)
+    await join_presenter(pres, server, event, "Piet Presenter", preview=False)
+    await join_attendee(ann, server, event, "Ann Attendee")
+    toggle = ann.get_by_test_id("reactions-toggle")
+    await expect(toggle).to_be_enabled()
+
+    # the host's React bubble holds the switch: reactions off for attendees
+    await host.get_by_test_id("reactions-toggle").click()
+    switch = host.get_by_test_id("reactions-enabled-toggle")
+    await expect(switch).to_be_checked()
+    await expect(switch).to_have_accessible_name("Attendees may react")
+    await switch.uncheck()
+    # Ann's button says so and cannot be used
+    await expect(toggle).to_be_disabled()
+    await expect(toggle).to_have_accessible_name("Reactions off")
+    await expect(toggle).to_have_attribute("data-enabled", "false")
+    await expect(toggle).to_have_attribute("title", "The presenters turned reactions off")
+    # the presenter's own switch follows; presenters may still react
+    await expect(pres.get_by_test_id("reactions-toggle")).to_be_enabled()
+    await pres.get_by_test_id("reactions-toggle").click()
+    await expect(pres.get_by_test_id("reactions-enabled-toggle")).not_to_be_checked()
+    # coming back (a late joiner) sees it off too
+    await join_attendee(ann, server, event, "Ann Attendee")
+    toggle = ann.get_by_test_id("reactions-toggle")
+    await expect(toggle).to_have_accessible_name("Reactions off")
+    await expect(toggle).to_be_disabled()
+
+    # back on: Ann may react again
+    await switch.check()
+    await expect(toggle).to_be_enabled()
+    await expect(toggle).to_have_accessible_name("React")
+    await expect(pres.get_by_test_id("reactions-enabled-toggle")).to_be_checked()
+    # the presenter reacts from the same bubble: it floats on Ann's stage
+    await pres.get_by_test_id("reaction-picker").locator("[data-reaction=party]").click()
+    await expect(pres.locator("[data-testid=reaction-float][data-own=true]").first).to_be_attached()
+    floated = ann.locator("[data-testid=reaction-float][data-reaction=party][data-own=false]")
+    await expect(floated.first).to_be_attached()
+    await toggle.click()  # and Ann's reaction goes through again
+    await ann.get_by_test_id("reaction-picker").locator("[data-reaction=clap]").click()
+    mine = pres.locator("[data-testid=reaction-float][data-reaction=clap][data-own=false]")
+    await expect(mine.first).to_be_attached()
 
 
 async def test_200_people_clapping_reach_a_browser_in_a_few_messages_a_second(

@@ -241,6 +241,12 @@ async def test_screenshots(
     await _shot(presenter, f"presenter-devices-{size}")
     await presenter.get_by_test_id("device-settings").click()
     await _shot(presenter, f"presenter-live-{size}")
+    # presenters react too; their React bubble holds the room's reactions switch
+    await presenter.get_by_test_id("reactions-toggle").click()
+    await expect(presenter.get_by_test_id("reactions-enabled-toggle")).to_be_visible()
+    await _shot(presenter, f"presenter-reactions-{size}")
+    await presenter.keyboard.press("Escape")
+    await expect(presenter.get_by_test_id("reaction-picker")).to_be_hidden()
     # What attendees see: open from the start on a laptop, one tap away on a phone.
     audience = presenter.get_by_test_id("audience-view")
     if size == "phone":

@@ -196,3 +196,79 @@ async def test_the_engagement_export_counts_each_persons_reactions(
         assert 'data-testid="attendee-reactions" title="👏 4 | ❤️ 1">5<' in html
     finally:
         await http.close()
+
+
+def reaction_totals(person: helpers.Person) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for m in person.seen:
+        if m["type"] == "reactions":
+            for reaction, n in m["counts"].items():
+                out[reaction] = out.get(reaction, 0) + n
+    return out
+
+
+async def test_presenters_switch_reactions_off_and_on_for_attendees(
+    server: RunningServer, people: list[helpers.Person]
+) -> None:
+    event = await server.create_event()
+    pres = await enter(server, people, event, "Pres", event.presenter_key)
+    ann = await enter(server, people, event, "Ann")
+    bob = await enter(server, people, event, "Bob")
+    assert (await ann.request("sync-interaction"))["reactions"] == {"enabled": True, "by": None}
+    err = await refused("forbidden", ann.request("reactions-settings", enabled=False))
+    assert "may not switch reactions" in err.message
+    await refused("bad-message", pres.request("reactions-settings"))
+    await pres.request("reactions-settings", enabled=False)
+    for person in (ann, bob, pres):  # everyone is told, with who switched
+        state = await person.wait("reactions-state", where=lambda m: m["enabled"] is False)
+        assert state["by"] == pres.pid
+    err = await refused("reactions-off", ann.request("react", reaction="clap"))
+    assert err.message == "the presenters switched reactions off"
+    # presenters may still react, and everyone sees it
+    await pres.request("react", reaction="heart")
+    await eventually(lambda: reaction_totals(ann) == {"heart": 1}, within=5.0)
+    # a late joiner learns it is off
+    late = await enter(server, people, event, "Late")
+    assert (await late.request("sync-interaction"))["reactions"]["enabled"] is False
+    await refused("reactions-off", late.request("react", reaction="wow"))
+    # back on: attendees' reactions count again
+    await pres.request("reactions-settings", enabled=True)
+    await ann.wait("reactions-state", where=lambda m: m["enabled"] is True)
+    await ann.request("react", reaction="clap")
+    await eventually(lambda: reaction_totals(bob) == {"heart": 1, "clap": 1}, within=5.0)
+    await asyncio.sleep(3 * REACTIONS_INTERVAL)
+    assert reaction_totals(bob) == {"heart": 1, "clap": 1}  # the refused ones never counted
+
+
+async def test_the_reactions_switch_survives_the_room_closing_and_a_restart(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    config = helpers.make_config(data)
+    async with running_server(data, config) as srv:
+        event = await srv.create_event()
+        made: list[helpers.Person] = []
+        try:
+            pres = await enter(srv, made, event, "Pres", event.presenter_key)
+            await pres.request("reactions-settings", enabled=False)
+            await pres.request("leave")
+            await eventually(lambda: srv.rooms.get(event.event_id) is None)
+            # the room opens again from the store
+            ann = await enter(srv, made, event, "Ann")
+            assert (await ann.request("sync-interaction"))["reactions"]["enabled"] is False
+            await refused("reactions-off", ann.request("react", reaction="clap"))
+        finally:
+            await asyncio.gather(*(p.close() for p in made))
+    # a new server process on the same data
+    async with running_server(data, config) as srv:
+        made = []
+        try:
+            ann = await enter(srv, made, event, "Ann")
+            await refused("reactions-off", ann.request("react", reaction="clap"))
+            assert (await ann.request("sync-interaction"))["reactions"]["enabled"] is False
+            pres = await enter(srv, made, event, "Pres", event.presenter_key)
+            await pres.request("reactions-settings", enabled=True)
+            await ann.wait("reactions-state", where=lambda m: m["enabled"] is True)
+            await ann.request("react", reaction="clap")
+        finally:
+            await asyncio.gather(*(p.close() for p in made))

@@ -369,6 +369,7 @@ def seed_everything(data: Path, event_id: str, shared: Path) -> dict[str, Any]:
             qa_open=False,
             published_question_id=None,
             chat_muted=frozenset({"someone"}),
+            reactions_enabled=False,
         )
         db.execute("INSERT INTO event_recording (event_id, auto_record) VALUES (?, 1)", (event_id,))
         db.execute(
@@ -575,11 +576,11 @@ def test_duplicate_copies_settings_not_people(
             30,
         )
         row = store.connection.execute(
-            "SELECT chat_enabled, slow_mode_seconds, qa_open, chat_muted"
+            "SELECT chat_enabled, slow_mode_seconds, qa_open, chat_muted, reactions_enabled"
             " FROM interaction_settings WHERE event_id = ?",
             (copy_id,),
         ).fetchone()
-        assert tuple(row) == (0, 10, 0, "[]")  # who was muted is not copied
+        assert tuple(row) == (0, 10, 0, "[]", 0)  # who was muted is not copied
     copied_image = data / "images" / option.image_id
     assert copied_image.read_bytes() == seeded["image"].read_bytes()
 

@@ -103,7 +103,13 @@ def populate(core: SyncStore) -> list[str]:
     )
     ist.set_vote(core, "q1", "k2", True, 103.0)
     ist.save_settings(
-        core, eid, chat_enabled=True, slow_mode_seconds=3, qa_open=False, published_question_id="q1"
+        core,
+        eid,
+        chat_enabled=True,
+        slow_mode_seconds=3,
+        qa_open=False,
+        published_question_id="q1",
+        reactions_enabled=False,  # the reactions switch (migration 28) is copied too
     )
     ist.save_image(core, "img1", eid, "image/png", 1234, 104.0)
     poll = Poll(
@@ -344,6 +350,9 @@ async def test_copy_moves_every_row_and_the_server_reads_the_copy(
         assert user.user_id == 3
         poll_order = await store.run(lambda c: [p.poll_id for p in ist.list_polls(c, event_ids[0])])
         assert poll_order == ["poll1", "poll2"]
+        # the room's switches, as a room opening on the copy reads them
+        snap = await store.run(lambda c: ist.load(c, event_ids[0], 200))
+        assert (snap.slow_mode_seconds, snap.reactions_enabled) == (3, False)
     migrated = run_cli("db", "migrate", "--data-dir", str(tmp_data_dir))
     assert migrated.returncode == 0 and f"schema version {len(MIGRATIONS)}" in migrated.stdout
 

@@ -57,6 +57,7 @@ def test_round_trip_of_everything_a_room_restores(core: SyncStore) -> None:
         slow_mode_seconds=30,
         qa_open=True,
         published_question_id=q.question_id,
+        reactions_enabled=False,
     )
 
     book = PollBook()
@@ -95,6 +96,7 @@ def test_round_trip_of_everything_a_room_restores(core: SyncStore) -> None:
     assert snap.chat[0].question_id == q.question_id
     assert snap.chat_seq == 2  # the deleted one keeps its number
     assert (snap.chat_enabled, snap.slow_mode_seconds, snap.qa_open) == (False, 30, True)
+    assert snap.reactions_enabled is False
     (loaded_q,) = snap.questions
     assert loaded_q.voters == {"k_bob"} and loaded_q.anonymous and loaded_q.name == ANN.name
     assert loaded_q.state is QuestionState.ANSWERED

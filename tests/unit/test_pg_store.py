@@ -247,7 +247,13 @@ def test_interaction_writes(core: SyncStore) -> None:
     ist.set_vote(core, "q1", "k2", True, 13.0)
     ist.set_vote(core, "q1", "k2", True, 13.5)  # a second vote of one person counts once
     ist.save_settings(
-        core, eid, chat_enabled=False, slow_mode_seconds=5, qa_open=True, published_question_id="q1"
+        core,
+        eid,
+        chat_enabled=False,
+        slow_mode_seconds=5,
+        qa_open=True,
+        published_question_id="q1",
+        reactions_enabled=False,
     )
     snap = ist.load(core, eid, chat_limit=50)
     assert [m.message_id for m in snap.chat] == ["m2"]
@@ -255,6 +261,7 @@ def test_interaction_writes(core: SyncStore) -> None:
     assert [q.question_id for q in snap.questions] == ["q1"]
     assert snap.questions[0].anonymous is True
     assert snap.chat_enabled is False and snap.slow_mode_seconds == 5
+    assert snap.reactions_enabled is False
     _header, rows = ist.export_rows(core, eid, "chat")
     assert len(rows) == 2 and rows[0][6] is True  # deleted, as a bool on both
 

@@ -14,6 +14,8 @@ from webinar.rooms.reactions import (
     REACTIONS_PER_SECOND,
     ReactionBurst,
     ReactionLimiter,
+    ReactionSettings,
+    ReactionSettingsChanged,
     ReactionTally,
     RoomReactions,
     burst_of,
@@ -24,6 +26,7 @@ from webinar.rooms.state import Participant
 
 ANN = Participant("pa_ann", "Ann", Role.ATTENDEE)
 PRES = Participant("pa_pres", "Piet", Role.PRESENTER)
+HOST = Participant("pa_host", "Hana", Role.HOST)
 
 
 def test_six_reactions_each_with_its_emoji() -> None:
@@ -185,3 +188,22 @@ async def test_refusals() -> None:
     await room.close()
     room.react(ANN, "client:ann", "clap", 1.0)  # after the close: nothing happens
     assert room.pending() == {}
+
+
+def test_the_switch_is_planned_then_applied_and_spares_presenters() -> None:
+    settings = ReactionSettings()
+    settings.check(ANN)  # on by default
+    with pytest.raises(InteractionError) as refused:
+        settings.plan(ANN, enabled=False)
+    assert refused.value.code is InteractionErrorCode.FORBIDDEN
+    changed = settings.plan(HOST, enabled=False)
+    assert changed == ReactionSettingsChanged(False, "pa_host")
+    settings.check(ANN)  # nothing changes until it is applied (after its write)
+    settings.apply(changed)
+    with pytest.raises(InteractionError) as refused:
+        settings.check(ANN)
+    assert refused.value.code is InteractionErrorCode.REACTIONS_OFF
+    settings.check(PRES)  # presenters and hosts may still react
+    settings.check(HOST)
+    settings.apply(settings.plan(PRES, enabled=True))
+    settings.check(ANN)

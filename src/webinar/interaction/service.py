@@ -94,6 +94,7 @@ class InteractionService:
             ia.chat.enabled = snap.chat_enabled
             ia.chat.slow_mode_seconds = snap.slow_mode_seconds
             ia.chat.muted = set(snap.chat_muted)
+            ia.reaction_settings.enabled = snap.reactions_enabled
             ia.qa.restore(snap.questions)
             ia.qa.open = snap.qa_open
             ia.qa.published_id = snap.published_id if snap.published_id in ia.qa.questions else None
@@ -129,10 +130,14 @@ class InteractionService:
     async def delete_chat(self, message_id: str, now: float, by: str) -> None:
         await self._store.run(lambda core: ist.delete_chat(core, message_id, now, by))
 
-    async def save_settings(self, event_id: str, ia: RoomInteraction) -> None:
-        """The room's chat and Q&A switches, as they are now."""
+    async def save_settings(
+        self, event_id: str, ia: RoomInteraction, *, reactions_enabled: bool | None = None
+    ) -> None:
+        """The room's chat, Q&A and reactions switches, as they are now (the reactions
+        switch as ``reactions_enabled`` says when given: it is applied after its write)."""
         enabled, slow, open_ = ia.chat.enabled, ia.chat.slow_mode_seconds, ia.qa.open
         published, muted = ia.qa.published_id, frozenset(ia.chat.muted)
+        reactions = ia.reaction_settings.enabled if reactions_enabled is None else reactions_enabled
         await self._store.run(
             lambda core: ist.save_settings(
                 core,
@@ -142,6 +147,7 @@ class InteractionService:
                 qa_open=open_,
                 published_question_id=published,
                 chat_muted=muted,
+                reactions_enabled=reactions,
             )
         )
 
@@ -255,7 +261,9 @@ class _ReplayService(InteractionService):
     async def delete_chat(self, message_id: str, now: float, by: str) -> None:
         pass
 
-    async def save_settings(self, event_id: str, ia: RoomInteraction) -> None:
+    async def save_settings(
+        self, event_id: str, ia: RoomInteraction, *, reactions_enabled: bool | None = None
+    ) -> None:
         pass
 
     async def save_question(

@@ -120,14 +120,15 @@ def save_settings(
     qa_open: bool,
     published_question_id: str | None,
     chat_muted: frozenset[str] = frozenset(),
+    reactions_enabled: bool = True,
 ) -> None:
     core.connection.execute(
         "INSERT INTO interaction_settings (event_id, chat_enabled, slow_mode_seconds, qa_open,"
-        " published_question_id, chat_muted) VALUES (?, ?, ?, ?, ?, ?)"
+        " published_question_id, chat_muted, reactions_enabled) VALUES (?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (event_id) DO UPDATE SET"
         " chat_enabled = excluded.chat_enabled, slow_mode_seconds = excluded.slow_mode_seconds,"
         " qa_open = excluded.qa_open, published_question_id = excluded.published_question_id,"
-        " chat_muted = excluded.chat_muted",
+        " chat_muted = excluded.chat_muted, reactions_enabled = excluded.reactions_enabled",
         (
             event_id,
             int(chat_enabled),
@@ -135,6 +136,7 @@ def save_settings(
             int(qa_open),
             published_question_id,
             json.dumps(sorted(chat_muted)),
+            int(reactions_enabled),
         ),
     )
 
@@ -580,8 +582,8 @@ def copy_setup(
             ),
         )
     row = db.execute(
-        "SELECT chat_enabled, slow_mode_seconds, qa_open FROM interaction_settings"
-        " WHERE event_id = ?",
+        "SELECT chat_enabled, slow_mode_seconds, qa_open, reactions_enabled"
+        " FROM interaction_settings WHERE event_id = ?",
         (source_id,),
     ).fetchone()
     if row is not None:
@@ -592,6 +594,7 @@ def copy_setup(
             slow_mode_seconds=int(row[1]),
             qa_open=bool(row[2]),
             published_question_id=None,
+            reactions_enabled=bool(row[3]),
         )
     return CopiedSetup(
         polls=len(polls),
@@ -630,6 +633,7 @@ class Snapshot:
     slow_mode_seconds: int = 0
     qa_open: bool = True
     chat_muted: frozenset[str] = frozenset()
+    reactions_enabled: bool = True
     captions: list[CaptionLine] = field(default_factory=list)  # the last final lines
     captions_seq: int = 0
     captions_enabled: bool = False
@@ -680,8 +684,8 @@ def load(core: SyncStore, event_id: str, chat_limit: int) -> Snapshot:
             )
         )
     settings = conn.execute(
-        "SELECT chat_enabled, slow_mode_seconds, qa_open, published_question_id, chat_muted"
-        " FROM interaction_settings WHERE event_id = ?",
+        "SELECT chat_enabled, slow_mode_seconds, qa_open, published_question_id, chat_muted,"
+        " reactions_enabled FROM interaction_settings WHERE event_id = ?",
         (event_id,),
     ).fetchone()
     if settings is not None:
@@ -690,6 +694,7 @@ def load(core: SyncStore, event_id: str, chat_limit: int) -> Snapshot:
         snap.qa_open = bool(settings[2])
         snap.published_id = settings[3]
         snap.chat_muted = frozenset(json.loads(settings[4]))
+        snap.reactions_enabled = bool(settings[5])
     snap.polls = list_polls(core, event_id)
     for r in conn.execute(
         "SELECT a.poll_id, a.question_id, a.voter_key, a.participant_id, a.name, a.option_ids,"

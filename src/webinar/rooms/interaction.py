@@ -28,6 +28,7 @@ from .chat import Chat, ChatEvent
 from .cta import CtaBoard, CtaClosed, CtaEvent, CtaShown
 from .polls import PollBook, PollEvent
 from .qa import QaEvent, QuestionBoard, QuestionChanged
+from .reactions import ReactionSettings, ReactionsEvent
 from .stage import StageContent, StageEvent
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,14 @@ class PollResultsChanged:
 
 
 InteractionEvent = (
-    ChatEvent | QaEvent | PollEvent | CtaEvent | PollResultsChanged | StageEvent | CaptionsEvent
+    ChatEvent
+    | QaEvent
+    | PollEvent
+    | CtaEvent
+    | PollResultsChanged
+    | StageEvent
+    | CaptionsEvent
+    | ReactionsEvent
 )
 
 
@@ -73,6 +81,9 @@ class RoomInteraction:
         self.polls = PollBook()
         self.cta = CtaBoard()
         self.captions = Captions()  # live captions (webinar.rooms.captions)
+        #: The reactions switch (the reactions themselves: LiveRoom.reactions); like the
+        #: stage, applied after its write (``react`` reads it without the lock).
+        self.reaction_settings = ReactionSettings()
         #: What is on stage besides cameras: not undone by ``change`` (its commands are planned,
         #: written, then applied; see webinar.rooms.stage).
         self.stage = StageContent()
@@ -106,6 +117,7 @@ class RoomInteraction:
                 self._rollback(saved)
                 raise
 
+    #: (Not ``reaction_settings``: a switch is applied after its write, never undone.)
     _MACHINES = ("chat", "qa", "polls", "cta", "captions")
 
     def _checkpoint(self) -> dict[str, dict[str, Any]]:

@@ -22,6 +22,7 @@ class InteractionErrorCode(enum.StrEnum):
     LIMIT = "limit-reached"  # a count bound (polls per event, questions per event, ...)
     INVALID = "invalid-request"
     CAPTIONS_OFF = "captions-off"  # live captions are switched off
+    REACTIONS_OFF = "reactions-off"  # presenters switched reactions off for attendees
 
 
 class InteractionError(Exception):

@@ -12,6 +12,11 @@ hand-over of this worker's counts to the other workers of the room (``relay``) a
 per-person totals for the engagement export, saved in batches (``save``) every
 :data:`SAVE_INTERVAL` seconds and when the room closes — one write per batch, never one per
 reaction; a batch whose write fails is kept and tried again with the next.
+
+:class:`ReactionSettings` is the room's switch (presenters turn reactions off for attendees):
+a pure state machine kept with the room's interaction (``RoomInteraction.reaction_settings``),
+so it is written with the chat's switches, undone when its write fails, logged for the other
+workers and restored when the room opens again.
 """
 
 from __future__ import annotations
@@ -62,6 +67,42 @@ def check_reaction(reaction: str) -> str:
             % {"given": repr(reaction[:20]), "allowed": ", ".join(REACTIONS)},
         )
     return reaction
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionSettingsChanged:
+    """The room's reactions switch changed (``by``: the participant who switched it)."""
+
+    enabled: bool
+    by: str
+
+
+ReactionsEvent = ReactionSettingsChanged
+
+
+@dataclass(slots=True)
+class ReactionSettings:
+    """Whether attendees may react. Those with ``MODERATE_REACTIONS`` switch it and are exempt
+    from it (as presenters are from the chat's switch).
+
+    A switch is planned (checked), written, then applied: ``react`` reads ``enabled`` without
+    waiting for the room's interaction lock, so it must never see a value not yet written."""
+
+    enabled: bool = True
+
+    def plan(self, actor: Participant, *, enabled: bool) -> ReactionSettingsChanged:
+        """Check a switch; nothing changes until :meth:`apply`."""
+        if not actor.can(Capability.MODERATE_REACTIONS):
+            raise InteractionError(E.FORBIDDEN, may_not(actor.role, N_("switch reactions")))
+        return ReactionSettingsChanged(enabled, actor.participant_id)
+
+    def apply(self, changed: ReactionSettingsChanged) -> None:
+        self.enabled = changed.enabled
+
+    def check(self, who: Participant) -> None:
+        """Refuse ``who``'s reaction while reactions are off for them."""
+        if not self.enabled and not who.can(Capability.MODERATE_REACTIONS):
+            raise InteractionError(E.REACTIONS_OFF, _("the presenters switched reactions off"))
 
 
 @dataclass(slots=True)

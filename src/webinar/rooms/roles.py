@@ -36,6 +36,7 @@ class Capability(enum.StrEnum):
     RUN_POLLS = "run-polls"  # prepare, launch, close, show results, see live results
     RUN_CTA = "run-cta"  # show and close a call-to-action
     REACT = "react"  # send emoji reactions (webinar.rooms.reactions)
+    MODERATE_REACTIONS = "moderate-reactions"  # reactions on/off for attendees; exempt from it
     MANAGE_CAPTIONS = "manage-captions"  # captions on/off, send them, choose captioners
     RECORD = "record"  # start and stop the room's recording
     STREAM_OUT = "stream-out"  # start and stop the live stream out (RTMP to YouTube etc.)
@@ -61,6 +62,7 @@ _PRESENTER = frozenset(
         Capability.RUN_POLLS,
         Capability.RUN_CTA,
         Capability.REACT,
+        Capability.MODERATE_REACTIONS,
         Capability.MANAGE_CAPTIONS,
         Capability.RECORD,
         Capability.STREAM_OUT,

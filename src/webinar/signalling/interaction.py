@@ -22,6 +22,7 @@ from webinar.rooms import chat as ch
 from webinar.rooms import cta as ct
 from webinar.rooms import polls as pl
 from webinar.rooms import qa as qa_
+from webinar.rooms import reactions as rx
 from webinar.rooms.interaction import InteractionEvent, PollResultsChanged, RoomInteraction
 from webinar.rooms.interaction_errors import InteractionError, InteractionErrorCode
 from webinar.rooms.live import LiveRoom
@@ -252,6 +253,11 @@ class Viewer:
             muted_participants=muted_here,
         )
 
+    def reactions_state(
+        self, settings: rx.ReactionSettings, by: str | None = None
+    ) -> s.ReactionsState:
+        return s.ReactionsState(enabled=settings.enabled, by=by)
+
     def qa_state(self, board: qa_.QuestionBoard, by: str | None = None) -> s.QaState:
         return s.QaState(open=board.open, questions=self.questions(board), by=by)
 
@@ -276,6 +282,7 @@ class Viewer:
             scores=scores,
             cta=self.cta(ia.cta.current, cta_clicks) if ia.cta.current is not None else None,
             prepared_ctas=self.prepared_ctas(prepared_ctas),
+            reactions=self.reactions_state(ia.reaction_settings),
         )
 
     def render(self, ia: RoomInteraction, event: InteractionEvent) -> list[s.ServerMessage]:
@@ -297,6 +304,8 @@ class Viewer:
                     )
                 )
             return out
+        if isinstance(event, rx.ReactionSettingsChanged):
+            return [self.reactions_state(ia.reaction_settings, event.by)]
         if isinstance(event, qa_.QuestionChanged):
             q = event.question
             if self.sees_question(ia.qa, q):
@@ -440,6 +449,18 @@ async def on_chat_mute(session: Session, msg: s.ChatMute) -> None:
         target = room.state.get(msg.participant_id)
         changed = ia.chat.set_muted(me, target, person_key(room, target.participant_id), msg.muted)
         await session.services.interaction.save_settings(room.room_id, ia)
+        ia.emit([changed])
+
+
+async def on_reactions_settings(session: Session, msg: s.ReactionsSettings) -> None:
+    """Reactions on or off for attendees: written with the chat's switches, logged for the
+    other workers like them (the reactions themselves are not: signalling/reactions.py)."""
+    async with _command(session) as (room, me, _key, ia):
+        changed = ia.reaction_settings.plan(me, enabled=msg.enabled)
+        await session.services.interaction.save_settings(
+            room.room_id, ia, reactions_enabled=changed.enabled
+        )
+        ia.reaction_settings.apply(changed)  # after its write: react does not take the lock
         ia.emit([changed])
 
 

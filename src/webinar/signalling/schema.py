@@ -86,6 +86,7 @@ class ErrorCode(enum.StrEnum):
     BAD_URL = "bad-url"
     LIMIT_REACHED = "limit-reached"
     CAPTIONS_OFF = "captions-off"
+    REACTIONS_OFF = "reactions-off"
     # entry refusals from ticketing (webinar.ticketing.RefusalCode)
     CREDENTIAL_REQUIRED = "credential-required"
     REVOKED = "revoked"
@@ -325,6 +326,14 @@ class React:
 
     type: ClassVar[str] = "react"
     reaction: Literal["thumbs-up", "clap", "heart", "laugh", "wow", "party"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionsSettings:
+    """Turn reactions on or off for the room's attendees (presenters and hosts)."""
+
+    type: ClassVar[str] = "reactions-settings"
+    enabled: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -658,6 +667,7 @@ INTERACTION_MESSAGES: tuple[type[Any], ...] = (
     CaptionsSet,
     CaptionerSet,
     CaptionSend,
+    ReactionsSettings,
 )
 
 ClientMessage = (
@@ -710,6 +720,7 @@ ClientMessage = (
     | CaptionsSet
     | CaptionerSet
     | CaptionSend
+    | ReactionsSettings
     | React
     | StageLayout
     | PresentationShow
@@ -946,6 +957,16 @@ class Reactions:
     type: ClassVar[str] = "reactions"
     counts: dict[str, int]
     interval: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionsState:
+    """Whether attendees may react now (presenters and hosts always may); ``by``: who
+    switched it (``None`` in a sync)."""
+
+    type: ClassVar[str] = "reactions-state"
+    enabled: bool
+    by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1401,6 +1422,7 @@ class InteractionState:
     stage: Stage | None = None  # what is on stage, with the whiteboard's strokes
     captions: CaptionsState | None = None  # live captions' switch and the receiver's right
     caption_lines: list[CaptionInfo] | None = None  # the last final lines (if seen now)
+    reactions: ReactionsState | None = None  # the reactions switch
 
 
 ServerMessage = (
@@ -1420,6 +1442,7 @@ ServerMessage = (
     | ParticipantUpdated
     | ParticipantCount
     | Reactions
+    | ReactionsState
     | RosterDelta
     | Roster
     | StreamUpdated

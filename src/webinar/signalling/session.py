@@ -899,6 +899,7 @@ _HANDLERS: dict[type[Any], _Handler] = {
     s.ChatDelete: ia.on_chat_delete,
     s.ChatSettings: ia.on_chat_settings,
     s.ChatMute: ia.on_chat_mute,
+    s.ReactionsSettings: ia.on_reactions_settings,
     s.QuestionAsk: ia.on_question_ask,
     s.QuestionMark: ia.on_question_mark,
     s.QuestionVote: ia.on_question_vote,

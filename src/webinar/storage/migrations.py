@@ -942,6 +942,12 @@ MIGRATIONS: tuple[str | Migration, ...] = (
     ALTER TABLE recordings ADD COLUMN spans TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE recordings ADD COLUMN trimmed_seconds DOUBLE PRECISION NOT NULL DEFAULT 0;
     """,
+    # 28: the room's reactions switch (webinar.rooms.reactions.ReactionSettings): whether
+    # attendees may send emoji reactions, kept with the chat's and Q&A's switches.
+    """
+    ALTER TABLE interaction_settings ADD COLUMN reactions_enabled INTEGER NOT NULL DEFAULT 1
+        CHECK (reactions_enabled IN (0, 1));
+    """,
 )
 
 

@@ -15,7 +15,7 @@
 //   panel.js     the side panel: tabs and the people list
 //   status.js    the top bar: connection, quality, tier, badges, reconnecting
 //   notices.js   the toasts about what happens in the room
-//   reactions.js the attendees' React button and the emoji floating over the stage
+//   reactions.js the React button (presenters: with the reactions switch), the floating emoji
 //   captions.js  live captions over the stage, the Captions button, "make captioner"
 //   audience.js  presenters: the audience strip (attendees, hands, new questions) and the
 //                picture-in-picture copy of what attendees see
@@ -184,10 +184,13 @@ class Room {
       // a presenter who came with a join token uploads poll images with it
       presenterKey: PRESENTER_KEY ?? JOIN_TOKEN,
       eventId: EVENT_ID,
-      onSync: (state) => this.captions.load(state),
+      onSync: (state) => {
+        this.captions.load(state);
+        this.reactions.load(state);
+      },
     });
-    /** Emoji reactions: the attendees' React button, everyone's floating emoji (room/reactions.js). */
-    this.reactions = new Reactions();
+    /** Emoji reactions: the React button, its switch for presenters, everyone's floating emoji (room/reactions.js). */
+    this.reactions = new Reactions({ showFailure: (error) => this.showFailure(error) });
     /** Live captions over the stage (room/captions.js). */
     this.captions = new Captions({
       people: this.panel.people,
@@ -394,7 +397,7 @@ class Room {
     this.renderRoom();
     this.renderLocal();
     this.interaction.joined(this.role); // shows the chat, Q&A and polls tabs at once
-    this.reactions.setAvailable(!this.staff);
+    this.reactions.setRole(this.role);
     this.captions.setRole(this.role);
     if (first && !this.staff) this.panel.selectTab(byId("tab-chat"));
   }
@@ -627,7 +630,7 @@ class Room {
   onRoleChanged(role) {
     this.role = role;
     this.interaction.setRole(role);
-    this.reactions.setAvailable(!isStaff(role));
+    this.reactions.setRole(role);
     this.captions.setRole(role);
     byId("room").dataset.role = role;
     if (isStaff(role)) {

@@ -1,5 +1,7 @@
-// Emoji reactions (docs/protocol.md, "Reactions"): the attendees' React button with its six
-// emoji, and everyone's reactions floating up over the stage.
+// Emoji reactions (docs/protocol.md, "Reactions"): the React button with its six emoji
+// (everyone's: attendees, presenters and hosts), everyone's reactions floating up over the
+// stage, and the presenters' switch that turns attendees' reactions off and on (in the same
+// bubble, "Attendees may react"; attendees then see a disabled "Reactions off" button).
 //
 // The server sends the room's reactions as counts per interval (`reactions` {counts,
 // interval}), one message for the whole room, so a thousand claps are a few messages a
@@ -8,7 +10,8 @@
 // a big count floats a few emoji and one "×n" bubble. With prefers-reduced-motion the emoji
 // fade in and out where they appear instead of rising (app's CSS, interaction.css).
 
-import { formatNumber, onLanguage, t } from "../i18n.js";
+import { formatNumber, onLanguage, setText, t } from "../i18n.js";
+import { isStaff } from "../participants.js";
 import { byId, el } from "../ui.js";
 
 /** The reactions in screen order (the server's `rooms/reactions.py` REACTIONS). */
@@ -35,9 +38,14 @@ const OWN_FORGET_MS = 3000;
 const FLOAT_MS = 2600;
 
 export class Reactions {
-  constructor() {
+  /** @param {{showFailure: (error: unknown) => void}} host */
+  constructor(host) {
+    this.host = host;
     /** @type {import("../protocol.js").WebinarConnection | null} */
     this.conn = null;
+    /** The room's switch: whether attendees may react (`reactions-state`). */
+    this.enabled = true;
+    this.role = "attendee";
     this.tokens = BURST;
     this.tokensAt = performance.now();
     /** Our own reactions shown at once and not yet in a `reactions` message: name → times (ms). @type {Map<string, number[]>} */
@@ -47,14 +55,14 @@ export class Reactions {
     this.layer = el("div", { class: "reaction-layer", "data-testid": "reaction-layer", "aria-hidden": "true" });
     byId("stage").append(this.layer);
     // the attendees' button and the picker it opens
-    this.toggle = el("button", {
+    this.toggle = /** @type {HTMLButtonElement} */ (el("button", {
       type: "button",
       class: "btn btn-toggle-plain reactions-toggle",
       "data-testid": "reactions-toggle",
       "aria-expanded": "false",
       "aria-controls": "reaction-picker",
       hidden: true,
-    });
+    }));
     this.toggleLabel = el("span", { class: "label" });
     this.toggle.append(el("span", { class: "reactions-icon", "aria-hidden": "true", text: "😊" }), this.toggleLabel);
     /** @type {HTMLButtonElement[]} */
@@ -65,7 +73,18 @@ export class Reactions {
       button.addEventListener("click", () => this.send(r.name, button));
       return button;
     });
-    this.picker = el("div", { id: "reaction-picker", class: "reaction-picker", "data-testid": "reaction-picker", role: "group", hidden: true }, this.buttons);
+    this.emojiRow = el("div", { class: "reaction-emoji" }, this.buttons);
+    // presenters and hosts: attendees may react (the room's switch)
+    this.enabledBox = /** @type {HTMLInputElement} */ (
+      el("input", { type: "checkbox", "data-testid": "reactions-enabled-toggle", checked: true })
+    );
+    this.enabledLabel = el("span");
+    this.switchRow = el("label", { class: "check reaction-switch" }, [this.enabledBox, this.enabledLabel]);
+    this.enabledBox.addEventListener("change", () => this.setEnabled(this.enabledBox.checked));
+    this.picker = el("div", { id: "reaction-picker", class: "reaction-picker", "data-testid": "reaction-picker", role: "group", hidden: true }, [
+      this.emojiRow,
+      this.switchRow,
+    ]);
     this.wrap = el("div", { class: "reactions-wrap" }, [this.toggle, this.picker]);
     byId("raise-hand").after(this.wrap);
     this.toggle.addEventListener("click", () => this.setOpen(this.picker.hidden));
@@ -83,12 +102,78 @@ export class Reactions {
   }
 
   relabel() {
-    this.toggleLabel.textContent = t("React");
-    this.toggle.setAttribute("title", t("Send a reaction everyone sees over the stage"));
     this.picker.setAttribute("aria-label", t("Reactions"));
+    setText(this.enabledLabel, "Attendees may react");
     REACTIONS.forEach((r, i) => {
       this.buttons[i].setAttribute("aria-label", r.label());
       this.buttons[i].setAttribute("title", r.label());
+    });
+    this.render();
+  }
+
+  /** Whether we may react now: attendees while the switch is on; presenters and hosts always. */
+  mayReact() {
+    return this.enabled || isStaff(this.role);
+  }
+
+  render() {
+    const staff = isStaff(this.role);
+    const off = !this.mayReact();
+    this.toggle.disabled = off;
+    this.toggle.dataset.enabled = String(this.enabled);
+    if (off) {
+      setText(this.toggleLabel, "Reactions off");
+      this.toggle.setAttribute("title", t("The presenters turned reactions off"));
+      this.setOpen(false);
+    } else {
+      setText(this.toggleLabel, "React");
+      this.toggle.setAttribute(
+        "title",
+        staff && !this.enabled ? t("Reactions are off for attendees; yours still show") : t("Send a reaction everyone sees over the stage"),
+      );
+    }
+    this.switchRow.hidden = !staff;
+    this.enabledBox.checked = this.enabled;
+    this.picker.classList.toggle("reaction-picker-tools", staff);
+  }
+
+  /** @param {string} role */
+  setRole(role) {
+    this.role = role;
+    this.toggle.hidden = false;
+    // attendees: beside Raise hand; presenters and hosts: after their media and Devices
+    const anchor = byId(isStaff(role) ? "settings" : "raise-hand");
+    if (anchor.nextElementSibling !== this.wrap) anchor.after(this.wrap);
+    this.render();
+  }
+
+  /**
+   * The sync reply (`interaction-state`): the switch.
+   * @param {any} state
+   */
+  load(state) {
+    if (state?.reactions) this.setState(state.reactions);
+  }
+
+  /** A `reactions-state`. @param {{enabled: boolean}} state */
+  setState(state) {
+    this.enabled = state.enabled !== false;
+    this.render();
+  }
+
+  /**
+   * A presenter switches attendees' reactions (the box goes back if the server refuses).
+   * @param {boolean} on
+   */
+  setEnabled(on) {
+    const conn = this.conn;
+    if (!conn) {
+      this.enabledBox.checked = this.enabled;
+      return;
+    }
+    conn.request("reactions-settings", { enabled: on }).catch((/** @type {unknown} */ error) => {
+      this.enabledBox.checked = this.enabled;
+      this.host.showFailure(error);
     });
   }
 
@@ -98,17 +183,10 @@ export class Reactions {
     this.own.clear();
     conn.addEventListener("server-message", (event) => {
       const message = /** @type {CustomEvent} */ (event).detail;
-      if (this.conn === conn && message.type === "reactions") this.show(message.counts ?? {}, Number(message.interval) || 0.25);
+      if (this.conn !== conn) return;
+      if (message.type === "reactions") this.show(message.counts ?? {}, Number(message.interval) || 0.25);
+      else if (message.type === "reactions-state") this.setState(message);
     });
-  }
-
-  /**
-   * Who sees the React button: attendees (the brief of the feature); everyone sees the emoji.
-   * @param {boolean} shown
-   */
-  setAvailable(shown) {
-    this.toggle.hidden = !shown;
-    if (!shown) this.setOpen(false);
   }
 
   /** @param {boolean} open */
@@ -127,6 +205,7 @@ export class Reactions {
     const now = performance.now();
     this.tokens = Math.min(BURST, this.tokens + ((now - this.tokensAt) / 1000) * PER_SECOND);
     this.tokensAt = now;
+    if (!this.mayReact()) return;
     if (this.tokens < 1 || !this.conn?.send("react", { reaction: name })) {
       button.classList.remove("reaction-wait");
       void button.offsetWidth; // restart the "not so fast" shake
