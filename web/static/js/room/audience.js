@@ -167,6 +167,14 @@ export class AudienceView {
     document.addEventListener("visibilitychange", () => this.render());
     // the stage changes size: find the corner again
     new ResizeObserver(() => this.render()).observe(stage, { box: "border-box" });
+    // ...and when something it keeps clear of appears or changes size (a presentation's
+    // toolbar laid out after its page loaded, a banner, a tile's name)
+    this.avoiding = new ResizeObserver(() => this.render());
+    // ...or moves without changing size (a toolbar under a page image that loaded late):
+    // looked at again every second while the view is open (nothing moves: nothing is done)
+    window.setInterval(() => {
+      if (!this.panel.hidden) this.place();
+    }, 1000);
     new ResizeObserver(() => this.scale()).observe(this.screen);
     host.content.onStage(() => {
       this.contentDirty = true;
@@ -671,6 +679,7 @@ export class AudienceView {
     }
     const box = stage.getBoundingClientRect();
     const avoid = [...stage.querySelectorAll(NARROW.matches ? AVOID : AVOID + AVOID_WIDE)].filter((node) => !this.panel.contains(node));
+    for (const node of avoid) this.avoiding.observe(node);
     // the same stage, tiles and notes as last time: the same place
     const key = [
       Math.round(box.width),
@@ -679,7 +688,8 @@ export class AudienceView {
       this.panel.offsetHeight,
       ...avoid.map((node) => {
         const r = node.getBoundingClientRect();
-        return node.checkVisibility?.() === false ? "" : `${Math.round(r.width)}x${Math.round(r.height)}`;
+        if (node.checkVisibility?.() === false) return "";
+        return `${Math.round(r.left - box.left)}:${Math.round(r.top - box.top)}:${Math.round(r.width)}x${Math.round(r.height)}`;
       }),
       byId("grid").dataset.count,
       byId("grid").dataset.layout,
