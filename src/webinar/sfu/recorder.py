@@ -68,10 +68,14 @@ WRITE_QUEUE_SIZE = 4096  # frames in flight to the writer thread
 KEYFRAME_RETRY = 1.0
 #: Seconds between two looks at which simulcast encoding fits a tap's wanted size.
 CHOICE_INTERVAL = 1.0
+#: Seconds without a packet of the encoding a best-following tap takes, while a lower one
+#: has just sent, after which it moves down at once (not waiting for the encoding to
+#: count as stopped): the picture then stands still for this and a keyframe at most.
+BEST_STALL = 0.6
 #: Seconds a switch to another encoding waits for its keyframe before asking again.
 SWITCH_TIMEOUT = 2.0
 #: Seconds between the recorder's looks at its feeds and tracks (:meth:`Recorder.tick`).
-TICK_INTERVAL = 0.5
+TICK_INTERVAL = 0.25
 TIME_BASE = fractions.Fraction(1, 1000)  # WebM's millisecond ticks
 
 
@@ -432,6 +436,8 @@ class FrameTap:
         if self._want is None and not self._best:
             return
         now = time.time() if now is None else now
+        if self._best and self._stalled(now) is not None and self._switch_to is None:
+            self._next_choice = now  # the encoding taken stopped: look now, not in a second
         if now >= self._next_choice and not self.paused():
             self._next_choice = now + CHOICE_INTERVAL
             self._choose(now)
@@ -455,7 +461,11 @@ class FrameTap:
         if not flowing:
             return
         if want is None:  # the best: encodings go from the smallest to the largest
-            self._aim(max(flowing), current, now)
+            stalled = self._stalled(now)
+            if stalled is not None:
+                flowing = [i for i in flowing if i <= stalled]
+            if flowing:
+                self._aim(max(flowing), current, now)
             return
 
         def area(index: int) -> int:
@@ -469,6 +479,24 @@ class FrameTap:
         ]
         target = min(fits, key=area) if fits else max(flowing, key=area)
         self._aim(target, current, now)
+
+    def _stalled(self, now: float) -> int | None:
+        """The best lower encoding still sending when the one taken has paused for
+        :data:`BEST_STALL` s while that one sent just now (a stall of the whole stream, a
+        busy loop, is no reason to switch); ``None`` when there is none."""
+        simulcast = self.producer.simulcast
+        if simulcast is None:
+            return None
+        current = self.producer.pinned_layer(self.id)
+        layers = simulcast.layers
+        if not 0 <= current < len(layers) or now - layers[current].last_arrival < BEST_STALL:
+            return None
+        recent = [
+            layer.index
+            for layer in layers[:current]
+            if layer.packets and now - layer.last_arrival < BEST_STALL / 3
+        ]
+        return max(recent) if recent else None
 
     def _aim(self, target: int, current: int, now: float) -> None:
         """Stay on ``current`` or switch to ``target`` at its next keyframe (asked for)."""
