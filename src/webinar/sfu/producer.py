@@ -98,6 +98,9 @@ class Producer:
         self._pinned: dict[str, int] = {}  # recorder id -> the simulcast layer it gets
         # A selector-less consumer switching encodings gets the next one's packets too.
         self._switching: dict[str, int] = {}
+        # Selector-less consumers that follow the best encoding (recorders): dynacast keeps
+        # the top one on for them, so that it can start and they can move up to it.
+        self._best: set[str] = set()
         self._active: tuple[PacketConsumer, ...] = ()
         self._batching = batch
         self._batch: list[MediaPacket] = []
@@ -235,6 +238,12 @@ class Producer:
             self._switching[consumer.id] = switching_to
             self.simulcast.listen(consumer, (layer, switching_to))
 
+    def keep_top_layer(self, consumer: PacketConsumer) -> None:
+        """``consumer`` (a recorder) follows the best encoding: keep the top one on for it
+        (dynacast), even before it flows. Simulcast only."""
+        if self.simulcast is not None and consumer.id in self._consumers:
+            self._best.add(consumer.id)
+
     def layer_sizes(self) -> list[tuple[int, int] | None]:
         """Each encoding's picture size from its latest keyframe, lowest first (``None``
         while none was seen); one entry for a single stream (``None``: not tracked)."""
@@ -248,6 +257,8 @@ class Producer:
         """Encodings that consumers without a selector (recorders) and relays to other
         workers need whatever the subscribers' allocations say."""
         pinned = set(self._pinned.values()) | set(self._switching.values())
+        if self._best and self.simulcast is not None:
+            pinned.add(len(self.simulcast.layers) - 1)
         for layers in self._relay_layers.values():
             pinned |= layers
         return pinned
@@ -263,6 +274,7 @@ class Producer:
                         logger.exception("producer idle listener failed")
         self._pinned.pop(consumer.id, None)
         self._switching.pop(consumer.id, None)
+        self._best.discard(consumer.id)
         if self.simulcast is not None:
             self.simulcast.forget(consumer)
 

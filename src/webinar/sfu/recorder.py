@@ -16,6 +16,12 @@ producer gets a :class:`RecorderTrack`, which the producer feeds with
   + its audio), each source its own track. A new producer for a source the feed
   already has (a reconnect, a camera switch) continues the same track; a source
   that was not in the file when it was opened starts a new part.
+* **Simulcast.** A recorder's track takes the best encoding the publisher sends (the
+  largest flowing one that has sender reports) and follows it: up when a larger one starts
+  (a browser's top encoding starts seconds after the others), down when the one taken
+  stops; always at a keyframe of the next one, which it asks for. The picture size then
+  changes at that keyframe inside the same VP8 track, and the frames are timed by the new
+  encoding's own sender reports (one timeline, in sync with the sound).
 * **Pausing.** While paused (presenters-only mode) nothing is written and the
   recording clock stands still: the file plays on without the paused span.
 * **I/O.** Muxing and file writes run in one writer thread fed by a bounded queue;
@@ -62,8 +68,14 @@ WRITE_QUEUE_SIZE = 4096  # frames in flight to the writer thread
 KEYFRAME_RETRY = 1.0
 #: Seconds between two looks at which simulcast encoding fits a tap's wanted size.
 CHOICE_INTERVAL = 1.0
+#: Seconds without a packet of the encoding a best-following tap takes, while a lower one
+#: has just sent, after which it moves down at once (not waiting for the encoding to
+#: count as stopped): the picture then stands still for this and a keyframe at most.
+BEST_STALL = 0.6
 #: Seconds a switch to another encoding waits for its keyframe before asking again.
 SWITCH_TIMEOUT = 2.0
+#: Seconds between the recorder's looks at its feeds and tracks (:meth:`Recorder.tick`).
+TICK_INTERVAL = 0.25
 TIME_BASE = fractions.Fraction(1, 1000)  # WebM's millisecond ticks
 
 
@@ -328,6 +340,7 @@ class FrameTap:
         # Choosing a simulcast encoding by size (fit_size): the size wanted, the encoding
         # being switched to (at its next keyframe) and when that began.
         self._want: tuple[int, int] | None = None
+        self._best = False  # follow_best: the largest encoding flowing, whatever the size
         self._switch_to: int | None = None
         self._switch_asked = 0.0
         self._next_choice = 0.0
@@ -346,7 +359,7 @@ class FrameTap:
         now = time.time()
         if self._first_packet_at is None:
             self._first_packet_at = now
-        if self._want is not None:
+        if self._want is not None or self._best:
             if now >= self._next_choice:
                 self._next_choice = now + CHOICE_INTERVAL
                 self._choose(now)
@@ -405,9 +418,33 @@ class FrameTap:
         self._want = (width, height)
         self._choose(time.time())
 
+    def follow_best(self) -> None:
+        """Take the best encoding the publisher sends (the largest flowing one timed by its
+        own sender reports), moving up when a larger one starts and down when the one
+        taken stops, at a keyframe of the next one: what a recording wants. The top
+        encoding is kept on for it (dynacast). A single stream is left as it is."""
+        if self.producer.simulcast is None or not self._video:
+            return
+        self._best = True
+        self._want = None
+        self.producer.keep_top_layer(self)
+        self._choose(time.time())
+
+    def reconsider(self, now: float | None = None) -> None:
+        """Look again which encoding to take (at most once a :data:`CHOICE_INTERVAL`): call
+        it now and then, since a tap whose encoding stopped gets no packets to look at."""
+        if self._want is None and not self._best:
+            return
+        now = time.time() if now is None else now
+        if self._best and self._stalled(now) is not None and self._switch_to is None:
+            self._next_choice = now  # the encoding taken stopped: look now, not in a second
+        if now >= self._next_choice and not self.paused():
+            self._next_choice = now + CHOICE_INTERVAL
+            self._choose(now)
+
     def _choose(self, now: float) -> None:
         simulcast, want = self.producer.simulcast, self._want
-        if simulcast is None or want is None or self.closed:
+        if simulcast is None or (want is None and not self._best) or self.closed:
             return
         current = self.producer.pinned_layer(self.id)
         sizes = _layer_sizes(self.producer.layer_sizes())
@@ -418,10 +455,17 @@ class FrameTap:
             layer.index
             for layer in simulcast.layers
             if layer.flowing(now)
-            and sizes[layer.index] is not None
+            and (sizes[layer.index] is not None or want is None)
             and (not timed or self.producer.sender_report_of(layer.index) is not None)
         ]
         if not flowing:
+            return
+        if want is None:  # the best: encodings go from the smallest to the largest
+            stalled = self._stalled(now)
+            if stalled is not None:
+                flowing = [i for i in flowing if i <= stalled]
+            if flowing:
+                self._aim(max(flowing), current, now)
             return
 
         def area(index: int) -> int:
@@ -434,6 +478,28 @@ class FrameTap:
             if (s := sizes[i]) is not None and s[0] >= want[0] and s[1] >= want[1]
         ]
         target = min(fits, key=area) if fits else max(flowing, key=area)
+        self._aim(target, current, now)
+
+    def _stalled(self, now: float) -> int | None:
+        """The best lower encoding still sending when the one taken has paused for
+        :data:`BEST_STALL` s while that one sent just now (a stall of the whole stream, a
+        busy loop, is no reason to switch); ``None`` when there is none."""
+        simulcast = self.producer.simulcast
+        if simulcast is None:
+            return None
+        current = self.producer.pinned_layer(self.id)
+        layers = simulcast.layers
+        if not 0 <= current < len(layers) or now - layers[current].last_arrival < BEST_STALL:
+            return None
+        recent = [
+            layer.index
+            for layer in layers[:current]
+            if layer.packets and now - layer.last_arrival < BEST_STALL / 3
+        ]
+        return max(recent) if recent else None
+
+    def _aim(self, target: int, current: int, now: float) -> None:
+        """Stay on ``current`` or switch to ``target`` at its next keyframe (asked for)."""
         if target == current:
             if self._switch_to is not None:  # back to where it is: stop switching
                 self._switch_to = None
@@ -441,7 +507,7 @@ class FrameTap:
             return
         if target != self._switch_to or now - self._switch_asked > SWITCH_TIMEOUT:
             if target != self._switch_to:
-                logger.debug("%s: encoding %d -> %d for %dx%d", self, current, target, *want)
+                logger.debug("%s: encoding %d -> %d (%s)", self, current, target, self._want)
             self._switch_to = target
             self._switch_asked = now
             self.producer.pin_layer(self, current, switching_to=target)
@@ -904,6 +970,7 @@ class Recorder:
         self._spans: list[tuple[float, float | None]] = [] if paused else [(self.started_at, None)]
         self._ended_at = 0.0
         self._recorded = 0.0
+        self._ticker: asyncio.Task[None] | None = None
 
     # -- producers
 
@@ -929,7 +996,28 @@ class Recorder:
         # Only now: a simulcast producer pins the track to an encoding in add_consumer,
         # and a keyframe of another encoding is of no use to it.
         track.request_keyframe()
+        # A simulcast camera's top encoding starts seconds after the others (the sender's
+        # bandwidth estimate ramps up): the file moves up to it when it comes.
+        track.follow_best()
+        self._start_ticker()
         return track
+
+    def _start_ticker(self) -> None:
+        if self._ticker is not None or self.stopped:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (synthetic tests call tick() themselves)
+            return
+        self._ticker = loop.create_task(self._tick_forever(), name="webinar-recorder-tick")
+
+    async def _tick_forever(self) -> None:
+        while not self.stopped:
+            await asyncio.sleep(TICK_INTERVAL)
+            try:
+                self.tick()
+            except Exception:
+                logger.exception("recorder tick failed")
 
     def is_attached(self, producer_id: str) -> bool:
         return producer_id in self._tracks
@@ -981,7 +1069,12 @@ class Recorder:
         return self.writer.bytes_queued
 
     def tick(self) -> None:
-        """Open feeds whose gather window passed (call a few times a second)."""
+        """Open feeds whose gather window passed and let simulcast tracks look for a
+        better (or a still flowing) encoding; a task of the recorder calls it every
+        :data:`TICK_INTERVAL` s while a loop runs."""
+        now = time.time()
+        for track in list(self._tracks.values()):
+            track.reconsider(now)
         for feed in self._feeds.values():
             feed.maybe_open(force=False)
 
@@ -994,6 +1087,11 @@ class Recorder:
             self._ended_at = ended
             self._recorded = self.recorded_seconds(ended)
             self._close_span(ended)
+            ticker, self._ticker = self._ticker, None
+            if ticker is not None:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
             for track in list(self._tracks.values()):
                 track.detach()
             self._tracks.clear()
