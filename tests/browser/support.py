@@ -177,6 +177,21 @@ async def wait_until(
     return value
 
 
+async def wait_for_js(
+    page: Page, expression: str, arg: Any = None, *, within: float = 30.0, what: str = ""
+) -> Any:
+    """``page.wait_for_function``, polled from Python: Playwright polls a string predicate with
+    eval() inside the page, which our pages' Content-Security-Policy (``script-src 'self'``)
+    refuses as soon as the first try is false. Returns the first truthy value."""
+    return await wait_until(
+        lambda: page.evaluate(expression, arg),
+        bool,
+        within=within,
+        what=what or expression,
+        interval=0.05,
+    )
+
+
 async def inbound_stats(page: Page) -> dict[str, Any]:
     result: dict[str, Any] = await page.evaluate(INBOUND_STATS_JS)
     return result

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from playwright.async_api import Page, expect
 
-from tests.browser.support import PHONE, SCREENSHOTS, OpenPage, PageErrors
+from tests.browser.support import PHONE, SCREENSHOTS, OpenPage, PageErrors, wait_for_js
 from tests.helpers import RunningServer
 from webinar.accounts import hash_password
 
@@ -34,9 +34,10 @@ async def logo_loaded(page: Page) -> None:
     logo = page.get_by_test_id("brand-logo")
     await expect(logo).to_be_visible()
     assert "/branding/brand_" in (await logo.get_attribute("src") or "")
-    await page.wait_for_function(
+    await wait_for_js(
+        page,
         "() => { const i = document.querySelector('[data-testid=brand-logo]');"
-        " return i && i.complete && i.naturalWidth === 240 && i.naturalHeight === 80; }"
+        " return i && i.complete && i.naturalWidth === 240 && i.naturalHeight === 80; }",
     )
 
 

@@ -19,6 +19,7 @@ from tests.browser.support import (
     join_attendee,
     join_presenter,
     participant_id,
+    wait_for_js,
     wait_for_media,
 )
 from tests.browser.test_recording import stored_recording
@@ -83,7 +84,7 @@ async def type_line(page: Page, text: str) -> float:
 
 
 async def shown_at(page: Page, text: str) -> float:
-    await page.wait_for_function("t => t in window.__captionShown", arg=text)
+    await wait_for_js(page, "t => t in window.__captionShown", text)
     return float(await page.evaluate("t => window.__captionShown[t]", text))
 
 
@@ -235,8 +236,9 @@ async def test_typed_captions_reach_attendees_fast_and_line_up_with_the_recordin
     await expect(tracks.first).to_be_attached()
     src = await tracks.first.get_attribute("src")
     assert src is not None and src.startswith(f"/r/{token}/captions.vtt?file=")
-    loaded = await bob.wait_for_function(
+    loaded = await wait_for_js(
+        bob,
         "() => { const t = document.querySelector('[data-testid=watch-captions]').track;"
-        " return t.cues && t.cues.length ? t.cues.length : 0; }"
+        " return t.cues && t.cues.length ? t.cues.length : 0; }",
     )
-    assert await loaded.json_value() >= 1
+    assert loaded >= 1

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.support import OpenPage, join_attendee, join_presenter
+from tests.browser.support import OpenPage, join_attendee, join_presenter, wait_for_js
 from tests.helpers import RunningServer, running_server
 from tests.protocol.test_reactions import one_address_config
 from webinar.client.peer import SignallingClient
@@ -68,8 +68,8 @@ async def test_an_attendees_clap_floats_over_everyones_stage(
     )
     assert rising == "reaction-rise"
     # Ann's own clap, counted back by the server, does not float a second time for her
-    await pres.wait_for_function("window.__webinar.room.reactions.received >= 1")
-    await ann.wait_for_function("window.__webinar.room.reactions.received >= 1")
+    await wait_for_js(pres, "window.__webinar.room.reactions.received >= 1")
+    await wait_for_js(ann, "window.__webinar.room.reactions.received >= 1")
     assert await ann.locator("[data-testid=reaction-float][data-own=false]").count() == 0
     # the floats go away by themselves
     await expect(bob.get_by_test_id("reaction-float")).to_have_count(0, timeout=6000)
@@ -168,8 +168,8 @@ async def test_200_people_clapping_reach_a_browser_in_a_few_messages_a_second(
                     *(c.send({"type": "react", "reaction": "clap"}) for c in crowd)
                 )
                 await asyncio.sleep(0.2)
-            await page.wait_for_function(
-                "window.__reactionMessages.reduce((a, m) => a + m.n, 0) >= 1200"
+            await wait_for_js(
+                page, "window.__reactionMessages.reduce((a, m) => a + m.n, 0) >= 1200"
             )
         finally:
             await asyncio.gather(*(c.close() for c in crowd), return_exceptions=True)
