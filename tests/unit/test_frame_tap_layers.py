@@ -24,26 +24,29 @@ GOP = 10
 FRAMES = 40
 
 
-def encoding(size: tuple[int, int]) -> list[bytes]:
+def encoding(
+    size: tuple[int, int], *, frames: int = FRAMES, gop: int = GOP, fps: int = 30
+) -> list[bytes]:
+    """``frames`` VP8 frames of a changing grey at ``size``, a keyframe every ``gop``."""
     enc = av.CodecContext.create("libvpx", "w")
     assert isinstance(enc, av.VideoCodecContext)
     enc.width, enc.height = size
     enc.pix_fmt = "yuv420p"
-    enc.time_base = fractions.Fraction(1, 30)
-    enc.gop_size = GOP
+    enc.time_base = fractions.Fraction(1, fps)
+    enc.gop_size = gop
     enc.bit_rate = 300_000
     enc.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
     out: list[bytes] = []
-    for i in range(FRAMES):
+    for i in range(frames):
         frame = av.VideoFrame(size[0], size[1], "yuv420p")
         for j, plane in enumerate(frame.planes):
             plane.update(bytes([(i * 7 + j * 50) % 256]) * plane.buffer_size)
         frame.pts = i
-        if i % GOP == 0:
+        if i % gop == 0:
             frame.pict_type = av.video.frame.PictureType.I
         out += [bytes(p) for p in enc.encode(frame)]
     out += [bytes(p) for p in enc.encode(None)]
-    return out[:FRAMES]
+    return out[:frames]
 
 
 class Camera:

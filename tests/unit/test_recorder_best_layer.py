@@ -8,7 +8,6 @@ the others. A fake clock drives time; nothing touches a network."""
 
 from __future__ import annotations
 
-import fractions
 import itertools
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import av
 import pytest
 from aiortc.rtp import RtpPacket
 
+from tests.unit.test_frame_tap_layers import encoding as vp8_encoding
 from tests.unit.test_recorder import audio_producer, opus_frames, packetize_vp8
 from tests.unit.test_tiers import FakeTap
 from webinar.sfu import ingest, producer, recorder, simulcast
@@ -60,25 +60,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 
 def encoding(size: tuple[int, int]) -> list[bytes]:
-    enc = av.CodecContext.create("libvpx", "w")
-    assert isinstance(enc, av.VideoCodecContext)
-    enc.width, enc.height = size
-    enc.pix_fmt = "yuv420p"
-    enc.time_base = fractions.Fraction(1, FPS)
-    enc.gop_size = GOP
-    enc.bit_rate = 300_000
-    enc.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
-    out: list[bytes] = []
-    for i in range(FRAMES):
-        frame = av.VideoFrame(size[0], size[1], "yuv420p")
-        for j, plane in enumerate(frame.planes):
-            plane.update(bytes([(i * 7 + j * 50) % 256]) * plane.buffer_size)
-        frame.pts = i
-        if i % GOP == 0:
-            frame.pict_type = av.video.frame.PictureType.I
-        out += [bytes(p) for p in enc.encode(frame)]
-    out += [bytes(p) for p in enc.encode(None)]
-    return out[:FRAMES]
+    return vp8_encoding(size, frames=FRAMES, gop=GOP, fps=FPS)
 
 
 class Camera:
