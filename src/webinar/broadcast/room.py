@@ -460,14 +460,13 @@ class _Window:
         self._output: Callable[[float], float] | None = None
         self._spans: list[tuple[float, float | None]] = []
         self._span_start: float | None = None  # where the span being written starts
-        self._shift = 0.0  # seconds taken off the span's packets
         self._end = 0.0  # the file's video end so far
         self._frame = 1 / 30
         # sound of a new span that came before its keyframe (see write)
         self._held: list[tuple[av.Packet[Any], float]] = []
         self._held_for: float | None = None
         self._key = 0.0  # the time of the span's first picture
-        self._shifts: dict[float, float] = {}  # each span written so far: its shift
+        self._shifts: dict[float, float] = {}  # each span written so far: seconds taken off
         self._sound_end = 0.0  # the file's sound end so far
 
     def bind(self, output_seconds: Callable[[float], float]) -> float:
@@ -515,12 +514,7 @@ class _Window:
             start = next((a for a, b in self._spans if a <= at and (b is None or at < b)), None)
             if start is None:
                 return
-            if start in self._shifts and start != self._span_start:
-                # The sound of an earlier span's last moments: the audio encoder hands it out
-                # only with the next sound, which comes when the stage is shown again (after
-                # the new span's keyframe): it goes where its span put it.
-                shift = self._shifts[start]
-            elif start != self._span_start:
+            if start not in self._shifts:
                 # A new span starts at its first keyframe, its sound from that picture. The
                 # encoder hands out sound before the picture of the same time (the video
                 # encoder's delay): that sound is held until the keyframe comes, or the file's
@@ -533,17 +527,17 @@ class _Window:
                     return
                 if not packet.is_keyframe:
                     return
-                self._shift = self._shifts[start] = at - self._end
+                self._shifts[start] = at - self._end
                 self._span_start = start
                 self._key = at
                 if self._held_for == start:
                     held = [(p, t) for p, t in self._held if t >= at]
                 self._held, self._held_for = [], None
-                shift = self._shift
-            elif kind != "video" and at < self._key:
+            elif start == self._span_start and kind != "video" and at < self._key:
                 return  # sound of a moment before the span's first picture, handed out late
-            else:
-                shift = self._shift
+            # (an earlier span's last sound comes after the next span's keyframe: the audio
+            # encoder hands it out only with the next sound; it goes where its span put it)
+            shift = self._shifts[start]
         self._write(packet, kind, at, shift)
         for sound, sound_at in held:
             self._write(sound, "audio", sound_at, shift)
