@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import av
 
+from ..tasks import stop_task
 from .rtp import NTP_EPOCH_OFFSET, MediaPacket, parse_vp8_descriptor, vp8_frame_size
 from .types import MediaKind, new_id
 
@@ -964,9 +965,8 @@ class Recorder:
         self.stopped = False
         self._feeds: dict[str, _Feed] = {}
         self._tracks: dict[str, RecorderTrack] = {}  # by producer id
-        self._paused_total = 0.0
-        self._paused_at: float | None = self.started_at if paused else None
-        #: Wall-clock spans recorded: (start, end), the last one's end None while it runs.
+        #: Wall-clock spans recorded: (start, end), the last one's end None while it runs;
+        #: the recording's clock (paused or not, seconds recorded) is read from them.
         self._spans: list[tuple[float, float | None]] = [] if paused else [(self.started_at, None)]
         self._ended_at = 0.0
         self._recorded = 0.0
@@ -1031,22 +1031,18 @@ class Recorder:
 
     @property
     def paused(self) -> bool:
-        return self._paused_at is not None
+        return not self._spans or self._spans[-1][1] is not None
 
     def pause(self) -> None:
-        if self._paused_at is None and not self.stopped:
+        if not self.paused and not self.stopped:
             for track in self._tracks.values():
                 track.flush()
-            self._paused_at = time.time()
-            self._close_span(self._paused_at)
+            self._close_span(time.time())
 
     def resume(self) -> None:
-        if self._paused_at is None or self.stopped:
+        if not self.paused or self.stopped:
             return
-        now = time.time()
-        self._paused_total += now - self._paused_at
-        self._paused_at = None
-        self._spans.append((now, None))
+        self._spans.append((time.time(), None))
         for track in self._tracks.values():
             track.reset()
 
@@ -1055,13 +1051,19 @@ class Recorder:
             self._spans[-1] = (self._spans[-1][0], at)
 
     def recording_time(self, wall: float) -> float:
-        """Seconds into the recording for a wall-clock time (pauses cut out)."""
-        return wall - self.started_at - self._paused_total
+        """Seconds into the recording for a wall-clock time (pauses cut out): the spans
+        before the last one, and the time since the last one started."""
+        if not self._spans:
+            return wall - self.started_at
+        done = sum(end - start for start, end in self._spans[:-1] if end is not None)
+        return done + wall - self._spans[-1][0]
 
     def recorded_seconds(self, now: float | None = None) -> float:
         now = time.time() if now is None else now
-        paused = self._paused_total + (now - self._paused_at if self._paused_at else 0.0)
-        return max(0.0, now - self.started_at - paused)
+        return max(
+            0.0,
+            sum(min(now, end if end is not None else now) - a for a, end in self._spans if a < now),
+        )
 
     @property
     def bytes_written(self) -> int:
@@ -1088,10 +1090,7 @@ class Recorder:
             self._recorded = self.recorded_seconds(ended)
             self._close_span(ended)
             ticker, self._ticker = self._ticker, None
-            if ticker is not None:
-                ticker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await ticker
+            await stop_task(ticker)
             for track in list(self._tracks.values()):
                 track.detach()
             self._tracks.clear()
