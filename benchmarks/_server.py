@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -39,6 +40,15 @@ class Started:
     url: str
     event: dict[str, Any]  # what `webinar event create --json` printed
     log: Path
+
+    def stop(self) -> None:
+        """SIGINT (a graceful stop), then SIGKILL if it takes over 10 s."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def start_server(tmp: Path, title: str, extra_env: Mapping[str, str] | None = None) -> Started:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -98,16 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="webinar-chat-") as tmp:
         started = start_server(Path(tmp), "Chat benchmark")
-        proc, url, event_id = started.proc, started.url, str(started.event["event_id"])
+        url, event_id = started.url, str(started.event["event_id"])
         try:
             return asyncio.run(run(args, url, event_id))
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            started.stop()
 
 
 if __name__ == "__main__":

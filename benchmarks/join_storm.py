@@ -41,9 +41,7 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -346,12 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
             return 1
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            started.stop()
         tracebacks = log.read_text(errors="replace").count("Traceback (most recent call last)")
     result["server_tracebacks"] = tracebacks
     print(json.dumps(result))

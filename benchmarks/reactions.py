@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -128,12 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return asyncio.run(run(args, url, event_id, proc.pid))
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            started.stop()
 
 
 if __name__ == "__main__":

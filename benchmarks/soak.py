@@ -24,8 +24,6 @@ import contextlib
 import json
 import os
 import random
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -333,12 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             result = asyncio.run(run(args, proc.pid, url, event_id, host_key))
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            started.stop()
         text = log.read_text(errors="replace")
         result["server_tracebacks"] = text.count("Traceback (most recent call last)")
     print(json.dumps(result))
