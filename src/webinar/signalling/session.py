@@ -810,7 +810,10 @@ class Session:
         """The socket is gone: the attendance session ends (a resume starts a new one)."""
         ending, self._ending = self._ending, None
         if ending is not None:
-            await ending  # begun by disconnect
+            # Begun by disconnect. Shielded: aiohttp cancels the handler of a lost connection,
+            # and cancelling the await would cancel the write still queued for the store's
+            # thread, leaving the attendance session open for good.
+            await asyncio.shield(ending)
         await self._end_attendance(reason)
 
     async def _end_attendance(self, reason: ByeReason) -> None:
