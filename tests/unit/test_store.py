@@ -149,6 +149,33 @@ async def test_calls_run_in_one_worker_thread(
     assert next(iter(threads)).startswith("webinar-store")
 
 
+async def test_a_write_waiting_its_turn_is_made_when_its_caller_is_cancelled(
+    tmp_data_dir: Path,
+) -> None:
+    """A handler cancelled (its connection lost) while its write waits behind another call
+    does not take the write back: attendance closed at End for all stayed open so."""
+    release = threading.Event()
+
+    def slow(core: SyncStore) -> None:
+        release.wait(5)
+
+    def write(core: SyncStore) -> None:
+        core.connection.execute("CREATE TABLE marks (x INTEGER)")
+        core.connection.execute("INSERT INTO marks VALUES (1)")
+
+    async with Store(tmp_data_dir) as store:
+        busy = asyncio.ensure_future(store.run(slow))
+        caller = asyncio.ensure_future(store.run(write))
+        await asyncio.sleep(0.05)  # both submitted; the write waits behind the slow call
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        release.set()
+        await busy
+        rows = await store.run_sql(lambda db: db.execute("SELECT x FROM marks").fetchall())
+    assert [tuple(r) for r in rows] == [(1,)]
+
+
 async def test_closed_store(tmp_data_dir: Path) -> None:
     store = Store(tmp_data_dir)
     assert not await store.ping()

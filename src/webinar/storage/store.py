@@ -615,7 +615,11 @@ class Store:
         # The caller's context goes along: refusals raised in the store's thread are worded
         # in the caller's language (webinar.i18n).
         context = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(executor, context.run, call, core)
+        # Submitted now, and shielded: a caller cancelled while its call waits its turn (a
+        # handler of a lost connection, a stopping task) does not take the call back, so a
+        # write it began is made, in order with every other call, whoever still awaits it.
+        done = asyncio.get_running_loop().run_in_executor(executor, context.run, call, core)
+        return await asyncio.shield(done)
 
     async def create_event(
         self,
