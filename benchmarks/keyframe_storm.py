@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import multiprocessing
@@ -322,6 +323,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         by_ssrc: dict[int, list[float]] = {}
         for at, ssrc in in_storm:
             by_ssrc.setdefault(ssrc, []).append(at)
+        gaps = [b - a for times in by_ssrc.values() for a, b in itertools.pairwise(sorted(times))]
         firsts = [r["first_frame_s"] for r in rows if "first_frame_s" in r]
         errors = Counter(r["error"].split(":")[0] for r in rows if "error" in r)
         storm_s = ended - start
@@ -336,6 +338,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "max_pli_per_layer_second": max(
                 (most_in_a_second(times) for times in by_ssrc.values()), default=0
             ),
+            "min_pli_gap_s": _round(min(gaps, default=None)),
+            "pli_gaps_under_1s": sum(1 for g in gaps if g < 1.0),
             "pli_total": len(in_storm),
             "pli_by_layer": sorted(len(times) for times in by_ssrc.values()),
             "pli_per_second": round(len(in_storm) / storm_s, 2),

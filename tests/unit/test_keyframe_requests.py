@@ -134,7 +134,7 @@ def test_the_first_request_after_a_quiet_second_goes_at_once(clock: FakeClock) -
     for ssrc, rid in zip(SSRCS, RIDS, strict=True):
         feed(ing, rtp(ssrc, 1, rid=rid))
     assert ing.request_keyframe(2)
-    clock.now += LAYER_KEYFRAME_INTERVAL
+    clock.now += LAYER_KEYFRAME_INTERVAL + 0.001
     assert ing.request_keyframe(2)  # its layer's second is over: at once
     clock.now += KEYFRAME_REQUEST_INTERVAL + 0.001
     assert ing.request_keyframe(0)  # another layer, quiet, after the publisher's window
@@ -150,14 +150,14 @@ def test_a_held_request_goes_when_its_window_ends_unless_a_keyframe_came(
     assert ing.request_keyframe(1)
     clock.now = t0 + 0.5
     assert not ing.request_keyframe(1) and ing.layers[1].pli_held
-    clock.now = t0 + 0.99
+    clock.now = t0 + LAYER_KEYFRAME_INTERVAL - 0.01
     feed(ing, rtp(222, 2))
     assert tap.plis == [222]  # not before the layer's second is over
-    clock.now = t0 + 1.0
+    clock.now = t0 + LAYER_KEYFRAME_INTERVAL + 0.001
     feed(ing, rtp(222, 3))
     assert tap.plis == [222, 222] and not ing.layers[1].pli_held
     # held again, and a keyframe of the layer (another layer's PLI brought it) answers it
-    clock.now = t0 + 1.2
+    clock.now += 0.2
     assert not ing.request_keyframe(1)
     feed(ing, rtp(222, 4, key=True))
     assert not ing.layers[1].pli_held
@@ -170,7 +170,7 @@ def test_a_held_request_goes_when_its_window_ends_unless_a_keyframe_came(
     clock.now = t0 + 3.5
     assert not ing.request_keyframe(1)
     feed(ing, rtp(111, 2, key=True))
-    clock.now = t0 + 4.0
+    clock.now = t0 + 3.001 + LAYER_KEYFRAME_INTERVAL
     feed(ing, rtp(222, 6))
     assert tap.plis == [222, 222, 222, 222]
 

@@ -378,7 +378,7 @@ def test_a_keyframe_request_inside_the_interval_is_held_until_it_ends(
     clock.now += simulcast.KEYFRAME_REQUEST_INTERVAL  # the publisher's window is over ...
     feed(ing, rtp(222, 4))
     assert tap.plis == [222]  # ... the layer's is not
-    clock.now = 1000.0 + simulcast.LAYER_KEYFRAME_INTERVAL
+    clock.now = 1000.001 + simulcast.LAYER_KEYFRAME_INTERVAL
     feed(ing, rtp(222, 5))
     assert tap.plis == [222, 222]
     feed(ing, rtp(222, 6))
