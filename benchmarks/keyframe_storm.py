@@ -32,6 +32,7 @@ import json
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -357,6 +358,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for w in workers:
             w.stop()
         server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _round(value: float | None) -> float | None:
