@@ -298,14 +298,16 @@ class RembFloor:
 #   most one a second, so 500 subscribers joining within a minute cost the publisher at
 #   most one keyframe request a second per encoding, not one per joiner. A little over a
 #   second, so that the publisher sees at most one in any second though their trip varies
-#   (benchmarks/keyframe_storm.py on loopback: PLIs sent 1.0 s apart arrived 0.994 s
-#   apart). This is LiveKit's
-#   per-SSRC PLI throttle (pkg/rtc/plithrottle.go, later buffer.SendPLI with a per-layer
-#   ``pli_throttle``: 1 s for the mid and high qualities), with one difference: LiveKit
-#   drops a request inside the window and relies on the subscriber asking again; here it
-#   is held and sent when the window ends, unless a keyframe of its layer came meanwhile
-#   (then what it wanted came, and it is dropped). The first request after a quiet second
-#   goes out at once, so a joiner's first frame is as fast as before.
+#   (benchmarks/keyframe_storm.py, loopback on a loaded 2-core machine: the publisher's
+#   process noted PLIs up to ~70 ms closer together than they were sent). This is
+#   LiveKit's per-SSRC PLI throttle (pkg/rtc/plithrottle.go, later buffer.SendPLI with a
+#   per-layer ``pli_throttle``: 1 s for the mid and high qualities), with one difference:
+#   LiveKit drops a request inside the window and relies on the subscriber asking again;
+#   here it is held and sent when the window ends, unless a keyframe of its layer came
+#   meanwhile (then what it wanted came, and it is dropped). The first request after a
+#   quiet second goes out at once, so a joiner's first frame is as fast as before; in a
+#   storm a joiner waits for the next keyframe of its layer (half a second on average, at
+#   most LAYER_KEYFRAME_INTERVAL), which is the price of the limit.
 #
 # A layer switch under a falling bandwidth estimate needs a keyframe of the lower layer
 # soon (until it comes the subscriber keeps getting the higher one, over a link that can no
