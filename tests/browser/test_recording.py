@@ -25,7 +25,7 @@ from tests.browser.support import (
 from tests.helpers import RunningServer
 from webinar.app import PUBLISHER, RECORDINGS
 from webinar.recordings.library import RecordingInfo
-from webinar.sfu.simulcast import KEYFRAME_REQUEST_INTERVAL
+from webinar.sfu.simulcast import LAYER_KEYFRAME_INTERVAL
 
 pytestmark = pytest.mark.browser
 
@@ -99,11 +99,12 @@ async def test_a_presenter_is_recorded_into_a_playable_webm(
     assert result["decoded"]["video"] >= 0.9 * seen > 0, (result, seen)
     assert result["decoded"]["audio"] > 0.9 * elapsed * 50  # 20 ms Opus frames
     # Audio is recorded from the press on; video from its first keyframe. The recorder
-    # asks for one at once, but Chrome answers at most one request per 300 ms, so when a
-    # subscriber's request has just used that window the recorder's waits for it
-    # (KEYFRAME_REQUEST_INTERVAL), plus encoding and the trip here.
+    # asks for one at once, but the publisher is asked at most once a second per encoding,
+    # so when a subscriber's request for that encoding has just been sent the recorder's
+    # waits for the end of that second (LAYER_KEYFRAME_INTERVAL), plus encoding and the
+    # trip here.
     offset = result["starts"]["video"] - result["starts"]["audio"]
-    assert -0.1 < offset < KEYFRAME_REQUEST_INTERVAL + 0.2, result["starts"]
+    assert -0.1 < offset < LAYER_KEYFRAME_INTERVAL + 0.2, result["starts"]
 
     # What a viewer of the published recording sees: the browser's own player plays it.
     publisher = server.server.app[PUBLISHER]

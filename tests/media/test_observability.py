@@ -134,6 +134,7 @@ async def test_counters_never_fall_when_people_leave(
             "webinar_nacks",
             "webinar_retransmissions",
             "webinar_keyframe_requests",
+            "webinar_publisher_keyframe_requests",
             "webinar_signalling_errors",
             "webinar_joins",
             "webinar_signalling_messages",
@@ -154,6 +155,8 @@ async def test_counters_never_fall_when_people_leave(
         assert received <= forwarded + resent, (received, forwarded, resent)
         assert forwarded <= received * 1.02 + 50, (received, forwarded)
         assert value(gone, "webinar_rtp_packets_received_total") > 0
+        # the viewers' first keyframes were asked of the presenter's one video layer
+        assert value(gone, "webinar_publisher_keyframe_requests_total", layer="0") >= 1
         assert value(gone, "webinar_rtp_bytes_forwarded_total") > forwarded  # bytes, not packets
 
         # the build and the process

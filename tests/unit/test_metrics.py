@@ -63,9 +63,12 @@ async def test_a_producer_counts_until_it_closes_and_after() -> None:
         p.on_rtp(packet(seq), 0)
     assert totals.live_producers == 1
     assert (totals.read().packets_received, totals.read().bytes_received) == (3, 120)
+    p.stats.keyframe_requests_by_layer[:] = [2, 0, 5]  # PLIs sent to its publisher
+    assert totals.read().publisher_keyframe_requests == [2, 0, 5]
     p.close(CloseReason.UNPUBLISHED)
     assert totals.live_producers == 0
     assert totals.read().packets_received == 3
+    assert totals.read().publisher_keyframe_requests == [2, 0, 5]
     q = producer(batch=False)
     q.close(CloseReason.UNPUBLISHED)
     totals.producer_opened(q)  # closed already: never live
@@ -121,6 +124,7 @@ def test_the_collector_yields_every_family_with_its_type() -> None:
         "webinar_nacks",
         "webinar_retransmissions",
         "webinar_keyframe_requests",
+        "webinar_publisher_keyframe_requests",
         "webinar_signalling_errors",
         "webinar_signalling_messages",
         "webinar_joins",

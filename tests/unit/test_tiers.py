@@ -365,40 +365,43 @@ def test_a_keyframe_request_inside_the_interval_is_held_until_it_ends(
 
     clock = FakeClock(1000.0)
     monkeypatch.setattr(simulcast, "time", clock)
-    ing, tap, _ = make_ingress()
+    ing, tap, stats = make_ingress()
     feed(ing, rtp(222, 1, rid="h"))
-    assert ing.request_keyframe(1)
+    assert ing.request_keyframe(1)  # the first after a quiet second: at once
     feed(ing, rtp(222, 2, rid="h", key=True))  # the keyframe it asked for
     clock.now += 0.1
-    # A recorder attaches just after that keyframe: Chrome would ignore a PLI now
-    # (300 ms after the one it answered), so ours waits, and goes with the first packet
-    # of the layer once the interval is over.
+    # A recorder attaches just after that keyframe: the layer had its PLI this second (and
+    # Chrome would ignore one within 300 ms anyway), so ours waits, and goes with the first
+    # packet of the layer once the layer's second is over.
     assert not ing.request_keyframe(1)
     feed(ing, rtp(222, 3))
-    assert tap.plis == [222]
-    clock.now += simulcast.KEYFRAME_REQUEST_INTERVAL
+    clock.now += simulcast.KEYFRAME_REQUEST_INTERVAL  # the publisher's window is over ...
     feed(ing, rtp(222, 4))
-    assert tap.plis == [222, 222]
+    assert tap.plis == [222]  # ... the layer's is not
+    clock.now = 1000.001 + simulcast.LAYER_KEYFRAME_INTERVAL
     feed(ing, rtp(222, 5))
+    assert tap.plis == [222, 222]
+    feed(ing, rtp(222, 6))
     assert tap.plis == [222, 222]  # once
     # a held request that a keyframe answers first is not sent
     clock.now += 0.1
     assert not ing.request_keyframe(1)
-    feed(ing, rtp(222, 6, key=True))
-    clock.now += simulcast.KEYFRAME_REQUEST_INTERVAL
-    feed(ing, rtp(222, 7))
+    feed(ing, rtp(222, 7, key=True))
+    clock.now += simulcast.LAYER_KEYFRAME_INTERVAL
+    feed(ing, rtp(222, 8))
     assert tap.plis == [222, 222]
-    # The window is the publisher's, not a layer's (Chrome ignores a request for any
+    # The 0.32 s window is the publisher's, not a layer's (Chrome ignores a request for any
     # encoding inside it): another layer's request waits too, for its own packets.
     feed(ing, rtp(111, 1, rid="q"))
     assert ing.request_keyframe(1)
     assert not ing.request_keyframe(0)
     feed(ing, rtp(111, 2))
     assert tap.plis == [222, 222, 222]
-    clock.now += simulcast.KEYFRAME_REQUEST_INTERVAL
-    feed(ing, rtp(222, 8))  # another layer's packet does not send it
+    clock.now += simulcast.KEYFRAME_REQUEST_INTERVAL + 0.001
+    feed(ing, rtp(222, 9))  # another layer's packet does not send it
     feed(ing, rtp(111, 3))
     assert tap.plis == [222, 222, 222, 111]
+    assert stats.keyframe_requests == 4 and stats.keyframe_requests_by_layer == [1, 3]
 
 
 def test_a_new_ssrc_for_a_rid_restarts_its_listeners() -> None:

@@ -358,7 +358,15 @@ def _media(media: MediaTotals) -> Iterable[Metric]:
         ("webinar_retransmissions_total", "Packets resent on NACK.", c.retransmitted),
         ("webinar_keyframe_requests_total", "PLI/FIR from subscribers.", c.keyframe_requests),
     )
-    return [CounterMetricFamily(name, help_, value=value) for name, help_, value in series]
+    families = [CounterMetricFamily(name, help_, value=value) for name, help_, value in series]
+    plis = CounterMetricFamily(
+        "webinar_publisher_keyframe_requests",
+        "PLIs sent to publishers (at most one per layer a second), by layer.",
+        labels=["layer"],
+    )
+    for layer, n in enumerate(c.publisher_keyframe_requests or [0]):
+        plis.add_metric([str(layer)], n)
+    return [*families, plis]
 
 
 def _webhooks(webhooks: WebhookCounts) -> Iterator[Metric]:

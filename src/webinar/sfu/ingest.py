@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from aiortc.rtcrtpreceiver import NackGenerator
@@ -61,7 +61,9 @@ class ProducerStats:
     duplicates: int = 0
     retransmissions: int = 0
     keyframes: int = 0
-    keyframe_requests: int = 0
+    keyframe_requests: int = 0  # PLIs sent to the publisher
+    #: ... of them for each layer (simulcast encoding, lowest first; a single stream is 0)
+    keyframe_requests_by_layer: list[int] = field(default_factory=list)
     nacks_sent: int = 0
 
 

@@ -14,9 +14,10 @@ audio level (audio) or the RID (simulcast) as header extension; RTX is unwrapped
 (the edge repairs with NACK), padding and duplicates are gone. Sender reports
 (the RTP/NTP mapping) follow each new publisher SR. From the edge it takes NACK
 (answered from its own history, each packet at most once per 100 ms), PLI/FIR
-(handed to the producer's keyframe request, which sends at most one PLI per
-publisher per :data:`~webinar.sfu.simulcast.KEYFRAME_REQUEST_INTERVAL` however many
-pipes and local subscribers ask) and which simulcast layers the edge needs (its
+(handed to the producer's keyframe request, which sends at most one PLI per layer per
+:data:`~webinar.sfu.simulcast.LAYER_KEYFRAME_INTERVAL`, and one per publisher per
+:data:`~webinar.sfu.simulcast.KEYFRAME_REQUEST_INTERVAL`, however many pipes and local
+subscribers ask) and which simulcast layers the edge needs (its
 dynacast, said again with each sender report of the lowest layer; until told, all).
 
 Edge side, :class:`PipeIn`: a :class:`~webinar.sfu.producer.Producer` made from a

@@ -14,7 +14,7 @@ from aiortc.rtp import RtcpSrPacket, RtpPacket
 from .allocator import Layer
 from .ingest import Ingest, ProducerStats, Relay
 from .rtp import MediaPacket
-from .simulcast import KEYFRAME_REQUEST_INTERVAL, ProducerLayer, SimulcastIngress, layer_ladder
+from .simulcast import KeyframeRequests, ProducerLayer, SimulcastIngress, layer_ladder
 from .types import (
     CloseReason,
     MediaKind,
@@ -104,7 +104,6 @@ class Producer:
         self._active: tuple[PacketConsumer, ...] = ()
         self._batching = batch
         self._batch: list[MediaPacket] = []
-        self._last_pli = 0.0
         self._close_listeners: list[Callable[[Producer, CloseReason], None]] = []
         self._idle_listeners: list[Callable[[Producer], None]] = []
         self._relay_layers: dict[Relay, set[int]] = {}  # pipes -> the layers they need
@@ -118,6 +117,7 @@ class Producer:
         if self.simulcast is None and kind is MediaKind.VIDEO:
             self._single.nack = tap.nack  # the m-line's: it outlives a producer on it
         self._measured_packets = 0  # the single stream's packets at the last measure()
+        self._keyframes = KeyframeRequests(tap, self.stats)  # the single stream's
         self._ingest = Ingest(
             tap,
             self.stats,
@@ -374,22 +374,14 @@ class Producer:
     # ------------------------------------------------------------------ feedback
 
     def request_keyframe(self, layer: int = 0) -> bool:
-        """Ask the publisher for a keyframe (PLI) of a layer, at most once per
-        :data:`KEYFRAME_REQUEST_INTERVAL`; a request inside it is sent when it ends
-        (unless a keyframe came first). True if a PLI went out now."""
+        """Ask the publisher for a keyframe (PLI) of a layer: at once after a quiet second
+        of that layer, else when its window ends unless a keyframe of it came first
+        (:class:`~webinar.sfu.simulcast.KeyframeRequests`). True if a PLI went out now."""
         if self.simulcast is not None:
             return not self.closed and self.simulcast.request_keyframe(layer)
-        if self.kind is not MediaKind.VIDEO or self.ssrc is None or self.closed:
+        if self.kind is not MediaKind.VIDEO or self.closed:
             return False
-        now = time.monotonic()
-        if now - self._last_pli < KEYFRAME_REQUEST_INTERVAL:
-            self._single.pli_held = True
-            return False
-        self._single.pli_held = False
-        self._last_pli = now
-        self.stats.keyframe_requests += 1
-        self._tap.send_pli(self.ssrc)
-        return True
+        return self._keyframes.request(self._single)
 
     def on_sender_report(self, packet: RtcpSrPacket) -> None:
         if self.simulcast is not None:

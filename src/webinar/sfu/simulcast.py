@@ -15,6 +15,7 @@ first). A browser that sends one stream (no simulcast) has a single layer 0.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Callable
@@ -200,6 +201,7 @@ class ProducerLayer:
     dupes: DuplicateFilter = field(default_factory=DuplicateFilter)
     nack: NackGenerator = field(default_factory=NackGenerator)
     pli_held: bool = False  # a keyframe request inside the interval waits
+    pli_at: float = -math.inf  # time.monotonic() of the last PLI sent for it
     bytes: int = 0  # payload octets received (counted by the ingest)
     packets: int = 0
     last_arrival: float = 0.0  # time.time() of the latest packet
@@ -284,13 +286,82 @@ class RembFloor:
 
 # --------------------------------------------------------------------------- ingress
 
-# Seconds between two PLIs to one publisher. Chrome ignores a keyframe request that comes
-# within 300 ms of the last one it answered, whichever encoding either was for (libwebrtc's
-# EncoderRtcpFeedback, kMinKeyframeSendIntervalMs; it then sends keyframes on all of
-# them): sending sooner is wasted, so a request inside the window is held and sent when
-# the window ends, unless a keyframe of its layer came meanwhile.
+# Keyframe requests (PLI) to one publisher, however many subscribers ask. Two limits, both
+# enforced by :class:`KeyframeRequests`:
+#
+# * KEYFRAME_REQUEST_INTERVAL: seconds between any two PLIs to one publisher, whichever
+#   encodings they are for. Chrome ignores a keyframe request that comes within 300 ms of
+#   the last one it answered, whichever encoding either was for (libwebrtc's
+#   EncoderRtcpFeedback, kMinKeyframeSendIntervalMs), and answers one with keyframes on
+#   all its encodings: a PLI sooner is wasted.
+# * LAYER_KEYFRAME_INTERVAL: seconds between two PLIs for one encoding (one SSRC): at
+#   most one a second, so 500 subscribers joining within a minute cost the publisher at
+#   most one keyframe request a second per encoding, not one per joiner. A little over a
+#   second, so that the publisher sees at most one in any second though their trip varies
+#   (benchmarks/keyframe_storm.py, loopback on a loaded 2-core machine: the publisher's
+#   process noted PLIs up to ~70 ms closer together than they were sent). This is
+#   LiveKit's per-SSRC PLI throttle (pkg/rtc/plithrottle.go, later buffer.SendPLI with a
+#   per-layer ``pli_throttle``: 1 s for the mid and high qualities), with one difference:
+#   LiveKit drops a request inside the window and relies on the subscriber asking again;
+#   here it is held and sent when the window ends, unless a keyframe of its layer came
+#   meanwhile (then what it wanted came, and it is dropped). The first request after a
+#   quiet second goes out at once, so a joiner's first frame is as fast as before; in a
+#   storm a joiner waits for the next keyframe of its layer (half a second on average, at
+#   most LAYER_KEYFRAME_INTERVAL), which is the price of the limit.
+#
+# A layer switch under a falling bandwidth estimate needs a keyframe of the lower layer
+# soon (until it comes the subscriber keeps getting the higher one, over a link that can no
+# longer carry it). The per-layer window does not delay it in the common case: the window
+# is the lower layer's own, and a storm of joiners asks for the layer they watch, not the
+# one others move down to. And a PLI for any layer brings (from Chrome) keyframes of all of
+# them, so a request held for the lower layer is usually answered, and dropped, by the
+# keyframe the last PLI for another layer brings. At worst it waits for the end of its
+# layer's second. Sending it on another layer's SSRC instead (whose window is open) would
+# be quicker with Chrome, but would bring keyframes of every layer up to three times a
+# second in a storm, which is what the limit is for; it would also do nothing for a sender
+# that answers per layer (``x-google-per-layer-pli``).
 KEYFRAME_REQUEST_INTERVAL = 0.32
+LAYER_KEYFRAME_INTERVAL = 1.05
 STARTING_GRACE = 3.0  # seconds a layer that should run may take to start flowing
+
+
+class KeyframeRequests:
+    """The PLIs one publisher is sent, for its layers (a single stream is layer 0):
+    at most one per :data:`KEYFRAME_REQUEST_INTERVAL` for the publisher and one per
+    :data:`LAYER_KEYFRAME_INTERVAL` for each layer. A request inside either window is
+    held (``layer.pli_held``): the ingest asks again with each of the layer's packets that
+    is not a keyframe, and a keyframe of the layer drops it. Counted in the producer's
+    ``keyframe_requests`` and ``keyframe_requests_by_layer``."""
+
+    __slots__ = ("_last", "_stats", "_tap")
+
+    def __init__(self, tap: Tap, stats: ProducerStats) -> None:
+        self._tap = tap
+        self._stats = stats
+        self._last = -math.inf  # the last PLI for any layer
+
+    def request(self, layer: ProducerLayer) -> bool:
+        """Ask for a keyframe of ``layer``; True if a PLI went out now."""
+        ssrc = layer.ssrc
+        if ssrc is None:
+            return False
+        now = time.monotonic()
+        if (
+            now - self._last < KEYFRAME_REQUEST_INTERVAL
+            or now - layer.pli_at < LAYER_KEYFRAME_INTERVAL
+        ):
+            layer.pli_held = True
+            return False
+        layer.pli_held = False
+        self._last = layer.pli_at = now
+        stats = self._stats
+        stats.keyframe_requests += 1
+        by_layer = stats.keyframe_requests_by_layer
+        while len(by_layer) <= layer.index:
+            by_layer.append(0)
+        by_layer[layer.index] += 1
+        self._tap.send_pli(ssrc)
+        return True
 
 
 class LayerListener(Protocol):
@@ -322,7 +393,7 @@ class SimulcastIngress:
         self._media: dict[int, ProducerLayer] = {}
         self._rtx: dict[int, ProducerLayer] = {}
         self._listening: dict[str, tuple[LayerListener, tuple[int, ...]]] = {}
-        self._last_pli = 0.0  # any layer's: the publisher's window is one for all
+        self._keyframes = KeyframeRequests(tap, stats)
         created = time.time()  # wall clock, like arrival times: layers may start till then
         for layer in self.layers:
             layer.enabled_at = created
@@ -434,22 +505,11 @@ class SimulcastIngress:
     # ------------------------------------------------------------------ control
 
     def request_keyframe(self, index: int) -> bool:
+        """Ask for a keyframe of a layer (see :class:`KeyframeRequests`); True if a PLI
+        went out now."""
         if not 0 <= index < len(self.layers):
             return False
-        layer = self.layers[index]
-        now = time.monotonic()
-        if layer.ssrc is None:
-            return False
-        if now - self._last_pli < KEYFRAME_REQUEST_INTERVAL:
-            # The keyframe the last request brings may already have come and gone:
-            # send this one when the interval ends (checked as the layer's packets come).
-            layer.pli_held = True
-            return False
-        layer.pli_held = False
-        self._last_pli = now
-        self._stats.keyframe_requests += 1
-        self._tap.send_pli(layer.ssrc)
-        return True
+        return self._keyframes.request(self.layers[index])
 
     def on_sender_report(self, ssrc: int, ntp: int, rtp: int, arrived: float) -> bool:
         layer = self._media.get(ssrc)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -42,6 +42,9 @@ class MediaCounts:
     nacks: int = 0
     #: PLI and FIR from subscribers.
     keyframe_requests: int = 0
+    #: PLIs sent to publishers, by layer (simulcast encoding, lowest first; a single stream
+    #: is layer 0): what the subscribers' requests became after the throttle.
+    publisher_keyframe_requests: list[int] = field(default_factory=list)
 
     def add_consumer(self, consumer: Consumer) -> None:
         st = consumer.stats
@@ -55,6 +58,11 @@ class MediaCounts:
         st = producer.stats
         self.packets_received += st.packets
         self.bytes_received += st.bytes
+        sent = self.publisher_keyframe_requests
+        for layer, n in enumerate(st.keyframe_requests_by_layer):
+            if layer == len(sent):
+                sent.append(0)
+            sent[layer] += n
 
     def copy(self) -> MediaCounts:
         return MediaCounts(
@@ -65,6 +73,7 @@ class MediaCounts:
             retransmitted=self.retransmitted,
             nacks=self.nacks,
             keyframe_requests=self.keyframe_requests,
+            publisher_keyframe_requests=list(self.publisher_keyframe_requests),
         )
 
 
