@@ -16,26 +16,33 @@ join one after the other in a second Chromium, each in a new browser context: op
 event page, type a name, click Join, wait for the presenter's first frame, close the context
 (the page's ``pagehide`` sends ``leave``), pause ``--gap`` seconds.
 
+``--signalling-delay-ms D`` puts a proxy between the joining page and the server that
+delivers every chunk of its HTTP and WebSocket traffic D ms late, both ways (a signalling
+round trip of 2D; ICE, DTLS and media stay on plain loopback: the machine has no netem).
+
 Every time is taken in the attendee's page with ``performance.now()`` (no Python-side
-latency): an init script (``JOIN_PROBE_JS``, added with ``context.add_init_script``,
-nothing changes in the page's own code) notes the click's ``event.timeStamp``, wraps
-``WebSocket`` and ``RTCPeerConnection`` to note when messages arrive or leave and when
-connection states change, and calls
+latency): an init script (``JOIN_PROBE_JS``, added with ``context.add_init_script``, which
+the page's Content-Security-Policy does not govern; nothing changes in the page's own code)
+notes the click's ``event.timeStamp``, wraps ``WebSocket`` and ``RTCPeerConnection`` to note
+when messages arrive or leave and when connection states change, and calls
 ``requestVideoFrameCallback`` on every ``<video>`` the page adds: the first callback of a
-video with a video track is the first frame.
+video with a video track is the first frame (its ``now``: the start of the rendering frame
+that shows it).
 
 Prints exactly one JSON line on stdout (progress goes to stderr): ``joins``,
-``attendees``, ``median_ms``, ``p90_ms``, ``min_ms``, ``max_ms`` (click → first frame,
-the ``requestVideoFrameCallback`` time), ``join_ms`` (the list, in order), and the medians of
-the steps, each from the click: ``click_to_ws_open_ms``, ``click_to_joined_ms`` (the
-``joined`` reply), ``click_to_offer_ms`` (the first ``subscriber-offer``),
+``attendees``, ``median_ms``, ``p90_ms``, ``min_ms``, ``max_ms`` (click → first frame),
+``join_ms`` (every join's, in order), and the medians of the steps, each from the click:
+``click_to_ws_open_ms`` (the socket open), ``click_to_joined_ms`` (the ``joined`` reply
+arrived), ``click_to_offer_ms`` (the first ``subscriber-offer`` arrived),
 ``click_to_answer_ms`` (``subscriber-answer`` sent), ``click_to_ice_ms`` (ICE
-``connected``), ``click_to_dtls_ms`` (connection ``connected``: DTLS done),
-``click_to_frame_received_ms`` (the ``receiveTime`` of the first frame's metadata: when its
-last packet arrived; the SFU forwards no video before a keyframe, so this is also the first
-video packet, give or take the keyframe's own burst), and the same as
-step durations ``step_*_ms`` (each the median of that step's own durations), plus
-``loadavg_1m`` at the start and ``server_tracebacks``.
+``connected``), ``click_to_dtls_ms`` (the connection ``connected``: DTLS done),
+``click_to_frame_received_ms`` (the first frame's ``receiveTime``: when its last packet
+arrived; the SFU forwards no video before a keyframe, so this is the first video packet too,
+give or take the keyframe's own burst; it can be a few ms after the frame's ``now``),
+``click_to_frame_ms``; ``step_<name>_ms``: the median of each step's own duration (from the
+step before it in that order; negative when the order flips, e.g. an offer that arrived
+before ``joined``); ``signalling_delay_ms``, ``loadavg_1m`` (at the first join) and
+``server_tracebacks``.
 """
 
 from __future__ import annotations
@@ -177,6 +184,57 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
+class DelayProxy:
+    """A TCP proxy on 127.0.0.1 that delivers every chunk, both ways, ``delay`` seconds after
+    it arrived (in order): the joining page's signalling as if over a longer path."""
+
+    def __init__(self, target_port: int, delay: float) -> None:
+        self.target_port = target_port
+        self.delay = delay
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = int(self.server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(
+            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+        )
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                due, data = await queue.get()
+                if not data:
+                    break
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        sender = loop.create_task(deliver())
+        try:
+            while data := await reader.read(65536):
+                queue.put_nowait((loop.time() + self.delay, data))
+        finally:
+            queue.put_nowait((0.0, b""))
+            await sender
+
+
 async def one_join(browser: Any, url: str, event_id: str, index: int) -> dict[str, float]:
     """Join once in a new context; the page's marks, in ms after the click."""
     context = await browser.new_context(viewport=DESKTOP)
@@ -243,13 +301,20 @@ async def run(args: argparse.Namespace, url: str, event: dict[str, Any]) -> dict
         await presenter.get_by_test_id("go-live").click()
         await expect(presenter.get_by_test_id("stop-live")).to_be_visible()
         log("presenter live")
+        join_url = url
+        proxy = None
+        if args.signalling_delay_ms > 0:
+            port = int(urllib.parse.urlsplit(url).port or 80)
+            proxy = DelayProxy(port, args.signalling_delay_ms / 1000)
+            await proxy.start()
+            join_url = f"http://127.0.0.1:{proxy.port}"
         clients = await seat_attendees(http, url, event_id, args.attendees)
         log(f"{len(clients)} signalling-only attendees seated")
         await asyncio.sleep(args.warmup)  # the presenter's encoder ramps up
         loadavg = os.getloadavg()[0]
         try:
             for i in range(args.joins):
-                marks = await one_join(viewers, url, event_id, i)
+                marks = await one_join(viewers, join_url, event_id, i)
                 results.append(marks)
                 log(
                     f"join {i + 1}/{args.joins}: frame {marks['frame']:.0f} ms "
@@ -258,6 +323,8 @@ async def run(args: argparse.Namespace, url: str, event: dict[str, Any]) -> dict
                 await asyncio.sleep(args.gap)
         finally:
             await asyncio.gather(*(c.close() for c in clients))
+            if proxy is not None:
+                await proxy.close()
             await viewers.close()
             await studio.close()
     frames = [r["frame"] for r in results]
@@ -279,6 +346,7 @@ async def run(args: argparse.Namespace, url: str, event: dict[str, Any]) -> dict
             steps = [r[mark] - r[previous] for r in results if mark in r and previous in r]
             out[f"step_{key}_ms"] = round(statistics.median(steps), 1) if steps else None
         previous = mark
+    out["signalling_delay_ms"] = args.signalling_delay_ms
     out["loadavg_1m"] = round(loadavg, 2)
     return out
 
@@ -289,6 +357,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attendees", type=int, default=0, help="signalling-only, seated first")
     parser.add_argument("--gap", type=float, default=1.0, help="seconds between two joins")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before the first join")
+    parser.add_argument(
+        "--signalling-delay-ms",
+        type=float,
+        default=0.0,
+        help="one-way delay on the joining page's HTTP and WebSocket traffic (a proxy;"
+        " media is not delayed): its signalling RTT is twice this",
+    )
     args = parser.parse_args(argv)
     if os.environ.get(INNER) != "1":
         script = 'ip link set lo up && ip addr add 127.0.0.2/8 dev lo && exec "$0" "$@"'
