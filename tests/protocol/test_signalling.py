@@ -170,6 +170,28 @@ async def test_errors_echo_the_request_id(raw: SignallingClient, event: Event) -
     assert (await raw.request("ping"))["type"] == "pong"
 
 
+async def test_join_sent_with_hello_is_handled_after_it(
+    raw: SignallingClient, event: Event
+) -> None:
+    """The web client sends ``join`` right behind ``hello`` (one round trip less): the
+    server handles a socket's messages in order, so both are answered, in order."""
+    hello = asyncio.ensure_future(raw.request("hello", protocol=1))
+    join = asyncio.ensure_future(raw.request("join", event_id=event.event_id, name="Quick"))
+    assert (await hello)["type"] == "welcome"
+    assert (await join)["type"] == "joined"
+
+
+async def test_join_behind_a_refused_hello_is_refused(raw: SignallingClient, event: Event) -> None:
+    hello = asyncio.ensure_future(raw.request("hello", protocol=99))
+    join = asyncio.ensure_future(raw.request("join", event_id=event.event_id, name="Quick"))
+    with pytest.raises(ClientError) as refused:
+        await hello
+    assert refused.value.code == "protocol-version"
+    with pytest.raises(ClientError) as refused:
+        await join
+    assert refused.value.code == "hello-required"
+
+
 async def test_attendee_may_not_publish(raw: SignallingClient, event: Event) -> None:
     await greeted(raw)
     await raw.request("join", event_id=event.event_id, name="Att")

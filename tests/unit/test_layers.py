@@ -227,6 +227,35 @@ def test_spatial_switch_waits_for_the_targets_keyframe() -> None:
     assert h.selector.switches == 3
 
 
+def test_first_picture_may_come_from_a_lower_layer_than_the_target() -> None:
+    """A new subscriber aims at a layer that is not running yet (dynacast turned it off):
+    it starts at the keyframe of a lower one and moves up at the target's first keyframe;
+    when the target's keyframe is in the same burst, it moves up within that picture."""
+    h = Harness()
+    h.selector.set_target(1, 2)
+    assert h.listening[-1] == (0, 1)  # before the first picture: every layer up to the target
+    low = Encoding(layer=0, seq=5000, ts=77, pid=300, tl0=40)
+    mid = Encoding(layer=1, seq=9000, ts=9_000_000, pid=1200, tl0=9)
+    h.run([low], 4)  # only the lowest runs
+    assert {o.layer for o in h.out} == {0} and h.out[0].keyframe
+    assert h.listening[-1] == (0, 1)  # started low, still waiting for the target
+    mid.force_key = True  # the target starts (with a keyframe)
+    h.run([low, mid], 6)
+    layers = [o.layer for o in h.out]
+    switch = layers.index(1)
+    assert set(layers[switch:]) == {1} and h.out[switch].keyframe
+    assert h.listening[-1] == (1,)
+    assert_continuous(h.out)
+    # both keyframes in one burst (the publisher answers a PLI on every layer): the
+    # target's follows the lower one's at once
+    h2 = Harness()
+    h2.selector.set_target(1, 2)
+    h2.run([Encoding(layer=0), Encoding(layer=1, seq=7000, ts=123_456)], 3)
+    assert [o.layer for o in h2.out][:2] == [0, 0] and h2.out[2].layer == 1
+    assert {o.layer for o in h2.out[2:]} == {1}
+    assert_continuous(h2.out)
+
+
 def test_sequence_picture_id_and_tl0_wrap_around(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(layers, "_random_seq_start", lambda: (1 << 16) + 65520)
     h = Harness()

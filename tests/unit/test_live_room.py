@@ -100,3 +100,23 @@ async def test_an_attendee_arriving_is_counted_not_announced() -> None:
         assert len(host.deltas) <= 3 and set(arrived) == {f"a{i}" for i in range(50)}
     finally:
         await room.close()
+
+
+async def test_the_count_waits_until_the_newcomer_is_in() -> None:
+    """The count of a join goes out an interval after it, never in the same turn of the
+    loop: the newcomer's own reply and offer go first (benchmarks/join.py)."""
+    room = LiveRoom("r", Router(RouterConfig()), RoomState(max_participants=100))
+    room.roster._count_interval = 0.1
+    host, seated = Peer(), Peer()
+    room.join(Participant("h", "Host", Role.HOST), host)
+    room.join(Participant("a0", "A0", Role.ATTENDEE), seated)
+    try:
+        await asyncio.sleep(0.25)  # a quiet spell: the counts so far went out
+        before = len(seated.counts)
+        room.join(Participant("a1", "A1", Role.ATTENDEE), Peer())
+        await asyncio.sleep(0.03)
+        assert len(seated.counts) == before  # not at once
+        await asyncio.sleep(0.15)
+        assert len(seated.counts) == before + 1 and seated.counts[-1].total == 3
+    finally:
+        await room.close()

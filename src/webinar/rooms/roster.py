@@ -6,7 +6,7 @@ announced to everyone. Three audiences:
 * **the stage** (anyone who may publish: hosts, presenters, attendees granted the microphone
   or camera) is shown to everyone, as it changes (``participant-*`` messages);
 * **the counts** (people per role, raised hands) go to everyone, coalesced: at most every
-  :data:`COUNT_INTERVAL` seconds;
+  :data:`COUNT_INTERVAL` seconds, and that long after the change that started them;
 * **the roster** (everyone, with hands, grants and connection) goes to those who manage
   the floor, as batched deltas at most every :data:`DELTA_INTERVAL` seconds, and a page at
   a time on request.
@@ -302,7 +302,9 @@ class RoomRoster:
         if self._counts_timer is not None:
             return
         interval = max(self._count_interval, len(self.index) / COUNT_MESSAGES_PER_SECOND)
-        delay = max(0.0, self._counts_at + interval - self._clock())
+        # Never at once: the change is most often somebody's join, whose own reply, offer
+        # and first frame should not wait behind a message to everyone (benchmarks/join.py).
+        delay = max(self._count_interval, self._counts_at + interval - self._clock())
         self._counts_timer = self._loop.call_later(delay, self._send_counts)
 
     def _send_counts(self) -> None:

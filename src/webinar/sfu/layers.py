@@ -141,8 +141,11 @@ class LayerSelector:
     # ------------------------------------------------------------------ control
 
     def listening(self) -> tuple[int, ...]:
-        """The spatial layers whose packets this selector needs now."""
-        if self.spatial < 0 or self.spatial == self.target_spatial:
+        """The spatial layers whose packets this selector needs now. Before its first
+        picture: every layer up to the target (it starts at the first keyframe of any)."""
+        if self.spatial < 0:
+            return tuple(range(self.target_spatial + 1))
+        if self.spatial == self.target_spatial:
             return (self.target_spatial,)
         return (self.spatial, self.target_spatial)
 
@@ -259,8 +262,15 @@ class LayerSelector:
         if info is None:  # read once, by the first selector that needs it
             info = mp.vp8 = scan(mp.payload)
         if self._need_keyframe or mp.layer != self.spatial:
-            if mp.layer != self.target_spatial or info is None or not info.keyframe:
+            if info is None or not info.keyframe:
                 return None  # the old layer while a switch waits, or other layers
+            # The first picture may come from a lower layer than the target, whichever
+            # keyframe is first (the target may not be running yet: dynacast turns it on
+            # at its next round, the encoder then starts it): a quicker first frame, and a
+            # switch up at the target's keyframe as usual.
+            first = self.spatial < 0 and mp.layer < self.target_spatial
+            if mp.layer != self.target_spatial and not first:
+                return None
             self._switch(mp, info)
         seq = mp.seq
         if seq < self._base or seq <= self._in_hi - DUP_WINDOW:

@@ -433,7 +433,6 @@ export class WebinarConnection extends EventTarget {
   async _handshake(resumeToken) {
     const params = this._joinParams;
     if (!params) throw new WebinarError("bad-state", t("join first"));
-    this.welcome = await this.request("hello", { protocol: PROTOCOL_VERSION, client: CLIENT_NAME, language: lang() });
     /** @type {Record<string, unknown>} */
     const fields = { event_id: params.eventId, name: params.name };
     if (params.credential) fields.credential = params.credential;
@@ -441,9 +440,24 @@ export class WebinarConnection extends EventTarget {
     if (params.clientId) fields.client_id = params.clientId;
     if (resumeToken) fields.resume_token = resumeToken;
     /** @type {any} */
-    const reply = await this.request("join", fields);
+    const reply = await this._greetAndJoin(fields);
     if (reply && reply.type === "move") return this._moveTo(String(reply.url), fields);
     return /** @type {JoinedMessage} */ (reply);
+  }
+
+  /**
+   * `hello` and `join` in one go: the server handles a socket's messages in order, so the
+   * join need not wait for `welcome` (one round trip less; docs/protocol.md). A refused
+   * hello is the failure reported (the join after it is then refused as well).
+   * @param {Record<string, unknown>} fields  the join's
+   * @returns {Promise<any>}  the join's reply
+   */
+  async _greetAndJoin(fields) {
+    const hello = this.request("hello", { protocol: PROTOCOL_VERSION, client: CLIENT_NAME, language: lang() });
+    const join = this.request("join", fields);
+    join.catch(() => {}); // awaited below, unless the hello failed first
+    this.welcome = await hello;
+    return join;
   }
 
   /**
@@ -461,8 +475,7 @@ export class WebinarConnection extends EventTarget {
     old?.close(1000, "moved");
     this.url = url;
     await this._openSocket();
-    this.welcome = await this.request("hello", { protocol: PROTOCOL_VERSION, client: CLIENT_NAME, language: lang() });
-    return /** @type {JoinedMessage} */ (await this.request("join", { ...fields, placed: true }));
+    return /** @type {JoinedMessage} */ (await this._greetAndJoin({ ...fields, placed: true }));
   }
 
   /** @param {JoinedMessage} joined */
