@@ -42,7 +42,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -397,14 +397,22 @@ async def _worker(conn: Connection, spec: WorkerSpec) -> None:
 
 def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     """Entry point of a worker process (spawned)."""
+    run_client_process(f"w{spec.index}", spec.log_level, lambda: _worker(conn, spec))
+
+
+def run_client_process(
+    label: str, log_level: int, main: Callable[[], Coroutine[Any, Any, None]]
+) -> None:
+    """Run a client worker process's ``main`` (on uvloop when installed): Ctrl-C is left to
+    the parent, logs go to stderr marked ``label``, aioice and aiortc only from warnings."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops us
     logging.basicConfig(
         stream=sys.stderr,
-        level=spec.log_level,
-        format=f"%(asctime)s w{spec.index} %(levelname)s %(name)s: %(message)s",
+        level=log_level,
+        format=f"%(asctime)s {label} %(levelname)s %(name)s: %(message)s",
     )
     for noisy in ("aioice", "aiortc"):
-        logging.getLogger(noisy).setLevel(max(spec.log_level, logging.WARNING))
+        logging.getLogger(noisy).setLevel(max(log_level, logging.WARNING))
     try:
         import uvloop
 
@@ -412,7 +420,7 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     except ImportError:
         factory = asyncio.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(_worker(conn, spec))
+        runner.run(main())
 
 
 class Worker:

@@ -65,17 +65,10 @@ import aiohttp
 from _server import start_server  # benchmarks/_server.py: the script's folder is on sys.path
 from _wsclient import SignallingClient
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests.browser
+from tests.browser.support import CHROMIUM, CHROMIUM_ARGS, DESKTOP
+
 INNER = "WEBINAR_JOIN_BENCH_INNER"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--autoplay-policy=no-user-gesture-required",
-    "--no-sandbox",
-]
-DESKTOP = {"width": 1280, "height": 800}
 DEFAULT_MAX_PARTICIPANTS = 500  # rooms.max_participants; the host counts too
 
 # Runs in every attendee page before its own scripts (add_init_script is not subject to the
@@ -287,7 +280,7 @@ async def run(args: argparse.Namespace, url: str, event: dict[str, Any]) -> dict
         async_playwright() as p,
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), trust_env=False) as http,
     ):
-        launch = {"executable_path": CHROMIUM, "headless": True, "args": CHROMIUM_ARGS}
+        launch = {"executable_path": str(CHROMIUM), "headless": True, "args": CHROMIUM_ARGS}
         studio = await p.chromium.launch(**launch)
         viewers = await p.chromium.launch(**launch)
         presenter = await (await studio.new_context(viewport=DESKTOP)).new_page()

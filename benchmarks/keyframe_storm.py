@@ -33,13 +33,11 @@ import logging
 import multiprocessing
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -183,24 +181,9 @@ async def _subscribers(conn: Connection, spec: Spec) -> None:
 
 def worker_main(conn: Connection, spec: Spec) -> None:
     """Entry point of a worker process (spawned)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops us
     fanout._die_with_parent()
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=spec.log_level,
-        format=f"%(asctime)s {spec.role} %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("aioice", "aiortc"):
-        logging.getLogger(noisy).setLevel(max(spec.log_level, logging.WARNING))
-    try:
-        import uvloop
-
-        factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    except ImportError:
-        factory = asyncio.new_event_loop
     main = _publisher if spec.role == "publisher" else _subscribers
-    with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(main(conn, spec))
+    fanout.run_client_process(spec.role, spec.log_level, lambda: main(conn, spec))
 
 
 class Worker:
