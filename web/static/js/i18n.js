@@ -214,21 +214,27 @@ export function remember(code) {
   }
 }
 
+/** Switches begun: a switch that a later one overtook stops where it is. */
+let switches = 0;
+
 /**
- * Switch the page to `code` without reloading it.
+ * Switch the page to `code` without reloading it. The page's `lang` attribute changes last,
+ * once every text is in the new language (the redrawn ones included). When switches overlap,
+ * the last one begun wins.
  * @param {string} code
  */
 export async function setLanguage(code) {
   if (!LANGUAGES.includes(/** @type {any} */ (code))) throw new Error(`unknown language ${code}`);
+  const mine = ++switches;
+  const current = () => mine === switches;
   const next = code === "en" ? { lang: "en", messages: {} } : await fetchCatalog(`/i18n/${code}.json`);
+  if (!current()) return;
   const before = catalog;
   install(next);
   remember(code);
-  document.documentElement.lang = code;
   document.documentElement.dir = "ltr";
   document.title = lookupTitle(before) ?? document.title;
   retranslate(before);
-  await refreshBlocks();
   for (const listener of listeners) {
     try {
       listener(code);
@@ -236,6 +242,8 @@ export async function setLanguage(code) {
       console.error("language listener failed", error);
     }
   }
+  await refreshBlocks(current);
+  if (current()) document.documentElement.lang = code;
 }
 
 /**
@@ -243,8 +251,9 @@ export async function setLanguage(code) {
  * whole message: the page marks their element `data-i18n-block` (with an id), and a switch
  * takes that element's content from the page rendered anew in the new language. Elements
  * with an id inside it are kept as they are (the script fills them: a name, a local time).
+ * @param {() => boolean} current  whether this switch is still the last one begun
  */
-async function refreshBlocks() {
+async function refreshBlocks(current) {
   const blocks = [...document.querySelectorAll("[data-i18n-block][id]")];
   if (!blocks.length) return;
   let fresh;
@@ -256,6 +265,7 @@ async function refreshBlocks() {
     console.warn("could not refresh the page's sentences", error);
     return;
   }
+  if (!current()) return; // a later switch fetches its own
   for (const block of blocks) {
     const next = fresh.getElementById(block.id);
     if (!next) continue;
