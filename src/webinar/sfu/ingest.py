@@ -61,10 +61,15 @@ class ProducerStats:
     duplicates: int = 0
     retransmissions: int = 0
     keyframes: int = 0
-    keyframe_requests: int = 0  # PLIs sent to the publisher
-    #: ... of them for each layer (simulcast encoding, lowest first; a single stream is 0)
+    #: PLIs sent to the publisher for each layer (simulcast encoding, lowest first; a single
+    #: stream is 0)
     keyframe_requests_by_layer: list[int] = field(default_factory=list)
     nacks_sent: int = 0
+
+    @property
+    def keyframe_requests(self) -> int:
+        """PLIs sent to the publisher, all layers."""
+        return sum(self.keyframe_requests_by_layer)
 
 
 class Ingest:

@@ -354,9 +354,7 @@ class KeyframeRequests:
             return False
         layer.pli_held = False
         self._last = layer.pli_at = now
-        stats = self._stats
-        stats.keyframe_requests += 1
-        by_layer = stats.keyframe_requests_by_layer
+        by_layer = self._stats.keyframe_requests_by_layer
         while len(by_layer) <= layer.index:
             by_layer.append(0)
         by_layer[layer.index] += 1
