@@ -48,6 +48,8 @@ class ShapedNetwork:
         self._dir = Path(tempfile.mkdtemp(prefix="webinar-shaping-"))
         self.chromium_wrapper = self._dir / "chromium-in-netns"
         self.rate_kbit: int | None = None
+        self.table = f"webinar_{self.dev}"
+        self._nft = False
 
     def start(self) -> ShapedNetwork:
         missing = [tool for tool in ("ip", "tc", "nsenter", "unshare") if not shutil.which(tool)]
@@ -116,12 +118,42 @@ class ShapedNetwork:
         )  # fmt: skip
         self.rate_kbit = kbit
 
+    def lose(self, percent: float) -> None:
+        """Drop ``percent`` % of the UDP datagrams to the subscriber at random (nftables
+        ``numgen random``; the kernel here has no netem). Until :meth:`close`."""
+        if not shutil.which("nft"):
+            raise ShapingUnavailable("random loss needs nft (apt-get install nftables)")
+        per_mille = round(percent * 10)
+        rules = (
+            f"table inet {self.table} {{\n"
+            "  chain out {\n"
+            "    type filter hook output priority 0; policy accept;\n"
+            f'    oifname "{self.dev}" meta l4proto udp numgen random mod 1000 < {per_mille} drop\n'
+            "  }\n"
+            "}\n"
+        )
+        done = subprocess.run(
+            ["nft", "-f", "-"], input=rules, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise ShapingUnavailable(f"nft failed: {done.stderr.strip()}")
+        self._nft = True
+
+    def jitter(self, most_ms: int) -> None:
+        """Delay each UDP datagram to the subscriber by a random 0..``most_ms`` ms."""
+        raise ShapingUnavailable("jitter is not built yet")
+
     def unlimit(self) -> None:
         if self.rate_kbit is not None:
             _run("tc", "qdisc", "del", "dev", self.dev, "root")
             self.rate_kbit = None
 
     def close(self) -> None:
+        if self._nft:
+            subprocess.run(
+                ["nft", "delete", "table", "inet", self.table], capture_output=True, check=False
+            )
+            self._nft = False
         subprocess.run(["ip", "link", "del", self.dev], capture_output=True, check=False)
         if self._holder is not None:
             self._holder.kill()
