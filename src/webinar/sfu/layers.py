@@ -35,6 +35,11 @@ MAX_TEMPORAL = 2  # L1T3: temporal layers 0, 1, 2
 DUP_WINDOW = 1024  # input sequence numbers remembered for duplicate detection
 DROP_MEMORY = 256  # dropped sequence numbers / pictures remembered for late packets
 KEYFRAME_RETRY = 1.0  # seconds between keyframe requests while a switch waits
+# While a switch down waits for the lower layer's keyframe, the higher layer is sent up
+# to this temporal layer: L1T3's TL0+TL1 is ~60 % of its rate at half the frame rate.
+# Not TL0 alone: a quarter of the frame rate at once is a freeze by Chrome's count (a
+# frame interval of at least 3x the average of the last 30, 200 ms at 20 fps).
+STEP_DOWN_TEMPORAL = 1
 
 
 def _random_seq_start() -> int:
@@ -371,6 +376,10 @@ class LayerSelector:
             self.temporal = self.target_temporal
             return True
         target = self.target_temporal
+        if self.target_spatial < self.spatial:
+            # Stepping down (the budget fell): until the lower layer's keyframe, the
+            # higher one goes on at a lower frame rate, at once and without a keyframe.
+            target = min(target, STEP_DOWN_TEMPORAL)
         current = self.temporal
         if target < current:
             current = self.temporal = target  # down: at once, at a picture boundary
