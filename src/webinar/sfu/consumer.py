@@ -44,7 +44,7 @@ from aiortc.rtp import (
 )
 
 from .allocator import Layer
-from .estimator import RttSample
+from .estimator import NackBurst, RttSample
 from .layers import MAX_TEMPORAL, LayerSelector
 from .rtp import MediaPacket, abs_send_time_bytes, ntp_from_seconds, one_byte_extension, pad4
 from .types import CloseReason, ConsumerId, ConsumerStats, MediaKind, new_id
@@ -121,6 +121,7 @@ class Consumer:
         self.wanted = True  # the owner's wish; forwarding needs it and a negotiated m-line
         self._tap = tap
         self._estimator = estimator
+        self._nack_burst = NackBurst()
         self._on_closed = on_closed
         self._sink: PacketSink | None = None
         self._layout: ConsumerLayout | None = None
@@ -583,6 +584,15 @@ class Consumer:
         if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
             self.stats.nacks += 1
             self.retransmit(packet.lost)
+            if self._video and not self.paused:
+                # Only what was sent and is still held counts as lost: after a pause or
+                # a restart a browser may NACK numbers that never went out.
+                hist = self._hist_seq
+                sent = [s for s in packet.lost if hist[s & (HISTORY_SIZE - 1)] == s]
+                now = time.monotonic()
+                burst = self._nack_burst.on_nack(sent, now) if sent else None
+                if burst is not None:
+                    self._estimator.on_loss_burst(burst, now)
         elif isinstance(packet, RtcpPsfbPacket):
             if packet.fmt == RTCP_PSFB_PLI:
                 self.stats.plis += 1

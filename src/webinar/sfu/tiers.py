@@ -117,6 +117,11 @@ class SubscriberTiers:
     def forget(self, producer_key: str) -> None:
         self._priority.pop(producer_key, None)
 
+    def urgent(self) -> None:
+        """Allocate at the next :meth:`tick`, whenever the last one was."""
+        self._dirty = True
+        self._next_at = 0.0
+
     def tick(self, now: float, consumers: Iterable[Allocatable]) -> AllocationReport | None:
         """Re-allocate (at most every :data:`ALLOCATE_INTERVAL` unless priorities or
         the quality changed) and apply the result; returns the report when one is due."""
