@@ -390,6 +390,10 @@ def test_a_switch_down_halves_the_frame_rate_until_the_lower_keyframe() -> None:
     waiting = h.out[before:]
     assert {o.layer for o in waiting} == {2}
     assert set(tids(waiting)) == {0, 1}  # half the frame rate
+    h.now += layers.STEP_DOWN_TL0_AFTER  # the keyframe is slow: a quarter of it
+    before = len(h.out)
+    h.run([low, high], 8)
+    assert {o.layer for o in h.out[before:]} == {2} and set(tids(h.out[before:])) == {0}
     low.force_key = True
     before = len(h.out)
     h.run([low, high], 8)
