@@ -189,8 +189,11 @@ class Router:
                 return
             started = time.perf_counter()
             tiers.urgent()
-            tiers.tick(time.monotonic(), list(transport.consumers.values()))
+            now = time.monotonic()
+            tiers.tick(now, list(transport.consumers.values()))
             self.totals.allocation_ran(started)
+            # a lower layer dynacast turned off is asked for now, not at the next round
+            self._run_dynacast(now)
 
         transport.estimator.on_alarm = alarm
         return tiers
