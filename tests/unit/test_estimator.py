@@ -620,3 +620,24 @@ def test_a_loss_burst_calls_the_alarm() -> None:
     assert calls == [1]
     got = e.estimate(3.1)
     assert (got.burst_loss, got.burst_at) == (0.4, 3.0)
+
+
+def test_only_reported_loss_after_a_first_cut_goes_below_the_one_video_row() -> None:
+    from webinar.sfu.estimator import CUT_FLOOR
+
+    c = BudgetController(start_bps=1_000_000)
+    c.update(est(1_000_000), 0.0)
+    # a REMB that falls far (jitter, or a queue read mid-overflow) keeps one video
+    assert c.update(est(250_000), 0.5) == CUT_FLOOR
+    assert c.update(est(150_000), 1.5) == CUT_FLOOR  # and again later: REMB alone
+    # significant loss in a report covering time after the cut drained: audio only
+    lossy = Estimate(
+        bitrate_bps=150_000,
+        loss=0.3,
+        rtt=0.02,
+        report_loss=0.3,
+        report_at=3.0,
+        report_since=2.1,  # after the last cut (1.5) drained
+        report_packets=200,
+    )
+    assert c.update(lossy, 3.0) < CUT_FLOOR

@@ -513,7 +513,6 @@ class BudgetController:
                 lossy = burst = True
         remb_fell = self._falling and remb is not None and remb < self.budget_bps * DOWN_BAND
         congested = lossy or remb_fell
-        other = report_lossy or remb_fell  # evidence besides a burst
         sample = estimate.sample
         fresh = sample is not None and sample is not self._sample_seen
         if fresh and sample is not None:
@@ -566,7 +565,7 @@ class BudgetController:
                 if burst:
                     # Media was lost, not only padding: the link fell under what media
                     # alone sends (the probe met a drop), so cut as well.
-                    keep = self._cut_floor(now, burst_only=not other)
+                    keep = self._cut_floor(now, reported=report_lossy)
                     target = self._cut_target(remb, lossy, loss_now, sending_bps)
                     self._set(min(self.budget_bps, max(target, keep)))
                     self._burst_cut_at = now
@@ -589,7 +588,7 @@ class BudgetController:
             self._up_since = None
             self._enter(BudgetState.SETTLING, "probe held", now, now + PROBE_INTERVAL)
         if congested:
-            cut_floor = self._cut_floor(now, burst_only=burst and not other)
+            cut_floor = self._cut_floor(now, reported=report_lossy)
             if burst:
                 self._burst_cut_at = now
         if congested and now - self._raised_at < REVERT_WINDOW:
@@ -699,13 +698,15 @@ class BudgetController:
             target = max(target, delivered)
         return target
 
-    def _cut_floor(self, now: float, *, burst_only: bool) -> int:
-        """The least a congestion cut now leaves (see :meth:`_first_reaction`): a loss
-        burst alone never goes below :data:`CUT_FLOOR` (the bursts that follow a cut
-        may be its own leftovers: a layer switch waits for a keyframe meanwhile);
-        receiver reports and REMB may, once the first reaction had time to work."""
+    def _cut_floor(self, now: float, *, reported: bool) -> int:
+        """The least a congestion cut now leaves (see :meth:`_first_reaction`). Only a
+        receiver report's significant loss, once the first reaction had time to work,
+        goes below :data:`CUT_FLOOR` (to audio only): the bursts that follow a cut may
+        be its own leftovers (a layer switch waits for a keyframe meanwhile), and a
+        REMB falls with delay alone (300 ms of jitter took it to ~260 kbit/s on an
+        unlimited link) where a picture still gets through."""
         first = self._first_reaction(now)
-        return min(self.budget_bps, CUT_FLOOR) if first or burst_only else 0
+        return min(self.budget_bps, CUT_FLOOR) if first or not reported else 0
 
     def _first_reaction(self, now: float) -> bool:
         """Whether a cut now is the first reaction to a congestion episode (or comes
