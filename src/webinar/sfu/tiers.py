@@ -146,7 +146,13 @@ class SubscriberTiers:
         flowing = self.last is not None and self.last.tier.videos > 0
         if any(c.switching for c in live):
             wanted = None  # what was granted is not in use yet: no probe on top of it
-        self.controller.update(estimate, now, wanted, self.sending_bps, video_flowing=flowing)
+        # What the last allocation planned: no probe while far less is sent (the probe's
+        # padding would fill the gap, on top of a budget nobody uses: a link that just
+        # fell to a third took a 2x probe's 3.8 Mbit/s and lost pictures with it).
+        allocated = self.last.used_bps if self.last is not None else None
+        self.controller.update(
+            estimate, now, wanted, self.sending_bps, allocated, video_flowing=flowing
+        )
         budget = self.controller.committed_bps
         if not self.controller.limited:
             budget = max(budget, _first_video_budget(demands))
