@@ -162,6 +162,8 @@ async def run(
                         + " ".join(
                             f"{name}: fz={stats.get(pid, {}).get('freezeCount')}"
                             f" dec={stats.get(pid, {}).get('framesDecoded')}"
+                            f" lost={stats.get(pid, {}).get('packetsLost')}"
+                            f" kf={stats.get(pid, {}).get('keyFramesDecoded')}"
                             f" s/t={layers.get(pid, {}).get('spatial')}"
                             f"/{layers.get(pid, {}).get('temporal')}"
                             for pid, name in cams
@@ -233,7 +235,7 @@ async def run(
             if limit_kbit:
                 net.limit(limit_kbit)
             limited_at = time.monotonic()
-            down, s2 = await until(
+            down, _ = await until(
                 lambda s: (
                     layer_of(s["alloc"], bob_cam)[0] is True
                     or (layer_of(s["alloc"], alice_cam)[1] or 0) < 2
