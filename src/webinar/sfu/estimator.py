@@ -174,10 +174,12 @@ class BandwidthEstimator:
         "_rtt",
         "_sample",
         "on_alarm",
+        "rtx_bps",
     )
 
     def __init__(self) -> None:
         self.on_alarm: Callable[[], None] | None = None  # a loss burst: act now
+        self.rtx_bps: int | None = None  # what retransmissions may use (None: no limit)
         self._burst_loss: float | None = None
         self._burst_at = 0.0
         self._report_since: float | None = None

@@ -28,6 +28,7 @@ DEFAULT_RANK = 1000
 # share and a little): a link that cannot carry it shows a longer round trip first,
 # so the probe ends before the queue overflows into the picture.
 PROBE_PAD = 0.9
+RTX_SHARE = 0.5  # retransmissions may use this share of the budget, on average
 
 
 class Allocatable(Protocol):
@@ -157,6 +158,7 @@ class SubscriberTiers:
         if not self.controller.limited:
             budget = max(budget, _first_video_budget(demands))
         alloc = allocate(budget, demands, self.quality)
+        self.estimator.rtx_bps = int(budget * RTX_SHARE)
         self.last = alloc
         for c in live:
             c.set_allocation(alloc.choices.get(c.producer_key))
