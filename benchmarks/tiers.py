@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import subprocess
@@ -44,7 +45,13 @@ def log(*args: object) -> None:
     print(*args, file=sys.stderr, flush=True)
 
 
-async def run(limit_kbit: int, hold: float, trace: bool = False) -> dict[str, Any]:
+async def run(
+    limit_kbit: int,
+    hold: float,
+    trace: bool = False,
+    loss_percent: float = 0.0,
+    jitter_ms: int = 0,
+) -> dict[str, Any]:
     from playwright.async_api import Page, async_playwright
 
     from tests.browser.shaping import SERVER_ADDRESS, ShapedNetwork
@@ -60,6 +67,10 @@ async def run(limit_kbit: int, hold: float, trace: bool = False) -> dict[str, An
     from webinar.config import Config, IceConfig, RoomsConfig, SignallingConfig
 
     net = ShapedNetwork().start()
+    if loss_percent:
+        net.lose(loss_percent)
+    if jitter_ms:
+        net.jitter(jitter_ms)
     data = Path(tempfile.mkdtemp(prefix="webinar-tiers-"))
     config = Config(
         data_dir=data,
@@ -67,7 +78,12 @@ async def run(limit_kbit: int, hold: float, trace: bool = False) -> dict[str, An
         rooms=RoomsConfig(),
         signalling=SignallingConfig(),
     )
-    out: dict[str, Any] = {"limit_kbit": limit_kbit, "hold_s": hold}
+    out: dict[str, Any] = {
+        "limit_kbit": limit_kbit,
+        "hold_s": hold,
+        "loss_percent": loss_percent,
+        "jitter_ms": jitter_ms,
+    }
     try:
         async with running_server(data, config, host="0.0.0.0") as server, async_playwright() as p:
             presenters = await p.chromium.launch(
@@ -96,6 +112,44 @@ async def run(limit_kbit: int, hold: float, trace: bool = False) -> dict[str, An
             await viewer.get_by_test_id("prejoin-name-input").fill("Viewer")
             await viewer.get_by_test_id("enter-room-button").click()
 
+            # Every ~0.3 s: each video's freeze count and total freeze time, so a phase's
+            # longest freeze is known (bounded above: growth of the time in a sample
+            # interval in which the count grew).
+            freeze_log: list[tuple[float, dict[str, tuple[int, float]]]] = []
+
+            async def watch_freezes() -> None:
+                while True:
+                    try:
+                        stats = await video_stats(viewer)
+                    except Exception:  # the page navigates or closes
+                        stats = {}
+                    freeze_log.append(
+                        (
+                            time.monotonic(),
+                            {
+                                pid: (s["freezeCount"], s.get("totalFreezesDuration", 0.0))
+                                for pid, s in stats.items()
+                            },
+                        )
+                    )
+                    await asyncio.sleep(0.3)
+
+            watcher = asyncio.get_running_loop().create_task(watch_freezes())
+
+            def freeze_figures(t0: float, t1: float) -> tuple[float, float]:
+                """(total freeze seconds, upper bound of the longest freeze) in [t0, t1]."""
+                rows = [r for r in freeze_log if t0 <= r[0] <= t1]
+                total = longest = 0.0
+                for (_, a), (_, b) in itertools.pairwise(rows):
+                    for pid, (count, dur) in b.items():
+                        before = a.get(pid)
+                        if before is None or count <= before[0]:
+                            continue
+                        grew = max(dur - before[1], 0.0)
+                        total += grew
+                        longest = max(longest, grew)
+                return round(total, 2), round(longest, 2)
+
             async def sample() -> dict[str, Any]:
                 stats = await video_stats(viewer)
                 if trace:
@@ -108,6 +162,8 @@ async def run(limit_kbit: int, hold: float, trace: bool = False) -> dict[str, An
                         + " ".join(
                             f"{name}: fz={stats.get(pid, {}).get('freezeCount')}"
                             f" dec={stats.get(pid, {}).get('framesDecoded')}"
+                            f" lost={stats.get(pid, {}).get('packetsLost')}"
+                            f" kf={stats.get(pid, {}).get('keyFramesDecoded')}"
                             f" s/t={layers.get(pid, {}).get('spatial')}"
                             f"/{layers.get(pid, {}).get('temporal')}"
                             for pid, name in cams
@@ -152,7 +208,10 @@ async def run(limit_kbit: int, hold: float, trace: bool = False) -> dict[str, An
             async def phase(name: str, first: dict[str, Any], last: dict[str, Any]) -> None:
                 seconds = max(last["t"] - first["t"], 1e-6)
                 alloc = last["alloc"] or {}
+                freeze_s, longest = freeze_figures(first["t"], last["t"])
                 phases[name] = {
+                    "freeze_seconds": freeze_s,
+                    "longest_freeze_s": longest,
                     "seconds": round(seconds, 1),
                     "video_kbps": round((last["bytes"] - first["bytes"]) * 8 / seconds / 1000),
                     "tier": (alloc.get("tier") or {}).get("label"),
@@ -172,15 +231,16 @@ async def run(limit_kbit: int, hold: float, trace: bool = False) -> dict[str, An
                 await asyncio.sleep(0.5)
             out["top_layer_after_start_s"] = round(reached - start, 1) if reached else None
             await phase("start", s0, s1)
-            # 2. limited
-            net.limit(limit_kbit)
+            # 2. limited (the phase begins at the limit: adapting to it is part of it)
+            if limit_kbit:
+                net.limit(limit_kbit)
             limited_at = time.monotonic()
-            down, s2 = await until(
+            down, _ = await until(
                 lambda s: (
                     layer_of(s["alloc"], bob_cam)[0] is True
                     or (layer_of(s["alloc"], alice_cam)[1] or 0) < 2
                 ),
-                within=30,
+                within=30 if limit_kbit else 0,
             )
             out["adapt_down_s"] = round(down - limited_at, 1) if down else None
             held = time.monotonic() + hold
@@ -189,8 +249,8 @@ async def run(limit_kbit: int, hold: float, trace: bool = False) -> dict[str, An
                 if trace:
                     await sample()
             s3 = await sample()
-            await phase("limited", s2, s3)
-            # 3. lifted
+            await phase("limited", s1, s3)
+            # 3. lifted (from the lift: the climb back is part of it)
             net.unlimit()
             lifted_at = time.monotonic()
             up, s4 = None, s3
@@ -204,8 +264,11 @@ async def run(limit_kbit: int, hold: float, trace: bool = False) -> dict[str, An
             out["adapt_up_s"] = round(up - lifted_at, 1) if up else None
             await asyncio.sleep(3)
             s5 = await sample()
-            await phase("lifted", s4, s5)
+            await phase("lifted", s3, s5)
+            watcher.cancel()
             out["freezes"] = {k: v["freezes"] for k, v in phases.items()}
+            out["freeze_seconds"] = {k: v["freeze_seconds"] for k, v in phases.items()}
+            out["longest_freeze_s"] = {k: v["longest_freeze_s"] for k, v in phases.items()}
             out["frames_decoded"] = {k: v["frames_decoded"] for k, v in phases.items()}
             out["bytes_per_tier"] = {
                 k: {"tier": v["tier"], "video_kbps": v["video_kbps"], "seconds": v["seconds"]}
@@ -225,17 +288,42 @@ def main() -> None:
     parser.add_argument(
         "--trace", action="store_true", help="print every sample (per stream) to stderr"
     )
+    parser.add_argument(
+        "--loss-percent",
+        type=float,
+        default=0.0,
+        help="drop this share of the UDP datagrams to the attendee at random, in every phase"
+        " (nftables numgen on the veth)",
+    )
+    parser.add_argument(
+        "--jitter-ms",
+        type=int,
+        default=0,
+        help="delay each UDP datagram to the attendee by a random 0..N ms, in every phase"
+        " (a user-space relay: the kernel here has no netem)",
+    )
     args = parser.parse_args()
     if os.environ.get(INNER) != "1":
         script = (
             "ip link set lo up && ip addr add 127.0.0.2/8 dev lo && "
             f'exec "{sys.executable}" "{Path(__file__).resolve()}" '
             f"--limit-kbit {args.limit_kbit} --hold {args.hold}"
+            f" --loss-percent {args.loss_percent} --jitter-ms {args.jitter_ms}"
             + (" --trace" if args.trace else "")
         )
         env = {**os.environ, INNER: "1"}
         sys.exit(subprocess.run(["unshare", "-n", "sh", "-c", script], env=env).returncode)
-    result = asyncio.run(run(args.limit_kbit, args.hold, args.trace))
+    if args.trace:  # the budget controller's decisions and each allocation, by time
+        import logging
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(relativeCreated)8.0f %(name)s %(message)s"))
+        for name in ("webinar.sfu.estimator", "webinar.sfu.tiers"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
+            logging.getLogger(name).addHandler(handler)
+    result = asyncio.run(
+        run(args.limit_kbit, args.hold, args.trace, args.loss_percent, args.jitter_ms)
+    )
     print(json.dumps(result), flush=True)
 
 

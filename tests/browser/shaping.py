@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -48,6 +49,11 @@ class ShapedNetwork:
         self._dir = Path(tempfile.mkdtemp(prefix="webinar-shaping-"))
         self.chromium_wrapper = self._dir / "chromium-in-netns"
         self.rate_kbit: int | None = None
+        self.table = f"webinar_{self.dev}"
+        self._nft = False
+        self._relay: subprocess.Popen[str] | None = None
+        self.jitter_ms = 0
+        self.relay_report = ""  # what the jitter relay printed when it stopped
 
     def start(self) -> ShapedNetwork:
         missing = [tool for tool in ("ip", "tc", "nsenter", "unshare") if not shutil.which(tool)]
@@ -116,12 +122,87 @@ class ShapedNetwork:
         )  # fmt: skip
         self.rate_kbit = kbit
 
+    def lose(self, percent: float) -> None:
+        """Drop ``percent`` % of the UDP datagrams to the subscriber at random (nftables
+        ``numgen random``; the kernel here has no netem). Until :meth:`close`."""
+        if not shutil.which("nft"):
+            raise ShapingUnavailable("random loss needs nft (apt-get install nftables)")
+        per_mille = round(percent * 10)
+        rules = (
+            f"table inet {self.table} {{\n"
+            "  chain out {\n"
+            "    type filter hook output priority 0; policy accept;\n"
+            f"    ip daddr {CLIENT_ADDRESS} meta l4proto udp"
+            f" numgen random mod 1000 < {per_mille} drop\n"
+            "  }\n"
+            "}\n"
+        )
+        done = subprocess.run(
+            ["nft", "-f", "-"], input=rules, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise ShapingUnavailable(f"nft failed: {done.stderr.strip()}")
+        self._nft = True
+
+    def jitter(self, most_ms: int) -> None:
+        """Delay each UDP datagram to the subscriber by a random 0..``most_ms`` ms, each
+        on its own (they may overtake each other, as with netem's jitter), until
+        :meth:`close`. The kernel here has no netem: the route to the subscriber goes
+        through a TUN device that ``jitter_relay.py`` reads and writes back out on the
+        veth (so a :meth:`limit` still applies after the delay)."""
+        inside = ("nsenter", "-t", str(self._holder.pid if self._holder else 0), "-n")
+        shown = subprocess.run(
+            [*inside, "ip", "-o", "link", "show", "dev", self.peer],
+            capture_output=True, text=True, check=False,
+        ).stdout.split()  # fmt: skip
+        mac = shown[shown.index("link/ether") + 1] if "link/ether" in shown else ""
+        ours = subprocess.run(
+            ["ip", "-o", "link", "show", "dev", self.dev],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        own_mac = ours[ours.index("link/ether") + 1] if "link/ether" in ours else ""
+        if not mac or not own_mac:
+            raise ShapingUnavailable("cannot read the veth's MAC addresses")
+        tun = f"{self.dev}j"
+        relay = Path(__file__).with_name("jitter_relay.py")
+        self._relay = subprocess.Popen(
+            [sys.executable, str(relay), tun, self.dev, own_mac, mac, str(most_ms)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._relay.stdout is not None
+        if self._relay.stdout.readline().strip() != "ready":
+            raise ShapingUnavailable("the jitter relay did not start")
+        # The subscriber's packets come back on the veth, not the TUN the route names:
+        # no reverse-path filter.
+        for conf in ("all", "default", self.dev, tun):
+            Path(f"/proc/sys/net/ipv4/conf/{conf}/rp_filter").write_text("0\n")
+        _run("ip", "link", "set", tun, "up")
+        _run("ip", "route", "replace", f"{CLIENT_ADDRESS}/32", "dev", tun, "src", SERVER_ADDRESS)
+        self.jitter_ms = most_ms
+
     def unlimit(self) -> None:
         if self.rate_kbit is not None:
             _run("tc", "qdisc", "del", "dev", self.dev, "root")
             self.rate_kbit = None
 
     def close(self) -> None:
+        if self._relay is not None:
+            self._relay.terminate()
+            try:
+                out, _ = self._relay.communicate(timeout=5)
+                self.relay_report = (out or "").strip()
+            except subprocess.TimeoutExpired:
+                self._relay.kill()
+                self._relay.wait()
+            self._relay = None
+        if self._nft:
+            subprocess.run(
+                ["nft", "delete", "table", "inet", self.table], capture_output=True, check=False
+            )
+            self._nft = False
         subprocess.run(["ip", "link", "del", self.dev], capture_output=True, check=False)
         if self._holder is not None:
             self._holder.kill()

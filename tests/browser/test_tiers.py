@@ -52,6 +52,7 @@ async () => {
     out[info.producer_id] = {
       framesDecoded: r.framesDecoded || 0,
       freezeCount: r.freezeCount || 0,
+      totalFreezesDuration: r.totalFreezesDuration || 0,
       frameWidth: r.frameWidth || 0,
       bytesReceived: r.bytesReceived || 0,
       keyFramesDecoded: r.keyFramesDecoded || 0,

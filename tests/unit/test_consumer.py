@@ -26,7 +26,12 @@ from aiortc.rtp import (
     pack_remb_fci,
 )
 
-from webinar.sfu.consumer import RESEND_INTERVAL, Consumer, ConsumerLayout
+from webinar.sfu.consumer import (
+    RESEND_INTERVAL,
+    RTX_BURST_SECONDS,
+    Consumer,
+    ConsumerLayout,
+)
 from webinar.sfu.estimator import BandwidthEstimator
 from webinar.sfu.rtp import MediaPacket
 from webinar.sfu.types import CloseReason, MediaKind
@@ -394,3 +399,35 @@ def test_a_reports_packet_count_is_the_advance_of_its_highest_sequence() -> None
     time.sleep(0.03)
     consumer.on_report(block(0x00000008, 0))  # backwards: the receiver started over
     assert packets() == 0
+
+
+async def test_retransmissions_keep_to_their_share_of_the_budget_and_a_round_trip(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A NACK of many packets on a slow link is answered within the subscriber's
+    retransmission allowance (a burst of retransmissions into a shallow bottleneck
+    queue is lost again), and a packet is resent at most once per round trip."""
+    consumer, tap, _ = make_consumer()
+    now = [100.0]
+    monkeypatch.setattr("webinar.sfu.consumer.time.monotonic", lambda: now[0])
+    consumer.resume()
+    for i in range(40):
+        consumer.forward(packet(500 + i, keyframe=i == 0, ts=100 * i))
+    sent = [parse(d) for d in tap._sink.rtp]
+    size = len(sent[1].payload)
+    # at once: what the rate allows in RTX_BURST_SECONDS, at least two full-size packets
+    # (these test packets are small: full size is theirs here)
+    monkeypatch.setattr("webinar.sfu.consumer.RTX_PACKET", size)
+    burst = 2
+    consumer._estimator.rtx_bps = int(2 * size * 8 / RTX_BURST_SECONDS)
+    consumer._rtx_at = now[0] - 10  # a full allowance
+    nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=SSRC)
+    nack.lost = [p.sequence_number for p in sent[5:35]]
+    consumer.handle_rtcp(nack)
+    first = len(tap._sink.rtp) - 40
+    assert 1 <= first <= burst
+    consumer.rtt = 0.3
+    now[0] += 0.2  # more allowance, but within a round trip of the first resends
+    consumer.handle_rtcp(nack)
+    resent = [struct.unpack("!H", parse(d).payload[:2])[0] for d in tap._sink.rtp[40:]]
+    assert len(resent) == len(set(resent))  # none twice within the round trip

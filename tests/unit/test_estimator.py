@@ -549,3 +549,95 @@ def test_every_state_change_is_logged_once(logged: pytest.LogCaptureFixture) -> 
     it = iter(chain)
     assert all(s in it for s in shown)
     assert "congestion after a raise: reverted" in logged.text
+
+
+# --------------------------------------------------------------------------- NACK bursts
+
+from webinar.sfu.estimator import DRAIN_SECONDS, NackBurst  # noqa: E402
+
+
+def test_a_nack_burst_is_heavy_loss_over_the_span_nacked() -> None:
+    b = NackBurst()
+    # a queue overflowing: every other packet from 65530 on (wrapping), NACKed one by one
+    seqs = [(65530 + 2 * i) & 0xFFFF for i in range(8)]
+    results = [b.on_nack([s], 0.01 * i) for i, s in enumerate(seqs)]
+    fired = [r for r in results if r is not None]
+    assert fired and 0.4 < fired[0] <= 1.0
+    assert results.index(fired[0]) <= 6  # within a few NACKs of the first
+    # NACKed again (the browser repeats its list): counted once, nothing new
+    assert all(b.on_nack(seqs, 0.2) is None for _ in range(3))
+
+
+def test_a_run_lost_at_once_is_no_burst() -> None:
+    """A keyframe's packets lost together (a busy receiver's socket buffer) are NACKed
+    at once: no link fell, the sender does not go on losing."""
+    b = NackBurst()
+    assert b.on_nack(list(range(100, 130)), 1.0) is None
+    assert b.on_nack([131, 132], 1.01) is None
+
+
+def test_random_loss_is_no_burst() -> None:
+    import random
+
+    rng = random.Random(7)
+    b = NackBurst()
+    now, fired = 0.0, 0
+    for seq in range(30_000):  # 100 packets a second, 5 % lost at random: 5 minutes
+        now += 0.01
+        if rng.random() < 0.05 and b.on_nack([seq & 0xFFFF], now) is not None:
+            fired += 1
+    assert fired <= 1
+
+
+def test_a_loss_burst_cuts_the_budget_to_what_got_through_once() -> None:
+    c = BudgetController(start_bps=2_000_000)
+    c.update(est(200_000), 0.0, sending_bps=1_500_000)  # a REMB far below (still ramping)
+    burst = Estimate(bitrate_bps=200_000, loss=0.0, rtt=0.02, burst_loss=0.5, burst_at=0.1)
+    cut = c.update(burst, 0.1, sending_bps=1_500_000)
+    assert 600_000 <= cut <= 700_000  # what got through, not the stale REMB
+    assert c.limited
+    # the same burst again, or a report on loss from before the cut drained: no cut
+    assert c.update(burst, 0.2, sending_bps=700_000) == cut
+    old = Estimate(
+        bitrate_bps=200_000,
+        loss=0.3,
+        rtt=0.02,
+        report_loss=0.4,
+        report_at=0.1 + DRAIN_SECONDS + 0.3,
+        report_since=0.0,
+    )
+    assert c.update(old, 0.1 + DRAIN_SECONDS + 0.3, sending_bps=600_000) == cut
+    # a new burst after the drain cuts again
+    again = Estimate(bitrate_bps=200_000, loss=0.0, rtt=0.02, burst_loss=0.3, burst_at=1.0)
+    assert c.update(again, 1.0, sending_bps=600_000) < cut
+
+
+def test_a_loss_burst_calls_the_alarm() -> None:
+    e = BandwidthEstimator()
+    calls: list[int] = []
+    e.on_alarm = lambda: calls.append(1)
+    e.on_loss_burst(0.4, 3.0)
+    assert calls == [1]
+    got = e.estimate(3.1)
+    assert (got.burst_loss, got.burst_at) == (0.4, 3.0)
+
+
+def test_only_reported_loss_after_a_first_cut_goes_below_the_one_video_row() -> None:
+    from webinar.sfu.estimator import CUT_FLOOR
+
+    c = BudgetController(start_bps=1_000_000)
+    c.update(est(1_000_000), 0.0)
+    # a REMB that falls far (jitter, or a queue read mid-overflow) keeps one video
+    assert c.update(est(250_000), 0.5) == CUT_FLOOR
+    assert c.update(est(150_000), 1.5) == CUT_FLOOR  # and again later: REMB alone
+    # significant loss in a report covering time after the cut drained: audio only
+    lossy = Estimate(
+        bitrate_bps=150_000,
+        loss=0.3,
+        rtt=0.02,
+        report_loss=0.3,
+        report_at=3.0,
+        report_since=2.1,  # after the last cut (1.5) drained
+        report_packets=200,
+    )
+    assert c.update(lossy, 3.0) < CUT_FLOOR

@@ -372,3 +372,31 @@ def test_taking_over_a_plain_stream_keeps_it_continuous(cut: int) -> None:
     h.run([enc], 20)
     assert_continuous(h.out)
     assert h.selector.dropped_temporal > 0
+
+
+def test_a_switch_down_halves_the_frame_rate_until_the_lower_keyframe() -> None:
+    """The budget fell: until the lower layer's keyframe comes, the higher layer goes on at
+    TL0+TL1 (no keyframe needed), then the lower one at the full target."""
+    h = Harness()
+    low = Encoding(layer=0, seq=5000, ts=77, pid=300, tl0=40)
+    high = Encoding(layer=2, seq=60000, ts=4_000_000_000, pid=32700, tl0=250)
+    h.selector.set_target(2, 2)
+    high.force_key = True
+    h.run([low, high], 8)  # the first picture may be the low layer's, then the high one
+    assert {o.layer for o in h.out[-8:]} == {2} and 2 in tids(h.out[-8:])
+    h.selector.set_target(0, 2)
+    before = len(h.out)
+    h.run([low, high], 8)  # no keyframe on the low layer yet
+    waiting = h.out[before:]
+    assert {o.layer for o in waiting} == {2}
+    assert set(tids(waiting)) == {0, 1}  # half the frame rate
+    h.now += layers.STEP_DOWN_TL0_AFTER  # the keyframe is slow: a quarter of it
+    before = len(h.out)
+    h.run([low, high], 8)
+    assert {o.layer for o in h.out[before:]} == {2} and set(tids(h.out[before:])) == {0}
+    low.force_key = True
+    before = len(h.out)
+    h.run([low, high], 8)
+    after = h.out[before:]
+    assert {o.layer for o in after} == {0} and 2 in tids(after)  # the target's rate
+    assert_continuous(h.out)

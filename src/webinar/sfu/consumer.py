@@ -44,7 +44,7 @@ from aiortc.rtp import (
 )
 
 from .allocator import Layer
-from .estimator import RttSample
+from .estimator import NackBurst, RttSample
 from .layers import MAX_TEMPORAL, LayerSelector
 from .rtp import MediaPacket, abs_send_time_bytes, ntp_from_seconds, one_byte_extension, pad4
 from .types import CloseReason, ConsumerId, ConsumerStats, MediaKind, new_id
@@ -59,6 +59,8 @@ logger = logging.getLogger(__name__)
 HISTORY_SIZE = 1024  # packets kept per video consumer for retransmission (~8 s at 1 Mbps)
 RESEND_INTERVAL = 0.1  # a sequence number is resent at most once per 100 ms
 MAX_NACK_ITEMS = 128  # bound on the work done for one NACK
+RTX_BURST_SECONDS = 0.1  # retransmissions sent at once: at most this long at their rate
+RTX_PACKET = 1200  # ... and at least two packets of about this size
 SR_HISTORY = 16  # sender reports remembered for round-trip times
 RTT_ALPHA = 0.85  # smoothing of the round-trip time, as aiortc's sender does
 MAX_PADDING_PACKETS = 64  # bound on one probing burst
@@ -121,6 +123,9 @@ class Consumer:
         self.wanted = True  # the owner's wish; forwarding needs it and a negotiated m-line
         self._tap = tap
         self._estimator = estimator
+        self._nack_burst = NackBurst()
+        self._rtx_tokens = 0.0
+        self._rtx_at = time.monotonic()
         self._on_closed = on_closed
         self._sink: PacketSink | None = None
         self._layout: ConsumerLayout | None = None
@@ -583,6 +588,15 @@ class Consumer:
         if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
             self.stats.nacks += 1
             self.retransmit(packet.lost)
+            if self._video and not self.paused:
+                # Only what was sent and is still held counts as lost: after a pause or
+                # a restart a browser may NACK numbers that never went out.
+                hist = self._hist_seq
+                sent = [s for s in packet.lost if hist[s & (HISTORY_SIZE - 1)] == s]
+                now = time.monotonic()
+                burst = self._nack_burst.on_nack(sent, now) if sent else None
+                if burst is not None:
+                    self._estimator.on_loss_burst(burst, now)
         elif isinstance(packet, RtcpPsfbPacket):
             if packet.fmt == RTCP_PSFB_PLI:
                 self.stats.plis += 1
@@ -651,15 +665,31 @@ class Consumer:
         hist_mp = self._hist_mp
         hist_seq = self._hist_seq
         sink = self._sink
+        # Once per round trip (a browser NACKs again after one; a queue that overflows
+        # makes it long), and within the subscriber's retransmission allowance: a burst
+        # of retransmissions into a shallow bottleneck queue is lost again and NACKed
+        # again (seen: loss went on for 2.5 s at 60 % of a 700 kbit/s link).
+        again = max(RESEND_INTERVAL, self.rtt or 0.0)
+        rate = self._estimator.rtx_bps
+        tokens = 0.0
+        if rate:
+            cap = max(rate / 8 * RTX_BURST_SECONDS, 2 * RTX_PACKET)
+            tokens = min(cap, self._rtx_tokens + (now - self._rtx_at) * rate / 8)
+            self._rtx_at = now
         for seq in lost[:MAX_NACK_ITEMS]:
             self.stats.nack_items += 1
             slot = seq & (HISTORY_SIZE - 1)
             mp = hist_mp[slot]
             if mp is None or hist_seq[slot] != seq:
                 continue
-            if now - resent_at[slot] < RESEND_INTERVAL:
+            if now - resent_at[slot] < again:
                 self.stats.resend_suppressed += 1
                 continue
+            if rate:
+                if tokens < len(mp.payload):
+                    self.stats.resend_suppressed += 1
+                    continue
+                tokens -= len(mp.payload)
             resent_at[slot] = now
             if self._rtx_pt is not None:
                 rtx_seq = self._rtx_seq
@@ -670,6 +700,8 @@ class Consumer:
             if sink.send_out(n):
                 sent += 1
         self.stats.retransmitted += sent
+        if rate:
+            self._rtx_tokens = tokens
         return sent
 
     def request_keyframe(self) -> None:

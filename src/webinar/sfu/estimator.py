@@ -8,7 +8,11 @@ from __future__ import annotations
 import enum
 import functools
 import logging
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from .allocator import TIER_SLACK, TIERS
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +30,22 @@ LOSS_HALF_LIFE = 1.0  # ... halving every this many seconds (paused video sends 
 RANDOM_LOSS = 0.05
 SIGNIFICANCE = 0.001
 EXACT_PACKETS = 1000  # above this many packets the 10 % rule alone is the stricter one
+# Loss bursts from NACKs: the subscriber NACKs each gap as soon as it sees it, a round
+# trip after the loss, where a receiver report comes up to a second later. A bottleneck
+# queue that overflows (a link that just got slower) drops a share of every packet
+# sent; NACKed sequence numbers within this window that are significantly (under
+# RANDOM_LOSS, SIGNIFICANCE) and more than BURST_LOSS of the span they cover are one.
+BURST_WINDOW = 0.5  # seconds of NACKed sequence numbers kept
+BURST_LOSS = 0.10
+BURST_LEAST = 4  # at least this many lost packets ...
+# ... first NACKed over at least this long: a queue that overflows goes on losing while
+# the sender sends too much; a run of packets lost at once (a keyframe's burst into a
+# busy receiver's socket buffer, seen on an unlimited veth) is one NACK, and not a link
+# that fell
+BURST_SPREAD = 0.03
+# Stricter than a report's test: every NACK tests the window again (many looks a
+# second), and 5 % random loss must not read as congestion every minute.
+BURST_SIGNIFICANCE = 1e-4
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +70,12 @@ class Estimate:
     report_at: float | None = None
     # How many packets that report covers (None: unknown, the figure stands alone).
     report_packets: int | None = None
+    # When the video report before it came: the latest covers what happened since
+    # (None: it is the first).
+    report_since: float | None = None
+    # The latest loss burst read from NACKs (:class:`NackBurst`) and when it was seen.
+    burst_loss: float | None = None
+    burst_at: float | None = None
 
     def report_significant(self) -> bool:
         """Whether the latest report's loss is more than random loss on the path
@@ -61,19 +87,19 @@ class Estimate:
         return significant_loss(round(self.report_loss * self.report_packets), self.report_packets)
 
 
-def significant_loss(lost: int, packets: int) -> bool:
+def significant_loss(lost: int, packets: int, significance: float = SIGNIFICANCE) -> bool:
     """``lost`` of ``packets`` is beyond what :data:`RANDOM_LOSS` would explain."""
     if packets <= 0:
         return False
     if packets > EXACT_PACKETS:
         return True
-    return lost >= _least_significant(packets)
+    return lost >= _least_significant(packets, significance)
 
 
-@functools.lru_cache(maxsize=EXACT_PACKETS)
-def _least_significant(packets: int) -> int:
+@functools.lru_cache(maxsize=2 * EXACT_PACKETS)
+def _least_significant(packets: int, significance: float) -> int:
     """The least lost count out of ``packets`` whose binomial tail under
-    :data:`RANDOM_LOSS` is below :data:`SIGNIFICANCE`."""
+    :data:`RANDOM_LOSS` is below ``significance``."""
     p, q = RANDOM_LOSS, 1 - RANDOM_LOSS
     pmf = [0.0] * (packets + 1)
     pmf[0] = q**packets
@@ -82,9 +108,50 @@ def _least_significant(packets: int) -> int:
     tail = 0.0
     for k in range(packets, -1, -1):
         tail += pmf[k]
-        if tail >= SIGNIFICANCE:
+        if tail >= significance:
             return k + 1
     return 0
+
+
+class NackBurst:
+    """One forwarded stream's NACKs, read as a loss rate over the sequence numbers they
+    span: the earliest sign that a bottleneck queue overflows (a round trip after the
+    first drop). Each sequence number counts once, when first NACKed (browsers NACK a
+    missing packet again until it comes)."""
+
+    __slots__ = ("_highest", "_lost")
+
+    def __init__(self) -> None:
+        self._highest: int | None = None  # highest 16-bit sequence number NACKed so far
+        self._lost: deque[tuple[float, int]] = deque()  # (when NACKed, extended seq)
+
+    def on_nack(self, seqs: list[int], now: float) -> float | None:
+        """The sequence numbers of one NACK; returns the loss rate when the NACKs of the
+        last :data:`BURST_WINDOW` seconds are a burst (else None)."""
+        lost = self._lost
+        while lost and now - lost[0][0] > BURST_WINDOW:
+            lost.popleft()
+        newest = lost[-1][1] if lost else None
+        for seq in seqs:
+            seq &= 0xFFFF
+            hi = self._highest
+            if hi is not None:
+                delta = (seq - hi) & 0xFFFF
+                if delta == 0 or delta >= 0x8000:
+                    continue  # NACKed before (or older than what was)
+            self._highest = seq
+            ext = seq if newest is None else newest + ((seq - newest) & 0xFFFF)
+            lost.append((now, ext))
+            newest = ext
+        if len(lost) < BURST_LEAST or lost[-1][0] - lost[0][0] < BURST_SPREAD:
+            return None
+        span = lost[-1][1] - lost[0][1] + 1
+        count = len(lost)
+        if count <= BURST_LOSS * span or not significant_loss(count, span, BURST_SIGNIFICANCE):
+            return None
+        rate = count / span
+        lost.clear()  # one burst is reported once
+        return rate
 
 
 class BandwidthEstimator:
@@ -93,6 +160,8 @@ class BandwidthEstimator:
     loss-based controllers do (RFC 8698 style), light loss leaves it alone."""
 
     __slots__ = (
+        "_burst_at",
+        "_burst_loss",
         "_loss",
         "_loss_at",
         "_remb",
@@ -101,11 +170,19 @@ class BandwidthEstimator:
         "_report_loss",
         "_report_lost",
         "_report_packets",
+        "_report_since",
         "_rtt",
         "_sample",
+        "on_alarm",
+        "rtx_bps",
     )
 
     def __init__(self) -> None:
+        self.on_alarm: Callable[[], None] | None = None  # a loss burst: act now
+        self.rtx_bps: int | None = None  # what retransmissions may use (None: no limit)
+        self._burst_loss: float | None = None
+        self._burst_at = 0.0
+        self._report_since: float | None = None
         self._remb: int | None = None
         self._remb_at = 0.0
         self._loss = 0.0
@@ -122,6 +199,18 @@ class BandwidthEstimator:
             return
         self._remb = bitrate_bps
         self._remb_at = now
+
+    def on_loss_burst(self, loss: float, now: float) -> None:
+        """A :class:`NackBurst` saw the path drop ``loss`` of what was sent, just now:
+        the budget controller acts on it at once (through :attr:`on_alarm`)."""
+        self._burst_loss = loss
+        self._burst_at = now
+        logger.debug("estimator %x: loss burst %.2f at %.3f", id(self), loss, now)
+        if self.on_alarm is not None:
+            try:
+                self.on_alarm()
+            except Exception:
+                logger.exception("loss burst listener failed")
 
     def on_receiver_report(
         self,
@@ -153,6 +242,7 @@ class BandwidthEstimator:
                 self._report_loss = max(frac, self._report_loss or 0.0)
                 self._report_packets = None
             else:
+                self._report_since = self._report_at if self._report_loss is not None else None
                 self._report_loss = frac
                 self._report_lost = frac * (packets or 0)
                 self._report_packets = packets
@@ -185,6 +275,9 @@ class BandwidthEstimator:
             report_loss=self._report_loss,
             report_at=self._report_at if self._report_loss is not None else None,
             report_packets=self._report_packets,
+            report_since=self._report_since,
+            burst_loss=self._burst_loss,
+            burst_at=self._burst_at if self._burst_loss is not None else None,
         )
 
 
@@ -215,7 +308,7 @@ RTT_FLOOR_RISE = 0.05  # the round-trip floor follows a longer path this fast pe
 REVERT_WINDOW = 6.0  # congestion this soon after a raise undoes the raise ...
 CEILING_HOLD = 4.0  # ... and no probe reaches the level that failed for this long
 PROBE_INTERVAL = 0.3  # seconds between a good probe and the next one
-PROBE_BACKOFF_MAX = 2.0  # longest wait after failed probes
+PROBE_BACKOFF_MAX = 1.0  # longest wait after failed probes (a lifted limit is found within it)
 REMB_TO_LINK = 1.05  # budget per REMB bit when it fell (REMB ~ 0.85 x received, less margin)
 DOWN_REPORT_LOSS = 0.10  # a receiver report this lossy, sent after the last decrease
 DRAIN_SECONDS = 0.5  # ... took effect (the queue drained), is congestion
@@ -223,6 +316,11 @@ PEAK_DECAY = 0.6  # per second: how fast the remembered send rate before a cut f
 DELIVERED_SHARE = 0.9  # on congestion, the budget keeps this share of what got through
 PROBE_USE = 0.5  # probe only while at least this share of what was allocated is sent
 REMB_OVER_SENT = 1.5  # a REMB raises the budget to at most this much over what was sent
+BURST_CUT = 0.5  # a loss burst (NACKs) counts as this share lost at most: halve what was sent
+# The first cut of a congestion episode keeps at least the allocator's "audio + 1 video"
+# row (512 kbit/s, with its slack); congestion that outlasts the cut's drain goes lower.
+CUT_FLOOR = int(TIERS[1][1] * 1000 * TIER_SLACK) + 1
+EPISODE_SECONDS = 3.0  # a cut this long after the last first one starts a new episode
 
 
 class BudgetState(enum.Enum):
@@ -265,9 +363,12 @@ class BudgetController:
         "_backoff",
         "_base_rtt",
         "_before_probe",
+        "_burst_cut_at",
+        "_burst_seen",
         "_ceiling",
         "_ceiling_until",
         "_down_at",
+        "_episode_at",
         "_falling",
         "_last_good",
         "_last_remb",
@@ -315,6 +416,9 @@ class BudgetController:
         self._rtt_floor: float | None = None
         self._sample_seen: RttSample | None = None
         self._before_probe = start_bps
+        self._burst_seen = 0.0  # burst_at of the latest loss burst acted on (or skipped)
+        self._episode_at = -1e9  # the first cut of the latest congestion episode
+        self._burst_cut_at = -1e9  # the latest cut a loss burst made
         self._next_probe = 0.0  # while SETTLING or BACKOFF: when the wait ends
         self._backoff = PROBE_INTERVAL
 
@@ -384,16 +488,33 @@ class BudgetController:
         # No receiver report yet: no loss is known.
         report_loss, report_at = estimate.report_loss, estimate.report_at
         loss_now = report_loss if report_loss is not None else 0.0
-        lossy = (
+        # A report covers the time since the one before it: loss from before the last
+        # decrease drained is old news (it cut the budget already, or a burst did).
+        covered_from = estimate.report_since if estimate.report_since is not None else report_at
+        lossy = report_lossy = (
             report_loss is not None
             and report_at is not None
+            and covered_from is not None
             and report_loss > DOWN_REPORT_LOSS
-            and report_at >= self._down_at + DRAIN_SECONDS
+            and covered_from >= self._down_at + DRAIN_SECONDS
             and estimate.report_significant()
         )
-        congested = lossy or (
-            self._falling and remb is not None and remb < self.budget_bps * DOWN_BAND
-        )
+        burst_loss, burst_at = estimate.burst_loss, estimate.burst_at
+        burst = False
+        if burst_loss is not None and burst_at is not None and burst_at > self._burst_seen:
+            self._burst_seen = burst_at
+            # Its own drain, not the one after any decrease: a failed probe holds off
+            # report-driven cuts for a while, but a link that fell meanwhile must not
+            # go on overflowing for seconds.
+            if burst_at >= self._burst_cut_at + DRAIN_SECONDS:
+                # NACKs a round trip after the drop: the queue overflows now. A burst's
+                # rate is over the packets it spans (a full drop-tail queue loses runs),
+                # not what the link carries: count it as at most BURST_CUT lost.
+                burst_rate = min(burst_loss, BURST_CUT)
+                loss_now = max(burst_rate, loss_now) if lossy else burst_rate
+                lossy = burst = True
+        remb_fell = self._falling and remb is not None and remb < self.budget_bps * DOWN_BAND
+        congested = lossy or remb_fell
         sample = estimate.sample
         fresh = sample is not None and sample is not self._sample_seen
         if fresh and sample is not None:
@@ -443,6 +564,13 @@ class BudgetController:
             ]
             if failed:
                 self._fail_probe(now, ", ".join(failed))
+                if burst:
+                    # Media was lost, not only padding: the link fell under what media
+                    # alone sends (the probe met a drop), so cut as well.
+                    keep = self._cut_floor(now, reported=report_lossy)
+                    target = self._cut_target(remb, lossy, loss_now, sending_bps)
+                    self._set(min(self.budget_bps, max(target, keep)))
+                    self._burst_cut_at = now
                 return self.budget_bps
             if now < self._probe_started + PROBE_HOLD and not verdict:
                 return self.budget_bps
@@ -461,10 +589,19 @@ class BudgetController:
             self._backoff = PROBE_INTERVAL
             self._up_since = None
             self._enter(BudgetState.SETTLING, "probe held", now, now + PROBE_INTERVAL)
+        if congested:
+            cut_floor = self._cut_floor(now, reported=report_lossy)
+            if burst:
+                self._burst_cut_at = now
         if congested and now - self._raised_at < REVERT_WINDOW:
             # The step up was one too many: back to where it was fine, and stay below.
+            # (A burst says the link fell, maybe far below that: no higher than what
+            # got through either.)
             self._ceiling, self._ceiling_until = self.budget_bps, now + CEILING_HOLD
-            self._set(min(self.budget_bps, self._last_good))
+            back = min(self.budget_bps, self._last_good)
+            if burst:
+                back = min(back, self._cut_target(remb, lossy, loss_now, sending_bps))
+            self._set(max(back, cut_floor))
             self._limited = True
             self._raised_at = -1e9
             self._down_at = now
@@ -474,24 +611,8 @@ class BudgetController:
             self._enter(BudgetState.BACKOFF, "congestion after a raise: reverted", now, until)
             return self.budget_bps
         if congested:
-            # A browser that sees queueing reports ~85 % of what it receives: the link.
-            link = int(remb * REMB_TO_LINK) if remb is not None else None
-            target = link if link is not None else self.budget_bps
-            if lossy:
-                target = int(min(target, self.budget_bps) * (1 - 0.5 * loss_now))
-            if sending_bps:
-                # What got through is a floor: a queue that drains makes REMB and loss
-                # undershoot for a moment, and the link carried this much (smoothed loss
-                # lags behind, so never trust it beyond what the browser says it got).
-                # A browser's REMB can trail far below what it receives (it climbs a
-                # few % a second), so it never pulls the budget under what got through.
-                # What was sent before the loss showed, not what is sent now: a pause
-                # of the video the last cut caused must not feed the next cut.
-                delivered = int(
-                    max(sending_bps, self._sent_peak) * (1 - loss_now) * DELIVERED_SHARE
-                )
-                target = max(target, delivered)
-            self._set(min(self.budget_bps, target))
+            target = self._cut_target(remb, lossy, loss_now, sending_bps)
+            self._set(min(self.budget_bps, max(target, cut_floor)))
             self._limited = True
             self._streak = 0
             self._down_at = now
@@ -557,6 +678,49 @@ class BudgetController:
                 self._sr_marks = [mark * scale for mark in PROBE_SR_AT]
                 self._enter(BudgetState.PROBING, "more wanted", now)
         return self.budget_bps
+
+    def _cut_target(
+        self, remb: int | None, lossy: bool, loss_now: float, sending_bps: int | None
+    ) -> int:
+        """What a congestion cut lowers the budget to (never raised by it)."""
+        # A browser that sees queueing reports ~85 % of what it receives: the link.
+        link = int(remb * REMB_TO_LINK) if remb is not None else None
+        target = link if link is not None else self.budget_bps
+        if lossy:
+            target = int(min(target, self.budget_bps) * (1 - 0.5 * loss_now))
+        if sending_bps:
+            # What got through is a floor: a queue that drains makes REMB and loss
+            # undershoot for a moment, and the link carried this much (smoothed loss
+            # lags behind, so never trust it beyond what the browser says it got).
+            # A browser's REMB can trail far below what it receives (it climbs a
+            # few % a second), so it never pulls the budget under what got through.
+            # What was sent before the loss showed, not what is sent now: a pause
+            # of the video the last cut caused must not feed the next cut.
+            delivered = int(max(sending_bps, self._sent_peak) * (1 - loss_now) * DELIVERED_SHARE)
+            target = max(target, delivered)
+        return target
+
+    def _cut_floor(self, now: float, *, reported: bool) -> int:
+        """The least a congestion cut now leaves (see :meth:`_first_reaction`). Only a
+        receiver report's significant loss, once the first reaction had time to work,
+        goes below :data:`CUT_FLOOR` (to audio only): the bursts that follow a cut may
+        be its own leftovers (a layer switch waits for a keyframe meanwhile), and a
+        REMB falls with delay alone (300 ms of jitter took it to ~260 kbit/s on an
+        unlimited link) where a picture still gets through."""
+        first = self._first_reaction(now)
+        return min(self.budget_bps, CUT_FLOOR) if first or not reported else 0
+
+    def _first_reaction(self, now: float) -> bool:
+        """Whether a cut now is the first reaction to a congestion episode (or comes
+        before that reaction could have drained the queue): it keeps the one-video
+        row (:data:`CUT_FLOOR`). Only congestion that outlasts a cut goes below it:
+        a REMB or report read while a queue overflows undershoots the link (a REMB of
+        450 kbit/s behind 700 kbit/s was seen), and audio only is a big step."""
+        since = now - self._episode_at
+        if since > EPISODE_SECONDS:
+            self._episode_at = now
+            return True
+        return since < DRAIN_SECONDS
 
     def _raised(self, now: float, good: int) -> None:
         self._raised_at = now

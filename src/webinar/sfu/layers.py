@@ -35,6 +35,14 @@ MAX_TEMPORAL = 2  # L1T3: temporal layers 0, 1, 2
 DUP_WINDOW = 1024  # input sequence numbers remembered for duplicate detection
 DROP_MEMORY = 256  # dropped sequence numbers / pictures remembered for late packets
 KEYFRAME_RETRY = 1.0  # seconds between keyframe requests while a switch waits
+# While a switch down waits for the lower layer's keyframe, the higher layer is sent up
+# to this temporal layer: L1T3's TL0+TL1 is ~60 % of its rate at half the frame rate.
+# Not TL0 alone: a quarter of the frame rate at once is a freeze by Chrome's count (a
+# frame interval of at least 3x the average of the last 30, 200 ms at 20 fps).
+STEP_DOWN_TEMPORAL = 1
+# ... and TL0 alone after this long (the average frame interval has grown meanwhile:
+# a quarter of the frame rate is no freeze then)
+STEP_DOWN_TL0_AFTER = 0.3
 
 
 def _random_seq_start() -> int:
@@ -54,6 +62,7 @@ class LayerSelector:
         "_base",
         "_clock",
         "_clock_rate",
+        "_down_at",
         "_drops",
         "_in_hi",
         "_last_arrival",
@@ -114,6 +123,7 @@ class LayerSelector:
         self._started = False
         self._need_keyframe = True
         self._asked_at = -1e9
+        self._down_at = 0.0  # when the current switch down began
         # sequence numbers (input: the producer's unwrapped numbers of the layer)
         self._out_hi = _random_seq_start()
         self._seq_off = 0
@@ -204,6 +214,8 @@ class LayerSelector:
         self.target_temporal = temporal
         if spatial == self.target_spatial:
             return
+        if spatial < self.spatial <= self.target_spatial:
+            self._down_at = self._clock()
         self.target_spatial = spatial
         self._listen_changed()
         if spatial != self.spatial or self._need_keyframe:
@@ -371,6 +383,13 @@ class LayerSelector:
             self.temporal = self.target_temporal
             return True
         target = self.target_temporal
+        if self.target_spatial < self.spatial:
+            # Stepping down (the budget fell): until the lower layer's keyframe, the
+            # higher one goes on at a lower frame rate, at once and without a keyframe;
+            # half of it first, a quarter if the keyframe is slow (the lower layer may
+            # have to start first).
+            slow = self._clock() - self._down_at >= STEP_DOWN_TL0_AFTER
+            target = min(target, 0 if slow else STEP_DOWN_TEMPORAL)
         current = self.temporal
         if target < current:
             current = self.temporal = target  # down: at once, at a picture boundary

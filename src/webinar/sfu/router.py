@@ -119,7 +119,7 @@ class Router:
             totals=self.totals,
         )
         self._subscribers.add(transport)
-        self._tiers[transport] = SubscriberTiers(transport.estimator)
+        self._tiers[transport] = self._new_tiers(transport)
 
         def closed() -> None:
             self._subscribers.discard(transport)
@@ -136,7 +136,7 @@ class Router:
         self._check_open()
         transport = PlayTransport(self.config.transport, on_consumer_closed=on_consumer_closed)
         self._subscribers.add(transport)
-        self._tiers[transport] = SubscriberTiers(transport.estimator)
+        self._tiers[transport] = self._new_tiers(transport)
 
         def closed() -> None:
             self._subscribers.discard(transport)
@@ -175,7 +175,27 @@ class Router:
         of what it receives and where its reports go."""
         tiers = self._tiers.get(transport)
         if tiers is None:
-            tiers = self._tiers[transport] = SubscriberTiers(transport.estimator)
+            tiers = self._tiers[transport] = self._new_tiers(transport)
+        return tiers
+
+    def _new_tiers(self, transport: SubscribeTransport) -> SubscriberTiers:
+        """A subscriber's tiers; a loss burst its NACKs show re-allocates at once, not
+        at the next housekeeping round: a queue that overflows takes pictures with it
+        every few milliseconds."""
+        tiers = SubscriberTiers(transport.estimator)
+
+        def alarm() -> None:
+            if transport.closed or self._tiers.get(transport) is not tiers:
+                return
+            started = time.perf_counter()
+            tiers.urgent()
+            now = time.monotonic()
+            tiers.tick(now, list(transport.consumers.values()))
+            self.totals.allocation_ran(started)
+            # a lower layer dynacast turned off is asked for now, not at the next round
+            self._run_dynacast(now)
+
+        transport.estimator.on_alarm = alarm
         return tiers
 
     def _forget_producer(self, producer: Producer, _reason: CloseReason) -> None:
