@@ -27,6 +27,7 @@ from aiortc.rtp import (
 )
 
 from webinar.sfu.consumer import RESEND_INTERVAL, Consumer, ConsumerLayout
+from webinar.sfu.producer import HISTORY_SIZE
 from webinar.sfu.estimator import BandwidthEstimator
 from webinar.sfu.rtp import MediaPacket
 from webinar.sfu.types import CloseReason, MediaKind
@@ -79,6 +80,8 @@ class FakeProducer:
         self.simulcast = None
         self.temporal_layers = 3
         self.listening: tuple[int, ...] = ()
+        # as Producer's: a single video stream's history, which plain-path consumers share
+        self.history: list[MediaPacket | None] = [None] * HISTORY_SIZE
 
     def request_keyframe(self, layer: int = 0) -> bool:
         self.keyframe_requests += 1
@@ -114,6 +117,14 @@ def make_consumer(kind: MediaKind = MediaKind.VIDEO) -> tuple[Consumer, FakeTap,
             audio_level_ext_id=None if video else 2,
         )
     )
+    forward = consumer.forward
+
+    def keep_and_forward(mp: MediaPacket) -> None:
+        # what Producer.on_rtp does before forwarding a single video stream's packet
+        producer.history[mp.seq & (HISTORY_SIZE - 1)] = mp
+        forward(mp)
+
+    consumer.forward = keep_and_forward  # type: ignore[method-assign]
     return consumer, tap, producer
 
 
