@@ -27,8 +27,8 @@ from aiortc.rtp import (
 )
 
 from webinar.sfu.consumer import RESEND_INTERVAL, Consumer, ConsumerLayout
-from webinar.sfu.producer import HISTORY_SIZE
 from webinar.sfu.estimator import BandwidthEstimator
+from webinar.sfu.producer import HISTORY_SIZE
 from webinar.sfu.rtp import MediaPacket
 from webinar.sfu.types import CloseReason, MediaKind
 

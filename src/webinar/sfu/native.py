@@ -127,9 +127,14 @@ def module() -> Any:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] != ["build"]:
-        print("usage: python -m webinar.sfu.native build", file=sys.stderr)
+    """``build``: compile in place; ``build --if-stale``: only when missing or older than
+    the source."""
+    if argv[:1] != ["build"] or argv[1:] not in ([], ["--if-stale"]):
+        print("usage: python -m webinar.sfu.native build [--if-stale]", file=sys.stderr)
         return 2
+    if argv[1:] == ["--if-stale"] and not stale():
+        print(target())
+        return 0
     try:
         out = build()
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
