@@ -7,7 +7,7 @@ The compile code is the package's own (``webinar.i18n.compile_language``), loade
 source tree; it needs only Babel, which the build requires.
 
 The SFU's native fan-out (``src/webinar/sfu/_fanout.c``) is compiled with the system C
-compiler into ``src/webinar/sfu/_fanout<EXT_SUFFIX>`` (``webinar.sfu.native.build``, also loaded
+compiler into ``src/webinar/sfu/_fanout<EXT_SUFFIX>`` (``webinar.sfu.build.build``, also loaded
 from the source tree: it needs only the standard library); the wheel then carries it and is
 tagged for this platform. Without a compiler (or Python's headers) the build warns and goes
 on: the SFU then forwards in pure Python.
@@ -48,7 +48,7 @@ class CatalogBuildHook(BuildHookInterface):  # type: ignore[misc]
         self._native(root, build_data, version)
 
     def _native(self, root: Path, build_data: dict[str, Any], version: str) -> None:
-        path = root / "src" / "webinar" / "sfu" / "native.py"
+        path = root / "src" / "webinar" / "sfu" / "build.py"
         spec = importlib.util.spec_from_file_location("_webinar_native_build", path)
         if spec is None or spec.loader is None:
             raise RuntimeError(f"cannot load {path}")

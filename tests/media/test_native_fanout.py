@@ -39,7 +39,7 @@ BUILT = native.module() is not None
 def fanout(request: pytest.FixtureRequest) -> Iterator[str]:
     path: str = request.param
     if path == "native" and not BUILT:
-        pytest.skip("the native fan-out is not built (python -m webinar.sfu.native build)")
+        pytest.skip("the native fan-out is not built (python -m webinar.sfu.build)")
     on = native.forward() is not None
     native.use(path == "native")
     try:
@@ -96,6 +96,7 @@ def test_c_rewrite_matches_consumer_write(kind: MediaKind, layout: dict[str, Any
         media_packet(70001, level=0x85, marker=0),
         media_packet(70002, level=-1, size=1100),
         media_packet(70003, level=0),
+        media_packet(70004, size=1298),  # a full-size packet (aiortc: 1300 bytes of payload)
     ]:
         out_seq = (mp.seq + consumer._seq_offset) & 0xFFFF
         n = consumer._write(mp, consumer._pt, out_seq, consumer._ssrc, mp.payload, -1)

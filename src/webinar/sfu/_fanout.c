@@ -17,7 +17,7 @@
  * consumer's trouble and never blocks: the socket is written with MSG_DONTWAIT and what
  * the kernel does not take is dropped and counted.
  *
- * See docs/architecture.md ("Native fan-out"). Pure-Python fallback: WEBINAR_NATIVE_FANOUT=0.
+ * See docs/architecture.md ("Native fan-out"). Pure-Python fallback: WEBINAR_NATIVE_FANOUT=0. Built by webinar/sfu/build.py.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -106,8 +106,8 @@ static int read_packets(PyObject *batch, Pkt *pkts, Py_ssize_t n) {
         p->payload = (const unsigned char *)PyBytes_AS_STRING(payload);
         p->plen = PyBytes_GET_SIZE(payload);
         Py_DECREF(payload);
-        if (p->plen > MAX_PACKET - 256) {
-            /* larger than any header fits with: the Python path handles (and refuses) it */
+        if (p->plen > MAX_PACKET - 100) {
+            /* no room for the largest header: the Python path handles it */
             PyErr_SetString(PyExc_ValueError, "payload too large");
             return -1;
         }
@@ -222,7 +222,7 @@ static int read_consumer(PyObject *co, Cons *c) {
     c->middle_nl = (const unsigned char *)PyBytes_AS_STRING(c->middle_nl_obj);
     c->middle_len = PyBytes_GET_SIZE(c->middle_obj);
     if (PyBytes_GET_SIZE(c->middle_nl_obj) != c->middle_len) return 1;
-    if (c->head_len < 8 + c->middle_len || c->head_len > 255) return 1;
+    if (c->head_len < 8 + c->middle_len || c->head_len > 100) return 1; /* (payloads up to MAX_PACKET - 100) */
     return 0;
 }
 
