@@ -25,8 +25,17 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
 
 #define MAX_PACKET 1500
 #define SLOT_SIZE (MAX_PACKET + 148) /* + SRTP trailer room, as PacketSink's buffer */
@@ -59,10 +68,16 @@ typedef struct {
     unsigned char ast[3];
 } Pkt;
 
+#define GSO_MAX_SEGMENTS 64 /* the kernel's UDP_MAX_SEGMENTS (older kernels) */
+#define GSO_MAX_BYTES 60000
+
 static unsigned char bufs[CHUNK][SLOT_SIZE];
 static struct iovec iovs[CHUNK];
 static struct mmsghdr msgs[CHUNK];
+static unsigned char cmsg_bufs[CHUNK][CMSG_SPACE(sizeof(uint16_t))];
 static int slot_pkt[CHUNK];
+static int gso_enabled = 1;
+static unsigned long long n_gso_failed = 0;
 
 static int get_ll(PyObject *obj, PyObject *name, long long *out) {
     PyObject *v = PyObject_GetAttr(obj, name);
@@ -278,6 +293,81 @@ static int add_to(PyObject *obj, PyObject *name, long long add) {
     return r;
 }
 
+/* One message per run of packets: with UDP GSO, a run of equal-sized packets (the last
+ * one may be shorter) goes as one message the kernel cuts into datagrams (UDP_SEGMENT);
+ * without it, one message per packet. */
+static int build_msgs(const Cons *c, int k, int from, int gso, int *counts) {
+    int m = 0;
+    for (int j = from; j < k;) {
+        int count = 1;
+        if (gso) {
+            size_t seg = iovs[j].iov_len, total = seg;
+            while (j + count < k && count < GSO_MAX_SEGMENTS && total + seg <= GSO_MAX_BYTES) {
+                size_t next = iovs[j + count].iov_len;
+                if (next > seg) break;
+                count++;
+                total += next;
+                if (next < seg) break; /* a shorter one ends the run */
+            }
+        }
+        struct msghdr *h = &msgs[m].msg_hdr;
+        memset(h, 0, sizeof(*h));
+        h->msg_name = (void *)c->sa;
+        h->msg_namelen = c->salen;
+        h->msg_iov = &iovs[j];
+        h->msg_iovlen = (size_t)count;
+        if (count > 1) {
+            struct cmsghdr *cm = (struct cmsghdr *)cmsg_bufs[m];
+            memset(cmsg_bufs[m], 0, sizeof(cmsg_bufs[m]));
+            h->msg_control = cmsg_bufs[m];
+            h->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+            cm->cmsg_level = SOL_UDP;
+            cm->cmsg_type = UDP_SEGMENT;
+            cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+            uint16_t seg16 = (uint16_t)iovs[j].iov_len;
+            memcpy(CMSG_DATA(cm), &seg16, sizeof(seg16));
+        }
+        counts[m] = count;
+        m++;
+        j += count;
+    }
+    return m;
+}
+
+/* Send the k protected packets in iovs[] to the consumer; returns how many the kernel took
+ * (a prefix). Never blocks: what does not fit (EAGAIN) or fails is dropped. */
+static int send_packets(const Cons *c, int k) {
+    int counts[CHUNK];
+    int done = 0;
+    while (done < k) {
+        int gso = gso_enabled;
+        int m = build_msgs(c, k, done, gso, counts);
+        int sent_msgs = 0, progressed = 0;
+        while (sent_msgs < m) {
+            int r = sendmmsg(c->fd, msgs + sent_msgs, (unsigned int)(m - sent_msgs), MSG_DONTWAIT);
+            if (r < 0) {
+                if (errno == EINTR) continue;
+                if (gso && counts[sent_msgs] > 1 &&
+                    (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT ||
+                     errno == EOPNOTSUPP)) {
+                    gso_enabled = 0; /* no UDP GSO here: one datagram per message from now */
+                    n_gso_failed++;
+                }
+                break; /* EAGAIN, a closed socket, ...: drop the rest, never block */
+            }
+            if (r == 0) break;
+            for (int x = 0; x < r; x++) done += counts[sent_msgs + x];
+            sent_msgs += r;
+            progressed = 1;
+        }
+        if (sent_msgs == m) break;
+        if (gso && !gso_enabled) continue; /* retry the rest without GSO */
+        (void)progressed;
+        break;
+    }
+    return done;
+}
+
 /* Send one consumer's packets of the batch; returns -1 on a Python error after which
  * nothing was sent yet (the caller leaves the consumer to Python), 0 otherwise. */
 static int send_consumer(PyObject *co, Cons *c, Pkt *pkts, Py_ssize_t n) {
@@ -299,24 +389,10 @@ static int send_consumer(PyObject *co, Cons *c, Pkt *pkts, Py_ssize_t n) {
             }
             iovs[k].iov_base = bufs[k];
             iovs[k].iov_len = (size_t)len;
-            memset(&msgs[k].msg_hdr, 0, sizeof(msgs[k].msg_hdr));
-            msgs[k].msg_hdr.msg_name = (void *)c->sa;
-            msgs[k].msg_hdr.msg_namelen = c->salen;
-            msgs[k].msg_hdr.msg_iov = &iovs[k];
-            msgs[k].msg_hdr.msg_iovlen = 1;
             slot_pkt[k] = (int)i;
             k++;
         }
-        int done = 0;
-        while (done < k) {
-            int r = sendmmsg(c->fd, msgs + done, (unsigned int)(k - done), MSG_DONTWAIT);
-            if (r < 0) {
-                if (errno == EINTR) continue;
-                break; /* EAGAIN, a closed socket, ...: drop the rest, never block */
-            }
-            if (r == 0) break;
-            done += r;
-        }
+        int done = send_packets(c, k); /* packets the kernel took, in order */
         n_dropped += (unsigned long long)(k - done);
         for (int j = 0; j < done; j++) {
             Pkt *p = &pkts[slot_pkt[j]];
@@ -465,8 +541,16 @@ done:
 }
 
 static PyObject *fanout_counters(PyObject *self, PyObject *noargs) {
-    return Py_BuildValue("{sKsKsKsK}", "sent", n_sent, "dropped", n_dropped, "protect_failed",
-                         n_protect_failed, "calls", n_calls);
+    return Py_BuildValue("{sKsKsKsKsKsi}", "sent", n_sent, "dropped", n_dropped,
+                         "protect_failed", n_protect_failed, "calls", n_calls, "gso_failed",
+                         n_gso_failed, "gso", gso_enabled);
+}
+
+static PyObject *fanout_set_gso(PyObject *self, PyObject *arg) {
+    int on = PyObject_IsTrue(arg);
+    if (on < 0) return NULL;
+    gso_enabled = on;
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
@@ -477,6 +561,7 @@ static PyMethodDef methods[] = {
     {"rewrite", fanout_rewrite, METH_VARARGS,
      "rewrite(consumer, packet) -> the unprotected packet the native path would send"},
     {"counters", fanout_counters, METH_NOARGS, "counters() -> sent/dropped/... since start"},
+    {"set_gso", fanout_set_gso, METH_O, "set_gso(on): send runs of equal packets with UDP GSO"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 ENV = "WEBINAR_NATIVE_FANOUT"
+GSO_ENV = "WEBINAR_NATIVE_GSO"  # 0: one datagram per message (no UDP GSO), for measuring
 
 Forward = Callable[[list[Any], tuple[Any, ...]], tuple[Any, ...]]
 
@@ -24,8 +25,12 @@ _loaded = False
 _chosen = False
 
 
+def _env_on(name: str) -> bool:
+    return os.environ.get(name, "1").strip().lower() not in {"0", "no", "off", "false"}
+
+
 def enabled_by_env() -> bool:
-    return os.environ.get(ENV, "1").strip().lower() not in {"0", "no", "off", "false"}
+    return _env_on(ENV)
 
 
 def _load() -> Any:
@@ -45,6 +50,7 @@ def _load() -> Any:
 
     address = int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect")))
     module.setup(address, Consumer, _aiortc.CONNECTED)
+    module.set_gso(_env_on(GSO_ENV))
     _module = module
     return module
 
