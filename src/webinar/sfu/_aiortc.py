@@ -328,25 +328,23 @@ class PacketSink:
     by identity per packet.
 
     For the native fan-out (``_fanout.c``), which checks the same identities per batch,
-    it keeps what it resolved in plain values: ``_ctx_addr`` (the libsrtp context's
-    address), ``_fd`` (the pair's UDP socket; -1 for a TURN/TCP pair, which only the
-    Python path sends on) and ``_sa`` (the remote address as a ``struct sockaddr``).
+    it keeps what it resolved in one tuple, ``_target``: the pair's UDP socket (-1 for a
+    TURN/TCP pair, which only the Python path sends on), the remote address as a
+    ``struct sockaddr``, and the libsrtp context's address (0: none yet).
     """
 
     __slots__ = (
         "_addr",
         "_cbuf",
         "_ctx",
-        "_ctx_addr",
         "_dtls",
-        "_fd",
         "_len",
         "_loop",
         "_nominated",
         "_pair",
-        "_sa",
         "_sendto",
         "_session",
+        "_target",
         "_tasks",
         "out",
     )
@@ -356,11 +354,9 @@ class PacketSink:
         self._nominated: dict[int, Any] = dtls.transport.iceGatherer._connection._nominated
         self._session: Any = None
         self._ctx: Any = None
-        self._ctx_addr = 0
         self._pair: Any = None
         self._addr: Any = None
-        self._fd = -1
-        self._sa = b""
+        self._target: tuple[int, bytes, int] = (-1, b"", 0)
         self._sendto: Callable[[bytes, Any], None] | None = None
         self._loop = asyncio.get_event_loop()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -418,7 +414,8 @@ class PacketSink:
             return False
         self._session = session  # keeps the libsrtp context alive
         self._ctx = session._srtp[0]
-        self._ctx_addr = int(_srtp_ffi.cast("uintptr_t", self._ctx))
+        fd, sa, _ = self._target
+        self._target = (fd, sa, int(_srtp_ffi.cast("uintptr_t", self._ctx)))
         return True
 
     def _resolve_pair(self, pair: Any) -> bool:
@@ -427,12 +424,13 @@ class PacketSink:
         self._pair = pair
         self._addr = pair.remote_addr
         protocol = pair.protocol
-        self._fd, self._sa = -1, b""
+        fd, sa = -1, b""
         if type(protocol) is aioice.ice.StunProtocol:
             self._sendto = protocol.transport.sendto
-            self._fd, self._sa = _socket_target(protocol.transport, self._addr)
+            fd, sa = _socket_target(protocol.transport, self._addr)
         else:  # TURN-relayed or TCP protocol: its send is a coroutine
             self._sendto = self._send_via_task
+        self._target = (fd, sa, self._target[2])
         return True
 
     def _send_via_task(self, data: bytes, addr: Any) -> None:

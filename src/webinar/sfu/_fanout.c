@@ -52,9 +52,9 @@ static unsigned long long n_sent = 0, n_dropped = 0, n_protect_failed = 0, n_cal
 
 /* interned attribute names */
 static PyObject *s_paused, *s_sel, *s_need_keyframe, *s_started, *s_sink, *s_dtls, *s_state,
-    *s_tx_srtp, *s_session, *s_nominated, *s_pair, *s_fd, *s_sa, *s_ctx_addr, *s_seq_offset,
-    *s_base_seq, *s_highest_out, *s_ts_offset, *s_pt, *s_video, *s_var_id, *s_has_level,
-    *s_middle, *s_middle_no_level, *s_head_len, *s_stats, *s_packets, *s_bytes, *s_last,
+    *s_tx_srtp, *s_session, *s_nominated, *s_pair, *s_seq_offset,
+    *s_base_seq, *s_highest_out, *s_ts_offset,
+    *s_target, *s_native_layout, *s_stats, *s_packets, *s_bytes, *s_last,
     *s_seq, *s_timestamp, *s_marker, *s_payload, *s_audio_level, *s_abs_send_time;
 
 typedef struct {
@@ -160,6 +160,30 @@ static void cons_release(Cons *c) {
     Py_CLEAR(c->sa_obj);
 }
 
+/* The consumer's header layout, fixed by set_layout: its _native_layout tuple (pt, video,
+ * var_id, has_level, head_len, middle, middle_no_level). 0: usable, 1: not, -1: error. */
+static int read_layout(PyObject *co, Cons *c) {
+    c->middle_obj = PyObject_GetAttr(co, s_native_layout); /* holds the bytes below */
+    if (c->middle_obj == NULL) return -1;
+    PyObject *t = c->middle_obj;
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 7) return 1;
+    PyObject *middle = PyTuple_GET_ITEM(t, 5), *middle_nl = PyTuple_GET_ITEM(t, 6);
+    if (!PyBytes_Check(middle) || !PyBytes_Check(middle_nl)) return 1;
+    c->pt = (int)PyLong_AsLong(PyTuple_GET_ITEM(t, 0));
+    c->video = PyObject_IsTrue(PyTuple_GET_ITEM(t, 1));
+    c->var_id = (int)PyLong_AsLong(PyTuple_GET_ITEM(t, 2));
+    c->has_level = PyObject_IsTrue(PyTuple_GET_ITEM(t, 3));
+    c->head_len = (int)PyLong_AsLong(PyTuple_GET_ITEM(t, 4));
+    if (PyErr_Occurred() || c->video < 0 || c->has_level < 0) return -1;
+    c->middle = (const unsigned char *)PyBytes_AS_STRING(middle);
+    c->middle_nl = (const unsigned char *)PyBytes_AS_STRING(middle_nl);
+    c->middle_len = PyBytes_GET_SIZE(middle);
+    if (PyBytes_GET_SIZE(middle_nl) != c->middle_len) return 1;
+    /* (payloads up to MAX_PACKET - 100 always fit) */
+    if (c->head_len < 8 + c->middle_len || c->head_len > 100) return 1;
+    return 0;
+}
+
 static int read_consumer(PyObject *co, Cons *c) {
     int t;
     PyObject *v, *dtls, *x, *y;
@@ -174,10 +198,20 @@ static int read_consumer(PyObject *co, Cons *c) {
     c->sink = PyObject_GetAttr(co, s_sink);
     if (c->sink == NULL) return -1;
     if (c->sink == Py_None) return 1;
-    long long fd, ctx;
-    if (get_ll(c->sink, s_fd, &fd) < 0) return -1;
-    if (fd < 0) return 1; /* not resolved yet, or a TURN/TCP pair: Python sends */
+    /* (fd, struct sockaddr, libsrtp context address), as the sink last resolved them */
+    c->sa_obj = PyObject_GetAttr(c->sink, s_target);
+    if (c->sa_obj == NULL) return -1;
+    if (!PyTuple_Check(c->sa_obj) || PyTuple_GET_SIZE(c->sa_obj) != 3) return 1;
+    long long fd = PyLong_AsLongLong(PyTuple_GET_ITEM(c->sa_obj, 0));
+    long long ctx = PyLong_AsLongLong(PyTuple_GET_ITEM(c->sa_obj, 2));
+    PyObject *sa = PyTuple_GET_ITEM(c->sa_obj, 1);
+    if (PyErr_Occurred()) return -1;
+    /* not resolved yet, or a TURN/TCP pair (Python sends) */
+    if (fd < 0 || ctx == 0 || !PyBytes_Check(sa) || PyBytes_GET_SIZE(sa) < 8) return 1;
     c->fd = (int)fd;
+    c->ctx = (void *)(uintptr_t)ctx;
+    c->sa = (const struct sockaddr *)PyBytes_AS_STRING(sa);
+    c->salen = (socklen_t)PyBytes_GET_SIZE(sa);
     /* what PacketSink.send_out checks per packet: connected, same session, same pair */
     dtls = PyObject_GetAttr(c->sink, s_dtls);
     if (dtls == NULL) return -1;
@@ -206,39 +240,12 @@ static int read_consumer(PyObject *co, Cons *c) {
     t = pair == y && y != Py_None;
     Py_DECREF(y);
     if (!t) return 1;
-    if (get_ll(c->sink, s_ctx_addr, &ctx) < 0) return -1;
-    if (ctx == 0) return 1;
-    c->ctx = (void *)(uintptr_t)ctx;
-    c->sa_obj = PyObject_GetAttr(c->sink, s_sa);
-    if (c->sa_obj == NULL) return -1;
-    if (!PyBytes_Check(c->sa_obj) || PyBytes_GET_SIZE(c->sa_obj) < 8) return 1;
-    c->sa = (const struct sockaddr *)PyBytes_AS_STRING(c->sa_obj);
-    c->salen = (socklen_t)PyBytes_GET_SIZE(c->sa_obj);
     /* numbering and layout */
-    long long v2;
     if (get_ll(co, s_seq_offset, &c->seq_offset) < 0) return -1;
     if (get_ll(co, s_base_seq, &c->base_seq) < 0) return -1;
     if (get_ll(co, s_highest_out, &c->highest_out) < 0) return -1;
     if (get_ll(co, s_ts_offset, &c->ts_offset) < 0) return -1;
-    if (get_ll(co, s_pt, &v2) < 0) return -1;
-    c->pt = (int)v2;
-    if ((c->video = get_truth(co, s_video)) < 0) return -1;
-    if (get_ll(co, s_var_id, &v2) < 0) return -1;
-    c->var_id = (int)v2;
-    if ((c->has_level = get_truth(co, s_has_level)) < 0) return -1;
-    if (get_ll(co, s_head_len, &v2) < 0) return -1;
-    c->head_len = (int)v2;
-    c->middle_obj = PyObject_GetAttr(co, s_middle);
-    if (c->middle_obj == NULL) return -1;
-    c->middle_nl_obj = PyObject_GetAttr(co, s_middle_no_level);
-    if (c->middle_nl_obj == NULL) return -1;
-    if (!PyBytes_Check(c->middle_obj) || !PyBytes_Check(c->middle_nl_obj)) return 1;
-    c->middle = (const unsigned char *)PyBytes_AS_STRING(c->middle_obj);
-    c->middle_nl = (const unsigned char *)PyBytes_AS_STRING(c->middle_nl_obj);
-    c->middle_len = PyBytes_GET_SIZE(c->middle_obj);
-    if (PyBytes_GET_SIZE(c->middle_nl_obj) != c->middle_len) return 1;
-    if (c->head_len < 8 + c->middle_len || c->head_len > 100) return 1; /* (payloads up to MAX_PACKET - 100) */
-    return 0;
+    return read_layout(co, c);
 }
 
 /* Write one packet's header and payload as Consumer.forward's plain path does; returns
@@ -506,27 +513,14 @@ static PyObject *fanout_rewrite(PyObject *self, PyObject *args) {
     Py_INCREF(mp);
     PyList_SET_ITEM(list, 0, mp);
     PyObject *result = NULL;
-    long long v2;
     if (read_packets(list, &p, 1) < 0) goto done;
     if (get_ll(consumer, s_seq_offset, &c.seq_offset) < 0) goto done;
     if (get_ll(consumer, s_ts_offset, &c.ts_offset) < 0) goto done;
-    if (get_ll(consumer, s_pt, &v2) < 0) goto done;
-    c.pt = (int)v2;
-    if ((c.video = get_truth(consumer, s_video)) < 0) goto done;
-    if (get_ll(consumer, s_var_id, &v2) < 0) goto done;
-    c.var_id = (int)v2;
-    if ((c.has_level = get_truth(consumer, s_has_level)) < 0) goto done;
-    if (get_ll(consumer, s_head_len, &v2) < 0) goto done;
-    c.head_len = (int)v2;
-    if ((c.middle_obj = PyObject_GetAttr(consumer, s_middle)) == NULL) goto done;
-    if ((c.middle_nl_obj = PyObject_GetAttr(consumer, s_middle_no_level)) == NULL) goto done;
-    if (!PyBytes_Check(c.middle_obj) || !PyBytes_Check(c.middle_nl_obj)) {
-        PyErr_SetString(PyExc_TypeError, "middle must be bytes");
+    int r = read_layout(consumer, &c);
+    if (r != 0) {
+        if (r > 0) PyErr_SetString(PyExc_ValueError, "no usable _native_layout");
         goto done;
     }
-    c.middle = (const unsigned char *)PyBytes_AS_STRING(c.middle_obj);
-    c.middle_nl = (const unsigned char *)PyBytes_AS_STRING(c.middle_nl_obj);
-    c.middle_len = PyBytes_GET_SIZE(c.middle_obj);
     unsigned char buf[SLOT_SIZE];
     int len = write_packet(&c, &p, buf, (uint16_t)((p.seq + c.seq_offset) & 0xFFFF));
     if (len < 0) {
@@ -587,20 +581,12 @@ PyMODINIT_FUNC PyInit__fanout(void) {
     INTERN(s_session, "_session");
     INTERN(s_nominated, "_nominated");
     INTERN(s_pair, "_pair");
-    INTERN(s_fd, "_fd");
-    INTERN(s_sa, "_sa");
-    INTERN(s_ctx_addr, "_ctx_addr");
     INTERN(s_seq_offset, "_seq_offset");
     INTERN(s_base_seq, "_base_seq");
     INTERN(s_highest_out, "_highest_out");
     INTERN(s_ts_offset, "_ts_offset");
-    INTERN(s_pt, "_pt");
-    INTERN(s_video, "_video");
-    INTERN(s_var_id, "_var_id");
-    INTERN(s_has_level, "_has_level");
-    INTERN(s_middle, "_middle");
-    INTERN(s_middle_no_level, "_middle_no_level");
-    INTERN(s_head_len, "_head_len");
+    INTERN(s_target, "_target");
+    INTERN(s_native_layout, "_native_layout");
     INTERN(s_stats, "stats");
     INTERN(s_packets, "packets");
     INTERN(s_bytes, "bytes");

@@ -156,6 +156,9 @@ class Consumer:
         self._middle = b""
         self._middle_no_level = b""
         self._fast: struct.Struct = _HDR
+        # What the native fan-out (_fanout.c) reads of the layout, in one attribute: PT,
+        # video, extension id byte, audio level, header length, middle, middle without level.
+        self._native_layout: tuple[int, bool, int, bool, int, bytes, bytes] | None = None
         self._keyframe_asked = 0.0
         self.rtt: float | None = None  # seconds, smoothed, from receiver reports
         # our recent SRs: middle 32 bits of their NTP time -> when they were sent (wall)
@@ -230,6 +233,15 @@ class Consumer:
         self._middle_no_level = middle[:-1] + b"\x00" if var_fmt == "BB" else middle
         tail = {"B3s": "3s", "BB": "B", "": ""}[var_fmt]
         self._fast = struct.Struct(f"!BHI{len(middle)}s{tail}")
+        self._native_layout = (
+            self._pt,
+            self._video,
+            self._var_id,
+            self._has_level,
+            self._head_len,
+            self._middle,
+            self._middle_no_level,
+        )
         self._sink = self._tap.sink()
         self._out = self._sink.out
         self._out[0 : self._head_len] = bytes([0x90]) + bytes(self._head_len - 1)
