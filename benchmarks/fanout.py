@@ -524,7 +524,7 @@ class Target:
 
 
 # Passed on to the server (A/B runs of the native fan-out: WEBINAR_NATIVE_FANOUT=0 is the
-# pure-Python path, WEBINAR_NATIVE_GSO=0 the native one without UDP GSO); no other WEBINAR_*.
+# pure-Python path, WEBINAR_NATIVE_GSO=1 the native one with UDP GSO); no other WEBINAR_*.
 PASSED_ENV = ("WEBINAR_NATIVE_FANOUT", "WEBINAR_NATIVE_GSO")
 
 

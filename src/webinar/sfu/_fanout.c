@@ -76,7 +76,7 @@ static struct iovec iovs[CHUNK];
 static struct mmsghdr msgs[CHUNK];
 static unsigned char cmsg_bufs[CHUNK][CMSG_SPACE(sizeof(uint16_t))];
 static int slot_pkt[CHUNK];
-static int gso_enabled = 1;
+static int gso_enabled = 0; /* set_gso(); native.py: WEBINAR_NATIVE_GSO=1 */
 static unsigned long long n_gso_failed = 0;
 
 static int get_ll(PyObject *obj, PyObject *name, long long *out) {
