@@ -19,8 +19,12 @@ WORKDIR /src
 COPY pyproject.toml hatch_build.py README.md LICENSE NOTICE ./
 COPY src ./src
 COPY web ./web
-# One wheel for the project, one for each dependency (all of them ship manylinux wheels:
-# nothing is compiled).
+# A C compiler for the SFU's native fan-out (src/webinar/sfu/_fanout.c: the project's wheel
+# carries it, compiled here; the image's Python has its headers). One wheel for the project,
+# one for each dependency (all of them ship manylinux wheels: nothing else is compiled).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 RUN pip wheel --wheel-dir /wheels .
 
 # ---------------------------------------------------------------------------------- runtime

@@ -523,8 +523,13 @@ class Target:
         return None
 
 
+# Passed on to the server (A/B runs of the native fan-out: WEBINAR_NATIVE_FANOUT=0 is the
+# pure-Python path, WEBINAR_NATIVE_GSO=1 the native one with UDP GSO); no other WEBINAR_*.
+PASSED_ENV = ("WEBINAR_NATIVE_FANOUT", "WEBINAR_NATIVE_GSO")
+
+
 def _server_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBINAR_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBINAR_") or k in PASSED_ENV}
     env["WEBINAR_ICE_HOST_ADDRESSES"] = LOOPBACK  # gather ICE candidates on loopback only
     env["PYTHONUNBUFFERED"] = "1"
     env["WEBINAR_SIGNALLING_MAX_SOCKETS_PER_ADDRESS"] = "0"  # every subscriber is on loopback

@@ -33,6 +33,7 @@ from webinar.sfu.consumer import (
     ConsumerLayout,
 )
 from webinar.sfu.estimator import BandwidthEstimator
+from webinar.sfu.producer import HISTORY_SIZE
 from webinar.sfu.rtp import MediaPacket
 from webinar.sfu.types import CloseReason, MediaKind
 
@@ -84,6 +85,8 @@ class FakeProducer:
         self.simulcast = None
         self.temporal_layers = 3
         self.listening: tuple[int, ...] = ()
+        # as Producer's: a single video stream's history, which plain-path consumers share
+        self.history: list[MediaPacket | None] = [None] * HISTORY_SIZE
 
     def request_keyframe(self, layer: int = 0) -> bool:
         self.keyframe_requests += 1
@@ -119,6 +122,14 @@ def make_consumer(kind: MediaKind = MediaKind.VIDEO) -> tuple[Consumer, FakeTap,
             audio_level_ext_id=None if video else 2,
         )
     )
+    forward = consumer.forward
+
+    def keep_and_forward(mp: MediaPacket) -> None:
+        # what Producer.on_rtp does before forwarding a single video stream's packet
+        producer.history[mp.seq & (HISTORY_SIZE - 1)] = mp
+        forward(mp)
+
+    consumer.forward = keep_and_forward  # type: ignore[method-assign]
     return consumer, tap, producer
 
 
@@ -228,6 +239,33 @@ async def test_nack_resends_as_rtx_once_per_interval(monkeypatch: pytest.MonkeyP
     now[0] += RESEND_INTERVAL + 0.01
     consumer.handle_rtcp(nack)
     assert len(tap._sink.rtp) == 14
+
+
+def test_plain_path_history_is_the_producers_by_offset() -> None:
+    """A plain-path consumer keeps no history of its own: a NACKed output number maps to the
+    producer's packet by the consumer's offset, across a 16-bit wrap, and numbers sent before
+    a restart (another offset) map to nothing rather than to the wrong packet."""
+    consumer, tap, producer = make_consumer()
+    assert consumer._hist_mp == []  # (only the layered path keeps one)
+    consumer._highest_out = (1 << 16) + 65530
+    consumer.resume()
+    for i in range(10):
+        consumer.forward(packet(900 + i, keyframe=i == 0))
+    first = [parse(d) for d in tap._sink.rtp]
+    assert [p.sequence_number for p in first][5:7] == [0, 1]  # wrapped
+    for p in first:
+        mp = consumer.history_packet(p.sequence_number)
+        assert mp is not None and mp.payload == p.payload
+    assert consumer.history_packet((first[-1].sequence_number + 1) & 0xFFFF) is None
+    consumer.pause()
+    consumer.resume()  # a restart: new offset from the next keyframe
+    for i in range(3):
+        consumer.forward(packet(2000 + i, keyframe=i == 0))
+    after = [parse(d) for d in tap._sink.rtp[10:]]
+    assert after[0].sequence_number == (first[-1].sequence_number + 1) & 0xFFFF
+    assert consumer.history_packet(after[1].sequence_number) is producer.history[2001 & 1023]
+    assert consumer.history_packet(first[3].sequence_number) is None  # before the restart
+    assert consumer.retransmit([first[3].sequence_number, after[2].sequence_number]) == 1
 
 
 async def test_pli_and_remb_and_receiver_reports() -> None:

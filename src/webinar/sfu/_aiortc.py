@@ -31,6 +31,7 @@ import contextlib
 import logging
 import random
 import socket
+import struct
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, cast
@@ -306,6 +307,7 @@ def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:
 
 
 _CONNECTED = _DtlsState.CONNECTED
+CONNECTED = _CONNECTED  # (the native fan-out compares the DTLS state with it)
 _srtp_protect = _srtp_lib.srtp_protect
 _srtp_protect_rtcp = _srtp_lib.srtp_protect_rtcp
 _unpack = _srtp_ffi.unpack
@@ -324,6 +326,11 @@ class PacketSink:
     change under a live connection (the SRTP session after a DTLS restart, the
     nominated pair after an ICE change) is re-resolved when it changes, checked
     by identity per packet.
+
+    For the native fan-out (``_fanout.c``), which checks the same identities per batch,
+    it keeps what it resolved in one tuple, ``_target``: the pair's UDP socket (-1 for a
+    TURN/TCP pair, which only the Python path sends on), the remote address as a
+    ``struct sockaddr``, and the libsrtp context's address (0: none yet).
     """
 
     __slots__ = (
@@ -337,6 +344,7 @@ class PacketSink:
         "_pair",
         "_sendto",
         "_session",
+        "_target",
         "_tasks",
         "out",
     )
@@ -348,6 +356,7 @@ class PacketSink:
         self._ctx: Any = None
         self._pair: Any = None
         self._addr: Any = None
+        self._target: tuple[int, bytes, int] = (-1, b"", 0)
         self._sendto: Callable[[bytes, Any], None] | None = None
         self._loop = asyncio.get_event_loop()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -405,6 +414,8 @@ class PacketSink:
             return False
         self._session = session  # keeps the libsrtp context alive
         self._ctx = session._srtp[0]
+        fd, sa, _ = self._target
+        self._target = (fd, sa, int(_srtp_ffi.cast("uintptr_t", self._ctx)))
         return True
 
     def _resolve_pair(self, pair: Any) -> bool:
@@ -413,16 +424,47 @@ class PacketSink:
         self._pair = pair
         self._addr = pair.remote_addr
         protocol = pair.protocol
+        fd, sa = -1, b""
         if type(protocol) is aioice.ice.StunProtocol:
             self._sendto = protocol.transport.sendto
+            fd, sa = _socket_target(protocol.transport, self._addr)
         else:  # TURN-relayed or TCP protocol: its send is a coroutine
             self._sendto = self._send_via_task
+        self._target = (fd, sa, self._target[2])
         return True
 
     def _send_via_task(self, data: bytes, addr: Any) -> None:
         task = self._loop.create_task(self._pair.protocol.send_data(data, addr))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _socket_target(transport: Any, addr: Any) -> tuple[int, bytes]:
+    """A UDP transport's socket and ``addr`` as a ``struct sockaddr``, for sending on the
+    socket directly (``sendmmsg``); ``(-1, b"")`` when either is not to be had."""
+    try:
+        sock = transport.get_extra_info("socket")
+        fd = sock.fileno() if sock is not None else -1
+        host, port = addr[0], int(addr[1])
+        if ":" in host:
+            flow = int(addr[2]) if len(addr) > 2 else 0
+            scope = int(addr[3]) if len(addr) > 3 else 0
+            sa = (
+                struct.pack("=H", socket.AF_INET6)
+                + struct.pack("!HI", port, flow)
+                + socket.inet_pton(socket.AF_INET6, host)
+                + struct.pack("=I", scope)
+            )
+        else:
+            sa = (
+                struct.pack("=H", socket.AF_INET)
+                + struct.pack("!H", port)
+                + socket.inet_pton(socket.AF_INET, host)
+                + bytes(8)
+            )
+    except (OSError, ValueError, TypeError, IndexError, AttributeError):
+        return -1, b""
+    return fd, sa
 
 
 class SenderTap:

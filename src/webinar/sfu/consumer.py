@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-HISTORY_SIZE = 1024  # packets kept per video consumer for retransmission (~8 s at 1 Mbps)
+HISTORY_SIZE = 1024  # packets kept per layered video consumer for retransmission (~8 s at 1 Mbps)
 RESEND_INTERVAL = 0.1  # a sequence number is resent at most once per 100 ms
 MAX_NACK_ITEMS = 128  # bound on the work done for one NACK
 RTX_BURST_SECONDS = 0.1  # retransmissions sent at once: at most this long at their rate
@@ -141,10 +141,13 @@ class Consumer:
         self._ts_offset = int.from_bytes(_randbytes(4), "big")
         self._rtx_seq = int.from_bytes(_randbytes(2), "big") & 0x7FFF
         self._video = producer.kind is MediaKind.VIDEO
-        # Retransmission history by output sequence number: the packet and the output
-        # sequence number it went out with (a slot is reused after HISTORY_SIZE).
-        self._hist_mp: list[MediaPacket | None] = [None] * HISTORY_SIZE if self._video else []
-        self._hist_seq: list[int] = [-1] * HISTORY_SIZE if self._video else []
+        # Retransmission history. The plain path keeps none of its own: its output numbers
+        # are the producer's plus an offset, so it finds a packet in the producer's
+        # history (:meth:`history_packet`). The layered path rewrites numbers and payloads:
+        # it keeps the packet and the output sequence number it went out with, by output
+        # sequence number (a slot is reused after HISTORY_SIZE), made when it starts.
+        self._hist_mp: list[MediaPacket | None] = []
+        self._hist_seq: list[int] = []
         self._resent_at: list[float] = [0.0] * HISTORY_SIZE if self._video else []
         self._last: MediaPacket | None = None  # last packet sent (for SRs without a publisher SR)
         self._head: struct.Struct = _HDR
@@ -158,6 +161,9 @@ class Consumer:
         self._middle = b""
         self._middle_no_level = b""
         self._fast: struct.Struct = _HDR
+        # What the native fan-out (_fanout.c) reads of the layout, in one attribute: PT,
+        # video, extension id byte, audio level, header length, middle, middle without level.
+        self._native_layout: tuple[int, bool, int, bool, int, bytes, bytes] | None = None
         self._keyframe_asked = 0.0
         self.rtt: float | None = None  # seconds, smoothed, from receiver reports
         # our recent SRs: middle 32 bits of their NTP time -> when they were sent (wall)
@@ -232,6 +238,15 @@ class Consumer:
         self._middle_no_level = middle[:-1] + b"\x00" if var_fmt == "BB" else middle
         tail = {"B3s": "3s", "BB": "B", "": ""}[var_fmt]
         self._fast = struct.Struct(f"!BHI{len(middle)}s{tail}")
+        self._native_layout = (
+            self._pt,
+            self._video,
+            self._var_id,
+            self._has_level,
+            self._head_len,
+            self._middle,
+            self._middle_no_level,
+        )
         self._sink = self._tap.sink()
         self._out = self._sink.out
         self._out[0 : self._head_len] = bytes([0x90]) + bytes(self._head_len - 1)
@@ -340,10 +355,6 @@ class Consumer:
             st.packets += 1
             st.bytes += len(payload)
             self._last = mp
-        if self._video:
-            slot = out_seq & (HISTORY_SIZE - 1)
-            self._hist_mp[slot] = mp
-            self._hist_seq[slot] = out_seq
 
     def _forward_layered(self, sel: LayerSelector, mp: MediaPacket) -> None:
         if self._take_over is not None:  # (a consumer taking over always has a selector)
@@ -480,6 +491,9 @@ class Consumer:
             if not self.paused:
                 sel.restart()
         self._need_keyframe = False
+        if self._video and not self._hist_mp:
+            self._hist_mp = [None] * HISTORY_SIZE
+            self._hist_seq = [-1] * HISTORY_SIZE
         self._sel = sel
         self._listen(sel.listening())
         return sel
@@ -499,9 +513,8 @@ class Consumer:
             if sent >= nbytes:
                 break
             seq = (out_seq - back) & 0xFFFF
-            slot = seq & (HISTORY_SIZE - 1)
-            mp = self._hist_mp[slot]
-            if mp is None or self._hist_seq[slot] != seq:
+            mp = self.history_packet(seq)
+            if mp is None:
                 break
             probe = MediaPacket(
                 seq=mp.seq,
@@ -662,8 +675,6 @@ class Consumer:
         now = time.monotonic()
         sent = 0
         resent_at = self._resent_at
-        hist_mp = self._hist_mp
-        hist_seq = self._hist_seq
         sink = self._sink
         # Once per round trip (a browser NACKs again after one; a queue that overflows
         # makes it long), and within the subscriber's retransmission allowance: a burst
@@ -679,8 +690,8 @@ class Consumer:
         for seq in lost[:MAX_NACK_ITEMS]:
             self.stats.nack_items += 1
             slot = seq & (HISTORY_SIZE - 1)
-            mp = hist_mp[slot]
-            if mp is None or hist_seq[slot] != seq:
+            mp = self.history_packet(seq)
+            if mp is None:
                 continue
             if now - resent_at[slot] < again:
                 self.stats.resend_suppressed += 1
@@ -703,6 +714,27 @@ class Consumer:
         if rate:
             self._rtx_tokens = tokens
         return sent
+
+    def history_packet(self, seq: int) -> MediaPacket | None:
+        """The packet this consumer sent with output sequence number ``seq`` (16 bits), if
+        still in a history: the layered path's own, else the producer's, by offset (only
+        numbers sent since the plain path last (re)started map there)."""
+        if self._sel is not None:
+            slot = seq & (HISTORY_SIZE - 1)
+            if not self._hist_mp or self._hist_seq[slot] != seq:
+                return None
+            return self._hist_mp[slot]
+        history = self.producer.history
+        if not self._started or not history:
+            return None
+        highest = self._highest_out
+        in_seq = highest - ((highest - seq) & 0xFFFF) - self._seq_offset
+        if in_seq < self._base_seq:
+            return None
+        mp = history[in_seq & (len(history) - 1)]
+        if mp is None or mp.seq != in_seq:
+            return None
+        return mp
 
     def request_keyframe(self) -> None:
         if self._video:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from aiortc.rtp import RtcpSrPacket, RtpPacket
 
+from . import native
 from .allocator import Layer
 from .ingest import Ingest, ProducerStats, Relay
 from .rtp import MediaPacket
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+HISTORY_SIZE = 1024  # packets of a single video stream kept for retransmission (~8 s at 1 Mbps)
 AUDIO_BPS = 40_000  # what the allocator plans for an audio stream
 SINGLE_STREAM_BPS = 800_000  # ... and for a video without simulcast, until measured
 
@@ -117,6 +119,12 @@ class Producer:
         if self.simulcast is None and kind is MediaKind.VIDEO:
             self._single.nack = tap.nack  # the m-line's: it outlives a producer on it
         self._measured_packets = 0  # the single stream's packets at the last measure()
+        # A single video stream's retransmission history, by (unwrapped) input sequence
+        # number, shared by every plain-path consumer: each maps its output numbers to
+        # these by its offset (Consumer.history_packet).
+        self.history: list[MediaPacket | None] = (
+            [None] * HISTORY_SIZE if self.simulcast is None and kind is MediaKind.VIDEO else []
+        )
         self._keyframes = KeyframeRequests(tap, self.stats)  # the single stream's
         self._ingest = Ingest(
             tap,
@@ -326,24 +334,36 @@ class Producer:
         )
         if mp is None:
             return
+        history = self.history
+        if history:
+            history[mp.seq & (HISTORY_SIZE - 1)] = mp
         if self._batching:
             batch = self._batch
             batch.append(mp)
             if len(batch) == 1:
                 asyncio.get_running_loop().call_soon(self.flush)
             return
-        for consumer in self._active:
-            try:
-                consumer.forward(mp)
-            except Exception:  # one subscriber's trouble never stops the others
-                logger.exception("forwarding to %s failed", consumer)
+        self._fan_out([mp])
 
     def flush(self) -> None:
         """Forward the packets held for the end of this event-loop turn (``batch``)."""
         batch, self._batch = self._batch, []
         if not batch or self.paused or self.closed:
             return
-        for consumer in self._active:
+        self._fan_out(batch)
+
+    def _fan_out(self, batch: list[MediaPacket]) -> None:
+        """Every consumer gets ``batch``: the plain-path subscribers in steady state from
+        the native fan-out when it is built and on (:mod:`webinar.sfu.native`), the
+        others (and all of them without it) packet by packet in Python."""
+        active: tuple[PacketConsumer, ...] = self._active
+        fan = native.forward()
+        if fan is not None:
+            try:
+                active = fan(batch, active)
+            except Exception:  # never expected; nothing was sent then
+                logger.exception("native fan-out failed")
+        for consumer in active:
             try:
                 for mp in batch:
                     consumer.forward(mp)

@@ -1,0 +1,602 @@
+/* Native fan-out of one batch of media packets to a producer's plain-path consumers.
+ *
+ * What Consumer.forward's plain path does per packet (src/webinar/sfu/consumer.py), for
+ * every consumer in steady state at once: rewrite the RTP header for the subscriber
+ * (marker|PT, sequence number and timestamp offsets, SSRC, the one-byte header extension
+ * block with MID and abs-send-time / audio level), SRTP-protect it with libsrtp's
+ * srtp_protect (the function pylibsrtp loaded, passed in as an address by setup()) on
+ * the subscriber's current session, and send one consumer's packets of the batch with one
+ * sendmmsg() on its ICE pair's UDP socket. Stats, the highest output sequence number and
+ * the last packet sent are written back to the Python objects, so the Python code sees
+ * exactly what its own path would have left.
+ *
+ * Any consumer not in steady state (paused ones are skipped as Python skips them; a
+ * layer selector, waiting for a keyframe, not started, no sink, the sink's SRTP session or
+ * ICE pair changed since the sink last resolved them, a relayed/TCP pair) is returned to
+ * the caller untouched, which forwards to it in Python. The function never raises for a
+ * consumer's trouble and never blocks: the socket is written with MSG_DONTWAIT and what
+ * the kernel does not take is dropped and counted.
+ *
+ * See docs/architecture.md ("Native fan-out"). Pure-Python fallback: WEBINAR_NATIVE_FANOUT=0. Built by webinar/sfu/build.py.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+
+#define MAX_PACKET 1500
+#define SLOT_SIZE (MAX_PACKET + 148) /* + SRTP trailer room, as PacketSink's buffer */
+#define CHUNK 64
+
+typedef int (*protect_fn)(void *ctx, void *hdr, int *len);
+
+static protect_fn srtp_protect_ptr = NULL;
+static PyObject *consumer_type = NULL; /* webinar.sfu.consumer.Consumer */
+static PyObject *connected = NULL;     /* aiortc's DTLS State.CONNECTED */
+static PyObject *one = NULL;           /* the key of the nominated RTP pair */
+
+static unsigned long long n_sent = 0, n_dropped = 0, n_protect_failed = 0, n_calls = 0;
+
+/* interned attribute names */
+static PyObject *s_paused, *s_sel, *s_need_keyframe, *s_started, *s_sink, *s_dtls, *s_state,
+    *s_tx_srtp, *s_session, *s_nominated, *s_pair, *s_seq_offset,
+    *s_base_seq, *s_highest_out, *s_ts_offset,
+    *s_target, *s_native_layout, *s_stats, *s_packets, *s_bytes, *s_last,
+    *s_seq, *s_timestamp, *s_marker, *s_payload, *s_audio_level, *s_abs_send_time;
+
+typedef struct {
+    PyObject *mp;
+    long long seq;
+    uint32_t ts;
+    int marker;
+    const unsigned char *payload;
+    Py_ssize_t plen;
+    int level;
+    unsigned char ast[3];
+} Pkt;
+
+#define GSO_MAX_SEGMENTS 64 /* the kernel's UDP_MAX_SEGMENTS (older kernels) */
+#define GSO_MAX_BYTES 60000
+
+static unsigned char bufs[CHUNK][SLOT_SIZE];
+static struct iovec iovs[CHUNK];
+static struct mmsghdr msgs[CHUNK];
+static unsigned char cmsg_bufs[CHUNK][CMSG_SPACE(sizeof(uint16_t))];
+static int slot_pkt[CHUNK];
+static int gso_enabled = 0; /* set_gso(); native.py: WEBINAR_NATIVE_GSO=1 */
+static unsigned long long n_gso_failed = 0;
+
+static int get_ll(PyObject *obj, PyObject *name, long long *out) {
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL) return -1;
+    *out = PyLong_AsLongLong(v);
+    Py_DECREF(v);
+    if (*out == -1 && PyErr_Occurred()) return -1;
+    return 0;
+}
+
+static int get_truth(PyObject *obj, PyObject *name) {
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL) return -1;
+    int t = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return t;
+}
+
+/* Read one batch's packets (once, for every consumer). */
+static int read_packets(PyObject *batch, Pkt *pkts, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *mp = PyList_GET_ITEM(batch, i);
+        Pkt *p = &pkts[i];
+        long long v;
+        p->mp = mp;
+        if (get_ll(mp, s_seq, &p->seq) < 0) return -1;
+        if (get_ll(mp, s_timestamp, &v) < 0) return -1;
+        p->ts = (uint32_t)v;
+        if (get_ll(mp, s_marker, &v) < 0) return -1;
+        p->marker = v ? 1 : 0;
+        if (get_ll(mp, s_audio_level, &v) < 0) return -1;
+        p->level = (int)v;
+        PyObject *payload = PyObject_GetAttr(mp, s_payload);
+        if (payload == NULL) return -1;
+        if (!PyBytes_Check(payload)) {
+            Py_DECREF(payload);
+            PyErr_SetString(PyExc_TypeError, "payload must be bytes");
+            return -1;
+        }
+        /* the MediaPacket (held by the batch list) keeps its payload alive */
+        p->payload = (const unsigned char *)PyBytes_AS_STRING(payload);
+        p->plen = PyBytes_GET_SIZE(payload);
+        Py_DECREF(payload);
+        if (p->plen > MAX_PACKET - 100) {
+            /* no room for the largest header: the Python path handles it */
+            PyErr_SetString(PyExc_ValueError, "payload too large");
+            return -1;
+        }
+        PyObject *ast = PyObject_GetAttr(mp, s_abs_send_time);
+        if (ast == NULL) return -1;
+        if (PyBytes_Check(ast) && PyBytes_GET_SIZE(ast) >= 3) {
+            memcpy(p->ast, PyBytes_AS_STRING(ast), 3);
+        } else {
+            memset(p->ast, 0, 3);
+        }
+        Py_DECREF(ast);
+    }
+    return 0;
+}
+
+/* The consumer's fixed per-layout state and its sink's resolved state; 0: take it
+ * natively, 1: leave it to Python, -1: error (Python's too). */
+typedef struct {
+    PyObject *sink;
+    int fd;
+    const struct sockaddr *sa;
+    socklen_t salen;
+    void *ctx;
+    long long seq_offset, base_seq, highest_out, ts_offset;
+    int pt, video, var_id, has_level, head_len;
+    const unsigned char *middle, *middle_nl;
+    Py_ssize_t middle_len;
+    PyObject *middle_obj, *middle_nl_obj, *sa_obj;
+} Cons;
+
+static void cons_release(Cons *c) {
+    Py_CLEAR(c->sink);
+    Py_CLEAR(c->middle_obj);
+    Py_CLEAR(c->middle_nl_obj);
+    Py_CLEAR(c->sa_obj);
+}
+
+/* The consumer's header layout, fixed by set_layout: its _native_layout tuple (pt, video,
+ * var_id, has_level, head_len, middle, middle_no_level). 0: usable, 1: not, -1: error. */
+static int read_layout(PyObject *co, Cons *c) {
+    c->middle_obj = PyObject_GetAttr(co, s_native_layout); /* holds the bytes below */
+    if (c->middle_obj == NULL) return -1;
+    PyObject *t = c->middle_obj;
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 7) return 1;
+    PyObject *middle = PyTuple_GET_ITEM(t, 5), *middle_nl = PyTuple_GET_ITEM(t, 6);
+    if (!PyBytes_Check(middle) || !PyBytes_Check(middle_nl)) return 1;
+    c->pt = (int)PyLong_AsLong(PyTuple_GET_ITEM(t, 0));
+    c->video = PyObject_IsTrue(PyTuple_GET_ITEM(t, 1));
+    c->var_id = (int)PyLong_AsLong(PyTuple_GET_ITEM(t, 2));
+    c->has_level = PyObject_IsTrue(PyTuple_GET_ITEM(t, 3));
+    c->head_len = (int)PyLong_AsLong(PyTuple_GET_ITEM(t, 4));
+    if (PyErr_Occurred() || c->video < 0 || c->has_level < 0) return -1;
+    c->middle = (const unsigned char *)PyBytes_AS_STRING(middle);
+    c->middle_nl = (const unsigned char *)PyBytes_AS_STRING(middle_nl);
+    c->middle_len = PyBytes_GET_SIZE(middle);
+    if (PyBytes_GET_SIZE(middle_nl) != c->middle_len) return 1;
+    /* (payloads up to MAX_PACKET - 100 always fit) */
+    if (c->head_len < 8 + c->middle_len || c->head_len > 100) return 1;
+    return 0;
+}
+
+static int read_consumer(PyObject *co, Cons *c) {
+    int t;
+    PyObject *v, *dtls, *x, *y;
+    memset(c, 0, sizeof(*c));
+    if ((t = get_truth(co, s_need_keyframe)) != 0) return t < 0 ? -1 : 1;
+    if ((t = get_truth(co, s_started)) != 1) return t < 0 ? -1 : 1;
+    v = PyObject_GetAttr(co, s_sel);
+    if (v == NULL) return -1;
+    t = v != Py_None;
+    Py_DECREF(v);
+    if (t) return 1;
+    c->sink = PyObject_GetAttr(co, s_sink);
+    if (c->sink == NULL) return -1;
+    if (c->sink == Py_None) return 1;
+    /* (fd, struct sockaddr, libsrtp context address), as the sink last resolved them */
+    c->sa_obj = PyObject_GetAttr(c->sink, s_target);
+    if (c->sa_obj == NULL) return -1;
+    if (!PyTuple_Check(c->sa_obj) || PyTuple_GET_SIZE(c->sa_obj) != 3) return 1;
+    long long fd = PyLong_AsLongLong(PyTuple_GET_ITEM(c->sa_obj, 0));
+    long long ctx = PyLong_AsLongLong(PyTuple_GET_ITEM(c->sa_obj, 2));
+    PyObject *sa = PyTuple_GET_ITEM(c->sa_obj, 1);
+    if (PyErr_Occurred()) return -1;
+    /* not resolved yet, or a TURN/TCP pair (Python sends) */
+    if (fd < 0 || ctx == 0 || !PyBytes_Check(sa) || PyBytes_GET_SIZE(sa) < 8) return 1;
+    c->fd = (int)fd;
+    c->ctx = (void *)(uintptr_t)ctx;
+    c->sa = (const struct sockaddr *)PyBytes_AS_STRING(sa);
+    c->salen = (socklen_t)PyBytes_GET_SIZE(sa);
+    /* what PacketSink.send_out checks per packet: connected, same session, same pair */
+    dtls = PyObject_GetAttr(c->sink, s_dtls);
+    if (dtls == NULL) return -1;
+    x = PyObject_GetAttr(dtls, s_state);
+    if (x == NULL) { Py_DECREF(dtls); return -1; }
+    t = x == connected;
+    Py_DECREF(x);
+    if (!t) { Py_DECREF(dtls); return 1; }
+    x = PyObject_GetAttr(dtls, s_tx_srtp);
+    Py_DECREF(dtls);
+    if (x == NULL) return -1;
+    y = PyObject_GetAttr(c->sink, s_session);
+    if (y == NULL) { Py_DECREF(x); return -1; }
+    t = x == y && x != Py_None;
+    Py_DECREF(x);
+    Py_DECREF(y);
+    if (!t) return 1;
+    x = PyObject_GetAttr(c->sink, s_nominated);
+    if (x == NULL) return -1;
+    if (!PyDict_Check(x)) { Py_DECREF(x); return 1; }
+    PyObject *pair = PyDict_GetItemWithError(x, one); /* borrowed */
+    Py_DECREF(x);
+    if (pair == NULL && PyErr_Occurred()) return -1;
+    y = PyObject_GetAttr(c->sink, s_pair);
+    if (y == NULL) return -1;
+    t = pair == y && y != Py_None;
+    Py_DECREF(y);
+    if (!t) return 1;
+    /* numbering and layout */
+    if (get_ll(co, s_seq_offset, &c->seq_offset) < 0) return -1;
+    if (get_ll(co, s_base_seq, &c->base_seq) < 0) return -1;
+    if (get_ll(co, s_highest_out, &c->highest_out) < 0) return -1;
+    if (get_ll(co, s_ts_offset, &c->ts_offset) < 0) return -1;
+    return read_layout(co, c);
+}
+
+/* Write one packet's header and payload as Consumer.forward's plain path does; returns
+ * its length, or -1 if it does not fit. */
+static int write_packet(const Cons *c, const Pkt *p, unsigned char *out, uint16_t seq) {
+    int head = c->head_len;
+    if (head + p->plen > MAX_PACKET) return -1;
+    uint32_t ts = (uint32_t)((unsigned long long)p->ts + (unsigned long long)c->ts_offset);
+    const unsigned char *middle = c->middle;
+    int level = -1; /* byte after the middle for audio */
+    int tail = 0;
+    if (c->video) {
+        tail = c->var_id ? 3 : 0;
+    } else if (c->has_level) {
+        tail = 1;
+        if (p->level >= 0) {
+            level = p->level & 0xFF;
+        } else {
+            middle = c->middle_nl;
+            level = 0;
+        }
+    }
+    if (8 + c->middle_len + tail > head) return -1;
+    out[0] = 0x90;
+    out[1] = (unsigned char)((p->marker << 7) | (c->pt & 0x7F));
+    out[2] = (unsigned char)(seq >> 8);
+    out[3] = (unsigned char)seq;
+    out[4] = (unsigned char)(ts >> 24);
+    out[5] = (unsigned char)(ts >> 16);
+    out[6] = (unsigned char)(ts >> 8);
+    out[7] = (unsigned char)ts;
+    memcpy(out + 8, middle, (size_t)c->middle_len);
+    unsigned char *q = out + 8 + c->middle_len;
+    if (tail == 3) {
+        memcpy(q, p->ast, 3);
+    } else if (tail == 1) {
+        q[0] = (unsigned char)level;
+    }
+    q += tail;
+    memset(q, 0, (size_t)(out + head - q)); /* padding to 32 bits */
+    memcpy(out + head, p->payload, (size_t)p->plen);
+    return head + (int)p->plen;
+}
+
+static int add_to(PyObject *obj, PyObject *name, long long add) {
+    long long v;
+    if (get_ll(obj, name, &v) < 0) return -1;
+    PyObject *n = PyLong_FromLongLong(v + add);
+    if (n == NULL) return -1;
+    int r = PyObject_SetAttr(obj, name, n);
+    Py_DECREF(n);
+    return r;
+}
+
+/* One message per run of packets: with UDP GSO, a run of equal-sized packets (the last
+ * one may be shorter) goes as one message the kernel cuts into datagrams (UDP_SEGMENT);
+ * without it, one message per packet. */
+static int build_msgs(const Cons *c, int k, int from, int gso, int *counts) {
+    int m = 0;
+    for (int j = from; j < k;) {
+        int count = 1;
+        if (gso) {
+            size_t seg = iovs[j].iov_len, total = seg;
+            while (j + count < k && count < GSO_MAX_SEGMENTS && total + seg <= GSO_MAX_BYTES) {
+                size_t next = iovs[j + count].iov_len;
+                if (next > seg) break;
+                count++;
+                total += next;
+                if (next < seg) break; /* a shorter one ends the run */
+            }
+        }
+        struct msghdr *h = &msgs[m].msg_hdr;
+        memset(h, 0, sizeof(*h));
+        h->msg_name = (void *)c->sa;
+        h->msg_namelen = c->salen;
+        h->msg_iov = &iovs[j];
+        h->msg_iovlen = (size_t)count;
+        if (count > 1) {
+            struct cmsghdr *cm = (struct cmsghdr *)cmsg_bufs[m];
+            memset(cmsg_bufs[m], 0, sizeof(cmsg_bufs[m]));
+            h->msg_control = cmsg_bufs[m];
+            h->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+            cm->cmsg_level = SOL_UDP;
+            cm->cmsg_type = UDP_SEGMENT;
+            cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+            uint16_t seg16 = (uint16_t)iovs[j].iov_len;
+            memcpy(CMSG_DATA(cm), &seg16, sizeof(seg16));
+        }
+        counts[m] = count;
+        m++;
+        j += count;
+    }
+    return m;
+}
+
+/* Send the k protected packets in iovs[] to the consumer; returns how many the kernel took
+ * (a prefix). Never blocks: what does not fit (EAGAIN) or fails is dropped. */
+static int send_packets(const Cons *c, int k) {
+    int counts[CHUNK];
+    int done = 0;
+    while (done < k) {
+        int gso = gso_enabled;
+        int m = build_msgs(c, k, done, gso, counts);
+        int sent_msgs = 0, progressed = 0;
+        while (sent_msgs < m) {
+            int r = sendmmsg(c->fd, msgs + sent_msgs, (unsigned int)(m - sent_msgs), MSG_DONTWAIT);
+            if (r < 0) {
+                if (errno == EINTR) continue;
+                if (gso && counts[sent_msgs] > 1 &&
+                    (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT ||
+                     errno == EOPNOTSUPP)) {
+                    gso_enabled = 0; /* no UDP GSO here: one datagram per message from now */
+                    n_gso_failed++;
+                }
+                break; /* EAGAIN, a closed socket, ...: drop the rest, never block */
+            }
+            if (r == 0) break;
+            for (int x = 0; x < r; x++) done += counts[sent_msgs + x];
+            sent_msgs += r;
+            progressed = 1;
+        }
+        if (sent_msgs == m) break;
+        if (gso && !gso_enabled) continue; /* retry the rest without GSO */
+        (void)progressed;
+        break;
+    }
+    return done;
+}
+
+/* Send one consumer's packets of the batch; returns -1 on a Python error after which
+ * nothing was sent yet (the caller leaves the consumer to Python), 0 otherwise. */
+static int send_consumer(PyObject *co, Cons *c, Pkt *pkts, Py_ssize_t n) {
+    long long highest = c->highest_out, sent_packets = 0, sent_bytes = 0;
+    PyObject *last = NULL;
+    for (Py_ssize_t start = 0; start < n; start += CHUNK) {
+        Py_ssize_t end = start + CHUNK < n ? start + CHUNK : n;
+        int k = 0;
+        for (Py_ssize_t i = start; i < end; i++) {
+            Pkt *p = &pkts[i];
+            if (p->seq < c->base_seq) continue; /* from before this consumer started */
+            long long out_ext = p->seq + c->seq_offset;
+            if (out_ext > highest) highest = out_ext;
+            int len = write_packet(c, p, bufs[k], (uint16_t)(out_ext & 0xFFFF));
+            if (len < 0) continue;
+            if (srtp_protect_ptr(c->ctx, bufs[k], &len) != 0) {
+                n_protect_failed++; /* e.g. an index libsrtp considers replayed */
+                continue;
+            }
+            iovs[k].iov_base = bufs[k];
+            iovs[k].iov_len = (size_t)len;
+            slot_pkt[k] = (int)i;
+            k++;
+        }
+        int done = send_packets(c, k); /* packets the kernel took, in order */
+        n_dropped += (unsigned long long)(k - done);
+        for (int j = 0; j < done; j++) {
+            Pkt *p = &pkts[slot_pkt[j]];
+            sent_packets++;
+            sent_bytes += p->plen;
+            last = p->mp;
+        }
+    }
+    n_sent += (unsigned long long)sent_packets;
+    /* write back what the Python path would have left */
+    if (highest != c->highest_out) {
+        PyObject *h = PyLong_FromLongLong(highest);
+        if (h == NULL || PyObject_SetAttr(co, s_highest_out, h) < 0) {
+            Py_XDECREF(h);
+            PyErr_Clear();
+        } else {
+            Py_DECREF(h);
+        }
+    }
+    if (sent_packets) {
+        PyObject *stats = PyObject_GetAttr(co, s_stats);
+        if (stats == NULL || add_to(stats, s_packets, sent_packets) < 0 ||
+            add_to(stats, s_bytes, sent_bytes) < 0) {
+            PyErr_Clear();
+        }
+        Py_XDECREF(stats);
+        if (PyObject_SetAttr(co, s_last, last) < 0) PyErr_Clear();
+    }
+    return 0;
+}
+
+static PyObject *fanout_forward(PyObject *self, PyObject *args) {
+    PyObject *batch, *consumers;
+    if (!PyArg_ParseTuple(args, "O!O!:forward", &PyList_Type, &batch, &PyTuple_Type, &consumers))
+        return NULL;
+    if (srtp_protect_ptr == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_fanout.setup() was not called");
+        return NULL;
+    }
+    n_calls++;
+    Py_ssize_t n = PyList_GET_SIZE(batch);
+    Py_ssize_t nc = PyTuple_GET_SIZE(consumers);
+    PyObject *rest = NULL; /* consumers left to Python, made on the first one */
+    if (n == 0) return PyTuple_New(0);
+    Pkt stack_pkts[CHUNK];
+    Pkt *pkts = n <= CHUNK ? stack_pkts : PyMem_Malloc(sizeof(Pkt) * (size_t)n);
+    if (pkts == NULL) return PyErr_NoMemory();
+    if (read_packets(batch, pkts, n) < 0) {
+        /* not MediaPackets as expected: everything to Python */
+        PyErr_Clear();
+        if (pkts != stack_pkts) PyMem_Free(pkts);
+        Py_INCREF(consumers);
+        return consumers;
+    }
+    for (Py_ssize_t i = 0; i < nc; i++) {
+        PyObject *co = PyTuple_GET_ITEM(consumers, i);
+        int python = 1;
+        if ((PyObject *)Py_TYPE(co) == consumer_type) {
+            int paused = get_truth(co, s_paused);
+            if (paused == 1) continue; /* Consumer.forward returns at once */
+            if (paused == 0) {
+                Cons c;
+                int r = read_consumer(co, &c);
+                if (r == 0) python = send_consumer(co, &c, pkts, n) < 0;
+                cons_release(&c);
+            }
+            if (PyErr_Occurred()) PyErr_Clear();
+        }
+        if (python) {
+            if (rest == NULL && (rest = PyList_New(0)) == NULL) break;
+            if (PyList_Append(rest, co) < 0) break;
+        }
+    }
+    if (pkts != stack_pkts) PyMem_Free(pkts);
+    if (PyErr_Occurred()) {
+        Py_XDECREF(rest);
+        return NULL;
+    }
+    if (rest == NULL) return PyTuple_New(0);
+    PyObject *t = PyList_AsTuple(rest);
+    Py_DECREF(rest);
+    return t;
+}
+
+static PyObject *fanout_setup(PyObject *self, PyObject *args) {
+    unsigned long long protect;
+    PyObject *ctype, *state;
+    if (!PyArg_ParseTuple(args, "KOO:setup", &protect, &ctype, &state)) return NULL;
+    if (protect == 0) {
+        PyErr_SetString(PyExc_ValueError, "srtp_protect address is 0");
+        return NULL;
+    }
+    srtp_protect_ptr = (protect_fn)(uintptr_t)protect;
+    Py_INCREF(ctype);
+    Py_XSETREF(consumer_type, ctype);
+    Py_INCREF(state);
+    Py_XSETREF(connected, state);
+    Py_RETURN_NONE;
+}
+
+/* The header the native path writes for one packet and consumer (tests compare it with
+ * Consumer._write); no SRTP, no send. */
+static PyObject *fanout_rewrite(PyObject *self, PyObject *args) {
+    PyObject *consumer, *mp, *list;
+    if (!PyArg_ParseTuple(args, "OO:rewrite", &consumer, &mp)) return NULL;
+    Cons c;
+    memset(&c, 0, sizeof(c));
+    Pkt p;
+    list = PyList_New(1);
+    if (list == NULL) return NULL;
+    Py_INCREF(mp);
+    PyList_SET_ITEM(list, 0, mp);
+    PyObject *result = NULL;
+    if (read_packets(list, &p, 1) < 0) goto done;
+    if (get_ll(consumer, s_seq_offset, &c.seq_offset) < 0) goto done;
+    if (get_ll(consumer, s_ts_offset, &c.ts_offset) < 0) goto done;
+    int r = read_layout(consumer, &c);
+    if (r != 0) {
+        if (r > 0) PyErr_SetString(PyExc_ValueError, "no usable _native_layout");
+        goto done;
+    }
+    unsigned char buf[SLOT_SIZE];
+    int len = write_packet(&c, &p, buf, (uint16_t)((p.seq + c.seq_offset) & 0xFFFF));
+    if (len < 0) {
+        PyErr_SetString(PyExc_ValueError, "packet does not fit");
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize((const char *)buf, len);
+done:
+    cons_release(&c);
+    Py_DECREF(list);
+    return result;
+}
+
+static PyObject *fanout_counters(PyObject *self, PyObject *noargs) {
+    return Py_BuildValue("{sKsKsKsKsKsi}", "sent", n_sent, "dropped", n_dropped,
+                         "protect_failed", n_protect_failed, "calls", n_calls, "gso_failed",
+                         n_gso_failed, "gso", gso_enabled);
+}
+
+static PyObject *fanout_set_gso(PyObject *self, PyObject *arg) {
+    int on = PyObject_IsTrue(arg);
+    if (on < 0) return NULL;
+    gso_enabled = on;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"forward", fanout_forward, METH_VARARGS,
+     "forward(batch, consumers) -> consumers left to the Python path"},
+    {"setup", fanout_setup, METH_VARARGS,
+     "setup(srtp_protect_address, consumer_type, connected_state)"},
+    {"rewrite", fanout_rewrite, METH_VARARGS,
+     "rewrite(consumer, packet) -> the unprotected packet the native path would send"},
+    {"counters", fanout_counters, METH_NOARGS, "counters() -> sent/dropped/... since start"},
+    {"set_gso", fanout_set_gso, METH_O, "set_gso(on): send runs of equal packets with UDP GSO"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_fanout", "Native fan-out of media packets (see _fanout.c).", -1,
+    methods,
+};
+
+#define INTERN(var, name)                                  \
+    do {                                                   \
+        if ((var = PyUnicode_InternFromString(name)) == NULL) return NULL; \
+    } while (0)
+
+PyMODINIT_FUNC PyInit__fanout(void) {
+    INTERN(s_paused, "paused");
+    INTERN(s_sel, "_sel");
+    INTERN(s_need_keyframe, "_need_keyframe");
+    INTERN(s_started, "_started");
+    INTERN(s_sink, "_sink");
+    INTERN(s_dtls, "_dtls");
+    INTERN(s_state, "_state");
+    INTERN(s_tx_srtp, "_tx_srtp");
+    INTERN(s_session, "_session");
+    INTERN(s_nominated, "_nominated");
+    INTERN(s_pair, "_pair");
+    INTERN(s_seq_offset, "_seq_offset");
+    INTERN(s_base_seq, "_base_seq");
+    INTERN(s_highest_out, "_highest_out");
+    INTERN(s_ts_offset, "_ts_offset");
+    INTERN(s_target, "_target");
+    INTERN(s_native_layout, "_native_layout");
+    INTERN(s_stats, "stats");
+    INTERN(s_packets, "packets");
+    INTERN(s_bytes, "bytes");
+    INTERN(s_last, "_last");
+    INTERN(s_seq, "seq");
+    INTERN(s_timestamp, "timestamp");
+    INTERN(s_marker, "marker");
+    INTERN(s_payload, "payload");
+    INTERN(s_audio_level, "audio_level");
+    INTERN(s_abs_send_time, "abs_send_time");
+    if ((one = PyLong_FromLong(1)) == NULL) return NULL;
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,79 @@
+"""The native fan-out (``_fanout.c``): loading it, and the switch to the pure-Python path.
+
+``pip install`` (editable or wheel) compiles ``_fanout.c`` with the system C compiler
+(``hatch_build.py`` calls :func:`webinar.sfu.build.build`); without a compiler it warns and
+the SFU forwards in Python. In a source tree, ``python -m webinar.sfu.build`` compiles it in
+place. ``WEBINAR_NATIVE_FANOUT=0`` in the environment turns the native path off (the tests
+run both paths); :func:`use` switches it at run time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from typing import Any
+
+ENV = "WEBINAR_NATIVE_FANOUT"
+# 1: a run of equal-sized packets to one subscriber as one UDP GSO message. Off by default:
+# no gain measured on loopback at ~3.7 packets a frame (benchmarks/README.md).
+GSO_ENV = "WEBINAR_NATIVE_GSO"
+
+Forward = Callable[[list[Any], tuple[Any, ...]], tuple[Any, ...]]
+
+_module: Any = None
+_forward: Forward | None = None
+_loaded = False
+_chosen = False
+
+
+def _env_on(name: str, default: str = "1") -> bool:
+    return os.environ.get(name, default).strip().lower() not in {"0", "no", "off", "false", ""}
+
+
+def enabled_by_env() -> bool:
+    return _env_on(ENV)
+
+
+def _load() -> Any:
+    """Import and set up the compiled module; ``None`` when absent or unusable."""
+    global _module, _loaded
+    if _loaded:
+        return _module
+    _loaded = True
+    try:
+        module = importlib.import_module("webinar.sfu._fanout")
+    except ImportError:
+        return None
+    from pylibsrtp._binding import ffi, lib
+
+    from . import _aiortc
+    from .consumer import Consumer
+
+    address = int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect")))
+    module.setup(address, Consumer, _aiortc.CONNECTED)
+    module.set_gso(_env_on(GSO_ENV, default="0"))
+    _module = module
+    return module
+
+
+def use(on: bool) -> bool:
+    """Turn the native path on (if it is built) or off; returns whether it is on."""
+    global _forward, _chosen
+    module = _load() if on else None
+    _forward = module.forward if module is not None else None
+    _chosen = True
+    return _forward is not None
+
+
+def forward() -> Forward | None:
+    """The native ``forward(batch, consumers) -> left to Python``, or ``None`` (not built,
+    or off: ``WEBINAR_NATIVE_FANOUT=0``, :func:`use`)."""
+    if not _chosen:
+        use(enabled_by_env())
+    return _forward
+
+
+def module() -> Any:
+    """The loaded compiled module (``counters()``, ``rewrite()``), or ``None``."""
+    return _load()
