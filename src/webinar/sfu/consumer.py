@@ -604,8 +604,8 @@ class Consumer:
             if self._video and not self.paused:
                 # Only what was sent and is still held counts as lost: after a pause or
                 # a restart a browser may NACK numbers that never went out.
-                hist = self._hist_seq
-                sent = [s for s in packet.lost if hist[s & (HISTORY_SIZE - 1)] == s]
+                held = self.history_packet
+                sent = [s for s in packet.lost if held(s) is not None]
                 now = time.monotonic()
                 burst = self._nack_burst.on_nack(sent, now) if sent else None
                 if burst is not None:
