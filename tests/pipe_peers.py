@@ -210,7 +210,8 @@ async def edge_main() -> None:
     answers ``{"addresses": [...]}`` (its pipe ends), reads ``{"origins": [...]}``,
     subscribes its ``n`` subscribers (the first ``k`` decoding) to every pipe's
     producer; then answers ``{"measure": true}`` with the subscribers' counts and
-    ``{"stop": true}`` by closing everything and reporting what the pipes saw."""
+    ``{"stop": true}`` by closing everything and reporting what the pipes saw (``refused``:
+    datagrams refused after ``connect``)."""
     router = make_router()
     setup = await _read()
     pipes = [await PipeIn.open(router, d) for d in setup["descriptors"]]
@@ -218,6 +219,9 @@ async def edge_main() -> None:
     origins = (await _read())["origins"]
     for pipe, origin in zip(pipes, origins, strict=True):
         pipe.connect((origin[0], origin[1]))
+    # The origin's pipe sends from the moment it opens; what came before connect (while this
+    # process read the origins) is refused by design. Only refusals after it count.
+    refused_before = [p.stats.refused for p in pipes]
     decoding = int(setup.get("decode", 0))
     subscribers = [Subscriber(router, decode=i < decoding) for i in range(setup["subscribers"])]
     for subscriber in subscribers:
@@ -238,7 +242,8 @@ async def edge_main() -> None:
                 break
     finally:
         stats = [
-            {"refused": p.stats.refused, "nacks": p.stats.nacks, "closed": p.closed} for p in pipes
+            {"refused": p.stats.refused - before, "nacks": p.stats.nacks, "closed": p.closed}
+            for p, before in zip(pipes, refused_before, strict=True)
         ]
         await asyncio.gather(*(s.close() for s in subscribers))
         for pipe in pipes:
