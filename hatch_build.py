@@ -19,10 +19,27 @@ import importlib.util
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+
+
+@contextmanager
+def _source_module(path: Path, name: str) -> Iterator[Any]:
+    """``path`` loaded as a module from the source tree (the package is not installed yet)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)
 
 
 class CatalogBuildHook(BuildHookInterface):  # type: ignore[misc]
@@ -30,34 +47,20 @@ class CatalogBuildHook(BuildHookInterface):  # type: ignore[misc]
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         root = Path(self.root)
-        package = root / "src" / "webinar" / "i18n" / "__init__.py"
-        spec = importlib.util.spec_from_file_location("_webinar_i18n_build", package)
-        if spec is None or spec.loader is None:
-            raise RuntimeError(f"cannot load {package}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        try:
-            spec.loader.exec_module(module)
-            for po in sorted((root / "src" / "webinar" / "i18n" / "locale").glob("*/LC_MESSAGES/*.po")):
+        i18n = root / "src" / "webinar" / "i18n"
+        with _source_module(i18n / "__init__.py", "_webinar_i18n_build") as module:
+            for po in sorted((i18n / "locale").glob("*/LC_MESSAGES/*.po")):
                 language = po.parent.parent.name
                 mo, client = module.compile_language(po, language)
                 for path in (mo, client):
                     build_data["artifacts"].append(str(path.relative_to(root)))
-        finally:
-            sys.modules.pop(spec.name, None)
         self._native(root, build_data, version)
 
     def _native(self, root: Path, build_data: dict[str, Any], version: str) -> None:
-        path = root / "src" / "webinar" / "sfu" / "build.py"
-        spec = importlib.util.spec_from_file_location("_webinar_native_build", path)
-        if spec is None or spec.loader is None:
-            raise RuntimeError(f"cannot load {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        try:
-            spec.loader.exec_module(module)
+        sfu = root / "src" / "webinar" / "sfu"
+        with _source_module(sfu / "build.py", "_webinar_native_build") as module:
             try:
-                out = module.build(root / "src" / "webinar" / "sfu" / "_fanout.c")
+                out = module.build(sfu / "_fanout.c")
             except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
                 detail = getattr(exc, "stderr", "") or ""
                 message = (
@@ -67,8 +70,6 @@ class CatalogBuildHook(BuildHookInterface):  # type: ignore[misc]
                 warnings.warn(message, stacklevel=1)
                 self.app.display_warning(message)
                 return
-        finally:
-            sys.modules.pop(spec.name, None)
         build_data["artifacts"].append(str(out.relative_to(root)))
         if self.target_name == "wheel" and version != "editable":
             build_data["pure_python"] = False
