@@ -79,6 +79,8 @@ class Estimate:
     # Transport-wide feedback flows (:mod:`webinar.sfu.twcc`): the browser's REMB leaves
     # out what carries transport-wide numbers, so it is ignored (``bitrate_bps`` None).
     twcc: bool = False
+    # ... and its delay detector is not drowned in the path's jitter: it judges probes.
+    twcc_clean: bool = False
     # The latest delay overuse it read and when, with the rate received just before it.
     delay_at: float | None = None
     delay_bps: int | None = None
@@ -182,6 +184,7 @@ class BandwidthEstimator:
         "_rtt",
         "_sample",
         "_twcc_at",
+        "_twcc_clean",
         "on_alarm",
         "rtx_bps",
     )
@@ -194,6 +197,7 @@ class BandwidthEstimator:
         self._delay_at: float | None = None
         self._delay_bps: int | None = None
         self._twcc_at: float | None = None
+        self._twcc_clean = False
         self._report_since: float | None = None
         self._remb: int | None = None
         self._remb_at = 0.0
@@ -224,10 +228,12 @@ class BandwidthEstimator:
             except Exception:
                 logger.exception("loss burst listener failed")
 
-    def on_twcc(self, now: float) -> None:
+    def on_twcc(self, now: float, clean: bool = True) -> None:
         """Transport-wide feedback came: the delay detector speaks for the path, and the
-        browser's REMB (over what carries no transport-wide number: audio) is ignored."""
+        browser's REMB (over what carries no transport-wide number: audio) is ignored.
+        ``clean``: the detector's threshold is not raised by the path's jitter."""
         self._twcc_at = now
+        self._twcc_clean = clean
 
     def on_delay_overuse(self, acked_bps: int, now: float) -> None:
         """The transport-wide delay gradient says the path queues (before it drops):
@@ -311,6 +317,7 @@ class BandwidthEstimator:
             burst_loss=self._burst_loss,
             burst_at=self._burst_at if self._burst_loss is not None else None,
             twcc=twcc,
+            twcc_clean=twcc and self._twcc_clean,
             delay_at=self._delay_at,
             delay_bps=self._delay_bps,
         )
@@ -363,7 +370,9 @@ DELAY_CUT = 0.85
 DELAY_DRAIN = 0.5
 # A probe on a path with transport-wide feedback is judged by it: no overuse by this long
 # after its padding stopped (the feedback's interval and a round trip) and it held.
-TWCC_VERDICT_SECONDS = 0.25
+# (0.1 s: a probe that overloads the path shows as overuse ~0.1-0.2 s into its padding;
+# the verdict then falls in the allocation round 0.5 s after the probe began)
+TWCC_VERDICT_SECONDS = 0.1
 
 
 class BudgetState(enum.Enum):
@@ -608,11 +617,11 @@ class BudgetController:
                 and sample.rtt > self._base_rtt + PROBE_RTT_RISE
             )
             lost = verdict and sample is not None and sample.lost > PROBE_LOSS
-            if estimate.twcc and not verdict:
+            if estimate.twcc_clean and not verdict:
                 # Transport-wide feedback saw the probe's packets arrive: no overuse
                 # since it started, once the feedback on its padding is in, and it held.
                 verdict = (
-                    now >= self._probe_started + self._pad_seconds + TWCC_VERDICT_SECONDS
+                    now >= self._probe_started + self._pad_seconds + TWCC_VERDICT_SECONDS - 0.02
                     and (delay_at is None or delay_at < self._probe_started)
                 )
             failed = [
@@ -638,7 +647,7 @@ class BudgetController:
                     self._burst_cut_at = now
                 if delay:
                     self._delay_cut_at = now
-                    if delay_target < self.budget_bps:
+                    if delay_bps is not None and delay_bps < self.budget_bps:
                         # The link carries less than media alone was given (it fell
                         # under the probe): cut as well, to what got through.
                         keep = self._cut_floor(now, reported=report_lossy)
@@ -739,7 +748,9 @@ class BudgetController:
             most = min(PROBE_MAX_STEP + bonus, PROBE_FAST_STEP)
             least = min(PROBE_MIN_STEP + bonus, most)
             step = min(max(wanted_bps, self.budget_bps * least), self.budget_bps * most)
-            if now < self._ceiling_until:  # a probe failed above: halve the distance to it
+            # A probe failed above: halve the distance to it (unless the delay detector
+            # judges probes: one that fails costs a little queueing, not lost media).
+            if now < self._ceiling_until and not estimate.twcc_clean:
                 step = min(step, (self.budget_bps + self._ceiling) / 2)
                 if step <= self.budget_bps * PROBE_LEAST_STEP < self._ceiling:
                     # Halving has closed in on the failed level: test that level again

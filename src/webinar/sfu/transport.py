@@ -692,8 +692,8 @@ class SubscribeTransport(_Transport):
         twcc = self._twcc
         if twcc is not None:
             now = time.monotonic()
-            self.estimator.on_twcc(now)
             twcc.on_feedback(data, now)
+            self.estimator.on_twcc(now, twcc.detector.clean)
 
     def _state_changed(self, state: str) -> None:
         if state == "connected":

@@ -47,6 +47,9 @@ ADAPT_OFFSET = 15.0  # the threshold follows a sample at most this far above it
 # delay variation (~1-3 ms on a clean path, ~100 ms under 300 ms of jitter).
 NOISE_GAIN = 4.0
 NOISE_ALPHA = 0.05
+# Under this much mean delay variation per group the detector judges probes; above it (a
+# jittery path) it still warns of a queue, but its silence proves nothing.
+CLEAN_NOISE_MS = 20.0
 ACKED_WINDOW_MS = 500.0  # received rate over this much arrival time
 # At an overuse the queue paces the last packets at the bottleneck's rate: what this many
 # took to arrive is what the link carries (the half-second rate still holds what came
@@ -226,6 +229,15 @@ class TrendlineDetector:
         self.threshold = THRESHOLD_START
         self.trend = 0.0
         self.state = DelayState.NORMAL
+
+    @property
+    def noise(self) -> float:
+        """Mean size of a group's delay variation (ms, smoothed)."""
+        return self._noise
+
+    @property
+    def clean(self) -> bool:
+        return self._noise < CLEAN_NOISE_MS
 
     def packet(self, send_ms: float, arrival_ms: float) -> int | None:
         """One received packet; returns the state when a group completed (else None)."""
@@ -432,10 +444,11 @@ class TwccSender:
             if link is not None and self.acked_bps is not None:
                 self.acked_bps = min(self.acked_bps, link)
             logger.debug(
-                "twcc %x: overuse (trend %.3f, threshold %.1f, acked %s bps)",
+                "twcc %x: overuse (trend %.3f, threshold %.1f, noise %.1f ms, acked %s bps)",
                 id(self),
                 det.trend,
                 det.threshold,
+                det.noise,
                 self.acked_bps,
             )
             if self.on_overuse is not None and self.acked_bps is not None:
