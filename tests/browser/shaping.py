@@ -11,7 +11,7 @@ The subscriber's Chromium is started through a wrapper that enters the namespace
 (``nsenter``), so Playwright drives it as usual over its pipes. Needs root in a
 private network namespace (``scripts/test`` runs pytest in one); it refuses to touch
 the machine's real namespace and says so, so a test cannot silently pass.
-Used by tests/browser/test_tiers.py and benchmarks/tiers.py.
+Used by tests/browser/test_tiers.py, test_shaping.py and benchmarks/tiers.py.
 """
 
 from __future__ import annotations
@@ -124,21 +124,29 @@ class ShapedNetwork:
 
     def lose(self, percent: float) -> None:
         """Drop ``percent`` % of the UDP datagrams to the subscriber at random (nftables
-        ``numgen random``; the kernel here has no netem). Until :meth:`close`."""
+        ``numgen random``; the kernel here has no netem). Until :meth:`close`.
+
+        The rule sits on the subscriber's end of the veth (its ingress hook, in its
+        namespace), so a datagram is lost on the way, after the ``tc`` limit, as on a
+        lossy link: the server's ``sendto`` never learns of it. (A drop in the server's
+        own output hook would fail that ``sendto`` with EPERM instead.)"""
         if not shutil.which("nft"):
             raise ShapingUnavailable("random loss needs nft (apt-get install nftables)")
         per_mille = round(percent * 10)
         rules = (
-            f"table inet {self.table} {{\n"
-            "  chain out {\n"
-            "    type filter hook output priority 0; policy accept;\n"
-            f"    ip daddr {CLIENT_ADDRESS} meta l4proto udp"
-            f" numgen random mod 1000 < {per_mille} drop\n"
+            f"table netdev {self.table} {{\n"
+            "  chain in {\n"
+            f"    type filter hook ingress device {self.peer} priority 0; policy accept;\n"
+            f"    meta l4proto udp numgen random mod 1000 < {per_mille} drop\n"
             "  }\n"
             "}\n"
         )
         done = subprocess.run(
-            ["nft", "-f", "-"], input=rules, capture_output=True, text=True, check=False
+            [*self.inside(), "nft", "-f", "-"],
+            input=rules,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if done.returncode != 0:
             raise ShapingUnavailable(f"nft failed: {done.stderr.strip()}")
@@ -150,7 +158,7 @@ class ShapedNetwork:
         :meth:`close`. The kernel here has no netem: the route to the subscriber goes
         through a TUN device that ``jitter_relay.py`` reads and writes back out on the
         veth (so a :meth:`limit` still applies after the delay)."""
-        inside = ("nsenter", "-t", str(self._holder.pid if self._holder else 0), "-n")
+        inside = self.inside()
         shown = subprocess.run(
             [*inside, "ip", "-o", "link", "show", "dev", self.peer],
             capture_output=True, text=True, check=False,
@@ -183,6 +191,12 @@ class ShapedNetwork:
         _run("ip", "route", "replace", f"{CLIENT_ADDRESS}/32", "dev", tun, "src", SERVER_ADDRESS)
         self.jitter_ms = most_ms
 
+    def inside(self) -> tuple[str, ...]:
+        """The command prefix that runs a program in the subscriber's namespace."""
+        if self._holder is None:
+            raise ShapingUnavailable("the shaped network is not started")
+        return ("nsenter", "-t", str(self._holder.pid), "-n")
+
     def unlimit(self) -> None:
         if self.rate_kbit is not None:
             _run("tc", "qdisc", "del", "dev", self.dev, "root")
@@ -198,10 +212,13 @@ class ShapedNetwork:
                 self._relay.kill()
                 self._relay.wait()
             self._relay = None
-        if self._nft:
-            subprocess.run(
-                ["nft", "delete", "table", "inet", self.table], capture_output=True, check=False
-            )
+        if self._nft:  # (gone with the namespace anyway; said for the order of things)
+            if self._holder is not None:
+                subprocess.run(
+                    [*self.inside(), "nft", "delete", "table", "netdev", self.table],
+                    capture_output=True,
+                    check=False,
+                )
             self._nft = False
         subprocess.run(["ip", "link", "del", self.dev], capture_output=True, check=False)
         if self._holder is not None:

@@ -14,8 +14,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from subprocess import PIPE
 from typing import Any
 
 import pytest
@@ -283,3 +286,63 @@ async def test_new_srtp_session_and_new_ice_pair_are_picked_up(tmp_path: Path, f
             assert sink._pair is new_pair
         finally:
             await asyncio.gather(presenter.close(), viewer.close())
+
+
+async def test_a_refused_datagram_does_not_take_the_rest_of_the_frame(
+    tmp_path: Path, fanout: str
+) -> None:
+    """A firewall on the server that refuses one datagram in five to a subscriber (an
+    nftables drop in the output hook: that one ``sendto``/``sendmmsg`` fails with EPERM)
+    loses that one datagram only, on both paths: the rest of the frame still goes out
+    (the native path once stopped at the first refused message of a frame)."""
+    if not shutil.which("nft"):
+        pytest.fail("needs nft (scripts/test installs nftables)")
+    seen = Seen()
+    table = f"webinar_refuse_{os.getpid()}"
+    async with running_server(tmp_path / "data") as server:
+        event = await server.create_event()
+        presenter = WebinarClient(server.base_url, host_addresses=LOOPBACK)
+        viewer = WebinarClient(
+            server.base_url, mode="count", host_addresses=LOOPBACK, rtp_filter=seen.keep
+        )
+        try:
+            await presenter.join(event.event_id, "Presenter", event.presenter_key)
+            await viewer.join(event.event_id, "Viewer")
+            # big frames: several packets each, so a frame has a rest to lose
+            video = ClipTrack(make_vp8_clip(width=640, height=480, seconds=2, keyframe_interval=5))
+            await presenter.publish([(video, "camera")])
+            await until(lambda: viewer.stats.packets["video"] > 50, within=15)
+            router = next(iter(server.rooms.rooms())).router
+            (consumer,) = [c for p in router.producers.values() for c in p.consumers]
+            host, port = consumer._sink._addr  # type: ignore[union-attr]
+            rules = (
+                f"table inet {table} {{\n chain out {{\n"
+                "  type filter hook output priority 0; policy accept;\n"
+                f"  ip daddr {host} udp dport {port} numgen inc mod 5 == 0 drop\n }}\n}}\n"
+            )
+            nft = await asyncio.create_subprocess_exec(
+                "nft", "-f", "-", stdin=PIPE, stderr=PIPE
+            )  # fmt: skip
+            _, err = await nft.communicate(rules.encode())
+            assert nft.returncode == 0, err
+            counters0 = native.module().counters() if fanout == "native" else {}
+            # every packet the consumer numbered in the window, whether it went out or not
+            out0, got0 = consumer._highest_out, len(seen.of(consumer))
+            await asyncio.sleep(3)
+            numbered, got = consumer._highest_out - out0, len(seen.of(consumer)) - got0
+        finally:
+            nft = await asyncio.create_subprocess_exec(
+                "nft", "delete", "table", "inet", table, stderr=PIPE
+            )  # fmt: skip
+            await nft.communicate()
+            await asyncio.gather(presenter.close(), viewer.close())
+    assert numbered > 150, numbered
+    # a fifth of the datagrams refused (media and retransmissions alike); NACKs repair
+    assert got >= 0.7 * numbered, (got, numbered)
+    if fanout == "native":
+        counters = native.module().counters()
+        refused = counters["refused"] - counters0["refused"]
+        assert refused > 20, counters
+        # nothing else dropped with them (before, each refusal dropped the frame's rest,
+        # which only NACKs then repaired)
+        assert counters["dropped"] - counters0["dropped"] < refused / 10, (counters, counters0)

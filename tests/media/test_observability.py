@@ -19,6 +19,7 @@ from webinar import __version__
 from webinar.client.media import ClipTrack, make_opus_clip, make_vp8_clip
 from webinar.client.peer import WebinarClient
 from webinar.config import AdminConfig
+from webinar.sfu import native
 
 pytestmark = pytest.mark.media
 
@@ -58,6 +59,10 @@ async def test_metrics_move_with_media(tmp_path: Path) -> None:
             assert value(second, "webinar_consumers") == 2
             forwarded = "webinar_rtp_packets_forwarded_total"
             assert value(second, forwarded) > value(first, forwarded) > 0
+            if native.forward() is not None:  # the compiled fan-out sends the plain streams
+                datagrams = "webinar_native_fanout_datagrams_total"
+                assert value(second, datagrams, outcome="sent") > 0
+                assert value(second, "webinar_native_fanout_enabled") == 1
             assert value(second, "webinar_event_loop_lag_seconds") >= 0
             # the one subscriber's estimate now (once it has one): a gauge histogram
             assert value(second, "webinar_subscriber_bandwidth_bps_gcount") in (0, 1)

@@ -13,7 +13,7 @@ from tests.metrics_support import cumulative, value
 from tests.unit.test_producer_batch import packet, producer
 from webinar import __version__
 from webinar.http.metrics import INTERACTION_COUNTERS, Metrics, Sources
-from webinar.sfu import MediaTotals
+from webinar.sfu import MediaTotals, native
 from webinar.sfu.types import CloseReason, ConsumerStats
 
 
@@ -130,6 +130,7 @@ def test_the_collector_yields_every_family_with_its_type() -> None:
         "webinar_joins",
         "webinar_webhook_attempts",
         "webinar_webhook_dropped",
+        "webinar_native_fanout_datagrams",
         "process_cpu_seconds",
         *(f"webinar_{kind}" for kind in INTERACTION_COUNTERS),
     ):
@@ -145,6 +146,7 @@ def test_the_collector_yields_every_family_with_its_type() -> None:
         "webinar_consumers",
         "webinar_event_loop_lag_seconds",
         "webinar_build_info",
+        "webinar_native_fanout_enabled",
         "process_resident_memory_bytes",
         "process_open_fds",
     ):
@@ -171,6 +173,9 @@ def test_the_collector_yields_every_family_with_its_type() -> None:
     assert value(text, "webinar_webhook_dropped_total") == 3
     assert value(text, "webinar_subscriber_bandwidth_bps_gcount") == 0  # no room
     assert value(text, "webinar_rooms") == 0
+    assert value(text, "webinar_native_fanout_enabled") == int(native.forward() is not None)
+    for outcome in ("sent", "dropped", "refused", "protect_failed"):
+        assert value(text, "webinar_native_fanout_datagrams_total", outcome=outcome) >= 0
     assert value(text, "process_open_fds") > 0
     assert value(text, "process_resident_memory_bytes") > 1_000_000
 

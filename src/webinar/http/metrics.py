@@ -50,7 +50,7 @@ from prometheus_client.platform_collector import PlatformCollector
 
 from webinar import __version__
 from webinar.rooms.manager import RoomManager
-from webinar.sfu import MediaTotals
+from webinar.sfu import MediaTotals, native
 from webinar.tasks import stop_task
 
 # ``*_created`` series (the Unix time each counter and histogram was made) add a gauge per
@@ -253,6 +253,7 @@ class WebinarCollector:
         rooms = src.rooms()
         yield from _live(rooms, src.connections(), m.media)
         yield from _media(m.media)
+        yield from _native_fanout()
         yield GaugeMetricFamily(
             "webinar_event_loop_lag_seconds",
             "How late the event loop woke up, last sample.",
@@ -367,6 +368,32 @@ def _media(media: MediaTotals) -> Iterable[Metric]:
     for layer, n in enumerate(c.publisher_keyframe_requests or [0]):
         plis.add_metric([str(layer)], n)
     return [*families, plis]
+
+
+def _native_fanout() -> Iterator[Metric]:
+    """The SFU's native fan-out (docs/architecture.md, "The path of a packet"): whether it
+    forwards here, and what became of the datagrams it handed to the kernel."""
+    on = native.forward() is not None
+    yield GaugeMetricFamily(
+        "webinar_native_fanout_enabled",
+        "1 when the compiled fan-out forwards on this process, 0 when Python does it all.",
+        value=int(on),
+    )
+    module = native.module()
+    counts: dict[str, int] = module.counters() if module is not None else {}
+    datagrams = CounterMetricFamily(
+        "webinar_native_fanout_datagrams_total",
+        "RTP datagrams of the native fan-out since the start, by outcome: sent (the kernel"
+        " took them), dropped (a full socket buffer), refused (the kernel refused that one:"
+        " a firewall rule), protect_failed (libsrtp refused to protect it).",
+        labels=["outcome"],
+    )
+    refused = counts.get("refused", 0)
+    datagrams.add_metric(["sent"], counts.get("sent", 0) - refused)
+    datagrams.add_metric(["dropped"], counts.get("dropped", 0))
+    datagrams.add_metric(["refused"], refused)
+    datagrams.add_metric(["protect_failed"], counts.get("protect_failed", 0))
+    yield datagrams
 
 
 def _webhooks(webhooks: WebhookCounts) -> Iterator[Metric]:

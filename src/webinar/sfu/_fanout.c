@@ -78,6 +78,8 @@ static unsigned char cmsg_bufs[CHUNK][CMSG_SPACE(sizeof(uint16_t))];
 static int slot_pkt[CHUNK];
 static int gso_enabled = 0; /* set_gso(); native.py: WEBINAR_NATIVE_GSO=1 */
 static unsigned long long n_gso_failed = 0;
+/* datagrams the kernel refused one by one (EPERM from a firewall, ...), skipped */
+static unsigned long long n_refused = 0;
 
 static int get_ll(PyObject *obj, PyObject *name, long long *out) {
     PyObject *v = PyObject_GetAttr(obj, name);
@@ -341,8 +343,10 @@ static int build_msgs(const Cons *c, int k, int from, int gso, int *counts) {
     return m;
 }
 
-/* Send the k protected packets in iovs[] to the consumer; returns how many the kernel took
- * (a prefix). Never blocks: what does not fit (EAGAIN) or fails is dropped. */
+/* Send the k protected packets in iovs[] to the consumer; returns how many were handed over
+ * (a prefix: taken by the kernel, or refused one by one and skipped, as uvloop's sendto
+ * goes on after an error; "refused" counts those). Never blocks: what does not fit (EAGAIN)
+ * is dropped with the rest of the batch. */
 static int send_packets(const Cons *c, int k) {
     int counts[CHUNK];
     int done = 0;
@@ -359,8 +363,20 @@ static int send_packets(const Cons *c, int k) {
                      errno == EOPNOTSUPP)) {
                     gso_enabled = 0; /* no UDP GSO here: one datagram per message from now */
                     n_gso_failed++;
+                    break;
                 }
-                break; /* EAGAIN, a closed socket, ...: drop the rest, never block */
+                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS ||
+                    errno == EBADF || errno == ENOTSOCK)
+                    break; /* a full buffer, a closed socket: drop the rest, never block */
+                /* The first message was refused on its own (a firewall's drop, EPERM; a route
+                 * gone, ENETUNREACH): handed over as far as we can, like uvloop's sendto, which
+                 * reports it to error_received and goes on. Skip it and send the rest, so one
+                 * refused datagram does not take the rest of the frame with it. */
+                n_refused++;
+                done += counts[sent_msgs];
+                sent_msgs++;
+                progressed = 1;
+                continue;
             }
             if (r == 0) break;
             for (int x = 0; x < r; x++) done += counts[sent_msgs + x];
@@ -399,7 +415,7 @@ static int send_consumer(PyObject *co, Cons *c, Pkt *pkts, Py_ssize_t n) {
             slot_pkt[k] = (int)i;
             k++;
         }
-        int done = send_packets(c, k); /* packets the kernel took, in order */
+        int done = send_packets(c, k); /* packets handed over, in order */
         n_dropped += (unsigned long long)(k - done);
         for (int j = 0; j < done; j++) {
             Pkt *p = &pkts[slot_pkt[j]];
@@ -535,9 +551,9 @@ done:
 }
 
 static PyObject *fanout_counters(PyObject *self, PyObject *noargs) {
-    return Py_BuildValue("{sKsKsKsKsKsi}", "sent", n_sent, "dropped", n_dropped,
+    return Py_BuildValue("{sKsKsKsKsKsKsi}", "sent", n_sent, "dropped", n_dropped,
                          "protect_failed", n_protect_failed, "calls", n_calls, "gso_failed",
-                         n_gso_failed, "gso", gso_enabled);
+                         n_gso_failed, "refused", n_refused, "gso", gso_enabled);
 }
 
 static PyObject *fanout_set_gso(PyObject *self, PyObject *arg) {
