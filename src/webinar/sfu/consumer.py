@@ -26,7 +26,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiortc.rtp import (
     RTCP_PSFB_APP,
@@ -170,7 +170,7 @@ class Consumer:
         self._fast: struct.Struct = _HDR
         # What the native fan-out (_fanout.c) reads of the layout, in one attribute: PT,
         # video, extension id byte, audio level, header length, middle, middle without level.
-        self._native_layout: tuple[int, bool, int, bool, int, bytes, bytes] | None = None
+        self._native_layout: tuple[int, bool, int, bool, int, bytes, bytes, Any] | None = None
         self._keyframe_asked = 0.0
         self.rtt: float | None = None  # seconds, smoothed, from receiver reports
         # our recent SRs: middle 32 bits of their NTP time -> when they were sent (wall)
@@ -250,19 +250,16 @@ class Consumer:
         self._middle_no_level = middle[:-1] + b"\x00" if var_fmt == "BB" else middle
         tail = {"B3s": "3s", "BH": "H", "BB": "B", "": ""}[var_fmt]
         self._fast = struct.Struct(f"!BHI{len(middle)}s{tail}")
-        # (the native fan-out writes no transport-wide numbers: it leaves those to Python)
+        # the native fan-out stamps transport-wide numbers in the sender's own arrays
         self._native_layout = (
-            None
-            if self._twcc is not None
-            else (
-                self._pt,
-                self._video,
-                self._var_id,
-                self._has_level,
-                self._head_len,
-                self._middle,
-                self._middle_no_level,
-            )
+            self._pt,
+            self._video,
+            self._var_id,
+            self._has_level,
+            self._head_len,
+            self._middle,
+            self._middle_no_level,
+            self._twcc.native if self._twcc is not None else None,
         )
         self._sink = self._tap.sink()
         self._out = self._sink.out

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import struct
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -348,16 +349,20 @@ class TwccSender:
         "acked_bps",
         "feedbacks",
         "last_feedback_at",
+        "native",
         "on_overuse",
         "overuses",
     )
 
     def __init__(self, on_overuse: Callable[[int], None] | None = None) -> None:
         self.on_overuse = on_overuse
-        self._seq = 0
-        self._sent_at = [0.0] * HISTORY  # ms, monotonic
-        self._sent_seq = [-1] * HISTORY
-        self._size = [0] * HISTORY
+        # Arrays, not lists: the native fan-out (_fanout.c) stamps the packets it sends in
+        # the same memory (``native``: next number, send times, numbers, sizes).
+        self._seq = array("q", [0])  # the next number
+        self._sent_at = array("d", bytes(8 * HISTORY))  # ms, CLOCK_MONOTONIC
+        self._sent_seq = array("q", [-1]) * HISTORY
+        self._size = array("q", bytes(8 * HISTORY))
+        self.native = (self._seq, self._sent_at, self._sent_seq, self._size)
         self._detector = TrendlineDetector()
         self._acked: deque[tuple[float, int]] = deque()  # (arrival ms, bytes)
         self._acked_bytes = 0
@@ -370,8 +375,9 @@ class TwccSender:
 
     def stamp(self, size: int) -> int:
         """The next transport-wide sequence number, for a packet of ``size`` bytes sent now."""
-        seq = self._seq
-        self._seq = (seq + 1) & 0xFFFF
+        next_seq = self._seq
+        seq = next_seq[0]
+        next_seq[0] = (seq + 1) & 0xFFFF
         slot = seq & (HISTORY - 1)
         self._sent_at[slot] = time.monotonic() * 1000.0
         self._sent_seq[slot] = seq
