@@ -188,3 +188,22 @@ def test_offer_and_answer_sdp() -> None:
     assert offer_twcc(munged) == munged
     assert answered_twcc(munged) == {"1": 5}
     assert answered_twcc(munged.replace("a=rtcp-fb:97 transport-cc", "")) == {}
+
+
+def test_steady_random_loss_does_not_block_probes() -> None:
+    from webinar.sfu.estimator import BudgetState
+
+    e = BandwidthEstimator()
+    c = BudgetController(start_bps=600_000)
+    probed = held = 0
+    now = 0.0
+    for _ in range(200):  # 20 s: a report every 0.1 s saying 5 % lost, TWCC clean
+        now += 0.1
+        e.on_receiver_report(13, now, packets=40)
+        e.on_twcc(now, clean=True)
+        was = c.state
+        c.update(e.estimate(now), now, wanted_bps=5_000_000, sending_bps=c.budget_bps)
+        probed += c.state is BudgetState.PROBING and was is not BudgetState.PROBING
+        held += was is BudgetState.PROBING and c.state is BudgetState.SETTLING
+    assert probed >= 5 and held >= 5
+    assert c.budget_bps > 2_000_000
