@@ -378,6 +378,11 @@ DELAY_DRAIN = 0.5
 # (0.1 s: a probe that overloads the path shows as overuse ~0.1-0.2 s into its padding;
 # the verdict then falls in the allocation round 0.5 s after the probe began)
 TWCC_VERDICT_SECONDS = 0.1
+# ... and its padding ramps up from this share of the gap over the first PAD_RAMP of its
+# padding time, so a link that fell under it shows a queue before the probe fills it (a
+# 2.1 Mbit/s probe met a link just limited to 700 kbit/s and lost pictures with it)
+PAD_RAMP_FROM = 0.3
+PAD_RAMP = 0.6
 
 
 class BudgetState(enum.Enum):
@@ -438,6 +443,7 @@ class BudgetController:
         "_pad_seconds",
         "_probe_started",
         "_raised_at",
+        "_ramp",
         "_rtt_floor",
         "_sample_seen",
         "_sent_peak",
@@ -486,6 +492,7 @@ class BudgetController:
         self._loss_base = 0.0  # the path's steady loss (see LOSS_BASE_RISE)
         self._loss_base_at: float | None = None
         self._backoff = PROBE_INTERVAL
+        self._ramp = False  # the running probe's padding ramps up (judged by TWCC)
 
     @property
     def state(self) -> BudgetState:
@@ -504,6 +511,15 @@ class BudgetController:
     def padding(self, now: float) -> bool:
         """Whether probe padding should go out now (the first part of a probe)."""
         return self.probing and now < self._probe_started + self._pad_seconds
+
+    def padding_share(self, now: float) -> float:
+        """How much of the gap to the probed budget padding fills now (0: none)."""
+        if not self.padding(now):
+            return 0.0
+        if not self._ramp:
+            return 1.0
+        ramp = (now - self._probe_started) / (self._pad_seconds * PAD_RAMP)
+        return min(1.0, PAD_RAMP_FROM + (1.0 - PAD_RAMP_FROM) * max(ramp, 0.0))
 
     def take_sender_report(self, now: float) -> bool:
         """True once per :data:`PROBE_SR_AT` mark a running probe has passed: send a
@@ -782,6 +798,7 @@ class BudgetController:
                 self._before_probe = self.budget_bps
                 self._set(int(step))
                 self._probe_started = now
+                self._ramp = estimate.twcc_clean
                 # Before anything was verified the start budget is a guess, and what
                 # flows may be far below it: a shorter first probe overshoots less.
                 scale = FIRST_PROBE_SCALE if self.probes_ok == 0 and not self._limited else 1.0
