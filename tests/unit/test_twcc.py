@@ -188,3 +188,85 @@ def test_offer_and_answer_sdp() -> None:
     assert offer_twcc(munged) == munged
     assert answered_twcc(munged) == {"1": 5}
     assert answered_twcc(munged.replace("a=rtcp-fb:97 transport-cc", "")) == {}
+
+
+def test_steady_random_loss_does_not_block_probes() -> None:
+    from webinar.sfu.estimator import BudgetState
+
+    e = BandwidthEstimator()
+    c = BudgetController(start_bps=600_000)
+    probed = held = 0
+    now = 0.0
+    for _ in range(200):  # 20 s: a report every 0.1 s saying 5 % lost, TWCC clean
+        now += 0.1
+        e.on_receiver_report(13, now, packets=40)
+        e.on_twcc(now, clean=True)
+        was = c.state
+        c.update(e.estimate(now), now, wanted_bps=5_000_000, sending_bps=c.budget_bps)
+        probed += c.state is BudgetState.PROBING and was is not BudgetState.PROBING
+        held += was is BudgetState.PROBING and c.state is BudgetState.SETTLING
+    assert probed >= 5 and held >= 5
+    assert c.budget_bps > 2_000_000
+
+
+def test_a_consumer_with_twcc_stamps_each_packet_and_leaves_native_to_python() -> None:
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+    from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+    from webinar.sfu.consumer import Consumer, ConsumerLayout
+    from webinar.sfu.rtp import MediaPacket
+    from webinar.sfu.types import MediaKind
+
+    from .test_consumer import HISTORY_SIZE, FakeProducer, FakeTap
+
+    tap, producer = FakeTap(), FakeProducer(MediaKind.VIDEO)
+    sender = TwccSender()
+    consumer = Consumer(
+        producer=producer,  # type: ignore[arg-type]
+        tap=tap,  # type: ignore[arg-type]
+        estimator=BandwidthEstimator(),
+        on_closed=lambda _c, _r: None,
+        twcc=sender,
+    )
+    consumer.set_layout(
+        ConsumerLayout(
+            payload_type=97,
+            rtx_payload_type=98,
+            mid="3",
+            mid_ext_id=1,
+            abs_send_time_ext_id=3,
+            audio_level_ext_id=None,
+            twcc_ext_id=5,
+        )
+    )
+    assert consumer._native_layout is None
+    consumer.resume()
+    ext = HeaderExtensionsMap()
+    ext.configure(
+        RTCRtpParameters(
+            headerExtensions=[
+                RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+                RTCRtpHeaderExtensionParameters(id=5, uri=TWCC_URI),
+            ]
+        )
+    )
+    for i in range(3):
+        mp = MediaPacket(
+            seq=1000 + i,
+            timestamp=90 * i,
+            marker=i == 2,
+            payload=bytes([0x10, 0, 0, 0]) + b"x" * 100,
+            keyframe=True,
+            audio_level=-1,
+            arrival=0.0,
+            abs_send_time=b"\x00\x00\x00",
+        )
+        producer.history[mp.seq & (HISTORY_SIZE - 1)] = mp
+        consumer.forward(mp)
+    assert consumer.retransmit([(consumer._highest_out - 1) & 0xFFFF]) == 1
+    sent = tap._sink.rtp
+    assert len(sent) == 4
+    parsed = [RtpPacket.parse(p, ext) for p in sent]
+    assert [p.extensions.transport_sequence_number for p in parsed] == [0, 1, 2, 3]
+    assert all(p.extensions.mid == "3" for p in parsed)
+    assert parsed[3].payload_type == 98  # the retransmission (RTX) is numbered too

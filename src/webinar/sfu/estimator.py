@@ -328,6 +328,11 @@ class BandwidthEstimator:
 START_BUDGET = 600_000  # bits/s before the subscriber's first REMB ("audio + 1 video")
 MIN_BUDGET = 100_000
 PROBE_LOSS = 0.03  # loss above this during a probe: the probe failed ...
+# ... above the path's steady loss: the smoothed loss outside probes, followed upwards at
+# this rate per second and at once downwards, up to LOSS_BASE_MAX (5 % random loss on a
+# Wi-Fi path blocked every probe, and the attendee stayed on one video for good)
+LOSS_BASE_RISE = 0.3
+LOSS_BASE_MAX = 0.08
 PROBE_RTT_RISE = 0.02  # ... and so did one that made the round trip this much longer
 REMB_FALL = 0.92  # a REMB below this share of the previous one: the path is queueing ...
 DOWN_BAND = 0.9  # ... and below this share of the budget: lower the budget to it
@@ -373,6 +378,11 @@ DELAY_DRAIN = 0.5
 # (0.1 s: a probe that overloads the path shows as overuse ~0.1-0.2 s into its padding;
 # the verdict then falls in the allocation round 0.5 s after the probe began)
 TWCC_VERDICT_SECONDS = 0.1
+# ... and its padding ramps up from this share of the gap over the first PAD_RAMP of its
+# padding time, so a link that fell under it shows a queue before the probe fills it (a
+# 2.1 Mbit/s probe met a link just limited to 700 kbit/s and lost pictures with it)
+PAD_RAMP_FROM = 0.3
+PAD_RAMP = 0.6
 
 
 class BudgetState(enum.Enum):
@@ -427,10 +437,13 @@ class BudgetController:
         "_last_good",
         "_last_remb",
         "_limited",
+        "_loss_base",
+        "_loss_base_at",
         "_next_probe",
         "_pad_seconds",
         "_probe_started",
         "_raised_at",
+        "_ramp",
         "_rtt_floor",
         "_sample_seen",
         "_sent_peak",
@@ -476,7 +489,10 @@ class BudgetController:
         self._delay_seen = 0.0  # delay_at of the latest delay overuse acted on (or skipped)
         self._delay_cut_at = -1e9  # the latest cut a delay overuse made
         self._next_probe = 0.0  # while SETTLING or BACKOFF: when the wait ends
+        self._loss_base = 0.0  # the path's steady loss (see LOSS_BASE_RISE)
+        self._loss_base_at: float | None = None
         self._backoff = PROBE_INTERVAL
+        self._ramp = False  # the running probe's padding ramps up (judged by TWCC)
 
     @property
     def state(self) -> BudgetState:
@@ -495,6 +511,15 @@ class BudgetController:
     def padding(self, now: float) -> bool:
         """Whether probe padding should go out now (the first part of a probe)."""
         return self.probing and now < self._probe_started + self._pad_seconds
+
+    def padding_share(self, now: float) -> float:
+        """How much of the gap to the probed budget padding fills now (0: none)."""
+        if not self.padding(now):
+            return 0.0
+        if not self._ramp:
+            return 1.0
+        ramp = (now - self._probe_started) / (self._pad_seconds * PAD_RAMP)
+        return min(1.0, PAD_RAMP_FROM + (1.0 - PAD_RAMP_FROM) * max(ramp, 0.0))
 
     def take_sender_report(self, now: float) -> bool:
         """True once per :data:`PROBE_SR_AT` mark a running probe has passed: send a
@@ -533,6 +558,16 @@ class BudgetController:
             elapsed = max(now - self._sent_peak_at, 0.0)
             self._sent_peak = max(sending_bps, int(self._sent_peak * PEAK_DECAY**elapsed))
             self._sent_peak_at = now
+        if not self.probing:
+            base, at = self._loss_base, self._loss_base_at
+            loss = estimate.loss
+            if loss <= base or at is None:
+                self._loss_base = min(loss, LOSS_BASE_MAX)
+            else:
+                rise = min(LOSS_BASE_RISE * max(now - at, 0.0), 1.0)
+                self._loss_base = min(base + rise * (loss - base), LOSS_BASE_MAX)
+            self._loss_base_at = now
+        probe_loss = self._loss_base + PROBE_LOSS
         remb = estimate.bitrate_bps
         if remb is not None and remb != self._last_remb:
             self._falling = self._last_remb is not None and remb < self._last_remb * REMB_FALL
@@ -616,7 +651,7 @@ class BudgetController:
                 and self._base_rtt is not None
                 and sample.rtt > self._base_rtt + PROBE_RTT_RISE
             )
-            lost = verdict and sample is not None and sample.lost > PROBE_LOSS
+            lost = verdict and sample is not None and sample.lost > probe_loss
             if estimate.twcc_clean and not verdict:
                 # Transport-wide feedback saw the probe's packets arrive: no overuse
                 # since it started, once the feedback on its padding is in, and it held.
@@ -628,7 +663,7 @@ class BudgetController:
                 why
                 for bad, why in (
                     (delay, "queueing delay"),
-                    (estimate.loss > PROBE_LOSS, "loss"),
+                    (estimate.loss > probe_loss, "loss"),
                     (congested, "congestion"),
                     (queueing, "a longer round trip"),
                     (slow, "its sender report queued"),
@@ -734,7 +769,7 @@ class BudgetController:
             wanted_bps is not None
             and wanted_bps > self.budget_bps
             and self._state is BudgetState.STEADY
-            and estimate.loss <= PROBE_LOSS / 2
+            and estimate.loss <= self._loss_base + PROBE_LOSS / 2
             and (
                 sending_bps is None
                 or allocated_bps is None
@@ -763,6 +798,7 @@ class BudgetController:
                 self._before_probe = self.budget_bps
                 self._set(int(step))
                 self._probe_started = now
+                self._ramp = estimate.twcc_clean
                 # Before anything was verified the start budget is a guess, and what
                 # flows may be far below it: a shorter first probe overshoots less.
                 scale = FIRST_PROBE_SCALE if self.probes_ok == 0 and not self._limited else 1.0
