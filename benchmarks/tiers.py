@@ -318,7 +318,7 @@ def main() -> None:
 
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(relativeCreated)8.0f %(name)s %(message)s"))
-        for name in ("webinar.sfu.estimator", "webinar.sfu.tiers"):
+        for name in ("webinar.sfu.estimator", "webinar.sfu.tiers", "webinar.sfu.twcc"):
             logging.getLogger(name).setLevel(logging.DEBUG)
             logging.getLogger(name).addHandler(handler)
     result = asyncio.run(

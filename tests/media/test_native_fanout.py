@@ -22,17 +22,20 @@ from subprocess import PIPE
 from typing import Any
 
 import pytest
-from aiortc.rtp import RtpPacket
+from aiortc import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from tests.helpers import running_server
 from tests.media.test_forwarding import LOOPBACK, until
-from tests.unit.test_consumer import make_consumer
+from tests.unit.test_consumer import FakeProducer, FakeTap, make_consumer
 from webinar.client.media import ClipTrack, make_opus_clip, make_vp8_clip
 from webinar.client.peer import WebinarClient
 from webinar.sfu import native
 from webinar.sfu.consumer import Consumer, ConsumerLayout
+from webinar.sfu.estimator import BandwidthEstimator
 from webinar.sfu.producer import Producer
 from webinar.sfu.rtp import MediaPacket
+from webinar.sfu.twcc import TwccSender
 from webinar.sfu.types import MediaKind
 
 BUILT = native.module() is not None
@@ -105,6 +108,72 @@ def test_c_rewrite_matches_consumer_write(kind: MediaKind, layout: dict[str, Any
         n = consumer._write(mp, consumer._pt, out_seq, consumer._ssrc, mp.payload, -1)
         python = bytes(consumer._out[:n])
         assert module.rewrite(consumer, mp) == python
+
+
+@pytest.mark.skipif(not BUILT, reason="the native fan-out is not built")
+@pytest.mark.parametrize("mid_ext_id", [1, None])
+def test_c_rewrite_stamps_transport_wide_numbers_as_python_does(mid_ext_id: int | None) -> None:
+    """With transport-cc the C path writes the next transport-wide number (shared by the
+    subscriber's video consumers) and records its send time and size in the sender's own
+    arrays, as TwccSender.stamp does for the Python path."""
+    module = native.module()
+    sender = TwccSender()
+    producer = FakeProducer(MediaKind.VIDEO)
+    consumer = Consumer(
+        producer=producer,  # type: ignore[arg-type]
+        tap=FakeTap(),  # type: ignore[arg-type]
+        estimator=BandwidthEstimator(),
+        on_closed=lambda _c, _r: None,
+        twcc=sender,
+    )
+    consumer.set_layout(
+        ConsumerLayout(
+            payload_type=97,
+            rtx_payload_type=98,
+            mid="3",
+            mid_ext_id=mid_ext_id,
+            abs_send_time_ext_id=3,
+            audio_level_ext_id=None,
+            twcc_ext_id=5,
+        )
+    )
+    assert consumer._twcc is sender
+    consumer._seq_offset = 0x1234 - 70000
+    consumer._ts_offset = 0x300
+    next_seq, sent_at, sent_seq, size = sender.native
+    next_seq[0] = 0xFFFE  # wraps within the run
+    for mp in [media_packet(70000), media_packet(70001, size=1100), media_packet(70002, size=1298)]:
+        number = next_seq[0]
+        slot = number & (len(sent_seq) - 1)
+        out_seq = (mp.seq + consumer._seq_offset) & 0xFFFF
+        n = consumer._write(mp, consumer._pt, out_seq, consumer._ssrc, mp.payload, -1)
+        python = bytes(consumer._out[:n])
+        python_record = (sent_seq[slot], size[slot], sent_at[slot])
+        assert next_seq[0] == (number + 1) & 0xFFFF
+        next_seq[0], sent_seq[slot], size[slot] = number, -1, 0
+        assert module.rewrite(consumer, mp) == python
+        assert next_seq[0] == (number + 1) & 0xFFFF
+        assert (sent_seq[slot], size[slot]) == python_record[:2] == (number, n)
+        assert 0 <= sent_at[slot] - python_record[2] < 1000.0  # ms, the same clock
+        packet = RtpPacket.parse(python, ext_map_twcc(mid_ext_id))
+        assert packet.extensions.transport_sequence_number == number
+
+
+def ext_map_twcc(mid_ext_id: int | None) -> HeaderExtensionsMap:
+    m = HeaderExtensionsMap()
+    exts = [
+        RTCRtpHeaderExtensionParameters(
+            id=5, uri="http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+        )
+    ]
+    if mid_ext_id is not None:
+        exts.append(
+            RTCRtpHeaderExtensionParameters(
+                id=mid_ext_id, uri="urn:ietf:params:rtp-hdrext:sdes:mid"
+            )
+        )
+    m.configure(RTCRtpParameters(headerExtensions=exts))
+    return m
 
 
 # --------------------------------------------------------------------------- on the wire

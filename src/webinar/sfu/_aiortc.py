@@ -63,6 +63,8 @@ from aiortc.rtp import (
 from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
+from .twcc import split_rtcp
+
 __all__ = [
     "DirectReceive",
     "HookError",
@@ -532,14 +534,25 @@ def sender_reports(reports: list[RtcpSrPacket], cname: str | None) -> list[bytes
     return out
 
 
-def install_feedback(dtls: RTCDtlsTransport, on_packet: Callable[[AnyRtcpPacket], None]) -> None:
+def install_feedback(
+    dtls: RTCDtlsTransport,
+    on_packet: Callable[[AnyRtcpPacket], None],
+    on_twcc: Callable[[bytes], None] | None = None,
+) -> None:
     """Hand every RTCP packet a subscriber sends straight to ``on_packet``.
 
     aiortc would route each to its senders through two coroutines per packet and
-    per recipient; the SFU routes by SSRC itself, synchronously."""
+    per recipient; the SFU routes by SSRC itself, synchronously. ``on_twcc`` gets each
+    transport-wide feedback packet (RTPFB FMT 15) as bytes: aiortc would read it as NACKs."""
     parse = RtcpPacket.parse
 
     def handle_rtcp(data: bytes) -> None:
+        if on_twcc is not None:
+            twcc, data = split_rtcp(data)
+            for part in twcc:
+                on_twcc(part)
+            if not data:
+                return
         try:
             packets = parse(data)
         except ValueError:

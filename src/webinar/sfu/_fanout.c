@@ -29,6 +29,7 @@
 #include <netinet/udp.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <time.h>
 
 #ifndef SOL_UDP
 #define SOL_UDP 17
@@ -153,22 +154,59 @@ typedef struct {
     const unsigned char *middle, *middle_nl;
     Py_ssize_t middle_len;
     PyObject *middle_obj, *middle_nl_obj, *sa_obj;
+    /* transport-wide sequence numbers (video, when the subscriber took the extension): the
+     * TwccSender's arrays (next number, send time in ms, number, size), stamped per packet
+     * exactly as TwccSender.stamp does */
+    int twcc, twcc_views;
+    Py_buffer tw[4];
+    long long *tw_next, *tw_seq, *tw_size;
+    double *tw_at, now_ms;
+    Py_ssize_t tw_mask;
 } Cons;
 
 static void cons_release(Cons *c) {
+    for (int i = 0; i < c->twcc_views; i++) PyBuffer_Release(&c->tw[i]);
+    c->twcc_views = 0;
     Py_CLEAR(c->sink);
     Py_CLEAR(c->middle_obj);
     Py_CLEAR(c->middle_nl_obj);
     Py_CLEAR(c->sa_obj);
 }
 
+/* The TwccSender's arrays (TwccSender.native): (next, sent_at, sent_seq, size).
+ * 0: usable, 1: not, -1: error. */
+static int read_twcc(PyObject *arrays, Cons *c) {
+    if (!PyTuple_Check(arrays) || PyTuple_GET_SIZE(arrays) != 4) return 1;
+    for (int i = 0; i < 4; i++) {
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(arrays, i), &c->tw[i], PyBUF_WRITABLE) < 0)
+            return -1;
+        c->twcc_views = i + 1;
+        if (c->tw[i].itemsize != 8) return 1;
+    }
+    Py_ssize_t n = c->tw[1].len / 8;
+    if (c->tw[0].len != 8 || n < 1 || (n & (n - 1)) != 0 || c->tw[2].len != n * 8 ||
+        c->tw[3].len != n * 8)
+        return 1;
+    c->tw_next = (long long *)c->tw[0].buf;
+    c->tw_at = (double *)c->tw[1].buf;
+    c->tw_seq = (long long *)c->tw[2].buf;
+    c->tw_size = (long long *)c->tw[3].buf;
+    c->tw_mask = n - 1;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now); /* what time.monotonic() reads on Linux */
+    c->now_ms = (double)now.tv_sec * 1000.0 + (double)now.tv_nsec / 1e6;
+    c->twcc = 1;
+    return 0;
+}
+
 /* The consumer's header layout, fixed by set_layout: its _native_layout tuple (pt, video,
- * var_id, has_level, head_len, middle, middle_no_level). 0: usable, 1: not, -1: error. */
+ * var_id, has_level, head_len, middle, middle_no_level, twcc arrays or None).
+ * 0: usable, 1: not, -1: error. */
 static int read_layout(PyObject *co, Cons *c) {
     c->middle_obj = PyObject_GetAttr(co, s_native_layout); /* holds the bytes below */
     if (c->middle_obj == NULL) return -1;
     PyObject *t = c->middle_obj;
-    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 7) return 1;
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 8) return 1;
     PyObject *middle = PyTuple_GET_ITEM(t, 5), *middle_nl = PyTuple_GET_ITEM(t, 6);
     if (!PyBytes_Check(middle) || !PyBytes_Check(middle_nl)) return 1;
     c->pt = (int)PyLong_AsLong(PyTuple_GET_ITEM(t, 0));
@@ -183,6 +221,11 @@ static int read_layout(PyObject *co, Cons *c) {
     if (PyBytes_GET_SIZE(middle_nl) != c->middle_len) return 1;
     /* (payloads up to MAX_PACKET - 100 always fit) */
     if (c->head_len < 8 + c->middle_len || c->head_len > 100) return 1;
+    PyObject *twcc = PyTuple_GET_ITEM(t, 7);
+    if (twcc != Py_None) {
+        if (!c->video) return 1;
+        return read_twcc(twcc, c);
+    }
     return 0;
 }
 
@@ -260,7 +303,7 @@ static int write_packet(const Cons *c, const Pkt *p, unsigned char *out, uint16_
     int level = -1; /* byte after the middle for audio */
     int tail = 0;
     if (c->video) {
-        tail = c->var_id ? 3 : 0;
+        tail = c->twcc ? 2 : c->var_id ? 3 : 0;
     } else if (c->has_level) {
         tail = 1;
         if (p->level >= 0) {
@@ -283,6 +326,16 @@ static int write_packet(const Cons *c, const Pkt *p, unsigned char *out, uint16_
     unsigned char *q = out + 8 + c->middle_len;
     if (tail == 3) {
         memcpy(q, p->ast, 3);
+    } else if (tail == 2) {
+        /* TwccSender.stamp: the next number, and what went out under it */
+        long long n = *c->tw_next & 0xFFFF;
+        *c->tw_next = (n + 1) & 0xFFFF;
+        Py_ssize_t slot = (Py_ssize_t)n & c->tw_mask;
+        c->tw_at[slot] = c->now_ms;
+        c->tw_seq[slot] = n;
+        c->tw_size[slot] = head + (long long)p->plen;
+        q[0] = (unsigned char)(n >> 8);
+        q[1] = (unsigned char)n;
     } else if (tail == 1) {
         q[0] = (unsigned char)level;
     }

@@ -26,7 +26,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiortc.rtp import (
     RTCP_PSFB_APP,
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from ._aiortc import PacketSink, SenderTap
     from .estimator import BandwidthEstimator
     from .producer import Producer
+    from .twcc import TwccSender
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ class ConsumerLayout:
     mid_ext_id: int | None  # None: the subscriber did not take the MID extension (SSRCs route)
     abs_send_time_ext_id: int | None  # video
     audio_level_ext_id: int | None  # audio
+    # video: the transport-wide sequence number extension (then it replaces abs-send-time)
+    twcc_ext_id: int | None = None
 
 
 class Consumer:
@@ -109,6 +112,7 @@ class Consumer:
         on_closed: Callable[[Consumer, CloseReason], None],
         handover: Handover | None = None,
         take_over: Callable[[], Handover] | None = None,
+        twcc: TwccSender | None = None,
     ) -> None:
         """``handover``: continue the numbering another consumer left on this m-line.
         ``take_over`` (video): another consumer still sends on this m-line; this one starts
@@ -123,6 +127,9 @@ class Consumer:
         self.wanted = True  # the owner's wish; forwarding needs it and a negotiated m-line
         self._tap = tap
         self._estimator = estimator
+        # The subscriber connection's transport-wide numbering, once the m-line took it.
+        self._twcc_sender = twcc if producer.kind is MediaKind.VIDEO else None
+        self._twcc: TwccSender | None = None
         self._nack_burst = NackBurst()
         self._rtx_tokens = 0.0
         self._rtx_at = time.monotonic()
@@ -163,7 +170,7 @@ class Consumer:
         self._fast: struct.Struct = _HDR
         # What the native fan-out (_fanout.c) reads of the layout, in one attribute: PT,
         # video, extension id byte, audio level, header length, middle, middle without level.
-        self._native_layout: tuple[int, bool, int, bool, int, bytes, bytes] | None = None
+        self._native_layout: tuple[int, bool, int, bool, int, bytes, bytes, Any] | None = None
         self._keyframe_asked = 0.0
         self.rtt: float | None = None  # seconds, smoothed, from receiver reports
         # our recent SRs: middle 32 bits of their NTP time -> when they were sent (wall)
@@ -214,13 +221,18 @@ class Consumer:
             if layout.mid_ext_id is not None
             else b""
         )
-        if self._video and layout.abs_send_time_ext_id is not None:
+        if self._video and layout.twcc_ext_id is not None and self._twcc_sender is not None:
+            # The subscriber reports when each packet arrived: its delay, read here, says
+            # more than its REMB (which then leaves these packets out).
+            var_fmt, var_id = "BH", bytes([(layout.twcc_ext_id << 4) | 1])
+            self._twcc = self._twcc_sender
+        elif self._video and layout.abs_send_time_ext_id is not None:
             var_fmt, var_id = "B3s", bytes([(layout.abs_send_time_ext_id << 4) | 2])
         elif not self._video and layout.audio_level_ext_id is not None:
             var_fmt, var_id = "BB", bytes([layout.audio_level_ext_id << 4])
         else:
             var_fmt, var_id = "", b""
-        body = len(mid) + len(var_id) + (3 if var_fmt == "B3s" else 1 if var_fmt else 0)
+        body = len(mid) + len(var_id) + {"B3s": 3, "BH": 2, "BB": 1, "": 0}[var_fmt]
         pad = len(pad4(b"\x00" * body)) - body
         self._ext_words = (body + pad) // 4
         self._var_id = var_id[0] if var_id else 0
@@ -236,8 +248,9 @@ class Consumer:
         middle = struct.pack("!IHH", self._ssrc, 0xBEDE, self._ext_words) + mid + var_id
         self._middle = middle
         self._middle_no_level = middle[:-1] + b"\x00" if var_fmt == "BB" else middle
-        tail = {"B3s": "3s", "BB": "B", "": ""}[var_fmt]
+        tail = {"B3s": "3s", "BH": "H", "BB": "B", "": ""}[var_fmt]
         self._fast = struct.Struct(f"!BHI{len(middle)}s{tail}")
+        # the native fan-out stamps transport-wide numbers in the sender's own arrays
         self._native_layout = (
             self._pt,
             self._video,
@@ -246,6 +259,7 @@ class Consumer:
             self._head_len,
             self._middle,
             self._middle_no_level,
+            self._twcc.native if self._twcc is not None else None,
         )
         self._sink = self._tap.sink()
         self._out = self._sink.out
@@ -337,7 +351,11 @@ class Consumer:
         ts = (mp.timestamp + self._ts_offset) & 0xFFFFFFFF
         first = (mp.marker << 7) | self._pt
         if self._video:
-            if self._var_id:
+            twcc = self._twcc
+            if twcc is not None:
+                seq = twcc.stamp(self._head_len + len(payload))
+                self._fast.pack_into(out, 1, first, out_seq, ts, self._middle, seq)
+            elif self._var_id:
                 self._fast.pack_into(out, 1, first, out_seq, ts, self._middle, mp.abs_send_time)
             else:
                 self._fast.pack_into(out, 1, first, out_seq, ts, self._middle)
@@ -556,6 +574,9 @@ class Consumer:
         tail: tuple[int | bytes, ...]
         if self._var_id == 0:
             tail = ()
+        elif self._twcc is not None:
+            size = head + len(payload) + (2 if osn >= 0 else 0)
+            tail = (self._var_id, self._twcc.stamp(size))
         elif not self._has_level:
             tail = (self._var_id, mp.abs_send_time)
         elif mp.audio_level >= 0:

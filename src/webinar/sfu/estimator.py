@@ -76,6 +76,14 @@ class Estimate:
     # The latest loss burst read from NACKs (:class:`NackBurst`) and when it was seen.
     burst_loss: float | None = None
     burst_at: float | None = None
+    # Transport-wide feedback flows (:mod:`webinar.sfu.twcc`): the browser's REMB leaves
+    # out what carries transport-wide numbers, so it is ignored (``bitrate_bps`` None).
+    twcc: bool = False
+    # ... and its delay detector is not drowned in the path's jitter: it judges probes.
+    twcc_clean: bool = False
+    # The latest delay overuse it read and when, with the rate received just before it.
+    delay_at: float | None = None
+    delay_bps: int | None = None
 
     def report_significant(self) -> bool:
         """Whether the latest report's loss is more than random loss on the path
@@ -162,6 +170,8 @@ class BandwidthEstimator:
     __slots__ = (
         "_burst_at",
         "_burst_loss",
+        "_delay_at",
+        "_delay_bps",
         "_loss",
         "_loss_at",
         "_remb",
@@ -173,6 +183,8 @@ class BandwidthEstimator:
         "_report_since",
         "_rtt",
         "_sample",
+        "_twcc_at",
+        "_twcc_clean",
         "on_alarm",
         "rtx_bps",
     )
@@ -182,6 +194,10 @@ class BandwidthEstimator:
         self.rtx_bps: int | None = None  # what retransmissions may use (None: no limit)
         self._burst_loss: float | None = None
         self._burst_at = 0.0
+        self._delay_at: float | None = None
+        self._delay_bps: int | None = None
+        self._twcc_at: float | None = None
+        self._twcc_clean = False
         self._report_since: float | None = None
         self._remb: int | None = None
         self._remb_at = 0.0
@@ -211,6 +227,25 @@ class BandwidthEstimator:
                 self.on_alarm()
             except Exception:
                 logger.exception("loss burst listener failed")
+
+    def on_twcc(self, now: float, clean: bool = True) -> None:
+        """Transport-wide feedback came: the delay detector speaks for the path, and the
+        browser's REMB (over what carries no transport-wide number: audio) is ignored.
+        ``clean``: the detector's threshold is not raised by the path's jitter."""
+        self._twcc_at = now
+        self._twcc_clean = clean
+
+    def on_delay_overuse(self, acked_bps: int, now: float) -> None:
+        """The transport-wide delay gradient says the path queues (before it drops):
+        ``acked_bps`` is what got through just before. Acted on at once, like a burst."""
+        self._delay_at = now
+        self._delay_bps = acked_bps
+        logger.debug("estimator %x: delay overuse at %.3f, acked %d", id(self), now, acked_bps)
+        if self.on_alarm is not None:
+            try:
+                self.on_alarm()
+            except Exception:
+                logger.exception("delay overuse listener failed")
 
     def on_receiver_report(
         self,
@@ -264,6 +299,9 @@ class BandwidthEstimator:
 
     def estimate(self, now: float) -> Estimate:
         remb = self._remb if self._remb is not None and now - self._remb_at < REMB_TIMEOUT else None
+        twcc = self._twcc_at is not None and now - self._twcc_at < REMB_TIMEOUT
+        if twcc:
+            remb = None
         loss = self._loss_now(now)
         if remb is not None and loss > HIGH_LOSS:
             remb = int(remb * (1 - 0.5 * loss))
@@ -278,6 +316,10 @@ class BandwidthEstimator:
             report_since=self._report_since,
             burst_loss=self._burst_loss,
             burst_at=self._burst_at if self._burst_loss is not None else None,
+            twcc=twcc,
+            twcc_clean=twcc and self._twcc_clean,
+            delay_at=self._delay_at,
+            delay_bps=self._delay_bps,
         )
 
 
@@ -286,6 +328,11 @@ class BandwidthEstimator:
 START_BUDGET = 600_000  # bits/s before the subscriber's first REMB ("audio + 1 video")
 MIN_BUDGET = 100_000
 PROBE_LOSS = 0.03  # loss above this during a probe: the probe failed ...
+# ... above the path's steady loss: the smoothed loss outside probes, followed upwards at
+# this rate per second and at once downwards, up to LOSS_BASE_MAX (5 % random loss on a
+# Wi-Fi path blocked every probe, and the attendee stayed on one video for good)
+LOSS_BASE_RISE = 0.3
+LOSS_BASE_MAX = 0.08
 PROBE_RTT_RISE = 0.02  # ... and so did one that made the round trip this much longer
 REMB_FALL = 0.92  # a REMB below this share of the previous one: the path is queueing ...
 DOWN_BAND = 0.9  # ... and below this share of the budget: lower the budget to it
@@ -321,6 +368,21 @@ BURST_CUT = 0.5  # a loss burst (NACKs) counts as this share lost at most: halve
 # row (512 kbit/s, with its slack); congestion that outlasts the cut's drain goes lower.
 CUT_FLOOR = int(TIERS[1][1] * 1000 * TIER_SLACK) + 1
 EPISODE_SECONDS = 3.0  # a cut this long after the last first one starts a new episode
+# Transport-wide feedback (twcc.py): a delay overuse cuts to this share of what got through
+# just before it (GCC's 0.85: the queue drains at the difference), and once a cut had
+# this long to drain, the next overuse cuts again.
+DELAY_CUT = 0.85
+DELAY_DRAIN = 0.5
+# A probe on a path with transport-wide feedback is judged by it: no overuse by this long
+# after its padding stopped (the feedback's interval and a round trip) and it held.
+# (0.1 s: a probe that overloads the path shows as overuse ~0.1-0.2 s into its padding;
+# the verdict then falls in the allocation round 0.5 s after the probe began)
+TWCC_VERDICT_SECONDS = 0.1
+# ... and its padding ramps up from this share of the gap over the first PAD_RAMP of its
+# padding time, so a link that fell under it shows a queue before the probe fills it (a
+# 2.1 Mbit/s probe met a link just limited to 700 kbit/s and lost pictures with it)
+PAD_RAMP_FROM = 0.3
+PAD_RAMP = 0.6
 
 
 class BudgetState(enum.Enum):
@@ -367,16 +429,21 @@ class BudgetController:
         "_burst_seen",
         "_ceiling",
         "_ceiling_until",
+        "_delay_cut_at",
+        "_delay_seen",
         "_down_at",
         "_episode_at",
         "_falling",
         "_last_good",
         "_last_remb",
         "_limited",
+        "_loss_base",
+        "_loss_base_at",
         "_next_probe",
         "_pad_seconds",
         "_probe_started",
         "_raised_at",
+        "_ramp",
         "_rtt_floor",
         "_sample_seen",
         "_sent_peak",
@@ -419,8 +486,13 @@ class BudgetController:
         self._burst_seen = 0.0  # burst_at of the latest loss burst acted on (or skipped)
         self._episode_at = -1e9  # the first cut of the latest congestion episode
         self._burst_cut_at = -1e9  # the latest cut a loss burst made
+        self._delay_seen = 0.0  # delay_at of the latest delay overuse acted on (or skipped)
+        self._delay_cut_at = -1e9  # the latest cut a delay overuse made
         self._next_probe = 0.0  # while SETTLING or BACKOFF: when the wait ends
+        self._loss_base = 0.0  # the path's steady loss (see LOSS_BASE_RISE)
+        self._loss_base_at: float | None = None
         self._backoff = PROBE_INTERVAL
+        self._ramp = False  # the running probe's padding ramps up (judged by TWCC)
 
     @property
     def state(self) -> BudgetState:
@@ -439,6 +511,15 @@ class BudgetController:
     def padding(self, now: float) -> bool:
         """Whether probe padding should go out now (the first part of a probe)."""
         return self.probing and now < self._probe_started + self._pad_seconds
+
+    def padding_share(self, now: float) -> float:
+        """How much of the gap to the probed budget padding fills now (0: none)."""
+        if not self.padding(now):
+            return 0.0
+        if not self._ramp:
+            return 1.0
+        ramp = (now - self._probe_started) / (self._pad_seconds * PAD_RAMP)
+        return min(1.0, PAD_RAMP_FROM + (1.0 - PAD_RAMP_FROM) * max(ramp, 0.0))
 
     def take_sender_report(self, now: float) -> bool:
         """True once per :data:`PROBE_SR_AT` mark a running probe has passed: send a
@@ -477,6 +558,16 @@ class BudgetController:
             elapsed = max(now - self._sent_peak_at, 0.0)
             self._sent_peak = max(sending_bps, int(self._sent_peak * PEAK_DECAY**elapsed))
             self._sent_peak_at = now
+        if not self.probing:
+            base, at = self._loss_base, self._loss_base_at
+            loss = estimate.loss
+            if loss <= base or at is None:
+                self._loss_base = min(loss, LOSS_BASE_MAX)
+            else:
+                rise = min(LOSS_BASE_RISE * max(now - at, 0.0), 1.0)
+                self._loss_base = min(base + rise * (loss - base), LOSS_BASE_MAX)
+            self._loss_base_at = now
+        probe_loss = self._loss_base + PROBE_LOSS
         remb = estimate.bitrate_bps
         if remb is not None and remb != self._last_remb:
             self._falling = self._last_remb is not None and remb < self._last_remb * REMB_FALL
@@ -513,8 +604,18 @@ class BudgetController:
                 burst_rate = min(burst_loss, BURST_CUT)
                 loss_now = max(burst_rate, loss_now) if lossy else burst_rate
                 lossy = burst = True
+        delay_at, delay_bps = estimate.delay_at, estimate.delay_bps
+        delay = False
+        delay_target = self.budget_bps
+        if delay_at is not None and delay_bps is not None and delay_at > self._delay_seen:
+            self._delay_seen = delay_at
+            if delay_at >= self._delay_cut_at + DELAY_DRAIN:
+                # The queue grows now (a transport-wide delay gradient, before any drop):
+                # what got through just before is what the link carries.
+                delay = True
+                delay_target = int(delay_bps * DELAY_CUT)
         remb_fell = self._falling and remb is not None and remb < self.budget_bps * DOWN_BAND
-        congested = lossy or remb_fell
+        congested = lossy or remb_fell or delay
         sample = estimate.sample
         fresh = sample is not None and sample is not self._sample_seen
         if fresh and sample is not None:
@@ -550,11 +651,19 @@ class BudgetController:
                 and self._base_rtt is not None
                 and sample.rtt > self._base_rtt + PROBE_RTT_RISE
             )
-            lost = verdict and sample is not None and sample.lost > PROBE_LOSS
+            lost = verdict and sample is not None and sample.lost > probe_loss
+            if estimate.twcc_clean and not verdict:
+                # Transport-wide feedback saw the probe's packets arrive: no overuse
+                # since it started, once the feedback on its padding is in, and it held.
+                verdict = (
+                    now >= self._probe_started + self._pad_seconds + TWCC_VERDICT_SECONDS - 0.02
+                    and (delay_at is None or delay_at < self._probe_started)
+                )
             failed = [
                 why
                 for bad, why in (
-                    (estimate.loss > PROBE_LOSS, "loss"),
+                    (delay, "queueing delay"),
+                    (estimate.loss > probe_loss, "loss"),
                     (congested, "congestion"),
                     (queueing, "a longer round trip"),
                     (slow, "its sender report queued"),
@@ -571,6 +680,13 @@ class BudgetController:
                     target = self._cut_target(remb, lossy, loss_now, sending_bps)
                     self._set(min(self.budget_bps, max(target, keep)))
                     self._burst_cut_at = now
+                if delay:
+                    self._delay_cut_at = now
+                    if delay_bps is not None and delay_bps < self.budget_bps:
+                        # The link carries less than media alone was given (it fell
+                        # under the probe): cut as well, to what got through.
+                        keep = self._cut_floor(now, reported=report_lossy)
+                        self._set(min(self.budget_bps, max(delay_target, keep)))
                 return self.budget_bps
             if now < self._probe_started + PROBE_HOLD and not verdict:
                 return self.budget_bps
@@ -593,6 +709,8 @@ class BudgetController:
             cut_floor = self._cut_floor(now, reported=report_lossy)
             if burst:
                 self._burst_cut_at = now
+            if delay:
+                self._delay_cut_at = now
         if congested and now - self._raised_at < REVERT_WINDOW:
             # The step up was one too many: back to where it was fine, and stay below.
             # (A burst says the link fell, maybe far below that: no higher than what
@@ -601,6 +719,8 @@ class BudgetController:
             back = min(self.budget_bps, self._last_good)
             if burst:
                 back = min(back, self._cut_target(remb, lossy, loss_now, sending_bps))
+            if delay:
+                back = min(back, delay_target)
             self._set(max(back, cut_floor))
             self._limited = True
             self._raised_at = -1e9
@@ -611,7 +731,12 @@ class BudgetController:
             self._enter(BudgetState.BACKOFF, "congestion after a raise: reverted", now, until)
             return self.budget_bps
         if congested:
-            target = self._cut_target(remb, lossy, loss_now, sending_bps)
+            if lossy or remb_fell:
+                target = self._cut_target(remb, lossy, loss_now, sending_bps)
+                if delay:
+                    target = min(target, delay_target)
+            else:  # the delay alone: what got through is measured, no floor of what was sent
+                target = delay_target
             self._set(min(self.budget_bps, max(target, cut_floor)))
             self._limited = True
             self._streak = 0
@@ -644,20 +769,23 @@ class BudgetController:
             wanted_bps is not None
             and wanted_bps > self.budget_bps
             and self._state is BudgetState.STEADY
-            and estimate.loss <= PROBE_LOSS / 2
+            and estimate.loss <= self._loss_base + PROBE_LOSS / 2
             and (
                 sending_bps is None
                 or allocated_bps is None
                 or sending_bps >= allocated_bps * PROBE_USE
             )
-            # without a REMB there is no evidence yet, unless no video flows to give one
-            and (remb is not None or not video_flowing)
+            # without a REMB (or transport-wide feedback) there is no evidence yet,
+            # unless no video flows to give one
+            and (remb is not None or estimate.twcc or not video_flowing)
         ):
             bonus = PROBE_STREAK_STEP * self._streak
             most = min(PROBE_MAX_STEP + bonus, PROBE_FAST_STEP)
             least = min(PROBE_MIN_STEP + bonus, most)
             step = min(max(wanted_bps, self.budget_bps * least), self.budget_bps * most)
-            if now < self._ceiling_until:  # a probe failed above: halve the distance to it
+            # A probe failed above: halve the distance to it (unless the delay detector
+            # judges probes: one that fails costs a little queueing, not lost media).
+            if now < self._ceiling_until and not estimate.twcc_clean:
                 step = min(step, (self.budget_bps + self._ceiling) / 2)
                 if step <= self.budget_bps * PROBE_LEAST_STEP < self._ceiling:
                     # Halving has closed in on the failed level: test that level again
@@ -670,6 +798,7 @@ class BudgetController:
                 self._before_probe = self.budget_bps
                 self._set(int(step))
                 self._probe_started = now
+                self._ramp = estimate.twcc_clean
                 # Before anything was verified the start budget is a guess, and what
                 # flows may be far below it: a shorter first probe overshoots less.
                 scale = FIRST_PROBE_SCALE if self.probes_ok == 0 and not self._limited else 1.0

@@ -209,10 +209,11 @@ class SubscriberTiers:
     def pad(self, now: float, consumers: Iterable[Allocatable], interval: float) -> int:
         """While probing, fill the gap between what media sends and the probed budget
         with redundant retransmissions: the probe tests the path, not the picture."""
-        if not self.controller.padding(now):
+        share = self.controller.padding_share(now)
+        if share <= 0:
             return 0
         target = int(self.controller.budget_bps * PROBE_PAD)
-        gap = target - self.sending_bps
+        gap = int((target - self.sending_bps) * share)
         if gap <= 0:
             return 0
         want = int(gap * interval / 8)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -47,6 +48,8 @@ from .estimator import BandwidthEstimator, Estimate
 from .producer import Producer, ProducerCodec
 from .simulcast import answer_with_simulcast, extensions_with_rid, parse_simulcast
 from .totals import MediaTotals
+from .twcc import ENV as TWCC_ENV
+from .twcc import TwccSender, answered_twcc, offer_twcc
 from .types import (
     CloseReason,
     MediaKind,
@@ -495,6 +498,14 @@ class SubscribeTransport(_Transport):
         self.consumers: dict[str, Consumer] = {}
         self._totals = totals
         self.estimator = BandwidthEstimator()
+        # Transport-wide congestion control (twcc.py) on the video this server offers:
+        # WEBINAR_TWCC=0 turns it off (REMB and receiver reports alone, as before).
+        self._twcc: TwccSender | None = (
+            TwccSender(on_overuse=self._on_overuse)
+            if self._negotiates and os.environ.get(TWCC_ENV, "1").strip() not in {"0", "off", "no"}
+            else None
+        )
+        self._twcc_mids: dict[str, int] = {}  # mid -> extension id, as the answer took it
         self._send_offer = send_offer
         self._on_consumer_closed = on_consumer_closed
         self._answer_timeout = answer_timeout
@@ -532,6 +543,7 @@ class SubscribeTransport(_Transport):
             tap=tap,
             estimator=self.estimator,
             on_closed=self._consumer_closed,
+            twcc=self._twcc,
         )
         producer.add_consumer(consumer)
         self.consumers[consumer.id] = consumer
@@ -542,7 +554,11 @@ class SubscribeTransport(_Transport):
         if not self._feedback_installed:
             self._feedback_installed = True
             self._cname = tap.cname
-            hooks.install_feedback(transceiver.sender.transport, self._on_rtcp)
+            hooks.install_feedback(
+                transceiver.sender.transport,
+                self._on_rtcp,
+                self._on_twcc_feedback if self._twcc is not None else None,
+            )
         self._transceivers[consumer.id] = transceiver
         self._dirty.set()
         return consumer
@@ -582,6 +598,8 @@ class SubscribeTransport(_Transport):
         if fut is None or fut.done():
             raise SfuError(SfuErrorCode.NEGOTIATION, "no subscriber offer is waiting for an answer")
         parse_sdp(sdp, "answer")
+        if self._twcc is not None:
+            self._twcc_mids = answered_twcc(sdp)
         self._pending_answer = None
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
@@ -607,7 +625,10 @@ class SubscribeTransport(_Transport):
                 ]
                 answered: asyncio.Future[None] = loop.create_future()
                 self._pending_answer = answered
-                await self._send_offer(self.pc.localDescription.sdp, included)
+                offer_sdp = self.pc.localDescription.sdp
+                if self._twcc is not None:
+                    offer_sdp = offer_twcc(offer_sdp)
+                await self._send_offer(offer_sdp, included)
                 try:
                     await asyncio.wait_for(asyncio.shield(answered), self._answer_timeout)
                 except TimeoutError:
@@ -661,7 +682,18 @@ class SubscribeTransport(_Transport):
             mid_ext_id=mid_id,
             abs_send_time_ext_id=ext.get(hooks.ABS_SEND_TIME_URI),
             audio_level_ext_id=ext.get(hooks.AUDIO_LEVEL_URI),
+            twcc_ext_id=self._twcc_mids.get(transceiver.mid),
         )
+
+    def _on_overuse(self, acked_bps: int) -> None:
+        self.estimator.on_delay_overuse(acked_bps, time.monotonic())
+
+    def _on_twcc_feedback(self, data: bytes) -> None:
+        twcc = self._twcc
+        if twcc is not None:
+            now = time.monotonic()
+            twcc.on_feedback(data, now)
+            self.estimator.on_twcc(now, twcc.detector.clean)
 
     def _state_changed(self, state: str) -> None:
         if state == "connected":

@@ -1,0 +1,534 @@
+"""Transport-wide congestion control for subscribers: the send side of it.
+
+A subscriber that negotiated the transport-wide sequence number header extension
+(draft-holmer-rmcat-transport-wide-cc-extensions-01) and ``a=rtcp-fb:* transport-cc``
+reports when each of our packets arrived (RTCP RTPFB FMT 15, every ~50-100 ms). Against
+when we sent them, a growing queue shows as a rising one-way delay long before a
+bottleneck queue overflows: :class:`TrendlineDetector` (libwebrtc's trendline estimator and
+adaptive overuse threshold, as in GCC) turns the delay gradient into an overuse signal, and
+:class:`TwccSender` (one per subscriber connection) stamps the sequence numbers, remembers
+what it sent, reads the feedback and calls ``on_overuse(acked_bps)`` when the path starts
+queueing, with the rate the subscriber received just before (what the link carries).
+
+Pure logic with injected clocks but for :meth:`TwccSender.stamp` (``time.monotonic``).
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import time
+from array import array
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+TWCC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+RTCP_RTPFB = 205
+TWCC_FMT = 15
+
+HISTORY = 4096  # packets remembered by transport-wide sequence number (a power of two)
+GROUP_MS = 5.0  # packets sent within this of a group's first are one burst (a group)
+# libwebrtc fits 20 groups at 0.9 smoothing; at ~30-60 groups a second (a frame is a
+# group) that saw a link fall to half of what was sent ~300 ms late in a simulation (and
+# ~570 ms in a traced run), 10 at 0.7 saw it in ~70-100 ms, with no false overuse under
+# 0-300 ms of random jitter (the noise gate below).
+WINDOW = 10  # delay samples the trend is fitted over
+SMOOTHING = 0.7  # of the accumulated delay
+THRESHOLD_GAIN = 4.0
+MAX_DELTAS = 60
+OVERUSE_MS = 10.0  # over the threshold this long (and twice in a row): overuse
+K_UP, K_DOWN = 0.0087, 0.039  # adaptive threshold (per ms)
+THRESHOLD_START, THRESHOLD_MIN, THRESHOLD_MAX = 12.5, 6.0, 600.0
+ADAPT_OFFSET = 15.0  # the threshold follows a sample at most this far above it
+# A noisy path (jitter: packets reordered by up to 300 ms) makes the trend swing both ways
+# every few groups: the threshold is at least this many times the mean size of a group's
+# delay variation (~1-3 ms on a clean path, ~100 ms under 300 ms of jitter).
+NOISE_GAIN = 4.0
+NOISE_ALPHA = 0.05
+# Under this much mean delay variation per group the detector judges probes; above it (a
+# jittery path) it still warns of a queue, but its silence proves nothing.
+CLEAN_NOISE_MS = 20.0
+ACKED_WINDOW_MS = 500.0  # received rate over this much arrival time
+# At an overuse the queue paces the last packets at the bottleneck's rate: what this many
+# took to arrive is what the link carries (the half-second rate still holds what came
+# before the queue, ~1.6x the link seen in a simulation)
+LINK_PACKETS = 12
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """One transport-wide feedback packet: per sequence number (16 bits, in order) the
+    arrival time in ms on the receiver's clock, or None for a packet not received."""
+
+    base_seq: int
+    count: int
+    fb_count: int
+    arrivals: list[tuple[int, float | None]]
+
+
+def parse_feedback(data: bytes) -> Feedback:
+    """One RTPFB FMT 15 packet (header included). Raises ValueError when malformed."""
+    if len(data) < 20:
+        raise ValueError("transport-cc feedback too short")
+    first, pt, _length = struct.unpack_from("!BBH", data, 0)
+    if first >> 6 != 2 or pt != RTCP_RTPFB or first & 0x1F != TWCC_FMT:
+        raise ValueError("not a transport-cc feedback packet")
+    end = len(data)
+    if first & 0x20:  # padding
+        end -= data[-1]
+    base_seq, count = struct.unpack_from("!HH", data, 12)
+    ref = int.from_bytes(data[16:19], "big")
+    if ref & 0x800000:
+        ref -= 0x1000000
+    fb_count = data[19]
+    pos = 20
+    symbols: list[int] = []
+    while len(symbols) < count:
+        if pos + 2 > end:
+            raise ValueError("transport-cc feedback: chunks truncated")
+        chunk = (data[pos] << 8) | data[pos + 1]
+        pos += 2
+        if not chunk & 0x8000:  # run length
+            symbol = (chunk >> 13) & 0x3
+            run = chunk & 0x1FFF
+            symbols.extend([symbol] * min(run, count - len(symbols)))
+        elif chunk & 0x4000:  # 7 two-bit symbols
+            for i in range(7):
+                symbols.append((chunk >> (12 - 2 * i)) & 0x3)
+        else:  # 14 one-bit symbols
+            for i in range(14):
+                symbols.append((chunk >> (13 - i)) & 0x1)
+    del symbols[count:]
+    arrivals: list[tuple[int, float | None]] = []
+    at = ref * 64.0  # ms
+    for i, symbol in enumerate(symbols):
+        seq = (base_seq + i) & 0xFFFF
+        if symbol == 0:
+            arrivals.append((seq, None))
+            continue
+        if symbol == 1:
+            if pos + 1 > end:
+                raise ValueError("transport-cc feedback: deltas truncated")
+            delta = data[pos]
+            pos += 1
+        elif symbol == 2:
+            if pos + 2 > end:
+                raise ValueError("transport-cc feedback: deltas truncated")
+            delta = struct.unpack_from("!h", data, pos)[0]
+            pos += 2
+        else:
+            raise ValueError("transport-cc feedback: reserved symbol")
+        at += delta * 0.25
+        arrivals.append((seq, at))
+    return Feedback(base_seq=base_seq, count=count, fb_count=fb_count, arrivals=arrivals)
+
+
+def build_feedback(
+    base_seq: int, arrivals_ms: list[float | None], fb_count: int = 0, ssrc: int = 1
+) -> bytes:
+    """A feedback packet (one-bit/two-bit status vectors): tests and simulations."""
+    ref_ms = next((a for a in arrivals_ms if a is not None), 0.0)
+    ref = int(ref_ms // 64)
+    symbols: list[int] = []
+    deltas = b""
+    at = ref * 64.0
+    for a in arrivals_ms:
+        if a is None:
+            symbols.append(0)
+            continue
+        d = round((a - at) / 0.25)
+        if 0 <= d <= 255:
+            symbols.append(1)
+            deltas += bytes([d])
+        else:
+            d = max(min(d, 32767), -32768)
+            symbols.append(2)
+            deltas += struct.pack("!h", d)
+        at += d * 0.25
+    chunks = b""
+    for i in range(0, len(symbols), 7):
+        part = symbols[i : i + 7] + [0] * (7 - len(symbols[i : i + 7]))
+        word = 0xC000
+        for j, s in enumerate(part):
+            word |= s << (12 - 2 * j)
+        chunks += struct.pack("!H", word)
+    body = (
+        struct.pack("!IIHH", ssrc, 0, base_seq & 0xFFFF, len(arrivals_ms))
+        + (ref & 0xFFFFFF).to_bytes(3, "big")
+        + bytes([fb_count & 0xFF])
+        + chunks
+        + deltas
+    )
+    body += b"\x00" * (-len(body) % 4)
+    return struct.pack("!BBH", 0x80 | TWCC_FMT, RTCP_RTPFB, (len(body) + 4) // 4 - 1) + body
+
+
+def split_rtcp(data: bytes) -> tuple[list[bytes], bytes]:
+    """A compound RTCP packet's transport-cc feedback packets, and the rest of it (what
+    aiortc parses: it would read FMT 15 as a NACK list)."""
+    twcc: list[bytes] = []
+    rest: list[bytes] = []
+    pos, n = 0, len(data)
+    while pos + 4 <= n:
+        length = (struct.unpack_from("!H", data, pos + 2)[0] + 1) * 4
+        part = data[pos : pos + length]
+        if data[pos + 1] == RTCP_RTPFB and data[pos] & 0x1F == TWCC_FMT:
+            twcc.append(part)
+        else:
+            rest.append(part)
+        pos += length
+    if not twcc:
+        return twcc, data
+    return twcc, b"".join(rest)
+
+
+class DelayState:
+    NORMAL = 0
+    OVERUSE = 1
+    UNDERUSE = -1
+
+
+class TrendlineDetector:
+    """libwebrtc's TrendlineEstimator with its adaptive threshold: the slope of the
+    smoothed accumulated one-way delay variation over the last :data:`WINDOW` packet groups
+    against an adaptive threshold. Feed it packets in send order."""
+
+    __slots__ = (
+        "_acc",
+        "_first_arrival",
+        "_group",
+        "_hist",
+        "_last_update",
+        "_noise",
+        "_num",
+        "_over_count",
+        "_over_ms",
+        "_prev",
+        "_prev_trend",
+        "_smoothed",
+        "state",
+        "threshold",
+        "trend",
+    )
+
+    def __init__(self) -> None:
+        self._group: list[float] | None = None  # [first send, last send, last arrival, size]
+        self._prev: list[float] | None = None  # the completed group before
+        self._acc = 0.0
+        self._smoothed = 0.0
+        self._hist: deque[tuple[float, float]] = deque(maxlen=WINDOW)
+        self._first_arrival: float | None = None
+        self._num = 0
+        self._over_ms = -1.0
+        self._over_count = 0
+        self._prev_trend = 0.0
+        self._last_update: float | None = None
+        self._noise = 0.0
+        self.threshold = THRESHOLD_START
+        self.trend = 0.0
+        self.state = DelayState.NORMAL
+
+    @property
+    def noise(self) -> float:
+        """Mean size of a group's delay variation (ms, smoothed)."""
+        return self._noise
+
+    @property
+    def clean(self) -> bool:
+        return self._noise < CLEAN_NOISE_MS
+
+    def packet(self, send_ms: float, arrival_ms: float) -> int | None:
+        """One received packet; returns the state when a group completed (else None)."""
+        g = self._group
+        if g is None:
+            self._group = [send_ms, send_ms, arrival_ms]
+            return None
+        if send_ms < g[0]:
+            return None  # sent before this group began (reordered feedback): skip
+        if send_ms - g[0] <= GROUP_MS:
+            g[1] = max(g[1], send_ms)
+            g[2] = max(g[2], arrival_ms)
+            return None
+        prev, self._prev, self._group = self._prev, g, [send_ms, send_ms, arrival_ms]
+        if prev is None:
+            return None
+        send_delta = g[1] - prev[1]
+        arrival_delta = g[2] - prev[2]
+        return self._update(arrival_delta - send_delta, send_delta, g[2])
+
+    def _update(self, delta: float, send_delta: float, arrival: float) -> int:
+        self._num = min(self._num + 1, 1000)
+        if self._first_arrival is None:
+            self._first_arrival = arrival
+        self._acc += delta
+        self._noise += NOISE_ALPHA * (abs(delta) - self._noise)
+        self._smoothed = SMOOTHING * self._smoothed + (1 - SMOOTHING) * self._acc
+        self._hist.append((arrival - self._first_arrival, self._smoothed))
+        if len(self._hist) == WINDOW:
+            slope = _slope(self._hist)
+            if slope is not None:
+                self.trend = slope
+        self._detect(send_delta, arrival)
+        return self.state
+
+    def _detect(self, send_delta: float, now: float) -> None:
+        if self._num < 2:
+            self.state = DelayState.NORMAL
+            return
+        modified = min(self._num, MAX_DELTAS) * self.trend * THRESHOLD_GAIN
+        threshold = max(self.threshold, NOISE_GAIN * self._noise)
+        if modified > threshold:
+            if self._over_ms < 0:
+                self._over_ms = send_delta / 2
+            else:
+                self._over_ms += send_delta
+            self._over_count += 1
+            if (
+                self._over_ms > OVERUSE_MS
+                and self._over_count > 1
+                and self.trend >= self._prev_trend
+            ):
+                self._over_ms = 0.0
+                self._over_count = 0
+                self.state = DelayState.OVERUSE
+        elif modified < -threshold:
+            self._over_ms = -1.0
+            self._over_count = 0
+            self.state = DelayState.UNDERUSE
+        else:
+            self._over_ms = -1.0
+            self._over_count = 0
+            self.state = DelayState.NORMAL
+        self._prev_trend = self.trend
+        self._adapt(modified, now)
+
+    def _adapt(self, modified: float, now: float) -> None:
+        if self._last_update is None:
+            self._last_update = now
+        # libwebrtc skips samples beyond threshold + 15 (a spike must not drag it up); here
+        # they count as threshold + 15, so a path whose delay is noisy (300 ms of jitter)
+        # raises it within a second or two, while a queue that builds crosses it at once.
+        level = min(abs(modified), self.threshold + ADAPT_OFFSET)
+        k = K_DOWN if level < self.threshold else K_UP
+        dt = min(max(now - self._last_update, 0.0), 100.0)
+        self.threshold += k * (level - self.threshold) * dt
+        self.threshold = min(max(self.threshold, THRESHOLD_MIN), THRESHOLD_MAX)
+        self._last_update = now
+
+
+def _slope(points: deque[tuple[float, float]]) -> float | None:
+    n = len(points)
+    sx = sum(p[0] for p in points) / n
+    sy = sum(p[1] for p in points) / n
+    num = den = 0.0
+    for x, y in points:
+        num += (x - sx) * (y - sy)
+        den += (x - sx) * (x - sx)
+    return num / den if den else None
+
+
+class TwccSender:
+    """One subscriber connection's transport-wide sequence numbers, what went out under
+    them, and the reading of the subscriber's feedback. ``on_overuse(acked_bps)`` is called
+    when the delay gradient says the path queues (at most once per overuse episode);
+    :attr:`acked_bps` is what the subscriber received over the last half second."""
+
+    __slots__ = (
+        "_acked",
+        "_acked_bytes",
+        "_detector",
+        "_last_fb",
+        "_recent",
+        "_sent_at",
+        "_sent_seq",
+        "_seq",
+        "_size",
+        "acked_bps",
+        "feedbacks",
+        "last_feedback_at",
+        "native",
+        "on_overuse",
+        "overuses",
+    )
+
+    def __init__(self, on_overuse: Callable[[int], None] | None = None) -> None:
+        self.on_overuse = on_overuse
+        # Arrays, not lists: the native fan-out (_fanout.c) stamps the packets it sends in
+        # the same memory (``native``: next number, send times, numbers, sizes).
+        self._seq = array("q", [0])  # the next number
+        self._sent_at = array("d", bytes(8 * HISTORY))  # ms, CLOCK_MONOTONIC
+        self._sent_seq = array("q", [-1]) * HISTORY
+        self._size = array("q", bytes(8 * HISTORY))
+        self.native = (self._seq, self._sent_at, self._sent_seq, self._size)
+        self._detector = TrendlineDetector()
+        self._acked: deque[tuple[float, int]] = deque()  # (arrival ms, bytes)
+        self._acked_bytes = 0
+        self._last_fb: int | None = None  # highest sequence number reported so far
+        self._recent: deque[tuple[float, int]] = deque(maxlen=LINK_PACKETS)
+        self.acked_bps: int | None = None
+        self.feedbacks = 0
+        self.overuses = 0
+        self.last_feedback_at: float | None = None
+
+    def stamp(self, size: int) -> int:
+        """The next transport-wide sequence number, for a packet of ``size`` bytes sent now."""
+        next_seq = self._seq
+        seq = next_seq[0]
+        next_seq[0] = (seq + 1) & 0xFFFF
+        slot = seq & (HISTORY - 1)
+        self._sent_at[slot] = time.monotonic() * 1000.0
+        self._sent_seq[slot] = seq
+        self._size[slot] = size
+        return seq
+
+    @property
+    def state(self) -> int:
+        return self._detector.state
+
+    @property
+    def detector(self) -> TrendlineDetector:
+        return self._detector
+
+    def link_bps(self) -> int | None:
+        """What the last :data:`LINK_PACKETS` received took to arrive (None: too few, or
+        they came at once)."""
+        recent = self._recent
+        if len(recent) < LINK_PACKETS // 2:
+            return None
+        first = min(a for a, _ in recent)
+        last = max(a for a, _ in recent)
+        if last - first < 10.0:
+            return None
+        return int((sum(size for _, size in recent) - recent[0][1]) * 8000 / (last - first))
+
+    def on_feedback(self, data: bytes, now: float) -> None:
+        """One FMT 15 packet from the subscriber (``now``: monotonic seconds)."""
+        try:
+            fb = parse_feedback(data)
+        except ValueError:
+            return
+        self.feedbacks += 1
+        self.last_feedback_at = now
+        det = self._detector
+        before = det.state
+        overuse = False
+        acked = self._acked
+        newest_arrival: float | None = None
+        for seq, arrival in fb.arrivals:
+            if arrival is None:
+                continue
+            slot = seq & (HISTORY - 1)
+            if self._sent_seq[slot] != seq:
+                continue
+            last = self._last_fb
+            if last is not None and (seq - last) & 0xFFFF >= 0x8000:
+                continue  # reported before (feedback repeats after loss)
+            self._last_fb = seq
+            size = self._size[slot]
+            acked.append((arrival, size))
+            self._recent.append((arrival, size))
+            self._acked_bytes += size
+            if newest_arrival is None or arrival > newest_arrival:
+                newest_arrival = arrival
+            state = det.packet(self._sent_at[slot], arrival)
+            if state == DelayState.OVERUSE and before != DelayState.OVERUSE:
+                overuse = True
+            if state is not None:
+                before = state
+        if newest_arrival is not None:
+            while acked and newest_arrival - acked[0][0] > ACKED_WINDOW_MS:
+                self._acked_bytes -= acked.popleft()[1]
+            span = max(newest_arrival - acked[0][0], 100.0) if acked else 0.0
+            if span:
+                self.acked_bps = int(self._acked_bytes * 8000 / span)
+        if overuse:
+            self.overuses += 1
+            link = self.link_bps()
+            if link is not None and self.acked_bps is not None:
+                self.acked_bps = min(self.acked_bps, link)
+            logger.debug(
+                "twcc %x: overuse (trend %.3f, threshold %.1f, noise %.1f ms, acked %s bps)",
+                id(self),
+                det.trend,
+                det.threshold,
+                det.noise,
+                self.acked_bps,
+            )
+            if self.on_overuse is not None and self.acked_bps is not None:
+                try:
+                    self.on_overuse(self.acked_bps)
+                except Exception:
+                    logger.exception("overuse listener failed")
+
+
+# --------------------------------------------------------------------------- SDP
+
+ENV = "WEBINAR_TWCC"  # 0: offer subscribers no transport-wide congestion control
+
+
+def offer_twcc(sdp: str, ext_id: int = 5) -> str:
+    """An offer's video m-sections with the transport-wide sequence number extension (as
+    ``ext_id``, when the section does not use that id already) and ``transport-cc``
+    feedback on each payload type that has ``goog-remb``. aiortc offers neither; its
+    answer handling drops what it does not know, so the answer is read with
+    :func:`answered_twcc`."""
+    lines = sdp.split("\r\n")
+    out: list[str] = []
+    sections: list[list[str]] = [[]]
+    for line in lines:
+        if line.startswith("m="):
+            sections.append([])
+        sections[-1].append(line)
+    for section in sections:
+        if (
+            not section
+            or not section[0].startswith("m=video")
+            or any(TWCC_URI in line for line in section)
+        ):
+            out.extend(section)
+            continue
+        if any(line.startswith(f"a=extmap:{ext_id} ") for line in section):
+            out.extend(section)
+            continue
+        last_ext = max(
+            (i for i, line in enumerate(section) if line.startswith("a=extmap:")), default=None
+        )
+        for i, line in enumerate(section):
+            out.append(line)
+            if line.startswith("a=rtcp-fb:") and line.endswith(" goog-remb"):
+                out.append(line[: -len(" goog-remb")] + " transport-cc")
+            if i == last_ext:
+                out.append(f"a=extmap:{ext_id} {TWCC_URI}")
+    return "\r\n".join(out)
+
+
+def answered_twcc(sdp: str) -> dict[str, int]:
+    """The mids whose m-section in ``sdp`` took the transport-wide extension, with its id
+    (only where ``transport-cc`` feedback was taken too)."""
+    found: dict[str, int] = {}
+    mid: str | None = None
+    ext: int | None = None
+    feedback = False
+
+    def close() -> None:
+        if mid is not None and ext is not None and feedback:
+            found[mid] = ext
+
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            close()
+            mid, ext, feedback = None, None, False
+        elif line.startswith("a=mid:"):
+            mid = line[6:].strip()
+        elif line.startswith("a=extmap:") and line.rstrip().endswith(TWCC_URI):
+            try:
+                ext = int(line[9:].split()[0].split("/")[0])
+            except ValueError:
+                ext = None
+        elif line.startswith("a=rtcp-fb:") and line.rstrip().endswith(" transport-cc"):
+            feedback = True
+    close()
+    return found

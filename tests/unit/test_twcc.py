@@ -1,0 +1,274 @@
+"""Transport-wide congestion control: feedback parsing, the delay detector, SDP."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from webinar.sfu import twcc as twcc_mod
+from webinar.sfu.estimator import CUT_FLOOR, BandwidthEstimator, BudgetController
+from webinar.sfu.twcc import (
+    TWCC_URI,
+    DelayState,
+    TrendlineDetector,
+    TwccSender,
+    answered_twcc,
+    build_feedback,
+    offer_twcc,
+    parse_feedback,
+    split_rtcp,
+)
+
+
+def test_feedback_round_trip_with_losses_and_large_deltas() -> None:
+    arrivals: list[float | None] = [1000.0, 1000.25, None, 1010.0, 1200.0, None, 900.0, 905.5]
+    fb = parse_feedback(build_feedback(65534, arrivals, fb_count=7))
+    assert fb.base_seq == 65534 and fb.count == 8 and fb.fb_count == 7
+    assert [s for s, _ in fb.arrivals] == [65534, 65535, 0, 1, 2, 3, 4, 5]
+    got = [a for _, a in fb.arrivals]
+    for want, have in zip(arrivals, got, strict=True):
+        if want is None:
+            assert have is None
+        else:
+            assert have == pytest.approx(want, abs=0.25)
+
+
+def test_a_run_length_chunk_and_a_one_bit_vector() -> None:
+    # base 100, 20 packets: a run of 10 "received, small delta", then a one-bit vector of
+    # 14 (received, lost, received...; only 10 count); reference time 2 (128 ms).
+    run = struct.pack("!H", (1 << 13) | 10)
+    bits = [1, 0] * 7
+    vector = 0x8000
+    for i, b in enumerate(bits):
+        vector |= b << (13 - i)
+    received = 10 + 5
+    body = (
+        struct.pack("!IIHH", 1, 2, 100, 20)
+        + (2).to_bytes(3, "big")
+        + b"\x03"
+        + run
+        + struct.pack("!H", vector)
+        + bytes([4] * received)  # 1 ms each
+    )
+    body += b"\x00" * (-len(body) % 4)
+    data = struct.pack("!BBH", 0x8F, 205, (len(body) + 4) // 4 - 1) + body
+    fb = parse_feedback(data)
+    assert len(fb.arrivals) == 20
+    assert fb.arrivals[0] == (100, 129.0)
+    assert fb.arrivals[9] == (109, 138.0)
+    assert fb.arrivals[10] == (110, 139.0)
+    assert fb.arrivals[11] == (111, None)
+    assert sum(a is not None for _, a in fb.arrivals) == received
+
+
+def test_malformed_feedback_is_refused() -> None:
+    good = build_feedback(1, [10.0, 11.0, 12.0])
+    with pytest.raises(ValueError):
+        parse_feedback(good[:18])
+    with pytest.raises(ValueError):
+        parse_feedback(good[:21])  # chunks promise deltas that are not there
+    with pytest.raises(ValueError):
+        parse_feedback(bytes([0x81]) + good[1:])  # FMT 1: a NACK
+
+
+def test_split_rtcp_takes_out_the_feedback_packets() -> None:
+    rr = bytes.fromhex("80c90001") + b"\x00\x00\x00\x01"
+    fb = build_feedback(5, [1.0, 2.0])
+    twcc, rest = split_rtcp(rr + fb + rr)
+    assert twcc == [fb] and rest == rr + rr
+    assert split_rtcp(rr) == ([], rr)
+
+
+def _feed(det: TrendlineDetector, delays: list[float], interval: float = 10.0) -> list[int]:
+    states = []
+    for i, d in enumerate(delays):
+        state = det.packet(i * interval, i * interval + d)
+        if state is not None:
+            states.append(state)
+    return states
+
+
+def test_a_steady_delay_is_no_overuse() -> None:
+    det = TrendlineDetector()
+    states = _feed(det, [20.0 + (i % 3) for i in range(300)])
+    assert DelayState.OVERUSE not in states
+
+
+def test_a_queue_that_builds_is_overuse_within_a_few_groups() -> None:
+    det = TrendlineDetector()
+    delays = [20.0 + (i % 3) for i in range(100)]
+    # the link falls to half what is sent: the queue grows by 5 ms every 10 ms
+    delays += [delays[-1] + 5.0 * (i + 1) for i in range(40)]
+    states = _feed(det, delays)
+    first = states.index(DelayState.OVERUSE)
+    assert first >= 98 - 2  # not before the queue
+    assert first - 98 <= 12  # within ~120 ms of it
+
+
+@pytest.mark.parametrize(("jitter", "interval"), [(30.0, 10.0), (30.0, 33.0), (300.0, 33.0)])
+def test_random_jitter_is_no_overuse(jitter: float, interval: float) -> None:
+    import random
+
+    rnd = random.Random(7)
+    det = TrendlineDetector()
+    states = _feed(det, [rnd.uniform(0.0, jitter) for _ in range(2000)], interval)
+    episodes = sum(
+        1 for a, b in zip([0, *states], states, strict=False) if b == DelayState.OVERUSE != a
+    )
+    assert episodes <= 2, episodes
+
+
+def test_sender_calls_overuse_with_what_got_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(twcc_mod.time, "monotonic", lambda: clock[0])
+    calls: list[int] = []
+    sender = TwccSender(on_overuse=calls.append)
+    arrivals: list[float] = []
+    queue = 0.0
+    for i in range(200):
+        clock[0] = 100.0 + i * 0.010  # 1250 bytes every 10 ms: 1 Mbit/s
+        seq = sender.stamp(1250)
+        assert seq == i
+        if i >= 100:  # then the link carries 500 kbit/s: 20 ms a packet
+            queue += 10.0
+        arrivals.append(5000.0 + i * 10.0 + 30.0 + queue)
+    for start in range(0, 200, 10):
+        sender.on_feedback(build_feedback(start, list(arrivals[start : start + 10])), 0.0)
+    assert sender.feedbacks == 20
+    assert len(calls) == 1
+    assert 400_000 <= calls[0] <= 700_000
+
+
+def test_a_delay_overuse_cuts_the_budget_to_what_got_through_not_below_one_video() -> None:
+    e = BandwidthEstimator()
+    alarms: list[int] = []
+    e.on_alarm = lambda: alarms.append(1)
+    c = BudgetController(start_bps=2_000_000)
+    e.on_twcc(10.0)
+    e.on_remb(100_000, 10.0)  # REMB leaves out what carries transport-wide numbers
+    est = e.estimate(10.0)
+    assert est.twcc and est.bitrate_bps is None
+    c.update(est, 10.0, sending_bps=1_800_000)
+    assert c.budget_bps == 2_000_000
+    e.on_delay_overuse(1_000_000, 10.1)
+    assert alarms == [1]
+    c.update(e.estimate(10.1), 10.1, sending_bps=1_800_000)
+    assert c.budget_bps == 850_000
+    e.on_delay_overuse(300_000, 10.2)  # within the drain of the cut: no second one
+    c.update(e.estimate(10.2), 10.2, sending_bps=900_000)
+    assert c.budget_bps == 850_000
+    e.on_delay_overuse(300_000, 11.0)
+    c.update(e.estimate(11.0), 11.0, sending_bps=800_000)
+    assert c.budget_bps == CUT_FLOOR  # the first reaction keeps one video
+
+
+def test_offer_and_answer_sdp() -> None:
+    offer = "\r\n".join(
+        [
+            "v=0",
+            "m=audio 9 UDP/TLS/RTP/SAVPF 96",
+            "a=mid:0",
+            "a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid",
+            "m=video 9 UDP/TLS/RTP/SAVPF 97 98",
+            "a=mid:1",
+            "a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid",
+            "a=extmap:3 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+            "a=rtpmap:97 VP8/90000",
+            "a=rtcp-fb:97 nack",
+            "a=rtcp-fb:97 goog-remb",
+            "a=rtpmap:98 rtx/90000",
+            "",
+        ]
+    )
+    munged = offer_twcc(offer)
+    assert f"a=extmap:5 {TWCC_URI}" in munged
+    assert "a=rtcp-fb:97 transport-cc" in munged
+    assert munged.count(TWCC_URI) == 1  # not on audio
+    assert offer_twcc(munged) == munged
+    assert answered_twcc(munged) == {"1": 5}
+    assert answered_twcc(munged.replace("a=rtcp-fb:97 transport-cc", "")) == {}
+
+
+def test_steady_random_loss_does_not_block_probes() -> None:
+    from webinar.sfu.estimator import BudgetState
+
+    e = BandwidthEstimator()
+    c = BudgetController(start_bps=600_000)
+    probed = held = 0
+    now = 0.0
+    for _ in range(200):  # 20 s: a report every 0.1 s saying 5 % lost, TWCC clean
+        now += 0.1
+        e.on_receiver_report(13, now, packets=40)
+        e.on_twcc(now, clean=True)
+        was = c.state
+        c.update(e.estimate(now), now, wanted_bps=5_000_000, sending_bps=c.budget_bps)
+        probed += c.state is BudgetState.PROBING and was is not BudgetState.PROBING
+        held += was is BudgetState.PROBING and c.state is BudgetState.SETTLING
+    assert probed >= 5 and held >= 5
+    assert c.budget_bps > 2_000_000
+
+
+def test_a_consumer_with_twcc_stamps_each_packet() -> None:
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+    from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+    from webinar.sfu.consumer import Consumer, ConsumerLayout
+    from webinar.sfu.rtp import MediaPacket
+    from webinar.sfu.types import MediaKind
+
+    from .test_consumer import HISTORY_SIZE, FakeProducer, FakeTap
+
+    tap, producer = FakeTap(), FakeProducer(MediaKind.VIDEO)
+    sender = TwccSender()
+    consumer = Consumer(
+        producer=producer,  # type: ignore[arg-type]
+        tap=tap,  # type: ignore[arg-type]
+        estimator=BandwidthEstimator(),
+        on_closed=lambda _c, _r: None,
+        twcc=sender,
+    )
+    consumer.set_layout(
+        ConsumerLayout(
+            payload_type=97,
+            rtx_payload_type=98,
+            mid="3",
+            mid_ext_id=1,
+            abs_send_time_ext_id=3,
+            audio_level_ext_id=None,
+            twcc_ext_id=5,
+        )
+    )
+    # the native fan-out stamps in the sender's own arrays (test_native_fanout.py compares)
+    assert consumer._native_layout is not None
+    assert consumer._native_layout[7] is sender.native
+    consumer.resume()
+    ext = HeaderExtensionsMap()
+    ext.configure(
+        RTCRtpParameters(
+            headerExtensions=[
+                RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+                RTCRtpHeaderExtensionParameters(id=5, uri=TWCC_URI),
+            ]
+        )
+    )
+    for i in range(3):
+        mp = MediaPacket(
+            seq=1000 + i,
+            timestamp=90 * i,
+            marker=i == 2,
+            payload=bytes([0x10, 0, 0, 0]) + b"x" * 100,
+            keyframe=True,
+            audio_level=-1,
+            arrival=0.0,
+            abs_send_time=b"\x00\x00\x00",
+        )
+        producer.history[mp.seq & (HISTORY_SIZE - 1)] = mp
+        consumer.forward(mp)
+    assert consumer.retransmit([(consumer._highest_out - 1) & 0xFFFF]) == 1
+    sent = tap._sink.rtp
+    assert len(sent) == 4
+    parsed = [RtpPacket.parse(p, ext) for p in sent]
+    assert [p.extensions.transport_sequence_number for p in parsed] == [0, 1, 2, 3]
+    assert all(p.extensions.mid == "3" for p in parsed)
+    assert parsed[3].payload_type == 98  # the retransmission (RTX) is numbered too
