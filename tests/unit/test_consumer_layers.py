@@ -90,3 +90,34 @@ def test_full_frame_rate_single_stream_stays_on_the_plain_path() -> None:
     consumer.resume()
     consumer.set_allocation(Layer(0, 2, 800_000))
     assert consumer.selector is None
+
+
+def test_after_a_resume_nothing_from_before_its_keyframe_is_resent() -> None:
+    """NACKs for the last packets before a bandwidth pause, arriving once the stream
+    resumed at a keyframe, are not answered: the subscriber's decoder began again at that
+    keyframe. (Chromium, handed them, decoded the keyframe and then nothing for 3 s.)"""
+    consumer, tap, _producer = make_consumer()
+    consumer.resume()
+    consumer.set_allocation(Layer(0, 1, 90_000))  # the layered path from the start
+    enc = Encoding(layer=0, seq=1000, keyframe_every=8)
+    for mp in pictures(enc, 8):
+        consumer.forward(mp)
+    before = sent(tap)
+    assert before and consumer.selector is not None
+    last_before = before[-1].sequence_number
+    assert consumer.retransmit([last_before]) == 1  # in the epoch: resent
+    consumer.set_allocation(None)
+    for mp in pictures(enc, 4):
+        consumer.forward(mp)
+    consumer.set_allocation(Layer(0, 1, 90_000))
+    for mp in pictures(enc, 12):
+        consumer.forward(mp)
+    out = [p for p in sent(tap) if p.payload_type == before[0].payload_type]
+    resumed = out.index(next(p for p in out[len(before) :] if scan(p.payload).keyframe))  # type: ignore[union-attr]
+    check_continuous(out[: len(before)] + out[resumed:])
+    consumer._resent_at = [0.0] * len(consumer._resent_at)  # no once-per-round-trip limit here
+    assert consumer.history_packet(last_before) is None
+    assert consumer.retransmit([last_before, (last_before - 1) & 0xFFFF]) == 0
+    first_after = out[resumed].sequence_number
+    assert consumer.history_packet(first_after) is not None
+    assert consumer.retransmit([first_after, out[-1].sequence_number]) == 2

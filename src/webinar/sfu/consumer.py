@@ -738,12 +738,14 @@ class Consumer:
 
     def history_packet(self, seq: int) -> MediaPacket | None:
         """The packet this consumer sent with output sequence number ``seq`` (16 bits), if
-        still in a history: the layered path's own, else the producer's, by offset (only
-        numbers sent since the plain path last (re)started map there)."""
-        if self._sel is not None:
+        still in a history and still of use: the layered path's own (only numbers sent
+        since its latest switch or restart at a keyframe), else the producer's, by offset
+        (only numbers sent since the plain path last (re)started map there)."""
+        sel = self._sel
+        if sel is not None:
             slot = seq & (HISTORY_SIZE - 1)
-            if not self._hist_mp or self._hist_seq[slot] != seq:
-                return None
+            if not self._hist_mp or self._hist_seq[slot] != seq or not sel.in_epoch(seq):
+                return None  # (from before the keyframe the subscriber started again at)
             return self._hist_mp[slot]
         history = self.producer.history
         if not self._started or not history:

@@ -86,6 +86,7 @@ class LayerSelector:
         "_ts_off",
         "dropped_temporal",
         "duplicates",
+        "epoch_out",
         "last_ts",
         "out_seq",
         "out_ts",
@@ -119,6 +120,10 @@ class LayerSelector:
         self.last_ts = 0  # output timestamp of the latest forwarded picture
         self.switches = 0
         self.duplicates = 0
+        # The first output number (extended) of the current epoch: since the latest switch
+        # or restart at a keyframe. What went out before it cannot help the subscriber any
+        # more (its decoder starts again at that keyframe): see :meth:`in_epoch`.
+        self.epoch_out = -(1 << 62)
         self.dropped_temporal = 0
         self._started = False
         self._need_keyframe = True
@@ -220,6 +225,17 @@ class LayerSelector:
         self._listen_changed()
         if spatial != self.spatial or self._need_keyframe:
             self._ask(force=True)
+
+    def in_epoch(self, seq: int) -> bool:
+        """Was output number ``seq`` (16 bits) sent in the current epoch, that is at or
+        after the keyframe of the latest switch or restart? A retransmission of a packet
+        from before it is no use to the subscriber, whose decoder began again at that
+        keyframe, and it can do harm: Chromium, handed the last packets before a pause
+        after the keyframe that resumed the stream, decoded that keyframe and then
+        nothing more until it asked for a keyframe itself 3 s later (benchmarks/README.md,
+        "The 3 s freeze after the lift")."""
+        back = (self._out_hi - seq) & 0xFFFF
+        return back <= self._out_hi - self.epoch_out
 
     def restart(self) -> None:
         """Continue after a pause: from the next keyframe, numbering unbroken."""
@@ -424,6 +440,7 @@ class LayerSelector:
         """Start forwarding ``mp.layer`` at this keyframe, continuing the numbering."""
         seq = mp.seq
         self._seq_off = self._out_hi + 1 - seq
+        self.epoch_out = self._out_hi + 1  # this keyframe's output number
         self._base = seq
         self._in_hi = seq - 1
         self._drops = []
