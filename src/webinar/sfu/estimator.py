@@ -222,11 +222,7 @@ class BandwidthEstimator:
         self._burst_loss = loss
         self._burst_at = now
         logger.debug("estimator %x: loss burst %.2f at %.3f", id(self), loss, now)
-        if self.on_alarm is not None:
-            try:
-                self.on_alarm()
-            except Exception:
-                logger.exception("loss burst listener failed")
+        self._alarm()
 
     def on_twcc(self, now: float, clean: bool = True) -> None:
         """Transport-wide feedback came: the delay detector speaks for the path, and the
@@ -241,11 +237,16 @@ class BandwidthEstimator:
         self._delay_at = now
         self._delay_bps = acked_bps
         logger.debug("estimator %x: delay overuse at %.3f, acked %d", id(self), now, acked_bps)
+        self._alarm()
+
+    def _alarm(self) -> None:
+        """Congestion seen just now (a loss burst, a delay overuse): the budget
+        controller acts at once, not at its next round."""
         if self.on_alarm is not None:
             try:
                 self.on_alarm()
             except Exception:
-                logger.exception("delay overuse listener failed")
+                logger.exception("congestion alarm listener failed")
 
     def on_receiver_report(
         self,
