@@ -5,12 +5,13 @@ Never ``playwright install``: the browser is /usr/bin/chromium (see docs/testing
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from tests.browser.shaping import ShapedNetwork, ShapingUnavailable
 from tests.browser.support import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -80,3 +81,17 @@ async def open_page(
             + "\n\nconsole:\n"
             + "\n".join(page_errors.log)
         )
+
+
+@pytest.fixture
+def network() -> Iterator[ShapedNetwork]:
+    """A rate-limited veth into a namespace of its own (tests/browser/shaping.py), closed
+    after the test; fails (never skips) where the network cannot be shaped."""
+    net = ShapedNetwork()
+    try:
+        net.start()
+    except ShapingUnavailable as exc:
+        net.close()
+        pytest.fail(f"cannot shape the network here, so this cannot be tested: {exc}")
+    yield net
+    net.close()

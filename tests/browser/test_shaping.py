@@ -13,11 +13,8 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
-import pytest
-
-from tests.browser.shaping import CLIENT_ADDRESS, ShapedNetwork, ShapingUnavailable
+from tests.browser.shaping import CLIENT_ADDRESS, ShapedNetwork
 
 PORT = 40_000
 
@@ -42,18 +39,6 @@ while True:
     got.append((number, sent, now))
 print(json.dumps(got), flush=True)
 """
-
-
-@pytest.fixture
-def network() -> Iterator[ShapedNetwork]:
-    net = ShapedNetwork()
-    try:
-        net.start()
-    except ShapingUnavailable as exc:
-        net.close()
-        pytest.fail(f"cannot shape the network here, so this cannot be tested: {exc}")
-    yield net
-    net.close()
 
 
 def _send(net: ShapedNetwork, count: int, every_s: float) -> list[tuple[int, float, float]]:

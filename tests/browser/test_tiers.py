@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from tests.browser.shaping import SERVER_ADDRESS, ShapedNetwork, ShapingUnavailable
+from tests.browser.shaping import SERVER_ADDRESS, ShapedNetwork
 from tests.browser.support import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -348,18 +348,6 @@ class Timeline:
 
 
 # --------------------------------------------------------------------------- shaped network
-
-
-@pytest.fixture
-def network() -> AsyncIterator[ShapedNetwork]:
-    net = ShapedNetwork()
-    try:
-        net.start()
-    except ShapingUnavailable as exc:
-        net.close()
-        pytest.fail(f"cannot shape the network here, so this cannot be tested: {exc}")
-    yield net  # type: ignore[misc]
-    net.close()
 
 
 @pytest.fixture

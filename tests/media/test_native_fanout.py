@@ -27,12 +27,11 @@ from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from tests.helpers import running_server
 from tests.media.test_forwarding import LOOPBACK, until
-from tests.unit.test_consumer import FakeProducer, FakeTap, make_consumer
+from tests.unit.test_consumer import make_consumer
 from webinar.client.media import ClipTrack, make_opus_clip, make_vp8_clip
 from webinar.client.peer import WebinarClient
 from webinar.sfu import native
 from webinar.sfu.consumer import Consumer, ConsumerLayout
-from webinar.sfu.estimator import BandwidthEstimator
 from webinar.sfu.producer import Producer
 from webinar.sfu.rtp import MediaPacket
 from webinar.sfu.twcc import TwccSender
@@ -118,25 +117,9 @@ def test_c_rewrite_stamps_transport_wide_numbers_as_python_does(mid_ext_id: int 
     arrays, as TwccSender.stamp does for the Python path."""
     module = native.module()
     sender = TwccSender()
-    producer = FakeProducer(MediaKind.VIDEO)
-    consumer = Consumer(
-        producer=producer,  # type: ignore[arg-type]
-        tap=FakeTap(),  # type: ignore[arg-type]
-        estimator=BandwidthEstimator(),
-        on_closed=lambda _c, _r: None,
-        twcc=sender,
-    )
-    consumer.set_layout(
-        ConsumerLayout(
-            payload_type=97,
-            rtx_payload_type=98,
-            mid="3",
-            mid_ext_id=mid_ext_id,
-            abs_send_time_ext_id=3,
-            audio_level_ext_id=None,
-            twcc_ext_id=5,
-        )
-    )
+    consumer, _tap, _producer = make_consumer(twcc=sender)
+    assert consumer._layout is not None
+    consumer.set_layout(dataclasses.replace(consumer._layout, mid_ext_id=mid_ext_id))
     assert consumer._twcc is sender
     consumer._seq_offset = 0x1234 - 70000
     consumer._ts_offset = 0x300

@@ -35,6 +35,7 @@ from webinar.sfu.consumer import (
 from webinar.sfu.estimator import BandwidthEstimator
 from webinar.sfu.producer import HISTORY_SIZE
 from webinar.sfu.rtp import MediaPacket
+from webinar.sfu.twcc import TwccSender
 from webinar.sfu.types import CloseReason, MediaKind
 
 SSRC, RTX_SSRC = 0x11111111, 0x22222222
@@ -102,7 +103,11 @@ class FakeProducer:
         self.removed = True
 
 
-def make_consumer(kind: MediaKind = MediaKind.VIDEO) -> tuple[Consumer, FakeTap, FakeProducer]:
+def make_consumer(
+    kind: MediaKind = MediaKind.VIDEO, *, twcc: TwccSender | None = None
+) -> tuple[Consumer, FakeTap, FakeProducer]:
+    """A consumer on fake parts, with the default layout (MID id 1, abs-send-time id 3 /
+    audio level id 2); with ``twcc``, video also takes the transport-wide number as id 5."""
     tap, producer = FakeTap(), FakeProducer(kind)
     closed: list[CloseReason] = []
     consumer = Consumer(
@@ -110,6 +115,7 @@ def make_consumer(kind: MediaKind = MediaKind.VIDEO) -> tuple[Consumer, FakeTap,
         tap=tap,  # type: ignore[arg-type]
         estimator=BandwidthEstimator(),
         on_closed=lambda _c, r: closed.append(r),
+        twcc=twcc,
     )
     video = kind is MediaKind.VIDEO
     consumer.set_layout(
@@ -120,6 +126,7 @@ def make_consumer(kind: MediaKind = MediaKind.VIDEO) -> tuple[Consumer, FakeTap,
             mid_ext_id=1,
             abs_send_time_ext_id=3 if video else None,
             audio_level_ext_id=None if video else 2,
+            twcc_ext_id=5 if twcc is not None else None,
         )
     )
     forward = consumer.forward

@@ -213,32 +213,12 @@ def test_a_consumer_with_twcc_stamps_each_packet() -> None:
     from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
     from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
-    from webinar.sfu.consumer import Consumer, ConsumerLayout
     from webinar.sfu.rtp import MediaPacket
-    from webinar.sfu.types import MediaKind
 
-    from .test_consumer import HISTORY_SIZE, FakeProducer, FakeTap
+    from .test_consumer import make_consumer
 
-    tap, producer = FakeTap(), FakeProducer(MediaKind.VIDEO)
     sender = TwccSender()
-    consumer = Consumer(
-        producer=producer,  # type: ignore[arg-type]
-        tap=tap,  # type: ignore[arg-type]
-        estimator=BandwidthEstimator(),
-        on_closed=lambda _c, _r: None,
-        twcc=sender,
-    )
-    consumer.set_layout(
-        ConsumerLayout(
-            payload_type=97,
-            rtx_payload_type=98,
-            mid="3",
-            mid_ext_id=1,
-            abs_send_time_ext_id=3,
-            audio_level_ext_id=None,
-            twcc_ext_id=5,
-        )
-    )
+    consumer, tap, _producer = make_consumer(twcc=sender)
     # the native fan-out stamps in the sender's own arrays (test_native_fanout.py compares)
     assert consumer._native_layout is not None
     assert consumer._native_layout[7] is sender.native
@@ -263,8 +243,7 @@ def test_a_consumer_with_twcc_stamps_each_packet() -> None:
             arrival=0.0,
             abs_send_time=b"\x00\x00\x00",
         )
-        producer.history[mp.seq & (HISTORY_SIZE - 1)] = mp
-        consumer.forward(mp)
+        consumer.forward(mp)  # (make_consumer's forward keeps it in the producer's history)
     assert consumer.retransmit([(consumer._highest_out - 1) & 0xFFFF]) == 1
     sent = tap._sink.rtp
     assert len(sent) == 4
