@@ -78,6 +78,10 @@ def test_split_rtcp_takes_out_the_feedback_packets() -> None:
     twcc, rest = split_rtcp(rr + fb + rr)
     assert twcc == [fb] and rest == rr + rr
     assert split_rtcp(rr) == ([], rr)
+    assert split_rtcp(rr + rr) == ([], rr + rr)
+    assert split_rtcp(fb + rr) == ([fb], rr)
+    assert split_rtcp(rr + fb) == ([fb], rr)
+    assert split_rtcp(fb + fb) == ([fb, fb], b"")
 
 
 def _feed(det: TrendlineDetector, delays: list[float], interval: float = 10.0) -> list[int]:

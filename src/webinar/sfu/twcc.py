@@ -169,9 +169,15 @@ def build_feedback(
 def split_rtcp(data: bytes) -> tuple[list[bytes], bytes]:
     """A compound RTCP packet's transport-cc feedback packets, and the rest of it (what
     aiortc parses: it would read FMT 15 as a NACK list)."""
-    twcc: list[bytes] = []
-    rest: list[bytes] = []
     pos, n = 0, len(data)
+    while pos + 4 <= n:  # most compound packets have none (and aiortc clients never send
+        if data[pos + 1] == RTCP_RTPFB and data[pos] & 0x1F == TWCC_FMT:  # it): no copies then
+            break
+        pos += (struct.unpack_from("!H", data, pos + 2)[0] + 1) * 4
+    else:
+        return [], data
+    twcc: list[bytes] = []
+    rest: list[bytes] = [data[:pos]] if pos else []
     while pos + 4 <= n:
         length = (struct.unpack_from("!H", data, pos + 2)[0] + 1) * 4
         part = data[pos : pos + length]
