@@ -14,6 +14,7 @@ first). A browser that sends one stream (no simulcast) has a single layer 0.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -549,6 +550,13 @@ class SimulcastIngress:
 def layer_ladder(costs: list[tuple[int, int]], temporal_layers: int) -> tuple[Layer, ...]:
     """Rungs from (spatial index, bitrate) pairs, lowest first: the lowest at each
     frame rate, the others at full frame rate (indices need not be contiguous)."""
+    return _layer_ladder(tuple(costs), temporal_layers)
+
+
+@functools.lru_cache(maxsize=1024)
+def _layer_ladder(costs: tuple[tuple[int, int], ...], temporal_layers: int) -> tuple[Layer, ...]:
+    """(Every subscriber's allocation asks each producer for its ladder twice a second,
+    and the costs change about once a second: one immutable answer for all of them.)"""
     if not costs:
         return ()
     rungs = video_ladder([bps for _, bps in costs], temporal_layers)
