@@ -96,6 +96,7 @@ class SubscriberTiers:
         self._priority: dict[str, tuple[StreamClass, int]] = {}
         self._next_at = 0.0
         self._reported_at = -1e9
+        self._reported_shape: tuple[object, ...] | None = None
         self._dirty = True
         self.sending_bps = 0  # what the consumers sent lately (payload, smoothed)
         self._sent: tuple[float, int] | None = None
@@ -162,22 +163,16 @@ class SubscriberTiers:
         self.last = alloc
         for c in live:
             c.set_allocation(alloc.choices.get(c.producer_key))
-        report = AllocationReport(
-            quality=self.quality,
-            estimate_bps=estimate.bitrate_bps,
-            budget_bps=budget,
-            tier=alloc.tier,
-            streams=tuple(
-                StreamReport(
-                    producer_id=d.key,
-                    paused=alloc.choices[d.key] is None,
-                    spatial=_layer_spatial(alloc.choices[d.key]),
-                    temporal=_layer_temporal(alloc.choices[d.key]),
-                )
-                for d in sorted(demands, key=lambda d: d.key)
-                if d.cls is not StreamClass.AUDIO
-            ),
+        # What the subscriber's UI shows apart from the numbers (AllocationReport.shape),
+        # compared before any report is built: most rounds change nothing worth telling.
+        shown = tuple(
+            (d.key, None, None)
+            if (rung := alloc.choices[d.key]) is None
+            else (d.key, rung.spatial, rung.temporal)
+            for d in sorted(demands, key=_demand_key)
+            if d.cls is not StreamClass.AUDIO
         )
+        shape = (self.quality, alloc.tier.videos, shown)
         previous = self.last_report
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
@@ -187,16 +182,32 @@ class SubscriberTiers:
                 self.sending_bps,
                 budget,
                 self.controller.probing,
-                [(s.producer_id[-4:], s.spatial, s.temporal) for s in report.streams],
+                [(key[-4:], spatial, temporal) for key, spatial, temporal in shown],
             )
         due = (
             shape_changed
             or previous is None
-            or report.shape() != previous.shape()
-            or (now - self._reported_at >= REPORT_INTERVAL and _moved(previous, report))
+            or shape != self._reported_shape
+            or (
+                now - self._reported_at >= REPORT_INTERVAL
+                and _moved(previous, estimate.bitrate_bps, budget)
+            )
         )
         if not due:
             return None
+        report = AllocationReport(
+            quality=self.quality,
+            estimate_bps=estimate.bitrate_bps,
+            budget_bps=budget,
+            tier=alloc.tier,
+            streams=tuple(
+                StreamReport(
+                    producer_id=key, paused=spatial is None, spatial=spatial, temporal=temporal
+                )
+                for key, spatial, temporal in shown
+            ),
+        )
+        self._reported_shape = shape
         self.last_report = report
         self._reported_at = now
         if self._on_report is not None:
@@ -249,21 +260,19 @@ def _first_video_budget(demands: list[Demand]) -> int:
     return int((audio + videos[0].layers[0].bitrate_bps) / HEADROOM) + 1
 
 
-def _layer_spatial(layer: Layer | None) -> int | None:
-    return layer.spatial if layer is not None else None
+def _moved(a: AllocationReport, estimate_bps: int | None, budget_bps: int) -> bool:
+    """Whether the numbers moved enough since ``a`` to be told again."""
 
-
-def _layer_temporal(layer: Layer | None) -> int | None:
-    return layer.temporal if layer is not None else None
-
-
-def _moved(a: AllocationReport, b: AllocationReport) -> bool:
     def far(x: int | None, y: int | None) -> bool:
         if x is None or y is None:
             return x != y
         return abs(x - y) > REPORT_CHANGE * max(x, y, 1)
 
-    return far(a.budget_bps, b.budget_bps) or far(a.estimate_bps, b.estimate_bps)
+    return far(a.budget_bps, budget_bps) or far(a.estimate_bps, estimate_bps)
+
+
+def _demand_key(d: Demand) -> str:
+    return d.key
 
 
 class Dynacast:
