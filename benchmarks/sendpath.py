@@ -14,12 +14,15 @@ kernel charges the sender for delivering on loopback.
 * ``--order packet``: each packet to every consumer, then the next (a producer
   without batching); ``--order consumer``: one frame's packets to a consumer, then
   the next consumer (a batching producer).
+* ``--native``: each frame goes through the native fan-out (``_fanout.forward``: one
+  call for every consumer, one ``sendmmsg`` per consumer), as a producer's flush does;
+  ``--order`` does not apply. Without it, the Python path (``Consumer.forward``).
 * ``--spin``: the readers poll their sockets without ever sleeping. The difference
   to a run without it is what waking sleeping receivers costs the sender: on
   loopback the sender's ``sendto`` runs the receiver's side of the kernel path,
   wake-up included.
 
-Prints one JSON line: ``consumers``, ``order``, ``spin``, ``sends``, ``received``,
+Prints one JSON line: ``consumers``, ``order``, ``native``, ``spin``, ``sends``, ``received``,
 ``us_per_send`` (sender thread CPU microseconds per packet sent).
 """
 
@@ -42,6 +45,7 @@ import aioice.ice
 import pylibsrtp
 
 from webinar.sfu import _aiortc as hooks
+from webinar.sfu import native
 from webinar.sfu.consumer import Consumer, ConsumerLayout
 from webinar.sfu.estimator import BandwidthEstimator
 from webinar.sfu.rtp import MediaPacket
@@ -190,10 +194,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for c in consumers:  # start every consumer on the keyframe
             for mp in frames[0]:
                 c.forward(mp)
+        forward = native.forward() if args.native else None
+        if args.native and forward is None:
+            raise SystemExit("--native: the native fan-out is not built or is turned off")
+        everyone = tuple(consumers)
         busy = 0.0
         for frame in frames[1:]:
             t0 = time.thread_time()
-            if args.order == "packet":
+            if forward is not None:
+                for c in forward(frame, everyone):  # what it leaves to Python
+                    for mp in frame:
+                        c.forward(mp)
+            elif args.order == "packet":
                 for mp in frame:
                     for c in consumers:
                         c.forward(mp)
@@ -214,6 +226,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "consumers": args.consumers,
         "order": args.order,
+        "native": args.native,
         "spin": args.spin,
         "packets_per_frame": per,
         "sends": sends,
@@ -230,6 +243,7 @@ def main() -> None:
     p.add_argument("--packets-per-frame", type=int, default=4)
     p.add_argument("--gap", type=float, default=0.01, help="seconds between frames")
     p.add_argument("--order", choices=["packet", "consumer"], default="packet")
+    p.add_argument("--native", action="store_true", help="frames through the native fan-out")
     p.add_argument("--spin", action="store_true", help="readers never sleep")
     args = p.parse_args()
     try:

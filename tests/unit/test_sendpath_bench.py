@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_sendpath_prints_one_json_line_and_delivers_everything() -> None:
-    for order in ("packet", "consumer"):
+    for order, native in (("packet", False), ("consumer", False), ("packet", True)):
         out = subprocess.run(
             [
                 sys.executable,
@@ -24,6 +24,7 @@ def test_sendpath_prints_one_json_line_and_delivers_everything() -> None:
                 "0.001",
                 "--order",
                 order,
+                *(["--native"] if native else []),
             ],
             capture_output=True,
             text=True,
@@ -34,6 +35,7 @@ def test_sendpath_prints_one_json_line_and_delivers_everything() -> None:
         assert len(lines) == 1, out.stdout
         result = json.loads(lines[0])
         assert result["order"] == order
+        assert result["native"] is native
         assert result["sends"] == 4 * 20 * 4
         assert result["sent_ok"] == result["sends"]
         assert result["received"] == result["sends"]  # every packet reached its socket
