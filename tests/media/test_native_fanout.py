@@ -94,8 +94,8 @@ def test_c_rewrite_matches_consumer_write(kind: MediaKind, layout: dict[str, Any
         audio_level_ext_id=None if video else 2,
     )
     consumer.set_layout(dataclasses.replace(base, **layout))
-    consumer._seq_offset = 0x1234 - 70000
-    consumer._ts_offset = 0x300
+    consumer._n.seq_offset = 0x1234 - 70000
+    consumer._n.ts_offset = 0x300
     for mp in [
         media_packet(70000),
         media_packet(70001, level=0x85, marker=0),
@@ -103,7 +103,7 @@ def test_c_rewrite_matches_consumer_write(kind: MediaKind, layout: dict[str, Any
         media_packet(70003, level=0),
         media_packet(70004, size=1298),  # a full-size packet (aiortc: 1300 bytes of payload)
     ]:
-        out_seq = (mp.seq + consumer._seq_offset) & 0xFFFF
+        out_seq = (mp.seq + consumer._n.seq_offset) & 0xFFFF
         n = consumer._write(mp, consumer._pt, out_seq, consumer._ssrc, mp.payload, -1)
         python = bytes(consumer._out[:n])
         assert module.rewrite(consumer, mp) == python
@@ -121,14 +121,14 @@ def test_c_rewrite_stamps_transport_wide_numbers_as_python_does(mid_ext_id: int 
     assert consumer._layout is not None
     consumer.set_layout(dataclasses.replace(consumer._layout, mid_ext_id=mid_ext_id))
     assert consumer._twcc is sender
-    consumer._seq_offset = 0x1234 - 70000
-    consumer._ts_offset = 0x300
+    consumer._n.seq_offset = 0x1234 - 70000
+    consumer._n.ts_offset = 0x300
     next_seq, sent_at, sent_seq, size = sender.native
     next_seq[0] = 0xFFFE  # wraps within the run
     for mp in [media_packet(70000), media_packet(70001, size=1100), media_packet(70002, size=1298)]:
         number = next_seq[0]
         slot = number & (len(sent_seq) - 1)
-        out_seq = (mp.seq + consumer._seq_offset) & 0xFFFF
+        out_seq = (mp.seq + consumer._n.seq_offset) & 0xFFFF
         n = consumer._write(mp, consumer._pt, out_seq, consumer._ssrc, mp.payload, -1)
         python = bytes(consumer._out[:n])
         python_record = (sent_seq[slot], size[slot], sent_at[slot])
@@ -379,9 +379,9 @@ async def test_a_refused_datagram_does_not_take_the_rest_of_the_frame(
             assert nft.returncode == 0, err
             counters0 = native.module().counters() if fanout == "native" else {}
             # every packet the consumer numbered in the window, whether it went out or not
-            out0, got0 = consumer._highest_out, len(seen.of(consumer))
+            out0, got0 = consumer._n.highest_out, len(seen.of(consumer))
             await asyncio.sleep(3)
-            numbered, got = consumer._highest_out - out0, len(seen.of(consumer)) - got0
+            numbered, got = consumer._n.highest_out - out0, len(seen.of(consumer)) - got0
         finally:
             nft = await asyncio.create_subprocess_exec(
                 "nft", "delete", "table", "inet", table, stderr=PIPE

@@ -212,7 +212,7 @@ def test_pause_resume_never_reuses_a_sequence_number() -> None:
 
 def test_sequence_numbers_wrap_around() -> None:
     consumer, tap, _ = make_consumer()
-    consumer._highest_out = (1 << 16) + 65533  # next packet goes out as 65534
+    consumer._n.highest_out = (1 << 16) + 65533  # next packet goes out as 65534
     consumer.resume()
     for i in range(4):
         consumer.forward(packet(10 + i, keyframe=i == 0))
@@ -254,7 +254,7 @@ def test_plain_path_history_is_the_producers_by_offset() -> None:
     a restart (another offset) map to nothing rather than to the wrong packet."""
     consumer, tap, producer = make_consumer()
     assert consumer._hist_mp == []  # (only the layered path keeps one)
-    consumer._highest_out = (1 << 16) + 65530
+    consumer._n.highest_out = (1 << 16) + 65530
     consumer.resume()
     for i in range(10):
         consumer.forward(packet(900 + i, keyframe=i == 0))

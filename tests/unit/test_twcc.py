@@ -248,7 +248,7 @@ def test_a_consumer_with_twcc_stamps_each_packet() -> None:
             abs_send_time=b"\x00\x00\x00",
         )
         consumer.forward(mp)  # (make_consumer's forward keeps it in the producer's history)
-    assert consumer.retransmit([(consumer._highest_out - 1) & 0xFFFF]) == 1
+    assert consumer.retransmit([(consumer._n.highest_out - 1) & 0xFFFF]) == 1
     sent = tap._sink.rtp
     assert len(sent) == 4
     parsed = [RtpPacket.parse(p, ext) for p in sent]

@@ -6,9 +6,10 @@
  * block with MID and abs-send-time / audio level), SRTP-protect it with libsrtp's
  * srtp_protect (the function pylibsrtp loaded, passed in as an address by setup()) on
  * the subscriber's current session, and send one consumer's packets of the batch with one
- * sendmmsg() on its ICE pair's UDP socket. Stats, the highest output sequence number and
- * the last packet sent are written back to the Python objects, so the Python code sees
- * exactly what its own path would have left.
+ * sendmmsg() on its ICE pair's UDP socket. The consumer's numbering and send counters live
+ * in one C struct (Numbers, the consumer's _n): the offsets are read from it, and the
+ * packet and byte counts, the highest output sequence number and the last packet sent are
+ * written to it, so the Python code sees exactly what its own path would have left.
  *
  * Any consumer not in steady state (paused ones are skipped as Python skips them; a
  * layer selector, waiting for a keyframe, not started, no sink, the sink's SRTP session or
@@ -21,6 +22,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 #include <errno.h>
 #include <stdint.h>
@@ -53,9 +55,8 @@ static unsigned long long n_sent = 0, n_dropped = 0, n_protect_failed = 0, n_cal
 
 /* interned attribute names */
 static PyObject *s_paused, *s_sel, *s_need_keyframe, *s_started, *s_sink, *s_dtls, *s_state,
-    *s_tx_srtp, *s_session, *s_nominated, *s_pair, *s_seq_offset,
-    *s_base_seq, *s_highest_out, *s_ts_offset,
-    *s_target, *s_native_layout, *s_stats, *s_packets, *s_bytes, *s_last,
+    *s_tx_srtp, *s_session, *s_nominated, *s_pair, *s_n,
+    *s_target, *s_native_layout,
     *s_seq, *s_timestamp, *s_marker, *s_payload, *s_audio_level, *s_abs_send_time;
 
 typedef struct {
@@ -68,6 +69,88 @@ typedef struct {
     int level;
     unsigned char ast[3];
 } Pkt;
+
+/* A consumer's numbering and send counters (Consumer._n), kept in one C struct: the
+ * native path reads the offsets and writes the counters, the highest output number and
+ * the last packet sent here directly, where it read and wrote eight Python attributes
+ * and ints per subscriber and batch. Python reads and writes them as attributes. */
+typedef struct {
+    PyObject_HEAD
+    long long seq_offset, base_seq, highest_out, ts_offset, packets, bytes;
+    PyObject *last; /* the last MediaPacket sent, or None */
+} NumbersObject;
+
+static void numbers_dealloc(NumbersObject *self) {
+    PyObject_GC_UnTrack(self);
+    Py_CLEAR(self->last);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int numbers_traverse(NumbersObject *self, visitproc visit, void *arg) {
+    Py_VISIT(self->last);
+    return 0;
+}
+
+static int numbers_clear(NumbersObject *self) {
+    Py_CLEAR(self->last);
+    return 0;
+}
+
+static PyObject *numbers_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    if (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "Numbers() takes no arguments");
+        return NULL;
+    }
+    NumbersObject *self = (NumbersObject *)type->tp_alloc(type, 0); /* zeroed */
+    if (self == NULL) return NULL;
+    Py_INCREF(Py_None);
+    self->last = Py_None;
+    return (PyObject *)self;
+}
+
+static PyObject *numbers_get_last(NumbersObject *self, void *closure) {
+    Py_INCREF(self->last);
+    return self->last;
+}
+
+static int numbers_set_last(NumbersObject *self, PyObject *value, void *closure) {
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "last cannot be deleted");
+        return -1;
+    }
+    Py_INCREF(value);
+    Py_SETREF(self->last, value);
+    return 0;
+}
+
+static PyMemberDef numbers_members[] = {
+    {"seq_offset", T_LONGLONG, offsetof(NumbersObject, seq_offset), 0, "output minus input number"},
+    {"base_seq", T_LONGLONG, offsetof(NumbersObject, base_seq), 0, "first input number forwarded"},
+    {"highest_out", T_LONGLONG, offsetof(NumbersObject, highest_out), 0, "highest extended output number"},
+    {"ts_offset", T_LONGLONG, offsetof(NumbersObject, ts_offset), 0, "output minus input timestamp"},
+    {"packets", T_LONGLONG, offsetof(NumbersObject, packets), 0, "packets sent"},
+    {"bytes", T_LONGLONG, offsetof(NumbersObject, bytes), 0, "payload octets sent"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyGetSetDef numbers_getset[] = {
+    {"last", (getter)numbers_get_last, (setter)numbers_set_last, "the last packet sent", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject NumbersType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "webinar.sfu._fanout.Numbers",
+    .tp_basicsize = sizeof(NumbersObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A consumer's numbering and send counters (see webinar.sfu.native.numbers).",
+    .tp_new = numbers_new,
+    .tp_dealloc = (destructor)numbers_dealloc,
+    .tp_traverse = (traverseproc)numbers_traverse,
+    .tp_clear = (inquiry)numbers_clear,
+    .tp_members = numbers_members,
+    .tp_getset = numbers_getset,
+};
 
 #define GSO_MAX_SEGMENTS 64 /* the kernel's UDP_MAX_SEGMENTS (older kernels) */
 #define GSO_MAX_BYTES 60000
@@ -144,6 +227,7 @@ static int read_packets(PyObject *batch, Pkt *pkts, Py_ssize_t n) {
 /* The consumer's fixed per-layout state and its sink's resolved state; 0: take it
  * natively, 1: leave it to Python, -1: error (Python's too). */
 typedef struct {
+    NumbersObject *nums; /* the consumer's _n */
     PyObject *sink;
     int fd;
     const struct sockaddr *sa;
@@ -167,6 +251,7 @@ typedef struct {
 static void cons_release(Cons *c) {
     for (int i = 0; i < c->twcc_views; i++) PyBuffer_Release(&c->tw[i]);
     c->twcc_views = 0;
+    Py_CLEAR(c->nums);
     Py_CLEAR(c->sink);
     Py_CLEAR(c->middle_obj);
     Py_CLEAR(c->middle_nl_obj);
@@ -286,10 +371,14 @@ static int read_consumer(PyObject *co, Cons *c) {
     Py_DECREF(y);
     if (!t) return 1;
     /* numbering and layout */
-    if (get_ll(co, s_seq_offset, &c->seq_offset) < 0) return -1;
-    if (get_ll(co, s_base_seq, &c->base_seq) < 0) return -1;
-    if (get_ll(co, s_highest_out, &c->highest_out) < 0) return -1;
-    if (get_ll(co, s_ts_offset, &c->ts_offset) < 0) return -1;
+    v = PyObject_GetAttr(co, s_n);
+    if (v == NULL) return -1;
+    if (Py_TYPE(v) != &NumbersType) { Py_DECREF(v); return 1; }
+    c->nums = (NumbersObject *)v;
+    c->seq_offset = c->nums->seq_offset;
+    c->base_seq = c->nums->base_seq;
+    c->highest_out = c->nums->highest_out;
+    c->ts_offset = c->nums->ts_offset;
     return read_layout(co, c);
 }
 
@@ -343,16 +432,6 @@ static int write_packet(const Cons *c, const Pkt *p, unsigned char *out, uint16_
     memset(q, 0, (size_t)(out + head - q)); /* padding to 32 bits */
     memcpy(out + head, p->payload, (size_t)p->plen);
     return head + (int)p->plen;
-}
-
-static int add_to(PyObject *obj, PyObject *name, long long add) {
-    long long v;
-    if (get_ll(obj, name, &v) < 0) return -1;
-    PyObject *n = PyLong_FromLongLong(v + add);
-    if (n == NULL) return -1;
-    int r = PyObject_SetAttr(obj, name, n);
-    Py_DECREF(n);
-    return r;
 }
 
 /* One message per run of packets: with UDP GSO, a run of equal-sized packets (the last
@@ -479,23 +558,13 @@ static int send_consumer(PyObject *co, Cons *c, Pkt *pkts, Py_ssize_t n) {
     }
     n_sent += (unsigned long long)sent_packets;
     /* write back what the Python path would have left */
-    if (highest != c->highest_out) {
-        PyObject *h = PyLong_FromLongLong(highest);
-        if (h == NULL || PyObject_SetAttr(co, s_highest_out, h) < 0) {
-            Py_XDECREF(h);
-            PyErr_Clear();
-        } else {
-            Py_DECREF(h);
-        }
-    }
+    NumbersObject *nums = c->nums;
+    nums->highest_out = highest;
     if (sent_packets) {
-        PyObject *stats = PyObject_GetAttr(co, s_stats);
-        if (stats == NULL || add_to(stats, s_packets, sent_packets) < 0 ||
-            add_to(stats, s_bytes, sent_bytes) < 0) {
-            PyErr_Clear();
-        }
-        Py_XDECREF(stats);
-        if (PyObject_SetAttr(co, s_last, last) < 0) PyErr_Clear();
+        nums->packets += sent_packets;
+        nums->bytes += sent_bytes;
+        Py_INCREF(last);
+        Py_SETREF(nums->last, last);
     }
     return 0;
 }
@@ -583,8 +652,16 @@ static PyObject *fanout_rewrite(PyObject *self, PyObject *args) {
     PyList_SET_ITEM(list, 0, mp);
     PyObject *result = NULL;
     if (read_packets(list, &p, 1) < 0) goto done;
-    if (get_ll(consumer, s_seq_offset, &c.seq_offset) < 0) goto done;
-    if (get_ll(consumer, s_ts_offset, &c.ts_offset) < 0) goto done;
+    PyObject *nums = PyObject_GetAttr(consumer, s_n);
+    if (nums == NULL) goto done;
+    if (Py_TYPE(nums) != &NumbersType) {
+        Py_DECREF(nums);
+        PyErr_SetString(PyExc_TypeError, "the consumer's _n is not a _fanout.Numbers");
+        goto done;
+    }
+    c.nums = (NumbersObject *)nums; /* released with c */
+    c.seq_offset = c.nums->seq_offset;
+    c.ts_offset = c.nums->ts_offset;
     int r = read_layout(consumer, &c);
     if (r != 0) {
         if (r > 0) PyErr_SetString(PyExc_ValueError, "no usable _native_layout");
@@ -650,16 +727,9 @@ PyMODINIT_FUNC PyInit__fanout(void) {
     INTERN(s_session, "_session");
     INTERN(s_nominated, "_nominated");
     INTERN(s_pair, "_pair");
-    INTERN(s_seq_offset, "_seq_offset");
-    INTERN(s_base_seq, "_base_seq");
-    INTERN(s_highest_out, "_highest_out");
-    INTERN(s_ts_offset, "_ts_offset");
+    INTERN(s_n, "_n");
     INTERN(s_target, "_target");
     INTERN(s_native_layout, "_native_layout");
-    INTERN(s_stats, "stats");
-    INTERN(s_packets, "packets");
-    INTERN(s_bytes, "bytes");
-    INTERN(s_last, "_last");
     INTERN(s_seq, "seq");
     INTERN(s_timestamp, "timestamp");
     INTERN(s_marker, "marker");
@@ -667,5 +737,14 @@ PyMODINIT_FUNC PyInit__fanout(void) {
     INTERN(s_audio_level, "audio_level");
     INTERN(s_abs_send_time, "abs_send_time");
     if ((one = PyLong_FromLong(1)) == NULL) return NULL;
-    return PyModule_Create(&module);
+    if (PyType_Ready(&NumbersType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    Py_INCREF(&NumbersType);
+    if (PyModule_AddObject(m, "Numbers", (PyObject *)&NumbersType) < 0) {
+        Py_DECREF(&NumbersType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

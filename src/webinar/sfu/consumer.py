@@ -43,6 +43,7 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
+from . import native
 from .allocator import Layer
 from .estimator import NackBurst, RttSample
 from .layers import MAX_TEMPORAL, LayerSelector
@@ -121,7 +122,9 @@ class Consumer:
         self.id = ConsumerId(new_id("co"))
         self.producer = producer
         self.kind = producer.kind
-        self.stats = ConsumerStats()
+        # Numbering and send counters in one struct the native fan-out reads and writes.
+        self._n = native.numbers()
+        self.stats = ConsumerStats(self._n)
         self.closed = False
         self.paused = True
         self.wanted = True  # the owner's wish; forwarding needs it and a negotiated m-line
@@ -142,10 +145,10 @@ class Consumer:
         self._rtx_pt: int | None = None
         self._need_keyframe = producer.kind is MediaKind.VIDEO
         self._started = False
-        self._seq_offset = 0
-        self._base_seq = 0  # first (unwrapped) input sequence number forwarded
-        self._highest_out = _random_start()  # highest extended output sequence sent
-        self._ts_offset = int.from_bytes(_randbytes(4), "big")
+        self._n.seq_offset = 0
+        self._n.base_seq = 0  # first (unwrapped) input sequence number forwarded
+        self._n.highest_out = _random_start()  # highest extended output sequence sent
+        self._n.ts_offset = int.from_bytes(_randbytes(4), "big")
         self._rtx_seq = int.from_bytes(_randbytes(2), "big") & 0x7FFF
         self._video = producer.kind is MediaKind.VIDEO
         # Retransmission history. The plain path keeps none of its own: its output numbers
@@ -156,7 +159,7 @@ class Consumer:
         self._hist_mp: list[MediaPacket | None] = []
         self._hist_seq: list[int] = []
         self._resent_at: list[float] = [0.0] * HISTORY_SIZE if self._video else []
-        self._last: MediaPacket | None = None  # last packet sent (for SRs without a publisher SR)
+        # (self._n.last: the last packet sent, for SRs without a publisher SR)
         self._head: struct.Struct = _HDR
         self._head_len = _HDR.size
         self._head_fixed: tuple[bytes, ...] = ()
@@ -190,7 +193,7 @@ class Consumer:
     def _continue(self, handover: Handover) -> None:
         """Carry on the numbering ``handover`` describes (before this consumer has sent)."""
         self._handover = handover
-        self._highest_out = handover.highest_out
+        self._n.highest_out = handover.highest_out
         self._rtx_seq = handover.rtx_seq
         self.stats.packets = handover.packets
         self.stats.bytes = handover.bytes
@@ -198,7 +201,7 @@ class Consumer:
         if sel is not None and handover.last_ts is not None:
             sel.seed_numbering(
                 highest_out=handover.highest_out,
-                ts_offset=self._ts_offset,
+                ts_offset=self._n.ts_offset,
                 last_ts=handover.last_ts,
                 last_arrival=handover.last_arrival,
                 last_payload=handover.last_payload,
@@ -340,15 +343,16 @@ class Consumer:
             self._restart_at(mp)
         elif not self._started:
             self._restart_at(mp)
-        elif mp.seq < self._base_seq:
+        nums = self._n
+        if mp.seq < nums.base_seq:
             return  # from before this consumer started: never reuse a sequence number
-        out_ext = mp.seq + self._seq_offset
-        if out_ext > self._highest_out:
-            self._highest_out = out_ext
+        out_ext = mp.seq + nums.seq_offset
+        if out_ext > nums.highest_out:
+            nums.highest_out = out_ext
         out_seq = out_ext & 0xFFFF
         payload = mp.payload
         out = self._out
-        ts = (mp.timestamp + self._ts_offset) & 0xFFFFFFFF
+        ts = (mp.timestamp + nums.ts_offset) & 0xFFFFFFFF
         first = (mp.marker << 7) | self._pt
         if self._video:
             twcc = self._twcc
@@ -369,10 +373,9 @@ class Consumer:
         n = head + len(payload)
         out[head:n] = payload
         if self._sink.send_out(n):  # type: ignore[union-attr]
-            st = self.stats
-            st.packets += 1
-            st.bytes += len(payload)
-            self._last = mp
+            nums.packets += 1
+            nums.bytes += len(payload)
+            nums.last = mp
 
     def _forward_layered(self, sel: LayerSelector, mp: MediaPacket) -> None:
         if self._take_over is not None:  # (a consumer taking over always has a selector)
@@ -388,7 +391,7 @@ class Consumer:
         if payload is None:
             return
         out_seq = sel.out_seq
-        ts = (sel.out_ts - self._ts_offset) & 0xFFFFFFFF
+        ts = (sel.out_ts - self._n.ts_offset) & 0xFFFFFFFF
         if payload is not mp.payload or ts != mp.timestamp:
             # This subscriber's own copy (rewritten descriptor, another layer's clock):
             # what the history resends must be what was sent.
@@ -407,10 +410,10 @@ class Consumer:
         self._started = True
         n = self._write(mp, self._pt, out_seq, self._ssrc, payload, -1)
         if self._sink.send_out(n):  # type: ignore[union-attr]
-            st = self.stats
-            st.packets += 1
-            st.bytes += len(payload)
-            self._last = mp
+            nums = self._n
+            nums.packets += 1
+            nums.bytes += len(payload)
+            nums.last = mp
         slot = out_seq & (HISTORY_SIZE - 1)
         self._hist_mp[slot] = mp
         self._hist_seq[slot] = out_seq
@@ -477,12 +480,12 @@ class Consumer:
             on_listen=self._listen,
             clock_rate=codec.clock_rate if codec is not None else 90000,
         )
-        last = self._last
+        last = self._n.last
         handover = self._handover if not self._started else None
         if handover is not None and handover.last_ts is not None:
             sel.seed_numbering(
-                highest_out=self._highest_out,
-                ts_offset=self._ts_offset,
+                highest_out=self._n.highest_out,
+                ts_offset=self._n.ts_offset,
                 last_ts=handover.last_ts,
                 last_arrival=handover.last_arrival,
                 last_payload=handover.last_payload,
@@ -491,18 +494,18 @@ class Consumer:
                 sel.restart()
         elif self._started and not self.paused and not self._need_keyframe and last is not None:
             sel.continue_from(
-                highest_out=self._highest_out,
-                seq_offset=self._seq_offset,
-                base_seq=self._base_seq,
-                ts_offset=self._ts_offset,
-                last_ts=(last.timestamp + self._ts_offset) & 0xFFFFFFFF,
+                highest_out=self._n.highest_out,
+                seq_offset=self._n.seq_offset,
+                base_seq=self._n.base_seq,
+                ts_offset=self._n.ts_offset,
+                last_ts=(last.timestamp + self._n.ts_offset) & 0xFFFFFFFF,
                 last_arrival=last.arrival,
             )
         else:
             sel.seed_numbering(
-                highest_out=self._highest_out,
-                ts_offset=self._ts_offset,
-                last_ts=((last.timestamp + self._ts_offset) & 0xFFFFFFFF) if last else 0,
+                highest_out=self._n.highest_out,
+                ts_offset=self._n.ts_offset,
+                last_ts=((last.timestamp + self._n.ts_offset) & 0xFFFFFFFF) if last else 0,
                 last_arrival=last.arrival if last else 0.0,
                 last_payload=last.payload if last else None,
             )
@@ -525,7 +528,7 @@ class Consumer:
             return 0
         sent = 0
         sel = self._sel
-        out_seq = sel.out_seq if sel is not None else self._highest_out & 0xFFFF
+        out_seq = sel.out_seq if sel is not None else self._n.highest_out & 0xFFFF
         stamp = abs_send_time_bytes(time.time())
         for back in range(MAX_PADDING_PACKETS):
             if sent >= nbytes:
@@ -569,7 +572,7 @@ class Consumer:
         length. ``osn`` >= 0 makes it an RTX packet carrying that original number."""
         out = self._out
         head = self._head_len
-        ts = (mp.timestamp + self._ts_offset) & 0xFFFFFFFF
+        ts = (mp.timestamp + self._n.ts_offset) & 0xFFFFFFFF
         first = (mp.marker << 7) | pt
         tail: tuple[int | bytes, ...]
         if self._var_id == 0:
@@ -603,11 +606,11 @@ class Consumer:
             codec = self.producer.codec
             rate = codec.clock_rate if codec is not None else (90000 if self._video else 48000)
             gap = max(int((mp.arrival - handover.last_arrival) * rate), 1)
-            self._ts_offset = (handover.last_ts + gap - mp.timestamp) & 0xFFFFFFFF
+            self._n.ts_offset = (handover.last_ts + gap - mp.timestamp) & 0xFFFFFFFF
         self._handover = None
         self._started = True
-        self._base_seq = mp.seq
-        self._seq_offset = self._highest_out + 1 - mp.seq
+        self._n.base_seq = mp.seq
+        self._n.seq_offset = self._n.highest_out + 1 - mp.seq
 
     def _sink_ready(self) -> bool:
         sink = self._sink
@@ -750,9 +753,9 @@ class Consumer:
         history = self.producer.history
         if not self._started or not history:
             return None
-        highest = self._highest_out
-        in_seq = highest - ((highest - seq) & 0xFFFF) - self._seq_offset
-        if in_seq < self._base_seq:
+        highest = self._n.highest_out
+        in_seq = highest - ((highest - seq) & 0xFFFF) - self._n.seq_offset
+        if in_seq < self._n.base_seq:
             return None
         mp = history[in_seq & (len(history) - 1)]
         if mp is None or mp.seq != in_seq:
@@ -787,16 +790,16 @@ class Consumer:
         sel = self._sel
         codec = self.producer.codec
         if sel is None:
-            sr, offset = self.producer.sender_report, self._ts_offset
+            sr, offset = self.producer.sender_report, self._n.ts_offset
         else:  # the layer being forwarded, in its epoch's timestamp offset
             sr, offset = self.producer.sender_report_of(max(sel.spatial, 0)), sel.ts_offset
         if sr is not None and codec is not None:
             elapsed = now_wall - sr.arrived
             ntp = sr.ntp + int(elapsed * (1 << 32))
             rtp = (sr.rtp + offset + int(elapsed * codec.clock_rate)) & 0xFFFFFFFF
-        elif self._last is not None:
-            ntp = ntp_from_seconds(self._last.arrival)
-            rtp = (self._last.timestamp + self._ts_offset) & 0xFFFFFFFF
+        elif self._n.last is not None:
+            ntp = ntp_from_seconds(self._n.last.arrival)
+            rtp = (self._n.last.timestamp + self._n.ts_offset) & 0xFFFFFFFF
         else:
             return None
         ntp &= 0xFFFFFFFFFFFFFFFF
@@ -819,12 +822,12 @@ class Consumer:
     def handover(self) -> Handover:
         """Where this consumer's numbering stands, for the next one on its m-line."""
         sel = self._sel
-        last = self._last
+        last = self._n.last
         if sel is not None and sel.spatial >= 0:
             highest, last_ts, arrival = sel.highest_out, sel.last_ts, sel.last_arrival
         elif self._started and last is not None:
-            highest = self._highest_out
-            last_ts = (last.timestamp + self._ts_offset) & 0xFFFFFFFF
+            highest = self._n.highest_out
+            last_ts = (last.timestamp + self._n.ts_offset) & 0xFFFFFFFF
             arrival = last.arrival
         elif self._handover is not None:  # it never sent: pass on what it was handed
             return dataclasses.replace(
@@ -835,7 +838,7 @@ class Consumer:
             )
         else:
             return Handover(
-                highest_out=self._highest_out,
+                highest_out=self._n.highest_out,
                 rtx_seq=self._rtx_seq,
                 last_ts=None,
                 last_arrival=0.0,
@@ -871,7 +874,7 @@ class Consumer:
         except Exception:
             logger.exception("consumer close listener failed")
         self._hist_mp = []
-        self._last = None
+        self._n.last = None
 
     def __repr__(self) -> str:
         return f"Consumer({self.id} of {self.producer.id}, mid={self.mid})"

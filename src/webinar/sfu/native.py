@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 ENV = "WEBINAR_NATIVE_FANOUT"
 # 1: a run of equal-sized packets to one subscriber as one UDP GSO message. Off by default:
@@ -77,3 +77,29 @@ def forward() -> Forward | None:
 def module() -> Any:
     """The loaded compiled module (``counters()``, ``rewrite()``), or ``None``."""
     return _load()
+
+
+class Numbers:
+    """A consumer's numbering and send counters: the pure-Python twin of the C struct
+    ``_fanout.Numbers`` (what :func:`numbers` returns when the module is not built). The
+    native path reads the offsets and writes the counters of the C one directly."""
+
+    __slots__ = ("base_seq", "bytes", "highest_out", "last", "packets", "seq_offset", "ts_offset")
+
+    def __init__(self) -> None:
+        self.seq_offset = 0  # output minus input sequence number (extended)
+        self.base_seq = 0  # first input sequence number forwarded
+        self.highest_out = 0  # highest extended output sequence number sent
+        self.ts_offset = 0  # output minus input timestamp
+        self.packets = 0  # packets sent
+        self.bytes = 0  # payload octets sent
+        self.last: Any = None  # the last MediaPacket sent
+
+
+def numbers() -> Numbers:
+    """A new consumer's numbering: the C struct when the module is built (whether the
+    native path is on or not: both paths use the same one), else :class:`Numbers`."""
+    module = _load()
+    if module is None:
+        return Numbers()
+    return cast(Numbers, module.Numbers())

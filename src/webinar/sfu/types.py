@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import secrets
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, NewType, Protocol
 
 if TYPE_CHECKING:
@@ -70,21 +69,71 @@ class SfuError(Exception):
 # --------------------------------------------------------------------------- consumers
 
 
-@dataclass(slots=True)
+class SentCounts(Protocol):
+    """Where a consumer's packet and byte counts live: with the native fan-out built, the
+    consumer's numbering struct (:func:`webinar.sfu.native.numbers`), which the C code
+    writes directly."""
+
+    packets: int
+    bytes: int
+
+
+class _Counts:
+    __slots__ = ("bytes", "packets")
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.bytes = 0
+
+
 class ConsumerStats:
     """What a subscriber's consumer sent and was told (see :mod:`webinar.sfu.consumer`)."""
 
-    packets: int = 0
-    bytes: int = 0  # payload octets (what RTCP SR counts)
-    retransmitted: int = 0
-    nacks: int = 0
-    nack_items: int = 0
-    resend_suppressed: int = 0
-    plis: int = 0
-    firs: int = 0
-    dropped_waiting_keyframe: int = 0
-    fraction_lost: int = 0  # last receiver report, 0..255
-    padding_bytes: int = 0  # redundant retransmissions sent to probe the path
+    __slots__ = (
+        "counts",
+        "dropped_waiting_keyframe",
+        "firs",
+        "fraction_lost",
+        "nack_items",
+        "nacks",
+        "padding_bytes",
+        "plis",
+        "resend_suppressed",
+        "retransmitted",
+    )
+
+    def __init__(self, counts: SentCounts | None = None) -> None:
+        self.counts: SentCounts = counts if counts is not None else _Counts()
+        self.retransmitted = 0
+        self.nacks = 0
+        self.nack_items = 0
+        self.resend_suppressed = 0
+        self.plis = 0
+        self.firs = 0
+        self.dropped_waiting_keyframe = 0
+        self.fraction_lost = 0  # last receiver report, 0..255
+        self.padding_bytes = 0  # redundant retransmissions sent to probe the path
+
+    @property
+    def packets(self) -> int:
+        return self.counts.packets
+
+    @packets.setter
+    def packets(self, value: int) -> None:
+        self.counts.packets = value
+
+    @property
+    def bytes(self) -> int:
+        """Payload octets (what RTCP SR counts)."""
+        return self.counts.bytes
+
+    @bytes.setter
+    def bytes(self, value: int) -> None:
+        self.counts.bytes = value
+
+    def __repr__(self) -> str:
+        fields = ("packets", "bytes", *sorted(set(self.__slots__) - {"counts"}))
+        return "ConsumerStats(" + ", ".join(f"{f}={getattr(self, f)}" for f in fields) + ")"
 
 
 class PacketConsumer(Protocol):
