@@ -181,3 +181,29 @@ def test_a_single_stream_is_not_paused_while_the_budget_reaches_the_one_video_ro
     assert shown(alloc.choices) == shown_cams
     assert alloc.choices["mic"] is not None
     assert alloc.tier.videos == len(shown_cams)
+
+
+def test_an_allocation_that_gives_everything_its_best_stays_the_same_at_any_larger_budget() -> None:
+    """What SubscriberTiers.tick relies on to skip allocating again: once every stream has
+    its best rung (nothing next, nothing paused), a larger budget changes nothing."""
+    import random
+
+    rng = random.Random(7)
+    complete = 0
+    for _ in range(400):
+        cameras = rng.randint(0, 4)
+        streams = room(cameras, screen=rng.random() < 0.3)
+        if rng.random() < 0.3:  # single streams, measured at odd bitrates
+            streams += [
+                Demand(f"single{i}", StreamClass.CAMERA, 10 + i, video_ladder([b], 1))
+                for i, b in enumerate(rng.sample(range(200_000, 2_000_000, 7), 2))
+            ]
+        quality = rng.choice(list(Quality))
+        budget = rng.randint(30_000, 12_000_000)
+        first = allocate(budget, streams, quality)
+        if first.next_bps is not None or first.used_bps != first.wanted_bps:
+            continue
+        complete += 1
+        for more in (budget, budget + 1, budget + rng.randint(1, 50_000_000)):
+            assert allocate(more, streams, quality) == first
+    assert complete > 50  # the property was tried often enough

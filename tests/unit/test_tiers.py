@@ -453,3 +453,36 @@ def test_a_later_producer_on_the_m_line_knows_the_ssrcs() -> None:
     feed(again, rtp(111, 500))
     assert [m.seq & 0xFFFF for m in listener.got] == [500]
     assert again.layers[0].rtx_ssrc == 444
+
+
+def test_a_complete_allocation_is_reused_only_for_the_same_streams_and_no_smaller_budget() -> None:
+    """tick skips allocate() when the last allocation gave every stream its best rung and
+    the budget did not fall; any change of the streams allocates again."""
+    from typing import Any
+
+    from webinar.sfu import tiers as tiers_module
+
+    calls: list[int] = []
+    real = tiers_module.allocate
+
+    def counting(
+        budget: int, streams: Any, quality: Quality = Quality.AUTO
+    ) -> tiers_module.Allocation:
+        calls.append(budget)
+        return real(budget, streams, quality)
+
+    tiers = SubscriberTiers(BandwidthEstimator())
+    single = video_ladder([300_000], 1)
+    consumers = [FakeConsumer("cam", layers=single), FakeConsumer("mic", is_audio=True)]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tiers_module, "allocate", counting)
+        now = 100.0
+        for _ in range(4):
+            tiers.tick(now, consumers)
+            now += tiers_module.ALLOCATE_INTERVAL
+        assert tiers.last is not None and tiers.last.next_bps is None
+        assert len(calls) == 1  # the first allocation, reused three times
+        assert consumers[0].applied == [single[0]] * 4  # still applied every round
+        consumers.append(FakeConsumer("cam2", layers=single))
+        tiers.tick(now, consumers)
+        assert len(calls) == 2  # a new stream: allocated again

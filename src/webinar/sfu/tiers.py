@@ -97,6 +97,9 @@ class SubscriberTiers:
         self._next_at = 0.0
         self._reported_at = -1e9
         self._reported_shape: tuple[object, ...] | None = None
+        # (budget, inputs) of the last allocation if it gave every stream its best rung
+        self._full: tuple[int, tuple[object, ...]] | None = None
+        self._shown: tuple[tuple[str, int | None, int | None], ...] = ()
         self._dirty = True
         self.sending_bps = 0  # what the consumers sent lately (payload, smoothed)
         self._sent: tuple[float, int] | None = None
@@ -158,20 +161,30 @@ class SubscriberTiers:
         budget = self.controller.committed_bps
         if not self.controller.limited:
             budget = max(budget, _first_video_budget(demands))
-        alloc = allocate(budget, demands, self.quality)
+        inputs = (self.quality, tuple(demands))
+        full = self._full
+        if full is not None and budget >= full[0] and full[1] == inputs and self.last is not None:
+            # Everything at its best at a budget no higher, for the same streams: any
+            # larger budget gives the same allocation (allocate is monotone: more videos
+            # allowed, more room to fill, no next rung), so it is not worked out again.
+            alloc, shown = self.last, self._shown
+        else:
+            alloc = allocate(budget, demands, self.quality)
+            complete = alloc.next_bps is None and alloc.used_bps == alloc.wanted_bps
+            self._full = (budget, inputs) if complete else None
+            # What the subscriber's UI shows apart from the numbers (AllocationReport.shape),
+            # compared before any report is built: most rounds change nothing worth telling.
+            shown = self._shown = tuple(
+                (d.key, None, None)
+                if (rung := alloc.choices[d.key]) is None
+                else (d.key, rung.spatial, rung.temporal)
+                for d in sorted(demands, key=_demand_key)
+                if d.cls is not StreamClass.AUDIO
+            )
         self.estimator.rtx_bps = int(budget * RTX_SHARE)
         self.last = alloc
         for c in live:
             c.set_allocation(alloc.choices.get(c.producer_key))
-        # What the subscriber's UI shows apart from the numbers (AllocationReport.shape),
-        # compared before any report is built: most rounds change nothing worth telling.
-        shown = tuple(
-            (d.key, None, None)
-            if (rung := alloc.choices[d.key]) is None
-            else (d.key, rung.spatial, rung.temporal)
-            for d in sorted(demands, key=_demand_key)
-            if d.cls is not StreamClass.AUDIO
-        )
         shape = (self.quality, alloc.tier.videos, shown)
         previous = self.last_report
         if logger.isEnabledFor(logging.DEBUG):
