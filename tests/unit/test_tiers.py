@@ -486,3 +486,33 @@ def test_a_complete_allocation_is_reused_only_for_the_same_streams_and_no_smalle
         consumers.append(FakeConsumer("cam2", layers=single))
         tiers.tick(now, consumers)
         assert len(calls) == 2  # a new stream: allocated again
+
+
+def test_a_complete_allocation_is_reused_down_to_the_lowest_budget_it_was_complete_at() -> None:
+    from typing import Any
+
+    from webinar.sfu import tiers as tiers_module
+
+    calls: list[int] = []
+    real = tiers_module.allocate
+
+    def counting(
+        budget: int, streams: Any, quality: Quality = Quality.AUTO
+    ) -> tiers_module.Allocation:
+        calls.append(budget)
+        return real(budget, streams, quality)
+
+    controller = FixedBudget(start_bps=2_000_000)
+    tiers = SubscriberTiers(BandwidthEstimator(), controller=controller)
+    single = video_ladder([300_000], 1)
+    consumers = [FakeConsumer("cam", layers=single), FakeConsumer("mic", is_audio=True)]
+    now = 100.0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tiers_module, "allocate", counting)
+        for budget in (2_000_000, 1_000_000, 1_500_000, 1_000_000, 900_000, 3_000_000):
+            controller.budget_bps = budget
+            tiers.tick(now, consumers)
+            now += tiers_module.ALLOCATE_INTERVAL
+    # 2.0 M and 1.0 M worked out; 1.5 M and 1.0 M reused; 0.9 M below: worked out, reused above
+    assert calls == [2_000_000, 1_000_000, 900_000]
+    assert consumers[0].applied == [single[0]] * 6

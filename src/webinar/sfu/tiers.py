@@ -171,7 +171,12 @@ class SubscriberTiers:
         else:
             alloc = allocate(budget, demands, self.quality)
             complete = alloc.next_bps is None and alloc.used_bps == alloc.wanted_bps
-            self._full = (budget, inputs) if complete else None
+            if not complete:
+                self._full = None
+            elif full is not None and full[1] == inputs:  # complete at both: from the lower
+                self._full = (min(full[0], budget), inputs)
+            else:
+                self._full = (budget, inputs)
             # What the subscriber's UI shows apart from the numbers (AllocationReport.shape),
             # compared before any report is built: most rounds change nothing worth telling.
             shown = self._shown = tuple(
