@@ -79,6 +79,29 @@ LAYOUTS = [
 
 
 @pytest.mark.skipif(not BUILT, reason="the native fan-out is not built")
+def test_the_numbers_struct_and_its_python_twin_agree() -> None:
+    """A consumer's numbering lives in ``_fanout.Numbers`` when the module is built, in
+    ``native.Numbers`` without it: the same attributes, the same start, both writable."""
+    module = native.module()
+    names = ("seq_offset", "base_seq", "highest_out", "ts_offset", "packets", "bytes", "last")
+    c_side, py_side = module.Numbers(), native.Numbers()
+    for nums in (c_side, py_side):
+        assert [getattr(nums, n) for n in names] == [0, 0, 0, 0, 0, 0, None]
+        nums.highest_out = (1 << 40) + 5
+        nums.seq_offset = -70000
+        nums.last = "x"
+        assert (nums.highest_out, nums.seq_offset, nums.last) == ((1 << 40) + 5, -70000, "x")
+    with pytest.raises(TypeError):
+        module.Numbers(1)
+    with pytest.raises(TypeError):
+        c_side.packets = "many"
+    consumer, _tap, _producer = make_consumer(MediaKind.AUDIO)
+    assert type(consumer._n) is module.Numbers
+    consumer._n.packets, consumer._n.bytes = 3, 300
+    assert (consumer.stats.packets, consumer.stats.bytes) == (3, 300)  # one counter, two views
+
+
+@pytest.mark.skipif(not BUILT, reason="the native fan-out is not built")
 @pytest.mark.parametrize("kind", [MediaKind.VIDEO, MediaKind.AUDIO])
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_c_rewrite_matches_consumer_write(kind: MediaKind, layout: dict[str, Any]) -> None:
