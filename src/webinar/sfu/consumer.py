@@ -113,11 +113,17 @@ class Consumer:
         handover: Handover | None = None,
         take_over: Callable[[], Handover] | None = None,
         twcc: TwccSender | None = None,
+        allocate: Callable[[], None] | None = None,
     ) -> None:
         """``handover``: continue the numbering another consumer left on this m-line.
         ``take_over`` (video): another consumer still sends on this m-line; this one starts
         at its producer's first keyframe, calling ``take_over()`` then: the other stops and
-        hands its numbering over (a switch without a gap: make before break)."""
+        hands its numbering over (a switch without a gap: make before break).
+        ``allocate`` (video): the subscriber's allocation decides; the consumer forwards
+        nothing until its first :meth:`set_allocation`, and ``allocate()`` asks for that
+        allocation now (once it is negotiated and wanted). A subscriber whose budget affords
+        fewer videos than it receives saw the others' first frames and then a pause, which
+        a browser counts as a freeze of the whole pause (4-5 s in the tiers benchmark)."""
         self.id = ConsumerId(new_id("co"))
         self.producer = producer
         self.kind = producer.kind
@@ -182,6 +188,9 @@ class Consumer:
         # until then (a single stream at full frame rate) the plain path above.
         self._sel: LayerSelector | None = None
         self.bandwidth_paused = False  # the allocation paused it to fit the connection
+        self._allocate = allocate if self._video else None
+        if self._allocate is not None:
+            self.bandwidth_paused = True  # until its first allocation says otherwise
         self._handover: Handover | None = None
         self._take_over = take_over if self._video else None
         if handover is not None:
@@ -314,6 +323,8 @@ class Consumer:
         """Set whether this subscriber should receive the stream now; no renegotiation."""
         self.wanted = wanted
         if wanted:
+            if self.bandwidth_paused and self._allocate is not None and self._layout is not None:
+                self._ask_allocation()  # never allocated yet: now, not at the next round
             self.resume()
         else:
             self.pause()
@@ -450,6 +461,7 @@ class Consumer:
         """Apply the subscriber's allocation: a layer to aim at, or paused (``None``)."""
         if not self._video or self.closed:
             return
+        self._allocate = None  # allocated: from now on the rounds decide
         if layer is None:
             if not self.bandwidth_paused:
                 self.bandwidth_paused = True
@@ -465,7 +477,18 @@ class Consumer:
             sel.set_target(layer.spatial, layer.temporal)
         if self.bandwidth_paused:
             self.bandwidth_paused = False
-            self.resume()
+            if self._sink_ready():
+                self.resume()
+            # else: the transport resumes it once connected (a keyframe asked for before
+            # that would be dropped, and the next request waits a second)
+
+    def _ask_allocation(self) -> None:
+        allocate = self._allocate
+        if allocate is not None:
+            try:
+                allocate()
+            except Exception:
+                logger.exception("allocation request failed")
 
     def _selector(self) -> LayerSelector:
         """Switch to the layered path, continuing what the plain path sent."""

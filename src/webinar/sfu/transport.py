@@ -508,6 +508,10 @@ class SubscribeTransport(_Transport):
         self._twcc_mids: dict[str, int] = {}  # mid -> extension id, as the answer took it
         self._send_offer = send_offer
         self._on_consumer_closed = on_consumer_closed
+        # The owner's (the router's): allocate this subscriber's bandwidth now. With it, video
+        # consumers start unallocated and this runs once they are negotiated, so a video the
+        # budget does not afford is never shown and then paused (a freeze in the browser).
+        self.on_allocate: Callable[[], None] | None = None
         self._answer_timeout = answer_timeout
         self._transceivers: dict[str, RTCRtpTransceiver] = {}  # by consumer id
         self._pending_answer: asyncio.Future[None] | None = None
@@ -544,6 +548,7 @@ class SubscribeTransport(_Transport):
             estimator=self.estimator,
             on_closed=self._consumer_closed,
             twcc=self._twcc,
+            allocate=self._allocate_now if self.on_allocate is not None else None,
         )
         producer.add_consumer(consumer)
         self.consumers[consumer.id] = consumer
@@ -641,12 +646,18 @@ class SubscribeTransport(_Transport):
                     return
                 finally:
                     self._pending_answer = None
+                laid_out = False
                 for consumer in included:
-                    if consumer.closed:
-                        continue
-                    if consumer.mid is None:
+                    if not consumer.closed and consumer.mid is None:
                         consumer.set_layout(self._layout(consumer))
-                    if self.pc.connectionState == "connected":
+                        laid_out = True
+                if laid_out:
+                    # Allocated at once, before anything is forwarded: which videos the
+                    # budget affords (and at which layer) is known before the first keyframe
+                    # is asked for, and the first frame waits for no allocation round.
+                    self._allocate_now()
+                for consumer in included:
+                    if not consumer.closed and self.pc.connectionState == "connected":
                         consumer.resume()
         except asyncio.CancelledError:
             raise
@@ -684,6 +695,13 @@ class SubscribeTransport(_Transport):
             audio_level_ext_id=ext.get(hooks.AUDIO_LEVEL_URI),
             twcc_ext_id=self._twcc_mids.get(transceiver.mid),
         )
+
+    def _allocate_now(self) -> None:
+        if self.on_allocate is not None and not self.closed:
+            try:
+                self.on_allocate()
+            except Exception:
+                logger.exception("allocation for subscriber %s failed", self.id)
 
     def _on_overuse(self, acked_bps: int) -> None:
         self.estimator.on_delay_overuse(acked_bps, time.monotonic())
