@@ -136,6 +136,8 @@ class Consumer:
         # The subscriber connection's transport-wide numbering, once the m-line took it.
         self._twcc_sender = twcc if producer.kind is MediaKind.VIDEO else None
         self._twcc: TwccSender | None = None
+        # ... whose feedback, while it flows, reports the path's loss (audio's too)
+        self._loss_judge = twcc
         self._nack_burst = NackBurst()
         self._rtx_tokens = 0.0
         self._rtx_at = time.monotonic()
@@ -571,7 +573,9 @@ class Consumer:
             )
             rtx_seq = self._rtx_seq
             self._rtx_seq = (rtx_seq + 1) & 0xFFFF
-            n = self._write(probe, self._rtx_pt, rtx_seq, self._rtx_ssrc, mp.payload, seq)
+            n = self._write(
+                probe, self._rtx_pt, rtx_seq, self._rtx_ssrc, mp.payload, seq, padding=True
+            )
             if not sink.send_out(n):
                 break
             sent += len(mp.payload)
@@ -586,10 +590,18 @@ class Consumer:
         self.producer.request_keyframe(layer)
 
     def _write(
-        self, mp: MediaPacket, pt: int, seq: int, ssrc: int, payload: bytes, osn: int
+        self,
+        mp: MediaPacket,
+        pt: int,
+        seq: int,
+        ssrc: int,
+        payload: bytes,
+        osn: int,
+        padding: bool = False,
     ) -> int:
         """Write header, extensions and payload into the sink's buffer; returns the
-        length. ``osn`` >= 0 makes it an RTX packet carrying that original number."""
+        length. ``osn`` >= 0 makes it an RTX packet carrying that original number
+        (``padding``: a probe's, sent to be dropped)."""
         out = self._out
         head = self._head_len
         ts = (mp.timestamp + self._ts_offset) & 0xFFFFFFFF
@@ -599,7 +611,7 @@ class Consumer:
             tail = ()
         elif self._twcc is not None:
             size = head + len(payload) + (2 if osn >= 0 else 0)
-            tail = (self._var_id, self._twcc.stamp(size))
+            tail = (self._var_id, self._twcc.stamp(size, padding))
         elif not self._has_level:
             tail = (self._var_id, mp.abs_send_time)
         elif mp.audio_level >= 0:
@@ -648,12 +660,16 @@ class Consumer:
             if self._video and not self.paused:
                 # Only what was sent and is still held counts as lost: after a pause or
                 # a restart a browser may NACK numbers that never went out.
-                held = self.history_packet
-                sent = [s for s in packet.lost if held(s) is not None]
                 now = time.monotonic()
-                burst = self._nack_burst.on_nack(sent, now) if sent else None
-                if burst is not None:
-                    self._estimator.on_loss_burst(burst, now)
+                twcc = self._twcc
+                if twcc is None or not twcc.judges_loss(now):
+                    # (with transport-wide feedback flowing, loss is read from it: a
+                    # browser NACKs packets a reordering path only delays)
+                    held = self.history_packet
+                    sent = [s for s in packet.lost if held(s) is not None]
+                    burst = self._nack_burst.on_nack(sent, now) if sent else None
+                    if burst is not None:
+                        self._estimator.on_loss_burst(burst, now)
         elif isinstance(packet, RtcpPsfbPacket):
             if packet.fmt == RTCP_PSFB_PLI:
                 self.stats.plis += 1
@@ -703,6 +719,15 @@ class Consumer:
         packets = (highest - previous) & 0xFFFFFFFF if previous is not None else 0
         if packets >= 0x80000000:
             packets = 0
+        judge = self._loss_judge
+        if judge is not None and judge.judges_loss(time.monotonic()):
+            # The transport-wide feedback reports loss (TwccSender.on_loss_report): a
+            # report's own counts a packet a reordering path delays past the report's end
+            # as lost (0-300 ms of jitter: 10-35 %, and the budget went to audio only).
+            if sample is not None:
+                sample = dataclasses.replace(sample, lost=0.0)
+            self._estimator.on_round_trip(time.monotonic(), self.rtt, sample)
+            return
         self._estimator.on_receiver_report(
             report.fraction_lost,
             time.monotonic(),

@@ -248,6 +248,14 @@ class BandwidthEstimator:
             except Exception:
                 logger.exception("congestion alarm listener failed")
 
+    def on_round_trip(self, now: float, rtt: float | None, sample: RttSample | None) -> None:
+        """A receiver report's round trip alone: its loss figure is not the one to go by
+        (transport-wide feedback reports loss, :meth:`on_receiver_report` from it)."""
+        if rtt is not None and rtt >= 0:
+            self._rtt = rtt
+        if sample is not None:
+            self._sample = sample
+
     def on_receiver_report(
         self,
         fraction_lost: int,
@@ -629,8 +637,13 @@ class BudgetController:
         rtt = estimate.rtt
         # Without raw round trips (a source with smoothed figures only), a smoothed
         # one that grew during a probe stands for them.
+        # A path whose delay varies by far more than a probe's queue would add (0-300 ms of
+        # jitter: the transport-wide detector's noise gate says so) makes a round trip that
+        # grew no sign of the probe: it is judged by its loss (the feedback's) alone.
+        jittery = estimate.twcc and not estimate.twcc_clean
         queueing = (
-            estimate.sample is None
+            not jittery
+            and estimate.sample is None
             and rtt is not None
             and self._base_rtt is not None
             and rtt > self._base_rtt + PROBE_RTT_RISE
@@ -651,6 +664,7 @@ class BudgetController:
                 and sample is not None
                 and self._base_rtt is not None
                 and sample.rtt > self._base_rtt + PROBE_RTT_RISE
+                and not jittery
             )
             lost = verdict and sample is not None and sample.lost > probe_loss
             if estimate.twcc_clean and not verdict:

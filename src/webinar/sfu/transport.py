@@ -501,7 +501,11 @@ class SubscribeTransport(_Transport):
         # Transport-wide congestion control (twcc.py) on the video this server offers:
         # WEBINAR_TWCC=0 turns it off (REMB and receiver reports alone, as before).
         self._twcc: TwccSender | None = (
-            TwccSender(on_overuse=self._on_overuse)
+            TwccSender(
+                on_overuse=self._on_overuse,
+                on_loss_burst=self._on_twcc_loss,
+                on_loss_report=self._on_twcc_loss_report,
+            )
             if self._negotiates and os.environ.get(TWCC_ENV, "1").strip() not in {"0", "off", "no"}
             else None
         )
@@ -702,6 +706,15 @@ class SubscribeTransport(_Transport):
                 self.on_allocate()
             except Exception:
                 logger.exception("allocation for subscriber %s failed", self.id)
+
+    def _on_twcc_loss(self, rate: float) -> None:
+        self.estimator.on_loss_burst(rate, time.monotonic())
+
+    def _on_twcc_loss_report(self, lost: int, packets: int) -> None:
+        # as a receiver report's video block: RTCP's 8-bit fraction over its packets
+        self.estimator.on_receiver_report(
+            min(lost * 256 // packets, 255), time.monotonic(), packets=packets
+        )
 
     def _on_overuse(self, acked_bps: int) -> None:
         self.estimator.on_delay_overuse(acked_bps, time.monotonic())
