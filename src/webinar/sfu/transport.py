@@ -724,7 +724,7 @@ class SubscribeTransport(_Transport):
         if twcc is not None:
             now = time.monotonic()
             twcc.on_feedback(data, now)
-            self.estimator.on_twcc(now, twcc.detector.clean)
+            self.estimator.on_twcc(now, twcc.detector.clean, twcc.loss_wait(now))
 
     def _state_changed(self, state: str) -> None:
         if state == "connected":
