@@ -220,3 +220,20 @@ def test_audio_never_waits_for_an_allocation() -> None:
     consumer, _tap, _producer = make_consumer(MediaKind.AUDIO, allocate=lambda: None)
     consumer.resume()
     assert not consumer.paused and not consumer.bandwidth_paused
+
+
+def test_an_allocation_while_paused_asks_for_no_keyframe_its_resume_asks() -> None:
+    """Allocated before the connection is up, a consumer asked for its layer's keyframe
+    at once: it came into nothing, and the request its resume made once connected was
+    held for the layer's keyframe interval (joins took ~1.2 s to the first frame)."""
+    (alice, _bob), _taps, _tiers = two_cameras_of_one_subscriber()
+    alice._tap.sender.transport.state = "connecting"  # type: ignore[attr-defined]
+    producer = alice.producer
+    producer.simulcast = object()  # type: ignore[attr-defined]  # (any: a layered producer)
+    asked = producer.keyframe_requests  # type: ignore[attr-defined]
+    alice.set_allocation(Layer(1, 2, 500_000))
+    assert alice.selector is not None and alice.selector.target_spatial == 1
+    assert producer.keyframe_requests == asked  # type: ignore[attr-defined]
+    alice._tap.sender.transport.state = "connected"  # type: ignore[attr-defined]
+    alice.resume()
+    assert producer.keyframe_requests == asked + 1  # type: ignore[attr-defined]

@@ -476,7 +476,10 @@ class Consumer:
         ):
             sel = self._selector()
         if sel is not None:
-            sel.set_target(layer.spatial, layer.temporal)
+            # Paused, it asks for the keyframe when it resumes: a request now (before the
+            # connection is up, say) would be answered into nothing and hold the resume's
+            # request back for the layer's keyframe interval (~1 s to the first frame)
+            sel.set_target(layer.spatial, layer.temporal, ask=not self.paused)
         if self.bandwidth_paused:
             self.bandwidth_paused = False
             if self._sink_ready():
