@@ -14,6 +14,7 @@ Started and stopped by :meth:`tests.browser.shaping.ShapedNetwork.jitter`; print
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import heapq
 import os
@@ -40,8 +41,20 @@ def main() -> None:
     header = bytes.fromhex(dst_mac.replace(":", "") + src_mac.replace(":", "")) + b"\x08\x00"
     rng = random.Random()
     held: list[tuple[float, int, bytes]] = []
-    count = delayed = 0
+    count = delayed = refused = 0
     stop = False
+
+    def send(packet: bytes) -> None:
+        # A full qdisc (the tc limit's queue) refuses a packet socket's frame with ENOBUFS
+        # where a routed datagram would just be dropped: drop it (it used to end the relay,
+        # and with it the jitter, at the first overflow under the limit)
+        nonlocal refused
+        try:
+            out.send(header + packet)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOBUFS, errno.EAGAIN):
+                raise
+            refused += 1
 
     def finish(*_: object) -> None:
         nonlocal stop
@@ -53,7 +66,7 @@ def main() -> None:
         now = time.monotonic()
         while held and held[0][0] <= now:
             _, _, packet = heapq.heappop(held)
-            out.send(header + packet)
+            send(packet)
         timeout = max(held[0][0] - now, 0.0) if held else 0.5
         try:
             ready, _, _ = select.select([tun], [], [], timeout)
@@ -65,14 +78,14 @@ def main() -> None:
         if len(packet) < 20 or packet[0] >> 4 != 4:
             continue  # IPv4 only
         if packet[9] != 17:  # not UDP: at once
-            out.send(header + packet)
+            send(packet)
             continue
         count += 1
         delay = rng.uniform(0, most_ms / 1000)
         if delay > 0.0005:
             delayed += 1
         heapq.heappush(held, (time.monotonic() + delay, count, packet))
-    print(f"datagrams {count} delayed {delayed}", flush=True)
+    print(f"datagrams {count} delayed {delayed} dropped by a full queue {refused}", flush=True)
 
 
 if __name__ == "__main__":

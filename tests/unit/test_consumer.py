@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import struct
 import time
+from collections.abc import Callable
 
 import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
@@ -61,7 +62,8 @@ class FakeTransport:
 
 
 class FakeSender:
-    transport = FakeTransport()
+    def __init__(self) -> None:
+        self.transport = FakeTransport()
 
 
 class FakeTap:
@@ -104,18 +106,24 @@ class FakeProducer:
 
 
 def make_consumer(
-    kind: MediaKind = MediaKind.VIDEO, *, twcc: TwccSender | None = None
+    kind: MediaKind = MediaKind.VIDEO,
+    *,
+    twcc: TwccSender | None = None,
+    allocate: Callable[[], None] | None = None,
+    estimator: BandwidthEstimator | None = None,
 ) -> tuple[Consumer, FakeTap, FakeProducer]:
     """A consumer on fake parts, with the default layout (MID id 1, abs-send-time id 3 /
-    audio level id 2); with ``twcc``, video also takes the transport-wide number as id 5."""
+    audio level id 2); with ``twcc``, video also takes the transport-wide number as id 5;
+    with ``allocate``, it waits for its first allocation (as a subscriber's does)."""
     tap, producer = FakeTap(), FakeProducer(kind)
     closed: list[CloseReason] = []
     consumer = Consumer(
         producer=producer,  # type: ignore[arg-type]
         tap=tap,  # type: ignore[arg-type]
-        estimator=BandwidthEstimator(),
+        estimator=estimator or BandwidthEstimator(),
         on_closed=lambda _c, r: closed.append(r),
         twcc=twcc,
+        allocate=allocate,
     )
     video = kind is MediaKind.VIDEO
     consumer.set_layout(

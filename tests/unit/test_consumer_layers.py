@@ -5,13 +5,18 @@ sees the bytes (parsed back with aiortc's parser)."""
 from __future__ import annotations
 
 import itertools
+import time
 
 from aiortc.rtp import RtpPacket
 
 from tests.unit.test_consumer import make_consumer, parse
 from tests.unit.test_layers import Encoding
-from webinar.sfu.allocator import Layer
+from webinar.sfu.allocator import Layer, video_ladder
+from webinar.sfu.consumer import Consumer
+from webinar.sfu.estimator import BandwidthEstimator
 from webinar.sfu.rtp import MediaPacket
+from webinar.sfu.tiers import SubscriberTiers
+from webinar.sfu.types import MediaKind
 from webinar.sfu.vp8 import scan
 
 
@@ -121,3 +126,114 @@ def test_after_a_resume_nothing_from_before_its_keyframe_is_resent() -> None:
     first_after = out[resumed].sequence_number
     assert consumer.history_packet(first_after) is not None
     assert consumer.retransmit([first_after, out[-1].sequence_number]) == 2
+
+
+def two_cameras_of_one_subscriber() -> tuple[list[Consumer], list[object], SubscriberTiers]:
+    """Two cameras' consumers of one subscriber, waiting for their allocation as the
+    subscribe transport makes them, with an allocation that runs when one asks (the
+    router's). The start budget affords one video (600 kbit/s: the "audio + 1 video" row)."""
+    tiers = SubscriberTiers(BandwidthEstimator())
+    consumers: list[Consumer] = []
+    taps: list[object] = []
+
+    def allocate() -> None:
+        tiers.urgent()
+        tiers.tick(time.monotonic(), consumers)
+
+    for name in ("pr_alice", "pr_bob"):
+        consumer, tap, producer = make_consumer(allocate=allocate)
+        producer.id = name
+        producer.ladder = lambda _now: video_ladder([150_000, 500_000])  # type: ignore[attr-defined]
+        consumers.append(consumer)
+        taps.append(tap)
+    return consumers, taps, tiers
+
+
+def test_a_camera_the_first_allocation_does_not_afford_is_never_shown() -> None:
+    """A new subscriber's second camera forwarded its first frames and was then paused
+    by the first allocation: the browser counted the pause as one freeze of 4-5 s (the
+    start phase of every tiers run with 5 % loss). Video waits for its allocation now."""
+    (alice, bob), (alice_tap, bob_tap), tiers = two_cameras_of_one_subscriber()
+    for consumer in (alice, bob):
+        consumer.resume()  # negotiated and connected: the transport lets it go
+        assert consumer.paused and consumer.bandwidth_paused  # ... not before its allocation
+    enc = {id(alice): Encoding(layer=0, seq=1000), id(bob): Encoding(layer=0, seq=5000)}
+    for consumer in (alice, bob):
+        for mp in pictures(enc[id(consumer)], 4):
+            consumer.forward(mp)
+    assert sent(alice_tap) == [] and sent(bob_tap) == []  # nothing before the allocation
+    alice._ask_allocation()  # what the transport does once the answer laid them out
+    assert tiers.last is not None and tiers.last.tier.videos == 1
+    assert not alice.paused and bob.paused and bob.bandwidth_paused
+    for consumer in (alice, bob):
+        enc[id(consumer)].force_key = True
+        for mp in pictures(enc[id(consumer)], 8):
+            consumer.forward(mp)
+    assert len(sent(alice_tap)) == 16
+    assert sent(bob_tap) == []  # never shown, so never paused in the subscriber's eyes
+    # once the budget affords him, Bob starts at a keyframe
+    tiers.controller.budget_bps = 1_500_000
+    tiers.controller._limited = True  # (a measured budget, not the start guess)
+    tiers.urgent()
+    tiers.tick(time.monotonic(), [alice, bob])
+    assert not bob.paused
+    enc[id(bob)].force_key = True
+    for mp in pictures(enc[id(bob)], 2):
+        bob.forward(mp)
+    first = scan(sent(bob_tap)[0].payload)
+    assert first is not None and first.keyframe
+
+
+def test_an_allocation_before_the_connection_leaves_the_start_to_the_transport() -> None:
+    """Allocated while ICE and DTLS still connect, a consumer does not start yet: the
+    keyframe it would ask for would be dropped, and the next request waits a second. The
+    transport's resume once connected starts it."""
+    (alice, _bob), (alice_tap, _), _tiers = two_cameras_of_one_subscriber()
+    alice._tap.sender.transport.state = "connecting"  # type: ignore[attr-defined]
+    alice._ask_allocation()
+    assert alice.paused and not alice.bandwidth_paused
+    alice._tap.sender.transport.state = "connected"  # type: ignore[attr-defined]
+    producer = alice.producer
+    asked = producer.keyframe_requests  # type: ignore[attr-defined]
+    alice.resume()
+    assert not alice.paused and producer.keyframe_requests > asked  # type: ignore[attr-defined]
+    for mp in pictures(Encoding(layer=0, seq=1000), 2):
+        alice.forward(mp)
+    assert len(sent(alice_tap)) == 4
+
+
+def test_wanting_a_never_allocated_video_asks_for_its_allocation() -> None:
+    asked: list[int] = []
+    consumer, _tap, _producer = make_consumer(allocate=lambda: asked.append(1))
+    consumer.want(False)
+    assert asked == []
+    consumer.want(True)
+    assert asked == [1] and consumer.paused  # the allocation (here: none) decides
+    consumer.set_allocation(Layer(0, 2, 500_000))
+    assert not consumer.paused
+    consumer.want(False)
+    consumer.want(True)
+    assert asked == [1]  # allocated once: from then on the rounds decide
+
+
+def test_audio_never_waits_for_an_allocation() -> None:
+    consumer, _tap, _producer = make_consumer(MediaKind.AUDIO, allocate=lambda: None)
+    consumer.resume()
+    assert not consumer.paused and not consumer.bandwidth_paused
+
+
+def test_an_allocation_while_paused_asks_for_no_keyframe_its_resume_asks() -> None:
+    """Allocated before the connection is up, a consumer asked for its layer's keyframe
+    at once: it came into nothing, and the request its resume made once connected was
+    held for the layer's keyframe interval (joins took ~1.2 s to the first frame)."""
+    (alice, _bob), _taps, _tiers = two_cameras_of_one_subscriber()
+    alice._tap.sender.transport.state = "connecting"  # type: ignore[attr-defined]
+    producer = alice.producer
+    producer.simulcast = object()  # type: ignore[attr-defined]  # (any: a layered producer)
+    asked = producer.keyframe_requests  # type: ignore[attr-defined]
+    alice.set_allocation(Layer(1, 2, 500_000))
+    assert alice.selector is not None and alice.selector.target_spatial == 1
+    assert producer.keyframe_requests == asked  # type: ignore[attr-defined]
+    alice._tap.sender.transport.state = "connected"  # type: ignore[attr-defined]
+    alice.resume()
+    assert producer.keyframe_requests == asked + 1  # type: ignore[attr-defined]

@@ -641,3 +641,46 @@ def test_only_reported_loss_after_a_first_cut_goes_below_the_one_video_row() -> 
         report_packets=200,
     )
     assert c.update(lossy, 3.0) < CUT_FLOOR
+
+
+def test_on_a_jittery_path_a_probe_is_judged_by_loss_not_by_its_round_trip() -> None:
+    """0-300 ms of jitter moves a report's round trip far more than a probe's queue
+    would: with transport-wide feedback saying the path is that noisy (not clean), a
+    longer round trip does not fail a probe; loss still does."""
+    import dataclasses
+
+    def jittery(e: Estimate) -> Estimate:
+        return dataclasses.replace(e, bitrate_bps=None, twcc=True, twcc_clean=False)
+
+    for noisy in (False, True):
+        c = BudgetController(start_bps=1_000_000)
+        wrap = jittery if noisy else (lambda e: e)
+        c.update(wrap(sample(0.010, -1.0, -0.9)), 0.0)
+        c.update(wrap(sample(0.010, -1.0, -0.9)), 0.1, 2_000_000)
+        assert c.probing
+        c.update(wrap(sample(0.250, 0.33, 0.9)), 0.9, 2_000_000)
+        assert (c.probes_ok, c.probes_failed) == ((1, 0) if noisy else (0, 1))
+    c = BudgetController(start_bps=1_000_000)
+    c.update(jittery(sample(0.010, -1.0, -0.9)), 0.0)
+    c.update(jittery(sample(0.010, -1.0, -0.9)), 0.1, 2_000_000)
+    c.update(jittery(sample(0.250, 0.33, 0.9, lost=0.2)), 0.9, 2_000_000)
+    assert c.probes_failed == 1
+
+
+def test_on_a_jittery_path_a_probe_waits_until_its_packets_loss_is_known() -> None:
+    """The feedback judges a packet lost only once it waited for late ones (up to 0.5 s
+    under 300 ms of jitter): a probe's report coming back before that decides nothing (a
+    probe into a link just limited held on it, and its loss came after)."""
+    import dataclasses
+
+    def jittery(e: Estimate) -> Estimate:
+        return dataclasses.replace(e, bitrate_bps=None, twcc=True, twcc_clean=False, loss_lag=0.6)
+
+    c = BudgetController(start_bps=1_000_000)
+    c.update(jittery(sample(0.010, -1.0, -0.9)), 0.0)
+    c.update(jittery(sample(0.010, -1.0, -0.9)), 0.1, 2_000_000)
+    report = jittery(sample(0.250, 0.33, 0.9))
+    c.update(report, 0.9, 2_000_000)
+    assert c.probing and c.committed_bps == 1_000_000
+    c.update(report, 1.0, 2_000_000)
+    assert not c.probing and c.probes_ok == 1

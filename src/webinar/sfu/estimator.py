@@ -84,6 +84,9 @@ class Estimate:
     # The latest delay overuse it read and when, with the rate received just before it.
     delay_at: float | None = None
     delay_bps: int | None = None
+    # Seconds after a packet went out that the feedback has judged it lost or received
+    # (its wait for late packets, a feedback interval and a round trip); 0 without it.
+    loss_lag: float = 0.0
 
     def report_significant(self) -> bool:
         """Whether the latest report's loss is more than random loss on the path
@@ -185,6 +188,7 @@ class BandwidthEstimator:
         "_sample",
         "_twcc_at",
         "_twcc_clean",
+        "_twcc_lag",
         "on_alarm",
         "rtx_bps",
     )
@@ -198,6 +202,7 @@ class BandwidthEstimator:
         self._delay_bps: int | None = None
         self._twcc_at: float | None = None
         self._twcc_clean = False
+        self._twcc_lag = 0.0
         self._report_since: float | None = None
         self._remb: int | None = None
         self._remb_at = 0.0
@@ -224,12 +229,14 @@ class BandwidthEstimator:
         logger.debug("estimator %x: loss burst %.2f at %.3f", id(self), loss, now)
         self._alarm()
 
-    def on_twcc(self, now: float, clean: bool = True) -> None:
+    def on_twcc(self, now: float, clean: bool = True, loss_wait: float = 0.0) -> None:
         """Transport-wide feedback came: the delay detector speaks for the path, and the
         browser's REMB (over what carries no transport-wide number: audio) is ignored.
-        ``clean``: the detector's threshold is not raised by the path's jitter."""
+        ``clean``: the detector's threshold is not raised by the path's jitter;
+        ``loss_wait``: how long a packet reported missing may still come (twcc.py)."""
         self._twcc_at = now
         self._twcc_clean = clean
+        self._twcc_lag = loss_wait + TWCC_LOSS_SLACK
 
     def on_delay_overuse(self, acked_bps: int, now: float) -> None:
         """The transport-wide delay gradient says the path queues (before it drops):
@@ -247,6 +254,14 @@ class BandwidthEstimator:
                 self.on_alarm()
             except Exception:
                 logger.exception("congestion alarm listener failed")
+
+    def on_round_trip(self, now: float, rtt: float | None, sample: RttSample | None) -> None:
+        """A receiver report's round trip alone: its loss figure is not the one to go by
+        (transport-wide feedback reports loss, :meth:`on_receiver_report` from it)."""
+        if rtt is not None and rtt >= 0:
+            self._rtt = rtt
+        if sample is not None:
+            self._sample = sample
 
     def on_receiver_report(
         self,
@@ -321,8 +336,13 @@ class BandwidthEstimator:
             twcc_clean=twcc and self._twcc_clean,
             delay_at=self._delay_at,
             delay_bps=self._delay_bps,
+            loss_lag=self._twcc_lag if twcc else 0.0,
         )
 
+
+# A packet's loss is known from transport-wide feedback its wait for late packets plus this
+# (the feedback interval, ~50-100 ms, and a round trip) after it went out
+TWCC_LOSS_SLACK = 0.15
 
 # --------------------------------------------------------------------------- budget
 
@@ -454,6 +474,7 @@ class BudgetController:
         "_streak",
         "_up_since",
         "_verdict_after",
+        "_verdict_held",
         "budget_bps",
         "probes_failed",
         "probes_ok",
@@ -481,6 +502,7 @@ class BudgetController:
         self._sent_peak_at = 0.0
         self._pad_seconds = PROBE_PAD_SECONDS
         self._verdict_after = PROBE_VERDICT_SR
+        self._verdict_held = False  # a verdict came while the loss of the probe was unknown
         self._rtt_floor: float | None = None
         self._sample_seen: RttSample | None = None
         self._before_probe = start_bps
@@ -629,8 +651,13 @@ class BudgetController:
         rtt = estimate.rtt
         # Without raw round trips (a source with smoothed figures only), a smoothed
         # one that grew during a probe stands for them.
+        # A path whose delay varies by far more than a probe's queue would add (0-300 ms of
+        # jitter: the transport-wide detector's noise gate says so) makes a round trip that
+        # grew no sign of the probe: it is judged by its loss (the feedback's) alone.
+        jittery = estimate.twcc and not estimate.twcc_clean
         queueing = (
-            estimate.sample is None
+            not jittery
+            and estimate.sample is None
             and rtt is not None
             and self._base_rtt is not None
             and rtt > self._base_rtt + PROBE_RTT_RISE
@@ -651,6 +678,7 @@ class BudgetController:
                 and sample is not None
                 and self._base_rtt is not None
                 and sample.rtt > self._base_rtt + PROBE_RTT_RISE
+                and not jittery
             )
             lost = verdict and sample is not None and sample.lost > probe_loss
             if estimate.twcc_clean and not verdict:
@@ -688,6 +716,13 @@ class BudgetController:
                         # under the probe): cut as well, to what got through.
                         keep = self._cut_floor(now, reported=report_lossy)
                         self._set(min(self.budget_bps, max(delay_target, keep)))
+                return self.budget_bps
+            verdict = verdict or self._verdict_held
+            if jittery and now < self._probe_started + self._pad_seconds + estimate.loss_lag:
+                # Nothing but loss judges a probe on this path, and the feedback judges a
+                # packet lost only that long after it went out: no verdict before (a probe
+                # into a link just limited held on its report, then its loss came).
+                self._verdict_held = verdict
                 return self.budget_bps
             if now < self._probe_started + PROBE_HOLD and not verdict:
                 return self.budget_bps
@@ -799,6 +834,7 @@ class BudgetController:
                 self._before_probe = self.budget_bps
                 self._set(int(step))
                 self._probe_started = now
+                self._verdict_held = False
                 self._ramp = estimate.twcc_clean
                 # Before anything was verified the start budget is a guess, and what
                 # flows may be far below it: a shorter first probe overshoots less.

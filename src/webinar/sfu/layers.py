@@ -213,8 +213,9 @@ class LayerSelector:
             if info.tl0picidx >= 0:
                 self._tl0_out_last = info.tl0picidx
 
-    def set_target(self, spatial: int, temporal: int) -> None:
-        """Aim at a layer; a spatial change waits for that layer's keyframe."""
+    def set_target(self, spatial: int, temporal: int, *, ask: bool = True) -> None:
+        """Aim at a layer; a spatial change waits for that layer's keyframe (asked for
+        now unless ``ask`` is False: a paused consumer's :meth:`restart` asks for it)."""
         temporal = min(max(temporal, 0), MAX_TEMPORAL)
         self.target_temporal = temporal
         if spatial == self.target_spatial:
@@ -223,7 +224,7 @@ class LayerSelector:
             self._down_at = self._clock()
         self.target_spatial = spatial
         self._listen_changed()
-        if spatial != self.spatial or self._need_keyframe:
+        if ask and (spatial != self.spatial or self._need_keyframe):
             self._ask(force=True)
 
     def in_epoch(self, seq: int) -> bool:

@@ -181,7 +181,8 @@ class Router:
     def _new_tiers(self, transport: SubscribeTransport) -> SubscriberTiers:
         """A subscriber's tiers; a loss burst its NACKs show re-allocates at once, not
         at the next housekeeping round: a queue that overflows takes pictures with it
-        every few milliseconds."""
+        every few milliseconds. So do new consumers, once negotiated: they forward nothing
+        until allocated (the first frame waits for no round)."""
         tiers = SubscriberTiers(transport.estimator)
 
         def alarm() -> None:
@@ -196,6 +197,8 @@ class Router:
             self._run_dynacast(now)
 
         transport.estimator.on_alarm = alarm
+        if not isinstance(transport, PlayTransport):
+            transport.on_allocate = alarm  # (a player's slots are shown as they come)
         return tiers
 
     def _forget_producer(self, producer: Producer, _reason: CloseReason) -> None:

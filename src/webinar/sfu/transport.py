@@ -501,13 +501,21 @@ class SubscribeTransport(_Transport):
         # Transport-wide congestion control (twcc.py) on the video this server offers:
         # WEBINAR_TWCC=0 turns it off (REMB and receiver reports alone, as before).
         self._twcc: TwccSender | None = (
-            TwccSender(on_overuse=self._on_overuse)
+            TwccSender(
+                on_overuse=self._on_overuse,
+                on_loss_burst=self._on_twcc_loss,
+                on_loss_report=self._on_twcc_loss_report,
+            )
             if self._negotiates and os.environ.get(TWCC_ENV, "1").strip() not in {"0", "off", "no"}
             else None
         )
         self._twcc_mids: dict[str, int] = {}  # mid -> extension id, as the answer took it
         self._send_offer = send_offer
         self._on_consumer_closed = on_consumer_closed
+        # The owner's (the router's): allocate this subscriber's bandwidth now. With it, video
+        # consumers start unallocated and this runs once they are negotiated, so a video the
+        # budget does not afford is never shown and then paused (a freeze in the browser).
+        self.on_allocate: Callable[[], None] | None = None
         self._answer_timeout = answer_timeout
         self._transceivers: dict[str, RTCRtpTransceiver] = {}  # by consumer id
         self._pending_answer: asyncio.Future[None] | None = None
@@ -544,6 +552,7 @@ class SubscribeTransport(_Transport):
             estimator=self.estimator,
             on_closed=self._consumer_closed,
             twcc=self._twcc,
+            allocate=self._allocate_now if self.on_allocate is not None else None,
         )
         producer.add_consumer(consumer)
         self.consumers[consumer.id] = consumer
@@ -641,12 +650,18 @@ class SubscribeTransport(_Transport):
                     return
                 finally:
                     self._pending_answer = None
+                laid_out = False
                 for consumer in included:
-                    if consumer.closed:
-                        continue
-                    if consumer.mid is None:
+                    if not consumer.closed and consumer.mid is None:
                         consumer.set_layout(self._layout(consumer))
-                    if self.pc.connectionState == "connected":
+                        laid_out = True
+                if laid_out:
+                    # Allocated at once, before anything is forwarded: which videos the
+                    # budget affords (and at which layer) is known before the first keyframe
+                    # is asked for, and the first frame waits for no allocation round.
+                    self._allocate_now()
+                for consumer in included:
+                    if not consumer.closed and self.pc.connectionState == "connected":
                         consumer.resume()
         except asyncio.CancelledError:
             raise
@@ -685,6 +700,22 @@ class SubscribeTransport(_Transport):
             twcc_ext_id=self._twcc_mids.get(transceiver.mid),
         )
 
+    def _allocate_now(self) -> None:
+        if self.on_allocate is not None and not self.closed:
+            try:
+                self.on_allocate()
+            except Exception:
+                logger.exception("allocation for subscriber %s failed", self.id)
+
+    def _on_twcc_loss(self, rate: float) -> None:
+        self.estimator.on_loss_burst(rate, time.monotonic())
+
+    def _on_twcc_loss_report(self, lost: int, packets: int) -> None:
+        # as a receiver report's video block: RTCP's 8-bit fraction over its packets
+        self.estimator.on_receiver_report(
+            min(lost * 256 // packets, 255), time.monotonic(), packets=packets
+        )
+
     def _on_overuse(self, acked_bps: int) -> None:
         self.estimator.on_delay_overuse(acked_bps, time.monotonic())
 
@@ -693,7 +724,7 @@ class SubscribeTransport(_Transport):
         if twcc is not None:
             now = time.monotonic()
             twcc.on_feedback(data, now)
-            self.estimator.on_twcc(now, twcc.detector.clean)
+            self.estimator.on_twcc(now, twcc.detector.clean, twcc.loss_wait(now))
 
     def _state_changed(self, state: str) -> None:
         if state == "connected":

@@ -23,6 +23,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .estimator import NackBurst
+
 logger = logging.getLogger(__name__)
 
 TWCC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
@@ -56,6 +58,24 @@ ACKED_WINDOW_MS = 500.0  # received rate over this much arrival time
 # took to arrive is what the link carries (the half-second rate still holds what came
 # before the queue, ~1.6x the link seen in a simulation)
 LINK_PACKETS = 12
+# Loss from the feedback, not from NACKs: a browser NACKs every gap it sees at once, and on
+# a path that reorders (0-300 ms of jitter) most gaps are packets still on their way; read
+# as loss bursts, they pinned the budget at the one-video floor and then at audio only. The
+# feedback reports a packet missing, and received once it comes (the receiver moves its
+# window back for it), so a packet is lost when it is still missing this long after it was
+# first reported so: LATE_MARGIN x the latest a reported-missing packet came lately (its
+# lateness, halving every LATE_HALF_LIFE seconds), plus LOSS_WAIT_SLACK, within
+# LOSS_WAIT_MIN .. LOSS_WAIT_MAX (the receiver reports late packets for 0.5 s at most).
+LOSS_WAIT_MIN = 0.04  # s: a path that does not reorder decides at the next feedback
+LOSS_WAIT_MAX = 0.5
+LOSS_WAIT_SLACK = 0.03
+LATE_MARGIN = 1.5
+LATE_HALF_LIFE = 5.0
+# Feedback this recent: the loss judgement is the feedback's (NACKs still get answered)
+LOSS_JUDGE_SECONDS = 1.0
+# ... and in place of receiver reports' loss figures, one over the packets judged in about
+# this long (what Chromium's receiver reports cover)
+LOSS_REPORT_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,14 +360,28 @@ class TwccSender:
     """One subscriber connection's transport-wide sequence numbers, what went out under
     them, and the reading of the subscriber's feedback. ``on_overuse(acked_bps)`` is called
     when the delay gradient says the path queues (at most once per overuse episode);
-    :attr:`acked_bps` is what the subscriber received over the last half second."""
+    :attr:`acked_bps` is what the subscriber received over the last half second.
+    ``on_loss_burst(rate)`` is called when packets the feedback reported missing and never
+    received (see :data:`LOSS_WAIT_MIN`; padding aside) are a burst as :class:`NackBurst`
+    reads one: while feedback flows it stands for the NACKs' (:meth:`judges_loss`)."""
 
     __slots__ = (
         "_acked",
         "_acked_bytes",
+        "_burst",
         "_detector",
+        "_got_seq",
         "_last_fb",
+        "_late",
+        "_late_at",
+        "_miss_at",
+        "_miss_seq",
+        "_missing",
+        "_pad_seq",
         "_recent",
+        "_report_at",
+        "_report_got",
+        "_report_lost",
         "_sent_at",
         "_sent_seq",
         "_seq",
@@ -355,13 +389,42 @@ class TwccSender:
         "acked_bps",
         "feedbacks",
         "last_feedback_at",
+        "lost",
         "native",
+        "on_loss_burst",
+        "on_loss_report",
         "on_overuse",
         "overuses",
+        "reordered",
     )
 
-    def __init__(self, on_overuse: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_overuse: Callable[[int], None] | None = None,
+        on_loss_burst: Callable[[float], None] | None = None,
+        on_loss_report: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.on_overuse = on_overuse
+        self.on_loss_burst = on_loss_burst
+        # ``on_loss_report(lost, packets)``: every LOSS_REPORT_SECONDS, the media (and
+        # retransmissions) judged since: received or lost
+        self.on_loss_report = on_loss_report
+        self._report_at: float | None = None
+        self._report_got = 0
+        self._report_lost = 0
+        # Per slot, the number it holds when that packet is padding / was reported received /
+        # was reported missing (and when): numbers, not flags, so a slot the native fan-out
+        # reused (it writes only the arrays in ``native``) never reads as another packet's.
+        self._pad_seq = array("q", [-1]) * HISTORY
+        self._got_seq = array("q", [-1]) * HISTORY
+        self._miss_seq = array("q", [-1]) * HISTORY
+        self._miss_at = array("d", bytes(8 * HISTORY))
+        self._missing: deque[int] = deque()  # reported missing, not judged yet (in order)
+        self._late = 0.0  # s: how late a reported-missing packet came, at most, lately
+        self._late_at = 0.0
+        self._burst = NackBurst()
+        self.lost = 0  # packets judged lost
+        self.reordered = 0  # packets reported missing that came after all
         # Arrays, not lists: the native fan-out (_fanout.c) stamps the packets it sends in
         # the same memory (``native``: next number, send times, numbers, sizes).
         self._seq = array("q", [0])  # the next number
@@ -379,8 +442,9 @@ class TwccSender:
         self.overuses = 0
         self.last_feedback_at: float | None = None
 
-    def stamp(self, size: int) -> int:
-        """The next transport-wide sequence number, for a packet of ``size`` bytes sent now."""
+    def stamp(self, size: int, padding: bool = False) -> int:
+        """The next transport-wide sequence number, for a packet of ``size`` bytes sent now
+        (``padding``: a probe's, whose loss is no media's)."""
         next_seq = self._seq
         seq = next_seq[0]
         next_seq[0] = (seq + 1) & 0xFFFF
@@ -388,7 +452,18 @@ class TwccSender:
         self._sent_at[slot] = time.monotonic() * 1000.0
         self._sent_seq[slot] = seq
         self._size[slot] = size
+        self._pad_seq[slot] = seq if padding else -1
         return seq
+
+    def judges_loss(self, now: float) -> bool:
+        """Whether feedback flows, so loss bursts are read from it, not from NACKs."""
+        at = self.last_feedback_at
+        return at is not None and now - at < LOSS_JUDGE_SECONDS
+
+    def loss_wait(self, now: float) -> float:
+        """How long a packet reported missing may still come before it counts as lost."""
+        late = self._late * 0.5 ** (max(now - self._late_at, 0.0) / LATE_HALF_LIFE)
+        return float(min(max(LATE_MARGIN * late + LOSS_WAIT_SLACK, LOSS_WAIT_MIN), LOSS_WAIT_MAX))
 
     @property
     def state(self) -> int:
@@ -423,12 +498,26 @@ class TwccSender:
         overuse = False
         acked = self._acked
         newest_arrival: float | None = None
+        sent_seq, got_seq, miss_seq = self._sent_seq, self._got_seq, self._miss_seq
         for seq, arrival in fb.arrivals:
-            if arrival is None:
-                continue
             slot = seq & (HISTORY - 1)
-            if self._sent_seq[slot] != seq:
+            if sent_seq[slot] != seq:
                 continue
+            if arrival is None:
+                if got_seq[slot] != seq and miss_seq[slot] != seq and self._pad_seq[slot] != seq:
+                    miss_seq[slot] = seq
+                    self._miss_at[slot] = now
+                    self._missing.append(seq)
+                continue
+            if got_seq[slot] != seq:
+                got_seq[slot] = seq
+                if self._pad_seq[slot] != seq:
+                    self._report_got += 1
+                if miss_seq[slot] == seq:  # reported missing before: it was late
+                    self.reordered += 1
+                    late = now - self._miss_at[slot]
+                    decayed = self._late * 0.5 ** (max(now - self._late_at, 0.0) / LATE_HALF_LIFE)
+                    self._late, self._late_at = max(late, decayed), now
             last = self._last_fb
             if last is not None and (seq - last) & 0xFFFF >= 0x8000:
                 continue  # reported before (feedback repeats after loss)
@@ -450,6 +539,9 @@ class TwccSender:
             span = max(newest_arrival - acked[0][0], 100.0) if acked else 0.0
             if span:
                 self.acked_bps = int(self._acked_bytes * 8000 / span)
+        if self._missing:
+            self._judge(now)
+        self._report(now)
         if overuse:
             self.overuses += 1
             link = self.link_bps()
@@ -468,6 +560,63 @@ class TwccSender:
                     self.on_overuse(self.acked_bps)
                 except Exception:
                     logger.exception("overuse listener failed")
+
+    def _report(self, now: float) -> None:
+        if self._report_at is None:
+            self._report_at = now
+            return
+        if now - self._report_at < LOSS_REPORT_SECONDS:
+            return
+        lost, packets = self._report_lost, self._report_got + self._report_lost
+        self._report_at, self._report_got, self._report_lost = now, 0, 0
+        if packets and self.on_loss_report is not None:
+            try:
+                self.on_loss_report(lost, packets)
+            except Exception:
+                logger.exception("loss report listener failed")
+
+    def _judge(self, now: float) -> None:
+        """Packets reported missing longer than :meth:`loss_wait` ago, still not received,
+        are lost: a burst of them is reported (as the NACKs' would be)."""
+        missing, wait = self._missing, self.loss_wait(now)
+        sent_seq, got_seq, miss_seq, miss_at = (
+            self._sent_seq,
+            self._got_seq,
+            self._miss_seq,
+            self._miss_at,
+        )
+        burst: float | None = None
+        at = 0.0
+        while missing:
+            seq = missing[0]
+            slot = seq & (HISTORY - 1)
+            if miss_seq[slot] != seq or sent_seq[slot] != seq:
+                missing.popleft()  # the slot went to a later packet: long gone
+                continue
+            first = miss_at[slot]
+            if now - first < wait:
+                break
+            missing.popleft()
+            if got_seq[slot] == seq:
+                continue
+            self.lost += 1
+            self._report_lost += 1
+            rate = self._burst.on_nack([seq], first)
+            if rate is not None:
+                burst, at = rate, first
+        if burst is not None:
+            logger.debug(
+                "twcc %x: loss burst %.2f (first reported %.3f, waited %.3f s)",
+                id(self),
+                burst,
+                at,
+                wait,
+            )
+            if self.on_loss_burst is not None:
+                try:
+                    self.on_loss_burst(burst)
+                except Exception:
+                    logger.exception("loss burst listener failed")
 
 
 # --------------------------------------------------------------------------- SDP
