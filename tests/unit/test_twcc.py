@@ -397,7 +397,7 @@ def test_with_feedback_flowing_a_consumer_leaves_loss_to_it() -> None:
             )
         if twcc:
             sender.on_feedback(build_feedback(0, [1.0, 2.0]), time.monotonic())
-        first = (consumer._highest_out - 59) & 0xFFFF
+        first = (consumer._n.highest_out - 59) & 0xFFFF
         for n in range(4):
             consumer.handle_rtcp(
                 RtcpRtpfbPacket(
