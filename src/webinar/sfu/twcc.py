@@ -462,8 +462,12 @@ class TwccSender:
 
     def loss_wait(self, now: float) -> float:
         """How long a packet reported missing may still come before it counts as lost."""
-        late = self._late * 0.5 ** (max(now - self._late_at, 0.0) / LATE_HALF_LIFE)
+        late = self._lateness(now)
         return float(min(max(LATE_MARGIN * late + LOSS_WAIT_SLACK, LOSS_WAIT_MIN), LOSS_WAIT_MAX))
+
+    def _lateness(self, now: float) -> float:
+        """The latest a reported-missing packet came lately, halving every LATE_HALF_LIFE."""
+        return self._late * 0.5 ** (max(now - self._late_at, 0.0) / LATE_HALF_LIFE)
 
     @property
     def state(self) -> int:
@@ -516,8 +520,7 @@ class TwccSender:
                 if miss_seq[slot] == seq:  # reported missing before: it was late
                     self.reordered += 1
                     late = now - self._miss_at[slot]
-                    decayed = self._late * 0.5 ** (max(now - self._late_at, 0.0) / LATE_HALF_LIFE)
-                    self._late, self._late_at = max(late, decayed), now
+                    self._late, self._late_at = max(late, self._lateness(now)), now
             last = self._last_fb
             if last is not None and (seq - last) & 0xFFFF >= 0x8000:
                 continue  # reported before (feedback repeats after loss)
