@@ -3,12 +3,13 @@ simulcast SDP helpers."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
 
-from webinar.sfu.allocator import Layer, Quality, StreamClass, video_ladder
+from webinar.sfu.allocator import Allocation, Demand, Layer, Quality, StreamClass, video_ladder
 from webinar.sfu.estimator import BandwidthEstimator, BudgetController, Estimate
 from webinar.sfu.simulcast import (
     REPAIRED_RID_URI,
@@ -18,7 +19,13 @@ from webinar.sfu.simulcast import (
     extensions_with_rid,
     parse_simulcast,
 )
-from webinar.sfu.tiers import DYNACAST_HOLD, AllocationReport, Dynacast, SubscriberTiers
+from webinar.sfu.tiers import (
+    ALLOCATE_INTERVAL,
+    DYNACAST_HOLD,
+    AllocationReport,
+    Dynacast,
+    SubscriberTiers,
+)
 
 LADDER = video_ladder([150_000, 500_000, 1_200_000])
 
@@ -455,64 +462,57 @@ def test_a_later_producer_on_the_m_line_knows_the_ssrcs() -> None:
     assert again.layers[0].rtx_ssrc == 444
 
 
-def test_a_complete_allocation_is_reused_only_for_the_same_streams_and_no_smaller_budget() -> None:
-    """tick skips allocate() when the last allocation gave every stream its best rung and
-    the budget did not fall; any change of the streams allocates again."""
-    from typing import Any
-
+def count_allocations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The budgets SubscriberTiers.tick works an allocation out at, from now on."""
     from webinar.sfu import tiers as tiers_module
 
     calls: list[int] = []
     real = tiers_module.allocate
 
     def counting(
-        budget: int, streams: Any, quality: Quality = Quality.AUTO
-    ) -> tiers_module.Allocation:
+        budget: int, streams: Sequence[Demand], quality: Quality = Quality.AUTO
+    ) -> Allocation:
         calls.append(budget)
         return real(budget, streams, quality)
 
+    monkeypatch.setattr(tiers_module, "allocate", counting)
+    return calls
+
+
+def test_a_complete_allocation_is_reused_only_for_the_same_streams_and_no_smaller_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """tick skips allocate() when the last allocation gave every stream its best rung and
+    the budget did not fall; any change of the streams allocates again."""
     tiers = SubscriberTiers(BandwidthEstimator())
     single = video_ladder([300_000], 1)
     consumers = [FakeConsumer("cam", layers=single), FakeConsumer("mic", is_audio=True)]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(tiers_module, "allocate", counting)
-        now = 100.0
-        for _ in range(4):
-            tiers.tick(now, consumers)
-            now += tiers_module.ALLOCATE_INTERVAL
-        assert tiers.last is not None and tiers.last.next_bps is None
-        assert len(calls) == 1  # the first allocation, reused three times
-        assert consumers[0].applied == [single[0]] * 4  # still applied every round
-        consumers.append(FakeConsumer("cam2", layers=single))
+    calls = count_allocations(monkeypatch)
+    now = 100.0
+    for _ in range(4):
         tiers.tick(now, consumers)
-        assert len(calls) == 2  # a new stream: allocated again
+        now += ALLOCATE_INTERVAL
+    assert tiers.last is not None and tiers.last.next_bps is None
+    assert len(calls) == 1  # the first allocation, reused three times
+    assert consumers[0].applied == [single[0]] * 4  # still applied every round
+    consumers.append(FakeConsumer("cam2", layers=single))
+    tiers.tick(now, consumers)
+    assert len(calls) == 2  # a new stream: allocated again
 
 
-def test_a_complete_allocation_is_reused_down_to_the_lowest_budget_it_was_complete_at() -> None:
-    from typing import Any
-
-    from webinar.sfu import tiers as tiers_module
-
-    calls: list[int] = []
-    real = tiers_module.allocate
-
-    def counting(
-        budget: int, streams: Any, quality: Quality = Quality.AUTO
-    ) -> tiers_module.Allocation:
-        calls.append(budget)
-        return real(budget, streams, quality)
-
+def test_a_complete_allocation_is_reused_down_to_the_lowest_budget_it_was_complete_at(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     controller = FixedBudget(start_bps=2_000_000)
     tiers = SubscriberTiers(BandwidthEstimator(), controller=controller)
     single = video_ladder([300_000], 1)
     consumers = [FakeConsumer("cam", layers=single), FakeConsumer("mic", is_audio=True)]
     now = 100.0
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(tiers_module, "allocate", counting)
-        for budget in (2_000_000, 1_000_000, 1_500_000, 1_000_000, 900_000, 3_000_000):
-            controller.budget_bps = budget
-            tiers.tick(now, consumers)
-            now += tiers_module.ALLOCATE_INTERVAL
+    calls = count_allocations(monkeypatch)
+    for budget in (2_000_000, 1_000_000, 1_500_000, 1_000_000, 900_000, 3_000_000):
+        controller.budget_bps = budget
+        tiers.tick(now, consumers)
+        now += ALLOCATE_INTERVAL
     # 2.0 M and 1.0 M worked out; 1.5 M and 1.0 M reused; 0.9 M below: worked out, reused above
     assert calls == [2_000_000, 1_000_000, 900_000]
     assert consumers[0].applied == [single[0]] * 6
