@@ -23,6 +23,7 @@ kernel charges the sender for delivering on loopback.
   wake-up included.
 
 Prints one JSON line: ``consumers``, ``order``, ``native``, ``spin``, ``sends``, ``received``,
+``native_sent`` (packets the native fan-out sent in the measured frames),
 ``us_per_send`` (sender thread CPU microseconds per packet sent).
 """
 
@@ -198,6 +199,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.native and forward is None:
             raise SystemExit("--native: the native fan-out is not built or is turned off")
         everyone = tuple(consumers)
+        module = native.module()
+        native_before = module.counters()["sent"] if module is not None else 0
         busy = 0.0
         for frame in frames[1:]:
             t0 = time.thread_time()
@@ -216,6 +219,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             busy += time.thread_time() - t0
             await asyncio.sleep(args.gap)
         await asyncio.sleep(0.5)
+        native_sent = (module.counters()["sent"] - native_before) if module is not None else 0
     finally:
         stop.set()
     received = sum(counts.get(timeout=30) for _ in procs)
@@ -232,6 +236,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "sends": sends,
         "sent_ok": sent,
         "received": received - per * args.consumers,
+        "native_sent": native_sent,
         "us_per_send": round(busy / sends * 1e6, 2),
     }
 

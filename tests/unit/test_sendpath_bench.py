@@ -36,6 +36,8 @@ def test_sendpath_prints_one_json_line_and_delivers_everything() -> None:
         result = json.loads(lines[0])
         assert result["order"] == order
         assert result["native"] is native
+        # the native run must have taken the native path, not handed everything back
+        assert result["native_sent"] == (result["sends"] if native else 0)
         assert result["sends"] == 4 * 20 * 4
         assert result["sent_ok"] == result["sends"]
         assert result["received"] == result["sends"]  # every packet reached its socket
