@@ -467,7 +467,7 @@ class TwccSender:
 
     def _lateness(self, now: float) -> float:
         """The latest a reported-missing packet came lately, halving every LATE_HALF_LIFE."""
-        return self._late * 0.5 ** (max(now - self._late_at, 0.0) / LATE_HALF_LIFE)
+        return float(self._late * 0.5 ** (max(now - self._late_at, 0.0) / LATE_HALF_LIFE))
 
     @property
     def state(self) -> int:
