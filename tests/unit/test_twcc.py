@@ -452,3 +452,33 @@ def test_with_feedback_flowing_loss_figures_come_from_it_not_from_receiver_repor
             assert estimate.report_loss is None and estimate.loss == 0.0
         else:
             assert estimate.report_loss == 0.25 and estimate.loss > 0.0
+
+
+def native_stamp(sender: TwccSender, size: int) -> int:
+    """What ``_fanout.c`` does to stamp a packet: it writes only the arrays in ``native``."""
+    next_seq, sent_at, sent_seq, sizes = sender.native
+    seq = next_seq[0]
+    next_seq[0] = (seq + 1) & 0xFFFF
+    slot = seq & (len(sent_at) - 1)
+    sent_at[slot] = time.monotonic() * 1000.0
+    sent_seq[slot] = seq
+    sizes[slot] = size
+    return seq
+
+
+def test_a_padding_mark_does_not_outlive_its_packet_when_the_native_path_reuses_the_number() -> (
+    None
+):
+    """Padding (a probe's, stamped in Python) is left out of the loss; the native fan-out
+    stamps media without touching the padding marks. When the 16-bit number comes round
+    again on a media packet it stamps, that packet's loss counts (a mark keyed by the number
+    took it for the old padding and left it out)."""
+    bursts: list[float] = []
+    sender = TwccSender(on_loss_burst=bursts.append)
+    assert sender.stamp(1200, padding=True) == 0
+    for _ in range(0xFFFF):
+        native_stamp(sender, 1200)
+    assert native_stamp(sender, 1200) == 0  # a media packet with the padding's number
+    sender.on_feedback(build_feedback(0, [None]), 100.0)  # reported missing ...
+    sender.on_feedback(build_feedback(0, [None]), 101.0)  # ... and still missing a second on
+    assert sender.lost == 1

@@ -370,14 +370,14 @@ class TwccSender:
         "_acked_bytes",
         "_burst",
         "_detector",
-        "_got_seq",
+        "_got_sent",
         "_last_fb",
         "_late",
         "_late_at",
         "_miss_at",
-        "_miss_seq",
+        "_miss_sent",
         "_missing",
-        "_pad_seq",
+        "_pad_sent",
         "_recent",
         "_report_at",
         "_report_got",
@@ -412,12 +412,15 @@ class TwccSender:
         self._report_at: float | None = None
         self._report_got = 0
         self._report_lost = 0
-        # Per slot, the number it holds when that packet is padding / was reported received /
-        # was reported missing (and when): numbers, not flags, so a slot the native fan-out
-        # reused (it writes only the arrays in ``native``) never reads as another packet's.
-        self._pad_seq = array("q", [-1]) * HISTORY
-        self._got_seq = array("q", [-1]) * HISTORY
-        self._miss_seq = array("q", [-1]) * HISTORY
+        # Per slot, the send time of the packet it marks as padding / reported received /
+        # reported missing (and when): a mark holds for the packet in the slot while the
+        # slot's send time is the one marked. Every stamp writes a new send time (the native
+        # fan-out's too, which writes only the arrays in ``native``), so a mark from an
+        # earlier packet, one whose 16-bit number came round again included, never reads
+        # as the new one's.
+        self._pad_sent = array("d", [-1.0]) * HISTORY
+        self._got_sent = array("d", [-1.0]) * HISTORY
+        self._miss_sent = array("d", [-1.0]) * HISTORY
         self._miss_at = array("d", bytes(8 * HISTORY))
         self._missing: deque[int] = deque()  # reported missing, not judged yet (in order)
         self._late = 0.0  # s: how late a reported-missing packet came, at most, lately
@@ -449,10 +452,12 @@ class TwccSender:
         seq = next_seq[0]
         next_seq[0] = (seq + 1) & 0xFFFF
         slot = seq & (HISTORY - 1)
-        self._sent_at[slot] = time.monotonic() * 1000.0
+        sent_at = time.monotonic() * 1000.0
+        self._sent_at[slot] = sent_at
         self._sent_seq[slot] = seq
         self._size[slot] = size
-        self._pad_seq[slot] = seq if padding else -1
+        if padding:
+            self._pad_sent[slot] = sent_at
         return seq
 
     def judges_loss(self, now: float) -> bool:
@@ -502,22 +507,24 @@ class TwccSender:
         overuse = False
         acked = self._acked
         newest_arrival: float | None = None
-        sent_seq, got_seq, miss_seq = self._sent_seq, self._got_seq, self._miss_seq
+        sent_seq, sent_at = self._sent_seq, self._sent_at
+        got, missed, pad = self._got_sent, self._miss_sent, self._pad_sent
         for seq, arrival in fb.arrivals:
             slot = seq & (HISTORY - 1)
             if sent_seq[slot] != seq:
                 continue
+            sent = sent_at[slot]
             if arrival is None:
-                if got_seq[slot] != seq and miss_seq[slot] != seq and self._pad_seq[slot] != seq:
-                    miss_seq[slot] = seq
+                if got[slot] != sent and missed[slot] != sent and pad[slot] != sent:
+                    missed[slot] = sent
                     self._miss_at[slot] = now
                     self._missing.append(seq)
                 continue
-            if got_seq[slot] != seq:
-                got_seq[slot] = seq
-                if self._pad_seq[slot] != seq:
+            if got[slot] != sent:
+                got[slot] = sent
+                if pad[slot] != sent:
                     self._report_got += 1
-                if miss_seq[slot] == seq:  # reported missing before: it was late
+                if missed[slot] == sent:  # reported missing before: it was late
                     self.reordered += 1
                     late = now - self._miss_at[slot]
                     self._late, self._late_at = max(late, self._lateness(now)), now
@@ -582,10 +589,11 @@ class TwccSender:
         """Packets reported missing longer than :meth:`loss_wait` ago, still not received,
         are lost: a burst of them is reported (as the NACKs' would be)."""
         missing, wait = self._missing, self.loss_wait(now)
-        sent_seq, got_seq, miss_seq, miss_at = (
+        sent_seq, sent_at, got, missed, miss_at = (
             self._sent_seq,
-            self._got_seq,
-            self._miss_seq,
+            self._sent_at,
+            self._got_sent,
+            self._miss_sent,
             self._miss_at,
         )
         burst: float | None = None
@@ -593,14 +601,15 @@ class TwccSender:
         while missing:
             seq = missing[0]
             slot = seq & (HISTORY - 1)
-            if miss_seq[slot] != seq or sent_seq[slot] != seq:
+            sent = sent_at[slot]
+            if sent_seq[slot] != seq or missed[slot] != sent:
                 missing.popleft()  # the slot went to a later packet: long gone
                 continue
             first = miss_at[slot]
             if now - first < wait:
                 break
             missing.popleft()
-            if got_seq[slot] == seq:
+            if got[slot] == sent:
                 continue
             self.lost += 1
             self._report_lost += 1
