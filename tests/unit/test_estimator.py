@@ -684,3 +684,50 @@ def test_on_a_jittery_path_a_probe_waits_until_its_packets_loss_is_known() -> No
     assert c.probing and c.committed_bps == 1_000_000
     c.update(report, 1.0, 2_000_000)
     assert not c.probing and c.probes_ok == 1
+
+
+def test_a_probe_a_bottleneck_paced_does_not_hold_above_what_arrived() -> None:
+    """Transport-wide feedback saw no overuse (a short probe a little over the link fits
+    in a bottleneck's queue), but the probe's packets arrived slower than they left: the
+    probe fails, and the budget goes no higher than what arrived. Kept, the level would
+    be the base of the next, larger probe, which overflows the queue with media in it
+    (a browser test's viewer behind 650 kbit/s lost pictures so)."""
+    import dataclasses
+
+    asked: list[tuple[float, float]] = []
+
+    def clean(arrived: int) -> Estimate:
+        def delivery(since: float, until: float) -> tuple[int, int]:
+            asked.append((since, until))
+            return 800_000, arrived
+
+        return dataclasses.replace(
+            est(None), twcc=True, twcc_clean=True, delivery=delivery, rtt=None
+        )
+
+    for arrived, held in ((790_000, True), (650_000, False)):
+        c = BudgetController(start_bps=600_000)
+        c.update(clean(arrived), 0.0)
+        c.update(clean(arrived), 0.1, 1_000_000)
+        assert c.probing
+        target = c.budget_bps
+        c.update(clean(arrived), 0.1 + PROBE_PAD_SECONDS + 0.1, 1_000_000)
+        assert not c.probing
+        if held:
+            assert (c.probes_ok, c.probes_failed, c.budget_bps) == (1, 0, target)
+        else:
+            assert (c.probes_ok, c.probes_failed) == (0, 1)
+            assert c.limited
+            assert c.budget_bps == max(600_000, int(arrived * 0.9))  # what arrived, less margin
+        # the packets asked about: from a quarter of the padding time (the first probe's,
+        # a shorter one) to its end
+        pad = PROBE_PAD_SECONDS * FIRST_PROBE_SCALE
+        since, until = asked[-1]
+        assert since == pytest.approx(0.1 + pad * 0.25)
+        assert until == pytest.approx(0.1 + pad)
+    # Where 700 kbit/s of 800 arrived, above the old budget: that much (less margin) is kept
+    c = BudgetController(start_bps=600_000)
+    c.update(clean(700_000), 0.0)
+    c.update(clean(700_000), 0.1, 1_000_000)
+    c.update(clean(700_000), 0.1 + PROBE_PAD_SECONDS + 0.1, 1_000_000)
+    assert c.probes_failed == 1 and c.budget_bps == int(700_000 * 0.9)

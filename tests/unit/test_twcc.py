@@ -147,6 +147,32 @@ def test_sender_calls_overuse_with_what_got_through(monkeypatch: pytest.MonkeyPa
     assert 400_000 <= calls[0] <= 700_000
 
 
+@pytest.mark.parametrize(("link_gap_ms", "expect_ratio"), [(10.0, 1.0), (12.5, 0.8)])
+def test_delivery_is_how_fast_packets_left_and_arrived(
+    monkeypatch: pytest.MonkeyPatch, link_gap_ms: float, expect_ratio: float
+) -> None:
+    """1 Mbit/s sent for 0.3 s: over a path that carries it, it arrives at 1 Mbit/s; behind
+    an 800 kbit/s bottleneck (a queue that paces the packets) at 800 kbit/s. Only the
+    packets sent in the window asked about count."""
+    clock = [100.0]
+    monkeypatch.setattr(twcc_mod.time, "monotonic", lambda: clock[0])
+    sender = TwccSender()
+    arrivals = []
+    for i in range(40):
+        clock[0] = 100.0 + i * 0.010  # 1250 bytes every 10 ms
+        sender.stamp(1250)
+        arrivals.append(5000.0 + i * link_gap_ms)
+    for start in range(0, 40, 10):
+        sender.on_feedback(build_feedback(start, arrivals[start : start + 10]), 0.0)
+    took = sender.delivery(100.05, 100.35)
+    assert took is not None
+    sent, arrived = took
+    assert sent == pytest.approx(1_000_000, rel=0.01)
+    assert arrived / sent == pytest.approx(expect_ratio, rel=0.01)
+    assert sender.delivery(100.50, 100.90) is None  # nothing sent then
+    assert sender.delivery(100.05, 100.07) is None  # too few packets to tell
+
+
 def test_a_delay_overuse_cuts_the_budget_to_what_got_through_not_below_one_video() -> None:
     e = BandwidthEstimator()
     alarms: list[int] = []

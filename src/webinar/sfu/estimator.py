@@ -87,6 +87,10 @@ class Estimate:
     # Seconds after a packet went out that the feedback has judged it lost or received
     # (its wait for late packets, a feedback interval and a round trip); 0 without it.
     loss_lag: float = 0.0
+    # ``delivery(since, until)``: how fast what went out between those (monotonic) times
+    # left and arrived, ``(sent_bps, arrived_bps)``, or None while too little is known
+    # (:meth:`webinar.sfu.twcc.TwccSender.delivery`); None without transport-wide feedback.
+    delivery: Callable[[float, float], tuple[int, int] | None] | None = None
 
     def report_significant(self) -> bool:
         """Whether the latest report's loss is more than random loss on the path
@@ -189,6 +193,7 @@ class BandwidthEstimator:
         "_twcc_at",
         "_twcc_clean",
         "_twcc_lag",
+        "delivery",
         "on_alarm",
         "rtx_bps",
     )
@@ -196,6 +201,8 @@ class BandwidthEstimator:
     def __init__(self) -> None:
         self.on_alarm: Callable[[], None] | None = None  # a loss burst: act now
         self.rtx_bps: int | None = None  # what retransmissions may use (None: no limit)
+        # how fast what went out when arrived (TwccSender.delivery); set with its feedback
+        self.delivery: Callable[[float, float], tuple[int, int] | None] | None = None
         self._burst_loss: float | None = None
         self._burst_at = 0.0
         self._delay_at: float | None = None
@@ -337,6 +344,7 @@ class BandwidthEstimator:
             delay_at=self._delay_at,
             delay_bps=self._delay_bps,
             loss_lag=self._twcc_lag if twcc else 0.0,
+            delivery=self.delivery if twcc else None,
         )
 
 
@@ -404,6 +412,11 @@ TWCC_VERDICT_SECONDS = 0.1
 # 2.1 Mbit/s probe met a link just limited to 700 kbit/s and lost pictures with it)
 PAD_RAMP_FROM = 0.3
 PAD_RAMP = 0.6
+# A probe whose packets sent from this share of its padding time on arrived at less than
+# this share of the rate they left at was paced by a bottleneck: it did not hold, and the
+# budget goes no higher than what arrived (GCC's probe result: the rate received)
+DELIVERY_FROM = 0.25
+PROBE_DELIVERED = 0.9
 
 
 class BudgetState(enum.Enum):
@@ -732,6 +745,17 @@ class BudgetController:
                 self._set(self._before_probe)
                 self._enter(BudgetState.BACKOFF, "no verdict", now, now + self._backoff)
                 return self.budget_bps
+            took = self._probe_delivery(estimate)
+            if took is not None and took[1] < took[0] * PROBE_DELIVERED:
+                # No overuse seen, but its packets arrived slower than they left: a
+                # bottleneck queue absorbed the probe and paced it (a 0.4 s probe 20 %
+                # over the link fits in a 150 ms queue before the delay detector speaks).
+                # Kept, the level would be the base of the next, larger probe, and that
+                # one overflows the queue with media in it. What arrived is the evidence.
+                sent, arrived = took
+                self._fail_probe(now, f"arrived at {arrived} bps of {sent} sent")
+                self._set(max(self.budget_bps, min(self._ceiling, int(arrived * DELIVERED_SHARE))))
+                return self.budget_bps
             # the probe held: keep its budget
             self._raised(now, self._before_probe)
             if self.budget_bps >= self._ceiling:
@@ -844,6 +868,14 @@ class BudgetController:
                 self._sr_marks = [mark * scale for mark in PROBE_SR_AT]
                 self._enter(BudgetState.PROBING, "more wanted", now)
         return self.budget_bps
+
+    def _probe_delivery(self, estimate: Estimate) -> tuple[int, int] | None:
+        """How fast the running probe's packets (from :data:`DELIVERY_FROM` of its
+        padding time on) left and arrived, where transport-wide feedback judges probes."""
+        if estimate.delivery is None or not estimate.twcc_clean:
+            return None
+        start, pad = self._probe_started, self._pad_seconds
+        return estimate.delivery(start + pad * DELIVERY_FROM, start + pad)
 
     def _cut_target(
         self, remb: int | None, lossy: bool, loss_now: float, sending_bps: int | None

@@ -509,6 +509,8 @@ class SubscribeTransport(_Transport):
             if self._negotiates and os.environ.get(TWCC_ENV, "1").strip() not in {"0", "off", "no"}
             else None
         )
+        if self._twcc is not None:
+            self.estimator.delivery = self._twcc.delivery
         self._twcc_mids: dict[str, int] = {}  # mid -> extension id, as the answer took it
         self._send_offer = send_offer
         self._on_consumer_closed = on_consumer_closed

@@ -54,6 +54,9 @@ NOISE_ALPHA = 0.05
 # jittery path) it still warns of a queue, but its silence proves nothing.
 CLEAN_NOISE_MS = 20.0
 ACKED_WINDOW_MS = 500.0  # received rate over this much arrival time
+# :meth:`TwccSender.delivery` needs at least this many packets over this long a send time
+DELIVERY_PACKETS = 8
+DELIVERY_SPAN_MS = 50.0
 # At an overuse the queue paces the last packets at the bottleneck's rate: what this many
 # took to arrive is what the link carries (the half-second rate still holds what came
 # before the queue, ~1.6x the link seen in a simulation)
@@ -436,7 +439,7 @@ class TwccSender:
         self._size = array("q", bytes(8 * HISTORY))
         self.native = (self._seq, self._sent_at, self._sent_seq, self._size)
         self._detector = TrendlineDetector()
-        self._acked: deque[tuple[float, int]] = deque()  # (arrival ms, bytes)
+        self._acked: deque[tuple[float, int, float]] = deque()  # (arrival ms, bytes, sent ms)
         self._acked_bytes = 0
         self._last_fb: int | None = None  # highest sequence number reported so far
         self._recent: deque[tuple[float, int]] = deque(maxlen=LINK_PACKETS)
@@ -494,6 +497,29 @@ class TwccSender:
             return None
         return int((sum(size for _, size in recent) - recent[0][1]) * 8000 / (last - first))
 
+    def delivery(self, since: float, until: float) -> tuple[int, int] | None:
+        """How fast the packets sent between ``since`` and ``until`` (monotonic seconds)
+        left and arrived, as ``(sent_bps, arrived_bps)``, from the feedback on them so far
+        (what came in the last :data:`ACKED_WINDOW_MS` of arrival time); None while fewer
+        than :data:`DELIVERY_PACKETS` are known or they span too little time. Behind a
+        bottleneck slower than they left, they arrive at its rate (a queue paces them):
+        a probe the path took arrives as fast as it went out (GCC's probe estimate)."""
+        lo, hi = since * 1000.0, until * 1000.0
+        got = [(sent, arrival, size) for arrival, size, sent in self._acked if lo <= sent <= hi]
+        if len(got) < DELIVERY_PACKETS:
+            return None
+        total = sum(size for _, _, size in got)
+        first_sent = min(got)
+        first_arrival = min(got, key=lambda g: g[1])
+        send_span = max(sent for sent, _, _ in got) - first_sent[0]
+        arrival_span = max(arrival for _, arrival, _ in got) - first_arrival[1]
+        if send_span < DELIVERY_SPAN_MS or arrival_span <= 0:
+            return None
+        # n packets are n - 1 intervals: the first one's bytes were on their way before
+        sent_bps = int((total - first_sent[2]) * 8000 / send_span)
+        arrived_bps = int((total - first_arrival[2]) * 8000 / max(arrival_span, 1.0))
+        return sent_bps, arrived_bps
+
     def on_feedback(self, data: bytes, now: float) -> None:
         """One FMT 15 packet from the subscriber (``now``: monotonic seconds)."""
         try:
@@ -533,7 +559,7 @@ class TwccSender:
                 continue  # reported before (feedback repeats after loss)
             self._last_fb = seq
             size = self._size[slot]
-            acked.append((arrival, size))
+            acked.append((arrival, size, sent))
             self._recent.append((arrival, size))
             self._acked_bytes += size
             if newest_arrival is None or arrival > newest_arrival:
