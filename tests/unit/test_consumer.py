@@ -256,6 +256,25 @@ async def test_nack_resends_as_rtx_once_per_interval(monkeypatch: pytest.MonkeyP
     assert len(tap._sink.rtp) == 14
 
 
+async def test_a_paused_consumer_resends_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paused (a congestion cut took the stream off), its tile shows no picture and its
+    resume starts at a keyframe: a NACK for what was lost before resends nothing (it kept
+    the bottleneck's queue full for the streams still shown)."""
+    consumer, tap, _ = make_consumer()
+    consumer.resume()
+    for i in range(10):
+        consumer.forward(packet(500 + i, keyframe=i == 0, ts=100 * i))
+    sent = [parse(d) for d in tap._sink.rtp]
+    nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=SSRC)
+    nack.lost = [sent[3].sequence_number]
+    consumer.handle_rtcp(nack)  # forwarding: resent
+    assert len(tap._sink.rtp) == 11 and consumer.stats.retransmitted == 1
+    nack.lost = [sent[4].sequence_number]
+    consumer.pause()
+    consumer.handle_rtcp(nack)
+    assert len(tap._sink.rtp) == 11 and consumer.stats.retransmitted == 1
+
+
 def test_plain_path_history_is_the_producers_by_offset() -> None:
     """A plain-path consumer keeps no history of its own: a NACKed output number maps to the
     producer's packet by the consumer's offset, across a 16-bit wrap, and numbers sent before

@@ -745,7 +745,11 @@ class Consumer:
 
     def retransmit(self, lost: list[int]) -> int:
         """Resend what the subscriber reported lost; returns how many were sent."""
-        if not self._video or self._sink is None:
+        if not self._video or self._sink is None or self.paused:
+            # Paused (the allocation took the stream off, or its owner did), the tile shows
+            # no picture, and its resume starts again at a keyframe: what was lost before
+            # is of no use, and resending it after a congestion cut kept the bottleneck's
+            # queue full while the streams still shown lost packets in it.
             return 0
         now = time.monotonic()
         sent = 0
