@@ -612,6 +612,40 @@ def test_a_loss_burst_cuts_the_budget_to_what_got_through_once() -> None:
     assert c.update(again, 1.0, sending_bps=600_000) < cut
 
 
+def test_a_cut_for_media_lost_or_queued_drains_the_queue_for_a_while() -> None:
+    """A loss burst's cut, or a delay overuse's, leaves a full queue behind it: draining
+    for DRAIN_SECONDS. A probe that fails on its queueing alone (its padding stops, the
+    queue drains by itself) does not; one the link fell under media alone during does."""
+    c = BudgetController(start_bps=2_000_000)
+    c.update(est(200_000), 0.0, sending_bps=1_500_000)
+    assert not c.draining(0.0)
+    burst = Estimate(bitrate_bps=200_000, loss=0.0, rtt=0.02, burst_loss=0.5, burst_at=0.1)
+    c.update(burst, 0.1, sending_bps=1_500_000)
+    assert c.draining(0.1) and c.draining(0.1 + DRAIN_SECONDS - 0.01)
+    assert not c.draining(0.1 + DRAIN_SECONDS) and c.drain_until == 0.1 + DRAIN_SECONDS
+    import dataclasses
+
+    base = dataclasses.replace(est(None), twcc=True, twcc_clean=True, rtt=None)
+    c = BudgetController(start_bps=600_000)
+    c.update(base, 0.0)
+    c.update(base, 0.1, 1_000_000)
+    assert c.probing
+    overuse = dataclasses.replace(base, delay_at=0.2, delay_bps=900_000)
+    c.update(overuse, 0.2, 1_000_000)
+    assert c.probes_failed == 1 and not c.draining(0.2)
+    # outside a probe, an overuse cuts and drains
+    later = dataclasses.replace(base, delay_at=5.0, delay_bps=500_000)
+    c.update(later, 5.0, 1_000_000)
+    assert c.draining(5.0)
+    # in a probe, an overuse that says the link carries less than media was given
+    c = BudgetController(start_bps=600_000)
+    c.update(base, 0.0)
+    c.update(base, 0.1, 1_000_000)
+    assert c.probing
+    c.update(dataclasses.replace(base, delay_at=0.2, delay_bps=400_000), 0.2, 1_000_000)
+    assert c.probes_failed == 1 and c.budget_bps < 600_000 and c.draining(0.2)
+
+
 def test_a_loss_burst_calls_the_alarm() -> None:
     e = BandwidthEstimator()
     calls: list[int] = []

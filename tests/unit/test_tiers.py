@@ -516,3 +516,40 @@ def test_a_complete_allocation_is_reused_down_to_the_lowest_budget_it_was_comple
     # 2.0 M and 1.0 M worked out; 1.5 M and 1.0 M reused; 0.9 M below: worked out, reused above
     assert calls == [2_000_000, 1_000_000, 900_000]
     assert consumers[0].applied == [single[0]] * 6
+
+
+class Draining(FixedBudget):
+    """A fixed budget that drains the queue until ``drain_at``."""
+
+    drain_at = -1e9
+
+    def draining(self, now: float) -> bool:
+        return now < self.drain_at
+
+    @property
+    def drain_until(self) -> float:
+        return self.drain_at
+
+
+def test_while_the_queue_drains_video_goes_at_half_the_frame_rate_then_back() -> None:
+    """Right after a congestion cut the allocation keeps every video at temporal layer 1
+    (TL0+TL1, no keyframe needed) until the drain ends; the round at its end restores the
+    full frame rate. Audio is left alone, and what the subscriber is told is unchanged."""
+    controller = Draining(start_bps=2_000_000)
+    reports: list[AllocationReport] = []
+    tiers = SubscriberTiers(BandwidthEstimator(), on_report=reports.append, controller=controller)
+    cam = FakeConsumer("cam")
+    mic = FakeConsumer("mic", is_audio=True)
+    tiers.tick(0.0, [cam, mic])
+    full = cam.applied[-1]
+    assert full is not None and full.temporal == 2
+    controller.drain_at = 1.3
+    tiers.urgent()  # the cut's alarm allocates at once
+    tiers.tick(1.0, [cam, mic])
+    drained = cam.applied[-1]
+    assert drained == Layer(full.spatial, 1, full.bitrate_bps)
+    assert mic.applied[-1] == Layer(0, 0, 32_000)
+    assert reports[-1].streams[0].temporal == 2  # the report shows the allocation
+    assert tiers.tick(1.2, [cam, mic]) is None and cam.applied[-1] == drained  # not yet due
+    tiers.tick(1.3, [cam, mic])  # its end: the next round, earlier than ALLOCATE_INTERVAL
+    assert cam.applied[-1] == full

@@ -466,6 +466,7 @@ class BudgetController:
         "_delay_cut_at",
         "_delay_seen",
         "_down_at",
+        "_drain_until",
         "_episode_at",
         "_falling",
         "_last_good",
@@ -529,6 +530,7 @@ class BudgetController:
         self._loss_base_at: float | None = None
         self._backoff = PROBE_INTERVAL
         self._ramp = False  # the running probe's padding ramps up (judged by TWCC)
+        self._drain_until = -1e9  # see draining()
 
     @property
     def state(self) -> BudgetState:
@@ -543,6 +545,20 @@ class BudgetController:
         """Whether evidence of a limit was ever seen (loss, a falling REMB, a failed
         probe); until then the allocator may grant the first video regardless."""
         return self._limited
+
+    def draining(self, now: float) -> bool:
+        """Whether the bottleneck's queue is to drain now: for :data:`DRAIN_SECONDS` after
+        a cut that media's own loss (a burst) or a delay overuse caused (one that fails a
+        probe only where the link carries less than media alone was given).
+        The cut's new layers need a keyframe first, and what is sent meanwhile (the old
+        layer, retransmissions) kept the queue full for 0.5 s after it: every frame lost
+        packets in it. The allocation keeps video to half its frame rate meanwhile."""
+        return now < self._drain_until
+
+    @property
+    def drain_until(self) -> float:
+        """When the latest :meth:`draining` ends (in the past when none runs)."""
+        return self._drain_until
 
     def padding(self, now: float) -> bool:
         """Whether probe padding should go out now (the first part of a probe)."""
@@ -722,6 +738,7 @@ class BudgetController:
                     target = self._cut_target(remb, lossy, loss_now, sending_bps)
                     self._set(min(self.budget_bps, max(target, keep)))
                     self._burst_cut_at = now
+                    self._drain_until = now + DRAIN_SECONDS
                 if delay:
                     self._delay_cut_at = now
                     if delay_bps is not None and delay_bps < self.budget_bps:
@@ -729,6 +746,7 @@ class BudgetController:
                         # under the probe): cut as well, to what got through.
                         keep = self._cut_floor(now, reported=report_lossy)
                         self._set(min(self.budget_bps, max(delay_target, keep)))
+                        self._drain_until = now + DRAIN_SECONDS
                 return self.budget_bps
             verdict = verdict or self._verdict_held
             if jittery and now < self._probe_started + self._pad_seconds + estimate.loss_lag:
@@ -771,6 +789,8 @@ class BudgetController:
                 self._burst_cut_at = now
             if delay:
                 self._delay_cut_at = now
+            if burst or delay:
+                self._drain_until = now + DRAIN_SECONDS
         if congested and now - self._raised_at < REVERT_WINDOW:
             # The step up was one too many: back to where it was fine, and stay below.
             # (A burst says the link fell, maybe far below that: no higher than what

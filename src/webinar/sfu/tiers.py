@@ -29,6 +29,10 @@ DEFAULT_RANK = 1000
 # so the probe ends before the queue overflows into the picture.
 PROBE_PAD = 0.9
 RTX_SHARE = 0.5  # retransmissions may use this share of the budget, on average
+# While the controller drains the queue after a congestion cut: temporal layers up to this
+# (L1T3's TL0+TL1, half the frame rate and ~60 % of the rate; a quarter would be a freeze
+# by Chrome's count at 15 fps)
+DRAIN_TEMPORAL = 1
 
 
 class Allocatable(Protocol):
@@ -188,8 +192,18 @@ class SubscriberTiers:
             )
         self.estimator.rtx_bps = int(budget * RTX_SHARE)
         self.last = alloc
-        for c in live:
-            c.set_allocation(alloc.choices.get(c.producer_key))
+        if self.controller.draining(now):
+            # Right after a congestion cut, at most half the frame rate (no keyframe needed,
+            # at the next picture) while the queue drains; the next round after it restores it
+            self._next_at = min(self._next_at, self.controller.drain_until)
+            for c in live:
+                choice = alloc.choices.get(c.producer_key)
+                if choice is not None and choice.temporal > DRAIN_TEMPORAL and not c.is_audio:
+                    choice = Layer(choice.spatial, DRAIN_TEMPORAL, choice.bitrate_bps)
+                c.set_allocation(choice)
+        else:
+            for c in live:
+                c.set_allocation(alloc.choices.get(c.producer_key))
         shape = (self.quality, alloc.tier.videos, shown)
         previous = self.last_report
         if logger.isEnabledFor(logging.DEBUG):
