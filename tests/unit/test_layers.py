@@ -400,3 +400,50 @@ def test_a_switch_down_halves_the_frame_rate_until_the_lower_keyframe() -> None:
     after = h.out[before:]
     assert {o.layer for o in after} == {0} and 2 in tids(after)  # the target's rate
     assert_continuous(h.out)
+
+
+def test_a_switch_down_asks_for_the_lower_keyframe_once_the_queue_had_time_to_drain() -> None:
+    """A switch down follows a congestion cut, with the bottleneck's queue still full: the
+    lower layer's keyframe is asked for DOWN_ASK_AFTER later (the higher layer goes on at
+    half the frame rate meanwhile), not at once; a switch up asks at once."""
+    h = Harness()
+    low = Encoding(layer=0, seq=5000, ts=77, pid=300, tl0=40)
+    high = Encoding(layer=2, seq=60000, ts=4_000_000_000, pid=32700, tl0=250)
+    h.selector.set_target(2, 2)
+    high.force_key = True
+    h.run([low, high], 8)
+    asked = len(h.asked)
+    h.selector.set_target(0, 2)
+    h.selector.housekeeping()  # a round right after the cut asks for nothing either
+    assert len(h.asked) == asked
+    h.run([low, high], 2)  # 67 ms
+    assert len(h.asked) == asked and set(tids(h.out[-2:])) <= {0, 1}
+    h.run([low, high], 4)  # past DOWN_ASK_AFTER: asked at the next picture
+    assert h.asked[asked:] == [0]
+    low.force_key = True
+    h.run([low, high], 2)
+    assert h.out[-1].layer == 0
+    # up again: at once
+    h.selector.set_target(2, 2)
+    assert h.asked[-1] == 2 and len(h.asked) == asked + 2
+    # a pause's restart asks at once, and a switch down still waiting is dropped for it
+    h.selector.set_target(0, 2)
+    h.selector.restart()
+    assert h.asked[-1] == 0 and len(h.asked) == asked + 3
+    h.run([low, high], 8)
+    assert len(h.asked) == asked + 3
+
+
+def test_a_switch_down_still_asks_when_the_higher_layer_stops() -> None:
+    """The deferred ask does not depend on the higher layer's pictures: housekeeping
+    makes it once DOWN_ASK_AFTER has passed."""
+    h = Harness()
+    high = Encoding(layer=2, seq=60000, ts=4_000_000_000, pid=32700, tl0=250)
+    h.selector.set_target(2, 2)
+    high.force_key = True
+    h.run([high], 4)
+    asked = len(h.asked)
+    h.selector.set_target(1, 2)
+    h.now += layers.DOWN_ASK_AFTER
+    h.selector.housekeeping()
+    assert h.asked[asked:] == [1]
