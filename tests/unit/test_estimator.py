@@ -765,3 +765,47 @@ def test_a_probe_a_bottleneck_paced_does_not_hold_above_what_arrived() -> None:
     c.update(clean(700_000), 0.1, 1_000_000)
     c.update(clean(700_000), 0.1 + PROBE_PAD_SECONDS + 0.1, 1_000_000)
     assert c.probes_failed == 1 and c.budget_bps == int(700_000 * 0.9)
+
+
+def test_a_probe_whose_padding_fell_short_holds_only_what_it_sent() -> None:
+    """Its padding resends recent packets, and right after a layer switch there are few:
+    a probe whose packets left well under its level tested no more than what left (a 2x
+    probe that sent 60 % of its level held, and the camera it let in overflowed the link).
+    It holds at that, without growing the streak."""
+    import dataclasses
+
+    def clean(sent: int) -> Estimate:
+        return dataclasses.replace(
+            est(None), twcc=True, twcc_clean=True, rtt=None, delivery=lambda a, b: (sent, sent)
+        )
+
+    c = BudgetController(start_bps=600_000)
+    c.update(clean(500_000), 0.0)
+    c.update(clean(500_000), 0.1, 1_000_000)
+    target = c.budget_bps
+    c.update(clean(500_000), 0.1 + PROBE_PAD_SECONDS + 0.1, 1_000_000)
+    assert (c.probes_ok, c.probes_failed) == (1, 0)
+    assert c.budget_bps == int(500_000 / 0.75) < target
+    assert c._streak == 0
+
+
+def test_congestion_after_a_raise_ends_the_streak_of_good_probes() -> None:
+    """The next probe after congestion steps as after any congestion, not 2x on the
+    streak of the good probes before it (one such probe into a link just limited held)."""
+    import dataclasses
+
+    base = dataclasses.replace(est(None), twcc=True, twcc_clean=True, rtt=None)
+    c = BudgetController(start_bps=600_000)
+    t = 0.0
+    c.update(base, t)
+    for _ in range(3):  # three probes that hold
+        t += 1.0
+        c.update(base, t, 10_000_000)
+        assert c.probing
+        t += PROBE_PAD_SECONDS + 0.1
+        c.update(base, t, 10_000_000)
+        assert not c.probing
+    assert c._streak == 3
+    t += 0.1
+    c.update(dataclasses.replace(base, delay_at=t, delay_bps=500_000), t, 10_000_000)
+    assert c.limited and c._streak == 0

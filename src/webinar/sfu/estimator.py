@@ -417,6 +417,10 @@ PAD_RAMP = 0.6
 # budget goes no higher than what arrived (GCC's probe result: the rate received)
 DELIVERY_FROM = 0.25
 PROBE_DELIVERED = 0.9
+# ... and one whose packets from then on left at under this share of its level tested no
+# more than what left, over this share (with its padding ramp and PROBE_PAD, a probe that
+# sent all its padding leaves at ~0.8-0.9 of its level then)
+PROBE_REACHED = 0.75
 
 
 class BudgetState(enum.Enum):
@@ -774,6 +778,24 @@ class BudgetController:
                 self._fail_probe(now, f"arrived at {arrived} bps of {sent} sent")
                 self._set(max(self.budget_bps, min(self._ceiling, int(arrived * DELIVERED_SHARE))))
                 return self.budget_bps
+            reached = int(took[0] / PROBE_REACHED) if took is not None else None
+            if reached is not None and reached < self.budget_bps:
+                # Its packets went out well under the level it was to test (its padding
+                # resends recent packets, and right after a layer switch there are few):
+                # it tested what went out, no more (a 2x probe that sent 60 % of its level
+                # held, and the second camera it let in overflowed a 700 kbit/s link).
+                self._set(max(self._before_probe, reached))
+                self._raised(now, self._before_probe)
+                self.probes_ok += 1
+                self._backoff = PROBE_INTERVAL
+                self._up_since = None
+                self._enter(
+                    BudgetState.SETTLING,
+                    f"probe held at the {reached} bps it sent",
+                    now,
+                    now + PROBE_INTERVAL,
+                )
+                return self.budget_bps
             # the probe held: keep its budget
             self._raised(now, self._before_probe)
             if self.budget_bps >= self._ceiling:
@@ -803,6 +825,7 @@ class BudgetController:
                 back = min(back, delay_target)
             self._set(max(back, cut_floor))
             self._limited = True
+            self._streak = 0  # the next probe steps from here as after any congestion
             self._raised_at = -1e9
             self._down_at = now
             self._falling = False
