@@ -43,11 +43,6 @@ STEP_DOWN_TEMPORAL = 1
 # ... and TL0 alone after this long (the average frame interval has grown meanwhile:
 # a quarter of the frame rate is no freeze then)
 STEP_DOWN_TL0_AFTER = 0.3
-# A switch down asks for the lower layer's keyframe this long after it began: it follows
-# a congestion cut, when the bottleneck's queue is still full, and a keyframe sent into it
-# at once overflowed it (lost packets, a retransmission behind the queue: a freeze of
-# 0.3-0.5 s); the higher layer at a lower frame rate lets the queue drain meanwhile.
-DOWN_ASK_AFTER = 0.15
 
 
 def _random_seq_start() -> int:
@@ -63,7 +58,6 @@ class LayerSelector:
 
     __slots__ = (
         "_adopting",
-        "_ask_pending",
         "_asked_at",
         "_base",
         "_clock",
@@ -134,7 +128,6 @@ class LayerSelector:
         self._started = False
         self._need_keyframe = True
         self._asked_at = -1e9
-        self._ask_pending = False  # a switch down's keyframe is asked for DOWN_ASK_AFTER on
         self._down_at = 0.0  # when the current switch down began
         # sequence numbers (input: the producer's unwrapped numbers of the layer)
         self._out_hi = _random_seq_start()
@@ -227,17 +220,12 @@ class LayerSelector:
         self.target_temporal = temporal
         if spatial == self.target_spatial:
             return
-        down = spatial < self.spatial <= self.target_spatial and not self._need_keyframe
-        if down:
+        if spatial < self.spatial <= self.target_spatial:
             self._down_at = self._clock()
         self.target_spatial = spatial
         self._listen_changed()
-        self._ask_pending = False
         if ask and (spatial != self.spatial or self._need_keyframe):
-            if down:
-                self._ask_pending = True  # see DOWN_ASK_AFTER
-            else:
-                self._ask(force=True)
+            self._ask(force=True)
 
     def in_epoch(self, seq: int) -> bool:
         """Was output number ``seq`` (16 bits) sent in the current epoch, that is at or
@@ -253,21 +241,12 @@ class LayerSelector:
     def restart(self) -> None:
         """Continue after a pause: from the next keyframe, numbering unbroken."""
         self._need_keyframe = True
-        self._ask_pending = False
         self._ask(force=True)
 
     def housekeeping(self) -> None:
         """Keep asking for the keyframe a pending switch waits for."""
         if self.switching:
-            if self._ask_pending:
-                self._ask_after_down()
-            else:
-                self._ask(force=False)
-
-    def _ask_after_down(self) -> None:
-        if self._clock() - self._down_at >= DOWN_ASK_AFTER:
-            self._ask_pending = False
-            self._ask(force=True)
+            self._ask(force=False)
 
     def _ask(self, *, force: bool) -> None:
         now = self._clock()
@@ -426,8 +405,6 @@ class LayerSelector:
             # higher one goes on at a lower frame rate, at once and without a keyframe;
             # half of it first, a quarter if the keyframe is slow (the lower layer may
             # have to start first).
-            if self._ask_pending:
-                self._ask_after_down()
             slow = self._clock() - self._down_at >= STEP_DOWN_TL0_AFTER
             target = min(target, 0 if slow else STEP_DOWN_TEMPORAL)
         current = self.temporal
@@ -491,7 +468,6 @@ class LayerSelector:
         self.spatial = mp.layer
         self.temporal = self.target_temporal
         self._need_keyframe = False
-        self._ask_pending = False
         self._started = True
         self.switches += 1
         if previous != self.spatial:
