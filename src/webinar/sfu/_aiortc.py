@@ -654,20 +654,23 @@ class IngressTap:
 
     def account(self, packet: RtpPacket, arrival_time_ms: int, clock_rate: int) -> None:
         """Feed receiver statistics (for RR) and the REMB estimator."""
-        stats = self._streams.get(packet.ssrc)
+        ssrc = packet.ssrc
+        stats = self._streams.get(ssrc)
         if stats is None:
-            stats = self._streams[packet.ssrc] = StreamStatistics(clock_rate)
+            stats = self._streams[ssrc] = StreamStatistics(clock_rate)
         stats.add(packet)
         est = self._estimator
-        if est is not None and packet.extensions.abs_send_time is not None:
-            remb = est.add(
-                abs_send_time=packet.extensions.abs_send_time,
-                arrival_time_ms=arrival_time_ms,
-                payload_size=len(packet.payload) + packet.padding_size,
-                ssrc=packet.ssrc,
-            )
+        if est is None:
+            return
+        abs_send_time = packet.extensions.abs_send_time
+        if abs_send_time is None:
+            return
+        remb = est.add(
+            arrival_time_ms, abs_send_time, len(packet.payload) + packet.padding_size, ssrc
+        )
+        if remb is not None:
             rtcp_ssrc = self.rtcp_ssrc
-            if remb is not None and rtcp_ssrc is not None:
+            if rtcp_ssrc is not None:
                 bitrate, ssrcs = remb
                 if self.remb_filter is not None:
                     bitrate = self.remb_filter(bitrate)
