@@ -19,7 +19,21 @@ from typing import Any
 import pylibsrtp
 import pytest
 from aiortc import RTCRtpHeaderExtensionParameters, RTCRtpParameters
-from aiortc.rtp import HeaderExtensionsMap, RtcpPacket, RtcpReceiverInfo, RtcpRrPacket, RtpPacket
+from aiortc.rtp import (
+    HeaderExtensionsMap,
+    RtcpByePacket,
+    RtcpPacket,
+    RtcpPsfbPacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSdesPacket,
+    RtcpSenderInfo,
+    RtcpSourceInfo,
+    RtcpSrPacket,
+    RtpPacket,
+    pack_remb_fci,
+)
 from pylibsrtp._binding import ffi
 
 from webinar.sfu import _aiortc as hooks
@@ -275,6 +289,120 @@ def test_what_does_not_authenticate_is_none_and_misuse_raises(module: Any) -> No
         module.unprotect_rtp(ctx, bytearray(20), ids)
     with pytest.raises(ValueError):
         module.unprotect_rtcp(0, bytes(20))
+
+
+# --------------------------------------------------------------------------- RTCP
+
+
+def rr(*blocks: tuple[int, int, int]) -> RtcpRrPacket:
+    return RtcpRrPacket(
+        ssrc=0xA1B2C3D4,
+        reports=[
+            RtcpReceiverInfo(ssrc, lost_frac, lost, 0xFFFF0001, 33, 0x12345678, 65536)
+            for ssrc, lost_frac, lost in blocks
+        ],
+    )
+
+
+RTCP_READ = [  # compound packets C reads
+    [rr()],
+    [rr((1, 0, 0))],
+    [rr((2, 255, -5), (0xFFFFFFFF, 7, (1 << 23) - 1), (3, 1, -(1 << 23)))],
+    [RtcpPsfbPacket(fmt=15, ssrc=9, media_ssrc=0, fci=pack_remb_fci(950_000, [1, 2]))],
+    [RtcpPsfbPacket(fmt=1, ssrc=9, media_ssrc=0xFFFFFFFF)],  # PLI
+    [RtcpPsfbPacket(fmt=4, ssrc=9, media_ssrc=0, fci=bytes([0, 0, 0, 7, 3, 0, 0, 0]))],  # FIR
+    [RtcpRtpfbPacket(fmt=1, ssrc=9, media_ssrc=5, lost=[10, 11, 14, 26, 27, 100])],  # NACK
+    [RtcpRtpfbPacket(fmt=1, ssrc=9, media_ssrc=5, lost=[0xFFFF, 0x10000, 0x1000E])],
+    [rr((1, 3, 4)), RtcpPsfbPacket(fmt=15, ssrc=9, media_ssrc=0, fci=pack_remb_fci(1, [1]))],
+    [rr((1, 3, 4)), rr((2, 0, 0)), RtcpPsfbPacket(fmt=1, ssrc=9, media_ssrc=1)],
+]
+RTCP_LEFT = [  # compound packets aiortc reads (or rejects)
+    [RtcpSrPacket(ssrc=1, sender_info=RtcpSenderInfo(1, 2, 3, 4), reports=[])],
+    [rr((1, 2, 3)), RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=1, items=[(1, b"cname")])])],
+    [rr((1, 2, 3)), RtcpByePacket(sources=[1])],
+]
+
+
+def compound(packets: list[Any]) -> bytes:
+    return b"".join(bytes(p) for p in packets)
+
+
+def same_rtcp(got: list[Any], expected: list[Any]) -> None:
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected, strict=True):
+        assert type(a) is type(b)
+        assert list(vars(a)) == list(vars(b))
+        assert a == b
+        for name, value in vars(b).items():
+            assert type(getattr(a, name)) is type(value), name
+        for x, y in zip(getattr(a, "reports", []), getattr(b, "reports", []), strict=True):
+            assert type(x) is type(y) and list(vars(x)) == list(vars(y))
+            assert all(type(getattr(x, k)) is type(v) for k, v in vars(y).items())
+
+
+def aiortc_rtcp(data: bytes) -> list[Any] | None:
+    try:
+        return RtcpPacket.parse(data)
+    except Exception:
+        return None
+
+
+@needs_c
+@pytest.mark.parametrize("packets", RTCP_READ)
+def test_receiver_reports_and_feedback_are_read_in_c_as_aiortc_reads_them(
+    module: Any, packets: list[Any]
+) -> None:
+    data = compound(packets)
+    got = module.parse_rtcp(data)
+    assert got is not None, "C declined a common compound packet"
+    expected = RtcpPacket.parse(data)
+    same_rtcp(got, expected)
+    assert expected == packets or packets[0].__class__ is RtcpRtpfbPacket
+
+
+@needs_c
+@pytest.mark.parametrize(
+    "data",
+    [compound(p) for p in RTCP_LEFT]
+    + [
+        compound(RTCP_READ[1])[:-1],  # truncated
+        compound(RTCP_READ[1])[:3],  # a header cut
+        bytes([0x40]) + compound(RTCP_READ[1])[1:],  # version 1
+        bytes([0x81, 201, 0, 1]) + bytes(4),  # an RR of one block without the block
+        bytes([0x80, 206, 0, 1]) + bytes(4),  # a PSFB too short
+        bytes([0x80, 205, 0, 1]) + bytes(4),  # an RTPFB too short
+        bytes([0xA0, 201, 0, 2]) + bytes(4) + bytes([0, 0, 0, 4]),  # padding
+        bytes([0x80, 204, 0, 0]),  # APP (aiortc skips it)
+    ],
+)
+def test_other_rtcp_is_left_to_aiortc(module: Any, data: bytes) -> None:
+    assert module.parse_rtcp(data) is None
+
+
+@needs_c
+def test_random_rtcp_agrees_with_aiortc(module: Any) -> None:
+    rng = random.Random(2024)
+    read = 0
+    parts = [compound(p) for p in RTCP_READ + RTCP_LEFT]
+    for i in range(6000):
+        if i % 2:
+            data = b"".join(rng.choice(parts) for _ in range(rng.randrange(1, 4)))
+            if i % 4 == 1:  # flip a byte
+                b = bytearray(data)
+                b[rng.randrange(len(b))] = rng.randrange(256)
+                data = bytes(b)
+        else:
+            data = bytes([0x80 | rng.randrange(0x40), rng.choice([200, 201, 205, 206, 99])])
+            data += rng.randbytes(rng.randrange(0, 40))
+        got = module.parse_rtcp(data)
+        if got is not None:
+            read += 1
+            expected = aiortc_rtcp(data)
+            assert expected is not None, data.hex()
+            same_rtcp(got, expected)
+    assert read > 1000
+    with pytest.raises(TypeError):
+        module.parse_rtcp(bytearray(8))
 
 
 # --------------------------------------------------------------------------- DirectReceive

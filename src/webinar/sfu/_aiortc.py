@@ -581,10 +581,13 @@ def install_feedback(
                 on_twcc(part)
             if not data:
                 return
-        try:
-            packets = parse(data)
-        except ValueError:
-            return
+        fast = native.receive()  # receiver reports, REMB, PLI, FIR, NACK read in C
+        packets = fast.parse_rtcp(data) if fast is not None else None
+        if packets is None:
+            try:
+                packets = parse(data)
+            except ValueError:
+                return
         for packet in packets:
             on_packet(packet)
 

@@ -54,6 +54,7 @@ static PyObject *one = NULL;           /* the key of the nominated RTP pair */
 static unsigned long long n_sent = 0, n_dropped = 0, n_protect_failed = 0, n_calls = 0;
 /* the receive path's (see "receive" below) */
 static unsigned long long n_rx_parsed = 0, n_rx_declined = 0, n_rx_refused = 0;
+static unsigned long long n_rtcp_parsed = 0, n_rtcp_declined = 0;
 
 /* interned attribute names */
 static PyObject *s_paused, *s_sel, *s_need_keyframe, *s_started, *s_sink, *s_dtls, *s_state,
@@ -683,11 +684,12 @@ done:
 }
 
 static PyObject *fanout_counters(PyObject *self, PyObject *noargs) {
-    return Py_BuildValue("{sKsKsKsKsKsKsisKsKsK}", "sent", n_sent, "dropped", n_dropped,
+    return Py_BuildValue("{sKsKsKsKsKsKsisKsKsKsKsK}", "sent", n_sent, "dropped", n_dropped,
                          "protect_failed", n_protect_failed, "calls", n_calls, "gso_failed",
                          n_gso_failed, "refused", n_refused, "gso", gso_enabled, "rx_parsed",
                          n_rx_parsed, "rx_declined", n_rx_declined, "rx_refused",
-                         n_rx_refused);
+                         n_rx_refused, "rtcp_parsed", n_rtcp_parsed, "rtcp_declined",
+                         n_rtcp_declined);
 }
 
 static PyObject *fanout_set_gso(PyObject *self, PyObject *arg) {
@@ -996,6 +998,193 @@ static PyObject *fanout_setup_receive(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* A subscriber's RTCP, read into aiortc's own packet classes: what RtcpPacket.parse returns
+ * for a compound packet made of receiver reports (RR), payload-specific feedback (PSFB:
+ * PLI, FIR, REMB) and transport-layer feedback (RTPFB: NACK), each dataclass set field by
+ * field in its __init__ order. A compound packet with anything else in it (SR, SDES, BYE,
+ * other types, padding) or anything aiortc would reject is declined (None): aiortc parses
+ * it, and raises what it raises. */
+
+static PyObject *rtcp_rr_type = NULL, *rtcp_info_type = NULL, *rtcp_psfb_type = NULL,
+                *rtcp_rtpfb_type = NULL;
+static PyObject *s_reports, *s_fraction_lost, *s_packets_lost, *s_highest_sequence,
+    *s_jitter, *s_lsr, *s_dlsr, *s_fmt, *s_media_ssrc, *s_fci, *s_lost;
+
+#define RD32(p) (((uint32_t)(p)[0] << 24) | ((uint32_t)(p)[1] << 16) | ((uint32_t)(p)[2] << 8) | (p)[3])
+
+static PyObject *new_of(PyObject *type) {
+    return ((PyTypeObject *)type)->tp_new((PyTypeObject *)type, empty_tuple, NULL);
+}
+
+/* set name = value on obj, stealing value; -1 on error */
+static int set_steal(PyObject *obj, PyObject *name, PyObject *value) {
+    if (value == NULL) return -1;
+    int r = PyObject_SetAttr(obj, name, value);
+    Py_DECREF(value);
+    return r;
+}
+
+static PyObject *read_rr(const unsigned char *d, Py_ssize_t len, int count) {
+    if (len != 4 + 24 * (Py_ssize_t)count) return NULL; /* declined (no error set) */
+    PyObject *reports = PyList_New(count);
+    if (reports == NULL) return NULL;
+    for (int i = 0; i < count; i++) {
+        const unsigned char *b = d + 4 + 24 * i;
+        PyObject *info = new_of(rtcp_info_type);
+        if (info == NULL) goto fail;
+        PyList_SET_ITEM(reports, i, info);
+        int32_t lost = (int32_t)(((uint32_t)b[5] << 24) | ((uint32_t)b[6] << 16) |
+                                 ((uint32_t)b[7] << 8)) >> 8;
+        if (set_steal(info, s_ssrc, PyLong_FromUnsignedLong(RD32(b))) < 0 ||
+            set_steal(info, s_fraction_lost, PyLong_FromLong(b[4])) < 0 ||
+            set_steal(info, s_packets_lost, PyLong_FromLong(lost)) < 0 ||
+            set_steal(info, s_highest_sequence, PyLong_FromUnsignedLong(RD32(b + 8))) < 0 ||
+            set_steal(info, s_jitter, PyLong_FromUnsignedLong(RD32(b + 12))) < 0 ||
+            set_steal(info, s_lsr, PyLong_FromUnsignedLong(RD32(b + 16))) < 0 ||
+            set_steal(info, s_dlsr, PyLong_FromUnsignedLong(RD32(b + 20))) < 0)
+            goto fail;
+    }
+    PyObject *rr = new_of(rtcp_rr_type);
+    if (rr == NULL) goto fail;
+    if (set_steal(rr, s_ssrc, PyLong_FromUnsignedLong(RD32(d))) < 0 ||
+        PyObject_SetAttr(rr, s_reports, reports) < 0) {
+        Py_DECREF(rr);
+        goto fail;
+    }
+    Py_DECREF(reports);
+    return rr;
+fail:
+    Py_DECREF(reports);
+    return NULL;
+}
+
+static PyObject *read_psfb(const unsigned char *d, Py_ssize_t len, int fmt) {
+    if (len < 8) return NULL;
+    PyObject *p = new_of(rtcp_psfb_type);
+    if (p == NULL) return NULL;
+    if (set_steal(p, s_fmt, PyLong_FromLong(fmt)) < 0 ||
+        set_steal(p, s_ssrc, PyLong_FromUnsignedLong(RD32(d))) < 0 ||
+        set_steal(p, s_media_ssrc, PyLong_FromUnsignedLong(RD32(d + 4))) < 0 ||
+        set_steal(p, s_fci, PyBytes_FromStringAndSize((const char *)d + 8, len - 8)) < 0) {
+        Py_DECREF(p);
+        return NULL;
+    }
+    return p;
+}
+
+static PyObject *read_rtpfb(const unsigned char *d, Py_ssize_t len, int fmt) {
+    if (len < 8 || len % 4) return NULL;
+    PyObject *lost = PyList_New(0);
+    if (lost == NULL) return NULL;
+    for (Py_ssize_t pos = 8; pos < len; pos += 4) {
+        unsigned pid = ((unsigned)d[pos] << 8) | d[pos + 1];
+        unsigned blp = ((unsigned)d[pos + 2] << 8) | d[pos + 3];
+        PyObject *v = PyLong_FromLong(pid);
+        if (v == NULL || PyList_Append(lost, v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(lost);
+            return NULL;
+        }
+        Py_DECREF(v);
+        for (int k = 0; k < 16; k++) {
+            if ((blp >> k) & 1) {
+                v = PyLong_FromLong(pid + k + 1); /* aiortc: pid + d + 1, unwrapped */
+                if (v == NULL || PyList_Append(lost, v) < 0) {
+                    Py_XDECREF(v);
+                    Py_DECREF(lost);
+                    return NULL;
+                }
+                Py_DECREF(v);
+            }
+        }
+    }
+    PyObject *p = new_of(rtcp_rtpfb_type);
+    if (p == NULL) {
+        Py_DECREF(lost);
+        return NULL;
+    }
+    if (set_steal(p, s_fmt, PyLong_FromLong(fmt)) < 0 ||
+        set_steal(p, s_ssrc, PyLong_FromUnsignedLong(RD32(d))) < 0 ||
+        set_steal(p, s_media_ssrc, PyLong_FromUnsignedLong(RD32(d + 4))) < 0 ||
+        set_steal(p, s_lost, lost) < 0) {
+        Py_DECREF(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* parse_rtcp(data) -> list of aiortc RTCP packets, or None where aiortc's parse is left to
+ * do it */
+static PyObject *fanout_parse_rtcp(PyObject *self, PyObject *arg) {
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "parse_rtcp() takes bytes");
+        return NULL;
+    }
+    if (rtcp_rr_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_fanout.setup_rtcp() was not called");
+        return NULL;
+    }
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(arg);
+    Py_ssize_t n = PyBytes_GET_SIZE(arg), pos = 0;
+    PyObject *out = PyList_New(0);
+    if (out == NULL) return NULL;
+    while (pos < n) {
+        if (n < pos + 4) goto decline;
+        int b0 = d[pos], type = d[pos + 1];
+        Py_ssize_t length = (((Py_ssize_t)d[pos + 2] << 8) | d[pos + 3]) * 4;
+        if ((b0 >> 6) != 2 || (b0 & 0x20)) goto decline; /* a bad version; padding */
+        pos += 4;
+        if (n < pos + length) goto decline;
+        PyObject *p;
+        int count = b0 & 0x1F;
+        if (type == 201) {
+            p = read_rr(d + pos, length, count);
+        } else if (type == 206) {
+            p = read_psfb(d + pos, length, count);
+        } else if (type == 205) {
+            p = read_rtpfb(d + pos, length, count);
+        } else {
+            goto decline; /* SR, SDES, BYE, others: aiortc's */
+        }
+        if (p == NULL) {
+            if (PyErr_Occurred()) {
+                Py_DECREF(out);
+                return NULL;
+            }
+            goto decline;
+        }
+        int r = PyList_Append(out, p);
+        Py_DECREF(p);
+        if (r < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        pos += length;
+    }
+    n_rtcp_parsed++;
+    return out;
+decline:
+    n_rtcp_declined++;
+    Py_DECREF(out);
+    Py_RETURN_NONE;
+}
+
+static PyObject *fanout_setup_rtcp(PyObject *self, PyObject *args) {
+    PyObject *rr, *info, *psfb, *rtpfb;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!:setup_rtcp", &PyType_Type, &rr, &PyType_Type, &info,
+                          &PyType_Type, &psfb, &PyType_Type, &rtpfb))
+        return NULL;
+    Py_INCREF(rr);
+    Py_XSETREF(rtcp_rr_type, rr);
+    Py_INCREF(info);
+    Py_XSETREF(rtcp_info_type, info);
+    Py_INCREF(psfb);
+    Py_XSETREF(rtcp_psfb_type, psfb);
+    Py_INCREF(rtpfb);
+    Py_XSETREF(rtcp_rtpfb_type, rtpfb);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"forward", fanout_forward, METH_VARARGS,
      "forward(batch, consumers) -> consumers left to the Python path"},
@@ -1012,6 +1201,10 @@ static PyMethodDef methods[] = {
      "unprotect_rtp(ctx, data, ids) -> RtpPacket, bytes for aiortc to parse, or None"},
     {"unprotect_rtcp", fanout_unprotect_rtcp, METH_VARARGS,
      "unprotect_rtcp(ctx, data) -> bytes, or None"},
+    {"setup_rtcp", fanout_setup_rtcp, METH_VARARGS,
+     "setup_rtcp(RtcpRrPacket, RtcpReceiverInfo, RtcpPsfbPacket, RtcpRtpfbPacket)"},
+    {"parse_rtcp", fanout_parse_rtcp, METH_O,
+     "parse_rtcp(data) -> [aiortc RTCP packets], or None where aiortc's parse is left to do it"},
     {"parse_rtp", fanout_parse_rtp, METH_VARARGS,
      "parse_rtp(data, ids) -> RtpPacket, or None where aiortc's parse is left to do it"},
     {NULL, NULL, 0, NULL},
@@ -1060,6 +1253,17 @@ PyMODINIT_FUNC PyInit__fanout(void) {
     INTERN(s_rtp_stream_id, "rtp_stream_id");
     INTERN(s_transmission_offset, "transmission_offset");
     INTERN(s_transport_sequence_number, "transport_sequence_number");
+    INTERN(s_reports, "reports");
+    INTERN(s_fraction_lost, "fraction_lost");
+    INTERN(s_packets_lost, "packets_lost");
+    INTERN(s_highest_sequence, "highest_sequence");
+    INTERN(s_jitter, "jitter");
+    INTERN(s_lsr, "lsr");
+    INTERN(s_dlsr, "dlsr");
+    INTERN(s_fmt, "fmt");
+    INTERN(s_media_ssrc, "media_ssrc");
+    INTERN(s_fci, "fci");
+    INTERN(s_lost, "lost");
     if ((empty_tuple = PyTuple_New(0)) == NULL) return NULL;
     if ((one = PyLong_FromLong(1)) == NULL) return NULL;
     if (PyType_Ready(&NumbersType) < 0) return NULL;

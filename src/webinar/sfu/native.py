@@ -47,7 +47,14 @@ def _load() -> Any:
         module = importlib.import_module("webinar.sfu._fanout")
     except ImportError:
         return None
-    from aiortc.rtp import HeaderExtensions, RtpPacket
+    from aiortc.rtp import (
+        HeaderExtensions,
+        RtcpPsfbPacket,
+        RtcpReceiverInfo,
+        RtcpRrPacket,
+        RtcpRtpfbPacket,
+        RtpPacket,
+    )
     from pylibsrtp._binding import ffi, lib
 
     from . import _aiortc
@@ -60,6 +67,7 @@ def _load() -> Any:
     module.setup_receive(
         address("srtp_unprotect"), address("srtp_unprotect_rtcp"), RtpPacket, HeaderExtensions
     )
+    module.setup_rtcp(RtcpRrPacket, RtcpReceiverInfo, RtcpPsfbPacket, RtcpRtpfbPacket)
     module.set_gso(_env_on(GSO_ENV, default="0"))
     _module = module
     return module
@@ -87,8 +95,10 @@ def receive() -> Any:
     """The compiled module when the native path is on (the same switch as :func:`forward`),
     for a publisher's datagrams: ``unprotect_rtp(ctx, data, ids)`` (an aiortc ``RtpPacket``,
     the unprotected bytes where aiortc's parse is left to read them, or ``None`` when libsrtp
-    refuses the packet) and ``unprotect_rtcp(ctx, data)``; ``None`` when off (the Python
-    path: pylibsrtp's ``Session.unprotect`` and aiortc's ``RtpPacket.parse``)."""
+    refuses the packet), ``unprotect_rtcp(ctx, data)`` and ``parse_rtcp(data)`` (aiortc's RTCP
+    packets, or ``None`` where aiortc's parse is left to read them); ``None`` when off (the
+    Python path: pylibsrtp's ``Session.unprotect`` and aiortc's ``RtpPacket.parse`` /
+    ``RtcpPacket.parse``)."""
     if not _chosen:
         use(enabled_by_env())
     return _receive
