@@ -63,6 +63,7 @@ from aiortc.rtp import (
 from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
+from . import native
 from .twcc import split_rtcp
 
 __all__ = [
@@ -165,6 +166,18 @@ def check_hooks() -> None:
             ):
                 if not hasattr(obj, name):
                     missing.append(f"{type(obj).__name__}.{name}")
+            ids = getattr(getattr(dtls, "_rtp_header_extensions_map", None), _EXT_IDS, None)
+            for name in (
+                "mid",
+                "repaired_rtp_stream_id",
+                "rtp_stream_id",
+                "abs_send_time",
+                "transmission_offset",
+                "audio_level",
+                "transport_sequence_number",
+            ):
+                if not hasattr(ids, name):
+                    missing.append(f"aiortc HeaderExtensionsMap.__ids.{name}")
             if not hasattr(getattr(dtls, "_rtp_router", None), "ssrc_table"):
                 missing.append("aiortc RtpRouter.ssrc_table")
             ice = dtls.transport
@@ -202,7 +215,12 @@ def check_hooks() -> None:
     for name in ("_srtp",):
         if not hasattr(session, name):
             missing.append(f"pylibsrtp.Session.{name}")
-    for fn in (_srtp_protect, _srtp_protect_rtcp):
+    for fn in (
+        _srtp_protect,
+        _srtp_protect_rtcp,
+        _srtp_lib.srtp_unprotect,
+        _srtp_lib.srtp_unprotect_rtcp,
+    ):
         if str(_srtp_ffi.typeof(fn)) != (
             "<ctype 'srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)'>"
         ):
@@ -563,10 +581,13 @@ def install_feedback(
                 on_twcc(part)
             if not data:
                 return
-        try:
-            packets = parse(data)
-        except ValueError:
-            return
+        fast = native.receive()  # receiver reports, REMB, PLI, FIR, NACK read in C
+        packets = fast.parse_rtcp(data) if fast is not None else None
+        if packets is None:
+            try:
+                packets = parse(data)
+            except ValueError:
+                return
         for packet in packets:
             on_packet(packet)
 
@@ -636,20 +657,23 @@ class IngressTap:
 
     def account(self, packet: RtpPacket, arrival_time_ms: int, clock_rate: int) -> None:
         """Feed receiver statistics (for RR) and the REMB estimator."""
-        stats = self._streams.get(packet.ssrc)
+        ssrc = packet.ssrc
+        stats = self._streams.get(ssrc)
         if stats is None:
-            stats = self._streams[packet.ssrc] = StreamStatistics(clock_rate)
+            stats = self._streams[ssrc] = StreamStatistics(clock_rate)
         stats.add(packet)
         est = self._estimator
-        if est is not None and packet.extensions.abs_send_time is not None:
-            remb = est.add(
-                abs_send_time=packet.extensions.abs_send_time,
-                arrival_time_ms=arrival_time_ms,
-                payload_size=len(packet.payload) + packet.padding_size,
-                ssrc=packet.ssrc,
-            )
+        if est is None:
+            return
+        abs_send_time = packet.extensions.abs_send_time
+        if abs_send_time is None:
+            return
+        remb = est.add(
+            arrival_time_ms, abs_send_time, len(packet.payload) + packet.padding_size, ssrc
+        )
+        if remb is not None:
             rtcp_ssrc = self.rtcp_ssrc
-            if remb is not None and rtcp_ssrc is not None:
+            if rtcp_ssrc is not None:
                 bitrate, ssrcs = remb
                 if self.remb_filter is not None:
                     bitrate = self.remb_filter(bitrate)
@@ -710,20 +734,23 @@ def install_ingress(
     ext_map = dtls._rtp_header_extensions_map
     parse = RtpPacket.parse
 
+    def handle_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        handler = route(packet)
+        if handler is not None:
+            handler(packet, arrival_time_ms)
+
     def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
         try:
             packet = parse(data, ext_map)
         except ValueError:
             return
-        handler = route(packet)
-        if handler is not None:
-            handler(packet, arrival_time_ms)
+        handle_packet(packet, arrival_time_ms)
 
     async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
         handle_rtp(data, arrival_time_ms)
 
     dtls._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
-    _direct(dtls).set_rtp(handle_rtp, handle_rtp_data)
+    _direct(dtls).set_rtp(handle_rtp, handle_rtp_data, handle_packet)
 
 
 _FILTERED = "_webinar_filtered"
@@ -755,6 +782,7 @@ def install_rtp_filter(dtls: RTCDtlsTransport, keep: Callable[[RtpPacket], bool]
 _DIRECT = "_webinar_direct"
 _DTLS_RX_BYTES = "_RTCDtlsTransport__rx_bytes"
 _DTLS_RX_PACKETS = "_RTCDtlsTransport__rx_packets"
+_EXT_IDS = "_HeaderExtensionsMap__ids"  # the extension ids the map parses by
 
 
 class DirectReceive:
@@ -774,13 +802,17 @@ class DirectReceive:
 
     __slots__ = (
         "_conn",
+        "_ctx",
         "_dtls",
+        "_ids",
+        "_on_packet",
         "_patched",
         "_queue",
         "_rtcp",
         "_rtcp_async",
         "_rtp",
         "_rtp_async",
+        "_session",
         "handled",
     )
 
@@ -790,6 +822,12 @@ class DirectReceive:
         self._rtp_async: Any = None
         self._rtcp: Callable[[bytes], None] | None = None
         self._rtcp_async: Any = None
+        self._on_packet: Callable[[RtpPacket, int], None] | None = None
+        # For the native receive path (_fanout.unprotect_rtp): the pylibsrtp session its
+        # libsrtp context address was read from, and the extension ids the map parses by.
+        self._session: Any = None
+        self._ctx = 0
+        self._ids: Any = None
         self.handled = 0  # datagrams that took the direct path
         conn = dtls.transport.iceGatherer._connection
         self._conn = conn
@@ -798,10 +836,16 @@ class DirectReceive:
         conn.data_received = self.data_received  # type: ignore[method-assign]
         self._patch_protocols()
 
-    def set_rtp(self, handler: Callable[[bytes, int], None], installed: Any) -> None:
+    def set_rtp(
+        self,
+        handler: Callable[[bytes, int], None],
+        installed: Any,
+        on_packet: Callable[[RtpPacket, int], None] | None = None,
+    ) -> None:
         """``handler`` does what ``installed`` (now the transport's
-        ``_handle_rtp_data``) does, synchronously."""
-        self._rtp, self._rtp_async = handler, installed
+        ``_handle_rtp_data``) does, synchronously; ``on_packet`` what ``handler`` does
+        once it parsed the packet (the native path parses it itself)."""
+        self._rtp, self._rtp_async, self._on_packet = handler, installed, on_packet
 
     def set_rtcp(self, handler: Callable[[bytes], None], installed: Any) -> None:
         self._rtcp, self._rtcp_async = handler, installed
@@ -846,12 +890,28 @@ class DirectReceive:
         self._queue.put_nowait((data, component))
         self._patch_protocols()  # a protocol gathered after us has said something
 
-    @staticmethod
-    def _handle(dtls: RTCDtlsTransport, data: bytes, rtcp: bool, handler: Any) -> None:
+    def _handle(self, dtls: RTCDtlsTransport, data: bytes, rtcp: bool, handler: Any) -> None:
         setattr(dtls, _DTLS_RX_BYTES, getattr(dtls, _DTLS_RX_BYTES) + len(data))
         setattr(dtls, _DTLS_RX_PACKETS, getattr(dtls, _DTLS_RX_PACKETS) + 1)
         session = dtls._rx_srtp
         try:
+            fast = native.receive()
+            if fast is not None and (session is self._session or self._resolve(session)):
+                # libsrtp on a stack buffer, the RTP header read in C (the same packet
+                # aiortc's parse makes; what C does not read comes back as bytes)
+                if rtcp:
+                    clear = fast.unprotect_rtcp(self._ctx, data)
+                    if clear is not None:  # None: it did not authenticate (dropped)
+                        handler(clear)
+                    return
+                on_packet = self._on_packet
+                if on_packet is not None:
+                    out = fast.unprotect_rtp(self._ctx, data, self._ids)
+                    if type(out) is bytes:
+                        handler(out, current_ms())
+                    elif out is not None:
+                        on_packet(out, current_ms())
+                    return
             if rtcp:
                 handler(session.unprotect_rtcp(data))
             else:
@@ -860,6 +920,19 @@ class DirectReceive:
             pass  # as aiortc: a packet that does not authenticate is dropped
         except Exception:
             logger.exception("handling a %s datagram failed", "RTCP" if rtcp else "RTP")
+
+    def _resolve(self, session: Any) -> bool:
+        """Read a real pylibsrtp session's libsrtp context address (a stand-in session, as
+        in tests, keeps the Python path)."""
+        if type(session) is not pylibsrtp.Session:
+            return False
+        ids = getattr(self._dtls._rtp_header_extensions_map, _EXT_IDS, None)
+        if ids is None:
+            return False
+        self._ids = ids
+        self._ctx = int(_srtp_ffi.cast("uintptr_t", session._srtp[0]))
+        self._session = session
+        return True
 
 
 def direct_receive(dtls: RTCDtlsTransport) -> DirectReceive | None:

@@ -52,6 +52,9 @@ static PyObject *connected = NULL;     /* aiortc's DTLS State.CONNECTED */
 static PyObject *one = NULL;           /* the key of the nominated RTP pair */
 
 static unsigned long long n_sent = 0, n_dropped = 0, n_protect_failed = 0, n_calls = 0;
+/* the receive path's (see "receive" below) */
+static unsigned long long n_rx_parsed = 0, n_rx_declined = 0, n_rx_refused = 0;
+static unsigned long long n_rtcp_parsed = 0, n_rtcp_declined = 0;
 
 /* interned attribute names */
 static PyObject *s_paused, *s_sel, *s_need_keyframe, *s_started, *s_sink, *s_dtls, *s_state,
@@ -681,15 +684,504 @@ done:
 }
 
 static PyObject *fanout_counters(PyObject *self, PyObject *noargs) {
-    return Py_BuildValue("{sKsKsKsKsKsKsi}", "sent", n_sent, "dropped", n_dropped,
+    return Py_BuildValue("{sKsKsKsKsKsKsisKsKsKsKsK}", "sent", n_sent, "dropped", n_dropped,
                          "protect_failed", n_protect_failed, "calls", n_calls, "gso_failed",
-                         n_gso_failed, "refused", n_refused, "gso", gso_enabled);
+                         n_gso_failed, "refused", n_refused, "gso", gso_enabled, "rx_parsed",
+                         n_rx_parsed, "rx_declined", n_rx_declined, "rx_refused",
+                         n_rx_refused, "rtcp_parsed", n_rtcp_parsed, "rtcp_declined",
+                         n_rtcp_declined);
 }
 
 static PyObject *fanout_set_gso(PyObject *self, PyObject *arg) {
     int on = PyObject_IsTrue(arg);
     if (on < 0) return NULL;
     gso_enabled = on;
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ receive
+ *
+ * A publisher's SRTP and SRTCP datagrams, unprotected with libsrtp's srtp_unprotect /
+ * srtp_unprotect_rtcp (the functions pylibsrtp loaded, passed in as addresses by
+ * setup_receive()) on a stack buffer, and an RTP packet's header read into aiortc's own
+ * RtpPacket and HeaderExtensions, set attribute by attribute in the order their __init__
+ * sets them: what pylibsrtp's Session.unprotect followed by aiortc's RtpPacket.parse
+ * returns, without the Python parse, its generator and struct calls, and pylibsrtp's
+ * per-call buffer copies. Only the common shape is read here: version 2, no CSRC, no
+ * header extension or a one-byte one (0xBEDE) whose known elements have the sizes aiortc
+ * unpacks, valid padding, decodable MID/RID. Anything else is handed back as the
+ * unprotected bytes for aiortc to parse (and to raise what it raises). The Python path,
+ * aiortc's, is the twin: tests compare the two on many packets. */
+
+typedef int (*unprotect_fn)(void *ctx, void *hdr, int *len);
+
+static unprotect_fn srtp_unprotect_ptr = NULL, srtp_unprotect_rtcp_ptr = NULL;
+static PyObject *rtp_packet_type = NULL, *header_extensions_type = NULL;
+static PyObject *empty_tuple = NULL;
+static PyObject *s_version, *s_payload_type, *s_sequence_number, *s_ssrc, *s_csrc,
+    *s_extensions, *s_padding_size, *s_mid, *s_repaired_rtp_stream_id, *s_rtp_stream_id,
+    *s_transmission_offset, *s_transport_sequence_number;
+
+#define RX_MAX 1500 /* pylibsrtp's Session buffer */
+#define RX_SLOT (RX_MAX + 4 + 16 + 128)
+
+enum { X_MID, X_RRID, X_RID, X_AST, X_TOFFSET, X_LEVEL, X_TWCC, X_COUNT };
+
+/* the extension ids aiortc's HeaderExtensionsMap keeps (its __ids), -1 for None */
+static int read_ids(PyObject *ids, int *out) {
+    static PyObject **names[X_COUNT] = {&s_mid, &s_repaired_rtp_stream_id, &s_rtp_stream_id,
+                                        &s_abs_send_time, &s_transmission_offset,
+                                        &s_audio_level, &s_transport_sequence_number};
+    for (int i = 0; i < X_COUNT; i++) {
+        PyObject *v = PyObject_GetAttr(ids, *names[i]);
+        if (v == NULL) return -1;
+        if (v == Py_None) {
+            out[i] = -1;
+        } else {
+            long id = PyLong_AsLong(v);
+            if (id == -1 && PyErr_Occurred()) {
+                Py_DECREF(v);
+                return -1;
+            }
+            out[i] = (int)id;
+        }
+        Py_DECREF(v);
+    }
+    return 0;
+}
+
+/* 1: an RtpPacket in *out; 0: declined (aiortc parses it); -1: error set */
+static int parse_rtp(const unsigned char *d, Py_ssize_t n, PyObject *ids, PyObject **out) {
+    /* the values of HeaderExtensions, in its __init__ order */
+    PyObject *vals[X_COUNT] = {NULL};
+    /* HeaderExtensions' field order: abs_send_time, audio_level, mid, repaired, rid,
+     * toffset, twcc */
+    static const int order[X_COUNT] = {X_AST, X_LEVEL, X_MID, X_RRID, X_RID, X_TOFFSET, X_TWCC};
+    static PyObject **order_names[X_COUNT] = {&s_abs_send_time, &s_audio_level, &s_mid,
+                                              &s_repaired_rtp_stream_id, &s_rtp_stream_id,
+                                              &s_transmission_offset,
+                                              &s_transport_sequence_number};
+    PyObject *ext = NULL, *pkt = NULL, *payload = NULL, *csrc = NULL;
+    int rc = 0;
+    *out = NULL;
+    if (n < 12 || (d[0] >> 6) != 2 || (d[0] & 0x0F)) return 0; /* CSRCs: aiortc's */
+    int padding = d[0] & 0x20;
+    Py_ssize_t pos = 12;
+    if (d[0] & 0x10) {
+        if (n < pos + 4) return 0;
+        unsigned profile = ((unsigned)d[pos] << 8) | d[pos + 1];
+        Py_ssize_t elen = (((Py_ssize_t)d[pos + 2] << 8) | d[pos + 3]) * 4;
+        pos += 4;
+        if (n < pos + elen || profile != 0xBEDE) return 0;
+        int idv[X_COUNT];
+        if (read_ids(ids, idv) < 0) return -1;
+        Py_ssize_t p = pos, end = pos + elen;
+        while (p < end) {
+            if (d[p] == 0) {
+                p++;
+                continue;
+            }
+            int xid = d[p] >> 4, xlen = (d[p] & 0x0F) + 1;
+            p++;
+            if (end < p + xlen) goto decline; /* aiortc: "value is truncated" */
+            const unsigned char *v = d + p;
+            PyObject *val = NULL;
+            int slot = -1;
+            /* aiortc's elif chain, in its order */
+            if (xid == idv[X_MID]) {
+                slot = X_MID;
+                val = PyUnicode_DecodeUTF8((const char *)v, xlen, NULL);
+            } else if (xid == idv[X_RRID]) {
+                slot = X_RRID;
+                val = PyUnicode_DecodeASCII((const char *)v, xlen, NULL);
+            } else if (xid == idv[X_RID]) {
+                slot = X_RID;
+                val = PyUnicode_DecodeASCII((const char *)v, xlen, NULL);
+            } else if (xid == idv[X_AST]) {
+                if (xlen != 3) goto decline;
+                slot = X_AST;
+                val = PyLong_FromUnsignedLong(((unsigned long)v[0] << 16) | (v[1] << 8) | v[2]);
+            } else if (xid == idv[X_TOFFSET]) {
+                if (xlen != 3) goto decline;
+                slot = X_TOFFSET;
+                int32_t t = (int32_t)(((uint32_t)v[0] << 24) | ((uint32_t)v[1] << 16) |
+                                      ((uint32_t)v[2] << 8));
+                val = PyLong_FromLong((long)(t >> 8));
+            } else if (xid == idv[X_LEVEL]) {
+                if (xlen != 1) goto decline;
+                slot = X_LEVEL;
+                val = Py_BuildValue("(Oi)", (v[0] & 0x80) ? Py_True : Py_False, v[0] & 0x7F);
+            } else if (xid == idv[X_TWCC]) {
+                if (xlen != 2) goto decline;
+                slot = X_TWCC;
+                val = PyLong_FromLong(((long)v[0] << 8) | v[1]);
+            }
+            if (slot >= 0) {
+                if (val == NULL) {
+                    if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                        PyErr_Clear();
+                        goto decline;
+                    }
+                    rc = -1;
+                    goto done;
+                }
+                Py_XSETREF(vals[slot], val);
+            }
+            p += xlen;
+        }
+        pos = end;
+    }
+    Py_ssize_t stop = n;
+    int padding_size = 0;
+    if (padding) {
+        padding_size = d[n - 1];
+        if (!padding_size || padding_size > n - pos) goto decline;
+        stop = n - padding_size;
+    }
+    ext = ((PyTypeObject *)header_extensions_type)
+              ->tp_new((PyTypeObject *)header_extensions_type, empty_tuple, NULL);
+    if (ext == NULL) goto error;
+    for (int i = 0; i < X_COUNT; i++) {
+        PyObject *v = vals[order[i]];
+        if (PyObject_SetAttr(ext, *order_names[i], v ? v : Py_None) < 0) goto error;
+    }
+    pkt = ((PyTypeObject *)rtp_packet_type)->tp_new((PyTypeObject *)rtp_packet_type,
+                                                    empty_tuple, NULL);
+    if (pkt == NULL) goto error;
+    if ((csrc = PyList_New(0)) == NULL) goto error;
+    if ((payload = PyBytes_FromStringAndSize((const char *)d + pos, stop - pos)) == NULL)
+        goto error;
+    /* RtpPacket.__init__'s order */
+    PyObject *fields[10][2] = {
+        {s_version, PyLong_FromLong(2)},
+        {s_marker, PyLong_FromLong(d[1] >> 7)},
+        {s_payload_type, PyLong_FromLong(d[1] & 0x7F)},
+        {s_sequence_number, PyLong_FromLong(((long)d[2] << 8) | d[3])},
+        {s_timestamp, PyLong_FromUnsignedLong(((unsigned long)d[4] << 24) |
+                                              ((unsigned long)d[5] << 16) | (d[6] << 8) | d[7])},
+        {s_ssrc, PyLong_FromUnsignedLong(((unsigned long)d[8] << 24) |
+                                         ((unsigned long)d[9] << 16) | (d[10] << 8) | d[11])},
+        {s_csrc, csrc},
+        {s_extensions, ext},
+        {s_payload, payload},
+        {s_padding_size, PyLong_FromLong(padding_size)},
+    };
+    csrc = ext = payload = NULL; /* owned by fields now */
+    int bad = 0;
+    for (int i = 0; i < 10; i++) {
+        if (fields[i][1] == NULL || (!bad && PyObject_SetAttr(pkt, fields[i][0], fields[i][1]) < 0))
+            bad = 1;
+    }
+    for (int i = 0; i < 10; i++) Py_XDECREF(fields[i][1]);
+    if (bad) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        goto error;
+    }
+    *out = pkt;
+    pkt = NULL;
+    rc = 1;
+    goto done;
+decline:
+    rc = 0;
+    goto done;
+error:
+    rc = -1;
+done:
+    for (int i = 0; i < X_COUNT; i++) Py_XDECREF(vals[i]);
+    Py_XDECREF(ext);
+    Py_XDECREF(pkt);
+    Py_XDECREF(payload);
+    Py_XDECREF(csrc);
+    return rc;
+}
+
+static int receive_ready(void) {
+    if (srtp_unprotect_ptr == NULL || rtp_packet_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_fanout.setup_receive() was not called");
+        return 0;
+    }
+    return 1;
+}
+
+/* parse_rtp(data, ids) -> RtpPacket, or None where aiortc's parse is left to do it */
+static PyObject *fanout_parse_rtp(PyObject *self, PyObject *args) {
+    Py_buffer b;
+    PyObject *ids, *pkt;
+    if (!PyArg_ParseTuple(args, "y*O:parse_rtp", &b, &ids)) return NULL;
+    if (!receive_ready()) {
+        PyBuffer_Release(&b);
+        return NULL;
+    }
+    int r = parse_rtp(b.buf, b.len, ids, &pkt);
+    PyBuffer_Release(&b);
+    if (r < 0) return NULL;
+    if (r == 0) Py_RETURN_NONE;
+    return pkt;
+}
+
+static int unprotect_into(PyObject *data, unsigned char *buf, int *len, unprotect_fn fn,
+                          unsigned long long ctx) {
+    if (!PyBytes_Check(data)) {
+        PyErr_SetString(PyExc_TypeError, "packet must be bytes");
+        return -1;
+    }
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    if (n > RX_MAX) {
+        PyErr_SetString(PyExc_ValueError, "packet is too long");
+        return -1;
+    }
+    if (ctx == 0) {
+        PyErr_SetString(PyExc_ValueError, "libsrtp context address is 0");
+        return -1;
+    }
+    memcpy(buf, PyBytes_AS_STRING(data), (size_t)n);
+    *len = (int)n;
+    if (fn((void *)(uintptr_t)ctx, buf, len) != 0) {
+        n_rx_refused++; /* pylibsrtp would raise pylibsrtp.Error: dropped */
+        return 0;
+    }
+    return 1;
+}
+
+/* unprotect_rtp(ctx, data, ids) -> RtpPacket (parsed here), bytes (unprotected, for aiortc
+ * to parse) or None (libsrtp refused it) */
+static PyObject *fanout_unprotect_rtp(PyObject *self, PyObject *args) {
+    unsigned long long ctx;
+    PyObject *data, *ids, *pkt;
+    if (!PyArg_ParseTuple(args, "KOO:unprotect_rtp", &ctx, &data, &ids)) return NULL;
+    if (!receive_ready()) return NULL;
+    unsigned char buf[RX_SLOT];
+    int len;
+    int r = unprotect_into(data, buf, &len, srtp_unprotect_ptr, ctx);
+    if (r < 0) return NULL;
+    if (r == 0) Py_RETURN_NONE;
+    r = parse_rtp(buf, len, ids, &pkt);
+    if (r < 0) return NULL;
+    if (r == 1) {
+        n_rx_parsed++;
+        return pkt;
+    }
+    n_rx_declined++;
+    return PyBytes_FromStringAndSize((const char *)buf, len);
+}
+
+/* unprotect_rtcp(ctx, data) -> bytes, or None (libsrtp refused it) */
+static PyObject *fanout_unprotect_rtcp(PyObject *self, PyObject *args) {
+    unsigned long long ctx;
+    PyObject *data;
+    if (!PyArg_ParseTuple(args, "KO:unprotect_rtcp", &ctx, &data)) return NULL;
+    if (!receive_ready()) return NULL;
+    unsigned char buf[RX_SLOT];
+    int len;
+    int r = unprotect_into(data, buf, &len, srtp_unprotect_rtcp_ptr, ctx);
+    if (r < 0) return NULL;
+    if (r == 0) Py_RETURN_NONE;
+    return PyBytes_FromStringAndSize((const char *)buf, len);
+}
+
+static PyObject *fanout_setup_receive(PyObject *self, PyObject *args) {
+    unsigned long long unprotect, unprotect_rtcp;
+    PyObject *ptype, *etype;
+    if (!PyArg_ParseTuple(args, "KKO!O!:setup_receive", &unprotect, &unprotect_rtcp,
+                          &PyType_Type, &ptype, &PyType_Type, &etype))
+        return NULL;
+    if (unprotect == 0 || unprotect_rtcp == 0) {
+        PyErr_SetString(PyExc_ValueError, "srtp_unprotect address is 0");
+        return NULL;
+    }
+    srtp_unprotect_ptr = (unprotect_fn)(uintptr_t)unprotect;
+    srtp_unprotect_rtcp_ptr = (unprotect_fn)(uintptr_t)unprotect_rtcp;
+    Py_INCREF(ptype);
+    Py_XSETREF(rtp_packet_type, ptype);
+    Py_INCREF(etype);
+    Py_XSETREF(header_extensions_type, etype);
+    Py_RETURN_NONE;
+}
+
+/* A subscriber's RTCP, read into aiortc's own packet classes: what RtcpPacket.parse returns
+ * for a compound packet made of receiver reports (RR), payload-specific feedback (PSFB:
+ * PLI, FIR, REMB) and transport-layer feedback (RTPFB: NACK), each dataclass set field by
+ * field in its __init__ order. A compound packet with anything else in it (SR, SDES, BYE,
+ * other types, padding) or anything aiortc would reject is declined (None): aiortc parses
+ * it, and raises what it raises. */
+
+static PyObject *rtcp_rr_type = NULL, *rtcp_info_type = NULL, *rtcp_psfb_type = NULL,
+                *rtcp_rtpfb_type = NULL;
+static PyObject *s_reports, *s_fraction_lost, *s_packets_lost, *s_highest_sequence,
+    *s_jitter, *s_lsr, *s_dlsr, *s_fmt, *s_media_ssrc, *s_fci, *s_lost;
+
+#define RD32(p) (((uint32_t)(p)[0] << 24) | ((uint32_t)(p)[1] << 16) | ((uint32_t)(p)[2] << 8) | (p)[3])
+
+static PyObject *new_of(PyObject *type) {
+    return ((PyTypeObject *)type)->tp_new((PyTypeObject *)type, empty_tuple, NULL);
+}
+
+/* set name = value on obj, stealing value; -1 on error */
+static int set_steal(PyObject *obj, PyObject *name, PyObject *value) {
+    if (value == NULL) return -1;
+    int r = PyObject_SetAttr(obj, name, value);
+    Py_DECREF(value);
+    return r;
+}
+
+static PyObject *read_rr(const unsigned char *d, Py_ssize_t len, int count) {
+    if (len != 4 + 24 * (Py_ssize_t)count) return NULL; /* declined (no error set) */
+    PyObject *reports = PyList_New(count);
+    if (reports == NULL) return NULL;
+    for (int i = 0; i < count; i++) {
+        const unsigned char *b = d + 4 + 24 * i;
+        PyObject *info = new_of(rtcp_info_type);
+        if (info == NULL) goto fail;
+        PyList_SET_ITEM(reports, i, info);
+        int32_t lost = (int32_t)(((uint32_t)b[5] << 24) | ((uint32_t)b[6] << 16) |
+                                 ((uint32_t)b[7] << 8)) >> 8;
+        if (set_steal(info, s_ssrc, PyLong_FromUnsignedLong(RD32(b))) < 0 ||
+            set_steal(info, s_fraction_lost, PyLong_FromLong(b[4])) < 0 ||
+            set_steal(info, s_packets_lost, PyLong_FromLong(lost)) < 0 ||
+            set_steal(info, s_highest_sequence, PyLong_FromUnsignedLong(RD32(b + 8))) < 0 ||
+            set_steal(info, s_jitter, PyLong_FromUnsignedLong(RD32(b + 12))) < 0 ||
+            set_steal(info, s_lsr, PyLong_FromUnsignedLong(RD32(b + 16))) < 0 ||
+            set_steal(info, s_dlsr, PyLong_FromUnsignedLong(RD32(b + 20))) < 0)
+            goto fail;
+    }
+    PyObject *rr = new_of(rtcp_rr_type);
+    if (rr == NULL) goto fail;
+    if (set_steal(rr, s_ssrc, PyLong_FromUnsignedLong(RD32(d))) < 0 ||
+        PyObject_SetAttr(rr, s_reports, reports) < 0) {
+        Py_DECREF(rr);
+        goto fail;
+    }
+    Py_DECREF(reports);
+    return rr;
+fail:
+    Py_DECREF(reports);
+    return NULL;
+}
+
+static PyObject *read_psfb(const unsigned char *d, Py_ssize_t len, int fmt) {
+    if (len < 8) return NULL;
+    PyObject *p = new_of(rtcp_psfb_type);
+    if (p == NULL) return NULL;
+    if (set_steal(p, s_fmt, PyLong_FromLong(fmt)) < 0 ||
+        set_steal(p, s_ssrc, PyLong_FromUnsignedLong(RD32(d))) < 0 ||
+        set_steal(p, s_media_ssrc, PyLong_FromUnsignedLong(RD32(d + 4))) < 0 ||
+        set_steal(p, s_fci, PyBytes_FromStringAndSize((const char *)d + 8, len - 8)) < 0) {
+        Py_DECREF(p);
+        return NULL;
+    }
+    return p;
+}
+
+static PyObject *read_rtpfb(const unsigned char *d, Py_ssize_t len, int fmt) {
+    if (len < 8 || len % 4) return NULL;
+    PyObject *lost = PyList_New(0);
+    if (lost == NULL) return NULL;
+    for (Py_ssize_t pos = 8; pos < len; pos += 4) {
+        unsigned pid = ((unsigned)d[pos] << 8) | d[pos + 1];
+        unsigned blp = ((unsigned)d[pos + 2] << 8) | d[pos + 3];
+        PyObject *v = PyLong_FromLong(pid);
+        if (v == NULL || PyList_Append(lost, v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(lost);
+            return NULL;
+        }
+        Py_DECREF(v);
+        for (int k = 0; k < 16; k++) {
+            if ((blp >> k) & 1) {
+                v = PyLong_FromLong(pid + k + 1); /* aiortc: pid + d + 1, unwrapped */
+                if (v == NULL || PyList_Append(lost, v) < 0) {
+                    Py_XDECREF(v);
+                    Py_DECREF(lost);
+                    return NULL;
+                }
+                Py_DECREF(v);
+            }
+        }
+    }
+    PyObject *p = new_of(rtcp_rtpfb_type);
+    if (p == NULL) {
+        Py_DECREF(lost);
+        return NULL;
+    }
+    if (set_steal(p, s_fmt, PyLong_FromLong(fmt)) < 0 ||
+        set_steal(p, s_ssrc, PyLong_FromUnsignedLong(RD32(d))) < 0 ||
+        set_steal(p, s_media_ssrc, PyLong_FromUnsignedLong(RD32(d + 4))) < 0 ||
+        set_steal(p, s_lost, lost) < 0) {
+        Py_DECREF(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* parse_rtcp(data) -> list of aiortc RTCP packets, or None where aiortc's parse is left to
+ * do it */
+static PyObject *fanout_parse_rtcp(PyObject *self, PyObject *arg) {
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "parse_rtcp() takes bytes");
+        return NULL;
+    }
+    if (rtcp_rr_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_fanout.setup_rtcp() was not called");
+        return NULL;
+    }
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(arg);
+    Py_ssize_t n = PyBytes_GET_SIZE(arg), pos = 0;
+    PyObject *out = PyList_New(0);
+    if (out == NULL) return NULL;
+    while (pos < n) {
+        if (n < pos + 4) goto decline;
+        int b0 = d[pos], type = d[pos + 1];
+        Py_ssize_t length = (((Py_ssize_t)d[pos + 2] << 8) | d[pos + 3]) * 4;
+        if ((b0 >> 6) != 2 || (b0 & 0x20)) goto decline; /* a bad version; padding */
+        pos += 4;
+        if (n < pos + length) goto decline;
+        PyObject *p;
+        int count = b0 & 0x1F;
+        if (type == 201) {
+            p = read_rr(d + pos, length, count);
+        } else if (type == 206) {
+            p = read_psfb(d + pos, length, count);
+        } else if (type == 205) {
+            p = read_rtpfb(d + pos, length, count);
+        } else {
+            goto decline; /* SR, SDES, BYE, others: aiortc's */
+        }
+        if (p == NULL) {
+            if (PyErr_Occurred()) {
+                Py_DECREF(out);
+                return NULL;
+            }
+            goto decline;
+        }
+        int r = PyList_Append(out, p);
+        Py_DECREF(p);
+        if (r < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        pos += length;
+    }
+    n_rtcp_parsed++;
+    return out;
+decline:
+    n_rtcp_declined++;
+    Py_DECREF(out);
+    Py_RETURN_NONE;
+}
+
+static PyObject *fanout_setup_rtcp(PyObject *self, PyObject *args) {
+    PyObject *rr, *info, *psfb, *rtpfb;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!:setup_rtcp", &PyType_Type, &rr, &PyType_Type, &info,
+                          &PyType_Type, &psfb, &PyType_Type, &rtpfb))
+        return NULL;
+    Py_INCREF(rr);
+    Py_XSETREF(rtcp_rr_type, rr);
+    Py_INCREF(info);
+    Py_XSETREF(rtcp_info_type, info);
+    Py_INCREF(psfb);
+    Py_XSETREF(rtcp_psfb_type, psfb);
+    Py_INCREF(rtpfb);
+    Py_XSETREF(rtcp_rtpfb_type, rtpfb);
     Py_RETURN_NONE;
 }
 
@@ -702,6 +1194,19 @@ static PyMethodDef methods[] = {
      "rewrite(consumer, packet) -> the unprotected packet the native path would send"},
     {"counters", fanout_counters, METH_NOARGS, "counters() -> sent/dropped/... since start"},
     {"set_gso", fanout_set_gso, METH_O, "set_gso(on): send runs of equal packets with UDP GSO"},
+    {"setup_receive", fanout_setup_receive, METH_VARARGS,
+     "setup_receive(srtp_unprotect_address, srtp_unprotect_rtcp_address, RtpPacket, "
+     "HeaderExtensions)"},
+    {"unprotect_rtp", fanout_unprotect_rtp, METH_VARARGS,
+     "unprotect_rtp(ctx, data, ids) -> RtpPacket, bytes for aiortc to parse, or None"},
+    {"unprotect_rtcp", fanout_unprotect_rtcp, METH_VARARGS,
+     "unprotect_rtcp(ctx, data) -> bytes, or None"},
+    {"setup_rtcp", fanout_setup_rtcp, METH_VARARGS,
+     "setup_rtcp(RtcpRrPacket, RtcpReceiverInfo, RtcpPsfbPacket, RtcpRtpfbPacket)"},
+    {"parse_rtcp", fanout_parse_rtcp, METH_O,
+     "parse_rtcp(data) -> [aiortc RTCP packets], or None where aiortc's parse is left to do it"},
+    {"parse_rtp", fanout_parse_rtp, METH_VARARGS,
+     "parse_rtp(data, ids) -> RtpPacket, or None where aiortc's parse is left to do it"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -736,6 +1241,30 @@ PyMODINIT_FUNC PyInit__fanout(void) {
     INTERN(s_payload, "payload");
     INTERN(s_audio_level, "audio_level");
     INTERN(s_abs_send_time, "abs_send_time");
+    INTERN(s_version, "version");
+    INTERN(s_payload_type, "payload_type");
+    INTERN(s_sequence_number, "sequence_number");
+    INTERN(s_ssrc, "ssrc");
+    INTERN(s_csrc, "csrc");
+    INTERN(s_extensions, "extensions");
+    INTERN(s_padding_size, "padding_size");
+    INTERN(s_mid, "mid");
+    INTERN(s_repaired_rtp_stream_id, "repaired_rtp_stream_id");
+    INTERN(s_rtp_stream_id, "rtp_stream_id");
+    INTERN(s_transmission_offset, "transmission_offset");
+    INTERN(s_transport_sequence_number, "transport_sequence_number");
+    INTERN(s_reports, "reports");
+    INTERN(s_fraction_lost, "fraction_lost");
+    INTERN(s_packets_lost, "packets_lost");
+    INTERN(s_highest_sequence, "highest_sequence");
+    INTERN(s_jitter, "jitter");
+    INTERN(s_lsr, "lsr");
+    INTERN(s_dlsr, "dlsr");
+    INTERN(s_fmt, "fmt");
+    INTERN(s_media_ssrc, "media_ssrc");
+    INTERN(s_fci, "fci");
+    INTERN(s_lost, "lost");
+    if ((empty_tuple = PyTuple_New(0)) == NULL) return NULL;
     if ((one = PyLong_FromLong(1)) == NULL) return NULL;
     if (PyType_Ready(&NumbersType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);

@@ -4,7 +4,8 @@
 (``hatch_build.py`` calls :func:`webinar.sfu.build.build`); without a compiler it warns and
 the SFU forwards in Python. In a source tree, ``python -m webinar.sfu.build`` compiles it in
 place. ``WEBINAR_NATIVE_FANOUT=0`` in the environment turns the native path off (the tests
-run both paths); :func:`use` switches it at run time.
+run both paths); :func:`use` switches it at run time. The same switch picks the receive path
+for SRTP/SRTCP datagrams (:func:`receive`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ Forward = Callable[[list[Any], tuple[Any, ...]], tuple[Any, ...]]
 
 _module: Any = None
 _forward: Forward | None = None
+_receive: Any = None
 _loaded = False
 _chosen = False
 
@@ -45,13 +47,27 @@ def _load() -> Any:
         module = importlib.import_module("webinar.sfu._fanout")
     except ImportError:
         return None
+    from aiortc.rtp import (
+        HeaderExtensions,
+        RtcpPsfbPacket,
+        RtcpReceiverInfo,
+        RtcpRrPacket,
+        RtcpRtpfbPacket,
+        RtpPacket,
+    )
     from pylibsrtp._binding import ffi, lib
 
     from . import _aiortc
     from .consumer import Consumer
 
-    address = int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect")))
-    module.setup(address, Consumer, _aiortc.CONNECTED)
+    def address(name: str) -> int:
+        return int(ffi.cast("uintptr_t", ffi.addressof(lib, name)))
+
+    module.setup(address("srtp_protect"), Consumer, _aiortc.CONNECTED)
+    module.setup_receive(
+        address("srtp_unprotect"), address("srtp_unprotect_rtcp"), RtpPacket, HeaderExtensions
+    )
+    module.setup_rtcp(RtcpRrPacket, RtcpReceiverInfo, RtcpPsfbPacket, RtcpRtpfbPacket)
     module.set_gso(_env_on(GSO_ENV, default="0"))
     _module = module
     return module
@@ -59,9 +75,10 @@ def _load() -> Any:
 
 def use(on: bool) -> bool:
     """Turn the native path on (if it is built) or off; returns whether it is on."""
-    global _forward, _chosen
+    global _forward, _receive, _chosen
     module = _load() if on else None
     _forward = module.forward if module is not None else None
+    _receive = module
     _chosen = True
     return _forward is not None
 
@@ -72,6 +89,19 @@ def forward() -> Forward | None:
     if not _chosen:
         use(enabled_by_env())
     return _forward
+
+
+def receive() -> Any:
+    """The compiled module when the native path is on (the same switch as :func:`forward`),
+    for a publisher's datagrams: ``unprotect_rtp(ctx, data, ids)`` (an aiortc ``RtpPacket``,
+    the unprotected bytes where aiortc's parse is left to read them, or ``None`` when libsrtp
+    refuses the packet), ``unprotect_rtcp(ctx, data)`` and ``parse_rtcp(data)`` (aiortc's RTCP
+    packets, or ``None`` where aiortc's parse is left to read them); ``None`` when off (the
+    Python path: pylibsrtp's ``Session.unprotect`` and aiortc's ``RtpPacket.parse`` /
+    ``RtcpPacket.parse``)."""
+    if not _chosen:
+        use(enabled_by_env())
+    return _receive
 
 
 def module() -> Any:
