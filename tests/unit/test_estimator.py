@@ -809,3 +809,31 @@ def test_congestion_after_a_raise_ends_the_streak_of_good_probes() -> None:
     t += 0.1
     c.update(dataclasses.replace(base, delay_at=t, delay_bps=500_000), t, 10_000_000)
     assert c.limited and c._streak == 0
+
+
+def test_on_a_jittery_path_a_probe_whose_packets_queued_fails() -> None:
+    """The delay gradient is drowned in 300 ms of jitter, and a probe that fits in the
+    bottleneck's queue loses nothing; the least delay of its late packets, risen by more
+    than PROBE_QUEUE_RISE_MS over that of the packets before it, fails it."""
+    import dataclasses
+
+    from webinar.sfu.estimator import PROBE_QUEUE_RISE_MS
+
+    for rise, held in ((10.0, True), (PROBE_QUEUE_RISE_MS + 20.0, False), (None, True)):
+
+        def jittery(e: Estimate, rise: float | None = rise) -> Estimate:
+            return dataclasses.replace(
+                e,
+                bitrate_bps=None,
+                twcc=True,
+                twcc_clean=False,
+                loss_lag=0.2,
+                delay_rise=lambda a, b: rise,
+            )
+
+        c = BudgetController(start_bps=1_000_000)
+        c.update(jittery(sample(0.010, -1.0, -0.9)), 0.0)
+        c.update(jittery(sample(0.010, -1.0, -0.9)), 0.1, 2_000_000)
+        assert c.probing
+        c.update(jittery(sample(0.010, 0.33, 0.9)), 1.0, 2_000_000)
+        assert (c.probes_ok, c.probes_failed) == ((1, 0) if held else (0, 1)), rise

@@ -173,6 +173,36 @@ def test_delivery_is_how_fast_packets_left_and_arrived(
     assert sender.delivery(100.05, 100.07) is None  # too few packets to tell
 
 
+@pytest.mark.parametrize("queue", [False, True])
+def test_delay_rise_sees_a_queue_through_random_jitter(
+    monkeypatch: pytest.MonkeyPatch, queue: bool
+) -> None:
+    """Under 0-300 ms of random jitter the least one-way delay of the packets late in a
+    probe matches that of the packets before it, unless a queue built meanwhile (then it
+    is higher by the queue)."""
+    import random
+
+    rnd = random.Random(11)
+    clock = [100.0]
+    monkeypatch.setattr(twcc_mod.time, "monotonic", lambda: clock[0])
+    sender = TwccSender()
+    arrivals = []
+    for i in range(140):  # one packet every 10 ms: 1 s before the probe, 0.4 s of it
+        clock[0] = 100.0 + i * 0.010
+        sender.stamp(1200)
+        queued = 3.0 * (i - 100) if queue and i >= 100 else 0.0  # +3 ms a packet
+        arrivals.append(5000.0 + i * 10.0 + rnd.uniform(0.0, 300.0) + queued)
+    for start in range(0, 140, 10):
+        sender.on_feedback(build_feedback(start, arrivals[start : start + 10]), 0.0)
+    rise = sender.delay_rise(101.0, 101.4)
+    assert rise is not None
+    if queue:
+        assert rise > 60.0  # 60-120 ms of queue late in the probe
+    else:
+        assert rise < 60.0
+    assert sender.delay_rise(103.0, 103.4) is None  # nothing known then
+
+
 def test_a_delay_overuse_cuts_the_budget_to_what_got_through_not_below_one_video() -> None:
     e = BandwidthEstimator()
     alarms: list[int] = []

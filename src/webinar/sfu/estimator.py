@@ -91,6 +91,9 @@ class Estimate:
     # left and arrived, ``(sent_bps, arrived_bps)``, or None while too little is known
     # (:meth:`webinar.sfu.twcc.TwccSender.delivery`); None without transport-wide feedback.
     delivery: Callable[[float, float], tuple[int, int] | None] | None = None
+    # ``delay_rise(since, until)``: how much higher (ms) the least one-way delay of what went
+    # out late in that time was than just before it (:meth:`TwccSender.delay_rise`).
+    delay_rise: Callable[[float, float], float | None] | None = None
 
     def report_significant(self) -> bool:
         """Whether the latest report's loss is more than random loss on the path
@@ -193,6 +196,7 @@ class BandwidthEstimator:
         "_twcc_at",
         "_twcc_clean",
         "_twcc_lag",
+        "delay_rise",
         "delivery",
         "on_alarm",
         "rtx_bps",
@@ -203,6 +207,7 @@ class BandwidthEstimator:
         self.rtx_bps: int | None = None  # what retransmissions may use (None: no limit)
         # how fast what went out when arrived (TwccSender.delivery); set with its feedback
         self.delivery: Callable[[float, float], tuple[int, int] | None] | None = None
+        self.delay_rise: Callable[[float, float], float | None] | None = None
         self._burst_loss: float | None = None
         self._burst_at = 0.0
         self._delay_at: float | None = None
@@ -345,6 +350,7 @@ class BandwidthEstimator:
             delay_bps=self._delay_bps,
             loss_lag=self._twcc_lag if twcc else 0.0,
             delivery=self.delivery if twcc else None,
+            delay_rise=self.delay_rise if twcc else None,
         )
 
 
@@ -421,6 +427,11 @@ PROBE_DELIVERED = 0.9
 # more than what left, over this share (with its padding ramp and PROBE_PAD, a probe that
 # sent all its padding leaves at ~0.8-0.9 of its level then)
 PROBE_REACHED = 0.75
+# On a path too jittery for the delay gradient, a probe whose late packets' least one-way
+# delay was this much (ms) above that of the packets just before it queued: it failed
+# (a 0.4 s probe 30 % over the link leaves ~60-90 ms of queue; the least of 15 delays
+# under 0-300 ms of uniform jitter is over 60 ms once in ~30)
+PROBE_QUEUE_RISE_MS = 60.0
 
 
 class BudgetState(enum.Enum):
@@ -767,6 +778,16 @@ class BudgetController:
                 self._set(self._before_probe)
                 self._enter(BudgetState.BACKOFF, "no verdict", now, now + self._backoff)
                 return self.budget_bps
+            if jittery and estimate.delay_rise is not None:
+                # The delay gradient is drowned here, and a probe that fits in the
+                # bottleneck's queue loses nothing: it held, and the layer it let in
+                # overflowed the queue (freezes of 1-2.5 s under 300 ms of jitter). Its
+                # packets' least delay still shows the queue it built.
+                start = self._probe_started
+                queued = estimate.delay_rise(start, start + self._pad_seconds)
+                if queued is not None and queued > PROBE_QUEUE_RISE_MS:
+                    self._fail_probe(now, f"its packets queued ({queued:.0f} ms)")
+                    return self.budget_bps
             took = self._probe_delivery(estimate)
             if took is not None and took[1] < took[0] * PROBE_DELIVERED:
                 # No overuse seen, but its packets arrived slower than they left: a

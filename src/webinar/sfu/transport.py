@@ -511,6 +511,7 @@ class SubscribeTransport(_Transport):
         )
         if self._twcc is not None:
             self.estimator.delivery = self._twcc.delivery
+            self.estimator.delay_rise = self._twcc.delay_rise
         self._twcc_mids: dict[str, int] = {}  # mid -> extension id, as the answer took it
         self._send_offer = send_offer
         self._on_consumer_closed = on_consumer_closed

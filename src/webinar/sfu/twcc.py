@@ -54,6 +54,11 @@ NOISE_ALPHA = 0.05
 # jittery path) it still warns of a queue, but its silence proves nothing.
 CLEAN_NOISE_MS = 20.0
 ACKED_WINDOW_MS = 500.0  # received rate over this much arrival time
+# :meth:`TwccSender.delay_rise` keeps this much send time of delays, and needs this many
+# packets before and late in the time asked about
+DELAYS_KEPT_MS = 2500.0
+RISE_PACKETS_BEFORE = 10
+RISE_PACKETS_LATE = 6
 # :meth:`TwccSender.delivery` needs at least this many packets over this long a send time
 DELIVERY_PACKETS = 8
 DELIVERY_SPAN_MS = 50.0
@@ -372,6 +377,7 @@ class TwccSender:
         "_acked",
         "_acked_bytes",
         "_burst",
+        "_delays",
         "_detector",
         "_got_sent",
         "_last_fb",
@@ -440,6 +446,8 @@ class TwccSender:
         self.native = (self._seq, self._sent_at, self._sent_seq, self._size)
         self._detector = TrendlineDetector()
         self._acked: deque[tuple[float, int, float]] = deque()  # (arrival ms, bytes, sent ms)
+        # (sent ms, arrival - sent ms) of what was reported received, over DELAYS_KEPT_MS
+        self._delays: deque[tuple[float, float]] = deque()
         self._acked_bytes = 0
         self._last_fb: int | None = None  # highest sequence number reported so far
         self._recent: deque[tuple[float, int]] = deque(maxlen=LINK_PACKETS)
@@ -520,6 +528,21 @@ class TwccSender:
         arrived_bps = int((total - first_arrival[2]) * 8000 / max(arrival_span, 1.0))
         return sent_bps, arrived_bps
 
+    def delay_rise(self, since: float, until: float) -> float | None:
+        """How much higher (ms) the least one-way delay of the packets sent in the second
+        half of ``since``..``until`` (monotonic seconds) was than that of the packets sent
+        in the second before ``since``; None while too few are known. Random jitter delays
+        some packets of either set a lot and some hardly at all, so their least delays
+        match; a queue that builds delays every one (0-300 ms of jitter drowns the delay
+        gradient, not this)."""
+        lo, hi = since * 1000.0, until * 1000.0
+        mid = (lo + hi) / 2
+        before = [d for sent, d in self._delays if lo - 1000.0 <= sent < lo]
+        late = [d for sent, d in self._delays if mid <= sent <= hi]
+        if len(before) < RISE_PACKETS_BEFORE or len(late) < RISE_PACKETS_LATE:
+            return None
+        return min(late) - min(before)
+
     def on_feedback(self, data: bytes, now: float) -> None:
         """One FMT 15 packet from the subscriber (``now``: monotonic seconds)."""
         try:
@@ -535,6 +558,7 @@ class TwccSender:
         newest_arrival: float | None = None
         sent_seq, sent_at = self._sent_seq, self._sent_at
         got, missed, pad = self._got_sent, self._miss_sent, self._pad_sent
+        delays = self._delays
         for seq, arrival in fb.arrivals:
             slot = seq & (HISTORY - 1)
             if sent_seq[slot] != seq:
@@ -560,6 +584,7 @@ class TwccSender:
             self._last_fb = seq
             size = self._size[slot]
             acked.append((arrival, size, sent))
+            delays.append((sent, arrival - sent))
             self._recent.append((arrival, size))
             self._acked_bytes += size
             if newest_arrival is None or arrival > newest_arrival:
@@ -569,6 +594,10 @@ class TwccSender:
                 overuse = True
             if state is not None:
                 before = state
+        if delays:
+            newest_sent = delays[-1][0]
+            while newest_sent - delays[0][0] > DELAYS_KEPT_MS:
+                delays.popleft()
         if newest_arrival is not None:
             while acked and newest_arrival - acked[0][0] > ACKED_WINDOW_MS:
                 self._acked_bytes -= acked.popleft()[1]
