@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture(params=["native", "python"])
+def native_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs the test on the SFU's native path (the compiled ``_fanout``: fan-out and
+    receive) and on the pure-Python one (``native.use(True/False)``); skips the native run
+    where the module is not built (``python -m webinar.sfu.build``)."""
+    from webinar.sfu import native
+
+    chosen: str = request.param
+    if chosen == "native" and native.module() is None:
+        pytest.skip("the native module is not built (python -m webinar.sfu.build)")
+    on = native.forward() is not None
+    native.use(chosen == "native")
+    try:
+        yield chosen
+    finally:
+        native.use(on)
 
 
 @pytest.fixture

@@ -1,13 +1,13 @@
 """The native fan-out (``src/webinar/sfu/_fanout.c``) and the pure-Python path, side by side.
 
-Every test runs on both paths (``fanout`` fixture: ``native.use(True/False)``) through the
-real server with aiortc subscribers decrypting what arrives: what the subscriber sees on
-the wire (sequence numbers, timestamps, marker, payload type, SSRC, MID, abs-send-time,
-audio level, payload) must be the producer's packet rewritten by one constant offset per
-stream, with nothing lost or duplicated; retransmissions answer NACKs from the producer's
-history; a new SRTP session (DTLS) and a new ICE pair are picked up. The unit tests compare
-the C rewrite with :meth:`Consumer._write` byte for byte.
-"""
+Every test runs on both paths (the ``native_path`` fixture of tests/conftest.py:
+``native.use(True/False)``) through the real server with aiortc subscribers decrypting what
+arrives: what the subscriber sees on the wire (sequence numbers, timestamps, marker, payload
+type, SSRC, MID, abs-send-time, audio level, payload) must be the producer's packet
+rewritten by one constant offset per stream, with nothing lost or duplicated;
+retransmissions answer NACKs from the producer's history; a new SRTP session (DTLS) and a
+new ICE pair are picked up. The unit tests compare the C rewrite with
+:meth:`Consumer._write` byte for byte."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import dataclasses
 import itertools
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from subprocess import PIPE
 from typing import Any
@@ -38,19 +37,6 @@ from webinar.sfu.twcc import TwccSender
 from webinar.sfu.types import MediaKind
 
 BUILT = native.module() is not None
-
-
-@pytest.fixture(params=["native", "python"])
-def fanout(request: pytest.FixtureRequest) -> Iterator[str]:
-    path: str = request.param
-    if path == "native" and not BUILT:
-        pytest.skip("the native fan-out is not built (python -m webinar.sfu.build)")
-    on = native.forward() is not None
-    native.use(path == "native")
-    try:
-        yield path
-    finally:
-        native.use(on)
 
 
 # --------------------------------------------------------------------------- the C rewrite
@@ -251,7 +237,7 @@ def check_stream(
 
 
 async def test_wire_is_the_same_on_both_paths(
-    tmp_path: Path, fanout: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, native_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sent = forwarded(monkeypatch)
     counters0 = native.module().counters() if BUILT else {"sent": 0, "rx_parsed": 0}
@@ -281,7 +267,7 @@ async def test_wire_is_the_same_on_both_paths(
                 check_stream(packets, sent[kind], consumer, kind)
                 # the stats count what went out (a few more may be on their way)
                 assert consumer.stats.packets >= len(packets)
-            if fanout == "native":
+            if native_path == "native":
                 counters = native.module().counters()
                 assert counters["sent"] - counters0["sent"] > 400
                 # the publisher's packets were decrypted and read by the C receive path too
@@ -290,7 +276,7 @@ async def test_wire_is_the_same_on_both_paths(
             await asyncio.gather(presenter.close(), *(s.close() for s in subscribers))
 
 
-async def test_nacks_answered_from_the_producer_history(tmp_path: Path, fanout: str) -> None:
+async def test_nacks_answered_from_the_producer_history(tmp_path: Path, native_path: str) -> None:
     dropped: set[int] = set()
 
     def lossy(packet: RtpPacket) -> bool:
@@ -332,7 +318,9 @@ async def test_nacks_answered_from_the_producer_history(tmp_path: Path, fanout: 
             await asyncio.gather(presenter.close(), viewer.close())
 
 
-async def test_new_srtp_session_and_new_ice_pair_are_picked_up(tmp_path: Path, fanout: str) -> None:
+async def test_new_srtp_session_and_new_ice_pair_are_picked_up(
+    tmp_path: Path, native_path: str
+) -> None:
     async with running_server(tmp_path / "data") as server:
         event = await server.create_event()
         presenter = WebinarClient(server.base_url, host_addresses=LOOPBACK)
@@ -367,7 +355,7 @@ async def test_new_srtp_session_and_new_ice_pair_are_picked_up(tmp_path: Path, f
 
 
 async def test_a_refused_datagram_does_not_take_the_rest_of_the_frame(
-    tmp_path: Path, fanout: str
+    tmp_path: Path, native_path: str
 ) -> None:
     """A firewall on the server that refuses one datagram in five to a subscriber (an
     nftables drop in the output hook: that one ``sendto``/``sendmmsg`` fails with EPERM)
@@ -403,7 +391,7 @@ async def test_a_refused_datagram_does_not_take_the_rest_of_the_frame(
             )  # fmt: skip
             _, err = await nft.communicate(rules.encode())
             assert nft.returncode == 0, err
-            counters0 = native.module().counters() if fanout == "native" else {}
+            counters0 = native.module().counters() if native_path == "native" else {}
             # every packet the consumer numbered in the window, whether it went out or not
             out0, got0 = consumer._n.highest_out, len(seen.of(consumer))
             await asyncio.sleep(3)
@@ -417,7 +405,7 @@ async def test_a_refused_datagram_does_not_take_the_rest_of_the_frame(
     assert numbered > 150, numbered
     # a fifth of the datagrams refused (media and retransmissions alike); NACKs repair
     assert got >= 0.7 * numbered, (got, numbered)
-    if fanout == "native":
+    if native_path == "native":
         counters = native.module().counters()
         refused = counters["refused"] - counters0["refused"]
         assert refused > 20, counters

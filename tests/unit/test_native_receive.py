@@ -13,7 +13,6 @@ import os
 import random
 import struct
 import types
-from collections.abc import Iterator
 from typing import Any
 
 import pylibsrtp
@@ -408,19 +407,6 @@ def test_random_rtcp_agrees_with_aiortc(module: Any) -> None:
 # --------------------------------------------------------------------------- DirectReceive
 
 
-@pytest.fixture(params=["native", "python"])
-def path(request: pytest.FixtureRequest) -> Iterator[str]:
-    chosen: str = request.param
-    if chosen == "native" and not BUILT:
-        pytest.skip("the native module is not built")
-    on = native.forward() is not None
-    native.use(chosen == "native")
-    try:
-        yield chosen
-    finally:
-        native.use(on)
-
-
 class Transport:
     """A stand-in DTLS transport with a real libsrtp session and extension map, and the
     real ingress and feedback hooks on it."""
@@ -445,7 +431,7 @@ class Transport:
         hooks.install_feedback(self.dtls, self.rtcp.append)
 
 
-async def test_direct_receive_hands_on_the_same_packets_on_both_paths(path: str) -> None:
+async def test_direct_receive_hands_on_the_same_packets_on_both_paths(native_path: str) -> None:
     tx, rx, _ = sessions()
     m = ext_map(VIDEO_IDS)
     t = Transport(rx, m)
@@ -467,7 +453,7 @@ async def test_direct_receive_hands_on_the_same_packets_on_both_paths(path: str)
     assert t.conn._queue.empty()
     direct = hooks.direct_receive(t.dtls)
     assert direct is not None and direct.handled == len(sent) + 2
-    if path == "native":
+    if native_path == "native":
         assert direct._session is rx  # the C path took them
     else:
         assert direct._session is None
