@@ -170,6 +170,7 @@ def test_delivery_is_how_fast_packets_left_and_arrived(
     assert sent == pytest.approx(1_000_000, rel=0.01)
     assert arrived / sent == pytest.approx(expect_ratio, rel=0.01)
     assert sender.delivery(100.50, 100.90) is None  # nothing sent then
+    assert sender.delay_rise(100.5, 100.9) is None and not sender._delays  # clean: not kept
     assert sender.delivery(100.05, 100.07) is None  # too few packets to tell
 
 

@@ -446,7 +446,8 @@ class TwccSender:
         self.native = (self._seq, self._sent_at, self._sent_seq, self._size)
         self._detector = TrendlineDetector()
         self._acked: deque[tuple[float, int, float]] = deque()  # (arrival ms, bytes, sent ms)
-        # (sent ms, arrival - sent ms) of what was reported received, over DELAYS_KEPT_MS
+        # (sent ms, arrival - sent ms) of what was reported received, over DELAYS_KEPT_MS,
+        # while the detector finds the path noisy (see delay_rise)
         self._delays: deque[tuple[float, float]] = deque()
         self._acked_bytes = 0
         self._last_fb: int | None = None  # highest sequence number reported so far
@@ -534,7 +535,8 @@ class TwccSender:
         in the second before ``since``; None while too few are known. Random jitter delays
         some packets of either set a lot and some hardly at all, so their least delays
         match; a queue that builds delays every one (0-300 ms of jitter drowns the delay
-        gradient, not this)."""
+        gradient, not this). Known only while the delay detector finds the path noisy
+        (not :attr:`TrendlineDetector.clean`), the one place it is asked."""
         lo, hi = since * 1000.0, until * 1000.0
         mid = (lo + hi) / 2
         before = [d for sent, d in self._delays if lo - 1000.0 <= sent < lo]
@@ -558,7 +560,9 @@ class TwccSender:
         newest_arrival: float | None = None
         sent_seq, sent_at = self._sent_seq, self._sent_at
         got, missed, pad = self._got_sent, self._miss_sent, self._pad_sent
-        delays = self._delays
+        # Kept only where delay_rise is asked (a path too noisy for the gradient): not per
+        # packet of every clean path
+        delays = self._delays if not det.clean else None
         for seq, arrival in fb.arrivals:
             slot = seq & (HISTORY - 1)
             if sent_seq[slot] != seq:
@@ -584,12 +588,13 @@ class TwccSender:
             self._last_fb = seq
             size = self._size[slot]
             acked.append((arrival, size, sent))
-            delays.append((sent, arrival - sent))
+            if delays is not None:
+                delays.append((sent, arrival - sent))
             self._recent.append((arrival, size))
             self._acked_bytes += size
             if newest_arrival is None or arrival > newest_arrival:
                 newest_arrival = arrival
-            state = det.packet(self._sent_at[slot], arrival)
+            state = det.packet(sent, arrival)
             if state == DelayState.OVERUSE and before != DelayState.OVERUSE:
                 overuse = True
             if state is not None:
