@@ -799,33 +799,23 @@ class BudgetController:
                 self._fail_probe(now, f"arrived at {arrived} bps of {sent} sent")
                 self._set(max(self.budget_bps, min(self._ceiling, int(arrived * DELIVERED_SHARE))))
                 return self.budget_bps
-            reached = int(took[0] / PROBE_REACHED) if took is not None else None
-            if reached is not None and reached < self.budget_bps:
-                # Its packets went out well under the level it was to test (its padding
-                # resends recent packets, and right after a layer switch there are few):
-                # it tested what went out, no more (a 2x probe that sent 60 % of its level
-                # held, and the second camera it let in overflowed a 700 kbit/s link).
+            # The probe held. Its packets may have gone out well under the level it was to
+            # test (its padding resends recent packets, and right after a layer switch there
+            # are few): then it tested what went out, no more (a 2x probe that sent 60 % of
+            # its level held, and the second camera it let in overflowed a 700 kbit/s link).
+            reached = int(took[0] / PROBE_REACHED) if took is not None else self.budget_bps
+            short = reached < self.budget_bps
+            if short:
                 self._set(max(self._before_probe, reached))
-                self._raised(now, self._before_probe)
-                self.probes_ok += 1
-                self._backoff = PROBE_INTERVAL
-                self._up_since = None
-                self._enter(
-                    BudgetState.SETTLING,
-                    f"probe held at the {reached} bps it sent",
-                    now,
-                    now + PROBE_INTERVAL,
-                )
-                return self.budget_bps
-            # the probe held: keep its budget
-            self._raised(now, self._before_probe)
-            if self.budget_bps >= self._ceiling:
+            elif self.budget_bps >= self._ceiling:
                 self._ceiling_until = -1e9  # the level that failed holds now
+            self._raised(now, self._before_probe)
             self.probes_ok += 1
-            self._streak += 1
+            self._streak = 0 if short else self._streak + 1
             self._backoff = PROBE_INTERVAL
             self._up_since = None
-            self._enter(BudgetState.SETTLING, "probe held", now, now + PROBE_INTERVAL)
+            why = f"probe held at the {reached} bps it sent" if short else "probe held"
+            self._enter(BudgetState.SETTLING, why, now, now + PROBE_INTERVAL)
         if congested:
             cut_floor = self._cut_floor(now, reported=report_lossy)
             if burst:
