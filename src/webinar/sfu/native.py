@@ -24,7 +24,6 @@ Forward = Callable[[list[Any], tuple[Any, ...]], tuple[Any, ...]]
 
 _module: Any = None
 _forward: Forward | None = None
-_receive: Any = None
 _loaded = False
 _chosen = False
 
@@ -75,10 +74,9 @@ def _load() -> Any:
 
 def use(on: bool) -> bool:
     """Turn the native path on (if it is built) or off; returns whether it is on."""
-    global _forward, _receive, _chosen
+    global _forward, _chosen
     module = _load() if on else None
     _forward = module.forward if module is not None else None
-    _receive = module
     _chosen = True
     return _forward is not None
 
@@ -101,7 +99,7 @@ def receive() -> Any:
     ``RtcpPacket.parse``)."""
     if not _chosen:
         use(enabled_by_env())
-    return _receive
+    return _module if _forward is not None else None
 
 
 def module() -> Any:
