@@ -539,3 +539,41 @@ def test_a_padding_mark_does_not_outlive_its_packet_when_the_native_path_reuses_
     sender.on_feedback(build_feedback(0, [None]), 100.0)  # reported missing ...
     sender.on_feedback(build_feedback(0, [None]), 101.0)  # ... and still missing a second on
     assert sender.lost == 1
+
+
+@pytest.mark.parametrize("growth_ms_per_s", [0.0, 30.0])
+def test_a_slow_queue_under_random_jitter_is_an_overuse(
+    monkeypatch: pytest.MonkeyPatch, growth_ms_per_s: float
+) -> None:
+    """Under 0-300 ms of random jitter the gradient sees nothing; a budget a few per cent
+    over the link builds a queue slowly (30 ms a second: 4 % over), which raises the least
+    one-way delay of everything sent: an overuse well before a 150 ms queue would overflow
+    (5 s), one per building queue, and none without one."""
+    rnd = random.Random(5)
+    clock = [100.0]
+    monkeypatch.setattr(twcc_mod.time, "monotonic", lambda: clock[0])
+    calls: list[tuple[float, int]] = []
+    sender = TwccSender(on_overuse=lambda bps: calls.append((clock[0], bps)))
+    arrivals: list[float] = []
+    n = 1200  # 12 s, a 1000-byte packet every 10 ms: 800 kbit/s
+    for i in range(n):
+        clock[0] = 100.0 + i * 0.010
+        sender.stamp(1000)
+        queue = growth_ms_per_s * max(0.0, i * 0.010 - 2.0)  # builds from 2 s on
+        arrivals.append(5000.0 + i * 10.0 + 20.0 + queue + rnd.uniform(0.0, 300.0))
+        if i % 10 == 9:  # feedback every 100 ms, on what was sent ~400 ms before
+            end = i - 40
+            if end >= 10:
+                clock_now = clock[0]
+                clock[0] = 100.0 + end * 0.010  # the verdict's time is what it covers
+                sender.on_feedback(build_feedback(end - 9, arrivals[end - 9 : end + 1]), 0.0)
+                clock[0] = clock_now
+    assert not sender.detector.clean  # the gradient's own verdicts are not to be trusted
+    if not growth_ms_per_s:
+        assert calls == []
+        return
+    assert calls, "the queue was never seen"
+    first_at, acked = calls[0]
+    assert first_at < 100.0 + 2.0 + 3.0  # before it held 90 ms (of a 150 ms queue)
+    assert 500_000 < acked < 1_100_000  # what got through, about the link's rate
+    assert len(calls) <= 4  # a verdict needs a new baseline each time (~1.5 s)

@@ -59,6 +59,16 @@ ACKED_WINDOW_MS = 500.0  # received rate over this much arrival time
 DELAYS_KEPT_MS = 2500.0
 RISE_PACKETS_BEFORE = 10
 RISE_PACKETS_LATE = 6
+# On a noisy path the gradient cannot see a queue that a budget a few per cent over the
+# link builds slowly (300 ms of jitter: it filled a 150 ms queue in a few seconds and
+# overflowed it, the loss judged half a second late). Jitter delays some packets a lot and
+# others hardly at all, a queue delays all of them: the least one-way delay of what was
+# sent in the last QUEUE_RECENT_MS, QUEUE_RISE_MS above the least of the first
+# QUEUE_BASE_MS kept (at least QUEUE_PACKETS each), is an overuse.
+QUEUE_RISE_MS = 60.0
+QUEUE_RECENT_MS = 500.0
+QUEUE_BASE_MS = 1000.0
+QUEUE_PACKETS = 10
 # :meth:`TwccSender.delivery` needs at least this many packets over this long a send time
 DELIVERY_PACKETS = 8
 DELIVERY_SPAN_MS = 50.0
@@ -387,6 +397,7 @@ class TwccSender:
         "_miss_sent",
         "_missing",
         "_pad_sent",
+        "_queue_since",
         "_recent",
         "_report_at",
         "_report_got",
@@ -449,6 +460,7 @@ class TwccSender:
         # (sent ms, arrival - sent ms) of what was reported received, over DELAYS_KEPT_MS,
         # while the detector finds the path noisy (see delay_rise)
         self._delays: deque[tuple[float, float]] = deque()
+        self._queue_since = 0.0  # send ms: the queue watch's baseline starts here
         self._acked_bytes = 0
         self._last_fb: int | None = None  # highest sequence number reported so far
         self._recent: deque[tuple[float, int]] = deque(maxlen=LINK_PACKETS)
@@ -545,6 +557,24 @@ class TwccSender:
             return None
         return min(late) - min(before)
 
+    def queue_rise(self) -> float | None:
+        """On a noisy path: how much higher (ms) the least one-way delay of the packets
+        sent in the last :data:`QUEUE_RECENT_MS` is than that of the first
+        :data:`QUEUE_BASE_MS` of those kept since the last verdict (None: too few)."""
+        delays = self._delays
+        if len(delays) < 2 * QUEUE_PACKETS:
+            return None
+        start = max(delays[0][0], self._queue_since)
+        newest = delays[-1][0]
+        base_end, recent_start = start + QUEUE_BASE_MS, newest - QUEUE_RECENT_MS
+        if recent_start < base_end:
+            return None
+        base = [d for sent, d in delays if start <= sent < base_end]
+        recent = [d for sent, d in delays if sent >= recent_start]
+        if len(base) < QUEUE_PACKETS or len(recent) < QUEUE_PACKETS:
+            return None
+        return min(recent) - min(base)
+
     def on_feedback(self, data: bytes, now: float) -> None:
         """One FMT 15 packet from the subscriber (``now``: monotonic seconds)."""
         try:
@@ -563,6 +593,7 @@ class TwccSender:
         # Kept only where delay_rise is asked (a path too noisy for the gradient): not per
         # packet of every clean path
         delays = self._delays if not det.clean else None
+        queued = False  # an overuse the queue watch found (not the gradient)
         for seq, arrival in fb.arrivals:
             slot = seq & (HISTORY - 1)
             if sent_seq[slot] != seq:
@@ -603,6 +634,11 @@ class TwccSender:
             newest_sent = delays[-1][0]
             while newest_sent - delays[0][0] > DELAYS_KEPT_MS:
                 delays.popleft()
+            rise = self.queue_rise()
+            if rise is not None and rise > QUEUE_RISE_MS:
+                logger.debug("twcc %x: queue on a noisy path (+%.0f ms)", id(self), rise)
+                self._queue_since = newest_sent  # the next verdict needs a new baseline
+                queued = overuse = before != DelayState.OVERUSE
         if newest_arrival is not None:
             while acked and newest_arrival - acked[0][0] > ACKED_WINDOW_MS:
                 self._acked_bytes -= acked.popleft()[1]
@@ -614,7 +650,9 @@ class TwccSender:
         self._report(now)
         if overuse:
             self.overuses += 1
-            link = self.link_bps()
+            # (what the last few packets took to arrive is the link's rate behind a queue
+            # the gradient saw build fast; under jitter it is noise)
+            link = self.link_bps() if not queued else None
             if link is not None and self.acked_bps is not None:
                 self.acked_bps = min(self.acked_bps, link)
             logger.debug(
