@@ -228,9 +228,9 @@ async def start_encoder(
     command: tuple[str, dict[str, str]], clients: list[WhipClient], url: str, token: str
 ) -> WhipClient:
     """A whip-client publishing at ``url``. Debian's build now and then aborts in its own
-    heap while it applies the answer ("munmap_chunk(): invalid pointer", about 1 run in 30,
-    on trees from before and after any given server change alike): once, its WHIP resource
-    is deleted (as an operator would after an encoder crashed) and a second one started."""
+    heap while it applies the answer ("munmap_chunk(): invalid pointer", a few runs in a
+    hundred, before it has gathered a candidate): once, its WHIP resource is deleted (as an
+    operator would after an encoder crashed) and a second one started."""
     for attempt in (1, 2):
         encoder = WhipClient(command)
         clients.append(encoder)
