@@ -16,6 +16,7 @@ Pure logic with injected clocks but for :meth:`TwccSender.stamp` (``time.monoton
 from __future__ import annotations
 
 import logging
+import math
 import struct
 import time
 from array import array
@@ -550,12 +551,9 @@ class TwccSender:
         gradient, not this). Known only while the delay detector finds the path noisy
         (not :attr:`TrendlineDetector.clean`), the one place it is asked."""
         lo, hi = since * 1000.0, until * 1000.0
-        mid = (lo + hi) / 2
-        before = [d for sent, d in self._delays if lo - 1000.0 <= sent < lo]
-        late = [d for sent, d in self._delays if mid <= sent <= hi]
-        if len(before) < RISE_PACKETS_BEFORE or len(late) < RISE_PACKETS_LATE:
-            return None
-        return min(late) - min(before)
+        return self._least_delay_rise(
+            (lo - 1000.0, lo), RISE_PACKETS_BEFORE, ((lo + hi) / 2, hi), RISE_PACKETS_LATE
+        )
 
     def queue_rise(self) -> float | None:
         """On a noisy path: how much higher (ms) the least one-way delay of the packets
@@ -565,15 +563,25 @@ class TwccSender:
         if len(delays) < 2 * QUEUE_PACKETS:
             return None
         start = max(delays[0][0], self._queue_since)
-        newest = delays[-1][0]
-        base_end, recent_start = start + QUEUE_BASE_MS, newest - QUEUE_RECENT_MS
+        base_end, recent_start = start + QUEUE_BASE_MS, delays[-1][0] - QUEUE_RECENT_MS
         if recent_start < base_end:
             return None
-        base = [d for sent, d in delays if start <= sent < base_end]
-        recent = [d for sent, d in delays if sent >= recent_start]
-        if len(base) < QUEUE_PACKETS or len(recent) < QUEUE_PACKETS:
+        return self._least_delay_rise(
+            (start, base_end), QUEUE_PACKETS, (recent_start, math.inf), QUEUE_PACKETS
+        )
+
+    def _least_delay_rise(
+        self, before: tuple[float, float], n_before: int, late: tuple[float, float], n_late: int
+    ) -> float | None:
+        """How much higher the least one-way delay of the packets sent in ``late`` (send
+        ms, both ends in) is than that of those sent in ``before`` (its end out); None
+        unless at least ``n_before`` and ``n_late`` are known."""
+        (b0, b1), (l0, l1) = before, late
+        early = [d for sent, d in self._delays if b0 <= sent < b1]
+        recent = [d for sent, d in self._delays if l0 <= sent <= l1]
+        if len(early) < n_before or len(recent) < n_late:
             return None
-        return min(recent) - min(base)
+        return min(recent) - min(early)
 
     def on_feedback(self, data: bytes, now: float) -> None:
         """One FMT 15 packet from the subscriber (``now``: monotonic seconds)."""
