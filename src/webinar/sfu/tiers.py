@@ -192,18 +192,16 @@ class SubscriberTiers:
             )
         self.estimator.rtx_bps = int(budget * RTX_SHARE)
         self.last = alloc
-        if self.controller.draining(now):
+        draining = self.controller.draining(now)
+        if draining:
             # Right after a congestion cut, at most half the frame rate (no keyframe needed,
             # at the next picture) while the queue drains; the next round after it restores it
             self._next_at = min(self._next_at, self.controller.drain_until)
-            for c in live:
-                choice = alloc.choices.get(c.producer_key)
-                if choice is not None and choice.temporal > DRAIN_TEMPORAL and not c.is_audio:
-                    choice = Layer(choice.spatial, DRAIN_TEMPORAL, choice.bitrate_bps)
-                c.set_allocation(choice)
-        else:
-            for c in live:
-                c.set_allocation(alloc.choices.get(c.producer_key))
+        for c in live:
+            choice = alloc.choices.get(c.producer_key)
+            if draining and choice is not None and choice.temporal > DRAIN_TEMPORAL:
+                choice = Layer(choice.spatial, DRAIN_TEMPORAL, choice.bitrate_bps)
+            c.set_allocation(choice)
         shape = (self.quality, alloc.tier.videos, shown)
         previous = self.last_report
         if logger.isEnabledFor(logging.DEBUG):
