@@ -184,6 +184,15 @@ def check_hooks() -> None:
                     missing.append(f"aiortc HeaderExtensionsMap.__ids.{name}")
             if not hasattr(getattr(dtls, "_rtp_router", None), "ssrc_table"):
                 missing.append("aiortc RtpRouter.ssrc_table")
+            # what speed_up_remb replaces in the publisher's REMB estimator
+            remb = getattr(receiver, _R + "remote_bitrate_estimator", None)
+            for obj, name in (
+                (remb, "incoming_bitrate"),
+                (getattr(remb, "estimator", None), "ts_delta_hist"),
+                (getattr(remb, "estimator", None), "update_min_frame_period"),
+            ):
+                if not hasattr(obj, name):
+                    missing.append(f"aiortc RemoteBitrateEstimator: {name}")
             ice = dtls.transport
             gatherer = getattr(ice, "iceGatherer", None)
             conn = getattr(gatherer, "_connection", None)
