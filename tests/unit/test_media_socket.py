@@ -36,3 +36,27 @@ def test_ipv6_media_socket_is_left_to_ipv6_rules() -> None:
         pytest.skip("no IPv6 sockets")
     with sock:
         _tune_media_socket(sock)  # no IPv4 option on an IPv6 socket: no error
+
+
+async def test_the_sockets_gathering_binds_send_with_dont_fragment() -> None:
+    """Not only the helper: every socket our candidate gathering binds for a peer
+    connection sends with DF."""
+    from aiortc import RTCPeerConnection
+
+    from webinar.sfu._aiortc import configure_gathering, release_sockets
+
+    pc = RTCPeerConnection()
+    configure_gathering(
+        pc, host_addresses=["127.0.0.1"], port_min=None, port_max=None, announced_ip=None
+    )
+    try:
+        pc.addTransceiver("video", direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        transports = pc._webinar_sockets._transports  # type: ignore[attr-defined]
+        assert transports
+        for transport in transports:
+            sock = transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER) == _IP_PMTUDISC_PROBE
+    finally:
+        await pc.close()
+        release_sockets(pc)
