@@ -185,13 +185,14 @@ def check_hooks() -> None:
             if not hasattr(getattr(dtls, "_rtp_router", None), "ssrc_table"):
                 missing.append("aiortc RtpRouter.ssrc_table")
             # what speed_up_remb replaces in the publisher's REMB estimator
-            remb = getattr(receiver, _R + "remote_bitrate_estimator", None)
-            for obj, name in (
+            remb: Any = getattr(receiver, _R + "remote_bitrate_estimator", None)
+            inner: Any = getattr(remb, "estimator", None)
+            for part, name in (
                 (remb, "incoming_bitrate"),
-                (getattr(remb, "estimator", None), "ts_delta_hist"),
-                (getattr(remb, "estimator", None), "update_min_frame_period"),
+                (inner, "ts_delta_hist"),
+                (inner, "update_min_frame_period"),
             ):
-                if not hasattr(obj, name):
+                if not hasattr(part, name):
                     missing.append(f"aiortc RemoteBitrateEstimator: {name}")
             ice = dtls.transport
             gatherer = getattr(ice, "iceGatherer", None)
