@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import struct
 import time
@@ -577,3 +578,105 @@ def test_a_slow_queue_under_random_jitter_is_an_overuse(
     assert first_at < 100.0 + 2.0 + 3.0  # before it held 90 ms (of a 150 ms queue)
     assert 500_000 < acked < 1_100_000  # what got through, about the link's rate
     assert len(calls) <= 4  # a verdict needs a new baseline each time (~1.5 s)
+
+
+def _bursty_path(
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    fall_ms: float | None,
+    after_kbit: float = 600.0,
+    link_kbit: float = 4000.0,
+    keyframe_packets: int = 20,
+    noise_ms: float = 10.0,
+    seed: int = 1,
+) -> tuple[list[float], list[tuple[float, bool]], float | None]:
+    """A camera's traffic through a FIFO bottleneck: a 5-packet picture every ~50 ms
+    (1.2 Mbit/s; every 40th a keyframe of ``keyframe_packets``), audio every 20 ms, and
+    0-``noise_ms`` of arrival noise (a real receiver's clock); the link falls from
+    ``link_kbit`` to ``after_kbit`` at ``fall_ms``. Feedback every 60 ms of arrival time,
+    30 ms on its way back. Returns the times (send ms) of the overuse verdicts, each step
+    watch decision as (least delay over the floor, verdict), and the send time at which
+    the queue first held 150 ms (None: never)."""
+    rnd = random.Random(seed)
+    sends: list[tuple[float, int]] = []
+    t, n = 0.0, 0
+    while t < 5000.0:
+        for j in range(keyframe_packets if n % 40 == 10 else 5):
+            sends.append((t + j * 0.2, 1200))
+        n += 1
+        t += 50.0 + rnd.uniform(-3.0, 3.0)
+    a = 0.3
+    while a < 5000.0:
+        sends.append((a, 120))
+        a += 20.0
+    sends.sort()
+    arrivals: list[float] = []
+    last, full_at = -1e9, None
+    for sent, size in sends:
+        kbit = after_kbit if fall_ms is not None and sent >= fall_ms else link_kbit
+        last = max(sent + 30.0, last + size * 8 / kbit)
+        if full_at is None and last - sent - 30.0 >= 150.0:
+            full_at = sent
+        arrivals.append(last + rnd.uniform(0.0, noise_ms))
+    clock = [0.0]
+    monkeypatch.setattr(twcc_mod.time, "monotonic", lambda: clock[0])
+    verdicts: list[float] = []
+    decisions: list[tuple[float, bool]] = []
+    step = TwccSender._step
+
+    def watched(self: TwccSender, least: float, newest: float) -> bool:
+        floor = min((d for _, d in self._step_floor), default=least)
+        verdict = step(self, least, newest)
+        decisions.append((least - floor, verdict))
+        return verdict
+
+    monkeypatch.setattr(TwccSender, "_step", watched)
+    sender = TwccSender(on_overuse=lambda _bps: verdicts.append(newest_sent[0]))
+    newest_sent = [0.0]
+    reported, k = 0, 1
+    for i, (sent, size) in enumerate(sends):
+        while k * 60.0 + 30.0 <= sent:
+            hi = reported
+            while hi < i and arrivals[hi] < k * 60.0:
+                hi += 1
+            if hi > reported:
+                clock[0] = (k * 60.0 + 30.0) / 1000
+                newest_sent[0] = sends[hi - 1][0]
+                sender.on_feedback(build_feedback(reported, arrivals[reported:hi]), clock[0])
+                reported = hi
+            k += 1
+        clock[0] = sent / 1000
+        sender.stamp(size)
+    return verdicts, decisions, full_at
+
+
+def test_a_link_that_falls_is_seen_a_feedback_before_the_gradient(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A link that falls from 4 to 0.6 Mbit/s under 1.2 Mbit/s of pictures: the step watch
+    speaks on the first feedback whose least delay stands 20 ms over the floor, before the
+    gradient (whose threshold the arrival noise raised), and before the queue held 150 ms
+    of what was sent."""
+    firsts = []
+    for disabled in (False, True):
+        with monkeypatch.context() as m:
+            if disabled:
+                m.setattr(twcc_mod, "STEP_RISE_MS", math.inf)
+            verdicts, decisions, full_at = _bursty_path(m, fall_ms=3000.0)
+        assert verdicts and full_at is not None
+        firsts.append(verdicts[0])
+        if not disabled:
+            assert any(v for _, v in decisions)
+            assert 3000.0 < verdicts[0] <= full_at
+    assert firsts[0] < firsts[1]
+
+
+def test_bursts_a_link_drains_are_no_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No fall: keyframes of 20 packets, then of 60 (72 kB: 140 ms of queue at 4 Mbit/s,
+    the least delay of a feedback well over the floor) on a link with room for the rate:
+    no step verdict, the link carries far more than was sent."""
+    for packets in (20, 60):
+        _, decisions, _ = _bursty_path(monkeypatch, fall_ms=None, keyframe_packets=packets)
+        assert not any(v for _, v in decisions)
+        if packets == 60:
+            assert max(rise for rise, _ in decisions) > twcc_mod.STEP_RISE_MS  # held by the rate

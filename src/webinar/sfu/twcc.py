@@ -15,6 +15,7 @@ Pure logic with injected clocks but for :meth:`TwccSender.stamp` (``time.monoton
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import struct
@@ -70,6 +71,20 @@ QUEUE_RISE_MS = 60.0
 QUEUE_RECENT_MS = 500.0
 QUEUE_BASE_MS = 1000.0
 QUEUE_PACKETS = 10
+# On a clean path a link that falls to a third fills a 150 ms queue in ~0.1 s. The gradient
+# (its threshold raised by keyframe bursts and the receiver's clock, twice over it in a row)
+# spoke a feedback or more after the first that showed the queue, and the queue had
+# overflowed by then: frames lost, a freeze until the lower layer's keyframe. A step: the
+# least one-way delay of one feedback's packets STEP_RISE_MS over the path's floor (the least
+# of the feedbacks' least over STEP_FLOOR_MS, before this one and the previous), while the
+# link (what the last packets took to arrive) carries less than STEP_OVER of what was sent
+# over the last ACKED_WINDOW_MS. A keyframe's burst lifts a feedback's least too, but on a
+# link with room for the rate it drains: no step. After a verdict, none until a feedback's
+# least is back under half the rise (the queue drained).
+STEP_RISE_MS = 20.0
+STEP_OVER = 0.85
+STEP_FLOOR_MS = 2000.0
+STEP_PACKETS = 2  # a feedback's least counts with at least this many packets in it
 # :meth:`TwccSender.delivery` needs at least this many packets over this long a send time
 DELIVERY_PACKETS = 8
 DELIVERY_SPAN_MS = 50.0
@@ -407,6 +422,8 @@ class TwccSender:
         "_sent_seq",
         "_seq",
         "_size",
+        "_step_armed",
+        "_step_floor",
         "acked_bps",
         "feedbacks",
         "last_feedback_at",
@@ -462,6 +479,9 @@ class TwccSender:
         # while the detector finds the path noisy (see delay_rise)
         self._delays: deque[tuple[float, float]] = deque()
         self._queue_since = 0.0  # send ms: the queue watch's baseline starts here
+        # The step watch (clean paths): (newest send ms, least delay) of recent feedbacks
+        self._step_floor: deque[tuple[float, float]] = deque()
+        self._step_armed = True
         self._acked_bytes = 0
         self._last_fb: int | None = None  # highest sequence number reported so far
         self._recent: deque[tuple[float, int]] = deque(maxlen=LINK_PACKETS)
@@ -602,6 +622,7 @@ class TwccSender:
         # packet of every clean path
         delays = self._delays if not det.clean else None
         queued = False  # an overuse the queue watch found (not the gradient)
+        least, counted, newest = math.inf, 0, 0.0  # this feedback's least delay (clean)
         for seq, arrival in fb.arrivals:
             slot = seq & (HISTORY - 1)
             if sent_seq[slot] != seq:
@@ -629,6 +650,12 @@ class TwccSender:
             acked.append((arrival, size, sent))
             if delays is not None:
                 delays.append((sent, arrival - sent))
+            else:
+                counted += 1
+                if arrival - sent < least:
+                    least = arrival - sent
+                if sent > newest:
+                    newest = sent
             self._recent.append((arrival, size))
             self._acked_bytes += size
             if newest_arrival is None or arrival > newest_arrival:
@@ -647,6 +674,9 @@ class TwccSender:
                 logger.debug("twcc %x: queue on a noisy path (+%.0f ms)", id(self), rise)
                 self._queue_since = newest_sent  # the next verdict needs a new baseline
                 queued = overuse = before != DelayState.OVERUSE
+        if counted >= STEP_PACKETS and self._step(least, newest):
+            logger.debug("twcc %x: a step in the delay (least %.1f ms)", id(self), least)
+            overuse = overuse or before != DelayState.OVERUSE
         if newest_arrival is not None:
             while acked and newest_arrival - acked[0][0] > ACKED_WINDOW_MS:
                 self._acked_bytes -= acked.popleft()[1]
@@ -676,6 +706,40 @@ class TwccSender:
                     self.on_overuse(self.acked_bps)
                 except Exception:
                     logger.exception("overuse listener failed")
+
+    def _step(self, least: float, newest: float) -> bool:
+        """The step watch (see :data:`STEP_RISE_MS`): one feedback's least one-way delay
+        (ms, of packets sent up to ``newest``); True when it is a verdict."""
+        floor_log = self._step_floor
+        while floor_log and newest - floor_log[0][0] > STEP_FLOOR_MS:
+            floor_log.popleft()
+        # the floor: before the previous feedback (which the rise may have begun in)
+        floor = min(
+            (d for _, d in itertools.islice(floor_log, max(len(floor_log) - 1, 0))), default=None
+        )
+        floor_log.append((newest, least))
+        if floor is None:
+            return False
+        if not self._step_armed:
+            self._step_armed = least < floor + STEP_RISE_MS / 2
+            return False
+        if least >= floor + STEP_RISE_MS and self._under_rate():
+            self._step_armed = False
+            return True
+        return False
+
+    def _under_rate(self) -> bool:
+        """Does the link carry less than :data:`STEP_OVER` of what was sent lately (the
+        packets acknowledged over the last :data:`ACKED_WINDOW_MS`, by their send times)?"""
+        link, acked = self.link_bps(), self._acked
+        if link is None or len(acked) < LINK_PACKETS:
+            return False
+        first = min(acked, key=lambda a: a[2])
+        span = max(a[2] for a in acked) - first[2]
+        if span < DELIVERY_SPAN_MS:
+            return False
+        sent_bps = (self._acked_bytes - first[1]) * 8000 / span
+        return link < STEP_OVER * sent_bps
 
     def _report(self, now: float) -> None:
         if self._report_at is None:
