@@ -589,14 +589,13 @@ def _bursty_path(
     keyframe_packets: int = 20,
     noise_ms: float = 10.0,
     seed: int = 1,
-) -> tuple[list[float], list[tuple[float, bool]], float | None]:
+) -> tuple[list[float], float | None]:
     """A camera's traffic through a FIFO bottleneck: a 5-packet picture every ~50 ms
     (1.2 Mbit/s; every 40th a keyframe of ``keyframe_packets``), audio every 20 ms, and
     0-``noise_ms`` of arrival noise (a real receiver's clock); the link falls from
     ``link_kbit`` to ``after_kbit`` at ``fall_ms``. Feedback every 60 ms of arrival time,
-    30 ms on its way back. Returns the times (send ms) of the overuse verdicts, each step
-    watch decision as (least delay over the floor, verdict), and the send time at which
-    the queue first held 150 ms (None: never)."""
+    30 ms on its way back. Returns the times (send ms) of the overuse verdicts and the send
+    time at which the queue first held 150 ms (None: never)."""
     rnd = random.Random(seed)
     sends: list[tuple[float, int]] = []
     t, n = 0.0, 0
@@ -621,16 +620,6 @@ def _bursty_path(
     clock = [0.0]
     monkeypatch.setattr(twcc_mod.time, "monotonic", lambda: clock[0])
     verdicts: list[float] = []
-    decisions: list[tuple[float, bool]] = []
-    step = TwccSender._step
-
-    def watched(self: TwccSender, least: float, newest: float) -> bool:
-        floor = min((d for _, d in self._step_floor), default=least)
-        verdict = step(self, least, newest)
-        decisions.append((least - floor, verdict))
-        return verdict
-
-    monkeypatch.setattr(TwccSender, "_step", watched)
     sender = TwccSender(on_overuse=lambda _bps: verdicts.append(newest_sent[0]))
     newest_sent = [0.0]
     reported, k = 0, 1
@@ -647,7 +636,7 @@ def _bursty_path(
             k += 1
         clock[0] = sent / 1000
         sender.stamp(size)
-    return verdicts, decisions, full_at
+    return verdicts, full_at
 
 
 def test_a_link_that_falls_is_seen_a_feedback_before_the_gradient(
@@ -655,28 +644,27 @@ def test_a_link_that_falls_is_seen_a_feedback_before_the_gradient(
 ) -> None:
     """A link that falls from 4 to 0.6 Mbit/s under 1.2 Mbit/s of pictures: the step watch
     speaks on the first feedback whose least delay stands 20 ms over the floor, before the
-    gradient (whose threshold the arrival noise raised), and before the queue held 150 ms
-    of what was sent."""
-    firsts = []
-    for disabled in (False, True):
-        with monkeypatch.context() as m:
-            if disabled:
-                m.setattr(twcc_mod, "STEP_RISE_MS", math.inf)
-            verdicts, decisions, full_at = _bursty_path(m, fall_ms=3000.0)
-        assert verdicts and full_at is not None
-        firsts.append(verdicts[0])
-        if not disabled:
-            assert any(v for _, v in decisions)
-            assert 3000.0 < verdicts[0] <= full_at
-    assert firsts[0] < firsts[1]
+    gradient alone (whose threshold the arrival noise raised), and before the queue held
+    150 ms of what was sent."""
+    verdicts, full_at = _bursty_path(monkeypatch, fall_ms=3000.0)
+    with monkeypatch.context() as m:
+        m.setattr(twcc_mod, "STEP_RISE_MS", math.inf)  # the gradient alone
+        gradient, _ = _bursty_path(m, fall_ms=3000.0)
+    assert full_at is not None and gradient
+    assert 3000.0 < verdicts[0] <= full_at
+    assert verdicts[0] < gradient[0]
 
 
 def test_bursts_a_link_drains_are_no_step(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No fall: keyframes of 20 packets, then of 60 (72 kB: 140 ms of queue at 4 Mbit/s,
-    the least delay of a feedback well over the floor) on a link with room for the rate:
-    no step verdict, the link carries far more than was sent."""
-    for packets in (20, 60):
-        _, decisions, _ = _bursty_path(monkeypatch, fall_ms=None, keyframe_packets=packets)
-        assert not any(v for _, v in decisions)
-        if packets == 60:
-            assert max(rise for rise, _ in decisions) > twcc_mod.STEP_RISE_MS  # held by the rate
+    """No fall: keyframes of 60 packets (72 kB: 140 ms of queue at 4 Mbit/s) on a link with
+    room for the rate add no verdict to the gradient's. They do lift a feedback's least
+    delay far enough: without the rate check they would be steps."""
+    with monkeypatch.context() as m:
+        m.setattr(twcc_mod, "STEP_RISE_MS", math.inf)  # the gradient alone
+        gradient, _ = _bursty_path(m, fall_ms=None, keyframe_packets=60)
+    with_step, _ = _bursty_path(monkeypatch, fall_ms=None, keyframe_packets=60)
+    assert with_step == gradient
+    with monkeypatch.context() as m:
+        m.setattr(twcc_mod, "STEP_OVER", math.inf)  # any link reads "under the rate"
+        unchecked, _ = _bursty_path(m, fall_ms=None, keyframe_packets=60)
+    assert len(unchecked) > len(gradient)

@@ -622,7 +622,7 @@ class TwccSender:
         # packet of every clean path
         delays = self._delays if not det.clean else None
         queued = False  # an overuse the queue watch found (not the gradient)
-        least, counted, newest = math.inf, 0, 0.0  # this feedback's least delay (clean)
+        first_acked = len(acked)
         for seq, arrival in fb.arrivals:
             slot = seq & (HISTORY - 1)
             if sent_seq[slot] != seq:
@@ -650,12 +650,6 @@ class TwccSender:
             acked.append((arrival, size, sent))
             if delays is not None:
                 delays.append((sent, arrival - sent))
-            else:
-                counted += 1
-                if arrival - sent < least:
-                    least = arrival - sent
-                if sent > newest:
-                    newest = sent
             self._recent.append((arrival, size))
             self._acked_bytes += size
             if newest_arrival is None or arrival > newest_arrival:
@@ -674,9 +668,12 @@ class TwccSender:
                 logger.debug("twcc %x: queue on a noisy path (+%.0f ms)", id(self), rise)
                 self._queue_since = newest_sent  # the next verdict needs a new baseline
                 queued = overuse = before != DelayState.OVERUSE
-        if counted >= STEP_PACKETS and self._step(least, newest):
-            logger.debug("twcc %x: a step in the delay (least %.1f ms)", id(self), least)
-            overuse = overuse or before != DelayState.OVERUSE
+        fresh = len(acked) - first_acked  # what this feedback acknowledged, in send order
+        if delays is None and fresh >= STEP_PACKETS:
+            least = min(a - sent for a, _, sent in itertools.islice(reversed(acked), fresh))
+            if self._step(least, acked[-1][2]):
+                logger.debug("twcc %x: a step in the delay (least %.1f ms)", id(self), least)
+                overuse = overuse or before != DelayState.OVERUSE
         if newest_arrival is not None:
             while acked and newest_arrival - acked[0][0] > ACKED_WINDOW_MS:
                 self._acked_bytes -= acked.popleft()[1]
@@ -730,16 +727,9 @@ class TwccSender:
 
     def _under_rate(self) -> bool:
         """Does the link carry less than :data:`STEP_OVER` of what was sent lately (the
-        packets acknowledged over the last :data:`ACKED_WINDOW_MS`, by their send times)?"""
-        link, acked = self.link_bps(), self._acked
-        if link is None or len(acked) < LINK_PACKETS:
-            return False
-        first = min(acked, key=lambda a: a[2])
-        span = max(a[2] for a in acked) - first[2]
-        if span < DELIVERY_SPAN_MS:
-            return False
-        sent_bps = (self._acked_bytes - first[1]) * 8000 / span
-        return link < STEP_OVER * sent_bps
+        packets acknowledged over the last :data:`ACKED_WINDOW_MS`: :meth:`delivery`)?"""
+        link, took = self.link_bps(), self.delivery(-math.inf, math.inf)
+        return link is not None and took is not None and link < STEP_OVER * took[0]
 
     def _report(self, now: float) -> None:
         if self._report_at is None:
