@@ -589,13 +589,15 @@ def _bursty_path(
     keyframe_packets: int = 20,
     noise_ms: float = 10.0,
     seed: int = 1,
+    when_made: bool = False,
 ) -> tuple[list[float], float | None]:
     """A camera's traffic through a FIFO bottleneck: a 5-packet picture every ~50 ms
     (1.2 Mbit/s; every 40th a keyframe of ``keyframe_packets``), audio every 20 ms, and
     0-``noise_ms`` of arrival noise (a real receiver's clock); the link falls from
     ``link_kbit`` to ``after_kbit`` at ``fall_ms``. Feedback every 60 ms of arrival time,
-    30 ms on its way back. Returns the times (send ms) of the overuse verdicts and the send
-    time at which the queue first held 150 ms (None: never)."""
+    30 ms on its way back. Returns the times (send ms) of the overuse verdicts (of the newest
+    packet each covers; with ``when_made``, when it was made) and the send time at which the
+    queue first held 150 ms (None: never)."""
     rnd = random.Random(seed)
     sends: list[tuple[float, int]] = []
     t, n = 0.0, 0
@@ -620,7 +622,9 @@ def _bursty_path(
     clock = [0.0]
     monkeypatch.setattr(twcc_mod.time, "monotonic", lambda: clock[0])
     verdicts: list[float] = []
-    sender = TwccSender(on_overuse=lambda _bps: verdicts.append(newest_sent[0]))
+    sender = TwccSender(
+        on_overuse=lambda _bps: verdicts.append(clock[0] * 1000 if when_made else newest_sent[0])
+    )
     newest_sent = [0.0]
     reported, k = 0, 1
     for i, (sent, size) in enumerate(sends):
@@ -643,7 +647,7 @@ def test_a_link_that_falls_is_seen_a_feedback_before_the_gradient(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A link that falls from 4 to 0.6 Mbit/s under 1.2 Mbit/s of pictures: the step watch
-    speaks on the first feedback whose least delay stands 20 ms over the floor, before the
+    speaks on the first feedback whose newest packet stands 10 ms over the floor, before the
     gradient alone (whose threshold the arrival noise raised), and before the queue held
     150 ms of what was sent."""
     verdicts, full_at = _bursty_path(monkeypatch, fall_ms=3000.0)
@@ -668,3 +672,17 @@ def test_bursts_a_link_drains_are_no_step(monkeypatch: pytest.MonkeyPatch) -> No
         m.setattr(twcc_mod, "STEP_OVER", math.inf)  # any link reads "under the rate"
         unchecked, _ = _bursty_path(m, fall_ms=None, keyframe_packets=60)
     assert len(unchecked) > len(gradient)
+
+
+@pytest.mark.parametrize("fall_ms", [2900.0 + 6.0 * i for i in range(20)])
+def test_a_link_that_falls_anywhere_in_a_feedback_is_seen_before_the_queue_is_full(
+    monkeypatch: pytest.MonkeyPatch, fall_ms: float
+) -> None:
+    """Wherever in a feedback's span (60 ms) the link falls (4 to 0.6 Mbit/s under 1.2), the
+    verdict is made before the queue holds 150 ms. A queue that began in a feedback's last
+    milliseconds shows only in its newest packets, and the next feedback's least is still
+    the queue's own start: judged by the feedbacks' least, 12 of these 20 were late."""
+    verdicts, full_at = _bursty_path(monkeypatch, fall_ms=fall_ms, when_made=True)
+    assert full_at is not None
+    after = [v for v in verdicts if v >= fall_ms]
+    assert after and after[0] <= full_at, (after[:1], full_at)

@@ -75,13 +75,17 @@ QUEUE_PACKETS = 10
 # (its threshold raised by keyframe bursts and the receiver's clock, twice over it in a row)
 # spoke a feedback or more after the first that showed the queue, and the queue had
 # overflowed by then: frames lost, a freeze until the lower layer's keyframe. A step: the
-# least one-way delay of one feedback's packets STEP_RISE_MS over the path's floor (the least
+# one-way delay of a feedback's newest packet STEP_RISE_MS over the path's floor (the least
 # of the feedbacks' least over STEP_FLOOR_MS, before this one and the previous), while the
 # link (what the last packets took to arrive) carries less than STEP_OVER of what was sent
-# over the last ACKED_WINDOW_MS. A keyframe's burst lifts a feedback's least too, but on a
-# link with room for the rate it drains: no step. After a verdict, none until a feedback's
-# least is back under half the rise (the queue drained).
-STEP_RISE_MS = 20.0
+# over the last ACKED_WINDOW_MS. A keyframe's burst delays its last packets too, but on a
+# link with room for the rate it drains: no step. The newest packet, not the feedback's
+# least: a queue that began late in one feedback's span (~60 ms at 2 Mbit/s) shows only in
+# its last packets, and the least of the next could still be low (the queue's own start):
+# the verdict came a third feedback late, after the overflow. After a verdict, none until a
+# feedback's least is back within STEP_REARM_MS of the floor (the queue drained).
+STEP_RISE_MS = 10.0
+STEP_REARM_MS = 10.0
 STEP_OVER = 0.85
 STEP_FLOOR_MS = 2000.0
 STEP_PACKETS = 2  # a feedback's least counts with at least this many packets in it
@@ -671,8 +675,14 @@ class TwccSender:
         fresh = len(acked) - first_acked  # what this feedback acknowledged, in send order
         if delays is None and fresh >= STEP_PACKETS:
             least = min(a - sent for a, _, sent in itertools.islice(reversed(acked), fresh))
-            if self._step(least, acked[-1][2]):
-                logger.debug("twcc %x: a step in the delay (least %.1f ms)", id(self), least)
+            arrival, _, newest = acked[-1]
+            if self._step(least, arrival - newest, newest):
+                logger.debug(
+                    "twcc %x: a step in the delay (newest %.1f, least %.1f ms)",
+                    id(self),
+                    arrival - newest,
+                    least,
+                )
                 overuse = overuse or before != DelayState.OVERUSE
         if newest_arrival is not None:
             while acked and newest_arrival - acked[0][0] > ACKED_WINDOW_MS:
@@ -704,9 +714,10 @@ class TwccSender:
                 except Exception:
                     logger.exception("overuse listener failed")
 
-    def _step(self, least: float, newest: float) -> bool:
+    def _step(self, least: float, last: float, newest: float) -> bool:
         """The step watch (see :data:`STEP_RISE_MS`): one feedback's least one-way delay
-        (ms, of packets sent up to ``newest``); True when it is a verdict."""
+        and its newest packet's (``last``; ms, sent at ``newest``); True when it is a
+        verdict."""
         floor_log = self._step_floor
         while floor_log and newest - floor_log[0][0] > STEP_FLOOR_MS:
             floor_log.popleft()
@@ -718,9 +729,9 @@ class TwccSender:
         if floor is None:
             return False
         if not self._step_armed:
-            self._step_armed = least < floor + STEP_RISE_MS / 2
+            self._step_armed = least < floor + STEP_REARM_MS
             return False
-        if least >= floor + STEP_RISE_MS and self._under_rate():
+        if last >= floor + STEP_RISE_MS and self._under_rate():
             self._step_armed = False
             return True
         return False
