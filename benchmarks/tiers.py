@@ -14,7 +14,9 @@ server's side (tests/browser/shaping.py). Phases:
 3. the limit lifted: time until Alice's top layer and both cameras are back.
 
 Prints one JSON line on stdout: ``top_layer_after_start_s``, ``adapt_down_s``,
-``adapt_up_s``, ``freezes`` (the attendee's inbound-rtp ``freezeCount`` growth per
+``adapt_up_s``, ``publisher_top_idle_s`` (how much of that climb Alice's browser itself sent
+nothing on its active top encoding: a busy CPU's or its uplink's choice, no layer to climb
+to), ``freezes`` (the attendee's inbound-rtp ``freezeCount`` growth per
 phase, all videos), ``frames_decoded`` per phase, and ``bytes_per_tier``: the
 attendee's received video kbit/s per phase with the tier the server reported.
 Needs root; outside a private network namespace it re-runs itself in one
@@ -200,8 +202,18 @@ async def run(
 
             async def with_top(s: dict[str, Any]) -> dict[str, Any]:
                 sent = await alice.evaluate(OUTBOUND_JS)
-                s["top"] = sent.get("f", {}).get("width", 0)
+                top = sent.get("f", {})
+                s["top"] = top.get("width", 0)
+                s["top_bytes"] = top.get("bytes", 0)
+                s["top_active"] = top.get("active", True) is not False
                 return s
+
+            def top_idle(a: dict[str, Any], b: dict[str, Any]) -> float:
+                """Seconds between two samples in which Alice's browser sent nothing on its
+                top encoding although it was active (its own choice: a busy CPU or its
+                uplink estimate; an encoding nobody wants is made inactive instead)."""
+                idle = b["top_active"] and b["top_bytes"] == a.get("top_bytes")
+                return b["t"] - a["t"] if idle else 0.0
 
             phases: dict[str, dict[str, Any]] = {}
 
@@ -253,15 +265,18 @@ async def run(
             # 3. lifted (from the lift: the climb back is part of it)
             net.unlimit()
             lifted_at = time.monotonic()
-            up, s4 = None, s3
+            up, s4 = None, await with_top(s3)
+            idle = 0.0
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                s4 = await with_top(await sample())
+                previous, s4 = s4, await with_top(await sample())
+                idle += top_idle(previous, s4)
                 if top_reached(s4):
                     up = s4["t"]
                     break
                 await asyncio.sleep(0.25)
             out["adapt_up_s"] = round(up - lifted_at, 1) if up else None
+            out["publisher_top_idle_s"] = round(idle, 1)
             await asyncio.sleep(3)
             s5 = await sample()
             await phase("lifted", s3, s5)
