@@ -675,12 +675,12 @@ class TwccSender:
         fresh = len(acked) - first_acked  # what this feedback acknowledged, in send order
         if delays is None and fresh >= STEP_PACKETS:
             least = min(a - sent for a, _, sent in itertools.islice(reversed(acked), fresh))
-            arrival, _, newest = acked[-1]
-            if self._step(least, arrival - newest, newest):
+            arrival, _, sent = acked[-1]
+            if self._step(least, arrival - sent, sent):
                 logger.debug(
                     "twcc %x: a step in the delay (newest %.1f, least %.1f ms)",
                     id(self),
-                    arrival - newest,
+                    arrival - sent,
                     least,
                 )
                 overuse = overuse or before != DelayState.OVERUSE
@@ -714,24 +714,24 @@ class TwccSender:
                 except Exception:
                     logger.exception("overuse listener failed")
 
-    def _step(self, least: float, last: float, newest: float) -> bool:
+    def _step(self, least: float, newest_delay: float, newest_sent: float) -> bool:
         """The step watch (see :data:`STEP_RISE_MS`): one feedback's least one-way delay
-        and its newest packet's (``last``; ms, sent at ``newest``); True when it is a
-        verdict."""
+        and its newest packet's (ms; that packet sent at ``newest_sent``); True when it is
+        a verdict."""
         floor_log = self._step_floor
-        while floor_log and newest - floor_log[0][0] > STEP_FLOOR_MS:
+        while floor_log and newest_sent - floor_log[0][0] > STEP_FLOOR_MS:
             floor_log.popleft()
         # the floor: before the previous feedback (which the rise may have begun in)
         floor = min(
             (d for _, d in itertools.islice(floor_log, max(len(floor_log) - 1, 0))), default=None
         )
-        floor_log.append((newest, least))
+        floor_log.append((newest_sent, least))
         if floor is None:
             return False
         if not self._step_armed:
             self._step_armed = least < floor + STEP_REARM_MS
             return False
-        if last >= floor + STEP_RISE_MS and self._under_rate():
+        if newest_delay >= floor + STEP_RISE_MS and self._under_rate():
             self._step_armed = False
             return True
         return False
