@@ -12,8 +12,10 @@ from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
 from webinar.sfu.allocator import Allocation, Demand, Layer, Quality, StreamClass, video_ladder
 from webinar.sfu.estimator import BandwidthEstimator, BudgetController, Estimate
 from webinar.sfu.simulcast import (
+    FLOWING_TIMEOUT,
     REPAIRED_RID_URI,
     RID_URI,
+    STALLED_AFTER,
     ProducerLayer,
     answer_with_simulcast,
     extensions_with_rid,
@@ -432,6 +434,38 @@ def test_ladder_leaves_out_layers_that_should_run_but_do_not() -> None:
     ing.set_enabled([True, False, True], now + 5)
     # q flows, h was turned off (can be turned on again), f should run but does not
     assert [r.spatial for r in ing.ladder(now + 5)] == [0, 0, 0, 1]
+
+
+def test_ladder_leaves_out_a_layer_the_publisher_stopped_while_others_go_on() -> None:
+    """A browser that stops its top encoding (a busy CPU) while the others go on: after
+    STALLED_AFTER it is out of the ladder (the subscribers shown it move down), well
+    before FLOWING_TIMEOUT; back when its packets are. A still picture that quiets every
+    encoding, and a layer turned on again (dynacast) that has not sent since, are no
+    stalls."""
+    ing, _, _ = make_ingress()
+    feed(ing, rtp(111, 1, rid="q", key=True))
+    feed(ing, rtp(222, 1, rid="h", key=True))
+    feed(ing, rtp(333, 1, rid="f", key=True))
+    q, h, f = ing.layers
+    t0 = f.last_arrival
+    assert [r.spatial for r in ing.ladder(t0)][-1] == 2
+    # all quiet for 1 s (a still picture, or the whole stream held up): f stays
+    assert [r.spatial for r in ing.ladder(t0 + 1.0)][-1] == 2
+    # q and h go on, f does not: out after STALLED_AFTER, not before
+    assert STALLED_AFTER < FLOWING_TIMEOUT
+    q.last_arrival = h.last_arrival = t0 + STALLED_AFTER - 0.1
+    assert [r.spatial for r in ing.ladder(t0 + STALLED_AFTER - 0.1)][-1] == 2
+    q.last_arrival = h.last_arrival = t0 + STALLED_AFTER + 0.01
+    assert [r.spatial for r in ing.ladder(t0 + STALLED_AFTER + 0.01)][-1] == 1
+    # f comes back
+    feed(ing, rtp(333, 2, rid="f"))
+    now = f.last_arrival
+    assert [r.spatial for r in ing.ladder(now)][-1] == 2
+    # dynacast turned f off, then on again: quiet since, but starting, not stalled
+    ing.set_enabled([True, True, False], now + 1)
+    ing.set_enabled([True, True, True], now + 2)
+    q.last_arrival = h.last_arrival = now + 2.5
+    assert [r.spatial for r in ing.ladder(now + 2.5)][-1] == 2
 
 
 def test_remb_floor_lets_encodings_start_but_yields_to_a_falling_estimate() -> None:

@@ -50,6 +50,7 @@ import av
 
 from ..tasks import stop_task
 from .rtp import NTP_EPOCH_OFFSET, MediaPacket, parse_vp8_descriptor, vp8_frame_size
+from .simulcast import STALLED_AFTER
 from .types import MediaKind, new_id
 
 if TYPE_CHECKING:
@@ -71,8 +72,10 @@ KEYFRAME_RETRY = 1.0
 CHOICE_INTERVAL = 1.0
 #: Seconds without a packet of the encoding a best-following tap takes, while a lower one
 #: has just sent, after which it moves down at once (not waiting for the encoding to
-#: count as stopped): the picture then stands still for this and a keyframe at most.
-BEST_STALL = 0.6
+#: count as stopped): the picture then stands still for this and a keyframe at most. The
+#: ingress's own rule (:meth:`~webinar.sfu.simulcast.SimulcastIngress.stalled`), which moves
+#: subscribers off such an encoding too.
+BEST_STALL = STALLED_AFTER
 #: Seconds a switch to another encoding waits for its keyframe before asking again.
 SWITCH_TIMEOUT = 2.0
 #: Seconds between the recorder's looks at its feeds and tracks (:meth:`Recorder.tick`).
@@ -490,7 +493,7 @@ class FrameTap:
             return None
         current = self.producer.pinned_layer(self.id)
         layers = simulcast.layers
-        if not 0 <= current < len(layers) or now - layers[current].last_arrival < BEST_STALL:
+        if not 0 <= current < len(layers) or not simulcast.stalled(layers[current], now):
             return None
         recent = [
             layer.index

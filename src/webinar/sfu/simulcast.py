@@ -49,6 +49,11 @@ NOMINAL_BY_RID = {"q": 150_000, "h": 500_000, "f": 1_200_000}
 START_BITRATE_KBPS = 1200
 BITRATE_ALPHA = 0.5  # EWMA weight of the latest second's bitrate
 FLOWING_TIMEOUT = 1.5  # seconds without a packet after which a layer is not flowing
+# ... and it is stalled after this long while another encoding of the same publisher sent
+# just now (within a third of it): the browser stopped this one itself (Chrome drops its top
+# encoding while its CPU is busy, for seconds at a time). Subscribers and the recorder move
+# off it at once; left in their ladder until it timed out, it froze them for 2 s and more.
+STALLED_AFTER = 0.6
 
 _RID_TOKEN = re.compile(rf"^[A-Za-z0-9_-]{{1,{MAX_RID_LENGTH}}}$")
 
@@ -535,9 +540,14 @@ class SimulcastIngress:
         usable = [
             layer
             for layer in self.layers
-            if layer.flowing(now)
-            or not layer.enabled
-            or now - max(layer.enabled_at, self._started_at(layer)) < STARTING_GRACE
+            if not layer.enabled
+            or (
+                (
+                    layer.flowing(now)
+                    or now - max(layer.enabled_at, self._started_at(layer)) < STARTING_GRACE
+                )
+                and not self.stalled(layer, now)
+            )
         ]
         return layer_ladder(
             [(layer.index, layer.cost_bps()) for layer in usable], self.temporal_layers or 3
@@ -545,6 +555,20 @@ class SimulcastIngress:
 
     def _started_at(self, layer: ProducerLayer) -> float:
         return layer.last_arrival if layer.packets else 0.0
+
+    def stalled(self, layer: ProducerLayer, now: float) -> bool:
+        """Did the publisher stop sending this layer after it had started (since it was
+        last turned on), quiet for :data:`STALLED_AFTER` while another of its encodings
+        sent just now (``now`` is ``time.time()``)? Its own quiet start, and a still
+        picture or a stall of the whole stream that quiets them all, are not."""
+        if not layer.packets or layer.last_arrival <= layer.enabled_at:
+            return False
+        if now - layer.last_arrival < STALLED_AFTER:
+            return False
+        return any(
+            other is not layer and other.packets and now - other.last_arrival < STALLED_AFTER / 3
+            for other in self.layers
+        )
 
 
 def layer_ladder(costs: list[tuple[int, int]], temporal_layers: int) -> tuple[Layer, ...]:
