@@ -120,9 +120,15 @@ async def test_two_workers_share_the_port_and_have_their_own(
             assert entry["pid"] in children(server.proc.pid)
         assert workers[1]["pid"] != workers[2]["pid"]
 
-        # Many requests on the shared port land on both workers.
-        seen = [(await healthz(http, server.base_url))["worker"] for _ in range(60)]
-        assert set(seen) == {1, 2}, seen
+        # Requests on the shared port land on both workers (the kernel spreads new
+        # connections over their sockets). In one loaded CI run 60 requests in a row all
+        # reached worker 1 (not traced; a worker listed before its socket on the shared port
+        # takes connections is one candidate), so both are awaited, 15 s at most.
+        seen: set[int] = set()
+        deadline = time.monotonic() + 15
+        while seen != {1, 2} and time.monotonic() < deadline:
+            seen.add((await healthz(http, server.base_url))["worker"])
+        assert seen == {1, 2}, seen
 
         # Each direct port is its worker, and lists both.
         for wid in (1, 2):
